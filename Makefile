@@ -1,0 +1,36 @@
+# The README's commands. Each target sets itself up: uv is installed into .tools/ if missing.
+SHELL := /bin/bash
+UV_SYSTEM := $(shell command -v uv 2>/dev/null)
+UV := $(if $(UV_SYSTEM),$(UV_SYSTEM),$(CURDIR)/.tools/bin/uv)
+RUN := $(UV) run --frozen
+
+.PHONY: setup test demo psql luigid bench audit clean
+
+$(CURDIR)/.tools/bin/uv:
+	python3 -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check uv
+
+setup: $(UV)
+	$(UV) sync --frozen
+
+test: setup
+	$(RUN) pytest
+
+demo: setup
+	$(RUN) python -m pipeline demo
+
+psql: setup
+	$(RUN) python -m pipeline.pg psql
+
+luigid: setup
+	$(RUN) luigid --address 127.0.0.1 --port 8082 --logdir lake/_luigid/log --state-path lake/_luigid/state.pickle
+
+bench: setup
+	$(RUN) python -m pipeline.bench
+
+audit: setup
+	$(UV) export --frozen --format requirements-txt --no-hashes > .tools/requirements.txt
+	$(UV) tool run pip-audit --requirement .tools/requirements.txt
+
+clean:
+	rm -rf lake/raw lake/staging lake/warehouse lake/audit data/incoming

@@ -1,0 +1,83 @@
+"""Settings: non-secret values from luigi.cfg sections, overridable by ECOMM_* environment variables.
+
+Every setting is read through a `luigi.Config` class named after its `luigi.cfg` section. The
+environment wins over the file so that automation (tests, CI, containers) never edits files.
+Secrets (passwords) never live here: they come from ECOMM_PG_DSN, the libpq PG* variables or .pgpass.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import luigi
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class paths(luigi.Config):  # noqa: N801 - luigi maps the class name to the [paths] section
+    """[paths]: where incoming files are read and where the lake lives."""
+
+    data_dir = luigi.Parameter(default="data/incoming")
+    lake_dir = luigi.Parameter(default="lake")
+
+
+class duckdb(luigi.Config):  # noqa: N801
+    """[duckdb]: resources for the DuckDB engine that runs the models."""
+
+    memory_limit = luigi.Parameter(default="1GB")
+    threads = luigi.IntParameter(default=2)
+
+
+class catalog(luigi.Config):  # noqa: N801
+    """[catalog]: the products/users HTTP API (DummyJSON contract); empty URL = file fallback."""
+
+    products_url = luigi.Parameter(default="")
+    users_url = luigi.Parameter(default="")
+    weekday = luigi.IntParameter(default=0)  # Monday: the API snapshot is landed once a week
+    timeout_seconds = luigi.FloatParameter(default=10.0)
+    retries = luigi.IntParameter(default=3)
+    backoff_seconds = luigi.FloatParameter(default=2.0)
+    page_size = luigi.IntParameter(default=100)
+
+
+class model(luigi.Config):  # noqa: N801
+    """[model]: business rules used by the staging and warehouse SQL."""
+
+    future_tolerance_hours = luigi.IntParameter(default=2)
+    sold_statuses = luigi.Parameter(default="paid")  # comma separated; net_revenue counts these
+
+
+def _env_or(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+def _resolve(path: str) -> str:
+    if "://" in path:  # object storage roots (s3://...) are used as they are
+        return path.rstrip("/")
+    return str(Path(path).expanduser().absolute())
+
+
+def data_dir() -> str:
+    """The incoming-files root: ECOMM_DATA_DIR, else [paths] data_dir."""
+    return _resolve(_env_or("ECOMM_DATA_DIR", paths().data_dir))
+
+
+def lake_dir() -> str:
+    """The lake root: ECOMM_LAKE_DIR, else [paths] lake_dir."""
+    return _resolve(_env_or("ECOMM_LAKE_DIR", paths().lake_dir))
+
+
+def products_url() -> str:
+    """The products API base URL: ECOMM_PRODUCTS_URL, else [catalog] products_url (empty = files)."""
+    return _env_or("ECOMM_PRODUCTS_URL", catalog().products_url)
+
+
+def users_url() -> str:
+    """The users API base URL: ECOMM_USERS_URL, else [catalog] users_url (empty = files)."""
+    return _env_or("ECOMM_USERS_URL", catalog().users_url)
+
+
+def sold_statuses() -> list[str]:
+    """Order statuses whose revenue counts as sold (net_revenue)."""
+    return [s.strip().lower() for s in model().sold_statuses.split(",") if s.strip()]

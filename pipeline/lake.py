@@ -1,0 +1,98 @@
+"""The lake's layout, in one place: every path to a partition is built here.
+
+Layout (hive style, readable by DuckDB, Spark, Trino and pandas alike):
+
+    <lake>/<layer>/<table>/load_date=YYYY-MM-DD[/<key>=<value>]/data.parquet
+
+A partition is one file, `data.parquet`, written under a temporary name beside it and moved into
+place with an atomic rename: readers see the old file or the new one, never half a file. Temporary
+names end in `.tmp-<pid>` so that no `*.parquet` glob ever matches them.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import glob
+import logging
+import os
+import re
+from pathlib import Path
+
+from pipeline import config
+
+logger = logging.getLogger(__name__)
+
+LAYERS = ("raw", "staging", "warehouse", "audit")
+DATA_FILE = "data.parquet"
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class UnsafeName(ValueError):
+    """A table, layer or key name that is not a plain lowercase identifier."""
+
+
+def _check_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise UnsafeName(f"refusing lake name {name!r}: only [a-z0-9_] names are allowed")
+    return name
+
+
+def parse_date(value: str | dt.date) -> dt.date:
+    """A load date from text, refusing anything that is not exactly YYYY-MM-DD."""
+    if isinstance(value, dt.date):
+        return value
+    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise ValueError(f"not a date (expected YYYY-MM-DD): {value!r}")
+    return dt.date.fromisoformat(value)
+
+
+def table_dir(layer: str, table: str) -> str:
+    """The folder holding every partition of a table."""
+    if layer not in LAYERS:
+        raise UnsafeName(f"unknown lake layer {layer!r}; expected one of {LAYERS}")
+    return os.path.join(config.lake_dir(), layer, _check_name(table))
+
+
+def partition_dir(layer: str, table: str, load_date: dt.date | str, **keys: str) -> str:
+    """The folder of one (table, load_date[, keys]) partition."""
+    parts = [table_dir(layer, table), f"load_date={parse_date(load_date).isoformat()}"]
+    for key, value in keys.items():
+        if not re.fullmatch(r"[A-Za-z0-9_]+", str(value)):
+            raise UnsafeName(f"refusing partition value {value!r}")
+        parts.append(f"{_check_name(key)}={value}")
+    return os.path.join(*parts)
+
+
+def partition_file(layer: str, table: str, load_date: dt.date | str, **keys: str) -> str:
+    """The data file of one partition."""
+    return os.path.join(partition_dir(layer, table, load_date, **keys), DATA_FILE)
+
+
+def table_glob(layer: str, table: str) -> str:
+    """A glob matching every partition file of a table (for DuckDB's read_parquet)."""
+    return os.path.join(table_dir(layer, table), "**", DATA_FILE)
+
+
+def table_files(layer: str, table: str) -> list[str]:
+    """Every partition file of a table that exists now, sorted by path (so by load_date)."""
+    return sorted(glob.glob(table_glob(layer, table), recursive=True))
+
+
+def temp_path(final_path: str) -> str:
+    """A temporary path beside `final_path` that no reader's glob matches."""
+    Path(final_path).parent.mkdir(parents=True, exist_ok=True)
+    return f"{final_path}.tmp-{os.getpid()}"
+
+
+def promote(tmp_path: str, final_path: str) -> None:
+    """Move a fully written temporary file into place atomically."""
+    with open(tmp_path, "rb") as handle:  # the bytes reach the disk before the name does
+        os.fsync(handle.fileno())
+    os.replace(tmp_path, final_path)
+    logger.info("wrote %s", final_path)
+
+
+def clean_temp_files(folder: str) -> None:
+    """Remove temporary files a killed writer left behind in a partition folder."""
+    for leftover in glob.glob(os.path.join(folder, "*.tmp-*")):
+        os.remove(leftover)
+        logger.warning("removed leftover temporary file %s", leftover)
