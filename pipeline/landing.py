@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import re
+import tempfile
 from typing import Any
 
 import duckdb
@@ -275,7 +276,8 @@ def _land_from_api(kind: str, url: str, day: dt.date) -> dict[str, Any]:
     )
     if not records:
         raise SourceFileInvalid(f"{url}/{kind}: the API returned no records; nothing was landed")
-    staging = lake.temp_path(lake.partition_file("raw", kind, day)) + ".json"
+    handle_fd, staging = tempfile.mkstemp(prefix=f"ecomm-{kind}-", suffix=".json")
+    os.close(handle_fd)
     try:
         with open(staging, "w", encoding="utf-8") as handle:
             json.dump(records, handle)

@@ -45,21 +45,15 @@ class PipelineTask(luigi.Task):
             logger.debug("could not report status for %s", self.task_id, exc_info=True)
 
 
-class IncomingFile(luigi.ExternalTask):
-    """An incoming source file for a date; missing means the date cannot run yet."""
-
-    date: dt.date = DateParameter()
-    source: str = luigi.ChoiceParameter(choices=["orders", "events"])
-
-    def output(self) -> luigi.LocalTarget:
-        path = landing.orders_file(self.date) if self.source == "orders" else landing.events_file(self.date)
-        return luigi.LocalTarget(path)
-
-
 class LandTask(PipelineTask):
-    """Lands one source for a date as an immutable raw partition (output: its manifest)."""
+    """Lands one source for a date as an immutable raw partition (output: its manifest).
+
+    A missing or unreadable file is not transient: the task fails at once (no Luigi retry) with
+    a message naming the expected path.
+    """
 
     source: str = ""
+    retry_count = 1
 
     def output(self) -> luigi.LocalTarget:
         return luigi.LocalTarget(landing.manifest_path(self.source, self.date))

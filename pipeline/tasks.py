@@ -12,16 +12,13 @@ import luigi
 from luigi.tools.range import RangeDaily  # noqa: F401 - re-exported for `--module pipeline.tasks RangeDaily`
 
 from pipeline import landing
-from pipeline.task_base import CatalogLandTask, IncomingFile, LandTask, PipelineTask
+from pipeline.task_base import CatalogLandTask, LandTask, PipelineTask
 
 
 class LandOrders(LandTask):
     """raw/orders for one date: one row per order record as received."""
 
     source = "orders"
-
-    def requires(self) -> IncomingFile:
-        return IncomingFile(date=self.date, source="orders")
 
     def land(self) -> dict[str, Any]:
         return landing.land_orders(self.date)
@@ -31,9 +28,6 @@ class LandEvents(LandTask):
     """raw/events for one date: one row per accepted CSV line; rejected lines go to audit."""
 
     source = "events"
-
-    def requires(self) -> IncomingFile:
-        return IncomingFile(date=self.date, source="events")
 
     def land(self) -> dict[str, Any]:
         return landing.land_events(self.date)

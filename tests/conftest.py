@@ -1,0 +1,49 @@
+"""Shared test fixtures: an isolated lake and data folder per test, and a clean Luigi cache."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import luigi
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = REPO / "tests" / "fixtures"
+SEED_INCOMING = FIXTURES / "seed-format" / "incoming"
+DUMMYJSON = FIXTURES / "dummyjson"
+
+pytest_plugins = ["tests.pgfixtures"] if (REPO / "tests" / "pgfixtures.py").exists() else []
+
+
+@pytest.fixture(autouse=True)
+def _isolated_luigi():
+    """Luigi caches task instances per process; tests must not see each other's."""
+    luigi.task_register.Register.clear_instance_cache()
+    yield
+    luigi.task_register.Register.clear_instance_cache()
+
+
+@pytest.fixture
+def lake_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty lake root, set as ECOMM_LAKE_DIR for the test."""
+    root = tmp_path / "lake"
+    root.mkdir()
+    monkeypatch.setenv("ECOMM_LAKE_DIR", str(root))
+    return root
+
+
+@pytest.fixture
+def incoming(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty incoming-files root, set as ECOMM_DATA_DIR for the test."""
+    root = tmp_path / "incoming"
+    root.mkdir()
+    monkeypatch.setenv("ECOMM_DATA_DIR", str(root))
+    monkeypatch.delenv("ECOMM_PRODUCTS_URL", raising=False)
+    monkeypatch.delenv("ECOMM_USERS_URL", raising=False)
+    return root
+
+
+@pytest.fixture
+def seed_incoming(monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The seed system's own two days of files, as ECOMM_DATA_DIR."""
+    monkeypatch.setenv("ECOMM_DATA_DIR", str(SEED_INCOMING))
+    return SEED_INCOMING

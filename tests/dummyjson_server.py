@@ -1,0 +1,222 @@
+"""A local HTTP server speaking the DummyJSON products/users contract, with programmable faults.
+
+Serves the real fixture payloads (`products.json`, `users.json`) so the catalog client is tested
+against a real socket, real HTTP and real pagination, never a mock:
+
+    GET /products?limit=L&skip=S -> {"products": [...], "total": 194, "skip": S, "limit": <returned>}
+    GET /users?limit=L&skip=S    -> {"users": [...], "total": 208, "skip": S, "limit": <returned>}
+    GET /products/{id}           -> one product, or 404 {"message": "Product with id 'X' not found"}
+
+`limit=0` returns everything; the default limit is 30. `server.fail_next(kind, times)` queues faults,
+one consumed per request (whatever its path), in order; `after=N` lets N requests through first.
+Kinds:
+
+    "500", "503"      that status with a JSON error body
+    "429"             429 with `Retry-After: 0` (or `server.retry_after`)
+    "timeout"         sleep `slow_seconds` (default 1 s) before answering normally
+    "html"            200 with a text/html page
+    "short"           200 page holding a third of its items while `limit` claims them all
+    "empty"           200 page with no items although `skip` is below `total`
+    "missing_fields"  200 page whose items lack `price` and `title` (`email`, `username` for users)
+    "bad_shape"       200 JSON object without the resource key
+
+Page-shaped faults ("short", "empty", "missing_fields", "bad_shape") on a single-item request are
+consumed and ignored. Run standalone with `python tests/dummyjson_server.py --port 8000`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import threading
+import time
+import urllib.parse
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+FAULT_KINDS = ("500", "503", "429", "timeout", "html", "short", "empty", "missing_fields", "bad_shape")
+RESOURCES = {"products": "Product", "users": "User"}
+MISSING_FIELDS = {"products": ("price", "title"), "users": ("email", "username")}
+DEFAULT_LIMIT = 30
+
+
+def default_fixtures_dir() -> Path:
+    """Where the DummyJSON fixtures live: $DUMMYJSON_FIXTURES, else the copy in tests/fixtures/dummyjson."""
+    if os.environ.get("DUMMYJSON_FIXTURES"):
+        return Path(os.environ["DUMMYJSON_FIXTURES"])
+    return Path(__file__).resolve().parent / "fixtures" / "dummyjson"
+
+
+class DummyJsonServer:
+    """A threaded HTTP server on 127.0.0.1 serving the fixtures; use as a context manager."""
+
+    def __init__(self, fixtures_dir: str | os.PathLike[str] | None = None, port: int = 0,
+                 slow_seconds: float = 1.0) -> None:
+        fixtures = Path(fixtures_dir) if fixtures_dir is not None else default_fixtures_dir()
+        self.data: dict[str, list[dict[str, Any]]] = {}
+        for resource in RESOURCES:
+            path = fixtures / f"{resource}.json"
+            if not path.is_file():
+                raise FileNotFoundError(f"DummyJSON fixture {path} is missing; pass fixtures_dir "
+                                        "or set DUMMYJSON_FIXTURES to the folder holding it")
+            payload = json.loads(path.read_text(encoding="utf-8"))
+            # Accept both a bare array and a saved API answer ({"products": [...], ...}).
+            self.data[resource] = payload[resource] if isinstance(payload, dict) else payload
+        self.slow_seconds = slow_seconds
+        self.retry_after = "0"  # the Retry-After header sent with the "429" fault
+        self.requests: list[str] = []
+        self._faults: deque[str | None] = deque()
+        self._lock = threading.Lock()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
+        self._httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return self._httpd.server_address[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def fail_next(self, kind: str, times: int = 1, after: int = 0) -> None:
+        """Queue `times` faults of `kind` behind `after` normal answers; each request consumes one."""
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault {kind!r}; choose one of {', '.join(FAULT_KINDS)}")
+        with self._lock:
+            self._faults.extend([None] * after + [kind] * times)
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def pending_faults(self) -> int:
+        with self._lock:
+            return len(self._faults)
+
+    def _record(self, path: str) -> str | None:
+        with self._lock:
+            self.requests.append(path)
+            return self._faults.popleft() if self._faults else None
+
+    def start(self) -> DummyJsonServer:
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="dummyjson", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread.join()
+            self._thread = None
+        self._httpd.server_close()
+
+    def __enter__(self) -> DummyJsonServer:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+def _handler_for(server: DummyJsonServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+            logger.debug("%s " + format, self.address_string(), *args)
+
+        def send_body(self, status: int, body: bytes, content_type: str = "application/json",
+                      headers: dict[str, str] | None = None) -> None:
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up (the "timeout" fault); nothing left to answer
+
+        def send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+            self.send_body(status, json.dumps(payload).encode("utf-8"), headers=headers)
+
+        def do_GET(self) -> None:  # noqa: N802 - stdlib name
+            fault = server._record(self.path)
+            if fault in ("500", "503"):
+                return self.send_json(int(fault), {"message": f"Injected HTTP {fault}"})
+            if fault == "429":
+                retry_after = {"Retry-After": server.retry_after}
+                return self.send_json(429, {"message": "Too many requests"}, retry_after)
+            if fault == "html":
+                html = b"<html><head><title>Maintenance</title></head><body>Back soon</body></html>"
+                return self.send_body(200, html, "text/html; charset=utf-8")
+            if fault == "timeout":
+                time.sleep(server.slow_seconds)
+            self.route(fault)
+
+        def route(self, fault: str | None) -> None:
+            parts = urllib.parse.urlsplit(self.path)
+            segments = [s for s in parts.path.split("/") if s]
+            if not segments or segments[0] not in RESOURCES or len(segments) > 2:
+                return self.send_json(404, {"message": f"Route {parts.path!r} not found"})
+            resource = segments[0]
+            if len(segments) == 2:
+                return self.one(resource, segments[1])
+            query = urllib.parse.parse_qs(parts.query)
+            try:
+                limit = int(query.get("limit", [DEFAULT_LIMIT])[0])
+                skip = int(query.get("skip", [0])[0])
+                if limit < 0 or skip < 0:
+                    raise ValueError
+            except ValueError:
+                return self.send_json(400, {"message": "limit and skip must be non-negative integers"})
+            self.page(resource, limit, skip, fault)
+
+        def one(self, resource: str, item_id: str) -> None:
+            for item in server.data[resource]:
+                if str(item.get("id")) == item_id:
+                    return self.send_json(200, item)
+            self.send_json(404, {"message": f"{RESOURCES[resource]} with id '{item_id}' not found"})
+
+        def page(self, resource: str, limit: int, skip: int, fault: str | None) -> None:
+            rows = server.data[resource]
+            items = rows[skip:] if limit == 0 else rows[skip:skip + limit]
+            claimed = len(items)
+            if fault == "short":
+                items = items[: claimed // 3]
+            elif fault == "empty":
+                items, claimed = [], 0
+            elif fault == "missing_fields":
+                drop = MISSING_FIELDS[resource]
+                items = [{k: v for k, v in item.items() if k not in drop} for item in items]
+            key = "items" if fault == "bad_shape" else resource
+            self.send_json(200, {key: items, "total": len(rows), "skip": skip, "limit": claimed})
+
+    return Handler
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--fixtures", default=None, help="folder with products.json and users.json")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(message)s")
+    with DummyJsonServer(args.fixtures, port=args.port) as server:
+        print(f"Serving DummyJSON fixtures at {server.url} (Ctrl-C to stop)", flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()

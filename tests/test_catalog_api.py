@@ -1,0 +1,237 @@
+"""The catalog API client against a real local HTTP server serving the DummyJSON fixtures (no mocks)."""
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+from pipeline.catalog_api import (  # noqa: E402
+    CatalogApiBadResponse,
+    CatalogApiError,
+    CatalogApiTransientError,
+    fetch_all,
+    page_url,
+)
+
+try:
+    from dummyjson_server import DummyJsonServer  # noqa: E402
+except ImportError:  # tests/ imported as a package
+    from tests.dummyjson_server import DummyJsonServer
+
+FAST = {"backoff": 0.01, "timeout": 2.0}
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[DummyJsonServer]:
+    with DummyJsonServer(slow_seconds=2.0) as srv:
+        yield srv
+
+
+@pytest.fixture
+def api(server: DummyJsonServer) -> Iterator[DummyJsonServer]:
+    """The shared server with an empty request log and no faults left over from another test."""
+    server.requests.clear()
+    assert server.pending_faults() == 0, "a previous test left faults queued"
+    yield server
+    server.clear_faults()
+
+
+def get_json(url: str) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as err:
+        return err.code, json.load(err)
+
+
+def page_requests(api: DummyJsonServer, resource: str) -> list[str]:
+    return [path for path in api.requests if path.startswith(f"/{resource}?")]
+
+
+# --- the server's contract ---------------------------------------------------------------------
+
+def test_server_pages_like_dummyjson(api: DummyJsonServer) -> None:
+    status, page = get_json(f"{api.url}/products?limit=10&skip=190")
+    assert status == 200
+    assert (page["total"], page["skip"], page["limit"]) == (194, 190, 4)
+    assert [p["id"] for p in page["products"]] == [191, 192, 193, 194]
+    _, default = get_json(f"{api.url}/users")
+    assert (default["limit"], len(default["users"]), default["total"]) == (30, 30, 208)
+
+
+def test_server_limit_zero_returns_everything(api: DummyJsonServer) -> None:
+    _, products = get_json(f"{api.url}/products?limit=0")
+    _, users = get_json(f"{api.url}/users?limit=0&skip=200")
+    assert (len(products["products"]), products["limit"], products["total"]) == (194, 194, 194)
+    assert (len(users["users"]), users["limit"], users["total"]) == (8, 8, 208)
+
+
+def test_server_single_product_and_404(api: DummyJsonServer) -> None:
+    status, product = get_json(f"{api.url}/products/7")
+    assert status == 200 and product["id"] == 7
+    status, missing = get_json(f"{api.url}/products/999")
+    assert status == 404
+    assert missing == {"message": "Product with id '999' not found"}
+
+
+def test_server_rejects_unknown_fault(api: DummyJsonServer) -> None:
+    with pytest.raises(ValueError, match="unknown fault"):
+        api.fail_next("teapot")
+
+
+# --- the client: happy paths -------------------------------------------------------------------
+
+def test_fetches_every_product_across_pages_as_received(api: DummyJsonServer) -> None:
+    products = fetch_all(api.url, "products", page_size=50, **FAST)
+    assert [p["id"] for p in products] == list(range(1, 195))
+    assert page_requests(api, "products") == [
+        f"/products?limit=50&skip={skip}" for skip in (0, 50, 100, 150)]
+    assert products == api.data["products"]  # nested dimensions/reviews/meta kept untouched
+    assert isinstance(products[0]["dimensions"], dict) and isinstance(products[0]["reviews"], list)
+    assert sum(1 for p in products if "brand" not in p) == 92
+
+
+def test_fetches_every_user_across_pages(api: DummyJsonServer) -> None:
+    users = fetch_all(api.url + "/", "users", **FAST)  # trailing slash on the base URL
+    assert len(users) == 208 and len({u["id"] for u in users}) == 208
+    assert users[0]["address"]["city"]
+    assert len(page_requests(api, "users")) == 3
+
+
+def test_page_url_accepts_base_urls_in_several_forms() -> None:
+    expected = "http://h:1/api/products?limit=5&skip=10"
+    for base in ("http://h:1/api", "http://h:1/api/", "http://h:1/api/products"):
+        assert page_url(base, "products", 5, 10) == expected
+    assert page_url("http://h/?key=a b", "users", 1, 0) == "http://h/users?key=a+b&limit=1&skip=0"
+
+
+def test_rejects_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="resource"):
+        fetch_all("http://127.0.0.1:1", "carts")
+    with pytest.raises(ValueError, match="http"):
+        fetch_all("127.0.0.1:1", "products")
+
+
+# --- the client: transient faults are retried ---------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["500", "503", "429"])
+def test_transient_status_is_retried_then_succeeds(
+        api: DummyJsonServer, kind: str, caplog: pytest.LogCaptureFixture) -> None:
+    api.fail_next(kind)
+    with caplog.at_level(logging.WARNING, logger="pipeline.catalog_api"):
+        products = fetch_all(api.url, "products", **FAST)
+    assert len(products) == 194
+    assert page_requests(api, "products") == [
+        "/products?limit=100&skip=0", "/products?limit=100&skip=0", "/products?limit=100&skip=100"]
+    assert f"HTTP {kind}" in caplog.text and "retry 1 of 3" in caplog.text
+
+
+def test_long_retry_after_fails_at_once(api: DummyJsonServer) -> None:
+    api.fail_next("429")
+    api.retry_after = "3600"
+    try:
+        with pytest.raises(CatalogApiTransientError, match="retry after 3600s"):
+            fetch_all(api.url, "products", **FAST)
+    finally:
+        api.retry_after = "0"
+    assert len(api.requests) == 1
+
+
+def test_persistent_500_gives_up_after_retries_plus_one_attempts(api: DummyJsonServer) -> None:
+    api.fail_next("500", times=10)
+    with pytest.raises(CatalogApiTransientError, match="HTTP 500") as caught:
+        fetch_all(api.url, "products", retries=2, **FAST)
+    assert len(api.requests) == 3
+    assert f"{api.url}/products?limit=100&skip=0" in str(caught.value)
+    assert "products_url" in str(caught.value)  # tells the user about the file fallback
+    assert isinstance(caught.value, CatalogApiError)
+
+
+def test_failure_on_a_later_page_retries_that_page_only(api: DummyJsonServer) -> None:
+    api.fail_next("503", times=2, after=1)
+    assert len(fetch_all(api.url, "products", page_size=100, **FAST)) == 194
+    assert page_requests(api, "products") == [
+        "/products?limit=100&skip=0"] + ["/products?limit=100&skip=100"] * 3
+
+
+def test_timeout_is_retried_then_succeeds(api: DummyJsonServer) -> None:
+    api.fail_next("timeout")
+    started = time.monotonic()
+    products = fetch_all(api.url, "products", timeout=0.3, backoff=0.01)
+    assert len(products) == 194
+    assert time.monotonic() - started < 1.5  # gave up on the slow answer instead of waiting for it
+    assert page_requests(api, "products")[:2] == ["/products?limit=100&skip=0"] * 2
+
+
+def test_persistent_timeout_raises_transient(api: DummyJsonServer) -> None:
+    api.fail_next("timeout", times=2)
+    with pytest.raises(CatalogApiTransientError, match=r"no answer within 0\.3s"):
+        fetch_all(api.url, "products", timeout=0.3, retries=1, backoff=0.01)
+    assert len(api.requests) == 2
+
+
+def test_connection_refused_is_transient() -> None:
+    with socket.socket() as sock:  # a port that was free a moment ago and has no listener now
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(CatalogApiTransientError, match="connection failed") as caught:
+        fetch_all(f"http://127.0.0.1:{port}", "users", retries=1, **FAST)
+    assert f"127.0.0.1:{port}/users" in str(caught.value) and "2 times" in str(caught.value)
+
+
+# --- the client: unusable answers ---------------------------------------------------------------
+
+def test_html_body_is_rejected_without_retry(api: DummyJsonServer) -> None:
+    api.fail_next("html")
+    with pytest.raises(CatalogApiBadResponse, match="did not return JSON") as caught:
+        fetch_all(api.url, "products", **FAST)
+    assert "text/html" in str(caught.value) and "<html>" in str(caught.value)
+    assert len(api.requests) == 1
+
+
+def test_wrong_shape_is_rejected(api: DummyJsonServer) -> None:
+    api.fail_next("bad_shape")
+    with pytest.raises(CatalogApiBadResponse, match="no list under 'products'") as caught:
+        fetch_all(api.url, "products", **FAST)
+    assert "wrong shape" in str(caught.value) and "/products?limit=100&skip=0" in str(caught.value)
+    assert len(api.requests) == 1
+
+
+@pytest.mark.parametrize("kind", ["short", "empty"])
+def test_short_page_once_is_retried(api: DummyJsonServer, kind: str) -> None:
+    api.fail_next(kind)
+    assert len(fetch_all(api.url, "users", **FAST)) == 208
+    assert len(api.requests) == 4
+
+
+@pytest.mark.parametrize("kind", ["short", "empty"])
+def test_persistent_short_page_is_a_bad_response(api: DummyJsonServer, kind: str) -> None:
+    api.fail_next(kind, times=3, after=1)  # the second page stays short on every attempt
+    with pytest.raises(CatalogApiBadResponse, match="short page") as caught:
+        fetch_all(api.url, "users", retries=2, **FAST)
+    assert "/users?limit=100&skip=100" in str(caught.value) and "3 times" in str(caught.value)
+    assert len(api.requests) == 4
+
+
+def test_missing_fields_are_passed_through_for_downstream_quarantine(api: DummyJsonServer) -> None:
+    api.fail_next("missing_fields")
+    products = fetch_all(api.url, "products", page_size=50, **FAST)
+    assert len(products) == 194
+    assert all("price" not in p and "title" not in p for p in products[:50])
+    assert all("price" in p and "title" in p for p in products[50:])
+
+
+def test_404_is_not_retried(api: DummyJsonServer) -> None:
+    with pytest.raises(CatalogApiBadResponse, match="HTTP 404") as caught:
+        fetch_all(api.url + "/v2", "products", **FAST)
+    assert len(api.requests) == 1
+    assert f"{api.url}/v2/products" in str(caught.value) and "not retried" in str(caught.value)

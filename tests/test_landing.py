@@ -1,0 +1,237 @@
+"""Landing: real files in, real Parquet out, and every bad input behaves as promised."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipeline import lake, landing
+from tests.conftest import REPO, SEED_INCOMING
+from tests.dummyjson_server import DummyJsonServer
+
+D = dt.date(2025, 12, 15)
+HEADER = "event_id,user_id,product_id,event_type,event_ts"
+
+
+def rows(table: str, date: dt.date = D, **keys: str) -> list[tuple]:
+    return duckdb.sql(
+        "select * exclude (_ingested_at) from read_parquet($p)", params={"p": lake.partition_file("raw", table, date, **keys)}
+    ).fetchall() if table != "rejected_lines" else duckdb.sql(
+        "select * from read_parquet($p)", params={"p": lake.partition_file("audit", table, date, **keys)}
+    ).fetchall()
+
+
+def write(root: Path, rel: str, data: bytes | str) -> Path:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data if isinstance(data, bytes) else data.encode())
+    return path
+
+
+def orders_json(*records: dict) -> str:
+    return json.dumps(list(records), indent=2)
+
+
+ORDER = {"order_id": "ORD_1", "user_id": "USER_0001", "product_id": "PROD_0001", "quantity": 2,
+         "price": 9.99, "timestamp": "2025-12-15T10:00:00", "status": "paid"}
+
+
+def test_seed_fixture_day_lands_every_source(lake_root, seed_incoming):
+    assert landing.land_orders(D)["rows"] == 20
+    assert landing.land_events(D)["rows"] == 60
+    assert landing.land_catalog("products", D)["rows"] == 12
+    assert landing.land_catalog("users", D) is None  # the seed system had no users feed
+    first = rows("orders")[0]
+    assert first[:7] == ("ORD_20251215_000000", "USER_0489", "PROD_0097", "7", first[4], first[5], first[6])
+    assert all(isinstance(value, str) for value in first[:7]), "raw keeps text as text"
+
+
+def test_raw_orders_keep_every_field_and_lineage(lake_root, incoming):
+    record = {**ORDER, "quantity": "three", "coupon": {"code": "X", "tags": [1, 2]}}
+    write(incoming, "orders/2025-12-15/orders.json", orders_json(record))
+    landing.land_orders(D)
+    (row,) = duckdb.sql("select * from read_parquet($p)", params={"p": lake_file("orders")}).fetchall()
+    names = duckdb.sql("select * from read_parquet($p)", params={"p": lake_file("orders")}).columns
+    got = dict(zip(names, row))
+    assert got["quantity"] == "three"
+    assert json.loads(got["record"])["coupon"] == {"code": "X", "tags": [1, 2]}
+    assert got["_source_file"].endswith("orders/2025-12-15/orders.json")
+    assert got["_row_number"] == 1 and got["_ingested_at"] is not None
+
+
+def lake_file(table: str, date: dt.date = D) -> str:
+    return lake.partition_file("raw", table, date)
+
+
+def test_ndjson_orders(lake_root, incoming):
+    text = "\n".join(json.dumps({**ORDER, "order_id": f"ORD_{i}"}) for i in range(3)) + "\n"
+    write(incoming, "orders/2025-12-15/orders.ndjson", text)
+    assert landing.land_orders(D)["rows"] == 3
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"", "empty"),
+        (b"[]", "no records"),
+        (b'[{"order_id": "ORD_1"},\n{"order_id": "OR', "byte"),
+        (b'[{"order_id": "ORD_1"} {"order_id": 2}]', "byte"),
+    ],
+    ids=["empty-file", "empty-array", "truncated", "malformed"],
+)
+def test_unreadable_orders_fail_naming_file_and_place_and_land_nothing(lake_root, incoming, content, expected):
+    path = write(incoming, "orders/2025-12-15/orders.json", content)
+    with pytest.raises(landing.SourceFileInvalid) as info:
+        landing.land_orders(D)
+    assert str(path) in str(info.value) and expected in str(info.value)
+    assert not os.path.exists(lake.partition_dir("raw", "orders", D))
+
+
+def test_missing_source_names_the_expected_path(lake_root, incoming):
+    with pytest.raises(landing.SourceFileMissing, match=r"orders/2025-12-15/orders.json"):
+        landing.land_orders(D)
+    with pytest.raises(landing.SourceFileMissing, match=r"events/2025-12-15/events.csv"):
+        landing.land_events(D)
+
+
+def test_csv_bom_crlf_quoting_reordered_and_extra_columns(lake_root, incoming):
+    text = (
+        "\ufeffuser_id,event_type,event_id,event_ts,product_id,campaign\r\n"
+        "U1,page_view,E1,2025-12-15T10:00:00,,spring\r\n"
+        'U2,"add,to,cart",E2,2025-12-15T10:00:01,P1,"multi\r\nline"\r\n'
+    )
+    write(incoming, "events/2025-12-15/events.csv", text.encode("utf-8"))
+    assert landing.land_events(D)["rows"] == 2
+    got = duckdb.sql(
+        "select event_id, user_id, product_id, event_type, campaign, _row_number from read_parquet($p) order by 1",
+        params={"p": lake_file("events")},
+    ).fetchall()
+    assert got == [("E1", "U1", None, "page_view", "spring", 1), ("E2", "U2", "P1", "add,to,cart", "multi\r\nline", 2)]
+
+
+def test_bad_csv_lines_are_recorded_not_dropped(lake_root, incoming):
+    text = (
+        HEADER.encode() + b"\n"
+        b"E1,U1,P1,view_product,2025-12-15T10:00:00\n"
+        b"E2,U2\n"  # short row
+        b"E3,U3,P3,view_product,2025-12-15T10:00:00,surplus\n"  # long row
+        b"E4,U\xff4,P4,view_product,2025-12-15T10:00:00\n"  # invalid UTF-8
+        b"E5,U5,P5,purchase,2025-12-15T10:00:05\n"
+    )
+    path = write(incoming, "events/2025-12-15/events.csv", text)
+    manifest = landing.land_events(D)
+    assert manifest["rows"] == 2 and manifest["rejected_lines"] == 3
+    landed = duckdb.sql("select event_id from read_parquet($p) order by 1", params={"p": lake_file("events")}).fetchall()
+    assert landed == [("E1",), ("E5",)]
+    rejected = duckdb.sql(
+        "select source_file, line_number, raw_text, error from read_parquet($p) order by line_number",
+        params={"p": lake.partition_file("audit", "rejected_lines", D, source_table="events")},
+    ).fetchall()
+    assert [(r[1], r[2][:4]) for r in rejected] == [(3, "E2,U"), (4, "E3,U"), (5, "E4,U")]
+    assert all(r[0] == str(path) for r in rejected)
+    assert "MISSING COLUMNS" in rejected[0][3] and "TOO MANY COLUMNS" in rejected[1][3]
+    assert "INVALID" in rejected[2][3]
+
+
+def test_unterminated_quote_is_recorded(lake_root, incoming):
+    text = HEADER + "\nE1,U1,P1,view_product,2025-12-15T10:00:00\nE2,\"U2,P2,view_product,2025-12-15T10:00:00\n"
+    write(incoming, "events/2025-12-15/events.csv", text)
+    manifest = landing.land_events(D)
+    assert manifest["rows"] == 1 and manifest["rejected_lines"] == 1
+    (rejected,) = duckdb.sql("select line_number, error from read_parquet($p)", params={
+        "p": lake.partition_file("audit", "rejected_lines", D, source_table="events")}).fetchall()
+    assert rejected[0] == 3 and "unterminated quote" in rejected[1]
+
+
+def test_missing_required_column_fails_clearly(lake_root, incoming):
+    path = write(incoming, "events/2025-12-15/events.csv", "event_id,user_id,product_id,event_ts\nE1,U1,P1,x\n")
+    with pytest.raises(landing.SourceFileInvalid, match="lacks required column.*event_type") as info:
+        landing.land_events(D)
+    assert str(path) in str(info.value)
+    assert not os.path.exists(lake.partition_dir("raw", "events", D))
+
+
+@pytest.mark.parametrize("content", [b"", HEADER.encode() + b"\n"], ids=["empty", "header-only"])
+def test_empty_events_file_fails(lake_root, incoming, content):
+    write(incoming, "events/2025-12-15/events.csv", content)
+    with pytest.raises(landing.SourceFileInvalid, match="events.csv"):
+        landing.land_events(D)
+
+
+def test_landed_partition_is_immutable_and_changes_are_refused(lake_root, incoming):
+    path = write(incoming, "orders/2025-12-15/orders.json", orders_json(ORDER))
+    first = landing.land_orders(D)
+    before = os.stat(lake_file("orders")).st_mtime_ns
+    assert landing.source_unchanged(landing.read_manifest("orders", D))
+    path.write_text(orders_json(ORDER, {**ORDER, "order_id": "ORD_2"}))
+    assert not landing.source_unchanged(landing.read_manifest("orders", D))
+    with pytest.raises(landing.SourceChanged, match="re-land on purpose"):
+        landing.land_orders(D)
+    assert os.stat(lake_file("orders")).st_mtime_ns == before
+    assert landing.read_manifest("orders", D)["sha256"] == first["sha256"]
+
+
+def test_products_file_fallback_takes_latest_snapshot_on_or_before(lake_root, incoming):
+    for day in ("2025-12-01", "2025-12-08", "2025-12-22"):
+        write(incoming, f"products/products_{day}.json",
+              json.dumps([{"product_id": "PROD_0001", "product_name": day, "current_price": 1}]))
+    manifest = landing.land_catalog("products", D)
+    assert manifest["load_date"] == "2025-12-08"
+    assert landing.land_catalog("products", dt.date(2025, 11, 30)) is None
+
+
+def test_products_api_is_paginated_and_landed_once_per_week(lake_root, incoming, monkeypatch):
+    with DummyJsonServer() as server:
+        monkeypatch.setenv("ECOMM_PRODUCTS_URL", server.url)
+        manifest = landing.land_catalog("products", D)  # a Monday
+        assert manifest["rows"] == 194 and manifest["load_date"] == "2025-12-15"
+        pages = [p for p in server.requests if p.startswith("/products")]
+        assert len(pages) >= 2
+        landing.land_catalog("products", dt.date(2025, 12, 17))  # same week: nothing fetched
+        assert [p for p in server.requests if p.startswith("/products")] == pages
+    records = duckdb.sql("select record from read_parquet($p)", params={"p": lake_file("products")}).fetchall()
+    assert json.loads(records[0][0])["dimensions"]  # nested fields preserved
+
+
+def test_products_api_html_fails_clearly_and_lands_nothing(lake_root, incoming, monkeypatch):
+    monkeypatch.setenv("ECOMM_PRODUCTS_URL", "")
+    with DummyJsonServer() as server:
+        monkeypatch.setenv("ECOMM_PRODUCTS_URL", server.url)
+        server.fail_next("html", times=10)
+        from pipeline.catalog_api import CatalogApiBadResponse
+
+        with pytest.raises(CatalogApiBadResponse, match="JSON"):
+            landing.land_catalog("products", D)
+    assert not os.path.exists(lake.partition_dir("raw", "products", D))
+
+
+def luigi_run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "luigi", "--module", "pipeline.tasks", *args, "--local-scheduler"],
+        cwd=REPO, env={**os.environ, **env}, capture_output=True, text=True, timeout=120,
+    )
+
+
+def test_luigi_lands_a_seed_day_and_second_run_does_nothing(tmp_path):
+    env = {"ECOMM_DATA_DIR": str(SEED_INCOMING), "ECOMM_LAKE_DIR": str(tmp_path / "lake")}
+    first = luigi_run("LandDaily", "--date", "2025-12-15", env=env)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "LandOrders" in first.stderr and "ran successfully" in first.stderr
+    stamp = os.stat(tmp_path / "lake/raw/orders/load_date=2025-12-15/data.parquet").st_mtime_ns
+    second = luigi_run("LandDaily", "--date", "2025-12-15", env=env)
+    assert second.returncode == 0 and "Did not run any tasks" in second.stderr
+    assert os.stat(tmp_path / "lake/raw/orders/load_date=2025-12-15/data.parquet").st_mtime_ns == stamp
+
+
+def test_luigi_missing_input_exits_non_zero_naming_the_file(tmp_path):
+    env = {"ECOMM_DATA_DIR": str(tmp_path / "nothing"), "ECOMM_LAKE_DIR": str(tmp_path / "lake")}
+    result = luigi_run("LandDaily", "--date", "2025-12-15", env=env)
+    assert result.returncode == 30, result.stderr[-2000:]
+    assert "SourceFileMissing" in result.stderr and "orders/2025-12-15/orders.json" in result.stderr
