@@ -149,9 +149,15 @@ def _land(
 ) -> dict[str, Any]:
     now = dt.datetime.now(dt.timezone.utc)
     final = lake.partition_file("raw", table, load_date)
-    rows = sqlrun.copy_to_partition(
-        con, sqlrun.sql_text("raw", sql_name), {**params, "source_file": source, "ingested_at": now}, final
-    )
+    try:
+        rows = sqlrun.copy_to_partition(
+            con, sqlrun.sql_text("raw", sql_name), {**params, "source_file": source, "ingested_at": now}, final,
+            require_rows=True,
+        )
+    except sqlrun.EmptyResult:
+        raise SourceFileInvalid(f"{source}: the file holds no records; nothing was landed") from None
+    except duckdb.Error as exc:  # the reader's message names the byte/line where parsing stopped
+        raise SourceFileInvalid(f"{source}: cannot be read: {str(exc).splitlines()[0]}; nothing was landed") from exc
     manifest = {
         "table": table, "load_date": load_date.isoformat(), "rows": rows, "source_file": source,
         "ingested_at": now.isoformat(), **(extra or {}),
@@ -163,15 +169,9 @@ def _land(
     return manifest
 
 
-def _reject_empty(con: duckdb.DuckDBPyConnection, path: str, relation_sql: str, params: dict) -> None:
+def _reject_empty_file(path: str) -> None:
     if os.path.getsize(path) == 0:
         raise SourceFileInvalid(f"{path}: the file is empty (0 bytes); nothing was landed")
-    try:
-        count = con.execute(f"select count(*) from ({relation_sql})", sqlrun.bind(relation_sql, params)).fetchone()[0]
-    except duckdb.Error as exc:
-        raise SourceFileInvalid(f"{path}: cannot be read: {str(exc).splitlines()[0]}; nothing was landed") from exc
-    if count == 0:
-        raise SourceFileInvalid(f"{path}: the file holds no records; nothing was landed")
 
 
 def land_orders(load_date: dt.date) -> dict[str, Any]:
@@ -181,10 +181,9 @@ def land_orders(load_date: dt.date) -> dict[str, Any]:
         raise SourceFileMissing(f"orders for {load_date}: expected {path}")
     _refuse_changed("orders", load_date, path)
     fmt = "newline_delimited" if path.endswith(".ndjson") else "array"
+    _reject_empty_file(path)
     with sqlrun.connect() as con:
-        params = {"path": path, "json_format": fmt}
-        _reject_empty(con, path, "select * from read_json_objects($path, format = $json_format)", params)
-        return _land(con, "orders", "orders", load_date, params, path)
+        return _land(con, "orders", "orders", load_date, {"path": path, "json_format": fmt}, path)
 
 
 def _csv_header(path: str) -> list[str]:
@@ -210,8 +209,7 @@ def land_events(load_date: dt.date) -> dict[str, Any]:
     if not os.path.exists(path):
         raise SourceFileMissing(f"events for {load_date}: expected {path}")
     _refuse_changed("events", load_date, path)
-    if os.path.getsize(path) == 0:
-        raise SourceFileInvalid(f"{path}: the file is empty (0 bytes); nothing was landed")
+    _reject_empty_file(path)
     names = _csv_header(path)
     with sqlrun.connect() as con:
         con.execute(
@@ -260,10 +258,9 @@ def land_catalog(kind: str, load_date: dt.date) -> dict[str, Any] | None:
     _refuse_changed(kind, day, path)
     if read_manifest(kind, day) is not None:
         return read_manifest(kind, day)
+    _reject_empty_file(path)
     with sqlrun.connect() as con:
-        params = {"path": path, "source_kind": "file"}
-        _reject_empty(con, path, "select * from read_json_objects($path, format = 'array')", params)
-        return _land(con, kind, "catalog", day, params, path)
+        return _land(con, kind, "catalog", day, {"path": path, "source_kind": "file"}, path)
 
 
 def _land_from_api(kind: str, url: str, day: dt.date) -> dict[str, Any]:

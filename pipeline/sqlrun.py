@@ -41,6 +41,7 @@ def connect(database: str = ":memory:", read_only: bool = False) -> duckdb.DuckD
     con.execute("set memory_limit = $m", {"m": settings.memory_limit})
     con.execute("set threads = $t", {"t": settings.threads})
     con.execute("set TimeZone = 'UTC'")
+    con.execute("set enable_progress_bar = false")
     return con
 
 
@@ -55,10 +56,18 @@ def bind(sql: str, params: dict[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in params.items() if name in used}
 
 
+class EmptyResult(Exception):
+    """A partition that must hold rows came out empty (it was not written)."""
+
+
 def copy_to_partition(
-    con: duckdb.DuckDBPyConnection, select_sql: str, params: dict[str, Any], final_path: str
+    con: duckdb.DuckDBPyConnection, select_sql: str, params: dict[str, Any], final_path: str,
+    *, require_rows: bool = False,
 ) -> int:
-    """Write the result of `select_sql` to `final_path` atomically; return the row count."""
+    """Write the result of `select_sql` to `final_path` atomically; return the row count.
+
+    With `require_rows`, an empty result raises `EmptyResult` and nothing is written.
+    """
     lake.clean_temp_files(os.path.dirname(final_path))
     tmp = lake.temp_path(final_path)
     try:
@@ -67,10 +76,16 @@ def copy_to_partition(
             {**bind(select_sql, params), "target_file": tmp},
         )
         rows = con.execute("select count(*) from read_parquet($p)", {"p": tmp}).fetchone()[0]
+        if require_rows and rows == 0:
+            raise EmptyResult(f"no rows for {final_path}")
         lake.promote(tmp, final_path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
+        try:
+            os.rmdir(os.path.dirname(final_path))  # leave no empty partition folder behind
+        except OSError:
+            pass
         raise
     logger.info("%s rows -> %s", rows, final_path)
     return rows
