@@ -44,6 +44,7 @@ class model(luigi.Config):  # noqa: N801
     """[model]: business rules used by the staging and warehouse SQL."""
 
     future_tolerance_hours = luigi.IntParameter(default=2)
+    late_window_days = luigi.IntParameter(default=30)  # older timestamps are quarantined as ancient
     sold_statuses = luigi.Parameter(default="paid")  # comma separated; net_revenue counts these
 
 

@@ -95,3 +95,64 @@ class CatalogLandTask(PipelineTask):
 def partition_exists(layer: str, table: str, date: dt.date, **keys: str) -> bool:
     """Whether a partition file is in place (partitions appear whole or not at all)."""
     return os.path.exists(lake.partition_file(layer, table, date, **keys))
+
+
+class StageTask(PipelineTask):
+    """Stages one source for a date (output: the staging partition, written last).
+
+    Staging failures are bad data or a broken rule, never transient: no Luigi retry.
+    """
+
+    source: str = ""
+    retry_count = 1
+
+    def output(self) -> luigi.LocalTarget:
+        return luigi.LocalTarget(lake.partition_file("staging", f"stg_{self.source}", self.date))
+
+    def run(self) -> None:
+        from pipeline import staging
+
+        self.report(f"staging {self.source}", 0)
+        counts = staging.stage(self.source, self.date) or {}
+        self.rows_in, self.rows_out = counts.get("raw_count"), counts.get("staged_count")
+        self.report(f"staged {self.rows_out} of {self.rows_in} {self.source} rows "
+                    f"({counts.get('quarantined_count', 0)} quarantined)", 100)
+
+
+class CatalogStageTask(StageTask):
+    """Stages the catalog snapshot covering a date, if there is one (keyed by snapshot date)."""
+
+    def snapshot(self) -> dt.date | None:
+        return landing.covering_snapshot(self.source, self.date)
+
+    def complete(self) -> bool:
+        snapshot = self.snapshot()
+        return snapshot is None or partition_exists("staging", f"stg_{self.source}", snapshot)
+
+    def run(self) -> None:
+        from pipeline import staging
+
+        snapshot = self.snapshot()
+        if snapshot is None:
+            return
+        self.report(f"staging the {self.source} snapshot of {snapshot}", 0)
+        counts = staging.stage(self.source, snapshot) or {}
+        self.rows_in, self.rows_out = counts.get("raw_count"), counts.get("staged_count")
+        self.report(f"staged {self.rows_out} {self.source} rows", 100)
+
+
+class ModelTask(PipelineTask):
+    """Builds one warehouse table's partition for a date from that date's staging partitions."""
+
+    table: str = ""
+    retry_count = 1
+
+    def output(self) -> luigi.LocalTarget:
+        return luigi.LocalTarget(lake.partition_file("warehouse", self.table, self.date))
+
+    def run(self) -> None:
+        from pipeline import warehouse
+
+        self.report(f"building {self.table}", 0)
+        self.rows_out = warehouse.build(self.table, self.date)
+        self.report(f"built {self.rows_out} {self.table} rows", 100)

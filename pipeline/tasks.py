@@ -12,7 +12,14 @@ import luigi
 from luigi.tools.range import RangeDaily  # noqa: F401 - re-exported for `--module pipeline.tasks RangeDaily`
 
 from pipeline import landing
-from pipeline.task_base import CatalogLandTask, LandTask, PipelineTask
+from pipeline.task_base import (
+    CatalogLandTask,
+    CatalogStageTask,
+    LandTask,
+    ModelTask,
+    PipelineTask,
+    StageTask,
+)
 
 
 class LandOrders(LandTask):
@@ -51,3 +58,106 @@ class LandDaily(luigi.WrapperTask, PipelineTask):
     def requires(self) -> list[luigi.Task]:
         return [LandOrders(date=self.date), LandEvents(date=self.date),
                 LandProducts(date=self.date), LandUsers(date=self.date)]
+
+
+class StageOrders(StageTask):
+    """staging/stg_orders for one date: one row per valid, deduplicated order line."""
+
+    source = "orders"
+
+    def requires(self) -> luigi.Task:
+        return LandOrders(date=self.date)
+
+
+class StageEvents(StageTask):
+    """staging/stg_events for one date: one row per valid, deduplicated event."""
+
+    source = "events"
+
+    def requires(self) -> luigi.Task:
+        return LandEvents(date=self.date)
+
+
+class StageProducts(CatalogStageTask):
+    """staging/stg_products for the snapshot covering a date: one row per product."""
+
+    source = "products"
+
+    def requires(self) -> luigi.Task:
+        return LandProducts(date=self.date)
+
+
+class StageUsers(CatalogStageTask):
+    """staging/stg_users for the snapshot covering a date: one row per user."""
+
+    source = "users"
+
+    def requires(self) -> luigi.Task:
+        return LandUsers(date=self.date)
+
+
+class StageDaily(luigi.WrapperTask, PipelineTask):
+    """Every staging partition of one date."""
+
+    def requires(self) -> list[luigi.Task]:
+        return [StageOrders(date=self.date), StageEvents(date=self.date),
+                StageProducts(date=self.date), StageUsers(date=self.date)]
+
+
+class _DailyModel(ModelTask):
+    def requires(self) -> luigi.Task:
+        return StageDaily(date=self.date)
+
+
+class BuildDimDate(_DailyModel):
+    """warehouse/dim_date for one date: one row per calendar day the date's facts refer to."""
+
+    table = "dim_date"
+
+
+class BuildDimUser(_DailyModel):
+    """warehouse/dim_user for one date: one row per user seen that day (merged with min/max)."""
+
+    table = "dim_user"
+
+
+class BuildDimProduct(_DailyModel):
+    """warehouse/dim_product as of one date: one row per product (current version or inferred)."""
+
+    table = "dim_product"
+
+
+class BuildDimProductHistory(_DailyModel):
+    """warehouse/dim_product_history as of one date: one row per product version (SCD2)."""
+
+    table = "dim_product_history"
+
+
+class BuildFactOrders(_DailyModel):
+    """warehouse/fact_orders for one load date: one row per order line."""
+
+    table = "fact_orders"
+
+
+class BuildFactEvents(_DailyModel):
+    """warehouse/fact_events for one load date: one row per event."""
+
+    table = "fact_events"
+
+
+class BuildDailyMetrics(ModelTask):
+    """warehouse/daily_metrics for one run date: one row."""
+
+    table = "daily_metrics"
+
+    def requires(self) -> list[luigi.Task]:
+        return [BuildFactOrders(date=self.date), BuildFactEvents(date=self.date)]
+
+
+class BuildWarehouse(luigi.WrapperTask, PipelineTask):
+    """Every warehouse partition of one date."""
+
+    def requires(self) -> list[luigi.Task]:
+        return [task(date=self.date) for task in (
+            BuildDimDate, BuildDimUser, BuildDimProduct, BuildDimProductHistory,
+            BuildFactOrders, BuildFactEvents, BuildDailyMetrics)]

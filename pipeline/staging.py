@@ -1,0 +1,228 @@
+"""Staging: one raw partition becomes typed, validated staging rows, quarantined rows and a reconciliation.
+
+For a source and load date, `stage()` materialises three relations in one DuckDB connection:
+
+- `int_<source>_checked` (temp table, `sql/staging/int_<source>_checked.sql`): every raw row, typed,
+  with the first row rule it breaks (`_row_reason_code`) and the standard columns the shared models
+  read (`_record_id`, `_raw_record`, `_version_ts`, `_failing_value`);
+- `int_duplicates` (temp table, shared `sql/staging/int_duplicates.sql`): the few rows duplicate
+  resolution drops;
+- `int_validated` (temp view, shared `sql/staging/int_validated.sql`): every raw row with its outcome,
+  `_reason_code` (NULL = staged) and `_is_duplicate`; the one relation staging and quarantine read.
+
+It then writes, in this order:
+
+1. `audit/bad_records/load_date=D/source_table=stg_<source>`: the quarantined rows, with reason_code,
+   a human message, the failing value and the raw record (`sql/staging/bad_records.sql`);
+2. `audit/reconciliation/load_date=D/source_table=stg_<source>`: raw = staged + quarantined +
+   duplicates (`sql/staging/reconciliation.sql`); when it does not hold, ReconciliationError is
+   raised after the record is written and nothing is staged;
+3. `staging/stg_<source>/load_date=D`: the valid rows (`sql/staging/stg_<source>.sql`), last,
+   because this partition is the task's completion marker. Rows are in source-file order, so
+   a rerun writes the same file.
+
+Rows are handled in three steps:
+
+- Exact duplicates (identical in every source field; lineage columns aside: for orders and catalogs
+  the JSON object with whitespace normalised, for events every CSV column) collapse to the first row
+  in the file; the others are counted as duplicates, not quarantined.
+- Row rules, checked in the order of REASON_CODES (the first failure is the row's reason).
+- Same id, different content (among rows that pass the rules): one row is kept, deterministically:
+  for orders and events the latest timestamp, then the highest `_row_number` (the later line of
+  the file); for catalogs the highest `_row_number`. The others are quarantined as
+  duplicate_id_conflict, their message naming the kept row.
+
+Normalisations (documented rules, not failures): text is trimmed and empty text is NULL; event types
+and order statuses are lower-cased; timestamps are ISO 8601 with or without a UTC offset
+('2025-12-14T17:30:00', '2025-12-14 17:30:00', '...Z', '...+01:00', a date alone = midnight) or epoch
+seconds (9-10 digits), and are stored as naive UTC TIMESTAMPs (text without an offset is UTC);
+quantities are whole numbers ('10', '10.0', '1e1'); prices have at most 2 decimals and become
+DECIMAL(18,2); a zero price is valid (free items). Late rows (an earlier day within [model] late_window_days)
+are valid and staged. Catalog API ids become 'PROD_0001' / 'USER_0001'.
+
+Reason codes (REASON_CODES; checked in this order, per source):
+- orders: missing_order_id, missing_user_id, missing_product_id, invalid_quantity,
+  non_positive_quantity, invalid_price, negative_price, revenue_out_of_range, invalid_timestamp,
+  future_timestamp, ancient_timestamp, invalid_status, duplicate_id_conflict
+- events: missing_event_id, missing_user_id, unknown_event_type, missing_product_id (every type but
+  page_view needs a product), invalid_timestamp, future_timestamp, ancient_timestamp,
+  duplicate_id_conflict
+- products: missing_product_id, invalid_price, negative_price, duplicate_id_conflict
+- users: missing_user_id, duplicate_id_conflict
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from pipeline import config, lake, sqlrun
+
+logger = logging.getLogger(__name__)
+
+SOURCES = ("orders", "events", "products", "users")
+CATALOGS = ("products", "users")  # weekly snapshots: a date without one has nothing to stage
+
+REASON_CODES: dict[str, str] = {
+    "missing_order_id": "order_id is missing or empty",
+    "missing_event_id": "event_id is missing or empty",
+    "missing_user_id": "user_id is missing or empty (or a catalog API id is not a number)",
+    "missing_product_id": (
+        "product_id is missing or empty (orders, products, and every event type except page_view "
+        "need one; or a catalog API id is not a number)"
+    ),
+    "invalid_quantity": "quantity is not a whole number within INTEGER range (e.g. 'three', 10.5, 1e12)",
+    "non_positive_quantity": "quantity is zero or negative",
+    "invalid_price": "price is missing, not a number, has more than 2 decimals or exceeds DECIMAL(18,2)",
+    "negative_price": "price is below zero",
+    "revenue_out_of_range": "quantity x price does not fit DECIMAL(18,2)",
+    "invalid_timestamp": "timestamp is missing or not ISO 8601 (with or without offset) nor epoch seconds",
+    "future_timestamp": "timestamp is after the end of the load date plus the future tolerance (2 h by default)",
+    "ancient_timestamp": "timestamp is before 1970-01-01 or more than 30 days before the load date",
+    "invalid_status": "order status is missing or not one of paid, cancelled, refunded, pending",
+    "unknown_event_type": (
+        "event type is missing or not one of page_view, view_product, add_to_cart, checkout, purchase"
+    ),
+    "duplicate_id_conflict": "another row with the same id and different content was kept for this load date",
+}
+
+ORDER_STATUSES = ["paid", "cancelled", "refunded", "pending"]
+EVENT_TYPES = ["page_view", "view_product", "add_to_cart", "checkout", "purchase"]
+
+STAGING_SCHEMAS: dict[str, pa.Schema] = {
+    "stg_orders": pa.schema([
+        ("order_id", pa.string()), ("user_id", pa.string()), ("product_id", pa.string()),
+        ("quantity", pa.int32()), ("unit_price", pa.decimal128(18, 2)), ("order_ts", pa.timestamp("us")),
+        ("status", pa.string()), ("load_date", pa.date32()), ("_source_file", pa.string()),
+        ("_row_number", pa.int64()),
+    ]),
+    "stg_events": pa.schema([
+        ("event_id", pa.string()), ("user_id", pa.string()), ("product_id", pa.string()),
+        ("event_type", pa.string()), ("event_ts", pa.timestamp("us")), ("load_date", pa.date32()),
+        ("_source_file", pa.string()), ("_row_number", pa.int64()),
+    ]),
+    "stg_products": pa.schema([
+        ("product_id", pa.string()), ("product_name", pa.string()), ("category", pa.string()),
+        ("brand", pa.string()), ("current_price", pa.decimal128(18, 2)), ("snapshot_date", pa.date32()),
+        ("load_date", pa.date32()), ("_source_file", pa.string()), ("_row_number", pa.int64()),
+    ]),
+    "stg_users": pa.schema([
+        ("user_id", pa.string()), ("first_name", pa.string()), ("last_name", pa.string()),
+        ("email", pa.string()), ("city", pa.string()), ("country", pa.string()),
+        ("snapshot_date", pa.date32()), ("load_date", pa.date32()), ("_source_file", pa.string()),
+        ("_row_number", pa.int64()),
+    ]),
+}
+
+
+class RawPartitionMissing(Exception):
+    """The raw partition a staging run reads has not been landed."""
+
+
+class ReconciliationError(Exception):
+    """Staged + quarantined + duplicate rows do not add up to the raw rows of a partition."""
+
+
+def staging_table(source: str) -> str:
+    """The staging table of a source: `stg_<source>`."""
+    if source not in SOURCES:
+        raise ValueError(f"unknown source {source!r}; expected one of {SOURCES}")
+    return f"stg_{source}"
+
+
+def define_macros(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the staging macros (`sql/staging/macros.sql`) on a connection."""
+    con.execute(sqlrun.sql_text("staging", "macros"))
+
+
+def model_params(load_date: dt.date, source_table: str) -> dict[str, Any]:
+    """The bound parameters of the staging models."""
+    return {
+        "load_date": load_date,
+        "source_table": source_table,
+        "future_tolerance_hours": config.model().future_tolerance_hours,
+        "late_window_days": config.model().late_window_days,
+        "order_statuses": ORDER_STATUSES,
+        "event_types": EVENT_TYPES,
+    }
+
+
+def _create_temp(con: duckdb.DuckDBPyConnection, kind: str, model: str, params: dict[str, Any]) -> None:
+    """Create `sql/staging/<model>.sql` as a temp table or view of the same name."""
+    sql = sqlrun.sql_text("staging", model)
+    if kind == "view":  # a view cannot hold bound parameters: the shared models take none
+        con.execute(f"create temp view {sqlrun.quote_ident(model)} as {sql}")
+    else:
+        con.execute(f"create temp table {sqlrun.quote_ident(model)} as {sql}", sqlrun.bind(sql, params))
+
+
+def reconcile(
+    con: duckdb.DuckDBPyConnection, source_table: str, load_date: dt.date, counts: dict[str, int]
+) -> dict[str, Any]:
+    """Write the reconciliation record of a source and date; raise ReconciliationError if unbalanced."""
+    params = {"source_table": source_table, "load_date": load_date, **counts}
+    path = lake.partition_file("audit", "reconciliation", load_date, source_table=source_table)
+    sqlrun.run_model(con, "staging", "reconciliation", params, path)
+    record = dict(zip(
+        ("raw_count", "staged_count", "quarantined_count", "duplicate_count", "is_balanced"),
+        con.execute(
+            "select raw_count, staged_count, quarantined_count, duplicate_count, is_balanced"
+            " from read_parquet($p)", {"p": path},
+        ).fetchone(),
+    ))
+    if not record["is_balanced"]:
+        raise ReconciliationError(
+            f"{source_table} {load_date}: raw {record['raw_count']} != staged {record['staged_count']}"
+            f" + quarantined {record['quarantined_count']} + duplicates {record['duplicate_count']}"
+            f" (recorded in {path}); a staging rule drops or multiplies rows: fix the model, then rerun"
+        )
+    return record
+
+
+def _count(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None) -> int:
+    return con.execute(f"select count(*) from ({sql})", sqlrun.bind(sql, params or {})).fetchone()[0]
+
+
+def stage(source: str, load_date: dt.date) -> dict[str, Any] | None:
+    """Stage one source's raw partition of a date; return its counts (None: no catalog snapshot that day)."""
+    table = staging_table(source)
+    load_date = lake.parse_date(load_date)
+    raw_file = lake.partition_file("raw", source, load_date)
+    if not os.path.exists(raw_file):
+        if source in CATALOGS:
+            logger.info("no raw %s snapshot for %s: nothing to stage", source, load_date)
+            return None
+        raise RawPartitionMissing(f"raw/{source} for {load_date} is not landed ({raw_file}); land it first")
+    checked = f"int_{source}_checked"
+    params = model_params(load_date, table)
+    with sqlrun.connect() as con:
+        define_macros(con)
+        sqlrun.register_parquet(con, f"raw_{source}", raw_file)
+        con.register("reason_codes", pa.table({
+            "reason_code": list(REASON_CODES), "description": list(REASON_CODES.values()),
+        }))
+        _create_temp(con, "table", checked, params)
+        con.execute(f"create temp view checked_records as select * from {sqlrun.quote_ident(checked)}")
+        _create_temp(con, "table", "int_duplicates", params)
+        _create_temp(con, "view", "int_validated", params)
+        stg_sql = sqlrun.sql_text("staging", table)
+        counts = {
+            "raw_count": _count(con, f"select * from {sqlrun.quote_ident('raw_' + source)}"),
+            "staged_count": _count(con, stg_sql, params),
+            "quarantined_count": sqlrun.run_model(
+                con, "staging", "bad_records", params,
+                lake.partition_file("audit", "bad_records", load_date, source_table=table),
+            ),
+            "duplicate_count": _count(con, "select * from int_validated where _is_duplicate"),
+        }
+        record = reconcile(con, table, load_date, counts)
+        sqlrun.run_model(con, "staging", table, params, lake.partition_file("staging", table, load_date))
+    logger.info(
+        "staged %s %s: %s raw, %s staged, %s quarantined, %s duplicates", table, load_date,
+        counts["raw_count"], counts["staged_count"], counts["quarantined_count"], counts["duplicate_count"],
+    )
+    return {"source_table": table, "load_date": load_date, **record}

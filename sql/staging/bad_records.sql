@@ -1,0 +1,36 @@
+-- audit.bad_records: the raw rows of one source and load date that staging quarantined, and why.
+-- Grain: one row per quarantined raw row; partition: load_date / source_table. Reads the source's
+-- validated rows (int_validated) and the reason-code list (registered from staging.REASON_CODES).
+with validated as (
+    select * from int_validated
+),
+
+codes as (
+    select * from reason_codes
+),
+
+quarantined as (
+    select * from validated
+    where validated._reason_code is not null
+),
+
+final as (
+    select
+        $source_table as source_table,
+        quarantined._record_id as record_id,
+        quarantined._reason_code as reason_code,
+        coalesce(codes.description, quarantined._reason_code)
+            || ': ' || coalesce('''' || quarantined._failing_value || '''', 'no value')
+            || coalesce(' (' || quarantined._detail || ')', '') as message,
+        quarantined._failing_value as failing_value,
+        quarantined._raw_record as raw_record,
+        quarantined._source_file as source_file,
+        quarantined._row_number as row_number,
+        $load_date::date as load_date,
+    from quarantined
+    left join codes
+        on quarantined._reason_code = codes.reason_code
+    order by quarantined._row_number
+)
+
+select * from final

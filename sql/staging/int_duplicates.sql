@@ -1,0 +1,63 @@
+-- int_duplicates: the rows of one source and load date that duplicate resolution drops; a temp table.
+-- Grain: one row per dropped raw row (a few per day). Reads `checked_records`: the source's
+-- int_<source>_checked rows, with the standard columns _record_id, _raw_record, _version_ts,
+-- _row_number and _row_reason_code.
+-- - Exact duplicates (same _raw_record: every source field, lineage aside): every row after the first
+--   in the file is dropped and counted as a duplicate (is_duplicate), valid or not.
+-- - Same id, different content, among rows that pass the row rules: one is kept, the latest
+--   _version_ts (order/event timestamp) then the highest _row_number (the later line of the file);
+--   the others are dropped as duplicate_id_conflict, with the kept row's number.
+with checked as not materialized (
+    -- read in place: copying a 2M-row day into a CTE would double the cost
+    select * from checked_records
+),
+
+repeated_ids as (
+    -- duplicates and conflicts can only hide among rows sharing an id (or lacking one)
+    select checked._record_id
+    from checked
+    group by checked._record_id
+    having count(*) > 1 or checked._record_id is null
+),
+
+repeated_rows as (
+    select checked.*
+    from checked
+    semi join repeated_ids
+        on checked._record_id is not distinct from repeated_ids._record_id
+),
+
+deduplicated as (
+    select
+        repeated_rows.*,
+        row_number() over (
+            partition by repeated_rows._raw_record order by repeated_rows._row_number
+        ) > 1 as is_duplicate,
+    from repeated_rows
+),
+
+ranked as (
+    select
+        deduplicated.*,
+        row_number() over same_id as id_rank,
+        first_value(deduplicated._row_number) over same_id as kept_row_number,
+    from deduplicated
+    window same_id as (
+        partition by
+            deduplicated._record_id,
+            (deduplicated._row_reason_code is null and not deduplicated.is_duplicate)
+        order by deduplicated._version_ts desc nulls last, deduplicated._row_number desc
+    )
+),
+
+final as (
+    select
+        ranked._row_number,
+        ranked.is_duplicate,
+        case when not ranked.is_duplicate then ranked.kept_row_number end as kept_row_number,
+    from ranked
+    where ranked.is_duplicate
+        or (ranked._row_reason_code is null and ranked.id_rank > 1)
+)
+
+select * from final

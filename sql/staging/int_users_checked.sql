@@ -1,0 +1,59 @@
+-- int_users_checked: every raw user record of one snapshot, typed, with the first rule it breaks.
+-- Grain: one row per raw catalog record; a temp table (not a lake table) that int_duplicates and
+-- int_validated read (same user_id, different content: the later record in the snapshot wins).
+-- Two source shapes: files {user_id, first_name, last_name, email, city, country, signup_date} and the
+-- DummyJSON API {id, firstName, lastName, email, address: {city, country}, ...}; id 1 -> 'USER_0001'.
+with source as (
+    select * from raw_users
+),
+
+cleaned as (
+    select
+        coalesce(
+            clean_text(json_extract_string(source.record, '$.user_id')),
+            catalog_id('USER_', clean_text(json_extract_string(source.record, '$.id')))
+        ) as user_id,
+        clean_text(coalesce(
+            json_extract_string(source.record, '$.first_name'),
+            json_extract_string(source.record, '$.firstName')
+        )) as first_name,
+        clean_text(coalesce(
+            json_extract_string(source.record, '$.last_name'),
+            json_extract_string(source.record, '$.lastName')
+        )) as last_name,
+        clean_text(json_extract_string(source.record, '$.email')) as email,
+        clean_text(coalesce(
+            json_extract_string(source.record, '$.city'),
+            json_extract_string(source.record, '$.address.city')
+        )) as city,
+        clean_text(coalesce(
+            json_extract_string(source.record, '$.country'),
+            json_extract_string(source.record, '$.address.country')
+        )) as country,
+        json(source.record) as raw_record,
+        source._source_file,
+        source._row_number,
+    from source
+),
+
+final as (
+    select
+        cleaned.user_id,
+        cleaned.first_name,
+        cleaned.last_name,
+        cleaned.email,
+        cleaned.city,
+        cleaned.country,
+        $load_date::date as snapshot_date,
+        $load_date::date as load_date,
+        cleaned._source_file,
+        cleaned._row_number,
+        cleaned.user_id as _record_id,
+        cleaned.raw_record as _raw_record,
+        null::timestamp as _version_ts,
+        case when cleaned.user_id is null then 'missing_user_id' end as _row_reason_code,
+        null::varchar as _failing_value,
+    from cleaned
+)
+
+select * from final

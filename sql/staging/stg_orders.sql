@@ -1,0 +1,27 @@
+-- stg_orders: the day's valid orders, typed and deduplicated (exact duplicates collapsed, one row per id).
+-- Grain: one row per order_id per load_date; partition: load_date.
+-- Rules: int_orders_checked.sql (row rules), int_validated.sql (duplicates).
+with validated as (
+    select * from int_validated
+),
+
+final as (
+    select
+        validated.order_id,
+        validated.user_id,
+        validated.product_id,
+        validated.quantity,
+        validated.unit_price,
+        validated.order_ts,
+        validated.status,
+        validated.load_date,
+        validated._source_file,
+        validated._row_number,
+    from validated
+    where validated._reason_code is null
+        and not validated._is_duplicate
+    -- the source file's order: a rerun writes the same file (joins upstream may reorder rows)
+    order by validated._row_number
+)
+
+select * from final

@@ -1,0 +1,40 @@
+-- dim_date: the calendar days the load date's facts refer to (late rows included), plus the load date.
+-- Grain: one row per date per load_date; partition: load_date. The current view keeps one row per date.
+-- day_of_week and week_of_year are ISO (Monday = 1; week 1 holds the year's first Thursday).
+with orders as (
+    select * from fact_orders
+),
+
+events as (
+    select * from fact_events
+),
+
+referenced_dates as (
+    select distinct orders.order_ts::date as full_date
+    from orders
+    union
+    select distinct events.event_ts::date as full_date
+    from events
+    union
+    select $load_date::date as full_date
+),
+
+final as (
+    select
+        date_id(referenced_dates.full_date) as date_id,
+        referenced_dates.full_date,
+        year(referenced_dates.full_date)::integer as year,
+        quarter(referenced_dates.full_date)::integer as quarter,
+        month(referenced_dates.full_date)::integer as month,
+        monthname(referenced_dates.full_date) as month_name,
+        day(referenced_dates.full_date)::integer as day_of_month,
+        isodow(referenced_dates.full_date)::integer as day_of_week,
+        dayname(referenced_dates.full_date) as day_name,
+        weekofyear(referenced_dates.full_date)::integer as week_of_year,
+        isodow(referenced_dates.full_date) >= 6 as is_weekend,
+        $load_date::date as load_date,
+    from referenced_dates
+    order by referenced_dates.full_date
+)
+
+select * from final

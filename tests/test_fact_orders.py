@@ -1,0 +1,105 @@
+"""fact_orders: staged orders -> order-line facts; the current view keeps an order's latest load date."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from pipeline import lake, sqlrun, warehouse
+
+try:
+    import rows as r
+except ImportError:  # tests/ imported as a package
+    from tests import rows as r
+
+MONDAY = dt.date(2025, 12, 8)
+D = r.DAY  # Sunday 2025-12-14
+
+
+@pytest.fixture(autouse=True)
+def lake_dir(tmp_path, monkeypatch):
+    return r.use_lake(tmp_path, monkeypatch)
+
+
+def facts(load_date: dt.date = D) -> list[dict]:
+    return r.read("warehouse", "fact_orders", load_date, "order_id")
+
+
+def test_revenue_is_exact_and_net_revenue_counts_sold_statuses():
+    r.stage_day(MONDAY, products=[r.product(product_id="PROD_0001")])
+    r.stage_day(D, orders=[
+        r.order(order_id="ORD_1", quantity=3, price=19.99, status="paid"),
+        r.order(order_id="ORD_2", quantity=2, price=0.10, status="cancelled"),
+        r.order(order_id="ORD_3", quantity=7, price=33.33, status="pending"),
+    ])
+    assert warehouse.build("fact_orders", D) == 3
+    assert facts()[0] == {
+        "order_id": "ORD_1", "user_id": "USER_0001", "product_id": "PROD_0001", "date_id": 20251214,
+        "order_ts": dt.datetime(2025, 12, 14, 12), "quantity": 3, "unit_price": r.money("19.99"),
+        "revenue": r.money("59.97"), "status": "paid", "net_revenue": r.money("59.97"),
+        "is_known_product": True, "load_date": D,
+    }
+    assert [(row["revenue"], row["net_revenue"]) for row in facts()[1:]] == [
+        (r.money("0.20"), r.money("0")), (r.money("233.31"), r.money("0"))]
+
+
+def test_the_sold_statuses_are_a_bound_parameter():
+    r.stage_day(D, orders=[r.order(order_id="ORD_1", status="paid"), r.order(order_id="ORD_2", status="pending")])
+    with sqlrun.connect() as con:
+        warehouse.define_macros(con)
+        warehouse.register_inputs(con, "fact_orders", D)
+        params = {**warehouse.model_params(D), "sold_statuses": ["paid", "pending"]}
+        sqlrun.run_model(con, "warehouse", "fact_orders", params, lake.partition_file("warehouse", "fact_orders", D))
+    assert [row["net_revenue"] for row in facts()] == [r.money("10.00"), r.money("10.00")]
+
+
+def test_late_orders_keep_the_load_date_and_get_their_own_date_id():
+    r.stage_day(D, orders=[r.order(order_id="ORD_1", timestamp="2025-12-12T23:30:00-02:00")])
+    warehouse.build("fact_orders", D)
+    (row,) = facts()
+    assert (row["order_ts"], row["date_id"], row["load_date"]) == (dt.datetime(2025, 12, 13, 1, 30), 20251213, D)
+
+
+def test_known_products_come_from_the_latest_snapshot_on_or_before_the_date():
+    r.stage_day(MONDAY - dt.timedelta(days=7), products=[r.product(product_id="PROD_0003")])
+    r.stage_day(MONDAY, products=[r.product(product_id="PROD_0001")])
+    r.stage_day(D + dt.timedelta(days=1), products=[r.product(product_id="PROD_0002")])  # after D: not used
+    r.stage_day(D, orders=[r.order(order_id=f"ORD_{n}", product_id=f"PROD_000{n}") for n in (1, 2, 3)])
+    warehouse.build("fact_orders", D)
+    assert [(row["product_id"], row["is_known_product"]) for row in facts()] == [
+        ("PROD_0001", True), ("PROD_0002", False), ("PROD_0003", False)]
+
+
+def test_orders_before_the_first_snapshot_are_unknown_products():
+    r.stage_day(D, orders=[r.order()])
+    warehouse.build("fact_orders", D)
+    assert [row["is_known_product"] for row in facts()] == [False]
+
+
+@pytest.mark.parametrize("build_order", [(D, D + dt.timedelta(days=1)), (D + dt.timedelta(days=1), D)])
+def test_the_current_view_keeps_the_latest_load_date_of_an_order(build_order):
+    d2 = D + dt.timedelta(days=1)
+    r.stage_day(D, orders=[r.order(order_id="ORD_1", status="pending"), r.order(order_id="ORD_2")])
+    r.stage_day(d2, orders=[r.order(order_id="ORD_1", status="paid", timestamp="2025-12-14T12:05:00")])
+    for day in build_order:
+        warehouse.build("fact_orders", day)
+    assert [(row["order_id"], row["status"], row["net_revenue"], row["load_date"], row["date_id"])
+            for row in r.current("fact_orders", "order_id")] == [
+        ("ORD_1", "paid", r.money("10.00"), d2, 20251214),
+        ("ORD_2", "paid", r.money("10.00"), D, 20251214),
+    ]
+    assert len(facts(D)) == 2 and len(facts(d2)) == 1  # the partitions keep every version
+
+
+def test_a_rebuild_rewrites_the_same_partition():
+    r.stage_day(D, orders=[r.order(order_id=f"ORD_{n}", quantity=1 + n % 4) for n in range(40)])
+    warehouse.build("fact_orders", D)
+    path = lake.partition_file("warehouse", "fact_orders", D)
+    first = open(path, "rb").read()
+    warehouse.build("fact_orders", D)
+    assert open(path, "rb").read() == first
+
+
+def test_building_before_staging_is_an_error():
+    with pytest.raises(warehouse.InputPartitionMissing, match="staging/stg_orders"):
+        warehouse.build("fact_orders", D)

@@ -1,0 +1,124 @@
+"""stg_events: raw clickstream rows -> typed staging rows, quarantined rows and a reconciliation."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline import lake, staging
+
+try:
+    import rows as r
+except ImportError:  # tests/ imported as a package
+    from tests import rows as r
+
+D = r.DAY
+
+
+@pytest.fixture(autouse=True)
+def lake_dir(tmp_path, monkeypatch):
+    return r.use_lake(tmp_path, monkeypatch)
+
+
+def stage(records: list[dict], extra_columns: tuple[str, ...] = ()) -> tuple[list[dict], list[dict], dict]:
+    r.write_events(D, records, extra_columns)
+    counts = staging.stage("events", D)
+    record = r.reconciliation("stg_events")
+    assert counts == record and record["is_balanced"]
+    return r.read("staging", "stg_events", D, "_row_number"), r.bad_records("stg_events"), record
+
+
+def test_a_valid_event_is_typed_and_page_views_need_no_product():
+    staged, bad, _ = stage([
+        r.event(event_id="EVT_1", event_type="add_to_cart"),
+        r.event(event_id="EVT_2", event_type="page_view", product_id=None),
+    ])
+    assert bad == []
+    assert staged == [
+        {"event_id": "EVT_1", "user_id": "USER_0001", "product_id": "PROD_0001", "event_type": "add_to_cart",
+         "event_ts": dt.datetime(2025, 12, 14, 12), "load_date": D, "_source_file": "events.csv",
+         "_row_number": 1},
+        {"event_id": "EVT_2", "user_id": "USER_0001", "product_id": None, "event_type": "page_view",
+         "event_ts": dt.datetime(2025, 12, 14, 12), "load_date": D, "_source_file": "events.csv",
+         "_row_number": 2},
+    ]
+    schema = pq.read_schema(lake.partition_file("staging", "stg_events", D))
+    assert [(f.name, f.type) for f in schema] == [(f.name, f.type) for f in staging.STAGING_SCHEMAS["stg_events"]]
+
+
+def test_event_types_are_lower_cased_and_timestamps_normalised_to_utc():
+    staged, bad, _ = stage([
+        r.event(event_id="EVT_1", event_type="PAGE_VIEW", product_id=""),
+        r.event(event_id="EVT_2", event_type=" Purchase ", event_ts="2025-12-14T00:30:00+02:00"),
+        r.event(event_id="EVT_3", event_ts="2025-12-14 08:15:00Z"),
+        r.event(event_id="EVT_4", event_ts="1765700000"),
+    ])
+    assert bad == []
+    assert [(row["event_id"], row["event_type"], row["product_id"], row["event_ts"]) for row in staged] == [
+        ("EVT_1", "page_view", None, dt.datetime(2025, 12, 14, 12)),
+        # half past midnight at UTC+2 is the previous evening in UTC: a late event, valid
+        ("EVT_2", "purchase", "PROD_0001", dt.datetime(2025, 12, 13, 22, 30)),
+        ("EVT_3", "view_product", "PROD_0001", dt.datetime(2025, 12, 14, 8, 15)),
+        ("EVT_4", "view_product", "PROD_0001", dt.datetime(2025, 12, 14, 8, 13, 20)),
+    ]
+
+
+@pytest.mark.parametrize(("fields", "reason", "failing_value"), [
+    ({"event_id": None}, "missing_event_id", None),
+    ({"event_id": " "}, "missing_event_id", None),
+    ({"user_id": None}, "missing_user_id", None),
+    ({"event_type": "hover"}, "unknown_event_type", "hover"),
+    ({"event_type": None}, "unknown_event_type", None),
+    ({"event_type": "checkout", "product_id": None}, "missing_product_id", None),
+    ({"event_ts": "not-a-date"}, "invalid_timestamp", "not-a-date"),
+    ({"event_ts": "2025-12-16T00:00:00"}, "future_timestamp", "2025-12-16T00:00:00"),
+    ({"event_ts": "1969-07-20T20:17:00"}, "ancient_timestamp", "1969-07-20T20:17:00"),
+    ({"event_ts": "2025-10-01T00:00:00"}, "ancient_timestamp", "2025-10-01T00:00:00"),
+])
+def test_each_rule_quarantines_with_its_reason(fields, reason, failing_value):
+    record = r.event(**{"event_id": "EVT_BAD", **fields})
+    staged, bad, rec = stage([r.event(event_id="EVT_OK"), record])
+    assert [row["event_id"] for row in staged] == ["EVT_OK"]
+    (row,) = bad
+    assert (row["source_table"], row["reason_code"], row["failing_value"]) == ("stg_events", reason, failing_value)
+    assert row["message"].startswith(staging.REASON_CODES[reason])
+    assert json.loads(row["raw_record"]) == {name: record.get(name) for name in r.EVENT_FIELDS}
+    assert (row["source_file"], row["row_number"], row["load_date"]) == ("events.csv", 2, D)
+    assert (rec["raw_count"], rec["staged_count"], rec["quarantined_count"], rec["duplicate_count"]) == (2, 1, 1, 0)
+
+
+def test_late_events_within_the_window_are_staged():
+    staged, bad, _ = stage([
+        r.event(event_id="EVT_1", event_ts="2025-12-13T23:59:59"),
+        r.event(event_id="EVT_2", event_ts="2025-11-20T08:00:00"),
+    ])
+    assert bad == [] and [row["event_id"] for row in staged] == ["EVT_1", "EVT_2"]
+
+
+def test_exact_duplicates_collapse_but_a_differing_extra_column_is_a_conflict():
+    staged, bad, rec = stage([
+        r.event(event_id="EVT_1", session="a"),
+        r.event(event_id="EVT_1", session="a"),  # identical in every column: a duplicate
+        r.event(event_id="EVT_2", session="a"),
+        r.event(event_id="EVT_2", session="b"),  # same id, an extra column differs: a conflict
+        r.event(event_id=None, session="x"),
+        r.event(event_id=None, session="x"),  # duplicates of a bad row are duplicates
+    ], extra_columns=("session",))
+    assert [(row["event_id"], row["_row_number"]) for row in staged] == [("EVT_1", 1), ("EVT_2", 4)]
+    assert [(row["row_number"], row["reason_code"]) for row in bad] == [
+        (3, "duplicate_id_conflict"), (5, "missing_event_id")]
+    assert json.loads(bad[0]["raw_record"])["session"] == "a"
+    assert (rec["raw_count"], rec["staged_count"], rec["quarantined_count"], rec["duplicate_count"]) == (6, 2, 2, 2)
+
+
+def test_same_id_conflicts_keep_the_latest_timestamp():
+    staged, bad, _ = stage([
+        r.event(event_id="EVT_1", event_type="add_to_cart", event_ts="2025-12-14T10:00:05"),
+        r.event(event_id="EVT_1", event_type="view_product", event_ts="2025-12-14T10:00:00"),
+    ])
+    assert [(row["event_id"], row["event_type"]) for row in staged] == [("EVT_1", "add_to_cart")]
+    assert [(row["row_number"], row["reason_code"], row["failing_value"]) for row in bad] == [
+        (2, "duplicate_id_conflict", "EVT_1")]
+    assert bad[0]["message"].endswith("(kept row 1)")

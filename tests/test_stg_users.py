@@ -1,0 +1,45 @@
+"""stg_users: weekly user snapshots in file or DummyJSON API shape -> one staging shape."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from pipeline import staging
+
+try:
+    import rows as r
+except ImportError:  # tests/ imported as a package
+    from tests import rows as r
+
+MONDAY = dt.date(2025, 12, 15)
+
+
+@pytest.fixture(autouse=True)
+def lake_dir(tmp_path, monkeypatch):
+    return r.use_lake(tmp_path, monkeypatch)
+
+
+def test_users_from_files_and_from_the_api():
+    api = r.dummyjson("users", 2)
+    r.write_users(MONDAY, [r.user(user_id="USER_0100", city=" ", country="France")])
+    staging.stage("users", MONDAY)
+    (row,) = r.read("staging", "stg_users", MONDAY)
+    assert row == {
+        "user_id": "USER_0100", "first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com",
+        "city": None, "country": "France", "snapshot_date": MONDAY, "load_date": MONDAY,
+        "_source_file": "users_2025-12-15.json", "_row_number": 1,
+    }
+    later = MONDAY + dt.timedelta(days=7)
+    r.write_users(later, api + [{"firstName": "No", "lastName": "Id"}], source_kind="api")
+    counts = staging.stage("users", later)
+    assert (counts["staged_count"], counts["quarantined_count"]) == (2, 1)
+    staged = r.read("staging", "stg_users", later, "user_id")
+    assert [(u["user_id"], u["first_name"], u["last_name"], u["email"], u["city"], u["country"]) for u in staged] == [
+        (f"USER_000{a['id']}", a["firstName"], a["lastName"], a["email"], a["address"]["city"],
+         a["address"]["country"]) for a in api]
+    assert [row["reason_code"] for row in r.bad_records("stg_users", later)] == ["missing_user_id"]
+
+
+def test_a_date_without_a_snapshot_stages_nothing():
+    assert staging.stage("users", MONDAY) is None
