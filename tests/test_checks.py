@@ -1,0 +1,572 @@
+"""The quality gate and the serving reconciliation: real Parquet partitions, real Soda scans, real Postgres.
+
+Each test writes one small, consistent day into an isolated lake (row builders below, the lake
+contract's schemas), breaks one thing, runs the gate and looks at the recorded results.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from decimal import Decimal
+from pathlib import Path
+
+import psycopg
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline import checks, checks_serving, lake
+from pipeline.checks import NoChecksParsed, QualityGateFailed, ServingMismatch
+
+D = dt.date(2025, 12, 14)
+DAY = dt.datetime(2025, 12, 14)
+MONEY = pa.decimal128(18, 2)
+TS = pa.timestamp("us")
+
+SCHEMAS = {
+    ("staging", "stg_orders"): pa.schema([
+        ("order_id", pa.string()), ("user_id", pa.string()), ("product_id", pa.string()),
+        ("quantity", pa.int32()), ("unit_price", MONEY), ("order_ts", TS), ("status", pa.string()),
+        ("load_date", pa.date32()), ("_source_file", pa.string()), ("_row_number", pa.int64()),
+    ]),
+    ("staging", "stg_events"): pa.schema([
+        ("event_id", pa.string()), ("user_id", pa.string()), ("product_id", pa.string()),
+        ("event_type", pa.string()), ("event_ts", TS), ("load_date", pa.date32()),
+        ("_source_file", pa.string()), ("_row_number", pa.int64()),
+    ]),
+    ("warehouse", "fact_orders"): pa.schema([
+        ("order_id", pa.string()), ("user_id", pa.string()), ("product_id", pa.string()),
+        ("date_id", pa.int32()), ("order_ts", TS), ("quantity", pa.int32()), ("unit_price", MONEY),
+        ("revenue", MONEY), ("status", pa.string()), ("net_revenue", MONEY),
+        ("is_known_product", pa.bool_()), ("load_date", pa.date32()),
+    ]),
+    ("warehouse", "fact_events"): pa.schema([
+        ("event_id", pa.string()), ("user_id", pa.string()), ("product_id", pa.string()),
+        ("event_type", pa.string()), ("event_ts", TS), ("date_id", pa.int32()),
+        ("is_known_product", pa.bool_()), ("load_date", pa.date32()),
+    ]),
+    ("warehouse", "dim_user"): pa.schema([
+        ("user_id", pa.string()), ("first_seen_date", pa.date32()), ("first_order_date", pa.date32()),
+        ("last_seen_date", pa.date32()), ("city", pa.string()), ("country", pa.string()),
+        ("load_date", pa.date32()),
+    ]),
+    ("warehouse", "dim_product"): pa.schema([
+        ("product_key", pa.string()), ("product_id", pa.string()), ("product_name", pa.string()),
+        ("category", pa.string()), ("brand", pa.string()), ("current_price", MONEY),
+        ("effective_from", pa.date32()), ("is_inferred", pa.bool_()), ("load_date", pa.date32()),
+    ]),
+    ("audit", "reconciliation"): pa.schema([
+        ("source_table", pa.string()), ("load_date", pa.date32()), ("raw_count", pa.int64()),
+        ("staged_count", pa.int64()), ("quarantined_count", pa.int64()), ("duplicate_count", pa.int64()),
+        ("is_balanced", pa.bool_()),
+    ]),
+}
+
+
+# ------------------------------------------------------------------------------------ row builders
+def order(i: int, **overrides) -> dict:
+    row = {
+        "order_id": f"ORD_{i:05d}", "user_id": f"USER_{i % 7:04d}", "product_id": f"PROD_{i % 5:04d}",
+        "quantity": 1 + i % 3, "unit_price": Decimal("9.99") + i, "order_ts": DAY + dt.timedelta(minutes=17 * i),
+        "status": "paid" if i % 4 else "cancelled",
+    }
+    return {**row, **overrides}
+
+
+def event(i: int, **overrides) -> dict:
+    kind = ("page_view", "add_to_cart", "purchase")[i % 3]
+    row = {
+        "event_id": f"EVT_{i:06d}", "user_id": f"USER_{i % 9:04d}",
+        "product_id": None if kind == "page_view" else f"PROD_{i % 5:04d}", "event_type": kind,
+        "event_ts": DAY + dt.timedelta(minutes=11 * i),
+    }
+    return {**row, **overrides}
+
+
+def date_id(ts: dt.datetime) -> int:
+    return ts.year * 10000 + ts.month * 100 + ts.day
+
+
+def write(layer: str, table: str, rows: list[dict], schema: pa.Schema | None = None, **keys: str) -> None:
+    schema = schema or SCHEMAS[(layer, table)]
+    path = lake.partition_file(layer, table, D, **keys)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
+
+
+def write_day(orders: list[dict], events: list[dict], *, unknown: set[str] = frozenset(),
+              recon: dict | None = None, stg_orders_schema: pa.Schema | None = None) -> None:
+    """A consistent day (staging, warehouse, audit) derived from its orders and events."""
+    lineage = {"load_date": D, "_source_file": "x", "_row_number": 1}
+    stg_orders = [{**o, **lineage} for o in orders]
+    if stg_orders_schema is not None:
+        stg_orders = [{k: v for k, v in o.items() if k in stg_orders_schema.names} for o in stg_orders]
+    write("staging", "stg_orders", stg_orders, stg_orders_schema)
+    write("staging", "stg_events", [{**e, **lineage} for e in events])
+    facts = []
+    for o in orders:
+        revenue = Decimal(o["quantity"]) * o["unit_price"]
+        facts.append({**o, "date_id": date_id(o["order_ts"]), "revenue": revenue, "load_date": D,
+                      "net_revenue": revenue if o["status"] == "paid" else Decimal("0"),
+                      "is_known_product": o["product_id"] not in unknown})
+    write("warehouse", "fact_orders", facts)
+    write("warehouse", "fact_events", [
+        {**e, "date_id": date_id(e["event_ts"]), "load_date": D,
+         "is_known_product": e["product_id"] is None or e["product_id"] not in unknown}
+        for e in events
+    ])
+    seen: dict[str, list[dt.datetime]] = {}
+    for row in orders + events:
+        seen.setdefault(row["user_id"], []).append(row.get("order_ts") or row.get("event_ts"))
+    ordered = {o["user_id"]: min(x["order_ts"] for x in orders if x["user_id"] == o["user_id"]) for o in orders}
+    write("warehouse", "dim_user", [
+        {"user_id": u, "first_seen_date": min(ts).date(), "last_seen_date": max(ts).date(),
+         "first_order_date": ordered[u].date() if u in ordered else None, "city": "Paris", "country": "FR",
+         "load_date": D}
+        for u, ts in sorted(seen.items())
+    ])
+    products = sorted({r["product_id"] for r in orders + events if r["product_id"]})
+    write("warehouse", "dim_product", [
+        {"product_key": p, "product_id": p, "product_name": p.lower(), "category": "c", "brand": "b",
+         "current_price": None if p in unknown else Decimal("9.99"), "effective_from": None if p in unknown else D,
+         "is_inferred": p in unknown, "load_date": D}
+        for p in products
+    ])
+    counts = {"stg_orders": len(orders), "stg_events": len(events)}
+    for source, staged in counts.items():
+        row = {"source_table": source, "load_date": D, "raw_count": staged + 2, "staged_count": staged,
+               "quarantined_count": 1, "duplicate_count": 1, "is_balanced": True}
+        row.update((recon or {}).get(source, {}))
+        write("audit", "reconciliation", [row], source_table=source)
+
+
+def clean_orders(n: int = 20) -> list[dict]:
+    return [order(i) for i in range(n)]
+
+
+def clean_events(n: int = 60) -> list[dict]:
+    return [event(i) for i in range(n)]
+
+
+def by_name(result: checks.GateResult) -> dict[tuple[str, str], checks.CheckResult]:
+    return {(r.table_name, r.check_name): r for r in result.results}
+
+
+def outcomes(result: checks.GateResult, outcome: str) -> set[tuple[str, str]]:
+    return {(r.table_name, r.check_name) for r in result.results if r.outcome == outcome}
+
+
+# ------------------------------------------------------------------------------------------- gate
+def test_clean_seed_sized_day_passes_with_volume_warnings(lake_root: Path) -> None:
+    write_day(clean_orders(), clean_events())
+
+    result = checks.run_gate(D)
+
+    assert not result.blocked and result.failed == 0 and result.errored == 0
+    assert outcomes(result, "warn") == {
+        ("stg_orders", "orders volume within the expected daily range"),
+        ("stg_events", "events volume within the expected daily range"),
+    }
+    volume = by_name(result)[("stg_orders", "orders volume within the expected daily range")]
+    assert (volume.value, volume.check_type) == ("20", "row_count")
+    assert "not between 100 and 500000" in volume.message
+    assert {r.table_name for r in result.results} == set(checks.GATED_TABLES)
+    assert result.passed > 60
+    result.raise_if_blocked()  # a warning does not block
+    assert checks.gate_passed(D)
+
+    # every check is in the lake, with its type and measured value
+    recorded = pq.read_table(lake.partition_file("audit", "dq_results", D)).to_pylist()
+    assert len(recorded) == len(result.results)
+    assert {(r["table_name"], r["check_name"]) for r in recorded} == set(by_name(result))
+    assert set(recorded[0]) == {"load_date", "check_name", "table_name", "check_type", "outcome", "value",
+                                "message", "checked_at"}
+    assert {r["load_date"] for r in recorded} == {D}
+    types = {r["check_type"] for r in recorded}
+    assert {"schema", "row_count", "duplicate_count", "missing_count", "freshness", "user-defined",
+            "failed_rows", "row_count_comparison"} <= types
+    assert checks.load_results(D).warned == 2
+
+    failures = checks.dq_failure_rows(result)
+    assert [f["outcome"] for f in failures] == ["warn", "warn"]
+    assert set(failures[0]) == {"run_date", "check_name", "table_name", "check_type", "outcome", "value", "message"}
+    assert failures[0]["run_date"] == D
+
+
+def test_duplicate_ids_fail_and_the_exception_lists_every_failed_check(lake_root: Path) -> None:
+    orders = clean_orders() + [order(3, order_ts=DAY + dt.timedelta(hours=23))]
+    events = clean_events() + [event(5)]
+    write_day(orders, events)
+
+    result = checks.run_gate(D)
+
+    assert result.blocked
+    assert outcomes(result, "fail") == {
+        ("stg_orders", "no duplicate order_id"), ("fact_orders", "no duplicate order_id"),
+        ("stg_events", "no duplicate event_id"), ("fact_events", "no duplicate event_id"),
+    }
+    assert by_name(result)[("stg_orders", "no duplicate order_id")].value == "1"
+    with pytest.raises(QualityGateFailed) as raised:
+        result.raise_if_blocked()
+    lines = str(raised.value).splitlines()
+    assert "FAIL stg_orders | no duplicate order_id | value 1 |" in str(raised.value)
+    assert "FAIL fact_events | no duplicate event_id | value 1 |" in str(raised.value)
+    assert len(lines) == 1 + 4
+    assert raised.value.result is result
+    assert not checks.gate_passed(D)
+    assert {f["outcome"] for f in checks.dq_failure_rows(result)} == {"warn", "fail"}
+
+
+def test_future_timestamp_fails(lake_root: Path) -> None:
+    # end of day + 2 h ([model] future_tolerance_hours) is the limit; 3 h past midnight is beyond it
+    orders = clean_orders(19) + [order(19, order_ts=DAY + dt.timedelta(days=1, hours=3))]
+    write_day(orders, clean_events())
+
+    result = checks.run_gate(D)
+
+    name = "no order_ts beyond the end of the load date plus tolerance"
+    assert outcomes(result, "fail") == {("stg_orders", name), ("fact_orders", name)}
+    assert by_name(result)[("stg_orders", name)].message.endswith(
+        "future_order_ts_count = count(case when order_ts > timestamp '2025-12-15 02:00:00' then 1 end)")
+
+
+def test_a_day_inside_the_tolerance_passes(lake_root: Path) -> None:
+    orders = clean_orders(19) + [order(19, order_ts=DAY + dt.timedelta(days=1, hours=1))]
+    write_day(orders, clean_events())
+
+    assert not checks.run_gate(D).blocked
+
+
+def test_unknown_product_share_between_warn_and_fail_only_warns(lake_root: Path) -> None:
+    # 1 of 40 order lines (2.5 %) names a product the catalog lacks: above 1 %, below the fail level
+    orders = clean_orders(39) + [order(39, product_id="PROD_9999")]
+    write_day(orders, clean_events(), unknown={"PROD_9999"})
+
+    result = checks.run_gate(D)
+
+    share = by_name(result)[("fact_orders", "unknown product share of order lines")]
+    assert (share.outcome, share.value, share.check_type) == ("warn", "2.5", "user-defined")
+    assert not result.blocked
+    assert checks.gate_passed(D)
+
+
+def test_unknown_product_share_above_fail_blocks(lake_root: Path, checks_config) -> None:
+    # with [checks] unknown_product_fail_pct = 5:
+    # events: 2 of the 42 events with a product (4.76 %) -> warn; orders: 3 of 40 (7.5 %) -> fail
+    checks_config("unknown_product_fail_pct", "5")
+    orders = clean_orders(37) + [order(i, product_id="PROD_9999") for i in (37, 38, 39)]
+    events = clean_events() + [event(i, product_id="PROD_9999", event_type="purchase") for i in (60, 61)]
+    write_day(orders, events, unknown={"PROD_9999"})
+
+    result = checks.run_gate(D)
+
+    assert outcomes(result, "fail") == {("fact_orders", "unknown product share of order lines")}
+    events_share = by_name(result)[("fact_events", "unknown product share of events with a product")]
+    assert (events_share.outcome, events_share.value) == ("warn", "4.7619")
+    assert result.blocked and not checks.gate_passed(D)
+
+
+def test_before_the_first_catalog_snapshot_unknown_products_only_warn(lake_root: Path) -> None:
+    orders, events = clean_orders(), clean_events()
+    write_day(orders, events, unknown={r["product_id"] for r in orders + events if r["product_id"]})
+
+    result = checks.run_gate(D)
+
+    assert not result.blocked
+    assert {
+        ("dim_product", "a product catalog snapshot covers the load date"),
+        ("fact_orders", "unknown product share of order lines"),
+        ("fact_events", "unknown product share of events with a product"),
+    } <= outcomes(result, "warn")
+    assert by_name(result)[("fact_orders", "unknown product share of order lines")].value == "100"
+
+
+def test_seed_format_days_through_the_real_models(
+    lake_root: Path, seed_incoming: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The seed system's own two days, landed, staged and modelled by the pipeline's code, then gated."""
+    from pipeline import landing, staging, warehouse
+
+    monkeypatch.delenv("ECOMM_PRODUCTS_URL", raising=False)
+    monkeypatch.delenv("ECOMM_USERS_URL", raising=False)
+    results = {}
+    for day in (dt.date(2025, 12, 14), dt.date(2025, 12, 15)):
+        landing.land_orders(day)
+        landing.land_events(day)
+        for kind in ("products", "users"):
+            landing.land_catalog(kind, day)
+        for source in staging.SOURCES:
+            staging.stage(source, day)
+        for table in warehouse.TABLES:
+            warehouse.build(table, day)
+        results[day] = checks.run_gate(day)
+
+    # 2025-12-14: before the first (Monday) catalog snapshot; 20 orders, 60 events -> publishes, warned
+    first = results[dt.date(2025, 12, 14)]
+    assert not first.blocked and first.errored == 0
+    assert {
+        ("stg_orders", "orders volume within the expected daily range"),
+        ("stg_events", "events volume within the expected daily range"),
+        ("dim_product", "a product catalog snapshot covers the load date"),
+    } <= outcomes(first, "warn")
+    # 2025-12-15: the fixture's catalog lists 12 products while the orders name 100: 85 % of the order
+    # lines are unknown: above the warn level, below the default fail level (99 %), so it publishes
+    second = results[dt.date(2025, 12, 15)]
+    assert not second.blocked and second.errored == 0
+    assert {
+        ("fact_orders", "unknown product share of order lines"),
+        ("fact_events", "unknown product share of events with a product"),
+    } <= outcomes(second, "warn")
+    assert by_name(second)[("fact_orders", "unknown product share of order lines")].value == "85"
+
+
+def test_reconciliation_imbalance_fails(lake_root: Path) -> None:
+    write_day(clean_orders(), clean_events(),
+              recon={"stg_events": {"raw_count": 70, "is_balanced": False}})
+
+    result = checks.run_gate(D)
+
+    assert outcomes(result, "fail") == {
+        ("reconciliation", "raw = staged + quarantined + duplicates for every source")
+    }
+    assert by_name(result)[("reconciliation", "raw = staged + quarantined + duplicates for every source")].value == "1"
+
+
+def test_catalog_snapshot_reconciliation_is_included_when_present(lake_root: Path) -> None:
+    write_day(clean_orders(), clean_events())
+    write("audit", "reconciliation", [{
+        "source_table": "stg_products", "load_date": D, "raw_count": 5, "staged_count": 5,
+        "quarantined_count": 0, "duplicate_count": 1, "is_balanced": True,  # 5 != 5 + 0 + 1
+    }], source_table="stg_products")
+
+    result = checks.run_gate(D)
+
+    assert outcomes(result, "fail") == {
+        ("reconciliation", "raw = staged + quarantined + duplicates for every source")
+    }
+
+
+def test_missing_column_fails_the_schema_check(lake_root: Path) -> None:
+    schema = SCHEMAS[("staging", "stg_orders")]
+    write_day(clean_orders(), clean_events(), stg_orders_schema=schema.remove(schema.get_field_index("status")))
+
+    result = checks.run_gate(D)
+
+    schema_check = by_name(result)[("stg_orders", "stg_orders has the contract columns and types")]
+    assert (schema_check.outcome, schema_check.check_type) == ("fail", "schema")
+    assert schema_check.value == "missing columns: status"
+    assert result.blocked
+    # the checks that read the missing column could not be evaluated: errors, never passes
+    assert by_name(result)[("stg_orders", "status is never missing")].outcome == "error"
+
+
+def test_wrong_column_type_fails_the_schema_check(lake_root: Path) -> None:
+    write_day(clean_orders(), clean_events())
+    rows = pq.read_table(lake.partition_file("warehouse", "fact_orders", D)).to_pylist()
+    schema = SCHEMAS[("warehouse", "fact_orders")]
+    schema = schema.set(schema.get_field_index("revenue"), pa.field("revenue", pa.float64()))
+    write("warehouse", "fact_orders", [{**r, "revenue": float(r["revenue"])} for r in rows], schema)
+
+    result = checks.run_gate(D)
+
+    schema_check = by_name(result)[("fact_orders", "fact_orders has the contract columns and types")]
+    assert schema_check.outcome == "fail"
+    assert schema_check.value == "revenue is double (expected decimal(18,2))"
+
+
+def test_missing_partition_is_an_error_that_blocks(lake_root: Path) -> None:
+    write_day(clean_orders(), clean_events())
+    os.remove(lake.partition_file("warehouse", "dim_product", D))
+
+    result = checks.run_gate(D)
+
+    missing = by_name(result)[("dim_product", "dim_product partition exists")]
+    assert (missing.outcome, missing.check_type) == ("error", "partition")
+    assert result.blocked and result.errored >= 1
+    assert "ERROR dim_product | dim_product partition exists | value -" in str(QualityGateFailed(result))
+
+
+def test_a_checks_file_without_checks_is_an_error(lake_root: Path, tmp_path: Path) -> None:
+    write_day(clean_orders(), clean_events())
+    root = tmp_path / "checks"
+    shutil.copytree(checks.checks_dir(), root)
+    (root / "warehouse" / "dim_user.yml").write_text("# nothing here yet\nchecks for dim_user:\n")
+
+    with pytest.raises(NoChecksParsed, match="dim_user.yml parsed to zero checks"):
+        checks.run_gate(D, checks_root=root)
+
+    (root / "warehouse" / "dim_user.yml").unlink()
+    with pytest.raises(NoChecksParsed, match="does not exist"):
+        checks.run_gate(D, checks_root=root)
+    assert not checks.gate_passed(D)
+
+    # one check Soda cannot parse beside a good one: the scan errors, and the error blocks
+    (root / "warehouse" / "dim_user.yml").write_text(
+        "checks for dim_user:\n  - row_count > 0:\n      name: has rows\n  - row_count >>> 0\n")
+    result = checks.run_gate(D, checks_root=root)
+    scan_error = by_name(result)[("dim_user", "scan of dim_user.yml")]
+    assert (scan_error.outcome, scan_error.check_type) == ("error", "scan")
+    assert 'Invalid check "row_count >>> 0"' in scan_error.message
+    assert by_name(result)[("dim_user", "has rows")].outcome == "pass"
+    assert result.blocked and not checks.gate_passed(D)
+
+
+def test_hostile_load_date_is_rejected_before_any_scan(lake_root: Path) -> None:
+    hostile = "2025-12-13'; drop table x;--"
+    for call in (checks.run_gate, checks.gate_variables, checks.gate_passed,
+                 lambda d: checks_serving.reconcile_serving(d, lake_figures={}, dsn="host=/nowhere")):
+        with pytest.raises(ValueError, match="not a date"):
+            call(hostile)
+    assert list(lake_root.iterdir()) == []  # nothing was registered, scanned or written
+
+
+def test_stale_day_warns_on_freshness(lake_root: Path) -> None:
+    # every order of the file is from two days before the load date (a replayed file)
+    orders = [order(i, order_ts=DAY - dt.timedelta(days=2) + dt.timedelta(minutes=i)) for i in range(20)]
+    write_day(orders, clean_events())
+
+    result = checks.run_gate(D)
+
+    fresh = by_name(result)[("stg_orders", "newest order_ts is recent at the end of the load date")]
+    assert (fresh.outcome, fresh.check_type) == ("warn", "freshness")
+    assert fresh.value.startswith("2 days, 23:41:00")
+    assert not result.blocked
+
+
+def test_gate_variables_come_from_config(lake_root: Path) -> None:
+    variables = checks.gate_variables("2025-12-14")
+    assert variables["load_date"] == "2025-12-14"
+    assert variables["NOW"] == "2025-12-15T00:00:00"
+    assert variables["future_limit_ts"] == "2025-12-15 02:00:00"
+    assert (variables["orders_min_rows"], variables["events_max_rows"]) == ("100", "2000000")
+    assert (variables["unknown_product_warn_pct"], variables["unknown_product_fail_pct"]) == ("1.0", "99.0")
+    assert variables["freshness_warn"] == "24h"
+
+
+@pytest.fixture
+def checks_config():
+    """Set [checks] options for one test (as luigi.cfg would), restoring the file's values after."""
+    import luigi
+
+    parser = luigi.configuration.get_config()
+    saved = {}
+
+    def set_option(name: str, value: str) -> None:
+        saved.setdefault(name, parser.get("checks", name, None))
+        parser.set("checks", name, value)
+
+    yield set_option
+    for name, value in saved.items():
+        if value is None:
+            parser.remove_option("checks", name)
+        else:
+            parser.set("checks", name, value)
+
+
+def test_thresholds_come_from_the_checks_section(lake_root: Path, checks_config) -> None:
+    checks_config("orders_min_rows", "10")
+    checks_config("events_min_rows", "10")
+    checks_config("unknown_product_warn_pct", "3")
+    orders = clean_orders(39) + [order(39, product_id="PROD_9999")]  # 2.5 % unknown
+    write_day(orders, clean_events(), unknown={"PROD_9999"})
+
+    result = checks.run_gate(D)
+
+    assert (result.warned, result.failed, result.errored) == (0, 0, 0)
+    assert "warn when not between 10 and 500000" in by_name(result)[
+        ("stg_orders", "orders volume within the expected daily range")].message
+
+    checks_config("unknown_product_fail_pct", "2")  # below the warn threshold: refused
+    with pytest.raises(ValueError, match="unknown_product_warn_pct <= unknown_product_fail_pct"):
+        checks.run_gate(D)
+
+
+# ------------------------------------------------------------------------------ serving (Postgres)
+def test_postgres_properties_choose_sslmode_and_hide_the_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("PGHOST", "PGSSLMODE", "PGPASSWORD", "PGUSER", "PGDATABASE", "PGPORT"):
+        monkeypatch.delenv(name, raising=False)
+    socket = checks_serving.postgres_properties("postgresql://postgres@/ecomm?host=/tmp/x&port=5433")
+    assert (socket["host"], socket["port"], socket["database"], socket["sslmode"]) == ("/tmp/x", "5433", "ecomm", "disable")
+    assert checks_serving.postgres_properties("postgresql://u@127.0.0.1/db")["sslmode"] == "disable"
+    remote = checks_serving.postgres_properties("postgresql://u:s3cret@db.example.com/db")
+    assert remote["sslmode"] == "require" and remote["password"] == "s3cret"
+    assert "s3cret" not in checks_serving.describe(remote)
+    assert checks_serving.postgres_properties("postgresql://u@db.example.com/db?sslmode=prefer")["sslmode"] == "require"
+    assert checks_serving.postgres_properties("host=db.example.com sslmode=verify-full")["sslmode"] == "verify-full"
+    with pytest.raises(checks_serving.ServingCheckError, match="names no host"):
+        checks_serving.postgres_properties("dbname=ecomm")
+
+
+def test_a_downgradable_serving_sslmode_setting_is_refused(checks_config) -> None:
+    checks_config("serving_sslmode", "prefer")
+    with pytest.raises(checks_serving.ServingCheckError, match="serving_sslmode = 'prefer'"):
+        checks_serving.postgres_properties("postgresql://u@db.example.com/db")
+    assert checks_serving.postgres_properties("postgresql://u@localhost/db")["sslmode"] == "disable"
+
+
+@pytest.fixture(scope="module")
+def serving_dsn(tmp_path_factory: pytest.TempPathFactory):
+    """A throwaway Postgres 16 with minimal warehouse.fact_orders_all / fact_events_all tables."""
+    import pgserver
+
+    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="delete")
+    dsn = server.get_uri()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("""
+            create schema if not exists warehouse;
+            create table warehouse.fact_orders_all (
+                order_id text, user_id text, product_id text, date_id integer, order_ts timestamp,
+                quantity integer, unit_price numeric(18, 2), revenue numeric(18, 2), status text,
+                net_revenue numeric(18, 2), is_known_product boolean, load_date date not null);
+            create table warehouse.fact_events_all (
+                event_id text, user_id text, product_id text, event_type text, event_ts timestamp,
+                date_id integer, is_known_product boolean, load_date date not null);
+        """)
+    yield dsn
+    server.cleanup()
+
+
+def publish_facts(dsn: str) -> None:
+    """What publish does for D, minimally: the lake's fact partitions copied into Postgres."""
+    orders = pq.read_table(lake.partition_file("warehouse", "fact_orders", D)).to_pylist()
+    events = pq.read_table(lake.partition_file("warehouse", "fact_events", D)).to_pylist()
+    with psycopg.connect(dsn) as conn:
+        conn.execute("delete from warehouse.fact_orders_all where load_date = %s", [D])
+        conn.execute("delete from warehouse.fact_events_all where load_date = %s", [D])
+        for table, rows in (("fact_orders_all", orders), ("fact_events_all", events)):
+            columns = list(rows[0])
+            with conn.cursor().copy(f"copy warehouse.{table} ({', '.join(columns)}) from stdin") as copy:
+                for row in rows:
+                    copy.write_row([row[c] for c in columns])
+        # another date's rows must not count
+        conn.execute("insert into warehouse.fact_orders_all (order_id, revenue, load_date) values ('x', 5, %s)",
+                     [D - dt.timedelta(days=1)])
+
+
+def test_reconcile_serving_passes_on_equal_figures_and_raises_on_a_mismatch(
+    lake_root: Path, serving_dsn: str
+) -> None:
+    write_day(clean_orders(), clean_events())
+    publish_facts(serving_dsn)
+    figures = checks_serving.compute_lake_figures(D)
+    assert figures["fact_orders_rows"] == 20 and figures["fact_events_rows"] == 60
+    assert figures["fact_orders_revenue"] == sum(Decimal(o["quantity"]) * o["unit_price"] for o in clean_orders())
+
+    result = checks.reconcile_serving(D, dsn=serving_dsn)
+    assert (result.passed, result.blocked) == (3, False)
+
+    with pytest.raises(ServingMismatch) as raised:
+        checks.reconcile_serving(D, dsn=serving_dsn, lake_figures={
+            **figures, "fact_orders_rows": 21, "fact_orders_revenue": figures["fact_orders_revenue"] + Decimal("0.01"),
+        })
+    message = str(raised.value)
+    assert "warehouse.fact_orders_all rows for 2025-12-14: expected 21 (lake), found 20 (serving)" in message
+    assert (f"warehouse.fact_orders_all revenue for 2025-12-14: expected {figures['fact_orders_revenue'] + Decimal('0.01')}"
+            f" (lake), found {figures['fact_orders_revenue']} (serving)") in message
+    assert "fact_events_all" not in message
+
+    with psycopg.connect(serving_dsn) as conn:  # a row lost in publish
+        conn.execute("delete from warehouse.fact_events_all where event_id = 'EVT_000007'")
+    with pytest.raises(ServingMismatch, match=r"fact_events_all rows for 2025-12-14: expected 60 \(lake\), found 59"):
+        checks.reconcile_serving(D, dsn=serving_dsn)
