@@ -156,3 +156,57 @@ class ModelTask(PipelineTask):
         self.report(f"building {self.table}", 0)
         self.rows_out = warehouse.build(self.table, self.date)
         self.report(f"built {self.rows_out} {self.table} rows", 100)
+
+
+class CheckTask(PipelineTask):
+    """Runs the date's SodaCL quality gate (output: lake/audit/dq_results, complete when it passed).
+
+    A blocked gate records its outcomes in Postgres (audit.dq_failures) and fails the task with
+    every failed check and its value; bad data is not retried.
+    """
+
+    retry_count = 1
+
+    def complete(self) -> bool:
+        from pipeline import checks
+
+        return checks.gate_passed(self.date)
+
+    def run(self) -> None:
+        from pipeline import checks, publish
+
+        self.report("running the quality gate", 0)
+        result = checks.run_gate(self.date)
+        self.report(f"checks: {result.passed} passed, {result.warned} warned, {result.failed} failed, "
+                    f"{result.errored} errored", 100)
+        if result.blocked:
+            publish.publish_audit_only(self.date, checks.dq_failure_rows(result))
+            result.raise_if_blocked()
+
+
+class PublishTask(PipelineTask):
+    """Publishes the date to the serving Postgres in one transaction, then reconciles it.
+
+    Complete when audit.publish_log has the date (written in the same transaction as the data).
+    Connection failures are transient and retried per luigi.cfg.
+    """
+
+    force = luigi.BoolParameter(default=False, significant=False,
+                                description="replace a published non-empty date even with an empty one")
+
+    def complete(self) -> bool:
+        from pipeline import publish
+
+        return publish.is_published(self.date)
+
+    def run(self) -> None:
+        from pipeline import checks, publish
+
+        gate = checks.load_results(self.date)
+        audit_rows = checks.dq_failure_rows(gate) if gate is not None else []
+        self.report("publishing to Postgres", 10)
+        summary = publish.publish(self.date, force=self.force, audit_rows=audit_rows)
+        self.rows_out = summary.get("fact_orders_rows", 0) + summary.get("fact_events_rows", 0)
+        self.report(f"published {self.rows_out} fact rows; reconciling", 80)
+        checks.reconcile_serving(self.date)
+        self.report(f"published and reconciled {self.rows_out} fact rows", 100)

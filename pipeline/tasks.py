@@ -11,13 +11,15 @@ from typing import Any
 import luigi
 from luigi.tools.range import RangeDaily  # noqa: F401 - re-exported for `--module pipeline.tasks RangeDaily`
 
-from pipeline import landing
+from pipeline import landing, warehouse
 from pipeline.task_base import (
     CatalogLandTask,
     CatalogStageTask,
+    CheckTask,
     LandTask,
     ModelTask,
     PipelineTask,
+    PublishTask,
     StageTask,
 )
 
@@ -105,8 +107,11 @@ class StageDaily(luigi.WrapperTask, PipelineTask):
 
 
 class _DailyModel(ModelTask):
-    def requires(self) -> luigi.Task:
-        return StageDaily(date=self.date)
+    def requires(self) -> list[luigi.Task]:
+        # The staging partitions, plus the warehouse tables this model reads (warehouse.INPUTS).
+        upstream = [MODEL_TASKS[name](date=self.date) for name in warehouse.INPUTS[self.table]
+                    if name in MODEL_TASKS]
+        return [StageDaily(date=self.date), *upstream]
 
 
 class BuildDimDate(_DailyModel):
@@ -145,19 +150,43 @@ class BuildFactEvents(_DailyModel):
     table = "fact_events"
 
 
-class BuildDailyMetrics(ModelTask):
+class BuildDailyMetrics(_DailyModel):
     """warehouse/daily_metrics for one run date: one row."""
 
     table = "daily_metrics"
 
-    def requires(self) -> list[luigi.Task]:
-        return [BuildFactOrders(date=self.date), BuildFactEvents(date=self.date)]
+
+MODEL_TASKS: dict[str, type[ModelTask]] = {
+    task.table: task for task in (BuildFactOrders, BuildFactEvents, BuildDimDate, BuildDimProductHistory,
+                                  BuildDimProduct, BuildDimUser, BuildDailyMetrics)
+}
 
 
 class BuildWarehouse(luigi.WrapperTask, PipelineTask):
     """Every warehouse partition of one date."""
 
     def requires(self) -> list[luigi.Task]:
-        return [task(date=self.date) for task in (
-            BuildDimDate, BuildDimUser, BuildDimProduct, BuildDimProductHistory,
-            BuildFactOrders, BuildFactEvents, BuildDailyMetrics)]
+        return [task(date=self.date) for task in MODEL_TASKS.values()]
+
+
+class QualityGate(CheckTask):
+    """lake/audit/dq_results for one date: one row per SodaCL check; complete when nothing failed."""
+
+    def requires(self) -> luigi.Task:
+        return BuildWarehouse(date=self.date)
+
+
+class Publish(PublishTask):
+    """The date in the serving Postgres: facts, dimensions, daily_metrics and audit rows."""
+
+    def requires(self) -> luigi.Task:
+        return QualityGate(date=self.date)
+
+
+class DailyPipeline(luigi.WrapperTask, PipelineTask):
+    """The whole date: land -> stage -> model -> check -> publish."""
+
+    force = luigi.BoolParameter(default=False, significant=False)
+
+    def requires(self) -> luigi.Task:
+        return Publish(date=self.date, force=self.force)
