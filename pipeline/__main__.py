@@ -1,0 +1,31 @@
+"""`uv run python -m pipeline <command> [options]`: the project's commands besides Luigi's own.
+
+    demo        generate a week of sample data, backfill it, print the summary and sample queries
+    summary     the run summary (rows per layer, quarantine, checks, publish) for a range of dates
+    report      the self-contained HTML daily report for a date
+    schema-doc  the serving schema reference (Markdown) generated from Postgres COMMENT ON
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS = {
+    "demo": "pipeline.demo",
+    "summary": "pipeline.summary",
+    "report": "pipeline.report",
+    "schema-doc": "pipeline.schema_doc",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help") or args[0] not in COMMANDS:
+        print(__doc__.strip())
+        return 0 if not args or args[0] in ("-h", "--help") else 2
+    module = importlib.import_module(COMMANDS[args[0]])
+    return int(module.main(args[1:]) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
