@@ -1,0 +1,34 @@
+"""Settings for the Postgres serving layer: the [postgres] and [publish] sections of luigi.cfg.
+
+Only non-secret values live here. Where to connect comes from ECOMM_PG_DSN or the libpq PG*
+variables (and passwords from .pgpass); without either, the pipeline uses the embedded server
+described by this section. Environment variables win over the file (see pipeline.config).
+"""
+from __future__ import annotations
+
+import luigi
+
+
+class postgres(luigi.Config):  # noqa: N801 - luigi maps the class name to the [postgres] section
+    """[postgres]: the embedded development server and connection defaults."""
+
+    embedded_dir = luigi.Parameter(default=".pgdata")  # relative to the repository root
+    embedded_port = luigi.IntParameter(default=54320)  # TCP port on 127.0.0.1 (and the socket name)
+    database = luigi.Parameter(default="ecomm")
+    superuser = luigi.Parameter(default="postgres")  # the embedded server's bootstrap user
+    statement_timeout = luigi.Parameter(default="0")  # Postgres interval text; "0" = no limit
+    lock_timeout = luigi.Parameter(default="0")
+    connect_timeout = luigi.IntParameter(default=10)  # seconds
+    start_timeout = luigi.IntParameter(default=60)  # seconds for pg_ctl start/stop to finish
+    application_name = luigi.Parameter(default="ecomm-pipeline")
+    # Server settings for the embedded server only (a single-node dev/CI server: no replicas, no
+    # archiving). wal_level=minimal lets publish's COPY into a table created in the same transaction,
+    # and its index builds, skip WAL; a larger max_wal_size avoids checkpoints in mid-load.
+    server_options = luigi.Parameter(default="-c wal_level=minimal -c max_wal_senders=0 -c max_wal_size=2GB")
+
+
+class publish(luigi.Config):  # noqa: N801 - [publish]
+    """[publish]: how the lake's partitions are streamed into Postgres."""
+
+    copy_batch_rows = luigi.IntParameter(default=262_144)  # rows per Arrow batch turned into CSV
+    maintenance_work_mem = luigi.Parameter(default="256MB")  # for the per-date index builds

@@ -1,0 +1,359 @@
+"""Publishing one load date from the lake into the Postgres serving schema, in one transaction.
+
+`publish(D)` reads the date's lake partitions (paths from `pipeline.lake` only) with DuckDB and,
+in ONE transaction, so that a BI reader sees the date's old state or its new one, never a mix:
+
+1. `pg_advisory_xact_lock` on the date: two publishes of one date run one after the other;
+2. each fact partition is streamed (binary COPY, no per-row statements) into a new table and
+   indexed there (see `pipeline.publish_facts`);
+3. the global publish lock: the bookkeeping below is serialised across dates, so each publish
+   sees every earlier one (the heavy step 2 of different dates still runs in parallel);
+4. dimensions are merged order-independently (COPY into temp tables, then upserts), the date's
+   daily_metrics row upserted, its audit rows (bad_records, rejected_lines, reconciliation and the
+   quality gate's dq_failures) replaced;
+5. the current-version bookkeeping is updated and the completion marker `audit.publish_log` written;
+6. the fact tables are locked (ACCESS EXCLUSIVE, for the last milliseconds only), the new
+   partitions swapped in, and the transaction commits.
+
+Replacing a published non-empty date with an empty one is refused (EmptyPublishRefused) unless
+force=True. The serving schema is brought up to date once per process before the first publish.
+When the connecting role may act as `ecomm_writer`, the transaction runs as that role, so what
+publish creates is owned by it and publishing needs no more than that role's privileges.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import os
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import duckdb
+import psycopg
+from psycopg import sql
+
+from pipeline import lake, pg, pg_copy, serving, sqlrun
+from pipeline.pg_config import publish as publish_settings
+from pipeline.publish_facts import FACTS, DuplicateFactKey, LakePartitionInvalid, PublishError
+from pipeline.publish_facts import load_stage, published_rows, supersede, swap
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "publish", "publish_audit_only", "is_published", "record_pipeline_run",
+    "PublishError", "EmptyPublishRefused", "LakePartitionMissing", "LakePartitionInvalid", "DuplicateFactKey",
+]
+
+LOCK_CLASS = 0x7075626C  # "publ": advisory locks (LOCK_CLASS, date ordinal) and (LOCK_CLASS, 0) = global
+STAGING_SOURCES = ("stg_orders", "stg_events", "stg_products", "stg_users")
+RAW_SOURCES = ("orders", "events", "products", "users")
+DQ_OUTCOMES = ("warn", "fail", "error")
+
+
+class EmptyPublishRefused(PublishError):
+    """Publishing would replace a published non-empty date with an empty one; pass force=True to allow it."""
+
+
+class LakePartitionMissing(PublishError):
+    """A lake partition the publish needs is missing; run the pipeline for the date first."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Feed:
+    """A small serving table fed from lake partitions through a temp table and a merge statement."""
+
+    table: str  # schema.table in Postgres
+    layer: str
+    lake_table: str
+    merge: tuple[str, ...]  # statements reading _in (the date's rows); %(d)s is the load date
+    derived: Mapping[str, str] = dataclasses.field(default_factory=dict)  # column -> DuckDB expression
+    defaults: tuple[str, ...] = ()  # columns left to the Postgres default
+    sources: tuple[str, ...] = ()  # partition keys source_table=<each>; empty = unkeyed
+    lenient: bool = False  # a column the lake lacks becomes NULL (with a warning) instead of an error
+    key: tuple[str, ...] = ()  # must be unique in the date's rows
+
+
+def _upsert(table: str, columns: str, key: str, updates: str, where: str = "") -> tuple[str, ...]:
+    return (f"insert into {table} as t ({columns}) select {columns} from _in"
+            f" on conflict ({key}) do update set {updates}{where}",)
+
+
+def _replace(table: str, columns: str) -> tuple[str, ...]:
+    return (f"delete from {table} where load_date = %(d)s",
+            f"insert into {table} ({columns}) select {columns} from _in")
+
+
+_DATE_COLS = "date_id, full_date, year, quarter, month, month_name, day_of_month, day_of_week, day_name, week_of_year, is_weekend"
+_USER_COLS = "user_id, first_seen_date, first_order_date, last_seen_date, city, country, city_as_of"
+_PRODUCT_COLS = "product_id, product_name, category, brand, current_price, effective_from, is_inferred, valid_as_of"
+_HISTORY_COLS = ("product_id, version, product_name, category, brand, current_price, effective_from, effective_to,"
+                 " is_current, valid_as_of")
+_METRIC_COLS = (
+    "run_date, raw_orders_count, staging_orders_count, fact_orders_count, raw_events_count, staging_events_count,"
+    " fact_events_count, quarantined_orders_count, quarantined_events_count, duplicate_orders_count,"
+    " duplicate_events_count, gross_revenue, net_revenue, orders_count, events_count, unknown_product_share,"
+    " dq_failed_count, runtime_seconds"
+)
+_NEWER_CITY = "excluded.city_as_of is not null and (t.city_as_of is null or excluded.city_as_of >= t.city_as_of)"
+_LOAD_DATE = "$load_date::date"
+
+FEEDS = (
+    Feed("warehouse.dim_date", "warehouse", "dim_date", _upsert(
+        "warehouse.dim_date", _DATE_COLS, "date_id",
+        ", ".join(f"{c} = excluded.{c}" for c in _DATE_COLS.split(", ")[1:])), key=("date_id",)),
+    # merged with min/max, city/country from the latest load date reporting either: order-independent
+    Feed("warehouse.dim_user", "warehouse", "dim_user", _upsert(
+        "warehouse.dim_user", _USER_COLS, "user_id",
+        "first_seen_date = least(t.first_seen_date, excluded.first_seen_date),"
+        " first_order_date = least(t.first_order_date, excluded.first_order_date),"
+        " last_seen_date = greatest(t.last_seen_date, excluded.last_seen_date),"
+        f" city = case when {_NEWER_CITY} then excluded.city else t.city end,"
+        f" country = case when {_NEWER_CITY} then excluded.country else t.country end,"
+        " city_as_of = greatest(t.city_as_of, excluded.city_as_of), updated_at = now()"),
+        derived={"city_as_of": f"case when city is not null or country is not null then {_LOAD_DATE} end"},
+        defaults=("updated_at",), key=("user_id",)),
+    # the row of the greatest load date wins, but a catalog row always beats an inferred one
+    Feed("warehouse.dim_product", "warehouse", "dim_product", _upsert(
+        "warehouse.dim_product", _PRODUCT_COLS, "product_id",
+        ", ".join(f"{c} = excluded.{c}" for c in _PRODUCT_COLS.split(", ")[1:]),
+        " where (t.is_inferred and not excluded.is_inferred)"
+        " or (t.is_inferred = excluded.is_inferred and excluded.valid_as_of >= t.valid_as_of)"),
+        derived={"valid_as_of": _LOAD_DATE}, key=("product_id",)),
+    # small: the build with the greatest load date replaces the whole table
+    Feed("warehouse.dim_product_history", "warehouse", "dim_product_history", (
+        "delete from warehouse.dim_product_history where %(d)s >= (select max(valid_as_of) from warehouse.dim_product_history)",
+        f"insert into warehouse.dim_product_history ({_HISTORY_COLS}) select {_HISTORY_COLS} from _in"
+        " where not exists (select 1 from warehouse.dim_product_history)"),
+         derived={"valid_as_of": _LOAD_DATE}, key=("product_id", "version")),
+    Feed("warehouse.daily_metrics", "warehouse", "daily_metrics", _upsert(
+        "warehouse.daily_metrics", _METRIC_COLS, "run_date",
+        ", ".join(f"{c} = excluded.{c}" for c in _METRIC_COLS.split(", ")[1:]) + ", published_at = now()"),
+        derived={"run_date": _LOAD_DATE}, defaults=("published_at",), lenient=True, key=("run_date",)),
+    Feed("audit.bad_records", "audit", "bad_records", _replace(
+        "audit.bad_records", "load_date, source_table, record_id, reason_code, message, failing_value, raw_record,"
+        " source_file, row_number"), derived={"load_date": _LOAD_DATE, "source_table": "$source_table"},
+        sources=STAGING_SOURCES),
+    Feed("audit.rejected_lines", "audit", "rejected_lines", _replace(
+        "audit.rejected_lines", "load_date, source_table, source_file, line_number, raw_text, error"),
+        derived={"load_date": _LOAD_DATE, "source_table": "$source_table"}, sources=RAW_SOURCES),
+    Feed("audit.reconciliation", "audit", "reconciliation", _replace(
+        "audit.reconciliation", "load_date, source_table, raw_count, staged_count, quarantined_count,"
+        " duplicate_count, is_balanced"), derived={"load_date": _LOAD_DATE, "source_table": "$source_table"},
+        sources=STAGING_SOURCES),
+)
+
+
+# ------------------------------------------------------------------------------------ lake side
+def _lake_select(
+    duck: duckdb.DuckDBPyConnection, path: str, columns: Sequence[pg_copy.PgColumn], derived: Mapping[str, str],
+    lenient: bool, what: str,
+) -> str:
+    """A DuckDB SELECT giving `columns` (cast to their Postgres types) from one partition file."""
+    present = set(duck.sql("select * from read_parquet($path, hive_partitioning = false)", params={"path": path}).columns)
+    parts, missing = [], []
+    for col in columns:
+        if col.name in derived:
+            expr = derived[col.name]
+        elif col.name in present:
+            expr = sqlrun.quote_ident(col.name)
+        else:
+            missing.append(col.name)
+            expr = "null"
+        parts.append(f"cast({expr} as {col.duckdb_type}) as {sqlrun.quote_ident(col.name)}")
+    if missing and not lenient:
+        raise LakePartitionInvalid(
+            f"{what} ({path}) lacks column(s) {', '.join(missing)} that Postgres needs; it has {', '.join(sorted(present))}"
+        )
+    if missing:
+        logger.warning("%s lacks %s: published as NULL", what, ", ".join(missing))
+    return f"select {', '.join(parts)} from read_parquet($path, hive_partitioning = false)"
+
+
+def _batches(duck: duckdb.DuckDBPyConnection, select: str, params: dict[str, Any]):
+    return duck.sql(select, params=sqlrun.bind(select, params)).to_arrow_reader(publish_settings().copy_batch_rows)
+
+
+def _fact_path(table: str, day: dt.date) -> str:
+    path = lake.partition_file("warehouse", table, day)
+    if not os.path.exists(path):
+        raise LakePartitionMissing(f"warehouse/{table} for {day} is not built ({path}); run the pipeline for {day} first")
+    return path
+
+
+def _row_count(duck: duckdb.DuckDBPyConnection, path: str) -> int:
+    return duck.execute("select count(*) from read_parquet($p)", {"p": path}).fetchall()[0][0]
+
+
+# ----------------------------------------------------------------------------------- serving side
+def _act_as_writer(conn: psycopg.Connection) -> None:
+    """Run the transaction as ecomm_writer when allowed and it owns the facts (see module doc)."""
+    may = conn.execute(
+        """select exists (select 1 from pg_roles where rolname = 'ecomm_writer')
+                  and pg_has_role(current_user, 'ecomm_writer', 'MEMBER')
+                  and pg_get_userbyid((select relowner from pg_class where oid = 'warehouse.fact_orders_all'::regclass))
+                      = 'ecomm_writer'"""
+    ).fetchone()[0]
+    if may:
+        conn.execute("set local role ecomm_writer")
+
+
+def _feed(conn: psycopg.Connection, duck: duckdb.DuckDBPyConnection, feed: Feed, day: dt.date,
+          overrides: Mapping[str, Any]) -> int | None:
+    """Load the feed's partitions of the date into _in and merge; None when the lake has none."""
+    keys = feed.sources or (None,)
+    paths = [(k, lake.partition_file(feed.layer, feed.lake_table, day, **({"source_table": k} if k else {})))
+             for k in keys]
+    paths = [(k, p) for k, p in paths if os.path.exists(p)]
+    if not paths and not feed.sources:
+        logger.warning("no lake %s/%s partition for %s: %s left as it is", feed.layer, feed.lake_table, day, feed.table)
+        return None
+    conn.execute("drop table if exists _in")
+    conn.execute(sql.SQL("create temp table _in (like {} including defaults) on commit drop").format(
+        sql.Identifier(*feed.table.split("."))))
+    columns = [c for c in pg_copy.table_columns(conn, feed.table) if c.name not in feed.defaults]
+    rows = 0
+    for source, path in paths:
+        select = _lake_select(duck, path, columns, feed.derived, feed.lenient, f"lake {feed.layer}/{feed.lake_table}")
+        params = {"path": path, "load_date": day, "source_table": source}
+        rows += pg_copy.copy_batches(conn, sql.Identifier("_in"), columns, _batches(duck, select, params))
+    for column, value in overrides.items():
+        conn.execute(sql.SQL("update _in set {} = %s").format(sql.Identifier(column)), [value])
+    if feed.key:
+        dup = conn.execute(sql.SQL("select {k} from _in group by {k} having count(*) > 1 limit 1").format(
+            k=sql.SQL(", ").join(map(sql.Identifier, feed.key)))).fetchone()
+        if dup:
+            raise LakePartitionInvalid(f"lake {feed.lake_table} for {day} repeats key {dup}; its grain is broken")
+    for statement in feed.merge:
+        conn.execute(statement, {"d": day})
+    return rows
+
+
+def _write_dq(conn: psycopg.Connection, day: dt.date, rows: Sequence[Mapping[str, Any]]) -> int:
+    """Replace the date's dq_failures with `rows` (dicts from the quality gate)."""
+    conn.execute("delete from audit.dq_failures where run_date = %s", [day])
+    fields = ("check_name", "table_name", "check_type", "outcome", "value", "message")
+    with conn.cursor() as cur, cur.copy(
+        "copy audit.dq_failures (run_date, check_name, table_name, check_type, outcome, value, message) from stdin"
+    ) as copy:
+        for row in rows:
+            if row.get("outcome") not in DQ_OUTCOMES or not row.get("check_name"):
+                raise ValueError(f"dq row needs check_name and outcome in {DQ_OUTCOMES}: {dict(row)!r}")
+            copy.write_row([day, *(None if row.get(f) is None else str(row.get(f)) for f in fields)])
+    return len(rows)
+
+
+def _failed_checks(rows: Sequence[Mapping[str, Any]]) -> int:
+    return sum(1 for row in rows if row.get("outcome") in ("fail", "error"))
+
+
+# ------------------------------------------------------------------------------------- public API
+def publish(load_date: dt.date | str, *, force: bool = False,
+            audit_rows: Sequence[Mapping[str, Any]] | None = None, run_id: str | None = None) -> dict[str, Any]:
+    """Publish one load date from the lake to Postgres atomically; return what was written."""
+    day = lake.parse_date(load_date)
+    run_id = run_id or uuid.uuid4().hex
+    started = time.monotonic()
+    fact_paths = {spec: _fact_path(spec.lake_table, day) for spec in FACTS}
+    summary: dict[str, Any] = {"load_date": day, "run_id": run_id}
+    with sqlrun.connect() as duck, pg.connect() as conn:
+        serving.ensure_schema(conn)
+        try:
+            with conn.transaction():
+                _act_as_writer(conn)
+                conn.execute(sql.SQL("set local maintenance_work_mem = {}").format(
+                    sql.Literal(publish_settings().maintenance_work_mem)))
+                conn.execute("select pg_advisory_xact_lock(%s, %s)", [LOCK_CLASS, day.toordinal()])
+                counts = {spec: _row_count(duck, path) for spec, path in fact_paths.items()}
+                for spec in FACTS:
+                    before = published_rows(conn, spec, day)
+                    if before and not counts[spec] and not force:
+                        raise EmptyPublishRefused(
+                            f"{day} has {before} {spec.parent} rows published but the lake partition is empty;"
+                            f" rebuild the date, or publish with force=True to empty it")
+                loaded = {}
+                for spec in FACTS:
+                    columns = pg_copy.copy_order(pg_copy.table_columns(conn, f"warehouse.{spec.parent}"))
+                    select = _lake_select(duck, fact_paths[spec], columns, {}, False, f"lake warehouse/{spec.lake_table}")
+                    t0 = time.monotonic()
+                    loaded[spec] = load_stage(conn, spec, day, columns,
+                                              _batches(duck, select, {"path": fact_paths[spec]}))
+                    summary[f"{spec.lake_table}_rows"] = loaded[spec]["rows"]
+                    logger.info("%s %s: %s rows copied and indexed in %.1fs", spec.parent, day,
+                                loaded[spec]["rows"], time.monotonic() - t0)
+                conn.execute("select pg_advisory_xact_lock(%s, 0)", [LOCK_CLASS])
+                for feed in FEEDS:
+                    overrides = ({"dq_failed_count": _failed_checks(audit_rows)}
+                                 if feed.lake_table == "daily_metrics" and audit_rows is not None else {})
+                    summary[f"{feed.lake_table}_rows"] = _feed(conn, duck, feed, day, overrides)
+                if audit_rows is not None:
+                    summary["dq_failures_rows"] = _write_dq(conn, day, audit_rows)
+                for spec in FACTS:
+                    summary[f"{spec.lake_table}_ids_rechecked"] = supersede(conn, spec, day, loaded[spec])
+                conn.execute(
+                    """insert into audit.publish_log (load_date, published_at, fact_orders_rows, fact_events_rows, run_id)
+                       values (%s, now(), %s, %s, %s)
+                       on conflict (load_date) do update set published_at = excluded.published_at,
+                           fact_orders_rows = excluded.fact_orders_rows, fact_events_rows = excluded.fact_events_rows,
+                           run_id = excluded.run_id""",
+                    [day, summary["fact_orders_rows"], summary["fact_events_rows"], run_id],
+                )
+                # Last, and only for the final catalog changes: a reader that planned its query before
+                # the commit must not run it on a snapshot taken after (it would miss the new partition
+                # while seeing publish_log, dimensions ... of the new state). Readers wait here for
+                # the swap and the commit, then plan again.
+                conn.execute(sql.SQL("lock table {} in access exclusive mode").format(
+                    sql.SQL(", ").join(sql.Identifier("warehouse", spec.parent) for spec in FACTS)))
+                summary["replaced"] = any([swap(conn, spec, day) for spec in FACTS])
+        except psycopg.Error as err:
+            raise PublishError(f"publishing {day} failed and was rolled back: {err}".strip()) from err
+    summary["seconds"] = round(time.monotonic() - started, 3)
+    logger.info("published %s: %s order rows, %s event rows in %.1fs (run %s)", day, summary["fact_orders_rows"],
+                summary["fact_events_rows"], summary["seconds"], run_id)
+    return summary
+
+
+def publish_audit_only(load_date: dt.date | str, dq_rows: Sequence[Mapping[str, Any]]) -> int:
+    """Record the quality gate's outcomes for a date whose data is not published; return rows written."""
+    day = lake.parse_date(load_date)
+    with pg.connect() as conn:
+        serving.ensure_schema(conn)
+        with conn.transaction():
+            _act_as_writer(conn)
+            conn.execute("select pg_advisory_xact_lock(%s, %s)", [LOCK_CLASS, day.toordinal()])
+            written = _write_dq(conn, day, dq_rows)
+    logger.info("recorded %s quality outcome(s) for %s (data not published)", written, day)
+    return written
+
+
+def is_published(load_date: dt.date | str) -> bool:
+    """Whether the date's publish committed (audit.publish_log): the Luigi task's completion check."""
+    day = lake.parse_date(load_date)
+    with pg.connect() as conn:
+        if not conn.execute("select to_regclass('audit.publish_log') is not null").fetchone()[0]:
+            return False
+        return conn.execute("select exists (select 1 from audit.publish_log where load_date = %s)", [day]).fetchone()[0]
+
+
+def record_pipeline_run(run_id: str, task: str, status: str, *, run_date: dt.date | str | None = None,
+                        started_at: dt.datetime | None = None, ended_at: dt.datetime | None = None,
+                        rows_in: int | None = None, rows_out: int | None = None,
+                        error_message: str | None = None) -> None:
+    """Upsert one task's row in audit.pipeline_runs (status: running, done or failed)."""
+    day = lake.parse_date(run_date) if run_date is not None else None
+    duration = (ended_at - started_at).total_seconds() if started_at and ended_at else None
+    with pg.connect() as conn:
+        serving.ensure_schema(conn)
+        with conn.transaction():
+            conn.execute(
+                """insert into audit.pipeline_runs (run_id, run_date, task, status, started_at, ended_at,
+                       duration_seconds, rows_in, rows_out, error_message)
+                   values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                   on conflict (run_id, task) do update set run_date = excluded.run_date, status = excluded.status,
+                       started_at = coalesce(excluded.started_at, audit.pipeline_runs.started_at),
+                       ended_at = excluded.ended_at, duration_seconds = excluded.duration_seconds,
+                       rows_in = excluded.rows_in, rows_out = excluded.rows_out, error_message = excluded.error_message""",
+                [run_id, day, task, status, started_at, ended_at, duration, rows_in, rows_out, error_message],
+            )

@@ -1,0 +1,282 @@
+"""Throwaway PostgreSQL servers for the tests, and lake row factories for publish tests.
+
+Every test session starts its own servers from the PostgreSQL 16 binaries bundled with `pgserver`,
+in temporary directories; nothing depends on a server already running.
+
+- `embedded_server` (session): the pipeline's own embedded server (`pipeline.pg.start_embedded`),
+  in a temporary ECOMM_PG_DATA on a free port: the path taken when no DSN is configured.
+- `dsn_server` (session): a second, independent server listening on a Unix socket only, reached
+  through `ECOMM_PG_DSN=postgresql://postgres@/<db>?host=<socket dir>`: the configured-DSN path.
+- `pg_target` (per test, parametrised over both): a fresh database on one of them, with the
+  environment pointing the pipeline at it; `fresh_db` is the same on the DSN server only.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import os
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pipeline import lake, pg  # noqa: E402
+
+PG_ENV = ("ECOMM_PG_DSN", "ECOMM_PG_DATA", "ECOMM_PG_PORT", "ECOMM_PG_DATABASE",
+          "PGHOST", "PGDATABASE", "PGSERVICE", "PGUSER", "PGPORT", "PGPASSWORD", "PGOPTIONS")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def socket_dsn(socket_dir: str | Path, database: str, port: int = 5432, user: str = "postgres") -> str:
+    suffix = "" if port == 5432 else f"&port={port}"
+    return f"postgresql://{user}@/{database}?host={socket_dir}{suffix}"
+
+
+class ThrowawayPostgres:
+    """A PostgreSQL server in a temporary directory, listening on a Unix socket only."""
+
+    def __init__(self) -> None:
+        pg._pgserver()
+        from pgserver._commands import initdb, pg_ctl
+
+        self._pg_ctl = pg_ctl
+        # short path: the socket path must fit in sun_path (108 bytes)
+        self.root = Path(tempfile.mkdtemp(prefix="ecomm-pgt-"))
+        self.data = self.root / "data"
+        self.data.mkdir(mode=0o700)
+        self.user = None
+        if os.geteuid() == 0:  # Postgres refuses root; pgserver's convention is a `pgserver` user
+            import pwd
+
+            from pgserver.utils import ensure_prefix_permissions, ensure_user_exists
+
+            ensure_user_exists(pg.SYSTEM_USER)
+            self.user = pg.SYSTEM_USER
+            entry = pwd.getpwnam(self.user)
+            ensure_prefix_permissions(self.data)
+            self.root.chmod(self.root.stat().st_mode | stat.S_IXOTH | stat.S_IROTH)
+            os.chown(self.data, entry.pw_uid, entry.pw_gid)
+        initdb(["--auth=trust", "--encoding=UTF8", "--locale=C", "-U", "postgres"], pgdata=self.data, user=self.user)
+        pg_ctl(["-w", "-l", str(self.data / "server.log"), "-o", f"-h '' -k {self.data}", "start"],
+               pgdata=self.data, user=self.user, timeout=60)
+        self.socket_dir = str(self.data)
+
+    def dsn(self, database: str = "postgres", user: str = "postgres") -> str:
+        return socket_dsn(self.socket_dir, database, user=user)
+
+    def create_database(self, name: str) -> str:
+        with psycopg.connect(self.dsn(), autocommit=True) as conn:
+            conn.execute(f'create database "{name}"')
+        return self.dsn(name)
+
+    def stop(self) -> None:
+        with contextlib.suppress(subprocess.SubprocessError):
+            self._pg_ctl(["-w", "-m", "immediate", "stop"], pgdata=self.data, user=self.user, timeout=60)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@dataclasses.dataclass
+class EmbeddedServer:
+    """The session's embedded server: where it lives and how to reach it directly."""
+
+    data_dir: Path
+    port: int
+
+    def dsn(self, database: str = "postgres", user: str = "postgres") -> str:
+        return socket_dsn(self.data_dir, database, self.port, user)
+
+    def env(self, mp: pytest.MonkeyPatch, database: str) -> None:
+        for name in PG_ENV:
+            mp.delenv(name, raising=False)
+        mp.setenv("ECOMM_PG_DATA", str(self.data_dir))
+        mp.setenv("ECOMM_PG_PORT", str(self.port))
+        mp.setenv("ECOMM_PG_DATABASE", database)
+
+
+@dataclasses.dataclass
+class Target:
+    """A fresh database the pipeline is pointed at, on the embedded or the DSN server."""
+
+    kind: str  # "embedded" or "dsn"
+    database: str
+    dsn: str  # a superuser DSN to the database, for assertions
+
+    def connect(self, **kwargs: Any) -> psycopg.Connection:
+        return psycopg.connect(self.dsn, **kwargs)
+
+    def as_user(self, user: str) -> str:
+        return self.dsn.replace("postgresql://postgres@", f"postgresql://{user}@", 1)
+
+
+@contextlib.contextmanager
+def embedded_in_temp_dir() -> Iterator[EmbeddedServer]:
+    """A not-yet-started embedded server location: a private temp dir and a free port (removed after).
+
+    Not under pytest's basetemp: a concurrent pytest session prunes old basetemps, data dir included.
+    """
+    root = Path(tempfile.mkdtemp(prefix="ecomm-emb-"))
+    server = EmbeddedServer(root / "pgdata", free_port())
+    try:
+        yield server
+    finally:
+        with pytest.MonkeyPatch.context() as mp:
+            server.env(mp, "ecomm")
+            with contextlib.suppress(pg.EmbeddedServerError):
+                pg.stop_embedded()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def embedded_server() -> Iterator[EmbeddedServer]:
+    """The pipeline's embedded server in a temporary data directory (stopped at the end)."""
+    with embedded_in_temp_dir() as server:
+        with pytest.MonkeyPatch.context() as mp:
+            server.env(mp, "ecomm")
+            pg.start_embedded()
+        yield server
+
+
+@pytest.fixture(scope="session")
+def dsn_server() -> Iterator[ThrowawayPostgres]:
+    """A second server, reached only through ECOMM_PG_DSN on a Unix socket."""
+    server = ThrowawayPostgres()
+    yield server
+    server.stop()
+
+
+def _unique_db() -> str:
+    return f"t_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(params=["embedded", "dsn"])
+def pg_target(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Target:
+    """A fresh database, the pipeline's environment pointing at it (embedded or via ECOMM_PG_DSN)."""
+    name = _unique_db()
+    if request.param == "embedded":
+        server = request.getfixturevalue("embedded_server")
+        server.env(monkeypatch, name)
+        pg.start_embedded()  # creates the database, as the pipeline would
+        return Target("embedded", name, server.dsn(name))
+    server = request.getfixturevalue("dsn_server")
+    for var in PG_ENV:
+        monkeypatch.delenv(var, raising=False)
+    dsn = server.create_database(name)
+    monkeypatch.setenv("ECOMM_PG_DSN", dsn)
+    return Target("dsn", name, dsn)
+
+
+@pytest.fixture
+def fresh_db(dsn_server: ThrowawayPostgres, monkeypatch: pytest.MonkeyPatch) -> Target:
+    """A fresh database on the DSN server, set as ECOMM_PG_DSN."""
+    for var in PG_ENV:
+        monkeypatch.delenv(var, raising=False)
+    name = _unique_db()
+    dsn = dsn_server.create_database(name)
+    monkeypatch.setenv("ECOMM_PG_DSN", dsn)
+    return Target("dsn", name, dsn)
+
+
+UNCOMMENTED = """
+select c.relkind, n.nspname || '.' || c.relname as relation, a.attname
+from pg_class as c
+join pg_namespace as n on n.oid = c.relnamespace
+left join pg_attribute as a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
+    and col_description(c.oid, a.attnum) is null
+where n.nspname in ('warehouse', 'audit') and c.relkind in ('r', 'p', 'v')
+    and (obj_description(c.oid, 'pg_class') is null or a.attname is not null)
+order by 2, 3
+"""
+
+
+def uncommented(conn: psycopg.Connection) -> list[tuple]:
+    """Tables/views without a comment, or columns without one (attname set), in warehouse/audit."""
+    return conn.execute(UNCOMMENTED).fetchall()
+
+
+# ------------------------------------------------------------------------------ lake row factories
+@pytest.fixture
+def serving_lake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty lake root for a publish test, set as ECOMM_LAKE_DIR."""
+    root = tmp_path / "serving-lake"
+    root.mkdir()
+    monkeypatch.setenv("ECOMM_LAKE_DIR", str(root))
+    return root
+
+
+ORDER_SCHEMA = pa.schema([
+    ("order_id", pa.string()), ("user_id", pa.string()), ("product_id", pa.string()), ("date_id", pa.int32()),
+    ("order_ts", pa.timestamp("us")), ("quantity", pa.int32()), ("unit_price", pa.decimal128(18, 2)),
+    ("revenue", pa.decimal128(18, 2)), ("status", pa.string()), ("net_revenue", pa.decimal128(18, 2)),
+    ("is_known_product", pa.bool_()), ("load_date", pa.date32()),
+])
+EVENT_SCHEMA = pa.schema([
+    ("event_id", pa.string()), ("user_id", pa.string()), ("product_id", pa.string()), ("event_type", pa.string()),
+    ("event_ts", pa.timestamp("us")), ("date_id", pa.int32()), ("is_known_product", pa.bool_()),
+    ("load_date", pa.date32()),
+])
+USER_SCHEMA = pa.schema([
+    ("user_id", pa.string()), ("first_seen_date", pa.date32()), ("first_order_date", pa.date32()),
+    ("last_seen_date", pa.date32()), ("city", pa.string()), ("country", pa.string()), ("load_date", pa.date32()),
+])
+PRODUCT_SCHEMA = pa.schema([
+    ("product_key", pa.string()), ("product_id", pa.string()), ("product_name", pa.string()),
+    ("category", pa.string()), ("brand", pa.string()), ("current_price", pa.decimal128(18, 2)),
+    ("effective_from", pa.date32()), ("is_inferred", pa.bool_()), ("load_date", pa.date32()),
+])
+
+
+def order(order_id: str, day: dt.date, **overrides: Any) -> dict[str, Any]:
+    """One fact_orders lake row (a paid order of 2 x 10.00 placed at noon on `day`)."""
+    from decimal import Decimal
+
+    row = {"order_id": order_id, "user_id": "USER_0001", "product_id": "PROD_0001",
+           "date_id": int(day.strftime("%Y%m%d")), "order_ts": dt.datetime.combine(day, dt.time(12)),
+           "quantity": 2, "unit_price": Decimal("10.00"), "revenue": Decimal("20.00"), "status": "paid",
+           "net_revenue": Decimal("20.00"), "is_known_product": True, "load_date": day}
+    row.update(overrides)
+    return row
+
+
+def event(event_id: str, day: dt.date, **overrides: Any) -> dict[str, Any]:
+    """One fact_events lake row (a product view at noon on `day`)."""
+    row = {"event_id": event_id, "user_id": "USER_0001", "product_id": "PROD_0001", "event_type": "view_product",
+           "event_ts": dt.datetime.combine(day, dt.time(12)), "date_id": int(day.strftime("%Y%m%d")),
+           "is_known_product": True, "load_date": day}
+    row.update(overrides)
+    return row
+
+
+def write_rows(layer: str, table: str, day: dt.date, rows: Sequence[dict[str, Any]],
+               schema: pa.Schema | None = None, **keys: str) -> str:
+    """Write rows as the (layer, table, day[, keys]) lake partition; return its path."""
+    path = lake.partition_file(layer, table, day, **keys)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    data = pa.Table.from_pylist(list(rows), schema=schema) if schema is not None else pa.Table.from_pylist(list(rows))
+    pq.write_table(data, path)
+    return path
+
+
+def write_facts(day: dt.date, orders: Sequence[dict[str, Any]], events: Sequence[dict[str, Any]]) -> None:
+    """Write a date's fact partitions (and nothing else: the other feeds are optional)."""
+    write_rows("warehouse", "fact_orders", day, orders, ORDER_SCHEMA)
+    write_rows("warehouse", "fact_events", day, events, EVENT_SCHEMA)

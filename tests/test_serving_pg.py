@@ -1,0 +1,112 @@
+"""pipeline.pg: where the pipeline connects, and the embedded server's lifecycle (real servers)."""
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from pipeline import pg
+from tests.pgfixtures import PG_ENV, EmbeddedServer, embedded_in_temp_dir
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_ecomm_pg_dsn_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ECOMM_PG_DSN", "postgresql://someone@/db?host=/run/x")
+    monkeypatch.setenv("PGHOST", "elsewhere")
+    assert pg.dsn() == "postgresql://someone@/db?host=/run/x"
+
+
+@pytest.mark.parametrize("variable", ["PGHOST", "PGDATABASE", "PGSERVICE"])
+def test_libpq_variables_mean_an_empty_dsn(monkeypatch: pytest.MonkeyPatch, variable: str) -> None:
+    for name in PG_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(variable, "x")
+    assert pg.dsn() == ""
+
+
+def test_libpq_environment_is_used_as_is(dsn_server, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in PG_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PGHOST", dsn_server.socket_dir)
+    monkeypatch.setenv("PGUSER", "postgres")
+    monkeypatch.setenv("PGDATABASE", "postgres")
+    with pg.connect() as conn:
+        assert conn.execute("select current_database(), current_user").fetchone() == ("postgres", "postgres")
+
+
+def test_without_configuration_the_embedded_server_is_used(embedded_server, monkeypatch: pytest.MonkeyPatch) -> None:
+    embedded_server.env(monkeypatch, "ecomm")
+    url = pg.dsn()
+    assert url.startswith("postgresql://postgres@/ecomm?host=")
+    assert f"port={embedded_server.port}" in url
+    with pg.connect() as conn:
+        assert conn.execute("select current_database()").fetchone() == ("ecomm",)
+        assert conn.execute("show application_name").fetchone() == ("ecomm-pipeline",)
+
+
+def test_embedded_server_listens_on_loopback_tcp_too(embedded_server) -> None:
+    with psycopg.connect(f"postgresql://postgres@127.0.0.1:{embedded_server.port}/ecomm") as conn:
+        assert conn.execute("select inet_server_addr()::text").fetchone() == ("127.0.0.1/32",)
+
+
+def test_embedded_server_is_reused_not_restarted(embedded_server, monkeypatch: pytest.MonkeyPatch) -> None:
+    embedded_server.env(monkeypatch, "ecomm")
+    before = pg.embedded_status()
+    assert pg.start_embedded() == pg.start_embedded()
+    assert pg.embedded_status()["pid"] == before["pid"]
+
+
+def test_a_missing_database_is_created(embedded_server, monkeypatch: pytest.MonkeyPatch) -> None:
+    embedded_server.env(monkeypatch, "made_on_demand")
+    with pg.connect() as conn:
+        assert conn.execute("select current_database()").fetchone() == ("made_on_demand",)
+
+
+def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipeline.pg", *args], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=120, check=False)
+
+
+@pytest.mark.slow
+def test_lifecycle_concurrent_start_persistence_and_cli() -> None:
+    """Two processes starting one new server race safely; data persists across stop/start; CLI works."""
+    with embedded_in_temp_dir() as server:
+        _lifecycle(server)
+
+
+def _lifecycle(server: EmbeddedServer) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in PG_ENV}
+    env.update(ECOMM_PG_DATA=str(server.data_dir), ECOMM_PG_PORT=str(server.port))
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(lambda _: _cli("start", env=env), range(2)))
+    assert [r.returncode for r in runs] == [0, 0], [r.stderr for r in runs]
+    assert runs[0].stdout == runs[1].stdout
+    assert sum("embedded Postgres started" in r.stderr for r in runs) == 1, "exactly one process started it"
+    try:
+        url = runs[0].stdout.strip()
+        assert _cli("dsn", env=env).stdout.strip() == url
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("create table kept (x int)")
+            conn.execute("insert into kept values (7)")
+        assert _cli("stop", env=env).stdout.strip() == "stopped"
+        assert _cli("status", env=env).returncode == 3
+        result = _cli("psql", "-Atc", "select x from kept", env=env)  # starts it again on demand
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "7"
+    finally:
+        _cli("stop", env=env)
+
+
+def test_cli_usage_error() -> None:
+    assert pg.main(["bogus"]) == 2
+
+
+def test_redact_hides_passwords() -> None:
+    assert "s3cret" not in pg.redact("postgresql://u:s3cret@h/db")
+    assert pg.redact("") == "(libpq PG* environment)"

@@ -1,0 +1,102 @@
+"""Roles on a real Postgres: bi_reader reads everything and changes nothing; ecomm_writer publishes."""
+from __future__ import annotations
+
+import datetime as dt
+
+import psycopg
+import pytest
+
+from pipeline import publish, serving
+from tests.pgfixtures import event, order, write_facts
+
+DAY = dt.date(2025, 12, 14)
+READABLE = ["warehouse.fact_orders", "warehouse.fact_events", "warehouse.fact_orders_all", "warehouse.dim_product",
+            "warehouse.dim_user", "warehouse.dim_date", "warehouse.daily_metrics", "audit.publish_log",
+            "audit.dq_failures", "audit.bad_records", "audit.pipeline_runs", "audit.schema_migrations"]
+
+
+@pytest.fixture
+def published(fresh_db, serving_lake):
+    write_facts(DAY, [order("ORD_1", DAY)], [event("EVT_1", DAY)])
+    publish.publish(DAY)
+    return fresh_db
+
+
+def test_roles_exist_with_the_right_shape(published) -> None:
+    with published.connect() as conn:
+        roles = dict(conn.execute(
+            "select rolname, rolcanlogin from pg_roles where rolname in ('ecomm_reader', 'ecomm_writer', 'bi_reader')"
+        ).fetchall())
+        members = conn.execute(
+            "select pg_has_role('bi_reader', 'ecomm_reader', 'member'), pg_has_role('bi_reader', 'ecomm_writer', 'member')"
+        ).fetchone()
+        passwords = conn.execute("select rolname from pg_authid where rolpassword is not null").fetchall()
+    assert roles == {"ecomm_reader": False, "ecomm_writer": False, "bi_reader": True}
+    assert members == (True, False)
+    assert passwords == [], "the repository never sets a password"
+
+
+def test_bi_reader_can_read_everything(published) -> None:
+    with psycopg.connect(published.as_user("bi_reader")) as conn:
+        for table in READABLE:
+            conn.execute(f"select count(*) from {table}").fetchone()
+        # a partition publish created later is readable directly too (default privileges)
+        assert conn.execute(f"select count(*) from warehouse.fact_orders_all_{DAY:%Y%m%d}").fetchone() == (1,)
+        # the seed's query, unchanged
+        rows = conn.execute(
+            "select dp.category, count(*) from warehouse.fact_orders fo"
+            " join warehouse.dim_product dp on fo.product_id = dp.product_id group by dp.category"
+        ).fetchall()
+        assert rows == []  # no dim_product partition in this lake
+
+
+@pytest.mark.parametrize("statement", [
+    "insert into warehouse.dim_user (user_id) values ('X')",
+    "insert into audit.publish_log (load_date, fact_orders_rows, fact_events_rows) values ('2020-01-01', 0, 0)",
+    "delete from warehouse.fact_orders_all",
+    "delete from audit.dq_failures",
+    "update warehouse.dim_date set year = 0",
+    "truncate warehouse.dim_product",
+    "truncate audit.bad_records",
+    "create table warehouse.mine (x int)",
+    "create table audit.mine (x int)",
+    "create table public.mine (x int)",
+    "create table mine (x int)",
+    "drop view warehouse.fact_orders",
+    "alter table warehouse.fact_orders_all detach partition warehouse.fact_orders_all_20251214",
+])
+def test_bi_reader_cannot_change_anything(published, statement: str) -> None:
+    with psycopg.connect(published.as_user("bi_reader")) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(statement)
+
+
+def test_tables_added_by_a_later_migration_are_readable(published, tmp_path) -> None:
+    import shutil
+
+    sql_dir = tmp_path / "serving"
+    shutil.copytree(serving.SERVING_SQL_DIR, sql_dir)
+    (sql_dir / "900_extra.sql").write_text(
+        "create table warehouse.extra (x int primary key);\n"
+        "comment on table warehouse.extra is 'Test table. Grain: one row per x.';\n"
+        "comment on column warehouse.extra.x is 'A number.';\n")
+    with published.connect() as conn:
+        serving.apply_schema(conn, sql_dir)
+    with psycopg.connect(published.as_user("bi_reader")) as conn:
+        assert conn.execute("select count(*) from warehouse.extra").fetchone() == (0,)
+
+
+def test_ecomm_writer_owns_the_facts_but_not_the_rest(published) -> None:
+    with published.connect() as conn:
+        owners = dict(conn.execute(
+            "select c.relname, pg_get_userbyid(c.relowner) from pg_class as c join pg_namespace as n"
+            " on n.oid = c.relnamespace where n.nspname = 'warehouse' and c.relname like 'fact_orders_all%%'"
+            " and c.relkind in ('r', 'p')").fetchall())
+        assert set(owners.values()) == {"ecomm_writer"}, "publish runs as ecomm_writer; partitions are its own"
+        conn.execute("set role ecomm_writer")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("drop table warehouse.dim_user")
+        conn.rollback()
+        conn.execute("set role ecomm_writer")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("insert into audit.schema_migrations values (999, 'x', 'x')")
