@@ -14,7 +14,7 @@ from typing import Any
 
 import duckdb
 
-from pipeline import config, lake
+from pipeline import config, faults, lake
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,10 @@ def connect(database: str = ":memory:", read_only: bool = False) -> duckdb.DuckD
     con.execute("set memory_limit = $m", {"m": settings.memory_limit})
     con.execute("set threads = $t", {"t": settings.threads})
     con.execute("set TimeZone = 'UTC'")
-    con.execute("set enable_progress_bar = false")
+    try:
+        con.execute("set enable_progress_bar = false")
+    except duckdb.Error:  # inside Jupyter DuckDB ties the progress bar to ipywidgets
+        pass
     return con
 
 
@@ -75,6 +78,7 @@ def copy_to_partition(
             f"copy ({select_sql}) to $target_file (format parquet, compression zstd, row_group_size 122880)",
             {**bind(select_sql, params), "target_file": tmp},
         )
+        faults.point("lake.write", tmp)
         rows = con.execute("select count(*) from read_parquet($p)", {"p": tmp}).fetchone()[0]
         if require_rows and rows == 0:
             raise EmptyResult(f"no rows for {final_path}")

@@ -64,9 +64,9 @@ create index if not exists dim_product_category_idx on warehouse.dim_product (ca
 comment on table warehouse.dim_product is
     'Product dimension, current version. Grain: one row per product_id. Keeps the row built as of the greatest load date, except a real catalog row is never replaced by an inferred one (order-independent).';
 comment on column warehouse.dim_product.product_id is 'Natural key of the product (e.g. PROD_0042); facts join on it.';
-comment on column warehouse.dim_product.product_name is 'Product name from the catalog; null for inferred members.';
-comment on column warehouse.dim_product.category is 'Product category from the catalog; null for inferred members.';
-comment on column warehouse.dim_product.brand is 'Brand from the catalog; null for inferred members.';
+comment on column warehouse.dim_product.product_name is 'Product name from the catalog; ''Unknown product'' for inferred members.';
+comment on column warehouse.dim_product.category is 'Product category from the catalog; ''Unknown'' for inferred members.';
+comment on column warehouse.dim_product.brand is 'Brand from the catalog; ''Unknown brand'' when the catalog has none and for inferred members.';
 comment on column warehouse.dim_product.current_price is 'Catalog price of the current version, in the shop currency.';
 comment on column warehouse.dim_product.effective_from is 'Date the current version (price/attributes) took effect.';
 comment on column warehouse.dim_product.is_inferred is 'True for a placeholder created because facts referenced a product no catalog snapshot contained yet.';

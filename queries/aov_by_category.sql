@@ -1,0 +1,51 @@
+-- Question: What is the average order value in each product category, over all orders and over paid ones?
+-- Grain: one row per category (products without a dimension row: 'Unknown'). avg_order_value = gross
+-- revenue / orders (any status); avg_paid_order_value = net revenue / orders with net revenue (sold
+-- statuses); avg_units_per_order = units / orders. Rounded half up, exactly on both engines.
+with orders as (
+    select * from warehouse.fact_orders
+),
+
+products as (
+    select * from warehouse.dim_product
+),
+
+by_category as (
+    select
+        coalesce(products.category, 'Unknown') as category,
+        count(*) as order_count,
+        count(case when orders.net_revenue > 0 then 1 end) as paid_order_count,
+        sum(orders.quantity) as units_sold,
+        sum(orders.revenue) as gross_revenue,
+        sum(orders.net_revenue) as net_revenue
+    from orders
+    left join products
+        on orders.product_id = products.product_id
+    group by coalesce(products.category, 'Unknown')
+),
+
+final as (
+    select
+        by_category.category,
+        by_category.order_count,
+        by_category.paid_order_count,
+        cast(by_category.gross_revenue as decimal(18, 2)) as gross_revenue,
+        cast(by_category.net_revenue as decimal(18, 2)) as net_revenue,
+        -- a / b rounded half up to 2 decimals, exactly; NULL when b = 0 (queries/README.md)
+        cast(cast(floor(
+            (200 * by_category.gross_revenue + by_category.order_count)
+            / cast(2 * nullif(by_category.order_count, 0) as double precision)
+        ) as bigint) * 0.01 as decimal(18, 2)) as avg_order_value,
+        cast(cast(floor(
+            (200 * by_category.net_revenue + by_category.paid_order_count)
+            / cast(2 * nullif(by_category.paid_order_count, 0) as double precision)
+        ) as bigint) * 0.01 as decimal(18, 2)) as avg_paid_order_value,
+        cast(cast(floor(
+            (200 * by_category.units_sold + by_category.order_count)
+            / cast(2 * nullif(by_category.order_count, 0) as double precision)
+        ) as bigint) * 0.01 as decimal(9, 2)) as avg_units_per_order
+    from by_category
+)
+
+select * from final
+order by final.avg_order_value desc, final.category

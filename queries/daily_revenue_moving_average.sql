@@ -1,0 +1,52 @@
+-- Question: What are gross and net revenue per day, and their 7-day moving averages?
+-- Grain: one row per order date (UTC) that has orders. The moving average is the revenue of the 7
+-- calendar days ending on the date divided by 7 (a day without orders counts as 0); it is NULL until
+-- the data covers 7 days. Rounded half up to the cent, exactly on both engines (queries/README.md).
+with orders as (
+    select * from warehouse.fact_orders
+),
+
+daily as (
+    select
+        cast(orders.order_ts as date) as order_date,
+        count(*) as order_count,
+        sum(orders.revenue) as gross_revenue,
+        sum(orders.net_revenue) as net_revenue
+    from orders
+    group by cast(orders.order_ts as date)
+),
+
+windowed as (
+    select
+        daily.order_date,
+        daily.order_count,
+        daily.gross_revenue,
+        daily.net_revenue,
+        min(daily.order_date) over () as first_order_date,
+        sum(daily.gross_revenue) over last_7_days as gross_revenue_7d,
+        sum(daily.net_revenue) over last_7_days as net_revenue_7d
+    from daily
+    window last_7_days as (
+        order by daily.order_date range between interval '6 days' preceding and current row
+    )
+),
+
+final as (
+    select
+        windowed.order_date,
+        windowed.order_count,
+        cast(windowed.gross_revenue as decimal(18, 2)) as gross_revenue,
+        cast(windowed.net_revenue as decimal(18, 2)) as net_revenue,
+        case when windowed.order_date - windowed.first_order_date >= 6 then
+            cast(cast(floor((200 * windowed.gross_revenue_7d + 7) / cast(14 as double precision)) as bigint)
+                * 0.01 as decimal(18, 2))
+        end as gross_revenue_7d_avg,
+        case when windowed.order_date - windowed.first_order_date >= 6 then
+            cast(cast(floor((200 * windowed.net_revenue_7d + 7) / cast(14 as double precision)) as bigint)
+                * 0.01 as decimal(18, 2))
+        end as net_revenue_7d_avg
+    from windowed
+)
+
+select * from final
+order by final.order_date

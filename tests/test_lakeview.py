@@ -1,0 +1,225 @@
+"""pipeline.lakeview: the whole lake as DuckDB views, read-only and safe while the pipeline writes.
+
+A real lake from the real pipeline (2 generated days with dirty rows, run to the quality gate),
+plus hand-written partitions for the cases a pipeline run does not produce on demand (a writer's
+temporary file, a partition replaced mid-query, an empty lake, a lake path with a quote in it).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline import config, lake, lakeview, sqlrun, warehouse
+from tests import analytics_dataset
+
+REPO = Path(__file__).resolve().parent.parent
+LAYER_TABLES = {
+    "raw": {"orders", "events", "products", "users"},
+    "staging": {"stg_orders", "stg_events", "stg_products", "stg_users"},
+    "warehouse": set(warehouse.TABLES) | {f"{t}_all" for t in warehouse.TABLES},
+    "audit": {"rejected_lines", "bad_records", "reconciliation", "dq_results", "dq_failures", "pipeline_runs"},
+}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory, embedded_server):
+    root = tmp_path_factory.mktemp("lakeview")
+    with analytics_dataset.pipeline_dataset(root, embedded_server, publish=False, days=2) as data:
+        yield data
+
+
+def _digest(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _file_rows(layer: str, table: str) -> int:
+    with duckdb.connect() as con:
+        return con.execute("select count(*) from read_parquet($f)", {"f": lake.table_files(layer, table)}).fetchone()[0]
+
+
+@pytest.mark.slow
+def test_every_table_of_every_layer_is_a_named_relation(built) -> None:
+    con = lakeview.open_lake()  # the configured lake: ECOMM_LAKE_DIR
+    found: dict[str, set[str]] = {}
+    for schema, view in lakeview.relations(con):
+        found.setdefault(schema, set()).add(view)
+    assert found == LAYER_TABLES
+    for layer, tables in LAYER_TABLES.items():
+        for table in tables - {"dq_failures"} - {t for t in warehouse.TABLES if layer == "warehouse"}:
+            folder = table.removesuffix("_all") if layer == "warehouse" else table
+            rows = con.execute(f"select count(*) from {layer}.{table}").fetchone()[0]
+            assert rows == _file_rows(layer, folder), f"{layer}.{table}"
+            assert rows > 0 or table == "rejected_lines", f"{layer}.{table} is empty"  # no unparseable line here
+    # partition keys are columns, typed
+    assert con.execute("select typeof(load_date), typeof(source_table) from audit.bad_records limit 1").fetchone() == (
+        "DATE", "VARCHAR")
+    assert con.execute("select count(distinct load_date) from raw.orders").fetchone() == (2,)
+
+
+@pytest.mark.slow
+def test_warehouse_views_are_the_pipeline_s_current_views(built) -> None:
+    con = lakeview.open_lake(built.lake)
+    reference = sqlrun.connect()
+    assert warehouse.create_current_views(reference) == list(warehouse.TABLES)
+    for table in warehouse.TABLES:
+        if table == "daily_metrics":
+            continue  # its dq_failed_count comes from the gate, below
+        expected = sorted(reference.execute(f"select * from {table}").fetchall(), key=repr)
+        assert sorted(con.execute(f"select * from warehouse.{table}").fetchall(), key=repr) == expected, table
+    assert con.execute("select count(*) from warehouse.fact_orders").fetchone()[0] < con.execute(
+        "select count(*) from warehouse.fact_orders_all").fetchone()[0], "restated orders: the view keeps one version"
+
+
+@pytest.mark.slow
+def test_audit_dq_failures_and_dq_failed_count_are_shaped_like_postgres(built) -> None:
+    con = lakeview.open_lake(built.lake)
+    outcomes = dict(con.execute("select outcome, count(*) from audit.dq_results group by outcome").fetchall())
+    assert outcomes.get("pass", 0) > 0 and outcomes.get("warn", 0) > 0
+    failures = con.execute("select run_date, check_name, table_name, check_type, outcome, value, message,"
+                           " recorded_at from audit.dq_failures").fetchall()
+    assert len(failures) == sum(n for outcome, n in outcomes.items() if outcome != "pass")
+    assert {row[4] for row in failures} <= {"warn", "fail", "error"}
+    # the lake's model writes 0; publish puts the gate's failed + errored count: so does the view
+    rows = con.execute("select run_date, dq_failed_count from warehouse.daily_metrics order by run_date").fetchall()
+    assert rows == [(day, 0) for day in built.dates]
+    path = lake.partition_file("audit", "dq_results", built.dates[0])
+    original = pq.read_table(path)
+    try:
+        failed = original.set_column(original.schema.get_field_index("outcome"), "outcome",
+                                     pa.array(["fail"] * original.num_rows))
+        pq.write_table(failed, path)
+        assert con.execute("select dq_failed_count from warehouse.daily_metrics where run_date = $d",
+                           {"d": built.dates[0]}).fetchone() == (original.num_rows,)
+    finally:
+        pq.write_table(original, path)
+
+
+@pytest.mark.slow
+def test_read_only_views_leave_the_lake_untouched(built) -> None:
+    before = _digest(built.lake)
+    con = lakeview.open_lake(built.lake)
+    for schema, view in lakeview.relations(con):
+        con.execute(f"select * from {schema}.{view}").fetchall()
+    for statement in ("insert into warehouse.fact_orders_all select * from warehouse.fact_orders_all",
+                      "delete from raw.orders", "update audit.bad_records set reason_code = 'x'"):
+        with pytest.raises(duckdb.Error):
+            con.execute(statement)
+    con.close()
+    assert _digest(built.lake) == before
+
+
+@pytest.mark.slow
+def test_only_whole_partitions_are_read_while_the_pipeline_writes(built) -> None:
+    con = lakeview.open_lake(built.lake)
+    day = built.dates[-1]
+    final = lake.partition_file("warehouse", "fact_events", day)
+    counted = "select count(*), count(distinct event_id) from warehouse.fact_events_all"
+    expected = con.execute(counted).fetchone()
+    # a writer's half-written temporary file beside the partition is never read
+    half = lake.temp_path(final)
+    Path(half).write_bytes(Path(final).read_bytes()[: 200])
+    try:
+        assert con.execute(counted).fetchone() == expected
+    finally:
+        os.remove(half)
+    # the partition rewritten over and over (temp file + rename, as the pipeline does) while reading
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def rewrite() -> None:
+        try:
+            with sqlrun.connect() as writer:
+                while not stop.is_set():
+                    sqlrun.copy_to_partition(writer, "select * from read_parquet($src)",
+                                             {"src": final}, final)
+        except BaseException as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+
+    thread = threading.Thread(target=rewrite)
+    thread.start()
+    try:
+        seen = {con.execute(counted).fetchone() for _ in range(40)}
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    assert not errors
+    assert seen == {expected}
+
+
+@pytest.mark.slow
+def test_new_partitions_show_up_without_reopening(built, tmp_path: Path, monkeypatch) -> None:
+    copy = tmp_path / "lake"
+    shutil.copytree(built.lake, copy)
+    monkeypatch.setenv("ECOMM_LAKE_DIR", str(copy))
+    con = lakeview.open_lake(copy)
+    before = con.execute("select count(*) from raw.orders").fetchone()[0]
+    source = lake.partition_file("raw", "orders", built.dates[0])
+    target = lake.partition_file("raw", "orders", dt.date(2026, 1, 5))
+    os.makedirs(os.path.dirname(target))
+    shutil.copy(source, target)
+    assert con.execute("select count(*) from raw.orders").fetchone()[0] == before + _rows(source)
+    assert con.execute("select max(load_date) from raw.orders").fetchone() == (dt.date(2026, 1, 5),)
+
+
+def _rows(path: str) -> int:
+    return pq.read_metadata(path).num_rows
+
+
+def test_an_empty_lake_has_every_name_and_refuses_to_answer(tmp_path: Path) -> None:
+    con = lakeview.open_lake(tmp_path)
+    assert {f"{s}.{v}" for s, v in lakeview.relations(con)} == {
+        f"{layer}.{table}" for layer, tables in LAYER_TABLES.items() for table in tables}
+    with pytest.raises(duckdb.Error, match="lake table warehouse/fact_orders has no partitions yet"):
+        con.execute("select count(*) from warehouse.fact_orders").fetchall()
+    with pytest.raises(duckdb.Error, match="lake table raw/orders has no partitions yet"):
+        con.execute("select * from raw.orders").fetchall()
+    with pytest.raises(FileNotFoundError, match="no lake at"):
+        lakeview.open_lake(tmp_path / "missing")
+
+
+def test_a_table_the_pipeline_adds_later_appears_and_a_quote_in_the_path_is_safe(tmp_path: Path) -> None:
+    root = tmp_path / "it's a lake"
+    path = root / "audit" / "late_arrivals" / "load_date=2025-12-14" / "data.parquet"
+    path.parent.mkdir(parents=True)
+    pq.write_table(pa.table({"order_id": ["O1", "O2"]}), path)
+    con = lakeview.open_lake(root)
+    assert con.execute("select order_id, load_date from audit.late_arrivals order by 1").fetchall() == [
+        ("O1", dt.date(2025, 12, 14)), ("O2", dt.date(2025, 12, 14))]
+
+
+@pytest.mark.slow
+def test_the_duckdb_cli_init_script_builds_the_same_relations(built, tmp_path: Path) -> None:
+    # what a user runs: `uv run python -m pipeline.lakeview --sql > lake.sql; duckdb -init lake.sql`
+    done = subprocess.run([sys.executable, "-m", "pipeline.lakeview", "--sql"], cwd=REPO, check=True,
+                          capture_output=True, text=True, env={**os.environ, "ECOMM_LAKE_DIR": str(built.lake)})
+    script = tmp_path / "lake.sql"
+    script.write_text(done.stdout)
+    cli = duckdb.connect()  # the CLI runs the init file's statements in order; so does execute()
+    cli.execute(script.read_text())
+    opened = lakeview.open_lake(built.lake)
+    assert lakeview.relations(cli) == lakeview.relations(opened)
+    for name in lakeview.queries():
+        sql = lakeview.query_text(name)
+        assert cli.execute(sql).fetchall() == opened.execute(sql).fetchall(), name
+    assert str(built.lake) in done.stdout and "set TimeZone = 'UTC';" in done.stdout
+
+
+@pytest.mark.slow
+def test_the_command_lists_every_relation_with_its_rows(built) -> None:
+    done = subprocess.run([sys.executable, "-m", "pipeline.lakeview", "--lake", str(built.lake)], cwd=REPO,
+                          check=True, capture_output=True, text=True)
+    assert f"lake {built.lake}" in done.stdout
+    assert "warehouse.fact_orders:" in done.stdout and "audit.dq_failures:" in done.stdout
+    assert config.lake_dir() == str(built.lake)

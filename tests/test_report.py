@@ -1,0 +1,289 @@
+"""The daily report: a self-contained HTML page that a headless Chromium renders with Postgres's numbers.
+
+One published dataset for the module (4 generated days with dirty rows, the real pipeline, a fresh
+database on the throwaway embedded Postgres). The report is written by the real command, opened in
+Debian's `chromium` (installed here if missing) with the network cut off, and the rendered DOM must
+hold every chart, drawn at a real size, with the figures that independent SQL reads from Postgres.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import html.parser
+import os
+import shutil
+import subprocess
+import sys
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from pipeline import checks, publish, report, report_svg
+from tests import analytics_dataset
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+CHARTS = {"revenue-trend", "funnel", "checks", "quarantine", "layers"}
+# appended to a copy of the page: records the rendered size of every chart and mark in the DOM
+PROBE = """<script>
+for (const el of document.querySelectorAll('svg[data-chart], svg[data-chart] rect[data-value]')) {
+  const box = el.getBoundingClientRect();
+  el.setAttribute('data-rendered', box.width.toFixed(1) + 'x' + box.height.toFixed(1));
+}
+</script>"""
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's chromium, installed with apt-get when missing (the suite never skips for it)."""
+    if not os.path.exists(CHROMIUM):
+        install = ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        if subprocess.run(install, env=env, capture_output=True).returncode != 0:
+            subprocess.run(["apt-get", "update"], env=env, capture_output=True, check=False)
+            done = subprocess.run(install, env=env, capture_output=True, text=True)
+            if done.returncode != 0:
+                pytest.fail(f"could not install chromium (as root: apt-get update && apt-get install -y chromium):"
+                            f"\n{done.stderr[-2000:]}")
+    return CHROMIUM
+
+
+def headless(chromium: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    profile = tmp_path / f"chromium-profile-{len(list(tmp_path.glob('chromium-profile-*')))}"
+    return subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         f"--user-data-dir={profile}", "--host-resolver-rules=MAP * ~NOTFOUND", "--window-size=900,2400", *args],
+        capture_output=True, text=True, timeout=120, check=True)
+
+
+class Dom(html.parser.HTMLParser):
+    """Every element of a page with its attributes and its text (its descendants' included)."""
+
+    VOID = {"meta", "br", "img", "input", "link", "hr", "line", "path", "circle"}
+
+    def __init__(self, text: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.elements: list[dict] = []
+        self._open: list[dict] = []
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        element = {"tag": tag, "attrs": dict(attrs), "text": ""}
+        self.elements.append(element)
+        if tag not in self.VOID:
+            self._open.append(element)
+
+    def handle_startendtag(self, tag, attrs):
+        self.elements.append({"tag": tag, "attrs": dict(attrs), "text": ""})
+
+    def handle_endtag(self, tag):
+        for index in range(len(self._open) - 1, -1, -1):
+            if self._open[index]["tag"] == tag:
+                del self._open[index:]
+                break
+
+    def handle_data(self, data):
+        for element in self._open:
+            element["text"] += data
+
+    def find(self, tag: str | None = None, **attrs: str) -> list[dict]:
+        wanted = {key.replace("_", "-"): value for key, value in attrs.items()}
+        return [e for e in self.elements if (tag is None or e["tag"] == tag)
+                and all(e["attrs"].get(k) == v if v is not None else k in e["attrs"] for k, v in wanted.items())]
+
+    def one(self, tag: str | None = None, **attrs: str) -> dict:
+        found = self.find(tag, **attrs)
+        assert len(found) == 1, f"expected one <{tag} {attrs}>, found {len(found)}"
+        return found[0]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory, embedded_server):
+    with analytics_dataset.pipeline_dataset(tmp_path_factory.mktemp("report"), embedded_server) as built:
+        yield built
+
+
+@pytest.fixture(scope="module")
+def day(data) -> dt.date:
+    return data.dates[2]  # a date with a day before it
+
+
+@pytest.fixture(scope="module")
+def page(data, day, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("page") / "report.html"
+    done = subprocess.run([sys.executable, "-m", "pipeline", "report", "--date", day.isoformat(), "--out", str(out)],
+                          cwd=REPO, capture_output=True, text=True, env=os.environ.copy())
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def dom(page, chromium, tmp_path_factory) -> Dom:
+    probe = page.with_name("probed.html")
+    probe.write_text(page.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"), encoding="utf-8")
+    done = headless(chromium, tmp_path_factory.mktemp("chromium"), "--dump-dom", probe.as_uri())
+    return Dom(done.stdout)
+
+
+@pytest.fixture(scope="module")
+def serving(data):
+    with psycopg.connect(data.dsn, autocommit=True) as conn:
+        yield conn
+
+
+def half_up(value: Decimal) -> Decimal:
+    return value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+def test_the_page_is_self_contained(page) -> None:
+    text = page.read_text(encoding="utf-8")
+    for needle in ("<script", "<link", "src=", "url(", "@import", "http://", "https://", "<iframe", "<img"):
+        assert needle not in text.lower(), f"the page must not fetch anything ({needle!r})"
+    assert text.count("<svg") == len(CHARTS)
+
+
+@pytest.mark.slow
+def test_chromium_renders_every_chart(dom) -> None:
+    charts = {svg["attrs"]["data-chart"]: svg for svg in dom.find("svg", data_chart=None)}
+    assert set(charts) == CHARTS
+    for name, svg in charts.items():
+        width, height = map(float, svg["attrs"]["data-rendered"].split("x"))
+        assert width > 300 and height > 30, f"chart {name} rendered {width}x{height}"
+    bars = dom.find("rect", data_value=None)
+    assert bars and all(float(b["attrs"]["data-rendered"].split("x")[0]) > 0 for b in bars)
+
+
+@pytest.mark.slow
+def test_the_kpis_are_the_numbers_in_postgres(dom, serving, day) -> None:
+    orders, gross, net = serving.execute(
+        "select count(*), sum(revenue), sum(net_revenue) from warehouse.fact_orders where cast(order_ts as date) = %s",
+        [day]).fetchone()
+    events, active, buyers = serving.execute(
+        "select count(*), count(distinct user_id), count(distinct user_id) filter (where event_type = 'purchase')"
+        " from warehouse.fact_events where cast(event_ts as date) = %s", [day]).fetchone()
+    expected = {
+        "order_count": (orders, f"{orders:,}"),
+        "gross_revenue": (gross, f"{gross:,.2f}"),
+        "net_revenue": (net, f"{net:,.2f}"),
+        "avg_order_value": (half_up(gross / orders), f"{half_up(gross / orders):,.2f}"),
+        "event_count": (events, f"{events:,}"),
+        "active_users": (active, f"{active:,}"),
+        "purchasing_users": (buyers, f"{buyers:,}"),
+        "conversion_rate": (half_up(Decimal(100 * buyers) / active), f"{half_up(Decimal(100 * buyers) / active)} %"),
+    }
+    assert orders > 0 and events > 0
+    for key, (value, shown) in expected.items():
+        card = dom.one("div", data_kpi=key)
+        assert Decimal(card["attrs"]["data-value"]) == Decimal(value), key
+        assert shown in card["text"], f"{key}: {shown!r} not in {card['text']!r}"
+
+
+@pytest.mark.slow
+def test_the_revenue_trend_has_every_day_of_postgres(dom, serving, day) -> None:
+    rows = serving.execute(
+        "select cast(order_ts as date), sum(revenue), sum(net_revenue) from warehouse.fact_orders"
+        " where cast(order_ts as date) between %s and %s group by 1", [day - dt.timedelta(days=13), day]).fetchall()
+    assert len(rows) >= 3
+    for when, gross, net in rows:
+        for series, value in (("gross revenue", gross), ("net revenue", net)):
+            bar = dom.one("rect", data_series=series, data_category=when.isoformat())
+            assert Decimal(bar["attrs"]["data-value"]) == value
+    with_orders = {when.isoformat() for when, _, _ in rows}
+    for bar in dom.find("rect", data_series="gross revenue"):  # a day with events only: a bar of 0
+        assert bar["attrs"]["data-category"] in with_orders or Decimal(bar["attrs"]["data-value"]) == 0
+    assert "highlight" in dom.one("rect", data_series="gross revenue", data_category=day.isoformat())["attrs"]["class"]
+
+
+@pytest.mark.slow
+def test_the_funnel_has_the_users_of_each_step(dom, serving, day) -> None:
+    steps = dict(serving.execute(
+        "select event_type, count(distinct user_id) from warehouse.fact_events where cast(event_ts as date) = %s"
+        " group by event_type", [day]).fetchall())
+    active = serving.execute("select count(distinct user_id) from warehouse.fact_events"
+                             " where cast(event_ts as date) = %s", [day]).fetchone()[0]
+    expected = {"Active users": active, "Viewed a product": steps["view_product"],
+                "Added to cart": steps["add_to_cart"], "Checked out": steps["checkout"],
+                "Purchased": steps["purchase"]}
+    for step, value in expected.items():
+        assert int(dom.one("rect", data_step=step)["attrs"]["data-value"]) == value
+
+
+@pytest.mark.slow
+def test_the_quality_section_has_the_checks_and_the_quarantine(dom, serving, day) -> None:
+    outcomes = dict(serving.execute("select outcome, count(*) from audit.dq_failures where run_date = %s"
+                                    " group by outcome", [day]).fetchall())
+    assert outcomes.get("warn", 0) > 0, "the dataset warns every day (orders under the volume minimum)"
+    assert dom.one(data_checks_warned=None)["attrs"]["data-checks-warned"] == str(outcomes.get("warn", 0))
+    assert dom.one(data_checks_failed=None)["attrs"]["data-checks-failed"] == str(outcomes.get("fail", 0))
+    assert dom.one(data_checks_passed=None)["attrs"]["data-checks-passed"] == str(checks.load_results(day).passed)
+    assert dom.one(data_gate=None)["attrs"]["data-gate"] == "warn"
+    assert len(dom.find("tr", data_check=None)) == sum(outcomes.values())
+    reasons = serving.execute("select source_table || ': ' || reason_code, count(*) from audit.bad_records"
+                              " where load_date = %s group by 1", [day]).fetchall()
+    assert reasons
+    for reason, rows in reasons:
+        assert int(dom.one("rect", data_reason=reason)["attrs"]["data-value"]) == rows
+    assert dom.one(data_quarantined=None)["attrs"]["data-quarantined"] == str(sum(n for _, n in reasons))
+
+
+@pytest.mark.slow
+def test_rows_per_layer_are_daily_metrics(dom, serving, day) -> None:
+    with serving.cursor(row_factory=psycopg.rows.dict_row) as cur:
+        metrics = cur.execute("select * from warehouse.daily_metrics where run_date = %s", [day]).fetchone()
+    for source in ("orders", "events"):
+        for layer, column in report.LAYER_COLUMNS:
+            cell = [e for e in dom.find("td", data_layer=layer) if e in _row_cells(dom, source)]
+            assert len(cell) == 1
+            assert int(cell[0]["attrs"]["data-value"]) == metrics[column.format(source)]
+            assert f"{metrics[column.format(source)]:,}" in cell[0]["text"]
+
+
+def _row_cells(dom: Dom, source: str) -> list[dict]:
+    elements = dom.elements
+    start = elements.index(dom.one("tr", data_source=source))
+    cells = []
+    for element in elements[start + 1:]:
+        if element["tag"] == "tr":
+            break
+        cells.append(element)
+    return cells
+
+
+@pytest.mark.slow
+def test_a_date_with_nothing_in_postgres_is_refused(data, tmp_path) -> None:
+    out = tmp_path / "none.html"
+    done = subprocess.run([sys.executable, "-m", "pipeline", "report", "--date", "2024-01-01", "--out", str(out)],
+                          cwd=REPO, capture_output=True, text=True, env=os.environ.copy())
+    assert done.returncode == 1
+    assert "has nothing for 2024-01-01" in done.stderr and "run the pipeline" in done.stderr
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_a_date_the_gate_blocked_reports_why(data, tmp_path) -> None:
+    blocked = data.dates[-1] + dt.timedelta(days=1)
+    publish.publish_audit_only(blocked, [
+        {"check_name": "orders row_count", "table_name": "stg_orders", "check_type": "row_count",
+         "outcome": "fail", "value": "0", "message": "no orders <at all>"}])
+    out = tmp_path / "blocked.html"
+    command = [sys.executable, "-m", "pipeline", "report", "--date", blocked.isoformat(), "--out", str(out)]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=os.environ.copy())
+    assert done.returncode == 0, done.stderr
+    page = Dom(out.read_text(encoding="utf-8"))
+    assert page.one(data_published=None)["attrs"]["data-published"] == "false"
+    assert page.one(data_gate=None)["attrs"]["data-gate"] == "fail"
+    assert "no orders <at all>" in page.one("tr", data_check="orders row_count")["text"]
+    assert page.one("div", data_kpi="order_count")["attrs"]["data-value"] == ""
+
+
+def test_svg_text_is_escaped_and_axes_are_round() -> None:
+    svg = report_svg.bar_list("t", "a <title>", [("<b>&", 3)])
+    assert "<b>" not in svg and "&lt;b&gt;&amp;" in svg
+    assert [report_svg.nice_max(v) for v in (0, 0.7, 3, 11, 2_006_272.35)] == [1.0, 1.0, 5, 20, 2_500_000]
+    assert report_svg.compact(1_250_000) == "1.25M" and report_svg.compact(625) == "625"
+
+
+def test_the_chromium_fixture_installs_when_missing(chromium) -> None:
+    assert os.access(chromium, os.X_OK) and shutil.which("chromium") == chromium
