@@ -22,15 +22,18 @@ demo: setup
 psql: setup
 	$(RUN) python -m pipeline.pg psql
 
+# The central scheduler, on loopback only (it has no authentication); port = luigi.cfg [core] scheduler_port.
 luigid: setup
+	mkdir -p lake/_luigid/log
 	$(RUN) luigid --address 127.0.0.1 --port 8082 --logdir lake/_luigid/log --state-path lake/_luigid/state.pickle
 
 bench: setup
 	$(RUN) python -m pipeline.bench
 
 audit: setup
-	$(UV) export --frozen --format requirements-txt --no-hashes > .tools/requirements.txt
-	$(UV) tool run pip-audit --requirement .tools/requirements.txt
+	mkdir -p .tools
+	$(UV) export --frozen --no-emit-project --format requirements-txt > .tools/requirements.txt
+	$(UV) tool run pip-audit --disable-pip --requirement .tools/requirements.txt
 
 clean:
 	rm -rf lake/raw lake/staging lake/warehouse lake/audit data/incoming

@@ -17,7 +17,7 @@ import os
 import re
 from pathlib import Path
 
-from pipeline import config
+from pipeline import config, faults
 
 logger = logging.getLogger(__name__)
 
@@ -85,14 +85,42 @@ def temp_path(final_path: str) -> str:
 
 def promote(tmp_path: str, final_path: str) -> None:
     """Move a fully written temporary file into place atomically."""
+    faults.point("lake.promote", final_path)
     with open(tmp_path, "rb") as handle:  # the bytes reach the disk before the name does
         os.fsync(handle.fileno())
     os.replace(tmp_path, final_path)
     logger.info("wrote %s", final_path)
 
 
+def _writer_alive(tmp_path: str) -> bool:
+    """Whether the process named by a temporary file's `.tmp-<pid>` suffix still runs (a zombie does not)."""
+    pid = tmp_path.rsplit(".tmp-", 1)[-1]
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, owned by another user
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            return handle.read().rsplit(")", 1)[-1].split()[0] != "Z"  # killed, not yet reaped
+    except (OSError, IndexError):
+        return True  # no /proc (macOS): the signal check is all there is
+
+
 def clean_temp_files(folder: str) -> None:
-    """Remove temporary files a killed writer left behind in a partition folder."""
+    """Remove temporary files a killed writer left behind in a partition folder.
+
+    The file of a writer that still runs is left alone: two processes may build the same partition
+    at once (two runs of one date), and each must be able to finish its own file and rename it.
+    """
     for leftover in glob.glob(os.path.join(folder, "*.tmp-*")):
-        os.remove(leftover)
+        if _writer_alive(leftover):
+            continue
+        try:
+            os.remove(leftover)
+        except FileNotFoundError:
+            continue
         logger.warning("removed leftover temporary file %s", leftover)

@@ -3,6 +3,17 @@
 A task declares its `date`, what it requires and which table it writes; the base class knows how
 to run it, how to tell Luigi that it is complete, and reports status and progress to the
 scheduler UI.
+
+Failure policy per kind (Luigi retries a failed task `retry_count - 1` times, `[scheduler]
+retry_delay` seconds apart, while the worker stays alive):
+- land files, stage, model, check: `retry_count = 1`: a missing or bad file, a broken rule or a
+  blocked quality gate fails the same way every time, so it is not retried;
+- catalog API landing and publish: the `[scheduler]` default (3 attempts, 5 minutes apart): an API
+  5xx or a Postgres that refuses connections are transient.
+Each kind is killed after its `[task_timeouts]` seconds (`worker_timeout`).
+
+Every execution of a task is recorded by the run audit (`pipeline.run_audit`), from Luigi's event
+handlers installed at the bottom of this module.
 """
 from __future__ import annotations
 
@@ -12,17 +23,51 @@ import os
 from typing import Any
 
 import luigi
+import psycopg
 
-from pipeline import lake, landing
+from pipeline import lake, landing, run_audit
 
 logger = logging.getLogger(__name__)
+
+
+class task_timeouts(luigi.Config):  # noqa: N801 - luigi maps the class name to the [task_timeouts] section
+    """[task_timeouts]: seconds a task of each kind may run before its worker kills it (0 = no limit)."""
+
+    land = luigi.IntParameter(default=600)
+    catalog = luigi.IntParameter(default=300)
+    stage = luigi.IntParameter(default=900)
+    model = luigi.IntParameter(default=900)
+    check = luigi.IntParameter(default=900)
+    publish = luigi.IntParameter(default=1800)
+
+
+class ManifestUnreadable(Exception):
+    """A raw partition's _manifest.json (its completion marker) cannot be read."""
+
+
+# What a server says when it is there but cannot take a connection now (worth a retry)
+_TRANSIENT_FATAL = ("the database system is starting up", "the database system is shutting down",
+                    "the database system is in recovery mode", "too many clients", "remaining connection slots")
+
+
+def postgres_unreachable(err: psycopg.OperationalError) -> bool:
+    """Whether a connection error is transient (no answer, refused, starting up), not a wrong setting.
+
+    A server that answers with FATAL (unknown database or role, wrong password) is misconfigured:
+    retrying will not help. libpq gives no SQLSTATE for connection errors, hence the text.
+    """
+    text = str(err)
+    return "FATAL:" not in text or any(reason in text for reason in _TRANSIENT_FATAL)
 
 
 class DateParameter(luigi.DateParameter):
     """A date parameter that rejects anything but YYYY-MM-DD before it reaches a path or SQL."""
 
     def parse(self, s: str) -> dt.date:
-        return lake.parse_date(s)
+        try:
+            return lake.parse_date(s)
+        except ValueError as err:
+            raise ValueError(f"--date {s!r} is not a valid date: expected YYYY-MM-DD, e.g. 2025-12-15 ({err})") from None
 
 
 class PipelineTask(luigi.Task):
@@ -30,9 +75,22 @@ class PipelineTask(luigi.Task):
 
     date: dt.date = DateParameter()
 
+    #: the [task_timeouts] option that bounds this kind (None: the [worker] timeout)
+    timeout_kind: str | None = None
+
     #: what the run audit records as rows in/out (set by run())
     rows_in: int | None = None
     rows_out: int | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        run_audit.note_scheduled(self.date)
+
+    @property
+    def worker_timeout(self) -> int | None:  # type: ignore[override] - luigi reads it per instance
+        if self.timeout_kind is None:
+            return None
+        return int(getattr(task_timeouts(), self.timeout_kind))  # 0: no limit
 
     def report(self, message: str, percent: int | None = None) -> None:
         """Show a status line (and progress) in the scheduler UI and the log."""
@@ -54,12 +112,13 @@ class LandTask(PipelineTask):
 
     source: str = ""
     retry_count = 1
+    timeout_kind = "land"
 
     def output(self) -> luigi.LocalTarget:
         return luigi.LocalTarget(landing.manifest_path(self.source, self.date))
 
     def complete(self) -> bool:
-        manifest = landing.read_manifest(self.source, self.date)
+        manifest = read_manifest(self.source, self.date)
         # A changed source makes the task incomplete so that run() refuses it loudly.
         return manifest is not None and landing.source_unchanged(manifest)
 
@@ -70,19 +129,37 @@ class LandTask(PipelineTask):
         self.report(f"landing {self.source}", 0)
         manifest = self.land()
         self.rows_out = manifest["rows"]
-        self.report(f"landed {manifest['rows']} {self.source} rows", 100)
+        rejected = manifest.get("rejected_lines")
+        self.report(f"landed {manifest['rows']} {self.source} rows"
+                    + (f" ({rejected} unreadable lines rejected)" if rejected else ""), 100)
+
+
+def read_manifest(table: str, day: dt.date) -> dict[str, Any] | None:
+    """A raw partition's manifest; an unreadable one fails scheduling with what to do about it."""
+    try:
+        return landing.read_manifest(table, day)
+    except (ValueError, OSError) as err:  # json.JSONDecodeError is a ValueError
+        path = landing.manifest_path(table, day)
+        raise ManifestUnreadable(
+            f"{path} cannot be read ({err}); it is written atomically, so something else changed it: remove"
+            f" {lake.partition_dir('raw', table, day)} and run the date again to re-land it"
+        ) from err
 
 
 class CatalogLandTask(PipelineTask):
-    """Lands the weekly catalog snapshot (products or users) that covers a date, if any."""
+    """Lands the weekly catalog snapshot (products or users) that covers a date, if any.
+
+    Retried per [scheduler] (an API 5xx or timeout is transient).
+    """
 
     source: str = ""
+    timeout_kind = "catalog"
 
     def complete(self) -> bool:
         snapshot = landing.covering_snapshot(self.source, self.date)
         if snapshot is None:
             return True  # nothing covers this date yet: facts point at inferred members
-        manifest = landing.read_manifest(self.source, snapshot)
+        manifest = read_manifest(self.source, snapshot)
         return manifest is not None and landing.source_unchanged(manifest)
 
     def run(self) -> None:
@@ -90,6 +167,30 @@ class CatalogLandTask(PipelineTask):
         manifest = landing.land_catalog(self.source, self.date)
         self.rows_out = manifest["rows"] if manifest else 0
         self.report(f"landed {self.rows_out} {self.source} rows", 100)
+
+
+def catalog_snapshot_dates(kind: str, day: dt.date) -> list[dt.date]:
+    """Every snapshot date of a catalog on or before `day`: landed ones, incoming files, and the covering one.
+
+    The warehouse models that read a catalog's history refuse to build while a landed snapshot on
+    or before their date is not staged (see warehouse._snapshots_through), so in a backfill a date
+    must wait for the staging of every earlier snapshot, not only its own.
+    """
+    import glob
+    import re
+
+    from pipeline import config, warehouse
+
+    dates = {d for d in warehouse.partition_dates("raw", kind) if d <= day}
+    if not landing.catalog_url(kind):
+        for path in glob.glob(os.path.join(config.data_dir(), kind, f"{kind}_*.json")):
+            match = re.fullmatch(rf"{kind}_(\d{{4}}-\d{{2}}-\d{{2}})\.json", os.path.basename(path))
+            if match and dt.date.fromisoformat(match.group(1)) <= day:
+                dates.add(dt.date.fromisoformat(match.group(1)))
+    covering = landing.covering_snapshot(kind, day)
+    if covering is not None:
+        dates.add(covering)
+    return sorted(dates)
 
 
 def partition_exists(layer: str, table: str, date: dt.date, **keys: str) -> bool:
@@ -105,6 +206,7 @@ class StageTask(PipelineTask):
 
     source: str = ""
     retry_count = 1
+    timeout_kind = "stage"
 
     def output(self) -> luigi.LocalTarget:
         return luigi.LocalTarget(lake.partition_file("staging", f"stg_{self.source}", self.date))
@@ -146,6 +248,7 @@ class ModelTask(PipelineTask):
 
     table: str = ""
     retry_count = 1
+    timeout_kind = "model"
 
     def output(self) -> luigi.LocalTarget:
         return luigi.LocalTarget(lake.partition_file("warehouse", self.table, self.date))
@@ -166,6 +269,7 @@ class CheckTask(PipelineTask):
     """
 
     retry_count = 1
+    timeout_kind = "check"
 
     def complete(self) -> bool:
         from pipeline import checks
@@ -177,10 +281,15 @@ class CheckTask(PipelineTask):
 
         self.report("running the quality gate", 0)
         result = checks.run_gate(self.date)
-        self.report(f"checks: {result.passed} passed, {result.warned} warned, {result.failed} failed, "
-                    f"{result.errored} errored", 100)
+        self.rows_out = len(result.results)
+        self.report(f"{len(result.results)} checks run: {result.passed} passed, {result.warned} warned,"
+                    f" {result.failed} failed, {result.errored} errored", 100)
         if result.blocked:
-            publish.publish_audit_only(self.date, checks.dq_failure_rows(result))
+            try:
+                publish.publish_audit_only(self.date, checks.dq_failure_rows(result))
+            except Exception as err:  # noqa: BLE001 - the blocked gate is the error to report
+                logger.warning("could not record the blocked gate of %s in Postgres (%s); the outcomes are in %s",
+                               self.date, err, lake.partition_file("audit", "dq_results", self.date))
             result.raise_if_blocked()
 
 
@@ -188,25 +297,84 @@ class PublishTask(PipelineTask):
     """Publishes the date to the serving Postgres in one transaction, then reconciles it.
 
     Complete when audit.publish_log has the date (written in the same transaction as the data).
-    Connection failures are transient and retried per luigi.cfg.
+    Connection failures are transient and retried per luigi.cfg. Two processes publishing the same
+    date (two local schedulers, or a backfill overlapping a single-date run) serialise on a
+    per-date lock; the second finds the date published and does nothing. The date's
+    daily_metrics.runtime_seconds is set from the run audit (see `run_audit.date_runtime`).
     """
 
     force = luigi.BoolParameter(default=False, significant=False,
                                 description="replace a published non-empty date even with an empty one")
+    timeout_kind = "publish"
 
     def complete(self) -> bool:
         from pipeline import publish
 
-        return publish.is_published(self.date)
+        try:
+            return publish.is_published(self.date)
+        except psycopg.OperationalError as err:
+            if not postgres_unreachable(err):
+                raise
+            # Unreachable now: let the task run, fail and be retried (as transient) instead of
+            # failing the whole schedule.
+            logger.warning("Postgres is unreachable (%s): %s counts as not published", str(err).strip(), self.date)
+            return False
 
     def run(self) -> None:
         from pipeline import checks, publish
 
-        gate = checks.load_results(self.date)
-        audit_rows = checks.dq_failure_rows(gate) if gate is not None else []
-        self.report("publishing to Postgres", 10)
-        summary = publish.publish(self.date, force=self.force, audit_rows=audit_rows)
-        self.rows_out = summary.get("fact_orders_rows", 0) + summary.get("fact_events_rows", 0)
-        self.report(f"published {self.rows_out} fact rows; reconciling", 80)
+        run_audit.sync_to_postgres(self.date)
+        with run_audit.date_lock(self.date):
+            if not self.force and publish.is_published(self.date):
+                self.rows_out = 0
+                self.report(f"{self.date} was published meanwhile by another run: nothing to do", 100)
+                return
+            gate = checks.load_results(self.date)
+            audit_rows = checks.dq_failure_rows(gate) if gate is not None else []
+            self.report("publishing to Postgres", 10)
+            summary = publish.publish(self.date, force=self.force, audit_rows=audit_rows, run_id=run_audit.run_id())
+            self.rows_out = summary.get("fact_orders_rows", 0) + summary.get("fact_events_rows", 0)
+            self.report(f"published {self.rows_out} fact rows; reconciling", 80)
+            run_audit.set_runtime(self.date, run_audit.date_runtime(self.date, current=self))
         checks.reconcile_serving(self.date)
         self.report(f"published and reconciled {self.rows_out} fact rows", 100)
+
+
+def published_dates(days: list[dt.date]) -> set[dt.date]:
+    """Which of the dates audit.publish_log has, in one query (the bulk form of PublishTask.complete)."""
+    from pipeline import pg
+
+    if not days:
+        return set()
+    try:
+        with pg.connect() as conn:
+            if not conn.execute("select to_regclass('audit.publish_log') is not null").fetchone()[0]:
+                return set()
+            rows = conn.execute("select load_date from audit.publish_log where load_date = any(%s)", [days]).fetchall()
+    except psycopg.OperationalError as err:
+        if not postgres_unreachable(err):
+            raise
+        logger.warning("Postgres is unreachable (%s): no date counts as published", str(err).strip())
+        return set()
+    return {row[0] for row in rows}
+
+
+def _stop_waiting(task: luigi.Task, *args: Any) -> None:
+    """A task's complete() or requires() raised while scheduling: let the worker exit when idle.
+
+    Luigi marks such a task UNKNOWN, never DISABLED, so a keep-alive worker would wait forever for
+    the tasks that depend on it. Turning keep-alive off (as Luigi's own SIGUSR1 phase-out does)
+    lets the run finish what it can and exit with [retcode] scheduling_error; it also means no
+    retries in that run.
+    """
+    import luigi.worker
+
+    settings = luigi.worker.worker()  # the instance the running Worker holds (Luigi caches it)
+    if settings.keep_alive:
+        logger.warning("scheduling %s failed: the worker will exit once nothing is running (no retries)", task)
+        settings.keep_alive = False
+
+
+PipelineTask.event_handler(luigi.Event.DEPENDENCY_MISSING)(_stop_waiting)
+PipelineTask.event_handler(luigi.Event.BROKEN_TASK)(_stop_waiting)
+run_audit.install(PipelineTask)

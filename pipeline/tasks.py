@@ -2,16 +2,25 @@
 
     uv run luigi --module pipeline.tasks LandDaily --date 2025-12-15 --local-scheduler
     uv run luigi --module pipeline.tasks DailyPipeline --date 2025-12-15 --local-scheduler
-    uv run luigi --module pipeline.tasks RangeDaily --of DailyPipeline --start 2025-12-13 --stop 2025-12-20
+    uv run luigi --module pipeline.tasks RangeDaily --of DailyPipeline --start 2025-12-13 --stop 2025-12-20 --workers 2
+
+Without `--local-scheduler` the run goes through the central scheduler of luigi.cfg [core]
+(`make luigid`). When a `luigi` command-line run ends it prints the run summary of the dates it
+scheduled (`pipeline.summary`), after Luigi's own execution summary.
 """
 from __future__ import annotations
 
+import atexit
+import datetime as dt
+import os
+from collections.abc import Iterable
 from typing import Any
 
 import luigi
 from luigi.tools.range import RangeDaily  # noqa: F401 - re-exported for `--module pipeline.tasks RangeDaily`
 
-from pipeline import landing, warehouse
+from pipeline import faults  # noqa: F401 - ECOMM_FAULT fault points at task boundaries (a no-op unless set)
+from pipeline import landing, summary, warehouse
 from pipeline.task_base import (
     CatalogLandTask,
     CatalogStageTask,
@@ -21,6 +30,8 @@ from pipeline.task_base import (
     PipelineTask,
     PublishTask,
     StageTask,
+    catalog_snapshot_dates,
+    published_dates,
 )
 
 
@@ -98,6 +109,9 @@ class StageUsers(CatalogStageTask):
         return LandUsers(date=self.date)
 
 
+CATALOG_STAGES: dict[str, type[CatalogStageTask]] = {"products": StageProducts, "users": StageUsers}
+
+
 class StageDaily(luigi.WrapperTask, PipelineTask):
     """Every staging partition of one date."""
 
@@ -108,10 +122,15 @@ class StageDaily(luigi.WrapperTask, PipelineTask):
 
 class _DailyModel(ModelTask):
     def requires(self) -> list[luigi.Task]:
-        # The staging partitions, plus the warehouse tables this model reads (warehouse.INPUTS).
-        upstream = [MODEL_TASKS[name](date=self.date) for name in warehouse.INPUTS[self.table]
-                    if name in MODEL_TASKS]
-        return [StageDaily(date=self.date), *upstream]
+        # The date's staging partitions, the warehouse tables this model reads (warehouse.INPUTS),
+        # and, for a model reading a catalog, the staging of every earlier snapshot of it: in a
+        # backfill those belong to other dates' tasks, which may not have run yet.
+        reads = warehouse.INPUTS[self.table]
+        upstream = [MODEL_TASKS[name](date=self.date) for name in reads if name in MODEL_TASKS]
+        history = [stage(date=snapshot) for kind, stage in CATALOG_STAGES.items()
+                   if any(name.startswith(f"stg_{kind}") for name in reads)
+                   for snapshot in catalog_snapshot_dates(kind, self.date) if snapshot != self.date]
+        return [StageDaily(date=self.date), *upstream, *history]
 
 
 class BuildDimDate(_DailyModel):
@@ -184,9 +203,22 @@ class Publish(PublishTask):
 
 
 class DailyPipeline(luigi.WrapperTask, PipelineTask):
-    """The whole date: land -> stage -> model -> check -> publish."""
+    """The whole date: land -> stage -> model -> check -> publish; complete when the date is published."""
 
     force = luigi.BoolParameter(default=False, significant=False)
 
     def requires(self) -> luigi.Task:
         return Publish(date=self.date, force=self.force)
+
+    @classmethod
+    def bulk_complete(cls, parameter_tuples: Iterable[dt.date]) -> list[dt.date]:
+        """The published dates among the given ones, in one query (RangeDaily asks this).
+
+        `cls` is a functools.partial when RangeDaily calls it, so nothing here is class-specific.
+        """
+        days = list(parameter_tuples)
+        done = published_dates(days)
+        return [day for day in days if day in done]
+
+
+atexit.register(summary.at_exit, os.getpid())

@@ -1,0 +1,53 @@
+"""Two `luigi` processes on the same date with local schedulers: one publishes, the other finds it done."""
+from __future__ import annotations
+
+import datetime as dt
+import glob
+from collections import Counter
+
+import pytest
+
+from tests.test_ops_support import Ops, assert_published_once, ops, wait_for  # noqa: F401 - ops is a fixture
+
+DAY = dt.date(2025, 12, 8)
+
+
+@pytest.mark.slow
+def test_two_local_schedulers_on_one_date_publish_it_once(ops: Ops) -> None:
+    ops.generate(DAY, 1, orders=1000, events=8000)
+    single = ops.popen("DailyPipeline", "--date", str(DAY), "--local-scheduler")
+    backfill = ops.popen("RangeDaily", "--of", "DailyPipeline", "--start", str(DAY),
+                         "--stop", str(DAY + dt.timedelta(days=1)), "--workers", "2", "--local-scheduler")
+    outcomes = [process.communicate(timeout=180) for process in (single, backfill)]
+    assert [single.returncode, backfill.returncode] == [0, 0], [err[-3000:] for _, err in outcomes]
+    assert all("published" in out for out, _ in outcomes)
+
+    runs = ops.executions(DAY)
+    assert len({r["run_id"] for r in runs}) == 2 and {r["status"] for r in runs} == {"done"}
+    # each process builds what it found missing (partitions are replaced atomically with the same rows) ...
+    assert max(Counter(r["task_id"] for r in runs).values()) <= 2
+    # ... but only one publishes: the other waits for the date's lock and finds the date published
+    publishes = [r for r in runs if r["task_family"] == "Publish"]
+    assert sorted(r["rows_out"] > 0 for r in publishes) in ([True], [False, True])
+    (run_id,) = ops.query("select run_id from audit.publish_log where load_date = %s", [DAY])[0]
+    assert run_id == next(r["run_id"] for r in publishes if r["rows_out"] > 0)
+    assert_published_once(ops, DAY)
+    assert not glob.glob(str(ops.lake / "**" / "*.tmp-*"), recursive=True), "no temporary file left behind"
+
+
+@pytest.mark.slow
+def test_the_same_command_twice_at_once_exits_10_already_running(ops: Ops, tmp_path) -> None:
+    ops.generate(DAY, 1, orders=1000, events=8000)
+    locks = tmp_path / "locks"
+    command = ("RangeDaily", "--of", "DailyPipeline", "--start", str(DAY), "--stop", str(DAY + dt.timedelta(days=1)),
+               "--local-scheduler", "--lock-pid-dir", str(locks))
+    first = ops.popen(*command)
+    try:
+        wait_for(lambda: any(locks.glob("*.pid")), timeout=60, what="the first run's pid lock")
+        second = ops.luigi(*command)
+        assert first.poll() is None, "the first run is still going"
+        assert second.returncode == 10, second.stderr[-3000:]
+        assert "already running" in second.stdout
+    finally:
+        _, err = first.communicate(timeout=180)
+    assert first.returncode == 0, err[-3000:]

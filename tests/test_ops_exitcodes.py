@@ -1,0 +1,208 @@
+"""Exit codes, retries, timeouts and the run audit of real `luigi` command-line runs (luigi.cfg [retcode]).
+
+Each test runs the documented command in a subprocess against its own lake and database.
+"""
+from __future__ import annotations
+
+import configparser
+import json
+import time
+
+import psycopg
+import pytest
+
+from tests.pgfixtures import free_port
+from tests.test_ops_support import REPO, SEED_DAY, Ops, ops  # noqa: F401 - ops is a fixture
+
+_cfg = configparser.ConfigParser()
+_cfg.read(REPO / "luigi.cfg")
+RETCODE = {name: int(value) for name, value in _cfg["retcode"].items()}
+DATE = ["--date", str(SEED_DAY)]
+LOCAL = "--local-scheduler"
+
+
+def test_retcodes_are_configured_distinct_and_non_zero() -> None:
+    assert set(RETCODE) == {"already_running", "missing_data", "not_run", "task_failed", "scheduling_error",
+                            "unhandled_exception"}
+    assert all(code > 0 for code in RETCODE.values()) and len(set(RETCODE.values())) == len(RETCODE)
+
+
+@pytest.mark.slow
+def test_a_date_exits_0_records_every_task_and_a_rerun_changes_nothing(ops: Ops) -> None:
+    first = ops.luigi("DailyPipeline", *DATE, LOCAL)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "2025-12-15" in first.stdout and "published" in first.stdout  # the run summary at exit
+    runs = ops.query("select run_id, task, status, duration_seconds, rows_out, started_at, ended_at"
+                     " from audit.pipeline_runs where run_date = %s", [SEED_DAY])
+    assert len({r[0] for r in runs}) == 1, "one run id for the whole run, across worker processes"
+    families = sorted(r[1].split("_")[0] for r in runs)
+    assert families == sorted(["LandOrders", "LandEvents", "LandProducts", "StageOrders", "StageEvents",
+                               "StageProducts", "BuildFactOrders", "BuildFactEvents", "BuildDimDate",
+                               "BuildDimProductHistory", "BuildDimProduct", "BuildDimUser", "BuildDailyMetrics",
+                               "QualityGate", "Publish"]), "no users snapshot: LandUsers, StageUsers have nothing to do"
+    assert {r[2] for r in runs} == {"done"} and all(r[3] >= 0 and r[5] <= r[6] for r in runs)
+    rows_out = {r[1].split("_")[0]: r[4] for r in runs}
+    assert rows_out["LandOrders"] == 20 and rows_out["LandEvents"] == 60 and rows_out["Publish"] == 80
+    twin = ops.executions()
+    assert sorted((r["task_id"], r["status"]) for r in twin) == sorted((r[1], r[2]) for r in runs)
+    assert all(r["in_postgres"] for r in twin)
+    # runtime_seconds: the sum of the date's task durations (publish counted until its commit)
+    (runtime,) = ops.query("select runtime_seconds from warehouse.daily_metrics where run_date = %s", [SEED_DAY])[0]
+    others = sum(r[3] for r in runs if not r[1].startswith("Publish"))
+    publish_time = next(r[3] for r in runs if r[1].startswith("Publish"))
+    assert others < runtime <= others + publish_time + 0.01
+
+    summary = ops.pipeline("summary", "--date", str(SEED_DAY))
+    assert summary.returncode == 0 and "20>20>20>20" in summary.stdout and "published" in summary.stdout
+
+    published_at = ops.query("select published_at from audit.publish_log")
+    second = ops.luigi("DailyPipeline", *DATE, LOCAL)
+    assert second.returncode == 0 and "Did not run any tasks" in second.stderr
+    assert ops.query("select published_at from audit.publish_log") == published_at
+    assert ops.query("select count(*) from audit.pipeline_runs") == [(len(runs),)]
+    assert " -     published" in second.stdout, "the summary shows the date published, no time spent in this run"
+
+
+@pytest.mark.slow
+def test_a_failed_task_exits_30_at_once_and_bad_data_is_not_retried(ops: Ops) -> None:
+    orders = ops.incoming / "orders" / str(SEED_DAY) / "orders.json"
+    orders.write_bytes(orders.read_bytes()[:300])  # truncated JSON
+    began = time.monotonic()
+    result = ops.luigi("DailyPipeline", *DATE, LOCAL)
+    assert result.returncode == RETCODE["task_failed"] == 30, result.stderr[-3000:]
+    assert time.monotonic() - began < 30, "a failed run must not wait for retries that will not come"
+    assert "SourceFileInvalid" in result.stderr and "FAILED" in result.stdout
+    attempts = [r for r in ops.executions() if r["task_family"] == "LandOrders"]
+    assert [(r["attempt"], r["status"]) for r in attempts] == [(1, "failed")]
+    assert "SourceFileInvalid" in attempts[0]["error_message"] and "orders.json" in attempts[0]["error_message"]
+    assert ops.query("select status, error_message like 'SourceFileInvalid:%%' from audit.pipeline_runs"
+                     " where task like 'LandOrders%%'") == [("failed", True)]
+    assert ops.query("select to_regclass('audit.publish_log') is null"
+                     " or not exists (select 1 from audit.publish_log)") == [(True,)]
+
+
+@pytest.mark.slow
+def test_missing_input_exits_30_naming_the_expected_file(ops: Ops) -> None:
+    (ops.incoming / "events" / str(SEED_DAY) / "events.csv").unlink()
+    result = ops.luigi("DailyPipeline", *DATE, LOCAL)
+    assert result.returncode == RETCODE["task_failed"], result.stderr[-3000:]
+    assert "SourceFileMissing" in result.stderr and f"events/{SEED_DAY}/events.csv" in result.stderr
+    assert [(r["attempt"], r["status"]) for r in ops.executions() if r["task_family"] == "LandEvents"] == [(1, "failed")]
+
+
+@pytest.mark.slow
+def test_a_blocked_quality_gate_exits_30_is_recorded_and_not_retried(ops: Ops) -> None:
+    path = ops.incoming / "orders" / str(SEED_DAY) / "orders.json"
+    orders = json.loads(path.read_text())
+    for record in orders:
+        record["quantity"] = 0  # every order is quarantined: the day has no valid orders
+    path.write_text(json.dumps(orders))
+    result = ops.luigi("DailyPipeline", *DATE, LOCAL)
+    assert result.returncode == RETCODE["task_failed"], result.stderr[-3000:]
+    assert "QualityGateFailed" in result.stderr
+    assert "BLOCKED by the quality gate" in result.stdout and "orders volume" in result.stdout
+    gates = [r for r in ops.executions() if r["task_family"] == "QualityGate"]
+    assert [(r["attempt"], r["status"]) for r in gates] == [(1, "failed")]
+    assert ops.query("select count(*) > 0 from audit.dq_failures where run_date = %s and outcome = 'fail'",
+                     [SEED_DAY]) == [(True,)]
+    assert ops.query("select count(*) from audit.publish_log") == [(0,)]
+    assert not [r for r in ops.executions() if r["task_family"] == "Publish"]
+    summary = ops.pipeline("summary", "--start", str(SEED_DAY), "--stop", "2025-12-16")
+    assert summary.returncode == 1 and "BLOCKED" in summary.stdout, "not every date is published"
+
+
+@pytest.mark.slow
+def test_scheduling_errors_exit_35(ops: Ops) -> None:
+    backwards = ops.luigi("RangeDaily", "--of", "DailyPipeline", "--start", "2025-12-16", "--stop", "2025-12-14", LOCAL)
+    assert backwards.returncode == RETCODE["scheduling_error"] == 35, backwards.stderr[-3000:]
+    assert "start > stop" in backwards.stderr
+
+    assert ops.luigi("LandDaily", *DATE, LOCAL).returncode == 0
+    manifest = ops.lake / "raw" / "orders" / f"load_date={SEED_DAY}" / "_manifest.json"
+    manifest.write_text('{"rows": 2')  # a completion marker someone broke
+    broken = ops.luigi("DailyPipeline", *DATE, LOCAL)
+    assert broken.returncode == RETCODE["scheduling_error"], broken.stderr[-3000:]
+    assert "ManifestUnreadable" in broken.stderr and "run the date again" in broken.stderr
+
+    manifest.unlink()
+    ops.extra_env["ECOMM_PG_DSN"] = ops.server.dsn("no_such_database")  # a wrong setting is not retried
+    began = time.monotonic()
+    misconfigured = ops.luigi("DailyPipeline", *DATE, LOCAL)
+    assert misconfigured.returncode == RETCODE["scheduling_error"], misconfigured.stderr[-3000:]
+    assert 'database "no_such_database" does not exist' in misconfigured.stderr
+    assert time.monotonic() - began < 30, "the worker does not wait for tasks that can never be scheduled"
+
+
+@pytest.mark.slow
+def test_a_bad_command_is_rejected(ops: Ops) -> None:
+    bad_date = ops.luigi("DailyPipeline", "--date", "2025-13-45", LOCAL)
+    assert bad_date.returncode == RETCODE["unhandled_exception"] == 40
+    assert "'2025-13-45' is not a valid date: expected YYYY-MM-DD" in bad_date.stderr
+    assert ops.luigi("DailyPipeline", LOCAL).returncode == RETCODE["unhandled_exception"]  # no --date
+    unknown = ops.luigi("NoSuchTask", *DATE, LOCAL)
+    assert unknown.returncode == 1 and "No task NoSuchTask" in unknown.stderr  # Luigi fails before [retcode]
+    option = ops.luigi("DailyPipeline", *DATE, "--no-such-option", "1", LOCAL)
+    assert option.returncode == 2 and "unrecognized arguments" in option.stderr  # argparse usage error
+    assert not ops.lake.exists(), "nothing ran"
+
+
+@pytest.mark.slow
+def test_postgres_down_is_retried_recorded_in_the_lake_and_synced_later(ops: Ops) -> None:
+    ops.extra_env["ECOMM_PG_DSN"] = f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"
+    began = time.monotonic()
+    down = ops.luigi("DailyPipeline", *DATE, LOCAL, "--scheduler-retry-delay", "0.5")
+    assert down.returncode == RETCODE["task_failed"], down.stderr[-3000:]
+    assert time.monotonic() - began < 60
+    publishes = sorted((r["attempt"], r["status"], r["in_postgres"]) for r in ops.executions()
+                       if r["task_family"] == "Publish")
+    assert publishes == [(1, "failed", False), (2, "failed", False), (3, "failed", False)], "[scheduler] retry_count = 3"
+    assert all("Connection refused" in r["error_message"] for r in ops.executions() if r["task_family"] == "Publish")
+    assert "OperationalError" in down.stderr and "FAILED" in down.stdout
+
+    del ops.extra_env["ECOMM_PG_DSN"]
+    up = ops.luigi("DailyPipeline", *DATE, LOCAL)
+    assert up.returncode == 0, up.stderr[-3000:]
+    failed = ops.query("select task, status from audit.pipeline_runs where status = 'failed' order by task")
+    assert [t.split("_")[0] + t[t.index("#"):] if "#" in t else t.split("_")[0] for t, _ in failed] == [
+        "Publish", "Publish#2", "Publish#3"], "the attempts made while Postgres was down were synced"
+    assert all(r["in_postgres"] for r in ops.executions())
+
+
+@pytest.mark.slow
+def test_a_task_over_its_timeout_is_killed_and_recorded(ops: Ops) -> None:
+    from pipeline import run_audit
+
+    with psycopg.connect(ops.server.dsn("postgres"), autocommit=True) as admin:
+        admin.execute(f'create database "{ops.database}"')
+    with psycopg.connect(ops.dsn, autocommit=True) as holder:
+        # another run holds the date's publish lock for longer than [task_timeouts] publish allows
+        holder.execute("select pg_advisory_lock(%s, %s)", [run_audit.LOCK_CLASS, SEED_DAY.toordinal()])
+        began = time.monotonic()
+        result = ops.luigi("DailyPipeline", *DATE, LOCAL, "--task-timeouts-publish", "2",
+                           "--scheduler-retry-count", "1")
+        elapsed = time.monotonic() - began
+    assert result.returncode == RETCODE["task_failed"], result.stderr[-3000:]
+    assert elapsed < 30
+    assert "timed out after 2 seconds" in result.stderr
+    (publish,) = [r for r in ops.executions() if r["task_family"] == "Publish"]
+    assert publish["status"] == "failed" and "timed out after 2 seconds" in publish["error_message"]
+    assert 1.5 <= publish["duration_seconds"] < 10 and publish["in_postgres"]
+
+
+def test_each_kind_has_its_configured_timeout_and_retry_policy() -> None:
+    from pipeline import tasks
+    from pipeline.task_base import task_timeouts
+
+    limits = task_timeouts()
+    day = SEED_DAY
+    assert tasks.LandOrders(date=day).worker_timeout == limits.land
+    assert tasks.LandProducts(date=day).worker_timeout == limits.catalog
+    assert tasks.StageEvents(date=day).worker_timeout == limits.stage
+    assert tasks.BuildFactOrders(date=day).worker_timeout == limits.model
+    assert tasks.QualityGate(date=day).worker_timeout == limits.check
+    assert tasks.Publish(date=day).worker_timeout == limits.publish
+    # bad data is not retried; transient kinds take the [scheduler] policy (retry_count None = its default)
+    for task in (tasks.LandOrders, tasks.StageOrders, tasks.BuildFactOrders, tasks.QualityGate):
+        assert task(date=day).retry_count == 1
+    for task in (tasks.LandProducts, tasks.Publish):
+        assert task(date=day).retry_count is None
