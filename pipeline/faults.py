@@ -41,9 +41,9 @@ Actions (ACTIONS):
             the world meanwhile (stops Postgres, starts a competing run ...); every hit pauses again
 
 `@n` fires only at the n-th matching hit. Hits are counted across the Luigi worker and the task
-processes it forks (a shared memory page created at import), so `task.start:*:kill@2` lets one task
-run and kills the worker as the next one starts. With ECOMM_FAULT_DIR set, every fault that fires
-appends a line to `$ECOMM_FAULT_DIR/fired.log`.
+processes it forks (a shared memory page created at import; exact with one worker process), so
+`task.start:*:kill@2` lets one task run and kills the worker as the next one starts. With
+ECOMM_FAULT_DIR set, every fault that fires appends a line to `$ECOMM_FAULT_DIR/fired.log`.
 """
 from __future__ import annotations
 

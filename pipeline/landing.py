@@ -16,11 +16,12 @@ import logging
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from typing import Any
 
 import duckdb
 
-from pipeline import config, lake, sqlrun
+from pipeline import config, faults, lake, sqlrun
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +63,11 @@ def catalog_file(kind: str, load_date: dt.date) -> tuple[str, dt.date] | None:
         match = re.fullmatch(rf"{kind}_(\d{{4}}-\d{{2}}-\d{{2}})\.json", os.path.basename(path))
         if not match:
             continue
-        day = dt.date.fromisoformat(match.group(1))
+        try:
+            day = dt.date.fromisoformat(match.group(1))
+        except ValueError:
+            logger.warning("ignoring %s: %s is not a calendar date", path, match.group(1))
+            continue
         if day <= load_date and (best is None or day > best[1]):
             best = (path, day)
     return best
@@ -145,8 +150,13 @@ def _refuse_changed(table: str, load_date: dt.date, source: str) -> None:
 
 def _land(
     con: duckdb.DuckDBPyConnection, table: str, sql_name: str, load_date: dt.date,
-    params: dict[str, Any], source: str, extra: dict[str, Any] | None = None,
+    params: dict[str, Any], source: str, extra: dict[str, Any] | None = None, *,
+    empty: str = "the file holds no records", after_write: Callable[[], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    """Write the raw partition straight from the source file, then its manifest (the marker).
+
+    `after_write` runs between the two (the events' rejected lines) and adds to the manifest.
+    """
     now = dt.datetime.now(dt.timezone.utc)
     final = lake.partition_file("raw", table, load_date)
     try:
@@ -155,15 +165,18 @@ def _land(
             require_rows=True,
         )
     except sqlrun.EmptyResult:
-        raise SourceFileInvalid(f"{source}: the file holds no records; nothing was landed") from None
+        raise SourceFileInvalid(f"{source}: {empty}; nothing was landed") from None
     except duckdb.Error as exc:  # the reader's message names the byte/line where parsing stopped
         raise SourceFileInvalid(f"{source}: cannot be read: {str(exc).splitlines()[0]}; nothing was landed") from exc
     manifest = {
         "table": table, "load_date": load_date.isoformat(), "rows": rows, "source_file": source,
         "ingested_at": now.isoformat(), **(extra or {}),
     }
+    if after_write is not None:
+        manifest.update(after_write())
     if os.path.exists(source):
         manifest.update(file_fingerprint(source))
+    faults.point("landing.manifest", final)
     _write_manifest(table, load_date, manifest)
     logger.info("landed %s rows of %s for %s from %s", rows, table, load_date, source)
     return manifest
@@ -211,28 +224,30 @@ def land_events(load_date: dt.date) -> dict[str, Any]:
     _refuse_changed("events", load_date, path)
     _reject_empty_file(path)
     names = _csv_header(path)
+    params = {"path": path, "columns": {name: "VARCHAR" for name in names}}
     with sqlrun.connect() as con:
-        con.execute(
-            "create temp table csv_source as select * from read_csv($path, columns = $columns, header = true,"
-            " auto_detect = false, delim = ',', quote = '\"', escape = '\"', store_rejects = true,"
-            " rejects_table = 'csv_rejects', rejects_scan = 'csv_scans', null_padding = false)",
-            {"path": path, "columns": {name: "VARCHAR" for name in names}},
-        )
-        if con.execute("select count(*) from csv_source").fetchone()[0] == 0:
-            raise SourceFileInvalid(f"{path}: no readable event lines after the header; nothing was landed")
-        rejected_rows = sqlrun.copy_to_partition(
-            con,
-            "select $path as source_file, line::bigint as line_number,"
-            " trim(any_value(csv_line), E'\\r\\n') as raw_text,"
-            " string_agg(distinct error_type || ': ' || error_message, '; ') as error"
-            " from csv_rejects group by line order by line",
-            {"path": path},
-            lake.partition_file("audit", "rejected_lines", load_date, source_table="events"),
-        )
-        if rejected_rows:
-            logger.warning("%s: %s line(s) rejected by the CSV reader, recorded in audit/rejected_lines",
-                           path, rejected_rows)
-        return _land(con, "events", "events", load_date, {}, path, {"rejected_lines": rejected_rows})
+        # one pass: the raw partition is written straight from the reader (sql/raw/events.sql), which
+        # fills csv_rejects on the way; the rejected lines are recorded before the manifest
+        return _land(con, "events", "events", load_date, params, path,
+                     empty="no readable event lines after the header",
+                     after_write=lambda: {"rejected_lines": _record_rejected_lines(con, path, load_date)})
+
+
+def _record_rejected_lines(con: duckdb.DuckDBPyConnection, path: str, load_date: dt.date) -> int:
+    """Write audit/rejected_lines for the events file from the reader's csv_rejects; return the count."""
+    rejected_rows = sqlrun.copy_to_partition(
+        con,
+        "select $path as source_file, line::bigint as line_number,"
+        " trim(any_value(csv_line), E'\\r\\n') as raw_text,"
+        " string_agg(distinct error_type || ': ' || error_message, '; ') as error"
+        " from csv_rejects group by line order by line",
+        {"path": path},
+        lake.partition_file("audit", "rejected_lines", load_date, source_table="events"),
+    )
+    if rejected_rows:
+        logger.warning("%s: %s line(s) rejected by the CSV reader, recorded in audit/rejected_lines",
+                       path, rejected_rows)
+    return rejected_rows
 
 
 def land_catalog(kind: str, load_date: dt.date) -> dict[str, Any] | None:

@@ -35,7 +35,7 @@ import duckdb
 import psycopg
 from psycopg import sql
 
-from pipeline import lake, pg, pg_copy, serving, sqlrun
+from pipeline import faults, lake, pg, pg_copy, serving, sqlrun
 from pipeline.pg_config import publish as publish_settings
 from pipeline.publish_facts import FACTS, DuplicateFactKey, LakePartitionInvalid, PublishError
 from pipeline.publish_facts import load_stage, published_rows, supersede, swap
@@ -307,6 +307,7 @@ def publish(load_date: dt.date | str, *, force: bool = False,
                 conn.execute(sql.SQL("lock table {} in access exclusive mode").format(
                     sql.SQL(", ").join(sql.Identifier("warehouse", spec.parent) for spec in FACTS)))
                 summary["replaced"] = any([swap(conn, spec, day) for spec in FACTS])
+                faults.point("publish.commit")
         except psycopg.Error as err:
             raise PublishError(f"publishing {day} failed and was rolled back: {err}".strip()) from err
     summary["seconds"] = round(time.monotonic() - started, 3)

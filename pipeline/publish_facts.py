@@ -2,10 +2,12 @@
 
 For each fact (orders, events) and load date D, inside the publish transaction:
 
-1. `load_stage`: the lake partition is streamed with binary COPY into a new, unindexed table
-   `warehouse.<fact>_all_YYYYMMDD_load` (a CHECK constraint pins load_date to D), then the parent's
-   indexes are built on it: sorted builds on a fresh table cost a fraction of maintaining the
-   indexes of a large table row by row, and nothing a reader can see is touched yet.
+1. `load_stage`: the lake partition is streamed with binary COPY ... FREEZE into a new, unindexed
+   table `warehouse.<fact>_all_YYYYMMDD_load` (a CHECK constraint pins load_date to D), then the
+   parent's indexes are built on it: sorted builds on a fresh table cost a fraction of maintaining
+   the indexes of a large table row by row, and nothing a reader can see is touched yet. FREEZE
+   (allowed because the table was created in this transaction) spares the index builds and the
+   first readers the hint-bit writes that would otherwise dirty every page of the day once more.
 2. `supersede`: the current-version bookkeeping (`<fact>_superseded`) is recomputed for the ids
    that D adds or removes. Re-delivered ids are found only in partitions whose key range
    (`warehouse.fact_partitions`) overlaps D's, through their primary-key indexes: O(day), however
@@ -26,7 +28,7 @@ import psycopg
 import pyarrow as pa
 from psycopg import sql
 
-from pipeline import pg_copy
+from pipeline import faults, pg_copy
 
 logger = logging.getLogger(__name__)
 
@@ -131,7 +133,8 @@ def load_stage(
     """COPY the date's rows into a new stage table and index it; return rows and key range."""
     stage = spec.stage(load_date)
     _create_stage(conn, spec, load_date)
-    rows = pg_copy.copy_batches(conn, _ident(stage), columns, batches)
+    rows = pg_copy.copy_batches(conn, _ident(stage), columns, batches, freeze=True)  # created just above
+    faults.point("publish.copy", tag=spec.lake_table)
     for suffix, method, primary, keys in _parent_indexes(conn, spec):
         name = sql.Identifier(f"{stage}{suffix}")
         cols = sql.SQL(", ").join(sql.SQL(k) for k in keys)  # already quoted by pg_get_indexdef

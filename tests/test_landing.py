@@ -214,7 +214,7 @@ def test_products_api_html_fails_clearly_and_lands_nothing(lake_root, incoming, 
 
 def luigi_run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "luigi", "--module", "pipeline.tasks", *args, "--local-scheduler"],
+        [sys.executable, "-m", "luigi", "--module", "pipeline.tasks", *args, "--local-scheduler", "--no-lock"],
         cwd=REPO, env={**os.environ, **env}, capture_output=True, text=True, timeout=120,
     )
 
@@ -235,3 +235,11 @@ def test_luigi_missing_input_exits_non_zero_naming_the_file(tmp_path):
     result = luigi_run("LandDaily", "--date", "2025-12-15", env=env)
     assert result.returncode == 30, result.stderr[-2000:]
     assert "SourceFileMissing" in result.stderr and "orders/2025-12-15/orders.json" in result.stderr
+
+
+def test_catalog_file_with_an_impossible_date_is_ignored_with_a_warning(lake_root, incoming, caplog):
+    write(incoming, "products/products_2025-13-45.json", "[]")
+    write(incoming, "products/products_2025-12-08.json",
+          json.dumps([{"product_id": "PROD_0001", "product_name": "x", "current_price": 1}]))
+    assert landing.land_catalog("products", D)["load_date"] == "2025-12-08"
+    assert "products_2025-13-45.json" in caplog.text

@@ -30,7 +30,17 @@ cleaned as (
             json_extract_string(source.record, '$.country'),
             json_extract_string(source.record, '$.address.country')
         )) as country,
-        json(source.record) as raw_record,
+        -- Only identity and location fields leave the raw layer: the users API also sends
+        -- passwords, SSNs, bank cards and IPs, which must never reach audit.bad_records (BI-readable).
+        json_object(
+            'id', json_extract(source.record, '$.id'),
+            'user_id', json_extract(source.record, '$.user_id'),
+            'first_name', coalesce(json_extract(source.record, '$.first_name'), json_extract(source.record, '$.firstName')),
+            'last_name', coalesce(json_extract(source.record, '$.last_name'), json_extract(source.record, '$.lastName')),
+            'email', json_extract(source.record, '$.email'),
+            'city', coalesce(json_extract(source.record, '$.city'), json_extract(source.record, '$.address.city')),
+            'country', coalesce(json_extract(source.record, '$.country'), json_extract(source.record, '$.address.country'))
+        ) as raw_record,
         source._source_file,
         source._row_number,
     from source

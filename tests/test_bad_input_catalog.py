@@ -1,0 +1,581 @@
+"""The bad-input catalog: every case of the README table, landed and staged for real, and reconciled.
+
+CASES is the single source of the README's "Bad input catalog" table (between the markers
+`<!-- bad-input:start -->` and `<!-- bad-input:end -->`; print it with
+`uv run python -m tests.test_bad_input_catalog`). Each case writes real incoming files into a
+temporary folder and runs the pipeline's own Luigi tasks for the date (LandX then StageX, each only
+when its `complete()` says so, as the scheduler would) with real DuckDB and real Parquet. Then:
+
+- a case that must fail raises the named error, whose message names the file and the place, and
+  nothing of that source is landed or staged;
+- for every source and date that was staged, the lake's audit/reconciliation record holds
+  raw = staged + quarantined + duplicates, and each figure equals the rows of the partition it
+  counts (raw, staging, audit/bad_records); CSV lines the reader rejected are in
+  audit/rejected_lines and raw + rejected = the file's data lines;
+- the staged, quarantined (by reason code), duplicate and rejected counts are the case's.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import os
+import re
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from pipeline import lake, landing, staging, tasks
+from tests import rows
+from tests.conftest import REPO
+from tests.dummyjson_server import DummyJsonServer
+
+D = dt.date(2025, 12, 15)  # a Monday: the API snapshot day
+PREV = D - dt.timedelta(days=1)
+HEADER = "event_id,user_id,product_id,event_type,event_ts"
+README = REPO / "README.md"
+START, END = "<!-- bad-input:start -->", "<!-- bad-input:end -->"
+LAND = {"orders": tasks.LandOrders, "events": tasks.LandEvents, "products": tasks.LandProducts,
+        "users": tasks.LandUsers}
+STAGE = {"orders": tasks.StageOrders, "events": tasks.StageEvents, "products": tasks.StageProducts,
+         "users": tasks.StageUsers}
+
+
+# ------------------------------------------------------------------------------------ factories
+def order(**fields: Any) -> dict[str, Any]:
+    """A valid order of D, fields overridden."""
+    return {"order_id": "ORD_1", "user_id": "USER_0001", "product_id": "PROD_0001", "quantity": 2,
+            "price": 9.99, "timestamp": f"{D}T10:00:00", "status": "paid", **fields}
+
+
+def orders(*records: dict[str, Any], day: dt.date = D) -> dict[str, bytes]:
+    return {f"orders/{day}/orders.json": json.dumps(list(records) or [order()], indent=2).encode()}
+
+
+def raw_orders(content: bytes, name: str = "orders.json", day: dt.date = D) -> dict[str, bytes]:
+    return {f"orders/{day}/{name}": content}
+
+
+def event_line(event_id: str = "E1", user_id: str = "USER_0001", product_id: str = "PROD_0001",
+               event_type: str = "view_product", ts: str = f"{D}T10:00:00") -> str:
+    return f"{event_id},{user_id},{product_id},{event_type},{ts}"
+
+
+def events(*lines: str, header: str = HEADER, day: dt.date = D, newline: str = "\n",
+           bom: bool = False) -> dict[str, bytes]:
+    text = newline.join([header, *(lines or (event_line(),))]) + newline
+    return {f"events/{day}/events.csv": (b"\xef\xbb\xbf" if bom else b"") + text.encode()}
+
+
+def raw_events(content: bytes, day: dt.date = D) -> dict[str, bytes]:
+    return {f"events/{day}/events.csv": content}
+
+
+def products(*records: dict[str, Any], day: dt.date = D) -> dict[str, bytes]:
+    items = list(records) or [{"product_id": "PROD_0001", "product_name": "Lamp", "category": "Home",
+                               "brand": "BrandA", "current_price": 19.99}]
+    return {f"products/products_{day}.json": json.dumps(items).encode()}
+
+
+def users(*records: dict[str, Any], day: dt.date = D) -> dict[str, bytes]:
+    return {f"users/users_{day}.json": json.dumps(list(records)).encode()}
+
+
+def merge(*parts: dict[str, bytes]) -> dict[str, bytes]:
+    out: dict[str, bytes] = {}
+    for part in parts:
+        out.update(part)
+    return out
+
+
+# ---------------------------------------------------------------------------------------- cases
+@dataclasses.dataclass(frozen=True)
+class Expect:
+    """What a case must produce for date D (every other staged source/date must still reconcile)."""
+
+    fails: tuple[str, str, tuple[str, ...]] | None = None  # (source, error class, message fragments)
+    staged: dict[str, int] = dataclasses.field(default_factory=dict)
+    quarantined: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
+    duplicates: dict[str, int] = dataclasses.field(default_factory=dict)
+    rejected: dict[str, int] = dataclasses.field(default_factory=dict)  # events: lines in rejected_lines
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    id: str
+    input: str  # the README's description of the input
+    behaviour: str  # the README's description of what the pipeline does
+    files: dict[str, bytes]
+    expect: Expect
+    api_fault: tuple[str, int] | None = None  # products from a DummyJSON server with this fault queued
+    check: Callable[[], None] | None = None  # further assertions after staging
+    fix: dict[str, bytes] | None = None  # rerun after writing these files (a partial failure fixed)
+
+
+def staged_value(table: str, column: str, day: dt.date = D) -> list[Any]:
+    return [r[column] for r in rows.read("staging", table, day, "_row_number")]
+
+
+def check_offset_normalised() -> None:
+    assert staged_value("stg_orders", "order_ts") == [dt.datetime(2025, 12, 15, 8, 0)]
+
+
+def check_epoch_parsed() -> None:
+    assert staged_value("stg_orders", "order_ts") == [dt.datetime(2025, 12, 15, 10, 0)] * 2
+
+
+def check_crlf_and_bom_values_clean() -> None:
+    assert staged_value("stg_events", "event_ts") == [dt.datetime(2025, 12, 15, 10, 0)] * 2
+    assert staged_value("stg_events", "event_id") == ["E1", "E2"]
+
+
+def check_quoted_comma_kept() -> None:
+    assert staged_value("stg_events", "user_id") == ["USER,0001"]
+
+
+def check_embedded_newline_kept() -> None:
+    assert staged_value("stg_events", "user_id") == ["USER\n0001"]
+
+
+def check_reordered_columns() -> None:
+    (row,) = rows.read("staging", "stg_events", D)
+    assert (row["event_id"], row["event_type"], row["product_id"]) == ("E1", "purchase", "PROD_0002")
+
+
+def check_extra_columns_kept() -> None:
+    raw = duckdb.sql("select campaign from read_parquet($p)", params={"p": lake.partition_file("raw", "events", D)})
+    assert raw.fetchall() == [("spring",)]
+
+
+def check_nested_fields_kept() -> None:
+    (record,) = [json.loads(r["record"]) for r in rows.read("raw", "orders", D)]
+    assert record["coupon"] == {"code": "X", "tags": [1, 2]}
+
+
+def check_huge_id_kept_exactly() -> None:
+    assert staged_value("stg_orders", "order_id") == ["123456789012345678901234567890"]
+
+
+def check_late_event_keeps_its_day() -> None:
+    assert staged_value("stg_events", "event_ts") == [dt.datetime(2025, 12, 12, 23, 30)]
+    assert staged_value("stg_events", "load_date") == [D]
+
+
+def check_late_order_keeps_its_day() -> None:
+    assert staged_value("stg_orders", "order_ts") == [dt.datetime(2025, 12, 1, 9, 0)]
+
+
+def check_unknown_product_is_flagged() -> None:
+    rows.build_day(D, ("fact_orders",))
+    facts = {r["product_id"]: r["is_known_product"] for r in rows.read("warehouse", "fact_orders", D)}
+    assert facts == {"PROD_0001": True, "PROD_9999": False}
+
+
+def check_order_redelivered_latest_wins() -> None:
+    rows.build_day(PREV, ("fact_orders",))
+    rows.build_day(D, ("fact_orders",))
+    current = rows.current("fact_orders")
+    assert [(r["order_id"], r["quantity"], r["load_date"]) for r in current] == [("ORD_1", 3, D)]
+
+
+def check_event_resent_earliest_wins() -> None:
+    rows.build_day(PREV, ("fact_events",))
+    rows.build_day(D, ("fact_events",))
+    current = rows.current("fact_events")
+    assert [(r["event_id"], r["load_date"]) for r in current] == [("E1", PREV)]
+
+
+def check_conflict_names_the_kept_row() -> None:
+    (bad,) = rows.bad_records("stg_orders", D)
+    assert bad["row_number"] == 1 and "kept row 2" in bad["message"], bad  # row 2 has the later timestamp
+
+
+def check_api_page_missing_fields() -> None:
+    reasons = Counter(r["reason_code"] for r in rows.bad_records("stg_products", D))
+    assert reasons == {"invalid_price": 100}
+    assert all(r["failing_value"] is None for r in rows.bad_records("stg_products", D))
+
+
+CASES: list[Case] = [
+    # ----------------------------------------------------------------------------- orders (JSON)
+    Case("orders-malformed-json", "orders: malformed JSON (`[{...} {...}]`)",
+         "fails: `SourceFileInvalid` naming the file and the byte; nothing landed",
+         raw_orders(b'[{"order_id": "ORD_1"} {"order_id": "ORD_2"}]'),
+         Expect(fails=("orders", "SourceFileInvalid", ("orders.json", "byte")))),
+    Case("orders-truncated-json", "orders: JSON cut off mid-record",
+         "fails: `SourceFileInvalid` naming the file and the byte; nothing landed",
+         raw_orders(b'[{"order_id": "ORD_1", "user_id": "USER_0001"},\n{"order_id": "OR'),
+         Expect(fails=("orders", "SourceFileInvalid", ("orders.json", "byte")))),
+    Case("orders-empty-file", "orders: empty file (0 bytes)",
+         "fails: `SourceFileInvalid` naming the file (\"the file is empty\"); nothing landed",
+         raw_orders(b""), Expect(fails=("orders", "SourceFileInvalid", ("orders.json", "empty (0 bytes)")))),
+    Case("orders-empty-array", "orders: `[]`",
+         "fails: `SourceFileInvalid` naming the file (\"holds no records\"); nothing landed",
+         raw_orders(b"[]"), Expect(fails=("orders", "SourceFileInvalid", ("orders.json", "holds no records")))),
+    Case("orders-not-an-array", "orders: one JSON object instead of an array",
+         "fails: `SourceFileInvalid` naming the file and what it expected; nothing landed",
+         raw_orders(b'{"order_id": "ORD_1"}'),
+         Expect(fails=("orders", "SourceFileInvalid", ("orders.json", "Expected top-level JSON array")))),
+    Case("orders-invalid-utf8", "orders: invalid UTF-8 inside a string",
+         "fails: `SourceFileInvalid` naming the file, the byte and the record; nothing landed",
+         raw_orders(b'[{"order_id": "ORD_\xff1", "user_id": "USER_0001"}]'),
+         Expect(fails=("orders", "SourceFileInvalid", ("orders.json", "byte", "invalid UTF-8")))),
+    Case("orders-utf8-bom", "orders: UTF-8 byte order mark before the array",
+         "accepted", raw_orders(b"\xef\xbb\xbf" + json.dumps([order()]).encode()),
+         Expect(staged={"orders": 1})),
+    Case("orders-crlf", "orders: CRLF line ends", "accepted",
+         raw_orders(json.dumps([order(), order(order_id="ORD_2")], indent=2).replace("\n", "\r\n").encode()),
+         Expect(staged={"orders": 2})),
+    Case("orders-ndjson", "orders: `orders.ndjson` (one object per line)", "accepted",
+         raw_orders(b"\n".join(json.dumps(order(order_id=f"ORD_{i}")).encode() for i in range(3)) + b"\n",
+                    name="orders.ndjson"),
+         Expect(staged={"orders": 3})),
+    Case("orders-unknown-fields", "orders: extra and nested fields (`coupon: {code, tags}`)",
+         "accepted; kept in raw `record`", orders(order(coupon={"code": "X", "tags": [1, 2]})),
+         Expect(staged={"orders": 1}), check=check_nested_fields_kept),
+    Case("orders-missing-field", "orders: a record without `product_id`",
+         "quarantined: `missing_product_id`", orders(order(), {k: v for k, v in order(order_id="ORD_2").items()
+                                                              if k != "product_id"}),
+         Expect(staged={"orders": 1}, quarantined={"orders": {"missing_product_id": 1}})),
+    Case("orders-null-user-id", "orders: `user_id: null` (and `\"  \"`)", "quarantined: `missing_user_id`",
+         orders(order(user_id=None), order(order_id="ORD_2", user_id="  ")),
+         Expect(staged={"orders": 0}, quarantined={"orders": {"missing_user_id": 2}})),
+    Case("orders-negative-price", "orders: `price: -5`", "quarantined: `negative_price`",
+         orders(order(), order(order_id="ORD_2", price=-5)),
+         Expect(staged={"orders": 1}, quarantined={"orders": {"negative_price": 1}})),
+    Case("orders-price-three-decimals", "orders: `price: 9.999`", "quarantined: `invalid_price`",
+         orders(order(price=9.999)), Expect(staged={"orders": 0}, quarantined={"orders": {"invalid_price": 1}})),
+    Case("orders-zero-quantity", "orders: `quantity: 0` (and `-1`)", "quarantined: `non_positive_quantity`",
+         orders(order(quantity=0), order(order_id="ORD_2", quantity=-1), order(order_id="ORD_3")),
+         Expect(staged={"orders": 1}, quarantined={"orders": {"non_positive_quantity": 2}})),
+    Case("orders-quantity-three", "orders: `quantity: \"three\"`", "quarantined: `invalid_quantity`",
+         orders(order(quantity="three")),
+         Expect(staged={"orders": 0}, quarantined={"orders": {"invalid_quantity": 1}})),
+    Case("orders-quantity-decimal-text", "orders: `quantity: \"2.0\"` / `\"1e1\"`",
+         "normalised to the whole number", orders(order(quantity="2.0"), order(order_id="ORD_2", quantity="1e1")),
+         Expect(staged={"orders": 2})),
+    Case("orders-huge-integers", "orders: `quantity: 10^23`, `price: 1e25`",
+         "quarantined: `invalid_quantity`, `invalid_price` (never wrapped or rounded)",
+         orders(order(quantity=10**23), order(order_id="ORD_2", price=1e25)),
+         Expect(staged={"orders": 0}, quarantined={"orders": {"invalid_quantity": 1, "invalid_price": 1}})),
+    Case("orders-huge-integer-id", "orders: `order_id: 123456789012345678901234567890` (a JSON number)",
+         "accepted; the id is kept digit for digit as text", orders(order(order_id=123456789012345678901234567890)),
+         Expect(staged={"orders": 1}), check=check_huge_id_kept_exactly),
+    Case("orders-revenue-overflow", "orders: `quantity: 2000000000`, `price: 99999999.99`",
+         "quarantined: `revenue_out_of_range`", orders(order(quantity=2_000_000_000, price=99999999.99)),
+         Expect(staged={"orders": 0}, quarantined={"orders": {"revenue_out_of_range": 1}})),
+    Case("orders-timestamp-offset", "orders: `2025-12-15T10:00:00+02:00`", "normalised to UTC (08:00)",
+         orders(order(timestamp="2025-12-15T10:00:00+02:00")), Expect(staged={"orders": 1}),
+         check=check_offset_normalised),
+    Case("orders-timestamp-epoch", "orders: `\"1765792800\"` and `1765792800` (epoch seconds)",
+         "normalised to UTC", orders(order(timestamp="1765792800"), order(order_id="ORD_2", timestamp=1765792800)),
+         Expect(staged={"orders": 2}),
+         check=check_epoch_parsed),
+    Case("orders-timestamp-garbage", "orders: `timestamp: \"yesterday\"`", "quarantined: `invalid_timestamp`",
+         orders(order(timestamp="yesterday")),
+         Expect(staged={"orders": 0}, quarantined={"orders": {"invalid_timestamp": 1}})),
+    Case("orders-timestamp-far-future", "orders: `2099-01-01T00:00:00`", "quarantined: `future_timestamp`",
+         orders(order(timestamp="2099-01-01T00:00:00")),
+         Expect(staged={"orders": 0}, quarantined={"orders": {"future_timestamp": 1}})),
+    Case("orders-timestamp-before-1970", "orders: `1969-12-31T23:59:59`", "quarantined: `ancient_timestamp`",
+         orders(order(timestamp="1969-12-31T23:59:59")),
+         Expect(staged={"orders": 0}, quarantined={"orders": {"ancient_timestamp": 1}})),
+    Case("orders-late-for-earlier-day", "orders: an order of 2025-12-01 in the 2025-12-15 file",
+         "accepted (late-arriving, within `late_window_days`); keeps its own timestamp",
+         orders(order(timestamp="2025-12-01T09:00:00")), Expect(staged={"orders": 1}),
+         check=check_late_order_keeps_its_day),
+    Case("orders-invalid-status", "orders: `status: \"shipped\"`", "quarantined: `invalid_status`",
+         orders(order(status="shipped")), Expect(staged={"orders": 0}, quarantined={"orders": {"invalid_status": 1}})),
+    Case("orders-duplicate-exact", "orders: the same record twice in a day",
+         "collapsed: one staged, one counted as duplicate", orders(order(), order()),
+         Expect(staged={"orders": 1}, duplicates={"orders": 1})),
+    Case("orders-duplicate-id-conflict", "orders: one `order_id` twice in a day, different content",
+         "latest timestamp staged; the other quarantined: `duplicate_id_conflict` naming the kept row",
+         orders(order(quantity=1), order(quantity=5, timestamp=f"{D}T11:00:00")),
+         Expect(staged={"orders": 1}, quarantined={"orders": {"duplicate_id_conflict": 1}}),
+         check=check_conflict_names_the_kept_row),
+    Case("orders-duplicate-id-across-days", "orders: one `order_id` on 2025-12-14 and again on 2025-12-15",
+         "accepted on both days; the later load date's version is current (`fact_orders`)",
+         merge(orders(order(timestamp=f"{PREV}T10:00:00"), day=PREV), orders(order(quantity=3))),
+         Expect(staged={"orders": 1}), check=check_order_redelivered_latest_wins),
+    Case("orders-unknown-product", "orders: a `product_id` the catalog does not list",
+         "accepted; `is_known_product = false` and an inferred `dim_product` member",
+         merge(products(), orders(order(), order(order_id="ORD_2", product_id="PROD_9999"))),
+         Expect(staged={"orders": 2, "products": 1}), check=check_unknown_product_is_flagged),
+    # ------------------------------------------------------------------------------ events (CSV)
+    Case("events-empty-file", "events: empty file", "fails: `SourceFileInvalid` naming the file; nothing landed",
+         raw_events(b""), Expect(fails=("events", "SourceFileInvalid", ("events.csv", "empty")))),
+    Case("events-header-only", "events: header line only",
+         "fails: `SourceFileInvalid` naming the file (\"no readable event lines\"); nothing landed",
+         raw_events((HEADER + "\n").encode()),
+         Expect(fails=("events", "SourceFileInvalid", ("events.csv", "no readable event lines")))),
+    Case("events-missing-required-column", "events: header without `event_type`",
+         "fails: `SourceFileInvalid` naming the file, line 1 and the missing column; nothing landed",
+         events("E1,USER_0001,PROD_0001,2025-12-15T10:00:00", header="event_id,user_id,product_id,event_ts"),
+         Expect(fails=("events", "SourceFileInvalid", ("events.csv", "line 1 (header)", "event_type")))),
+    Case("events-utf8-bom", "events: UTF-8 byte order mark", "accepted (the header is matched without it)",
+         events(event_line("E1"), event_line("E2"), bom=True), Expect(staged={"events": 2}),
+         check=check_crlf_and_bom_values_clean),
+    Case("events-crlf", "events: CRLF line ends", "accepted; no `\\r` left in values",
+         events(event_line("E1"), event_line("E2"), newline="\r\n"), Expect(staged={"events": 2}),
+         check=check_crlf_and_bom_values_clean),
+    Case("events-quoted-commas", "events: `\"USER,0001\"` (a quoted comma)", "accepted; the comma is data",
+         events('E1,"USER,0001",PROD_0001,view_product,2025-12-15T10:00:00'), Expect(staged={"events": 1}),
+         check=check_quoted_comma_kept),
+    Case("events-embedded-newline", "events: a quoted value spanning two lines", "accepted; the newline is data",
+         events('E1,"USER\n0001",PROD_0001,view_product,2025-12-15T10:00:00'), Expect(staged={"events": 1}),
+         check=check_embedded_newline_kept),
+    Case("events-unterminated-quote", "events: a line with an unterminated quote",
+         "that line rejected into `audit/rejected_lines` (file, line, text, error); the rest lands",
+         events(event_line("E1"), 'E2,"USER_0002,PROD_0002,view_product,2025-12-15T10:00:00'),
+         Expect(staged={"events": 1}, rejected={"events": 1})),
+    Case("events-columns-reordered", "events: the columns in another order", "accepted (matched by name)",
+         events("purchase,2025-12-15T10:00:00,PROD_0002,USER_0001,E1",
+                header="event_type,event_ts,product_id,user_id,event_id"),
+         Expect(staged={"events": 1}), check=check_reordered_columns),
+    Case("events-extra-columns", "events: an extra `campaign` column", "accepted; the column is kept in raw",
+         events(event_line("E1") + ",spring", header=HEADER + ",campaign"), Expect(staged={"events": 1}),
+         check=check_extra_columns_kept),
+    Case("events-short-row", "events: a line with too few fields",
+         "that line rejected into `audit/rejected_lines`; the rest lands",
+         events(event_line("E1"), "E2,USER_0002"), Expect(staged={"events": 1}, rejected={"events": 1})),
+    Case("events-long-row", "events: a line with too many fields",
+         "that line rejected into `audit/rejected_lines`; the rest lands",
+         events(event_line("E1"), event_line("E2") + ",surplus"), Expect(staged={"events": 1}, rejected={"events": 1})),
+    Case("events-invalid-utf8", "events: a line with invalid UTF-8",
+         "that line rejected into `audit/rejected_lines`; the rest lands",
+         raw_events((HEADER + "\n" + event_line("E1") + "\n").encode() + b"E2,USER_\xff2,PROD_0001,view_product,"
+                    b"2025-12-15T10:00:00\n"),
+         Expect(staged={"events": 1}, rejected={"events": 1})),
+    Case("events-unknown-event-type", "events: `event_type: teleport` (and empty)",
+         "quarantined: `unknown_event_type`",
+         events(event_line("E1"), event_line("E2", event_type="teleport"), event_line("E3", event_type="")),
+         Expect(staged={"events": 1}, quarantined={"events": {"unknown_event_type": 2}})),
+    Case("events-missing-product", "events: `add_to_cart` without a product (a `page_view` without one)",
+         "quarantined: `missing_product_id` (the page view is accepted)",
+         events(event_line("E1", product_id="", event_type="add_to_cart"),
+                event_line("E2", product_id="", event_type="page_view")),
+         Expect(staged={"events": 1}, quarantined={"events": {"missing_product_id": 1}})),
+    Case("events-null-user-id", "events: an empty `user_id`", "quarantined: `missing_user_id`",
+         events(event_line("E1", user_id="")),
+         Expect(staged={"events": 0}, quarantined={"events": {"missing_user_id": 1}})),
+    Case("events-timestamp-epoch-and-offset", "events: `1765792800` and `2025-12-15T11:00:00+01:00`",
+         "normalised to UTC",
+         events(event_line("E1", ts="1765792800"), event_line("E2", ts="2025-12-15T11:00:00+01:00")),
+         Expect(staged={"events": 2})),
+    Case("events-late-for-earlier-day", "events: an event of 2025-12-12 in the 2025-12-15 file",
+         "accepted (late-arriving); keeps its own timestamp and the file's load date",
+         events(event_line("E1", ts="2025-12-12T23:30:00")), Expect(staged={"events": 1}),
+         check=check_late_event_keeps_its_day),
+    Case("events-duplicate-id-within-day", "events: the same line twice, and an id reused with other content",
+         "one collapsed as duplicate; the conflict quarantined: `duplicate_id_conflict`",
+         events(event_line("E1"), event_line("E1"), event_line("E1", event_type="purchase", ts=f"{D}T09:00:00")),
+         Expect(staged={"events": 1}, duplicates={"events": 1}, quarantined={"events": {"duplicate_id_conflict": 1}})),
+    Case("events-duplicate-id-across-days", "events: one `event_id` on 2025-12-14 and again on 2025-12-15",
+         "accepted on both days; the first load date's event is current (a resend, `fact_events`)",
+         merge(events(event_line("E1", ts=f"{PREV}T23:59:00"), day=PREV),
+               events(event_line("E1", ts=f"{PREV}T23:59:00"))),
+         Expect(staged={"events": 1}), check=check_event_resent_earliest_wins),
+    # --------------------------------------------------------------------------------- catalogs
+    Case("products-api-page-missing-fields", "products API: a page whose items lack `price` and `title`",
+         "landed as received; those items quarantined: `invalid_price`; the rest staged",
+         {}, Expect(staged={"products": 94}, quarantined={"products": {"invalid_price": 100}}),
+         api_fault=("missing_fields", 1), check=check_api_page_missing_fields),
+    Case("products-negative-price", "products file: `current_price: -1`", "quarantined: `negative_price`",
+         products({"product_id": "PROD_0001", "current_price": 5}, {"product_id": "PROD_0002", "current_price": -1}),
+         Expect(staged={"products": 1}, quarantined={"products": {"negative_price": 1}})),
+    Case("users-missing-id", "users file: a record without `user_id`", "quarantined: `missing_user_id`",
+         users({"user_id": "USER_0001", "city": "Oslo"}, {"first_name": "Nobody"}),
+         Expect(staged={"users": 1}, quarantined={"users": {"missing_user_id": 1}})),
+    # ------------------------------------------------------------------------------------- rerun
+    Case("rerun-after-partial-failure", "a run fails on malformed orders after events landed; the file is fixed",
+         "the rerun lands and stages orders only (events are not landed again), removes a killed "
+         "writer's temporary file, and reconciles",
+         merge(raw_orders(b'[{"order_id": "ORD_1"'), events(event_line("E1"), event_line("E2"))),
+         Expect(staged={"orders": 2, "events": 2}), fix=orders(order(), order(order_id="ORD_2"))),
+]
+
+
+# --------------------------------------------------------------------------------------- running
+@dataclasses.dataclass
+class Outcome:
+    errors: dict[tuple[str, dt.date], BaseException] = dataclasses.field(default_factory=dict)
+    staged: set[tuple[str, dt.date]] = dataclasses.field(default_factory=set)  # (source, partition date)
+
+
+def write_files(root: Path, files: dict[str, bytes]) -> None:
+    for rel, content in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+
+
+def days_of(files: dict[str, bytes]) -> list[dt.date]:
+    found = {dt.date.fromisoformat(m.group(0)) for rel in files for m in [re.search(r"\d{4}-\d{2}-\d{2}", rel)] if m}
+    return sorted(found | {D})
+
+
+def run_date(day: dt.date, sources: list[str], outcome: Outcome) -> None:
+    """Land then stage each source of a date through its Luigi task, as the scheduler would."""
+    for source in sources:
+        land = LAND[source](date=day)
+        try:
+            if not land.complete():
+                land.run()
+        except Exception as err:  # noqa: BLE001 - the case asserts on it
+            outcome.errors[(source, day)] = err
+            continue
+        outcome.errors.pop((source, day), None)
+        stage = STAGE[source](date=day)
+        if not stage.complete():
+            stage.run()
+        partition_day = landing.covering_snapshot(source, day) if source in landing.CATALOGS else day
+        if partition_day is not None:
+            outcome.staged.add((source, partition_day))
+
+
+def sources_of(files: dict[str, bytes], day: dt.date, api: bool) -> list[str]:
+    names = [rel for rel in files if str(day) in rel]
+    found = [s for s in ("products", "users", "orders", "events") if any(rel.startswith(s + "/") for rel in names)]
+    return (["products"] if api and day == D else []) + found
+
+
+def run_case(case: Case, incoming: Path, written: dict[str, bytes] | None = None) -> Outcome:
+    """Write the case's files (or `written`), then run every date and source the case has."""
+    outcome = Outcome()
+    write_files(incoming, case.files if written is None else written)
+    api = case.api_fault is not None
+    for day in days_of(case.files):
+        run_date(day, sources_of(case.files, day, api), outcome)
+    return outcome
+
+
+def partition_rows(layer: str, table: str, day: dt.date, **keys: str) -> int:
+    path = lake.partition_file(layer, table, day, **keys)
+    return duckdb.sql("select count(*) from read_parquet($p)", params={"p": path}).fetchall()[0][0]
+
+
+def assert_reconciled(source: str, day: dt.date) -> dict[str, Any]:
+    """raw = staged + quarantined + duplicates, from the lake's audit/reconciliation, and each figure
+    equal to the rows of the partition it counts."""
+    table = staging.staging_table(source)
+    record = rows.reconciliation(table, day)
+    assert record["is_balanced"], record
+    assert record["raw_count"] == record["staged_count"] + record["quarantined_count"] + record["duplicate_count"]
+    assert record["raw_count"] == partition_rows("raw", source, day)
+    assert record["staged_count"] == partition_rows("staging", table, day)
+    assert record["quarantined_count"] == partition_rows("audit", "bad_records", day, source_table=table)
+    return record
+
+
+def csv_data_lines(path: Path) -> int:
+    """Records in a CSV file as a CSV reader counts them (quoted newlines inside a record)."""
+    text = path.read_bytes().decode("utf-8", "replace")
+    records, quoted = 0, False
+    for line in text.splitlines()[1:]:
+        if not quoted and line.strip():
+            records += 1
+        quoted ^= line.count('"') % 2 == 1
+    return records
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input(case: Case, lake_root: Path, incoming: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One case of the catalog: land and stage it, check the behaviour and the reconciliation."""
+    server = None
+    if case.api_fault is not None:
+        server = DummyJsonServer().start()
+        server.fail_next(case.api_fault[0], times=case.api_fault[1])
+        monkeypatch.setenv("ECOMM_PRODUCTS_URL", server.url)
+    try:
+        outcome = run_case(case, incoming)
+        if case.fix is not None:  # a partial failure, then the cause fixed and the date run again
+            events_landed_at = assert_partial_failure(outcome)
+            outcome = run_case(case, incoming, written=case.fix)
+            assert os.stat(lake.partition_file("raw", "events", D)).st_mtime_ns == events_landed_at, \
+                "the rerun landed events again"
+            assert list(Path(lake.partition_dir("raw", "orders", D)).glob("*.tmp-*")) == []
+    finally:
+        if server is not None:
+            server.stop()
+    expect = case.expect
+    if expect.fails is not None:
+        source, error, fragments = expect.fails
+        err = outcome.errors.get((source, D))
+        assert err is not None, f"{case.id}: expected {error}, nothing failed"
+        assert type(err).__name__ == error, repr(err)
+        message = str(err)
+        assert str(incoming) in message, f"the message must name the file: {message}"
+        for fragment in fragments:
+            assert fragment in message, f"{fragment!r} not in {message!r}"
+        assert not os.path.exists(lake.partition_dir("raw", source, D)), "a failed landing left a partition"
+        assert not os.path.exists(lake.partition_dir("staging", f"stg_{source}", D))
+    else:
+        assert outcome.errors == {}, outcome.errors
+    for source, day in sorted(outcome.staged, key=str):
+        assert_reconciled(source, day)
+    for source, staged in expect.staged.items():
+        day = D if source not in landing.CATALOGS else landing.covering_snapshot(source, D)
+        record = assert_reconciled(source, day)
+        assert record["staged_count"] == staged, record
+        assert record["duplicate_count"] == expect.duplicates.get(source, 0), record
+        reasons = Counter(r["reason_code"] for r in rows.bad_records(f"stg_{source}", day))
+        assert reasons == Counter(expect.quarantined.get(source, {})), reasons
+        assert set(reasons) <= set(staging.REASON_CODES)
+    if "events" in expect.staged:
+        rejected = lake.partition_file("audit", "rejected_lines", D, source_table="events")
+        rejected_rows = (partition_rows("audit", "rejected_lines", D, source_table="events")
+                         if os.path.exists(rejected) else 0)
+        assert rejected_rows == expect.rejected.get("events", 0)
+        raw = assert_reconciled("events", D)["raw_count"]
+        assert raw + rejected_rows == csv_data_lines(Path(landing.events_file(D))), "a CSV line was lost"
+    if case.check is not None:
+        case.check()
+
+
+def assert_partial_failure(outcome: Outcome) -> int:
+    """The first run of the rerun case: orders failed, events landed; return when events landed."""
+    assert isinstance(outcome.errors.get(("orders", D)), landing.SourceFileInvalid), outcome.errors
+    assert ("events", D) in outcome.staged and not os.path.exists(lake.partition_dir("raw", "orders", D))
+    # and a writer killed mid-write left its temporary file where orders land
+    stale = Path(lake.partition_file("raw", "orders", D) + ".tmp-999999")
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_bytes(b"PAR1 half a file")
+    return os.stat(lake.partition_file("raw", "events", D)).st_mtime_ns
+
+
+# ---------------------------------------------------------------------------- README vs CASES
+def readme_block() -> str:
+    """The README's "Bad input catalog" table, generated from CASES."""
+    lines = [START, "", "| case | input | behaviour |", "|---|---|---|"]
+    lines += [f"| `{c.id}` | {c.input} | {c.behaviour} |" for c in CASES]
+    return "\n".join([*lines, "", END])
+
+
+def readme_table() -> str:
+    """The block as the README has it; the generated one until the README carries the markers."""
+    text = README.read_text(encoding="utf-8")
+    if START not in text:
+        return readme_block()
+    return START + text.split(START, 1)[1].split(END, 1)[0] + END
+
+
+def test_catalog_has_at_least_30_distinct_cases() -> None:
+    ids = [c.id for c in CASES]
+    assert len(ids) >= 30 and len(set(ids)) == len(ids)
+    assert all(re.fullmatch(r"[a-z0-9-]+", i) for i in ids)
+
+
+def test_readme_table_lists_exactly_the_tested_cases() -> None:
+    table = readme_table()
+    ids = re.findall(r"^\| `([a-z0-9-]+)` \|", table, flags=re.MULTILINE)
+    assert ids == [c.id for c in CASES], "README bad-input table and tests/test_bad_input_catalog.py CASES differ"
+    assert table == readme_block(), "regenerate the README table: uv run python -m tests.test_bad_input_catalog"
+
+
+if __name__ == "__main__":
+    print(readme_block())
