@@ -222,11 +222,16 @@ def encode_batch(batch: pa.RecordBatch, columns: Sequence[PgColumn]) -> memoryvi
 
 def copy_batches(
     conn: psycopg.Connection, table: sql.Composable, columns: Sequence[PgColumn],
-    batches: Iterable[pa.RecordBatch],
+    batches: Iterable[pa.RecordBatch], *, freeze: bool = False,
 ) -> int:
-    """COPY the batches (columns in `columns` order) into `table`; return the rows sent."""
-    statement = sql.SQL("copy {} ({}) from stdin (format binary)").format(
-        table, sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
+    """COPY the batches (columns in `columns` order) into `table`; return the rows sent.
+
+    `freeze`: load the rows already frozen (COPY ... FREEZE; the table must have been created in
+    the current transaction). The index builds and the first readers after the commit then find
+    every tuple visible without setting hint bits, i.e. without dirtying and rewriting every page.
+    """
+    statement = sql.SQL("copy {} ({}) from stdin (format binary{})").format(
+        table, sql.SQL(", ").join(sql.Identifier(c.name) for c in columns), sql.SQL(", freeze" if freeze else "")
     )
     rows = 0
     with conn.cursor() as cur:

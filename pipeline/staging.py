@@ -6,7 +6,7 @@ For a source and load date, `stage()` materialises three relations in one DuckDB
   with the first row rule it breaks (`_row_reason_code`) and the standard columns the shared models
   read (`_record_id`, `_raw_record`, `_version_ts`, `_failing_value`);
 - `int_duplicates` (temp table, shared `sql/staging/int_duplicates.sql`): the few rows duplicate
-  resolution drops;
+  resolution drops, then marked on the checked table in place (`mark_dropped_rows`);
 - `int_validated` (temp view, shared `sql/staging/int_validated.sql`): every raw row with its outcome,
   `_reason_code` (NULL = staged) and `_is_duplicate`; the one relation staging and quarantine read.
 
@@ -160,6 +160,22 @@ def _create_temp(con: duckdb.DuckDBPyConnection, kind: str, model: str, params: 
         con.execute(f"create temp table {sqlrun.quote_ident(model)} as {sql}", sqlrun.bind(sql, params))
 
 
+def mark_dropped_rows(con: duckdb.DuckDBPyConnection, checked: str) -> None:
+    """Mark the rows int_duplicates drops on the checked temp table itself (in place, no reordering).
+
+    int_validated then reads one table instead of joining the whole day to int_duplicates, so its
+    rows stay in source-file order and the staging partition is written without a sort.
+    """
+    table = sqlrun.quote_ident(checked)
+    con.execute(f"alter table {table} add column _drop_is_duplicate boolean")
+    con.execute(f"alter table {table} add column _drop_kept_row_number bigint")
+    con.execute(
+        f"update {table} as checked set _drop_is_duplicate = dropped.is_duplicate,"
+        " _drop_kept_row_number = dropped.kept_row_number"
+        " from int_duplicates as dropped where checked._row_number = dropped._row_number"
+    )
+
+
 def reconcile(
     con: duckdb.DuckDBPyConnection, source_table: str, load_date: dt.date, counts: dict[str, int]
 ) -> dict[str, Any]:
@@ -208,6 +224,7 @@ def stage(source: str, load_date: dt.date) -> dict[str, Any] | None:
         _create_temp(con, "table", checked, params)
         con.execute(f"create temp view checked_records as select * from {sqlrun.quote_ident(checked)}")
         _create_temp(con, "table", "int_duplicates", params)
+        mark_dropped_rows(con, checked)
         _create_temp(con, "view", "int_validated", params)
         stg_sql = sqlrun.sql_text("staging", table)
         counts = {

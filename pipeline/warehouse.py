@@ -121,13 +121,25 @@ _EMPTY_SHAPES: dict[str, pa.Schema] = {
 
 
 def register_inputs(con: duckdb.DuckDBPyConnection, table: str, load_date: dt.date) -> None:
-    """Register the relations `table`'s model reads for a load date (catalogs may be empty)."""
+    """Register the relations `table`'s model reads for a load date (catalogs may be empty).
+
+    A model that reads `stg_products_snapshot` also gets the ENUM type `catalog_product_id`: the
+    snapshot's product ids. The fact models test catalog membership with
+    `try_cast(product_id as catalog_product_id)`, a hash lookup inside a single-table select, instead
+    of a join: the facts then keep staging's row order (DuckDB preserves it for single-table
+    selects) and are written without sorting the whole day.
+    """
     for name in INPUTS[table]:
         files = _INPUT_FILES[name](load_date)
         if files:
             sqlrun.register_parquet(con, name, files)
         else:
             con.register(name, _EMPTY_SHAPES[name].empty_table())
+    if "stg_products_snapshot" in INPUTS[table]:
+        con.execute(
+            "create type catalog_product_id as enum ("
+            " select distinct product_id from stg_products_snapshot where product_id is not null)"
+        )
 
 
 def define_macros(con: duckdb.DuckDBPyConnection) -> None:

@@ -9,20 +9,32 @@ with objects as (
     from read_json_objects($path, format = $json_format) with ordinality
 ),
 
+fields as (
+    select
+        -- one parse of each object for all seven fields (a path list), not one per field
+        json_extract_string(
+            objects.record,
+            ['$.order_id', '$.user_id', '$.product_id', '$.quantity', '$.price', '$.timestamp', '$.status']
+        ) as field_values,
+        objects.record,
+        objects.row_number,
+    from objects
+),
+
 final as (
     select
-        json_extract_string(objects.record, '$.order_id') as order_id,
-        json_extract_string(objects.record, '$.user_id') as user_id,
-        json_extract_string(objects.record, '$.product_id') as product_id,
-        json_extract_string(objects.record, '$.quantity') as quantity,
-        json_extract_string(objects.record, '$.price') as price,
-        json_extract_string(objects.record, '$.timestamp') as "timestamp",
-        json_extract_string(objects.record, '$.status') as status,
-        objects.record::varchar as record,
+        fields.field_values[1] as order_id,
+        fields.field_values[2] as user_id,
+        fields.field_values[3] as product_id,
+        fields.field_values[4] as quantity,
+        fields.field_values[5] as price,
+        fields.field_values[6] as "timestamp",
+        fields.field_values[7] as status,
+        fields.record::varchar as record,
         $source_file as _source_file,
-        objects.row_number::bigint as _row_number,
+        fields.row_number::bigint as _row_number,
         $ingested_at::timestamptz as _ingested_at,
-    from objects
+    from fields
 )
 
 select * from final

@@ -1,54 +1,46 @@
 -- int_validated: every raw row of one source and load date with its staging outcome; a temp view.
--- Grain: one row per raw row (nothing dropped). Reads `checked_records` (the source's
--- int_<source>_checked: typed rows and the first row rule each breaks) and int_duplicates.
+-- Grain: one row per raw row (nothing dropped), in source-file order. Reads `checked_records`: the
+-- source's int_<source>_checked rows (typed, with the first row rule each breaks) on which staging
+-- has marked the rows int_duplicates drops: _drop_is_duplicate (NULL = kept, true = an exact
+-- duplicate, false = a same-id conflict) and _drop_kept_row_number (the row kept instead).
 -- _reason_code NULL and not _is_duplicate: staged; _reason_code set: quarantined; _is_duplicate:
 -- an exact duplicate, counted. A row's reason is its row rule, else duplicate_id_conflict.
+-- A single-table select on purpose: DuckDB keeps such a result in insertion (= source-file) order,
+-- so the staging partition needs no sort (a join here would need an ORDER BY of the whole day).
 with checked as not materialized (
     -- read in place: copying a 2M-row day into a CTE would double the cost
     select * from checked_records
 ),
 
-duplicates as not materialized (
-    select * from int_duplicates
-),
-
-kept_rows as (
-    -- almost every row; the outcome is a plain column here so that filters on it reach the scan
+outcomes as (
     select
-        checked.* exclude (_raw_record, _version_ts, _row_reason_code, _failing_value),
-        false as _is_duplicate,
-        checked._row_reason_code as _reason_code,
-        checked._failing_value,
-        null::varchar as _detail,
-        case when checked._row_reason_code is not null then to_json(checked._raw_record)::varchar end
-            as _raw_record,
-    from checked
-    anti join duplicates
-        on checked._row_number = duplicates._row_number
-),
-
-dropped_rows as (
-    select
-        checked.* exclude (_raw_record, _version_ts, _row_reason_code, _failing_value),
-        duplicates.is_duplicate as _is_duplicate,
+        checked.*,
+        coalesce(checked._drop_is_duplicate, false) as is_duplicate,
         case
-            when duplicates.is_duplicate then null
-            else 'duplicate_id_conflict'
-        end as _reason_code,
-        case when not duplicates.is_duplicate then checked._record_id end as _failing_value,
-        case
-            when not duplicates.is_duplicate then 'kept row ' || duplicates.kept_row_number
-        end as _detail,
-        case when not duplicates.is_duplicate then to_json(checked._raw_record)::varchar end as _raw_record,
+            when checked._drop_is_duplicate is null then checked._row_reason_code
+            when not checked._drop_is_duplicate then 'duplicate_id_conflict'
+        end as reason_code,
     from checked
-    inner join duplicates
-        on checked._row_number = duplicates._row_number
 ),
 
 final as (
-    select * from kept_rows
-    union all
-    select * from dropped_rows
+    select
+        outcomes.* exclude (
+            _raw_record, _version_ts, _row_reason_code, _failing_value, _drop_is_duplicate,
+            _drop_kept_row_number, is_duplicate, reason_code
+        ),
+        outcomes.is_duplicate as _is_duplicate,
+        outcomes.reason_code as _reason_code,
+        case
+            when outcomes._drop_is_duplicate is null then outcomes._failing_value
+            when not outcomes._drop_is_duplicate then outcomes._record_id
+        end as _failing_value,
+        case
+            when not outcomes._drop_is_duplicate then 'kept row ' || outcomes._drop_kept_row_number
+        end as _detail,
+        case when outcomes.reason_code is not null then to_json(outcomes._raw_record)::varchar end
+            as _raw_record,
+    from outcomes
 )
 
 select * from final

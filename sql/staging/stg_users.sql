@@ -18,10 +18,10 @@ final as (
         validated._source_file,
         validated._row_number,
     from validated
+    -- no ORDER BY: int_validated is a single-table select, so the rows keep the source file's
+    -- order (DuckDB preserves insertion order for it) and a rerun writes the same file
     where validated._reason_code is null
         and not validated._is_duplicate
-    -- the source file's order: a rerun writes the same file (joins upstream may reorder rows)
-    order by validated._row_number
 )
 
 select * from final

@@ -4,18 +4,11 @@
 -- current view (views/fact_events.sql) keeps the first (earliest) load_date.
 -- is_known_product: the product is in the latest catalog snapshot on or before D; an event without a
 -- product (page_view) refers to no product, so it is known (nothing is missing from the catalog).
+-- catalog_product_id is an ENUM of that snapshot's product ids (pipeline.warehouse.register_inputs):
+-- membership is a cast, not a join, so the facts keep staging's (source-file) row order without a
+-- sort and a rebuild writes the same file.
 with events as (
     select * from stg_events
-),
-
-product_snapshot as (
-    -- the latest stg_products snapshot on or before the load date (empty before the first one)
-    select * from stg_products_snapshot
-),
-
-catalog as (
-    select distinct product_snapshot.product_id
-    from product_snapshot
 ),
 
 final as (
@@ -26,13 +19,10 @@ final as (
         events.event_type,
         events.event_ts,
         date_id(events.event_ts) as date_id,
-        events.product_id is null or catalog.product_id is not null as is_known_product,
+        events.product_id is null
+            or try_cast(events.product_id as catalog_product_id) is not null as is_known_product,
         $load_date::date as load_date,
     from events
-    left join catalog
-        on events.product_id = catalog.product_id
-    -- staging's (source-file) order: the join may reorder rows, and a rebuild must write the same file
-    order by events._row_number
 )
 
 select * from final

@@ -1,0 +1,65 @@
+"""The benchmark machinery on a tiny volume, so that `make bench` never rots.
+
+Nothing here asserts a duration: performance is measured by `python -m pipeline.bench`, not by
+tests. These runs go through the real thing (generator, Luigi pipeline in a child process, a
+throwaway embedded Postgres, the COPY floor, memory sampling) at 2,000 orders / 10,000 events.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline import bench
+
+TINY = ["--orders", "2000", "--events", "10000"]
+
+
+def _table(output: str) -> dict[str, list[str]]:
+    rows = [line for line in output.splitlines() if line.startswith("| ") and not line.startswith("| what")]
+    return {cells[0]: cells[1:] for cells in ([c.strip() for c in row.strip("|").split("|")] for row in rows)}
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith(("lake-", "pg-", "gen-", "report-")))
+
+
+@pytest.mark.slow
+def test_bench_all_reports_every_figure_on_a_tiny_volume(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench.main(["all", *TINY, "--days", "2", "--repeat", "1", "--dir", str(tmp_path)]) == 0
+
+    table = _table(capsys.readouterr().out)
+    labels = "\n".join(table)
+    for stage in ("land", "stage", "model", "checks", "publish"):
+        assert f"max day: {stage} (task seconds; wall span)" in table
+    for wanted in ("COPY floor, binary", "COPY floor, CSV", "whole max day / COPY floor (binary)",
+                   "peak RSS", "generate a max-volume day", "day 2 / day 1", "median of 2 days",
+                   "speed-up vs the original system"):
+        assert wanted in labels, wanted
+    peak = next(cells for label, cells in table.items() if label.startswith("max day: peak RSS"))
+    assert peak[1] == "≤ 1.5 GiB" and peak[2] in ("met", "NOT met")
+    # the inputs are cached for the next run; every scratch lake, server and report is gone
+    assert (tmp_path / "day-2000x10000" / ".complete-2025-12-15").exists()
+    assert (tmp_path / "history-2000x10000" / ".complete-2026-01-06").exists()
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_bench_scale_compares_one_and_two_workers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench.main(["scale", *TINY, "--scale-days", "2", "--repeat", "1", "--dir", str(tmp_path)]) == 0
+
+    table = _table(capsys.readouterr().out)
+    assert any(label.startswith("backfill 2 days (RangeDaily), 1 worker") for label in table)
+    assert any(label.startswith("backfill 2 days (RangeDaily), 2 workers") for label in table)
+    assert table["speed-up 2 workers / 1 worker"][0].endswith("×")
+    assert _leftovers(tmp_path) == []
+
+
+def test_the_history_window_keeps_weekly_catalog_snapshots_only(tmp_path: Path) -> None:
+    """Extending a cached window generates only the missing days, without an extra catalog snapshot."""
+    root = tmp_path / "h"
+    bench._generate(root, bench.HISTORY_START, 2, 50, 200)
+    bench._generate(root, bench.HISTORY_START, 3, 50, 200)
+
+    assert sorted(p.name for p in (root / "products").iterdir()) == [f"products_{bench.HISTORY_START}.json"]
+    assert len(list(root.glob(".complete-*"))) == 3
