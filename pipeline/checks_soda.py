@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import decimal
+import importlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,30 @@ ConfigHelper.get_instance().config["send_anonymous_usage_stats"] = False
 from soda.scan import Scan  # noqa: E402 - must follow the telemetry switch above
 
 logger = logging.getLogger(__name__)
+
+# What soda-core imports only when a scan first runs (the SodaCL parser and its ANTLR runtime, the
+# DuckDB and Postgres data sources, check and query kinds, Jinja; ~150 modules). Imported here, once:
+# Luigi runs every task in a process forked from the worker, which has imported this module while
+# checking completeness, so each date's gate and publish task inherits them instead of importing
+# them again (measured on a 100K/1M day: the first gate of a process 0.63-0.70 s -> 0.44-0.48 s).
+_SCAN_MODULES = (
+    "jinja2", "soda.common.jinja", "soda.configuration.configuration", "soda.execution.data_source_manager",
+    "soda.execution.data_source_scan", "soda.execution.telemetry", "soda.sodacl.sodacl_parser",
+    "soda.sodacl.anomaly_metric_check_cfg", "soda.sodacl.change_over_time_metric_check_cfg",
+    "soda.sodacl.user_defined_failed_rows_check_cfg", "soda.sodacl.user_defined_failed_rows_expression_check_cfg",
+    "soda.execution.check.schema_check", "soda.execution.check.metric_check", "soda.execution.check.freshness_check",
+    "soda.execution.check.row_count_comparison_check",
+    "soda.execution.check.user_defined_failed_rows_expression_check", "soda.execution.metric.column_metrics",
+    "soda.execution.metric.schema_metric", "soda.execution.query.duplicates_query",
+    "soda.execution.query.aggregation_query", "soda.execution.query.schema_query", "soda.cloud.dbt_config",
+    "soda.sampler.soda_cloud_sampler", "soda.data_sources.duckdb_data_source",
+    "soda.data_sources.postgres_data_source",
+)
+for _module in _SCAN_MODULES:
+    try:
+        importlib.import_module(_module)
+    except ImportError:  # a soda-core release that moved one: only the warm-up is lost
+        logger.debug("soda module %s not found; it is imported on first use instead", _module)
 
 OUTCOMES = ("pass", "warn", "fail", "error")
 BLOCKING = ("fail", "error")
