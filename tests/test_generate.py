@@ -31,8 +31,6 @@ FUNNEL = ["page_view", "view_product", "add_to_cart", "checkout", "purchase"]
 STATUSES = {"paid", "cancelled", "refunded", "pending"}
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d$")
 SMALL = dict(orders_per_day=300, events_per_day=3000, users=400, products=250)
-needs_seed = pytest.mark.skipif(not SEED_DIR.is_dir(), reason="seed-format fixtures not available")
-needs_catalog = pytest.mark.skipif(not CATALOG.is_dir(), reason="dummyjson catalog not available")
 
 
 def run(out: Path, start: str = "2025-12-14", days: int = 1, **kw) -> list[dict]:
@@ -54,7 +52,6 @@ def secs(ts: str) -> float:
 
 
 # --- format --------------------------------------------------------------------------------------
-@needs_seed
 def test_orders_match_seed_format(tmp_path: Path) -> None:
     run(tmp_path)
     fixture = (SEED_DIR / "orders" / FIXTURE_DAY / "orders.json").read_text()
@@ -75,7 +72,6 @@ def test_orders_match_seed_format(tmp_path: Path) -> None:
         assert r["status"] in STATUSES
 
 
-@needs_seed
 def test_events_match_seed_format(tmp_path: Path) -> None:
     run(tmp_path)
     fixture = (SEED_DIR / "events" / FIXTURE_DAY / "events.csv").read_bytes()
@@ -94,8 +90,6 @@ def test_events_match_seed_format(tmp_path: Path) -> None:
         assert TS.match(ts) and ts.startswith(FIXTURE_DAY)
 
 
-@needs_seed
-@needs_catalog
 def test_products_and_users_files(tmp_path: Path) -> None:
     run(tmp_path, products=200, users=210)
     fixture = json.loads((SEED_DIR / "products" / "products_2025-12-15.json").read_text())
