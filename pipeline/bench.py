@@ -1,7 +1,7 @@
 """The benchmark: `make bench` = `uv run python -m pipeline.bench` (= `... bench all`).
 
     uv run python -m pipeline.bench [all|day|history|scale|land] [--orders N] [--events N] [--days N]
-        [--repeat N] [--workers N] [--scale-days N] [--dir DIR]
+        [--repeat N] [--workers N] [--scale-days N] [--timeline] [--dir DIR]
 
 - `day`: the max-volume day (500,000 orders, 2,000,000 events; generated once into <dir>/max) runs
   through the whole Luigi pipeline (`DailyPipeline`: land, stage, model, checks, publish) on a fresh
@@ -124,6 +124,7 @@ def _run(argv: list[str]) -> int:
     parser.add_argument("dates", nargs="+", type=dt.date.fromisoformat)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--report", type=Path, required=True)
+    parser.add_argument("--timeline", action="store_true", help="print each max-day run's task timeline")
     parser.add_argument("--dir", type=Path, required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -151,7 +152,8 @@ def _run(argv: list[str]) -> int:
         for i, day in enumerate(args.dates):
             with env.task_clock(args.dir) as clock:
                 seconds = build(tasks.DailyPipeline(date=day))
-            out["days"].append({"date": day.isoformat(), "seconds": seconds, "stages": env.stage_spans(clock)})
+            out["days"].append({"date": day.isoformat(), "seconds": seconds, "stages": env.stage_spans(clock),
+                                "timeline": env.timeline(clock)})
             clock.unlink()
             if len(args.dates) > 1:
                 print(f"    {day}: {seconds:.2f} s ({i + 1}/{len(args.dates)})", flush=True)
@@ -196,6 +198,8 @@ def bench_day(args: argparse.Namespace, admin: str) -> dict[str, Any]:
         print(f"  max day run {i + 1}/{args.repeat}: pipeline {day['seconds']:.2f} s, COPY floor binary"
               f" {floors['binary']:.2f} s / csv {floors['csv']:.2f} s, peak RSS"
               f" {run['memory'].total_rss / env.MIB:.0f} MiB", flush=True)
+        if args.timeline:
+            print(env.format_timeline(day["timeline"]), flush=True)
     return {"runs": runs, "generate": generator_seconds(args.dir, volume), "volume": volume}
 
 
@@ -296,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale-days", type=int, default=10, help="days of the scale-out backfill (default 10)")
     parser.add_argument("--repeat", type=int, default=3, help="max-day runs (medians; default 3)")
     parser.add_argument("--workers", type=int, default=2, help="Luigi workers of the day and history runs")
+    parser.add_argument("--timeline", action="store_true", help="print each max-day run's task timeline")
     parser.add_argument("--dir", type=Path, default=BENCH_DIR, help="cache and scratch folder (default data/bench)")
     args = parser.parse_args(argv)
     if args.days < 1 or args.repeat < 1 or args.scale_days < 1:

@@ -258,3 +258,26 @@ def stage_spans(path: Path) -> dict[str, dict[str, float]]:
     for span in spans.values():
         span["wall"] = span["last"] - span["first"]
     return spans
+
+
+def timeline(path: Path) -> list[dict[str, Any]]:
+    """Every task's start and end (seconds from the first start), in start order: the critical path."""
+    starts: dict[str, float] = {}
+    tasks: list[dict[str, Any]] = []
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    zero = min((rec["t"] for rec in records), default=0.0)
+    for rec in records:
+        if rec["event"] == "start":
+            starts[rec["task"]] = rec["t"] - zero
+        else:
+            began = starts.pop(rec["task"], rec["t"] - zero)
+            tasks.append({"task": rec["task"].split("(")[0], "start": began, "end": rec["t"] - zero})
+    return sorted(tasks, key=lambda task: task["start"])
+
+
+def format_timeline(tasks: list[dict[str, Any]]) -> str:
+    """The timeline as text: start, end, seconds and a bar per task (one character = 0.1 s)."""
+    return "\n".join(
+        f"    {t['start']:6.2f} {t['end']:6.2f} {t['end'] - t['start']:5.2f}  {t['task']:<24}"
+        f" {' ' * int(t['start'] * 10)}{'#' * max(1, round((t['end'] - t['start']) * 10))}"
+        for t in tasks)
