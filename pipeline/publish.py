@@ -43,7 +43,7 @@ from pipeline.publish_facts import load_stage, published_rows, supersede, swap
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "publish", "publish_audit_only", "is_published", "record_pipeline_run",
+    "publish", "publish_audit_only", "is_published", "record_pipeline_run", "record_pipeline_runs",
     "PublishError", "EmptyPublishRefused", "LakePartitionMissing", "LakePartitionInvalid", "DuplicateFactKey",
 ]
 
@@ -343,12 +343,26 @@ def record_pipeline_run(run_id: str, task: str, status: str, *, run_date: dt.dat
                         rows_in: int | None = None, rows_out: int | None = None,
                         error_message: str | None = None) -> None:
     """Upsert one task's row in audit.pipeline_runs (status: running, done or failed)."""
-    day = lake.parse_date(run_date) if run_date is not None else None
-    duration = (ended_at - started_at).total_seconds() if started_at and ended_at else None
+    record_pipeline_runs([{
+        "run_id": run_id, "task": task, "status": status, "run_date": run_date, "started_at": started_at,
+        "ended_at": ended_at, "rows_in": rows_in, "rows_out": rows_out, "error_message": error_message}])
+
+
+def record_pipeline_runs(rows: Sequence[Mapping[str, Any]]) -> None:
+    """Upsert task executions (keys as `record_pipeline_run`'s arguments) in one transaction."""
+    params = []
+    for row in rows:
+        started_at, ended_at = row.get("started_at"), row.get("ended_at")
+        duration = (ended_at - started_at).total_seconds() if started_at and ended_at else None
+        day = lake.parse_date(row["run_date"]) if row.get("run_date") is not None else None
+        params.append([row["run_id"], day, row["task"], row["status"], started_at, ended_at, duration,
+                       row.get("rows_in"), row.get("rows_out"), row.get("error_message")])
+    if not params:
+        return
     with pg.connect() as conn:
         serving.ensure_schema(conn)
-        with conn.transaction():
-            conn.execute(
+        with conn.transaction(), conn.cursor() as cur:
+            cur.executemany(
                 """insert into audit.pipeline_runs (run_id, run_date, task, status, started_at, ended_at,
                        duration_seconds, rows_in, rows_out, error_message)
                    values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
@@ -356,5 +370,5 @@ def record_pipeline_run(run_id: str, task: str, status: str, *, run_date: dt.dat
                        started_at = coalesce(excluded.started_at, audit.pipeline_runs.started_at),
                        ended_at = excluded.ended_at, duration_seconds = excluded.duration_seconds,
                        rows_in = excluded.rows_in, rows_out = excluded.rows_out, error_message = excluded.error_message""",
-                [run_id, day, task, status, started_at, ended_at, duration, rows_in, rows_out, error_message],
+                params,
             )

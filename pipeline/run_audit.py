@@ -10,11 +10,15 @@ not recorded.
   `lake/audit/pipeline_runs/load_date=D/run_id=R/task_id=T/data.parquet` holds one row per attempt
   of task T in run R, rewritten atomically (temporary file, rename) at every event. So a task that
   fails because Postgres is down is still recorded.
-- Postgres gets the same row through `publish.record_pipeline_run`, only when a server is
-  reachable without starting one (an audit write never starts the embedded server). A row that
-  could not be written there is marked `in_postgres = false` in the twin and copied over by
-  `sync_to_postgres(D)`, which the Publish task calls before it publishes D. The table is keyed
-  by (run_id, task), so a retry (attempt n > 1) is recorded under task `<task_id>#<n>`.
+- Postgres gets the rows in batches, through `publish.record_pipeline_runs`: `sync_to_postgres(D)`
+  copies every finished execution of D that is not there yet in one transaction. It runs when a
+  task fails (so a failure shows in Postgres at once, with the tasks before it) and when a task
+  that sets `audit_sync_on_success` (Publish) succeeds. A start or a success of the other tasks
+  costs one small Parquet write and no database round trip (measured: ~25 ms less per task, on a
+  critical path of ~9 tasks per date). Only when a server is reachable without starting one (an
+  audit write never starts the embedded server); rows that could not be written stay
+  `in_postgres = false` in the twin and go with the next sync. The table is keyed by (run_id,
+  task), so a retry (attempt n > 1) is recorded under task `<task_id>#<n>`.
 - Nothing here ever raises into Luigi: an audit problem is logged, never allowed to replace the
   task's own outcome.
 
@@ -143,45 +147,49 @@ def postgres_reachable() -> bool:
         return False
 
 
-def _to_postgres(row: dict[str, Any]) -> bool:
-    """Upsert one execution into audit.pipeline_runs; False (logged) when that is not possible now."""
-    if not postgres_reachable():
+def _postgres_row(row: dict[str, Any]) -> dict[str, Any]:
+    utc = dt.timezone.utc
+    return {
+        "run_id": row["run_id"], "run_date": row["load_date"], "status": row["status"],
+        "task": row["task_id"] if row["attempt"] == 1 else f"{row['task_id']}#{row['attempt']}",
+        "started_at": row["started_at"].replace(tzinfo=utc) if row["started_at"] else None,
+        "ended_at": row["ended_at"].replace(tzinfo=utc) if row["ended_at"] else None,
+        "rows_in": row["rows_in"], "rows_out": row["rows_out"], "error_message": row["error_message"],
+    }
+
+
+def _to_postgres(rows: list[dict[str, Any]]) -> bool:
+    """Upsert executions into audit.pipeline_runs; False (logged) when that is not possible now."""
+    if not rows or not postgres_reachable():
         return False
     from pipeline import publish
 
-    utc = dt.timezone.utc
-    task = row["task_id"] if row["attempt"] == 1 else f"{row['task_id']}#{row['attempt']}"
     try:
-        publish.record_pipeline_run(
-            row["run_id"], task, row["status"], run_date=row["load_date"],
-            started_at=row["started_at"].replace(tzinfo=utc) if row["started_at"] else None,
-            ended_at=row["ended_at"].replace(tzinfo=utc) if row["ended_at"] else None,
-            rows_in=row["rows_in"], rows_out=row["rows_out"], error_message=row["error_message"],
-        )
+        publish.record_pipeline_runs([_postgres_row(row) for row in rows])
     except Exception as err:  # noqa: BLE001 - the audit must never mask the task's own outcome
-        logger.warning("run audit: %s %s not written to Postgres (%s); kept in the lake twin",
-                       task, row["status"], str(err).strip().splitlines()[0] if str(err).strip() else err)
+        logger.warning("run audit: %s execution(s) of %s not written to Postgres (%s); kept in the lake twin",
+                       len(rows), rows[0]["load_date"], str(err).strip().splitlines()[0] if str(err).strip() else err)
         return False
     return True
 
 
 def sync_to_postgres(day: dt.date | str) -> int:
-    """Copy the date's executions that never reached Postgres into it; return how many were copied."""
+    """Copy the date's finished executions that are not in Postgres yet into it (one transaction)."""
     day = lake.parse_date(day)
-    copied = 0
     pattern = os.path.join(lake.partition_dir("audit", TABLE, day), "run_id=*", "task_id=*", lake.DATA_FILE)
-    for path in glob.glob(pattern):
-        rows = _read(path)
-        pending = [r for r in rows if not r["in_postgres"] and r["status"] != "running"]
-        if not pending:
-            continue
-        for row in pending:
-            row["in_postgres"] = _to_postgres(row)
-            copied += row["in_postgres"]
+    files = {path: _read(path) for path in glob.glob(pattern)}
+    pending = {path: [r for r in rows if not r["in_postgres"] and r["status"] != "running"]
+               for path, rows in files.items()}
+    pending = {path: rows for path, rows in pending.items() if rows}
+    if not pending or not _to_postgres([row for rows in pending.values() for row in rows]):
+        return 0
+    for path, rows in pending.items():
+        for row in rows:
+            row["in_postgres"] = True
         with contextlib.suppress(OSError):
-            _write(path, rows)
-    if copied:
-        logger.info("run audit: copied %s earlier execution(s) of %s into Postgres", copied, day)
+            _write(path, files[path])
+    copied = sum(len(rows) for rows in pending.values())
+    logger.debug("run audit: copied %s execution(s) of %s into Postgres", copied, day)
     return copied
 
 
@@ -202,7 +210,7 @@ def _error_text(error: BaseException | str | None) -> str | None:
 
 
 def _record(task: luigi.Task, status: str, error: BaseException | str | None = None) -> None:
-    """Write the task's current attempt to the lake twin, then to Postgres. Never raises."""
+    """Write the task's current attempt to the lake twin (and sync the date to Postgres, see above). Never raises."""
     try:
         if not _audited(task):
             return
@@ -234,9 +242,8 @@ def _record(task: luigi.Task, status: str, error: BaseException | str | None = N
                            rows_out=_count(getattr(task, "rows_out", None)))
         current["in_postgres"] = False
         _write(path, rows)
-        if _to_postgres(current):
-            current["in_postgres"] = True
-            _write(path, rows)
+        if status == "failed" or (status == "done" and getattr(task, "audit_sync_on_success", False)):
+            sync_to_postgres(task.date)
     except Exception:  # noqa: BLE001 - see module doc
         logger.exception("run audit: could not record %s %s", getattr(task, "task_id", task), status)
 
