@@ -82,6 +82,21 @@ class PipelineTask(luigi.Task):
     rows_in: int | None = None
     rows_out: int | None = None
 
+    #: steps before the end of the date's longest chain (events: land 3, stage 2, fact 1; others 0)
+    critical_path: int = 0
+
+    @property
+    def priority(self) -> int:  # type: ignore[override] - luigi reads it per instance
+        """Earlier dates first (a backfill publishes in date order); within a date, the critical path.
+
+        Luigi's scheduler runs the ready task of highest priority and raises a task's dependencies to
+        its priority (so the date order also holds for the catalog snapshots a date needs, and the
+        products catalog, which fact_events reads, follows the events). The chain's head gets the
+        largest bonus so that it is not tied with what its tail lifts. Measured on a 100K/1M day:
+        the events chain no longer waits ~0.2 s behind the catalogs.
+        """
+        return -10 * self.date.toordinal() + self.critical_path
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         run_audit.note_scheduled(self.date)
@@ -306,6 +321,7 @@ class PublishTask(PipelineTask):
     force = luigi.BoolParameter(default=False, significant=False,
                                 description="replace a published non-empty date even with an empty one")
     timeout_kind = "publish"
+    audit_sync_on_success = True  # the date's run audit goes to Postgres in one batch when it is published
 
     def complete(self) -> bool:
         from pipeline import publish
@@ -323,7 +339,6 @@ class PublishTask(PipelineTask):
     def run(self) -> None:
         from pipeline import checks, publish
 
-        run_audit.sync_to_postgres(self.date)
         with run_audit.date_lock(self.date):
             if not self.force and publish.is_published(self.date):
                 self.rows_out = 0

@@ -48,6 +48,7 @@ class LandEvents(LandTask):
     """raw/events for one date: one row per accepted CSV line; rejected lines go to audit."""
 
     source = "events"
+    critical_path = 3
 
     def land(self) -> dict[str, Any]:
         return landing.land_events(self.date)
@@ -86,6 +87,7 @@ class StageEvents(StageTask):
     """staging/stg_events for one date: one row per valid, deduplicated event."""
 
     source = "events"
+    critical_path = 2
 
     def requires(self) -> luigi.Task:
         return LandEvents(date=self.date)
@@ -120,17 +122,32 @@ class StageDaily(luigi.WrapperTask, PipelineTask):
                 StageProducts(date=self.date), StageUsers(date=self.date)]
 
 
+# The staging tasks of a date that write each non-warehouse input of warehouse.INPUTS.
+STAGES_OF_INPUT: dict[str, tuple[type[StageTask], ...]] = {
+    "raw_orders": (StageOrders,), "stg_orders": (StageOrders,),
+    "raw_events": (StageEvents,), "stg_events": (StageEvents,),
+    "stg_products_snapshot": (StageProducts,), "stg_products_history": (StageProducts,),
+    "stg_users_snapshot": (StageUsers,),
+    "reconciliation": (StageOrders, StageEvents, StageProducts, StageUsers),
+}
+
+
 class _DailyModel(ModelTask):
     def requires(self) -> list[luigi.Task]:
-        # The date's staging partitions, the warehouse tables this model reads (warehouse.INPUTS),
-        # and, for a model reading a catalog, the staging of every earlier snapshot of it: in a
-        # backfill those belong to other dates' tasks, which may not have run yet.
+        # Exactly what this model reads (warehouse.INPUTS): the date's staging tasks and warehouse
+        # tables, and, for a model reading a catalog, the staging of every earlier snapshot of it
+        # (in a backfill those belong to other dates' tasks, which may not have run yet). Not the
+        # whole StageDaily: fact_orders need not wait for the events.
         reads = warehouse.INPUTS[self.table]
+        unknown = [name for name in reads if name not in MODEL_TASKS and name not in STAGES_OF_INPUT]
+        if unknown:
+            raise KeyError(f"{self.table} reads {unknown}: map them to their tasks in STAGES_OF_INPUT")
+        stages = dict.fromkeys(stage for name in reads for stage in STAGES_OF_INPUT.get(name, ()))
         upstream = [MODEL_TASKS[name](date=self.date) for name in reads if name in MODEL_TASKS]
         history = [stage(date=snapshot) for kind, stage in CATALOG_STAGES.items()
                    if any(name.startswith(f"stg_{kind}") for name in reads)
                    for snapshot in catalog_snapshot_dates(kind, self.date) if snapshot != self.date]
-        return [StageDaily(date=self.date), *upstream, *history]
+        return [*(stage(date=self.date) for stage in stages), *upstream, *history]
 
 
 class BuildDimDate(_DailyModel):
@@ -167,6 +184,7 @@ class BuildFactEvents(_DailyModel):
     """warehouse/fact_events for one load date: one row per event."""
 
     table = "fact_events"
+    critical_path = 1
 
 
 class BuildDailyMetrics(_DailyModel):
@@ -191,8 +209,11 @@ class BuildWarehouse(luigi.WrapperTask, PipelineTask):
 class QualityGate(CheckTask):
     """lake/audit/dq_results for one date: one row per SodaCL check; complete when nothing failed."""
 
-    def requires(self) -> luigi.Task:
-        return BuildWarehouse(date=self.date)
+    def requires(self) -> list[luigi.Task]:
+        # the tasks themselves rather than the StageDaily/BuildWarehouse wrappers: one process less
+        # to fork on the critical path
+        return [*(task(date=self.date) for task in MODEL_TASKS.values()),
+                *(stage(date=self.date) for stage in (StageOrders, StageEvents, StageProducts, StageUsers))]
 
 
 class Publish(PublishTask):

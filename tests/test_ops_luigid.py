@@ -106,7 +106,7 @@ def test_a_backfill_through_luigid_with_2_workers(ops: Ops, luigid: Luigid) -> N
     assert publish["status_message"].startswith("published and reconciled") and publish["progress_percentage"] == 100
     publish_id = next(tid for tid, t in done.items() if t["name"] == "Publish")
     graph = luigid.get("/api/dep_graph", {"task_id": publish_id})
-    assert {t["name"] for t in graph.values()} >= {"Publish", "QualityGate", "BuildWarehouse", "LandOrders"}
+    assert {t["name"] for t in graph.values()} >= {"Publish", "QualityGate", "BuildFactEvents", "LandOrders"}
     assert luigid.get("/api/get_task_status_message", {"task_id": publish_id})["statusMessage"].startswith("published")
 
     page = luigid.get("/static/visualiser/index.html")

@@ -1,0 +1,85 @@
+"""The Luigi task graph: what each task waits for, and which ready task the scheduler runs first.
+
+The order is measured, not assumed: a real Luigi scheduler and worker schedule the graph (complete()
+runs against an empty lake; Postgres is unreachable, so nothing counts as published) and the test
+asks the scheduler for work the way a worker does.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+import luigi
+import luigi.scheduler
+import luigi.worker
+import pytest
+
+from pipeline import tasks, warehouse
+from tests.pgfixtures import free_port
+from tests.test_ops_support import SEED_INCOMING
+
+D = dt.date(2025, 12, 15)
+
+
+@pytest.fixture()
+def empty_lake(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("ECOMM_LAKE_DIR", str(tmp_path / "lake"))
+    monkeypatch.setenv("ECOMM_DATA_DIR", str(SEED_INCOMING))
+    monkeypatch.setenv("ECOMM_PG_DSN", f"postgresql://nobody@127.0.0.1:{free_port()}/nowhere?connect_timeout=2")
+    luigi.task_register.Register.clear_instance_cache()
+
+
+def first_tasks(*roots: luigi.Task, count: int) -> list[str]:
+    """The first `count` task families a 1-process worker would be handed, marking each done in turn."""
+    scheduler = luigi.scheduler.Scheduler()
+    handed: list[str] = []
+    with luigi.worker.Worker(scheduler=scheduler, worker_processes=1) as worker:
+        for root in roots:
+            assert worker.add(root)
+        for _ in range(count):
+            work = scheduler.get_work(worker=worker._id)
+            assert work["task_id"] is not None, f"nothing runnable after {handed}"
+            handed.append(work["task_family"] + " " + work["task_params"]["date"])
+            scheduler.add_task(worker=worker._id, task_id=work["task_id"], status=luigi.scheduler.DONE)
+    return handed
+
+
+def test_a_date_starts_with_its_events_chain(empty_lake) -> None:
+    """The events (land, stage, fact) are the date's longest chain: they go first, the rest around them."""
+    handed = first_tasks(tasks.DailyPipeline(date=D), count=3)
+    assert handed[0] == f"LandEvents {D}"
+
+
+def test_a_backfill_runs_dates_in_order(empty_lake) -> None:
+    later = D + dt.timedelta(days=1)
+    handed = first_tasks(tasks.DailyPipeline(date=later), tasks.DailyPipeline(date=D), count=25)
+    dates = [entry.split()[1] for entry in handed]
+    assert dates[0] == str(D)
+    assert f"Publish {D}" in handed and handed.index(f"Publish {D}") < handed.index(f"LandEvents {later}"), \
+        "every task of the earlier date is handed out before the later date's first"
+    assert handed.index(f"LandEvents {D}") < handed.index(f"LandOrders {D}")
+
+
+def test_priorities() -> None:
+    events, orders = tasks.LandEvents(date=D), tasks.LandOrders(date=D)
+    assert events.priority > tasks.StageEvents(date=D).priority > tasks.BuildFactEvents(date=D).priority \
+        > orders.priority > tasks.LandEvents(date=D + dt.timedelta(days=1)).priority
+
+
+def test_each_model_waits_for_exactly_what_it_reads(empty_lake) -> None:
+    requires = {name: {type(t) for t in task(date=D).requires() if t.date == D}
+                for name, task in tasks.MODEL_TASKS.items()}
+    assert requires["fact_orders"] == {tasks.StageOrders, tasks.StageProducts}, "not the events"
+    assert requires["fact_events"] == {tasks.StageEvents, tasks.StageProducts}
+    assert tasks.BuildFactOrders in requires["dim_user"] and tasks.StageUsers in requires["dim_user"]
+    for name, reads in warehouse.INPUTS.items():
+        for read in reads:
+            wanted = {tasks.MODEL_TASKS[read]} if read in tasks.MODEL_TASKS else set(tasks.STAGES_OF_INPUT[read])
+            assert wanted <= requires[name], (name, read)
+    gate = {type(t) for t in tasks.QualityGate(date=D).requires()}
+    assert set(tasks.MODEL_TASKS.values()) | {tasks.StageOrders, tasks.StageEvents} <= gate
+
+
+def test_an_input_without_a_task_is_refused(monkeypatch) -> None:
+    monkeypatch.setitem(warehouse.INPUTS, "dim_date", ("fact_orders", "stg_refunds"))
+    with pytest.raises(KeyError, match="stg_refunds"):
+        tasks.BuildDimDate(date=D).requires()
