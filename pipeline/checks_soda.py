@@ -21,6 +21,14 @@ from soda.common.config_helper import ConfigHelper
 ConfigHelper.get_instance().config["send_anonymous_usage_stats"] = False
 
 from soda.scan import Scan  # noqa: E402 - must follow the telemetry switch above
+import soda.common.env_helper as _soda_env  # noqa: E402
+
+# Every soda-core Scan() calls python-dotenv's load_dotenv(override=True), which walks up from
+# soda's own install folder (.venv inside this repository) and loads the first `.env` it finds over
+# the process environment. This repository's `.env` is docker compose's credentials file (README
+# "Docker compose"): it must never replace ECOMM_PG_DSN, PG* or anything else in a gate or publish
+# process. The pipeline takes its settings from the environment and luigi.cfg only.
+_soda_env.load_dotenv = lambda *args, **kwargs: False
 
 logger = logging.getLogger(__name__)
 

@@ -570,3 +570,25 @@ def test_reconcile_serving_passes_on_equal_figures_and_raises_on_a_mismatch(
         conn.execute("delete from warehouse.fact_events_all where event_id = 'EVT_000007'")
     with pytest.raises(ServingMismatch, match=r"fact_events_all rows for 2025-12-14: expected 60 \(lake\), found 59"):
         checks.reconcile_serving(D, dsn=serving_dsn)
+
+
+def test_a_dotenv_file_never_overrides_the_environment_of_a_scan(tmp_path: Path, monkeypatch) -> None:
+    """soda-core's Scan() loads the first .env it finds (for a .venv inside the repository: the
+    repository's, i.e. docker compose's credentials) with override=True; checks_soda switches that off."""
+    import sys
+
+    from soda.common.env_helper import EnvHelper
+    from soda.scan import Scan
+
+    (tmp_path / ".env").write_text("ECOMM_PG_DSN=postgresql://someone@elsewhere.invalid/db\nECOMM_DOTENV_PROBE=1\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "ps1", ">>> ", raising=False)  # python-dotenv then searches from the cwd
+    monkeypatch.setenv("ECOMM_PG_DSN", "postgresql://me@localhost/mine")
+    monkeypatch.delenv("ECOMM_DOTENV_PROBE", raising=False)
+    EnvHelper.reset()
+    try:
+        Scan()
+    finally:
+        EnvHelper.reset()
+    assert os.environ["ECOMM_PG_DSN"] == "postgresql://me@localhost/mine"
+    assert "ECOMM_DOTENV_PROBE" not in os.environ
