@@ -227,11 +227,13 @@ def bench_history(args: argparse.Namespace, admin: str) -> dict[str, Any]:
 
             history = run("a", dates[:len(dates) - k])
             days, memory = history["days"], history["memory"]
+            cold = [i == 0 for i in range(len(days))]  # the first date of a process pays its imports
             if k:
                 run("b", [dates[-k - 1]])  # B's warm-up: its first date also lands the catalogs
             for day in dates[len(dates) - k:]:
                 on_a, on_b = run("a", [day]), run("b", [day])
                 days += on_a["days"]
+                cold.append(True)
                 pairs.append((on_a["days"][0]["seconds"], on_b["days"][0]["seconds"]))
                 print(f"    pair {day}: {pairs[-1][0]:.2f} s after {len(days) - 1} days of history,"
                       f" {pairs[-1][1]:.2f} s after 1", flush=True)
@@ -242,7 +244,8 @@ def bench_history(args: argparse.Namespace, admin: str) -> dict[str, Any]:
     for i, day in enumerate(days):
         stages = ", ".join(f"{stage} {span['busy']:.2f}" for stage, span in day["stages"].items())
         print(f"  history day {i + 1:2d} ({day['date']}): {day['seconds']:.2f} s (task seconds: {stages})", flush=True)
-    return {"seconds": [d["seconds"] for d in days], "pairs": pairs, "memory": memory, "volume": args.day_volume}
+    return {"seconds": [d["seconds"] for d in days], "cold": cold, "pairs": pairs, "memory": memory,
+            "volume": args.day_volume}
 
 
 def bench_scale(args: argparse.Namespace, admin: str) -> dict[str, Any]:

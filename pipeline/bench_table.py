@@ -70,6 +70,20 @@ def _history_rows(history: dict[str, Any]) -> list[Row]:
         (f"{orders:,}/{events:,} day: median of {n} days", f"{median:.2f} s", "≤ 4 s",
          _verdict(median, TARGETS["day_seconds"])),
         (f"{orders:,}/{events:,} day: fastest / slowest of {n}", f"{min(secs):.2f} s / {max(secs):.2f} s", "", ""),
+    ]
+    cold = history.get("cold") or [False] * n
+    warm_secs = [s for s, c in zip(secs, cold) if not c]
+    cold_secs = [s for s, c in zip(secs, cold) if c]
+    if warm_secs and cold_secs:
+        rows += [
+            (f"  in a running process (a backfill's later dates), median of {len(warm_secs)}",
+             f"{_med(warm_secs):.2f} s = {ORIGINAL_SECONDS / _med(warm_secs):.1f}×", "≤ 4 s",
+             _verdict(_med(warm_secs), TARGETS["day_seconds"])),
+            (f"  first date of a process (imports, Soda's warm-up), median of {len(cold_secs)}",
+             f"{_med(cold_secs):.2f} s = {ORIGINAL_SECONDS / _med(cold_secs):.1f}×", "≤ 4 s",
+             _verdict(_med(cold_secs), TARGETS["day_seconds"])),
+        ]
+    rows += [
         (f"speed-up vs the original system's {ORIGINAL_SECONDS:.0f} s (median day)", f"{speed_up:.1f}×", "≥ 20×",
          "met" if speed_up >= TARGETS["speed_up"] else "NOT met"),
         (f"day 1 / day {n} (single runs)", f"{secs[0]:.2f} s / {secs[-1]:.2f} s", "", ""),

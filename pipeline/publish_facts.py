@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import time
 from collections.abc import Iterable
 
 import psycopg
@@ -133,9 +134,12 @@ def load_stage(
     """COPY the date's rows into a new stage table and index it; return rows and key range."""
     stage = spec.stage(load_date)
     _create_stage(conn, spec, load_date)
+    began = time.perf_counter()
     rows = pg_copy.copy_batches(conn, _ident(stage), columns, batches, freeze=True)  # created just above
     faults.point("publish.copy", tag=spec.lake_table)
+    copied = time.perf_counter()
     for suffix, method, primary, keys in _parent_indexes(conn, spec):
+        built = time.perf_counter()
         name = sql.Identifier(f"{stage}{suffix}")
         cols = sql.SQL(", ").join(sql.SQL(k) for k in keys)  # already quoted by pg_get_indexdef
         if primary:
@@ -151,6 +155,9 @@ def load_stage(
         else:
             conn.execute(sql.SQL("create index {} on {} using {} ({})").format(
                 name, _ident(stage), sql.Identifier(method), cols))
+        logger.debug("%s: index %s built in %.3fs", stage, suffix, time.perf_counter() - built)
+    logger.debug("%s: %s rows copied in %.3fs, indexed in %.3fs", stage, rows, copied - began,
+                 time.perf_counter() - copied)
     low, high = conn.execute(sql.SQL("select min({k}), max({k}) from {t}").format(
         k=sql.Identifier(spec.key), t=_ident(stage))).fetchone()
     return {"rows": rows, "min_id": low, "max_id": high}
