@@ -39,6 +39,7 @@ class LandOrders(LandTask):
     """raw/orders for one date: one row per order record as received."""
 
     source = "orders"
+    date_rank = 4
 
     def land(self) -> dict[str, Any]:
         return landing.land_orders(self.date)
@@ -48,7 +49,7 @@ class LandEvents(LandTask):
     """raw/events for one date: one row per accepted CSV line; rejected lines go to audit."""
 
     source = "events"
-    critical_path = 3
+    date_rank = 6
 
     def land(self) -> dict[str, Any]:
         return landing.land_events(self.date)
@@ -78,6 +79,7 @@ class StageOrders(StageTask):
     """staging/stg_orders for one date: one row per valid, deduplicated order line."""
 
     source = "orders"
+    date_rank = 3
 
     def requires(self) -> luigi.Task:
         return LandOrders(date=self.date)
@@ -87,7 +89,7 @@ class StageEvents(StageTask):
     """staging/stg_events for one date: one row per valid, deduplicated event."""
 
     source = "events"
-    critical_path = 2
+    date_rank = 5
 
     def requires(self) -> luigi.Task:
         return LandEvents(date=self.date)
@@ -178,13 +180,14 @@ class BuildFactOrders(_DailyModel):
     """warehouse/fact_orders for one load date: one row per order line."""
 
     table = "fact_orders"
+    date_rank = 2
 
 
 class BuildFactEvents(_DailyModel):
     """warehouse/fact_events for one load date: one row per event."""
 
     table = "fact_events"
-    critical_path = 1
+    date_rank = 2
 
 
 class BuildDailyMetrics(_DailyModel):

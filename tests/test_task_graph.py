@@ -44,9 +44,10 @@ def first_tasks(*roots: luigi.Task, count: int) -> list[str]:
 
 
 def test_a_date_starts_with_its_events_chain(empty_lake) -> None:
-    """The events (land, stage, fact) are the date's longest chain: they go first, the rest around them."""
-    handed = first_tasks(tasks.DailyPipeline(date=D), count=3)
-    assert handed[0] == f"LandEvents {D}"
+    """The events (land, stage, fact) are the date's longest chain: they go first, then the orders."""
+    handed = first_tasks(tasks.DailyPipeline(date=D), count=6)
+    assert handed[:4] == [f"LandEvents {D}", f"StageEvents {D}", f"LandOrders {D}", f"StageOrders {D}"]
+    assert {f"LandProducts {D}", f"StageProducts {D}"} <= set(handed[4:]), "the products catalog before the facts"
 
 
 def test_a_backfill_runs_dates_in_order(empty_lake) -> None:
@@ -61,8 +62,9 @@ def test_a_backfill_runs_dates_in_order(empty_lake) -> None:
 
 def test_priorities() -> None:
     events, orders = tasks.LandEvents(date=D), tasks.LandOrders(date=D)
-    assert events.priority > tasks.StageEvents(date=D).priority > tasks.BuildFactEvents(date=D).priority \
-        > orders.priority > tasks.LandEvents(date=D + dt.timedelta(days=1)).priority
+    assert events.priority > tasks.StageEvents(date=D).priority > orders.priority \
+        > tasks.StageOrders(date=D).priority > tasks.BuildFactEvents(date=D).priority \
+        > tasks.BuildDimUser(date=D).priority > tasks.LandEvents(date=D + dt.timedelta(days=1)).priority
 
 
 def test_each_model_waits_for_exactly_what_it_reads(empty_lake) -> None:
