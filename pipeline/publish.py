@@ -28,7 +28,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import duckdb
@@ -251,8 +251,13 @@ def _failed_checks(rows: Sequence[Mapping[str, Any]]) -> int:
 
 # ------------------------------------------------------------------------------------- public API
 def publish(load_date: dt.date | str, *, force: bool = False,
-            audit_rows: Sequence[Mapping[str, Any]] | None = None, run_id: str | None = None) -> dict[str, Any]:
-    """Publish one load date from the lake to Postgres atomically; return what was written."""
+            audit_rows: Sequence[Mapping[str, Any]] | None = None, run_id: str | None = None,
+            runtime: Callable[[], float | None] | None = None) -> dict[str, Any]:
+    """Publish one load date from the lake to Postgres atomically; return what was written.
+
+    `runtime`, if given, is called just before the commit; its seconds become the date's
+    daily_metrics.runtime_seconds in the same transaction (see `run_audit.date_runtime`).
+    """
     day = lake.parse_date(load_date)
     run_id = run_id or uuid.uuid4().hex
     started = time.monotonic()
@@ -307,6 +312,10 @@ def publish(load_date: dt.date | str, *, force: bool = False,
                 conn.execute(sql.SQL("lock table {} in access exclusive mode").format(
                     sql.SQL(", ").join(sql.Identifier("warehouse", spec.parent) for spec in FACTS)))
                 summary["replaced"] = any([swap(conn, spec, day) for spec in FACTS])
+                if runtime is not None:
+                    summary["runtime_seconds"] = runtime()
+                    conn.execute("update warehouse.daily_metrics set runtime_seconds = %s where run_date = %s",
+                                 [summary["runtime_seconds"], day])
                 faults.point("publish.commit")
         except psycopg.Error as err:
             raise PublishError(f"publishing {day} failed and was rolled back: {err}".strip()) from err

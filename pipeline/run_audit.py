@@ -173,11 +173,38 @@ def _to_postgres(rows: list[dict[str, Any]]) -> bool:
     return True
 
 
+LOST = "the attempt ended without reporting (process lost)"
+
+
+def _lost(row: dict[str, Any]) -> bool:
+    """A `running` attempt whose process, on this host, no longer exists."""
+    if row["status"] != "running" or row["host"] != socket.gethostname() or not row["pid"]:
+        return False
+    try:
+        os.kill(row["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, another user's
+    return False
+
+
 def sync_to_postgres(day: dt.date | str) -> int:
-    """Copy the date's finished executions that are not in Postgres yet into it (one transaction)."""
+    """Copy the date's finished executions that are not in Postgres yet into it (one transaction).
+
+    An attempt still `running` whose process is gone from this host (its whole `luigi` process was
+    killed, so no handler recorded its end) is recorded as failed first.
+    """
     day = lake.parse_date(day)
     pattern = os.path.join(lake.partition_dir("audit", TABLE, day), "run_id=*", "task_id=*", lake.DATA_FILE)
     files = {path: _read(path) for path in glob.glob(pattern)}
+    for path, rows in files.items():
+        if any(_lost(row) for row in rows):
+            for row in rows:
+                if _lost(row):  # its whole luigi process was killed: nobody else will ever end it
+                    row.update(status="failed", error_message=LOST, in_postgres=False)
+            with contextlib.suppress(OSError):
+                _write(path, rows)
     pending = {path: [r for r in rows if not r["in_postgres"] and r["status"] != "running"]
                for path, rows in files.items()}
     pending = {path: rows for path, rows in pending.items() if rows}
@@ -221,7 +248,7 @@ def _record(task: luigi.Task, status: str, error: BaseException | str | None = N
         if status == "running" or current is None:
             for stale in rows:  # an attempt that never reported its end: its process was lost
                 if stale["status"] == "running":
-                    stale.update(status="failed", error_message="the attempt ended without reporting (process lost)")
+                    stale.update(status="failed", error_message=LOST)
             current = {
                 "run_id": run_id(), "load_date": task.date, "task_id": task.task_id,
                 "task_family": task.task_family, "attempt": len(rows) + 1, "status": "running",
@@ -292,19 +319,6 @@ def date_runtime(day: dt.date | str, current: luigi.Task | None = None) -> float
     if current is not None and getattr(current, "_audit_clock", None) is not None:
         seconds[current.task_id] = time.monotonic() - current._audit_clock
     return round(sum(seconds.values()), 3) if seconds else None
-
-
-def set_runtime(day: dt.date | str, seconds: float | None) -> bool:
-    """Set daily_metrics.runtime_seconds of a published date (idempotent); False if it has no row."""
-    from pipeline import pg
-
-    day = lake.parse_date(day)
-    with pg.connect() as conn, conn.transaction():
-        updated = conn.execute("update warehouse.daily_metrics set runtime_seconds = %s where run_date = %s",
-                               [seconds, day]).rowcount
-    if not updated:
-        logger.warning("no daily_metrics row for %s: runtime_seconds not set", day)
-    return bool(updated)
 
 
 @contextlib.contextmanager

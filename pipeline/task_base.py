@@ -318,7 +318,8 @@ class PublishTask(PipelineTask):
     Connection failures are transient and retried per luigi.cfg. Two processes publishing the same
     date (two local schedulers, or a backfill overlapping a single-date run) serialise on a
     per-date lock; the second finds the date published and does nothing. The date's
-    daily_metrics.runtime_seconds is set from the run audit (see `run_audit.date_runtime`).
+    daily_metrics.runtime_seconds is set from the run audit in the publish transaction (see
+    `run_audit.date_runtime`).
     """
 
     force = luigi.BoolParameter(default=False, significant=False,
@@ -350,10 +351,10 @@ class PublishTask(PipelineTask):
             gate = checks.load_results(self.date)
             audit_rows = checks.dq_failure_rows(gate) if gate is not None else []
             self.report("publishing to Postgres", 10)
-            summary = publish.publish(self.date, force=self.force, audit_rows=audit_rows, run_id=run_audit.run_id())
+            summary = publish.publish(self.date, force=self.force, audit_rows=audit_rows, run_id=run_audit.run_id(),
+                                      runtime=lambda: run_audit.date_runtime(self.date, current=self))
             self.rows_out = summary.get("fact_orders_rows", 0) + summary.get("fact_events_rows", 0)
             self.report(f"published {self.rows_out} fact rows; reconciling", 80)
-            run_audit.set_runtime(self.date, run_audit.date_runtime(self.date, current=self))
         checks.reconcile_serving(self.date)
         self.report(f"published and reconciled {self.rows_out} fact rows", 100)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from decimal import Decimal
 
 import psycopg
@@ -277,6 +278,46 @@ def test_daily_metrics_take_the_gate_outcome(pg_target, serving_lake) -> None:
     with pg_target.connect() as conn:
         assert conn.execute("select run_date, fact_orders_count, dq_failed_count from warehouse.daily_metrics"
                             ).fetchall() == [(D1, 10, 1)]
+
+
+def test_runtime_is_written_in_the_publish_transaction(pg_target, serving_lake, monkeypatch) -> None:
+    from pipeline import faults
+    from pipeline.bench_publish import write_day
+
+    write_day(D1, 10, 20, users=5, products=3, known_products=3)
+    publish.publish(D1, runtime=lambda: 12.5)
+    monkeypatch.setenv(faults.ENV, "publish.commit:raise")
+    with pytest.raises(faults.FaultInjected):
+        publish.publish(D1, runtime=lambda: 99.0)  # rolled back with the rest of the date
+    with pg_target.connect() as conn:
+        assert conn.execute("select runtime_seconds from warehouse.daily_metrics").fetchall() == [(12.5,)]
+
+
+def test_an_attempt_whose_process_was_killed_is_synced_as_failed(pg_target, serving_lake) -> None:
+    """A `luigi` process SIGKILLed mid-task leaves its attempt `running` in the lake twin; the date's
+    next sync (a failure or a publish of any later run) records it as failed, in the twin and in Postgres."""
+    import socket
+    import subprocess
+    import sys
+
+    from pipeline import run_audit
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    started = dt.datetime(2025, 12, 14, 2, 0)
+    row = {"run_id": "run_killed", "load_date": D1, "task_id": "LandOrders_2025_12_14_x", "task_family": "LandOrders",
+           "attempt": 1, "status": "running", "started_at": started, "ended_at": None, "duration_seconds": None,
+           "rows_in": None, "rows_out": None, "error_message": None, "host": socket.gethostname(),
+           "pid": gone.pid, "in_postgres": False}
+    alive = {**row, "task_id": "LandEvents_2025_12_14_x", "task_family": "LandEvents", "pid": os.getpid()}
+    for twin in (row, alive):
+        run_audit._write(run_audit.twin_path(D1, twin["run_id"], twin["task_id"]), [twin])
+    assert run_audit.sync_to_postgres(D1) == 1
+    statuses = {r["task_family"]: (r["status"], r["in_postgres"]) for r in run_audit.executions(D1)}
+    assert statuses == {"LandOrders": ("failed", True), "LandEvents": ("running", False)}, "a live attempt is left alone"
+    with pg_target.connect() as conn:
+        assert conn.execute("select task, status, error_message from audit.pipeline_runs").fetchall() == [
+            ("LandOrders_2025_12_14_x", "failed", run_audit.LOST)]
 
 
 def test_pipeline_runs_are_recorded(pg_target) -> None:
