@@ -126,6 +126,7 @@ class MemoryPeak:
     total_pss: int = 0  # PSS (shared pages counted once) of the same processes at the RSS peak
     pipeline_rss: int = 0  # max over samples of the pipeline process + its children (Luigi workers)
     postgres_rss: int = 0  # max over samples of the Postgres server processes (summed RSS)
+    root_rss: int = 0  # max over samples of the pipeline process alone (Luigi's scheduling process)
     samples: int = 0
 
 
@@ -175,6 +176,7 @@ class MemorySampler:
         peak.samples += 1
         peak.pipeline_rss = max(peak.pipeline_rss, mine)
         peak.postgres_rss = max(peak.postgres_rss, server)
+        peak.root_rss = max(peak.root_rss, _rss(self._procs[0][:1]))
         if mine + server > peak.total_rss:
             peak.total_rss = mine + server
             peak.total_pss = sum(_pss(procs) for procs in self._procs)
