@@ -27,7 +27,7 @@ import luigi
 import pyarrow as pa
 
 from pipeline import config, lake, sqlrun
-from pipeline.checks_soda import BLOCKING, CheckResult, NoChecksParsed, add_duckdb, run_checks_file
+from pipeline.check_results import BLOCKING, CheckResult, NoChecksParsed
 
 logger = logging.getLogger(__name__)
 
@@ -221,6 +221,8 @@ def run_gate(load_date: dt.date | str, *, checks_root: Path | None = None) -> Ga
     Never raises for failing checks (see `GateResult.raise_if_blocked` / `enforce_gate`); raises
     ValueError for a malformed date and NoChecksParsed for a checks file without checks.
     """
+    from pipeline.checks_soda import add_duckdb, run_checks_file  # soda-core: imported when a gate runs
+
     day = lake.parse_date(load_date)  # before anything reaches a scan
     gate_variables(day)  # refuses bad [checks] settings before any work
     root = checks_root or checks_dir()

@@ -6,7 +6,6 @@ before `soda.scan` is first imported: a pipeline run must not phone home.
 """
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import decimal
 import importlib
@@ -29,6 +28,8 @@ import soda.common.env_helper as _soda_env  # noqa: E402
 # "Docker compose"): it must never replace ECOMM_PG_DSN, PG* or anything else in a gate or publish
 # process. The pipeline takes its settings from the environment and luigi.cfg only.
 _soda_env.load_dotenv = lambda *args, **kwargs: False
+
+from pipeline.check_results import BLOCKING, OUTCOMES, CheckResult, NoChecksParsed  # noqa: E402, F401 - re-exported
 
 logger = logging.getLogger(__name__)
 
@@ -55,27 +56,6 @@ for _module in _SCAN_MODULES:
         importlib.import_module(_module)
     except ImportError:  # a soda-core release that moved one: only the warm-up is lost
         logger.debug("soda module %s not found; it is imported on first use instead", _module)
-
-OUTCOMES = ("pass", "warn", "fail", "error")
-BLOCKING = ("fail", "error")
-
-
-class NoChecksParsed(Exception):
-    """A checks file parsed to zero checks: a gate that checks nothing must not pass."""
-
-
-@dataclasses.dataclass(frozen=True)
-class CheckResult:
-    """The outcome of one check: what was checked, the measured value and why it passed or not."""
-
-    check_name: str
-    table_name: str
-    check_type: str  # the metric: row_count, duplicate_count, schema, freshness, user-defined, ...
-    outcome: str  # pass | warn | fail | error
-    value: str | None  # the measured value, as text
-    message: str
-    metric: str | None = None  # Soda's metric name (not persisted): lets callers map a result to a figure
-
 
 class _GateConnection:
     """A DuckDB connection as Soda sees it: Soda must neither close it nor fail on its rollback.

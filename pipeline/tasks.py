@@ -20,7 +20,7 @@ import luigi
 from luigi.tools.range import RangeDaily  # noqa: F401 - re-exported for `--module pipeline.tasks RangeDaily`
 
 from pipeline import faults  # noqa: F401 - ECOMM_FAULT fault points at task boundaries (a no-op unless set)
-from pipeline import landing, summary, warehouse
+from pipeline import landing, summary, warehouse, warmup
 from pipeline.task_base import (
     CatalogLandTask,
     CatalogStageTask,
@@ -246,3 +246,4 @@ class DailyPipeline(luigi.WrapperTask, PipelineTask):
 
 
 atexit.register(summary.at_exit, os.getpid())
+warmup.install()  # soda-core is imported by the worker process while its first task runs

@@ -1,0 +1,50 @@
+"""soda-core is imported by Luigi's worker process after its first fork, not while Luigi schedules.
+
+Each check runs in a fresh interpreter (`python -c`), the way `luigi --module pipeline.tasks` starts.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+from tests.test_ops_support import REPO
+
+
+def run_python(code: str) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=REPO, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_scheduling_a_gate_does_not_import_soda(tmp_path) -> None:
+    run_python(f"""
+        import datetime as dt, os, sys
+        os.environ["ECOMM_LAKE_DIR"] = {str(tmp_path)!r}
+        from pipeline import tasks
+        assert tasks.QualityGate(date=dt.date(2025, 12, 15)).complete() is False
+        assert "soda.scan" not in sys.modules, "complete() must stay cheap: Luigi calls it while scheduling"
+    """)
+
+
+def test_the_first_fork_starts_the_import_and_later_forks_wait_for_it() -> None:
+    result = run_python("""
+        import os, sys, threading
+        from pipeline import tasks, warmup
+
+        def fork():
+            pid = os.fork()
+            if pid == 0:
+                os._exit(0 if "soda.scan" in sys.modules else 3)
+            return os.waitpid(pid, 0)[1]
+
+        assert "soda.scan" not in sys.modules
+        fork()  # the first task process: forked before the import starts
+        assert any(t.name == "soda-warm-up" for t in threading.enumerate()), "the import runs beside it"
+        assert os.waitstatus_to_exitcode(fork()) == 0, "a later fork waits for the import and inherits it"
+        assert "soda.scan" in sys.modules and "soda.execution.check.metric_check" in sys.modules
+        assert not any(t.name == "soda-warm-up" for t in threading.enumerate())
+        print("ok")
+    """)
+    assert result.stdout.strip() == "ok"
