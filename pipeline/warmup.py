@@ -5,9 +5,9 @@ imported, every task inherits. The gate and the publish need soda-core; importin
 schedules (as `QualityGate.complete()` used to) delays every date's first task by ~0.7 s, and
 importing it in each gate process costs every date those seconds on its critical path.
 
-`install()` registers fork hooks: after the worker process forks its first task process, a thread
-imports `pipeline.checks_soda` (soda-core and the modules its scans load lazily) while that task
-runs; before any later fork the thread is joined, so no process is ever forked mid-import (a
+`install()` registers fork hooks: after the worker process has forked its second task process, a
+thread imports `pipeline.checks_soda` (soda-core and the modules its scans load lazily) while the
+tasks run; before any later fork the thread is joined, so no process is ever forked mid-import (a
 child would inherit import locks held by a thread it does not have). A process that never forks
 never starts the thread; a failed import is logged and left to the gate, which imports it again.
 Measured on a 100K orders / 1M events day, first date of a process: see README "Performance".
@@ -23,6 +23,11 @@ import threading
 logger = logging.getLogger(__name__)
 
 MODULE = "pipeline.checks_soda"
+# With `--workers 2` the first two forks are the date's two landing tasks (events, orders: see
+# `PipelineTask.priority`): starting after the first would hold the orders back behind the import,
+# and land them while the events are being staged (two large DuckDB working sets at once).
+START_AFTER_FORKS = 2
+_forks = 0
 _thread: threading.Thread | None = None
 _installed = False
 
@@ -35,8 +40,9 @@ def _import() -> None:
 
 
 def _after_fork_in_parent() -> None:
-    global _thread
-    if _thread is None and MODULE not in sys.modules:
+    global _thread, _forks
+    _forks += 1
+    if _forks >= START_AFTER_FORKS and _thread is None and MODULE not in sys.modules:
         _thread = threading.Thread(target=_import, name="soda-warm-up", daemon=True)
         _thread.start()
 

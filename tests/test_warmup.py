@@ -28,7 +28,7 @@ def test_scheduling_a_gate_does_not_import_soda(tmp_path) -> None:
     """)
 
 
-def test_the_first_fork_starts_the_import_and_later_forks_wait_for_it() -> None:
+def test_the_second_fork_starts_the_import_and_later_forks_wait_for_it() -> None:
     result = run_python("""
         import os, sys, threading
         from pipeline import tasks, warmup
@@ -40,8 +40,10 @@ def test_the_first_fork_starts_the_import_and_later_forks_wait_for_it() -> None:
             return os.waitpid(pid, 0)[1]
 
         assert "soda.scan" not in sys.modules
-        fork()  # the first task process: forked before the import starts
-        assert any(t.name == "soda-warm-up" for t in threading.enumerate()), "the import runs beside it"
+        fork()
+        assert not any(t.name == "soda-warm-up" for t in threading.enumerate())
+        fork()  # the first two task processes (--workers 2) are forked before the import starts
+        assert any(t.name == "soda-warm-up" for t in threading.enumerate()), "the import runs beside them"
         assert os.waitstatus_to_exitcode(fork()) == 0, "a later fork waits for the import and inherits it"
         assert "soda.scan" in sys.modules and "soda.execution.check.metric_check" in sys.modules
         assert not any(t.name == "soda-warm-up" for t in threading.enumerate())
