@@ -140,6 +140,24 @@ def test_bad_csv_lines_are_recorded_not_dropped(lake_root, incoming):
     assert "INVALID" in rejected[2][3]
 
 
+def test_row_numbers_follow_the_file_across_parallel_reads(lake_root, incoming):
+    """_row_number is the record's place among the accepted lines, also when the reader splits a large
+    file between threads (numbered from the reader's table order, not a window over the scan)."""
+    lines, accepted = [HEADER], []
+    for i in range(1, 400_001):
+        if i % 50_000 == 0:
+            lines.append(f"E{i},U{i}")  # a short line: rejected, so it takes no number
+        else:
+            lines.append(f"E{i},U{i},P{i % 97},view_product,2025-12-15T10:{i % 60:02d}:00")
+            accepted.append(f"E{i}")
+    write(incoming, "events/2025-12-15/events.csv", "\n".join(lines) + "\n")
+    manifest = landing.land_events(D)
+    assert manifest["rows"] == len(accepted) and manifest["rejected_lines"] == 8
+    numbered = duckdb.sql("select event_id, _row_number from read_parquet($p) order by _row_number",
+                          params={"p": lake_file("events")}).fetchall()
+    assert numbered == [(event_id, n) for n, event_id in enumerate(accepted, start=1)]
+
+
 def test_unterminated_quote_is_recorded(lake_root, incoming):
     text = HEADER + "\nE1,U1,P1,view_product,2025-12-15T10:00:00\nE2,\"U2,P2,view_product,2025-12-15T10:00:00\n"
     write(incoming, "events/2025-12-15/events.csv", text)
