@@ -243,19 +243,27 @@ def task_clock(folder: Path) -> Iterator[Path]:
         yield path
 
 
-def stage_spans(path: Path) -> dict[str, dict[str, float]]:
-    """Per stage: wall-clock span (first start to last end), summed task seconds, task count."""
-    starts: dict[str, tuple[str, float]] = {}
-    spans: dict[str, dict[str, float]] = {}
+def _task_spans(path: Path) -> list[dict[str, Any]]:
+    """Each task's stage, start and end (epoch seconds), pairing the clock's start and end events."""
+    starts: dict[str, float] = {}
+    spans: list[dict[str, Any]] = []
     for line in path.read_text(encoding="utf-8").splitlines():
         rec = json.loads(line)
         if rec["event"] == "start":
-            starts[rec["task"]] = (rec["stage"], rec["t"])
-            continue
-        stage, began = starts.pop(rec["task"], (rec["stage"], rec["t"]))
-        span = spans.setdefault(stage, {"first": began, "last": rec["t"], "busy": 0.0, "tasks": 0})
-        span["first"], span["last"] = min(span["first"], began), max(span["last"], rec["t"])
-        span["busy"] += rec["t"] - began
+            starts[rec["task"]] = rec["t"]
+        else:
+            spans.append({"task": rec["task"], "stage": rec["stage"], "start": starts.pop(rec["task"], rec["t"]),
+                          "end": rec["t"]})
+    return spans
+
+
+def stage_spans(path: Path) -> dict[str, dict[str, float]]:
+    """Per stage: wall-clock span (first start to last end), summed task seconds, task count."""
+    spans: dict[str, dict[str, float]] = {}
+    for task in _task_spans(path):
+        span = spans.setdefault(task["stage"], {"first": task["start"], "last": task["end"], "busy": 0.0, "tasks": 0})
+        span["first"], span["last"] = min(span["first"], task["start"]), max(span["last"], task["end"])
+        span["busy"] += task["end"] - task["start"]
         span["tasks"] += 1
     for span in spans.values():
         span["wall"] = span["last"] - span["first"]
@@ -264,17 +272,10 @@ def stage_spans(path: Path) -> dict[str, dict[str, float]]:
 
 def timeline(path: Path) -> list[dict[str, Any]]:
     """Every task's start and end (seconds from the first start), in start order: the critical path."""
-    starts: dict[str, float] = {}
-    tasks: list[dict[str, Any]] = []
-    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-    zero = min((rec["t"] for rec in records), default=0.0)
-    for rec in records:
-        if rec["event"] == "start":
-            starts[rec["task"]] = rec["t"] - zero
-        else:
-            began = starts.pop(rec["task"], rec["t"] - zero)
-            tasks.append({"task": rec["task"].split("(")[0], "start": began, "end": rec["t"] - zero})
-    return sorted(tasks, key=lambda task: task["start"])
+    tasks = _task_spans(path)
+    zero = min((task["start"] for task in tasks), default=0.0)
+    return sorted(({"task": task["task"].split("(")[0], "start": task["start"] - zero, "end": task["end"] - zero}
+                   for task in tasks), key=lambda task: task["start"])
 
 
 def format_timeline(tasks: list[dict[str, Any]]) -> str:

@@ -199,10 +199,10 @@ def sync_to_postgres(day: dt.date | str) -> int:
     pattern = os.path.join(lake.partition_dir("audit", TABLE, day), "run_id=*", "task_id=*", lake.DATA_FILE)
     files = {path: _read(path) for path in glob.glob(pattern)}
     for path, rows in files.items():
-        if any(_lost(row) for row in rows):
-            for row in rows:
-                if _lost(row):  # its whole luigi process was killed: nobody else will ever end it
-                    row.update(status="failed", error_message=LOST, in_postgres=False)
+        lost = [row for row in rows if _lost(row)]  # its whole luigi process was killed: nobody will end it
+        for row in lost:
+            row.update(status="failed", error_message=LOST, in_postgres=False)
+        if lost:
             with contextlib.suppress(OSError):
                 _write(path, rows)
     pending = {path: [r for r in rows if not r["in_postgres"] and r["status"] != "running"]
