@@ -30,5 +30,5 @@ class postgres(luigi.Config):  # noqa: N801 - luigi maps the class name to the [
 class publish(luigi.Config):  # noqa: N801 - [publish]
     """[publish]: how the lake's partitions are streamed into Postgres."""
 
-    copy_batch_rows = luigi.IntParameter(default=262_144)  # rows per Arrow batch turned into CSV
+    copy_batch_rows = luigi.IntParameter(default=65_536)  # rows per Arrow batch encoded for COPY
     maintenance_work_mem = luigi.Parameter(default="256MB")  # for the per-date index builds
