@@ -193,7 +193,9 @@ def bench_day(args: argparse.Namespace, admin: str) -> dict[str, Any]:
                                         " where load_date = %s", [MAX_DAY]).fetchone()[0]
         finally:
             shutil.rmtree(lake, ignore_errors=True)
-        runs.append({"seconds": day["seconds"], "stages": day["stages"], "floor": floors, "rows": rows,
+        publish_task = sum(t["end"] - t["start"] for t in day["timeline"] if t["task"].startswith("Publish_"))
+        runs.append({"seconds": day["seconds"], "stages": day["stages"], "publish_task": publish_task,
+                     "floor": floors, "rows": rows,
                      "memory": run["memory"], "child_maxrss": (run["self_maxrss"], run["children_maxrss"])})
         print(f"  max day run {i + 1}/{args.repeat}: pipeline {day['seconds']:.2f} s, COPY floor binary"
               f" {floors['binary']:.2f} s / csv {floors['csv']:.2f} s, peak RSS"

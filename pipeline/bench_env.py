@@ -197,7 +197,8 @@ class MemorySampler:
 
 
 # ------------------------------------------------------------------------------- Luigi timings
-STAGES = {"Land": "land", "Stage": "stage", "Build": "model", "QualityGate": "checks", "Publish": "publish"}
+STAGES = {"Land": "land", "Stage": "stage", "Build": "model", "QualityGate": "checks", "Preload": "publish",
+          "Publish": "publish"}
 _CLOCK_ENV = "ECOMM_BENCH_TASK_CLOCK"
 _handlers_installed = False
 

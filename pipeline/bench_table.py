@@ -45,8 +45,11 @@ def _day_rows(day: dict[str, Any], workers: int) -> list[Row]:
         ("whole max day / COPY floor (binary), median of per-run ratios", f"{ratio:.2f}×", "≤ 1.2×",
          _verdict(ratio, TARGETS["floor_ratio"])),
         ("whole max day / COPY floor (CSV)", f"{_med([r['seconds'] / r['floor']['csv'] for r in runs]):.2f}×", "", ""),
-        ("publish alone / COPY floor (binary)",
+        ("publish work (preload + Publish task seconds) / COPY floor (binary)",
          f"{_med([r['stages'].get('publish', {}).get('busy', 0.0) / r['floor']['binary'] for r in runs]):.2f}×", "", ""),
+        ("the Publish task after the gate (the preloads ran beside the gate) / COPY floor (binary)",
+         f"{_med([r['publish_task'] for r in runs]):.2f} s ="
+         f" {_med([r['publish_task'] / r['floor']['binary'] for r in runs]):.2f}×", "", ""),
     ]
     mem = max(runs, key=lambda r: r["memory"].total_rss)["memory"]
     # Luigi's process: sampled (its getrusage ru_maxrss keeps the bench parent's peak across exec)

@@ -8,7 +8,7 @@ point is a dictionary lookup and nothing else.
 
     ECOMM_FAULT=lake.promote:kill                     SIGKILL the worker at the first partition rename
     ECOMM_FAULT=lake.write:staging/stg_orders:enospc  disk full while writing stg_orders
-    ECOMM_FAULT=publish.copy:fact_orders:pause        hold the publish transaction (see `pause`)
+    ECOMM_FAULT=publish.merge:pause                   hold the publish transaction (see `pause`)
     ECOMM_FAULT=task.start:BuildFactOrders:kill       SIGKILL the worker as BuildFactOrders starts
     ECOMM_FAULT=task.start:*:kill@2                   ... as the second task of this run starts
 
@@ -24,8 +24,11 @@ Points (POINTS):
                               write interrupted by a dying process or a full disk leaves it
     lake.promote              a complete temporary file is about to be renamed into place (every
                               partition file and every manifest goes through here)
-    publish.copy              a fact partition has been COPYed into its stage table, inside the
-                              publish transaction (qualifier: fact_orders / fact_events)
+    publish.copy              a fact partition has been COPYed into its stage table, inside a
+                              preload's transaction or the publish transaction (qualifier:
+                              fact_orders / fact_events)
+    publish.merge             inside the publish transaction, holding the date's lock: the facts are
+                              in their stage tables, nothing a reader sees is written or locked yet
     publish.commit            the publish transaction has done everything and is about to commit
 
 Qualifier: matches the family of the running Luigi task (`LandOrders`) or a tag of the point: for a
@@ -68,7 +71,7 @@ ENV_PAUSE_SECONDS = "ECOMM_FAULT_PAUSE_SECONDS"
 
 POINTS = (
     "task.start", "task.success", "landing.manifest", "lake.write", "lake.promote", "publish.copy",
-    "publish.commit",
+    "publish.merge", "publish.commit",
 )
 ACTIONS = ("kill", "raise", "enospc", "pause")
 TASK_POINTS = ("task.start", "task.success")

@@ -77,6 +77,20 @@ def table_files(layer: str, table: str) -> list[str]:
     return sorted(glob.glob(table_glob(layer, table), recursive=True))
 
 
+def file_version(path: str) -> str | None:
+    """An id of the file's current version, or None if it does not exist.
+
+    Partition files are never modified in place (`promote` replaces them with a new file), so the
+    inode, size and modification time change whenever a partition is rebuilt. (On object storage
+    this would be the object's ETag.)
+    """
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return f"{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
 def temp_path(final_path: str) -> str:
     """A temporary path beside `final_path` that no reader's glob matches."""
     Path(final_path).parent.mkdir(parents=True, exist_ok=True)

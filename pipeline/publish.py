@@ -5,7 +5,9 @@ in ONE transaction, so that a BI reader sees the date's old state or its new one
 
 1. `pg_advisory_xact_lock` on the date: two publishes of one date run one after the other;
 2. each fact partition is streamed (binary COPY, no per-row statements) into a new table and
-   indexed there (see `pipeline.publish_facts`);
+   indexed there (see `pipeline.publish_facts`), unless `preload(fact, D)` already did that, in
+   its own transaction, while the date's quality gate ran: a preload read from the lake file's
+   current version is taken instead, and the date's other preloads are dropped;
 3. the global publish lock: the bookkeeping below is serialised across dates, so each publish
    sees every earlier one (the heavy step 2 of different dates still runs in parallel);
 4. dimensions are merged order-independently (COPY into temp tables, then upserts), the date's
@@ -37,13 +39,16 @@ from psycopg import sql
 
 from pipeline import faults, lake, pg, pg_copy, serving, sqlrun
 from pipeline.pg_config import publish as publish_settings
-from pipeline.publish_facts import FACTS, DuplicateFactKey, LakePartitionInvalid, PublishError
-from pipeline.publish_facts import load_stage, published_rows, supersede, swap
+from pipeline.publish_facts import FACTS, PRELOAD_SCHEMA, DuplicateFactKey, FactSpec, LakePartitionInvalid, PublishError
+from pipeline.publish_facts import (
+    drop_preloads, load_stage, preload_name, published_rows, register_preload, supersede, swap, take_preload,
+)
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "publish", "publish_audit_only", "is_published", "record_pipeline_run", "record_pipeline_runs",
+    "publish", "publish_audit_only", "is_published", "preload", "is_preloaded", "discard_preloads",
+    "record_pipeline_run", "record_pipeline_runs",
     "PublishError", "EmptyPublishRefused", "LakePartitionMissing", "LakePartitionInvalid", "DuplicateFactKey",
 ]
 
@@ -183,6 +188,13 @@ def _fact_path(table: str, day: dt.date) -> str:
     return path
 
 
+def _fact_spec(lake_table: str) -> FactSpec:
+    for spec in FACTS:
+        if spec.lake_table == lake_table:
+            return spec
+    raise ValueError(f"{lake_table!r} is not a fact table; facts: {', '.join(s.lake_table for s in FACTS)}")
+
+
 def _row_count(duck: duckdb.DuckDBPyConnection, path: str) -> int:
     return duck.execute("select count(*) from read_parquet($p)", {"p": path}).fetchall()[0][0]
 
@@ -198,6 +210,24 @@ def _act_as_writer(conn: psycopg.Connection) -> None:
     ).fetchone()[0]
     if may:
         conn.execute("set local role ecomm_writer")
+
+
+def _settings(conn: psycopg.Connection) -> None:
+    """Per-transaction settings of a publish or preload (first in the transaction)."""
+    _act_as_writer(conn)
+    conn.execute(sql.SQL("set local maintenance_work_mem = {}").format(
+        sql.Literal(publish_settings().maintenance_work_mem)))
+
+
+def _load_fact(conn: psycopg.Connection, duck: duckdb.DuckDBPyConnection, spec: FactSpec, day: dt.date,
+               path: str, **where: str) -> dict[str, Any]:
+    """COPY one fact's lake partition into a new, indexed stage table (`load_stage`; `where`: its name)."""
+    columns = pg_copy.copy_order(pg_copy.table_columns(conn, f"warehouse.{spec.parent}"))
+    select = _lake_select(duck, path, columns, {}, False, f"lake warehouse/{spec.lake_table}")
+    t0 = time.monotonic()
+    loaded = load_stage(conn, spec, day, columns, _batches(duck, select, {"path": path}), **where)
+    logger.info("%s %s: %s rows copied and indexed in %.1fs", spec.parent, day, loaded["rows"], time.monotonic() - t0)
+    return loaded
 
 
 def _feed(conn: psycopg.Connection, duck: duckdb.DuckDBPyConnection, feed: Feed, day: dt.date,
@@ -267,9 +297,7 @@ def publish(load_date: dt.date | str, *, force: bool = False,
         serving.ensure_schema(conn)
         try:
             with conn.transaction():
-                _act_as_writer(conn)
-                conn.execute(sql.SQL("set local maintenance_work_mem = {}").format(
-                    sql.Literal(publish_settings().maintenance_work_mem)))
+                _settings(conn)
                 conn.execute("select pg_advisory_xact_lock(%s, %s)", [LOCK_CLASS, day.toordinal()])
                 counts = {spec: _row_count(duck, path) for spec, path in fact_paths.items()}
                 for spec in FACTS:
@@ -280,14 +308,14 @@ def publish(load_date: dt.date | str, *, force: bool = False,
                             f" rebuild the date, or publish with force=True to empty it")
                 loaded = {}
                 for spec in FACTS:
-                    columns = pg_copy.copy_order(pg_copy.table_columns(conn, f"warehouse.{spec.parent}"))
-                    select = _lake_select(duck, fact_paths[spec], columns, {}, False, f"lake warehouse/{spec.lake_table}")
-                    t0 = time.monotonic()
-                    loaded[spec] = load_stage(conn, spec, day, columns,
-                                              _batches(duck, select, {"path": fact_paths[spec]}))
+                    path = fact_paths[spec]
+                    loaded[spec] = take_preload(conn, spec, day, path, lake.file_version(path))
+                    summary[f"{spec.lake_table}_preloaded"] = loaded[spec] is not None
+                    if loaded[spec] is None:
+                        loaded[spec] = _load_fact(conn, duck, spec, day, path)
                     summary[f"{spec.lake_table}_rows"] = loaded[spec]["rows"]
-                    logger.info("%s %s: %s rows copied and indexed in %.1fs", spec.parent, day,
-                                loaded[spec]["rows"], time.monotonic() - t0)
+                summary["preloads_dropped"] = len(drop_preloads(conn, day))
+                faults.point("publish.merge")
                 conn.execute("select pg_advisory_xact_lock(%s, 0)", [LOCK_CLASS])
                 for feed in FEEDS:
                     overrides = ({"dq_failed_count": _failed_checks(audit_rows)}
@@ -311,7 +339,7 @@ def publish(load_date: dt.date | str, *, force: bool = False,
                 # the swap and the commit, then plan again.
                 conn.execute(sql.SQL("lock table {} in access exclusive mode").format(
                     sql.SQL(", ").join(sql.Identifier("warehouse", spec.parent) for spec in FACTS)))
-                summary["replaced"] = any([swap(conn, spec, day) for spec in FACTS])
+                summary["replaced"] = any([swap(conn, spec, day, loaded[spec]) for spec in FACTS])
                 if runtime is not None:
                     summary["runtime_seconds"] = runtime()
                     conn.execute("update warehouse.daily_metrics set runtime_seconds = %s where run_date = %s",
@@ -334,8 +362,65 @@ def publish_audit_only(load_date: dt.date | str, dq_rows: Sequence[Mapping[str, 
             _act_as_writer(conn)
             conn.execute("select pg_advisory_xact_lock(%s, %s)", [LOCK_CLASS, day.toordinal()])
             written = _write_dq(conn, day, dq_rows)
+            drop_preloads(conn, day)  # the data they hold failed the gate
     logger.info("recorded %s quality outcome(s) for %s (data not published)", written, day)
     return written
+
+
+def preload(lake_table: str, load_date: dt.date | str) -> dict[str, Any]:
+    """Copy and index a date's fact partition in Postgres ahead of its publish; return what was loaded.
+
+    Runs beside the date's quality gate and commits on its own: the table waits in schema
+    `preload`, which BI cannot read, until `publish` moves it into warehouse in the date's
+    transaction (or drops it). Nothing a reader sees changes here.
+    """
+    day = lake.parse_date(load_date)
+    spec = _fact_spec(lake_table)
+    path = _fact_path(spec.lake_table, day)
+    version = lake.file_version(path)  # before reading: a rebuild from here on makes the preload unusable
+    with sqlrun.connect() as duck, pg.connect() as conn:
+        serving.ensure_schema(conn)
+        try:
+            with conn.transaction():
+                _settings(conn)
+                loaded = _load_fact(conn, duck, spec, day, path, schema=PRELOAD_SCHEMA,
+                                    table=preload_name(spec, day, uuid.uuid4().hex[:8]))
+                if version is None or lake.file_version(path) != version:
+                    raise LakePartitionMissing(f"{path} was rebuilt or removed while it was preloaded; run again")
+                register_preload(conn, spec, day, loaded, path, version)
+        except psycopg.Error as err:
+            raise PublishError(f"preloading {spec.lake_table} of {day} failed and was rolled back: {err}".strip()) from err
+    return loaded
+
+
+def is_preloaded(lake_table: str, load_date: dt.date | str) -> bool:
+    """Whether Postgres holds a preload of the fact read from the lake file's current version."""
+    day = lake.parse_date(load_date)
+    spec = _fact_spec(lake_table)
+    path = lake.partition_file("warehouse", spec.lake_table, day)
+    version = lake.file_version(path)
+    if version is None:
+        return False
+    with pg.connect() as conn:
+        if not conn.execute("select to_regclass('preload.fact_loads') is not null").fetchone()[0]:
+            return False
+        return conn.execute(
+            """select exists (select 1 from preload.fact_loads
+                                  where fact_table = %s and load_date = %s and lake_file = %s and lake_version = %s
+                                      and to_regclass(format('preload.%%I', stage_table)) is not null)""",
+            [spec.parent, day, path, version],
+        ).fetchone()[0]
+
+
+def discard_preloads(load_date: dt.date | str) -> int:
+    """Drop the date's unused preloads (e.g. after another run published it); return how many."""
+    day = lake.parse_date(load_date)
+    with pg.connect() as conn:
+        serving.ensure_schema(conn)
+        with conn.transaction():
+            _act_as_writer(conn)
+            conn.execute("select pg_advisory_xact_lock(%s, %s)", [LOCK_CLASS, day.toordinal()])
+            return len(drop_preloads(conn, day))
 
 
 def is_published(load_date: dt.date | str) -> bool:

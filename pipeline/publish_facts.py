@@ -16,6 +16,13 @@ For each fact (orders, events) and load date D, inside the publish transaction:
    Attaching takes only SHARE UPDATE EXCLUSIVE on the parent (readers go on); dropping an old
    partition takes ACCESS EXCLUSIVE until commit, so on a republish readers wait for the final
    milliseconds of the transaction instead of seeing a mix.
+
+Step 1 may also have happened earlier, in its own committed transaction, while the date's quality
+gate ran (`preload`): the table then waits in schema `preload` (no USAGE for BI) with a row in
+`preload.fact_loads` naming the lake file version it was read from. The publish transaction takes
+it only if the lake file still has that version (`take_preload`), and moves it into `warehouse` in
+`swap`; otherwise it loads inline as above. `drop_preloads` removes the date's other preloads
+(stale ones, a concurrent run's, one left by a killed run) under the date's lock.
 """
 from __future__ import annotations
 
@@ -34,6 +41,7 @@ from pipeline import faults, pg_copy
 logger = logging.getLogger(__name__)
 
 SCHEMA = "warehouse"
+PRELOAD_SCHEMA = "preload"
 
 
 class PublishError(RuntimeError):
@@ -77,8 +85,13 @@ FACTS = (
 )
 
 
-def _ident(name: str) -> sql.Identifier:
-    return sql.Identifier(SCHEMA, name)
+def _ident(name: str, schema: str = SCHEMA) -> sql.Identifier:
+    return sql.Identifier(schema, name)
+
+
+def _staged(loaded: dict[str, object]) -> sql.Identifier:
+    """The stage table `load_stage` filled (in warehouse, or in preload for a preload)."""
+    return _ident(str(loaded["table"]), str(loaded["schema"]))
 
 
 def _parent_indexes(conn: psycopg.Connection, spec: FactSpec) -> list[tuple[str, str, bool, list[str]]]:
@@ -100,13 +113,12 @@ def _parent_indexes(conn: psycopg.Connection, spec: FactSpec) -> list[tuple[str,
     return out
 
 
-def _create_stage(conn: psycopg.Connection, spec: FactSpec, load_date: dt.date) -> None:
+def _create_stage(conn: psycopg.Connection, spec: FactSpec, load_date: dt.date, stage: sql.Identifier) -> None:
     """The stage table: the parent's columns, comments and a CHECK pinning load_date to the date.
 
     Built from the catalogs rather than `LIKE parent`, which would hold a lock on the parent until
     commit and could deadlock with a concurrent publish that is swapping another date's partition.
     """
-    stage = spec.stage(load_date)
     columns = conn.execute(
         """select a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, col_description(a.attrelid, a.attnum)
            from pg_attribute as a
@@ -120,22 +132,26 @@ def _create_stage(conn: psycopg.Connection, spec: FactSpec, load_date: dt.date) 
     ]
     definitions.append(sql.SQL("constraint load_date_in_partition check (load_date >= {} and load_date < {})").format(
         sql.Literal(load_date), sql.Literal(load_date + dt.timedelta(days=1))))
-    conn.execute(sql.SQL("create table {} ({})").format(_ident(stage), sql.SQL(", ").join(definitions)))
+    conn.execute(sql.SQL("create table {} ({})").format(stage, sql.SQL(", ").join(definitions)))
     for name, _, _, comment in columns:
         if comment:
             conn.execute(sql.SQL("comment on column {}.{} is {}").format(
-                _ident(stage), sql.Identifier(name), sql.Literal(comment)))
+                stage, sql.Identifier(name), sql.Literal(comment)))
 
 
 def load_stage(
     conn: psycopg.Connection, spec: FactSpec, load_date: dt.date, columns: list[pg_copy.PgColumn],
-    batches: Iterable[pa.RecordBatch],
+    batches: Iterable[pa.RecordBatch], *, schema: str = SCHEMA, table: str | None = None,
 ) -> dict[str, object]:
-    """COPY the date's rows into a new stage table and index it; return rows and key range."""
-    stage = spec.stage(load_date)
-    _create_stage(conn, spec, load_date)
+    """COPY the date's rows into a new stage table and index it; return where, rows and key range.
+
+    The stage table is `schema.table`, by default `warehouse.<partition>_load`.
+    """
+    stage = table or spec.stage(load_date)
+    target = _ident(stage, schema)
+    _create_stage(conn, spec, load_date, target)
     began = time.perf_counter()
-    rows = pg_copy.copy_batches(conn, _ident(stage), columns, batches, freeze=True)  # created just above
+    rows = pg_copy.copy_batches(conn, target, columns, batches, freeze=True)  # created just above
     faults.point("publish.copy", tag=spec.lake_table)
     copied = time.perf_counter()
     for suffix, method, primary, keys in _parent_indexes(conn, spec):
@@ -146,7 +162,7 @@ def load_stage(
             try:
                 with conn.transaction():
                     conn.execute(sql.SQL("alter table {} add constraint {} primary key ({})").format(
-                        _ident(stage), name, cols))
+                        target, name, cols))
             except psycopg.errors.UniqueViolation as err:
                 raise DuplicateFactKey(
                     f"lake {spec.lake_table} for {load_date} repeats a {spec.key}: {err.diag.message_detail};"
@@ -154,18 +170,18 @@ def load_stage(
                 ) from None
         else:
             conn.execute(sql.SQL("create index {} on {} using {} ({})").format(
-                name, _ident(stage), sql.Identifier(method), cols))
+                name, target, sql.Identifier(method), cols))
         logger.debug("%s: index %s built in %.3fs", stage, suffix, time.perf_counter() - built)
     logger.debug("%s: %s rows copied in %.3fs, indexed in %.3fs", stage, rows, copied - began,
                  time.perf_counter() - copied)
     low, high = conn.execute(sql.SQL("select min({k}), max({k}) from {t}").format(
-        k=sql.Identifier(spec.key), t=_ident(stage))).fetchone()
-    return {"rows": rows, "min_id": low, "max_id": high}
+        k=sql.Identifier(spec.key), t=target)).fetchone()
+    return {"schema": schema, "table": stage, "rows": rows, "min_id": low, "max_id": high}
 
 
 def supersede(conn: psycopg.Connection, spec: FactSpec, load_date: dt.date, loaded: dict[str, object]) -> int:
     """Recompute `<fact>_superseded` for the ids D adds or removes; return the ids re-examined."""
-    key, stage, reg = sql.Identifier(spec.key), _ident(spec.stage(load_date)), _ident(spec.superseded)
+    key, stage, reg = sql.Identifier(spec.key), _staged(loaded), _ident(spec.superseded)
     conn.execute("create temp table if not exists _hits (id text, load_date date) on commit drop")
     conn.execute("create temp table if not exists _affected (id text primary key) on commit drop")
     conn.execute("create temp table if not exists _versions (id text, load_date date) on commit drop")
@@ -221,12 +237,14 @@ def published_rows(conn: psycopg.Connection, spec: FactSpec, load_date: dt.date)
     return None if row is None else row[0]
 
 
-def swap(conn: psycopg.Connection, spec: FactSpec, load_date: dt.date) -> bool:
+def swap(conn: psycopg.Connection, spec: FactSpec, load_date: dt.date, loaded: dict[str, object]) -> bool:
     """Put the stage table in place of the date's partition; True if an old one was replaced."""
-    final, stage = spec.partition(load_date), spec.stage(load_date)
+    final, stage = spec.partition(load_date), str(loaded["table"])
     replaced = conn.execute("select to_regclass(%s) is not null", [f"{SCHEMA}.{final}"]).fetchone()[0]
     if replaced:
         conn.execute(sql.SQL("drop table {}").format(_ident(final)))
+    if loaded["schema"] != SCHEMA:  # a preload: its indexes, constraints and grants move with it
+        conn.execute(sql.SQL("alter table {} set schema {}").format(_staged(loaded), sql.Identifier(SCHEMA)))
     conn.execute(sql.SQL("alter table {} rename to {}").format(_ident(stage), sql.Identifier(final)))
     for (index,) in conn.execute(
         "select c.relname from pg_index as i join pg_class as c on c.oid = i.indexrelid where i.indrelid = %s::regclass",
@@ -240,3 +258,53 @@ def swap(conn: psycopg.Connection, spec: FactSpec, load_date: dt.date) -> bool:
     conn.execute(sql.SQL("comment on table {} is {}").format(_ident(final), sql.Literal(
         f"Partition of {SCHEMA}.{spec.parent} for load_date {load_date}: see the parent for grain and columns.")))
     return replaced
+
+
+# ------------------------------------------------------------------------------------- preloads
+def preload_name(spec: FactSpec, load_date: dt.date, token: str) -> str:
+    """A preload's table name: unique per run, so that two runs of a date never collide."""
+    return f"{spec.partition(load_date)}_{token}"
+
+
+def register_preload(conn: psycopg.Connection, spec: FactSpec, load_date: dt.date, loaded: dict[str, object],
+                     lake_file: str, lake_version: str) -> None:
+    """Record a preloaded stage table (in the transaction that filled it)."""
+    conn.execute(
+        """insert into preload.fact_loads (stage_table, fact_table, load_date, lake_file, lake_version, row_count,
+               min_id, max_id)
+           values (%s, %s, %s, %s, %s, %s, %s, %s)""",
+        [loaded["table"], spec.parent, load_date, lake_file, lake_version, loaded["rows"], loaded["min_id"],
+         loaded["max_id"]],
+    )
+
+
+def take_preload(conn: psycopg.Connection, spec: FactSpec, load_date: dt.date, lake_file: str,
+                 lake_version: str | None) -> dict[str, object] | None:
+    """The newest preload of the date read from this version of the lake file (None: none usable).
+
+    Its row in preload.fact_loads is deleted (the table itself moves into warehouse in `swap`).
+    """
+    row = conn.execute(
+        """delete from preload.fact_loads
+           where stage_table = (select stage_table from preload.fact_loads
+                                where fact_table = %s and load_date = %s and lake_file = %s and lake_version = %s
+                                    and to_regclass(format('preload.%%I', stage_table)) is not null
+                                order by loaded_at desc limit 1)
+           returning stage_table, row_count, min_id, max_id""",
+        [spec.parent, load_date, lake_file, lake_version],
+    ).fetchone()
+    if row is None:
+        return None
+    table, rows, low, high = row
+    return {"schema": PRELOAD_SCHEMA, "table": table, "rows": rows, "min_id": low, "max_id": high}
+
+
+def drop_preloads(conn: psycopg.Connection, load_date: dt.date) -> list[str]:
+    """Drop every remaining preload of the date (the caller holds the date's lock); return their names."""
+    dropped = [name for (name,) in conn.execute(
+        "delete from preload.fact_loads where load_date = %s returning stage_table", [load_date]).fetchall()]
+    for name in dropped:
+        conn.execute(sql.SQL("drop table if exists {}").format(_ident(name, PRELOAD_SCHEMA)))
+    if dropped:
+        logger.info("dropped %d unused preload(s) of %s: %s", len(dropped), load_date, ", ".join(dropped))
+    return dropped

@@ -311,6 +311,41 @@ class CheckTask(PipelineTask):
             result.raise_if_blocked()
 
 
+class PreloadTask(PipelineTask):
+    """Copies and indexes one fact partition of a date in Postgres, unseen by BI, while the gate runs.
+
+    Complete when Postgres holds a preload read from the lake file's current version (a rebuilt
+    partition needs a new one), or once the date is published: the publish consumes the preload,
+    and Luigi checks a task's requirements again just before running it, so a second run's
+    Publish must still find them complete (it then finds the date published and does nothing).
+    Publish takes the preload instead of copying in its own transaction (see `publish.preload`);
+    if it is gone or stale by then, publish copies inline, so a preload only ever saves time.
+    Retried like publish (Postgres errors are transient).
+    """
+
+    table: str = ""
+    timeout_kind = "publish"
+
+    def complete(self) -> bool:
+        from pipeline import publish
+
+        try:
+            return publish.is_preloaded(self.table, self.date) or publish.is_published(self.date)
+        except psycopg.OperationalError as err:
+            if not postgres_unreachable(err):
+                raise
+            logger.warning("Postgres is unreachable (%s): %s of %s counts as not preloaded",
+                           str(err).strip(), self.table, self.date)
+            return False
+
+    def run(self) -> None:
+        from pipeline import publish
+
+        self.report(f"copying {self.table} into Postgres (not visible until published)", 0)
+        self.rows_out = publish.preload(self.table, self.date)["rows"]
+        self.report(f"preloaded {self.rows_out} {self.table} rows", 100)
+
+
 class PublishTask(PipelineTask):
     """Publishes the date to the serving Postgres in one transaction, then reconciles it.
 
@@ -346,6 +381,7 @@ class PublishTask(PipelineTask):
         with run_audit.date_lock(self.date):
             if not self.force and publish.is_published(self.date):
                 self.rows_out = 0
+                publish.discard_preloads(self.date)
                 self.report(f"{self.date} was published meanwhile by another run: nothing to do", 100)
                 return
             gate = checks.load_results(self.date)

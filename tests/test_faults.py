@@ -159,7 +159,7 @@ KILL_POINTS = {
     "stage-orders-mid-write": "lake.write:staging/stg_orders:kill",
     "fact-orders-rename": "lake.promote:warehouse/fact_orders:kill",
     "gate-results-mid-write": "lake.write:audit/dq_results:kill",
-    # the Postgres publish: rows copied, and everything done but the commit
+    # the Postgres side: mid-COPY of a preload (its own transaction), everything done but the commit
     "publish-mid-copy": "publish.copy:fact_events:kill",
     "publish-before-commit": "publish.commit:kill",
 }
@@ -250,15 +250,15 @@ def test_publish_error_is_retried_per_luigi_cfg_and_rolled_back(server, referenc
 # --------------------------------------------------------------------- Postgres stopped mid-run
 def test_postgres_stopped_mid_publish_fails_clearly_retries_and_leaves_nothing(
         server, reference, tmp_path_factory) -> None:
-    """Postgres is stopped while the publish transaction is open (after the gate, rows copied). The
+    """Postgres is stopped while the publish transaction is open (after the gate, all written). The
     task fails with the server's message, nothing is visible, and Luigi's retry publishes the date
     once Postgres is back. ECOMM_PG_DSN names the server, so the pipeline never restarts it itself."""
     runner = new_runner(server, tmp_path_factory, "pgstop", dsn_env=True,
                         luigi_cfg="[scheduler]\nretry_delay = 3\n[worker]\nwait_interval = 0.1\nwait_jitter = 0\n")
     create_database(server, runner.database)
-    paused, resume = runner.fault_dir / "publish.copy.paused", runner.fault_dir / "publish.copy.resume"
+    paused, resume = runner.fault_dir / "publish.merge.paused", runner.fault_dir / "publish.merge.resume"
     log = runner.root / "pgstop.log"
-    proc = runner.start(fault="publish.copy:fact_orders:pause", log=log)
+    proc = runner.start(fault="publish.merge:pause", log=log)
     try:
         wait_for(paused.exists, 120, "the publish to pause mid-transaction")
         stop_server(server)
@@ -286,7 +286,7 @@ def test_retry_policy_comes_from_luigi_cfg() -> None:
     assert config.getint("scheduler", "retry_count") == 3 and config.getint("scheduler", "retry_delay") == 300
     assert config.getboolean("worker", "keep_alive")
     day = lake.parse_date(D)
-    for task in (tasks.Publish, tasks.LandProducts, tasks.LandUsers):
+    for task in (tasks.Publish, tasks.PreloadFactOrders, tasks.PreloadFactEvents, tasks.LandProducts, tasks.LandUsers):
         assert task(date=day).retry_count is None, task  # None: the scheduler's retry_count
     for task in (tasks.LandOrders, tasks.LandEvents, tasks.StageOrders, tasks.BuildFactOrders, tasks.QualityGate):
         assert task(date=day).retry_count == 1, task
@@ -301,12 +301,13 @@ def waiting_for_a_lock(dsn: str) -> bool:
 
 def test_two_processes_publishing_one_date_at_once_leave_no_duplicates(server, reference, tmp_path_factory) -> None:
     """Two `luigi ... Publish` processes for the same date (no Luigi pid lock): the first holds its
-    transaction open mid-copy while the second starts; both succeed, one copy of the date is served."""
+    transaction open (holding the date's lock) while the second starts; both succeed, one copy of the
+    date is served."""
     runner = new_runner(server, tmp_path_factory, "twopub")
     prepared = runner.run("QualityGate")
     assert prepared.returncode == 0, prepared.stdout[-3000:]
-    paused, resume = runner.fault_dir / "publish.copy.paused", runner.fault_dir / "publish.copy.resume"
-    first = runner.start("Publish", fault="publish.copy:fact_orders:pause", log=runner.root / "first.log")
+    paused, resume = runner.fault_dir / "publish.merge.paused", runner.fault_dir / "publish.merge.resume"
+    first = runner.start("Publish", fault="publish.merge:pause", log=runner.root / "first.log")
     try:
         wait_for(paused.exists, 120, "the first publish to hold its transaction")
         second = runner.start("Publish", log=runner.root / "second.log")

@@ -204,7 +204,7 @@ def serving_state(dsn: str) -> ServingState:
             duplicates[name] = count - distinct
         relations = [r for (r,) in conn.execute(
             "select n.nspname || '.' || c.relname from pg_class as c join pg_namespace as n on n.oid = c.relnamespace"
-            " where n.nspname in ('warehouse', 'audit') and c.relkind in ('r', 'p', 'v') order by 1").fetchall()]
+            " where n.nspname in ('warehouse', 'audit', 'preload') and c.relkind in ('r', 'p', 'v') order by 1").fetchall()]
         if conn.execute("select to_regclass('audit.publish_log') is null").fetchone()[0]:
             return ServingState(checksums, duplicates, relations, [], [])  # the schema was never applied
         publish_log = conn.execute(
@@ -222,6 +222,8 @@ def assert_serving_consistent(state: ServingState) -> None:
     """No duplicate rows, no leftover stage tables, publish_log = what the fact tables hold."""
     assert {t: n for t, n in state.duplicates.items() if n} == {}, "duplicate rows in serving tables"
     assert [r for r in state.relations if r.endswith("_load")] == [], "a publish stage table was left behind"
+    assert [r for r in state.relations if r.startswith("preload.") and r != "preload.fact_loads"] == [], \
+        "a preload was left behind by a published date"
     assert state.publish_log == state.fact_rows, "audit.publish_log disagrees with the fact tables"
 
 

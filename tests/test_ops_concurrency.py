@@ -23,7 +23,7 @@ def test_two_local_schedulers_on_one_date_publish_it_once(ops: Ops) -> None:
     assert all("published" in out for out, _ in outcomes)
 
     runs = ops.executions(DAY)
-    assert len({r["run_id"] for r in runs}) == 2 and {r["status"] for r in runs} == {"done"}
+    assert len({r["run_id"] for r in runs}) == 2 and {r["status"] for r in runs} == {"done"}, [(r["task_id"], r["error_message"]) for r in runs if r["status"] != "done"]
     # each process builds what it found missing (partitions are replaced atomically with the same rows) ...
     assert max(Counter(r["task_id"] for r in runs).values()) <= 2
     # ... but only one publishes: the other waits for the date's lock and finds the date published

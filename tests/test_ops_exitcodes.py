@@ -39,7 +39,8 @@ def test_a_date_exits_0_records_every_task_and_a_rerun_changes_nothing(ops: Ops)
     assert families == sorted(["LandOrders", "LandEvents", "LandProducts", "StageOrders", "StageEvents",
                                "StageProducts", "BuildFactOrders", "BuildFactEvents", "BuildDimDate",
                                "BuildDimProductHistory", "BuildDimProduct", "BuildDimUser", "BuildDailyMetrics",
-                               "QualityGate", "Publish"]), "no users snapshot: LandUsers, StageUsers have nothing to do"
+                               "PreloadFactOrders", "PreloadFactEvents", "QualityGate", "Publish"]), \
+        "no users snapshot: LandUsers, StageUsers have nothing to do"
     assert {r[2] for r in runs} == {"done"} and all(r[3] >= 0 and r[5] <= r[6] for r in runs)
     rows_out = {r[1].split("_")[0]: r[4] for r in runs}
     assert rows_out["LandOrders"] == 20 and rows_out["LandEvents"] == 60 and rows_out["Publish"] == 80
@@ -153,10 +154,14 @@ def test_postgres_down_is_retried_recorded_in_the_lake_and_synced_later(ops: Ops
     down = ops.luigi("DailyPipeline", *DATE, LOCAL, "--scheduler-retry-delay", "0.5")
     assert down.returncode == RETCODE["task_failed"], down.stderr[-3000:]
     assert time.monotonic() - began < 60
-    publishes = sorted((r["attempt"], r["status"], r["in_postgres"]) for r in ops.executions()
-                       if r["task_family"] == "Publish")
-    assert publishes == [(1, "failed", False), (2, "failed", False), (3, "failed", False)], "[scheduler] retry_count = 3"
-    assert all("Connection refused" in r["error_message"] for r in ops.executions() if r["task_family"] == "Publish")
+    # the first tasks that need Postgres are the facts' preloads; Publish waits for them, so never runs
+    preloads = sorted((r["task_family"], r["attempt"], r["status"], r["in_postgres"]) for r in ops.executions()
+                      if r["task_family"].startswith("Preload"))
+    assert preloads == [(family, attempt, "failed", False) for family in ("PreloadFactEvents", "PreloadFactOrders")
+                        for attempt in (1, 2, 3)], "[scheduler] retry_count = 3"
+    assert all("Connection refused" in r["error_message"] for r in ops.executions()
+               if r["task_family"].startswith("Preload"))
+    assert not [r for r in ops.executions() if r["task_family"] == "Publish"]
     assert "OperationalError" in down.stderr and "FAILED" in down.stdout
 
     del ops.extra_env["ECOMM_PG_DSN"]
@@ -164,7 +169,9 @@ def test_postgres_down_is_retried_recorded_in_the_lake_and_synced_later(ops: Ops
     assert up.returncode == 0, up.stderr[-3000:]
     failed = ops.query("select task, status from audit.pipeline_runs where status = 'failed' order by task")
     assert [t.split("_")[0] + t[t.index("#"):] if "#" in t else t.split("_")[0] for t, _ in failed] == [
-        "Publish", "Publish#2", "Publish#3"], "the attempts made while Postgres was down were synced"
+        "PreloadFactEvents", "PreloadFactEvents#2", "PreloadFactEvents#3",
+        "PreloadFactOrders", "PreloadFactOrders#2", "PreloadFactOrders#3"], \
+        "the attempts made while Postgres was down were synced"
     assert all(r["in_postgres"] for r in ops.executions())
 
 
@@ -200,9 +207,9 @@ def test_each_kind_has_its_configured_timeout_and_retry_policy() -> None:
     assert tasks.StageEvents(date=day).worker_timeout == limits.stage
     assert tasks.BuildFactOrders(date=day).worker_timeout == limits.model
     assert tasks.QualityGate(date=day).worker_timeout == limits.check
-    assert tasks.Publish(date=day).worker_timeout == limits.publish
+    assert tasks.Publish(date=day).worker_timeout == tasks.PreloadFactEvents(date=day).worker_timeout == limits.publish
     # bad data is not retried; transient kinds take the [scheduler] policy (retry_count None = its default)
     for task in (tasks.LandOrders, tasks.StageOrders, tasks.BuildFactOrders, tasks.QualityGate):
         assert task(date=day).retry_count == 1
-    for task in (tasks.LandProducts, tasks.Publish):
+    for task in (tasks.LandProducts, tasks.Publish, tasks.PreloadFactOrders, tasks.PreloadFactEvents):
         assert task(date=day).retry_count is None

@@ -85,3 +85,17 @@ def test_an_input_without_a_task_is_refused(monkeypatch) -> None:
     monkeypatch.setitem(warehouse.INPUTS, "dim_date", ("fact_orders", "stg_refunds"))
     with pytest.raises(KeyError, match="stg_refunds"):
         tasks.BuildDimDate(date=D).requires()
+
+
+def test_the_facts_are_preloaded_beside_the_gate(empty_lake) -> None:
+    """Publish waits for the gate and both preloads; a preload waits only for its fact (and the
+    orders' also for the events' staging, the date's memory peak), not for the gate."""
+    publish = {type(t) for t in tasks.Publish(date=D).requires()}
+    assert publish == {tasks.QualityGate, tasks.PreloadFactOrders, tasks.PreloadFactEvents}
+    assert type(tasks.PreloadFactEvents(date=D).requires()) is tasks.BuildFactEvents
+    assert {type(t) for t in tasks.PreloadFactOrders(date=D).requires()} == {tasks.BuildFactOrders, tasks.StageEvents}
+    # once the events' fact is built, its preload is handed out before the dimensions and the gate
+    handed = first_tasks(tasks.DailyPipeline(date=D), count=18)  # every task of the seed's date
+    preload = handed.index(f"PreloadFactEvents {D}")
+    assert handed[preload - 1] == f"BuildFactEvents {D}"
+    assert preload < handed.index(f"QualityGate {D}") and handed[-2:] == [f"Publish {D}", f"DailyPipeline {D}"]

@@ -1,0 +1,125 @@
+"""Preloads: a date's facts copied and indexed in Postgres while the gate runs, taken by its publish.
+
+Each test compares with what publishing the same lake without any preload gives (`dump`), so a
+preload can only change how long a publish takes, never what it publishes.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+import psycopg
+import pytest
+
+from pipeline import lake, publish
+from pipeline.bench_publish import write_day
+from tests.test_publish import D1, D2, dump
+
+FACTS = ("fact_orders", "fact_events")
+
+
+def preloads(conn: psycopg.Connection) -> list[tuple]:
+    """(fact table, load date) of every registered preload, and the tables in schema preload."""
+    registered = conn.execute("select fact_table, load_date from preload.fact_loads order by 1, 2").fetchall()
+    tables = conn.execute("select c.relname from pg_class as c join pg_namespace as n on n.oid = c.relnamespace"
+                          " where n.nspname = 'preload' and c.relkind = 'r' and c.relname <> 'fact_loads'").fetchall()
+    assert len(tables) == len(registered), "a preload table without its row, or the reverse"
+    return registered
+
+
+def test_publish_takes_the_preloads_and_publishes_what_an_inline_load_does(pg_target, serving_lake) -> None:
+    write_day(D1, 300, 900, users=50, products=20, known_products=18)
+    write_day(D2, 200, 700, users=50, products=20, known_products=19)
+    publish.publish(D1)
+    publish.publish(D2)
+    with pg_target.connect() as conn:
+        expected = dump(conn)
+    for day in (D1, D2):
+        for fact in FACTS:
+            assert not publish.is_preloaded(fact, day)
+            assert publish.preload(fact, day)["rows"] > 0
+            assert publish.is_preloaded(fact, day)
+    with pg_target.connect() as conn:
+        assert len(preloads(conn)) == 4
+        assert dump(conn) == expected, "a preload changes nothing a reader sees"
+    results = [publish.publish(D1), publish.publish(D2)]
+    assert all(r["fact_orders_preloaded"] and r["fact_events_preloaded"] for r in results)
+    with pg_target.connect() as conn:
+        assert dump(conn) == expected
+        assert preloads(conn) == []
+        # the preloaded table became the partition, with the parent's indexes attached to its own
+        indexes = conn.execute(
+            "select count(*) from pg_inherits as i join pg_class as c on c.oid = i.inhrelid"
+            " where c.relname = %s", [f"fact_events_all_{D2:%Y%m%d}_pkey"]).fetchone()
+        assert indexes == (1,)
+    assert not publish.is_preloaded("fact_orders", D1), "taken by the publish"
+
+
+def test_a_preload_of_an_older_version_of_the_partition_is_not_used(pg_target, serving_lake) -> None:
+    write_day(D1, 300, 900, users=50, products=20, known_products=18)
+    publish.preload("fact_orders", D1)
+    publish.preload("fact_events", D1)
+    # the partition is rebuilt (another run, a fix) after the preload: other rows, a new file
+    path = lake.partition_file("warehouse", "fact_orders", D1)
+    before = lake.file_version(path)
+    write_day(D1, 250, 900, users=50, products=20, known_products=18)
+    assert lake.file_version(path) != before
+    assert not publish.is_preloaded("fact_orders", D1)
+    result = publish.publish(D1)
+    assert not result["fact_orders_preloaded"] and result["fact_orders_rows"] == 250
+    assert result["preloads_dropped"] >= 1
+    with pg_target.connect() as conn:
+        assert conn.execute("select count(*) from warehouse.fact_orders").fetchone() == (250,)
+        assert preloads(conn) == [], "the stale preload was dropped with the publish"
+
+
+def test_a_blocked_gate_drops_the_date_s_preloads(pg_target, serving_lake) -> None:
+    write_day(D1, 30, 90, users=10, products=5, known_products=5)
+    write_day(D2, 30, 90, users=10, products=5, known_products=5)
+    for day in (D1, D2):
+        publish.preload("fact_orders", day)
+    publish.publish_audit_only(D1, [{"check_name": "x", "outcome": "fail"}])
+    with pg_target.connect() as conn:
+        assert preloads(conn) == [("fact_orders_all", D2)], "only the blocked date's preload goes"
+    assert publish.discard_preloads(D2) == 1
+    with pg_target.connect() as conn:
+        assert preloads(conn) == []
+
+
+def test_bi_cannot_read_a_preload_but_reads_the_partition_it_becomes(fresh_db, serving_lake) -> None:
+    write_day(D1, 30, 90, users=10, products=5, known_products=5)
+    loaded = publish.preload("fact_orders", D1)
+    with psycopg.connect(fresh_db.as_user("bi_reader")) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(f"select count(*) from preload.{loaded['table']}")
+    publish.publish(D1)
+    with psycopg.connect(fresh_db.as_user("bi_reader")) as conn:
+        assert conn.execute(f"select count(*) from warehouse.fact_orders_all_{D1:%Y%m%d}").fetchone() == (30,)
+
+
+def test_a_preload_rolls_back_when_its_partition_is_rebuilt_meanwhile(pg_target, serving_lake, monkeypatch) -> None:
+    from pipeline import publish_facts
+
+    write_day(D1, 30, 90, users=10, products=5, known_products=5)
+    copy = publish_facts.pg_copy.copy_batches
+
+    def copy_then_rebuild(*args, **kwargs):
+        rows = copy(*args, **kwargs)
+        path = lake.partition_file("warehouse", "fact_orders", D1)
+        os.replace(path, path + ".moved")  # what a rebuild's promote does: a new file under the name
+        os.replace(path + ".moved", path)
+        os.utime(path, ns=(1, 1))
+        return rows
+
+    monkeypatch.setattr(publish_facts.pg_copy, "copy_batches", copy_then_rebuild)
+    with pytest.raises(publish.LakePartitionMissing, match="rebuilt or removed while it was preloaded"):
+        publish.preload("fact_orders", D1)
+    with pg_target.connect() as conn:
+        assert preloads(conn) == []
+
+
+def test_only_facts_can_be_preloaded(serving_lake) -> None:
+    with pytest.raises(ValueError, match="not a fact table"):
+        publish.preload("dim_user", D1)
+    with pytest.raises(publish.LakePartitionMissing):
+        publish.preload("fact_orders", dt.date(2020, 1, 1))
