@@ -24,13 +24,14 @@ publish creates is owned by it and publishing needs no more than that role's pri
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import logging
 import os
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import duckdb
@@ -353,16 +354,23 @@ def publish(load_date: dt.date | str, *, force: bool = False,
     return summary
 
 
-def publish_audit_only(load_date: dt.date | str, dq_rows: Sequence[Mapping[str, Any]]) -> int:
-    """Record the quality gate's outcomes for a date whose data is not published; return rows written."""
-    day = lake.parse_date(load_date)
+@contextlib.contextmanager
+def _date_locked(day: dt.date) -> Iterator[psycopg.Connection]:
+    """A transaction as ecomm_writer (when allowed) holding the date's publish lock."""
     with pg.connect() as conn:
         serving.ensure_schema(conn)
         with conn.transaction():
             _act_as_writer(conn)
             conn.execute("select pg_advisory_xact_lock(%s, %s)", [LOCK_CLASS, day.toordinal()])
-            written = _write_dq(conn, day, dq_rows)
-            drop_preloads(conn, day)  # the data they hold failed the gate
+            yield conn
+
+
+def publish_audit_only(load_date: dt.date | str, dq_rows: Sequence[Mapping[str, Any]]) -> int:
+    """Record the quality gate's outcomes for a date whose data is not published; return rows written."""
+    day = lake.parse_date(load_date)
+    with _date_locked(day) as conn:
+        written = _write_dq(conn, day, dq_rows)
+        drop_preloads(conn, day)  # the data they hold failed the gate
     logger.info("recorded %s quality outcome(s) for %s (data not published)", written, day)
     return written
 
@@ -415,12 +423,8 @@ def is_preloaded(lake_table: str, load_date: dt.date | str) -> bool:
 def discard_preloads(load_date: dt.date | str) -> int:
     """Drop the date's unused preloads (e.g. after another run published it); return how many."""
     day = lake.parse_date(load_date)
-    with pg.connect() as conn:
-        serving.ensure_schema(conn)
-        with conn.transaction():
-            _act_as_writer(conn)
-            conn.execute("select pg_advisory_xact_lock(%s, %s)", [LOCK_CLASS, day.toordinal()])
-            return len(drop_preloads(conn, day))
+    with _date_locked(day) as conn:
+        return len(drop_preloads(conn, day))
 
 
 def is_published(load_date: dt.date | str) -> bool:
