@@ -375,48 +375,70 @@ def publish_audit_only(load_date: dt.date | str, dq_rows: Sequence[Mapping[str, 
     return written
 
 
-def preload(lake_table: str, load_date: dt.date | str) -> dict[str, Any]:
+def preload(lake_table: str, load_date: dt.date | str, *, attempts: int = 3) -> dict[str, Any]:
     """Copy and index a date's fact partition in Postgres ahead of its publish; return what was loaded.
 
     Runs beside the date's quality gate and commits on its own: the table waits in schema
     `preload`, which BI cannot read, until `publish` moves it into warehouse in the date's
     transaction (or drops it). Nothing a reader sees changes here.
+
+    The lake file's version is read before its rows; if the file was replaced meanwhile (a
+    concurrent run of the date rebuilding it: rebuilds are atomic renames, so the new file is
+    whole), the copy is rolled back and read again from the new version, up to `attempts` times.
     """
     day = lake.parse_date(load_date)
     spec = _fact_spec(lake_table)
     path = _fact_path(spec.lake_table, day)
-    version = lake.file_version(path)  # before reading: a rebuild from here on makes the preload unusable
+    for attempt in range(1, attempts + 1):
+        loaded = _preload_once(spec, day, path)
+        if loaded is not None:
+            return loaded
+        logger.warning("%s was replaced while it was preloaded (attempt %d of %d)", path, attempt, attempts)
+    raise LakePartitionMissing(f"{path} was rebuilt or removed while it was preloaded, {attempts} times; run again")
+
+
+def _preload_once(spec: FactSpec, day: dt.date, path: str) -> dict[str, Any] | None:
+    """One preload attempt, committed; None (and nothing kept) if the lake file changed during it."""
+    version = lake.file_version(path)  # before reading: a rebuild from here on makes this copy unusable
+    if version is None:
+        raise LakePartitionMissing(f"warehouse/{spec.lake_table} for {day} is gone ({path}); run the pipeline for {day}")
     with sqlrun.connect() as duck, pg.connect() as conn:
         serving.ensure_schema(conn)
         try:
-            with conn.transaction():
+            with conn.transaction() as tx:
                 _settings(conn)
                 loaded = _load_fact(conn, duck, spec, day, path, schema=PRELOAD_SCHEMA,
                                     table=preload_name(spec, day, uuid.uuid4().hex[:8]))
-                if version is None or lake.file_version(path) != version:
-                    raise LakePartitionMissing(f"{path} was rebuilt or removed while it was preloaded; run again")
+                if lake.file_version(path) != version:
+                    raise psycopg.Rollback(tx)
                 register_preload(conn, spec, day, loaded, path, version)
+                return loaded
         except psycopg.Error as err:
             raise PublishError(f"preloading {spec.lake_table} of {day} failed and was rolled back: {err}".strip()) from err
-    return loaded
+    return None
 
 
-def is_preloaded(lake_table: str, load_date: dt.date | str) -> bool:
-    """Whether Postgres holds a preload of the fact read from the lake file's current version."""
+def is_preloaded(lake_table: str, load_date: dt.date | str, *, current: bool = True) -> bool:
+    """Whether Postgres holds a preload of the fact for the date.
+
+    current=True: only one read from the lake file's current version counts (the one a publish
+    would take); current=False: any (what the Luigi task checks, see `task_base.PreloadTask`).
+    """
     day = lake.parse_date(load_date)
     spec = _fact_spec(lake_table)
     path = lake.partition_file("warehouse", spec.lake_table, day)
-    version = lake.file_version(path)
-    if version is None:
+    version = lake.file_version(path) if current else None
+    if current and version is None:
         return False
     with pg.connect() as conn:
         if not conn.execute("select to_regclass('preload.fact_loads') is not null").fetchone()[0]:
             return False
         return conn.execute(
             """select exists (select 1 from preload.fact_loads
-                                  where fact_table = %s and load_date = %s and lake_file = %s and lake_version = %s
-                                      and to_regclass(format('preload.%%I', stage_table)) is not null)""",
-            [spec.parent, day, path, version],
+                              where fact_table = %(fact)s and load_date = %(day)s
+                                  and (not %(current)s or (lake_file = %(file)s and lake_version = %(version)s))
+                                  and to_regclass(format('preload.%%I', stage_table)) is not null)""",
+            {"fact": spec.parent, "day": day, "current": current, "file": path, "version": version},
         ).fetchone()[0]
 
 

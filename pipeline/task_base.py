@@ -314,13 +314,15 @@ class CheckTask(PipelineTask):
 class PreloadTask(PipelineTask):
     """Copies and indexes one fact partition of a date in Postgres, unseen by BI, while the gate runs.
 
-    Complete when Postgres holds a preload read from the lake file's current version (a rebuilt
-    partition needs a new one), or once the date is published: the publish consumes the preload,
-    and Luigi checks a task's requirements again just before running it, so a second run's
-    Publish must still find them complete (it then finds the date published and does nothing).
-    Publish takes the preload instead of copying in its own transaction (see `publish.preload`);
-    if it is gone or stale by then, publish copies inline, so a preload only ever saves time.
-    Retried like publish (Postgres errors are transient).
+    Complete when Postgres holds a preload of the date, or once the date is published: the
+    publish consumes the preload, and Luigi checks a task's requirements again just before running
+    it, so a second run's Publish must still find them complete (it then finds the date published
+    and does nothing). Any preload counts, not only one read from the lake file's current version:
+    a concurrent run of the date may rebuild the partition (same rows, a new file) between this
+    task and the Publish task's check, which must not then fail. Publish takes a preload only if it
+    was read from the current file (see `publish.publish`) and otherwise copies inline and drops
+    it, so a stale preload costs time, never correctness. Retried like publish (Postgres errors
+    are transient).
     """
 
     table: str = ""
@@ -330,7 +332,7 @@ class PreloadTask(PipelineTask):
         from pipeline import publish
 
         try:
-            return publish.is_preloaded(self.table, self.date) or publish.is_published(self.date)
+            return publish.is_preloaded(self.table, self.date, current=False) or publish.is_published(self.date)
         except psycopg.OperationalError as err:
             if not postgres_unreachable(err):
                 raise

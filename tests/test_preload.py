@@ -11,7 +11,7 @@ import os
 import psycopg
 import pytest
 
-from pipeline import lake, publish
+from pipeline import lake, publish, tasks
 from pipeline.bench_publish import write_day
 from tests.test_publish import D1, D2, dump
 
@@ -97,25 +97,64 @@ def test_bi_cannot_read_a_preload_but_reads_the_partition_it_becomes(fresh_db, s
         assert conn.execute(f"select count(*) from warehouse.fact_orders_all_{D1:%Y%m%d}").fetchone() == (30,)
 
 
-def test_a_preload_rolls_back_when_its_partition_is_rebuilt_meanwhile(pg_target, serving_lake, monkeypatch) -> None:
+def _rebuild_during_copies(monkeypatch, day: dt.date, times: int) -> list[str]:
+    """Replace the date's fact_orders file (as a rebuild's promote does) after each of the first
+    `times` COPYs; return the versions each COPY read."""
     from pipeline import publish_facts
 
-    write_day(D1, 30, 90, users=10, products=5, known_products=5)
-    copy = publish_facts.pg_copy.copy_batches
+    copy, read = publish_facts.pg_copy.copy_batches, []
 
     def copy_then_rebuild(*args, **kwargs):
+        path = lake.partition_file("warehouse", "fact_orders", day)
+        read.append(lake.file_version(path))
         rows = copy(*args, **kwargs)
-        path = lake.partition_file("warehouse", "fact_orders", D1)
-        os.replace(path, path + ".moved")  # what a rebuild's promote does: a new file under the name
-        os.replace(path + ".moved", path)
-        os.utime(path, ns=(1, 1))
+        if len(read) <= times:
+            os.replace(path, path + ".moved")  # a new file under the name, with the same rows
+            os.replace(path + ".moved", path)
+            os.utime(path, ns=(len(read), len(read)))
         return rows
 
     monkeypatch.setattr(publish_facts.pg_copy, "copy_batches", copy_then_rebuild)
-    with pytest.raises(publish.LakePartitionMissing, match="rebuilt or removed while it was preloaded"):
+    return read
+
+
+def test_a_preload_reads_again_when_its_partition_is_rebuilt_meanwhile(pg_target, serving_lake, monkeypatch) -> None:
+    write_day(D1, 30, 90, users=10, products=5, known_products=5)
+    read = _rebuild_during_copies(monkeypatch, D1, times=1)
+    assert publish.preload("fact_orders", D1)["rows"] == 30
+    path = lake.partition_file("warehouse", "fact_orders", D1)
+    assert len(read) == 2 and read[1] == lake.file_version(path) != read[0], "the second copy read the new file"
+    assert publish.is_preloaded("fact_orders", D1), "registered with the version it was read from"
+    with pg_target.connect() as conn:
+        assert preloads(conn) == [("fact_orders_all", D1)], "the first copy was rolled back"
+    assert publish.publish(D1)["fact_orders_preloaded"]
+
+
+def test_a_preload_gives_up_when_its_partition_keeps_being_rebuilt(pg_target, serving_lake, monkeypatch) -> None:
+    write_day(D1, 30, 90, users=10, products=5, known_products=5)
+    read = _rebuild_during_copies(monkeypatch, D1, times=99)
+    with pytest.raises(publish.LakePartitionMissing, match="rebuilt or removed while it was preloaded, 3 times"):
         publish.preload("fact_orders", D1)
+    assert len(read) == 3
     with pg_target.connect() as conn:
         assert preloads(conn) == []
+
+
+def test_the_task_counts_a_stale_preload_the_publish_does_not(pg_target, serving_lake) -> None:
+    """A concurrent run rebuilding the partition after this run's preload must not make the
+    Preload task incomplete again (its Publish would fail its dependency check); the publish then
+    copies inline."""
+    write_day(D1, 30, 90, users=10, products=5, known_products=5)
+    publish.preload("fact_orders", D1)
+    path = lake.partition_file("warehouse", "fact_orders", D1)
+    os.replace(path, path + ".moved")
+    os.replace(path + ".moved", path)
+    os.utime(path, ns=(1, 1))
+    assert publish.is_preloaded("fact_orders", D1, current=False)
+    assert not publish.is_preloaded("fact_orders", D1)
+    assert tasks.PreloadFactOrders(date=D1).complete()
+    result = publish.publish(D1)
+    assert not result["fact_orders_preloaded"] and result["fact_orders_rows"] == 30
 
 
 def test_only_facts_can_be_preloaded(serving_lake) -> None:
