@@ -200,7 +200,7 @@ def partition_files(table: str, load_date: dt.date) -> list[str]:
         candidates = [lake.partition_file(layer, table, load_date, source_table=s) for s in RECONCILED_SOURCES]
     else:
         candidates = [lake.partition_file(layer, table, load_date)]
-    return [path for path in candidates if os.path.exists(path)]
+    return [path for path in candidates if lake.exists(path)]
 
 
 def _missing_partition(table: str, load_date: dt.date) -> CheckResult:
@@ -299,7 +299,7 @@ def load_results(load_date: dt.date | str) -> GateResult | None:
     """The gate results recorded for a date (None if the gate has not run for it)."""
     day = lake.parse_date(load_date)
     path = lake.partition_file("audit", "dq_results", day)
-    if not os.path.exists(path):
+    if not lake.exists(path):
         return None
     with sqlrun.connect() as con:
         rows = con.execute(

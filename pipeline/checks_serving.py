@@ -57,7 +57,7 @@ def compute_lake_figures(load_date: dt.date | str) -> dict[str, Any]:
     day = lake.parse_date(load_date)
     paths = {t: lake.partition_file("warehouse", t, day) for t in ("fact_orders", "fact_events")}
     for table, path in paths.items():
-        if not os.path.exists(path):
+        if not lake.exists(path):
             raise ServingCheckError(f"no lake partition {path} for {table} {day}; build the date before reconciling")
     with sqlrun.connect() as con:
         orders, revenue = con.execute(

@@ -154,12 +154,9 @@ def _tags(path: str | os.PathLike[str] | None, tag: str | None) -> set[str]:
     if path is not None:
         from pipeline import config
 
-        full = Path(path)
-        tags.add(full.name.split(".tmp-")[0])
-        try:
-            parts = full.relative_to(config.lake_dir()).parts
-        except ValueError:
-            parts = ()
+        full, root = os.fspath(path), config.lake_dir()
+        tags.add(full.rsplit("/", 1)[-1].split(".tmp-")[0])
+        parts = full[len(root):].strip("/").split("/") if full.startswith(root + "/") else []
         if len(parts) >= 2:
             tags.add(f"{parts[0]}/{parts[1]}")
     return tags

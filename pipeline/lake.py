@@ -7,6 +7,11 @@ Layout (hive style, readable by DuckDB, Spark, Trino and pandas alike):
 A partition is one file, `data.parquet`, written under a temporary name beside it and moved into
 place with an atomic rename: readers see the old file or the new one, never half a file. Temporary
 names end in `.tmp-<pid>` so that no `*.parquet` glob ever matches them.
+
+The root is a local folder or an object store URI (`s3://bucket/prefix`, see `pipeline.lake_store`):
+every file operation on the lake (exists, list, version, move into place, read and write a small
+file, and DuckDB's own reads and writes) goes through the functions here, so switching the root
+is a configuration change.
 """
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ import os
 import re
 from pathlib import Path
 
-from pipeline import config, faults
+from pipeline import config, faults, lake_store
 
 logger = logging.getLogger(__name__)
 
@@ -74,16 +79,68 @@ def table_glob(layer: str, table: str) -> str:
 
 def table_files(layer: str, table: str) -> list[str]:
     """Every partition file of a table that exists now, sorted by path (so by load_date)."""
-    return sorted(glob.glob(table_glob(layer, table), recursive=True))
+    return files_matching(table_glob(layer, table))
+
+
+def files_matching(pattern: str) -> list[str]:
+    """The lake files matching a glob (`*` within a name, `**` any folders), sorted."""
+    if lake_store.is_remote(pattern):
+        return lake_store.glob(pattern)
+    return sorted(glob.glob(pattern, recursive=True))
+
+
+def exists(path: str) -> bool:
+    """Whether a lake file exists."""
+    if lake_store.is_remote(path):
+        return lake_store.exists(path)
+    return os.path.exists(path)
+
+
+def remove(path: str) -> None:
+    """Delete a lake file if it exists."""
+    if lake_store.is_remote(path):
+        lake_store.remove(path)
+        return
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+
+
+def open_input(path: str):
+    """A lake file opened for reading bytes (FileNotFoundError if it does not exist)."""
+    if lake_store.is_remote(path):
+        return lake_store.open_input(path)
+    return open(path, "rb")
+
+
+def arrow_location(path: str) -> tuple[object | None, str]:
+    """(filesystem, path) for pyarrow's readers and writers (filesystem None = local)."""
+    if lake_store.is_remote(path):
+        return lake_store.arrow_location(path)
+    return None, path
+
+
+def write_atomic(final_path: str, data: bytes) -> None:
+    """Write a small lake file (a manifest) whole or not at all."""
+    tmp = temp_path(final_path)
+    if lake_store.is_remote(final_path):
+        lake_store.write(tmp, data)
+    else:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+    promote(tmp, final_path)
 
 
 def file_version(path: str) -> str | None:
     """An id of the file's current version, or None if it does not exist.
 
     Partition files are never modified in place (`promote` replaces them with a new file), so the
-    inode, size and modification time change whenever a partition is rebuilt. (On object storage
-    this would be the object's ETag.)
+    inode, size and modification time change whenever a partition is rebuilt. On object storage:
+    the object's size and modification time.
     """
+    if lake_store.is_remote(path):
+        return lake_store.version(path)
     try:
         stat = os.stat(path)
     except FileNotFoundError:
@@ -93,13 +150,18 @@ def file_version(path: str) -> str | None:
 
 def temp_path(final_path: str) -> str:
     """A temporary path beside `final_path` that no reader's glob matches."""
-    Path(final_path).parent.mkdir(parents=True, exist_ok=True)
+    if not lake_store.is_remote(final_path):  # object stores have no folders to make
+        Path(final_path).parent.mkdir(parents=True, exist_ok=True)
     return f"{final_path}.tmp-{os.getpid()}"
 
 
 def promote(tmp_path: str, final_path: str) -> None:
     """Move a fully written temporary file into place atomically."""
     faults.point("lake.promote", final_path)
+    if lake_store.is_remote(final_path):  # a server-side copy: the object appears whole
+        lake_store.move(tmp_path, final_path)
+        logger.info("wrote %s", final_path)
+        return
     with open(tmp_path, "rb") as handle:  # the bytes reach the disk before the name does
         os.fsync(handle.fileno())
     os.replace(tmp_path, final_path)
@@ -129,7 +191,11 @@ def clean_temp_files(folder: str) -> None:
 
     The file of a writer that still runs is left alone: two processes may build the same partition
     at once (two runs of one date), and each must be able to finish its own file and rename it.
+    On object storage the writer may run on another host, so only old temporary objects go.
     """
+    if lake_store.is_remote(folder):
+        lake_store.remove_stale_temps(folder)
+        return
     for leftover in glob.glob(os.path.join(folder, "*.tmp-*")):
         if _writer_alive(leftover):
             continue

@@ -110,8 +110,8 @@ def manifest_path(table: str, load_date: dt.date) -> str:
 def read_manifest(table: str, load_date: dt.date) -> dict[str, Any] | None:
     """The manifest of a landed partition, or None."""
     try:
-        with open(manifest_path(table, load_date), encoding="utf-8") as handle:
-            return json.load(handle)
+        with lake.open_input(manifest_path(table, load_date)) as handle:
+            return json.loads(handle.read())
     except FileNotFoundError:
         return None
 
@@ -130,11 +130,7 @@ def source_unchanged(manifest: dict[str, Any]) -> bool:
 
 
 def _write_manifest(table: str, load_date: dt.date, manifest: dict[str, Any]) -> None:
-    final = manifest_path(table, load_date)
-    tmp = lake.temp_path(final)
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(manifest, handle, indent=2, sort_keys=True)
-    lake.promote(tmp, final)
+    lake.write_atomic(manifest_path(table, load_date), json.dumps(manifest, indent=2, sort_keys=True).encode())
 
 
 def _refuse_changed(table: str, load_date: dt.date, source: str) -> None:

@@ -28,7 +28,6 @@ import contextlib
 import dataclasses
 import datetime as dt
 import logging
-import os
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -184,7 +183,7 @@ def _batches(duck: duckdb.DuckDBPyConnection, select: str, params: dict[str, Any
 
 def _fact_path(table: str, day: dt.date) -> str:
     path = lake.partition_file("warehouse", table, day)
-    if not os.path.exists(path):
+    if not lake.exists(path):
         raise LakePartitionMissing(f"warehouse/{table} for {day} is not built ({path}); run the pipeline for {day} first")
     return path
 
@@ -237,7 +236,7 @@ def _feed(conn: psycopg.Connection, duck: duckdb.DuckDBPyConnection, feed: Feed,
     keys = feed.sources or (None,)
     paths = [(k, lake.partition_file(feed.layer, feed.lake_table, day, **({"source_table": k} if k else {})))
              for k in keys]
-    paths = [(k, p) for k, p in paths if os.path.exists(p)]
+    paths = [(k, p) for k, p in paths if lake.exists(p)]
     if not paths and not feed.sources:
         logger.warning("no lake %s/%s partition for %s: %s left as it is", feed.layer, feed.lake_table, day, feed.table)
         return None

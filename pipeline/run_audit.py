@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import glob
 import logging
 import os
 import re
@@ -114,15 +113,17 @@ def twin_path(day: dt.date, run: str, task_id: str) -> str:
 
 
 def _read(path: str) -> list[dict[str, Any]]:
+    filesystem, where = lake.arrow_location(path)
     try:
-        return pq.read_table(path, schema=SCHEMA).to_pylist()
+        return pq.read_table(where, schema=SCHEMA, filesystem=filesystem).to_pylist()
     except FileNotFoundError:
         return []
 
 
 def _write(path: str, rows: list[dict[str, Any]]) -> None:
     tmp = lake.temp_path(path)
-    pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), tmp)
+    filesystem, where = lake.arrow_location(tmp)
+    pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), where, filesystem=filesystem)
     lake.promote(tmp, path)
 
 
@@ -130,7 +131,7 @@ def executions(day: dt.date | str) -> list[dict[str, Any]]:
     """Every recorded task execution of a date (all runs), oldest first."""
     day = lake.parse_date(day)
     pattern = os.path.join(lake.partition_dir("audit", TABLE, day), "run_id=*", "task_id=*", lake.DATA_FILE)
-    rows = [row for path in glob.glob(pattern) for row in _read(path)]
+    rows = [row for path in lake.files_matching(pattern) for row in _read(path)]
     return sorted(rows, key=lambda r: (r["started_at"] or dt.datetime.min, r["task_id"], r["attempt"]))
 
 
@@ -197,7 +198,7 @@ def sync_to_postgres(day: dt.date | str) -> int:
     """
     day = lake.parse_date(day)
     pattern = os.path.join(lake.partition_dir("audit", TABLE, day), "run_id=*", "task_id=*", lake.DATA_FILE)
-    files = {path: _read(path) for path in glob.glob(pattern)}
+    files = {path: _read(path) for path in lake.files_matching(pattern)}
     for path, rows in files.items():
         lost = [row for row in rows if _lost(row)]  # its whole luigi process was killed: nobody will end it
         for row in lost:

@@ -14,7 +14,7 @@ from typing import Any
 
 import duckdb
 
-from pipeline import config, faults, lake
+from pipeline import config, faults, lake, lake_store
 
 logger = logging.getLogger(__name__)
 
@@ -35,9 +35,11 @@ def sql_text(layer: str, table: str) -> str:
 
 
 def connect(database: str = ":memory:", read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with the memory limit and threads from [duckdb]."""
+    """A DuckDB connection with the memory limit and threads from [duckdb], able to reach the lake."""
     settings = config.duckdb()
     con = duckdb.connect(database, read_only=read_only)
+    if lake_store.is_remote(config.lake_dir()):
+        lake_store.register_duckdb(con)
     con.execute("set memory_limit = $m", {"m": settings.memory_limit})
     con.execute("set threads = $t", {"t": settings.threads})
     con.execute("set TimeZone = 'UTC'")
@@ -84,10 +86,9 @@ def copy_to_partition(
             raise EmptyResult(f"no rows for {final_path}")
         lake.promote(tmp, final_path)
     except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        lake.remove(tmp)
         try:
-            os.rmdir(os.path.dirname(final_path))  # leave no empty partition folder behind
+            os.rmdir(os.path.dirname(final_path))  # leave no empty partition folder behind (local)
         except OSError:
             pass
         raise

@@ -54,7 +54,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 from typing import Any
 
 import duckdb
@@ -208,7 +207,7 @@ def stage(source: str, load_date: dt.date) -> dict[str, Any] | None:
     table = staging_table(source)
     load_date = lake.parse_date(load_date)
     raw_file = lake.partition_file("raw", source, load_date)
-    if not os.path.exists(raw_file):
+    if not lake.exists(raw_file):
         if source in CATALOGS:
             logger.info("no raw %s snapshot for %s: nothing to stage", source, load_date)
             return None

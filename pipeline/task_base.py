@@ -60,6 +60,16 @@ def postgres_unreachable(err: psycopg.OperationalError) -> bool:
     return "FATAL:" not in text or any(reason in text for reason in _TRANSIENT_FATAL)
 
 
+class LakeTarget(luigi.Target):
+    """A lake file as a task's output: local or on object storage alike (see `pipeline.lake`)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def exists(self) -> bool:
+        return lake.exists(self.path)
+
+
 class DateParameter(luigi.DateParameter):
     """A date parameter that rejects anything but YYYY-MM-DD before it reaches a path or SQL."""
 
@@ -132,8 +142,8 @@ class LandTask(PipelineTask):
     retry_count = 1
     timeout_kind = "land"
 
-    def output(self) -> luigi.LocalTarget:
-        return luigi.LocalTarget(landing.manifest_path(self.source, self.date))
+    def output(self) -> LakeTarget:
+        return LakeTarget(landing.manifest_path(self.source, self.date))
 
     def complete(self) -> bool:
         manifest = read_manifest(self.source, self.date)
@@ -213,7 +223,7 @@ def catalog_snapshot_dates(kind: str, day: dt.date) -> list[dt.date]:
 
 def partition_exists(layer: str, table: str, date: dt.date, **keys: str) -> bool:
     """Whether a partition file is in place (partitions appear whole or not at all)."""
-    return os.path.exists(lake.partition_file(layer, table, date, **keys))
+    return lake.exists(lake.partition_file(layer, table, date, **keys))
 
 
 class StageTask(PipelineTask):
@@ -226,8 +236,8 @@ class StageTask(PipelineTask):
     retry_count = 1
     timeout_kind = "stage"
 
-    def output(self) -> luigi.LocalTarget:
-        return luigi.LocalTarget(lake.partition_file("staging", f"stg_{self.source}", self.date))
+    def output(self) -> LakeTarget:
+        return LakeTarget(lake.partition_file("staging", f"stg_{self.source}", self.date))
 
     def run(self) -> None:
         from pipeline import staging
@@ -268,8 +278,8 @@ class ModelTask(PipelineTask):
     retry_count = 1
     timeout_kind = "model"
 
-    def output(self) -> luigi.LocalTarget:
-        return luigi.LocalTarget(lake.partition_file("warehouse", self.table, self.date))
+    def output(self) -> LakeTarget:
+        return LakeTarget(lake.partition_file("warehouse", self.table, self.date))
 
     def run(self) -> None:
         from pipeline import warehouse

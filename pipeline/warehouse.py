@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import re
 from typing import Any, Callable
 
@@ -66,7 +65,7 @@ def partition_dates(layer: str, table: str) -> dict[dt.date, str]:
     found: dict[dt.date, str] = {}
     root = lake.table_dir(layer, table)
     for path in lake.table_files(layer, table):
-        match = re.fullmatch(r"load_date=(\d{4}-\d{2}-\d{2})", os.path.relpath(path, root).split(os.sep)[0])
+        match = re.fullmatch(r"load_date=(\d{4}-\d{2}-\d{2})", path[len(root):].lstrip("/").split("/")[0])
         if match:
             found[dt.date.fromisoformat(match.group(1))] = path
     return found
@@ -74,7 +73,7 @@ def partition_dates(layer: str, table: str) -> dict[dt.date, str]:
 
 def _required(layer: str, table: str, load_date: dt.date, **keys: str) -> list[str]:
     path = lake.partition_file(layer, table, load_date, **keys)
-    if not os.path.exists(path):
+    if not lake.exists(path):
         raise InputPartitionMissing(
             f"{layer}/{table} for {load_date} is missing ({path}); run that step for {load_date} first"
         )

@@ -1,0 +1,145 @@
+"""The lake on S3-compatible object storage: what `pipeline.lake` does for an `s3://` root.
+
+Set the lake root to `s3://bucket/prefix` (`ECOMM_LAKE_DIR` or `[paths] lake_dir`); the client is
+pyarrow's built-in S3 filesystem, configured the standard AWS way from the environment:
+`AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` (or any credential the AWS SDK finds), `AWS_REGION`
+and, for MinIO, Ceph, R2 or any other S3-compatible server, `AWS_ENDPOINT_URL`. The bucket must
+exist. DuckDB reads and writes the same objects through that client (`register_duckdb`: DuckDB's
+httpfs extension would be a download at run time, which this project never does).
+
+Semantics on object storage: a PUT is atomic, so a partition is written under its temporary name
+and copied into place server-side (`move`): readers see the old object or the new one. A file's
+version is its size and modification time. Temporary objects of killed writers cannot be told
+apart from a live writer's on another host, so only those older than `STALE_TEMP_SECONDS` go.
+"""
+from __future__ import annotations
+
+import fnmatch
+import functools
+import os
+import re
+import time
+from typing import Any
+
+import pyarrow.fs as pafs
+
+STALE_TEMP_SECONDS = 6 * 3600  # longer than any task may run (luigi.cfg [task_timeouts])
+_SCHEMES = ("s3://",)
+
+
+def is_remote(path: str) -> bool:
+    """Whether a lake path is on object storage."""
+    return path.startswith(_SCHEMES)
+
+
+def _split(path: str) -> tuple[pafs.FileSystem, str]:
+    if not is_remote(path):
+        raise ValueError(f"not an object store path: {path!r}")
+    scheme, rest = path.split("://", 1)
+    return _filesystem(scheme), rest
+
+
+def _filesystem(scheme: str) -> pafs.FileSystem:
+    return _client(scheme, os.getpid())
+
+
+@functools.cache
+def _client(scheme: str, pid: int) -> pafs.FileSystem:
+    """One client per process: Luigi forks a process per task, and the AWS SDK's connections are
+    not documented as safe to share across a fork, so a child never reuses its parent's."""
+    filesystem, _ = pafs.FileSystem.from_uri(f"{scheme}://")  # credentials and endpoint: environment
+    return filesystem
+
+
+def arrow_location(path: str) -> tuple[pafs.FileSystem, str]:
+    """(filesystem, path within it) for pyarrow."""
+    return _split(path)
+
+
+def _info(path: str) -> pafs.FileInfo:
+    filesystem, key = _split(path)
+    return filesystem.get_file_info(key)
+
+
+def exists(path: str) -> bool:
+    return _info(path).type == pafs.FileType.File
+
+
+def version(path: str) -> str | None:
+    info = _info(path)
+    if info.type != pafs.FileType.File:
+        return None
+    return f"{info.size}:{info.mtime_ns}"
+
+
+def remove(path: str) -> None:
+    filesystem, key = _split(path)
+    try:
+        filesystem.delete_file(key)
+    except FileNotFoundError:
+        pass
+
+
+def open_input(path: str) -> Any:
+    filesystem, key = _split(path)
+    return filesystem.open_input_file(key)
+
+
+def write(path: str, data: bytes) -> None:
+    filesystem, key = _split(path)
+    with filesystem.open_output_stream(key) as stream:
+        stream.write(data)
+
+
+def move(source: str, target: str) -> None:
+    filesystem, key = _split(source)
+    filesystem.move(key, _split(target)[1])
+
+
+def _listing(prefix: str) -> list[pafs.FileInfo]:
+    filesystem, key = _split(prefix)
+    selector = pafs.FileSelector(key.rstrip("/"), allow_not_found=True, recursive=True)
+    return [info for info in filesystem.get_file_info(selector) if info.type == pafs.FileType.File]
+
+
+def _pattern(glob_pattern: str) -> re.Pattern[str]:
+    """A glob as a regex over keys: `**/` any folders (or none), `*` and `?` within one name."""
+    out, i = [], 0
+    while i < len(glob_pattern):
+        if glob_pattern.startswith("**/", i):
+            out.append("(?:[^/]+/)*")
+            i += 3
+        elif glob_pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif glob_pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        else:
+            out.append(re.escape(glob_pattern[i]))
+            i += 1
+    return re.compile("".join(out) + r"\Z")
+
+
+def glob(pattern: str) -> list[str]:
+    """Objects matching a glob (`**`: any folders), as full URIs, sorted."""
+    scheme, rest = pattern.split("://", 1)
+    fixed = re.split(r"[*?\[]", rest, maxsplit=1)[0].rsplit("/", 1)[0]
+    wanted = _pattern(rest)
+    return sorted(f"{scheme}://{info.path}" for info in _listing(f"{scheme}://{fixed}") if wanted.match(info.path))
+
+
+def remove_stale_temps(folder: str) -> None:
+    """Delete the folder's temporary objects older than STALE_TEMP_SECONDS."""
+    scheme = folder.split("://", 1)[0]
+    oldest = time.time_ns() - STALE_TEMP_SECONDS * 1_000_000_000
+    for info in _listing(folder):
+        if fnmatch.fnmatch(info.base_name, "*.tmp-*") and info.mtime_ns is not None and info.mtime_ns < oldest:
+            remove(f"{scheme}://{info.path}")
+
+
+def register_duckdb(con: Any) -> None:
+    """Let a DuckDB connection read and write `s3://` paths through pyarrow's client (via fsspec)."""
+    from fsspec.implementations.arrow import ArrowFSWrapper
+
+    con.register_filesystem(ArrowFSWrapper(_filesystem("s3")))

@@ -1,0 +1,73 @@
+"""A real S3-compatible server on 127.0.0.1 for the object-storage lake tests (moto's standalone
+server, in its own process: real HTTP, real S3 requests, nothing mocked inside the pipeline).
+
+Standalone: `uv run python -m tests.s3_server` prints the `export` lines for a shell."""
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+
+import pyarrow.fs as pafs
+
+BUCKET = "ecomm-lake"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def s3_server() -> Iterator[dict[str, str]]:
+    """Start the server, create BUCKET; yield the AWS environment a client needs to reach it."""
+    port = _free_port()
+    log = tempfile.TemporaryFile(mode="w+")  # not a pipe: nobody reads it, and a full pipe blocks the server
+    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                               stdout=log, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    raise RuntimeError(f"the S3 server did not start: {log.read()[-2000:]}") from None
+                time.sleep(0.1)
+        env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "test",
+               "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1",
+               "AWS_EC2_METADATA_DISABLED": "true"}
+        filesystem = pafs.S3FileSystem(endpoint_override=env["AWS_ENDPOINT_URL"], access_key="test",
+                                       secret_key="test", region="us-east-1", allow_bucket_creation=True)
+        filesystem.create_dir(BUCKET)
+        yield env
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+def main() -> None:
+    """Run the server until interrupted, printing the environment a pipeline run needs to use it."""
+    with s3_server() as env:
+        print("\n".join(f"export {name}={value}" for name, value in env.items()), flush=True)
+        print(f"# bucket {BUCKET} exists; e.g. export ECOMM_LAKE_DIR=s3://{BUCKET}/lake  (Ctrl-C stops)", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()

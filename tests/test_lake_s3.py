@@ -1,0 +1,122 @@
+"""The lake on S3-compatible object storage: an `s3://` root is a configuration change.
+
+A real S3 server runs on 127.0.0.1 (tests/s3_server.py); the pipeline reaches it with the standard
+AWS environment variables only. The end-to-end test runs the same `luigi` command once with a local
+lake and once with `ECOMM_LAKE_DIR=s3://...`, and compares what each published.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline import lake, lake_store, sqlrun
+from tests.s3_server import BUCKET, s3_server
+from tests.test_ops_support import SEED_DAY, Ops, ops  # noqa: F401 - ops is a fixture
+from tests.test_publish import dump
+
+D = dt.date(2025, 12, 8)
+
+
+@pytest.fixture(scope="module")
+def s3_env() -> Iterator[dict[str, str]]:
+    with s3_server() as env:
+        yield env
+
+
+@pytest.fixture
+def s3_lake(s3_env, monkeypatch) -> Iterator[str]:
+    """This process's lake root set to a fresh prefix in the bucket (by environment only)."""
+    root = f"s3://{BUCKET}/t-{uuid.uuid4().hex[:8]}"
+    for name, value in s3_env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("ECOMM_LAKE_DIR", root)
+    lake_store._client.cache_clear()  # built from the environment on first use
+    yield root
+    lake_store._client.cache_clear()
+
+
+def keys(env: dict[str, str], prefix: str) -> list[str]:
+    """Every object under an s3:// prefix, relative to it."""
+    filesystem = pafs.S3FileSystem(endpoint_override=env["AWS_ENDPOINT_URL"], access_key="test", secret_key="test",
+                                   region="us-east-1")
+    base = prefix.removeprefix("s3://")
+    found = filesystem.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
+    return sorted(info.path[len(base) + 1:] for info in found if info.type == pafs.FileType.File)
+
+
+def test_the_lake_primitives_work_on_object_storage(s3_lake, s3_env) -> None:
+    path = lake.partition_file("raw", "orders", D)
+    assert path == f"{s3_lake}/raw/orders/load_date={D}/data.parquet"
+    assert not lake.exists(path) and lake.file_version(path) is None
+    with sqlrun.connect() as con:  # DuckDB writes and reads the objects itself
+        rows = sqlrun.copy_to_partition(con, "select range as id from range(5)", {}, path)
+        assert rows == 5
+        assert con.execute("select sum(id) from read_parquet($p)", {"p": lake.table_glob("raw", "orders")}).fetchone() == (10,)
+    assert lake.exists(path) and lake.file_version(path)
+    assert keys(s3_env, s3_lake) == [f"raw/orders/load_date={D}/data.parquet"], "the temporary object is gone"
+    first = lake.file_version(path)
+    with sqlrun.connect() as con:
+        sqlrun.copy_to_partition(con, "select range as id from range(7)", {}, path)
+    assert lake.file_version(path) != first, "a rebuild is a new version"
+
+    manifest = f"{lake.partition_dir('raw', 'orders', D)}/_manifest.json"
+    lake.write_atomic(manifest, json.dumps({"rows": 7}).encode())
+    with lake.open_input(manifest) as handle:
+        assert json.loads(handle.read()) == {"rows": 7}
+    assert lake.table_files("raw", "orders") == [path], "`**` matches partition files only"
+    filesystem, where = lake.arrow_location(path)
+    assert pq.read_table(where, filesystem=filesystem).num_rows == 7
+
+    fresh = lake.temp_path(path)  # a live writer's temporary object (maybe on another host) stays
+    lake_store.write(fresh, b"partial")
+    lake.clean_temp_files(lake.partition_dir("raw", "orders", D))
+    assert lake.exists(fresh)
+    lake.remove(fresh)
+    lake.remove(fresh)  # removing what is gone is fine
+    assert not lake.exists(fresh)
+
+
+@pytest.mark.slow
+def test_a_day_runs_on_object_storage_and_publishes_what_a_local_lake_does(ops: Ops, s3_env) -> None:  # noqa: F811
+    local = ops.luigi("DailyPipeline", "--date", str(SEED_DAY), "--local-scheduler")
+    assert local.returncode == 0, local.stderr[-3000:]
+    with psycopg.connect(ops.dsn) as conn:
+        expected = dump(conn)
+
+    root = f"s3://{BUCKET}/e2e-{uuid.uuid4().hex[:8]}"
+    remote = Ops(incoming=ops.incoming, lake=ops.lake.parent / "unused-lake", server=ops.server,
+                 database=f"{ops.database}_s3", extra_env={**s3_env, "ECOMM_LAKE_DIR": root})
+    with psycopg.connect(ops.server.dsn("postgres"), autocommit=True) as conn:
+        conn.execute(f'create database "{remote.database}"')
+    run = remote.luigi("DailyPipeline", "--date", str(SEED_DAY), "--local-scheduler")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert not remote.lake.exists(), "nothing was written to a local lake"
+
+    objects = keys(s3_env, root)
+    for layer_table in ("raw/orders", "raw/events", "staging/stg_orders", "warehouse/fact_orders",
+                        "warehouse/fact_events", "audit/dq_results", "audit/pipeline_runs"):
+        assert any(k.startswith(f"{layer_table}/load_date={SEED_DAY}/") and k.endswith("data.parquet")
+                   for k in objects), f"{layer_table} was not written to the bucket"
+    assert f"raw/orders/load_date={SEED_DAY}/_manifest.json" in objects
+    assert not [k for k in objects if ".tmp-" in k], "no temporary object left behind"
+    with psycopg.connect(remote.dsn) as conn:
+        published = dump(conn)
+    differing = sorted(t for t in expected if published.get(t) != expected[t] and t != "audit.pipeline_runs")
+    assert differing in ([], ["warehouse.daily_metrics"]), differing  # daily_metrics: checked below
+    for database in (ops, remote):
+        metrics = database.query("select raw_orders_count, fact_orders_count, fact_events_count, gross_revenue"
+                                 " from warehouse.daily_metrics where run_date = %s", [SEED_DAY])
+        assert metrics == ops.query("select raw_orders_count, fact_orders_count, fact_events_count, gross_revenue"
+                                    " from warehouse.daily_metrics where run_date = %s", [SEED_DAY])
+
+    again = remote.luigi("DailyPipeline", "--date", str(SEED_DAY), "--local-scheduler")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "Did not run any tasks" in again.stderr, again.stderr[-3000:]
+    assert keys(s3_env, root) == objects, "a rerun of a complete date writes nothing"
