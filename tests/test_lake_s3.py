@@ -17,7 +17,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import lake, lake_store, sqlrun
+from pipeline import lake, lake_store, lakeview, sqlrun
 from tests.s3_server import BUCKET, s3_server
 from tests.test_ops_support import SEED_DAY, Ops, ops  # noqa: F401 - ops is a fixture
 from tests.test_publish import dump
@@ -74,6 +74,9 @@ def test_the_lake_primitives_work_on_object_storage(s3_lake, s3_env) -> None:
     assert lake.table_files("raw", "orders") == [path], "`**` matches partition files only"
     filesystem, where = lake.arrow_location(path)
     assert pq.read_table(where, filesystem=filesystem).num_rows == 7
+
+    with lakeview.open_lake() as con:  # the notebook/CLI view of the lake: DuckDB globs the bucket itself
+        assert con.execute("select count(*) from raw.orders").fetchone() == (7,)
 
     fresh = lake.temp_path(path)  # a live writer's temporary object (maybe on another host) stays
     lake_store.write(fresh, b"partial")
