@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipeline import config, lake
+from pipeline import config, lake, lake_store
 
 QUERIES_DIR = config.REPO_ROOT / "queries"
 # Two of the seed system's sample queries (queries/README.md); they run unchanged on Postgres.
@@ -131,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
           f" rows ({time.monotonic() - t0:.1f}s)")
 
     command = backfill_command(args.start, stop, args.workers)
-    log_path = Path(config.lake_dir()) / "_logs" / "demo-luigi.log"
+    logs = config.REPO_ROOT / "lake" if lake_store.is_remote(config.lake_dir()) else Path(config.lake_dir())
+    log_path = logs / "_logs" / "demo-luigi.log"  # a local file, also when the lake is in a bucket
     log_path.parent.mkdir(parents=True, exist_ok=True)
     _step("2/3 backfilling with Luigi (local scheduler)")
     print("  " + " ".join(["luigi", *command[3:]]))
