@@ -149,9 +149,14 @@ def file_version(path: str) -> str | None:
 
 
 def temp_path(final_path: str) -> str:
-    """A temporary path beside `final_path` that no reader's glob matches."""
-    if not lake_store.is_remote(final_path):  # object stores have no folders to make
-        Path(final_path).parent.mkdir(parents=True, exist_ok=True)
+    """A temporary path beside `final_path` that no reader's glob matches.
+
+    Locally `.tmp-<pid>` (`clean_temp_files` checks whether that writer still runs); on object
+    storage, writers on other hosts may share a pid, so the name is unique per write.
+    """
+    if lake_store.is_remote(final_path):  # object stores have no folders to make
+        return f"{final_path}.tmp-{lake_store.writer_token()}"
+    Path(final_path).parent.mkdir(parents=True, exist_ok=True)
     return f"{final_path}.tmp-{os.getpid()}"
 
 

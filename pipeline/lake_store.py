@@ -8,8 +8,10 @@ exist. DuckDB reads and writes the same objects through that client (`register_d
 httpfs extension would be a download at run time, which this project never does).
 
 Semantics on object storage: a PUT is atomic, so a partition is written under its temporary name
-and copied into place server-side (`move`): readers see the old object or the new one. A file's
-version is its size and modification time. Temporary objects of killed writers cannot be told
+(unique per write: host, pid, random) and copied into place server-side (`move`): readers see the
+old object or the new one. A file's version is its size and modification time (S3 keeps the
+latter to the second: two rebuilds of one partition within a second, of the same size, share a
+version). Temporary objects of killed writers cannot be told
 apart from a live writer's on another host, so only those older than `STALE_TEMP_SECONDS` go.
 """
 from __future__ import annotations
@@ -18,8 +20,10 @@ import fnmatch
 import functools
 import os
 import re
+import socket
 import threading
 import time
+import uuid
 from typing import Any
 
 import pyarrow.fs as pafs
@@ -128,6 +132,11 @@ def glob(pattern: str) -> list[str]:
     fixed = re.split(r"[*?\[]", rest, maxsplit=1)[0].rsplit("/", 1)[0]
     wanted = _pattern(rest)
     return sorted(f"{scheme}://{info.path}" for info in _listing(f"{scheme}://{fixed}") if wanted.match(info.path))
+
+
+def writer_token() -> str:
+    """A temporary object's suffix: host, pid and a random part (no two writers share one)."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
 def remove_stale_temps(folder: str) -> None:

@@ -78,6 +78,7 @@ def test_the_lake_primitives_work_on_object_storage(s3_lake, s3_env) -> None:
     with lakeview.open_lake() as con:  # the notebook/CLI view of the lake: DuckDB globs the bucket itself
         assert con.execute("select count(*) from raw.orders").fetchone() == (7,)
 
+    assert lake.temp_path(path) != lake.temp_path(path), "writers on other hosts may share a pid"
     fresh = lake.temp_path(path)  # a live writer's temporary object (maybe on another host) stays
     lake_store.write(fresh, b"partial")
     lake.clean_temp_files(lake.partition_dir("raw", "orders", D))
