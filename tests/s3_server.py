@@ -5,6 +5,7 @@ Standalone: `uv run python -m tests.s3_server` prints the `export` lines for a s
 from __future__ import annotations
 
 import contextlib
+import signal
 import socket
 import subprocess
 import sys
@@ -59,6 +60,7 @@ def s3_server() -> Iterator[dict[str, str]]:
 
 def main() -> None:
     """Run the server until interrupted, printing the environment a pipeline run needs to use it."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops the moto child too
     with s3_server() as env:
         print("\n".join(f"export {name}={value}" for name, value in env.items()), flush=True)
         print(f"# bucket {BUCKET} exists; e.g. export ECOMM_LAKE_DIR=s3://{BUCKET}/lake  (Ctrl-C stops)", flush=True)
