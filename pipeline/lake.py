@@ -22,6 +22,9 @@ import os
 import re
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from pipeline import config, faults, lake_store
 
 logger = logging.getLogger(__name__)
@@ -119,6 +122,20 @@ def arrow_location(path: str) -> tuple[object | None, str]:
     if lake_store.is_remote(path):
         return lake_store.arrow_location(path)
     return None, path
+
+
+def read_rows(path: str, **options: object) -> list[dict]:
+    """A small lake Parquet file's rows as dicts (options go to pyarrow.parquet.read_table)."""
+    filesystem, where = arrow_location(path)
+    return pq.read_table(where, filesystem=filesystem, **options).to_pylist()
+
+
+def write_table(final_path: str, table: pa.Table) -> None:
+    """Write a small Arrow table as a lake Parquet file, whole or not at all."""
+    tmp = temp_path(final_path)
+    filesystem, where = arrow_location(tmp)
+    pq.write_table(table, where, filesystem=filesystem)
+    promote(tmp, final_path)
 
 
 def write_atomic(final_path: str, data: bytes) -> None:

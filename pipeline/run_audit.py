@@ -46,7 +46,6 @@ from typing import Any
 
 import luigi
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from pipeline import lake
 
@@ -113,18 +112,14 @@ def twin_path(day: dt.date, run: str, task_id: str) -> str:
 
 
 def _read(path: str) -> list[dict[str, Any]]:
-    filesystem, where = lake.arrow_location(path)
     try:
-        return pq.read_table(where, schema=SCHEMA, filesystem=filesystem).to_pylist()
+        return lake.read_rows(path, schema=SCHEMA)
     except FileNotFoundError:
         return []
 
 
 def _write(path: str, rows: list[dict[str, Any]]) -> None:
-    tmp = lake.temp_path(path)
-    filesystem, where = lake.arrow_location(tmp)
-    pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), where, filesystem=filesystem)
-    lake.promote(tmp, path)
+    lake.write_table(path, pa.Table.from_pylist(rows, schema=SCHEMA))
 
 
 def executions(day: dt.date | str) -> list[dict[str, Any]]:

@@ -64,15 +64,10 @@ def _manifest_rows(source: str, day: dt.date) -> int | None:
     return manifest["rows"] if manifest else None
 
 
-def _read_table(path: str, **options: Any) -> list[dict[str, Any]]:
-    filesystem, where = lake.arrow_location(path)
-    return pq.read_table(where, filesystem=filesystem, **options).to_pylist()
-
-
 def _reconciliation(source: str, day: dt.date) -> dict[str, Any]:
     path = lake.partition_file("audit", "reconciliation", day, source_table=f"stg_{source}")
     try:
-        rows = _read_table(path)
+        rows = lake.read_rows(path)
     except (OSError, ValueError):
         return {}
     return rows[0] if rows else {}
@@ -89,7 +84,7 @@ def _parquet_rows(layer: str, table: str, day: dt.date) -> int | None:
 def _check_results(day: dt.date) -> list[dict[str, Any]] | None:
     path = lake.partition_file("audit", "dq_results", day)
     try:
-        return _read_table(path, columns=["outcome", "table_name", "check_name", "value"])
+        return lake.read_rows(path, columns=["outcome", "table_name", "check_name", "value"])
     except (OSError, ValueError):
         return None
 
