@@ -28,7 +28,23 @@ class postgres(luigi.Config):  # noqa: N801 - luigi maps the class name to the [
 
 
 class publish(luigi.Config):  # noqa: N801 - [publish]
-    """[publish]: how the lake's partitions are streamed into Postgres."""
+    """[publish]: how the lake's partitions are streamed into Postgres, and how long publish waits.
+
+    Lock waits (see `pipeline.pg_locks`): a lock on a relation BI can read is waited for at most
+    `lock_timeout` at a time, then let go (so BI queries queued behind the request go on) and asked
+    for again after a backoff, `lock_attempts` times in all. A lock only pipeline processes take
+    (the date's, the global bookkeeping one, the migrations') is waited for up to
+    `pipeline_lock_timeout`. Transient failures (see `pipeline.pg_retry`) of a publish or preload
+    are retried inside the task, `attempts` times in all, with a doubling backoff.
+    """
 
     copy_batch_rows = luigi.IntParameter(default=65_536)  # rows per Arrow batch encoded for COPY
     maintenance_work_mem = luigi.Parameter(default="256MB")  # for the per-date index builds
+    lock_timeout = luigi.Parameter(default="2s")  # Postgres interval text: one wait for a BI-readable relation
+    lock_attempts = luigi.IntParameter(default=15)
+    lock_backoff_seconds = luigi.FloatParameter(default=1.0)  # before the 2nd attempt; doubles each time
+    lock_backoff_max_seconds = luigi.FloatParameter(default=30.0)
+    pipeline_lock_timeout = luigi.Parameter(default="30min")  # waiting for another pipeline process
+    attempts = luigi.IntParameter(default=4)  # of a publish or preload that failed transiently
+    retry_backoff_seconds = luigi.FloatParameter(default=30.0)  # before the 2nd attempt; doubles each time
+    retry_backoff_max_seconds = luigi.FloatParameter(default=300.0)

@@ -3,7 +3,9 @@
 `publish(D)` reads the date's lake partitions (paths from `pipeline.lake` only) with DuckDB and,
 in ONE transaction, so that a BI reader sees the date's old state or its new one, never a mix:
 
-1. `pg_advisory_xact_lock` on the date: two publishes of one date run one after the other;
+1. the date's pipeline lock (`pipeline.pg_locks`, a row lock a BI login cannot take): two
+   publishes of one date run one after the other, and one told to (`unless_published`) finds the
+   date published by the other and does nothing;
 2. each fact partition is streamed (binary COPY, no per-row statements) into a new table and
    indexed there (see `pipeline.publish_facts`), unless `preload(fact, D)` already did that, in
    its own transaction, while the date's quality gate ran: a preload read from the lake file's
@@ -15,7 +17,12 @@ in ONE transaction, so that a BI reader sees the date's old state or its new one
    quality gate's dq_failures) replaced;
 5. the current-version bookkeeping is updated and the completion marker `audit.publish_log` written;
 6. the fact tables are locked (ACCESS EXCLUSIVE, for the last milliseconds only), the new
-   partitions swapped in, and the transaction commits.
+   partitions swapped in, and the transaction commits. This is the one lock a BI session can
+   hold up (any SELECT conflicts with it): each wait is bounded by [publish] lock_timeout and
+   retried from a savepoint (`pg_locks.retrying`), so BI queries never queue behind it for longer.
+
+Every error names the table, the column and the record, mapped back to the lake row
+(`pipeline.publish_errors`), and says that the date was rolled back.
 
 Replacing a published non-empty date with an empty one is refused (EmptyPublishRefused) unless
 force=True. The serving schema is brought up to date once per process before the first publish.
@@ -37,7 +44,8 @@ import duckdb
 import psycopg
 from psycopg import sql
 
-from pipeline import faults, lake, pg, pg_copy, serving, sqlrun
+from pipeline import faults, lake, pg, pg_copy, pg_locks, serving, sqlrun
+from pipeline.publish_errors import Progress, describe
 from pipeline.pg_config import publish as publish_settings
 from pipeline.publish_facts import FACTS, PRELOAD_SCHEMA, DuplicateFactKey, FactSpec, LakePartitionInvalid, PublishError
 from pipeline.publish_facts import (
@@ -52,7 +60,6 @@ __all__ = [
     "PublishError", "EmptyPublishRefused", "LakePartitionMissing", "LakePartitionInvalid", "DuplicateFactKey",
 ]
 
-LOCK_CLASS = 0x7075626C  # "publ": advisory locks (LOCK_CLASS, date ordinal) and (LOCK_CLASS, 0) = global
 STAGING_SOURCES = ("stg_orders", "stg_events", "stg_products", "stg_users")
 RAW_SOURCES = ("orders", "events", "products", "users")
 DQ_OUTCOMES = ("warn", "fail", "error")
@@ -79,6 +86,7 @@ class Feed:
     sources: tuple[str, ...] = ()  # partition keys source_table=<each>; empty = unkeyed
     lenient: bool = False  # a column the lake lacks becomes NULL (with a warning) instead of an error
     key: tuple[str, ...] = ()  # must be unique in the date's rows
+    names: tuple[str, ...] = ()  # columns that name a row in error messages (default: key)
 
 
 def _upsert(table: str, columns: str, key: str, updates: str, where: str = "") -> tuple[str, ...]:
@@ -137,26 +145,31 @@ FEEDS = (
         "warehouse.daily_metrics", _METRIC_COLS, "run_date",
         ", ".join(f"{c} = excluded.{c}" for c in _METRIC_COLS.split(", ")[1:]) + ", published_at = now()"),
         derived={"run_date": _LOAD_DATE}, defaults=("published_at",), lenient=True, key=("run_date",)),
-    Feed("audit.bad_records", "audit", "bad_records", _replace(
-        "audit.bad_records", "load_date, source_table, record_id, reason_code, message, failing_value, raw_record,"
+    # raw payloads of rejected data: operators only (schema quarantine; BI reads audit.* views of them)
+    Feed("quarantine.bad_records", "audit", "bad_records", _replace(
+        "quarantine.bad_records", "load_date, source_table, record_id, reason_code, message, failing_value, raw_record,"
         " source_file, row_number"), derived={"load_date": _LOAD_DATE, "source_table": "$source_table"},
-        sources=STAGING_SOURCES),
-    Feed("audit.rejected_lines", "audit", "rejected_lines", _replace(
-        "audit.rejected_lines", "load_date, source_table, source_file, line_number, raw_text, error"),
-        derived={"load_date": _LOAD_DATE, "source_table": "$source_table"}, sources=RAW_SOURCES),
+        sources=STAGING_SOURCES, names=("source_table", "row_number")),
+    Feed("quarantine.rejected_lines", "audit", "rejected_lines", _replace(
+        "quarantine.rejected_lines", "load_date, source_table, source_file, line_number, raw_text, error"),
+        derived={"load_date": _LOAD_DATE, "source_table": "$source_table"}, sources=RAW_SOURCES,
+        names=("source_table", "line_number")),
     Feed("audit.reconciliation", "audit", "reconciliation", _replace(
         "audit.reconciliation", "load_date, source_table, raw_count, staged_count, quarantined_count,"
         " duplicate_count, is_balanced"), derived={"load_date": _LOAD_DATE, "source_table": "$source_table"},
-        sources=STAGING_SOURCES),
+        sources=STAGING_SOURCES, names=("source_table",)),
 )
 
 
 # ------------------------------------------------------------------------------------ lake side
 def _lake_select(
     duck: duckdb.DuckDBPyConnection, path: str, columns: Sequence[pg_copy.PgColumn], derived: Mapping[str, str],
-    lenient: bool, what: str,
+    lenient: bool, what: str, row_numbers: bool = False,
 ) -> str:
-    """A DuckDB SELECT giving `columns` (cast to their Postgres types) from one partition file."""
+    """A DuckDB SELECT giving `columns` (cast to their Postgres types) from one partition file.
+
+    row_numbers=True adds `_lake_row`, the row's 1-based position in the file (= its COPY line).
+    """
     present = set(duck.sql("select * from read_parquet($path, hive_partitioning = false)", params={"path": path}).columns)
     parts, missing = [], []
     for col in columns:
@@ -172,9 +185,12 @@ def _lake_select(
         raise LakePartitionInvalid(
             f"{what} ({path}) lacks column(s) {', '.join(missing)} that Postgres needs; it has {', '.join(sorted(present))}"
         )
-    if missing:
+    if missing and not row_numbers:
         logger.warning("%s lacks %s: published as NULL", what, ", ".join(missing))
-    return f"select {', '.join(parts)} from read_parquet($path, hive_partitioning = false)"
+    if row_numbers:
+        parts.append("file_row_number + 1 as _lake_row")
+    options = ", file_row_number = true" if row_numbers else ""
+    return f"select {', '.join(parts)} from read_parquet($path, hive_partitioning = false{options})"
 
 
 def _batches(duck: duckdb.DuckDBPyConnection, select: str, params: dict[str, Any]):
@@ -215,15 +231,38 @@ def _act_as_writer(conn: psycopg.Connection) -> None:
 def _settings(conn: psycopg.Connection) -> None:
     """Per-transaction settings of a publish or preload (first in the transaction)."""
     _act_as_writer(conn)
-    conn.execute(sql.SQL("set local maintenance_work_mem = {}").format(
-        sql.Literal(publish_settings().maintenance_work_mem)))
+    settings = publish_settings()
+    conn.execute(sql.SQL("set local maintenance_work_mem = {}").format(sql.Literal(settings.maintenance_work_mem)))
+    # every lock wait is bounded; the ones BI can hold up are retried (pg_locks.retrying)
+    conn.execute("select set_config('lock_timeout', %s, true)", [settings.lock_timeout])
+
+
+@contextlib.contextmanager
+def _date_transaction(conn: psycopg.Connection, day: dt.date) -> Iterator[None]:
+    """A transaction on `conn` (as ecomm_writer when allowed) holding the date's pipeline lock.
+
+    The one date lock: publish, publish_audit_only, discard_preloads and the Publish task all take it.
+    """
+    with conn.transaction():
+        _settings(conn)
+        pg_locks.hold(conn, pg_locks.date_key(day))
+        yield
+
+
+def _text_columns(columns: Sequence[pg_copy.PgColumn]) -> list[str]:
+    return [c.name for c in columns if c.fixed_width is None]
 
 
 def _load_fact(conn: psycopg.Connection, duck: duckdb.DuckDBPyConnection, spec: FactSpec, day: dt.date,
-               path: str, **where: str) -> dict[str, Any]:
+               path: str, progress: Progress | None = None, **where: str) -> dict[str, Any]:
     """COPY one fact's lake partition into a new, indexed stage table (`load_stage`; `where`: its name)."""
     columns = pg_copy.copy_order(pg_copy.table_columns(conn, f"warehouse.{spec.parent}"))
-    select = _lake_select(duck, path, columns, {}, False, f"lake warehouse/{spec.lake_table}")
+    what = f"lake warehouse/{spec.lake_table}"
+    select = _lake_select(duck, path, columns, {}, False, what)
+    if progress is not None:
+        progress.at(f"warehouse.{spec.parent}", path=path, params={"path": path}, keys=(spec.key,),
+                    select=lambda: _lake_select(duck, path, columns, {}, False, what, row_numbers=True),
+                    text_columns=_text_columns(columns))
     t0 = time.monotonic()
     loaded = load_stage(conn, spec, day, columns, _batches(duck, select, {"path": path}), **where)
     logger.info("%s %s: %s rows copied and indexed in %.1fs", spec.parent, day, loaded["rows"], time.monotonic() - t0)
@@ -231,12 +270,13 @@ def _load_fact(conn: psycopg.Connection, duck: duckdb.DuckDBPyConnection, spec: 
 
 
 def _feed(conn: psycopg.Connection, duck: duckdb.DuckDBPyConnection, feed: Feed, day: dt.date,
-          overrides: Mapping[str, Any]) -> int | None:
+          overrides: Mapping[str, Any], progress: Progress) -> int | None:
     """Load the feed's partitions of the date into _in and merge; None when the lake has none."""
     keys = feed.sources or (None,)
     paths = [(k, lake.partition_file(feed.layer, feed.lake_table, day, **({"source_table": k} if k else {})))
              for k in keys]
     paths = [(k, p) for k, p in paths if lake.exists(p)]
+    progress.at(feed.table)
     if not paths and not feed.sources:
         logger.warning("no lake %s/%s partition for %s: %s left as it is", feed.layer, feed.lake_table, day, feed.table)
         return None
@@ -246,8 +286,13 @@ def _feed(conn: psycopg.Connection, duck: duckdb.DuckDBPyConnection, feed: Feed,
     columns = [c for c in pg_copy.table_columns(conn, feed.table) if c.name not in feed.defaults]
     rows = 0
     for source, path in paths:
-        select = _lake_select(duck, path, columns, feed.derived, feed.lenient, f"lake {feed.layer}/{feed.lake_table}")
+        what = f"lake {feed.layer}/{feed.lake_table}"
+        select = _lake_select(duck, path, columns, feed.derived, feed.lenient, what)
         params = {"path": path, "load_date": day, "source_table": source}
+        progress.at(feed.table, path=path, params=params, keys=feed.names or feed.key,
+                    select=lambda path=path: _lake_select(duck, path, columns, feed.derived, feed.lenient, what,
+                                                          row_numbers=True),
+                    text_columns=_text_columns(columns))
         rows += pg_copy.copy_batches(conn, sql.Identifier("_in"), columns, _batches(duck, select, params))
     for column, value in overrides.items():
         conn.execute(sql.SQL("update _in set {} = %s").format(sql.Identifier(column)), [value])
@@ -279,26 +324,37 @@ def _failed_checks(rows: Sequence[Mapping[str, Any]]) -> int:
     return sum(1 for row in rows if row.get("outcome") in ("fail", "error"))
 
 
+def _failure(doing: str, err: BaseException, progress: Progress, duck: duckdb.DuckDBPyConnection | None) -> str:
+    """'<doing> failed: <table.column, record>: <reason>; ... rolled back' (see publish_errors)."""
+    what = describe(err, progress.target, duck) if isinstance(err, psycopg.Error) else str(err)
+    return f"{doing} failed: {what}; it was rolled back, Postgres is unchanged"
+
+
 # ------------------------------------------------------------------------------------- public API
 def publish(load_date: dt.date | str, *, force: bool = False,
             audit_rows: Sequence[Mapping[str, Any]] | None = None, run_id: str | None = None,
-            runtime: Callable[[], float | None] | None = None) -> dict[str, Any]:
+            runtime: Callable[[], float | None] | None = None, unless_published: bool = False) -> dict[str, Any]:
     """Publish one load date from the lake to Postgres atomically; return what was written.
 
     `runtime`, if given, is called just before the commit; its seconds become the date's
     daily_metrics.runtime_seconds in the same transaction (see `run_audit.date_runtime`).
+    `unless_published`: if the date is published when its lock is granted (another run published it
+    meanwhile), drop its leftover preloads and return {"skipped": True, ...} without writing.
     """
     day = lake.parse_date(load_date)
     run_id = run_id or uuid.uuid4().hex
     started = time.monotonic()
     fact_paths = {spec: _fact_path(spec.lake_table, day) for spec in FACTS}
-    summary: dict[str, Any] = {"load_date": day, "run_id": run_id}
+    summary: dict[str, Any] = {"load_date": day, "run_id": run_id, "skipped": False}
+    progress = Progress()
     with sqlrun.connect() as duck, pg.connect() as conn:
         serving.ensure_schema(conn)
         try:
-            with conn.transaction():
-                _settings(conn)
-                conn.execute("select pg_advisory_xact_lock(%s, %s)", [LOCK_CLASS, day.toordinal()])
+            with _date_transaction(conn, day):
+                if unless_published and _published(conn, day):
+                    summary.update(skipped=True, preloads_dropped=len(drop_preloads(conn, day)))
+                    logger.info("%s was published meanwhile by another run: nothing to do", day)
+                    return summary
                 counts = {spec: _row_count(duck, path) for spec, path in fact_paths.items()}
                 for spec in FACTS:
                     before = published_rows(conn, spec, day)
@@ -312,19 +368,22 @@ def publish(load_date: dt.date | str, *, force: bool = False,
                     loaded[spec] = take_preload(conn, spec, day, path, lake.file_version(path))
                     summary[f"{spec.lake_table}_preloaded"] = loaded[spec] is not None
                     if loaded[spec] is None:
-                        loaded[spec] = _load_fact(conn, duck, spec, day, path)
+                        loaded[spec] = _load_fact(conn, duck, spec, day, path, progress)
                     summary[f"{spec.lake_table}_rows"] = loaded[spec]["rows"]
                 summary["preloads_dropped"] = len(drop_preloads(conn, day))
                 faults.point("publish.merge")
-                conn.execute("select pg_advisory_xact_lock(%s, 0)", [LOCK_CLASS])
+                pg_locks.hold(conn, pg_locks.PUBLISH_KEY)
                 for feed in FEEDS:
                     overrides = ({"dq_failed_count": _failed_checks(audit_rows)}
                                  if feed.lake_table == "daily_metrics" and audit_rows is not None else {})
-                    summary[f"{feed.lake_table}_rows"] = _feed(conn, duck, feed, day, overrides)
+                    summary[f"{feed.lake_table}_rows"] = _feed(conn, duck, feed, day, overrides, progress)
                 if audit_rows is not None:
+                    progress.at("audit.dq_failures")
                     summary["dq_failures_rows"] = _write_dq(conn, day, audit_rows)
                 for spec in FACTS:
+                    progress.at(f"warehouse.{spec.superseded}")
                     summary[f"{spec.lake_table}_ids_rechecked"] = supersede(conn, spec, day, loaded[spec])
+                progress.at("audit.publish_log")
                 conn.execute(
                     """insert into audit.publish_log (load_date, published_at, fact_orders_rows, fact_events_rows, run_id)
                        values (%s, now(), %s, %s, %s)
@@ -333,34 +392,42 @@ def publish(load_date: dt.date | str, *, force: bool = False,
                            run_id = excluded.run_id""",
                     [day, summary["fact_orders_rows"], summary["fact_events_rows"], run_id],
                 )
-                # Last, and only for the final catalog changes: a reader that planned its query before
-                # the commit must not run it on a snapshot taken after (it would miss the new partition
-                # while seeing publish_log, dimensions ... of the new state). Readers wait here for
-                # the swap and the commit, then plan again.
-                conn.execute(sql.SQL("lock table {} in access exclusive mode").format(
-                    sql.SQL(", ").join(sql.Identifier("warehouse", spec.parent) for spec in FACTS)))
-                summary["replaced"] = any([swap(conn, spec, day, loaded[spec]) for spec in FACTS])
-                if runtime is not None:
-                    summary["runtime_seconds"] = runtime()
-                    conn.execute("update warehouse.daily_metrics set runtime_seconds = %s where run_date = %s",
-                                 [summary["runtime_seconds"], day])
+                parents = [f"warehouse.{spec.parent}" for spec in FACTS]
+                progress.at(", ".join(parents))
+
+                def swap_in() -> None:
+                    # Last, and only for the final catalog changes: a reader that planned its query before
+                    # the commit must not run it on a snapshot taken after (it would miss the new partition
+                    # while seeing publish_log, dimensions ... of the new state). Readers wait here for
+                    # the swap and the commit, then plan again.
+                    conn.execute(sql.SQL("lock table {} in access exclusive mode").format(
+                        sql.SQL(", ").join(sql.Identifier("warehouse", spec.parent) for spec in FACTS)))
+                    summary["replaced"] = any([swap(conn, spec, day, loaded[spec]) for spec in FACTS])
+                    if runtime is not None:
+                        summary["runtime_seconds"] = runtime()
+                        conn.execute("update warehouse.daily_metrics set runtime_seconds = %s where run_date = %s",
+                                     [summary["runtime_seconds"], day])
+
+                pg_locks.retrying(conn, f"publishing {day}", swap_in, parents)
                 faults.point("publish.commit")
-        except psycopg.Error as err:
-            raise PublishError(f"publishing {day} failed and was rolled back: {err}".strip()) from err
+        except (psycopg.Error, pg_locks.PipelineLockBusy, pg_locks.LockWaitTimeout) as err:
+            raise PublishError(_failure(f"publishing {day}", err, progress, duck)) from err
     summary["seconds"] = round(time.monotonic() - started, 3)
     logger.info("published %s: %s order rows, %s event rows in %.1fs (run %s)", day, summary["fact_orders_rows"],
                 summary["fact_events_rows"], summary["seconds"], run_id)
     return summary
 
 
+def _published(conn: psycopg.Connection, day: dt.date) -> bool:
+    return conn.execute("select exists (select 1 from audit.publish_log where load_date = %s)", [day]).fetchone()[0]
+
+
 @contextlib.contextmanager
 def _date_locked(day: dt.date) -> Iterator[psycopg.Connection]:
-    """A transaction as ecomm_writer (when allowed) holding the date's publish lock."""
+    """A connection in a transaction holding the date's lock (see `_date_transaction`)."""
     with pg.connect() as conn:
         serving.ensure_schema(conn)
-        with conn.transaction():
-            _act_as_writer(conn)
-            conn.execute("select pg_advisory_xact_lock(%s, %s)", [LOCK_CLASS, day.toordinal()])
+        with _date_transaction(conn, day):
             yield conn
 
 
@@ -401,19 +468,20 @@ def _preload_once(spec: FactSpec, day: dt.date, path: str) -> dict[str, Any] | N
     version = lake.file_version(path)  # before reading: a rebuild from here on makes this copy unusable
     if version is None:
         raise LakePartitionMissing(f"warehouse/{spec.lake_table} for {day} is gone ({path}); run the pipeline for {day}")
+    progress = Progress()
     with sqlrun.connect() as duck, pg.connect() as conn:
         serving.ensure_schema(conn)
         try:
             with conn.transaction() as tx:
                 _settings(conn)
-                loaded = _load_fact(conn, duck, spec, day, path, schema=PRELOAD_SCHEMA,
+                loaded = _load_fact(conn, duck, spec, day, path, progress, schema=PRELOAD_SCHEMA,
                                     table=preload_name(spec, day, uuid.uuid4().hex[:8]))
                 if lake.file_version(path) != version:
                     raise psycopg.Rollback(tx)
                 register_preload(conn, spec, day, loaded, path, version)
                 return loaded
         except psycopg.Error as err:
-            raise PublishError(f"preloading {spec.lake_table} of {day} failed and was rolled back: {err}".strip()) from err
+            raise PublishError(_failure(f"preloading {spec.lake_table} of {day}", err, progress, duck)) from err
     return None
 
 

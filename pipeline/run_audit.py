@@ -41,7 +41,6 @@ import re
 import socket
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import luigi
@@ -53,7 +52,6 @@ logger = logging.getLogger(__name__)
 
 TABLE = "pipeline_runs"
 ENV_RUN_ID = "ECOMM_RUN_ID"
-LOCK_CLASS = 0x7461736B  # "task": (LOCK_CLASS, date ordinal) serialises Publish tasks of one date
 ERROR_CHARS = 4000
 
 SCHEMA = pa.schema([
@@ -302,7 +300,7 @@ def install(task_class: type[luigi.Task]) -> None:
     task_class.event_handler(luigi.Event.PROCESS_FAILURE)(on_lost)
 
 
-# ---------------------------------------------------------------------------- runtime and lock
+# ------------------------------------------------------------------------------------- runtime
 def date_runtime(day: dt.date | str, current: luigi.Task | None = None) -> float | None:
     """The date's runtime in seconds (see module doc); `current` is the running publish task."""
     latest: dict[str, dict[str, Any]] = {}
@@ -315,20 +313,3 @@ def date_runtime(day: dt.date | str, current: luigi.Task | None = None) -> float
     if current is not None and getattr(current, "_audit_clock", None) is not None:
         seconds[current.task_id] = time.monotonic() - current._audit_clock
     return round(sum(seconds.values()), 3) if seconds else None
-
-
-@contextlib.contextmanager
-def date_lock(day: dt.date | str) -> Iterator[None]:
-    """Hold a session advisory lock on the date: Publish tasks of one date run one after the other."""
-    from pipeline import pg
-
-    day = lake.parse_date(day)
-    with pg.connect(autocommit=True) as conn:
-        waited = time.monotonic()
-        conn.execute("select pg_advisory_lock(%s, %s)", [LOCK_CLASS, day.toordinal()])
-        if time.monotonic() - waited > 1:
-            logger.info("waited %.1fs for another run publishing %s", time.monotonic() - waited, day)
-        try:
-            yield
-        finally:
-            conn.execute("select pg_advisory_unlock(%s, %s)", [LOCK_CLASS, day.toordinal()])

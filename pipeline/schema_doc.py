@@ -5,8 +5,9 @@
     uv run python -m pipeline schema-doc --write README.md  # replace README's copy
 
 One source of truth: the comments in `sql/serving/*.sql`, as Postgres stores them (pg_description).
-The reference covers the schemas `warehouse` and `audit` (every table and view, not the daily
-partitions publish attaches to the facts) and the roles that may use them. In README.md it sits
+The reference covers the schemas `warehouse`, `audit` and `quarantine` (the last for operators
+only: the raw payloads of rejected data), every table and view in them (not the daily partitions
+publish attaches to the facts), and the roles that may use them. In README.md it sits
 between `<!-- schema-doc:start -->` and `<!-- schema-doc:end -->`. The database must have every
 migration of `sql/serving/` applied (the pipeline does it on its first publish; `--apply` does it
 here), so that the reference describes this repository's schema, not an older one.
@@ -25,7 +26,7 @@ from pipeline import pg, serving
 
 logger = logging.getLogger(__name__)
 
-SCHEMAS = ("warehouse", "audit")
+SCHEMAS = ("warehouse", "audit", "quarantine")
 START = "<!-- schema-doc:start -->"
 END = "<!-- schema-doc:end -->"
 MISSING = "**(no comment)**"

@@ -1,8 +1,11 @@
 """The Postgres serving schema: versioned migrations from `sql/serving/NNN_name.sql`, and roles.
 
 `apply_schema(conn)` applies, in file order, every migration not yet recorded in
-`audit.schema_migrations`, each in its own transaction together with its record. A session-level
-advisory lock serialises concurrent appliers (two pipeline workers starting at once). A recorded
+`audit.schema_migrations`, each together with its record (a savepoint of one transaction, which
+commits the migrations that succeeded). The pipeline lock `schema` (`pipeline.pg_locks`, a row
+lock a BI login cannot take) serialises concurrent appliers (two pipeline workers starting at
+once); a migration's own lock waits are bounded and retried (`pg_locks.retrying`), so a BI session
+idle in a transaction neither stalls it nor makes BI queries queue behind it for long. A recorded
 migration whose file has since changed is refused: migrations are append-only, so add a new file
 (e.g. `006_add_column.sql` with `alter table ... add column if not exists`) instead of editing one.
 Roles (ecomm_reader, ecomm_writer, bi_reader) are created by their own migration.
@@ -12,22 +15,21 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import random
 import re
+import time
 from pathlib import Path
 
 import psycopg
 from psycopg import pq
 
-from pipeline import config
+from pipeline import config, pg_locks
 
 logger = logging.getLogger(__name__)
 
 SERVING_SQL_DIR = config.REPO_ROOT / "sql" / "serving"
 MIGRATION_FILE = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
-# pg_advisory_lock key: any constant unique to this purpose ("ecomm schema" as two int4s)
-LOCK_KEY = (0x65636F6D, 0x73636865)
-
-BOOTSTRAP = """
+BOOTSTRAP = pg_locks.BOOTSTRAP + """
 create schema if not exists audit;
 create table if not exists audit.schema_migrations (
     version integer primary key,
@@ -104,18 +106,45 @@ def apply_schema(conn: psycopg.Connection, sql_dir: Path | str = SERVING_SQL_DIR
     was_autocommit = conn.autocommit
     conn.autocommit = True
     try:
-        conn.execute("select pg_advisory_lock(%s, %s)", LOCK_KEY)
-        try:
-            return _apply_locked(conn, files)
-        finally:
-            conn.execute("select pg_advisory_unlock(%s, %s)", LOCK_KEY)
+        _bootstrap(conn)
+        failure: MigrationError | None = None
+        with conn.transaction():
+            pg_locks.hold(conn, pg_locks.SCHEMA_KEY)
+            applied_now, failure = _apply_locked(conn, files)
+        if failure is not None:
+            raise failure
+        if applied_now:
+            logger.info("serving schema now at %03d (%d migration(s) applied)", files[-1].version, len(applied_now))
+        return applied_now
     finally:
         conn.autocommit = was_autocommit
 
 
-def _apply_locked(conn: psycopg.Connection, files: list[Migration]) -> list[str]:
-    with conn.transaction():
-        conn.execute(BOOTSTRAP)
+def _bootstrap(conn: psycopg.Connection, attempts: int = 10) -> None:
+    """Create the migrations record and the lock table if missing (before any lock can be taken).
+
+    Appliers creating them at once collide on Postgres's catalogs (a unique violation, "already
+    exists", "tuple concurrently updated"): the loser rolls back, waits a moment and looks again.
+    """
+    for attempt in range(1, attempts + 1):
+        if conn.execute("select to_regclass('audit.schema_migrations') is not null"
+                        " and to_regclass('pipeline_lock.locks') is not null").fetchone()[0]:
+            return
+        try:
+            with conn.transaction():
+                conn.execute(BOOTSTRAP)
+            return
+        except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateObject, psycopg.errors.DuplicateTable,
+                psycopg.errors.DuplicateSchema, psycopg.errors.InternalError) as err:
+            if attempt == attempts or (isinstance(err, psycopg.errors.InternalError)
+                                       and "concurrently" not in str(err)):
+                raise
+            logger.debug("serving bootstrap collided with a concurrent applier (%s); looking again", err)
+            time.sleep(random.uniform(0.05, 0.2))
+
+
+def _apply_locked(conn: psycopg.Connection, files: list[Migration]) -> tuple[list[str], MigrationError | None]:
+    """Apply the pending files (the caller holds the schema lock); stop at the first that fails."""
     done = applied(conn)
     for migration in files:
         recorded = done.get(migration.version)
@@ -138,19 +167,33 @@ def _apply_locked(conn: psycopg.Connection, files: list[Migration]) -> list[str]
         if migration.version in done:
             continue
         logger.info("applying serving migration %s", migration.path.name)
+
+        def run(migration: Migration = migration) -> None:
+            conn.execute(migration.text())
+            conn.execute(
+                "insert into audit.schema_migrations (version, name, checksum) values (%s, %s, %s)",
+                [migration.version, migration.name, migration.checksum],
+            )
+
         try:
-            with conn.transaction():
-                conn.execute(migration.text())
-                conn.execute(
-                    "insert into audit.schema_migrations (version, name, checksum) values (%s, %s, %s)",
-                    [migration.version, migration.name, migration.checksum],
-                )
-        except psycopg.Error as err:
-            raise MigrationError(f"{migration.path}: {err}".strip()) from err
+            # the tables a migration alters are read by BI: bounded lock waits, retried
+            pg_locks.retrying(conn, f"migration {migration.path.name}", run, _relations(conn, migration.text()))
+        except (psycopg.Error, pg_locks.LockWaitTimeout) as err:
+            return applied_now, MigrationError(f"{migration.path}: {err}".strip())
         applied_now.append(migration.path.name)
-    if applied_now:
-        logger.info("serving schema now at %03d (%d migration(s) applied)", files[-1].version, len(applied_now))
-    return applied_now
+    return applied_now, None
+
+
+_QUALIFIED = re.compile(r"\b((?:warehouse|audit|preload|quarantine|pipeline_lock)\.[a-z_][a-z0-9_]*)\b")
+
+
+def _relations(conn: psycopg.Connection, text: str) -> list[str]:
+    """The existing relations a migration's text names (schema.name), for lock messages."""
+    names = sorted(set(_QUALIFIED.findall(text.lower())))
+    if not names:
+        return []
+    found = conn.execute("select n from unnest(%s::text[]) as n where to_regclass(n) is not null", [names]).fetchall()
+    return [n for (n,) in found]
 
 
 _ensured: set[str] = set()

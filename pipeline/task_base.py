@@ -8,8 +8,11 @@ Failure policy per kind (Luigi retries a failed task `retry_count - 1` times, `[
 retry_delay` seconds apart, while the worker stays alive):
 - land files, stage, model, check: `retry_count = 1`: a missing or bad file, a broken rule or a
   blocked quality gate fails the same way every time, so it is not retried;
-- catalog API landing and publish: the `[scheduler]` default (3 attempts, 5 minutes apart): an API
-  5xx or a Postgres that refuses connections are transient.
+- catalog API landing: the `[scheduler]` default (3 attempts, 5 minutes apart): an API 5xx is transient;
+- publish and the fact preloads: `retry_count = 1`, because Luigi cannot tell a Postgres that is
+  restarting from a value Postgres cannot store. They retry inside the task only what can heal
+  (`pipeline.pg_retry`: unreachable or starting server, lock timeout, serialization failure,
+  deadlock; [publish] attempts and backoff) and fail at once, with the reason, on anything else.
 Each kind is killed after its `[task_timeouts]` seconds (`worker_timeout`).
 
 Every execution of a task is recorded by the run audit (`pipeline.run_audit`), from Luigi's event
@@ -25,7 +28,7 @@ from typing import Any
 import luigi
 import psycopg
 
-from pipeline import lake, landing, run_audit
+from pipeline import lake, landing, pg_retry, run_audit
 
 logger = logging.getLogger(__name__)
 
@@ -45,19 +48,7 @@ class ManifestUnreadable(Exception):
     """A raw partition's _manifest.json (its completion marker) cannot be read."""
 
 
-# What a server says when it is there but cannot take a connection now (worth a retry)
-_TRANSIENT_FATAL = ("the database system is starting up", "the database system is shutting down",
-                    "the database system is in recovery mode", "too many clients", "remaining connection slots")
-
-
-def postgres_unreachable(err: psycopg.OperationalError) -> bool:
-    """Whether a connection error is transient (no answer, refused, starting up), not a wrong setting.
-
-    A server that answers with FATAL (unknown database or role, wrong password) is misconfigured:
-    retrying will not help. libpq gives no SQLSTATE for connection errors, hence the text.
-    """
-    text = str(err)
-    return "FATAL:" not in text or any(reason in text for reason in _TRANSIENT_FATAL)
+postgres_unreachable = pg_retry.postgres_unreachable  # connection error that can heal (see pg_retry)
 
 
 class LakeTarget(luigi.Target):
@@ -123,6 +114,10 @@ class PipelineTask(luigi.Task):
     def report(self, message: str, percent: int | None = None) -> None:
         """Show a status line (and progress) in the scheduler UI and the log."""
         logger.info("%s: %s", self.task_id, message)
+        self.status(message, percent)
+
+    def status(self, message: str, percent: int | None = None) -> None:
+        """Show a status line (and progress) in the scheduler UI only (the caller logged it)."""
         try:
             self.set_status_message(message)
             if percent is not None:
@@ -331,11 +326,12 @@ class PreloadTask(PipelineTask):
     a concurrent run of the date may rebuild the partition (same rows, a new file) between this
     task and the Publish task's check, which must not then fail. Publish takes a preload only if it
     was read from the current file (see `publish.publish`) and otherwise copies inline and drops
-    it, so a stale preload costs time, never correctness. Retried like publish (Postgres errors
-    are transient).
+    it, so a stale preload costs time, never correctness. Retried like publish: inside the task,
+    transient Postgres errors only (see the module doc).
     """
 
     table: str = ""
+    retry_count = 1
     timeout_kind = "publish"
 
     def complete(self) -> bool:
@@ -354,7 +350,9 @@ class PreloadTask(PipelineTask):
         from pipeline import publish
 
         self.report(f"copying {self.table} into Postgres (not visible until published)", 0)
-        self.rows_out = publish.preload(self.table, self.date)["rows"]
+        loaded = pg_retry.call(lambda: publish.preload(self.table, self.date),
+                               f"preloading {self.table} of {self.date}", notify=self.status)
+        self.rows_out = loaded["rows"]
         self.report(f"preloaded {self.rows_out} {self.table} rows", 100)
 
 
@@ -362,15 +360,17 @@ class PublishTask(PipelineTask):
     """Publishes the date to the serving Postgres in one transaction, then reconciles it.
 
     Complete when audit.publish_log has the date (written in the same transaction as the data).
-    Connection failures are transient and retried per luigi.cfg. Two processes publishing the same
-    date (two local schedulers, or a backfill overlapping a single-date run) serialise on a
-    per-date lock; the second finds the date published and does nothing. The date's
+    Transient Postgres failures are retried inside the task (see the module doc); anything else
+    fails at once. Two processes publishing the same date (two local schedulers, or a backfill
+    overlapping a single-date run) serialise on the date's pipeline lock; the second finds the date
+    published and does nothing. The date's
     daily_metrics.runtime_seconds is set from the run audit in the publish transaction (see
     `run_audit.date_runtime`).
     """
 
     force = luigi.BoolParameter(default=False, significant=False,
                                 description="replace a published non-empty date even with an empty one")
+    retry_count = 1
     timeout_kind = "publish"
     audit_sync_on_success = True  # the date's run audit goes to Postgres in one batch when it is published
 
@@ -390,19 +390,21 @@ class PublishTask(PipelineTask):
     def run(self) -> None:
         from pipeline import checks, publish
 
-        with run_audit.date_lock(self.date):
-            if not self.force and publish.is_published(self.date):
-                self.rows_out = 0
-                publish.discard_preloads(self.date)
-                self.report(f"{self.date} was published meanwhile by another run: nothing to do", 100)
-                return
-            gate = checks.load_results(self.date)
-            audit_rows = checks.dq_failure_rows(gate) if gate is not None else []
-            self.report("publishing to Postgres", 10)
-            summary = publish.publish(self.date, force=self.force, audit_rows=audit_rows, run_id=run_audit.run_id(),
-                                      runtime=lambda: run_audit.date_runtime(self.date, current=self))
-            self.rows_out = summary.get("fact_orders_rows", 0) + summary.get("fact_events_rows", 0)
-            self.report(f"published {self.rows_out} fact rows; reconciling", 80)
+        gate = checks.load_results(self.date)
+        audit_rows = checks.dq_failure_rows(gate) if gate is not None else []
+        self.report("publishing to Postgres", 10)
+        # unless_published: a concurrent run may publish the date while this one waits for its lock
+        summary = pg_retry.call(
+            lambda: publish.publish(self.date, force=self.force, audit_rows=audit_rows, run_id=run_audit.run_id(),
+                                    runtime=lambda: run_audit.date_runtime(self.date, current=self),
+                                    unless_published=not self.force),
+            f"publishing {self.date}", notify=self.status)
+        if summary["skipped"]:
+            self.rows_out = 0
+            self.report(f"{self.date} was published meanwhile by another run: nothing to do", 100)
+            return
+        self.rows_out = summary.get("fact_orders_rows", 0) + summary.get("fact_events_rows", 0)
+        self.report(f"published {self.rows_out} fact rows; reconciling", 80)
         checks.reconcile_serving(self.date)
         self.report(f"published and reconciled {self.rows_out} fact rows", 100)
 

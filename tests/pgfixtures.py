@@ -196,13 +196,38 @@ def fresh_db(dsn_server: ThrowawayPostgres, monkeypatch: pytest.MonkeyPatch) -> 
     return Target("dsn", name, dsn)
 
 
+@pytest.fixture
+def luigi_settings() -> Iterator[Any]:
+    """`luigi_settings("publish", lock_timeout="200ms", ...)` sets luigi.cfg values for one test."""
+    import luigi
+
+    config = luigi.configuration.get_config()
+    undo: list[tuple[str, str, str | None]] = []
+
+    def set_values(section: str, **values: Any) -> None:
+        if not config.has_section(section):
+            config.add_section(section)
+        for key, value in values.items():
+            undo.append((section, key, config.get(section, key) if config.has_option(section, key) else None))
+            config.set(section, key, str(value))
+        luigi.task_register.Register.clear_instance_cache()  # luigi.Config objects are cached instances
+
+    yield set_values
+    for section, key, old in reversed(undo):
+        if old is None:
+            config.remove_option(section, key)
+        else:
+            config.set(section, key, old)
+    luigi.task_register.Register.clear_instance_cache()
+
+
 UNCOMMENTED = """
 select c.relkind, n.nspname || '.' || c.relname as relation, a.attname
 from pg_class as c
 join pg_namespace as n on n.oid = c.relnamespace
 left join pg_attribute as a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
     and col_description(c.oid, a.attnum) is null
-where n.nspname in ('warehouse', 'audit') and c.relkind in ('r', 'p', 'v')
+where n.nspname in ('warehouse', 'audit', 'quarantine') and c.relkind in ('r', 'p', 'v')
     and (obj_description(c.oid, 'pg_class') is null or a.attname is not null)
 order by 2, 3
 """

@@ -107,9 +107,13 @@ def test_publish_a_date(pg_target, serving_lake) -> None:
         assert conn.execute(SEED_QUERY).fetchall() == [
             ("Home", D1, 1, Decimal("20.00")), ("Unknown", D1, 1, Decimal("5.50"))]
         assert conn.execute("select fact_orders_rows, fact_events_rows from audit.publish_log").fetchall() == [(2, 2)]
-        assert conn.execute("select source_table, record_id, row_number from audit.bad_records").fetchall() == [
-            ("stg_orders", "ORD_X", 3)]
-        assert conn.execute("select source_table, line_number from audit.rejected_lines").fetchall() == [("events", 9)]
+        assert conn.execute("select source_table, record_id, row_number, raw_record from quarantine.bad_records"
+                            ).fetchall() == [("stg_orders", "ORD_X", 3, '{"price": "abc"}')]
+        assert conn.execute("select source_table, line_number, raw_text from quarantine.rejected_lines").fetchall() == [
+            ("events", 9, "x,y")]
+        # what BI reads: the same rows, no value of the rejected input
+        assert conn.execute("select * from audit.bad_records").fetchall() == [(D1, "stg_orders", "invalid_price", 3)]
+        assert conn.execute("select * from audit.rejected_lines").fetchall() == [(D1, "events", 9, None)]
         assert conn.execute("select check_name, outcome, value from audit.dq_failures").fetchall() == [
             ("row_count > 0", "warn", "2")]
         assert conn.execute("select product_id, valid_as_of, is_inferred from warehouse.dim_product order by 1"
