@@ -106,6 +106,9 @@ def reason(err: psycopg.Error) -> str:
 def describe(err: psycopg.Error, target: Target | None, duck: duckdb.DuckDBPyConnection | None) -> str:
     """`<table>.<column>, <record>: <reason>` for an error raised while writing `target`."""
     diag = err.diag
+    state = diag.sqlstate or ""
+    if not state or state.startswith("08") or state.startswith("57P"):
+        return reason(err)  # the connection or the server failed, not a value: no table to blame
     column, record = diag.column_name, None
     try:
         copy = _COPY_CONTEXT.search(diag.context or "")
@@ -113,13 +116,13 @@ def describe(err: psycopg.Error, target: Target | None, duck: duckdb.DuckDBPyCon
             column = column or copy["column"]
             record = (_first_row(target, duck, "_lake_row = $_line", params={"_line": int(copy["line"])})
                       or f"line {copy['line']} of the COPY")
-        elif diag.sqlstate == "23505" and diag.message_detail:
+        elif state == "23505" and diag.message_detail:
             key = _KEY_DETAIL.match(diag.message_detail)
             column = column or (key["columns"] if key else None)
             record = diag.message_detail.rstrip(".")
-        elif diag.sqlstate == "23502" and column and duck is not None:
+        elif state == "23502" and column and duck is not None:
             record = _first_row(target, duck, f"{sqlrun.quote_ident(column)} is null")
-        elif diag.sqlstate == "54000" and duck is not None:
+        elif state == "54000" and duck is not None:
             longest, record = _longest(target, duck)
             column = column or longest
     except Exception:  # noqa: BLE001 - the diagnosis must never hide the error itself

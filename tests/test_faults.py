@@ -234,13 +234,14 @@ def test_disk_full_promotes_nothing_half_written_and_rerun_succeeds(server, refe
     assert_like_reference(runner, reference)
 
 
-def test_publish_error_is_retried_per_luigi_cfg_and_rolled_back(server, reference, tmp_path_factory) -> None:
+def test_a_publish_error_that_cannot_heal_fails_at_once_and_is_rolled_back(server, reference, tmp_path_factory) -> None:
+    """An error that is not a transient Postgres failure is not retried (pipeline.pg_retry)."""
     runner = new_runner(server, tmp_path_factory, "raise")
     first = runner.run(fault="publish.copy:fact_orders:raise")
     assert first.returncode == 30, first.stdout[-3000:]
-    attempts = len(runner.fired())
-    assert attempts == luigi.configuration.get_config().getint("scheduler", "retry_count") == 3
+    assert len(runner.fired()) == 1, "tried once: neither the task nor Luigi retries it"
     assert "FaultInjected: fault injected at publish.copy" in first.stdout
+    assert "will retry" not in first.stdout
     assert_not_published(runner)
     second = runner.run()
     assert second.returncode == 0, second.stdout[-3000:]
@@ -251,10 +252,11 @@ def test_publish_error_is_retried_per_luigi_cfg_and_rolled_back(server, referenc
 def test_postgres_stopped_mid_publish_fails_clearly_retries_and_leaves_nothing(
         server, reference, tmp_path_factory) -> None:
     """Postgres is stopped while the publish transaction is open (after the gate, all written). The
-    task fails with the server's message, nothing is visible, and Luigi's retry publishes the date
-    once Postgres is back. ECOMM_PG_DSN names the server, so the pipeline never restarts it itself."""
+    attempt fails with the server's message, nothing is visible, and the task's own retry (a
+    transient failure: pipeline.pg_retry) publishes the date once Postgres is back. ECOMM_PG_DSN
+    names the server, so the pipeline never restarts it itself."""
     runner = new_runner(server, tmp_path_factory, "pgstop", dsn_env=True,
-                        luigi_cfg="[scheduler]\nretry_delay = 3\n[worker]\nwait_interval = 0.1\nwait_jitter = 0\n")
+                        luigi_cfg="[publish]\nretry_backoff_seconds = 3\n[worker]\nwait_interval = 0.1\nwait_jitter = 0\n")
     create_database(server, runner.database)
     paused, resume = runner.fault_dir / "publish.merge.paused", runner.fault_dir / "publish.merge.resume"
     log = runner.root / "pgstop.log"
@@ -263,9 +265,9 @@ def test_postgres_stopped_mid_publish_fails_clearly_retries_and_leaves_nothing(
         wait_for(paused.exists, 120, "the publish to pause mid-transaction")
         stop_server(server)
         resume.touch()
-        wait_for(lambda: "failed    Publish" in log.read_text(), 60, "the publish to fail")
+        wait_for(lambda: "this can heal, will retry: attempt 2 of 4" in log.read_text(), 60, "the publish to fail")
         start_server(server)
-        # Luigi retries after [scheduler] retry_delay; the retry pauses at the same point
+        # the task retries after [publish] retry_backoff_seconds; the retry pauses at the same point
         wait_for(lambda: not resume.exists() and paused.exists(), 60, "Luigi's retry")
         assert_not_published(runner)
         resume.touch()
@@ -275,20 +277,24 @@ def test_postgres_stopped_mid_publish_fails_clearly_retries_and_leaves_nothing(
             proc.kill()
         start_server(server)
     output = log.read_text()
-    assert "PublishError: publishing 2025-12-15 failed and was rolled back" in output
-    assert "terminating connection due to administrator command" in output or "server closed" in output
+    assert re.search(r"publishing 2025-12-15 failed: [^\n]*(terminating connection due to administrator command"
+                     r"|server closed)[^\n]*; this can heal, will retry: attempt 2 of 4 at \d\d:\d\d:\d\d", output)
+    assert "failed    Publish" not in output, "one Luigi attempt, which succeeded"
     assert_like_reference(runner, reference)
 
 
 def test_retry_policy_comes_from_luigi_cfg() -> None:
-    """Publish and the catalog API landing take luigi.cfg's retries; bad-data tasks are not retried."""
+    """The catalog API landing takes luigi.cfg's [scheduler] retries; Publish and the preloads retry
+    transient Postgres failures themselves ([publish] attempts); bad-data tasks are not retried."""
     config = luigi.configuration.get_config()
     assert config.getint("scheduler", "retry_count") == 3 and config.getint("scheduler", "retry_delay") == 300
+    assert config.getint("publish", "attempts") == 4 and config.getfloat("publish", "retry_backoff_seconds") == 30
     assert config.getboolean("worker", "keep_alive")
     day = lake.parse_date(D)
-    for task in (tasks.Publish, tasks.PreloadFactOrders, tasks.PreloadFactEvents, tasks.LandProducts, tasks.LandUsers):
+    for task in (tasks.LandProducts, tasks.LandUsers):
         assert task(date=day).retry_count is None, task  # None: the scheduler's retry_count
-    for task in (tasks.LandOrders, tasks.LandEvents, tasks.StageOrders, tasks.BuildFactOrders, tasks.QualityGate):
+    for task in (tasks.LandOrders, tasks.LandEvents, tasks.StageOrders, tasks.BuildFactOrders, tasks.QualityGate,
+                 tasks.Publish, tasks.PreloadFactOrders, tasks.PreloadFactEvents):
         assert task(date=day).retry_count == 1, task
     assert issubclass(tasks.Publish, task_base.PublishTask)
 
