@@ -122,7 +122,8 @@ def call(action: Callable[[], T], what: str, *, notify: Callable[[str], None] | 
                 err.add_note(f"gave up after {attempts} attempts ([publish] attempts)")
                 raise
             delay = backoff(attempt, settings.retry_backoff_seconds, settings.retry_backoff_max_seconds)
-            line = f"{what} failed: {one_line(err)}; this can heal, will retry: {retry_note(attempt + 1, attempts, delay)}"
+            line = (f"{what} failed: {one_line(err)}; this can heal, will retry:"
+                    f" {retry_note(attempt + 1, attempts, delay)}")
             logger.warning("%s", line)
             if notify is not None:
                 notify(line)

@@ -233,8 +233,10 @@ def _settings(conn: psycopg.Connection) -> None:
     _act_as_writer(conn)
     settings = publish_settings()
     conn.execute(sql.SQL("set local maintenance_work_mem = {}").format(sql.Literal(settings.maintenance_work_mem)))
-    # every lock wait is bounded; the ones BI can hold up are retried (pg_locks.retrying)
-    conn.execute("select set_config('lock_timeout', %s, true)", [settings.lock_timeout])
+    # every lock wait is bounded; the ones BI can hold up are retried (pg_locks.retrying). The
+    # transaction idles on purpose between those attempts: a server-wide idle timeout must not end it.
+    conn.execute("select set_config('lock_timeout', %s, true),"
+                 " set_config('idle_in_transaction_session_timeout', '0', true)", [settings.lock_timeout])
 
 
 @contextlib.contextmanager
@@ -408,7 +410,7 @@ def publish(load_date: dt.date | str, *, force: bool = False,
                         conn.execute("update warehouse.daily_metrics set runtime_seconds = %s where run_date = %s",
                                      [summary["runtime_seconds"], day])
 
-                pg_locks.retrying(conn, f"publishing {day}", swap_in, parents)
+                pg_locks.retrying(conn, f"swapping in the partitions of {day}", swap_in, parents)
                 faults.point("publish.commit")
         except (psycopg.Error, pg_locks.PipelineLockBusy, pg_locks.LockWaitTimeout) as err:
             raise PublishError(_failure(f"publishing {day}", err, progress, duck)) from err

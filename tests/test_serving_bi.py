@@ -129,7 +129,7 @@ def test_bi_idle_in_a_transaction_makes_the_publish_fail_clearly_after_bounded_w
     assert done, "the publish waited for the idle BI session without bound"
     assert isinstance(publishing.error, publish.PublishError), publishing.error
     message = str(publishing.error)
-    assert message.startswith(f"publishing {D2} failed: publishing {D2}: warehouse.fact_orders_all,"
+    assert message.startswith(f"publishing {D2} failed: swapping in the partitions of {D2}: warehouse.fact_orders_all,"
                               " warehouse.fact_events_all stayed locked by ")
     assert f"pid {pid} (bi_reader" in message and "AccessShareLock on warehouse.fact_orders_all" in message
     assert "through 3 waits of 200ms" in message and "end that session" in message
@@ -192,6 +192,32 @@ def test_bi_queries_issued_while_a_publish_waits_are_not_queued_behind_it(two_da
         assert publishing.finished(), "the publish did not complete once BI let go"
     assert publishing.error is None, publishing.error
     assert published(two_dates) == [D1, D2]
+
+
+def test_a_migration_waits_for_an_idle_bi_session_only_within_bounds(two_dates, quick_locks, tmp_path) -> None:
+    """A migration altering a table BI reads needs ACCESS EXCLUSIVE: its waits are bounded like the publish's."""
+    quick_locks(attempts=3)
+    sql_dir = tmp_path / "serving"
+    shutil.copytree(serving.SERVING_SQL_DIR, sql_dir)
+    (sql_dir / "900_segment.sql").write_text(
+        "alter table warehouse.dim_user add column if not exists segment text;\n"
+        "comment on column warehouse.dim_user.segment is 'Marketing segment.';\n")
+
+    def migrate() -> list[str]:
+        with two_dates.connect() as conn:
+            return serving.apply_schema(conn, sql_dir)
+
+    with bi_session(two_dates) as bi:
+        bi.execute("select count(*) from warehouse.dim_user").fetchone()
+        migration = Background(migrate)
+        migration.start()
+        done = migration.finished()
+        bi.rollback()
+    assert done, "the migration waited for the idle BI session without bound"
+    assert isinstance(migration.error, serving.MigrationError), migration.error
+    assert "900_segment.sql" in str(migration.error) and "(bi_reader" in str(migration.error)
+    assert "AccessShareLock on warehouse.dim_user" in str(migration.error)
+    assert migrate() == ["900_segment.sql"], "applied once BI let go"
 
 
 # -------------------------------------------------------------------------- what BI can read
