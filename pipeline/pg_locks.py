@@ -76,34 +76,34 @@ def _set_lock_timeout(conn: psycopg.Connection, value: str) -> None:
 
 
 _HOLDERS = """
-select l.pid, a.usename, a.application_name, a.state, l.mode, coalesce(l.relation::regclass::text, l.locktype)
+select l.pid, a.usename, a.application_name, a.state, l.mode, l.relation::regclass::text
 from pg_locks as l
 left join pg_stat_activity as a on a.pid = l.pid
-where l.granted and l.pid <> pg_backend_pid()
-    and (case when %(relations)s::regclass[] is null
-              then l.locktype in ('transactionid', 'tuple')  -- a row lock of pipeline_lock.locks
-              else l.locktype = 'relation' and (l.relation = any(%(relations)s::regclass[])
-                   or l.relation in (select inhrelid from pg_inherits where inhparent = any(%(relations)s::regclass[])))
-         end)
+where l.granted and l.pid <> pg_backend_pid() and l.locktype = 'relation'
+    and (l.relation = any(%(relations)s::regclass[])
+         or l.relation in (select inhrelid from pg_inherits where inhparent = any(%(relations)s::regclass[])))
 order by l.pid
 """
 
 
-def _holders(conn: psycopg.Connection, relations: Sequence[str] | None) -> str:
-    """Who else holds locks on `relations` (and their partitions), or row locks if None (for messages)."""
-    if relations is not None and not relations:
+def _holders(conn: psycopg.Connection, relations: Sequence[str]) -> str:
+    """Who else holds locks on `relations` (or their partitions), for messages (best effort)."""
+    if not relations:
         return "another session"
     try:
-        rows = conn.execute(_HOLDERS, {"relations": list(relations) if relations is not None else None}).fetchall()
+        rows = conn.execute(_HOLDERS, {"relations": list(relations)}).fetchall()
     except psycopg.Error:
         return "another session"
     if not rows:
         return "another session (gone meanwhile)"
-    out = []
+    held: dict[tuple[str, str], list[str]] = {}
     for pid, user, application, state, mode, what in rows:
         facts = ", ".join(f for f in (user, state, f"application {application!r}" if application else None) if f)
-        out.append(f"pid {pid} ({facts}) with {mode} on {what}" if facts else f"pid {pid} with {mode} on {what}")
-    return "; ".join(dict.fromkeys(out))
+        who = f"pid {pid} ({facts})" if facts else f"pid {pid}"
+        modes = held.setdefault((who, what), [])
+        if mode not in modes:
+            modes.append(mode)
+    return "; ".join(f"{who} with {', '.join(modes)} on {what}" for (who, what), modes in held.items())
 
 
 def hold(conn: psycopg.Connection, key: str) -> None:
@@ -122,7 +122,7 @@ def hold(conn: psycopg.Connection, key: str) -> None:
             conn.execute("insert into pipeline_lock.locks (lock_key) values (%s) on conflict do nothing", [key])
             conn.execute("select 1 from pipeline_lock.locks where lock_key = %s for update", [key])
     except psycopg.errors.LockNotAvailable as err:
-        holders = _holders(conn, None)
+        holders = _holders(conn, ["pipeline_lock.locks"])  # every holder of a pipeline lock has it in ROW SHARE
         raise PipelineLockBusy(
             f"the pipeline lock {key!r} stayed held by another pipeline process ({holders}) for longer than"
             f" [publish] pipeline_lock_timeout ({settings.pipeline_lock_timeout}); let it finish or stop it"

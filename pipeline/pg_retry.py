@@ -117,13 +117,14 @@ def call(action: Callable[[], T], what: str, *, notify: Callable[[str], None] | 
             if not transient(err):
                 raise
             if attempt >= attempts:
-                logger.error("%s failed again (%s); this kind of failure can heal, but %d attempts are used up",
+                logger.error("%s failed again (%s); this kind of failure can heal, but all %d attempts are used up",
                              what, one_line(err), attempts)
                 err.add_note(f"gave up after {attempts} attempts ([publish] attempts)")
                 raise
             delay = backoff(attempt, settings.retry_backoff_seconds, settings.retry_backoff_max_seconds)
-            line = (f"{what} failed: {one_line(err)}; this can heal, will retry:"
-                    f" {retry_note(attempt + 1, attempts, delay)}")
+            detail = one_line(err)
+            failed = detail if detail.startswith(f"{what} failed") else f"{what} failed: {detail}"
+            line = f"{failed}; this can heal, will retry: {retry_note(attempt + 1, attempts, delay)}"
             logger.warning("%s", line)
             if notify is not None:
                 notify(line)
