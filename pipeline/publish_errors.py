@@ -130,5 +130,5 @@ def describe(err: psycopg.Error, target: Target | None, duck: duckdb.DuckDBPyCon
     table = target.table if target is not None else (
         f"{diag.schema_name}.{diag.table_name}" if diag.schema_name and diag.table_name else diag.table_name)
     where = ", ".join(part for part in (
-        f"{table}.{column}" if table and column and "," not in column else table, record) if part)
+        f"{table}.{column}" if table and column and "," not in table + column else table, record) if part)
     return f"{where}: {reason(err)}" if where else reason(err)
