@@ -155,7 +155,12 @@ def _rows(con: duckdb.DuckDBPyConnection, view: str) -> dict[str, dict[str, Any]
 
 
 def _n(value: Any) -> str:
-    return f"{value:,}" if isinstance(value, int) else (format_number(value) or "-")
+    """A count or median as text with thousands separators: 2,000, 1,234.5."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, (int, float)):
+        return f"{value:,}"
+    return format_number(value) or "-"
 
 
 def _loss_detail(figure: str, source: str, row: dict[str, Any] | None, day: str) -> str:
@@ -193,28 +198,35 @@ def _volume_detail(source: str, row: dict[str, Any] | None, day: str, variables:
 
 def explain(con: duckdb.DuckDBPyConnection, view: str, results: list[CheckResult],
             variables: dict[str, str]) -> list[CheckResult]:
-    """The view's check results with the counts in their messages and 'not evaluated' volume checks as warnings."""
+    """The view's check results with the counts in their messages and 'not evaluated' volume checks as warnings.
+
+    A check is matched to its source by its SodaCL attributes (`source_table`, `figure`); its
+    `advice` attribute is added when it warns or fails. Errors keep Soda's message as it is.
+    """
     rows = _rows(con, view)
     day = variables["load_date"]
     explained = []
     for result in results:
         attributes = result.attributes or {}
         source, figure = attributes.get("source_table"), attributes.get("figure")
-        if not source or not figure or not rows and result.outcome == "error":
+        row = rows.get(source) if source else None
+        if figure == "volume" and row is not None and not row["is_evaluated"] and result.value is None:
+            # no median to compare with yet (Soda measured nothing): recorded as such, never a pass,
+            # and not an error that would block the first days of a lake
+            explained.append(dataclasses.replace(
+                result, outcome="warn", message=_volume_detail(source, row, day, variables)))
+            continue
+        if not source or not figure or result.outcome == "error":
             explained.append(result)
             continue
-        row = rows.get(source)
-        outcome = result.outcome
         if figure == "volume":
             detail = _volume_detail(source, row, day, variables)
-            if row is not None and not row["is_evaluated"] and outcome == "error" and result.value is None:
-                outcome = "warn"  # no median to compare with yet: recorded as such, not blocking, not a pass
         else:
             detail = _loss_detail(figure, source, row, day)
-        advice = attributes.get("advice") if outcome in ("warn", "fail") and not detail.startswith("not ") else None
-        soda = result.message if outcome == result.outcome else None
-        if soda and result.metric:  # the rule is enough; the metric's SQL expression is in the checks file
-            soda = soda.split(f"; {result.metric} = ", 1)[0]
-        message = detail + (f". {advice}" if advice else "") + (f" [{soda}]" if soda else "")
-        explained.append(dataclasses.replace(result, outcome=outcome, message=message))
+        advice = attributes.get("advice") if result.outcome in ("warn", "fail") else None
+        rule = result.message
+        if result.metric:  # the rule is enough; the metric's SQL expression is in the checks file
+            rule = rule.split(f"; {result.metric} = ", 1)[0]
+        message = detail + (f". {advice}" if advice else "") + f" [{rule}]"
+        explained.append(dataclasses.replace(result, message=message))
     return explained
