@@ -45,25 +45,28 @@ VIEWS: dict[str, str] = {"source_loss": "audit", "source_volume": "audit"}
 # The daily feeds the volume check compares with their past. Catalogs are weekly snapshots whose size
 # legitimately jumps when the catalog grows; their losses are in source_loss.
 VOLUME_SOURCES = ("stg_orders", "stg_events")
-# audit/reconciliation and audit/bad_records name a source by its staging table, audit/rejected_lines
-# by its raw source (as landing writes it): stg_<raw>.
-RAW_SOURCES = ("orders", "events", "products", "users")
-
+# audit/reconciliation and audit/bad_records name a source by its staging table (stg_orders),
+# audit/rejected_lines by its raw source as landing writes it (orders): sql/gate maps one to the other.
 REJECTED_COUNTS_SCHEMA = pa.schema([
     ("load_date", pa.date32()), ("source_table", pa.string()), ("rejected_count", pa.int64()),
 ])
 HISTORY_SCHEMA = pa.schema([("source_table", pa.string()), ("load_date", pa.date32()), ("raw_count", pa.int64())])
 
 
+def _partition_key(path: str, key: str) -> str | None:
+    """The value of a hive folder `<key>=<value>` in a partition file's path (None if absent)."""
+    for part in path.replace("\\", "/").split("/"):
+        if part.startswith(f"{key}="):
+            return part.split("=", 1)[1]
+    return None
+
+
 def _partition_date(path: str) -> dt.date | None:
     """The load date of a partition file from its `load_date=YYYY-MM-DD` folder (None if not one)."""
-    for part in path.replace("\\", "/").split("/"):
-        if part.startswith("load_date="):
-            try:
-                return lake.parse_date(part.split("=", 1)[1])
-            except ValueError:
-                return None
-    return None
+    try:
+        return lake.parse_date(_partition_key(path, "load_date") or "")
+    except ValueError:
+        return None
 
 
 def history_files(load_date: dt.date, window: int) -> list[str]:
@@ -79,24 +82,21 @@ def history_files(load_date: dt.date, window: int) -> list[str]:
 
 
 def rejected_line_counts(con: duckdb.DuckDBPyConnection, dates: set[dt.date]) -> pa.Table:
-    """Rows of each audit/rejected_lines partition of the given dates: (load_date, raw source, count)."""
-    found: dict[str, tuple[dt.date, str]] = {}
-    for day in dates:
-        for source in RAW_SOURCES:
-            path = lake.partition_file("audit", "rejected_lines", day, source_table=source)
-            if lake.exists(path):
-                found[path] = (day, source)
-    counts = dict.fromkeys(found, 0)
-    if found:
-        rows = con.execute(
-            "select filename, count(*) from read_parquet($files, filename = true, union_by_name = true,"
-            " hive_partitioning = false) group by filename", {"files": sorted(found)},
-        ).fetchall()
-        counts.update({name: n for name, n in rows})
+    """Rows of each audit/rejected_lines partition of the given dates: (load_date, raw source, count).
+
+    One listing of the table (one request per 1,000 partitions on object storage), then one count
+    per file of those dates, read from the Parquet footer.
+    """
+    pattern = os.path.join(lake.table_dir("audit", "rejected_lines"), "load_date=*", "source_table=*", lake.DATA_FILE)
+    rows: list[tuple[dt.date, str, int]] = []
+    for path in lake.files_matching(pattern):
+        day, source = _partition_date(path), _partition_key(path, "source_table")
+        if day in dates and source:
+            (count,), = con.execute("select count(*) from read_parquet($p, hive_partitioning = false)",
+                                    {"p": path}).fetchall()
+            rows.append((day, source, count))
     return pa.table({
-        "load_date": [found[p][0] for p in found],
-        "source_table": [found[p][1] for p in found],
-        "rejected_count": [counts[p] for p in found],
+        "load_date": [r[0] for r in rows], "source_table": [r[1] for r in rows], "rejected_count": [r[2] for r in rows],
     }, schema=REJECTED_COUNTS_SCHEMA)
 
 

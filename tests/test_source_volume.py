@@ -16,9 +16,10 @@ import pytest
 
 from pipeline import checks, lake
 from tests.test_checks import D, SCHEMAS, by_name, checks_config, clean_events, clean_orders, outcomes, write_day
+from tests.test_lake_s3 import s3_env, s3_lake
 from tests.test_source_loss import an_order, event_line, incoming, reject, run_day
 
-__all__ = ["checks_config", "incoming"]  # fixtures, imported for pytest
+__all__ = ["checks_config", "incoming", "s3_env", "s3_lake"]  # fixtures, imported for pytest
 
 ORDERS = ("source_volume", "orders received against the median of earlier load dates")
 EVENTS = ("source_volume", "events received against the median of earlier load dates")
@@ -198,3 +199,33 @@ def test_the_window_and_thresholds_come_from_the_checks_section(lake_root: Path,
         with pytest.raises(ValueError, match=refused):
             checks.gate_variables(D)
         checks_config(name, str(saved))
+
+
+def test_the_history_and_rejected_lines_are_found_on_object_storage(s3_lake) -> None:
+    """The gate lists earlier partitions with the lake's own functions: the same on an s3:// lake."""
+    from pipeline import gate_views, sqlrun
+
+    schema = SCHEMAS[("audit", "reconciliation")]
+    for back in range(1, 10):
+        day = D - dt.timedelta(days=back)
+        for source in ("stg_orders", "stg_events"):
+            lake.write_table(lake.partition_file("audit", "reconciliation", day, source_table=source), pa.Table.from_pylist(
+                [{"source_table": source, "load_date": day, "raw_count": 100, "staged_count": 100,
+                  "quarantined_count": 0, "duplicate_count": 0, "is_balanced": True}], schema=schema))
+        lake.write_table(lake.partition_file("audit", "rejected_lines", day, source_table="events"),
+                         pa.table({"line_number": list(range(back))}))
+    lake.write_table(lake.partition_file("audit", "reconciliation", D, source_table="stg_orders"),
+                     pa.Table.from_pylist([{"source_table": "stg_orders", "load_date": D, "raw_count": 1,
+                                            "staged_count": 1, "quarantined_count": 0, "duplicate_count": 0,
+                                            "is_balanced": True}], schema=schema))
+
+    history = gate_views.history_files(D, 7)
+    with sqlrun.connect() as con:
+        counts = gate_views.rejected_line_counts(con, {D - dt.timedelta(days=2), D - dt.timedelta(days=9), D})
+
+    assert all(path.startswith(s3_lake) for path in history) and len(history) == 14  # 7 dates x 2 sources
+    assert {gate_views._partition_date(p) for p in history} == {D - dt.timedelta(days=b) for b in range(1, 8)}
+    assert sorted(counts.to_pylist(), key=lambda r: r["load_date"]) == [
+        {"load_date": D - dt.timedelta(days=9), "source_table": "events", "rejected_count": 9},
+        {"load_date": D - dt.timedelta(days=2), "source_table": "events", "rejected_count": 2},
+    ]
