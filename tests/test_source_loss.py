@@ -240,6 +240,7 @@ def test_orders_mostly_in_epoch_milliseconds_block_the_date(lake_root: Path, inc
 
     assert result.blocked
     assert outcomes(result, "fail") == {ORDERS_LOST}
+    assert by_name(result)[ORDERS_REJECTED].value == "0"  # every line was readable: the values were bad
     lost = by_name(result)[ORDERS_LOST]
     assert lost.value == "90"
     assert lost.message.startswith(
