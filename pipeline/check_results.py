@@ -7,6 +7,7 @@ fills them from Soda's scans (and re-exports them).
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 OUTCOMES = ("pass", "warn", "fail", "error")
 BLOCKING = ("fail", "error")
@@ -27,3 +28,6 @@ class CheckResult:
     value: str | None  # the measured value, as text
     message: str
     metric: str | None = None  # Soda's metric name (not persisted): lets callers map a result to a figure
+    # the check's SodaCL `attributes`, variables resolved (not persisted): e.g. which source a gate
+    # view's check is about, and the advice its message gives (pipeline.gate_views)
+    attributes: dict[str, Any] | None = dataclasses.field(default=None, compare=False, hash=False)

@@ -9,6 +9,9 @@ with soda-core-duckdb, and writes every check's result to `audit/dq_results/load
 - Soda exit code 2 (fail) or 3 (error) blocks the date; 1 (warn) is recorded and the date goes on.
   A checks file that parses to zero checks raises `NoChecksParsed`: a gate that checks nothing
   must not pass. A table whose partition is missing is an error result (it blocks).
+- After the tables, `pipeline.gate_views` adds views derived from the lake's audit partitions and
+  scans their files the same way: `source_loss` (how much of each source's delivery was quarantined
+  or rejected) and `source_volume` (records received against the median of earlier load dates).
 - `gate_passed(D)` reads the results partition back: the Luigi task's completion check.
 - `dq_failure_rows(result)` shapes warn/fail/error results for Postgres `audit.dq_failures`.
 
@@ -86,6 +89,17 @@ class checks(luigi.Config):  # noqa: N801 - luigi maps the class name to the [ch
     unknown_product_warn_pct = luigi.FloatParameter(default=1.0)
     unknown_product_fail_pct = luigi.FloatParameter(default=99.0)
     freshness_warn_hours = luigi.IntParameter(default=24)
+    # gate views (pipeline.gate_views): shares (%) of a source's received records (raw rows + rejected
+    # lines) thrown away, and its volume against the median of earlier load dates
+    lost_warn_pct = luigi.FloatParameter(default=5.0)
+    lost_fail_pct = luigi.FloatParameter(default=50.0)
+    rejected_warn_pct = luigi.FloatParameter(default=0.0)
+    rejected_fail_pct = luigi.FloatParameter(default=10.0)
+    volume_window = luigi.IntParameter(default=7)
+    volume_min_history = luigi.IntParameter(default=3)
+    volume_warn_low_ratio = luigi.FloatParameter(default=0.6)
+    volume_fail_low_ratio = luigi.FloatParameter(default=0.25)
+    volume_warn_high_ratio = luigi.FloatParameter(default=3.0)
     serving_sslmode = luigi.Parameter(default="require")  # TCP to a non-loopback Postgres
 
 
@@ -172,10 +186,9 @@ def gate_variables(load_date: dt.date | str, *, catalog_covered: bool = True) ->
     day_start = dt.datetime.combine(day, dt.time())
     day_end = day_start + dt.timedelta(days=1)
     future_limit = day_end + dt.timedelta(hours=config.model().future_tolerance_hours)
-    warn_pct, fail_pct = float(settings.unknown_product_warn_pct), float(settings.unknown_product_fail_pct)
-    if not 0 <= warn_pct <= fail_pct <= 100:
-        raise ValueError(f"[checks] needs 0 <= unknown_product_warn_pct <= unknown_product_fail_pct <= 100,"
-                         f" got {warn_pct} and {fail_pct}")
+    pcts = {name: _pct_pair(settings, name) for name in ("unknown_product", "lost", "rejected")}
+    warn_pct, fail_pct = pcts["unknown_product"]
+    volume = _volume_settings(settings)
     return {
         "load_date": day.isoformat(),
         "day_start_ts": _ts(day_start),
@@ -190,6 +203,38 @@ def gate_variables(load_date: dt.date | str, *, catalog_covered: bool = True) ->
         "events_max_rows": str(int(settings.events_max_rows)),
         "unknown_product_warn_pct": repr(warn_pct),
         "unknown_product_fail_pct": repr(fail_pct if catalog_covered else 100.0),
+        "lost_warn_pct": repr(pcts["lost"][0]),
+        "lost_fail_pct": repr(pcts["lost"][1]),
+        "rejected_warn_pct": repr(pcts["rejected"][0]),
+        "rejected_fail_pct": repr(pcts["rejected"][1]),
+        **volume,
+    }
+
+
+def _pct_pair(settings: checks, name: str) -> tuple[float, float]:
+    """[checks] <name>_warn_pct and <name>_fail_pct, refused unless 0 <= warn <= fail <= 100."""
+    warn, fail = float(getattr(settings, f"{name}_warn_pct")), float(getattr(settings, f"{name}_fail_pct"))
+    if not 0 <= warn <= fail <= 100:
+        raise ValueError(f"[checks] needs 0 <= {name}_warn_pct <= {name}_fail_pct <= 100, got {warn} and {fail}")
+    return warn, fail
+
+
+def _volume_settings(settings: checks) -> dict[str, str]:
+    """The volume check's [checks] settings as variables, refused unless they make sense together."""
+    window, min_history = int(settings.volume_window), int(settings.volume_min_history)
+    fail_low, warn_low = float(settings.volume_fail_low_ratio), float(settings.volume_warn_low_ratio)
+    warn_high = float(settings.volume_warn_high_ratio)
+    if not 1 <= min_history <= window:
+        raise ValueError(f"[checks] needs 1 <= volume_min_history <= volume_window, got {min_history} and {window}")
+    if not 0 <= fail_low <= warn_low <= 1 <= warn_high:
+        raise ValueError("[checks] needs 0 <= volume_fail_low_ratio <= volume_warn_low_ratio <= 1 <="
+                         f" volume_warn_high_ratio, got {fail_low}, {warn_low} and {warn_high}")
+    return {
+        "volume_window": str(window),
+        "volume_min_history": str(min_history),
+        "volume_fail_low_ratio": repr(fail_low),
+        "volume_warn_low_ratio": repr(warn_low),
+        "volume_warn_high_ratio": repr(warn_high),
     }
 
 
@@ -248,6 +293,10 @@ def run_gate(load_date: dt.date | str, *, checks_root: Path | None = None) -> Ga
                 lambda scan: add_duckdb(scan, con, DATA_SOURCE), DATA_SOURCE, default_table=table,
             )
             results.extend(table_results)
+        # the derived views (how much each source threw away, its volume): pipeline.gate_views
+        from pipeline import gate_views
+
+        results.extend(gate_views.scan(con, day, variables, root, reconciled="reconciliation" in present))
     result = GateResult(load_date=day, results=results, checked_at=checked_at)
     write_results(result)
     log = logger.warning if result.blocked else logger.info

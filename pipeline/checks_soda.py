@@ -142,6 +142,7 @@ def _result(check: Any, scan: Scan, errors: list[str], default_table: str) -> Ch
         check_name=check.name, table_name=getattr(table, "table_name", None) or default_table,
         check_type=check_type, outcome=outcome, value=value, message=message,
         metric=getattr(check.check_cfg, "metric_name", None),
+        attributes=dict(getattr(check, "attributes", None) or {}) or None,
     )
 
 

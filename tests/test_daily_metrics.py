@@ -66,3 +66,64 @@ def test_metrics_need_the_day_to_be_staged_first():
     r.write_events(D, [r.event()])
     with pytest.raises(warehouse.InputPartitionMissing):
         warehouse.build("daily_metrics", D)
+
+
+def test_a_re_delivered_order_counts_on_each_load_date_but_once_by_order_date(fresh_db):
+    """daily_metrics is a load-date metric: two orders placed on D and delivered again on D+1 (one of
+    them refunded by then) count on both load dates, 800.00 gross over the run dates for 400.00 of
+    sales. The queries and the daily report give sales by order date from the current facts, and the
+    serving schema says what daily_metrics is."""
+    import psycopg
+
+    from pipeline import lakeview, publish, report, report_data
+
+    day_one, day_two = D, D + dt.timedelta(days=1)
+    placed = f"{day_one}T12:00:00"
+    orders = [r.order(order_id="ORD_1", quantity=2, price=100.00, timestamp=placed),
+              r.order(order_id="ORD_2", quantity=1, price=200.00, timestamp=placed)]
+    r.stage_day(day_one, orders=orders, events=[r.event()])
+    r.stage_day(day_two, orders=[orders[0], {**orders[1], "status": "refunded"}], events=[])
+    for day in (day_one, day_two):
+        r.build_day(day)
+
+    # the lake: each load date counts both orders; the current facts hold each order once
+    metrics = [r.read("warehouse", "daily_metrics", day)[0] for day in (day_one, day_two)]
+    assert [(m["orders_count"], m["gross_revenue"]) for m in metrics] == [(2, r.money("400.00"))] * 2
+    assert sum(m["gross_revenue"] for m in metrics) == r.money("800.00")
+    facts = r.current("fact_orders", "order_id")
+    assert [(f["order_id"], f["load_date"], f["date_id"]) for f in facts] == [
+        ("ORD_1", day_two, 20251214), ("ORD_2", day_two, 20251214)]
+    assert sum(f["revenue"] for f in facts) == r.money("400.00")
+    with lakeview.open_lake() as con:  # the users' queries, unchanged, on the lake
+        kpis = con.execute(lakeview.query_text("daily_kpis")).fetchall()
+        moving = con.execute(lakeview.query_text("daily_revenue_moving_average")).fetchall()
+    assert [(row[0], row[1], row[2], row[3]) for row in kpis] == [
+        (day_one, 2, r.money("400.00"), r.money("200.00"))]  # 1 event on D too; nothing was sold on D+1
+    assert [(row[0], row[1], row[2]) for row in moving] == [(day_one, 2, r.money("400.00"))]
+
+    # Postgres: the same, and the daily report's sales figures are by order date
+    for day in (day_one, day_two):
+        publish.publish(day)
+    with psycopg.connect(fresh_db.dsn) as conn:
+        assert conn.execute("select sum(gross_revenue), sum(orders_count) from warehouse.daily_metrics").fetchone() == (
+            r.money("800.00"), 4)
+        assert conn.execute("select sum(revenue), count(*) from warehouse.fact_orders").fetchone() == (
+            r.money("400.00"), 2)
+        first, second = report_data.fetch(conn, day_one), report_data.fetch(conn, day_two)
+        comments = dict(conn.execute(
+            "select attname, col_description(attrelid, attnum) from pg_attribute"
+            " where attrelid = 'warehouse.daily_metrics'::regclass and attnum > 0").fetchall())
+        comments[""] = conn.execute("select obj_description('warehouse.daily_metrics'::regclass)").fetchone()[0]
+    assert (first.kpis["order_count"], first.kpis["gross_revenue"], first.kpis["net_revenue"]) == (
+        2, r.money("400.00"), r.money("200.00"))  # ORD_2 is refunded now: the current facts say so
+    assert second.kpis is None  # no sales on D+1, although its files brought 400.00 of orders
+    assert sum(row["gross_revenue"] for row in second.trend) == r.money("400.00")
+    assert second.metrics["gross_revenue"] == r.money("400.00")  # shown as rows per layer of the load date
+    page = report.render(second)
+    assert 'data-kpi="gross_revenue" data-value=""' in page and "Rows per layer (load date 2025-12-15)" in page
+    # what a BI user reads about the table and its additive-looking columns
+    assert "A load-date metric, not sales by day" in comments[""]
+    assert "summing revenue or counts over run_date overstates them" in comments[""]
+    for column in ("gross_revenue", "net_revenue", "orders_count", "events_count", "fact_orders_count",
+                   "fact_events_count"):
+        assert "not additive over run_date" in comments[column].lower(), column

@@ -1,6 +1,13 @@
 -- daily_metrics: the run's counts through the layers, revenue and data-quality figures.
 -- Grain: one row per run date (= load_date); partition: load_date. dq_failed_count is 0 and
 -- runtime_seconds NULL here: the quality gate and the operations layer fill them in later.
+-- A LOAD-DATE metric: every figure describes what that load date's files brought, not the sales of a
+-- calendar day. An order delivered again in a later file (a restated status, a re-sent file) is
+-- counted in the revenue, orders_count and fact_orders_count of each load date that brought it, and an
+-- order placed on one day can arrive on another (late rows). So summing revenue or counts over run
+-- dates overstates them, and a run date's revenue is not that day's sales. Sales by order date come
+-- from the current facts (warehouse.fact_orders, one row per order, grouped by date_id): see
+-- queries/daily_kpis.sql and queries/daily_revenue_moving_average.sql.
 -- unknown_product_share: of the day's fact rows that name a product (order lines, events other than
 -- product-less page views), the share whose product is not in the catalog; NULL when there are none.
 with raw_orders_counted as (
