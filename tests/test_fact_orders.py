@@ -145,3 +145,19 @@ def test_an_order_id_sent_as_an_integer_and_as_a_string_is_one_order_across_days
         ("515151", "paid", d2)]
     assert [(row["failing_value"], row["reason_code"]) for row in r.bad_records("stg_orders", d2)] == [
         ("515152.0", "invalid_order_id")]
+
+
+def test_the_serving_comments_state_the_grain_and_the_business_day(fresh_db):
+    from pipeline import serving
+
+    with fresh_db.connect() as conn:
+        serving.apply_schema(conn)
+        comments = dict(conn.execute(
+            "select c.relname, obj_description(c.oid, 'pg_class') from pg_class as c"
+            " where c.relname in ('fact_orders', 'fact_orders_all')").fetchall())
+        date_id = conn.execute(
+            "select col_description('warehouse.fact_orders'::regclass, a.attnum) from pg_attribute as a"
+            " where a.attrelid = 'warehouse.fact_orders'::regclass and a.attname = 'date_id'").fetchone()[0]
+    assert "Grain: one row per order_id (an order is one line, one product)" in comments["fact_orders"]
+    assert "multiple_order_lines" in comments["fact_orders_all"] and "order line" not in comments["fact_orders_all"]
+    assert "[model] business_timezone" in date_id
