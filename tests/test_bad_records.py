@@ -34,10 +34,10 @@ def write_incoming(root: Path) -> None:
     (root / "orders" / str(D) / "orders.json").write_text(json.dumps(orders), encoding="utf-8")
     (root / "events" / str(D)).mkdir(parents=True)
     (root / "events" / str(D) / "events.csv").write_bytes(
-        b"event_id,user_id,product_id,event_type,event_ts\n"
-        b"E1,USER_\x000001,PROD_0001,view_product,2025-12-15T10:00:00\n"  # a raw NUL byte: quarantined
-        b"E2,USER_0001,PROD_0001,view_product,2025-12-15T10:00:00\n"
-        b"E3\x00,USER_0001,,page_view,2025-12-15T10:00:00\n")
+        b"event_id,user_id,product_id,event_type,event_ts,campaign\n"
+        b"E1,USER_\x000001,PROD_0001,view_product,2025-12-15T10:00:00,\n"  # a raw NUL byte: quarantined
+        b"E2,USER_0001,PROD_0001,view_product,2025-12-15T10:00:00,sp\x00ring\n"  # in an extra column: valid
+        b"E3\x00,USER_0001,,page_view,2025-12-15T10:00:00,\n")
     (root / "products").mkdir()
     (root / "products" / f"products_{D}.json").write_text(json.dumps([
         {"product_id": "PROD_0001", "product_name": "Lamp", "category": "Home", "current_price": 19.99},
