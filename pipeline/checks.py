@@ -29,7 +29,7 @@ from typing import Any
 import luigi
 import pyarrow as pa
 
-from pipeline import config, lake, sqlrun
+from pipeline import config, lake, sqlrun, staging
 from pipeline.check_results import BLOCKING, CheckResult, NoChecksParsed
 
 logger = logging.getLogger(__name__)
@@ -180,17 +180,24 @@ def gate_variables(load_date: dt.date | str, *, catalog_covered: bool = True) ->
     catalog member, only inferred ones) every product is unknown by construction; the unknown-product
     share then warns but cannot fail (its fail threshold becomes 100 %), and dim_product.yml warns
     that no catalog covers the date.
+
+    The day's boundaries are those of the business day ([model] business_timezone), as naive UTC
+    timestamps like the staged ones. `future_limit_ts` is the latest instant staging accepts at all
+    (`staging.timestamp_limits`): the end of the business day plus the tolerance, or later for a
+    timestamp written with the load date in a western offset (at most the day's end at UTC-14:00).
     """
     day = lake.parse_date(load_date)
     settings = checks()
-    day_start = dt.datetime.combine(day, dt.time())
-    day_end = day_start + dt.timedelta(days=1)
-    future_limit = day_end + dt.timedelta(hours=config.model().future_tolerance_hours)
+    timezone = staging.business_timezone()  # validated: it reaches the checks' SQL text
+    day_start = staging.business_day_start(day, timezone)
+    day_end = staging.business_day_start(day + dt.timedelta(days=1), timezone)
+    future_limit = staging.timestamp_limits(day)["latest_accepted_ts"]
     pcts = {name: _pct_pair(settings, name) for name in ("unknown_product", "lost", "rejected")}
     warn_pct, fail_pct = pcts["unknown_product"]
     volume = _volume_settings(settings)
     return {
         "load_date": day.isoformat(),
+        "business_timezone": timezone,
         "day_start_ts": _ts(day_start),
         "day_end_ts": _ts(day_end),
         "future_limit_ts": _ts(future_limit),

@@ -46,6 +46,10 @@ class model(luigi.Config):  # noqa: N801
     future_tolerance_hours = luigi.IntParameter(default=2)
     late_window_days = luigi.IntParameter(default=30)  # older timestamps are quarantined as ancient
     sold_statuses = luigi.Parameter(default="paid")  # comma separated; net_revenue counts these
+    # IANA name: the zone of timestamps without an offset, of date_id and of the load date's boundaries
+    business_timezone = luigi.Parameter(default="UTC")
+    # characters; longer ids are quarantined (validated by pipeline.staging.max_id_length)
+    max_id_length = luigi.IntParameter(default=256)
 
 
 def _env_or(name: str, default: str) -> str:

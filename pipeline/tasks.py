@@ -77,7 +77,7 @@ class LandDaily(luigi.WrapperTask, PipelineTask):
 
 
 class StageOrders(StageTask):
-    """staging/stg_orders for one date: one row per valid, deduplicated order line."""
+    """staging/stg_orders for one date: one row per valid, deduplicated order (one line each)."""
 
     source = "orders"
     date_rank = 3
@@ -178,7 +178,7 @@ class BuildDimProductHistory(_DailyModel):
 
 
 class BuildFactOrders(_DailyModel):
-    """warehouse/fact_orders for one load date: one row per order line."""
+    """warehouse/fact_orders for one load date: one row per order (one line each)."""
 
     table = "fact_orders"
     date_rank = 2

@@ -26,7 +26,7 @@ import duckdb
 import pyarrow as pa
 
 from pipeline import config, lake, sqlrun
-from pipeline.staging import STAGING_SCHEMAS
+from pipeline.staging import STAGING_SCHEMAS, business_timezone
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ def define_macros(con: duckdb.DuckDBPyConnection) -> None:
 
 def model_params(load_date: dt.date) -> dict[str, Any]:
     """The bound parameters of the warehouse models."""
-    return {"load_date": load_date, "sold_statuses": config.sold_statuses()}
+    return {"load_date": load_date, "sold_statuses": config.sold_statuses(), "business_timezone": business_timezone()}
 
 
 def build(table: str, load_date: dt.date) -> int:

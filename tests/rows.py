@@ -11,9 +11,11 @@ write a list of records as the raw partition of a load date, exactly as landing 
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -213,3 +215,22 @@ def current(table: str, order_by: str = "all") -> list[dict]:
 def money(text: str) -> Decimal:
     """A DECIMAL(18,2) value as the lake returns it."""
     return Decimal(text).quantize(Decimal("0.01"))
+
+
+@contextlib.contextmanager
+def model_settings(**values: Any) -> Iterator[None]:
+    """Set [model] options (as luigi.cfg would) inside the block, restoring the file's values after."""
+    import luigi
+
+    parser = luigi.configuration.get_config()
+    saved = {name: parser.get("model", name, None) for name in values}
+    try:
+        for name, value in values.items():
+            parser.set("model", name, str(value))
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                parser.remove_option("model", name)
+            else:
+                parser.set("model", name, value)

@@ -138,7 +138,9 @@ def check_quoted_comma_kept() -> None:
 
 
 def check_embedded_newline_kept() -> None:
-    assert staged_value("stg_events", "user_id") == ["USER\n0001"]
+    raw = duckdb.sql("select user_id from read_parquet($p)", params={"p": lake.partition_file("raw", "events", D)})
+    assert raw.fetchall() == [("USER\n0001",)]  # one record: the quoted line break is data
+    assert [r["failing_value"] for r in rows.bad_records("stg_events", D)] == ["USER\n0001"]
 
 
 def check_reordered_columns() -> None:
@@ -158,6 +160,34 @@ def check_nested_fields_kept() -> None:
 
 def check_huge_id_kept_exactly() -> None:
     assert staged_value("stg_orders", "order_id") == ["123456789012345678901234567890"]
+
+
+def check_one_user_after_trimming() -> None:
+    assert staged_value("stg_orders", "user_id") == ["USER_0001"] * 3
+    assert staged_value("stg_orders", "status") == ["paid"] * 3
+
+
+def check_integer_and_string_id_are_one_order() -> None:
+    assert staged_value("stg_orders", "order_id") == ["515151"]
+
+
+def check_nul_escaped_in_bad_records() -> None:
+    (bad,) = rows.bad_records("stg_orders", D)
+    assert bad["failing_value"] == "USER\\u00000001" and "\x00" not in bad["message"] + bad["raw_record"]
+    assert staged_value("stg_orders", "order_id") == ["ORD_2"]  # the NUL in an unused field is harmless
+
+
+def check_evening_in_western_offset_is_staged() -> None:
+    assert staged_value("stg_orders", "order_ts") == [dt.datetime(2025, 12, 16, 4, 30), dt.datetime(2025, 12, 16, 2)]
+
+
+def check_epoch_milliseconds_parsed() -> None:
+    assert staged_value("stg_orders", "order_ts") == [dt.datetime(2025, 12, 15, 10, 0, 0, 123000)]
+
+
+def check_second_line_names_the_kept_row() -> None:
+    (bad,) = rows.bad_records("stg_orders", D)
+    assert bad["row_number"] == 1 and bad["message"].endswith("(kept row 2)"), bad
 
 
 def check_late_event_keeps_its_day() -> None:
@@ -306,6 +336,60 @@ CASES: list[Case] = [
          "accepted; `is_known_product = false` and an inferred `dim_product` member",
          merge(products(), orders(order(), order(order_id="ORD_2", product_id="PROD_9999"))),
          Expect(staged={"orders": 2, "products": 1}), check=check_unknown_product_is_flagged),
+    Case("orders-number-not-plain", "orders: `price: \"1_999.00\"`, `\"1,999.00\"`, `\"inf\"`, `\"0x10\"`, "
+         "`\"1 999\"`, `quantity: \"1_0\"`",
+         "quarantined: `invalid_price`, `invalid_quantity` (DuckDB's own cast would read 1999.00 and 10)",
+         orders(order(price="1_999.00"), order(order_id="ORD_2", price="1,999.00"),
+                order(order_id="ORD_3", price="inf"), order(order_id="ORD_4", price="0x10"),
+                order(order_id="ORD_5", price="1 999"), order(order_id="ORD_6", quantity="1_0"),
+                order(order_id="ORD_7")),
+         Expect(staged={"orders": 1}, quarantined={"orders": {"invalid_price": 5, "invalid_quantity": 1}})),
+    Case("orders-duplicate-json-key", "orders: `{..., \"price\": 1, \"price\": 999}` (a key twice)",
+         "quarantined: `duplicate_json_key` naming the key",
+         raw_orders(b'[{"order_id": "ORD_1", "user_id": "USER_0001", "product_id": "PROD_0001", "quantity": 1,'
+                    b' "price": 1, "timestamp": "2025-12-15T10:00:00", "status": "paid", "price": 999},'
+                    + json.dumps(order(order_id="ORD_2")).encode() + b"]"),
+         Expect(staged={"orders": 1}, quarantined={"orders": {"duplicate_json_key": 1}})),
+    Case("orders-id-not-string-or-integer", "orders: `order_id: 515151.0`, `user_id: {..}`, `[..]`, `true`; "
+         "`order_id: 515151` and `\"515151\"`",
+         "quarantined: `invalid_order_id`, `invalid_user_id` (never staged as JSON text); 515151 and \"515151\" "
+         "are one id (the later version staged, the other `duplicate_id_conflict`)",
+         orders(order(order_id=515151.0), order(order_id="ORD_2", user_id={"id": 1}),
+                order(order_id="ORD_3", user_id=[1]), order(order_id="ORD_4", user_id=True),
+                order(order_id=515151), order(order_id="515151", quantity=3)),
+         Expect(staged={"orders": 1}, quarantined={"orders": {
+             "invalid_order_id": 1, "invalid_user_id": 3, "duplicate_id_conflict": 1}}),
+         check=check_integer_and_string_id_are_one_order),
+    Case("orders-unicode-whitespace", "orders: a tab, a no-break space, U+3000 around `user_id` and `status`",
+         "trimmed like a space: one user, status `paid`",
+         orders(order(user_id="\tUSER_0001", status="paid\t"), order(order_id="ORD_2", user_id="USER_0001\u00a0"),
+                order(order_id="ORD_3", user_id="\u3000USER_0001\ufeff", status="\u2003PAID")),
+         Expect(staged={"orders": 3}), check=check_one_user_after_trimming),
+    Case("orders-nul-character", "orders: `\\u0000` in `user_id`; another order with it in an unused field",
+         "the first quarantined: `invalid_user_id`, the NUL written as `\\u0000` in `bad_records`; the other accepted",
+         orders(order(user_id="USER\u00000001"), order(order_id="ORD_2", note="gift\u0000wrap")),
+         Expect(staged={"orders": 1}, quarantined={"orders": {"invalid_user_id": 1}}),
+         check=check_nul_escaped_in_bad_records),
+    Case("orders-id-too-long", "orders: a 3,000-character `user_id`",
+         "quarantined: `invalid_user_id` (longer than `[model] max_id_length`, 256)",
+         orders(order(user_id="U" * 3000), order(order_id="ORD_2")),
+         Expect(staged={"orders": 1}, quarantined={"orders": {"invalid_user_id": 1}})),
+    Case("orders-timestamp-bad-offset-or-clock", "orders: `...T10:00:00+25:00`, `...T24:00:00`, `...+05:60`",
+         "quarantined: `invalid_timestamp`",
+         orders(order(timestamp=f"{D}T10:00:00+25:00"), order(order_id="ORD_2", timestamp=f"{D}T24:00:00"),
+                order(order_id="ORD_3", timestamp=f"{D}T10:00:00+05:60")),
+         Expect(staged={"orders": 0}, quarantined={"orders": {"invalid_timestamp": 3}})),
+    Case("orders-evening-western-offset", "orders: `2025-12-15T23:30:00-05:00` (04:30 UTC the next day)",
+         "accepted: written with the load date, so not from the future (stored in UTC)",
+         orders(order(timestamp=f"{D}T23:30:00-05:00"), order(order_id="ORD_2", timestamp=f"{D}T21:00:00-05:00")),
+         Expect(staged={"orders": 2}), check=check_evening_in_western_offset_is_staged),
+    Case("orders-timestamp-epoch-ms", "orders: `1765792800123` (epoch milliseconds)", "normalised to UTC",
+         orders(order(timestamp="1765792800123")), Expect(staged={"orders": 1}), check=check_epoch_milliseconds_parsed),
+    Case("orders-second-line-of-an-order", "orders: one `order_id` with two products (two lines)",
+         "one row per order: the later line staged, the other quarantined: `multiple_order_lines`",
+         orders(order(product_id="PROD_0001"), order(product_id="PROD_0002")),
+         Expect(staged={"orders": 1}, quarantined={"orders": {"multiple_order_lines": 1}}),
+         check=check_second_line_names_the_kept_row),
     # ------------------------------------------------------------------------------ events (CSV)
     Case("events-empty-file", "events: empty file", "fails: `SourceFileInvalid` naming the file; nothing landed",
          raw_events(b""), Expect(fails=("events", "SourceFileInvalid", ("events.csv", "empty")))),
@@ -326,8 +410,10 @@ CASES: list[Case] = [
     Case("events-quoted-commas", "events: `\"USER,0001\"` (a quoted comma)", "accepted; the comma is data",
          events('E1,"USER,0001",PROD_0001,view_product,2025-12-15T10:00:00'), Expect(staged={"events": 1}),
          check=check_quoted_comma_kept),
-    Case("events-embedded-newline", "events: a quoted value spanning two lines", "accepted; the newline is data",
-         events('E1,"USER\n0001",PROD_0001,view_product,2025-12-15T10:00:00'), Expect(staged={"events": 1}),
+    Case("events-embedded-newline", "events: a quoted value spanning two lines",
+         "read as one record (the newline is data); an id with a line break is quarantined: `invalid_user_id`",
+         events('E1,"USER\n0001",PROD_0001,view_product,2025-12-15T10:00:00'),
+         Expect(staged={"events": 0}, quarantined={"events": {"invalid_user_id": 1}}),
          check=check_embedded_newline_kept),
     Case("events-unterminated-quote", "events: a line with an unterminated quote",
          "that line rejected into `audit/rejected_lines` (file, line, text, error); the rest lands",
@@ -380,6 +466,13 @@ CASES: list[Case] = [
          merge(events(event_line("E1", ts=f"{PREV}T23:59:00"), day=PREV),
                events(event_line("E1", ts=f"{PREV}T23:59:00"))),
          Expect(staged={"events": 1}), check=check_event_resent_earliest_wins),
+    Case("events-nul-byte", "events: a raw 0x00 byte inside `user_id`",
+         "quarantined: `invalid_user_id`; `bad_records` holds the NUL as `\\u0000`",
+         raw_events((HEADER + "\n" + event_line("E1") + "\n").encode()
+                    + b"E2,USER_\x000002,PROD_0001,view_product,2025-12-15T10:00:00\n"),
+         Expect(staged={"events": 1}, quarantined={"events": {"invalid_user_id": 1}})),
+    Case("events-tab-around-id", "events: a tab around `user_id` and `event_type`", "trimmed like a space",
+         events(event_line("E1", user_id="\tUSER_0001", event_type="view_product\t")), Expect(staged={"events": 1})),
     # --------------------------------------------------------------------------------- catalogs
     Case("products-api-page-missing-fields", "products API: a page whose items lack `price` and `title`",
          "landed as received; those items quarantined: `invalid_price`; the rest staged",
@@ -391,6 +484,17 @@ CASES: list[Case] = [
     Case("users-missing-id", "users file: a record without `user_id`", "quarantined: `missing_user_id`",
          users({"user_id": "USER_0001", "city": "Oslo"}, {"first_name": "Nobody"}),
          Expect(staged={"users": 1}, quarantined={"users": {"missing_user_id": 1}})),
+    Case("products-strict-values", "products file: a key twice, `product_id: 12.5`, a NUL in `product_name`",
+         "quarantined: `duplicate_json_key`, `invalid_product_id`, `invalid_text`",
+         {f"products/products_{D}.json": b'[{"product_id": "PROD_0001", "current_price": 1, "current_price": 9},'
+          b' {"product_id": 12.5, "current_price": 1},'
+          b' {"product_id": "PROD_0003", "product_name": "Sh\\u0000ade", "current_price": 1},'
+          b' {"product_id": "PROD_0004", "current_price": 1}]'},
+         Expect(staged={"products": 1}, quarantined={"products": {
+             "duplicate_json_key": 1, "invalid_product_id": 1, "invalid_text": 1}})),
+    Case("users-nul-in-city", "users file: a NUL character in `city`", "quarantined: `invalid_text`",
+         users({"user_id": "USER_0001", "city": "Oslo"}, {"user_id": "USER_0002", "city": "Ber\u0000gen"}),
+         Expect(staged={"users": 1}, quarantined={"users": {"invalid_text": 1}})),
     # ------------------------------------------------------------------------------------- rerun
     Case("rerun-after-partial-failure", "a run fails on malformed orders after events landed; the file is fixed",
          "the rerun lands and stages orders only (events are not landed again), removes a killed "

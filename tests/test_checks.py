@@ -18,6 +18,7 @@ import pytest
 
 from pipeline import checks, checks_serving, gate_views, lake
 from pipeline.checks import NoChecksParsed, QualityGateFailed, ServingMismatch
+from tests import rows
 
 D = dt.date(2025, 12, 14)
 DAY = dt.datetime(2025, 12, 14)
@@ -228,8 +229,10 @@ def test_duplicate_ids_fail_and_the_exception_lists_every_failed_check(lake_root
 
 
 def test_future_timestamp_fails(lake_root: Path) -> None:
-    # end of day + 2 h ([model] future_tolerance_hours) is the limit; 3 h past midnight is beyond it
-    orders = clean_orders(19) + [order(19, order_ts=DAY + dt.timedelta(days=1, hours=3))]
+    # The latest instant staging accepts: end of day + 2 h ([model] future_tolerance_hours), or the
+    # end of the day at UTC-14:00 (an order written with the load date in the westernmost offset is
+    # not from the future), 14:00 UTC the next day; 15 h past midnight is beyond both.
+    orders = clean_orders(19) + [order(19, order_ts=DAY + dt.timedelta(days=1, hours=15))]
     write_day(orders, clean_events())
 
     result = checks.run_gate(D)
@@ -237,7 +240,7 @@ def test_future_timestamp_fails(lake_root: Path) -> None:
     name = "no order_ts beyond the end of the load date plus tolerance"
     assert outcomes(result, "fail") == {("stg_orders", name), ("fact_orders", name)}
     assert by_name(result)[("stg_orders", name)].message.endswith(
-        "future_order_ts_count = count(case when order_ts > timestamp '2025-12-15 02:00:00' then 1 end)")
+        "future_order_ts_count = count(case when order_ts > timestamp '2025-12-15 14:00:00' then 1 end)")
 
 
 def test_a_day_inside_the_tolerance_passes(lake_root: Path) -> None:
@@ -447,10 +450,39 @@ def test_gate_variables_come_from_config(lake_root: Path) -> None:
     variables = checks.gate_variables("2025-12-14")
     assert variables["load_date"] == "2025-12-14"
     assert variables["NOW"] == "2025-12-15T00:00:00"
-    assert variables["future_limit_ts"] == "2025-12-15 02:00:00"
+    assert variables["business_timezone"] == "UTC"
+    assert variables["future_limit_ts"] == "2025-12-15 14:00:00"  # the end of the day at UTC-14:00
     assert (variables["orders_min_rows"], variables["events_max_rows"]) == ("100", "2000000")
     assert (variables["unknown_product_warn_pct"], variables["unknown_product_fail_pct"]) == ("1.0", "99.0")
     assert variables["freshness_warn"] == "24h"
+
+
+def test_gate_variables_follow_the_business_time_zone(lake_root: Path) -> None:
+    with rows.model_settings(business_timezone="America/New_York", future_tolerance_hours=24):
+        variables = checks.gate_variables("2025-12-14")
+    assert variables["business_timezone"] == "America/New_York"
+    # midnight in New York (UTC-5 in December), as naive UTC like the staged timestamps
+    assert (variables["day_start_ts"], variables["day_end_ts"]) == ("2025-12-14 05:00:00", "2025-12-15 05:00:00")
+    assert variables["NOW"] == "2025-12-15T05:00:00"
+    assert variables["future_limit_ts"] == "2025-12-16 05:00:00"  # the day's end + 24 h is the later one
+    with rows.model_settings(business_timezone="Mars/Olympus_Mons"), pytest.raises(
+            ValueError, match="business_timezone = 'Mars/Olympus_Mons' is not an IANA time zone name"):
+        checks.gate_variables("2025-12-14")
+    with rows.model_settings(business_timezone="UTC'); drop table x; --"), pytest.raises(ValueError):
+        checks.gate_variables("2025-12-14")
+
+
+def test_date_id_is_checked_against_the_business_day(lake_root: Path) -> None:
+    # 02:00 UTC on D is 21:00 on D - 1 in New York: date_id must name D - 1 there, D in UTC
+    orders = clean_orders(19) + [order(19, order_ts=DAY + dt.timedelta(hours=2))]
+    write_day(orders, clean_events())
+    name = "date_id is the business day of order_ts"
+    assert by_name(checks.run_gate(D))[("fact_orders", name)].outcome == "pass"
+    with rows.model_settings(business_timezone="America/New_York"):
+        result = checks.run_gate(D)
+    before_new_york_midnight = sum(o["order_ts"] < DAY + dt.timedelta(hours=5) for o in orders)
+    assert by_name(result)[("fact_orders", name)].outcome == "fail"
+    assert by_name(result)[("fact_orders", name)].value == str(before_new_york_midnight)
 
 
 @pytest.fixture

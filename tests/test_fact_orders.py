@@ -103,3 +103,61 @@ def test_a_rebuild_rewrites_the_same_partition():
 def test_building_before_staging_is_an_error():
     with pytest.raises(warehouse.InputPartitionMissing, match="staging/stg_orders"):
         warehouse.build("fact_orders", D)
+
+
+def test_date_id_is_the_business_day_and_dim_date_has_it():
+    orders = [r.order(order_id="ORD_1", timestamp="2025-12-14T02:00:00Z"),  # 21:00 the day before in New York
+              r.order(order_id="ORD_2", timestamp="2025-12-14T12:00:00")]
+    r.stage_day(D, orders=orders, events=[r.event()])
+    r.build_day(D, ("fact_orders", "fact_events", "dim_date"))
+    assert [row["date_id"] for row in facts()] == [20251214, 20251214]  # UTC, the default
+    with r.model_settings(business_timezone="America/New_York"):
+        r.stage_day(D, orders=orders, events=[r.event()])
+        r.build_day(D, ("fact_orders", "fact_events", "dim_date"))
+    assert [(row["order_id"], row["order_ts"], row["date_id"]) for row in facts()] == [
+        ("ORD_1", dt.datetime(2025, 12, 14, 2), 20251213),
+        ("ORD_2", dt.datetime(2025, 12, 14, 17), 20251214),  # noon in New York, stored in UTC
+    ]
+    dates = [row["date_id"] for row in r.read("warehouse", "dim_date", D, "date_id")]
+    assert dates == [20251213, 20251214]
+
+
+def test_one_row_per_order_other_lines_are_quarantined_not_summed():
+    r.stage_day(D, orders=[
+        r.order(order_id="ORD_1", product_id="PROD_0001", quantity=1, price=10),
+        r.order(order_id="ORD_1", product_id="PROD_0002", quantity=2, price=20),
+        r.order(order_id="ORD_2", product_id="PROD_0001", quantity=1, price=5),
+    ])
+    assert warehouse.build("fact_orders", D) == 2
+    assert [(row["order_id"], row["product_id"], row["revenue"]) for row in facts()] == [
+        ("ORD_1", "PROD_0002", r.money("40.00")), ("ORD_2", "PROD_0001", r.money("5.00"))]
+    assert [(row["record_id"], row["reason_code"]) for row in r.bad_records("stg_orders", D)] == [
+        ("ORD_1", "multiple_order_lines")]
+
+
+def test_an_order_id_sent_as_an_integer_and_as_a_string_is_one_order_across_days():
+    d2 = D + dt.timedelta(days=1)
+    r.stage_day(D, orders=[r.order(order_id=515151, status="pending")])
+    r.stage_day(d2, orders=[r.order(order_id="515151", status="paid"), r.order(order_id=515152.0)])
+    for day in (D, d2):
+        warehouse.build("fact_orders", day)
+    assert [(row["order_id"], row["status"], row["load_date"]) for row in r.current("fact_orders", "order_id")] == [
+        ("515151", "paid", d2)]
+    assert [(row["failing_value"], row["reason_code"]) for row in r.bad_records("stg_orders", d2)] == [
+        ("515152.0", "invalid_order_id")]
+
+
+def test_the_serving_comments_state_the_grain_and_the_business_day(fresh_db):
+    from pipeline import serving
+
+    with fresh_db.connect() as conn:
+        serving.apply_schema(conn)
+        comments = dict(conn.execute(
+            "select c.relname, obj_description(c.oid, 'pg_class') from pg_class as c"
+            " where c.relname in ('fact_orders', 'fact_orders_all')").fetchall())
+        date_id = conn.execute(
+            "select col_description('warehouse.fact_orders'::regclass, a.attnum) from pg_attribute as a"
+            " where a.attrelid = 'warehouse.fact_orders'::regclass and a.attname = 'date_id'").fetchone()[0]
+    assert "Grain: one row per order_id (an order is one line, one product)" in comments["fact_orders"]
+    assert "multiple_order_lines" in comments["fact_orders_all"] and "order line" not in comments["fact_orders_all"]
+    assert "[model] business_timezone" in date_id

@@ -122,3 +122,60 @@ def test_same_id_conflicts_keep_the_latest_timestamp():
     assert [(row["row_number"], row["reason_code"], row["failing_value"]) for row in bad] == [
         (2, "duplicate_id_conflict", "EVT_1")]
     assert bad[0]["message"].endswith("(kept row 1)")
+
+
+# ------------------------------------------------------------------ strict parsing (issue 13)
+def test_ids_with_control_characters_or_too_long_are_quarantined_first_middle_and_last():
+    staged, bad, rec = stage([
+        r.event(event_id="EVT_1", user_id="US\x00ER_1"),  # a raw 0x00 byte from the CSV
+        r.event(event_id="EVT_2"),
+        r.event(event_id="EVT\t3"),
+        r.event(event_id="EVT_4"),
+        r.event(event_id="EVT_5", product_id="P" * 257),
+        r.event(event_id="EVT_6"),
+        r.event(event_id="EVT_7", user_id="USER\r\n0001"),
+    ])
+    assert [row["event_id"] for row in staged] == ["EVT_2", "EVT_4", "EVT_6"]
+    assert [(row["row_number"], row["reason_code"], row["failing_value"]) for row in bad] == [
+        (1, "invalid_user_id", "US\\u0000ER_1"), (3, "invalid_event_id", "EVT\t3"),
+        (5, "invalid_product_id", "P" * 257), (7, "invalid_user_id", "USER\r\n0001")]
+    assert bad[0]["message"].endswith("(contains a control character)")
+    assert bad[2]["message"].endswith("(longer than 256 characters)")
+    assert all("\x00" not in (row["raw_record"] + row["message"]) for row in bad)
+    assert rec["is_balanced"]
+
+
+def test_unicode_whitespace_around_values_is_trimmed_like_a_space():
+    staged, bad, _ = stage([
+        r.event(event_id="\tEVT_1", user_id="USER_0001\t", event_type="\u00a0page_view\u3000", product_id="\u2028",
+                event_ts="\ufeff2025-12-14T12:00:00\r"),
+        r.event(event_id="EVT_2\u200b", user_id="\u2003USER_0001", product_id="\vPROD_0001\f"),
+    ])
+    assert bad == []
+    assert [(row["event_id"], row["user_id"], row["product_id"], row["event_type"]) for row in staged] == [
+        ("EVT_1", "USER_0001", None, "page_view"), ("EVT_2", "USER_0001", "PROD_0001", "view_product")]
+
+
+def test_timestamps_are_strict_and_epoch_milliseconds_are_read():
+    staged, bad, _ = stage([
+        r.event(event_id="EVT_1", event_ts="2025-12-14T12:00:00+25:00"),
+        r.event(event_id="EVT_2", event_ts="1765733400000"),
+        r.event(event_id="EVT_3", event_ts="2025-12-14T24:00:00"),
+        r.event(event_id="EVT_4", event_ts="2025-12-14T22:00:00-08:00"),  # 06:00 UTC the next day, not future
+    ])
+    assert [(row["event_id"], row["event_ts"]) for row in staged] == [
+        ("EVT_2", dt.datetime(2025, 12, 14, 17, 30)), ("EVT_4", dt.datetime(2025, 12, 15, 6))]
+    assert [(row["row_number"], row["reason_code"]) for row in bad] == [
+        (1, "invalid_timestamp"), (3, "invalid_timestamp")]
+
+
+def test_the_business_time_zone_applies_to_events_too():
+    with r.model_settings(business_timezone="Asia/Tokyo"):
+        staged, bad, _ = stage([
+            r.event(event_id="EVT_1", event_ts="2025-12-14T08:00:00"),  # Tokyo wall clock = 23:00 UTC the day before
+            r.event(event_id="EVT_2", event_ts="2025-12-15T01:00:00"),  # 16:00 UTC: within the 2 h tolerance
+            r.event(event_id="EVT_3", event_ts="2025-12-15T02:00:01"),  # beyond it
+        ])
+    assert [(row["event_id"], row["event_ts"]) for row in staged] == [
+        ("EVT_1", dt.datetime(2025, 12, 13, 23)), ("EVT_2", dt.datetime(2025, 12, 14, 16))]
+    assert [(row["row_number"], row["reason_code"]) for row in bad] == [(3, "future_timestamp")]

@@ -194,3 +194,273 @@ def test_staging_is_written_last_and_reruns_identically():
 def test_a_day_without_raw_orders_is_an_error():
     with pytest.raises(staging.RawPartitionMissing, match="land it first"):
         staging.stage("orders", D)
+
+
+# ------------------------------------------------------------------ strict parsing (issue 13)
+BAD_ROW = (1, 2, 4)  # the bad record's row number in positioned(...)[where]
+
+
+def positioned(bad: dict | str) -> list[list]:
+    """The bad record first, in the middle and last among three valid orders (ORD_OK_<n>)."""
+    valid = [r.order(order_id=f"ORD_OK_{n}") for n in range(3)]
+    return [[bad, *valid], [*valid[:1], bad, *valid[1:]], [*valid, bad]]
+
+
+def interleaved(bad: list, good: list) -> list:
+    """bad[0], good[0], bad[1], good[1], ..., bad[-1]: the first and the last record are bad."""
+    assert len(good) == len(bad) - 1
+    out = [bad[0]]
+    for valid, record in zip(good, bad[1:]):
+        out += [valid, record]
+    return out
+
+
+NOT_NUMBERS = [
+    ("price", "1_999.00"), ("price", "1,999.00"), ("price", "0x10"), ("price", "inf"), ("price", "NaN"),
+    ("price", "1 999.00"), ("price", "+-5"), ("price", "5e"), ("price", "1.2.3"),
+    ("quantity", "1_0"), ("quantity", "1,000"), ("quantity", "0x0A"), ("quantity", "Infinity"),
+    ("quantity", "\u0663"),  # an Arabic-Indic digit three: not [0-9]
+    ("quantity", "1\u00a0000"),
+]
+# (quantity, price) as sent -> (quantity, unit_price) staged: every documented form still reads
+PLAIN_NUMBERS = [
+    (("1e1", "+12.5"), (10, "12.50")), (("2.", ".5"), (2, "0.50")), ((3.0, "1.25E1"), (3, "12.50")),
+    (("+4", 1e1), (4, "10.00")), (("5", "-0.0"), (5, "0.00")), ((6, "7.10"), (6, "7.10")),
+    (("7", "1E-2"), (7, "0.01")),
+]
+
+
+def test_numbers_follow_the_strict_grammar():
+    bad = [r.order(order_id=f"ORD_BAD_{n}", **{field: text}) for n, (field, text) in enumerate(NOT_NUMBERS)]
+    forms = (PLAIN_NUMBERS * 2)[:len(bad) - 1]
+    good = [r.order(order_id=f"ORD_OK_{n}", quantity=q, price=p) for n, ((q, p), _) in enumerate(forms)]
+    staged, bad_rows, rec = stage(interleaved(bad, good))
+    assert [(row["order_id"], row["quantity"], row["unit_price"]) for row in staged] == [
+        (f"ORD_OK_{n}", q, r.money(p)) for n, (_, (q, p)) in enumerate(forms)]
+    assert [(row["record_id"], row["reason_code"], row["failing_value"]) for row in bad_rows] == [
+        (f"ORD_BAD_{n}", f"invalid_{field}", text) for n, (field, text) in enumerate(NOT_NUMBERS)]
+    assert rec["is_balanced"]
+
+
+NESTED_REPEAT = ('{"order_id": "ORD_NESTED", "user_id": "USER_0001", "product_id": "PROD_0001", "quantity": 1,'
+                 ' "price": 1, "timestamp": "2025-12-14T12:00:00", "status": "paid",'
+                 ' "coupon": {"code": "A", "code": "B"}}')
+
+
+@pytest.mark.parametrize("where", [0, 1, 2], ids=["first", "middle", "last"])
+def test_a_key_twice_in_one_object_is_quarantined_naming_the_key(where):
+    bad = ('{"order_id": "ORD_BAD", "user_id": "USER_0001", "product_id": "PROD_0001", "quantity": 1,'
+           ' "price": 1, "timestamp": "2025-12-14T12:00:00", "status": "paid", "price": 999}')
+    # a key repeated inside a nested object staging does not read is not ambiguous: that order is valid
+    staged, bad_rows, _ = stage([*positioned(bad)[where], NESTED_REPEAT])
+    assert [row["order_id"] for row in staged] == ["ORD_OK_0", "ORD_OK_1", "ORD_OK_2", "ORD_NESTED"]
+    (row,) = bad_rows
+    assert (row["row_number"], row["reason_code"], row["failing_value"], row["record_id"]) == (
+        BAD_ROW[where], "duplicate_json_key", "price", "ORD_BAD")
+    assert row["message"] == staging.REASON_CODES["duplicate_json_key"] + ": 'price'"
+    assert '"price":1' in row["raw_record"] and '"price":999' in row["raw_record"]  # both kept for operators
+
+
+NOT_IDS = [
+    ("order_id", 515151.0, "515151.0", "a JSON number with a fraction or an exponent"),
+    ("order_id", 1e5, "100000.0", "a JSON number with a fraction or an exponent"),
+    ("order_id", True, "true", "a JSON boolean"),
+    ("user_id", {"id": 7}, '{"id":7}', "a JSON object"),
+    ("user_id", [7], "[7]", "a JSON array"),
+    ("user_id", False, "false", "a JSON boolean"),
+    ("user_id", -2.5, "-2.5", "a JSON number with a fraction or an exponent"),
+    ("product_id", {"sku": "X"}, '{"sku":"X"}', "a JSON object"),
+    ("product_id", 12.0, "12.0", "a JSON number with a fraction or an exponent"),
+    ("user_id", "USER\t0001", "USER\t0001", "contains a control character"),
+    ("user_id", "USER\u00850001", "USER\u00850001", "contains a control character"),
+    ("order_id", "ORD\nBAD", "ORD\nBAD", "contains a control character"),
+    ("user_id", "U" * 257, "U" * 257, "longer than 256 characters"),
+    ("product_id", "P" * 257, "P" * 257, "longer than 256 characters"),
+]
+# valid ids: JSON integers, and strings whatever they look like -> the staged id text
+TEXT_IDS = [
+    (515151, "515151"), (-3, "-3"), ("true", "true"), ("{x}", "{x}"), ("515151.5", "515151.5"),
+    (123456789012345678901234567890, "123456789012345678901234567890"), ("[1]", "[1]"),
+    ("U" * 256, "U" * 256), ("ORD\u00a0X", "ORD\u00a0X"), ("-", "-"), ("1e5", "1e5"), ("0.0", "0.0"),
+    ("false ", "false"),
+]
+
+
+def test_ids_are_json_strings_or_integers_without_control_characters():
+    bad = [r.order(**{"order_id": f"ORD_BAD_{n}", field: value}) for n, (field, value, _, _) in enumerate(NOT_IDS)]
+    good = [r.order(order_id=f"ORD_OK_{n}", user_id=value, product_id=value) for n, (value, _) in enumerate(TEXT_IDS)]
+    staged, bad_rows, _ = stage(interleaved(bad, good))
+    assert [(row["user_id"], row["product_id"]) for row in staged] == [(text, text) for _, text in TEXT_IDS]
+    assert [(row["reason_code"], row["failing_value"]) for row in bad_rows] == [
+        (f"invalid_{field}", text) for field, _, text, _ in NOT_IDS]
+    for row, (_, _, _, detail) in zip(bad_rows, NOT_IDS):
+        assert row["message"].endswith(f"({detail})"), row["message"]
+
+
+def test_an_integer_id_and_the_same_digits_as_a_string_are_one_id_but_a_fraction_is_not():
+    staged, bad, _ = stage([
+        r.order(order_id=515151, user_id=42, product_id=7, quantity=1),
+        r.order(order_id="515151", user_id="42", product_id="7", quantity=2, timestamp="2025-12-14T13:00:00"),
+        r.order(order_id=515151.0, user_id="42", product_id="7", quantity=3, timestamp="2025-12-14T14:00:00"),
+    ])
+    assert [(row["order_id"], row["user_id"], row["product_id"], row["quantity"]) for row in staged] == [
+        ("515151", "42", "7", 2)]
+    assert [(row["failing_value"], row["reason_code"]) for row in bad] == [
+        ("515151", "duplicate_id_conflict"), ("515151.0", "invalid_order_id")]
+
+
+def test_the_id_length_limit_is_a_setting():
+    long_id = "U" * 400
+    with r.model_settings(max_id_length=512):
+        staged, bad, _ = stage([r.order(user_id=long_id)])
+    assert bad == [] and staged[0]["user_id"] == long_id
+    for wrong in (0, 513):
+        with r.model_settings(max_id_length=wrong), pytest.raises(staging.SettingInvalid, match="max_id_length"):
+            staging.stage("orders", D)
+
+
+WHITESPACE = "\t\n\r\v\f \u0085\u00a0\u1680\u2000\u2005\u200a\u200b\u2028\u2029\u202f\u205f\u3000\ufeff"
+
+
+def test_every_kind_of_unicode_whitespace_is_trimmed_in_every_text_field():
+    staged, bad, _ = stage([
+        r.order(order_id="\tORD_1", user_id="USER_0001\t", product_id="\u00a0PROD_0001\u3000", status="\tpaid\n",
+                quantity="\u2003 2\t", price="\ufeff9.50\r\n", timestamp="\v2025-12-14T12:00:00\f"),
+        r.order(order_id=f"{WHITESPACE}ORD_2{WHITESPACE}", user_id=f"{WHITESPACE}USER_0001{WHITESPACE}",
+                status=f"{WHITESPACE}PAID{WHITESPACE}"),
+        r.order(order_id="ORD_3", user_id=WHITESPACE),  # only whitespace: missing
+    ])
+    assert [(row["order_id"], row["user_id"], row["product_id"], row["status"]) for row in staged] == [
+        ("ORD_1", "USER_0001", "PROD_0001", "paid"), ("ORD_2", "USER_0001", "PROD_0001", "paid")]
+    assert (staged[0]["quantity"], staged[0]["unit_price"], staged[0]["order_ts"]) == (2, r.money("9.50"), TS)
+    assert [(row["record_id"], row["reason_code"]) for row in bad] == [("ORD_3", "missing_user_id")]
+
+
+def test_nul_characters_are_quarantined_and_escaped_for_postgres():
+    staged, bad, _ = stage([
+        r.order(order_id="ORD\u0000A"),
+        r.order(order_id="ORD_B", status="paid\u0000"),
+        r.order(order_id="ORD_C", price="1\u00000"),
+        r.order(order_id="ORD_D", note="free text with a NUL \u0000 is kept in raw only"),  # unused: valid
+    ])
+    assert [row["order_id"] for row in staged] == ["ORD_D"]
+    assert [(row["record_id"], row["reason_code"], row["failing_value"]) for row in bad] == [
+        ("ORD\\u0000A", "invalid_order_id", "ORD\\u0000A"),
+        ("ORD_B", "invalid_status", "paid\\u0000"),
+        ("ORD_C", "invalid_price", "1\\u00000"),
+    ]
+    for row in bad:
+        assert not any("\x00" in (row[c] or "") for c in ("record_id", "message", "failing_value", "raw_record"))
+    assert json.loads(bad[0]["raw_record"])["order_id"] == "ORD\u0000A"  # JSON escapes it: nothing lost
+
+
+VALID_TIMESTAMPS = [
+    ("2025-12-14T12:00:00+14:00", dt.datetime(2025, 12, 13, 22)),
+    ("2025-12-14T12:00:00-14:00", dt.datetime(2025, 12, 15, 2)),
+    ("2025-12-14T12:00:00+0530", dt.datetime(2025, 12, 14, 6, 30)),
+    ("2025-12-14T12:00+05", dt.datetime(2025, 12, 14, 7)),
+    ("2025-12-14 12:00", dt.datetime(2025, 12, 14, 12)),
+    ("2025-12-14T12:00:00.123456789Z", dt.datetime(2025, 12, 14, 12, 0, 0, 123456)),
+    ("2025-12-14", dt.datetime(2025, 12, 14)),
+    ("1765733400000", dt.datetime(2025, 12, 14, 17, 30)),  # epoch milliseconds
+    ("1765733400", dt.datetime(2025, 12, 14, 17, 30)),
+]
+
+
+def test_valid_timestamps():
+    staged, bad, _ = stage([r.order(order_id=f"ORD_{n}", timestamp=text) for n, (text, _) in enumerate(VALID_TIMESTAMPS)])
+    assert bad == []
+    assert [row["order_ts"] for row in staged] == [expected for _, expected in VALID_TIMESTAMPS]
+
+
+NOT_TIMESTAMPS = [
+    "2025-12-14T12:00:00+25:00", "2025-12-14T12:00:00+14:30", "2025-12-14T12:00:00-15:00",
+    "2025-12-14T12:00:00+05:60", "2025-12-14T24:00:00", "2025-12-14T23:59:60", "2025-12-14T12:60:00",
+    "2025-12-14T12:00:00 America/New_York", "2025-12-14T12:00:00 +01:00", "2025-02-30T12:00:00",
+    "2025-12-14T12:00:00+1", "176573340000", "17657334000000", "2025-12-14t12:00:00", "epoch",
+    "2025-12-14T12:00:00.1234567890", "+2025-12-14T12:00:00", "2025-12-14T1:00:00",
+]
+
+
+def test_invalid_offsets_clock_times_and_shapes_are_quarantined():
+    bad = [r.order(order_id=f"ORD_BAD_{n}", timestamp=text) for n, text in enumerate(NOT_TIMESTAMPS)]
+    forms = (VALID_TIMESTAMPS * 2)[:len(bad) - 1]
+    good = [r.order(order_id=f"ORD_OK_{n}", timestamp=text) for n, (text, _) in enumerate(forms)]
+    staged, bad_rows, _ = stage(interleaved(bad, good))
+    assert [(row["order_id"], row["order_ts"]) for row in staged] == [
+        (f"ORD_OK_{n}", expected) for n, (_, expected) in enumerate(forms)]
+    assert [(row["record_id"], row["reason_code"], row["failing_value"]) for row in bad_rows] == [
+        (f"ORD_BAD_{n}", "invalid_timestamp", text) for n, text in enumerate(NOT_TIMESTAMPS)]
+
+
+def test_a_timestamp_written_with_the_load_date_is_never_from_the_future():
+    staged, bad, _ = stage([
+        r.order(order_id="ORD_1", timestamp="2025-12-14T21:30:00-05:00"),  # 02:30 UTC the next day
+        r.order(order_id="ORD_2", timestamp="2025-12-14T23:59:59-05:00"),
+        r.order(order_id="ORD_3", timestamp="2025-12-14T23:59:59-14:00"),  # 13:59:59 UTC the next day
+        r.order(order_id="ORD_4", timestamp="2025-12-15T00:30:00-05:00"),  # the next day, 05:30 UTC: future
+        r.order(order_id="ORD_5", timestamp="2025-12-15T02:00:00"),  # end of day + 2 h, UTC: still in
+        r.order(order_id="ORD_6", timestamp="1765767600"),  # epoch: 2025-12-15 03:00 UTC, beyond + 2 h
+    ])
+    assert [(row["order_id"], row["order_ts"]) for row in staged] == [
+        ("ORD_1", dt.datetime(2025, 12, 15, 2, 30)), ("ORD_2", dt.datetime(2025, 12, 15, 4, 59, 59)),
+        ("ORD_3", dt.datetime(2025, 12, 15, 13, 59, 59)), ("ORD_5", dt.datetime(2025, 12, 15, 2))]
+    assert [(row["record_id"], row["reason_code"]) for row in bad] == [
+        ("ORD_4", "future_timestamp"), ("ORD_6", "future_timestamp")]
+
+
+def test_the_business_time_zone_reads_wall_clock_times_and_moves_the_day_boundaries():
+    with r.model_settings(business_timezone="America/New_York"):
+        staged, bad, _ = stage([
+            r.order(order_id="ORD_1", timestamp="2025-12-14T23:30:00"),  # New York wall clock = 04:30 UTC
+            r.order(order_id="ORD_2", timestamp="2025-12-15T01:59:59"),  # within the 2 h tolerance
+            r.order(order_id="ORD_3", timestamp="2025-12-15T02:00:01"),  # beyond it: future
+            r.order(order_id="ORD_4", timestamp="2025-12-14T23:30:00Z"),  # an offset wins over the zone
+            r.order(order_id="ORD_5", timestamp="2025-11-14T00:00:00"),  # start of the day 30 days back
+            r.order(order_id="ORD_6", timestamp="2025-11-13T23:59:59"),  # before it: ancient
+            r.order(order_id="ORD_7", timestamp="2025-12-14"),  # midnight in New York
+        ])
+    assert [(row["order_id"], row["order_ts"]) for row in staged] == [
+        ("ORD_1", dt.datetime(2025, 12, 15, 4, 30)), ("ORD_2", dt.datetime(2025, 12, 15, 6, 59, 59)),
+        ("ORD_4", dt.datetime(2025, 12, 14, 23, 30)), ("ORD_5", dt.datetime(2025, 11, 14, 5)),
+        ("ORD_7", dt.datetime(2025, 12, 14, 5))]
+    assert [(row["record_id"], row["reason_code"]) for row in bad] == [
+        ("ORD_3", "future_timestamp"), ("ORD_6", "ancient_timestamp")]
+
+
+def test_an_unknown_business_time_zone_is_refused_with_the_setting_named():
+    r.write_orders(D, [r.order()])
+    with r.model_settings(business_timezone="Europe/Atlantis"), pytest.raises(
+            staging.SettingInvalid, match=r"\[model\] business_timezone = 'Europe/Atlantis'"):
+        staging.stage("orders", D)
+
+
+# ------------------------------------------------------------------------------ grain (issue 13)
+@pytest.mark.parametrize("where", [0, 1, 2], ids=["first", "middle", "last"])
+def test_a_second_line_of_an_order_is_quarantined_as_multiple_order_lines(where):
+    lines = [r.order(order_id="ORD_1", product_id="PROD_0001", quantity=1),
+             r.order(order_id="ORD_1", product_id="PROD_0002", quantity=1)]
+    others = [r.order(order_id="ORD_2"), r.order(order_id="ORD_3")]
+    records = [[*lines, *others], [others[0], *lines, others[1]], [*others, *lines]][where]
+    staged, bad, rec = stage(records)
+    # one row per order: the later line is kept (same timestamp: the later row, as for conflicts)
+    assert [(row["order_id"], row["product_id"]) for row in staged] == sorted(
+        [("ORD_1", "PROD_0002"), ("ORD_2", "PROD_0001"), ("ORD_3", "PROD_0001")],
+        key=lambda k: [(x["order_id"], x["product_id"]) for x in records].index(k))
+    (row,) = bad
+    kept = records.index(lines[1]) + 1
+    assert (row["row_number"], row["reason_code"], row["record_id"]) == (kept - 1, "multiple_order_lines", "ORD_1")
+    assert row["message"] == staging.REASON_CODES["multiple_order_lines"] + f": 'ORD_1' (kept row {kept})"
+    assert json.loads(row["raw_record"])["product_id"] == "PROD_0001"
+    assert (rec["staged_count"], rec["quarantined_count"]) == (3, 1)
+
+
+def test_other_lines_and_other_versions_of_an_order_get_their_own_reasons():
+    staged, bad, _ = stage([
+        r.order(order_id="ORD_1", product_id="PROD_0001", status="pending", timestamp="2025-12-14T10:00:00"),
+        r.order(order_id="ORD_1", product_id="PROD_0002", timestamp="2025-12-14T11:00:00"),
+        r.order(order_id="ORD_1", product_id="PROD_0001", status="paid", timestamp="2025-12-14T12:00:00"),
+    ])
+    assert [(row["order_id"], row["product_id"], row["status"]) for row in staged] == [("ORD_1", "PROD_0001", "paid")]
+    assert [(row["row_number"], row["reason_code"]) for row in bad] == [
+        (1, "duplicate_id_conflict"), (2, "multiple_order_lines")]

@@ -73,10 +73,46 @@ def test_bad_and_duplicate_products_are_quarantined_or_counted():
         ("PROD_0001", r.money("19.99")), ("PROD_0002", r.money("6"))]
     bad = r.bad_records("stg_products", MONDAY)
     assert [(row["row_number"], row["reason_code"]) for row in bad] == [
-        (3, "duplicate_id_conflict"), (5, "missing_product_id"), (6, "missing_product_id"),
+        (3, "duplicate_id_conflict"), (5, "missing_product_id"), (6, "invalid_product_id"),
         (7, "invalid_price"), (8, "negative_price"), (9, "invalid_price")]
     assert json.loads(bad[0]["raw_record"])["current_price"] == 5
 
 
 def test_a_date_without_a_snapshot_stages_nothing():
     assert staging.stage("products", MONDAY) is None
+
+
+def test_strict_parsing_of_catalog_records():
+    r.write_products(MONDAY, [
+        '{"product_id": "PROD_0001", "product_name": "Lamp", "current_price": 5, "current_price": 500}',
+        r.product(product_id="PROD_0002", current_price="1_999.00"),
+        r.product(product_id=12.5),
+        r.product(product_id={"sku": 1}),
+        r.product(product_id="PROD\u00000005"),
+        r.product(product_id="PROD_0006", product_name="Lamp\u0000shade"),
+        r.product(product_id="PROD_0007", category="C" * 257),
+        r.product(product_id="\tPROD_0008\u00a0", category="\u3000Home\t"),
+        r.product(product_id=9),  # a JSON integer id is text '9'
+        {"id": 10.5, "title": "API id with a fraction", "price": 1},
+        {"id": 11, "title": "API id", "price": 1},
+        r.product(product_id="PROD_0012", brand="Acme\u0000"),
+    ])
+    counts = staging.stage("products", MONDAY)
+    staged = r.read("staging", "stg_products", MONDAY, "_row_number")
+    assert [(row["product_id"], row["category"]) for row in staged] == [
+        ("PROD_0008", "Home"), ("9", "Home"), ("PROD_0011", None)]
+    bad = r.bad_records("stg_products", MONDAY)
+    assert [(row["row_number"], row["reason_code"], row["failing_value"]) for row in bad] == [
+        (1, "duplicate_json_key", "current_price"),
+        (2, "invalid_price", "1_999.00"),
+        (3, "invalid_product_id", "12.5"),
+        (4, "invalid_product_id", '{"sku":1}'),
+        (5, "invalid_product_id", "PROD\\u00000005"),
+        (6, "invalid_text", "Lamp\\u0000shade"),
+        (7, "invalid_text", "C" * 257),
+        (10, "invalid_product_id", "10.5"),
+        (12, "invalid_text", "Acme\\u0000"),
+    ]
+    assert bad[5]["message"].endswith("(product_name contains a NUL character)")
+    assert bad[6]["message"].endswith("(category longer than 256 characters)")
+    assert counts["is_balanced"] and counts["staged_count"] == 3

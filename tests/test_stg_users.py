@@ -73,3 +73,30 @@ def test_quarantined_api_user_never_carries_credentials_into_bad_records(tmp_pat
     assert secret["address"]["city"] in raw_record and secret["firstName"] in raw_record
     for leaked in (secret["password"], secret["ssn"], secret["bank"]["cardNumber"], secret["ip"], "password"):
         assert leaked not in raw_record
+
+
+def test_strict_parsing_of_user_records():
+    r.write_users(MONDAY, [
+        '{"user_id": "USER_0001", "city": "Oslo", "user_id": "USER_9999"}',
+        '{"id": 2, "firstName": "A", "address": {"city": "Rome", "city": "Milan"}}',
+        r.user(user_id=True),
+        r.user(user_id=3.0),
+        r.user(user_id="USER_0005", city="Par\u0000is"),
+        r.user(user_id="\u2003USER_0006\t", country="\u00a0Norway\n"),
+        r.user(user_id="U" * 300),
+        r.user(user_id=7),
+    ])
+    counts = staging.stage("users", MONDAY)
+    staged = r.read("staging", "stg_users", MONDAY, "_row_number")
+    assert [(row["user_id"], row["country"]) for row in staged] == [("USER_0006", "Norway"), ("7", "United Kingdom")]
+    bad = r.bad_records("stg_users", MONDAY)
+    assert [(row["row_number"], row["reason_code"], row["failing_value"]) for row in bad] == [
+        (1, "duplicate_json_key", "user_id"),
+        (2, "duplicate_json_key", "address.city"),
+        (3, "invalid_user_id", "true"),
+        (4, "invalid_user_id", "3.0"),
+        (5, "invalid_text", "Par\\u0000is"),
+        (7, "invalid_user_id", "U" * 300),
+    ]
+    assert bad[4]["message"].endswith("(city contains a NUL character)")
+    assert counts["is_balanced"]

@@ -1,6 +1,8 @@
 -- audit.bad_records: the raw rows of one source and load date that staging quarantined, and why.
 -- Grain: one row per quarantined raw row; partition: load_date / source_table. Reads the source's
 -- validated rows (int_validated) and the reason-code list (registered from staging.REASON_CODES).
+-- Every text a row carries goes through storable_text (macros.sql): Postgres's audit.bad_records must
+-- be able to hold any row staging quarantines, a NUL character included.
 with validated as (
     select * from int_validated
 ),
@@ -17,13 +19,15 @@ quarantined as (
 final as (
     select
         $source_table as source_table,
-        quarantined._record_id as record_id,
+        storable_text(quarantined._record_id) as record_id,
         quarantined._reason_code as reason_code,
-        coalesce(codes.description, quarantined._reason_code)
+        storable_text(
+            coalesce(codes.description, quarantined._reason_code)
             || ': ' || coalesce('''' || quarantined._failing_value || '''', 'no value')
-            || coalesce(' (' || quarantined._detail || ')', '') as message,
-        quarantined._failing_value as failing_value,
-        quarantined._raw_record as raw_record,
+            || coalesce(' (' || quarantined._detail || ')', '')
+        ) as message,
+        storable_text(quarantined._failing_value) as failing_value,
+        storable_text(quarantined._raw_record) as raw_record,
         quarantined._source_file as source_file,
         quarantined._row_number as row_number,
         $load_date::date as load_date,

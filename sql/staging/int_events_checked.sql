@@ -1,7 +1,7 @@
 -- int_events_checked: every raw event of one load date, typed, with the first row rule it breaks.
 -- Grain: one row per raw event record; a temp table (not a lake table) that int_duplicates and
 -- int_validated read. Rules, checked in this order: pipeline/staging.py REASON_CODES. A page_view
--- needs no product; every other event type does.
+-- needs no product; every other event type does. CSV values are text: an id is the text as written.
 with source as (
     select
         raw_events.*,
@@ -23,12 +23,33 @@ cleaned as (
     from source
 ),
 
-typed as (
+joined_ids as (
     select
         cleaned.*,
-        lower(cleaned.event_type_text) as event_type,
-        utc_timestamp(cleaned.event_ts_text) as event_ts,
+        concat(cleaned.event_id, cleaned.user_id, cleaned.product_id) as ids_text,
     from cleaned
+),
+
+scanned as (
+    select
+        joined_ids.* exclude (ids_text),
+        -- a CASE, not an AND: only the few values the screen flags reach the regular expression
+        case
+            when control_character_screen(joined_ids.ids_text) then has_control_character(joined_ids.ids_text)
+            else false
+        end as ids_have_control,
+    from joined_ids
+),
+
+typed as (
+    select
+        scanned.* exclude (ids_have_control),
+        id_problem(scanned.event_id, $max_id_length, scanned.ids_have_control) as event_id_problem,
+        id_problem(scanned.user_id, $max_id_length, scanned.ids_have_control) as user_id_problem,
+        id_problem(scanned.product_id, $max_id_length, scanned.ids_have_control) as product_id_problem,
+        lower(scanned.event_type_text) as event_type,
+        utc_timestamp(scanned.event_ts_text, $business_timezone) as event_ts,
+    from scanned
 ),
 
 checked as (
@@ -36,15 +57,19 @@ checked as (
         typed.*,
         case
             when typed.event_id is null then 'missing_event_id'
+            when typed.event_id_problem is not null then 'invalid_event_id'
             when typed.user_id is null then 'missing_user_id'
+            when typed.user_id_problem is not null then 'invalid_user_id'
             when typed.event_type is null or not list_contains($event_types, typed.event_type)
                 then 'unknown_event_type'
             when typed.product_id is null and typed.event_type <> 'page_view' then 'missing_product_id'
+            when typed.product_id_problem is not null then 'invalid_product_id'
             when typed.event_ts is null then 'invalid_timestamp'
-            when typed.event_ts > ($load_date::date + 1)::timestamp + to_hours($future_tolerance_hours)
+            -- after the business day's end plus the tolerance, unless written with the load date or earlier
+            when typed.event_ts > $future_limit_ts::timestamp
+                and not local_date_on_or_before(typed.event_ts_text, $load_date::date)
                 then 'future_timestamp'
-            when typed.event_ts < timestamp '1970-01-01'
-                or typed.event_ts < ($load_date::date - $late_window_days::integer)::timestamp
+            when typed.event_ts < timestamp '1970-01-01' or typed.event_ts < $ancient_limit_ts::timestamp
                 then 'ancient_timestamp'
         end as row_reason_code,
     from typed
@@ -61,17 +86,26 @@ final as (
         checked._source_file,
         checked._row_number,
         checked.event_id as _record_id,
+        null::varchar as _line_key,
         checked.raw_record as _raw_record,
         checked.event_ts as _version_ts,
         checked.row_reason_code as _row_reason_code,
         case checked.row_reason_code
+            when 'invalid_event_id' then checked.event_id
             when 'missing_user_id' then checked.user_id
+            when 'invalid_user_id' then checked.user_id
             when 'missing_product_id' then checked.product_id
+            when 'invalid_product_id' then checked.product_id
             when 'unknown_event_type' then checked.event_type_text
             when 'invalid_timestamp' then checked.event_ts_text
             when 'future_timestamp' then checked.event_ts_text
             when 'ancient_timestamp' then checked.event_ts_text
         end as _failing_value,
+        case checked.row_reason_code
+            when 'invalid_event_id' then checked.event_id_problem
+            when 'invalid_user_id' then checked.user_id_problem
+            when 'invalid_product_id' then checked.product_id_problem
+        end as _row_detail,
     from checked
 )
 

@@ -1,6 +1,8 @@
 -- int_orders_checked: every raw order of one load date, typed, with the first row rule it breaks.
 -- Grain: one row per raw order record; a temp table (not a lake table) that int_duplicates and
--- int_validated read. Rules, checked in this order: pipeline/staging.py REASON_CODES.
+-- int_validated read. Rules, checked in this order: pipeline/staging.py REASON_CODES. An order is one
+-- line (one product): its _line_key is the product_id, so that int_duplicates tells another line of
+-- the same order (multiple_order_lines) from another version of the same line (duplicate_id_conflict).
 with source as (
     select * from raw_orders
 ),
@@ -14,6 +16,8 @@ cleaned as (
         clean_text(source.price) as price_text,
         clean_text(source."timestamp") as order_ts_text,
         clean_text(source.status) as status_text,
+        json_keys(source.record) as record_keys,
+        source.record,
         -- the JSON object as received, whitespace normalised: equal objects are exact duplicates
         json(source.record) as raw_record,
         source._source_file,
@@ -21,23 +25,58 @@ cleaned as (
     from source
 ),
 
-typed as (
+joined_ids as (
     select
         cleaned.*,
-        number_value(cleaned.quantity_text) as quantity_number,
-        number_value(cleaned.price_text) as price_number,
-        utc_timestamp(cleaned.order_ts_text) as order_ts,
-        lower(cleaned.status_text) as status,
+        concat(cleaned.order_id, cleaned.user_id, cleaned.product_id) as ids_text,
     from cleaned
+),
+
+scanned as (
+    select
+        joined_ids.* exclude (ids_text),
+        -- a CASE, not an AND: only the few values the screen flags reach the regular expression
+        case
+            when control_character_screen(joined_ids.ids_text) then has_control_character(joined_ids.ids_text)
+            else false
+        end as ids_have_control,
+    from joined_ids
+),
+
+typed as (
+    select
+        scanned.* exclude (record_keys, record, ids_have_control),
+        first_repeated_key(scanned.record_keys) as repeated_key,
+        coalesce(
+            json_id_problem(scanned.record, '$.order_id', scanned.order_id),
+            id_problem(scanned.order_id, $max_id_length, scanned.ids_have_control)
+        ) as order_id_problem,
+        coalesce(
+            json_id_problem(scanned.record, '$.user_id', scanned.user_id),
+            id_problem(scanned.user_id, $max_id_length, scanned.ids_have_control)
+        ) as user_id_problem,
+        coalesce(
+            json_id_problem(scanned.record, '$.product_id', scanned.product_id),
+            id_problem(scanned.product_id, $max_id_length, scanned.ids_have_control)
+        ) as product_id_problem,
+        number_value(scanned.quantity_text) as quantity_number,
+        number_value(scanned.price_text) as price_number,
+        utc_timestamp(scanned.order_ts_text, $business_timezone) as order_ts,
+        lower(scanned.status_text) as status,
+    from scanned
 ),
 
 checked as (
     select
         typed.*,
         case
+            when typed.repeated_key is not null then 'duplicate_json_key'
             when typed.order_id is null then 'missing_order_id'
+            when typed.order_id_problem is not null then 'invalid_order_id'
             when typed.user_id is null then 'missing_user_id'
+            when typed.user_id_problem is not null then 'invalid_user_id'
             when typed.product_id is null then 'missing_product_id'
+            when typed.product_id_problem is not null then 'invalid_product_id'
             when typed.quantity_number is null or not is_integer_value(typed.quantity_number)
                 then 'invalid_quantity'
             when typed.quantity_number <= 0 then 'non_positive_quantity'
@@ -45,10 +84,11 @@ checked as (
             when typed.price_number < 0 then 'negative_price'
             when not is_money_value(typed.quantity_number * typed.price_number) then 'revenue_out_of_range'
             when typed.order_ts is null then 'invalid_timestamp'
-            when typed.order_ts > ($load_date::date + 1)::timestamp + to_hours($future_tolerance_hours)
+            -- after the business day's end plus the tolerance, unless written with the load date or earlier
+            when typed.order_ts > $future_limit_ts::timestamp
+                and not local_date_on_or_before(typed.order_ts_text, $load_date::date)
                 then 'future_timestamp'
-            when typed.order_ts < timestamp '1970-01-01'
-                or typed.order_ts < ($load_date::date - $late_window_days::integer)::timestamp
+            when typed.order_ts < timestamp '1970-01-01' or typed.order_ts < $ancient_limit_ts::timestamp
                 then 'ancient_timestamp'
             when typed.status is null or not list_contains($order_statuses, typed.status) then 'invalid_status'
         end as row_reason_code,
@@ -68,12 +108,17 @@ final as (
         checked._source_file,
         checked._row_number,
         checked.order_id as _record_id,
+        checked.product_id as _line_key,
         checked.raw_record as _raw_record,
         checked.order_ts as _version_ts,
         checked.row_reason_code as _row_reason_code,
         case checked.row_reason_code
+            when 'duplicate_json_key' then checked.repeated_key
+            when 'invalid_order_id' then checked.order_id
             when 'missing_user_id' then checked.user_id
+            when 'invalid_user_id' then checked.user_id
             when 'missing_product_id' then checked.product_id
+            when 'invalid_product_id' then checked.product_id
             when 'invalid_quantity' then checked.quantity_text
             when 'non_positive_quantity' then checked.quantity_text
             when 'invalid_price' then checked.price_text
@@ -84,6 +129,11 @@ final as (
             when 'ancient_timestamp' then checked.order_ts_text
             when 'invalid_status' then checked.status_text
         end as _failing_value,
+        case checked.row_reason_code
+            when 'invalid_order_id' then checked.order_id_problem
+            when 'invalid_user_id' then checked.user_id_problem
+            when 'invalid_product_id' then checked.product_id_problem
+        end as _row_detail,
     from checked
 )
 

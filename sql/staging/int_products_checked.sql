@@ -9,10 +9,8 @@ with source as (
 
 cleaned as (
     select
-        coalesce(
-            clean_text(json_extract_string(source.record, '$.product_id')),
-            catalog_id('PROD_', clean_text(json_extract_string(source.record, '$.id')))
-        ) as product_id,
+        clean_text(json_extract_string(source.record, '$.product_id')) as file_product_id,
+        clean_text(json_extract_string(source.record, '$.id')) as api_id,
         clean_text(coalesce(
             json_extract_string(source.record, '$.product_name'),
             json_extract_string(source.record, '$.title')
@@ -23,24 +21,54 @@ cleaned as (
             json_extract_string(source.record, '$.current_price'),
             json_extract_string(source.record, '$.price')
         )) as price_text,
+        json_keys(source.record) as record_keys,
+        source.record,
         json(source.record) as raw_record,
         source._source_file,
         source._row_number,
     from source
 ),
 
+identified as (
+    select
+        cleaned.* exclude (record_keys, record),
+        coalesce(cleaned.file_product_id, catalog_id('PROD_', cleaned.api_id)) as product_id,
+        coalesce(cleaned.file_product_id, cleaned.api_id) as product_id_text,
+        case
+            when cleaned.file_product_id is not null
+                then json_id_problem(cleaned.record, '$.product_id', cleaned.file_product_id)
+            when cleaned.api_id is not null and catalog_id('PROD_', cleaned.api_id) is null
+                then 'an API id that is not a whole number'
+        end as id_type_problem,
+        first_repeated_key(cleaned.record_keys) as repeated_key,
+    from cleaned
+),
+
 typed as (
     select
-        cleaned.*,
-        number_value(cleaned.price_text) as price_number,
-    from cleaned
+        identified.*,
+        coalesce(identified.id_type_problem, id_problem(identified.product_id, $max_id_length, true))
+            as product_id_problem,
+        -- Postgres text cannot hold NUL; the category is indexed (dim_product), so it is bounded like an id
+        case
+            when contains(identified.product_name, chr(0)) then 'product_name contains a NUL character'
+            when contains(identified.category, chr(0)) then 'category contains a NUL character'
+            when length(identified.category) > $max_id_length
+                then 'category longer than ' || $max_id_length || ' characters'
+            when contains(identified.brand, chr(0)) then 'brand contains a NUL character'
+        end as text_problem,
+        number_value(identified.price_text) as price_number,
+    from identified
 ),
 
 checked as (
     select
         typed.*,
         case
-            when typed.product_id is null then 'missing_product_id'
+            when typed.repeated_key is not null then 'duplicate_json_key'
+            when typed.product_id_text is null then 'missing_product_id'
+            when typed.product_id_problem is not null then 'invalid_product_id'
+            when typed.text_problem is not null then 'invalid_text'
             when typed.price_number is null or not is_money_value(typed.price_number) then 'invalid_price'
             when typed.price_number < 0 then 'negative_price'
         end as row_reason_code,
@@ -58,14 +86,26 @@ final as (
         $load_date::date as load_date,
         checked._source_file,
         checked._row_number,
-        checked.product_id as _record_id,
+        coalesce(checked.product_id, checked.product_id_text) as _record_id,
+        null::varchar as _line_key,
         checked.raw_record as _raw_record,
         null::timestamp as _version_ts,
         checked.row_reason_code as _row_reason_code,
         case checked.row_reason_code
+            when 'duplicate_json_key' then checked.repeated_key
+            when 'invalid_product_id' then checked.product_id_text
+            when 'invalid_text' then case
+                when starts_with(checked.text_problem, 'product_name') then checked.product_name
+                when starts_with(checked.text_problem, 'category') then checked.category
+                else checked.brand
+            end
             when 'invalid_price' then checked.price_text
             when 'negative_price' then checked.price_text
         end as _failing_value,
+        case checked.row_reason_code
+            when 'invalid_product_id' then checked.product_id_problem
+            when 'invalid_text' then checked.text_problem
+        end as _row_detail,
     from checked
 )
 

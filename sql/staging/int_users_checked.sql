@@ -9,10 +9,8 @@ with source as (
 
 cleaned as (
     select
-        coalesce(
-            clean_text(json_extract_string(source.record, '$.user_id')),
-            catalog_id('USER_', clean_text(json_extract_string(source.record, '$.id')))
-        ) as user_id,
+        clean_text(json_extract_string(source.record, '$.user_id')) as file_user_id,
+        clean_text(json_extract_string(source.record, '$.id')) as api_id,
         clean_text(coalesce(
             json_extract_string(source.record, '$.first_name'),
             json_extract_string(source.record, '$.firstName')
@@ -30,6 +28,12 @@ cleaned as (
             json_extract_string(source.record, '$.country'),
             json_extract_string(source.record, '$.address.country')
         )) as country,
+        -- the API nests city and country in `address`: a key repeated there is as ambiguous
+        coalesce(
+            first_repeated_key(json_keys(source.record)),
+            'address.' || first_repeated_key(json_keys(source.record, '$.address'))
+        ) as repeated_key,
+        source.record,
         -- Only identity and location fields leave the raw layer: the users API also sends
         -- passwords, SSNs, bank cards and IPs, which must never reach audit.bad_records (BI-readable).
         json_object(
@@ -46,24 +50,80 @@ cleaned as (
     from source
 ),
 
+identified as (
+    select
+        cleaned.* exclude (record),
+        coalesce(cleaned.file_user_id, catalog_id('USER_', cleaned.api_id)) as user_id,
+        coalesce(cleaned.file_user_id, cleaned.api_id) as user_id_text,
+        case
+            when cleaned.file_user_id is not null
+                then json_id_problem(cleaned.record, '$.user_id', cleaned.file_user_id)
+            when cleaned.api_id is not null and catalog_id('USER_', cleaned.api_id) is null
+                then 'an API id that is not a whole number'
+        end as id_type_problem,
+    from cleaned
+),
+
+typed as (
+    select
+        identified.*,
+        coalesce(identified.id_type_problem, id_problem(identified.user_id, $max_id_length, true)) as user_id_problem,
+        -- Postgres text cannot hold NUL
+        case
+            when contains(identified.first_name, chr(0)) then 'first_name'
+            when contains(identified.last_name, chr(0)) then 'last_name'
+            when contains(identified.email, chr(0)) then 'email'
+            when contains(identified.city, chr(0)) then 'city'
+            when contains(identified.country, chr(0)) then 'country'
+        end as nul_field,
+    from identified
+),
+
+checked as (
+    select
+        typed.*,
+        case
+            when typed.repeated_key is not null then 'duplicate_json_key'
+            when typed.user_id_text is null then 'missing_user_id'
+            when typed.user_id_problem is not null then 'invalid_user_id'
+            when typed.nul_field is not null then 'invalid_text'
+        end as row_reason_code,
+    from typed
+),
+
 final as (
     select
-        cleaned.user_id,
-        cleaned.first_name,
-        cleaned.last_name,
-        cleaned.email,
-        cleaned.city,
-        cleaned.country,
+        checked.user_id,
+        checked.first_name,
+        checked.last_name,
+        checked.email,
+        checked.city,
+        checked.country,
         $load_date::date as snapshot_date,
         $load_date::date as load_date,
-        cleaned._source_file,
-        cleaned._row_number,
-        cleaned.user_id as _record_id,
-        cleaned.raw_record as _raw_record,
+        checked._source_file,
+        checked._row_number,
+        coalesce(checked.user_id, checked.user_id_text) as _record_id,
+        null::varchar as _line_key,
+        checked.raw_record as _raw_record,
         null::timestamp as _version_ts,
-        case when cleaned.user_id is null then 'missing_user_id' end as _row_reason_code,
-        null::varchar as _failing_value,
-    from cleaned
+        checked.row_reason_code as _row_reason_code,
+        case checked.row_reason_code
+            when 'duplicate_json_key' then checked.repeated_key
+            when 'invalid_user_id' then checked.user_id_text
+            when 'invalid_text' then case checked.nul_field
+                when 'first_name' then checked.first_name
+                when 'last_name' then checked.last_name
+                when 'email' then checked.email
+                when 'city' then checked.city
+                else checked.country
+            end
+        end as _failing_value,
+        case checked.row_reason_code
+            when 'invalid_user_id' then checked.user_id_problem
+            when 'invalid_text' then checked.nul_field || ' contains a NUL character'
+        end as _row_detail,
+    from checked
 )
 
 select * from final

@@ -2,9 +2,10 @@
 -- Grain: one row per raw row (nothing dropped), in source-file order. Reads `checked_records`: the
 -- source's int_<source>_checked rows (typed, with the first row rule each breaks) on which staging
 -- has marked the rows int_duplicates drops: _drop_is_duplicate (NULL = kept, true = an exact
--- duplicate, false = a same-id conflict) and _drop_kept_row_number (the row kept instead).
+-- duplicate, false = a same-id row dropped), _drop_reason_code (duplicate_id_conflict or
+-- multiple_order_lines) and _drop_kept_row_number (the row kept instead).
 -- _reason_code NULL and not _is_duplicate: staged; _reason_code set: quarantined; _is_duplicate:
--- an exact duplicate, counted. A row's reason is its row rule, else duplicate_id_conflict.
+-- an exact duplicate, counted. A row's reason is its row rule, else its drop reason.
 -- A single-table select on purpose: DuckDB keeps such a result in insertion (= source-file) order,
 -- so the staging partition needs no sort (a join here would need an ORDER BY of the whole day).
 with checked as not materialized (
@@ -18,7 +19,7 @@ outcomes as (
         coalesce(checked._drop_is_duplicate, false) as is_duplicate,
         case
             when checked._drop_is_duplicate is null then checked._row_reason_code
-            when not checked._drop_is_duplicate then 'duplicate_id_conflict'
+            when not checked._drop_is_duplicate then checked._drop_reason_code
         end as reason_code,
     from checked
 ),
@@ -26,8 +27,8 @@ outcomes as (
 final as (
     select
         outcomes.* exclude (
-            _raw_record, _version_ts, _row_reason_code, _failing_value, _drop_is_duplicate,
-            _drop_kept_row_number, is_duplicate, reason_code
+            _line_key, _raw_record, _version_ts, _row_reason_code, _failing_value, _row_detail,
+            _drop_is_duplicate, _drop_reason_code, _drop_kept_row_number, is_duplicate, reason_code
         ),
         outcomes.is_duplicate as _is_duplicate,
         outcomes.reason_code as _reason_code,
@@ -36,6 +37,7 @@ final as (
             when not outcomes._drop_is_duplicate then outcomes._record_id
         end as _failing_value,
         case
+            when outcomes._drop_is_duplicate is null then outcomes._row_detail
             when not outcomes._drop_is_duplicate then 'kept row ' || outcomes._drop_kept_row_number
         end as _detail,
         case when outcomes.reason_code is not null then to_json(outcomes._raw_record)::varchar end

@@ -1,33 +1,137 @@
 -- Staging macros: the parsing rules every staging model shares (created as temp macros per connection).
 -- Not a model: no grain, no partition. Timestamps assume the session TimeZone is UTC (sqlrun.connect).
+-- One parser per kind of value, used by every source: a value means the same wherever it arrives, and
+-- what is not a clean value of its type is NULL here (the models quarantine it with a reason).
 
--- Text as received -> NULL when empty or blank, else trimmed. The common case (first and last
--- characters printable ASCII, not a space) needs no trim: skipping it saves a string copy per value.
+-- The characters trimmed from both ends of every text value: Unicode White_Space (space, tab, line
+-- feed, vertical tab, form feed, carriage return, U+0085, U+00A0, U+1680, U+2000-U+200A, U+2028,
+-- U+2029, U+202F, U+205F, U+3000) plus the invisible zero-width space U+200B and byte order mark
+-- U+FEFF. Written with chr() so that the file shows every one; DuckDB folds it to one constant.
+create or replace temp macro unicode_whitespace() as (
+    chr(32) || chr(9) || chr(10) || chr(11) || chr(12) || chr(13) || chr(133) || chr(160) || chr(5760)
+    || chr(8192) || chr(8193) || chr(8194) || chr(8195) || chr(8196) || chr(8197) || chr(8198)
+    || chr(8199) || chr(8200) || chr(8201) || chr(8202) || chr(8203) || chr(8232) || chr(8233)
+    || chr(8239) || chr(8287) || chr(12288) || chr(65279)
+);
+
+-- Text as received -> NULL when empty or only whitespace, else trimmed of unicode_whitespace() at both
+-- ends. The common case (first and last characters printable ASCII, not a space) needs no trim:
+-- skipping it saves a string copy per value.
 create or replace temp macro clean_text(value) as (
     case
         when ascii(value) between 33 and 126 and ascii(right(value, 1)) between 33 and 126 then value
-        else nullif(trim(value), '')
+        else nullif(trim(value, unicode_whitespace()), '')
     end
 );
 
--- ISO 8601 text ('2025-12-14T17:30:00', '2025-12-14 17:30:00', '...Z', '...+01:00', date only) or
--- epoch seconds (9-10 digits) -> naive UTC TIMESTAMP; anything else -> NULL. Text without an offset
--- is taken as UTC. The date prefix test keeps DuckDB's special words ('infinity', 'epoch') out.
-create or replace temp macro utc_timestamp(value) as (
+-- Whether text holds a control character: U+0000-U+001F (NUL, tab, line breaks ...) or U+007F-U+009F.
+-- The regular expression costs ~150 ns a value; control_character_screen(value) first, false for
+-- almost every value, costs a third: JSON escaping lengthens a text with a U+0000-U+001F character
+-- (or a quote or backslash), any non-ASCII character (U+0080-U+009F among them) makes the length in
+-- characters differ from the length in bytes, and DEL is looked up directly. Only a value the screen
+-- flags is matched exactly.
+create or replace temp macro control_character_screen(value) as (
+    strlen(to_json(value)::varchar) <> strlen(value) + 2 or strlen(value) <> length(value) or contains(value, chr(127))
+);
+create or replace temp macro has_control_character(value) as regexp_matches(value, '[\x00-\x1f\x7f-\x9f]');
+
+-- Why a cleaned id cannot be a key (NULL: it can). Ids are opaque text, but a control character makes
+-- a second, invisible id (and Postgres cannot store NUL); an id longer than max_length (characters;
+-- [model] max_id_length) does not fit a Postgres index. `any_control` is has_control_character of
+-- the row's ids together (one screened scan for the usual row without any), so that each id is
+-- scanned only in the rare row that has one.
+create or replace temp macro id_problem(value, max_length, any_control) as (
     case
-        -- fast path: 'YYYY-MM-DDTHH:MM:SS' has no room for an offset, so the plain TIMESTAMP parser
-        -- gives the same value at a fraction of the time-zone-aware parser's cost
-        when value like '____-__-__T__:__:__' or value like '____-__-__ __:__:__'
-            then try_cast(value as timestamp)
-        when value like '____-__-__%'
-            then try_cast(value as timestamptz)::timestamp
-        when length(value) between 9 and 10 and regexp_full_match(value, '[0-9]+')
-            then to_timestamp(value::bigint)::timestamp
+        -- strlen (bytes) is free and never below length (characters), which must scan the text
+        when strlen(value) > max_length and length(value) > max_length
+            then 'longer than ' || max_length || ' characters'
+        when any_control and has_control_character(value) then 'contains a control character'
     end
 );
 
--- A number as text -> DECIMAL(38, 10), or NULL when it is not a number (or has > 28 integer digits).
-create or replace temp macro number_value(value) as try_cast(value as decimal(38, 10));
+-- Why a JSON id field is not an id (NULL: it is one). Ids are JSON strings or JSON integers, and the
+-- integer 515151 and the string "515151" are the same id (json_extract_string gives both as
+-- '515151'); a number with a fraction or an exponent, an object, an array or a boolean is not an id.
+-- `value` is the field as json_extract_string gives it, cleaned: json_type (a second parse of the
+-- object) is asked only when that text could have come from a value that is not a string (it
+-- starts like a number, an object or an array, or is true/false) and is not a plain integer.
+create or replace temp macro json_id_problem(record, path, value) as (
+    case
+        when value is null then null
+        when not (ascii(value) = 45 or ascii(value) between 48 and 57 or ascii(value) in (91, 123)
+            or value in ('true', 'false')) then null
+        when regexp_full_match(value, '-?[0-9]+') then null
+        else case json_type(record, path)
+            when 'VARCHAR' then null
+            when 'OBJECT' then 'a JSON object'
+            when 'ARRAY' then 'a JSON array'
+            when 'BOOLEAN' then 'a JSON boolean'
+            else 'a JSON number with a fraction or an exponent'
+        end
+    end
+);
+
+-- The first key that a list of JSON object keys (json_keys) holds twice (NULL: none). An object
+-- like {"price": 1, "price": 999} would be read as its first value, silently; staging quarantines it.
+-- Takes the key list, not the object, so that the model parses each object once.
+create or replace temp macro first_repeated_key(keys) as (
+    -- a key whose first position is earlier than its own: a few comparisons per object (list_unique
+    -- or list_distinct would build a hash table per object, five times the cost)
+    list_filter(keys, lambda key, i: list_position(keys, key) < i)[1]
+);
+
+-- A timestamp without an offset is a wall-clock time in the business time zone ([model]
+-- business_timezone): -> the naive UTC TIMESTAMP of that instant. UTC (the default) needs no lookup.
+create or replace temp macro wall_clock_utc(value, tz) as (
+    case when tz = 'UTC' then value else timezone(tz, value)::timestamp end
+);
+
+-- Text -> naive UTC TIMESTAMP, or NULL when it is not one of these (strictly):
+-- - ISO 8601 'YYYY-MM-DD', 'YYYY-MM-DD[T ]HH:MM', '...:SS', '...:SS.fffffffff' (up to 9 decimals,
+--   kept to the microsecond): a wall-clock time in the business time zone `tz`;
+-- - the same with a time and an offset: 'Z', '+HH', '+HHMM' or '+HH:MM' (or '-'), at most 14:00
+--   and minutes below 60;
+-- - epoch seconds (9-10 digits) or epoch milliseconds (13 digits).
+-- Hours are 00-23, minutes and seconds 00-59, and the date must exist. Anything else (named zones,
+-- '+25:00', '24:00:00', DuckDB's special words 'infinity' / 'epoch') is NULL.
+create or replace temp macro utc_timestamp(value, tz) as (
+    case
+        -- fast path: the usual shape, parsed by strptime (strict, and cheaper than a regular expression)
+        when value like '____-__-__T__:__:__' then wall_clock_utc(try_strptime(value, '%Y-%m-%dT%H:%M:%S'), tz)
+        when value like '____-__-__ __:__:__' then wall_clock_utc(try_strptime(value, '%Y-%m-%d %H:%M:%S'), tz)
+        when regexp_full_match(
+            value,
+            '[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])'
+            || '([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,9})?)?)?'
+        ) then wall_clock_utc(try_cast(value as timestamp), tz)
+        when regexp_full_match(
+            value,
+            '[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])'
+            || '[T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,9})?)?'
+            || '(Z|[+-](0[0-9]|1[0-3])(:?[0-5][0-9])?|[+-]14(:?00)?)'
+        ) then try_cast(value as timestamptz)::timestamp
+        when regexp_full_match(value, '[0-9]{9,10}') then make_timestamp(value::bigint * 1000000)
+        when regexp_full_match(value, '[0-9]{13}') then make_timestamp(value::bigint * 1000)
+    end
+);
+
+-- Whether a timestamp text's own local date (the date it was written with, in its own offset or in
+-- the business time zone) is on or before a day: such a timestamp is never from that day's future.
+-- Epoch values have no local date of their own (false).
+create or replace temp macro local_date_on_or_before(value, day) as (
+    value like '____-__-__%' and left(value, 10) <= strftime(day, '%Y-%m-%d')
+);
+
+-- A number as text -> DECIMAL(38, 10), or NULL when it is not a number in the strict grammar: an
+-- optional sign, digits with an optional fraction ('10', '10.5', '.5', '10.') and an optional
+-- exponent ('1e1', '1E+1'). Underscores, thousands separators, hex, 'inf'/'nan' and inner spaces
+-- are not numbers (DuckDB's own cast would read '1_999.00' as 1999). NULL too beyond 28 integer digits.
+create or replace temp macro number_value(value) as (
+    case
+        when regexp_full_match(value, '[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?')
+            then try_cast(value as decimal(38, 10))
+    end
+);
 
 -- Whether a parsed number is a whole number that fits INTEGER.
 create or replace temp macro is_integer_value(value) as (
@@ -39,10 +143,15 @@ create or replace temp macro is_money_value(value) as (
     value = round(value, 2) and abs(value) < 10000000000000000
 );
 
--- A catalog API id (JSON number as text) -> 'PREFIX_0001'; ids of 5+ digits are kept whole.
+-- A catalog API id (a JSON integer, or a string of digits, as text) -> 'PREFIX_0001'; ids of 5+
+-- digits are kept whole. NULL for anything else (the model quarantines it as an invalid id).
 create or replace temp macro catalog_id(prefix, api_id) as (
     case
         when regexp_full_match(api_id, '[0-9]+')
             then prefix || lpad(api_id, greatest(4, length(api_id))::integer, '0')
     end
 );
+
+-- Text for audit/bad_records: Postgres text cannot hold NUL (U+0000), so it becomes the six
+-- characters \u0000 (deterministic; the only character Postgres's UTF-8 text rejects).
+create or replace temp macro storable_text(value) as replace(value, chr(0), '\u0000');

@@ -1,4 +1,5 @@
 -- dim_date: the calendar days the load date's facts refer to (late rows included), plus the load date.
+-- A fact refers to its business day ([model] business_timezone), the day its date_id names.
 -- Grain: one row per date per load_date; partition: load_date. The current view keeps one row per date.
 -- day_of_week and week_of_year are ISO (Monday = 1; week 1 holds the year's first Thursday).
 with orders as (
@@ -10,10 +11,10 @@ events as (
 ),
 
 referenced_dates as (
-    select distinct orders.order_ts::date as full_date
+    select distinct business_date(orders.order_ts, $business_timezone) as full_date
     from orders
     union
-    select distinct events.event_ts::date as full_date
+    select distinct business_date(events.event_ts, $business_timezone) as full_date
     from events
     union
     select $load_date::date as full_date

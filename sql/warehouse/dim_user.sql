@@ -1,6 +1,7 @@
 -- dim_user: the load date's contribution to the user dimension.
 -- Grain: one row per user per load_date (users active in D's facts, plus users of a users snapshot
--- landed on D); partition: load_date. Dates are the user's activity within D's facts only; city and
+-- landed on D); partition: load_date. Dates are the user's activity within D's facts only (business
+-- days, [model] business_timezone, like the facts' date_id); city and
 -- country come from the latest users snapshot on or before D (NULL when there is none or the user is
 -- not in it). views/dim_user.sql merges the contributions into the current dimension.
 with orders as (
@@ -45,9 +46,11 @@ seen_users as (
 final as (
     select
         seen_users.user_id,
-        least(order_activity.first_order_ts, event_activity.first_event_ts)::date as first_seen_date,
-        order_activity.first_order_ts::date as first_order_date,
-        greatest(order_activity.last_order_ts, event_activity.last_event_ts)::date as last_seen_date,
+        business_date(least(order_activity.first_order_ts, event_activity.first_event_ts), $business_timezone)
+            as first_seen_date,
+        business_date(order_activity.first_order_ts, $business_timezone) as first_order_date,
+        business_date(greatest(order_activity.last_order_ts, event_activity.last_event_ts), $business_timezone)
+            as last_seen_date,
         users.city,
         users.country,
         $load_date::date as load_date,

@@ -1,7 +1,8 @@
 -- fact_events: the day's staged clickstream events as facts.
--- Grain: one row per event per load_date; partition: load_date. A late event keeps load_date = D and
--- gets the date_id of its own UTC day. The same event_id on several load dates is kept in each; the
--- current view (views/fact_events.sql) keeps the first (earliest) load_date.
+-- Grain: one row per event per load_date; partition: load_date. date_id is the event's business day
+-- ([model] business_timezone, default UTC); a late event keeps load_date = D and gets the date_id of its
+-- own day. The same event_id on several load dates is kept in each; the current view
+-- (views/fact_events.sql) keeps the first (earliest) load_date.
 -- is_known_product: the product is in the latest catalog snapshot on or before D; an event without a
 -- product (page_view) refers to no product, so it is known (nothing is missing from the catalog).
 -- catalog_product_id is an ENUM of that snapshot's product ids (pipeline.warehouse.register_inputs):
@@ -18,7 +19,7 @@ final as (
         events.product_id,
         events.event_type,
         events.event_ts,
-        date_id(events.event_ts) as date_id,
+        date_id(business_date(events.event_ts, $business_timezone)) as date_id,
         events.product_id is null
             or try_cast(events.product_id as catalog_product_id) is not null as is_known_product,
         $load_date::date as load_date,

@@ -1,7 +1,14 @@
 -- Warehouse macros shared by the models and the current views (created as temp macros per connection).
--- Not a model: no grain, no partition.
+-- Not a model: no grain, no partition. Timestamps are naive UTC (the session TimeZone is UTC, sqlrun.connect).
 
--- A timestamp's or date's own day as the dim_date key: 2025-12-14 -> 20251214.
+-- A day as the dim_date key: 2025-12-14 -> 20251214.
 create or replace temp macro date_id(value) as (
     (year(value) * 10000 + month(value) * 100 + day(value))::integer
+);
+
+-- The business day of a stored (naive UTC) timestamp: its date in the business time zone `tz`
+-- ([model] business_timezone, bound as $business_timezone). date_id(business_date(ts, tz)) is a
+-- fact's date_id. UTC (the default) is the timestamp's own date, with no time zone lookup.
+create or replace temp macro business_date(ts, tz) as (
+    case when tz = 'UTC' then ts::date else timezone(tz, ts::timestamptz)::date end
 );
