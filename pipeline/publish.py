@@ -146,8 +146,9 @@ FEEDS = (
         derived={"load_date": _LOAD_DATE, "source_table": "$source_table"}, sources=RAW_SOURCES),
     Feed("audit.reconciliation", "audit", "reconciliation", _replace(
         "audit.reconciliation", "load_date, source_table, raw_count, staged_count, quarantined_count,"
-        " duplicate_count, is_balanced"), derived={"load_date": _LOAD_DATE, "source_table": "$source_table"},
-        sources=STAGING_SOURCES),
+        " duplicate_count, is_balanced, source_records, rejected_count"),
+        derived={"load_date": _LOAD_DATE, "source_table": "$source_table"}, sources=STAGING_SOURCES,
+        lenient=True),  # lake partitions written before line accounting lack source_records/rejected_count
 )
 
 

@@ -32,7 +32,7 @@ from pipeline.task_base import (
     PublishTask,
     StageTask,
     catalog_snapshot_dates,
-    published_dates,
+    current_published_dates,
 )
 
 
@@ -261,12 +261,14 @@ class DailyPipeline(luigi.WrapperTask, PipelineTask):
 
     @classmethod
     def bulk_complete(cls, parameter_tuples: Iterable[dt.date]) -> list[dt.date]:
-        """The published dates among the given ones, in one query (RangeDaily asks this).
+        """The published dates among the given ones whose files did not change since (RangeDaily asks this).
 
-        `cls` is a functools.partial when RangeDaily calls it, so nothing here is class-specific.
+        One query for the publish state; a changed source or a pending restatement makes a date
+        incomplete, and its Publish then refuses or republishes it. `cls` is a functools.partial when
+        RangeDaily calls it, so nothing here is class-specific.
         """
         days = list(parameter_tuples)
-        done = published_dates(days)
+        done = current_published_dates(days)
         return [day for day in days if day in done]
 
 
