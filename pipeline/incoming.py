@@ -66,7 +66,7 @@ class UnsafeSourcePath(SourceFileInvalid):
 
 
 class SourceFileCompressed(SourceFileInvalid):
-    """An input is compressed in a format the pipeline does not read (or is not UTF-8 text)."""
+    """An input is compressed in a format the pipeline does not read (zip, bzip2, xz, 7z, lz4)."""
 
 
 class SourceFileUnstable(SourceFileInvalid):
@@ -183,7 +183,7 @@ def find(source: str, load_date: dt.date) -> SourceFile:
 
 
 def detect_compression(path: str, what: str) -> str:
-    """none, gzip or zstd from the file's first bytes; refuse other compressed formats and UTF-16."""
+    """none, gzip or zstd from the file's first bytes; refuse other compressed formats, and UTF-16 text."""
     with open(path, "rb") as handle:
         head = handle.read(8)
     for magic, codec in MAGIC:
@@ -194,7 +194,7 @@ def detect_compression(path: str, what: str) -> str:
                 f"{what}: {path} is a {codec}-compressed file; only plain, gzip and zstd files are read:"
                 f" decompress it (or recompress it with gzip), then run again; nothing was landed")
     if head.startswith(UTF16_BOMS):
-        raise SourceFileCompressed(f"{what}: {path} is UTF-16 text (byte order mark); files must be UTF-8:"
+        raise SourceFileInvalid(f"{what}: {path} is UTF-16 text (byte order mark); files must be UTF-8:"
                                    f" convert it, then run again; nothing was landed")
     return "none"
 

@@ -207,7 +207,7 @@ def events_direct(src: SourceFile, load_date: dt.date, params: dict[str, Any], s
             if rows + rejected != records - blank:
                 raise NotOnePerLine(f"{rows} rows + {rejected} rejected lines != {records - blank} records")
         if not rows:
-            raise _none_landed(src.path, records - blank, rejected, "no event lines after the header")
+            raise _none_landed(src.path, records - blank, rejected, "no readable event lines after the header")
         counted["rejected"] = rejected
         stable()
 
@@ -242,7 +242,7 @@ def events_line_safe(src: SourceFile, load_date: dt.date, params: dict[str, Any]
                     f"{src.path}: {rows} rows + {rejected} rejected lines != {found.records} records even when read"
                     f" line by line; nothing was landed. Please report this with the file")
             if not rows:
-                raise _none_landed(src.path, found.records, rejected, "no event lines after the header")
+                raise _none_landed(src.path, found.records, rejected, "no readable event lines after the header")
             counted["rejected"] = rejected
             stable()
 
