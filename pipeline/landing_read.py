@@ -123,11 +123,11 @@ def land_json(table: str, model: str, src: SourceFile, load_date: dt.date, param
             raise _none_landed(src.path, records, rejected, "the file holds no records")
 
         def check(rows: int) -> None:
+            stable()
             if rows != objects or rows + rejected != records:
                 raise LineAccountingError(f"{src.path}: {rows} rows + {rejected} rejected != {records} records")
             if scanned is not None and read_path == "line-safe" and records + found.blank != scanned.lines:
                 raise LineAccountingError(f"{src.path}: {records} records + {found.blank} blank != {scanned.lines} lines")
-            stable()
 
         rows = sqlrun.copy_to_partition(con, sqlrun.sql_text("raw", model), params,
                                         lake.partition_file("raw", table, load_date), check=check)
@@ -201,6 +201,7 @@ def events_direct(src: SourceFile, load_date: dt.date, params: dict[str, Any], s
 
     def check(rows: int) -> None:
         nonlocal blank
+        stable()  # a file still being written explains any count: refuse it first
         rejected = _reader_rejected(con)
         if rows + rejected != records:  # blank lines (skipped by the reader), or a record over several lines
             blank = landing_lines.blank_lines(src, json_lines=False, skip=1)
@@ -209,7 +210,6 @@ def events_direct(src: SourceFile, load_date: dt.date, params: dict[str, Any], s
         if not rows:
             raise _none_landed(src.path, records - blank, rejected, "no readable event lines after the header")
         counted["rejected"] = rejected
-        stable()
 
     with sqlrun.connect() as con:
         con.register("line_rejects", _NO_LINE_REJECTS)
@@ -231,11 +231,13 @@ def events_line_safe(src: SourceFile, load_date: dt.date, params: dict[str, Any]
     with tempfile.TemporaryDirectory(prefix="ecomm-events-") as tmp:
         cleaned = os.path.join(tmp, "events.csv")
         found = landing_lines.csv_line_safe(src, cleaned)
+        stable()
         if found.records + found.blank != scanned.lines - 1:
             raise LineAccountingError(f"{src.path}: {found.records} records + {found.blank} blank lines"
                                       f" != {scanned.lines - 1} lines after the header")
 
         def check(rows: int) -> None:
+            stable()
             rejected = _reader_rejected(con) + len(found.rejects)
             if rows + rejected != found.records:
                 raise LineAccountingError(
@@ -244,7 +246,6 @@ def events_line_safe(src: SourceFile, load_date: dt.date, params: dict[str, Any]
             if not rows:
                 raise _none_landed(src.path, found.records, rejected, "no readable event lines after the header")
             counted["rejected"] = rejected
-            stable()
 
         with sqlrun.connect() as con:
             con.register("line_rejects", found.rejects_table())

@@ -30,6 +30,7 @@ from pipeline.task_base import (
     PipelineTask,
     PreloadTask,
     PublishTask,
+    SourceReady,  # noqa: F401 - the land tasks' requirement when [landing] ready_marker is set
     StageTask,
     catalog_snapshot_dates,
     current_published_dates,
