@@ -378,6 +378,34 @@ class PreloadTask(PipelineTask):
         self.report(f"preloaded {self.rows_out} {self.table} rows", 100)
 
 
+class SourcesUnchangedTask(PipelineTask):
+    """The date's landed incoming files are still the ones in the data folder (no output: checked each run).
+
+    A requirement of the publish: complete while no landed daily source changed (cheap: a manifest
+    read and a stat per source); otherwise it fails at once with SourceChanged and what to do, so a
+    corrected or completed file is never ignored, before publish or after it. Not retried.
+    """
+
+    retry_count = 1
+    timeout_kind = "land"
+
+    def complete(self) -> bool:
+        return not landing.changed_sources(self.date)
+
+    def run(self) -> None:
+        from pipeline import publish
+
+        changed = landing.changed_sources(self.date)
+        if not changed:
+            return
+        try:
+            published = publish.is_published(self.date)
+        except psycopg.OperationalError:
+            published = False
+        raise landing.SourceChanged(" ".join(landing.changed_message(source, self.date, reason, published=published)
+                                             for source, reason in changed.items()))
+
+
 class PublishTask(PipelineTask):
     """Publishes the date to the serving Postgres in one transaction, then reconciles it.
 
@@ -406,17 +434,13 @@ class PublishTask(PipelineTask):
             # failing the whole schedule.
             logger.warning("Postgres is unreachable (%s): %s counts as not published", str(err).strip(), self.date)
             return False
-        # Published from files that changed since (run() refuses them), or restated: not complete.
+        # Published from files that changed since (the SourcesUnchanged requirement then fails), or
+        # restated: not complete.
         return published and still_current(self.date)
 
     def run(self) -> None:
         from pipeline import checks, publish, restate
 
-        changed = landing.changed_sources(self.date)
-        if changed:  # never publish (or count as published) a date whose incoming files changed since landing
-            published = publish.is_published(self.date)
-            raise landing.SourceChanged(" ".join(landing.changed_message(source, self.date, reason, published=published)
-                                                 for source, reason in changed.items()))
         restating = restate.pending(self.date)
         force = self.force or restating  # a restatement replaces the date whatever it holds now
         with run_audit.date_lock(self.date):

@@ -31,6 +31,7 @@ from pipeline.task_base import (
     PreloadTask,
     PublishTask,
     SourceReady,  # noqa: F401 - the land tasks' requirement when [landing] ready_marker is set
+    SourcesUnchangedTask,
     StageTask,
     catalog_snapshot_dates,
     current_published_dates,
@@ -244,12 +245,17 @@ class PreloadFactEvents(PreloadTask):
         return BuildFactEvents(date=self.date)
 
 
+class SourcesUnchanged(SourcesUnchangedTask):
+    """No landed orders/events file of the date changed since it was landed (fails with SourceChanged otherwise)."""
+
+
 class Publish(PublishTask):
     """The date in the serving Postgres: facts, dimensions, daily_metrics and audit rows."""
 
     def requires(self) -> list[luigi.Task]:
         # the facts' COPY and index builds (most of a publish) run beside the gate, as preloads
-        return [QualityGate(date=self.date), PreloadFactOrders(date=self.date), PreloadFactEvents(date=self.date)]
+        return [QualityGate(date=self.date), PreloadFactOrders(date=self.date), PreloadFactEvents(date=self.date),
+                SourcesUnchanged(date=self.date)]
 
 
 class DailyPipeline(luigi.WrapperTask, PipelineTask):
