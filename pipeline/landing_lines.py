@@ -31,7 +31,7 @@ import pyarrow as pa
 from pipeline.incoming import SourceFile, open_stream
 
 BLOCK = 1 << 20
-NEWLINE = 10
+NEWLINE, CR, QUOTE = 10, 13, 34
 
 # One CSV field whose quoting closes on its line: quoted ("" escapes a quote), unquoted (a quote
 # only opens a quoted value at the start of a field, as DuckDB reads it), or empty.
@@ -110,14 +110,70 @@ def iter_lines(src: SourceFile) -> Iterator[tuple[int, bytes, bool]]:
         yield number + 1, carry, False
 
 
-def is_blank(content: bytes, json_lines: bool) -> bool:
-    """A line that is no record: empty or a lone CR (NDJSON: only JSON whitespace)."""
-    return not content.strip(b" \t\r") if json_lines else content in (b"", b"\r")
+def is_blank_json(content: bytes) -> bool:
+    """An NDJSON line that is no record: only JSON whitespace (a CSV's blank line: see LineBlock.blank)."""
+    return not content.strip(b" \t\r")
 
 
-def blank_lines(src: SourceFile, *, json_lines: bool, skip: int = 0) -> int:
-    """Blank lines after the first `skip` lines (a second, slower pass: only when counts disagree)."""
-    return sum(1 for number, content, _ in iter_lines(src) if number > skip and is_blank(content, json_lines))
+def blank_lines(src: SourceFile, *, skip: int = 0) -> int:
+    """Blank CSV lines (empty or a lone CR) after the first `skip` lines: a second pass, only when counts disagree."""
+    count = 0
+    for block in line_blocks(src):
+        blank = block.blank()
+        if block.first <= skip:
+            blank[: skip - block.first + 1] = False
+        count += int(np.count_nonzero(blank))
+    return count
+
+
+@dataclasses.dataclass
+class LineBlock:
+    """Whole lines of a file: `data` holds lines `first`.. ; `ends[i]` is where line i's \\n is (or the data's end)."""
+
+    data: bytes
+    first: int
+    ends: np.ndarray
+
+    @property
+    def starts(self) -> np.ndarray:
+        return np.concatenate(([0], self.ends[:-1] + 1))
+
+    def blank(self) -> np.ndarray:
+        """Per line: empty, or a lone CR."""
+        starts, array = self.starts, np.frombuffer(self.data, dtype=np.uint8)
+        lengths = self.ends - starts
+        lone_cr = np.zeros(len(starts), dtype=bool)
+        one = np.flatnonzero(lengths == 1)
+        lone_cr[one] = array[starts[one]] == CR
+        return (lengths == 0) | lone_cr
+
+    def suspects(self) -> np.ndarray:
+        """Indexes of the lines holding a quote, or a CR that does not end the line: the only ones a reader could misread."""
+        array = np.frombuffer(self.data, dtype=np.uint8)
+        quotes = np.flatnonzero(array == QUOTE)
+        crs = np.flatnonzero(array == CR)
+        following = np.minimum(crs + 1, len(array) - 1)
+        inner = crs[(crs + 1 < len(array)) & (array[following] != NEWLINE)]
+        return np.unique(np.searchsorted(self.ends, np.concatenate((quotes, inner))))
+
+
+def line_blocks(src: SourceFile) -> Iterator[LineBlock]:
+    """The file's content in blocks of whole lines (about 1 MiB each), decompressed."""
+    carry = b""
+    first = 1
+    with open_stream(src) as stream:
+        for block in iter(lambda: stream.read(BLOCK), b""):
+            data = carry + block
+            ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == NEWLINE)
+            if not len(ends):
+                carry = data
+                continue
+            cut = int(ends[-1]) + 1
+            carry = data[cut:]
+            yield LineBlock(data[:cut], first, ends)
+            first += len(ends)
+    if carry:  # the last line, without a line end
+        yield LineBlock(carry, first, np.array([len(carry)]))
 
 
 def text_of(content: bytes) -> str:
@@ -149,25 +205,35 @@ def csv_line_safe(src: SourceFile, dest: str) -> LineSafe:
     """Copy the CSV to `dest`, one record per line, with every line that could run on blanked.
 
     Line numbers are kept (a rejected line becomes an empty line, which the reader skips but counts)
-    and line ends become LF, so the reader's own rejects still name physical lines.
+    and line ends become LF, so the reader's own rejects still name physical lines. Vectorised:
+    only lines holding a quote or a stray CR are looked at one by one.
     """
     found = LineSafe()
     with open(dest, "wb") as out:
-        for number, content, _ in iter_lines(src):
-            if content.endswith(b"\r"):
-                content = content[:-1]
-            if number == 1:
-                out.write(content + b"\n")  # the header, checked by the landing before
-            elif not content:
-                found.blank += 1
-                out.write(b"\n")
-            else:
-                found.records += 1
-                if self_contained_csv(content):
-                    out.write(content + b"\n")
-                else:
-                    found.rejects.append((number, text_of(content), UNBALANCED if b'"' in content else STRAY_CR))
-                    out.write(b"\n")
+        for block in line_blocks(src):
+            starts, ends, data = block.starts, block.ends, block.data
+            header = block.first == 1
+            blank = int(np.count_nonzero(block.blank()[1 if header else 0:]))
+            found.blank += blank
+            found.records += len(ends) - (1 if header else 0) - blank
+            parts, position = [], 0
+            for i in block.suspects().tolist():
+                if header and i == 0:
+                    continue  # the header, checked by the landing before
+                content = data[starts[i]:ends[i]]
+                content = content[:-1] if content.endswith(b"\r") else content
+                if not self_contained_csv(content):
+                    found.rejects.append((block.first + i, text_of(content),
+                                          UNBALANCED if b'"' in content else STRAY_CR))
+                    parts.append(data[position:starts[i]])
+                    position = int(ends[i])  # keep the line end: the line stays, empty
+            parts.append(data[position:])
+            text = b"".join(parts)
+            if b"\r" in text:
+                text = text.replace(b"\r\n", b"\n")
+            if not text.endswith(b"\n"):  # the last line, without a line end (maybe a lone trailing CR)
+                text = text.removesuffix(b"\r") + b"\n"
+            out.write(text)
     return found
 
 
@@ -186,7 +252,7 @@ def ndjson_lines(src: SourceFile) -> tuple[pa.Table, LineSafe]:
     for number, content, _ in iter_lines(src):
         if number == 1:
             content = content.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte order mark is no part of the record
-        if is_blank(content, json_lines=True):
+        if is_blank_json(content):
             found.blank += 1
             continue
         found.records += 1

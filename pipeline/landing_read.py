@@ -204,7 +204,7 @@ def events_direct(src: SourceFile, load_date: dt.date, params: dict[str, Any], s
         stable()  # a file still being written explains any count: refuse it first
         rejected = _reader_rejected(con)
         if rows + rejected != records:  # blank lines (skipped by the reader), or a record over several lines
-            blank = landing_lines.blank_lines(src, json_lines=False, skip=1)
+            blank = landing_lines.blank_lines(src, skip=1)
             if rows + rejected != records - blank:
                 raise NotOnePerLine(f"{rows} rows + {rejected} rejected lines != {records - blank} records")
         if not rows:

@@ -243,3 +243,51 @@ def test_a_malformed_json_array_still_fails_the_whole_file(lake_root, incoming):
     with pytest.raises(landing.SourceFileInvalid, match=r"malformed JSON at byte \d+"):
         landing.land_orders(D)
     assert not os.path.exists(lake.partition_dir("raw", "orders", D))
+
+
+# ------------------------------------------------------------- the vectorised line-safe split
+def reference_split(data: bytes) -> tuple[int, int, list[int], bytes]:
+    """What csv_line_safe must produce, line by line: (records, blank lines, rejected line numbers, output)."""
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    records, blank, rejected, out = 0, 0, [], []
+    for number, line in enumerate(lines, start=1):
+        content = line[:-1] if line.endswith(b"\r") else line
+        if number == 1:
+            out.append(content)
+        elif not content:
+            blank += 1
+            out.append(b"")
+        else:
+            records += 1
+            ok = landing_lines.SELF_CONTAINED_CSV.fullmatch(content) is not None
+            out.append(content if ok else b"")
+            rejected += [] if ok else [number]
+    return records, blank, rejected, b"\n".join(out) + b"\n"
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_vectorised_split_matches_a_line_by_line_reading(tmp_path, monkeypatch, seed):
+    """Random lines of quotes, stray and trailing CRs, blank lines, across small block boundaries."""
+    import random
+
+    from pipeline.incoming import SourceFile
+
+    rng = random.Random(seed)
+    pieces = ["E1", "U,1", '"a,b"', '"x""y"', '"open', 'mid"quote', "\r", "", " ", '""', "c\rd", "z"]
+    lines = [HEADER] + [",".join(rng.choice(pieces) for _ in range(rng.randint(0, 6))) for _ in range(300)]
+    ends = [rng.choice(["\n", "\r\n"]) for _ in lines]
+    data = "".join(line + end for line, end in zip(lines, ends)).encode()
+    if seed % 3 == 0:
+        data = data.rstrip(b"\n") + rng.choice([b"", b"\r"])  # the last line without a line end
+    path = tmp_path / "events.csv"
+    path.write_bytes(data)
+    monkeypatch.setattr(landing_lines, "BLOCK", rng.choice([7, 64, 1000]))
+    src = SourceFile(source="events", path=str(path), format="csv", compression="none")
+    found = landing_lines.csv_line_safe(src, str(tmp_path / "out.csv"))
+    records, blank, rejected, out = reference_split(data)
+    assert (found.records, found.blank, [r[0] for r in found.rejects]) == (records, blank, rejected)
+    assert (tmp_path / "out.csv").read_bytes() == out
+    assert landing_lines.blank_lines(src, skip=1) == blank
+    assert landing_lines.scan(src).lines == data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
