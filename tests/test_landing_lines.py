@@ -72,6 +72,7 @@ def test_one_unterminated_quote_rejects_that_line_only(lake_root, incoming, line
     lines = event_lines(20_000, {line: UNTERMINATED.format(n=line)})
     path = write(incoming, f"events/{D}/{name}", compress(encode(lines, newline)))
     manifest = landing.land_events(D)
+    assert manifest["rows"] == 19_999, "the other 19,999 lines land"
     assert accounted(manifest) == (19_999, 1, 20_000)
     (bad,) = rejected()
     assert bad[0] == line and bad[1] == lines[line - 1] and bad[3] == str(path)
@@ -291,3 +292,12 @@ def test_the_vectorised_split_matches_a_line_by_line_reading(tmp_path, monkeypat
     assert (tmp_path / "out.csv").read_bytes() == out
     assert landing_lines.blank_lines(src, skip=1) == blank
     assert landing_lines.scan(src).lines == data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
+
+
+def test_an_ndjson_byte_order_mark_is_no_part_of_the_first_record(lake_root, incoming):
+    lines = order_lines(3)
+    lines[2] = "{oops"  # forces the line-by-line reading
+    write(incoming, f"orders/{D}/orders.ndjson", b"\xef\xbb\xbf" + encode(lines))
+    manifest = landing.land_orders(D)
+    assert manifest["read_path"] == "line-safe" and accounted(manifest) == (2, 1, 3)
+    assert [r[0] for r in raw_ids("orders")] == ["ORD_1", "ORD_2"]
