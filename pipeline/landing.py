@@ -36,6 +36,8 @@ logger = logging.getLogger(__name__)
 
 MANIFEST = "_manifest.json"
 CATALOGS = ("products", "users")
+
+
 class SourceChanged(Exception):
     """A source file differs from the one already landed for that date."""
 

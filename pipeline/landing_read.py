@@ -117,7 +117,7 @@ def land_json(table: str, model: str, src: SourceFile, load_date: dt.date, param
             read_path = "line-safe"
             records = found.records
         con.register("line_rejects", found.rejects_table())
-        objects = con.execute("select count(*) from json_records where json_type = 'OBJECT'").fetchall()[0][0]
+        objects = con.execute("select count(*) filter (where json_type = 'OBJECT') from json_records").fetchall()[0][0]
         rejected = records - objects
         if not objects:
             raise _none_landed(src.path, records, rejected, "the file holds no records")

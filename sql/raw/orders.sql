@@ -42,4 +42,3 @@ final as (
 )
 
 select * from final
-order by final._row_number
