@@ -10,10 +10,10 @@ Raw partitions are immutable, so a file that changes after its date was landed i
 2. the restatement is recorded as pending (`lake/audit/restatements/load_date=D/restatement.json`):
    while it is pending the date does not count as published, so an interrupted restatement is
    finished by the next run of the date (`luigi ... DailyPipeline --date D`);
-3. each restated source's raw partition (data and manifest) and its rejected records are moved to
-   `lake/_archive/restated/load_date=D/restated_at=<UTC time>/` (kept, not lost);
-4. the date's derived partitions are removed: the restated sources' staging, quarantine and
+3. the date's derived partitions are removed: the restated sources' staging, quarantine and
    reconciliation partitions, every warehouse table of the date, and the date's quality-gate results;
+4. each restated source's raw partition (data and manifest) and its rejected records are moved to
+   `lake/_archive/restated/load_date=D/restated_at=<UTC time>/` (kept, not lost);
 5. the date's pipeline runs (Luigi, local scheduler): it lands the new files, rebuilds the date,
    runs the quality gate and publishes the date, replacing it in Postgres in one transaction (as
    with force: even a date that became empty is replaced); the publish marks the restatement done.
@@ -129,7 +129,7 @@ def _remove_derived(day: dt.date, sources: list[str]) -> int:
 
 
 def prepare(day: dt.date, sources: list[str] | None = None) -> dict[str, Any]:
-    """Steps 1-4: check the new files, record the restatement, archive the raw partitions, remove what derives from them."""
+    """Steps 1-4: check the new files, record the restatement, remove what derives from the landed files, archive them."""
     changed = landing.changed_sources(day)
     chosen = list(dict.fromkeys(sources or changed))
     if not chosen:
@@ -146,10 +146,13 @@ def prepare(day: dt.date, sources: list[str] | None = None) -> dict[str, Any]:
               "requested_at": dt.datetime.now(dt.timezone.utc).isoformat(), "previous_manifests": previous,
               "archived": []}
     lake.write_atomic(marker_path(day), json.dumps(record, indent=2).encode())
+    # What derives from the old files goes first: interrupted before the archiving, the date still
+    # has its old raw partition (a rerun refuses it as changed, and restate starts over); after
+    # it, the next run lands the new file and rebuilds everything.
+    removed = _remove_derived(day, chosen)
     for source in chosen:
         record["archived"] += _archive(day, source, stamp)
     lake.write_atomic(marker_path(day), json.dumps(record, indent=2).encode())
-    removed = _remove_derived(day, chosen)
     logger.info("restating %s (%s): %d file(s) archived, %d derived partition file(s) removed", day,
                 ", ".join(chosen), len(record["archived"]), removed)
     return record
