@@ -120,7 +120,7 @@ def read_manifest(table: str, load_date: dt.date) -> dict[str, Any] | None:
 
 
 def _file_drift(manifest: dict[str, Any], path: str) -> str | None:
-    """Why the file at `path` is not the one the manifest landed (None: it is). sha256 only when size or mtime differ."""
+    """Why the file at `path` is not the one the manifest landed (None: it is); sha256 only if size or mtime differ."""
     landed = manifest.get("source_file", "")
     if os.path.basename(path) != os.path.basename(landed):
         return f"{path} is there instead of {os.path.basename(landed)}, which was landed"

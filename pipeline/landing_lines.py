@@ -148,7 +148,7 @@ class LineBlock:
         return (lengths == 0) | lone_cr
 
     def suspects(self) -> np.ndarray:
-        """Indexes of the lines holding a quote, or a CR that does not end the line: the only ones a reader could misread."""
+        """Indexes of the lines holding a quote or a CR that does not end the line (all a reader can misread)."""
         array = np.frombuffer(self.data, dtype=np.uint8)
         quotes = np.flatnonzero(array == QUOTE)
         crs = np.flatnonzero(array == CR)
@@ -177,7 +177,7 @@ def line_blocks(src: SourceFile) -> Iterator[LineBlock]:
 
 
 def text_of(content: bytes) -> str:
-    """A line as text for audit/rejected_lines: invalid UTF-8 and NUL shown as U+FFFD (Postgres text cannot hold NUL)."""
+    """A line as text for audit/rejected_lines: invalid UTF-8 and NUL as U+FFFD (Postgres text cannot hold NUL)."""
     return content.decode("utf-8", "replace").replace("\x00", "\ufffd")
 
 

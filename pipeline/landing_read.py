@@ -89,8 +89,8 @@ def write_rejected(con: duckdb.DuckDBPyConnection, model: str, table: str, load_
 def _none_landed(path: str, records: int, rejected: int, what: str) -> SourceFileInvalid:
     if not records:
         return SourceFileInvalid(f"{path}: {what}; nothing was landed")
-    return SourceFileInvalid(f"{path}: none of its {records} record(s) could be landed ({rejected} rejected: fix the"
-                             f" file's format; the lines are not recorded because nothing was landed); nothing was landed")
+    return SourceFileInvalid(f"{path}: none of its {records} record(s) could be landed ({rejected} rejected; fix the"
+                             f" file's format: the lines are not recorded, as nothing was landed); nothing was landed")
 
 
 def land_json(table: str, model: str, src: SourceFile, load_date: dt.date, params: dict[str, Any],
@@ -127,7 +127,8 @@ def land_json(table: str, model: str, src: SourceFile, load_date: dt.date, param
             if rows != objects or rows + rejected != records:
                 raise LineAccountingError(f"{src.path}: {rows} rows + {rejected} rejected != {records} records")
             if scanned is not None and read_path == "line-safe" and records + found.blank != scanned.lines:
-                raise LineAccountingError(f"{src.path}: {records} records + {found.blank} blank != {scanned.lines} lines")
+                raise LineAccountingError(
+                    f"{src.path}: {records} records + {found.blank} blank != {scanned.lines} lines")
 
         rows = sqlrun.copy_to_partition(con, sqlrun.sql_text("raw", model), params,
                                         lake.partition_file("raw", table, load_date), check=check)

@@ -129,7 +129,7 @@ def _remove_derived(day: dt.date, sources: list[str]) -> int:
 
 
 def prepare(day: dt.date, sources: list[str] | None = None) -> dict[str, Any]:
-    """Steps 1-4: check the new files, record the restatement, remove what derives from the landed files, archive them."""
+    """Steps 1-4: check the new files, record the restatement, remove what derives from the landed files, archive."""
     changed = landing.changed_sources(day)
     chosen = list(dict.fromkeys(sources or changed))
     if not chosen:

@@ -124,7 +124,7 @@ class RawPartitionMissing(Exception):
 
 
 class ReconciliationError(Exception):
-    """Raw + rejected records do not add up to the file's records, or staged + quarantined + duplicate rows to the raw rows."""
+    """File records != raw + rejected, or raw rows != staged + quarantined + duplicates."""
 
 
 def staging_table(source: str) -> str:
