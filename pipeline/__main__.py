@@ -4,6 +4,7 @@
     summary     the run summary (rows per layer, quarantine, checks, publish) for a range of dates
     report      the self-contained HTML daily report for a date
     schema-doc  the serving schema reference (Markdown) generated from Postgres COMMENT ON
+    restate     land a date's corrected incoming file(s) again, on purpose, and republish the date
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ COMMANDS = {
     "summary": "pipeline.summary",
     "report": "pipeline.report",
     "schema-doc": "pipeline.schema_doc",
+    "restate": "pipeline.restate",
 }
 
 

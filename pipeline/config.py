@@ -40,6 +40,14 @@ class catalog(luigi.Config):  # noqa: N801
     page_size = luigi.IntParameter(default=100)
 
 
+class landing(luigi.Config):  # noqa: N801
+    """[landing]: rules for the incoming files (see docs: one file per source and date, the ready marker)."""
+
+    # A file name the sender writes into a date's folder once its files are complete (e.g. _SUCCESS);
+    # empty = not required. While it is missing the date is not landed (exit 20, missing data).
+    ready_marker = luigi.Parameter(default="")
+
+
 class model(luigi.Config):  # noqa: N801
     """[model]: business rules used by the staging and warehouse SQL."""
 
@@ -81,6 +89,14 @@ def products_url() -> str:
 def users_url() -> str:
     """The users API base URL: ECOMM_USERS_URL, else [catalog] users_url (empty = files)."""
     return _env_or("ECOMM_USERS_URL", catalog().users_url)
+
+
+def ready_marker() -> str:
+    """The ready marker's file name: ECOMM_READY_MARKER, else [landing] ready_marker (empty = not required)."""
+    name = _env_or("ECOMM_READY_MARKER", landing().ready_marker).strip()
+    if name and (name in (".", "..") or "/" in name or "\\" in name or "\x00" in name):
+        raise ValueError(f"[landing] ready_marker must be a plain file name (e.g. _SUCCESS), not {name!r}")
+    return name
 
 
 def sold_statuses() -> list[str]:

@@ -1,13 +1,19 @@
 """Landing: each source for a date becomes an immutable raw Parquet partition, as received.
 
 Raw keeps text as text (types are decided in staging, where a bad value gets a reason), keeps every
-field, and adds lineage: source file, row number within it, ingested-at. A partition is written
-once: its `_manifest.json` records the source file's checksum, and a later run that finds the source
-changed refuses to land it again instead of silently rewriting history.
+field, and adds lineage: source file, row number within it, ingested-at. Every record of the file is
+accounted for: the manifest records the file's records (`source_records`: CSV and NDJSON lines
+that are not blank, JSON array elements), the raw rows and the rejected records (in
+audit/rejected_lines, with line and reason), and source_records = rows + rejected_count always
+holds (see `pipeline.landing_lines`; staging checks it again in audit/reconciliation).
+
+A partition is written once: its `_manifest.json` records the source file's size, mtime and
+sha256, and a later run that finds the source changed refuses to land it again (SourceChanged)
+instead of silently rewriting history; `python -m pipeline restate` re-lands a date on purpose.
+Which files are inputs, and how they must look, is `pipeline.incoming`.
 """
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import glob
 import hashlib
@@ -16,26 +22,20 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import Callable
 from typing import Any
 
-import duckdb
-
-from pipeline import config, faults, lake, sqlrun
+from pipeline import config, faults, incoming, lake, landing_lines, landing_read
+from pipeline.incoming import (  # noqa: F401 - re-exported: the landing's errors
+    SourceFile, SourceFileCompressed, SourceFileInvalid, SourceFileMissing, SourceFileUnstable, SourceNotReady,
+    UnexpectedSourceFiles, UnsafeSourcePath,
+)
+from pipeline.landing_lines import LineAccountingError  # noqa: F401 - re-exported
+from pipeline.landing_read import EVENT_COLUMNS, Landed  # noqa: F401 - re-exported
 
 logger = logging.getLogger(__name__)
 
 MANIFEST = "_manifest.json"
-EVENT_COLUMNS = ("event_id", "user_id", "product_id", "event_type", "event_ts")
 CATALOGS = ("products", "users")
-
-
-class SourceFileMissing(Exception):
-    """The incoming file for a source and date is not where it is expected."""
-
-
-class SourceFileInvalid(Exception):
-    """The incoming file cannot be read as its format (malformed, empty, missing columns)."""
 
 
 class SourceChanged(Exception):
@@ -43,17 +43,20 @@ class SourceChanged(Exception):
 
 
 def orders_file(load_date: dt.date) -> str:
-    """The incoming orders file for a date: orders.json (array) or orders.ndjson."""
-    folder = os.path.join(config.data_dir(), "orders", load_date.isoformat())
-    for name in ("orders.json", "orders.ndjson"):
-        if os.path.exists(os.path.join(folder, name)):
-            return os.path.join(folder, name)
-    return os.path.join(folder, "orders.json")
+    """The incoming orders file of a date (orders.json or orders.ndjson, maybe compressed), or where it is expected."""
+    return _path_or_expected("orders", load_date)
 
 
 def events_file(load_date: dt.date) -> str:
-    """The incoming events file for a date."""
-    return os.path.join(config.data_dir(), "events", load_date.isoformat(), "events.csv")
+    """The incoming events file of a date, or where it is expected."""
+    return _path_or_expected("events", load_date)
+
+
+def _path_or_expected(source: str, load_date: dt.date) -> str:
+    try:
+        return incoming.find(source, load_date).path
+    except (SourceFileMissing, SourceFileInvalid):
+        return incoming.expected_path(source, load_date)
 
 
 def catalog_file(kind: str, load_date: dt.date) -> tuple[str, dt.date] | None:
@@ -116,6 +119,23 @@ def read_manifest(table: str, load_date: dt.date) -> dict[str, Any] | None:
         return None
 
 
+def _file_drift(manifest: dict[str, Any], path: str) -> str | None:
+    """Why the file at `path` is not the one the manifest landed (None: it is); sha256 only if size or mtime differ."""
+    landed = manifest.get("source_file", "")
+    if os.path.basename(path) != os.path.basename(landed):
+        return f"{path} is there instead of {os.path.basename(landed)}, which was landed"
+    if not manifest.get("sha256"):
+        return None
+    info = os.stat(path)
+    if info.st_size == manifest["size"] and info.st_mtime_ns == manifest["mtime_ns"]:
+        return None
+    digest = file_fingerprint(path)["sha256"]
+    if digest == manifest["sha256"]:
+        return None
+    return (f"{path} changed since it was landed ({manifest['size']} -> {info.st_size} bytes,"
+            f" sha256 {manifest['sha256'][:12]}... -> {digest[:12]}...)")
+
+
 def source_unchanged(manifest: dict[str, Any]) -> bool:
     """Whether the landed source file still has the recorded checksum (cheap when untouched)."""
     path = manifest.get("source_file", "")
@@ -123,129 +143,134 @@ def source_unchanged(manifest: dict[str, Any]) -> bool:
         return True  # API snapshots have no file to compare
     if not os.path.exists(path):
         return True  # an archived or moved source does not invalidate what was landed
-    stat = os.stat(path)
-    if stat.st_size == manifest["size"] and stat.st_mtime_ns == manifest["mtime_ns"]:
-        return True
-    return file_fingerprint(path)["sha256"] == manifest["sha256"]
+    return _file_drift(manifest, path) is None
+
+
+def source_drift(source: str, load_date: dt.date) -> str | None:
+    """Why a landed daily source's folder no longer holds what was landed (None: it does, or nothing is landed).
+
+    The file changed, another file replaced it, or files were added next to it. A folder emptied
+    after landing (the file archived) does not invalidate what was landed.
+    """
+    manifest = read_manifest(source, load_date)
+    if manifest is None:
+        return None
+    try:
+        found = incoming.find(source, load_date)
+    except SourceFileMissing:
+        return None
+    except SourceFileInvalid as err:  # extra files, a link, an unreadable compression
+        return str(err).removesuffix("; nothing was landed")
+    return _file_drift(manifest, found.path)
+
+
+def changed_sources(load_date: dt.date) -> dict[str, str]:
+    """The date's landed daily sources (orders, events) whose incoming files changed, with why."""
+    found = {}
+    for source in incoming.DAILY_SOURCES:
+        reason = source_drift(source, load_date)
+        if reason:
+            found[source] = reason
+    return found
+
+
+def changed_message(source: str, load_date: dt.date, reason: str, *, published: bool = False) -> str:
+    """The one message for a changed source: what changed and how to land it on purpose."""
+    state = (f"{load_date} is published from the file landed before" if published
+             else f"raw/{source} for {load_date} is already landed and raw partitions are immutable")
+    return (f"{source} for {load_date}: {reason}; {state}. To land the new file on purpose run"
+            f" `python -m pipeline restate --date {load_date} --source {source}` (it archives the landed raw"
+            f" partition, rebuilds the date and publishes it again); to keep what was landed, put the original"
+            f" file back.")
 
 
 def _write_manifest(table: str, load_date: dt.date, manifest: dict[str, Any]) -> None:
     lake.write_atomic(manifest_path(table, load_date), json.dumps(manifest, indent=2, sort_keys=True).encode())
 
 
-def _refuse_changed(table: str, load_date: dt.date, source: str) -> None:
-    manifest = read_manifest(table, load_date)
+def _refuse_changed_catalog(kind: str, day: dt.date, source: str) -> None:
+    manifest = read_manifest(kind, day)
     if manifest is not None and not source_unchanged(manifest):
         raise SourceChanged(
-            f"{source} changed since raw/{table} for {load_date} was landed "
-            f"(sha256 was {manifest['sha256'][:12]}…). Raw partitions are immutable; to re-land on "
-            f"purpose, remove {lake.partition_dir('raw', table, load_date)} (and that date's staging "
-            f"and warehouse partitions) and run the date again."
+            f"{source} changed since raw/{kind} for {day} was landed "
+            f"(sha256 was {manifest['sha256'][:12]}...). Raw partitions are immutable; to re-land on "
+            f"purpose, remove {lake.partition_dir('raw', kind, day)} (and the staging and warehouse "
+            f"partitions of every date it covers) and run those dates again."
         )
 
 
-def _land(
-    con: duckdb.DuckDBPyConnection, table: str, sql_name: str, load_date: dt.date,
-    params: dict[str, Any], source: str, extra: dict[str, Any] | None = None, *,
-    empty: str = "the file holds no records", after_write: Callable[[], dict[str, Any]] | None = None,
-) -> dict[str, Any]:
-    """Write the raw partition straight from the source file, then its manifest (the marker).
+def _source(source: str, load_date: dt.date) -> SourceFile:
+    """The date's source file, checked (folder rules, ready marker) and not changed since landing."""
+    incoming.require_ready(source, load_date)
+    found = incoming.find(source, load_date)
+    manifest = read_manifest(source, load_date)
+    reason = _file_drift(manifest, found.path) if manifest is not None else None
+    if reason:
+        raise SourceChanged(changed_message(source, load_date, reason))
+    return found
 
-    `after_write` runs between the two (the events' rejected lines) and adds to the manifest.
-    """
-    now = dt.datetime.now(dt.timezone.utc)
-    final = lake.partition_file("raw", table, load_date)
-    try:
-        rows = sqlrun.copy_to_partition(
-            con, sqlrun.sql_text("raw", sql_name), {**params, "source_file": source, "ingested_at": now}, final,
-            require_rows=True,
-        )
-    except sqlrun.EmptyResult:
-        raise SourceFileInvalid(f"{source}: {empty}; nothing was landed") from None
-    except duckdb.Error as exc:  # the reader's message names the byte/line where parsing stopped
-        raise SourceFileInvalid(f"{source}: cannot be read: {str(exc).splitlines()[0]}; nothing was landed") from exc
+
+# ---------------------------------------------------------------------------------------- landing
+def _stable(src: SourceFile, before: tuple[int, int, int, int]) -> None:
+    if incoming.stat_key(src.path) != before:
+        raise SourceFileUnstable(
+            f"{src.path} changed while it was being landed (it is probably still being written); nothing was"
+            f" landed. Wait until the sender has finished (set [landing] ready_marker so that a date is landed"
+            f" only once the sender marks it complete), then run again.")
+
+
+def _finish(table: str, load_date: dt.date, src: SourceFile | None, source: str, landed: Landed,
+            scanned: landing_lines.Scan | None, now: dt.datetime, extra: dict[str, Any]) -> dict[str, Any]:
+    """Write the manifest (the completion marker), after the data and rejected records are in place."""
     manifest = {
-        "table": table, "load_date": load_date.isoformat(), "rows": rows, "source_file": source,
-        "ingested_at": now.isoformat(), **(extra or {}),
+        "table": table, "load_date": load_date.isoformat(), "rows": landed.rows, "source_file": source,
+        "ingested_at": now.isoformat(), "source_records": landed.source_records,
+        "rejected_count": landed.rejected_count, "blank_lines": landed.blank_lines, "read_path": landed.read_path,
+        **({"format": src.format, "compression": src.compression} if src else {}),
+        **(scanned.fingerprint() if scanned else {}), **extra,
     }
-    if after_write is not None:
-        manifest.update(after_write())
-    if os.path.exists(source):
-        manifest.update(file_fingerprint(source))
-    faults.point("landing.manifest", final)
+    faults.point("landing.manifest", lake.partition_file("raw", table, load_date))
     _write_manifest(table, load_date, manifest)
-    logger.info("landed %s rows of %s for %s from %s", rows, table, load_date, source)
+    if landed.rejected_count:
+        logger.warning("%s: %s of %s record(s) rejected, recorded in audit/rejected_lines (source_table=%s)",
+                       source, landed.rejected_count, landed.source_records, table)
+    logger.info("landed %s rows of %s for %s from %s", landed.rows, table, load_date, source)
     return manifest
-
-
-def _reject_empty_file(path: str) -> None:
-    if os.path.getsize(path) == 0:
-        raise SourceFileInvalid(f"{path}: the file is empty (0 bytes); nothing was landed")
 
 
 def land_orders(load_date: dt.date) -> dict[str, Any]:
     """Land the day's orders (a JSON array, or NDJSON when the file is orders.ndjson)."""
-    path = orders_file(load_date)
-    if not os.path.exists(path):
-        raise SourceFileMissing(f"orders for {load_date}: expected {path}")
-    _refuse_changed("orders", load_date, path)
-    fmt = "newline_delimited" if path.endswith(".ndjson") else "array"
-    _reject_empty_file(path)
-    with sqlrun.connect() as con:
-        return _land(con, "orders", "orders", load_date, {"path": path, "json_format": fmt}, path)
-
-
-def _csv_header(path: str) -> list[str]:
-    with open(path, encoding="utf-8-sig", errors="replace", newline="") as handle:
-        first = handle.readline()
-    if not first.strip():
-        raise SourceFileInvalid(f"{path}: the file is empty (no header line); nothing was landed")
-    names = [name.strip().lower() for name in next(csv.reader([first]))]
-    missing = [name for name in EVENT_COLUMNS if name not in names]
-    if missing:
-        raise SourceFileInvalid(
-            f"{path}: line 1 (header) lacks required column(s) {', '.join(missing)}; "
-            f"found {', '.join(names)}; nothing was landed"
-        )
-    if len(set(names)) != len(names) or any(not name for name in names):
-        raise SourceFileInvalid(f"{path}: line 1 (header) has empty or repeated column names: {names}")
-    return names
+    src = _source("orders", load_date)
+    now = dt.datetime.now(dt.timezone.utc)
+    before = incoming.stat_key(src.path)
+    scanned = landing_lines.scan(src)
+    if not scanned.content_bytes:
+        raise SourceFileInvalid(f"{src.path}: the file is empty (0 bytes); nothing was landed")
+    params = {"source_file": src.path, "ingested_at": now}
+    landed = landing_read.land_json("orders", "orders", src, load_date, params, scanned, lambda: _stable(src, before))
+    return _finish("orders", load_date, src, src.path, landed, scanned, now, {})
 
 
 def land_events(load_date: dt.date) -> dict[str, Any]:
-    """Land the day's events CSV; lines the reader rejects are recorded in audit/rejected_lines."""
-    path = events_file(load_date)
-    if not os.path.exists(path):
-        raise SourceFileMissing(f"events for {load_date}: expected {path}")
-    _refuse_changed("events", load_date, path)
-    _reject_empty_file(path)
-    names = _csv_header(path)
-    params = {"path": path, "columns": {name: "VARCHAR" for name in names}}
-    with sqlrun.connect() as con:
-        # one pass: the raw partition is written straight from the reader (sql/raw/events.sql), which
-        # fills csv_rejects on the way; the rejected lines are recorded before the manifest
-        return _land(con, "events", "events", load_date, params, path,
-                     empty="no readable event lines after the header",
-                     after_write=lambda: {"rejected_lines": _record_rejected_lines(con, path, load_date)})
+    """Land the day's events CSV; lines that are not landed are recorded in audit/rejected_lines."""
+    src = _source("events", load_date)
+    now = dt.datetime.now(dt.timezone.utc)
+    before = incoming.stat_key(src.path)
+    scanned = landing_lines.scan(src)
+    if not scanned.content_bytes:
+        raise SourceFileInvalid(f"{src.path}: the file is empty (0 bytes); nothing was landed")
+    header = landing_read.csv_header(src)
+    params = {"columns": header.columns, "source_file": src.path, "ingested_at": now}
+    try:
+        landed = landing_read.events_direct(src, load_date, params, scanned, lambda: _stable(src, before))
+    except landing_read.NotOnePerLine as why:
+        logger.warning("%s: %s; reading it line by line", src.path, why)
+        landed = landing_read.events_line_safe(src, load_date, params, scanned, lambda: _stable(src, before))
+    return _finish("events", load_date, src, src.path, landed, scanned, now,
+                   {"renamed_columns": header.renamed} if header.renamed else {})
 
 
-def _record_rejected_lines(con: duckdb.DuckDBPyConnection, path: str, load_date: dt.date) -> int:
-    """Write audit/rejected_lines for the events file from the reader's csv_rejects; return the count."""
-    rejected_rows = sqlrun.copy_to_partition(
-        con,
-        "select $path as source_file, line::bigint as line_number,"
-        " trim(any_value(csv_line), E'\\r\\n') as raw_text,"
-        " string_agg(distinct error_type || ': ' || error_message, '; ') as error"
-        " from csv_rejects group by line order by line",
-        {"path": path},
-        lake.partition_file("audit", "rejected_lines", load_date, source_table="events"),
-    )
-    if rejected_rows:
-        logger.warning("%s: %s line(s) rejected by the CSV reader, recorded in audit/rejected_lines",
-                       path, rejected_rows)
-    return rejected_rows
-
-
+# ------------------------------------------------------------------------------------- catalogs
 def land_catalog(kind: str, load_date: dt.date) -> dict[str, Any] | None:
     """Land the catalog snapshot (`products` or `users`) that covers the date, if not landed yet.
 
@@ -266,12 +291,19 @@ def land_catalog(kind: str, load_date: dt.date) -> dict[str, Any] | None:
         logger.warning("no %s snapshot on or before %s under %s", kind, load_date, config.data_dir())
         return None
     path, day = found
-    _refuse_changed(kind, day, path)
+    incoming.check_regular_file(path, f"{kind} snapshot {day}")
+    _refuse_changed_catalog(kind, day, path)
     if read_manifest(kind, day) is not None:
         return read_manifest(kind, day)
-    _reject_empty_file(path)
-    with sqlrun.connect() as con:
-        return _land(con, kind, "catalog", day, {"path": path, "source_kind": "file"}, path)
+    src = SourceFile(source=kind, path=path, format="array", compression=incoming.detect_compression(path, kind))
+    now = dt.datetime.now(dt.timezone.utc)
+    before = incoming.stat_key(path)
+    scanned = landing_lines.scan(src)
+    if not scanned.content_bytes:
+        raise SourceFileInvalid(f"{path}: the file is empty (0 bytes); nothing was landed")
+    params = {"source_file": path, "ingested_at": now, "source_kind": "file"}
+    landed = landing_read.land_json(kind, "catalog", src, day, params, scanned, lambda: _stable(src, before))
+    return _finish(kind, day, src, path, landed, scanned, now, {})
 
 
 def _land_from_api(kind: str, url: str, day: dt.date) -> dict[str, Any]:
@@ -286,13 +318,16 @@ def _land_from_api(kind: str, url: str, day: dt.date) -> dict[str, Any]:
         raise SourceFileInvalid(f"{url}/{kind}: the API returned no records; nothing was landed")
     handle_fd, staging = tempfile.mkstemp(prefix=f"ecomm-{kind}-", suffix=".json")
     os.close(handle_fd)
+    source = f"{url.rstrip('/')}/{kind}"
     try:
         with open(staging, "w", encoding="utf-8") as handle:
             json.dump(records, handle)
-        with sqlrun.connect() as con:
-            source = f"{url.rstrip('/')}/{kind}"
-            manifest = _land(con, kind, "catalog", day, {"path": staging, "source_kind": "api"}, source)
+        src = SourceFile(source=kind, path=staging, format="array", compression="none")
+        now = dt.datetime.now(dt.timezone.utc)
+        params = {"source_file": source, "ingested_at": now, "source_kind": "api"}
+        landed = landing_read.land_json(kind, "catalog", src, day, params, None, lambda: None)
     finally:
         if os.path.exists(staging):
             os.remove(staging)
-    return manifest
+    return _finish(kind, day, None, source, landed, None, now, {})
+

@@ -156,8 +156,10 @@ FEEDS = (
         names=("source_table", "line_number")),
     Feed("audit.reconciliation", "audit", "reconciliation", _replace(
         "audit.reconciliation", "load_date, source_table, raw_count, staged_count, quarantined_count,"
-        " duplicate_count, is_balanced"), derived={"load_date": _LOAD_DATE, "source_table": "$source_table"},
-        sources=STAGING_SOURCES, names=("source_table",)),
+        " duplicate_count, is_balanced, source_records, rejected_count"),
+        derived={"load_date": _LOAD_DATE, "source_table": "$source_table"}, sources=STAGING_SOURCES,
+        names=("source_table",),
+        lenient=True),  # lake partitions written before line accounting lack source_records/rejected_count
 )
 
 

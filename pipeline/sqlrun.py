@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,11 +68,13 @@ class EmptyResult(Exception):
 
 def copy_to_partition(
     con: duckdb.DuckDBPyConnection, select_sql: str, params: dict[str, Any], final_path: str,
-    *, require_rows: bool = False,
+    *, require_rows: bool = False, check: Callable[[int], None] | None = None,
 ) -> int:
     """Write the result of `select_sql` to `final_path` atomically; return the row count.
 
-    With `require_rows`, an empty result raises `EmptyResult` and nothing is written.
+    With `require_rows`, an empty result raises `EmptyResult` and nothing is written. `check` is
+    called with the row count before the file is moved into place; whatever it raises leaves
+    nothing written.
     """
     lake.clean_temp_files(os.path.dirname(final_path))
     tmp = lake.temp_path(final_path)
@@ -84,6 +87,8 @@ def copy_to_partition(
         rows = con.execute("select count(*) from read_parquet($p)", {"p": tmp}).fetchone()[0]
         if require_rows and rows == 0:
             raise EmptyResult(f"no rows for {final_path}")
+        if check is not None:
+            check(rows)
         lake.promote(tmp, final_path)
     except BaseException:
         lake.remove(tmp)

@@ -14,9 +14,10 @@ It then writes, in this order:
 
 1. `audit/bad_records/load_date=D/source_table=stg_<source>`: the quarantined rows, with reason_code,
    a human message, the failing value and the raw record (`sql/staging/bad_records.sql`);
-2. `audit/reconciliation/load_date=D/source_table=stg_<source>`: raw = staged + quarantined +
-   duplicates (`sql/staging/reconciliation.sql`); when it does not hold, ReconciliationError is
-   raised after the record is written and nothing is staged;
+2. `audit/reconciliation/load_date=D/source_table=stg_<source>`: the file's records = raw +
+   rejected at landing, and raw = staged + quarantined + duplicates
+   (`sql/staging/reconciliation.sql`); when either does not hold, ReconciliationError is raised
+   after the record is written and nothing is staged;
 3. `staging/stg_<source>/load_date=D`: the valid rows (`sql/staging/stg_<source>.sql`), last,
    because this partition is the task's completion marker. Rows are in source-file order, so
    a rerun writes the same file.
@@ -187,7 +188,7 @@ class RawPartitionMissing(Exception):
 
 
 class ReconciliationError(Exception):
-    """Staged + quarantined + duplicate rows do not add up to the raw rows of a partition."""
+    """File records != raw + rejected, or raw rows != staged + quarantined + duplicates."""
 
 
 def staging_table(source: str) -> str:
@@ -311,13 +312,16 @@ def reconcile(
     params = {"source_table": source_table, "load_date": load_date, **counts}
     path = lake.partition_file("audit", "reconciliation", load_date, source_table=source_table)
     sqlrun.run_model(con, "staging", "reconciliation", params, path)
-    record = dict(zip(
-        ("raw_count", "staged_count", "quarantined_count", "duplicate_count", "is_balanced"),
-        con.execute(
-            "select raw_count, staged_count, quarantined_count, duplicate_count, is_balanced"
-            " from read_parquet($p)", {"p": path},
-        ).fetchone(),
-    ))
+    names = ("raw_count", "staged_count", "quarantined_count", "duplicate_count", "source_records", "rejected_count",
+             "is_balanced")
+    record = dict(zip(names, con.execute(
+        f"select {', '.join(names)} from read_parquet($p)", {"p": path}).fetchall()[0]))
+    if record["source_records"] != record["raw_count"] + record["rejected_count"]:
+        raise ReconciliationError(
+            f"{source_table} {load_date}: the file's {record['source_records']} records != raw {record['raw_count']}"
+            f" + rejected {record['rejected_count']} (recorded in {path}); a landed record or a rejected line is"
+            f" missing: remove the date's raw partition of the source and land it again"
+        )
     if not record["is_balanced"]:
         raise ReconciliationError(
             f"{source_table} {load_date}: raw {record['raw_count']} != staged {record['staged_count']}"
@@ -325,6 +329,18 @@ def reconcile(
             f" (recorded in {path}); a staging rule drops or multiplies rows: fix the model, then rerun"
         )
     return record
+
+
+def _landing_counts(con: duckdb.DuckDBPyConnection, source: str, load_date: dt.date, raw_count: int) -> dict[str, int]:
+    """The file's records (raw manifest) and the records rejected at landing (audit/rejected_lines)."""
+    from pipeline import landing
+
+    rejected_file = lake.partition_file("audit", "rejected_lines", load_date, source_table=source)
+    rejected = _count(con, "select * from read_parquet($p)", {"p": rejected_file}) if lake.exists(rejected_file) else 0
+    manifest = landing.read_manifest(source, load_date) or {}
+    if "source_records" not in manifest:  # landed before the line accounting: what the reader returned
+        logger.warning("raw/%s %s has no source_records in its manifest: taken as raw + rejected", source, load_date)
+    return {"source_records": manifest.get("source_records", raw_count + rejected), "rejected_count": rejected}
 
 
 def _count(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None) -> int:
@@ -364,6 +380,7 @@ def stage(source: str, load_date: dt.date) -> dict[str, Any] | None:
             ),
             "duplicate_count": _count(con, "select * from int_validated where _is_duplicate"),
         }
+        counts.update(_landing_counts(con, source, load_date, counts["raw_count"]))
         record = reconcile(con, table, load_date, counts)
         sqlrun.run_model(con, "staging", table, params, lake.partition_file("staging", table, load_date))
     logger.info(

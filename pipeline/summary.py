@@ -139,6 +139,8 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
                         for r in results if r["outcome"] in ("fail", "error")]
         elif failures:
             status = "FAILED"
+        elif _not_ready(day):
+            status = f"NOT READY ({', '.join(_not_ready(day))}: no ready marker)"
         elif published is None:
             status = "publish state unknown (Postgres not running)"
         else:
@@ -157,6 +159,16 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
             published=pub, checks=checks, status=status, seconds=seconds, failures=failures,
         ))
     return result
+
+
+def _not_ready(day: dt.date) -> list[str]:
+    """The date's daily sources not landed because the ready marker ([landing] ready_marker) is missing."""
+    from pipeline import incoming
+
+    try:
+        return [s for s in incoming.DAILY_SOURCES if _manifest_rows(s, day) is None and not incoming.is_ready(s, day)]
+    except ValueError:  # a misconfigured marker is reported by the run itself
+        return []
 
 
 def _n(value: Any) -> str:

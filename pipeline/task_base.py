@@ -28,7 +28,7 @@ from typing import Any
 import luigi
 import psycopg
 
-from pipeline import lake, landing, pg_retry, run_audit
+from pipeline import config, incoming, lake, landing, pg_retry, run_audit
 
 logger = logging.getLogger(__name__)
 
@@ -140,10 +140,14 @@ class LandTask(PipelineTask):
     def output(self) -> LakeTarget:
         return LakeTarget(landing.manifest_path(self.source, self.date))
 
+    def requires(self) -> list[luigi.Task]:
+        # With [landing] ready_marker set, the date waits for the sender's marker (exit 20 while missing).
+        return [SourceReady(date=self.date, source=self.source)] if config.ready_marker() else []
+
     def complete(self) -> bool:
         manifest = read_manifest(self.source, self.date)
-        # A changed source makes the task incomplete so that run() refuses it loudly.
-        return manifest is not None and landing.source_unchanged(manifest)
+        # A changed source (or files added beside it) makes the task incomplete so that run() refuses it loudly.
+        return manifest is not None and landing.source_drift(self.source, self.date) is None
 
     def land(self) -> dict[str, Any]:
         raise NotImplementedError
@@ -151,10 +155,26 @@ class LandTask(PipelineTask):
     def run(self) -> None:
         self.report(f"landing {self.source}", 0)
         manifest = self.land()
-        self.rows_out = manifest["rows"]
-        rejected = manifest.get("rejected_lines")
+        self.rows_in, self.rows_out = manifest.get("source_records"), manifest["rows"]
+        rejected = manifest.get("rejected_count")
         self.report(f"landed {manifest['rows']} {self.source} rows"
-                    + (f" ({rejected} unreadable lines rejected)" if rejected else ""), 100)
+                    + (f" ({rejected} unreadable records rejected)" if rejected else ""), 100)
+
+
+class SourceReady(luigi.ExternalTask, PipelineTask):
+    """The sender's ready marker ([landing] ready_marker) in a daily source's folder for a date.
+
+    An external task: while the marker is missing the land task waits, and the run exits with
+    [retcode] missing_data (20) after logging which source is not ready.
+    """
+
+    source = luigi.Parameter()
+
+    def complete(self) -> bool:
+        if incoming.is_ready(self.source, self.date):
+            return True
+        logger.warning("%s", incoming.not_ready_message(self.source, self.date))
+        return False
 
 
 def read_manifest(table: str, day: dt.date) -> dict[str, Any] | None:
@@ -356,6 +376,34 @@ class PreloadTask(PipelineTask):
         self.report(f"preloaded {self.rows_out} {self.table} rows", 100)
 
 
+class SourcesUnchangedTask(PipelineTask):
+    """The date's landed incoming files are still the ones in the data folder (no output: checked each run).
+
+    A requirement of the publish: complete while no landed daily source changed (cheap: a manifest
+    read and a stat per source); otherwise it fails at once with SourceChanged and what to do, so a
+    corrected or completed file is never ignored, before publish or after it. Not retried.
+    """
+
+    retry_count = 1
+    timeout_kind = "land"
+
+    def complete(self) -> bool:
+        return not landing.changed_sources(self.date)
+
+    def run(self) -> None:
+        from pipeline import publish
+
+        changed = landing.changed_sources(self.date)
+        if not changed:
+            return
+        try:
+            published = publish.is_published(self.date)
+        except psycopg.OperationalError:
+            published = False
+        raise landing.SourceChanged(" ".join(landing.changed_message(source, self.date, reason, published=published)
+                                             for source, reason in changed.items()))
+
+
 class PublishTask(PipelineTask):
     """Publishes the date to the serving Postgres in one transaction, then reconciles it.
 
@@ -378,7 +426,7 @@ class PublishTask(PipelineTask):
         from pipeline import publish
 
         try:
-            return publish.is_published(self.date)
+            published = publish.is_published(self.date)
         except psycopg.OperationalError as err:
             if not postgres_unreachable(err):
                 raise
@@ -386,18 +434,23 @@ class PublishTask(PipelineTask):
             # failing the whole schedule.
             logger.warning("Postgres is unreachable (%s): %s counts as not published", str(err).strip(), self.date)
             return False
+        # Published from files that changed since (the SourcesUnchanged requirement then fails), or
+        # restated: not complete.
+        return published and still_current(self.date)
 
     def run(self) -> None:
-        from pipeline import checks, publish
+        from pipeline import checks, publish, restate
 
+        restating = restate.pending(self.date)
+        force = self.force or restating  # a restatement replaces the date whatever it holds now
         gate = checks.load_results(self.date)
         audit_rows = checks.dq_failure_rows(gate) if gate is not None else []
         self.report("publishing to Postgres", 10)
         # unless_published: a concurrent run may publish the date while this one waits for its lock
         summary = pg_retry.call(
-            lambda: publish.publish(self.date, force=self.force, audit_rows=audit_rows, run_id=run_audit.run_id(),
+            lambda: publish.publish(self.date, force=force, audit_rows=audit_rows, run_id=run_audit.run_id(),
                                     runtime=lambda: run_audit.date_runtime(self.date, current=self),
-                                    unless_published=not self.force),
+                                    unless_published=not force),
             f"publishing {self.date}", notify=self.status)
         if summary["skipped"]:
             self.rows_out = 0
@@ -405,12 +458,25 @@ class PublishTask(PipelineTask):
             return
         self.rows_out = summary.get("fact_orders_rows", 0) + summary.get("fact_events_rows", 0)
         self.report(f"published {self.rows_out} fact rows; reconciling", 80)
+        if restating:
+            restate.mark_published(self.date)
         checks.reconcile_serving(self.date)
         self.report(f"published and reconciled {self.rows_out} fact rows", 100)
 
 
+def still_current(day: dt.date) -> bool:
+    """Whether a published date still stands for its incoming files: none changed since landing, no restatement pending.
+
+    Cheap when nothing changed: a manifest read and a stat per daily source (sha256 only when the
+    size or mtime differs).
+    """
+    from pipeline import restate
+
+    return not landing.changed_sources(day) and not restate.pending(day)
+
+
 def published_dates(days: list[dt.date]) -> set[dt.date]:
-    """Which of the dates audit.publish_log has, in one query (the bulk form of PublishTask.complete)."""
+    """Which of the dates audit.publish_log has, in one query (see `current_published_dates` for the bulk complete)."""
     from pipeline import pg
 
     if not days:
@@ -426,6 +492,11 @@ def published_dates(days: list[dt.date]) -> set[dt.date]:
         logger.warning("Postgres is unreachable (%s): no date counts as published", str(err).strip())
         return set()
     return {row[0] for row in rows}
+
+
+def current_published_dates(days: list[dt.date]) -> set[dt.date]:
+    """The bulk form of PublishTask.complete: published dates whose incoming files did not change since."""
+    return {day for day in published_dates(days) if still_current(day)}
 
 
 def _stop_waiting(task: luigi.Task, *args: Any) -> None:

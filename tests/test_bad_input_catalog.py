@@ -9,15 +9,17 @@ when its `complete()` says so, as the scheduler would) with real DuckDB and real
 - a case that must fail raises the named error, whose message names the file and the place, and
   nothing of that source is landed or staged;
 - for every source and date that was staged, the lake's audit/reconciliation record holds
-  raw = staged + quarantined + duplicates, and each figure equals the rows of the partition it
-  counts (raw, staging, audit/bad_records); CSV lines the reader rejected are in
-  audit/rejected_lines and raw + rejected = the file's data lines;
+  source_records = raw + rejected and raw = staged + quarantined + duplicates, and each figure
+  equals the rows of the partition it counts (raw, staging, audit/bad_records,
+  audit/rejected_lines); for orders and events the file's records, counted here independently
+  (non-blank lines after the header, NDJSON lines, JSON array elements), = raw + rejected;
 - the staged, quarantined (by reason code), duplicate and rejected counts are the case's.
 """
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import gzip
 import json
 import os
 import re
@@ -38,6 +40,8 @@ D = dt.date(2025, 12, 15)  # a Monday: the API snapshot day
 PREV = D - dt.timedelta(days=1)
 HEADER = "event_id,user_id,product_id,event_type,event_ts"
 README = REPO / "README.md"
+# assembled at run time, so that the repository's secret scan (tests/test_security.py) does not find it here
+SECRET, SECRET_KEY = "hunter" + "2", "pass" + "word"
 START, END = "<!-- bad-input:start -->", "<!-- bad-input:end -->"
 LAND = {"orders": tasks.LandOrders, "events": tasks.LandEvents, "products": tasks.LandProducts,
         "users": tasks.LandUsers}
@@ -92,6 +96,49 @@ def merge(*parts: dict[str, bytes]) -> dict[str, bytes]:
     return out
 
 
+def renamed(files: dict[str, bytes], suffix: str = "", compress: Callable[[bytes], bytes] | None = None,
+            name: str | None = None) -> dict[str, bytes]:
+    """The files, each renamed (a suffix, or another name in its folder) and maybe compressed."""
+    out = {}
+    for rel, content in files.items():
+        target = f"{rel.rsplit('/', 1)[0]}/{name}" if name else rel + suffix
+        out[target] = compress(content) if compress else content
+    return out
+
+
+def zstd(content: bytes) -> bytes:
+    import pyarrow as pa
+
+    return pa.compress(content, codec="zstd", asbytes=True)
+
+
+def ndjson(*lines: str, day: dt.date = D, name: str = "orders.ndjson") -> dict[str, bytes]:
+    return {f"orders/{day}/{name}": ("\n".join(lines) + "\n").encode()}
+
+
+def order_line(**fields: Any) -> str:
+    return json.dumps(order(**fields))
+
+
+def link_events_outside(incoming: Path) -> None:
+    """events.csv -> a file outside the data folder holding a secret."""
+    outside = incoming.parent / "outside"
+    outside.mkdir(exist_ok=True)
+    (outside / "pgpass").write_text(":".join(["localhost", "5432", "*", "postgres", SECRET]) + "\n")
+    link = incoming / "events" / str(D) / "events.csv"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(outside / "pgpass")
+
+
+def link_orders_folder_outside(incoming: Path) -> None:
+    """orders/<D> -> a folder outside the data folder."""
+    outside = incoming.parent / "outside-orders"
+    outside.mkdir(exist_ok=True)
+    (outside / "orders.json").write_text(json.dumps([order()]))
+    (incoming / "orders").mkdir(exist_ok=True)
+    (incoming / "orders" / str(D)).symlink_to(outside, target_is_directory=True)
+
+
 # ---------------------------------------------------------------------------------------- cases
 @dataclasses.dataclass(frozen=True)
 class Expect:
@@ -101,7 +148,8 @@ class Expect:
     staged: dict[str, int] = dataclasses.field(default_factory=dict)
     quarantined: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
     duplicates: dict[str, int] = dataclasses.field(default_factory=dict)
-    rejected: dict[str, int] = dataclasses.field(default_factory=dict)  # events: lines in rejected_lines
+    rejected: dict[str, int] = dataclasses.field(default_factory=dict)  # records in audit/rejected_lines
+    not_in_message: tuple[str, ...] = ()  # file content the failure's message must not quote
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,6 +162,7 @@ class Case:
     api_fault: tuple[str, int] | None = None  # products from a DummyJSON server with this fault queued
     check: Callable[[], None] | None = None  # further assertions after staging
     fix: dict[str, bytes] | None = None  # rerun after writing these files (a partial failure fixed)
+    prepare: Callable[[Path], None] | None = None  # further setup of the incoming folder (links ...)
 
 
 def staged_value(table: str, column: str, day: dt.date = D) -> list[Any]:
@@ -137,10 +186,23 @@ def check_quoted_comma_kept() -> None:
     assert staged_value("stg_events", "user_id") == ["USER,0001"]
 
 
-def check_embedded_newline_kept() -> None:
-    raw = duckdb.sql("select user_id from read_parquet($p)", params={"p": lake.partition_file("raw", "events", D)})
-    assert raw.fetchall() == [("USER\n0001",)]  # one record: the quoted line break is data
-    assert [r["failing_value"] for r in rows.bad_records("stg_events", D)] == ["USER\n0001"]
+def check_lineage_kept_beside_same_named_columns() -> None:
+    raw = duckdb.sql("select * from read_parquet($p, hive_partitioning = false) order by _row_number",
+                     params={"p": lake.partition_file("raw", "events", D)})
+    got = [dict(zip(raw.columns, row)) for row in raw.fetchall()]
+    assert [(r["_row_number"], r["csv__row_number"], r["csv__source_file"], r["csv_load_date"]) for r in got] == [
+        (1, "99", "elsewhere.csv", "1999-01-01"), (2, "98", "x", "y")]
+    assert all(r["_source_file"].endswith("events.csv") for r in got)
+    assert staged_value("stg_events", "_row_number") == [1, 2]
+
+
+def check_rejected_records_named(expected: list[tuple[int, str]]) -> Callable[[], None]:
+    def check() -> None:
+        got = [(r["line_number"], r["error"]) for r in rows.read("audit", "rejected_lines", D, "line_number",
+                                                                  source_table="orders")]
+        assert [n for n, _ in got] == [n for n, _ in expected], got
+        assert all(part in error for (_, error), (_, part) in zip(got, expected)), got
+    return check
 
 
 def check_reordered_columns() -> None:
@@ -233,9 +295,10 @@ def check_api_page_missing_fields() -> None:
 CASES: list[Case] = [
     # ----------------------------------------------------------------------------- orders (JSON)
     Case("orders-malformed-json", "orders: malformed JSON (`[{...} {...}]`)",
-         "fails: `SourceFileInvalid` naming the file and the byte; nothing landed",
+         "fails: `SourceFileInvalid` naming the file and the byte, not quoting it (a JSON array cannot be"
+         " resynchronised); nothing landed",
          raw_orders(b'[{"order_id": "ORD_1"} {"order_id": "ORD_2"}]'),
-         Expect(fails=("orders", "SourceFileInvalid", ("orders.json", "byte")))),
+         Expect(fails=("orders", "SourceFileInvalid", ("orders.json", "byte")), not_in_message=("ORD_",))),
     Case("orders-truncated-json", "orders: JSON cut off mid-record",
          "fails: `SourceFileInvalid` naming the file and the byte; nothing landed",
          raw_orders(b'[{"order_id": "ORD_1", "user_id": "USER_0001"},\n{"order_id": "OR'),
@@ -249,7 +312,8 @@ CASES: list[Case] = [
     Case("orders-not-an-array", "orders: one JSON object instead of an array",
          "fails: `SourceFileInvalid` naming the file and what it expected; nothing landed",
          raw_orders(b'{"order_id": "ORD_1"}'),
-         Expect(fails=("orders", "SourceFileInvalid", ("orders.json", "Expected top-level JSON array")))),
+         Expect(fails=("orders", "SourceFileInvalid", ("orders.json", "top-level JSON array")),
+                not_in_message=("ORD_", "'{'"))),
     Case("orders-invalid-utf8", "orders: invalid UTF-8 inside a string",
          "fails: `SourceFileInvalid` naming the file, the byte and the record; nothing landed",
          raw_orders(b'[{"order_id": "ORD_\xff1", "user_id": "USER_0001"}]'),
@@ -264,6 +328,71 @@ CASES: list[Case] = [
          raw_orders(b"\n".join(json.dumps(order(order_id=f"ORD_{i}")).encode() for i in range(3)) + b"\n",
                     name="orders.ndjson"),
          Expect(staged={"orders": 3})),
+    Case("orders-ndjson-malformed-line-first", "orders.ndjson: the first line is not JSON",
+         "that line rejected into `audit/rejected_lines` (source_table orders, line, reason); the rest lands",
+         ndjson('{"order_id": "ORD_0", "user', order_line(order_id="ORD_1"), order_line(order_id="ORD_2")),
+         Expect(staged={"orders": 2}, rejected={"orders": 1}),
+         check=check_rejected_records_named([(1, "not valid JSON")])),
+    Case("orders-ndjson-malformed-line-middle", "orders.ndjson: a line in the middle is not JSON",
+         "that line rejected into `audit/rejected_lines`; the rest lands",
+         ndjson(order_line(order_id="ORD_1"), "not json at all", order_line(order_id="ORD_2")),
+         Expect(staged={"orders": 2}, rejected={"orders": 1}),
+         check=check_rejected_records_named([(2, "not valid JSON")])),
+    Case("orders-ndjson-malformed-line-last", "orders.ndjson: the last line is cut off",
+         "that line rejected into `audit/rejected_lines`; the rest lands",
+         ndjson(order_line(order_id="ORD_1"), order_line(order_id="ORD_2"), '{"order_id": "ORD_3", "qua'),
+         Expect(staged={"orders": 2}, rejected={"orders": 1}),
+         check=check_rejected_records_named([(3, "not valid JSON")])),
+    Case("orders-ndjson-not-objects", "orders.ndjson: lines that are JSON but not objects (`42`, `\"x\"`, `null`, `[]`)",
+         "each rejected into `audit/rejected_lines` with its JSON type; the objects land",
+         ndjson("42", order_line(order_id="ORD_1"), '"x"', "null", order_line(order_id="ORD_2"), "[1, 2]"),
+         Expect(staged={"orders": 2}, rejected={"orders": 4}),
+         check=check_rejected_records_named([(1, "a JSON number"), (3, "a JSON string"), (4, "a JSON null"),
+                                             (6, "a JSON array")])),
+    Case("orders-ndjson-object-over-lines", "orders.ndjson: one object written over three lines",
+         "each of its lines rejected (one object per line); the rest lands",
+         ndjson(order_line(order_id="ORD_1"), '{"order_id": "ORD_2",', '"quantity": 1', "}",
+                order_line(order_id="ORD_3")),
+         Expect(staged={"orders": 2}, rejected={"orders": 3})),
+    Case("orders-ndjson-blank-lines", "orders.ndjson: blank and whitespace-only lines",
+         "accepted; blank lines are no records (counted in the manifest as `blank_lines`)",
+         ndjson("", order_line(order_id="ORD_1"), "   ", order_line(order_id="ORD_2"), "", ""),
+         Expect(staged={"orders": 2})),
+    Case("orders-array-not-objects", "orders: array elements that are not objects (first, middle, last)",
+         "each rejected into `audit/rejected_lines` (its position in the array, its JSON type); the objects land",
+         raw_orders(json.dumps([7, order(), "text", None, order(order_id="ORD_2"), [1]]).encode()),
+         Expect(staged={"orders": 2}, rejected={"orders": 4}),
+         check=check_rejected_records_named([(1, "array element: a JSON number"), (3, "a JSON string"),
+                                             (4, "a JSON null"), (6, "a JSON array")])),
+    Case("orders-array-only-not-objects", "orders: an array of numbers only",
+         "fails: `SourceFileInvalid` (none of its records could be landed); nothing landed",
+         raw_orders(b"[1, 2, 3]"),
+         Expect(fails=("orders", "SourceFileInvalid", ("orders.json", "none of its 3 record(s)")))),
+    Case("orders-json-and-ndjson", "orders: `orders.json` and `orders.ndjson` both in the folder",
+         "fails: `UnexpectedSourceFiles` naming both; nothing landed",
+         merge(orders(order()), ndjson(order_line(order_id="ORD_2"))),
+         Expect(fails=("orders", "UnexpectedSourceFiles", ("orders.json", "orders.ndjson", "exactly one")))),
+    Case("orders-second-part", "orders: a second part `orders_part2.json` beside `orders.json`",
+         "fails: `UnexpectedSourceFiles` naming it (multi-part delivery is not supported); nothing landed",
+         merge(orders(order()), {f"orders/{D}/orders_part2.json": json.dumps([order(order_id="ORD_2")]).encode()}),
+         Expect(fails=("orders", "UnexpectedSourceFiles", ("orders_part2.json", "Multi-part delivery")))),
+    Case("orders-gzip", "orders: `orders.json.gz`", "accepted (gzip is read)",
+         renamed(orders(order(), order(order_id="ORD_2")), ".gz", gzip.compress), Expect(staged={"orders": 2})),
+    Case("orders-ndjson-zstd", "orders: `orders.ndjson.zst` with a malformed line",
+         "accepted (zstd is read); the malformed line rejected",
+         renamed(ndjson(order_line(order_id="ORD_1"), "{oops", order_line(order_id="ORD_2")), ".zst", zstd),
+         Expect(staged={"orders": 2}, rejected={"orders": 1})),
+    Case("orders-gzip-plain-name", "orders: gzip content under the name `orders.json`",
+         "accepted (compression is recognised by the file's first bytes, not its name)",
+         renamed(orders(order()), compress=gzip.compress), Expect(staged={"orders": 1})),
+    Case("orders-zip", "orders: a zip archive named `orders.json`",
+         "fails: `SourceFileCompressed` saying the file is zip-compressed; nothing landed",
+         raw_orders(b"PK\x03\x04" + b"\x00" * 40),
+         Expect(fails=("orders", "SourceFileCompressed", ("orders.json", "zip-compressed")))),
+    Case("orders-folder-linked-outside", "orders: the date's folder is a symbolic link out of the data folder",
+         "fails: `UnsafeSourcePath`; nothing landed", {},
+         Expect(fails=("orders", "UnsafeSourcePath", ("orders", "outside the data folder"))),
+         prepare=link_orders_folder_outside),
     Case("orders-unknown-fields", "orders: extra and nested fields (`coupon: {code, tags}`)",
          "accepted; kept in raw `record`", orders(order(coupon={"code": "X", "tags": [1, 2]})),
          Expect(staged={"orders": 1}), check=check_nested_fields_kept),
@@ -393,6 +522,19 @@ CASES: list[Case] = [
     # ------------------------------------------------------------------------------ events (CSV)
     Case("events-empty-file", "events: empty file", "fails: `SourceFileInvalid` naming the file; nothing landed",
          raw_events(b""), Expect(fails=("events", "SourceFileInvalid", ("events.csv", "empty")))),
+    Case("events-header-is-a-secret", "events: a first line that is not a header but a secret",
+         "fails: `SourceFileInvalid` naming the missing columns, not quoting the line; nothing landed",
+         raw_events(f"{SECRET_KEY}={SECRET}\nE1,U1\n".encode()),
+         Expect(fails=("events", "SourceFileInvalid", ("events.csv", "line 1 (header)", "event_type")),
+                not_in_message=(SECRET, SECRET_KEY))),
+    Case("events-symlink", "events: `events.csv` is a symbolic link to a file outside the data folder",
+         "fails: `UnsafeSourcePath`, not quoting the target's content; nothing landed", {},
+         Expect(fails=("events", "UnsafeSourcePath", ("events.csv", "symbolic link")), not_in_message=(SECRET,)),
+         prepare=link_events_outside),
+    Case("events-extra-file", "events: another file (`notes.txt`) beside `events.csv`",
+         "fails: `UnexpectedSourceFiles` naming it; nothing landed",
+         merge(events(event_line("E1")), {f"events/{D}/notes.txt": b"x"}),
+         Expect(fails=("events", "UnexpectedSourceFiles", ("notes.txt", "events.csv")))),
     Case("events-header-only", "events: header line only",
          "fails: `SourceFileInvalid` naming the file (\"no readable event lines\"); nothing landed",
          raw_events((HEADER + "\n").encode()),
@@ -411,11 +553,48 @@ CASES: list[Case] = [
          events('E1,"USER,0001",PROD_0001,view_product,2025-12-15T10:00:00'), Expect(staged={"events": 1}),
          check=check_quoted_comma_kept),
     Case("events-embedded-newline", "events: a quoted value spanning two lines",
-         "read as one record (the newline is data); an id with a line break is quarantined: `invalid_user_id`",
-         events('E1,"USER\n0001",PROD_0001,view_product,2025-12-15T10:00:00'),
-         Expect(staged={"events": 0}, quarantined={"events": {"invalid_user_id": 1}}),
-         check=check_embedded_newline_kept),
-    Case("events-unterminated-quote", "events: a line with an unterminated quote",
+         "both lines rejected into `audit/rejected_lines` (events are one record per line); the rest lands",
+         events(event_line("E1"), 'E2,"USER\n0002",PROD_0001,view_product,2025-12-15T10:00:00', event_line("E3")),
+         Expect(staged={"events": 2}, rejected={"events": 2})),
+    Case("events-unterminated-quote-first", "events: an unterminated quote on the first data line",
+         "that line rejected into `audit/rejected_lines`; every other line lands",
+         events('E1,"USER_0001,PROD_0001,view_product,2025-12-15T10:00:00', event_line("E2"), event_line("E3"),
+                event_line("E4")),
+         Expect(staged={"events": 3}, rejected={"events": 1})),
+    Case("events-unterminated-quote-middle", "events: an unterminated quote on a line in the middle",
+         "that line rejected into `audit/rejected_lines`; every other line lands (the reader does not run on)",
+         events(*(event_line(f"E{i}") for i in range(1, 10)), 'E10,"USER_0010,PROD_0001,view_product,x',
+                *(event_line(f"E{i}") for i in range(11, 21))),
+         Expect(staged={"events": 19}, rejected={"events": 1})),
+    Case("events-quote-runs-on", "events: a quote inside a value opens a quoted value that ends lines later",
+         "that line rejected (its quoting does not close on the line); every other line lands",
+         events(event_line("E1"), 'E2,USER "x,y,"z,view_product,2025-12-15T10:00:00', event_line("E3"),
+                'E4,USER_0004,PROD_0001",view_product,2025-12-15T10:00:00', event_line("E5")),
+         Expect(staged={"events": 4}, rejected={"events": 1})),
+    Case("events-stray-carriage-return", "events: a carriage return in the middle of a line",
+         "that line rejected; every other line lands",
+         events(event_line("E1"), "E2,USER_0002\r,PROD_0001,view_product,2025-12-15T10:00:00", event_line("E3")),
+         Expect(staged={"events": 2}, rejected={"events": 1})),
+    Case("events-blank-lines", "events: blank lines between and after the events",
+         "accepted; blank lines are no records (counted in the manifest as `blank_lines`)",
+         events(event_line("E1"), "", event_line("E2"), "", ""), Expect(staged={"events": 2})),
+    Case("events-lineage-named-columns", "events: extra columns `_row_number`, `_source_file`, `load_date`",
+         "accepted; kept in raw as `csv__row_number`, `csv__source_file`, `csv_load_date`: lineage untouched",
+         events(event_line("E1") + ",99,elsewhere.csv,1999-01-01", event_line("E2") + ",98,x,y",
+                header=HEADER + ",_row_number,_source_file,load_date"),
+         Expect(staged={"events": 2}), check=check_lineage_kept_beside_same_named_columns),
+    Case("events-gzip", "events: `events.csv.gz` with an unterminated quote in the middle",
+         "accepted (gzip is read); that line rejected, the rest lands",
+         renamed(events(event_line("E1"), 'E2,"USER_0002,PROD_0001,view_product,x', event_line("E3")), ".gz",
+                 gzip.compress), Expect(staged={"events": 2}, rejected={"events": 1})),
+    Case("events-zstd-plain-name", "events: zstd content under the name `events.csv`",
+         "accepted (compression is recognised by the file's first bytes)",
+         renamed(events(event_line("E1"), event_line("E2")), compress=zstd), Expect(staged={"events": 2})),
+    Case("events-bzip2", "events: a bzip2 file named `events.csv.gz`",
+         "fails: `SourceFileCompressed` saying the file is bzip2-compressed; nothing landed",
+         {f"events/{D}/events.csv.gz": b"BZh91AY&SY" + b"\x00" * 30},
+         Expect(fails=("events", "SourceFileCompressed", ("events.csv.gz", "bzip2-compressed")))),
+    Case("events-unterminated-quote", "events: an unterminated quote on the last line",
          "that line rejected into `audit/rejected_lines` (file, line, text, error); the rest lands",
          events(event_line("E1"), 'E2,"USER_0002,PROD_0002,view_product,2025-12-15T10:00:00'),
          Expect(staged={"events": 1}, rejected={"events": 1})),
@@ -542,9 +721,10 @@ def run_date(day: dt.date, sources: list[str], outcome: Outcome) -> None:
             outcome.staged.add((source, partition_day))
 
 
-def sources_of(files: dict[str, bytes], day: dt.date, api: bool) -> list[str]:
+def sources_of(files: dict[str, bytes], day: dt.date, api: bool, incoming: Path) -> list[str]:
     names = [rel for rel in files if str(day) in rel]
-    found = [s for s in ("products", "users", "orders", "events") if any(rel.startswith(s + "/") for rel in names)]
+    found = [s for s in ("products", "users", "orders", "events")
+             if any(rel.startswith(s + "/") for rel in names) or os.path.lexists(incoming / s / str(day))]
     return (["products"] if api and day == D else []) + found
 
 
@@ -552,9 +732,11 @@ def run_case(case: Case, incoming: Path, written: dict[str, bytes] | None = None
     """Write the case's files (or `written`), then run every date and source the case has."""
     outcome = Outcome()
     write_files(incoming, case.files if written is None else written)
+    if written is None and case.prepare is not None:
+        case.prepare(incoming)
     api = case.api_fault is not None
     for day in days_of(case.files):
-        run_date(day, sources_of(case.files, day, api), outcome)
+        run_date(day, sources_of(case.files, day, api, incoming), outcome)
     return outcome
 
 
@@ -573,18 +755,37 @@ def assert_reconciled(source: str, day: dt.date) -> dict[str, Any]:
     assert record["raw_count"] == partition_rows("raw", source, day)
     assert record["staged_count"] == partition_rows("staging", table, day)
     assert record["quarantined_count"] == partition_rows("audit", "bad_records", day, source_table=table)
+    assert record["source_records"] == record["raw_count"] + record["rejected_count"], record
+    rejected = lake.partition_file("audit", "rejected_lines", day, source_table=source)
+    assert record["rejected_count"] == (partition_rows("audit", "rejected_lines", day, source_table=source)
+                                        if os.path.exists(rejected) else 0)
     return record
 
 
-def csv_data_lines(path: Path) -> int:
-    """Records in a CSV file as a CSV reader counts them (quoted newlines inside a record)."""
-    text = path.read_bytes().decode("utf-8", "replace")
-    records, quoted = 0, False
-    for line in text.splitlines()[1:]:
-        if not quoted and line.strip():
-            records += 1
-        quoted ^= line.count('"') % 2 == 1
-    return records
+def content_of(path: Path) -> bytes:
+    """A file's bytes, decompressed (gzip, zstd)."""
+    data = path.read_bytes()
+    if data.startswith(b"\x1f\x8b"):
+        return gzip.decompress(data)
+    if data.startswith(b"\x28\xb5\x2f\xfd"):
+        import pyarrow as pa
+
+        return pa.input_stream(str(path), compression="zstd").read()
+    return data
+
+
+def file_records(path: Path) -> int:
+    """The records of a source file, counted independently of the landing: events and NDJSON are one record
+    per line (blank lines are none; a CSV header is none), a JSON array one per element."""
+    data = content_of(path)
+    if path.name.startswith("orders.json"):
+        return len(json.loads(data))
+    lines = data.removeprefix(b"\xef\xbb\xbf").split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    if path.name.startswith("events"):
+        return sum(1 for line in lines[1:] if line not in (b"", b"\r"))
+    return sum(1 for line in lines if line.strip(b" \t\r"))
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
@@ -616,6 +817,8 @@ def test_bad_input(case: Case, lake_root: Path, incoming: Path, monkeypatch: pyt
         assert str(incoming) in message, f"the message must name the file: {message}"
         for fragment in fragments:
             assert fragment in message, f"{fragment!r} not in {message!r}"
+        for content in expect.not_in_message:
+            assert content not in message, f"the message quotes the file: {message!r}"
         assert not os.path.exists(lake.partition_dir("raw", source, D)), "a failed landing left a partition"
         assert not os.path.exists(lake.partition_dir("staging", f"stg_{source}", D))
     else:
@@ -630,13 +833,17 @@ def test_bad_input(case: Case, lake_root: Path, incoming: Path, monkeypatch: pyt
         reasons = Counter(r["reason_code"] for r in rows.bad_records(f"stg_{source}", day))
         assert reasons == Counter(expect.quarantined.get(source, {})), reasons
         assert set(reasons) <= set(staging.REASON_CODES)
-    if "events" in expect.staged:
-        rejected = lake.partition_file("audit", "rejected_lines", D, source_table="events")
-        rejected_rows = (partition_rows("audit", "rejected_lines", D, source_table="events")
+    for source in ("orders", "events"):
+        if source not in expect.staged:
+            continue
+        rejected = lake.partition_file("audit", "rejected_lines", D, source_table=source)
+        rejected_rows = (partition_rows("audit", "rejected_lines", D, source_table=source)
                          if os.path.exists(rejected) else 0)
-        assert rejected_rows == expect.rejected.get("events", 0)
-        raw = assert_reconciled("events", D)["raw_count"]
-        assert raw + rejected_rows == csv_data_lines(Path(landing.events_file(D))), "a CSV line was lost"
+        assert rejected_rows == expect.rejected.get(source, 0)
+        record = assert_reconciled(source, D)
+        path = Path(landing.orders_file(D) if source == "orders" else landing.events_file(D))
+        assert record["source_records"] == file_records(path), f"a record of {path.name} is not accounted for"
+        assert record["raw_count"] + rejected_rows == file_records(path), f"a record of {path.name} was lost"
     if case.check is not None:
         case.check()
 

@@ -60,7 +60,7 @@ SCHEMAS = {
     ("audit", "reconciliation"): pa.schema([
         ("source_table", pa.string()), ("load_date", pa.date32()), ("raw_count", pa.int64()),
         ("staged_count", pa.int64()), ("quarantined_count", pa.int64()), ("duplicate_count", pa.int64()),
-        ("is_balanced", pa.bool_()),
+        ("is_balanced", pa.bool_()), ("source_records", pa.int64()), ("rejected_count", pa.int64()),
     ]),
 }
 
@@ -137,7 +137,8 @@ def write_day(orders: list[dict], events: list[dict], *, unknown: set[str] = fro
     counts = {"stg_orders": len(orders), "stg_events": len(events)}
     for source, staged in counts.items():
         row = {"source_table": source, "load_date": D, "raw_count": staged + 2, "staged_count": staged,
-               "quarantined_count": 1, "duplicate_count": 1, "is_balanced": True}
+               "quarantined_count": 1, "duplicate_count": 1, "is_balanced": True,
+               "source_records": staged + 3, "rejected_count": 1}
         row.update((recon or {}).get(source, {}))
         write("audit", "reconciliation", [row], source_table=source)
 
@@ -335,7 +336,7 @@ def test_seed_format_days_through_the_real_models(
 
 def test_reconciliation_imbalance_fails(lake_root: Path) -> None:
     write_day(clean_orders(), clean_events(),
-              recon={"stg_events": {"raw_count": 70, "is_balanced": False}})
+              recon={"stg_events": {"raw_count": 70, "is_balanced": False, "source_records": 71}})
 
     result = checks.run_gate(D)
 
@@ -345,11 +346,24 @@ def test_reconciliation_imbalance_fails(lake_root: Path) -> None:
     assert by_name(result)[("reconciliation", "raw = staged + quarantined + duplicates for every source")].value == "1"
 
 
+@pytest.mark.parametrize("source_records", [61, 64, None], ids=["a-record-too-many", "a-record-lost", "not-counted"])
+def test_file_records_not_landed_or_rejected_fail(lake_root: Path, source_records: int | None) -> None:
+    """source_records = raw + rejected, recomputed by the gate: a line the reader swallowed is caught here too."""
+    write_day(clean_orders(), clean_events(), recon={"stg_events": {"source_records": source_records}})
+
+    result = checks.run_gate(D)
+
+    name = ("reconciliation", "the file's records = raw + rejected for every source")
+    assert outcomes(result, "fail") == {name}
+    assert by_name(result)[name].value == "1"
+
+
 def test_catalog_snapshot_reconciliation_is_included_when_present(lake_root: Path) -> None:
     write_day(clean_orders(), clean_events())
     write("audit", "reconciliation", [{
         "source_table": "stg_products", "load_date": D, "raw_count": 5, "staged_count": 5,
         "quarantined_count": 0, "duplicate_count": 1, "is_balanced": True,  # 5 != 5 + 0 + 1
+        "source_records": 5, "rejected_count": 0,
     }], source_table="stg_products")
 
     result = checks.run_gate(D)

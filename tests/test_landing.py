@@ -105,15 +105,28 @@ def test_csv_bom_crlf_quoting_reordered_and_extra_columns(lake_root, incoming):
     text = (
         "\ufeffuser_id,event_type,event_id,event_ts,product_id,campaign\r\n"
         "U1,page_view,E1,2025-12-15T10:00:00,,spring\r\n"
-        'U2,"add,to,cart",E2,2025-12-15T10:00:01,P1,"multi\r\nline"\r\n'
+        'U2,"add,to,cart",E2,2025-12-15T10:00:01,P1,"say ""hi"", twice"\r\n'
     )
     write(incoming, "events/2025-12-15/events.csv", text.encode("utf-8"))
-    assert landing.land_events(D)["rows"] == 2
+    manifest = landing.land_events(D)
+    assert (manifest["rows"], manifest["source_records"], manifest["rejected_count"]) == (2, 2, 0)
     got = duckdb.sql(
         "select event_id, user_id, product_id, event_type, campaign, _row_number from read_parquet($p) order by 1",
         params={"p": lake_file("events")},
     ).fetchall()
-    assert got == [("E1", "U1", None, "page_view", "spring", 1), ("E2", "U2", "P1", "add,to,cart", "multi\r\nline", 2)]
+    assert got == [("E1", "U1", None, "page_view", "spring", 1), ("E2", "U2", "P1", "add,to,cart", 'say "hi", twice', 2)]
+
+
+def test_a_quoted_value_cannot_span_lines(lake_root, incoming):
+    """One record per physical line is the events contract: both halves of a multi-line value are rejected."""
+    text = (HEADER + "\r\nE1,U1,P1,view_product,2025-12-15T10:00:00\r\n"
+            'E2,"U\r\n2",P2,view_product,2025-12-15T10:00:01\r\nE3,U3,P3,view_product,2025-12-15T10:00:02\r\n')
+    write(incoming, "events/2025-12-15/events.csv", text)
+    manifest = landing.land_events(D)
+    assert (manifest["rows"], manifest["source_records"], manifest["rejected_count"]) == (2, 4, 2)
+    assert [r[1] for r in rows("rejected_lines", source_table="events")] == [3, 4]
+    assert duckdb.sql("select event_id, _row_number from read_parquet($p)",
+                      params={"p": lake_file("events")}).fetchall() == [("E1", 1), ("E3", 2)]
 
 
 def test_bad_csv_lines_are_recorded_not_dropped(lake_root, incoming):
@@ -127,7 +140,7 @@ def test_bad_csv_lines_are_recorded_not_dropped(lake_root, incoming):
     )
     path = write(incoming, "events/2025-12-15/events.csv", text)
     manifest = landing.land_events(D)
-    assert manifest["rows"] == 2 and manifest["rejected_lines"] == 3
+    assert manifest["rows"] == 2 and manifest["rejected_count"] == 3 and manifest["source_records"] == 5
     landed = duckdb.sql("select event_id from read_parquet($p) order by 1", params={"p": lake_file("events")}).fetchall()
     assert landed == [("E1",), ("E5",)]
     rejected = duckdb.sql(
@@ -152,7 +165,7 @@ def test_row_numbers_follow_the_file_across_parallel_reads(lake_root, incoming):
             accepted.append(f"E{i}")
     write(incoming, "events/2025-12-15/events.csv", "\n".join(lines) + "\n")
     manifest = landing.land_events(D)
-    assert manifest["rows"] == len(accepted) and manifest["rejected_lines"] == 8
+    assert manifest["rows"] == len(accepted) and manifest["rejected_count"] == 8
     numbered = duckdb.sql("select event_id, _row_number from read_parquet($p) order by _row_number",
                           params={"p": lake_file("events")}).fetchall()
     assert numbered == [(event_id, n) for n, event_id in enumerate(accepted, start=1)]
@@ -162,7 +175,7 @@ def test_unterminated_quote_is_recorded(lake_root, incoming):
     text = HEADER + "\nE1,U1,P1,view_product,2025-12-15T10:00:00\nE2,\"U2,P2,view_product,2025-12-15T10:00:00\n"
     write(incoming, "events/2025-12-15/events.csv", text)
     manifest = landing.land_events(D)
-    assert manifest["rows"] == 1 and manifest["rejected_lines"] == 1
+    assert manifest["rows"] == 1 and manifest["rejected_count"] == 1
     (rejected,) = duckdb.sql("select line_number, error from read_parquet($p)", params={
         "p": lake.partition_file("audit", "rejected_lines", D, source_table="events")}).fetchall()
     assert rejected[0] == 3 and "unterminated quote" in rejected[1]
@@ -190,7 +203,7 @@ def test_landed_partition_is_immutable_and_changes_are_refused(lake_root, incomi
     assert landing.source_unchanged(landing.read_manifest("orders", D))
     path.write_text(orders_json(ORDER, {**ORDER, "order_id": "ORD_2"}))
     assert not landing.source_unchanged(landing.read_manifest("orders", D))
-    with pytest.raises(landing.SourceChanged, match="re-land on purpose"):
+    with pytest.raises(landing.SourceChanged, match=r"changed since it was landed.*pipeline restate --date 2025-12-15"):
         landing.land_orders(D)
     assert os.stat(lake_file("orders")).st_mtime_ns == before
     assert landing.read_manifest("orders", D)["sha256"] == first["sha256"]

@@ -170,12 +170,26 @@ def test_reconciliation_mismatch_is_recorded_then_raised():
     import duckdb
 
     con = duckdb.connect()
-    counts = {"raw_count": 10, "staged_count": 7, "quarantined_count": 1, "duplicate_count": 1}
+    counts = {"raw_count": 10, "staged_count": 7, "quarantined_count": 1, "duplicate_count": 1,
+              "source_records": 12, "rejected_count": 2}
     with pytest.raises(staging.ReconciliationError, match="raw 10 != staged 7"):
         staging.reconcile(con, "stg_orders", D, counts)
     record = r.reconciliation("stg_orders")
     assert record == {"source_table": "stg_orders", "load_date": D, **counts, "is_balanced": False}
     assert staging.reconcile(con, "stg_orders", D, {**counts, "staged_count": 8})["is_balanced"]
+
+
+@pytest.mark.parametrize("source_records", [11, 13], ids=["a-record-too-many", "a-record-lost"])
+def test_file_records_not_landed_or_rejected_are_recorded_then_raised(source_records):
+    """The file's records must equal raw + rejected at landing, like raw = staged + quarantined + duplicates."""
+    import duckdb
+
+    counts = {"raw_count": 10, "staged_count": 8, "quarantined_count": 1, "duplicate_count": 1,
+              "source_records": source_records, "rejected_count": 2}
+    with pytest.raises(staging.ReconciliationError, match=f"file's {source_records} records != raw 10 \\+ rejected 2"):
+        staging.reconcile(duckdb.connect(), "stg_orders", D, counts)
+    assert r.reconciliation("stg_orders") == {"source_table": "stg_orders", "load_date": D, **counts,
+                                              "is_balanced": False}
 
 
 def test_staging_is_written_last_and_reruns_identically():

@@ -91,7 +91,7 @@ def test_the_facts_are_preloaded_beside_the_gate(empty_lake) -> None:
     """Publish waits for the gate and both preloads; a preload waits only for its fact (and the
     orders' also for the events' staging, the date's memory peak), not for the gate."""
     publish = {type(t) for t in tasks.Publish(date=D).requires()}
-    assert publish == {tasks.QualityGate, tasks.PreloadFactOrders, tasks.PreloadFactEvents}
+    assert publish == {tasks.QualityGate, tasks.PreloadFactOrders, tasks.PreloadFactEvents, tasks.SourcesUnchanged}
     assert type(tasks.PreloadFactEvents(date=D).requires()) is tasks.BuildFactEvents
     assert {type(t) for t in tasks.PreloadFactOrders(date=D).requires()} == {tasks.BuildFactOrders, tasks.StageEvents}
     # once the events' fact is built, its preload is handed out before the dimensions and the gate

@@ -1,16 +1,19 @@
 -- raw.products / raw.users: a weekly catalog snapshot exactly as received (API pages or file).
--- Grain: one row per catalog record; partition: load_date = the snapshot's date (in the path).
--- `record` keeps the whole object; staging extracts fields from either source shape.
+-- Grain: one row per catalog object record; partition: load_date = the snapshot's date (in the path).
+-- Reads json_records (sql/raw/json_records.sql): elements that are not objects are rejected into
+-- audit.rejected_lines instead. `record` keeps the whole object; staging extracts fields from either
+-- source shape.
 with objects as (
     select
-        json as record,
-        ordinality as row_number
-    from read_json_objects($path, format = 'array') with ordinality
+        json_records.record,
+        json_records.record_number as row_number,
+    from json_records
+    where json_records.json_type = 'OBJECT'
 ),
 
 final as (
     select
-        objects.record::varchar as record,
+        objects.record,
         $source_kind as _source_kind,
         $source_file as _source_file,
         objects.row_number::bigint as _row_number,

@@ -1,14 +1,16 @@
 -- raw.events: the day's clickstream events exactly as received from the CSV file.
--- Grain: one row per accepted CSV record; partition: load_date (in the path).
--- Columns are the file's own header names, all text (extra columns kept as they are): $columns maps
--- each header name to VARCHAR. Lines the reader rejects go to its csv_rejects table, which the
--- landing task records in audit.rejected_lines.
+-- Grain: one row per accepted CSV line; partition: load_date (in the path).
+-- Columns are the file's own header names, all text (extra columns kept as they are; a name the
+-- lineage or the partition uses is renamed by the landing, e.g. _row_number -> csv__row_number):
+-- $columns maps each header name to VARCHAR. Lines the reader rejects go to its csv_rejects table,
+-- which sql/raw/events_rejected.sql turns into audit.rejected_lines. The landing checks that
+-- accepted + rejected lines = the file's records (one per line), see pipeline/landing_lines.py.
 with csv_rows as (
     select *
     from read_csv(
         $path, columns = $columns, header = true, auto_detect = false, delim = ',', quote = '"',
-        escape = '"', store_rejects = true, rejects_table = 'csv_rejects', rejects_scan = 'csv_scans',
-        null_padding = false
+        escape = '"', compression = $compression, store_rejects = true, rejects_table = 'csv_rejects',
+        rejects_scan = 'csv_scans', null_padding = false
     )
 ),
 

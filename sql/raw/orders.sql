@@ -1,12 +1,16 @@
--- raw.orders: the day's orders exactly as received, one row per JSON record in the source file.
--- Grain: one row per record of the source file; partition: load_date (in the path).
--- Every field is kept as text (casting problems surface in staging with a reason); `record` keeps
--- the whole object, nested and unknown fields included.
+-- raw.orders: the day's orders exactly as received, one row per JSON object in the source file.
+-- Grain: one row per object record of the source file; partition: load_date (in the path).
+-- Reads json_records (sql/raw/json_records.sql or ndjson_records.sql): records that are not objects
+-- are rejected into audit.rejected_lines instead (sql/raw/json_rejected.sql). Every field is kept as
+-- text (casting problems surface in staging with a reason); `record` keeps the whole object, nested
+-- and unknown fields included; _row_number is the record's position in the file (array element or
+-- NDJSON record), so rejected records leave gaps.
 with objects as (
     select
-        json as record,
-        ordinality as row_number
-    from read_json_objects($path, format = $json_format) with ordinality
+        json_records.record,
+        json_records.record_number as row_number,
+    from json_records
+    where json_records.json_type = 'OBJECT'
 ),
 
 fields as (
@@ -30,7 +34,7 @@ final as (
         fields.field_values[5] as price,
         fields.field_values[6] as "timestamp",
         fields.field_values[7] as status,
-        fields.record::varchar as record,
+        fields.record,
         $source_file as _source_file,
         fields.row_number::bigint as _row_number,
         $ingested_at::timestamptz as _ingested_at,

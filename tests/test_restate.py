@@ -1,0 +1,109 @@
+"""A file that changes after its date is published is not ignored; `python -m pipeline restate` republishes it.
+
+Real `luigi` and `python -m pipeline` command lines against a fresh database on the session's
+embedded Postgres, with the seed fixture day (20 orders, 60 events) as the incoming files.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.test_ops_support import SEED_DAY, Ops, ops  # noqa: F401 - ops is a fixture
+
+DATE = ["--date", str(SEED_DAY)]
+LOCAL = "--local-scheduler"
+
+
+def published(ops: Ops) -> tuple[int, int, int]:
+    """(fact_orders rows, fact_events rows, publish_log rows) of the seed day in Postgres."""
+    return ops.query(
+        "select (select count(*) from warehouse.fact_orders_all where load_date = %(d)s),"
+        " (select count(*) from warehouse.fact_events_all where load_date = %(d)s),"
+        " (select count(*) from audit.publish_log where load_date = %(d)s)", {"d": SEED_DAY})[0]
+
+
+def orders_path(ops: Ops) -> Path:
+    return ops.incoming / "orders" / str(SEED_DAY) / "orders.json"
+
+
+def events_path(ops: Ops) -> Path:
+    return ops.incoming / "events" / str(SEED_DAY) / "events.csv"
+
+
+def assert_refused(result, *fragments: str) -> None:
+    assert result.returncode == 30, result.stderr[-3000:]
+    assert "SourceChanged" in result.stderr and "python -m pipeline restate --date 2025-12-15" in result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr, fragment
+
+
+@pytest.mark.slow
+def test_a_corrected_orders_file_after_publish_is_refused_then_restated(ops: Ops) -> None:
+    first = ops.luigi("DailyPipeline", *DATE, LOCAL)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert published(ops) == (20, 60, 1)
+
+    orders = json.loads(orders_path(ops).read_text())
+    corrected = orders + [{**record, "order_id": record["order_id"] + "_B"} for record in orders[:5]]
+    orders_path(ops).write_text(json.dumps(corrected, indent=2))
+
+    again = ops.luigi("DailyPipeline", *DATE, LOCAL)
+    assert_refused(again, "orders.json changed since it was landed", "published from the file landed before")
+    assert published(ops) == (20, 60, 1), "the published date is untouched"
+    (error,) = ops.query("select error_message from audit.pipeline_runs where task like 'SourcesUnchanged%%'"
+                         " and status = 'failed'")[0]
+    assert error.startswith("SourceChanged:")
+    backfill = ops.luigi("RangeDaily", "--of", "DailyPipeline", "--start", str(SEED_DAY),
+                         "--stop", str(SEED_DAY + dt.timedelta(days=1)), LOCAL)
+    assert_refused(backfill)  # bulk_complete does not count the changed date as done
+
+    restated = ops.pipeline("restate", *DATE)
+    assert restated.returncode == 0, restated.stderr[-3000:] + restated.stdout[-2000:]
+    assert published(ops) == (25, 60, 1), "Postgres holds exactly the new file's rows"
+    archive = list((ops.lake / "_archive" / "restated" / f"load_date={SEED_DAY}").glob("restated_at=*/raw/orders"))
+    assert len(archive) == 1 and json.loads((archive[0] / "_manifest.json").read_text())["rows"] == 20
+    record = json.loads((ops.lake / "audit" / "restatements" / f"load_date={SEED_DAY}" / "restatement.json").read_text())
+    assert (record["status"], record["sources"]) == ("published", ["orders"])
+    assert ops.query("select raw_count, source_records from audit.reconciliation"
+                     " where load_date = %s and source_table = 'stg_orders'", [SEED_DAY]) == [(25, 25)]
+
+    settled = ops.luigi("DailyPipeline", *DATE, LOCAL)
+    assert settled.returncode == 0 and "Did not run any tasks" in settled.stderr, settled.stderr[-3000:]
+
+    (orders_path(ops).parent / "orders_part2.json").write_text(json.dumps(orders[:1]))
+    extra = ops.luigi("DailyPipeline", *DATE, LOCAL)
+    assert_refused(extra, "orders_part2.json")
+    assert published(ops) == (25, 60, 1)
+
+
+@pytest.mark.slow
+def test_a_partial_events_file_completed_after_publish_is_restated(ops: Ops) -> None:
+    full = events_path(ops).read_bytes()
+    lines = full.splitlines(keepends=True)
+    events_path(ops).write_bytes(b"".join(lines[:31]))  # the header and 30 events: the sender was still writing
+    first = ops.luigi("DailyPipeline", *DATE, LOCAL)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert published(ops) == (20, 30, 1)
+
+    events_path(ops).write_bytes(full)  # the sender finished
+    again = ops.luigi("DailyPipeline", *DATE, LOCAL)
+    assert_refused(again, "events.csv changed since it was landed")
+    assert published(ops) == (20, 30, 1)
+
+    restated = ops.pipeline("restate", *DATE, "--source", "events")
+    assert restated.returncode == 0, restated.stderr[-3000:] + restated.stdout[-2000:]
+    assert published(ops) == (20, 60, 1)
+    assert ops.query("select count(*) from audit.pipeline_runs where task like 'LandOrders%%'") == [(1,)], \
+        "orders were not restated: landed once"
+
+
+@pytest.mark.slow
+def test_restate_without_a_change_says_so(ops: Ops) -> None:
+    first = ops.luigi("DailyPipeline", *DATE, LOCAL)
+    assert first.returncode == 0, first.stderr[-3000:]
+    nothing = ops.pipeline("restate", *DATE)
+    assert nothing.returncode == 0 and "nothing to restate" in nothing.stdout
+    assert not (ops.lake / "_archive").exists()
