@@ -77,7 +77,7 @@ def test_a_date_with_unstorable_values_publishes_its_valid_rows_and_quarantines_
             ("PROD_0001",)]
         bad = conn.execute(
             "select source_table, row_number, reason_code, record_id, failing_value, message, raw_record"
-            " from audit.bad_records where load_date = %s order by 1, 2", [D]).fetchall()
+            " from quarantine.bad_records where load_date = %s order by 1, 2", [D]).fetchall()
     assert [row[:5] for row in bad] == [
         ("stg_events", 1, "invalid_user_id", "E1", "USER_\\u00000001"),
         ("stg_events", 3, "invalid_event_id", "E3\\u0000", "E3\\u0000"),

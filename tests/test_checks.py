@@ -139,7 +139,11 @@ def write_day(orders: list[dict], events: list[dict], *, unknown: set[str] = fro
         row = {"source_table": source, "load_date": D, "raw_count": staged + 2, "staged_count": staged,
                "quarantined_count": 1, "duplicate_count": 1, "is_balanced": True,
                "source_records": staged + 3, "rejected_count": 1}
-        row.update((recon or {}).get(source, {}))
+        override = (recon or {}).get(source, {})
+        row.update(override)
+        if override and "source_records" not in override:  # keep the file's records = raw + rejected
+            row["rejected_count"] = override.get("rejected_count", 0)
+            row["source_records"] = row["raw_count"] + row["rejected_count"]
         write("audit", "reconciliation", [row], source_table=source)
 
 
