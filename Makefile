@@ -20,7 +20,7 @@ demo: setup
 	$(RUN) python -m pipeline demo
 
 psql: setup
-	$(RUN) python -m pipeline.pg psql
+	$(RUN) python -m pipeline.serving.pg psql
 
 # The central scheduler, on loopback only (it has no authentication); port = luigi.cfg [core] scheduler_port.
 luigid: setup
@@ -28,7 +28,7 @@ luigid: setup
 	$(RUN) luigid --address 127.0.0.1 --port 8082 --logdir lake/_luigid/log --state-path lake/_luigid/state.pickle
 
 bench: setup
-	$(RUN) python -m pipeline.bench
+	$(RUN) python -m devtools.bench
 
 audit: setup
 	mkdir -p .tools

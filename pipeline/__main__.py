@@ -12,11 +12,11 @@ import importlib
 import sys
 
 COMMANDS = {
-    "demo": "pipeline.demo",
-    "summary": "pipeline.summary",
-    "report": "pipeline.report",
-    "schema-doc": "pipeline.schema_doc",
-    "restate": "pipeline.restate",
+    "demo": "devtools.demo",
+    "summary": "pipeline.tasks.summary",
+    "report": "pipeline.report.page",
+    "schema-doc": "pipeline.serving.schema_doc",
+    "restate": "pipeline.tasks.restate",
 }
 
 

@@ -56,7 +56,7 @@ class model(luigi.Config):  # noqa: N801
     sold_statuses = luigi.Parameter(default="paid")  # comma separated; net_revenue counts these
     # IANA name: the zone of timestamps without an offset, of date_id and of the load date's boundaries
     business_timezone = luigi.Parameter(default="UTC")
-    # characters; longer ids are quarantined (validated by pipeline.staging.max_id_length)
+    # characters; longer ids are quarantined (validated by pipeline.transform.staging.max_id_length)
     max_id_length = luigi.IntParameter(default=256)
 
 

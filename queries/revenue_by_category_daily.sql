@@ -3,7 +3,7 @@
 -- data, not CURRENT_DATE (the answer no longer depends on the day it runs); orders whose product has
 -- no dimension row count as 'Unknown' instead of vanishing in the join; the average is exact.
 -- Grain: one row per category per order date (UTC). Revenue: gross = any status, net = sold statuses.
--- Runs unchanged on the lake (DuckDB, pipeline.lakeview) and on Postgres; see queries/README.md.
+-- Runs unchanged on the lake (DuckDB, pipeline.lake.views) and on Postgres; see queries/README.md.
 with orders as (
     select * from warehouse.fact_orders
 ),

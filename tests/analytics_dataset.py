@@ -1,6 +1,6 @@
 """A generated multi-day dataset run through the real pipeline, for the analytics tests.
 
-`build(root, ...)` writes sample files with dirty rows (pipeline.generate), then runs Luigi in process
+`build(root, ...)` writes sample files with dirty rows (devtools.generate), then runs Luigi in process
 (`luigi.build`, local scheduler) either to the quality gate (a complete lake) or through Publish into
 the Postgres the environment points at. A dirty rate of 13 % puts every kind of bad row the generator
 knows into every day's orders (quarantine, duplicates, late and restated orders, unknown products).
@@ -19,7 +19,11 @@ from pathlib import Path
 import luigi
 import pytest
 
-from pipeline import generate, pg, tasks
+from pipeline import tasks
+
+from devtools import generate
+
+from pipeline.serving import pg
 
 START = dt.date(2025, 12, 13)  # a Saturday: the dates span two ISO weeks (cohorts), late rows a third day
 

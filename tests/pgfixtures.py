@@ -3,7 +3,7 @@
 Every test session starts its own servers from the PostgreSQL 16 binaries bundled with `pgserver`,
 in temporary directories; nothing depends on a server already running.
 
-- `embedded_server` (session): the pipeline's own embedded server (`pipeline.pg.start_embedded`),
+- `embedded_server` (session): the pipeline's own embedded server (`pipeline.serving.pg.start_embedded`),
   in a temporary ECOMM_PG_DATA on a free port: the path taken when no DSN is configured.
 - `dsn_server` (session): a second, independent server listening on a Unix socket only, reached
   through `ECOMM_PG_DSN=postgresql://postgres@/<db>?host=<socket dir>`: the configured-DSN path.
@@ -34,7 +34,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline import lake, pg  # noqa: E402
+from pipeline import lake  # noqa: E402
+
+from pipeline.serving import pg
 
 PG_ENV = ("ECOMM_PG_DSN", "ECOMM_PG_DATA", "ECOMM_PG_PORT", "ECOMM_PG_DATABASE",
           "PGHOST", "PGDATABASE", "PGSERVICE", "PGUSER", "PGPORT", "PGPASSWORD", "PGOPTIONS")

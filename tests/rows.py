@@ -184,7 +184,7 @@ def stage_day(
     products: list | None = None, users: list | None = None,
 ) -> None:
     """Write the given raw partitions of a date and stage them (orders/events default to none at all)."""
-    from pipeline import staging
+    from pipeline.transform import staging
 
     for source, records, writer in (("products", products, write_products), ("users", users, write_users),
                                     ("orders", orders, write_orders), ("events", events, write_events)):
@@ -195,7 +195,7 @@ def stage_day(
 
 def build_day(load_date: dt.date, tables: tuple[str, ...] | None = None) -> None:
     """Build every warehouse table (or the given ones, in order) for a date."""
-    from pipeline import warehouse
+    from pipeline.transform import warehouse
 
     for table in tables or warehouse.TABLES:
         warehouse.build(table, load_date)
@@ -203,7 +203,7 @@ def build_day(load_date: dt.date, tables: tuple[str, ...] | None = None) -> None
 
 def current(table: str, order_by: str = "all") -> list[dict]:
     """The rows of a warehouse table's current view (over every partition), sorted."""
-    from pipeline import sqlrun, warehouse
+    from pipeline.transform import sqlrun, warehouse
 
     with sqlrun.connect() as con:
         warehouse.create_current_views(con)

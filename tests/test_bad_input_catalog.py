@@ -31,7 +31,11 @@ from typing import Any
 import duckdb
 import pytest
 
-from pipeline import lake, landing, staging, tasks
+from pipeline import lake, tasks
+
+from pipeline.ingest import landing
+
+from pipeline.transform import staging
 from tests import rows
 from tests.conftest import REPO
 from tests.dummyjson_server import DummyJsonServer

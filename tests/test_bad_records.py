@@ -11,7 +11,11 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from pipeline import landing, publish, staging, warehouse
+from pipeline.ingest import landing
+
+from pipeline.serving import publish
+
+from pipeline.transform import staging, warehouse
 
 D = dt.date(2025, 12, 15)
 NUL = "\u0000"

@@ -1,6 +1,6 @@
 """The benchmark machinery on a tiny volume, so that `make bench` never rots.
 
-Nothing here asserts a duration: performance is measured by `python -m pipeline.bench`, not by
+Nothing here asserts a duration: performance is measured by `python -m devtools.bench`, not by
 tests. These runs go through the real thing (generator, Luigi pipeline in a child process, a
 throwaway embedded Postgres, the COPY floor, memory sampling) at 2,000 orders / 10,000 events.
 """
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import bench
+from devtools import bench
 
 TINY = ["--orders", "2000", "--events", "10000"]
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 
-from pipeline.catalog_api import (  # noqa: E402
+from pipeline.ingest.catalog_api import (  # noqa: E402
     CatalogApiBadResponse,
     CatalogApiError,
     CatalogApiTransientError,
@@ -127,7 +127,7 @@ def test_rejects_bad_arguments() -> None:
 def test_transient_status_is_retried_then_succeeds(
         api: DummyJsonServer, kind: str, caplog: pytest.LogCaptureFixture) -> None:
     api.fail_next(kind)
-    with caplog.at_level(logging.WARNING, logger="pipeline.catalog_api"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.ingest.catalog_api"):
         products = fetch_all(api.url, "products", **FAST)
     assert len(products) == 194
     assert page_requests(api, "products") == [

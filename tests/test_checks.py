@@ -16,8 +16,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import checks, checks_serving, gate_views, lake
-from pipeline.checks import NoChecksParsed, QualityGateFailed, ServingMismatch
+from pipeline import lake
+
+from pipeline.quality import gate as checks, serving_reconciliation, gate_views
+from pipeline.quality.gate import NoChecksParsed, QualityGateFailed, ServingMismatch
 from tests import rows
 
 D = dt.date(2025, 12, 14)
@@ -155,7 +157,7 @@ def clean_events(n: int = 60) -> list[dict]:
     return [event(i) for i in range(n)]
 
 
-# the volume checks of a date without enough earlier load dates in the lake (pipeline.gate_views)
+# the volume checks of a date without enough earlier load dates in the lake (pipeline.quality.gate_views)
 NOT_EVALUATED_YET = {
     ("source_volume", "orders received against the median of earlier load dates"),
     ("source_volume", "events received against the median of earlier load dates"),
@@ -303,7 +305,8 @@ def test_seed_format_days_through_the_real_models(
     lake_root: Path, seed_incoming: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The seed system's own two days, landed, staged and modelled by the pipeline's code, then gated."""
-    from pipeline import landing, staging, warehouse
+    from pipeline.ingest import landing
+    from pipeline.transform import staging, warehouse
 
     monkeypatch.delenv("ECOMM_PRODUCTS_URL", raising=False)
     monkeypatch.delenv("ECOMM_USERS_URL", raising=False)
@@ -445,7 +448,7 @@ def test_a_checks_file_without_checks_is_an_error(lake_root: Path, tmp_path: Pat
 def test_hostile_load_date_is_rejected_before_any_scan(lake_root: Path) -> None:
     hostile = "2025-12-13'; drop table x;--"
     for call in (checks.run_gate, checks.gate_variables, checks.gate_passed,
-                 lambda d: checks_serving.reconcile_serving(d, lake_figures={}, dsn="host=/nowhere")):
+                 lambda d: serving_reconciliation.reconcile_serving(d, lake_figures={}, dsn="host=/nowhere")):
         with pytest.raises(ValueError, match="not a date"):
             call(hostile)
     assert list(lake_root.iterdir()) == []  # nothing was registered, scanned or written
@@ -546,23 +549,23 @@ def test_thresholds_come_from_the_checks_section(lake_root: Path, checks_config)
 def test_postgres_properties_choose_sslmode_and_hide_the_password(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("PGHOST", "PGSSLMODE", "PGPASSWORD", "PGUSER", "PGDATABASE", "PGPORT"):
         monkeypatch.delenv(name, raising=False)
-    socket = checks_serving.postgres_properties("postgresql://postgres@/ecomm?host=/tmp/x&port=5433")
+    socket = serving_reconciliation.postgres_properties("postgresql://postgres@/ecomm?host=/tmp/x&port=5433")
     assert (socket["host"], socket["port"], socket["database"], socket["sslmode"]) == ("/tmp/x", "5433", "ecomm", "disable")
-    assert checks_serving.postgres_properties("postgresql://u@127.0.0.1/db")["sslmode"] == "disable"
-    remote = checks_serving.postgres_properties("postgresql://u:s3cret@db.example.com/db")
+    assert serving_reconciliation.postgres_properties("postgresql://u@127.0.0.1/db")["sslmode"] == "disable"
+    remote = serving_reconciliation.postgres_properties("postgresql://u:s3cret@db.example.com/db")
     assert remote["sslmode"] == "require" and remote["password"] == "s3cret"
-    assert "s3cret" not in checks_serving.describe(remote)
-    assert checks_serving.postgres_properties("postgresql://u@db.example.com/db?sslmode=prefer")["sslmode"] == "require"
-    assert checks_serving.postgres_properties("host=db.example.com sslmode=verify-full")["sslmode"] == "verify-full"
-    with pytest.raises(checks_serving.ServingCheckError, match="names no host"):
-        checks_serving.postgres_properties("dbname=ecomm")
+    assert "s3cret" not in serving_reconciliation.describe(remote)
+    assert serving_reconciliation.postgres_properties("postgresql://u@db.example.com/db?sslmode=prefer")["sslmode"] == "require"
+    assert serving_reconciliation.postgres_properties("host=db.example.com sslmode=verify-full")["sslmode"] == "verify-full"
+    with pytest.raises(serving_reconciliation.ServingCheckError, match="names no host"):
+        serving_reconciliation.postgres_properties("dbname=ecomm")
 
 
 def test_a_downgradable_serving_sslmode_setting_is_refused(checks_config) -> None:
     checks_config("serving_sslmode", "prefer")
-    with pytest.raises(checks_serving.ServingCheckError, match="serving_sslmode = 'prefer'"):
-        checks_serving.postgres_properties("postgresql://u@db.example.com/db")
-    assert checks_serving.postgres_properties("postgresql://u@localhost/db")["sslmode"] == "disable"
+    with pytest.raises(serving_reconciliation.ServingCheckError, match="serving_sslmode = 'prefer'"):
+        serving_reconciliation.postgres_properties("postgresql://u@db.example.com/db")
+    assert serving_reconciliation.postgres_properties("postgresql://u@localhost/db")["sslmode"] == "disable"
 
 
 @pytest.fixture(scope="module")
@@ -609,7 +612,7 @@ def test_reconcile_serving_passes_on_equal_figures_and_raises_on_a_mismatch(
 ) -> None:
     write_day(clean_orders(), clean_events())
     publish_facts(serving_dsn)
-    figures = checks_serving.compute_lake_figures(D)
+    figures = serving_reconciliation.compute_lake_figures(D)
     assert figures["fact_orders_rows"] == 20 and figures["fact_events_rows"] == 60
     assert figures["fact_orders_revenue"] == sum(Decimal(o["quantity"]) * o["unit_price"] for o in clean_orders())
 

@@ -5,7 +5,7 @@ import datetime as dt
 
 import pytest
 
-from pipeline import warehouse
+from pipeline.transform import warehouse
 
 try:
     import rows as r
@@ -75,7 +75,11 @@ def test_a_re_delivered_order_counts_on_each_load_date_but_once_by_order_date(fr
     serving schema says what daily_metrics is."""
     import psycopg
 
-    from pipeline import lakeview, publish, report, report_data
+    from pipeline.lake import views
+
+    from pipeline.serving import publish
+
+    from pipeline.report import page as report, data as report_data
 
     day_one, day_two = D, D + dt.timedelta(days=1)
     placed = f"{day_one}T12:00:00"
@@ -94,9 +98,9 @@ def test_a_re_delivered_order_counts_on_each_load_date_but_once_by_order_date(fr
     assert [(f["order_id"], f["load_date"], f["date_id"]) for f in facts] == [
         ("ORD_1", day_two, 20251214), ("ORD_2", day_two, 20251214)]
     assert sum(f["revenue"] for f in facts) == r.money("400.00")
-    with lakeview.open_lake() as con:  # the users' queries, unchanged, on the lake
-        kpis = con.execute(lakeview.query_text("daily_kpis")).fetchall()
-        moving = con.execute(lakeview.query_text("daily_revenue_moving_average")).fetchall()
+    with views.open_lake() as con:  # the users' queries, unchanged, on the lake
+        kpis = con.execute(views.query_text("daily_kpis")).fetchall()
+        moving = con.execute(views.query_text("daily_revenue_moving_average")).fetchall()
     assert [(row[0], row[1], row[2], row[3]) for row in kpis] == [
         (day_one, 2, r.money("400.00"), r.money("200.00"))]  # 1 event on D too; nothing was sold on D+1
     assert [(row[0], row[1], row[2]) for row in moving] == [(day_one, 2, r.money("400.00"))]

@@ -5,7 +5,7 @@ import datetime as dt
 
 import pytest
 
-from pipeline import warehouse
+from pipeline.transform import warehouse
 
 try:
     import rows as r

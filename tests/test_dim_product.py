@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from pipeline import warehouse
+from pipeline.transform import warehouse
 
 try:
     import rows as r

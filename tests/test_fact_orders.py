@@ -5,7 +5,9 @@ import datetime as dt
 
 import pytest
 
-from pipeline import lake, sqlrun, warehouse
+from pipeline import lake
+
+from pipeline.transform import sqlrun, warehouse
 
 try:
     import rows as r
@@ -148,10 +150,10 @@ def test_an_order_id_sent_as_an_integer_and_as_a_string_is_one_order_across_days
 
 
 def test_the_serving_comments_state_the_grain_and_the_business_day(fresh_db):
-    from pipeline import serving
+    from pipeline.serving import migrations
 
     with fresh_db.connect() as conn:
-        serving.apply_schema(conn)
+        migrations.apply_schema(conn)
         comments = dict(conn.execute(
             "select c.relname, obj_description(c.oid, 'pg_class') from pg_class as c"
             " where c.relname in ('fact_orders', 'fact_orders_all')").fetchall())

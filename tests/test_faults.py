@@ -2,7 +2,7 @@
 
 Every scenario runs `luigi --module pipeline.tasks DailyPipeline` as a subprocess against its own
 lake and its own database on this module's embedded Postgres, with a fault armed through
-ECOMM_FAULT (pipeline/faults.py), then runs it again without the fault. Afterwards:
+ECOMM_FAULT (devtools/faults.py), then runs it again without the fault. Afterwards:
 
 - the lake holds whole partitions only (every data.parquet has a valid footer, no temporary file is
   matched by a reader's glob, none is left behind) with the same content as a clean run's;
@@ -24,7 +24,11 @@ import luigi
 import psycopg
 import pytest
 
-from pipeline import faults, lake, task_base, tasks
+from pipeline import lake, tasks
+
+from devtools import faults
+
+from pipeline.tasks import base
 from tests.test_faults_support import (
     D,
     LakeState,
@@ -143,8 +147,8 @@ def test_points_do_nothing_without_the_variable_and_fire_with_it(tmp_path, monke
 
 
 def test_the_task_boundary_handlers_are_registered() -> None:
-    """Importing pipeline.tasks installs them (pipeline.lake imports pipeline.faults)."""
-    assert lake.faults is faults and task_base.lake is lake
+    """Importing pipeline.tasks installs them (pipeline.lake imports devtools.faults)."""
+    assert lake.faults is faults and base.lake is lake
     callbacks = luigi.Task._event_callbacks.get(luigi.Task, {})
     assert faults._task_started in callbacks.get(luigi.Event.START, set())
     assert faults._task_succeeded in callbacks.get(luigi.Event.SUCCESS, set())
@@ -235,7 +239,7 @@ def test_disk_full_promotes_nothing_half_written_and_rerun_succeeds(server, refe
 
 
 def test_a_publish_error_that_cannot_heal_fails_at_once_and_is_rolled_back(server, reference, tmp_path_factory) -> None:
-    """An error that is not a transient Postgres failure is not retried (pipeline.pg_retry)."""
+    """An error that is not a transient Postgres failure is not retried (pipeline.serving.retry)."""
     runner = new_runner(server, tmp_path_factory, "raise")
     first = runner.run(fault="publish.copy:fact_orders:raise")
     assert first.returncode == 30, first.stdout[-3000:]
@@ -253,7 +257,7 @@ def test_postgres_stopped_mid_publish_fails_clearly_retries_and_leaves_nothing(
         server, reference, tmp_path_factory) -> None:
     """Postgres is stopped while the publish transaction is open (after the gate, all written). The
     attempt fails with the server's message, nothing is visible, and the task's own retry (a
-    transient failure: pipeline.pg_retry) publishes the date once Postgres is back. ECOMM_PG_DSN
+    transient failure: pipeline.serving.retry) publishes the date once Postgres is back. ECOMM_PG_DSN
     names the server, so the pipeline never restarts it itself."""
     runner = new_runner(server, tmp_path_factory, "pgstop", dsn_env=True,
                         luigi_cfg="[publish]\nretry_backoff_seconds = 3\n[worker]\nwait_interval = 0.1\nwait_jitter = 0\n")
@@ -296,7 +300,7 @@ def test_retry_policy_comes_from_luigi_cfg() -> None:
     for task in (tasks.LandOrders, tasks.LandEvents, tasks.StageOrders, tasks.BuildFactOrders, tasks.QualityGate,
                  tasks.Publish, tasks.PreloadFactOrders, tasks.PreloadFactEvents):
         assert task(date=day).retry_count == 1, task
-    assert issubclass(tasks.Publish, task_base.PublishTask)
+    assert issubclass(tasks.Publish, base.PublishTask)
 
 
 # -------------------------------------------------------------------- two publishers, one date

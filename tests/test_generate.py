@@ -1,4 +1,4 @@
-"""Tests for the sample-data generator (pipeline.generate): real files in tmp_path, small volumes."""
+"""Tests for the sample-data generator (devtools.generate): real files in tmp_path, small volumes."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
-from pipeline import generate as gen
-from pipeline.generate_day import EVENT_KINDS, ORDER_KINDS
+from devtools import generate as gen
+from devtools.generate.day import EVENT_KINDS, ORDER_KINDS
 
 SEED_DIR = REPO / "tests" / "fixtures" / "seed-format" / "incoming"
 CATALOG = REPO / "tests" / "fixtures" / "dummyjson"
@@ -318,7 +318,7 @@ def test_dirty_rate_produces_every_documented_kind(tmp_path: Path) -> None:
 # --- CLI -------------------------------------------------------------------------------------------
 def test_cli_writes_days_and_reports(tmp_path: Path) -> None:
     env = {**os.environ, "ECOMM_DATA_DIR": str(tmp_path / "env-out")}
-    args = [sys.executable, "-m", "pipeline.generate", "2025-12-14", "2", "--orders-per-day", "50",
+    args = [sys.executable, "-m", "devtools.generate", "2025-12-14", "2", "--orders-per-day", "50",
             "--events-per-day", "400", "--users", "100", "--products", "30", "--seed", "3"]
     res = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, check=True)
     lines = res.stdout.strip().splitlines()

@@ -17,7 +17,11 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import lake, lake_store, lakeview, sqlrun
+from pipeline import lake
+
+from pipeline.lake import s3 as lake_store, views
+
+from pipeline.transform import sqlrun
 from tests.s3_server import BUCKET, s3_server
 from tests.test_ops_support import SEED_DAY, Ops, ops  # noqa: F401 - ops is a fixture
 from tests.test_publish import dump
@@ -75,7 +79,7 @@ def test_the_lake_primitives_work_on_object_storage(s3_lake, s3_env) -> None:
     filesystem, where = lake.arrow_location(path)
     assert pq.read_table(where, filesystem=filesystem).num_rows == 7
 
-    with lakeview.open_lake() as con:  # the notebook/CLI view of the lake: DuckDB globs the bucket itself
+    with views.open_lake() as con:  # the notebook/CLI view of the lake: DuckDB globs the bucket itself
         assert con.execute("select count(*) from raw.orders").fetchone() == (7,)
 
     assert lake.temp_path(path) != lake.temp_path(path), "writers on other hosts may share a pid"

@@ -1,4 +1,4 @@
-"""pipeline.lakeview: the whole lake as DuckDB views, read-only and safe while the pipeline writes.
+"""pipeline.lake.views: the whole lake as DuckDB views, read-only and safe while the pipeline writes.
 
 A real lake from the real pipeline (2 generated days with dirty rows, run to the quality gate),
 plus hand-written partitions for the cases a pipeline run does not produce on demand (a writer's
@@ -20,7 +20,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import config, lake, lakeview, sqlrun, warehouse
+from pipeline import config, lake
+
+from pipeline.lake import views as lakeview
+
+from pipeline.transform import sqlrun, warehouse
 from tests import analytics_dataset
 
 REPO = Path(__file__).resolve().parent.parent
@@ -201,8 +205,8 @@ def test_a_table_the_pipeline_adds_later_appears_and_a_quote_in_the_path_is_safe
 
 @pytest.mark.slow
 def test_the_duckdb_cli_init_script_builds_the_same_relations(built, tmp_path: Path) -> None:
-    # what a user runs: `uv run python -m pipeline.lakeview --sql > lake.sql; duckdb -init lake.sql`
-    done = subprocess.run([sys.executable, "-m", "pipeline.lakeview", "--sql"], cwd=REPO, check=True,
+    # what a user runs: `uv run python -m pipeline.lake.views --sql > lake.sql; duckdb -init lake.sql`
+    done = subprocess.run([sys.executable, "-m", "pipeline.lake.views", "--sql"], cwd=REPO, check=True,
                           capture_output=True, text=True, env={**os.environ, "ECOMM_LAKE_DIR": str(built.lake)})
     script = tmp_path / "lake.sql"
     script.write_text(done.stdout)
@@ -218,7 +222,7 @@ def test_the_duckdb_cli_init_script_builds_the_same_relations(built, tmp_path: P
 
 @pytest.mark.slow
 def test_the_command_lists_every_relation_with_its_rows(built) -> None:
-    done = subprocess.run([sys.executable, "-m", "pipeline.lakeview", "--lake", str(built.lake)], cwd=REPO,
+    done = subprocess.run([sys.executable, "-m", "pipeline.lake.views", "--lake", str(built.lake)], cwd=REPO,
                           check=True, capture_output=True, text=True)
     assert f"lake {built.lake}" in done.stdout
     assert "warehouse.fact_orders:" in done.stdout and "audit.dq_failures:" in done.stdout

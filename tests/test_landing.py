@@ -12,7 +12,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipeline import lake, landing
+from pipeline import lake
+
+from pipeline.ingest import landing
 from tests.conftest import REPO, SEED_INCOMING
 from tests.dummyjson_server import DummyJsonServer
 
@@ -236,7 +238,7 @@ def test_products_api_html_fails_clearly_and_lands_nothing(lake_root, incoming, 
     with DummyJsonServer() as server:
         monkeypatch.setenv("ECOMM_PRODUCTS_URL", server.url)
         server.fail_next("html", times=10)
-        from pipeline.catalog_api import CatalogApiBadResponse
+        from pipeline.ingest.catalog_api import CatalogApiBadResponse
 
         with pytest.raises(CatalogApiBadResponse, match="JSON"):
             landing.land_catalog("products", D)

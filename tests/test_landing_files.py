@@ -17,8 +17,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipeline import incoming as incoming_rules
-from pipeline import lake, landing, tasks
+from pipeline.ingest import incoming as incoming_rules
+from pipeline import lake, tasks
+from pipeline.ingest import landing
 from tests.conftest import REPO
 
 D = dt.date(2025, 12, 15)
@@ -283,7 +284,7 @@ def test_utf16_text_is_refused_clearly(lake_root, incoming):
 
 # --------------------------------------------------------------------- lineage-named CSV columns
 def test_csv_columns_named_like_lineage_or_partitions_are_kept_under_a_safe_name(lake_root, incoming):
-    from pipeline import staging
+    from pipeline.transform import staging
 
     extra = ["_row_number", "_source_file", "_ingested_at", "_note", "load_date", "source_table", "csv__note"]
     lines = [",".join([HEADER, *extra])] + [

@@ -17,7 +17,9 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from pipeline import lake, landing, landing_lines
+from pipeline import lake
+
+from pipeline.ingest import landing, lines as landing_lines
 
 D = dt.date(2025, 12, 15)
 HEADER = "event_id,user_id,product_id,event_type,event_ts"
@@ -273,7 +275,7 @@ def test_the_vectorised_split_matches_a_line_by_line_reading(tmp_path, monkeypat
     """Random lines of quotes, stray and trailing CRs, blank lines, across small block boundaries."""
     import random
 
-    from pipeline.incoming import SourceFile
+    from pipeline.ingest.incoming import SourceFile
 
     rng = random.Random(seed)
     pieces = ["E1", "U,1", '"a,b"', '"x""y"', '"open', 'mid"quote', "\r", "", " ", '""', "c\rd", "z"]

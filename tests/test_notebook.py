@@ -13,7 +13,7 @@ import nbclient
 import nbformat
 import pytest
 
-from pipeline import lakeview
+from pipeline.lake import views
 from tests import analytics_dataset
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "queries" / "explore.ipynb"
@@ -46,10 +46,10 @@ def test_the_notebook_runs_and_draws_its_charts(lake, tmp_path: Path) -> None:
     charts = [o["data"]["image/svg+xml"] for o in outputs if "image/svg+xml" in o.get("data", {})]
     assert len(charts) == 5 and all('data-chart="' in svg and "<rect" in svg for svg in charts)
     text = "\n".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in outputs)
-    for name in lakeview.queries():
+    for name in views.queries():
         assert name in text, f"the notebook lists queries/{name}.sql"
     # the numbers are the lake's: the headline table shows each day's order count
-    con = lakeview.open_lake(lake.lake)
-    for kpi_date, order_count in con.execute("select kpi_date, order_count from (" + lakeview.query_text("daily_kpis")
+    con = views.open_lake(lake.lake)
+    for kpi_date, order_count in con.execute("select kpi_date, order_count from (" + views.query_text("daily_kpis")
                                              + ") as q").fetchall():
         assert str(kpi_date) in text and str(order_count) in text

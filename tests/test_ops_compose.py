@@ -65,7 +65,8 @@ def test_luigid_and_the_worker_agree_with_luigi_cfg() -> None:
 
 
 def test_the_worker_environment_is_what_the_pipeline_reads(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipeline import config, pg
+    from pipeline import config
+    from pipeline.serving import pg
 
     env = SERVICES["worker"]["environment"]
     assert env["PGHOST"] == "postgres" and env["PGHOST"] in SERVICES

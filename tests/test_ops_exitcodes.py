@@ -180,14 +180,14 @@ def test_postgres_down_is_retried_recorded_in_the_lake_and_synced_later(ops: Ops
 
 @pytest.mark.slow
 def test_a_task_over_its_timeout_is_killed_and_recorded(ops: Ops) -> None:
-    from pipeline import pg_locks, serving
+    from pipeline.serving import locks, migrations
 
     with psycopg.connect(ops.server.dsn("postgres"), autocommit=True) as admin:
         admin.execute(f'create database "{ops.database}"')
     with psycopg.connect(ops.dsn) as holder:
-        serving.apply_schema(holder)
+        migrations.apply_schema(holder)
         # another run holds the date's publish lock for longer than [task_timeouts] publish allows
-        pg_locks.hold(holder, pg_locks.date_key(SEED_DAY))
+        locks.hold(holder, locks.date_key(SEED_DAY))
         began = time.monotonic()
         result = ops.luigi("DailyPipeline", *DATE, LOCAL, "--task-timeouts-publish", "2",
                            "--scheduler-retry-count", "1")
@@ -202,7 +202,7 @@ def test_a_task_over_its_timeout_is_killed_and_recorded(ops: Ops) -> None:
 
 def test_each_kind_has_its_configured_timeout_and_retry_policy() -> None:
     from pipeline import tasks
-    from pipeline.task_base import task_timeouts
+    from pipeline.tasks.base import task_timeouts
 
     limits = task_timeouts()
     day = SEED_DAY

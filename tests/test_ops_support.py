@@ -74,7 +74,7 @@ class Ops:
         return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
 
     def generate(self, start: dt.date, days: int, orders: int = 300, events: int = 2000, dirty: float = 0.02) -> None:
-        from pipeline import generate
+        from devtools import generate
 
         generate.generate(start, days, self.incoming, orders_per_day=orders, events_per_day=events, dirty_rate=dirty)
 

@@ -11,8 +11,10 @@ import os
 import psycopg
 import pytest
 
-from pipeline import lake, publish, tasks
-from pipeline.bench_publish import write_day
+from pipeline import lake, tasks
+
+from pipeline.serving import publish
+from devtools.bench.fixtures import write_day
 from tests.test_publish import D1, D2, dump
 
 FACTS = ("fact_orders", "fact_events")
@@ -100,7 +102,7 @@ def test_bi_cannot_read_a_preload_but_reads_the_partition_it_becomes(fresh_db, s
 def _rebuild_during_copies(monkeypatch, day: dt.date, times: int) -> list[str]:
     """Replace the date's fact_orders file (as a rebuild's promote does) after each of the first
     `times` COPYs; return the versions each COPY read."""
-    from pipeline import publish_facts
+    from pipeline.serving import facts as publish_facts
 
     copy, read = publish_facts.pg_copy.copy_batches, []
 

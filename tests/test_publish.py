@@ -8,7 +8,9 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from pipeline import lake, publish
+from pipeline import lake
+
+from pipeline.serving import publish
 from tests.pgfixtures import (
     EVENT_SCHEMA, ORDER_SCHEMA, PRODUCT_SCHEMA, USER_SCHEMA, event, order, uncommented, write_facts, write_rows,
 )
@@ -124,7 +126,7 @@ def test_publish_a_date(pg_target, serving_lake) -> None:
 
 
 def test_publishing_twice_leaves_identical_tables(pg_target, serving_lake) -> None:
-    from pipeline.bench_publish import write_day
+    from devtools.bench.fixtures import write_day
 
     write_day(D1, 3000, 9000, users=500, products=40, known_products=35)
     write_day(D2, 2000, 7000, users=500, products=40, known_products=38)
@@ -275,7 +277,7 @@ def test_audit_only_records_the_gate_without_publishing(pg_target, serving_lake)
 
 
 def test_daily_metrics_take_the_gate_outcome(pg_target, serving_lake) -> None:
-    from pipeline.bench_publish import write_day
+    from devtools.bench.fixtures import write_day
 
     write_day(D1, 10, 20, users=5, products=3, known_products=3)
     publish.publish(D1, audit_rows=[{"check_name": "a", "outcome": "warn"}, {"check_name": "b", "outcome": "fail"}])
@@ -285,8 +287,8 @@ def test_daily_metrics_take_the_gate_outcome(pg_target, serving_lake) -> None:
 
 
 def test_runtime_is_written_in_the_publish_transaction(pg_target, serving_lake, monkeypatch) -> None:
-    from pipeline import faults
-    from pipeline.bench_publish import write_day
+    from devtools import faults
+    from devtools.bench.fixtures import write_day
 
     write_day(D1, 10, 20, users=5, products=3, known_products=3)
     publish.publish(D1, runtime=lambda: 12.5)
@@ -304,7 +306,7 @@ def test_an_attempt_whose_process_was_killed_is_synced_as_failed(pg_target, serv
     import subprocess
     import sys
 
-    from pipeline import run_audit
+    from pipeline.tasks import run_audit
 
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()

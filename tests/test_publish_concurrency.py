@@ -8,8 +8,8 @@ import time
 import psycopg
 import pytest
 
-from pipeline import publish, serving
-from pipeline.bench_publish import write_day
+from pipeline.serving import publish, migrations
+from devtools.bench.fixtures import write_day
 
 D1, D2, D3 = dt.date(2025, 12, 14), dt.date(2025, 12, 15), dt.date(2025, 12, 16)
 
@@ -62,7 +62,7 @@ def publish_while_reading(target, day: dt.date) -> Reader:
 def test_a_reader_sees_the_old_or_the_new_date_never_a_mix(pg_target, serving_lake) -> None:
     write_day(D1, 150_000, 300_000, users=5_000, products=200, known_products=190)
     with psycopg.connect(pg_target.dsn) as conn:
-        serving.apply_schema(conn)
+        migrations.apply_schema(conn)
     empty = totals(pg_target.dsn, D1)
     reader = publish_while_reading(pg_target, D1)  # first publish
     first = totals(pg_target.dsn, D1)

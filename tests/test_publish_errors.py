@@ -12,7 +12,9 @@ import string
 
 import pytest
 
-from pipeline import config, lake, publish
+from pipeline import config, lake
+
+from pipeline.serving import publish
 from tests.pgfixtures import USER_SCHEMA, event, order, write_facts, write_rows
 
 D = dt.date(2025, 12, 14)

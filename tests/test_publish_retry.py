@@ -1,7 +1,7 @@
 """Publish retries only what can heal: a data error fails at once, a transient one is retried and succeeds.
 
 Luigi retries a task whole and cannot tell errors apart, so Publish and the Preloads run once in
-Luigi (retry_count = 1) and retry inside the task (pipeline.pg_retry). Tested through the real
+Luigi (retry_count = 1) and retry inside the task (pipeline.serving.retry). Tested through the real
 task (`tasks.Publish(...).run()`) and a real Luigi run, on real Postgres servers: one stopped and
 started again, and a lock held by another writer session.
 """
@@ -17,8 +17,14 @@ import luigi
 import psycopg
 import pytest
 
-from pipeline import checks, pg_locks, pg_retry, publish, run_audit, serving, tasks
-from pipeline.check_results import CheckResult
+from pipeline import tasks
+
+from pipeline.quality import gate as checks
+
+from pipeline.serving import locks, retry as pg_retry, publish, migrations
+
+from pipeline.tasks import run_audit
+from pipeline.quality.results import CheckResult
 from tests.pgfixtures import PG_ENV, ThrowawayPostgres, event, order, write_facts, write_rows
 
 D = dt.date(2025, 12, 14)
@@ -42,7 +48,7 @@ class OnRetry(logging.Handler):
 @contextlib.contextmanager
 def on_retry(action: Callable[[], None]) -> Iterator[OnRetry]:
     handler = OnRetry(action)
-    source = logging.getLogger("pipeline.pg_retry")
+    source = logging.getLogger("pipeline.serving.retry")
     source.addHandler(handler)
     try:
         yield handler
@@ -138,8 +144,8 @@ def test_a_lock_held_by_another_writer_times_out_is_retried_and_publishes(
     luigi_settings("publish", pipeline_lock_timeout="200ms")
     write_facts(D, [order("ORD_1", D)], [event("EVT_1", D)])
     with psycopg.connect(own_server.dsn("ecomm")) as holder:
-        serving.apply_schema(holder)
-        pg_locks.hold(holder, pg_locks.date_key(D))  # another pipeline process publishing the date ...
+        migrations.apply_schema(holder)
+        locks.hold(holder, locks.date_key(D))  # another pipeline process publishing the date ...
         with on_retry(holder.rollback) as retries:  # ... which ends once the publish has given up once
             summary = pg_retry.call(lambda: publish.publish(D), f"publishing {D}")
     assert summary["fact_orders_rows"] == 1 and publish.is_published(D)

@@ -4,7 +4,7 @@ One dataset for the module: 4 generated days with dirty rows (quarantine, duplic
 restated orders, unknown products, warned checks) run through the real pipeline (Luigi, DuckDB,
 Parquet, SodaCL, publish) into a throwaway lake and a fresh database on the throwaway embedded
 Postgres, plus one hand-made load date with the cases the seed's queries got wrong. Each query then
-runs unchanged on `pipeline.lakeview.open_lake()` and on Postgres as the read-only login bi_reader,
+runs unchanged on `pipeline.lake.views.open_lake()` and on Postgres as the read-only login bi_reader,
 and the results must be identical: same columns, same Python types, Decimals equal exactly, floats
 (only where a float is the natural type) within 1e-12, rows in the same order where the query has
 an ORDER BY, as multisets otherwise.
@@ -20,11 +20,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pipeline import lakeview, publish
+from pipeline.lake import views
+
+from pipeline.serving import publish
 from tests import analytics_dataset
 from tests.pgfixtures import event, order, write_facts
 
-QUERIES = sorted(lakeview.queries())
+QUERIES = sorted(views.queries())
 SEED_QUERIES = ("revenue_by_category_daily", "conversion_funnel", "repeat_customers", "pipeline_health")
 REQUIRED = SEED_QUERIES + (
     "daily_revenue_moving_average", "top_products", "aov_by_category", "cohort_retention",
@@ -70,7 +72,7 @@ def data(tmp_path_factory: pytest.TempPathFactory, embedded_server):
 
 @pytest.fixture(scope="module")
 def lake(data):
-    con = lakeview.open_lake(data.lake)
+    con = views.open_lake(data.lake)
     yield con
     con.close()
 
@@ -119,7 +121,7 @@ def sort_key(row: tuple) -> tuple:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", QUERIES)
 def test_query_gives_identical_results_on_the_lake_and_on_postgres(name: str, lake, serving) -> None:
-    sql = lakeview.query_text(name)
+    sql = views.query_text(name)
     lake_columns, lake_rows, pg_columns, pg_rows = run_both(lake, serving, sql)
     assert lake_columns == pg_columns
     assert lake_rows, f"{name} returns no rows: the comparison would prove nothing"
@@ -136,7 +138,7 @@ def test_query_gives_identical_results_on_the_lake_and_on_postgres(name: str, la
 def test_the_issue_s_queries_are_all_there_with_their_question() -> None:
     assert set(REQUIRED) <= set(QUERIES)
     for name in QUERIES:
-        text = lakeview.query_text(name)
+        text = views.query_text(name)
         first = text.splitlines()[0]
         assert first.startswith("-- Question: ") and first.endswith("?"), f"{name}: first line must be the question"
         assert "grain" in text.lower(), f"{name}: the header states the grain"
@@ -152,7 +154,7 @@ def _rows(lake, serving, sql: str) -> tuple[list[tuple], list[tuple]]:
 
 
 def _filtered(name: str, where: str) -> str:
-    return f"select * from ({lakeview.query_text(name)}) as q where {where}"
+    return f"select * from ({views.query_text(name)}) as q where {where}"
 
 
 @pytest.mark.slow
@@ -200,8 +202,8 @@ def test_top_level_order_by_detection() -> None:
 
 
 def test_query_helpers_name_every_file() -> None:
-    files = sorted(p.stem for p in Path(lakeview.QUERIES_DIR).glob("*.sql"))
+    files = sorted(p.stem for p in Path(views.QUERIES_DIR).glob("*.sql"))
     assert QUERIES == files
-    assert lakeview.question("top_products").startswith("Which 10 products")
+    assert views.question("top_products").startswith("Which 10 products")
     with pytest.raises(FileNotFoundError, match="no query"):
-        lakeview.query_text("no_such_query")
+        views.query_text("no_such_query")

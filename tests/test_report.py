@@ -19,7 +19,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pipeline import checks, publish, report, report_svg
+from pipeline.quality import gate as checks
+
+from pipeline.serving import publish
+
+from pipeline.report import page as report, svg as report_svg
 from tests import analytics_dataset
 
 REPO = Path(__file__).resolve().parent.parent

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import publish, schema_doc, serving
+from pipeline.serving import publish, schema_doc, migrations
 from tests.pgfixtures import event, order, write_facts
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -20,7 +20,7 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 @pytest.fixture
 def schema_db(fresh_db):
     with fresh_db.connect() as conn:
-        serving.apply_schema(conn)
+        migrations.apply_schema(conn)
     return fresh_db
 
 
@@ -63,11 +63,11 @@ def test_publish_s_partitions_do_not_change_the_reference(schema_db, serving_lak
 def test_a_column_without_a_comment_is_flagged(schema_db, tmp_path: Path, capsys) -> None:
     sql_dir = tmp_path / "serving"
     sql_dir.mkdir()
-    for migration in serving.migrations():
+    for migration in migrations.migrations():
         (sql_dir / migration.path.name).write_text(migration.text())
     (sql_dir / "900_segment.sql").write_text("alter table warehouse.dim_user add column segment text;\n")
     with schema_db.connect() as conn:
-        serving.apply_schema(conn, sql_dir)
+        migrations.apply_schema(conn, sql_dir)
     markdown = _generated(schema_db)
     assert schema_doc.missing_comments(markdown) == [f"| `segment` | text | {schema_doc.MISSING} |"]
     assert schema_doc.main([]) == 1

@@ -22,17 +22,15 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from pipeline import (
-    catalog_api,
-    checks,
-    checks_serving,
-    lake,
-    landing,
-    publish,
-    sqlrun,
-    staging,
-    warehouse,
-)
+from pipeline import lake
+
+from pipeline.ingest import catalog_api, landing
+
+from pipeline.quality import gate as checks, serving_reconciliation
+
+from pipeline.serving import publish
+
+from pipeline.transform import sqlrun, staging, warehouse
 from tests.conftest import REPO
 from tests.pgfixtures import free_port
 from tests.test_faults_support import clean_env
@@ -153,7 +151,7 @@ def test_hostile_date_on_the_cli_exits_non_zero_before_touching_postgres_or_the_
     lambda d: publish.publish(d),
     lambda d: publish.is_published(d),
     lambda d: publish.publish_audit_only(d, []),
-    lambda d: checks_serving.reconcile_serving(d),
+    lambda d: serving_reconciliation.reconcile_serving(d),
 ], ids=["lake", "stage", "model", "gate", "gate-variables", "publish", "is-published", "publish-audit", "reconcile"])
 @pytest.mark.parametrize("value", [HOSTILE_DATE, "2025-12-13 00:00:00", "../2025-12-13", "2025-1-3", 20251213],
                          ids=["sql", "timestamp", "traversal", "short", "int"])
@@ -331,7 +329,7 @@ def test_docker_compose_publishes_nothing_beyond_loopback() -> None:
 def test_soda_postgres_never_runs_with_a_downgradable_sslmode_against_a_remote_server(dsn, monkeypatch) -> None:
     for name in ("PGHOST", "PGSSLMODE", "PGPASSWORD", "PGUSER", "PGDATABASE", "PGPORT"):
         monkeypatch.delenv(name, raising=False)
-    properties = checks_serving.postgres_properties(dsn)
+    properties = serving_reconciliation.postgres_properties(dsn)
     assert properties["sslmode"] in {"require", "verify-ca", "verify-full"}
     from soda.common.logs import Logs
     from soda.data_sources.postgres_data_source import PostgresDataSource
@@ -342,7 +340,7 @@ def test_soda_postgres_never_runs_with_a_downgradable_sslmode_against_a_remote_s
 
 def test_pgsslmode_prefer_in_the_environment_does_not_downgrade(monkeypatch) -> None:
     monkeypatch.setenv("PGSSLMODE", "prefer")
-    assert checks_serving.postgres_properties("postgresql://u@db.example.com/db")["sslmode"] == "require"
+    assert serving_reconciliation.postgres_properties("postgresql://u@db.example.com/db")["sslmode"] == "require"
 
 
 # ------------------------------------------------------------------------ dependency floors

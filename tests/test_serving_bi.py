@@ -22,7 +22,11 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from pipeline import landing, publish, serving, staging
+from pipeline.ingest import landing
+
+from pipeline.serving import publish, migrations as serving
+
+from pipeline.transform import staging
 from tests.pgfixtures import event, order, write_facts
 
 D1, D2 = dt.date(2025, 12, 14), dt.date(2025, 12, 15)
@@ -148,7 +152,7 @@ def test_bi_sessions_end_themselves_when_idle_in_a_transaction_and_the_publish_t
         admin.execute(sql.SQL("alter role bi_reader in database {} set idle_in_transaction_session_timeout = '1s'")
                       .format(sql.Identifier(two_dates.database)))
     quick_locks(attempts=400, timeout="100ms")  # up to ~60 s of bounded waits
-    caplog.set_level(logging.WARNING, logger="pipeline.pg_locks")
+    caplog.set_level(logging.WARNING, logger="pipeline.serving.locks")
     with bi_session(two_dates) as bi:
         bi.execute("select count(*) from warehouse.fact_orders").fetchone()
         publishing = Background(lambda: publish.publish(D2))

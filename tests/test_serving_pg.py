@@ -1,4 +1,4 @@
-"""pipeline.pg: where the pipeline connects, and the embedded server's lifecycle (real servers)."""
+"""pipeline.serving.pg: where the pipeline connects, and the embedded server's lifecycle (real servers)."""
 from __future__ import annotations
 
 import concurrent.futures
@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pipeline import pg
+from pipeline.serving import pg
 from tests.pgfixtures import PG_ENV, EmbeddedServer, embedded_in_temp_dir
 
 REPO = Path(__file__).resolve().parent.parent
@@ -69,7 +69,7 @@ def test_a_missing_database_is_created(embedded_server, monkeypatch: pytest.Monk
 
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline.pg", *args], cwd=REPO, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "pipeline.serving.pg", *args], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=120, check=False)
 
 

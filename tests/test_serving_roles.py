@@ -6,7 +6,7 @@ import datetime as dt
 import psycopg
 import pytest
 
-from pipeline import publish, serving
+from pipeline.serving import publish, migrations
 from tests.pgfixtures import event, order, write_facts
 
 DAY = dt.date(2025, 12, 14)
@@ -76,13 +76,13 @@ def test_tables_added_by_a_later_migration_are_readable(published, tmp_path) -> 
     import shutil
 
     sql_dir = tmp_path / "serving"
-    shutil.copytree(serving.SERVING_SQL_DIR, sql_dir)
+    shutil.copytree(migrations.SERVING_SQL_DIR, sql_dir)
     (sql_dir / "900_extra.sql").write_text(
         "create table warehouse.extra (x int primary key);\n"
         "comment on table warehouse.extra is 'Test table. Grain: one row per x.';\n"
         "comment on column warehouse.extra.x is 'A number.';\n")
     with published.connect() as conn:
-        serving.apply_schema(conn, sql_dir)
+        migrations.apply_schema(conn, sql_dir)
     with psycopg.connect(published.as_user("bi_reader")) as conn:
         assert conn.execute("select count(*) from warehouse.extra").fetchone() == (0,)
 

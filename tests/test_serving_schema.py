@@ -8,7 +8,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pipeline import serving
+from pipeline.serving import migrations as serving
 from tests.pgfixtures import uncommented
 
 ALL_FILES = [m.path.name for m in serving.migrations()]

@@ -13,7 +13,13 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from pipeline import checks, lake, landing, staging, warehouse
+from pipeline import lake
+
+from pipeline.quality import gate as checks
+
+from pipeline.ingest import landing
+
+from pipeline.transform import staging, warehouse
 from tests.test_checks import D, by_name, checks_config, clean_events, clean_orders, outcomes, write, write_day
 
 __all__ = ["checks_config"]  # a fixture, imported for pytest

@@ -14,7 +14,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import checks, lake
+from pipeline import lake
+
+from pipeline.quality import gate as checks
 from tests.test_checks import D, SCHEMAS, by_name, checks_config, clean_events, clean_orders, outcomes, write_day
 from tests.test_lake_s3 import s3_env, s3_lake
 from tests.test_source_loss import an_order, event_line, incoming, reject, run_day
@@ -203,7 +205,8 @@ def test_the_window_and_thresholds_come_from_the_checks_section(lake_root: Path,
 
 def test_the_history_and_rejected_lines_are_found_on_object_storage(s3_lake) -> None:
     """The gate lists earlier partitions with the lake's own functions: the same on an s3:// lake."""
-    from pipeline import gate_views, sqlrun
+    from pipeline.quality import gate_views
+    from pipeline.transform import sqlrun
 
     schema = SCHEMAS[("audit", "reconciliation")]
     for back in range(1, 10):

@@ -7,7 +7,9 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import lake, staging
+from pipeline import lake
+
+from pipeline.transform import staging
 
 try:
     import rows as r

@@ -8,7 +8,9 @@ import os
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import lake, staging
+from pipeline import lake
+
+from pipeline.transform import staging
 
 try:
     import rows as r

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from pipeline import staging
+from pipeline.transform import staging
 
 try:
     import rows as r

@@ -5,7 +5,7 @@ import datetime as dt
 
 import pytest
 
-from pipeline import staging
+from pipeline.transform import staging
 
 try:
     import rows as r
@@ -51,7 +51,11 @@ def test_quarantined_api_user_never_carries_credentials_into_bad_records(tmp_pat
 
     import duckdb as _duckdb
 
-    from pipeline import lake as _lake, landing as _landing, staging as _staging
+    from pipeline import lake as _lake
+
+    from pipeline.ingest import landing as _landing
+
+    from pipeline.transform import staging as _staging
 
     monkeypatch.setenv("ECOMM_LAKE_DIR", str(tmp_path / "lake"))
     monkeypatch.setenv("ECOMM_DATA_DIR", str(tmp_path / "in"))

@@ -13,7 +13,9 @@ import luigi.scheduler
 import luigi.worker
 import pytest
 
-from pipeline import tasks, warehouse
+from pipeline import tasks
+
+from pipeline.transform import warehouse
 from tests.pgfixtures import free_port
 from tests.test_ops_support import SEED_INCOMING
 

@@ -31,7 +31,8 @@ def test_scheduling_a_gate_does_not_import_soda(tmp_path) -> None:
 def test_the_second_fork_starts_the_import_and_later_forks_wait_for_it() -> None:
     result = run_python("""
         import os, sys, threading
-        from pipeline import tasks, warmup
+        from pipeline import tasks
+        from pipeline.tasks import warmup
 
         def fork():
             pid = os.fork()

@@ -1,6 +1,6 @@
 -- source_loss (a quality gate view, not a lake table): how much of what each source delivered for the
 -- load date was thrown away. Grain: one row per source reconciled for the load date (stg_orders and
--- stg_events every day, stg_products / stg_users on snapshot days). pipeline.gate_views builds it for
+-- stg_events every day, stg_products / stg_users on snapshot days). pipeline.quality.gate_views builds it for
 -- checks/audit/source_loss.yml from the date's audit/reconciliation rows (`reconciliation`) and the
 -- row counts of its audit/rejected_lines partitions (`rejected_line_counts`, keyed by raw source name).
 -- received = raw rows + lines the reader rejected: a file whose lines were mostly rejected has few raw

@@ -1,7 +1,7 @@
 -- source_volume (a quality gate view, not a lake table): the records a daily source received on the
 -- load date against the median of the previous $volume_window load dates that have a reconciliation
 -- record for that source. Grain: one row per daily source ($volume_sources) reconciled for the date.
--- pipeline.gate_views builds it for checks/audit/source_volume.yml after source_loss, from earlier
+-- pipeline.quality.gate_views builds it for checks/audit/source_volume.yml after source_loss, from earlier
 -- dates' lake audit partitions only (`reconciliation_history`, `rejected_line_counts`): never Postgres
 -- and never a later date, so rerunning a date judges it against the same history.
 -- received = raw rows + rejected lines, as in source_loss. volume_ratio = received / median; NULL

@@ -4,7 +4,7 @@
 -- lineage or the partition uses is renamed by the landing, e.g. _row_number -> csv__row_number):
 -- $columns maps each header name to VARCHAR. Lines the reader rejects go to its csv_rejects table,
 -- which sql/raw/events_rejected.sql turns into audit.rejected_lines. The landing checks that
--- accepted + rejected lines = the file's records (one per line), see pipeline/landing_lines.py.
+-- accepted + rejected lines = the file's records (one per line), see pipeline/ingest/lines.py.
 with csv_rows as (
     select *
     from read_csv(

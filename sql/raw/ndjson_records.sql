@@ -1,4 +1,4 @@
--- The records of an NDJSON file read line by line (the line-safe path, pipeline/landing_lines.py):
+-- The records of an NDJSON file read line by line (the line-safe path, pipeline/ingest/lines.py):
 -- every non-blank UTF-8 line of ndjson_lines parsed on its own. Grain: one row per record (line).
 -- json_type is NULL when the line is not valid JSON.
 select

@@ -1,5 +1,5 @@
 -- Serving schemas: `warehouse` (the star schema BI reads) and `audit` (run, quality and load records).
--- Grain: none (namespaces). Idempotent; applied once by pipeline.serving.apply_schema.
+-- Grain: none (namespaces). Idempotent; applied once by pipeline.serving.migrations.apply_schema.
 create schema if not exists warehouse;
 create schema if not exists audit;
 

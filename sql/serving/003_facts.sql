@@ -1,6 +1,6 @@
 -- Facts: every published version of every order line and event, partitioned by load_date, plus
 -- views of the current versions. Grain: one row per (order_id, load_date) / (event_id, load_date).
--- Partitions are daily, created by pipeline.publish as `<table>_YYYYMMDD`: a date is loaded into a
+-- Partitions are daily, created by pipeline.serving.publish as `<table>_YYYYMMDD`: a date is loaded into a
 -- new table, indexed, and attached (or swapped for the old one) in the publish transaction, so a
 -- date's replace never deletes rows from, or maintains indexes of, a large table.
 -- The primary keys lead with the business key so that they double as its lookup index.

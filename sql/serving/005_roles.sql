@@ -23,7 +23,7 @@ end
 $$;
 
 comment on role ecomm_reader is 'Read-only access to the warehouse and audit schemas (BI tools, analysts).';
-comment on role ecomm_writer is 'What pipeline.publish needs: DML on the serving tables and ownership of the partitioned facts.';
+comment on role ecomm_writer is 'What pipeline.serving.publish needs: DML on the serving tables and ownership of the partitioned facts.';
 comment on role bi_reader is 'Login for BI tools; member of ecomm_reader. Its password is set by the DBA, never by the repository.';
 
 -- Nobody but owners creates objects in public (already the default since PostgreSQL 15).

@@ -1,5 +1,5 @@
 -- Preloads: a date's fact partition copied and indexed in Postgres while its quality gate runs,
--- then moved into `warehouse` by the publish transaction (pipeline.publish_facts). BI never sees
+-- then moved into `warehouse` by the publish transaction (pipeline.serving.facts). BI never sees
 -- this schema: ecomm_reader has no USAGE on it, so a preload is invisible until it is published.
 -- Grain of preload.fact_loads: one row per preloaded table.
 create schema if not exists preload;

@@ -1,9 +1,9 @@
--- A read-only login cannot stop publishing (pipeline/pg_locks.py). The pipeline's writers lock rows
+-- A read-only login cannot stop publishing (pipeline/serving/locks.py). The pipeline's writers lock rows
 -- of pipeline_lock.locks (SELECT ... FOR UPDATE needs UPDATE privilege and this schema's USAGE,
 -- which only ecomm_writer has) instead of advisory locks, which any role can take. BI sessions get
 -- time limits, so one left idle in a transaction cannot hold the publish's swap for long.
 -- Grain of pipeline_lock.locks: one row per lock key. The table is created by
--- pipeline.serving.BOOTSTRAP before the first migration (migrations themselves take the `schema`
+-- pipeline.serving.migrations.BOOTSTRAP before the first migration (migrations themselves take the `schema`
 -- lock); the statements below repeat it so that this file states what exists.
 create schema if not exists pipeline_lock;
 create table if not exists pipeline_lock.locks (

@@ -1,6 +1,6 @@
 -- int_events_checked: every raw event of one load date, typed, with the first row rule it breaks.
 -- Grain: one row per raw event record; a temp table (not a lake table) that int_duplicates and
--- int_validated read. Rules, checked in this order: pipeline/staging.py REASON_CODES. A page_view
+-- int_validated read. Rules, checked in this order: pipeline/transform/staging.py REASON_CODES. A page_view
 -- needs no product; every other event type does. CSV values are text: an id is the text as written.
 with source as (
     select

@@ -1,6 +1,6 @@
 -- int_orders_checked: every raw order of one load date, typed, with the first row rule it breaks.
 -- Grain: one row per raw order record; a temp table (not a lake table) that int_duplicates and
--- int_validated read. Rules, checked in this order: pipeline/staging.py REASON_CODES. An order is one
+-- int_validated read. Rules, checked in this order: pipeline/transform/staging.py REASON_CODES. An order is one
 -- line (one product): its _line_key is the product_id, so that int_duplicates tells another line of
 -- the same order (multiple_order_lines) from another version of the same line (duplicate_id_conflict).
 with source as (

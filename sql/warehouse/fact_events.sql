@@ -5,7 +5,7 @@
 -- (views/fact_events.sql) keeps the first (earliest) load_date.
 -- is_known_product: the product is in the latest catalog snapshot on or before D; an event without a
 -- product (page_view) refers to no product, so it is known (nothing is missing from the catalog).
--- catalog_product_id is an ENUM of that snapshot's product ids (pipeline.warehouse.register_inputs):
+-- catalog_product_id is an ENUM of that snapshot's product ids (pipeline.transform.warehouse.register_inputs):
 -- membership is a cast, not a join, so the facts keep staging's (source-file) row order without a
 -- sort and a rebuild writes the same file.
 with events as (

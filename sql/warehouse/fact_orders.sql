@@ -6,7 +6,7 @@
 -- its own day. The same order_id on several load dates is kept in each; the current view
 -- (views/fact_orders.sql) keeps the latest load_date.
 -- is_known_product: the product is in the latest catalog snapshot on or before D, tested with a cast
--- to catalog_product_id, an ENUM of that snapshot's product ids (pipeline.warehouse.register_inputs):
+-- to catalog_product_id, an ENUM of that snapshot's product ids (pipeline.transform.warehouse.register_inputs):
 -- not a join, so the facts keep staging's (source-file) row order without a sort.
 with orders as (
     select * from stg_orders

@@ -1,0 +1,339 @@
+"""The benchmark: `make bench` = `uv run python -m devtools.bench` (= `... bench all`).
+
+    uv run python -m devtools.bench [all|day|history|scale|land] [--orders N] [--events N] [--days N]
+        [--repeat N] [--workers N] [--scale-days N] [--timeline] [--dir DIR]
+
+- `day`: the max-volume day (500,000 orders, 2,000,000 events; generated once into <dir>/max) runs
+  through the whole Luigi pipeline (`DailyPipeline`: land, stage, model, checks, publish) on a fresh
+  lake and a fresh database of a throwaway embedded Postgres (<dir>/pg-<pid>), `--repeat` times.
+  Reported: each stage's busy seconds (sum of its tasks) and wall span, the total, peak memory
+  (summed RSS of the pipeline processes and the Postgres server, sampled; and getrusage), and, in the
+  same run, the floor: a bare single-stream COPY of the same final fact and dimension rows into
+  empty tables of the same shape (binary and CSV). Also the generator's time for a max-volume day.
+- `history`: `--days` (30) consecutive days of 100,000 orders / 1,000,000 events (generated once
+  into <dir>/history-<orders>x<events>) through the pipeline, one date after the other, into one
+  lake and one database; day N's time against day 1's, and (noise-robust) the last days run as
+  interleaved pairs against a second lake and database without history (see `bench_history`).
+- `all` (the default): `day`, then `history`; one table with every figure, target and ratio.
+- `scale`: backfill throughput: `RangeDaily` over `--scale-days` (10) of the history days with 1 and
+  with 2 Luigi workers, each on a fresh lake and database.
+- `land`: the landing step alone on the max-volume day.
+
+`--orders/--events` replace both volumes (tests run `--orders 2000 --events 10000 --days 2`). The
+pipeline runs in a child process (`python -m devtools.bench _run ...`) so that getrusage and the
+memory samples see only the pipeline; its time excludes the interpreter's start and imports.
+Timings on a shared 2-core machine are noisy: figures are medians of `--repeat` runs, and every
+ratio compares figures measured in the same run.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from devtools.bench import env as env
+from devtools.bench.table import figures_table, print_table
+
+BENCH_DIR = env.BENCH_DIR
+MAX_DAY = dt.date(2025, 12, 15)
+HISTORY_START = dt.date(2026, 1, 5)  # a Monday: the weekly catalog snapshots fall inside the window
+MAX_VOLUME = (500_000, 2_000_000)
+DAY_VOLUME = (100_000, 1_000_000)
+
+
+# ------------------------------------------------------------------------------------- inputs
+def _generate(root: Path, start: dt.date, days: int, orders: int, events: int) -> Path:
+    """Generate (once: a marker per day) `days` days of incoming files from `start` under root."""
+    from devtools import generate
+
+    window = [start + dt.timedelta(days=i) for i in range(days)]
+    missing = [day for day in window if not (root / f".complete-{day.isoformat()}").exists()]
+    if missing:
+        first = missing[0]
+        generate.generate(first, (window[-1] - first).days + 1, root, orders_per_day=orders, events_per_day=events)
+        if first != start and first.weekday() != 0:
+            # the generator writes catalogs on its first day: keep the window's weekly snapshots only
+            for kind in ("products", "users"):
+                (root / kind / f"{kind}_{first.isoformat()}.json").unlink(missing_ok=True)
+        for day in window:
+            (root / f".complete-{day.isoformat()}").write_text(f"{orders} orders, {events} events\n")
+    return root
+
+
+def max_day_input(root: Path = BENCH_DIR, volume: tuple[int, int] = MAX_VOLUME) -> Path:
+    """The cached max-volume day of incoming files (generated on first use)."""
+    folder = root / ("max" if volume == MAX_VOLUME else f"day-{volume[0]}x{volume[1]}")
+    legacy = folder / ".complete"  # the marker of earlier versions of this module
+    if legacy.exists():
+        return folder
+    return _generate(folder, MAX_DAY, 1, *volume)
+
+
+def history_input(days: int, root: Path = BENCH_DIR, volume: tuple[int, int] = DAY_VOLUME) -> Path:
+    """The cached history window: `days` consecutive days from HISTORY_START."""
+    return _generate(root / f"history-{volume[0]}x{volume[1]}", HISTORY_START, days, *volume)
+
+
+def generator_seconds(root: Path, volume: tuple[int, int]) -> float:
+    """Seconds `python -m devtools.generate` takes for one day of `volume` (into a scratch folder)."""
+    out = root / f"gen-{os.getpid()}"
+    try:
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "devtools.generate", MAX_DAY.isoformat(), "1",
+                        "--orders-per-day", str(volume[0]), "--events-per-day", str(volume[1]), "--out", str(out)],
+                       check=True, stdout=subprocess.DEVNULL, cwd=env.config.REPO_ROOT)
+        return time.perf_counter() - started
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- pipeline runs
+def _child_run(mode: str, dates: list[dt.date], workers: int, clock_dir: Path) -> dict[str, Any]:
+    """Run the pipeline in a child process (see `_run`); return its report plus peak memory."""
+    report = clock_dir / f"report-{os.getpid()}-{time.monotonic_ns()}.json"
+    cmd = [sys.executable, "-m", "devtools.bench", "_run", mode, *(d.isoformat() for d in dates),
+           "--workers", str(workers), "--report", str(report), "--dir", str(clock_dir)]
+    env.checkpoint()
+    # the child's progress lines go straight to our stdout; its log (stderr) is kept for errors
+    proc = subprocess.Popen(cmd, cwd=env.config.REPO_ROOT, stderr=subprocess.PIPE, text=True)
+    with env.MemorySampler([proc.pid, env.postmaster_pid()]) as memory:
+        _, log = proc.communicate()
+    if proc.returncode != 0 or not report.exists():
+        raise RuntimeError(f"the pipeline run failed (exit {proc.returncode}):\n{log[-4000:]}")
+    result = json.loads(report.read_text())
+    report.unlink()
+    result["memory"] = memory.peak
+    return result
+
+
+def _run(argv: list[str]) -> int:
+    """Child process: run DailyPipeline per date (`days`) or one RangeDaily (`range`); write a report."""
+    import logging
+
+    import luigi
+
+    parser = argparse.ArgumentParser(prog="python -m devtools.bench _run")
+    parser.add_argument("mode", choices=["days", "range"])
+    parser.add_argument("dates", nargs="+", type=dt.date.fromisoformat)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--report", type=Path, required=True)
+    parser.add_argument("--timeline", action="store_true", help="print each max-day run's task timeline")
+    parser.add_argument("--dir", type=Path, required=True)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    # A failed task must fail the benchmark now, not wait [scheduler] retry_delay for a retry.
+    luigi.configuration.get_config().set("worker", "keep_alive", "false")
+    from pipeline import tasks
+
+    def build(*roots: luigi.Task) -> float:
+        luigi.task_register.Register.clear_instance_cache()
+        started = time.perf_counter()
+        if not luigi.build(list(roots), workers=args.workers, local_scheduler=True, log_level="WARNING"):
+            raise SystemExit(f"the pipeline failed for {[r.task_id for r in roots]}")
+        return time.perf_counter() - started
+
+    out: dict[str, Any] = {"days": []}
+    if args.mode == "range":
+        start, stop = min(args.dates), max(args.dates) + dt.timedelta(days=1)
+        with env.task_clock(args.dir) as clock:
+            seconds = build(tasks.RangeDaily(of=tasks.DailyPipeline, start=start, stop=stop,
+                                             days_back=100_000, days_forward=100_000))
+        out["days"].append({"dates": [d.isoformat() for d in args.dates], "seconds": seconds,
+                            "stages": env.stage_spans(clock)})
+        clock.unlink()
+    else:
+        for i, day in enumerate(args.dates):
+            with env.task_clock(args.dir) as clock:
+                seconds = build(tasks.DailyPipeline(date=day))
+            out["days"].append({"date": day.isoformat(), "seconds": seconds, "stages": env.stage_spans(clock),
+                                "timeline": env.timeline(clock)})
+            clock.unlink()
+            if len(args.dates) > 1:
+                print(f"    {day}: {seconds:.2f} s ({i + 1}/{len(args.dates)})", flush=True)
+    import resource
+
+    out["self_maxrss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    out["children_maxrss"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    args.report.write_text(json.dumps(out))
+    return 0
+
+
+def _fresh_lake(root: Path, name: str) -> Path:
+    lake = root / f"lake-{os.getpid()}-{name}"
+    shutil.rmtree(lake, ignore_errors=True)
+    return lake
+
+
+# ------------------------------------------------------------------------------- the benches
+def bench_day(args: argparse.Namespace, admin: str) -> dict[str, Any]:
+    """The max-volume day, `--repeat` times: stages, total, peak memory and the COPY floor."""
+    from devtools.bench import fixtures
+    from pipeline.serving import pg
+
+    volume = args.max_volume
+    incoming = max_day_input(args.dir, volume)
+    runs: list[dict[str, Any]] = []
+    for i in range(args.repeat):
+        lake = _fresh_lake(args.dir, f"day{i}")
+        try:
+            with env.fresh_database(admin), env.environment(ECOMM_LAKE_DIR=str(lake), ECOMM_DATA_DIR=str(incoming)):
+                run = _child_run("days", [MAX_DAY], args.workers, args.dir)
+                day = run["days"][0]
+                with pg.connect() as conn:
+                    floors = {fmt: fixtures.bare_copy(
+                        conn, MAX_DAY, fmt, tables=fixtures.FACT_TABLES + fixtures.DIMENSION_TABLES)
+                        for fmt in ("binary", "csv")}
+                    rows = conn.execute("select fact_orders_rows + fact_events_rows from audit.publish_log"
+                                        " where load_date = %s", [MAX_DAY]).fetchone()[0]
+        finally:
+            shutil.rmtree(lake, ignore_errors=True)
+        publish_task = sum(t["end"] - t["start"] for t in day["timeline"] if t["task"].startswith("Publish_"))
+        runs.append({"seconds": day["seconds"], "stages": day["stages"], "publish_task": publish_task,
+                     "floor": floors, "rows": rows,
+                     "memory": run["memory"], "child_maxrss": (run["self_maxrss"], run["children_maxrss"])})
+        print(f"  max day run {i + 1}/{args.repeat}: pipeline {day['seconds']:.2f} s, COPY floor binary"
+              f" {floors['binary']:.2f} s / csv {floors['csv']:.2f} s, peak RSS"
+              f" {run['memory'].total_rss / env.MIB:.0f} MiB", flush=True)
+        if args.timeline:
+            print(env.format_timeline(day["timeline"]), flush=True)
+    return {"runs": runs, "generate": generator_seconds(args.dir, volume), "volume": volume}
+
+
+def bench_history(args: argparse.Namespace, admin: str) -> dict[str, Any]:
+    """`--days` consecutive days into one lake and database (A); each day's pipeline seconds.
+
+    On a shared machine one day's time swings with the load more than with the history, so the last
+    k days are also run as interleaved pairs: the date on A (the whole history before it) and the
+    same date on B (a second lake and database holding only the previous date, run first to warm
+    it up), one right after the other. The median ratio of the pairs isolates the cost of history.
+    """
+    incoming = history_input(args.days, args.dir, args.day_volume)
+    dates = [HISTORY_START + dt.timedelta(days=i) for i in range(args.days)]
+    k = min(5, args.days // 4) if args.days >= 4 else min(1, args.days - 1)
+    lakes = {name: _fresh_lake(args.dir, f"history-{name}") for name in ("a", "b")}
+    pairs: list[tuple[float, float]] = []
+    try:
+        with env.fresh_database(admin) as db_a, env.fresh_database(admin) as db_b:
+            where = {"a": {"ECOMM_LAKE_DIR": str(lakes["a"]), "ECOMM_PG_DATABASE": db_a},
+                     "b": {"ECOMM_LAKE_DIR": str(lakes["b"]), "ECOMM_PG_DATABASE": db_b}}
+
+            def run(name: str, days: list[dt.date]) -> dict[str, Any]:
+                with env.environment(ECOMM_DATA_DIR=str(incoming), **where[name]):
+                    return _child_run("days", days, args.workers, args.dir)
+
+            history = run("a", dates[:len(dates) - k])
+            days, memory = history["days"], history["memory"]
+            cold = [i == 0 for i in range(len(days))]  # the first date of a process pays its imports
+            if k:
+                run("b", [dates[-k - 1]])  # B's warm-up: its first date also lands the catalogs
+            for day in dates[len(dates) - k:]:
+                on_a, on_b = run("a", [day]), run("b", [day])
+                days += on_a["days"]
+                cold.append(True)
+                pairs.append((on_a["days"][0]["seconds"], on_b["days"][0]["seconds"]))
+                print(f"    pair {day}: {pairs[-1][0]:.2f} s after {len(days) - 1} days of history,"
+                      f" {pairs[-1][1]:.2f} s after 1", flush=True)
+                memory = max(memory, on_a["memory"], key=lambda m: m.total_rss)
+    finally:
+        for lake in lakes.values():
+            shutil.rmtree(lake, ignore_errors=True)
+    for i, day in enumerate(days):
+        stages = ", ".join(f"{stage} {span['busy']:.2f}" for stage, span in day["stages"].items())
+        print(f"  history day {i + 1:2d} ({day['date']}): {day['seconds']:.2f} s (task seconds: {stages})", flush=True)
+    return {"seconds": [d["seconds"] for d in days], "cold": cold, "pairs": pairs, "memory": memory,
+            "volume": args.day_volume}
+
+
+def bench_scale(args: argparse.Namespace, admin: str) -> dict[str, Any]:
+    """Backfill of `--scale-days` history days with RangeDaily, 1 and 2 workers."""
+    incoming = history_input(args.scale_days, args.dir, args.day_volume)
+    dates = [HISTORY_START + dt.timedelta(days=i) for i in range(args.scale_days)]
+    out: dict[int, list[float]] = {1: [], 2: []}
+    for i in range(args.repeat):
+        for workers in (1, 2):
+            lake = _fresh_lake(args.dir, f"scale{workers}")
+            try:
+                with env.fresh_database(admin), env.environment(ECOMM_LAKE_DIR=str(lake),
+                                                               ECOMM_DATA_DIR=str(incoming)):
+                    run = _child_run("range", dates, workers, args.dir)
+            finally:
+                shutil.rmtree(lake, ignore_errors=True)
+            out[workers].append(run["days"][0]["seconds"])
+            print(f"  backfill run {i + 1}/{args.repeat}, {workers} worker(s): {len(dates)} days in"
+                  f" {out[workers][-1]:.1f} s", flush=True)
+    return {"seconds": out, "days": len(dates), "volume": args.day_volume}
+
+
+def bench_land(args: argparse.Namespace) -> dict[str, float]:
+    """Seconds to land each source of the max-volume day into an empty lake."""
+    from pipeline.ingest import landing
+
+    incoming = max_day_input(args.dir, args.max_volume)
+    lake = _fresh_lake(args.dir, "land")
+    figures: dict[str, float] = {}
+    try:
+        with env.environment(ECOMM_DATA_DIR=str(incoming), ECOMM_LAKE_DIR=str(lake)):
+            start = time.perf_counter()
+            for label, func in (("land orders", lambda: landing.land_orders(MAX_DAY)),
+                                ("land events", lambda: landing.land_events(MAX_DAY)),
+                                ("land catalogs", lambda: [landing.land_catalog(k, MAX_DAY)
+                                                           for k in ("products", "users")])):
+                began = time.perf_counter()
+                func()
+                figures[label] = time.perf_counter() - began
+            figures["land total"] = time.perf_counter() - start
+    finally:
+        shutil.rmtree(lake, ignore_errors=True)
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["_run"]:
+        return _run(argv[1:])
+    parser = argparse.ArgumentParser(prog="python -m devtools.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("what", nargs="?", default="all", choices=["all", "day", "history", "scale", "land"])
+    parser.add_argument("--orders", type=int, help="orders per day for every bench (default 500K max day, 100K days)")
+    parser.add_argument("--events", type=int, help="events per day for every bench (default 2M max day, 1M days)")
+    parser.add_argument("--days", type=int, default=30, help="history days (default 30)")
+    parser.add_argument("--scale-days", type=int, default=10, help="days of the scale-out backfill (default 10)")
+    parser.add_argument("--repeat", type=int, default=3, help="max-day runs (medians; default 3)")
+    parser.add_argument("--workers", type=int, default=2, help="Luigi workers of the day and history runs")
+    parser.add_argument("--timeline", action="store_true", help="print each max-day run's task timeline")
+    parser.add_argument("--dir", type=Path, default=BENCH_DIR, help="cache and scratch folder (default data/bench)")
+    args = parser.parse_args(argv)
+    if args.days < 1 or args.repeat < 1 or args.scale_days < 1:
+        parser.error("--days, --repeat and --scale-days must be at least 1")
+    args.dir = args.dir.absolute()
+    args.dir.mkdir(parents=True, exist_ok=True)
+    args.max_volume = (args.orders or MAX_VOLUME[0], args.events or MAX_VOLUME[1])
+    args.day_volume = (args.orders or DAY_VOLUME[0], args.events or DAY_VOLUME[1])
+    if args.what == "land":
+        print_table([(label, f"{seconds:.2f} s", "", "") for label, seconds in bench_land(args).items()])
+        return 0
+    day = history = scale = None
+    load_before = os.getloadavg()[0]
+    with env.throwaway_postgres(args.dir) as admin:
+        if args.what in ("all", "day"):
+            print(f"max-volume day: {args.max_volume[0]:,} orders, {args.max_volume[1]:,} events", flush=True)
+            day = bench_day(args, admin)
+        if args.what in ("all", "history"):
+            print(f"history: {args.days} days of {args.day_volume[0]:,} orders, {args.day_volume[1]:,} events",
+                  flush=True)
+            history = bench_history(args, admin)
+        if args.what == "scale":
+            print(f"scale-out: {args.scale_days} days, 1 and 2 workers", flush=True)
+            scale = bench_scale(args, admin)
+    print_table(figures_table(day, history, scale, args, (load_before, os.getloadavg()[0])))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

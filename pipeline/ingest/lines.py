@@ -1,0 +1,269 @@
+"""Line accounting: every physical line of a line-based source is a raw row, a rejected line or blank.
+
+events.csv and orders.ndjson are one record per physical line by contract (a quoted CSV value
+cannot span lines). A CSV reader that meets an unterminated quote reads on to the next quote, so
+one bad line could swallow the rest of the file; the landing therefore never trusts the reader's
+row count alone:
+
+1. `scan` reads the file once, as the manifest's checksum needs anyway, and counts its lines
+   (numpy over 1 MiB blocks: a few milliseconds per million lines);
+2. the landing lets DuckDB read the file directly (the fast path) and checks that raw rows +
+   rejected lines = the file's non-blank data lines. Only when that fails (or the reader gives up)
+3. the line-safe path splits the file here, line by line: lines whose quoting does not close on
+   the line are rejected with a reason, every other line goes to DuckDB one record per line
+   (`csv_line_safe`), or for NDJSON each line is parsed on its own (`ndjson_lines`).
+
+Blank lines (empty, or only a CR; for NDJSON only JSON whitespace) are not records: they are counted
+in the manifest (`blank_lines`) and skipped. Line numbers are 1-based and count every physical line,
+the CSV header included.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import re
+from collections.abc import Iterator
+
+import numpy as np
+import pyarrow as pa
+
+from pipeline.ingest.incoming import SourceFile, open_stream
+
+BLOCK = 1 << 20
+NEWLINE, CR, QUOTE = 10, 13, 34
+
+# One CSV field whose quoting closes on its line: quoted ("" escapes a quote), unquoted (a quote
+# only opens a quoted value at the start of a field, as DuckDB reads it), or empty.
+_FIELD = rb'(?:"(?:[^"]|"")*"|[^,"\r\n][^,\r\n]*|)'
+SELF_CONTAINED_CSV = re.compile(_FIELD + rb"(?:," + _FIELD + rb")*")
+UNBALANCED = ("malformed quoting: a quoted value is not closed on its line, or text follows its closing quote"
+              " (events are one record per line; a value cannot span lines)")
+STRAY_CR = "a carriage return inside the line (line ends are LF or CRLF; events are one record per line)"
+REJECTS_SCHEMA = pa.schema([("line_number", pa.int64()), ("raw_text", pa.string()), ("error", pa.string())])
+
+
+class LineAccountingError(Exception):
+    """The landed and rejected records of a file do not add up to its records (a reader problem)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Scan:
+    """A file as read once: its fingerprint and its physical line count (of the decompressed content)."""
+
+    size: int
+    mtime_ns: int
+    sha256: str
+    content_bytes: int
+    newlines: int
+    ends_with_newline: bool
+
+    @property
+    def lines(self) -> int:
+        """Physical lines: a last line without a line end counts too."""
+        return self.newlines + (1 if self.content_bytes and not self.ends_with_newline else 0)
+
+    def fingerprint(self) -> dict[str, object]:
+        return {"size": self.size, "mtime_ns": self.mtime_ns, "sha256": self.sha256}
+
+
+def _count_newlines(block: bytes) -> int:
+    return int(np.count_nonzero(np.frombuffer(block, dtype=np.uint8) == NEWLINE))
+
+
+def scan(src: SourceFile) -> Scan:
+    """Checksum (of the bytes as stored) and line count (of the content) of a source file."""
+    info = os.stat(src.path)
+    digest = hashlib.sha256()
+    plain = src.compression == "none"
+    content = newlines = 0
+    last = b""
+    with open(src.path, "rb") as handle:
+        for block in iter(lambda: handle.read(BLOCK), b""):
+            digest.update(block)
+            if plain:
+                content += len(block)
+                newlines += _count_newlines(block)
+                last = block[-1:]
+    if not plain:
+        with open_stream(src) as stream:
+            for block in iter(lambda: stream.read(BLOCK), b""):
+                content += len(block)
+                newlines += _count_newlines(block)
+                last = block[-1:]
+    return Scan(size=info.st_size, mtime_ns=info.st_mtime_ns, sha256=digest.hexdigest(), content_bytes=content,
+                newlines=newlines, ends_with_newline=last == b"\n")
+
+
+def iter_lines(src: SourceFile) -> Iterator[tuple[int, bytes, bool]]:
+    """(line number, content without its \\n, whether a \\n ended it) for every physical line."""
+    number = 0
+    carry = b""
+    with open_stream(src) as stream:
+        for block in iter(lambda: stream.read(BLOCK), b""):
+            parts = (carry + block).split(b"\n")
+            carry = parts.pop()
+            for part in parts:
+                number += 1
+                yield number, part, True
+    if carry:
+        yield number + 1, carry, False
+
+
+def is_blank_json(content: bytes) -> bool:
+    """An NDJSON line that is no record: only JSON whitespace (a CSV's blank line: see LineBlock.blank)."""
+    return not content.strip(b" \t\r")
+
+
+def blank_lines(src: SourceFile, *, skip: int = 0) -> int:
+    """Blank CSV lines (empty or a lone CR) after the first `skip` lines: a second pass, only when counts disagree."""
+    count = 0
+    for block in line_blocks(src):
+        blank = block.blank()
+        if block.first <= skip:
+            blank[: skip - block.first + 1] = False
+        count += int(np.count_nonzero(blank))
+    return count
+
+
+@dataclasses.dataclass
+class LineBlock:
+    """Whole lines of a file: `data` holds lines `first`.. ; `ends[i]` is where line i's \\n is (or the data's end)."""
+
+    data: bytes
+    first: int
+    ends: np.ndarray
+
+    @property
+    def starts(self) -> np.ndarray:
+        return np.concatenate(([0], self.ends[:-1] + 1))
+
+    def blank(self) -> np.ndarray:
+        """Per line: empty, or a lone CR."""
+        starts, array = self.starts, np.frombuffer(self.data, dtype=np.uint8)
+        lengths = self.ends - starts
+        lone_cr = np.zeros(len(starts), dtype=bool)
+        one = np.flatnonzero(lengths == 1)
+        lone_cr[one] = array[starts[one]] == CR
+        return (lengths == 0) | lone_cr
+
+    def suspects(self) -> np.ndarray:
+        """Indexes of the lines holding a quote or a CR that does not end the line (all a reader can misread)."""
+        array = np.frombuffer(self.data, dtype=np.uint8)
+        quotes = np.flatnonzero(array == QUOTE)
+        crs = np.flatnonzero(array == CR)
+        following = np.minimum(crs + 1, len(array) - 1)
+        inner = crs[(crs + 1 < len(array)) & (array[following] != NEWLINE)]
+        return np.unique(np.searchsorted(self.ends, np.concatenate((quotes, inner))))
+
+
+def line_blocks(src: SourceFile) -> Iterator[LineBlock]:
+    """The file's content in blocks of whole lines (about 1 MiB each), decompressed."""
+    carry = b""
+    first = 1
+    with open_stream(src) as stream:
+        for block in iter(lambda: stream.read(BLOCK), b""):
+            data = carry + block
+            ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == NEWLINE)
+            if not len(ends):
+                carry = data
+                continue
+            cut = int(ends[-1]) + 1
+            carry = data[cut:]
+            yield LineBlock(data[:cut], first, ends)
+            first += len(ends)
+    if carry:  # the last line, without a line end
+        yield LineBlock(carry, first, np.array([len(carry)]))
+
+
+def text_of(content: bytes) -> str:
+    """A line as text for audit/rejected_lines: invalid UTF-8 and NUL as U+FFFD (Postgres text cannot hold NUL)."""
+    return content.decode("utf-8", "replace").replace("\x00", "\ufffd")
+
+
+@dataclasses.dataclass
+class LineSafe:
+    """What the line-safe path found: records, blank lines and the lines it rejected itself."""
+
+    records: int = 0
+    blank: int = 0
+    rejects: list[tuple[int, str, str]] = dataclasses.field(default_factory=list)
+
+    def rejects_table(self) -> pa.Table:
+        return pa.Table.from_pylist(
+            [{"line_number": n, "raw_text": t, "error": e} for n, t, e in self.rejects], schema=REJECTS_SCHEMA)
+
+
+def self_contained_csv(content: bytes) -> bool:
+    """Whether a CSV line's quoting closes on the line (so a reader cannot run on into the next)."""
+    if b'"' not in content and b"\r" not in content:
+        return True
+    return SELF_CONTAINED_CSV.fullmatch(content) is not None
+
+
+def csv_line_safe(src: SourceFile, dest: str) -> LineSafe:
+    """Copy the CSV to `dest`, one record per line, with every line that could run on blanked.
+
+    Line numbers are kept (a rejected line becomes an empty line, which the reader skips but counts)
+    and line ends become LF, so the reader's own rejects still name physical lines. Vectorised:
+    only lines holding a quote or a stray CR are looked at one by one.
+    """
+    found = LineSafe()
+    with open(dest, "wb") as out:
+        for block in line_blocks(src):
+            starts, ends, data = block.starts, block.ends, block.data
+            header = block.first == 1
+            blank = int(np.count_nonzero(block.blank()[1 if header else 0:]))
+            found.blank += blank
+            found.records += len(ends) - (1 if header else 0) - blank
+            parts, position = [], 0
+            for i in block.suspects().tolist():
+                if header and i == 0:
+                    continue  # the header, checked by the landing before
+                content = data[starts[i]:ends[i]]
+                content = content[:-1] if content.endswith(b"\r") else content
+                if not self_contained_csv(content):
+                    found.rejects.append((block.first + i, text_of(content),
+                                          UNBALANCED if b'"' in content else STRAY_CR))
+                    parts.append(data[position:starts[i]])
+                    position = int(ends[i])  # keep the line end: the line stays, empty
+            parts.append(data[position:])
+            text = b"".join(parts)
+            if b"\r" in text:
+                text = text.replace(b"\r\n", b"\n")
+            if not text.endswith(b"\n"):  # the last line, without a line end (maybe a lone trailing CR)
+                text = text.removesuffix(b"\r") + b"\n"
+            out.write(text)
+    return found
+
+
+NDJSON_SCHEMA = pa.schema([("line_number", pa.int64()), ("record_number", pa.int64()), ("text", pa.string())])
+
+
+def ndjson_lines(src: SourceFile) -> tuple[pa.Table, LineSafe]:
+    """Every non-blank line of an NDJSON file as text with its line and record number.
+
+    A line that is not UTF-8 is rejected here; DuckDB then parses each remaining line on its own.
+    """
+    found = LineSafe()
+    numbers: list[int] = []
+    records: list[int] = []
+    texts: list[str] = []
+    for number, content, _ in iter_lines(src):
+        if number == 1:
+            content = content.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte order mark is no part of the record
+        if is_blank_json(content):
+            found.blank += 1
+            continue
+        found.records += 1
+        try:
+            text = content.decode("utf-8")
+        except UnicodeDecodeError as err:
+            found.rejects.append((number, text_of(content), f"invalid UTF-8 at byte {err.start + 1} of the line"))
+            continue
+        numbers.append(number)
+        records.append(found.records)
+        texts.append(text)
+    table = pa.table({"line_number": pa.array(numbers, pa.int64()), "record_number": pa.array(records, pa.int64()),
+                      "text": pa.array(texts, pa.string())}, schema=NDJSON_SCHEMA)
+    return table, found

@@ -1,0 +1,266 @@
+"""Reading a source file into raw rows and rejected records, with every record accounted for.
+
+The landing (`pipeline.ingest.landing`) finds and checks the file, then one of these writes the raw
+partition and the file's audit/rejected_lines partition and returns the counts (`Landed`):
+
+- `land_json`: orders (a JSON array or NDJSON) and catalog snapshots. Objects become raw rows, any
+  other record (a number, string, null, array; an NDJSON line that is not JSON) a rejected record
+  with its reason. A malformed JSON array fails the whole file (a reader cannot resync in it); an
+  NDJSON file whose lines are not one JSON value each is read line by line instead;
+- `land_csv`: the events file, DuckDB's reader straight to Parquet, then the line-safe path when the
+  reader did not give one record per line (see `pipeline.ingest.lines`).
+
+Error messages name the file, line numbers and byte offsets, never the file's content (the reader's
+own messages quote it, so they are reduced to their kind: see `reader_detail`).
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime as dt
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from typing import Any
+
+import duckdb
+
+from pipeline import lake
+
+from pipeline.ingest import incoming, lines as landing_lines
+
+from pipeline.transform import sqlrun
+from pipeline.ingest.incoming import SourceFile, SourceFileInvalid
+from pipeline.ingest.lines import LineAccountingError
+
+logger = logging.getLogger(__name__)
+
+EVENT_COLUMNS = ("event_id", "user_id", "product_id", "event_type", "event_ts")
+# Raw and partition columns a CSV header must not overwrite: extra columns with these names (any
+# name starting with "_", load_date, source_table) are kept under RENAME_PREFIX + name.
+RESERVED_COLUMNS = ("load_date", "source_table")
+RENAME_PREFIX = "csv_"
+HEADER_LIMIT = 1 << 16
+
+
+class NotOnePerLine(Exception):
+    """The reader's direct pass did not give one record per line: take the line-safe path."""
+
+
+# ------------------------------------------------------------------------------- reader messages
+_JSON_POSITION = re.compile(r"at byte (\d+) in (?:record/value|line) (\d+): ([A-Za-z0-9 \-]{1,80}?)\.?\s*(?:$|Try)",
+                            re.MULTILINE)
+
+
+def reader_detail(err: BaseException) -> str:
+    """A reader's error without the file content it may quote (values, lines, first characters)."""
+    first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    first = re.sub(r"\"[^\"]*\"|'[^']*'", "...", first)
+    return re.sub(r"[^\w ,.:;=()/\[\]-]", "", first)[:200]
+
+
+def _json_error(path: str, err: BaseException, table: str) -> str:
+    text = str(err)
+    if "Expected top-level JSON array" in text:
+        hint = f"; for one object per line, name the file {table}.ndjson" if table == "orders" else ""
+        return f"{path}: is not a JSON array (expected a top-level JSON array, '[' first){hint}; nothing was landed"
+    match = _JSON_POSITION.search(text)
+    if match:
+        return f"{path}: malformed JSON at byte {match[1]} (record {match[2]}): {match[3]}; nothing was landed"
+    return f"{path}: cannot be read as JSON ({reader_detail(err)}); nothing was landed"
+
+
+@dataclasses.dataclass
+class Landed:
+    """What one landing wrote: raw rows, and how the file's records were accounted for."""
+
+    rows: int
+    source_records: int
+    rejected_count: int
+    blank_lines: int
+    read_path: str  # direct | line-safe
+
+
+def write_rejected(con: duckdb.DuckDBPyConnection, model: str, table: str, load_date: dt.date,
+                   params: dict[str, Any]) -> int:
+    """Write the file's audit/rejected_lines partition (possibly empty, replacing an earlier attempt's)."""
+    return sqlrun.copy_to_partition(con, sqlrun.sql_text("raw", model), params,
+                                    lake.partition_file("audit", "rejected_lines", load_date, source_table=table))
+
+
+def _none_landed(path: str, records: int, rejected: int, what: str) -> SourceFileInvalid:
+    if not records:
+        return SourceFileInvalid(f"{path}: {what}; nothing was landed")
+    return SourceFileInvalid(f"{path}: none of its {records} record(s) could be landed ({rejected} rejected; fix the"
+                             f" file's format: the lines are not recorded, as nothing was landed); nothing was landed")
+
+
+def land_json(table: str, model: str, src: SourceFile, load_date: dt.date, params: dict[str, Any],
+              scanned: landing_lines.Scan | None, stable: Callable[[], None]) -> Landed:
+    """Land a JSON source's object records as raw rows and every other record as rejected."""
+    read = {"path": src.path, "json_format": src.format, "compression": src.compression}
+    found = landing_lines.LineSafe()
+    read_path = "direct"
+    with sqlrun.connect() as con:
+        try:
+            con.execute("create temp table json_records as " + sqlrun.sql_text("raw", "json_records"), read)
+            records = con.execute("select count(*) from json_records").fetchall()[0][0]
+            if src.format == "newline_delimited" and scanned is not None and records != scanned.lines:
+                raise NotOnePerLine(f"{records} JSON values in {scanned.lines} lines")
+        except (duckdb.Error, NotOnePerLine) as err:
+            if src.format != "newline_delimited":
+                raise SourceFileInvalid(_json_error(src.path, err, table)) from None
+            logger.warning("%s: not one JSON value per line (%s); reading it line by line", src.path,
+                           reader_detail(err))
+            lines, found = landing_lines.ndjson_lines(src)
+            con.execute("drop table if exists json_records")
+            con.register("ndjson_lines", lines)
+            con.execute("create temp table json_records as " + sqlrun.sql_text("raw", "ndjson_records"))
+            read_path = "line-safe"
+            records = found.records
+        con.register("line_rejects", found.rejects_table())
+        objects = con.execute("select count(*) filter (where json_type = 'OBJECT') from json_records").fetchall()[0][0]
+        rejected = records - objects
+        if not objects:
+            raise _none_landed(src.path, records, rejected, "the file holds no records")
+
+        def check(rows: int) -> None:
+            stable()
+            if rows != objects or rows + rejected != records:
+                raise LineAccountingError(f"{src.path}: {rows} rows + {rejected} rejected != {records} records")
+            if scanned is not None and read_path == "line-safe" and records + found.blank != scanned.lines:
+                raise LineAccountingError(
+                    f"{src.path}: {records} records + {found.blank} blank != {scanned.lines} lines")
+
+        rows = sqlrun.copy_to_partition(con, sqlrun.sql_text("raw", model), params,
+                                        lake.partition_file("raw", table, load_date), check=check)
+        written = write_rejected(con, "json_rejected", table, load_date,
+                                  {"source_file": params["source_file"], "json_format": src.format})
+        if written != rejected:
+            raise LineAccountingError(f"{src.path}: {written} rejected lines written, {rejected} expected")
+    return Landed(rows=rows, source_records=records, rejected_count=rejected, blank_lines=found.blank,
+                  read_path=read_path)
+
+
+@dataclasses.dataclass(frozen=True)
+class CsvHeader:
+    """The events file's header: raw column names in file order, and the reserved ones renamed."""
+
+    columns: dict[str, str]
+    renamed: dict[str, str]
+
+
+def csv_header(src: SourceFile) -> CsvHeader:
+    with incoming.open_stream(src) as stream:
+        head = stream.read(HEADER_LIMIT)
+    line = head.split(b"\n", 1)[0]
+    if len(line) == HEADER_LIMIT:
+        raise SourceFileInvalid(f"{src.path}: line 1 (header) is longer than {HEADER_LIMIT} bytes; is this a CSV"
+                                f" file? nothing was landed")
+    line = line.removeprefix(b"\xef\xbb\xbf").removesuffix(b"\r")
+    if not line.strip():
+        raise SourceFileInvalid(f"{src.path}: the file is empty (no header line); nothing was landed")
+    if not landing_lines.self_contained_csv(line):
+        raise SourceFileInvalid(f"{src.path}: line 1 (header) has a quote that does not close on the line;"
+                                f" nothing was landed")
+    names = [name.strip().lower() for name in next(csv.reader([line.decode("utf-8", "replace")]))]
+    missing = [name for name in EVENT_COLUMNS if name not in names]
+    if missing:
+        raise SourceFileInvalid(
+            f"{src.path}: line 1 (header) lacks required column(s) {', '.join(missing)} ({len(names)} column(s)"
+            f" found; the header must name {', '.join(EVENT_COLUMNS)}, in any order); nothing was landed")
+    bad = [str(i) for i, name in enumerate(names, start=1) if not name or names.index(name) != i - 1]
+    if bad:
+        raise SourceFileInvalid(f"{src.path}: line 1 (header): column(s) {', '.join(bad)} have an empty name or"
+                                f" repeat an earlier one; nothing was landed")
+    taken, columns, renamed = set(names), {}, {}
+    for name in names:
+        if name.startswith("_") or name in RESERVED_COLUMNS:
+            new, n = RENAME_PREFIX + name, 2
+            while new in taken:
+                new, n = f"{RENAME_PREFIX}{name}_{n}", n + 1
+            taken.add(new)
+            renamed[name] = new
+            name = new
+        columns[name] = "VARCHAR"
+    if renamed:
+        logger.warning("%s: column(s) %s use names reserved for lineage or partitions: kept in raw as %s", src.path,
+                       ", ".join(renamed), ", ".join(renamed.values()))
+    return CsvHeader(columns=columns, renamed=renamed)
+
+
+_NO_LINE_REJECTS = landing_lines.LineSafe().rejects_table()
+
+
+def _reader_rejected(con: duckdb.DuckDBPyConnection) -> int:
+    return con.execute("select count(distinct line) from csv_rejects").fetchall()[0][0]
+
+
+def events_direct(src: SourceFile, load_date: dt.date, params: dict[str, Any], scanned: landing_lines.Scan,
+                   stable: Callable[[], None]) -> Landed:
+    """The fast path: DuckDB reads the file itself; raise NotOnePerLine unless every line is one record."""
+    records, blank = scanned.lines - 1, 0
+    counted: dict[str, int] = {}
+
+    def check(rows: int) -> None:
+        nonlocal blank
+        stable()  # a file still being written explains any count: refuse it first
+        rejected = _reader_rejected(con)
+        if rows + rejected != records:  # blank lines (skipped by the reader), or a record over several lines
+            blank = landing_lines.blank_lines(src, skip=1)
+            if rows + rejected != records - blank:
+                raise NotOnePerLine(f"{rows} rows + {rejected} rejected lines != {records - blank} records")
+        if not rows:
+            raise _none_landed(src.path, records - blank, rejected, "no readable event lines after the header")
+        counted["rejected"] = rejected
+
+    with sqlrun.connect() as con:
+        con.register("line_rejects", _NO_LINE_REJECTS)
+        try:
+            rows = sqlrun.copy_to_partition(
+                con, sqlrun.sql_text("raw", "events"), {**params, "path": src.path, "compression": src.compression},
+                lake.partition_file("raw", "events", load_date), check=check)
+        except duckdb.Error as err:
+            raise NotOnePerLine(f"the CSV reader stopped: {reader_detail(err)}") from None
+        write_rejected(con, "events_rejected", "events", load_date, {"source_file": src.path})
+    return Landed(rows=rows, source_records=records - blank, rejected_count=counted["rejected"], blank_lines=blank,
+                  read_path="direct")
+
+
+def events_line_safe(src: SourceFile, load_date: dt.date, params: dict[str, Any], scanned: landing_lines.Scan,
+                      stable: Callable[[], None]) -> Landed:
+    """The line-safe path: lines whose quoting runs on are rejected here, the rest read one record per line."""
+    counted: dict[str, int] = {}
+    with tempfile.TemporaryDirectory(prefix="ecomm-events-") as tmp:
+        cleaned = os.path.join(tmp, "events.csv")
+        found = landing_lines.csv_line_safe(src, cleaned)
+        stable()
+        if found.records + found.blank != scanned.lines - 1:
+            raise LineAccountingError(f"{src.path}: {found.records} records + {found.blank} blank lines"
+                                      f" != {scanned.lines - 1} lines after the header")
+
+        def check(rows: int) -> None:
+            stable()
+            rejected = _reader_rejected(con) + len(found.rejects)
+            if rows + rejected != found.records:
+                raise LineAccountingError(
+                    f"{src.path}: {rows} rows + {rejected} rejected lines != {found.records} records even when read"
+                    f" line by line; nothing was landed. Please report this with the file")
+            if not rows:
+                raise _none_landed(src.path, found.records, rejected, "no readable event lines after the header")
+            counted["rejected"] = rejected
+
+        with sqlrun.connect() as con:
+            con.register("line_rejects", found.rejects_table())
+            try:
+                rows = sqlrun.copy_to_partition(
+                    con, sqlrun.sql_text("raw", "events"), {**params, "path": cleaned, "compression": "none"},
+                    lake.partition_file("raw", "events", load_date), check=check)
+            except duckdb.Error as err:
+                raise SourceFileInvalid(f"{src.path}: cannot be read as CSV ({reader_detail(err)});"
+                                        f" nothing was landed") from None
+            write_rejected(con, "events_rejected", "events", load_date, {"source_file": src.path})
+    return Landed(rows=rows, source_records=found.records, rejected_count=counted["rejected"],
+                  blank_lines=found.blank, read_path="line-safe")

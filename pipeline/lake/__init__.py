@@ -1,0 +1,232 @@
+"""The lake's layout, in one place: every path to a partition is built here.
+
+Layout (hive style, readable by DuckDB, Spark, Trino and pandas alike):
+
+    <lake>/<layer>/<table>/load_date=YYYY-MM-DD[/<key>=<value>]/data.parquet
+
+A partition is one file, `data.parquet`, written under a temporary name beside it and moved into
+place with an atomic rename: readers see the old file or the new one, never half a file. Temporary
+names end in `.tmp-<pid>` so that no `*.parquet` glob ever matches them.
+
+The root is a local folder or an object store URI (`s3://bucket/prefix`, see `pipeline.lake.s3`):
+every file operation on the lake (exists, list, version, move into place, read and write a small
+file, and DuckDB's own reads and writes) goes through the functions here, so switching the root
+is a configuration change.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import glob
+import logging
+import os
+import re
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline import config
+
+from devtools import faults
+
+from pipeline.lake import s3 as lake_store
+
+logger = logging.getLogger(__name__)
+
+LAYERS = ("raw", "staging", "warehouse", "audit")
+DATA_FILE = "data.parquet"
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class UnsafeName(ValueError):
+    """A table, layer or key name that is not a plain lowercase identifier."""
+
+
+def _check_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise UnsafeName(f"refusing lake name {name!r}: only [a-z0-9_] names are allowed")
+    return name
+
+
+def parse_date(value: str | dt.date) -> dt.date:
+    """A load date from text, refusing anything that is not exactly YYYY-MM-DD."""
+    if isinstance(value, dt.date):
+        return value
+    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise ValueError(f"not a date (expected YYYY-MM-DD): {value!r}")
+    return dt.date.fromisoformat(value)
+
+
+def table_dir(layer: str, table: str) -> str:
+    """The folder holding every partition of a table."""
+    if layer not in LAYERS:
+        raise UnsafeName(f"unknown lake layer {layer!r}; expected one of {LAYERS}")
+    return os.path.join(config.lake_dir(), layer, _check_name(table))
+
+
+def partition_dir(layer: str, table: str, load_date: dt.date | str, **keys: str) -> str:
+    """The folder of one (table, load_date[, keys]) partition."""
+    parts = [table_dir(layer, table), f"load_date={parse_date(load_date).isoformat()}"]
+    for key, value in keys.items():
+        if not re.fullmatch(r"[A-Za-z0-9_]+", str(value)):
+            raise UnsafeName(f"refusing partition value {value!r}")
+        parts.append(f"{_check_name(key)}={value}")
+    return os.path.join(*parts)
+
+
+def partition_file(layer: str, table: str, load_date: dt.date | str, **keys: str) -> str:
+    """The data file of one partition."""
+    return os.path.join(partition_dir(layer, table, load_date, **keys), DATA_FILE)
+
+
+def table_glob(layer: str, table: str) -> str:
+    """A glob matching every partition file of a table (for DuckDB's read_parquet)."""
+    return os.path.join(table_dir(layer, table), "**", DATA_FILE)
+
+
+def table_files(layer: str, table: str) -> list[str]:
+    """Every partition file of a table that exists now, sorted by path (so by load_date)."""
+    return files_matching(table_glob(layer, table))
+
+
+def files_matching(pattern: str) -> list[str]:
+    """The lake files matching a glob (`*` within a name, `**` any folders), sorted."""
+    if lake_store.is_remote(pattern):
+        return lake_store.glob(pattern)
+    return sorted(glob.glob(pattern, recursive=True))
+
+
+def exists(path: str) -> bool:
+    """Whether a lake file exists."""
+    if lake_store.is_remote(path):
+        return lake_store.exists(path)
+    return os.path.exists(path)
+
+
+def remove(path: str) -> None:
+    """Delete a lake file if it exists."""
+    if lake_store.is_remote(path):
+        lake_store.remove(path)
+        return
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+
+
+def open_input(path: str):
+    """A lake file opened for reading bytes (FileNotFoundError if it does not exist)."""
+    if lake_store.is_remote(path):
+        return lake_store.open_input(path)
+    return open(path, "rb")
+
+
+def arrow_location(path: str) -> tuple[object | None, str]:
+    """(filesystem, path) for pyarrow's readers and writers (filesystem None = local)."""
+    if lake_store.is_remote(path):
+        return lake_store.arrow_location(path)
+    return None, path
+
+
+def read_rows(path: str, **options: object) -> list[dict]:
+    """A small lake Parquet file's rows as dicts (options go to pyarrow.parquet.read_table)."""
+    filesystem, where = arrow_location(path)
+    return pq.read_table(where, filesystem=filesystem, **options).to_pylist()
+
+
+def write_table(final_path: str, table: pa.Table) -> None:
+    """Write a small Arrow table as a lake Parquet file, whole or not at all."""
+    tmp = temp_path(final_path)
+    filesystem, where = arrow_location(tmp)
+    pq.write_table(table, where, filesystem=filesystem)
+    promote(tmp, final_path)
+
+
+def write_atomic(final_path: str, data: bytes) -> None:
+    """Write a small lake file (a manifest) whole or not at all."""
+    tmp = temp_path(final_path)
+    if lake_store.is_remote(final_path):
+        lake_store.write(tmp, data)
+    else:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+    promote(tmp, final_path)
+
+
+def file_version(path: str) -> str | None:
+    """An id of the file's current version, or None if it does not exist.
+
+    Partition files are never modified in place (`promote` replaces them with a new file), so the
+    inode, size and modification time change whenever a partition is rebuilt. On object storage:
+    the object's size and modification time.
+    """
+    if lake_store.is_remote(path):
+        return lake_store.version(path)
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return f"{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def temp_path(final_path: str) -> str:
+    """A temporary path beside `final_path` that no reader's glob matches.
+
+    Locally `.tmp-<pid>` (`clean_temp_files` checks whether that writer still runs); on object
+    storage, writers on other hosts may share a pid, so the name is unique per write.
+    """
+    if lake_store.is_remote(final_path):  # object stores have no folders to make
+        return f"{final_path}.tmp-{lake_store.writer_token()}"
+    Path(final_path).parent.mkdir(parents=True, exist_ok=True)
+    return f"{final_path}.tmp-{os.getpid()}"
+
+
+def promote(tmp_path: str, final_path: str) -> None:
+    """Move a fully written temporary file into place atomically."""
+    faults.point("lake.promote", final_path)
+    if lake_store.is_remote(final_path):  # a server-side copy: the object appears whole
+        lake_store.move(tmp_path, final_path)
+        logger.info("wrote %s", final_path)
+        return
+    with open(tmp_path, "rb") as handle:  # the bytes reach the disk before the name does
+        os.fsync(handle.fileno())
+    os.replace(tmp_path, final_path)
+    logger.info("wrote %s", final_path)
+
+
+def _writer_alive(tmp_path: str) -> bool:
+    """Whether the process named by a temporary file's `.tmp-<pid>` suffix still runs (a zombie does not)."""
+    pid = tmp_path.rsplit(".tmp-", 1)[-1]
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, owned by another user
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            return handle.read().rsplit(")", 1)[-1].split()[0] != "Z"  # killed, not yet reaped
+    except (OSError, IndexError):
+        return True  # no /proc (macOS): the signal check is all there is
+
+
+def clean_temp_files(folder: str) -> None:
+    """Remove temporary files a killed writer left behind in a partition folder.
+
+    The file of a writer that still runs is left alone: two processes may build the same partition
+    at once (two runs of one date), and each must be able to finish its own file and rename it.
+    On object storage the writer may run on another host, so only old temporary objects go.
+    """
+    if lake_store.is_remote(folder):
+        lake_store.remove_stale_temps(folder)
+        return
+    for leftover in glob.glob(os.path.join(folder, "*.tmp-*")):
+        if _writer_alive(leftover):
+            continue
+        try:
+            os.remove(leftover)
+        except FileNotFoundError:
+            continue
+        logger.warning("removed leftover temporary file %s", leftover)

@@ -1,0 +1,245 @@
+"""The lake in DuckDB, for notebooks and ad hoc work: every table of every layer as a named view.
+
+    from pipeline.lake import views as lakeview
+    con = lakeview.open_lake()            # or open_lake("/path/to/lake")
+    con.sql("select * from warehouse.fact_orders limit 5").show()
+
+    uv run python -m pipeline.lake.views --sql > lake.sql && duckdb -init lake.sql   # the duckdb CLI
+    uv run python -m pipeline.lake.views                                             # what is there
+
+`open_lake` returns an in-memory DuckDB connection holding schemas `raw`, `staging`, `warehouse` and
+`audit` with one view per lake table (`raw.orders`, `staging.stg_orders`, `audit.bad_records` ...).
+In `warehouse`, the names are Postgres's: `fact_orders`, `dim_user` ... are the *current* views
+(`sql/warehouse/views/<table>.sql`, the same definitions the pipeline uses) and `<table>_all` holds
+every version. `audit.dq_failures` is `audit.dq_results` without the passed checks, shaped like the
+Postgres table, and `warehouse.daily_metrics.dq_failed_count` counts the date's failed or errored
+checks as publish does (the lake's model leaves it 0), so the files in `queries/` run unchanged here
+and on Postgres.
+
+Safe while the pipeline writes, and read-only:
+- each view reads `<lake>/<layer>/<table>/**/data.parquet`; writers fill `data.parquet.tmp-<pid>`
+  and rename it into place (see `pipeline.lake`), so a query sees a whole partition or none;
+- the glob is expanded at every query, so partitions written after `open_lake` show up;
+- the connection holds views only (no tables, no lock on any file); nothing here writes.
+
+A table with no partition yet is a view that fails with "lake table <layer>/<table> has no
+partitions yet": an empty result would read as "no sales", so it refuses instead. Tables the
+pipeline adds later appear after reopening (or regenerating the `--sql` script).
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import logging
+import os
+import sys
+from pathlib import Path
+
+import duckdb
+
+from pipeline import config, lake
+
+from pipeline.lake import s3
+
+from pipeline.transform import sqlrun, warehouse
+
+logger = logging.getLogger(__name__)
+
+QUERIES_DIR = config.REPO_ROOT / "queries"
+
+# The tables each layer has once the pipeline has run (README "The lake"); other folders found on disk
+# are added too. Known tables without partitions become refusing placeholders.
+KNOWN_TABLES: dict[str, tuple[str, ...]] = {
+    "raw": ("orders", "events", "products", "users"),
+    "staging": ("stg_orders", "stg_events", "stg_products", "stg_users"),
+    "warehouse": warehouse.TABLES,
+    "audit": ("rejected_lines", "bad_records", "reconciliation", "dq_results", "pipeline_runs"),
+}
+# Postgres audit.dq_failures from the lake's dq_results (every check of a date, passes included).
+DQ_FAILURES_SQL = """
+select
+    dq_results.load_date as run_date,
+    dq_results.check_name,
+    dq_results.table_name,
+    dq_results.check_type,
+    dq_results.outcome,
+    dq_results.value,
+    dq_results.message,
+    dq_results.checked_at as recorded_at,
+from audit.dq_results
+where dq_results.outcome in ('warn', 'fail', 'error')
+"""
+# As publish does: the date's failed or errored checks replace the model's placeholder 0.
+DAILY_METRICS_SQL = """
+with metrics as (
+    {current}
+),
+
+gate as (
+    select
+        dq_results.load_date,
+        count(*) filter (where dq_results.outcome in ('fail', 'error'))::integer as failed_count,
+    from audit.dq_results
+    group by dq_results.load_date
+)
+
+select metrics.* replace (coalesce(gate.failed_count, metrics.dq_failed_count) as dq_failed_count)
+from metrics
+left join gate
+    on metrics.run_date = gate.load_date
+"""
+
+
+def _literal(text: str) -> str:
+    """A SQL string literal. Views cannot take bound parameters, so paths are quoted here, once."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _ident(*names: str) -> str:
+    return ".".join(sqlrun.quote_ident(name) for name in names)
+
+
+def _tables_on_disk(root: str, layer: str) -> dict[str, bool]:
+    """table -> whether it has at least one partition file now, for the known tables and every folder."""
+    layer_dir = os.path.join(root, layer)
+    names = list(KNOWN_TABLES[layer])
+    if s3.is_remote(root):  # object storage has no folders: the tables are what files name
+        found = {path[len(layer_dir):].lstrip("/").split("/")[0]
+                 for path in lake.files_matching(os.path.join(layer_dir, "**", lake.DATA_FILE))}
+        names += sorted(name for name in found if name not in names and lake._NAME.match(name))
+        return {name: name in found for name in names}
+    if os.path.isdir(layer_dir):
+        names += [entry for entry in sorted(os.listdir(layer_dir))
+                  if entry not in names and lake._NAME.match(entry) and os.path.isdir(os.path.join(layer_dir, entry))]
+    return {name: bool(glob.glob(_pattern(root, layer, name), recursive=True)) for name in names}
+
+
+def _pattern(root: str, layer: str, table: str) -> str:
+    """The glob of a table's partition files: `data.parquet` only, never a writer's temporary file."""
+    return os.path.join(root, layer, table, "**", lake.DATA_FILE)
+
+
+def _files_view(root: str, layer: str, table: str, name: str, has_files: bool) -> str:
+    """A view over every partition of lake table <layer>/<table>, or a refusing placeholder."""
+    target = _ident(layer, name)
+    if not has_files:
+        message = (f"lake table {layer}/{table} has no partitions yet (nothing under"
+                   f" {os.path.join(root, layer, table)}); run the pipeline for a date first, then reopen the lake")
+        # the filter makes any read raise, count(*) included (a bare select-list error() is pruned)
+        return (f"create or replace view {target} as select 1 as no_partitions_yet"
+                f" where error({_literal(message)}) is null;")
+    # hive_partitioning: load_date (and source_table) come from the folder names for files that lack them
+    return (f"create or replace view {target} as select * from read_parquet("
+            f"{_literal(_pattern(root, layer, table))}, hive_partitioning = true, union_by_name = true);")
+
+
+def _current_view(table: str, gate_results: bool) -> str:
+    """A warehouse current view; its SQL reads `<table>_all`, resolved in schema warehouse."""
+    body = warehouse.current_view_sql(table).strip().rstrip(";")
+    if table == "daily_metrics" and gate_results:
+        body = DAILY_METRICS_SQL.format(current=body.replace("\n", "\n    ")).strip()
+    return f"create or replace view {_ident('warehouse', table)} as\n{body}\n;"
+
+
+def init_sql(lake_dir: str | os.PathLike[str] | None = None) -> str:
+    """The SQL script that creates every view (what `open_lake` runs; `--sql` prints it)."""
+    root = os.fspath(lake_dir) if lake_dir is not None else config.lake_dir()
+    root = root if s3.is_remote(root) else os.path.abspath(root)
+    lines = [
+        f"-- The lake at {root} as DuckDB views (generated by `python -m pipeline.lake.views --sql`).",
+        "-- Views over whole partitions only (data.parquet): safe while the pipeline writes. New partitions",
+        "-- show up by themselves; regenerate after the first run or when the pipeline adds a table.",
+        "set TimeZone = 'UTC';",
+    ]
+    present = {layer: _tables_on_disk(root, layer) for layer in lake.LAYERS}
+    for layer in lake.LAYERS:
+        lines.append(f"create schema if not exists {_ident(layer)};")
+        for table, has_files in present[layer].items():
+            # warehouse tables: every version as <table>_all, the current view as <table> (below)
+            name = f"{table}_all" if layer == "warehouse" and table in warehouse.TABLES else table
+            lines.append(_files_view(root, layer, table, name, has_files))
+    gate_results = present["audit"]["dq_results"]
+    for table in warehouse.TABLES:
+        lines.append(_current_view(table, gate_results) if present["warehouse"][table]
+                     else _files_view(root, "warehouse", table, table, False))
+    lines.append(f"create or replace view {_ident('audit', 'dq_failures')} as{DQ_FAILURES_SQL.rstrip()}\n;"
+                 if gate_results else _files_view(root, "audit", "dq_results", "dq_failures", False))
+    return "\n".join(lines) + "\n"
+
+
+def open_lake(lake_dir: str | os.PathLike[str] | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with every lake table as a view (default: the configured lake)."""
+    root = os.fspath(lake_dir) if lake_dir is not None else config.lake_dir()
+    if not s3.is_remote(root) and not os.path.isdir(root):
+        raise FileNotFoundError(f"no lake at {root}; set ECOMM_LAKE_DIR or [paths] lake_dir, or run the pipeline")
+    # not sqlrun.connect(): under Jupyter, DuckDB refuses to touch its progress bar without ipywidgets
+    settings = config.duckdb()
+    con = duckdb.connect(":memory:")
+    con.execute("set memory_limit = $m", {"m": settings.memory_limit})
+    con.execute("set threads = $t", {"t": settings.threads})
+    if s3.is_remote(root):
+        s3.register_duckdb(con)
+    con.execute(init_sql(root))
+    return con
+
+
+def relations(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
+    """(schema, view) of every lake relation on a connection, sorted."""
+    return con.execute(
+        "select schema_name, view_name from duckdb_views() where not internal and schema_name in"
+        " ('raw', 'staging', 'warehouse', 'audit') order by schema_name, view_name"
+    ).fetchall()
+
+
+# ------------------------------------------------------------------------------------------ queries
+def queries() -> dict[str, str]:
+    """name -> the question it answers, for every `queries/<name>.sql` (first comment line)."""
+    found = {}
+    for path in sorted(QUERIES_DIR.glob("*.sql")):
+        found[path.stem] = question(path.stem)
+    return found
+
+
+def query_text(name: str) -> str:
+    """The text of `queries/<name>.sql` (runs unchanged on the lake and on Postgres)."""
+    path = QUERIES_DIR / f"{lake._check_name(name)}.sql"
+    if not path.exists():
+        raise FileNotFoundError(f"no query {name!r}: expected {path}; see {QUERIES_DIR} for the list")
+    return path.read_text(encoding="utf-8")
+
+
+def question(name: str) -> str:
+    """The question a query answers: its header's `-- Question:` line."""
+    for line in query_text(name).splitlines():
+        if line.lower().startswith("-- question:"):
+            return line.split(":", 1)[1].strip()
+    raise ValueError(f"queries/{name}.sql has no '-- Question:' header line")
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.lake.views", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--lake", help="lake root (default: ECOMM_LAKE_DIR or [paths] lake_dir)")
+    parser.add_argument("--sql", action="store_true", help="print the init script for `duckdb -init`")
+    args = parser.parse_args(argv)
+    if args.sql:
+        sys.stdout.write(init_sql(args.lake))
+        return 0
+    try:
+        con = open_lake(args.lake)
+    except FileNotFoundError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    root = args.lake or config.lake_dir()
+    print(f"lake {root if s3.is_remote(root) else Path(root).absolute()}")
+    for schema, view in relations(con):
+        try:
+            rows = con.execute(f"select count(*) from {_ident(schema, view)}").fetchone()[0]
+            print(f"  {schema}.{view}: {rows} rows")
+        except duckdb.Error:
+            print(f"  {schema}.{view}: no partitions yet")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,391 @@
+"""The quality gate: SodaCL checks on one load date's lake partitions, results written to the lake.
+
+`run_gate(D)` opens one DuckDB connection, exposes each gated table as a view over its partition
+file for D only (paths from `pipeline.lake`), scans `checks/<layer>/<table>.yml` for every table
+with soda-core-duckdb, and writes every check's result to `audit/dq_results/load_date=D` (atomic).
+
+- Variables reach the SodaCL files from here only (`gate_variables`): `${load_date}` after
+  `lake.parse_date`, timestamps Python formats itself, thresholds from `[checks]` in luigi.cfg.
+- Soda exit code 2 (fail) or 3 (error) blocks the date; 1 (warn) is recorded and the date goes on.
+  A checks file that parses to zero checks raises `NoChecksParsed`: a gate that checks nothing
+  must not pass. A table whose partition is missing is an error result (it blocks).
+- After the tables, `pipeline.quality.gate_views` adds views derived from the lake's audit partitions and
+  scans their files the same way: `source_loss` (how much of each source's delivery was quarantined
+  or rejected) and `source_volume` (records received against the median of earlier load dates).
+- `gate_passed(D)` reads the results partition back: the Luigi task's completion check.
+- `dq_failure_rows(result)` shapes warn/fail/error results for Postgres `audit.dq_failures`.
+
+The serving-side reconciliation (Postgres) lives in `pipeline.quality.serving_reconciliation`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import luigi
+import pyarrow as pa
+
+from pipeline import config, lake
+
+from pipeline.transform import sqlrun, staging
+from pipeline.quality.results import BLOCKING, CheckResult, NoChecksParsed
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "CheckResult", "GateResult", "NoChecksParsed", "QualityGateFailed", "checks", "dq_failure_rows",
+    "enforce_gate", "gate_passed", "gate_variables", "load_results", "run_gate",
+    "reconcile_serving", "ServingMismatch", "ServingCheckError", "compute_lake_figures",
+]
+_SERVING = ("reconcile_serving", "ServingMismatch", "ServingCheckError", "compute_lake_figures")
+
+
+def __getattr__(name: str) -> Any:
+    """The serving reconciliation lives in pipeline.quality.serving_reconciliation; re-exported here lazily."""
+    if name in _SERVING:
+        from pipeline.quality import serving_reconciliation
+
+        return getattr(checks_serving, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+DATA_SOURCE = "lake"
+# The gated tables, in scan order: view name -> lake layer. The view name is the table name, so the
+# SodaCL file checks/<layer>/<table>.yml says `checks for <table>:`.
+GATED_TABLES: dict[str, str] = {
+    "stg_orders": "staging",
+    "stg_events": "staging",
+    "dim_user": "warehouse",
+    "dim_product": "warehouse",
+    "fact_orders": "warehouse",
+    "fact_events": "warehouse",
+    "reconciliation": "audit",
+}
+# audit/reconciliation has one file per source; orders and events every day, catalogs on snapshot days.
+RECONCILED_SOURCES = ("stg_orders", "stg_events", "stg_products", "stg_users")
+REQUIRED_RECONCILED = ("stg_orders", "stg_events")
+
+DQ_RESULTS_SCHEMA = pa.schema([
+    ("load_date", pa.date32()),
+    ("check_name", pa.string()),
+    ("table_name", pa.string()),
+    ("check_type", pa.string()),
+    ("outcome", pa.string()),
+    ("value", pa.string()),
+    ("message", pa.string()),
+    ("checked_at", pa.timestamp("us")),
+])
+
+
+class checks(luigi.Config):  # noqa: N801 - luigi maps the class name to the [checks] section
+    """[checks]: the quality gate's thresholds (the seed system's rules as defaults)."""
+
+    checks_dir = luigi.Parameter(default="checks")  # relative to the repository root
+    orders_min_rows = luigi.IntParameter(default=100)
+    orders_max_rows = luigi.IntParameter(default=500_000)
+    events_min_rows = luigi.IntParameter(default=500)
+    events_max_rows = luigi.IntParameter(default=2_000_000)
+    unknown_product_warn_pct = luigi.FloatParameter(default=1.0)
+    unknown_product_fail_pct = luigi.FloatParameter(default=99.0)
+    freshness_warn_hours = luigi.IntParameter(default=24)
+    # gate views (pipeline.quality.gate_views): shares (%) of a source's received records (raw rows + rejected
+    # lines) thrown away, and its volume against the median of earlier load dates
+    lost_warn_pct = luigi.FloatParameter(default=5.0)
+    lost_fail_pct = luigi.FloatParameter(default=50.0)
+    rejected_warn_pct = luigi.FloatParameter(default=0.0)
+    rejected_fail_pct = luigi.FloatParameter(default=10.0)
+    volume_window = luigi.IntParameter(default=7)
+    volume_min_history = luigi.IntParameter(default=3)
+    volume_warn_low_ratio = luigi.FloatParameter(default=0.6)
+    volume_fail_low_ratio = luigi.FloatParameter(default=0.25)
+    volume_warn_high_ratio = luigi.FloatParameter(default=3.0)
+    serving_sslmode = luigi.Parameter(default="require")  # TCP to a non-loopback Postgres
+
+
+class QualityGateFailed(Exception):
+    """The quality gate blocked the date: a fail or error check."""
+
+    def __init__(self, result: GateResult) -> None:
+        self.result = result
+        lines = [
+            f"  {r.outcome.upper()} {r.table_name} | {r.check_name} | value {r.value if r.value is not None else '-'}"
+            f" | {r.message}"
+            for r in result.results if r.outcome in BLOCKING
+        ]
+        super().__init__(
+            f"the quality gate blocked {result.load_date}: {result.failed} failed, {result.errored} errored"
+            f" (every result in {lake.partition_file('audit', 'dq_results', result.load_date)});"
+            " fix the data or the model, then rerun the date:\n" + "\n".join(lines)
+        )
+
+
+@dataclasses.dataclass
+class GateResult:
+    """Every check result of one gate run (or of one serving reconciliation) for a load date."""
+
+    load_date: dt.date
+    results: list[CheckResult]
+    checked_at: dt.datetime
+
+    def count(self, outcome: str) -> int:
+        return sum(r.outcome == outcome for r in self.results)
+
+    @property
+    def passed(self) -> int:
+        return self.count("pass")
+
+    @property
+    def warned(self) -> int:
+        return self.count("warn")
+
+    @property
+    def failed(self) -> int:
+        return self.count("fail")
+
+    @property
+    def errored(self) -> int:
+        return self.count("error")
+
+    @property
+    def blocked(self) -> bool:
+        return self.failed + self.errored > 0
+
+    def raise_if_blocked(self) -> None:
+        """Raise QualityGateFailed (carrying this result) when a check failed or errored."""
+        if self.blocked:
+            raise QualityGateFailed(self)
+
+
+def checks_dir() -> Path:
+    """The root of the SodaCL files: [checks] checks_dir, relative to the repository root."""
+    path = Path(checks().checks_dir).expanduser()
+    return path if path.is_absolute() else config.REPO_ROOT / path
+
+
+def checks_file(layer: str, table: str, root: Path | None = None) -> Path:
+    """`checks/<layer>/<table>.yml`: the SodaCL file of a table (names as in the lake)."""
+    lake.table_dir(layer, table)  # refuses unknown layers and unsafe names
+    return (root or checks_dir()) / layer / f"{table}.yml"
+
+
+def _ts(value: dt.datetime) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def gate_variables(load_date: dt.date | str, *, catalog_covered: bool = True) -> dict[str, str]:
+    """The SodaCL variables of a date: the only values that reach the checks' SQL text.
+
+    Without any catalog snapshot on or before the date (`catalog_covered` false: dim_product has no
+    catalog member, only inferred ones) every product is unknown by construction; the unknown-product
+    share then warns but cannot fail (its fail threshold becomes 100 %), and dim_product.yml warns
+    that no catalog covers the date.
+
+    The day's boundaries are those of the business day ([model] business_timezone), as naive UTC
+    timestamps like the staged ones. `future_limit_ts` is the latest instant staging accepts at all
+    (`staging.timestamp_limits`): the end of the business day plus the tolerance, or later for a
+    timestamp written with the load date in a western offset (at most the day's end at UTC-14:00).
+    """
+    day = lake.parse_date(load_date)
+    settings = checks()
+    timezone = staging.business_timezone()  # validated: it reaches the checks' SQL text
+    day_start = staging.business_day_start(day, timezone)
+    day_end = staging.business_day_start(day + dt.timedelta(days=1), timezone)
+    future_limit = staging.timestamp_limits(day)["latest_accepted_ts"]
+    pcts = {name: _pct_pair(settings, name) for name in ("unknown_product", "lost", "rejected")}
+    warn_pct, fail_pct = pcts["unknown_product"]
+    volume = _volume_settings(settings)
+    return {
+        "load_date": day.isoformat(),
+        "business_timezone": timezone,
+        "day_start_ts": _ts(day_start),
+        "day_end_ts": _ts(day_end),
+        "future_limit_ts": _ts(future_limit),
+        # Soda's freshness "now": the end of the load date, so reruns of old dates judge the same way
+        "NOW": day_end.isoformat(),
+        "freshness_warn": f"{int(settings.freshness_warn_hours)}h",
+        "orders_min_rows": str(int(settings.orders_min_rows)),
+        "orders_max_rows": str(int(settings.orders_max_rows)),
+        "events_min_rows": str(int(settings.events_min_rows)),
+        "events_max_rows": str(int(settings.events_max_rows)),
+        "unknown_product_warn_pct": repr(warn_pct),
+        "unknown_product_fail_pct": repr(fail_pct if catalog_covered else 100.0),
+        "lost_warn_pct": repr(pcts["lost"][0]),
+        "lost_fail_pct": repr(pcts["lost"][1]),
+        "rejected_warn_pct": repr(pcts["rejected"][0]),
+        "rejected_fail_pct": repr(pcts["rejected"][1]),
+        **volume,
+    }
+
+
+def _pct_pair(settings: checks, name: str) -> tuple[float, float]:
+    """[checks] <name>_warn_pct and <name>_fail_pct, refused unless 0 <= warn <= fail <= 100."""
+    warn, fail = float(getattr(settings, f"{name}_warn_pct")), float(getattr(settings, f"{name}_fail_pct"))
+    if not 0 <= warn <= fail <= 100:
+        raise ValueError(f"[checks] needs 0 <= {name}_warn_pct <= {name}_fail_pct <= 100, got {warn} and {fail}")
+    return warn, fail
+
+
+def _volume_settings(settings: checks) -> dict[str, str]:
+    """The volume check's [checks] settings as variables, refused unless they make sense together."""
+    window, min_history = int(settings.volume_window), int(settings.volume_min_history)
+    fail_low, warn_low = float(settings.volume_fail_low_ratio), float(settings.volume_warn_low_ratio)
+    warn_high = float(settings.volume_warn_high_ratio)
+    if not 1 <= min_history <= window:
+        raise ValueError(f"[checks] needs 1 <= volume_min_history <= volume_window, got {min_history} and {window}")
+    if not 0 <= fail_low <= warn_low <= 1 <= warn_high:
+        raise ValueError("[checks] needs 0 <= volume_fail_low_ratio <= volume_warn_low_ratio <= 1 <="
+                         f" volume_warn_high_ratio, got {fail_low}, {warn_low} and {warn_high}")
+    return {
+        "volume_window": str(window),
+        "volume_min_history": str(min_history),
+        "volume_fail_low_ratio": repr(fail_low),
+        "volume_warn_low_ratio": repr(warn_low),
+        "volume_warn_high_ratio": repr(warn_high),
+    }
+
+
+def partition_files(table: str, load_date: dt.date) -> list[str]:
+    """The partition files of a gated table for a date that exist now (reconciliation: one per source)."""
+    layer = GATED_TABLES[table]
+    if table == "reconciliation":
+        candidates = [lake.partition_file(layer, table, load_date, source_table=s) for s in RECONCILED_SOURCES]
+    else:
+        candidates = [lake.partition_file(layer, table, load_date)]
+    return [path for path in candidates if lake.exists(path)]
+
+
+def _missing_partition(table: str, load_date: dt.date) -> CheckResult:
+    layer = GATED_TABLES[table]
+    if table == "reconciliation":
+        where = ", ".join(lake.partition_file(layer, table, load_date, source_table=s) for s in REQUIRED_RECONCILED)
+    else:
+        where = lake.partition_file(layer, table, load_date)
+    return CheckResult(
+        check_name=f"{table} partition exists", table_name=table, check_type="partition", outcome="error",
+        value=None, message=f"not evaluated: no partition for {load_date} ({where}); build it first, then rerun",
+    )
+
+
+def run_gate(load_date: dt.date | str, *, checks_root: Path | None = None) -> GateResult:
+    """Scan every gated table's partition of a date, write audit/dq_results, return the results.
+
+    Never raises for failing checks (see `GateResult.raise_if_blocked` / `enforce_gate`); raises
+    ValueError for a malformed date and NoChecksParsed for a checks file without checks.
+    """
+    from pipeline.quality.soda import add_duckdb, run_checks_file  # soda-core: imported when a gate runs
+
+    day = lake.parse_date(load_date)  # before anything reaches a scan
+    gate_variables(day)  # refuses bad [checks] settings before any work
+    root = checks_root or checks_dir()
+    checked_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    results: list[CheckResult] = []
+    with sqlrun.connect() as con:
+        present: list[str] = []
+        for table in GATED_TABLES:
+            files = partition_files(table, day)
+            if table == "reconciliation":
+                have = {os.path.basename(os.path.dirname(p)).split("=", 1)[1] for p in files}
+                files = files if set(REQUIRED_RECONCILED) <= have else []
+            if files:
+                # hive_partitioning off: the files carry load_date/source_table themselves
+                con.register(table, con.read_parquet(files, union_by_name=True, hive_partitioning=False))
+                present.append(table)
+            else:
+                results.append(_missing_partition(table, day))
+        variables = gate_variables(day, catalog_covered=_catalog_covered(con, present))
+        for table in present:
+            _, table_results = run_checks_file(
+                checks_file(GATED_TABLES[table], table, root), variables,
+                lambda scan: add_duckdb(scan, con, DATA_SOURCE), DATA_SOURCE, default_table=table,
+            )
+            results.extend(table_results)
+        # the derived views (how much each source threw away, its volume): pipeline.quality.gate_views
+        from pipeline.quality import gate_views
+
+        results.extend(gate_views.scan(con, day, variables, root, reconciled="reconciliation" in present))
+    result = GateResult(load_date=day, results=results, checked_at=checked_at)
+    write_results(result)
+    log = logger.warning if result.blocked else logger.info
+    log("quality gate %s: %s passed, %s warned, %s failed, %s errored%s", day, result.passed, result.warned,
+        result.failed, result.errored, " -> BLOCKED" if result.blocked else "")
+    return result
+
+
+def _catalog_covered(con: Any, present: list[str]) -> bool:
+    """Whether dim_product of the date has a catalog member (a snapshot on or before the date exists)."""
+    if "dim_product" not in present:
+        return True  # the strict default; the missing partition is an error anyway
+    try:
+        return con.execute("select count(*) from dim_product where not is_inferred").fetchall()[0][0] > 0
+    except Exception:  # noqa: BLE001 - a broken dim_product is reported by its schema check
+        return True
+
+
+def enforce_gate(load_date: dt.date | str) -> GateResult:
+    """Run the gate and raise QualityGateFailed if it blocked (the results are written either way)."""
+    result = run_gate(load_date)
+    result.raise_if_blocked()
+    return result
+
+
+def results_table(result: GateResult) -> pa.Table:
+    """The results as rows of audit/dq_results."""
+    rows = [dataclasses.asdict(r) for r in result.results]
+    columns: dict[str, list[Any]] = {name: [row[name] for row in rows] for name in (
+        "check_name", "table_name", "check_type", "outcome", "value", "message")}
+    return pa.table({
+        "load_date": [result.load_date] * len(rows),
+        **columns,
+        "checked_at": [result.checked_at] * len(rows),
+    }, schema=DQ_RESULTS_SCHEMA)
+
+
+def write_results(result: GateResult) -> int:
+    """Write audit/dq_results/load_date=D atomically (one row per check); return the row count."""
+    with sqlrun.connect() as con:
+        con.register("gate_results", results_table(result))
+        return sqlrun.copy_to_partition(
+            con, "select * from gate_results order by table_name, check_name", {},
+            lake.partition_file("audit", "dq_results", result.load_date), require_rows=True,
+        )
+
+
+def load_results(load_date: dt.date | str) -> GateResult | None:
+    """The gate results recorded for a date (None if the gate has not run for it)."""
+    day = lake.parse_date(load_date)
+    path = lake.partition_file("audit", "dq_results", day)
+    if not lake.exists(path):
+        return None
+    with sqlrun.connect() as con:
+        rows = con.execute(
+            "select check_name, table_name, check_type, outcome, value, message, checked_at"
+            " from read_parquet($p, hive_partitioning = false) order by table_name, check_name", {"p": path},
+        ).fetchall()
+    results = [CheckResult(*row[:6]) for row in rows]
+    checked_at = rows[0][6] if rows else dt.datetime.min
+    return GateResult(load_date=day, results=results, checked_at=checked_at)
+
+
+def gate_passed(load_date: dt.date | str) -> bool:
+    """True when the date's dq_results exist, hold at least one check and no fail or error."""
+    result = load_results(load_date)
+    return result is not None and bool(result.results) and not result.blocked
+
+
+def dq_failure_rows(result: GateResult) -> list[dict[str, Any]]:
+    """The warned, failed and errored results, shaped for Postgres audit.dq_failures."""
+    return [
+        {
+            "run_date": result.load_date,
+            "check_name": r.check_name,
+            "table_name": r.table_name,
+            "check_type": r.check_type,
+            "outcome": r.outcome,
+            "value": r.value,
+            "message": r.message,
+        }
+        for r in result.results if r.outcome != "pass"
+    ]

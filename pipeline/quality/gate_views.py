@@ -1,0 +1,234 @@
+"""The quality gate's derived views: how much of a date each source threw away, and its volume.
+
+`pipeline.quality.gate.run_gate` registers the date's table partitions as views, then calls `build()` here,
+which adds two views (temp tables) computed from the lake's audit partitions, and scans their SodaCL
+files (`checks/audit/<view>.yml`) like any gated table:
+
+- `source_loss` (sql/gate/source_loss.sql): per source reconciled for the date, the records received
+  (raw rows + lines the reader rejected, audit/rejected_lines) and the shares of them quarantined or
+  rejected. The denominator includes the rejected lines: a file whose lines were mostly rejected has
+  few raw rows, and raw alone would show a small loss.
+- `source_volume` (sql/gate/source_volume.sql): per daily source, the records received against the
+  median of the previous `[checks] volume_window` load dates that have a reconciliation record for it.
+
+Inputs are lake files only, never Postgres: the date's audit/reconciliation rows (the `reconciliation`
+view run_gate registers), earlier dates' audit/reconciliation rows (`reconciliation_history`: per
+source, the latest `volume_window` dates before the load date) and the row counts of the
+audit/rejected_lines partitions of all those dates (`rejected_line_counts`). A later date is never
+read, so rerunning a date judges it against the same history (unless an earlier date was restated).
+
+Soda records a measured value and a rule; `explain()` puts the counts behind a share or ratio into
+the message ("how many of how many", which source) with the check's `advice` attribute (what to do),
+and records a volume check without enough history as a warning "not evaluated" rather than an error
+that would block the first days of a lake.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from pipeline import lake
+
+from pipeline.transform import sqlrun
+from pipeline.quality.results import CheckResult
+from pipeline.quality.soda import add_duckdb, format_number, run_checks_file
+
+logger = logging.getLogger(__name__)
+
+# view name -> the lake layer whose checks folder holds its SodaCL file; scanned in this order
+VIEWS: dict[str, str] = {"source_loss": "audit", "source_volume": "audit"}
+# The daily feeds the volume check compares with their past. Catalogs are weekly snapshots whose size
+# legitimately jumps when the catalog grows; their losses are in source_loss.
+VOLUME_SOURCES = ("stg_orders", "stg_events")
+# audit/reconciliation and audit/bad_records name a source by its staging table (stg_orders),
+# audit/rejected_lines by its raw source as landing writes it (orders): sql/gate maps one to the other.
+REJECTED_COUNTS_SCHEMA = pa.schema([
+    ("load_date", pa.date32()), ("source_table", pa.string()), ("rejected_count", pa.int64()),
+])
+HISTORY_SCHEMA = pa.schema([("source_table", pa.string()), ("load_date", pa.date32()), ("raw_count", pa.int64())])
+
+
+def _partition_key(path: str, key: str) -> str | None:
+    """The value of a hive folder `<key>=<value>` in a partition file's path (None if absent)."""
+    for part in path.replace("\\", "/").split("/"):
+        if part.startswith(f"{key}="):
+            return part.split("=", 1)[1]
+    return None
+
+
+def _partition_date(path: str) -> dt.date | None:
+    """The load date of a partition file from its `load_date=YYYY-MM-DD` folder (None if not one)."""
+    try:
+        return lake.parse_date(_partition_key(path, "load_date") or "")
+    except ValueError:
+        return None
+
+
+def history_files(load_date: dt.date, window: int) -> list[str]:
+    """Per daily source, the audit/reconciliation files of the latest `window` load dates before `load_date`."""
+    files: list[str] = []
+    for source in VOLUME_SOURCES:
+        pattern = os.path.join(lake.table_dir("audit", "reconciliation"), "load_date=*",
+                               f"source_table={source}", lake.DATA_FILE)
+        dated = [(day, path) for path in lake.files_matching(pattern)
+                 if (day := _partition_date(path)) is not None and day < load_date]
+        files += [path for _, path in sorted(dated, reverse=True)[:window]]
+    return files
+
+
+def rejected_line_counts(con: duckdb.DuckDBPyConnection, dates: set[dt.date]) -> pa.Table:
+    """Rows of each audit/rejected_lines partition of the given dates: (load_date, raw source, count).
+
+    One listing of the table (one request per 1,000 partitions on object storage), then one count
+    per file of those dates, read from the Parquet footer.
+    """
+    pattern = os.path.join(lake.table_dir("audit", "rejected_lines"), "load_date=*", "source_table=*", lake.DATA_FILE)
+    rows: list[tuple[dt.date, str, int]] = []
+    for path in lake.files_matching(pattern):
+        day, source = _partition_date(path), _partition_key(path, "source_table")
+        if day in dates and source:
+            (count,), = con.execute("select count(*) from read_parquet($p, hive_partitioning = false)",
+                                    {"p": path}).fetchall()
+            rows.append((day, source, count))
+    return pa.table({
+        "load_date": [r[0] for r in rows], "source_table": [r[1] for r in rows], "rejected_count": [r[2] for r in rows],
+    }, schema=REJECTED_COUNTS_SCHEMA)
+
+
+def build(con: duckdb.DuckDBPyConnection, load_date: dt.date, variables: dict[str, str]) -> None:
+    """Create `source_loss` and `source_volume` on a gate connection that has the `reconciliation` view."""
+    window, min_history = int(variables["volume_window"]), int(variables["volume_min_history"])
+    history = history_files(load_date, window)
+    if history:
+        con.register("reconciliation_history", con.read_parquet(
+            history, union_by_name=True, hive_partitioning=False).select("source_table, load_date, raw_count"))
+    else:
+        con.register("reconciliation_history", HISTORY_SCHEMA.empty_table())
+    dates = {load_date} | {day for path in history if (day := _partition_date(path)) is not None}
+    con.register("rejected_line_counts", rejected_line_counts(con, dates))
+    params = {"load_date": load_date, "volume_window": window, "volume_min_history": min_history,
+              "volume_sources": list(VOLUME_SOURCES)}
+    for view in VIEWS:
+        sql = sqlrun.sql_text("gate", view)
+        con.execute(f"create or replace temp table {sqlrun.quote_ident(view)} as {sql}", sqlrun.bind(sql, params))
+    logger.info("gate views for %s: %s earlier reconciliation file(s) as volume history", load_date, len(history))
+
+
+def scan(con: duckdb.DuckDBPyConnection, load_date: dt.date, variables: dict[str, str], root: Path, *,
+         reconciled: bool) -> list[CheckResult]:
+    """Build the views on the gate's connection and scan `checks/audit/<view>.yml` for each.
+
+    They are computed from the date's reconciliation: without it (already an error result) each view
+    is an error too, never a pass.
+    """
+    from pipeline.quality.gate import DATA_SOURCE, checks_file
+
+    if not reconciled:
+        return [CheckResult(
+            check_name=f"{view} computed", table_name=view, check_type="partition", outcome="error", value=None,
+            message=f"not evaluated: {view} is computed from audit/reconciliation of {load_date}, which is"
+                    " missing; stage the date first, then rerun",
+        ) for view in VIEWS]
+    build(con, load_date, variables)
+    results: list[CheckResult] = []
+    for view, layer in VIEWS.items():
+        _, view_results = run_checks_file(
+            checks_file(layer, view, root), variables, lambda scan: add_duckdb(scan, con, DATA_SOURCE),
+            DATA_SOURCE, default_table=view,
+        )
+        results.extend(explain(con, view, view_results, variables))
+    return results
+
+
+def _rows(con: duckdb.DuckDBPyConnection, view: str) -> dict[str, dict[str, Any]]:
+    try:
+        cursor = con.execute(f"select * from {sqlrun.quote_ident(view)}")
+    except duckdb.Error:  # the view could not be built: its checks already say so
+        return {}
+    names = [d[0] for d in cursor.description]
+    return {row[0]: dict(zip(names, row)) for row in cursor.fetchall()}
+
+
+def _n(value: Any) -> str:
+    """A count or median as text with thousands separators: 2,000, 1,234.5."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, (int, float)):
+        return f"{value:,}"
+    return format_number(value) or "-"
+
+
+def _loss_detail(figure: str, source: str, row: dict[str, Any] | None, day: str) -> str:
+    if row is None or not row["received_count"]:
+        return f"{source}: no delivery for {day}, so nothing was thrown away"
+    received = f"{_n(row['received_count'])} records received for {day} (raw rows + rejected lines)"
+    if figure == "rejected":
+        return (f"{source}: the reader rejected {_n(row['rejected_count'])} of the {received}:"
+                f" {format_number(round(row['rejected_pct'], 2))} %")
+    return (f"{source}: {_n(row['lost_count'])} of the {received} were thrown away:"
+            f" {format_number(round(row['lost_pct'], 2))} % ({_n(row['quarantined_count'])} quarantined,"
+            f" {_n(row['rejected_count'])} rejected lines)")
+
+
+def _history_text(row: dict[str, Any]) -> str:
+    count = row["history_count"]
+    if not count:
+        return "no earlier load date with records in the lake"
+    span = (f"{row['history_first_date']}" if count == 1
+            else f"{row['history_first_date']} to {row['history_last_date']}")
+    return f"{count} earlier load date{'s' if count != 1 else ''} with records ({span})"
+
+
+def _volume_detail(source: str, row: dict[str, Any] | None, day: str, variables: dict[str, str]) -> str:
+    if row is None:
+        return f"{source}: not reconciled for {day}"
+    received = f"{_n(row['received_count'])} records received for {day} (raw rows + rejected lines)"
+    if not row["is_evaluated"]:
+        return (f"not evaluated: {source} has {_history_text(row)}, the volume check needs"
+                f" {variables['volume_min_history']} ([checks] volume_min_history) and applies once they are"
+                f" loaded; {received}")
+    return (f"{source}: {received}, {format_number(round(row['volume_ratio'], 3))} x the median of"
+            f" {_n(row['median_received_count'])} over {_history_text(row)}")
+
+
+def explain(con: duckdb.DuckDBPyConnection, view: str, results: list[CheckResult],
+            variables: dict[str, str]) -> list[CheckResult]:
+    """The view's check results with the counts in their messages and 'not evaluated' volume checks as warnings.
+
+    A check is matched to its source by its SodaCL attributes (`source_table`, `figure`); its
+    `advice` attribute is added when it warns or fails. Errors keep Soda's message as it is.
+    """
+    rows = _rows(con, view)
+    day = variables["load_date"]
+    explained = []
+    for result in results:
+        attributes = result.attributes or {}
+        source, figure = attributes.get("source_table"), attributes.get("figure")
+        row = rows.get(source) if source else None
+        if figure == "volume" and row is not None and not row["is_evaluated"] and result.value is None:
+            # no median to compare with yet (Soda measured nothing): recorded as such, never a pass,
+            # and not an error that would block the first days of a lake
+            explained.append(dataclasses.replace(
+                result, outcome="warn", message=_volume_detail(source, row, day, variables)))
+            continue
+        if not source or not figure or result.outcome == "error":
+            explained.append(result)
+            continue
+        if figure == "volume":
+            detail = _volume_detail(source, row, day, variables)
+        else:
+            detail = _loss_detail(figure, source, row, day)
+        advice = attributes.get("advice") if result.outcome in ("warn", "fail") else None
+        rule = result.message
+        if result.metric:  # the rule is enough; the metric's SQL expression is in the checks file
+            rule = rule.split(f"; {result.metric} = ", 1)[0]
+        message = detail + (f". {advice}" if advice else "") + f" [{rule}]"
+        explained.append(dataclasses.replace(result, message=message))
+    return explained

@@ -1,0 +1,33 @@
+"""The records of a quality check, without soda-core: cheap to import.
+
+`pipeline.quality.gate` needs them to tell whether a date's gate passed (Luigi asks that of every date
+while it schedules), which must not pull in soda-core's ~0.7 s of imports; `pipeline.quality.soda`
+fills them from Soda's scans (and re-exports them).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+OUTCOMES = ("pass", "warn", "fail", "error")
+BLOCKING = ("fail", "error")
+
+
+class NoChecksParsed(Exception):
+    """A checks file parsed to zero checks: a gate that checks nothing must not pass."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckResult:
+    """The outcome of one check: what was checked, the measured value and why it passed or not."""
+
+    check_name: str
+    table_name: str
+    check_type: str  # the metric: row_count, duplicate_count, schema, freshness, user-defined, ...
+    outcome: str  # pass | warn | fail | error
+    value: str | None  # the measured value, as text
+    message: str
+    metric: str | None = None  # Soda's metric name (not persisted): lets callers map a result to a figure
+    # the check's SodaCL `attributes`, variables resolved (not persisted): e.g. which source a gate
+    # view's check is about, and the advice its message gives (pipeline.quality.gate_views)
+    attributes: dict[str, Any] | None = dataclasses.field(default=None, compare=False, hash=False)

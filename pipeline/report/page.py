@@ -1,0 +1,283 @@
+"""The daily report: one self-contained HTML page per date, from the Postgres serving layer.
+
+    uv run python -m pipeline report --date 2025-12-15 [--out reports/daily_report_2025-12-15.html]
+
+The page needs nothing but a browser: inline CSS, inline SVG charts (`pipeline.report.svg`), no
+script, no font, no image, no link to fetch. It shows the day's KPIs (orders, gross and net revenue,
+average order value, events, active users, conversion) with the change from the day before, the
+revenue of the 14 days up to the date, the funnel, the data-quality status (checks passed, warned,
+failed; quarantined rows by reason) and the rows per layer. Sales and events are by calendar date
+(UTC), pipeline figures by load date. Every figure is also in a `data-value` attribute, exactly as
+Postgres returned it, for tools that read the page.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import os
+import sys
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from pipeline import config, lake
+
+from pipeline.serving import pg
+
+from pipeline.report import data as report_data, svg as report_svg
+from pipeline.report.data import NothingToReport, ReportData
+from pipeline.report.svg import esc
+
+logger = logging.getLogger(__name__)
+
+CSS = """
+:root { color-scheme: light; }
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #222; margin: 0; background: #f6f7f9; }
+main { max-width: 800px; margin: 0 auto; padding: 24px 28px 40px; background: #fff; }
+h1 { font-size: 22px; margin: 0 0 4px; }
+h2 { font-size: 16px; margin: 28px 0 10px; border-bottom: 1px solid #e3e3e3; padding-bottom: 4px; }
+.meta, .note { color: #666; font-size: 12px; }
+.banner { padding: 8px 12px; border-radius: 6px; margin: 12px 0; }
+.banner.bad { background: #fdecea; color: #7b241c; } .banner.good { background: #eaf6ee; color: #245c37; }
+.kpis { display: grid; grid-template-columns: repeat(4, 1fr); gap: 10px; margin-top: 16px; }
+.kpi { border: 1px solid #e3e3e3; border-radius: 8px; padding: 10px 12px; }
+.kpi .label { display: block; color: #666; font-size: 12px; }
+.kpi .value { display: block; font-size: 20px; font-weight: 600; font-variant-numeric: tabular-nums; }
+.kpi .delta { font-size: 12px; color: #666; } .delta.up { color: #245c37; } .delta.down { color: #a93226; }
+table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
+th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid #eee; font-size: 13px; vertical-align: top; }
+td.num, th.num { text-align: right; }
+.pill { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 12px; font-weight: 600; }
+.pill.pass { background: #eaf6ee; color: #245c37; } .pill.warn { background: #fdf3e1; color: #8a5a0b; }
+.pill.fail, .pill.error { background: #fdecea; color: #7b241c; }
+svg.chart { display: block; max-width: 100%; height: auto; margin: 6px 0; }
+"""
+
+
+# ------------------------------------------------------------------------------------- formatting
+def money(value: Any) -> str:
+    return "–" if value is None else f"{Decimal(value):,.2f}"
+
+
+def count(value: Any) -> str:
+    return "–" if value is None else f"{int(value):,}"
+
+
+def percent(value: Any) -> str:
+    return "–" if value is None else f"{Decimal(value):.2f} %"
+
+
+KPIS = (  # column of daily_kpis.sql, label, formatter
+    ("order_count", "Orders", count),
+    ("gross_revenue", "Gross revenue", money),
+    ("net_revenue", "Net revenue", money),
+    ("avg_order_value", "Average order value", money),
+    ("event_count", "Events", count),
+    ("active_users", "Active users", count),
+    ("purchasing_users", "Buyers", count),
+    ("conversion_rate", "Conversion", percent),
+)
+
+
+def _delta(current: Any, before: Any) -> str:
+    """The change from the day before, in %, or nothing when there is no base to compare with."""
+    if current is None or before is None or Decimal(before) == 0:
+        return '<span class="delta">&nbsp;</span>'
+    change = (Decimal(current) - Decimal(before)) * 100 / Decimal(before)
+    direction = "up" if change > 0 else "down" if change < 0 else "flat"
+    arrow = {"up": "▲", "down": "▼", "flat": "="}[direction]
+    size = f"{abs(change):.1f} %" if abs(change) >= Decimal("0.05") or not change else "< 0.1 %"
+    return f'<span class="delta {direction}" data-delta="{change:.2f}">{arrow} {size} vs day before</span>'
+
+
+def _kpi_cards(data: ReportData) -> str:
+    kpis, before = data.kpis or {}, data.previous or {}
+    cards = []
+    for key, label, fmt in KPIS:
+        value = kpis.get(key)
+        cards.append(
+            f'<div class="kpi" data-kpi="{key}" data-value="{esc("" if value is None else value)}">'
+            f'<span class="label">{esc(label)}</span><span class="value">{esc(fmt(value))}</span>'
+            f"{_delta(value, before.get(key))}</div>")
+    return f'<div class="kpis">{"".join(cards)}</div>'
+
+
+def _trend(data: ReportData) -> str:
+    by_date = {row["kpi_date"]: row for row in data.trend}
+    days = data.trend_days
+    gross = [by_date[d]["gross_revenue"] if d in by_date else None for d in days]
+    net = [by_date[d]["net_revenue"] if d in by_date else None for d in days]
+    return report_svg.column_chart(
+        "revenue-trend", f"Gross and net revenue, {days[0]} to {days[-1]}", [d.isoformat() for d in days],
+        [("gross revenue", gross), ("net revenue", net)], labels=[d.strftime("%m-%d") for d in days],
+        highlight=data.day.isoformat(), fmt=money)
+
+
+FUNNEL_STEPS = (
+    ("active_users", "Active users"),
+    ("users_viewed_product", "Viewed a product"),
+    ("users_added_to_cart", "Added to cart"),
+    ("users_checked_out", "Checked out"),
+    ("users_purchased", "Purchased"),
+)
+
+
+def _funnel(data: ReportData) -> str:
+    if not data.funnel:
+        return '<p class="note">No events on this date.</p>'
+    first = data.funnel["active_users"] or 0
+    rows = [(label, data.funnel[key]) for key, label in FUNNEL_STEPS]
+    notes = [f"{Decimal(100 * value) / first:.1f} % of active" if first else "" for _, value in rows]
+    chart = report_svg.bar_list("funnel", f"Funnel on {data.day}", rows, fmt=count, notes=notes, key="step")
+    rates = (f'<p class="note">Add-to-cart rate {esc(percent(data.funnel["atc_rate"]))} · cart-to-purchase'
+             f' {esc(percent(data.funnel["conversion_rate"]))} · visit-to-purchase'
+             f' {esc(percent(data.funnel["visit_to_purchase_rate"]))}</p>')
+    return chart + rates
+
+
+def _quality(data: ReportData) -> str:
+    warned, failed, errored = (data.count_outcome(o) for o in ("warn", "fail", "error"))
+    status = "fail" if failed or errored else "warn" if warned else "pass"
+    passed = data.checks_passed
+    parts = [
+        f'<p>Quality gate: <span class="pill {status}" data-gate="{status}">{status.upper()}</span> '
+        f'<span data-checks-passed="{esc("" if passed is None else passed)}">{esc(count(passed))} passed</span> · '
+        f'<span data-checks-warned="{warned}">{warned} warned</span> · '
+        f'<span data-checks-failed="{failed}">{failed} failed</span> · '
+        f'<span data-checks-errored="{errored}">{errored} errored</span></p>',
+        report_svg.stacked_bar("checks", f"Quality checks of {data.day}", [
+            ("passed", passed or 0, "pass"), ("warned", warned, "warn"), ("failed", failed, "fail"),
+            ("errored", errored, "error")]),
+    ]
+    if passed is None:
+        parts.append('<p class="note">Passed checks come from the lake\'s gate results, not available here;'
+                     " Postgres keeps only the checks that warned, failed or errored.</p>")
+    if data.check_outcomes:
+        rows = "".join(
+            f'<tr data-check="{esc(r["check_name"])}"><td><span class="pill {esc(r["outcome"])}">{esc(r["outcome"])}'
+            f'</span></td><td>{esc(r["table_name"])}</td><td>{esc(r["check_name"])}</td>'
+            f'<td class="num">{esc(r["value"] if r["value"] is not None else "–")}</td>'
+            f'<td>{esc(r["message"] or "")}</td></tr>'
+            for r in data.check_outcomes)
+        parts.append("<table><thead><tr><th>outcome</th><th>table</th><th>check</th><th class=num>value</th>"
+                     f"<th>message</th></tr></thead><tbody>{rows}</tbody></table>")
+    total = sum(r["row_count"] for r in data.quarantine)
+    parts.append(f'<h3>Quarantined rows: <span data-quarantined="{total}">{count(total)}</span>'
+                 f' · rejected lines: <span data-rejected-lines="{data.rejected_lines}">'
+                 f"{count(data.rejected_lines)}</span></h3>")
+    parts.append(report_svg.bar_list(
+        "quarantine", f"Quarantined rows by reason, {data.day}",
+        [(f'{r["source_table"]}: {r["reason_code"]}', r["row_count"]) for r in data.quarantine],
+        fmt=count, key="reason", series_class="series-3"))
+    return "".join(parts)
+
+
+LAYER_COLUMNS = (("raw", "raw_{}_count"), ("staged", "staging_{}_count"), ("quarantined", "quarantined_{}_count"),
+                 ("duplicates", "duplicate_{}_count"), ("facts", "fact_{}_count"))
+
+
+def _layers(data: ReportData) -> str:
+    m = data.metrics
+    if not m:
+        return '<p class="note">No daily_metrics row: the date is not published.</p>'
+    head = "".join(f'<th class="num">{esc(name)}</th>' for name, _ in LAYER_COLUMNS)
+    body = "".join(
+        f'<tr data-source="{source}"><th>{source}</th>'
+        + "".join(f'<td class="num" data-layer="{name}" data-value="{esc(m[col.format(source)])}">'
+                  f"{count(m[col.format(source)])}</td>" for name, col in LAYER_COLUMNS)
+        + "</tr>" for source in ("orders", "events"))
+    chart = report_svg.column_chart(
+        "layers", f"Rows per layer, load date {data.day}", [name for name, _ in LAYER_COLUMNS],
+        [(source, [m[col.format(source)] for _, col in LAYER_COLUMNS]) for source in ("orders", "events")],
+        fmt=count, height=220)
+    runtime = m.get("runtime_seconds")
+    extra = (f'<p class="note">Unknown-product share {Decimal(m["unknown_product_share"] or 0) * 100:.2f} %'
+             + (f' · pipeline runtime <span data-runtime="{runtime}">{runtime:.1f} s</span>' if runtime else "")
+             + "</p>")
+    return f"<table><thead><tr><th></th>{head}</tr></thead><tbody>{body}</tbody></table>{chart}{extra}"
+
+
+def _banner(data: ReportData) -> str:
+    if data.published:
+        at = data.published["published_at"]
+        return (f'<p class="banner good" data-published="true">Published {esc(at.strftime("%Y-%m-%d %H:%M UTC"))}'
+                f' (run {esc(data.published.get("run_id") or "–")}).</p>')
+    return ('<p class="banner bad" data-published="false">Not published: the quality gate blocked this date or'
+            " the pipeline has not finished it. The checks below say why.</p>")
+
+
+def render(data: ReportData, generated_at: dt.datetime | None = None) -> str:
+    """The report page for `data`, as one HTML document."""
+    generated = (generated_at or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%d %H:%M UTC")
+    day = data.day
+    return f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Daily report {day}</title>
+<style>{CSS}</style>
+</head>
+<body>
+<main data-report-date="{day}">
+<h1>Daily report · {day} ({day.strftime("%A")})</h1>
+<p class="meta">From the serving Postgres ({esc(data.source)}) · generated {generated}</p>
+{_banner(data)}
+<section id="kpis"><h2>The day in numbers</h2>{_kpi_cards(data)}
+<p class="note">Orders and revenue by order date, events and users by event date (UTC). Gross revenue: every
+order; net: sold statuses only. Conversion: users with a purchase / active users.</p></section>
+<section id="trend"><h2>Revenue, 14 days to {day}</h2>{_trend(data)}</section>
+<section id="funnel"><h2>Funnel</h2>{_funnel(data)}</section>
+<section id="quality"><h2>Data quality (load date {day})</h2>{_quality(data)}</section>
+<section id="layers"><h2>Rows per layer (load date {day})</h2>{_layers(data)}</section>
+<p class="note">Figures from queries/daily_kpis.sql and queries/conversion_funnel.sql (the same files run on the lake),
+warehouse.daily_metrics and the audit schema.</p>
+</main>
+</body>
+</html>
+"""
+
+
+def default_out(day: dt.date) -> Path:
+    return config.REPO_ROOT / "reports" / f"daily_report_{day.isoformat()}.html"
+
+
+def write(day: dt.date, out: Path | None = None) -> Path:
+    """Write the report of `day` (atomically) and return its path."""
+    data = report_data.load(day)
+    target = Path(out) if out is not None else default_out(day)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = lake.temp_path(str(target))
+    Path(tmp).write_text(render(data), encoding="utf-8")
+    os.replace(tmp, target)
+    logger.info("wrote the daily report of %s to %s", day, target)
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipeline report", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--date", required=True, help="the date to report, YYYY-MM-DD")
+    parser.add_argument("--out", help="where to write the page (default: reports/daily_report_<date>.html)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        day = lake.parse_date(args.date)
+    except ValueError as err:
+        parser.error(str(err))
+    try:
+        path = write(day, Path(args.out) if args.out else None)
+    except (NothingToReport, pg.EmbeddedServerError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except psycopg.OperationalError as err:
+        print(f"error: cannot reach the serving Postgres ({pg.redact(pg.dsn())}): {err}".strip(), file=sys.stderr)
+        return 1
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,210 @@
+"""The Postgres serving schema: versioned migrations from `sql/serving/NNN_name.sql`, and roles.
+
+`apply_schema(conn)` applies, in file order, every migration not yet recorded in
+`audit.schema_migrations`, each together with its record (a savepoint of one transaction, which
+commits the migrations that succeeded). The pipeline lock `schema` (`pipeline.serving.locks`, a row
+lock a BI login cannot take) serialises concurrent appliers (two pipeline workers starting at
+once); a migration's own lock waits are bounded and retried (`locks.retrying`), so a BI session
+idle in a transaction neither stalls it nor makes BI queries queue behind it for long. A recorded
+migration whose file has since changed is refused: migrations are append-only, so add a new file
+(e.g. `006_add_column.sql` with `alter table ... add column if not exists`) instead of editing one.
+Roles (ecomm_reader, ecomm_writer, bi_reader) are created by their own migration.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import random
+import re
+import time
+from pathlib import Path
+
+import psycopg
+from psycopg import pq
+
+from pipeline import config
+
+from pipeline.serving import locks
+
+logger = logging.getLogger(__name__)
+
+SERVING_SQL_DIR = config.REPO_ROOT / "sql" / "serving"
+MIGRATION_FILE = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
+BOOTSTRAP = locks.BOOTSTRAP + """
+create schema if not exists audit;
+create table if not exists audit.schema_migrations (
+    version integer primary key,
+    name text not null,
+    checksum text not null,
+    applied_at timestamptz not null default now()
+);
+comment on table audit.schema_migrations is
+    'Serving-schema migrations applied to this database. Grain: one row per sql/serving/NNN_name.sql file.';
+comment on column audit.schema_migrations.version is 'NNN, the file''s number; files are applied in this order.';
+comment on column audit.schema_migrations.name is 'The file name without number and extension.';
+comment on column audit.schema_migrations.checksum is 'sha256 of the file (line endings normalised) when it was applied.';
+comment on column audit.schema_migrations.applied_at is 'When it was applied.';
+"""
+
+
+class MigrationError(RuntimeError):
+    """The serving schema could not be brought up to date."""
+
+
+class MigrationChanged(MigrationError):
+    """An already-applied migration file was edited; add a new migration instead."""
+
+
+class MigrationFileInvalid(MigrationError):
+    """A file in the migrations folder is misnamed or two files share a version number."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Migration:
+    """One `NNN_name.sql` file."""
+
+    version: int
+    name: str
+    path: Path
+    checksum: str
+
+    def text(self) -> str:
+        return self.path.read_text(encoding="utf-8")
+
+
+def _checksum(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes().replace(b"\r\n", b"\n")).hexdigest()
+
+
+def migrations(sql_dir: Path | str = SERVING_SQL_DIR) -> list[Migration]:
+    """The migration files of `sql_dir`, in version order."""
+    found: dict[int, Migration] = {}
+    for path in sorted(Path(sql_dir).glob("*.sql")):
+        match = MIGRATION_FILE.match(path.name)
+        if not match:
+            raise MigrationFileInvalid(f"{path}: migration files are named NNN_lower_snake_name.sql")
+        version = int(match.group(1))
+        if version in found:
+            raise MigrationFileInvalid(f"{path} and {found[version].path} share version {version:03d}")
+        found[version] = Migration(version, match.group(2), path, _checksum(path))
+    return [found[v] for v in sorted(found)]
+
+
+def applied(conn: psycopg.Connection) -> dict[int, tuple[str, str]]:
+    """version -> (name, checksum) of the migrations recorded in the database."""
+    exists = conn.execute("select to_regclass('audit.schema_migrations') is not null").fetchone()[0]
+    if not exists:
+        return {}
+    rows = conn.execute("select version, name, checksum from audit.schema_migrations").fetchall()
+    return {version: (name, checksum) for version, name, checksum in rows}
+
+
+def apply_schema(conn: psycopg.Connection, sql_dir: Path | str = SERVING_SQL_DIR) -> list[str]:
+    """Apply the pending migrations of `sql_dir`; return the file names applied (may be empty)."""
+    files = migrations(sql_dir)
+    if conn.info.transaction_status != pq.TransactionStatus.IDLE:
+        raise MigrationError("apply_schema needs a connection outside any transaction (commit or roll back first)")
+    was_autocommit = conn.autocommit
+    conn.autocommit = True
+    try:
+        _bootstrap(conn)
+        failure: MigrationError | None = None
+        with conn.transaction():
+            locks.hold(conn, locks.SCHEMA_KEY)
+            applied_now, failure = _apply_locked(conn, files)
+        if failure is not None:
+            raise failure
+        if applied_now:
+            logger.info("serving schema now at %03d (%d migration(s) applied)", files[-1].version, len(applied_now))
+        return applied_now
+    finally:
+        conn.autocommit = was_autocommit
+
+
+def _bootstrap(conn: psycopg.Connection, attempts: int = 10) -> None:
+    """Create the migrations record and the lock table if missing (before any lock can be taken).
+
+    Appliers creating them at once collide on Postgres's catalogs (a unique violation, "already
+    exists", "tuple concurrently updated"): the loser rolls back, waits a moment and looks again.
+    """
+    for attempt in range(1, attempts + 1):
+        if conn.execute("select to_regclass('audit.schema_migrations') is not null"
+                        " and to_regclass('pipeline_lock.locks') is not null").fetchone()[0]:
+            return
+        try:
+            with conn.transaction():
+                conn.execute(BOOTSTRAP)
+            return
+        except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateObject, psycopg.errors.DuplicateTable,
+                psycopg.errors.DuplicateSchema, psycopg.errors.InternalError) as err:
+            if attempt == attempts or (isinstance(err, psycopg.errors.InternalError)
+                                       and "concurrently" not in str(err)):
+                raise
+            logger.debug("serving bootstrap collided with a concurrent applier (%s); looking again", err)
+            time.sleep(random.uniform(0.05, 0.2))
+
+
+def _apply_locked(conn: psycopg.Connection, files: list[Migration]) -> tuple[list[str], MigrationError | None]:
+    """Apply the pending files (the caller holds the schema lock); stop at the first that fails."""
+    done = applied(conn)
+    for migration in files:
+        recorded = done.get(migration.version)
+        if recorded is not None and recorded[1] != migration.checksum:
+            raise MigrationChanged(
+                f"{migration.path.name} was applied (as {migration.version:03d}_{recorded[0]}) but has changed"
+                " since; restore it and put the change in a new migration file"
+            )
+        if recorded is not None and recorded[0] != migration.name:
+            raise MigrationChanged(
+                f"{migration.path.name}: version {migration.version:03d} was applied as {recorded[0]!r};"
+                " do not rename applied migrations"
+            )
+    unknown = sorted(set(done) - {m.version for m in files})
+    if unknown:
+        logger.warning("database has migrations this code does not know: %s (newer code ran here?)",
+                       ", ".join(f"{v:03d}_{done[v][0]}" for v in unknown))
+    applied_now = []
+    for migration in files:
+        if migration.version in done:
+            continue
+        logger.info("applying serving migration %s", migration.path.name)
+
+        def run(migration: Migration = migration) -> None:
+            conn.execute(migration.text())
+            conn.execute(
+                "insert into audit.schema_migrations (version, name, checksum) values (%s, %s, %s)",
+                [migration.version, migration.name, migration.checksum],
+            )
+
+        try:
+            # the tables a migration alters are read by BI: bounded lock waits, retried
+            locks.retrying(conn, f"migration {migration.path.name}", run, _relations(conn, migration.text()))
+        except (psycopg.Error, locks.LockWaitTimeout) as err:
+            return applied_now, MigrationError(f"{migration.path}: {err}".strip())
+        applied_now.append(migration.path.name)
+    return applied_now, None
+
+
+_QUALIFIED = re.compile(r"\b((?:warehouse|audit|preload|quarantine|pipeline_lock)\.[a-z_][a-z0-9_]*)\b")
+
+
+def _relations(conn: psycopg.Connection, text: str) -> list[str]:
+    """The existing relations a migration's text names (schema.name), for lock messages."""
+    names = sorted(set(_QUALIFIED.findall(text.lower())))
+    if not names:
+        return []
+    found = conn.execute("select n from unnest(%s::text[]) as n where to_regclass(n) is not null", [names]).fetchall()
+    return [n for (n,) in found]
+
+
+_ensured: set[str] = set()
+
+
+def ensure_schema(conn: psycopg.Connection, sql_dir: Path | str = SERVING_SQL_DIR) -> None:
+    """apply_schema once per process and database (publish calls this before its first write)."""
+    key = f"{conn.info.host}:{conn.info.port}/{conn.info.dbname}|{Path(sql_dir).resolve()}"
+    if key in _ensured:
+        return
+    apply_schema(conn, sql_dir)
+    _ensured.add(key)

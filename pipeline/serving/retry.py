@@ -1,0 +1,132 @@
+"""Which Postgres failures can heal, and the bounded retry of the tasks that write to Postgres.
+
+Luigi retries a failed task as a whole and cannot tell one exception from another, so the Publish
+and Preload tasks have `retry_count = 1` and retry inside the task (`call`), only what can heal:
+
+- the server cannot be reached or is not ready yet: connection refused, timed out or dropped,
+  "the database system is starting up / shutting down / in recovery", too many clients
+  (SQLSTATE class 08, 57P01, 57P02, 57P03, 53300, or libpq's connection errors, which have none);
+- a lock wait that timed out (55P03), a serialization failure (40001), a deadlock (40P01).
+
+Everything else fails at once with its reason: a data error (SQLSTATE class 22), a constraint
+violation (class 23), a program limit (54000, e.g. an index row too large), a missing or invalid
+lake partition, a server that answers but refuses us (unknown database or role, wrong password).
+
+Attempts and backoff come from `[publish]` (attempts, retry_backoff_seconds doubling up to
+retry_backoff_max_seconds). Every retry logs one line: what failed, that it will retry, and when.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import psycopg
+
+from pipeline.serving.settings import publish as publish_settings
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+TRANSIENT_SQLSTATES = frozenset({
+    "55P03",  # lock_not_available (lock_timeout)
+    "40001",  # serialization_failure
+    "40P01",  # deadlock_detected
+    "57P01",  # admin_shutdown
+    "57P02",  # crash_shutdown
+    "57P03",  # cannot_connect_now (starting up)
+    "53300",  # too_many_connections
+})
+TRANSIENT_CLASSES = frozenset({"08"})  # connection_exception
+
+# What a server says when it is there but cannot take a connection now (libpq gives no SQLSTATE)
+_TRANSIENT_FATAL = ("the database system is starting up", "the database system is shutting down",
+                    "the database system is in recovery mode", "too many clients", "remaining connection slots")
+
+
+def postgres_unreachable(err: psycopg.OperationalError) -> bool:
+    """Whether a connection error is transient (no answer, refused, starting up), not a wrong setting.
+
+    A server that answers with FATAL (unknown database or role, wrong password) is misconfigured:
+    retrying will not help. libpq gives no SQLSTATE for connection errors, hence the text.
+    """
+    text = str(err)
+    return "FATAL:" not in text or any(reason in text for reason in _TRANSIENT_FATAL)
+
+
+def _causes(err: BaseException):
+    """The exception and what it was raised from (explicit cause, else unsuppressed context)."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+
+
+def transient(err: BaseException) -> bool:
+    """Whether retrying the operation that raised `err` can succeed (see module doc).
+
+    An exception may decide for itself with a class attribute `retryable` (True/False); otherwise
+    the first Postgres error it was raised from decides.
+    """
+    for current in _causes(err):
+        verdict = getattr(current, "retryable", None)
+        if verdict is not None:
+            return bool(verdict)
+        if isinstance(current, psycopg.Error):
+            state = current.sqlstate
+            if state:
+                return state in TRANSIENT_SQLSTATES or state[:2] in TRANSIENT_CLASSES
+            return isinstance(current, psycopg.OperationalError) and postgres_unreachable(current)
+    return False
+
+
+def backoff(attempt: int, first: float, cap: float) -> float:
+    """Seconds to wait after failed attempt `attempt` (1-based): first, 2 x first, 4 x first ..., at most cap."""
+    return max(0.0, min(cap, first * 2 ** (attempt - 1)))
+
+
+def one_line(err: BaseException, limit: int = 300) -> str:
+    """The first line of an error, for a log line."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def retry_note(attempt: int, attempts: int, delay: float) -> str:
+    """'attempt k of n at HH:MM:SS (in Ns)': when the next attempt starts (local time)."""
+    at = (dt.datetime.now() + dt.timedelta(seconds=delay)).strftime("%H:%M:%S")
+    return f"attempt {attempt} of {attempts} at {at} (in {delay:g}s)"
+
+
+def call(action: Callable[[], T], what: str, *, notify: Callable[[str], None] | None = None) -> T:
+    """Run `action`; retry it while it fails transiently, [publish] attempts in all; re-raise the rest.
+
+    `what` names the operation in the log ("publishing 2025-12-14"); `notify`, if given, receives
+    each retry line too (e.g. the task's status in the scheduler UI).
+    """
+    settings = publish_settings()
+    attempts = max(1, int(settings.attempts))
+    for attempt in range(1, attempts + 1):
+        try:
+            return action()
+        except Exception as err:
+            if not transient(err):
+                raise
+            if attempt >= attempts:
+                logger.error("%s failed again (%s); this kind of failure can heal, but all %d attempts are used up",
+                             what, one_line(err), attempts)
+                err.add_note(f"gave up after {attempts} attempts ([publish] attempts)")
+                raise
+            delay = backoff(attempt, settings.retry_backoff_seconds, settings.retry_backoff_max_seconds)
+            detail = one_line(err)
+            failed = detail if detail.startswith(f"{what} failed") else f"{what} failed: {detail}"
+            line = f"{failed}; this can heal, will retry: {retry_note(attempt + 1, attempts, delay)}"
+            logger.warning("%s", line)
+            if notify is not None:
+                notify(line)
+            time.sleep(delay)
+    raise AssertionError("unreachable")  # the loop returns or raises

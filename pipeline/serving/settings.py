@@ -1,0 +1,50 @@
+"""Settings for the Postgres serving layer: the [postgres] and [publish] sections of luigi.cfg.
+
+Only non-secret values live here. Where to connect comes from ECOMM_PG_DSN or the libpq PG*
+variables (and passwords from .pgpass); without either, the pipeline uses the embedded server
+described by this section. Environment variables win over the file (see pipeline.config).
+"""
+from __future__ import annotations
+
+import luigi
+
+
+class postgres(luigi.Config):  # noqa: N801 - luigi maps the class name to the [postgres] section
+    """[postgres]: the embedded development server and connection defaults."""
+
+    embedded_dir = luigi.Parameter(default=".pgdata")  # relative to the repository root
+    embedded_port = luigi.IntParameter(default=54320)  # TCP port on 127.0.0.1 (and the socket name)
+    database = luigi.Parameter(default="ecomm")
+    superuser = luigi.Parameter(default="postgres")  # the embedded server's bootstrap user
+    statement_timeout = luigi.Parameter(default="0")  # Postgres interval text; "0" = no limit
+    lock_timeout = luigi.Parameter(default="0")
+    connect_timeout = luigi.IntParameter(default=10)  # seconds
+    start_timeout = luigi.IntParameter(default=60)  # seconds for pg_ctl start/stop to finish
+    application_name = luigi.Parameter(default="ecomm-pipeline")
+    # Server settings for the embedded server only (a single-node dev/CI server: no replicas, no
+    # archiving). wal_level=minimal lets publish's COPY into a table created in the same transaction,
+    # and its index builds, skip WAL; a larger max_wal_size avoids checkpoints in mid-load.
+    server_options = luigi.Parameter(default="-c wal_level=minimal -c max_wal_senders=0 -c max_wal_size=2GB")
+
+
+class publish(luigi.Config):  # noqa: N801 - [publish]
+    """[publish]: how the lake's partitions are streamed into Postgres, and how long publish waits.
+
+    Lock waits (see `pipeline.serving.locks`): a lock on a relation BI can read is waited for at most
+    `lock_timeout` at a time, then let go (so BI queries queued behind the request go on) and asked
+    for again after a backoff, `lock_attempts` times in all. A lock only pipeline processes take
+    (the date's, the global bookkeeping one, the migrations') is waited for up to
+    `pipeline_lock_timeout`. Transient failures (see `pipeline.serving.retry`) of a publish or preload
+    are retried inside the task, `attempts` times in all, with a doubling backoff.
+    """
+
+    copy_batch_rows = luigi.IntParameter(default=65_536)  # rows per Arrow batch encoded for COPY
+    maintenance_work_mem = luigi.Parameter(default="256MB")  # for the per-date index builds
+    lock_timeout = luigi.Parameter(default="2s")  # Postgres interval text: one wait for a BI-readable relation
+    lock_attempts = luigi.IntParameter(default=15)
+    lock_backoff_seconds = luigi.FloatParameter(default=1.0)  # before the 2nd attempt; doubles each time
+    lock_backoff_max_seconds = luigi.FloatParameter(default=30.0)
+    pipeline_lock_timeout = luigi.Parameter(default="30min")  # waiting for another pipeline process
+    attempts = luigi.IntParameter(default=4)  # of a publish or preload that failed transiently
+    retry_backoff_seconds = luigi.FloatParameter(default=30.0)  # before the 2nd attempt; doubles each time
+    retry_backoff_max_seconds = luigi.FloatParameter(default=300.0)

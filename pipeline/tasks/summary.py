@@ -1,0 +1,256 @@
+"""The run summary: per date, rows through the layers, quarantine, checks, publish state and time.
+
+    uv run python -m pipeline summary --start 2025-12-13 --stop 2025-12-20 [--run-id R]
+    uv run python -m pipeline summary --date 2025-12-15
+
+It reads what the pipeline left behind, so it is the same after the run as during it: raw row counts
+from the raw manifests, staged / quarantined / duplicate counts from audit/reconciliation, fact rows
+from the warehouse partitions, check outcomes from audit/dq_results, the publish state from
+Postgres `audit.publish_log`, and task outcomes and times from the run audit (`pipeline.tasks.run_audit`).
+
+A `luigi` command-line run prints it for the dates it scheduled when it exits (`pipeline.tasks`
+registers that; `[run_summary] at_exit = false` turns it off), restricted to that run's task
+executions: `time` is then the sum of the run's task durations for the date, otherwise the date's
+`runtime_seconds` (see `run_audit.date_runtime`).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import logging
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any, TextIO
+
+import luigi
+import pyarrow.parquet as pq
+
+from pipeline import lake
+
+from pipeline.tasks import run_audit
+
+logger = logging.getLogger(__name__)
+
+
+class run_summary(luigi.Config):  # noqa: N801 - luigi maps the class name to the [run_summary] section
+    """[run_summary]: the summary a `luigi` command-line run prints when it exits."""
+
+    at_exit = luigi.BoolParameter(default=True)
+
+
+@dataclasses.dataclass
+class DateSummary:
+    """What one date went through (None: not known / not there)."""
+
+    date: dt.date
+    raw: dict[str, int | None]
+    staged: dict[str, int | None]
+    quarantined: dict[str, int | None]
+    facts: dict[str, int | None]
+    published: dict[str, int | None] | None
+    checks: dict[str, int] | None
+    status: str
+    seconds: float | None
+    failures: list[str]
+
+
+def _manifest_rows(source: str, day: dt.date) -> int | None:
+    from pipeline.ingest import landing
+
+    try:
+        manifest = landing.read_manifest(source, day)
+    except (OSError, ValueError):
+        return None
+    return manifest["rows"] if manifest else None
+
+
+def _reconciliation(source: str, day: dt.date) -> dict[str, Any]:
+    path = lake.partition_file("audit", "reconciliation", day, source_table=f"stg_{source}")
+    try:
+        rows = lake.read_rows(path)
+    except (OSError, ValueError):
+        return {}
+    return rows[0] if rows else {}
+
+
+def _parquet_rows(layer: str, table: str, day: dt.date) -> int | None:
+    try:
+        with lake.open_input(lake.partition_file(layer, table, day)) as handle:
+            return pq.ParquetFile(handle).metadata.num_rows
+    except (OSError, ValueError):
+        return None
+
+
+def _check_results(day: dt.date) -> list[dict[str, Any]] | None:
+    path = lake.partition_file("audit", "dq_results", day)
+    try:
+        return lake.read_rows(path, columns=["outcome", "table_name", "check_name", "value"])
+    except (OSError, ValueError):
+        return None
+
+
+def _publish_log(days: Sequence[dt.date], start_postgres: bool) -> dict[dt.date, dict[str, Any]] | None:
+    """publish_log (and runtime) rows of the dates; None when Postgres cannot be asked."""
+    if not start_postgres and not run_audit.postgres_reachable():
+        return None
+    from pipeline.serving import pg
+
+    try:
+        with pg.connect() as conn:
+            if not conn.execute("select to_regclass('audit.publish_log') is not null").fetchone()[0]:
+                return {}
+            rows = conn.execute(
+                """select p.load_date, p.fact_orders_rows, p.fact_events_rows, m.runtime_seconds
+                     from audit.publish_log p left join warehouse.daily_metrics m on m.run_date = p.load_date
+                    where p.load_date = any(%s)""", [list(days)]).fetchall()
+    except Exception as err:  # noqa: BLE001 - the summary reports what it can
+        logger.warning("summary: Postgres not readable (%s)", str(err).strip().splitlines()[0] if str(err) else err)
+        return None
+    return {r[0]: {"orders": r[1], "events": r[2], "runtime": r[3]} for r in rows}
+
+
+def _first_line(text: str | None) -> str:
+    return (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+
+
+def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postgres: bool = True) -> list[DateSummary]:
+    """The summary of each date; with `run_id`, outcomes and time of that run's executions only."""
+    days = sorted(set(days))
+    published = _publish_log(days, start_postgres)
+    result = []
+    for day in days:
+        runs = [r for r in run_audit.executions(day) if run_id is None or r["run_id"] == run_id]
+        recon = {s: _reconciliation(s, day) for s in ("orders", "events")}
+        results = _check_results(day)
+        checks = None if results is None else {
+            kind: sum(r["outcome"] == kind for r in results) for kind in ("pass", "warn", "fail", "error")}
+        pub = None if published is None else published.get(day)
+        # failures still standing: the task's last attempt in the run failed
+        last: dict[str, dict[str, Any]] = {}
+        for row in runs:
+            last[row["task_id"]] = row
+        failures = [f"{r['task_family']}: {_first_line(r['error_message'])}" for r in last.values()
+                    if r["status"] == "failed"]
+        if pub is not None:
+            status = "published"
+        elif checks is not None and checks["fail"] + checks["error"]:
+            status = "BLOCKED by the quality gate"
+            failures = [f"{r['outcome'].upper()} {r['table_name']}: {r['check_name']} (value {_n(r['value'])})"
+                        for r in results if r["outcome"] in ("fail", "error")]
+        elif failures:
+            status = "FAILED"
+        elif _not_ready(day):
+            status = f"NOT READY ({', '.join(_not_ready(day))}: no ready marker)"
+        elif published is None:
+            status = "publish state unknown (Postgres not running)"
+        else:
+            status = "not published"
+        if run_id is not None:
+            done = [r["duration_seconds"] for r in runs if r["duration_seconds"] is not None]
+            seconds = round(sum(done), 1) if done else None
+        else:
+            seconds = pub["runtime"] if pub and pub["runtime"] is not None else run_audit.date_runtime(day)
+        result.append(DateSummary(
+            date=day,
+            raw={s: _manifest_rows(s, day) for s in ("orders", "events")},
+            staged={s: recon[s].get("staged_count") for s in recon},
+            quarantined={s: recon[s].get("quarantined_count") for s in recon},
+            facts={s: _parquet_rows("warehouse", f"fact_{s}", day) for s in ("orders", "events")},
+            published=pub, checks=checks, status=status, seconds=seconds, failures=failures,
+        ))
+    return result
+
+
+def _not_ready(day: dt.date) -> list[str]:
+    """The date's daily sources not landed because the ready marker ([landing] ready_marker) is missing."""
+    from pipeline.ingest import incoming
+
+    try:
+        return [s for s in incoming.DAILY_SOURCES if _manifest_rows(s, day) is None and not incoming.is_ready(s, day)]
+    except ValueError:  # a misconfigured marker is reported by the run itself
+        return []
+
+
+def _n(value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
+def _flow(s: DateSummary, source: str) -> str:
+    pub = s.published[source] if s.published else None
+    values = (s.raw[source], s.staged[source], s.facts[source], pub)
+    return "-" if all(v is None for v in values) else ">".join(_n(v) for v in values)
+
+
+def render(summaries: Sequence[DateSummary], run_id: str | None = None) -> str:
+    """The summary as a compact text table (one line per date, failures beneath)."""
+    head = f"Run summary{f' (run {run_id})' if run_id else ''}: rows raw>staged>fact>published"
+    columns = ("date", "orders", "events", "quarantined o/e", "checks pass/warn/fail", "time", "status")
+    lines = []
+    for s in summaries:
+        checks = "-" if s.checks is None else f"{s.checks['pass']}/{s.checks['warn']}/{s.checks['fail'] + s.checks['error']}"
+        time_text = "-" if s.seconds is None else f"{s.seconds:.1f}s"
+        lines.append((s.date.isoformat(), _flow(s, "orders"), _flow(s, "events"),
+                      f"{_n(s.quarantined['orders'])}/{_n(s.quarantined['events'])}", checks, time_text, s.status))
+    widths = [max(len(c), *(len(line[i]) for line in lines)) if lines else len(c) for i, c in enumerate(columns)]
+    out = [head, "  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip()]
+    for s, line in zip(summaries, lines):
+        out.append("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip())
+        out.extend(f"    {failure[:200]}" for failure in s.failures)
+    published = sum(s.status == "published" for s in summaries)
+    out.append(f"{published} of {len(summaries)} date(s) published")
+    return "\n".join(out)
+
+
+def print_summary(days: Iterable[dt.date], run_id: str | None = None, *, start_postgres: bool = True,
+                  file: TextIO | None = None) -> list[DateSummary]:
+    """Compute and print the summary; return it."""
+    summaries = summarise(days, run_id, start_postgres=start_postgres)
+    print(render(summaries, run_id), file=file or sys.stdout, flush=True)
+    return summaries
+
+
+def at_exit(pid: int) -> None:
+    """Print the summary of this process's run (registered by pipeline.tasks for the `luigi` CLI)."""
+    if os.getpid() != pid or not is_luigi_cli():
+        return
+    try:
+        days = run_audit.scheduled_dates()
+        if days and run_summary().at_exit:
+            print_summary(days, run_audit.run_id(), start_postgres=False)
+    except Exception:  # noqa: BLE001 - never turn a finished run into a traceback
+        logger.exception("could not print the run summary")
+
+
+def is_luigi_cli() -> bool:
+    """Whether this process is the `luigi` command line (the console script or `python -m luigi`)."""
+    argv0 = sys.argv[0] if sys.argv else ""
+    return "luigi.cmdline" in sys.modules and (
+        os.path.basename(argv0) == "luigi" or argv0.endswith(os.path.join("luigi", "__main__.py")))
+
+
+def _dates(args: argparse.Namespace) -> list[dt.date]:
+    if args.date:
+        return [lake.parse_date(args.date)]
+    start, stop = lake.parse_date(args.start), lake.parse_date(args.stop)
+    return [start + dt.timedelta(days=i) for i in range((stop - start).days)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m pipeline summary`."""
+    parser = argparse.ArgumentParser(prog="python -m pipeline summary", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--date", help="one date, YYYY-MM-DD")
+    parser.add_argument("--start", help="first date, YYYY-MM-DD (inclusive)")
+    parser.add_argument("--stop", help="last date, YYYY-MM-DD (exclusive, as for RangeDaily)")
+    parser.add_argument("--run-id", help="only this run's task executions (outcomes and time)")
+    args = parser.parse_args(argv)
+    if not args.date and not (args.start and args.stop):
+        parser.error("give --date, or --start and --stop")
+    try:
+        days = _dates(args)
+    except ValueError as err:
+        parser.error(str(err))
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    summaries = print_summary(days, args.run_id)
+    return 0 if all(s.status == "published" for s in summaries) else 1

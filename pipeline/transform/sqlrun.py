@@ -1,0 +1,117 @@
+"""Running the pipeline's SQL in DuckDB: one quoting helper, bound parameters, atomic partitions.
+
+Model files live in `sql/<layer>/<table>.sql`, one SELECT each; Python wraps the SELECT in the
+`COPY ... TO` that writes the table's partition. Values are always bound (`$load_date`), never
+formatted into the text; the only identifiers that reach SQL text go through `quote_ident`.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from pipeline import config, lake
+
+from devtools import faults
+
+from pipeline.lake import s3
+
+logger = logging.getLogger(__name__)
+
+SQL_DIR = config.REPO_ROOT / "sql"
+
+
+def quote_ident(name: str) -> str:
+    """Quote an identifier for DuckDB and Postgres (the one place identifiers enter SQL text)."""
+    if not isinstance(name, str) or not name or "\x00" in name:
+        raise ValueError(f"not an identifier: {name!r}")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def sql_text(layer: str, table: str) -> str:
+    """The text of `sql/<layer>/<table>.sql`."""
+    path = SQL_DIR / layer / f"{lake._check_name(table)}.sql"
+    return path.read_text(encoding="utf-8")
+
+
+def connect(database: str = ":memory:", read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the memory limit and threads from [duckdb], able to reach the lake."""
+    settings = config.duckdb()
+    con = duckdb.connect(database, read_only=read_only)
+    if s3.is_remote(config.lake_dir()):
+        s3.register_duckdb(con)
+    con.execute("set memory_limit = $m", {"m": settings.memory_limit})
+    con.execute("set threads = $t", {"t": settings.threads})
+    con.execute("set TimeZone = 'UTC'")
+    try:
+        con.execute("set enable_progress_bar = false")
+    except duckdb.Error:  # inside Jupyter DuckDB ties the progress bar to ipywidgets
+        pass
+    return con
+
+
+def register_parquet(con: duckdb.DuckDBPyConnection, name: str, files: list[str] | str) -> None:
+    """Expose parquet files as a relation called `name` for the model SQL to read."""
+    con.register(name, con.read_parquet(files, union_by_name=True))
+
+
+def bind(sql: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The subset of `params` that `sql` refers to as `$name` (DuckDB rejects unused ones)."""
+    used = set(re.findall(r"\$([A-Za-z_][A-Za-z0-9_]*)", sql))
+    return {name: value for name, value in params.items() if name in used}
+
+
+class EmptyResult(Exception):
+    """A partition that must hold rows came out empty (it was not written)."""
+
+
+def copy_to_partition(
+    con: duckdb.DuckDBPyConnection, select_sql: str, params: dict[str, Any], final_path: str,
+    *, require_rows: bool = False, check: Callable[[int], None] | None = None,
+) -> int:
+    """Write the result of `select_sql` to `final_path` atomically; return the row count.
+
+    With `require_rows`, an empty result raises `EmptyResult` and nothing is written. `check` is
+    called with the row count before the file is moved into place; whatever it raises leaves
+    nothing written.
+    """
+    lake.clean_temp_files(os.path.dirname(final_path))
+    tmp = lake.temp_path(final_path)
+    try:
+        con.execute(
+            f"copy ({select_sql}) to $target_file (format parquet, compression zstd, row_group_size 122880)",
+            {**bind(select_sql, params), "target_file": tmp},
+        )
+        faults.point("lake.write", tmp)
+        rows = con.execute("select count(*) from read_parquet($p)", {"p": tmp}).fetchone()[0]
+        if require_rows and rows == 0:
+            raise EmptyResult(f"no rows for {final_path}")
+        if check is not None:
+            check(rows)
+        lake.promote(tmp, final_path)
+    except BaseException:
+        lake.remove(tmp)
+        try:
+            os.rmdir(os.path.dirname(final_path))  # leave no empty partition folder behind (local)
+        except OSError:
+            pass
+        raise
+    logger.info("%s rows -> %s", rows, final_path)
+    return rows
+
+
+def run_model(
+    con: duckdb.DuckDBPyConnection, layer: str, table: str, params: dict[str, Any], final_path: str
+) -> int:
+    """Run `sql/<layer>/<table>.sql` with bound params and write its partition."""
+    return copy_to_partition(con, sql_text(layer, table), params, final_path)
+
+
+def model_path(layer: str, table: str) -> Path:
+    """The model file of a table (for tasks that show what they run)."""
+    return SQL_DIR / layer / f"{table}.sql"

@@ -1,0 +1,392 @@
+"""Staging: one raw partition becomes typed, validated staging rows, quarantined rows and a reconciliation.
+
+For a source and load date, `stage()` materialises three relations in one DuckDB connection:
+
+- `int_<source>_checked` (temp table, `sql/staging/int_<source>_checked.sql`): every raw row, typed,
+  with the first row rule it breaks (`_row_reason_code`) and the standard columns the shared models
+  read (`_record_id`, `_raw_record`, `_version_ts`, `_failing_value`);
+- `int_duplicates` (temp table, shared `sql/staging/int_duplicates.sql`): the few rows duplicate
+  resolution drops, then marked on the checked table in place (`mark_dropped_rows`);
+- `int_validated` (temp view, shared `sql/staging/int_validated.sql`): every raw row with its outcome,
+  `_reason_code` (NULL = staged) and `_is_duplicate`; the one relation staging and quarantine read.
+
+It then writes, in this order:
+
+1. `audit/bad_records/load_date=D/source_table=stg_<source>`: the quarantined rows, with reason_code,
+   a human message, the failing value and the raw record (`sql/staging/bad_records.sql`);
+2. `audit/reconciliation/load_date=D/source_table=stg_<source>`: the file's records = raw +
+   rejected at landing, and raw = staged + quarantined + duplicates
+   (`sql/staging/reconciliation.sql`); when either does not hold, ReconciliationError is raised
+   after the record is written and nothing is staged;
+3. `staging/stg_<source>/load_date=D`: the valid rows (`sql/staging/stg_<source>.sql`), last,
+   because this partition is the task's completion marker. Rows are in source-file order, so
+   a rerun writes the same file.
+
+Rows are handled in three steps:
+
+- Exact duplicates (identical in every source field; lineage columns aside: for orders and catalogs
+  the JSON object with whitespace normalised, for events every CSV column) collapse to the first row
+  in the file; the others are counted as duplicates, not quarantined.
+- Row rules, checked in the order of REASON_CODES (the first failure is the row's reason).
+- Same id, different content (among rows that pass the rules): one row is kept, deterministically:
+  for orders and events the latest timestamp, then the highest `_row_number` (the later line of
+  the file); for catalogs the highest `_row_number`. The others are quarantined, their message
+  naming the kept row: as duplicate_id_conflict, or for an order line with another product_id as
+  multiple_order_lines (the grain is one row per order: fact_orders has one line per order).
+
+Parsing is strict and the same for every source (`sql/staging/macros.sql`); what is not a clean value
+of its type is quarantined, never guessed at. Normalisations (documented rules, not failures):
+- text is trimmed of Unicode whitespace at both ends (space, tab, CR, LF, VT, FF, U+0085, U+00A0,
+  U+1680, U+2000-U+200B, U+2028, U+2029, U+202F, U+205F, U+3000, U+FEFF) and empty text is NULL;
+- ids are text; in JSON a string or an integer (515151 and "515151" are the same id);
+- event types and order statuses are lower-cased;
+- numbers: sign, digits, optional fraction, optional exponent ('10', '10.0', '1e1', '.5');
+  quantities are whole numbers; prices have at most 2 decimals and become DECIMAL(18,2); a zero
+  price is valid (free items);
+- timestamps are ISO 8601 ('2025-12-14T17:30:00', '2025-12-14 17:30', '...:00.250', a date alone =
+  midnight), with an optional offset ('Z', '+01', '+0100', '+01:00'; at most 14:00), or epoch
+  seconds (9-10 digits) or epoch milliseconds (13 digits); text without an offset is a wall-clock
+  time in [model] business_timezone (default UTC). They are stored as naive UTC TIMESTAMPs.
+Late rows (an earlier day within [model] late_window_days) are valid and staged. Catalog API ids
+become 'PROD_0001' / 'USER_0001'. audit/bad_records holds any quarantined value: a NUL character
+(which Postgres text rejects) is written as the six characters \\u0000.
+
+The load date's boundaries are those of the business day ([model] business_timezone): a timestamp
+after its end plus [model] future_tolerance_hours is future_timestamp, unless the date it was
+written with (in its own offset, or the business zone) is the load date or earlier; one before the
+start of the day [model] late_window_days earlier is ancient_timestamp.
+
+Reason codes (REASON_CODES; checked in this order, per source):
+- orders: duplicate_json_key, missing_order_id, invalid_order_id, missing_user_id, invalid_user_id,
+  missing_product_id, invalid_product_id, invalid_quantity, non_positive_quantity, invalid_price,
+  negative_price, revenue_out_of_range, invalid_timestamp, future_timestamp, ancient_timestamp,
+  invalid_status, then duplicate_id_conflict / multiple_order_lines
+- events: missing_event_id, invalid_event_id, missing_user_id, invalid_user_id, unknown_event_type,
+  missing_product_id (every type but page_view needs a product), invalid_product_id,
+  invalid_timestamp, future_timestamp, ancient_timestamp, then duplicate_id_conflict
+- products: duplicate_json_key, missing_product_id, invalid_product_id, invalid_text, invalid_price,
+  negative_price, then duplicate_id_conflict
+- users: duplicate_json_key, missing_user_id, invalid_user_id, invalid_text, then duplicate_id_conflict
+"""
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+import re
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from pipeline import config, lake
+
+from pipeline.transform import sqlrun
+
+logger = logging.getLogger(__name__)
+
+SOURCES = ("orders", "events", "products", "users")
+CATALOGS = ("products", "users")  # weekly snapshots: a date without one has nothing to stage
+
+REASON_CODES: dict[str, str] = {
+    "duplicate_json_key": "the JSON object has this key twice, so which value is meant is unknown",
+    "missing_order_id": "order_id is missing or empty",
+    "invalid_order_id": (
+        "order_id is not an id: not a JSON string or integer (a number with a fraction or an exponent, "
+        "an object, an array, a boolean), or it holds a control character (NUL, tab, line break) or is "
+        "longer than [model] max_id_length"
+    ),
+    "missing_event_id": "event_id is missing or empty",
+    "invalid_event_id": (
+        "event_id is not an id: it holds a control character (NUL, tab, line break) or is longer than "
+        "[model] max_id_length"
+    ),
+    "missing_user_id": "user_id is missing or empty",
+    "invalid_user_id": (
+        "user_id is not an id: not a JSON string or integer (or a catalog API id that is not a whole "
+        "number), or it holds a control character (NUL, tab, line break) or is longer than [model] max_id_length"
+    ),
+    "missing_product_id": (
+        "product_id is missing or empty (orders, products, and every event type except page_view need one)"
+    ),
+    "invalid_product_id": (
+        "product_id is not an id: not a JSON string or integer (or a catalog API id that is not a whole "
+        "number), or it holds a control character (NUL, tab, line break) or is longer than [model] max_id_length"
+    ),
+    "invalid_quantity": (
+        "quantity is not a whole number within INTEGER range (e.g. 'three', 10.5, 1e12, '1_000', '1,000')"
+    ),
+    "non_positive_quantity": "quantity is zero or negative",
+    "invalid_price": (
+        "price is missing, not a plain number (e.g. '1_999.00', '1,999.00', 'inf'), has more than 2 "
+        "decimals or exceeds DECIMAL(18,2)"
+    ),
+    "negative_price": "price is below zero",
+    "revenue_out_of_range": "quantity x price does not fit DECIMAL(18,2)",
+    "invalid_timestamp": (
+        "timestamp is missing or not ISO 8601 (offset at most +-14:00; hours 00-23) nor epoch seconds or "
+        "milliseconds"
+    ),
+    "future_timestamp": (
+        "timestamp is after the end of the load date (business time zone) plus the future tolerance (2 h by "
+        "default), and was written with a later date"
+    ),
+    "ancient_timestamp": "timestamp is before 1970-01-01 or more than 30 days before the load date",
+    "invalid_status": "order status is missing or not one of paid, cancelled, refunded, pending",
+    "unknown_event_type": (
+        "event type is missing or not one of page_view, view_product, add_to_cart, checkout, purchase"
+    ),
+    "invalid_text": (
+        "a catalog text field holds a NUL character (Postgres text cannot), or the category is longer than "
+        "[model] max_id_length (it is indexed)"
+    ),
+    "duplicate_id_conflict": "another row with the same id and different content was kept for this load date",
+    "multiple_order_lines": (
+        "another line of this order (another product_id) was kept: fact_orders holds one row per order"
+    ),
+}
+
+ORDER_STATUSES = ["paid", "cancelled", "refunded", "pending"]
+EVENT_TYPES = ["page_view", "view_product", "add_to_cart", "checkout", "purchase"]
+
+STAGING_SCHEMAS: dict[str, pa.Schema] = {
+    "stg_orders": pa.schema([
+        ("order_id", pa.string()), ("user_id", pa.string()), ("product_id", pa.string()),
+        ("quantity", pa.int32()), ("unit_price", pa.decimal128(18, 2)), ("order_ts", pa.timestamp("us")),
+        ("status", pa.string()), ("load_date", pa.date32()), ("_source_file", pa.string()),
+        ("_row_number", pa.int64()),
+    ]),
+    "stg_events": pa.schema([
+        ("event_id", pa.string()), ("user_id", pa.string()), ("product_id", pa.string()),
+        ("event_type", pa.string()), ("event_ts", pa.timestamp("us")), ("load_date", pa.date32()),
+        ("_source_file", pa.string()), ("_row_number", pa.int64()),
+    ]),
+    "stg_products": pa.schema([
+        ("product_id", pa.string()), ("product_name", pa.string()), ("category", pa.string()),
+        ("brand", pa.string()), ("current_price", pa.decimal128(18, 2)), ("snapshot_date", pa.date32()),
+        ("load_date", pa.date32()), ("_source_file", pa.string()), ("_row_number", pa.int64()),
+    ]),
+    "stg_users": pa.schema([
+        ("user_id", pa.string()), ("first_name", pa.string()), ("last_name", pa.string()),
+        ("email", pa.string()), ("city", pa.string()), ("country", pa.string()),
+        ("snapshot_date", pa.date32()), ("load_date", pa.date32()), ("_source_file", pa.string()),
+        ("_row_number", pa.int64()),
+    ]),
+}
+
+
+# Postgres refuses a btree index row over ~2,704 bytes; a UTF-8 character takes up to 4.
+MAX_ID_LENGTH_LIMIT = 512
+# The largest offset a timestamp may carry (UTC-14:00 .. UTC+14:00).
+MAX_OFFSET = dt.timedelta(hours=14)
+
+
+class SettingInvalid(ValueError):
+    """A [model] setting has a value staging cannot use."""
+
+
+class RawPartitionMissing(Exception):
+    """The raw partition a staging run reads has not been landed."""
+
+
+class ReconciliationError(Exception):
+    """File records != raw + rejected, or raw rows != staged + quarantined + duplicates."""
+
+
+def staging_table(source: str) -> str:
+    """The staging table of a source: `stg_<source>`."""
+    if source not in SOURCES:
+        raise ValueError(f"unknown source {source!r}; expected one of {SOURCES}")
+    return f"stg_{source}"
+
+
+def define_macros(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the staging macros (`sql/staging/macros.sql`) on a connection."""
+    con.execute(sqlrun.sql_text("staging", "macros"))
+
+
+@functools.lru_cache(maxsize=16)
+def _known_timezone(name: str) -> bool:
+    with duckdb.connect() as con:  # ICU's zone list: the one the SQL converts with
+        return con.execute("select count(*) from pg_timezone_names() where name = $n", {"n": name}).fetchone()[0] > 0
+
+
+def business_timezone() -> str:
+    """[model] business_timezone, checked to be a time zone name DuckDB knows (it also reaches check SQL)."""
+    name = str(config.model().business_timezone).strip()
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_+\-/]*", name) or not _known_timezone(name):
+        raise SettingInvalid(
+            f"[model] business_timezone = {name!r} is not an IANA time zone name; set it in luigi.cfg to one"
+            " such as UTC, Europe/Berlin or America/New_York"
+        )
+    return name
+
+
+def max_id_length() -> int:
+    """[model] max_id_length, checked to keep any id under Postgres's index row limit."""
+    value = int(config.model().max_id_length)
+    if not 1 <= value <= MAX_ID_LENGTH_LIMIT:
+        raise SettingInvalid(
+            f"[model] max_id_length = {value} must be between 1 and {MAX_ID_LENGTH_LIMIT} (characters of up to"
+            " 4 bytes; Postgres cannot index a key over ~2,700 bytes); fix it in luigi.cfg"
+        )
+    return value
+
+
+def business_day_start(day: dt.date, timezone: str | None = None) -> dt.datetime:
+    """The naive UTC instant at which `day` begins in the business time zone."""
+    timezone = timezone or business_timezone()
+    midnight = dt.datetime.combine(day, dt.time())
+    if timezone == "UTC":
+        return midnight
+    with duckdb.connect() as con:
+        con.execute("set TimeZone = 'UTC'")
+        return con.execute("select timezone($tz, $ts::timestamp)::timestamp", {"tz": timezone, "ts": midnight}).fetchone()[0]
+
+
+def timestamp_limits(load_date: dt.date) -> dict[str, dt.datetime]:
+    """The UTC instants that bound a load date's timestamps (naive UTC, as staged).
+
+    - future_limit_ts: the end of the business day plus [model] future_tolerance_hours; later is
+      future_timestamp, unless the timestamp was written with the load date or an earlier one;
+    - latest_accepted_ts: the latest instant staging can accept at all, for the quality gate: the
+      later of future_limit_ts and the end of the load date at UTC-14:00 (the westernmost offset);
+    - ancient_limit_ts: the start of the business day [model] late_window_days before the load date.
+    """
+    settings = config.model()
+    timezone = business_timezone()
+    future_limit = business_day_start(load_date + dt.timedelta(days=1), timezone) + dt.timedelta(
+        hours=int(settings.future_tolerance_hours))
+    own_day_end = dt.datetime.combine(load_date + dt.timedelta(days=1), dt.time()) + MAX_OFFSET
+    return {
+        "future_limit_ts": future_limit,
+        "latest_accepted_ts": max(future_limit, own_day_end),
+        "ancient_limit_ts": business_day_start(
+            load_date - dt.timedelta(days=int(settings.late_window_days)), timezone),
+    }
+
+
+def model_params(load_date: dt.date, source_table: str) -> dict[str, Any]:
+    """The bound parameters of the staging models."""
+    limits = timestamp_limits(load_date)
+    return {
+        "load_date": load_date,
+        "source_table": source_table,
+        "business_timezone": business_timezone(),
+        "future_limit_ts": limits["future_limit_ts"],
+        "ancient_limit_ts": limits["ancient_limit_ts"],
+        "max_id_length": max_id_length(),
+        "order_statuses": ORDER_STATUSES,
+        "event_types": EVENT_TYPES,
+    }
+
+
+def _create_temp(con: duckdb.DuckDBPyConnection, kind: str, model: str, params: dict[str, Any]) -> None:
+    """Create `sql/staging/<model>.sql` as a temp table or view of the same name."""
+    sql = sqlrun.sql_text("staging", model)
+    if kind == "view":  # a view cannot hold bound parameters: the shared models take none
+        con.execute(f"create temp view {sqlrun.quote_ident(model)} as {sql}")
+    else:
+        con.execute(f"create temp table {sqlrun.quote_ident(model)} as {sql}", sqlrun.bind(sql, params))
+
+
+def mark_dropped_rows(con: duckdb.DuckDBPyConnection, checked: str) -> None:
+    """Mark the rows int_duplicates drops on the checked temp table itself (in place, no reordering).
+
+    int_validated then reads one table instead of joining the whole day to int_duplicates, so its
+    rows stay in source-file order and the staging partition is written without a sort.
+    """
+    table = sqlrun.quote_ident(checked)
+    con.execute(f"alter table {table} add column _drop_is_duplicate boolean")
+    con.execute(f"alter table {table} add column _drop_reason_code varchar")
+    con.execute(f"alter table {table} add column _drop_kept_row_number bigint")
+    con.execute(
+        f"update {table} as checked set _drop_is_duplicate = dropped.is_duplicate,"
+        " _drop_reason_code = dropped.reason_code, _drop_kept_row_number = dropped.kept_row_number"
+        " from int_duplicates as dropped where checked._row_number = dropped._row_number"
+    )
+
+
+def reconcile(
+    con: duckdb.DuckDBPyConnection, source_table: str, load_date: dt.date, counts: dict[str, int]
+) -> dict[str, Any]:
+    """Write the reconciliation record of a source and date; raise ReconciliationError if unbalanced."""
+    params = {"source_table": source_table, "load_date": load_date, **counts}
+    path = lake.partition_file("audit", "reconciliation", load_date, source_table=source_table)
+    sqlrun.run_model(con, "staging", "reconciliation", params, path)
+    names = ("raw_count", "staged_count", "quarantined_count", "duplicate_count", "source_records", "rejected_count",
+             "is_balanced")
+    record = dict(zip(names, con.execute(
+        f"select {', '.join(names)} from read_parquet($p)", {"p": path}).fetchall()[0]))
+    if record["source_records"] != record["raw_count"] + record["rejected_count"]:
+        raise ReconciliationError(
+            f"{source_table} {load_date}: the file's {record['source_records']} records != raw {record['raw_count']}"
+            f" + rejected {record['rejected_count']} (recorded in {path}); a landed record or a rejected line is"
+            f" missing: remove the date's raw partition of the source and land it again"
+        )
+    if not record["is_balanced"]:
+        raise ReconciliationError(
+            f"{source_table} {load_date}: raw {record['raw_count']} != staged {record['staged_count']}"
+            f" + quarantined {record['quarantined_count']} + duplicates {record['duplicate_count']}"
+            f" (recorded in {path}); a staging rule drops or multiplies rows: fix the model, then rerun"
+        )
+    return record
+
+
+def _landing_counts(con: duckdb.DuckDBPyConnection, source: str, load_date: dt.date, raw_count: int) -> dict[str, int]:
+    """The file's records (raw manifest) and the records rejected at landing (audit/rejected_lines)."""
+    from pipeline.ingest import landing
+
+    rejected_file = lake.partition_file("audit", "rejected_lines", load_date, source_table=source)
+    rejected = _count(con, "select * from read_parquet($p)", {"p": rejected_file}) if lake.exists(rejected_file) else 0
+    manifest = landing.read_manifest(source, load_date) or {}
+    if "source_records" not in manifest:  # landed before the line accounting: what the reader returned
+        logger.warning("raw/%s %s has no source_records in its manifest: taken as raw + rejected", source, load_date)
+    return {"source_records": manifest.get("source_records", raw_count + rejected), "rejected_count": rejected}
+
+
+def _count(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None) -> int:
+    return con.execute(f"select count(*) from ({sql})", sqlrun.bind(sql, params or {})).fetchone()[0]
+
+
+def stage(source: str, load_date: dt.date) -> dict[str, Any] | None:
+    """Stage one source's raw partition of a date; return its counts (None: no catalog snapshot that day)."""
+    table = staging_table(source)
+    load_date = lake.parse_date(load_date)
+    raw_file = lake.partition_file("raw", source, load_date)
+    if not lake.exists(raw_file):
+        if source in CATALOGS:
+            logger.info("no raw %s snapshot for %s: nothing to stage", source, load_date)
+            return None
+        raise RawPartitionMissing(f"raw/{source} for {load_date} is not landed ({raw_file}); land it first")
+    checked = f"int_{source}_checked"
+    params = model_params(load_date, table)
+    with sqlrun.connect() as con:
+        define_macros(con)
+        sqlrun.register_parquet(con, f"raw_{source}", raw_file)
+        con.register("reason_codes", pa.table({
+            "reason_code": list(REASON_CODES), "description": list(REASON_CODES.values()),
+        }))
+        _create_temp(con, "table", checked, params)
+        con.execute(f"create temp view checked_records as select * from {sqlrun.quote_ident(checked)}")
+        _create_temp(con, "table", "int_duplicates", params)
+        mark_dropped_rows(con, checked)
+        _create_temp(con, "view", "int_validated", params)
+        stg_sql = sqlrun.sql_text("staging", table)
+        counts = {
+            "raw_count": _count(con, f"select * from {sqlrun.quote_ident('raw_' + source)}"),
+            "staged_count": _count(con, stg_sql, params),
+            "quarantined_count": sqlrun.run_model(
+                con, "staging", "bad_records", params,
+                lake.partition_file("audit", "bad_records", load_date, source_table=table),
+            ),
+            "duplicate_count": _count(con, "select * from int_validated where _is_duplicate"),
+        }
+        counts.update(_landing_counts(con, source, load_date, counts["raw_count"]))
+        record = reconcile(con, table, load_date, counts)
+        sqlrun.run_model(con, "staging", table, params, lake.partition_file("staging", table, load_date))
+    logger.info(
+        "staged %s %s: %s raw, %s staged, %s quarantined, %s duplicates", table, load_date,
+        counts["raw_count"], counts["staged_count"], counts["quarantined_count"], counts["duplicate_count"],
+    )
+    return {"source_table": table, "load_date": load_date, **record}
