@@ -17,7 +17,7 @@ test: setup
 	$(RUN) pytest
 
 demo: setup
-	$(RUN) python -m pipeline demo
+	$(RUN) python -m devtools.demo
 
 psql: setup
 	$(RUN) python -m pipeline.serving.pg psql

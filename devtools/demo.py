@@ -1,4 +1,4 @@
-"""`make demo` (`uv run python -m pipeline demo`): a week of sample data through the whole pipeline.
+"""`make demo` (`uv run python -m devtools.demo`): a week of sample data through the whole pipeline.
 
 1. generates 7 days (3,000 orders and 30,000 events a day, 2 % dirty rows) into the incoming folder
    (`ECOMM_DATA_DIR`, default data/incoming); the files are byte-identical on every run;
@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import config, lake
-
 from pipeline.lake import s3
 
 QUERIES_DIR = config.REPO_ROOT / "queries"
@@ -35,7 +34,7 @@ TOP_PER_DAY = 3  # rows shown per day of the revenue query
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m pipeline demo", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m devtools.demo", description=__doc__.split("\n\n")[0])
     p.add_argument("--start", type=lake.parse_date, default=dt.date(2025, 12, 13), help="first day (YYYY-MM-DD)")
     p.add_argument("--days", type=int, default=7)
     p.add_argument("--orders-per-day", type=int, default=3000)
@@ -158,3 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\ndemo finished in {time.monotonic() - began:.1f}s (embedded Postgres keeps running:"
           f" `uv run python -m pipeline.serving.pg stop` stops it)")
     return result.returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())

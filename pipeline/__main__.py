@@ -1,6 +1,5 @@
 """`uv run python -m pipeline <command> [options]`: the project's commands besides Luigi's own.
 
-    demo        generate a week of sample data, backfill it, print the summary and sample queries
     summary     the run summary (rows per layer, quarantine, checks, publish) for a range of dates
     report      the self-contained HTML daily report for a date
     schema-doc  the serving schema reference (Markdown) generated from Postgres COMMENT ON
@@ -12,7 +11,6 @@ import importlib
 import sys
 
 COMMANDS = {
-    "demo": "devtools.demo",
     "summary": "pipeline.tasks.summary",
     "report": "pipeline.report.page",
     "schema-doc": "pipeline.serving.schema_doc",

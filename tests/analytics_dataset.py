@@ -19,10 +19,8 @@ from pathlib import Path
 import luigi
 import pytest
 
-from pipeline import tasks
-
 from devtools import generate
-
+from pipeline import tasks
 from pipeline.serving import pg
 
 START = dt.date(2025, 12, 13)  # a Saturday: the dates span two ISO weeks (cohorts), late rows a third day

@@ -9,7 +9,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures"
 SEED_INCOMING = FIXTURES / "seed-format" / "incoming"
-DUMMYJSON = FIXTURES / "dummyjson"
+DUMMYJSON = REPO / "devtools" / "generate" / "dummyjson"
 
 pytest_plugins = ["tests.pgfixtures"] if (REPO / "tests" / "pgfixtures.py").exists() else []
 

@@ -47,10 +47,10 @@ DEFAULT_LIMIT = 30
 
 
 def default_fixtures_dir() -> Path:
-    """Where the DummyJSON fixtures live: $DUMMYJSON_FIXTURES, else the copy in tests/fixtures/dummyjson."""
+    """Where the DummyJSON fixtures live: $DUMMYJSON_FIXTURES, else the copy in devtools/generate/dummyjson."""
     if os.environ.get("DUMMYJSON_FIXTURES"):
         return Path(os.environ["DUMMYJSON_FIXTURES"])
-    return Path(__file__).resolve().parent / "fixtures" / "dummyjson"
+    return Path(__file__).resolve().parent.parent / "devtools" / "generate" / "dummyjson"
 
 
 class DummyJsonServer:

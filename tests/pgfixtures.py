@@ -35,7 +35,6 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipeline import lake  # noqa: E402
-
 from pipeline.serving import pg
 
 PG_ENV = ("ECOMM_PG_DSN", "ECOMM_PG_DATA", "ECOMM_PG_PORT", "ECOMM_PG_DATABASE",

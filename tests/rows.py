@@ -83,7 +83,7 @@ def user(**fields: Any) -> dict[str, Any]:
 
 def dummyjson(kind: str, count: int) -> list[dict[str, Any]]:
     """The first `count` records of the DummyJSON fixture (API shape: id, title/firstName, nested)."""
-    with open(FIXTURES / "dummyjson" / f"{kind}.json", encoding="utf-8") as handle:
+    with open(FIXTURES.parent.parent / "devtools" / "generate" / "dummyjson" / f"{kind}.json", encoding="utf-8") as handle:
         data = json.load(handle)
     records = data if isinstance(data, list) else data[kind]
     return records[:count]

@@ -32,9 +32,7 @@ import duckdb
 import pytest
 
 from pipeline import lake, tasks
-
 from pipeline.ingest import landing
-
 from pipeline.transform import staging
 from tests import rows
 from tests.conftest import REPO

@@ -12,9 +12,7 @@ import json
 from pathlib import Path
 
 from pipeline.ingest import landing
-
 from pipeline.serving import publish
-
 from pipeline.transform import staging, warehouse
 
 D = dt.date(2025, 12, 15)

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-
 from pipeline.ingest.catalog_api import (  # noqa: E402
     CatalogApiBadResponse,
     CatalogApiError,

@@ -17,9 +17,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline import lake
-
-from pipeline.quality import gate as checks, serving_reconciliation, gate_views
-from pipeline.quality.gate import NoChecksParsed, QualityGateFailed, ServingMismatch
+from pipeline.quality import gate as checks
+from pipeline.quality import gate_views, serving_reconciliation
+from pipeline.quality.gate import NoChecksParsed, QualityGateFailed
+from pipeline.quality.serving_reconciliation import ServingMismatch
 from tests import rows
 
 D = dt.date(2025, 12, 14)
@@ -616,11 +617,11 @@ def test_reconcile_serving_passes_on_equal_figures_and_raises_on_a_mismatch(
     assert figures["fact_orders_rows"] == 20 and figures["fact_events_rows"] == 60
     assert figures["fact_orders_revenue"] == sum(Decimal(o["quantity"]) * o["unit_price"] for o in clean_orders())
 
-    result = checks.reconcile_serving(D, dsn=serving_dsn)
+    result = serving_reconciliation.reconcile_serving(D, dsn=serving_dsn)
     assert (result.passed, result.blocked) == (3, False)
 
     with pytest.raises(ServingMismatch) as raised:
-        checks.reconcile_serving(D, dsn=serving_dsn, lake_figures={
+        serving_reconciliation.reconcile_serving(D, dsn=serving_dsn, lake_figures={
             **figures, "fact_orders_rows": 21, "fact_orders_revenue": figures["fact_orders_revenue"] + Decimal("0.01"),
         })
     message = str(raised.value)
@@ -632,7 +633,7 @@ def test_reconcile_serving_passes_on_equal_figures_and_raises_on_a_mismatch(
     with psycopg.connect(serving_dsn) as conn:  # a row lost in publish
         conn.execute("delete from warehouse.fact_events_all where event_id = 'EVT_000007'")
     with pytest.raises(ServingMismatch, match=r"fact_events_all rows for 2025-12-14: expected 60 \(lake\), found 59"):
-        checks.reconcile_serving(D, dsn=serving_dsn)
+        serving_reconciliation.reconcile_serving(D, dsn=serving_dsn)
 
 
 def test_a_dotenv_file_never_overrides_the_environment_of_a_scan(tmp_path: Path, monkeypatch) -> None:

@@ -76,10 +76,9 @@ def test_a_re_delivered_order_counts_on_each_load_date_but_once_by_order_date(fr
     import psycopg
 
     from pipeline.lake import views
-
+    from pipeline.report import data as report_data
+    from pipeline.report import page as report
     from pipeline.serving import publish
-
-    from pipeline.report import page as report, data as report_data
 
     day_one, day_two = D, D + dt.timedelta(days=1)
     placed = f"{day_one}T12:00:00"

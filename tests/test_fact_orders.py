@@ -6,7 +6,6 @@ import datetime as dt
 import pytest
 
 from pipeline import lake
-
 from pipeline.transform import sqlrun, warehouse
 
 try:

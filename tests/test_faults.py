@@ -24,11 +24,9 @@ import luigi
 import psycopg
 import pytest
 
-from pipeline import lake, tasks
-
 from devtools import faults
-
-from pipeline.tasks import base
+from pipeline import lake, tasks
+from pipeline.tasks import publish as publish_tasks
 from tests.test_faults_support import (
     D,
     LakeState,
@@ -146,9 +144,13 @@ def test_points_do_nothing_without_the_variable_and_fire_with_it(tmp_path, monke
         faults.point("no.such.point")
 
 
-def test_the_task_boundary_handlers_are_registered() -> None:
-    """Importing pipeline.tasks installs them (pipeline.lake imports devtools.faults)."""
-    assert lake.faults is faults and base.lake is lake
+def test_the_task_boundary_handlers_are_registered(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ECOMM_FAULT set, the product's fault points load the engine, which registers Luigi's task-boundary points."""
+    from pipeline import faults as hooks
+
+    monkeypatch.setenv(faults.ENV, "publish.commit:raise")
+    hooks.install()
+    assert lake.faults is hooks and hooks._engine is faults
     callbacks = luigi.Task._event_callbacks.get(luigi.Task, {})
     assert faults._task_started in callbacks.get(luigi.Event.START, set())
     assert faults._task_succeeded in callbacks.get(luigi.Event.SUCCESS, set())
@@ -300,7 +302,7 @@ def test_retry_policy_comes_from_luigi_cfg() -> None:
     for task in (tasks.LandOrders, tasks.LandEvents, tasks.StageOrders, tasks.BuildFactOrders, tasks.QualityGate,
                  tasks.Publish, tasks.PreloadFactOrders, tasks.PreloadFactEvents):
         assert task(date=day).retry_count == 1, task
-    assert issubclass(tasks.Publish, base.PublishTask)
+    assert issubclass(tasks.Publish, publish_tasks.PublishTask)
 
 
 # -------------------------------------------------------------------- two publishers, one date

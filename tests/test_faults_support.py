@@ -27,7 +27,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline import lake
-
 from pipeline.serving import pg
 from tests.conftest import REPO, SEED_INCOMING
 from tests.pgfixtures import PG_ENV, EmbeddedServer, embedded_in_temp_dir

@@ -21,7 +21,7 @@ from devtools import generate as gen
 from devtools.generate.day import EVENT_KINDS, ORDER_KINDS
 
 SEED_DIR = REPO / "tests" / "fixtures" / "seed-format" / "incoming"
-CATALOG = REPO / "tests" / "fixtures" / "dummyjson"
+CATALOG = REPO / "devtools" / "generate" / "dummyjson"
 FIXTURE_DAY = "2025-12-14"
 ORDER_KEYS = ["order_id", "user_id", "product_id", "quantity", "price", "timestamp", "status"]
 PRODUCT_KEYS = ["product_id", "product_name", "category", "brand", "current_price"]

@@ -9,8 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pyarrow.fs as pafs
@@ -18,9 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline import lake
-
-from pipeline.lake import s3 as lake_store, views
-
+from pipeline.lake import s3 as lake_store
+from pipeline.lake import views
 from pipeline.transform import sqlrun
 from tests.s3_server import BUCKET, s3_server
 from tests.test_ops_support import SEED_DAY, Ops, ops  # noqa: F401 - ops is a fixture

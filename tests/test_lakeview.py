@@ -21,9 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline import config, lake
-
 from pipeline.lake import views as lakeview
-
 from pipeline.transform import sqlrun, warehouse
 from tests import analytics_dataset
 

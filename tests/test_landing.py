@@ -13,7 +13,6 @@ import duckdb
 import pytest
 
 from pipeline import lake
-
 from pipeline.ingest import landing
 from tests.conftest import REPO, SEED_INCOMING
 from tests.dummyjson_server import DummyJsonServer

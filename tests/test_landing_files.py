@@ -17,8 +17,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipeline.ingest import incoming as incoming_rules
 from pipeline import lake, tasks
+from pipeline.ingest import incoming as incoming_rules
 from pipeline.ingest import landing
 from tests.conftest import REPO
 

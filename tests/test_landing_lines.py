@@ -18,8 +18,8 @@ import pyarrow as pa
 import pytest
 
 from pipeline import lake
-
-from pipeline.ingest import landing, lines as landing_lines
+from pipeline.ingest import landing
+from pipeline.ingest import lines as landing_lines
 
 D = dt.date(2025, 12, 15)
 HEADER = "event_id,user_id,product_id,event_type,event_ts"

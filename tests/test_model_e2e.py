@@ -11,7 +11,6 @@ from decimal import Decimal
 import pytest
 
 from pipeline.ingest import landing
-
 from pipeline.transform import staging, warehouse
 
 try:

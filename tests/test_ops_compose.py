@@ -60,8 +60,9 @@ def test_luigid_and_the_worker_agree_with_luigi_cfg() -> None:
     assert {"postgres", "luigid"} <= set(SERVICES["worker"]["depends_on"])
 
     from pipeline import tasks
+    from pipeline.tasks.base import PipelineTask
 
-    assert tasks.RangeDaily.__name__ == "RangeDaily" and issubclass(tasks.DailyPipeline, tasks.PipelineTask)
+    assert tasks.RangeDaily.__name__ == "RangeDaily" and issubclass(tasks.DailyPipeline, PipelineTask)
 
 
 def test_the_worker_environment_is_what_the_pipeline_reads(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,4 @@
-"""`python -m pipeline demo` (what `make demo` runs): a week through the pipeline, then a rerun that changes nothing."""
+"""`python -m devtools.demo` (what `make demo` runs): a week through the pipeline, then a rerun that changes nothing."""
 from __future__ import annotations
 
 import hashlib
@@ -18,7 +18,7 @@ ARGS = ["--days", "3", "--orders-per-day", "200", "--events-per-day", "1500"]
 
 def demo(ops: Ops) -> tuple[subprocess.CompletedProcess, float]:
     began = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "pipeline", "demo", *ARGS], cwd=REPO, env=ops.env,
+    result = subprocess.run([sys.executable, "-m", "devtools.demo", *ARGS], cwd=REPO, env=ops.env,
                             capture_output=True, text=True, timeout=300, check=False)
     return result, time.monotonic() - began
 

@@ -11,10 +11,9 @@ import os
 import psycopg
 import pytest
 
-from pipeline import lake, tasks
-
-from pipeline.serving import publish
 from devtools.bench.fixtures import write_day
+from pipeline import lake, tasks
+from pipeline.serving import publish
 from tests.test_publish import D1, D2, dump
 
 FACTS = ("fact_orders", "fact_events")

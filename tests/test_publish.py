@@ -9,10 +9,17 @@ import psycopg
 import pytest
 
 from pipeline import lake
-
 from pipeline.serving import publish
 from tests.pgfixtures import (
-    EVENT_SCHEMA, ORDER_SCHEMA, PRODUCT_SCHEMA, USER_SCHEMA, event, order, uncommented, write_facts, write_rows,
+    EVENT_SCHEMA,
+    ORDER_SCHEMA,
+    PRODUCT_SCHEMA,
+    USER_SCHEMA,
+    event,
+    order,
+    uncommented,
+    write_facts,
+    write_rows,
 )
 
 D1, D2, D3 = dt.date(2025, 12, 14), dt.date(2025, 12, 15), dt.date(2025, 12, 16)

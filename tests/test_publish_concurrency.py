@@ -8,8 +8,8 @@ import time
 import psycopg
 import pytest
 
-from pipeline.serving import publish, migrations
 from devtools.bench.fixtures import write_day
+from pipeline.serving import migrations, publish
 
 D1, D2, D3 = dt.date(2025, 12, 14), dt.date(2025, 12, 15), dt.date(2025, 12, 16)
 

@@ -13,7 +13,6 @@ import string
 import pytest
 
 from pipeline import config, lake
-
 from pipeline.serving import publish
 from tests.pgfixtures import USER_SCHEMA, event, order, write_facts, write_rows
 

@@ -18,13 +18,11 @@ import psycopg
 import pytest
 
 from pipeline import tasks
-
 from pipeline.quality import gate as checks
-
-from pipeline.serving import locks, retry as pg_retry, publish, migrations
-
-from pipeline.tasks import run_audit
 from pipeline.quality.results import CheckResult
+from pipeline.serving import locks, migrations, publish
+from pipeline.serving import retry as pg_retry
+from pipeline.tasks import run_audit
 from tests.pgfixtures import PG_ENV, ThrowawayPostgres, event, order, write_facts, write_rows
 
 D = dt.date(2025, 12, 14)

@@ -21,7 +21,6 @@ import psycopg
 import pytest
 
 from pipeline.lake import views
-
 from pipeline.serving import publish
 from tests import analytics_dataset
 from tests.pgfixtures import event, order, write_facts

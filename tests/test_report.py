@@ -20,10 +20,9 @@ import psycopg
 import pytest
 
 from pipeline.quality import gate as checks
-
+from pipeline.report import page as report
+from pipeline.report import svg as report_svg
 from pipeline.serving import publish
-
-from pipeline.report import page as report, svg as report_svg
 from tests import analytics_dataset
 
 REPO = Path(__file__).resolve().parent.parent

@@ -23,13 +23,10 @@ from packaging.requirements import Requirement
 from packaging.version import Version
 
 from pipeline import lake
-
 from pipeline.ingest import catalog_api, landing
-
-from pipeline.quality import gate as checks, serving_reconciliation
-
+from pipeline.quality import gate as checks
+from pipeline.quality import serving_reconciliation
 from pipeline.serving import publish
-
 from pipeline.transform import sqlrun, staging, warehouse
 from tests.conftest import REPO
 from tests.pgfixtures import free_port
@@ -42,7 +39,7 @@ HOSTILE_DATE = "2025-12-13'; drop table x;--"
 PLACEHOLDERS = {"change-me", "changeme", "***", "password", "secret", "s3cret", "xxx", "redacted", "example",
                 "your-password", "none", "null", "''", '""'}
 # Third-party sample data with fake credentials (DummyJSON users have demo passwords).
-NOT_SCANNED = ("tests/fixtures/dummyjson/",)
+NOT_SCANNED = ("devtools/generate/dummyjson/",)
 SECRET_PATTERNS = {
     "DSN/URL with a password": re.compile(
         r"\b(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|redis|amqp|https?|ftp)://[^\s:/@'\"]+:([^\s@'\"]+)@"),

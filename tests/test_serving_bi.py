@@ -23,9 +23,8 @@ import pytest
 from psycopg import sql
 
 from pipeline.ingest import landing
-
-from pipeline.serving import publish, migrations as serving
-
+from pipeline.serving import migrations as serving
+from pipeline.serving import publish
 from pipeline.transform import staging
 from tests.pgfixtures import event, order, write_facts
 

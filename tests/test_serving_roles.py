@@ -6,7 +6,7 @@ import datetime as dt
 import psycopg
 import pytest
 
-from pipeline.serving import publish, migrations
+from pipeline.serving import migrations, publish
 from tests.pgfixtures import event, order, write_facts
 
 DAY = dt.date(2025, 12, 14)

@@ -14,11 +14,8 @@ import pyarrow as pa
 import pytest
 
 from pipeline import lake
-
-from pipeline.quality import gate as checks
-
 from pipeline.ingest import landing
-
+from pipeline.quality import gate as checks
 from pipeline.transform import staging, warehouse
 from tests.test_checks import D, by_name, checks_config, clean_events, clean_orders, outcomes, write, write_day
 

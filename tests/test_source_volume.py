@@ -15,9 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline import lake
-
 from pipeline.quality import gate as checks
-from tests.test_checks import D, SCHEMAS, by_name, checks_config, clean_events, clean_orders, outcomes, write_day
+from tests.test_checks import SCHEMAS, D, by_name, checks_config, clean_events, clean_orders, outcomes, write_day
 from tests.test_lake_s3 import s3_env, s3_lake
 from tests.test_source_loss import an_order, event_line, incoming, reject, run_day
 

@@ -8,7 +8,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline import lake
-
 from pipeline.transform import staging
 
 try:

@@ -52,9 +52,7 @@ def test_quarantined_api_user_never_carries_credentials_into_bad_records(tmp_pat
     import duckdb as _duckdb
 
     from pipeline import lake as _lake
-
     from pipeline.ingest import landing as _landing
-
     from pipeline.transform import staging as _staging
 
     monkeypatch.setenv("ECOMM_LAKE_DIR", str(tmp_path / "lake"))

@@ -14,7 +14,7 @@ import luigi.worker
 import pytest
 
 from pipeline import tasks
-
+from pipeline.tasks import model
 from pipeline.transform import warehouse
 from tests.pgfixtures import free_port
 from tests.test_ops_support import SEED_INCOMING
@@ -77,7 +77,7 @@ def test_each_model_waits_for_exactly_what_it_reads(empty_lake) -> None:
     assert tasks.BuildFactOrders in requires["dim_user"] and tasks.StageUsers in requires["dim_user"]
     for name, reads in warehouse.INPUTS.items():
         for read in reads:
-            wanted = {tasks.MODEL_TASKS[read]} if read in tasks.MODEL_TASKS else set(tasks.STAGES_OF_INPUT[read])
+            wanted = {tasks.MODEL_TASKS[read]} if read in tasks.MODEL_TASKS else set(model.STAGES_OF_INPUT[read])
             assert wanted <= requires[name], (name, read)
     gate = {type(t) for t in tasks.QualityGate(date=D).requires()}
     assert set(tasks.MODEL_TASKS.values()) | {tasks.StageOrders, tasks.StageEvents} <= gate

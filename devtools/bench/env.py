@@ -94,7 +94,7 @@ def postmaster_pid() -> int | None:
 @contextlib.contextmanager
 def fresh_database(admin_dsn: str, prefix: str = "bench") -> Iterator[str]:
     """A new database with the serving schema, selected through ECOMM_PG_DATABASE; dropped afterwards."""
-    from pipeline.serving import pg, migrations
+    from pipeline.serving import migrations, pg
 
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(admin_dsn, autocommit=True) as admin:

@@ -35,9 +35,7 @@ from psycopg import sql
 from psycopg.copy import QueuedLibpqWriter
 
 from pipeline import lake
-
-from pipeline.serving import pg, binary_copy, migrations
-
+from pipeline.serving import binary_copy, migrations, pg
 from pipeline.transform import sqlrun
 
 logger = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from devtools.generate.text import enc, int_text, join
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CATALOG_DIR = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "dummyjson"
+DEFAULT_CATALOG_DIR = Path(__file__).resolve().parent / "dummyjson"  # the real DummyJSON catalog (MIT)
 PRICE_EPOCH = dt.date(2020, 1, 6)  # a Monday; week 0 of the weekly price/category random walk
 SYNTH_CATEGORIES = ["Electronics", "Clothing", "Home", "Books", "Toys", "Sports", "Beauty", "Grocery"]
 SYNTH_BRANDS = ["BrandA", "BrandB", "BrandC", "BrandD", "BrandE"]

@@ -24,14 +24,18 @@ import re
 import tempfile
 from typing import Any
 
-from pipeline import config, lake
-
-from devtools import faults
-
-from pipeline.ingest import incoming, lines as landing_lines, readers
+from pipeline import config, faults, lake
+from pipeline.ingest import incoming, readers
+from pipeline.ingest import lines as landing_lines
 from pipeline.ingest.incoming import (  # noqa: F401 - re-exported: the landing's errors
-    SourceFile, SourceFileCompressed, SourceFileInvalid, SourceFileMissing, SourceFileUnstable, SourceNotReady,
-    UnexpectedSourceFiles, UnsafeSourcePath,
+    SourceFile,
+    SourceFileCompressed,
+    SourceFileInvalid,
+    SourceFileMissing,
+    SourceFileUnstable,
+    SourceNotReady,
+    UnexpectedSourceFiles,
+    UnsafeSourcePath,
 )
 from pipeline.ingest.lines import LineAccountingError  # noqa: F401 - re-exported
 from pipeline.ingest.readers import EVENT_COLUMNS, Landed  # noqa: F401 - re-exported

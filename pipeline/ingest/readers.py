@@ -28,12 +28,11 @@ from typing import Any
 import duckdb
 
 from pipeline import lake
-
-from pipeline.ingest import incoming, lines as landing_lines
-
-from pipeline.transform import sqlrun
+from pipeline.ingest import incoming
+from pipeline.ingest import lines as landing_lines
 from pipeline.ingest.incoming import SourceFile, SourceFileInvalid
 from pipeline.ingest.lines import LineAccountingError
+from pipeline.transform import sqlrun
 
 logger = logging.getLogger(__name__)
 

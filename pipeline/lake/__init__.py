@@ -25,10 +25,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline import config
-
-from devtools import faults
-
+from pipeline import config, faults
 from pipeline.lake import s3 as lake_store
 
 logger = logging.getLogger(__name__)

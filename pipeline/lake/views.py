@@ -38,9 +38,7 @@ from pathlib import Path
 import duckdb
 
 from pipeline import config, lake
-
 from pipeline.lake import s3
-
 from pipeline.transform import sqlrun, warehouse
 
 logger = logging.getLogger(__name__)

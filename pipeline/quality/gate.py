@@ -30,27 +30,15 @@ import luigi
 import pyarrow as pa
 
 from pipeline import config, lake
-
-from pipeline.transform import sqlrun, staging
 from pipeline.quality.results import BLOCKING, CheckResult, NoChecksParsed
+from pipeline.transform import sqlrun, staging
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "CheckResult", "GateResult", "NoChecksParsed", "QualityGateFailed", "checks", "dq_failure_rows",
     "enforce_gate", "gate_passed", "gate_variables", "load_results", "run_gate",
-    "reconcile_serving", "ServingMismatch", "ServingCheckError", "compute_lake_figures",
 ]
-_SERVING = ("reconcile_serving", "ServingMismatch", "ServingCheckError", "compute_lake_figures")
-
-
-def __getattr__(name: str) -> Any:
-    """The serving reconciliation lives in pipeline.quality.serving_reconciliation; re-exported here lazily."""
-    if name in _SERVING:
-        from pipeline.quality import serving_reconciliation
-
-        return getattr(checks_serving, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 DATA_SOURCE = "lake"
 # The gated tables, in scan order: view name -> lake layer. The view name is the table name, so the

@@ -35,10 +35,9 @@ import duckdb
 import pyarrow as pa
 
 from pipeline import lake
-
-from pipeline.transform import sqlrun
 from pipeline.quality.results import CheckResult
 from pipeline.quality.soda import add_duckdb, format_number, run_checks_file
+from pipeline.transform import sqlrun
 
 logger = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from soda.common.config_helper import ConfigHelper
 
 ConfigHelper.get_instance().config["send_anonymous_usage_stats"] = False
 
-from soda.scan import Scan  # noqa: E402 - must follow the telemetry switch above
 import soda.common.env_helper as _soda_env  # noqa: E402
+from soda.scan import Scan  # noqa: E402 - must follow the telemetry switch above
 
 # Every soda-core Scan() calls python-dotenv's load_dotenv(override=True), which walks up from
 # soda's own install folder (.venv inside this repository) and loads the first `.env` it finds over

@@ -16,10 +16,8 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from pipeline.quality import gate as checks
-
 from pipeline.lake import views
-
+from pipeline.quality import gate as checks
 from pipeline.serving import pg
 
 logger = logging.getLogger(__name__)

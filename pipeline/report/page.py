@@ -24,12 +24,11 @@ from typing import Any
 import psycopg
 
 from pipeline import config, lake
-
-from pipeline.serving import pg
-
-from pipeline.report import data as report_data, svg as report_svg
+from pipeline.report import data as report_data
+from pipeline.report import svg as report_svg
 from pipeline.report.data import NothingToReport, ReportData
 from pipeline.report.svg import esc
+from pipeline.serving import pg
 
 logger = logging.getLogger(__name__)
 

@@ -36,8 +36,7 @@ import psycopg
 import pyarrow as pa
 from psycopg import sql
 
-from devtools import faults
-
+from pipeline import faults
 from pipeline.serving import binary_copy
 
 logger = logging.getLogger(__name__)

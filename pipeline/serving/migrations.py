@@ -24,7 +24,6 @@ import psycopg
 from psycopg import pq
 
 from pipeline import config
-
 from pipeline.serving import locks
 
 logger = logging.getLogger(__name__)

@@ -44,19 +44,27 @@ import duckdb
 import psycopg
 from psycopg import sql
 
-from pipeline import lake
-
-from devtools import faults
-
-from pipeline.serving import pg, binary_copy, locks, migrations
-
-from pipeline.transform import sqlrun
+from pipeline import faults, lake
+from pipeline.serving import binary_copy, locks, migrations, pg
+from pipeline.serving.facts import (
+    FACTS,
+    PRELOAD_SCHEMA,
+    DuplicateFactKey,
+    FactSpec,
+    LakePartitionInvalid,
+    PublishError,
+    drop_preloads,
+    load_stage,
+    preload_name,
+    published_rows,
+    register_preload,
+    supersede,
+    swap,
+    take_preload,
+)
 from pipeline.serving.publish_errors import Progress, describe
 from pipeline.serving.settings import publish as publish_settings
-from pipeline.serving.facts import FACTS, PRELOAD_SCHEMA, DuplicateFactKey, FactSpec, LakePartitionInvalid, PublishError
-from pipeline.serving.facts import (
-    drop_preloads, load_stage, preload_name, published_rows, register_preload, supersede, swap, take_preload,
-)
+from pipeline.transform import sqlrun
 
 logger = logging.getLogger(__name__)
 

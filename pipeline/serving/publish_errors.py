@@ -26,7 +26,6 @@ import duckdb
 import psycopg
 
 from pipeline import config
-
 from pipeline.transform import sqlrun
 
 logger = logging.getLogger(__name__)

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import psycopg
 
-from pipeline.serving import pg, migrations as serving
+from pipeline.serving import migrations as serving
+from pipeline.serving import pg
 
 logger = logging.getLogger(__name__)
 

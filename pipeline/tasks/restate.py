@@ -34,9 +34,7 @@ import sys
 from typing import Any
 
 from pipeline import config, lake
-
 from pipeline.ingest import incoming, landing
-
 from pipeline.lake import s3
 
 logger = logging.getLogger(__name__)

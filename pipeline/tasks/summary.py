@@ -28,7 +28,6 @@ import luigi
 import pyarrow.parquet as pq
 
 from pipeline import lake
-
 from pipeline.tasks import run_audit
 
 logger = logging.getLogger(__name__)

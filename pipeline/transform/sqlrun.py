@@ -15,10 +15,7 @@ from typing import Any
 
 import duckdb
 
-from pipeline import config, lake
-
-from devtools import faults
-
+from pipeline import config, faults, lake
 from pipeline.lake import s3
 
 logger = logging.getLogger(__name__)

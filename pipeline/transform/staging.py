@@ -80,7 +80,6 @@ import duckdb
 import pyarrow as pa
 
 from pipeline import config, lake
-
 from pipeline.transform import sqlrun
 
 logger = logging.getLogger(__name__)

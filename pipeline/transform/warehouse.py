@@ -26,7 +26,6 @@ import duckdb
 import pyarrow as pa
 
 from pipeline import config, lake
-
 from pipeline.transform import sqlrun
 from pipeline.transform.staging import STAGING_SCHEMAS, business_timezone
 

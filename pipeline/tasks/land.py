@@ -1,0 +1,171 @@
+"""Landing tasks: each incoming source of a date becomes an immutable raw partition (`pipeline.ingest`).
+
+    luigi --module pipeline.tasks LandDaily --date 2025-12-15 --local-scheduler
+"""
+from __future__ import annotations
+
+import datetime as dt
+import glob
+import logging
+import os
+import re
+from typing import Any
+
+import luigi
+
+from pipeline import config, lake
+from pipeline.ingest import incoming, landing
+from pipeline.tasks.base import LakeTarget, PipelineTask
+
+logger = logging.getLogger(__name__)
+
+
+class ManifestUnreadable(Exception):
+    """A raw partition's _manifest.json (its completion marker) cannot be read."""
+
+
+class LandTask(PipelineTask):
+    """Lands one source for a date as an immutable raw partition (output: its manifest).
+
+    A missing or unreadable file is not transient: the task fails at once (no Luigi retry) with
+    a message naming the expected path.
+    """
+
+    source: str = ""
+    retry_count = 1
+    timeout_kind = "land"
+
+    def output(self) -> LakeTarget:
+        return LakeTarget(landing.manifest_path(self.source, self.date))
+
+    def requires(self) -> list[luigi.Task]:
+        # With [landing] ready_marker set, the date waits for the sender's marker (exit 20 while missing).
+        return [SourceReady(date=self.date, source=self.source)] if config.ready_marker() else []
+
+    def complete(self) -> bool:
+        manifest = read_manifest(self.source, self.date)
+        # A changed source (or files added beside it) makes the task incomplete so that run() refuses it loudly.
+        return manifest is not None and landing.source_drift(self.source, self.date) is None
+
+    def land(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def run(self) -> None:
+        self.report(f"landing {self.source}", 0)
+        manifest = self.land()
+        self.rows_in, self.rows_out = manifest.get("source_records"), manifest["rows"]
+        rejected = manifest.get("rejected_count")
+        self.report(f"landed {manifest['rows']} {self.source} rows"
+                    + (f" ({rejected} unreadable records rejected)" if rejected else ""), 100)
+
+
+class SourceReady(luigi.ExternalTask, PipelineTask):
+    """The sender's ready marker ([landing] ready_marker) in a daily source's folder for a date.
+
+    An external task: while the marker is missing the land task waits, and the run exits with
+    [retcode] missing_data (20) after logging which source is not ready.
+    """
+
+    source = luigi.Parameter()
+
+    def complete(self) -> bool:
+        if incoming.is_ready(self.source, self.date):
+            return True
+        logger.warning("%s", incoming.not_ready_message(self.source, self.date))
+        return False
+
+
+def read_manifest(table: str, day: dt.date) -> dict[str, Any] | None:
+    """A raw partition's manifest; an unreadable one fails scheduling with what to do about it."""
+    try:
+        return landing.read_manifest(table, day)
+    except (ValueError, OSError) as err:  # json.JSONDecodeError is a ValueError
+        path = landing.manifest_path(table, day)
+        raise ManifestUnreadable(
+            f"{path} cannot be read ({err}); it is written atomically, so something else changed it: remove"
+            f" {lake.partition_dir('raw', table, day)} and run the date again to re-land it"
+        ) from err
+
+
+class CatalogLandTask(PipelineTask):
+    """Lands the weekly catalog snapshot (products or users) that covers a date, if any.
+
+    Retried per [scheduler] (an API 5xx or timeout is transient).
+    """
+
+    source: str = ""
+    timeout_kind = "catalog"
+
+    def complete(self) -> bool:
+        snapshot = landing.covering_snapshot(self.source, self.date)
+        if snapshot is None:
+            return True  # nothing covers this date yet: facts point at inferred members
+        manifest = read_manifest(self.source, snapshot)
+        return manifest is not None and landing.source_unchanged(manifest)
+
+    def run(self) -> None:
+        self.report(f"landing the {self.source} snapshot", 0)
+        manifest = landing.land_catalog(self.source, self.date)
+        self.rows_out = manifest["rows"] if manifest else 0
+        self.report(f"landed {self.rows_out} {self.source} rows", 100)
+
+
+def catalog_snapshot_dates(kind: str, day: dt.date) -> list[dt.date]:
+    """Every snapshot date of a catalog on or before `day`: landed ones, incoming files, and the covering one.
+
+    The warehouse models that read a catalog's history refuse to build while a landed snapshot on
+    or before their date is not staged (see warehouse._snapshots_through), so in a backfill a date
+    must wait for the staging of every earlier snapshot, not only its own.
+    """
+    from pipeline.transform import warehouse
+
+    dates = {d for d in warehouse.partition_dates("raw", kind) if d <= day}
+    if not landing.catalog_url(kind):
+        for path in glob.glob(os.path.join(config.data_dir(), kind, f"{kind}_*.json")):
+            match = re.fullmatch(rf"{kind}_(\d{{4}}-\d{{2}}-\d{{2}})\.json", os.path.basename(path))
+            if match and dt.date.fromisoformat(match.group(1)) <= day:
+                dates.add(dt.date.fromisoformat(match.group(1)))
+    covering = landing.covering_snapshot(kind, day)
+    if covering is not None:
+        dates.add(covering)
+    return sorted(dates)
+
+
+class LandOrders(LandTask):
+    """raw/orders for one date: one row per order record as received."""
+
+    source = "orders"
+    date_rank = 4
+
+    def land(self) -> dict[str, Any]:
+        return landing.land_orders(self.date)
+
+
+class LandEvents(LandTask):
+    """raw/events for one date: one row per accepted CSV line; rejected lines go to audit."""
+
+    source = "events"
+    date_rank = 6
+
+    def land(self) -> dict[str, Any]:
+        return landing.land_events(self.date)
+
+
+class LandProducts(CatalogLandTask):
+    """raw/products for the weekly snapshot covering a date: one row per product record."""
+
+    source = "products"
+
+
+class LandUsers(CatalogLandTask):
+    """raw/users for the weekly snapshot covering a date: one row per user record."""
+
+    source = "users"
+
+
+class LandDaily(luigi.WrapperTask, PipelineTask):
+    """Every source of one date landed in lake/raw (orders, events, products, users)."""
+
+    def requires(self) -> list[luigi.Task]:
+        return [LandOrders(date=self.date), LandEvents(date=self.date),
+                LandProducts(date=self.date), LandUsers(date=self.date)]
