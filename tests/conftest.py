@@ -11,7 +11,7 @@ FIXTURES = REPO / "tests" / "fixtures"
 SEED_INCOMING = FIXTURES / "seed-format" / "incoming"
 DUMMYJSON = REPO / "devtools" / "generate" / "dummyjson"
 
-pytest_plugins = ["tests.pgfixtures"] if (REPO / "tests" / "pgfixtures.py").exists() else []
+pytest_plugins = ["tests.support.postgres"]
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,6 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,11 +19,7 @@ from pipeline.ingest.catalog_api import (  # noqa: E402
     fetch_all,
     page_url,
 )
-
-try:
-    from dummyjson_server import DummyJsonServer  # noqa: E402
-except ImportError:  # tests/ imported as a package
-    from tests.dummyjson_server import DummyJsonServer
+from tests.support.dummyjson_server import DummyJsonServer
 
 FAST = {"backoff": 0.01, "timeout": 2.0}
 

@@ -21,7 +21,7 @@ from pipeline.quality import gate as checks
 from pipeline.quality import gate_views, serving_reconciliation
 from pipeline.quality.gate import NoChecksParsed, QualityGateFailed
 from pipeline.quality.serving_reconciliation import ServingMismatch
-from tests import rows
+from tests.support import rows
 
 D = dt.date(2025, 12, 14)
 DAY = dt.datetime(2025, 12, 14)

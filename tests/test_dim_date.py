@@ -6,11 +6,7 @@ import datetime as dt
 import pytest
 
 from pipeline.transform import warehouse
-
-try:
-    import rows as r
-except ImportError:  # tests/ imported as a package
-    from tests import rows as r
+from tests.support import rows as r
 
 D = r.DAY  # Sunday 2025-12-14
 FACTS = ("fact_orders", "fact_events", "dim_date")

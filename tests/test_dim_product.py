@@ -7,11 +7,7 @@ import hashlib
 import pytest
 
 from pipeline.transform import warehouse
-
-try:
-    import rows as r
-except ImportError:  # tests/ imported as a package
-    from tests import rows as r
+from tests.support import rows as r
 
 MONDAY = dt.date(2025, 12, 15)
 WEDNESDAY = dt.date(2025, 12, 17)

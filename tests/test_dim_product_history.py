@@ -7,11 +7,7 @@ import hashlib
 import pytest
 
 from pipeline.transform import warehouse
-
-try:
-    import rows as r
-except ImportError:  # tests/ imported as a package
-    from tests import rows as r
+from tests.support import rows as r
 
 W1, W2, W3, W4 = (dt.date(2025, 12, 1) + dt.timedelta(weeks=n) for n in range(4))
 END = dt.date(9999, 12, 31)

@@ -5,10 +5,7 @@ import datetime as dt
 
 import pytest
 
-try:
-    import rows as r
-except ImportError:  # tests/ imported as a package
-    from tests import rows as r
+from tests.support import rows as r
 
 MONDAY = dt.date(2025, 12, 8)
 D = r.DAY  # Sunday 2025-12-14

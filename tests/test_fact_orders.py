@@ -7,11 +7,7 @@ import pytest
 
 from pipeline import lake
 from pipeline.transform import sqlrun, warehouse
-
-try:
-    import rows as r
-except ImportError:  # tests/ imported as a package
-    from tests import rows as r
+from tests.support import rows as r
 
 MONDAY = dt.date(2025, 12, 8)
 D = r.DAY  # Sunday 2025-12-14

@@ -27,7 +27,7 @@ import pytest
 from devtools import faults
 from pipeline import lake, tasks
 from pipeline.tasks import publish as publish_tasks
-from tests.test_faults_support import (
+from tests.support.faults import (
     D,
     LakeState,
     Runner,

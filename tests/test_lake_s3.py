@@ -21,8 +21,8 @@ from pipeline import lake
 from pipeline.lake import s3 as lake_store
 from pipeline.lake import views
 from pipeline.transform import sqlrun
-from tests.s3_server import BUCKET, s3_server
-from tests.test_ops_support import SEED_DAY, Ops, ops  # noqa: F401 - ops is a fixture
+from tests.support.ops import SEED_DAY, Ops, ops  # noqa: F401 - ops is a fixture
+from tests.support.s3_server import BUCKET, s3_server
 from tests.test_publish import dump
 
 D = dt.date(2025, 12, 8)

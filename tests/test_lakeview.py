@@ -23,7 +23,7 @@ import pytest
 from pipeline import config, lake
 from pipeline.lake import views as lakeview
 from pipeline.transform import sqlrun, warehouse
-from tests import analytics_dataset
+from tests.support import analytics_dataset
 
 REPO = Path(__file__).resolve().parent.parent
 LAYER_TABLES = {

@@ -4,7 +4,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 from pipeline import lake
 from pipeline.ingest import landing
 from tests.conftest import REPO, SEED_INCOMING
-from tests.dummyjson_server import DummyJsonServer
+from tests.support.dummyjson_server import DummyJsonServer
 
 D = dt.date(2025, 12, 15)
 HEADER = "event_id,user_id,product_id,event_type,event_ts"

@@ -12,11 +12,7 @@ import pytest
 
 from pipeline.ingest import landing
 from pipeline.transform import staging, warehouse
-
-try:
-    import rows as r
-except ImportError:  # tests/ imported as a package
-    from tests import rows as r
+from tests.support import rows as r
 
 D1, D2 = dt.date(2025, 12, 14), dt.date(2025, 12, 15)
 SEED_INCOMING = r.FIXTURES / "seed-format" / "incoming"

@@ -14,7 +14,7 @@ import nbformat
 import pytest
 
 from pipeline.lake import views
-from tests import analytics_dataset
+from tests.support import analytics_dataset
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "queries" / "explore.ipynb"
 

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from tests.test_ops_support import Ops, assert_published_once, ops, wait_for  # noqa: F401 - ops is a fixture
+from tests.support.ops import Ops, assert_published_once, ops, wait_for  # noqa: F401 - ops is a fixture
 
 DAY = dt.date(2025, 12, 8)
 

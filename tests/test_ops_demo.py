@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.test_ops_support import REPO, Ops, ops  # noqa: F401 - ops is a fixture
+from tests.support.ops import REPO, Ops, ops  # noqa: F401 - ops is a fixture
 
 # The demo's own defaults are 7 days of 3,000 orders and 30,000 events; a lighter 3 days keeps the suite fast.
 ARGS = ["--days", "3", "--orders-per-day", "200", "--events-per-day", "1500"]

@@ -12,8 +12,8 @@ import time
 import psycopg
 import pytest
 
-from tests.pgfixtures import free_port
-from tests.test_ops_support import REPO, SEED_DAY, Ops, ops  # noqa: F401 - ops is a fixture
+from tests.support.ops import REPO, SEED_DAY, Ops, ops  # noqa: F401 - ops is a fixture
+from tests.support.postgres import free_port
 
 _cfg = configparser.ConfigParser()
 _cfg.read(REPO / "luigi.cfg")

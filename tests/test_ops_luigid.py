@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.pgfixtures import free_port
-from tests.test_ops_support import REPO, Ops, assert_published_once, ops, wait_for  # noqa: F401 - ops is a fixture
+from tests.support.ops import REPO, Ops, assert_published_once, ops, wait_for  # noqa: F401 - ops is a fixture
+from tests.support.postgres import free_port
 
 # Sunday to Tuesday: catalog snapshots on the first day and on Monday, so the Monday and Tuesday
 # models also need the Sunday snapshot staged (a task of another date, maybe not run yet).

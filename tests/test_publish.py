@@ -10,7 +10,7 @@ import pytest
 
 from pipeline import lake
 from pipeline.serving import publish
-from tests.pgfixtures import (
+from tests.support.postgres import (
     EVENT_SCHEMA,
     ORDER_SCHEMA,
     PRODUCT_SCHEMA,

@@ -23,7 +23,7 @@ from pipeline.quality.results import CheckResult
 from pipeline.serving import locks, migrations, publish
 from pipeline.serving import retry as pg_retry
 from pipeline.tasks import run_audit
-from tests.pgfixtures import PG_ENV, ThrowawayPostgres, event, order, write_facts, write_rows
+from tests.support.postgres import PG_ENV, ThrowawayPostgres, event, order, write_facts, write_rows
 
 D = dt.date(2025, 12, 14)
 RETRY_LINE = re.compile(r"^publishing 2025-12-14 failed: (?P<error>.+); this can heal, will retry:"

@@ -22,8 +22,8 @@ import pytest
 
 from pipeline.lake import views
 from pipeline.serving import publish
-from tests import analytics_dataset
-from tests.pgfixtures import event, order, write_facts
+from tests.support import analytics_dataset
+from tests.support.postgres import event, order, write_facts
 
 QUERIES = sorted(views.queries())
 SEED_QUERIES = ("revenue_by_category_daily", "conversion_funnel", "repeat_customers", "pipeline_health")

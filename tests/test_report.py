@@ -23,7 +23,7 @@ from pipeline.quality import gate as checks
 from pipeline.report import page as report
 from pipeline.report import svg as report_svg
 from pipeline.serving import publish
-from tests import analytics_dataset
+from tests.support import analytics_dataset
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"

@@ -29,8 +29,8 @@ from pipeline.quality import serving_reconciliation
 from pipeline.serving import publish
 from pipeline.transform import sqlrun, staging, warehouse
 from tests.conftest import REPO
-from tests.pgfixtures import free_port
-from tests.test_faults_support import clean_env
+from tests.support.faults import clean_env
+from tests.support.postgres import free_port
 
 HOSTILE_DATE = "2025-12-13'; drop table x;--"
 

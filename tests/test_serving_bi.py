@@ -26,7 +26,7 @@ from pipeline.ingest import landing
 from pipeline.serving import migrations as serving
 from pipeline.serving import publish
 from pipeline.transform import staging
-from tests.pgfixtures import event, order, write_facts
+from tests.support.postgres import event, order, write_facts
 
 D1, D2 = dt.date(2025, 12, 14), dt.date(2025, 12, 15)
 BOUND = 60  # seconds any background publish may take before the test calls it stalled

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from pipeline.serving import pg
-from tests.pgfixtures import PG_ENV, EmbeddedServer, embedded_in_temp_dir
+from tests.support.postgres import PG_ENV, EmbeddedServer, embedded_in_temp_dir
 
 REPO = Path(__file__).resolve().parent.parent
 

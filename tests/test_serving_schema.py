@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from pipeline.serving import migrations as serving
-from tests.pgfixtures import uncommented
+from tests.support.postgres import uncommented
 
 ALL_FILES = [m.path.name for m in serving.migrations()]
 

@@ -9,11 +9,7 @@ import pytest
 
 from pipeline import lake
 from pipeline.transform import staging
-
-try:
-    import rows as r
-except ImportError:  # tests/ imported as a package
-    from tests import rows as r
+from tests.support import rows as r
 
 D = r.DAY
 

@@ -16,8 +16,8 @@ import pytest
 from pipeline import tasks
 from pipeline.tasks import model
 from pipeline.transform import warehouse
-from tests.pgfixtures import free_port
-from tests.test_ops_support import SEED_INCOMING
+from tests.support.ops import SEED_INCOMING
+from tests.support.postgres import free_port
 
 D = dt.date(2025, 12, 15)
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import textwrap
 
-from tests.test_ops_support import REPO
+from tests.support.ops import REPO
 
 
 def run_python(code: str) -> subprocess.CompletedProcess[str]:

@@ -20,7 +20,6 @@ import shutil
 import socket
 import stat
 import subprocess
-import sys
 import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
@@ -31,8 +30,6 @@ import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipeline import lake  # noqa: E402
 from pipeline.serving import pg

@@ -50,7 +50,7 @@ def default_fixtures_dir() -> Path:
     """Where the DummyJSON fixtures live: $DUMMYJSON_FIXTURES, else the copy in devtools/generate/dummyjson."""
     if os.environ.get("DUMMYJSON_FIXTURES"):
         return Path(os.environ["DUMMYJSON_FIXTURES"])
-    return Path(__file__).resolve().parent.parent / "devtools" / "generate" / "dummyjson"
+    return Path(__file__).resolve().parents[2] / "devtools" / "generate" / "dummyjson"
 
 
 class DummyJsonServer:

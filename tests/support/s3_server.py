@@ -1,7 +1,7 @@
 """A real S3-compatible server on 127.0.0.1 for the object-storage lake tests (moto's standalone
 server, in its own process: real HTTP, real S3 requests, nothing mocked inside the pipeline).
 
-Standalone: `uv run python -m tests.s3_server` prints the `export` lines for a shell."""
+Standalone: `uv run python -m tests.support.s3_server` prints the `export` lines for a shell."""
 from __future__ import annotations
 
 import contextlib

@@ -17,9 +17,9 @@ import psycopg
 import pyarrow.parquet as pq
 import pytest
 
-from tests.pgfixtures import PG_ENV, EmbeddedServer
+from tests.support.postgres import PG_ENV, EmbeddedServer
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SEED_INCOMING = REPO / "tests" / "fixtures" / "seed-format" / "incoming"
 
 SEED_DAY = dt.date(2025, 12, 15)

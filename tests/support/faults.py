@@ -29,7 +29,7 @@ import pytest
 from pipeline import lake
 from pipeline.serving import pg
 from tests.conftest import REPO, SEED_INCOMING
-from tests.pgfixtures import PG_ENV, EmbeddedServer, embedded_in_temp_dir
+from tests.support.postgres import PG_ENV, EmbeddedServer, embedded_in_temp_dir
 
 D = "2025-12-15"  # a seed-format day with a products snapshot: every source lands
 RUN_ENV_DROP = (*PG_ENV, "ECOMM_FAULT", "ECOMM_FAULT_DIR", "ECOMM_FAULT_PAUSE_SECONDS", "ECOMM_PRODUCTS_URL",
