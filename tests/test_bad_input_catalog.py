@@ -1,6 +1,6 @@
-"""The bad-input catalog: every case of the README table, landed and staged for real, and reconciled.
+"""The bad-input catalog: every case of docs/bad-input.md, landed and staged for real, and reconciled.
 
-CASES is the single source of the README's "Bad input catalog" table (between the markers
+CASES is the single source of the table in docs/bad-input.md (between the markers
 `<!-- bad-input:start -->` and `<!-- bad-input:end -->`; print it with
 `uv run python -m tests.test_bad_input_catalog`). Each case writes real incoming files into a
 temporary folder and runs the pipeline's own Luigi tasks for the date (LandX then StageX, each only
@@ -41,7 +41,7 @@ from tests.support.dummyjson_server import DummyJsonServer
 D = dt.date(2025, 12, 15)  # a Monday: the API snapshot day
 PREV = D - dt.timedelta(days=1)
 HEADER = "event_id,user_id,product_id,event_type,event_ts"
-README = REPO / "README.md"
+CATALOG_PAGE = REPO / "docs" / "bad-input.md"
 # assembled at run time, so that the repository's secret scan (tests/test_security.py) does not find it here
 SECRET, SECRET_KEY = "hunter" + "2", "pass" + "word"
 START, END = "<!-- bad-input:start -->", "<!-- bad-input:end -->"
@@ -157,8 +157,8 @@ class Expect:
 @dataclasses.dataclass(frozen=True)
 class Case:
     id: str
-    input: str  # the README's description of the input
-    behaviour: str  # the README's description of what the pipeline does
+    input: str  # the catalog page's description of the input
+    behaviour: str  # the catalog page's description of what the pipeline does
     files: dict[str, bytes]
     expect: Expect
     api_fault: tuple[str, int] | None = None  # products from a DummyJSON server with this fault queued
@@ -861,19 +861,18 @@ def assert_partial_failure(outcome: Outcome) -> int:
     return os.stat(lake.partition_file("raw", "events", D)).st_mtime_ns
 
 
-# ---------------------------------------------------------------------------- README vs CASES
-def readme_block() -> str:
-    """The README's "Bad input catalog" table, generated from CASES."""
+# ------------------------------------------------------------------------ docs/bad-input.md vs CASES
+def catalog_block() -> str:
+    """The catalog page's table, generated from CASES (markers included)."""
     lines = [START, "", "| case | input | behaviour |", "|---|---|---|"]
     lines += [f"| `{c.id}` | {c.input} | {c.behaviour} |" for c in CASES]
     return "\n".join([*lines, "", END])
 
 
-def readme_table() -> str:
-    """The block as the README has it; the generated one until the README carries the markers."""
-    text = README.read_text(encoding="utf-8")
-    if START not in text:
-        return readme_block()
+def catalog_table() -> str:
+    """The block as docs/bad-input.md has it (markers included)."""
+    text = CATALOG_PAGE.read_text(encoding="utf-8")
+    assert START in text and END in text, f"{CATALOG_PAGE} lacks the {START} / {END} markers"
     return START + text.split(START, 1)[1].split(END, 1)[0] + END
 
 
@@ -883,12 +882,20 @@ def test_catalog_has_at_least_30_distinct_cases() -> None:
     assert all(re.fullmatch(r"[a-z0-9-]+", i) for i in ids)
 
 
-def test_readme_table_lists_exactly_the_tested_cases() -> None:
-    table = readme_table()
+def test_the_catalog_page_lists_exactly_the_tested_cases() -> None:
+    table = catalog_table()
     ids = re.findall(r"^\| `([a-z0-9-]+)` \|", table, flags=re.MULTILINE)
-    assert ids == [c.id for c in CASES], "README bad-input table and tests/test_bad_input_catalog.py CASES differ"
-    assert table == readme_block(), "regenerate the README table: uv run python -m tests.test_bad_input_catalog"
+    assert ids == [c.id for c in CASES], "docs/bad-input.md and tests/test_bad_input_catalog.py CASES differ"
+    assert table == catalog_block(), "regenerate it: python -m tests.test_bad_input_catalog --write"
 
 
 if __name__ == "__main__":
-    print(readme_block())
+    import sys
+
+    if sys.argv[1:] == ["--write"]:
+        text = CATALOG_PAGE.read_text(encoding="utf-8")
+        before, rest = text.split(START, 1)
+        CATALOG_PAGE.write_text(before + catalog_block() + rest.split(END, 1)[1], encoding="utf-8")
+        print(f"wrote the table of {CATALOG_PAGE}")
+    else:
+        print(catalog_block())

@@ -1,4 +1,4 @@
-"""docker-compose.yml, .env.example, the Makefile and the README's Operations section agree with luigi.cfg.
+"""docker-compose.yml, .env.example, the Makefile and docs/operations.md agree with luigi.cfg.
 
 No Docker engine runs here, so the compose file is kept honest by reading it: services, ports,
 environment names and commands must match what the pipeline and its configuration expect.
@@ -102,14 +102,14 @@ def test_make_luigid_matches_luigi_cfg() -> None:
     assert _option(command, "--address") == CFG.get("core", "scheduler_host") == "127.0.0.1"
     assert _option(command, "--port") == str(PORT)
     assert _option(command, "--state-path") == CFG.get("scheduler", "state_path")
-    readme = (REPO / "README.md").read_text()
-    assert re.search(rf"`make luigid`.*127\.0\.0\.1:{PORT}", readme)
+    assert re.search(rf"`make luigid`.*127\.0\.0\.1:{PORT}", (REPO / "README.md").read_text())
+    assert re.search(rf"make luigid .*127\.0\.0\.1:{PORT}", (REPO / "docs" / "operations.md").read_text())
 
 
-# ------------------------------------------------------------------------- README, Operations
+# ------------------------------------------------------------------------- docs/operations.md
 def _section(text: str, marker: str) -> str:
     match = re.search(rf"<!-- ops:{marker} -->(.*?)<!-- /ops:{marker} -->", text, re.S)
-    assert match, f"README.md lacks the <!-- ops:{marker} --> table of the Operations section"
+    assert match, f"docs/operations.md lacks the <!-- ops:{marker} --> table"
     return match.group(1)
 
 
@@ -133,13 +133,13 @@ def check_exit_codes(readme: str) -> None:
 
 
 def check_compose_services(readme: str) -> None:
-    """The README's service table names every compose service and its host port."""
+    """The service table names every compose service and its host port."""
     rows = {re.sub(r"[`*]", "", row[0]): " ".join(row[1:]) for row in _rows(_section(readme, "compose-services"))}
     assert set(rows) == set(SERVICES)
     for name, service in SERVICES.items():
         for mapping in service.get("ports", []):
             host = mapping.rsplit(":", 1)[0]
-            assert host in rows[name], f"{name}: {host} not in the README row {rows[name]!r}"
+            assert host in rows[name], f"{name}: {host} not in the docs/operations.md row {rows[name]!r}"
 
 
 def check_settings(readme: str) -> None:
@@ -154,5 +154,5 @@ def check_settings(readme: str) -> None:
 
 
 @pytest.mark.parametrize("check", [check_exit_codes, check_compose_services, check_settings])
-def test_the_readme_operations_section_agrees(check) -> None:
-    check((REPO / "README.md").read_text())
+def test_the_operations_page_agrees(check) -> None:
+    check((REPO / "docs" / "operations.md").read_text())

@@ -1,8 +1,8 @@
-"""The schema reference for BI users, generated from Postgres's COMMENT ON, and README's copy of it.
+"""The schema reference for BI users, generated from Postgres's COMMENT ON, and docs/schema.md's copy of it.
 
 That every serving table and column has a comment is tested in test_serving_schema.py; here, that
 the reference shows every one of them, flags a missing comment, ignores publish's daily partitions,
-and that README.md holds exactly what the generator prints (between its schema-doc markers).
+and that docs/schema.md holds exactly what the generator prints (between its schema-doc markers).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from pipeline.serving import migrations, publish, schema_doc
 from tests.support.postgres import event, order, write_facts
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+SCHEMA_PAGE = Path(__file__).resolve().parent.parent / "docs" / "schema.md"
 
 
 @pytest.fixture
@@ -40,7 +40,7 @@ def test_the_reference_shows_every_relation_and_column_with_its_comment(schema_d
                where n.nspname in ('warehouse', 'audit') and c.relkind in ('r', 'p', 'v')""").fetchall()
     assert len(columns) > 100
     for schema, table, column, comment in columns:
-        heading = f"##### `{schema}.{table}` ("
+        heading = f"### `{schema}.{table}` ("
         assert heading in markdown, heading
         block = markdown[markdown.index(heading):].split("\n##", 1)[0]
         assert f"| `{column}` | " in block and " ".join(comment.split()).replace("|", "\\|") in block, (table, column)
@@ -100,10 +100,10 @@ def test_write_then_check_a_readme(schema_db, tmp_path: Path, capsys) -> None:
 
 
 def test_the_readme_schema_reference_is_up_to_date(schema_db) -> None:
-    text = README.read_text(encoding="utf-8")
+    text = SCHEMA_PAGE.read_text(encoding="utf-8")
     if schema_doc.START not in text or schema_doc.END not in text:
-        pytest.fail(f"README.md lacks the schema reference (section 'BI clients'): add a line {schema_doc.START}"
-                    f" and a line {schema_doc.END}, then run `uv run python -m pipeline schema-doc --write README.md`")
+        pytest.fail(f"docs/schema.md lacks the schema reference: add a line {schema_doc.START}"
+                    f" and a line {schema_doc.END}, then run `python -m pipeline schema-doc --write docs/schema.md`")
     diff = schema_doc.stale_diff(text, _generated(schema_db))
-    assert not diff, ("README.md's schema reference is stale; run `uv run python -m pipeline schema-doc --write"
-                      f" README.md` and commit it:\n{diff}")
+    assert not diff, ("docs/schema.md's schema reference is stale; run `python -m pipeline schema-doc --write"
+                      f" docs/schema.md` and commit it:\n{diff}")
