@@ -12,7 +12,6 @@ import re
 import socket
 import subprocess
 import sys
-import time
 import tomllib
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from pipeline.serving import publish
 from pipeline.transform import sqlrun, staging, warehouse
 from tests.support.faults import clean_env
 from tests.support.paths import REPO
-from tests.support.processes import free_port
+from tests.support.processes import free_port, wait_for
 
 HOSTILE_DATE = "2025-12-13'; drop table x;--"
 
@@ -274,6 +273,14 @@ def luigid_command() -> list[str]:
     return match.group(1).split()
 
 
+def accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
 def test_luigid_binds_to_loopback_by_default(tmp_path) -> None:
     """`make luigid`'s own arguments (port aside) give a scheduler that only 127.0.0.1 can reach."""
     args = luigid_command()
@@ -287,14 +294,8 @@ def test_luigid_binds_to_loopback_by_default(tmp_path) -> None:
     proc = subprocess.Popen([sys.executable, "-c", "from luigi.cmdline import luigid; luigid()", *args],
                             cwd=tmp_path, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline and proc.poll() is None, "luigid did not start"
-                time.sleep(0.1)
+        wait_for(lambda: accepts(port) or proc.poll() is not None, 30, "luigid to listen")
+        assert proc.poll() is None, "luigid did not start"
         listening = [line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:]
                      + Path("/proc/net/tcp6").read_text().splitlines()[1:]]
         local = {f[1].split(":")[0] for f in listening if f[3] == "0A" and int(f[1].split(":")[1], 16) == port}
