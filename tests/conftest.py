@@ -1,4 +1,8 @@
-"""Shared test fixtures: an isolated lake and data folder per test, and a clean Luigi cache."""
+"""Shared test fixtures: an isolated lake and data folder per test, and a clean Luigi cache.
+
+The helpers and fixtures the test files share live in tests/support/; the fixtures among them are
+registered here once (`pytest_plugins`), so a test file never imports another test file.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,12 +10,18 @@ from pathlib import Path
 import luigi
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-FIXTURES = REPO / "tests" / "fixtures"
-SEED_INCOMING = FIXTURES / "seed-format" / "incoming"
-DUMMYJSON = REPO / "devtools" / "generate" / "dummyjson"
+# the helpers' own asserts report their values too (they are imported before any test collects them)
+pytest.register_assert_rewrite("tests.support")
 
-pytest_plugins = ["tests.support.postgres"]
+from tests.support.paths import SEED_INCOMING  # noqa: E402
+
+pytest_plugins = [
+    "tests.support.postgres",  # embedded_server, dsn_server, pg_target, fresh_db
+    "tests.support.serving",  # serving_lake
+    "tests.support.luigi_config",  # luigi_settings
+    "tests.support.s3_server",  # s3_env, s3_lake
+    "tests.support.ops",  # ops
+]
 
 
 @pytest.fixture(autouse=True)

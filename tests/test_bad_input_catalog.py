@@ -34,9 +34,9 @@ import pytest
 from pipeline import lake, tasks
 from pipeline.ingest import landing
 from pipeline.transform import staging
-from tests.conftest import REPO
 from tests.support import rows
 from tests.support.dummyjson_server import DummyJsonServer
+from tests.support.paths import REPO
 
 D = dt.date(2025, 12, 15)  # a Monday: the API snapshot day
 PREV = D - dt.timedelta(days=1)

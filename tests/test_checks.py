@@ -1,7 +1,7 @@
 """The quality gate and the serving reconciliation: real Parquet partitions, real Soda scans, real Postgres.
 
-Each test writes one small, consistent day into an isolated lake (row builders below, the lake
-contract's schemas), breaks one thing, runs the gate and looks at the recorded results.
+Each test writes one small, consistent day into an isolated lake (tests/support/gate_day.py: row
+builders, the lake contract's schemas), breaks one thing, runs the gate and looks at the recorded results.
 """
 from __future__ import annotations
 
@@ -17,146 +17,23 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline import lake
-from pipeline.quality import gate as checks
-from pipeline.quality import gate_views, serving_reconciliation
+from pipeline.quality import gate, gate_views, serving_reconciliation
 from pipeline.quality.gate import NoChecksParsed, QualityGateFailed
 from pipeline.quality.serving_reconciliation import ServingMismatch
 from tests.support import rows
-
-D = dt.date(2025, 12, 14)
-DAY = dt.datetime(2025, 12, 14)
-MONEY = pa.decimal128(18, 2)
-TS = pa.timestamp("us")
-
-SCHEMAS = {
-    ("staging", "stg_orders"): pa.schema([
-        ("order_id", pa.string()), ("user_id", pa.string()), ("product_id", pa.string()),
-        ("quantity", pa.int32()), ("unit_price", MONEY), ("order_ts", TS), ("status", pa.string()),
-        ("load_date", pa.date32()), ("_source_file", pa.string()), ("_row_number", pa.int64()),
-    ]),
-    ("staging", "stg_events"): pa.schema([
-        ("event_id", pa.string()), ("user_id", pa.string()), ("product_id", pa.string()),
-        ("event_type", pa.string()), ("event_ts", TS), ("load_date", pa.date32()),
-        ("_source_file", pa.string()), ("_row_number", pa.int64()),
-    ]),
-    ("warehouse", "fact_orders"): pa.schema([
-        ("order_id", pa.string()), ("user_id", pa.string()), ("product_id", pa.string()),
-        ("date_id", pa.int32()), ("order_ts", TS), ("quantity", pa.int32()), ("unit_price", MONEY),
-        ("revenue", MONEY), ("status", pa.string()), ("net_revenue", MONEY),
-        ("is_known_product", pa.bool_()), ("load_date", pa.date32()),
-    ]),
-    ("warehouse", "fact_events"): pa.schema([
-        ("event_id", pa.string()), ("user_id", pa.string()), ("product_id", pa.string()),
-        ("event_type", pa.string()), ("event_ts", TS), ("date_id", pa.int32()),
-        ("is_known_product", pa.bool_()), ("load_date", pa.date32()),
-    ]),
-    ("warehouse", "dim_user"): pa.schema([
-        ("user_id", pa.string()), ("first_seen_date", pa.date32()), ("first_order_date", pa.date32()),
-        ("last_seen_date", pa.date32()), ("city", pa.string()), ("country", pa.string()),
-        ("load_date", pa.date32()),
-    ]),
-    ("warehouse", "dim_product"): pa.schema([
-        ("product_key", pa.string()), ("product_id", pa.string()), ("product_name", pa.string()),
-        ("category", pa.string()), ("brand", pa.string()), ("current_price", MONEY),
-        ("effective_from", pa.date32()), ("is_inferred", pa.bool_()), ("load_date", pa.date32()),
-    ]),
-    ("audit", "reconciliation"): pa.schema([
-        ("source_table", pa.string()), ("load_date", pa.date32()), ("raw_count", pa.int64()),
-        ("staged_count", pa.int64()), ("quarantined_count", pa.int64()), ("duplicate_count", pa.int64()),
-        ("is_balanced", pa.bool_()), ("source_records", pa.int64()), ("rejected_count", pa.int64()),
-    ]),
-}
-
-
-# ------------------------------------------------------------------------------------ row builders
-def order(i: int, **overrides) -> dict:
-    row = {
-        "order_id": f"ORD_{i:05d}", "user_id": f"USER_{i % 7:04d}", "product_id": f"PROD_{i % 5:04d}",
-        "quantity": 1 + i % 3, "unit_price": Decimal("9.99") + i, "order_ts": DAY + dt.timedelta(minutes=17 * i),
-        "status": "paid" if i % 4 else "cancelled",
-    }
-    return {**row, **overrides}
-
-
-def event(i: int, **overrides) -> dict:
-    kind = ("page_view", "add_to_cart", "purchase")[i % 3]
-    row = {
-        "event_id": f"EVT_{i:06d}", "user_id": f"USER_{i % 9:04d}",
-        "product_id": None if kind == "page_view" else f"PROD_{i % 5:04d}", "event_type": kind,
-        "event_ts": DAY + dt.timedelta(minutes=11 * i),
-    }
-    return {**row, **overrides}
-
-
-def date_id(ts: dt.datetime) -> int:
-    return ts.year * 10000 + ts.month * 100 + ts.day
-
-
-def write(layer: str, table: str, rows: list[dict], schema: pa.Schema | None = None, **keys: str) -> None:
-    schema = schema or SCHEMAS[(layer, table)]
-    path = lake.partition_file(layer, table, D, **keys)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
-
-
-def write_day(orders: list[dict], events: list[dict], *, unknown: set[str] = frozenset(),
-              recon: dict | None = None, stg_orders_schema: pa.Schema | None = None) -> None:
-    """A consistent day (staging, warehouse, audit) derived from its orders and events."""
-    lineage = {"load_date": D, "_source_file": "x", "_row_number": 1}
-    stg_orders = [{**o, **lineage} for o in orders]
-    if stg_orders_schema is not None:
-        stg_orders = [{k: v for k, v in o.items() if k in stg_orders_schema.names} for o in stg_orders]
-    write("staging", "stg_orders", stg_orders, stg_orders_schema)
-    write("staging", "stg_events", [{**e, **lineage} for e in events])
-    facts = []
-    for o in orders:
-        revenue = Decimal(o["quantity"]) * o["unit_price"]
-        facts.append({**o, "date_id": date_id(o["order_ts"]), "revenue": revenue, "load_date": D,
-                      "net_revenue": revenue if o["status"] == "paid" else Decimal("0"),
-                      "is_known_product": o["product_id"] not in unknown})
-    write("warehouse", "fact_orders", facts)
-    write("warehouse", "fact_events", [
-        {**e, "date_id": date_id(e["event_ts"]), "load_date": D,
-         "is_known_product": e["product_id"] is None or e["product_id"] not in unknown}
-        for e in events
-    ])
-    seen: dict[str, list[dt.datetime]] = {}
-    for row in orders + events:
-        seen.setdefault(row["user_id"], []).append(row.get("order_ts") or row.get("event_ts"))
-    ordered = {o["user_id"]: min(x["order_ts"] for x in orders if x["user_id"] == o["user_id"]) for o in orders}
-    write("warehouse", "dim_user", [
-        {"user_id": u, "first_seen_date": min(ts).date(), "last_seen_date": max(ts).date(),
-         "first_order_date": ordered[u].date() if u in ordered else None, "city": "Paris", "country": "FR",
-         "load_date": D}
-        for u, ts in sorted(seen.items())
-    ])
-    products = sorted({r["product_id"] for r in orders + events if r["product_id"]})
-    write("warehouse", "dim_product", [
-        {"product_key": p, "product_id": p, "product_name": p.lower(), "category": "c", "brand": "b",
-         "current_price": None if p in unknown else Decimal("9.99"), "effective_from": None if p in unknown else D,
-         "is_inferred": p in unknown, "load_date": D}
-        for p in products
-    ])
-    counts = {"stg_orders": len(orders), "stg_events": len(events)}
-    for source, staged in counts.items():
-        row = {"source_table": source, "load_date": D, "raw_count": staged + 2, "staged_count": staged,
-               "quarantined_count": 1, "duplicate_count": 1, "is_balanced": True,
-               "source_records": staged + 3, "rejected_count": 1}
-        override = (recon or {}).get(source, {})
-        row.update(override)
-        if override and "source_records" not in override:  # keep the file's records = raw + rejected
-            row["rejected_count"] = override.get("rejected_count", 0)
-            row["source_records"] = row["raw_count"] + row["rejected_count"]
-        write("audit", "reconciliation", [row], source_table=source)
-
-
-def clean_orders(n: int = 20) -> list[dict]:
-    return [order(i) for i in range(n)]
-
-
-def clean_events(n: int = 60) -> list[dict]:
-    return [event(i) for i in range(n)]
-
+from tests.support.gate_day import (
+    DAY,
+    SCHEMAS,
+    D,
+    by_name,
+    clean_events,
+    clean_orders,
+    event,
+    order,
+    outcomes,
+    write,
+    write_day,
+)
 
 # the volume checks of a date without enough earlier load dates in the lake (pipeline.quality.gate_views)
 NOT_EVALUATED_YET = {
@@ -165,19 +42,11 @@ NOT_EVALUATED_YET = {
 }
 
 
-def by_name(result: checks.GateResult) -> dict[tuple[str, str], checks.CheckResult]:
-    return {(r.table_name, r.check_name): r for r in result.results}
-
-
-def outcomes(result: checks.GateResult, outcome: str) -> set[tuple[str, str]]:
-    return {(r.table_name, r.check_name) for r in result.results if r.outcome == outcome}
-
-
 # ------------------------------------------------------------------------------------------- gate
 def test_clean_seed_sized_day_passes_with_volume_warnings(lake_root: Path) -> None:
     write_day(clean_orders(), clean_events())
 
-    result = checks.run_gate(D)
+    result = gate.run_gate(D)
 
     assert not result.blocked and result.failed == 0 and result.errored == 0
     # a fresh lake has no earlier load dates: the volume-against-history checks are not evaluated (warned)
@@ -189,10 +58,10 @@ def test_clean_seed_sized_day_passes_with_volume_warnings(lake_root: Path) -> No
     volume = by_name(result)[("stg_orders", "orders volume within the expected daily range")]
     assert (volume.value, volume.check_type) == ("20", "row_count")
     assert "not between 100 and 500000" in volume.message
-    assert {r.table_name for r in result.results} == set(checks.GATED_TABLES) | set(gate_views.VIEWS)
+    assert {r.table_name for r in result.results} == set(gate.GATED_TABLES) | set(gate_views.VIEWS)
     assert result.passed > 60
     result.raise_if_blocked()  # a warning does not block
-    assert checks.gate_passed(D)
+    assert gate.gate_passed(D)
 
     # every check is in the lake, with its type and measured value
     recorded = pq.read_table(lake.partition_file("audit", "dq_results", D)).to_pylist()
@@ -204,9 +73,9 @@ def test_clean_seed_sized_day_passes_with_volume_warnings(lake_root: Path) -> No
     types = {r["check_type"] for r in recorded}
     assert {"schema", "row_count", "duplicate_count", "missing_count", "freshness", "user-defined",
             "failed_rows", "row_count_comparison"} <= types
-    assert checks.load_results(D).warned == 4
+    assert gate.load_results(D).warned == 4
 
-    failures = checks.dq_failure_rows(result)
+    failures = gate.dq_failure_rows(result)
     assert [f["outcome"] for f in failures] == ["warn"] * 4
     assert set(failures[0]) == {"run_date", "check_name", "table_name", "check_type", "outcome", "value", "message"}
     assert failures[0]["run_date"] == D
@@ -217,7 +86,7 @@ def test_duplicate_ids_fail_and_the_exception_lists_every_failed_check(lake_root
     events = clean_events() + [event(5)]
     write_day(orders, events)
 
-    result = checks.run_gate(D)
+    result = gate.run_gate(D)
 
     assert result.blocked
     assert outcomes(result, "fail") == {
@@ -232,8 +101,8 @@ def test_duplicate_ids_fail_and_the_exception_lists_every_failed_check(lake_root
     assert "FAIL fact_events | no duplicate event_id | value 1 |" in str(raised.value)
     assert len(lines) == 1 + 4
     assert raised.value.result is result
-    assert not checks.gate_passed(D)
-    assert {f["outcome"] for f in checks.dq_failure_rows(result)} == {"warn", "fail"}
+    assert not gate.gate_passed(D)
+    assert {f["outcome"] for f in gate.dq_failure_rows(result)} == {"warn", "fail"}
 
 
 def test_future_timestamp_fails(lake_root: Path) -> None:
@@ -243,7 +112,7 @@ def test_future_timestamp_fails(lake_root: Path) -> None:
     orders = clean_orders(19) + [order(19, order_ts=DAY + dt.timedelta(days=1, hours=15))]
     write_day(orders, clean_events())
 
-    result = checks.run_gate(D)
+    result = gate.run_gate(D)
 
     name = "no order_ts beyond the end of the load date plus tolerance"
     assert outcomes(result, "fail") == {("stg_orders", name), ("fact_orders", name)}
@@ -255,7 +124,7 @@ def test_a_day_inside_the_tolerance_passes(lake_root: Path) -> None:
     orders = clean_orders(19) + [order(19, order_ts=DAY + dt.timedelta(days=1, hours=1))]
     write_day(orders, clean_events())
 
-    assert not checks.run_gate(D).blocked
+    assert not gate.run_gate(D).blocked
 
 
 def test_unknown_product_share_between_warn_and_fail_only_warns(lake_root: Path) -> None:
@@ -263,35 +132,35 @@ def test_unknown_product_share_between_warn_and_fail_only_warns(lake_root: Path)
     orders = clean_orders(39) + [order(39, product_id="PROD_9999")]
     write_day(orders, clean_events(), unknown={"PROD_9999"})
 
-    result = checks.run_gate(D)
+    result = gate.run_gate(D)
 
     share = by_name(result)[("fact_orders", "unknown product share of order lines")]
     assert (share.outcome, share.value, share.check_type) == ("warn", "2.5", "user-defined")
     assert not result.blocked
-    assert checks.gate_passed(D)
+    assert gate.gate_passed(D)
 
 
-def test_unknown_product_share_above_fail_blocks(lake_root: Path, checks_config) -> None:
+def test_unknown_product_share_above_fail_blocks(lake_root: Path, luigi_settings) -> None:
     # with [checks] unknown_product_fail_pct = 5:
     # events: 2 of the 42 events with a product (4.76 %) -> warn; orders: 3 of 40 (7.5 %) -> fail
-    checks_config("unknown_product_fail_pct", "5")
+    luigi_settings("checks", unknown_product_fail_pct="5")
     orders = clean_orders(37) + [order(i, product_id="PROD_9999") for i in (37, 38, 39)]
     events = clean_events() + [event(i, product_id="PROD_9999", event_type="purchase") for i in (60, 61)]
     write_day(orders, events, unknown={"PROD_9999"})
 
-    result = checks.run_gate(D)
+    result = gate.run_gate(D)
 
     assert outcomes(result, "fail") == {("fact_orders", "unknown product share of order lines")}
     events_share = by_name(result)[("fact_events", "unknown product share of events with a product")]
     assert (events_share.outcome, events_share.value) == ("warn", "4.7619")
-    assert result.blocked and not checks.gate_passed(D)
+    assert result.blocked and not gate.gate_passed(D)
 
 
 def test_before_the_first_catalog_snapshot_unknown_products_only_warn(lake_root: Path) -> None:
     orders, events = clean_orders(), clean_events()
     write_day(orders, events, unknown={r["product_id"] for r in orders + events if r["product_id"]})
 
-    result = checks.run_gate(D)
+    result = gate.run_gate(D)
 
     assert not result.blocked
     assert {
@@ -321,7 +190,7 @@ def test_seed_format_days_through_the_real_models(
             staging.stage(source, day)
         for table in warehouse.TABLES:
             warehouse.build(table, day)
-        results[day] = checks.run_gate(day)
+        results[day] = gate.run_gate(day)
 
     # 2025-12-14: before the first (Monday) catalog snapshot; 20 orders, 60 events -> publishes, warned
     first = results[dt.date(2025, 12, 14)]
@@ -346,7 +215,7 @@ def test_reconciliation_imbalance_fails(lake_root: Path) -> None:
     write_day(clean_orders(), clean_events(),
               recon={"stg_events": {"raw_count": 70, "is_balanced": False, "source_records": 71}})
 
-    result = checks.run_gate(D)
+    result = gate.run_gate(D)
 
     assert outcomes(result, "fail") == {
         ("reconciliation", "raw = staged + quarantined + duplicates for every source")
@@ -359,7 +228,7 @@ def test_file_records_not_landed_or_rejected_fail(lake_root: Path, source_record
     """source_records = raw + rejected, recomputed by the gate: a line the reader swallowed is caught here too."""
     write_day(clean_orders(), clean_events(), recon={"stg_events": {"source_records": source_records}})
 
-    result = checks.run_gate(D)
+    result = gate.run_gate(D)
 
     name = ("reconciliation", "the file's records = raw + rejected for every source")
     assert outcomes(result, "fail") == {name}
@@ -374,7 +243,7 @@ def test_catalog_snapshot_reconciliation_is_included_when_present(lake_root: Pat
         "source_records": 5, "rejected_count": 0,
     }], source_table="stg_products")
 
-    result = checks.run_gate(D)
+    result = gate.run_gate(D)
 
     assert outcomes(result, "fail") == {
         ("reconciliation", "raw = staged + quarantined + duplicates for every source")
@@ -385,7 +254,7 @@ def test_missing_column_fails_the_schema_check(lake_root: Path) -> None:
     schema = SCHEMAS[("staging", "stg_orders")]
     write_day(clean_orders(), clean_events(), stg_orders_schema=schema.remove(schema.get_field_index("status")))
 
-    result = checks.run_gate(D)
+    result = gate.run_gate(D)
 
     schema_check = by_name(result)[("stg_orders", "stg_orders has the contract columns and types")]
     assert (schema_check.outcome, schema_check.check_type) == ("fail", "schema")
@@ -402,7 +271,7 @@ def test_wrong_column_type_fails_the_schema_check(lake_root: Path) -> None:
     schema = schema.set(schema.get_field_index("revenue"), pa.field("revenue", pa.float64()))
     write("warehouse", "fact_orders", [{**r, "revenue": float(r["revenue"])} for r in rows], schema)
 
-    result = checks.run_gate(D)
+    result = gate.run_gate(D)
 
     schema_check = by_name(result)[("fact_orders", "fact_orders has the contract columns and types")]
     assert schema_check.outcome == "fail"
@@ -413,7 +282,7 @@ def test_missing_partition_is_an_error_that_blocks(lake_root: Path) -> None:
     write_day(clean_orders(), clean_events())
     os.remove(lake.partition_file("warehouse", "dim_product", D))
 
-    result = checks.run_gate(D)
+    result = gate.run_gate(D)
 
     missing = by_name(result)[("dim_product", "dim_product partition exists")]
     assert (missing.outcome, missing.check_type) == ("error", "partition")
@@ -424,31 +293,31 @@ def test_missing_partition_is_an_error_that_blocks(lake_root: Path) -> None:
 def test_a_checks_file_without_checks_is_an_error(lake_root: Path, tmp_path: Path) -> None:
     write_day(clean_orders(), clean_events())
     root = tmp_path / "checks"
-    shutil.copytree(checks.checks_dir(), root)
+    shutil.copytree(gate.checks_dir(), root)
     (root / "warehouse" / "dim_user.yml").write_text("# nothing here yet\nchecks for dim_user:\n")
 
     with pytest.raises(NoChecksParsed, match="dim_user.yml parsed to zero checks"):
-        checks.run_gate(D, checks_root=root)
+        gate.run_gate(D, checks_root=root)
 
     (root / "warehouse" / "dim_user.yml").unlink()
     with pytest.raises(NoChecksParsed, match="does not exist"):
-        checks.run_gate(D, checks_root=root)
-    assert not checks.gate_passed(D)
+        gate.run_gate(D, checks_root=root)
+    assert not gate.gate_passed(D)
 
     # one check Soda cannot parse beside a good one: the scan errors, and the error blocks
     (root / "warehouse" / "dim_user.yml").write_text(
         "checks for dim_user:\n  - row_count > 0:\n      name: has rows\n  - row_count >>> 0\n")
-    result = checks.run_gate(D, checks_root=root)
+    result = gate.run_gate(D, checks_root=root)
     scan_error = by_name(result)[("dim_user", "scan of dim_user.yml")]
     assert (scan_error.outcome, scan_error.check_type) == ("error", "scan")
     assert 'Invalid check "row_count >>> 0"' in scan_error.message
     assert by_name(result)[("dim_user", "has rows")].outcome == "pass"
-    assert result.blocked and not checks.gate_passed(D)
+    assert result.blocked and not gate.gate_passed(D)
 
 
 def test_hostile_load_date_is_rejected_before_any_scan(lake_root: Path) -> None:
     hostile = "2025-12-13'; drop table x;--"
-    for call in (checks.run_gate, checks.gate_variables, checks.gate_passed,
+    for call in (gate.run_gate, gate.gate_variables, gate.gate_passed,
                  lambda d: serving_reconciliation.reconcile_serving(d, lake_figures={}, dsn="host=/nowhere")):
         with pytest.raises(ValueError, match="not a date"):
             call(hostile)
@@ -460,7 +329,7 @@ def test_stale_day_warns_on_freshness(lake_root: Path) -> None:
     orders = [order(i, order_ts=DAY - dt.timedelta(days=2) + dt.timedelta(minutes=i)) for i in range(20)]
     write_day(orders, clean_events())
 
-    result = checks.run_gate(D)
+    result = gate.run_gate(D)
 
     fresh = by_name(result)[("stg_orders", "newest order_ts is recent at the end of the load date")]
     assert (fresh.outcome, fresh.check_type) == ("warn", "freshness")
@@ -469,7 +338,7 @@ def test_stale_day_warns_on_freshness(lake_root: Path) -> None:
 
 
 def test_gate_variables_come_from_config(lake_root: Path) -> None:
-    variables = checks.gate_variables("2025-12-14")
+    variables = gate.gate_variables("2025-12-14")
     assert variables["load_date"] == "2025-12-14"
     assert variables["NOW"] == "2025-12-15T00:00:00"
     assert variables["business_timezone"] == "UTC"
@@ -481,7 +350,7 @@ def test_gate_variables_come_from_config(lake_root: Path) -> None:
 
 def test_gate_variables_follow_the_business_time_zone(lake_root: Path) -> None:
     with rows.model_settings(business_timezone="America/New_York", future_tolerance_hours=24):
-        variables = checks.gate_variables("2025-12-14")
+        variables = gate.gate_variables("2025-12-14")
     assert variables["business_timezone"] == "America/New_York"
     # midnight in New York (UTC-5 in December), as naive UTC like the staged timestamps
     assert (variables["day_start_ts"], variables["day_end_ts"]) == ("2025-12-14 05:00:00", "2025-12-15 05:00:00")
@@ -489,9 +358,9 @@ def test_gate_variables_follow_the_business_time_zone(lake_root: Path) -> None:
     assert variables["future_limit_ts"] == "2025-12-16 05:00:00"  # the day's end + 24 h is the later one
     with rows.model_settings(business_timezone="Mars/Olympus_Mons"), pytest.raises(
             ValueError, match="business_timezone = 'Mars/Olympus_Mons' is not an IANA time zone name"):
-        checks.gate_variables("2025-12-14")
+        gate.gate_variables("2025-12-14")
     with rows.model_settings(business_timezone="UTC'); drop table x; --"), pytest.raises(ValueError):
-        checks.gate_variables("2025-12-14")
+        gate.gate_variables("2025-12-14")
 
 
 def test_date_id_is_checked_against_the_business_day(lake_root: Path) -> None:
@@ -499,51 +368,29 @@ def test_date_id_is_checked_against_the_business_day(lake_root: Path) -> None:
     orders = clean_orders(19) + [order(19, order_ts=DAY + dt.timedelta(hours=2))]
     write_day(orders, clean_events())
     name = "date_id is the business day of order_ts"
-    assert by_name(checks.run_gate(D))[("fact_orders", name)].outcome == "pass"
+    assert by_name(gate.run_gate(D))[("fact_orders", name)].outcome == "pass"
     with rows.model_settings(business_timezone="America/New_York"):
-        result = checks.run_gate(D)
+        result = gate.run_gate(D)
     before_new_york_midnight = sum(o["order_ts"] < DAY + dt.timedelta(hours=5) for o in orders)
     assert by_name(result)[("fact_orders", name)].outcome == "fail"
     assert by_name(result)[("fact_orders", name)].value == str(before_new_york_midnight)
 
 
-@pytest.fixture
-def checks_config():
-    """Set [checks] options for one test (as luigi.cfg would), restoring the file's values after."""
-    import luigi
-
-    parser = luigi.configuration.get_config()
-    saved = {}
-
-    def set_option(name: str, value: str) -> None:
-        saved.setdefault(name, parser.get("checks", name, None))
-        parser.set("checks", name, value)
-
-    yield set_option
-    for name, value in saved.items():
-        if value is None:
-            parser.remove_option("checks", name)
-        else:
-            parser.set("checks", name, value)
-
-
-def test_thresholds_come_from_the_checks_section(lake_root: Path, checks_config) -> None:
-    checks_config("orders_min_rows", "10")
-    checks_config("events_min_rows", "10")
-    checks_config("unknown_product_warn_pct", "3")
+def test_thresholds_come_from_the_checks_section(lake_root: Path, luigi_settings) -> None:
+    luigi_settings("checks", orders_min_rows="10", events_min_rows="10", unknown_product_warn_pct="3")
     orders = clean_orders(39) + [order(39, product_id="PROD_9999")]  # 2.5 % unknown
     write_day(orders, clean_events(), unknown={"PROD_9999"})
 
-    result = checks.run_gate(D)
+    result = gate.run_gate(D)
 
     assert (result.failed, result.errored) == (0, 0)
     assert outcomes(result, "warn") == NOT_EVALUATED_YET
     assert "warn when not between 10 and 500000" in by_name(result)[
         ("stg_orders", "orders volume within the expected daily range")].message
 
-    checks_config("unknown_product_fail_pct", "2")  # below the warn threshold: refused
+    luigi_settings("checks", unknown_product_fail_pct="2")  # below the warn threshold: refused
     with pytest.raises(ValueError, match="unknown_product_warn_pct <= unknown_product_fail_pct"):
-        checks.run_gate(D)
+        gate.run_gate(D)
 
 
 # ------------------------------------------------------------------------------ serving (Postgres)
@@ -562,20 +409,17 @@ def test_postgres_properties_choose_sslmode_and_hide_the_password(monkeypatch: p
         serving_reconciliation.postgres_properties("dbname=ecomm")
 
 
-def test_a_downgradable_serving_sslmode_setting_is_refused(checks_config) -> None:
-    checks_config("serving_sslmode", "prefer")
+def test_a_downgradable_serving_sslmode_setting_is_refused(luigi_settings) -> None:
+    luigi_settings("checks", serving_sslmode="prefer")
     with pytest.raises(serving_reconciliation.ServingCheckError, match="serving_sslmode = 'prefer'"):
         serving_reconciliation.postgres_properties("postgresql://u@db.example.com/db")
     assert serving_reconciliation.postgres_properties("postgresql://u@localhost/db")["sslmode"] == "disable"
 
 
 @pytest.fixture(scope="module")
-def serving_dsn(tmp_path_factory: pytest.TempPathFactory):
-    """A throwaway Postgres 16 with minimal warehouse.fact_orders_all / fact_events_all tables."""
-    import pgserver
-
-    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="delete")
-    dsn = server.get_uri()
+def serving_dsn(dsn_server) -> str:
+    """A database on the session's Postgres with minimal warehouse.fact_orders_all / fact_events_all tables."""
+    dsn = dsn_server.create_database("gate_serving")
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("""
             create schema if not exists warehouse;
@@ -587,8 +431,7 @@ def serving_dsn(tmp_path_factory: pytest.TempPathFactory):
                 event_id text, user_id text, product_id text, event_type text, event_ts timestamp,
                 date_id integer, is_known_product boolean, load_date date not null);
         """)
-    yield dsn
-    server.cleanup()
+    return dsn
 
 
 def publish_facts(dsn: str) -> None:

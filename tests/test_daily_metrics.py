@@ -72,8 +72,7 @@ def test_a_re_delivered_order_counts_on_each_load_date_but_once_by_order_date(fr
     import psycopg
 
     from pipeline.lake import views
-    from pipeline.report import data as report_data
-    from pipeline.report import page as report
+    from pipeline.report import data, page
     from pipeline.serving import publish
 
     day_one, day_two = D, D + dt.timedelta(days=1)
@@ -108,7 +107,7 @@ def test_a_re_delivered_order_counts_on_each_load_date_but_once_by_order_date(fr
             r.money("800.00"), 4)
         assert conn.execute("select sum(revenue), count(*) from warehouse.fact_orders").fetchone() == (
             r.money("400.00"), 2)
-        first, second = report_data.fetch(conn, day_one), report_data.fetch(conn, day_two)
+        first, second = data.fetch(conn, day_one), data.fetch(conn, day_two)
         comments = dict(conn.execute(
             "select attname, col_description(attrelid, attnum) from pg_attribute"
             " where attrelid = 'warehouse.daily_metrics'::regclass and attnum > 0").fetchall())
@@ -118,8 +117,8 @@ def test_a_re_delivered_order_counts_on_each_load_date_but_once_by_order_date(fr
     assert second.kpis is None  # no sales on D+1, although its files brought 400.00 of orders
     assert sum(row["gross_revenue"] for row in second.trend) == r.money("400.00")
     assert second.metrics["gross_revenue"] == r.money("400.00")  # shown as rows per layer of the load date
-    page = report.render(second)
-    assert 'data-kpi="gross_revenue" data-value=""' in page and "Rows per layer (load date 2025-12-15)" in page
+    html = page.render(second)
+    assert 'data-kpi="gross_revenue" data-value=""' in html and "Rows per layer (load date 2025-12-15)" in html
     # what a BI user reads about the table and its additive-looking columns
     assert "A load-date metric, not sales by day" in comments[""]
     assert "summing revenue or counts over run_date overstates them" in comments[""]

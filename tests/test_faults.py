@@ -26,7 +26,7 @@ import pytest
 
 from devtools import faults
 from pipeline import lake, tasks
-from pipeline.tasks import publish as publish_tasks
+from pipeline.tasks.publish import PublishTask
 from tests.support.faults import (
     D,
     LakeState,
@@ -42,8 +42,8 @@ from tests.support.faults import (
     serving_state,
     start_server,
     stop_server,
-    wait_for,
 )
+from tests.support.processes import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -146,11 +146,11 @@ def test_points_do_nothing_without_the_variable_and_fire_with_it(tmp_path, monke
 
 def test_the_task_boundary_handlers_are_registered(monkeypatch: pytest.MonkeyPatch) -> None:
     """With ECOMM_FAULT set, the product's fault points load the engine, which registers Luigi's task-boundary points."""
-    from pipeline import faults as hooks
+    import pipeline.faults
 
     monkeypatch.setenv(faults.ENV, "publish.commit:raise")
-    hooks.install()
-    assert lake.faults is hooks and hooks._engine is faults
+    pipeline.faults.install()
+    assert lake.faults is pipeline.faults and pipeline.faults._engine is faults
     callbacks = luigi.Task._event_callbacks.get(luigi.Task, {})
     assert faults._task_started in callbacks.get(luigi.Event.START, set())
     assert faults._task_succeeded in callbacks.get(luigi.Event.SUCCESS, set())
@@ -302,7 +302,7 @@ def test_retry_policy_comes_from_luigi_cfg() -> None:
     for task in (tasks.LandOrders, tasks.LandEvents, tasks.StageOrders, tasks.BuildFactOrders, tasks.QualityGate,
                  tasks.Publish, tasks.PreloadFactOrders, tasks.PreloadFactEvents):
         assert task(date=day).retry_count == 1, task
-    assert issubclass(tasks.Publish, publish_tasks.PublishTask)
+    assert issubclass(tasks.Publish, PublishTask)
 
 
 # -------------------------------------------------------------------- two publishers, one date

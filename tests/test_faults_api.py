@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
 from tests.support.dummyjson_server import DummyJsonServer
 from tests.support.faults import clean_env
+from tests.support.paths import REPO
 
 D = "2025-12-15"  # a Monday: the API snapshot is landed for this very date
 RETRIES = 3  # [catalog] retries in the test config: 4 attempts per page per task attempt

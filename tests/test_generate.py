@@ -15,10 +15,9 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-
 from devtools import generate as gen
 from devtools.generate.day import EVENT_KINDS, ORDER_KINDS
+from tests.support.paths import REPO
 
 SEED_DIR = REPO / "tests" / "fixtures" / "seed-format" / "incoming"
 CATALOG = REPO / "devtools" / "generate" / "dummyjson"

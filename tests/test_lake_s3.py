@@ -1,6 +1,6 @@
 """The lake on S3-compatible object storage: an `s3://` root is a configuration change.
 
-A real S3 server runs on 127.0.0.1 (tests/s3_server.py); the pipeline reaches it with the standard
+A real S3 server runs on 127.0.0.1 (tests/support/s3_server.py); the pipeline reaches it with the standard
 AWS environment variables only. The end-to-end test runs the same `luigi` command once with a local
 lake and once with `ECOMM_LAKE_DIR=s3://...`, and compares what each published.
 """
@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
@@ -18,32 +17,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline import lake
-from pipeline.lake import s3 as lake_store
-from pipeline.lake import views
+from pipeline.lake import s3, views
 from pipeline.transform import sqlrun
-from tests.support.ops import SEED_DAY, Ops, ops  # noqa: F401 - ops is a fixture
-from tests.support.s3_server import BUCKET, s3_server
-from tests.test_publish import dump
+from tests.support.ops import SEED_DAY, Ops
+from tests.support.s3_server import BUCKET
+from tests.support.serving import dump
 
 D = dt.date(2025, 12, 8)
-
-
-@pytest.fixture(scope="module")
-def s3_env() -> Iterator[dict[str, str]]:
-    with s3_server() as env:
-        yield env
-
-
-@pytest.fixture
-def s3_lake(s3_env, monkeypatch) -> Iterator[str]:
-    """This process's lake root set to a fresh prefix in the bucket (by environment only)."""
-    root = f"s3://{BUCKET}/t-{uuid.uuid4().hex[:8]}"
-    for name, value in s3_env.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("ECOMM_LAKE_DIR", root)
-    lake_store._client.cache_clear()  # built from the environment on first use
-    yield root
-    lake_store._client.cache_clear()
 
 
 def keys(env: dict[str, str], prefix: str) -> list[str]:
@@ -83,7 +63,7 @@ def test_the_lake_primitives_work_on_object_storage(s3_lake, s3_env) -> None:
 
     assert lake.temp_path(path) != lake.temp_path(path), "writers on other hosts may share a pid"
     fresh = lake.temp_path(path)  # a live writer's temporary object (maybe on another host) stays
-    lake_store.write(fresh, b"partial")
+    s3.write(fresh, b"partial")
     lake.clean_temp_files(lake.partition_dir("raw", "orders", D))
     assert lake.exists(fresh)
     lake.remove(fresh)
@@ -134,8 +114,8 @@ def test_duckdb_threads_reading_one_object_each_read_their_own_offset(s3_lake, s
     """DuckDB reads at an offset as seek + read on one handle shared by its threads: a thread's
     seek must not move another thread's read (it did: corrupt Parquet reads on 1M-row days)."""
     path = f"{s3_lake}/raw/bytes.bin"
-    lake_store.write(path, bytes(range(256)) * 4)
-    with lake_store._duckdb_filesystem().open(path, "rb") as handle, \
+    s3.write(path, bytes(range(256)) * 4)
+    with s3._duckdb_filesystem().open(path, "rb") as handle, \
             ThreadPoolExecutor(1) as first, ThreadPoolExecutor(1) as second:
         first.submit(handle.seek, 10).result()
         second.submit(handle.seek, 700).result()  # another thread seeks between first's seek and read

@@ -21,11 +21,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline import config, lake
-from pipeline.lake import views as lakeview
+from pipeline.lake import views
 from pipeline.transform import sqlrun, warehouse
 from tests.support import analytics_dataset
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 LAYER_TABLES = {
     "raw": {"orders", "events", "products", "users"},
     "staging": {"stg_orders", "stg_events", "stg_products", "stg_users"},
@@ -53,9 +53,9 @@ def _file_rows(layer: str, table: str) -> int:
 
 @pytest.mark.slow
 def test_every_table_of_every_layer_is_a_named_relation(built) -> None:
-    con = lakeview.open_lake()  # the configured lake: ECOMM_LAKE_DIR
+    con = views.open_lake()  # the configured lake: ECOMM_LAKE_DIR
     found: dict[str, set[str]] = {}
-    for schema, view in lakeview.relations(con):
+    for schema, view in views.relations(con):
         found.setdefault(schema, set()).add(view)
     assert found == LAYER_TABLES
     for layer, tables in LAYER_TABLES.items():
@@ -72,7 +72,7 @@ def test_every_table_of_every_layer_is_a_named_relation(built) -> None:
 
 @pytest.mark.slow
 def test_warehouse_views_are_the_pipeline_s_current_views(built) -> None:
-    con = lakeview.open_lake(built.lake)
+    con = views.open_lake(built.lake)
     reference = sqlrun.connect()
     assert warehouse.create_current_views(reference) == list(warehouse.TABLES)
     for table in warehouse.TABLES:
@@ -86,7 +86,7 @@ def test_warehouse_views_are_the_pipeline_s_current_views(built) -> None:
 
 @pytest.mark.slow
 def test_audit_dq_failures_and_dq_failed_count_are_shaped_like_postgres(built) -> None:
-    con = lakeview.open_lake(built.lake)
+    con = views.open_lake(built.lake)
     outcomes = dict(con.execute("select outcome, count(*) from audit.dq_results group by outcome").fetchall())
     assert outcomes.get("pass", 0) > 0 and outcomes.get("warn", 0) > 0
     failures = con.execute("select run_date, check_name, table_name, check_type, outcome, value, message,"
@@ -111,8 +111,8 @@ def test_audit_dq_failures_and_dq_failed_count_are_shaped_like_postgres(built) -
 @pytest.mark.slow
 def test_read_only_views_leave_the_lake_untouched(built) -> None:
     before = _digest(built.lake)
-    con = lakeview.open_lake(built.lake)
-    for schema, view in lakeview.relations(con):
+    con = views.open_lake(built.lake)
+    for schema, view in views.relations(con):
         con.execute(f"select * from {schema}.{view}").fetchall()
     for statement in ("insert into warehouse.fact_orders_all select * from warehouse.fact_orders_all",
                       "delete from raw.orders", "update audit.bad_records set reason_code = 'x'"):
@@ -124,7 +124,7 @@ def test_read_only_views_leave_the_lake_untouched(built) -> None:
 
 @pytest.mark.slow
 def test_only_whole_partitions_are_read_while_the_pipeline_writes(built) -> None:
-    con = lakeview.open_lake(built.lake)
+    con = views.open_lake(built.lake)
     day = built.dates[-1]
     final = lake.partition_file("warehouse", "fact_events", day)
     counted = "select count(*), count(distinct event_id) from warehouse.fact_events_all"
@@ -165,7 +165,7 @@ def test_new_partitions_show_up_without_reopening(built, tmp_path: Path, monkeyp
     copy = tmp_path / "lake"
     shutil.copytree(built.lake, copy)
     monkeypatch.setenv("ECOMM_LAKE_DIR", str(copy))
-    con = lakeview.open_lake(copy)
+    con = views.open_lake(copy)
     before = con.execute("select count(*) from raw.orders").fetchone()[0]
     source = lake.partition_file("raw", "orders", built.dates[0])
     target = lake.partition_file("raw", "orders", dt.date(2026, 1, 5))
@@ -180,15 +180,15 @@ def _rows(path: str) -> int:
 
 
 def test_an_empty_lake_has_every_name_and_refuses_to_answer(tmp_path: Path) -> None:
-    con = lakeview.open_lake(tmp_path)
-    assert {f"{s}.{v}" for s, v in lakeview.relations(con)} == {
+    con = views.open_lake(tmp_path)
+    assert {f"{s}.{v}" for s, v in views.relations(con)} == {
         f"{layer}.{table}" for layer, tables in LAYER_TABLES.items() for table in tables}
     with pytest.raises(duckdb.Error, match="lake table warehouse/fact_orders has no partitions yet"):
         con.execute("select count(*) from warehouse.fact_orders").fetchall()
     with pytest.raises(duckdb.Error, match="lake table raw/orders has no partitions yet"):
         con.execute("select * from raw.orders").fetchall()
     with pytest.raises(FileNotFoundError, match="no lake at"):
-        lakeview.open_lake(tmp_path / "missing")
+        views.open_lake(tmp_path / "missing")
 
 
 def test_a_table_the_pipeline_adds_later_appears_and_a_quote_in_the_path_is_safe(tmp_path: Path) -> None:
@@ -196,7 +196,7 @@ def test_a_table_the_pipeline_adds_later_appears_and_a_quote_in_the_path_is_safe
     path = root / "audit" / "late_arrivals" / "load_date=2025-12-14" / "data.parquet"
     path.parent.mkdir(parents=True)
     pq.write_table(pa.table({"order_id": ["O1", "O2"]}), path)
-    con = lakeview.open_lake(root)
+    con = views.open_lake(root)
     assert con.execute("select order_id, load_date from audit.late_arrivals order by 1").fetchall() == [
         ("O1", dt.date(2025, 12, 14)), ("O2", dt.date(2025, 12, 14))]
 
@@ -210,10 +210,10 @@ def test_the_duckdb_cli_init_script_builds_the_same_relations(built, tmp_path: P
     script.write_text(done.stdout)
     cli = duckdb.connect()  # the CLI runs the init file's statements in order; so does execute()
     cli.execute(script.read_text())
-    opened = lakeview.open_lake(built.lake)
-    assert lakeview.relations(cli) == lakeview.relations(opened)
-    for name in lakeview.queries():
-        sql = lakeview.query_text(name)
+    opened = views.open_lake(built.lake)
+    assert views.relations(cli) == views.relations(opened)
+    for name in views.queries():
+        sql = views.query_text(name)
         assert cli.execute(sql).fetchall() == opened.execute(sql).fetchall(), name
     assert str(built.lake) in done.stdout and "set TimeZone = 'UTC';" in done.stdout
 

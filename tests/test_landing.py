@@ -13,8 +13,8 @@ import pytest
 
 from pipeline import lake
 from pipeline.ingest import landing
-from tests.conftest import REPO, SEED_INCOMING
 from tests.support.dummyjson_server import DummyJsonServer
+from tests.support.paths import REPO, SEED_INCOMING
 
 D = dt.date(2025, 12, 15)
 HEADER = "event_id,user_id,product_id,event_type,event_ts"

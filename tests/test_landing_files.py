@@ -18,9 +18,9 @@ import duckdb
 import pytest
 
 from pipeline import lake, tasks
-from pipeline.ingest import incoming as incoming_rules
-from pipeline.ingest import landing
-from tests.conftest import REPO
+from pipeline.ingest import landing, readers
+from pipeline.ingest.incoming import is_ready
+from tests.support.paths import REPO
 
 D = dt.date(2025, 12, 15)
 HEADER = "event_id,user_id,product_id,event_type,event_ts"
@@ -108,14 +108,14 @@ def test_the_ready_marker_gates_landing(lake_root, incoming, monkeypatch):
 def test_no_marker_configured_means_no_requirement(lake_root, incoming, monkeypatch):
     monkeypatch.delenv("ECOMM_READY_MARKER", raising=False)
     assert tasks.LandOrders(date=D).requires() == []
-    assert incoming_rules.is_ready("orders", D)
+    assert is_ready("orders", D)
 
 
 @pytest.mark.parametrize("name", ["../_SUCCESS", "a/b", ".."])
 def test_a_marker_that_is_not_a_file_name_is_refused(lake_root, incoming, monkeypatch, name):
     monkeypatch.setenv("ECOMM_READY_MARKER", name)
     with pytest.raises(ValueError, match="ready_marker must be a plain file name"):
-        incoming_rules.is_ready("orders", D)
+        is_ready("orders", D)
 
 
 def luigi_run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -226,7 +226,7 @@ def test_error_messages_name_positions_not_content(lake_root, incoming, rel, con
 
 def test_reader_details_drop_quoted_content():
     err = duckdb.InvalidInputException(f'Could not convert string "{LEAKED}" to INT64 at line 5: \'secret\' value')
-    detail = landing.landing_read.reader_detail(err)
+    detail = readers.reader_detail(err)
     assert LEAKED not in detail and "secret" not in detail and "line 5" in detail
 
 

@@ -19,7 +19,7 @@ import pytest
 
 from pipeline import lake
 from pipeline.ingest import landing
-from pipeline.ingest import lines as landing_lines
+from pipeline.ingest.lines import SELF_CONTAINED_CSV, blank_lines, csv_line_safe, scan
 
 D = dt.date(2025, 12, 15)
 HEADER = "event_id,user_id,product_id,event_type,event_ts"
@@ -161,7 +161,7 @@ def test_either_read_path_gives_the_same_partition(lake_root, incoming):
 def test_a_file_that_changes_while_it_is_landed_is_refused(lake_root, incoming, monkeypatch):
     """stat before and after: a writer appending meanwhile (here: right after the line count) is caught."""
     path = write(incoming, f"events/{D}/events.csv", encode(event_lines(100)))
-    real_scan = landing_lines.scan
+    real_scan = scan
 
     def scan_then_append(src):
         scanned = real_scan(src)
@@ -169,7 +169,7 @@ def test_a_file_that_changes_while_it_is_landed_is_refused(lake_root, incoming, 
             handle.write(b"E999,U999,P1,view_product,2025-12-15T11:00:00\n")
         return scanned
 
-    monkeypatch.setattr(landing_lines, "scan", scan_then_append)
+    monkeypatch.setattr("pipeline.ingest.lines.scan", scan_then_append)
     with pytest.raises(landing.SourceFileUnstable, match="changed while it was being landed"):
         landing.land_events(D)
     assert not os.path.exists(landing.manifest_path("events", D))
@@ -264,7 +264,7 @@ def reference_split(data: bytes) -> tuple[int, int, list[int], bytes]:
             out.append(b"")
         else:
             records += 1
-            ok = landing_lines.SELF_CONTAINED_CSV.fullmatch(content) is not None
+            ok = SELF_CONTAINED_CSV.fullmatch(content) is not None
             out.append(content if ok else b"")
             rejected += [] if ok else [number]
     return records, blank, rejected, b"\n".join(out) + b"\n"
@@ -286,14 +286,14 @@ def test_the_vectorised_split_matches_a_line_by_line_reading(tmp_path, monkeypat
         data = data.rstrip(b"\n") + rng.choice([b"", b"\r"])  # the last line without a line end
     path = tmp_path / "events.csv"
     path.write_bytes(data)
-    monkeypatch.setattr(landing_lines, "BLOCK", rng.choice([7, 64, 1000]))
+    monkeypatch.setattr("pipeline.ingest.lines.BLOCK", rng.choice([7, 64, 1000]))
     src = SourceFile(source="events", path=str(path), format="csv", compression="none")
-    found = landing_lines.csv_line_safe(src, str(tmp_path / "out.csv"))
+    found = csv_line_safe(src, str(tmp_path / "out.csv"))
     records, blank, rejected, out = reference_split(data)
     assert (found.records, found.blank, [r[0] for r in found.rejects]) == (records, blank, rejected)
     assert (tmp_path / "out.csv").read_bytes() == out
-    assert landing_lines.blank_lines(src, skip=1) == blank
-    assert landing_lines.scan(src).lines == data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
+    assert blank_lines(src, skip=1) == blank
+    assert scan(src).lines == data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
 
 
 def test_an_ndjson_byte_order_mark_is_no_part_of_the_first_record(lake_root, incoming):

@@ -13,9 +13,9 @@ import pytest
 from pipeline.ingest import landing
 from pipeline.transform import staging, warehouse
 from tests.support import rows as r
+from tests.support.paths import SEED_INCOMING
 
 D1, D2 = dt.date(2025, 12, 14), dt.date(2025, 12, 15)
-SEED_INCOMING = r.FIXTURES / "seed-format" / "incoming"
 
 # The seed README's "Revenue by Category (Daily)" on the current views, without its CURRENT_DATE filter.
 REVENUE_BY_CATEGORY = """

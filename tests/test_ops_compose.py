@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from tests.support.ops import REPO
+from tests.support.paths import REPO
 
 CFG = configparser.ConfigParser()
 CFG.read(REPO / "luigi.cfg")

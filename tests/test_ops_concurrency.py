@@ -7,7 +7,8 @@ from collections import Counter
 
 import pytest
 
-from tests.support.ops import Ops, assert_published_once, ops, wait_for  # noqa: F401 - ops is a fixture
+from tests.support.ops import Ops, assert_published_once
+from tests.support.processes import wait_for
 
 DAY = dt.date(2025, 12, 8)
 

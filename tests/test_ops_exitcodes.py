@@ -7,13 +7,13 @@ from __future__ import annotations
 import configparser
 import json
 import re
-import time
 
 import psycopg
 import pytest
 
-from tests.support.ops import REPO, SEED_DAY, Ops, ops  # noqa: F401 - ops is a fixture
-from tests.support.postgres import free_port
+from tests.support.ops import SEED_DAY, Ops
+from tests.support.paths import REPO
+from tests.support.processes import free_port
 
 _cfg = configparser.ConfigParser()
 _cfg.read(REPO / "luigi.cfg")
@@ -69,13 +69,11 @@ def test_a_date_exits_0_records_every_task_and_a_rerun_changes_nothing(ops: Ops)
 def test_a_failed_task_exits_30_at_once_and_bad_data_is_not_retried(ops: Ops) -> None:
     orders = ops.incoming / "orders" / str(SEED_DAY) / "orders.json"
     orders.write_bytes(orders.read_bytes()[:300])  # truncated JSON
-    began = time.monotonic()
     result = ops.luigi("DailyPipeline", *DATE, LOCAL)
     assert result.returncode == RETCODE["task_failed"] == 30, result.stderr[-3000:]
-    assert time.monotonic() - began < 30, "a failed run must not wait for retries that will not come"
     assert "SourceFileInvalid" in result.stderr and "FAILED" in result.stdout
     attempts = [r for r in ops.executions() if r["task_family"] == "LandOrders"]
-    assert [(r["attempt"], r["status"]) for r in attempts] == [(1, "failed")]
+    assert [(r["attempt"], r["status"]) for r in attempts] == [(1, "failed")], "bad data is tried once"
     assert "SourceFileInvalid" in attempts[0]["error_message"] and "orders.json" in attempts[0]["error_message"]
     assert ops.query("select status, error_message like 'SourceFileInvalid:%%' from audit.pipeline_runs"
                      " where task like 'LandOrders%%'") == [("failed", True)]
@@ -128,11 +126,16 @@ def test_scheduling_errors_exit_35(ops: Ops) -> None:
 
     manifest.unlink()
     ops.extra_env["ECOMM_PG_DSN"] = ops.server.dsn("no_such_database")  # a wrong setting is not retried
-    began = time.monotonic()
+    attempts = lambda: sorted((r["task_id"], r["attempt"], r["status"]) for r in ops.executions())  # noqa: E731
+    before = attempts()
     misconfigured = ops.luigi("DailyPipeline", *DATE, LOCAL)
     assert misconfigured.returncode == RETCODE["scheduling_error"], misconfigured.stderr[-3000:]
     assert 'database "no_such_database" does not exist' in misconfigured.stderr
-    assert time.monotonic() - began < 30, "the worker does not wait for tasks that can never be scheduled"
+    # the worker gives up on what can never be scheduled instead of keeping alive for it (a worker
+    # that waited would be stopped by ops.luigi's timeout and fail this test)
+    assert "scheduling DailyPipeline(date=2025-12-15) failed: the worker will exit once nothing is running" in (
+        misconfigured.stderr)
+    assert "Did not run any tasks" in misconfigured.stderr and attempts() == before
 
 
 @pytest.mark.slow
@@ -151,19 +154,18 @@ def test_a_bad_command_is_rejected(ops: Ops) -> None:
 @pytest.mark.slow
 def test_postgres_down_is_retried_recorded_in_the_lake_and_synced_later(ops: Ops) -> None:
     ops.extra_env["ECOMM_PG_DSN"] = f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"
-    began = time.monotonic()
     down = ops.luigi("DailyPipeline", *DATE, LOCAL, "--publish-retry-backoff-seconds", "0.2")
     assert down.returncode == RETCODE["task_failed"], down.stderr[-3000:]
-    assert time.monotonic() - began < 60
     # the first tasks that need Postgres are the facts' preloads; Publish waits for them, so never runs.
     # Each tries [publish] attempts = 4 times inside one Luigi attempt, logging each retry.
     preloads = sorted((r["task_family"], r["attempt"], r["status"], r["in_postgres"]) for r in ops.executions()
                       if r["task_family"].startswith("Preload"))
     assert preloads == [(family, 1, "failed", False) for family in ("PreloadFactEvents", "PreloadFactOrders")]
     for family in ("fact_orders", "fact_events"):
-        for attempt in (2, 3, 4):
+        for attempt, wait in ((2, "0.2"), (3, "0.4"), (4, "0.8")):  # the configured backoff, doubling
             assert re.search(rf"preloading {family} of {SEED_DAY} failed: [^\n]*Connection refused[^\n]*;"
-                             rf" this can heal, will retry: attempt {attempt} of 4 at", down.stderr), down.stderr[-3000:]
+                             rf" this can heal, will retry: attempt {attempt} of 4 at [0-9:]+ \(in {wait}s\)",
+                             down.stderr), down.stderr[-3000:]
     assert all("Connection refused" in r["error_message"] for r in ops.executions()
                if r["task_family"].startswith("Preload"))
     assert not [r for r in ops.executions() if r["task_family"] == "Publish"]
@@ -188,16 +190,14 @@ def test_a_task_over_its_timeout_is_killed_and_recorded(ops: Ops) -> None:
         migrations.apply_schema(holder)
         # another run holds the date's publish lock for longer than [task_timeouts] publish allows
         locks.hold(holder, locks.date_key(SEED_DAY))
-        began = time.monotonic()
         result = ops.luigi("DailyPipeline", *DATE, LOCAL, "--task-timeouts-publish", "2",
                            "--scheduler-retry-count", "1")
-        elapsed = time.monotonic() - began
     assert result.returncode == RETCODE["task_failed"], result.stderr[-3000:]
-    assert elapsed < 30
     assert "timed out after 2 seconds" in result.stderr
-    (publish,) = [r for r in ops.executions() if r["task_family"] == "Publish"]
+    (publish,) = [r for r in ops.executions() if r["task_family"] == "Publish"]  # one attempt, killed
     assert publish["status"] == "failed" and "timed out after 2 seconds" in publish["error_message"]
-    assert 1.5 <= publish["duration_seconds"] < 10 and publish["in_postgres"]
+    assert publish["duration_seconds"] is not None and publish["in_postgres"]
+    assert ops.query("select count(*) from audit.publish_log") == [(0,)], "the killed publish committed nothing"
 
 
 def test_each_kind_has_its_configured_timeout_and_retry_policy() -> None:

@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from tests.support.ops import REPO, Ops, assert_published_once, ops, wait_for  # noqa: F401 - ops is a fixture
-from tests.support.postgres import free_port
+from tests.support.ops import Ops, assert_published_once
+from tests.support.paths import REPO
+from tests.support.processes import free_port, wait_for
 
 # Sunday to Tuesday: catalog snapshots on the first day and on Monday, so the Monday and Tuesday
 # models also need the Sunday snapshot staged (a task of another date, maybe not run yet).

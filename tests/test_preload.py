@@ -13,9 +13,10 @@ import pytest
 
 from devtools.bench.fixtures import write_day
 from pipeline import lake, tasks
-from pipeline.serving import publish
-from tests.test_publish import D1, D2, dump
+from pipeline.serving import binary_copy, publish
+from tests.support.serving import dump
 
+D1, D2 = dt.date(2025, 12, 14), dt.date(2025, 12, 15)
 FACTS = ("fact_orders", "fact_events")
 
 
@@ -101,9 +102,7 @@ def test_bi_cannot_read_a_preload_but_reads_the_partition_it_becomes(fresh_db, s
 def _rebuild_during_copies(monkeypatch, day: dt.date, times: int) -> list[str]:
     """Replace the date's fact_orders file (as a rebuild's promote does) after each of the first
     `times` COPYs; return the versions each COPY read."""
-    from pipeline.serving import facts as publish_facts
-
-    copy, read = publish_facts.pg_copy.copy_batches, []
+    copy, read = binary_copy.copy_batches, []
 
     def copy_then_rebuild(*args, **kwargs):
         path = lake.partition_file("warehouse", "fact_orders", day)
@@ -115,7 +114,7 @@ def _rebuild_during_copies(monkeypatch, day: dt.date, times: int) -> list[str]:
             os.utime(path, ns=(len(read), len(read)))
         return rows
 
-    monkeypatch.setattr(publish_facts.pg_copy, "copy_batches", copy_then_rebuild)
+    monkeypatch.setattr(binary_copy, "copy_batches", copy_then_rebuild)
     return read
 
 

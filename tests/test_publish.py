@@ -8,13 +8,11 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from pipeline import lake
 from pipeline.serving import publish
-from tests.support.postgres import (
-    EVENT_SCHEMA,
-    ORDER_SCHEMA,
+from tests.support.serving import (
     PRODUCT_SCHEMA,
     USER_SCHEMA,
+    dump,
     event,
     order,
     uncommented,
@@ -62,27 +60,6 @@ FROM warehouse.daily_metrics
 ORDER BY run_date DESC
 LIMIT 10;
 """
-
-# columns that record when something happened, and surrogate ids: they differ run to run by design
-VOLATILE = {"published_at", "updated_at", "recorded_at", "applied_at", "id", "run_id"}
-
-
-def dump(conn: psycopg.Connection) -> dict[str, str]:
-    """md5 of every serving table's rows (volatile columns left out), in a fixed order."""
-    out = {}
-    tables = conn.execute(
-        "select n.nspname, c.relname from pg_class as c join pg_namespace as n on n.oid = c.relnamespace"
-        " where n.nspname in ('warehouse', 'audit') and c.relkind in ('r', 'p', 'v') order by 1, 2").fetchall()
-    for schema, table in tables:
-        cols = [c for (c,) in conn.execute(
-            "select attname from pg_attribute where attrelid = %s::regclass and attnum > 0 and not attisdropped"
-            " order by attnum", [f"{schema}.{table}"]).fetchall() if c not in VOLATILE]
-        rowexpr = "row(" + ", ".join(f'"{c}"' for c in cols) + ")::text"
-        out[f"{schema}.{table}"] = conn.execute(
-            f'select md5(coalesce(string_agg({rowexpr}, E\'\\n\' order by {rowexpr}), \'\')) from "{schema}"."{table}"'
-        ).fetchone()[0]
-    return out
-
 
 def current(conn: psycopg.Connection, kind: str = "orders") -> dict[str, tuple]:
     key = "order_id" if kind == "orders" else "event_id"
@@ -343,6 +320,13 @@ def test_pipeline_runs_are_recorded(pg_target) -> None:
             ("done", 90.0, 5)]
 
 
-def test_lake_paths_come_from_pipeline_lake(serving_lake) -> None:
-    assert lake.partition_file("warehouse", "fact_orders", D1).startswith(str(serving_lake))
-    assert set(EVENT_SCHEMA.names) >= {"event_id", "load_date"} and "order_id" in ORDER_SCHEMA.names
+def test_publish_reads_the_lake_ecomm_lake_dir_names(pg_target, serving_lake, tmp_path, monkeypatch) -> None:
+    """The lake root is read on every call: the same date under another root is another lake."""
+    write_facts(D1, [order("ORD_1", D1)], [event("EVT_1", D1)])
+    elsewhere = tmp_path / "another-lake"
+    monkeypatch.setenv("ECOMM_LAKE_DIR", str(elsewhere))
+    with pytest.raises(publish.LakePartitionMissing, match=f"{elsewhere}/warehouse/fact_orders/load_date={D1}"):
+        publish.publish(D1)
+    assert not publish.is_published(D1)
+    monkeypatch.setenv("ECOMM_LAKE_DIR", str(serving_lake))
+    assert publish.publish(D1)["fact_orders_rows"] == 1

@@ -14,7 +14,7 @@ import pytest
 
 from pipeline import config, lake
 from pipeline.serving import publish
-from tests.support.postgres import USER_SCHEMA, event, order, write_facts, write_rows
+from tests.support.serving import USER_SCHEMA, event, order, write_facts, write_rows
 
 D = dt.date(2025, 12, 14)
 POSITIONS = {"first": 0, "middle": 2, "last": 4}  # of five rows, two per COPY batch

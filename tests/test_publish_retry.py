@@ -18,12 +18,12 @@ import psycopg
 import pytest
 
 from pipeline import tasks
-from pipeline.quality import gate as checks
+from pipeline.quality import gate
 from pipeline.quality.results import CheckResult
-from pipeline.serving import locks, migrations, publish
-from pipeline.serving import retry as pg_retry
+from pipeline.serving import locks, migrations, publish, retry
 from pipeline.tasks import run_audit
-from tests.support.postgres import PG_ENV, ThrowawayPostgres, event, order, write_facts, write_rows
+from tests.support.postgres import PG_ENV, ThrowawayPostgres
+from tests.support.serving import event, order, write_facts, write_rows
 
 D = dt.date(2025, 12, 14)
 RETRY_LINE = re.compile(r"^publishing 2025-12-14 failed: (?P<error>.+); this can heal, will retry:"
@@ -66,7 +66,7 @@ def test_publish_and_preloads_run_once_in_luigi() -> None:
 
 def gate_passed(day: dt.date) -> None:
     """Record a passed quality gate for the date in the lake (what QualityGate leaves behind)."""
-    checks.write_results(checks.GateResult(day, [CheckResult("row_count > 0", "fact_orders", "row_count", "pass",
+    gate.write_results(gate.GateResult(day, [CheckResult("row_count > 0", "fact_orders", "row_count", "pass",
                                                              "1", "ok")], dt.datetime(2025, 12, 15, 1)))
 
 
@@ -145,7 +145,7 @@ def test_a_lock_held_by_another_writer_times_out_is_retried_and_publishes(
         migrations.apply_schema(holder)
         locks.hold(holder, locks.date_key(D))  # another pipeline process publishing the date ...
         with on_retry(holder.rollback) as retries:  # ... which ends once the publish has given up once
-            summary = pg_retry.call(lambda: publish.publish(D), f"publishing {D}")
+            summary = retry.call(lambda: publish.publish(D), f"publishing {D}")
     assert summary["fact_orders_rows"] == 1 and publish.is_published(D)
     line = RETRY_LINE.match(retries.lines[0])
     assert line and (line["k"], line["n"]) == ("2", "3"), retries.lines

@@ -23,7 +23,7 @@ import pytest
 from pipeline.lake import views
 from pipeline.serving import publish
 from tests.support import analytics_dataset
-from tests.support.postgres import event, order, write_facts
+from tests.support.serving import event, order, write_facts
 
 QUERIES = sorted(views.queries())
 SEED_QUERIES = ("revenue_by_category_daily", "conversion_funnel", "repeat_customers", "pipeline_health")

@@ -19,13 +19,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pipeline.quality import gate as checks
-from pipeline.report import page as report
-from pipeline.report import svg as report_svg
+from pipeline.quality import gate
+from pipeline.report import page, svg
 from pipeline.serving import publish
 from tests.support import analytics_dataset
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 CHARTS = {"revenue-trend", "funnel", "checks", "quarantine", "layers"}
 # appended to a copy of the page: records the rendered size of every chart and mark in the DOM
@@ -113,7 +112,7 @@ def day(data) -> dt.date:
 
 
 @pytest.fixture(scope="module")
-def page(data, day, tmp_path_factory) -> Path:
+def report_html(data, day, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("page") / "report.html"
     done = subprocess.run([sys.executable, "-m", "pipeline", "report", "--date", day.isoformat(), "--out", str(out)],
                           cwd=REPO, capture_output=True, text=True, env=os.environ.copy())
@@ -123,9 +122,9 @@ def page(data, day, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def dom(page, chromium, tmp_path_factory) -> Dom:
-    probe = page.with_name("probed.html")
-    probe.write_text(page.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"), encoding="utf-8")
+def dom(report_html, chromium, tmp_path_factory) -> Dom:
+    probe = report_html.with_name("probed.html")
+    probe.write_text(report_html.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"), encoding="utf-8")
     done = headless(chromium, tmp_path_factory.mktemp("chromium"), "--dump-dom", probe.as_uri())
     return Dom(done.stdout)
 
@@ -140,8 +139,8 @@ def half_up(value: Decimal) -> Decimal:
     return value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
 
 
-def test_the_page_is_self_contained(page) -> None:
-    text = page.read_text(encoding="utf-8")
+def test_the_page_is_self_contained(report_html) -> None:
+    text = report_html.read_text(encoding="utf-8")
     for needle in ("<script", "<link", "src=", "url(", "@import", "http://", "https://", "<iframe", "<img"):
         assert needle not in text.lower(), f"the page must not fetch anything ({needle!r})"
     assert text.count("<svg") == len(CHARTS)
@@ -149,10 +148,10 @@ def test_the_page_is_self_contained(page) -> None:
 
 @pytest.mark.slow
 def test_chromium_renders_every_chart(dom) -> None:
-    charts = {svg["attrs"]["data-chart"]: svg for svg in dom.find("svg", data_chart=None)}
+    charts = {chart["attrs"]["data-chart"]: chart for chart in dom.find("svg", data_chart=None)}
     assert set(charts) == CHARTS
-    for name, svg in charts.items():
-        width, height = map(float, svg["attrs"]["data-rendered"].split("x"))
+    for name, chart in charts.items():
+        width, height = map(float, chart["attrs"]["data-rendered"].split("x"))
         assert width > 300 and height > 30, f"chart {name} rendered {width}x{height}"
     bars = dom.find("rect", data_value=None)
     assert bars and all(float(b["attrs"]["data-rendered"].split("x")[0]) > 0 for b in bars)
@@ -220,7 +219,7 @@ def test_the_quality_section_has_the_checks_and_the_quarantine(dom, serving, day
     assert outcomes.get("warn", 0) > 0, "the dataset warns every day (orders under the volume minimum)"
     assert dom.one(data_checks_warned=None)["attrs"]["data-checks-warned"] == str(outcomes.get("warn", 0))
     assert dom.one(data_checks_failed=None)["attrs"]["data-checks-failed"] == str(outcomes.get("fail", 0))
-    assert dom.one(data_checks_passed=None)["attrs"]["data-checks-passed"] == str(checks.load_results(day).passed)
+    assert dom.one(data_checks_passed=None)["attrs"]["data-checks-passed"] == str(gate.load_results(day).passed)
     assert dom.one(data_gate=None)["attrs"]["data-gate"] == "warn"
     assert len(dom.find("tr", data_check=None)) == sum(outcomes.values())
     reasons = serving.execute("select source_table || ': ' || reason_code, count(*) from audit.bad_records"
@@ -236,7 +235,7 @@ def test_rows_per_layer_are_daily_metrics(dom, serving, day) -> None:
     with serving.cursor(row_factory=psycopg.rows.dict_row) as cur:
         metrics = cur.execute("select * from warehouse.daily_metrics where run_date = %s", [day]).fetchone()
     for source in ("orders", "events"):
-        for layer, column in report.LAYER_COLUMNS:
+        for layer, column in page.LAYER_COLUMNS:
             cell = [e for e in dom.find("td", data_layer=layer) if e in _row_cells(dom, source)]
             assert len(cell) == 1
             assert int(cell[0]["attrs"]["data-value"]) == metrics[column.format(source)]
@@ -274,18 +273,18 @@ def test_a_date_the_gate_blocked_reports_why(data, tmp_path) -> None:
     command = [sys.executable, "-m", "pipeline", "report", "--date", blocked.isoformat(), "--out", str(out)]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=os.environ.copy())
     assert done.returncode == 0, done.stderr
-    page = Dom(out.read_text(encoding="utf-8"))
-    assert page.one(data_published=None)["attrs"]["data-published"] == "false"
-    assert page.one(data_gate=None)["attrs"]["data-gate"] == "fail"
-    assert "no orders <at all>" in page.one("tr", data_check="orders row_count")["text"]
-    assert page.one("div", data_kpi="order_count")["attrs"]["data-value"] == ""
+    rendered = Dom(out.read_text(encoding="utf-8"))
+    assert rendered.one(data_published=None)["attrs"]["data-published"] == "false"
+    assert rendered.one(data_gate=None)["attrs"]["data-gate"] == "fail"
+    assert "no orders <at all>" in rendered.one("tr", data_check="orders row_count")["text"]
+    assert rendered.one("div", data_kpi="order_count")["attrs"]["data-value"] == ""
 
 
 def test_svg_text_is_escaped_and_axes_are_round() -> None:
-    svg = report_svg.bar_list("t", "a <title>", [("<b>&", 3)])
-    assert "<b>" not in svg and "&lt;b&gt;&amp;" in svg
-    assert [report_svg.nice_max(v) for v in (0, 0.7, 3, 11, 2_006_272.35)] == [1.0, 1.0, 5, 20, 2_500_000]
-    assert report_svg.compact(1_250_000) == "1.25M" and report_svg.compact(625) == "625"
+    drawn = svg.bar_list("t", "a <title>", [("<b>&", 3)])
+    assert "<b>" not in drawn and "&lt;b&gt;&amp;" in drawn
+    assert [svg.nice_max(v) for v in (0, 0.7, 3, 11, 2_006_272.35)] == [1.0, 1.0, 5, 20, 2_500_000]
+    assert svg.compact(1_250_000) == "1.25M" and svg.compact(625) == "625"
 
 
 def test_the_chromium_fixture_installs_when_missing(chromium) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.ops import SEED_DAY, Ops, ops  # noqa: F401 - ops is a fixture
+from tests.support.ops import SEED_DAY, Ops
 
 DATE = ["--date", str(SEED_DAY)]
 LOCAL = "--local-scheduler"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.serving import migrations, publish, schema_doc
-from tests.support.postgres import event, order, write_facts
+from tests.support.serving import event, order, write_facts
 
 SCHEMA_PAGE = Path(__file__).resolve().parent.parent / "docs" / "schema.md"
 

@@ -1,8 +1,7 @@
 """Security: no secret in the repository, hostile parameters stopped before SQL or a path, one identifier
 quoting helper, the scheduler on loopback, encrypted serving checks, and dependency security floors.
 
-The BI role's read-only access is tested on a real server in tests/test_serving_roles.py (kept covered
-by `test_the_bi_role_write_test_is_still_there`).
+The BI role's read-only access is tested on a real server in tests/test_serving_roles.py.
 """
 from __future__ import annotations
 
@@ -13,7 +12,6 @@ import re
 import socket
 import subprocess
 import sys
-import time
 import tomllib
 from pathlib import Path
 
@@ -24,13 +22,12 @@ from packaging.version import Version
 
 from pipeline import lake
 from pipeline.ingest import catalog_api, landing
-from pipeline.quality import gate as checks
-from pipeline.quality import serving_reconciliation
+from pipeline.quality import gate, serving_reconciliation
 from pipeline.serving import publish
 from pipeline.transform import sqlrun, staging, warehouse
-from tests.conftest import REPO
 from tests.support.faults import clean_env
-from tests.support.postgres import free_port
+from tests.support.paths import REPO
+from tests.support.processes import free_port, wait_for
 
 HOSTILE_DATE = "2025-12-13'; drop table x;--"
 
@@ -143,8 +140,8 @@ def test_hostile_date_on_the_cli_exits_non_zero_before_touching_postgres_or_the_
     lambda d: lake.partition_dir("raw", "orders", d),
     lambda d: staging.stage("orders", d),
     lambda d: warehouse.build("fact_orders", d),
-    lambda d: checks.run_gate(d),
-    lambda d: checks.gate_variables(d),
+    lambda d: gate.run_gate(d),
+    lambda d: gate.gate_variables(d),
     lambda d: publish.publish(d),
     lambda d: publish.is_published(d),
     lambda d: publish.publish_audit_only(d, []),
@@ -171,7 +168,7 @@ def test_every_entry_point_rejects_a_hostile_date_first(call, value, tmp_path, m
     (lambda: lake.partition_dir("audit", "bad_records", "2025-12-13", **{"a/../b": "x"}), lake.UnsafeName),
     (lambda: lake.partition_file("raw", "Orders", "2025-12-13"), lake.UnsafeName),
     (lambda: sqlrun.sql_text("staging", "../../../etc/passwd"), lake.UnsafeName),
-    (lambda: checks.checks_file("staging", "../../etc/passwd"), lake.UnsafeName),
+    (lambda: gate.checks_file("staging", "../../etc/passwd"), lake.UnsafeName),
     (lambda: staging.staging_table("../orders"), ValueError),
     (lambda: warehouse.build("../fact_orders", dt.date(2025, 12, 13)), ValueError),
     (lambda: landing.land_catalog("../products", dt.date(2025, 12, 13)), ValueError),
@@ -231,44 +228,57 @@ def test_quote_ident_escapes_quotes() -> None:
 SQL_WORDS = re.compile(r"(?i)\b(select|insert|update|delete|copy|create|drop|alter|where|values|set)\b")
 
 
-def formatted_sql_literals() -> list[str]:
-    """f-strings in pipeline/ that put a formatted value between SQL quotes ('{...}'): a value that
-    should have been bound."""
+def formatted_sql_literals(source: str, name: str) -> list[str]:
+    """f-strings that put a formatted value between SQL quotes ('{...}'): a value that should have been bound."""
     found = []
-    for path in sorted((REPO / "pipeline").glob("*.py")):
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        for node in ast.walk(tree):
-            if not isinstance(node, ast.JoinedStr):
-                continue
-            parts = node.values
-            text = "".join(p.value if isinstance(p, ast.Constant) else "{}" for p in parts)
-            if not SQL_WORDS.search(text):
-                continue
-            for i, part in enumerate(parts):
-                if isinstance(part, ast.FormattedValue):
-                    before = parts[i - 1].value if i and isinstance(parts[i - 1], ast.Constant) else ""
-                    after = parts[i + 1].value if i + 1 < len(parts) and isinstance(parts[i + 1], ast.Constant) else ""
-                    if str(before).endswith("'") and str(after).startswith("'"):
-                        found.append(f"{path.name}:{node.lineno}: {text[:100]}")
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.JoinedStr):
+            continue
+        parts = node.values
+        text = "".join(p.value if isinstance(p, ast.Constant) else "{}" for p in parts)
+        if not SQL_WORDS.search(text):
+            continue
+        for i, part in enumerate(parts):
+            if isinstance(part, ast.FormattedValue):
+                before = parts[i - 1].value if i and isinstance(parts[i - 1], ast.Constant) else ""
+                after = parts[i + 1].value if i + 1 < len(parts) and isinstance(parts[i + 1], ast.Constant) else ""
+                if str(before).endswith("'") and str(after).startswith("'"):
+                    found.append(f"{name}:{node.lineno}: {text[:100]}")
     return found
 
 
+def test_the_formatted_sql_scanner_finds_what_it_looks_for() -> None:
+    assert formatted_sql_literals("q = f\"select * from t where load_date = '{day}'\"", "x.py") == [
+        "x.py:1: select * from t where load_date = '{}'"]
+    assert formatted_sql_literals("q = f\"delete from t where id in ('{a}', '{b}')\"", "x.py")
+    for fine in ("q = f'select * from {table} where d = $d'", "msg = f\"the file '{path}' is missing\"",
+                 "q = 'select 1'"):
+        assert formatted_sql_literals(fine, "x.py") == [], fine
+
+
 def test_no_value_is_formatted_into_sql_text() -> None:
-    assert formatted_sql_literals() == [], "bind values ($name / %s) instead of formatting them into SQL"
+    modules = sorted((REPO / "pipeline").rglob("*.py"))
+    assert {p.parent.name for p in modules} >= {"lake", "ingest", "transform", "quality", "serving", "tasks", "report"}
+    found = [hit for path in modules
+             for hit in formatted_sql_literals(path.read_text(encoding="utf-8"), str(path.relative_to(REPO)))]
+    assert found == [], "bind values ($name / %s) instead of formatting them into SQL"
 
 
 # ------------------------------------------------------------------------------ roles and network
-def test_the_bi_role_write_test_is_still_there() -> None:
-    source = (REPO / "tests" / "test_serving_roles.py").read_text(encoding="utf-8")
-    assert "def test_bi_reader_cannot_change_anything" in source
-
-
 def luigid_command() -> list[str]:
     makefile = (REPO / "Makefile").read_text(encoding="utf-8")
     recipe = re.search(r"^luigid:.*\n((?:\t.*\n)+)", makefile, flags=re.MULTILINE)
     match = re.search(r"^\t\$\(RUN\) luigid (.+)$", recipe.group(1) if recipe else "", flags=re.MULTILINE)
     assert match, "the Makefile has no `luigid` target running luigid"
     return match.group(1).split()
+
+
+def accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
 
 
 def test_luigid_binds_to_loopback_by_default(tmp_path) -> None:
@@ -284,14 +294,8 @@ def test_luigid_binds_to_loopback_by_default(tmp_path) -> None:
     proc = subprocess.Popen([sys.executable, "-c", "from luigi.cmdline import luigid; luigid()", *args],
                             cwd=tmp_path, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline and proc.poll() is None, "luigid did not start"
-                time.sleep(0.1)
+        wait_for(lambda: accepts(port) or proc.poll() is not None, 30, "luigid to listen")
+        assert proc.poll() is None, "luigid did not start"
         listening = [line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:]
                      + Path("/proc/net/tcp6").read_text().splitlines()[1:]]
         local = {f[1].split(":")[0] for f in listening if f[3] == "0A" and int(f[1].split(":")[1], 16) == port}
@@ -388,12 +392,10 @@ def test_installed_and_locked_versions_honour_the_security_floors(package) -> No
 
 
 def test_pyproject_declares_the_security_floors() -> None:
+    """uv.lock honours the floors today; declaring them keeps the next `uv lock` from going below one."""
     declared = declared_floors()
-    assert declared.get("duckdb", Version("0")) >= Version("1.1.0"), "duckdb>=1.1.0 (CVE-2024-41672)"
-    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
-    if "constraint-dependencies" in project.get("tool", {}).get("uv", {}):  # once the floors are declared
-        missing = {p: f for p, (f, _) in FLOORS.items() if declared.get(p, Version("0")) < Version(f)}
-        assert missing == {}, "declare these floors in [tool.uv] constraint-dependencies"
+    missing = {p: f for p, (f, _) in FLOORS.items() if declared.get(p, Version("0")) < Version(f)}
+    assert missing == {}, "declare these floors in pyproject.toml ([tool.uv] constraint-dependencies)"
 
 
 def test_the_audit_target_runs_pip_audit_on_the_locked_dependencies() -> None:

@@ -23,10 +23,9 @@ import pytest
 from psycopg import sql
 
 from pipeline.ingest import landing
-from pipeline.serving import migrations as serving
-from pipeline.serving import publish
+from pipeline.serving import migrations, publish
 from pipeline.transform import staging
-from tests.support.postgres import event, order, write_facts
+from tests.support.serving import event, order, write_facts
 
 D1, D2 = dt.date(2025, 12, 14), dt.date(2025, 12, 15)
 BOUND = 60  # seconds any background publish may take before the test calls it stalled
@@ -86,7 +85,7 @@ def quick_locks(luigi_settings):
 # ------------------------------------------------------------------------------ locks BI cannot take
 def test_bi_holding_the_old_advisory_keys_and_trying_the_new_locks_blocks_no_publish(two_dates, tmp_path) -> None:
     sql_dir = tmp_path / "serving"
-    shutil.copytree(serving.SERVING_SQL_DIR, sql_dir)
+    shutil.copytree(migrations.SERVING_SQL_DIR, sql_dir)
     (sql_dir / "900_later.sql").write_text(  # a migration still to apply, so the migrations' lock is taken
         "create table if not exists warehouse.later (x int primary key);\n"
         "comment on table warehouse.later is 'Test table. Grain: one row per x.';\n"
@@ -104,7 +103,7 @@ def test_bi_holding_the_old_advisory_keys_and_trying_the_new_locks_blocks_no_pub
 
         def migrate() -> list[str]:
             with two_dates.connect() as conn:
-                return serving.apply_schema(conn, sql_dir)
+                return migrations.apply_schema(conn, sql_dir)
 
         migration = Background(migrate)
         migration.start()
@@ -201,14 +200,14 @@ def test_a_migration_waits_for_an_idle_bi_session_only_within_bounds(two_dates, 
     """A migration altering a table BI reads needs ACCESS EXCLUSIVE: its waits are bounded like the publish's."""
     quick_locks(attempts=3)
     sql_dir = tmp_path / "serving"
-    shutil.copytree(serving.SERVING_SQL_DIR, sql_dir)
+    shutil.copytree(migrations.SERVING_SQL_DIR, sql_dir)
     (sql_dir / "900_segment.sql").write_text(
         "alter table warehouse.dim_user add column if not exists segment text;\n"
         "comment on column warehouse.dim_user.segment is 'Marketing segment.';\n")
 
     def migrate() -> list[str]:
         with two_dates.connect() as conn:
-            return serving.apply_schema(conn, sql_dir)
+            return migrations.apply_schema(conn, sql_dir)
 
     with bi_session(two_dates) as bi:
         bi.execute("select count(*) from warehouse.dim_user").fetchone()
@@ -217,7 +216,7 @@ def test_a_migration_waits_for_an_idle_bi_session_only_within_bounds(two_dates, 
         done = migration.finished()
         bi.rollback()
     assert done, "the migration waited for the idle BI session without bound"
-    assert isinstance(migration.error, serving.MigrationError), migration.error
+    assert isinstance(migration.error, migrations.MigrationError), migration.error
     assert "900_segment.sql" in str(migration.error) and "(bi_reader" in str(migration.error)
     assert "AccessShareLock on warehouse.dim_user" in str(migration.error)
     assert migrate() == ["900_segment.sql"], "applied once BI let go"

@@ -5,15 +5,13 @@ import concurrent.futures
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import psycopg
 import pytest
 
 from pipeline.serving import pg
+from tests.support.paths import REPO
 from tests.support.postgres import PG_ENV, EmbeddedServer, embedded_in_temp_dir
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def test_ecomm_pg_dsn_wins(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,7 +7,7 @@ import psycopg
 import pytest
 
 from pipeline.serving import migrations, publish
-from tests.support.postgres import event, order, write_facts
+from tests.support.serving import event, order, write_facts
 
 DAY = dt.date(2025, 12, 14)
 READABLE = ["warehouse.fact_orders", "warehouse.fact_events", "warehouse.fact_orders_all", "warehouse.dim_product",

@@ -1,25 +1,31 @@
 """The gate's check on how much of a day was thrown away (checks/audit/source_loss.yml, sql/gate/source_loss.sql).
 
-Real gate runs on tiny lakes: the day's partitions are written with the lake contract's schemas (as in
-test_checks.py) with chosen reconciliation counts and rejected lines, or, for the two headline cases,
-landed, staged and modelled from real incoming files by the pipeline's own code.
+Real gate runs on tiny lakes: the day's partitions are written with the lake contract's schemas
+(tests/support/gate_day.py) with chosen reconciliation counts and rejected lines, or, for the two
+headline cases, landed, staged and modelled from real incoming files by the pipeline's own code.
 """
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 
 from pipeline import lake
-from pipeline.ingest import landing
-from pipeline.quality import gate as checks
-from pipeline.transform import staging, warehouse
-from tests.test_checks import D, by_name, checks_config, clean_events, clean_orders, outcomes, write, write_day
-
-__all__ = ["checks_config"]  # a fixture, imported for pytest
+from pipeline.quality import gate
+from tests.support.gate_day import (
+    D,
+    an_order,
+    by_name,
+    clean_events,
+    clean_orders,
+    event_line,
+    outcomes,
+    reject,
+    run_day,
+    write,
+    write_day,
+)
 
 ORDERS_LOST = ("source_loss", "share of orders thrown away (quarantined or rejected)")
 ORDERS_REJECTED = ("source_loss", "share of orders records the reader rejected")
@@ -35,23 +41,13 @@ def received(staged: int, *, total: int = 100, quarantined: int = 0, rejected: i
             "duplicate_count": raw - staged - quarantined, "source_records": total, "rejected_count": rejected}
 
 
-def reject(source: str, count: int) -> None:
-    """D's audit/rejected_lines partition of `count` lines for a raw source, as landing writes it."""
-    schema = pa.schema([("source_file", pa.string()), ("line_number", pa.int64()), ("raw_text", pa.string()),
-                        ("error", pa.string())])
-    write("audit", "rejected_lines", [
-        {"source_file": f"{source}.csv", "line_number": n + 2, "raw_text": "E9,USER", "error": "MISSING COLUMNS"}
-        for n in range(count)
-    ], schema, source_table=source)
-
-
 # ------------------------------------------------------------------------------ lost share (orders)
 @pytest.mark.parametrize(("quarantined", "outcome"), [(5, "pass"), (6, "warn"), (50, "warn"), (51, "fail")])
 def test_the_lost_share_passes_warns_and_fails_at_its_thresholds(lake_root: Path, quarantined: int, outcome: str) -> None:
     # 100 orders received, 20 staged; defaults: warn above 5 %, fail above 50 %
     write_day(clean_orders(), clean_events(), recon={"stg_orders": received(20, quarantined=quarantined)})
 
-    result = checks.run_gate(D)
+    result = gate.run_gate(D)
 
     lost = by_name(result)[ORDERS_LOST]
     assert (lost.outcome, lost.value, lost.check_type) == (outcome, str(quarantined), "user-defined")
@@ -65,11 +61,11 @@ def test_the_lost_share_passes_warns_and_fails_at_its_thresholds(lake_root: Path
         assert "See why in audit.bad_records (source_table stg_orders: reason_code, failing_value)" in lost.message
         assert "--checks-lost-fail-pct 100" in lost.message
     assert result.blocked is (outcome == "fail")
-    assert checks.gate_passed(D) is (outcome != "fail")
+    assert gate.gate_passed(D) is (outcome != "fail")
     if outcome == "fail":  # named in the exception that stops the pipeline, and in what Postgres receives
         assert f"FAIL source_loss | {ORDERS_LOST[1]} | value 51 | stg_orders: 51 of the 100" in str(
-            checks.QualityGateFailed(result))
-        (row,) = [f for f in checks.dq_failure_rows(result) if f["check_name"] == ORDERS_LOST[1]]
+            gate.QualityGateFailed(result))
+        (row,) = [f for f in gate.dq_failure_rows(result) if f["check_name"] == ORDERS_LOST[1]]
         assert (row["table_name"], row["outcome"], row["value"]) == ("source_loss", "fail", "51")
 
 
@@ -80,7 +76,7 @@ def test_the_rejected_share_passes_warns_and_fails_at_its_thresholds(lake_root: 
     write_day(clean_orders(), clean_events(), recon={"stg_events": received(60, rejected=rejected)})
     reject("events", rejected)
 
-    result = checks.run_gate(D)
+    result = gate.run_gate(D)
 
     share = by_name(result)[EVENTS_REJECTED]
     assert (share.outcome, share.value) == (outcome, str(rejected))
@@ -100,7 +96,7 @@ def test_the_denominator_counts_the_rejected_lines(lake_root: Path) -> None:
     write_day(clean_orders(), clean_events(10), recon={"stg_events": received(10, rejected=90)})
     reject("events", 90)
 
-    result = checks.run_gate(D)
+    result = gate.run_gate(D)
 
     assert (by_name(result)[EVENTS_LOST].outcome, by_name(result)[EVENTS_LOST].value) == ("fail", "90")
     assert (by_name(result)[EVENTS_REJECTED].outcome, by_name(result)[EVENTS_REJECTED].value) == ("fail", "90")
@@ -115,7 +111,7 @@ def test_quarantined_and_rejected_add_up_to_the_lost_share(lake_root: Path) -> N
     write_day(clean_orders(), clean_events(), recon={"stg_events": received(40, quarantined=30, rejected=30)})
     reject("events", 30)
 
-    result = checks.run_gate(D)
+    result = gate.run_gate(D)
 
     assert (by_name(result)[EVENTS_LOST].outcome, by_name(result)[EVENTS_LOST].value) == ("fail", "60")
     assert "(30 quarantined, 30 rejected lines)" in by_name(result)[EVENTS_LOST].message
@@ -123,7 +119,7 @@ def test_quarantined_and_rejected_add_up_to_the_lost_share(lake_root: Path) -> N
 
 def test_catalogs_are_checked_on_their_snapshot_days_only(lake_root: Path) -> None:
     write_day(clean_orders(), clean_events())
-    result = checks.run_gate(D)
+    result = gate.run_gate(D)
     products = by_name(result)[PRODUCTS_LOST]
     assert (products.outcome, products.value) == ("pass", "0")
     assert products.message.startswith("stg_products: no delivery for 2025-12-14, so nothing was thrown away")
@@ -132,37 +128,37 @@ def test_catalogs_are_checked_on_their_snapshot_days_only(lake_root: Path) -> No
     write("audit", "reconciliation", [{"source_table": "stg_products", "load_date": D, "raw_count": 12,
                                        "staged_count": 2, "quarantined_count": 10, "duplicate_count": 0,
                                        "is_balanced": True}], source_table="stg_products")
-    result = checks.run_gate(D)
+    result = gate.run_gate(D)
     products = by_name(result)[PRODUCTS_LOST]
     assert (products.outcome, products.value) == ("fail", "83.3333")
     assert "stg_products: 10 of the 12 records received" in products.message
     assert "get a corrected snapshot and restate its date" in products.message
 
 
-def test_the_thresholds_come_from_the_checks_section(lake_root: Path, checks_config) -> None:
+def test_the_thresholds_come_from_the_checks_section(lake_root: Path, luigi_settings) -> None:
     write_day(clean_orders(), clean_events(), recon={"stg_orders": received(20, quarantined=70)})
-    checks_config("lost_fail_pct", "80")
+    luigi_settings("checks", lost_fail_pct="80")
 
-    result = checks.run_gate(D)
+    result = gate.run_gate(D)
 
     assert by_name(result)[ORDERS_LOST].outcome == "warn"
     assert "fail when > 80.0; warn when > 5.0" in by_name(result)[ORDERS_LOST].message
-    assert checks.gate_variables(D)["lost_fail_pct"] == "80.0"
+    assert gate.gate_variables(D)["lost_fail_pct"] == "80.0"
 
     for name, value, refused in (("lost_warn_pct", "90", "lost_warn_pct <= lost_fail_pct"),
                                  ("rejected_fail_pct", "101", "rejected_warn_pct <= rejected_fail_pct <= 100"),
                                  ("rejected_warn_pct", "-1", "0 <= rejected_warn_pct")):
-        checks_config(name, value)
+        luigi_settings("checks", **{name: value})
         with pytest.raises(ValueError, match=refused):
-            checks.run_gate(D)
-        checks_config(name, {"lost_warn_pct": "5", "rejected_fail_pct": "10", "rejected_warn_pct": "0"}[name])
+            gate.run_gate(D)
+        luigi_settings("checks", **{name: {"lost_warn_pct": "5", "rejected_fail_pct": "10", "rejected_warn_pct": "0"}[name]})
 
 
 def test_without_reconciliation_the_views_are_errors_not_passes(lake_root: Path) -> None:
     write_day(clean_orders(), clean_events())
     lake.remove(lake.partition_file("audit", "reconciliation", D, source_table="stg_events"))
 
-    result = checks.run_gate(D)
+    result = gate.run_gate(D)
 
     assert {("source_loss", "source_loss computed"), ("source_volume", "source_volume computed")} <= outcomes(
         result, "error")
@@ -171,47 +167,6 @@ def test_without_reconciliation_the_views_are_errors_not_passes(lake_root: Path)
 
 
 # ------------------------------------------------------------- the headline cases, from real files
-def run_day(incoming: Path, day: dt.date, *, orders: list[dict] | None = None, events: list[str] | None = None,
-            gate: bool = True) -> checks.GateResult | None:
-    """Write the day's incoming files, then land, stage, model and gate it with the pipeline's code."""
-    header = "event_id,user_id,product_id,event_type,event_ts"
-    if orders is not None:
-        (incoming / "orders" / day.isoformat()).mkdir(parents=True, exist_ok=True)
-        (incoming / "orders" / day.isoformat() / "orders.json").write_text(json.dumps(orders, indent=2))
-    if events is not None:
-        (incoming / "events" / day.isoformat()).mkdir(parents=True, exist_ok=True)
-        (incoming / "events" / day.isoformat() / "events.csv").write_text("\n".join([header, *events]) + "\n")
-    landing.land_orders(day)
-    landing.land_events(day)
-    for source in staging.SOURCES:
-        staging.stage(source, day)
-    if not gate:
-        return None
-    for table in warehouse.TABLES:
-        warehouse.build(table, day)
-    return checks.run_gate(day)
-
-
-def an_order(i: int, day: dt.date = D, **fields) -> dict:
-    return {"order_id": f"ORD_{i:05d}", "user_id": f"USER_{i % 7:04d}", "product_id": f"PROD_{i % 5:04d}",
-            "quantity": 1 + i % 3, "price": 10.0 + i % 7, "timestamp": f"{day}T{i % 24:02d}:{i % 60:02d}:00",
-            "status": "paid", **fields}
-
-
-def event_line(i: int, day: dt.date = D) -> str:
-    return f"EVT_{i:06d},USER_{i % 9:04d},PROD_{i % 5:04d},view_product,{day}T{i % 24:02d}:{i % 60:02d}:00"
-
-
-@pytest.fixture
-def incoming(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "incoming"
-    folder.mkdir()
-    monkeypatch.setenv("ECOMM_DATA_DIR", str(folder))
-    monkeypatch.delenv("ECOMM_PRODUCTS_URL", raising=False)
-    monkeypatch.delenv("ECOMM_USERS_URL", raising=False)
-    return folder
-
-
 def test_ninety_percent_malformed_event_lines_block_the_date(lake_root: Path, incoming: Path) -> None:
     # 200 event lines, 180 of them cut short (two fields of five); the bad lines first, in the middle, last
     good = [event_line(i) for i in range(20)]
@@ -220,7 +175,7 @@ def test_ninety_percent_malformed_event_lines_block_the_date(lake_root: Path, in
 
     result = run_day(incoming, D, orders=[an_order(i) for i in range(20)], events=lines)
 
-    assert result.blocked and not checks.gate_passed(D)
+    assert result.blocked and not gate.gate_passed(D)
     lost = by_name(result)[EVENTS_LOST]
     assert (lost.outcome, lost.value) == ("fail", "90")
     # whether landing rejects a cut-short line or staging quarantines it, it is thrown away and counted

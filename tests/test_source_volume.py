@@ -2,7 +2,7 @@
 
 Real gate runs on tiny lakes. The earlier dates are their audit/reconciliation (and rejected_lines)
 partitions, written with the lake contract's schemas, or real days landed and staged by the
-pipeline's code; the load date itself is a whole consistent day (test_checks.write_day).
+pipeline's code; the load date itself is a whole consistent day (tests/support/gate_day.py write_day).
 """
 from __future__ import annotations
 
@@ -15,12 +15,20 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline import lake
-from pipeline.quality import gate as checks
-from tests.test_checks import SCHEMAS, D, by_name, checks_config, clean_events, clean_orders, outcomes, write_day
-from tests.test_lake_s3 import s3_env, s3_lake
-from tests.test_source_loss import an_order, event_line, incoming, reject, run_day
-
-__all__ = ["checks_config", "incoming", "s3_env", "s3_lake"]  # fixtures, imported for pytest
+from pipeline.quality import gate
+from tests.support.gate_day import (
+    SCHEMAS,
+    D,
+    an_order,
+    by_name,
+    clean_events,
+    clean_orders,
+    event_line,
+    outcomes,
+    reject,
+    run_day,
+    write_day,
+)
 
 ORDERS = ("source_volume", "orders received against the median of earlier load dates")
 EVENTS = ("source_volume", "events received against the median of earlier load dates")
@@ -66,7 +74,7 @@ def test_the_volume_passes_warns_and_fails_at_its_thresholds(lake_root: Path, re
     normal_week()
     today(received)
 
-    result = checks.run_gate(D)
+    result = gate.run_gate(D)
 
     volume = by_name(result)[ORDERS]
     assert (volume.outcome, volume.value, volume.check_type) == (outcome, f"{received / 100:g}", "user-defined")
@@ -88,7 +96,7 @@ def test_a_half_delivered_file_after_normal_days_is_caught(lake_root: Path, inco
     for back in (3, 2, 1):
         day = D - dt.timedelta(days=back)
         run_day(incoming, day, orders=[an_order(i, day) for i in range(40)],
-                events=[event_line(i, day) for i in range(60)], gate=False)
+                events=[event_line(i, day) for i in range(60)], model_and_gate=False)
 
     result = run_day(incoming, D, orders=[an_order(i) for i in range(20)], events=[event_line(i) for i in range(60)])
 
@@ -114,7 +122,7 @@ def test_without_enough_history_the_check_is_not_evaluated_and_says_so(lake_root
         earlier(D - dt.timedelta(days=back), 100, 100)
     today(10)  # a tenth of the usual: would fail with a history
 
-    result = checks.run_gate(D)
+    result = gate.run_gate(D)
 
     volume = by_name(result)[ORDERS]
     assert (volume.outcome, volume.value) == ("warn", None)  # recorded, not blocking, and not a pass
@@ -125,17 +133,17 @@ def test_without_enough_history_the_check_is_not_evaluated_and_says_so(lake_root
         f"not evaluated: stg_orders has {known}, the volume check needs 3 ([checks] volume_min_history) and"
         " applies once they are loaded; 10 records received for 2025-12-14 (raw rows + rejected lines)")
     assert not result.blocked
-    assert [f["outcome"] for f in checks.dq_failure_rows(result) if f["check_name"] == ORDERS[1]] == ["warn"]
+    assert [f["outcome"] for f in gate.dq_failure_rows(result) if f["check_name"] == ORDERS[1]] == ["warn"]
 
     earlier(D - dt.timedelta(days=history + 1), 100, 100)  # the third earlier date: now it applies
     if history == 2:
-        assert by_name(checks.run_gate(D))[ORDERS].outcome == "fail"
+        assert by_name(gate.run_gate(D))[ORDERS].outcome == "fail"
 
 
 def test_the_verdict_depends_on_earlier_dates_only(lake_root: Path) -> None:
     normal_week()
     today(50)
-    first = checks.run_gate(D)
+    first = gate.run_gate(D)
     assert (by_name(first)[ORDERS].outcome, by_name(first)[ORDERS].value) == ("warn", "0.5")
 
     # later dates (run before or after) and dates older than the window change nothing; neither does a rerun
@@ -143,7 +151,7 @@ def test_the_verdict_depends_on_earlier_dates_only(lake_root: Path) -> None:
     earlier(D + dt.timedelta(days=2), 100_000, 100_000)
     earlier(D - dt.timedelta(days=8), 1, 1)
     earlier(D - dt.timedelta(days=30), 100_000, 100_000)
-    again = checks.run_gate(D)
+    again = gate.run_gate(D)
 
     assert by_name(again)[ORDERS] == by_name(first)[ORDERS]
     assert by_name(again)[ORDERS].message == by_name(first)[ORDERS].message
@@ -155,7 +163,7 @@ def test_one_odd_day_in_the_window_does_not_move_the_median(lake_root: Path) -> 
     earlier(D - dt.timedelta(days=4), 1_000, 100)  # a promotion
     today(100)
 
-    volume = by_name(checks.run_gate(D))[ORDERS]
+    volume = by_name(gate.run_gate(D))[ORDERS]
 
     assert (volume.outcome, volume.value) == ("pass", "1")
 
@@ -168,23 +176,21 @@ def test_rejected_lines_count_as_received_today_and_in_the_history(lake_root: Pa
         "stg_events": {"raw_count": 70, "staged_count": 60, "quarantined_count": 0, "duplicate_count": 10}})
     reject("events", 30)
 
-    volume = by_name(checks.run_gate(D))[EVENTS]
+    volume = by_name(gate.run_gate(D))[EVENTS]
 
     assert (volume.outcome, volume.value) == ("pass", "1")
     assert "stg_events: 100 records received for 2025-12-14 (raw rows + rejected lines), 1 x the median of 100" in (
         volume.message)
 
 
-def test_the_window_and_thresholds_come_from_the_checks_section(lake_root: Path, checks_config) -> None:
+def test_the_window_and_thresholds_come_from_the_checks_section(lake_root: Path, luigi_settings) -> None:
     normal_week()
     earlier(D - dt.timedelta(days=1), 40, 100)
     earlier(D - dt.timedelta(days=2), 40, 100)
     today(40)
-    checks_config("volume_window", "2")
-    checks_config("volume_min_history", "2")
-    checks_config("volume_warn_low_ratio", "0.3")
+    luigi_settings("checks", volume_window="2", volume_min_history="2", volume_warn_low_ratio="0.3")
 
-    volume = by_name(checks.run_gate(D))[ORDERS]
+    volume = by_name(gate.run_gate(D))[ORDERS]
 
     assert (volume.outcome, volume.value) == ("pass", "1")  # the median of the 2 latest dates only
     assert "over 2 earlier load dates with records (2025-12-12 to 2025-12-13)" in volume.message
@@ -195,11 +201,11 @@ def test_the_window_and_thresholds_come_from_the_checks_section(lake_root: Path,
         ("volume_fail_low_ratio", "0.5", "volume_fail_low_ratio <= volume_warn_low_ratio"),
         ("volume_warn_high_ratio", "0.9", "1 <= volume_warn_high_ratio"),
     ):
-        saved = checks.checks().__getattribute__(name)
-        checks_config(name, value)
+        saved = gate.checks().__getattribute__(name)
+        luigi_settings("checks", **{name: value})
         with pytest.raises(ValueError, match=refused):
-            checks.gate_variables(D)
-        checks_config(name, str(saved))
+            gate.gate_variables(D)
+        luigi_settings("checks", **{name: str(saved)})
 
 
 def test_the_history_and_rejected_lines_are_found_on_object_storage(s3_lake) -> None:

@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
+import duckdb
 import pytest
 
+from pipeline import lake
+from pipeline.ingest import landing
 from pipeline.transform import staging
 from tests.support import rows as r
+from tests.support.paths import DUMMYJSON
 
 MONDAY = dt.date(2025, 12, 15)
 
@@ -43,30 +48,21 @@ def test_a_date_without_a_snapshot_stages_nothing():
 
 def test_quarantined_api_user_never_carries_credentials_into_bad_records(tmp_path, monkeypatch):
     """The users API sends passwords, SSNs and cards; bad_records (readable by BI) must not."""
-    import json as _json
-
-    import duckdb as _duckdb
-
-    from pipeline import lake as _lake
-    from pipeline.ingest import landing as _landing
-    from pipeline.transform import staging as _staging
-
     monkeypatch.setenv("ECOMM_LAKE_DIR", str(tmp_path / "lake"))
     monkeypatch.setenv("ECOMM_DATA_DIR", str(tmp_path / "in"))
     day = "2025-12-15"
-    from tests.conftest import DUMMYJSON
 
     # A real DummyJSON user (it carries a password, an SSN, a bank card and an IP), with an id
     # that is not a number so that staging quarantines it.
-    secret = {**_json.loads((DUMMYJSON / "users.json").read_text())[0], "id": "not-a-number"}
+    secret = {**json.loads((DUMMYJSON / "users.json").read_text())[0], "id": "not-a-number"}
     folder = tmp_path / "in" / "users"
     folder.mkdir(parents=True)
-    (folder / f"users_{day}.json").write_text(_json.dumps([secret]))
-    _landing.land_catalog("users", _lake.parse_date(day))
-    _staging.stage("users", _lake.parse_date(day))
-    ((raw_record,),) = _duckdb.sql(
+    (folder / f"users_{day}.json").write_text(json.dumps([secret]))
+    landing.land_catalog("users", lake.parse_date(day))
+    staging.stage("users", lake.parse_date(day))
+    ((raw_record,),) = duckdb.sql(
         "select raw_record from read_parquet($p)",
-        params={"p": _lake.partition_file("audit", "bad_records", day, source_table="stg_users")},
+        params={"p": lake.partition_file("audit", "bad_records", day, source_table="stg_users")},
     ).fetchall()
     assert secret["address"]["city"] in raw_record and secret["firstName"] in raw_record
     for leaked in (secret["password"], secret["ssn"], secret["bank"]["cardNumber"], secret["ip"], "password"):

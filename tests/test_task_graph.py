@@ -16,8 +16,8 @@ import pytest
 from pipeline import tasks
 from pipeline.tasks import model
 from pipeline.transform import warehouse
-from tests.support.ops import SEED_INCOMING
-from tests.support.postgres import free_port
+from tests.support.paths import SEED_INCOMING
+from tests.support.processes import free_port
 
 D = dt.date(2025, 12, 15)
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import textwrap
 
-from tests.support.ops import REPO
+from tests.support.paths import REPO
 
 
 def run_python(code: str) -> subprocess.CompletedProcess[str]:

@@ -32,6 +32,12 @@ PG_EPOCH_DAYS = 10_957  # 2000-01-01 - 1970-01-01
 PG_EPOCH_US = PG_EPOCH_DAYS * 86_400 * 1_000_000
 NUMERIC_INT_GROUPS = 5  # base-10000 digits before the point: covers |x| < 10^20
 NUMERIC_POS, NUMERIC_NEG = 0x0000, 0x4000
+# Postgres stores dates and timestamps from 4714-11-24 BC (Julian day 0) on; as days / microseconds
+# since 1970-01-01 (Arrow's epoch), that is the first value below. A timestamp[us] ends before
+# Postgres's last timestamp (294276 AD); a date32 may not (Postgres's last date is 5874897-12-31).
+FIRST_DAY, END_DAY = -2_440_588, 2_145_042_906
+FIRST_US = FIRST_DAY * 86_400 * 1_000_000
+_INTEGERS = {2: pa.int16(), 4: pa.int32(), 8: pa.int64()}
 
 # Postgres type (format_type text, without typmod) -> (DuckDB cast type, fixed payload bytes or None)
 _TYPES: dict[str, tuple[str, int | None]] = {
@@ -52,7 +58,11 @@ _TYPES: dict[str, tuple[str, int | None]] = {
 
 
 class UnsupportedCopyType(TypeError):
-    """A Postgres column type the binary COPY encoder cannot write (add it to pg_copy._TYPES)."""
+    """A Postgres column type the binary COPY encoder cannot write (add it to binary_copy._TYPES)."""
+
+
+class CopyValueRefused(ValueError):
+    """A value its target column cannot hold exactly (out of the type's range, or digits it would lose)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,17 +79,23 @@ class PgColumn:
     @property
     def duckdb_type(self) -> str:
         """The DuckDB type to cast the source column to before encoding."""
-        base = self.base_type
-        if base not in _TYPES:
-            raise UnsupportedCopyType(f"column {self.name}: no binary COPY encoder for {self.pg_type}")
-        if base == "numeric":
+        if self.base_type == "numeric":
             precision, scale = _numeric_typmod(self)
             return f"decimal({precision},{scale})"
-        return _TYPES[base][0]
+        return self._encoding[0]
 
     @property
     def fixed_width(self) -> int | None:
-        return _TYPES[self.base_type][1]
+        """Payload bytes of every value, or None for variable-length (text-like) columns."""
+        if self.base_type == "numeric":
+            _numeric_typmod(self)  # refuse a numeric it cannot write before any row is sent
+        return self._encoding[1]
+
+    @property
+    def _encoding(self) -> tuple[str, int | None]:
+        if self.base_type not in _TYPES:
+            raise UnsupportedCopyType(f"column {self.name}: no binary COPY encoder for {self.pg_type}")
+        return _TYPES[self.base_type]
 
 
 def _numeric_typmod(col: PgColumn) -> tuple[int, int]:
@@ -123,18 +139,45 @@ def _fixed_payload(col: PgColumn, arr: pa.Array) -> np.ndarray:
         if not pa.types.is_timestamp(arr.type):
             raise UnsupportedCopyType(f"column {col.name}: expected an Arrow timestamp, got {arr.type}")
         us = pc.cast(pc.cast(arr, pa.timestamp("us", tz=arr.type.tz)), pa.int64())
-        values = _be(pc.fill_null(us, 0).to_numpy() - PG_EPOCH_US, ">i8")
+        values = _be(_postgres_time(col, pc.fill_null(us, 0).to_numpy(), np.int64), ">i8")
     elif base == "date":
         days = pc.cast(arr, pa.int32()) if pa.types.is_date32(arr.type) else pc.cast(pc.cast(arr, pa.date32()), pa.int32())
-        values = _be(pc.fill_null(days, 0).to_numpy() - PG_EPOCH_DAYS, ">i4")
+        values = _be(_postgres_time(col, pc.fill_null(days, 0).to_numpy().astype(np.int64), np.int32), ">i4")
     elif base == "boolean":
         values = _be(pc.fill_null(pc.cast(arr, pa.uint8()), 0).to_numpy(), "u1")
     elif base == "double precision":
         values = _be(pc.fill_null(pc.cast(arr, pa.float64()), 0).to_numpy(), ">f8")
-    else:  # smallint / integer / bigint
+    else:  # smallint / integer / bigint: a checked cast, so that a value out of range is refused, not wrapped
         width = col.fixed_width
-        values = _be(pc.fill_null(pc.cast(arr, pa.int64()), 0).to_numpy(), {2: ">i2", 4: ">i4", 8: ">i8"}[width])
+        values = _be(pc.fill_null(pc.cast(arr, _INTEGERS[width]), 0).to_numpy(), {2: ">i2", 4: ">i4", 8: ">i8"}[width])
     return values.view(np.uint8).reshape(n, -1)
+
+
+def _postgres_time(col: PgColumn, values: np.ndarray, stored: type[np.integer]) -> np.ndarray:
+    """Days or microseconds since 1970 (int64) as Postgres stores them: since 2000, in `stored` (int32 days,
+    int64 microseconds), DuckDB's infinities as Postgres's.
+
+    DuckDB writes 'infinity' / '-infinity' as the largest integer of the type and its negation;
+    Postgres's are the largest and the smallest (DT_NOEND / DT_NOBEGIN, DATEVAL_NOEND / DATEVAL_NOBEGIN).
+    A value outside Postgres's range is refused: shifted to Postgres's epoch it could wrap around
+    into a valid-looking one (DuckDB's -infinity would become a timestamp in the year 294247).
+    """
+    days = stored is np.int32
+    first, epoch = (FIRST_DAY, PG_EPOCH_DAYS) if days else (FIRST_US, PG_EPOCH_US)
+    infinity = np.iinfo(stored).max
+    if not len(values) or (values.min() >= first and values.max() < (END_DAY if days else infinity)):
+        return values - epoch  # every value finite and in range: the common case, two passes
+    infinite = (values == infinity) | (values == -infinity)
+    early = ~infinite & (values < first)
+    late = ~infinite & (values >= END_DAY) if days else np.zeros(len(values), dtype=bool)
+    if early.any() or late.any():
+        bad = int(values[early | late][0])
+        where = "before 4714-11-24 BC" if early.any() else "after 5874897-12-31"
+        raise CopyValueRefused(f"column {col.name} ({col.pg_type}): {bad} {'days' if days else 'microseconds'}"
+                               f" since 1970-01-01 is {where}, outside the range Postgres stores")
+    shifted = np.where(infinite, 0, values) - epoch
+    limits = np.iinfo(stored)
+    return np.where(values == infinity, limits.max, np.where(values == -infinity, limits.min, shifted))
 
 
 _NUMERIC = np.dtype([("ndigits", ">i2"), ("weight", ">i2"), ("sign", ">u2"), ("dscale", ">u2"),
@@ -143,7 +186,10 @@ _NUMERIC = np.dtype([("ndigits", ">i2"), ("weight", ">i2"), ("sign", ">u2"), ("d
 
 def _numeric_payload(col: PgColumn, arr: pa.Array) -> np.ndarray:
     _, scale = _numeric_typmod(col)
-    if not pa.types.is_decimal(arr.type) or arr.type.scale != scale or arr.type.precision > 18:
+    # the encoder reads decimal128 storage; other widths (decimal32/64/256) and scales are cast, checked
+    if not pa.types.is_decimal128(arr.type) or arr.type.scale != scale or arr.type.precision > 18:
+        if not pa.types.is_decimal(arr.type):  # e.g. integers: through a decimal wide enough for any of them
+            arr = pc.cast(arr, pa.decimal128(38, scale))
         arr = pc.cast(arr, pa.decimal128(18, scale))
     arr = pc.fill_null(arr, pa.scalar(0, arr.type).cast(arr.type)) if arr.null_count else arr
     if isinstance(arr, pa.ChunkedArray):
@@ -197,7 +243,10 @@ def encode_batch(batch: pa.RecordBatch, columns: Sequence[PgColumn]) -> memoryvi
     for col, arr in zip(columns, batch.columns, strict=True):
         width = col.fixed_width
         if width is not None:
-            payload = _fixed_payload(col, arr)
+            try:
+                payload = _fixed_payload(col, arr)
+            except pa.ArrowInvalid as err:  # a checked cast refused a value: say which column
+                raise CopyValueRefused(f"column {col.name} ({col.pg_type}): {err}") from err
             field = np.concatenate([_length_prefix(np.full(n, width)), payload], axis=1)
             if not arr.null_count:
                 block.append(field)
@@ -246,6 +295,8 @@ def copy_batches(
     the current transaction). The index builds and the first readers after the commit then find
     every tuple visible without setting hint bits, i.e. without dirtying and rewriting every page.
     """
+    for col in columns:  # an unsupported column is refused before COPY starts
+        col.fixed_width  # noqa: B018 - raises UnsupportedCopyType
     statement = sql.SQL("copy {} ({}) from stdin (format binary{})").format(
         table, sql.SQL(", ").join(sql.Identifier(c.name) for c in columns), sql.SQL(", freeze" if freeze else "")
     )

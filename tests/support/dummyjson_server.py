@@ -38,6 +38,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from tests.support.paths import DUMMYJSON
+
 logger = logging.getLogger(__name__)
 
 FAULT_KINDS = ("500", "503", "429", "timeout", "html", "short", "empty", "missing_fields", "bad_shape")
@@ -50,7 +52,7 @@ def default_fixtures_dir() -> Path:
     """Where the DummyJSON fixtures live: $DUMMYJSON_FIXTURES, else the copy in devtools/generate/dummyjson."""
     if os.environ.get("DUMMYJSON_FIXTURES"):
         return Path(os.environ["DUMMYJSON_FIXTURES"])
-    return Path(__file__).resolve().parents[2] / "devtools" / "generate" / "dummyjson"
+    return DUMMYJSON
 
 
 class DummyJsonServer:

@@ -17,7 +17,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,7 +27,7 @@ import pytest
 
 from pipeline import lake
 from pipeline.serving import pg
-from tests.conftest import REPO, SEED_INCOMING
+from tests.support.paths import REPO, SEED_INCOMING
 from tests.support.postgres import PG_ENV, EmbeddedServer, embedded_in_temp_dir
 
 D = "2025-12-15"  # a seed-format day with a products snapshot: every source lands
@@ -127,14 +126,6 @@ class Runner:
 def killed(result: subprocess.CompletedProcess | subprocess.Popen) -> bool:
     """Whether the run's main process (the Luigi worker) died of SIGKILL."""
     return result.returncode == -signal.SIGKILL
-
-
-def wait_for(predicate, timeout: float = 60, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 @contextlib.contextmanager

@@ -1,5 +1,6 @@
 """Shared helpers for the operations tests (tests/test_ops_*.py): real `luigi` CLI runs, real files,
-a fresh database per test on the session's embedded Postgres. No tests here."""
+a fresh database per test on the session's embedded Postgres (the `ops` fixture, registered by
+tests/conftest.py). No tests here."""
 from __future__ import annotations
 
 import dataclasses
@@ -8,7 +9,6 @@ import glob
 import os
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -17,10 +17,8 @@ import psycopg
 import pyarrow.parquet as pq
 import pytest
 
+from tests.support.paths import REPO, SEED_INCOMING
 from tests.support.postgres import PG_ENV, EmbeddedServer
-
-REPO = Path(__file__).resolve().parents[2]
-SEED_INCOMING = REPO / "tests" / "fixtures" / "seed-format" / "incoming"
 
 SEED_DAY = dt.date(2025, 12, 15)
 
@@ -93,14 +91,6 @@ def ops(tmp_path: Path, embedded_server: EmbeddedServer) -> Ops:
     copy_seed(incoming)
     return Ops(incoming=incoming, lake=tmp_path / "lake", server=embedded_server,
                database=f"ops_{uuid.uuid4().hex[:10]}")
-
-
-def wait_for(predicate, timeout: float = 30, interval: float = 0.1, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(interval)
 
 
 def assert_published_once(ops: Ops, day: dt.date) -> None:

@@ -1,4 +1,4 @@
-"""Throwaway PostgreSQL servers for the tests, and lake row factories for publish tests.
+"""Throwaway PostgreSQL servers for the tests (fixtures registered by tests/conftest.py).
 
 Every test session starts its own servers from the PostgreSQL 16 binaries bundled with `pgserver`,
 in temporary directories; nothing depends on a server already running.
@@ -14,35 +14,24 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime as dt
 import os
 import shutil
-import socket
 import stat
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
-from pipeline import lake  # noqa: E402
 from pipeline.serving import pg
+from tests.support.processes import free_port
 
 PG_ENV = ("ECOMM_PG_DSN", "ECOMM_PG_DATA", "ECOMM_PG_PORT", "ECOMM_PG_DATABASE",
           "PGHOST", "PGDATABASE", "PGSERVICE", "PGUSER", "PGPORT", "PGPASSWORD", "PGOPTIONS")
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def socket_dsn(socket_dir: str | Path, database: str, port: int = 5432, user: str = "postgres") -> str:
@@ -192,114 +181,3 @@ def fresh_db(dsn_server: ThrowawayPostgres, monkeypatch: pytest.MonkeyPatch) -> 
     dsn = dsn_server.create_database(name)
     monkeypatch.setenv("ECOMM_PG_DSN", dsn)
     return Target("dsn", name, dsn)
-
-
-@pytest.fixture
-def luigi_settings() -> Iterator[Any]:
-    """`luigi_settings("publish", lock_timeout="200ms", ...)` sets luigi.cfg values for one test."""
-    import luigi
-
-    config = luigi.configuration.get_config()
-    undo: list[tuple[str, str, str | None]] = []
-
-    def set_values(section: str, **values: Any) -> None:
-        if not config.has_section(section):
-            config.add_section(section)
-        for key, value in values.items():
-            undo.append((section, key, config.get(section, key) if config.has_option(section, key) else None))
-            config.set(section, key, str(value))
-        luigi.task_register.Register.clear_instance_cache()  # luigi.Config objects are cached instances
-
-    yield set_values
-    for section, key, old in reversed(undo):
-        if old is None:
-            config.remove_option(section, key)
-        else:
-            config.set(section, key, old)
-    luigi.task_register.Register.clear_instance_cache()
-
-
-UNCOMMENTED = """
-select c.relkind, n.nspname || '.' || c.relname as relation, a.attname
-from pg_class as c
-join pg_namespace as n on n.oid = c.relnamespace
-left join pg_attribute as a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
-    and col_description(c.oid, a.attnum) is null
-where n.nspname in ('warehouse', 'audit', 'quarantine') and c.relkind in ('r', 'p', 'v')
-    and (obj_description(c.oid, 'pg_class') is null or a.attname is not null)
-order by 2, 3
-"""
-
-
-def uncommented(conn: psycopg.Connection) -> list[tuple]:
-    """Tables/views without a comment, or columns without one (attname set), in warehouse/audit."""
-    return conn.execute(UNCOMMENTED).fetchall()
-
-
-# ------------------------------------------------------------------------------ lake row factories
-@pytest.fixture
-def serving_lake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty lake root for a publish test, set as ECOMM_LAKE_DIR."""
-    root = tmp_path / "serving-lake"
-    root.mkdir()
-    monkeypatch.setenv("ECOMM_LAKE_DIR", str(root))
-    return root
-
-
-ORDER_SCHEMA = pa.schema([
-    ("order_id", pa.string()), ("user_id", pa.string()), ("product_id", pa.string()), ("date_id", pa.int32()),
-    ("order_ts", pa.timestamp("us")), ("quantity", pa.int32()), ("unit_price", pa.decimal128(18, 2)),
-    ("revenue", pa.decimal128(18, 2)), ("status", pa.string()), ("net_revenue", pa.decimal128(18, 2)),
-    ("is_known_product", pa.bool_()), ("load_date", pa.date32()),
-])
-EVENT_SCHEMA = pa.schema([
-    ("event_id", pa.string()), ("user_id", pa.string()), ("product_id", pa.string()), ("event_type", pa.string()),
-    ("event_ts", pa.timestamp("us")), ("date_id", pa.int32()), ("is_known_product", pa.bool_()),
-    ("load_date", pa.date32()),
-])
-USER_SCHEMA = pa.schema([
-    ("user_id", pa.string()), ("first_seen_date", pa.date32()), ("first_order_date", pa.date32()),
-    ("last_seen_date", pa.date32()), ("city", pa.string()), ("country", pa.string()), ("load_date", pa.date32()),
-])
-PRODUCT_SCHEMA = pa.schema([
-    ("product_key", pa.string()), ("product_id", pa.string()), ("product_name", pa.string()),
-    ("category", pa.string()), ("brand", pa.string()), ("current_price", pa.decimal128(18, 2)),
-    ("effective_from", pa.date32()), ("is_inferred", pa.bool_()), ("load_date", pa.date32()),
-])
-
-
-def order(order_id: str, day: dt.date, **overrides: Any) -> dict[str, Any]:
-    """One fact_orders lake row (a paid order of 2 x 10.00 placed at noon on `day`)."""
-    from decimal import Decimal
-
-    row = {"order_id": order_id, "user_id": "USER_0001", "product_id": "PROD_0001",
-           "date_id": int(day.strftime("%Y%m%d")), "order_ts": dt.datetime.combine(day, dt.time(12)),
-           "quantity": 2, "unit_price": Decimal("10.00"), "revenue": Decimal("20.00"), "status": "paid",
-           "net_revenue": Decimal("20.00"), "is_known_product": True, "load_date": day}
-    row.update(overrides)
-    return row
-
-
-def event(event_id: str, day: dt.date, **overrides: Any) -> dict[str, Any]:
-    """One fact_events lake row (a product view at noon on `day`)."""
-    row = {"event_id": event_id, "user_id": "USER_0001", "product_id": "PROD_0001", "event_type": "view_product",
-           "event_ts": dt.datetime.combine(day, dt.time(12)), "date_id": int(day.strftime("%Y%m%d")),
-           "is_known_product": True, "load_date": day}
-    row.update(overrides)
-    return row
-
-
-def write_rows(layer: str, table: str, day: dt.date, rows: Sequence[dict[str, Any]],
-               schema: pa.Schema | None = None, **keys: str) -> str:
-    """Write rows as the (layer, table, day[, keys]) lake partition; return its path."""
-    path = lake.partition_file(layer, table, day, **keys)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    data = pa.Table.from_pylist(list(rows), schema=schema) if schema is not None else pa.Table.from_pylist(list(rows))
-    pq.write_table(data, path)
-    return path
-
-
-def write_facts(day: dt.date, orders: Sequence[dict[str, Any]], events: Sequence[dict[str, Any]]) -> None:
-    """Write a date's fact partitions (and nothing else: the other feeds are optional)."""
-    write_rows("warehouse", "fact_orders", day, orders, ORDER_SCHEMA)
-    write_rows("warehouse", "fact_events", day, events, EVENT_SCHEMA)

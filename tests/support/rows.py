@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline import lake
+from tests.support.paths import DUMMYJSON
 
 MISSING = object()
 INGESTED_AT = dt.datetime(2025, 12, 16, 3, 0, tzinfo=dt.timezone.utc)
@@ -33,8 +34,6 @@ LINEAGE = [("_source_file", pa.string()), ("_row_number", pa.int64()),
            ("_ingested_at", pa.timestamp("us", tz="UTC"))]
 ORDER_FIELDS = ("order_id", "user_id", "product_id", "quantity", "price", "timestamp", "status")
 EVENT_FIELDS = ("event_id", "user_id", "product_id", "event_type", "event_ts")
-REPO = Path(__file__).resolve().parents[2]
-FIXTURES = REPO / "tests" / "fixtures"
 
 
 def use_lake(tmp_path: Path, monkeypatch: Any, name: str = "lake") -> Path:
@@ -84,7 +83,7 @@ def user(**fields: Any) -> dict[str, Any]:
 
 def dummyjson(kind: str, count: int) -> list[dict[str, Any]]:
     """The first `count` records of the DummyJSON fixture (API shape: id, title/firstName, nested)."""
-    with open(REPO / "devtools" / "generate" / "dummyjson" / f"{kind}.json", encoding="utf-8") as handle:
+    with open(DUMMYJSON / f"{kind}.json", encoding="utf-8") as handle:
         data = json.load(handle)
     records = data if isinstance(data, list) else data[kind]
     return records[:count]

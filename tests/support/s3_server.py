@@ -1,6 +1,9 @@
 """A real S3-compatible server on 127.0.0.1 for the object-storage lake tests (moto's standalone
 server, in its own process: real HTTP, real S3 requests, nothing mocked inside the pipeline).
 
+Fixtures (registered by tests/conftest.py): `s3_env`, the session's server as the AWS environment a
+client needs; `s3_lake`, this process's lake root set to a fresh prefix in its bucket.
+
 Standalone: `uv run python -m tests.support.s3_server` prints the `export` lines for a shell."""
 from __future__ import annotations
 
@@ -11,23 +14,22 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 
 import pyarrow.fs as pafs
+import pytest
+
+from pipeline.lake import s3
+from tests.support.processes import free_port
 
 BUCKET = "ecomm-lake"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextlib.contextmanager
 def s3_server() -> Iterator[dict[str, str]]:
     """Start the server, create BUCKET; yield the AWS environment a client needs to reach it."""
-    port = _free_port()
+    port = free_port()
     log = tempfile.TemporaryFile(mode="w+")  # not a pipe: nobody reads it, and a full pipe blocks the server
     process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                                stdout=log, stderr=subprocess.STDOUT, text=True)
@@ -56,6 +58,25 @@ def s3_server() -> Iterator[dict[str, str]]:
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def s3_env() -> Iterator[dict[str, str]]:
+    """The session's S3 server: the AWS environment variables that reach it."""
+    with s3_server() as env:
+        yield env
+
+
+@pytest.fixture
+def s3_lake(s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """This process's lake root set to a fresh prefix in the bucket (by environment only)."""
+    root = f"s3://{BUCKET}/t-{uuid.uuid4().hex[:8]}"
+    for name, value in s3_env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("ECOMM_LAKE_DIR", root)
+    s3._client.cache_clear()  # built from the environment on first use
+    yield root
+    s3._client.cache_clear()
 
 
 def main() -> None:
