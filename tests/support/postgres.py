@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline import lake  # noqa: E402
-from pipeline.serving import pg
+from pipeline.serving import embedded, pg
 
 PG_ENV = ("ECOMM_PG_DSN", "ECOMM_PG_DATA", "ECOMM_PG_PORT", "ECOMM_PG_DATABASE",
           "PGHOST", "PGDATABASE", "PGSERVICE", "PGUSER", "PGPORT", "PGPASSWORD", "PGOPTIONS")
@@ -54,9 +54,8 @@ class ThrowawayPostgres:
     """A PostgreSQL server in a temporary directory, listening on a Unix socket only."""
 
     def __init__(self) -> None:
-        pg._pgserver()
-        from pgserver._commands import initdb, pg_ctl
-
+        pgserver = embedded.pgserver_module()
+        initdb, pg_ctl = pgserver.initdb, pgserver.pg_ctl
         self._pg_ctl = pg_ctl
         # short path: the socket path must fit in sun_path (108 bytes)
         self.root = Path(tempfile.mkdtemp(prefix="ecomm-pgt-"))
@@ -68,8 +67,8 @@ class ThrowawayPostgres:
 
             from pgserver.utils import ensure_prefix_permissions, ensure_user_exists
 
-            ensure_user_exists(pg.SYSTEM_USER)
-            self.user = pg.SYSTEM_USER
+            ensure_user_exists(embedded.SYSTEM_USER)
+            self.user = embedded.SYSTEM_USER
             entry = pwd.getpwnam(self.user)
             ensure_prefix_permissions(self.data)
             self.root.chmod(self.root.stat().st_mode | stat.S_IXOTH | stat.S_IROTH)
