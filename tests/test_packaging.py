@@ -209,3 +209,21 @@ def test_the_installed_wheel_runs_a_date_from_outside_the_repository(tmp_path: P
     finally:
         server.stop()
     assert list(cwd.iterdir()) == [], "a run writes only where ECOMM_* point"
+
+
+# ------------------------------------------------------------------------------------ the image
+def test_the_image_installs_the_product_only() -> None:
+    """No Docker engine here: the Dockerfile is kept honest by reading it."""
+    dockerfile = (REPO / "Dockerfile").read_text(encoding="utf-8")
+    copied = {source for line in dockerfile.splitlines() if line.startswith("COPY ") for source in line.split()[1:-1]}
+    assert copied <= {"pyproject.toml", "uv.lock", "README.md", "luigi.cfg", "pipeline", "sql", "checks", "queries"}, copied
+    syncs = [line for line in dockerfile.splitlines() if "uv sync" in line]
+    assert syncs and all("--frozen" in line and "--no-default-groups" in line for line in syncs)
+    assert "--no-editable" in syncs[-1], "the image runs the installed wheel, not the source tree"
+
+
+def test_compose_sample_data_is_made_on_the_host() -> None:
+    compose = (REPO / "docker-compose.yml").read_text(encoding="utf-8")
+    assert "devtools" not in " ".join(line for line in compose.splitlines() if "docker compose" in line)
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    assert "make sample-data" in compose and "\nsample-data: setup\n\t$(RUN) python -m devtools.generate " in makefile
