@@ -14,7 +14,6 @@ LUIGI_CONFIG_PATH) still wins, option by option.
 from __future__ import annotations
 
 import configparser
-import logging
 import os
 from pathlib import Path
 
@@ -23,15 +22,13 @@ import luigi.configuration
 
 from pipeline import resources
 
-logger = logging.getLogger(__name__)
-
 
 def _fill_in_default_config(path: Path = resources.DEFAULT_CONFIG) -> None:
     """Set each option of `path` that Luigi's configuration lacks (files Luigi read keep their values)."""
     if not path.is_file():
         return
     defaults = configparser.ConfigParser(interpolation=None)
-    defaults.optionxform = str  # type: ignore[assignment,method-assign] # case-sensitive, as Luigi reads them
+    defaults.optionxform = str  # type: ignore[assignment,method-assign]  # case-sensitive, as Luigi's parser
     defaults.read(path, encoding="utf-8")
     config = luigi.configuration.get_config()
     for section in defaults.sections():
