@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+import uuid
 import zipfile
 from pathlib import Path
 
@@ -143,7 +144,8 @@ def _run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-def test_the_installed_wheel_runs_a_date_from_outside_the_repository(tmp_path: Path) -> None:
+def test_the_installed_wheel_runs_a_date_from_outside_the_repository(tmp_path: Path,
+                                                                     dsn_server: ThrowawayPostgres) -> None:
     uv = _uv()
     clean = {k: v for k, v in os.environ.items()
              if k not in PG_ENV and not k.startswith(("ECOMM_", "LUIGI_", "PYTHON", "VIRTUAL_ENV", "UV_"))}
@@ -186,28 +188,24 @@ def test_the_installed_wheel_runs_a_date_from_outside_the_repository(tmp_path: P
     assert subprocess.run([python, "-c", "import pytest"], cwd=cwd, env=clean, capture_output=True,
                           timeout=120, check=False).returncode != 0, "the runtime environment has no test packages"
 
-    server = ThrowawayPostgres()
-    try:
-        dsn = server.create_database("wheel_run")
-        env = {**clean, "ECOMM_PG_DSN": dsn, "ECOMM_DATA_DIR": str(incoming), "ECOMM_LAKE_DIR": str(lake),
-               "PATH": f"{venv / 'bin'}{os.pathsep}{clean.get('PATH', '')}"}
-        luigi = [str(venv / "bin" / "luigi"), "--module", "pipeline.tasks", "DailyPipeline", "--local-scheduler"]
-        run = subprocess.run([*luigi, "--date", SEED_DAY], cwd=cwd, env=env, capture_output=True, text=True,
-                             timeout=600, check=False)
-        assert run.returncode == 0, run.stderr[-4000:]
-        with psycopg.connect(dsn) as conn:
-            assert conn.execute("select load_date::text from audit.publish_log").fetchall() == [(SEED_DAY,)]
-            assert conn.execute("select count(*) from warehouse.fact_orders where load_date = %s",
-                                [SEED_DAY]).fetchone()[0] > 0
-        # a date without its files fails with the shipped luigi.cfg's [retcode] (Luigi's own default is 0)
-        missing = subprocess.run([*luigi, "--date", "2025-12-20"], cwd=cwd, env=env, capture_output=True,
-                                 text=True, timeout=600, check=False)
-        shipped = configparser.ConfigParser()
-        shipped.read(REPO / "luigi.cfg")
-        assert missing.returncode == shipped.getint("retcode", "task_failed"), missing.stderr[-3000:]
-        assert "SourceFileMissing" in missing.stderr
-    finally:
-        server.stop()
+    dsn = dsn_server.create_database(f"wheel_{uuid.uuid4().hex[:8]}")
+    env = {**clean, "ECOMM_PG_DSN": dsn, "ECOMM_DATA_DIR": str(incoming), "ECOMM_LAKE_DIR": str(lake),
+           "PATH": f"{venv / 'bin'}{os.pathsep}{clean.get('PATH', '')}"}
+    luigi = [str(venv / "bin" / "luigi"), "--module", "pipeline.tasks", "DailyPipeline", "--local-scheduler"]
+    run = subprocess.run([*luigi, "--date", SEED_DAY], cwd=cwd, env=env, capture_output=True, text=True,
+                         timeout=600, check=False)
+    assert run.returncode == 0, run.stderr[-4000:]
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("select load_date::text from audit.publish_log").fetchall() == [(SEED_DAY,)]
+        assert conn.execute("select count(*) from warehouse.fact_orders where load_date = %s",
+                            [SEED_DAY]).fetchone()[0] > 0
+    # a date without its files fails with the shipped luigi.cfg's [retcode] (Luigi's own default is 0)
+    missing = subprocess.run([*luigi, "--date", "2025-12-20"], cwd=cwd, env=env, capture_output=True,
+                             text=True, timeout=600, check=False)
+    shipped = configparser.ConfigParser()
+    shipped.read(REPO / "luigi.cfg")
+    assert missing.returncode == shipped.getint("retcode", "task_failed"), missing.stderr[-3000:]
+    assert "SourceFileMissing" in missing.stderr
     assert list(cwd.iterdir()) == [], "a run writes only where ECOMM_* point"
 
 
