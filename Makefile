@@ -4,7 +4,7 @@ UV_SYSTEM := $(shell command -v uv 2>/dev/null)
 UV := $(if $(UV_SYSTEM),$(UV_SYSTEM),$(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: setup test demo psql luigid bench audit clean
+.PHONY: setup test demo sample-data psql luigid bench audit clean
 
 $(CURDIR)/.tools/bin/uv:
 	python3 -m venv .tools
@@ -19,6 +19,10 @@ test: setup
 demo: setup
 	$(RUN) python -m devtools.demo
 
+# Sample data for docker compose (or any run): the dates of .env.example's backfill into data/incoming.
+sample-data: setup
+	$(RUN) python -m devtools.generate 2025-12-13 7 --dirty-rate 0.02
+
 psql: setup
 	$(RUN) python -m pipeline.serving.pg psql
 
@@ -32,7 +36,7 @@ bench: setup
 
 audit: setup
 	mkdir -p .tools
-	$(UV) export --frozen --no-emit-project --format requirements-txt > .tools/requirements.txt
+	$(UV) export --frozen --all-groups --no-emit-project --format requirements-txt > .tools/requirements.txt
 	$(UV) tool run pip-audit --disable-pip --requirement .tools/requirements.txt
 
 clean:

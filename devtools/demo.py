@@ -24,10 +24,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipeline import config, lake
+from pipeline import config, lake, resources
 from pipeline.lake import s3
 
-QUERIES_DIR = config.REPO_ROOT / "queries"
+QUERIES_DIR = resources.QUERIES_DIR
 # Two of the seed system's sample queries (queries/README.md); they run unchanged on Postgres.
 SAMPLE_QUERIES = ("revenue_by_category_daily", "pipeline_health")
 TOP_PER_DAY = 3  # rows shown per day of the revenue query
@@ -97,20 +97,20 @@ def run_query(name: str, days: list[dt.date]) -> None:
         total = len(rows)
         rows = _top_per_day(rows, days)
         note = f" (top {TOP_PER_DAY} per day shown, of {total} rows)"
-    print(f"\n  {_title(text, name)}{note}\n  [{path.relative_to(config.REPO_ROOT)}]")
+    print(f"\n  {_title(text, name)}{note}\n  [{path.relative_to(resources.REPO_ROOT)}]")
     print(_table(columns, rows))
 
 
 def connection_help() -> list[str]:
     """How to reach the serving Postgres the demo used."""
-    from pipeline.serving import pg
+    from pipeline.serving import embedded, pg
 
     lines = ["psql:      make psql   (or: uv run python -m pipeline.serving.pg psql)"]
     target = pg.dsn()
     lines.append(f"DSN:       {pg.redact(target) if target else '(libpq PG* environment)'}")
     info = pg.embedded_status() if not os.environ.get(pg.ENV_DSN) else None
     if info and info.get("port"):
-        lines.append(f"BI tools:  postgresql://bi_reader@127.0.0.1:{info['port']}/{pg.database()}"
+        lines.append(f"BI tools:  postgresql://bi_reader@127.0.0.1:{info['port']}/{embedded.database()}"
                      "  (read-only role, local connections only)")
     return lines
 
@@ -133,14 +133,14 @@ def main(argv: list[str] | None = None) -> int:
           f" rows ({time.monotonic() - t0:.1f}s)")
 
     command = backfill_command(args.start, stop, args.workers)
-    logs = config.REPO_ROOT / "lake" if s3.is_remote(config.lake_dir()) else Path(config.lake_dir())
+    logs = resources.REPO_ROOT / "lake" if s3.is_remote(config.lake_dir()) else Path(config.lake_dir())
     log_path = logs / "_logs" / "demo-luigi.log"  # a local file, also when the lake is in a bucket
     log_path.parent.mkdir(parents=True, exist_ok=True)
     _step("2/3 backfilling with Luigi (local scheduler)")
     print("  " + " ".join(["luigi", *command[3:]]))
     t0 = time.monotonic()
     with open(log_path, "w", encoding="utf-8") as log:
-        result = subprocess.run(command, cwd=config.REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, check=False)
+        result = subprocess.run(command, cwd=resources.REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, check=False)
     print(f"  exit code {result.returncode} after {time.monotonic() - t0:.1f}s; Luigi's log: {log_path}")
     if result.returncode != 0:
         tail = log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-40:]

@@ -3,15 +3,43 @@
 Every setting is read through a `luigi.Config` class named after its `luigi.cfg` section. The
 environment wins over the file so that automation (tests, CI, containers) never edits files.
 Secrets (passwords) never live here: they come from ECOMM_PG_DSN, the libpq PG* variables or .pgpass.
+
+The repository's luigi.cfg is also the defaults of a run that has no luigi.cfg of its own (an installed
+wheel run from any directory): importing this module fills in every option that no configuration
+file Luigi read sets. Luigi's own defaults would otherwise apply, and some are wrong for the
+pipeline: [retcode] 0 for a failed run, [RangeDaily] days_back 100 (older dates silently skipped),
+[worker] keep_alive off (no retries). Any file Luigi reads (/etc/luigi/luigi.cfg, ./luigi.cfg,
+LUIGI_CONFIG_PATH) still wins, option by option.
 """
 from __future__ import annotations
 
+import configparser
 import os
 from pathlib import Path
 
 import luigi
+import luigi.configuration
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from pipeline import resources
+
+
+def _fill_in_default_config(path: Path = resources.DEFAULT_CONFIG) -> None:
+    """Set each option of `path` that Luigi's configuration lacks (files Luigi read keep their values)."""
+    if not path.is_file():
+        return
+    defaults = configparser.ConfigParser(interpolation=None)
+    defaults.optionxform = str  # type: ignore[assignment,method-assign]  # case-sensitive, as Luigi's parser
+    defaults.read(path, encoding="utf-8")
+    config = luigi.configuration.get_config()
+    for section in defaults.sections():
+        if not config.has_section(section):
+            config.add_section(section)
+        for option, value in defaults.items(section, raw=True):
+            if not config.has_option(section, option):
+                config.set(section, option, value)
+
+
+_fill_in_default_config()
 
 
 class paths(luigi.Config):  # noqa: N801 - luigi maps the class name to the [paths] section

@@ -88,7 +88,7 @@ def generator_seconds(root: Path, volume: tuple[int, int]) -> float:
         started = time.perf_counter()
         subprocess.run([sys.executable, "-m", "devtools.generate", MAX_DAY.isoformat(), "1",
                         "--orders-per-day", str(volume[0]), "--events-per-day", str(volume[1]), "--out", str(out)],
-                       check=True, stdout=subprocess.DEVNULL, cwd=env.config.REPO_ROOT)
+                       check=True, stdout=subprocess.DEVNULL, cwd=env.resources.REPO_ROOT)
         return time.perf_counter() - started
     finally:
         shutil.rmtree(out, ignore_errors=True)
@@ -102,7 +102,7 @@ def _child_run(mode: str, dates: list[dt.date], workers: int, clock_dir: Path) -
            "--workers", str(workers), "--report", str(report), "--dir", str(clock_dir)]
     env.checkpoint()
     # the child's progress lines go straight to our stdout; its log (stderr) is kept for errors
-    proc = subprocess.Popen(cmd, cwd=env.config.REPO_ROOT, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, cwd=env.resources.REPO_ROOT, stderr=subprocess.PIPE, text=True)
     with env.MemorySampler([proc.pid, env.postmaster_pid()]) as memory:
         _, log = proc.communicate()
     if proc.returncode != 0 or not report.exists():

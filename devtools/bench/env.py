@@ -29,9 +29,9 @@ import psutil
 import psycopg
 from psycopg import sql
 
-from pipeline import config
+from pipeline import resources
 
-BENCH_DIR = config.REPO_ROOT / "data" / "bench"
+BENCH_DIR = resources.REPO_ROOT / "data" / "bench"
 PG_ENV = ("ECOMM_PG_DSN", "ECOMM_PG_DATA", "ECOMM_PG_PORT", "ECOMM_PG_DATABASE",
           "PGHOST", "PGDATABASE", "PGSERVICE", "PGUSER", "PGPORT", "PGPASSWORD", "PGOPTIONS")
 GIB = 1024 ** 3
@@ -66,7 +66,7 @@ def _free_port() -> int:
 @contextlib.contextmanager
 def throwaway_postgres(folder: Path = BENCH_DIR) -> Iterator[str]:
     """The embedded Postgres in <folder>/pg-<pid> on a free port; yields its admin DSN (db postgres)."""
-    from pipeline.serving import pg
+    from pipeline.serving import embedded, pg
 
     root = folder / f"pg-{os.getpid()}"
     shutil.rmtree(root, ignore_errors=True)
@@ -76,7 +76,7 @@ def throwaway_postgres(folder: Path = BENCH_DIR) -> Iterator[str]:
         try:
             pg.start_embedded()
             info = pg.embedded_status()
-            yield pg._socket_dsn(info["socket_dir"], info["port"], "postgres")
+            yield embedded.socket_dsn(info["socket_dir"], info["port"], "postgres")
         finally:
             with contextlib.suppress(pg.EmbeddedServerError):
                 pg.stop_embedded()

@@ -37,13 +37,13 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline import config, lake
+from pipeline import config, lake, resources
 from pipeline.lake import s3
 from pipeline.transform import sqlrun, warehouse
 
 logger = logging.getLogger(__name__)
 
-QUERIES_DIR = config.REPO_ROOT / "queries"
+QUERIES_DIR = resources.QUERIES_DIR
 
 # The tables each layer has once the pipeline has run (README "The lake"); other folders found on disk
 # are added too. Known tables without partitions become refusing placeholders.

@@ -29,7 +29,7 @@ from typing import Any
 import luigi
 import pyarrow as pa
 
-from pipeline import config, lake
+from pipeline import lake, resources
 from pipeline.quality.results import BLOCKING, CheckResult, NoChecksParsed
 from pipeline.transform import sqlrun, staging
 
@@ -71,7 +71,7 @@ DQ_RESULTS_SCHEMA = pa.schema([
 class checks(luigi.Config):  # noqa: N801 - luigi maps the class name to the [checks] section
     """[checks]: the quality gate's thresholds (the seed system's rules as defaults)."""
 
-    checks_dir = luigi.Parameter(default="checks")  # relative to the repository root
+    checks_dir = luigi.Parameter(default="checks")  # relative to pipeline.resources.ROOT (checkout or package)
     orders_min_rows = luigi.IntParameter(default=100)
     orders_max_rows = luigi.IntParameter(default=500_000)
     events_min_rows = luigi.IntParameter(default=500)
@@ -148,9 +148,9 @@ class GateResult:
 
 
 def checks_dir() -> Path:
-    """The root of the SodaCL files: [checks] checks_dir, relative to the repository root."""
-    path = Path(checks().checks_dir).expanduser()
-    return path if path.is_absolute() else config.REPO_ROOT / path
+    """The root of the SodaCL files: [checks] checks_dir, relative to the product's files (the
+    repository checkout, or the installed package's copy: see pipeline.resources)."""
+    return resources.resolve(checks().checks_dir)
 
 
 def checks_file(layer: str, table: str, root: Path | None = None) -> Path:

@@ -23,7 +23,7 @@ from typing import Any
 
 import psycopg
 
-from pipeline import config, lake
+from pipeline import lake, resources
 from pipeline.report import data as report_data
 from pipeline.report import svg as report_svg
 from pipeline.report.data import NothingToReport, ReportData
@@ -241,7 +241,7 @@ warehouse.daily_metrics and the audit schema.</p>
 
 
 def default_out(day: dt.date) -> Path:
-    return config.REPO_ROOT / "reports" / f"daily_report_{day.isoformat()}.html"
+    return resources.work_dir() / "reports" / f"daily_report_{day.isoformat()}.html"
 
 
 def write(day: dt.date, out: Path | None = None) -> Path:

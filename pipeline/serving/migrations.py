@@ -23,12 +23,12 @@ from pathlib import Path
 import psycopg
 from psycopg import pq
 
-from pipeline import config
+from pipeline import resources
 from pipeline.serving import locks
 
 logger = logging.getLogger(__name__)
 
-SERVING_SQL_DIR = config.REPO_ROOT / "sql" / "serving"
+SERVING_SQL_DIR = resources.SQL_DIR / "serving"
 MIGRATION_FILE = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 BOOTSTRAP = locks.BOOTSTRAP + """
 create schema if not exists audit;

@@ -1,98 +1,36 @@
-"""Postgres connections, and the embedded development server used when none is configured.
+"""Postgres connections: where the pipeline connects, and the `python -m pipeline.serving.pg` command.
 
 Where to connect, in order:
 1. `ECOMM_PG_DSN`, a libpq URI (TCP or a Unix socket: `postgresql://user@/db?host=/some/dir`);
 2. the standard libpq variables: if PGHOST, PGDATABASE or PGSERVICE is set the DSN is `""` and
    libpq reads PG* and ~/.pgpass itself;
-3. otherwise an embedded PostgreSQL 16 (the binaries bundled in the `pgserver` wheel) whose data
-   directory lives in the project (`<repo>/.pgdata`, or `ECOMM_PG_DATA`) and persists between runs.
-   It is started on demand and listens on a Unix socket in its data directory and on
-   127.0.0.1:<port> (`ECOMM_PG_PORT` or [postgres] embedded_port), with trust authentication for
-   local connections only. It is a development server: no password is ever set by the repository.
-   The database is [postgres] database (`ECOMM_PG_DATABASE` overrides it), created if missing.
+3. otherwise the embedded PostgreSQL 16 (pipeline.serving.embedded), started on demand.
 
 Run `python -m pipeline.serving.pg dsn|start|stop|status|psql [psql args]` (`make psql` uses `psql`).
 """
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import hashlib
 import logging
 import os
-import shlex
-import socket
-import stat
-import subprocess
 import sys
-import tempfile
-import time
-import urllib.parse
-import warnings
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from pipeline import config
+from pipeline.serving import embedded
 from pipeline.serving.settings import postgres as postgres_settings
 
 logger = logging.getLogger(__name__)
 
 ENV_DSN = "ECOMM_PG_DSN"
-ENV_DATA = "ECOMM_PG_DATA"
-ENV_PORT = "ECOMM_PG_PORT"
-ENV_DATABASE = "ECOMM_PG_DATABASE"
 LIBPQ_VARS = ("PGHOST", "PGDATABASE", "PGSERVICE")
-SYSTEM_USER = "pgserver"  # pgserver's convention: Postgres refuses to run as root
-LOG_FILE = "server.log"
-_SOCKET_MAX = 100  # sun_path is 108 bytes on Linux; keep a margin
 
-
-class EmbeddedServerError(RuntimeError):
-    """The embedded Postgres server could not be initialised, started or stopped."""
-
-
-def _pgserver() -> None:
-    """Import pgserver quietly: its package import probes XDG_RUNTIME_DIR, which we never use."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import pgserver  # noqa: F401
-    logging.getLogger("pgserver").setLevel(logging.WARNING)  # it logs every command's full output
-
-
-def _bin(name: str) -> Path:
-    _pgserver()
-    from pgserver._commands import POSTGRES_BIN_PATH
-
-    return POSTGRES_BIN_PATH / name
-
-
-# ---------------------------------------------------------------------------------------- settings
-def data_dir() -> Path:
-    """The embedded server's data directory: ECOMM_PG_DATA, else [postgres] embedded_dir."""
-    raw = os.environ.get(ENV_DATA, "").strip()
-    if raw:
-        return Path(raw).expanduser().absolute()
-    path = Path(postgres_settings().embedded_dir).expanduser()
-    return path if path.is_absolute() else config.REPO_ROOT / path
-
-
-def configured_port() -> int:
-    """The embedded server's TCP port (and socket name): ECOMM_PG_PORT, else [postgres]."""
-    raw = os.environ.get(ENV_PORT, "").strip()
-    try:
-        return int(raw) if raw else int(postgres_settings().embedded_port)
-    except ValueError:
-        raise EmbeddedServerError(f"{ENV_PORT}={raw!r} is not a port number") from None
-
-
-def database() -> str:
-    """The database the pipeline uses on the embedded server: ECOMM_PG_DATABASE, else [postgres]."""
-    return os.environ.get(ENV_DATABASE, "").strip() or postgres_settings().database
+# The embedded server's controls, under the names the pipeline's callers use.
+EmbeddedServerError = embedded.EmbeddedServerError
+start_embedded = embedded.start
+stop_embedded = embedded.stop
+embedded_status = embedded.status
 
 
 def dsn() -> str:
@@ -102,7 +40,7 @@ def dsn() -> str:
         return explicit
     if any(os.environ.get(name) for name in LIBPQ_VARS):
         return ""
-    return embedded_dsn()
+    return embedded.dsn()
 
 
 def redact(conninfo: str) -> str:
@@ -118,7 +56,6 @@ def redact(conninfo: str) -> str:
     return " ".join(f"{key}={value}" for key, value in parts.items())
 
 
-# ------------------------------------------------------------------------------------- connections
 def connect(conninfo: str | None = None, **kwargs: Any) -> psycopg.Connection:
     """A psycopg connection to `conninfo` (default: `dsn()`), with the [postgres] session settings."""
     target = dsn() if conninfo is None else conninfo
@@ -140,257 +77,6 @@ def connect(conninfo: str | None = None, **kwargs: Any) -> psycopg.Connection:
     return psycopg.connect(target, **params)
 
 
-# ----------------------------------------------------------------------------- the embedded server
-def _is_root() -> bool:
-    return hasattr(os, "geteuid") and os.geteuid() == 0
-
-
-def _run_as() -> str | None:
-    return SYSTEM_USER if _is_root() else None
-
-
-_prepared_binaries = False
-
-
-def _prepare_for_system_user(pgdata: Path) -> None:
-    """As root, let the unprivileged `pgserver` user own the data dir and run the binaries."""
-    global _prepared_binaries
-    if not _is_root():
-        return
-    import pwd
-
-    _pgserver()
-    from pgserver._commands import POSTGRES_BIN_PATH
-    from pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
-
-    ensure_user_exists(SYSTEM_USER)
-    entry = pwd.getpwnam(SYSTEM_USER)
-    ensure_prefix_permissions(pgdata)
-    if not _prepared_binaries:
-        ensure_prefix_permissions(POSTGRES_BIN_PATH)
-        read, execute = stat.S_IRGRP | stat.S_IROTH, stat.S_IXGRP | stat.S_IXOTH
-        ensure_folder_permissions(POSTGRES_BIN_PATH, read | execute)
-        ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", read)
-        _prepared_binaries = True
-    if pgdata.stat().st_uid != entry.pw_uid:
-        os.chown(pgdata, entry.pw_uid, entry.pw_gid)
-
-
-@contextlib.contextmanager
-def _file_lock(pgdata: Path, timeout: float) -> Iterator[None]:
-    """An inter-process lock beside the data directory, so two processes never race a start."""
-    lock_path = pgdata.parent / f".{pgdata.name}.lock"
-    with open(lock_path, "a+") as handle:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise EmbeddedServerError(
-                        f"timed out waiting for {lock_path}; another process is starting or stopping the server"
-                    ) from None
-                time.sleep(0.1)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
-def _postmaster(pgdata: Path) -> dict[str, Any] | None:
-    """What postmaster.pid says about a live server (None if there is none or it died)."""
-    try:
-        lines = (pgdata / "postmaster.pid").read_text().splitlines()
-    except (FileNotFoundError, PermissionError):
-        return None
-    if len(lines) < 5 or not lines[0].strip().isdigit():
-        return None
-    pid = int(lines[0])
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass  # alive, owned by another user
-    return {
-        "pid": pid,
-        "port": int(lines[3]) if lines[3].strip().isdigit() else None,
-        "socket_dir": lines[4].strip().split(",")[0] or None,
-        "status": lines[7].strip() if len(lines) > 7 else "",
-    }
-
-
-def _ready(socket_dir: str, port: int) -> bool:
-    result = subprocess.run(
-        [str(_bin("pg_isready")), "-q", "-h", socket_dir, "-p", str(port), "-t", "2"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False,
-    )
-    return result.returncode == 0
-
-
-def _socket_dir(pgdata: Path, port: int) -> Path:
-    """The data dir if its socket path fits in sun_path, else a short private dir under /tmp."""
-    if len(str(pgdata / f".s.PGSQL.{port}")) <= _SOCKET_MAX:
-        return pgdata
-    digest = hashlib.sha256(str(pgdata).encode()).hexdigest()[:12]
-    short = Path(tempfile.gettempdir()) / f"ecomm-pg-{digest}"
-    short.mkdir(mode=0o700, exist_ok=True)
-    if _is_root():
-        import pwd
-
-        entry = pwd.getpwnam(SYSTEM_USER)
-        os.chown(short, entry.pw_uid, entry.pw_gid)
-    return short
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _log_tail(pgdata: Path, lines: int = 25) -> str:
-    try:
-        return "\n".join((pgdata / LOG_FILE).read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no server log)"
-
-
-def _socket_dsn(socket_dir: str, port: int, db: str) -> str:
-    user = postgres_settings().superuser
-    host = urllib.parse.quote(str(socket_dir), safe="/")
-    return f"postgresql://{urllib.parse.quote(user)}@/{urllib.parse.quote(db)}?host={host}&port={port}"
-
-
-def _initdb(pgdata: Path) -> None:
-    _pgserver()
-    from pgserver._commands import initdb
-
-    logger.info("initialising embedded Postgres data directory %s", pgdata)
-    try:
-        initdb(
-            ["--auth=trust", "--encoding=UTF8", "--locale=C", "-U", postgres_settings().superuser],
-            pgdata=pgdata, user=_run_as(), timeout=postgres_settings().start_timeout * 2,
-        )
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as err:
-        raise EmbeddedServerError(f"initdb failed for {pgdata}: {err}; see the log above") from err
-
-
-def _pg_ctl_start(pgdata: Path, port: int) -> dict[str, Any]:
-    _pgserver()
-    from pgserver._commands import pg_ctl
-
-    if not _port_free(port):
-        raise EmbeddedServerError(
-            f"port {port} on 127.0.0.1 is in use; set {ENV_PORT} or [postgres] embedded_port to a free port"
-        )
-    socket_dir = _socket_dir(pgdata, port)
-    options = f"-h 127.0.0.1 -p {port} -k {shlex.quote(str(socket_dir))} {postgres_settings().server_options}".strip()
-    timeout = postgres_settings().start_timeout
-    try:
-        pg_ctl(["-w", "-t", str(timeout), "-l", str(pgdata / LOG_FILE), "-o", options, "start"],
-               pgdata=pgdata, user=_run_as(), timeout=timeout + 10)
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as err:
-        raise EmbeddedServerError(
-            f"could not start the embedded Postgres in {pgdata}: {err}\n{_log_tail(pgdata)}"
-        ) from err
-    info = _postmaster(pgdata)
-    if info is None or not _ready(str(socket_dir), port):
-        raise EmbeddedServerError(f"embedded Postgres in {pgdata} did not come up:\n{_log_tail(pgdata)}")
-    return info
-
-
-def _ensure_database(socket_dir: str, port: int, db: str) -> None:
-    with psycopg.connect(_socket_dsn(socket_dir, port, "postgres"), autocommit=True) as conn:
-        if conn.execute("select 1 from pg_database where datname = %s", [db]).fetchone() is None:
-            conn.execute(sql.SQL("create database {}").format(sql.Identifier(db)))
-            logger.info("created database %s on the embedded server", db)
-
-
-_known_dsn: dict[Path, str] = {}
-
-
-def start_embedded() -> str:
-    """Start the embedded server if it is not running (init on first use); return its DSN."""
-    pgdata = data_dir()
-    db = database()
-    timeout = postgres_settings().start_timeout
-    pgdata.parent.mkdir(parents=True, exist_ok=True)
-    with _file_lock(pgdata, timeout=timeout * 2):
-        info = _postmaster(pgdata)
-        if info is not None and info["port"] and info["socket_dir"]:
-            deadline = time.monotonic() + timeout
-            while not _ready(info["socket_dir"], info["port"]):
-                if time.monotonic() > deadline:
-                    raise EmbeddedServerError(
-                        f"a postmaster (pid {info['pid']}) owns {pgdata} but does not accept connections;"
-                        f" stop it with `python -m pipeline.serving.pg stop`\n{_log_tail(pgdata)}"
-                    )
-                time.sleep(0.2)
-            started = False
-        else:
-            pgdata.mkdir(mode=0o700, exist_ok=True)
-            _prepare_for_system_user(pgdata)
-            if not (pgdata / "PG_VERSION").exists():
-                _initdb(pgdata)
-            info = _pg_ctl_start(pgdata, configured_port())
-            started = True
-        _ensure_database(info["socket_dir"], info["port"], db)
-    url = _socket_dsn(info["socket_dir"], info["port"], db)
-    if started:  # once per start: how to connect, for people and BI tools
-        logger.info(
-            "embedded Postgres started in %s (pid %s). Connect with: %s | psql: uv run python -m pipeline.serving.pg psql"
-            " | TCP for BI tools: postgresql://bi_reader@127.0.0.1:%s/%s",
-            pgdata, info["pid"], url, info["port"], db,
-        )
-    else:
-        logger.debug("embedded Postgres already running in %s (pid %s): %s", pgdata, info["pid"], url)
-    _known_dsn[pgdata] = url
-    return url
-
-
-def embedded_dsn() -> str:
-    """The embedded server's socket DSN, starting the server first if needed."""
-    pgdata = data_dir()
-    known = _known_dsn.get(pgdata)
-    if known is not None:
-        info = _postmaster(pgdata)
-        if info is not None and known == _socket_dsn(info["socket_dir"] or "", info["port"] or 0, database()):
-            return known
-    return start_embedded()
-
-
-def embedded_status() -> dict[str, Any] | None:
-    """postmaster.pid facts of the embedded server, or None if it is not running."""
-    return _postmaster(data_dir())
-
-
-def stop_embedded() -> bool:
-    """Stop the embedded server (fast shutdown); False if it was not running."""
-    _pgserver()
-    from pgserver._commands import pg_ctl
-
-    pgdata = data_dir()
-    if not pgdata.exists():
-        return False
-    timeout = postgres_settings().start_timeout
-    with _file_lock(pgdata, timeout=timeout * 2):
-        if _postmaster(pgdata) is None:
-            return False
-        try:
-            pg_ctl(["-w", "-t", str(timeout), "-m", "fast", "stop"], pgdata=pgdata, user=_run_as(),
-                   timeout=timeout + 10)
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as err:
-            raise EmbeddedServerError(f"could not stop the embedded Postgres in {pgdata}: {err}") from err
-    _known_dsn.pop(pgdata, None)
-    logger.info("stopped embedded Postgres in %s", pgdata)
-    return True
-
-
 # --------------------------------------------------------------------------------------------- CLI
 USAGE = "usage: python -m pipeline.serving.pg dsn|start|stop|status|psql [psql arguments]"
 
@@ -407,17 +93,17 @@ def main(argv: list[str] | None = None) -> int:
         if command == "dsn":
             print(dsn())
         elif command == "start":
-            print(start_embedded())
+            print(embedded.start())
         elif command == "stop":
-            print("stopped" if stop_embedded() else "not running")
+            print("stopped" if embedded.stop() else "not running")
         elif command == "status":
-            info = embedded_status()
+            info = embedded.status()
             print(f"running: pid {info['pid']}, port {info['port']}, socket dir {info['socket_dir']}"
-                  if info else f"not running ({data_dir()})")
+                  if info else f"not running ({embedded.data_dir()})")
             return 0 if info else 3
         else:
             target = dsn()
-            psql = str(_bin("psql"))
+            psql = str(embedded.binary("psql"))
             sys.stdout.flush()
             os.execv(psql, [psql, *(["--dbname", target] if target else []), *rest])
     except EmbeddedServerError as err:

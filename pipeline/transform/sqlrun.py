@@ -15,12 +15,12 @@ from typing import Any
 
 import duckdb
 
-from pipeline import config, faults, lake
+from pipeline import config, faults, lake, resources
 from pipeline.lake import s3
 
 logger = logging.getLogger(__name__)
 
-SQL_DIR = config.REPO_ROOT / "sql"
+SQL_DIR = resources.SQL_DIR
 
 
 def quote_ident(name: str) -> str:

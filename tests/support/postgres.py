@@ -27,7 +27,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from pipeline.serving import pg
+from pipeline.serving import embedded, pg
 from tests.support.processes import free_port
 
 PG_ENV = ("ECOMM_PG_DSN", "ECOMM_PG_DATA", "ECOMM_PG_PORT", "ECOMM_PG_DATABASE",
@@ -43,9 +43,8 @@ class ThrowawayPostgres:
     """A PostgreSQL server in a temporary directory, listening on a Unix socket only."""
 
     def __init__(self) -> None:
-        pg._pgserver()
-        from pgserver._commands import initdb, pg_ctl
-
+        pgserver = embedded.pgserver_module()
+        initdb, pg_ctl = pgserver.initdb, pgserver.pg_ctl
         self._pg_ctl = pg_ctl
         # short path: the socket path must fit in sun_path (108 bytes)
         self.root = Path(tempfile.mkdtemp(prefix="ecomm-pgt-"))
@@ -57,8 +56,8 @@ class ThrowawayPostgres:
 
             from pgserver.utils import ensure_prefix_permissions, ensure_user_exists
 
-            ensure_user_exists(pg.SYSTEM_USER)
-            self.user = pg.SYSTEM_USER
+            ensure_user_exists(embedded.SYSTEM_USER)
+            self.user = embedded.SYSTEM_USER
             entry = pwd.getpwnam(self.user)
             ensure_prefix_permissions(self.data)
             self.root.chmod(self.root.stat().st_mode | stat.S_IXOTH | stat.S_IROTH)

@@ -1,0 +1,346 @@
+"""The embedded development PostgreSQL: the server the pipeline starts when no other is configured.
+
+The binaries are PostgreSQL 16's, bundled in the `pgserver` wheel; this module runs them through
+pgserver's public command functions (`pgserver.initdb`, `pgserver.pg_ctl`, `pgserver.pg_config`, ...)
+and its `pgserver.utils` permission helpers, but keeps the lifecycle itself: pgserver's own
+`get_server` listens on a socket only, keeps its lock under XDG_RUNTIME_DIR and stops the server
+when the last Python process using it exits, while the pipeline's server outlives its runs and
+serves BI tools on 127.0.0.1.
+
+Its data directory lives in the project (`.pgdata` in the checkout, or the current directory for an
+installed wheel; `ECOMM_PG_DATA` or [postgres] embedded_dir) and persists between runs. It is
+started on demand and listens on a Unix socket (in its data directory when the path fits) and on
+127.0.0.1:<port> (`ECOMM_PG_PORT` or [postgres] embedded_port), with trust authentication for local
+connections only. It is a development server: no password is ever set by the repository. The
+database is [postgres] database (`ECOMM_PG_DATABASE` overrides it), created if missing.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import hashlib
+import logging
+import os
+import shlex
+import socket
+import stat
+import subprocess
+import tempfile
+import time
+import urllib.parse
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from pipeline import resources
+from pipeline.serving.settings import postgres as postgres_settings
+
+logger = logging.getLogger(__name__)
+
+ENV_DATA = "ECOMM_PG_DATA"
+ENV_PORT = "ECOMM_PG_PORT"
+ENV_DATABASE = "ECOMM_PG_DATABASE"
+SYSTEM_USER = "pgserver"  # pgserver's convention: Postgres refuses to run as root
+LOG_FILE = "server.log"
+_SOCKET_MAX = 100  # sun_path is 108 bytes on Linux; keep a margin
+
+
+class EmbeddedServerError(RuntimeError):
+    """The embedded Postgres server could not be initialised, started or stopped."""
+
+
+def pgserver_module() -> ModuleType:
+    """The `pgserver` package, imported quietly: its import probes XDG_RUNTIME_DIR, which we never use."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver
+    logging.getLogger("pgserver").setLevel(logging.WARNING)  # it logs every command's full output
+    return pgserver
+
+
+@functools.cache
+def bin_dir() -> Path:
+    """The folder of the bundled PostgreSQL binaries (pg_config --bindir: pgserver exports no constant)."""
+    return Path(pgserver_module().pg_config(["--bindir"]).strip())
+
+
+def binary(name: str) -> Path:
+    """A bundled PostgreSQL program (psql, pg_isready, ...)."""
+    return bin_dir() / name
+
+
+# ---------------------------------------------------------------------------------------- settings
+def data_dir() -> Path:
+    """The data directory: ECOMM_PG_DATA, else [postgres] embedded_dir (relative: to resources.work_dir())."""
+    raw = os.environ.get(ENV_DATA, "").strip()
+    if raw:
+        return Path(raw).expanduser().absolute()
+    path = Path(postgres_settings().embedded_dir).expanduser()
+    return path if path.is_absolute() else resources.work_dir() / path
+
+
+def configured_port() -> int:
+    """The TCP port (and socket name): ECOMM_PG_PORT, else [postgres] embedded_port."""
+    raw = os.environ.get(ENV_PORT, "").strip()
+    try:
+        return int(raw) if raw else int(postgres_settings().embedded_port)
+    except ValueError:
+        raise EmbeddedServerError(f"{ENV_PORT}={raw!r} is not a port number") from None
+
+
+def database() -> str:
+    """The database the pipeline uses on the embedded server: ECOMM_PG_DATABASE, else [postgres]."""
+    return os.environ.get(ENV_DATABASE, "").strip() or postgres_settings().database
+
+
+# ------------------------------------------------------------------------------ running as root
+def _is_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def _run_as() -> str | None:
+    return SYSTEM_USER if _is_root() else None
+
+
+_prepared_binaries = False
+
+
+def _prepare_for_system_user(pgdata: Path) -> None:
+    """As root, let the unprivileged `pgserver` user own the data dir and run the binaries."""
+    global _prepared_binaries
+    if not _is_root():
+        return
+    import pwd
+
+    pgserver_module()
+    from pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
+
+    ensure_user_exists(SYSTEM_USER)
+    entry = pwd.getpwnam(SYSTEM_USER)
+    ensure_prefix_permissions(pgdata)
+    if not _prepared_binaries:
+        ensure_prefix_permissions(bin_dir())
+        read, execute = stat.S_IRGRP | stat.S_IROTH, stat.S_IXGRP | stat.S_IXOTH
+        ensure_folder_permissions(bin_dir(), read | execute)
+        ensure_folder_permissions(bin_dir().parent / "lib", read)
+        _prepared_binaries = True
+    if pgdata.stat().st_uid != entry.pw_uid:
+        os.chown(pgdata, entry.pw_uid, entry.pw_gid)
+
+
+# ------------------------------------------------------------------------------- server state
+@contextlib.contextmanager
+def _file_lock(pgdata: Path, timeout: float) -> Iterator[None]:
+    """An inter-process lock beside the data directory, so two processes never race a start."""
+    lock_path = pgdata.parent / f".{pgdata.name}.lock"
+    with open(lock_path, "a+") as handle:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise EmbeddedServerError(
+                        f"timed out waiting for {lock_path}; another process is starting or stopping the server"
+                    ) from None
+                time.sleep(0.1)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _postmaster(pgdata: Path) -> dict[str, Any] | None:
+    """What postmaster.pid says about a live server (None if there is none or it died)."""
+    try:
+        lines = (pgdata / "postmaster.pid").read_text().splitlines()
+    except (FileNotFoundError, PermissionError):
+        return None
+    if len(lines) < 5 or not lines[0].strip().isdigit():
+        return None
+    pid = int(lines[0])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, owned by another user
+    return {
+        "pid": pid,
+        "port": int(lines[3]) if lines[3].strip().isdigit() else None,
+        "socket_dir": lines[4].strip().split(",")[0] or None,
+        "status": lines[7].strip() if len(lines) > 7 else "",
+    }
+
+
+def _ready(socket_dir: str, port: int) -> bool:
+    # Run directly, not through pgserver.pg_isready, which logs every "not ready yet" as an error.
+    result = subprocess.run(
+        [str(binary("pg_isready")), "-q", "-h", socket_dir, "-p", str(port), "-t", "2"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False,
+    )
+    return result.returncode == 0
+
+
+def _socket_dir(pgdata: Path, port: int) -> Path:
+    """The data dir if its socket path fits in sun_path, else a short private dir under /tmp."""
+    if len(str(pgdata / f".s.PGSQL.{port}")) <= _SOCKET_MAX:
+        return pgdata
+    digest = hashlib.sha256(str(pgdata).encode()).hexdigest()[:12]
+    short = Path(tempfile.gettempdir()) / f"ecomm-pg-{digest}"
+    short.mkdir(mode=0o700, exist_ok=True)
+    if _is_root():
+        import pwd
+
+        entry = pwd.getpwnam(SYSTEM_USER)
+        os.chown(short, entry.pw_uid, entry.pw_gid)
+    return short
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _log_tail(pgdata: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join((pgdata / LOG_FILE).read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no server log)"
+
+
+def socket_dsn(socket_dir: str, port: int, db: str) -> str:
+    """The superuser's DSN to `db` over the server's Unix socket."""
+    user = postgres_settings().superuser
+    host = urllib.parse.quote(str(socket_dir), safe="/")
+    return f"postgresql://{urllib.parse.quote(user)}@/{urllib.parse.quote(db)}?host={host}&port={port}"
+
+
+# ---------------------------------------------------------------------------------- lifecycle
+def _initdb(pgdata: Path) -> None:
+    logger.info("initialising embedded Postgres data directory %s", pgdata)
+    try:
+        pgserver_module().initdb(
+            ["--auth=trust", "--encoding=UTF8", "--locale=C", "-U", postgres_settings().superuser],
+            pgdata=pgdata, user=_run_as(), timeout=postgres_settings().start_timeout * 2,
+        )
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as err:
+        raise EmbeddedServerError(f"initdb failed for {pgdata}: {err}; see the log above") from err
+
+
+def _pg_ctl_start(pgdata: Path, port: int) -> dict[str, Any]:
+    if not _port_free(port):
+        raise EmbeddedServerError(
+            f"port {port} on 127.0.0.1 is in use; set {ENV_PORT} or [postgres] embedded_port to a free port"
+        )
+    socket_dir = _socket_dir(pgdata, port)
+    options = f"-h 127.0.0.1 -p {port} -k {shlex.quote(str(socket_dir))} {postgres_settings().server_options}".strip()
+    timeout = postgres_settings().start_timeout
+    try:
+        pgserver_module().pg_ctl(
+            ["-w", "-t", str(timeout), "-l", str(pgdata / LOG_FILE), "-o", options, "start"],
+            pgdata=pgdata, user=_run_as(), timeout=timeout + 10,
+        )
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as err:
+        raise EmbeddedServerError(
+            f"could not start the embedded Postgres in {pgdata}: {err}\n{_log_tail(pgdata)}"
+        ) from err
+    info = _postmaster(pgdata)
+    if info is None or not _ready(str(socket_dir), port):
+        raise EmbeddedServerError(f"embedded Postgres in {pgdata} did not come up:\n{_log_tail(pgdata)}")
+    return info
+
+
+def _ensure_database(socket_dir: str, port: int, db: str) -> None:
+    with psycopg.connect(socket_dsn(socket_dir, port, "postgres"), autocommit=True) as conn:
+        if conn.execute("select 1 from pg_database where datname = %s", [db]).fetchone() is None:
+            conn.execute(sql.SQL("create database {}").format(sql.Identifier(db)))
+            logger.info("created database %s on the embedded server", db)
+
+
+_known_dsn: dict[Path, str] = {}
+
+
+def start() -> str:
+    """Start the embedded server if it is not running (init on first use); return its DSN."""
+    pgdata = data_dir()
+    db = database()
+    timeout = postgres_settings().start_timeout
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    with _file_lock(pgdata, timeout=timeout * 2):
+        info = _postmaster(pgdata)
+        if info is not None and info["port"] and info["socket_dir"]:
+            deadline = time.monotonic() + timeout
+            while not _ready(info["socket_dir"], info["port"]):
+                if time.monotonic() > deadline:
+                    raise EmbeddedServerError(
+                        f"a postmaster (pid {info['pid']}) owns {pgdata} but does not accept connections;"
+                        f" stop it with `python -m pipeline.serving.pg stop`\n{_log_tail(pgdata)}"
+                    )
+                time.sleep(0.2)
+            started = False
+        else:
+            pgdata.mkdir(mode=0o700, exist_ok=True)
+            _prepare_for_system_user(pgdata)
+            if not (pgdata / "PG_VERSION").exists():
+                _initdb(pgdata)
+            info = _pg_ctl_start(pgdata, configured_port())
+            started = True
+        _ensure_database(info["socket_dir"], info["port"], db)
+    url = socket_dsn(info["socket_dir"], info["port"], db)
+    if started:  # once per start: how to connect, for people and BI tools
+        logger.info(
+            "embedded Postgres started in %s (pid %s). Connect with: %s | psql: uv run python -m pipeline.serving.pg psql"
+            " | TCP for BI tools: postgresql://bi_reader@127.0.0.1:%s/%s",
+            pgdata, info["pid"], url, info["port"], db,
+        )
+    else:
+        logger.debug("embedded Postgres already running in %s (pid %s): %s", pgdata, info["pid"], url)
+    _known_dsn[pgdata] = url
+    return url
+
+
+def dsn() -> str:
+    """The embedded server's socket DSN, starting the server first if needed."""
+    pgdata = data_dir()
+    known = _known_dsn.get(pgdata)
+    if known is not None:
+        info = _postmaster(pgdata)
+        if info is not None and known == socket_dsn(info["socket_dir"] or "", info["port"] or 0, database()):
+            return known
+    return start()
+
+
+def status() -> dict[str, Any] | None:
+    """postmaster.pid facts of the embedded server, or None if it is not running."""
+    return _postmaster(data_dir())
+
+
+def stop() -> bool:
+    """Stop the embedded server (fast shutdown); False if it was not running."""
+    pgdata = data_dir()
+    if not pgdata.exists():
+        return False
+    timeout = postgres_settings().start_timeout
+    with _file_lock(pgdata, timeout=timeout * 2):
+        if _postmaster(pgdata) is None:
+            return False
+        try:
+            pgserver_module().pg_ctl(["-w", "-t", str(timeout), "-m", "fast", "stop"], pgdata=pgdata,
+                                     user=_run_as(), timeout=timeout + 10)
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as err:
+            raise EmbeddedServerError(f"could not stop the embedded Postgres in {pgdata}: {err}") from err
+    _known_dsn.pop(pgdata, None)
+    logger.info("stopped embedded Postgres in %s", pgdata)
+    return True
