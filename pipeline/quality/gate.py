@@ -293,7 +293,8 @@ def run_gate(load_date: dt.date | str, *, checks_root: Path | None = None) -> Ga
         # the derived views (how much each source threw away, its volume): pipeline.quality.gate_views
         from pipeline.quality import gate_views
 
-        results.extend(gate_views.scan(con, day, variables, root, reconciled="reconciliation" in present))
+        views = {view: checks_file(layer, view, root) for view, layer in gate_views.VIEWS.items()}
+        results.extend(gate_views.scan(con, day, variables, views, DATA_SOURCE, reconciled="reconciliation" in present))
     result = GateResult(load_date=day, results=results, checked_at=checked_at)
     write_results(result)
     log = logger.warning if result.blocked else logger.info
