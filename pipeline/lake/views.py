@@ -65,26 +65,23 @@ select
     dq_results.message,
     dq_results.checked_at as recorded_at,
 from audit.dq_results
-where dq_results.outcome in ('warn', 'fail', 'error')
+where dq_results.outcome <> 'pass'
 """
-# As publish does: the date's failed or errored checks replace the model's placeholder 0.
+# As publish does: the date's failed or errored checks (sql/gate/dq_failed_count.sql, over the
+# audit.dq_failures view above) replace the model's placeholder 0.
 DAILY_METRICS_SQL = """
 with metrics as (
     {current}
 ),
 
 gate as (
-    select
-        dq_results.load_date,
-        count(*) filter (where dq_results.outcome in ('fail', 'error'))::integer as failed_count,
-    from audit.dq_results
-    group by dq_results.load_date
+    {dq_failed_count}
 )
 
-select metrics.* replace (coalesce(gate.failed_count, metrics.dq_failed_count) as dq_failed_count)
+select metrics.* replace (coalesce(gate.dq_failed_count::integer, metrics.dq_failed_count) as dq_failed_count)
 from metrics
 left join gate
-    on metrics.run_date = gate.load_date
+    on metrics.run_date = gate.run_date
 """
 
 
@@ -135,7 +132,9 @@ def _current_view(table: str, gate_results: bool) -> str:
     """A warehouse current view; its SQL reads `<table>_all`, resolved in schema warehouse."""
     body = warehouse.current_view_sql(table).strip().rstrip(";")
     if table == "daily_metrics" and gate_results:
-        body = DAILY_METRICS_SQL.format(current=body.replace("\n", "\n    ")).strip()
+        counted = sqlrun.sql_text("gate", "dq_failed_count").strip().rstrip(";")
+        body = DAILY_METRICS_SQL.format(current=body.replace("\n", "\n    "),
+                                        dq_failed_count=counted.replace("\n", "\n    ")).strip()
     return f"create or replace view {_ident('warehouse', table)} as\n{body}\n;"
 
 
@@ -157,11 +156,12 @@ def init_sql(lake_dir: str | os.PathLike[str] | None = None) -> str:
             name = f"{table}_all" if layer == "warehouse" and table in warehouse.TABLES else table
             lines.append(_files_view(root, layer, table, name, has_files))
     gate_results = present["audit"]["dq_results"]
+    # before the warehouse views: the current daily_metrics reads it
+    lines.append(f"create or replace view {_ident('audit', 'dq_failures')} as{DQ_FAILURES_SQL.rstrip()}\n;"
+                 if gate_results else _files_view(root, "audit", "dq_results", "dq_failures", False))
     for table in warehouse.TABLES:
         lines.append(_current_view(table, gate_results) if present["warehouse"][table]
                      else _files_view(root, "warehouse", table, table, False))
-    lines.append(f"create or replace view {_ident('audit', 'dq_failures')} as{DQ_FAILURES_SQL.rstrip()}\n;"
-                 if gate_results else _files_view(root, "audit", "dq_results", "dq_failures", False))
     return "\n".join(lines) + "\n"
 
 

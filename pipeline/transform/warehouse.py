@@ -4,10 +4,12 @@
 A model reads only D's own partitions (staging, facts, audit) plus the small catalog snapshots on or
 before D, so a day costs the same whatever the lake's history; rebuilding a date rewrites the same
 rows. Models run in TABLES order: facts first, then the dimensions that read D's facts, then metrics.
+What a model reads is stated once, in its SQL (`inputs`); LAKE_INPUTS says where each relation is.
 
 Every partition keeps what its load date said; users read the *current views*
-(`sql/warehouse/views/<table>.sql`, see `current_view_sql` / `create_current_views`), which combine all
-partitions so that the result does not depend on the order dates were processed in:
+(`sql/warehouse/views/<table>.sql`; for dim_user and dim_product rendered from `pipeline.transform.merges`,
+which the Postgres publish merges by too; see `current_view_sql` / `create_current_views`), which combine
+all partitions so that the result does not depend on the order dates were processed in:
 - fact_orders: the latest load_date of an order_id wins (a later file restates the order);
 - fact_events: the first load_date of an event_id wins (a later file repeating it is a resend);
 - dim_user: contributions merged (min first dates, max last date, latest known city/country);
@@ -26,7 +28,7 @@ from typing import Any
 import duckdb
 
 from pipeline import config, lake
-from pipeline.transform import sqlrun
+from pipeline.transform import merges, sqlrun
 from pipeline.transform.staging import STAGING_SCHEMAS, business_timezone
 
 logger = logging.getLogger(__name__)
@@ -206,9 +208,15 @@ def build(table: str, load_date: dt.date) -> int:
 
 
 def current_view_sql(table: str) -> str:
-    """The SELECT of a table's current view; it reads `<table>_all`, a relation over every partition."""
+    """The SELECT of a table's current view; it reads `<table>_all`, a relation over every partition.
+
+    `sql/warehouse/views/<table>.sql`, or for a dimension the publish merges into Postgres the same way,
+    rendered from its declaration in `pipeline.transform.merges`.
+    """
     if table not in TABLES:
         raise ValueError(f"unknown warehouse table {table!r}; expected one of {TABLES}")
+    if table in merges.MERGES:
+        return merges.MERGES[table].lake_view()
     return (VIEWS_DIR / f"{table}.sql").read_text(encoding="utf-8")
 
 
