@@ -1,4 +1,4 @@
-"""dim_user and dim_product merge by one declaration (pipeline.transform.merges) in both engines.
+"""dim_user, dim_product and dim_product_history merge by one declaration (pipeline.transform.merges) in both engines.
 
 The lake's current views (DuckDB, every partition at once) and the Postgres publish (one date at a
 time, in any order) are rendered from the same rules, so they hold the same rows.
@@ -19,9 +19,10 @@ from tests.support.postgres import PRODUCT_SCHEMA, USER_SCHEMA, event, order, wr
 DAYS = [dt.date(2025, 12, 14) + dt.timedelta(days=n) for n in range(4)]
 USER_COLUMNS = "user_id, first_seen_date, first_order_date, last_seen_date, city, country"
 PRODUCT_COLUMNS = "product_id, product_name, category, brand, current_price, effective_from, is_inferred"
+HISTORY_COLUMNS = "product_id, version, product_name, effective_from, effective_to, is_current"
 
 
-def _contributions(seed: int) -> tuple[dict, dict]:
+def _contributions(seed: int) -> tuple[dict, dict, dict]:
     """Per date, dim_user and dim_product partitions with the nasty cases: nulls, a city without a country,
     a product inferred on some dates and catalogued on others."""
     rng = random.Random(seed)
@@ -29,7 +30,7 @@ def _contributions(seed: int) -> tuple[dict, dict]:
     def some_date() -> dt.date | None:
         return rng.choice([None, DAYS[0] + dt.timedelta(days=rng.randint(-3, 5))])
 
-    users, products = {}, {}
+    users, products, history = {}, {}, {}
     for day in DAYS:
         users[day] = [{"user_id": f"U{n}", "first_seen_date": some_date(), "first_order_date": some_date(),
                        "last_seen_date": some_date(), "city": rng.choice([None, None, "Oslo", "Rome", "Lyon"]),
@@ -40,36 +41,46 @@ def _contributions(seed: int) -> tuple[dict, dict]:
                           "current_price": Decimal(rng.randint(100, 999)) / 100, "effective_from": some_date(),
                           "is_inferred": rng.random() < 0.4, "load_date": day}
                          for n in range(8) if rng.random() < 0.7]
-    return users, products
+        history[day] = [{"product_id": f"P{n}", "version": version, "product_name": f"name {version}",
+                         "category": "C", "brand": "B", "current_price": Decimal("1.00"), "effective_from": day,
+                         "effective_to": None, "is_current": version == versions, "load_date": day}
+                        for n in range(rng.randint(1, 5)) for versions in [rng.randint(1, 3)]
+                        for version in range(1, versions + 1)]
+    return users, products, history
 
 
-def _write(day: dt.date, users: list, products: list) -> None:
+def _write(day: dt.date, users: list, products: list, history: list = ()) -> None:
     write_facts(day, [order(f"O{day.day}", day)], [event(f"E{day.day}", day)])
     write_rows("warehouse", "dim_user", day, users, USER_SCHEMA)
     write_rows("warehouse", "dim_product", day, products, PRODUCT_SCHEMA)
+    if history:
+        write_rows("warehouse", "dim_product_history", day, history)
 
 
-def _lake() -> tuple[list, list]:
+def _lake() -> tuple[list, ...]:
     with sqlrun.connect() as con:
         warehouse.create_current_views(con)
         return (sorted(con.execute(f"select {USER_COLUMNS} from dim_user").fetchall()),
-                sorted(con.execute(f"select {PRODUCT_COLUMNS}, load_date from dim_product").fetchall()))
+                sorted(con.execute(f"select {PRODUCT_COLUMNS}, load_date from dim_product").fetchall()),
+                sorted(con.execute(f"select {HISTORY_COLUMNS}, load_date from dim_product_history").fetchall()))
 
 
-def _postgres(dsn: str) -> tuple[list, list]:
+def _postgres(dsn: str) -> tuple[list, ...]:
     with psycopg.connect(dsn) as conn:
         return (sorted(conn.execute(f"select {USER_COLUMNS} from warehouse.dim_user").fetchall()),
-                sorted(conn.execute(f"select {PRODUCT_COLUMNS}, valid_as_of from warehouse.dim_product").fetchall()))
+                sorted(conn.execute(f"select {PRODUCT_COLUMNS}, valid_as_of from warehouse.dim_product").fetchall()),
+                sorted(conn.execute(f"select {HISTORY_COLUMNS}, valid_as_of from warehouse.dim_product_history"
+                                    ).fetchall()))
 
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_postgres_holds_the_lake_s_current_dimensions_whatever_the_publish_order(
         seed, fresh_db, serving_lake, dsn_server, monkeypatch) -> None:
-    users, products = _contributions(seed)
+    users, products, history = _contributions(seed)
     for day in DAYS:
-        _write(day, users[day], products[day])
+        _write(day, users[day], products[day], history[day])
     lake_rows = _lake()
-    assert lake_rows[0] and lake_rows[1]
+    assert all(lake_rows)
     for day in (DAYS[2], DAYS[0], DAYS[3], DAYS[1]):
         publish.publish(day)
     assert _postgres(fresh_db.dsn) == lake_rows

@@ -39,7 +39,7 @@ import duckdb
 
 from pipeline import config, lake
 from pipeline.lake import s3
-from pipeline.transform import sqlrun, warehouse
+from pipeline.transform import sqlrun, staging, warehouse
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +48,8 @@ QUERIES_DIR = config.REPO_ROOT / "queries"
 # The tables each layer has once the pipeline has run (README "The lake"); other folders found on disk
 # are added too. Known tables without partitions become refusing placeholders.
 KNOWN_TABLES: dict[str, tuple[str, ...]] = {
-    "raw": ("orders", "events", "products", "users"),
-    "staging": ("stg_orders", "stg_events", "stg_products", "stg_users"),
+    "raw": staging.SOURCES,
+    "staging": tuple(map(staging.staging_table, staging.SOURCES)),
     "warehouse": warehouse.TABLES,
     "audit": ("rejected_lines", "bad_records", "reconciliation", "dq_results", "pipeline_runs"),
 }

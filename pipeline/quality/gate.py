@@ -53,8 +53,8 @@ GATED_TABLES: dict[str, str] = {
     "reconciliation": "audit",
 }
 # audit/reconciliation has one file per source; orders and events every day, catalogs on snapshot days.
-RECONCILED_SOURCES = ("stg_orders", "stg_events", "stg_products", "stg_users")
-REQUIRED_RECONCILED = ("stg_orders", "stg_events")
+RECONCILED_SOURCES = tuple(staging.staging_table(source) for source in staging.SOURCES)
+REQUIRED_RECONCILED = tuple(staging.staging_table(source) for source in staging.DAILY_SOURCES)
 
 DQ_RESULTS_SCHEMA = pa.schema([
     ("load_date", pa.date32()),

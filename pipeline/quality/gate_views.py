@@ -37,7 +37,7 @@ import pyarrow as pa
 from pipeline import lake
 from pipeline.quality.results import CheckResult
 from pipeline.quality.soda import add_duckdb, format_number, run_checks_file
-from pipeline.transform import sqlrun
+from pipeline.transform import sqlrun, staging
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ logger = logging.getLogger(__name__)
 VIEWS: dict[str, str] = {"source_loss": "audit", "source_volume": "audit"}
 # The daily feeds the volume check compares with their past. Catalogs are weekly snapshots whose size
 # legitimately jumps when the catalog grows; their losses are in source_loss.
-VOLUME_SOURCES = ("stg_orders", "stg_events")
+VOLUME_SOURCES = tuple(staging.staging_table(source) for source in staging.DAILY_SOURCES)
 # audit/reconciliation and audit/bad_records name a source by its staging table (stg_orders),
 # audit/rejected_lines by its raw source as landing writes it (orders): sql/gate maps one to the other.
 REJECTED_COUNTS_SCHEMA = pa.schema([

@@ -29,7 +29,7 @@ from pipeline.transform.sqlrun import quote_ident
 logger = logging.getLogger(__name__)
 
 RAW_SOURCES = staging.SOURCES  # audit/rejected_lines is keyed by the raw source (orders)
-STAGING_SOURCES = tuple(f"stg_{source}" for source in staging.SOURCES)  # audit/bad_records, reconciliation
+STAGING_SOURCES = tuple(map(staging.staging_table, staging.SOURCES))  # audit/bad_records, reconciliation
 
 
 class MergeRuleMissing(PublishError):
@@ -79,7 +79,7 @@ class LatestBuild:
     """The table is small and each date's build holds all of it: the build of the greatest date replaces it."""
 
     key: tuple[str, ...]
-    as_of: str  # the column holding the load date of the build
+    as_of: str  # the column holding the load date of the build (merges.BuildMerge)
 
     def statements(self, table: str, columns: Sequence[str], stamp: str | None) -> list[sql.Composable]:
         target, names = sql.Identifier(*table.split(".")), sql.SQL(", ").join(map(sql.Identifier, columns))
@@ -104,19 +104,22 @@ class Feed:
     names: tuple[str, ...] = ()  # columns that name a row in error messages (default: the key)
 
 
-def dimension(merge: merges.ColumnMerge | merges.RowMerge, **options: str) -> Feed:
+def dimension(merge: merges.ColumnMerge | merges.RowMerge | merges.BuildMerge, **options: str) -> Feed:
     """The feed of a dimension merged by `merge` (pipeline.transform.merges)."""
-    upsert = Upsert((merge.key,), merge.postgres_rules(), merge.postgres_where(),
-                    every_column=isinstance(merge, merges.ColumnMerge))
-    return Feed(f"warehouse.{merge.table}", "warehouse", merge.table, upsert, merge.postgres_derived(), **options)
+    how: Upsert | LatestBuild
+    if isinstance(merge, merges.BuildMerge):
+        how = LatestBuild(merge.key, merge.as_of)
+    else:
+        how = Upsert((merge.key,), merge.postgres_rules(), merge.postgres_where(),
+                     every_column=isinstance(merge, merges.ColumnMerge))
+    return Feed(f"warehouse.{merge.table}", "warehouse", merge.table, how, merge.postgres_derived(), **options)
 
 
 FEEDS = (
     Feed("warehouse.dim_date", "warehouse", "dim_date", Upsert(("date_id",))),
     dimension(merges.DIM_USER, stamp="updated_at"),
     dimension(merges.DIM_PRODUCT),
-    Feed("warehouse.dim_product_history", "warehouse", "dim_product_history",
-         LatestBuild(("product_id", "version"), as_of="valid_as_of"), {"valid_as_of": LOAD_DATE}),
+    dimension(merges.DIM_PRODUCT_HISTORY),
     Feed("warehouse.daily_metrics", "warehouse", "daily_metrics", Upsert(("run_date",)), {"run_date": LOAD_DATE},
          stamp="published_at", lenient=True),
     # raw payloads of rejected data: operators only (schema quarantine; BI reads audit.* views of them)

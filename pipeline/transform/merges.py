@@ -10,7 +10,8 @@ built or published in:
   published, as `insert ... on conflict do update`.
 
 Both are rendered here from one declaration per dimension. Postgres keeps no load_date per row; it
-keeps the load date a merge needs in an `as_of` column (dim_user.city_as_of, dim_product.valid_as_of).
+keeps the load date a merge needs in an `as_of` column (dim_user.city_as_of, dim_product.valid_as_of,
+dim_product_history.valid_as_of).
 Merging is monotonic in Postgres: a user or product that only a since-replaced file named stays.
 """
 from __future__ import annotations
@@ -128,6 +129,29 @@ class RowMerge:
         return {self.as_of: "$load_date::date"}
 
 
+@dataclasses.dataclass(frozen=True)
+class BuildMerge:
+    """A small table each load date rebuilds whole: the build of the greatest load date is the table."""
+
+    table: str
+    key: tuple[str, ...]
+    as_of: str  # Postgres column: the load date of the build the table holds
+    about: str
+
+    def lake_view(self) -> str:
+        return (
+            f"-- {self.table} (current): {self.about}\n"
+            f"-- Rendered from pipeline.transform.merges (the Postgres publish keeps the same build).\n"
+            f"with all_versions as (\n    select * from {q(self.table + '_all')}\n),\n\n"
+            f"final as (\n    select *\n    from all_versions\n"
+            f"    where all_versions.{LOAD_DATE} = (select max(latest.{LOAD_DATE}) from {q(self.table + '_all')} as latest)\n"
+            ")\n\nselect * from final\n"
+        )
+
+    def postgres_derived(self) -> dict[str, str]:
+        return {self.as_of: "$load_date::date"}
+
+
 DIM_USER = ColumnMerge(
     table="dim_user", key="user_id",
     rules=(("first_seen_date", MIN), ("first_order_date", MIN), ("last_seen_date", MAX),
@@ -143,4 +167,11 @@ DIM_PRODUCT = RowMerge(
     about="one row per product_id: the catalog version of the latest load date that had the product\n"
           "-- in its catalog; an inferred member only when no load date ever found it in a catalog.",
 )
-MERGES: dict[str, ColumnMerge | RowMerge] = {merge.table: merge for merge in (DIM_USER, DIM_PRODUCT)}
+DIM_PRODUCT_HISTORY = BuildMerge(
+    table="dim_product_history", key=("product_id", "version"),
+    as_of="valid_as_of",
+    about="the SCD2 history as of the latest load date (each partition holds the\n"
+          "-- whole history rebuilt from every snapshot up to its date). Grain: one row per product version.",
+)
+MERGES: dict[str, ColumnMerge | RowMerge | BuildMerge] = {
+    merge.table: merge for merge in (DIM_USER, DIM_PRODUCT, DIM_PRODUCT_HISTORY)}

@@ -29,7 +29,7 @@ import duckdb
 
 from pipeline import config, lake
 from pipeline.transform import merges, sqlrun
-from pipeline.transform.staging import STAGING_SCHEMAS, business_timezone
+from pipeline.transform.staging import DAILY_SOURCES, STAGING_SCHEMAS, business_timezone, staging_table
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +63,8 @@ LAKE_INPUTS: dict[str, LakeInput] = {
     "raw_events": LakeInput("raw", "events"),
     "stg_orders": LakeInput("staging", "stg_orders"),
     "stg_events": LakeInput("staging", "stg_events"),
-    "reconciliation": LakeInput("audit", "reconciliation", sources=("stg_orders", "stg_events")),
+    # every date reconciles its daily sources (a catalog only on its snapshot days)
+    "reconciliation": LakeInput("audit", "reconciliation", sources=tuple(map(staging_table, DAILY_SOURCES))),
     "stg_products_snapshot": LakeInput("staging", "stg_products", snapshots="latest"),
     "stg_products_history": LakeInput("staging", "stg_products", snapshots="all"),
     "stg_users_snapshot": LakeInput("staging", "stg_users", snapshots="latest"),
