@@ -10,7 +10,7 @@
 `open_lake` returns an in-memory DuckDB connection holding schemas `raw`, `staging`, `warehouse` and
 `audit` with one view per lake table (`raw.orders`, `staging.stg_orders`, `audit.bad_records` ...).
 In `warehouse`, the names are Postgres's: `fact_orders`, `dim_user` ... are the *current* views
-(`sql/warehouse/views/<table>.sql`, the same definitions the pipeline uses) and `<table>_all` holds
+(`warehouse.current_view_sql`, the same definitions the pipeline uses) and `<table>_all` holds
 every version. `audit.dq_failures` is `audit.dq_results` without the passed checks, shaped like the
 Postgres table, and `warehouse.daily_metrics.dq_failed_count` counts the date's failed or errored
 checks as publish does (the lake's model leaves it 0), so the files in `queries/` run unchanged here

@@ -3,20 +3,20 @@
 `publish(D)` reads the date's lake partitions (paths from `pipeline.lake` only) with DuckDB and,
 in ONE transaction, so that a BI reader sees the date's old state or its new one, never a mix:
 
-1. the date's pipeline lock (`pipeline.serving.locks`, a row lock a BI login cannot take): two
-   publishes of one date run one after the other, and one told to (`unless_published`) finds the
-   date published by the other and does nothing;
+1. the date's pipeline lock (`pipeline.serving.locks`, a row lock a BI login cannot take; taken by
+   `pipeline.serving.transaction.date_transaction`): two publishes of one date run one after the
+   other, and one told to (`unless_published`) finds the date published by the other and does nothing;
 2. each fact partition is streamed (binary COPY, no per-row statements) into a new table and
-   indexed there (see `pipeline.serving.facts`), unless a preload (`pipeline.serving.preload`) did that, in
-   its own transaction, while the date's quality gate ran: a preload read from the lake file's
-   current version is taken instead, and the date's other preloads are dropped;
+   indexed there (see `pipeline.serving.facts`), unless a preload (`pipeline.serving.preload`) did
+   that, in its own transaction, while the date's quality gate ran: a preload read from the lake
+   file's current version is taken instead, and the date's other preloads are dropped;
 3. the global publish lock: the bookkeeping below is serialised across dates, so each publish
    sees every earlier one (the heavy step 2 of different dates still runs in parallel);
 4. dimensions are merged order-independently (COPY into temp tables, then upserts by the rules of
    `pipeline.transform.merges`; see `pipeline.serving.feeds`), the date's daily_metrics row upserted,
    its audit rows (bad_records, rejected_lines, reconciliation and the quality gate's dq_failures)
-   replaced;
-   daily_metrics.dq_failed_count follows the date's dq_failures (sql/gate/dq_failed_count.sql);
+   replaced, and its daily_metrics.dq_failed_count counted from those dq_failures
+   (sql/gate/dq_failed_count.sql, the statement the lake's views run too);
 5. the current-version bookkeeping is updated and the completion marker `audit.publish_log` written;
 6. the fact tables are locked (ACCESS EXCLUSIVE, for the last milliseconds only), the new
    partitions swapped in, and the transaction commits. This is the one lock a BI session can

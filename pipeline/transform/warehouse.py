@@ -6,10 +6,11 @@ before D, so a day costs the same whatever the lake's history; rebuilding a date
 rows. Models run in TABLES order: facts first, then the dimensions that read D's facts, then metrics.
 What a model reads is stated once, in its SQL (`inputs`); LAKE_INPUTS says where each relation is.
 
-Every partition keeps what its load date said; users read the *current views*
-(`sql/warehouse/views/<table>.sql`; for dim_user and dim_product rendered from `pipeline.transform.merges`,
-which the Postgres publish merges by too; see `current_view_sql` / `create_current_views`), which combine
-all partitions so that the result does not depend on the order dates were processed in:
+Every partition keeps what its load date said; users read the *current views* (see `current_view_sql`
+/ `create_current_views`: `sql/warehouse/views/<table>.sql`, and for dim_user, dim_product and
+dim_product_history rendered from `pipeline.transform.merges`, whose rules the Postgres publish
+merges by too), which combine all partitions so that the result does not depend on the order dates
+were processed in:
 - fact_orders: the latest load_date of an order_id wins (a later file restates the order);
 - fact_events: the first load_date of an event_id wins (a later file repeating it is a resend);
 - dim_user: contributions merged (min first dates, max last date, latest known city/country);
@@ -42,7 +43,6 @@ TABLES = (
     "dim_user",
     "daily_metrics",
 )
-
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,7 +88,7 @@ class InputPartitionMissing(Exception):
     """A partition a warehouse model reads has not been written yet."""
 
 
-class UnknownInput(KeyError):
+class UnknownInput(LookupError):
     """A model's SQL reads a relation that is no declared lake input; declare it in LAKE_INPUTS."""
 
 
