@@ -13,7 +13,7 @@ import pytest
 
 from devtools.bench.fixtures import write_day
 from pipeline import lake, tasks
-from pipeline.serving import binary_copy, publish
+from pipeline.serving import binary_copy, preload, publish
 from tests.support.serving import dump
 
 D1, D2 = dt.date(2025, 12, 14), dt.date(2025, 12, 15)
@@ -38,9 +38,9 @@ def test_publish_takes_the_preloads_and_publishes_what_an_inline_load_does(pg_ta
         expected = dump(conn)
     for day in (D1, D2):
         for fact in FACTS:
-            assert not publish.is_preloaded(fact, day)
-            assert publish.preload(fact, day)["rows"] > 0
-            assert publish.is_preloaded(fact, day)
+            assert not preload.is_preloaded(fact, day)
+            assert preload.preload(fact, day)["rows"] > 0
+            assert preload.is_preloaded(fact, day)
     with pg_target.connect() as conn:
         assert len(preloads(conn)) == 4
         assert dump(conn) == expected, "a preload changes nothing a reader sees"
@@ -54,19 +54,19 @@ def test_publish_takes_the_preloads_and_publishes_what_an_inline_load_does(pg_ta
             "select count(*) from pg_inherits as i join pg_class as c on c.oid = i.inhrelid"
             " where c.relname = %s", [f"fact_events_all_{D2:%Y%m%d}_pkey"]).fetchone()
         assert indexes == (1,)
-    assert not publish.is_preloaded("fact_orders", D1), "taken by the publish"
+    assert not preload.is_preloaded("fact_orders", D1), "taken by the publish"
 
 
 def test_a_preload_of_an_older_version_of_the_partition_is_not_used(pg_target, serving_lake) -> None:
     write_day(D1, 300, 900, users=50, products=20, known_products=18)
-    publish.preload("fact_orders", D1)
-    publish.preload("fact_events", D1)
+    preload.preload("fact_orders", D1)
+    preload.preload("fact_events", D1)
     # the partition is rebuilt (another run, a fix) after the preload: other rows, a new file
     path = lake.partition_file("warehouse", "fact_orders", D1)
     before = lake.file_version(path)
     write_day(D1, 250, 900, users=50, products=20, known_products=18)
     assert lake.file_version(path) != before
-    assert not publish.is_preloaded("fact_orders", D1)
+    assert not preload.is_preloaded("fact_orders", D1)
     result = publish.publish(D1)
     assert not result["fact_orders_preloaded"] and result["fact_orders_rows"] == 250
     assert result["preloads_dropped"] >= 1
@@ -79,18 +79,18 @@ def test_a_blocked_gate_drops_the_date_s_preloads(pg_target, serving_lake) -> No
     write_day(D1, 30, 90, users=10, products=5, known_products=5)
     write_day(D2, 30, 90, users=10, products=5, known_products=5)
     for day in (D1, D2):
-        publish.preload("fact_orders", day)
+        preload.preload("fact_orders", day)
     publish.publish_audit_only(D1, [{"check_name": "x", "outcome": "fail"}])
     with pg_target.connect() as conn:
         assert preloads(conn) == [("fact_orders_all", D2)], "only the blocked date's preload goes"
-    assert publish.discard_preloads(D2) == 1
+    assert preload.discard_preloads(D2) == 1
     with pg_target.connect() as conn:
         assert preloads(conn) == []
 
 
 def test_bi_cannot_read_a_preload_but_reads_the_partition_it_becomes(fresh_db, serving_lake) -> None:
     write_day(D1, 30, 90, users=10, products=5, known_products=5)
-    loaded = publish.preload("fact_orders", D1)
+    loaded = preload.preload("fact_orders", D1)
     with psycopg.connect(fresh_db.as_user("bi_reader")) as conn:
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute(f"select count(*) from preload.{loaded['table']}")
@@ -121,10 +121,10 @@ def _rebuild_during_copies(monkeypatch, day: dt.date, times: int) -> list[str]:
 def test_a_preload_reads_again_when_its_partition_is_rebuilt_meanwhile(pg_target, serving_lake, monkeypatch) -> None:
     write_day(D1, 30, 90, users=10, products=5, known_products=5)
     read = _rebuild_during_copies(monkeypatch, D1, times=1)
-    assert publish.preload("fact_orders", D1)["rows"] == 30
+    assert preload.preload("fact_orders", D1)["rows"] == 30
     path = lake.partition_file("warehouse", "fact_orders", D1)
     assert len(read) == 2 and read[1] == lake.file_version(path) != read[0], "the second copy read the new file"
-    assert publish.is_preloaded("fact_orders", D1), "registered with the version it was read from"
+    assert preload.is_preloaded("fact_orders", D1), "registered with the version it was read from"
     with pg_target.connect() as conn:
         assert preloads(conn) == [("fact_orders_all", D1)], "the first copy was rolled back"
     assert publish.publish(D1)["fact_orders_preloaded"]
@@ -134,7 +134,7 @@ def test_a_preload_gives_up_when_its_partition_keeps_being_rebuilt(pg_target, se
     write_day(D1, 30, 90, users=10, products=5, known_products=5)
     read = _rebuild_during_copies(monkeypatch, D1, times=99)
     with pytest.raises(publish.LakePartitionMissing, match="rebuilt or removed while it was preloaded, 3 times"):
-        publish.preload("fact_orders", D1)
+        preload.preload("fact_orders", D1)
     assert len(read) == 3
     with pg_target.connect() as conn:
         assert preloads(conn) == []
@@ -145,13 +145,13 @@ def test_the_task_counts_a_stale_preload_the_publish_does_not(pg_target, serving
     Preload task incomplete again (its Publish would fail its dependency check); the publish then
     copies inline."""
     write_day(D1, 30, 90, users=10, products=5, known_products=5)
-    publish.preload("fact_orders", D1)
+    preload.preload("fact_orders", D1)
     path = lake.partition_file("warehouse", "fact_orders", D1)
     os.replace(path, path + ".moved")
     os.replace(path + ".moved", path)
     os.utime(path, ns=(1, 1))
-    assert publish.is_preloaded("fact_orders", D1, current=False)
-    assert not publish.is_preloaded("fact_orders", D1)
+    assert preload.is_preloaded("fact_orders", D1, current=False)
+    assert not preload.is_preloaded("fact_orders", D1)
     assert tasks.PreloadFactOrders(date=D1).complete()
     result = publish.publish(D1)
     assert not result["fact_orders_preloaded"] and result["fact_orders_rows"] == 30
@@ -159,6 +159,6 @@ def test_the_task_counts_a_stale_preload_the_publish_does_not(pg_target, serving
 
 def test_only_facts_can_be_preloaded(serving_lake) -> None:
     with pytest.raises(ValueError, match="not a fact table"):
-        publish.preload("dim_user", D1)
+        preload.preload("dim_user", D1)
     with pytest.raises(publish.LakePartitionMissing):
-        publish.preload("fact_orders", dt.date(2020, 1, 1))
+        preload.preload("fact_orders", dt.date(2020, 1, 1))

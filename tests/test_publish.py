@@ -8,7 +8,7 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from pipeline.serving import publish
+from pipeline.serving import pipeline_runs, publish
 from tests.support.serving import (
     PRODUCT_SCHEMA,
     USER_SCHEMA,
@@ -312,8 +312,8 @@ def test_an_attempt_whose_process_was_killed_is_synced_as_failed(pg_target, serv
 
 def test_pipeline_runs_are_recorded(pg_target) -> None:
     start = dt.datetime(2025, 12, 14, 2, 0, tzinfo=dt.timezone.utc)
-    publish.record_pipeline_run("run-1", "PublishDate(2025-12-14)", "running", run_date=D1, started_at=start)
-    publish.record_pipeline_run("run-1", "PublishDate(2025-12-14)", "done", run_date=D1, started_at=start,
+    pipeline_runs.record_pipeline_run("run-1", "PublishDate(2025-12-14)", "running", run_date=D1, started_at=start)
+    pipeline_runs.record_pipeline_run("run-1", "PublishDate(2025-12-14)", "done", run_date=D1, started_at=start,
                                 ended_at=start + dt.timedelta(seconds=90), rows_in=5, rows_out=5)
     with pg_target.connect() as conn:
         assert conn.execute("select status, duration_seconds, rows_out from audit.pipeline_runs").fetchall() == [

@@ -13,7 +13,7 @@ import string
 import pytest
 
 from pipeline import config, lake
-from pipeline.serving import publish
+from pipeline.serving import preload, publish
 from tests.support.serving import USER_SCHEMA, event, order, write_facts, write_rows
 
 D = dt.date(2025, 12, 14)
@@ -61,7 +61,7 @@ def test_a_preload_error_names_the_column_and_the_event(fresh_db, serving_lake, 
                        match=r"^preloading fact_events of 2025-12-14 failed: warehouse\.fact_events_all\.event_type,"
                              r" row 4 of lake warehouse/fact_events/load_date=2025-12-14/data\.parquet"
                              r" \(event_id 'EVT_4'\): invalid byte sequence .*0x00; it was rolled back"):
-        publish.preload("fact_events", D)
+        preload.preload("fact_events", D)
 
 
 def bad_record(row_number: int, **overrides) -> dict:

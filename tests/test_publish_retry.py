@@ -20,7 +20,7 @@ import pytest
 from pipeline import tasks
 from pipeline.quality import gate
 from pipeline.quality.results import CheckResult
-from pipeline.serving import locks, migrations, publish, retry
+from pipeline.serving import locks, migrations, preload, publish, retry
 from pipeline.tasks import run_audit
 from tests.support.postgres import PG_ENV, ThrowawayPostgres
 from tests.support.serving import event, order, write_facts, write_rows
@@ -82,8 +82,8 @@ def test_a_data_error_fails_at_once_in_a_luigi_run(fresh_db, serving_lake, quick
          "raw_record": '{"price": "\x00"}', "source_file": "orders.json", "row_number": 7, "load_date": D}],
         source_table="stg_orders")
     gate_passed(D)
-    publish.preload("fact_orders", D)
-    publish.preload("fact_events", D)
+    preload.preload("fact_orders", D)
+    preload.preload("fact_events", D)
     result = luigi.build([tasks.Publish(date=D)], local_scheduler=True, detailed_summary=True)
     assert result.status == luigi.execution_summary.LuigiStatusCode.FAILED
     attempts = [r for r in run_audit.executions(D) if r["task_family"] == "Publish"]

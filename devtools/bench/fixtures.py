@@ -143,14 +143,14 @@ FLOOR_SCHEMA = "bench_floor"
 
 def _floor_sources(conn: psycopg.Connection, tables: tuple[str, ...]) -> list[tuple[str, list, dict[str, str]]]:
     """(lake table, target columns in COPY order, derived expressions) per table, shaped as in Postgres."""
-    from pipeline.serving import publish
+    from pipeline.serving import feeds as serving_feeds
 
-    feeds = {feed.lake_table: feed for feed in publish.FEEDS}
+    feeds = {feed.lake_table: feed for feed in serving_feeds.FEEDS}
     out = []
     for table in tables:
         feed = feeds.get(table)
-        serving = f"warehouse.{table}_all" if table in FACT_TABLES else feed.table
-        columns = [c for c in binary_copy.table_columns(conn, serving) if not feed or c.name not in feed.defaults]
+        columns = (serving_feeds.feed_columns(conn, feed) if feed
+                   else binary_copy.table_columns(conn, f"warehouse.{table}_all"))
         out.append((table, binary_copy.copy_order(columns), dict(feed.derived) if feed else {}))
     return out
 
@@ -164,7 +164,7 @@ def bare_copy(conn: psycopg.Connection, day: dt.date, fmt: str = "binary", *, in
     that publishing the same rows is measured against. `fmt` is "binary" (pipeline.serving.binary_copy, the
     encoder publish uses) or "csv" (pyarrow's CSV writer). The tables are dropped afterwards.
     """
-    from pipeline.serving import publish
+    from pipeline.serving import lake_rows
 
     keys = {"fact_orders": "order_id", "fact_events": "event_id"}
     sources = _floor_sources(conn, tables)
@@ -183,7 +183,7 @@ def bare_copy(conn: psycopg.Connection, day: dt.date, fmt: str = "binary", *, in
                 for col in ("date_id", "product_id", "user_id") if table == "fact_orders" else ("date_id",):
                     conn.execute(sql.SQL("create index on {} ({})").format(target, sql.Identifier(col)))
             path = lake.partition_file("warehouse", table, day)
-            select = publish._lake_select(duck, path, columns, derived, True, f"lake warehouse/{table}")
+            select = lake_rows.lake_select(duck, path, columns, derived, True, f"lake warehouse/{table}")
             params = sqlrun.bind(select, {"path": path, "load_date": day})
             reader = duck.sql(select, params=params).to_arrow_reader(262_144)
             if fmt == "binary":

@@ -34,7 +34,10 @@ from pipeline import config
 
 logger = logging.getLogger(__name__)
 
+# The sources, stated here once: daily files (one per load date) and weekly catalog snapshots.
 DAILY_SOURCES = ("orders", "events")
+CATALOG_SOURCES = ("products", "users")
+SOURCES = DAILY_SOURCES + CATALOG_SOURCES
 # base file name -> format, per daily source (the first name is the one a missing file is reported as)
 NAMES: dict[str, dict[str, str]] = {
     "orders": {"orders.json": "array", "orders.ndjson": "newline_delimited"},

@@ -43,7 +43,7 @@ from pipeline.ingest.readers import EVENT_COLUMNS, Landed  # noqa: F401 - re-exp
 logger = logging.getLogger(__name__)
 
 MANIFEST = "_manifest.json"
-CATALOGS = ("products", "users")
+CATALOGS = incoming.CATALOG_SOURCES
 
 
 class SourceChanged(Exception):

@@ -10,7 +10,7 @@
 `open_lake` returns an in-memory DuckDB connection holding schemas `raw`, `staging`, `warehouse` and
 `audit` with one view per lake table (`raw.orders`, `staging.stg_orders`, `audit.bad_records` ...).
 In `warehouse`, the names are Postgres's: `fact_orders`, `dim_user` ... are the *current* views
-(`sql/warehouse/views/<table>.sql`, the same definitions the pipeline uses) and `<table>_all` holds
+(`warehouse.current_view_sql`, the same definitions the pipeline uses) and `<table>_all` holds
 every version. `audit.dq_failures` is `audit.dq_results` without the passed checks, shaped like the
 Postgres table, and `warehouse.daily_metrics.dq_failed_count` counts the date's failed or errored
 checks as publish does (the lake's model leaves it 0), so the files in `queries/` run unchanged here
@@ -39,7 +39,7 @@ import duckdb
 
 from pipeline import config, lake, resources
 from pipeline.lake import s3
-from pipeline.transform import sqlrun, warehouse
+from pipeline.transform import sqlrun, staging, warehouse
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +48,8 @@ QUERIES_DIR = resources.QUERIES_DIR
 # The tables each layer has once the pipeline has run (README "The lake"); other folders found on disk
 # are added too. Known tables without partitions become refusing placeholders.
 KNOWN_TABLES: dict[str, tuple[str, ...]] = {
-    "raw": ("orders", "events", "products", "users"),
-    "staging": ("stg_orders", "stg_events", "stg_products", "stg_users"),
+    "raw": staging.SOURCES,
+    "staging": tuple(map(staging.staging_table, staging.SOURCES)),
     "warehouse": warehouse.TABLES,
     "audit": ("rejected_lines", "bad_records", "reconciliation", "dq_results", "pipeline_runs"),
 }
@@ -65,26 +65,23 @@ select
     dq_results.message,
     dq_results.checked_at as recorded_at,
 from audit.dq_results
-where dq_results.outcome in ('warn', 'fail', 'error')
+where dq_results.outcome <> 'pass'
 """
-# As publish does: the date's failed or errored checks replace the model's placeholder 0.
+# As publish does: the date's failed or errored checks (sql/gate/dq_failed_count.sql, over the
+# audit.dq_failures view above) replace the model's placeholder 0.
 DAILY_METRICS_SQL = """
 with metrics as (
     {current}
 ),
 
 gate as (
-    select
-        dq_results.load_date,
-        count(*) filter (where dq_results.outcome in ('fail', 'error'))::integer as failed_count,
-    from audit.dq_results
-    group by dq_results.load_date
+    {dq_failed_count}
 )
 
-select metrics.* replace (coalesce(gate.failed_count, metrics.dq_failed_count) as dq_failed_count)
+select metrics.* replace (coalesce(gate.dq_failed_count::integer, metrics.dq_failed_count) as dq_failed_count)
 from metrics
 left join gate
-    on metrics.run_date = gate.load_date
+    on metrics.run_date = gate.run_date
 """
 
 
@@ -135,7 +132,9 @@ def _current_view(table: str, gate_results: bool) -> str:
     """A warehouse current view; its SQL reads `<table>_all`, resolved in schema warehouse."""
     body = warehouse.current_view_sql(table).strip().rstrip(";")
     if table == "daily_metrics" and gate_results:
-        body = DAILY_METRICS_SQL.format(current=body.replace("\n", "\n    ")).strip()
+        counted = sqlrun.sql_text("gate", "dq_failed_count").strip().rstrip(";")
+        body = DAILY_METRICS_SQL.format(current=body.replace("\n", "\n    "),
+                                        dq_failed_count=counted.replace("\n", "\n    ")).strip()
     return f"create or replace view {_ident('warehouse', table)} as\n{body}\n;"
 
 
@@ -157,11 +156,12 @@ def init_sql(lake_dir: str | os.PathLike[str] | None = None) -> str:
             name = f"{table}_all" if layer == "warehouse" and table in warehouse.TABLES else table
             lines.append(_files_view(root, layer, table, name, has_files))
     gate_results = present["audit"]["dq_results"]
+    # before the warehouse views: the current daily_metrics reads it
+    lines.append(f"create or replace view {_ident('audit', 'dq_failures')} as{DQ_FAILURES_SQL.rstrip()}\n;"
+                 if gate_results else _files_view(root, "audit", "dq_results", "dq_failures", False))
     for table in warehouse.TABLES:
         lines.append(_current_view(table, gate_results) if present["warehouse"][table]
                      else _files_view(root, "warehouse", table, table, False))
-    lines.append(f"create or replace view {_ident('audit', 'dq_failures')} as{DQ_FAILURES_SQL.rstrip()}\n;"
-                 if gate_results else _files_view(root, "audit", "dq_results", "dq_failures", False))
     return "\n".join(lines) + "\n"
 
 

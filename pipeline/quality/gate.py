@@ -53,8 +53,8 @@ GATED_TABLES: dict[str, str] = {
     "reconciliation": "audit",
 }
 # audit/reconciliation has one file per source; orders and events every day, catalogs on snapshot days.
-RECONCILED_SOURCES = ("stg_orders", "stg_events", "stg_products", "stg_users")
-REQUIRED_RECONCILED = ("stg_orders", "stg_events")
+RECONCILED_SOURCES = tuple(staging.staging_table(source) for source in staging.SOURCES)
+REQUIRED_RECONCILED = tuple(staging.staging_table(source) for source in staging.DAILY_SOURCES)
 
 DQ_RESULTS_SCHEMA = pa.schema([
     ("load_date", pa.date32()),
@@ -293,7 +293,8 @@ def run_gate(load_date: dt.date | str, *, checks_root: Path | None = None) -> Ga
         # the derived views (how much each source threw away, its volume): pipeline.quality.gate_views
         from pipeline.quality import gate_views
 
-        results.extend(gate_views.scan(con, day, variables, root, reconciled="reconciliation" in present))
+        views = {view: checks_file(layer, view, root) for view, layer in gate_views.VIEWS.items()}
+        results.extend(gate_views.scan(con, day, variables, views, DATA_SOURCE, reconciled="reconciliation" in present))
     result = GateResult(load_date=day, results=results, checked_at=checked_at)
     write_results(result)
     log = logger.warning if result.blocked else logger.info

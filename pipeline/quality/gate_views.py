@@ -37,7 +37,7 @@ import pyarrow as pa
 from pipeline import lake
 from pipeline.quality.results import CheckResult
 from pipeline.quality.soda import add_duckdb, format_number, run_checks_file
-from pipeline.transform import sqlrun
+from pipeline.transform import sqlrun, staging
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ logger = logging.getLogger(__name__)
 VIEWS: dict[str, str] = {"source_loss": "audit", "source_volume": "audit"}
 # The daily feeds the volume check compares with their past. Catalogs are weekly snapshots whose size
 # legitimately jumps when the catalog grows; their losses are in source_loss.
-VOLUME_SOURCES = ("stg_orders", "stg_events")
+VOLUME_SOURCES = tuple(staging.staging_table(source) for source in staging.DAILY_SOURCES)
 # audit/reconciliation and audit/bad_records name a source by its staging table (stg_orders),
 # audit/rejected_lines by its raw source as landing writes it (orders): sql/gate maps one to the other.
 REJECTED_COUNTS_SCHEMA = pa.schema([
@@ -120,15 +120,14 @@ def build(con: duckdb.DuckDBPyConnection, load_date: dt.date, variables: dict[st
     logger.info("gate views for %s: %s earlier reconciliation file(s) as volume history", load_date, len(history))
 
 
-def scan(con: duckdb.DuckDBPyConnection, load_date: dt.date, variables: dict[str, str], root: Path, *,
-         reconciled: bool) -> list[CheckResult]:
-    """Build the views on the gate's connection and scan `checks/audit/<view>.yml` for each.
+def scan(con: duckdb.DuckDBPyConnection, load_date: dt.date, variables: dict[str, str],
+         checks_files: dict[str, Path], data_source: str, *, reconciled: bool) -> list[CheckResult]:
+    """Build the views on the gate's connection and scan each view's SodaCL file (`checks_files`, view -> file).
 
+    The gate passes the files and its Soda data source name (this module does not import the gate).
     They are computed from the date's reconciliation: without it (already an error result) each view
     is an error too, never a pass.
     """
-    from pipeline.quality.gate import DATA_SOURCE, checks_file
-
     if not reconciled:
         return [CheckResult(
             check_name=f"{view} computed", table_name=view, check_type="partition", outcome="error", value=None,
@@ -137,10 +136,10 @@ def scan(con: duckdb.DuckDBPyConnection, load_date: dt.date, variables: dict[str
         ) for view in VIEWS]
     build(con, load_date, variables)
     results: list[CheckResult] = []
-    for view, layer in VIEWS.items():
+    for view in VIEWS:
         _, view_results = run_checks_file(
-            checks_file(layer, view, root), variables, lambda scan: add_duckdb(scan, con, DATA_SOURCE),
-            DATA_SOURCE, default_table=view,
+            checks_files[view], variables, lambda scan: add_duckdb(scan, con, data_source),
+            data_source, default_table=view,
         )
         results.extend(explain(con, view, view_results, variables))
     return results

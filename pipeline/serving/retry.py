@@ -57,6 +57,22 @@ def postgres_unreachable(err: psycopg.OperationalError) -> bool:
     return "FATAL:" not in text or any(reason in text for reason in _TRANSIENT_FATAL)
 
 
+def unless_unreachable(ask: Callable[[], T], otherwise: T, meaning: str) -> T:
+    """`ask()`, or `otherwise` while Postgres cannot be reached (logged: "Postgres is unreachable (...): <meaning>").
+
+    For the tasks' complete() checks: an unreachable Postgres makes a task run, fail and be retried
+    as transient, instead of failing the whole schedule. A server that answers and refuses (unknown
+    database or role, wrong password) is a setting to fix: that error is raised.
+    """
+    try:
+        return ask()
+    except psycopg.OperationalError as err:
+        if not postgres_unreachable(err):
+            raise
+        logger.warning("Postgres is unreachable (%s): %s", str(err).strip(), meaning)
+        return otherwise
+
+
 def _causes(err: BaseException):
     """The exception and what it was raised from (explicit cause, else unsuppressed context)."""
     seen: set[int] = set()

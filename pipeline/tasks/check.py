@@ -8,7 +8,7 @@ import luigi
 from pipeline import lake
 from pipeline.tasks.base import PipelineTask
 from pipeline.tasks.model import MODEL_TASKS
-from pipeline.tasks.stage import StageEvents, StageOrders, StageProducts, StageUsers
+from pipeline.tasks.stage import STAGE_TASKS
 
 logger = logging.getLogger(__name__)
 
@@ -53,4 +53,4 @@ class QualityGate(CheckTask):
         # the tasks themselves rather than the StageDaily/BuildWarehouse wrappers: one process less
         # to fork on the critical path
         return [*(task(date=self.date) for task in MODEL_TASKS.values()),
-                *(stage(date=self.date) for stage in (StageOrders, StageEvents, StageProducts, StageUsers))]
+                *(stage(date=self.date) for stage in STAGE_TASKS)]

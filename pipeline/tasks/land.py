@@ -163,9 +163,11 @@ class LandUsers(CatalogLandTask):
     source = "users"
 
 
+LAND_TASKS: tuple[type[LandTask], ...] = (LandOrders, LandEvents, LandProducts, LandUsers)
+
+
 class LandDaily(luigi.WrapperTask, PipelineTask):
     """Every source of one date landed in lake/raw (orders, events, products, users)."""
 
     def requires(self) -> list[luigi.Task]:
-        return [LandOrders(date=self.date), LandEvents(date=self.date),
-                LandProducts(date=self.date), LandUsers(date=self.date)]
+        return [task(date=self.date) for task in LAND_TASKS]

@@ -5,8 +5,8 @@ import luigi
 
 from pipeline import lake
 from pipeline.tasks.base import LakeTarget, PipelineTask
-from pipeline.tasks.land import catalog_snapshot_dates
-from pipeline.tasks.stage import CATALOG_STAGES, StageEvents, StageOrders, StageProducts, StageTask, StageUsers
+from pipeline.tasks.land import LAND_TASKS, catalog_snapshot_dates
+from pipeline.tasks.stage import STAGE_TASKS
 from pipeline.transform import warehouse
 
 
@@ -21,39 +21,26 @@ class ModelTask(PipelineTask):
         return LakeTarget(lake.partition_file("warehouse", self.table, self.date))
 
     def run(self) -> None:
-        from pipeline.transform import warehouse
-
         self.report(f"building {self.table}", 0)
         self.rows_out = warehouse.build(self.table, self.date)
         self.report(f"built {self.rows_out} {self.table} rows", 100)
 
 
-# The staging tasks of a date that write each non-warehouse input of warehouse.INPUTS.
-STAGES_OF_INPUT: dict[str, tuple[type[StageTask], ...]] = {
-    "raw_orders": (StageOrders,), "stg_orders": (StageOrders,),
-    "raw_events": (StageEvents,), "stg_events": (StageEvents,),
-    "stg_products_snapshot": (StageProducts,), "stg_products_history": (StageProducts,),
-    "stg_users_snapshot": (StageUsers,),
-    "reconciliation": (StageOrders, StageEvents, StageProducts, StageUsers),
-}
-
-
 class _DailyModel(ModelTask):
     def requires(self) -> list[luigi.Task]:
-        # Exactly what this model reads (warehouse.INPUTS): the date's staging tasks and warehouse
-        # tables, and, for a model reading a catalog, the staging of every earlier snapshot of it
-        # (in a backfill those belong to other dates' tasks, which may not have run yet). Not the
-        # whole StageDaily: fact_orders need not wait for the events.
-        reads = warehouse.INPUTS[self.table]
-        unknown = [name for name in reads if name not in MODEL_TASKS and name not in STAGES_OF_INPUT]
-        if unknown:
-            raise KeyError(f"{self.table} reads {unknown}: map them to their tasks in STAGES_OF_INPUT")
-        stages = dict.fromkeys(stage for name in reads for stage in STAGES_OF_INPUT.get(name, ()))
-        upstream = [MODEL_TASKS[name](date=self.date) for name in reads if name in MODEL_TASKS]
-        history = [stage(date=snapshot) for kind, stage in CATALOG_STAGES.items()
-                   if any(name.startswith(f"stg_{kind}") for name in reads)
-                   for snapshot in catalog_snapshot_dates(kind, self.date) if snapshot != self.date]
-        return [*(stage(date=self.date) for stage in stages), *upstream, *history]
+        # Exactly what this model reads (warehouse.inputs: derived from its SQL): the tasks of the date
+        # that write those partitions, and, for a model reading a catalog, the staging of every earlier
+        # snapshot of it (in a backfill those belong to other dates' tasks, which may not have run yet).
+        # Not the whole StageDaily: fact_orders need not wait for the events.
+        required: dict[luigi.Task, None] = {}
+        for name in warehouse.inputs(self.table):
+            spec = warehouse.lake_input(name)
+            for task in writers(spec):
+                required[task(date=self.date)] = None
+                if spec.snapshots is not None:
+                    for snapshot in catalog_snapshot_dates(task.source, self.date):
+                        required[task(date=snapshot)] = None
+        return list(required)
 
 
 class BuildDimDate(_DailyModel):
@@ -104,6 +91,29 @@ MODEL_TASKS: dict[str, type[ModelTask]] = {
     task.table: task for task in (BuildFactOrders, BuildFactEvents, BuildDimDate, BuildDimProductHistory,
                                   BuildDimProduct, BuildDimUser, BuildDailyMetrics)
 }
+# The task of a date that writes each lake table outside the warehouse a model may read.
+_LAKE_WRITERS: dict[tuple[str, str], type[PipelineTask]] = {
+    **{("raw", task.source): task for task in LAND_TASKS},
+    **{("staging", f"stg_{task.source}"): task for task in STAGE_TASKS},
+}
+
+
+def writers(spec: warehouse.LakeInput) -> list[type[PipelineTask]]:
+    """The tasks of a date that write a model input's partitions (see warehouse.LAKE_INPUTS)."""
+    if spec.layer == "warehouse":
+        keys = [spec.table]
+        found = [MODEL_TASKS.get(spec.table)]
+    elif spec.layer == "audit" and spec.sources:  # a source's audit rows are written by its staging task
+        keys = list(spec.sources)
+        found = [_LAKE_WRITERS.get(("staging", source)) for source in spec.sources]
+    else:
+        keys = [spec.table]
+        found = [_LAKE_WRITERS.get((spec.layer, spec.table))]
+    missing = [key for key, task in zip(keys, found) if task is None]
+    if missing:
+        raise KeyError(f"no task writes {spec.layer}/{', '.join(missing)}, which a model reads:"
+                       " map it to its task in pipeline.tasks.model")
+    return [task for task in found if task is not None]
 
 
 class BuildWarehouse(luigi.WrapperTask, PipelineTask):

@@ -22,8 +22,6 @@ from pipeline.tasks.stage import StageEvents
 
 logger = logging.getLogger(__name__)
 
-postgres_unreachable = pg_retry.postgres_unreachable  # connection error that can heal (see pg_retry)
-
 
 class PreloadTask(PipelineTask):
     """Copies and indexes one fact partition of a date in Postgres, unseen by BI, while the gate runs.
@@ -31,7 +29,7 @@ class PreloadTask(PipelineTask):
     Complete when Postgres holds a preload of the date, or once the date is published: the
     publish consumes the preload, and Luigi checks a task's requirements again just before running
     it, so a second run's Publish must still find them complete (it then finds the date published
-    and does nothing). Any preload counts, not only one read from the lake file's current version:
+    and writes nothing). Any preload counts, not only one read from the lake file's current version:
     a concurrent run of the date may rebuild the partition (same rows, a new file) between this
     task and the Publish task's check, which must not then fail. Publish takes a preload only if it
     was read from the current file (see `publish.publish`) and otherwise copies inline and drops
@@ -44,22 +42,17 @@ class PreloadTask(PipelineTask):
     timeout_kind = "publish"
 
     def complete(self) -> bool:
-        from pipeline.serving import publish
+        from pipeline.serving import preload, publish
 
-        try:
-            return publish.is_preloaded(self.table, self.date, current=False) or publish.is_published(self.date)
-        except psycopg.OperationalError as err:
-            if not postgres_unreachable(err):
-                raise
-            logger.warning("Postgres is unreachable (%s): %s of %s counts as not preloaded",
-                           str(err).strip(), self.table, self.date)
-            return False
+        return pg_retry.unless_unreachable(
+            lambda: preload.is_preloaded(self.table, self.date, current=False) or publish.is_published(self.date),
+            False, f"{self.table} of {self.date} counts as not preloaded")
 
     def run(self) -> None:
-        from pipeline.serving import publish
+        from pipeline.serving import preload
 
         self.report(f"copying {self.table} into Postgres (not visible until published)", 0)
-        loaded = pg_retry.call(lambda: publish.preload(self.table, self.date),
+        loaded = pg_retry.call(lambda: preload.preload(self.table, self.date),
                                f"preloading {self.table} of {self.date}", notify=self.status)
         self.rows_out = loaded["rows"]
         self.report(f"preloaded {self.rows_out} {self.table} rows", 100)
@@ -100,9 +93,9 @@ class PublishTask(PipelineTask):
     Transient Postgres failures are retried inside the task (see the module doc); anything else
     fails at once. Two processes publishing the same date (two local schedulers, or a backfill
     overlapping a single-date run) serialise on the date's pipeline lock; the second finds the date
-    published and does nothing. The date's
-    daily_metrics.runtime_seconds is set from the run audit in the publish transaction (see
-    `run_audit.date_runtime`).
+    published, writes nothing, and still reconciles it: the first may have failed its reconciliation
+    after its commit. The date's daily_metrics.runtime_seconds is set from the run audit in the
+    publish transaction (see `run_audit.date_runtime`).
     """
 
     force = luigi.BoolParameter(default=False, significant=False,
@@ -112,20 +105,9 @@ class PublishTask(PipelineTask):
     audit_sync_on_success = True  # the date's run audit goes to Postgres in one batch when it is published
 
     def complete(self) -> bool:
-        from pipeline.serving import publish
-
-        try:
-            published = publish.is_published(self.date)
-        except psycopg.OperationalError as err:
-            if not postgres_unreachable(err):
-                raise
-            # Unreachable now: let the task run, fail and be retried (as transient) instead of
-            # failing the whole schedule.
-            logger.warning("Postgres is unreachable (%s): %s counts as not published", str(err).strip(), self.date)
-            return False
         # Published from files that changed since (the SourcesUnchanged requirement then fails), or
-        # restated: not complete.
-        return published and still_current(self.date)
+        # restated: not complete. Postgres unreachable: not complete (see published_dates).
+        return self.date in current_published_dates([self.date])
 
     def run(self) -> None:
         from pipeline.quality import gate, serving_reconciliation
@@ -144,15 +126,18 @@ class PublishTask(PipelineTask):
                                     unless_published=not force),
             f"publishing {self.date}", notify=self.status)
         if summary["skipped"]:
+            # Reconciled all the same: the run that published may have failed in its reconciliation
+            # after its commit, and this success must not stand for a date that does not match the lake.
             self.rows_out = 0
-            self.report(f"{self.date} was published meanwhile by another run: nothing to do", 100)
-            return
-        self.rows_out = summary.get("fact_orders_rows", 0) + summary.get("fact_events_rows", 0)
-        self.report(f"published {self.rows_out} fact rows; reconciling", 80)
-        if restating:
-            restate.mark_published(self.date)
+            self.report(f"{self.date} was published meanwhile by another run; reconciling", 80)
+        else:
+            self.rows_out = summary.get("fact_orders_rows", 0) + summary.get("fact_events_rows", 0)
+            self.report(f"published {self.rows_out} fact rows; reconciling", 80)
+            if restating:
+                restate.mark_published(self.date)
         serving_reconciliation.reconcile_serving(self.date)
-        self.report(f"published and reconciled {self.rows_out} fact rows", 100)
+        self.report(f"published by another run; reconciled {self.date}" if summary["skipped"]
+                    else f"published and reconciled {self.rows_out} fact rows", 100)
 
 
 def still_current(day: dt.date) -> bool:
@@ -167,22 +152,11 @@ def still_current(day: dt.date) -> bool:
 
 
 def published_dates(days: list[dt.date]) -> set[dt.date]:
-    """Which of the dates audit.publish_log has, in one query (see `current_published_dates` for the bulk complete)."""
-    from pipeline.serving import pg
+    """Which of the dates are published, in one query; none while Postgres is unreachable (the tasks then run,
+    fail and are retried as transient instead of failing the schedule)."""
+    from pipeline.serving import publish
 
-    if not days:
-        return set()
-    try:
-        with pg.connect() as conn:
-            if not conn.execute("select to_regclass('audit.publish_log') is not null").fetchone()[0]:
-                return set()
-            rows = conn.execute("select load_date from audit.publish_log where load_date = any(%s)", [days]).fetchall()
-    except psycopg.OperationalError as err:
-        if not postgres_unreachable(err):
-            raise
-        logger.warning("Postgres is unreachable (%s): no date counts as published", str(err).strip())
-        return set()
-    return {row[0] for row in rows}
+    return pg_retry.unless_unreachable(lambda: publish.published_dates(days), set(), "no date counts as published")
 
 
 def current_published_dates(days: list[dt.date]) -> set[dt.date]:

@@ -120,12 +120,12 @@ def _archive(day: dt.date, source: str, stamp: str) -> list[str]:
 
 def _remove_derived(day: dt.date, sources: list[str]) -> int:
     """Remove the date's partitions built from the restated sources (they are rebuilt)."""
-    from pipeline import tasks
+    from pipeline.transform import warehouse
 
     folders = [lake.partition_dir("staging", f"stg_{s}", day) for s in sources]
     folders += [lake.partition_dir("audit", table, day, source_table=f"stg_{s}")
                 for s in sources for table in ("bad_records", "reconciliation")]
-    folders += [lake.partition_dir("warehouse", table, day) for table in tasks.MODEL_TASKS]
+    folders += [lake.partition_dir("warehouse", table, day) for table in warehouse.TABLES]
     folders.append(lake.partition_dir("audit", "dq_results", day))
     return sum(_remove_partition(folder) for folder in folders)
 

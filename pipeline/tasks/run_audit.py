@@ -10,7 +10,7 @@ not recorded.
   `lake/audit/pipeline_runs/load_date=D/run_id=R/task_id=T/data.parquet` holds one row per attempt
   of task T in run R, rewritten atomically (temporary file, rename) at every event. So a task that
   fails because Postgres is down is still recorded.
-- Postgres gets the rows in batches, through `publish.record_pipeline_runs`: `sync_to_postgres(D)`
+- Postgres gets the rows in batches, through `pipeline_runs.record_pipeline_runs`: `sync_to_postgres(D)`
   copies every finished execution of D that is not there yet in one transaction. It runs when a
   task fails (so a failure shows in Postgres at once, with the tasks before it) and when a task
   that sets `audit_sync_on_success` (Publish) succeeds. A start or a success of the other tasks
@@ -156,10 +156,10 @@ def _to_postgres(rows: list[dict[str, Any]]) -> bool:
     """Upsert executions into audit.pipeline_runs; False (logged) when that is not possible now."""
     if not rows or not postgres_reachable():
         return False
-    from pipeline.serving import publish
+    from pipeline.serving import pipeline_runs
 
     try:
-        publish.record_pipeline_runs([_postgres_row(row) for row in rows])
+        pipeline_runs.record_pipeline_runs([_postgres_row(row) for row in rows])
     except Exception as err:  # noqa: BLE001 - the audit must never mask the task's own outcome
         logger.warning("run audit: %s execution(s) of %s not written to Postgres (%s); kept in the lake twin",
                        len(rows), rows[0]["load_date"], str(err).strip().splitlines()[0] if str(err).strip() else err)

@@ -102,12 +102,11 @@ class StageUsers(CatalogStageTask):
         return LandUsers(date=self.date)
 
 
-CATALOG_STAGES: dict[str, type[CatalogStageTask]] = {"products": StageProducts, "users": StageUsers}
+STAGE_TASKS: tuple[type[StageTask], ...] = (StageOrders, StageEvents, StageProducts, StageUsers)
 
 
 class StageDaily(luigi.WrapperTask, PipelineTask):
     """Every staging partition of one date."""
 
     def requires(self) -> list[luigi.Task]:
-        return [StageOrders(date=self.date), StageEvents(date=self.date),
-                StageProducts(date=self.date), StageUsers(date=self.date)]
+        return [task(date=self.date) for task in STAGE_TASKS]

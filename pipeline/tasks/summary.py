@@ -28,6 +28,7 @@ import luigi
 import pyarrow.parquet as pq
 
 from pipeline import lake
+from pipeline.quality.results import BLOCKING, OUTCOMES
 from pipeline.tasks import run_audit
 
 logger = logging.getLogger(__name__)
@@ -124,7 +125,7 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
         recon = {s: _reconciliation(s, day) for s in ("orders", "events")}
         results = _check_results(day)
         checks = None if results is None else {
-            kind: sum(r["outcome"] == kind for r in results) for kind in ("pass", "warn", "fail", "error")}
+            kind: sum(r["outcome"] == kind for r in results) for kind in OUTCOMES}
         pub = None if published is None else published.get(day)
         # failures still standing: the task's last attempt in the run failed
         last: dict[str, dict[str, Any]] = {}
@@ -137,7 +138,7 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
         elif checks is not None and checks["fail"] + checks["error"]:
             status = "BLOCKED by the quality gate"
             failures = [f"{r['outcome'].upper()} {r['table_name']}: {r['check_name']} (value {_n(r['value'])})"
-                        for r in results if r["outcome"] in ("fail", "error")]
+                        for r in results if r["outcome"] in BLOCKING]
         elif failures:
             status = "FAILED"
         elif _not_ready(day):

@@ -6,6 +6,9 @@ formatted into the text; the only identifiers that reach SQL text go through `qu
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
+import json
 import logging
 import os
 import re
@@ -61,6 +64,62 @@ def bind(sql: str, params: dict[str, Any]) -> dict[str, Any]:
     """The subset of `params` that `sql` refers to as `$name` (DuckDB rejects unused ones)."""
     used = set(re.findall(r"\$([A-Za-z_][A-Za-z0-9_]*)", sql))
     return {name: value for name, value in params.items() if name in used}
+
+
+class SqlUnparsable(ValueError):
+    """A model's SQL does not parse, so what it reads cannot be known; fix the SQL file."""
+
+
+@dataclasses.dataclass(frozen=True)
+class References:
+    """What a SELECT names: the relations it reads (CTEs excluded, in order of first mention) and types."""
+
+    relations: tuple[str, ...]
+    types: frozenset[str]  # every type name it casts to, built-in ones included (varchar, decimal ...)
+
+
+@functools.lru_cache(maxsize=64)  # Luigi asks every model task's requires() several times per run
+def references(select_sql: str) -> References:
+    """The relations and types a SELECT names: what the warehouse tasks require is derived from this.
+
+    DuckDB's `get_table_names` would bind the query (it refuses `$name` parameters and needs every
+    macro and type to exist), so this walks the parse tree of `json_serialize_sql` instead, which
+    only parses. A name is a CTE where a `with` in scope defines it before use.
+    """
+    with duckdb.connect() as con:
+        tree = json.loads(con.execute("select json_serialize_sql($q)", {"q": select_sql}).fetchone()[0])
+    if tree.get("error"):
+        raise SqlUnparsable(f"{tree.get('error_message', 'the SQL does not parse')} in:\n{select_sql[:300]}")
+    relations: dict[str, None] = {}
+    types: set[str] = set()
+    _walk(tree, frozenset(), relations, types)
+    return References(tuple(relations), frozenset(types))
+
+
+def _walk(node: Any, ctes: frozenset[str], relations: dict[str, None], types: set[str]) -> None:
+    if isinstance(node, list):
+        for item in node:
+            _walk(item, ctes, relations, types)
+        return
+    if not isinstance(node, dict):
+        return
+    cte_map = node.get("cte_map")
+    if isinstance(cte_map, dict):
+        for entry in cte_map.get("map", []):
+            body = entry["value"]
+            recursive = (body.get("query_node") or {}).get("type") == "RECURSIVE_CTE_NODE"
+            # a CTE sees the ones defined before it (and itself only when recursive)
+            _walk(body, ctes | {entry["key"]} if recursive else ctes, relations, types)
+            ctes = ctes | {entry["key"]}
+    if node.get("type") == "BASE_TABLE":
+        name = ".".join(part for part in (node.get("schema_name"), node.get("table_name")) if part)
+        if name not in ctes:
+            relations.setdefault(name, None)
+    elif node.get("type") == "TYPE" and node.get("type_name"):
+        types.add(node["type_name"])
+    for key, value in node.items():
+        if key != "cte_map":
+            _walk(value, ctes, relations, types)
 
 
 class EmptyResult(Exception):

@@ -80,12 +80,14 @@ import duckdb
 import pyarrow as pa
 
 from pipeline import config, lake
+from pipeline.ingest import incoming
 from pipeline.transform import sqlrun
 
 logger = logging.getLogger(__name__)
 
-SOURCES = ("orders", "events", "products", "users")
-CATALOGS = ("products", "users")  # weekly snapshots: a date without one has nothing to stage
+SOURCES = incoming.SOURCES
+CATALOGS = incoming.CATALOG_SOURCES  # weekly snapshots: a date without one has nothing to stage
+DAILY_SOURCES = incoming.DAILY_SOURCES
 
 REASON_CODES: dict[str, str] = {
     "duplicate_json_key": "the JSON object has this key twice, so which value is meant is unknown",

@@ -4,10 +4,13 @@
 A model reads only D's own partitions (staging, facts, audit) plus the small catalog snapshots on or
 before D, so a day costs the same whatever the lake's history; rebuilding a date rewrites the same
 rows. Models run in TABLES order: facts first, then the dimensions that read D's facts, then metrics.
+What a model reads is stated once, in its SQL (`inputs`); LAKE_INPUTS says where each relation is.
 
-Every partition keeps what its load date said; users read the *current views*
-(`sql/warehouse/views/<table>.sql`, see `current_view_sql` / `create_current_views`), which combine all
-partitions so that the result does not depend on the order dates were processed in:
+Every partition keeps what its load date said; users read the *current views* (see `current_view_sql`
+/ `create_current_views`: `sql/warehouse/views/<table>.sql`, and for dim_user, dim_product and
+dim_product_history rendered from `pipeline.transform.merges`, whose rules the Postgres publish
+merges by too), which combine all partitions so that the result does not depend on the order dates
+were processed in:
 - fact_orders: the latest load_date of an order_id wins (a later file restates the order);
 - fact_events: the first load_date of an event_id wins (a later file repeating it is a resend);
 - dim_user: contributions merged (min first dates, max last date, latest known city/country);
@@ -17,17 +20,17 @@ partitions so that the result does not depend on the order dates were processed 
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import re
-from typing import Any, Callable
+from typing import Any
 
 import duckdb
-import pyarrow as pa
 
 from pipeline import config, lake
-from pipeline.transform import sqlrun
-from pipeline.transform.staging import STAGING_SCHEMAS, business_timezone
+from pipeline.transform import merges, sqlrun
+from pipeline.transform.staging import DAILY_SOURCES, STAGING_SCHEMAS, business_timezone, staging_table
 
 logger = logging.getLogger(__name__)
 
@@ -41,16 +44,40 @@ TABLES = (
     "daily_metrics",
 )
 
-# The relations each model reads (registered under these names before the model runs).
-INPUTS: dict[str, tuple[str, ...]] = {
-    "fact_orders": ("stg_orders", "stg_products_snapshot"),
-    "fact_events": ("stg_events", "stg_products_snapshot"),
-    "dim_date": ("fact_orders", "fact_events"),
-    "dim_product_history": ("stg_products_history",),
-    "dim_product": ("dim_product_history", "fact_orders", "fact_events"),
-    "dim_user": ("fact_orders", "fact_events", "stg_users_snapshot"),
-    "daily_metrics": (
-        "raw_orders", "raw_events", "stg_orders", "stg_events", "fact_orders", "fact_events", "reconciliation",
+
+@dataclasses.dataclass(frozen=True)
+class LakeInput:
+    """A relation a warehouse model may read, under the name its SQL uses: which lake partitions it is."""
+
+    layer: str
+    table: str
+    sources: tuple[str, ...] = ()  # partitions keyed source_table=<each>, all required
+    snapshots: str | None = None  # a catalog: the "latest" staged snapshot on or before the date, or "all" of them
+
+
+# What a model's SQL may read besides the warehouse tables (a name in TABLES is that table's partition of
+# the date). Which relations a model reads is not written down anywhere else: it is derived from its
+# SQL (`inputs`), and pipeline.tasks.model maps each input to the task that writes it.
+LAKE_INPUTS: dict[str, LakeInput] = {
+    "raw_orders": LakeInput("raw", "orders"),
+    "raw_events": LakeInput("raw", "events"),
+    "stg_orders": LakeInput("staging", "stg_orders"),
+    "stg_events": LakeInput("staging", "stg_events"),
+    # every date reconciles its daily sources (a catalog only on its snapshot days)
+    "reconciliation": LakeInput("audit", "reconciliation", sources=tuple(map(staging_table, DAILY_SOURCES))),
+    "stg_products_snapshot": LakeInput("staging", "stg_products", snapshots="latest"),
+    "stg_products_history": LakeInput("staging", "stg_products", snapshots="all"),
+    "stg_users_snapshot": LakeInput("staging", "stg_users", snapshots="latest"),
+}
+# Types a model may cast to: built on the model's connection from an input, which the model then reads.
+# catalog_product_id: the product ids of the latest catalog snapshot, an ENUM. The fact models test
+# catalog membership with `try_cast(product_id as catalog_product_id)`, a hash lookup inside a
+# single-table select, instead of a join: the facts then keep staging's row order (DuckDB preserves it
+# for single-table selects) and are written without sorting the whole day.
+INPUT_TYPES: dict[str, tuple[str, str]] = {
+    "catalog_product_id": (
+        "stg_products_snapshot",
+        "select distinct product_id from stg_products_snapshot where product_id is not null",
     ),
 }
 
@@ -59,6 +86,42 @@ VIEWS_DIR = sqlrun.SQL_DIR / "warehouse" / "views"
 
 class InputPartitionMissing(Exception):
     """A partition a warehouse model reads has not been written yet."""
+
+
+class UnknownInput(LookupError):
+    """A model's SQL reads a relation that is no declared lake input; declare it in LAKE_INPUTS."""
+
+
+def lake_input(name: str) -> LakeInput:
+    """Where the relation `name` of a model's SQL is in the lake (a warehouse table: its own partition)."""
+    if name in TABLES:
+        return LakeInput("warehouse", name)
+    try:
+        return LAKE_INPUTS[name]
+    except KeyError:
+        raise UnknownInput(f"{name!r} is neither a warehouse table nor a lake input: declare it in"
+                           " pipeline.transform.warehouse.LAKE_INPUTS (its layer and table)") from None
+
+
+def _references(table: str) -> sqlrun.References:
+    if table not in TABLES:
+        raise ValueError(f"unknown warehouse table {table!r}; expected one of {TABLES}")
+    return sqlrun.references(sqlrun.sql_text("warehouse", table))
+
+
+def inputs(table: str) -> tuple[str, ...]:
+    """The relations `table`'s model reads, from its SQL (sql/warehouse/<table>.sql), in order of mention.
+
+    A type of INPUT_TYPES it casts to counts as reading the input the type is built from.
+    """
+    refs = _references(table)
+    names = [*refs.relations, *(INPUT_TYPES[name][0] for name in sorted(refs.types & INPUT_TYPES.keys()))]
+    for name in names:
+        try:
+            lake_input(name)
+        except UnknownInput as err:
+            raise UnknownInput(f"sql/warehouse/{table}.sql reads {err.args[0]}") from None
+    return tuple(dict.fromkeys(names))
 
 
 def partition_dates(layer: str, table: str) -> dict[dt.date, str]:
@@ -95,51 +158,29 @@ def _snapshots_through(table: str, load_date: dt.date, latest_only: bool) -> lis
     return [files[day] for day in (dates[-1:] if latest_only else dates)]
 
 
-# Where each input relation's files are; a daily input must exist, a catalog may have none yet.
-_INPUT_FILES: dict[str, Callable[[dt.date], list[str]]] = {
-    "raw_orders": lambda d: _required("raw", "orders", d),
-    "raw_events": lambda d: _required("raw", "events", d),
-    "stg_orders": lambda d: _required("staging", "stg_orders", d),
-    "stg_events": lambda d: _required("staging", "stg_events", d),
-    "fact_orders": lambda d: _required("warehouse", "fact_orders", d),
-    "fact_events": lambda d: _required("warehouse", "fact_events", d),
-    "dim_product_history": lambda d: _required("warehouse", "dim_product_history", d),
-    "reconciliation": lambda d: (
-        _required("audit", "reconciliation", d, source_table="stg_orders")
-        + _required("audit", "reconciliation", d, source_table="stg_events")
-    ),
-    "stg_products_snapshot": lambda d: _snapshots_through("stg_products", d, latest_only=True),
-    "stg_products_history": lambda d: _snapshots_through("stg_products", d, latest_only=False),
-    "stg_users_snapshot": lambda d: _snapshots_through("stg_users", d, latest_only=True),
-}
-# Before the first snapshot, a catalog input is an empty relation of the staging table's shape.
-_EMPTY_SHAPES: dict[str, pa.Schema] = {
-    "stg_products_snapshot": STAGING_SCHEMAS["stg_products"],
-    "stg_products_history": STAGING_SCHEMAS["stg_products"],
-    "stg_users_snapshot": STAGING_SCHEMAS["stg_users"],
-}
+def input_files(spec: LakeInput, load_date: dt.date) -> list[str]:
+    """The files of an input for a date: a daily input's must exist, a catalog may have none yet."""
+    if spec.snapshots is not None:
+        return _snapshots_through(spec.table, load_date, latest_only=spec.snapshots == "latest")
+    keys = [{"source_table": source} for source in spec.sources] or [{}]
+    return [path for key in keys for path in _required(spec.layer, spec.table, load_date, **key)]
 
 
 def register_inputs(con: duckdb.DuckDBPyConnection, table: str, load_date: dt.date) -> None:
-    """Register the relations `table`'s model reads for a load date (catalogs may be empty).
+    """Register the relations `table`'s model reads for a load date, and the INPUT_TYPES it casts to.
 
-    A model that reads `stg_products_snapshot` also gets the ENUM type `catalog_product_id`: the
-    snapshot's product ids. The fact models test catalog membership with
-    `try_cast(product_id as catalog_product_id)`, a hash lookup inside a single-table select, instead
-    of a join: the facts then keep staging's row order (DuckDB preserves it for single-table
-    selects) and are written without sorting the whole day.
+    Before a catalog's first snapshot, its input is an empty relation of the staging table's shape.
     """
-    for name in INPUTS[table]:
-        files = _INPUT_FILES[name](load_date)
+    for name in inputs(table):
+        spec = lake_input(name)
+        files = input_files(spec, load_date)
         if files:
             sqlrun.register_parquet(con, name, files)
         else:
-            con.register(name, _EMPTY_SHAPES[name].empty_table())
-    if "stg_products_snapshot" in INPUTS[table]:
-        con.execute(
-            "create type catalog_product_id as enum ("
-            " select distinct product_id from stg_products_snapshot where product_id is not null)"
-        )
+            con.register(name, STAGING_SCHEMAS[spec.table].empty_table())
+    for type_name in sorted(_references(table).types & INPUT_TYPES.keys()):
+        _, select = INPUT_TYPES[type_name]
+        con.execute(f"create type {sqlrun.quote_ident(type_name)} as enum ({select})")
 
 
 def define_macros(con: duckdb.DuckDBPyConnection) -> None:
@@ -168,9 +209,15 @@ def build(table: str, load_date: dt.date) -> int:
 
 
 def current_view_sql(table: str) -> str:
-    """The SELECT of a table's current view; it reads `<table>_all`, a relation over every partition."""
+    """The SELECT of a table's current view; it reads `<table>_all`, a relation over every partition.
+
+    `sql/warehouse/views/<table>.sql`, or for a dimension the publish merges into Postgres the same way,
+    rendered from its declaration in `pipeline.transform.merges`.
+    """
     if table not in TABLES:
         raise ValueError(f"unknown warehouse table {table!r}; expected one of {TABLES}")
+    if table in merges.MERGES:
+        return merges.MERGES[table].lake_view()
     return (VIEWS_DIR / f"{table}.sql").read_text(encoding="utf-8")
 
 

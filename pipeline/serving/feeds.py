@@ -1,0 +1,176 @@
+"""The small serving tables a publish feeds from lake partitions: dimensions, daily_metrics, audit rows.
+
+A feed is declared by what is specific to it: the serving table and the lake table it comes from,
+how the date's rows merge into it (`Upsert` on a key with per-column rules, `ReplaceDate`,
+`LatestBuild`), and the columns computed instead of read. Its columns are the serving table's own,
+read from Postgres at publish time (`binary_copy.table_columns`): `load_feed` COPYs the date's lake
+rows into a temp table `_in` shaped like the table, then runs the merge. The dimensions' merge rules
+come from `pipeline.transform.merges`, which renders the lake's current views from the same rules.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+from collections.abc import Mapping, Sequence
+
+import duckdb
+import psycopg
+from psycopg import sql
+
+from pipeline import lake
+from pipeline.serving import binary_copy
+from pipeline.serving.facts import LakePartitionInvalid, PublishError
+from pipeline.serving.lake_rows import LOAD_DATE, SOURCE_TABLE, batches, lake_select, text_columns
+from pipeline.serving.publish_errors import Progress
+from pipeline.transform import merges, staging
+from pipeline.transform.sqlrun import quote_ident
+
+logger = logging.getLogger(__name__)
+
+RAW_SOURCES = staging.SOURCES  # audit/rejected_lines is keyed by the raw source (orders)
+STAGING_SOURCES = tuple(map(staging.staging_table, staging.SOURCES))  # audit/bad_records, reconciliation
+
+
+class MergeRuleMissing(PublishError):
+    """A serving table has a column its feed's merge gives no rule; add one in pipeline.transform.merges."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Upsert:
+    """Insert the date's rows; a row whose key is published takes `rules` (default: the date's value)."""
+
+    key: tuple[str, ...]
+    rules: Mapping[str, str] = dataclasses.field(default_factory=dict)  # column -> expression of t and excluded
+    where: str = ""  # when a published row is replaced (default: always)
+    every_column: bool = False  # every non-key column must have a rule (a dimension merged column by column)
+
+    def statements(self, table: str, columns: Sequence[str], stamp: str | None) -> list[sql.Composable]:
+        target, names = sql.Identifier(*table.split(".")), sql.SQL(", ").join(map(sql.Identifier, columns))
+        updated = [c for c in columns if c not in self.key]
+        unruled = [c for c in updated if c not in self.rules]
+        if self.every_column and unruled:
+            raise MergeRuleMissing(f"{table} has column(s) {', '.join(unruled)} without a merge rule;"
+                                   " add them to its declaration in pipeline.transform.merges")
+        sets = [sql.SQL("{} = {}").format(sql.Identifier(c), sql.SQL(self.rules.get(c, f"excluded.{quote_ident(c)}")))
+                for c in updated]
+        if stamp:
+            sets.append(sql.SQL("{} = now()").format(sql.Identifier(stamp)))
+        return [sql.SQL("insert into {table} as t ({names}) select {names} from _in"
+                        " on conflict ({key}) do update set {sets}{where}").format(
+            table=target, names=names, key=sql.SQL(", ").join(map(sql.Identifier, self.key)),
+            sets=sql.SQL(", ").join(sets), where=sql.SQL(f" where {self.where}" if self.where else ""))]
+
+
+@dataclasses.dataclass(frozen=True)
+class ReplaceDate:
+    """The date's rows replace what the table holds for the date (load_date)."""
+
+    key: tuple[str, ...] = ()
+
+    def statements(self, table: str, columns: Sequence[str], stamp: str | None) -> list[sql.Composable]:
+        target, names = sql.Identifier(*table.split(".")), sql.SQL(", ").join(map(sql.Identifier, columns))
+        return [sql.SQL("delete from {} where load_date = %(d)s").format(target),
+                sql.SQL("insert into {} ({}) select {} from _in").format(target, names, names)]
+
+
+@dataclasses.dataclass(frozen=True)
+class LatestBuild:
+    """The table is small and each date's build holds all of it: the build of the greatest date replaces it."""
+
+    key: tuple[str, ...]
+    as_of: str  # the column holding the load date of the build (merges.BuildMerge)
+
+    def statements(self, table: str, columns: Sequence[str], stamp: str | None) -> list[sql.Composable]:
+        target, names = sql.Identifier(*table.split(".")), sql.SQL(", ").join(map(sql.Identifier, columns))
+        return [sql.SQL("delete from {t} where %(d)s >= (select max({as_of}) from {t})").format(
+                    t=target, as_of=sql.Identifier(self.as_of)),
+                sql.SQL("insert into {t} ({names}) select {names} from _in where not exists (select 1 from {t})").format(
+                    t=target, names=names)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Feed:
+    """A small serving table fed from lake partitions through a temp table and a merge."""
+
+    table: str  # schema.table in Postgres; its columns are the feed's
+    layer: str
+    lake_table: str
+    merge: Upsert | ReplaceDate | LatestBuild
+    derived: Mapping[str, str] = dataclasses.field(default_factory=dict)  # column -> DuckDB expression
+    stamp: str | None = None  # a timestamp column left to its default (now()) and set again by every merge
+    sources: tuple[str, ...] = ()  # partition keys source_table=<each>; empty = unkeyed
+    lenient: bool = False  # a column the lake lacks becomes NULL (with a warning) instead of an error
+    names: tuple[str, ...] = ()  # columns that name a row in error messages (default: the key)
+
+
+def dimension(merge: merges.ColumnMerge | merges.RowMerge | merges.BuildMerge, **options: str) -> Feed:
+    """The feed of a dimension merged by `merge` (pipeline.transform.merges)."""
+    how: Upsert | LatestBuild
+    if isinstance(merge, merges.BuildMerge):
+        how = LatestBuild(merge.key, merge.as_of)
+    else:
+        how = Upsert((merge.key,), merge.postgres_rules(), merge.postgres_where(),
+                     every_column=isinstance(merge, merges.ColumnMerge))
+    return Feed(f"warehouse.{merge.table}", "warehouse", merge.table, how, merge.postgres_derived(), **options)
+
+
+FEEDS = (
+    Feed("warehouse.dim_date", "warehouse", "dim_date", Upsert(("date_id",))),
+    dimension(merges.DIM_USER, stamp="updated_at"),
+    dimension(merges.DIM_PRODUCT),
+    dimension(merges.DIM_PRODUCT_HISTORY),
+    Feed("warehouse.daily_metrics", "warehouse", "daily_metrics", Upsert(("run_date",)), {"run_date": LOAD_DATE},
+         stamp="published_at", lenient=True),
+    # raw payloads of rejected data: operators only (schema quarantine; BI reads audit.* views of them)
+    Feed("quarantine.bad_records", "audit", "bad_records", ReplaceDate(),
+         {"load_date": LOAD_DATE, "source_table": SOURCE_TABLE}, sources=STAGING_SOURCES,
+         names=("source_table", "row_number")),
+    Feed("quarantine.rejected_lines", "audit", "rejected_lines", ReplaceDate(),
+         {"load_date": LOAD_DATE, "source_table": SOURCE_TABLE}, sources=RAW_SOURCES,
+         names=("source_table", "line_number")),
+    # lake partitions written before line accounting lack source_records/rejected_count: lenient
+    Feed("audit.reconciliation", "audit", "reconciliation", ReplaceDate(),
+         {"load_date": LOAD_DATE, "source_table": SOURCE_TABLE}, sources=STAGING_SOURCES,
+         lenient=True, names=("source_table",)),
+)
+
+
+def feed_columns(conn: psycopg.Connection, feed: Feed) -> list[binary_copy.PgColumn]:
+    """The columns a feed loads: the serving table's, but its stamp (left to the Postgres default)."""
+    return [c for c in binary_copy.table_columns(conn, feed.table) if c.name != feed.stamp]
+
+
+def load_feed(conn: psycopg.Connection, duck: duckdb.DuckDBPyConnection, feed: Feed, day: dt.date,
+              progress: Progress) -> int | None:
+    """Load the feed's partitions of the date into _in and merge; None when the lake has none."""
+    keys = feed.sources or (None,)
+    paths = [(k, lake.partition_file(feed.layer, feed.lake_table, day, **({"source_table": k} if k else {})))
+             for k in keys]
+    paths = [(k, p) for k, p in paths if lake.exists(p)]
+    progress.at(feed.table)
+    if not paths and not feed.sources:
+        logger.warning("no lake %s/%s partition for %s: %s left as it is", feed.layer, feed.lake_table, day, feed.table)
+        return None
+    table = sql.Identifier(*feed.table.split("."))
+    conn.execute("drop table if exists _in")
+    conn.execute(sql.SQL("create temp table _in (like {} including defaults) on commit drop").format(table))
+    columns = feed_columns(conn, feed)
+    rows = 0
+    for source, path in paths:
+        what = f"lake {feed.layer}/{feed.lake_table}"
+        select = lake_select(duck, path, columns, feed.derived, feed.lenient, what)
+        params = {"path": path, "load_date": day, "source_table": source}
+        progress.at(feed.table, path=path, params=params, keys=feed.names or feed.merge.key,
+                    select=lambda path=path: lake_select(duck, path, columns, feed.derived, feed.lenient, what,
+                                                         row_numbers=True),
+                    text_columns=text_columns(columns))
+        rows += binary_copy.copy_batches(conn, sql.Identifier("_in"), columns, batches(duck, select, params))
+    if feed.merge.key:
+        dup = conn.execute(sql.SQL("select {k} from _in group by {k} having count(*) > 1 limit 1").format(
+            k=sql.SQL(", ").join(map(sql.Identifier, feed.merge.key)))).fetchone()
+        if dup:
+            raise LakePartitionInvalid(f"lake {feed.lake_table} for {day} repeats key {dup}; its grain is broken")
+    for statement in feed.merge.statements(feed.table, [c.name for c in columns], feed.stamp):
+        conn.execute(statement, {"d": day})
+    return rows

@@ -1,0 +1,177 @@
+"""How a dimension's load-date contributions merge into its current rows: stated once, for both engines.
+
+Each load date's warehouse partition holds what that date says about a dimension (dim_user: the
+users active that day, with the location of the latest users snapshot; dim_product: the catalog as
+of the date). Two places merge those contributions, and must agree whatever order the dates were
+built or published in:
+
+- the lake's current view (DuckDB, `warehouse.current_view_sql`): over every partition at once;
+- the Postgres publish (`pipeline.serving.feeds`): one date at a time into the rows already
+  published, as `insert ... on conflict do update`.
+
+Both are rendered here from one declaration per dimension. Postgres keeps no load_date per row; it
+keeps the load date a merge needs in an `as_of` column (dim_user.city_as_of, dim_product.valid_as_of,
+dim_product_history.valid_as_of).
+Merging is monotonic in Postgres: a user or product that only a since-replaced file named stays.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from pipeline.transform.sqlrun import quote_ident as q
+
+MIN = "min"  # the smallest value over load dates, nulls ignored
+MAX = "max"  # the greatest value over load dates, nulls ignored
+LAST_REPORTED = "last reported"  # together with the other such columns, from the latest load date reporting any
+LOAD_DATE = "load_date"  # a contribution's load date (the partition key; Postgres: the merge's as_of column)
+
+
+@dataclasses.dataclass(frozen=True)
+class ColumnMerge:
+    """A dimension merged column by column (MIN, MAX, LAST_REPORTED); every non-key column has a rule."""
+
+    table: str
+    key: str
+    rules: tuple[tuple[str, str], ...]  # (column, rule) in the table's column order
+    as_of: str  # Postgres column: the load date the LAST_REPORTED columns come from
+    about: str  # one line for the view's header
+
+    def reported(self) -> list[str]:
+        return [column for column, rule in self.rules if rule == LAST_REPORTED]
+
+    def lake_view(self) -> str:
+        """The current view: one row per key over `<table>_all` (every partition), plus its latest load_date."""
+        c = "contributions."
+        aggregates = [f"        {c}{q(self.key)},"]
+        for column, rule in self.rules:
+            if rule in (MIN, MAX):
+                aggregates.append(f"        {rule}({c}{q(column)}) as {q(column)},")
+        reported = self.reported()
+        if reported:
+            fields = ", ".join(f"{q(column)} := {c}{q(column)}" for column in reported)
+            reported_any = " or ".join(f"{c}{q(column)} is not null" for column in reported)
+            aggregates.append(f"        arg_max(struct_pack({fields}), {c}{LOAD_DATE})\n"
+                              f"            filter (where {reported_any}) as _reported,")
+        aggregates.append(f"        max({c}{LOAD_DATE}) as {LOAD_DATE},")
+        final = [f"merged.{q(self.key)}"] + [
+            f"merged._reported.{q(column)} as {q(column)}" if rule == LAST_REPORTED else f"merged.{q(column)}"
+            for column, rule in self.rules] + [f"merged.{LOAD_DATE}"]
+        return (
+            f"-- {self.table} (current): {self.about}\n"
+            f"-- Rendered from pipeline.transform.merges (the Postgres publish merges by the same rules).\n"
+            f"with contributions as (\n    select * from {q(self.table + '_all')}\n),\n\n"
+            f"merged as (\n    select\n" + "\n".join(aggregates) + "\n"
+            f"    from contributions\n    group by {c}{q(self.key)}\n),\n\n"
+            f"final as (\n    select\n        " + ",\n        ".join(final) + ",\n    from merged\n)\n\n"
+            "select * from final\n"
+        )
+
+    def postgres_rules(self) -> dict[str, str]:
+        """column -> its value when a date's row (`excluded`) meets the published one (`t`)."""
+        newer = (f"excluded.{q(self.as_of)} is not null"
+                 f" and (t.{q(self.as_of)} is null or excluded.{q(self.as_of)} >= t.{q(self.as_of)})")
+        rules = {}
+        for column, rule in self.rules:
+            if rule == MIN:
+                rules[column] = f"least(t.{q(column)}, excluded.{q(column)})"
+            elif rule == MAX:
+                rules[column] = f"greatest(t.{q(column)}, excluded.{q(column)})"
+            else:
+                rules[column] = f"case when {newer} then excluded.{q(column)} else t.{q(column)} end"
+        rules[self.as_of] = f"greatest(t.{q(self.as_of)}, excluded.{q(self.as_of)})"
+        return rules
+
+    def postgres_where(self) -> str:
+        return ""
+
+    def postgres_derived(self) -> dict[str, str]:
+        """Postgres columns computed from the lake row (DuckDB expressions; $load_date is bound)."""
+        reported_any = " or ".join(f"{q(column)} is not null" for column in self.reported())
+        return {self.as_of: f"case when {reported_any} then $load_date::date end"}
+
+
+@dataclasses.dataclass(frozen=True)
+class RowMerge:
+    """A dimension whose rows replace each other whole: the best-ranked contribution of a key wins."""
+
+    table: str
+    key: str
+    rank: tuple[tuple[str, str], ...]  # (column, "asc" | "desc"), best first; LOAD_DATE is the contribution's date
+    as_of: str  # Postgres column: the load date of the row kept
+    about: str
+
+    def lake_view(self) -> str:
+        order = ", ".join(f"all_versions.{q(column) if column != LOAD_DATE else LOAD_DATE} {direction}"
+                          for column, direction in self.rank)
+        return (
+            f"-- {self.table} (current): {self.about}\n"
+            f"-- Rendered from pipeline.transform.merges (the Postgres publish merges by the same rule).\n"
+            f"with all_versions as (\n    select * from {q(self.table + '_all')}\n),\n\n"
+            f"final as (\n    select *\n    from all_versions\n    qualify row_number() over (\n"
+            f"        partition by all_versions.{q(self.key)}\n        order by {order}\n    ) = 1\n)\n\n"
+            "select * from final\n"
+        )
+
+    def postgres_rules(self) -> dict[str, str]:
+        return {}  # the whole row: every column takes the date's value, when `postgres_where` lets it
+
+    def postgres_where(self) -> str:
+        """The date's row (`excluded`) replaces the published one (`t`) when it ranks at least as high."""
+        new, old = [], []
+        for column, direction in self.rank:
+            name = q(self.as_of if column == LOAD_DATE else column)
+            better_is_smaller = direction == "asc"
+            new.append(f"excluded.{name}" if better_is_smaller else f"t.{name}")
+            old.append(f"t.{name}" if better_is_smaller else f"excluded.{name}")
+        return f"({', '.join(new)}) <= ({', '.join(old)})"  # row comparison: lexicographic
+
+    def postgres_derived(self) -> dict[str, str]:
+        return {self.as_of: "$load_date::date"}
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildMerge:
+    """A small table each load date rebuilds whole: the build of the greatest load date is the table."""
+
+    table: str
+    key: tuple[str, ...]
+    as_of: str  # Postgres column: the load date of the build the table holds
+    about: str
+
+    def lake_view(self) -> str:
+        return (
+            f"-- {self.table} (current): {self.about}\n"
+            f"-- Rendered from pipeline.transform.merges (the Postgres publish keeps the same build).\n"
+            f"with all_versions as (\n    select * from {q(self.table + '_all')}\n),\n\n"
+            f"final as (\n    select *\n    from all_versions\n"
+            f"    where all_versions.{LOAD_DATE} = (select max(latest.{LOAD_DATE}) from {q(self.table + '_all')} as latest)\n"
+            ")\n\nselect * from final\n"
+        )
+
+    def postgres_derived(self) -> dict[str, str]:
+        return {self.as_of: "$load_date::date"}
+
+
+DIM_USER = ColumnMerge(
+    table="dim_user", key="user_id",
+    rules=(("first_seen_date", MIN), ("first_order_date", MIN), ("last_seen_date", MAX),
+           ("city", LAST_REPORTED), ("country", LAST_REPORTED)),
+    as_of="city_as_of",
+    about="one row per user_id: the earliest first seen / first order and the latest last seen date over\n"
+          "-- every load date; city and country together, from the latest load date that reported either.",
+)
+DIM_PRODUCT = RowMerge(
+    table="dim_product", key="product_id",
+    rank=(("is_inferred", "asc"), (LOAD_DATE, "desc")),
+    as_of="valid_as_of",
+    about="one row per product_id: the catalog version of the latest load date that had the product\n"
+          "-- in its catalog; an inferred member only when no load date ever found it in a catalog.",
+)
+DIM_PRODUCT_HISTORY = BuildMerge(
+    table="dim_product_history", key=("product_id", "version"),
+    as_of="valid_as_of",
+    about="the SCD2 history as of the latest load date (each partition holds the\n"
+          "-- whole history rebuilt from every snapshot up to its date). Grain: one row per product version.",
+)
+MERGES: dict[str, ColumnMerge | RowMerge | BuildMerge] = {
+    merge.table: merge for merge in (DIM_USER, DIM_PRODUCT, DIM_PRODUCT_HISTORY)}

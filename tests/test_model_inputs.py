@@ -1,0 +1,73 @@
+"""A warehouse model's inputs are stated once, in its SQL: what it registers and what its task requires follow."""
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import luigi
+import pytest
+
+from pipeline import tasks
+from pipeline.tasks import model
+from pipeline.transform import sqlrun, warehouse
+
+D = dt.date(2025, 12, 15)
+
+
+@pytest.fixture()
+def sql_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of sql/ that the pipeline reads instead, for a model file a test rewrites."""
+    root = tmp_path / "sql"
+    shutil.copytree(sqlrun.SQL_DIR, root)
+    monkeypatch.setattr(sqlrun, "SQL_DIR", root)
+    luigi.task_register.Register.clear_instance_cache()
+    return root
+
+
+def test_references_are_the_relations_read_by_name_not_the_ctes() -> None:
+    refs = sqlrun.references(
+        "with a as (select * from a), b as (select * from a join c using (k))"
+        " select * from b, (with d as (select 1) select * from d, e) as sub, s.f where x in (select y from g)"
+        " and z::my_type is not null")
+    # `a` inside its own definition is the outer relation a; later `a` is the CTE
+    assert refs.relations == ("a", "c", "e", "s.f", "g")
+    assert "my_type" in refs.types
+    assert sqlrun.references("with recursive r as (select 1 union all select * from r) select * from r").relations == ()
+    with pytest.raises(sqlrun.SqlUnparsable, match="syntax error"):
+        sqlrun.references("selec 1")
+
+
+def test_each_model_reads_what_its_sql_names() -> None:
+    assert warehouse.inputs("dim_user") == ("fact_orders", "fact_events", "stg_users_snapshot")
+    # the facts read the catalog through the ENUM type built from it
+    assert warehouse.inputs("fact_orders") == ("stg_orders", "stg_products_snapshot")
+    assert set(warehouse.inputs("daily_metrics")) == {
+        "raw_orders", "raw_events", "stg_orders", "stg_events", "reconciliation", "fact_orders", "fact_events"}
+    assert warehouse.lake_input("reconciliation").sources == ("stg_orders", "stg_events")
+
+
+def test_a_new_read_in_a_model_s_sql_becomes_a_requirement_of_its_task(sql_copy: Path) -> None:
+    path = sql_copy / "warehouse" / "dim_date.sql"
+    assert {type(t) for t in tasks.BuildDimDate(date=D).requires()} == {tasks.BuildFactOrders, tasks.BuildFactEvents}
+    path.write_text(path.read_text().replace("select * from fact_events", "select * from fact_events"
+                                             " where event_id not in (select order_id from stg_orders)"))
+    luigi.task_register.Register.clear_instance_cache()
+    assert warehouse.inputs("dim_date") == ("fact_orders", "fact_events", "stg_orders")
+    assert {type(t) for t in tasks.BuildDimDate(date=D).requires()} == {
+        tasks.BuildFactOrders, tasks.BuildFactEvents, tasks.StageOrders}
+
+
+def test_a_relation_no_one_declared_is_refused_with_where_to_declare_it(sql_copy: Path) -> None:
+    path = sql_copy / "warehouse" / "dim_date.sql"
+    path.write_text(path.read_text().replace("select * from fact_events", "select * from stg_refunds"))
+    with pytest.raises(warehouse.UnknownInput, match=r"dim_date.sql reads 'stg_refunds'.*LAKE_INPUTS"):
+        tasks.BuildDimDate(date=D).requires()
+    with pytest.raises(warehouse.UnknownInput, match="stg_refunds"):
+        warehouse.build("dim_date", D)
+
+
+def test_an_input_without_a_task_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(warehouse.LAKE_INPUTS, "stg_refunds", warehouse.LakeInput("staging", "stg_refunds"))
+    with pytest.raises(KeyError, match="stg_refunds"):
+        model.writers(warehouse.lake_input("stg_refunds"))
