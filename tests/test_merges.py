@@ -14,7 +14,7 @@ import pytest
 
 from pipeline.serving import feeds, publish
 from pipeline.transform import sqlrun, warehouse
-from tests.support.postgres import PRODUCT_SCHEMA, USER_SCHEMA, event, order, write_facts, write_rows
+from tests.support.serving import PRODUCT_SCHEMA, USER_SCHEMA, event, order, write_facts, write_rows
 
 DAYS = [dt.date(2025, 12, 14) + dt.timedelta(days=n) for n in range(4)]
 USER_COLUMNS = "user_id, first_seen_date, first_order_date, last_seen_date, city, country"

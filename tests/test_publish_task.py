@@ -15,7 +15,7 @@ import pytest
 from pipeline import tasks
 from pipeline.quality import serving_reconciliation
 from pipeline.serving import publish
-from tests.support.postgres import event, order, write_facts
+from tests.support.serving import event, order, write_facts
 
 D = dt.date(2025, 12, 14)
 
