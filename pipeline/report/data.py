@@ -95,7 +95,7 @@ def fetch(conn: psycopg.Connection, day: dt.date) -> ReportData:
         raise NothingToReport(
             f"Postgres ({describe(conn)}) has nothing for {day}: it is not in audit.publish_log and has"
             f" no quality outcomes; run the pipeline for it first"
-            f" (uv run luigi --module pipeline.tasks DailyPipeline --date {day} --local-scheduler)")
+            f" (luigi --module pipeline.tasks DailyPipeline --date {day} --local-scheduler)")
     return ReportData(
         day=day, source=describe(conn), kpis=by_date.get(day), previous=previous, trend=trend,
         funnel=funnel, metrics=metrics, published=published, check_outcomes=outcomes,

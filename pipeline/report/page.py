@@ -1,6 +1,6 @@
 """The daily report: one self-contained HTML page per date, from the Postgres serving layer.
 
-    uv run python -m pipeline report --date 2025-12-15 [--out reports/daily_report_2025-12-15.html]
+    python -m pipeline report --date 2025-12-15 [--out reports/daily_report_2025-12-15.html]
 
 The page needs nothing but a browser: inline CSS, inline SVG charts (`pipeline.report.svg`), no
 script, no font, no image, no link to fetch. It shows the day's KPIs (orders, gross and net revenue,
