@@ -32,9 +32,13 @@ luigid: setup
 	mkdir -p lake/_luigid/log
 	$(RUN) luigid --address 127.0.0.1 --port 8082 --logdir lake/_luigid/log --state-path lake/_luigid/state.pickle
 
-# JupyterLab (the notebook dependency group) on queries/explore.ipynb, on localhost; Ctrl-C stops it.
+# JupyterLab (the notebook dependency group) on localhost, the repository as its root, opening
+# queries/explore.ipynb (the URL it prints opens it too); Ctrl-C stops it.
+# NOTEBOOK_ARGS: more options for jupyter lab, e.g. make notebook NOTEBOOK_ARGS="--port 8890 --no-browser".
+# As root (a container's usual user) JupyterLab refuses to start without --allow-root.
 notebook: setup
-	$(RUN) jupyter lab --ip 127.0.0.1 queries/explore.ipynb
+	$(RUN) jupyter lab --ip 127.0.0.1 --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/queries/explore.ipynb \
+		$(if $(filter 0,$(shell id -u)),--allow-root) $(NOTEBOOK_ARGS)
 
 bench: setup
 	$(RUN) python -m devtools.bench

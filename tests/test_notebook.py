@@ -9,10 +9,14 @@ Its results must be pandas DataFrames and matplotlib charts (PNG), and its HTML 
 from __future__ import annotations
 
 import base64
+import json
 import os
+import re
+import signal
 import struct
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import nbclient
@@ -22,8 +26,10 @@ import pytest
 from pipeline.lake import views
 from tests.support import analytics_dataset
 from tests.support.browser import Dom, headless
+from tests.support.paths import REPO
+from tests.support.processes import free_port, wait_for
 
-NOTEBOOK = Path(__file__).resolve().parent.parent / "queries" / "explore.ipynb"
+NOTEBOOK = REPO / "queries" / "explore.ipynb"
 CHARTS = 6  # revenue per day, moving average, funnel, top products, new vs returning customers, quality
 # appended to a copy of the export: once the page has loaded, records whether each image decoded, and its size
 PROBE = """<script>
@@ -106,3 +112,34 @@ def test_the_html_export_shows_every_chart_in_a_browser(executed, chromium, tmp_
         width, height = map(int, image["attrs"]["data-rendered"].split("x"))
         assert width > 300 and height > 100
     assert len(dom.find("table", **{"class": "dataframe"})) >= 8
+
+
+def test_make_notebook_serves_the_notebook_in_jupyterlab(tmp_path: Path) -> None:
+    """`make notebook` starts JupyterLab on 127.0.0.1, prints its URL, and that URL serves the notebook."""
+    port = free_port()
+    log = tmp_path / "jupyter.log"
+    env = {**os.environ, "UV_OFFLINE": "1", "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+           "JUPYTER_CONFIG_DIR": str(tmp_path / "config")}
+    with log.open("w") as out:
+        server = subprocess.Popen(["make", "notebook", f"NOTEBOOK_ARGS=--port {port} --no-browser"], cwd=REPO, env=env,
+                                  stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        printed = re.compile(rf"http://127\.0\.0\.1:{port}/lab/tree/queries/explore\.ipynb\?token=(\w+)")
+        wait_for(lambda: printed.search(log.read_text()) or server.poll() is not None, timeout=180,
+                 what="JupyterLab to print its URL")
+        found = printed.search(log.read_text())
+        assert found, f"make notebook printed no URL of the notebook:\n{log.read_text()[-3000:]}"
+        with urllib.request.urlopen(found.group(0), timeout=30) as page:
+            assert page.status == 200 and "JupyterLab" in page.read().decode()
+        api = f"http://127.0.0.1:{port}/api/contents/queries/explore.ipynb?token={found.group(1)}"
+        with urllib.request.urlopen(api, timeout=30) as reply:
+            served = json.load(reply)
+        assert served["type"] == "notebook" and served["content"]["cells"][0]["source"].startswith("# Exploring the lake")
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)  # make, uv and jupyter: the group this test started
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait(timeout=30)
