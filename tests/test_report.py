@@ -22,7 +22,7 @@ from pipeline.quality import gate
 from pipeline.report import page, svg
 from pipeline.serving import publish
 from tests.support import analytics_dataset
-from tests.support.browser import CHROMIUM, Dom, headless
+from tests.support.browser import Dom, headless
 from tests.support.paths import REPO
 
 CHARTS = {"revenue-trend", "categories", "funnel", "checks", "quarantine", "layers"}

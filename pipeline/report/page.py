@@ -29,10 +29,9 @@ import psycopg
 
 from pipeline import lake, resources
 from pipeline.report import data as report_data
-from pipeline.report import sales, settings
+from pipeline.report import fmt, sales, settings
 from pipeline.report import svg as report_svg
 from pipeline.report.data import Comparison, NothingToReport, ReportData
-from pipeline.report import fmt
 from pipeline.report.fmt import count, percent
 from pipeline.report.svg import esc
 from pipeline.serving import pg
