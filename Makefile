@@ -4,7 +4,7 @@ UV_SYSTEM := $(shell command -v uv 2>/dev/null)
 UV := $(if $(UV_SYSTEM),$(UV_SYSTEM),$(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: setup test demo sample-data psql luigid bench audit clean
+.PHONY: setup test demo sample-data psql luigid notebook bench audit clean
 
 $(CURDIR)/.tools/bin/uv:
 	python3 -m venv .tools
@@ -16,8 +16,9 @@ setup: $(UV)
 test: setup
 	$(RUN) pytest
 
+# DEMO_ARGS: the demo's options for a smaller or longer week, e.g. make demo DEMO_ARGS="--orders-per-day 300"
 demo: setup
-	$(RUN) python -m devtools.demo
+	$(RUN) python -m devtools.demo $(DEMO_ARGS)
 
 # Sample data for docker compose (or any run): the dates of .env.example's backfill into data/incoming.
 sample-data: setup
@@ -30,6 +31,14 @@ psql: setup
 luigid: setup
 	mkdir -p lake/_luigid/log
 	$(RUN) luigid --address 127.0.0.1 --port 8082 --logdir lake/_luigid/log --state-path lake/_luigid/state.pickle
+
+# JupyterLab (the notebook dependency group) on localhost, the repository as its root, opening
+# queries/explore.ipynb (the URL it prints opens it too); Ctrl-C stops it.
+# NOTEBOOK_ARGS: more options for jupyter lab, e.g. make notebook NOTEBOOK_ARGS="--port 8890 --no-browser".
+# As root (a container's usual user) JupyterLab refuses to start without --allow-root.
+notebook: setup
+	$(RUN) jupyter lab --ip 127.0.0.1 --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/queries/explore.ipynb \
+		$(if $(filter 0,$(shell id -u)),--allow-root) $(NOTEBOOK_ARGS)
 
 bench: setup
 	$(RUN) python -m devtools.bench

@@ -1,4 +1,4 @@
-"""`make demo` (`uv run python -m devtools.demo`): a week of sample data through the whole pipeline.
+"""`make demo` (`python -m devtools.demo`): a week of sample data through the whole pipeline.
 
 1. generates 7 days (3,000 orders and 30,000 events a day, 2 % dirty rows) into the incoming folder
    (`ECOMM_DATA_DIR`, default data/incoming); the files are byte-identical on every run;
@@ -16,6 +16,7 @@ and runs nothing. Options: `--start`, `--days`, `--orders-per-day`, `--events-pe
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
 import subprocess
@@ -105,7 +106,7 @@ def connection_help() -> list[str]:
     """How to reach the serving Postgres the demo used."""
     from pipeline.serving import embedded, pg
 
-    lines = ["psql:      make psql   (or: uv run python -m pipeline.serving.pg psql)"]
+    lines = ["psql:      make psql   (or: python -m pipeline.serving.pg psql)"]
     target = pg.dsn()
     lines.append(f"DSN:       {pg.redact(target) if target else '(libpq PG* environment)'}")
     info = pg.embedded_status() if not os.environ.get(pg.ENV_DSN) else None
@@ -154,9 +155,22 @@ def main(argv: list[str] | None = None) -> int:
     if any(s.status == "published" for s in summaries):
         for name in SAMPLE_QUERIES:
             run_query(name, days)
-    print(f"\ndemo finished in {time.monotonic() - began:.1f}s (embedded Postgres keeps running:"
-          f" `uv run python -m pipeline.serving.pg stop` stops it)")
+    print(f"\ndemo finished in {time.monotonic() - began:.1f}s. Next, in this shell:")
+    for command, what in next_steps(days[-1]):
+        print(f"  {command:<50} # {what}")
     return result.returncode
+
+
+def next_steps(last_day: dt.date) -> list[tuple[str, str]]:
+    """The commands to go on with, as a user types them (tests/test_readme_commands.py runs them)."""
+    activate = Path(sys.prefix) / "bin" / "activate"
+    with contextlib.suppress(ValueError):
+        activate = activate.relative_to(Path.cwd())
+    steps = [(f"source {activate}", "the project's luigi and python on the PATH, once per shell"),
+             (f"python -m pipeline report --date {last_day}", "the daily report of the last day, as HTML")]
+    if not os.environ.get("ECOMM_PG_DSN"):
+        steps.append(("python -m pipeline.serving.pg stop", "stop the embedded Postgres (it keeps running for BI)"))
+    return steps
 
 
 if __name__ == "__main__":

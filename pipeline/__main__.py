@@ -1,4 +1,4 @@
-"""`uv run python -m pipeline <command> [options]`: the project's commands besides Luigi's own.
+"""`python -m pipeline <command> [options]`: the project's commands besides Luigi's own.
 
     summary     the run summary (rows per layer, quarantine, checks, publish) for a range of dates
     report      the self-contained HTML daily report for a date

@@ -2,7 +2,7 @@
 
 CASES is the single source of the table in docs/bad-input.md (between the markers
 `<!-- bad-input:start -->` and `<!-- bad-input:end -->`; print it with
-`uv run python -m tests.test_bad_input_catalog`). Each case writes real incoming files into a
+`python -m tests.test_bad_input_catalog`). Each case writes real incoming files into a
 temporary folder and runs the pipeline's own Luigi tasks for the date (LandX then StageX, each only
 when its `complete()` says so, as the scheduler would) with real DuckDB and real Parquet. Then:
 

@@ -203,7 +203,7 @@ def test_a_table_the_pipeline_adds_later_appears_and_a_quote_in_the_path_is_safe
 
 @pytest.mark.slow
 def test_the_duckdb_cli_init_script_builds_the_same_relations(built, tmp_path: Path) -> None:
-    # what a user runs: `uv run python -m pipeline.lake.views --sql > lake.sql; duckdb -init lake.sql`
+    # what a user runs: `python -m pipeline.lake.views --sql > lake.sql; duckdb -init lake.sql`
     done = subprocess.run([sys.executable, "-m", "pipeline.lake.views", "--sql"], cwd=REPO, check=True,
                           capture_output=True, text=True, env={**os.environ, "ECOMM_LAKE_DIR": str(built.lake)})
     script = tmp_path / "lake.sql"

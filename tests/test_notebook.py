@@ -1,12 +1,22 @@
-"""queries/explore.ipynb runs top to bottom on a real lake, so it never rots.
+"""queries/explore.ipynb runs top to bottom on a real lake, as data scientists work, so it never rots.
 
 The lake: 3 generated days with dirty rows through the real pipeline (to the quality gate). The
 notebook is executed by nbclient in a real IPython kernel, from a working directory that is not the
 repository (it must find luigi.cfg and the lake by itself), with ECOMM_LAKE_DIR pointing at the lake.
+Its results must be pandas DataFrames and matplotlib charts (PNG), and its HTML export (the
+`jupyter nbconvert` command the notebook documents) must show every chart in a real browser.
 """
 from __future__ import annotations
 
+import base64
+import json
 import os
+import re
+import signal
+import struct
+import subprocess
+import sys
+import urllib.request
 from pathlib import Path
 
 import nbclient
@@ -15,8 +25,22 @@ import pytest
 
 from pipeline.lake import views
 from tests.support import analytics_dataset
+from tests.support.browser import Dom, headless
+from tests.support.paths import REPO
+from tests.support.processes import free_port, wait_for
 
-NOTEBOOK = Path(__file__).resolve().parent.parent / "queries" / "explore.ipynb"
+NOTEBOOK = REPO / "queries" / "explore.ipynb"
+CHARTS = 6  # revenue per day, moving average, funnel, top products, new vs returning customers, quality
+# appended to a copy of the export: once the page has loaded, records whether each image decoded, and its size
+PROBE = """<script>
+window.addEventListener('load', () => {
+  for (const img of document.querySelectorAll('img')) {
+    img.setAttribute('data-loaded', img.complete && img.naturalWidth > 0 ? 'yes' : 'no');
+    const box = img.getBoundingClientRect();
+    img.setAttribute('data-rendered', box.width.toFixed(0) + 'x' + box.height.toFixed(0));
+  }
+});
+</script>"""
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +48,20 @@ def lake(tmp_path_factory: pytest.TempPathFactory, embedded_server):
     root = tmp_path_factory.mktemp("notebook")
     with analytics_dataset.pipeline_dataset(root, embedded_server, publish=False, days=3) as data:
         yield data
+
+
+@pytest.fixture(scope="module")
+def executed(lake, tmp_path_factory: pytest.TempPathFactory) -> nbformat.NotebookNode:
+    assert os.environ["ECOMM_LAKE_DIR"] == str(lake.lake)
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    client = nbclient.NotebookClient(notebook, timeout=180, kernel_name="python3",
+                                     resources={"metadata": {"path": str(tmp_path_factory.mktemp("cwd"))}})
+    client.execute()  # raises CellExecutionError, with the cell and its traceback, if any cell fails
+    return notebook
+
+
+def _outputs(notebook: nbformat.NotebookNode) -> list[dict]:
+    return [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
 
 
 def test_the_notebook_is_committed_without_outputs() -> None:
@@ -35,16 +73,17 @@ def test_the_notebook_is_committed_without_outputs() -> None:
 
 
 @pytest.mark.slow
-def test_the_notebook_runs_and_draws_its_charts(lake, tmp_path: Path) -> None:
-    assert os.environ["ECOMM_LAKE_DIR"] == str(lake.lake)
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
-    client = nbclient.NotebookClient(notebook, timeout=180, kernel_name="python3",
-                                     resources={"metadata": {"path": str(tmp_path)}})
-    client.execute()  # raises CellExecutionError, with the cell and its traceback, if any cell fails
-    outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
+def test_the_notebook_shows_dataframes_and_matplotlib_charts(executed, lake) -> None:
+    outputs = _outputs(executed)
     assert not [o for o in outputs if o.output_type == "error"]
-    charts = [o["data"]["image/svg+xml"] for o in outputs if "image/svg+xml" in o.get("data", {})]
-    assert len(charts) == 5 and all('data-chart="' in svg and "<rect" in svg for svg in charts)
+    charts = [base64.b64decode(o["data"]["image/png"]) for o in outputs if "image/png" in o.get("data", {})]
+    assert len(charts) == CHARTS, "one matplotlib figure per chart cell"
+    for png in charts:
+        assert png.startswith(b"\x89PNG\r\n\x1a\n")
+        width, height = struct.unpack(">II", png[16:24])  # the IHDR chunk
+        assert width >= 600 and height >= 250, f"a chart of {width}x{height} pixels"
+    tables = [o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {})]
+    assert len(tables) >= 8 and all('class="dataframe' in t for t in tables), "query results are DataFrames"
     text = "\n".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in outputs)
     for name in views.queries():
         assert name in text, f"the notebook lists queries/{name}.sql"
@@ -53,3 +92,54 @@ def test_the_notebook_runs_and_draws_its_charts(lake, tmp_path: Path) -> None:
     for kpi_date, order_count in con.execute("select kpi_date, order_count from (" + views.query_text("daily_kpis")
                                              + ") as q").fetchall():
         assert str(kpi_date) in text and str(order_count) in text
+
+
+@pytest.mark.slow
+def test_the_html_export_shows_every_chart_in_a_browser(executed, chromium, tmp_path: Path) -> None:
+    source = tmp_path / "explore.ipynb"
+    nbformat.write(executed, source)
+    jupyter = Path(sys.executable).parent / "jupyter"  # the environment's, as `jupyter nbconvert` in .venv
+    subprocess.run([str(jupyter), "nbconvert", "--to", "html", str(source), "--output-dir", str(tmp_path / "html")],
+                   capture_output=True, text=True, timeout=300, check=True)
+    page = (tmp_path / "html" / "explore.html").read_text(encoding="utf-8")
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.replace("</body>", PROBE + "</body>"), encoding="utf-8")
+    dom = Dom(headless(chromium, tmp_path, "--dump-dom", probe.as_uri()).stdout)
+    images = dom.find("img")
+    assert len(images) == CHARTS
+    for image in images:
+        assert image["attrs"].get("data-loaded") == "yes", f"a broken image: {image['attrs'].get('src', '')[:60]}"
+        width, height = map(int, image["attrs"]["data-rendered"].split("x"))
+        assert width > 300 and height > 100
+    assert len(dom.find("table", **{"class": "dataframe"})) >= 8
+
+
+def test_make_notebook_serves_the_notebook_in_jupyterlab(tmp_path: Path) -> None:
+    """`make notebook` starts JupyterLab on 127.0.0.1, prints its URL, and that URL serves the notebook."""
+    port = free_port()
+    log = tmp_path / "jupyter.log"
+    env = {**os.environ, "UV_OFFLINE": "1", "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+           "JUPYTER_CONFIG_DIR": str(tmp_path / "config")}
+    with log.open("w") as out:
+        server = subprocess.Popen(["make", "notebook", f"NOTEBOOK_ARGS=--port {port} --no-browser"], cwd=REPO, env=env,
+                                  stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        printed = re.compile(rf"http://127\.0\.0\.1:{port}/lab/tree/queries/explore\.ipynb\?token=(\w+)")
+        wait_for(lambda: printed.search(log.read_text()) or server.poll() is not None, timeout=180,
+                 what="JupyterLab to print its URL")
+        found = printed.search(log.read_text())
+        assert found, f"make notebook printed no URL of the notebook:\n{log.read_text()[-3000:]}"
+        with urllib.request.urlopen(found.group(0), timeout=30) as page:
+            assert page.status == 200 and "JupyterLab" in page.read().decode()
+        api = f"http://127.0.0.1:{port}/api/contents/queries/explore.ipynb?token={found.group(1)}"
+        with urllib.request.urlopen(api, timeout=30) as reply:
+            served = json.load(reply)
+        assert served["type"] == "notebook" and served["content"]["cells"][0]["source"].startswith("# Exploring the lake")
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)  # make, uv and jupyter: the group this test started
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait(timeout=30)

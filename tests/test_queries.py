@@ -206,3 +206,17 @@ def test_query_helpers_name_every_file() -> None:
     assert views.question("top_products").startswith("Which 10 products")
     with pytest.raises(FileNotFoundError, match="no query"):
         views.query_text("no_such_query")
+
+
+@pytest.mark.slow
+def test_new_and_returning_customers_and_a_day_s_top_products(lake, serving) -> None:
+    # EDGE_U1 first orders on 2025-12-02 (two orders, one customer: new), then again on 2025-12-03 (returning)
+    days = "q.order_date in (date '2025-12-02', date '2025-12-03') order by q.order_date"
+    for rows in _rows(lake, serving, _filtered("new_vs_returning_customers", days)):
+        assert rows == [
+            (ORDER_DAY, 1, 1, 0, Decimal("100.00"), Decimal("2.01"), Decimal("0.00"), Decimal("1.00"), Decimal("0.00")),
+            (ORDER_DAY + dt.timedelta(days=1), 1, 0, 1, Decimal("0.00"), Decimal("0.00"), Decimal("1.50"),
+             Decimal("0.00"), Decimal("1.50"))]
+    for rows in _rows(lake, serving, _filtered("top_products_daily", "q.order_date = date '2025-12-02'")):
+        assert [row[:3] + row[5:] for row in rows] == [
+            (ORDER_DAY, 1, "PROD_0001", 2, 2, Decimal("2.01"), Decimal("1.00"))]

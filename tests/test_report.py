@@ -8,7 +8,6 @@ hold every chart, drawn at a real size, with the figures that independent SQL re
 from __future__ import annotations
 
 import datetime as dt
-import html.parser
 import os
 import shutil
 import subprocess
@@ -23,10 +22,10 @@ from pipeline.quality import gate
 from pipeline.report import page, svg
 from pipeline.serving import publish
 from tests.support import analytics_dataset
+from tests.support.browser import Dom, headless
 from tests.support.paths import REPO
 
-CHROMIUM = "/usr/bin/chromium"
-CHARTS = {"revenue-trend", "funnel", "checks", "quarantine", "layers"}
+CHARTS = {"revenue-trend", "categories", "funnel", "checks", "quarantine", "layers"}
 # appended to a copy of the page: records the rendered size of every chart and mark in the DOM
 PROBE = """<script>
 for (const el of document.querySelectorAll('svg[data-chart], svg[data-chart] rect[data-value]')) {
@@ -34,70 +33,6 @@ for (const el of document.querySelectorAll('svg[data-chart], svg[data-chart] rec
   el.setAttribute('data-rendered', box.width.toFixed(1) + 'x' + box.height.toFixed(1));
 }
 </script>"""
-
-
-@pytest.fixture(scope="session")
-def chromium() -> str:
-    """Debian's chromium, installed with apt-get when missing (the suite never skips for it)."""
-    if not os.path.exists(CHROMIUM):
-        install = ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        if subprocess.run(install, env=env, capture_output=True).returncode != 0:
-            subprocess.run(["apt-get", "update"], env=env, capture_output=True, check=False)
-            done = subprocess.run(install, env=env, capture_output=True, text=True)
-            if done.returncode != 0:
-                pytest.fail(f"could not install chromium (as root: apt-get update && apt-get install -y chromium):"
-                            f"\n{done.stderr[-2000:]}")
-    return CHROMIUM
-
-
-def headless(chromium: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    profile = tmp_path / f"chromium-profile-{len(list(tmp_path.glob('chromium-profile-*')))}"
-    return subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         f"--user-data-dir={profile}", "--host-resolver-rules=MAP * ~NOTFOUND", "--window-size=900,2400", *args],
-        capture_output=True, text=True, timeout=120, check=True)
-
-
-class Dom(html.parser.HTMLParser):
-    """Every element of a page with its attributes and its text (its descendants' included)."""
-
-    VOID = {"meta", "br", "img", "input", "link", "hr", "line", "path", "circle"}
-
-    def __init__(self, text: str) -> None:
-        super().__init__(convert_charrefs=True)
-        self.elements: list[dict] = []
-        self._open: list[dict] = []
-        self.feed(text)
-
-    def handle_starttag(self, tag, attrs):
-        element = {"tag": tag, "attrs": dict(attrs), "text": ""}
-        self.elements.append(element)
-        if tag not in self.VOID:
-            self._open.append(element)
-
-    def handle_startendtag(self, tag, attrs):
-        self.elements.append({"tag": tag, "attrs": dict(attrs), "text": ""})
-
-    def handle_endtag(self, tag):
-        for index in range(len(self._open) - 1, -1, -1):
-            if self._open[index]["tag"] == tag:
-                del self._open[index:]
-                break
-
-    def handle_data(self, data):
-        for element in self._open:
-            element["text"] += data
-
-    def find(self, tag: str | None = None, **attrs: str) -> list[dict]:
-        wanted = {key.replace("_", "-"): value for key, value in attrs.items()}
-        return [e for e in self.elements if (tag is None or e["tag"] == tag)
-                and all(e["attrs"].get(k) == v if v is not None else k in e["attrs"] for k, v in wanted.items())]
-
-    def one(self, tag: str | None = None, **attrs: str) -> dict:
-        found = self.find(tag, **attrs)
-        assert len(found) == 1, f"expected one <{tag} {attrs}>, found {len(found)}"
-        return found[0]
 
 
 @pytest.fixture(scope="module")
@@ -251,6 +186,82 @@ def _row_cells(dom: Dom, source: str) -> list[dict]:
             break
         cells.append(element)
     return cells
+
+
+@pytest.mark.slow
+def test_the_change_from_the_day_before_is_postgres_s(dom, serving, day) -> None:
+    def kpis(when: dt.date) -> tuple[int, Decimal, int]:
+        orders, gross = serving.execute("select count(*), sum(revenue) from warehouse.fact_orders"
+                                        " where cast(order_ts as date) = %s", [when]).fetchone()
+        events = serving.execute("select count(*) from warehouse.fact_events where cast(event_ts as date) = %s",
+                                 [when]).fetchone()[0]
+        return orders, gross, events
+
+    now, before = kpis(day), kpis(day - dt.timedelta(days=1))
+    for key, current, base in zip(("order_count", "gross_revenue", "event_count"), now, before, strict=True):
+        change = (Decimal(current) - Decimal(base)) * 100 / Decimal(base)
+        assert [e["attrs"]["data-delta"] for e in _card(dom, key) if e["attrs"].get("data-compare") == "day"] == [
+            f"{change:.2f}"], key
+    assert not dom.find(data_compare="week"), "a week before the dataset nothing was loaded"
+
+
+def _card(dom: Dom, key: str) -> list[dict]:
+    """The elements inside a KPI card (up to the next card or section)."""
+    start = dom.elements.index(dom.one("div", data_kpi=key))
+    inside = []
+    for element in dom.elements[start + 1:]:
+        if "data-kpi" in element["attrs"] or element["tag"] in ("p", "section"):
+            break
+        inside.append(element)
+    return inside
+
+
+@pytest.mark.slow
+def test_the_first_loaded_day_is_not_compared_with_the_late_orders_before_it(data, serving, tmp_path) -> None:
+    first, before = data.dates[0], data.dates[0] - dt.timedelta(days=1)
+    late = serving.execute("select count(*) from warehouse.fact_orders where cast(order_ts as date) = %s",
+                           [before]).fetchone()[0]
+    assert late > 0, "the first load date's files hold late orders of the day before (the issue's 7 orders)"
+    assert serving.execute("select count(*) from audit.publish_log where load_date = %s", [before]).fetchone() == (0,)
+    out = tmp_path / "first.html"
+    done = subprocess.run([sys.executable, "-m", "pipeline", "report", "--date", first.isoformat(), "--out", str(out)],
+                          cwd=REPO, capture_output=True, text=True, env=os.environ.copy())
+    assert done.returncode == 0, done.stderr
+    page_dom = Dom(out.read_text(encoding="utf-8"))
+    assert not page_dom.find(data_delta=None), "no change against a day that holds only late orders"
+    assert f"{before} was not loaded as a day of its own" in page_dom.one("p", data_no_comparison="day")["text"]
+
+
+@pytest.mark.slow
+def test_the_sales_section_is_the_day_s_orders_in_postgres(dom, serving, day) -> None:
+    categories = serving.execute(
+        "select coalesce(p.category, 'Unknown'), count(*), sum(o.net_revenue) from warehouse.fact_orders as o"
+        " left join warehouse.dim_product as p on p.product_id = o.product_id where cast(o.order_ts as date) = %s"
+        " group by 1 order by 3 desc, 1 limit 5", [day]).fetchall()
+    shown = dom.find("tr", data_category=None)
+    assert [row["attrs"]["data-category"] for row in shown] == [name for name, _, _ in categories]
+    for row, (name, orders, net) in zip(shown, categories, strict=True):
+        assert Decimal(dom.one("rect", data_category=name)["attrs"]["data-value"]) == net
+        assert f"USD {net:,.2f}" in row["text"] and f"{orders:,}" in row["text"]
+    products = serving.execute(
+        "select product_id, sum(net_revenue) from warehouse.fact_orders where cast(order_ts as date) = %s"
+        " group by 1 order by 2 desc, sum(revenue) desc, 1 limit 5", [day]).fetchall()
+    assert [(r["attrs"]["data-product"], f"USD {net:,.2f}" in r["text"])
+            for r, (_, net) in zip(dom.find("tr", data_product=None), products, strict=True)] == [
+        (product, True) for product, _ in products]
+    new, returning = serving.execute(
+        "with first_order as (select user_id, min(cast(order_ts as date)) as day from warehouse.fact_orders"
+        " group by user_id) select count(distinct o.user_id) filter (where f.day = %s),"
+        " count(distinct o.user_id) filter (where f.day < %s) from warehouse.fact_orders as o"
+        " join first_order as f on f.user_id = o.user_id where cast(o.order_ts as date) = %s", [day, day, day]).fetchone()
+    assert returning > 0 and new > 0
+    assert f"{new:,}" in dom.one("tr", data_customers="new")["text"]
+    assert f"{returning:,}" in dom.one("tr", data_customers="returning")["text"]
+    for status in ("cancelled", "refunded"):
+        n, revenue = serving.execute("select count(*), coalesce(sum(revenue), 0) from warehouse.fact_orders"
+                                     " where cast(order_ts as date) = %s and status = %s", [day, status]).fetchone()
+        assert f"{n:,}" in dom.one("tr", data_status=status)["text"]
+        assert f"USD {revenue:,.2f}" in dom.one("tr", data_status=status)["text"]
 
 
 @pytest.mark.slow

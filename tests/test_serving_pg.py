@@ -9,7 +9,7 @@ import sys
 import psycopg
 import pytest
 
-from pipeline.serving import pg
+from pipeline.serving import migrations, pg
 from tests.support.paths import REPO
 from tests.support.postgres import PG_ENV, EmbeddedServer, embedded_in_temp_dir
 
@@ -108,3 +108,28 @@ def test_cli_usage_error() -> None:
 def test_redact_hides_passwords() -> None:
     assert "s3cret" not in pg.redact("postgresql://u:s3cret@h/db")
     assert pg.redact("") == "(libpq PG* environment)"
+
+
+@pytest.mark.parametrize(("configured", "bi"), [
+    ("postgresql://postgres:secret@db.example:5433/ecomm?sslmode=require",
+     "postgresql://bi_reader@db.example:5433/ecomm?sslmode=require"),
+    ("postgresql://postgres@/ecomm?host=/run/pg", "postgresql://bi_reader@/ecomm?host=/run/pg"),
+    ("host=db.example dbname=shop user=etl password=secret", "postgresql://bi_reader@db.example/shop"),
+])
+def test_the_bi_dsn_of_a_configured_server_is_bi_reader_without_a_password(
+        monkeypatch: pytest.MonkeyPatch, configured: str, bi: str) -> None:
+    for name in PG_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ECOMM_PG_DSN", configured)
+    assert pg.bi_dsn() == bi
+
+
+def test_the_bi_dsn_of_the_embedded_server_logs_in_over_tcp(embedded_server, monkeypatch: pytest.MonkeyPatch) -> None:
+    embedded_server.env(monkeypatch, "ecomm")
+    with pg.connect() as conn:  # the roles exist once the serving schema does
+        migrations.ensure_schema(conn)
+    printed = subprocess.run([sys.executable, "-m", "pipeline.serving.pg", "dsn", "--bi"], cwd=REPO,
+                             capture_output=True, text=True, timeout=120, check=True).stdout.strip()
+    assert printed == f"postgresql://bi_reader@127.0.0.1:{embedded_server.port}/ecomm"
+    with psycopg.connect(printed) as conn:
+        assert conn.execute("select current_user, inet_server_addr() is not null").fetchone() == ("bi_reader", True)

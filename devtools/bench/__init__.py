@@ -1,6 +1,6 @@
-"""The benchmark: `make bench` = `uv run python -m devtools.bench` (= `... bench all`).
+"""The benchmark: `make bench` = `python -m devtools.bench` (= `... bench all`).
 
-    uv run python -m devtools.bench [all|day|history|scale|land] [--orders N] [--events N] [--days N]
+    python -m devtools.bench [all|day|history|scale|land] [--orders N] [--events N] [--days N]
         [--repeat N] [--workers N] [--scale-days N] [--timeline] [--dir DIR]
 
 - `day`: the max-volume day (500,000 orders, 2,000,000 events; generated once into <dir>/max) runs

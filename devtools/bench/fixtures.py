@@ -1,6 +1,6 @@
 """Benchmark: publishing a max-volume day vs. a bare COPY of the same rows, in the same run.
 
-    uv run python -m devtools.bench.fixtures [--orders 500000] [--events 2000000] [--repeat 3]
+    python -m devtools.bench.fixtures [--orders 500000] [--events 2000000] [--repeat 3]
 
 Generates synthetic lake partitions for one day with DuckDB `range()` (500K orders + 2M events by
 default, the seed's maximum daily volume) in a temporary lake, then, on a scratch database of the

@@ -2,7 +2,7 @@
 
 Usage::
 
-    uv run python -m devtools.generate START_DATE DAYS [--orders-per-day N] [--events-per-day N]
+    python -m devtools.generate START_DATE DAYS [--orders-per-day N] [--events-per-day N]
         [--users N] [--products N] [--seed S] [--out DIR] [--dirty-rate R] [--format {json,ndjson}]
         [--catalog-dir DIR]
 

@@ -4,8 +4,8 @@
     con = lakeview.open_lake()            # or open_lake("/path/to/lake")
     con.sql("select * from warehouse.fact_orders limit 5").show()
 
-    uv run python -m pipeline.lake.views --sql > lake.sql && duckdb -init lake.sql   # the duckdb CLI
-    uv run python -m pipeline.lake.views                                             # what is there
+    python -m pipeline.lake.views --sql > lake.sql && duckdb -init lake.sql   # the duckdb CLI
+    python -m pipeline.lake.views                                             # what is there
 
 `open_lake` returns an in-memory DuckDB connection holding schemas `raw`, `staging`, `warehouse` and
 `audit` with one view per lake table (`raw.orders`, `staging.stg_orders`, `audit.bad_records` ...).

@@ -1,10 +1,18 @@
 """What the daily report shows, read from the Postgres serving layer (and the gate's passes from the lake).
 
-The numbers come from the same files BI users run (`queries/daily_kpis.sql`, `conversion_funnel.sql`),
-wrapped as `select * from (<query>) as q where <date filter>` with the dates bound, plus the date's
-rows of warehouse.daily_metrics, audit.dq_failures, audit.bad_records, audit.rejected_lines and
-audit.publish_log. Postgres keeps only the checks that warned, failed or errored; how many passed is
-read from the lake's gate results for the date (`lake/audit/dq_results`) when the lake is at hand.
+The numbers come from the same files BI users run (`queries/daily_kpis.sql`, `conversion_funnel.sql`,
+`revenue_by_category_daily.sql`, `top_products_daily.sql`, `new_vs_returning_customers.sql`,
+`cancellation_refund_rates.sql`), wrapped as `select * from (<query>) as q where <date filter>` with
+the dates bound, plus the date's rows of warehouse.daily_metrics, audit.dq_failures,
+audit.bad_records, audit.rejected_lines and audit.publish_log. Postgres keeps only the checks that
+warned, failed or errored; how many passed is read from the lake's gate results for the date
+(`lake/audit/dq_results`) when the lake is at hand.
+
+Comparisons. The day's KPIs are compared with the day before and with the same weekday a week
+before, each only when both dates were published as load dates of their own (audit.publish_log). A
+calendar date nobody loaded holds at most the late rows of other dates' files (7 orders the day
+before the first load date, say): a change against that says nothing, so the page says why there is
+no comparison instead.
 """
 from __future__ import annotations
 
@@ -23,10 +31,30 @@ from pipeline.serving import pg
 logger = logging.getLogger(__name__)
 
 TREND_DAYS = 14
+TOP = 5  # categories and products shown
+COMPARISONS = (  # key, days back, what the base is
+    ("day", 1, "the day before"),
+    ("week", 7, "the same weekday a week before"),
+)
 
 
 class NothingToReport(Exception):
     """Postgres has nothing for the date: it was neither published nor checked."""
+
+
+@dataclasses.dataclass
+class Comparison:
+    """A date the day's KPIs are compared with, or why they are not."""
+
+    key: str  # "day" or "week"
+    label: str  # "the day before"
+    day: dt.date
+    kpis: dict[str, Any] | None  # its daily_kpis.sql row when the comparison holds, else None
+    missing: str | None  # why there is no comparison; None when there is one
+
+    @property
+    def holds(self) -> bool:
+        return self.missing is None
 
 
 @dataclasses.dataclass
@@ -36,9 +64,13 @@ class ReportData:
     day: dt.date
     source: str  # where the numbers come from (a DSN without password)
     kpis: dict[str, Any] | None  # daily_kpis.sql row of the day
-    previous: dict[str, Any] | None  # ... of the day before (for the deltas)
+    comparisons: list[Comparison]  # the day before, the same weekday a week before
     trend: list[dict[str, Any]]  # daily_kpis.sql rows of the 14 days up to the day (missing days absent)
     funnel: dict[str, Any] | None  # conversion_funnel.sql row of the day
+    categories: list[dict[str, Any]]  # revenue_by_category_daily.sql rows of the day, top TOP by net revenue
+    products: list[dict[str, Any]]  # top_products_daily.sql rows of the day, product_rank <= TOP
+    customers: dict[str, Any] | None  # new_vs_returning_customers.sql row of the day
+    cancellations: dict[str, Any] | None  # cancellation_refund_rates.sql row of the day
     metrics: dict[str, Any] | None  # warehouse.daily_metrics row (run_date = the day)
     published: dict[str, Any] | None  # audit.publish_log row
     check_outcomes: list[dict[str, Any]]  # audit.dq_failures rows (warn, fail, error)
@@ -75,13 +107,42 @@ def describe(conn: psycopg.Connection) -> str:
     return f"{info.user}@{info.host}:{info.port}/{info.dbname}"
 
 
+def comparisons(day: dt.date, by_date: dict[dt.date, dict[str, Any]], published: set[dt.date]) -> list[Comparison]:
+    """The day before and the same weekday a week before: comparable only if both dates were loaded."""
+    found = []
+    for key, days_back, label in COMPARISONS:
+        base = day - dt.timedelta(days=days_back)
+        row = by_date.get(base)
+        if day not in published:
+            missing = f"{day} itself is not published"
+        elif base in published:
+            missing = None
+        elif row is not None:
+            orders, events = row["order_count"], row["event_count"]
+            missing = (f"{base} was not loaded as a day of its own (Postgres holds only {orders:,}"
+                       f" order{'' if orders == 1 else 's'} and {events:,} event{'' if events == 1 else 's'}"
+                       " for it, late rows from other dates' files)")
+        else:
+            missing = f"{base} was not loaded (Postgres has nothing for it)"
+        found.append(Comparison(key, label, base, row if missing is None else None, missing))
+    return found
+
+
 def fetch(conn: psycopg.Connection, day: dt.date) -> ReportData:
     """Read the report's numbers for `day` from the serving database."""
     first = day - dt.timedelta(days=TREND_DAYS - 1)
     trend = _rows(conn, _query("daily_kpis", "q.kpi_date between %s and %s order by q.kpi_date"), [first, day])
     by_date = {row["kpi_date"]: row for row in trend}
-    previous = by_date.get(day - dt.timedelta(days=1))
+    bases = [day - dt.timedelta(days=days_back) for _, days_back, _ in COMPARISONS]
+    published_dates = {row["load_date"] for row in _rows(
+        conn, "select load_date from audit.publish_log where load_date = any(%s)", [[day, *bases]])}
     funnel = _one(conn, _query("conversion_funnel", "q.event_date = %s"), [day])
+    categories = _rows(conn, _query("revenue_by_category_daily", "q.order_date = %s"
+                                    " order by q.net_revenue desc, q.category limit %s"), [day, TOP])
+    products = _rows(conn, _query("top_products_daily", "q.order_date = %s and q.product_rank <= %s"
+                                  " order by q.product_rank"), [day, TOP])
+    customers = _one(conn, _query("new_vs_returning_customers", "q.order_date = %s"), [day])
+    cancellations = _one(conn, _query("cancellation_refund_rates", "q.order_date = %s"), [day])
     metrics = _one(conn, "select * from warehouse.daily_metrics where run_date = %s", [day])
     published = _one(conn, "select * from audit.publish_log where load_date = %s", [day])
     outcomes = _rows(conn, "select check_name, table_name, check_type, outcome, value, message from audit.dq_failures"
@@ -95,11 +156,13 @@ def fetch(conn: psycopg.Connection, day: dt.date) -> ReportData:
         raise NothingToReport(
             f"Postgres ({describe(conn)}) has nothing for {day}: it is not in audit.publish_log and has"
             f" no quality outcomes; run the pipeline for it first"
-            f" (uv run luigi --module pipeline.tasks DailyPipeline --date {day} --local-scheduler)")
+            f" (luigi --module pipeline.tasks DailyPipeline --date {day} --local-scheduler)")
     return ReportData(
-        day=day, source=describe(conn), kpis=by_date.get(day), previous=previous, trend=trend,
-        funnel=funnel, metrics=metrics, published=published, check_outcomes=outcomes,
-        checks_passed=_lake_passes(day), quarantine=quarantine, rejected_lines=rejected["n"] if rejected else 0,
+        day=day, source=describe(conn), kpis=by_date.get(day),
+        comparisons=comparisons(day, by_date, published_dates), trend=trend, funnel=funnel,
+        categories=categories, products=products, customers=customers, cancellations=cancellations,
+        metrics=metrics, published=published, check_outcomes=outcomes, checks_passed=_lake_passes(day),
+        quarantine=quarantine, rejected_lines=rejected["n"] if rejected else 0,
     )
 
 

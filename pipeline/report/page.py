@@ -1,19 +1,23 @@
 """The daily report: one self-contained HTML page per date, from the Postgres serving layer.
 
-    uv run python -m pipeline report --date 2025-12-15 [--out reports/daily_report_2025-12-15.html]
+    python -m pipeline report --date 2025-12-15 [--out reports/daily_report_2025-12-15.html]
 
 The page needs nothing but a browser: inline CSS, inline SVG charts (`pipeline.report.svg`), no
 script, no font, no image, no link to fetch. It shows the day's KPIs (orders, gross and net revenue,
-average order value, events, active users, conversion) with the change from the day before, the
-revenue of the 14 days up to the date, the funnel, the data-quality status (checks passed, warned,
-failed; quarantined rows by reason) and the rows per layer. Sales and events are by calendar date
-(UTC), pipeline figures by load date. Every figure is also in a `data-value` attribute, exactly as
-Postgres returned it, for tools that read the page.
+average order value, events, active users, conversion) with the change from the day before and from
+the same weekday a week before (only against dates loaded as days of their own: see
+pipeline.report.data), the revenue of the 14 days up to the date, the top categories and products,
+new and returning customers, cancellations and refunds, the funnel, the data-quality status (checks
+passed, warned, failed; quarantined rows by reason) and the rows per layer. Sales and events are by
+calendar date (UTC), pipeline figures by load date; money is in [report] currency (USD unless set).
+Every figure is also in a `data-*` attribute, exactly as Postgres returned it, for tools that read
+the page.
 """
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import logging
 import os
 import sys
@@ -25,8 +29,10 @@ import psycopg
 
 from pipeline import lake, resources
 from pipeline.report import data as report_data
+from pipeline.report import fmt, sales, settings
 from pipeline.report import svg as report_svg
-from pipeline.report.data import NothingToReport, ReportData
+from pipeline.report.data import Comparison, NothingToReport, ReportData
+from pipeline.report.fmt import count, percent
 from pipeline.report.svg import esc
 from pipeline.serving import pg
 
@@ -45,7 +51,8 @@ h2 { font-size: 16px; margin: 28px 0 10px; border-bottom: 1px solid #e3e3e3; pad
 .kpi { border: 1px solid #e3e3e3; border-radius: 8px; padding: 10px 12px; }
 .kpi .label { display: block; color: #666; font-size: 12px; }
 .kpi .value { display: block; font-size: 20px; font-weight: 600; font-variant-numeric: tabular-nums; }
-.kpi .delta { font-size: 12px; color: #666; } .delta.up { color: #245c37; } .delta.down { color: #a93226; }
+.kpi .value .cur { font-size: 12px; font-weight: 400; color: #666; }
+.kpi .delta { display: block; font-size: 12px; color: #666; } .delta.up { color: #245c37; } .delta.down { color: #a93226; }
 table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
 th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid #eee; font-size: 13px; vertical-align: top; }
 td.num, th.num { text-align: right; }
@@ -57,54 +64,59 @@ svg.chart { display: block; max-width: 100%; height: auto; margin: 6px 0; }
 
 
 # ------------------------------------------------------------------------------------- formatting
-def money(value: Any) -> str:
-    return "–" if value is None else f"{Decimal(value):,.2f}"
-
-
-def count(value: Any) -> str:
-    return "–" if value is None else f"{int(value):,}"
-
-
-def percent(value: Any) -> str:
-    return "–" if value is None else f"{Decimal(value):.2f} %"
-
-
-KPIS = (  # column of daily_kpis.sql, label, formatter
-    ("order_count", "Orders", count),
-    ("gross_revenue", "Gross revenue", money),
-    ("net_revenue", "Net revenue", money),
-    ("avg_order_value", "Average order value", money),
-    ("event_count", "Events", count),
-    ("active_users", "Active users", count),
-    ("purchasing_users", "Buyers", count),
-    ("conversion_rate", "Conversion", percent),
+KPIS = (  # column of daily_kpis.sql, label, kind of figure
+    ("order_count", "Orders", "count"),
+    ("gross_revenue", "Gross revenue", "money"),
+    ("net_revenue", "Net revenue", "money"),
+    ("avg_order_value", "Average order value", "money"),
+    ("event_count", "Events", "count"),
+    ("active_users", "Active users", "count"),
+    ("purchasing_users", "Buyers", "count"),
+    ("conversion_rate", "Conversion", "percent"),
 )
+VERSUS = {"day": "vs day before", "week": "vs same day last week"}
 
 
-def _delta(current: Any, before: Any) -> str:
-    """The change from the day before, in %, or nothing when there is no base to compare with."""
-    if current is None or before is None or Decimal(before) == 0:
-        return '<span class="delta">&nbsp;</span>'
-    change = (Decimal(current) - Decimal(before)) * 100 / Decimal(before)
+def _delta(current: Any, base: Any, comparison: Comparison) -> str:
+    """The change from a comparison's date, in %; nothing when there is no base to compare with."""
+    if current is None or base is None or Decimal(base) == 0:
+        return ""
+    change = (Decimal(current) - Decimal(base)) * 100 / Decimal(base)
     direction = "up" if change > 0 else "down" if change < 0 else "flat"
     arrow = {"up": "▲", "down": "▼", "flat": "="}[direction]
     size = f"{abs(change):.1f} %" if abs(change) >= Decimal("0.05") or not change else "< 0.1 %"
-    return f'<span class="delta {direction}" data-delta="{change:.2f}">{arrow} {size} vs day before</span>'
+    return (f'<span class="delta {direction}" data-compare="{comparison.key}" data-delta="{change:.2f}"'
+            f' title="{comparison.day}">{arrow} {size} {VERSUS[comparison.key]}</span>')
 
 
-def _kpi_cards(data: ReportData) -> str:
-    kpis, before = data.kpis or {}, data.previous or {}
+def _kpi_cards(data: ReportData, currency: str) -> str:
+    kpis = data.kpis or {}
     cards = []
-    for key, label, fmt in KPIS:
+    for key, label, kind in KPIS:
         value = kpis.get(key)
+        if kind == "money":  # the code small, so that the amount fits the card
+            shown = esc(fmt.amount(value)) if value is None else f'<span class="cur">{currency}</span> {fmt.amount(value)}'
+        else:
+            shown = esc(count(value) if kind == "count" else percent(value))
+        deltas = "".join(_delta(value, c.kpis.get(key), c) for c in data.comparisons if c.holds and c.kpis)
         cards.append(
             f'<div class="kpi" data-kpi="{key}" data-value="{esc("" if value is None else value)}">'
-            f'<span class="label">{esc(label)}</span><span class="value">{esc(fmt(value))}</span>'
-            f"{_delta(value, before.get(key))}</div>")
+            f'<span class="label">{esc(label)}</span><span class="value">{shown}</span>'
+            f"{deltas or '<span class=delta>&nbsp;</span>'}</div>")
     return f'<div class="kpis">{"".join(cards)}</div>'
 
 
-def _trend(data: ReportData) -> str:
+def _comparison_notes(data: ReportData) -> str:
+    """Which dates the deltas compare with, and why a comparison is missing."""
+    held = [f"{c.label} ({c.day.strftime('%a')} {c.day})" for c in data.comparisons if c.holds]
+    notes = [f'<p class="note" data-compared="{" ".join(c.key for c in data.comparisons if c.holds)}">'
+             f"Changes are against {esc(' and '.join(held))}.</p>"] if held else []
+    notes += [f'<p class="note" data-no-comparison="{c.key}">No comparison with {esc(c.label)}: {esc(c.missing)}.</p>'
+              for c in data.comparisons if not c.holds]
+    return "".join(notes)
+
+
+def _trend(data: ReportData, money: Any) -> str:
     by_date = {row["kpi_date"]: row for row in data.trend}
     days = data.trend_days
     gross = [by_date[d]["gross_revenue"] if d in by_date else None for d in days]
@@ -208,9 +220,11 @@ def _banner(data: ReportData) -> str:
             " the pipeline has not finished it. The checks below say why.</p>")
 
 
-def render(data: ReportData, generated_at: dt.datetime | None = None) -> str:
-    """The report page for `data`, as one HTML document."""
+def render(data: ReportData, generated_at: dt.datetime | None = None, currency: str | None = None) -> str:
+    """The report page for `data`, as one HTML document; money in `currency` (default: [report] currency)."""
     generated = (generated_at or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%d %H:%M UTC")
+    code = settings.currency(currency)
+    money = functools.partial(fmt.money, currency=code)
     day = data.day
     return f"""<!doctype html>
 <html lang="en">
@@ -225,15 +239,19 @@ def render(data: ReportData, generated_at: dt.datetime | None = None) -> str:
 <h1>Daily report · {day} ({day.strftime("%A")})</h1>
 <p class="meta">From the serving Postgres ({esc(data.source)}) · generated {generated}</p>
 {_banner(data)}
-<section id="kpis"><h2>The day in numbers</h2>{_kpi_cards(data)}
+<section id="kpis"><h2>The day in numbers</h2>{_kpi_cards(data, code)}
+{_comparison_notes(data)}
 <p class="note">Orders and revenue by order date, events and users by event date (UTC). Gross revenue: every
-order; net: sold statuses only. Conversion: users with a purchase / active users.</p></section>
-<section id="trend"><h2>Revenue, 14 days to {day}</h2>{_trend(data)}</section>
+order; net: sold statuses only. Conversion: users with a purchase / active users. Amounts in
+<span data-currency="{code}">{code}</span>.</p></section>
+<section id="trend"><h2>Revenue, 14 days to {day}</h2>{_trend(data, money)}</section>
+<section id="sales"><h2>Sales of {day}</h2>{sales.section(data, money)}</section>
 <section id="funnel"><h2>Funnel</h2>{_funnel(data)}</section>
 <section id="quality"><h2>Data quality (load date {day})</h2>{_quality(data)}</section>
 <section id="layers"><h2>Rows per layer (load date {day})</h2>{_layers(data)}</section>
-<p class="note">Figures from queries/daily_kpis.sql and queries/conversion_funnel.sql (the same files run on the lake),
-warehouse.daily_metrics and the audit schema.</p>
+<p class="note">Figures from queries/daily_kpis.sql, conversion_funnel.sql, revenue_by_category_daily.sql,
+top_products_daily.sql, new_vs_returning_customers.sql and cancellation_refund_rates.sql (the same files run on
+the lake), warehouse.daily_metrics and the audit schema.</p>
 </main>
 </body>
 </html>
@@ -244,13 +262,14 @@ def default_out(day: dt.date) -> Path:
     return resources.work_dir() / "reports" / f"daily_report_{day.isoformat()}.html"
 
 
-def write(day: dt.date, out: Path | None = None) -> Path:
-    """Write the report of `day` (atomically) and return its path."""
+def write(day: dt.date, out: Path | None = None, currency: str | None = None) -> Path:
+    """Write the report of `day` (atomically) and return its path; money in `currency` (default: [report])."""
+    code = settings.currency(currency)  # a wrong setting fails before Postgres is asked anything
     data = report_data.load(day)
     target = Path(out) if out is not None else default_out(day)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = lake.temp_path(str(target))
-    Path(tmp).write_text(render(data), encoding="utf-8")
+    Path(tmp).write_text(render(data, currency=code), encoding="utf-8")
     os.replace(tmp, target)
     logger.info("wrote the daily report of %s to %s", day, target)
     return target
@@ -260,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline report", description=__doc__.split("\n\n")[0])
     parser.add_argument("--date", required=True, help="the date to report, YYYY-MM-DD")
     parser.add_argument("--out", help="where to write the page (default: reports/daily_report_<date>.html)")
+    parser.add_argument("--currency", help="ISO 4217 code of the amounts (default: [report] currency in luigi.cfg,"
+                                           " USD unless set)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -267,8 +288,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         parser.error(str(err))
     try:
-        path = write(day, Path(args.out) if args.out else None)
-    except (NothingToReport, pg.EmbeddedServerError) as err:
+        path = write(day, Path(args.out) if args.out else None, args.currency)
+    except (NothingToReport, settings.BadCurrency, pg.EmbeddedServerError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except psycopg.OperationalError as err:

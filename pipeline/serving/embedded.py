@@ -301,7 +301,7 @@ def start() -> str:
     url = socket_dsn(info["socket_dir"], info["port"], db)
     if started:  # once per start: how to connect, for people and BI tools
         logger.info(
-            "embedded Postgres started in %s (pid %s). Connect with: %s | psql: uv run python -m pipeline.serving.pg psql"
+            "embedded Postgres started in %s (pid %s). Connect with: %s | psql: python -m pipeline.serving.pg psql"
             " | TCP for BI tools: postgresql://bi_reader@127.0.0.1:%s/%s",
             pgdata, info["pid"], url, info["port"], db,
         )

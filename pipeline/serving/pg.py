@@ -6,13 +6,16 @@ Where to connect, in order:
    libpq reads PG* and ~/.pgpass itself;
 3. otherwise the embedded PostgreSQL 16 (pipeline.serving.embedded), started on demand.
 
-Run `python -m pipeline.serving.pg dsn|start|stop|status|psql [psql args]` (`make psql` uses `psql`).
+Run `python -m pipeline.serving.pg dsn|start|stop|status|psql [psql args]` (`make psql` uses `psql`);
+`dsn --bi` prints what a BI tool connects with (the read-only login bi_reader) and `psql --bi` opens
+psql with it.
 """
 from __future__ import annotations
 
 import logging
 import os
 import sys
+import urllib.parse
 from typing import Any
 
 import psycopg
@@ -25,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 ENV_DSN = "ECOMM_PG_DSN"
 LIBPQ_VARS = ("PGHOST", "PGDATABASE", "PGSERVICE")
+BI_LOGIN = "bi_reader"  # the read-only login for BI tools (sql/serving/: the roles migration)
 
 # The embedded server's controls, under the names the pipeline's callers use.
 EmbeddedServerError = embedded.EmbeddedServerError
@@ -41,6 +45,36 @@ def dsn() -> str:
     if any(os.environ.get(name) for name in LIBPQ_VARS):
         return ""
     return embedded.dsn()
+
+
+def bi_dsn() -> str:
+    """What a BI tool connects with: the serving database as bi_reader, as a URI without a password.
+
+    For the embedded server that is TCP on 127.0.0.1 (started first if needed; local connections are
+    trusted). For a configured server it is ECOMM_PG_DSN's (or the PG* variables') host, port and
+    database with the user replaced: bi_reader's password belongs in the BI tool or ~/.pgpass.
+    """
+    explicit = os.environ.get(ENV_DSN, "").strip()
+    if not explicit and not any(os.environ.get(name) for name in LIBPQ_VARS):
+        embedded.start()
+        info = embedded.status() or {}
+        host, port, database = "127.0.0.1", str(info.get("port") or embedded.configured_port()), embedded.database()
+        params: dict[str, str] = {}
+    else:
+        params = {k: str(v) for k, v in conninfo_to_dict(explicit).items()} if explicit else {}
+        host = params.pop("host", "") or os.environ.get("PGHOST", "")
+        port = params.pop("port", "") or os.environ.get("PGPORT", "")
+        database = params.pop("dbname", "") or os.environ.get("PGDATABASE", "")
+        for secret_or_user in ("password", "passfile", "user"):
+            params.pop(secret_or_user, None)
+    if host.startswith("/"):  # a Unix socket directory goes in the query string
+        params = {"host": host, **params}
+        host = ""
+    netloc = f"{BI_LOGIN}@{host}" + (f":{port}" if port and host else "")
+    if port and not host:
+        params.setdefault("port", port)
+    query = urllib.parse.urlencode(params, safe="/")
+    return f"postgresql://{netloc}/{urllib.parse.quote(database)}" + (f"?{query}" if query else "")
 
 
 def redact(conninfo: str) -> str:
@@ -78,7 +112,7 @@ def connect(conninfo: str | None = None, **kwargs: Any) -> psycopg.Connection:
 
 
 # --------------------------------------------------------------------------------------------- CLI
-USAGE = "usage: python -m pipeline.serving.pg dsn|start|stop|status|psql [psql arguments]"
+USAGE = "usage: python -m pipeline.serving.pg dsn [--bi]|start|stop|status|psql [--bi] [psql arguments]"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,9 +123,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     command, rest = args[0], args[1:]
+    as_bi = command in {"dsn", "psql"} and rest[:1] == ["--bi"]
+    rest = rest[1:] if as_bi else rest
     try:
         if command == "dsn":
-            print(dsn())
+            print(bi_dsn() if as_bi else dsn())
         elif command == "start":
             print(embedded.start())
         elif command == "stop":
@@ -102,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
                   if info else f"not running ({embedded.data_dir()})")
             return 0 if info else 3
         else:
-            target = dsn()
+            target = bi_dsn() if as_bi else dsn()
             psql = str(embedded.binary("psql"))
             sys.stdout.flush()
             os.execv(psql, [psql, *(["--dbname", target] if target else []), *rest])

@@ -1,7 +1,7 @@
 """Restating a date: land a corrected or completed incoming file again, on purpose, and publish the date again.
 
-    uv run python -m pipeline restate --date 2025-12-15                  # every source whose file changed
-    uv run python -m pipeline restate --date 2025-12-15 --source orders  # this source, changed or not
+    python -m pipeline restate --date 2025-12-15                  # every source whose file changed
+    python -m pipeline restate --date 2025-12-15 --source orders  # this source, changed or not
 
 Raw partitions are immutable, so a file that changes after its date was landed is refused
 (SourceChanged), before publish and after it. Restating replaces the date on purpose:

@@ -1,7 +1,7 @@
 """The run summary: per date, rows through the layers, quarantine, checks, publish state and time.
 
-    uv run python -m pipeline summary --start 2025-12-13 --stop 2025-12-20 [--run-id R]
-    uv run python -m pipeline summary --date 2025-12-15
+    python -m pipeline summary --start 2025-12-13 --stop 2025-12-20 [--run-id R]
+    python -m pipeline summary --date 2025-12-15
 
 It reads what the pipeline left behind, so it is the same after the run as during it: raw row counts
 from the raw manifests, staged / quarantined / duplicate counts from audit/reconciliation, fact rows

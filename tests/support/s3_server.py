@@ -4,7 +4,7 @@ server, in its own process: real HTTP, real S3 requests, nothing mocked inside t
 Fixtures (registered by tests/conftest.py): `s3_env`, the session's server as the AWS environment a
 client needs; `s3_lake`, this process's lake root set to a fresh prefix in its bucket.
 
-Standalone: `uv run python -m tests.support.s3_server` prints the `export` lines for a shell."""
+Standalone: `python -m tests.support.s3_server` prints the `export` lines for a shell."""
 from __future__ import annotations
 
 import contextlib

@@ -1,0 +1,48 @@
+-- Question: Which products brought in the most net revenue each day, and how many units and orders was that?
+-- Grain: one row per product per order date (UTC), over the current version of every order.
+-- net_revenue counts sold statuses only, gross_revenue any status. product_rank orders a day's
+-- products by net revenue, then gross revenue, then product_id: 1 is the day's best seller, so
+-- `where product_rank <= 5` is a day's top five. Products unknown to the catalog appear as their
+-- inferred member ('Unknown product').
+with orders as (
+    select * from warehouse.fact_orders
+),
+
+products as (
+    select * from warehouse.dim_product
+),
+
+by_product_day as (
+    select
+        cast(orders.order_ts as date) as order_date,
+        orders.product_id,
+        count(distinct orders.order_id) as order_count,
+        sum(orders.quantity) as units_sold,
+        sum(orders.revenue) as gross_revenue,
+        sum(orders.net_revenue) as net_revenue
+    from orders
+    group by cast(orders.order_ts as date), orders.product_id
+),
+
+final as (
+    select
+        by_product_day.order_date,
+        row_number() over (
+            partition by by_product_day.order_date
+            order by by_product_day.net_revenue desc nulls last, by_product_day.gross_revenue desc nulls last,
+                by_product_day.product_id nulls last
+        ) as product_rank,
+        by_product_day.product_id,
+        coalesce(products.product_name, 'Unknown product') as product_name,
+        coalesce(products.category, 'Unknown') as category,
+        by_product_day.order_count,
+        cast(by_product_day.units_sold as bigint) as units_sold,
+        cast(by_product_day.gross_revenue as decimal(18, 2)) as gross_revenue,
+        cast(by_product_day.net_revenue as decimal(18, 2)) as net_revenue
+    from by_product_day
+    left join products
+        on by_product_day.product_id = products.product_id
+)
+
+select * from final
+order by final.order_date, final.product_rank
