@@ -12,7 +12,6 @@ Postgres returned it, for tools that read the page.
 """
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import logging
 import os
@@ -23,7 +22,7 @@ from typing import Any
 
 import psycopg
 
-from pipeline import lake, resources
+from pipeline import cli, lake, resources
 from pipeline.report import data as report_data
 from pipeline.report import svg as report_svg
 from pipeline.report.data import NothingToReport, ReportData
@@ -257,8 +256,8 @@ def write(day: dt.date, out: Path | None = None) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline report", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--date", required=True, help="the date to report, YYYY-MM-DD")
+    parser = cli.Parser(prog="python -m pipeline report", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--date", required=True, type=cli.date_arg, help="the date to report, YYYY-MM-DD")
     parser.add_argument("--out", help="where to write the page (default: reports/daily_report_<date>.html)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
