@@ -59,19 +59,22 @@ class _RejectedCommandLine(logging.Filter):
         if not record.exc_info or record.msg != "Uncaught exception in luigi":
             return True
         error, tb = record.exc_info[1], record.exc_info[2]
-        option = None
+        option = value = None
         parsing = False
         while tb is not None:
             code = tb.tb_frame.f_code
             if code.co_filename.endswith(os.path.join("luigi", "cmdline_parser.py")):
                 parsing = True
                 option = tb.tb_frame.f_locals.get("param_name", option)
+                value = tb.tb_frame.f_locals.get("attr", value)
             tb = tb.tb_next
         if not parsing or error is None:
             return True
         text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if "does not match format '%Y-%m-%d'" in text and isinstance(value, str):  # Luigi's own DateParameter
+            text = f"{value!r} is not a valid date: expected YYYY-MM-DD, e.g. 2025-12-15"
         if option and not text.startswith("--"):
-            text = f"--{option.replace('_', '-')}: {text}"
+            text = f"--{option.replace('_', '-')} {text}"
         record.msg, record.args = "the command was rejected: %s (luigi --help-all lists the options)", (text,)
         record.exc_info, record.exc_text = None, None
         return True

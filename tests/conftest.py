@@ -21,6 +21,7 @@ pytest_plugins = [
     "tests.support.luigi_config",  # luigi_settings
     "tests.support.s3_server",  # s3_env, s3_lake
     "tests.support.ops",  # ops
+    "tests.support.luigid",  # luigid
 ]
 
 

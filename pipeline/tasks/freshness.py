@@ -79,12 +79,14 @@ def check(now: dt.datetime, max_age: float) -> tuple[int, str]:
     if age <= max_age:
         return FRESH, (f"FRESH: the latest published load date is {day} ({when}), {age:.1f} h after its end"
                        f" (limit {max_age:g} h)")
-    start, stop = day + dt.timedelta(days=1), now.astimezone(ZoneInfo(config.model().business_timezone)).date()
-    catch_up = (f"luigi --module pipeline.tasks RangeDaily --of DailyPipeline --start {start} --stop {stop}"
-                if start < stop else f"luigi --module pipeline.tasks DailyPipeline --date {start}")
+    # the dates that have ended since: from the one after the latest published to yesterday
+    start = day + dt.timedelta(days=1)
+    stop = max(start + dt.timedelta(days=1), now.astimezone(ZoneInfo(config.model().business_timezone)).date())
+    catch_up = (f"luigi --module pipeline.tasks DailyPipeline --date {start}" if stop - start == dt.timedelta(days=1)
+                else f"luigi --module pipeline.tasks RangeDaily --of DailyPipeline --start {start} --stop {stop}")
     return STALE, (f"STALE: the latest published load date is {day} ({when}), {age:.1f} h after its end, over the"
                    f" limit of {max_age:g} h ([freshness] max_age_hours); see why with `python -m pipeline summary"
-                   f" --start {start} --stop {stop if start < stop else start + dt.timedelta(days=1)}`, catch up with `{catch_up}`")
+                   f" --start {start} --stop {stop}`, catch up with `{catch_up}`")
 
 
 def _moment(text: str) -> dt.datetime:

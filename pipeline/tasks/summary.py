@@ -148,14 +148,14 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
             failures.append(f"what to do (gate blocked): {runbook.by_kind('gate blocked').fix_for(day)}")
         elif failures:
             status = "FAILED"
-            if remedies:  # the first kind the runbook knows: what to do about it, for this date
-                failures.append(f"what to do ({remedies[0].kind}): {remedies[0].fix_for(day)}")
         elif _not_ready(day):
             status = f"NOT READY ({', '.join(_not_ready(day))}: no ready marker)"
         elif published is None:
             status = "publish state unknown (Postgres not running)"
         else:
             status = "not published"
+        if remedies and status in ("published", "FAILED"):  # what to do about the first kind the runbook knows
+            failures.append(f"what to do ({remedies[0].kind}): {remedies[0].fix_for(day)}")
         if run_id is not None:
             done = [r["duration_seconds"] for r in runs if r["duration_seconds"] is not None]
             seconds = round(sum(done), 1) if done else None
