@@ -147,3 +147,52 @@ def test_freshness_names_the_latest_date_and_exits_for_a_monitor(fresh_db: Targe
 
     down = _run([*PIPELINE, "freshness"], tmp_path, {"ECOMM_PG_DSN": "postgresql://postgres@127.0.0.1:1/nowhere"})
     assert down.returncode == 3 and down.stderr.startswith("UNKNOWN: cannot read audit.publish_log"), down.stderr
+
+
+def test_postgres_unreachable_is_announced_once_with_the_retry_plan(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from pipeline.serving import retry
+    from tests.support.processes import free_port
+
+    dead = f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"
+    ask = lambda: psycopg.connect(dead, connect_timeout=5)  # noqa: E731 - a real refused connection
+    with caplog.at_level(logging.INFO, logger="pipeline.serving.retry"):
+        assert retry.unless_unreachable(ask, False, "fact_orders of 2025-12-15 counts as not preloaded") is False
+        assert retry.unless_unreachable(ask, False, "no date counts as published") is False
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "\n" not in warnings[0], warnings
+    assert "Connection refused" in warnings[0] and "The lake steps (land, stage, model, gate) go on" in warnings[0]
+    assert "will try 4 time(s), 30s, 60s, 120s apart (about 210s in all)" in warnings[0], warnings[0]
+
+
+def test_each_failure_kind_maps_to_its_runbook_entry(tmp_path: Path) -> None:
+    import errno
+
+    from pipeline.ingest import incoming, landing
+    from pipeline.tasks import runbook
+
+    cases = {
+        incoming.SourceFileMissing("orders for 2025-12-15: expected x"): "missing file",
+        incoming.UnexpectedSourceFiles("two files"): "invalid file",
+        landing.SourceChanged("orders changed"): "changed source file",
+        incoming.SourceNotReady("no marker"): "not ready",
+        OSError(errno.ENOSPC, "No space left on device"): "disk full",
+    }
+    try:
+        psycopg.connect(f"postgresql://postgres@127.0.0.1:{_free_port()}/x", connect_timeout=5)
+    except psycopg.OperationalError as err:
+        cases[err] = "Postgres down"
+    for error, kind in cases.items():
+        assert runbook.remedy_for(error).kind == kind, error
+        text = runbook.explain("LandOrders", dt.date(2025, 12, 15), error)
+        assert text.splitlines()[1].startswith(f"What to do ({kind}):") and "<date>" not in text
+    assert runbook.remedy_for(ValueError("something else")) is None
+    assert runbook.remedy_for_text("OperationalError: connection failed: ... Connection refused").kind == "Postgres down"
+    assert runbook.remedy_for_text('OperationalError: FATAL:  database "x" does not exist').kind == "Postgres refuses"
+
+
+def _free_port() -> int:
+    from tests.support.processes import free_port
+
+    return free_port()
