@@ -71,7 +71,9 @@ class _RejectedCommandLine(logging.Filter):
         if not parsing or error is None:
             return True
         text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        if "does not match format '%Y-%m-%d'" in text and isinstance(value, str):  # Luigi's own DateParameter
+        # Luigi's own DateParameter (RangeDaily's --start/--stop): strptime's wording, whatever the fault
+        if isinstance(value, str) and ("does not match format '%Y-%m-%d'" in text
+                                       or text.startswith("unconverted data remains")):
             text = f"{value!r} is not a valid date: expected YYYY-MM-DD, e.g. 2025-12-15"
         if option and not text.startswith("--"):
             text = f"--{option.replace('_', '-')} {text}"

@@ -60,7 +60,8 @@ class DateParameter(luigi.DateParameter):
         try:
             return lake.parse_date(s)
         except ValueError as err:
-            raise ValueError(f"--date {s!r} is not a valid date: expected YYYY-MM-DD, e.g. 2025-12-15 ({err})") from None
+            reason = "" if str(err).startswith("not a date") else f" ({err})"
+            raise ValueError(f"--date {s!r} is not a valid date: expected YYYY-MM-DD, e.g. 2025-12-15{reason}") from None
 
 
 class PipelineTask(luigi.Task):
