@@ -91,3 +91,20 @@ def test_a_dates_gate_verdict_does_not_depend_on_the_run_order(ops: Ops) -> None
     assert ops.query("select check_name, outcome, message from audit.dq_failures where run_date = %s order by 1",
                      [last]) == other.query("select check_name, outcome, message from audit.dq_failures"
                                             " where run_date = %s order by 1", [last])
+
+
+@pytest.mark.slow
+def test_a_requested_date_held_back_by_an_earlier_dates_failure_says_which_and_what_to_do(ops: Ops) -> None:
+    """The gate of a date waits for the earlier dates its volume check compares with: when one of those
+    fails, the summary of the date asked for names it, its reason and the fix (not a bare "not published")."""
+    ops.generate(MONDAY, 4)
+    broken, asked = MONDAY + dt.timedelta(days=2), MONDAY + dt.timedelta(days=3)
+    (ops.incoming / "orders" / str(broken) / "orders.json").unlink()
+    result = ops.luigi("DailyPipeline", "--date", str(asked), "--local-scheduler")
+    assert result.returncode == 30, result.stderr[-3000:]
+    (row,) = _summary_rows(result.stdout)
+    assert row.startswith(str(asked)) and row.endswith(f"waits for {broken} (failed, below)"), result.stdout
+    needed = result.stdout.split("Needed by the date(s) above", 1)[1]
+    assert f"{broken}: FAILED" in needed and f"LandOrders: SourceFileMissing: orders for {broken}" in needed
+    assert "what to do (missing file): put the file where the message says" in needed, needed
+    assert "0 of 1 date(s) published" in result.stdout

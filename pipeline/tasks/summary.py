@@ -297,6 +297,30 @@ def _central(summaries: list[DateSummary], scheduled: list[dt.date], url: str, l
     return notes
 
 
+def _needed_failures(summaries: list[DateSummary], scheduled: Sequence[dt.date]) -> list[str]:
+    """Failures of dates the run needed but nobody asked for, which hold the requested dates back.
+
+    A date's models need an earlier catalog snapshot and its gate the earlier dates its volume check
+    compares with (pipeline.tasks.check): when one of those fails, the requested date is only "not
+    published"; the reason and what to do are the other date's, so they are shown here.
+    """
+    asked = {s.date for s in summaries}
+    others = [day for day in scheduled if day not in asked]
+    failed = [s for s in summarise(others, run_audit.run_id(), start_postgres=False) if s.status == "FAILED"] \
+        if others else []
+    if not failed:
+        return []
+    dates = ", ".join(str(s.date) for s in failed)
+    for s in summaries:
+        if s.status == "not published":
+            s.status = f"waits for {dates} (failed, below)"
+    lines = [f"Needed by the date(s) above (an earlier catalog snapshot or volume history), not asked for: {dates}"]
+    for s in failed:
+        lines.append(f"{s.date}: FAILED")
+        lines.extend(f"    {f if f.startswith('what to do') else f[:200]}" for f in s.failures)
+    return lines
+
+
 def at_exit(pid: int) -> None:
     """Print the summary of this process's run (registered by pipeline.tasks for the `luigi` CLI)."""
     if os.getpid() != pid or not is_luigi_cli():
@@ -311,8 +335,9 @@ def at_exit(pid: int) -> None:
             logger.debug("could not read the requested dates from the command line", exc_info=True)
             days, url, local = None, None, True
         summaries = summarise(scheduled if days is None else days, run_audit.run_id(), start_postgres=False)
+        needed = _needed_failures(summaries, scheduled)
         notes = _central(summaries, scheduled, url, local) if url else []
-        print("\n".join([render(summaries, run_audit.run_id()), *notes]), file=sys.stdout, flush=True)
+        print("\n".join([render(summaries, run_audit.run_id()), *needed, *notes]), file=sys.stdout, flush=True)
     except Exception:  # noqa: BLE001 - never turn a finished run into a traceback
         logger.exception("could not print the run summary")
 
