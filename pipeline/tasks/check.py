@@ -75,9 +75,10 @@ def volume_history(day: dt.date, window: int) -> list[tuple[str, dt.date]]:
     backfill with several workers an earlier date may not be staged yet, so the verdict would depend
     on the run order. So per daily source the gate requires the staging of the latest `window`
     earlier dates that have, or will have, a reconciliation record (an incoming folder, a landed raw
-    partition or a reconciliation partition) and are not reconciled yet. A date already reconciled
-    needs nothing; a date whose file cannot be landed fails its own task and holds this gate back,
-    instead of silently leaving the history.
+    partition or a reconciliation partition) and whose staging partition is not in place yet. A date
+    already staged needs nothing (its reconciliation is written before its staging partition, so a
+    staging killed in between is finished first); a date whose file cannot be landed fails its own
+    task and holds this gate back, instead of silently leaving the history.
     """
     needed = []
     for source in incoming.DAILY_SOURCES:
@@ -87,8 +88,9 @@ def volume_history(day: dt.date, window: int) -> list[tuple[str, dt.date]]:
             folders = set()
         reconciled = _partition_dates("audit", "reconciliation", os.path.join(f"source_table=stg_{source}", lake.DATA_FILE))
         known = folders | _partition_dates("raw", source, landing.MANIFEST) | reconciled
+        staged = _partition_dates("staging", f"stg_{source}", lake.DATA_FILE)
         latest = sorted((d for d in known if d < day), reverse=True)[:window]
-        needed += [(source, d) for d in latest if d not in reconciled]
+        needed += [(source, d) for d in latest if d not in staged]
     return needed
 
 
