@@ -30,6 +30,7 @@ psql: setup
 # The central scheduler, on loopback only (it has no authentication); port = luigi.cfg [core] scheduler_port.
 luigid: setup
 	mkdir -p lake/_luigid/log
+	@echo "luigid: UI on http://127.0.0.1:8082 , Prometheus metrics on http://127.0.0.1:8082/metrics (Ctrl-C stops it)"
 	$(RUN) luigid --address 127.0.0.1 --port 8082 --logdir lake/_luigid/log --state-path lake/_luigid/state.pickle
 
 # JupyterLab (the notebook dependency group) on localhost, the repository as its root, opening

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipeline import config, lake, resources
+from pipeline import cli, config, resources
 from pipeline.lake import s3
 
 QUERIES_DIR = resources.QUERIES_DIR
@@ -35,8 +35,8 @@ TOP_PER_DAY = 3  # rows shown per day of the revenue query
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m devtools.demo", description=__doc__.split("\n\n")[0])
-    p.add_argument("--start", type=lake.parse_date, default=dt.date(2025, 12, 13), help="first day (YYYY-MM-DD)")
+    p = cli.Parser(prog="python -m devtools.demo", description=__doc__.split("\n\n")[0])
+    p.add_argument("--start", type=cli.date_arg, default=dt.date(2025, 12, 13), help="first day (YYYY-MM-DD)")
     p.add_argument("--days", type=int, default=7)
     p.add_argument("--orders-per-day", type=int, default=3000)
     p.add_argument("--events-per-day", type=int, default=30000)
@@ -60,13 +60,31 @@ def _title(text: str, name: str) -> str:
     return first.lstrip("-").strip() if first.startswith("--") else name
 
 
-def _table(columns: list[str], rows: list[tuple[Any, ...]]) -> str:
-    cells = [[("" if v is None else str(v)) for v in row] for row in rows]
+MAX_WIDTH = 100  # characters a printed table may take; a wider one is printed turned (one row per column)
+
+
+def _lines(columns: list[str], cells: list[list[str]]) -> list[str]:
     widths = [max(len(c), *(len(r[i]) for r in cells)) if cells else len(c) for i, c in enumerate(columns)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)),
              "  ".join("-" * w for w in widths)]
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in cells]
-    return "\n".join("    " + line.rstrip() for line in lines)
+    return ["    " + line.rstrip() for line in lines]
+
+
+def _table(columns: list[str], rows: list[tuple[Any, ...]]) -> str:
+    """A text table; wider than MAX_WIDTH, it is turned (a column per row of the result) and split into blocks."""
+    cells = [[("" if v is None else str(v)) for v in row] for row in rows]
+    lines = _lines(columns, cells)
+    if max(len(line) for line in lines) <= MAX_WIDTH or not cells:
+        return "\n".join(lines)
+    label = max(len(c) for c in columns[1:]) if len(columns) > 1 else 0
+    per_block = max(1, (MAX_WIDTH - 4 - label) // (max(len(v) for r in cells for v in r) + 2))
+    blocks = []
+    for first in range(0, len(cells), per_block):
+        chunk = cells[first:first + per_block]
+        turned = [[name, *(row[i] for row in chunk)] for i, name in enumerate(columns) if i]
+        blocks.append("\n".join(_lines([columns[0], *(row[0] for row in chunk)], turned)))
+    return "\n\n".join(blocks)
 
 
 def _top_per_day(rows: list[tuple[Any, ...]], days: list[dt.date]) -> list[tuple[Any, ...]]:

@@ -1,9 +1,12 @@
 """`python -m pipeline <command> [options]`: the project's commands besides Luigi's own.
 
     summary     the run summary (rows per layer, quarantine, checks, publish) for a range of dates
+    freshness   for cron and monitors: exit 1 when the latest published date is older than allowed
+    reenable    let the central scheduler (luigid) run a date's tasks again after a failure was fixed
     report      the self-contained HTML daily report for a date
     schema-doc  the serving schema reference (Markdown) generated from Postgres COMMENT ON
     restate     land a date's corrected incoming file(s) again, on purpose, and republish the date
+    migrate     apply the pending serving-schema migrations (publish applies them too, if its role may)
 """
 from __future__ import annotations
 
@@ -12,9 +15,12 @@ import sys
 
 COMMANDS = {
     "summary": "pipeline.tasks.summary",
+    "freshness": "pipeline.tasks.freshness",
+    "reenable": "pipeline.tasks.central",
     "report": "pipeline.report.page",
     "schema-doc": "pipeline.serving.schema_doc",
     "restate": "pipeline.tasks.restate",
+    "migrate": "pipeline.serving.migrations",
 }
 
 

@@ -22,6 +22,7 @@ pytest_plugins = [
     "tests.support.s3_server",  # s3_env, s3_lake
     "tests.support.ops",  # ops
     "tests.support.browser",  # chromium
+    "tests.support.luigid",  # luigid
 ]
 
 

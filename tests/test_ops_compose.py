@@ -8,6 +8,7 @@ from __future__ import annotations
 import configparser
 import re
 import shlex
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +32,9 @@ def _option(command: list[str], name: str) -> str:
 
 
 def test_services_and_images() -> None:
-    assert set(SERVICES) == {"postgres", "luigid", "worker", "pgadmin"}
+    assert set(SERVICES) == {"postgres", "migrate", "luigid", "worker", "pgadmin"}
     assert SERVICES["postgres"]["image"].startswith("postgres:16")
-    assert SERVICES["luigid"]["build"] == SERVICES["worker"]["build"] == "."
+    assert SERVICES["luigid"]["build"] == SERVICES["worker"]["build"] == SERVICES["migrate"]["build"] == "."
     assert SERVICES["pgadmin"]["profiles"] == ["admin"], "pgAdmin is optional"
     dockerfile = (REPO / "Dockerfile").read_text()
     assert "uv sync --frozen" in dockerfile and "uv.lock" in dockerfile
@@ -57,7 +58,8 @@ def test_luigid_and_the_worker_agree_with_luigi_cfg() -> None:
     assert "--local-scheduler" not in worker, "the worker goes through luigid"
     assert _option(worker, "--scheduler-host") == "luigid" and _option(worker, "--scheduler-port") == str(PORT)
     assert _option(worker, "--workers") == "2"
-    assert {"postgres", "luigid"} <= set(SERVICES["worker"]["depends_on"])
+    assert {"migrate", "luigid"} <= set(SERVICES["worker"]["depends_on"])
+    assert SERVICES["worker"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
 
     from pipeline import tasks
     from pipeline.tasks.base import PipelineTask
@@ -153,6 +155,128 @@ def check_settings(readme: str) -> None:
         assert re.sub(r"`", "", row[1]) == CFG.get(section, option), f"[{section}] {option}"
 
 
-@pytest.mark.parametrize("check", [check_exit_codes, check_compose_services, check_settings])
+def check_runbook(readme: str) -> None:
+    """The runbook table is pipeline/tasks/runbook.py's (the explanations of failed tasks say the same)."""
+    from pipeline.tasks import runbook
+
+    assert _section(readme, "runbook").strip() == runbook.markdown_table()
+    kinds = {r.kind for r in runbook.REMEDIES}
+    assert {"missing file", "changed source file", "gate blocked", "Postgres down", "disabled in luigid",
+            "disk full", "not ready"} <= kinds
+    codes = {int(v) for v in CFG["retcode"].values()}
+    assert all(int(r.exit_code) in codes for r in runbook.REMEDIES)
+
+
+@pytest.mark.parametrize("check", [check_exit_codes, check_compose_services, check_settings, check_runbook])
 def test_the_operations_page_agrees(check) -> None:
     check((REPO / "docs" / "operations.md").read_text())
+
+
+# ------------------------------------------------- the compose logins, on a real password-checking Postgres
+def _env(service: str, port: int) -> dict[str, str]:
+    """A compose service's environment with .env.example's values, pointed at the test server."""
+    def fill(value: Any) -> str:
+        return INTERPOLATION.sub(lambda m: ENV_EXAMPLE[m.group(1)], str(value))
+
+    env = {name: fill(value) for name, value in (SERVICES[service].get("environment") or {}).items()}
+    if "PGHOST" in env:
+        env.update(PGHOST="127.0.0.1", PGPORT=str(port))
+    return env
+
+
+@pytest.fixture
+def compose_postgres(tmp_path: Path) -> Iterator[int]:
+    """A server as the postgres image makes one: POSTGRES_USER with its password, password auth over TCP,
+    POSTGRES_DB, and docker/postgres-initdb/ run by psql as the entrypoint runs it. Yields its port."""
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+
+    from pipeline.serving import embedded
+    from tests.support.processes import free_port
+
+    pgserver = embedded.pgserver_module()
+    root = Path(tempfile.mkdtemp(prefix="ecomm-cmp-"))
+    data, port, user = root / "data", free_port(), None
+    data.mkdir(mode=0o700)
+    pwfile = root / "pw"
+    pwfile.write_text(ENV_EXAMPLE["POSTGRES_PASSWORD"] + "\n")
+    if os.geteuid() == 0:
+        import pwd
+
+        from pgserver.utils import ensure_prefix_permissions
+
+        user = embedded.SYSTEM_USER
+        entry = pwd.getpwnam(user)
+        ensure_prefix_permissions(data)
+        root.chmod(0o755)
+        for path in (data, pwfile):
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+    try:
+        pgserver.initdb(["--auth-local=trust", "--auth-host=scram-sha-256", "--encoding=UTF8", "--locale=C",
+                         "-U", ENV_EXAMPLE["POSTGRES_USER"], f"--pwfile={pwfile}"], pgdata=data, user=user)
+        pgserver.pg_ctl(["-w", "-l", str(data / "server.log"), "-o", f"-h 127.0.0.1 -p {port} -k {data}", "start"],
+                        pgdata=data, user=user, timeout=60)
+        admin = {"PGHOST": str(data), "PGPORT": str(port), "PGUSER": ENV_EXAMPLE["POSTGRES_USER"]}
+        subprocess.run([str(embedded.binary("createdb")), ENV_EXAMPLE["POSTGRES_DB"]], env={**os.environ, **admin},
+                       check=True, timeout=60)
+        init_env = {**os.environ, **admin, **{k: v for k, v in _env("postgres", port).items() if k.endswith("PASSWORD")}}
+        for script in sorted((REPO / "docker" / "postgres-initdb").glob("*.sql")):
+            # docker-entrypoint.sh: docker_process_sql -f <file>
+            subprocess.run([str(embedded.binary("psql")), "-v", "ON_ERROR_STOP=1", "--username",
+                            ENV_EXAMPLE["POSTGRES_USER"], "--no-password", "--no-psqlrc", "--dbname",
+                            ENV_EXAMPLE["POSTGRES_DB"], "-f", str(script)], env=init_env, check=True, timeout=60)
+        yield port
+    finally:
+        pgserver.pg_ctl(["-w", "-m", "immediate", "stop"], pgdata=data, user=user, timeout=60)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_each_service_logs_in_with_its_own_least_privileged_login(compose_postgres: int, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    import psycopg
+
+    from tests.support.ops import SEED_DAY, copy_seed
+    from tests.support.postgres import PG_ENV
+
+    port = compose_postgres
+    base = {k: v for k, v in os.environ.items() if k not in PG_ENV and not k.startswith("ECOMM_")}
+    copy_seed(tmp_path / "incoming")
+    paths = {"ECOMM_DATA_DIR": str(tmp_path / "incoming"), "ECOMM_LAKE_DIR": str(tmp_path / "lake")}
+
+    migrate = SERVICES["migrate"]["command"]
+    done = subprocess.run([sys.executable if migrate[0] == "python" else migrate[0], *migrate[1:]], cwd=REPO,
+                          env={**base, **_env("migrate", port)}, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    worker = _env("worker", port)
+    assert worker["PGUSER"] == "ecomm_pipeline" and worker["PGPASSWORD"] == ENV_EXAMPLE["ECOMM_PIPELINE_PASSWORD"]
+    run = subprocess.run([sys.executable, "-m", "luigi", "--module", "pipeline.tasks", "DailyPipeline",
+                          "--date", str(SEED_DAY), "--local-scheduler"], cwd=REPO,
+                         env={**base, **worker, **paths}, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+
+    def login(role: str, password: str) -> psycopg.Connection:
+        return psycopg.connect(host="127.0.0.1", port=port, dbname=ENV_EXAMPLE["POSTGRES_DB"], user=role,
+                               password=password, connect_timeout=10)
+
+    with login("bi_reader", ENV_EXAMPLE["BI_READER_PASSWORD"]) as bi:  # what a BI tool connects with
+        assert bi.execute("select count(*) from warehouse.fact_orders").fetchone() == (20,)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            bi.execute("delete from warehouse.fact_orders_all")
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        login("bi_reader", "wrong")
+    with login("ecomm_pipeline", ENV_EXAMPLE["ECOMM_PIPELINE_PASSWORD"]) as worker_login:
+        flags = worker_login.execute("select rolsuper, rolcreaterole, rolcreatedb from pg_roles"
+                                     " where rolname = current_user").fetchone()
+        assert flags == (False, False, False)
+        assert worker_login.execute("select pg_has_role('ecomm_writer', 'member'),"
+                                    " pg_has_role('ecomm_reader', 'member')").fetchone() == (True, False)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            worker_login.execute("create schema mine")
+    assert "PG" not in " ".join(SERVICES["luigid"].get("environment") or {}), "luigid has no database access"

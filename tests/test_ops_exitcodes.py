@@ -170,6 +170,10 @@ def test_postgres_down_is_retried_recorded_in_the_lake_and_synced_later(ops: Ops
                if r["task_family"].startswith("Preload"))
     assert not [r for r in ops.executions() if r["task_family"] == "Publish"]
     assert "OperationalError" in down.stderr and "FAILED" in down.stdout
+    # issue 17: said once, at the start, what failed and the retry plan; the summary says what to do
+    assert down.stderr.count("The lake steps (land, stage, model, gate) go on") == 1, down.stderr[-3000:]
+    assert "will try 4 time(s), 0.2s, 0.4s, 0.8s apart" in down.stderr
+    assert "what to do (Postgres down):" in down.stdout, down.stdout
 
     del ops.extra_env["ECOMM_PG_DSN"]
     up = ops.luigi("DailyPipeline", *DATE, LOCAL)

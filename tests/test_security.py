@@ -131,7 +131,9 @@ def test_hostile_date_on_the_cli_exits_non_zero_before_touching_postgres_or_the_
             [sys.executable, "-m", "luigi", "--module", "pipeline.tasks", *args, "--local-scheduler", "--no-lock"],
             check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
         assert result.returncode != 0, result.stderr[-2000:]
-        assert "ValueError" in result.stderr and ("YYYY-MM-DD" in result.stderr or args[0] == "RangeDaily")
+        # one line, no traceback (issue 17): the option and the expected format
+        assert "the command was rejected" in result.stderr and "YYYY-MM-DD" in result.stderr
+        assert "Traceback" not in result.stderr
         assert not pgdata.exists(), "a hostile --date reached Postgres"
         assert not lake_dir.exists(), "a hostile --date reached the lake"
 

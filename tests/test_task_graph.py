@@ -20,6 +20,9 @@ from tests.support.paths import SEED_INCOMING
 from tests.support.processes import free_port
 
 D = dt.date(2025, 12, 15)
+# the seed's other day: the gate of D waits for its orders and events staging (the volume check's
+# history, pipeline.tasks.check.volume_history), 4 tasks handed out before D's as the earlier date's
+HISTORY = 4
 
 
 @pytest.fixture()
@@ -30,8 +33,9 @@ def empty_lake(tmp_path, monkeypatch) -> None:
     luigi.task_register.Register.clear_instance_cache()
 
 
-def first_tasks(*roots: luigi.Task, count: int) -> list[str]:
-    """The first `count` task families a 1-process worker would be handed, marking each done in turn."""
+def first_tasks(*roots: luigi.Task, count: int, dates: set[dt.date] | None = None) -> list[str]:
+    """The first `count` task families a 1-process worker would be handed, marking each done in turn
+    (of those `dates` only, when given)."""
     scheduler = luigi.scheduler.Scheduler()
     handed: list[str] = []
     with luigi.worker.Worker(scheduler=scheduler, worker_processes=1) as worker:
@@ -42,19 +46,20 @@ def first_tasks(*roots: luigi.Task, count: int) -> list[str]:
             assert work["task_id"] is not None, f"nothing runnable after {handed}"
             handed.append(work["task_family"] + " " + work["task_params"]["date"])
             scheduler.add_task(worker=worker._id, task_id=work["task_id"], status=luigi.scheduler.DONE)
-    return handed
+    return [entry for entry in handed if dates is None or entry.split()[1] in {str(day) for day in dates}]
 
 
 def test_a_date_starts_with_its_events_chain(empty_lake) -> None:
     """The events (land, stage, fact) are the date's longest chain: they go first, then the orders."""
-    handed = first_tasks(tasks.DailyPipeline(date=D), count=6)
+    handed = first_tasks(tasks.DailyPipeline(date=D), count=6 + HISTORY, dates={D})[:6]
     assert handed[:4] == [f"LandEvents {D}", f"StageEvents {D}", f"LandOrders {D}", f"StageOrders {D}"]
     assert {f"LandProducts {D}", f"StageProducts {D}"} <= set(handed[4:]), "the products catalog before the facts"
 
 
 def test_a_backfill_runs_dates_in_order(empty_lake) -> None:
     later = D + dt.timedelta(days=1)
-    handed = first_tasks(tasks.DailyPipeline(date=later), tasks.DailyPipeline(date=D), count=25)
+    handed = first_tasks(tasks.DailyPipeline(date=later), tasks.DailyPipeline(date=D), count=25 + HISTORY,
+                         dates={D, later})
     dates = [entry.split()[1] for entry in handed]
     assert dates[0] == str(D)
     assert f"Publish {D}" in handed and handed.index(f"Publish {D}") < handed.index(f"LandEvents {later}"), \
@@ -92,7 +97,14 @@ def test_the_facts_are_preloaded_beside_the_gate(empty_lake) -> None:
     assert type(tasks.PreloadFactEvents(date=D).requires()) is tasks.BuildFactEvents
     assert {type(t) for t in tasks.PreloadFactOrders(date=D).requires()} == {tasks.BuildFactOrders, tasks.StageEvents}
     # once the events' fact is built, its preload is handed out before the dimensions and the gate
-    handed = first_tasks(tasks.DailyPipeline(date=D), count=18)  # every task of the seed's date
+    handed = first_tasks(tasks.DailyPipeline(date=D), count=18 + HISTORY, dates={D})  # every task of the seed's date
     preload = handed.index(f"PreloadFactEvents {D}")
     assert handed[preload - 1] == f"BuildFactEvents {D}"
     assert preload < handed.index(f"QualityGate {D}") and handed[-2:] == [f"Publish {D}", f"DailyPipeline {D}"]
+
+
+def test_the_gate_waits_for_the_earlier_dates_its_volume_check_compares_with(empty_lake) -> None:
+    """Its verdict must not depend on the run order (a backfill's workers may reach D before D - 1)."""
+    earlier = sorted((type(t).__name__, t.date) for t in tasks.QualityGate(date=D).requires() if t.date != D)
+    day_before = D - dt.timedelta(days=1)
+    assert earlier == [("StageEvents", day_before), ("StageOrders", day_before)]

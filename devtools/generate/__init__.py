@@ -80,6 +80,7 @@ from devtools.generate.text import (
     write_csv,
     write_json,
 )
+from pipeline import cli
 
 log = logging.getLogger(__name__)
 
@@ -206,19 +207,24 @@ def generate(
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m devtools.generate", description=__doc__.split("\n\n")[0])
-    p.add_argument("start", type=dt.date.fromisoformat, metavar="START_DATE", help="first day, YYYY-MM-DD")
+    p = cli.Parser(prog="python -m devtools.generate", description=__doc__.split("\n\n")[0],
+                   epilog="Dirty rows, the data model and determinism: see devtools/generate/__init__.py.")
+    p.add_argument("start", type=cli.date_arg, metavar="START_DATE", help="first day, YYYY-MM-DD")
     p.add_argument("days", type=int, metavar="DAYS", help="number of days to write")
-    p.add_argument("--orders-per-day", type=int, default=2000)
-    p.add_argument("--events-per-day", type=int, default=20000)
-    p.add_argument("--users", type=int, default=5000)
-    p.add_argument("--products", type=int, default=194)
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--out", type=Path, default=None, help="output dir (default $ECOMM_DATA_DIR or data/incoming)")
-    p.add_argument("--dirty-rate", type=float, default=0.0, help="fraction of rows made bad (see module doc)")
-    p.add_argument("--format", choices=["json", "ndjson"], default="json", dest="fmt")
-    p.add_argument("--catalog-dir", type=Path, default=None, help="DummyJSON products.json/users.json dir")
-    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--orders-per-day", type=int, default=2000, help="orders in each day's file (default: %(default)s)")
+    p.add_argument("--events-per-day", type=int, default=20000, help="events in each day's file (default: %(default)s)")
+    p.add_argument("--users", type=int, default=5000, help="distinct users, USER_0001 ... (default: %(default)s)")
+    p.add_argument("--products", type=int, default=194, help="distinct products, PROD_0001 ... (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=42, help="random seed: the same seed and date give the same bytes (default: %(default)s)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="output folder (default: $ECOMM_DATA_DIR, else data/incoming)")
+    p.add_argument("--dirty-rate", type=float, default=0.0,
+                   help="fraction of each file's rows made bad, 0.02 = 2 %% (default: %(default)s: none)")
+    p.add_argument("--format", choices=["json", "ndjson"], default="json", dest="fmt",
+                   help="orders file: a JSON array (orders.json) or one object per line (orders.ndjson) (default: %(default)s)")
+    p.add_argument("--catalog-dir", type=Path, default=None,
+                   help="folder with DummyJSON products.json/users.json (default: the bundled devtools/generate/dummyjson)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log each day as it is written")
     return p
 
 

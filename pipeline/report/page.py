@@ -15,7 +15,6 @@ the page.
 """
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import functools
 import logging
@@ -27,7 +26,7 @@ from typing import Any
 
 import psycopg
 
-from pipeline import lake, resources
+from pipeline import cli, lake, resources
 from pipeline.report import data as report_data
 from pipeline.report import fmt, sales, settings
 from pipeline.report import svg as report_svg
@@ -276,8 +275,8 @@ def write(day: dt.date, out: Path | None = None, currency: str | None = None) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline report", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--date", required=True, help="the date to report, YYYY-MM-DD")
+    parser = cli.Parser(prog="python -m pipeline report", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--date", required=True, type=cli.date_arg, help="the date to report, YYYY-MM-DD")
     parser.add_argument("--out", help="where to write the page (default: reports/daily_report_<date>.html)")
     parser.add_argument("--currency", help="ISO 4217 code of the amounts (default: [report] currency in luigi.cfg,"
                                            " USD unless set)")

@@ -137,24 +137,31 @@ def _prepare_for_system_user(pgdata: Path) -> None:
 # ------------------------------------------------------------------------------- server state
 @contextlib.contextmanager
 def _file_lock(pgdata: Path, timeout: float) -> Iterator[None]:
-    """An inter-process lock beside the data directory, so two processes never race a start."""
-    lock_path = pgdata.parent / f".{pgdata.name}.lock"
-    with open(lock_path, "a+") as handle:
+    """An inter-process lock on the data directory itself, so two processes never race a start.
+
+    flock on the directory, not on a file beside it: a lock file next to `.pgdata` would sit in the
+    repository root (`..pgdata.lock`). The directory is created first (initdb accepts an empty one).
+    """
+    pgdata.mkdir(mode=0o700, parents=True, exist_ok=True)
+    handle = os.open(pgdata, os.O_RDONLY | os.O_DIRECTORY)
+    try:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
                     raise EmbeddedServerError(
-                        f"timed out waiting for {lock_path}; another process is starting or stopping the server"
+                        f"timed out waiting for the lock on {pgdata}; another process is starting or stopping the server"
                     ) from None
                 time.sleep(0.1)
         try:
             yield
         finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    finally:
+        os.close(handle)
 
 
 def _postmaster(pgdata: Path) -> dict[str, Any] | None:

@@ -207,3 +207,33 @@ def ensure_schema(conn: psycopg.Connection, sql_dir: Path | str = SERVING_SQL_DI
         return
     apply_schema(conn, sql_dir)
     _ensured.add(key)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m pipeline migrate`: apply the pending serving migrations, as the connecting role.
+
+    For deployments where the pipeline's own login may not change the schema (docker compose: a
+    one-shot service applies them as the database owner, the worker publishes as a member of
+    ecomm_writer only). Exit 0 when the schema is current, 1 when a migration failed, 3 when
+    Postgres cannot be reached.
+    """
+    import argparse
+    import sys
+
+    from pipeline.serving import pg
+
+    argparse.ArgumentParser(prog="python -m pipeline migrate", description=main.__doc__.split("\n\n")[0]
+                            ).parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        with pg.connect() as conn:
+            done = apply_schema(conn)
+    except (psycopg.OperationalError, pg.EmbeddedServerError) as err:
+        print(f"cannot reach the serving Postgres ({pg.redact(pg.dsn())}): {str(err).strip()}", file=sys.stderr)
+        return 3
+    except MigrationError as err:
+        print(f"{type(err).__name__}: {err}", file=sys.stderr)
+        return 1
+    latest = migrations()[-1]
+    print(f"serving schema at {latest.version:03d}_{latest.name}: {len(done)} migration(s) applied now")
+    return 0

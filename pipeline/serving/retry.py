@@ -69,8 +69,26 @@ def unless_unreachable(ask: Callable[[], T], otherwise: T, meaning: str) -> T:
     except psycopg.OperationalError as err:
         if not postgres_unreachable(err):
             raise
-        logger.warning("Postgres is unreachable (%s): %s", str(err).strip(), meaning)
+        reason = one_line(err)
+        if reason not in _announced:  # once per process and reason: every task's check says the same
+            _announced.add(reason)
+            logger.warning("%s", unreachable_plan(reason))
+        logger.info("Postgres is unreachable: %s", meaning)
         return otherwise
+
+
+_announced: set[str] = set()
+
+
+def unreachable_plan(reason: str) -> str:
+    """What a run does while Postgres is unreachable, with the [publish] attempts and when they happen."""
+    settings = publish_settings()
+    attempts = max(1, int(settings.attempts))
+    waits = [backoff(n, settings.retry_backoff_seconds, settings.retry_backoff_max_seconds) for n in range(1, attempts)]
+    spacing = f", {', '.join(f'{w:g}s' for w in waits)} apart (about {sum(waits):g}s in all)" if waits else ""
+    return (f"Postgres is unreachable ({reason}). The lake steps (land, stage, model, gate) go on; each Postgres"
+            f" step (the fact preloads, the publish) will try {attempts} time(s){spacing} ([publish] attempts,"
+            " retry_backoff_seconds), logging each retry, then fail the date if Postgres is still down")
 
 
 def _causes(err: BaseException):

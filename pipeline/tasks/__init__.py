@@ -20,7 +20,7 @@ import os
 
 from luigi.tools.range import RangeDaily  # noqa: F401 - re-exported for `--module pipeline.tasks RangeDaily`
 
-from pipeline import faults
+from pipeline import cli, faults
 from pipeline.tasks import summary, warmup
 from pipeline.tasks.check import QualityGate
 from pipeline.tasks.land import LandDaily, LandEvents, LandOrders, LandProducts, LandUsers, SourceReady
@@ -46,6 +46,7 @@ __all__ = [
     "StageOrders", "StageProducts", "StageUsers",
 ]
 
+cli.quiet_rejected_command_lines()  # a bad --date is one line and exit 40, not a traceback
 faults.install()  # ECOMM_FAULT's fault points at task boundaries (nothing unless it is set)
 atexit.register(summary.at_exit, os.getpid())
 warmup.install()  # soda-core is imported by the worker process while its first task runs

@@ -60,7 +60,8 @@ class DateParameter(luigi.DateParameter):
         try:
             return lake.parse_date(s)
         except ValueError as err:
-            raise ValueError(f"--date {s!r} is not a valid date: expected YYYY-MM-DD, e.g. 2025-12-15 ({err})") from None
+            reason = "" if str(err).startswith("not a date") else f" ({err})"
+            raise ValueError(f"--date {s!r} is not a valid date: expected YYYY-MM-DD, e.g. 2025-12-15{reason}") from None
 
 
 class PipelineTask(luigi.Task):
@@ -102,6 +103,21 @@ class PipelineTask(luigi.Task):
         if self.timeout_kind is None:
             return None
         return int(getattr(task_timeouts(), self.timeout_kind))  # 0: no limit
+
+    def on_failure(self, exception: BaseException) -> str:
+        """What luigid shows for a failed task and the failure e-mail carries ([email], luigi.cfg).
+
+        Luigi's default is the traceback alone; this puts first what failed, the reason, what to do
+        for this date (`pipeline.tasks.runbook`) and where the runbook is, then the traceback.
+        """
+        from pipeline.tasks import runbook
+
+        try:
+            head = runbook.explain(self.task_family, getattr(self, "date", None), exception)
+        except Exception:  # noqa: BLE001 - the explanation must never hide the error itself
+            logger.debug("could not explain the failure of %s", self.task_id, exc_info=True)
+            head = f"{self.task_family} failed: {type(exception).__name__}: {exception}"
+        return f"{head}\n\n{super().on_failure(exception)}"
 
     def report(self, message: str, percent: int | None = None) -> None:
         """Show a status line (and progress) in the scheduler UI and the log."""

@@ -24,7 +24,6 @@ product that only the old file named stays in dim_user / dim_product.
 """
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import logging
@@ -33,7 +32,7 @@ import shutil
 import sys
 from typing import Any
 
-from pipeline import config, lake
+from pipeline import cli, config, lake
 from pipeline.ingest import incoming, landing
 from pipeline.lake import s3
 
@@ -174,15 +173,12 @@ def run_date(day: dt.date) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m pipeline restate`."""
-    parser = argparse.ArgumentParser(prog="python -m pipeline restate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--date", required=True, help="the load date to restate, YYYY-MM-DD")
+    parser = cli.Parser(prog="python -m pipeline restate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--date", required=True, type=cli.date_arg, help="the load date to restate, YYYY-MM-DD")
     parser.add_argument("--source", action="append", choices=incoming.DAILY_SOURCES,
                         help="a source to land again (repeatable; default: every source whose file changed)")
     args = parser.parse_args(argv)
-    try:
-        day = lake.parse_date(args.date)
-    except ValueError as err:
-        parser.error(str(err))
+    day = args.date
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         record = prepare(day, args.source)
@@ -198,9 +194,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"restating {day}: {', '.join(record['sources'])}; the landed files are archived"
           f" ({len(record['archived'])} file(s) under {os.path.join(config.lake_dir(), '_archive')})")
     code = run_date(day)
-    from pipeline.tasks import summary
+    from pipeline.tasks import run_audit, summary
 
-    summary.print_summary([day], start_postgres=False)
+    # this run's outcome (the run ran in this process): not the failure that made the restatement necessary
+    summary.print_summary([day], run_audit.run_id(), start_postgres=False)
     if code:
         print(f"the restatement of {day} is pending: fix what the run reports, then run the date again"
               f" (luigi --module pipeline.tasks DailyPipeline --date {day})", file=sys.stderr)

@@ -15,7 +15,6 @@ executions: `time` is then the sum of the run's task durations for the date, oth
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime as dt
 import logging
@@ -27,9 +26,9 @@ from typing import Any, TextIO
 import luigi
 import pyarrow.parquet as pq
 
-from pipeline import lake
+from pipeline import cli, lake
 from pipeline.quality.results import BLOCKING, OUTCOMES
-from pipeline.tasks import run_audit
+from pipeline.tasks import run_audit, runbook
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +47,8 @@ class DateSummary:
     raw: dict[str, int | None]
     staged: dict[str, int | None]
     quarantined: dict[str, int | None]
+    duplicates: dict[str, int | None]
+    rejected: dict[str, int | None]
     facts: dict[str, int | None]
     published: dict[str, int | None] | None
     checks: dict[str, int] | None
@@ -56,13 +57,17 @@ class DateSummary:
     failures: list[str]
 
 
-def _manifest_rows(source: str, day: dt.date) -> int | None:
+def _manifest(source: str, day: dt.date) -> dict[str, Any] | None:
     from pipeline.ingest import landing
 
     try:
-        manifest = landing.read_manifest(source, day)
+        return landing.read_manifest(source, day)
     except (OSError, ValueError):
         return None
+
+
+def _manifest_rows(source: str, day: dt.date) -> int | None:
+    manifest = _manifest(source, day)
     return manifest["rows"] if manifest else None
 
 
@@ -121,7 +126,7 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
     published = _publish_log(days, start_postgres)
     result = []
     for day in days:
-        runs = [r for r in run_audit.executions(day) if run_id is None or r["run_id"] == run_id]
+        runs = _runs(run_audit.executions(day), run_id)
         recon = {s: _reconciliation(s, day) for s in ("orders", "events")}
         results = _check_results(day)
         checks = None if results is None else {
@@ -131,14 +136,16 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
         last: dict[str, dict[str, Any]] = {}
         for row in runs:
             last[row["task_id"]] = row
-        failures = [f"{r['task_family']}: {_first_line(r['error_message'])}" for r in last.values()
-                    if r["status"] == "failed"]
+        failed = [r for r in last.values() if r["status"] == "failed"]
+        failures = [f"{r['task_family']}: {_first_line(r['error_message'])}" for r in failed]
+        remedies = [remedy for r in failed if (remedy := runbook.remedy_for_text(r["error_message"]))]
         if pub is not None:
             status = "published"
         elif checks is not None and checks["fail"] + checks["error"]:
             status = "BLOCKED by the quality gate"
             failures = [f"{r['outcome'].upper()} {r['table_name']}: {r['check_name']} (value {_n(r['value'])})"
                         for r in results if r["outcome"] in BLOCKING]
+            failures.append(f"what to do (gate blocked): {runbook.by_kind('gate blocked').fix_for(day)}")
         elif failures:
             status = "FAILED"
         elif _not_ready(day):
@@ -147,20 +154,36 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
             status = "publish state unknown (Postgres not running)"
         else:
             status = "not published"
+        if remedies and status in ("published", "FAILED"):  # what to do about the first kind the runbook knows
+            failures.append(f"what to do ({remedies[0].kind}): {remedies[0].fix_for(day)}")
         if run_id is not None:
             done = [r["duration_seconds"] for r in runs if r["duration_seconds"] is not None]
             seconds = round(sum(done), 1) if done else None
         else:
             seconds = pub["runtime"] if pub and pub["runtime"] is not None else run_audit.date_runtime(day)
+        manifests = {s: _manifest(s, day) for s in ("orders", "events")}
         result.append(DateSummary(
             date=day,
-            raw={s: _manifest_rows(s, day) for s in ("orders", "events")},
+            raw={s: manifests[s]["rows"] if manifests[s] else None for s in manifests},
             staged={s: recon[s].get("staged_count") for s in recon},
             quarantined={s: recon[s].get("quarantined_count") for s in recon},
+            duplicates={s: recon[s].get("duplicate_count") for s in recon},
+            rejected={s: manifests[s].get("rejected_count") if manifests[s] else None for s in manifests},
             facts={s: _parquet_rows("warehouse", f"fact_{s}", day) for s in ("orders", "events")},
             published=pub, checks=checks, status=status, seconds=seconds, failures=failures,
         ))
     return result
+
+
+def _runs(rows: list[dict[str, Any]], run_id: str | None) -> list[dict[str, Any]]:
+    """The executions that speak for the date: the given run's, else those of the date's latest run.
+
+    An earlier run's failure that a later run fixed (a restatement, a rerun after a fix) is history,
+    not the date's state: it stays in the run audit, not in the summary.
+    """
+    if run_id is None and rows:
+        run_id = max(rows, key=lambda r: (r["started_at"] or dt.datetime.min, r["run_id"]))["run_id"]
+    return [r for r in rows if r["run_id"] == run_id]
 
 
 def _not_ready(day: dt.date) -> list[str]:
@@ -183,21 +206,33 @@ def _flow(s: DateSummary, source: str) -> str:
     return "-" if all(v is None for v in values) else ">".join(_n(v) for v in values)
 
 
+def _dropped(s: DateSummary, source: str) -> str:
+    values = (s.quarantined[source], s.duplicates[source], s.rejected[source])
+    return "-" if all(v is None for v in values) else "+".join(_n(v) for v in values)
+
+
+HEAD = "rows raw>staged>fact>published; dropped = quarantined+duplicates+rejected lines"
+
+
 def render(summaries: Sequence[DateSummary], run_id: str | None = None) -> str:
-    """The summary as a compact text table (one line per date, failures beneath)."""
-    head = f"Run summary{f' (run {run_id})' if run_id else ''}: rows raw>staged>fact>published"
-    columns = ("date", "orders", "events", "quarantined o/e", "checks pass/warn/fail", "time", "status")
+    """The summary as a compact text table (one line per date, failures beneath).
+
+    raw - staged is what staging dropped: quarantined rows and duplicates; rejected lines never
+    became raw rows (the reader refused them). `dropped` shows the three, so no row is unaccounted.
+    """
+    head = f"Run summary{f' (run {run_id})' if run_id else ''}: {HEAD}"
+    columns = ("date", "orders", "dropped", "events", "dropped", "checks pass/warn/fail", "time", "status")
     lines = []
     for s in summaries:
         checks = "-" if s.checks is None else f"{s.checks['pass']}/{s.checks['warn']}/{s.checks['fail'] + s.checks['error']}"
         time_text = "-" if s.seconds is None else f"{s.seconds:.1f}s"
-        lines.append((s.date.isoformat(), _flow(s, "orders"), _flow(s, "events"),
-                      f"{_n(s.quarantined['orders'])}/{_n(s.quarantined['events'])}", checks, time_text, s.status))
+        lines.append((s.date.isoformat(), _flow(s, "orders"), _dropped(s, "orders"), _flow(s, "events"),
+                      _dropped(s, "events"), checks, time_text, s.status))
     widths = [max(len(c), *(len(line[i]) for line in lines)) if lines else len(c) for i, c in enumerate(columns)]
     out = [head, "  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip()]
     for s, line in zip(summaries, lines):
         out.append("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip())
-        out.extend(f"    {failure[:200]}" for failure in s.failures)
+        out.extend(f"    {failure if failure.startswith('what to do') else failure[:200]}" for failure in s.failures)
     published = sum(s.status == "published" for s in summaries)
     out.append(f"{published} of {len(summaries)} date(s) published")
     return "\n".join(out)
@@ -211,14 +246,98 @@ def print_summary(days: Iterable[dt.date], run_id: str | None = None, *, start_p
     return summaries
 
 
+def requested_dates(task: luigi.Task) -> list[dt.date] | None:
+    """The dates a `luigi` command line asked for: its task's `date`, or RangeDaily's [start, stop).
+
+    Not the dates the run touched: a date's models also need the catalog snapshot of an earlier
+    date, which the run may stage but nobody asked about. None when the command names no dates.
+    """
+    from luigi.tools.range import RangeDailyBase
+
+    if isinstance(task, RangeDailyBase):
+        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        start, stop = task.moving_start(now), task.moving_stop(now)
+        if task.start is not None:
+            start = max(task.parameter_to_datetime(task.start), start)
+        if task.stop is not None:
+            stop = min(task.parameter_to_datetime(task.stop), stop)
+        return [moment.date() for moment in task.finite_datetimes(start, stop)] if start <= stop else []
+    day = getattr(task, "date", None)
+    return [day] if isinstance(day, dt.date) else None
+
+
+def _command_line(argv: Sequence[str]) -> tuple[list[dt.date] | None, str, bool]:
+    """(requested dates, luigid's URL, whether the run used the local scheduler) of a `luigi` command line."""
+    import luigi.interface
+    from luigi.cmdline_parser import CmdlineParser
+
+    from pipeline.tasks import central
+
+    with CmdlineParser.global_instance(list(argv)) as parser:
+        task = parser.get_task_obj()  # Luigi's instance cache: the run's own root task
+        return requested_dates(task), central.configured_url(), bool(luigi.interface.core().local_scheduler)
+
+
+def _central(summaries: list[DateSummary], scheduled: list[dt.date], url: str, local: bool) -> list[str]:
+    """luigid's side of the run: tasks it refused (a luigid run), and published dates shown broken there (any run)."""
+    from pipeline.tasks import central
+
+    notes: list[str] = []
+    try:
+        if not local:
+            refused = central.disabled(url, scheduled)
+            for s in summaries:
+                if refused and s.status == "not published":
+                    s.status = "DISABLED in luigid (not run)"
+            notes = central.describe(url, refused, [s.date for s in summaries if s.status != "published"])
+        central.settle(url, [s.date for s in summaries if s.status == "published"])
+    except central.SchedulerUnreachable as err:
+        if not local:
+            notes.append(f"({err})")
+    return notes
+
+
+def _needed_failures(summaries: list[DateSummary], scheduled: Sequence[dt.date]) -> list[str]:
+    """Failures of dates the run needed but nobody asked for, which hold the requested dates back.
+
+    A date's models need an earlier catalog snapshot and its gate the earlier dates its volume check
+    compares with (pipeline.tasks.check): when one of those fails, the requested date is only "not
+    published"; the reason and what to do are the other date's, so they are shown here.
+    """
+    asked = {s.date for s in summaries}
+    others = [day for day in scheduled if day not in asked]
+    failed = [s for s in summarise(others, run_audit.run_id(), start_postgres=False) if s.status == "FAILED"] \
+        if others else []
+    if not failed:
+        return []
+    dates = ", ".join(str(s.date) for s in failed)
+    for s in summaries:
+        if s.status == "not published":
+            s.status = f"waits for {dates} (failed, below)"
+    lines = [f"Needed by the date(s) above (an earlier catalog snapshot or volume history), not asked for: {dates}"]
+    for s in failed:
+        lines.append(f"{s.date}: FAILED")
+        lines.extend(f"    {f if f.startswith('what to do') else f[:200]}" for f in s.failures)
+    return lines
+
+
 def at_exit(pid: int) -> None:
     """Print the summary of this process's run (registered by pipeline.tasks for the `luigi` CLI)."""
     if os.getpid() != pid or not is_luigi_cli():
         return
     try:
-        days = run_audit.scheduled_dates()
-        if days and run_summary().at_exit:
-            print_summary(days, run_audit.run_id(), start_postgres=False)
+        scheduled = run_audit.scheduled_dates()
+        if not scheduled or not run_summary().at_exit:
+            return  # the command was rejected before anything was scheduled
+        try:
+            days, url, local = _command_line(sys.argv[1:])
+        except Exception:  # noqa: BLE001 - a command Luigi ran always parses; fall back all the same
+            logger.debug("could not read the requested dates from the command line", exc_info=True)
+            days, url, local = None, None, True
+        summaries = summarise(scheduled if days is None else days, run_audit.run_id(), start_postgres=False)
+        needed = _needed_failures(summaries, scheduled)
+        notes = _central(summaries, scheduled, url, local) if url else []
+        print("\n".join([render(summaries, run_audit.run_id()), *needed, *notes]), file=sys.stdout, flush=True)
     except Exception:  # noqa: BLE001 - never turn a finished run into a traceback
         logger.exception("could not print the run summary")
 
@@ -230,25 +349,18 @@ def is_luigi_cli() -> bool:
         os.path.basename(argv0) == "luigi" or argv0.endswith(os.path.join("luigi", "__main__.py")))
 
 
-def _dates(args: argparse.Namespace) -> list[dt.date]:
-    if args.date:
-        return [lake.parse_date(args.date)]
-    start, stop = lake.parse_date(args.start), lake.parse_date(args.stop)
-    return [start + dt.timedelta(days=i) for i in range((stop - start).days)]
-
-
 def main(argv: list[str] | None = None) -> int:
     """`python -m pipeline summary`."""
-    parser = argparse.ArgumentParser(prog="python -m pipeline summary", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--date", help="one date, YYYY-MM-DD")
-    parser.add_argument("--start", help="first date, YYYY-MM-DD (inclusive)")
-    parser.add_argument("--stop", help="last date, YYYY-MM-DD (exclusive, as for RangeDaily)")
+    parser = cli.Parser(prog="python -m pipeline summary", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--date", type=cli.date_arg, help="one date, YYYY-MM-DD")
+    parser.add_argument("--start", type=cli.date_arg, help="first date, YYYY-MM-DD (inclusive)")
+    parser.add_argument("--stop", type=cli.date_arg, help="last date, YYYY-MM-DD (exclusive, as for RangeDaily)")
     parser.add_argument("--run-id", help="only this run's task executions (outcomes and time)")
     args = parser.parse_args(argv)
     if not args.date and not (args.start and args.stop):
         parser.error("give --date, or --start and --stop")
     try:
-        days = _dates(args)
+        days = [args.date] if args.date else cli.date_range(args.start, args.stop)
     except ValueError as err:
         parser.error(str(err))
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

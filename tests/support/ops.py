@@ -19,6 +19,7 @@ import pytest
 
 from tests.support.paths import REPO, SEED_INCOMING
 from tests.support.postgres import PG_ENV, EmbeddedServer
+from tests.support.processes import free_port
 
 SEED_DAY = dt.date(2025, 12, 15)
 
@@ -89,8 +90,12 @@ def ops(tmp_path: Path, embedded_server: EmbeddedServer) -> Ops:
     """A fresh world for one test, the seed fixture days as its incoming files."""
     incoming = tmp_path / "incoming"
     copy_seed(incoming)
+    # luigid of luigi.cfg (127.0.0.1:8082) is a developer's: a test's runs never talk to it (a run's
+    # summary asks luigid about the dates); LUIGI_CONFIG_PATH adds to luigi.cfg, option by option
+    local_cfg = tmp_path / "luigi-test.cfg"
+    local_cfg.write_text(f"[core]\nscheduler_port = {free_port()}\n")
     return Ops(incoming=incoming, lake=tmp_path / "lake", server=embedded_server,
-               database=f"ops_{uuid.uuid4().hex[:10]}")
+               database=f"ops_{uuid.uuid4().hex[:10]}", extra_env={"LUIGI_CONFIG_PATH": str(local_cfg)})
 
 
 def assert_published_once(ops: Ops, day: dt.date) -> None:

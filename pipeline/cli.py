@@ -1,0 +1,89 @@
+"""What every `python -m pipeline ...` command shares: a known user error is one line and an exit code.
+
+`Parser` is argparse's, except that a bad command line prints one line (`<prog>: error: <what>`,
+with `--help` for the usage) and exits 2, without the usage block above it; `date_arg` is the
+argparse type of a date option (exactly YYYY-MM-DD, as everywhere in the pipeline).
+`quiet_rejected_command_lines` does the same for the `luigi` command line (pipeline.tasks installs it).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import os
+import sys
+from typing import NoReturn
+
+from pipeline import lake
+
+USAGE_ERROR = 2  # argparse's exit code for a command-line usage error
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line on stderr (exit 2), not the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
+        sys.exit(USAGE_ERROR)
+
+
+def date_arg(text: str) -> dt.date:
+    """argparse type: a date, exactly YYYY-MM-DD; the error names the value and the format."""
+    try:
+        return lake.parse_date(text)
+    except ValueError as err:
+        detail = str(err)
+        reason = "" if detail.startswith("not a date") else f" ({detail})"
+        raise argparse.ArgumentTypeError(f"{text!r} is not a valid date: expected YYYY-MM-DD, e.g. 2025-12-15"
+                                         f"{reason}") from None
+
+
+def date_range(start: dt.date, stop: dt.date) -> list[dt.date]:
+    """The dates of [start, stop), as RangeDaily counts them; an empty range is an error (ValueError)."""
+    if start >= stop:
+        raise ValueError(f"--start {start} is not before --stop {stop}: the range [start, stop) is empty"
+                         " (--stop is exclusive)")
+    return [start + dt.timedelta(days=i) for i in range((stop - start).days)]
+
+
+class _RejectedCommandLine(logging.Filter):
+    """Luigi's "Uncaught exception in luigi" for a command line it could not turn into a task: one line.
+
+    `luigi.retcodes.run_with_retcodes` logs any exception with its traceback and exits [retcode]
+    unhandled_exception. When the exception came from parsing the command line (a bad `--date`, a
+    missing parameter), the traceback is noise: the record keeps the error's message, naming the
+    option, and drops the traceback. Any other exception keeps its traceback.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.exc_info or record.msg != "Uncaught exception in luigi":
+            return True
+        error, tb = record.exc_info[1], record.exc_info[2]
+        option = value = None
+        parsing = False
+        while tb is not None:
+            code = tb.tb_frame.f_code
+            if code.co_filename.endswith(os.path.join("luigi", "cmdline_parser.py")):
+                parsing = True
+                option = tb.tb_frame.f_locals.get("param_name", option)
+                value = tb.tb_frame.f_locals.get("attr", value)
+            tb = tb.tb_next
+        if not parsing or error is None:
+            return True
+        text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        # Luigi's own DateParameter (RangeDaily's --start/--stop): strptime's wording, whatever the fault
+        if isinstance(value, str) and ("does not match format '%Y-%m-%d'" in text
+                                       or text.startswith("unconverted data remains")):
+            text = f"{value!r} is not a valid date: expected YYYY-MM-DD, e.g. 2025-12-15"
+        if option and not text.startswith("--"):
+            text = f"--{option.replace('_', '-')} {text}"
+        record.msg, record.args = "the command was rejected: %s (luigi --help-all lists the options)", (text,)
+        record.exc_info, record.exc_text = None, None
+        return True
+
+
+def quiet_rejected_command_lines() -> None:
+    """Make a `luigi` command line that fails to parse one log line, not a traceback (see above)."""
+    target = logging.getLogger("luigi-interface")
+    if not any(isinstance(f, _RejectedCommandLine) for f in target.filters):
+        target.addFilter(_RejectedCommandLine())

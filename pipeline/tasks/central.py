@@ -1,0 +1,167 @@
+"""The central scheduler (luigid) as the pipeline sees it: which of a date's tasks it refuses, and re-enabling them.
+
+luigid disables a task that failed its last attempt for `[scheduler] disable_persist` seconds (so
+a long backfill does not rerun bad data every few minutes). A later run of the date through luigid
+then runs nothing for it and exits 25; Luigi only says the task was "not granted run permission".
+This module lets the run say what happened and what to do, and cleans up after a fix:
+
+- `disabled(url, dates)`: the date's tasks luigid holds DISABLED (the run summary prints them);
+- `python -m pipeline reenable --date D` (`main`): re-enables them through luigid's own API
+  (`re_enable_task`, the UI's button), so the next run of the date runs them;
+- `settle(url, dates)`: after a date is published (e.g. with `--local-scheduler`), its tasks that
+  luigid still shows DISABLED or FAILED and that are complete now are reported DONE, so luigid's
+  UI does not show a published date as broken.
+
+Everything here is best effort with short timeouts: luigid not running is the normal case of a
+`--local-scheduler` run and costs one refused connection on loopback.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import socket
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterable
+from typing import Any
+
+import luigi
+import luigi.configuration
+import luigi.interface
+
+from pipeline import cli
+
+logger = logging.getLogger(__name__)
+
+TIMEOUT = 3.0  # seconds per request: luigid answers from memory
+WORKER = f"ecomm-settle@{socket.gethostname()}"  # the worker id luigid records for settled tasks
+
+
+class SchedulerUnreachable(Exception):
+    """luigid does not answer at the configured address."""
+
+
+def configured_url() -> str:
+    """luigid's URL from luigi.cfg [core] (scheduler_url, else scheduler_host and scheduler_port)."""
+    core = luigi.interface.core()
+    if core.scheduler_url:
+        return core.scheduler_url.rstrip("/")
+    return f"http://{core.scheduler_host}:{core.scheduler_port}"
+
+
+def call(url: str, method: str, **data: Any) -> Any:
+    """One call of luigid's JSON API (`/api/<method>?data=...`); SchedulerUnreachable if it does not answer."""
+    query = urllib.parse.urlencode({"data": json.dumps(data)})
+    try:
+        with urllib.request.urlopen(f"{url}/api/{method}?{query}", timeout=TIMEOUT) as response:
+            return json.loads(response.read())["response"]
+    except (OSError, ValueError, KeyError) as err:
+        raise SchedulerUnreachable(f"the central scheduler at {url} does not answer ({err})") from None
+
+
+def _date_of(task: dict[str, Any]) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(task.get("params", {}).get("date", ""))
+    except (TypeError, ValueError):
+        return None
+
+
+def tasks_of(url: str, status: str, dates: Iterable[dt.date]) -> dict[str, dict[str, Any]]:
+    """luigid's tasks in `status` whose `date` parameter is one of `dates` (task id -> luigid's record)."""
+    wanted = set(dates)
+    listed = call(url, "task_list", status=status, upstream_status="", search="")
+    return {task_id: task for task_id, task in (listed or {}).items()
+            if isinstance(task, dict) and _date_of(task) in wanted}
+
+
+def disabled(url: str, dates: Iterable[dt.date]) -> dict[str, dict[str, Any]]:
+    """The dates' tasks luigid refuses to run (DISABLED after a finally failed attempt)."""
+    return tasks_of(url, "DISABLED", dates)
+
+
+def describe(url: str, tasks: dict[str, dict[str, Any]], dates: Iterable[dt.date]) -> list[str]:
+    """What the run summary says about disabled tasks: what luigid does, until when, what to do."""
+    if not tasks:
+        return []
+    persist = luigi.configuration.get_config().getint("scheduler", "disable_persist", 86400)
+    lines = [f"luigid ({url}) disabled {len(tasks)} task(s) whose last attempt failed; it does not run them again"
+             " until they are re-enabled:"]
+    for task in sorted(tasks.values(), key=lambda t: (t["display_name"])):
+        since = dt.datetime.fromtimestamp(task.get("last_updated") or 0)
+        until = since + dt.timedelta(seconds=persist)
+        lines.append(f"    {task['display_name']} is DISABLED since {since:%H:%M:%S}, until about {until:%H:%M:%S}"
+                     f" ([scheduler] disable_persist = {persist} s)")
+    days = sorted({day for task in tasks.values() if (day := _date_of(task))} | set(dates))
+    which = f"--date {days[0]}" if len(days) == 1 else f"--start {days[0]} --stop {days[-1] + dt.timedelta(days=1)}"
+    lines.append(f"    once the cause is fixed: `python -m pipeline reenable {which}`, then run the date(s) again"
+                 " (or run them with --local-scheduler)")
+    return lines
+
+
+def reenable(url: str, dates: Iterable[dt.date]) -> list[str]:
+    """Re-enable the dates' DISABLED tasks in luigid (as the UI's button does); return their names."""
+    done = []
+    for task_id, task in disabled(url, dates).items():
+        if call(url, "re_enable_task", task_id=task_id):
+            done.append(task["display_name"])
+    return sorted(done)
+
+
+def _complete(task: dict[str, Any]) -> bool:
+    try:
+        cls = luigi.task_register.Register.get_task_cls(task["name"])
+        return bool(cls.from_str_params(task.get("params") or {}).complete())
+    except Exception:  # noqa: BLE001 - a task this process cannot rebuild or check stays as it is
+        logger.debug("could not check %s", task.get("display_name"), exc_info=True)
+        return False
+
+
+def settle(url: str, dates: Iterable[dt.date]) -> list[str]:
+    """Report DONE to luigid for the dates' DISABLED/FAILED tasks that are complete now; return their names.
+
+    luigid lets a DONE report override its disabling (as when a worker finds the task complete).
+    """
+    dates = list(dates)
+    settled = []
+    for status in ("DISABLED", "FAILED"):
+        for task_id, task in tasks_of(url, status, dates).items():
+            if _complete(task):
+                call(url, "add_task", task_id=task_id, status="DONE", worker=WORKER, runnable=False,
+                     family=task["name"], params=task.get("params") or {})
+                settled.append(task["display_name"])
+    if settled:
+        logger.info("luigid: %d task(s) of published dates shown as done again: %s", len(settled), ", ".join(settled))
+    return sorted(settled)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m pipeline reenable`: let luigid run a date's disabled tasks again."""
+    parser = cli.Parser(prog="python -m pipeline reenable", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--date", type=cli.date_arg, help="one date, YYYY-MM-DD")
+    parser.add_argument("--start", type=cli.date_arg, help="first date, YYYY-MM-DD (inclusive)")
+    parser.add_argument("--stop", type=cli.date_arg, help="last date, YYYY-MM-DD (exclusive)")
+    parser.add_argument("--scheduler-url", help="luigid's URL (default: luigi.cfg [core], http://127.0.0.1:8082)")
+    args = parser.parse_args(argv)
+    if not args.date and not (args.start and args.stop):
+        parser.error("give --date, or --start and --stop")
+    try:
+        days = [args.date] if args.date else cli.date_range(args.start, args.stop)
+    except ValueError as err:
+        parser.error(str(err))
+    url = (args.scheduler_url or configured_url()).rstrip("/")
+    try:
+        names = reenable(url, days)
+    except SchedulerUnreachable as err:
+        print(f"{err}: is it running (`make luigid`)? With --local-scheduler nothing is disabled.", file=sys.stderr)
+        return 3
+    if not names:
+        print(f"luigid ({url}) holds no disabled task of {', '.join(map(str, days))}: nothing to re-enable")
+        return 0
+    print(f"re-enabled in luigid ({url}): {', '.join(names)}")
+    first = f"--date {days[0]}" if len(days) == 1 else f"--start {days[0]} --stop {days[-1] + dt.timedelta(days=1)}"
+    command = ("DailyPipeline " + first) if len(days) == 1 else ("RangeDaily --of DailyPipeline " + first)
+    print(f"now run the date(s) again: luigi --module pipeline.tasks {command}")
+    return 0

@@ -1,0 +1,114 @@
+"""`python -m pipeline freshness`: is the serving Postgres up to date? For cron and monitors.
+
+    python -m pipeline freshness                      # [freshness] max_age_hours (36)
+    python -m pipeline freshness --max-age-hours 30
+
+The age of the data is the time since the END of the latest published load date (its following
+midnight in [model] business_timezone): with the default 36 hours, yesterday's date must be
+published by noon today. Exit codes, for a monitor:
+
+    0  fresh: the latest published date is within the age
+    1  stale: it is older (or nothing is published), naming it and the command that catches up
+    2  the command line is wrong
+    3  cannot tell: the serving Postgres cannot be reached (or the embedded one is not running)
+
+One line on stdout either way (stderr for 2 and 3). It reads `audit.publish_log` and never starts
+the embedded server.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import sys
+from zoneinfo import ZoneInfo
+
+import luigi
+import psycopg
+
+from pipeline import cli, config
+
+logger = logging.getLogger(__name__)
+
+FRESH, STALE, UNKNOWN = 0, 1, 3
+
+
+class freshness(luigi.Config):  # noqa: N801 - luigi maps the class name to the [freshness] section
+    """[freshness]: how old the latest published date may be before `python -m pipeline freshness` fails."""
+
+    max_age_hours = luigi.FloatParameter(default=36.0)
+
+
+def latest_published() -> tuple[dt.date, dt.datetime] | None:
+    """The latest published load date and when it was published (None: nothing published yet)."""
+    from pipeline.serving import pg
+
+    with pg.connect() as conn:
+        if not conn.execute("select to_regclass('audit.publish_log') is not null").fetchone()[0]:
+            return None
+        row = conn.execute("select load_date, published_at from audit.publish_log"
+                           " order by load_date desc limit 1").fetchone()
+    return (row[0], row[1]) if row else None
+
+
+def age_hours(day: dt.date, now: dt.datetime) -> float:
+    """Hours from the end of `day` (the next midnight in [model] business_timezone) to `now`."""
+    zone = ZoneInfo(config.model().business_timezone)
+    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=zone)
+    return (now - end).total_seconds() / 3600
+
+
+def check(now: dt.datetime, max_age: float) -> tuple[int, str]:
+    """(exit code, the line to print) for the serving Postgres at `now`."""
+    from pipeline.serving import pg
+    from pipeline.tasks import run_audit
+
+    if not run_audit.postgres_reachable():
+        return UNKNOWN, ("UNKNOWN: the embedded Postgres is not running, so no date can be served"
+                         " (start it: python -m pipeline.serving.pg start)")
+    try:
+        latest = latest_published()
+    except (psycopg.OperationalError, pg.EmbeddedServerError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        return UNKNOWN, f"UNKNOWN: cannot read audit.publish_log from {pg.redact(pg.dsn())}: {first}"
+    if latest is None:
+        return STALE, "STALE: no load date is published yet (run the daily command: docs/operations.md)"
+    day, published_at = latest
+    age = age_hours(day, now)
+    when = f"published {published_at.astimezone(dt.timezone.utc):%Y-%m-%d %H:%M} UTC"
+    if age <= max_age:
+        return FRESH, (f"FRESH: the latest published load date is {day} ({when}), {age:.1f} h after its end"
+                       f" (limit {max_age:g} h)")
+    # the dates that have ended since: from the one after the latest published to yesterday
+    start = day + dt.timedelta(days=1)
+    stop = max(start + dt.timedelta(days=1), now.astimezone(ZoneInfo(config.model().business_timezone)).date())
+    catch_up = (f"luigi --module pipeline.tasks DailyPipeline --date {start}" if stop - start == dt.timedelta(days=1)
+                else f"luigi --module pipeline.tasks RangeDaily --of DailyPipeline --start {start} --stop {stop}")
+    return STALE, (f"STALE: the latest published load date is {day} ({when}), {age:.1f} h after its end, over the"
+                   f" limit of {max_age:g} h ([freshness] max_age_hours); see why with `python -m pipeline summary"
+                   f" --start {start} --stop {stop}`, catch up with `{catch_up}`")
+
+
+def _moment(text: str) -> dt.datetime:
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date and time (YYYY-MM-DDTHH:MM[+HH:MM])") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m pipeline freshness`."""
+    parser = cli.Parser(prog="python -m pipeline freshness", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--max-age-hours", type=float, default=None,
+                        help="the age limit in hours (default: [freshness] max_age_hours in luigi.cfg, 36)")
+    parser.add_argument("--now", type=_moment, default=None,
+                        help="judge as of this time, ISO format (default: now; without an offset: UTC)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    max_age = freshness().max_age_hours if args.max_age_hours is None else args.max_age_hours
+    if max_age < 0:
+        parser.error(f"--max-age-hours {max_age:g} is negative")
+    code, line = check(args.now or dt.datetime.now(dt.timezone.utc), max_age)
+    print(line, file=sys.stderr if code == UNKNOWN else sys.stdout)
+    return code

@@ -1,0 +1,147 @@
+"""The runbook, stated once: for each kind of failure a user meets, its symptom, cause and the fix.
+
+A failed task's explanation (what luigid shows and the failure e-mail carries, see
+`PipelineTask.on_failure`) names the kind and its fix for that date; docs/operations.md#runbook
+prints the same table (a test keeps the page and this list in step).
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import errno
+
+import psycopg
+
+RUNBOOK = "docs/operations.md#runbook"
+DAILY = "luigi --module pipeline.tasks DailyPipeline --date {date}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Remedy:
+    """One kind of failure: how it shows, why, and the command(s) that fix it ({date} = the load date)."""
+
+    kind: str
+    exit_code: str
+    symptom: str
+    cause: str
+    fix: str
+    errors: tuple[str, ...] = ()  # exception class names (of the error or what it was raised from)
+
+    def fix_for(self, day: dt.date | str | None) -> str:
+        return self.fix.replace("{date}", str(day) if day else "<date>")
+
+
+REMEDIES: tuple[Remedy, ...] = (
+    Remedy("missing file", "30",
+           "`FAILED`, `LandOrders: SourceFileMissing: orders for D: expected data/incoming/orders/D/orders.json`",
+           "the day's file is not in the incoming folder (not delivered, wrong name or folder)",
+           f"put the file where the message says, then `{DAILY}`", ("SourceFileMissing",)),
+    Remedy("invalid file", "30",
+           "`FAILED`, `LandOrders: SourceFileInvalid: ...` (cut off, wrong delimiter, a second file in the folder)",
+           "the file cannot be read as its format, or its folder holds other files",
+           f"get a complete file from the sender (or remove the extra file), then `{DAILY}`",
+           ("SourceFileInvalid",)),
+    Remedy("changed source file", "30",
+           "`FAILED`, `SourcesUnchanged: SourceChanged: orders for D: size ... changed since it was landed`",
+           "an incoming file changed after its date was landed; landed data is immutable",
+           "`python -m pipeline restate --date {date}` (lands the new file, republishes the date);"
+           " or put the original file back", ("SourceChanged",)),
+    Remedy("gate blocked", "30",
+           "`BLOCKED by the quality gate` with the failing checks; `audit.dq_failures` holds them",
+           "a check with a `fail` rule failed: the data is incomplete or wrong (volume, loss, keys ...)",
+           "read the checks (`python -m pipeline summary --date {date}`, docs/quality-gate.md), fix the file and"
+           " `python -m pipeline restate --date {date}`; a day that really is unusual: rerun it with the"
+           " threshold given, e.g. `--checks-volume-fail-low-ratio 0`", ("QualityGateFailed",)),
+    Remedy("not ready", "20",
+           "`NOT READY (orders: no ready marker)`",
+           "`[landing] ready_marker` is set and the sender has not written it yet",
+           f"nothing to fix: run the date again once the marker is there (`{DAILY}`)", ("SourceNotReady",)),
+    Remedy("Postgres down", "30",
+           "`Preload...: OperationalError: connection ... refused`, after lines"
+           " `... this can heal, will retry: attempt 2 of 4 at HH:MM:SS`",
+           "the serving Postgres cannot be reached (stopped, restarting, wrong host or port); the lake steps"
+           " still ran and stay done",
+           f"start it (`python -m pipeline.serving.pg start` for the embedded one) or fix `ECOMM_PG_DSN`, then `{DAILY}`",
+           ("PostgresUnreachable",)),
+    Remedy("Postgres refuses", "35",
+           "`database \"x\" does not exist`, `password authentication failed`, `role ... does not exist`",
+           "Postgres answers but refuses the configured database, role or password: a setting, not an outage",
+           f"fix `ECOMM_PG_DSN` / `PG*` / `~/.pgpass`, then `{DAILY}`", ("PostgresRefuses",)),
+    Remedy("disk full", "30",
+           "`OSError: [Errno 28] No space left on device` (or DuckDB's `No space left on device`)",
+           "the lake's or the temporary folder's disk is full; partial files are never renamed into place",
+           f"free space (old `lake/_archive`, `lake/_logs`, the temp dir), then `{DAILY}`", ("DiskFull",)),
+    Remedy("disabled in luigid", "25",
+           "`not published` and `DISABLED in luigid` in the summary; Luigi says `not granted run permission`",
+           "a task failed its last attempt, so luigid refuses it for `[scheduler] disable_persist` seconds",
+           f"fix the cause, then `python -m pipeline reenable --date {{date}}` and `{DAILY}`"
+           " (or run the date with `--local-scheduler`)", ()),
+)
+BY_ERROR = {name: remedy for remedy in REMEDIES for name in remedy.errors}
+
+
+def _causes(error: BaseException):
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+
+
+def _disk_full(error: BaseException) -> bool:
+    return (isinstance(error, OSError) and error.errno == errno.ENOSPC) or "No space left on device" in str(error)
+
+
+def remedy_for(error: BaseException) -> Remedy | None:
+    """The runbook entry of an error (None: not a kind the runbook knows)."""
+    from pipeline.serving import retry
+
+    for current in _causes(error):
+        for cls in type(current).__mro__:
+            if cls.__name__ in BY_ERROR:
+                return BY_ERROR[cls.__name__]
+        if isinstance(current, psycopg.OperationalError):
+            return BY_ERROR["PostgresUnreachable" if retry.postgres_unreachable(current) else "PostgresRefuses"]
+        if _disk_full(current):
+            return BY_ERROR["DiskFull"]
+    return None
+
+
+def remedy_for_text(message: str | None) -> Remedy | None:
+    """The runbook entry of a recorded error message (`<ErrorClass>: <text>`, as the run audit keeps it)."""
+    from pipeline.serving import retry
+
+    name = (message or "").split(":", 1)[0].strip()
+    if name in BY_ERROR:
+        return BY_ERROR[name]
+    if name == "OperationalError":
+        return BY_ERROR["PostgresRefuses" if "FATAL:" in (message or "") and not any(
+            reason in message for reason in retry._TRANSIENT_FATAL) else "PostgresUnreachable"]
+    if "No space left on device" in (message or ""):
+        return BY_ERROR["DiskFull"]
+    return None
+
+
+def by_kind(kind: str) -> Remedy:
+    """The runbook entry named `kind`."""
+    return next(remedy for remedy in REMEDIES if remedy.kind == kind)
+
+
+def explain(task_family: str, day: dt.date | None, error: BaseException) -> str:
+    """A failed task in three lines: what failed and why, what to do, where the runbook is."""
+    text = str(error).strip()
+    reason = f"{type(error).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
+    lines = [f"{task_family}{f' for {day}' if day else ''} failed: {reason}"]
+    remedy = remedy_for(error)
+    if remedy is not None:
+        lines.append(f"What to do ({remedy.kind}): {remedy.fix_for(day)}")
+    lines.append(f"Runbook: {RUNBOOK}")
+    return "\n".join(lines)
+
+
+def markdown_table() -> str:
+    """The runbook as the Markdown table of docs/operations.md (between its ops:runbook markers)."""
+    rows = ["| failure | exit | symptom | cause | fix |", "|---|---|---|---|---|"]
+    rows += [f"| {r.kind} | `{r.exit_code}` | {r.symptom} | {r.cause} | {r.fix_for('D')} |" for r in REMEDIES]
+    return "\n".join(rows)

@@ -1,0 +1,198 @@
+"""The commands a user types: a known user error is one line and an exit code, the help states defaults,
+the run summary accounts for every dropped row, `freshness` answers a monitor, and nothing litters the
+checkout (issue 17, points 9 and "Freshness")."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.support.paths import REPO
+from tests.support.postgres import PG_ENV, EmbeddedServer, Target
+
+BAD = "2025-13-01"
+LUIGI = [sys.executable, "-m", "luigi", "--module", "pipeline.tasks"]
+PIPELINE = [sys.executable, "-m", "pipeline"]
+
+# every command that takes a date, with the exit code a rejected command line gives
+COMMANDS = {
+    "luigi DailyPipeline": ([*LUIGI, "DailyPipeline", "--date", BAD, "--local-scheduler"], 40),
+    "luigi RangeDaily": ([*LUIGI, "RangeDaily", "--of", "DailyPipeline", "--start", BAD, "--stop", "2025-12-20",
+                          "--local-scheduler"], 40),
+    "summary": ([*PIPELINE, "summary", "--date", BAD], 2),
+    "report": ([*PIPELINE, "report", "--date", BAD], 2),
+    "restate": ([*PIPELINE, "restate", "--date", BAD], 2),
+    "reenable": ([*PIPELINE, "reenable", "--date", BAD], 2),
+    "freshness": ([*PIPELINE, "freshness", "--now", BAD], 2),
+    "generate": ([sys.executable, "-m", "devtools.generate", BAD, "1"], 2),
+    "demo": ([sys.executable, "-m", "devtools.demo", "--start", BAD], 2),
+}
+
+
+def _run(command: list[str], tmp_path: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if k not in PG_ENV and not k.startswith("ECOMM_")}
+    base.update(ECOMM_DATA_DIR=str(tmp_path / "incoming"), ECOMM_LAKE_DIR=str(tmp_path / "lake"), **(env or {}))
+    return subprocess.run(command, cwd=REPO, env=base, capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_a_bad_date_is_one_line_and_an_exit_code(name: str, tmp_path: Path) -> None:
+    command, code = COMMANDS[name]
+    result = _run(command, tmp_path)
+    assert result.returncode == code, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert BAD in lines[0] and "YYYY-MM-DD" in lines[0], lines[0]
+    assert not (tmp_path / "lake").exists(), "nothing ran"
+
+
+def test_summary_with_start_after_stop_is_an_error(tmp_path: Path) -> None:
+    for start, stop in (("2025-12-20", "2025-12-13"), ("2025-12-13", "2025-12-13")):
+        result = _run([*PIPELINE, "summary", "--start", start, "--stop", stop], tmp_path)
+        assert result.returncode == 2 and result.stdout == "", result.stdout
+        assert result.stderr.count("\n") == 1 and "--stop is exclusive" in result.stderr, result.stderr
+
+
+def test_the_generator_help_states_each_default_and_the_docs_state_them_too(tmp_path: Path) -> None:
+    from devtools.generate import _parser
+
+    help_text = " ".join(_run([sys.executable, "-m", "devtools.generate", "--help"], tmp_path).stdout.split())
+    docs = (REPO / "docs" / "operations.md").read_text()
+    section = docs.split("## Sample data", 1)[1].split("\n## ", 1)[0]
+    for action in _parser()._actions:
+        if action.default is None or action.dest in ("help", "verbose", "start", "days"):
+            continue
+        option = action.option_strings[-1]
+        assert f"(default: {action.default}" in help_text, option
+        assert re.search(rf"`{option} ([^`]*)`[^|\n]*\|[^|\n]*\b{re.escape(str(action.default))}\b", section), \
+            f"docs/operations.md, Sample data: {option} and its default {action.default}"
+
+
+def test_make_luigid_prints_its_url_and_the_metrics_url() -> None:
+    makefile = (REPO / "Makefile").read_text()
+    recipe = makefile.split("\nluigid:", 1)[1].split("\n\n", 1)[0]
+    echo = next(line for line in recipe.splitlines() if line.strip().startswith("@echo"))
+    printed = " ".join(shlex.split(echo.strip()[1:])[1:])
+    assert "http://127.0.0.1:8082" in printed and "http://127.0.0.1:8082/metrics" in printed
+
+
+def test_the_embedded_server_leaves_no_lock_file_beside_its_data_dir(embedded_server: EmbeddedServer) -> None:
+    # `.pgdata` in the checkout: a lock file beside it was `..pgdata.lock` in the repository root
+    assert sorted(os.listdir(embedded_server.data_dir.parent)) == [embedded_server.data_dir.name]
+
+
+def test_the_summary_accounts_for_quarantined_duplicate_and_rejected_rows() -> None:
+    from pipeline.tasks import summary
+
+    day = summary.DateSummary(
+        date=dt.date(2025, 12, 15), raw={"orders": 3000, "events": 30000}, staged={"orders": 2956, "events": 29619},
+        quarantined={"orders": 39, "events": 327}, duplicates={"orders": 5, "events": 54},
+        rejected={"orders": 2, "events": 0}, facts={"orders": 2956, "events": 29619},
+        published={"orders": 2956, "events": 29619, "runtime": 5.0}, checks={"pass": 76, "warn": 0, "fail": 0, "error": 0},
+        status="published", seconds=5.2, failures=[])
+    text = summary.render([day])
+    assert "dropped = quarantined+duplicates+rejected lines" in text
+    row = next(line for line in text.splitlines() if line.startswith("2025-12-15"))
+    assert "3000>2956>2956>2956  39+5+2" in row and "30000>29619>29619>29619  327+54+0" in row
+    assert 3000 == 2956 + 39 + 5, "raw = staged + quarantined + duplicates: nothing hidden"
+
+
+def test_the_demo_prints_no_table_wider_than_a_terminal() -> None:
+    from devtools import demo
+
+    columns = ["run_date", *(f"{kind}_{source}_count" for source in ("orders", "events")
+                             for kind in ("raw", "staging", "fact", "quarantined", "duplicate")), "dq_failed_count"]
+    rows = [(dt.date(2025, 12, 13) + dt.timedelta(days=i), *range(len(columns) - 1)) for i in range(7)]
+    text = demo._table(columns, rows)
+    assert max(len(line) for line in text.splitlines()) <= demo.MAX_WIDTH
+    for column in columns[1:]:
+        assert text.count(column) >= 1, column
+    assert all(str(day) in text for day, *_ in rows)
+
+
+# ------------------------------------------------------------------------------------ freshness
+def _publish_log(target: Target, days: list[dt.date]) -> None:
+    from pipeline.serving import migrations
+
+    with psycopg.connect(target.dsn, autocommit=True) as conn:
+        migrations.apply_schema(conn)
+        for day in days:
+            conn.execute("insert into audit.publish_log (load_date, fact_orders_rows, fact_events_rows)"
+                         " values (%s, 1, 1)", [day])
+
+
+def test_freshness_names_the_latest_date_and_exits_for_a_monitor(fresh_db: Target, tmp_path: Path) -> None:
+    env = {"ECOMM_PG_DSN": fresh_db.dsn}
+    check = lambda *args: _run([*PIPELINE, "freshness", *args], tmp_path, env)  # noqa: E731
+    nothing = check("--now", "2025-12-20T12:00")
+    assert nothing.returncode == 1 and nothing.stdout.startswith("STALE: no load date is published"), nothing.stdout
+
+    _publish_log(fresh_db, [dt.date(2025, 12, 18), dt.date(2025, 12, 19)])
+    fresh = check("--now", "2025-12-20T12:00")  # 12 h after the end of 2025-12-19
+    assert fresh.returncode == 0, fresh.stdout + fresh.stderr
+    assert fresh.stdout.startswith("FRESH: the latest published load date is 2025-12-19") and "12.0 h" in fresh.stdout
+
+    stale = check("--now", "2025-12-21T13:00")  # 37 h after: over the default 36
+    assert stale.returncode == 1, stale.stdout + stale.stderr
+    assert stale.stdout.count("\n") == 1 and "STALE: the latest published load date is 2025-12-19" in stale.stdout
+    assert "[freshness] max_age_hours" in stale.stdout and "DailyPipeline --date 2025-12-20" in stale.stdout
+    assert check("--now", "2025-12-21T13:00", "--max-age-hours", "48").returncode == 0
+
+    down = _run([*PIPELINE, "freshness"], tmp_path, {"ECOMM_PG_DSN": "postgresql://postgres@127.0.0.1:1/nowhere"})
+    assert down.returncode == 3 and down.stderr.startswith("UNKNOWN: cannot read audit.publish_log"), down.stderr
+
+
+def test_postgres_unreachable_is_announced_once_with_the_retry_plan(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from pipeline.serving import retry
+    from tests.support.processes import free_port
+
+    dead = f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"
+    ask = lambda: psycopg.connect(dead, connect_timeout=5)  # noqa: E731 - a real refused connection
+    with caplog.at_level(logging.INFO, logger="pipeline.serving.retry"):
+        assert retry.unless_unreachable(ask, False, "fact_orders of 2025-12-15 counts as not preloaded") is False
+        assert retry.unless_unreachable(ask, False, "no date counts as published") is False
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "\n" not in warnings[0], warnings
+    assert "Connection refused" in warnings[0] and "The lake steps (land, stage, model, gate) go on" in warnings[0]
+    assert "will try 4 time(s), 30s, 60s, 120s apart (about 210s in all)" in warnings[0], warnings[0]
+
+
+def test_each_failure_kind_maps_to_its_runbook_entry(tmp_path: Path) -> None:
+    import errno
+
+    from pipeline.ingest import incoming, landing
+    from pipeline.tasks import runbook
+
+    cases = {
+        incoming.SourceFileMissing("orders for 2025-12-15: expected x"): "missing file",
+        incoming.UnexpectedSourceFiles("two files"): "invalid file",
+        landing.SourceChanged("orders changed"): "changed source file",
+        incoming.SourceNotReady("no marker"): "not ready",
+        OSError(errno.ENOSPC, "No space left on device"): "disk full",
+    }
+    try:
+        psycopg.connect(f"postgresql://postgres@127.0.0.1:{_free_port()}/x", connect_timeout=5)
+    except psycopg.OperationalError as err:
+        cases[err] = "Postgres down"
+    for error, kind in cases.items():
+        assert runbook.remedy_for(error).kind == kind, error
+        text = runbook.explain("LandOrders", dt.date(2025, 12, 15), error)
+        assert text.splitlines()[1].startswith(f"What to do ({kind}):") and "<date>" not in text
+    assert runbook.remedy_for(ValueError("something else")) is None
+    assert runbook.remedy_for_text("OperationalError: connection failed: ... Connection refused").kind == "Postgres down"
+    assert runbook.remedy_for_text('OperationalError: FATAL:  database "x" does not exist').kind == "Postgres refuses"
+
+
+def _free_port() -> int:
+    from tests.support.processes import free_port
+
+    return free_port()

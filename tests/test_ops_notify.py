@@ -1,0 +1,127 @@
+"""Telling people: failure e-mails through a real SMTP server, luigid's Prometheus metrics, and what a run
+says when luigid refuses a date's tasks after a failure (issue 17, point 3 and "Production operations")."""
+from __future__ import annotations
+
+import email
+import email.policy
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from tests.support.luigid import Luigid
+from tests.support.ops import SEED_DAY, Ops
+from tests.support.processes import free_port, wait_for
+
+DATE = ["--date", str(SEED_DAY)]
+
+
+class Inbox:
+    """aiosmtpd's handler: every message the server accepts, parsed."""
+
+    def __init__(self) -> None:
+        self.messages: list[email.message.EmailMessage] = []
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd's hook name
+        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
+        return "250 OK"
+
+    def body(self, message: email.message.EmailMessage) -> str:
+        return message.get_body(("plain",)).get_content()
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Inbox, int]]:
+    inbox, port = Inbox(), free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield inbox, port
+    finally:
+        controller.stop()
+
+
+def _mail_config(ops: Ops, port: int) -> None:
+    """An operator's own configuration file beside luigi.cfg (LUIGI_CONFIG_PATH), as docs/operations.md says."""
+    cfg = Path(ops.extra_env["LUIGI_CONFIG_PATH"])
+    cfg.write_text(cfg.read_text() + f"[email]\nreceiver = ops@example.com\n\n[smtp]\nhost = 127.0.0.1\nport = {port}\n")
+
+
+@pytest.mark.slow
+def test_a_failed_task_mails_the_task_the_reason_and_what_to_do(ops: Ops, smtp: tuple[Inbox, int]) -> None:
+    inbox, port = smtp
+    _mail_config(ops, port)
+    (ops.incoming / "events" / str(SEED_DAY) / "events.csv").unlink()
+    result = ops.luigi("DailyPipeline", *DATE, "--local-scheduler")
+    assert result.returncode == 30, result.stderr[-3000:]
+    wait_for(lambda: inbox.messages, timeout=30, what="the failure e-mail")
+    failed = [m for m in inbox.messages if "FAILED" in m["Subject"]]
+    assert len(failed) == 1, [m["Subject"] for m in inbox.messages]
+    message = failed[0]
+    assert message["Subject"].startswith("[ecomm-warehouse] Luigi: LandEvents(date=2025-12-15) FAILED")
+    assert message["To"] == "ops@example.com"
+    body = inbox.body(message)
+    assert "LandEvents for 2025-12-15 failed: SourceFileMissing: events for 2025-12-15: expected" in body
+    assert ("What to do (missing file): put the file where the message says, then"
+            " `luigi --module pipeline.tasks DailyPipeline --date 2025-12-15`") in body
+    assert "Runbook: docs/operations.md#runbook" in body and "Traceback" in body
+
+
+@pytest.mark.slow
+def test_luigid_refusals_are_explained_reenabled_and_cleared_by_a_publish(ops: Ops, luigid: Luigid) -> None:
+    events = ops.incoming / "events" / str(SEED_DAY) / "events.csv"
+    kept = ops.lake.parent / "events.csv"
+    shutil.move(events, kept)
+    failed = ops.luigi("DailyPipeline", *DATE, *luigid.scheduler_args())
+    assert failed.returncode == 30, failed.stderr[-3000:]
+    assert list(luigid.tasks("DISABLED")) and luigid.tasks("DISABLED").popitem()[1]["name"] == "LandEvents"
+
+    shutil.move(kept, events)  # the fix; luigid still refuses the task
+    refused = ops.luigi("DailyPipeline", *DATE, *luigid.scheduler_args())
+    assert refused.returncode == 25, refused.stderr[-3000:]
+    assert "DISABLED in luigid (not run)" in refused.stdout, refused.stdout
+    assert "LandEvents(date=2025-12-15) is DISABLED since" in refused.stdout
+    assert "`python -m pipeline reenable --date 2025-12-15`" in refused.stdout
+
+    url = f"http://127.0.0.1:{luigid.port}"
+    reenabled = ops.pipeline("reenable", *DATE, "--scheduler-url", url)
+    assert reenabled.returncode == 0 and "re-enabled in luigid" in reenabled.stdout, reenabled.stderr
+    assert luigid.tasks("DISABLED") == {}
+    again = ops.luigi("DailyPipeline", *DATE, *luigid.scheduler_args())
+    assert again.returncode == 0 and "1 of 1 date(s) published" in again.stdout, again.stderr[-3000:]
+    assert luigid.tasks("FAILED") == {} and luigid.tasks("DISABLED") == {}
+
+
+@pytest.mark.slow
+def test_a_local_publish_leaves_no_task_of_the_date_disabled_in_luigid(ops: Ops, luigid: Luigid) -> None:
+    orders = ops.incoming / "orders" / str(SEED_DAY) / "orders.json"
+    kept = ops.lake.parent / "orders.json"
+    shutil.move(orders, kept)
+    assert ops.luigi("DailyPipeline", *DATE, *luigid.scheduler_args()).returncode == 30
+    assert {t["name"] for t in luigid.tasks("DISABLED").values()} == {"LandOrders"}
+
+    shutil.move(kept, orders)
+    # the user's fix, published with the local scheduler; luigi.cfg's luigid is this one
+    cfg = Path(ops.extra_env["LUIGI_CONFIG_PATH"])
+    cfg.write_text(f"[core]\nscheduler_port = {luigid.port}\n")
+    local = ops.luigi("DailyPipeline", *DATE, "--local-scheduler")
+    assert local.returncode == 0, local.stderr[-3000:]
+    assert luigid.tasks("DISABLED") == {} and luigid.tasks("FAILED") == {}
+    assert "LandOrders" in {t["name"] for t in luigid.tasks("DONE").values()}
+
+
+@pytest.mark.slow
+def test_luigid_serves_prometheus_metrics_after_a_run(ops: Ops, luigid: Luigid) -> None:
+    result = ops.luigi("DailyPipeline", *DATE, *luigid.scheduler_args())
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = luigid.get("/metrics")
+    samples = {line.split(" ")[0]: float(line.split(" ")[1]) for line in metrics.splitlines()
+               if line and not line.startswith("#")}
+    assert samples['luigi_task_done_total{family="Publish"}'] == 1
+    # the seed's two days: 2025-12-14 is landed too, as the volume history the gate of 2025-12-15 compares with
+    assert samples['luigi_task_done_total{family="LandOrders"}'] == 2
+    assert samples['luigi_task_started_total{family="QualityGate"}'] == 1
+    assert 'luigi_task_execution_time_seconds{family="Publish"}' in samples
+    assert "luigi_task_failed_total" in metrics and "date=" not in metrics, "labelled by family only"
