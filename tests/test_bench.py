@@ -64,3 +64,15 @@ def test_the_history_window_keeps_weekly_catalog_snapshots_only(tmp_path: Path) 
 
     assert sorted(p.name for p in (root / "products").iterdir()) == [f"products_{bench.HISTORY_START}.json"]
     assert len(list(root.glob(".complete-*"))) == 3
+
+
+@pytest.mark.slow
+def test_bench_cli_times_the_readme_command_as_a_whole_process(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench.main(["cli", *TINY, "--repeat", "1", "--dir", str(tmp_path)]) == 0
+
+    table = _table(capsys.readouterr().out)
+    row = next(cells for label, cells in table.items() if label.startswith("the README's daily command"))
+    assert row[0].endswith("×") and row[1] == "≤ 3.95 s" and row[2] in ("met", "NOT met")
+    assert any(label.strip().startswith("its CPU seconds") for label in table)
+    assert _leftovers(tmp_path) == []
