@@ -47,13 +47,15 @@ def cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-# A date has at most three chains that can run at once (events, orders, the catalogs and preloads):
-# more workers only help a backfill (several dates at once), and each adds a DuckDB working set.
-MAX_DEFAULT_WORKERS = 4
+# A date has two heavy chains (events, orders) that gain from running side by side; a third worker
+# would mostly add another DuckDB working set (up to [duckdb] memory_limit) to the date's memory peak,
+# which the max-day budget (1.5 GiB with Postgres) is measured with two. Each task's DuckDB uses every
+# core ([duckdb] threads = 0). A backfill of several dates on a bigger machine passes --workers N.
+MAX_DEFAULT_WORKERS = 2
 
 
 def _fill_in_default_workers() -> None:
-    """[core] workers, Luigi's number of task processes, defaults to the machine's cores (at most 4).
+    """[core] workers, Luigi's number of task processes, defaults to the machine's cores (at most 2).
 
     Luigi's own default is 1: a date's tasks would run one after another on a machine with idle cores.
     A configuration file or `--workers N` still wins.

@@ -26,7 +26,7 @@ def _workers_seen(extra_config: Path | None = None) -> int:
     return int(result.stdout.split()[-1])
 
 
-def test_the_daily_command_runs_as_many_workers_as_the_machine_has_cores_at_most_four() -> None:
+def test_the_daily_command_runs_as_many_workers_as_the_machine_has_cores_at_most_two() -> None:
     assert CORES >= 2, "this test needs a machine with at least two cores"
     assert _workers_seen() == min(CORES, config.MAX_DEFAULT_WORKERS)
 
