@@ -79,7 +79,7 @@ class References:
     types: frozenset[str]  # every type name it casts to, built-in ones included (varchar, decimal ...)
 
 
-_parsers: list[tuple[int, duckdb.DuckDBPyConnection]] = []
+_parsers: list[tuple[int, duckdb.DuckDBPyConnection]] = []  # at most one: (the pid that opened it, it)
 _parser_lock = threading.Lock()
 
 
@@ -87,13 +87,23 @@ def _parser() -> duckdb.DuckDBPyConnection:
     """This process's connection for parsing SQL (only parses: no lake, no settings).
 
     One per process: a new DuckDB database per model costs ~25 ms, and Luigi's scheduling asks for
-    every model's inputs before the first task starts. A process forked from one that has it opens
-    its own (a DuckDB database is not fork-safe) and keeps the inherited object referenced, so that
-    no destructor runs on a database whose threads stayed in the parent.
+    every model's inputs before the first task starts. It is closed before the process forks (a
+    DuckDB database and its threads are not fork-safe; Luigi forks every task), and a process that
+    finds one of another pid (forked without the hook) opens its own and leaves that one alone.
     """
     if not _parsers or _parsers[-1][0] != os.getpid():
         _parsers.append((os.getpid(), duckdb.connect()))
     return _parsers[-1][1]
+
+
+def _close_parser_before_fork() -> None:
+    with _parser_lock:
+        if _parsers and _parsers[-1][0] == os.getpid():
+            _parsers.pop()[1].close()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_close_parser_before_fork)
 
 
 @functools.lru_cache(maxsize=64)  # Luigi asks every model task's requires() several times per run
