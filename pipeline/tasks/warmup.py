@@ -9,8 +9,9 @@ importing it in each gate process costs every date those seconds on its critical
 thread imports `pipeline.quality.soda` (soda-core and the modules its scans load lazily) while the
 tasks run, and checks [model] business_timezone once (every staging, model and gate task would
 otherwise open a DuckDB database for it); before any later fork the thread is joined, so no process
-is ever forked mid-import (a child would inherit import locks held by a thread it does not have). A process that never forks
-never starts the thread; a failed import is logged and left to the gate, which imports it again.
+is ever forked mid-import (a child would inherit import locks held by a thread it does not have). A
+process that never forks never starts the thread; a failed import is logged and left to the gate,
+which imports it again.
 Measured on a 100K orders / 1M events day, first date of a process: see README "Performance".
 """
 from __future__ import annotations
