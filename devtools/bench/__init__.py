@@ -204,8 +204,8 @@ def bench_day(args: argparse.Namespace, admin: str) -> dict[str, Any]:
                      "floor": floors, "rows": rows,
                      "memory": run["memory"], "child_maxrss": (run["self_maxrss"], run["children_maxrss"])})
         print(f"  max day run {i + 1}/{args.repeat}: pipeline {day['seconds']:.2f} s, COPY floor binary"
-              f" {floors['binary']:.2f} s / csv {floors['csv']:.2f} s, reading the input {floors['read']:.2f} s, peak RSS"
-              f" {run['memory'].total_rss / env.MIB:.0f} MiB", flush=True)
+              f" {floors['binary']:.2f} s / csv {floors['csv']:.2f} s, reading the input {floors['read']:.2f} s,"
+              f" peak RSS {run['memory'].total_rss / env.MIB:.0f} MiB", flush=True)
         if args.timeline:
             print(env.format_timeline(day["timeline"]), flush=True)
     return {"runs": runs, "generate": generator_seconds(args.dir, volume), "volume": volume}
@@ -304,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["_run"]:
         return _run(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m devtools.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", nargs="?", default="all", choices=["all", "day", "history", "cli", "linear", "scale", "land"])
+    parser.add_argument("what", nargs="?", default="all",
+                        choices=["all", "day", "history", "cli", "linear", "scale", "land"])
     parser.add_argument("--orders", type=int, help="orders per day for every bench (default 500K max day, 100K days)")
     parser.add_argument("--events", type=int, help="events per day for every bench (default 2M max day, 1M days)")
     parser.add_argument("--days", type=int, default=30, help="history days (default 30)")

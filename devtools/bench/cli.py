@@ -106,6 +106,7 @@ def bench_cli(args: argparse.Namespace, admin: str, incoming: Path, day: dt.date
             shutil.rmtree(lake, ignore_errors=True)
         run = runs[-1]
         print(f"  daily command run {i + 1}/{args.repeat}: {run['seconds']:.2f} s wall, {run['cpu']:.2f} CPU s"
-              f" (+ Postgres {run['postgres_cpu']:.2f}), peak RSS {run['memory'].total_rss / env.MIB:.0f} MiB", flush=True)
+              f" (+ Postgres {run['postgres_cpu']:.2f}), peak RSS {run['memory'].total_rss / env.MIB:.0f} MiB",
+              flush=True)
     return {"runs": runs, "date": day, "input": incoming}
 

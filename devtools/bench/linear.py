@@ -63,7 +63,8 @@ def linear_rows(linear: dict[str, Any]) -> list[Row]:
     limit = 1.1 * factor
     label = f"{linear['big'][0]:,}/{linear['big'][1]:,} day ({factor}× the max day)"
     rows: list[Row] = [
-        (f"max day / {label}, median of {len(runs['small'])} interleaved pairs", f"{small:.2f} s / {big:.2f} s", "", ""),
+        (f"max day / {label}, median of {len(runs['small'])} interleaved pairs", f"{small:.2f} s / {big:.2f} s",
+         "", ""),
         (f"{label} / max day, median of per-pair ratios", f"{ratio:.2f}×", f"≤ {limit:.1f}×",
          "met" if ratio <= limit else "NOT met"),
     ]
