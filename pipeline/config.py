@@ -39,7 +39,36 @@ def _fill_in_default_config(path: Path = resources.DEFAULT_CONFIG) -> None:
                 config.set(section, option, value)
 
 
+def cores() -> int:
+    """The processors this process may run on (a CPU affinity mask or a container's cpuset counts)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+# A date has two heavy chains (events, orders) that gain from running side by side; a third worker
+# would mostly add another DuckDB working set (up to [duckdb] memory_limit) to the date's memory peak,
+# which the max-day budget (1.5 GiB with Postgres) is measured with two. Each task's DuckDB uses every
+# core ([duckdb] threads = 0). A backfill of several dates on a bigger machine passes --workers N.
+MAX_DEFAULT_WORKERS = 2
+
+
+def _fill_in_default_workers() -> None:
+    """[core] workers, Luigi's number of task processes, defaults to the machine's cores (at most 2).
+
+    Luigi's own default is 1: a date's tasks would run one after another on a machine with idle cores.
+    A configuration file or `--workers N` still wins.
+    """
+    config = luigi.configuration.get_config()
+    if not config.has_section("core"):
+        config.add_section("core")
+    if not config.has_option("core", "workers"):
+        config.set("core", "workers", str(min(cores(), MAX_DEFAULT_WORKERS)))
+
+
 _fill_in_default_config()
+_fill_in_default_workers()
 
 
 class paths(luigi.Config):  # noqa: N801 - luigi maps the class name to the [paths] section
@@ -53,7 +82,13 @@ class duckdb(luigi.Config):  # noqa: N801
     """[duckdb]: resources for the DuckDB engine that runs the models."""
 
     memory_limit = luigi.Parameter(default="1GB")
-    threads = luigi.IntParameter(default=2)
+    threads = luigi.IntParameter(default=0)  # 0: every core of the machine (DuckDB's own default)
+
+
+def duckdb_threads() -> int:
+    """[duckdb] threads, with 0 meaning every core this process may run on."""
+    threads = int(duckdb().threads)
+    return threads if threads > 0 else cores()
 
 
 class catalog(luigi.Config):  # noqa: N801

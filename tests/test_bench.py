@@ -33,6 +33,7 @@ def test_bench_all_reports_every_figure_on_a_tiny_volume(tmp_path: Path, capsys:
     for stage in ("land", "stage", "model", "checks", "publish"):
         assert f"max day: {stage} (task seconds; wall span)" in table
     for wanted in ("COPY floor, binary", "COPY floor, CSV", "whole max day / COPY floor (binary)",
+                   "floor with the input read", "whole max day / that floor",
                    "peak RSS", "generate a max-volume day", "day 3 / day 1", "median of 3 days",
                    "speed-up vs the original system", "in a running process (a backfill's later dates), median of 1",
                    "first date of a process (imports, Soda's warm-up), median of 2"):
@@ -64,3 +65,28 @@ def test_the_history_window_keeps_weekly_catalog_snapshots_only(tmp_path: Path) 
 
     assert sorted(p.name for p in (root / "products").iterdir()) == [f"products_{bench.HISTORY_START}.json"]
     assert len(list(root.glob(".complete-*"))) == 3
+
+
+@pytest.mark.slow
+def test_bench_cli_times_the_readme_command_as_a_whole_process(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench.main(["cli", *TINY, "--repeat", "1", "--dir", str(tmp_path)]) == 0
+
+    table = _table(capsys.readouterr().out)
+    row = next(cells for label, cells in table.items() if label.startswith("the README's daily command"))
+    assert row[0].endswith("×") and row[1] == "≤ 3.95 s" and row[2] in ("met", "NOT met")
+    assert any(label.strip().startswith("its CPU seconds") for label in table)
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_bench_linear_compares_the_max_day_with_a_day_four_times_its_size(tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench.main(["linear", *TINY, "--repeat", "1", "--dir", str(tmp_path)]) == 0
+
+    table = _table(capsys.readouterr().out)
+    ratio = next(cells for label, cells in table.items() if "(4× the max day) / max day" in label)
+    assert ratio[0].endswith("×") and ratio[1] == "≤ 4.4×" and ratio[2] in ("met", "NOT met")
+    assert sum(label.strip().startswith("peak RSS") for label in table) == 2
+    assert (tmp_path / "day-8000x40000" / ".complete-2025-12-15").exists()
+    assert _leftovers(tmp_path) == []

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 from pathlib import Path
 
@@ -71,3 +72,17 @@ def test_an_input_without_a_task_is_refused(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setitem(warehouse.LAKE_INPUTS, "stg_refunds", warehouse.LakeInput("staging", "stg_refunds"))
     with pytest.raises(KeyError, match="stg_refunds"):
         model.writers(warehouse.lake_input("stg_refunds"))
+
+
+def test_the_sql_parser_is_closed_before_the_scheduling_process_forks_a_task() -> None:
+    """Luigi forks every task from the process that parsed the models' SQL: no DuckDB database may cross a fork."""
+    sqlrun.references.cache_clear()
+    warehouse.inputs("fact_events")
+    assert sqlrun._parsers, "one parser connection serves the scheduling process"
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0 if not sqlrun._parsers else 3)
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    assert sqlrun._parsers == []
+    sqlrun.references.cache_clear()
+    assert warehouse.inputs("fact_events"), "parsing opens a new connection after the fork"

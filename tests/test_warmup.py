@@ -48,6 +48,8 @@ def test_the_second_fork_starts_the_import_and_later_forks_wait_for_it() -> None
         assert os.waitstatus_to_exitcode(fork()) == 0, "a later fork waits for the import and inherits it"
         assert "soda.scan" in sys.modules and "soda.execution.check.metric_check" in sys.modules
         assert not any(t.name == "soda-warm-up" for t in threading.enumerate())
+        from pipeline.transform import staging
+        assert staging._known_timezone.cache_info().currsize == 1, "the business time zone is checked once, here"
         print("ok")
     """)
     assert result.stdout.strip() == "ok"

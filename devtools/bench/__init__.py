@@ -1,7 +1,7 @@
 """The benchmark: `make bench` = `python -m devtools.bench` (= `... bench all`).
 
-    python -m devtools.bench [all|day|history|scale|land] [--orders N] [--events N] [--days N]
-        [--repeat N] [--workers N] [--scale-days N] [--timeline] [--dir DIR]
+    python -m devtools.bench [all|day|history|cli|linear|scale|land] [--orders N] [--events N] [--days N]
+        [--repeat N] [--workers N] [--scale-days N] [--timeline] [--dir DIR] [--input DIR --date D] [--factor N]
 
 - `day`: the max-volume day (500,000 orders, 2,000,000 events; generated once into <dir>/max) runs
   through the whole Luigi pipeline (`DailyPipeline`: land, stage, model, checks, publish) on a fresh
@@ -14,7 +14,11 @@
   into <dir>/history-<orders>x<events>) through the pipeline, one date after the other, into one
   lake and one database; day N's time against day 1's, and (noise-robust) the last days run as
   interleaved pairs against a second lake and database without history (see `bench_history`).
-- `all` (the default): `day`, then `history`; one table with every figure, target and ratio.
+- `cli`: the README's daily command as cron runs it, a whole `luigi` process per run (devtools/bench/cli.py),
+  `--repeat` times on the history window's first date (or `--input DIR --date D`), fresh lake and database.
+- `all` (the default): `day`, `history`, then `cli`; one table with every figure, target and ratio.
+- `linear`: the max day and a day `--factor` (4) times its size, interleaved pairs: the ratio of their
+  times, each stage's task seconds at both sizes, peak RSS (devtools/bench/linear.py).
 - `scale`: backfill throughput: `RangeDaily` over `--scale-days` (10) of the history days with 1 and
   with 2 Luigi workers, each on a fresh lake and database.
 - `land`: the landing step alone on the max-volume day.
@@ -192,6 +196,7 @@ def bench_day(args: argparse.Namespace, admin: str) -> dict[str, Any]:
                         for fmt in ("binary", "csv")}
                     rows = conn.execute("select fact_orders_rows + fact_events_rows from audit.publish_log"
                                         " where load_date = %s", [MAX_DAY]).fetchone()[0]
+                floors["read"] = fixtures.read_floor(incoming, MAX_DAY, lake)
         finally:
             shutil.rmtree(lake, ignore_errors=True)
         publish_task = sum(t["end"] - t["start"] for t in day["timeline"] if t["task"].startswith("Publish_"))
@@ -199,8 +204,8 @@ def bench_day(args: argparse.Namespace, admin: str) -> dict[str, Any]:
                      "floor": floors, "rows": rows,
                      "memory": run["memory"], "child_maxrss": (run["self_maxrss"], run["children_maxrss"])})
         print(f"  max day run {i + 1}/{args.repeat}: pipeline {day['seconds']:.2f} s, COPY floor binary"
-              f" {floors['binary']:.2f} s / csv {floors['csv']:.2f} s, peak RSS"
-              f" {run['memory'].total_rss / env.MIB:.0f} MiB", flush=True)
+              f" {floors['binary']:.2f} s / csv {floors['csv']:.2f} s, reading the input {floors['read']:.2f} s,"
+              f" peak RSS {run['memory'].total_rss / env.MIB:.0f} MiB", flush=True)
         if args.timeline:
             print(env.format_timeline(day["timeline"]), flush=True)
     return {"runs": runs, "generate": generator_seconds(args.dir, volume), "volume": volume}
@@ -299,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["_run"]:
         return _run(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m devtools.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", nargs="?", default="all", choices=["all", "day", "history", "scale", "land"])
+    parser.add_argument("what", nargs="?", default="all",
+                        choices=["all", "day", "history", "cli", "linear", "scale", "land"])
     parser.add_argument("--orders", type=int, help="orders per day for every bench (default 500K max day, 100K days)")
     parser.add_argument("--events", type=int, help="events per day for every bench (default 2M max day, 1M days)")
     parser.add_argument("--days", type=int, default=30, help="history days (default 30)")
@@ -308,9 +314,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="Luigi workers of the day and history runs")
     parser.add_argument("--timeline", action="store_true", help="print each max-day run's task timeline")
     parser.add_argument("--dir", type=Path, default=BENCH_DIR, help="cache and scratch folder (default data/bench)")
+    parser.add_argument("--factor", type=int, default=4, help="linear: the big day's size in max days (default 4)")
+    parser.add_argument("--input", type=Path, help="cli: an incoming folder to run instead of the generated day")
+    parser.add_argument("--date", type=dt.date.fromisoformat, help="cli: the date of --input to run")
     args = parser.parse_args(argv)
     if args.days < 1 or args.repeat < 1 or args.scale_days < 1:
         parser.error("--days, --repeat and --scale-days must be at least 1")
+    if (args.input is None) != (args.date is None):
+        parser.error("--input and --date go together")
     args.dir = args.dir.absolute()
     args.dir.mkdir(parents=True, exist_ok=True)
     args.max_volume = (args.orders or MAX_VOLUME[0], args.events or MAX_VOLUME[1])
@@ -318,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.what == "land":
         print_table([(label, f"{seconds:.2f} s", "", "") for label, seconds in bench_land(args).items()])
         return 0
-    day = history = scale = None
+    day = history = scale = cli = linear = None
     load_before = os.getloadavg()[0]
     with env.throwaway_postgres(args.dir) as admin:
         if args.what in ("all", "day"):
@@ -328,10 +339,27 @@ def main(argv: list[str] | None = None) -> int:
             print(f"history: {args.days} days of {args.day_volume[0]:,} orders, {args.day_volume[1]:,} events",
                   flush=True)
             history = bench_history(args, admin)
+        if args.what in ("all", "cli"):
+            from devtools.bench import cli as cli_bench
+
+            incoming, date = ((args.input.absolute(), args.date) if args.input
+                              else (history_input(1, args.dir, args.day_volume), HISTORY_START))
+            print(f"the README's daily command, whole process: {date} from {incoming}", flush=True)
+            cli = cli_bench.bench_cli(args, admin, incoming, date)
+        if args.what == "linear":
+            from devtools.bench import linear as linear_bench
+
+            print(f"linearity: the max day and {args.factor}x its size, interleaved", flush=True)
+            linear = linear_bench.bench_linear(args, admin)
         if args.what == "scale":
             print(f"scale-out: {args.scale_days} days, 1 and 2 workers", flush=True)
             scale = bench_scale(args, admin)
-    print_table(figures_table(day, history, scale, args, (load_before, os.getloadavg()[0])))
+    rows = figures_table(day, history, scale, args, (load_before, os.getloadavg()[0]), cli=cli)
+    if linear:
+        from devtools.bench import linear as linear_bench
+
+        rows[-1:-1] = linear_bench.linear_rows(linear)  # before the machine's load
+    print_table(rows)
     return 0
 
 

@@ -155,6 +155,29 @@ def _floor_sources(conn: psycopg.Connection, tables: tuple[str, ...]) -> list[tu
     return out
 
 
+def read_floor(incoming: str | os.PathLike[str], day: dt.date, scratch: str | os.PathLike[str]) -> float:
+    """Seconds DuckDB takes to read the day's incoming files into Parquet, and nothing else.
+
+    The part of the work no pipeline can skip: parse every daily file (orders JSON, events CSV) once
+    and write it as Parquet, with DuckDB's own readers (types detected, no validation, no lineage), on
+    one connection with the [duckdb] settings, one file after the other. With the binary COPY floor
+    it makes the floor a whole day is measured against (`python -m devtools.bench day`).
+    """
+    sources = {"orders": ("read_json", "orders.json"), "events": ("read_csv", "events.csv")}
+    os.makedirs(scratch, exist_ok=True)
+    started = time.monotonic()
+    with sqlrun.connect() as duck:
+        for source, (reader, name) in sources.items():
+            path = os.path.join(incoming, source, day.isoformat(), name)
+            out = os.path.join(scratch, f"read-floor-{source}.parquet")
+            # the reader is one of the two names above; the paths are bound values. Written as the
+            # pipeline writes its partitions (sqlrun.copy_to_partition): zstd, the same row groups.
+            duck.execute(f"copy (select * from {reader}($path)) to $out"
+                         " (format parquet, compression zstd, row_group_size 122880)", {"path": path, "out": out})
+            os.unlink(out)
+    return time.monotonic() - started
+
+
 def bare_copy(conn: psycopg.Connection, day: dt.date, fmt: str = "binary", *, indexed: bool = False,
               tables: tuple[str, ...] = FACT_TABLES, dsn: str | None = None) -> float:
     """Seconds to create empty tables and COPY the day's final lake rows into them, single stream.

@@ -174,7 +174,7 @@ def open_lake(lake_dir: str | os.PathLike[str] | None = None) -> duckdb.DuckDBPy
     settings = config.duckdb()
     con = duckdb.connect(":memory:")
     con.execute("set memory_limit = $m", {"m": settings.memory_limit})
-    con.execute("set threads = $t", {"t": settings.threads})
+    con.execute("set threads = $t", {"t": config.duckdb_threads()})
     if s3.is_remote(root):
         s3.register_duckdb(con)
     con.execute(init_sql(root))

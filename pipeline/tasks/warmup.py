@@ -7,9 +7,11 @@ importing it in each gate process costs every date those seconds on its critical
 
 `install()` registers fork hooks: after the worker process has forked its second task process, a
 thread imports `pipeline.quality.soda` (soda-core and the modules its scans load lazily) while the
-tasks run; before any later fork the thread is joined, so no process is ever forked mid-import (a
-child would inherit import locks held by a thread it does not have). A process that never forks
-never starts the thread; a failed import is logged and left to the gate, which imports it again.
+tasks run, and checks [model] business_timezone once (every staging, model and gate task would
+otherwise open a DuckDB database for it); before any later fork the thread is joined, so no process
+is ever forked mid-import (a child would inherit import locks held by a thread it does not have). A
+process that never forks never starts the thread; a failed import is logged and left to the gate,
+which imports it again.
 Measured on a 100K orders / 1M events day, first date of a process: see README "Performance".
 """
 from __future__ import annotations
@@ -37,6 +39,15 @@ def _import() -> None:
         importlib.import_module(MODULE)
     except Exception:  # noqa: BLE001 - the gate imports it again and reports the real error
         logger.debug("warm-up import of %s failed; the quality gate will import it", MODULE, exc_info=True)
+    try:
+        # Every staging, model and gate task validates [model] business_timezone against DuckDB's zone
+        # list (a new DuckDB database, ~25 ms each, a dozen tasks a date): checked here once, the later
+        # task processes inherit the answer.
+        from pipeline.transform import staging
+
+        staging.business_timezone()
+    except Exception:  # noqa: BLE001 - a wrong setting is reported by the tasks themselves
+        logger.debug("warm-up check of [model] business_timezone failed; the tasks will check it", exc_info=True)
 
 
 def _after_fork_in_parent() -> None:

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import re
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,7 @@ def connect(database: str = ":memory:", read_only: bool = False) -> duckdb.DuckD
     if s3.is_remote(config.lake_dir()):
         s3.register_duckdb(con)
     con.execute("set memory_limit = $m", {"m": settings.memory_limit})
-    con.execute("set threads = $t", {"t": settings.threads})
+    con.execute("set threads = $t", {"t": config.duckdb_threads()})
     con.execute("set TimeZone = 'UTC'")
     try:
         con.execute("set enable_progress_bar = false")
@@ -78,6 +79,33 @@ class References:
     types: frozenset[str]  # every type name it casts to, built-in ones included (varchar, decimal ...)
 
 
+_parsers: list[tuple[int, duckdb.DuckDBPyConnection]] = []  # at most one: (the pid that opened it, it)
+_parser_lock = threading.Lock()
+
+
+def _parser() -> duckdb.DuckDBPyConnection:
+    """This process's connection for parsing SQL (only parses: no lake, no settings).
+
+    One per process: a new DuckDB database per model costs ~25 ms, and Luigi's scheduling asks for
+    every model's inputs before the first task starts. It is closed before the process forks (a
+    DuckDB database and its threads are not fork-safe; Luigi forks every task), and a process that
+    finds one of another pid (forked without the hook) opens its own and leaves that one alone.
+    """
+    if not _parsers or _parsers[-1][0] != os.getpid():
+        _parsers.append((os.getpid(), duckdb.connect()))
+    return _parsers[-1][1]
+
+
+def _close_parser_before_fork() -> None:
+    with _parser_lock:
+        if _parsers and _parsers[-1][0] == os.getpid():
+            _parsers.pop()[1].close()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_close_parser_before_fork)
+
+
 @functools.lru_cache(maxsize=64)  # Luigi asks every model task's requires() several times per run
 def references(select_sql: str) -> References:
     """The relations and types a SELECT names: what the warehouse tasks require is derived from this.
@@ -86,8 +114,8 @@ def references(select_sql: str) -> References:
     macro and type to exist), so this walks the parse tree of `json_serialize_sql` instead, which
     only parses. A name is a CTE where a `with` in scope defines it before use.
     """
-    with duckdb.connect() as con:
-        tree = json.loads(con.execute("select json_serialize_sql($q)", {"q": select_sql}).fetchone()[0])
+    with _parser_lock:  # a DuckDB connection is not for concurrent use
+        tree = json.loads(_parser().execute("select json_serialize_sql($q)", {"q": select_sql}).fetchone()[0])
     if tree.get("error"):
         raise SqlUnparsable(f"{tree.get('error_message', 'the SQL does not parse')} in:\n{select_sql[:300]}")
     relations: dict[str, None] = {}
