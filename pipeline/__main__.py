@@ -4,6 +4,7 @@
     report      the self-contained HTML daily report for a date
     schema-doc  the serving schema reference (Markdown) generated from Postgres COMMENT ON
     restate     land a date's corrected incoming file(s) again, on purpose, and republish the date
+    rebuild-serving  recreate every serving table from the lake (disaster recovery, a new database)
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ COMMANDS = {
     "report": "pipeline.report.page",
     "schema-doc": "pipeline.serving.schema_doc",
     "restate": "pipeline.tasks.restate",
+    "rebuild-serving": "pipeline.serving.rebuild",
 }
 
 
