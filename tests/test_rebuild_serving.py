@@ -157,3 +157,20 @@ def test_refuses_an_empty_lake_and_an_unreachable_postgres(original, embedded_se
     assert rebuild.main([]) == 3
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "cannot reach the serving Postgres" in err
+
+
+def test_a_range_then_refuses_a_rebuild_of_other_data(original, embedded_server, monkeypatch, capsys) -> None:
+    """--to rebuilds a prefix; a rebuilt date whose row counts differ from the lake's is another lake's: refused."""
+    data, _ = original
+    target = f"{data.database}_range"
+    dsn = _empty_database(embedded_server, target)
+    embedded_server.env(monkeypatch, target)
+    assert rebuild.main(["--to", data.dates[1].isoformat()]) == 0
+    with psycopg.connect(dsn) as conn:
+        assert [row[0] for row in conn.execute("select load_date from audit.publish_log order by 1")] == data.dates[:2]
+        conn.execute("update audit.publish_log set fact_orders_rows = fact_orders_rows + 1 where load_date = %s",
+                     [data.dates[1]])
+    capsys.readouterr()
+    assert rebuild.main([]) == 3
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"not a rebuild of this lake: it holds {data.dates[1]}" in err

@@ -12,7 +12,10 @@ then ANALYZE) up to `--small` and then `--large` partitions per fact. At each si
   read are the same at both sizes: any growth is the partition count's;
 - `publish.publish` of one more date (median of `--repeat` new dates).
 
-Prints one table with the figures at both sizes and the large/small ratio.
+Then, as a third configuration, the closed months compacted into monthly partitions (`compact_months`,
+bench only: the product does not compact) and the same figures again.
+
+Prints one table with the figures of each configuration and their ratios to the smallest.
 """
 from __future__ import annotations
 
@@ -98,6 +101,42 @@ def clone_partitions(conn: psycopg.Connection, template: dt.date, days: list[dt.
                      [days, template])
 
 
+def compact_months(conn: psycopg.Connection, before: dt.date) -> int:
+    """Bench only (publish does not know monthly partitions): each month ending before `before` as one partition.
+
+    What compacting closed months would give the queries: per fact and month, one table filled in
+    (load_date, key) order, the daily partitions detached and dropped and the month attached (its
+    indexes built there), in one transaction. Returns the monthly partitions made per fact.
+    """
+    from pipeline.serving.facts import FACTS
+
+    months = 0
+    for spec in FACTS:
+        days = [row[0] for row in conn.execute(
+            "select load_date from warehouse.fact_partitions where fact_table = %s and load_date < %s order by 1",
+            [spec.parent, before.replace(day=1)]).fetchall()]
+        by_month: dict[dt.date, list[dt.date]] = {}
+        for day in days:
+            by_month.setdefault(day.replace(day=1), []).append(day)
+        parent = sql.Identifier("warehouse", spec.parent)
+        for month, members in by_month.items():
+            following = (month + dt.timedelta(days=32)).replace(day=1)
+            table = sql.Identifier("warehouse", f"{spec.parent}_m{month:%Y%m}")
+            with conn.transaction():
+                conn.execute(sql.SQL("create table {} (like {} including defaults)").format(table, parent))
+                conn.execute(sql.SQL("insert into {} select * from {} where load_date >= {} and load_date < {}"
+                                     " order by load_date, {}").format(
+                    table, parent, sql.Literal(month), sql.Literal(following), sql.Identifier(spec.key)))
+                for day in members:
+                    daily = sql.Identifier("warehouse", spec.partition(day))
+                    conn.execute(sql.SQL("alter table {} detach partition {}").format(parent, daily))
+                    conn.execute(sql.SQL("drop table {}").format(daily))
+                conn.execute(sql.SQL("alter table {} attach partition {} for values from ({}) to ({})").format(
+                    parent, table, sql.Literal(month), sql.Literal(following)))
+        months = len(by_month)
+    return months
+
+
 def _explain(conn: psycopg.Connection, statement: str, params: dict[str, Any]) -> tuple[float, float]:
     """(planning ms, execution ms) of one EXPLAIN (ANALYZE, SUMMARY)."""
     plan = conn.execute(f"explain (analyze, summary, format json) {statement}", params).fetchone()[0]
@@ -155,7 +194,7 @@ def bench_partitions(args: argparse.Namespace, admin: str) -> dict[str, Any]:
         for size in (args.small, args.large):
             began = time.perf_counter()
             days = [TEMPLATE - dt.timedelta(days=i) for i in range(built, size)]
-            with psycopg.connect(dsn) as conn:
+            with psycopg.connect(dsn, autocommit=True) as conn:  # a transaction per partition
                 clone_partitions(conn, TEMPLATE, days)
                 conn.execute("analyze")
             built = size
@@ -166,23 +205,37 @@ def bench_partitions(args: argparse.Namespace, admin: str) -> dict[str, Any]:
             new_days = [TEMPLATE + dt.timedelta(days=extra + i + 1) for i in range(args.repeat)]
             extra += args.repeat
             figures["publish one more date"] = {"seconds": measure_publish(new_days, orders, events)}
-            results[str(count)] = figures
+            results[f"{count} daily"] = figures
+        began = time.perf_counter()
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            months = compact_months(conn, TEMPLATE)
+            conn.execute("analyze")
+        count = partition_count(dsn)
+        print(f"  compacted to {months} monthly + {count - months} daily partitions per fact in"
+              f" {time.perf_counter() - began:.0f} s", flush=True)
+        figures = measure_queries(dsn, TEMPLATE - dt.timedelta(days=RANGE_DAYS - 1), TEMPLATE)
+        new_days = [TEMPLATE + dt.timedelta(days=extra + i + 1) for i in range(args.repeat)]
+        figures["publish one more date"] = {"seconds": measure_publish(new_days, orders, events)}
+        results[f"{count} ({months} monthly)"] = figures
     return {"sizes": results, "volume": (orders, events)}
 
 
 def print_figures(found: dict[str, Any]) -> None:
-    """One table: each figure at both sizes and their ratio."""
-    (small, at_small), (large, at_large) = list(found["sizes"].items())
-    print(f"\npartition count: {small} vs {large} daily partitions per fact,"
-          f" {found['volume'][0]:,} orders / {found['volume'][1]:,} events per date (ms; ratio large/small)")
-    print(f"| figure | {small} partitions | {large} partitions | ratio |")
-    print("|---|---:|---:|---:|")
+    """One table: each figure at every size, and each size's ratio to the first."""
+    sizes = list(found["sizes"].items())
+    (small, at_small) = sizes[0]
+    print(f"\npartition count: {', '.join(name for name, _ in sizes)} partitions per fact,"
+          f" {found['volume'][0]:,} orders / {found['volume'][1]:,} events per date (ms; ratios to {small})")
+    print("| figure | " + " | ".join(name for name, _ in sizes) + " | " + " | ".join(
+        f"{name} / {small}" for name, _ in sizes[1:]) + " |")
+    print("|---|" + "---:|" * (2 * len(sizes) - 1))
     for label, values in at_small.items():
         for key, value in values.items():
-            other = at_large[label][key]
             unit = 1000 if key == "seconds" else 1
             name = f"{label}: {key.replace('_', ' ')}" if key != "seconds" else f"{label} (ms)"
-            print(f"| {name} | {value * unit:.1f} | {other * unit:.1f} | {other / value if value else 0:.2f} |")
+            others = [figures[label][key] for _, figures in sizes]
+            print(f"| {name} | " + " | ".join(f"{v * unit:.1f}" for v in others) + " | " + " | ".join(
+                f"{v / value if value else 0:.2f}" for v in others[1:]) + " |")
 
 
 def main(args: argparse.Namespace) -> int:

@@ -37,6 +37,7 @@ import time
 import uuid
 from collections.abc import Callable
 
+import duckdb
 import psycopg
 
 from pipeline import config, lake
@@ -89,15 +90,15 @@ def lake_plan(first: dt.date | None = None, last: dt.date | None = None) -> list
     return plans
 
 
-def _lake_counts(duck, day: dt.date) -> tuple[int, int] | None:
-    """(order rows, event rows) of the date's fact partitions; None if one is missing."""
-    counts = []
+def _lake_counts(duck: duckdb.DuckDBPyConnection, day: dt.date) -> tuple[int, int] | None:
+    """(order rows, event rows) of the date's fact partitions, as publish_log counts them; None if one is missing."""
+    counts = {}
     for spec in FACTS:
         path = lake.partition_file("warehouse", spec.lake_table, day)
         if not lake.exists(path):
             return None
-        counts.append(duck.execute("select count(*) from read_parquet($p)", {"p": path}).fetchall()[0][0])
-    return counts[0], counts[1]
+        counts[spec.lake_table] = duck.execute("select count(*) from read_parquet($p)", {"p": path}).fetchall()[0][0]
+    return counts["fact_orders"], counts["fact_events"]
 
 
 def check_target(conn: psycopg.Connection) -> set[dt.date]:
