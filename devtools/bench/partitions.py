@@ -10,6 +10,8 @@ then ANALYZE) up to `--small` and then `--large` partitions per fact. At each si
   and execution time, cold (the first statement of a new connection, as a BI tool's new session
   pays it) and warm (median of 5 in one session). Every range covers the same 7 dates, so the rows
   read are the same at both sizes: any growth is the partition count's;
+- the locks one run of each query holds (Postgres' shared lock table holds max_locks_per_transaction
+  x max_connections, 6,400 by default, for all sessions together);
 - `publish.publish` of one more date (median of `--repeat` new dates).
 
 Then, as a third configuration, the closed months compacted into monthly partitions (`compact_months`,
@@ -151,9 +153,12 @@ def measure_queries(dsn: str, first: dt.date, last: dt.date) -> dict[str, dict[s
         with psycopg.connect(dsn) as conn:  # a new session: the partitions' relcache entries are cold
             cold = _explain(conn, statement, params)
             warm = [_explain(conn, statement, params) for _ in range(5)]
+            with conn.transaction():  # the locks one run of the query holds until its transaction ends
+                conn.execute(statement, params).fetchall()
+                locks = conn.execute("select count(*) from pg_locks where pid = pg_backend_pid()").fetchone()[0]
         out[label] = {"cold_plan": cold[0], "cold_exec": cold[1],
                       "warm_plan": statistics.median(p for p, _ in warm),
-                      "warm_exec": statistics.median(e for _, e in warm)}
+                      "warm_exec": statistics.median(e for _, e in warm), "locks (count)": locks}
     return out
 
 
@@ -233,6 +238,7 @@ def print_figures(found: dict[str, Any]) -> None:
         for key, value in values.items():
             unit = 1000 if key == "seconds" else 1
             name = f"{label}: {key.replace('_', ' ')}" if key != "seconds" else f"{label} (ms)"
+            name = name.replace(" (count)", "") if "(count)" in key else name
             others = [figures[label][key] for _, figures in sizes]
             print(f"| {name} | " + " | ".join(f"{v * unit:.1f}" for v in others) + " | " + " | ".join(
                 f"{v / value if value else 0:.2f}" for v in others[1:]) + " |")
