@@ -174,3 +174,37 @@ def test_a_range_then_refuses_a_rebuild_of_other_data(original, embedded_server,
     assert rebuild.main([]) == 3
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and f"not a rebuild of this lake: it holds {data.dates[1]}" in err
+
+
+def test_blocked_and_unchecked_dates_are_treated_as_the_daily_run_treats_them(original, embedded_server, tmp_path,
+                                                                              monkeypatch, capsys) -> None:
+    """A date its gate blocked gets its outcomes only; a date never checked is not published."""
+    import datetime as dt
+    import shutil
+
+    from pipeline import lake
+    from pipeline.quality import gate
+    from pipeline.quality.results import CheckResult
+
+    data, _ = original
+    copy = tmp_path / "lake"
+    shutil.copytree(data.lake, copy)
+    monkeypatch.setenv("ECOMM_LAKE_DIR", str(copy))
+    blocked, unchecked = data.dates[-1] + dt.timedelta(days=1), data.dates[-1] + dt.timedelta(days=2)
+    gate.write_results(gate.GateResult(blocked, [CheckResult("row_count > 100", "stg_orders", "row_count", "fail",
+                                                             "0", "no orders")], dt.datetime(2025, 12, 18, 6)))
+    for table in ("fact_orders", "fact_events"):
+        target = Path(lake.partition_file("warehouse", table, unchecked))
+        target.parent.mkdir(parents=True)
+        shutil.copy(lake.partition_file("warehouse", table, data.dates[-1]), target)
+    target = f"{data.database}_gates"
+    dsn = _empty_database(embedded_server, target)
+    embedded_server.env(monkeypatch, target)
+    assert rebuild.main([]) == 0
+    out = capsys.readouterr().out
+    assert f"{blocked}  not published: its quality gate blocked it; 1 outcome(s) recorded" in out
+    assert f"{unchecked}  skipped: no quality gate results in the lake" in out
+    with psycopg.connect(dsn) as conn:
+        assert [row[0] for row in conn.execute("select load_date from audit.publish_log order by 1")] == data.dates
+        assert conn.execute("select check_name, outcome from audit.dq_failures where run_date = %s",
+                            [blocked]).fetchall() == [("row_count > 100", "fail")]
