@@ -30,7 +30,6 @@ import argparse
 import dataclasses
 import datetime as dt
 import logging
-import os
 import re
 import sys
 import time
@@ -204,8 +203,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(err))
     if first and last and first > last:
         parser.error(f"--from {first} is after --to {last}")
-    logging.basicConfig(level=os.environ.get("ECOMM_LOG_LEVEL", "WARNING"),
-                        format="%(levelname)s %(name)s: %(message)s")
+    # warnings only: the per-date lines are the progress report
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         rebuild(first, last, out=lambda line: print(line, flush=True))
     except RebuildRefused as err:
