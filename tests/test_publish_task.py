@@ -49,3 +49,37 @@ def test_a_date_published_meanwhile_that_does_not_match_the_lake_fails(published
         conn.execute("update warehouse.fact_orders_all set revenue = revenue + 1 where order_id = 'ORD_1'")
     with pytest.raises(serving_reconciliation.ServingMismatch, match=r"fact_orders_all revenue for 2025-12-14"):
         second.run()
+
+
+def test_a_date_whose_reconciliation_failed_after_its_commit_is_not_complete(fresh_db, serving_lake) -> None:
+    """A later run of the date must not take it for done: the failed reconciliation left no completion mark."""
+    write_facts(D, [order("ORD_1", D)], [event("EVT_1", D)])
+    publish.publish(D)  # committed; its run then failed (or was killed) before its reconciliation passed
+    assert publish.is_published(D)
+    assert not tasks.Publish(date=D).complete(), "published but never reconciled"
+    with fresh_db.connect() as conn:
+        conn.execute("update warehouse.fact_orders_all set revenue = revenue + 1 where order_id = 'ORD_1'")
+    with pytest.raises(serving_reconciliation.ServingMismatch):
+        tasks.Publish(date=D).run()
+    assert not tasks.Publish(date=D).complete(), "a failed reconciliation is no completion mark"
+    with fresh_db.connect() as conn:
+        conn.execute("update warehouse.fact_orders_all set revenue = revenue - 1 where order_id = 'ORD_1'")
+    tasks.Publish(date=D).run()
+    assert tasks.Publish(date=D).complete(), "reconciled: done"
+    with fresh_db.connect() as conn:
+        reconciled = conn.execute("select reconciled_at from audit.publish_log").fetchone()[0]
+    assert reconciled is not None
+    publish.publish(D, force=True)  # a republish needs its own reconciliation
+    assert not tasks.Publish(date=D).complete()
+
+
+def test_the_reconciliation_leaves_no_transaction_open(fresh_db, serving_lake) -> None:
+    """soda-core never closes its Postgres connection; an idle transaction would hold locks the next publish needs."""
+    write_facts(D, [order("ORD_1", D)], [event("EVT_1", D)])
+    publish.publish(D)
+    serving_reconciliation.reconcile_serving(D)
+    with fresh_db.connect() as conn:
+        open_sessions = conn.execute(
+            "select count(*) from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()"
+            " and backend_type = 'client backend'").fetchone()[0]
+    assert open_sessions == 0

@@ -103,7 +103,10 @@ def run_checks_file(
     add_data_source(scan)
     scan.add_variables(variables)
     scan.add_sodacl_yaml_file(str(checks_file))
-    exit_code = scan.execute()
+    try:
+        exit_code = scan.execute()
+    finally:
+        _close_connections(scan)
     checks = list(scan._checks)  # soda-core 3.x keeps the evaluated checks here; there is no getter
     errors = [log.message for log in scan.get_error_logs()]
     if not checks:
@@ -121,6 +124,22 @@ def run_checks_file(
         ", ".join(f"{o} {sum(r.outcome == o for r in results)}" for o in OUTCOMES),
     )
     return exit_code, results
+
+
+def _close_connections(scan: Scan) -> None:
+    """Close the connections the scan opened: soda-core 3.x does not (its close_all_connections walks a
+    dict it never fills), so a Postgres scan would leave an idle transaction holding ACCESS SHARE
+    locks on the scanned tables until garbage collection, and the next publish's swap in the same
+    process (a backfill's next date) would wait on it. The gate's DuckDB connection is not closed
+    here: its wrapper's close() is a no-op, its owner closes it."""
+    for data_source in scan._data_source_manager.data_sources.values():
+        connection = getattr(data_source, "connection", None)
+        if connection is not None:
+            try:
+                connection.close()
+            except Exception as err:  # noqa: BLE001 - a connection already broken: nothing left to release
+                logger.debug("closing %s after the scan: %s", type(connection).__name__, err)
+            data_source.connection = None
 
 
 def _result(check: Any, scan: Scan, errors: list[str], default_table: str) -> CheckResult:

@@ -65,7 +65,8 @@ from pipeline.transform import sqlrun
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "publish", "publish_audit_only", "is_published", "published_dates", "published_in",
+    "publish", "publish_audit_only", "is_published", "published_dates", "published_in", "reconciled_dates",
+    "reconciled_in", "published_at", "mark_reconciled",
     "PublishError", "EmptyPublishRefused", "LakePartitionMissing", "LakePartitionInvalid", "DuplicateFactKey",
 ]
 
@@ -104,6 +105,44 @@ def published_in(conn: psycopg.Connection, days: Iterable[dt.date]) -> set[dt.da
         return set()
     rows = conn.execute("select load_date from audit.publish_log where load_date = any(%s)", [list(days)]).fetchall()
     return {row[0] for row in rows}
+
+
+def reconciled_in(conn: psycopg.Connection, days: Iterable[dt.date]) -> set[dt.date]:
+    """Which of the dates are published and passed their serving reconciliation since (a finished date)."""
+    if not conn.execute("select to_regclass('audit.publish_log') is not null").fetchone()[0]:
+        return set()
+    rows = conn.execute("select load_date from audit.publish_log where load_date = any(%s)"
+                        " and reconciled_at is not null", [list(days)]).fetchall()
+    return {row[0] for row in rows}
+
+
+def reconciled_dates(days: Iterable[dt.date]) -> set[dt.date]:
+    """Which of the dates are published and reconciled, in one query (raises psycopg.OperationalError if unreachable)."""
+    days = list(days)
+    if not days:
+        return set()
+    with pg.connect() as conn:
+        return reconciled_in(conn, days)
+
+
+def published_at(load_date: dt.date | str) -> dt.datetime | None:
+    """When the date's current publish committed (None: not published)."""
+    day = lake.parse_date(load_date)
+    with pg.connect() as conn:
+        row = conn.execute("select published_at from audit.publish_log where load_date = %s", [day]).fetchone()
+    return row[0] if row else None
+
+
+def mark_reconciled(load_date: dt.date | str, publish_time: dt.datetime) -> bool:
+    """Record that the date's serving reconciliation passed for the publish of `publish_time`.
+
+    Only that publish: a republish that committed during the reconciliation is left unreconciled,
+    for its own run (or the next) to check. Returns whether the mark was written.
+    """
+    day = lake.parse_date(load_date)
+    with pg.connect() as conn:
+        return conn.execute("update audit.publish_log set reconciled_at = now()"
+                            " where load_date = %s and published_at = %s", [day, publish_time]).rowcount == 1
 
 
 def published_dates(days: Iterable[dt.date]) -> set[dt.date]:
@@ -181,7 +220,7 @@ def publish(load_date: dt.date | str, *, force: bool = False,
                        values (%s, now(), %s, %s, %s)
                        on conflict (load_date) do update set published_at = excluded.published_at,
                            fact_orders_rows = excluded.fact_orders_rows, fact_events_rows = excluded.fact_events_rows,
-                           run_id = excluded.run_id""",
+                           run_id = excluded.run_id, reconciled_at = null""",
                     [day, summary["fact_orders_rows"], summary["fact_events_rows"], run_id],
                 )
                 parents = [f"warehouse.{spec.parent}" for spec in FACTS]

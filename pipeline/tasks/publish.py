@@ -89,7 +89,8 @@ class SourcesUnchanged(PipelineTask):
 class PublishTask(PipelineTask):
     """Publishes the date to the serving Postgres in one transaction, then reconciles it.
 
-    Complete when audit.publish_log has the date (written in the same transaction as the data).
+    Complete when audit.publish_log has the date (written in the same transaction as the data) and
+    its serving reconciliation passed since (`reconciled_at`, written after it).
     Transient Postgres failures are retried inside the task (see the module doc); anything else
     fails at once. Two processes publishing the same date (two local schedulers, or a backfill
     overlapping a single-date run) serialise on the date's pipeline lock; the second finds the date
@@ -106,7 +107,7 @@ class PublishTask(PipelineTask):
 
     def complete(self) -> bool:
         # Published from files that changed since (the SourcesUnchanged requirement then fails), or
-        # restated: not complete. Postgres unreachable: not complete (see published_dates).
+        # restated: not complete. Postgres unreachable: not complete (see current_published_dates).
         return self.date in current_published_dates([self.date])
 
     def run(self) -> None:
@@ -135,7 +136,13 @@ class PublishTask(PipelineTask):
             self.report(f"published {self.rows_out} fact rows; reconciling", 80)
             if restating:
                 restate.mark_published(self.date)
+        publish_time = pg_retry.call(lambda: publish.published_at(self.date), f"reading the publish of {self.date}",
+                                     notify=self.status)
         serving_reconciliation.reconcile_serving(self.date)
+        if publish_time is not None:
+            # the completion mark: a date whose reconciliation failed (or never ran) is reconciled by the next run
+            pg_retry.call(lambda: publish.mark_reconciled(self.date, publish_time),
+                          f"recording the reconciliation of {self.date}", notify=self.status)
         self.report(f"published by another run; reconciled {self.date}" if summary["skipped"]
                     else f"published and reconciled {self.rows_out} fact rows", 100)
 
@@ -151,17 +158,13 @@ def still_current(day: dt.date) -> bool:
     return not landing.changed_sources(day) and not restate.pending(day)
 
 
-def published_dates(days: list[dt.date]) -> set[dt.date]:
-    """Which of the dates are published, in one query; none while Postgres is unreachable (the tasks then run,
-    fail and are retried as transient instead of failing the schedule)."""
+def current_published_dates(days: list[dt.date]) -> set[dt.date]:
+    """The bulk form of PublishTask.complete: published and reconciled dates whose incoming files did not change since."""
     from pipeline.serving import publish
 
-    return pg_retry.unless_unreachable(lambda: publish.published_dates(days), set(), "no date counts as published")
-
-
-def current_published_dates(days: list[dt.date]) -> set[dt.date]:
-    """The bulk form of PublishTask.complete: published dates whose incoming files did not change since."""
-    return {day for day in published_dates(days) if still_current(day)}
+    reconciled = pg_retry.unless_unreachable(lambda: publish.reconciled_dates(days), set(),
+                                             "no date counts as published")
+    return {day for day in reconciled if still_current(day)}
 
 
 class PreloadFactOrders(PreloadTask):

@@ -29,6 +29,7 @@ from pipeline import lake
 from pipeline.serving import pg
 from tests.support.paths import REPO, SEED_INCOMING
 from tests.support.postgres import PG_ENV, EmbeddedServer, embedded_in_temp_dir
+from tests.support.serving import VOLATILE
 
 D = "2025-12-15"  # a seed-format day with a products snapshot: every source lands
 RUN_ENV_DROP = (*PG_ENV, "ECOMM_FAULT", "ECOMM_FAULT_DIR", "ECOMM_FAULT_PAUSE_SECONDS", "ECOMM_PRODUCTS_URL",
@@ -43,7 +44,7 @@ wait_interval = 0.1
 wait_jitter = 0
 """
 # Serving columns that legitimately differ between two runs of the same data.
-VOLATILE_COLUMNS = {"published_at", "updated_at", "recorded_at", "applied_at", "run_id", "id", "runtime_seconds"}
+VOLATILE_COLUMNS = VOLATILE | {"runtime_seconds"}
 # Run bookkeeping, not served data: attempts differ by design when a run was killed.
 RUN_TABLES = {"audit.pipeline_runs"}
 # Lake columns that record when, not what.

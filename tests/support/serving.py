@@ -92,7 +92,7 @@ def write_facts(day: dt.date, orders: Sequence[dict[str, Any]], events: Sequence
 
 # ------------------------------------------------------------------------------ what Postgres serves
 # columns that record when something happened, and surrogate ids: they differ run to run by design
-VOLATILE = {"published_at", "updated_at", "recorded_at", "applied_at", "id", "run_id"}
+VOLATILE = {"published_at", "updated_at", "recorded_at", "applied_at", "reconciled_at", "id", "run_id"}
 
 
 def dump(conn: psycopg.Connection) -> dict[str, str]:
