@@ -16,7 +16,7 @@ COMMANDS = {
     "report": "pipeline.report.page",
     "schema-doc": "pipeline.serving.schema_doc",
     "restate": "pipeline.tasks.restate",
-    "rebuild-serving": "pipeline.serving.rebuild",
+    "rebuild-serving": "pipeline.tasks.rebuild",
 }
 
 

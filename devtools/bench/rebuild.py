@@ -3,7 +3,7 @@
 Writes `--days` (default 5) synthetic dates of `--orders`/`--events` (default 100,000 / 1,000,000)
 into a temporary lake (`fixtures.write_day`: facts, dimensions, daily_metrics and audit partitions,
 plus a passed quality-gate result per date, as the pipeline leaves them), then rebuilds a fresh
-database of a throwaway embedded Postgres from it with `pipeline.serving.rebuild.rebuild`, which
+database of a throwaway embedded Postgres from it with `pipeline.tasks.rebuild.rebuild`, which
 prints its per-date lines and the throughput. Generating the lake is not timed.
 """
 from __future__ import annotations
@@ -34,7 +34,7 @@ def write_lake(days: list[dt.date], orders: int, events: int) -> None:
 
 def bench_rebuild(args: argparse.Namespace, admin: str) -> dict[str, Any]:
     """Rebuild `--days` dates into a fresh database; the rebuild's own summary."""
-    from pipeline.serving import rebuild
+    from pipeline.tasks import rebuild
 
     orders, events = args.day_volume
     days = [FIRST + dt.timedelta(days=i) for i in range(args.days)]

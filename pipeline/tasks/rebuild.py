@@ -139,7 +139,7 @@ def _connect() -> psycopg.Connection:
 def rebuild(first: dt.date | None = None, last: dt.date | None = None,
             out: Callable[[str], None] = print) -> dict[str, int | float]:
     """Rebuild every serving table from the lake (see module doc); `out` gets the progress lines."""
-    from pipeline.quality import gate
+    from pipeline.quality import gate, serving_reconciliation
     from pipeline.serving import pipeline_runs, publish
     from pipeline.tasks import run_audit
 
@@ -178,6 +178,10 @@ def rebuild(first: dt.date | None = None, last: dt.date | None = None,
             continue
         summary = publish.publish(plan.day, audit_rows=rows, run_id=run_id,
                                   runtime=lambda day=plan.day: run_audit.date_runtime(day))
+        # as the Publish task does: reconciled against the lake, then marked done (audit.publish_log.reconciled_at)
+        published_at = publish.published_at(plan.day)
+        serving_reconciliation.reconcile_serving(plan.day)
+        publish.mark_reconciled(plan.day, published_at)
         tally["published"] += 1
         written = sum(v for k, v in summary.items() if k.endswith("_rows") and isinstance(v, int))
         out(f"{plan.day}  published {written} rows ({summary['fact_orders_rows']} orders,"
