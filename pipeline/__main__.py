@@ -7,6 +7,7 @@
     schema-doc  the serving schema reference (Markdown) generated from Postgres COMMENT ON
     restate     land a date's corrected incoming file(s) again, on purpose, and republish the date
     migrate     apply the pending serving-schema migrations (publish applies them too, if its role may)
+    rebuild-serving  recreate every serving table from the lake (disaster recovery, a new database)
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ COMMANDS = {
     "schema-doc": "pipeline.serving.schema_doc",
     "restate": "pipeline.tasks.restate",
     "migrate": "pipeline.serving.migrations",
+    "rebuild-serving": "pipeline.tasks.rebuild",
 }
 
 

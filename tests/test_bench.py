@@ -57,6 +57,35 @@ def test_bench_scale_compares_one_and_two_workers(tmp_path: Path, capsys: pytest
     assert _leftovers(tmp_path) == []
 
 
+@pytest.mark.slow
+def test_bench_rebuild_reports_days_per_minute(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench.main(["rebuild", "--orders", "50", "--events", "200", "--days", "2", "--dir", str(tmp_path)]) == 0
+
+    lines = capsys.readouterr().out.splitlines()
+    assert sum(" published " in line for line in lines) == 2
+    assert "2 published" in lines[-3] and lines[-1].endswith("days per minute")
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_bench_partitions_compares_counts_and_compaction(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench.main(["partitions", "--small", "8", "--large", "40", "--orders", "20", "--events", "50",
+                       "--repeat", "1", "--dir", str(tmp_path)]) == 0
+
+    out = capsys.readouterr().out
+    assert "| figure | 8 daily | 41 daily | 5 (2 monthly) |" in out
+    table = _table(out)
+    for query in ("orders by order date", "orders by load date", "events by event date", "events by load date"):
+        for figure in ("cold plan", "cold exec", "warm plan", "warm exec"):
+            assert f"{query} (7 days): {figure}" in table
+    # a range on the business date plans every partition: its locks grow with the count, a load-date range's do not
+    small, large, compacted = (float(v) for v in table["orders by order date (7 days): locks"][:3])
+    assert large > 3 * small and compacted < large / 3
+    assert table["orders by load date (7 days): locks"][0] == table["orders by load date (7 days): locks"][1]
+    assert "publish one more date (ms)" in table
+    assert _leftovers(tmp_path) == []
+
+
 def test_the_history_window_keeps_weekly_catalog_snapshots_only(tmp_path: Path) -> None:
     """Extending a cached window generates only the missing days, without an extra catalog snapshot."""
     root = tmp_path / "h"

@@ -22,6 +22,9 @@
 - `scale`: backfill throughput: `RangeDaily` over `--scale-days` (10) of the history days with 1 and
   with 2 Luigi workers, each on a fresh lake and database.
 - `land`: the landing step alone on the max-volume day.
+- `rebuild`: days per minute of `python -m pipeline rebuild-serving` (see devtools/bench/rebuild.py).
+- `partitions`: query, publish and view figures at `--small` vs `--large` daily partitions
+  (see devtools/bench/partitions.py).
 
 `--orders/--events` replace both volumes (tests run `--orders 2000 --events 10000 --days 2`). The
 pipeline runs in a child process (`python -m devtools.bench _run ...`) so that getrusage and the
@@ -305,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         return _run(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m devtools.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("what", nargs="?", default="all",
-                        choices=["all", "day", "history", "cli", "linear", "scale", "land"])
+                        choices=["all", "day", "history", "cli", "linear", "scale", "land", "rebuild", "partitions"])
     parser.add_argument("--orders", type=int, help="orders per day for every bench (default 500K max day, 100K days)")
     parser.add_argument("--events", type=int, help="events per day for every bench (default 2M max day, 1M days)")
     parser.add_argument("--days", type=int, default=30, help="history days (default 30)")
@@ -313,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="max-day runs (medians; default 3)")
     parser.add_argument("--workers", type=int, default=2, help="Luigi workers of the day and history runs")
     parser.add_argument("--timeline", action="store_true", help="print each max-day run's task timeline")
+    parser.add_argument("--small", type=int, default=30, help="partitions: the smaller count (default 30)")
+    parser.add_argument("--large", type=int, default=1000, help="partitions: the larger count (default 1000)")
     parser.add_argument("--dir", type=Path, default=BENCH_DIR, help="cache and scratch folder (default data/bench)")
     parser.add_argument("--factor", type=int, default=4, help="linear: the big day's size in max days (default 4)")
     parser.add_argument("--input", type=Path, help="cli: an incoming folder to run instead of the generated day")
@@ -326,6 +331,12 @@ def main(argv: list[str] | None = None) -> int:
     args.dir.mkdir(parents=True, exist_ok=True)
     args.max_volume = (args.orders or MAX_VOLUME[0], args.events or MAX_VOLUME[1])
     args.day_volume = (args.orders or DAY_VOLUME[0], args.events or DAY_VOLUME[1])
+    if args.what in ("rebuild", "partitions"):
+        import importlib
+
+        if args.what == "rebuild" and "--days" not in argv:
+            args.days = 5
+        return importlib.import_module(f"devtools.bench.{args.what}").main(args)
     if args.what == "land":
         print_table([(label, f"{seconds:.2f} s", "", "") for label, seconds in bench_land(args).items()])
         return 0

@@ -154,6 +154,11 @@ def _postgres_row(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def finished_rows(day: dt.date | str) -> list[dict[str, Any]]:
+    """The date's finished executions (all runs) from the lake twin, as audit.pipeline_runs rows (a rebuild replays them)."""
+    return [_postgres_row(row) for row in executions(day) if row["status"] != "running"]
+
+
 def _to_postgres(rows: list[dict[str, Any]]) -> bool:
     """Upsert executions into audit.pipeline_runs; False (logged) when that is not possible now."""
     if not rows or not postgres_reachable():

@@ -1,0 +1,221 @@
+"""Rebuilding the serving Postgres from the lake: `python -m pipeline rebuild-serving [--from D] [--to D]`.
+
+For disaster recovery and for adopting a new serving database. The serving layer holds nothing the
+lake does not: every table is the replay, in load-date order, of each date's publish. So the rebuild
+applies the migrations, then, for each load date of the lake:
+
+- its quality gate passed (lake/audit/dq_results): `publish.publish(D)`, the very call the daily
+  pipeline's Publish task makes, with the gate's warn/fail rows and the date's runtime from the run
+  audit. Whatever the per-date publish writes (facts, dimensions, daily_metrics, audit rows, and any
+  table added to it later, such as marts) is rebuilt with it, without a change here;
+- its gate blocked it: `publish.publish_audit_only(D)`, as the gate task does (outcomes, no data);
+- no gate results: not published by the daily pipeline either; reported and skipped.
+
+Before each date, its task executions are copied from the run audit's lake twin into
+audit.pipeline_runs (an upsert, so repeating it is harmless).
+
+Restartable: each date's publish is one transaction (a killed run leaves no half date), and its
+completion marker audit.publish_log names the run. The rebuild's run ids start with `rebuild_`; a
+rerun skips the dates it already published after checking their row counts against the lake.
+A target that already serves dates published by anything else, or dates this lake does not hold
+(or holds with other row counts), is refused: rebuild into an empty database.
+
+Prints one line per date (date, what was done, rows, seconds) and a final line with the throughput
+in days per minute. Exit codes: 0 done, 1 a date failed (rerun the same command to resume), 2 bad
+arguments, 3 refused to start (lake empty, Postgres unreachable, target not empty).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import logging
+import re
+import sys
+import time
+import uuid
+from collections.abc import Callable
+
+import duckdb
+import psycopg
+
+from pipeline import config, lake
+from pipeline.serving import migrations, pg
+from pipeline.serving.facts import FACTS, PublishError
+from pipeline.transform import sqlrun
+
+logger = logging.getLogger(__name__)
+
+RUN_PREFIX = "rebuild_"
+_DATE_DIR = re.compile(r"load_date=(\d{4}-\d{2}-\d{2})")
+
+
+class RebuildRefused(Exception):
+    """The rebuild cannot start (lake empty, Postgres unreachable, target not a rebuild of this lake)."""
+
+
+@dataclasses.dataclass
+class DatePlan:
+    """What the lake says about one load date."""
+
+    day: dt.date
+    gate: str  # "passed", "blocked" or "missing"
+
+
+def new_run_id() -> str:
+    """A rebuild's run id: `rebuild_<UTC yyyymmddThhmmss>_<8 hex>` (how a target tells a rebuild from a live one)."""
+    return f"{RUN_PREFIX}{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}_{uuid.uuid4().hex[:8]}"
+
+
+def _dates_of(layer: str, table: str) -> set[dt.date]:
+    found = set()
+    for path in lake.table_files(layer, table):
+        match = _DATE_DIR.search(path)
+        if match:
+            found.add(dt.date.fromisoformat(match.group(1)))
+    return found
+
+
+def lake_plan(first: dt.date | None = None, last: dt.date | None = None) -> list[DatePlan]:
+    """The lake's load dates in [first, last] (dates with facts or gate results), oldest first."""
+    from pipeline.quality import gate
+
+    days = _dates_of("audit", "dq_results") | set().union(*(_dates_of("warehouse", s.lake_table) for s in FACTS))
+    plans = []
+    for day in sorted(d for d in days if (first is None or d >= first) and (last is None or d <= last)):
+        result = gate.load_results(day)
+        status = "missing" if result is None or not result.results else "blocked" if result.blocked else "passed"
+        plans.append(DatePlan(day, status))
+    return plans
+
+
+def _lake_counts(duck: duckdb.DuckDBPyConnection, day: dt.date) -> tuple[int, int] | None:
+    """(order rows, event rows) of the date's fact partitions, as publish_log counts them; None if one is missing."""
+    counts = {}
+    for spec in FACTS:
+        path = lake.partition_file("warehouse", spec.lake_table, day)
+        if not lake.exists(path):
+            return None
+        counts[spec.lake_table] = duck.execute("select count(*) from read_parquet($p)", {"p": path}).fetchall()[0][0]
+    return counts["fact_orders"], counts["fact_events"]
+
+
+def check_target(conn: psycopg.Connection) -> set[dt.date]:
+    """The dates a previous rebuild of this lake already published; RebuildRefused if the target is another's."""
+    rows = conn.execute("select load_date, fact_orders_rows, fact_events_rows, run_id from audit.publish_log"
+                        " order by load_date").fetchall()
+    if not rows:
+        return set()
+    live = [row for row in rows if not str(row[3] or "").startswith(RUN_PREFIX)]
+    if live:
+        raise RebuildRefused(
+            f"the target database already serves {len(rows)} load date(s) ({rows[0][0]} to {rows[-1][0]}), published"
+            f" by the pipeline (run {live[0][3]}), not by a rebuild: rebuild into an empty database"
+            f" (point ECOMM_PG_DSN at a new one) or drop this one first")
+    with sqlrun.connect() as duck:
+        for day, orders, events, _run in rows:
+            counts = _lake_counts(duck, day)
+            if counts != (orders, events):
+                lake_has = "no fact partitions" if counts is None else f"{counts[0]} orders, {counts[1]} events"
+                raise RebuildRefused(
+                    f"the target database is not a rebuild of this lake: it holds {day} with {orders} orders,"
+                    f" {events} events, the lake at {config.lake_dir()} has {lake_has}; rebuild into an empty"
+                    f" database or drop this one first")
+    return {row[0] for row in rows}
+
+
+def _connect() -> psycopg.Connection:
+    """A connection to the serving Postgres, or RebuildRefused naming where it tried."""
+    where = "the embedded server"
+    try:
+        where = pg.redact(pg.dsn())
+        return pg.connect()
+    except (psycopg.OperationalError, pg.EmbeddedServerError) as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise RebuildRefused(f"cannot reach the serving Postgres ({where}): {first}; start it or set ECOMM_PG_DSN"
+                             ) from err
+
+
+def rebuild(first: dt.date | None = None, last: dt.date | None = None,
+            out: Callable[[str], None] = print) -> dict[str, int | float]:
+    """Rebuild every serving table from the lake (see module doc); `out` gets the progress lines."""
+    from pipeline.quality import gate, serving_reconciliation
+    from pipeline.serving import pipeline_runs, publish
+    from pipeline.tasks import run_audit
+
+    plans = lake_plan(first, last)
+    if not plans:
+        span = f" between {first or 'the first date'} and {last or 'the last date'}" if first or last else ""
+        raise RebuildRefused(f"the lake at {config.lake_dir()} has no load dates{span}: nothing to rebuild"
+                             f" (is ECOMM_LAKE_DIR right?)")
+    with _connect() as conn:
+        applied = migrations.apply_schema(conn)
+        done = check_target(conn)
+    out(f"rebuilding the serving layer from {config.lake_dir()}: {len(plans)} load date(s), {plans[0].day} to"
+        f" {plans[-1].day}; schema up to date ({len(applied)} migration(s) applied); {len(done)} date(s) already"
+        f" rebuilt")
+    run_id = new_run_id()
+    tally = {"published": 0, "verified": 0, "blocked": 0, "not_gated": 0}
+    started = time.monotonic()
+    for plan in plans:
+        began = time.monotonic()
+        if plan.day in done:
+            tally["verified"] += 1
+            out(f"{plan.day}  already rebuilt (row counts match the lake)")
+            continue
+        if plan.gate == "missing":
+            tally["not_gated"] += 1
+            out(f"{plan.day}  skipped: no quality gate results in the lake, so the pipeline never published it")
+            continue
+        result = gate.load_results(plan.day)
+        rows = gate.dq_failure_rows(result)
+        pipeline_runs.record_pipeline_runs(run_audit.finished_rows(plan.day))
+        if plan.gate == "blocked":
+            publish.publish_audit_only(plan.day, rows)
+            tally["blocked"] += 1
+            out(f"{plan.day}  not published: its quality gate blocked it; {len(rows)} outcome(s) recorded"
+                f"  {time.monotonic() - began:.2f} s")
+            continue
+        summary = publish.publish(plan.day, audit_rows=rows, run_id=run_id,
+                                  runtime=lambda day=plan.day: run_audit.date_runtime(day))
+        # as the Publish task does: reconciled against the lake, then marked done (audit.publish_log.reconciled_at)
+        published_at = publish.published_at(plan.day)
+        serving_reconciliation.reconcile_serving(plan.day)
+        publish.mark_reconciled(plan.day, published_at)
+        tally["published"] += 1
+        written = sum(v for k, v in summary.items() if k.endswith("_rows") and isinstance(v, int))
+        out(f"{plan.day}  published {written} rows ({summary['fact_orders_rows']} orders,"
+            f" {summary['fact_events_rows']} events)  {time.monotonic() - began:.2f} s")
+    seconds = time.monotonic() - started
+    per_minute = tally["published"] / (seconds / 60) if seconds > 0 else 0.0
+    out(f"rebuilt {len(plans)} load date(s) in {seconds:.1f} s: {tally['published']} published,"
+        f" {tally['verified']} already there, {tally['blocked']} blocked by their gate, {tally['not_gated']} not"
+        f" gated; {per_minute:.1f} days per minute")
+    return {**tally, "seconds": round(seconds, 3), "days_per_minute": round(per_minute, 2)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m pipeline rebuild-serving`."""
+    parser = argparse.ArgumentParser(prog="python -m pipeline rebuild-serving", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--from", dest="first", help="first load date to rebuild, YYYY-MM-DD (default: the lake's first)")
+    parser.add_argument("--to", dest="last", help="last load date to rebuild, YYYY-MM-DD (default: the lake's last)")
+    args = parser.parse_args(argv)
+    try:
+        first = lake.parse_date(args.first) if args.first else None
+        last = lake.parse_date(args.last) if args.last else None
+    except ValueError as err:
+        parser.error(str(err))
+    if first and last and first > last:
+        parser.error(f"--from {first} is after --to {last}")
+    # warnings only: the per-date lines are the progress report
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        rebuild(first, last, out=lambda line: print(line, flush=True))
+    except RebuildRefused as err:
+        print(f"rebuild-serving: {err}", file=sys.stderr)
+        return 3
+    except (PublishError, migrations.MigrationError, psycopg.Error) as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        print(f"rebuild-serving: {first}; rerun the same command to resume after fixing it", file=sys.stderr)
+        return 1
+    return 0

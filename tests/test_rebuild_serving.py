@@ -1,0 +1,207 @@
+"""`python -m pipeline rebuild-serving`: the serving layer recreated from the lake equals the one the pipeline built.
+
+One dataset, built once for the module: four generated days with dirty rows (late orders and
+events, orders re-delivered on a later day, quarantined rows) run through the real Luigi pipeline
+into a fresh database of the session's embedded server. Each test then compares per-table
+checksums (`checksums`) of the original with a rebuild.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from pipeline.tasks import rebuild
+from tests.support.analytics_dataset import Dataset, pipeline_dataset
+from tests.support.paths import REPO
+from tests.support.serving import VOLATILE as SERVING_VOLATILE
+
+# Columns left out of the checksums, and why each legitimately differs between the original and a rebuild:
+# serving.VOLATILE: when and by which run a row was written, surrogate ids (they differ between any two runs);
+# runtime_seconds: the original counts its publish task up to the commit, a rebuild its recorded duration
+VOLATILE = SERVING_VOLATILE | {"runtime_seconds"}
+INTERNAL_SCHEMAS = ("preload", "pipeline_lock")  # transient preloads and lock rows: not served
+
+
+def checksums(dsn: str) -> dict[str, tuple[int, str]]:
+    """(rows, md5 of the ordered rows) of every served table and view, volatile columns left out."""
+    out = {}
+    with psycopg.connect(dsn) as conn:
+        tables = conn.execute(
+            "select n.nspname, c.relname from pg_class as c join pg_namespace as n on n.oid = c.relnamespace"
+            " where c.relkind in ('r', 'p', 'v', 'm') and not c.relispartition"
+            " and n.nspname not in ('pg_catalog', 'information_schema', 'pg_toast') and n.nspname <> all(%s)"
+            " order by 1, 2", [list(INTERNAL_SCHEMAS)]).fetchall()
+        for schema, table in tables:
+            cols = [c for (c,) in conn.execute(
+                "select attname from pg_attribute where attrelid = %s::regclass and attnum > 0 and not attisdropped"
+                " order by attnum", [f'"{schema}"."{table}"']).fetchall() if c not in VOLATILE]
+            row = sql.SQL("row({})::text").format(sql.SQL(", ").join(sql.Identifier("t", c) for c in cols))
+            out[f"{schema}.{table}"] = conn.execute(sql.SQL(
+                "select count(*), md5(coalesce(string_agg(r, E'\\n' order by r), '')) from (select {} as r from {} as t) s"
+            ).format(row, sql.Identifier(schema, table))).fetchone()
+    return out
+
+
+@pytest.fixture(scope="module")
+def original(embedded_server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Dataset, dict]]:
+    """The dataset, published by the pipeline, and its checksums."""
+    with pipeline_dataset(tmp_path_factory.mktemp("rebuild"), embedded_server) as data:
+        yield data, checksums(data.dsn)
+
+
+def _empty_database(server, name: str) -> str:
+    with psycopg.connect(server.dsn(), autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    return server.dsn(name)
+
+
+def test_dataset_has_redeliveries_late_data_and_every_table(original) -> None:
+    """What the rebuild must reproduce is not trivial: re-deliveries, late rows, quarantine, all tables filled."""
+    data, sums = original
+    with psycopg.connect(data.dsn) as conn:
+        assert conn.execute("select count(*) from warehouse.fact_orders_superseded").fetchone()[0] > 0
+        assert conn.execute("select count(*) from warehouse.fact_events_all"
+                            " where date_id < to_char(load_date, 'YYYYMMDD')::int").fetchone()[0] > 0
+        assert conn.execute("select count(*) from audit.publish_log").fetchone()[0] == len(data.dates)
+    assert sums["audit.pipeline_runs"][0] > 0 and sums["audit.bad_records"][0] > 0
+
+
+def test_rebuild_after_dropping_the_database_gives_the_same_tables(original, embedded_server, monkeypatch,
+                                                                   capsys) -> None:
+    data, sums = original
+    target = f"{data.database}_dr"
+    dsn = _empty_database(embedded_server, target)
+    embedded_server.env(monkeypatch, target)
+    assert rebuild.main([]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines if " published " in line] == [d.isoformat() for d in data.dates]
+    assert "days per minute" in lines[-1]
+    assert checksums(dsn) == sums
+    with psycopg.connect(dsn) as conn:  # reconciled like a daily publish, so the daily run takes the dates as done
+        assert conn.execute("select count(*) from audit.publish_log where reconciled_at is null").fetchone()[0] == 0
+    # a second run finds everything rebuilt, verifies it and writes nothing
+    assert rebuild.main([]) == 0
+    assert sum("  already rebuilt (row counts match" in line for line in capsys.readouterr().out.splitlines()) == len(data.dates)
+    assert checksums(dsn) == sums
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else proc.returncode
+        assert time.monotonic() < deadline, f"{path} did not appear within {timeout} s"
+        time.sleep(0.05)
+
+
+def test_rebuild_killed_inside_a_date_resumes_to_the_same_tables(original, embedded_server, tmp_path) -> None:
+    data, sums = original
+    target = f"{data.database}_kill"
+    dsn = _empty_database(embedded_server, target)
+    env = {**os.environ, "ECOMM_PG_DATA": str(embedded_server.data_dir), "ECOMM_PG_PORT": str(embedded_server.port),
+           "ECOMM_PG_DATABASE": target, "ECOMM_LAKE_DIR": str(data.lake), "ECOMM_DATA_DIR": str(data.incoming)}
+    for name in ("ECOMM_PG_DSN", "PGHOST", "PGDATABASE", "PGSERVICE"):
+        env.pop(name, None)
+    command = [sys.executable, "-m", "pipeline", "rebuild-serving"]
+    # the second date's publish holds its transaction open (facts copied, nothing committed) until killed
+    faults = {"ECOMM_FAULT": "publish.merge:pause@2", "ECOMM_FAULT_DIR": str(tmp_path)}
+    proc = subprocess.Popen(command, env={**env, **faults}, cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        _wait_for(tmp_path / "publish.merge.paused", proc)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    with psycopg.connect(dsn) as conn:
+        assert [row[0] for row in conn.execute("select load_date from audit.publish_log")] == data.dates[:1]
+        # no half date: the killed transaction left no partition of the second date behind
+        attached = {row[0] for row in conn.execute("select distinct load_date from warehouse.fact_events_all")}
+        assert attached == set(data.dates[:1])
+    resumed = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{data.dates[0]}  already rebuilt" in resumed.stdout
+    assert checksums(dsn) == sums
+
+
+def test_refuses_a_database_the_pipeline_published(original, embedded_server, monkeypatch, capsys) -> None:
+    data, sums = original
+    embedded_server.env(monkeypatch, data.database)
+    assert rebuild.main([]) == 3
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "already serves 4 load date(s)" in err and "empty database" in err
+    assert checksums(data.dsn) == sums
+
+
+def test_refuses_an_empty_lake_and_an_unreachable_postgres(original, embedded_server, tmp_path, monkeypatch,
+                                                           capsys) -> None:
+    data, _ = original
+    monkeypatch.setenv("ECOMM_LAKE_DIR", str(tmp_path / "no-lake"))
+    assert rebuild.main([]) == 3
+    assert "has no load dates: nothing to rebuild" in capsys.readouterr().err
+    monkeypatch.setenv("ECOMM_LAKE_DIR", str(data.lake))
+    monkeypatch.setenv("ECOMM_PG_DSN", f"postgresql://postgres@/x?host={tmp_path}&port=1")
+    assert rebuild.main([]) == 3
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "cannot reach the serving Postgres" in err
+
+
+def test_a_range_then_refuses_a_rebuild_of_other_data(original, embedded_server, monkeypatch, capsys) -> None:
+    """--to rebuilds a prefix; a rebuilt date whose row counts differ from the lake's is another lake's: refused."""
+    data, _ = original
+    target = f"{data.database}_range"
+    dsn = _empty_database(embedded_server, target)
+    embedded_server.env(monkeypatch, target)
+    assert rebuild.main(["--to", data.dates[1].isoformat()]) == 0
+    with psycopg.connect(dsn) as conn:
+        assert [row[0] for row in conn.execute("select load_date from audit.publish_log order by 1")] == data.dates[:2]
+        conn.execute("update audit.publish_log set fact_orders_rows = fact_orders_rows + 1 where load_date = %s",
+                     [data.dates[1]])
+    capsys.readouterr()
+    assert rebuild.main([]) == 3
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"not a rebuild of this lake: it holds {data.dates[1]}" in err
+
+
+def test_blocked_and_unchecked_dates_are_treated_as_the_daily_run_treats_them(original, embedded_server, tmp_path,
+                                                                              monkeypatch, capsys) -> None:
+    """A date its gate blocked gets its outcomes only; a date never checked is not published."""
+    import datetime as dt
+    import shutil
+
+    from pipeline import lake
+    from pipeline.quality import gate
+    from pipeline.quality.results import CheckResult
+
+    data, _ = original
+    copy = tmp_path / "lake"
+    shutil.copytree(data.lake, copy)
+    monkeypatch.setenv("ECOMM_LAKE_DIR", str(copy))
+    blocked, unchecked = data.dates[-1] + dt.timedelta(days=1), data.dates[-1] + dt.timedelta(days=2)
+    gate.write_results(gate.GateResult(blocked, [CheckResult("row_count > 100", "stg_orders", "row_count", "fail",
+                                                             "0", "no orders")], dt.datetime(2025, 12, 18, 6)))
+    for table in ("fact_orders", "fact_events"):
+        target = Path(lake.partition_file("warehouse", table, unchecked))
+        target.parent.mkdir(parents=True)
+        shutil.copy(lake.partition_file("warehouse", table, data.dates[-1]), target)
+    target = f"{data.database}_gates"
+    dsn = _empty_database(embedded_server, target)
+    embedded_server.env(monkeypatch, target)
+    assert rebuild.main([]) == 0
+    out = capsys.readouterr().out
+    assert f"{blocked}  not published: its quality gate blocked it; 1 outcome(s) recorded" in out
+    assert f"{unchecked}  skipped: no quality gate results in the lake" in out
+    with psycopg.connect(dsn) as conn:
+        assert [row[0] for row in conn.execute("select load_date from audit.publish_log order by 1")] == data.dates
+        assert conn.execute("select check_name, outcome from audit.dq_failures where run_date = %s",
+                            [blocked]).fetchall() == [("row_count > 100", "fail")]
