@@ -22,7 +22,7 @@ import pytest
 
 from pipeline import config, lake
 from pipeline.lake import views
-from pipeline.transform import sqlrun, warehouse
+from pipeline.transform import marts, sqlrun, warehouse
 from tests.support import analytics_dataset
 from tests.support.paths import REPO
 
@@ -30,6 +30,7 @@ LAYER_TABLES = {
     "raw": {"orders", "events", "products", "users"},
     "staging": {"stg_orders", "stg_events", "stg_products", "stg_users"},
     "warehouse": set(warehouse.TABLES) | {f"{t}_all" for t in warehouse.TABLES},
+    "marts": {*marts.TABLES, *(f"{t}_all" for t in marts.CONTRIBUTIONS)},
     "audit": {"rejected_lines", "bad_records", "reconciliation", "dq_results", "dq_failures", "pipeline_runs"},
 }
 

@@ -7,6 +7,7 @@ import luigi
 
 from pipeline import lake
 from pipeline.tasks.base import PipelineTask
+from pipeline.tasks.marts import MART_TASKS
 from pipeline.tasks.model import MODEL_TASKS
 from pipeline.tasks.stage import STAGE_TASKS
 
@@ -53,4 +54,5 @@ class QualityGate(CheckTask):
         # the tasks themselves rather than the StageDaily/BuildWarehouse wrappers: one process less
         # to fork on the critical path
         return [*(task(date=self.date) for task in MODEL_TASKS.values()),
+                *(task(date=self.date) for task in MART_TASKS.values()),
                 *(stage(date=self.date) for stage in STAGE_TASKS)]

@@ -149,6 +149,10 @@ def write_day(orders: list[dict], events: list[dict], *, unknown: set[str] = fro
             row["rejected_count"] = override.get("rejected_count", 0)
             row["source_records"] = row["raw_count"] + row["rejected_count"]
         write("audit", "reconciliation", [row], source_table=source)
+    from pipeline.transform import marts  # the marts of the day, from its facts, as the pipeline builds them
+
+    for table in marts.LOAD_DATE_MARTS:
+        marts.build(table, D)
 
 
 def clean_orders(n: int = 20) -> list[dict]:
