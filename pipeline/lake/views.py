@@ -153,6 +153,7 @@ def _mart_views(root: str, present: dict[str, dict[str, bool]]) -> list[str]:
     A mart whose inputs have no partitions yet is a refusing placeholder naming the missing table.
     """
     have = {f"warehouse.{table}" for table, found in present["warehouse"].items() if found}
+    have |= {f"marts.{table}" for table, found in present["marts"].items() if found and table not in marts.CONTRIBUTIONS}
     lines = []
     for table in (*marts.CONTRIBUTIONS, *marts.DERIVED, *marts.VIEWS):
         body = marts.current_sql(table)
