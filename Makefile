@@ -4,7 +4,7 @@ UV_SYSTEM := $(shell command -v uv 2>/dev/null)
 UV := $(if $(UV_SYSTEM),$(UV_SYSTEM),$(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: setup test demo sample-data psql luigid bench audit clean
+.PHONY: setup test demo sample-data psql luigid bench bench-serving audit clean
 
 $(CURDIR)/.tools/bin/uv:
 	python3 -m venv .tools
@@ -33,6 +33,9 @@ luigid: setup
 
 bench: setup
 	$(RUN) python -m devtools.bench
+
+bench-serving: setup
+	$(RUN) python -m devtools.bench serving
 
 audit: setup
 	mkdir -p .tools

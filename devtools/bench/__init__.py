@@ -2,6 +2,7 @@
 
     uv run python -m devtools.bench [all|day|history|scale|land] [--orders N] [--events N] [--days N]
         [--repeat N] [--workers N] [--scale-days N] [--timeline] [--dir DIR]
+    uv run python -m devtools.bench serving [--sizes 10,30] [--runs 5]   # see devtools/bench/serving.py
 
 - `day`: the max-volume day (500,000 orders, 2,000,000 events; generated once into <dir>/max) runs
   through the whole Luigi pipeline (`DailyPipeline`: land, stage, model, checks, publish) on a fresh
@@ -298,6 +299,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["_run"]:
         return _run(argv[1:])
+    if argv[:1] == ["serving"]:  # BI queries and the publish at two history sizes (devtools/bench/serving.py)
+        from devtools.bench import serving
+
+        return serving.main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m devtools.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("what", nargs="?", default="all", choices=["all", "day", "history", "scale", "land"])
     parser.add_argument("--orders", type=int, help="orders per day for every bench (default 500K max day, 100K days)")

@@ -214,22 +214,26 @@ def _superseded_rows(conn: psycopg.Connection, spec: FactSpec, day: dt.date,
 
 
 # ------------------------------------------------------------------------------------ the rebuild
-def rebuild(conn: psycopg.Connection) -> dict[str, int]:
+def rebuild(conn: psycopg.Connection, *, derived_only: bool = False) -> dict[str, int]:
     """Recompute every mart from the current facts and the published dates; return the rows of each.
 
     The models over all of history (`pipeline.transform.marts.current_sql`, the text the lake's views
     run), so its cost grows with history: the publish keeps the marts by deltas instead.
+    `derived_only`: recompute only the derived marts from the contributions as they are.
     """
     rows: dict[str, int] = {}
-    for table in (*models.CONTRIBUTIONS, *models.DERIVED, "complete_days"):
+    tables = models.DERIVED if derived_only else (*models.CONTRIBUTIONS, *models.DERIVED)
+    for table in tables:
         conn.execute(sql.SQL("delete from {}").format(sql.Identifier(SCHEMA, table)))
-    for table in (*models.CONTRIBUTIONS, *models.DERIVED):  # the derived marts read the contributions
+    for table in tables:  # the derived marts read the contributions
         names = sql.SQL(", ").join(sql.Identifier(c.name) for c in binary_copy.table_columns(conn, f"{SCHEMA}.{table}"))
         cursor = conn.execute(sql.SQL("insert into {} ({}) select {} from ({}) as current_rows").format(
             sql.Identifier(SCHEMA, table), names, names, sql.SQL(models.current_sql(table))))
         rows[table] = cursor.rowcount
-    # the same rule as sql/marts/complete_days.sql: a published load date completes its own day
-    rows["complete_days"] = conn.execute(
-        "insert into marts.complete_days (complete_date) select load_date from audit.publish_log").rowcount
+    if not derived_only:
+        # the same rule as sql/marts/complete_days.sql: a published load date completes its own day
+        conn.execute("delete from marts.complete_days")
+        rows["complete_days"] = conn.execute(
+            "insert into marts.complete_days (complete_date) select load_date from audit.publish_log").rowcount
     logger.info("rebuilt the marts from the current facts: %s", ", ".join(f"{t} {n}" for t, n in rows.items()))
     return rows
