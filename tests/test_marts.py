@@ -155,6 +155,21 @@ def test_a_republished_date_takes_back_its_old_rows(fresh_db, serving_lake) -> N
         assert rows(conn, "select user_id from marts.customers") == [("U1",)]
 
 
+def test_a_lake_without_mart_partitions_publishes_the_same_marts(fresh_db, serving_lake) -> None:
+    """A lake built before the marts existed: the publish computes the date's contribution from its facts."""
+    import shutil
+
+    _three_days()
+    shutil.rmtree(serving_lake / "marts")
+    for day in (D2, D1, D3):
+        publish.publish(day)
+    with psycopg.connect(fresh_db.dsn) as conn:
+        assert_exact(conn)
+        assert rows(conn, "select kpi_date, order_count, event_count, active_users from marts.daily_kpis") == [
+            (D1, 1, 3, 2), (D2, 1, 1, 1), (D3, 1, 0, 0)]
+        assert [d for (d,) in served(conn, "complete_days")] == [D1, D2, D3]
+
+
 # ------------------------------------------------------------------------------ randomised
 def _random_day(rnd: random.Random, day: dt.date, days: list[dt.date], version: int) -> tuple[list, list]:
     """A small day: new orders and events, some for earlier days (late), re-deliveries and resends of any id."""

@@ -38,7 +38,7 @@ from psycopg import sql
 from pipeline import lake
 from pipeline.serving import binary_copy, mart_deltas
 from pipeline.serving.facts import FACTS, FactSpec
-from pipeline.serving.lake_rows import LakePartitionMissing, batches, lake_select, text_columns
+from pipeline.serving.lake_rows import batches, lake_select, text_columns
 from pipeline.serving.publish_errors import Progress
 from pipeline.transform import marts as models
 from pipeline.transform.sqlrun import quote_ident
@@ -91,18 +91,24 @@ def publish_date(conn: psycopg.Connection, duck: duckdb.DuckDBPyConnection, day:
     _complete_day(conn, duck, day, progress)
     fixes = {spec: _superseded_rows(conn, spec, day, loaded[spec]) for spec in FACTS}
     for mart in CONTRIBUTIONS:
-        delta = _delta(conn, duck, mart, day, fixes[mart.fact], progress)
+        delta = _delta(conn, duck, mart, day, loaded[mart.fact], fixes[mart.fact], progress)
         summary[f"{mart.table}_changed"] = mart_deltas.apply(conn, mart.table, delta, progress)
     summary["marts_seconds"] = round(time.perf_counter() - started, 4)
     return summary
 
 
-def _lake_partition(table: str, day: dt.date) -> str:
+def _lake_partition(table: str, day: dt.date) -> str | None:
+    """The date's mart partition in the lake; None (with a warning) when it was not built.
+
+    A lake built before the marts existed (or by hand) has none: the publish then computes the
+    date's contribution in Postgres from the date's facts with the same model file (slower, exact).
+    """
     path = lake.partition_file(models.LAYER, table, day)
-    if not lake.exists(path):
-        raise LakePartitionMissing(f"{models.LAYER}/{table} for {day} is not built ({path}); run the pipeline"
-                                   f" for {day} first (it builds the marts beside the quality gate)")
-    return path
+    if lake.exists(path):
+        return path
+    logger.warning("lake %s/%s for %s is not built (%s): computing it from the date's facts in Postgres;"
+                   " run the pipeline for the date to build it beside the quality gate", models.LAYER, table, day, path)
+    return None
 
 
 def _complete_day(conn: psycopg.Connection, duck: duckdb.DuckDBPyConnection, day: dt.date, progress: Progress) -> None:
@@ -110,8 +116,8 @@ def _complete_day(conn: psycopg.Connection, duck: duckdb.DuckDBPyConnection, day
     path = _lake_partition("complete_days", day)
     columns = binary_copy.table_columns(conn, f"{SCHEMA}.complete_days")
     progress.at(f"{SCHEMA}.complete_days", path=path)
-    rows = duck.execute(lake_select(duck, path, columns, {}, False, f"lake {models.LAYER}/complete_days"),
-                        {"path": path}).fetchall()
+    rows = [(day,)] if path is None else duck.execute(
+        lake_select(duck, path, columns, {}, False, f"lake {models.LAYER}/complete_days"), {"path": path}).fetchall()
     for row in rows:
         conn.execute(sql.SQL("insert into marts.complete_days ({}) values ({}) on conflict do nothing").format(
             sql.SQL(", ").join(sql.Identifier(c.name) for c in columns), sql.SQL(", ").join(sql.Placeholder() * len(row))),
@@ -130,7 +136,7 @@ def _model_rows(conn: psycopg.Connection, mart: Contribution, facts: sql.Composa
 
 
 def _delta(conn: psycopg.Connection, duck: duckdb.DuckDBPyConnection, mart: Contribution, day: dt.date,
-           fixes: sql.Identifier | None, progress: Progress) -> sql.Identifier:
+           loaded: dict[str, object], fixes: sql.Identifier | None, progress: Progress) -> sql.Identifier:
     """A temp table of what D's publish changes in the mart: one row per key, every measure's change."""
     raw, delta = sql.Identifier(f"_mart_raw_{mart.table}"), sql.Identifier(f"_mart_delta_{mart.table}")
     target = sql.Identifier(SCHEMA, mart.table)
@@ -138,15 +144,20 @@ def _delta(conn: psycopg.Connection, duck: duckdb.DuckDBPyConnection, mart: Cont
     conn.execute(sql.SQL("create temp table {} (like {} including defaults) on commit drop").format(raw, target))
     columns = binary_copy.table_columns(conn, mart.qualified)
     names = [c.name for c in columns]
-    path = _lake_partition(mart.table, day)
-    what = f"lake {models.LAYER}/{mart.table}"
-    select = lake_select(duck, path, columns, {}, False, what)
-    progress.at(mart.qualified, path=path, params={"path": path}, keys=mart_deltas.key_of(conn, mart.table),
-                select=lambda: lake_select(duck, path, columns, {}, False, what, row_numbers=True),
-                text_columns=text_columns(columns))
-    binary_copy.copy_batches(conn, raw, columns, batches(duck, select, {"path": path}))
-    progress.at(mart.qualified)
     insert = sql.SQL("insert into {} ({}) ").format(raw, sql.SQL(", ").join(map(sql.Identifier, names)))
+    path = _lake_partition(mart.table, day)
+    if path is None:  # the model over the date's new fact rows (their stage table), in Postgres
+        progress.at(mart.qualified)
+        stage = sql.Identifier(str(loaded["schema"]), str(loaded["table"]))
+        conn.execute(insert + _model_rows(conn, mart, stage, names, 1))
+    else:
+        what = f"lake {models.LAYER}/{mart.table}"
+        select = lake_select(duck, path, columns, {}, False, what)
+        progress.at(mart.qualified, path=path, params={"path": path}, keys=mart_deltas.key_of(conn, mart.table),
+                    select=lambda: lake_select(duck, path, columns, {}, False, what, row_numbers=True),
+                    text_columns=text_columns(columns))
+        binary_copy.copy_batches(conn, raw, columns, batches(duck, select, {"path": path}))
+    progress.at(mart.qualified)
     old = mart.fact.partition(day)
     if conn.execute("select to_regclass(%s) is not null", [f"warehouse.{old}"]).fetchone()[0]:
         # a republish: take back what the date's published rows contributed
