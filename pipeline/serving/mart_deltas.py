@@ -121,7 +121,6 @@ def apply(conn: psycopg.Connection, table: str, delta: sql.Identifier, progress:
            select * from up""").format(
         after=after, target=sql.Identifier(SCHEMA, table), keys=_ids(keys), measures=_ids(measures), delta=delta,
         sets=sql.SQL(", ").join(sql.SQL("{c} = t.{c} + excluded.{c}").format(c=sql.Identifier(m)) for m in measures)))
-    conn.execute(sql.SQL("analyze {}").format(after))
     changed = conn.execute(sql.SQL("select count(*) from {}").format(after)).fetchone()[0]
     _verify(conn, table, sql.SQL("select * from {}").format(after), measures)
     for rollup in ROLLUPS:

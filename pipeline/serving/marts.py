@@ -175,7 +175,6 @@ def _delta(conn: psycopg.Connection, duck: duckdb.DuckDBPyConnection, mart: Cont
         delta=delta, raw=raw, keys=sql.SQL(", ").join(map(sql.Identifier, keys)),
         sums=sql.SQL(", ").join(sql.SQL("sum({c}) as {c}").format(c=sql.Identifier(m)) for m in measures),
         nonzero=sql.SQL(" or ").join(sql.SQL("sum({}) <> 0").format(sql.Identifier(m)) for m in measures)))
-    conn.execute(sql.SQL("analyze {}").format(delta))
     return delta
 
 
