@@ -202,6 +202,10 @@ def run_day(incoming: Path, day: dt.date, *, orders: list[dict] | None = None, e
         return None
     for table in warehouse.TABLES:
         warehouse.build(table, day)
+    from pipeline.transform import marts
+
+    for table in marts.LOAD_DATE_MARTS:
+        marts.build(table, day)
     return gate.run_gate(day)
 
 
