@@ -170,6 +170,20 @@ def test_a_lake_without_mart_partitions_publishes_the_same_marts(fresh_db, servi
         assert [d for (d,) in served(conn, "complete_days")] == [D1, D2, D3]
 
 
+def test_a_database_published_before_the_marts_is_filled_by_its_next_publish(fresh_db, serving_lake) -> None:
+    _three_days()
+    publish.publish(D1)
+    publish.publish(D2)
+    with psycopg.connect(fresh_db.dsn) as conn:  # what a database migrated from before the marts holds
+        for table in ("complete_days", *models.CONTRIBUTIONS, *models.DERIVED):
+            conn.execute(f"delete from marts.{table}")
+    summary = publish.publish(D3)
+    assert summary["marts_rebuilt"]["complete_days"] == 2, summary
+    with psycopg.connect(fresh_db.dsn) as conn:
+        assert_exact(conn)
+        assert [d for (d,) in served(conn, "complete_days")] == [D1, D2, D3]
+
+
 # ------------------------------------------------------------------------------ randomised
 def _random_day(rnd: random.Random, day: dt.date, days: list[dt.date], version: int) -> tuple[list, list]:
     """A small day: new orders and events, some for earlier days (late), re-deliveries and resends of any id."""

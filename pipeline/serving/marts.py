@@ -75,6 +75,20 @@ def needs_backfill(conn: psycopg.Connection) -> bool:
     ).fetchone()[0]
 
 
+def backfill_if_needed(conn: psycopg.Connection, progress: Progress) -> dict[str, Any]:
+    """Fill the marts from the current facts if dates were published before they existed (once).
+
+    Called in the publish transaction BEFORE the date's supersede: the marts must describe the state
+    the date's change is then added to, not one that already counts part of it.
+    """
+    if not needs_backfill(conn):
+        return {}
+    progress.at("marts")
+    logger.warning("the marts lack dates published before they existed: rebuilding them from the current facts"
+                   " once (this publish takes longer)")
+    return {"marts_rebuilt": rebuild(conn)}
+
+
 def publish_date(conn: psycopg.Connection, duck: duckdb.DuckDBPyConnection, day: dt.date,
                  loaded: dict[FactSpec, dict[str, object]], progress: Progress) -> dict[str, Any]:
     """Bring every mart up to date with D's publish (in its transaction: after supersede, before the swap).
@@ -83,11 +97,6 @@ def publish_date(conn: psycopg.Connection, duck: duckdb.DuckDBPyConnection, day:
     """
     started = time.perf_counter()
     summary: dict[str, Any] = {}
-    if needs_backfill(conn):
-        progress.at("marts")
-        logger.warning("the marts lack dates published before they existed: rebuilding them from the current facts"
-                       " once (this publish takes longer)")
-        summary["marts_rebuilt"] = rebuild(conn)
     _complete_day(conn, duck, day, progress)
     fixes = {spec: _superseded_rows(conn, spec, day, loaded[spec]) for spec in FACTS}
     for mart in CONTRIBUTIONS:

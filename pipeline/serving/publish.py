@@ -174,6 +174,7 @@ def publish(load_date: dt.date | str, *, force: bool = False,
                     summary["dq_failures_rows"] = _write_dq(conn, day, audit_rows)
                 progress.at("warehouse.daily_metrics")
                 _count_failed_checks(conn, day)
+                summary.update(marts.backfill_if_needed(conn, progress))  # before supersede: the state before D
                 for spec in FACTS:
                     progress.at(f"warehouse.{spec.superseded}")
                     summary[f"{spec.lake_table}_ids_rechecked"] = supersede(conn, spec, day, loaded[spec])
