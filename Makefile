@@ -4,7 +4,7 @@ UV_SYSTEM := $(shell command -v uv 2>/dev/null)
 UV := $(if $(UV_SYSTEM),$(UV_SYSTEM),$(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: setup test demo sample-data psql luigid notebook bench audit clean
+.PHONY: setup test demo sample-data psql luigid notebook bench bench-serving audit clean
 
 $(CURDIR)/.tools/bin/uv:
 	python3 -m venv .tools
@@ -43,6 +43,9 @@ notebook: setup
 
 bench: setup
 	$(RUN) python -m devtools.bench
+
+bench-serving: setup
+	$(RUN) python -m devtools.bench serving
 
 audit: setup
 	mkdir -p .tools

@@ -1,9 +1,11 @@
 -- Question: What is the average order value in each product category, over all orders and over paid ones?
--- Grain: one row per category (products without a dimension row: 'Unknown'). avg_order_value = gross
--- revenue / orders (any status); avg_paid_order_value = net revenue / orders with net revenue (sold
--- statuses); avg_units_per_order = units / orders. Rounded half up, exactly on both engines.
-with orders as (
-    select * from warehouse.fact_orders
+-- Grain: one row per category (products without a dimension row: 'Unknown'), by the category each
+-- product has now (warehouse.dim_product). avg_order_value = gross revenue / orders (any status);
+-- avg_paid_order_value = net revenue / orders with net revenue (sold statuses); avg_units_per_order =
+-- units / orders. Rounded half up, exactly on both engines.
+-- Reads the mart marts.product_sales (one row per product, over the whole history).
+with sales as (
+    select * from marts.product_sales
 ),
 
 products as (
@@ -13,22 +15,22 @@ products as (
 by_category as (
     select
         coalesce(products.category, 'Unknown') as category,
-        count(*) as order_count,
-        count(case when orders.net_revenue > 0 then 1 end) as paid_order_count,
-        sum(orders.quantity) as units_sold,
-        sum(orders.revenue) as gross_revenue,
-        sum(orders.net_revenue) as net_revenue
-    from orders
+        sum(sales.order_count) as order_count,
+        sum(sales.sold_order_count) as paid_order_count,
+        sum(sales.units_sold) as units_sold,
+        sum(sales.gross_revenue) as gross_revenue,
+        sum(sales.net_revenue) as net_revenue
+    from sales
     left join products
-        on orders.product_id = products.product_id
+        on sales.product_id = products.product_id
     group by coalesce(products.category, 'Unknown')
 ),
 
 final as (
     select
         by_category.category,
-        by_category.order_count,
-        by_category.paid_order_count,
+        cast(by_category.order_count as bigint) as order_count,
+        cast(by_category.paid_order_count as bigint) as paid_order_count,
         cast(by_category.gross_revenue as decimal(18, 2)) as gross_revenue,
         cast(by_category.net_revenue as decimal(18, 2)) as net_revenue,
         -- a / b rounded half up to 2 decimals, exactly; NULL when b = 0 (queries/README.md)

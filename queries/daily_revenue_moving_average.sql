@@ -1,19 +1,27 @@
 -- Question: What are gross and net revenue per day, and their 7-day moving averages?
--- Grain: one row per order date (UTC) that has orders. The moving average is the revenue of the 7
--- calendar days ending on the date divided by 7 (a day without orders counts as 0); it is NULL until
--- the data covers 7 days. Rounded half up to the cent, exactly on both engines (queries/README.md).
-with orders as (
-    select * from warehouse.fact_orders
+-- Grain: one row per order date (business day) that has orders, up to the latest complete day
+-- (marts.latest_complete_day). The moving average is the revenue of the 7 calendar days ending on the
+-- date divided by 7 (a day without orders counts as 0); it is NULL until the data covers 7 days.
+-- Rounded half up to the cent, exactly on both engines (queries/README.md).
+-- Reads the mart marts.daily_kpis (one row per day).
+with kpis as (
+    select * from marts.daily_kpis
+),
+
+latest as (
+    select * from marts.latest_complete_day
 ),
 
 daily as (
     select
-        cast(orders.order_ts as date) as order_date,
-        count(*) as order_count,
-        sum(orders.revenue) as gross_revenue,
-        sum(orders.net_revenue) as net_revenue
-    from orders
-    group by cast(orders.order_ts as date)
+        kpis.kpi_date as order_date,
+        kpis.order_count,
+        kpis.gross_revenue,
+        kpis.net_revenue
+    from kpis
+    inner join latest
+        on kpis.kpi_date <= latest.latest_complete_date
+    where kpis.order_count > 0
 ),
 
 windowed as (

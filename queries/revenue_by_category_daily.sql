@@ -1,51 +1,46 @@
 -- Question: How much revenue does each product category make per day, over the last 30 days of data?
--- The seed's "Revenue by Category (Daily)", fixed: the 30 days end at the latest order date in the
--- data, not CURRENT_DATE (the answer no longer depends on the day it runs); orders whose product has
--- no dimension row count as 'Unknown' instead of vanishing in the join; the average is exact.
--- Grain: one row per category per order date (UTC). Revenue: gross = any status, net = sold statuses.
--- Runs unchanged on the lake (DuckDB, pipeline.lake.views) and on Postgres; see queries/README.md.
-with orders as (
-    select * from warehouse.fact_orders
+-- The seed's "Revenue by Category (Daily)", fixed: the 30 days end at the latest complete day
+-- (marts.latest_complete_day), not CURRENT_DATE (the answer no longer depends on the day it runs);
+-- orders whose product has no dimension row count as 'Unknown' instead of vanishing in the join; the
+-- average is exact.
+-- Grain: one row per category per order date (business day). Category: the one each product has NOW
+-- (warehouse.dim_product), so a past day's figures follow a product into its new category when the
+-- catalog changes it (revenue_by_category_as_ordered.sql keeps the category of the order date).
+-- Revenue: gross = any status, net = sold statuses.
+-- Reads the mart marts.product_sales_daily (one row per day and product), 30 days of it.
+with sales as (
+    select * from marts.product_sales_daily
 ),
 
 products as (
     select * from warehouse.dim_product
 ),
 
-last_day as (
-    select max(cast(orders.order_ts as date)) as max_order_date
-    from orders
-),
-
-recent_orders as (
-    select
-        coalesce(products.category, 'Unknown') as category,
-        cast(orders.order_ts as date) as order_date,
-        orders.revenue,
-        orders.net_revenue
-    from orders
-    cross join last_day
-    left join products
-        on orders.product_id = products.product_id
-    where cast(orders.order_ts as date) > last_day.max_order_date - 30
+latest as (
+    select * from marts.latest_complete_day
 ),
 
 by_category_day as (
     select
-        recent_orders.category,
-        recent_orders.order_date,
-        count(*) as order_count,
-        sum(recent_orders.revenue) as total_revenue,
-        sum(recent_orders.net_revenue) as net_revenue
-    from recent_orders
-    group by recent_orders.category, recent_orders.order_date
+        coalesce(products.category, 'Unknown') as category,
+        sales.order_date,
+        sum(sales.order_count) as order_count,
+        sum(sales.gross_revenue) as total_revenue,
+        sum(sales.net_revenue) as net_revenue
+    from sales
+    inner join latest
+        on sales.order_date > latest.latest_complete_date - 30
+        and sales.order_date <= latest.latest_complete_date
+    left join products
+        on sales.product_id = products.product_id
+    group by coalesce(products.category, 'Unknown'), sales.order_date
 ),
 
 final as (
     select
         by_category_day.category,
         by_category_day.order_date,
-        by_category_day.order_count,
+        cast(by_category_day.order_count as bigint) as order_count,
         cast(by_category_day.total_revenue as decimal(18, 2)) as total_revenue,
         cast(by_category_day.net_revenue as decimal(18, 2)) as net_revenue,
         -- total / orders, rounded half up to the cent exactly on both engines (queries/README.md)

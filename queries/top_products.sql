@@ -1,24 +1,14 @@
 -- Question: Which 10 products bring in the most net revenue, and how many units and orders is that?
 -- Grain: one row per product, the 10 with the highest net revenue (sold statuses), ties broken by
 -- product_id. Products unknown to the catalog appear as their inferred member ('Unknown product').
--- net_revenue_share is the product's percentage of all net revenue.
-with orders as (
-    select * from warehouse.fact_orders
+-- net_revenue_share is the product's percentage of all net revenue. Category: the product's current one.
+-- Reads the mart marts.product_sales (one row per product, over the whole history).
+with by_product as (
+    select * from marts.product_sales
 ),
 
 products as (
     select * from warehouse.dim_product
-),
-
-by_product as (
-    select
-        orders.product_id,
-        count(distinct orders.order_id) as order_count,
-        sum(orders.quantity) as units_sold,
-        sum(orders.revenue) as gross_revenue,
-        sum(orders.net_revenue) as net_revenue
-    from orders
-    group by orders.product_id
 ),
 
 totals as (
@@ -32,9 +22,9 @@ final as (
         coalesce(products.product_name, 'Unknown product') as product_name,
         coalesce(products.category, 'Unknown') as category,
         by_product.order_count,
-        cast(by_product.units_sold as bigint) as units_sold,
-        cast(by_product.gross_revenue as decimal(18, 2)) as gross_revenue,
-        cast(by_product.net_revenue as decimal(18, 2)) as net_revenue,
+        by_product.units_sold,
+        by_product.gross_revenue,
+        by_product.net_revenue,
         -- 100 * a / b rounded half up to 2 decimals, exactly; NULL when b = 0 (queries/README.md)
         cast(cast(floor(
             (20000 * by_product.net_revenue + totals.all_net_revenue)

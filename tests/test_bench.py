@@ -118,4 +118,21 @@ def test_bench_linear_compares_the_max_day_with_a_day_four_times_its_size(tmp_pa
     assert ratio[0].endswith("×") and ratio[1] == "≤ 4.4×" and ratio[2] in ("met", "NOT met")
     assert sum(label.strip().startswith("peak RSS") for label in table) == 2
     assert (tmp_path / "day-8000x40000" / ".complete-2025-12-15").exists()
+
+
+def test_bench_serving_times_every_query_and_the_publish_at_two_sizes(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pipeline.lake import views
+
+    assert bench.main(["serving", "--orders", "200", "--events", "1000", "--sizes", "1,3", "--runs", "1",
+                       "--publishes", "1", "--dir", str(tmp_path)]) == 0
+
+    out = capsys.readouterr().out
+    table = _table(out)
+    assert set(views.queries()) <= set(table)  # one row per query, with both sizes, the ratio and the target
+    for name in views.queries():
+        small, large, ratio, target = table[name]
+        assert small.endswith(" ms") and large.endswith(" ms") and float(ratio) > 0 and "met" in target
+    assert any(label.startswith("publish of one more day") for label in table)
+    assert "history 1 days (1,000 events" in out and "3 days (3,000 events" in out, out.splitlines()[0]
     assert _leftovers(tmp_path) == []

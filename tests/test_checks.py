@@ -105,6 +105,27 @@ def test_duplicate_ids_fail_and_the_exception_lists_every_failed_check(lake_root
     assert {f["outcome"] for f in gate.dq_failure_rows(result)} == {"warn", "fail"}
 
 
+def test_a_mart_that_disagrees_with_its_facts_fails(lake_root: Path) -> None:
+    """The marts' partitions are gated with the facts they count (checks/marts/)."""
+    write_day(clean_orders(), clean_events())
+    for table in ("product_sales_daily", "user_activity_daily"):  # a row counted twice, as a bad model would
+        path = lake.partition_file("marts", table, D)
+        data = pq.read_table(path)
+        pq.write_table(pa.concat_tables([data, data.slice(0, 1)]), path)
+
+    result = gate.run_gate(D)
+
+    assert result.blocked
+    assert outcomes(result, "fail") == {
+        ("product_sales_daily", "one row per order date and product"),
+        ("product_sales_daily", "every order of the date is counted once (orders and revenue equal fact_orders')"),
+        ("user_activity_daily", "one row per event date and user"),
+        ("user_activity_daily", "every event of the date is counted once (events equal fact_events')"),
+    }
+    assert not {name for name, _ in outcomes(result, "error")} & {"product_sales_daily", "user_activity_daily",
+                                                                   "customer_orders_daily", "complete_days"}
+
+
 def test_future_timestamp_fails(lake_root: Path) -> None:
     # The latest instant staging accepts: end of day + 2 h ([model] future_tolerance_hours), or the
     # end of the day at UTC-14:00 (an order written with the load date in the westernmost offset is
@@ -176,7 +197,7 @@ def test_seed_format_days_through_the_real_models(
 ) -> None:
     """The seed system's own two days, landed, staged and modelled by the pipeline's code, then gated."""
     from pipeline.ingest import landing
-    from pipeline.transform import staging, warehouse
+    from pipeline.transform import marts, staging, warehouse
 
     monkeypatch.delenv("ECOMM_PRODUCTS_URL", raising=False)
     monkeypatch.delenv("ECOMM_USERS_URL", raising=False)
@@ -190,6 +211,8 @@ def test_seed_format_days_through_the_real_models(
             staging.stage(source, day)
         for table in warehouse.TABLES:
             warehouse.build(table, day)
+        for table in marts.LOAD_DATE_MARTS:
+            marts.build(table, day)
         results[day] = gate.run_gate(day)
 
     # 2025-12-14: before the first (Monday) catalog snapshot; 20 orders, 60 events -> publishes, warned

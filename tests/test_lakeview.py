@@ -22,7 +22,7 @@ import pytest
 
 from pipeline import config, lake
 from pipeline.lake import views
-from pipeline.transform import sqlrun, warehouse
+from pipeline.transform import marts, sqlrun, warehouse
 from tests.support import analytics_dataset
 from tests.support.paths import REPO
 
@@ -30,6 +30,7 @@ LAYER_TABLES = {
     "raw": {"orders", "events", "products", "users"},
     "staging": {"stg_orders", "stg_events", "stg_products", "stg_users"},
     "warehouse": set(warehouse.TABLES) | {f"{t}_all" for t in warehouse.TABLES},
+    "marts": {*marts.TABLES, *(f"{t}_all" for t in marts.CONTRIBUTIONS)},
     "audit": {"rejected_lines", "bad_records", "reconciliation", "dq_results", "dq_failures", "pipeline_runs"},
 }
 
@@ -59,8 +60,9 @@ def test_every_table_of_every_layer_is_a_named_relation(built) -> None:
         found.setdefault(schema, set()).add(view)
     assert found == LAYER_TABLES
     for layer, tables in LAYER_TABLES.items():
-        for table in tables - {"dq_failures"} - {t for t in warehouse.TABLES if layer == "warehouse"}:
-            folder = table.removesuffix("_all") if layer == "warehouse" else table
+        current = warehouse.TABLES if layer == "warehouse" else marts.TABLES if layer == "marts" else ()
+        for table in tables - {"dq_failures"} - set(current) | ({"complete_days"} if layer == "marts" else set()):
+            folder = table.removesuffix("_all") if layer in ("warehouse", "marts") else table
             rows = con.execute(f"select count(*) from {layer}.{table}").fetchone()[0]
             assert rows == _file_rows(layer, folder), f"{layer}.{table}"
             assert rows > 0 or table == "rejected_lines", f"{layer}.{table} is empty"  # no unparseable line here

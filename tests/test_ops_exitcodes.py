@@ -40,7 +40,8 @@ def test_a_date_exits_0_records_every_task_and_a_rerun_changes_nothing(ops: Ops)
     assert families == sorted(["LandOrders", "LandEvents", "LandProducts", "StageOrders", "StageEvents",
                                "StageProducts", "BuildFactOrders", "BuildFactEvents", "BuildDimDate",
                                "BuildDimProductHistory", "BuildDimProduct", "BuildDimUser", "BuildDailyMetrics",
-                               "PreloadFactOrders", "PreloadFactEvents", "QualityGate", "Publish"]), \
+                               "BuildProductSalesDaily", "BuildCustomerOrdersDaily", "BuildUserActivityDaily",
+                               "BuildCompleteDays", "PreloadFactOrders", "PreloadFactEvents", "QualityGate", "Publish"]), \
         "no users snapshot: LandUsers, StageUsers have nothing to do"
     assert {r[2] for r in runs} == {"done"} and all(r[3] >= 0 and r[5] <= r[6] for r in runs)
     rows_out = {r[1].split("_")[0]: r[4] for r in runs}

@@ -71,6 +71,6 @@ def test_two_processes_on_one_date_through_luigid_run_each_task_once(ops: Ops, l
     assert set(codes) <= {0, 25} and 25 in codes, outcomes
     runs = ops.executions(CONCURRENT_DAY)
     per_task = Counter(r["task_id"] for r in runs)
-    assert len(per_task) == 19 and set(per_task.values()) == {1}, "each of the 19 tasks ran once, on one worker"
+    assert len(per_task) == 23 and set(per_task.values()) == {1}, "each of the 23 tasks ran once, on one worker"
     assert {r["status"] for r in runs} == {"done"}
     assert_published_once(ops, CONCURRENT_DAY)

@@ -97,7 +97,7 @@ def test_the_facts_are_preloaded_beside_the_gate(empty_lake) -> None:
     assert type(tasks.PreloadFactEvents(date=D).requires()) is tasks.BuildFactEvents
     assert {type(t) for t in tasks.PreloadFactOrders(date=D).requires()} == {tasks.BuildFactOrders, tasks.StageEvents}
     # once the events' fact is built, its preload is handed out before the dimensions and the gate
-    handed = first_tasks(tasks.DailyPipeline(date=D), count=18 + HISTORY, dates={D})  # every task of the seed's date
+    handed = first_tasks(tasks.DailyPipeline(date=D), count=22 + HISTORY, dates={D})  # every task of the seed's date
     preload = handed.index(f"PreloadFactEvents {D}")
     assert handed[preload - 1] == f"BuildFactEvents {D}"
     assert preload < handed.index(f"QualityGate {D}") and handed[-2:] == [f"Publish {D}", f"DailyPipeline {D}"]

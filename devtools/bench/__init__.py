@@ -2,6 +2,7 @@
 
     python -m devtools.bench [all|day|history|cli|linear|scale|land] [--orders N] [--events N] [--days N]
         [--repeat N] [--workers N] [--scale-days N] [--timeline] [--dir DIR] [--input DIR --date D] [--factor N]
+    python -m devtools.bench serving [--sizes 10,30] [--runs 5]   # see devtools/bench/serving.py
 
 - `day`: the max-volume day (500,000 orders, 2,000,000 events; generated once into <dir>/max) runs
   through the whole Luigi pipeline (`DailyPipeline`: land, stage, model, checks, publish) on a fresh
@@ -306,6 +307,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["_run"]:
         return _run(argv[1:])
+    if argv[:1] == ["serving"]:  # BI queries and the publish at two history sizes (devtools/bench/serving.py)
+        from devtools.bench import serving
+
+        return serving.main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m devtools.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("what", nargs="?", default="all",
                         choices=["all", "day", "history", "cli", "linear", "scale", "land", "rebuild", "partitions"])

@@ -111,7 +111,7 @@ _SMALL_SQL = {
 
 def write_day(day: dt.date, orders: int, events: int, *, users: int = 20_000, products: int = 500,
               known_products: int = 490) -> dict[str, int]:
-    """Write one day of synthetic warehouse + audit partitions into the lake; return fact row counts."""
+    """Write one day of synthetic warehouse, mart and audit partitions into the lake; return fact row counts."""
     params = {"day": day, "users": users, "products": products, "known": known_products,
               "norders": orders, "nevents": events}
     with sqlrun.connect() as con:
@@ -132,6 +132,10 @@ def write_day(day: dt.date, orders: int, events: int, *, users: int = 20_000, pr
                 " 'Price is not a number: ''abc''' as message, 'abc' as failing_value, '{\"price\": \"abc\"}' as raw_record,"
                 " 'incoming/x.json' as source_file, 7::bigint as row_number, $day::date as load_date",
                 {"s": source, "day": day}, lake.partition_file("audit", "bad_records", day, source_table=source))
+    from pipeline.transform import marts
+
+    for table in marts.LOAD_DATE_MARTS:  # what the pipeline builds from the facts beside the gate
+        marts.build(table, day)
     return {"fact_orders": orders, "fact_events": events}
 
 

@@ -30,7 +30,7 @@ from pipeline.lake import s3 as lake_store
 
 logger = logging.getLogger(__name__)
 
-LAYERS = ("raw", "staging", "warehouse", "audit")
+LAYERS = ("raw", "staging", "warehouse", "marts", "audit")
 DATA_FILE = "data.parquet"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 

@@ -7,11 +7,13 @@
     python -m pipeline.lake.views --sql > lake.sql && duckdb -init lake.sql   # the duckdb CLI
     python -m pipeline.lake.views                                             # what is there
 
-`open_lake` returns an in-memory DuckDB connection holding schemas `raw`, `staging`, `warehouse` and
-`audit` with one view per lake table (`raw.orders`, `staging.stg_orders`, `audit.bad_records` ...).
+`open_lake` returns an in-memory DuckDB connection holding schemas `raw`, `staging`, `warehouse`, `marts`
+and `audit` with one view per lake table (`raw.orders`, `staging.stg_orders`, `audit.bad_records` ...).
 In `warehouse`, the names are Postgres's: `fact_orders`, `dim_user` ... are the *current* views
 (`warehouse.current_view_sql`, the same definitions the pipeline uses) and `<table>_all` holds
-every version. `audit.dq_failures` is `audit.dq_results` without the passed checks, shaped like the
+every version. In `marts`, the names are Postgres's too: `marts.daily_kpis`, `marts.customers` ... are
+the marts' current rows (`pipeline.transform.marts.current_sql`, the text Postgres's rebuild runs), and
+`<mart>_all` holds each load date's contribution (`lake/marts/<mart>`). `audit.dq_failures` is `audit.dq_results` without the passed checks, shaped like the
 Postgres table, and `warehouse.daily_metrics.dq_failed_count` counts the date's failed or errored
 checks as publish does (the lake's model leaves it 0), so the files in `queries/` run unchanged here
 and on Postgres.
@@ -39,7 +41,7 @@ import duckdb
 
 from pipeline import config, lake, resources
 from pipeline.lake import s3
-from pipeline.transform import sqlrun, staging, warehouse
+from pipeline.transform import marts, sqlrun, staging, warehouse
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +53,7 @@ KNOWN_TABLES: dict[str, tuple[str, ...]] = {
     "raw": staging.SOURCES,
     "staging": tuple(map(staging.staging_table, staging.SOURCES)),
     "warehouse": warehouse.TABLES,
+    "marts": marts.LOAD_DATE_MARTS,
     "audit": ("rejected_lines", "bad_records", "reconciliation", "dq_results", "pipeline_runs"),
 }
 # Postgres audit.dq_failures from the lake's dq_results (every check of a date, passes included).
@@ -114,9 +117,9 @@ def _pattern(root: str, layer: str, table: str) -> str:
     return os.path.join(root, layer, table, "**", lake.DATA_FILE)
 
 
-def _files_view(root: str, layer: str, table: str, name: str, has_files: bool) -> str:
-    """A view over every partition of lake table <layer>/<table>, or a refusing placeholder."""
-    target = _ident(layer, name)
+def _files_view(root: str, layer: str, table: str, name: str, has_files: bool, schema: str | None = None) -> str:
+    """A view `<schema or layer>.<name>` over every partition of lake table <layer>/<table>, or a refusing placeholder."""
+    target = _ident(schema or layer, name)
     if not has_files:
         message = (f"lake table {layer}/{table} has no partitions yet (nothing under"
                    f" {os.path.join(root, layer, table)}); run the pipeline for a date first, then reopen the lake")
@@ -138,6 +141,34 @@ def _current_view(table: str, gate_results: bool) -> str:
     return f"create or replace view {_ident('warehouse', table)} as\n{body}\n;"
 
 
+def _partitions_name(layer: str, table: str) -> str:
+    """The view over a table's partitions: `<table>_all` where the current rows take the table's name."""
+    current = warehouse.TABLES if layer == "warehouse" else marts.CONTRIBUTIONS if layer == "marts" else ()
+    return f"{table}_all" if table in current else table
+
+
+def _mart_views(root: str, present: dict[str, dict[str, bool]]) -> list[str]:
+    """The marts' current views: the contributions over the current facts, then the derived marts and views.
+
+    A mart whose inputs have no partitions yet is a refusing placeholder naming the missing table.
+    """
+    have = {f"warehouse.{table}" for table, found in present["warehouse"].items() if found}
+    have |= {f"marts.{table}" for table, found in present["marts"].items() if found and table not in marts.CONTRIBUTIONS}
+    lines = []
+    for table in (*marts.CONTRIBUTIONS, *marts.DERIVED, *marts.VIEWS):
+        body = marts.current_sql(table)
+        needed = [f"warehouse.{name}" for name in marts.inputs(table)] if table in marts.CONTRIBUTIONS else [
+            name for name in sqlrun.references(body).relations if "." in name]
+        missing = [name for name in needed if name not in have]
+        if missing:
+            layer, name = missing[0].split(".", 1)
+            lines.append(_files_view(root, layer, name, table, False, schema="marts"))
+            continue
+        lines.append(f"create or replace view {_ident('marts', table)} as\n{body}\n;")
+        have.add(f"marts.{table}")
+    return lines
+
+
 def init_sql(lake_dir: str | os.PathLike[str] | None = None) -> str:
     """The SQL script that creates every view (what `open_lake` runs; `--sql` prints it)."""
     root = os.fspath(lake_dir) if lake_dir is not None else config.lake_dir()
@@ -152,9 +183,9 @@ def init_sql(lake_dir: str | os.PathLike[str] | None = None) -> str:
     for layer in lake.LAYERS:
         lines.append(f"create schema if not exists {_ident(layer)};")
         for table, has_files in present[layer].items():
-            # warehouse tables: every version as <table>_all, the current view as <table> (below)
-            name = f"{table}_all" if layer == "warehouse" and table in warehouse.TABLES else table
-            lines.append(_files_view(root, layer, table, name, has_files))
+            # warehouse tables and the marts' contributions: every version (load date) as <table>_all, the
+            # current view as <table> (below)
+            lines.append(_files_view(root, layer, table, _partitions_name(layer, table), has_files))
     gate_results = present["audit"]["dq_results"]
     # before the warehouse views: the current daily_metrics reads it
     lines.append(f"create or replace view {_ident('audit', 'dq_failures')} as{DQ_FAILURES_SQL.rstrip()}\n;"
@@ -162,6 +193,7 @@ def init_sql(lake_dir: str | os.PathLike[str] | None = None) -> str:
     for table in warehouse.TABLES:
         lines.append(_current_view(table, gate_results) if present["warehouse"][table]
                      else _files_view(root, "warehouse", table, table, False))
+    lines.extend(_mart_views(root, present))
     return "\n".join(lines) + "\n"
 
 
@@ -185,7 +217,7 @@ def relations(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
     """(schema, view) of every lake relation on a connection, sorted."""
     return con.execute(
         "select schema_name, view_name from duckdb_views() where not internal and schema_name in"
-        " ('raw', 'staging', 'warehouse', 'audit') order by schema_name, view_name"
+        " ('raw', 'staging', 'warehouse', 'marts', 'audit') order by schema_name, view_name"
     ).fetchall()
 
 

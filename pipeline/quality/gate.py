@@ -50,6 +50,10 @@ GATED_TABLES: dict[str, str] = {
     "dim_product": "warehouse",
     "fact_orders": "warehouse",
     "fact_events": "warehouse",
+    "product_sales_daily": "marts",
+    "customer_orders_daily": "marts",
+    "user_activity_daily": "marts",
+    "complete_days": "marts",
     "reconciliation": "audit",
 }
 # audit/reconciliation has one file per source; orders and events every day, catalogs on snapshot days.

@@ -211,6 +211,13 @@ def supersede(conn: psycopg.Connection, spec: FactSpec, load_date: dt.date, load
                where s.current_load_date <> %(d)s
            union select a.id, %(d)s from _affected as a where exists (select 1 from {stage} as n where n.{k} = a.id)"""
     ).format(k=key, reg=reg, stage=stage), {"d": load_date})
+    # what the marts need to follow the change (pipeline.serving.marts): the re-examined ids' superseded
+    # versions before and after, in a temp table that outlives this call until the commit
+    conn.execute("create temp table if not exists _supersede_changes"
+                 " (fact_table text, id text, load_date date, side text) on commit drop")
+    noted = sql.SQL("insert into _supersede_changes select %(t)s, s.{k}, s.load_date, %(side)s from {reg} as s"
+                    " join _affected as a on a.id = s.{k}").format(k=key, reg=reg)
+    conn.execute(noted, {"t": spec.parent, "side": "before"})
     conn.execute(sql.SQL("delete from {reg} as s using _affected as a where s.{k} = a.id").format(k=key, reg=reg))
     pick = sql.SQL("max" if spec.current == "latest" else "min")
     conn.execute(sql.SQL(
@@ -219,6 +226,7 @@ def supersede(conn: psycopg.Connection, spec: FactSpec, load_date: dt.date, load
            from (select id, load_date, {pick}(load_date) over (partition by id) as current_load_date from _versions) as v
            where load_date <> current_load_date"""
     ).format(k=key, reg=reg, pick=pick))
+    conn.execute(noted, {"t": spec.parent, "side": "after"})
     conn.execute(
         """insert into warehouse.fact_partitions (fact_table, load_date, row_count, min_id, max_id)
            values (%(t)s, %(d)s, %(n)s, %(lo)s, %(hi)s)

@@ -17,7 +17,9 @@ in ONE transaction, so that a BI reader sees the date's old state or its new one
    its audit rows (bad_records, rejected_lines, reconciliation and the quality gate's dq_failures)
    replaced, and its daily_metrics.dq_failed_count counted from those dq_failures
    (sql/gate/dq_failed_count.sql, the statement the lake's views run too);
-5. the current-version bookkeeping is updated and the completion marker `audit.publish_log` written;
+5. the current-version bookkeeping is updated, the marts follow the date's change (`pipeline.serving.marts`:
+   only the days, products and customers the date touches) and the completion marker
+   `audit.publish_log` is written;
 6. the fact tables are locked (ACCESS EXCLUSIVE, for the last milliseconds only), the new
    partitions swapped in, and the transaction commits. This is the one lock a BI session can
    hold up (any SELECT conflicts with it): each wait is bounded by [publish] lock_timeout and
@@ -44,7 +46,7 @@ from psycopg import sql
 
 from pipeline import faults, lake
 from pipeline.quality.results import OUTCOMES
-from pipeline.serving import locks, migrations, pg
+from pipeline.serving import locks, marts, migrations, pg
 from pipeline.serving.facts import (
     FACTS,
     DuplicateFactKey,
@@ -211,9 +213,11 @@ def publish(load_date: dt.date | str, *, force: bool = False,
                     summary["dq_failures_rows"] = _write_dq(conn, day, audit_rows)
                 progress.at("warehouse.daily_metrics")
                 _count_failed_checks(conn, day)
+                summary.update(marts.backfill_if_needed(conn, progress))  # before supersede: the state before D
                 for spec in FACTS:
                     progress.at(f"warehouse.{spec.superseded}")
                     summary[f"{spec.lake_table}_ids_rechecked"] = supersede(conn, spec, day, loaded[spec])
+                summary.update(marts.publish_date(conn, duck, day, loaded, progress))
                 progress.at("audit.publish_log")
                 conn.execute(
                     """insert into audit.publish_log (load_date, published_at, fact_orders_rows, fact_events_rows, run_id)

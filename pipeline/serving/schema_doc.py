@@ -5,7 +5,7 @@
     python -m pipeline schema-doc --write docs/schema.md  # replace the page's copy
 
 One source of truth: the comments in `sql/serving/*.sql`, as Postgres stores them (pg_description).
-The reference covers the schemas `warehouse`, `audit` and `quarantine` (the last for operators
+The reference covers the schemas `warehouse`, `marts`, `audit` and `quarantine` (the last for operators
 only: the raw payloads of rejected data), every table and view in them (not the daily partitions
 publish attaches to the facts), and the roles that may use them. In docs/schema.md it sits
 between `<!-- schema-doc:start -->` and `<!-- schema-doc:end -->`. The database must have every
@@ -27,7 +27,7 @@ from pipeline.serving import pg
 
 logger = logging.getLogger(__name__)
 
-SCHEMAS = ("warehouse", "audit", "quarantine")
+SCHEMAS = ("warehouse", "marts", "audit", "quarantine")
 START = "<!-- schema-doc:start -->"
 END = "<!-- schema-doc:end -->"
 MISSING = "**(no comment)**"

@@ -3,6 +3,8 @@
 - `pipeline.tasks.land`     LandOrders, LandEvents, LandProducts, LandUsers (LandDaily)
 - `pipeline.tasks.stage`    StageOrders, StageEvents, StageProducts, StageUsers (StageDaily)
 - `pipeline.tasks.model`    BuildFactOrders, BuildFactEvents, BuildDim*, BuildDailyMetrics (BuildWarehouse)
+- `pipeline.tasks.marts`    BuildProductSalesDaily, BuildCustomerOrdersDaily, BuildUserActivityDaily,
+                            BuildCompleteDays (BuildMarts)
 - `pipeline.tasks.check`    QualityGate
 - `pipeline.tasks.publish`  PreloadFactOrders, PreloadFactEvents, SourcesUnchanged, Publish, DailyPipeline
 
@@ -35,13 +37,22 @@ from pipeline.tasks.model import (
     BuildFactOrders,
     BuildWarehouse,
 )
+from pipeline.tasks.marts import (
+    MART_TASKS,
+    BuildCompleteDays,
+    BuildCustomerOrdersDaily,
+    BuildMarts,
+    BuildProductSalesDaily,
+    BuildUserActivityDaily,
+)
 from pipeline.tasks.publish import DailyPipeline, PreloadFactEvents, PreloadFactOrders, Publish, SourcesUnchanged
 from pipeline.tasks.stage import StageDaily, StageEvents, StageOrders, StageProducts, StageUsers
 
 __all__ = [
     "BuildDailyMetrics", "BuildDimDate", "BuildDimProduct", "BuildDimProductHistory", "BuildDimUser",
-    "BuildFactEvents", "BuildFactOrders", "BuildWarehouse", "DailyPipeline", "LandDaily", "LandEvents",
-    "LandOrders", "LandProducts", "LandUsers", "MODEL_TASKS", "PreloadFactEvents", "PreloadFactOrders",
+    "BuildCompleteDays", "BuildCustomerOrdersDaily", "BuildFactEvents", "BuildFactOrders", "BuildMarts",
+    "BuildProductSalesDaily", "BuildUserActivityDaily", "BuildWarehouse", "DailyPipeline", "LandDaily", "LandEvents",
+    "LandOrders", "LandProducts", "LandUsers", "MART_TASKS", "MODEL_TASKS", "PreloadFactEvents", "PreloadFactOrders",
     "Publish", "QualityGate", "RangeDaily", "SourceReady", "SourcesUnchanged", "StageDaily", "StageEvents",
     "StageOrders", "StageProducts", "StageUsers",
 ]

@@ -10,6 +10,7 @@ import luigi
 from pipeline import config, lake
 from pipeline.ingest import incoming, landing
 from pipeline.tasks.base import PipelineTask
+from pipeline.tasks.marts import MART_TASKS
 from pipeline.tasks.model import MODEL_TASKS
 from pipeline.tasks.stage import STAGE_TASKS, StageEvents, StageOrders
 
@@ -105,5 +106,6 @@ class QualityGate(CheckTask):
         staging_of = {"orders": StageOrders, "events": StageEvents}
         history = volume_history(self.date, int(checks().volume_window))
         return [*(task(date=self.date) for task in MODEL_TASKS.values()),
+                *(task(date=self.date) for task in MART_TASKS.values()),
                 *(stage(date=self.date) for stage in STAGE_TASKS),
                 *(staging_of[source](date=day) for source, day in history)]

@@ -11,7 +11,8 @@ Raw partitions are immutable, so a file that changes after its date was landed i
    while it is pending the date does not count as published, so an interrupted restatement is
    finished by the next run of the date (`luigi ... DailyPipeline --date D`);
 3. the date's derived partitions are removed: the restated sources' staging, quarantine and
-   reconciliation partitions, every warehouse table of the date, and the date's quality-gate results;
+   reconciliation partitions, every warehouse table and mart partition of the date, and the date's
+   quality-gate results;
 4. each restated source's raw partition (data and manifest) and its rejected records are moved to
    `lake/_archive/restated/load_date=D/restated_at=<UTC time>/` (kept, not lost);
 5. the date's pipeline runs (Luigi, local scheduler): it lands the new files, rebuilds the date,
@@ -119,12 +120,13 @@ def _archive(day: dt.date, source: str, stamp: str) -> list[str]:
 
 def _remove_derived(day: dt.date, sources: list[str]) -> int:
     """Remove the date's partitions built from the restated sources (they are rebuilt)."""
-    from pipeline.transform import warehouse
+    from pipeline.transform import marts, warehouse
 
     folders = [lake.partition_dir("staging", f"stg_{s}", day) for s in sources]
     folders += [lake.partition_dir("audit", table, day, source_table=f"stg_{s}")
                 for s in sources for table in ("bad_records", "reconciliation")]
     folders += [lake.partition_dir("warehouse", table, day) for table in warehouse.TABLES]
+    folders += [lake.partition_dir(marts.LAYER, table, day) for table in marts.LOAD_DATE_MARTS]  # built from the facts
     folders.append(lake.partition_dir("audit", "dq_results", day))
     return sum(_remove_partition(folder) for folder in folders)
 

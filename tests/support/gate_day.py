@@ -149,6 +149,10 @@ def write_day(orders: list[dict], events: list[dict], *, unknown: set[str] = fro
             row["rejected_count"] = override.get("rejected_count", 0)
             row["source_records"] = row["raw_count"] + row["rejected_count"]
         write("audit", "reconciliation", [row], source_table=source)
+    from pipeline.transform import marts  # the marts of the day, from its facts, as the pipeline builds them
+
+    for table in marts.LOAD_DATE_MARTS:
+        marts.build(table, D)
 
 
 def clean_orders(n: int = 20) -> list[dict]:
@@ -198,6 +202,10 @@ def run_day(incoming: Path, day: dt.date, *, orders: list[dict] | None = None, e
         return None
     for table in warehouse.TABLES:
         warehouse.build(table, day)
+    from pipeline.transform import marts
+
+    for table in marts.LOAD_DATE_MARTS:
+        marts.build(table, day)
     return gate.run_gate(day)
 
 

@@ -194,11 +194,14 @@ def stage_day(
 
 
 def build_day(load_date: dt.date, tables: tuple[str, ...] | None = None) -> None:
-    """Build every warehouse table (or the given ones, in order) for a date."""
-    from pipeline.transform import warehouse
+    """Build every warehouse table and mart partition (or the given warehouse tables, in order) for a date."""
+    from pipeline.transform import marts, warehouse
 
     for table in tables or warehouse.TABLES:
         warehouse.build(table, load_date)
+    if tables is None:  # the marts of the date, from its facts, as the pipeline builds them
+        for table in marts.LOAD_DATE_MARTS:
+            marts.build(table, load_date)
 
 
 def current(table: str, order_by: str = "all") -> list[dict]:

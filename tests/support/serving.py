@@ -2,7 +2,8 @@
 
 - `serving_lake` (fixture): an empty lake root set as ECOMM_LAKE_DIR;
 - `order()`, `event()` and the lake schemas of the facts and dimensions; `write_rows()` and
-  `write_facts()` write them as a date's lake partitions;
+  `write_facts()` write them as a date's lake partitions (`write_facts` builds the date's marts too,
+  `build_marts()`);
 - `dump(conn)`: a checksum of every serving table (volatile columns left out), to compare two states;
 - `uncommented(conn)`: serving tables and columns without a comment.
 """
@@ -85,9 +86,18 @@ def write_rows(layer: str, table: str, day: dt.date, rows: Sequence[dict[str, An
 
 
 def write_facts(day: dt.date, orders: Sequence[dict[str, Any]], events: Sequence[dict[str, Any]]) -> None:
-    """Write a date's fact partitions (and nothing else: the other feeds are optional)."""
+    """Write a date's fact partitions and build its marts from them (the other feeds are optional)."""
     write_rows("warehouse", "fact_orders", day, orders, ORDER_SCHEMA)
     write_rows("warehouse", "fact_events", day, events, EVENT_SCHEMA)
+    build_marts(day)
+
+
+def build_marts(day: dt.date) -> None:
+    """Build the date's mart partitions (lake/marts) from its fact partitions, as the pipeline does."""
+    from pipeline.transform import marts
+
+    for table in marts.LOAD_DATE_MARTS:
+        marts.build(table, day)
 
 
 # ------------------------------------------------------------------------------ what Postgres serves
@@ -100,7 +110,7 @@ def dump(conn: psycopg.Connection) -> dict[str, str]:
     out = {}
     tables = conn.execute(
         "select n.nspname, c.relname from pg_class as c join pg_namespace as n on n.oid = c.relnamespace"
-        " where n.nspname in ('warehouse', 'audit') and c.relkind in ('r', 'p', 'v') order by 1, 2").fetchall()
+        " where n.nspname in ('warehouse', 'marts', 'audit') and c.relkind in ('r', 'p', 'v') order by 1, 2").fetchall()
     for schema, table in tables:
         cols = [c for (c,) in conn.execute(
             "select attname from pg_attribute where attrelid = %s::regclass and attnum > 0 and not attisdropped"
@@ -118,7 +128,7 @@ from pg_class as c
 join pg_namespace as n on n.oid = c.relnamespace
 left join pg_attribute as a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
     and col_description(c.oid, a.attnum) is null
-where n.nspname in ('warehouse', 'audit', 'quarantine') and c.relkind in ('r', 'p', 'v')
+where n.nspname in ('warehouse', 'marts', 'audit', 'quarantine') and c.relkind in ('r', 'p', 'v')
     and (obj_description(c.oid, 'pg_class') is null or a.attname is not null)
 order by 2, 3
 """

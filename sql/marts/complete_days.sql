@@ -1,0 +1,14 @@
+-- complete_days: the business days whose own file is in: load date D completes business day D.
+-- Grain: one row per load_date (the day it completes); partition: load_date.
+-- The one definition of a "complete day" that every query showing a latest day uses (both engines
+-- read marts.complete_days: Postgres holds the published load dates, the lake the built ones). A day
+-- is complete once its own load date is published. Before that it may hold rows all the same: late
+-- rows of an earlier file, or the few rows a file carries from the first minutes after its midnight
+-- ([model] future_tolerance_hours); those days are incomplete. Late rows can still add to a complete
+-- day later, as to any day.
+with final as (
+    select
+        cast($load_date as date) as complete_date
+)
+
+select * from final
