@@ -1,11 +1,12 @@
 -- Question: Which products brought in the most net revenue each day, and how many units and orders was that?
--- Grain: one row per product per order date (UTC), over the current version of every order.
+-- Grain: one row per product per order date (business day), over the current version of every order.
+-- Reads the mart marts.product_sales_daily (one row per day and product), not the row-level facts.
 -- net_revenue counts sold statuses only, gross_revenue any status. product_rank orders a day's
 -- products by net revenue, then gross revenue, then product_id: 1 is the day's best seller, so
 -- `where product_rank <= 5` is a day's top five. Products unknown to the catalog appear as their
 -- inferred member ('Unknown product').
-with orders as (
-    select * from warehouse.fact_orders
+with sales as (
+    select * from marts.product_sales_daily
 ),
 
 products as (
@@ -14,14 +15,14 @@ products as (
 
 by_product_day as (
     select
-        cast(orders.order_ts as date) as order_date,
-        orders.product_id,
-        count(distinct orders.order_id) as order_count,
-        sum(orders.quantity) as units_sold,
-        sum(orders.revenue) as gross_revenue,
-        sum(orders.net_revenue) as net_revenue
-    from orders
-    group by cast(orders.order_ts as date), orders.product_id
+        sales.order_date,
+        sales.product_id,
+        sales.order_count,
+        sales.units_sold,
+        sales.gross_revenue,
+        sales.net_revenue
+    from sales
+    where sales.order_count > 0
 ),
 
 final as (
