@@ -27,7 +27,7 @@ from pipeline.lake import views
 from tests.support import analytics_dataset
 from tests.support.browser import Dom, headless
 from tests.support.paths import REPO
-from tests.support.processes import free_port, wait_for
+from tests.support.processes import free_port, listening, wait_for
 
 NOTEBOOK = REPO / "queries" / "explore.ipynb"
 CHARTS = 6  # revenue per day, moving average, funnel, top products, new vs returning customers, quality
@@ -129,6 +129,8 @@ def test_make_notebook_serves_the_notebook_in_jupyterlab(tmp_path: Path) -> None
                  what="JupyterLab to print its URL")
         found = printed.search(log.read_text())
         assert found, f"make notebook printed no URL of the notebook:\n{log.read_text()[-3000:]}"
+        # Jupyter Server prints its URL first and binds the port on its event loop's first turn
+        wait_for(lambda: listening(port) or server.poll() is not None, timeout=60, what="JupyterLab to listen")
         with urllib.request.urlopen(found.group(0), timeout=30) as page:
             assert page.status == 200 and "JupyterLab" in page.read().decode()
         api = f"http://127.0.0.1:{port}/api/contents/queries/explore.ipynb?token={found.group(1)}"

@@ -1,4 +1,4 @@
-"""Helpers for tests that start other processes: a free port to give one, and a bounded wait for it."""
+"""Helpers for tests that start other processes: a free port to give one, whether it listens, and a bounded wait."""
 from __future__ import annotations
 
 import socket
@@ -11,6 +11,15 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def listening(port: int) -> bool:
+    """Whether something accepts TCP connections on 127.0.0.1:`port` now."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 60, what: str = "condition",
