@@ -1,29 +1,26 @@
 -- Question: Of each day's customers, how many ordered for the first time and how many had ordered before, and what did each group spend?
--- Grain: one row per order date (UTC) with orders, over the current version of every order.
+-- Grain: one row per order date (business day) with orders, over the current version of every order.
+-- Reads the marts marts.customers (first order date) and marts.customer_orders_daily (one row per
+-- customer and day), not the row-level facts.
 -- A customer is new on the date of their first order in the warehouse (the earliest order of any
 -- status; what a customer bought before the warehouse's first load date is unknown to it) and
 -- returning on every later date they order; several orders on one day count once. Revenue: gross =
 -- any status, net = sold statuses. new_customer_share = new customers / the day's customers, in %.
-with orders as (
-    select * from warehouse.fact_orders
-),
-
-first_orders as (
+with first_orders as (
     select
-        orders.user_id,
-        min(cast(orders.order_ts as date)) as first_order_date
-    from orders
-    group by orders.user_id
+        customers.user_id,
+        customers.first_order_date
+    from marts.customers as customers
 ),
 
 customer_days as (
     select
-        cast(orders.order_ts as date) as order_date,
-        orders.user_id,
-        sum(orders.revenue) as gross_revenue,
-        sum(orders.net_revenue) as net_revenue
-    from orders
-    group by cast(orders.order_ts as date), orders.user_id
+        days.order_date,
+        days.user_id,
+        days.gross_revenue,
+        days.net_revenue
+    from marts.customer_orders_daily as days
+    where days.order_count > 0
 ),
 
 by_day as (
