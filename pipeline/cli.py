@@ -46,6 +46,23 @@ def date_range(start: dt.date, stop: dt.date) -> list[dt.date]:
     return [start + dt.timedelta(days=i) for i in range((stop - start).days)]
 
 
+def add_date_options(parser: Parser, stop_help: str = "last date, YYYY-MM-DD (exclusive)") -> None:
+    """`--date D`, or `--start D --stop D` (a range as RangeDaily counts it); read them with `dates`."""
+    parser.add_argument("--date", type=date_arg, help="one date, YYYY-MM-DD")
+    parser.add_argument("--start", type=date_arg, help="first date, YYYY-MM-DD (inclusive)")
+    parser.add_argument("--stop", type=date_arg, help=stop_help)
+
+
+def dates(parser: Parser, args: argparse.Namespace) -> list[dt.date]:
+    """The dates `add_date_options` asked for; a missing or empty choice is the parser's one-line error."""
+    if not args.date and not (args.start and args.stop):
+        parser.error("give --date, or --start and --stop")
+    try:
+        return [args.date] if args.date else date_range(args.start, args.stop)
+    except ValueError as err:
+        parser.error(str(err))
+
+
 class _RejectedCommandLine(logging.Filter):
     """Luigi's "Uncaught exception in luigi" for a command line it could not turn into a task: one line.
 

@@ -140,17 +140,10 @@ def settle(url: str, dates: Iterable[dt.date]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     """`python -m pipeline reenable`: let luigid run a date's disabled tasks again."""
     parser = cli.Parser(prog="python -m pipeline reenable", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--date", type=cli.date_arg, help="one date, YYYY-MM-DD")
-    parser.add_argument("--start", type=cli.date_arg, help="first date, YYYY-MM-DD (inclusive)")
-    parser.add_argument("--stop", type=cli.date_arg, help="last date, YYYY-MM-DD (exclusive)")
+    cli.add_date_options(parser)
     parser.add_argument("--scheduler-url", help="luigid's URL (default: luigi.cfg [core], http://127.0.0.1:8082)")
     args = parser.parse_args(argv)
-    if not args.date and not (args.start and args.stop):
-        parser.error("give --date, or --start and --stop")
-    try:
-        days = [args.date] if args.date else cli.date_range(args.start, args.stop)
-    except ValueError as err:
-        parser.error(str(err))
+    days = cli.dates(parser, args)
     url = (args.scheduler_url or configured_url()).rstrip("/")
     try:
         names = reenable(url, days)

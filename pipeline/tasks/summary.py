@@ -352,17 +352,10 @@ def is_luigi_cli() -> bool:
 def main(argv: list[str] | None = None) -> int:
     """`python -m pipeline summary`."""
     parser = cli.Parser(prog="python -m pipeline summary", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--date", type=cli.date_arg, help="one date, YYYY-MM-DD")
-    parser.add_argument("--start", type=cli.date_arg, help="first date, YYYY-MM-DD (inclusive)")
-    parser.add_argument("--stop", type=cli.date_arg, help="last date, YYYY-MM-DD (exclusive, as for RangeDaily)")
+    cli.add_date_options(parser, stop_help="last date, YYYY-MM-DD (exclusive, as for RangeDaily)")
     parser.add_argument("--run-id", help="only this run's task executions (outcomes and time)")
     args = parser.parse_args(argv)
-    if not args.date and not (args.start and args.stop):
-        parser.error("give --date, or --start and --stop")
-    try:
-        days = [args.date] if args.date else cli.date_range(args.start, args.stop)
-    except ValueError as err:
-        parser.error(str(err))
+    days = cli.dates(parser, args)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     summaries = print_summary(days, args.run_id)
     return 0 if all(s.status == "published" for s in summaries) else 1
