@@ -248,3 +248,22 @@ def test_the_mart_based_answer_equals_the_row_level_one(name: str, lake, serving
         assert len(marts_rows) == len(row_rows), name
         for marts_row, row in zip(marts_rows, row_rows, strict=True):
             assert all(same_value(a, b) for a, b in zip(marts_row, row, strict=True)), (name, marts_row, row)
+
+
+
+def test_the_latest_day_shown_is_the_latest_complete_day_not_the_sliver_after_midnight(fresh_db, serving_lake) -> None:
+    # issue 17 point 6: a load date's file carries a few events from the first minutes after its
+    # midnight (within the future-timestamp tolerance); that next day must not show as a latest day
+    day = dt.date(2025, 12, 20)
+    after_midnight = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0, 2))
+    events = [event("E1", day, user_id="U1", event_type="view_product"),
+              event("E2", day, user_id="U2", event_type="purchase"),
+              event("E3", day, user_id="U3", event_type="page_view", product_id=None, event_ts=after_midnight,
+                    date_id=int((day + dt.timedelta(days=1)).strftime("%Y%m%d")))]
+    write_facts(day, [order("O1", day, user_id="U2")], events)
+    publish.publish(day)
+    with fresh_db.connect() as conn:
+        assert conn.execute("select max(date_id) from warehouse.fact_events").fetchone()[0] == 20251221, "the sliver"
+        for name, day_column in (("conversion_funnel", "event_date"), ("daily_kpis", "kpi_date")):
+            latest = conn.execute(f"select max(q.{day_column}) from ({views.query_text(name)}) as q").fetchone()[0]
+            assert latest == day, (name, latest)
