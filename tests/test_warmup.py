@@ -53,3 +53,17 @@ def test_the_second_fork_starts_the_import_and_later_forks_wait_for_it() -> None
         print("ok")
     """)
     assert result.stdout.strip() == "ok"
+
+
+def test_the_luigi_command_does_not_import_what_only_jupyter_needs() -> None:
+    """`luigi --module pipeline.tasks` imports luigi.parameter, which imports jsonschema when it is
+    installed (the checkout's JupyterLab brings it). jsonschema's format checkers then import
+    rfc3987-syntax, which builds a Lark grammar at import: 1.1-1.5 s of every command's start before
+    the first task. pyproject.toml excludes that package; this keeps it out of the start-up."""
+    result = run_python("""
+        import sys
+        import luigi.cmdline  # what the `luigi` script imports
+        import pipeline.tasks  # --module pipeline.tasks
+        print(sorted(name for name in ("rfc3987_syntax", "lark") if name in sys.modules))
+    """)
+    assert result.stdout.strip() == "[]"
