@@ -1,8 +1,8 @@
 """The quality gate: SodaCL checks on one load date's lake partitions, results written to the lake.
 
-`run_gate(D)` opens one DuckDB connection, exposes each gated table as a view over its partition
+`run_gate(D)` opens one DuckDB database, exposes each gated table as a view over its partition
 file for D only (paths from `pipeline.lake`), scans `checks/<layer>/<table>.yml` for every table
-with soda-core-duckdb, and writes every check's result to `audit/dq_results/load_date=D` (atomic).
+with soda-core-duckdb (one table per core at a time, each on its own cursor), and writes every check's result to `audit/dq_results/load_date=D` (atomic).
 
 - Variables reach the SodaCL files from here only (`gate_variables`): `${load_date}` after
   `lake.parse_date`, timestamps Python formats itself, thresholds from `[checks]` in luigi.cfg.
@@ -19,6 +19,7 @@ The serving-side reconciliation (Postgres) lives in `pipeline.quality.serving_re
 """
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import datetime as dt
 import logging
@@ -29,7 +30,7 @@ from typing import Any
 import luigi
 import pyarrow as pa
 
-from pipeline import lake, resources
+from pipeline import config, lake, resources
 from pipeline.quality.results import BLOCKING, CheckResult, NoChecksParsed
 from pipeline.transform import sqlrun, staging
 
@@ -275,36 +276,59 @@ def run_gate(load_date: dt.date | str, *, checks_root: Path | None = None) -> Ga
     checked_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     results: list[CheckResult] = []
     with sqlrun.connect() as con:
-        present: list[str] = []
+        present: dict[str, list[str]] = {}
         for table in GATED_TABLES:
             files = partition_files(table, day)
             if table == "reconciliation":
                 have = {os.path.basename(os.path.dirname(p)).split("=", 1)[1] for p in files}
                 files = files if set(REQUIRED_RECONCILED) <= have else []
             if files:
-                # hive_partitioning off: the files carry load_date/source_table themselves
-                con.register(table, con.read_parquet(files, union_by_name=True, hive_partitioning=False))
-                present.append(table)
+                present[table] = files
             else:
                 results.append(_missing_partition(table, day))
-        variables = gate_variables(day, catalog_covered=_catalog_covered(con, present))
-        for table in present:
-            _, table_results = run_checks_file(
-                checks_file(GATED_TABLES[table], table, root), variables,
-                lambda scan: add_duckdb(scan, con, DATA_SOURCE), DATA_SOURCE, default_table=table,
-            )
-            results.extend(table_results)
-        # the derived views (how much each source threw away, its volume): pipeline.quality.gate_views
+        _register(con, present)
+        variables = gate_variables(day, catalog_covered=_catalog_covered(con, list(present)))
+
+        def scan_table(table: str) -> list[CheckResult]:
+            # Each scan has its own cursor (a DuckDB connection to the same database: queries of two
+            # scans run at once) with the date's partitions registered on it.
+            with con.cursor() as cursor:
+                _register(cursor, present)
+                return run_checks_file(
+                    checks_file(GATED_TABLES[table], table, root), variables,
+                    lambda scan: add_duckdb(scan, cursor, DATA_SOURCE), DATA_SOURCE, default_table=table,
+                )[1]
+
+        # The tables' scans run side by side with the derived views' (`pipeline.quality.gate_views`: how
+        # much each source threw away, its volume), which build their tables on `con`: a scan is half
+        # DuckDB queries, which run outside Python's lock, and half SodaCL parsing, which does not.
         from pipeline.quality import gate_views
 
         views = {view: checks_file(layer, view, root) for view, layer in gate_views.VIEWS.items()}
-        results.extend(gate_views.scan(con, day, variables, views, DATA_SOURCE, reconciled="reconciliation" in present))
+        with concurrent.futures.ThreadPoolExecutor(max_workers=_scan_threads(), thread_name_prefix="gate-scan") as pool:
+            scans = [pool.submit(scan_table, table) for table in present]
+            derived = gate_views.scan(con, day, variables, views, DATA_SOURCE, reconciled="reconciliation" in present)
+            for future in scans:  # in GATED_TABLES' order, whichever finished first
+                results.extend(future.result())
+        results.extend(derived)
     result = GateResult(load_date=day, results=results, checked_at=checked_at)
     write_results(result)
     log = logger.warning if result.blocked else logger.info
     log("quality gate %s: %s passed, %s warned, %s failed, %s errored%s", day, result.passed, result.warned,
         result.failed, result.errored, " -> BLOCKED" if result.blocked else "")
     return result
+
+
+def _register(con: Any, present: dict[str, list[str]]) -> None:
+    """Expose each present table's partition files as a view of its name on a DuckDB connection."""
+    for table, files in present.items():
+        # hive_partitioning off: the files carry load_date/source_table themselves
+        con.register(table, con.read_parquet(files, union_by_name=True, hive_partitioning=False))
+
+
+def _scan_threads() -> int:
+    """Tables scanned at once (beside the derived views' scans): one per core."""
+    return config.cores()
 
 
 def _catalog_covered(con: Any, present: list[str]) -> bool:
