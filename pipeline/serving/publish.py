@@ -54,6 +54,7 @@ from pipeline.serving.facts import (
     PublishError,
     drop_preloads,
     published_rows,
+    replace_in_month,
     supersede,
     swap,
     take_preload,
@@ -218,6 +219,9 @@ def publish(load_date: dt.date | str, *, force: bool = False,
                     progress.at(f"warehouse.{spec.superseded}")
                     summary[f"{spec.lake_table}_ids_rechecked"] = supersede(conn, spec, day, loaded[spec])
                 summary.update(marts.publish_date(conn, duck, day, loaded, progress))
+                for spec in FACTS:  # a date of a compacted month: its rows replaced there (after the marts read them)
+                    progress.at(f"warehouse.{spec.month_partition(day)}")
+                    replace_in_month(conn, spec, day, loaded[spec])
                 progress.at("audit.publish_log")
                 conn.execute(
                     """insert into audit.publish_log (load_date, published_at, fact_orders_rows, fact_events_rows, run_id)
