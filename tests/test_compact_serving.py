@@ -227,3 +227,22 @@ def test_a_killed_compaction_leaves_the_daily_partitions(published, tmp_path) ->
     proc.communicate(timeout=30)
     assert partitions(published) == daily(D1, D2, D3, D4)
     assert served(published) == before
+
+
+@pytest.mark.parametrize("enabled", [True, False], ids=["automatic", "turned-off"])
+def test_the_publish_task_compacts_a_month_once_the_pipeline_moved_on(fresh_db, serving_lake, luigi_settings,
+                                                                       enabled) -> None:
+    """[compaction] closed_months: a month is compacted by the Publish task once a load date after_days past its end is published."""
+    from pipeline import tasks
+
+    luigi_settings("compaction", closed_months=enabled, after_days=7)
+    dec6, dec7 = dt.date(2025, 12, 6), dt.date(2025, 12, 7)
+    for day in (D1, D2, dec6, dec7):
+        write_facts(day, [order(f"O{day:%d}", day)], [event(f"E{day:%d}", day)])
+    for day in (D1, D2, dec6):
+        tasks.Publish(date=day, force=True).run()
+    assert partitions(fresh_db.dsn) == daily(D1, D2, dec6), "Dec 6 is 6 days past November: not yet"
+    tasks.Publish(date=dec7, force=True).run()
+    expected = ({spec.parent: sorted([spec.month_partition(D1), spec.partition(dec6), spec.partition(dec7)])
+                 for spec in FACTS} if enabled else daily(D1, D2, dec6, dec7))
+    assert partitions(fresh_db.dsn) == expected

@@ -136,7 +136,8 @@ def plan(conn: psycopg.Connection, months: Iterable[dt.date] | None, before: dt.
         months = sorted({day.replace(day=1) for (day,) in conn.execute(
             "select load_date from audit.publish_log where load_date < %s", [before.replace(day=1)]).fetchall()})
     months = sorted(set(months))
-    lake_dates = _lake_dates(set(months))
+    compacted = {m for m in months if all(_exists(conn, spec.month_partition(m)) for spec in FACTS)}
+    lake_dates = _lake_dates(set(months) - compacted) if set(months) - compacted else set()
     return [_check(conn, month, before, lake_dates) for month in months]
 
 
@@ -199,6 +200,14 @@ def compact_month(conn: psycopg.Connection, month: dt.date, before: dt.date) -> 
         rows = {spec.lake_table: _fill(conn, spec, month) for spec in FACTS}
         faults.point("compact.swap", tag=f"{month:%Y-%m}")
         locks.hold(conn, locks.PUBLISH_KEY)
+        # a date of the month the lake did not have at the check may have been published since (its
+        # partition would overlap the month's): start again rather than fail on the attach
+        first, following = month_bounds(month)
+        now = [d for (d,) in conn.execute("select load_date from audit.publish_log where load_date >= %s"
+                                          " and load_date < %s order by 1", [first, following]).fetchall()]
+        if now != dates:
+            raise CompactionFailed(f"{month:%Y-%m}: {len(set(now) - set(dates))} date(s) of the month were published"
+                                   " meanwhile; run the compaction again")
         parents = [f"{SCHEMA}.{spec.parent}" for spec in FACTS]
         locks.retrying(conn, f"swapping in the compacted {month:%Y-%m}", lambda: _swap(conn, month, dates), parents)
     seconds = time.monotonic() - began
@@ -241,6 +250,36 @@ def compact(months: Iterable[dt.date] | None = None, before: dt.date | None = No
             tally["done"] += 1
             out(f"{label}  compacted {result['dates']} daily partitions per fact into one: {result['fact_orders']}"
                 f" order rows, {result['fact_events']} event rows  {result['seconds']:.2f} s")
+    return tally
+
+
+def after_publish() -> dict[str, int] | None:
+    """The Publish task's automatic compaction ([compaction] closed_months): never fails the publish.
+
+    Months count as closed once a published load date lies [compaction] after_days past their last
+    day (and before the current month); a refused month is left for a later publish (a backfill of
+    its other dates is still running), a failed one for the next publish or the command.
+    """
+    from pipeline.serving.settings import compaction as settings
+
+    config = settings()
+    if not config.closed_months:
+        return None
+    try:
+        with pg.connect() as conn:
+            latest = conn.execute("select max(load_date) from audit.publish_log").fetchone()[0]
+        if latest is None:
+            return None
+        before = min((latest - dt.timedelta(days=int(config.after_days) - 1)).replace(day=1),
+                     dt.date.today().replace(day=1))
+        tally = compact(None, before, out=lambda line: logger.info("automatic compaction: %s", line))
+    except (psycopg.Error, pg.EmbeddedServerError, migrations.MigrationError) as err:
+        logger.warning("automatic compaction of closed months skipped: %s; the next publish tries again"
+                       " (or run python -m pipeline compact-serving)", err)
+        return None
+    if tally["failed"]:
+        logger.warning("automatic compaction: %d month(s) failed and were rolled back; the next publish tries"
+                       " again (or run python -m pipeline compact-serving)", tally["failed"])
     return tally
 
 

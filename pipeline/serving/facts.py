@@ -17,6 +17,12 @@ For each fact (orders, events) and load date D, inside the publish transaction:
    partition takes ACCESS EXCLUSIVE until commit, so on a republish readers wait for the final
    milliseconds of the transaction instead of seeing a mix.
 
+A closed month may have been compacted into one partition `<fact>_all_mYYYYMM`
+(`pipeline.serving.compaction`). A date of such a month has no partition of its own: `date_rows`
+finds its rows wherever they are (the daily partition, or the month's rows of that load_date), for
+`supersede` and the marts, and `replace_in_month` replaces them in the monthly partition (a delete
+and an insert, invisible to readers until the commit) in place of step 3.
+
 Step 1 may also have happened earlier, in its own committed transaction, while the date's quality
 gate ran (`preload`): the table then waits in schema `preload` (no USAGE for BI) with a row in
 `preload.fact_loads` naming the lake file version it was read from. The publish transaction takes

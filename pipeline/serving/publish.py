@@ -24,6 +24,8 @@ in ONE transaction, so that a BI reader sees the date's old state or its new one
    partitions swapped in, and the transaction commits. This is the one lock a BI session can
    hold up (any SELECT conflicts with it): each wait is bounded by [publish] lock_timeout and
    retried from a savepoint (`locks.retrying`), so BI queries never queue behind it for longer.
+   A date of a compacted month (`pipeline.serving.compaction`) has no partition to swap: its rows
+   of the monthly partition are replaced after step 5 instead (`facts.replace_in_month`).
 
 Every error names the table, the column and the record, mapped back to the lake row
 (`pipeline.serving.publish_errors`), and says that the date was rolled back.
