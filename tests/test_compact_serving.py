@@ -153,12 +153,16 @@ def test_a_republish_inside_a_compacted_month_gives_what_it_gives_without(dsn_se
 
 
 def test_a_rerun_is_a_no_op(published) -> None:
-    assert compaction.compact(before=BEFORE, out=lambda line: None)["done"] == 1
+    lines: list[str] = []
+    assert compaction.compact(before=BEFORE, out=lines.append)["done"] == 1
+    assert len(lines) == 1 and lines[0].startswith(
+        "2025-11  compacted 3 daily partitions per fact into one: 5 order rows, 5 event rows  "), lines
+    print(lines[0])
     with psycopg.connect(published) as conn:
         oids = conn.execute("select array_agg(oid order by oid) from pg_class where relname like 'fact_%_all_m%'"
                             ).fetchone()
     before = served(published)
-    lines: list[str] = []
+    lines.clear()
     assert compaction.compact(before=BEFORE, out=lines.append) == {"done": 0, "compacted": 1, "refused": 0,
                                                                    "failed": 0}
     assert lines == ["2025-11  already compacted"]
