@@ -76,6 +76,7 @@ def _shifted(column: str, key: str, template: dt.date, day: dt.date) -> sql.Comp
 def clone_partitions(conn: psycopg.Connection, template: dt.date, days: list[dt.date]) -> None:
     """Attach copies of the template date's fact partitions as `days`' partitions, registered as published."""
     from pipeline.serving.facts import FACTS
+    from pipeline.serving.transaction import begin_writing
 
     for spec in FACTS:
         columns = [c for (c,) in conn.execute(
@@ -84,6 +85,7 @@ def clone_partitions(conn: psycopg.Connection, template: dt.date, days: list[dt.
         for day in days:
             part = sql.Identifier("warehouse", spec.partition(day))
             with conn.transaction():
+                begin_writing(conn)  # as a publish: owned by ecomm_writer, so compaction may drop it
                 conn.execute(sql.SQL("create table {} (like {} including defaults)").format(
                     part, sql.Identifier("warehouse", spec.parent)))
                 conn.execute(sql.SQL("insert into {} select {} from {}").format(
@@ -178,7 +180,7 @@ def bench_partitions(args: argparse.Namespace, admin: str) -> dict[str, Any]:
             figures["publish one more date"] = {"seconds": measure_publish(new_days, orders, events)}
             results[f"{count} daily"] = figures
         began = time.perf_counter()
-        months = compaction.compact(before=TEMPLATE, out=lambda line: None)["done"]
+        months = compaction.compact(before=TEMPLATE, out=lambda line: print(f"  {line}", flush=True))["done"]
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute("analyze")
         count = partition_count(dsn)
