@@ -250,3 +250,17 @@ def test_the_publish_task_compacts_a_month_once_the_pipeline_moved_on(fresh_db, 
     expected = ({spec.parent: sorted([spec.month_partition(D1), spec.partition(dec6), spec.partition(dec7)])
                  for spec in FACTS} if enabled else daily(D1, D2, dec6, dec7))
     assert partitions(fresh_db.dsn) == expected
+
+
+def test_a_month_waits_for_a_publish_of_one_of_its_dates(published, luigi_settings) -> None:
+    """The month's date locks: a publish holding one (here: its transaction, open) keeps the compaction out."""
+    from pipeline.serving import pg, transaction
+
+    luigi_settings("publish", pipeline_lock_timeout="300ms")
+    lines: list[str] = []
+    with pg.connect() as conn, transaction.date_transaction(conn, D2):
+        assert compaction.compact(before=BEFORE, out=lines.append)["failed"] == 1
+    assert lines[0].startswith("2025-11  failed, rolled back (its daily partitions are unchanged): the pipeline lock"
+                               " 'date:2025-11-04' stayed held by another pipeline process"), lines
+    assert partitions(published) == daily(D1, D2, D3, D4)
+    assert compaction.compact(before=BEFORE, out=lines.append)["done"] == 1

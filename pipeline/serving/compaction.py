@@ -123,7 +123,7 @@ def _check(conn: psycopg.Connection, month: dt.date, before: dt.date, lake_dates
         plan.reason = (f"{label}: Postgres lacks the daily partition {', '.join(no_partition[:3])};"
                        " republish those dates, then compact")
     elif not dates:
-        plan.state = "compacted"  # nothing published: nothing to compact
+        plan.state, plan.reason = "compacted", "nothing to compact: no load date of it is published"
         return plan
     if plan.reason:
         plan.state = "refused"
@@ -230,7 +230,8 @@ def compact(months: Iterable[dt.date] | None = None, before: dt.date | None = No
             label = f"{item.month:%Y-%m}"
             if item.state != "ready":
                 tally[item.state] += 1
-                out(f"{label}  {'already compacted' if item.state == 'compacted' else 'refused: ' + item.reason}")
+                said = f"refused: {item.reason}" if item.state == "refused" else item.reason or "already compacted"
+                out(f"{label}  {said}")
                 continue
             try:
                 result = compact_month(conn, item.month, before)
