@@ -195,8 +195,11 @@ def compact_month(conn: psycopg.Connection, month: dt.date, before: dt.date) -> 
         checked = plan(conn, [month], before)[0]  # again, under the locks: a publish may have committed meanwhile
         if checked.state == "refused":
             raise CompactionRefused(checked.reason)
-        if checked.state == "compacted" or checked.dates != dates:
-            return {"month": month, "state": "compacted" if checked.state == "compacted" else "changed", "dates": 0}
+        if checked.state == "compacted":
+            return {"month": month, "state": "compacted", "dates": 0}
+        if checked.dates != dates:
+            raise CompactionFailed(f"{month:%Y-%m}: a date of the month was published while the compaction waited"
+                                   " for its locks; run the compaction again")
         rows = {spec.lake_table: _fill(conn, spec, month) for spec in FACTS}
         faults.point("compact.swap", tag=f"{month:%Y-%m}")
         locks.hold(conn, locks.PUBLISH_KEY)
