@@ -96,7 +96,8 @@ class PublishTask(PipelineTask):
     overlapping a single-date run) serialise on the date's pipeline lock; the second finds the date
     published, writes nothing, and still reconciles it: the first may have failed its reconciliation
     after its commit. The date's daily_metrics.runtime_seconds is set from the run audit in the
-    publish transaction (see `run_audit.date_runtime`).
+    publish transaction (see `run_audit.date_runtime`). Then closed, complete months are compacted
+    ([compaction] closed_months, `pipeline.serving.compaction.after_publish`; never fails the task).
     """
 
     force = luigi.BoolParameter(default=False, significant=False,
