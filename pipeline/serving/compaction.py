@@ -160,6 +160,10 @@ def _fill(conn: psycopg.Connection, spec: FactSpec, month: dt.date) -> int:
         raise CompactionFailed(f"{spec.parent} of {month:%Y-%m}: its daily partitions hold {rows} rows,"
                                f" warehouse.fact_partitions says {expected}; republish the month's dates")
     build_indexes(conn, spec, first, name)
+    # one more than a daily partition needs: the month is filled in load_date order, so a BRIN summary
+    # finds a load-date range (a BI filter, a republish's delete) without reading the whole month
+    conn.execute(sql.SQL("create index {} on {} using brin (load_date)").format(
+        sql.Identifier(f"{name}_load_date_idx"), sql.Identifier(SCHEMA, name)))
     conn.execute(sql.SQL("analyze {}").format(sql.Identifier(SCHEMA, name)))
     return rows
 
