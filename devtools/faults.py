@@ -30,6 +30,9 @@ Points (POINTS):
     publish.merge             inside the publish transaction, holding the date's lock: the facts are
                               in their stage tables, nothing a reader sees is written or locked yet
     publish.commit            the publish transaction has done everything and is about to commit
+    compact.swap              inside a month's compaction transaction (`python -m pipeline
+                              compact-serving`): the monthly tables are built and indexed, the daily
+                              partitions still attached (qualifier: the month, YYYY-MM)
 
 Qualifier: matches the family of the running Luigi task (`LandOrders`) or a tag of the point: for a
 lake file `<layer>/<table>` (`raw/orders`) and its file name (`data.parquet`, `_manifest.json`); for
@@ -71,7 +74,7 @@ ENV_PAUSE_SECONDS = "ECOMM_FAULT_PAUSE_SECONDS"
 
 POINTS = (
     "task.start", "task.success", "landing.manifest", "lake.write", "lake.promote", "publish.copy",
-    "publish.merge", "publish.commit",
+    "publish.merge", "publish.commit", "compact.swap",
 )
 ACTIONS = ("kill", "raise", "enospc", "pause")
 TASK_POINTS = ("task.start", "task.success")

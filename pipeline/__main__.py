@@ -8,6 +8,7 @@
     restate     land a date's corrected incoming file(s) again, on purpose, and republish the date
     migrate     apply the pending serving-schema migrations (publish applies them too, if its role may)
     rebuild-serving  recreate every serving table from the lake (disaster recovery, a new database)
+    compact-serving  merge the fact partitions of closed months into one partition per month
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ COMMANDS = {
     "restate": "pipeline.tasks.restate",
     "migrate": "pipeline.serving.migrations",
     "rebuild-serving": "pipeline.tasks.rebuild",
+    "compact-serving": "pipeline.serving.compaction",
 }
 
 

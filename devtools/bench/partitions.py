@@ -14,8 +14,8 @@ then ANALYZE) up to `--small` and then `--large` partitions per fact. At each si
   x max_connections, 6,400 by default, for all sessions together);
 - `publish.publish` of one more date (median of `--repeat` new dates).
 
-Then, as a third configuration, the closed months compacted into monthly partitions (`compact_months`,
-bench only: the product does not compact) and the same figures again.
+Then, as a third configuration, the closed months compacted into monthly partitions by the product's
+`python -m pipeline compact-serving` (`pipeline.serving.compaction.compact`) and the same figures again.
 
 Prints one table with the figures of each configuration and their ratios to the smallest.
 """
@@ -76,6 +76,7 @@ def _shifted(column: str, key: str, template: dt.date, day: dt.date) -> sql.Comp
 def clone_partitions(conn: psycopg.Connection, template: dt.date, days: list[dt.date]) -> None:
     """Attach copies of the template date's fact partitions as `days`' partitions, registered as published."""
     from pipeline.serving.facts import FACTS
+    from pipeline.serving.transaction import begin_writing
 
     for spec in FACTS:
         columns = [c for (c,) in conn.execute(
@@ -84,6 +85,7 @@ def clone_partitions(conn: psycopg.Connection, template: dt.date, days: list[dt.
         for day in days:
             part = sql.Identifier("warehouse", spec.partition(day))
             with conn.transaction():
+                begin_writing(conn)  # as a publish: owned by ecomm_writer, so compaction may drop it
                 conn.execute(sql.SQL("create table {} (like {} including defaults)").format(
                     part, sql.Identifier("warehouse", spec.parent)))
                 conn.execute(sql.SQL("insert into {} select {} from {}").format(
@@ -97,46 +99,12 @@ def clone_partitions(conn: psycopg.Connection, template: dt.date, days: list[dt.
                     " select {t}, {d}, count(*), min({k}), max({k}) from {p}").format(
                     t=sql.Literal(spec.parent), d=sql.Literal(day), k=sql.Identifier(spec.key), p=part))
     with conn.transaction():
-        conn.execute("""insert into audit.publish_log (load_date, fact_orders_rows, fact_events_rows, run_id)
-                        select d, t.fact_orders_rows, t.fact_events_rows, 'bench_clone'
+        # published and reconciled, as the daily pipeline leaves a date (compaction takes only such dates)
+        conn.execute("""insert into audit.publish_log (load_date, fact_orders_rows, fact_events_rows, run_id,
+                            reconciled_at)
+                        select d, t.fact_orders_rows, t.fact_events_rows, 'bench_clone', now()
                         from unnest(%s::date[]) as d, audit.publish_log as t where t.load_date = %s""",
                      [days, template])
-
-
-def compact_months(conn: psycopg.Connection, before: dt.date) -> int:
-    """Bench only (publish does not know monthly partitions): each month ending before `before` as one partition.
-
-    What compacting closed months would give the queries: per fact and month, one table filled in
-    (load_date, key) order, the daily partitions detached and dropped and the month attached (its
-    indexes built there), in one transaction. Returns the monthly partitions made per fact.
-    """
-    from pipeline.serving.facts import FACTS
-
-    months = 0
-    for spec in FACTS:
-        days = [row[0] for row in conn.execute(
-            "select load_date from warehouse.fact_partitions where fact_table = %s and load_date < %s order by 1",
-            [spec.parent, before.replace(day=1)]).fetchall()]
-        by_month: dict[dt.date, list[dt.date]] = {}
-        for day in days:
-            by_month.setdefault(day.replace(day=1), []).append(day)
-        parent = sql.Identifier("warehouse", spec.parent)
-        for month, members in by_month.items():
-            following = (month + dt.timedelta(days=32)).replace(day=1)
-            table = sql.Identifier("warehouse", f"{spec.parent}_m{month:%Y%m}")
-            with conn.transaction():
-                conn.execute(sql.SQL("create table {} (like {} including defaults)").format(table, parent))
-                conn.execute(sql.SQL("insert into {} select * from {} where load_date >= {} and load_date < {}"
-                                     " order by load_date, {}").format(
-                    table, parent, sql.Literal(month), sql.Literal(following), sql.Identifier(spec.key)))
-                for day in members:
-                    daily = sql.Identifier("warehouse", spec.partition(day))
-                    conn.execute(sql.SQL("alter table {} detach partition {}").format(parent, daily))
-                    conn.execute(sql.SQL("drop table {}").format(daily))
-                conn.execute(sql.SQL("alter table {} attach partition {} for values from ({}) to ({})").format(
-                    parent, table, sql.Literal(month), sql.Literal(following)))
-        months = len(by_month)
-    return months
 
 
 def _explain(conn: psycopg.Connection, statement: str, params: dict[str, Any]) -> tuple[float, float]:
@@ -186,7 +154,7 @@ def partition_count(dsn: str) -> int:
 def bench_partitions(args: argparse.Namespace, admin: str) -> dict[str, Any]:
     """The figures at --small and at --large partitions per fact (see module doc)."""
     from devtools.bench.fixtures import write_day
-    from pipeline.serving import pg, publish
+    from pipeline.serving import compaction, pg, publish
 
     orders, events = args.orders or 1_000, args.events or 5_000
     results: dict[str, Any] = {}
@@ -212,8 +180,8 @@ def bench_partitions(args: argparse.Namespace, admin: str) -> dict[str, Any]:
             figures["publish one more date"] = {"seconds": measure_publish(new_days, orders, events)}
             results[f"{count} daily"] = figures
         began = time.perf_counter()
+        months = compaction.compact(before=TEMPLATE, out=lambda line: print(f"  {line}", flush=True))["done"]
         with psycopg.connect(dsn, autocommit=True) as conn:
-            months = compact_months(conn, TEMPLATE)
             conn.execute("analyze")
         count = partition_count(dsn)
         print(f"  compacted to {months} monthly + {count - months} daily partitions per fact in"

@@ -17,6 +17,12 @@ For each fact (orders, events) and load date D, inside the publish transaction:
    partition takes ACCESS EXCLUSIVE until commit, so on a republish readers wait for the final
    milliseconds of the transaction instead of seeing a mix.
 
+A closed month may have been compacted into one partition `<fact>_all_mYYYYMM`
+(`pipeline.serving.compaction`). A date of such a month has no partition of its own: `date_rows`
+finds its rows wherever they are (the daily partition, or the month's rows of that load_date), for
+`supersede` and the marts, and `replace_in_month` replaces them in the monthly partition (a delete
+and an insert, invisible to readers until the commit) in place of step 3.
+
 Step 1 may also have happened earlier, in its own committed transaction, while the date's quality
 gate ran (`preload`): the table then waits in schema `preload` (no USAGE for BI) with a row in
 `preload.fact_loads` naming the lake file version it was read from. The publish transaction takes
@@ -79,6 +85,16 @@ class FactSpec:
     def stage(self, load_date: dt.date) -> str:
         return f"{self.partition(load_date)}_load"
 
+    def month_partition(self, load_date: dt.date) -> str:
+        """The partition of the date's month once compacted (`pipeline.serving.compaction`)."""
+        return f"{self.parent}_m{load_date:%Y%m}"
+
+
+def month_bounds(load_date: dt.date) -> tuple[dt.date, dt.date]:
+    """[first day of the date's month, first day of the next)."""
+    first = load_date.replace(day=1)
+    return first, (first + dt.timedelta(days=32)).replace(day=1)
+
 
 FACTS = (
     FactSpec("fact_orders", "order_id", "latest"),
@@ -114,8 +130,9 @@ def _parent_indexes(conn: psycopg.Connection, spec: FactSpec) -> list[tuple[str,
     return out
 
 
-def _create_stage(conn: psycopg.Connection, spec: FactSpec, load_date: dt.date, stage: sql.Identifier) -> None:
-    """The stage table: the parent's columns, comments and a CHECK pinning load_date to the date.
+def create_stage(conn: psycopg.Connection, spec: FactSpec, load_date: dt.date, stage: sql.Identifier,
+                  until: dt.date | None = None) -> None:
+    """The stage table: the parent's columns, comments and a CHECK pinning load_date to the date (to `until`).
 
     Built from the catalogs rather than `LIKE parent`, which would hold a lock on the parent until
     commit and could deadlock with a concurrent publish that is swapping another date's partition.
@@ -132,7 +149,7 @@ def _create_stage(conn: psycopg.Connection, spec: FactSpec, load_date: dt.date, 
         for name, pg_type, not_null, _ in columns
     ]
     definitions.append(sql.SQL("constraint load_date_in_partition check (load_date >= {} and load_date < {})").format(
-        sql.Literal(load_date), sql.Literal(load_date + dt.timedelta(days=1))))
+        sql.Literal(load_date), sql.Literal(until or load_date + dt.timedelta(days=1))))
     conn.execute(sql.SQL("create table {} ({})").format(stage, sql.SQL(", ").join(definitions)))
     for name, _, _, comment in columns:
         if comment:
@@ -140,21 +157,11 @@ def _create_stage(conn: psycopg.Connection, spec: FactSpec, load_date: dt.date, 
                 stage, sql.Identifier(name), sql.Literal(comment)))
 
 
-def load_stage(
-    conn: psycopg.Connection, spec: FactSpec, load_date: dt.date, columns: list[binary_copy.PgColumn],
-    batches: Iterable[pa.RecordBatch], *, schema: str = SCHEMA, table: str | None = None,
-) -> dict[str, object]:
-    """COPY the date's rows into a new stage table and index it; return where, rows and key range.
-
-    The stage table is `schema.table`, by default `warehouse.<partition>_load`.
-    """
-    stage = table or spec.stage(load_date)
-    target = _ident(stage, schema)
-    _create_stage(conn, spec, load_date, target)
-    began = time.perf_counter()
-    rows = binary_copy.copy_batches(conn, target, columns, batches, freeze=True)  # created just above
-    faults.point("publish.copy", tag=spec.lake_table)
-    copied = time.perf_counter()
+def build_indexes(conn: psycopg.Connection, spec: FactSpec, load_date: dt.date, table: str,
+                  schema: str = SCHEMA) -> None:
+    """Build the parent's indexes on `schema.table`, named `<table><suffix>` (DuplicateFactKey on a repeated key)."""
+    target = _ident(table, schema)
+    stage = table
     for suffix, method, primary, keys in _parent_indexes(conn, spec):
         built = time.perf_counter()
         name = sql.Identifier(f"{stage}{suffix}")
@@ -173,6 +180,24 @@ def load_stage(
             conn.execute(sql.SQL("create index {} on {} using {} ({})").format(
                 name, target, sql.Identifier(method), cols))
         logger.debug("%s: index %s built in %.3fs", stage, suffix, time.perf_counter() - built)
+
+
+def load_stage(
+    conn: psycopg.Connection, spec: FactSpec, load_date: dt.date, columns: list[binary_copy.PgColumn],
+    batches: Iterable[pa.RecordBatch], *, schema: str = SCHEMA, table: str | None = None,
+) -> dict[str, object]:
+    """COPY the date's rows into a new stage table and index it; return where, rows and key range.
+
+    The stage table is `schema.table`, by default `warehouse.<partition>_load`.
+    """
+    stage = table or spec.stage(load_date)
+    target = _ident(stage, schema)
+    create_stage(conn, spec, load_date, target)
+    began = time.perf_counter()
+    rows = binary_copy.copy_batches(conn, target, columns, batches, freeze=True)  # created just above
+    faults.point("publish.copy", tag=spec.lake_table)
+    copied = time.perf_counter()
+    build_indexes(conn, spec, load_date, stage, schema)
     logger.debug("%s: %s rows copied in %.3fs, indexed in %.3fs", stage, rows, copied - began,
                  time.perf_counter() - copied)
     low, high = conn.execute(sql.SQL("select min({k}), max({k}) from {t}").format(
@@ -195,10 +220,14 @@ def supersede(conn: psycopg.Connection, spec: FactSpec, load_date: dt.date, load
             {"t": spec.parent, "d": load_date, "lo": loaded["min_id"], "hi": loaded["max_id"]},
         ).fetchall()
         for other, low, high in candidates:
+            rows = date_rows(conn, spec, other)
+            if rows is None:
+                raise PublishError(f"warehouse.fact_partitions lists {spec.parent} of {other} but Postgres has neither"
+                                   f" its daily nor its monthly partition; republish {other}")
             conn.execute(sql.SQL(
                 "insert into _hits (id, load_date) select n.{k}, %s from {stage} as n join {other} as p"
                 " on p.{k} = n.{k} where n.{k} between %s and %s"
-            ).format(k=key, stage=stage, other=_ident(spec.partition(other))), [other, low, high])
+            ).format(k=key, stage=stage, other=rows), [other, low, high])
     conn.execute(sql.SQL(
         "insert into _affected select id from _hits union"
         " select {k} from {reg} where load_date = %(d)s or current_load_date = %(d)s"
@@ -237,6 +266,18 @@ def supersede(conn: psycopg.Connection, spec: FactSpec, load_date: dt.date, load
     return conn.execute("select count(*) from _affected").fetchone()[0]
 
 
+def date_rows(conn: psycopg.Connection, spec: FactSpec, load_date: dt.date) -> sql.Composable | None:
+    """The date's published rows as a FROM item (None: none): its daily partition, or its rows of the compacted month."""
+    daily, monthly = conn.execute("select to_regclass(%s) is not null, to_regclass(%s) is not null", [
+        f"{SCHEMA}.{spec.partition(load_date)}", f"{SCHEMA}.{spec.month_partition(load_date)}"]).fetchone()
+    if daily:
+        return _ident(spec.partition(load_date))
+    if monthly:  # the primary key (key, load_date) finds the date's rows of an id
+        return sql.SQL("(select * from {} where load_date = {})").format(
+            _ident(spec.month_partition(load_date)), sql.Literal(load_date))
+    return None
+
+
 def published_rows(conn: psycopg.Connection, spec: FactSpec, load_date: dt.date) -> int | None:
     """Rows of the date's live partition (None: the date has no partition)."""
     row = conn.execute(
@@ -247,8 +288,14 @@ def published_rows(conn: psycopg.Connection, spec: FactSpec, load_date: dt.date)
 
 
 def swap(conn: psycopg.Connection, spec: FactSpec, load_date: dt.date, loaded: dict[str, object]) -> bool:
-    """Put the stage table in place of the date's partition; True if an old one was replaced."""
+    """Put the stage table in place of the date's partition; True if an old one was replaced.
+
+    In a compacted month (`pipeline.serving.compaction`) the date's rows of the monthly partition
+    are replaced instead (`replace_in_month`, done before the swap) and the stage table is gone.
+    """
     final, stage = spec.partition(load_date), str(loaded["table"])
+    if loaded.get("in_month") is not None:
+        return bool(loaded["in_month"])
     replaced = conn.execute("select to_regclass(%s) is not null", [f"{SCHEMA}.{final}"]).fetchone()[0]
     if replaced:
         conn.execute(sql.SQL("drop table {}").format(_ident(final)))
@@ -267,6 +314,28 @@ def swap(conn: psycopg.Connection, spec: FactSpec, load_date: dt.date, loaded: d
     conn.execute(sql.SQL("comment on table {} is {}").format(_ident(final), sql.Literal(
         f"Partition of {SCHEMA}.{spec.parent} for load_date {load_date}: see the parent for grain and columns.")))
     return replaced
+
+
+def replace_in_month(conn: psycopg.Connection, spec: FactSpec, load_date: dt.date, loaded: dict[str, object]) -> None:
+    """A date of a compacted month: its rows of the monthly partition replaced by the stage table's (no-op otherwise).
+
+    Row changes, not catalog changes: readers see the old rows until the commit, so this needs no
+    lock beyond the rows'. Call it after everything that reads the date's old rows (the marts).
+    Marks `loaded["in_month"]` (whether rows were replaced) for `swap`.
+    """
+    month = spec.month_partition(load_date)
+    if not conn.execute("select to_regclass(%s) is not null", [f"{SCHEMA}.{month}"]).fetchone()[0]:
+        return
+    columns = sql.SQL(", ").join(sql.Identifier(c) for (c,) in conn.execute(
+        "select attname from pg_attribute where attrelid = %s::regclass and attnum > 0 and not attisdropped"
+        " order by attnum", [f"{SCHEMA}.{spec.parent}"]).fetchall())
+    deleted = conn.execute(sql.SQL("delete from {} where load_date = %s").format(_ident(month)), [load_date]).rowcount
+    conn.execute(sql.SQL("insert into {} ({}) select {} from {} order by {}").format(
+        _ident(month), columns, columns, _staged(loaded), sql.Identifier(spec.key)))
+    conn.execute(sql.SQL("drop table {}").format(_staged(loaded)))
+    loaded["in_month"] = deleted > 0
+    logger.info("%s of %s replaced in the compacted %s: %d row(s) out, %s in", spec.parent, load_date, month,
+                deleted, loaded["rows"])
 
 
 # ------------------------------------------------------------------------------------- preloads

@@ -37,7 +37,7 @@ from psycopg import sql
 
 from pipeline import lake
 from pipeline.serving import binary_copy, mart_deltas
-from pipeline.serving.facts import FACTS, FactSpec
+from pipeline.serving.facts import FACTS, FactSpec, date_rows
 from pipeline.serving.lake_rows import batches, lake_select, text_columns
 from pipeline.serving.publish_errors import Progress
 from pipeline.transform import marts as models
@@ -167,10 +167,10 @@ def _delta(conn: psycopg.Connection, duck: duckdb.DuckDBPyConnection, mart: Cont
                     text_columns=text_columns(columns))
         binary_copy.copy_batches(conn, raw, columns, batches(duck, select, {"path": path}))
     progress.at(mart.qualified)
-    old = mart.fact.partition(day)
-    if conn.execute("select to_regclass(%s) is not null", [f"warehouse.{old}"]).fetchone()[0]:
+    old = date_rows(conn, mart.fact, day)  # its daily partition, or its rows of the compacted month
+    if old is not None:
         # a republish: take back what the date's published rows contributed
-        conn.execute(insert + _model_rows(conn, mart, sql.Identifier("warehouse", old), names, -1))
+        conn.execute(insert + _model_rows(conn, mart, old, names, -1))
     if fixes is not None:
         for sign in (-1, 1):
             rows = sql.SQL("(select {} from {} where sign = {})").format(
@@ -217,8 +217,8 @@ def _superseded_rows(conn: psycopg.Connection, spec: FactSpec, day: dt.date,
     for side, load_date in changes:
         if load_date == day and side == "after":  # D's new rows: still in their stage table
             source = sql.Identifier(str(loaded["schema"]), str(loaded["table"]))
-        else:  # any other date's rows, and D's old ones, are in its (still attached) partition
-            source = sql.Identifier("warehouse", spec.partition(load_date))
+        else:  # any other date's rows, and D's old ones, are in its (still attached) partition or month
+            source = date_rows(conn, spec, load_date)
         conn.execute(sql.SQL(
             """insert into {fixes} select {sign}, p.* from {source} as p
                where p.{key} in (select c.id from _supersede_changes as c

@@ -24,6 +24,8 @@ in ONE transaction, so that a BI reader sees the date's old state or its new one
    partitions swapped in, and the transaction commits. This is the one lock a BI session can
    hold up (any SELECT conflicts with it): each wait is bounded by [publish] lock_timeout and
    retried from a savepoint (`locks.retrying`), so BI queries never queue behind it for longer.
+   A date of a compacted month (`pipeline.serving.compaction`) has no partition to swap: its rows
+   of the monthly partition are replaced after step 5 instead (`facts.replace_in_month`).
 
 Every error names the table, the column and the record, mapped back to the lake row
 (`pipeline.serving.publish_errors`), and says that the date was rolled back.
@@ -54,6 +56,7 @@ from pipeline.serving.facts import (
     PublishError,
     drop_preloads,
     published_rows,
+    replace_in_month,
     supersede,
     swap,
     take_preload,
@@ -218,6 +221,9 @@ def publish(load_date: dt.date | str, *, force: bool = False,
                     progress.at(f"warehouse.{spec.superseded}")
                     summary[f"{spec.lake_table}_ids_rechecked"] = supersede(conn, spec, day, loaded[spec])
                 summary.update(marts.publish_date(conn, duck, day, loaded, progress))
+                for spec in FACTS:  # a date of a compacted month: its rows replaced there (after the marts read them)
+                    progress.at(f"warehouse.{spec.month_partition(day)}")
+                    replace_in_month(conn, spec, day, loaded[spec])
                 progress.at("audit.publish_log")
                 conn.execute(
                     """insert into audit.publish_log (load_date, published_at, fact_orders_rows, fact_events_rows, run_id)

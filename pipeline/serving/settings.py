@@ -48,3 +48,16 @@ class publish(luigi.Config):  # noqa: N801 - [publish]
     attempts = luigi.IntParameter(default=4)  # of a publish or preload that failed transiently
     retry_backoff_seconds = luigi.FloatParameter(default=30.0)  # before the 2nd attempt; doubles each time
     retry_backoff_max_seconds = luigi.FloatParameter(default=300.0)
+
+
+class compaction(luigi.Config):  # noqa: N801 - [compaction]
+    """[compaction]: whether the Publish task compacts closed months by itself (`pipeline.serving.compaction`).
+
+    After each publish, every month that is complete (all its lake dates published and reconciled)
+    and closed is compacted, a month counting as closed for this once a published load date lies
+    `after_days` days or more past its last day (the pipeline has moved on; late restatements of
+    the month's first days after that cost a row replace instead of a partition swap).
+    """
+
+    closed_months = luigi.BoolParameter(default=True)
+    after_days = luigi.IntParameter(default=7)

@@ -96,7 +96,8 @@ class PublishTask(PipelineTask):
     overlapping a single-date run) serialise on the date's pipeline lock; the second finds the date
     published, writes nothing, and still reconciles it: the first may have failed its reconciliation
     after its commit. The date's daily_metrics.runtime_seconds is set from the run audit in the
-    publish transaction (see `run_audit.date_runtime`).
+    publish transaction (see `run_audit.date_runtime`). Then closed, complete months are compacted
+    ([compaction] closed_months, `pipeline.serving.compaction.after_publish`; never fails the task).
     """
 
     force = luigi.BoolParameter(default=False, significant=False,
@@ -112,7 +113,7 @@ class PublishTask(PipelineTask):
 
     def run(self) -> None:
         from pipeline.quality import gate, serving_reconciliation
-        from pipeline.serving import publish
+        from pipeline.serving import compaction, publish
         from pipeline.tasks import restate
 
         restating = restate.pending(self.date)
@@ -143,6 +144,8 @@ class PublishTask(PipelineTask):
             # the completion mark: a date whose reconciliation failed (or never ran) is reconciled by the next run
             pg_retry.call(lambda: publish.mark_reconciled(self.date, publish_time),
                           f"recording the reconciliation of {self.date}", notify=self.status)
+        # closed months into one partition per fact ([compaction] closed_months); it never fails the publish
+        compaction.after_publish()
         self.report(f"published by another run; reconciled {self.date}" if summary["skipped"]
                     else f"published and reconciled {self.rows_out} fact rows", 100)
 

@@ -140,7 +140,7 @@ def rebuild(first: dt.date | None = None, last: dt.date | None = None,
             out: Callable[[str], None] = print) -> dict[str, int | float]:
     """Rebuild every serving table from the lake (see module doc); `out` gets the progress lines."""
     from pipeline.quality import gate, serving_reconciliation
-    from pipeline.serving import pipeline_runs, publish
+    from pipeline.serving import compaction, pipeline_runs, publish
     from pipeline.tasks import run_audit
 
     plans = lake_plan(first, last)
@@ -182,6 +182,7 @@ def rebuild(first: dt.date | None = None, last: dt.date | None = None,
         published_at = publish.published_at(plan.day)
         serving_reconciliation.reconcile_serving(plan.day)
         publish.mark_reconciled(plan.day, published_at)
+        compaction.after_publish()  # as the Publish task does ([compaction] closed_months)
         tally["published"] += 1
         written = sum(v for k, v in summary.items() if k.endswith("_rows") and isinstance(v, int))
         out(f"{plan.day}  published {written} rows ({summary['fact_orders_rows']} orders,"
