@@ -23,7 +23,7 @@ import pytest
 from pipeline.lake import views
 from pipeline.serving import publish
 from tests.support import analytics_dataset
-from tests.support.serving import event, order, write_facts
+from tests.support.serving import event, order, write_facts, write_rows
 
 QUERIES = sorted(views.queries())
 SEED_QUERIES = ("revenue_by_category_daily", "conversion_funnel", "repeat_customers", "pipeline_health")
@@ -80,11 +80,25 @@ def _window_edge_rows() -> tuple[list[dict], list[dict]]:
     return orders, events
 
 
+# A load date a week before the window, with a quarantined row: the per-load-date data-quality trend
+# starts at the window too.
+BEFORE_DAY = FIRST_DAY - dt.timedelta(days=7)
+
+
+def _before_rows() -> tuple[list[dict], list[dict]]:
+    write_rows("audit", "bad_records", BEFORE_DAY, [{
+        "source_table": "stg_orders", "record_id": "ORD_X", "reason_code": "invalid_price", "message": "bad",
+        "failing_value": "abc", "raw_record": '{"price": "abc"}', "source_file": "orders.json", "row_number": 3,
+        "load_date": BEFORE_DAY}], source_table="stg_orders")
+    return [order("BEFORE_O1", BEFORE_DAY, user_id="BEFORE_U1")], []
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory, embedded_server):
     root = tmp_path_factory.mktemp("queries")
     with analytics_dataset.pipeline_dataset(root, embedded_server) as built:
-        for day, (orders, events) in ((EDGE_DAY, _edge_rows()), (FIRST_DAY, _window_edge_rows())):
+        for day, (orders, events) in ((EDGE_DAY, _edge_rows()), (FIRST_DAY, _window_edge_rows()),
+                                      (BEFORE_DAY, _before_rows())):
             write_facts(day, orders, events)
             publish.publish(day)
         yield built
@@ -288,6 +302,16 @@ def test_a_day_by_day_query_shows_the_30_days_ending_at_the_latest_complete_day(
         assert engine.execute(f"select min(q.{column}) from ({row_level}) as q").fetchone()[0] < latest - dt.timedelta(
             days=29), name
 
+
+
+@pytest.mark.slow
+def test_the_data_quality_trend_starts_at_the_reporting_window(data, lake, serving) -> None:
+    first = data.dates[-1] - dt.timedelta(days=29)
+    for engine in (lake, serving):
+        assert engine.execute("select min(load_date) from audit.bad_records").fetchone()[0] == BEFORE_DAY
+        days = [day for (day,) in engine.execute(
+            f"select q.load_date from ({views.query_text('data_quality_trend')}) as q").fetchall()]
+        assert first == FIRST_DAY and days == data.dates, days  # BEFORE_DAY's quarantined row is before the window
 
 
 def test_the_latest_day_shown_is_the_latest_complete_day_not_the_sliver_after_midnight(fresh_db, serving_lake) -> None:
