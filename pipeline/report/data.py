@@ -3,7 +3,7 @@
 The numbers come from the same files BI users run (`queries/daily_kpis.sql`, `conversion_funnel.sql`,
 `revenue_by_category_daily.sql`, `top_products_daily.sql`, `new_vs_returning_customers.sql`,
 `cancellation_refund_rates.sql`), wrapped as `select * from (<query>) as q where <date filter>` with
-the dates bound, plus the date's rows of warehouse.daily_metrics, audit.dq_failures,
+the dates bound and the queries' reporting window swapped for the 30 days ending at the date, plus the date's rows of warehouse.daily_metrics, audit.dq_failures,
 audit.bad_records, audit.rejected_lines and audit.publish_log. Postgres keeps only the checks that
 warned, failed or errored; how many passed is read from the lake's gate results for the date
 (`lake/audit/dq_results`) when the lake is at hand.
