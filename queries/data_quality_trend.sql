@@ -4,7 +4,8 @@
 -- reporting window on (marts.reporting_window: the 30 days ending at the latest complete day; a load
 -- date after it, such as one the gate blocked, shows too). To see other days, replace
 -- marts.reporting_window by `(select date '2026-01-01' as first_date, date '2026-03-31' as last_date)`.
--- Every source is read by its load date index: the cost does not grow with history. quarantined_rows counts
+-- Every source is filtered on its load date, which leads its primary key (audit.dq_failures: its run_date
+-- index), so the rows read follow the window, not the history. quarantined_rows counts
 -- every source (catalogs included); quarantine_rate = quarantined orders and events / raw orders and
 -- events, in %, rounded half up exactly. unknown_product_share is a fraction (a double, 0-1).
 with reporting_days as (
