@@ -1,14 +1,15 @@
 -- Question: What share of each day's orders were cancelled or refunded, and how much revenue did that take back?
--- Grain: one row per order date (business day) with orders, up to the latest complete day
--- (marts.latest_complete_day), over the current version of every order (a status restated by a later
+-- Grain: one row per order date (business day) with orders in the reporting window: the 30 days
+-- ending at the latest complete day (marts.reporting_window; to see other days, replace it by
+-- `(select date '2026-01-01' as first_date, date '2026-03-31' as last_date)`), over the current version of every order (a status restated by a later
 -- file counts as restated). Rates are % of the day's orders, rounded half up exactly.
--- Reads the mart marts.daily_kpis (one row per day).
+-- Reads the window's days of the mart marts.daily_kpis (one row per day).
 with kpis as (
     select * from marts.daily_kpis
 ),
 
-latest as (
-    select * from marts.latest_complete_day
+reporting_days as (
+    select * from marts.reporting_window
 ),
 
 final as (
@@ -31,8 +32,9 @@ final as (
         kpis.cancelled_revenue,
         kpis.refunded_revenue
     from kpis
-    inner join latest
-        on kpis.kpi_date <= latest.latest_complete_date
+    inner join reporting_days
+        on kpis.kpi_date >= reporting_days.first_date
+        and kpis.kpi_date <= reporting_days.last_date
     where kpis.order_count > 0
 )
 

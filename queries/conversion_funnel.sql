@@ -2,19 +2,22 @@
 -- The seed's "User Conversion Funnel", fixed: a day without add-to-carts gives a NULL conversion rate
 -- instead of a division-by-zero error (Postgres) or a silent NULL (DuckDB); "users with page views"
 -- now counts users who had a page view, not every active user; the rates are exact.
--- Grain: one row per event date (business day), latest first, starting at the latest COMPLETE day
--- (marts.latest_complete_day: the latest day whose own load date is in; the sliver of events a file
--- carries from the first minutes after its midnight is not a day yet). A user counts once per step
+-- Grain: one row per event date (business day), latest first, in the reporting window: the 30 days
+-- ending at the latest COMPLETE day (marts.reporting_window; the latest complete day is the latest day
+-- whose own load date is in: the sliver of events a file carries from the first minutes after its
+-- midnight is not a day yet). To see other days, replace marts.reporting_window by
+-- `(select date '2026-01-01' as first_date, date '2026-03-31' as last_date)`. A user counts once per step
 -- per day, whatever the order of steps and however many files brought the day's events.
 -- Rates are percentages: atc_rate = added to cart / active users, conversion_rate = purchased / added
 -- to cart, visit_to_purchase_rate = purchased / active users.
--- Reads the mart marts.funnel_daily (one row per day): its cost does not grow with history.
+-- Reads the window's days of the mart marts.funnel_daily (one row per day): its cost does not grow
+-- with history.
 with funnel as (
     select * from marts.funnel_daily
 ),
 
-latest as (
-    select * from marts.latest_complete_day
+reporting_days as (
+    select * from marts.reporting_window
 ),
 
 final as (
@@ -40,8 +43,9 @@ final as (
             / cast(2 * nullif(funnel.active_users, 0) as double precision)
         ) as bigint) * 0.01 as decimal(9, 2)) as visit_to_purchase_rate
     from funnel
-    inner join latest
-        on funnel.event_date <= latest.latest_complete_date
+    inner join reporting_days
+        on funnel.event_date >= reporting_days.first_date
+        and funnel.event_date <= reporting_days.last_date
 )
 
 select * from final

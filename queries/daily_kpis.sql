@@ -1,16 +1,18 @@
 -- Question: What are each day's headline numbers: orders, gross and net revenue, average order value, events, active users and conversion?
 -- Grain: one row per business day (UTC unless [model] business_timezone says otherwise) with orders or
--- events, up to the latest complete day (marts.latest_complete_day). Orders and revenue by order date,
+-- events in the reporting window: the 30 days ending at the latest complete day (marts.reporting_window;
+-- to see other days, replace it by `(select date '2026-01-01' as first_date, date '2026-03-31' as
+-- last_date)`). Orders and revenue by order date,
 -- events and users by event date. avg_order_value = gross revenue / orders; conversion_rate = users
 -- with a purchase event / active users, in %. Both rounded half up, exactly on both engines.
--- Reads the mart marts.daily_kpis (one row per day, kept exact by each publish): its cost does not
--- grow with history.
+-- Reads the window's days of the mart marts.daily_kpis (one row per day, kept exact by each publish):
+-- its cost does not grow with history.
 with kpis as (
     select * from marts.daily_kpis
 ),
 
-latest as (
-    select * from marts.latest_complete_day
+reporting_days as (
+    select * from marts.reporting_window
 ),
 
 final as (
@@ -32,8 +34,9 @@ final as (
             / cast(2 * nullif(kpis.active_users, 0) as double precision)
         ) as bigint) * 0.01 as decimal(9, 2)) as conversion_rate
     from kpis
-    inner join latest
-        on kpis.kpi_date <= latest.latest_complete_date
+    inner join reporting_days
+        on kpis.kpi_date >= reporting_days.first_date
+        and kpis.kpi_date <= reporting_days.last_date
 )
 
 select * from final

@@ -1,15 +1,24 @@
 -- Question: What are gross and net revenue per day, and their 7-day moving averages?
--- Grain: one row per order date (business day) that has orders, up to the latest complete day
--- (marts.latest_complete_day). The moving average is the revenue of the 7 calendar days ending on the
--- date divided by 7 (a day without orders counts as 0); it is NULL until the data covers 7 days.
--- Rounded half up to the cent, exactly on both engines (queries/README.md).
--- Reads the mart marts.daily_kpis (one row per day).
+-- Grain: one row per order date (business day) that has orders in the reporting window: the 30 days
+-- ending at the latest complete day (marts.reporting_window; to see other days, replace it by
+-- `(select date '2026-01-01' as first_date, date '2026-03-31' as last_date)`). The moving average is
+-- the revenue of the 7 calendar days ending on the date divided by 7 (a day without orders counts as
+-- 0; the window's first days take the 6 days before it into account); it is NULL until the data covers
+-- 7 days (the first order date of the whole history). Rounded half up to the cent, exactly on both
+-- engines (queries/README.md).
+-- Reads the window's days of the mart marts.daily_kpis (one row per day), and the 6 days before it.
 with kpis as (
     select * from marts.daily_kpis
 ),
 
-latest as (
-    select * from marts.latest_complete_day
+reporting_days as (
+    select * from marts.reporting_window
+),
+
+first_day as (
+    select min(kpis.kpi_date) as first_order_date
+    from kpis
+    where kpis.order_count > 0
 ),
 
 daily as (
@@ -19,8 +28,9 @@ daily as (
         kpis.gross_revenue,
         kpis.net_revenue
     from kpis
-    inner join latest
-        on kpis.kpi_date <= latest.latest_complete_date
+    inner join reporting_days
+        on kpis.kpi_date >= reporting_days.first_date - 6
+        and kpis.kpi_date <= reporting_days.last_date
     where kpis.order_count > 0
 ),
 
@@ -30,7 +40,6 @@ windowed as (
         daily.order_count,
         daily.gross_revenue,
         daily.net_revenue,
-        min(daily.order_date) over () as first_order_date,
         sum(daily.gross_revenue) over last_7_days as gross_revenue_7d,
         sum(daily.net_revenue) over last_7_days as net_revenue_7d
     from daily
@@ -45,15 +54,18 @@ final as (
         windowed.order_count,
         cast(windowed.gross_revenue as decimal(18, 2)) as gross_revenue,
         cast(windowed.net_revenue as decimal(18, 2)) as net_revenue,
-        case when windowed.order_date - windowed.first_order_date >= 6 then
+        case when windowed.order_date - first_day.first_order_date >= 6 then
             cast(cast(floor((200 * windowed.gross_revenue_7d + 7) / cast(14 as double precision)) as bigint)
                 * 0.01 as decimal(18, 2))
         end as gross_revenue_7d_avg,
-        case when windowed.order_date - windowed.first_order_date >= 6 then
+        case when windowed.order_date - first_day.first_order_date >= 6 then
             cast(cast(floor((200 * windowed.net_revenue_7d + 7) / cast(14 as double precision)) as bigint)
                 * 0.01 as decimal(18, 2))
         end as net_revenue_7d_avg
     from windowed
+    cross join first_day
+    inner join reporting_days
+        on windowed.order_date >= reporting_days.first_date
 )
 
 select * from final

@@ -1,10 +1,22 @@
 -- Question: Per load date, how many rows were quarantined, rejected or dropped as duplicates, and how many quality checks warned, failed or errored?
 -- Grain: one row per load date known to daily_metrics, audit.bad_records or audit.dq_failures (a date
--- the quality gate blocked has check outcomes but, in Postgres, no metrics). quarantined_rows counts
+-- the quality gate blocked has check outcomes but, in Postgres, no metrics), from the first day of the
+-- reporting window on (marts.reporting_window: the 30 days ending at the latest complete day; a load
+-- date after it, such as one the gate blocked, shows too). To see other days, replace
+-- marts.reporting_window by `(select date '2026-01-01' as first_date, date '2026-03-31' as last_date)`.
+-- Every source is filtered on its load date, which leads its primary key (audit.dq_failures: its run_date
+-- index), so the rows read follow the window, not the history. quarantined_rows counts
 -- every source (catalogs included); quarantine_rate = quarantined orders and events / raw orders and
 -- events, in %, rounded half up exactly. unknown_product_share is a fraction (a double, 0-1).
-with metrics as (
-    select * from warehouse.daily_metrics
+with reporting_days as (
+    select * from marts.reporting_window
+),
+
+metrics as (
+    select daily_metrics.*
+    from warehouse.daily_metrics as daily_metrics
+    inner join reporting_days
+        on daily_metrics.run_date >= reporting_days.first_date
 ),
 
 quarantined as (
@@ -13,6 +25,8 @@ quarantined as (
         count(*) as quarantined_rows,
         count(distinct bad_records.reason_code) as reason_count
     from audit.bad_records
+    inner join reporting_days
+        on bad_records.load_date >= reporting_days.first_date
     group by bad_records.load_date
 ),
 
@@ -21,6 +35,8 @@ rejected as (
         rejected_lines.load_date,
         count(*) as rejected_lines
     from audit.rejected_lines
+    inner join reporting_days
+        on rejected_lines.load_date >= reporting_days.first_date
     group by rejected_lines.load_date
 ),
 
@@ -31,6 +47,8 @@ checks as (
         count(case when dq_failures.outcome = 'fail' then 1 end) as checks_failed,
         count(case when dq_failures.outcome = 'error' then 1 end) as checks_errored
     from audit.dq_failures
+    inner join reporting_days
+        on dq_failures.run_date >= reporting_days.first_date
     group by dq_failures.run_date
 ),
 

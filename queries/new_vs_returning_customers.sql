@@ -1,7 +1,10 @@
 -- Question: Of each day's customers, how many ordered for the first time and how many had ordered before, and what did each group spend?
--- Grain: one row per order date (business day) with orders, over the current version of every order.
--- Reads the marts marts.customers (first order date) and marts.customer_orders_daily (one row per
--- customer and day), not the row-level facts.
+-- Grain: one row per order date (business day) with orders in the reporting window: the 30 days ending
+-- at the latest complete day (marts.reporting_window; to see other days, replace it by
+-- `(select date '2026-01-01' as first_date, date '2026-03-31' as last_date)`), over the current
+-- version of every order. Reads the window's days of the mart marts.customer_orders_daily (one row per
+-- customer and day, read by its order_date index) and those customers' rows of marts.customers (first
+-- order date), not the row-level facts: its cost does not grow with history.
 -- A customer is new on the date of their first order in the warehouse (the earliest order of any
 -- status; what a customer bought before the warehouse's first load date is unknown to it) and
 -- returning on every later date they order; several orders on one day count once. Revenue: gross =
@@ -13,6 +16,10 @@ with first_orders as (
     from marts.customers as customers
 ),
 
+reporting_days as (
+    select * from marts.reporting_window
+),
+
 customer_days as (
     select
         days.order_date,
@@ -20,6 +27,9 @@ customer_days as (
         days.gross_revenue,
         days.net_revenue
     from marts.customer_orders_daily as days
+    inner join reporting_days
+        on days.order_date >= reporting_days.first_date
+        and days.order_date <= reporting_days.last_date
     where days.order_count > 0
 ),
 

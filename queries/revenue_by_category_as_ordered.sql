@@ -1,11 +1,12 @@
 -- Question: How much revenue did each product category make per day, by the category each product had on that day, over the last 30 days of data?
--- Grain: one row per category per order date (business day), the 30 days up to the latest complete day
--- (marts.latest_complete_day). Category: the one the product had ON THE ORDER DATE
+-- Grain: one row per category per order date (business day) in the reporting window: the 30 days up to
+-- the latest complete day (marts.reporting_window; to see other days, replace it by
+-- `(select date '2026-01-01' as first_date, date '2026-03-31' as last_date)`). Category: the one the product had ON THE ORDER DATE
 -- (warehouse.dim_product_history, valid on effective_from <= day < effective_to), so a later catalog
 -- change leaves a past day as it was (revenue_by_category_daily.sql uses today's categories). A day no
 -- catalog version covers (before the product's first snapshot, or an unknown product) counts as 'Unknown'.
 -- Revenue: gross = any status, net = sold statuses.
--- Reads the mart marts.product_sales_daily (one row per day and product), 30 days of it.
+-- Reads the window's 30 days of the mart marts.product_sales_daily (one row per day and product).
 with sales as (
     select * from marts.product_sales_daily
 ),
@@ -14,8 +15,8 @@ history as (
     select * from warehouse.dim_product_history
 ),
 
-latest as (
-    select * from marts.latest_complete_day
+reporting_days as (
+    select * from marts.reporting_window
 ),
 
 by_category_day as (
@@ -26,9 +27,9 @@ by_category_day as (
         sum(sales.gross_revenue) as total_revenue,
         sum(sales.net_revenue) as net_revenue
     from sales
-    inner join latest
-        on sales.order_date > latest.latest_complete_date - 30
-        and sales.order_date <= latest.latest_complete_date
+    inner join reporting_days
+        on sales.order_date >= reporting_days.first_date
+        and sales.order_date <= reporting_days.last_date
     left join history
         on sales.product_id = history.product_id
         and sales.order_date >= history.effective_from

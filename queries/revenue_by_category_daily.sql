@@ -1,13 +1,15 @@
 -- Question: How much revenue does each product category make per day, over the last 30 days of data?
 -- The seed's "Revenue by Category (Daily)", fixed: the 30 days end at the latest complete day
--- (marts.latest_complete_day), not CURRENT_DATE (the answer no longer depends on the day it runs);
+-- (marts.reporting_window: the 30 days up to marts.latest_complete_day), not CURRENT_DATE (the answer no longer depends on the day it runs);
 -- orders whose product has no dimension row count as 'Unknown' instead of vanishing in the join; the
 -- average is exact.
--- Grain: one row per category per order date (business day). Category: the one each product has NOW
+-- Grain: one row per category per order date (business day) in the reporting window (to see other
+-- days, replace marts.reporting_window by `(select date '2026-01-01' as first_date, date '2026-03-31'
+-- as last_date)`). Category: the one each product has NOW
 -- (warehouse.dim_product), so a past day's figures follow a product into its new category when the
 -- catalog changes it (revenue_by_category_as_ordered.sql keeps the category of the order date).
 -- Revenue: gross = any status, net = sold statuses.
--- Reads the mart marts.product_sales_daily (one row per day and product), 30 days of it.
+-- Reads the window's 30 days of the mart marts.product_sales_daily (one row per day and product).
 with sales as (
     select * from marts.product_sales_daily
 ),
@@ -16,8 +18,8 @@ products as (
     select * from warehouse.dim_product
 ),
 
-latest as (
-    select * from marts.latest_complete_day
+reporting_days as (
+    select * from marts.reporting_window
 ),
 
 by_category_day as (
@@ -28,9 +30,9 @@ by_category_day as (
         sum(sales.gross_revenue) as total_revenue,
         sum(sales.net_revenue) as net_revenue
     from sales
-    inner join latest
-        on sales.order_date > latest.latest_complete_date - 30
-        and sales.order_date <= latest.latest_complete_date
+    inner join reporting_days
+        on sales.order_date >= reporting_days.first_date
+        and sales.order_date <= reporting_days.last_date
     left join products
         on sales.product_id = products.product_id
     group by coalesce(products.category, 'Unknown'), sales.order_date

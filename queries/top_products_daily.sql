@@ -1,6 +1,9 @@
 -- Question: Which products brought in the most net revenue each day, and how many units and orders was that?
--- Grain: one row per product per order date (business day), over the current version of every order.
--- Reads the mart marts.product_sales_daily (one row per day and product), not the row-level facts.
+-- Grain: one row per product per order date (business day) in the reporting window: the 30 days ending
+-- at the latest complete day (marts.reporting_window; to see other days, replace it by
+-- `(select date '2026-01-01' as first_date, date '2026-03-31' as last_date)`), over the current
+-- version of every order. Reads the window's days of the mart marts.product_sales_daily (one row per
+-- day and product), not the row-level facts: its cost does not grow with history.
 -- net_revenue counts sold statuses only, gross_revenue any status. product_rank orders a day's
 -- products by net revenue, then gross revenue, then product_id: 1 is the day's best seller, so
 -- `where product_rank <= 5` is a day's top five. Products unknown to the catalog appear as their
@@ -13,6 +16,10 @@ products as (
     select * from warehouse.dim_product
 ),
 
+reporting_days as (
+    select * from marts.reporting_window
+),
+
 by_product_day as (
     select
         sales.order_date,
@@ -22,6 +29,9 @@ by_product_day as (
         sales.gross_revenue,
         sales.net_revenue
     from sales
+    inner join reporting_days
+        on sales.order_date >= reporting_days.first_date
+        and sales.order_date <= reporting_days.last_date
     where sales.order_count > 0
 ),
 

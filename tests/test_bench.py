@@ -124,8 +124,9 @@ def test_bench_serving_times_every_query_and_the_publish_at_two_sizes(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from pipeline.lake import views
 
-    assert bench.main(["serving", "--orders", "200", "--events", "1000", "--sizes", "1,3", "--runs", "1",
-                       "--publishes", "1", "--dir", str(tmp_path)]) == 0
+    assert bench.main(["serving", "--orders", "200", "--events", "1000", "--publish-orders", "300",
+                       "--publish-events", "1500", "--sizes", "1,3", "--runs", "1", "--publishes", "1",
+                       "--dir", str(tmp_path)]) == 0
 
     out = capsys.readouterr().out
     table = _table(out)
@@ -134,5 +135,7 @@ def test_bench_serving_times_every_query_and_the_publish_at_two_sizes(
         small, large, ratio, target = table[name]
         assert small.endswith(" ms") and large.endswith(" ms") and float(ratio) > 0 and "met" in target
     assert any(label.startswith("publish of one more day") for label in table)
-    assert "history 1 days (1,000 events" in out and "3 days (3,000 events" in out, out.splitlines()[0]
+    first = out.splitlines()[0]
+    assert ": 1 days (1,000 events" in first and " 3 days (3,000 events" in first, first
+    assert "days published: 300 orders / 1,500 events" in first, first  # the timed day has its own volume
     assert _leftovers(tmp_path) == []

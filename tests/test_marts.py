@@ -37,7 +37,7 @@ def row_level(table: str) -> str:
     """The mart's model over the current facts, with each contribution it reads computed row by row too."""
     body = models.current_sql(table)
     if table not in models.CONTRIBUTIONS:
-        for name in models.CONTRIBUTIONS:
+        for name in (*models.VIEWS, *models.CONTRIBUTIONS):  # a view's text may read a contribution
             body = body.replace(f"from marts.{name}\n", f"from ({models.current_sql(name)}) as row_level_{name}\n")
         assert "from marts." not in body.replace("from marts.complete_days", ""), body
     return body

@@ -23,7 +23,7 @@ import pytest
 from pipeline.lake import views
 from pipeline.serving import publish
 from tests.support import analytics_dataset
-from tests.support.serving import event, order, write_facts
+from tests.support.serving import event, order, write_facts, write_rows
 
 QUERIES = sorted(views.queries())
 SEED_QUERIES = ("revenue_by_category_daily", "conversion_funnel", "repeat_customers", "pipeline_health")
@@ -59,13 +59,48 @@ def _edge_rows() -> tuple[list[dict], list[dict]]:
     return orders, events
 
 
+# The reporting window of the dataset is the 30 days ending at the latest generated day: 2025-11-17 to
+# 2025-12-16. A load date on its first day brings an order of that day and two late orders (and a late
+# event): one 3 days before the window (inside the 7-day moving average of the window's first day) and
+# one a month before. The day-by-day queries must leave both days out, and the moving average still count the first.
+FIRST_DAY = dt.date(2025, 11, 17)
+
+
+def _window_edge_rows() -> tuple[list[dict], list[dict]]:
+    def placed(order_id: str, day: dt.date) -> dict:
+        return order(order_id, FIRST_DAY, user_id=f"WIN_U_{order_id}", product_id="PROD_0002",
+                     order_ts=dt.datetime.combine(day, dt.time(10)), date_id=int(day.strftime("%Y%m%d")))
+
+    orders = [placed("WIN_O1", FIRST_DAY), placed("WIN_O2", FIRST_DAY - dt.timedelta(days=3)),
+              placed("WIN_O3", dt.date(2025, 10, 15))]
+    early = FIRST_DAY - dt.timedelta(days=3)
+    events = [event("WIN_E1", FIRST_DAY, user_id="WIN_U_WIN_O1", product_id="PROD_0002", event_type="add_to_cart"),
+              event("WIN_E2", FIRST_DAY, user_id="WIN_U_WIN_O2", event_type="purchase",
+                    event_ts=dt.datetime.combine(early, dt.time(10)), date_id=int(early.strftime("%Y%m%d")))]
+    return orders, events
+
+
+# A load date a week before the window, with a quarantined row: the per-load-date data-quality trend
+# starts at the window too.
+BEFORE_DAY = FIRST_DAY - dt.timedelta(days=7)
+
+
+def _before_rows() -> tuple[list[dict], list[dict]]:
+    write_rows("audit", "bad_records", BEFORE_DAY, [{
+        "source_table": "stg_orders", "record_id": "ORD_X", "reason_code": "invalid_price", "message": "bad",
+        "failing_value": "abc", "raw_record": '{"price": "abc"}', "source_file": "orders.json", "row_number": 3,
+        "load_date": BEFORE_DAY}], source_table="stg_orders")
+    return [order("BEFORE_O1", BEFORE_DAY, user_id="BEFORE_U1")], []
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory, embedded_server):
     root = tmp_path_factory.mktemp("queries")
     with analytics_dataset.pipeline_dataset(root, embedded_server) as built:
-        orders, events = _edge_rows()
-        write_facts(EDGE_DAY, orders, events)
-        publish.publish(EDGE_DAY)
+        for day, (orders, events) in ((EDGE_DAY, _edge_rows()), (FIRST_DAY, _window_edge_rows()),
+                                      (BEFORE_DAY, _before_rows())):
+            write_facts(day, orders, events)
+            publish.publish(day)
         yield built
 
 
@@ -224,12 +259,14 @@ def test_new_and_returning_customers_and_a_day_s_top_products(lake, serving) -> 
 
 # ------------------------------------------------------------------------ marts against the row level
 # The queries read the marts; tests/fixtures/row_level_queries/ holds the same questions asked of the
-# row-level facts (the files as they were before the marts). Over the same facts, on each engine, both
-# must give the same answer. The day-by-day queries now stop at the latest complete day: the row-level
-# answer is cut there too (the definition's one place, marts.latest_complete_day).
+# row-level facts (the files as they were before the marts, over every day). Over the same facts, on each
+# engine, both must give the same answer. The day-by-day queries show the reporting window (the 30 days
+# ending at the latest complete day): the row-level answer over all days is cut to it (the definition's
+# one place, marts.reporting_window). The dataset has days before the window (FIRST_DAY's late orders) for it to cut.
 ROW_LEVEL = Path(__file__).parent / "fixtures" / "row_level_queries"
-UP_TO_COMPLETE_DAY = {"daily_kpis": "kpi_date", "conversion_funnel": "event_date", "revenue_by_category_daily":
-                      "order_date", "cancellation_refund_rates": "order_date", "daily_revenue_moving_average": "order_date"}
+IN_THE_WINDOW = {"daily_kpis": "kpi_date", "conversion_funnel": "event_date", "revenue_by_category_daily":
+                 "order_date", "cancellation_refund_rates": "order_date", "daily_revenue_moving_average": "order_date",
+                 "new_vs_returning_customers": "order_date", "top_products_daily": "order_date"}
 
 
 @pytest.mark.slow
@@ -237,18 +274,44 @@ UP_TO_COMPLETE_DAY = {"daily_kpis": "kpi_date", "conversion_funnel": "event_date
 def test_the_mart_based_answer_equals_the_row_level_one(name: str, lake, serving) -> None:
     marts_sql, row_level_sql = views.query_text(name), (ROW_LEVEL / f"{name}.sql").read_text().strip()
     assert "from marts." in marts_sql and "from marts." not in row_level_sql, name
-    if name in UP_TO_COMPLETE_DAY:
-        row_level_sql = (f"select * from ({row_level_sql}) as q where q.{UP_TO_COMPLETE_DAY[name]}"
-                         " <= (select latest_complete_date from marts.latest_complete_day)")
+    if name in IN_THE_WINDOW:
+        row_level_sql = (f"select q.* from ({row_level_sql}) as q, marts.reporting_window as w"
+                         f" where q.{IN_THE_WINDOW[name]} between w.first_date and w.last_date")
     for engine in (lake, serving):
         marts_rows, row_rows = engine.execute(marts_sql).fetchall(), engine.execute(row_level_sql).fetchall()
         assert marts_rows, f"{name} returns no rows: the comparison would prove nothing"
-        if name in UP_TO_COMPLETE_DAY:  # the wrapped row-level query lost its ORDER BY
+        if name in IN_THE_WINDOW:  # the wrapped row-level query lost its ORDER BY
             marts_rows, row_rows = sorted(marts_rows, key=sort_key), sorted(row_rows, key=sort_key)
         assert len(marts_rows) == len(row_rows), name
         for marts_row, row in zip(marts_rows, row_rows, strict=True):
             assert all(same_value(a, b) for a, b in zip(marts_row, row, strict=True)), (name, marts_row, row)
 
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(IN_THE_WINDOW))
+def test_a_day_by_day_query_shows_the_30_days_ending_at_the_latest_complete_day(name: str, data, lake, serving) -> None:
+    latest, column = data.dates[-1], IN_THE_WINDOW[name]
+    row_level = (ROW_LEVEL / f"{name}.sql").read_text().strip()
+    for engine in (lake, serving):
+        assert engine.execute("select * from marts.reporting_window").fetchall() == [(latest - dt.timedelta(days=29),
+                                                                                     latest)]
+        first, last = engine.execute(f"select min(q.{column}), max(q.{column}) from ({views.query_text(name)}) as q"
+                                     ).fetchone()
+        assert (first, last) == (FIRST_DAY, latest), name
+        # the history before the window is there: the row-level question over every day shows it
+        assert engine.execute(f"select min(q.{column}) from ({row_level}) as q").fetchone()[0] < latest - dt.timedelta(
+            days=29), name
+
+
+
+@pytest.mark.slow
+def test_the_data_quality_trend_starts_at_the_reporting_window(data, lake, serving) -> None:
+    first = data.dates[-1] - dt.timedelta(days=29)
+    for engine in (lake, serving):
+        assert engine.execute("select min(load_date) from audit.bad_records").fetchone()[0] == BEFORE_DAY
+        days = [day for (day,) in engine.execute(
+            f"select q.load_date from ({views.query_text('data_quality_trend')}) as q").fetchall()]
+        assert first == FIRST_DAY and days == data.dates, days  # BEFORE_DAY's quarantined row is before the window
 
 
 def test_the_latest_day_shown_is_the_latest_complete_day_not_the_sliver_after_midnight(fresh_db, serving_lake) -> None:

@@ -300,3 +300,23 @@ def test_svg_text_is_escaped_and_axes_are_round() -> None:
 
 def test_the_chromium_fixture_installs_when_missing(chromium) -> None:
     assert os.access(chromium, os.X_OK) and shutil.which("chromium") == chromium
+
+
+@pytest.mark.slow
+def test_a_date_older_than_the_queries_window_still_has_its_numbers(data, serving, tmp_path) -> None:
+    # the day-by-day queries show the 30 days ending at the latest complete day; a later date published
+    # two months on puts data.dates[2] outside that window, and its report must still show its KPIs
+    from tests.support.serving import order, write_facts
+
+    day, later = data.dates[2], data.dates[-1] + dt.timedelta(days=60)
+    write_facts(later, [order("LATER_O1", later)], [])
+    publish.publish(later)
+    assert serving.execute("select first_date from marts.reporting_window").fetchone()[0] > day
+    orders = serving.execute("select order_count from marts.daily_kpis where kpi_date = %s", [day]).fetchone()[0]
+    out = tmp_path / "older.html"
+    command = [sys.executable, "-m", "pipeline", "report", "--date", day.isoformat(), "--out", str(out)]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=os.environ.copy())
+    assert done.returncode == 0, done.stderr
+    rendered = Dom(out.read_text(encoding="utf-8"))
+    assert rendered.one("div", data_kpi="order_count")["attrs"]["data-value"] == str(orders) and orders > 0
+    assert rendered.find("tr", data_category=None), "the day's categories"

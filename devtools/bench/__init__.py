@@ -2,7 +2,7 @@
 
     python -m devtools.bench [all|day|history|cli|linear|scale|land] [--orders N] [--events N] [--days N]
         [--repeat N] [--workers N] [--scale-days N] [--timeline] [--dir DIR] [--input DIR --date D] [--factor N]
-    python -m devtools.bench serving [--sizes 10,30] [--runs 5]   # see devtools/bench/serving.py
+    python -m devtools.bench serving [--sizes 100,365] [--runs 5]   # see devtools/bench/serving.py
 
 - `day`: the max-volume day (500,000 orders, 2,000,000 events; generated once into <dir>/max) runs
   through the whole Luigi pipeline (`DailyPipeline`: land, stage, model, checks, publish) on a fresh

@@ -3,7 +3,7 @@
 The numbers come from the same files BI users run (`queries/daily_kpis.sql`, `conversion_funnel.sql`,
 `revenue_by_category_daily.sql`, `top_products_daily.sql`, `new_vs_returning_customers.sql`,
 `cancellation_refund_rates.sql`), wrapped as `select * from (<query>) as q where <date filter>` with
-the dates bound, plus the date's rows of warehouse.daily_metrics, audit.dq_failures,
+the dates bound and the queries' reporting window swapped for the 30 days ending at the date, plus the date's rows of warehouse.daily_metrics, audit.dq_failures,
 audit.bad_records, audit.rejected_lines and audit.publish_log. Postgres keeps only the checks that
 warned, failed or errored; how many passed is read from the lake's gate results for the date
 (`lake/audit/dq_results`) when the lake is at hand.
@@ -86,9 +86,25 @@ class ReportData:
         return [self.day - dt.timedelta(days=n) for n in range(TREND_DAYS - 1, -1, -1)]
 
 
-def _query(name: str, where: str) -> str:
-    """A query file as a subquery filtered by `where` (psycopg placeholders; % in the file escaped)."""
-    return f"select * from ({views.query_text(name).replace('%', '%%')}) as q where {where}"
+# The day-by-day queries show the reporting window, the 30 days ending at the latest complete day
+# (marts.reporting_window). The report of a date asks for the 30 days ending at that date instead, as
+# queries/README.md tells an analyst to, so that an older date's report still has its numbers (and,
+# as the queries, never a day past the latest complete one).
+REPORTING_WINDOW = "marts.reporting_window"
+REPORT_WINDOW = ("(select cast(%s as date) - 29 as first_date,"
+                 " least(cast(%s as date), latest.latest_complete_date) as last_date"
+                 " from marts.latest_complete_day as latest) as reporting_window")
+
+
+def _query(name: str, where: str, day: dt.date, params: list[Any]) -> tuple[str, list[Any]]:
+    """A query file over the 30 days ending at `day`, filtered by `where`, and its parameters.
+
+    psycopg placeholders; % in the file escaped; `params` are `where`'s.
+    """
+    text = views.query_text(name).replace("%", "%%")
+    windows = text.count(REPORTING_WINDOW)
+    text = text.replace(REPORTING_WINDOW, REPORT_WINDOW)
+    return f"select * from ({text}) as q where {where}", [day, day] * windows + params
 
 
 def _rows(conn: psycopg.Connection, sql: str, params: list[Any]) -> list[dict[str, Any]]:
@@ -131,18 +147,18 @@ def comparisons(day: dt.date, by_date: dict[dt.date, dict[str, Any]], published:
 def fetch(conn: psycopg.Connection, day: dt.date) -> ReportData:
     """Read the report's numbers for `day` from the serving database."""
     first = day - dt.timedelta(days=TREND_DAYS - 1)
-    trend = _rows(conn, _query("daily_kpis", "q.kpi_date between %s and %s order by q.kpi_date"), [first, day])
+    trend = _rows(conn, *_query("daily_kpis", "q.kpi_date between %s and %s order by q.kpi_date", day, [first, day]))
     by_date = {row["kpi_date"]: row for row in trend}
     bases = [day - dt.timedelta(days=days_back) for _, days_back, _ in COMPARISONS]
     published_dates = {row["load_date"] for row in _rows(
         conn, "select load_date from audit.publish_log where load_date = any(%s)", [[day, *bases]])}
-    funnel = _one(conn, _query("conversion_funnel", "q.event_date = %s"), [day])
-    categories = _rows(conn, _query("revenue_by_category_daily", "q.order_date = %s"
-                                    " order by q.net_revenue desc, q.category limit %s"), [day, TOP])
-    products = _rows(conn, _query("top_products_daily", "q.order_date = %s and q.product_rank <= %s"
-                                  " order by q.product_rank"), [day, TOP])
-    customers = _one(conn, _query("new_vs_returning_customers", "q.order_date = %s"), [day])
-    cancellations = _one(conn, _query("cancellation_refund_rates", "q.order_date = %s"), [day])
+    funnel = _one(conn, *_query("conversion_funnel", "q.event_date = %s", day, [day]))
+    categories = _rows(conn, *_query("revenue_by_category_daily", "q.order_date = %s"
+                                     " order by q.net_revenue desc, q.category limit %s", day, [day, TOP]))
+    products = _rows(conn, *_query("top_products_daily", "q.order_date = %s and q.product_rank <= %s"
+                                   " order by q.product_rank", day, [day, TOP]))
+    customers = _one(conn, *_query("new_vs_returning_customers", "q.order_date = %s", day, [day]))
+    cancellations = _one(conn, *_query("cancellation_refund_rates", "q.order_date = %s", day, [day]))
     metrics = _one(conn, "select * from warehouse.daily_metrics where run_date = %s", [day])
     published = _one(conn, "select * from audit.publish_log where load_date = %s", [day])
     outcomes = _rows(conn, "select check_name, table_name, check_type, outcome, value, message from audit.dq_failures"

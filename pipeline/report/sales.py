@@ -26,8 +26,8 @@ def _categories(data: ReportData, money: Money) -> str:
     head = "<h3>Top categories by net revenue</h3>"
     if not data.categories:
         if data.kpis and data.kpis["order_count"]:  # orders, but outside the query's window
-            why = (f"queries/revenue_by_category_daily.sql covers the 30 days up to the latest order date;"
-                   f" {data.day} is older.")
+            why = (f"queries/revenue_by_category_daily.sql has no category for {data.day}: it shows days up to the"
+                   " latest complete day.")
         else:
             why = "No orders on this date."
         return f'{head}<p class="note" data-categories="none">{esc(why)}</p>'

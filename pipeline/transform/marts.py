@@ -35,7 +35,7 @@ CONTRIBUTIONS = ("product_sales_daily", "customer_orders_daily", "user_activity_
 LOAD_DATE_MARTS = (*CONTRIBUTIONS, "complete_days")
 # computed from the current contributions (Postgres keeps them as tables), and views over them
 DERIVED = ("daily_kpis", "funnel_daily", "product_sales", "customers", "cohort_retention")
-VIEWS = ("category_sales_daily", "category_sales_daily_as_ordered", "latest_complete_day")
+VIEWS = ("category_sales_daily", "category_sales_daily_as_ordered", "latest_complete_day", "reporting_window")
 TABLES = (*LOAD_DATE_MARTS, *DERIVED, *VIEWS)
 
 

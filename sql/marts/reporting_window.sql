@@ -1,0 +1,19 @@
+-- reporting_window: the days every day-by-day query in queries/ shows: the 30 business days ending at
+-- the latest complete day (marts.latest_complete_day), like the seed's "last 30 days" but without a clock.
+-- Grain: one row (first_date, last_date, both included; NULL before any date is in). The one definition
+-- of the window (a view of the same text on the lake and on Postgres): a query joins it and reads its
+-- mart with `day >= first_date and day <= last_date`, an index range on Postgres, so a query's cost
+-- follows the window, not the history. An analyst who wants other days replaces the query's
+-- `marts.reporting_window` by `(select date '2026-01-01' as first_date, date '2026-03-31' as last_date)`.
+with latest as (
+    select * from marts.latest_complete_day
+),
+
+final as (
+    select
+        latest.latest_complete_date - 29 as first_date,
+        latest.latest_complete_date as last_date
+    from latest
+)
+
+select * from final
