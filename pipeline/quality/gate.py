@@ -2,7 +2,8 @@
 
 `run_gate(D)` opens one DuckDB database, exposes each gated table as a view over its partition
 file for D only (paths from `pipeline.lake`), scans `checks/<layer>/<table>.yml` for every table
-with soda-core-duckdb (one table per core at a time, each on its own cursor), and writes every check's result to `audit/dq_results/load_date=D` (atomic).
+with soda-core-duckdb (one table per core at a time, each on its own cursor), and writes every
+check's result to `audit/dq_results/load_date=D` (atomic).
 
 - Variables reach the SodaCL files from here only (`gate_variables`): `${load_date}` after
   `lake.parse_date`, timestamps Python formats itself, thresholds from `[checks]` in luigi.cfg.
@@ -290,26 +291,22 @@ def run_gate(load_date: dt.date | str, *, checks_root: Path | None = None) -> Ga
         variables = gate_variables(day, catalog_covered=_catalog_covered(con, list(present)))
 
         def scan_table(table: str) -> list[CheckResult]:
-            # Each scan has its own cursor (a DuckDB connection to the same database: queries of two
-            # scans run at once) with the date's partitions registered on it.
-            with con.cursor() as cursor:
+            with con.cursor() as cursor:  # its own connection to the database: scans' queries run at once
                 _register(cursor, present)
                 return run_checks_file(
                     checks_file(GATED_TABLES[table], table, root), variables,
                     lambda scan: add_duckdb(scan, cursor, DATA_SOURCE), DATA_SOURCE, default_table=table,
                 )[1]
 
-        # The tables' scans run side by side with the derived views' (`pipeline.quality.gate_views`: how
-        # much each source threw away, its volume), which build their tables on `con`: a scan is half
-        # DuckDB queries, which run outside Python's lock, and half SodaCL parsing, which does not.
+        # Tables scanned one per core at a time, beside the derived views (gate_views: each source's loss and
+        # volume, built on `con`): a scan is half DuckDB queries, which run outside Python's lock.
         from pipeline.quality import gate_views
 
         views = {view: checks_file(layer, view, root) for view, layer in gate_views.VIEWS.items()}
-        with concurrent.futures.ThreadPoolExecutor(max_workers=_scan_threads(), thread_name_prefix="gate-scan") as pool:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=config.cores(), thread_name_prefix="gate-scan") as pool:
             scans = [pool.submit(scan_table, table) for table in present]
             derived = gate_views.scan(con, day, variables, views, DATA_SOURCE, reconciled="reconciliation" in present)
-            for future in scans:  # in GATED_TABLES' order, whichever finished first
-                results.extend(future.result())
+            results.extend(r for future in scans for r in future.result())  # in GATED_TABLES' order
         results.extend(derived)
     result = GateResult(load_date=day, results=results, checked_at=checked_at)
     write_results(result)
@@ -324,11 +321,6 @@ def _register(con: Any, present: dict[str, list[str]]) -> None:
     for table, files in present.items():
         # hive_partitioning off: the files carry load_date/source_table themselves
         con.register(table, con.read_parquet(files, union_by_name=True, hive_partitioning=False))
-
-
-def _scan_threads() -> int:
-    """Tables scanned at once (beside the derived views' scans): one per core."""
-    return config.cores()
 
 
 def _catalog_covered(con: Any, present: list[str]) -> bool:
