@@ -313,7 +313,7 @@ def mark_dropped_rows(con: duckdb.DuckDBPyConnection, checked: str) -> None:
     )
 
 
-def _reading(relations: dict[str, str], select_sql: str) -> str:
+def reading_from(relations: dict[str, str], select_sql: str) -> str:
     """`select_sql` with the relations it reads given as SQL (CTEs, not materialized: each streams where read)."""
     ctes = ",\n".join(f"{sqlrun.quote_ident(name)} as not materialized (\n{sql}\n)" for name, sql in relations.items())
     return f"with {ctes}\nselect * from (\n{select_sql}\n)"
@@ -325,9 +325,9 @@ def _staging_pass(checked_sql: str, table: str) -> str:
     One pass in source-file order (int_kept, int_validated and stg_<source> are single-table selects),
     so the day's rows are never held: a table of them outgrew [duckdb] memory_limit on big days.
     """
-    kept = _reading({"checked_records": checked_sql}, sqlrun.sql_text("staging", "int_kept"))
-    validated = _reading({"checked_records": kept}, sqlrun.sql_text("staging", "int_validated"))
-    return _reading({"int_validated": validated}, sqlrun.sql_text("staging", table))
+    kept = reading_from({"checked_records": checked_sql}, sqlrun.sql_text("staging", "int_kept"))
+    validated = reading_from({"checked_records": kept}, sqlrun.sql_text("staging", "int_validated"))
+    return reading_from({"int_validated": validated}, sqlrun.sql_text("staging", table))
 
 
 def _dropped_rows(con: duckdb.DuckDBPyConnection, source: str) -> str | None:
@@ -362,8 +362,8 @@ def stage(source: str, load_date: dt.date) -> dict[str, Any] | None:
         con.register("reason_codes", pa.table({
             "reason_code": list(REASON_CODES), "description": list(REASON_CODES.values()),
         }))
-        # the few rows whose outcome is more than their row rules: the one table of the day's rows
-        flagged_sql = _reading({"checked_records": checked_sql}, sqlrun.sql_text("staging", "int_flagged"))
+        # the one table staging keeps: the few rows whose outcome is more than their row rules
+        flagged_sql = reading_from({"checked_records": checked_sql}, sqlrun.sql_text("staging", "int_flagged"))
         con.execute(f"create temp table int_flagged as {flagged_sql}", sqlrun.bind(flagged_sql, params))
         con.execute("create temp view checked_records as select * from int_flagged")
         _create_temp(con, "table", "int_duplicates", params)
