@@ -297,10 +297,10 @@ def _create_temp(con: duckdb.DuckDBPyConnection, kind: str, model: str, params: 
 
 
 def mark_dropped_rows(con: duckdb.DuckDBPyConnection, checked: str) -> None:
-    """Mark the rows int_duplicates drops on the checked temp table itself (in place, no reordering).
+    """Mark the rows int_duplicates drops on the table of checked rows itself (int_flagged; in place).
 
-    int_validated then reads one table instead of joining the whole day to int_duplicates, so its
-    rows stay in source-file order and the staging partition is written without a sort.
+    int_validated then reads one table, a single-table select like its streamed use for the staging
+    partition (where nothing is dropped: int_kept has left those rows out).
     """
     table = sqlrun.quote_ident(checked)
     con.execute(f"alter table {table} add column _drop_is_duplicate boolean")
