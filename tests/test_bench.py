@@ -139,3 +139,17 @@ def test_bench_serving_times_every_query_and_the_publish_at_two_sizes(
     assert ": 1 days (1,000 events" in first and " 3 days (3,000 events" in first, first
     assert "days published: 300 orders / 1,500 events" in first, first  # the timed day has its own volume
     assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_bench_linear_stage_runs_one_step_alone_at_both_sizes(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench.main(["linear", "--stage", "stage", *TINY, "--repeat", "1", "--dir", str(tmp_path)]) == 0
+
+    table = _table(capsys.readouterr().out)
+    for source in ("events", "orders"):
+        wall = table[f"stage {source}: wall, max day / 4× day"]
+        assert wall[0].endswith("×") and wall[1] == "≤ 4.4×"
+        assert f"stage {source}: peak RSS, max day / 4× day" in table
+        assert f"stage {source}: spilled, max day / 4× day" in table
+    assert _leftovers(tmp_path) == []

@@ -307,6 +307,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["_run"]:
         return _run(argv[1:])
+    if argv[:1] == ["_step"]:  # one step of one source and date (devtools/bench/step.py)
+        from devtools.bench import step
+
+        return step.run_child(argv[1:])
     if argv[:1] == ["serving"]:  # BI queries and the publish at two history sizes (devtools/bench/serving.py)
         from devtools.bench import serving
 
@@ -325,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--large", type=int, default=1000, help="partitions: the larger count (default 1000)")
     parser.add_argument("--dir", type=Path, default=BENCH_DIR, help="cache and scratch folder (default data/bench)")
     parser.add_argument("--factor", type=int, default=4, help="linear: the big day's size in max days (default 4)")
+    parser.add_argument("--stage", choices=["land", "stage"],
+                        help="linear: that step alone per source, at both sizes (devtools/bench/step.py)")
     parser.add_argument("--input", type=Path, help="cli: an incoming folder to run instead of the generated day")
     parser.add_argument("--date", type=dt.date.fromisoformat, help="cli: the date of --input to run")
     args = parser.parse_args(argv)
@@ -342,6 +348,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.what == "rebuild" and "--days" not in argv:
             args.days = 5
         return importlib.import_module(f"devtools.bench.{args.what}").main(args)
+    if args.what == "linear" and args.stage:
+        from devtools.bench import step
+
+        load_before = os.getloadavg()[0]
+        print(f"linearity of one step: {args.stage}, the max day and {args.factor}x its size, interleaved", flush=True)
+        rows = step.step_rows(step.bench_step(args))
+        print_table([*rows, ("load average (1 min), before / after", f"{load_before:.1f} / {os.getloadavg()[0]:.1f}",
+                             "", "")])
+        return 0
     if args.what == "land":
         print_table([(label, f"{seconds:.2f} s", "", "") for label, seconds in bench_land(args).items()])
         return 0

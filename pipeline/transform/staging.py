@@ -1,26 +1,30 @@
 """Staging: one raw partition becomes typed, validated staging rows, quarantined rows and a reconciliation.
 
-For a source and load date, `stage()` materialises three relations in one DuckDB connection:
+For a source and load date, `stage()` reads the raw partition through `sql/staging/int_<source>_checked.sql`
+(every raw row typed, with the first row rule it breaks, `_row_reason_code`, and the standard columns the
+shared models read: `_record_id`, `_raw_record`, `_version_ts`, `_failing_value`) without ever holding
+the day's rows: a table of them outgrew [duckdb] memory_limit on big days and spilled to disk. It keeps:
 
-- `int_<source>_checked` (temp table, `sql/staging/int_<source>_checked.sql`): every raw row, typed,
-  with the first row rule it breaks (`_row_reason_code`) and the standard columns the shared models
-  read (`_record_id`, `_raw_record`, `_version_ts`, `_failing_value`);
-- `int_duplicates` (temp table, shared `sql/staging/int_duplicates.sql`): the few rows duplicate
-  resolution drops, then marked on the checked table in place (`mark_dropped_rows`);
-- `int_validated` (temp view, shared `sql/staging/int_validated.sql`): every raw row with its outcome,
-  `_reason_code` (NULL = staged) and `_is_duplicate`; the one relation staging and quarantine read.
+- `int_flagged` (temp table, `sql/staging/int_flagged.sql`): the few checked rows whose outcome is more
+  than their row rules: those a rule quarantines and those whose id is missing or repeated;
+- `int_duplicates` (temp table, `sql/staging/int_duplicates.sql`, over int_flagged): the rows duplicate
+  resolution drops, then marked on int_flagged in place (`mark_dropped_rows`);
+- `int_validated` (temp view, `sql/staging/int_validated.sql`, over int_flagged): those rows with their
+  outcome, `_reason_code` (NULL = staged) and `_is_duplicate`, which quarantine and counts read.
 
 It then writes, in this order:
 
 1. `audit/bad_records/load_date=D/source_table=stg_<source>`: the quarantined rows, with reason_code,
    a human message, the failing value and the raw record (`sql/staging/bad_records.sql`);
-2. `audit/reconciliation/load_date=D/source_table=stg_<source>`: the file's records = raw +
-   rejected at landing, and raw = staged + quarantined + duplicates
+2. `staging/stg_<source>/load_date=D` (under a temporary name): the valid rows
+   (`sql/staging/stg_<source>.sql` over int_validated over `sql/staging/int_kept.sql`: the checked
+   rows streamed again from the raw partition, less the ones int_duplicates drops, looked up in a
+   bitstring), in one pass in source-file order, so a rerun writes the same file;
+3. `audit/reconciliation/load_date=D/source_table=stg_<source>`: the file's records = raw +
+   rejected at landing, and raw = staged (as written) + quarantined + duplicates
    (`sql/staging/reconciliation.sql`); when either does not hold, ReconciliationError is raised
    after the record is written and nothing is staged;
-3. `staging/stg_<source>/load_date=D`: the valid rows (`sql/staging/stg_<source>.sql`), last,
-   because this partition is the task's completion marker. Rows are in source-file order, so
-   a rerun writes the same file.
+4. the staging partition is moved into place, last, because it is the task's completion marker.
 
 Rows are handled in three steps:
 
@@ -82,6 +86,11 @@ import pyarrow as pa
 from pipeline import config, lake
 from pipeline.ingest import incoming
 from pipeline.transform import sqlrun
+from pipeline.transform.reconciliation import (  # noqa: F401 - ReconciliationError re-exported
+    ReconciliationError,
+    landing_counts,
+    reconcile,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -190,10 +199,6 @@ class RawPartitionMissing(Exception):
     """The raw partition a staging run reads has not been landed."""
 
 
-class ReconciliationError(Exception):
-    """File records != raw + rejected, or raw rows != staged + quarantined + duplicates."""
-
-
 def staging_table(source: str) -> str:
     """The staging table of a source: `stg_<source>`."""
     if source not in SOURCES:
@@ -292,10 +297,10 @@ def _create_temp(con: duckdb.DuckDBPyConnection, kind: str, model: str, params: 
 
 
 def mark_dropped_rows(con: duckdb.DuckDBPyConnection, checked: str) -> None:
-    """Mark the rows int_duplicates drops on the checked temp table itself (in place, no reordering).
+    """Mark the rows int_duplicates drops on the table of checked rows itself (int_flagged; in place).
 
-    int_validated then reads one table instead of joining the whole day to int_duplicates, so its
-    rows stay in source-file order and the staging partition is written without a sort.
+    int_validated then reads one table, a single-table select like its streamed use for the staging
+    partition (where nothing is dropped: int_kept has left those rows out).
     """
     table = sqlrun.quote_ident(checked)
     con.execute(f"alter table {table} add column _drop_is_duplicate boolean")
@@ -308,42 +313,31 @@ def mark_dropped_rows(con: duckdb.DuckDBPyConnection, checked: str) -> None:
     )
 
 
-def reconcile(
-    con: duckdb.DuckDBPyConnection, source_table: str, load_date: dt.date, counts: dict[str, int]
-) -> dict[str, Any]:
-    """Write the reconciliation record of a source and date; raise ReconciliationError if unbalanced."""
-    params = {"source_table": source_table, "load_date": load_date, **counts}
-    path = lake.partition_file("audit", "reconciliation", load_date, source_table=source_table)
-    sqlrun.run_model(con, "staging", "reconciliation", params, path)
-    names = ("raw_count", "staged_count", "quarantined_count", "duplicate_count", "source_records", "rejected_count",
-             "is_balanced")
-    record = dict(zip(names, con.execute(
-        f"select {', '.join(names)} from read_parquet($p)", {"p": path}).fetchall()[0]))
-    if record["source_records"] != record["raw_count"] + record["rejected_count"]:
-        raise ReconciliationError(
-            f"{source_table} {load_date}: the file's {record['source_records']} records != raw {record['raw_count']}"
-            f" + rejected {record['rejected_count']} (recorded in {path}); a landed record or a rejected line is"
-            f" missing: remove the date's raw partition of the source and land it again"
-        )
-    if not record["is_balanced"]:
-        raise ReconciliationError(
-            f"{source_table} {load_date}: raw {record['raw_count']} != staged {record['staged_count']}"
-            f" + quarantined {record['quarantined_count']} + duplicates {record['duplicate_count']}"
-            f" (recorded in {path}); a staging rule drops or multiplies rows: fix the model, then rerun"
-        )
-    return record
+def reading_from(relations: dict[str, str], select_sql: str) -> str:
+    """`select_sql` with the relations it reads given as SQL (CTEs, not materialized: each streams where read)."""
+    ctes = ",\n".join(f"{sqlrun.quote_ident(name)} as not materialized (\n{sql}\n)" for name, sql in relations.items())
+    return f"with {ctes}\nselect * from (\n{select_sql}\n)"
 
 
-def _landing_counts(con: duckdb.DuckDBPyConnection, source: str, load_date: dt.date, raw_count: int) -> dict[str, int]:
-    """The file's records (raw manifest) and the records rejected at landing (audit/rejected_lines)."""
-    from pipeline.ingest import landing
+def _staging_pass(checked_sql: str, table: str) -> str:
+    """The staging partition's SELECT: the checked rows streamed from the raw partition, less the dropped ones.
 
-    rejected_file = lake.partition_file("audit", "rejected_lines", load_date, source_table=source)
-    rejected = _count(con, "select * from read_parquet($p)", {"p": rejected_file}) if lake.exists(rejected_file) else 0
-    manifest = landing.read_manifest(source, load_date) or {}
-    if "source_records" not in manifest:  # landed before the line accounting: what the reader returned
-        logger.warning("raw/%s %s has no source_records in its manifest: taken as raw + rejected", source, load_date)
-    return {"source_records": manifest.get("source_records", raw_count + rejected), "rejected_count": rejected}
+    One pass in source-file order (int_kept, int_validated and stg_<source> are single-table selects),
+    so the day's rows are never held: a table of them outgrew [duckdb] memory_limit on big days.
+    """
+    kept = reading_from({"checked_records": checked_sql}, sqlrun.sql_text("staging", "int_kept"))
+    validated = reading_from({"checked_records": kept}, sqlrun.sql_text("staging", "int_validated"))
+    return reading_from({"int_validated": validated}, sqlrun.sql_text("staging", table))
+
+
+def _dropped_rows(con: duckdb.DuckDBPyConnection, source: str) -> str | None:
+    """The row numbers int_duplicates drops, as a bitstring's text (bit n set for row n; None: none)."""
+    last = con.execute(f"select max(_row_number) from {sqlrun.quote_ident('raw_' + source)}").fetchone()[0]
+    if last is None:
+        return None
+    return con.execute(
+        "select bitstring_agg(_row_number, 0, $last)::varchar from int_duplicates", {"last": last}
+    ).fetchone()[0]
 
 
 def _count(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None) -> int:
@@ -360,32 +354,44 @@ def stage(source: str, load_date: dt.date) -> dict[str, Any] | None:
             logger.info("no raw %s snapshot for %s: nothing to stage", source, load_date)
             return None
         raise RawPartitionMissing(f"raw/{source} for {load_date} is not landed ({raw_file}); land it first")
-    checked = f"int_{source}_checked"
     params = model_params(load_date, table)
+    checked_sql = sqlrun.sql_text("staging", f"int_{source}_checked")
     with sqlrun.connect() as con:
         define_macros(con)
         sqlrun.register_parquet(con, f"raw_{source}", raw_file)
         con.register("reason_codes", pa.table({
             "reason_code": list(REASON_CODES), "description": list(REASON_CODES.values()),
         }))
-        _create_temp(con, "table", checked, params)
-        con.execute(f"create temp view checked_records as select * from {sqlrun.quote_ident(checked)}")
+        # the one table staging keeps: the few rows whose outcome is more than their row rules
+        flagged_sql = reading_from({"checked_records": checked_sql}, sqlrun.sql_text("staging", "int_flagged"))
+        con.execute(f"create temp table int_flagged as {flagged_sql}", sqlrun.bind(flagged_sql, params))
+        con.execute("create temp view checked_records as select * from int_flagged")
         _create_temp(con, "table", "int_duplicates", params)
-        mark_dropped_rows(con, checked)
+        mark_dropped_rows(con, "int_flagged")
         _create_temp(con, "view", "int_validated", params)
-        stg_sql = sqlrun.sql_text("staging", table)
         counts = {
             "raw_count": _count(con, f"select * from {sqlrun.quote_ident('raw_' + source)}"),
-            "staged_count": _count(con, stg_sql, params),
             "quarantined_count": sqlrun.run_model(
                 con, "staging", "bad_records", params,
                 lake.partition_file("audit", "bad_records", load_date, source_table=table),
             ),
             "duplicate_count": _count(con, "select * from int_validated where _is_duplicate"),
         }
-        counts.update(_landing_counts(con, source, load_date, counts["raw_count"]))
-        record = reconcile(con, table, load_date, counts)
-        sqlrun.run_model(con, "staging", table, params, lake.partition_file("staging", table, load_date))
+        counts.update(landing_counts(con, source, load_date, counts["raw_count"]))
+        records: list[dict[str, Any]] = []
+
+        def reconcile_staged(staged_count: int) -> None:
+            # the staged rows are counted as written; the record is written (and checked) before the
+            # partition is moved into place, so an unbalanced day stages nothing
+            counts["staged_count"] = staged_count
+            records.append(reconcile(con, table, load_date, counts))
+
+        stg_sql = _staging_pass(checked_sql, table)
+        sqlrun.copy_to_partition(
+            con, stg_sql, {**params, "dropped_rows": _dropped_rows(con, source)},
+            lake.partition_file("staging", table, load_date), check=reconcile_staged,
+        )
+        record = records[0]
     logger.info(
         "staged %s %s: %s raw, %s staged, %s quarantined, %s duplicates", table, load_date,
         counts["raw_count"], counts["staged_count"], counts["quarantined_count"], counts["duplicate_count"],

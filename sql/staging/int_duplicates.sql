@@ -1,7 +1,8 @@
 -- int_duplicates: the rows of one source and load date that duplicate resolution drops; a temp table.
 -- Grain: one row per dropped raw row (a few per day). Reads `checked_records`: the source's
--- int_<source>_checked rows, with the standard columns _record_id, _line_key, _raw_record, _version_ts,
--- _row_number and _row_reason_code.
+-- int_<source>_checked rows with the standard columns _record_id, _line_key, _raw_record, _version_ts,
+-- _row_number and _row_reason_code; staging gives it int_flagged's (every row that shares its id with
+-- another or lacks one, among others), so the windows below partition a few rows, not the day.
 -- - Exact duplicates (same _raw_record: every source field, lineage aside): every row after the first
 --   in the file is dropped and counted as a duplicate (is_duplicate), valid or not.
 -- - Same id, different content, among rows that pass the row rules: one is kept, the latest
@@ -9,37 +10,17 @@
 --   the others are dropped with the kept row's number: as duplicate_id_conflict when they are another
 --   version of the kept row's line (same _line_key), as multiple_order_lines when they are another
 --   line of the same order (a different _line_key: orders carry their product_id; one row per order).
-with checked as not materialized (
-    -- read in place: copying a 2M-row day into a CTE would double the cost
+with checked as (
     select * from checked_records
-),
-
-repeated_id_hashes as (
-    -- duplicates and conflicts can only hide among rows sharing an id (or lacking one). Grouped by the
-    -- id's 64-bit hash, not the id: a day's table of distinct ids outgrew the CPU caches and the memory
-    -- limit (a 4x day's grouping took 8x the time). A hash collision only makes a unique id a candidate,
-    -- which the exact windows below keep (alone in its partitions, it is neither a duplicate nor a conflict).
-    select hash(checked._record_id) as id_hash
-    from checked
-    where checked._record_id is not null
-    group by id_hash
-    having count(*) > 1
-),
-
-repeated_rows as (
-    select checked.*
-    from checked
-    where checked._record_id is null
-        or hash(checked._record_id) in (select repeated_id_hashes.id_hash from repeated_id_hashes)
 ),
 
 deduplicated as (
     select
-        repeated_rows.*,
+        checked.*,
         row_number() over (
-            partition by repeated_rows._raw_record order by repeated_rows._row_number
+            partition by checked._raw_record order by checked._row_number
         ) > 1 as is_duplicate,
-    from repeated_rows
+    from checked
 ),
 
 ranked as (

@@ -1,9 +1,10 @@
--- int_validated: every raw row of one source and load date with its staging outcome; a temp view.
--- Grain: one row per raw row (nothing dropped), in source-file order. Reads `checked_records`: the
--- source's int_<source>_checked rows (typed, with the first row rule each breaks) on which staging
--- has marked the rows int_duplicates drops: _drop_is_duplicate (NULL = kept, true = an exact
--- duplicate, false = a same-id row dropped), _drop_reason_code (duplicate_id_conflict or
--- multiple_order_lines) and _drop_kept_row_number (the row kept instead).
+-- int_validated: rows of one source and load date with their staging outcome; a temp view, or a CTE.
+-- Grain: one row per row it reads (nothing dropped), in their order. Reads `checked_records`: the
+-- source's int_<source>_checked rows (typed, with the first row rule each breaks) with the rows
+-- int_duplicates drops marked: _drop_is_duplicate (NULL = kept, true = an exact duplicate, false = a
+-- same-id row dropped), _drop_reason_code (duplicate_id_conflict or multiple_order_lines) and
+-- _drop_kept_row_number (the row kept instead). Staging reads it twice: over int_flagged (marked in
+-- place) for the quarantine and the counts, and over int_kept, streamed, for the staging partition.
 -- _reason_code NULL and not _is_duplicate: staged; _reason_code set: quarantined; _is_duplicate:
 -- an exact duplicate, counted. A row's reason is its row rule, else its drop reason.
 -- A single-table select on purpose: DuckDB keeps such a result in insertion (= source-file) order,
