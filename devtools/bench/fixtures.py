@@ -125,7 +125,8 @@ def write_day(day: dt.date, orders: int, events: int, *, users: int = 20_000, pr
             sqlrun.copy_to_partition(
                 con, "select $s as source_table, $day::date as load_date, $n::bigint + 2 as raw_count,"
                 " $n::bigint as staged_count, 1::bigint as quarantined_count, 1::bigint as duplicate_count,"
-                " true as is_balanced", {"s": source, "day": day, "n": n},
+                " true as is_balanced, $n::bigint + 2 as source_records, 0::bigint as rejected_count",
+                {"s": source, "day": day, "n": n},
                 lake.partition_file("audit", "reconciliation", day, source_table=source))
             sqlrun.copy_to_partition(
                 con, "select $s as source_table, 'BAD_1' as record_id, 'invalid_price' as reason_code,"
