@@ -18,14 +18,13 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from pipeline.lake import views
 from pipeline.quality import serving_reconciliation
 from pipeline.serving import compaction, preload, publish
 from pipeline.serving.facts import FACTS
 from tests.support.paths import REPO
-from tests.support.serving import VOLATILE, event, order, write_facts
+from tests.support.serving import checksums, event, order, write_facts
 
 D1, D2, D3 = dt.date(2025, 11, 3), dt.date(2025, 11, 4), dt.date(2025, 11, 5)  # November: closed
 D4 = dt.date(2025, 12, 2)  # December: open, as far as BEFORE is concerned
@@ -68,18 +67,7 @@ def served(dsn: str) -> dict[str, tuple]:
     """(rows, md5) of every served table and view but the partitions, and the answer of every BI query."""
     out: dict[str, tuple] = {}
     with psycopg.connect(dsn) as conn:
-        tables = conn.execute(
-            "select n.nspname, c.relname from pg_class as c join pg_namespace as n on n.oid = c.relnamespace"
-            " where c.relkind in ('r', 'p', 'v') and not c.relispartition"
-            " and n.nspname in ('warehouse', 'marts', 'audit', 'quarantine') order by 1, 2").fetchall()
-        for schema, table in tables:
-            cols = [c for (c,) in conn.execute(
-                "select attname from pg_attribute where attrelid = %s::regclass and attnum > 0 and not attisdropped"
-                " order by attnum", [f"{schema}.{table}"]).fetchall() if c not in VOLATILE]
-            row = sql.SQL("row({})::text").format(sql.SQL(", ").join(sql.Identifier("t", c) for c in cols))
-            out[f"{schema}.{table}"] = conn.execute(sql.SQL(
-                "select count(*), md5(coalesce(string_agg(r, E'\\n' order by r), '')) from (select {} as r from {} as t) s"
-            ).format(row, sql.Identifier(schema, table))).fetchone()
+        out.update(checksums(conn, include=("warehouse", "marts", "audit", "quarantine")))
         texts = {f"queries/{name}": views.query_text(name) for name in views.queries()}
         texts.update({f"row level/{p.stem}": p.read_text() for p in sorted(ROW_LEVEL.glob("*.sql"))})
         for label, text in texts.items():

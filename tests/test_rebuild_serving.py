@@ -23,6 +23,7 @@ from pipeline.tasks import rebuild
 from tests.support.analytics_dataset import Dataset, pipeline_dataset
 from tests.support.paths import REPO
 from tests.support.serving import VOLATILE as SERVING_VOLATILE
+from tests.support.serving import checksums as relation_checksums
 
 # Columns left out of the checksums, and why each legitimately differs between the original and a rebuild:
 # serving.VOLATILE: when and by which run a row was written, surrogate ids (they differ between any two runs);
@@ -33,22 +34,8 @@ INTERNAL_SCHEMAS = ("preload", "pipeline_lock")  # transient preloads and lock r
 
 def checksums(dsn: str) -> dict[str, tuple[int, str]]:
     """(rows, md5 of the ordered rows) of every served table and view, volatile columns left out."""
-    out = {}
     with psycopg.connect(dsn) as conn:
-        tables = conn.execute(
-            "select n.nspname, c.relname from pg_class as c join pg_namespace as n on n.oid = c.relnamespace"
-            " where c.relkind in ('r', 'p', 'v', 'm') and not c.relispartition"
-            " and n.nspname not in ('pg_catalog', 'information_schema', 'pg_toast') and n.nspname <> all(%s)"
-            " order by 1, 2", [list(INTERNAL_SCHEMAS)]).fetchall()
-        for schema, table in tables:
-            cols = [c for (c,) in conn.execute(
-                "select attname from pg_attribute where attrelid = %s::regclass and attnum > 0 and not attisdropped"
-                " order by attnum", [f'"{schema}"."{table}"']).fetchall() if c not in VOLATILE]
-            row = sql.SQL("row({})::text").format(sql.SQL(", ").join(sql.Identifier("t", c) for c in cols))
-            out[f"{schema}.{table}"] = conn.execute(sql.SQL(
-                "select count(*), md5(coalesce(string_agg(r, E'\\n' order by r), '')) from (select {} as r from {} as t) s"
-            ).format(row, sql.Identifier(schema, table))).fetchone()
-    return out
+        return relation_checksums(conn, exclude=INTERNAL_SCHEMAS, volatile=VOLATILE)
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from psycopg import sql
 
 from pipeline import lake
 
@@ -119,6 +120,28 @@ def dump(conn: psycopg.Connection) -> dict[str, str]:
         out[f"{schema}.{table}"] = conn.execute(
             f'select md5(coalesce(string_agg({rowexpr}, E\'\\n\' order by {rowexpr}), \'\')) from "{schema}"."{table}"'
         ).fetchone()[0]
+    return out
+
+
+def checksums(conn: psycopg.Connection, *, include: Sequence[str] | None = None, exclude: Sequence[str] = (),
+              volatile: set[str] = VOLATILE) -> dict[str, tuple[int, str]]:
+    """(rows, md5 of the ordered rows) of every table, view and materialized view but the partitions,
+    volatile columns left out: in the schemas `include` (default: all but Postgres' own) less `exclude`."""
+    out = {}
+    tables = conn.execute(
+        "select n.nspname, c.relname from pg_class as c join pg_namespace as n on n.oid = c.relnamespace"
+        " where c.relkind in ('r', 'p', 'v', 'm') and not c.relispartition"
+        " and n.nspname not in ('pg_catalog', 'information_schema', 'pg_toast') and n.nspname <> all(%s)"
+        " and (%s::text[] is null or n.nspname = any(%s)) order by 1, 2",
+        [list(exclude), include and list(include), include and list(include)]).fetchall()
+    for schema, table in tables:
+        cols = [c for (c,) in conn.execute(
+            "select attname from pg_attribute where attrelid = %s::regclass and attnum > 0 and not attisdropped"
+            " order by attnum", [f'"{schema}"."{table}"']).fetchall() if c not in volatile]
+        row = sql.SQL("row({})::text").format(sql.SQL(", ").join(sql.Identifier("t", c) for c in cols))
+        out[f"{schema}.{table}"] = conn.execute(sql.SQL(
+            "select count(*), md5(coalesce(string_agg(r, E'\\n' order by r), '')) from (select {} as r from {} as t) s"
+        ).format(row, sql.Identifier(schema, table))).fetchone()
     return out
 
 
