@@ -118,14 +118,18 @@ def clone_history(conn: psycopg.Connection, base: dt.date, days: int) -> None:
     serving_marts.rebuild(conn, derived_only=True)
 
 
-def _time_query(conn: psycopg.Connection, text: str, runs: int) -> float:
-    conn.execute(text).fetchall()  # warm: the first run reads the pages in
-    seconds = []
+def _time_query(conns: list[psycopg.Connection], text: str, runs: int) -> list[float]:
+    """The median seconds of `runs` executions on each connection, taken in turn (one size, then the
+    other, run after run), so that the machine's drift falls on every size alike."""
+    for conn in conns:
+        conn.execute(text).fetchall()  # warm: the first run reads the pages in
+    seconds: list[list[float]] = [[] for _ in conns]
     for _ in range(runs):
-        started = time.perf_counter()
-        conn.execute(text).fetchall()
-        seconds.append(time.perf_counter() - started)
-    return statistics.median(seconds)
+        for conn, taken in zip(conns, seconds):
+            started = time.perf_counter()
+            conn.execute(text).fetchall()
+            taken.append(time.perf_counter() - started)
+    return [statistics.median(taken) for taken in seconds]
 
 
 def build_history(admin: str, name: str, days: int) -> dict[str, Any]:
@@ -157,9 +161,8 @@ def measure(admin: str, sizes: list[dict[str, Any]], runs: int, next_days: list[
         for size in sizes:
             size["queries"] = {}
         for name in sorted(views.queries()):
-            text = views.query_text(name)
-            for size, conn in zip(sizes, readers):
-                size["queries"][name] = _time_query(conn, text, runs)
+            for size, seconds in zip(sizes, _time_query(readers, views.query_text(name), runs)):
+                size["queries"][name] = seconds
     finally:
         for conn in readers:
             conn.close()
