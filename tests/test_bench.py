@@ -132,8 +132,9 @@ def test_bench_serving_times_every_query_and_the_publish_at_two_sizes(
     table = _table(out)
     assert set(views.queries()) <= set(table)  # one row per query, with both sizes, the ratio and the target
     for name in views.queries():
-        small, large, ratio, target = table[name]
+        small, large, ratio, pages, target = table[name]
         assert small.endswith(" ms") and large.endswith(" ms") and float(ratio) > 0 and "met" in target
+        assert all(int(n) >= 0 for n in pages.split(" / ")), pages  # the pages each size's plan touched
     assert any(label.startswith("publish of one more day") for label in table)
     first = out.splitlines()[0]
     assert ": 1 days (1,000 events" in first and " 3 days (3,000 events" in first, first
