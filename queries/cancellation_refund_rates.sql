@@ -4,12 +4,16 @@
 -- `(select date '2026-01-01' as first_date, date '2026-03-31' as last_date)`), over the current version of every order (a status restated by a later
 -- file counts as restated). Rates are % of the day's orders, rounded half up exactly.
 -- Reads the window's days of the mart marts.daily_kpis (one row per day).
-with kpis as (
-    select * from marts.daily_kpis
+with reporting_days as (
+    select * from marts.reporting_window
 ),
 
-reporting_days as (
-    select * from marts.reporting_window
+-- the window's bounds as scalar subqueries: on Postgres an index range on the day (run-time values),
+-- so the query reads the window's rows whatever the history (a join would scan the mart)
+kpis as (
+    select * from marts.daily_kpis
+    where daily_kpis.kpi_date >= (select reporting_days.first_date from reporting_days)
+        and daily_kpis.kpi_date <= (select reporting_days.last_date from reporting_days)
 ),
 
 final as (
@@ -32,9 +36,6 @@ final as (
         kpis.cancelled_revenue,
         kpis.refunded_revenue
     from kpis
-    inner join reporting_days
-        on kpis.kpi_date >= reporting_days.first_date
-        and kpis.kpi_date <= reporting_days.last_date
     where kpis.order_count > 0
 )
 

@@ -12,12 +12,16 @@
 -- to cart, visit_to_purchase_rate = purchased / active users.
 -- Reads the window's days of the mart marts.funnel_daily (one row per day): its cost does not grow
 -- with history.
-with funnel as (
-    select * from marts.funnel_daily
+with reporting_days as (
+    select * from marts.reporting_window
 ),
 
-reporting_days as (
-    select * from marts.reporting_window
+-- the window's bounds as scalar subqueries: on Postgres an index range on the day (run-time values),
+-- so the query reads the window's rows whatever the history (a join would scan the mart)
+funnel as (
+    select * from marts.funnel_daily
+    where funnel_daily.event_date >= (select reporting_days.first_date from reporting_days)
+        and funnel_daily.event_date <= (select reporting_days.last_date from reporting_days)
 ),
 
 final as (
@@ -43,9 +47,6 @@ final as (
             / cast(2 * nullif(funnel.active_users, 0) as double precision)
         ) as bigint) * 0.01 as decimal(9, 2)) as visit_to_purchase_rate
     from funnel
-    inner join reporting_days
-        on funnel.event_date >= reporting_days.first_date
-        and funnel.event_date <= reporting_days.last_date
 )
 
 select * from final

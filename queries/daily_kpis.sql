@@ -7,12 +7,16 @@
 -- with a purchase event / active users, in %. Both rounded half up, exactly on both engines.
 -- Reads the window's days of the mart marts.daily_kpis (one row per day, kept exact by each publish):
 -- its cost does not grow with history.
-with kpis as (
-    select * from marts.daily_kpis
+with reporting_days as (
+    select * from marts.reporting_window
 ),
 
-reporting_days as (
-    select * from marts.reporting_window
+-- the window's bounds as scalar subqueries: on Postgres an index range on the day (run-time values),
+-- so the query reads the window's rows whatever the history (a join would scan the mart)
+kpis as (
+    select * from marts.daily_kpis
+    where daily_kpis.kpi_date >= (select reporting_days.first_date from reporting_days)
+        and daily_kpis.kpi_date <= (select reporting_days.last_date from reporting_days)
 ),
 
 final as (
@@ -34,9 +38,6 @@ final as (
             / cast(2 * nullif(kpis.active_users, 0) as double precision)
         ) as bigint) * 0.01 as decimal(9, 2)) as conversion_rate
     from kpis
-    inner join reporting_days
-        on kpis.kpi_date >= reporting_days.first_date
-        and kpis.kpi_date <= reporting_days.last_date
 )
 
 select * from final

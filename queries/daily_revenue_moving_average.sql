@@ -7,18 +7,23 @@
 -- 7 days (the first order date of the whole history). Rounded half up to the cent, exactly on both
 -- engines (queries/README.md).
 -- Reads the window's days of the mart marts.daily_kpis (one row per day), and the 6 days before it.
-with kpis as (
-    select * from marts.daily_kpis
-),
-
-reporting_days as (
+with reporting_days as (
     select * from marts.reporting_window
 ),
 
+-- the window's bounds (and the 6 days before it) as scalar subqueries: on Postgres an index range on
+-- the day (run-time values), so the query reads the window's rows whatever the history
+kpis as (
+    select * from marts.daily_kpis
+    where daily_kpis.kpi_date >= (select reporting_days.first_date - 6 from reporting_days)
+        and daily_kpis.kpi_date <= (select reporting_days.last_date from reporting_days)
+),
+
+-- the first order date of the whole history: the first day's entry of the mart's date index
 first_day as (
-    select min(kpis.kpi_date) as first_order_date
-    from kpis
-    where kpis.order_count > 0
+    select min(daily_kpis.kpi_date) as first_order_date
+    from marts.daily_kpis
+    where daily_kpis.order_count > 0
 ),
 
 daily as (
@@ -28,9 +33,6 @@ daily as (
         kpis.gross_revenue,
         kpis.net_revenue
     from kpis
-    inner join reporting_days
-        on kpis.kpi_date >= reporting_days.first_date - 6
-        and kpis.kpi_date <= reporting_days.last_date
     where kpis.order_count > 0
 ),
 

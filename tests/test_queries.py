@@ -21,7 +21,7 @@ import psycopg
 import pytest
 
 from pipeline.lake import views
-from pipeline.serving import publish
+from pipeline.serving import migrations, publish
 from tests.support import analytics_dataset
 from tests.support.serving import event, order, write_facts, write_rows
 
@@ -330,3 +330,33 @@ def test_the_latest_day_shown_is_the_latest_complete_day_not_the_sliver_after_mi
         for name, day_column in (("conversion_funnel", "event_date"), ("daily_kpis", "kpi_date")):
             latest = conn.execute(f"select max(q.{day_column}) from ({views.query_text(name)}) as q").fetchone()[0]
             assert latest == day, (name, latest)
+
+
+# the day-by-day queries that read a one-row-per-day mart, and that mart
+ONE_ROW_PER_DAY = {"daily_kpis": "daily_kpis", "cancellation_refund_rates": "daily_kpis",
+                   "daily_revenue_moving_average": "daily_kpis", "conversion_funnel": "funnel_daily"}
+
+
+def test_a_day_by_day_query_reads_the_window_not_the_history(fresh_db) -> None:
+    # ten years of days in the one-row-per-day marts: a query of the 30-day window must read a few
+    # pages of them (the date index), not every page (a join with the window scans the mart)
+    first, days = dt.date(2016, 1, 1), 3650
+    with fresh_db.connect(autocommit=True) as conn:
+        migrations.ensure_schema(conn)
+        for mart in set(ONE_ROW_PER_DAY.values()):
+            day, *measures = [name for (name,) in conn.execute(
+                "select attname from pg_attribute where attrelid = %s::regclass and attnum > 0"
+                " and not attisdropped order by attnum", [f"marts.{mart}"]).fetchall()]
+            conn.execute(f"insert into marts.{mart} ({day}, {', '.join(measures)})"
+                         f" select %s + n, {', '.join('1' for _ in measures)} from generate_series(0, %s) as n",
+                         [first, days - 1])
+        conn.execute("insert into marts.complete_days select %s + n from generate_series(0, %s) as n",
+                     [first, days - 1])
+        conn.execute("analyze")
+        for name, mart in ONE_ROW_PER_DAY.items():
+            pages = conn.execute("select pg_relation_size(%s) / 8192", [f"marts.{mart}"]).fetchone()[0]
+            plan = conn.execute("explain (analyze, buffers, format json) " + views.query_text(name)).fetchone()[0][0]
+            rows, read = plan["Plan"]["Actual Rows"], plan["Plan"]["Shared Hit Blocks"] + plan["Plan"].get(
+                "Shared Read Blocks", 0)
+            assert rows == 30 and pages > 30, (name, rows, pages)  # the window, out of a mart of many pages
+            assert read <= 12, (name, read, pages)

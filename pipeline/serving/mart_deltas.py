@@ -80,7 +80,7 @@ def _matching(left: str, right: str, keys: tuple[str, ...]) -> sql.Composable:
 
 
 def key_of(conn: psycopg.Connection, table: str) -> tuple[str, ...]:
-    """The key of a contribution mart: its primary key (sql/serving/012_marts.sql), in order."""
+    """The key of a mart: its primary key (sql/serving/012_marts.sql), in order."""
     return tuple(name for (name,) in conn.execute(
         """select a.attname from pg_index as i
            join pg_attribute as a on a.attrelid = i.indrelid and a.attnum = any(i.indkey)

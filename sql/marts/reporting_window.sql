@@ -1,8 +1,9 @@
 -- reporting_window: the days every day-by-day query in queries/ shows: the 30 business days ending at
 -- the latest complete day (marts.latest_complete_day), like the seed's "last 30 days" but without a clock.
 -- Grain: one row (first_date, last_date, both included; NULL before any date is in). The one definition
--- of the window (a view of the same text on the lake and on Postgres): a query joins it and reads its
--- mart with `day >= first_date and day <= last_date`, an index range on Postgres, so a query's cost
+-- of the window (a view of the same text on the lake and on Postgres): a query reads its mart with
+-- `day >= (select first_date from ...) and day <= (select last_date from ...)`, scalar subqueries that
+-- Postgres turns into an index range on the day (a join would scan the mart), so a query's cost
 -- follows the window, not the history. An analyst who wants other days replaces the query's
 -- `marts.reporting_window` by `(select date '2026-01-01' as first_date, date '2026-03-31' as last_date)`.
 with latest as (
