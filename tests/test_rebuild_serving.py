@@ -7,6 +7,7 @@ checksums (`checksums`) of the original with a rebuild.
 """
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -19,6 +20,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from pipeline.serving.facts import FACTS
 from pipeline.tasks import rebuild
 from tests.support.analytics_dataset import Dataset, pipeline_dataset
 from tests.support.paths import REPO
@@ -41,7 +43,8 @@ def checksums(dsn: str) -> dict[str, tuple[int, str]]:
 @pytest.fixture(scope="module")
 def original(embedded_server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Dataset, dict]]:
     """The dataset, published by the pipeline, and its checksums."""
-    with pipeline_dataset(tmp_path_factory.mktemp("rebuild"), embedded_server) as data:
+    # a Saturday two days before a month's end: two ISO weeks (cohorts) and a closed month to compact
+    with pipeline_dataset(tmp_path_factory.mktemp("rebuild"), embedded_server, start=dt.date(2025, 11, 29)) as data:
         yield data, checksums(data.dsn)
 
 
@@ -80,6 +83,27 @@ def test_rebuild_after_dropping_the_database_gives_the_same_tables(original, emb
     assert rebuild.main([]) == 0
     assert sum("  already rebuilt (row counts match" in line for line in capsys.readouterr().out.splitlines()) == len(data.dates)
     assert checksums(dsn) == sums
+
+
+def test_a_rebuild_compacts_the_closed_months_on_its_way(original, embedded_server, monkeypatch, luigi_settings,
+                                                         capsys) -> None:
+    """As the Publish task does: a month compacted once a later date is published, no answer changed."""
+    data, sums = original
+    luigi_settings("compaction", after_days=1)  # November closes with the first December date
+    target = f"{data.database}_compacted"
+    dsn = _empty_database(embedded_server, target)
+    embedded_server.env(monkeypatch, target)
+    assert rebuild.main([]) == 0
+    assert checksums(dsn) == sums
+    december = [day for day in data.dates if day.month == 12]
+    assert len(december) < len(data.dates) and december, data.dates
+    with psycopg.connect(dsn) as conn:
+        for spec in FACTS:
+            attached = [row[0] for row in conn.execute(
+                "select c.relname from pg_inherits as i join pg_class as c on c.oid = i.inhrelid"
+                " where i.inhparent = %s::regclass order by 1", [f"warehouse.{spec.parent}"]).fetchall()]
+            assert attached == sorted([spec.month_partition(data.dates[0]),
+                                       *(spec.partition(day) for day in december)]), attached
 
 
 def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:

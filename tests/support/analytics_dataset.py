@@ -44,12 +44,12 @@ class Dataset:
 
 
 def build(root: Path, *, days: int = 4, publish: bool = True, orders_per_day: int = 90,
-          events_per_day: int = 700) -> Dataset:
-    """Generate `days` days from START and run the pipeline on them (env must point at lake and PG)."""
+          events_per_day: int = 700, start: dt.date = START) -> Dataset:
+    """Generate `days` days from `start` and run the pipeline on them (env must point at lake and PG)."""
     incoming, lake_dir = root / "incoming", root / "lake"
-    generate.generate(START, days, incoming, orders_per_day=orders_per_day, events_per_day=events_per_day,
+    generate.generate(start, days, incoming, orders_per_day=orders_per_day, events_per_day=events_per_day,
                       users=300, seed=11, dirty_rate=0.13)
-    dates = [START + dt.timedelta(days=i) for i in range(days)]
+    dates = [start + dt.timedelta(days=i) for i in range(days)]
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ECOMM_DATA_DIR", str(incoming))
         mp.setenv("ECOMM_LAKE_DIR", str(lake_dir))
