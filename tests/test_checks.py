@@ -399,6 +399,18 @@ def test_date_id_is_checked_against_the_business_day(lake_root: Path) -> None:
     assert by_name(result)[("fact_orders", name)].value == str(before_new_york_midnight)
 
 
+def test_date_id_in_utc_is_the_timestamps_own_day(lake_root: Path) -> None:
+    # in UTC the check compares with the timestamp's own day (no time zone conversion): still a check
+    write_day(clean_orders(), clean_events())
+    name = "date_id is the business day of event_ts"
+    assert by_name(gate.run_gate(D))[("fact_events", name)].outcome == "pass"
+    facts = pq.read_table(lake.partition_file("warehouse", "fact_events", D)).to_pylist()
+    facts[0]["date_id"] += 1
+    write("warehouse", "fact_events", facts)
+    checked = by_name(gate.run_gate(D))[("fact_events", name)]
+    assert (checked.outcome, checked.value) == ("fail", "1")
+
+
 def test_thresholds_come_from_the_checks_section(lake_root: Path, luigi_settings) -> None:
     luigi_settings("checks", orders_min_rows="10", events_min_rows="10", unknown_product_warn_pct="3")
     orders = clean_orders(39) + [order(39, product_id="PROD_9999")]  # 2.5 % unknown

@@ -55,6 +55,36 @@ def test_the_second_fork_starts_the_import_and_later_forks_wait_for_it() -> None
     assert result.stdout.strip() == "ok"
 
 
+def test_imported_objects_are_frozen_out_of_the_collector_and_it_runs_after_the_imports() -> None:
+    """A full collection walks every object a process holds (~0.1 s after the imports): the imports,
+    then soda-core's once the warm-up has imported it, go to the permanent generation, so neither the
+    imports nor a task process's own collections walk (and copy on write) the inherited heap."""
+    result = run_python("""
+        import gc, os, sys
+        from pipeline import tasks
+        from pipeline.tasks import warmup
+
+        assert gc.isenabled(), "the collector runs again once the task modules are imported"
+        after_imports = gc.get_freeze_count()
+        assert after_imports > 50_000, after_imports
+        assert "duckdb" in sys.modules and "pyarrow" in sys.modules
+
+        def fork():
+            pid = os.fork()
+            if pid == 0:
+                os._exit(0 if gc.get_freeze_count() > 50_000 and gc.isenabled() else 3)
+            return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+        assert fork() == 0 and fork() == 0  # the second starts the warm-up
+        warmup.wait()
+        assert fork() == 0
+        assert "soda.scan" in sys.modules
+        assert gc.get_freeze_count() > after_imports + 20_000, "soda-core's objects are frozen before the next fork"
+        print("ok")
+    """)
+    assert result.stdout.strip() == "ok"
+
+
 def test_the_luigi_command_does_not_import_what_only_jupyter_needs() -> None:
     """`luigi --module pipeline.tasks` imports luigi.parameter, which imports jsonschema when it is
     installed (the checkout's JupyterLab brings it). jsonschema's format checkers then import

@@ -20,6 +20,7 @@ from soda.common.config_helper import ConfigHelper
 ConfigHelper.get_instance().config["send_anonymous_usage_stats"] = False
 
 import soda.common.env_helper as _soda_env  # noqa: E402
+from soda.common.logs import Logs  # noqa: E402
 from soda.scan import Scan  # noqa: E402 - must follow the telemetry switch above
 
 # Every soda-core Scan() calls python-dotenv's load_dotenv(override=True), which walks up from
@@ -86,6 +87,23 @@ def add_duckdb(scan: Scan, con: duckdb.DuckDBPyConnection, data_source_name: str
     scan.add_duckdb_connection(_GateConnection(con), data_source_name=data_source_name)
 
 
+def new_scan() -> Scan:
+    """A soda-core Scan with a log of its own.
+
+    soda-core 3.x keeps one `Logs` object per process and every `Scan()` empties it. The gate scans
+    its tables side by side, so a scan started in one thread wiped the errors another had logged (a
+    check that does not parse, a failing query): the scan's exit code and its error results then
+    depended on timing, and a check Soda could not parse could vanish from the results unreported.
+    """
+    scan = Scan()
+    logs = object.__new__(Logs)  # not Logs(): that returns the shared one
+    logs._initialize()
+    scan._logs = logs
+    scan._data_source_manager.logs = logs
+    scan.environment.logs = logs
+    return scan
+
+
 def run_checks_file(
     checks_file: Path, variables: dict[str, str], add_data_source: Callable[[Scan], None],
     data_source_name: str, *, default_table: str,
@@ -96,7 +114,7 @@ def run_checks_file(
     """
     if not checks_file.is_file():
         raise NoChecksParsed(f"checks file {checks_file} does not exist; every gated table needs one")
-    scan = Scan()
+    scan = new_scan()
     scan.disable_telemetry()
     # execute() ends by building Soda Cloud's results document (every check's definition dumped as
     # YAML: ~7 % of a gate's CPU), which nothing here reads: the results come from scan._checks below.

@@ -20,10 +20,14 @@ from __future__ import annotations
 import atexit
 import os
 
+from pipeline.tasks import warmup  # noqa: I001 - first: the collector pauses for the imports below
+
+warmup.pause_collector()
+
 from luigi.tools.range import RangeDaily  # noqa: F401 - re-exported for `--module pipeline.tasks RangeDaily`
 
 from pipeline import cli, faults
-from pipeline.tasks import summary, warmup
+from pipeline.tasks import summary
 from pipeline.tasks.check import QualityGate
 from pipeline.tasks.land import LandDaily, LandEvents, LandOrders, LandProducts, LandUsers, SourceReady
 from pipeline.tasks.model import (
@@ -60,4 +64,4 @@ __all__ = [
 cli.quiet_rejected_command_lines()  # a bad --date is one line and exit 40, not a traceback
 faults.install()  # ECOMM_FAULT's fault points at task boundaries (nothing unless it is set)
 atexit.register(summary.at_exit, os.getpid())
-warmup.install()  # soda-core is imported by the worker process while its first task runs
+warmup.install()  # soda-core is imported by the worker process while its first task runs; imports frozen for gc
