@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from devtools import bench
+from devtools.bench import env
 
 TINY = ["--orders", "2000", "--events", "10000"]
 
@@ -25,13 +26,24 @@ def _leftovers(folder: Path) -> list[str]:
 
 
 @pytest.mark.slow
-def test_bench_all_reports_every_figure_on_a_tiny_volume(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bench_all_reports_every_figure_on_a_tiny_volume(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    sampled: list[list[int | None]] = []
+
+    class CountingSampler(env.MemorySampler):  # the real sampler, counted
+        def __init__(self, roots: list[int | None], interval: float = 0.02) -> None:
+            sampled.append(roots)
+            super().__init__(roots, interval)
+
+    monkeypatch.setattr(env, "MemorySampler", CountingSampler)
     assert bench.main(["all", *TINY, "--days", "3", "--repeat", "1", "--dir", str(tmp_path)]) == 0
 
     out = capsys.readouterr().out
-    # the timed max-day run goes unobserved (the sampler costs the run CPU); one more run takes the peak
+    # timed runs go unobserved (the sampler costs a run CPU): the max day's and the daily command's
+    # peaks come from one more run each, and the history days are never sampled
+    assert len(sampled) == 2
     assert "max day run 1/2: pipeline" in out and "(memory not sampled)" in out
-    assert "max day run 2/2: peak RSS" in out and "(memory sampled, not timed)" in out
+    assert "max day run 2/2: peak RSS" in out and "(memory sampled, not timed" in out
     table = _table(out)
     labels = "\n".join(table)
     for stage in ("land", "stage", "model", "checks", "publish"):

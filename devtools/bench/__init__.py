@@ -241,6 +241,7 @@ def bench_history(args: argparse.Namespace, admin: str) -> dict[str, Any]:
     k days are also run as interleaved pairs: the date on A (the whole history before it) and the
     same date on B (a second lake and database holding only the previous date, run first to warm
     it up), one right after the other. The median ratio of the pairs isolates the cost of history.
+    No run is memory-sampled: the day times are the target's figures (the max day reports the peak).
     """
     incoming = history_input(args.days, args.dir, args.day_volume)
     dates = [HISTORY_START + dt.timedelta(days=i) for i in range(args.days)]
@@ -254,10 +255,10 @@ def bench_history(args: argparse.Namespace, admin: str) -> dict[str, Any]:
 
             def run(name: str, days: list[dt.date]) -> dict[str, Any]:
                 with env.environment(ECOMM_DATA_DIR=str(incoming), **where[name]):
-                    return _child_run("days", days, args.workers, args.dir)
+                    return _child_run("days", days, args.workers, args.dir, sample_memory=False)
 
             history = run("a", dates[:len(dates) - k])
-            days, memory = history["days"], history["memory"]
+            days = history["days"]
             cold = [i == 0 for i in range(len(days))]  # the first date of a process pays its imports
             if k:
                 run("b", [dates[-k - 1]])  # B's warm-up: its first date also lands the catalogs
@@ -268,15 +269,13 @@ def bench_history(args: argparse.Namespace, admin: str) -> dict[str, Any]:
                 pairs.append((on_a["days"][0]["seconds"], on_b["days"][0]["seconds"]))
                 print(f"    pair {day}: {pairs[-1][0]:.2f} s after {len(days) - 1} days of history,"
                       f" {pairs[-1][1]:.2f} s after 1", flush=True)
-                memory = max(memory, on_a["memory"], key=lambda m: m.total_rss)
     finally:
         for lake in lakes.values():
             shutil.rmtree(lake, ignore_errors=True)
     for i, day in enumerate(days):
         stages = ", ".join(f"{stage} {span['busy']:.2f}" for stage, span in day["stages"].items())
         print(f"  history day {i + 1:2d} ({day['date']}): {day['seconds']:.2f} s (task seconds: {stages})", flush=True)
-    return {"seconds": [d["seconds"] for d in days], "cold": cold, "pairs": pairs, "memory": memory,
-            "volume": args.day_volume}
+    return {"seconds": [d["seconds"] for d in days], "cold": cold, "pairs": pairs, "volume": args.day_volume}
 
 
 def bench_scale(args: argparse.Namespace, admin: str) -> dict[str, Any]:
@@ -290,7 +289,7 @@ def bench_scale(args: argparse.Namespace, admin: str) -> dict[str, Any]:
             try:
                 with env.fresh_database(admin), env.environment(ECOMM_LAKE_DIR=str(lake),
                                                                ECOMM_DATA_DIR=str(incoming)):
-                    run = _child_run("range", dates, workers, args.dir)
+                    run = _child_run("range", dates, workers, args.dir, sample_memory=False)  # timed only
             finally:
                 shutil.rmtree(lake, ignore_errors=True)
             out[workers].append(run["days"][0]["seconds"])
