@@ -170,3 +170,14 @@ def test_bench_linear_stage_runs_one_step_alone_at_both_sizes(tmp_path: Path,
         assert f"stage {source}: peak RSS, max day / 4× day" in table
         assert f"stage {source}: spilled, max day / 4× day" in table
     assert _leftovers(tmp_path) == []
+
+
+def test_bench_land_reports_wall_and_cpu_seconds_per_source(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench.main(["land", *TINY, "--dir", str(tmp_path)]) == 0
+
+    table = _table(capsys.readouterr().out)
+    for source in ("orders", "events", "catalogs", "total"):
+        wall, cpu = table[f"land {source}: wall; CPU seconds"][0].split("; ")
+        assert wall.endswith(" s") and cpu.endswith(" s")
+    assert _leftovers(tmp_path) == []

@@ -23,7 +23,7 @@
   times, each stage's task seconds at both sizes, peak RSS (devtools/bench/linear.py).
 - `scale`: backfill throughput: `RangeDaily` over `--scale-days` (10) of the history days with 1 and
   with 2 Luigi workers, each on a fresh lake and database.
-- `land`: the landing step alone on the max-volume day.
+- `land`: the landing step alone on the max-volume day: wall and CPU seconds per source.
 - `rebuild`: days per minute of `python -m pipeline rebuild-serving` (see devtools/bench/rebuild.py).
 - `partitions`: query, publish and view figures at `--small` vs `--large` daily partitions
   (see devtools/bench/partitions.py).
@@ -188,52 +188,6 @@ def _fresh_lake(root: Path, name: str) -> Path:
 
 
 # ------------------------------------------------------------------------------- the benches
-def bench_day(args: argparse.Namespace, admin: str) -> dict[str, Any]:
-    """The max-volume day, `--repeat` timed runs, then one run whose memory is sampled (not timed).
-
-    Each timed run: stages, total and, in the same run, the floors (the bare COPY of the final rows,
-    DuckDB reading the input). The timed runs go unobserved (see `_child_run`); the last run's
-    figures are its peak memory only.
-    """
-    from devtools.bench import fixtures
-    from pipeline.serving import pg
-
-    volume = args.max_volume
-    incoming = max_day_input(args.dir, volume)
-    runs: list[dict[str, Any]] = []
-    memory: Any = None
-    for i in range(args.repeat + 1):
-        sampled = i == args.repeat
-        lake = _fresh_lake(args.dir, f"day{i}")
-        try:
-            with env.fresh_database(admin), env.environment(ECOMM_LAKE_DIR=str(lake), ECOMM_DATA_DIR=str(incoming)):
-                run = _child_run("days", [MAX_DAY], args.workers, args.dir, sample_memory=sampled)
-                day = run["days"][0]
-                if sampled:
-                    memory = run["memory"]
-                    print(f"  max day run {i + 1}/{args.repeat + 1}: peak RSS {memory.total_rss / env.MIB:.0f} MiB"
-                          f" (memory sampled, not timed: its {day['seconds']:.2f} s are not counted)", flush=True)
-                    continue
-                with pg.connect() as conn:
-                    floors = {fmt: fixtures.bare_copy(
-                        conn, MAX_DAY, fmt, tables=fixtures.FACT_TABLES + fixtures.DIMENSION_TABLES)
-                        for fmt in ("binary", "csv")}
-                    rows = conn.execute("select fact_orders_rows + fact_events_rows from audit.publish_log"
-                                        " where load_date = %s", [MAX_DAY]).fetchone()[0]
-                floors["read"] = fixtures.read_floor(incoming, MAX_DAY, lake)
-        finally:
-            shutil.rmtree(lake, ignore_errors=True)
-        publish_task = sum(t["end"] - t["start"] for t in day["timeline"] if t["task"].startswith("Publish_"))
-        runs.append({"seconds": day["seconds"], "stages": day["stages"], "publish_task": publish_task,
-                     "floor": floors, "rows": rows, "child_maxrss": (run["self_maxrss"], run["children_maxrss"])})
-        print(f"  max day run {i + 1}/{args.repeat + 1}: pipeline {day['seconds']:.2f} s, COPY floor binary"
-              f" {floors['binary']:.2f} s / csv {floors['csv']:.2f} s, reading the input {floors['read']:.2f} s"
-              f" (memory not sampled)", flush=True)
-        if args.timeline:
-            print(env.format_timeline(day["timeline"]), flush=True)
-    return {"runs": runs, "memory": memory, "generate": generator_seconds(args.dir, volume), "volume": volume}
-
-
 def bench_history(args: argparse.Namespace, admin: str) -> dict[str, Any]:
     """`--days` consecutive days into one lake and database (A); each day's pipeline seconds.
 
@@ -298,24 +252,28 @@ def bench_scale(args: argparse.Namespace, admin: str) -> dict[str, Any]:
     return {"seconds": out, "days": len(dates), "volume": args.day_volume}
 
 
-def bench_land(args: argparse.Namespace) -> dict[str, float]:
-    """Seconds to land each source of the max-volume day into an empty lake."""
+def bench_land(args: argparse.Namespace) -> dict[str, tuple[float, float]]:
+    """Wall and CPU seconds to land each source of the max-volume day into an empty lake.
+
+    CPU seconds are this process's (DuckDB's threads included): on a shared machine they move far
+    less with the other work than the wall seconds do.
+    """
     from pipeline.ingest import landing
 
     incoming = max_day_input(args.dir, args.max_volume)
     lake = _fresh_lake(args.dir, "land")
-    figures: dict[str, float] = {}
+    figures: dict[str, tuple[float, float]] = {}
     try:
         with env.environment(ECOMM_DATA_DIR=str(incoming), ECOMM_LAKE_DIR=str(lake)):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             for label, func in (("land orders", lambda: landing.land_orders(MAX_DAY)),
                                 ("land events", lambda: landing.land_events(MAX_DAY)),
                                 ("land catalogs", lambda: [landing.land_catalog(k, MAX_DAY)
                                                            for k in ("products", "users")])):
-                began = time.perf_counter()
+                began, began_cpu = time.perf_counter(), time.process_time()
                 func()
-                figures[label] = time.perf_counter() - began
-            figures["land total"] = time.perf_counter() - start
+                figures[label] = (time.perf_counter() - began, time.process_time() - began_cpu)
+            figures["land total"] = (time.perf_counter() - start, time.process_time() - start_cpu)
     finally:
         shutil.rmtree(lake, ignore_errors=True)
     return figures
@@ -376,14 +334,17 @@ def main(argv: list[str] | None = None) -> int:
                              "", "")])
         return 0
     if args.what == "land":
-        print_table([(label, f"{seconds:.2f} s", "", "") for label, seconds in bench_land(args).items()])
+        print_table([(f"{label}: wall; CPU seconds", f"{wall:.2f} s; {cpu:.2f} s", "", "")
+                     for label, (wall, cpu) in bench_land(args).items()])
         return 0
     day = history = scale = cli = linear = None
     load_before = os.getloadavg()[0]
     with env.throwaway_postgres(args.dir) as admin:
         if args.what in ("all", "day"):
             print(f"max-volume day: {args.max_volume[0]:,} orders, {args.max_volume[1]:,} events", flush=True)
-            day = bench_day(args, admin)
+            from devtools.bench import day as day_bench
+
+            day = day_bench.bench_day(args, admin)
         if args.what in ("all", "history"):
             print(f"history: {args.days} days of {args.day_volume[0]:,} orders, {args.day_volume[1]:,} events",
                   flush=True)

@@ -1,7 +1,7 @@
 """The figures table of `python -m devtools.bench`: every figure, its target and the ratios.
 
 Printed as Markdown (the README's Performance table is pasted from it). Inputs are the results of
-`devtools.bench`'s `bench_day`, `bench_history` and `bench_scale`.
+`devtools.bench.day.bench_day`, `devtools.bench`'s `bench_history` and `bench_scale`.
 """
 from __future__ import annotations
 
