@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from devtools import bench
+from devtools.bench import env
 
 TINY = ["--orders", "2000", "--events", "10000"]
 
@@ -25,10 +26,25 @@ def _leftovers(folder: Path) -> list[str]:
 
 
 @pytest.mark.slow
-def test_bench_all_reports_every_figure_on_a_tiny_volume(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bench_all_reports_every_figure_on_a_tiny_volume(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    sampled: list[list[int | None]] = []
+
+    class CountingSampler(env.MemorySampler):  # the real sampler, counted
+        def __init__(self, roots: list[int | None], interval: float = 0.02) -> None:
+            sampled.append(roots)
+            super().__init__(roots, interval)
+
+    monkeypatch.setattr(env, "MemorySampler", CountingSampler)
     assert bench.main(["all", *TINY, "--days", "3", "--repeat", "1", "--dir", str(tmp_path)]) == 0
 
-    table = _table(capsys.readouterr().out)
+    out = capsys.readouterr().out
+    # timed runs go unobserved (the sampler costs a run CPU): the max day's and the daily command's
+    # peaks come from one more run each, and the history days are never sampled
+    assert len(sampled) == 2
+    assert "max day run 1/2: pipeline" in out and "(memory not sampled)" in out
+    assert "max day run 2/2: peak RSS" in out and "(memory sampled, not timed" in out
+    table = _table(out)
     labels = "\n".join(table)
     for stage in ("land", "stage", "model", "checks", "publish"):
         assert f"max day: {stage} (task seconds; wall span)" in table
@@ -153,4 +169,15 @@ def test_bench_linear_stage_runs_one_step_alone_at_both_sizes(tmp_path: Path,
         assert wall[0].endswith("×") and wall[1] == "≤ 4.4×"
         assert f"stage {source}: peak RSS, max day / 4× day" in table
         assert f"stage {source}: spilled, max day / 4× day" in table
+    assert _leftovers(tmp_path) == []
+
+
+def test_bench_land_reports_wall_and_cpu_seconds_per_source(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench.main(["land", *TINY, "--dir", str(tmp_path)]) == 0
+
+    table = _table(capsys.readouterr().out)
+    for source in ("orders", "events", "catalogs", "total"):
+        wall, cpu = table[f"land {source}: wall; CPU seconds"][0].split("; ")
+        assert wall.endswith(" s") and cpu.endswith(" s")
     assert _leftovers(tmp_path) == []

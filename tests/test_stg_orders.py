@@ -91,6 +91,9 @@ def test_normalisations_text_case_numbers_and_timestamps_to_utc():
     ({"price": 1e20}, "invalid_price", "1e+20"),
     ({"price": -5.5}, "negative_price", "-5.5"),
     ({"quantity": 2000000000, "price": 99999999.99}, "revenue_out_of_range", "2000000000 x 99999999.99"),
+    # a revenue of 18+ integer digits: quarantined, not an overflow that fails the whole staging run
+    ({"quantity": 2000000000, "price": 9999999999.99}, "revenue_out_of_range", "2000000000 x 9999999999.99"),
+    ({"quantity": 1000, "price": 1000000000000000}, "revenue_out_of_range", "1000 x 1000000000000000"),
     ({"timestamp": "not-a-date"}, "invalid_timestamp", "not-a-date"),
     ({"timestamp": "infinity"}, "invalid_timestamp", "infinity"),
     ({"timestamp": "2025-13-01T00:00:00"}, "invalid_timestamp", "2025-13-01T00:00:00"),

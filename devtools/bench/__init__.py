@@ -7,10 +7,11 @@
 - `day`: the max-volume day (500,000 orders, 2,000,000 events; generated once into <dir>/max) runs
   through the whole Luigi pipeline (`DailyPipeline`: land, stage, model, checks, publish) on a fresh
   lake and a fresh database of a throwaway embedded Postgres (<dir>/pg-<pid>), `--repeat` times.
-  Reported: each stage's busy seconds (sum of its tasks) and wall span, the total, peak memory
-  (summed RSS of the pipeline processes and the Postgres server, sampled; and getrusage), and, in the
+  Reported: each stage's busy seconds (sum of its tasks) and wall span, the total, and, in the
   same run, the floor: a bare single-stream COPY of the same final fact and dimension rows into
-  empty tables of the same shape (binary and CSV). Also the generator's time for a max-volume day.
+  empty tables of the same shape (binary and CSV), and DuckDB reading the input. Those runs go
+  unobserved; one more run samples peak memory (summed RSS of the pipeline processes and the
+  Postgres server; and getrusage) and is not timed. Also the generator's time for a max-volume day.
 - `history`: `--days` (30) consecutive days of 100,000 orders / 1,000,000 events (generated once
   into <dir>/history-<orders>x<events>) through the pipeline, one date after the other, into one
   lake and one database; day N's time against day 1's, and (noise-robust) the last days run as
@@ -22,7 +23,7 @@
   times, each stage's task seconds at both sizes, peak RSS (devtools/bench/linear.py).
 - `scale`: backfill throughput: `RangeDaily` over `--scale-days` (10) of the history days with 1 and
   with 2 Luigi workers, each on a fresh lake and database.
-- `land`: the landing step alone on the max-volume day.
+- `land`: the landing step alone on the max-volume day: wall and CPU seconds per source.
 - `rebuild`: days per minute of `python -m pipeline rebuild-serving` (see devtools/bench/rebuild.py).
 - `partitions`: query, publish and view figures at `--small` vs `--large` daily partitions
   (see devtools/bench/partitions.py).
@@ -36,6 +37,7 @@ ratio compares figures measured in the same run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -103,21 +105,27 @@ def generator_seconds(root: Path, volume: tuple[int, int]) -> float:
 
 
 # --------------------------------------------------------------------------- pipeline runs
-def _child_run(mode: str, dates: list[dt.date], workers: int, clock_dir: Path) -> dict[str, Any]:
-    """Run the pipeline in a child process (see `_run`); return its report plus peak memory."""
+def _child_run(mode: str, dates: list[dt.date], workers: int, clock_dir: Path, *,
+               sample_memory: bool = True) -> dict[str, Any]:
+    """Run the pipeline in a child process (see `_run`); return its report plus peak memory (None: not sampled).
+
+    The sampler walks the pipeline's ~25 processes every 20 ms, which costs the run ~0.8 s of the
+    machine's two cores: a run whose time is reported as what a user sees goes unsampled.
+    """
     report = clock_dir / f"report-{os.getpid()}-{time.monotonic_ns()}.json"
     cmd = [sys.executable, "-m", "devtools.bench", "_run", mode, *(d.isoformat() for d in dates),
            "--workers", str(workers), "--report", str(report), "--dir", str(clock_dir)]
     env.checkpoint()
     # the child's progress lines go straight to our stdout; its log (stderr) is kept for errors
     proc = subprocess.Popen(cmd, cwd=env.resources.REPO_ROOT, stderr=subprocess.PIPE, text=True)
-    with env.MemorySampler([proc.pid, env.postmaster_pid()]) as memory:
+    with (env.MemorySampler([proc.pid, env.postmaster_pid()]) if sample_memory
+          else contextlib.nullcontext()) as memory:
         _, log = proc.communicate()
     if proc.returncode != 0 or not report.exists():
         raise RuntimeError(f"the pipeline run failed (exit {proc.returncode}):\n{log[-4000:]}")
     result = json.loads(report.read_text())
     report.unlink()
-    result["memory"] = memory.peak
+    result["memory"] = memory.peak if memory else None
     return result
 
 
@@ -180,41 +188,6 @@ def _fresh_lake(root: Path, name: str) -> Path:
 
 
 # ------------------------------------------------------------------------------- the benches
-def bench_day(args: argparse.Namespace, admin: str) -> dict[str, Any]:
-    """The max-volume day, `--repeat` times: stages, total, peak memory and the COPY floor."""
-    from devtools.bench import fixtures
-    from pipeline.serving import pg
-
-    volume = args.max_volume
-    incoming = max_day_input(args.dir, volume)
-    runs: list[dict[str, Any]] = []
-    for i in range(args.repeat):
-        lake = _fresh_lake(args.dir, f"day{i}")
-        try:
-            with env.fresh_database(admin), env.environment(ECOMM_LAKE_DIR=str(lake), ECOMM_DATA_DIR=str(incoming)):
-                run = _child_run("days", [MAX_DAY], args.workers, args.dir)
-                day = run["days"][0]
-                with pg.connect() as conn:
-                    floors = {fmt: fixtures.bare_copy(
-                        conn, MAX_DAY, fmt, tables=fixtures.FACT_TABLES + fixtures.DIMENSION_TABLES)
-                        for fmt in ("binary", "csv")}
-                    rows = conn.execute("select fact_orders_rows + fact_events_rows from audit.publish_log"
-                                        " where load_date = %s", [MAX_DAY]).fetchone()[0]
-                floors["read"] = fixtures.read_floor(incoming, MAX_DAY, lake)
-        finally:
-            shutil.rmtree(lake, ignore_errors=True)
-        publish_task = sum(t["end"] - t["start"] for t in day["timeline"] if t["task"].startswith("Publish_"))
-        runs.append({"seconds": day["seconds"], "stages": day["stages"], "publish_task": publish_task,
-                     "floor": floors, "rows": rows,
-                     "memory": run["memory"], "child_maxrss": (run["self_maxrss"], run["children_maxrss"])})
-        print(f"  max day run {i + 1}/{args.repeat}: pipeline {day['seconds']:.2f} s, COPY floor binary"
-              f" {floors['binary']:.2f} s / csv {floors['csv']:.2f} s, reading the input {floors['read']:.2f} s,"
-              f" peak RSS {run['memory'].total_rss / env.MIB:.0f} MiB", flush=True)
-        if args.timeline:
-            print(env.format_timeline(day["timeline"]), flush=True)
-    return {"runs": runs, "generate": generator_seconds(args.dir, volume), "volume": volume}
-
-
 def bench_history(args: argparse.Namespace, admin: str) -> dict[str, Any]:
     """`--days` consecutive days into one lake and database (A); each day's pipeline seconds.
 
@@ -222,6 +195,7 @@ def bench_history(args: argparse.Namespace, admin: str) -> dict[str, Any]:
     k days are also run as interleaved pairs: the date on A (the whole history before it) and the
     same date on B (a second lake and database holding only the previous date, run first to warm
     it up), one right after the other. The median ratio of the pairs isolates the cost of history.
+    No run is memory-sampled: the day times are the target's figures (the max day reports the peak).
     """
     incoming = history_input(args.days, args.dir, args.day_volume)
     dates = [HISTORY_START + dt.timedelta(days=i) for i in range(args.days)]
@@ -235,10 +209,10 @@ def bench_history(args: argparse.Namespace, admin: str) -> dict[str, Any]:
 
             def run(name: str, days: list[dt.date]) -> dict[str, Any]:
                 with env.environment(ECOMM_DATA_DIR=str(incoming), **where[name]):
-                    return _child_run("days", days, args.workers, args.dir)
+                    return _child_run("days", days, args.workers, args.dir, sample_memory=False)
 
             history = run("a", dates[:len(dates) - k])
-            days, memory = history["days"], history["memory"]
+            days = history["days"]
             cold = [i == 0 for i in range(len(days))]  # the first date of a process pays its imports
             if k:
                 run("b", [dates[-k - 1]])  # B's warm-up: its first date also lands the catalogs
@@ -249,15 +223,13 @@ def bench_history(args: argparse.Namespace, admin: str) -> dict[str, Any]:
                 pairs.append((on_a["days"][0]["seconds"], on_b["days"][0]["seconds"]))
                 print(f"    pair {day}: {pairs[-1][0]:.2f} s after {len(days) - 1} days of history,"
                       f" {pairs[-1][1]:.2f} s after 1", flush=True)
-                memory = max(memory, on_a["memory"], key=lambda m: m.total_rss)
     finally:
         for lake in lakes.values():
             shutil.rmtree(lake, ignore_errors=True)
     for i, day in enumerate(days):
         stages = ", ".join(f"{stage} {span['busy']:.2f}" for stage, span in day["stages"].items())
         print(f"  history day {i + 1:2d} ({day['date']}): {day['seconds']:.2f} s (task seconds: {stages})", flush=True)
-    return {"seconds": [d["seconds"] for d in days], "cold": cold, "pairs": pairs, "memory": memory,
-            "volume": args.day_volume}
+    return {"seconds": [d["seconds"] for d in days], "cold": cold, "pairs": pairs, "volume": args.day_volume}
 
 
 def bench_scale(args: argparse.Namespace, admin: str) -> dict[str, Any]:
@@ -271,7 +243,7 @@ def bench_scale(args: argparse.Namespace, admin: str) -> dict[str, Any]:
             try:
                 with env.fresh_database(admin), env.environment(ECOMM_LAKE_DIR=str(lake),
                                                                ECOMM_DATA_DIR=str(incoming)):
-                    run = _child_run("range", dates, workers, args.dir)
+                    run = _child_run("range", dates, workers, args.dir, sample_memory=False)  # timed only
             finally:
                 shutil.rmtree(lake, ignore_errors=True)
             out[workers].append(run["days"][0]["seconds"])
@@ -280,24 +252,28 @@ def bench_scale(args: argparse.Namespace, admin: str) -> dict[str, Any]:
     return {"seconds": out, "days": len(dates), "volume": args.day_volume}
 
 
-def bench_land(args: argparse.Namespace) -> dict[str, float]:
-    """Seconds to land each source of the max-volume day into an empty lake."""
+def bench_land(args: argparse.Namespace) -> dict[str, tuple[float, float]]:
+    """Wall and CPU seconds to land each source of the max-volume day into an empty lake.
+
+    CPU seconds are this process's (DuckDB's threads included): on a shared machine they move far
+    less with the other work than the wall seconds do.
+    """
     from pipeline.ingest import landing
 
     incoming = max_day_input(args.dir, args.max_volume)
     lake = _fresh_lake(args.dir, "land")
-    figures: dict[str, float] = {}
+    figures: dict[str, tuple[float, float]] = {}
     try:
         with env.environment(ECOMM_DATA_DIR=str(incoming), ECOMM_LAKE_DIR=str(lake)):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             for label, func in (("land orders", lambda: landing.land_orders(MAX_DAY)),
                                 ("land events", lambda: landing.land_events(MAX_DAY)),
                                 ("land catalogs", lambda: [landing.land_catalog(k, MAX_DAY)
                                                            for k in ("products", "users")])):
-                began = time.perf_counter()
+                began, began_cpu = time.perf_counter(), time.process_time()
                 func()
-                figures[label] = time.perf_counter() - began
-            figures["land total"] = time.perf_counter() - start
+                figures[label] = (time.perf_counter() - began, time.process_time() - began_cpu)
+            figures["land total"] = (time.perf_counter() - start, time.process_time() - start_cpu)
     finally:
         shutil.rmtree(lake, ignore_errors=True)
     return figures
@@ -358,14 +334,17 @@ def main(argv: list[str] | None = None) -> int:
                              "", "")])
         return 0
     if args.what == "land":
-        print_table([(label, f"{seconds:.2f} s", "", "") for label, seconds in bench_land(args).items()])
+        print_table([(f"{label}: wall; CPU seconds", f"{wall:.2f} s; {cpu:.2f} s", "", "")
+                     for label, (wall, cpu) in bench_land(args).items()])
         return 0
     day = history = scale = cli = linear = None
     load_before = os.getloadavg()[0]
     with env.throwaway_postgres(args.dir) as admin:
         if args.what in ("all", "day"):
             print(f"max-volume day: {args.max_volume[0]:,} orders, {args.max_volume[1]:,} events", flush=True)
-            day = bench_day(args, admin)
+            from devtools.bench import day as day_bench
+
+            day = day_bench.bench_day(args, admin)
         if args.what in ("all", "history"):
             print(f"history: {args.days} days of {args.day_volume[0]:,} orders, {args.day_volume[1]:,} events",
                   flush=True)

@@ -16,10 +16,11 @@ create or replace temp macro unicode_whitespace() as (
 
 -- Text as received -> NULL when empty or only whitespace, else trimmed of unicode_whitespace() at both
 -- ends. The common case (first and last characters printable ASCII, not a space) needs no trim:
--- skipping it saves a string copy per value.
+-- skipping it saves a string copy per value. The last character is `value[-1]` (a code point), not
+-- right(value, 1), which cost ~40 ns a value: half of staging's events pass went to this test.
 create or replace temp macro clean_text(value) as (
     case
-        when ascii(value) between 33 and 126 and ascii(right(value, 1)) between 33 and 126 then value
+        when ascii(value) between 33 and 126 and ascii(value[-1]) between 33 and 126 then value
         else nullif(trim(value, unicode_whitespace()), '')
     end
 );
