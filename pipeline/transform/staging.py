@@ -18,8 +18,9 @@ It then writes, in this order:
    a human message, the failing value and the raw record (`sql/staging/bad_records.sql`);
 2. `staging/stg_<source>/load_date=D` (under a temporary name): the valid rows
    (`sql/staging/stg_<source>.sql` over int_validated over `sql/staging/int_kept.sql`: the checked
-   rows streamed again from the raw partition, less the ones int_duplicates drops, looked up in a
-   bitstring), in one pass in source-file order, so a rerun writes the same file;
+   rows streamed again from the raw partition, less the ones int_flagged's outcomes do not stage,
+   looked up in a bitstring, so the row rules are not checked twice), in one pass in source-file
+   order, so a rerun writes the same file;
 3. `audit/reconciliation/load_date=D/source_table=stg_<source>`: the file's records = raw +
    rejected at landing, and raw = staged (as written) + quarantined + duplicates
    (`sql/staging/reconciliation.sql`); when either does not hold, ReconciliationError is raised
@@ -320,7 +321,7 @@ def reading_from(relations: dict[str, str], select_sql: str) -> str:
 
 
 def _staging_pass(checked_sql: str, table: str) -> str:
-    """The staging partition's SELECT: the checked rows streamed from the raw partition, less the dropped ones.
+    """The staging partition's SELECT: the checked rows streamed from the raw partition, less the unstaged ones.
 
     One pass in source-file order (int_kept, int_validated and stg_<source> are single-table selects),
     so the day's rows are never held: a table of them outgrew [duckdb] memory_limit on big days.
@@ -330,13 +331,19 @@ def _staging_pass(checked_sql: str, table: str) -> str:
     return reading_from({"int_validated": validated}, sqlrun.sql_text("staging", table))
 
 
-def _dropped_rows(con: duckdb.DuckDBPyConnection, source: str) -> str | None:
-    """The row numbers int_duplicates drops, as a bitstring's text (bit n set for row n; None: none)."""
+def _unstaged_rows(con: duckdb.DuckDBPyConnection, source: str) -> str | None:
+    """The row numbers of the rows not staged, as a bitstring's text (bit n set for row n; None: none).
+
+    Quarantined or dropped as duplicates: every such row is in int_flagged, and int_validated over it
+    holds its outcome, so the staging pass looks the outcome up instead of checking the row rules again.
+    """
     last = con.execute(f"select max(_row_number) from {sqlrun.quote_ident('raw_' + source)}").fetchone()[0]
     if last is None:
         return None
     return con.execute(
-        "select bitstring_agg(_row_number, 0, $last)::varchar from int_duplicates", {"last": last}
+        "select bitstring_agg(_row_number, 0, $last)::varchar from int_validated"
+        " where _reason_code is not null or _is_duplicate",
+        {"last": last},
     ).fetchone()[0]
 
 
@@ -388,7 +395,7 @@ def stage(source: str, load_date: dt.date) -> dict[str, Any] | None:
 
         stg_sql = _staging_pass(checked_sql, table)
         sqlrun.copy_to_partition(
-            con, stg_sql, {**params, "dropped_rows": _dropped_rows(con, source)},
+            con, stg_sql, {**params, "unstaged_rows": _unstaged_rows(con, source)},
             lake.partition_file("staging", table, load_date), check=reconcile_staged,
         )
         record = records[0]
