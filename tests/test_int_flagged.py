@@ -4,7 +4,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from pipeline import lake
-from pipeline.transform import sqlrun, staging
+from pipeline.transform import sqlrun, staging, staging_passes
 from tests.support import rows as r
 
 D = r.DAY
@@ -13,8 +13,8 @@ D = r.DAY
 def flagged_row_numbers(tmp_path, monkeypatch, records: list[dict]) -> list[int]:
     r.use_lake(tmp_path, monkeypatch)
     r.write_events(D, records)
-    sql = staging.reading_from({"checked_records": sqlrun.sql_text("staging", "int_events_checked")},
-                               sqlrun.sql_text("staging", "int_flagged"))
+    sql = staging_passes.reading_from({"checked_records": sqlrun.sql_text("staging", "int_events_checked")},
+                                      sqlrun.sql_text("staging", "int_flagged"))
     with sqlrun.connect() as con:
         staging.define_macros(con)
         sqlrun.register_parquet(con, "raw_events", lake.partition_file("raw", "events", D))

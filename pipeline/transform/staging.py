@@ -8,7 +8,7 @@ the day's rows: a table of them outgrew [duckdb] memory_limit on big days and sp
 - `int_flagged` (temp table, `sql/staging/int_flagged.sql`): the few checked rows whose outcome is more
   than their row rules: those a rule quarantines and those whose id is missing or repeated;
 - `int_duplicates` (temp table, `sql/staging/int_duplicates.sql`, over int_flagged): the rows duplicate
-  resolution drops, then marked on int_flagged in place (`mark_dropped_rows`);
+  resolution drops, then marked on int_flagged in place (`staging_passes.mark_dropped_rows`);
 - `int_validated` (temp view, `sql/staging/int_validated.sql`, over int_flagged): those rows with their
   outcome, `_reason_code` (NULL = staged) and `_is_duplicate`, which quarantine and counts read.
 
@@ -86,7 +86,7 @@ import pyarrow as pa
 
 from pipeline import config, lake
 from pipeline.ingest import incoming
-from pipeline.transform import sqlrun
+from pipeline.transform import sqlrun, staging_passes
 from pipeline.transform.reconciliation import (  # noqa: F401 - ReconciliationError re-exported
     ReconciliationError,
     landing_counts,
@@ -159,6 +159,8 @@ REASON_CODES: dict[str, str] = {
 
 ORDER_STATUSES = ["paid", "cancelled", "refunded", "pending"]
 EVENT_TYPES = ["page_view", "view_product", "add_to_cart", "checkout", "purchase"]
+# The ENUM types the staging models (sql/staging/stg_<source>.sql) cast their few-valued columns to.
+STAGED_ENUMS = {"staged_event_type": EVENT_TYPES, "staged_order_status": ORDER_STATUSES}
 
 STAGING_SCHEMAS: dict[str, pa.Schema] = {
     "stg_orders": pa.schema([
@@ -297,56 +299,6 @@ def _create_temp(con: duckdb.DuckDBPyConnection, kind: str, model: str, params: 
         con.execute(f"create temp table {sqlrun.quote_ident(model)} as {sql}", sqlrun.bind(sql, params))
 
 
-def mark_dropped_rows(con: duckdb.DuckDBPyConnection, checked: str) -> None:
-    """Mark the rows int_duplicates drops on the table of checked rows itself (int_flagged; in place).
-
-    int_validated then reads one table, a single-table select like its streamed use for the staging
-    partition (where nothing is dropped: int_kept has left those rows out).
-    """
-    table = sqlrun.quote_ident(checked)
-    con.execute(f"alter table {table} add column _drop_is_duplicate boolean")
-    con.execute(f"alter table {table} add column _drop_reason_code varchar")
-    con.execute(f"alter table {table} add column _drop_kept_row_number bigint")
-    con.execute(
-        f"update {table} as checked set _drop_is_duplicate = dropped.is_duplicate,"
-        " _drop_reason_code = dropped.reason_code, _drop_kept_row_number = dropped.kept_row_number"
-        " from int_duplicates as dropped where checked._row_number = dropped._row_number"
-    )
-
-
-def reading_from(relations: dict[str, str], select_sql: str) -> str:
-    """`select_sql` with the relations it reads given as SQL (CTEs, not materialized: each streams where read)."""
-    ctes = ",\n".join(f"{sqlrun.quote_ident(name)} as not materialized (\n{sql}\n)" for name, sql in relations.items())
-    return f"with {ctes}\nselect * from (\n{select_sql}\n)"
-
-
-def _staging_pass(checked_sql: str, table: str) -> str:
-    """The staging partition's SELECT: the checked rows streamed from the raw partition, less the unstaged ones.
-
-    One pass in source-file order (int_kept, int_validated and stg_<source> are single-table selects),
-    so the day's rows are never held: a table of them outgrew [duckdb] memory_limit on big days.
-    """
-    kept = reading_from({"checked_records": checked_sql}, sqlrun.sql_text("staging", "int_kept"))
-    validated = reading_from({"checked_records": kept}, sqlrun.sql_text("staging", "int_validated"))
-    return reading_from({"int_validated": validated}, sqlrun.sql_text("staging", table))
-
-
-def _unstaged_rows(con: duckdb.DuckDBPyConnection, source: str) -> str | None:
-    """The row numbers of the rows not staged, as a bitstring's text (bit n set for row n; None: none).
-
-    Quarantined or dropped as duplicates: every such row is in int_flagged, and int_validated over it
-    holds its outcome, so the staging pass looks the outcome up instead of checking the row rules again.
-    """
-    last = con.execute(f"select max(_row_number) from {sqlrun.quote_ident('raw_' + source)}").fetchone()[0]
-    if last is None:
-        return None
-    return con.execute(
-        "select bitstring_agg(_row_number, 0, $last)::varchar from int_validated"
-        " where _reason_code is not null or _is_duplicate",
-        {"last": last},
-    ).fetchone()[0]
-
-
 def _count(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None) -> int:
     return con.execute(f"select count(*) from ({sql})", sqlrun.bind(sql, params or {})).fetchone()[0]
 
@@ -370,11 +322,12 @@ def stage(source: str, load_date: dt.date) -> dict[str, Any] | None:
             "reason_code": list(REASON_CODES), "description": list(REASON_CODES.values()),
         }))
         # the one table staging keeps: the few rows whose outcome is more than their row rules
-        flagged_sql = reading_from({"checked_records": checked_sql}, sqlrun.sql_text("staging", "int_flagged"))
+        flagged_sql = staging_passes.reading_from(
+            {"checked_records": checked_sql}, sqlrun.sql_text("staging", "int_flagged"))
         con.execute(f"create temp table int_flagged as {flagged_sql}", sqlrun.bind(flagged_sql, params))
         con.execute("create temp view checked_records as select * from int_flagged")
         _create_temp(con, "table", "int_duplicates", params)
-        mark_dropped_rows(con, "int_flagged")
+        staging_passes.mark_dropped_rows(con, "int_flagged")
         _create_temp(con, "view", "int_validated", params)
         counts = {
             "raw_count": _count(con, f"select * from {sqlrun.quote_ident('raw_' + source)}"),
@@ -393,9 +346,10 @@ def stage(source: str, load_date: dt.date) -> dict[str, Any] | None:
             counts["staged_count"] = staged_count
             records.append(reconcile(con, table, load_date, counts))
 
-        stg_sql = _staging_pass(checked_sql, table)
+        staging_passes.create_staged_types(con, source, STAGED_ENUMS)
+        stg_sql = staging_passes.staging_pass(checked_sql, table)
         sqlrun.copy_to_partition(
-            con, stg_sql, {**params, "unstaged_rows": _unstaged_rows(con, source)},
+            con, stg_sql, {**params, "unstaged_rows": staging_passes.unstaged_rows(con, source)},
             lake.partition_file("staging", table, load_date), check=reconcile_staged,
         )
         record = records[0]

@@ -1,6 +1,8 @@
 -- stg_orders: the day's valid orders, typed and deduplicated (exact duplicates collapsed, one row per id).
 -- Grain: one row per order_id per load_date; partition: load_date.
 -- Rules: int_orders_checked.sql (row rules), int_validated.sql (duplicates).
+-- status and _source_file are cast to the ENUMs staging.create_staged_types builds: the same
+-- text in the Parquet file, written from the enum's codes instead of hashed into a dictionary per value.
 with validated as (
     select * from int_validated
 ),
@@ -13,9 +15,9 @@ final as (
         validated.quantity,
         validated.unit_price,
         validated.order_ts,
-        validated.status,
+        validated.status::staged_order_status as status,
         validated.load_date,
-        validated._source_file,
+        validated._source_file::staged_source_file as _source_file,
         validated._row_number,
     from validated
     -- no ORDER BY: int_validated is a single-table select, so the rows keep the source file's
