@@ -50,7 +50,8 @@ def cores() -> int:
 # A date has two heavy chains (events, orders) that gain from running side by side; a third worker
 # would mostly add another DuckDB working set (up to [duckdb] memory_limit) to the date's memory peak,
 # which the max-day budget (1.5 GiB with Postgres) is measured with two. Each task's DuckDB uses every
-# core ([duckdb] threads = 0). A backfill of several dates on a bigger machine passes --workers N.
+# core ([duckdb] threads = 0 shares them out among the workers). A backfill of several dates on a bigger
+# machine passes --workers N.
 MAX_DEFAULT_WORKERS = 2
 
 
@@ -82,13 +83,39 @@ class duckdb(luigi.Config):  # noqa: N801
     """[duckdb]: resources for the DuckDB engine that runs the models."""
 
     memory_limit = luigi.Parameter(default="1GB")
-    threads = luigi.IntParameter(default=0)  # 0: every core of the machine (DuckDB's own default)
+    threads = luigi.IntParameter(default=0)  # 0: the cores, shared out among the Luigi workers (see below)
+
+
+_in_forked_process = False
+
+
+def _note_forked() -> None:
+    global _in_forked_process
+    _in_forked_process = True
+
+
+if hasattr(os, "register_at_fork"):  # Luigi's workers run each task in a process forked from the worker
+    os.register_at_fork(after_in_child=_note_forked)
 
 
 def duckdb_threads() -> int:
-    """[duckdb] threads, with 0 meaning every core this process may run on."""
+    """[duckdb] threads; 0: every core, or in a forked task process the cores divided among the workers.
+
+    With `workers = 2` on two cores, two tasks run at once for most of a date: a DuckDB pool of two
+    threads in each made four threads contend for two cores (measured on a 100K/1M day, threads = 1
+    cut the command's CPU by ~0.5 s and its wall time by ~1 s; docs/performance.md). A process not
+    forked by a worker (`python -m pipeline ...`, an in-process `luigi.build`'s own process) keeps
+    every core.
+    """
     threads = int(duckdb().threads)
-    return threads if threads > 0 else cores()
+    if threads > 0:
+        return threads
+    if not _in_forked_process:
+        return cores()
+    import luigi.interface  # noqa: PLC0415 - luigi's own module; [core] workers or the command's --workers
+
+    workers = max(1, int(luigi.interface.core().workers))
+    return max(1, cores() // workers)
 
 
 class catalog(luigi.Config):  # noqa: N801

@@ -44,3 +44,43 @@ def test_duckdb_threads_zero_means_every_core(luigi_settings) -> None:  # noqa: 
     luigi_settings("duckdb", threads=1)
     with sqlrun.connect() as con:
         assert con.execute("select current_setting('threads')").fetchone()[0] == 1
+
+
+PROBE = '''
+import luigi
+from pipeline.transform import sqlrun
+
+
+class Probe(luigi.Task):
+    out = luigi.Parameter()
+
+    def output(self):
+        return luigi.LocalTarget(self.out)
+
+    def run(self):
+        with sqlrun.connect() as con:
+            threads = con.execute("select current_setting('threads')").fetchone()[0]
+        with self.output().open("w") as handle:
+            handle.write(str(threads))
+'''
+
+
+def _threads_in_task_process(tmp_path: Path, workers: int) -> int:
+    """DuckDB's threads in a task process of a real `luigi` command run with `--workers N`."""
+    (tmp_path / "threads_probe.py").write_text(PROBE, encoding="utf-8")
+    out = tmp_path / f"threads-{workers}.txt"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LUIGI_", "ECOMM_DUCKDB"))}
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), str(resources.REPO_ROOT)])
+    luigi_bin = str(Path(sys.executable).with_name("luigi"))
+    result = subprocess.run([luigi_bin, "--module", "threads_probe", "Probe", "--out", str(out), "--local-scheduler",
+                             "--workers", str(workers)], cwd=resources.REPO_ROOT, env=env, capture_output=True,
+                            text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return int(out.read_text(encoding="utf-8"))
+
+
+def test_duckdb_threads_zero_shares_the_cores_among_the_workers(tmp_path: Path) -> None:
+    """Two workers on two cores: one DuckDB thread per task, not two tasks of two threads each on two cores."""
+    assert CORES >= 2, "this test needs a machine with at least two cores"
+    assert _threads_in_task_process(tmp_path, 2) == CORES // 2
+    assert _threads_in_task_process(tmp_path, 1) == CORES

@@ -72,6 +72,11 @@ def test_priorities() -> None:
     assert events.priority > tasks.StageEvents(date=D).priority > orders.priority \
         > tasks.StageOrders(date=D).priority > tasks.BuildFactEvents(date=D).priority \
         > tasks.BuildDimUser(date=D).priority > tasks.LandEvents(date=D + dt.timedelta(days=1)).priority
+    # the catalogs (dim_user, which the gate needs, reads the users') run beside the events' staging,
+    # not after the marts and the orders' preload, which wait for it anyway
+    for catalog in (tasks.LandUsers(date=D), tasks.StageUsers(date=D), tasks.BuildDimProductHistory(date=D)):
+        assert catalog.priority > tasks.BuildCustomerOrdersDaily(date=D).priority, catalog
+        assert catalog.priority > tasks.PreloadFactOrders(date=D).priority, catalog
 
 
 def test_each_model_waits_for_exactly_what_it_reads(empty_lake) -> None:

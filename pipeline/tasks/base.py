@@ -84,10 +84,13 @@ class PipelineTask(luigi.Task):
         """Earlier dates first (a backfill publishes in date order); within a date, by `date_rank`.
 
         Ranks (pipeline.tasks): the events chain, the date's longest, first (land 6, stage 5, fact
-        2); then the orders chain (land 4, stage 3, fact 2), which runs beside it; then the small
-        catalog and dimension tasks. Luigi's scheduler runs the ready task of highest priority and
-        raises a task's dependencies to its priority (so the products catalog, which the facts read,
-        gets 2, and a date's order also holds for the catalog snapshots it needs). Orders beside
+        2); then the orders chain (land 4, stage 3, fact 2), which runs beside it; then the catalogs
+        (land and stage 2) and dim_product_history, which reads only the products catalog, so that
+        they too run beside the events' staging: at 0 they waited behind the marts and the orders'
+        preload (1) and, when the events' staging ended first, delayed the gate, which needs
+        dim_user; then the marts and the small dimension tasks. Luigi's scheduler runs the ready
+        task of highest priority and raises a task's dependencies to its priority (a date's order
+        also holds for the catalog snapshots it needs). Orders beside
         events is also the memory plan: landing orders while the events are staged would hold two
         large DuckDB working sets at once. Measured on a 100K/1M day: the events chain no longer
         waits ~0.2 s behind the catalogs.

@@ -93,6 +93,8 @@ class CatalogLandTask(PipelineTask):
     Retried per [scheduler] (an API 5xx or timeout is transient).
     """
 
+    date_rank = 2  # beside the events' staging, not after the marts: see PipelineTask.priority
+
     source: str = ""
     timeout_kind = "catalog"
 

@@ -65,6 +65,7 @@ class BuildDimProductHistory(_DailyModel):
     """warehouse/dim_product_history as of one date: one row per product version (SCD2)."""
 
     table = "dim_product_history"
+    date_rank = 2  # reads the products catalog only: built beside the events' staging
 
 
 class BuildFactOrders(_DailyModel):

@@ -45,6 +45,8 @@ class StageTask(PipelineTask):
 class CatalogStageTask(StageTask):
     """Stages the catalog snapshot covering a date, if there is one (keyed by snapshot date)."""
 
+    date_rank = 2  # beside the events' staging, not after the marts: see PipelineTask.priority
+
     def snapshot(self) -> dt.date | None:
         return landing.covering_snapshot(self.source, self.date)
 
