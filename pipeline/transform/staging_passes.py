@@ -73,7 +73,8 @@ def create_staged_types(con: duckdb.DuckDBPyConnection, source: str, enums: Mapp
     the cast: an error, not a loss).
     """
     raw = sqlrun.quote_ident(f"raw_{source}")
-    con.execute(f"create type staged_source_file as enum (select distinct _source_file from {raw} where _source_file is not null)")
+    con.execute(f"create type {sqlrun.quote_ident('staged_source_file')} as enum"
+                f" (select distinct _source_file from {raw} where _source_file is not null)")
     for name, values in enums.items():
         con.execute(f"create type {sqlrun.quote_ident(name)} as enum (select unnest($values::varchar[]))",
                     {"values": list(values)})

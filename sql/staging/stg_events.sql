@@ -1,7 +1,7 @@
 -- stg_events: the day's valid events, typed and deduplicated (exact duplicates collapsed, one row per id).
 -- Grain: one row per event_id per load_date; partition: load_date.
 -- Rules: int_events_checked.sql (row rules), int_validated.sql (duplicates).
--- event_type and _source_file are cast to the ENUMs staging.create_staged_types builds: the same
+-- event_type and _source_file are cast to the ENUMs staging_passes.create_staged_types builds: the same
 -- text in the Parquet file, written from the enum's codes instead of hashed into a dictionary per value.
 with validated as (
     select * from int_validated

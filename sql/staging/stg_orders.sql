@@ -1,7 +1,7 @@
 -- stg_orders: the day's valid orders, typed and deduplicated (exact duplicates collapsed, one row per id).
 -- Grain: one row per order_id per load_date; partition: load_date.
 -- Rules: int_orders_checked.sql (row rules), int_validated.sql (duplicates).
--- status and _source_file are cast to the ENUMs staging.create_staged_types builds: the same
+-- status and _source_file are cast to the ENUMs staging_passes.create_staged_types builds: the same
 -- text in the Parquet file, written from the enum's codes instead of hashed into a dictionary per value.
 with validated as (
     select * from int_validated
