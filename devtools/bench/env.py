@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import resource
 import shutil
 import socket
 import threading
@@ -218,7 +219,9 @@ def _record(task: luigi.Task, event: str, *_: Any) -> None:
     stage = _stage_of(task)
     if not path or stage is None:
         return
-    line = json.dumps({"task": task.task_id, "stage": stage, "event": event, "t": time.time(), "pid": os.getpid()})
+    usage = resource.getrusage(resource.RUSAGE_SELF)  # this process's CPU so far: a task's is end minus start
+    line = json.dumps({"task": task.task_id, "stage": stage, "event": event, "t": time.time(), "pid": os.getpid(),
+                       "cpu": usage.ru_utime + usage.ru_stime})
     with open(path, "a", encoding="utf-8") as handle:  # one short append per event: atomic
         handle.write(line + "\n")
 
@@ -246,15 +249,16 @@ def task_clock(folder: Path) -> Iterator[Path]:
 
 def _task_spans(path: Path) -> list[dict[str, Any]]:
     """Each task's stage, start and end (epoch seconds), pairing the clock's start and end events."""
-    starts: dict[str, float] = {}
+    starts: dict[str, dict[str, Any]] = {}
     spans: list[dict[str, Any]] = []
     for line in path.read_text(encoding="utf-8").splitlines():
         rec = json.loads(line)
         if rec["event"] == "start":
-            starts[rec["task"]] = rec["t"]
+            starts[rec["task"]] = rec
         else:
-            spans.append({"task": rec["task"], "stage": rec["stage"], "start": starts.pop(rec["task"], rec["t"]),
-                          "end": rec["t"]})
+            start = starts.pop(rec["task"], rec)
+            spans.append({"task": rec["task"], "stage": rec["stage"], "start": start["t"], "end": rec["t"],
+                          "cpu": rec.get("cpu", 0.0) - start.get("cpu", 0.0)})
     return spans
 
 
@@ -275,13 +279,18 @@ def timeline(path: Path) -> list[dict[str, Any]]:
     """Every task's start and end (seconds from the first start), in start order: the critical path."""
     tasks = _task_spans(path)
     zero = min((task["start"] for task in tasks), default=0.0)
-    return sorted(({"task": task["task"].split("(")[0], "start": task["start"] - zero, "end": task["end"] - zero}
+    return sorted(({"task": task["task"].split("(")[0], "start": task["start"] - zero, "end": task["end"] - zero,
+                    "cpu": task["cpu"]}
                    for task in tasks), key=lambda task: task["start"])
 
 
 def format_timeline(tasks: list[dict[str, Any]]) -> str:
-    """The timeline as text: start, end, seconds and a bar per task (one character = 0.1 s)."""
+    """The timeline as text: start, end, seconds, the task process's CPU seconds and a bar (one character = 0.1 s).
+
+    The CPU is the task's own (from its start event to its end event, in the process that ran it), not
+    the Postgres server's work it asked for.
+    """
     return "\n".join(
-        f"    {t['start']:6.2f} {t['end']:6.2f} {t['end'] - t['start']:5.2f}  {t['task']:<24}"
+        f"    {t['start']:6.2f} {t['end']:6.2f} {t['end'] - t['start']:5.2f} {t.get('cpu', 0.0):5.2f}  {t['task']:<24}"
         f" {' ' * int(t['start'] * 10)}{'#' * max(1, round((t['end'] - t['start']) * 10))}"
         for t in tasks)
