@@ -97,3 +97,36 @@ def test_the_luigi_command_does_not_import_what_only_jupyter_needs() -> None:
         print(sorted(name for name in ("rfc3987_syntax", "lark") if name in sys.modules))
     """)
     assert result.stdout.strip() == "[]"
+
+
+def test_pandas_is_imported_beside_the_first_tasks_not_before_them() -> None:
+    """pyarrow imports pandas the first time it asks whether a value is a DataFrame (`pa.table`,
+    `Table.from_pylist`: ~0.4 s of CPU on the serial start of every command, before its first task);
+    DuckDB imports it when an Arrow object is registered (staging, preloads, gate, publish). So the
+    command starts without it and the warm-up imports it beside the first tasks, for the later ones to
+    inherit, without a fork-hook mismatch in the parent (pandas imports concurrent.futures.thread,
+    which registers fork hooks)."""
+    result = run_python("""
+        import os, sys
+        import pyarrow as pa
+        from pipeline import tasks
+        from pipeline.tasks import warmup
+
+        assert "pandas" not in sys.modules
+        schema = pa.schema([("a", pa.int64())])  # the pipeline's tables have schemas (inferring types imports pandas)
+        pa.table({"a": [1]}, schema=schema), pa.Table.from_pylist([{"a": 1}], schema=schema)
+        assert "pandas" not in sys.modules, "pyarrow's DataFrame check is answered without importing pandas"
+
+        def fork():
+            pid = os.fork()
+            if pid == 0:
+                os._exit(0 if "pandas" in sys.modules else 3)
+            return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+        fork(), fork()  # the second starts the warm-up
+        assert fork() == 0, "a task process forked after the warm-up inherits pandas"
+        assert pa.table({"a": [1]}).to_pandas()["a"].tolist() == [1], "an explicit conversion still works"
+        print("ok")
+    """)
+    assert result.stdout.strip() == "ok"
+    assert "release unlocked lock" not in result.stderr and "Traceback" not in result.stderr, result.stderr

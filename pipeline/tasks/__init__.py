@@ -23,6 +23,7 @@ import os
 from pipeline.tasks import warmup  # noqa: I001 - first: the collector pauses for the imports below
 
 warmup.pause_collector()
+warmup.pyarrow_without_pandas()
 
 from luigi.tools.range import RangeDaily  # noqa: F401 - re-exported for `--module pipeline.tasks RangeDaily`
 

@@ -45,8 +45,6 @@ from typing import Any
 
 import luigi
 import pyarrow as pa
-import pyarrow.dataset  # noqa: F401 - pq.read_table imports it on first use (~50 ms CPU): imported here, in
-# the process Luigi forks every task from, instead of once in each of a date's ~20 task processes
 
 from pipeline import lake
 
