@@ -54,6 +54,10 @@ def test_bench_all_reports_every_figure_on_a_tiny_volume(tmp_path: Path, capsys:
                    "speed-up vs the original system", "in a running process (a backfill's later dates), median of 1",
                    "first date of a process (imports, Soda's warm-up), median of 2"):
         assert wanted in labels, wanted
+    # the day's CPU, the pipeline's processes and the server's, and what it means on this machine's cores
+    cpu = table["max day: CPU seconds, Luigi + task processes / Postgres (medians)"][0]
+    assert all(float(part.split()[0]) > 0 for part in cpu.split(" / ")), cpu
+    assert any(label.startswith("that CPU spread evenly over the") for label in table)
     peak = next(cells for label, cells in table.items() if label.startswith("max day: peak RSS"))
     assert peak[1] == "≤ 1.5 GiB" and peak[2] in ("met", "NOT met")
     # the inputs are cached for the next run; every scratch lake, server and report is gone

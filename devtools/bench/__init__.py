@@ -41,6 +41,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -148,12 +149,22 @@ def _run(argv: list[str]) -> int:
     luigi.configuration.get_config().set("worker", "keep_alive", "false")
     from pipeline import tasks
 
+    postmaster = env.postmaster_pid()
+    cpu: dict[str, float] = {}
+
+    def own_cpu() -> float:  # this process and the task processes it reaped
+        return sum(resource.getrusage(who).ru_utime + resource.getrusage(who).ru_stime
+                   for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+
     def build(*roots: luigi.Task) -> float:
         luigi.task_register.Register.clear_instance_cache()
-        started = time.perf_counter()
+        started, cpu_before, pg_before = time.perf_counter(), own_cpu(), env.postgres_cpu(postmaster)
         if not luigi.build(list(roots), workers=args.workers, local_scheduler=True, log_level="WARNING"):
             raise SystemExit(f"the pipeline failed for {[r.task_id for r in roots]}")
-        return time.perf_counter() - started
+        seconds = time.perf_counter() - started
+        time.sleep(0.2)  # the run's backends exit when its connections close: let the postmaster reap them
+        cpu.update(pipeline=own_cpu() - cpu_before, postgres=env.postgres_cpu(postmaster) - pg_before)
+        return seconds
 
     out: dict[str, Any] = {"days": []}
     if args.mode == "range":
@@ -169,12 +180,10 @@ def _run(argv: list[str]) -> int:
             with env.task_clock(args.dir) as clock:
                 seconds = build(tasks.DailyPipeline(date=day))
             out["days"].append({"date": day.isoformat(), "seconds": seconds, "stages": env.stage_spans(clock),
-                                "timeline": env.timeline(clock)})
+                                "timeline": env.timeline(clock), "cpu": dict(cpu)})
             clock.unlink()
             if len(args.dates) > 1:
                 print(f"    {day}: {seconds:.2f} s ({i + 1}/{len(args.dates)})", flush=True)
-    import resource
-
     out["self_maxrss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     out["children_maxrss"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     args.report.write_text(json.dumps(out))

@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import psutil
 
 from devtools.bench import env
 
@@ -52,22 +51,6 @@ def cron_environment() -> dict[str, str]:
     return {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
 
 
-def _postgres_cpu(pid: int | None) -> float:
-    """CPU seconds the server has used so far: the postmaster, its live backends and the ones it reaped."""
-    if not pid:
-        return 0.0
-    total = 0.0
-    with contextlib.suppress(psutil.Error):
-        root = psutil.Process(pid)
-        times = root.cpu_times()
-        total += times.user + times.system + times.children_user + times.children_system
-        for child in root.children(recursive=True):
-            with contextlib.suppress(psutil.Error):
-                times = child.cpu_times()
-                total += times.user + times.system
-    return total
-
-
 def run_once(day: dt.date, workdir: Path, *, sample_memory: bool = False) -> dict[str, Any]:
     """One run of the README command in the current environment (lake, data, database); its figures.
 
@@ -77,7 +60,7 @@ def run_once(day: dt.date, workdir: Path, *, sample_memory: bool = False) -> dic
     postmaster = env.postmaster_pid()
     env.checkpoint()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    pg_before = _postgres_cpu(postmaster)
+    pg_before = env.postgres_cpu(postmaster)
     log = workdir / f"cli-{os.getpid()}-{time.monotonic_ns()}.log"
     with open(log, "w", encoding="utf-8") as out:
         started = time.perf_counter()
@@ -88,7 +71,7 @@ def run_once(day: dt.date, workdir: Path, *, sample_memory: bool = False) -> dic
         seconds = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     time.sleep(0.2)  # the run's backends exit when its connections close: let the postmaster reap them
-    pg_cpu = _postgres_cpu(postmaster) - pg_before
+    pg_cpu = env.postgres_cpu(postmaster) - pg_before
     text = log.read_text(encoding="utf-8", errors="replace")
     log.unlink()
     if code != 0:

@@ -52,8 +52,10 @@ def bench_day(args: argparse.Namespace, admin: str) -> dict[str, Any]:
             shutil.rmtree(lake, ignore_errors=True)
         publish_task = sum(t["end"] - t["start"] for t in day["timeline"] if t["task"].startswith("Publish_"))
         runs.append({"seconds": day["seconds"], "stages": day["stages"], "publish_task": publish_task,
-                     "floor": floors, "rows": rows, "child_maxrss": (run["self_maxrss"], run["children_maxrss"])})
-        print(f"  max day run {i + 1}/{args.repeat + 1}: pipeline {day['seconds']:.2f} s, COPY floor binary"
+                     "floor": floors, "rows": rows, "child_maxrss": (run["self_maxrss"], run["children_maxrss"]),
+                     "cpu": day["cpu"]})
+        print(f"  max day run {i + 1}/{args.repeat + 1}: pipeline {day['seconds']:.2f} s"
+              f" ({day['cpu']['pipeline']:.2f} CPU s + Postgres {day['cpu']['postgres']:.2f}), COPY floor binary"
               f" {floors['binary']:.2f} s / csv {floors['csv']:.2f} s, reading the input {floors['read']:.2f} s"
               f" (memory not sampled)", flush=True)
         if args.timeline:

@@ -92,6 +92,22 @@ def postmaster_pid() -> int | None:
     return info["pid"] if info else None
 
 
+def postgres_cpu(pid: int | None) -> float:
+    """CPU seconds the server has used so far: the postmaster, its live backends and the ones it reaped."""
+    if not pid:
+        return 0.0
+    total = 0.0
+    with contextlib.suppress(psutil.Error):
+        root = psutil.Process(pid)
+        times = root.cpu_times()
+        total += times.user + times.system + times.children_user + times.children_system
+        for child in root.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                times = child.cpu_times()
+                total += times.user + times.system
+    return total
+
+
 @contextlib.contextmanager
 def fresh_database(admin_dsn: str, prefix: str = "bench") -> Iterator[str]:
     """A new database with the serving schema, selected through ECOMM_PG_DATABASE; dropped afterwards."""
