@@ -41,6 +41,7 @@ NUMERIC_POS, NUMERIC_NEG = 0x0000, 0x4000
 FIRST_DAY, END_DAY = -2_440_588, 2_145_042_906
 FIRST_US = FIRST_DAY * 86_400 * 1_000_000
 _INTEGERS = {2: pa.int16(), 4: pa.int32(), 8: pa.int64()}
+_NUMPY = {pa.int16(): "i2", pa.int32(): "i4", pa.int64(): "i8", pa.uint8(): "u1", pa.float64(): "f8"}
 
 # Postgres type (format_type text, without typmod) -> (DuckDB cast type, fixed payload bytes or None)
 _TYPES: dict[str, tuple[str, int | None]] = {
@@ -139,8 +140,7 @@ def copy_order(columns: Sequence[PgColumn]) -> list[PgColumn]:
 @dataclasses.dataclass(frozen=True)
 class _Slot:
     """Bytes of every row at one place. Fixed: `width` bytes, `values` (one per row, or one for all) written
-    as `dtype` into the slot's columns of the batch matrix. Variable: `lengths[i]` bytes of row i, taken
-    from `source` (uint8) at `starts[i]`."""
+    as `dtype` into the slot's columns of the matrix. Variable: lengths[i] bytes from `source` at starts[i]."""
 
     width: int = 0
     values: np.ndarray | np.void | None = None
@@ -154,8 +154,7 @@ def _constant(value: bytes) -> _Slot:
     return _Slot(len(value), np.void(value), f"V{len(value)}")
 
 
-def _bytes(matrix: np.ndarray) -> tuple[np.ndarray, str]:
-    """A (rows x width) uint8 matrix as one value per row."""
+def _bytes(matrix: np.ndarray) -> tuple[np.ndarray, str]:  # a (rows x width) uint8 matrix: a value per row
     return np.ascontiguousarray(matrix).view(f"V{matrix.shape[1]}")[:, 0], f"V{matrix.shape[1]}"
 
 
@@ -165,8 +164,13 @@ def _write(dest: np.ndarray, slot: _Slot) -> None:
 
 def _numbers(arr: pa.Array, to: pa.DataType) -> np.ndarray:
     """The values cast (checked) to `to`, NULLs as 0 (their payload is not sent, but is range-checked)."""
-    arr = pc.cast(arr, to)
-    return (pc.fill_null(arr, 0) if arr.null_count else arr).to_numpy()
+    arr, dtype = pc.cast(arr, to), np.dtype(_NUMPY[to])
+    arr = pc.fill_null(arr, 0) if arr.null_count else arr  # read from its buffer: to_numpy imports pandas
+    return np.frombuffer(arr.buffers()[1], dtype, count=len(arr), offset=arr.offset * dtype.itemsize)
+
+
+def _valid(arr: pa.Array) -> np.ndarray:
+    return _numbers(pc.is_valid(arr), pa.uint8()).view(bool)
 
 
 def _fixed_values(col: PgColumn, arr: pa.Array) -> tuple[np.ndarray, str]:
@@ -257,7 +261,7 @@ def _fixed_slots(col: PgColumn, arr: pa.Array) -> list[_Slot]:
         raise CopyValueRefused(f"column {col.name} ({col.pg_type}): {err}") from err
     if not arr.null_count:
         return [_constant(struct.pack(">i", width)), payload]
-    valid, source = pc.is_valid(arr).to_numpy(zero_copy_only=False), _empty(len(arr) * width)
+    valid, source = _valid(arr), _empty(len(arr) * width)
     _write(source.reshape(-1, width), payload)
     return [_Slot(4, np.where(valid, width, -1), ">i4"),
             _Slot(lengths=np.where(valid, width, 0), source=source, starts=np.arange(len(arr)) * width)]
@@ -268,7 +272,7 @@ def _text_slots(col: PgColumn, arr: pa.Array) -> list[_Slot]:
     if not any(is_text(arr.type) for is_text in (pa.types.is_string, pa.types.is_binary, *_LARGE)):
         view = pa.types.is_string_view(arr.type) or pa.types.is_binary_view(arr.type)
         arr = pc.cast(arr if view else pc.cast(arr, pa.string()), pa.binary())
-    valid = pc.is_valid(arr).to_numpy(zero_copy_only=False) if arr.null_count else None
+    valid = _valid(arr) if arr.null_count else None
     offsets = _offsets(arr)
     if valid is not None and np.diff(offsets)[~valid].any():  # Arrow lets a NULL span bytes: drop them
         arr = pc.fill_null(arr, pa.scalar(b"", pa.binary()).cast(arr.type))
@@ -306,18 +310,17 @@ def _empty(size: int) -> np.ndarray:
 
 
 def _windows(buffer: np.ndarray, size: int) -> np.ndarray:
-    """Every run of `size` bytes of a uint8 buffer as one value (window i = buffer[i : i + size]), to
-    copy many byte strings of one size with one numpy index."""
+    """Every run of `size` bytes of a uint8 buffer as one value (window i = buffer[i : i + size])."""
     return as_strided(buffer, shape=(len(buffer) - size + 1, size), strides=(1, 1)).view(f"V{size}")[:, 0]
 
 
 def _same(values: np.ndarray) -> Iterable[tuple[int, np.ndarray]]:
-    """(value, the positions holding it) for each value of a non-negative integer array."""
+    """(value, the positions holding it) for each positive value of a non-negative integer array."""
     counts = np.bincount(values)
-    present = np.flatnonzero(counts)
+    present = np.flatnonzero(counts[1:]) + 1  # a length 0 has no bytes to copy
     if len(present) <= 16:
         return [(int(v), np.flatnonzero(values == v)) for v in present]
-    order = np.argsort(values, kind="stable")
+    order = np.argsort(values, kind="stable")[counts[0] :]
     return zip(present.tolist(), np.split(order, np.cumsum(counts[present])[:-1]), strict=True)
 
 
@@ -346,13 +349,10 @@ def encode_batch(batch: pa.RecordBatch, columns: Sequence[PgColumn]) -> memoryvi
         if fixed:  # a run of fixed slots: one value per row, from the matrix
             size = sum(s.width for s in run)
             _windows(out, size)[at] = rows[:, column : column + size].view(f"V{size}")[:, 0]
-            at += size
-            column += size
-            continue
-        for slot in run:  # a variable slot: its rows grouped by length, one group at a time
+            at, column = at + size, column + size
+        for slot in () if fixed else run:  # a variable slot: its rows grouped by length, a group at a time
             for size, which in _same(slot.lengths):
-                if size:
-                    _windows(out, size)[at[which]] = _windows(slot.source, size)[slot.starts[which]]
+                _windows(out, size)[at[which]] = _windows(slot.source, size)[slot.starts[which]]
             at += slot.lengths
     return memoryview(out)
 
