@@ -357,6 +357,9 @@ def test_the_encoded_bytes_are_those_of_a_value_by_value_encoder() -> None:
         data = batch(rows[:3] + rows, order)
         for part in (data, data.slice(3)):  # the slice: arrays that start at an offset
             assert bytes(binary_copy.encode_batch(part, order)) == reference_rows(part, order)
+    fixed = [c for c in columns if c.fixed_width]
+    clean = batch(rows[:N], fixed)  # no NULL and no text: every row has the same layout
+    assert bytes(binary_copy.encode_batch(clean, fixed)) == reference_rows(clean, fixed)
 
 
 def test_the_bytes_of_texts_of_many_lengths_and_odd_arrow_layouts() -> None:

@@ -332,14 +332,15 @@ def encode_batch(batch: pa.RecordBatch, columns: Sequence[PgColumn]) -> memoryvi
     slots = [_constant(struct.pack(">h", len(columns)))]
     for col, arr in zip(columns, batch.columns, strict=True):
         slots.extend(_fixed_slots(col, arr) if col.fixed_width is not None else _text_slots(col, arr))
-    width = sum(s.width for s in slots)
+    fixed = [s for s in slots if s.lengths is None]
+    width = sum(s.width for s in fixed)
     rows = _empty(n * width).reshape(n, width)
-    column = 0
-    for slot in slots:
-        if slot.lengths is None:
+    template = b"".join(s.values.tobytes() if isinstance(s.values, np.void) else bytes(s.width) for s in fixed)
+    rows.view(f"V{width}")[:, 0] = np.void(template)  # the constants of every row, in one write
+    for slot, column in zip(fixed, itertools.accumulate((s.width for s in fixed), initial=0)):
+        if not isinstance(slot.values, np.void):
             _write(rows[:, column : column + slot.width], slot)
-            column += slot.width
-    if all(s.lengths is None for s in slots):
+    if len(fixed) == len(slots):
         return memoryview(rows.reshape(-1))
     row_bytes = width + sum(s.lengths for s in slots if s.lengths is not None)
     ends = np.cumsum(row_bytes)
