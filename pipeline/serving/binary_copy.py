@@ -30,7 +30,6 @@ logger = logging.getLogger(__name__)
 
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 TRAILER = b"\xff\xff"
-NULL_FIELD = b"\xff\xff\xff\xff"
 PG_EPOCH_DAYS = 10_957  # 2000-01-01 - 1970-01-01
 PG_EPOCH_US = PG_EPOCH_DAYS * 86_400 * 1_000_000
 NUMERIC_INT_GROUPS = 5  # base-10000 digits before the point: covers |x| < 10^20
@@ -346,12 +345,12 @@ def encode_batch(batch: pa.RecordBatch, columns: Sequence[PgColumn]) -> memoryvi
     ends = np.cumsum(row_bytes)
     at, out = ends - row_bytes, _empty(int(ends[-1]))  # at: where each row's next slot goes
     column = 0
-    for fixed, run in itertools.groupby(slots, key=lambda s: s.lengths is None):
-        if fixed:  # a run of fixed slots: one value per row, from the matrix
+    for is_fixed, run in itertools.groupby(slots, key=lambda s: s.lengths is None):
+        if is_fixed:  # a run of fixed slots: one value per row, from the matrix
             size = sum(s.width for s in run)
             _windows(out, size)[at] = rows[:, column : column + size].view(f"V{size}")[:, 0]
             at, column = at + size, column + size
-        for slot in () if fixed else run:  # a variable slot: its rows grouped by length, a group at a time
+        for slot in () if is_fixed else run:  # a variable slot: its rows grouped by length, a group at a time
             for size, which in _same(slot.lengths):
                 _windows(out, size)[at[which]] = _windows(slot.source, size)[slot.starts[which]]
             at += slot.lengths
