@@ -10,10 +10,12 @@ import datetime as dt
 import json
 import math
 import re
+import struct
 from decimal import Decimal
 from typing import Any
 
 import duckdb
+import numpy as np
 import psycopg
 import pyarrow as pa
 import pytest
@@ -312,3 +314,66 @@ def test_an_arrow_type_that_does_not_fit_the_column_is_refused(fresh_db) -> None
         data = pa.RecordBatch.from_arrays([pa.array([dt.date(2025, 12, 14)], pa.date32())], ["at"])
         with pytest.raises(UnsupportedCopyType, match="column at: expected an Arrow timestamp, got date32"):
             binary_copy.copy_batches(conn, sql.Identifier("t"), columns, [data])
+
+
+# ------------------------------------------------------------------ the bytes, against a reference encoder
+def reference_rows(data: pa.RecordBatch, columns: list[binary_copy.PgColumn]) -> bytes:
+    """The rows encoded value by value with struct, as Postgres's binary COPY format describes them."""
+    fields = []
+    for col, arr in zip(columns, data.columns, strict=True):
+        if col.base_type == "date":
+            arr = arr.cast(pa.int32())
+        elif col.base_type.startswith("timestamp"):
+            arr = arr.cast(pa.timestamp("us", tz=arr.type.tz)).cast(pa.int64())
+        fields.append([reference_field(col, v) for v in arr.to_pylist()])
+    return b"".join(struct.pack(">h", len(columns)) + b"".join(row) for row in zip(*fields, strict=True))
+
+
+def reference_field(col: binary_copy.PgColumn, value: Any) -> bytes:
+    if value is None:
+        return struct.pack(">i", -1)
+    base = col.base_type
+    if base == "date":
+        payload = struct.pack(">i", {INT32_MAX: INT32_MAX, -INT32_MAX: -(2**31)}.get(value, value - 10_957))
+    elif base.startswith("timestamp"):
+        payload = struct.pack(">q", {INT64_MAX: INT64_MAX, -INT64_MAX: -(2**63)}.get(value, value - 10_957 * DAY_US))
+    elif base == "numeric":
+        scale = int(col.pg_type.rstrip(")").split(",")[1])
+        integer, fraction = divmod(abs(int(value.scaleb(scale))), 10**scale)
+        groups = [integer // 10_000**g % 10_000 for g in range(4, -1, -1)] + [fraction * 10 ** (4 - scale)]
+        payload = struct.pack(">hhHH6h", 6, 4, 0x4000 if value < 0 else 0, scale, *groups)
+    elif base in ("text", "character varying", "json", "jsonb"):
+        payload = (b"\x01" if base == "jsonb" else b"") + value.encode()
+    else:
+        payload = struct.pack({"smallint": ">h", "integer": ">i", "bigint": ">q", "boolean": ">?",
+                               "double precision": ">d"}[base], value)
+    return struct.pack(">i", len(payload)) + payload
+
+
+def test_the_encoded_bytes_are_those_of_a_value_by_value_encoder() -> None:
+    columns = [binary_copy.PgColumn(n, t) for n, t, _ in COLUMNS]
+    rows = all_rows()
+    for order in (columns, binary_copy.copy_order(columns)):
+        data = batch(rows[:3] + rows, order)
+        for part in (data, data.slice(3)):  # the slice: arrays that start at an offset
+            assert bytes(binary_copy.encode_batch(part, order)) == reference_rows(part, order)
+    fixed = [c for c in columns if c.fixed_width]
+    clean = batch(rows[:N], fixed)  # no NULL and no text: every row has the same layout
+    assert bytes(binary_copy.encode_batch(clean, fixed)) == reference_rows(clean, fixed)
+
+
+def test_the_bytes_of_texts_of_many_lengths_and_odd_arrow_layouts() -> None:
+    columns = [binary_copy.PgColumn("a", "text"), binary_copy.PgColumn("n", "integer"),
+               binary_copy.PgColumn("b", "jsonb"), binary_copy.PgColumn("c", "text")]
+    texts = [None if i % 7 == 3 else "é" * (i % 40) + str(i) for i in range(500)]  # > 16 distinct lengths
+    numbers = [None if i % 5 == 1 else i for i in range(500)]
+    docs = [None if i % 3 else f'{{"k": {i}}}' for i in range(500)]
+    # a NULL whose offsets span bytes ("bcd"), as Arrow allows
+    spanning = pa.StringArray.from_buffers(500, pa.py_buffer(np.array([0, 1] + [4] * 499, np.int32)),
+                                           pa.py_buffer(b"abcd"), pa.array([i != 1 for i in range(500)]).buffers()[1])
+    for text_type in (pa.string(), pa.large_string(), pa.string_view()):
+        data = pa.RecordBatch.from_arrays(
+            [pa.array(texts, text_type), pa.array(numbers, pa.int32()), pa.array(docs, pa.string()), spanning],
+            names=["a", "n", "b", "c"])
+        for part in (data, data.slice(3, 250)):
+            assert bytes(binary_copy.encode_batch(part, columns)) == reference_rows(part, columns)

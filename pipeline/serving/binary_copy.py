@@ -12,14 +12,17 @@ per field an int32 byte length (-1 = NULL) followed by the value in the type's b
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import queue
+import struct
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
+from numpy.lib.stride_tricks import as_strided
 from psycopg import sql
 from psycopg.copy import QueuedLibpqWriter
 
@@ -27,7 +30,6 @@ logger = logging.getLogger(__name__)
 
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 TRAILER = b"\xff\xff"
-NULL_FIELD = b"\xff\xff\xff\xff"
 PG_EPOCH_DAYS = 10_957  # 2000-01-01 - 1970-01-01
 PG_EPOCH_US = PG_EPOCH_DAYS * 86_400 * 1_000_000
 NUMERIC_INT_GROUPS = 5  # base-10000 digits before the point: covers |x| < 10^20
@@ -38,6 +40,7 @@ NUMERIC_POS, NUMERIC_NEG = 0x0000, 0x4000
 FIRST_DAY, END_DAY = -2_440_588, 2_145_042_906
 FIRST_US = FIRST_DAY * 86_400 * 1_000_000
 _INTEGERS = {2: pa.int16(), 4: pa.int32(), 8: pa.int64()}
+_NUMPY = {pa.int16(): "i2", pa.int32(): "i4", pa.int64(): "i8", pa.uint8(): "u1", pa.float64(): "f8"}
 
 # Postgres type (format_type text, without typmod) -> (DuckDB cast type, fixed payload bytes or None)
 _TYPES: dict[str, tuple[str, int | None]] = {
@@ -126,31 +129,69 @@ def copy_order(columns: Sequence[PgColumn]) -> list[PgColumn]:
 
 
 # ------------------------------------------------------------------------------------ encoding
-def _be(values: np.ndarray, dtype: str) -> np.ndarray:
-    return np.ascontiguousarray(values, dtype=np.dtype(dtype))
+# A batch is encoded as slots, one per piece of a row: the field count, then per field its int32 length
+# and its payload. The fixed slots (the same width in every row) are written side by side into one
+# (rows x width) byte matrix, numbers made big-endian by numpy as it writes them (a text column whose
+# values all have one length is a reshape of its Arrow data). A variable slot (a text, a NULL-able
+# payload) has its own length in each row. Once the rows' offsets are known, each run of fixed slots is
+# copied from the matrix into the output (one fixed-size value per row), and each variable slot from its
+# source once per distinct length in the batch: no row is assembled part by part.
+@dataclasses.dataclass(frozen=True)
+class _Slot:
+    """Bytes of every row at one place. Fixed: `width` bytes, `values` (one per row, or one for all) written
+    as `dtype` into the slot's columns of the matrix. Variable: lengths[i] bytes from `source` at starts[i]."""
+
+    width: int = 0
+    values: np.ndarray | np.void | None = None
+    dtype: str = ""
+    lengths: np.ndarray | None = None
+    source: np.ndarray | None = None
+    starts: np.ndarray | None = None
 
 
-def _fixed_payload(col: PgColumn, arr: pa.Array) -> np.ndarray:
-    """The column's values as an (n, width) uint8 matrix in the binary recv form (nulls: zeros)."""
-    base, n = col.base_type, len(arr)
+def _constant(value: bytes) -> _Slot:
+    return _Slot(len(value), np.void(value), f"V{len(value)}")
+
+
+def _bytes(matrix: np.ndarray) -> tuple[np.ndarray, str]:  # a (rows x width) uint8 matrix: a value per row
+    return np.ascontiguousarray(matrix).view(f"V{matrix.shape[1]}")[:, 0], f"V{matrix.shape[1]}"
+
+
+def _write(dest: np.ndarray, slot: _Slot) -> None:
+    dest.view(slot.dtype)[:, 0] = slot.values  # numbers are cast and byte-swapped by numpy as it writes
+
+
+def _numbers(arr: pa.Array, to: pa.DataType) -> np.ndarray:
+    """The values cast (checked) to `to`, NULLs as 0 (their payload is not sent, but is range-checked)."""
+    arr, dtype = pc.cast(arr, to), np.dtype(_NUMPY[to])
+    arr = pc.fill_null(arr, 0) if arr.null_count else arr  # read from its buffer: to_numpy imports pandas
+    return np.frombuffer(arr.buffers()[1], dtype, count=len(arr), offset=arr.offset * dtype.itemsize)
+
+
+def _valid(arr: pa.Array) -> np.ndarray:
+    return _numbers(pc.is_valid(arr), pa.uint8()).view(bool)
+
+
+def _fixed_values(col: PgColumn, arr: pa.Array) -> tuple[np.ndarray, str]:
+    """The column's values and the dtype that writes them in their binary recv form (nulls: any value)."""
+    base = col.base_type
     if base == "numeric":
-        return _numeric_payload(col, arr)
+        return _bytes(_numeric_payload(col, arr))
     if base in ("timestamp without time zone", "timestamp with time zone"):
         if not pa.types.is_timestamp(arr.type):
             raise UnsupportedCopyType(f"column {col.name}: expected an Arrow timestamp, got {arr.type}")
-        us = pc.cast(pc.cast(arr, pa.timestamp("us", tz=arr.type.tz)), pa.int64())
-        values = _be(_postgres_time(col, pc.fill_null(us, 0).to_numpy(), np.int64), ">i8")
-    elif base == "date":
-        days = pc.cast(arr, pa.int32()) if pa.types.is_date32(arr.type) else pc.cast(pc.cast(arr, pa.date32()), pa.int32())
-        values = _be(_postgres_time(col, pc.fill_null(days, 0).to_numpy().astype(np.int64), np.int32), ">i4")
-    elif base == "boolean":
-        values = _be(pc.fill_null(pc.cast(arr, pa.uint8()), 0).to_numpy(), "u1")
-    elif base == "double precision":
-        values = _be(pc.fill_null(pc.cast(arr, pa.float64()), 0).to_numpy(), ">f8")
-    else:  # smallint / integer / bigint: a checked cast, so that a value out of range is refused, not wrapped
-        width = col.fixed_width
-        values = _be(pc.fill_null(pc.cast(arr, _INTEGERS[width]), 0).to_numpy(), {2: ">i2", 4: ">i4", 8: ">i8"}[width])
-    return values.view(np.uint8).reshape(n, -1)
+        us = _numbers(pc.cast(arr, pa.timestamp("us", tz=arr.type.tz)), pa.int64())
+        return _postgres_time(col, us, np.int64), ">i8"
+    if base == "date":
+        days = _numbers(arr if pa.types.is_date32(arr.type) else pc.cast(arr, pa.date32()), pa.int32())
+        return _postgres_time(col, days.astype(np.int64), np.int32), ">i4"
+    if base == "boolean":
+        return _numbers(arr, pa.uint8()), "u1"
+    if base == "double precision":
+        return _numbers(arr, pa.float64()), ">f8"
+    # smallint / integer / bigint: a checked cast, so that a value out of range is refused, not wrapped
+    width = col.fixed_width
+    return _numbers(arr, _INTEGERS[width]), {2: ">i2", 4: ">i4", 8: ">i8"}[width]
 
 
 def _postgres_time(col: PgColumn, values: np.ndarray, stored: type[np.integer]) -> np.ndarray:
@@ -210,27 +251,76 @@ def _numeric_payload(col: PgColumn, arr: pa.Array) -> np.ndarray:
     return out.view(np.uint8).reshape(len(arr), -1)
 
 
-def _as_binary(matrix: np.ndarray) -> pa.Array:
-    n, width = matrix.shape
-    buffer = pa.py_buffer(np.ascontiguousarray(matrix))
-    return pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), n, [None, buffer]).cast(pa.binary())
+def _fixed_slots(col: PgColumn, arr: pa.Array) -> list[_Slot]:
+    """[length, payload] of a fixed-width column; NULL = length -1 and no payload."""
+    width = col.fixed_width
+    try:
+        payload = _Slot(width, *_fixed_values(col, arr))
+    except pa.ArrowInvalid as err:  # a checked cast refused a value: say which column
+        raise CopyValueRefused(f"column {col.name} ({col.pg_type}): {err}") from err
+    if not arr.null_count:
+        return [_constant(struct.pack(">i", width)), payload]
+    valid, source = _valid(arr), _empty(len(arr) * width)
+    _write(source.reshape(-1, width), payload)
+    return [_Slot(4, np.where(valid, width, -1), ">i4"),
+            _Slot(lengths=np.where(valid, width, 0), source=source, starts=np.arange(len(arr)) * width)]
 
 
-def _length_prefix(lengths: np.ndarray) -> np.ndarray:
-    return _be(lengths, ">i4").view(np.uint8).reshape(len(lengths), 4)
+def _text_slots(col: PgColumn, arr: pa.Array) -> list[_Slot]:
+    """[length, bytes] of a text-like column; NULL = length -1 and no bytes. jsonb: a version byte first."""
+    if not any(is_text(arr.type) for is_text in (pa.types.is_string, pa.types.is_binary, *_LARGE)):
+        view = pa.types.is_string_view(arr.type) or pa.types.is_binary_view(arr.type)
+        arr = pc.cast(arr if view else pc.cast(arr, pa.string()), pa.binary())
+    valid = _valid(arr) if arr.null_count else None
+    offsets = _offsets(arr)
+    if valid is not None and np.diff(offsets)[~valid].any():  # Arrow lets a NULL span bytes: drop them
+        arr = pc.fill_null(arr, pa.scalar(b"", pa.binary()).cast(arr.type))
+        offsets = _offsets(arr)
+    lengths, n = np.diff(offsets), len(arr)
+    width, jsonb = int(lengths.max()), int(col.base_type == "jsonb")
+    same = valid is None and lengths.min() == width
+    if same:
+        slots = [_constant(struct.pack(">i", width + jsonb))]
+    else:
+        slots = [_Slot(4, lengths + jsonb if valid is None else np.where(valid, lengths + jsonb, -1), ">i4")]
+    if jsonb:
+        slots.append(_constant(b"\x01") if valid is None else
+                     _Slot(lengths=valid.astype(np.int64), source=np.ones(1, np.uint8), starts=np.zeros(n, np.int64)))
+    if not width:
+        return slots
+    data = np.frombuffer(arr.buffers()[2], np.uint8)
+    if same:  # every value as long: the data is the slot, row by row
+        return [*slots, _Slot(width, *_bytes(data[offsets[0] : offsets[-1]].reshape(n, width)))]
+    return [*slots, _Slot(lengths=lengths, source=data, starts=offsets[:-1])]
 
 
-def _text_parts(col: PgColumn, arr: pa.Array) -> list[pa.Array]:
-    """[length prefix, bytes] for a text-like column; NULL = length -1 and no bytes."""
-    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type) or pa.types.is_string_view(arr.type)
-            or pa.types.is_binary(arr.type) or pa.types.is_large_binary(arr.type)):
-        arr = pc.cast(arr, pa.string())
-    data = pc.cast(arr, pa.binary())
-    lengths = pc.fill_null(pc.binary_length(data), -1).to_numpy().astype(np.int64)
-    if col.base_type == "jsonb":  # jsonb's binary form is a version byte before the text
-        data = pc.binary_join_element_wise(pa.scalar(b"\x01"), data, b"")
-        lengths = np.where(lengths >= 0, lengths + 1, -1)
-    return [_as_binary(_length_prefix(lengths)), pc.fill_null(data, b"")]
+_LARGE = (pa.types.is_large_string, pa.types.is_large_binary)
+
+
+def _offsets(arr: pa.Array) -> np.ndarray:
+    dtype = np.dtype(np.int64 if any(is_large(arr.type) for is_large in _LARGE) else np.int32)
+    return np.frombuffer(arr.buffers()[1], dtype, count=len(arr) + 1, offset=arr.offset * dtype.itemsize).astype(np.int64)
+
+
+def _empty(size: int) -> np.ndarray:
+    """A uint8 array from Arrow's memory pool, which keeps freed memory for the next batch (numpy's
+    malloc gives large blocks back to the system, and each batch paid the page faults again)."""
+    return np.frombuffer(pa.allocate_buffer(size), np.uint8)
+
+
+def _windows(buffer: np.ndarray, size: int) -> np.ndarray:
+    """Every run of `size` bytes of a uint8 buffer as one value (window i = buffer[i : i + size])."""
+    return as_strided(buffer, shape=(len(buffer) - size + 1, size), strides=(1, 1)).view(f"V{size}")[:, 0]
+
+
+def _same(values: np.ndarray) -> Iterable[tuple[int, np.ndarray]]:
+    """(value, the positions holding it) for each positive value of a non-negative integer array."""
+    counts = np.bincount(values)
+    present = np.flatnonzero(counts[1:]) + 1  # a length 0 has no bytes to copy
+    if len(present) <= 16:
+        return [(int(v), np.flatnonzero(values == v)) for v in present]
+    order = np.argsort(values, kind="stable")[counts[0] :]
+    return zip(present.tolist(), np.split(order, np.cumsum(counts[present])[:-1]), strict=True)
 
 
 def encode_batch(batch: pa.RecordBatch, columns: Sequence[PgColumn]) -> memoryview:
@@ -238,36 +328,33 @@ def encode_batch(batch: pa.RecordBatch, columns: Sequence[PgColumn]) -> memoryvi
     n = batch.num_rows
     if n == 0:
         return memoryview(b"")
-    parts: list[pa.Array] = []
-    block: list[np.ndarray] = [_be(np.full(n, len(columns)), ">i2").view(np.uint8).reshape(n, 2)]
+    slots = [_constant(struct.pack(">h", len(columns)))]
     for col, arr in zip(columns, batch.columns, strict=True):
-        width = col.fixed_width
-        if width is not None:
-            try:
-                payload = _fixed_payload(col, arr)
-            except pa.ArrowInvalid as err:  # a checked cast refused a value: say which column
-                raise CopyValueRefused(f"column {col.name} ({col.pg_type}): {err}") from err
-            field = np.concatenate([_length_prefix(np.full(n, width)), payload], axis=1)
-            if not arr.null_count:
-                block.append(field)
-                continue
-            if block:
-                parts.append(_as_binary(np.concatenate(block, axis=1)))
-                block = []
-            nulls = pc.is_null(arr)
-            parts.append(pc.if_else(nulls, pa.scalar(NULL_FIELD, pa.binary()), _as_binary(field)))
-        else:
-            if block:
-                parts.append(_as_binary(np.concatenate(block, axis=1)))
-                block = []
-            parts.extend(_text_parts(col, arr))
-    if block:
-        parts.append(_as_binary(np.concatenate(block, axis=1)))
-    rows = parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts, b"")
-    if isinstance(rows, pa.ChunkedArray):
-        rows = rows.combine_chunks()
-    offsets = np.frombuffer(rows.buffers()[1], np.int32, count=len(rows) + 1, offset=rows.offset * 4)
-    return memoryview(rows.buffers()[2])[int(offsets[0]) : int(offsets[-1])]
+        slots.extend(_fixed_slots(col, arr) if col.fixed_width is not None else _text_slots(col, arr))
+    fixed = [s for s in slots if s.lengths is None]
+    width = sum(s.width for s in fixed)
+    rows = _empty(n * width).reshape(n, width)
+    template = b"".join(s.values.tobytes() if isinstance(s.values, np.void) else bytes(s.width) for s in fixed)
+    rows.view(f"V{width}")[:, 0] = np.void(template)  # the constants of every row, in one write
+    for slot, column in zip(fixed, itertools.accumulate((s.width for s in fixed), initial=0)):
+        if not isinstance(slot.values, np.void):
+            _write(rows[:, column : column + slot.width], slot)
+    if len(fixed) == len(slots):
+        return memoryview(rows.reshape(-1))
+    row_bytes = width + sum(s.lengths for s in slots if s.lengths is not None)
+    ends = np.cumsum(row_bytes)
+    at, out = ends - row_bytes, _empty(int(ends[-1]))  # at: where each row's next slot goes
+    column = 0
+    for is_fixed, run in itertools.groupby(slots, key=lambda s: s.lengths is None):
+        if is_fixed:  # a run of fixed slots: one value per row, from the matrix
+            size = sum(s.width for s in run)
+            _windows(out, size)[at] = rows[:, column : column + size].view(f"V{size}")[:, 0]
+            at, column = at + size, column + size
+        for slot in () if is_fixed else run:  # a variable slot: its rows grouped by length, a group at a time
+            for size, which in _same(slot.lengths):
+                _windows(out, size)[at[which]] = _windows(slot.source, size)[slot.starts[which]]
+            at += slot.lengths
+    return memoryview(out)
 
 
 class BoundedQueuedWriter(QueuedLibpqWriter):
