@@ -153,8 +153,8 @@ def _run(argv: list[str]) -> int:
     cpu: dict[str, float] = {}
 
     def own_cpu() -> float:  # this process and the task processes it reaped
-        return sum(resource.getrusage(who).ru_utime + resource.getrusage(who).ru_stime
-                   for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+        usages = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+        return sum(usage.ru_utime + usage.ru_stime for usage in usages)
 
     def build(*roots: luigi.Task) -> float:
         luigi.task_register.Register.clear_instance_cache()

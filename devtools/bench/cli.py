@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-
 from devtools.bench import env
 
 
