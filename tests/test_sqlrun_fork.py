@@ -40,7 +40,8 @@ def test_a_forked_process_connects_to_the_database_made_before_the_fork() -> Non
             default_async = fresh.execute("select current_setting('async_threads')").fetchone()[0]
         assert con.execute("select current_setting('async_threads')").fetchone()[0] == default_async
         con.execute("create temp table seen as select 42 as answer")
-        assert sqlrun.connect() is not inherited, "the database is taken once; the next connection is new"
+        with sqlrun.connect() as second:
+            assert second is not inherited, "the database is taken once; the next connection is new"
         con.close()
 
     assert _in_child(check) == 0

@@ -112,8 +112,8 @@ def _close_parser_before_fork() -> None:
 # An empty in-memory DuckDB database, made by a process before it forks and never used by it: each
 # forked process (Luigi runs every task in one) takes its copy for its first `connect()` instead of
 # building a database of its own: the built-in catalog's construction is ~40 ms of CPU per task
-# process, ~1 s a date (docs/performance.md). (the pid of the process it belongs to, the database)
-_spare: tuple[int, duckdb.DuckDBPyConnection] | None = None
+# process, ~1 s a date (docs/performance.md).
+_spare: tuple[int, duckdb.DuckDBPyConnection] | None = None  # (the pid it belongs to, the database)
 _spare_lock = threading.Lock()
 
 
