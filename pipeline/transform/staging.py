@@ -318,8 +318,9 @@ def stage(source: str, load_date: dt.date) -> dict[str, Any] | None:
     with sqlrun.connect() as con:
         define_macros(con)
         sqlrun.register_parquet(con, f"raw_{source}", raw_file)
-        con.register("reason_codes", pa.table({
-            "reason_code": list(REASON_CODES), "description": list(REASON_CODES.values()),
+        con.register("reason_codes", pa.table({  # typed: inferring a list's type imports pandas
+            "reason_code": pa.array(list(REASON_CODES), pa.string()),
+            "description": pa.array(list(REASON_CODES.values()), pa.string()),
         }))
         # the one table staging keeps: the few rows whose outcome is more than their row rules
         flagged_sql = staging_passes.reading_from(
