@@ -113,11 +113,18 @@ def remove(path: str) -> None:
         pass
 
 
-def open_input(path: str):
-    """A lake file opened for reading bytes (FileNotFoundError if it does not exist)."""
+def open_input(path: str) -> pa.NativeFile:
+    """A lake file opened for reading bytes (FileNotFoundError if it does not exist).
+
+    An Arrow native file, local or remote, never a Python file object: Arrow's reader threads hold the
+    buffers they read, and a buffer that wraps a Python object needs Python's lock to be freed. A
+    thread that frees one while the interpreter shuts down (the luigi command prints its summary from
+    lake files, then exits) is ended by Python in a way C++ cannot unwind, and the command aborted
+    after all its work ("terminate called without an active exception", exit -6; apache/arrow#34314).
+    """
     if lake_store.is_remote(path):
         return lake_store.open_input(path)
-    return open(path, "rb")
+    return pa.OSFile(path, "rb")
 
 
 def arrow_location(path: str) -> tuple[object | None, str]:
