@@ -43,3 +43,45 @@ def test_a_scan_keeps_its_errors_when_another_scan_starts_meanwhile(tmp_path: Pa
     assert code == 3, "the check Soda could not parse is an error of this scan"
     assert by_name["scan of dim_user.yml"].outcome == "error"
     assert 'Invalid check "row_count >>> 0"' in by_name["scan of dim_user.yml"].message
+
+
+def _volume_scan(tmp_path: Path, low: str) -> tuple[int, list[Any]]:
+    checks = tmp_path / "stg_orders.yml"
+    checks.write_text(
+        "checks for stg_orders:\n"
+        "  - row_count between ${low} and 10:\n"
+        "      name: volume\n"
+        "  - missing_count(order_id) = 0:\n"
+        "      name: ids present\n"
+    )
+    con = duckdb.connect()
+    con.execute("create table stg_orders as select range as order_id from range(3)")
+    return run_checks_file(checks, {"low": low}, lambda scan: add_duckdb(scan, con, "lake"), "lake",
+                           default_table="stg_orders")
+
+
+def test_a_checks_text_is_compiled_once_per_process_and_rendered_with_each_scans_variables(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    """soda-core compiles a Jinja template each time it resolves a `${...}` text (parse, query, rule
+    text): the gate's 13 scans compiled 106 templates of 51 texts. Compiled once, each scan still
+    renders its own variables."""
+    import inspect
+
+    from pipeline.quality import soda_setup
+
+    compiled: list[str] = []
+    signatures: list[Any] = []
+    compile_template, signature = soda_setup._compile, inspect.signature
+    monkeypatch.setattr(soda_setup, "_compile", lambda source, *a: compiled.append(source) or compile_template(source, *a))
+    monkeypatch.setattr(inspect, "signature", lambda fn, **kw: signatures.append(fn) or signature(fn, **kw))
+    monkeypatch.setattr(soda_setup, "_compiled", {})
+    soda_setup._signature.cache_clear()
+
+    first = _volume_scan(tmp_path, "1")
+    compiled_once, signed_once = len(compiled), len(signatures)
+    second = _volume_scan(tmp_path, "5")
+
+    assert first[1][0].outcome == "pass" and first[1][0].message.endswith("rule: row_count between 1 and 10")
+    assert second[1][0].outcome == "fail" and second[1][0].message.endswith("rule: row_count between 5 and 10")
+    assert compiled_once > 0 and len(compiled) == compiled_once, "the second scan compiled no template"
+    assert signed_once > 0 and len(signatures) == signed_once, "the second parse asked for no signature"

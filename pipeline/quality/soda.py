@@ -1,81 +1,28 @@
 """Running one SodaCL checks file with soda-core and turning its checks into plain result records.
 
 Shared by the lake quality gate (`pipeline.quality.gate`, DuckDB) and the serving reconciliation
-(`pipeline.quality.serving_reconciliation`, Postgres). Soda's anonymous usage telemetry is switched off in memory
-before `soda.scan` is first imported: a pipeline run must not phone home.
+(`pipeline.quality.serving_reconciliation`, Postgres). soda-core is set up for the process first
+(`pipeline.quality.soda_setup`: no telemetry, no `.env`, no pandas, templates compiled once).
 """
 from __future__ import annotations
 
 import datetime as dt
 import decimal
-import importlib
-import importlib.util
 import logging
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import duckdb
-from soda.common.config_helper import ConfigHelper
 
-ConfigHelper.get_instance().config["send_anonymous_usage_stats"] = False
+from pipeline.quality import soda_setup  # noqa: F401 - first: soda-core set up for this process
+from soda.common.logs import Logs  # noqa: I001 - after soda_setup
+from soda.scan import Scan
 
-import soda.common.env_helper as _soda_env  # noqa: E402
-from soda.common.logs import Logs  # noqa: E402
-from soda.scan import Scan  # noqa: E402 - must follow the telemetry switch above
-
-# Every soda-core Scan() calls python-dotenv's load_dotenv(override=True), which walks up from
-# soda's own install folder (.venv inside this repository) and loads the first `.env` it finds over
-# the process environment. This repository's `.env` is docker compose's credentials file (README
-# "Docker compose"): it must never replace ECOMM_PG_DSN, PG* or anything else in a gate or publish
-# process. The pipeline takes its settings from the environment and luigi.cfg only.
-_soda_env.load_dotenv = lambda *args, **kwargs: False
-
-# soda-core converts a metric value that is neither an int nor a Decimal (a freshness timestamp, a
-# user-defined metric's float) by asking whether it is a numpy or pandas value, and to ask it imports
-# pandas (soda.execution.metric.numeric_query_metric): ~0.2 s of CPU and ~40 MiB in the first scan of
-# a process. DuckDB and psycopg return plain Python values, so while pandas is not imported the answer
-# is no without importing it: soda then keeps the value as it came, as it does where pandas is not
-# installed. Nothing the pipeline runs imports pandas (tests/test_warmup.py).
-from soda.execution.metric import numeric_query_metric as _numeric_query_metric  # noqa: E402
-
-
-def _find_spec_unless_pandas(name: str, package: str | None = None) -> Any:
-    if name == "pandas" and "pandas" not in sys.modules:
-        return None
-    return importlib.util.find_spec(name, package)
-
-
-_numeric_query_metric.find_spec = _find_spec_unless_pandas
-
-from pipeline.quality.results import BLOCKING, OUTCOMES, CheckResult, NoChecksParsed  # noqa: E402, F401 - re-exported
+from pipeline.quality.results import BLOCKING, OUTCOMES, CheckResult, NoChecksParsed  # noqa: F401 - re-exported
 
 logger = logging.getLogger(__name__)
 
-# What soda-core imports only when a scan first runs (the SodaCL parser and its ANTLR runtime, the
-# DuckDB and Postgres data sources, check and query kinds, Jinja; ~150 modules). Imported here, once:
-# Luigi runs every task in a process forked from the worker, which has imported this module while
-# checking completeness, so each date's gate and publish task inherits them instead of importing
-# them again (measured on a 100K/1M day: the first gate of a process 0.63-0.70 s -> 0.44-0.48 s).
-_SCAN_MODULES = (
-    "jinja2", "soda.common.jinja", "soda.configuration.configuration", "soda.execution.data_source_manager",
-    "soda.execution.data_source_scan", "soda.execution.telemetry", "soda.sodacl.sodacl_parser",
-    "soda.sodacl.anomaly_metric_check_cfg", "soda.sodacl.change_over_time_metric_check_cfg",
-    "soda.sodacl.user_defined_failed_rows_check_cfg", "soda.sodacl.user_defined_failed_rows_expression_check_cfg",
-    "soda.execution.check.schema_check", "soda.execution.check.metric_check", "soda.execution.check.freshness_check",
-    "soda.execution.check.row_count_comparison_check",
-    "soda.execution.check.user_defined_failed_rows_expression_check", "soda.execution.metric.column_metrics",
-    "soda.execution.metric.schema_metric", "soda.execution.query.duplicates_query",
-    "soda.execution.query.aggregation_query", "soda.execution.query.schema_query", "soda.cloud.dbt_config",
-    "soda.sampler.soda_cloud_sampler", "soda.data_sources.duckdb_data_source",
-    "soda.data_sources.postgres_data_source",
-)
-for _module in _SCAN_MODULES:
-    try:
-        importlib.import_module(_module)
-    except ImportError:  # a soda-core release that moved one: only the warm-up is lost
-        logger.debug("soda module %s not found; it is imported on first use instead", _module)
 
 class _GateConnection:
     """A DuckDB connection as Soda sees it: Soda must neither close it nor fail on its rollback.

@@ -1,0 +1,122 @@
+"""soda-core set up for a pipeline process: what it must not do, and what it need not do twice.
+
+Imported by `pipeline.quality.soda` before anything else of soda-core (`soda.scan` reads the telemetry
+setting when it is imported). Each adaptation below says what soda-core 3.x does and why it is
+changed; each is process-wide and leaves soda-core's results as they were:
+
+- no usage telemetry, and no `.env` file read over the environment;
+- no pandas import to ask whether a metric value is a pandas value;
+- a `${...}` text's Jinja template compiled once, and a check class's signature read once;
+- the modules a first scan would import, imported here (the task processes inherit them).
+"""
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.util
+import inspect
+import logging
+import sys
+import types
+from collections.abc import Callable
+from typing import Any
+
+from soda.common.config_helper import ConfigHelper
+
+ConfigHelper.get_instance().config["send_anonymous_usage_stats"] = False
+
+import soda.common.env_helper as _soda_env  # noqa: E402
+from soda.common.jinja import Jinja as _Jinja  # noqa: E402
+from soda.sodacl import sodacl_parser as _sodacl_parser  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+# Every soda-core Scan() calls python-dotenv's load_dotenv(override=True), which walks up from
+# soda's own install folder (.venv inside this repository) and loads the first `.env` it finds over
+# the process environment. This repository's `.env` is docker compose's credentials file (README
+# "Docker compose"): it must never replace ECOMM_PG_DSN, PG* or anything else in a gate or publish
+# process. The pipeline takes its settings from the environment and luigi.cfg only.
+_soda_env.load_dotenv = lambda *args, **kwargs: False
+
+# soda-core converts a metric value that is neither an int nor a Decimal (a freshness timestamp, a
+# user-defined metric's float) by asking whether it is a numpy or pandas value, and to ask it imports
+# pandas (soda.execution.metric.numeric_query_metric): ~0.2 s of CPU and ~40 MiB in the first scan of
+# a process. DuckDB and psycopg return plain Python values, so while pandas is not imported the answer
+# is no without importing it: soda then keeps the value as it came, as it does where pandas is not
+# installed. Nothing the pipeline runs imports pandas (tests/test_warmup.py).
+from soda.execution.metric import numeric_query_metric as _numeric_query_metric  # noqa: E402
+
+
+def _find_spec_unless_pandas(name: str, package: str | None = None) -> Any:
+    if name == "pandas" and "pandas" not in sys.modules:
+        return None
+    return importlib.util.find_spec(name, package)
+
+
+_numeric_query_metric.find_spec = _find_spec_unless_pandas
+
+# soda-core compiles a Jinja template for every string holding `${` each time it resolves one: when
+# the SodaCL file is parsed, again when a check's query runs, and for each result's rule text
+# (`pipeline.quality.soda._rule_text`): a gate compiled 106 templates of 51 distinct texts, ~0.3 s of its CPU. A compiled
+# template depends on its text and the environment only (variables and the environment's values
+# are read when it is rendered, and a template renders in several threads at once), so each text is
+# compiled once per process.
+_COMPILED_LIMIT = 4096
+_compiled: dict[str, Any] = {}
+_compile = _Jinja.environment.from_string
+
+
+def _from_string_once(source: Any, globals: Any = None, template_class: Any = None) -> Any:  # noqa: A002 - Jinja's name
+    if globals is not None or template_class is not None or not isinstance(source, str):
+        return _compile(source, globals, template_class)
+    template = _compiled.get(source)
+    if template is None:
+        if len(_compiled) >= _COMPILED_LIMIT:
+            _compiled.clear()
+        template = _compiled[source] = _compile(source)
+    return template
+
+
+_Jinja.environment.from_string = _from_string_once
+
+# The SodaCL parser asks, for each argument of each metric check it parses, whether the check class's
+# constructor takes it, with `inspect.signature` each time: 1,292 signatures of a handful of classes
+# per gate, ~0.1 s of CPU. A constructor's signature does not change: the parser's module gets an
+# `inspect` whose `signature` remembers it (everything else is the real module).
+
+
+@functools.lru_cache(maxsize=256)
+def _signature(fn: Callable[..., Any]) -> inspect.Signature:
+    return inspect.signature(fn)
+
+
+_remembering_inspect = types.ModuleType("inspect")
+_remembering_inspect.__dict__.update(vars(inspect))
+_remembering_inspect.signature = _signature  # type: ignore[attr-defined]
+if getattr(_sodacl_parser, "inspect", None) is inspect:  # a soda-core release that changed it: left as it is
+    _sodacl_parser.inspect = _remembering_inspect
+
+# What soda-core imports only when a scan first runs (the SodaCL parser and its ANTLR runtime, the
+# DuckDB and Postgres data sources, check and query kinds, Jinja; ~150 modules). Imported here, once:
+# Luigi runs every task in a process forked from the worker, which has imported this module (through
+# pipeline.quality.soda) while checking completeness, so each date's gate and publish task inherits
+# them instead of importing them again (measured on a 100K/1M day: the first gate of a process
+# 0.63-0.70 s -> 0.44-0.48 s).
+_SCAN_MODULES = (
+    "jinja2", "soda.common.jinja", "soda.configuration.configuration", "soda.execution.data_source_manager",
+    "soda.execution.data_source_scan", "soda.execution.telemetry", "soda.sodacl.sodacl_parser",
+    "soda.sodacl.anomaly_metric_check_cfg", "soda.sodacl.change_over_time_metric_check_cfg",
+    "soda.sodacl.user_defined_failed_rows_check_cfg", "soda.sodacl.user_defined_failed_rows_expression_check_cfg",
+    "soda.execution.check.schema_check", "soda.execution.check.metric_check", "soda.execution.check.freshness_check",
+    "soda.execution.check.row_count_comparison_check",
+    "soda.execution.check.user_defined_failed_rows_expression_check", "soda.execution.metric.column_metrics",
+    "soda.execution.metric.schema_metric", "soda.execution.query.duplicates_query",
+    "soda.execution.query.aggregation_query", "soda.execution.query.schema_query", "soda.cloud.dbt_config",
+    "soda.sampler.soda_cloud_sampler", "soda.data_sources.duckdb_data_source",
+    "soda.data_sources.postgres_data_source",
+)
+for _module in _SCAN_MODULES:
+    try:
+        importlib.import_module(_module)
+    except ImportError:  # a soda-core release that moved one: only the warm-up is lost
+        logger.debug("soda module %s not found; it is imported on first use instead", _module)
