@@ -74,7 +74,7 @@ def test_a_checks_text_is_compiled_once_per_process_and_rendered_with_each_scans
     compile_template, signature = soda_setup._compile, inspect.signature
     monkeypatch.setattr(soda_setup, "_compile", lambda source, *a: compiled.append(source) or compile_template(source, *a))
     monkeypatch.setattr(inspect, "signature", lambda fn, **kw: signatures.append(fn) or signature(fn, **kw))
-    monkeypatch.setattr(soda_setup, "_compiled", {})
+    soda_setup._template.cache_clear()
     soda_setup._signature.cache_clear()
 
     first = _volume_scan(tmp_path, "1")
