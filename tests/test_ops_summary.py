@@ -108,3 +108,30 @@ def test_a_requested_date_held_back_by_an_earlier_dates_failure_says_which_and_w
     assert f"{broken}: FAILED" in needed and f"LandOrders: SourceFileMissing: orders for {broken}" in needed
     assert "what to do (missing file): put the file where the message says" in needed, needed
     assert "0 of 1 date(s) published" in result.stdout
+
+
+def test_the_summary_reads_the_command_line_while_luigi_schedules_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The summary at exit needs the dates the command asked for; they are read while Luigi's own
+    command-line parser is live (a dependency event), so the exit builds no parser of its own."""
+    import luigi
+    from luigi.cmdline_parser import CmdlineParser
+
+    from pipeline.tasks import summary
+
+    class SummaryProbeDone(luigi.Task):  # complete: Luigi only asks it, which fires DEPENDENCY_PRESENT
+        date = luigi.DateParameter()
+
+        def complete(self) -> bool:
+            return True
+
+    monkeypatch.setattr(summary, "_noted", None)
+    monkeypatch.setattr(summary, "_noting", False)
+    assert luigi.run(["SummaryProbeDone", "--date", "2025-12-14", "--local-scheduler", "--no-lock"])
+    dates, _url, local = summary._noted
+    assert dates == [dt.date(2025, 12, 14)] and local
+
+    def no_parser(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the summary built a command-line parser at exit")
+
+    monkeypatch.setattr(CmdlineParser, "__init__", no_parser)
+    assert summary._command_line(["SummaryProbeDone", "--date", "2025-12-14"]) == summary._noted

@@ -85,3 +85,44 @@ def test_a_checks_text_is_compiled_once_per_process_and_rendered_with_each_scans
     assert second[1][0].outcome == "fail" and second[1][0].message.endswith("rule: row_count between 5 and 10")
     assert compiled_once > 0 and len(compiled) == compiled_once, "the second scan compiled no template"
     assert signed_once > 0 and len(signatures) == signed_once, "the second parse asked for no signature"
+
+
+def test_a_checks_file_parsed_ahead_is_not_parsed_again_and_each_scan_gets_its_own_copy(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    """soda-core parses each SodaCL file with ruamel's round-trip loader (pure Python, ~0.2 s a gate);
+    the `luigi` process parses the checks files ahead (`parse_ahead`) for every gate it forks."""
+    from ruamel.yaml import YAML
+
+    from pipeline.quality import soda_setup
+
+    loads: list[Any] = []
+    load = YAML.load
+    monkeypatch.setattr(YAML, "load", lambda self, stream: loads.append(stream) or load(self, stream))
+    checks = tmp_path / "stg_orders.yml"
+    _volume_scan(tmp_path, "1")  # writes the file
+    soda_setup._parsed.cache_clear()
+    loads.clear()
+
+    soda_setup.parse_ahead([checks])
+    parsed = soda_setup._parsed(checks.read_text())
+    before = YAML().load(checks.read_text())
+    first, second = _volume_scan(tmp_path, "1"), _volume_scan(tmp_path, "5")
+
+    assert len(loads) == 2, "parsed ahead (and once above, as the reference), then neither scan parsed it"
+    assert first[1][0].outcome == "pass" and second[1][0].outcome == "fail", "each scan its own variables"
+    assert parsed == before and parsed.lc.data == before.lc.data, "the scans changed their copies, not the parse"
+
+
+def test_a_checks_file_that_is_not_yaml_is_reported_as_such(tmp_path: Path) -> None:
+    """The parse-once path leaves a YAML error to soda-core's own parse, which reports it."""
+    import pytest
+
+    from pipeline.quality.results import NoChecksParsed
+
+    checks = tmp_path / "dim_user.yml"
+    checks.write_text("checks for dim_user:\n  - row_count > 0\n  - missing_count(user_id: [unclosed\n")
+    con = duckdb.connect()
+    con.execute("create table dim_user as select 1 as user_id")
+
+    with pytest.raises(NoChecksParsed, match="YAML syntax error"):
+        run_checks_file(checks, {}, lambda scan: add_duckdb(scan, con, "lake"), "lake", default_table="dim_user")

@@ -25,6 +25,7 @@ from pipeline.tasks import warmup  # noqa: I001 - first: the collector pauses fo
 warmup.pause_collector()
 warmup.pyarrow_without_pandas()
 
+import luigi
 from luigi.tools.range import RangeDaily  # noqa: F401 - re-exported for `--module pipeline.tasks RangeDaily`
 
 from pipeline import cli, faults
@@ -65,4 +66,6 @@ __all__ = [
 cli.quiet_rejected_command_lines()  # a bad --date is one line and exit 40, not a traceback
 faults.install()  # ECOMM_FAULT's fault points at task boundaries (nothing unless it is set)
 atexit.register(summary.at_exit, os.getpid())
+for _event in (luigi.Event.DEPENDENCY_DISCOVERED, luigi.Event.DEPENDENCY_PRESENT, luigi.Event.DEPENDENCY_MISSING):
+    luigi.Task.event_handler(_event)(summary.note_command_line)  # the summary's command line, read as Luigi schedules
 warmup.install()  # soda-core is imported by the worker process while its first task runs; imports frozen for gc

@@ -266,16 +266,51 @@ def requested_dates(task: luigi.Task) -> list[dt.date] | None:
     return [day] if isinstance(day, dt.date) else None
 
 
-def _command_line(argv: Sequence[str]) -> tuple[list[dt.date] | None, str, bool]:
-    """(requested dates, luigid's URL, whether the run used the local scheduler) of a `luigi` command line."""
+CommandLine = tuple[list[dt.date] | None, str, bool]  # requested dates, luigid's URL, local scheduler used
+_noted: CommandLine | None = None  # this process's, read while Luigi scheduled it (note_command_line)
+_noting = False
+
+
+def _read_command_line(parser: Any) -> CommandLine:
+    """What the summary needs from a `luigi` command line, read while its CmdlineParser is Luigi's current one."""
     import luigi.interface
-    from luigi.cmdline_parser import CmdlineParser
 
     from pipeline.tasks import central
 
+    task = parser.get_task_obj()  # Luigi's instance cache: the run's own root task
+    return requested_dates(task), central.configured_url(), bool(luigi.interface.core().local_scheduler)
+
+
+def note_command_line(*_: Any) -> None:
+    """Read the command line once while Luigi schedules it (a dependency event of the `luigi` process).
+
+    Luigi fires those events inside its own command-line parser's context, so the summary at exit
+    needs no parser of its own: building one is three argparse parsers over every registered task's
+    parameters (~0.1 s between the run's end and its summary).
+    """
+    global _noted, _noting
+    if _noting:
+        return
+    from luigi.cmdline_parser import CmdlineParser
+
+    parser = CmdlineParser.get_instance()
+    if parser is None:
+        return  # not a command line (luigi.build in a process): nothing to note
+    _noting = True  # once, whatever happens: the events fire for every task Luigi schedules
+    try:
+        _noted = _read_command_line(parser)
+    except Exception:  # noqa: BLE001 - the summary then reads the command line at exit, as before
+        logger.debug("could not read the command line while scheduling", exc_info=True)
+
+
+def _command_line(argv: Sequence[str]) -> CommandLine:
+    """(requested dates, luigid's URL, whether the run used the local scheduler) of a `luigi` command line."""
+    from luigi.cmdline_parser import CmdlineParser
+
+    if _noted is not None:
+        return _noted
     with CmdlineParser.global_instance(list(argv)) as parser:
-        task = parser.get_task_obj()  # Luigi's instance cache: the run's own root task
-        return requested_dates(task), central.configured_url(), bool(luigi.interface.core().local_scheduler)
+        return _read_command_line(parser)
 
 
 def _central(summaries: list[DateSummary], scheduled: list[dt.date], url: str, local: bool) -> list[str]:

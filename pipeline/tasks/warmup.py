@@ -6,8 +6,8 @@ schedules (as `QualityGate.complete()` used to) delays every date's first task b
 importing it in each gate process costs every date those seconds on its critical path.
 
 `install()` registers fork hooks: after the worker process has forked its second task process, a
-thread imports `pipeline.quality.soda` (soda-core and the modules its scans load lazily) while the
-tasks run, and checks [model] business_timezone once (every staging, model and gate task would
+thread imports `pipeline.quality.soda` (soda-core and the modules its scans load lazily) and parses
+the SodaCL files (`soda_setup.parse_ahead`) while the tasks run, and checks [model] business_timezone once (every staging, model and gate task would
 otherwise open a DuckDB database for it); before any later fork the thread is joined, so no process
 is ever forked mid-import (a child would inherit import locks held by a thread it does not have). A
 process that never forks never starts the thread; a failed import is logged and left to the gate,
@@ -53,6 +53,9 @@ _paused = False
 def _import() -> None:
     try:
         importlib.import_module(MODULE)
+        # The checks files parsed once here for every date's gate (pipeline/quality/soda_setup.py)
+        from pipeline.quality import gate, soda_setup
+        soda_setup.parse_ahead(sorted(gate.checks_dir().rglob("*.yml")))
     except Exception:  # noqa: BLE001 - the gate imports it again and reports the real error
         logger.debug("warm-up import of %s failed; the quality gate will import it", MODULE, exc_info=True)
     # What this thread imports must not register fork hooks (a hook registered while the main thread
