@@ -24,8 +24,6 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError
 from soda.common.config_helper import ConfigHelper
 
 ConfigHelper.get_instance().config["send_anonymous_usage_stats"] = False
@@ -106,12 +104,14 @@ if getattr(_sodacl_parser, "inspect", None) is inspect:  # a soda-core release t
 # (soda-core keeps the parsed file as its location context). The `luigi` process parses the checks
 # files while its first tasks run (`parse_ahead`, from pipeline.tasks.warmup), so each date's gate
 # and publish process inherits them.
+# The loader and its error are the parser module's own (ruamel.yaml, soda-core's dependency).
 _parse_yaml_str = _soda_parser.Parser._parse_yaml_str
+_YAMLError = _soda_parser.MarkedYAMLError
 
 
 @functools.lru_cache(maxsize=256)
 def _parsed(text: str) -> Any:
-    yaml = YAML()
+    yaml = _soda_parser.YAML()
     yaml.preserve_quotes = True  # as soda-core's own loader
     return yaml.load(text)
 
@@ -119,7 +119,7 @@ def _parsed(text: str) -> Any:
 def _parse_yaml_str_once(self: _soda_parser.Parser, yaml_str: str) -> Any:
     try:
         file_dict = copy.deepcopy(_parsed(yaml_str))
-    except MarkedYAMLError:  # not YAML: soda-core's own parse reports it, with its location
+    except _YAMLError:  # not YAML: soda-core's own parse reports it, with its location
         return _parse_yaml_str(self, yaml_str)
     self.path_stack.set_antlr_collection_in_file_path_element(file_dict)
     return file_dict
@@ -133,7 +133,7 @@ def parse_ahead(paths: Iterable[Path]) -> None:
     for path in paths:
         try:
             _parsed(path.read_text(encoding="utf-8"))
-        except (OSError, MarkedYAMLError):  # the scan that reads it reports it
+        except (OSError, _YAMLError):  # the scan that reads it reports it
             continue
 
 
