@@ -285,8 +285,8 @@ def note_command_line(*_: Any) -> None:
     """Read the command line once while Luigi schedules it (a dependency event of the `luigi` process).
 
     Luigi fires those events inside its own command-line parser's context, so the summary at exit
-    needs no parser of its own: building one is three argparse parsers over every registered task's
-    parameters (~0.1 s between the run's end and its summary).
+    needs no parser of its own (building one is three argparse parsers over every registered task's
+    parameters, after the run has ended).
     """
     global _noted, _noting
     if _noting:
