@@ -11,8 +11,9 @@ SodaCL files (`soda_setup.parse_ahead`) while the tasks run, and checks [model] 
 once (every staging, model and gate task would otherwise open a DuckDB database for it); before any
 later fork the thread is joined, so no process is ever forked mid-import (a child would inherit
 import locks held by a thread it does not have). A process that never forks never starts the
-thread; a failed import is logged and left to the gate, which imports it again. pandas is imported by nothing the pipeline runs (`pyarrow_without_pandas()`,
-and `pipeline.quality.soda` for soda-core's metric values).
+thread; a failed import is logged and left to the gate, which imports it again. pandas is imported
+by nothing the pipeline runs (`pyarrow_without_pandas()`, and `pipeline.quality.soda` for
+soda-core's metric values).
 Measured on a 100K orders / 1M events day: docs/performance.md, "The daily command as cron runs it".
 
 The same hooks keep Python's cyclic garbage collector off what the process imported. A full
