@@ -2,7 +2,8 @@
 
 Shared by the lake quality gate (`pipeline.quality.gate`, DuckDB) and the serving reconciliation
 (`pipeline.quality.serving_reconciliation`, Postgres). soda-core is set up for the process first
-(`pipeline.quality.soda_setup`: no telemetry, no `.env`, no pandas, templates compiled once).
+(`pipeline.quality.soda_setup`: no telemetry, no `.env`, no pandas, templates compiled and
+checks files parsed once).
 """
 from __future__ import annotations
 
