@@ -119,13 +119,23 @@ def test_the_history_window_keeps_weekly_catalog_snapshots_only(tmp_path: Path) 
 @pytest.mark.slow
 def test_bench_cli_times_the_readme_command_as_a_whole_process(tmp_path: Path,
                                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    assert bench.main(["cli", *TINY, "--repeat", "1", "--dir", str(tmp_path)]) == 0
+    assert bench.main(["cli", *TINY, "--repeat", "1", "--timeline", "--dir", str(tmp_path)]) == 0
 
-    table = _table(capsys.readouterr().out)
+    out = capsys.readouterr().out
+    table = _table(out)
     row = next(cells for label, cells in table.items() if label.startswith("the README's daily command"))
     assert row[0].endswith("×") and row[1] == "≤ 3.95 s" and row[2] in ("met", "NOT met")
     assert any(label.strip().startswith("its CPU seconds") for label in table)
     assert _leftovers(tmp_path) == []
+    # --timeline: each run's tasks from the command's own run audit, in seconds from its start, then its exit
+    for run in out.split("daily command run ")[1:]:
+        lines = run.splitlines()[1:]
+        tasks = {line.split()[4]: (float(line.split()[0]), float(line.split()[1])) for line in lines
+                 if line.startswith("    ") and len(line.split()) > 4 and line.split()[3] == "-"}
+        exited = float(next(line.split()[0] for line in lines if line.endswith("the process exited")))
+        assert {"LandEvents", "StageEvents", "BuildFactEvents", "QualityGate", "Publish"} <= set(tasks), run
+        assert all(0 < start <= end <= exited for start, end in tasks.values()), run
+        assert tasks["StageEvents"][0] >= tasks["LandEvents"][1] and tasks["Publish"][0] >= tasks["QualityGate"][1]
 
 
 @pytest.mark.slow

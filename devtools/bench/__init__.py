@@ -309,7 +309,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale-days", type=int, default=10, help="days of the scale-out backfill (default 10)")
     parser.add_argument("--repeat", type=int, default=3, help="max-day runs (medians; default 3)")
     parser.add_argument("--workers", type=int, default=2, help="Luigi workers of the day and history runs")
-    parser.add_argument("--timeline", action="store_true", help="print each max-day run's task timeline")
+    parser.add_argument("--timeline", action="store_true",
+                        help="print each max-day run's task timeline (cli: each run's, from its run audit)")
     parser.add_argument("--small", type=int, default=30, help="partitions: the smaller count (default 30)")
     parser.add_argument("--large", type=int, default=1000, help="partitions: the larger count (default 1000)")
     parser.add_argument("--dir", type=Path, default=BENCH_DIR, help="cache and scratch folder (default data/bench)")

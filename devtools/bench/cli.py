@@ -8,7 +8,10 @@ database (schema applied beforehand, as on a server that has published before) o
 throwaway Postgres. Measured per run, from outside the command: wall seconds from its start to its
 exit (Python's start, the imports, scheduling, every task and the run summary), the CPU seconds of
 the `luigi` process and every task process it forked (getrusage of the reaped children), the
-Postgres server's CPU seconds in the same span, and the peak summed RSS of both (sampled).
+Postgres server's CPU seconds in the same span, and the peak summed RSS of both (sampled). With
+`--timeline`, each run's tasks as the command's own run audit recorded them (start and end from the
+command's start, `pipeline.tasks.run_audit`), and when the process exited: where the wall seconds
+went, from nothing but what the command writes anyway.
 
 The command runs without PYTHONDONTWRITEBYTECODE (cron does not set it): Python then reads the
 modules' cached bytecode instead of compiling ~600 modules on every start (~0.9 s of CPU).
@@ -62,6 +65,7 @@ def run_once(day: dt.date, workdir: Path, *, sample_memory: bool = False) -> dic
     pg_before = env.postgres_cpu(postmaster)
     log = workdir / f"cli-{os.getpid()}-{time.monotonic_ns()}.log"
     with open(log, "w", encoding="utf-8") as out:
+        began = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)  # the run audit's clock: naive UTC
         started = time.perf_counter()
         proc = subprocess.Popen(readme_command(day), cwd=env.resources.REPO_ROOT, stdout=out, stderr=subprocess.STDOUT,
                                 env=cron_environment())
@@ -76,7 +80,18 @@ def run_once(day: dt.date, workdir: Path, *, sample_memory: bool = False) -> dic
     if code != 0:
         raise RuntimeError(f"the daily command exited {code}:\n{text[-4000:]}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"seconds": seconds, "cpu": cpu, "postgres_cpu": pg_cpu, "memory": memory.peak if memory else None}
+    return {"seconds": seconds, "cpu": cpu, "postgres_cpu": pg_cpu, "memory": memory.peak if memory else None,
+            "timeline": audited_timeline(day, began)}
+
+
+def audited_timeline(day: dt.date, began: dt.datetime) -> list[dict[str, Any]]:
+    """The date's task executions in the run audit of the current lake, in seconds from `began`, in start order."""
+    from pipeline.tasks import run_audit
+
+    return sorted(({"task": row["task_family"], "start": (row["started_at"] - began).total_seconds(),
+                    "end": (row["ended_at"] - began).total_seconds(), "cpu": None}
+                   for row in run_audit.executions(day) if row["started_at"] and row["ended_at"]),
+                  key=lambda task: task["start"])
 
 
 def bench_cli(args: argparse.Namespace, admin: str, incoming: Path, day: dt.date) -> dict[str, Any]:
@@ -95,5 +110,8 @@ def bench_cli(args: argparse.Namespace, admin: str, incoming: Path, day: dt.date
                 else f"{run['seconds']:.2f} s wall")
         print(f"  daily command run {i + 1}/{args.repeat + 1}: {what}, {run['cpu']:.2f} CPU s"
               f" (+ Postgres {run['postgres_cpu']:.2f})", flush=True)
+        if args.timeline:
+            print(env.format_timeline(run["timeline"]), flush=True)
+            print(f"    {run['seconds']:6.2f}  the process exited", flush=True)
     return {"runs": runs[:-1], "memory": runs[-1]["memory"], "date": day, "input": incoming}
 

@@ -304,9 +304,10 @@ def format_timeline(tasks: list[dict[str, Any]]) -> str:
     """The timeline as text: start, end, seconds, the task process's CPU seconds and a bar (one character = 0.1 s).
 
     The CPU is the task's own (from its start event to its end event, in the process that ran it), not
-    the Postgres server's work it asked for.
+    the Postgres server's work it asked for; "-" where it was not measured.
     """
     return "\n".join(
-        f"    {t['start']:6.2f} {t['end']:6.2f} {t['end'] - t['start']:5.2f} {t.get('cpu', 0.0):5.2f}  {t['task']:<24}"
+        f"    {t['start']:6.2f} {t['end']:6.2f} {t['end'] - t['start']:5.2f}"
+        f" {'    -' if t.get('cpu') is None else format(t['cpu'], '5.2f')}  {t['task']:<24}"
         f" {' ' * int(t['start'] * 10)}{'#' * max(1, round((t['end'] - t['start']) * 10))}"
         for t in tasks)

@@ -1,6 +1,6 @@
 """The figures table of `python -m devtools.bench`: every figure, its target and the ratios.
 
-Printed as Markdown (the README's Performance table is pasted from it). Inputs are the results of
+Printed as Markdown (docs/performance.md pastes its tables from it). Inputs are the results of
 `devtools.bench.day.bench_day`, `devtools.bench`'s `bench_history` and `bench_scale`.
 """
 from __future__ import annotations
