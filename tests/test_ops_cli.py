@@ -187,6 +187,12 @@ def test_each_failure_kind_maps_to_its_runbook_entry(tmp_path: Path) -> None:
         assert runbook.remedy_for(error).kind == kind, error
         text = runbook.explain("LandOrders", dt.date(2025, 12, 15), error)
         assert text.splitlines()[1].startswith(f"What to do ({kind}):") and "<date>" not in text
+    missing = incoming.SourceFileMissing("orders for 2025-12-15: expected x")
+    central = runbook.explain("LandOrders", dt.date(2025, 12, 15), missing)
+    local = runbook.explain("LandOrders", dt.date(2025, 12, 15), missing, local_scheduler=True)
+    assert central.splitlines()[1].endswith("`luigi --module pipeline.tasks DailyPipeline --date 2025-12-15`")
+    assert local.splitlines()[1].endswith("`luigi --module pipeline.tasks DailyPipeline --date 2025-12-15"
+                                          " --local-scheduler`")
     assert runbook.remedy_for(ValueError("something else")) is None
     assert runbook.remedy_for_text("OperationalError: connection failed: ... Connection refused").kind == "Postgres down"
     assert runbook.remedy_for_text('OperationalError: FATAL:  database "x" does not exist').kind == "Postgres refuses"

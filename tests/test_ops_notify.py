@@ -64,8 +64,9 @@ def test_a_failed_task_mails_the_task_the_reason_and_what_to_do(ops: Ops, smtp: 
     assert message["To"] == "ops@example.com"
     body = inbox.body(message)
     assert "LandEvents for 2025-12-15 failed: SourceFileMissing: events for 2025-12-15: expected" in body
+    # the run had no luigid: the rerun it suggests has none either (the task process knows how it was run)
     assert ("What to do (missing file): put the file where the message says, then"
-            " `luigi --module pipeline.tasks DailyPipeline --date 2025-12-15`") in body
+            " `luigi --module pipeline.tasks DailyPipeline --date 2025-12-15 --local-scheduler`") in body
     assert "Runbook: docs/operations.md#runbook" in body and "Traceback" in body
 
 
@@ -77,6 +78,9 @@ def test_luigid_refusals_are_explained_reenabled_and_cleared_by_a_publish(ops: O
     failed = ops.luigi("DailyPipeline", *DATE, *luigid.scheduler_args())
     assert failed.returncode == 30, failed.stderr[-3000:]
     assert list(luigid.tasks("DISABLED")) and luigid.tasks("DISABLED").popitem()[1]["name"] == "LandEvents"
+    # a run through luigid: the rerun it suggests goes through luigid too
+    assert ("what to do (missing file): put the file where the message says, then"
+            " `luigi --module pipeline.tasks DailyPipeline --date 2025-12-15`\n") in failed.stdout, failed.stdout
 
     shutil.move(kept, events)  # the fix; luigid still refuses the task
     refused = ops.luigi("DailyPipeline", *DATE, *luigid.scheduler_args())

@@ -106,7 +106,9 @@ def test_a_requested_date_held_back_by_an_earlier_dates_failure_says_which_and_w
     assert row.startswith(str(asked)) and row.endswith(f"waits for {broken} (failed, below)"), result.stdout
     needed = result.stdout.split("Needed by the date(s) above", 1)[1]
     assert f"{broken}: FAILED" in needed and f"LandOrders: SourceFileMissing: orders for {broken}" in needed
-    assert "what to do (missing file): put the file where the message says" in needed, needed
+    # the rerun as this run was given: without luigid (copied as printed, a rerun through luigid would fail)
+    assert ("what to do (missing file): put the file where the message says, then"
+            f" `luigi --module pipeline.tasks DailyPipeline --date {broken} --local-scheduler`") in needed, needed
     assert "0 of 1 date(s) published" in result.stdout
 
 

@@ -116,7 +116,8 @@ class PipelineTask(luigi.Task):
         from pipeline.tasks import runbook
 
         try:
-            head = runbook.explain(self.task_family, getattr(self, "date", None), exception)
+            head = runbook.explain(self.task_family, getattr(self, "date", None), exception,
+                                   local_scheduler=_run_without_luigid())
         except Exception:  # noqa: BLE001 - the explanation must never hide the error itself
             logger.debug("could not explain the failure of %s", self.task_id, exc_info=True)
             head = f"{self.task_family} failed: {type(exception).__name__}: {exception}"
@@ -135,6 +136,13 @@ class PipelineTask(luigi.Task):
                 self.set_progress_percentage(percent)
         except Exception:  # noqa: BLE001 - the UI is best effort; never fail a task for it
             logger.debug("could not report status for %s", self.task_id, exc_info=True)
+
+
+def _run_without_luigid() -> bool:
+    """Whether this process's run uses Luigi's local scheduler (`--local-scheduler`), not luigid."""
+    import luigi.interface
+
+    return bool(luigi.interface.core().local_scheduler)
 
 
 def _stop_waiting(task: luigi.Task, *args: Any) -> None:

@@ -14,6 +14,7 @@ import psycopg
 
 RUNBOOK = "docs/operations.md#runbook"
 DAILY = "luigi --module pipeline.tasks DailyPipeline --date {date}"
+LOCAL_SCHEDULER = " --local-scheduler"  # how a run without luigid (the README's daily command) gives it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,8 +28,10 @@ class Remedy:
     fix: str
     errors: tuple[str, ...] = ()  # exception class names (of the error or what it was raised from)
 
-    def fix_for(self, day: dt.date | str | None) -> str:
-        return self.fix.replace("{date}", str(day) if day else "<date>")
+    def fix_for(self, day: dt.date | str | None, *, local_scheduler: bool = False) -> str:
+        """The fix for a date; local_scheduler=True: its daily command for a run without luigid, as it was run."""
+        fix = self.fix.replace(DAILY, DAILY + LOCAL_SCHEDULER) if local_scheduler else self.fix
+        return fix.replace("{date}", str(day) if day else "<date>")
 
 
 REMEDIES: tuple[Remedy, ...] = (
@@ -128,14 +131,17 @@ def by_kind(kind: str) -> Remedy:
     return next(remedy for remedy in REMEDIES if remedy.kind == kind)
 
 
-def explain(task_family: str, day: dt.date | None, error: BaseException) -> str:
-    """A failed task in three lines: what failed and why, what to do, where the runbook is."""
+def explain(task_family: str, day: dt.date | None, error: BaseException, *, local_scheduler: bool = False) -> str:
+    """A failed task in three lines: what failed and why, what to do, where the runbook is.
+
+    local_scheduler=True: the task ran without luigid, so its fix reruns the date that way too.
+    """
     text = str(error).strip()
     reason = f"{type(error).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
     lines = [f"{task_family}{f' for {day}' if day else ''} failed: {reason}"]
     remedy = remedy_for(error)
     if remedy is not None:
-        lines.append(f"What to do ({remedy.kind}): {remedy.fix_for(day)}")
+        lines.append(f"What to do ({remedy.kind}): {remedy.fix_for(day, local_scheduler=local_scheduler)}")
     lines.append(f"Runbook: {RUNBOOK}")
     return "\n".join(lines)
 

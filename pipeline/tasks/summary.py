@@ -120,9 +120,14 @@ def _first_line(text: str | None) -> str:
     return (text or "").strip().splitlines()[0] if (text or "").strip() else ""
 
 
-def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postgres: bool = True) -> list[DateSummary]:
-    """The summary of each date; with `run_id`, outcomes and time of that run's executions only."""
+def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postgres: bool = True,
+              local_scheduler: bool = False) -> list[DateSummary]:
+    """The summary of each date; with `run_id`, outcomes and time of that run's executions only.
+
+    local_scheduler=True: the run used no luigid, so the commands in its "what to do" lines do not either.
+    """
     days = sorted(set(days))
+    rerun = {"local_scheduler": local_scheduler}
     published = _publish_log(days, start_postgres)
     result = []
     for day in days:
@@ -145,7 +150,7 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
             status = "BLOCKED by the quality gate"
             failures = [f"{r['outcome'].upper()} {r['table_name']}: {r['check_name']} (value {_n(r['value'])})"
                         for r in results if r["outcome"] in BLOCKING]
-            failures.append(f"what to do (gate blocked): {runbook.by_kind('gate blocked').fix_for(day)}")
+            failures.append(f"what to do (gate blocked): {runbook.by_kind('gate blocked').fix_for(day, **rerun)}")
         elif failures:
             status = "FAILED"
         elif _not_ready(day):
@@ -155,7 +160,7 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
         else:
             status = "not published"
         if remedies and status in ("published", "FAILED"):  # what to do about the first kind the runbook knows
-            failures.append(f"what to do ({remedies[0].kind}): {remedies[0].fix_for(day)}")
+            failures.append(f"what to do ({remedies[0].kind}): {remedies[0].fix_for(day, **rerun)}")
         if run_id is not None:
             done = [r["duration_seconds"] for r in runs if r["duration_seconds"] is not None]
             seconds = round(sum(done), 1) if done else None
@@ -332,7 +337,7 @@ def _central(summaries: list[DateSummary], scheduled: list[dt.date], url: str, l
     return notes
 
 
-def _needed_failures(summaries: list[DateSummary], scheduled: Sequence[dt.date]) -> list[str]:
+def _needed_failures(summaries: list[DateSummary], scheduled: Sequence[dt.date], local: bool) -> list[str]:
     """Failures of dates the run needed but nobody asked for, which hold the requested dates back.
 
     A date's models need an earlier catalog snapshot and its gate the earlier dates its volume check
@@ -341,8 +346,8 @@ def _needed_failures(summaries: list[DateSummary], scheduled: Sequence[dt.date])
     """
     asked = {s.date for s in summaries}
     others = [day for day in scheduled if day not in asked]
-    failed = [s for s in summarise(others, run_audit.run_id(), start_postgres=False) if s.status == "FAILED"] \
-        if others else []
+    failed = [s for s in summarise(others, run_audit.run_id(), start_postgres=False, local_scheduler=local)
+              if s.status == "FAILED"] if others else []
     if not failed:
         return []
     dates = ", ".join(str(s.date) for s in failed)
@@ -369,8 +374,9 @@ def at_exit(pid: int) -> None:
         except Exception:  # noqa: BLE001 - a command Luigi ran always parses; fall back all the same
             logger.debug("could not read the requested dates from the command line", exc_info=True)
             days, url, local = None, None, True
-        summaries = summarise(scheduled if days is None else days, run_audit.run_id(), start_postgres=False)
-        needed = _needed_failures(summaries, scheduled)
+        summaries = summarise(scheduled if days is None else days, run_audit.run_id(), start_postgres=False,
+                              local_scheduler=local)
+        needed = _needed_failures(summaries, scheduled, local)
         notes = _central(summaries, scheduled, url, local) if url else []
         print("\n".join([render(summaries, run_audit.run_id()), *needed, *notes]), file=sys.stdout, flush=True)
     except Exception:  # noqa: BLE001 - never turn a finished run into a traceback
