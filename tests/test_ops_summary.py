@@ -42,6 +42,14 @@ def test_the_summary_lists_the_requested_dates_only(ops: Ops) -> None:
         counted[source] = duplicates
     assert counted["events"] > 0, "the duplicates are shown, not hidden in raw - staged"
 
+    # the same backfill again: every date is published, so Luigi makes no task of a date; still a summary
+    again = ops.luigi("RangeDaily", "--of", "DailyPipeline", "--start", str(day), "--stop",
+                      str(day + dt.timedelta(days=1)), "--local-scheduler")
+    assert again.returncode == 0, again.stderr[-3000:]
+    (row,) = _summary_rows(again.stdout)
+    assert row.startswith(str(day)) and row.endswith("published"), again.stdout
+    assert "1 of 1 date(s) published" in again.stdout
+
 
 @pytest.mark.slow
 def test_after_a_restate_the_summary_shows_this_runs_outcome(ops: Ops) -> None:

@@ -367,8 +367,13 @@ def at_exit(pid: int) -> None:
         return
     try:
         scheduled = run_audit.scheduled_dates()
-        if not scheduled or not run_summary().at_exit:
-            return  # the command was rejected before anything was scheduled
+        if not run_summary().at_exit:
+            return
+        if not scheduled and (_noted is None or not _noted[0]):
+            # No task of a date was made: the command was rejected before anything was scheduled. (A
+            # backfill whose dates are all published makes none either, RangeDaily asks
+            # DailyPipeline.bulk_complete, but Luigi's scheduling noted the dates it asked for.)
+            return
         try:
             days, url, local = _command_line(sys.argv[1:])
         except Exception:  # noqa: BLE001 - a command Luigi ran always parses; fall back all the same
