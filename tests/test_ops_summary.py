@@ -118,6 +118,11 @@ def test_a_requested_date_held_back_by_an_earlier_dates_failure_says_which_and_w
     assert ("what to do (missing file): put the file where the message says, then"
             f" `luigi --module pipeline.tasks DailyPipeline --date {broken} --local-scheduler`") in needed, needed
     assert "0 of 1 date(s) published" in result.stdout
+    # `python -m pipeline summary` is no run: its reruns are in the README's form, which works as printed
+    later = ops.pipeline("summary", "--date", str(broken))
+    assert ("what to do (missing file): put the file where the message says, then"
+            f" `luigi --module pipeline.tasks DailyPipeline --date {broken} --local-scheduler`") in later.stdout, \
+        later.stdout
 
 
 def test_the_summary_reads_the_command_line_while_luigi_schedules_it(monkeypatch: pytest.MonkeyPatch) -> None:

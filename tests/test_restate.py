@@ -107,3 +107,8 @@ def test_restate_without_a_change_says_so(ops: Ops) -> None:
     nothing = ops.pipeline("restate", *DATE)
     assert nothing.returncode == 0 and "nothing to restate" in nothing.stdout
     assert not (ops.lake / "_archive").exists()
+    # a date never landed: not "its files are the ones landed" (there are none) but a user error, one line
+    never = ops.pipeline("restate", "--date", "2026-03-01")
+    assert never.returncode == 2 and never.stderr.strip().splitlines() == [
+        "python -m pipeline restate: error: 2026-03-01 was never landed, so there is nothing to restate; run the"
+        " date: `luigi --module pipeline.tasks DailyPipeline --date 2026-03-01 --local-scheduler`"], never.stderr

@@ -27,6 +27,7 @@ import luigi
 import psycopg
 
 from pipeline import cli, config
+from pipeline.tasks import runbook
 
 logger = logging.getLogger(__name__)
 
@@ -82,8 +83,10 @@ def check(now: dt.datetime, max_age: float) -> tuple[int, str]:
     # the dates that have ended since: from the one after the latest published to yesterday
     start = day + dt.timedelta(days=1)
     stop = max(start + dt.timedelta(days=1), now.astimezone(ZoneInfo(config.model().business_timezone)).date())
+    # the README's form (--local-scheduler): it works as printed whether or not luigid runs
     catch_up = (f"luigi --module pipeline.tasks DailyPipeline --date {start}" if stop - start == dt.timedelta(days=1)
-                else f"luigi --module pipeline.tasks RangeDaily --of DailyPipeline --start {start} --stop {stop}")
+                else f"luigi --module pipeline.tasks RangeDaily --of DailyPipeline --start {start} --stop {stop}"
+                ) + runbook.LOCAL_SCHEDULER
     return STALE, (f"STALE: the latest published load date is {day} ({when}), {age:.1f} h after its end, over the"
                    f" limit of {max_age:g} h ([freshness] max_age_hours); see why with `python -m pipeline summary"
                    f" --start {start} --stop {stop}`, catch up with `{catch_up}`")

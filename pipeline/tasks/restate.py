@@ -36,6 +36,7 @@ from typing import Any
 from pipeline import cli, config, lake
 from pipeline.ingest import incoming, landing
 from pipeline.lake import s3
+from pipeline.tasks import runbook
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,10 @@ MARKER = "restatement.json"
 
 class NothingToRestate(Exception):
     """No source of the date changed since it was landed, and none was named."""
+
+
+class NeverLanded(Exception):
+    """No daily source of the date was ever landed, and none was named: there is nothing to restate."""
 
 
 def marker_path(day: dt.date) -> str:
@@ -135,6 +140,9 @@ def prepare(day: dt.date, sources: list[str] | None = None) -> dict[str, Any]:
     """Steps 1-4: check the new files, record the restatement, remove what derives from the landed files, archive."""
     changed = landing.changed_sources(day)
     chosen = list(dict.fromkeys(sources or changed))
+    if not chosen and all(landing.read_manifest(source, day) is None for source in incoming.DAILY_SOURCES):
+        raise NeverLanded(f"{day} was never landed, so there is nothing to restate; run the date:"
+                          f" `{runbook.DAILY.format(date=day)}{runbook.LOCAL_SCHEDULER}`")
     if not chosen:
         raise NothingToRestate(f"nothing to restate for {day}: its incoming files are the ones landed"
                                f" (name a source with --source to land it again anyway)")
@@ -187,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     except NothingToRestate as err:
         print(err)
         return 0
+    except NeverLanded as err:
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        return cli.USAGE_ERROR
     except incoming.SourceNotReady as err:
         print(f"{type(err).__name__}: {err}", file=sys.stderr)
         return 20  # [retcode] missing_data, as a run of the date would exit
@@ -202,5 +213,5 @@ def main(argv: list[str] | None = None) -> int:
     summary.print_summary([day], run_audit.run_id(), start_postgres=False)
     if code:
         print(f"the restatement of {day} is pending: fix what the run reports, then run the date again"
-              f" (luigi --module pipeline.tasks DailyPipeline --date {day})", file=sys.stderr)
+              f" ({runbook.DAILY.format(date=day)}{runbook.LOCAL_SCHEDULER})", file=sys.stderr)
     return code
