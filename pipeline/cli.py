@@ -3,7 +3,8 @@
 `Parser` is argparse's, except that a bad command line prints one line (`<prog>: error: <what>`,
 with `--help` for the usage) and exits 2, without the usage block above it; `date_arg` is the
 argparse type of a date option (exactly YYYY-MM-DD, as everywhere in the pipeline).
-`quiet_rejected_command_lines` does the same for the `luigi` command line (pipeline.tasks installs it).
+`quiet_rejected_command_lines` does the same for the `luigi` command line, and for one that cannot
+reach the central scheduler (pipeline.tasks installs it).
 """
 from __future__ import annotations
 
@@ -99,8 +100,50 @@ class _RejectedCommandLine(logging.Filter):
         return True
 
 
+LUIGID_DOWN = ("the central scheduler at %s does not answer: start it (`make luigid`), or run without it:"
+               " add --local-scheduler to the command")
+
+
+def _rpc_error(error: BaseException | None) -> BaseException | None:
+    """The luigi.rpc.RPCError among an exception's causes (None: it is not a failure to reach luigid)."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if type(error).__name__ == "RPCError" and type(error).__module__ == "luigi.rpc":
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+class _LuigidUnreachable(logging.Filter):
+    """A `luigi` run that cannot reach luigid (no --local-scheduler, no `make luigid`): what to do, no tracebacks.
+
+    Luigi retries each call ([core] rpc-retry-attempts, rpc-retry-wait), logging every retry with an
+    empty traceback ("NoneType: None"), then logs the RPCError's chain of tracebacks twice (while
+    scheduling, and as "Uncaught exception in luigi", exit [retcode] unhandled_exception). The
+    retries stay (luigid may be restarting), each one line that says what to do; the failure is one
+    line too.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == "Failed connecting to remote scheduler %r":
+            url = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+            record.msg, record.args = LUIGID_DOWN + " (retrying)", (url,)
+            record.exc_info, record.exc_text = None, None
+        elif record.msg in ("Uncaught exception in luigi", "Luigi unexpected framework error while scheduling %s") \
+                and record.exc_info and _rpc_error(record.exc_info[1]) is not None:
+            if record.msg != "Uncaught exception in luigi":
+                return False  # said once, at the end
+            text = str(_rpc_error(record.exc_info[1]))
+            url = text.rsplit("remote scheduler ", 1)[-1].strip("'") if "remote scheduler " in text else "?"
+            record.msg, record.args = LUIGID_DOWN, (url,)
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 def quiet_rejected_command_lines() -> None:
-    """Make a `luigi` command line that fails to parse one log line, not a traceback (see above)."""
+    """Make a `luigi` command line that fails to parse, or cannot reach luigid, one log line, not a traceback (see above)."""
     target = logging.getLogger("luigi-interface")
-    if not any(isinstance(f, _RejectedCommandLine) for f in target.filters):
-        target.addFilter(_RejectedCommandLine())
+    for kind in (_RejectedCommandLine, _LuigidUnreachable):
+        if not any(isinstance(f, kind) for f in target.filters):
+            target.addFilter(kind())

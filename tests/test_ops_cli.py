@@ -53,6 +53,27 @@ def test_a_bad_date_is_one_line_and_an_exit_code(name: str, tmp_path: Path) -> N
     assert not (tmp_path / "lake").exists(), "nothing ran"
 
 
+def test_a_run_that_cannot_reach_luigid_says_what_to_do_without_tracebacks(tmp_path: Path) -> None:
+    """The daily command without --local-scheduler and no `make luigid`: Luigi's retries stay (luigid may be
+    restarting), each one line saying what to do; the failure is one line, not two chains of tracebacks."""
+    from tests.support.processes import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens: refused, as when luigid is not running
+    config = tmp_path / "operator.cfg"
+    config.write_text(f"[core]\nscheduler_url = {url}\nrpc-retry-attempts = 2\nrpc-retry-wait = 0\n")
+    result = _run([*LUIGI, "DailyPipeline", "--date", "2025-12-15"], tmp_path,
+                  {"LUIGI_CONFIG_PATH": str(config), "ECOMM_PG_DSN": "postgresql://postgres@127.0.0.1:1/nowhere"})
+    assert result.returncode == 40, result.stderr
+    assert "Traceback" not in result.stderr and "NoneType: None" not in result.stderr, result.stderr
+    said = f"the central scheduler at {url} does not answer: start it (`make luigid`), or run without it: add" \
+           " --local-scheduler to the command"
+    retries = [line for line in result.stderr.splitlines() if line.startswith("WARNING: the central scheduler")]
+    assert retries and all(line == f"WARNING: {said} (retrying)" for line in retries), result.stderr
+    assert [line for line in result.stderr.splitlines() if line.startswith("ERROR")] == [f"ERROR: {said}"], \
+        result.stderr
+    assert not (tmp_path / "lake").exists(), "nothing ran"
+
+
 def test_summary_with_start_after_stop_is_an_error(tmp_path: Path) -> None:
     for start, stop in (("2025-12-20", "2025-12-13"), ("2025-12-13", "2025-12-13")):
         result = _run([*PIPELINE, "summary", "--start", start, "--stop", stop], tmp_path)

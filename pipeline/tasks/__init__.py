@@ -63,7 +63,7 @@ __all__ = [
     "StageOrders", "StageProducts", "StageUsers",
 ]
 
-cli.quiet_rejected_command_lines()  # a bad --date is one line and exit 40, not a traceback
+cli.quiet_rejected_command_lines()  # a bad --date, or no luigid, is one line and exit 40, not a traceback
 faults.install()  # ECOMM_FAULT's fault points at task boundaries (nothing unless it is set)
 atexit.register(summary.at_exit, os.getpid())
 for _event in (luigi.Event.DEPENDENCY_DISCOVERED, luigi.Event.DEPENDENCY_PRESENT, luigi.Event.DEPENDENCY_MISSING):
