@@ -131,7 +131,7 @@ def test_the_summary_reads_the_command_line_while_luigi_schedules_it(monkeypatch
     import luigi
     from luigi.cmdline_parser import CmdlineParser
 
-    from pipeline.tasks import summary
+    from pipeline.tasks import command_line
 
     class SummaryProbeDone(luigi.Task):  # complete: Luigi only asks it, which fires DEPENDENCY_PRESENT
         date = luigi.DateParameter()
@@ -139,14 +139,14 @@ def test_the_summary_reads_the_command_line_while_luigi_schedules_it(monkeypatch
         def complete(self) -> bool:
             return True
 
-    monkeypatch.setattr(summary, "_noted", None)
-    monkeypatch.setattr(summary, "_noting", False)
+    monkeypatch.setattr(command_line, "_noted", None)
+    monkeypatch.setattr(command_line, "_noting", False)
     assert luigi.run(["SummaryProbeDone", "--date", "2025-12-14", "--local-scheduler", "--no-lock"])
-    dates, _url, local = summary._noted
+    dates, _url, local = command_line.noted()
     assert dates == [dt.date(2025, 12, 14)] and local
 
     def no_parser(*args: object, **kwargs: object) -> None:
         raise AssertionError("the summary built a command-line parser at exit")
 
     monkeypatch.setattr(CmdlineParser, "__init__", no_parser)
-    assert summary._command_line(["SummaryProbeDone", "--date", "2025-12-14"]) == summary._noted
+    assert command_line.read(["SummaryProbeDone", "--date", "2025-12-14"]) == command_line.noted()

@@ -29,7 +29,7 @@ import luigi
 from luigi.tools.range import RangeDaily  # noqa: F401 - re-exported for `--module pipeline.tasks RangeDaily`
 
 from pipeline import cli, faults
-from pipeline.tasks import summary
+from pipeline.tasks import command_line, summary
 from pipeline.tasks.check import QualityGate
 from pipeline.tasks.land import LandDaily, LandEvents, LandOrders, LandProducts, LandUsers, SourceReady
 from pipeline.tasks.model import (
@@ -67,5 +67,5 @@ cli.quiet_rejected_command_lines()  # a bad --date, or no luigid, is one line an
 faults.install()  # ECOMM_FAULT's fault points at task boundaries (nothing unless it is set)
 atexit.register(summary.at_exit, os.getpid())
 for _event in (luigi.Event.DEPENDENCY_DISCOVERED, luigi.Event.DEPENDENCY_PRESENT, luigi.Event.DEPENDENCY_MISSING):
-    luigi.Task.event_handler(_event)(summary.note_command_line)  # the summary's command line, read as Luigi schedules
+    luigi.Task.event_handler(_event)(command_line.note)  # the summary's command line, read as Luigi schedules
 warmup.install()  # soda-core is imported by the worker process while its first task runs; imports frozen for gc

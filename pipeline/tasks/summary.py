@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from pipeline import cli, lake
 from pipeline.quality.results import BLOCKING, OUTCOMES
-from pipeline.tasks import run_audit, runbook
+from pipeline.tasks import command_line, run_audit, runbook
 
 logger = logging.getLogger(__name__)
 
@@ -251,73 +251,6 @@ def print_summary(days: Iterable[dt.date], run_id: str | None = None, *, start_p
     return summaries
 
 
-def requested_dates(task: luigi.Task) -> list[dt.date] | None:
-    """The dates a `luigi` command line asked for: its task's `date`, or RangeDaily's [start, stop).
-
-    Not the dates the run touched: a date's models also need the catalog snapshot of an earlier
-    date, which the run may stage but nobody asked about. None when the command names no dates.
-    """
-    from luigi.tools.range import RangeDailyBase
-
-    if isinstance(task, RangeDailyBase):
-        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-        start, stop = task.moving_start(now), task.moving_stop(now)
-        if task.start is not None:
-            start = max(task.parameter_to_datetime(task.start), start)
-        if task.stop is not None:
-            stop = min(task.parameter_to_datetime(task.stop), stop)
-        return [moment.date() for moment in task.finite_datetimes(start, stop)] if start <= stop else []
-    day = getattr(task, "date", None)
-    return [day] if isinstance(day, dt.date) else None
-
-
-CommandLine = tuple[list[dt.date] | None, str, bool]  # requested dates, luigid's URL, local scheduler used
-_noted: CommandLine | None = None  # this process's, read while Luigi scheduled it (note_command_line)
-_noting = False
-
-
-def _read_command_line(parser: Any) -> CommandLine:
-    """What the summary needs from a `luigi` command line, read while its CmdlineParser is Luigi's current one."""
-    import luigi.interface
-
-    from pipeline.tasks import central
-
-    task = parser.get_task_obj()  # Luigi's instance cache: the run's own root task
-    return requested_dates(task), central.configured_url(), bool(luigi.interface.core().local_scheduler)
-
-
-def note_command_line(*_: Any) -> None:
-    """Read the command line once while Luigi schedules it (a dependency event of the `luigi` process).
-
-    Luigi fires those events inside its own command-line parser's context, so the summary at exit
-    needs no parser of its own (building one is three argparse parsers over every registered task's
-    parameters, after the run has ended).
-    """
-    global _noted, _noting
-    if _noting:
-        return
-    from luigi.cmdline_parser import CmdlineParser
-
-    parser = CmdlineParser.get_instance()
-    if parser is None:
-        return  # not a command line (luigi.build in a process): nothing to note
-    _noting = True  # once, whatever happens: the events fire for every task Luigi schedules
-    try:
-        _noted = _read_command_line(parser)
-    except Exception:  # noqa: BLE001 - the summary then reads the command line at exit, as before
-        logger.debug("could not read the command line while scheduling", exc_info=True)
-
-
-def _command_line(argv: Sequence[str]) -> CommandLine:
-    """(requested dates, luigid's URL, whether the run used the local scheduler) of a `luigi` command line."""
-    from luigi.cmdline_parser import CmdlineParser
-
-    if _noted is not None:
-        return _noted
-    with CmdlineParser.global_instance(list(argv)) as parser:
-        return _read_command_line(parser)
-
-
 def _central(summaries: list[DateSummary], scheduled: list[dt.date], url: str, local: bool) -> list[str]:
     """luigid's side of the run: tasks it refused (a luigid run), and published dates shown broken there (any run)."""
     from pipeline.tasks import central
@@ -363,19 +296,19 @@ def _needed_failures(summaries: list[DateSummary], scheduled: Sequence[dt.date],
 
 def at_exit(pid: int) -> None:
     """Print the summary of this process's run (registered by pipeline.tasks for the `luigi` CLI)."""
-    if os.getpid() != pid or not is_luigi_cli():
+    if os.getpid() != pid or not command_line.is_luigi_cli():
         return
     try:
         scheduled = run_audit.scheduled_dates()
         if not run_summary().at_exit:
             return
-        if not scheduled and (_noted is None or not _noted[0]):
+        if not scheduled and not (command_line.noted() or (None,))[0]:
             # No task of a date was made: the command was rejected before anything was scheduled. (A
             # backfill whose dates are all published makes none either, RangeDaily asks
             # DailyPipeline.bulk_complete, but Luigi's scheduling noted the dates it asked for.)
             return
         try:
-            days, url, local = _command_line(sys.argv[1:])
+            days, url, local = command_line.read(sys.argv[1:])
         except Exception:  # noqa: BLE001 - a command Luigi ran always parses; fall back all the same
             logger.debug("could not read the requested dates from the command line", exc_info=True)
             days, url, local = None, None, True
@@ -386,13 +319,6 @@ def at_exit(pid: int) -> None:
         print("\n".join([render(summaries, run_audit.run_id()), *needed, *notes]), file=sys.stdout, flush=True)
     except Exception:  # noqa: BLE001 - never turn a finished run into a traceback
         logger.exception("could not print the run summary")
-
-
-def is_luigi_cli() -> bool:
-    """Whether this process is the `luigi` command line (the console script or `python -m luigi`)."""
-    argv0 = sys.argv[0] if sys.argv else ""
-    return "luigi.cmdline" in sys.modules and (
-        os.path.basename(argv0) == "luigi" or argv0.endswith(os.path.join("luigi", "__main__.py")))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,97 @@
+"""The `luigi` command line as the run summary needs it: the dates it asked for, luigid's URL, the scheduler.
+
+`note` is a handler of Luigi's dependency events (pipeline.tasks registers it): it reads the
+command line once, while Luigi's own parser is live, so that the summary at exit (`read`, `noted`)
+needs no parser of its own.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import luigi
+
+logger = logging.getLogger(__name__)
+
+
+def requested_dates(task: luigi.Task) -> list[dt.date] | None:
+    """The dates a `luigi` command line asked for: its task's `date`, or RangeDaily's [start, stop).
+
+    Not the dates the run touched: a date's models also need the catalog snapshot of an earlier
+    date, which the run may stage but nobody asked about. None when the command names no dates.
+    """
+    from luigi.tools.range import RangeDailyBase
+
+    if isinstance(task, RangeDailyBase):
+        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        start, stop = task.moving_start(now), task.moving_stop(now)
+        if task.start is not None:
+            start = max(task.parameter_to_datetime(task.start), start)
+        if task.stop is not None:
+            stop = min(task.parameter_to_datetime(task.stop), stop)
+        return [moment.date() for moment in task.finite_datetimes(start, stop)] if start <= stop else []
+    day = getattr(task, "date", None)
+    return [day] if isinstance(day, dt.date) else None
+
+
+CommandLine = tuple[list[dt.date] | None, str, bool]  # requested dates, luigid's URL, local scheduler used
+_noted: CommandLine | None = None  # this process's, read while Luigi scheduled it (note)
+_noting = False
+
+
+def _read(parser: Any) -> CommandLine:
+    """What the summary needs from a `luigi` command line, read while its CmdlineParser is Luigi's current one."""
+    import luigi.interface
+
+    from pipeline.tasks import central
+
+    task = parser.get_task_obj()  # Luigi's instance cache: the run's own root task
+    return requested_dates(task), central.configured_url(), bool(luigi.interface.core().local_scheduler)
+
+
+def note(*_: Any) -> None:
+    """Read the command line once while Luigi schedules it (a dependency event of the `luigi` process).
+
+    Luigi fires those events inside its own command-line parser's context, so the summary at exit
+    needs no parser of its own (building one is three argparse parsers over every registered task's
+    parameters, after the run has ended).
+    """
+    global _noted, _noting
+    if _noting:
+        return
+    from luigi.cmdline_parser import CmdlineParser
+
+    parser = CmdlineParser.get_instance()
+    if parser is None:
+        return  # not a command line (luigi.build in a process): nothing to note
+    _noting = True  # once, whatever happens: the events fire for every task Luigi schedules
+    try:
+        _noted = _read(parser)
+    except Exception:  # noqa: BLE001 - the summary then reads the command line at exit, as before
+        logger.debug("could not read the command line while scheduling", exc_info=True)
+
+
+def read(argv: Sequence[str]) -> CommandLine:
+    """(requested dates, luigid's URL, whether the run used the local scheduler) of a `luigi` command line."""
+    from luigi.cmdline_parser import CmdlineParser
+
+    if _noted is not None:
+        return _noted
+    with CmdlineParser.global_instance(list(argv)) as parser:
+        return _read(parser)
+
+
+def noted() -> CommandLine | None:
+    """The command line `note` read while Luigi scheduled this process's run (None: none noted)."""
+    return _noted
+
+
+def is_luigi_cli() -> bool:
+    """Whether this process is the `luigi` command line (the console script or `python -m luigi`)."""
+    argv0 = sys.argv[0] if sys.argv else ""
+    return "luigi.cmdline" in sys.modules and (
+        os.path.basename(argv0) == "luigi" or argv0.endswith(os.path.join("luigi", "__main__.py")))
