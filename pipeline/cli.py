@@ -142,7 +142,7 @@ class _LuigidUnreachable(logging.Filter):
 
 
 def quiet_rejected_command_lines() -> None:
-    """Make a `luigi` command line that fails to parse, or cannot reach luigid, one log line, not a traceback (see above)."""
+    """A `luigi` command line that fails to parse, or cannot reach luigid: one log line, not tracebacks (see above)."""
     target = logging.getLogger("luigi-interface")
     for kind in (_RejectedCommandLine, _LuigidUnreachable):
         if not any(isinstance(f, kind) for f in target.filters):

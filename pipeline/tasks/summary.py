@@ -299,10 +299,10 @@ def at_exit(pid: int) -> None:
     if os.getpid() != pid or not command_line.is_luigi_cli():
         return
     try:
-        scheduled = run_audit.scheduled_dates()
+        scheduled, noted = run_audit.scheduled_dates(), command_line.noted()
         if not run_summary().at_exit:
             return
-        if not scheduled and not (command_line.noted() or (None,))[0]:
+        if not scheduled and not (noted and noted[0]):
             # No task of a date was made: the command was rejected before anything was scheduled. (A
             # backfill whose dates are all published makes none either, RangeDaily asks
             # DailyPipeline.bulk_complete, but Luigi's scheduling noted the dates it asked for.)
