@@ -113,11 +113,11 @@ class PipelineTask(luigi.Task):
         Luigi's default is the traceback alone; this puts first what failed, the reason, what to do
         for this date (`pipeline.tasks.runbook`) and where the runbook is, then the traceback.
         """
-        from pipeline.tasks import runbook
+        from pipeline.tasks import command_line, runbook
 
         try:
             head = runbook.explain(self.task_family, getattr(self, "date", None), exception,
-                                   local_scheduler=_run_without_luigid())
+                                   local_scheduler=command_line.uses_local_scheduler())
         except Exception:  # noqa: BLE001 - the explanation must never hide the error itself
             logger.debug("could not explain the failure of %s", self.task_id, exc_info=True)
             head = f"{self.task_family} failed: {type(exception).__name__}: {exception}"
@@ -136,13 +136,6 @@ class PipelineTask(luigi.Task):
                 self.set_progress_percentage(percent)
         except Exception:  # noqa: BLE001 - the UI is best effort; never fail a task for it
             logger.debug("could not report status for %s", self.task_id, exc_info=True)
-
-
-def _run_without_luigid() -> bool:
-    """Whether this process's run uses Luigi's local scheduler (`--local-scheduler`), not luigid."""
-    import luigi.interface
-
-    return bool(luigi.interface.core().local_scheduler)
 
 
 def _stop_waiting(task: luigi.Task, *args: Any) -> None:

@@ -43,14 +43,19 @@ _noted: CommandLine | None = None  # this process's, read while Luigi scheduled 
 _noting = False
 
 
-def _read(parser: Any) -> CommandLine:
-    """What the summary needs from a `luigi` command line, read while its CmdlineParser is Luigi's current one."""
+def uses_local_scheduler() -> bool:
+    """Whether this process's Luigi run uses its local scheduler (`--local-scheduler`), not luigid."""
     import luigi.interface
 
+    return bool(luigi.interface.core().local_scheduler)
+
+
+def _read(parser: Any) -> CommandLine:
+    """What the summary needs from a `luigi` command line, read while its CmdlineParser is Luigi's current one."""
     from pipeline.tasks import central
 
     task = parser.get_task_obj()  # Luigi's instance cache: the run's own root task
-    return requested_dates(task), central.configured_url(), bool(luigi.interface.core().local_scheduler)
+    return requested_dates(task), central.configured_url(), uses_local_scheduler()
 
 
 def note(*_: Any) -> None:

@@ -142,7 +142,7 @@ def prepare(day: dt.date, sources: list[str] | None = None) -> dict[str, Any]:
     chosen = list(dict.fromkeys(sources or changed))
     if not chosen and all(landing.read_manifest(source, day) is None for source in incoming.DAILY_SOURCES):
         raise NeverLanded(f"{day} was never landed, so there is nothing to restate; run the date:"
-                          f" `{runbook.DAILY.format(date=day)}{runbook.LOCAL_SCHEDULER}`")
+                          f" `{runbook.daily_command(day)}`")
     if not chosen:
         raise NothingToRestate(f"nothing to restate for {day}: its incoming files are the ones landed"
                                f" (name a source with --source to land it again anyway)")
@@ -213,5 +213,5 @@ def main(argv: list[str] | None = None) -> int:
     summary.print_summary([day], run_audit.run_id(), start_postgres=False)
     if code:
         print(f"the restatement of {day} is pending: fix what the run reports, then run the date again"
-              f" ({runbook.DAILY.format(date=day)}{runbook.LOCAL_SCHEDULER})", file=sys.stderr)
+              f" ({runbook.daily_command(day)})", file=sys.stderr)
     return code

@@ -17,6 +17,11 @@ DAILY = "luigi --module pipeline.tasks DailyPipeline --date {date}"
 LOCAL_SCHEDULER = " --local-scheduler"  # how a run without luigid (the README's daily command) gives it
 
 
+def daily_command(day: dt.date | str, *, local_scheduler: bool = True) -> str:
+    """The daily command of a date; by default in the README's form, which works whether or not luigid runs."""
+    return DAILY.format(date=day) + (LOCAL_SCHEDULER if local_scheduler else "")
+
+
 @dataclasses.dataclass(frozen=True)
 class Remedy:
     """One kind of failure: how it shows, why, and the command(s) that fix it ({date} = the load date)."""
