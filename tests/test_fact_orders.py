@@ -6,7 +6,8 @@ import datetime as dt
 import pytest
 
 from pipeline import lake
-from pipeline.transform import sqlrun, warehouse
+from pipeline.lake import sqlrun
+from pipeline.transform import warehouse
 from tests.support import rows as r
 
 MONDAY = dt.date(2025, 12, 8)

@@ -4,7 +4,8 @@ from __future__ import annotations
 import pyarrow as pa
 
 from pipeline import lake
-from pipeline.transform import sqlrun, staging, staging_passes
+from pipeline.lake import sqlrun
+from pipeline.transform import staging, staging_passes
 from tests.support import rows as r
 
 D = r.DAY

@@ -1,7 +1,8 @@
 """int_kept: the rows staging stages, streamed in their order, the unstaged ones looked up in a bitstring."""
 from __future__ import annotations
 
-from pipeline.transform import sqlrun, staging
+from pipeline.lake import sqlrun
+from pipeline.transform import staging
 
 ROWS = 300_000  # several of DuckDB's row groups, so that its threads share the scan
 

@@ -17,8 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline import lake
-from pipeline.lake import s3, views
-from pipeline.transform import sqlrun
+from pipeline.lake import s3, sqlrun, views
 from tests.support.ops import SEED_DAY, Ops
 from tests.support.s3_server import BUCKET
 from tests.support.serving import dump

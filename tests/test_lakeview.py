@@ -21,8 +21,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline import config, lake
-from pipeline.lake import views
-from pipeline.transform import marts, sqlrun, warehouse
+from pipeline.lake import sqlrun, views
+from pipeline.transform import marts, warehouse
 from tests.support import analytics_dataset
 from tests.support.paths import REPO
 

@@ -12,8 +12,9 @@ from decimal import Decimal
 import psycopg
 import pytest
 
+from pipeline.lake import sqlrun
 from pipeline.serving import feeds, publish
-from pipeline.transform import sqlrun, warehouse
+from pipeline.transform import warehouse
 from tests.support.serving import PRODUCT_SCHEMA, USER_SCHEMA, event, order, write_facts, write_rows
 
 DAYS = [dt.date(2025, 12, 14) + dt.timedelta(days=n) for n in range(4)]

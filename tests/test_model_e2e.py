@@ -75,7 +75,7 @@ def test_seed_days_reconcile_and_give_the_hand_checked_revenue(tmp_path, monkeyp
     #   2025-12-15 Books: ORD_..10 8 x 234.01 + ORD_..14 9 x 101.87 = 1872.08 + 916.83 = 2788.91
     #   2025-12-15 Clothing: ORD_..06 5 x 338.81 = 1694.05
     #   2025-12-15 Unknown: the day's 30662.72 - 2788.91 - 1694.05 = 26179.76 (17 orders)
-    from pipeline.transform import sqlrun
+    from pipeline.lake import sqlrun
 
     with sqlrun.connect() as con:
         warehouse.create_current_views(con)

@@ -10,8 +10,9 @@ import luigi
 import pytest
 
 from pipeline import tasks
+from pipeline.lake import sqlrun
 from pipeline.tasks import model
-from pipeline.transform import sqlrun, warehouse
+from pipeline.transform import warehouse
 
 D = dt.date(2025, 12, 15)
 

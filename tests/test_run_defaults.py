@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from pipeline import config, resources
-from pipeline.transform import sqlrun
+from pipeline.lake import sqlrun
 
 CORES = len(os.sched_getaffinity(0))
 
@@ -48,7 +48,7 @@ def test_duckdb_threads_zero_means_every_core(luigi_settings) -> None:  # noqa: 
 
 PROBE = '''
 import luigi
-from pipeline.transform import sqlrun
+from pipeline.lake import sqlrun
 
 
 class Probe(luigi.Task):

@@ -22,9 +22,10 @@ from packaging.version import Version
 
 from pipeline import lake
 from pipeline.ingest import catalog_api, landing
+from pipeline.lake import sqlrun
 from pipeline.quality import gate, serving_reconciliation
 from pipeline.serving import publish
-from pipeline.transform import sqlrun, staging, warehouse
+from pipeline.transform import staging, warehouse
 from tests.support.faults import clean_env
 from tests.support.paths import REPO
 from tests.support.processes import free_port, wait_for

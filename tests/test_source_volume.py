@@ -210,8 +210,8 @@ def test_the_window_and_thresholds_come_from_the_checks_section(lake_root: Path,
 
 def test_the_history_and_rejected_lines_are_found_on_object_storage(s3_lake) -> None:
     """The gate lists earlier partitions with the lake's own functions: the same on an s3:// lake."""
+    from pipeline.lake import sqlrun
     from pipeline.quality import gate_views
-    from pipeline.transform import sqlrun
 
     schema = SCHEMAS[("audit", "reconciliation")]
     for back in range(1, 10):

@@ -2,7 +2,7 @@
 
 A new in-memory DuckDB database costs ~40 ms of CPU (its built-in catalog), once per task process
 and ~24 task processes a date. The worker makes one before its first fork and never uses it; each
-forked process's first `sqlrun.connect()` is its copy (`pipeline.transform.sqlrun._take_spare`).
+forked process's first `sqlrun.connect()` is its copy (`pipeline.lake.sqlrun._take_spare`).
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import duckdb
 import psutil
 
 from pipeline import config
-from pipeline.transform import sqlrun
+from pipeline.lake import sqlrun
 
 
 def _in_child(check) -> int:

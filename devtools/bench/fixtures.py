@@ -35,8 +35,8 @@ from psycopg import sql
 from psycopg.copy import QueuedLibpqWriter
 
 from pipeline import lake
+from pipeline.lake import sqlrun
 from pipeline.serving import binary_copy, migrations, pg
-from pipeline.transform import sqlrun
 
 logger = logging.getLogger(__name__)
 

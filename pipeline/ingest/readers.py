@@ -32,7 +32,7 @@ from pipeline.ingest import incoming
 from pipeline.ingest import lines as landing_lines
 from pipeline.ingest.incoming import SourceFile, SourceFileInvalid
 from pipeline.ingest.lines import LineAccountingError
-from pipeline.transform import sqlrun
+from pipeline.lake import sqlrun
 
 logger = logging.getLogger(__name__)
 

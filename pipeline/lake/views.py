@@ -40,8 +40,8 @@ from pathlib import Path
 import duckdb
 
 from pipeline import config, lake, resources
-from pipeline.lake import s3
-from pipeline.transform import marts, sqlrun, staging, warehouse
+from pipeline.lake import s3, sqlrun
+from pipeline.transform import marts, staging, warehouse
 
 logger = logging.getLogger(__name__)
 

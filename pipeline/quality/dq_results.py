@@ -15,8 +15,8 @@ import duckdb
 import pyarrow as pa
 
 from pipeline import lake
+from pipeline.lake import sqlrun
 from pipeline.quality.results import BLOCKING, CheckResult
-from pipeline.transform import sqlrun
 
 DQ_RESULTS_SCHEMA = pa.schema([
     ("load_date", pa.date32()),

@@ -32,6 +32,7 @@ from typing import Any
 import luigi
 
 from pipeline import config, lake, resources
+from pipeline.lake import sqlrun
 from pipeline.quality.dq_results import (  # noqa: F401 - re-exported: the gate's results are read through here
     DQ_RESULTS_SCHEMA,
     GateResult,
@@ -43,7 +44,7 @@ from pipeline.quality.dq_results import (  # noqa: F401 - re-exported: the gate'
     write_results,
 )
 from pipeline.quality.results import CheckResult, NoChecksParsed
-from pipeline.transform import sqlrun, staging
+from pipeline.transform import staging
 
 logger = logging.getLogger(__name__)
 

@@ -35,9 +35,10 @@ import duckdb
 import pyarrow as pa
 
 from pipeline import lake
+from pipeline.lake import sqlrun
 from pipeline.quality.results import CheckResult
 from pipeline.quality.soda import add_duckdb, format_number, run_checks_file
-from pipeline.transform import sqlrun, staging
+from pipeline.transform import staging
 
 logger = logging.getLogger(__name__)
 

@@ -26,10 +26,10 @@ from typing import Any
 from psycopg.conninfo import conninfo_to_dict
 
 from pipeline import lake
+from pipeline.lake import sqlrun
 from pipeline.quality.gate import GateResult, checks, checks_dir
 from pipeline.quality.soda import run_checks_file
 from pipeline.serving.settings import postgres as postgres_settings
-from pipeline.transform import sqlrun
 
 logger = logging.getLogger(__name__)
 

@@ -19,12 +19,12 @@ import psycopg
 from psycopg import sql
 
 from pipeline import lake
+from pipeline.lake.sqlrun import quote_ident
 from pipeline.serving import binary_copy
 from pipeline.serving.facts import LakePartitionInvalid, PublishError
 from pipeline.serving.lake_rows import LOAD_DATE, SOURCE_TABLE, batches, lake_select, text_columns
 from pipeline.serving.publish_errors import Progress
 from pipeline.transform import merges, staging
-from pipeline.transform.sqlrun import quote_ident
 
 logger = logging.getLogger(__name__)
 

@@ -18,11 +18,11 @@ import psycopg
 import pyarrow as pa
 
 from pipeline import lake
+from pipeline.lake import sqlrun
 from pipeline.serving import binary_copy
 from pipeline.serving.facts import FACTS, FactSpec, LakePartitionInvalid, PublishError, load_stage
 from pipeline.serving.publish_errors import Progress
 from pipeline.serving.settings import publish as publish_settings
-from pipeline.transform import sqlrun
 
 logger = logging.getLogger(__name__)
 

@@ -36,12 +36,12 @@ import psycopg
 from psycopg import sql
 
 from pipeline import lake
+from pipeline.lake.sqlrun import quote_ident
 from pipeline.serving import binary_copy, mart_deltas
 from pipeline.serving.facts import FACTS, FactSpec, date_rows
 from pipeline.serving.lake_rows import batches, lake_select, text_columns
 from pipeline.serving.publish_errors import Progress
 from pipeline.transform import marts as models
-from pipeline.transform.sqlrun import quote_ident
 
 logger = logging.getLogger(__name__)
 

@@ -15,12 +15,12 @@ from typing import Any
 import psycopg
 
 from pipeline import lake
+from pipeline.lake import sqlrun
 from pipeline.serving import migrations, pg
 from pipeline.serving.facts import PRELOAD_SCHEMA, FactSpec, PublishError, drop_preloads, preload_name, register_preload
 from pipeline.serving.lake_rows import LakePartitionMissing, fact_path, fact_spec, load_fact
 from pipeline.serving.publish_errors import Progress
 from pipeline.serving.transaction import begin_writing, date_locked, failure
-from pipeline.transform import sqlrun
 
 logger = logging.getLogger(__name__)
 

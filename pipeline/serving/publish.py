@@ -47,6 +47,7 @@ import psycopg
 from psycopg import sql
 
 from pipeline import faults, lake
+from pipeline.lake import sqlrun
 from pipeline.quality.results import OUTCOMES
 from pipeline.serving import locks, marts, migrations, pg
 from pipeline.serving.facts import (
@@ -65,7 +66,6 @@ from pipeline.serving.feeds import FEEDS, load_feed
 from pipeline.serving.lake_rows import LakePartitionMissing, fact_path, load_fact, row_count
 from pipeline.serving.publish_errors import Progress
 from pipeline.serving.transaction import date_locked, date_transaction, failure
-from pipeline.transform import sqlrun
 
 logger = logging.getLogger(__name__)
 

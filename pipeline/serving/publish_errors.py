@@ -26,7 +26,7 @@ import duckdb
 import psycopg
 
 from pipeline import config
-from pipeline.transform import sqlrun
+from pipeline.lake import sqlrun
 
 logger = logging.getLogger(__name__)
 

@@ -40,9 +40,9 @@ import duckdb
 import psycopg
 
 from pipeline import config, lake
+from pipeline.lake import sqlrun
 from pipeline.serving import migrations, pg
 from pipeline.serving.facts import FACTS, PublishError
-from pipeline.transform import sqlrun
 
 logger = logging.getLogger(__name__)
 

@@ -25,7 +25,8 @@ import logging
 import re
 
 from pipeline import lake
-from pipeline.transform import sqlrun, warehouse
+from pipeline.lake import sqlrun
+from pipeline.transform import warehouse
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from pipeline.transform.sqlrun import quote_ident as q
+from pipeline.lake.sqlrun import quote_ident as q
 
 MIN = "min"  # the smallest value over load dates, nulls ignored
 MAX = "max"  # the greatest value over load dates, nulls ignored

@@ -13,7 +13,7 @@ from typing import Any
 import duckdb
 
 from pipeline import lake
-from pipeline.transform import sqlrun
+from pipeline.lake import sqlrun
 
 logger = logging.getLogger(__name__)
 

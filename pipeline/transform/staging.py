@@ -86,7 +86,8 @@ import pyarrow as pa
 
 from pipeline import config, lake
 from pipeline.ingest import incoming
-from pipeline.transform import sqlrun, staging_passes
+from pipeline.lake import sqlrun
+from pipeline.transform import staging_passes
 from pipeline.transform.reconciliation import (  # noqa: F401 - ReconciliationError re-exported
     ReconciliationError,
     landing_counts,

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 
 import duckdb
 
-from pipeline.transform import sqlrun
+from pipeline.lake import sqlrun
 
 
 def mark_dropped_rows(con: duckdb.DuckDBPyConnection, checked: str) -> None:

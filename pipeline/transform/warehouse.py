@@ -29,7 +29,8 @@ from typing import Any
 import duckdb
 
 from pipeline import config, lake
-from pipeline.transform import merges, sqlrun
+from pipeline.lake import sqlrun
+from pipeline.transform import merges
 from pipeline.transform.staging import DAILY_SOURCES, STAGING_SCHEMAS, business_timezone, staging_table
 
 logger = logging.getLogger(__name__)

@@ -206,7 +206,8 @@ def build_day(load_date: dt.date, tables: tuple[str, ...] | None = None) -> None
 
 def current(table: str, order_by: str = "all") -> list[dict]:
     """The rows of a warehouse table's current view (over every partition), sorted."""
-    from pipeline.transform import sqlrun, warehouse
+    from pipeline.lake import sqlrun
+    from pipeline.transform import warehouse
 
     with sqlrun.connect() as con:
         warehouse.create_current_views(con)
