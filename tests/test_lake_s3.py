@@ -18,6 +18,7 @@ import pytest
 
 from pipeline import lake
 from pipeline.lake import s3, sqlrun, views
+from pipeline.tasks import restate
 from tests.support.ops import SEED_DAY, Ops
 from tests.support.s3_server import BUCKET
 from tests.support.serving import dump
@@ -59,6 +60,12 @@ def test_the_lake_primitives_work_on_object_storage(s3_lake, s3_env) -> None:
 
     with views.open_lake() as con:  # the notebook/CLI view of the lake: DuckDB globs the bucket itself
         assert con.execute("select count(*) from raw.orders").fetchone() == (7,)
+        assert con.execute("select count(*) from audit.restatements").fetchone() == (0,)
+    record = {"load_date": str(D), "status": "pending", "sources": ["orders"]}  # restate's JSON record
+    lake.write_atomic(restate.marker_path(D), json.dumps(record).encode())
+    with views.open_lake() as con:
+        assert con.execute("select load_date, status, sources from audit.restatements").fetchall() == [
+            (D, "pending", ["orders"])]
 
     assert lake.temp_path(path) != lake.temp_path(path), "writers on other hosts may share a pid"
     fresh = lake.temp_path(path)  # a live writer's temporary object (maybe on another host) stays

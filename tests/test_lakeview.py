@@ -31,7 +31,8 @@ LAYER_TABLES = {
     "staging": {"stg_orders", "stg_events", "stg_products", "stg_users"},
     "warehouse": set(warehouse.TABLES) | {f"{t}_all" for t in warehouse.TABLES},
     "marts": {*marts.TABLES, *(f"{t}_all" for t in marts.CONTRIBUTIONS)},
-    "audit": {"rejected_lines", "bad_records", "reconciliation", "dq_results", "dq_failures", "pipeline_runs"},
+    "audit": {"rejected_lines", "bad_records", "reconciliation", "dq_results", "dq_failures", "pipeline_runs",
+              "restatements"},
 }
 
 
@@ -61,7 +62,7 @@ def test_every_table_of_every_layer_is_a_named_relation(built) -> None:
     assert found == LAYER_TABLES
     for layer, tables in LAYER_TABLES.items():
         current = warehouse.TABLES if layer == "warehouse" else marts.TABLES if layer == "marts" else ()
-        for table in tables - {"dq_failures"} - set(current) | ({"complete_days"} if layer == "marts" else set()):
+        for table in tables - {"dq_failures", "restatements"} - set(current) | ({"complete_days"} if layer == "marts" else set()):
             folder = table.removesuffix("_all") if layer in ("warehouse", "marts") else table
             rows = con.execute(f"select count(*) from {layer}.{table}").fetchone()[0]
             assert rows == _file_rows(layer, folder), f"{layer}.{table}"
@@ -70,6 +71,9 @@ def test_every_table_of_every_layer_is_a_named_relation(built) -> None:
     assert con.execute("select typeof(load_date), typeof(source_table) from audit.bad_records limit 1").fetchone() == (
         "DATE", "VARCHAR")
     assert con.execute("select count(distinct load_date) from raw.orders").fetchone() == (2,)
+    # no date was restated (JSON records, not Parquet): no rows, typed columns (test_restate.py has one)
+    assert con.execute("select count(*), typeof(any_value(requested_at)) from audit.restatements").fetchone() == (
+        0, "TIMESTAMP WITH TIME ZONE")
 
 
 @pytest.mark.slow
@@ -189,6 +193,7 @@ def test_an_empty_lake_has_every_name_and_refuses_to_answer(tmp_path: Path) -> N
         con.execute("select count(*) from warehouse.fact_orders").fetchall()
     with pytest.raises(duckdb.Error, match="lake table raw/orders has no partitions yet"):
         con.execute("select * from raw.orders").fetchall()
+    assert con.execute("select count(*) from audit.restatements").fetchone() == (0,), "none restated: the answer"
     with pytest.raises(FileNotFoundError, match="no lake at"):
         views.open_lake(tmp_path / "missing")
 

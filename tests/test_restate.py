@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from pathlib import Path
 
 import pytest
 
+from pipeline.lake import views
 from tests.support.ops import SEED_DAY, Ops
 
 DATE = ["--date", str(SEED_DAY)]
@@ -98,6 +100,13 @@ def test_a_partial_events_file_completed_after_publish_is_restated(ops: Ops) -> 
     assert published(ops) == (20, 60, 1)
     assert ops.query("select count(*) from audit.pipeline_runs where task like 'LandOrders%%'") == [(1,)], \
         "orders were not restated: landed once"
+    # what an analyst sees of it in the lake (pipeline.lake.views): the date's record, typed
+    (row,) = views.open_lake(ops.lake).execute(
+        "select load_date, status, sources, reasons->>'events', published_at >= requested_at,"
+        " previous_manifests->'events'->>'rows', archived from audit.restatements").fetchall()
+    assert row[:3] == (SEED_DAY, "published", ["events"]) and "changed since it was landed" in row[3]
+    assert row[4:6] == (True, "30"), row
+    assert any(path.endswith("/raw/events/data.parquet") for path in row[6]) and all(map(os.path.exists, row[6]))
 
 
 @pytest.mark.slow

@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 LAYERS = ("raw", "staging", "warehouse", "marts", "audit")
 DATA_FILE = "data.parquet"
+RESTATEMENT_FILE = "restatement.json"  # audit/restatements: one JSON record per date (pipeline.tasks.restate)
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 

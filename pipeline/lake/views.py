@@ -54,7 +54,15 @@ KNOWN_TABLES: dict[str, tuple[str, ...]] = {
     "staging": tuple(map(staging.staging_table, staging.SOURCES)),
     "warehouse": warehouse.TABLES,
     "marts": marts.LOAD_DATE_MARTS,
-    "audit": ("rejected_lines", "bad_records", "reconciliation", "dq_results", "pipeline_runs"),
+    "audit": ("rejected_lines", "bad_records", "reconciliation", "dq_results", "pipeline_runs", "restatements"),
+}
+# audit/restatements is kept as one JSON record per restated date (`pipeline.tasks.restate`, rewritten
+# as the restatement goes from pending to published), not as Parquet; its view reads the records with
+# these types, and answers no rows while no date was ever restated (that is the answer, not a gap).
+RESTATEMENT_COLUMNS = {
+    "load_date": "DATE", "status": "VARCHAR", "sources": "VARCHAR[]", "reasons": "JSON",
+    "requested_at": "TIMESTAMPTZ", "published_at": "TIMESTAMPTZ", "archived": "VARCHAR[]",
+    "previous_manifests": "JSON",
 }
 # Postgres audit.dq_failures from the lake's dq_results (every check of a date, passes included).
 DQ_FAILURES_SQL = """
@@ -105,20 +113,40 @@ def _tables_on_disk(root: str, layer: str) -> dict[str, bool]:
         found = {path[len(layer_dir):].lstrip("/").split("/")[0]
                  for path in lake.files_matching(os.path.join(layer_dir, "**", lake.DATA_FILE))}
         names += sorted(name for name in found if name not in names and lake._NAME.match(name))
-        return {name: name in found for name in names}
+        return {name: name in found or (_is_restatements(layer, name) and bool(lake.files_matching(
+            _pattern(root, layer, name)))) for name in names}
     if os.path.isdir(layer_dir):
         names += [entry for entry in sorted(os.listdir(layer_dir))
                   if entry not in names and lake._NAME.match(entry) and os.path.isdir(os.path.join(layer_dir, entry))]
     return {name: bool(glob.glob(_pattern(root, layer, name), recursive=True)) for name in names}
 
 
+def _is_restatements(layer: str, table: str) -> bool:
+    return (layer, table) == ("audit", "restatements")
+
+
 def _pattern(root: str, layer: str, table: str) -> str:
     """The glob of a table's partition files: `data.parquet` only, never a writer's temporary file."""
+    if _is_restatements(layer, table):
+        return os.path.join(root, layer, table, "*", lake.RESTATEMENT_FILE)
     return os.path.join(root, layer, table, "**", lake.DATA_FILE)
+
+
+def _restatements_view(root: str, has_files: bool) -> str:
+    """audit.restatements: the restatement record of each restated date, typed (no rows: none was restated)."""
+    target = _ident("audit", "restatements")
+    if not has_files:
+        typed = ", ".join(f"null::{kind} as {_ident(column)}" for column, kind in RESTATEMENT_COLUMNS.items())
+        return f"create or replace view {target} as select {typed} where false;"
+    columns = "{" + ", ".join(f"{_literal(column)}: {_literal(kind)}" for column, kind in RESTATEMENT_COLUMNS.items()) + "}"
+    return (f"create or replace view {target} as select * from read_json("
+            f"{_literal(_pattern(root, 'audit', 'restatements'))}, columns = {columns}, format = 'auto');")
 
 
 def _files_view(root: str, layer: str, table: str, name: str, has_files: bool, schema: str | None = None) -> str:
     """A view `<schema or layer>.<name>` over every partition of lake table <layer>/<table>, or a refusing placeholder."""
+    if _is_restatements(layer, table):
+        return _restatements_view(root, has_files)
     target = _ident(schema or layer, name)
     if not has_files:
         message = (f"lake table {layer}/{table} has no partitions yet (nothing under"

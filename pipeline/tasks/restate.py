@@ -40,7 +40,7 @@ from pipeline.tasks import runbook
 
 logger = logging.getLogger(__name__)
 
-MARKER = "restatement.json"
+MARKER = lake.RESTATEMENT_FILE
 
 
 class NothingToRestate(Exception):
