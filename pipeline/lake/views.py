@@ -113,8 +113,10 @@ def _tables_on_disk(root: str, layer: str) -> dict[str, bool]:
         found = {path[len(layer_dir):].lstrip("/").split("/")[0]
                  for path in lake.files_matching(os.path.join(layer_dir, "**", lake.DATA_FILE))}
         names += sorted(name for name in found if name not in names and lake._NAME.match(name))
-        return {name: name in found or (_is_restatements(layer, name) and bool(lake.files_matching(
-            _pattern(root, layer, name)))) for name in names}
+        present = {name: name in found for name in names}
+        if layer == "audit":  # its records are JSON, not data.parquet
+            present["restatements"] = bool(lake.files_matching(_pattern(root, layer, "restatements")))
+        return present
     if os.path.isdir(layer_dir):
         names += [entry for entry in sorted(os.listdir(layer_dir))
                   if entry not in names and lake._NAME.match(entry) and os.path.isdir(os.path.join(layer_dir, entry))]
