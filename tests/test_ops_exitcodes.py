@@ -224,3 +224,22 @@ def test_each_kind_has_its_configured_timeout_and_retry_policy() -> None:
         assert task(date=day).retry_count == 1
     for task in (tasks.LandProducts,):
         assert task(date=day).retry_count is None
+
+
+@pytest.mark.parametrize("flag", [("--checks-lost-fail-pct", "60"), ("--checks-volume-fail-low-ratio", "0")])
+def test_the_gate_thresholds_are_command_line_flags(flag: tuple[str, str]) -> None:
+    """The README, the runbook and docs/quality-gate.md give a blocked gate's fix as a flag of the
+    daily command: luigi's parser knows only the sections imported with `--module pipeline.tasks`,
+    so a fresh interpreter (this test process has imported everything) parses it the way luigi does."""
+    import subprocess
+    import sys
+
+    name = flag[0].removeprefix("--checks-").replace("-", "_")
+    script = ("import pipeline.tasks\n"
+              "from luigi.cmdline_parser import CmdlineParser\n"
+              f"with CmdlineParser.global_instance(['DailyPipeline', '--date', '{SEED_DAY}', *{list(flag)!r}]):\n"
+              "    from pipeline.quality.gate import checks\n"
+              f"    print(checks().{name})\n")
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert float(result.stdout.split()[-1]) == float(flag[1])

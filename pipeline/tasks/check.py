@@ -9,6 +9,7 @@ import luigi
 
 from pipeline import config, lake
 from pipeline.ingest import incoming, landing
+from pipeline.quality.gate import checks  # at import: luigi's command line then knows --checks-*
 from pipeline.tasks.base import PipelineTask
 from pipeline.tasks.marts import MART_TASKS
 from pipeline.tasks.model import MODEL_TASKS
@@ -99,7 +100,6 @@ class QualityGate(CheckTask):
     """lake/audit/dq_results for one date: one row per SodaCL check; complete when nothing failed."""
 
     def requires(self) -> list[luigi.Task]:
-        from pipeline.quality.gate import checks
 
         # the tasks themselves rather than the StageDaily/BuildWarehouse wrappers: one process less
         # to fork on the critical path; and the earlier dates the volume check compares with
