@@ -37,6 +37,10 @@ def test_a_backfill_through_luigid_with_2_workers(ops: Ops, luigid: Luigid) -> N
     for status in ("PENDING", "RUNNING", "FAILED", "DISABLED"):
         assert luigid.tasks(status) == {}, f"no task {status}"
     assert {w for task in done.values() for w in task["workers"]}, "workers are recorded"
+    # oldest first: the scheduler must not flatten each date's priority to the RangeDaily's
+    started = [t["time_running"] for _, t in sorted((t["params"]["date"], t) for t in done.values()
+                                                    if t["name"] == "Publish")]
+    assert started == sorted(started), "published oldest first"
 
     # what the UI shows for a task: its status message and progress
     lands = {tid: t for tid, t in done.items() if t["name"] == "LandOrders"}

@@ -26,10 +26,10 @@ warmup.pause_collector()
 warmup.pyarrow_without_pandas()
 
 import luigi
-from luigi.tools.range import RangeDaily  # noqa: F401 - re-exported for `--module pipeline.tasks RangeDaily`
 
 from pipeline import cli, faults
 from pipeline.tasks import command_line, summary
+from pipeline.tasks.base import RangeDaily  # Luigi's, publishing oldest first
 from pipeline.tasks.check import QualityGate
 from pipeline.tasks.land import LandDaily, LandEvents, LandOrders, LandProducts, LandUsers, SourceReady
 from pipeline.tasks.model import (

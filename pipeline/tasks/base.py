@@ -25,6 +25,7 @@ import logging
 from typing import Any
 
 import luigi
+import luigi.tools.range
 
 from pipeline import lake
 from pipeline.tasks import run_audit
@@ -62,6 +63,10 @@ class DateParameter(luigi.DateParameter):
         except ValueError as err:
             reason = "" if str(err).startswith("not a date") else f" ({err})"
             raise ValueError(f"--date {s!r} is not a valid date: expected YYYY-MM-DD, e.g. 2025-12-15{reason}") from None
+
+
+#: below `PipelineTask.priority` of any date (see RangeDaily)
+LOWEST_PRIORITY = -10 * dt.date.max.toordinal() - 1
 
 
 class PipelineTask(luigi.Task):
@@ -136,6 +141,20 @@ class PipelineTask(luigi.Task):
                 self.set_progress_percentage(percent)
         except Exception:  # noqa: BLE001 - the UI is best effort; never fail a task for it
             logger.debug("could not report status for %s", self.task_id, exc_info=True)
+
+
+class RangeDaily(luigi.tools.range.RangeDaily):
+    """Luigi's RangeDaily (`--of DailyPipeline --start ... --stop ...`), below every date in priority.
+
+    Luigi's scheduler raises a task's dependencies to its own priority. With Luigi's default (0)
+    the backfill would raise every date's tasks to 0, erase their date order, and publish the
+    newest date first; at the lowest priority it leaves each date its own (see
+    `PipelineTask.priority`), so a backfill publishes oldest first. Same name as Luigi's class, so
+    `--module pipeline.tasks RangeDaily` and [RangeDaily] in luigi.cfg mean this one (Luigi
+    instantiates the most derived class of a name).
+    """
+
+    priority = LOWEST_PRIORITY
 
 
 def _stop_waiting(task: luigi.Task, *args: Any) -> None:
