@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import duckdb
 import psycopg
@@ -24,12 +24,13 @@ from pipeline.serving import binary_copy
 from pipeline.serving.facts import LakePartitionInvalid, PublishError
 from pipeline.serving.lake_rows import LOAD_DATE, SOURCE_TABLE, batches, lake_select, text_columns
 from pipeline.serving.publish_errors import Progress
-from pipeline.transform import merges, staging
+from pipeline.transform import merges, staging, warehouse
 
 logger = logging.getLogger(__name__)
 
 RAW_SOURCES = staging.SOURCES  # audit/rejected_lines is keyed by the raw source (orders)
 STAGING_SOURCES = tuple(map(staging.staging_table, staging.SOURCES))  # audit/bad_records, reconciliation
+CATALOG_STAGING = tuple(map(staging.staging_table, staging.CATALOGS))  # filed under their snapshot's date
 
 
 class MergeRuleMissing(PublishError):
@@ -141,13 +142,45 @@ def feed_columns(conn: psycopg.Connection, feed: Feed) -> list[binary_copy.PgCol
     return [c for c in binary_copy.table_columns(conn, feed.table) if c.name != feed.stamp]
 
 
+def unpublished_snapshots(conn: psycopg.Connection, day: dt.date) -> dict[str, list[dt.date]]:
+    """The catalog snapshots before `day`, staged in the lake, whose audit rows Postgres lacks.
+
+    A catalog's staging files its audit rows (bad_records, reconciliation) under its snapshot's
+    date, which need not be a published load date (a backfill that starts after the snapshot, a
+    snapshot superseded before any date was published). Each publish carries those of earlier
+    snapshots that Postgres lacks, so the serving audit holds the lake's whatever order dates are
+    published in. Known by the missing audit.reconciliation row: every staging writes one.
+    """
+    staged = [(table, snapshot) for table in CATALOG_STAGING
+              for snapshot in warehouse.partition_dates("staging", table) if snapshot < day]
+    if not staged:
+        return {}
+    published = set(conn.execute(
+        "select source_table, load_date from audit.reconciliation where source_table = any(%s) and load_date < %s",
+        [list(CATALOG_STAGING), day]).fetchall())
+    carried: dict[str, list[dt.date]] = {}
+    for table, snapshot in sorted(staged):
+        if (table, snapshot) not in published:
+            carried.setdefault(table, []).append(snapshot)
+    return carried
+
+
+def _partitions(feed: Feed, day: dt.date, carried: Mapping[str, Sequence[dt.date]]) -> Iterable[tuple[str | None, dt.date]]:
+    """(source_table, load date) of every partition a feed reads: the date's, then carried snapshots'."""
+    for key in feed.sources or (None,):
+        yield key, day
+    for key in feed.sources:
+        for snapshot in carried.get(key, ()):
+            yield key, snapshot
+
+
 def load_feed(conn: psycopg.Connection, duck: duckdb.DuckDBPyConnection, feed: Feed, day: dt.date,
-              progress: Progress) -> int | None:
-    """Load the feed's partitions of the date into _in and merge; None when the lake has none."""
-    keys = feed.sources or (None,)
-    paths = [(k, lake.partition_file(feed.layer, feed.lake_table, day, **({"source_table": k} if k else {})))
-             for k in keys]
-    paths = [(k, p) for k, p in paths if lake.exists(p)]
+              progress: Progress, carried: Mapping[str, Sequence[dt.date]] | None = None) -> int | None:
+    """Load the feed's partitions of the date (and `carried` snapshots') into _in and merge; None when the lake has none."""
+    wanted = list(_partitions(feed, day, carried or {}))
+    paths = [(k, d, lake.partition_file(feed.layer, feed.lake_table, d, **({"source_table": k} if k else {})))
+             for k, d in wanted]
+    paths = [(k, d, p) for k, d, p in paths if lake.exists(p)]
     progress.at(feed.table)
     if not paths and not feed.sources:
         logger.warning("no lake %s/%s partition for %s: %s left as it is", feed.layer, feed.lake_table, day, feed.table)
@@ -157,10 +190,10 @@ def load_feed(conn: psycopg.Connection, duck: duckdb.DuckDBPyConnection, feed: F
     conn.execute(sql.SQL("create temp table _in (like {} including defaults) on commit drop").format(table))
     columns = feed_columns(conn, feed)
     rows = 0
-    for source, path in paths:
+    for source, partition_day, path in paths:
         what = f"lake {feed.layer}/{feed.lake_table}"
         select = lake_select(duck, path, columns, feed.derived, feed.lenient, what)
-        params = {"path": path, "load_date": day, "source_table": source}
+        params = {"path": path, "load_date": partition_day, "source_table": source}
         progress.at(feed.table, path=path, params=params, keys=feed.names or feed.merge.key,
                     select=lambda path=path: lake_select(duck, path, columns, feed.derived, feed.lenient, what,
                                                          row_numbers=True),
@@ -171,6 +204,11 @@ def load_feed(conn: psycopg.Connection, duck: duckdb.DuckDBPyConnection, feed: F
             k=sql.SQL(", ").join(map(sql.Identifier, feed.merge.key)))).fetchone()
         if dup:
             raise LakePartitionInvalid(f"lake {feed.lake_table} for {day} repeats key {dup}; its grain is broken")
+    if isinstance(feed.merge, ReplaceDate):  # a carried snapshot's rows replace what Postgres holds of it
+        for source, partition_day in wanted:
+            if partition_day != day:
+                conn.execute(sql.SQL("delete from {} where load_date = %s and source_table = %s").format(table),
+                             [partition_day, source])
     for statement in feed.merge.statements(feed.table, [c.name for c in columns], feed.stamp):
         conn.execute(statement, {"d": day})
     return rows

@@ -62,7 +62,7 @@ from pipeline.serving.facts import (
     swap,
     take_preload,
 )
-from pipeline.serving.feeds import FEEDS, load_feed
+from pipeline.serving.feeds import FEEDS, load_feed, unpublished_snapshots
 from pipeline.serving.lake_rows import LakePartitionMissing, fact_path, load_fact, row_count
 from pipeline.serving.publish_errors import Progress
 from pipeline.serving.transaction import date_locked, date_transaction, failure
@@ -209,8 +209,10 @@ def publish(load_date: dt.date | str, *, force: bool = False,
                 summary["preloads_dropped"] = len(drop_preloads(conn, day))
                 faults.point("publish.merge")
                 locks.hold(conn, locks.PUBLISH_KEY)
+                carried = unpublished_snapshots(conn, day)  # under the lock: two publishes carry them once
+                summary["snapshots_carried"] = sum(map(len, carried.values()))
                 for feed in FEEDS:
-                    summary[f"{feed.lake_table}_rows"] = load_feed(conn, duck, feed, day, progress)
+                    summary[f"{feed.lake_table}_rows"] = load_feed(conn, duck, feed, day, progress, carried)
                 if audit_rows is not None:
                     progress.at("audit.dq_failures")
                     summary["dq_failures_rows"] = _write_dq(conn, day, audit_rows)
