@@ -209,6 +209,7 @@ def test_ndjson_records_that_are_not_objects_and_undecodable_lines_are_rejected(
     assert accounted(manifest) == (2, 6, 8) and manifest["blank_lines"] == 2
     got = [(r[0], r[2]) for r in rejected("orders")]
     assert [n for n, _ in got] == [1, 4, 5, 6, 7, 9]
+    assert [r[1] for r in raw_ids("orders")] == [2, 10], "_row_number is the physical line, as line_number is"
     assert ["number" in got[0][1], "string" in got[1][1], "null" in got[2][1], "array" in got[3][1],
             "UTF-8" in got[4][1], "boolean" in got[5][1]] == [True] * 6
 

@@ -237,17 +237,16 @@ def csv_line_safe(src: SourceFile, dest: str) -> LineSafe:
     return found
 
 
-NDJSON_SCHEMA = pa.schema([("line_number", pa.int64()), ("record_number", pa.int64()), ("text", pa.string())])
+NDJSON_SCHEMA = pa.schema([("line_number", pa.int64()), ("text", pa.string())])
 
 
 def ndjson_lines(src: SourceFile) -> tuple[pa.Table, LineSafe]:
-    """Every non-blank line of an NDJSON file as text with its line and record number.
+    """Every non-blank line of an NDJSON file as text with its (physical) line number.
 
     A line that is not UTF-8 is rejected here; DuckDB then parses each remaining line on its own.
     """
     found = LineSafe()
     numbers: list[int] = []
-    records: list[int] = []
     texts: list[str] = []
     for number, content, _ in iter_lines(src):
         if number == 1:
@@ -262,8 +261,7 @@ def ndjson_lines(src: SourceFile) -> tuple[pa.Table, LineSafe]:
             found.rejects.append((number, text_of(content), f"invalid UTF-8 at byte {err.start + 1} of the line"))
             continue
         numbers.append(number)
-        records.append(found.records)
         texts.append(text)
-    table = pa.table({"line_number": pa.array(numbers, pa.int64()), "record_number": pa.array(records, pa.int64()),
+    table = pa.table({"line_number": pa.array(numbers, pa.int64()),
                       "text": pa.array(texts, pa.string())}, schema=NDJSON_SCHEMA)
     return table, found

@@ -6,7 +6,7 @@
 with objects as (
     select
         json_records.record,
-        json_records.record_number as row_number,
+        json_records.line_number as row_number,
     from json_records
     where json_records.json_type = 'OBJECT'
 ),

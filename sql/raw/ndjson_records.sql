@@ -2,7 +2,6 @@
 -- every non-blank UTF-8 line of ndjson_lines parsed on its own. Grain: one row per record (line).
 -- json_type is NULL when the line is not valid JSON.
 select
-    ndjson_lines.record_number,
     ndjson_lines.line_number,
     ndjson_lines.text as record,
     case when json_valid(ndjson_lines.text) then json_type(ndjson_lines.text) end as json_type,

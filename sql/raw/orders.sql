@@ -3,12 +3,12 @@
 -- Reads json_records (sql/raw/json_records.sql or ndjson_records.sql): records that are not objects
 -- are rejected into audit.rejected_lines instead (sql/raw/json_rejected.sql). Every field is kept as
 -- text (casting problems surface in staging with a reason); `record` keeps the whole object, nested
--- and unknown fields included; _row_number is the record's position in the file (array element or
--- NDJSON record), so rejected records leave gaps.
+-- and unknown fields included; _row_number is the record's position in the file (array element, or
+-- NDJSON line, blank lines counted, as audit.rejected_lines numbers them), so rejected records leave gaps.
 with objects as (
     select
         json_records.record,
-        json_records.record_number as row_number,
+        json_records.line_number as row_number,
     from json_records
     where json_records.json_type = 'OBJECT'
 ),
