@@ -27,6 +27,7 @@ import re
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from pipeline import config, lake
 from pipeline.lake import sqlrun
@@ -54,6 +55,7 @@ class LakeInput:
     table: str
     sources: tuple[str, ...] = ()  # partitions keyed source_table=<each>, all required
     snapshots: str | None = None  # a catalog: the "latest" staged snapshot on or before the date, or "all" of them
+    # (an audit table of a catalog: its partitions of those snapshots, source_table = sources[0])
 
 
 # What a model's SQL may read besides the warehouse tables (a name in TABLES is that table's partition of
@@ -69,20 +71,18 @@ LAKE_INPUTS: dict[str, LakeInput] = {
     "stg_products_snapshot": LakeInput("staging", "stg_products", snapshots="latest"),
     "stg_products_history": LakeInput("staging", "stg_products", snapshots="all"),
     "stg_users_snapshot": LakeInput("staging", "stg_users", snapshots="latest"),
-}
-# Types a model may cast to: built on the model's connection from an input, which the model then reads.
-# catalog_product_id: the product ids of the latest catalog snapshot, an ENUM. The fact models test
-# catalog membership with `try_cast(product_id as catalog_product_id)`, a hash lookup inside a
-# single-table select, instead of a join: the facts then keep staging's row order (DuckDB preserves it
-# for single-table selects) and are written without sorting the whole day.
-INPUT_TYPES: dict[str, tuple[str, str]] = {
-    "catalog_product_id": (
-        "stg_products_snapshot",
-        "select distinct product_id from stg_products_snapshot where product_id is not null",
-    ),
+    # the catalog rows staging quarantined: a product whose row was bad is still listed (macros.sql)
+    "products_quarantine": LakeInput("audit", "bad_records", sources=("stg_products",), snapshots="all"),
+    "products_quarantine_snapshot": LakeInput("audit", "bad_records", sources=("stg_products",), snapshots="latest"),
 }
 
 VIEWS_DIR = sqlrun.SQL_DIR / "warehouse" / "views"
+# Types a model may cast to: `sql/warehouse/types/<type>.sql` selects an ENUM's values from lake inputs,
+# created on the model's connection before the model runs; a model casting to one reads its inputs.
+TYPES_DIR = sqlrun.SQL_DIR / "warehouse" / "types"
+INPUT_TYPES: dict[str, str] = {path.stem: path.read_text(encoding="utf-8") for path in sorted(TYPES_DIR.glob("*.sql"))}
+# an empty audit input (no catalog snapshot yet): the columns the models read of it
+_EMPTY_AUDIT = pa.schema([("record_id", pa.string()), ("reason_code", pa.string()), ("load_date", pa.date32())])
 
 
 class InputPartitionMissing(Exception):
@@ -113,10 +113,11 @@ def _references(table: str) -> sqlrun.References:
 def inputs(table: str) -> tuple[str, ...]:
     """The relations `table`'s model reads, from its SQL (sql/warehouse/<table>.sql), in order of mention.
 
-    A type of INPUT_TYPES it casts to counts as reading the input the type is built from.
+    A type of INPUT_TYPES it casts to counts as reading the inputs the type is built from.
     """
     refs = _references(table)
-    names = [*refs.relations, *(INPUT_TYPES[name][0] for name in sorted(refs.types & INPUT_TYPES.keys()))]
+    names = [*refs.relations, *(name for type_name in sorted(refs.types & INPUT_TYPES.keys())
+                                for name in sqlrun.references(INPUT_TYPES[type_name]).relations)]
     for name in names:
         try:
             lake_input(name)
@@ -145,8 +146,8 @@ def _required(layer: str, table: str, load_date: dt.date, **keys: str) -> list[s
     return [path]
 
 
-def _snapshots_through(table: str, load_date: dt.date, latest_only: bool) -> list[str]:
-    """A catalog's staged snapshots on or before the date (all, or the latest one); maybe none."""
+def _snapshots_through(table: str, load_date: dt.date, latest_only: bool) -> dict[dt.date, str]:
+    """A catalog's staged snapshots on or before the date (all, or the latest one), with their files; maybe none."""
     files = partition_dates("staging", table)
     dates = sorted(day for day in files if day <= load_date)
     source = table.removeprefix("stg_")
@@ -156,13 +157,17 @@ def _snapshots_through(table: str, load_date: dt.date, latest_only: bool) -> lis
             f"raw/{source} snapshot(s) {', '.join(map(str, unstaged))} on or before {load_date} are landed but "
             f"not staged; run staging.stage({source!r}, <snapshot date>) for each first"
         )
-    return [files[day] for day in (dates[-1:] if latest_only else dates)]
+    return {day: files[day] for day in (dates[-1:] if latest_only else dates)}
 
 
 def input_files(spec: LakeInput, load_date: dt.date) -> list[str]:
     """The files of an input for a date: a daily input's must exist, a catalog may have none yet."""
     if spec.snapshots is not None:
-        return _snapshots_through(spec.table, load_date, latest_only=spec.snapshots == "latest")
+        catalog = spec.sources[0] if spec.layer == "audit" else spec.table
+        snapshots = _snapshots_through(catalog, load_date, latest_only=spec.snapshots == "latest")
+        if spec.layer == "audit":  # staging writes a catalog's audit partitions before its staging one
+            return [lake.partition_file(spec.layer, spec.table, day, source_table=catalog) for day in snapshots]
+        return list(snapshots.values())
     keys = [{"source_table": source} for source in spec.sources] or [{}]
     return [path for key in keys for path in _required(spec.layer, spec.table, load_date, **key)]
 
@@ -178,10 +183,9 @@ def register_inputs(con: duckdb.DuckDBPyConnection, table: str, load_date: dt.da
         if files:
             sqlrun.register_parquet(con, name, files)
         else:
-            con.register(name, STAGING_SCHEMAS[spec.table].empty_table())
+            con.register(name, STAGING_SCHEMAS.get(spec.table, _EMPTY_AUDIT).empty_table())
     for type_name in sorted(_references(table).types & INPUT_TYPES.keys()):
-        _, select = INPUT_TYPES[type_name]
-        con.execute(f"create type {sqlrun.quote_ident(type_name)} as enum ({select})")
+        con.execute(f"create type {sqlrun.quote_ident(type_name)} as enum ({INPUT_TYPES[type_name]}\n)")
 
 
 def define_macros(con: duckdb.DuckDBPyConnection) -> None:

@@ -3,21 +3,66 @@
 -- whole current history). A new version starts when name, category, brand or price differs from the
 -- previous snapshot, or when the product reappears after missing from a snapshot. A version ends at the
 -- snapshot that changed it or that no longer lists the product: effective_to is that snapshot's date
--- (exclusive: valid on effective_from <= day < effective_to), 9999-12-31 while current.
+-- (exclusive: valid on effective_from <= day < effective_to), 9999-12-31 while current. A snapshot that
+-- lists a product but whose row for it was quarantined for a bad attribute (lists_the_product, macros.sql)
+-- does not end it: the product keeps its last valid version there, as if the snapshot had repeated it.
 with snapshots as (
     select * from stg_products_history
 ),
 
-products as (
+quarantine as (
+    select * from products_quarantine
+),
+
+listed_but_quarantined as (
+    select distinct
+        quarantine.record_id as product_id,
+        quarantine.load_date as snapshot_date,
+    from quarantine
+    where lists_the_product(quarantine.reason_code)
+),
+
+-- the product's latest staged row before that snapshot, unless the snapshot staged one too
+carried_forward as (
+    select
+        previous.product_id,
+        previous.product_name,
+        previous.category,
+        previous.brand,
+        previous.current_price,
+        listed_but_quarantined.snapshot_date,
+    from listed_but_quarantined
+    asof inner join snapshots as previous
+        on listed_but_quarantined.product_id = previous.product_id
+        and listed_but_quarantined.snapshot_date > previous.snapshot_date
+    anti join snapshots as staged
+        on listed_but_quarantined.product_id = staged.product_id
+        and listed_but_quarantined.snapshot_date = staged.snapshot_date
+),
+
+listings as (
     select
         snapshots.product_id,
         snapshots.product_name,
         snapshots.category,
-        coalesce(snapshots.brand, 'Unknown brand') as brand,
+        snapshots.brand,
         snapshots.current_price,
         snapshots.snapshot_date,
     from snapshots
-    where snapshots.snapshot_date <= $load_date::date
+    union all
+    select * from carried_forward
+),
+
+products as (
+    select
+        listings.product_id,
+        listings.product_name,
+        listings.category,
+        coalesce(listings.brand, 'Unknown brand') as brand,
+        listings.current_price,
+        listings.snapshot_date,
+    from listings
+    where listings.snapshot_date <= $load_date::date
 ),
 
 snapshot_dates as (

@@ -12,3 +12,10 @@ create or replace temp macro date_id(value) as (
 create or replace temp macro business_date(ts, tz) as (
     case when tz = 'UTC' then ts::date else timezone(tz, ts::timestamptz)::date end
 );
+
+-- A catalog row quarantined for this reason still lists its product: only an attribute was bad (a
+-- price, a text), its id is valid (bad_records.record_id). The product stays in the catalog with its
+-- last valid version (dim_product_history, catalog_product_id); reason codes: pipeline.transform.staging.
+create or replace temp macro lists_the_product(reason_code) as (
+    reason_code in ('invalid_price', 'negative_price', 'invalid_text')
+);
