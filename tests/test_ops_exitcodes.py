@@ -217,13 +217,11 @@ def test_each_kind_has_its_configured_timeout_and_retry_policy() -> None:
     assert tasks.BuildFactOrders(date=day).worker_timeout == limits.model
     assert tasks.QualityGate(date=day).worker_timeout == limits.check
     assert tasks.Publish(date=day).worker_timeout == tasks.PreloadFactEvents(date=day).worker_timeout == limits.publish
-    # bad data is not retried; the catalog API takes the [scheduler] policy (retry_count None = its
-    # default); Publish and the preloads retry transient Postgres failures inside the task
-    for task in (tasks.LandOrders, tasks.StageOrders, tasks.BuildFactOrders, tasks.QualityGate,
+    # bad data is not retried; the catalog landing retries a transiently failing API inside the task
+    # ([catalog] attempts), Publish and the preloads transient Postgres failures ([publish] attempts)
+    for task in (tasks.LandOrders, tasks.LandProducts, tasks.StageOrders, tasks.BuildFactOrders, tasks.QualityGate,
                  tasks.Publish, tasks.PreloadFactOrders, tasks.PreloadFactEvents):
         assert task(date=day).retry_count == 1
-    for task in (tasks.LandProducts,):
-        assert task(date=day).retry_count is None
 
 
 @pytest.mark.parametrize("flag", [("--checks-lost-fail-pct", "60"), ("--checks-volume-fail-low-ratio", "0")])
