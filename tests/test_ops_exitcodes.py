@@ -277,8 +277,9 @@ def test_sslmode_require_against_a_server_without_ssl_exits_35_at_once(ops: Ops)
     """A DSN asking for SSL that the server does not offer is a wrong setting: exit 35 while scheduling,
     with libpq's reason, and not retried as if Postgres were down (which would end in exit 30)."""
     ops.extra_env["ECOMM_PG_DSN"] = f"postgresql://postgres@127.0.0.1:{ops.server.port}/{ops.database}?sslmode=require"
-    # short retries: without the fix the run would end quickly too, in exit 30 after retry lines
-    result = ops.luigi("DailyPipeline", *DATE, LOCAL, "--publish-retry-backoff-seconds", "0.1")
+    # short retries: without the fix the run would end quickly too, in exit 30 after retry lines;
+    # --no-lock: the same command run by anyone else on the machine would make this one exit 10
+    result = ops.luigi("DailyPipeline", *DATE, LOCAL, "--no-lock", "--publish-retry-backoff-seconds", "0.1")
     output = result.stdout + result.stderr
     assert result.returncode == RETCODE["scheduling_error"], output[-3000:]
     assert "server does not support SSL, but SSL was required" in result.stderr
