@@ -128,6 +128,10 @@ class catalog(luigi.Config):  # noqa: N801
     retries = luigi.IntParameter(default=3)
     backoff_seconds = luigi.FloatParameter(default=2.0)
     page_size = luigi.IntParameter(default=100)
+    # The landing task's own attempts at an API that keeps failing transiently (the client's per-request
+    # retries used up), this many seconds apart: Luigi runs catalog tasks once (retry_count = 1).
+    attempts = luigi.IntParameter(default=3)
+    retry_delay_seconds = luigi.FloatParameter(default=300.0)
 
 
 class landing(luigi.Config):  # noqa: N801

@@ -292,17 +292,17 @@ def test_postgres_stopped_mid_publish_fails_clearly_retries_and_leaves_nothing(
 
 
 def test_retry_policy_comes_from_luigi_cfg() -> None:
-    """The catalog API landing takes luigi.cfg's [scheduler] retries; Publish and the preloads retry
-    transient Postgres failures themselves ([publish] attempts); bad-data tasks are not retried."""
+    """Luigi runs every task once: the catalog landing retries a transiently failing API itself ([catalog]
+    attempts, the seed's 3 attempts 5 minutes apart), Publish and the preloads transient Postgres failures
+    ([publish] attempts); bad-data tasks, a malformed catalog file included, are not retried."""
     config = luigi.configuration.get_config()
-    assert config.getint("scheduler", "retry_count") == 3 and config.getint("scheduler", "retry_delay") == 300
+    assert config.getint("catalog", "attempts") == 3 and config.getfloat("catalog", "retry_delay_seconds") == 300
     assert config.getint("publish", "attempts") == 4 and config.getfloat("publish", "retry_backoff_seconds") == 30
     assert config.getboolean("worker", "keep_alive")
     day = lake.parse_date(D)
-    for task in (tasks.LandProducts, tasks.LandUsers):
-        assert task(date=day).retry_count is None, task  # None: the scheduler's retry_count
-    for task in (tasks.LandOrders, tasks.LandEvents, tasks.StageOrders, tasks.BuildFactOrders, tasks.QualityGate,
-                 tasks.Publish, tasks.PreloadFactOrders, tasks.PreloadFactEvents):
+    for task in (tasks.LandOrders, tasks.LandEvents, tasks.LandProducts, tasks.LandUsers, tasks.StageOrders,
+                 tasks.BuildFactOrders, tasks.QualityGate, tasks.Publish, tasks.PreloadFactOrders,
+                 tasks.PreloadFactEvents):
         assert task(date=day).retry_count == 1, task
     assert issubclass(tasks.Publish, PublishTask)
 

@@ -2,8 +2,9 @@
 
 `luigi ... LandProducts` runs as a subprocess against a real local HTTP server (tests/dummyjson_server.py)
 with faults queued. tests/test_catalog_api.py covers the client itself; here the whole chain is
-exercised: luigi.cfg [catalog] (timeout, retries, backoff) -> the client -> the landing task -> Luigi's
-own retries ([scheduler] retry_count) -> the exit code, the message and the lake.
+exercised: luigi.cfg [catalog] (timeout, retries, backoff) -> the client -> the landing task's own
+attempts at a transient failure ([catalog] attempts; Luigi runs it once) -> the exit code, the message
+and the lake. A malformed catalog file fails at once, with the production luigi.cfg.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -21,7 +23,7 @@ from tests.support.paths import REPO
 
 D = "2025-12-15"  # a Monday: the API snapshot is landed for this very date
 RETRIES = 3  # [catalog] retries in the test config: 4 attempts per page per task attempt
-LUIGI_ATTEMPTS = 3  # luigi.cfg [scheduler] retry_count (the task does not override it)
+TASK_ATTEMPTS = 3  # luigi.cfg [catalog] attempts: the task's own, at an API failing transiently
 TEST_CFG = f"""\
 [scheduler]
 retry_delay = 1
@@ -33,6 +35,7 @@ timeout_seconds = 0.5
 retries = {RETRIES}
 backoff_seconds = 0.1
 page_size = 100
+retry_delay_seconds = 0.2
 """
 
 pytestmark = pytest.mark.slow
@@ -73,17 +76,37 @@ def test_500_then_429_then_timeout_are_retried_with_backoff_and_the_snapshot_lan
     assert manifest["rows"] == 194 and manifest["source_file"] == f"{server.url}/products"
 
 
+def luigi_attempts(output: str) -> int:
+    return len(re.findall(r"running +LandProducts\(", output))
+
+
+def test_an_api_down_for_a_whole_fetch_is_fetched_again_by_the_task_and_lands(tmp_path) -> None:
+    """The client's retries used up on a 5xx: the task waits [catalog] retry_delay_seconds and fetches again."""
+    with DummyJsonServer() as server:
+        server.fail_next("500", times=RETRIES + 1)
+        result = land_products(tmp_path, server.url)
+        assert result.returncode == 0, result.stdout[-3000:]
+        assert len(pages(server)) == RETRIES + 1 + 2  # a failed first attempt, then both pages
+    assert re.search(r"landing the products snapshot failed: GET [^\n]*failed 4 times, last: HTTP 500[^\n]*;"
+                     r" this can heal, will retry: attempt 2 of 3 at \d\d:\d\d:\d\d \(in 0.2s\)", result.stdout)
+    assert luigi_attempts(result.stdout) == 1, "the task retried itself, in one Luigi attempt"
+    assert landed(tmp_path)
+
+
 @pytest.mark.parametrize(
-    ("fault", "requests_per_attempt", "error", "message"),
+    ("fault", "attempts", "requests_per_attempt", "error", "message"),
     [
-        ("500", RETRIES + 1, "CatalogApiTransientError", f"failed {RETRIES + 1} times, last: HTTP 500"),
-        ("html", 1, "CatalogApiBadResponse", "did not return JSON (Content-Type 'text/html"),
-        ("short", RETRIES + 1, "CatalogApiBadResponse", "short page: limit says 100 items but it holds 33"),
+        ("500", TASK_ATTEMPTS, RETRIES + 1, "CatalogApiTransientError", f"failed {RETRIES + 1} times, last: HTTP 500"),
+        ("html", 1, 1, "CatalogApiBadResponse", "did not return JSON (Content-Type 'text/html"),
+        ("bad_shape", 1, 1, "CatalogApiBadResponse", "returned the wrong shape"),
+        ("short", 1, RETRIES + 1, "CatalogApiBadResponse", "short page: limit says 100 items but it holds 33"),
     ],
-    ids=["500-forever", "html-page", "short-page-forever"],
+    ids=["500-forever", "html-page", "wrong-shape", "short-page-forever"],
 )
 def test_a_broken_api_fails_the_task_after_bounded_retries_with_a_clear_error(
-        tmp_path, fault, requests_per_attempt, error, message) -> None:
+        tmp_path, fault, attempts, requests_per_attempt, error, message) -> None:
+    """Only a transient failure is fetched again ([catalog] attempts); an answer that breaks the contract
+    fails at once."""
     with DummyJsonServer() as server:
         server.fail_next(fault, times=1000)
         result = land_products(tmp_path, server.url)
@@ -92,5 +115,35 @@ def test_a_broken_api_fails_the_task_after_bounded_retries_with_a_clear_error(
     assert f"{error}: GET {server.url}/products?limit=100&skip=0" in result.stdout
     assert message in result.stdout
     assert "ECOMM_PRODUCTS_URL" in result.stdout, "the error says how to fall back to files"
-    assert requests == LUIGI_ATTEMPTS * requests_per_attempt, "retries are bounded: client x Luigi"
+    assert requests == attempts * requests_per_attempt, "retries are bounded: client x task"
+    assert luigi_attempts(result.stdout) == 1, "Luigi runs the task once"
+    assert result.stdout.count("this can heal, will retry") == attempts - 1
+    if attempts > 1:
+        assert f"gave up after {attempts} attempts ([catalog] attempts)" in result.stdout
     assert not landed(tmp_path), "nothing is landed from a broken API"
+
+
+def test_a_malformed_catalog_file_fails_at_once_with_the_production_config(tmp_path) -> None:
+    """luigi.cfg as it ships ([scheduler] retry_count 3, retry_delay 300): a catalog file that cannot be read
+    is bad data, not an outage: the first attempt fails with the reason, no retry 5 minutes later."""
+    folder = tmp_path / "incoming" / "products"
+    folder.mkdir(parents=True)
+    (folder / f"products_{D}.json").write_text('[{"id": 1, "title": "Mascara", "price": 9.99}, {"id": 2, "tit')
+    env = clean_env(ECOMM_DATA_DIR=str(tmp_path / "incoming"), ECOMM_LAKE_DIR=str(tmp_path / "lake"),
+                    ECOMM_PG_DATA=str(tmp_path / "no-postgres"))  # no LUIGI_CONFIG_PATH: luigi.cfg only
+    started = time.monotonic()
+    with subprocess.Popen(
+            [sys.executable, "-m", "luigi", "--module", "pipeline.tasks", "LandProducts", "--date", D,
+             "--local-scheduler", "--no-lock"],
+            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        try:
+            output, _ = proc.communicate(timeout=120)  # a Luigi retry would come after 300 s
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            output, _ = proc.communicate()
+            pytest.fail(f"still running after 120 s: the malformed file waits for a retry\n{output[-3000:]}")
+    assert proc.returncode == 30, output[-3000:]
+    assert f"products_{D}.json" in output and "SourceFileInvalid" in output, output[-3000:]
+    assert luigi_attempts(output) == 1 and "will retry" not in output
+    assert time.monotonic() - started < 120
+    assert not landed(tmp_path)

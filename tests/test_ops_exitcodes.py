@@ -217,13 +217,11 @@ def test_each_kind_has_its_configured_timeout_and_retry_policy() -> None:
     assert tasks.BuildFactOrders(date=day).worker_timeout == limits.model
     assert tasks.QualityGate(date=day).worker_timeout == limits.check
     assert tasks.Publish(date=day).worker_timeout == tasks.PreloadFactEvents(date=day).worker_timeout == limits.publish
-    # bad data is not retried; the catalog API takes the [scheduler] policy (retry_count None = its
-    # default); Publish and the preloads retry transient Postgres failures inside the task
-    for task in (tasks.LandOrders, tasks.StageOrders, tasks.BuildFactOrders, tasks.QualityGate,
+    # bad data is not retried; the catalog landing retries a transiently failing API inside the task
+    # ([catalog] attempts), Publish and the preloads transient Postgres failures ([publish] attempts)
+    for task in (tasks.LandOrders, tasks.LandProducts, tasks.StageOrders, tasks.BuildFactOrders, tasks.QualityGate,
                  tasks.Publish, tasks.PreloadFactOrders, tasks.PreloadFactEvents):
         assert task(date=day).retry_count == 1
-    for task in (tasks.LandProducts,):
-        assert task(date=day).retry_count is None
 
 
 @pytest.mark.parametrize("flag", [("--checks-lost-fail-pct", "60"), ("--checks-volume-fail-low-ratio", "0")])
@@ -243,3 +241,47 @@ def test_the_gate_thresholds_are_command_line_flags(flag: tuple[str, str]) -> No
     result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert float(result.stdout.split()[-1]) == float(flag[1])
+
+
+def _connection_error(dsn: str) -> psycopg.OperationalError:
+    with pytest.raises(psycopg.OperationalError) as caught:
+        psycopg.connect(dsn, connect_timeout=5)
+    return caught.value
+
+
+def test_a_connection_setting_that_cannot_work_is_not_an_outage(embedded_server, tmp_path) -> None:
+    """libpq reports some wrong settings without the server's FATAL: they are settings (runbook: Postgres
+    refuses), while a closed port or a missing socket is an outage that can heal (Postgres down)."""
+    from pipeline.serving import retry
+    from pipeline.tasks import runbook
+
+    tcp = f"postgresql://postgres@127.0.0.1:{embedded_server.port}/postgres"  # the embedded server has no SSL
+    closed = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"
+    settings = [_connection_error(f"{tcp}?sslmode=require"), _connection_error(f"{tcp}?sslmode=verify-full"),
+                _connection_error(f"{tcp}?sslmode=bogus")]
+    outages = [_connection_error(closed), _connection_error(f"{closed}?sslmode=require"),
+               _connection_error(f"postgresql://postgres@/postgres?host={tmp_path}")]  # no server's socket there
+    assert "server does not support SSL, but SSL was required" in str(settings[0])
+    for err in settings:
+        assert not retry.postgres_unreachable(err) and not retry.transient(err), err
+        assert runbook.remedy_for(err).kind == "Postgres refuses", err
+        assert runbook.remedy_for_text(f"OperationalError: {err}").kind == "Postgres refuses", err
+    for err in outages:
+        assert retry.postgres_unreachable(err) and retry.transient(err), err
+        assert runbook.remedy_for(err).kind == "Postgres down", err
+        assert runbook.remedy_for_text(f"OperationalError: {err}").kind == "Postgres down", err
+
+
+@pytest.mark.slow
+def test_sslmode_require_against_a_server_without_ssl_exits_35_at_once(ops: Ops) -> None:
+    """A DSN asking for SSL that the server does not offer is a wrong setting: exit 35 while scheduling,
+    with libpq's reason, and not retried as if Postgres were down (which would end in exit 30)."""
+    ops.extra_env["ECOMM_PG_DSN"] = f"postgresql://postgres@127.0.0.1:{ops.server.port}/{ops.database}?sslmode=require"
+    # short retries: without the fix the run would end quickly too, in exit 30 after retry lines;
+    # --no-lock: the same command run by anyone else on the machine would make this one exit 10
+    result = ops.luigi("DailyPipeline", *DATE, LOCAL, "--no-lock", "--publish-retry-backoff-seconds", "0.1")
+    output = result.stdout + result.stderr
+    assert result.returncode == RETCODE["scheduling_error"], output[-3000:]
+    assert "server does not support SSL, but SSL was required" in result.stderr
+    assert "will retry" not in output and "Postgres is unreachable" not in output
+    assert "Did not run any tasks" in result.stderr and not ops.lake.exists(), "nothing ran"

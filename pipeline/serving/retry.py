@@ -10,7 +10,9 @@ and Preload tasks have `retry_count = 1` and retry inside the task (`call`), onl
 
 Everything else fails at once with its reason: a data error (SQLSTATE class 22), a constraint
 violation (class 23), a program limit (54000, e.g. an index row too large), a missing or invalid
-lake partition, a server that answers but refuses us (unknown database or role, wrong password).
+lake partition, a server that answers but refuses us (unknown database or role, wrong password), a
+connection setting that cannot work (`sslmode=require` against a server without SSL, an invalid
+option value, a missing password or certificate: see `connection_setting_error`).
 
 Attempts and backoff come from `[publish]` (attempts, retry_backoff_seconds doubling up to
 retry_backoff_max_seconds). Every retry logs one line: what failed, that it will retry, and when.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -47,14 +50,44 @@ _TRANSIENT_FATAL = ("the database system is starting up", "the database system i
                     "the database system is in recovery mode", "too many clients", "remaining connection slots")
 
 
-def postgres_unreachable(err: psycopg.OperationalError) -> bool:
-    """Whether a connection error is transient (no answer, refused, starting up), not a wrong setting.
+# What libpq says, without a FATAL from the server, when the connection settings themselves cannot work
+_SETTINGS_ERRORS = re.compile("|".join((
+    r"server does not support SSL, but SSL was required",  # sslmode=require|verify-* against a server without SSL
+    r"invalid \w+ value",  # invalid sslmode / gssencmode / target_session_attrs / channel_binding ... value
+    r"invalid (port number|integer value)",
+    r"invalid when \w+ support is not compiled in",  # e.g. sslmode=require with a libpq built without SSL
+    r"GSSAPI encryption required",
+    r"channel binding (is )?required",
+    r"authentication method requirement",  # require_auth
+    r"no password supplied",
+    r"certificate",  # verify failed, root certificate file missing, host name mismatch
+    r"private key",
+)), re.IGNORECASE)
 
-    A server that answers with FATAL (unknown database or role, wrong password) is misconfigured:
+
+def connection_setting_error(text: str) -> bool:
+    """Whether libpq's text of a failed connection names a setting that cannot work (see _SETTINGS_ERRORS).
+
+    A list of known setting errors, not of known outages, on purpose: what an outage looks like is
+    open-ended (the OS's own words for refused, timed out, unreachable, reset; a socket file that is
+    gone; translated messages), and an outage taken for a setting would stop the whole date at
+    scheduling, lake steps included. An error on neither list keeps the old verdict, transient.
+    A host name that does not resolve stays transient too: a stopped compose service's does not either.
+    """
+    return _SETTINGS_ERRORS.search(text) is not None
+
+
+def postgres_unreachable(err: psycopg.OperationalError | str) -> bool:
+    """Whether a connection error (or its text) is transient (no answer, refused, starting up), not a wrong setting.
+
+    A server that answers with FATAL (unknown database or role, wrong password) is misconfigured, and
+    so is a connection that libpq refuses to make as configured (`connection_setting_error`):
     retrying will not help. libpq gives no SQLSTATE for connection errors, hence the text.
     """
     text = str(err)
-    return "FATAL:" not in text or any(reason in text for reason in _TRANSIENT_FATAL)
+    if "FATAL:" in text:
+        return any(reason in text for reason in _TRANSIENT_FATAL)
+    return not connection_setting_error(text)
 
 
 def unless_unreachable(ask: Callable[[], T], otherwise: T, meaning: str) -> T:

@@ -9,12 +9,15 @@ import glob
 import logging
 import os
 import re
+import time
 from typing import Any
 
 import luigi
 
 from pipeline import config, lake
 from pipeline.ingest import incoming, landing
+from pipeline.ingest.catalog_api import CatalogApiTransientError
+from pipeline.serving.retry import one_line, retry_note
 from pipeline.tasks.base import LakeTarget, PipelineTask
 
 logger = logging.getLogger(__name__)
@@ -90,12 +93,18 @@ def read_manifest(table: str, day: dt.date) -> dict[str, Any] | None:
 class CatalogLandTask(PipelineTask):
     """Lands the weekly catalog snapshot (products or users) that covers a date, if any.
 
-    Retried per [scheduler] (an API 5xx or timeout is transient).
+    Luigi retries a task whole and cannot tell one error from another, so the task runs once in Luigi
+    (`retry_count = 1`) and retries itself only what can heal: the API still failing transiently (5xx,
+    429, a timeout, a refused connection: `CatalogApiTransientError`, after the client's own per-request
+    retries), `[catalog] attempts` times in all, `retry_delay_seconds` apart, each retry logged. A
+    catalog file that is missing, empty or malformed, or an API answer that breaks the contract (4xx,
+    not JSON, the wrong shape), fails at once with its reason: it would fail the same way every time.
     """
 
     date_rank = 2  # beside the events' staging, not after the marts: see PipelineTask.priority
 
     source: str = ""
+    retry_count = 1
     timeout_kind = "catalog"
 
     def complete(self) -> bool:
@@ -107,9 +116,30 @@ class CatalogLandTask(PipelineTask):
 
     def run(self) -> None:
         self.report(f"landing the {self.source} snapshot", 0)
-        manifest = landing.land_catalog(self.source, self.date)
+        manifest = self.land_retrying_transient_api_errors()
         self.rows_out = manifest["rows"] if manifest else 0
         self.report(f"landed {self.rows_out} {self.source} rows", 100)
+
+    def land_retrying_transient_api_errors(self) -> dict[str, Any] | None:
+        """`landing.land_catalog`, tried again after `[catalog] retry_delay_seconds` while the API fails transiently."""
+        settings = config.catalog()
+        attempts = max(1, int(settings.attempts))
+        for attempt in range(1, attempts + 1):
+            try:
+                return landing.land_catalog(self.source, self.date)
+            except CatalogApiTransientError as err:
+                if attempt >= attempts:
+                    logger.error("landing the %s snapshot failed again (%s); this kind of failure can heal, but all"
+                                 " %d attempts are used up", self.source, one_line(err), attempts)
+                    err.add_note(f"gave up after {attempts} attempts ([catalog] attempts)")
+                    raise
+                delay = max(0.0, float(settings.retry_delay_seconds))
+                line = (f"landing the {self.source} snapshot failed: {one_line(err)}; this can heal, will retry:"
+                        f" {retry_note(attempt + 1, attempts, delay)}")
+                logger.warning("%s", line)
+                self.status(line)
+                time.sleep(delay)
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def catalog_snapshot_dates(kind: str, day: dt.date) -> list[dt.date]:

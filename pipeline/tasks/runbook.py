@@ -72,8 +72,10 @@ REMEDIES: tuple[Remedy, ...] = (
            f"start it (`python -m pipeline.serving.pg start` for the embedded one) or fix `ECOMM_PG_DSN`, then `{DAILY}`",
            ("PostgresUnreachable",)),
     Remedy("Postgres refuses", "35",
-           "`database \"x\" does not exist`, `password authentication failed`, `role ... does not exist`",
-           "Postgres answers but refuses the configured database, role or password: a setting, not an outage",
+           "`database \"x\" does not exist`, `password authentication failed`, `role ... does not exist`,"
+           " `server does not support SSL, but SSL was required`",
+           "Postgres answers but refuses the configured database, role or password, or the connection settings"
+           " cannot work (an `sslmode` the server does not offer, an invalid option value): a setting, not an outage",
            f"fix `ECOMM_PG_DSN` / `PG*` / `~/.pgpass`, then `{DAILY}`", ("PostgresRefuses",)),
     Remedy("disk full", "30",
            "`OSError: [Errno 28] No space left on device` (or DuckDB's `No space left on device`)",
@@ -124,8 +126,7 @@ def remedy_for_text(message: str | None) -> Remedy | None:
     if name in BY_ERROR:
         return BY_ERROR[name]
     if name == "OperationalError":
-        return BY_ERROR["PostgresRefuses" if "FATAL:" in (message or "") and not any(
-            reason in message for reason in retry._TRANSIENT_FATAL) else "PostgresUnreachable"]
+        return BY_ERROR["PostgresUnreachable" if retry.postgres_unreachable(message or "") else "PostgresRefuses"]
     if "No space left on device" in (message or ""):
         return BY_ERROR["DiskFull"]
     return None
