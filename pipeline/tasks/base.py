@@ -8,7 +8,8 @@ Failure policy per kind (Luigi retries a failed task `retry_count - 1` times, `[
 retry_delay` seconds apart, while the worker stays alive):
 - land files, stage, model, check: `retry_count = 1`: a missing or bad file, a broken rule or a
   blocked quality gate fails the same way every time, so it is not retried;
-- catalog API landing: the `[scheduler]` default (3 attempts, 5 minutes apart): an API 5xx is transient;
+- catalog landing: `retry_count = 1`; it retries inside the task only an API that fails transiently
+  (5xx, 429, timeout: [catalog] attempts, 5 minutes apart); a bad catalog file fails at once;
 - publish and the fact preloads: `retry_count = 1`, because Luigi cannot tell a Postgres that is
   restarting from a value Postgres cannot store. They retry inside the task only what can heal
   (`pipeline.serving.retry`: unreachable or starting server, lock timeout, serialization failure,
@@ -37,7 +38,7 @@ class task_timeouts(luigi.Config):  # noqa: N801 - luigi maps the class name to 
     """[task_timeouts]: seconds a task of each kind may run before its worker kills it (0 = no limit)."""
 
     land = luigi.IntParameter(default=600)
-    catalog = luigi.IntParameter(default=300)
+    catalog = luigi.IntParameter(default=1200)  # includes its own retries of a failing API
     stage = luigi.IntParameter(default=900)
     model = luigi.IntParameter(default=900)
     check = luigi.IntParameter(default=900)
