@@ -270,7 +270,12 @@ def after_publish() -> dict[str, int] | None:
     """
     from pipeline.serving.settings import compaction as settings
 
-    config = settings()
+    try:
+        config = settings()
+        after_days = int(config.after_days)
+    except ValueError as err:  # the publish has committed: a typo in luigi.cfg (a BadSetting) must not fail it
+        logger.warning("automatic compaction of closed months skipped: %s", err)
+        return None
     if not config.closed_months:
         return None
     try:
@@ -278,7 +283,7 @@ def after_publish() -> dict[str, int] | None:
             latest = conn.execute("select max(load_date) from audit.publish_log").fetchone()[0]
         if latest is None:
             return None
-        before = min((latest - dt.timedelta(days=int(config.after_days) - 1)).replace(day=1),
+        before = min((latest - dt.timedelta(days=after_days - 1)).replace(day=1),
                      dt.date.today().replace(day=1))
         tally = compact(None, before, out=lambda line: logger.info("automatic compaction: %s", line))
     except (psycopg.Error, pg.EmbeddedServerError, migrations.MigrationError) as err:
