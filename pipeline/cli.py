@@ -6,7 +6,8 @@ argparse type of a date option (exactly YYYY-MM-DD, as everywhere in the pipelin
 `quiet_rejected_command_lines` does the same for the `luigi` command line, and for one that cannot
 reach the central scheduler (pipeline.tasks installs it). `NamedBadSettings` makes a luigi.Config whose
 value in luigi.cfg cannot be read fail with one line naming `[section] option = value` (`BadSetting`)
-instead of luigi's "Error when parsing the default value of ...".
+instead of luigi's "Error when parsing the default value of ..."; the same filter keeps that line
+and drops the traceback when a task's scheduling hits it.
 """
 from __future__ import annotations
 
@@ -186,9 +187,44 @@ class _LuigidUnreachable(logging.Filter):
         return True
 
 
+def _bad_setting_in(error: BaseException | None) -> BadSetting | None:
+    """The BadSetting among an exception's causes (None: none)."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, BadSetting):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+class _BadSettingLine(logging.Filter):
+    """A task that read a setting it cannot parse (BadSetting): Luigi's log line names it, without the traceback.
+
+    Luigi logs a failure of `requires()` or `complete()` as "Will not run <task> ... method:" with the
+    formatted traceback in the text (exit [retcode] scheduling_error), and a failure of `run()` with
+    its exc_info (exit task_failed). Either way the BadSetting's message says all there is to fix.
+    """
+
+    PREFIX = f"{BadSetting.__module__}.{BadSetting.__qualname__}: "
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = _bad_setting_in(record.exc_info[1]) if record.exc_info else None
+        if error is not None:
+            record.msg, record.args = "%s: %s", (record.getMessage(), error)
+            record.exc_info, record.exc_text = None, None
+        elif isinstance(record.msg, str) and "\nTraceback (most recent call last):" in record.msg and not record.args:
+            head, _, trace = record.msg.partition("\n")
+            named = [line[len(self.PREFIX):] for line in trace.splitlines() if line.startswith(self.PREFIX)]
+            if named:
+                record.msg, record.args = "%s %s", (head, named[-1])
+        return True
+
+
 def quiet_rejected_command_lines() -> None:
-    """A `luigi` command line that fails to parse, or cannot reach luigid: one log line, not tracebacks (see above)."""
+    """A `luigi` command line that fails to parse, or cannot reach luigid, or a task that reads a bad setting:
+    one log line each, not tracebacks (see above)."""
     target = logging.getLogger("luigi-interface")
-    for kind in (_RejectedCommandLine, _LuigidUnreachable):
+    for kind in (_RejectedCommandLine, _LuigidUnreachable, _BadSettingLine):
         if not any(isinstance(f, kind) for f in target.filters):
             target.addFilter(kind())
