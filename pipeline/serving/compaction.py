@@ -26,7 +26,8 @@ compacted month replaces the date's rows in the monthly partition (`facts.replac
 A compacted month is skipped: a rerun changes nothing.
 
 Exit codes: 0 done (or nothing to do), 1 a month failed (nothing of it changed; run again),
-2 bad arguments, 3 a month was refused (open, or a date not published or not reconciled).
+2 bad arguments, 3 a month was refused (open, or a date not published or not reconciled) or the
+serving Postgres cannot be reached (one line, as `rebuild-serving` says it).
 """
 from __future__ import annotations
 
@@ -58,6 +59,25 @@ class CompactionRefused(RuntimeError):
 
 class CompactionFailed(RuntimeError):
     """A month's compaction failed and was rolled back: its daily partitions are as they were."""
+
+
+class ServingUnreachable(RuntimeError):
+    """The serving Postgres cannot be reached (nor the embedded one started): nothing was compacted."""
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
+def _connect() -> psycopg.Connection:
+    """An autocommit connection to the serving Postgres (each month's transaction commits on its own)."""
+    where = "the embedded server"
+    try:
+        where = pg.redact(pg.dsn())
+        return pg.connect(autocommit=True)
+    except (psycopg.OperationalError, pg.EmbeddedServerError, OSError) as err:  # OSError: the embedded data dir
+        raise ServingUnreachable(f"cannot reach the serving Postgres ({where}): {_first_line(err)}; start it or set"
+                                 " ECOMM_PG_DSN") from err
 
 
 @dataclasses.dataclass
@@ -228,7 +248,7 @@ def compact(months: Iterable[dt.date] | None = None, before: dt.date | None = No
     """Compact the months asked (None: every closed month); one line per month to `out`; return the tally."""
     before = before or dt.date.today().replace(day=1)
     tally = {"done": 0, "compacted": 0, "refused": 0, "failed": 0}
-    with pg.connect(autocommit=True) as conn:  # each month's transaction commits on its own
+    with _connect() as conn:
         migrations.ensure_schema(conn)
         plans = plan(conn, months, before)
         if not plans:
@@ -248,8 +268,7 @@ def compact(months: Iterable[dt.date] | None = None, before: dt.date | None = No
                 continue
             except (psycopg.Error, locks.PipelineLockBusy, locks.LockWaitTimeout, CompactionFailed) as err:
                 tally["failed"] += 1
-                first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-                out(f"{label}  failed, rolled back (its daily partitions are unchanged): {first}")
+                out(f"{label}  failed, rolled back (its daily partitions are unchanged): {_first_line(err)}")
                 continue
             if result["state"] != "done":
                 tally["compacted"] += 1
@@ -286,7 +305,7 @@ def after_publish() -> dict[str, int] | None:
         before = min((latest - dt.timedelta(days=after_days - 1)).replace(day=1),
                      dt.date.today().replace(day=1))
         tally = compact(None, before, out=lambda line: logger.info("automatic compaction: %s", line))
-    except (psycopg.Error, pg.EmbeddedServerError, migrations.MigrationError) as err:
+    except (psycopg.Error, pg.EmbeddedServerError, migrations.MigrationError, ServingUnreachable) as err:
         logger.warning("automatic compaction of closed months skipped: %s; the next publish tries again"
                        " (or run python -m pipeline compact-serving)", err)
         return None
@@ -311,9 +330,11 @@ def main(argv: list[str] | None = None) -> int:
     before = args.before or dt.date.today().replace(day=1)
     try:
         tally = compact([args.month] if args.month else None, before, out=lambda line: print(line, flush=True))
-    except (psycopg.Error, pg.EmbeddedServerError, migrations.MigrationError) as err:
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        print(f"compact-serving: cannot reach or prepare the serving Postgres: {first}", file=sys.stderr)
+    except ServingUnreachable as err:  # nothing was done, as rebuild-serving's refusal to start
+        print(f"compact-serving: {err}", file=sys.stderr)
+        return 3
+    except (psycopg.Error, migrations.MigrationError) as err:
+        print(f"compact-serving: cannot prepare the serving Postgres: {_first_line(err)}", file=sys.stderr)
         return 1
     if tally["failed"]:
         return 1

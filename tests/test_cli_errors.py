@@ -1,0 +1,44 @@
+"""`python -m pipeline ...`: a known user error is one line on stderr and an exit code, never a traceback.
+
+2 is a bad command line (as argparse); 3 is a command that did nothing because the serving Postgres
+cannot be reached, for `compact-serving` as for `rebuild-serving`.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support.paths import REPO
+from tests.support.postgres import PG_ENV
+from tests.support.processes import free_port
+
+PIPELINE = [sys.executable, "-m", "pipeline"]
+
+
+def _run(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if k not in PG_ENV and not k.startswith("ECOMM_")}
+    base.update(ECOMM_DATA_DIR=str(tmp_path / "incoming"), ECOMM_LAKE_DIR=str(tmp_path / "lake"), **env)
+    return subprocess.run([*PIPELINE, *args], cwd=REPO, env=base, capture_output=True, text=True, timeout=120,
+                          check=False)
+
+
+def _one_line(result: subprocess.CompletedProcess) -> str:
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    return lines[0]
+
+
+def test_compact_serving_with_postgres_unreachable_is_one_line_and_exit_3(tmp_path: Path) -> None:
+    port = free_port()
+    down = _run(["compact-serving"], tmp_path, ECOMM_PG_DSN=f"postgresql://postgres@127.0.0.1:{port}/nowhere")
+    assert down.returncode == 3, down.stderr
+    line = _one_line(down)
+    assert line.startswith(f"compact-serving: cannot reach the serving Postgres (user=postgres dbname=nowhere"
+                           f" host=127.0.0.1 port={port}): ") and line.endswith("; start it or set ECOMM_PG_DSN"), line
+    # the embedded server cannot even be started: its data directory cannot be made
+    (tmp_path / "a-file").write_text("")
+    no_server = _run(["compact-serving"], tmp_path, ECOMM_PG_DATA=str(tmp_path / "a-file" / "pgdata"))
+    assert no_server.returncode == 3, no_server.stderr
+    assert _one_line(no_server).startswith("compact-serving: cannot reach the serving Postgres (the embedded server):")
