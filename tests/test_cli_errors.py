@@ -42,3 +42,16 @@ def test_compact_serving_with_postgres_unreachable_is_one_line_and_exit_3(tmp_pa
     no_server = _run(["compact-serving"], tmp_path, ECOMM_PG_DATA=str(tmp_path / "a-file" / "pgdata"))
     assert no_server.returncode == 3, no_server.stderr
     assert _one_line(no_server).startswith("compact-serving: cannot reach the serving Postgres (the embedded server):")
+
+
+def test_schema_doc_check_of_a_missing_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    """Refused before Postgres is asked anything: here there is none to ask."""
+    missing = tmp_path / "missing.md"
+    for option in ("--check", "--write"):
+        done = _run(["schema-doc", option, str(missing)], tmp_path,
+                    ECOMM_PG_DSN=f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere")
+        assert done.returncode == 2, done.stderr
+        assert _one_line(done) == (f"python -m pipeline schema-doc: error: {option} {missing}: no such file (it must"
+                                   " exist and hold the <!-- schema-doc:start --> and <!-- schema-doc:end --> markers)"
+                                   " (see --help)")
+    assert not missing.exists()
