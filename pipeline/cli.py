@@ -61,7 +61,10 @@ def add_date_options(parser: Parser, stop_help: str = "last date, YYYY-MM-DD (ex
 
 
 def dates(parser: Parser, args: argparse.Namespace) -> list[dt.date]:
-    """The dates `add_date_options` asked for; a missing or empty choice is the parser's one-line error."""
+    """The dates `add_date_options` asked for; a missing, mixed or empty choice is the parser's one-line error."""
+    if args.date and (args.start or args.stop):
+        given = " and ".join(f"--{name} {getattr(args, name)}" for name in ("start", "stop") if getattr(args, name))
+        parser.error(f"--date {args.date} and {given} exclude each other: give --date, or --start and --stop")
     if not args.date and not (args.start and args.stop):
         parser.error("give --date, or --start and --stop")
     try:

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.support.paths import REPO
 from tests.support.postgres import PG_ENV
 from tests.support.processes import free_port
@@ -55,3 +57,14 @@ def test_schema_doc_check_of_a_missing_file_is_one_line_and_exit_2(tmp_path: Pat
                                    " exist and hold the <!-- schema-doc:start --> and <!-- schema-doc:end --> markers)"
                                    " (see --help)")
     assert not missing.exists()
+
+
+@pytest.mark.parametrize("command", ["summary", "reenable"])
+def test_date_with_start_or_stop_is_one_line_and_exit_2(command: str, tmp_path: Path) -> None:
+    """--date and a range exclude each other: neither is silently ignored."""
+    for extra in (["--start", "2025-12-13"], ["--stop", "2025-12-20"], ["--start", "2025-12-13", "--stop", "2025-12-20"]):
+        done = _run([command, "--date", "2025-12-15", *extra], tmp_path)
+        assert done.returncode == 2 and done.stdout == "", done.stdout + done.stderr
+        given = " and ".join(f"{extra[i]} {extra[i + 1]}" for i in range(0, len(extra), 2))
+        assert _one_line(done) == (f"python -m pipeline {command}: error: --date 2025-12-15 and {given} exclude each"
+                                   " other: give --date, or --start and --stop (see --help)")
