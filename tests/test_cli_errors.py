@@ -17,12 +17,13 @@ from tests.support.postgres import PG_ENV
 from tests.support.processes import free_port
 
 PIPELINE = [sys.executable, "-m", "pipeline"]
+LUIGI = [sys.executable, "-m", "luigi", "--module", "pipeline.tasks"]
 
 
-def _run(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+def _run(args: list[str], tmp_path: Path, command: list[str] = PIPELINE, **env: str) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items() if k not in PG_ENV and not k.startswith("ECOMM_")}
     base.update(ECOMM_DATA_DIR=str(tmp_path / "incoming"), ECOMM_LAKE_DIR=str(tmp_path / "lake"), **env)
-    return subprocess.run([*PIPELINE, *args], cwd=REPO, env=base, capture_output=True, text=True, timeout=120,
+    return subprocess.run([*command, *args], cwd=REPO, env=base, capture_output=True, text=True, timeout=120,
                           check=False)
 
 
@@ -68,3 +69,13 @@ def test_date_with_start_or_stop_is_one_line_and_exit_2(command: str, tmp_path: 
         given = " and ".join(f"{extra[i]} {extra[i + 1]}" for i in range(0, len(extra), 2))
         assert _one_line(done) == (f"python -m pipeline {command}: error: --date 2025-12-15 and {given} exclude each"
                                    " other: give --date, or --start and --stop (see --help)")
+
+
+def test_a_bad_run_id_stops_the_luigi_command_with_one_line(tmp_path: Path) -> None:
+    """ECOMM_RUN_ID is read as `luigi --module pipeline.tasks` imports the tasks: exit 40, as a rejected command line."""
+    done = _run(["DailyPipeline", "--date", "2025-12-15", "--local-scheduler"], tmp_path, LUIGI,
+                ECOMM_RUN_ID="bad id!")
+    assert done.returncode == 40, done.stderr
+    assert _one_line(done) == ("ERROR: the command was rejected: ECOMM_RUN_ID='bad id!' is not a run id: use 1-64"
+                               " letters, digits or _, or unset it (each run then gets its own)")
+    assert not (tmp_path / "lake").exists(), "nothing ran"
