@@ -34,6 +34,11 @@ class Parser(argparse.ArgumentParser):
         sys.exit(USAGE_ERROR)
 
 
+def first_line(error: BaseException) -> str:
+    """An error's first line (a libpq message goes on with hints), for a one-line report."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
 def date_arg(text: str) -> dt.date:
     """argparse type: a date, exactly YYYY-MM-DD; the error names the value and the format."""
     try:
@@ -74,7 +79,7 @@ def dates(parser: Parser, args: argparse.Namespace) -> list[dt.date]:
 
 
 class BadSetting(ValueError):
-    """A setting in luigi.cfg (or the file LUIGI_CONFIG_PATH names) that cannot be read; names section, option, value."""
+    """A setting in luigi.cfg (or in LUIGI_CONFIG_PATH's file) that cannot be read; names section, option, value."""
 
 
 _EXPECTED = {luigi.BoolParameter: "expected true or false", luigi.IntParameter: "expected a whole number",

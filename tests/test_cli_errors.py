@@ -63,7 +63,8 @@ def test_schema_doc_check_of_a_missing_file_is_one_line_and_exit_2(tmp_path: Pat
 @pytest.mark.parametrize("command", ["summary", "reenable"])
 def test_date_with_start_or_stop_is_one_line_and_exit_2(command: str, tmp_path: Path) -> None:
     """--date and a range exclude each other: neither is silently ignored."""
-    for extra in (["--start", "2025-12-13"], ["--stop", "2025-12-20"], ["--start", "2025-12-13", "--stop", "2025-12-20"]):
+    for extra in (["--start", "2025-12-13"], ["--stop", "2025-12-20"],
+                  ["--start", "2025-12-13", "--stop", "2025-12-20"]):
         done = _run([command, "--date", "2025-12-15", *extra], tmp_path)
         assert done.returncode == 2 and done.stdout == "", done.stdout + done.stderr
         given = " and ".join(f"{extra[i]} {extra[i + 1]}" for i in range(0, len(extra), 2))
@@ -72,7 +73,7 @@ def test_date_with_start_or_stop_is_one_line_and_exit_2(command: str, tmp_path: 
 
 
 def test_a_bad_run_id_stops_the_luigi_command_with_one_line(tmp_path: Path) -> None:
-    """ECOMM_RUN_ID is read as `luigi --module pipeline.tasks` imports the tasks: exit 40, as a rejected command line."""
+    """ECOMM_RUN_ID is read as `luigi --module pipeline.tasks` imports the tasks: exit 40, as a bad --date."""
     done = _run(["DailyPipeline", "--date", "2025-12-15", "--local-scheduler"], tmp_path, LUIGI,
                 ECOMM_RUN_ID="bad id!")
     assert done.returncode == 40, done.stderr

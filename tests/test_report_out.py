@@ -74,3 +74,14 @@ def test_a_bad_currency_option_is_a_usage_error() -> None:
     assert done.returncode == 2, done.stderr
     assert one_line(done) == ("python -m pipeline report: error: argument --currency: 'XX' is not an ISO 4217 code"
                               " (three capital letters, such as USD or EUR) (see --help)")
+
+
+def test_postgres_unreachable_is_one_line(tmp_path: Path) -> None:
+    from tests.support.processes import free_port
+
+    port = free_port()
+    down = report("--out", str(tmp_path / "page.html"), ECOMM_PG_DSN=f"postgresql://postgres@127.0.0.1:{port}/nowhere")
+    assert down.returncode == 1, down.stderr
+    assert one_line(down).startswith(f"error: cannot reach the serving Postgres (user=postgres dbname=nowhere"
+                                     f" host=127.0.0.1 port={port}): connection failed: ")
+    assert list(tmp_path.iterdir()) == []

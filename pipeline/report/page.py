@@ -303,8 +303,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = cli.Parser(prog="python -m pipeline report", description=__doc__.split("\n\n")[0])
     parser.add_argument("--date", required=True, type=cli.date_arg, help="the date to report, YYYY-MM-DD")
     parser.add_argument("--out", help="where to write the page (default: reports/daily_report_<date>.html)")
-    parser.add_argument("--currency", type=settings.currency_arg, help="ISO 4217 code of the amounts (default: [report] currency in luigi.cfg,"
-                                           " USD unless set)")
+    parser.add_argument("--currency", type=settings.currency_arg,
+                        help="ISO 4217 code of the amounts (default: [report] currency in luigi.cfg,"
+                             " USD unless set)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -318,7 +319,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except psycopg.OperationalError as err:
-        print(f"error: cannot reach the serving Postgres ({pg.redact(pg.dsn())}): {err}".strip(), file=sys.stderr)
+        print(f"error: cannot reach the serving Postgres ({pg.redact(pg.dsn())}): {cli.first_line(err)}",
+              file=sys.stderr)
         return 1
     print(path)
     return 0

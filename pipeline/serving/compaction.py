@@ -44,6 +44,7 @@ import psycopg
 from psycopg import sql
 
 from pipeline import faults, lake
+from pipeline.cli import first_line
 from pipeline.serving import locks, migrations, pg
 from pipeline.serving.facts import FACTS, SCHEMA, FactSpec, build_indexes, create_stage, month_bounds
 from pipeline.serving.transaction import begin_writing
@@ -65,10 +66,6 @@ class ServingUnreachable(RuntimeError):
     """The serving Postgres cannot be reached (nor the embedded one started): nothing was compacted."""
 
 
-def _first_line(err: BaseException) -> str:
-    return (str(err).strip().splitlines() or [type(err).__name__])[0]
-
-
 def _connect() -> psycopg.Connection:
     """An autocommit connection to the serving Postgres (each month's transaction commits on its own)."""
     where = "the embedded server"
@@ -76,7 +73,7 @@ def _connect() -> psycopg.Connection:
         where = pg.redact(pg.dsn())
         return pg.connect(autocommit=True)
     except (psycopg.OperationalError, pg.EmbeddedServerError, OSError) as err:  # OSError: the embedded data dir
-        raise ServingUnreachable(f"cannot reach the serving Postgres ({where}): {_first_line(err)}; start it or set"
+        raise ServingUnreachable(f"cannot reach the serving Postgres ({where}): {first_line(err)}; start it or set"
                                  " ECOMM_PG_DSN") from err
 
 
@@ -268,7 +265,7 @@ def compact(months: Iterable[dt.date] | None = None, before: dt.date | None = No
                 continue
             except (psycopg.Error, locks.PipelineLockBusy, locks.LockWaitTimeout, CompactionFailed) as err:
                 tally["failed"] += 1
-                out(f"{label}  failed, rolled back (its daily partitions are unchanged): {_first_line(err)}")
+                out(f"{label}  failed, rolled back (its daily partitions are unchanged): {first_line(err)}")
                 continue
             if result["state"] != "done":
                 tally["compacted"] += 1
@@ -334,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"compact-serving: {err}", file=sys.stderr)
         return 3
     except (psycopg.Error, migrations.MigrationError) as err:
-        print(f"compact-serving: cannot prepare the serving Postgres: {_first_line(err)}", file=sys.stderr)
+        print(f"compact-serving: cannot prepare the serving Postgres: {first_line(err)}", file=sys.stderr)
         return 1
     if tally["failed"]:
         return 1
