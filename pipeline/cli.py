@@ -4,7 +4,10 @@
 with `--help` for the usage) and exits 2, without the usage block above it; `date_arg` is the
 argparse type of a date option (exactly YYYY-MM-DD, as everywhere in the pipeline).
 `quiet_rejected_command_lines` does the same for the `luigi` command line, and for one that cannot
-reach the central scheduler (pipeline.tasks installs it).
+reach the central scheduler (pipeline.tasks installs it). `NamedBadSettings` makes a luigi.Config whose
+value in luigi.cfg cannot be read fail with one line naming `[section] option = value` (`BadSetting`)
+instead of luigi's "Error when parsing the default value of ..."; the same filter keeps that line
+and drops the traceback when a task's scheduling hits it.
 """
 from __future__ import annotations
 
@@ -13,7 +16,10 @@ import datetime as dt
 import logging
 import os
 import sys
-from typing import NoReturn
+from typing import Any, NoReturn
+
+import luigi
+import luigi.configuration
 
 from pipeline import lake
 
@@ -26,6 +32,11 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
         sys.exit(USAGE_ERROR)
+
+
+def first_line(error: BaseException) -> str:
+    """An error's first line (a libpq message goes on with hints), for a one-line report."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def date_arg(text: str) -> dt.date:
@@ -55,13 +66,56 @@ def add_date_options(parser: Parser, stop_help: str = "last date, YYYY-MM-DD (ex
 
 
 def dates(parser: Parser, args: argparse.Namespace) -> list[dt.date]:
-    """The dates `add_date_options` asked for; a missing or empty choice is the parser's one-line error."""
+    """The dates `add_date_options` asked for; a missing, mixed or empty choice is the parser's one-line error."""
+    if args.date and (args.start or args.stop):
+        given = " and ".join(f"--{name} {getattr(args, name)}" for name in ("start", "stop") if getattr(args, name))
+        parser.error(f"--date {args.date} and {given} exclude each other: give --date, or --start and --stop")
     if not args.date and not (args.start and args.stop):
         parser.error("give --date, or --start and --stop")
     try:
         return [args.date] if args.date else date_range(args.start, args.stop)
     except ValueError as err:
         parser.error(str(err))
+
+
+class BadSetting(ValueError):
+    """A setting in luigi.cfg (or in LUIGI_CONFIG_PATH's file) that cannot be read; names section, option, value."""
+
+
+_EXPECTED = {luigi.BoolParameter: "expected true or false", luigi.IntParameter: "expected a whole number",
+             luigi.FloatParameter: "expected a number"}
+
+
+def bad_setting(config_class: type[luigi.Config]) -> BadSetting | None:
+    """The BadSetting behind luigi's error reading `config_class`'s section (None: no value in the files is bad)."""
+    section = config_class.get_task_family()
+    conf = luigi.configuration.get_config()
+    for name, param in config_class.get_params():
+        for option in dict.fromkeys((name, name.replace("_", "-"))):
+            if not conf.has_option(section, option):
+                continue
+            raw = conf.get(section, option)
+            try:
+                param.parse(raw)
+            except Exception as err:  # noqa: BLE001 - whatever the parameter's parse raises is the reason
+                reason = next((text for kind, text in _EXPECTED.items() if type(param) is kind), str(err))
+                return BadSetting(f"[{section}] {option} = {raw!r} is not valid ({reason}): fix it in luigi.cfg"
+                                  " (or in the file LUIGI_CONFIG_PATH names), or remove it for the default")
+    return None
+
+
+class NamedBadSettings:
+    """Mixin for a luigi.Config: a value of its section that cannot be parsed raises BadSetting (see bad_setting)."""
+
+    @classmethod
+    def get_param_values(cls, params: Any, args: Any, kwargs: Any) -> Any:
+        try:
+            return super().get_param_values(params, args, kwargs)  # type: ignore[misc]
+        except ValueError as err:
+            named = bad_setting(cls)  # type: ignore[arg-type]
+            if named is None:
+                raise
+            raise named from err
 
 
 class _RejectedCommandLine(logging.Filter):
@@ -141,9 +195,44 @@ class _LuigidUnreachable(logging.Filter):
         return True
 
 
+def _bad_setting_in(error: BaseException | None) -> BadSetting | None:
+    """The BadSetting among an exception's causes (None: none)."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, BadSetting):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+class _BadSettingLine(logging.Filter):
+    """A task that read a setting it cannot parse (BadSetting): Luigi's log line names it, without the traceback.
+
+    Luigi logs a failure of `requires()` or `complete()` as "Will not run <task> ... method:" with the
+    formatted traceback in the text (exit [retcode] scheduling_error), and a failure of `run()` with
+    its exc_info (exit task_failed). Either way the BadSetting's message says all there is to fix.
+    """
+
+    PREFIX = f"{BadSetting.__module__}.{BadSetting.__qualname__}: "
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = _bad_setting_in(record.exc_info[1]) if record.exc_info else None
+        if error is not None:
+            record.msg, record.args = "%s: %s", (record.getMessage(), error)
+            record.exc_info, record.exc_text = None, None
+        elif isinstance(record.msg, str) and "\nTraceback (most recent call last):" in record.msg and not record.args:
+            head, _, trace = record.msg.partition("\n")
+            named = [line[len(self.PREFIX):] for line in trace.splitlines() if line.startswith(self.PREFIX)]
+            if named:
+                record.msg, record.args = "%s %s", (head, named[-1])
+        return True
+
+
 def quiet_rejected_command_lines() -> None:
-    """A `luigi` command line that fails to parse, or cannot reach luigid: one log line, not tracebacks (see above)."""
+    """A `luigi` command line that fails to parse, or cannot reach luigid, or a task that reads a bad setting:
+    one log line each, not tracebacks (see above)."""
     target = logging.getLogger("luigi-interface")
-    for kind in (_RejectedCommandLine, _LuigidUnreachable):
+    for kind in (_RejectedCommandLine, _LuigidUnreachable, _BadSettingLine):
         if not any(isinstance(f, kind) for f in target.filters):
             target.addFilter(kind())

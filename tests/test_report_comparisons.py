@@ -137,6 +137,7 @@ def test_money_is_in_the_configured_currency(published, tmp_path, luigi_settings
     written = page.write(W1, tmp_path / "chf.html")
     assert "CHF 30.00" in written.read_text(encoding="utf-8")
     wrong = report(W1, tmp_path / "no.html", "--currency", "dollars")
-    assert wrong.returncode == 1 and not (tmp_path / "no.html").exists()
-    assert wrong.stderr.strip().splitlines()[-1].startswith("error: currency 'dollars' is not an ISO 4217 code")
+    assert wrong.returncode == 2 and not (tmp_path / "no.html").exists()  # a bad option: a usage error
+    assert wrong.stderr.strip().splitlines()[-1].startswith(
+        "python -m pipeline report: error: argument --currency: 'dollars' is not an ISO 4217 code")
     assert "Traceback" not in wrong.stderr

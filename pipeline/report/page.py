@@ -18,7 +18,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
-import os
 import sys
 from decimal import Decimal
 from pathlib import Path
@@ -261,15 +260,41 @@ def default_out(day: dt.date) -> Path:
     return resources.work_dir() / "reports" / f"daily_report_{day.isoformat()}.html"
 
 
+class BadOut(ValueError):
+    """--out names a folder, or a file in a folder that does not exist (only the default folder is made)."""
+
+
+def check_out(out: Path, day: dt.date) -> Path:
+    """`out` if the page can be written there, else BadOut saying what to give instead."""
+    if out.is_dir():
+        raise BadOut(f"--out {out} is a folder: give the page's file name, e.g. {out / default_out(day).name}")
+    if not out.parent.is_dir():
+        raise BadOut(f"--out {out}: the folder {out.parent} does not exist; create it first, or give another path")
+    return out
+
+
+class NotWritten(OSError):
+    """The page could not be written (permissions, disk full); no temporary file is left."""
+
+
 def write(day: dt.date, out: Path | None = None, currency: str | None = None) -> Path:
-    """Write the report of `day` (atomically) and return its path; money in `currency` (default: [report])."""
+    """Write the report of `day` (atomically) and return its path; money in `currency` (default: [report]).
+
+    Only the default folder (reports/) is created; an `out` in a missing folder, or naming a folder,
+    is BadOut. A failed write leaves no temporary file behind (NotWritten).
+    """
     code = settings.currency(currency)  # a wrong setting fails before Postgres is asked anything
-    data = report_data.load(day)
-    target = Path(out) if out is not None else default_out(day)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = lake.temp_path(str(target))
-    Path(tmp).write_text(render(data, currency=code), encoding="utf-8")
-    os.replace(tmp, target)
+    target = check_out(Path(out), day) if out is not None else default_out(day)
+    html = render(report_data.load(day), currency=code)
+    tmp = Path(lake.temp_path(str(target)))  # makes the default folder
+    try:
+        tmp.write_text(html, encoding="utf-8")
+        lake.promote(str(tmp), str(target))
+    except BaseException as err:
+        tmp.unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            raise NotWritten(f"cannot write the report to {target}: {err.strerror or err}") from err
+        raise
     logger.info("wrote the daily report of %s to %s", day, target)
     return target
 
@@ -278,21 +303,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = cli.Parser(prog="python -m pipeline report", description=__doc__.split("\n\n")[0])
     parser.add_argument("--date", required=True, type=cli.date_arg, help="the date to report, YYYY-MM-DD")
     parser.add_argument("--out", help="where to write the page (default: reports/daily_report_<date>.html)")
-    parser.add_argument("--currency", help="ISO 4217 code of the amounts (default: [report] currency in luigi.cfg,"
-                                           " USD unless set)")
+    parser.add_argument("--currency", type=settings.currency_arg,
+                        help="ISO 4217 code of the amounts (default: [report] currency in luigi.cfg,"
+                             " USD unless set)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         day = lake.parse_date(args.date)
-    except ValueError as err:
+        out = check_out(Path(args.out), day) if args.out else None  # before Postgres is asked anything
+    except ValueError as err:  # BadOut too
         parser.error(str(err))
     try:
-        path = write(day, Path(args.out) if args.out else None, args.currency)
-    except (NothingToReport, settings.BadCurrency, pg.EmbeddedServerError) as err:
+        path = write(day, out, args.currency)
+    except (NothingToReport, settings.BadCurrency, pg.EmbeddedServerError, NotWritten) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except psycopg.OperationalError as err:
-        print(f"error: cannot reach the serving Postgres ({pg.redact(pg.dsn())}): {err}".strip(), file=sys.stderr)
+        print(f"error: cannot reach the serving Postgres ({pg.redact(pg.dsn())}): {cli.first_line(err)}",
+              file=sys.stderr)
         return 1
     print(path)
     return 0

@@ -26,7 +26,8 @@ compacted month replaces the date's rows in the monthly partition (`facts.replac
 A compacted month is skipped: a rerun changes nothing.
 
 Exit codes: 0 done (or nothing to do), 1 a month failed (nothing of it changed; run again),
-2 bad arguments, 3 a month was refused (open, or a date not published or not reconciled).
+2 bad arguments, 3 a month was refused (open, or a date not published or not reconciled) or the
+serving Postgres cannot be reached (one line, as `rebuild-serving` says it).
 """
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ import psycopg
 from psycopg import sql
 
 from pipeline import faults, lake
+from pipeline.cli import first_line
 from pipeline.serving import locks, migrations, pg
 from pipeline.serving.facts import FACTS, SCHEMA, FactSpec, build_indexes, create_stage, month_bounds
 from pipeline.serving.transaction import begin_writing
@@ -58,6 +60,21 @@ class CompactionRefused(RuntimeError):
 
 class CompactionFailed(RuntimeError):
     """A month's compaction failed and was rolled back: its daily partitions are as they were."""
+
+
+class ServingUnreachable(RuntimeError):
+    """The serving Postgres cannot be reached (nor the embedded one started): nothing was compacted."""
+
+
+def _connect() -> psycopg.Connection:
+    """An autocommit connection to the serving Postgres (each month's transaction commits on its own)."""
+    where = "the embedded server"
+    try:
+        where = pg.redact(pg.dsn())
+        return pg.connect(autocommit=True)
+    except (psycopg.OperationalError, pg.EmbeddedServerError, OSError) as err:  # OSError: the embedded data dir
+        raise ServingUnreachable(f"cannot reach the serving Postgres ({where}): {first_line(err)}; start it or set"
+                                 " ECOMM_PG_DSN") from err
 
 
 @dataclasses.dataclass
@@ -228,7 +245,7 @@ def compact(months: Iterable[dt.date] | None = None, before: dt.date | None = No
     """Compact the months asked (None: every closed month); one line per month to `out`; return the tally."""
     before = before or dt.date.today().replace(day=1)
     tally = {"done": 0, "compacted": 0, "refused": 0, "failed": 0}
-    with pg.connect(autocommit=True) as conn:  # each month's transaction commits on its own
+    with _connect() as conn:
         migrations.ensure_schema(conn)
         plans = plan(conn, months, before)
         if not plans:
@@ -248,8 +265,7 @@ def compact(months: Iterable[dt.date] | None = None, before: dt.date | None = No
                 continue
             except (psycopg.Error, locks.PipelineLockBusy, locks.LockWaitTimeout, CompactionFailed) as err:
                 tally["failed"] += 1
-                first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-                out(f"{label}  failed, rolled back (its daily partitions are unchanged): {first}")
+                out(f"{label}  failed, rolled back (its daily partitions are unchanged): {first_line(err)}")
                 continue
             if result["state"] != "done":
                 tally["compacted"] += 1
@@ -270,7 +286,12 @@ def after_publish() -> dict[str, int] | None:
     """
     from pipeline.serving.settings import compaction as settings
 
-    config = settings()
+    try:
+        config = settings()
+        after_days = int(config.after_days)
+    except ValueError as err:  # the publish has committed: a typo in luigi.cfg (a BadSetting) must not fail it
+        logger.warning("automatic compaction of closed months skipped: %s", err)
+        return None
     if not config.closed_months:
         return None
     try:
@@ -278,10 +299,10 @@ def after_publish() -> dict[str, int] | None:
             latest = conn.execute("select max(load_date) from audit.publish_log").fetchone()[0]
         if latest is None:
             return None
-        before = min((latest - dt.timedelta(days=int(config.after_days) - 1)).replace(day=1),
+        before = min((latest - dt.timedelta(days=after_days - 1)).replace(day=1),
                      dt.date.today().replace(day=1))
         tally = compact(None, before, out=lambda line: logger.info("automatic compaction: %s", line))
-    except (psycopg.Error, pg.EmbeddedServerError, migrations.MigrationError) as err:
+    except (psycopg.Error, pg.EmbeddedServerError, migrations.MigrationError, ServingUnreachable) as err:
         logger.warning("automatic compaction of closed months skipped: %s; the next publish tries again"
                        " (or run python -m pipeline compact-serving)", err)
         return None
@@ -306,9 +327,11 @@ def main(argv: list[str] | None = None) -> int:
     before = args.before or dt.date.today().replace(day=1)
     try:
         tally = compact([args.month] if args.month else None, before, out=lambda line: print(line, flush=True))
-    except (psycopg.Error, pg.EmbeddedServerError, migrations.MigrationError) as err:
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        print(f"compact-serving: cannot reach or prepare the serving Postgres: {first}", file=sys.stderr)
+    except ServingUnreachable as err:  # nothing was done, as rebuild-serving's refusal to start
+        print(f"compact-serving: {err}", file=sys.stderr)
+        return 3
+    except (psycopg.Error, migrations.MigrationError) as err:
+        print(f"compact-serving: cannot prepare the serving Postgres: {first_line(err)}", file=sys.stderr)
         return 1
     if tally["failed"]:
         return 1

@@ -11,10 +11,12 @@ publish attaches to the facts), and the roles that may use them. In docs/schema.
 between `<!-- schema-doc:start -->` and `<!-- schema-doc:end -->`. The database must have every
 migration of `sql/serving/` applied (the pipeline does it on its first publish; `--apply` does it
 here), so that the reference describes this repository's schema, not an older one.
+
+Exit codes: 0 done (or current), 1 stale, a comment missing, or Postgres not readable, 2 a bad
+command line (including a --check/--write FILE that is not there: one line, before Postgres is asked).
 """
 from __future__ import annotations
 
-import argparse
 import difflib
 import logging
 import sys
@@ -22,6 +24,7 @@ from pathlib import Path
 
 import psycopg
 
+from pipeline import cli
 from pipeline.serving import migrations as serving
 from pipeline.serving import pg
 
@@ -136,12 +139,17 @@ def stale_diff(text: str, markdown: str, source: str = "docs/schema.md") -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline schema-doc", description=__doc__.split("\n\n")[0])
+    parser = cli.Parser(prog="python -m pipeline schema-doc", description=__doc__.split("\n\n")[0])
     target = parser.add_mutually_exclusive_group()
     target.add_argument("--check", metavar="FILE", help="exit 1 if FILE's reference differs from the generated one")
     target.add_argument("--write", metavar="FILE", help="replace the reference between the markers in FILE")
     parser.add_argument("--apply", action="store_true", help="apply pending sql/serving migrations first")
     args = parser.parse_args(argv)
+    named = args.check or args.write
+    if named and not Path(named).is_file():
+        option = "--check" if args.check else "--write"
+        what = "not a file" if Path(named).exists() else "no such file"
+        parser.error(f"{option} {named}: {what} (it must exist and hold the {START} and {END} markers)")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         with pg.connect() as conn:
@@ -167,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"updated the schema reference in {path}")
             return 0
         diff = stale_diff(text, markdown, str(path))
-    except MarkersMissing as err:
+    except (MarkersMissing, OSError) as err:  # OSError: unreadable or unwritable meanwhile
         print(f"error: {err}", file=sys.stderr)
         return 1
     if diff:

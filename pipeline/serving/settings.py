@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import luigi
 
+from pipeline.cli import NamedBadSettings
+
 
 class postgres(luigi.Config):  # noqa: N801 - luigi maps the class name to the [postgres] section
     """[postgres]: the embedded development server and connection defaults."""
@@ -50,13 +52,14 @@ class publish(luigi.Config):  # noqa: N801 - [publish]
     retry_backoff_max_seconds = luigi.FloatParameter(default=300.0)
 
 
-class compaction(luigi.Config):  # noqa: N801 - [compaction]
+class compaction(NamedBadSettings, luigi.Config):  # noqa: N801 - [compaction]
     """[compaction]: whether the Publish task compacts closed months by itself (`pipeline.serving.compaction`).
 
     After each publish, every month that is complete (all its lake dates published and reconciled)
     and closed is compacted, a month counting as closed for this once a published load date lies
     `after_days` days or more past its last day (the pipeline has moved on; late restatements of
-    the month's first days after that cost a row replace instead of a partition swap).
+    the month's first days after that cost a row replace instead of a partition swap). A value that
+    cannot be read is a `pipeline.cli.BadSetting` naming it (the publish logs it and skips compacting).
     """
 
     closed_months = luigi.BoolParameter(default=True)

@@ -23,7 +23,9 @@ not recorded.
   task's own outcome.
 
 The run id is `ECOMM_RUN_ID` when set (letters, digits, `_`), else `<UTC yyyymmddThhmmss>_<8 hex>`,
-fixed once per process; Luigi's worker processes are forked from it and share it.
+fixed once per process; Luigi's worker processes are forked from it and share it. A bad ECOMM_RUN_ID
+stops `luigi --module pipeline.tasks ...` as it imports the tasks: one line, and the exit code of a
+rejected command line ([retcode] unhandled_exception, 40).
 
 `daily_metrics.runtime_seconds` (`date_runtime`): the sum, over the date's tasks, of the duration of
 each task's latest successful execution (in any run), plus the publishing task's own time so far.
@@ -39,11 +41,13 @@ import logging
 import os
 import re
 import socket
+import sys
 import time
 import uuid
 from typing import Any
 
 import luigi
+import luigi.retcodes
 import pyarrow as pa
 
 from pipeline import lake
@@ -77,6 +81,10 @@ _scheduled: set[dt.date] = set()
 
 
 # --------------------------------------------------------------------------------------- run id
+class BadRunId(ValueError):
+    """ECOMM_RUN_ID is set to something that is not a run id."""
+
+
 def new_run_id() -> str:
     """A fresh run id: sortable by start time, unique across hosts."""
     return f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}_{uuid.uuid4().hex[:8]}"
@@ -88,7 +96,8 @@ def run_id() -> str:
     if _run_id is None:
         given = os.environ.get(ENV_RUN_ID, "").strip()
         if given and not re.fullmatch(r"[A-Za-z0-9_]{1,64}", given):
-            raise ValueError(f"{ENV_RUN_ID}={given!r}: use 1-64 letters, digits or _")
+            raise BadRunId(f"{ENV_RUN_ID}={given!r} is not a run id: use 1-64 letters, digits or _, or unset it"
+                           " (each run then gets its own)")
         _run_id = given or new_run_id()
     return _run_id
 
@@ -297,7 +306,13 @@ def on_lost(task: luigi.Task, message: str) -> None:
 
 def install(task_class: type[luigi.Task]) -> None:
     """Register the audit's event handlers on a task class (and so on all its subclasses)."""
-    run_id()  # fixed now, in the main process, so that the worker processes forked later share it
+    try:
+        run_id()  # fixed now, in the main process, so that the worker processes forked later share it
+    except BadRunId as err:
+        # this runs as `luigi --module pipeline.tasks` imports the tasks, before Luigi handles any error
+        # (its traceback would bury the one line that matters): exit as a rejected command line does
+        print(f"ERROR: the command was rejected: {err}", file=sys.stderr)
+        raise SystemExit(luigi.retcodes.retcode().unhandled_exception) from None
     task_class.event_handler(luigi.Event.START)(on_start)
     task_class.event_handler(luigi.Event.SUCCESS)(on_success)
     task_class.event_handler(luigi.Event.FAILURE)(on_failure)

@@ -1,0 +1,59 @@
+"""A setting in luigi.cfg that cannot be read: one line naming `[section] option = value`, never a traceback.
+
+`[compaction]` is read by the Publish task after its transaction committed: a bad value there is a
+warning and no compaction, not a failed publish. `[checks]` is read while the gate is scheduled: a
+bad value stops the run (exit 35) with one line naming it.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.paths import REPO, SEED_INCOMING
+from tests.support.postgres import PG_ENV
+from tests.support.processes import free_port
+from tests.support.serving import event, order, write_facts
+
+D = dt.date(2025, 12, 14)
+
+
+@pytest.mark.parametrize(("option", "value", "expected"), [("closed_months", "abc", "expected true or false"),
+                                                           ("after_days", "soon", "expected a whole number")])
+def test_a_bad_compaction_setting_is_one_warning_and_the_publish_succeeds(
+        fresh_db, serving_lake, luigi_settings, caplog: pytest.LogCaptureFixture, option: str, value: str,
+        expected: str) -> None:
+    from pipeline import tasks
+    from pipeline.serving import publish
+
+    luigi_settings("compaction", **{option: value})
+    write_facts(D, [order("ORD_1", D)], [event("EVT_1", D)])
+    with caplog.at_level(logging.WARNING, logger="pipeline.serving.compaction"):
+        tasks.Publish(date=D, force=True).run()
+    assert publish.is_published(D) and tasks.Publish(date=D).complete(), "published and reconciled"
+    said = [r.getMessage() for r in caplog.records if r.name == "pipeline.serving.compaction"]
+    assert said == [f"automatic compaction of closed months skipped: [compaction] {option} = {value!r} is not valid"
+                    f" ({expected}): fix it in luigi.cfg (or in the file LUIGI_CONFIG_PATH names), or remove it for"
+                    " the default"], said
+
+
+def test_a_bad_gate_threshold_stops_the_run_with_one_line_naming_it(tmp_path: Path) -> None:
+    config = tmp_path / "operator.cfg"
+    config.write_text("[checks]\nlost_fail_pct = abc\n")
+    env = {k: v for k, v in os.environ.items() if k not in PG_ENV and not k.startswith("ECOMM_")}
+    env.update(LUIGI_CONFIG_PATH=str(config), ECOMM_DATA_DIR=str(SEED_INCOMING), ECOMM_LAKE_DIR=str(tmp_path / "lake"),
+               ECOMM_PG_DSN=f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere")
+    result = subprocess.run([sys.executable, "-m", "luigi", "--module", "pipeline.tasks", "QualityGate", "--date",
+                             "2025-12-15", "--local-scheduler"], cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=300, check=False)
+    assert result.returncode == 35, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    named = [line for line in result.stderr.splitlines() if "[checks] lost_fail_pct" in line]
+    assert named == ["WARNING: Will not run QualityGate(date=2025-12-15) or any dependencies due to error in deps()"
+                     " method: [checks] lost_fail_pct = 'abc' is not valid (expected a number): fix it in luigi.cfg"
+                     " (or in the file LUIGI_CONFIG_PATH names), or remove it for the default"], result.stderr[-3000:]

@@ -1,0 +1,82 @@
+"""`python -m pipeline ...`: a known user error is one line on stderr and an exit code, never a traceback.
+
+2 is a bad command line (as argparse); 3 is a command that did nothing because the serving Postgres
+cannot be reached, for `compact-serving` as for `rebuild-serving`.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.paths import REPO
+from tests.support.postgres import PG_ENV
+from tests.support.processes import free_port
+
+PIPELINE = [sys.executable, "-m", "pipeline"]
+LUIGI = [sys.executable, "-m", "luigi", "--module", "pipeline.tasks"]
+
+
+def _run(args: list[str], tmp_path: Path, command: list[str] = PIPELINE, **env: str) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if k not in PG_ENV and not k.startswith("ECOMM_")}
+    base.update(ECOMM_DATA_DIR=str(tmp_path / "incoming"), ECOMM_LAKE_DIR=str(tmp_path / "lake"), **env)
+    return subprocess.run([*command, *args], cwd=REPO, env=base, capture_output=True, text=True, timeout=120,
+                          check=False)
+
+
+def _one_line(result: subprocess.CompletedProcess) -> str:
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    return lines[0]
+
+
+def test_compact_serving_with_postgres_unreachable_is_one_line_and_exit_3(tmp_path: Path) -> None:
+    port = free_port()
+    down = _run(["compact-serving"], tmp_path, ECOMM_PG_DSN=f"postgresql://postgres@127.0.0.1:{port}/nowhere")
+    assert down.returncode == 3, down.stderr
+    line = _one_line(down)
+    assert line.startswith(f"compact-serving: cannot reach the serving Postgres (user=postgres dbname=nowhere"
+                           f" host=127.0.0.1 port={port}): ") and line.endswith("; start it or set ECOMM_PG_DSN"), line
+    # the embedded server cannot even be started: its data directory cannot be made
+    (tmp_path / "a-file").write_text("")
+    no_server = _run(["compact-serving"], tmp_path, ECOMM_PG_DATA=str(tmp_path / "a-file" / "pgdata"))
+    assert no_server.returncode == 3, no_server.stderr
+    assert _one_line(no_server).startswith("compact-serving: cannot reach the serving Postgres (the embedded server):")
+
+
+def test_schema_doc_check_of_a_missing_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    """Refused before Postgres is asked anything: here there is none to ask."""
+    missing = tmp_path / "missing.md"
+    for option in ("--check", "--write"):
+        done = _run(["schema-doc", option, str(missing)], tmp_path,
+                    ECOMM_PG_DSN=f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere")
+        assert done.returncode == 2, done.stderr
+        assert _one_line(done) == (f"python -m pipeline schema-doc: error: {option} {missing}: no such file (it must"
+                                   " exist and hold the <!-- schema-doc:start --> and <!-- schema-doc:end --> markers)"
+                                   " (see --help)")
+    assert not missing.exists()
+
+
+@pytest.mark.parametrize("command", ["summary", "reenable"])
+def test_date_with_start_or_stop_is_one_line_and_exit_2(command: str, tmp_path: Path) -> None:
+    """--date and a range exclude each other: neither is silently ignored."""
+    for extra in (["--start", "2025-12-13"], ["--stop", "2025-12-20"],
+                  ["--start", "2025-12-13", "--stop", "2025-12-20"]):
+        done = _run([command, "--date", "2025-12-15", *extra], tmp_path)
+        assert done.returncode == 2 and done.stdout == "", done.stdout + done.stderr
+        given = " and ".join(f"{extra[i]} {extra[i + 1]}" for i in range(0, len(extra), 2))
+        assert _one_line(done) == (f"python -m pipeline {command}: error: --date 2025-12-15 and {given} exclude each"
+                                   " other: give --date, or --start and --stop (see --help)")
+
+
+def test_a_bad_run_id_stops_the_luigi_command_with_one_line(tmp_path: Path) -> None:
+    """ECOMM_RUN_ID is read as `luigi --module pipeline.tasks` imports the tasks: exit 40, as a bad --date."""
+    done = _run(["DailyPipeline", "--date", "2025-12-15", "--local-scheduler"], tmp_path, LUIGI,
+                ECOMM_RUN_ID="bad id!")
+    assert done.returncode == 40, done.stderr
+    assert _one_line(done) == ("ERROR: the command was rejected: ECOMM_RUN_ID='bad id!' is not a run id: use 1-64"
+                               " letters, digits or _, or unset it (each run then gets its own)")
+    assert not (tmp_path / "lake").exists(), "nothing ran"

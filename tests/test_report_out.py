@@ -1,0 +1,87 @@
+"""`python -m pipeline report`: where the page goes, and what a bad --out or --currency says.
+
+A real published date (hand-made rows, the real publish into a fresh database), so that each
+command gets as far as writing the page: a bad --out is one line and exit 2 before Postgres is
+asked anything, nothing is created for it, and no temporary file is ever left beside it.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.serving import publish
+from tests.support.paths import REPO
+from tests.support.serving import event, order, write_facts
+
+D = dt.date(2025, 12, 14)
+
+
+@pytest.fixture
+def published(fresh_db, serving_lake) -> None:
+    write_facts(D, [order("O1", D)], [event("E1", D)])
+    publish.publish(D)
+
+
+def report(*options: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipeline", "report", "--date", D.isoformat(), *options], cwd=REPO,
+                          capture_output=True, text=True, env={**os.environ, **env}, timeout=300)
+
+
+def one_line(result: subprocess.CompletedProcess) -> str:
+    # the fault engine's own line, where a test armed one, is not the command's
+    lines = [line for line in result.stderr.splitlines() if line.strip() and "devtools.faults" not in line]
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    return lines[0]
+
+
+def test_out_naming_a_folder_is_a_usage_error_and_leaves_nothing(published, tmp_path: Path) -> None:
+    folder = tmp_path / "out" / "reports"
+    folder.mkdir(parents=True)
+    done = report("--out", str(folder))
+    assert done.returncode == 2, done.stderr
+    assert one_line(done) == (f"python -m pipeline report: error: --out {folder} is a folder: give the page's file"
+                              f" name, e.g. {folder}/daily_report_{D}.html (see --help)")
+    assert [p.name for p in folder.parent.iterdir()] == ["reports"] and not any(folder.iterdir())
+
+
+def test_out_in_a_missing_folder_is_a_usage_error_and_makes_no_folder(published, tmp_path: Path) -> None:
+    out = tmp_path / "missing" / "deeper" / "page.html"
+    done = report("--out", str(out))
+    assert done.returncode == 2, done.stderr
+    assert one_line(done) == (f"python -m pipeline report: error: --out {out}: the folder {out.parent} does not"
+                              " exist; create it first, or give another path (see --help)")
+    assert not (tmp_path / "missing").exists()
+    (tmp_path / "missing" / "deeper").mkdir(parents=True)
+    assert report("--out", str(out)).returncode == 0 and out.is_file()
+
+
+def test_a_failed_write_is_one_line_and_leaves_no_temporary_file(published, tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
+    out = tmp_path / "out" / "page.html"
+    full = report("--out", str(out), ECOMM_FAULT="lake.promote:enospc")  # the disk fills as the page is moved in
+    assert full.returncode == 1, full.stderr
+    assert one_line(full).startswith(f"error: cannot write the report to {out}: No space left on device")
+    assert list(out.parent.iterdir()) == []
+
+
+def test_a_bad_currency_option_is_a_usage_error() -> None:
+    done = report("--currency", "XX")  # refused while parsing: no Postgres, no lake needed
+    assert done.returncode == 2, done.stderr
+    assert one_line(done) == ("python -m pipeline report: error: argument --currency: 'XX' is not an ISO 4217 code"
+                              " (three capital letters, such as USD or EUR) (see --help)")
+
+
+def test_postgres_unreachable_is_one_line(tmp_path: Path) -> None:
+    from tests.support.processes import free_port
+
+    port = free_port()
+    down = report("--out", str(tmp_path / "page.html"), ECOMM_PG_DSN=f"postgresql://postgres@127.0.0.1:{port}/nowhere")
+    assert down.returncode == 1, down.stderr
+    assert one_line(down).startswith(f"error: cannot reach the serving Postgres (user=postgres dbname=nowhere"
+                                     f" host=127.0.0.1 port={port}): connection failed: ")
+    assert list(tmp_path.iterdir()) == []
