@@ -335,6 +335,23 @@ def test_the_id_length_limit_is_a_setting():
             staging.stage("orders", D)
 
 
+@pytest.mark.parametrize("setting", [{"late_window_days": -5}, {"future_tolerance_hours": -1}])
+def test_a_negative_time_window_is_refused_not_applied(setting):
+    (name,) = setting
+    with r.model_settings(**setting), pytest.raises(staging.SettingInvalid, match=rf"\[model\] {name} = -\d+ must be 0"):
+        stage([r.order()])
+
+
+@pytest.mark.parametrize("value", [",", "", "payed", "paid, shipped"])
+def test_sold_statuses_must_name_known_statuses(value):
+    from pipeline.transform import warehouse
+
+    with r.model_settings(sold_statuses=value), pytest.raises(staging.SettingInvalid, match="sold_statuses"):
+        warehouse.model_params(D)
+    with r.model_settings(sold_statuses="Paid, refunded"):
+        assert warehouse.model_params(D)["sold_statuses"] == ["paid", "refunded"]
+
+
 WHITESPACE = "\t\n\r\v\f \u0085\u00a0\u1680\u2000\u2005\u200a\u200b\u2028\u2029\u202f\u205f\u3000\ufeff"
 
 

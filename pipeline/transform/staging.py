@@ -243,6 +243,30 @@ def max_id_length() -> int:
     return value
 
 
+def sold_statuses() -> list[str]:
+    """[model] sold_statuses, checked: one or more order statuses staging knows (a typo would zero net revenue)."""
+    statuses = config.sold_statuses()
+    unknown = [status for status in statuses if status not in ORDER_STATUSES]
+    if not statuses or unknown:
+        raise SettingInvalid(
+            f"[model] sold_statuses = {config.model().sold_statuses!r} must list one or more of"
+            f" {', '.join(ORDER_STATUSES)} (comma separated){'; unknown: ' + ', '.join(unknown) if unknown else ''};"
+            " fix it in luigi.cfg"
+        )
+    return statuses
+
+
+def _hours_and_days() -> tuple[int, int]:
+    """[model] future_tolerance_hours and late_window_days, checked not to be negative."""
+    settings = config.model()
+    values = {"future_tolerance_hours": int(settings.future_tolerance_hours),
+              "late_window_days": int(settings.late_window_days)}
+    for name, value in values.items():
+        if value < 0:
+            raise SettingInvalid(f"[model] {name} = {value} must be 0 or more; fix it in luigi.cfg")
+    return values["future_tolerance_hours"], values["late_window_days"]
+
+
 def business_day_start(day: dt.date, timezone: str | None = None) -> dt.datetime:
     """The naive UTC instant at which `day` begins in the business time zone."""
     timezone = timezone or business_timezone()
@@ -263,16 +287,16 @@ def timestamp_limits(load_date: dt.date) -> dict[str, dt.datetime]:
       later of future_limit_ts and the end of the load date at UTC-14:00 (the westernmost offset);
     - ancient_limit_ts: the start of the business day [model] late_window_days before the load date.
     """
-    settings = config.model()
+    tolerance_hours, late_window_days = _hours_and_days()
     timezone = business_timezone()
     future_limit = business_day_start(load_date + dt.timedelta(days=1), timezone) + dt.timedelta(
-        hours=int(settings.future_tolerance_hours))
+        hours=tolerance_hours)
     own_day_end = dt.datetime.combine(load_date + dt.timedelta(days=1), dt.time()) + MAX_OFFSET
     return {
         "future_limit_ts": future_limit,
         "latest_accepted_ts": max(future_limit, own_day_end),
         "ancient_limit_ts": business_day_start(
-            load_date - dt.timedelta(days=int(settings.late_window_days)), timezone),
+            load_date - dt.timedelta(days=late_window_days), timezone),
     }
 
 

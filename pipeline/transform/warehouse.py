@@ -29,10 +29,10 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from pipeline import config, lake
+from pipeline import lake
 from pipeline.lake import sqlrun
 from pipeline.transform import merges
-from pipeline.transform.staging import DAILY_SOURCES, STAGING_SCHEMAS, business_timezone, staging_table
+from pipeline.transform.staging import DAILY_SOURCES, STAGING_SCHEMAS, business_timezone, sold_statuses, staging_table
 
 logger = logging.getLogger(__name__)
 
@@ -195,7 +195,7 @@ def define_macros(con: duckdb.DuckDBPyConnection) -> None:
 
 def model_params(load_date: dt.date) -> dict[str, Any]:
     """The bound parameters of the warehouse models."""
-    return {"load_date": load_date, "sold_statuses": config.sold_statuses(), "business_timezone": business_timezone()}
+    return {"load_date": load_date, "sold_statuses": sold_statuses(), "business_timezone": business_timezone()}
 
 
 def build(table: str, load_date: dt.date) -> int:
