@@ -124,6 +124,9 @@ def test_scheduling_errors_exit_35(ops: Ops) -> None:
     broken = ops.luigi("DailyPipeline", *DATE, LOCAL)
     assert broken.returncode == RETCODE["scheduling_error"], broken.stderr[-3000:]
     assert "ManifestUnreadable" in broken.stderr and "run the date again" in broken.stderr
+    # the run summary says why the date did not run, not only "not published"
+    assert f"{SEED_DAY}  " in broken.stdout and "FAILED" in broken.stdout
+    assert "LandOrders could not be scheduled: ManifestUnreadable:" in broken.stdout
 
     manifest.unlink()
     ops.extra_env["ECOMM_PG_DSN"] = ops.server.dsn("no_such_database")  # a wrong setting is not retried
@@ -132,6 +135,8 @@ def test_scheduling_errors_exit_35(ops: Ops) -> None:
     misconfigured = ops.luigi("DailyPipeline", *DATE, LOCAL)
     assert misconfigured.returncode == RETCODE["scheduling_error"], misconfigured.stderr[-3000:]
     assert 'database "no_such_database" does not exist' in misconfigured.stderr
+    assert "DailyPipeline could not be scheduled: OperationalError:" in misconfigured.stdout
+    assert "what to do (Postgres refuses):" in misconfigured.stdout
     # the worker gives up on what can never be scheduled instead of keeping alive for it (a worker
     # that waited would be stopped by ops.luigi's timeout and fail this test)
     assert "scheduling DailyPipeline(date=2025-12-15) failed: the worker will exit once nothing is running" in (

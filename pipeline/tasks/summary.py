@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from pipeline import cli, lake
 from pipeline.quality.results import BLOCKING, OUTCOMES
-from pipeline.tasks import command_line, run_audit, runbook
+from pipeline.tasks import command_line, run_audit, runbook, unscheduled
 
 logger = logging.getLogger(__name__)
 
@@ -144,6 +144,10 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
         failed = [r for r in last.values() if r["status"] == "failed"]
         failures = [f"{r['task_family']}: {_first_line(r['error_message'])}" for r in failed]
         remedies = [remedy for r in failed if (remedy := runbook.remedy_for_text(r["error_message"]))]
+        if run_id is not None and run_id == run_audit.run_id():  # this process's run: what it could not schedule
+            for family, reason in unscheduled.failures(day):
+                failures.append(f"{family} could not be scheduled: {reason}")
+                remedies.extend(remedy for remedy in [runbook.remedy_for_text(reason)] if remedy)
         if pub is not None:
             status = "published"
         elif checks is not None and checks["fail"] + checks["error"]:

@@ -1,0 +1,51 @@
+"""Tasks this process could not schedule, and why: for the run summary.
+
+Luigi logs a task whose `complete()` or `requires()` raised as "Will not run <task> or any
+dependencies due to error in complete() method:" followed by the traceback, marks it UNKNOWN and
+exits with [retcode] scheduling_error: the date never ran, and without this the summary could only
+say "not published". `Recorder`, a filter on Luigi's logger (`install`, from pipeline.tasks), keeps
+each such task's family, date and the error's last line (`failures`), which the summary shows.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+
+_WILL_NOT_RUN = re.compile(
+    r"Will not run (?P<family>\w+)\((?P<params>.*?)\) or any dependencies due to error in \w+\(\) method:(?P<rest>.*)",
+    re.S)
+_QUALIFIED = re.compile(r"^(?:\w+\.)+(?=\w+:)")  # psycopg.OperationalError: -> OperationalError:
+_DATE = re.compile(r"(?:^|, )date=(\d{4}-\d{2}-\d{2})(?:,|$)")
+_failed: dict[dt.date, list[tuple[str, str]]] = {}
+
+
+class Recorder(logging.Filter):
+    """Notes every task Luigi will not run because its complete() or requires() raised; lets the record through."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            match = _WILL_NOT_RUN.match(record.getMessage())
+        except Exception:  # noqa: BLE001 - a record that cannot be formatted is not ours to judge
+            return True
+        day = _DATE.search(match["params"]) if match else None
+        if match and day:
+            lines = [line.strip() for line in match["rest"].splitlines() if line.strip()]
+            # a traceback's last line, `<ErrorClass>: <text>` as the run audit records errors (the runbook reads it)
+            entry = (match["family"], _QUALIFIED.sub("", lines[-1]) if lines else "see the log above")
+            noted = _failed.setdefault(dt.date.fromisoformat(day[1]), [])
+            if entry not in noted:
+                noted.append(entry)
+        return True
+
+
+def install() -> None:
+    """Record Luigi's "Will not run" lines of this process (once)."""
+    target = logging.getLogger("luigi-interface")
+    if not any(isinstance(f, Recorder) for f in target.filters):
+        target.addFilter(Recorder())
+
+
+def failures(day: dt.date) -> list[tuple[str, str]]:
+    """(task family, the error's last line) of each task of the date this process could not schedule."""
+    return list(_failed.get(day, ()))
