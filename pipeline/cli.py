@@ -4,10 +4,8 @@
 with `--help` for the usage) and exits 2, without the usage block above it; `date_arg` is the
 argparse type of a date option (exactly YYYY-MM-DD, as everywhere in the pipeline).
 `quiet_rejected_command_lines` does the same for the `luigi` command line, and for one that cannot
-reach the central scheduler (pipeline.tasks installs it). `NamedBadSettings` makes a luigi.Config whose
-value in luigi.cfg cannot be read fail with one line naming `[section] option = value` (`BadSetting`)
-instead of luigi's "Error when parsing the default value of ..."; the same filter keeps that line
-and drops the traceback when a task's scheduling hits it.
+reach the central scheduler (pipeline.tasks installs it). A task whose scheduling hits a
+setting that cannot be read (`pipeline.config.BadSetting`) logs that one line, not the traceback.
 """
 from __future__ import annotations
 
@@ -16,12 +14,10 @@ import datetime as dt
 import logging
 import os
 import sys
-from typing import Any, NoReturn
-
-import luigi
-import luigi.configuration
+from typing import NoReturn
 
 from pipeline import lake
+from pipeline.config import BadSetting
 
 USAGE_ERROR = 2  # argparse's exit code for a command-line usage error
 
@@ -76,46 +72,6 @@ def dates(parser: Parser, args: argparse.Namespace) -> list[dt.date]:
         return [args.date] if args.date else date_range(args.start, args.stop)
     except ValueError as err:
         parser.error(str(err))
-
-
-class BadSetting(ValueError):
-    """A setting in luigi.cfg (or in LUIGI_CONFIG_PATH's file) that cannot be read; names section, option, value."""
-
-
-_EXPECTED = {luigi.BoolParameter: "expected true or false", luigi.IntParameter: "expected a whole number",
-             luigi.FloatParameter: "expected a number"}
-
-
-def bad_setting(config_class: type[luigi.Config]) -> BadSetting | None:
-    """The BadSetting behind luigi's error reading `config_class`'s section (None: no value in the files is bad)."""
-    section = config_class.get_task_family()
-    conf = luigi.configuration.get_config()
-    for name, param in config_class.get_params():
-        for option in dict.fromkeys((name, name.replace("_", "-"))):
-            if not conf.has_option(section, option):
-                continue
-            raw = conf.get(section, option)
-            try:
-                param.parse(raw)
-            except Exception as err:  # noqa: BLE001 - whatever the parameter's parse raises is the reason
-                reason = next((text for kind, text in _EXPECTED.items() if type(param) is kind), str(err))
-                return BadSetting(f"[{section}] {option} = {raw!r} is not valid ({reason}): fix it in luigi.cfg"
-                                  " (or in the file LUIGI_CONFIG_PATH names), or remove it for the default")
-    return None
-
-
-class NamedBadSettings:
-    """Mixin for a luigi.Config: a value of its section that cannot be parsed raises BadSetting (see bad_setting)."""
-
-    @classmethod
-    def get_param_values(cls, params: Any, args: Any, kwargs: Any) -> Any:
-        try:
-            return super().get_param_values(params, args, kwargs)  # type: ignore[misc]
-        except ValueError as err:
-            named = bad_setting(cls)  # type: ignore[arg-type]
-            if named is None:
-                raise
-            raise named from err
 
 
 class _RejectedCommandLine(logging.Filter):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import configparser
 import os
+from typing import Any
 from pathlib import Path
 
 import luigi
@@ -70,6 +71,46 @@ def _fill_in_default_workers() -> None:
 
 _fill_in_default_config()
 _fill_in_default_workers()
+
+
+class BadSetting(ValueError):
+    """A setting in luigi.cfg (or in LUIGI_CONFIG_PATH's file) that cannot be read; names section, option, value."""
+
+
+_EXPECTED = {luigi.BoolParameter: "expected true or false", luigi.IntParameter: "expected a whole number",
+             luigi.FloatParameter: "expected a number"}
+
+
+def bad_setting(config_class: type[luigi.Config]) -> BadSetting | None:
+    """The BadSetting behind luigi's error reading `config_class`'s section (None: no value in the files is bad)."""
+    section = config_class.get_task_family()
+    conf = luigi.configuration.get_config()
+    for name, param in config_class.get_params():
+        for option in dict.fromkeys((name, name.replace("_", "-"))):
+            if not conf.has_option(section, option):
+                continue
+            raw = conf.get(section, option)
+            try:
+                param.parse(raw)
+            except Exception as err:  # noqa: BLE001 - whatever the parameter's parse raises is the reason
+                reason = next((text for kind, text in _EXPECTED.items() if type(param) is kind), str(err))
+                return BadSetting(f"[{section}] {option} = {raw!r} is not valid ({reason}): fix it in luigi.cfg"
+                                  " (or in the file LUIGI_CONFIG_PATH names), or remove it for the default")
+    return None
+
+
+class NamedBadSettings:
+    """Mixin for a luigi.Config: a value of its section that cannot be parsed raises BadSetting (see bad_setting)."""
+
+    @classmethod
+    def get_param_values(cls, params: Any, args: Any, kwargs: Any) -> Any:
+        try:
+            return super().get_param_values(params, args, kwargs)  # type: ignore[misc]
+        except ValueError as err:
+            named = bad_setting(cls)  # type: ignore[arg-type]
+            if named is None:
+                raise
+            raise named from err
 
 
 class paths(luigi.Config):  # noqa: N801 - luigi maps the class name to the [paths] section

@@ -57,3 +57,24 @@ def test_a_bad_gate_threshold_stops_the_run_with_one_line_naming_it(tmp_path: Pa
     assert named == ["WARNING: Will not run QualityGate(date=2025-12-15) or any dependencies due to error in deps()"
                      " method: [checks] lost_fail_pct = 'abc' is not valid (expected a number): fix it in luigi.cfg"
                      " (or in the file LUIGI_CONFIG_PATH names), or remove it for the default"], result.stderr[-3000:]
+
+
+@pytest.mark.parametrize(("option", "value"), [("lock_timeout", "forever"), ("pipeline_lock_timeout", "30 minutes"),
+                                               ("maintenance_work_mem", "lots")])
+def test_a_bad_postgres_value_of_publish_is_named_before_postgres_sees_it(luigi_settings, option: str,
+                                                                          value: str) -> None:
+    from pipeline.config import BadSetting
+    from pipeline.serving.settings import publish
+
+    luigi_settings("publish", **{option: value})
+    with pytest.raises(BadSetting, match=rf"^\[publish\] {option} = '{value}' is not valid \(expected a number and a unit"):
+        publish()
+
+
+def test_postgres_values_take_what_postgres_takes(luigi_settings) -> None:
+    from pipeline.serving.settings import publish
+
+    luigi_settings("publish", lock_timeout="1500ms", pipeline_lock_timeout="1 h", maintenance_work_mem="64MB")
+    settings = publish()
+    assert (settings.lock_timeout, settings.pipeline_lock_timeout, settings.maintenance_work_mem) == (
+        "1500ms", "1 h", "64MB")

@@ -31,7 +31,7 @@ from typing import Any
 
 import luigi
 
-from pipeline import cli, config, lake, resources
+from pipeline import config, lake, resources
 from pipeline.lake import sqlrun
 from pipeline.quality.dq_results import (  # noqa: F401 - re-exported: the gate's results are read through here
     DQ_RESULTS_SCHEMA,
@@ -73,9 +73,9 @@ GATED_TABLES: dict[str, str] = {
 RECONCILED_SOURCES = tuple(staging.staging_table(source) for source in staging.SOURCES)
 REQUIRED_RECONCILED = tuple(staging.staging_table(source) for source in staging.DAILY_SOURCES)
 
-class checks(cli.NamedBadSettings, luigi.Config):  # noqa: N801 - luigi maps the class name to the [checks] section
+class checks(config.NamedBadSettings, luigi.Config):  # noqa: N801 - luigi maps the class name to the [checks] section
     """[checks]: the quality gate's thresholds (the seed system's rules as defaults); a value that cannot
-    be read is a one-line `pipeline.cli.BadSetting` naming it, not luigi's parse error in a traceback."""
+    be read is a one-line `pipeline.config.BadSetting` naming it, not luigi's parse error in a traceback."""
 
     checks_dir = luigi.Parameter(default="checks")  # relative to pipeline.resources.ROOT (checkout or package)
     orders_min_rows = luigi.IntParameter(default=100)

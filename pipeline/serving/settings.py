@@ -6,9 +6,32 @@ described by this section. Environment variables win over the file (see pipeline
 """
 from __future__ import annotations
 
+import re
+
 import luigi
 
-from pipeline.cli import NamedBadSettings
+from pipeline.config import NamedBadSettings
+
+TIME_UNITS = ("us", "ms", "s", "min", "h", "d")
+MEMORY_UNITS = ("B", "kB", "MB", "GB", "TB")
+
+
+class PostgresValue(luigi.Parameter):
+    """A Postgres setting's value with a unit (2s, 30min, 256MB), checked before Postgres is asked to take it.
+
+    Postgres would refuse a bad one only when the publish sets it, as an error of whatever statement
+    came first (a migration's lock): here it is a `BadSetting` naming the option.
+    """
+
+    def __init__(self, units: tuple[str, ...], **kwargs: object) -> None:
+        self.units = units
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+
+    def parse(self, x: str) -> str:
+        text = str(x).strip()
+        if not re.fullmatch(rf"\d+(\.\d+)?\s*({'|'.join(self.units)})?", text):
+            raise ValueError(f"expected a number and a unit of {', '.join(self.units)}, e.g. 2{self.units[2]}")
+        return text
 
 
 class postgres(luigi.Config):  # noqa: N801 - luigi maps the class name to the [postgres] section
@@ -29,7 +52,7 @@ class postgres(luigi.Config):  # noqa: N801 - luigi maps the class name to the [
     server_options = luigi.Parameter(default="-c wal_level=minimal -c max_wal_senders=0 -c max_wal_size=2GB")
 
 
-class publish(luigi.Config):  # noqa: N801 - [publish]
+class publish(NamedBadSettings, luigi.Config):  # noqa: N801 - [publish]
     """[publish]: how the lake's partitions are streamed into Postgres, and how long publish waits.
 
     Lock waits (see `pipeline.serving.locks`): a lock on a relation BI can read is waited for at most
@@ -41,12 +64,12 @@ class publish(luigi.Config):  # noqa: N801 - [publish]
     """
 
     copy_batch_rows = luigi.IntParameter(default=65_536)  # rows per Arrow batch encoded for COPY
-    maintenance_work_mem = luigi.Parameter(default="256MB")  # for the per-date index builds
-    lock_timeout = luigi.Parameter(default="2s")  # Postgres interval text: one wait for a BI-readable relation
+    maintenance_work_mem = PostgresValue(MEMORY_UNITS, default="256MB")  # for the per-date index builds
+    lock_timeout = PostgresValue(TIME_UNITS, default="2s")  # one wait for a BI-readable relation
     lock_attempts = luigi.IntParameter(default=15)
     lock_backoff_seconds = luigi.FloatParameter(default=1.0)  # before the 2nd attempt; doubles each time
     lock_backoff_max_seconds = luigi.FloatParameter(default=30.0)
-    pipeline_lock_timeout = luigi.Parameter(default="30min")  # waiting for another pipeline process
+    pipeline_lock_timeout = PostgresValue(TIME_UNITS, default="30min")  # waiting for another pipeline process
     attempts = luigi.IntParameter(default=4)  # of a publish or preload that failed transiently
     retry_backoff_seconds = luigi.FloatParameter(default=30.0)  # before the 2nd attempt; doubles each time
     retry_backoff_max_seconds = luigi.FloatParameter(default=300.0)
@@ -59,7 +82,7 @@ class compaction(NamedBadSettings, luigi.Config):  # noqa: N801 - [compaction]
     and closed is compacted, a month counting as closed for this once a published load date lies
     `after_days` days or more past its last day (the pipeline has moved on; late restatements of
     the month's first days after that cost a row replace instead of a partition swap). A value that
-    cannot be read is a `pipeline.cli.BadSetting` naming it (the publish logs it and skips compacting).
+    cannot be read is a `pipeline.config.BadSetting` naming it (the publish logs it and skips compacting).
     """
 
     closed_months = luigi.BoolParameter(default=True)
