@@ -1,7 +1,7 @@
 """`python -m pipeline ...`: a known user error is one line on stderr and an exit code, never a traceback.
 
 2 is a bad command line (as argparse); 3 is a command that did nothing because the serving Postgres
-cannot be reached, for `compact-serving` as for `rebuild-serving`.
+cannot be reached, for `compact-serving`, `schema-doc` and `report` as for `rebuild-serving`.
 """
 from __future__ import annotations
 
@@ -33,18 +33,20 @@ def _one_line(result: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
-def test_compact_serving_with_postgres_unreachable_is_one_line_and_exit_3(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("args", "prefix"), [(["compact-serving"], "compact-serving: "), (["schema-doc"], "error: "),
+                                            (["report", "--date", "2025-12-15"], "error: ")])
+def test_postgres_unreachable_is_one_line_and_exit_3(tmp_path: Path, args: list[str], prefix: str) -> None:
     port = free_port()
-    down = _run(["compact-serving"], tmp_path, ECOMM_PG_DSN=f"postgresql://postgres@127.0.0.1:{port}/nowhere")
+    down = _run(args, tmp_path, ECOMM_PG_DSN=f"postgresql://postgres@127.0.0.1:{port}/nowhere")
     assert down.returncode == 3, down.stderr
     line = _one_line(down)
-    assert line.startswith(f"compact-serving: cannot reach the serving Postgres (user=postgres dbname=nowhere"
+    assert line.startswith(f"{prefix}cannot reach the serving Postgres (user=postgres dbname=nowhere"
                            f" host=127.0.0.1 port={port}): ") and line.endswith("; start it or set ECOMM_PG_DSN"), line
     # the embedded server cannot even be started: its data directory cannot be made
     (tmp_path / "a-file").write_text("")
-    no_server = _run(["compact-serving"], tmp_path, ECOMM_PG_DATA=str(tmp_path / "a-file" / "pgdata"))
+    no_server = _run(args, tmp_path, ECOMM_PG_DATA=str(tmp_path / "a-file" / "pgdata"))
     assert no_server.returncode == 3, no_server.stderr
-    assert _one_line(no_server).startswith("compact-serving: cannot reach the serving Postgres (the embedded server):")
+    assert _one_line(no_server).startswith(f"{prefix}cannot reach the serving Postgres (the embedded server):")
 
 
 def test_schema_doc_check_of_a_missing_file_is_one_line_and_exit_2(tmp_path: Path) -> None:

@@ -81,7 +81,8 @@ def test_postgres_unreachable_is_one_line(tmp_path: Path) -> None:
 
     port = free_port()
     down = report("--out", str(tmp_path / "page.html"), ECOMM_PG_DSN=f"postgresql://postgres@127.0.0.1:{port}/nowhere")
-    assert down.returncode == 1, down.stderr
+    assert down.returncode == 3, down.stderr
     assert one_line(down).startswith(f"error: cannot reach the serving Postgres (user=postgres dbname=nowhere"
                                      f" host=127.0.0.1 port={port}): connection failed: ")
+    assert one_line(down).endswith("; start it or set ECOMM_PG_DSN")
     assert list(tmp_path.iterdir()) == []

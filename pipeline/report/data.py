@@ -194,6 +194,6 @@ def _lake_passes(day: dt.date) -> int | None:
 
 def load(day: dt.date) -> ReportData:
     """fetch() on the configured serving Postgres (ECOMM_PG_DSN, PG* or the embedded server)."""
-    with pg.connect() as conn:
+    with pg.connect_or_refuse() as conn:
         conn.read_only = True
         return fetch(conn, day)

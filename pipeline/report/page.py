@@ -23,8 +23,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import psycopg
-
 from pipeline import cli, lake, resources
 from pipeline.report import data as report_data
 from pipeline.report import fmt, sales, settings
@@ -315,13 +313,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(err))
     try:
         path = write(day, out, args.currency)
-    except (NothingToReport, settings.BadCurrency, pg.EmbeddedServerError, NotWritten) as err:
+    except (NothingToReport, settings.BadCurrency, NotWritten) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    except psycopg.OperationalError as err:
-        print(f"error: cannot reach the serving Postgres ({pg.redact(pg.dsn())}): {cli.first_line(err)}",
-              file=sys.stderr)
-        return 1
+    except pg.ServingUnreachable as err:
+        print(f"error: {err}", file=sys.stderr)
+        return pg.UNREACHABLE_EXIT
     print(path)
     return 0
 

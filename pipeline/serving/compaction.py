@@ -62,19 +62,12 @@ class CompactionFailed(RuntimeError):
     """A month's compaction failed and was rolled back: its daily partitions are as they were."""
 
 
-class ServingUnreachable(RuntimeError):
-    """The serving Postgres cannot be reached (nor the embedded one started): nothing was compacted."""
+ServingUnreachable = pg.ServingUnreachable  # nothing was compacted
 
 
 def _connect() -> psycopg.Connection:
     """An autocommit connection to the serving Postgres (each month's transaction commits on its own)."""
-    where = "the embedded server"
-    try:
-        where = pg.redact(pg.dsn())
-        return pg.connect(autocommit=True)
-    except (psycopg.OperationalError, pg.EmbeddedServerError, OSError) as err:  # OSError: the embedded data dir
-        raise ServingUnreachable(f"cannot reach the serving Postgres ({where}): {first_line(err)}; start it or set"
-                                 " ECOMM_PG_DSN") from err
+    return pg.connect_or_refuse(autocommit=True)
 
 
 @dataclasses.dataclass
@@ -329,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         tally = compact([args.month] if args.month else None, before, out=lambda line: print(line, flush=True))
     except ServingUnreachable as err:  # nothing was done, as rebuild-serving's refusal to start
         print(f"compact-serving: {err}", file=sys.stderr)
-        return 3
+        return pg.UNREACHABLE_EXIT
     except (psycopg.Error, migrations.MigrationError) as err:
         print(f"compact-serving: cannot prepare the serving Postgres: {first_line(err)}", file=sys.stderr)
         return 1

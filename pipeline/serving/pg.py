@@ -111,6 +111,25 @@ def connect(conninfo: str | None = None, **kwargs: Any) -> psycopg.Connection:
     return psycopg.connect(target, **params)
 
 
+class ServingUnreachable(RuntimeError):
+    """The serving Postgres cannot be reached (nor the embedded one started): one line naming where and what to do."""
+
+
+UNREACHABLE_EXIT = 3  # what a `python -m pipeline` command exits with when it cannot reach the serving Postgres
+
+
+def connect_or_refuse(**kwargs: Any) -> psycopg.Connection:
+    """`connect(**kwargs)` for a command line, or ServingUnreachable with one line (exit UNREACHABLE_EXIT)."""
+    where = "the embedded server"
+    try:
+        where = redact(dsn())
+        return connect(**kwargs)
+    except (psycopg.OperationalError, EmbeddedServerError, OSError) as err:  # OSError: the embedded data dir
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ServingUnreachable(f"cannot reach the serving Postgres ({where}): {first}; start it or set"
+                                 " ECOMM_PG_DSN") from err
+
+
 # --------------------------------------------------------------------------------------------- CLI
 USAGE = "usage: python -m pipeline.serving.pg dsn [--bi]|start|stop|status|psql [--bi] [psql arguments]"
 

@@ -152,13 +152,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{option} {named}: {what} (it must exist and hold the {START} and {END} markers)")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        with pg.connect() as conn:
+        with pg.connect_or_refuse() as conn:
             if args.apply:
                 serving.apply_schema(conn)
             pending = pending_migrations(conn)
             if pending:
                 raise SchemaNotCurrent(f"the database lacks {', '.join(pending)}: run the pipeline, or add --apply")
             markdown = generate(conn)
+    except pg.ServingUnreachable as err:
+        print(f"error: {err}", file=sys.stderr)
+        return pg.UNREACHABLE_EXIT
     except (SchemaNotCurrent, pg.EmbeddedServerError, psycopg.Error) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -126,14 +126,10 @@ def check_target(conn: psycopg.Connection) -> set[dt.date]:
 
 def _connect() -> psycopg.Connection:
     """A connection to the serving Postgres, or RebuildRefused naming where it tried."""
-    where = "the embedded server"
     try:
-        where = pg.redact(pg.dsn())
-        return pg.connect()
-    except (psycopg.OperationalError, pg.EmbeddedServerError) as err:
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise RebuildRefused(f"cannot reach the serving Postgres ({where}): {first}; start it or set ECOMM_PG_DSN"
-                             ) from err
+        return pg.connect_or_refuse()
+    except pg.ServingUnreachable as err:
+        raise RebuildRefused(str(err)) from err
 
 
 def rebuild(first: dt.date | None = None, last: dt.date | None = None,
