@@ -62,9 +62,6 @@ class CompactionFailed(RuntimeError):
     """A month's compaction failed and was rolled back: its daily partitions are as they were."""
 
 
-ServingUnreachable = pg.ServingUnreachable  # nothing was compacted
-
-
 def _connect() -> psycopg.Connection:
     """An autocommit connection to the serving Postgres (each month's transaction commits on its own)."""
     return pg.connect_or_refuse(autocommit=True)
@@ -295,7 +292,7 @@ def after_publish() -> dict[str, int] | None:
         before = min((latest - dt.timedelta(days=after_days - 1)).replace(day=1),
                      dt.date.today().replace(day=1))
         tally = compact(None, before, out=lambda line: logger.info("automatic compaction: %s", line))
-    except (psycopg.Error, pg.EmbeddedServerError, migrations.MigrationError, ServingUnreachable) as err:
+    except (psycopg.Error, pg.EmbeddedServerError, migrations.MigrationError, pg.ServingUnreachable) as err:
         logger.warning("automatic compaction of closed months skipped: %s; the next publish tries again"
                        " (or run python -m pipeline compact-serving)", err)
         return None
@@ -320,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     before = args.before or dt.date.today().replace(day=1)
     try:
         tally = compact([args.month] if args.month else None, before, out=lambda line: print(line, flush=True))
-    except ServingUnreachable as err:  # nothing was done, as rebuild-serving's refusal to start
+    except pg.ServingUnreachable as err:  # nothing was done, as rebuild-serving's refusal to start
         print(f"compact-serving: {err}", file=sys.stderr)
         return pg.UNREACHABLE_EXIT
     except (psycopg.Error, migrations.MigrationError) as err:

@@ -21,6 +21,7 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
+from pipeline.cli import first_line
 from pipeline.serving import embedded
 from pipeline.serving.settings import postgres as postgres_settings
 
@@ -125,8 +126,7 @@ def connect_or_refuse(**kwargs: Any) -> psycopg.Connection:
         where = redact(dsn())
         return connect(**kwargs)
     except (psycopg.OperationalError, EmbeddedServerError, OSError) as err:  # OSError: the embedded data dir
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise ServingUnreachable(f"cannot reach the serving Postgres ({where}): {first}; start it or set"
+        raise ServingUnreachable(f"cannot reach the serving Postgres ({where}): {first_line(err)}; start it or set"
                                  " ECOMM_PG_DSN") from err
 
 

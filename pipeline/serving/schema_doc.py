@@ -12,8 +12,9 @@ between `<!-- schema-doc:start -->` and `<!-- schema-doc:end -->`. The database 
 migration of `sql/serving/` applied (the pipeline does it on its first publish; `--apply` does it
 here), so that the reference describes this repository's schema, not an older one.
 
-Exit codes: 0 done (or current), 1 stale, a comment missing, or Postgres not readable, 2 a bad
-command line (including a --check/--write FILE that is not there: one line, before Postgres is asked).
+Exit codes: 0 done (or current), 1 stale, a comment missing, or the database not as expected, 2 a
+bad command line (including a --check/--write FILE that is not there: one line, before Postgres is
+asked), 3 the serving Postgres cannot be reached.
 """
 from __future__ import annotations
 

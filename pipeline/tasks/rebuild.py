@@ -40,6 +40,7 @@ import duckdb
 import psycopg
 
 from pipeline import config, lake
+from pipeline.cli import first_line
 from pipeline.lake import sqlrun
 from pipeline.serving import migrations, pg
 from pipeline.serving.facts import FACTS, PublishError
@@ -212,7 +213,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rebuild-serving: {err}", file=sys.stderr)
         return 3
     except (PublishError, migrations.MigrationError, psycopg.Error) as err:
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        print(f"rebuild-serving: {first}; rerun the same command to resume after fixing it", file=sys.stderr)
+        print(f"rebuild-serving: {first_line(err)}; rerun the same command to resume after fixing it", file=sys.stderr)
         return 1
     return 0
