@@ -52,3 +52,19 @@ def test_every_docs_page_is_linked_from_the_readme() -> None:
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     missing = [p.name for p in (REPO / "docs").glob("*.md") if f"(docs/{p.name})" not in readme]
     assert not missing, f"docs pages the README does not link: {missing}"
+
+
+@pytest.mark.parametrize("section", ["postgres", "publish"])
+def test_every_serving_setting_is_in_the_serving_page_with_its_default(section: str) -> None:
+    """docs/serving.md's `[postgres]` and `[publish]` tables list each setting of pipeline.serving.settings, with its default."""
+    from pipeline.serving import settings
+
+    text = (REPO / "docs" / "serving.md").read_text(encoding="utf-8")
+    table = re.split(rf"settings \(`luigi\.cfg` `\[{section}\]`\)", text, maxsplit=1, flags=re.I)[1].split("\n\n", 2)[1]
+    rows = {m[1]: m[2] for m in re.finditer(r"^\| `(\w+)` \| `([^`]*)` \|", table, re.M)}
+    expected = {name: param._default for name, param in getattr(settings, section).get_params()}
+    assert set(rows) == set(expected), "settings missing from (or unknown to) the table"
+    for name, default in expected.items():
+        shown = rows[name]
+        same = shown == str(default) or (isinstance(default, float) and shown == f"{default:g}")
+        assert same, f"{name}: the table says {shown}, the code {default}"
