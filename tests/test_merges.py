@@ -97,6 +97,37 @@ def test_postgres_holds_the_lake_s_current_dimensions_whatever_the_publish_order
     assert _postgres(in_order) == _lake()
 
 
+@pytest.mark.parametrize("seed", [3, 4])
+def test_a_date_published_again_with_other_contributions_leaves_what_the_lake_merges(
+        seed, fresh_db, serving_lake) -> None:
+    """Users and products only a date's earlier version named go; dates and versions only it gave fall back.
+
+    As a restatement does: the date's facts (which name its users and products) and dimension
+    partitions both change. Postgres cannot take a contribution back by merging, so it merges the
+    date's keys again from every published date (feeds.replay_keys).
+    """
+    users, products, history = _contributions(seed)
+    for day in DAYS:
+        _write(day, users[day], products[day], history[day])
+    for day in DAYS:
+        publish.publish(day)
+    assert _postgres(fresh_db.dsn) == _lake()
+    day = DAYS[1]
+    assert users[day] or products[day], "the date's earlier version names someone"
+    named = ([order(f"U{n}", day, user_id=u["user_id"]) for n, u in enumerate(users[day])]
+             + [order(f"P{n}", day, product_id=p["product_id"]) for n, p in enumerate(products[day])])
+    write_facts(day, named, [event("E1", day)])
+    publish.publish(day)  # Postgres's facts of the date name the earlier version's users and products
+    new_users = [{**u, "load_date": day} for u in _contributions(seed + 100)[0][DAYS[2]]]
+    new_products = [{**p, "load_date": day} for p in _contributions(seed + 200)[1][DAYS[0]]]
+    write_facts(day, [order(f"N{n}", day, user_id=u["user_id"]) for n, u in enumerate(new_users)] or [order("N", day)],
+                [event("E1", day)])
+    write_rows("warehouse", "dim_user", day, new_users, USER_SCHEMA)
+    write_rows("warehouse", "dim_product", day, new_products, PRODUCT_SCHEMA)
+    publish.publish(day)
+    assert _postgres(fresh_db.dsn) == _lake()
+
+
 def test_a_serving_column_without_a_merge_rule_is_refused(fresh_db, serving_lake) -> None:
     """A column added to dim_user must get a rule; it is not silently overwritten (or dropped) by a publish."""
     _write(DAYS[0], [{"user_id": "U1", "first_seen_date": DAYS[0], "first_order_date": None,

@@ -121,3 +121,40 @@ def test_restate_without_a_change_says_so(ops: Ops) -> None:
     assert never.returncode == 2 and never.stderr.strip().splitlines() == [
         "python -m pipeline restate: error: 2026-03-01 was never landed, so there is nothing to restate; run the"
         " date: `luigi --module pipeline.tasks DailyPipeline --date 2026-03-01 --local-scheduler`"], never.stderr
+
+
+def dimension_rows(ops: Ops, table: str, key: str) -> tuple[list[tuple], list[tuple]]:
+    """(Postgres, lake current view) rows of a dimension, in the columns both have but load_date."""
+    lake = views.open_lake(ops.lake)
+    lake_columns = [row[0] for row in lake.execute(f"describe warehouse.{table}").fetchall()]
+    pg_columns = [row[0] for row in ops.query(
+        "select column_name from information_schema.columns where table_schema = 'warehouse' and table_name = %s"
+        " order by ordinal_position", [table])]
+    columns = ", ".join(c for c in lake_columns if c in pg_columns and c != "load_date")
+    return (ops.query(f"select {columns} from warehouse.{table} order by {key}"),
+            lake.execute(f"select {columns} from warehouse.{table} order by {key}").fetchall())
+
+
+@pytest.mark.slow
+def test_a_restated_date_leaves_the_dimensions_as_the_lake_merges_them(ops: Ops) -> None:
+    """Users and products only the replaced file named go; dates only it gave fall back to the other days'."""
+    backfill = ops.luigi("RangeDaily", "--of", "DailyPipeline", "--start", str(SEED_DAY - dt.timedelta(days=1)),
+                         "--stop", str(SEED_DAY + dt.timedelta(days=1)), LOCAL)
+    assert backfill.returncode == 0, backfill.stderr[-3000:]
+    orders = json.loads(orders_path(ops).read_text())
+    gone = "USER_0186"  # one order on the date, no event: only the replaced file names it
+    assert sum(o["user_id"] == gone for o in orders) == 1
+    for record in orders:
+        if record["user_id"] in (gone, "USER_0307"):  # USER_0307 also ordered the day before
+            record.update(user_id="USER_9999", product_id="PROD_9999")
+    orders_path(ops).write_text(json.dumps(orders, indent=2))
+    assert ops.query("select count(*) from warehouse.dim_user where user_id = %s", [gone]) == [(1,)]
+
+    restated = ops.pipeline("restate", *DATE)
+    assert restated.returncode == 0, restated.stderr[-3000:] + restated.stdout[-2000:]
+
+    for table, key in (("dim_user", "user_id"), ("dim_product", "product_id")):
+        served, merged = dimension_rows(ops, table, key)
+        assert served == merged, f"{table}: Postgres {set(served) - set(merged)} / lake {set(merged) - set(served)}"
+    assert ops.query("select count(*) from warehouse.dim_user where user_id = %s", [gone]) == [(0,)]
+    assert ops.query("select count(*) from warehouse.dim_user where user_id = 'USER_9999'") == [(1,)]

@@ -16,12 +16,13 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import duckdb
 import psycopg
+import pyarrow as pa
 from psycopg import sql
 
 from pipeline import lake
 from pipeline.lake.sqlrun import quote_ident
 from pipeline.serving import binary_copy
-from pipeline.serving.facts import LakePartitionInvalid, PublishError
+from pipeline.serving.facts import FACTS, LakePartitionInvalid, PublishError
 from pipeline.serving.lake_rows import LOAD_DATE, SOURCE_TABLE, batches, lake_select, text_columns
 from pipeline.serving.publish_errors import Progress
 from pipeline.transform import merges, staging, warehouse
@@ -31,6 +32,7 @@ logger = logging.getLogger(__name__)
 RAW_SOURCES = staging.SOURCES  # audit/rejected_lines is keyed by the raw source (orders)
 STAGING_SOURCES = tuple(map(staging.staging_table, staging.SOURCES))  # audit/bad_records, reconciliation
 CATALOG_STAGING = tuple(map(staging.staging_table, staging.CATALOGS))  # filed under their snapshot's date
+LOAD_DATE_COLUMN = quote_ident(merges.LOAD_DATE)  # a partition row's own load date (replay_keys reads many dates)
 
 
 class MergeRuleMissing(PublishError):
@@ -103,17 +105,18 @@ class Feed:
     sources: tuple[str, ...] = ()  # partition keys source_table=<each>; empty = unkeyed
     lenient: bool = False  # a column the lake lacks becomes NULL (with a warning) instead of an error
     names: tuple[str, ...] = ()  # columns that name a row in error messages (default: the key)
+    replay: merges.ColumnMerge | merges.RowMerge | None = None  # a dimension merged again when a date is replaced
 
 
 def dimension(merge: merges.ColumnMerge | merges.RowMerge | merges.BuildMerge, **options: str) -> Feed:
     """The feed of a dimension merged by `merge` (pipeline.transform.merges)."""
-    how: Upsert | LatestBuild
     if isinstance(merge, merges.BuildMerge):
-        how = LatestBuild(merge.key, merge.as_of)
-    else:
-        how = Upsert((merge.key,), merge.postgres_rules(), merge.postgres_where(),
-                     every_column=isinstance(merge, merges.ColumnMerge))
-    return Feed(f"warehouse.{merge.table}", "warehouse", merge.table, how, merge.postgres_derived(), **options)
+        return Feed(f"warehouse.{merge.table}", "warehouse", merge.table, LatestBuild(merge.key, merge.as_of),
+                    merge.postgres_derived(), **options)
+    how = Upsert((merge.key,), merge.postgres_rules(), merge.postgres_where(),
+                 every_column=isinstance(merge, merges.ColumnMerge))
+    return Feed(f"warehouse.{merge.table}", "warehouse", merge.table, how, merge.postgres_derived(), replay=merge,
+                **options)
 
 
 FEEDS = (
@@ -212,3 +215,62 @@ def load_feed(conn: psycopg.Connection, duck: duckdb.DuckDBPyConnection, feed: F
     for statement in feed.merge.statements(feed.table, [c.name for c in columns], feed.stamp):
         conn.execute(statement, {"d": day})
     return rows
+
+
+def replay_keys(conn: psycopg.Connection, duck: duckdb.DuckDBPyConnection, feed: Feed, day: dt.date,
+                published: Sequence[dt.date], progress: Progress) -> int | None:
+    """Merge again, from the published dates' lake partitions, the dimension rows a replaced date named.
+
+    Postgres merges a date's contribution into the published rows (`load_feed`), and cannot take
+    one back: when a date is published again (a restatement, a forced republish) a user or product
+    only its earlier version named, or a first or last date only it gave, would stay. The keys the
+    earlier version named (those of its facts, still attached: the swap comes last) and the new one
+    names are therefore merged again from every published date's partition (`published`, the new
+    one included) by the same rules, in one DuckDB query, and replace their rows (the keys whose
+    reported columns or row came from the date count too); a key no date
+    names any more is deleted. None (and the date's merge as it is) when a published date's
+    partition is missing from the lake (a restatement of it pending): `rebuild-serving` then
+    converges. Returns the number of keys merged again.
+    """
+    merge = feed.replay
+    if merge is None:
+        return None
+    available = warehouse.partition_dates(feed.layer, feed.lake_table)  # one listing, also of an object store
+    missing = [str(d) for d in sorted(set(published) | {day}) if d not in available]
+    paths = {d: available[d] for d in sorted(set(published) | {day}) if d in available}
+    if missing:
+        logger.warning("%s of %s missing in the lake: %s rows of %s's earlier version stay as merged"
+                       " (python -m pipeline rebuild-serving converges)", feed.lake_table, ", ".join(missing),
+                       feed.table, day)
+        return None
+    progress.at(feed.table)
+    key = sql.Identifier(merge.key)
+    earlier = {row[0] for spec in FACTS for row in conn.execute(
+        sql.SQL("select distinct {k} from {t} where load_date = %s and {k} is not null").format(
+            k=key, t=sql.Identifier("warehouse", spec.parent)), [day])}
+    earlier |= {row[0] for row in conn.execute(  # and those whose latest word came from the date (a catalog's)
+        sql.SQL("select {k} from {t} where {as_of} = %s").format(
+            k=key, t=sql.Identifier(*feed.table.split(".")), as_of=sql.Identifier(merge.as_of)), [day])}
+    now = {row[0] for row in duck.execute(f"select {quote_ident(merge.key)} from read_parquet($path)",
+                                          {"path": paths[day]}).fetchall()}
+    keys = pa.table({merge.key: pa.array(sorted(earlier | now), pa.string())})
+    columns = feed_columns(conn, feed)
+    contributions = lake_select(duck, list(paths.values()), columns, merge.postgres_derived(LOAD_DATE_COLUMN),
+                                feed.lenient, f"lake {feed.layer}/{feed.lake_table}")
+    duck.register("_replay_keys", keys)
+    select = (f"with contributions as (\n{contributions}\n"
+              f"    where {quote_ident(merge.key)} in (select {quote_ident(merge.key)} from _replay_keys)\n)\n"
+              f"select * from (\n{merge.postgres_replay([c.name for c in columns])}\n)")
+    table = sql.Identifier(*feed.table.split("."))
+    conn.execute("drop table if exists _in")
+    conn.execute(sql.SQL("create temp table _in (like {} including defaults) on commit drop").format(table))
+    conn.execute(sql.SQL("create temp table _replay_keys ({} text) on commit drop").format(key))
+    binary_copy.copy_batches(conn, sql.Identifier("_replay_keys"), [c for c in columns if c.name == merge.key],
+                             keys.to_batches())
+    binary_copy.copy_batches(conn, sql.Identifier("_in"), columns, batches(duck, select, {"path": list(paths.values())}))
+    names = sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
+    conn.execute(sql.SQL("delete from {} where {} in (select {} from _replay_keys)").format(table, key, key))
+    conn.execute(sql.SQL("insert into {} ({}) select {} from _in").format(table, names, names))
+    conn.execute("drop table _replay_keys")
+    duck.unregister("_replay_keys")
+    return keys.num_rows

@@ -35,16 +35,18 @@ class LakePartitionMissing(PublishError):
 
 
 def lake_select(
-    duck: duckdb.DuckDBPyConnection, path: str, columns: Sequence[binary_copy.PgColumn], derived: Mapping[str, str],
+    duck: duckdb.DuckDBPyConnection, path: str | list[str], columns: Sequence[binary_copy.PgColumn], derived: Mapping[str, str],
     lenient: bool, what: str, row_numbers: bool = False,
 ) -> str:
-    """A DuckDB SELECT giving `columns` (cast to their Postgres types) from one partition file.
+    """A DuckDB SELECT giving `columns` (cast to their Postgres types) from one partition file (or several: a list).
 
     `derived`: column -> DuckDB expression used instead of the file's column. `lenient`: a column
     the file lacks becomes NULL (with a warning) instead of an error. row_numbers=True adds
     `_lake_row`, the row's 1-based position in the file (= its COPY line).
     """
-    present = set(duck.sql("select * from read_parquet($path, hive_partitioning = false)", params={"path": path}).columns)
+    files = ", union_by_name = true" if isinstance(path, list) else ""  # partitions of several dates: by column name
+    present = set(duck.sql(f"select * from read_parquet($path, hive_partitioning = false{files})",
+                           params={"path": path}).columns)
     parts, missing = [], []
     for col in columns:
         if col.name in derived:
@@ -63,7 +65,7 @@ def lake_select(
         logger.warning("%s lacks %s: published as NULL", what, ", ".join(missing))
     if row_numbers:
         parts.append("file_row_number + 1 as _lake_row")
-    options = ", file_row_number = true" if row_numbers else ""
+    options = files + (", file_row_number = true" if row_numbers else "")
     return f"select {', '.join(parts)} from read_parquet($path, hive_partitioning = false{options})"
 
 

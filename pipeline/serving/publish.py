@@ -13,7 +13,8 @@ in ONE transaction, so that a BI reader sees the date's old state or its new one
 3. the global publish lock: the bookkeeping below is serialised across dates, so each publish
    sees every earlier one (the heavy step 2 of different dates still runs in parallel);
 4. dimensions are merged order-independently (COPY into temp tables, then upserts by the rules of
-   `pipeline.transform.merges`; see `pipeline.serving.feeds`), the date's daily_metrics row upserted,
+   `pipeline.transform.merges`; see `pipeline.serving.feeds`; a date published again has the keys it
+   named before or names now merged anew from every published date), the date's daily_metrics row upserted,
    its audit rows (bad_records, rejected_lines, reconciliation and the quality gate's dq_failures)
    replaced, and its daily_metrics.dq_failed_count counted from those dq_failures
    (sql/gate/dq_failed_count.sql, the statement the lake's views run too);
@@ -62,7 +63,7 @@ from pipeline.serving.facts import (
     swap,
     take_preload,
 )
-from pipeline.serving.feeds import FEEDS, load_feed, unpublished_snapshots
+from pipeline.serving.feeds import FEEDS, load_feed, replay_keys, unpublished_snapshots
 from pipeline.serving.lake_rows import LakePartitionMissing, fact_path, load_fact, row_count
 from pipeline.serving.publish_errors import Progress
 from pipeline.serving.transaction import date_locked, date_transaction, failure
@@ -110,6 +111,11 @@ def published_in(conn: psycopg.Connection, days: Iterable[dt.date]) -> set[dt.da
         return set()
     rows = conn.execute("select load_date from audit.publish_log where load_date = any(%s)", [list(days)]).fetchall()
     return {row[0] for row in rows}
+
+
+def published_dates_in(conn: psycopg.Connection) -> set[dt.date]:
+    """Every date audit.publish_log has."""
+    return {row[0] for row in conn.execute("select load_date from audit.publish_log").fetchall()}
 
 
 def reconciled_in(conn: psycopg.Connection, days: Iterable[dt.date]) -> set[dt.date]:
@@ -187,7 +193,8 @@ def publish(load_date: dt.date | str, *, force: bool = False,
         migrations.ensure_schema(conn)
         try:
             with date_transaction(conn, day):
-                if unless_published and published_in(conn, [day]):
+                republishing = bool(published_in(conn, [day]))
+                if unless_published and republishing:
                     summary.update(skipped=True, preloads_dropped=len(drop_preloads(conn, day)))
                     logger.info("%s was published meanwhile by another run: nothing to do", day)
                     return summary
@@ -211,8 +218,12 @@ def publish(load_date: dt.date | str, *, force: bool = False,
                 locks.hold(conn, locks.PUBLISH_KEY)
                 carried = unpublished_snapshots(conn, day)  # under the lock: two publishes carry them once
                 summary["snapshots_carried"] = sum(map(len, carried.values()))
+                published_days = sorted(published_dates_in(conn)) if republishing else []
                 for feed in FEEDS:
                     summary[f"{feed.lake_table}_rows"] = load_feed(conn, duck, feed, day, progress, carried)
+                    if republishing and feed.replay is not None:  # what the date's earlier version alone said goes
+                        summary[f"{feed.lake_table}_keys_merged_again"] = replay_keys(
+                            conn, duck, feed, day, published_days, progress)
                 if audit_rows is not None:
                     progress.at("audit.dq_failures")
                     summary["dq_failures_rows"] = _write_dq(conn, day, audit_rows)

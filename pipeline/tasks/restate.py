@@ -20,8 +20,9 @@ Raw partitions are immutable, so a file that changes after its date was landed i
    with force: even a date that became empty is replaced); the publish marks the restatement done.
 
 The exit code is the pipeline run's ([retcode] in luigi.cfg; 0 when the date is published again).
-Dimensions are merged monotonically (first/last seen dates, the latest catalog row): a user or
-product that only the old file named stays in dim_user / dim_product.
+The dimensions follow: the users and products the date named before or names now are merged again
+from every published date (`pipeline.serving.feeds.replay_keys`), so one only the old file named
+goes from dim_user / dim_product, and first/last dates only it gave fall back to the other days'.
 """
 from __future__ import annotations
 

@@ -12,7 +12,8 @@ built or published in:
 Both are rendered here from one declaration per dimension. Postgres keeps no load_date per row; it
 keeps the load date a merge needs in an `as_of` column (dim_user.city_as_of, dim_product.valid_as_of,
 dim_product_history.valid_as_of).
-Merging is monotonic in Postgres: a user or product that only a since-replaced file named stays.
+Merging is monotonic in Postgres, so when a date is published again the keys its earlier version
+named are merged anew from every published date's partition (`postgres_replay`, one query).
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ MIN = "min"  # the smallest value over load dates, nulls ignored
 MAX = "max"  # the greatest value over load dates, nulls ignored
 LAST_REPORTED = "last reported"  # together with the other such columns, from the latest load date reporting any
 LOAD_DATE = "load_date"  # a contribution's load date (the partition key; Postgres: the merge's as_of column)
+LOAD_DATE_PARAM = "$load_date::date"  # the date being published, bound when one date's partition is read
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,10 +86,36 @@ class ColumnMerge:
     def postgres_where(self) -> str:
         return ""
 
-    def postgres_derived(self) -> dict[str, str]:
-        """Postgres columns computed from the lake row (DuckDB expressions; $load_date is bound)."""
+    def postgres_derived(self, load_date: str = LOAD_DATE_PARAM) -> dict[str, str]:
+        """Postgres columns computed from the lake row (DuckDB expressions; `load_date`: the contribution's date)."""
         reported_any = " or ".join(f"{q(column)} is not null" for column in self.reported())
-        return {self.as_of: f"case when {reported_any} then $load_date::date end"}
+        return {self.as_of: f"case when {reported_any} then {load_date} end"}
+
+    def postgres_replay(self, columns: list[str]) -> str:
+        """The Postgres rows (`columns`, in order) the merge makes of `contributions`: Postgres-shaped rows of any dates.
+
+        What publishing those dates one by one leaves in Postgres, in one query (a replaced date's keys
+        are merged again from the published dates, see `pipeline.serving.feeds.replay_keys`).
+        """
+        rules, c = dict(self.rules), "contributions."
+        reported = self.reported()
+        merged, final = [f"{c}{q(self.key)}"], []
+        for column in columns:
+            rule = rules.get(column)
+            if column == self.as_of:
+                merged.append(f"max({c}{q(column)}) as {q(column)}")  # the as_of rule: greatest
+            elif rule in (MIN, MAX):
+                merged.append(f"{rule}({c}{q(column)}) as {q(column)}")
+            elif column != self.key and rule != LAST_REPORTED:
+                raise ValueError(f"{self.table}.{column} has no merge rule")
+            final.append(f"merged._reported.{q(column)} as {q(column)}" if rule == LAST_REPORTED
+                         else f"merged.{q(column)}")
+        if reported:  # together, from the latest date that reported any (the as_of column is set then)
+            fields = ", ".join(f"{q(column)} := {c}{q(column)}" for column in reported)
+            merged.append(f"arg_max(struct_pack({fields}), {c}{q(self.as_of)})"
+                          f" filter (where {c}{q(self.as_of)} is not null) as _reported")
+        return (f"with merged as (\n    select {', '.join(merged)}\n    from contributions\n"
+                f"    group by {c}{q(self.key)}\n)\n\nselect {', '.join(final)} from merged")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,8 +153,16 @@ class RowMerge:
             old.append(f"t.{name}" if better_is_smaller else f"excluded.{name}")
         return f"({', '.join(new)}) <= ({', '.join(old)})"  # row comparison: lexicographic
 
-    def postgres_derived(self) -> dict[str, str]:
-        return {self.as_of: "$load_date::date"}
+    def postgres_derived(self, load_date: str = LOAD_DATE_PARAM) -> dict[str, str]:
+        return {self.as_of: load_date}
+
+    def postgres_replay(self, columns: list[str]) -> str:
+        """The Postgres rows (`columns`, in order) the merge makes of `contributions` (see ColumnMerge.postgres_replay)."""
+        order = ", ".join(f"contributions.{q(self.as_of if column == LOAD_DATE else column)} {direction}"
+                          for column, direction in self.rank)
+        return (f"select {', '.join(f'contributions.{q(column)}' for column in columns)}\n"
+                f"from contributions\nqualify row_number() over (\n"
+                f"    partition by contributions.{q(self.key)} order by {order}\n) = 1")
 
 
 @dataclasses.dataclass(frozen=True)
