@@ -223,43 +223,44 @@ def replay_keys(conn: psycopg.Connection, duck: duckdb.DuckDBPyConnection, feed:
 
     Postgres merges a date's contribution into the published rows (`load_feed`), and cannot take
     one back: when a date is published again (a restatement, a forced republish) a user or product
-    only its earlier version named, or a first or last date only it gave, would stay. The keys the
-    earlier version named (those of its facts, still attached: the swap comes last) and the new one
-    names are therefore merged again from every published date's partition (`published`, the new
-    one included) by the same rules, in one DuckDB query, and replace their rows (the keys whose
-    reported columns or row came from the date count too); a key no date
-    names any more is deleted. None (and the date's merge as it is) when a published date's
-    partition is missing from the lake (a restatement of it pending): `rebuild-serving` then
-    converges. Returns the number of keys merged again.
+    only its earlier version named, or a first or last date only it gave, would stay. So the keys
+    the earlier version named (those its facts name, still attached since the swap comes last, and
+    those whose latest word came from the date) and the new one names are merged again from every
+    published date's partition (`published`, the new one included) by the same rules, in one DuckDB
+    query, and replace their rows; a key no date names any more is deleted. Returns the number of
+    keys merged again; None, leaving the date's merge as it is, when a published date's partition is
+    missing from the lake (its restatement pending): `rebuild-serving` then converges.
     """
     merge = feed.replay
     if merge is None:
         return None
     available = warehouse.partition_dates(feed.layer, feed.lake_table)  # one listing, also of an object store
-    missing = [str(d) for d in sorted(set(published) | {day}) if d not in available]
-    paths = {d: available[d] for d in sorted(set(published) | {day}) if d in available}
+    wanted = sorted(set(published) | {day})
+    missing = [str(d) for d in wanted if d not in available]
     if missing:
         logger.warning("%s of %s missing in the lake: %s rows of %s's earlier version stay as merged"
                        " (python -m pipeline rebuild-serving converges)", feed.lake_table, ", ".join(missing),
                        feed.table, day)
         return None
+    paths = [available[d] for d in wanted]
     progress.at(feed.table)
     key = sql.Identifier(merge.key)
     earlier = {row[0] for spec in FACTS for row in conn.execute(
         sql.SQL("select distinct {k} from {t} where load_date = %s and {k} is not null").format(
             k=key, t=sql.Identifier("warehouse", spec.parent)), [day])}
-    earlier |= {row[0] for row in conn.execute(  # and those whose latest word came from the date (a catalog's)
+    earlier |= {row[0] for row in conn.execute(  # whose latest word came from the date (a catalog's)
         sql.SQL("select {k} from {t} where {as_of} = %s").format(
             k=key, t=sql.Identifier(*feed.table.split(".")), as_of=sql.Identifier(merge.as_of)), [day])}
     now = {row[0] for row in duck.execute(f"select {quote_ident(merge.key)} from read_parquet($path)",
-                                          {"path": paths[day]}).fetchall()}
+                                          {"path": available[day]}).fetchall()}
     keys = pa.table({merge.key: pa.array(sorted(earlier | now), pa.string())})
     columns = feed_columns(conn, feed)
-    contributions = lake_select(duck, list(paths.values()), columns, merge.postgres_derived(LOAD_DATE_COLUMN),
-                                feed.lenient, f"lake {feed.layer}/{feed.lake_table}")
+    every = lake_select(duck, paths, columns, merge.postgres_derived(LOAD_DATE_COLUMN), feed.lenient,
+                        f"lake {feed.layer}/{feed.lake_table}")
     duck.register("_replay_keys", keys)
-    select = (f"with contributions as (\n{contributions}\n"
-              f"    where {quote_ident(merge.key)} in (select {quote_ident(merge.key)} from _replay_keys)\n)\n"
+    named = quote_ident(merge.key)
+    select = (f"with contributions as (\n    select * from ({every})\n"
+              f"    where {named} in (select {named} from _replay_keys)\n)\n"
               f"select * from (\n{merge.postgres_replay([c.name for c in columns])}\n)")
     table = sql.Identifier(*feed.table.split("."))
     conn.execute("drop table if exists _in")
@@ -267,7 +268,7 @@ def replay_keys(conn: psycopg.Connection, duck: duckdb.DuckDBPyConnection, feed:
     conn.execute(sql.SQL("create temp table _replay_keys ({} text) on commit drop").format(key))
     binary_copy.copy_batches(conn, sql.Identifier("_replay_keys"), [c for c in columns if c.name == merge.key],
                              keys.to_batches())
-    binary_copy.copy_batches(conn, sql.Identifier("_in"), columns, batches(duck, select, {"path": list(paths.values())}))
+    binary_copy.copy_batches(conn, sql.Identifier("_in"), columns, batches(duck, select, {"path": paths}))
     names = sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
     conn.execute(sql.SQL("delete from {} where {} in (select {} from _replay_keys)").format(table, key, key))
     conn.execute(sql.SQL("insert into {} ({}) select {} from _in").format(table, names, names))

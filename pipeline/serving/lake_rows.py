@@ -35,8 +35,8 @@ class LakePartitionMissing(PublishError):
 
 
 def lake_select(
-    duck: duckdb.DuckDBPyConnection, path: str | list[str], columns: Sequence[binary_copy.PgColumn], derived: Mapping[str, str],
-    lenient: bool, what: str, row_numbers: bool = False,
+    duck: duckdb.DuckDBPyConnection, path: str | list[str], columns: Sequence[binary_copy.PgColumn],
+    derived: Mapping[str, str], lenient: bool, what: str, row_numbers: bool = False,
 ) -> str:
     """A DuckDB SELECT giving `columns` (cast to their Postgres types) from one partition file (or several: a list).
 
