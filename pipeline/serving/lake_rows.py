@@ -23,10 +23,11 @@ from pipeline.serving import binary_copy
 from pipeline.serving.facts import FACTS, FactSpec, LakePartitionInvalid, PublishError, load_stage
 from pipeline.serving.publish_errors import Progress
 from pipeline.serving.settings import publish as publish_settings
+from pipeline.transform import merges
 
 logger = logging.getLogger(__name__)
 
-LOAD_DATE = "$load_date::date"  # a derived column: the date being published
+LOAD_DATE = merges.LOAD_DATE_PARAM  # a derived column: the date being published
 SOURCE_TABLE = "$source_table"  # a derived column: the source_table=<key> of the partition
 
 
