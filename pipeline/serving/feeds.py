@@ -222,7 +222,7 @@ def replay_keys(conn: psycopg.Connection, duck: duckdb.DuckDBPyConnection, feed:
     """Merge again, from the published dates' lake partitions, the dimension rows a replaced date named.
 
     Postgres merges a date's contribution into the published rows (`load_feed`), and cannot take
-    one back: when a date is published again (a restatement, a forced republish) a user or product
+    one back: when a date is published again (a restatement, a forced republish) a user, product or day
     only its earlier version named, or a first or last date only it gave, would stay. So the keys
     the earlier version named (those its facts name, still attached since the swap comes last, and
     those whose latest word came from the date) and the new one names are merged again from every
