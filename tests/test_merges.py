@@ -1,4 +1,4 @@
-"""dim_user, dim_product and dim_product_history merge by one declaration (pipeline.transform.merges) in both engines.
+"""The dimensions merge by one declaration (pipeline.transform.merges) in both engines.
 
 The lake's current views (DuckDB, every partition at once) and the Postgres publish (one date at a
 time, in any order) are rendered from the same rules, so they hold the same rows.

@@ -137,7 +137,13 @@ def dimension_rows(ops: Ops, table: str, key: str) -> tuple[list[tuple], list[tu
 
 @pytest.mark.slow
 def test_a_restated_date_leaves_the_dimensions_as_the_lake_merges_them(ops: Ops) -> None:
-    """Users and products only the replaced file named go; dates only it gave fall back to the other days'."""
+    """Users, products and calendar days only the replaced file named go; dates only it gave fall back to the others'."""
+    orders = json.loads(orders_path(ops).read_text())
+    late = next(o for o in orders if o["user_id"] == "USER_0186")
+    late_day = SEED_DAY - dt.timedelta(days=14)  # a late order: no other file names its day
+    late["timestamp"] = late["timestamp"].replace(str(SEED_DAY), str(late_day))
+    assert late["timestamp"].startswith(str(late_day))
+    orders_path(ops).write_text(json.dumps(orders, indent=2))
     backfill = ops.luigi("RangeDaily", "--of", "DailyPipeline", "--start", str(SEED_DAY - dt.timedelta(days=1)),
                          "--stop", str(SEED_DAY + dt.timedelta(days=1)), LOCAL)
     assert backfill.returncode == 0, backfill.stderr[-3000:]
@@ -145,16 +151,20 @@ def test_a_restated_date_leaves_the_dimensions_as_the_lake_merges_them(ops: Ops)
     gone = "USER_0186"  # one order on the date, no event: only the replaced file names it
     assert sum(o["user_id"] == gone for o in orders) == 1
     for record in orders:
+        if record["user_id"] == gone:  # its day corrected: not late after all
+            record["timestamp"] = record["timestamp"].replace(str(late_day), str(SEED_DAY))
         if record["user_id"] in (gone, "USER_0307"):  # USER_0307 also ordered the day before
             record.update(user_id="USER_9999", product_id="PROD_9999")
     orders_path(ops).write_text(json.dumps(orders, indent=2))
     assert ops.query("select count(*) from warehouse.dim_user where user_id = %s", [gone]) == [(1,)]
+    assert ops.query("select count(*) from warehouse.dim_date where full_date = %s", [late_day]) == [(1,)]
 
     restated = ops.pipeline("restate", *DATE)
     assert restated.returncode == 0, restated.stderr[-3000:] + restated.stdout[-2000:]
 
-    for table, key in (("dim_user", "user_id"), ("dim_product", "product_id")):
+    for table, key in (("dim_user", "user_id"), ("dim_product", "product_id"), ("dim_date", "date_id")):
         served, merged = dimension_rows(ops, table, key)
         assert served == merged, f"{table}: Postgres {set(served) - set(merged)} / lake {set(merged) - set(served)}"
     assert ops.query("select count(*) from warehouse.dim_user where user_id = %s", [gone]) == [(0,)]
+    assert ops.query("select count(*) from warehouse.dim_date where full_date = %s", [late_day]) == [(0,)]
     assert ops.query("select count(*) from warehouse.dim_user where user_id = 'USER_9999'") == [(1,)]

@@ -16,7 +16,6 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import duckdb
 import psycopg
-import pyarrow as pa
 from psycopg import sql
 
 from pipeline import lake
@@ -105,10 +104,11 @@ class Feed:
     sources: tuple[str, ...] = ()  # partition keys source_table=<each>; empty = unkeyed
     lenient: bool = False  # a column the lake lacks becomes NULL (with a warning) instead of an error
     names: tuple[str, ...] = ()  # columns that name a row in error messages (default: the key)
-    replay: merges.ColumnMerge | merges.RowMerge | None = None  # a dimension merged again when a date is replaced
+    replay: merges.KeyMerge | merges.ColumnMerge | merges.RowMerge | None = None  # merged again when a date is replaced
 
 
-def dimension(merge: merges.ColumnMerge | merges.RowMerge | merges.BuildMerge, **options: str) -> Feed:
+def dimension(merge: merges.KeyMerge | merges.ColumnMerge | merges.RowMerge | merges.BuildMerge,
+              **options: str) -> Feed:
     """The feed of a dimension merged by `merge` (pipeline.transform.merges)."""
     if isinstance(merge, merges.BuildMerge):
         return Feed(f"warehouse.{merge.table}", "warehouse", merge.table, LatestBuild(merge.key, merge.as_of),
@@ -120,7 +120,7 @@ def dimension(merge: merges.ColumnMerge | merges.RowMerge | merges.BuildMerge, *
 
 
 FEEDS = (
-    Feed("warehouse.dim_date", "warehouse", "dim_date", Upsert(("date_id",))),
+    dimension(merges.DIM_DATE),
     dimension(merges.DIM_USER, stamp="updated_at"),
     dimension(merges.DIM_PRODUCT),
     dimension(merges.DIM_PRODUCT_HISTORY),
@@ -222,7 +222,7 @@ def replay_keys(conn: psycopg.Connection, duck: duckdb.DuckDBPyConnection, feed:
     """Merge again, from the published dates' lake partitions, the dimension rows a replaced date named.
 
     Postgres merges a date's contribution into the published rows (`load_feed`), and cannot take
-    one back: when a date is published again (a restatement, a forced republish) a user or product
+    one back: when a date is published again (a restatement, a forced republish) a user, product or day
     only its earlier version named, or a first or last date only it gave, would stay. So the keys
     the earlier version named (those its facts name, still attached since the swap comes last, and
     those whose latest word came from the date) and the new one names are merged again from every
@@ -248,26 +248,28 @@ def replay_keys(conn: psycopg.Connection, duck: duckdb.DuckDBPyConnection, feed:
     earlier = {row[0] for spec in FACTS for row in conn.execute(
         sql.SQL("select distinct {k} from {t} where load_date = %s and {k} is not null").format(
             k=key, t=sql.Identifier("warehouse", spec.parent)), [day])}
-    earlier |= {row[0] for row in conn.execute(  # whose latest word came from the date (a catalog's)
-        sql.SQL("select {k} from {t} where {as_of} = %s").format(
+    if merge.as_of is not None:  # whose latest word came from the date (a catalog's)
+        earlier |= {row[0] for row in conn.execute(sql.SQL("select {k} from {t} where {as_of} = %s").format(
             k=key, t=sql.Identifier(*feed.table.split(".")), as_of=sql.Identifier(merge.as_of)), [day])}
     now = {row[0] for row in duck.execute(f"select {quote_ident(merge.key)} from read_parquet($path)",
                                           {"path": available[day]}).fetchall()}
-    keys = pa.table({merge.key: pa.array(sorted(earlier | now), pa.string())})
     columns = feed_columns(conn, feed)
+    key_column = next(c for c in columns if c.name == merge.key)
+    named = quote_ident(merge.key)
+    keys = duck.execute(f"select unnest($keys::{key_column.duckdb_type}[]) as {named}",
+                        {"keys": sorted(earlier | now)}).to_arrow_table()
     every = lake_select(duck, paths, columns, merge.postgres_derived(LOAD_DATE_COLUMN), feed.lenient,
                         f"lake {feed.layer}/{feed.lake_table}")
     duck.register("_replay_keys", keys)
-    named = quote_ident(merge.key)
     select = (f"with contributions as (\n    select * from ({every})\n"
               f"    where {named} in (select {named} from _replay_keys)\n)\n"
               f"select * from (\n{merge.postgres_replay([c.name for c in columns])}\n)")
     table = sql.Identifier(*feed.table.split("."))
     conn.execute("drop table if exists _in")
     conn.execute(sql.SQL("create temp table _in (like {} including defaults) on commit drop").format(table))
-    conn.execute(sql.SQL("create temp table _replay_keys ({} text) on commit drop").format(key))
-    binary_copy.copy_batches(conn, sql.Identifier("_replay_keys"), [c for c in columns if c.name == merge.key],
-                             keys.to_batches())
+    conn.execute(sql.SQL("create temp table _replay_keys on commit drop as select {} from {} with no data").format(
+        key, table))
+    binary_copy.copy_batches(conn, sql.Identifier("_replay_keys"), [key_column], keys.to_batches())
     binary_copy.copy_batches(conn, sql.Identifier("_in"), columns, batches(duck, select, {"path": paths}))
     names = sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
     conn.execute(sql.SQL("delete from {} where {} in (select {} from _replay_keys)").format(table, key, key))

@@ -11,13 +11,14 @@ built or published in:
 
 Both are rendered here from one declaration per dimension. Postgres keeps no load_date per row; it
 keeps the load date a merge needs in an `as_of` column (dim_user.city_as_of, dim_product.valid_as_of,
-dim_product_history.valid_as_of).
+dim_product_history.valid_as_of); dim_date's rows are the same in every partition and need none.
 Merging is monotonic in Postgres, so when a date is published again the keys its earlier version
 named are merged anew from every published date's partition (`postgres_replay`, one query).
 """
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 from pipeline.lake.sqlrun import quote_ident as q
 
@@ -129,16 +130,7 @@ class RowMerge:
     about: str
 
     def lake_view(self) -> str:
-        order = ", ".join(f"all_versions.{q(column) if column != LOAD_DATE else LOAD_DATE} {direction}"
-                          for column, direction in self.rank)
-        return (
-            f"-- {self.table} (current): {self.about}\n"
-            f"-- Rendered from pipeline.transform.merges (the Postgres publish merges by the same rule).\n"
-            f"with all_versions as (\n    select * from {q(self.table + '_all')}\n),\n\n"
-            f"final as (\n    select *\n    from all_versions\n    qualify row_number() over (\n"
-            f"        partition by all_versions.{q(self.key)}\n        order by {order}\n    ) = 1\n)\n\n"
-            "select * from final\n"
-        )
+        return _best_row_view(self.table, self.key, self.rank, self.about)
 
     def postgres_rules(self) -> dict[str, str]:
         return {}  # the whole row: every column takes the date's value, when `postgres_where` lets it
@@ -166,6 +158,51 @@ class RowMerge:
 
 
 @dataclasses.dataclass(frozen=True)
+class KeyMerge:
+    """A dimension whose row is a function of its key (a calendar day): only which keys exist merges.
+
+    Every partition that names a key holds the same row for it, so the lake keeps the latest and
+    Postgres the one published last; a key stays while a published date names it.
+    """
+
+    table: str
+    key: str
+    about: str
+    as_of: ClassVar[None] = None  # Postgres keeps no load date per row: equal rows need none
+
+    def lake_view(self) -> str:
+        return _best_row_view(self.table, self.key, ((LOAD_DATE, "desc"),), self.about)
+
+    def postgres_rules(self) -> dict[str, str]:
+        return {}
+
+    def postgres_where(self) -> str:
+        return ""
+
+    def postgres_derived(self, load_date: str = LOAD_DATE_PARAM) -> dict[str, str]:
+        return {}
+
+    def postgres_replay(self, columns: list[str]) -> str:
+        """The Postgres rows (`columns`, in order) of the keys `contributions` names: any one row of each."""
+        return (f"select {', '.join(f'contributions.{q(column)}' for column in columns)}\n"
+                f"from contributions\nqualify row_number() over (partition by contributions.{q(self.key)}) = 1")
+
+
+def _best_row_view(table: str, key: str, rank: tuple[tuple[str, str], ...], about: str) -> str:
+    """A current view keeping each key's best-ranked row over `<table>_all` (LOAD_DATE: the partition's date)."""
+    order = ", ".join(f"all_versions.{q(column) if column != LOAD_DATE else LOAD_DATE} {direction}"
+                      for column, direction in rank)
+    return (
+        f"-- {table} (current): {about}\n"
+        f"-- Rendered from pipeline.transform.merges (the Postgres publish merges by the same rule).\n"
+        f"with all_versions as (\n    select * from {q(table + '_all')}\n),\n\n"
+        f"final as (\n    select *\n    from all_versions\n    qualify row_number() over (\n"
+        f"        partition by all_versions.{q(key)}\n        order by {order}\n    ) = 1\n)\n\n"
+        "select * from final\n"
+    )
+
+
+@dataclasses.dataclass(frozen=True)
 class BuildMerge:
     """A small table each load date rebuilds whole: the build of the greatest load date is the table."""
 
@@ -188,6 +225,11 @@ class BuildMerge:
         return {self.as_of: "$load_date::date"}
 
 
+DIM_DATE = KeyMerge(
+    table="dim_date", key="date_id",
+    about="one row per calendar date any load date referred to (the attributes are the\n"
+          "-- same in every partition; the latest is kept).",
+)
 DIM_USER = ColumnMerge(
     table="dim_user", key="user_id",
     rules=(("first_seen_date", MIN), ("first_order_date", MIN), ("last_seen_date", MAX),
@@ -209,5 +251,5 @@ DIM_PRODUCT_HISTORY = BuildMerge(
     about="the SCD2 history as of the latest load date (each partition holds the\n"
           "-- whole history rebuilt from every snapshot up to its date). Grain: one row per product version.",
 )
-MERGES: dict[str, ColumnMerge | RowMerge | BuildMerge] = {
-    merge.table: merge for merge in (DIM_USER, DIM_PRODUCT, DIM_PRODUCT_HISTORY)}
+MERGES: dict[str, KeyMerge | ColumnMerge | RowMerge | BuildMerge] = {
+    merge.table: merge for merge in (DIM_DATE, DIM_USER, DIM_PRODUCT, DIM_PRODUCT_HISTORY)}

@@ -7,8 +7,8 @@ rows. Models run in TABLES order: facts first, then the dimensions that read D's
 What a model reads is stated once, in its SQL (`inputs`); LAKE_INPUTS says where each relation is.
 
 Every partition keeps what its load date said; users read the *current views* (see `current_view_sql`
-/ `create_current_views`: `sql/warehouse/views/<table>.sql`, and for dim_user, dim_product and
-dim_product_history rendered from `pipeline.transform.merges`, whose rules the Postgres publish
+/ `create_current_views`: `sql/warehouse/views/<table>.sql`, and for dim_date, dim_user, dim_product
+and dim_product_history rendered from `pipeline.transform.merges`, whose rules the Postgres publish
 merges by too), which combine all partitions so that the result does not depend on the order dates
 were processed in:
 - fact_orders: the latest load_date of an order_id wins (a later file restates the order);
@@ -16,7 +16,7 @@ were processed in:
 - dim_user: contributions merged (min first dates, max last date, latest known city/country);
 - dim_product: the latest catalog version, inferred members only for never-catalogued products;
 - dim_product_history: the latest partition (each holds the whole SCD2 history up to its date);
-- dim_date, daily_metrics: one row per date.
+- dim_date (any partition's row of a date: they are equal), daily_metrics: one row per date.
 """
 from __future__ import annotations
 
