@@ -256,8 +256,8 @@ def replay_keys(conn: psycopg.Connection, duck: duckdb.DuckDBPyConnection, feed:
     columns = feed_columns(conn, feed)
     key_column = next(c for c in columns if c.name == merge.key)
     named = quote_ident(merge.key)
-    keys = duck.execute(f"select unnest($keys::{key_column.duckdb_type}[]) as {named}",
-                        {"keys": sorted(earlier | now)}).to_arrow_table()
+    keys = duck.sql(f"select unnest($keys::{key_column.duckdb_type}[]) as {named}",
+                    params={"keys": sorted(earlier | now)}).to_arrow_table()
     every = lake_select(duck, paths, columns, merge.postgres_derived(LOAD_DATE_COLUMN), feed.lenient,
                         f"lake {feed.layer}/{feed.lake_table}")
     duck.register("_replay_keys", keys)
