@@ -128,6 +128,40 @@ def test_a_date_published_again_with_other_contributions_leaves_what_the_lake_me
     assert _postgres(fresh_db.dsn) == _lake()
 
 
+def _calendar(day: dt.date, load_date: dt.date) -> dict:
+    """A dim_date lake row of `day` (what sql/warehouse/dim_date.sql computes), contributed by `load_date`."""
+    return {"date_id": int(day.strftime("%Y%m%d")), "full_date": day, "year": day.year,
+            "quarter": (day.month - 1) // 3 + 1, "month": day.month, "month_name": day.strftime("%B"),
+            "day_of_month": day.day, "day_of_week": day.isoweekday(), "day_name": day.strftime("%A"),
+            "week_of_year": day.isocalendar().week, "is_weekend": day.isoweekday() >= 6, "load_date": load_date}
+
+
+def test_a_day_only_a_replaced_date_named_leaves_dim_date(fresh_db, serving_lake) -> None:
+    """dim_date keeps a calendar day while a published date names it (KeyMerge), whatever was published before."""
+    late, shared = DAYS[0] - dt.timedelta(days=10), DAYS[0]
+    for day in DAYS:
+        write_facts(day, [order(f"O{day.day}", day)], [event(f"E{day.day}", day)])
+        write_rows("warehouse", "dim_date", day, [_calendar(day, day)])
+    replaced = DAYS[2]  # its first version has a late order of `late` and one of a day DAYS[0] names too
+    write_facts(replaced, [order("L1", late, load_date=replaced), order("L2", shared, load_date=replaced)],
+                [event("E", replaced)])
+    write_rows("warehouse", "dim_date", replaced, [_calendar(d, replaced) for d in (late, shared, replaced)])
+    for day in DAYS:
+        publish.publish(day)
+    write_facts(replaced, [order("O", replaced)], [event("E", replaced)])
+    write_rows("warehouse", "dim_date", replaced, [_calendar(replaced, replaced)])
+    publish.publish(replaced)
+
+    columns = ", ".join(c for c in _calendar(late, late) if c != "load_date")
+    with sqlrun.connect() as con:
+        warehouse.create_current_views(con)
+        lake_days = sorted(con.execute(f"select {columns} from dim_date").fetchall())
+    with psycopg.connect(fresh_db.dsn) as conn:
+        served = sorted(conn.execute(f"select {columns} from warehouse.dim_date").fetchall())
+    assert served == lake_days
+    assert [row[1] for row in served] == DAYS  # `late` went; `shared` stays, DAYS[0] names it
+
+
 def test_a_serving_column_without_a_merge_rule_is_refused(fresh_db, serving_lake) -> None:
     """A column added to dim_user must get a rule; it is not silently overwritten (or dropped) by a publish."""
     _write(DAYS[0], [{"user_id": "U1", "first_seen_date": DAYS[0], "first_order_date": None,
