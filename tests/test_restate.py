@@ -8,11 +8,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from pipeline.lake import views
+from tests.support.dummyjson_server import DummyJsonServer
 from tests.support.ops import SEED_DAY, Ops
 
 DATE = ["--date", str(SEED_DAY)]
@@ -168,3 +171,68 @@ def test_a_restated_date_leaves_the_dimensions_as_the_lake_merges_them(ops: Ops)
     assert ops.query("select count(*) from warehouse.dim_user where user_id = %s", [gone]) == [(0,)]
     assert ops.query("select count(*) from warehouse.dim_date where full_date = %s", [late_day]) == [(0,)]
     assert ops.query("select count(*) from warehouse.dim_user where user_id = 'USER_9999'") == [(1,)]
+
+
+@pytest.mark.slow
+def test_a_corrected_catalog_snapshot_is_restated_with_the_dates_it_feeds(ops: Ops) -> None:
+    """products_S.json corrected after S and a later date were published: refused, then restated for both."""
+    later = [SEED_DAY + dt.timedelta(days=n) for n in (1, 2)]  # the seed day's files again: late rows, repeated ids
+    for day in later:
+        for source, name in (("orders", "orders.json"), ("events", "events.csv")):
+            (ops.incoming / source / str(day)).mkdir(parents=True)
+            shutil.copy(ops.incoming / source / str(SEED_DAY) / name, ops.incoming / source / str(day) / name)
+    backfill = ops.luigi("RangeDaily", "--of", "DailyPipeline", "--start", str(SEED_DAY - dt.timedelta(days=1)),
+                         "--stop", str(later[0] + dt.timedelta(days=1)), LOCAL)
+    assert backfill.returncode == 0, backfill.stderr[-3000:]
+    snapshot = ops.incoming / "products" / f"products_{SEED_DAY}.json"
+    products = json.loads(snapshot.read_text())
+    (corrected,) = [p for p in products if p["product_id"] == "PROD_0003"]  # ordered on the seed day
+    assert corrected["category"] != "Garden"
+    corrected.update(category="Garden", current_price=9.99)
+    snapshot.write_text(json.dumps(products, indent=2))
+
+    refused = ops.luigi("DailyPipeline", "--date", str(later[1]), LOCAL)  # the next date the snapshot covers
+    assert refused.returncode == 30, refused.stderr[-3000:]
+    assert f"python -m pipeline restate --catalog products --date {SEED_DAY}" in refused.stderr
+
+    restated = ops.pipeline("restate", "--catalog", "products", "--date", str(SEED_DAY))
+    assert restated.returncode == 0, restated.stderr[-3000:] + restated.stdout[-2000:]
+    fed = [SEED_DAY, *later]  # the refused run built the last date's partitions: they go with the old catalog
+    assert f"the dates it feeds: {', '.join(map(str, fed))}" in restated.stdout, restated.stdout[-2000:]
+    assert ops.query("select category, current_price from warehouse.dim_product where product_id = 'PROD_0003'") \
+        == [("Garden", Decimal("9.99"))]
+    served, merged = dimension_rows(ops, "dim_product", "product_id")
+    assert served == merged
+    assert ops.query("select count(*) > 0 from marts.category_sales_daily_as_ordered where category = 'Garden'"
+                     " and order_date >= %s", [SEED_DAY]) == [(True,)]
+    for day in fed:
+        record = json.loads((ops.lake / "audit" / "restatements" / f"load_date={day}" / "restatement.json").read_text())
+        assert (record["status"], record["sources"]) == ("published", ["products"]), day
+        assert "products_2025-12-15.json changed since it was landed" in record["reasons"]["products"]
+    archived = ops.lake / "_archive" / "restated" / f"load_date={SEED_DAY}"
+    (old,) = archived.glob("restated_at=*/raw/products/_manifest.json")
+    assert json.loads(old.read_text())["rows"] == len(products)
+    assert ops.query("select count(*) from audit.pipeline_runs where task like 'Publish_2025_12_14%%'") == [(1,)], \
+        "the date before the snapshot is not touched"
+
+    assert ops.luigi("DailyPipeline", "--date", str(later[1]), LOCAL).returncode == 0
+    again = ops.pipeline("restate", "--catalog", "products", "--date", str(SEED_DAY))
+    assert again.returncode == 0 and "nothing to restate for the products snapshot of 2025-12-15" in again.stdout
+    never = ops.pipeline("restate", "--catalog", "users", "--date", str(SEED_DAY))
+    assert never.returncode == 2 and "no users snapshot of 2025-12-15 was landed" in never.stderr, never.stderr
+
+
+@pytest.mark.slow
+def test_a_catalog_snapshot_from_the_api_is_fetched_again(ops: Ops) -> None:
+    with DummyJsonServer() as server:
+        ops.extra_env["ECOMM_PRODUCTS_URL"] = server.url
+        first = ops.luigi("DailyPipeline", *DATE, LOCAL)  # the seed day is a Monday: its own snapshot
+        assert first.returncode == 0, first.stderr[-3000:]
+        fetched = sum(path.startswith("/products?") for path in server.requests)
+        restated = ops.pipeline("restate", "--catalog", "products", *DATE)
+        assert restated.returncode == 0, restated.stderr[-3000:] + restated.stdout[-2000:]
+        assert sum(path.startswith("/products?") for path in server.requests) == 2 * fetched
+    record = json.loads((ops.lake / "audit" / "restatements" / f"load_date={SEED_DAY}" / "restatement.json").read_text())
+    assert (record["status"], record["reasons"]) == (
+        "published", {"products": f"the products snapshot of {SEED_DAY} is fetched again from {server.url}"})
+    assert published(ops) == (20, 60, 1)

@@ -127,7 +127,7 @@ def read_manifest(table: str, load_date: dt.date) -> dict[str, Any] | None:
         return None
 
 
-def _file_drift(manifest: dict[str, Any], path: str) -> str | None:
+def file_drift(manifest: dict[str, Any], path: str) -> str | None:
     """Why the file at `path` is not the one the manifest landed (None: it is); sha256 only if size or mtime differ."""
     landed = manifest.get("source_file", "")
     if os.path.basename(path) != os.path.basename(landed):
@@ -151,7 +151,7 @@ def source_unchanged(manifest: dict[str, Any]) -> bool:
         return True  # API snapshots have no file to compare
     if not os.path.exists(path):
         return True  # an archived or moved source does not invalidate what was landed
-    return _file_drift(manifest, path) is None
+    return file_drift(manifest, path) is None
 
 
 def source_drift(source: str, load_date: dt.date) -> str | None:
@@ -169,7 +169,7 @@ def source_drift(source: str, load_date: dt.date) -> str | None:
         return None
     except SourceFileInvalid as err:  # extra files, a link, an unreadable compression
         return str(err).removesuffix("; nothing was landed")
-    return _file_drift(manifest, found.path)
+    return file_drift(manifest, found.path)
 
 
 def changed_sources(load_date: dt.date) -> dict[str, str]:
@@ -196,15 +196,28 @@ def _write_manifest(table: str, load_date: dt.date, manifest: dict[str, Any]) ->
     lake.write_atomic(manifest_path(table, load_date), json.dumps(manifest, indent=2, sort_keys=True).encode())
 
 
+def changed_catalogs(load_date: dt.date) -> dict[str, str]:
+    """The catalog snapshots covering the date whose files changed since they were landed: kind -> what to do."""
+    found = {}
+    for kind in CATALOGS:
+        snapshot = covering_snapshot(kind, load_date)
+        manifest = read_manifest(kind, snapshot) if snapshot is not None else None
+        if manifest is not None and not source_unchanged(manifest):
+            found[kind] = changed_catalog_message(kind, snapshot, manifest["source_file"])
+    return found
+
+
+def changed_catalog_message(kind: str, snapshot: dt.date, path: str) -> str:
+    """The one message for a changed catalog snapshot file: what changed and how to land it on purpose."""
+    return (f"{path} changed since raw/{kind} for {snapshot} was landed; raw partitions are immutable. To land it"
+            f" again on purpose, with the dates it feeds, run `python -m pipeline restate --catalog {kind} --date"
+            f" {snapshot}`; to keep what was landed, put the original file back.")
+
+
 def _refuse_changed_catalog(kind: str, day: dt.date, source: str) -> None:
     manifest = read_manifest(kind, day)
     if manifest is not None and not source_unchanged(manifest):
-        raise SourceChanged(
-            f"{source} changed since raw/{kind} for {day} was landed "
-            f"(sha256 was {manifest['sha256'][:12]}...). Raw partitions are immutable; to re-land on "
-            f"purpose, remove {lake.partition_dir('raw', kind, day)} (and the staging and warehouse "
-            f"partitions of every date it covers) and run those dates again."
-        )
+        raise SourceChanged(changed_catalog_message(kind, day, source))
 
 
 def _source(source: str, load_date: dt.date) -> SourceFile:
@@ -212,7 +225,7 @@ def _source(source: str, load_date: dt.date) -> SourceFile:
     incoming.require_ready(source, load_date)
     found = incoming.find(source, load_date)
     manifest = read_manifest(source, load_date)
-    reason = _file_drift(manifest, found.path) if manifest is not None else None
+    reason = file_drift(manifest, found.path) if manifest is not None else None
     if reason:
         raise SourceChanged(changed_message(source, load_date, reason))
     return found

@@ -61,29 +61,31 @@ class PreloadTask(PipelineTask):
 class SourcesUnchanged(PipelineTask):
     """The date's landed incoming files are still the ones in the data folder (no output: checked each run).
 
-    A requirement of the publish: complete while no landed daily source changed (cheap: a manifest
-    read and a stat per source); otherwise it fails at once with SourceChanged and what to do, so a
-    corrected or completed file is never ignored, before publish or after it. Not retried.
+    A requirement of the publish: complete while no landed daily source changed, nor the file of a
+    catalog snapshot covering the date (cheap: a manifest read and a stat per source); otherwise it
+    fails at once with SourceChanged and what to do, so a corrected or completed file is never
+    ignored, before publish or after it. Not retried.
     """
 
     retry_count = 1
     timeout_kind = "land"
 
     def complete(self) -> bool:
-        return not landing.changed_sources(self.date)
+        return not landing.changed_sources(self.date) and not landing.changed_catalogs(self.date)
 
     def run(self) -> None:
         from pipeline.serving import publish
 
-        changed = landing.changed_sources(self.date)
-        if not changed:
+        changed, catalogs = landing.changed_sources(self.date), landing.changed_catalogs(self.date)
+        if not changed and not catalogs:
             return
         try:
             published = publish.is_published(self.date)
         except psycopg.OperationalError:
             published = False
-        raise landing.SourceChanged(" ".join(landing.changed_message(source, self.date, reason, published=published)
-                                             for source, reason in changed.items()))
+        messages = [landing.changed_message(source, self.date, reason, published=published)
+                    for source, reason in changed.items()]
+        raise landing.SourceChanged(" ".join([*messages, *catalogs.values()]))
 
 
 class PublishTask(PipelineTask):
@@ -153,12 +155,12 @@ class PublishTask(PipelineTask):
 def still_current(day: dt.date) -> bool:
     """Whether a published date still stands for its incoming files: none changed since landing, no restatement pending.
 
-    Cheap when nothing changed: a manifest read and a stat per daily source (sha256 only when the
-    size or mtime differs).
+    Cheap when nothing changed: a manifest read and a stat per daily source and per catalog snapshot
+    covering the date (sha256 only when the size or mtime differs).
     """
     from pipeline.tasks import restate
 
-    return not landing.changed_sources(day) and not restate.pending(day)
+    return not landing.changed_sources(day) and not landing.changed_catalogs(day) and not restate.pending(day)
 
 
 def current_published_dates(days: list[dt.date]) -> set[dt.date]:

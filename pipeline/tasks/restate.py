@@ -20,9 +20,23 @@ Raw partitions are immutable, so a file that changes after its date was landed i
    with force: even a date that became empty is replaced); the publish marks the restatement done.
 
 The exit code is the pipeline run's ([retcode] in luigi.cfg; 0 when the date is published again).
-The dimensions follow: the users and products the date named before or names now are merged again
-from every published date (`pipeline.serving.feeds.replay_keys`), so one only the old file named
-goes from dim_user / dim_product, and first/last dates only it gave fall back to the other days'.
+The dimensions follow: the users, products and days the date named before or names now are merged
+again from every published date (`pipeline.serving.feeds.replay_keys`), so one only the old file
+named goes from dim_user / dim_product / dim_date, and first/last dates only it gave fall back to
+the other days'.
+
+    python -m pipeline restate --catalog products --date 2025-12-15   # the snapshot of that date
+
+restates a catalog snapshot, which is landed once under its own date and feeds later load dates:
+a products snapshot gives every date from its own on its place in dim_product_history (each
+date's partition holds the whole history), and the dates it covers (until the next snapshot)
+their catalog (dim_product, the facts' is_known_product, the marts' categories); a users snapshot
+gives the dates it covers their users' city and country. The same steps, for the snapshot and the
+built dates it feeds: the snapshot file must be there and differ from the one landed (from the
+API it is fetched again); each fed date gets a pending record; their warehouse, mart and gate
+partitions and the snapshot's staging go; the snapshot's raw partition is archived under its own
+date; the dates run oldest first (each date's gate compares it with the dates before it). The
+exit code is the first failed date's.
 """
 from __future__ import annotations
 
@@ -57,7 +71,8 @@ def marker_path(day: dt.date) -> str:
     return os.path.join(lake.partition_dir("audit", "restatements", day), MARKER)
 
 
-def _read(day: dt.date) -> dict[str, Any] | None:
+def read_record(day: dt.date) -> dict[str, Any] | None:
+    """The date's restatement record (None: never restated)."""
     try:
         with lake.open_input(marker_path(day)) as handle:
             return json.loads(handle.read())
@@ -65,9 +80,13 @@ def _read(day: dt.date) -> dict[str, Any] | None:
         return None
 
 
+def write_record(day: dt.date, record: dict[str, Any]) -> None:
+    lake.write_atomic(marker_path(day), json.dumps(record, indent=2).encode())
+
+
 def pending(day: dt.date) -> bool:
     """Whether a restatement of the date waits for its publish."""
-    record = _read(day)
+    record = read_record(day)
     return record is not None and record.get("status") == "pending"
 
 
@@ -78,11 +97,11 @@ def pending_dates(days: list[dt.date]) -> set[dt.date]:
 
 def mark_published(day: dt.date) -> None:
     """Record that the date was published after its restatement (called by the Publish task)."""
-    record = _read(day)
+    record = read_record(day)
     if record is None or record.get("status") != "pending":
         return
     record.update(status="published", published_at=dt.datetime.now(dt.timezone.utc).isoformat())
-    lake.write_atomic(marker_path(day), json.dumps(record, indent=2).encode())
+    write_record(day, record)
     logger.info("restatement of %s published", day)
 
 
@@ -107,7 +126,7 @@ def _remove_partition(folder: str) -> int:
     return len(files)
 
 
-def _archive(day: dt.date, source: str, stamp: str) -> list[str]:
+def archive(day: dt.date, source: str, stamp: str) -> list[str]:
     """Move a source's raw partition and rejected records of the date under lake/_archive; return the targets."""
     root = os.path.join(config.lake_dir(), "_archive", "restated", f"load_date={day}", f"restated_at={stamp}")
     moved = []
@@ -124,7 +143,7 @@ def _archive(day: dt.date, source: str, stamp: str) -> list[str]:
     return moved
 
 
-def _remove_derived(day: dt.date, sources: list[str]) -> int:
+def remove_derived(day: dt.date, sources: list[str]) -> int:
     """Remove the date's partitions built from the restated sources (they are rebuilt)."""
     from pipeline.transform import marts, warehouse
 
@@ -157,17 +176,92 @@ def prepare(day: dt.date, sources: list[str] | None = None) -> dict[str, Any]:
     record = {"load_date": day.isoformat(), "status": "pending", "sources": chosen, "reasons": changed,
               "requested_at": dt.datetime.now(dt.timezone.utc).isoformat(), "previous_manifests": previous,
               "archived": []}
-    lake.write_atomic(marker_path(day), json.dumps(record, indent=2).encode())
+    write_record(day, record)
     # What derives from the old files goes first: interrupted before the archiving, the date still
     # has its old raw partition (a rerun refuses it as changed, and restate starts over); after
     # it, the next run lands the new file and rebuilds everything.
-    removed = _remove_derived(day, chosen)
+    removed = remove_derived(day, chosen)
     for source in chosen:
-        record["archived"] += _archive(day, source, stamp)
-    lake.write_atomic(marker_path(day), json.dumps(record, indent=2).encode())
+        record["archived"] += archive(day, source, stamp)
+    write_record(day, record)
     logger.info("restating %s (%s): %d file(s) archived, %d derived partition file(s) removed", day,
                 ", ".join(chosen), len(record["archived"]), removed)
     return record
+
+
+def catalog_fed_dates(kind: str, snapshot: dt.date) -> list[dt.date]:
+    """The built load dates (any warehouse partition) that the snapshot feeds, oldest first."""
+    from pipeline.transform import warehouse
+
+    built = sorted({day for table in warehouse.TABLES for day in warehouse.partition_dates("warehouse", table)
+                    if day >= snapshot})
+    if kind == "products":  # dim_product_history: every later date's partition holds the snapshot's versions
+        return built
+    return [day for day in built if landing.covering_snapshot(kind, day) == snapshot]
+
+
+def _catalog_reason(kind: str, snapshot: dt.date, manifest: dict[str, Any]) -> str:
+    """Why the snapshot is landed again; NothingToRestate when its file is the one landed."""
+    url = landing.catalog_url(kind)
+    if url:
+        return f"the {kind} snapshot of {snapshot} is fetched again from {url}"
+    found = landing.catalog_file(kind, snapshot)
+    if found is None or found[1] != snapshot:
+        raise incoming.SourceFileMissing(
+            f"no {kind}_{snapshot}.json under {config.data_dir()}/{kind}: a catalog is restated by the"
+            f" date in its snapshot file's name, and that file must be there")
+    drift = landing.file_drift(manifest, found[0])
+    if drift is None:
+        raise NothingToRestate(f"nothing to restate for the {kind} snapshot of {snapshot}: {found[0]}"
+                               " is the file landed")
+    return drift
+
+
+def prepare_catalog(kind: str, snapshot: dt.date) -> dict[str, Any]:
+    """A catalog snapshot's steps 1-4 (module doc); returns {"dates": the dates to run, "archived": the files archived}."""
+    from pipeline.transform import warehouse
+
+    manifest = landing.read_manifest(kind, snapshot)
+    if manifest is None:
+        landed = sorted(warehouse.partition_dates("raw", kind))
+        raise NeverLanded(
+            f"no {kind} snapshot of {snapshot} was landed, so there is nothing to restate"
+            f" (landed {kind} snapshots: {', '.join(map(str, landed)) or 'none'})")
+    reason = _catalog_reason(kind, snapshot, manifest)
+    dates = catalog_fed_dates(kind, snapshot)
+    now = dt.datetime.now(dt.timezone.utc)
+    records = {}
+    for day in dates:
+        earlier = read_record(day)
+        record = earlier if earlier is not None and earlier.get("status") == "pending" else {
+            "load_date": day.isoformat(), "status": "pending", "sources": [], "reasons": {},
+            "previous_manifests": {}, "archived": []}
+        record["sources"] = list(dict.fromkeys([*record["sources"], kind]))
+        record["reasons"][kind] = reason
+        record["previous_manifests"][kind] = manifest
+        record["requested_at"] = now.isoformat()
+        records[day] = record
+        write_record(day, record)
+    # what derives from the old snapshot goes first (see restate.prepare), then the snapshot itself
+    removed = remove_derived(snapshot, [kind])
+    removed += sum(remove_derived(day, []) for day in dates)
+    archived = archive(snapshot, kind, now.strftime("%Y%m%dT%H%M%S%fZ"))
+    for day, record in records.items():
+        record["archived"] = list(dict.fromkeys([*record["archived"], *archived]))
+        write_record(day, record)
+    logger.info("restating the %s snapshot of %s for %d date(s): %d file(s) archived, %d derived partition"
+                " file(s) removed", kind, snapshot, len(dates), len(archived), removed)
+    return {"dates": dates, "archived": archived}
+
+
+def run_catalog_dates(kind: str, snapshot: dt.date, dates: list[dt.date]) -> int:
+    """A catalog's step 5: each date's pipeline, oldest first; the first failed run's exit code (0: all published)."""
+    failed = 0
+    for day in dates:
+        code = run_date(day)
+        logger.info("%s (restating the %s snapshot of %s): exit %d", day, kind, snapshot, code)
+        failed = failed or code
+    return failed
 
 
 def run_date(day: dt.date) -> int:
@@ -185,13 +279,19 @@ def run_date(day: dt.date) -> int:
 def main(argv: list[str] | None = None) -> int:
     """`python -m pipeline restate`."""
     parser = cli.Parser(prog="python -m pipeline restate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--date", required=True, type=cli.date_arg, help="the load date to restate, YYYY-MM-DD")
-    parser.add_argument("--source", action="append", choices=incoming.DAILY_SOURCES,
-                        help="a source to land again (repeatable; default: every source whose file changed)")
+    parser.add_argument("--date", required=True, type=cli.date_arg,
+                        help="the load date to restate, YYYY-MM-DD (with --catalog: the snapshot's date)")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--source", action="append", choices=incoming.DAILY_SOURCES,
+                       help="a source to land again (repeatable; default: every source whose file changed)")
+    which.add_argument("--catalog", choices=incoming.CATALOG_SOURCES,
+                       help="land this catalog's snapshot of --date again, and the dates it feeds")
     args = parser.parse_args(argv)
     day = args.date
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
+        if args.catalog:
+            return _restate_catalog(args.catalog, day)
         record = prepare(day, args.source)
     except NothingToRestate as err:
         print(err)
@@ -215,4 +315,23 @@ def main(argv: list[str] | None = None) -> int:
     if code:
         print(f"the restatement of {day} is pending: fix what the run reports, then run the date again"
               f" ({runbook.daily_command(day)})", file=sys.stderr)
+    return code
+
+
+def _restate_catalog(kind: str, snapshot: dt.date) -> int:
+    """`restate --catalog KIND --date S`; its errors are main's."""
+    from pipeline.tasks import run_audit, summary
+
+    prepared = prepare_catalog(kind, snapshot)
+    dates = prepared["dates"]
+    print(f"restating the {kind} snapshot of {snapshot}: {len(prepared['archived'])} landed file(s) archived"
+          f" under {os.path.join(config.lake_dir(), '_archive')}; the dates it feeds:"
+          f" {', '.join(map(str, dates)) or 'none built yet (the next run of a date lands the new snapshot)'}")
+    code = run_catalog_dates(kind, snapshot, dates)
+    if dates:
+        summary.print_summary(dates, run_audit.run_id(), start_postgres=False)
+    if code:
+        print(f"the restatement of the {kind} snapshot of {snapshot} is pending for the dates not published"
+              f" above: fix what their runs report, then run them again ({runbook.daily_command(dates[0])} ...)",
+              file=sys.stderr)
     return code

@@ -52,7 +52,8 @@ REMEDIES: tuple[Remedy, ...] = (
     Remedy("changed source file", "30",
            "`FAILED`, `SourcesUnchanged: SourceChanged: orders for D: size ... changed since it was landed`",
            "an incoming file changed after its date was landed; landed data is immutable",
-           "`python -m pipeline restate --date {date}` (lands the new file, republishes the date);"
+           "`python -m pipeline restate --date {date}` (lands the new file, republishes the date; a"
+           " catalog snapshot: `restate --catalog products --date <its date>`, as its message says);"
            " or put the original file back", ("SourceChanged",)),
     Remedy("gate blocked", "30",
            "`BLOCKED by the quality gate` with the failing checks; `audit.dq_failures` holds them",
