@@ -5,7 +5,7 @@
     reenable    let the central scheduler (luigid) run a date's tasks again after a failure was fixed
     report      the self-contained HTML daily report for a date
     schema-doc  the serving schema reference (Markdown) generated from Postgres COMMENT ON
-    restate     land a date's corrected incoming file(s) again, on purpose, and republish the date
+    restate     land a date's corrected file(s), or a catalog snapshot, again on purpose, and republish
     migrate     apply the pending serving-schema migrations (publish applies them too, if its role may)
     rebuild-serving  recreate every serving table from the lake (disaster recovery, a new database)
     compact-serving  merge the fact partitions of closed months into one partition per month
