@@ -12,6 +12,7 @@ import shutil
 from decimal import Decimal
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from pipeline.lake import views
@@ -173,22 +174,33 @@ def test_a_restated_date_leaves_the_dimensions_as_the_lake_merges_them(ops: Ops)
     assert ops.query("select count(*) from warehouse.dim_user where user_id = 'USER_9999'") == [(1,)]
 
 
-@pytest.mark.slow
-def test_a_corrected_catalog_snapshot_is_restated_with_the_dates_it_feeds(ops: Ops) -> None:
-    """products_S.json corrected after S and a later date were published: refused, then restated for both."""
-    later = [SEED_DAY + dt.timedelta(days=n) for n in (1, 2)]  # the seed day's files again: late rows, repeated ids
+def later_days(ops: Ops) -> list[dt.date]:
+    """The two days after the seed day, their incoming files the seed day's again (late rows, repeated ids)."""
+    later = [SEED_DAY + dt.timedelta(days=n) for n in (1, 2)]
     for day in later:
         for source, name in (("orders", "orders.json"), ("events", "events.csv")):
             (ops.incoming / source / str(day)).mkdir(parents=True)
             shutil.copy(ops.incoming / source / str(SEED_DAY) / name, ops.incoming / source / str(day) / name)
+    return later
+
+
+def moved_to_garden(products: list[dict]) -> list[dict]:
+    """The catalog with PROD_0003 (ordered on the seed day) in another category at another price."""
+    (moved,) = [p for p in products if p["product_id"] == "PROD_0003"]
+    assert moved["category"] != "Garden"
+    moved.update(category="Garden", current_price=9.99)
+    return products
+
+
+@pytest.mark.slow
+def test_a_corrected_catalog_snapshot_is_restated_with_the_dates_it_feeds(ops: Ops) -> None:
+    """products_S.json corrected after S and a later date were published: refused, then restated for both."""
+    later = later_days(ops)
     backfill = ops.luigi("RangeDaily", "--of", "DailyPipeline", "--start", str(SEED_DAY - dt.timedelta(days=1)),
                          "--stop", str(later[0] + dt.timedelta(days=1)), LOCAL)
     assert backfill.returncode == 0, backfill.stderr[-3000:]
     snapshot = ops.incoming / "products" / f"products_{SEED_DAY}.json"
-    products = json.loads(snapshot.read_text())
-    (corrected,) = [p for p in products if p["product_id"] == "PROD_0003"]  # ordered on the seed day
-    assert corrected["category"] != "Garden"
-    corrected.update(category="Garden", current_price=9.99)
+    products = moved_to_garden(json.loads(snapshot.read_text()))
     snapshot.write_text(json.dumps(products, indent=2))
 
     refused = ops.luigi("DailyPipeline", "--date", str(later[1]), LOCAL)  # the next date the snapshot covers
@@ -216,10 +228,33 @@ def test_a_corrected_catalog_snapshot_is_restated_with_the_dates_it_feeds(ops: O
         "the date before the snapshot is not touched"
 
     assert ops.luigi("DailyPipeline", "--date", str(later[1]), LOCAL).returncode == 0
-    again = ops.pipeline("restate", "--catalog", "products", "--date", str(SEED_DAY))
-    assert again.returncode == 0 and "nothing to restate for the products snapshot of 2025-12-15" in again.stdout
     never = ops.pipeline("restate", "--catalog", "users", "--date", str(SEED_DAY))
     assert never.returncode == 2 and "no users snapshot of 2025-12-15 was landed" in never.stderr, never.stderr
+
+
+@pytest.mark.slow
+def test_a_late_catalog_snapshot_is_restated_for_the_dates_built_before_it_arrived(ops: Ops) -> None:
+    """products_S2.json arrives after S2 was built: the next date lands it, `restate --catalog` rebuilds S2."""
+    late_day, next_day = later_days(ops)
+    backfill = ops.luigi("RangeDaily", "--of", "DailyPipeline", "--start", str(SEED_DAY),
+                         "--stop", str(late_day + dt.timedelta(days=1)), LOCAL)
+    assert backfill.returncode == 0, backfill.stderr[-3000:]
+    products = moved_to_garden(json.loads((ops.incoming / "products" / f"products_{SEED_DAY}.json").read_text()))
+    (ops.incoming / "products" / f"products_{late_day}.json").write_text(json.dumps(products, indent=2))
+    assert ops.luigi("DailyPipeline", "--date", str(next_day), LOCAL).returncode == 0  # lands the late snapshot
+
+    def category(day: dt.date) -> str:
+        rows = pq.read_table(ops.lake / "warehouse" / "dim_product" / f"load_date={day}" / "data.parquet").to_pylist()
+        return next(row["category"] for row in rows if row["product_id"] == "PROD_0003")
+
+    assert (category(late_day), category(next_day)) != ("Garden", "Garden"), "built before the file arrived"
+    assert category(next_day) == "Garden"
+    restated = ops.pipeline("restate", "--catalog", "products", "--date", str(late_day))
+    assert restated.returncode == 0, restated.stderr[-3000:] + restated.stdout[-2000:]
+    assert f"the dates it feeds: {late_day}, {next_day}" in restated.stdout
+    assert (category(late_day), category(next_day)) == ("Garden", "Garden")
+    record = json.loads((ops.lake / "audit" / "restatements" / f"load_date={late_day}" / "restatement.json").read_text())
+    assert record["status"] == "published" and "named on the command line" in record["reasons"]["products"]
 
 
 @pytest.mark.slow

@@ -32,8 +32,8 @@ a products snapshot gives every date from its own on its place in dim_product_hi
 date's partition holds the whole history), and the dates it covers (until the next snapshot)
 their catalog (dim_product, the facts' is_known_product, the marts' categories); a users snapshot
 gives the dates it covers their users' city and country. The same steps, for the snapshot and the
-built dates it feeds: the snapshot file must be there and differ from the one landed (from the
-API it is fetched again); each fed date gets a pending record; their warehouse, mart and gate
+built dates it feeds: the snapshot file must be there, changed or not (from the API it is fetched
+again); each fed date gets a pending record; their warehouse, mart and gate
 partitions and the snapshot's staging go; the snapshot's raw partition is archived under its own
 date; the dates run oldest first (each date's gate compares it with the dates before it). The
 exit code is the first failed date's.
@@ -201,7 +201,11 @@ def catalog_fed_dates(kind: str, snapshot: dt.date) -> list[dt.date]:
 
 
 def _catalog_reason(kind: str, snapshot: dt.date, manifest: dict[str, Any]) -> str:
-    """Why the snapshot is landed again; NothingToRestate when its file is the one landed."""
+    """Why the snapshot is landed again: named, it is restated changed or not (as `--source` is).
+
+    Unchanged, it still rebuilds the dates it feeds: e.g. dates built before the snapshot's file
+    arrived, which kept the catalog of the snapshot before it.
+    """
     url = landing.catalog_url(kind)
     if url:
         return f"the {kind} snapshot of {snapshot} is fetched again from {url}"
@@ -210,11 +214,7 @@ def _catalog_reason(kind: str, snapshot: dt.date, manifest: dict[str, Any]) -> s
         raise incoming.SourceFileMissing(
             f"no {kind}_{snapshot}.json under {config.data_dir()}/{kind}: a catalog is restated by the"
             f" date in its snapshot file's name, and that file must be there")
-    drift = landing.file_drift(manifest, found[0])
-    if drift is None:
-        raise NothingToRestate(f"nothing to restate for the {kind} snapshot of {snapshot}: {found[0]}"
-                               " is the file landed")
-    return drift
+    return landing.file_drift(manifest, found[0]) or f"named on the command line ({found[0]} is the file landed)"
 
 
 def prepare_catalog(kind: str, snapshot: dt.date) -> dict[str, Any]:
