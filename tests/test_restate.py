@@ -206,6 +206,7 @@ def test_a_corrected_catalog_snapshot_is_restated_with_the_dates_it_feeds(ops: O
     refused = ops.luigi("DailyPipeline", "--date", str(later[1]), LOCAL)  # the next date the snapshot covers
     assert refused.returncode == 30, refused.stderr[-3000:]
     assert f"python -m pipeline restate --catalog products --date {SEED_DAY}" in refused.stderr
+    assert f"the products snapshot of {SEED_DAY}: {snapshot} changed since it was landed (" in refused.stderr
 
     restated = ops.pipeline("restate", "--catalog", "products", "--date", str(SEED_DAY))
     assert restated.returncode == 0, restated.stderr[-3000:] + restated.stdout[-2000:]

@@ -203,21 +203,21 @@ def changed_catalogs(load_date: dt.date) -> dict[str, str]:
         snapshot = covering_snapshot(kind, load_date)
         manifest = read_manifest(kind, snapshot) if snapshot is not None else None
         if manifest is not None and not source_unchanged(manifest):
-            found[kind] = changed_catalog_message(kind, snapshot, manifest["source_file"])
+            found[kind] = changed_catalog_message(kind, snapshot, file_drift(manifest, manifest["source_file"]))
     return found
 
 
-def changed_catalog_message(kind: str, snapshot: dt.date, path: str) -> str:
+def changed_catalog_message(kind: str, snapshot: dt.date, reason: str | None) -> str:
     """The one message for a changed catalog snapshot file: what changed and how to land it on purpose."""
-    return (f"{path} changed since raw/{kind} for {snapshot} was landed; raw partitions are immutable. To land it"
-            f" again on purpose, with the dates it feeds, run `python -m pipeline restate --catalog {kind} --date"
+    return (f"the {kind} snapshot of {snapshot}: {reason}; raw partitions are immutable. To land it again on"
+            f" purpose, with the dates it feeds, run `python -m pipeline restate --catalog {kind} --date"
             f" {snapshot}`; to keep what was landed, put the original file back.")
 
 
 def _refuse_changed_catalog(kind: str, day: dt.date, source: str) -> None:
     manifest = read_manifest(kind, day)
     if manifest is not None and not source_unchanged(manifest):
-        raise SourceChanged(changed_catalog_message(kind, day, source))
+        raise SourceChanged(changed_catalog_message(kind, day, file_drift(manifest, source)))
 
 
 def _source(source: str, load_date: dt.date) -> SourceFile:
