@@ -222,7 +222,7 @@ class BuildMerge:
         )
 
     def postgres_derived(self) -> dict[str, str]:
-        return {self.as_of: "$load_date::date"}
+        return {self.as_of: LOAD_DATE_PARAM}
 
 
 DIM_DATE = KeyMerge(
