@@ -81,18 +81,26 @@ def late_catalogs(day: dt.date) -> dict[str, str]:
     return found
 
 
-def late_dates(kind: str, snapshot: dt.date) -> list[dt.date]:
-    """The built dates the snapshot covers whose build read an older one (or none), oldest first."""
+def built_dates() -> list[dt.date]:
+    """The dates with a daily_metrics partition (the last table a date's build writes), oldest first."""
     from pipeline.transform import warehouse
 
+    return sorted(warehouse.partition_dates("warehouse", "daily_metrics"))
+
+
+def late_dates(kind: str, snapshot: dt.date, built: list[dt.date] | None = None) -> list[dt.date]:
+    """The built dates the snapshot covers whose build read an older one (or none), oldest first.
+
+    `built`: `built_dates()`, when the caller asks for several snapshots.
+    """
     late = []
-    for day in sorted(warehouse.partition_dates("warehouse", "daily_metrics")):
+    for day in built_dates() if built is None else built:
         if day < snapshot:
             continue
         if landing.covering_snapshot(kind, day) != snapshot:
             break  # a later snapshot covers this date, and every later one
-        built = recorded(day)
-        if built is not None and late_snapshot(kind, day, built[kind]) == snapshot:
+        used = recorded(day)
+        if used is not None and late_snapshot(kind, day, used[kind]) == snapshot:
             late.append(day)
     return late
 
@@ -100,9 +108,10 @@ def late_dates(kind: str, snapshot: dt.date) -> list[dt.date]:
 def notes(days: Iterable[dt.date]) -> list[str]:
     """Lines for a run's summary: earlier built dates that the catalog snapshots covering `days` arrived after."""
     days = set(days)
+    built = built_dates()
     lines = []
     for kind in landing.CATALOGS:
         for snapshot in sorted({s for day in days if (s := landing.covering_snapshot(kind, day)) is not None}):
-            if earlier := [day for day in late_dates(kind, snapshot) if day not in days]:
+            if earlier := [day for day in late_dates(kind, snapshot, built) if day not in days]:
                 lines.append(f"late catalog: {message(kind, snapshot, earlier)}")
     return lines
