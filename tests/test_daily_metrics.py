@@ -45,7 +45,9 @@ def test_counts_revenue_and_unknown_product_share():
         "orders_count": 3, "events_count": 2,
         # rows naming a product: 3 order lines + 1 event; unknown: ORD_4 and EVT_2
         "unknown_product_share": 0.5,
-        "dq_failed_count": 0, "runtime_seconds": None, "load_date": D,
+        "dq_failed_count": 0, "runtime_seconds": None,
+        "products_snapshot_date": MONDAY, "users_snapshot_date": None,  # the catalogs the build read
+        "load_date": D,
     }
 
 

@@ -46,7 +46,8 @@ def test_each_model_reads_what_its_sql_names() -> None:
     assert warehouse.inputs("fact_orders") == ("stg_orders", "stg_products_snapshot", "products_quarantine_snapshot")
     assert warehouse.lake_input("products_quarantine").sources == ("stg_products",)
     assert set(warehouse.inputs("daily_metrics")) == {
-        "raw_orders", "raw_events", "stg_orders", "stg_events", "reconciliation", "fact_orders", "fact_events"}
+        "raw_orders", "raw_events", "stg_orders", "stg_events", "reconciliation", "fact_orders", "fact_events",
+        "stg_products_snapshot", "stg_users_snapshot"}  # the catalog snapshots the build read, recorded
     assert warehouse.lake_input("reconciliation").sources == ("stg_orders", "stg_events")
 
 

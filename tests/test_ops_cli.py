@@ -193,12 +193,13 @@ def test_each_failure_kind_maps_to_its_runbook_entry(tmp_path: Path) -> None:
     import errno
 
     from pipeline.ingest import incoming, landing
-    from pipeline.tasks import runbook
+    from pipeline.tasks import late_catalogs, runbook
 
     cases = {
         incoming.SourceFileMissing("orders for 2025-12-15: expected x"): "missing file",
         incoming.UnexpectedSourceFiles("two files"): "invalid file",
         landing.SourceChanged("orders changed"): "changed source file",
+        late_catalogs.CatalogArrivedLate("the products snapshot of 2025-12-15 arrived after"): "late catalog snapshot",
         incoming.SourceNotReady("no marker"): "not ready",
         OSError(errno.ENOSPC, "No space left on device"): "disk full",
     }

@@ -234,15 +234,34 @@ def test_a_corrected_catalog_snapshot_is_restated_with_the_dates_it_feeds(ops: O
 
 
 @pytest.mark.slow
-def test_a_late_catalog_snapshot_is_restated_for_the_dates_built_before_it_arrived(ops: Ops) -> None:
-    """products_S2.json arrives after S2 was built: the next date lands it, `restate --catalog` rebuilds S2."""
+def test_a_late_catalog_snapshot_is_flagged_then_restated_for_the_dates_built_before_it_arrived(ops: Ops) -> None:
+    """products_S2.json arrives after S2 was built: the next date lands it and names S2, which stops counting as
+    published until `restate --catalog` rebuilds it."""
     late_day, next_day = later_days(ops)
     backfill = ops.luigi("RangeDaily", "--of", "DailyPipeline", "--start", str(SEED_DAY),
                          "--stop", str(late_day + dt.timedelta(days=1)), LOCAL)
     assert backfill.returncode == 0, backfill.stderr[-3000:]
     products = moved_to_garden(json.loads((ops.incoming / "products" / f"products_{SEED_DAY}.json").read_text()))
     (ops.incoming / "products" / f"products_{late_day}.json").write_text(json.dumps(products, indent=2))
-    assert ops.luigi("DailyPipeline", "--date", str(next_day), LOCAL).returncode == 0  # lands the late snapshot
+    landing_run = ops.luigi("DailyPipeline", "--date", str(next_day), LOCAL)  # lands the late snapshot
+    assert landing_run.returncode == 0, landing_run.stderr[-3000:]
+    late = (f"the products snapshot of {late_day} arrived after {late_day} was built, which kept the catalog before"
+            f" it; to rebuild and republish the dates it feeds with it, run `python -m pipeline restate --catalog"
+            f" products --date {late_day}`")
+    assert late in landing_run.stderr, "the land task's warning"
+    assert f"late catalog: {late}" in landing_run.stdout, "under the run's summary"
+
+    def snapshots(day: dt.date) -> tuple:
+        return ops.query("select products_snapshot_date, users_snapshot_date from warehouse.daily_metrics"
+                         " where run_date = %s", [day])[0]
+
+    assert snapshots(late_day) == (SEED_DAY, None) and snapshots(next_day) == (late_day, None)  # no users file
+    summary = ops.pipeline("summary", "--date", str(late_day))
+    assert summary.returncode == 1 and "published, catalog LATE" in summary.stdout, summary.stdout
+    assert f"what to do (late catalog snapshot): {late}" in summary.stdout
+    rerun = ops.luigi("DailyPipeline", "--date", str(late_day), LOCAL)
+    assert rerun.returncode == 30 and f"CatalogArrivedLate: {late}" in rerun.stderr, rerun.stderr[-3000:]
+    assert f"what to do (late catalog snapshot): {late}" in rerun.stdout, "under its summary"
 
     def category(day: dt.date) -> str:
         rows = pq.read_table(ops.lake / "warehouse" / "dim_product" / f"load_date={day}" / "data.parquet").to_pylist()
@@ -254,6 +273,8 @@ def test_a_late_catalog_snapshot_is_restated_for_the_dates_built_before_it_arriv
     assert restated.returncode == 0, restated.stderr[-3000:] + restated.stdout[-2000:]
     assert f"the dates it feeds: {late_day}, {next_day}" in restated.stdout
     assert (category(late_day), category(next_day)) == ("Garden", "Garden")
+    assert snapshots(late_day) == (late_day, None)
+    assert ops.pipeline("summary", "--start", str(SEED_DAY), "--stop", str(next_day + dt.timedelta(days=1))).returncode == 0
     record = json.loads((ops.lake / "audit" / "restatements" / f"load_date={late_day}" / "restatement.json").read_text())
     assert record["status"] == "published" and "named on the command line" in record["reasons"]["products"]
 

@@ -86,7 +86,8 @@ def test_each_model_waits_for_exactly_what_it_reads(empty_lake) -> None:
     assert requires["fact_events"] == {tasks.StageEvents, tasks.StageProducts}
     assert tasks.BuildFactOrders in requires["dim_user"] and tasks.StageUsers in requires["dim_user"]
     assert requires["daily_metrics"] == {tasks.LandOrders, tasks.LandEvents, tasks.StageOrders, tasks.StageEvents,
-                                         tasks.BuildFactOrders, tasks.BuildFactEvents}
+                                         tasks.BuildFactOrders, tasks.BuildFactEvents, tasks.StageProducts,
+                                         tasks.StageUsers}
     for name in tasks.MODEL_TASKS:
         wanted = {task for read in warehouse.inputs(name) for task in model.writers(warehouse.lake_input(read))}
         assert wanted == requires[name], name

@@ -105,7 +105,8 @@ _SMALL_SQL = {
             0::bigint as duplicate_orders_count, 0::bigint as duplicate_events_count,
             1234.50::decimal(18, 2) as gross_revenue, 1000.25::decimal(18, 2) as net_revenue,
             $norders::bigint as orders_count, $nevents::bigint as events_count, 0.02::double as unknown_product_share,
-            0::integer as dq_failed_count, null::double as runtime_seconds, $day::date as load_date""",
+            0::integer as dq_failed_count, null::double as runtime_seconds, null::date as products_snapshot_date,
+            null::date as users_snapshot_date, $day::date as load_date""",
 }
 
 

@@ -18,6 +18,7 @@ from pipeline import config, lake
 from pipeline.ingest import incoming, landing
 from pipeline.ingest.catalog_api import CatalogApiTransientError
 from pipeline.serving.retry import one_line, retry_note
+from pipeline.tasks import late_catalogs
 from pipeline.tasks.base import LakeTarget, PipelineTask
 
 logger = logging.getLogger(__name__)
@@ -119,6 +120,12 @@ class CatalogLandTask(PipelineTask):
         manifest = self.land_retrying_transient_api_errors()
         self.rows_out = manifest["rows"] if manifest else 0
         self.report(f"landed {self.rows_out} {self.source} rows", 100)
+        snapshot = landing.covering_snapshot(self.source, self.date)
+        if snapshot is not None and (late := late_catalogs.late_dates(self.source, snapshot)):
+            # dates it covers were built before it arrived: they keep the older catalog until restated
+            line = late_catalogs.message(self.source, snapshot, late)
+            logger.warning("%s", line)
+            self.status(line)
 
     def land_retrying_transient_api_errors(self) -> dict[str, Any] | None:
         """`landing.land_catalog`, tried again after `[catalog] retry_delay_seconds` while the API fails transiently."""

@@ -14,7 +14,7 @@ import psycopg
 
 from pipeline.ingest import landing
 from pipeline.serving import retry as pg_retry
-from pipeline.tasks import run_audit
+from pipeline.tasks import late_catalogs, run_audit
 from pipeline.tasks.base import PipelineTask
 from pipeline.tasks.check import QualityGate
 from pipeline.tasks.model import BuildFactEvents, BuildFactOrders
@@ -62,22 +62,26 @@ class SourcesUnchanged(PipelineTask):
     """The date's landed incoming files are still the ones in the data folder (no output: checked each run).
 
     A requirement of the publish: complete while no landed daily source changed, nor the file of a
-    catalog snapshot covering the date (cheap: a manifest read and a stat per source); otherwise it
-    fails at once with SourceChanged and what to do, so a corrected or completed file is never
-    ignored, before publish or after it. Not retried.
+    catalog snapshot covering the date (cheap: a manifest read and a stat per source), and no snapshot
+    covering the built date arrived after its build (`late_catalogs`: one small Parquet read);
+    otherwise it fails at once with SourceChanged (or CatalogArrivedLate) and what to do, so a
+    corrected, completed or late file is never ignored, before publish or after it. Not retried.
     """
 
     retry_count = 1
     timeout_kind = "land"
 
     def complete(self) -> bool:
-        return not landing.changed_sources(self.date) and not landing.changed_catalogs(self.date)
+        return (not landing.changed_sources(self.date) and not landing.changed_catalogs(self.date)
+                and not late_catalogs.late_catalogs(self.date))
 
     def run(self) -> None:
         from pipeline.serving import publish
 
         changed, catalogs = landing.changed_sources(self.date), landing.changed_catalogs(self.date)
         if not changed and not catalogs:
+            if late := late_catalogs.late_catalogs(self.date):
+                raise late_catalogs.CatalogArrivedLate(" ".join(late.values()))
             return
         try:
             published = publish.is_published(self.date)
@@ -153,14 +157,17 @@ class PublishTask(PipelineTask):
 
 
 def still_current(day: dt.date) -> bool:
-    """Whether a published date still stands for its incoming files: none changed since landing, no restatement pending.
+    """Whether a published date still stands for its incoming files: none changed since landing, no restatement
+    pending, no catalog snapshot covering it arrived after its build.
 
     Cheap when nothing changed: a manifest read and a stat per daily source and per catalog snapshot
-    covering the date (sha256 only when the size or mtime differs).
+    covering the date (sha256 only when the size or mtime differs), and the two snapshot dates of its
+    daily_metrics partition.
     """
     from pipeline.tasks import restate
 
-    return not landing.changed_sources(day) and not landing.changed_catalogs(day) and not restate.pending(day)
+    return (not landing.changed_sources(day) and not landing.changed_catalogs(day) and not restate.pending(day)
+            and not late_catalogs.late_catalogs(day))
 
 
 def current_published_dates(days: list[dt.date]) -> set[dt.date]:

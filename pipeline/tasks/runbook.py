@@ -55,6 +55,12 @@ REMEDIES: tuple[Remedy, ...] = (
            "`python -m pipeline restate --date {date}` (lands the new file, republishes the date; a"
            " catalog snapshot: `restate --catalog products --date <its date>`, as its message says);"
            " or put the original file back", ("SourceChanged",)),
+    Remedy("late catalog snapshot", "30",
+           "`FAILED`, `SourcesUnchanged: CatalogArrivedLate: the products snapshot of S arrived after D was built`;"
+           " the run that landed it warns so, and `summary` shows the date `published, catalog LATE`",
+           "a weekly catalog file was delivered after dates it covers were built: they kept the catalog before it",
+           "`python -m pipeline restate --catalog products --date <the snapshot's date>` (as the message says:"
+           " rebuilds and republishes the dates the snapshot feeds)", ("CatalogArrivedLate",)),
     Remedy("gate blocked", "30",
            "`BLOCKED by the quality gate` with the failing checks; `audit.dq_failures` holds them",
            "a check with a `fail` rule failed: the data is incomplete or wrong (volume, loss, keys ...)",

@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from pipeline import cli, lake
 from pipeline.quality.results import BLOCKING, OUTCOMES
-from pipeline.tasks import command_line, run_audit, runbook, unscheduled
+from pipeline.tasks import command_line, late_catalogs, run_audit, runbook, unscheduled
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +148,10 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
             for family, reason in unscheduled.failures(day):
                 failures.append(f"{family} could not be scheduled: {reason}")
                 remedies.extend(remedy for remedy in [runbook.remedy_for_text(reason)] if remedy)
-        if pub is not None:
+        if pub is not None and (late := late_catalogs.late_catalogs(day)):
+            status = "published, catalog LATE"  # with an older catalog than the snapshot that covers it now
+            failures.extend(f"what to do (late catalog snapshot): {line}" for line in late.values())
+        elif pub is not None:
             status = "published"
         elif checks is not None and checks["fail"] + checks["error"]:
             status = "BLOCKED by the quality gate"
@@ -320,7 +323,8 @@ def at_exit(pid: int) -> None:
                               local_scheduler=local)
         needed = _needed_failures(summaries, scheduled, local)
         notes = _central(summaries, scheduled, url, local) if url else []
-        print("\n".join([render(summaries, run_audit.run_id()), *needed, *notes]), file=sys.stdout, flush=True)
+        late = late_catalogs.notes(s.date for s in summaries)  # earlier dates a snapshot this run landed came too late for
+        print("\n".join([render(summaries, run_audit.run_id()), *needed, *notes, *late]), file=sys.stdout, flush=True)
     except Exception:  # noqa: BLE001 - never turn a finished run into a traceback
         logger.exception("could not print the run summary")
 

@@ -10,6 +10,10 @@
 -- queries/daily_kpis.sql and queries/daily_revenue_moving_average.sql.
 -- unknown_product_share: of the day's fact rows that name a product (order lines, events other than
 -- product-less page views), the share whose product is not in the catalog; NULL when there are none.
+-- products_snapshot_date, users_snapshot_date: the latest catalog snapshot on or before the date that
+-- the build read (NULL: none yet). A snapshot that covers the date but is later than this one arrived
+-- after the date was built: the date keeps the older catalog until it is restated
+-- (pipeline.tasks.late_catalogs).
 with raw_orders_counted as (
     select count(*) as raw_orders_count from raw_orders
 ),
@@ -61,6 +65,14 @@ event_facts as (
     from fact_events
 ),
 
+products_snapshot as (
+    select max(stg_products_snapshot.load_date) as products_snapshot_date from stg_products_snapshot
+),
+
+users_snapshot as (
+    select max(stg_users_snapshot.load_date) as users_snapshot_date from stg_users_snapshot
+),
+
 final as (
     select
         $load_date::date as run_date,
@@ -83,6 +95,8 @@ final as (
             as unknown_product_share,
         0::integer as dq_failed_count,
         null::double as runtime_seconds,
+        products_snapshot.products_snapshot_date,
+        users_snapshot.users_snapshot_date,
         $load_date::date as load_date,
     from raw_orders_counted
     cross join raw_events_counted
@@ -91,6 +105,8 @@ final as (
     cross join reconciled
     cross join order_facts
     cross join event_facts
+    cross join products_snapshot
+    cross join users_snapshot
 )
 
 select * from final

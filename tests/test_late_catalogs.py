@@ -1,0 +1,70 @@
+"""A catalog snapshot that arrives after a date was built makes the date late (pipeline.tasks.late_catalogs)."""
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from pipeline.tasks import late_catalogs
+from tests.support import rows as r
+
+MONDAY = dt.date(2025, 12, 8)
+D = r.DAY  # the Sunday after MONDAY
+SATURDAY = D - dt.timedelta(days=1)
+
+
+@pytest.fixture
+def incoming(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A lake with D built from MONDAY's products snapshot (and no users snapshot), and its incoming folder."""
+    r.use_lake(tmp_path, monkeypatch)
+    root = tmp_path / "incoming"
+    (root / "products").mkdir(parents=True)
+    (root / "products" / f"products_{MONDAY}.json").write_text("[]")
+    monkeypatch.setenv("ECOMM_DATA_DIR", str(root))
+    monkeypatch.delenv("ECOMM_PRODUCTS_URL", raising=False)
+    r.stage_day(MONDAY, products=[r.product(product_id="PROD_0001")])
+    r.stage_day(D, orders=[r.order()], events=[r.event()])
+    r.build_day(D)
+    return root
+
+
+def test_a_date_built_with_the_snapshot_that_covers_it_is_not_late(incoming: Path) -> None:
+    assert late_catalogs.recorded(D) == {"products": MONDAY, "users": None}
+    assert late_catalogs.late_catalogs(D) == {} and late_catalogs.late_dates("products", MONDAY) == []
+
+
+def test_a_snapshot_file_that_arrives_after_the_build_makes_the_date_late(incoming: Path) -> None:
+    (incoming / "products" / f"products_{SATURDAY}.json").write_text("[]")  # not landed yet: the file is enough
+    assert late_catalogs.late_catalogs(D) == {"products": late_catalogs.message("products", SATURDAY, [D])}
+    assert late_catalogs.late_dates("products", SATURDAY) == [D]
+    assert late_catalogs.notes([D + dt.timedelta(days=1)]) == [
+        f"late catalog: {late_catalogs.message('products', SATURDAY, [D])}"]
+    assert late_catalogs.notes([D]) == [], "a run's own dates are in its table, not in its notes"
+    (incoming / "users").mkdir()
+    (incoming / "users" / f"users_{MONDAY}.json").write_text("[]")  # no users snapshot was there when D was built
+    assert set(late_catalogs.late_catalogs(D)) == {"products", "users"}
+
+
+def test_from_the_api_only_a_landed_snapshot_is_late(incoming: Path, monkeypatch, luigi_settings) -> None:
+    monkeypatch.setenv("ECOMM_PRODUCTS_URL", "http://127.0.0.1:9")  # never asked: nothing is fetched here
+    luigi_settings("catalog", weekday=SATURDAY.weekday())
+    assert late_catalogs.late_catalogs(D) == {}, "the API's snapshot of Saturday is fetched when a date needs it"
+    from pipeline.ingest import landing
+
+    r.write_products(SATURDAY, [r.product(product_id="PROD_0001")], source_kind="api")  # a later run landed it
+    Path(landing.manifest_path("products", SATURDAY)).write_text('{"rows": 1}')
+    assert set(late_catalogs.late_catalogs(D)) == {"products"}
+
+
+def test_a_date_built_before_the_snapshots_were_recorded_is_not_judged(incoming: Path) -> None:
+    from pipeline import lake
+    from pipeline.lake import sqlrun
+
+    path = lake.partition_file("warehouse", "daily_metrics", D)
+    with sqlrun.connect() as con:
+        con.execute(f"copy (select * exclude (products_snapshot_date, users_snapshot_date) from read_parquet('{path}'))"
+                    f" to '{path}.old' (format parquet)")
+    Path(f"{path}.old").replace(path)
+    (incoming / "products" / f"products_{SATURDAY}.json").write_text("[]")
+    assert late_catalogs.recorded(D) is None and late_catalogs.late_catalogs(D) == {}
