@@ -280,6 +280,25 @@ def test_a_late_catalog_snapshot_is_flagged_then_restated_for_the_dates_built_be
 
 
 @pytest.mark.slow
+def test_a_restated_snapshot_whose_date_is_not_a_load_date_replaces_its_audit_rows(ops: Ops) -> None:
+    """Only a later date is published: the snapshot's quarantine and reconciliation rows come with it, and again
+    (replaced, not kept) when the snapshot is restated."""
+    later = later_days(ops)[0]
+    assert ops.luigi("DailyPipeline", "--date", str(later), LOCAL).returncode == 0
+    audit = ("select raw_count, quarantined_count, (select count(*) from quarantine.bad_records b"
+             " where b.source_table = r.source_table and b.load_date = r.load_date) from audit.reconciliation r"
+             " where source_table = 'stg_products' and load_date = %s")
+    (before,) = ops.query(audit, [SEED_DAY])
+    snapshot = ops.incoming / "products" / f"products_{SEED_DAY}.json"
+    products = json.loads(snapshot.read_text())
+    snapshot.write_text(json.dumps([*products, {**products[0], "product_id": "PROD_9999", "current_price": "free"}]))
+    restated = ops.pipeline("restate", "--catalog", "products", "--date", str(SEED_DAY))
+    assert restated.returncode == 0, restated.stderr[-3000:] + restated.stdout[-2000:]
+    assert f"the dates it feeds: {later}" in restated.stdout
+    assert ops.query(audit, [SEED_DAY]) == [(before[0] + 1, before[1] + 1, before[2] + 1)], "the new landing's"
+
+
+@pytest.mark.slow
 def test_a_catalog_snapshot_from_the_api_is_fetched_again(ops: Ops) -> None:
     with DummyJsonServer() as server:
         ops.extra_env["ECOMM_PRODUCTS_URL"] = server.url

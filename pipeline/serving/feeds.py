@@ -145,14 +145,17 @@ def feed_columns(conn: psycopg.Connection, feed: Feed) -> list[binary_copy.PgCol
     return [c for c in binary_copy.table_columns(conn, feed.table) if c.name != feed.stamp]
 
 
-def unpublished_snapshots(conn: psycopg.Connection, day: dt.date) -> dict[str, list[dt.date]]:
-    """The catalog snapshots before `day`, staged in the lake, whose audit rows Postgres lacks.
+def unpublished_snapshots(conn: psycopg.Connection, day: dt.date,
+                          restated: Mapping[str, Sequence[dt.date]] | None = None) -> dict[str, list[dt.date]]:
+    """The catalog snapshots before `day`, staged in the lake, whose audit rows Postgres lacks or must replace.
 
     A catalog's staging files its audit rows (bad_records, reconciliation) under its snapshot's
     date, which need not be a published load date (a backfill that starts after the snapshot, a
     snapshot superseded before any date was published). Each publish carries those of earlier
     snapshots that Postgres lacks, so the serving audit holds the lake's whatever order dates are
-    published in. Known by the missing audit.reconciliation row: every staging writes one.
+    published in. Known by the missing audit.reconciliation row: every staging writes one. A
+    `restated` snapshot (staging table -> dates: landed and staged again) is carried even though
+    Postgres has rows of it: they are the earlier landing's.
     """
     staged = [(table, snapshot) for table in CATALOG_STAGING
               for snapshot in warehouse.partition_dates("staging", table) if snapshot < day]
@@ -161,9 +164,10 @@ def unpublished_snapshots(conn: psycopg.Connection, day: dt.date) -> dict[str, l
     published = set(conn.execute(
         "select source_table, load_date from audit.reconciliation where source_table = any(%s) and load_date < %s",
         [list(CATALOG_STAGING), day]).fetchall())
+    again = {(table, snapshot) for table, snapshots in (restated or {}).items() for snapshot in snapshots}
     carried: dict[str, list[dt.date]] = {}
     for table, snapshot in sorted(staged):
-        if (table, snapshot) not in published:
+        if (table, snapshot) not in published or (table, snapshot) in again:
             carried.setdefault(table, []).append(snapshot)
     return carried
 

@@ -173,7 +173,8 @@ def is_published(load_date: dt.date | str) -> bool:
 
 def publish(load_date: dt.date | str, *, force: bool = False,
             audit_rows: Sequence[Mapping[str, Any]] | None = None, run_id: str | None = None,
-            runtime: Callable[[], float | None] | None = None, unless_published: bool = False) -> dict[str, Any]:
+            runtime: Callable[[], float | None] | None = None, unless_published: bool = False,
+            restated_snapshots: Mapping[str, Sequence[dt.date]] | None = None) -> dict[str, Any]:
     """Publish one load date from the lake to Postgres atomically; return what was written.
 
     `audit_rows`: the quality gate's warn/fail/error outcomes, which replace the date's dq_failures
@@ -181,7 +182,9 @@ def publish(load_date: dt.date | str, *, force: bool = False,
     seconds become the date's daily_metrics.runtime_seconds in the same transaction (see
     `run_audit.date_runtime`). `unless_published`: if the date is published when its lock is granted
     (another run published it meanwhile), drop its leftover preloads and return {"skipped": True, ...}
-    without writing.
+    without writing. `restated_snapshots`: catalog snapshots landed again for this publish (staging
+    table -> snapshot dates, `restate --catalog`): those before the date have their audit rows
+    (quarantine, reconciliation) replaced in Postgres as well, as a never-published snapshot's are.
     """
     day = lake.parse_date(load_date)
     run_id = run_id or uuid.uuid4().hex
@@ -216,7 +219,7 @@ def publish(load_date: dt.date | str, *, force: bool = False,
                 summary["preloads_dropped"] = len(drop_preloads(conn, day))
                 faults.point("publish.merge")
                 locks.hold(conn, locks.PUBLISH_KEY)
-                carried = unpublished_snapshots(conn, day)  # under the lock: two publishes carry them once
+                carried = unpublished_snapshots(conn, day, restated_snapshots)  # under the lock: carried once
                 summary["snapshots_carried"] = sum(map(len, carried.values()))
                 published_days = sorted(published_dates_in(conn)) if republishing else []
                 for feed in FEEDS:

@@ -124,6 +124,7 @@ class PublishTask(PipelineTask):
 
         restating = restate.pending(self.date)
         force = self.force or restating  # a restatement replaces the date whatever it holds now
+        snapshots = restate.restated_snapshots(self.date) if restating else {}
         results = gate.load_results(self.date)
         audit_rows = gate.dq_failure_rows(results) if results is not None else []
         self.report("publishing to Postgres", 10)
@@ -131,7 +132,7 @@ class PublishTask(PipelineTask):
         summary = pg_retry.call(
             lambda: publish.publish(self.date, force=force, audit_rows=audit_rows, run_id=run_audit.run_id(),
                                     runtime=lambda: run_audit.date_runtime(self.date, current=self),
-                                    unless_published=not force),
+                                    unless_published=not force, restated_snapshots=snapshots),
             f"publishing {self.date}", notify=self.status)
         if summary["skipped"]:
             # Reconciled all the same: the run that published may have failed in its reconciliation

@@ -95,6 +95,17 @@ def pending_dates(days: list[dt.date]) -> set[dt.date]:
     return {day for day in days if pending(day)}
 
 
+def restated_snapshots(day: dt.date) -> dict[str, list[dt.date]]:
+    """The catalog snapshots a pending restatement of the date lands again: staging table -> snapshot dates."""
+    from pipeline.transform import staging
+
+    record = read_record(day)
+    if record is None or record.get("status") != "pending":
+        return {}
+    return {staging.staging_table(kind): [dt.date.fromisoformat(snapshot)]
+            for kind, snapshot in record.get("snapshots", {}).items()}
+
+
 def mark_published(day: dt.date) -> None:
     """Record that the date was published after its restatement (called by the Publish task)."""
     record = read_record(day)
@@ -237,6 +248,7 @@ def prepare_catalog(kind: str, snapshot: dt.date) -> dict[str, Any]:
             "load_date": day.isoformat(), "status": "pending", "sources": [], "reasons": {},
             "previous_manifests": {}, "archived": []}
         record["sources"] = list(dict.fromkeys([*record["sources"], kind]))
+        record.setdefault("snapshots", {})[kind] = snapshot.isoformat()  # its audit rows are published again
         record["reasons"][kind] = reason
         record["previous_manifests"][kind] = manifest
         record["requested_at"] = now.isoformat()
