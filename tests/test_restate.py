@@ -280,6 +280,28 @@ def test_a_late_catalog_snapshot_is_flagged_then_restated_for_the_dates_built_be
 
 
 @pytest.mark.slow
+def test_a_late_snapshot_no_run_has_landed_yet_is_restated_all_the_same(ops: Ops) -> None:
+    """products_S2.json arrives after the last built date S2 and no later date has run: flagged, and the command
+    the flag names lands it for the first time."""
+    late_day = later_days(ops)[0]
+    backfill = ops.luigi("RangeDaily", "--of", "DailyPipeline", "--start", str(SEED_DAY),
+                         "--stop", str(late_day + dt.timedelta(days=1)), LOCAL)
+    assert backfill.returncode == 0, backfill.stderr[-3000:]
+    products = moved_to_garden(json.loads((ops.incoming / "products" / f"products_{SEED_DAY}.json").read_text()))
+    (ops.incoming / "products" / f"products_{late_day}.json").write_text(json.dumps(products, indent=2))
+    summary = ops.pipeline("summary", "--date", str(late_day))
+    command = f"python -m pipeline restate --catalog products --date {late_day}"
+    assert summary.returncode == 1 and command in summary.stdout, summary.stdout
+    restated = ops.pipeline(*command.split()[3:])
+    assert restated.returncode == 0, restated.stderr[-3000:] + restated.stdout[-2000:]
+    assert f"the dates it feeds: {late_day}" in restated.stdout
+    assert ops.query("select category from warehouse.dim_product where product_id = 'PROD_0003'") == [("Garden",)]
+    assert ops.pipeline("summary", "--date", str(late_day)).returncode == 0
+    record = json.loads((ops.lake / "audit" / "restatements" / f"load_date={late_day}" / "restatement.json").read_text())
+    assert "landed for the first time" in record["reasons"]["products"]
+
+
+@pytest.mark.slow
 def test_a_restated_snapshot_whose_date_is_not_a_load_date_replaces_its_audit_rows(ops: Ops) -> None:
     """Only a later date is published: the snapshot's quarantine and reconciliation rows come with it, and again
     (replaced, not kept) when the snapshot is restated."""

@@ -33,7 +33,8 @@ date's partition holds the whole history), and the dates it covers (until the ne
 their catalog (dim_product, the facts' is_known_product, the marts' categories); a users snapshot
 gives the dates it covers their users' city and country. The same steps, for the snapshot and the
 built dates it feeds: the snapshot file must be there, changed or not (from the API it is fetched
-again); each fed date gets a pending record; their warehouse, mart and gate
+again; a file that arrived after the dates it covers were built and that no run has landed yet is
+landed for the first time); each fed date gets a pending record; their warehouse, mart and gate
 partitions and the snapshot's staging go; the snapshot's raw partition is archived under its own
 date; the dates run oldest first (each date's gate compares it with the dates before it). The
 exit code is the first failed date's.
@@ -211,11 +212,12 @@ def catalog_fed_dates(kind: str, snapshot: dt.date) -> list[dt.date]:
     return [day for day in built if landing.covering_snapshot(kind, day) == snapshot]
 
 
-def _catalog_reason(kind: str, snapshot: dt.date, manifest: dict[str, Any]) -> str:
+def _catalog_reason(kind: str, snapshot: dt.date, manifest: dict[str, Any] | None) -> str:
     """Why the snapshot is landed again: named, it is restated changed or not (as `--source` is).
 
     Unchanged, it still rebuilds the dates it feeds: e.g. dates built before the snapshot's file
-    arrived, which kept the catalog of the snapshot before it.
+    arrived, which kept the catalog of the snapshot before it. Such a file may not be landed yet (no
+    run of a date it covers has come since): then it is landed here for the first time.
     """
     url = landing.catalog_url(kind)
     if url:
@@ -225,6 +227,8 @@ def _catalog_reason(kind: str, snapshot: dt.date, manifest: dict[str, Any]) -> s
         raise incoming.SourceFileMissing(
             f"no {kind}_{snapshot}.json under {config.data_dir()}/{kind}: a catalog is restated by the"
             f" date in its snapshot file's name, and that file must be there")
+    if manifest is None:
+        return f"{found[0]} arrived after dates it covers were built; landed for the first time"
     return landing.file_drift(manifest, found[0]) or f"named on the command line ({found[0]} is the file landed)"
 
 
@@ -233,7 +237,9 @@ def prepare_catalog(kind: str, snapshot: dt.date) -> dict[str, Any]:
     from pipeline.transform import warehouse
 
     manifest = landing.read_manifest(kind, snapshot)
-    if manifest is None:
+    found = None if landing.catalog_url(kind) else landing.catalog_file(kind, snapshot)
+    late_file = found is not None and found[1] == snapshot  # a file no run has landed yet: it lands here
+    if manifest is None and not (late_file and catalog_fed_dates(kind, snapshot)):
         landed = sorted(warehouse.partition_dates("raw", kind))
         raise NeverLanded(
             f"no {kind} snapshot of {snapshot} was landed, so there is nothing to restate"
