@@ -52,11 +52,15 @@ def recorded(day: dt.date) -> dict[str, dt.date | None] | None:
 def late_snapshot(kind: str, day: dt.date, built_with: dt.date | None) -> dt.date | None:
     """The snapshot covering `day` now, if it is later than `built_with` (the one its build read)."""
     snapshot = landing.covering_snapshot(kind, day)
-    if snapshot is None or (built_with is not None and snapshot <= built_with):
-        return None
-    if landing.catalog_url(kind) and landing.read_manifest(kind, snapshot) is None:
-        return None  # from the API a snapshot is fetched when a date needs it: only a landed one is late
-    return snapshot
+    return snapshot if snapshot is not None and _arrived_since(kind, snapshot, built_with) else None
+
+
+def _arrived_since(kind: str, snapshot: dt.date, built_with: dt.date | None) -> bool:
+    """Whether a date's covering snapshot is later than the one its build read."""
+    if built_with is not None and snapshot <= built_with:
+        return False
+    # from the API a snapshot is fetched when a date needs it: only a landed one is late
+    return not (landing.catalog_url(kind) and landing.read_manifest(kind, snapshot) is None)
 
 
 def message(kind: str, snapshot: dt.date, days: Iterable[dt.date]) -> str:
@@ -100,7 +104,7 @@ def late_dates(kind: str, snapshot: dt.date, built: list[dt.date] | None = None)
         if landing.covering_snapshot(kind, day) != snapshot:
             break  # a later snapshot covers this date, and every later one
         used = recorded(day)
-        if used is not None and late_snapshot(kind, day, used[kind]) == snapshot:
+        if used is not None and _arrived_since(kind, snapshot, used[kind]):
             late.append(day)
     return late
 
