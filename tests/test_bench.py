@@ -127,14 +127,17 @@ def test_bench_cli_times_the_readme_command_as_a_whole_process(tmp_path: Path,
     assert row[0].endswith("×") and row[1] == "≤ 3.95 s" and row[2] in ("met", "NOT met")
     assert any(label.strip().startswith("its CPU seconds") for label in table)
     assert _leftovers(tmp_path) == []
-    # --timeline: each run's tasks from the command's own run audit, in seconds from its start, then its exit
+    # --timeline: each run's tasks from the command's own run audit, in seconds from its start, with each
+    # task's CPU seconds (the run audit's cpu_seconds), then its exit
     for run in out.split("daily command run ")[1:]:
         lines = run.splitlines()[1:]
         tasks = {line.split()[4]: (float(line.split()[0]), float(line.split()[1])) for line in lines
-                 if line.startswith("    ") and len(line.split()) > 4 and line.split()[3] == "-"}
+                 if line.startswith("    ") and len(line.split()) > 4}
+        cpu = {line.split()[4]: line.split()[3] for line in lines if line.startswith("    ") and len(line.split()) > 4}
         exited = float(next(line.split()[0] for line in lines if line.endswith("the process exited")))
         assert {"LandEvents", "StageEvents", "BuildFactEvents", "QualityGate", "Publish"} <= set(tasks), run
         assert all(0 < start <= end <= exited for start, end in tasks.values()), run
+        assert all(float(seconds) > 0 for seconds in cpu.values()), run
         assert tasks["StageEvents"][0] >= tasks["LandEvents"][1] and tasks["Publish"][0] >= tasks["QualityGate"][1]
 
 

@@ -33,8 +33,8 @@ def test_a_date_exits_0_records_every_task_and_a_rerun_changes_nothing(ops: Ops)
     first = ops.luigi("DailyPipeline", *DATE, LOCAL)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "2025-12-15" in first.stdout and "published" in first.stdout  # the run summary at exit
-    runs = ops.query("select run_id, task, status, duration_seconds, rows_out, started_at, ended_at"
-                     " from audit.pipeline_runs where run_date = %s", [SEED_DAY])
+    runs = ops.query("select run_id, task, status, duration_seconds, rows_out, started_at, ended_at, cpu_seconds,"
+                     " peak_rss_mib from audit.pipeline_runs where run_date = %s", [SEED_DAY])
     assert len({r[0] for r in runs}) == 1, "one run id for the whole run, across worker processes"
     families = sorted(r[1].split("_")[0] for r in runs)
     assert families == sorted(["LandOrders", "LandEvents", "LandProducts", "StageOrders", "StageEvents",
@@ -44,10 +44,13 @@ def test_a_date_exits_0_records_every_task_and_a_rerun_changes_nothing(ops: Ops)
                                "BuildCompleteDays", "PreloadFactOrders", "PreloadFactEvents", "QualityGate", "Publish"]), \
         "no users snapshot: LandUsers, StageUsers have nothing to do"
     assert {r[2] for r in runs} == {"done"} and all(r[3] >= 0 and r[5] <= r[6] for r in runs)
+    # what each task cost the process Luigi forked for it (every task imports, reads or writes something)
+    assert all(r[7] > 0 and r[8] > 0 for r in runs), [(r[1], r[7], r[8]) for r in runs]
     rows_out = {r[1].split("_")[0]: r[4] for r in runs}
     assert rows_out["LandOrders"] == 20 and rows_out["LandEvents"] == 60 and rows_out["Publish"] == 80
     twin = ops.executions()
-    assert sorted((r["task_id"], r["status"]) for r in twin) == sorted((r[1], r[2]) for r in runs)
+    assert sorted((r["task_id"], r["status"], r["cpu_seconds"], r["peak_rss_mib"]) for r in twin) == \
+        sorted((r[1], r[2], r[7], r[8]) for r in runs)
     assert all(r["in_postgres"] for r in twin)
     # runtime_seconds: the sum of the date's task durations (publish counted until its commit)
     (runtime,) = ops.query("select runtime_seconds from warehouse.daily_metrics where run_date = %s", [SEED_DAY])[0]
@@ -207,6 +210,7 @@ def test_a_task_over_its_timeout_is_killed_and_recorded(ops: Ops) -> None:
     (publish,) = [r for r in ops.executions() if r["task_family"] == "Publish"]  # one attempt, killed
     assert publish["status"] == "failed" and "timed out after 2 seconds" in publish["error_message"]
     assert publish["duration_seconds"] is not None and publish["in_postgres"]
+    assert publish["cpu_seconds"] is None and publish["peak_rss_mib"] is None, "measured by the process killed"
     assert ops.query("select count(*) from audit.publish_log") == [(0,)], "the killed publish committed nothing"
 
 

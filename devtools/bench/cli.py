@@ -10,8 +10,8 @@ exit (Python's start, the imports, scheduling, every task and the run summary), 
 the `luigi` process and every task process it forked (getrusage of the reaped children), the
 Postgres server's CPU seconds in the same span, and the peak summed RSS of both (sampled). With
 `--timeline`, each run's tasks as the command's own run audit recorded them (start and end from the
-command's start, `pipeline.tasks.run_audit`), and when the process exited: where the wall seconds
-went, from nothing but what the command writes anyway.
+command's start, and each task's CPU seconds, `pipeline.tasks.run_audit`), and when the process
+exited: where the wall seconds and the CPU went, from nothing but what the command writes anyway.
 
 The command runs without PYTHONDONTWRITEBYTECODE (cron does not set it): Python then reads the
 modules' cached bytecode instead of compiling ~600 modules on every start (~0.9 s of CPU).
@@ -89,7 +89,7 @@ def audited_timeline(day: dt.date, began: dt.datetime) -> list[dict[str, Any]]:
     from pipeline.tasks import run_audit
 
     return sorted(({"task": row["task_family"], "start": (row["started_at"] - began).total_seconds(),
-                    "end": (row["ended_at"] - began).total_seconds(), "cpu": None}
+                    "end": (row["ended_at"] - began).total_seconds(), "cpu": row.get("cpu_seconds")}
                    for row in run_audit.executions(day) if row["started_at"] and row["ended_at"]),
                   key=lambda task: task["start"])
 

@@ -19,6 +19,13 @@ not recorded.
   audit write never starts the embedded server); rows that could not be written stay
   `in_postgres = false` in the twin and go with the next sync. The table is keyed by (run_id,
   task), so a retry (attempt n > 1) is recorded under task `<task_id>#<n>`.
+- What a task cost its process: `cpu_seconds`, the CPU time (user + system, every thread, DuckDB's
+  included; not the Postgres server's work it asked for) from its start event to its end event,
+  and `peak_rss_mib`, the peak resident memory of the process Luigi forked for it (getrusage's
+  maxrss, which counts the pages it shares with the Luigi process it was forked from). Both are
+  measured where the task ran; NULL when its end was recorded elsewhere (killed or lost: the worker's
+  main process records it), and `peak_rss_mib` also when the task ran in the Luigi process itself
+  (no time limit and one worker), whose peak is not the task's.
 - Nothing here ever raises into Luigi: an audit problem is logged, never allowed to replace the
   task's own outcome.
 
@@ -46,6 +53,11 @@ import time
 import uuid
 from typing import Any
 
+try:
+    import resource
+except ImportError:  # Windows: tasks are recorded without their CPU seconds and peak RSS
+    resource = None  # type: ignore[assignment]
+
 import luigi
 import luigi.retcodes
 import pyarrow as pa
@@ -70,6 +82,8 @@ SCHEMA = pa.schema([
     ("duration_seconds", pa.float64()),
     ("rows_in", pa.int64()),
     ("rows_out", pa.int64()),
+    ("cpu_seconds", pa.float64()),
+    ("peak_rss_mib", pa.int64()),
     ("error_message", pa.string()),
     ("host", pa.string()),
     ("pid", pa.int64()),
@@ -77,6 +91,7 @@ SCHEMA = pa.schema([
 ])
 
 _run_id: str | None = None
+_main_pid: int | None = None  # the process that installed the handlers (Luigi's), see `_peak_rss_mib`
 _scheduled: set[dt.date] = set()
 
 
@@ -158,6 +173,7 @@ def _postgres_row(row: dict[str, Any]) -> dict[str, Any]:
         "started_at": row["started_at"].replace(tzinfo=utc) if row["started_at"] else None,
         "ended_at": row["ended_at"].replace(tzinfo=utc) if row["ended_at"] else None,
         "rows_in": row["rows_in"], "rows_out": row["rows_out"], "error_message": row["error_message"],
+        "cpu_seconds": row.get("cpu_seconds"), "peak_rss_mib": row.get("peak_rss_mib"),
     }
 
 
@@ -262,7 +278,7 @@ def _record(task: luigi.Task, status: str, error: BaseException | str | None = N
                 "task_family": task.task_family, "attempt": len(rows) + 1, "status": "running",
                 "started_at": getattr(task, "_audit_started", None) if status != "running" else now,
                 "ended_at": None, "duration_seconds": None, "rows_in": None, "rows_out": None,
-                "error_message": None, "host": socket.gethostname(), "pid": os.getpid(), "in_postgres": False,
+                "cpu_seconds": None, "peak_rss_mib": None, "error_message": None, "host": socket.gethostname(), "pid": os.getpid(), "in_postgres": False,
             }
             if current["started_at"] is None:
                 current["started_at"] = now  # failed before it started (e.g. a dependency vanished)
@@ -270,11 +286,12 @@ def _record(task: luigi.Task, status: str, error: BaseException | str | None = N
         if status == "running":
             task._audit_started = now
             task._audit_clock = time.monotonic()
+            task._audit_cpu = (os.getpid(), _process_cpu()) if resource is not None else None
         else:
             current.update(status=status, ended_at=now, error_message=_error_text(error),
                            duration_seconds=round((now - current["started_at"]).total_seconds(), 3),
                            rows_in=_count(getattr(task, "rows_in", None)),
-                           rows_out=_count(getattr(task, "rows_out", None)))
+                           rows_out=_count(getattr(task, "rows_out", None)), **_resources(task))
         current["in_postgres"] = False
         _write(path, rows)
         if status == "failed" or (status == "done" and getattr(task, "audit_sync_on_success", False)):
@@ -285,6 +302,27 @@ def _record(task: luigi.Task, status: str, error: BaseException | str | None = N
 
 def _count(value: Any) -> int | None:
     return int(value) if value is not None else None
+
+
+def _process_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _resources(task: luigi.Task) -> dict[str, Any]:
+    """The task's CPU seconds and its process's peak RSS, where its start was recorded in this process (module doc)."""
+    started = getattr(task, "_audit_cpu", None)
+    if started is None or started[0] != os.getpid() or resource is None:
+        return {}
+    return {"cpu_seconds": round(_process_cpu() - started[1], 3), "peak_rss_mib": _peak_rss_mib()}
+
+
+def _peak_rss_mib() -> int | None:
+    """This process's peak RSS in MiB, if it is a process of its own (not the one that installed the handlers)."""
+    if os.getpid() == _main_pid:
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return round(peak / (1 << 20 if sys.platform == "darwin" else 1 << 10))
 
 
 def on_start(task: luigi.Task) -> None:
@@ -306,6 +344,8 @@ def on_lost(task: luigi.Task, message: str) -> None:
 
 def install(task_class: type[luigi.Task]) -> None:
     """Register the audit's event handlers on a task class (and so on all its subclasses)."""
+    global _main_pid
+    _main_pid = os.getpid()
     try:
         run_id()  # fixed now, in the main process, so that the worker processes forked later share it
     except BadRunId as err:
