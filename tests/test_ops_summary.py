@@ -10,6 +10,7 @@ import uuid
 import pyarrow.parquet as pq
 import pytest
 
+from tests.support.luigid import Luigid
 from tests.support.ops import SEED_DAY, Ops
 
 # Monday 2025-12-08: the generator's first day, so its catalog snapshot is that Monday's; the dates
@@ -150,3 +151,35 @@ def test_the_summary_reads_the_command_line_while_luigi_schedules_it(monkeypatch
 
     monkeypatch.setattr(CmdlineParser, "__init__", no_parser)
     assert command_line.read(["SummaryProbeDone", "--date", "2025-12-14"]) == command_line.noted()
+
+
+@pytest.mark.slow
+def test_a_date_held_back_by_an_earlier_date_of_the_same_range_names_it_not_a_bare_not_published(
+        ops: Ops, luigid: Luigid) -> None:
+    """A backfill whose first date fails: the next date's gate needs that date's staging (its volume check), so
+    Luigi leaves it pending. Its row says which date it waits for, in this run's summary, in `python -m
+    pipeline summary`, and through luigid (where the failed task is then disabled: not the waiting date's)."""
+    ops.generate(MONDAY, 2)
+    broken, held = MONDAY, MONDAY + dt.timedelta(days=1)
+    (ops.incoming / "orders" / str(broken) / "orders.json").write_text('[{"order_id": "X1",', encoding="utf-8")
+    span = ["--start", str(broken), "--stop", str(held + dt.timedelta(days=1))]
+
+    result = ops.luigi("RangeDaily", "--of", "DailyPipeline", *span, "--local-scheduler")
+    assert result.returncode == 30, result.stderr[-3000:]
+    rows = _summary_rows(result.stdout)
+    assert [row[:10] for row in rows] == [str(broken), str(held)], result.stdout
+    assert rows[0].endswith("FAILED") and rows[1].endswith(f"waits for {broken} (failed, above)"), result.stdout
+    assert "LandOrders: SourceFileInvalid" in result.stdout and "0 of 2 date(s) published" in result.stdout
+    later = ops.pipeline("summary", *span)
+    assert later.returncode == 1 and _summary_rows(later.stdout)[1].endswith(f"waits for {broken} (failed, above)"), \
+        later.stdout
+
+    through = ops.luigi("RangeDaily", "--of", "DailyPipeline", *span, *luigid.scheduler_args())
+    assert through.returncode == 30, through.stderr[-3000:]
+    assert _summary_rows(through.stdout)[1].endswith(f"waits for {broken} (failed, above)"), through.stdout
+    refused = ops.luigi("RangeDaily", "--of", "DailyPipeline", *span, *luigid.scheduler_args())
+    assert refused.returncode == 25, refused.stderr[-3000:]
+    rows = _summary_rows(refused.stdout)
+    assert rows[0].endswith("DISABLED in luigid (not run)"), refused.stdout
+    assert rows[1].endswith(f"waits for {broken} (disabled in luigid, above)"), refused.stdout
+    assert f"LandOrders(date={broken}) is DISABLED since" in refused.stdout

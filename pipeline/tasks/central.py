@@ -62,7 +62,7 @@ def call(url: str, method: str, **data: Any) -> Any:
         raise SchedulerUnreachable(f"the central scheduler at {url} does not answer ({err})") from None
 
 
-def _date_of(task: dict[str, Any]) -> dt.date | None:
+def date_of(task: dict[str, Any]) -> dt.date | None:
     try:
         return dt.date.fromisoformat(task.get("params", {}).get("date", ""))
     except (TypeError, ValueError):
@@ -74,7 +74,7 @@ def tasks_of(url: str, status: str, dates: Iterable[dt.date]) -> dict[str, dict[
     wanted = set(dates)
     listed = call(url, "task_list", status=status, upstream_status="", search="")
     return {task_id: task for task_id, task in (listed or {}).items()
-            if isinstance(task, dict) and _date_of(task) in wanted}
+            if isinstance(task, dict) and date_of(task) in wanted}
 
 
 def disabled(url: str, dates: Iterable[dt.date]) -> dict[str, dict[str, Any]]:
@@ -94,7 +94,7 @@ def describe(url: str, tasks: dict[str, dict[str, Any]], dates: Iterable[dt.date
         until = since + dt.timedelta(seconds=persist)
         lines.append(f"    {task['display_name']} is DISABLED since {since:%H:%M:%S}, until about {until:%H:%M:%S}"
                      f" ([scheduler] disable_persist = {persist} s)")
-    days = sorted({day for task in tasks.values() if (day := _date_of(task))} | set(dates))
+    days = sorted({day for task in tasks.values() if (day := date_of(task))} | set(dates))
     which = f"--date {days[0]}" if len(days) == 1 else f"--start {days[0]} --stop {days[-1] + dt.timedelta(days=1)}"
     lines.append(f"    once the cause is fixed: `python -m pipeline reenable {which}`, then run the date(s) again"
                  " (or run them with --local-scheduler)")

@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from pipeline import cli, lake
 from pipeline.quality.results import BLOCKING, OUTCOMES
-from pipeline.tasks import command_line, late_catalogs, run_audit, runbook, unscheduled
+from pipeline.tasks import command_line, held_back, late_catalogs, run_audit, runbook, unscheduled
 
 logger = logging.getLogger(__name__)
 
@@ -254,6 +254,7 @@ def print_summary(days: Iterable[dt.date], run_id: str | None = None, *, start_p
                   local_scheduler: bool = True, file: TextIO | None = None) -> list[DateSummary]:
     """Compute and print the summary; return it (reruns in the README's form, without luigid, unless told)."""
     summaries = summarise(days, run_id, start_postgres=start_postgres, local_scheduler=local_scheduler)
+    mark_held_back(summaries)
     print(render(summaries, run_id), file=file or sys.stdout, flush=True)
     return summaries
 
@@ -266,8 +267,9 @@ def _central(summaries: list[DateSummary], scheduled: list[dt.date], url: str, l
     try:
         if not local:
             refused = central.disabled(url, scheduled)
+            own = {central.date_of(task) for task in refused.values()}  # a date held back by another's: mark_held_back
             for s in summaries:
-                if refused and s.status == "not published":
+                if s.date in own and s.status == "not published":
                     s.status = "DISABLED in luigid (not run)"
             notes = central.describe(url, refused, [s.date for s in summaries if s.status != "published"])
         central.settle(url, [s.date for s in summaries if s.status == "published"])
@@ -275,6 +277,25 @@ def _central(summaries: list[DateSummary], scheduled: list[dt.date], url: str, l
         if not local:
             notes.append(f"({err})")
     return notes
+
+
+HOLDING = {"FAILED": "failed", "DISABLED in luigid (not run)": "disabled in luigid"}
+
+
+def mark_held_back(summaries: list[DateSummary]) -> None:
+    """A date left unpublished because an earlier date of the same summary that it needs failed: name that date.
+
+    Its catalog snapshot's or its volume check's history (`pipeline.tasks.held_back`): the reason and
+    what to do are that date's, shown above it. (A needed date nobody asked for: `_needed_failures`.)
+    """
+    status = {s.date: s.status for s in summaries}
+    for s in summaries:
+        if s.status != "not published" or not any(st in HOLDING for day, st in status.items() if day < s.date):
+            continue
+        holding = sorted(day for day in held_back.waits_for(s.date) if status.get(day) in HOLDING)
+        if holding:
+            why = " and ".join(sorted({HOLDING[status[day]] for day in holding}))
+            s.status = f"waits for {', '.join(map(str, holding))} ({why}, above)"
 
 
 def _needed_failures(summaries: list[DateSummary], scheduled: Sequence[dt.date], local: bool) -> list[str]:
@@ -323,6 +344,7 @@ def at_exit(pid: int) -> None:
                               local_scheduler=local)
         needed = _needed_failures(summaries, scheduled, local)
         notes = _central(summaries, scheduled, url, local) if url else []
+        mark_held_back(summaries)
         late = late_catalogs.notes(s.date for s in summaries)  # earlier dates a snapshot this run landed came too late for
         print("\n".join([render(summaries, run_audit.run_id()), *needed, *notes, *late]), file=sys.stdout, flush=True)
     except Exception:  # noqa: BLE001 - never turn a finished run into a traceback
