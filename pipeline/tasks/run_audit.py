@@ -278,7 +278,8 @@ def _record(task: luigi.Task, status: str, error: BaseException | str | None = N
                 "task_family": task.task_family, "attempt": len(rows) + 1, "status": "running",
                 "started_at": getattr(task, "_audit_started", None) if status != "running" else now,
                 "ended_at": None, "duration_seconds": None, "rows_in": None, "rows_out": None,
-                "cpu_seconds": None, "peak_rss_mib": None, "error_message": None, "host": socket.gethostname(), "pid": os.getpid(), "in_postgres": False,
+                "cpu_seconds": None, "peak_rss_mib": None, "error_message": None, "host": socket.gethostname(),
+                "pid": os.getpid(), "in_postgres": False,
             }
             if current["started_at"] is None:
                 current["started_at"] = now  # failed before it started (e.g. a dependency vanished)
