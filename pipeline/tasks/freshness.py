@@ -82,7 +82,7 @@ def check(now: dt.datetime, max_age: float) -> tuple[int, str]:
                        f" (limit {max_age:g} h)")
     # the dates that have ended since: from the one after the latest published to yesterday
     start = day + dt.timedelta(days=1)
-    stop = max(start + dt.timedelta(days=1), now.astimezone(ZoneInfo(config.model().business_timezone)).date())
+    stop = max(start + dt.timedelta(days=1), config.business_date(now))
     # the README's form (--local-scheduler): it works as printed whether or not luigid runs
     catch_up = (f"luigi --module pipeline.tasks DailyPipeline --date {start}" if stop - start == dt.timedelta(days=1)
                 else f"luigi --module pipeline.tasks RangeDaily --of DailyPipeline --start {start} --stop {stop}"
