@@ -111,7 +111,7 @@ class _RejectedCommandLine(logging.Filter):
         if isinstance(value, str) and ("does not match format '%Y-%m-%d'" in text
                                        or text.startswith("unconverted data remains")):
             text = f"{value!r} is not a valid date: expected YYYY-MM-DD, e.g. 2025-12-15"
-        if option and not text.startswith("--"):
+        if option and not text.startswith("--") and not isinstance(error, BadSetting):  # it names its setting
             text = f"--{option.replace('_', '-')} {text}"
         record.msg, record.args = "the command was rejected: %s (luigi --help-all lists the options)", (text,)
         record.exc_info, record.exc_text = None, None

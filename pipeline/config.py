@@ -236,13 +236,19 @@ def ready_marker() -> str:
     return name
 
 
-def business_date(now: dt.datetime | None = None) -> dt.date:
-    """The date of `now` (default: the current time) in [model] business_timezone (UTC if it names no zone)."""
+def business_zone() -> ZoneInfo:
+    """[model] business_timezone as a time zone (BadSetting naming the setting if it names none)."""
+    name = str(model().business_timezone).strip()
     try:
-        zone: dt.tzinfo = ZoneInfo(str(model().business_timezone).strip())
-    except (ValueError, ZoneInfoNotFoundError):  # staging reports the bad name; the date falls back to UTC
-        zone = dt.timezone.utc
-    return (now or dt.datetime.now(dt.timezone.utc)).astimezone(zone).date()
+        return ZoneInfo(name)
+    except (ValueError, ZoneInfoNotFoundError):
+        raise BadSetting(f"[model] business_timezone = {name!r} is not an IANA time zone name; set it in"
+                         " luigi.cfg to one such as UTC, Europe/Berlin or America/New_York") from None
+
+
+def business_date(now: dt.datetime | None = None) -> dt.date:
+    """The date of `now` (default: the current time) in [model] business_timezone."""
+    return (now or dt.datetime.now(dt.timezone.utc)).astimezone(business_zone()).date()
 
 
 def not_after_today(day: dt.date) -> dt.date:

@@ -96,6 +96,15 @@ def test_a_date_after_today_is_rejected_before_anything_runs(tmp_path: Path) -> 
     assert restate.returncode == 2, restate.stderr
     assert f"argument --date: {later} is after today (" in _one_line(restate)
     assert not (tmp_path / "lake").exists(), "nothing ran"
+    # today is a business date: a zone that is none rejects the command as it would fail the staging
+    zone = tmp_path / "zone.cfg"
+    zone.write_text("[model]\nbusiness_timezone = Europe/Atlantis\n")
+    done = _run(["DailyPipeline", "--date", "2025-12-15", "--local-scheduler"], tmp_path, LUIGI,
+                LUIGI_CONFIG_PATH=str(zone))
+    assert done.returncode == 40, done.stderr
+    assert _one_line(done).startswith("ERROR: the command was rejected: [model] business_timezone = 'Europe/Atlantis'"
+                                      " is not an IANA time zone name; set it in luigi.cfg")
+    assert not (tmp_path / "lake").exists(), "nothing ran"
 
 
 def test_today_is_a_date_to_run_in_the_business_time_zone(luigi_settings) -> None:

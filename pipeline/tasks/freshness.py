@@ -21,7 +21,6 @@ import argparse
 import datetime as dt
 import logging
 import sys
-from zoneinfo import ZoneInfo
 
 import luigi
 import psycopg
@@ -54,8 +53,7 @@ def latest_published() -> tuple[dt.date, dt.datetime] | None:
 
 def age_hours(day: dt.date, now: dt.datetime) -> float:
     """Hours from the end of `day` (the next midnight in [model] business_timezone) to `now`."""
-    zone = ZoneInfo(config.model().business_timezone)
-    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=zone)
+    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=config.business_zone())
     return (now - end).total_seconds() / 3600
 
 
@@ -112,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     max_age = freshness().max_age_hours if args.max_age_hours is None else args.max_age_hours
     if max_age < 0:
         parser.error(f"--max-age-hours {max_age:g} is negative")
-    code, line = check(args.now or dt.datetime.now(dt.timezone.utc), max_age)
+    try:
+        code, line = check(args.now or dt.datetime.now(dt.timezone.utc), max_age)
+    except config.BadSetting as err:  # the age is counted from midnight in the business time zone
+        code, line = UNKNOWN, f"UNKNOWN: {err}"
     print(line, file=sys.stderr if code == UNKNOWN else sys.stdout)
     return code
