@@ -16,7 +16,7 @@ import os
 import sys
 from typing import NoReturn
 
-from pipeline import lake
+from pipeline import config, lake
 from pipeline.config import BadSetting
 
 USAGE_ERROR = 2  # argparse's exit code for a command-line usage error
@@ -44,6 +44,14 @@ def date_arg(text: str) -> dt.date:
         reason = "" if detail.startswith("not a date") else f" ({detail})"
         raise argparse.ArgumentTypeError(f"{text!r} is not a valid date: expected YYYY-MM-DD, e.g. 2025-12-15"
                                          f"{reason}") from None
+
+
+def load_date_arg(text: str) -> dt.date:
+    """argparse type: a load date to run (`date_arg`, and not after today: `config.not_after_today`)."""
+    try:
+        return config.not_after_today(date_arg(text))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err).removeprefix("--date ")) from None
 
 
 def date_range(start: dt.date, stop: dt.date) -> list[dt.date]:
@@ -103,7 +111,7 @@ class _RejectedCommandLine(logging.Filter):
         if isinstance(value, str) and ("does not match format '%Y-%m-%d'" in text
                                        or text.startswith("unconverted data remains")):
             text = f"{value!r} is not a valid date: expected YYYY-MM-DD, e.g. 2025-12-15"
-        if option and not text.startswith("--"):
+        if option and not text.startswith("--") and not isinstance(error, BadSetting):  # it names its setting
             text = f"--{option.replace('_', '-')} {text}"
         record.msg, record.args = "the command was rejected: %s (luigi --help-all lists the options)", (text,)
         record.exc_info, record.exc_text = None, None

@@ -14,9 +14,11 @@ LUIGI_CONFIG_PATH) still wins, option by option.
 from __future__ import annotations
 
 import configparser
+import datetime as dt
 import os
 from typing import Any
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import luigi
 import luigi.configuration
@@ -232,6 +234,33 @@ def ready_marker() -> str:
     if name and (name in (".", "..") or "/" in name or "\\" in name or "\x00" in name):
         raise ValueError(f"[landing] ready_marker must be a plain file name (e.g. _SUCCESS), not {name!r}")
     return name
+
+
+def business_zone() -> ZoneInfo:
+    """[model] business_timezone as a time zone (BadSetting naming the setting if it names none)."""
+    name = str(model().business_timezone).strip()
+    try:
+        return ZoneInfo(name)
+    except (ValueError, ZoneInfoNotFoundError):
+        raise BadSetting(f"[model] business_timezone = {name!r} is not an IANA time zone name; set it in"
+                         " luigi.cfg to one such as UTC, Europe/Berlin or America/New_York") from None
+
+
+def business_date(now: dt.datetime | None = None) -> dt.date:
+    """The date of `now` (default: the current time) in [model] business_timezone."""
+    return (now or dt.datetime.now(dt.timezone.utc)).astimezone(business_zone()).date()
+
+
+def not_after_today(day: dt.date) -> dt.date:
+    """`day`, if it is not after today's business date (ValueError otherwise: its files cannot be complete).
+
+    A date after today (a typo in the year) would only fail on its missing files, after landing the
+    catalog API's snapshot of a week that has not begun, which that week's own run would never fetch again.
+    """
+    if day > (today := business_date()):
+        raise ValueError(f"--date {day} is after today ({today} in [model] business_timezone"
+                         f" {model().business_timezone}): a date runs once its files are complete")
+    return day
 
 
 def sold_statuses() -> list[str]:

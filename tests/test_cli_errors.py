@@ -5,6 +5,7 @@ cannot be reached, for `compact-serving`, `schema-doc` and `report` as for `rebu
 """
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline import config
 from tests.support.paths import REPO
 from tests.support.postgres import PG_ENV
 from tests.support.processes import free_port
@@ -82,3 +84,35 @@ def test_a_bad_run_id_stops_the_luigi_command_with_one_line(tmp_path: Path) -> N
     assert _one_line(done) == ("ERROR: the command was rejected: ECOMM_RUN_ID='bad id!' is not a run id: use 1-64"
                                " letters, digits or _, or unset it (each run then gets its own)")
     assert not (tmp_path / "lake").exists(), "nothing ran"
+
+
+def test_a_date_after_today_is_rejected_before_anything_runs(tmp_path: Path) -> None:
+    """A typo in the year would land the catalog API's snapshot of a week to come, then fail on the missing files."""
+    later = dt.datetime.now(dt.timezone.utc).date() + dt.timedelta(days=2)  # after today in any time zone
+    done = _run(["DailyPipeline", "--date", str(later), "--local-scheduler"], tmp_path, LUIGI)
+    assert done.returncode == 40, done.stderr
+    assert _one_line(done).startswith(f"ERROR: the command was rejected: --date {later} is after today (")
+    restate = _run(["restate", "--date", str(later)], tmp_path)
+    assert restate.returncode == 2, restate.stderr
+    assert f"argument --date: {later} is after today (" in _one_line(restate)
+    assert not (tmp_path / "lake").exists(), "nothing ran"
+    # today is a business date: a zone that is none rejects the command as it would fail the staging
+    zone = tmp_path / "zone.cfg"
+    zone.write_text("[model]\nbusiness_timezone = Europe/Atlantis\n")
+    done = _run(["DailyPipeline", "--date", "2025-12-15", "--local-scheduler"], tmp_path, LUIGI,
+                LUIGI_CONFIG_PATH=str(zone))
+    assert done.returncode == 40, done.stderr
+    assert _one_line(done).startswith("ERROR: the command was rejected: [model] business_timezone = 'Europe/Atlantis'"
+                                      " is not an IANA time zone name; set it in luigi.cfg")
+    assert not (tmp_path / "lake").exists(), "nothing ran"
+
+
+def test_today_is_a_date_to_run_in_the_business_time_zone(luigi_settings) -> None:
+    now = dt.datetime(2026, 3, 1, 23, 30, tzinfo=dt.timezone.utc)
+    assert config.business_date(now) == dt.date(2026, 3, 1)
+    luigi_settings("model", business_timezone="Pacific/Kiritimati")  # UTC+14: already tomorrow
+    assert config.business_date(now) == dt.date(2026, 3, 2)
+    today = config.business_date()
+    assert config.not_after_today(today) == today
+    with pytest.raises(ValueError, match="is after today"):
+        config.not_after_today(today + dt.timedelta(days=1))

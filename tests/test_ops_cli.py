@@ -171,6 +171,19 @@ def test_freshness_names_the_latest_date_and_exits_for_a_monitor(fresh_db: Targe
     down = _run([*PIPELINE, "freshness"], tmp_path, {"ECOMM_PG_DSN": "postgresql://postgres@127.0.0.1:1/nowhere"})
     assert down.returncode == 3 and down.stderr.startswith("UNKNOWN: cannot read audit.publish_log"), down.stderr
 
+    # the age counts from midnight in the business time zone; a zone that is none is a setting to fix,
+    # not a stale date (exit 3, one line, as a monitor reads it)
+    zoned = tmp_path / "zone.cfg"
+    for zone, code, line in (("America/New_York", 0, "FRESH: the latest published load date is 2025-12-19"),
+                             ("Europe/Atlantis", 3, "UNKNOWN: [model] business_timezone = 'Europe/Atlantis' is not")):
+        zoned.write_text(f"[model]\nbusiness_timezone = {zone}\n")
+        answer = _run([*PIPELINE, "freshness", "--now", "2025-12-20T12:00"], tmp_path,
+                      {**env, "LUIGI_CONFIG_PATH": str(zoned)})
+        assert answer.returncode == code, answer.stdout + answer.stderr
+        said = (answer.stdout + answer.stderr).strip()
+        assert said.startswith(line) and "\n" not in said and "Traceback" not in said, said
+        assert code or "7.0 h after its end" in said  # 2025-12-19 ended at 05:00 UTC in New York
+
 
 def test_postgres_unreachable_is_announced_once_with_the_retry_plan(caplog: pytest.LogCaptureFixture) -> None:
     import logging

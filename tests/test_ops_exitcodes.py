@@ -92,6 +92,10 @@ def test_missing_input_exits_30_naming_the_expected_file(ops: Ops) -> None:
     assert result.returncode == RETCODE["task_failed"], result.stderr[-3000:]
     assert "SourceFileMissing" in result.stderr and f"events/{SEED_DAY}/events.csv" in result.stderr
     assert [(r["attempt"], r["status"]) for r in ops.executions() if r["task_family"] == "LandEvents"] == [(1, "failed")]
+    # the orders' side was built, but a date without its events completes no day on the lake (the
+    # lake's reporting window ends at the latest complete day: a failed date would empty it)
+    assert ops.lake_rows("warehouse", "fact_orders") > 0
+    assert not (ops.lake / "marts" / "complete_days").exists()
 
 
 @pytest.mark.slow

@@ -28,7 +28,7 @@ from typing import Any
 import luigi
 import luigi.tools.range
 
-from pipeline import lake
+from pipeline import config, lake
 from pipeline.tasks import run_audit
 
 logger = logging.getLogger(__name__)
@@ -56,14 +56,15 @@ class LakeTarget(luigi.Target):
 
 
 class DateParameter(luigi.DateParameter):
-    """A date parameter that rejects anything but YYYY-MM-DD before it reaches a path or SQL."""
+    """A date parameter that rejects anything but YYYY-MM-DD before it reaches a path or SQL, and dates to come."""
 
     def parse(self, s: str) -> dt.date:
         try:
-            return lake.parse_date(s)
+            day = lake.parse_date(s)
         except ValueError as err:
             reason = "" if str(err).startswith("not a date") else f" ({err})"
             raise ValueError(f"--date {s!r} is not a valid date: expected YYYY-MM-DD, e.g. 2025-12-15{reason}") from None
+        return config.not_after_today(day)
 
 
 #: below `PipelineTask.priority` of any date (see RangeDaily)

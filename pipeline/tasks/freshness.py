@@ -21,7 +21,6 @@ import argparse
 import datetime as dt
 import logging
 import sys
-from zoneinfo import ZoneInfo
 
 import luigi
 import psycopg
@@ -54,8 +53,7 @@ def latest_published() -> tuple[dt.date, dt.datetime] | None:
 
 def age_hours(day: dt.date, now: dt.datetime) -> float:
     """Hours from the end of `day` (the next midnight in [model] business_timezone) to `now`."""
-    zone = ZoneInfo(config.model().business_timezone)
-    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=zone)
+    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=config.business_zone())
     return (now - end).total_seconds() / 3600
 
 
@@ -82,7 +80,7 @@ def check(now: dt.datetime, max_age: float) -> tuple[int, str]:
                        f" (limit {max_age:g} h)")
     # the dates that have ended since: from the one after the latest published to yesterday
     start = day + dt.timedelta(days=1)
-    stop = max(start + dt.timedelta(days=1), now.astimezone(ZoneInfo(config.model().business_timezone)).date())
+    stop = max(start + dt.timedelta(days=1), config.business_date(now))
     # the README's form (--local-scheduler): it works as printed whether or not luigid runs
     catch_up = (f"luigi --module pipeline.tasks DailyPipeline --date {start}" if stop - start == dt.timedelta(days=1)
                 else f"luigi --module pipeline.tasks RangeDaily --of DailyPipeline --start {start} --stop {stop}"
@@ -112,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     max_age = freshness().max_age_hours if args.max_age_hours is None else args.max_age_hours
     if max_age < 0:
         parser.error(f"--max-age-hours {max_age:g} is negative")
-    code, line = check(args.now or dt.datetime.now(dt.timezone.utc), max_age)
+    try:
+        code, line = check(args.now or dt.datetime.now(dt.timezone.utc), max_age)
+    except config.BadSetting as err:  # the age is counted from midnight in the business time zone
+        code, line = UNKNOWN, f"UNKNOWN: {err}"
     print(line, file=sys.stderr if code == UNKNOWN else sys.stdout)
     return code

@@ -297,7 +297,7 @@ def run_date(day: dt.date) -> int:
 def main(argv: list[str] | None = None) -> int:
     """`python -m pipeline restate`."""
     parser = cli.Parser(prog="python -m pipeline restate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--date", required=True, type=cli.date_arg,
+    parser.add_argument("--date", required=True, type=cli.load_date_arg,
                         help="the load date to restate, YYYY-MM-DD (with --catalog: the snapshot's date)")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--source", action="append", choices=incoming.DAILY_SOURCES,

@@ -6,9 +6,21 @@
 -- rows of an earlier file, or the few rows a file carries from the first minutes after its midnight
 -- ([model] future_tolerance_hours); those days are incomplete. Late rows can still add to a complete
 -- day later, as to any day.
-with final as (
+-- On the lake a load date is in once both of its facts are built: the model reads them (so its task
+-- waits for them), and a date whose files never landed completes no day.
+with orders as (
+    select count(*) as row_count from fact_orders
+),
+
+events as (
+    select count(*) as row_count from fact_events
+),
+
+final as (
     select
         cast($load_date as date) as complete_date
+    from orders
+    cross join events
 )
 
 select * from final

@@ -21,7 +21,7 @@ Kinds:
     "bad_shape"       200 JSON object without the resource key
 
 Page-shaped faults ("short", "empty", "missing_fields", "bad_shape") on a single-item request are
-consumed and ignored. Run standalone with `python tests/dummyjson_server.py --port 8000`.
+consumed and ignored. Run standalone with `python -m tests.support.dummyjson_server --port 8000`.
 """
 from __future__ import annotations
 
