@@ -144,10 +144,12 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
         failed = [r for r in last.values() if r["status"] == "failed"]
         failures = [f"{r['task_family']}: {_first_line(r['error_message'])}" for r in failed]
         remedies = [remedy for r in failed if (remedy := runbook.remedy_for_text(r["error_message"]))]
+        not_scheduled = []
         if run_id is not None and run_id == run_audit.run_id():  # this process's run: what it could not schedule
             for family, reason in unscheduled.failures(day):
-                failures.append(f"{family} could not be scheduled: {reason}")
+                not_scheduled.append(f"{family} could not be scheduled: {reason}")
                 remedies.extend(remedy for remedy in [runbook.remedy_for_text(reason)] if remedy)
+        failures.extend(not_scheduled)
         if pub is not None and (late := late_catalogs.late_catalogs(day)):
             status = "published, catalog LATE"  # with an older catalog than the snapshot that covers it now
             failures.extend(f"what to do (late catalog snapshot): {line}" for line in late.values())
@@ -155,8 +157,9 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
             status = "published"
         elif checks is not None and checks["fail"] + checks["error"]:
             status = "BLOCKED by the quality gate"
-            failures = [f"{r['outcome'].upper()} {r['table_name']}: {r['check_name']} (value {_n(r['value'])})"
-                        for r in results if r["outcome"] in BLOCKING]
+            failures = not_scheduled + [
+                f"{r['outcome'].upper()} {r['table_name']}: {r['check_name']} (value {_n(r['value'])})"
+                for r in results if r["outcome"] in BLOCKING]
             failures.append(f"what to do (gate blocked): {runbook.by_kind('gate blocked').fix_for(day, **rerun)}")
         elif failures:
             status = "FAILED"
