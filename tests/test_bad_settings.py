@@ -59,6 +59,25 @@ def test_a_bad_gate_threshold_stops_the_run_with_one_line_naming_it(tmp_path: Pa
                      " (or in the file LUIGI_CONFIG_PATH names), or remove it for the default"], result.stderr[-3000:]
 
 
+def test_thresholds_that_contradict_each_other_stop_a_backfill_before_any_work(tmp_path: Path) -> None:
+    """Found at each date's gate, they cost every date its landing, staging and model, then failed them all."""
+    env = {k: v for k, v in os.environ.items() if k not in PG_ENV and not k.startswith("ECOMM_")}
+    env.update(ECOMM_DATA_DIR=str(SEED_INCOMING), ECOMM_LAKE_DIR=str(tmp_path / "lake"),
+               ECOMM_PG_DSN=f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere")
+    result = subprocess.run([sys.executable, "-m", "luigi", "--module", "pipeline.tasks", "RangeDaily", "--of",
+                             "DailyPipeline", "--start", "2025-12-15", "--stop", "2025-12-17", "--local-scheduler",
+                             "--checks-lost-fail-pct", "0.1"], cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=300, check=False)
+    assert result.returncode == 35, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    reason = "RangeDaily could not be scheduled: [checks] needs 0 <= lost_warn_pct <= lost_fail_pct <= 100, got 5.0 and 0.1"
+    summary = result.stdout.splitlines()
+    for day in ("2025-12-15", "2025-12-16"):  # the summary says why for each date, not a bare "not published"
+        row = next(number for number, line in enumerate(summary) if line.startswith(day))
+        assert summary[row].endswith("FAILED") and summary[row + 1].strip() == reason, result.stdout
+    assert not (tmp_path / "lake" / "raw").exists(), "nothing was landed"
+
+
 @pytest.mark.parametrize(("option", "value"), [("lock_timeout", "forever"), ("pipeline_lock_timeout", "30 minutes"),
                                                ("maintenance_work_mem", "lots")])
 def test_a_bad_postgres_value_of_publish_is_named_before_postgres_sees_it(luigi_settings, option: str,

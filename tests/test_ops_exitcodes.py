@@ -117,6 +117,14 @@ def test_a_blocked_quality_gate_exits_30_is_recorded_and_not_retried(ops: Ops) -
     assert not [r for r in ops.executions() if r["task_family"] == "Publish"]
     summary = ops.pipeline("summary", "--start", str(SEED_DAY), "--stop", "2025-12-16")
     assert summary.returncode == 1 and "BLOCKED" in summary.stdout, "not every date is published"
+    # the date's own summary, which the "what to do" line points to, says why each check failed and what
+    # to do, the option of its threshold included; the range's keeps one line per check
+    lost = "share of orders thrown away (quarantined or rejected)"
+    assert f"FAIL source_loss: {lost}" in summary.stdout and "rerun it with --checks-lost" not in summary.stdout
+    one = ops.pipeline("summary", "--date", str(SEED_DAY)).stdout.splitlines()
+    line = next(number for number, text in enumerate(one) if text.strip().startswith(f"FAIL source_loss: {lost}"))
+    assert one[line + 1].startswith("      stg_orders: ") and "rerun it with --checks-lost-fail-pct 100" in one[line + 1]
+    assert "`python -m pipeline summary --date 2025-12-15` prints each failing check's message" in one[-2]
 
 
 @pytest.mark.slow

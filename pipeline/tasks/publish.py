@@ -13,6 +13,7 @@ import luigi
 import psycopg
 
 from pipeline.ingest import landing
+from pipeline.quality import gate
 from pipeline.serving import retry as pg_retry
 from pipeline.tasks import late_catalogs, run_audit
 from pipeline.tasks.base import PipelineTask
@@ -218,6 +219,7 @@ class DailyPipeline(luigi.WrapperTask, PipelineTask):
     force = luigi.BoolParameter(default=False, significant=False)
 
     def requires(self) -> luigi.Task:
+        gate.check_settings()  # contradicting thresholds stop the command now, not each date at its gate
         return Publish(date=self.date, force=self.force)
 
     @classmethod

@@ -64,9 +64,9 @@ REMEDIES: tuple[Remedy, ...] = (
     Remedy("gate blocked", "30",
            "`BLOCKED by the quality gate` with the failing checks; `audit.dq_failures` holds them",
            "a check with a `fail` rule failed: the data is incomplete or wrong (volume, loss, keys ...)",
-           "read the checks (`python -m pipeline summary --date {date}`, docs/quality-gate.md), fix the file and"
-           " `python -m pipeline restate --date {date}`; a day that really is unusual: rerun it with the"
-           " threshold given, e.g. `--checks-volume-fail-low-ratio 0`", ("QualityGateFailed",)),
+           "read why (`python -m pipeline summary --date {date}` prints each failing check's message), fix the"
+           " file and `python -m pipeline restate --date {date}`; a day that really is unusual: rerun it with the"
+           " threshold the message names, e.g. `--checks-lost-fail-pct 100`", ("QualityGateFailed",)),
     Remedy("not ready", "20",
            "`NOT READY (orders: no ready marker)`",
            "`[landing] ready_marker` is set and the sender has not written it yet",

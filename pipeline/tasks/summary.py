@@ -32,6 +32,8 @@ from pipeline.tasks import command_line, held_back, late_catalogs, run_audit, ru
 
 logger = logging.getLogger(__name__)
 
+MESSAGE = "  "  # a blocking check's whole message, beneath its line (never cut)
+
 
 class run_summary(luigi.Config):  # noqa: N801 - luigi maps the class name to the [run_summary] section
     """[run_summary]: the summary a `luigi` command-line run prints when it exits."""
@@ -91,7 +93,7 @@ def _parquet_rows(layer: str, table: str, day: dt.date) -> int | None:
 def _check_results(day: dt.date) -> list[dict[str, Any]] | None:
     path = lake.partition_file("audit", "dq_results", day)
     try:
-        return lake.read_rows(path, columns=["outcome", "table_name", "check_name", "value"])
+        return lake.read_rows(path, columns=["outcome", "table_name", "check_name", "value", "message"])
     except (OSError, ValueError):
         return None
 
@@ -121,10 +123,12 @@ def _first_line(text: str | None) -> str:
 
 
 def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postgres: bool = True,
-              local_scheduler: bool = False) -> list[DateSummary]:
+              local_scheduler: bool = False, messages: bool = False) -> list[DateSummary]:
     """The summary of each date; with `run_id`, outcomes and time of that run's executions only.
 
     local_scheduler=True: the run used no luigid, so the commands in its "what to do" lines do not either.
+    messages=True: under each check that blocked a date, its whole message (what it measured, why,
+    and what to do, the threshold option included), as `python -m pipeline summary --date D` prints.
     """
     days = sorted(set(days))
     rerun = {"local_scheduler": local_scheduler}
@@ -144,10 +148,12 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
         failed = [r for r in last.values() if r["status"] == "failed"]
         failures = [f"{r['task_family']}: {_first_line(r['error_message'])}" for r in failed]
         remedies = [remedy for r in failed if (remedy := runbook.remedy_for_text(r["error_message"]))]
+        not_scheduled = []
         if run_id is not None and run_id == run_audit.run_id():  # this process's run: what it could not schedule
             for family, reason in unscheduled.failures(day):
-                failures.append(f"{family} could not be scheduled: {reason}")
+                not_scheduled.append(f"{family} could not be scheduled: {reason}")
                 remedies.extend(remedy for remedy in [runbook.remedy_for_text(reason)] if remedy)
+        failures.extend(not_scheduled)
         if pub is not None and (late := late_catalogs.late_catalogs(day)):
             status = "published, catalog LATE"  # with an older catalog than the snapshot that covers it now
             failures.extend(f"what to do (late catalog snapshot): {line}" for line in late.values())
@@ -155,8 +161,10 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
             status = "published"
         elif checks is not None and checks["fail"] + checks["error"]:
             status = "BLOCKED by the quality gate"
-            failures = [f"{r['outcome'].upper()} {r['table_name']}: {r['check_name']} (value {_n(r['value'])})"
-                        for r in results if r["outcome"] in BLOCKING]
+            failures = not_scheduled + [
+                line for r in results if r["outcome"] in BLOCKING
+                for line in (f"{r['outcome'].upper()} {r['table_name']}: {r['check_name']} (value {_n(r['value'])})",
+                             *([f"{MESSAGE}{r['message']}"] if messages and r["message"] else []))]
             failures.append(f"what to do (gate blocked): {runbook.by_kind('gate blocked').fix_for(day, **rerun)}")
         elif failures:
             status = "FAILED"
@@ -244,16 +252,18 @@ def render(summaries: Sequence[DateSummary], run_id: str | None = None) -> str:
     out = [head, "  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip()]
     for s, line in zip(summaries, lines):
         out.append("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip())
-        out.extend(f"    {failure if failure.startswith('what to do') else failure[:200]}" for failure in s.failures)
+        out.extend(f"    {failure if failure.startswith(('what to do', MESSAGE)) else failure[:200]}"
+                   for failure in s.failures)
     published = sum(s.status == "published" for s in summaries)
     out.append(f"{published} of {len(summaries)} date(s) published")
     return "\n".join(out)
 
 
 def print_summary(days: Iterable[dt.date], run_id: str | None = None, *, start_postgres: bool = True,
-                  local_scheduler: bool = True, file: TextIO | None = None) -> list[DateSummary]:
+                  local_scheduler: bool = True, messages: bool = False, file: TextIO | None = None) -> list[DateSummary]:
     """Compute and print the summary; return it (reruns in the README's form, without luigid, unless told)."""
-    summaries = summarise(days, run_id, start_postgres=start_postgres, local_scheduler=local_scheduler)
+    summaries = summarise(days, run_id, start_postgres=start_postgres, local_scheduler=local_scheduler,
+                          messages=messages)
     mark_held_back(summaries)
     print(render(summaries, run_id), file=file or sys.stdout, flush=True)
     return summaries
@@ -359,5 +369,5 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     days = cli.dates(parser, args)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    summaries = print_summary(days, args.run_id)
+    summaries = print_summary(days, args.run_id, messages=args.date is not None)  # one date: every check's why
     return 0 if all(s.status == "published" for s in summaries) else 1

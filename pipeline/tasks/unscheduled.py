@@ -4,7 +4,9 @@ Luigi logs a task whose `complete()` or `requires()` raised as "Will not run <ta
 dependencies due to error in complete() method:" followed by the traceback, marks it UNKNOWN and
 exits with [retcode] scheduling_error: the date never ran, and without this the summary could only
 say "not published". `Recorder`, a filter on Luigi's logger (`install`, from pipeline.tasks), keeps
-each such task's family, date and the error's last line (`failures`), which the summary shows.
+each such task's family, date and the error's last line (`failures`), which the summary shows. A
+task without a date (RangeDaily, whose complete() asks every date of its range) counts for every
+date the run asked for.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ _WILL_NOT_RUN = re.compile(
     re.S)
 _QUALIFIED = re.compile(r"^(?:\w+\.)+(?=\w+:)")  # psycopg.OperationalError: -> OperationalError:
 _DATE = re.compile(r"(?:^|, )date=(\d{4}-\d{2}-\d{2})(?:,|$)")
-_failed: dict[dt.date, list[tuple[str, str]]] = {}
+_failed: dict[dt.date | None, list[tuple[str, str]]] = {}  # None: a task without a date, for every date
 
 
 class Recorder(logging.Filter):
@@ -28,12 +30,12 @@ class Recorder(logging.Filter):
             match = _WILL_NOT_RUN.match(record.getMessage())
         except Exception:  # noqa: BLE001 - a record that cannot be formatted is not ours to judge
             return True
-        day = _DATE.search(match["params"]) if match else None
-        if match and day:
+        if match:
+            day = _DATE.search(match["params"])
             lines = [line.strip() for line in match["rest"].splitlines() if line.strip()]
             # a traceback's last line, `<ErrorClass>: <text>` as the run audit records errors (the runbook reads it)
             entry = (match["family"], _QUALIFIED.sub("", lines[-1]) if lines else "see the log above")
-            noted = _failed.setdefault(dt.date.fromisoformat(day[1]), [])
+            noted = _failed.setdefault(dt.date.fromisoformat(day[1]) if day else None, [])
             if entry not in noted:
                 noted.append(entry)
         return True
@@ -48,4 +50,4 @@ def install() -> None:
 
 def failures(day: dt.date) -> list[tuple[str, str]]:
     """(task family, the error's last line) of each task of the date this process could not schedule."""
-    return list(_failed.get(day, ()))
+    return [*_failed.get(None, ()), *_failed.get(day, ())]
