@@ -15,6 +15,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from pipeline.config import BadSetting
+
 COMMANDS = {
     "summary": "pipeline.tasks.summary",
     "freshness": "pipeline.tasks.freshness",
@@ -34,7 +36,11 @@ def main(argv: list[str] | None = None) -> int:
         print(__doc__.strip())
         return 0 if not args or args[0] in ("-h", "--help") else 2
     module = importlib.import_module(COMMANDS[args[0]])
-    return int(module.main(args[1:]) or 0)
+    try:
+        return int(module.main(args[1:]) or 0)
+    except BadSetting as err:  # a setting the command needs cannot work: one line, not a traceback
+        print(f"python -m pipeline {args[0]}: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import configparser
 import datetime as dt
+import functools
 import os
 from typing import Any
 from pathlib import Path
@@ -214,8 +215,21 @@ def data_dir() -> str:
 
 
 def lake_dir() -> str:
-    """The lake root: ECOMM_LAKE_DIR, else [paths] lake_dir."""
-    return _resolve(_env_or("ECOMM_LAKE_DIR", paths().lake_dir))
+    """The lake root: ECOMM_LAKE_DIR, else [paths] lake_dir (BadSetting: a file, or a URL without a bucket)."""
+    value = _env_or("ECOMM_LAKE_DIR", paths().lake_dir)
+    root = _resolve(value)
+    _check_lake(value, root, bool(os.environ.get("ECOMM_LAKE_DIR", "").strip()))
+    return root
+
+
+@functools.lru_cache(maxsize=8)
+def _check_lake(value: str, root: str, from_environment: bool) -> None:
+    named = f"ECOMM_LAKE_DIR={value!r}" if from_environment else f"[paths] lake_dir = {value!r}"
+    if "://" in value and not value.split("://", 1)[1].split("/", 1)[0]:
+        raise BadSetting(f"{named} names no bucket: give s3://bucket or s3://bucket/prefix")
+    if "://" not in value and os.path.exists(root) and not os.path.isdir(root):
+        raise BadSetting(f"{named} is a file, not a folder: give the lake's folder (made on first use) or"
+                         " s3://bucket/prefix")
 
 
 def products_url() -> str:

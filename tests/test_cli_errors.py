@@ -24,7 +24,7 @@ LUIGI = [sys.executable, "-m", "luigi", "--module", "pipeline.tasks"]
 
 def _run(args: list[str], tmp_path: Path, command: list[str] = PIPELINE, **env: str) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items() if k not in PG_ENV and not k.startswith("ECOMM_")}
-    base.update(ECOMM_DATA_DIR=str(tmp_path / "incoming"), ECOMM_LAKE_DIR=str(tmp_path / "lake"), **env)
+    base.update({"ECOMM_DATA_DIR": str(tmp_path / "incoming"), "ECOMM_LAKE_DIR": str(tmp_path / "lake"), **env})
     return subprocess.run([*command, *args], cwd=REPO, env=base, capture_output=True, text=True, timeout=120,
                           check=False)
 
@@ -116,3 +116,18 @@ def test_today_is_a_date_to_run_in_the_business_time_zone(luigi_settings) -> Non
     assert config.not_after_today(today) == today
     with pytest.raises(ValueError, match="is after today"):
         config.not_after_today(today + dt.timedelta(days=1))
+
+
+def test_a_lake_that_cannot_be_one_is_named_in_one_line_not_in_tracebacks(tmp_path: Path) -> None:
+    """A file where the lake's folder should be, or an s3:// URL without its bucket: every task said so in a traceback."""
+    (tmp_path / "lake.parquet").write_bytes(b"PAR1")
+    dead = f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"
+    for value, said in ((str(tmp_path / "lake.parquet"), "is a file, not a folder"), ("s3://", "names no bucket")):
+        done = _run(["DailyPipeline", "--date", "2025-12-15", "--local-scheduler"], tmp_path, LUIGI,
+                    ECOMM_LAKE_DIR=value, ECOMM_PG_DSN=dead)
+        assert done.returncode == 35 and "Traceback" not in done.stderr, done.stderr[-3000:]
+        assert f"ECOMM_LAKE_DIR={value!r} {said}" in done.stderr
+        assert done.stderr.strip().splitlines()[-1].startswith(f"no run summary: ECOMM_LAKE_DIR={value!r} {said}")
+        summary = _run(["summary", "--date", "2025-12-15"], tmp_path, ECOMM_LAKE_DIR=value)
+        assert summary.returncode == 2
+        assert _one_line(summary).startswith(f"python -m pipeline summary: error: ECOMM_LAKE_DIR={value!r} {said}")

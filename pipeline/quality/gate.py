@@ -172,7 +172,8 @@ def _pct_pair(settings: checks, name: str) -> tuple[float, float]:
     """[checks] <name>_warn_pct and <name>_fail_pct, refused unless 0 <= warn <= fail <= 100."""
     warn, fail = float(getattr(settings, f"{name}_warn_pct")), float(getattr(settings, f"{name}_fail_pct"))
     if not 0 <= warn <= fail <= 100:
-        raise config.BadSetting(f"[checks] needs 0 <= {name}_warn_pct <= {name}_fail_pct <= 100, got {warn} and {fail}")
+        raise config.BadSetting(f"[checks] needs 0 <= {name}_warn_pct <= {name}_fail_pct <= 100,"
+                                f" got {warn} and {fail}")
     return warn, fail
 
 
@@ -182,10 +183,11 @@ def _volume_settings(settings: checks) -> dict[str, str]:
     fail_low, warn_low = float(settings.volume_fail_low_ratio), float(settings.volume_warn_low_ratio)
     warn_high = float(settings.volume_warn_high_ratio)
     if not 1 <= min_history <= window:
-        raise config.BadSetting(f"[checks] needs 1 <= volume_min_history <= volume_window, got {min_history} and {window}")
+        raise config.BadSetting(f"[checks] needs 1 <= volume_min_history <= volume_window,"
+                                f" got {min_history} and {window}")
     if not 0 <= fail_low <= warn_low <= 1 <= warn_high:
         raise config.BadSetting("[checks] needs 0 <= volume_fail_low_ratio <= volume_warn_low_ratio <= 1 <="
-                         f" volume_warn_high_ratio, got {fail_low}, {warn_low} and {warn_high}")
+                                f" volume_warn_high_ratio, got {fail_low}, {warn_low} and {warn_high}")
     return {
         "volume_window": str(window),
         "volume_min_history": str(min_history),

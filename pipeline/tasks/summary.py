@@ -26,7 +26,7 @@ from typing import Any, TextIO
 import luigi
 import pyarrow.parquet as pq
 
-from pipeline import cli, lake
+from pipeline import cli, config, lake
 from pipeline.quality.results import BLOCKING, OUTCOMES
 from pipeline.tasks import command_line, held_back, late_catalogs, run_audit, runbook, unscheduled
 
@@ -131,6 +131,7 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
     and what to do, the threshold option included), as `python -m pipeline summary --date D` prints.
     """
     days = sorted(set(days))
+    config.lake_dir()  # a lake that cannot be one (BadSetting) is said before Postgres is asked
     rerun = {"local_scheduler": local_scheduler}
     published = _publish_log(days, start_postgres)
     result = []
@@ -357,6 +358,8 @@ def at_exit(pid: int) -> None:
         mark_held_back(summaries)
         late = late_catalogs.notes(s.date for s in summaries)  # earlier dates a snapshot this run landed came too late for
         print("\n".join([render(summaries, run_audit.run_id()), *needed, *notes, *late]), file=sys.stdout, flush=True)
+    except config.BadSetting as err:  # the lake or Postgres it reads is misconfigured: the run said so already
+        print(f"no run summary: {err}", file=sys.stderr, flush=True)
     except Exception:  # noqa: BLE001 - never turn a finished run into a traceback
         logger.exception("could not print the run summary")
 
