@@ -234,12 +234,22 @@ def _check_lake(value: str, root: str, from_environment: bool) -> None:
 
 def products_url() -> str:
     """The products API base URL: ECOMM_PRODUCTS_URL, else [catalog] products_url (empty = files)."""
-    return _env_or("ECOMM_PRODUCTS_URL", catalog().products_url)
+    return _api_url("ECOMM_PRODUCTS_URL", "products_url", catalog().products_url)
 
 
 def users_url() -> str:
     """The users API base URL: ECOMM_USERS_URL, else [catalog] users_url (empty = files)."""
-    return _env_or("ECOMM_USERS_URL", catalog().users_url)
+    return _api_url("ECOMM_USERS_URL", "users_url", catalog().users_url)
+
+
+def _api_url(variable: str, option: str, configured: str) -> str:
+    """A catalog API's base URL, empty or http(s) (BadSetting naming the variable or option otherwise)."""
+    url = _env_or(variable, configured).strip()
+    if url and not url.lower().startswith(("http://", "https://")):
+        named = f"{variable}={url!r}" if os.environ.get(variable, "").strip() else f"[catalog] {option} = {url!r}"
+        raise BadSetting(f"{named} is not an http(s) URL of a DummyJSON-style API (e.g."
+                         f" https://dummyjson.com/{option.removesuffix('_url')}); leave it empty to read catalog files")
+    return url
 
 
 def ready_marker() -> str:
