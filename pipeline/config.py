@@ -63,13 +63,14 @@ def _fill_in_default_workers() -> None:
     """[core] workers, Luigi's number of task processes, defaults to the machine's cores (at most 2).
 
     Luigi's own default is 1: a date's tasks would run one after another on a machine with idle cores.
-    A configuration file or `--workers N` still wins.
+    A configuration file or `--workers N` still wins; `workers = 0` in a file means this default (Luigi
+    would start no worker process and wait for ever).
     """
     config = luigi.configuration.get_config()
     if not config.has_section("core"):
         config.add_section("core")
-    if not config.has_option("core", "workers"):
-        config.set("core", "workers", str(min(cores(), MAX_DEFAULT_WORKERS)))
+    if not config.has_option("core", "workers") or config.get("core", "workers").strip() in ("", "0"):
+        config.set("core", "workers", str(min(cores(), MAX_DEFAULT_WORKERS)))  # 0, as [duckdb] threads: the default
 
 
 _fill_in_default_config()
@@ -116,14 +117,14 @@ class NamedBadSettings:
             raise named from err
 
 
-class paths(luigi.Config):  # noqa: N801 - luigi maps the class name to the [paths] section
+class paths(NamedBadSettings, luigi.Config):  # noqa: N801 - luigi maps the class name to the [paths] section
     """[paths]: where incoming files are read and where the lake lives."""
 
     data_dir = luigi.Parameter(default="data/incoming")
     lake_dir = luigi.Parameter(default="lake")
 
 
-class duckdb(luigi.Config):  # noqa: N801
+class duckdb(NamedBadSettings, luigi.Config):  # noqa: N801
     """[duckdb]: resources for the DuckDB engine that runs the models."""
 
     memory_limit = luigi.Parameter(default="1GB")
@@ -162,7 +163,7 @@ def duckdb_threads() -> int:
     return max(1, cores() // workers)
 
 
-class catalog(luigi.Config):  # noqa: N801
+class catalog(NamedBadSettings, luigi.Config):  # noqa: N801
     """[catalog]: the products/users HTTP API (DummyJSON contract); empty URL = file fallback."""
 
     products_url = luigi.Parameter(default="")
@@ -178,7 +179,7 @@ class catalog(luigi.Config):  # noqa: N801
     retry_delay_seconds = luigi.FloatParameter(default=300.0)
 
 
-class landing(luigi.Config):  # noqa: N801
+class landing(NamedBadSettings, luigi.Config):  # noqa: N801
     """[landing]: rules for the incoming files (see docs: one file per source and date, the ready marker)."""
 
     # A file name the sender writes into a date's folder once its files are complete (e.g. _SUCCESS);
@@ -186,7 +187,7 @@ class landing(luigi.Config):  # noqa: N801
     ready_marker = luigi.Parameter(default="")
 
 
-class model(luigi.Config):  # noqa: N801
+class model(NamedBadSettings, luigi.Config):  # noqa: N801
     """[model]: business rules used by the staging and warehouse SQL."""
 
     future_tolerance_hours = luigi.IntParameter(default=2)
@@ -234,12 +235,22 @@ def _check_lake(value: str, root: str, from_environment: bool) -> None:
 
 def products_url() -> str:
     """The products API base URL: ECOMM_PRODUCTS_URL, else [catalog] products_url (empty = files)."""
-    return _env_or("ECOMM_PRODUCTS_URL", catalog().products_url)
+    return _api_url("ECOMM_PRODUCTS_URL", "products_url", catalog().products_url)
 
 
 def users_url() -> str:
     """The users API base URL: ECOMM_USERS_URL, else [catalog] users_url (empty = files)."""
-    return _env_or("ECOMM_USERS_URL", catalog().users_url)
+    return _api_url("ECOMM_USERS_URL", "users_url", catalog().users_url)
+
+
+def _api_url(variable: str, option: str, configured: str) -> str:
+    """A catalog API's base URL, empty or http(s) (BadSetting naming the variable or option otherwise)."""
+    url = _env_or(variable, configured).strip()
+    if url and not url.lower().startswith(("http://", "https://")):
+        named = f"{variable}={url!r}" if os.environ.get(variable, "").strip() else f"[catalog] {option} = {url!r}"
+        raise BadSetting(f"{named} is not an http(s) URL of a DummyJSON-style API (e.g."
+                         f" https://dummyjson.com/{option.removesuffix('_url')}); leave it empty to read catalog files")
+    return url
 
 
 def ready_marker() -> str:

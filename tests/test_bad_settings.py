@@ -97,3 +97,34 @@ def test_postgres_values_take_what_postgres_takes(luigi_settings) -> None:
     settings = publish()
     assert (settings.lock_timeout, settings.pipeline_lock_timeout, settings.maintenance_work_mem) == (
         "1500ms", "1 h", "64MB")
+
+
+def _luigi_with(tmp_path: Path, settings: str) -> subprocess.CompletedProcess:
+    config = tmp_path / "operator.cfg"
+    config.write_text(settings)
+    env = {k: v for k, v in os.environ.items() if k not in PG_ENV and not k.startswith("ECOMM_")}
+    env.update(LUIGI_CONFIG_PATH=str(config), ECOMM_DATA_DIR=str(SEED_INCOMING), ECOMM_LAKE_DIR=str(tmp_path / "lake"),
+               ECOMM_PG_DSN=f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere")
+    return subprocess.run([sys.executable, "-m", "luigi", "--module", "pipeline.tasks", "DailyPipeline", "--date",
+                           "2025-12-15", "--local-scheduler"], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=120, check=False)
+
+
+def test_a_model_setting_that_cannot_be_read_rejects_the_command_naming_it(tmp_path: Path) -> None:
+    """The date's check against today reads [model]: Luigi's own error named the class, as if --date were wrong."""
+    result = _luigi_with(tmp_path, "[model]\nfuture_tolerance_hours = abc\n")
+    assert result.returncode == 40, result.stderr[-3000:]
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == ["ERROR: the command was rejected: [model] future_tolerance_hours = 'abc' is not valid (expected"
+                     " a whole number): fix it in luigi.cfg (or in the file LUIGI_CONFIG_PATH names), or remove it for"
+                     " the default (luigi --help-all lists the options)"], lines
+
+
+def test_workers_0_means_the_default_not_a_run_that_waits_for_ever(tmp_path: Path) -> None:
+    """Like [duckdb] threads = 0; Luigi itself would start no worker process and never return."""
+    result = _luigi_with(tmp_path, "[core]\nworkers = 0\n[duckdb]\nmemory_limit = lots\n")
+    assert "Running Worker with 0 processes" not in result.stderr
+    # and a memory limit DuckDB cannot read fails each task with one line naming it, not a parser traceback
+    assert result.returncode == 30 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert ("LandEvents: BadSetting: [duckdb] memory_limit = 'lots' is not valid (Memory must have a number (e.g. 1GB))"
+            in result.stdout), result.stdout

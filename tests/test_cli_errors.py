@@ -131,3 +131,16 @@ def test_a_lake_that_cannot_be_one_is_named_in_one_line_not_in_tracebacks(tmp_pa
         summary = _run(["summary", "--date", "2025-12-15"], tmp_path, ECOMM_LAKE_DIR=value)
         assert summary.returncode == 2
         assert _one_line(summary).startswith(f"python -m pipeline summary: error: ECOMM_LAKE_DIR={value!r} {said}")
+
+
+def test_a_catalog_url_that_is_no_http_url_is_named_as_the_setting(tmp_path: Path) -> None:
+    """The API client's own error ("base_url must be an http(s) URL") did not say which setting to fix."""
+    done = _run(["DailyPipeline", "--date", "2025-12-15", "--local-scheduler"], tmp_path, LUIGI,
+                ECOMM_PRODUCTS_URL="dummyjson.com/products",
+                ECOMM_PG_DSN=f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere")
+    assert done.returncode == 35, done.stderr[-3000:]  # (the orders and events fail on their missing files)
+    said = "ECOMM_PRODUCTS_URL='dummyjson.com/products' is not an http(s) URL of a DummyJSON-style API"
+    lines = [line for line in done.stderr.splitlines() if "is not an http(s) URL" in line or "base_url" in line]
+    assert lines and all(line.startswith(("WARNING: Will not run ", "no run summary: ")) for line in lines), lines
+    assert any(line.startswith("WARNING: Will not run StageProducts(date=2025-12-15)") and said in line for line in lines)
+    assert done.stderr.strip().splitlines()[-1].startswith(f"no run summary: {said}")

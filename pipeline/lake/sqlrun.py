@@ -46,21 +46,31 @@ def connect(database: str = ":memory:", read_only: bool = False) -> duckdb.DuckD
     The first in-memory one of a forked process is the database its parent made before the fork
     (`_take_spare`).
     """
-    settings = config.duckdb()
     spare = _take_spare() if database == ":memory:" and not read_only else None
     con = spare if spare is not None else duckdb.connect(database, read_only=read_only)
     if spare is not None:
         con.execute("reset async_threads")  # the pool a new database starts with (see _new_spare)
     if s3.is_remote(config.lake_dir()):
         s3.register_duckdb(con)
-    con.execute("set memory_limit = $m", {"m": settings.memory_limit})
-    con.execute("set threads = $t", {"t": config.duckdb_threads()})
+    apply_settings(con)
     con.execute("set TimeZone = 'UTC'")
     try:
         con.execute("set enable_progress_bar = false")
     except duckdb.Error:  # inside Jupyter DuckDB ties the progress bar to ipywidgets
         pass
     return con
+
+
+def apply_settings(con: duckdb.DuckDBPyConnection) -> None:
+    """[duckdb] memory_limit and threads on a connection (BadSetting naming a memory_limit DuckDB cannot read)."""
+    limit = config.duckdb().memory_limit
+    try:
+        con.execute("set memory_limit = $m", {"m": limit})
+    except duckdb.Error as err:
+        reason = str(err).strip().splitlines()[0].removeprefix("Parser Error: ")
+        raise config.BadSetting(f"[duckdb] memory_limit = {limit!r} is not valid ({reason}): give a size such as"
+                                " 1GB or 512MB, in luigi.cfg (or in the file LUIGI_CONFIG_PATH names)") from None
+    con.execute("set threads = $t", {"t": config.duckdb_threads()})
 
 
 def register_parquet(con: duckdb.DuckDBPyConnection, name: str, files: list[str] | str) -> None:

@@ -233,10 +233,8 @@ def open_lake(lake_dir: str | os.PathLike[str] | None = None) -> duckdb.DuckDBPy
     if not s3.is_remote(root) and not os.path.isdir(root):
         raise FileNotFoundError(f"no lake at {root}; set ECOMM_LAKE_DIR or [paths] lake_dir, or run the pipeline")
     # not sqlrun.connect(): under Jupyter, DuckDB refuses to touch its progress bar without ipywidgets
-    settings = config.duckdb()
     con = duckdb.connect(":memory:")
-    con.execute("set memory_limit = $m", {"m": settings.memory_limit})
-    con.execute("set threads = $t", {"t": config.duckdb_threads()})
+    sqlrun.apply_settings(con)
     if s3.is_remote(root):
         s3.register_duckdb(con)
     con.execute(init_sql(root))
