@@ -70,7 +70,8 @@ def test_thresholds_that_contradict_each_other_stop_a_backfill_before_any_work(t
                             timeout=300, check=False)
     assert result.returncode == 35, result.stderr[-3000:]
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
-    reason = "RangeDaily could not be scheduled: [checks] needs 0 <= lost_warn_pct <= lost_fail_pct <= 100, got 5.0 and 0.1"
+    reason = ("RangeDaily could not be scheduled: [checks] needs 0 <= lost_warn_pct <= lost_fail_pct <= 100,"
+              " got 5.0 and 0.1")
     summary = result.stdout.splitlines()
     for day in ("2025-12-15", "2025-12-16"):  # the summary says why for each date, not a bare "not published"
         row = next(number for number, line in enumerate(summary) if line.startswith(day))

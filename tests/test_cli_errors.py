@@ -119,7 +119,8 @@ def test_today_is_a_date_to_run_in_the_business_time_zone(luigi_settings) -> Non
 
 
 def test_a_lake_that_cannot_be_one_is_named_in_one_line_not_in_tracebacks(tmp_path: Path) -> None:
-    """A file where the lake's folder should be, or an s3:// URL without its bucket: every task said so in a traceback."""
+    """A file where the lake's folder should be, or an s3:// URL without its bucket: each task said so in a
+    traceback."""
     (tmp_path / "lake.parquet").write_bytes(b"PAR1")
     dead = f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"
     for value, said in ((str(tmp_path / "lake.parquet"), "is a file, not a folder"), ("s3://", "names no bucket")):
@@ -142,5 +143,6 @@ def test_a_catalog_url_that_is_no_http_url_is_named_as_the_setting(tmp_path: Pat
     said = "ECOMM_PRODUCTS_URL='dummyjson.com/products' is not an http(s) URL of a DummyJSON-style API"
     lines = [line for line in done.stderr.splitlines() if "is not an http(s) URL" in line or "base_url" in line]
     assert lines and all(line.startswith(("WARNING: Will not run ", "no run summary: ")) for line in lines), lines
-    assert any(line.startswith("WARNING: Will not run StageProducts(date=2025-12-15)") and said in line for line in lines)
+    assert any(line.startswith("WARNING: Will not run StageProducts(date=2025-12-15)") and said in line
+               for line in lines)
     assert done.stderr.strip().splitlines()[-1].startswith(f"no run summary: {said}")

@@ -123,7 +123,8 @@ def test_a_blocked_quality_gate_exits_30_is_recorded_and_not_retried(ops: Ops) -
     assert f"FAIL source_loss: {lost}" in summary.stdout and "rerun it with --checks-lost" not in summary.stdout
     one = ops.pipeline("summary", "--date", str(SEED_DAY)).stdout.splitlines()
     line = next(number for number, text in enumerate(one) if text.strip().startswith(f"FAIL source_loss: {lost}"))
-    assert one[line + 1].startswith("      stg_orders: ") and "rerun it with --checks-lost-fail-pct 100" in one[line + 1]
+    assert one[line + 1].startswith("      stg_orders: ")
+    assert "rerun it with --checks-lost-fail-pct 100" in one[line + 1]
     assert "`python -m pipeline summary --date 2025-12-15` prints each failing check's message" in one[-2]
 
 

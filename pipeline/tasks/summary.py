@@ -261,7 +261,8 @@ def render(summaries: Sequence[DateSummary], run_id: str | None = None) -> str:
 
 
 def print_summary(days: Iterable[dt.date], run_id: str | None = None, *, start_postgres: bool = True,
-                  local_scheduler: bool = True, messages: bool = False, file: TextIO | None = None) -> list[DateSummary]:
+                  local_scheduler: bool = True, messages: bool = False,
+                  file: TextIO | None = None) -> list[DateSummary]:
     """Compute and print the summary; return it (reruns in the README's form, without luigid, unless told)."""
     summaries = summarise(days, run_id, start_postgres=start_postgres, local_scheduler=local_scheduler,
                           messages=messages)
