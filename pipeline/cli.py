@@ -51,7 +51,7 @@ def load_date_arg(text: str) -> dt.date:
     try:
         return config.not_after_today(date_arg(text))
     except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err).removeprefix("--date ")) from None
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def date_range(start: dt.date, stop: dt.date) -> list[dt.date]:

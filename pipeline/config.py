@@ -283,7 +283,7 @@ def not_after_today(day: dt.date) -> dt.date:
     catalog API's snapshot of a week that has not begun, which that week's own run would never fetch again.
     """
     if day > (today := business_date()):
-        raise ValueError(f"--date {day} is after today ({today} in [model] business_timezone"
+        raise ValueError(f"{day} is after today ({today} in [model] business_timezone"
                          f" {model().business_timezone}): a date runs once its files are complete")
     return day
 
