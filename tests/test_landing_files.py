@@ -69,6 +69,20 @@ def test_a_subfolder_beside_the_events_file_fails(lake_root, incoming):
         landing.land_events(D)
 
 
+def test_an_empty_date_folder_names_the_file_and_the_names_accepted(lake_root, incoming):
+    (incoming / "orders" / str(D)).mkdir(parents=True)
+    with pytest.raises(landing.SourceFileMissing) as info:
+        landing.land_orders(D)
+    assert str(info.value) == (
+        f"orders for {D}: expected {incoming / 'orders' / str(D) / 'orders.json'}; its folder holds no orders file"
+        " (accepted names: orders.json or orders.ndjson, optionally ending in .gz or .zst)")
+    write(incoming, f"orders/{D}/orders.csv", "x")
+    with pytest.raises(landing.UnexpectedSourceFiles, match=r"holds 1 file \(orders.csv\); a date's folder must hold"
+                       r" exactly one orders file \(orders.json or orders.ndjson, optionally ending in .gz or .zst\)\."):
+        landing.land_orders(D)
+    assert nothing_landed("orders")
+
+
 def test_files_added_after_landing_make_the_land_task_fail_again(lake_root, incoming):
     write(incoming, f"orders/{D}/orders.json", ORDERS)
     task = tasks.LandOrders(date=D)

@@ -61,6 +61,11 @@ def test_after_a_restate_the_summary_shows_this_runs_outcome(ops: Ops) -> None:
     refused = ops.luigi("DailyPipeline", "--date", str(SEED_DAY), "--local-scheduler")
     assert refused.returncode == 30 and "SourcesUnchanged: SourceChanged" in refused.stdout, refused.stdout
     assert "what to do (changed source file): `python -m pipeline restate --date 2025-12-15`" in refused.stdout
+    # Postgres still serves the file landed before: published, but not counted as done (the run exits 30)
+    (row,) = _summary_rows(refused.stdout)
+    assert row.endswith("published, source CHANGED") and "0 of 1 date(s) published" in refused.stdout, refused.stdout
+    standing = ops.pipeline("summary", "--date", str(SEED_DAY))
+    assert standing.returncode == 1 and "published, source CHANGED" in standing.stdout, standing.stdout
 
     restated = ops.pipeline("restate", "--date", str(SEED_DAY))
     assert restated.returncode == 0, restated.stderr[-3000:]

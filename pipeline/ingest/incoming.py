@@ -141,9 +141,13 @@ def _classify(source: str, name: str) -> tuple[str, str] | None:
     return (fmt, compression) if fmt else None
 
 
+def _files(count: int) -> str:
+    return f"{count} file" if count == 1 else f"{count} files"
+
+
 def _accepted_names(source: str) -> str:
-    names = " or ".join(NAMES[source])
-    return f"{names} (optionally ending in .gz or .zst)"
+    """The file names a source's folder may hold: `orders.json or orders.ndjson, optionally ending in .gz or .zst`."""
+    return f"{' or '.join(NAMES[source])}, optionally ending in {' or '.join(COMPRESSED_SUFFIXES)}"
 
 
 def find(source: str, load_date: dt.date) -> SourceFile:
@@ -167,14 +171,14 @@ def find(source: str, load_date: dt.date) -> SourceFile:
             others.append(name)
     if others or len(found) > 1:
         names = ", ".join([n for n, _, _ in found] + others)
-        allowed = _accepted_names(source) + (f" and the ready marker {marker}" if marker else "")
+        marked = f" and the ready marker {marker}" if marker else ""
         raise UnexpectedSourceFiles(
-            f"{what}: {folder} holds {len(found) + len(others)} files ({names}); a date's folder must hold exactly"
-            f" one {source} file, {allowed}. Multi-part delivery is not supported: combine the parts into one"
+            f"{what}: {folder} holds {_files(len(found) + len(others))} ({names}); a date's folder must hold exactly"
+            f" one {source} file ({_accepted_names(source)}){marked}. Multi-part delivery is not supported: combine the parts into one"
             f" file, move the others out of the folder, then run again; nothing was landed")
     if not found:
-        raise SourceFileMissing(f"{what}: expected {expected_path(source, load_date)}"
-                                f" (or {_accepted_names(source)})")
+        raise SourceFileMissing(f"{what}: expected {expected_path(source, load_date)}; its folder holds no"
+                                f" {source} file (accepted names: {_accepted_names(source)})")
     name, fmt, named_compression = found[0]
     path = os.path.join(folder, name)
     check_regular_file(path, what)

@@ -50,7 +50,8 @@ REMEDIES: tuple[Remedy, ...] = (
            f"get a complete file from the sender (or remove the extra file), then `{DAILY}`",
            ("SourceFileInvalid",)),
     Remedy("changed source file", "30",
-           "`FAILED`, `SourcesUnchanged: SourceChanged: orders for D: size ... changed since it was landed`",
+           "`FAILED` (a published date: `published, source CHANGED`), `SourcesUnchanged: SourceChanged: orders for D:"
+           " size ... changed since it was landed`",
            "an incoming file changed after its date was landed; landed data is immutable",
            "`python -m pipeline restate --date {date}` (lands the new file, republishes the date; a"
            " catalog snapshot: `restate --catalog products --date <its date>`, as its message says);"

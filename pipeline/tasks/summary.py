@@ -27,12 +27,17 @@ import luigi
 import pyarrow.parquet as pq
 
 from pipeline import cli, config, lake
+from pipeline.ingest.landing import SourceChanged
 from pipeline.quality.results import BLOCKING, OUTCOMES
 from pipeline.tasks import command_line, held_back, late_catalogs, run_audit, runbook, unscheduled
 
 logger = logging.getLogger(__name__)
 
 MESSAGE = "  "  # a blocking check's whole message, beneath its line (never cut)
+# A published date whose landed file (or catalog snapshot) changed since: Postgres serves the file landed
+# before, and the date is not complete (nor counted as published) until it is restated or the file put back.
+STALE_SOURCE = "published, source CHANGED"
+CHANGED = f"{SourceChanged.__name__}:"
 
 
 class run_summary(luigi.Config):  # noqa: N801 - luigi maps the class name to the [run_summary] section
@@ -158,6 +163,8 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
         if pub is not None and (late := late_catalogs.late_catalogs(day)):
             status = "published, catalog LATE"  # with an older catalog than the snapshot that covers it now
             failures.extend(f"what to do (late catalog snapshot): {line}" for line in late.values())
+        elif pub is not None and any(_first_line(r["error_message"]).startswith(CHANGED) for r in failed):
+            status = STALE_SOURCE  # from a file that changed since: the date is not complete until restated
         elif pub is not None:
             status = "published"
         elif checks is not None and checks["fail"] + checks["error"]:
@@ -175,7 +182,7 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
             status = "publish state unknown (Postgres not running)"
         else:
             status = "not published"
-        if remedies and status in ("published", "FAILED"):  # what to do about the first kind the runbook knows
+        if remedies and status in ("published", STALE_SOURCE, "FAILED"):  # what to do about the first kind the runbook knows
             failures.append(f"what to do ({remedies[0].kind}): {remedies[0].fix_for(day, **rerun)}")
         if run_id is not None:
             done = [r["duration_seconds"] for r in runs if r["duration_seconds"] is not None]
