@@ -52,5 +52,11 @@ audit: setup
 	$(UV) export --frozen --all-groups --no-emit-project --format requirements-txt > .tools/requirements.txt
 	$(UV) tool run pip-audit --disable-pip --requirement .tools/requirements.txt
 
+# Back to a fresh clone's state (to start the demo over): the checkout's lake/ (every layer, the archive,
+# luigid's state), data/incoming/, reports/ and the embedded Postgres's data, .pgdata/ (stopped first), go
+# together, so that no published date outlives its lake. Only what lives in the checkout: ECOMM_LAKE_DIR,
+# ECOMM_DATA_DIR and a Postgres named by ECOMM_PG_DSN are not touched; data/bench/ (make bench) is kept.
 clean:
-	rm -rf lake/raw lake/staging lake/warehouse lake/audit data/incoming
+	@if [ -d .pgdata ]; then ECOMM_PG_DATA=$(CURDIR)/.pgdata $(RUN) python -m pipeline.serving.pg stop; fi
+	find lake -mindepth 1 -maxdepth 1 ! -name .gitkeep -exec rm -rf {} +
+	rm -rf data/incoming reports .pgdata

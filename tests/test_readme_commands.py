@@ -11,7 +11,8 @@ installed), and nothing from the test session's ECOMM_*, PG* or LUIGI_* variable
    `source .venv/bin/activate` carries over as it does for a user; each command must exit 0, and
    the key ones must print what they promise;
 3. the commands the demo printed as its next steps, as printed, in the same kind of shell;
-4. `git status` of the clone is clean: nothing a command wrote is left for a user to commit.
+4. `git status` of the clone is clean: nothing a command wrote is left for a user to commit;
+5. `make clean` takes the clone back to its fresh state (the environment aside).
 
 No network: uv runs offline from the cache `make setup` filled (UV_OFFLINE=1), and the clone's
 embedded Postgres listens on a free port (ECOMM_PG_PORT), so a developer's own server on 54320 is
@@ -183,6 +184,15 @@ def test_every_readme_command_works_as_printed_in_a_fresh_clone(tmp_path: Path) 
         status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=checkout,
                                 capture_output=True, text=True, check=True).stdout
         assert status == "", f"the commands left files a user would have to ignore or commit:\n{status}"
+
+        # `make clean` (the server running again) leaves a fresh clone's state: no lake, no incoming
+        # files, no reports and no embedded Postgres that would still call the dates published
+        restarted = run_session([".venv/bin/python -m pipeline.serving.pg start", "make clean"], checkout, env,
+                                timeout=300)
+        assert "stopped" in restarted["make clean"][2]
+        left = subprocess.run(["git", "status", "--porcelain", "--ignored"], cwd=checkout,
+                              capture_output=True, text=True, check=True).stdout.splitlines()
+        assert {line for line in left if "__pycache__" not in line} <= {"!! .tools/", "!! .venv/"}, left
     finally:
         python = checkout / ".venv" / "bin" / "python"
         if python.exists():
