@@ -85,6 +85,17 @@ _EXPECTED = {luigi.BoolParameter: "expected true or false", luigi.IntParameter: 
              luigi.FloatParameter: "expected a number"}
 
 
+def expected(param: luigi.Parameter | None, error: BaseException) -> str:
+    """Why a value cannot be read as `param`'s: what it expects (`expected a whole number`), else the error."""
+    return next((text for kind, text in _EXPECTED.items() if type(param) is kind), str(error))
+
+
+def unreadable_setting(section: str, option: str, raw: str, reason: str) -> str:
+    """The one line for a luigi.cfg value that cannot be read: section, option, value, why, where to fix it."""
+    return (f"[{section}] {option} = {raw!r} is not valid ({reason}): fix it in luigi.cfg (or in the file"
+            " LUIGI_CONFIG_PATH names), or remove it for the default")
+
+
 def bad_setting(config_class: type[luigi.Config]) -> BadSetting | None:
     """The BadSetting behind luigi's error reading `config_class`'s section (None: no value in the files is bad)."""
     section = config_class.get_task_family()
@@ -97,9 +108,7 @@ def bad_setting(config_class: type[luigi.Config]) -> BadSetting | None:
             try:
                 param.parse(raw)
             except Exception as err:  # noqa: BLE001 - whatever the parameter's parse raises is the reason
-                reason = next((text for kind, text in _EXPECTED.items() if type(param) is kind), str(err))
-                return BadSetting(f"[{section}] {option} = {raw!r} is not valid ({reason}): fix it in luigi.cfg"
-                                  " (or in the file LUIGI_CONFIG_PATH names), or remove it for the default")
+                return BadSetting(unreadable_setting(section, option, raw, expected(param, err)))
     return None
 
 

@@ -86,6 +86,36 @@ def test_a_bad_run_id_stops_the_luigi_command_with_one_line(tmp_path: Path) -> N
     assert not (tmp_path / "lake").exists(), "nothing ran"
 
 
+@pytest.mark.parametrize(("args", "settings", "code", "why"), [
+    (["DailyPipeline"], "", 40, "DailyPipeline needs --date"),
+    (["DailyPipeline", "--date", "2025-12-15", "--workers", "abc"], "", 40,
+     "--workers 'abc' is not valid (expected a whole number)"),
+    (["DailyPipeline", "--date", "2025-12-15"], "[core]\nworkers = abc\n", 1,
+     "[core] workers = 'abc' is not valid (expected a whole number): fix it in luigi.cfg (or in the file"
+     " LUIGI_CONFIG_PATH names), or remove it for the default"),
+    (["DailyPipelin", "--date", "2025-12-15"], "", 1, "DailyPipelin: no such task (did you mean DailyPipeline?)"),
+    (["RangeDaily", "--of", "DailyPipelin", "--start", "2025-12-13", "--stop", "2025-12-15"], "", 40,
+     "--of DailyPipelin: no such task (did you mean DailyPipeline?)"),
+    (["RangeDaily", "--of", "DailyPipeline", "--start", "2025-12-16", "--stop", "2025-12-14"], "", 40,
+     "--start 2025-12-16 is not before --stop 2025-12-14: the range [start, stop) is empty (--stop is exclusive)"),
+    (["RangeDaily", "--of", "DailyPipeline", "--start", "2025-12-15", "--stop", "2025-12-15"], "", 40,
+     "--start 2025-12-15 is not before --stop 2025-12-15: the range [start, stop) is empty (--stop is exclusive)"),
+], ids=["no-date", "workers-abc", "workers-abc-in-a-file", "unknown-task", "unknown-of", "start-after-stop",
+        "start-is-stop"])
+def test_a_luigi_command_line_luigi_cannot_use_is_one_line(tmp_path: Path, args: list[str], settings: str, code: int,
+                                                           why: str) -> None:
+    """Luigi's own words were a traceback (exit 1 or 35), `DailyPipeline[args=(), kwargs={}]: ...`, or, for
+    `--start D --stop D`, nothing at all and exit 0; now one line each, naming what to fix, and no run summary."""
+    extra = {}
+    if settings:
+        (tmp_path / "luigi.cfg").write_text(settings)
+        extra["LUIGI_CONFIG_PATH"] = str(tmp_path / "luigi.cfg")
+    done = _run([*args, "--local-scheduler"], tmp_path, LUIGI, **extra)
+    assert done.returncode == code, done.stderr
+    assert _one_line(done) == f"ERROR: the command was rejected: {why} (luigi --help-all lists the options)"
+    assert "Run summary" not in done.stdout and not (tmp_path / "lake").exists(), "nothing ran"
+
+
 def test_a_date_after_today_is_rejected_before_anything_runs(tmp_path: Path) -> None:
     """A typo in the year would land the catalog API's snapshot of a week to come, then fail on the missing files."""
     later = dt.datetime.now(dt.timezone.utc).date() + dt.timedelta(days=2)  # after today in any time zone
