@@ -77,6 +77,21 @@ _fill_in_default_config()
 _fill_in_default_workers()
 
 
+@functools.lru_cache(maxsize=1)
+def check_workers() -> None:
+    """ValueError for `--workers 0` (or less) on the command line: Luigi would start no task process and wait for ever.
+
+    (`workers = 0` in a file means the default: `_fill_in_default_workers`.) Once per process: every
+    task of a backfill asks.
+    """
+    import luigi.interface  # noqa: PLC0415 - luigi's own module; [core] workers or the command's --workers
+
+    workers = luigi.interface.core().workers
+    if workers < 1:
+        raise ValueError(f"--workers {workers} starts no task process, so the run would wait for ever: give 1 or"
+                         f" more, or leave it out for the default (the machine's cores, at most {MAX_DEFAULT_WORKERS})")
+
+
 class BadSetting(ValueError):
     """A setting in luigi.cfg (or in LUIGI_CONFIG_PATH's file) that cannot be read; names section, option, value."""
 

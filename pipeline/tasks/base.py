@@ -106,6 +106,7 @@ class PipelineTask(luigi.Task):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        config.check_workers()
         run_audit.note_scheduled(self.date)
 
     @property
@@ -160,6 +161,7 @@ class RangeDaily(luigi.tools.range.RangeDaily):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        config.check_workers()
         if self.start is not None and self.stop is not None:
             # Luigi fails `--start` after `--stop` while scheduling (a traceback) and runs nothing, exit 0,
             # for `--start D --stop D`: both are a mistyped range, rejected as `python -m pipeline summary` does

@@ -95,13 +95,9 @@ def _luigi_wording(error: BaseException, option: str | None = None) -> str | Non
 
 
 def _is_task(name: str) -> bool:
-    """Whether Luigi's name is a task one can run (its suggestions include settings sections: `core`, `worker`)."""
-    import luigi
-
-    try:
-        return not issubclass(luigi.task_register.Register.get_task_cls(name), luigi.Config)
-    except Exception:  # noqa: BLE001 - ambiguous or gone: not a suggestion
-        return False
+    """Whether a name Luigi suggests is a task of the pipeline one runs (it also suggests settings sections,
+    `core`, and base classes, `ModelTask`)."""
+    return name in getattr(sys.modules.get("pipeline.tasks"), "__all__", ())
 
 
 def _unreadable_value(section: str, name: str, cause: BaseException) -> str | None:
