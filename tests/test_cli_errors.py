@@ -76,6 +76,18 @@ def test_date_with_start_or_stop_is_one_line_and_exit_2(command: str, tmp_path: 
                                    " other: give --date, or --start and --stop (see --help)")
 
 
+@pytest.mark.parametrize(("args", "why"), [
+    (["--from", "2025-12-20", "--to", "2025-12-10"], "--from 2025-12-20 is after --to 2025-12-10"),
+    (["--from", "2025-13-01"], "argument --from: '2025-13-01' is not a valid date: expected YYYY-MM-DD, e.g. 2025-12-15"
+                               " (month must be in 1..12)"),
+], ids=["reversed", "bad-date"])
+def test_rebuild_serving_rejects_a_bad_range_with_one_line(tmp_path: Path, args: list[str], why: str) -> None:
+    """As every `python -m pipeline` command: no usage block above the error; nothing is asked of Postgres."""
+    done = _run(["rebuild-serving", *args], tmp_path, ECOMM_PG_DSN=f"postgresql://postgres@127.0.0.1:{free_port()}/x")
+    assert done.returncode == 2 and done.stdout == "", done.stdout + done.stderr
+    assert _one_line(done) == f"python -m pipeline rebuild-serving: error: {why} (see --help)"
+
+
 def test_a_bad_run_id_stops_the_luigi_command_with_one_line(tmp_path: Path) -> None:
     """ECOMM_RUN_ID is read as `luigi --module pipeline.tasks` imports the tasks: exit 40, as a bad --date."""
     done = _run(["DailyPipeline", "--date", "2025-12-15", "--local-scheduler"], tmp_path, LUIGI,
