@@ -76,6 +76,34 @@ def test_date_with_start_or_stop_is_one_line_and_exit_2(command: str, tmp_path: 
                                    " other: give --date, or --start and --stop (see --help)")
 
 
+@pytest.mark.parametrize(("args", "why"), [
+    (["--from", "2025-12-20", "--to", "2025-12-10"], "--from 2025-12-20 is after --to 2025-12-10"),
+    (["--from", "2025-13-01"], "argument --from: '2025-13-01' is not a valid date: expected YYYY-MM-DD, e.g. 2025-12-15"
+                               " (month must be in 1..12)"),
+], ids=["reversed", "bad-date"])
+def test_rebuild_serving_rejects_a_bad_range_with_one_line(tmp_path: Path, args: list[str], why: str) -> None:
+    """As every `python -m pipeline` command: no usage block above the error; nothing is asked of Postgres."""
+    done = _run(["rebuild-serving", *args], tmp_path, ECOMM_PG_DSN=f"postgresql://postgres@127.0.0.1:{free_port()}/x")
+    assert done.returncode == 2 and done.stdout == "", done.stdout + done.stderr
+    assert _one_line(done) == f"python -m pipeline rebuild-serving: error: {why} (see --help)"
+
+
+@pytest.mark.parametrize(("command", "line"), [
+    ([*PIPELINE, "sumary", "--date", "2025-12-15"],
+     "python -m pipeline: error: 'sumary' is not a command; the commands: summary, freshness, reenable, report,"
+     " schema-doc, restate, migrate, rebuild-serving, compact-serving (see --help)"),
+    ([*PIPELINE, "migrate", "--dry-run"], "python -m pipeline migrate: error: unrecognized arguments: --dry-run (see --help)"),
+    ([sys.executable, "-m", "pipeline.lake.views", "--lake"],
+     "python -m pipeline.lake.views: error: argument --lake: expected one argument (see --help)"),
+], ids=["unknown-command", "migrate", "lake-views"])
+def test_a_mistyped_command_or_option_is_one_line_and_exit_2(tmp_path: Path, command: list[str], line: str) -> None:
+    """An unknown command printed the help on stdout (exit 2, not saying what was wrong); migrate and the
+    lake views printed argparse's usage block above the error."""
+    done = _run([], tmp_path, command)
+    assert done.returncode == 2 and done.stdout == "", done.stdout + done.stderr
+    assert _one_line(done) == line
+
+
 def test_a_bad_run_id_stops_the_luigi_command_with_one_line(tmp_path: Path) -> None:
     """ECOMM_RUN_ID is read as `luigi --module pipeline.tasks` imports the tasks: exit 40, as a bad --date."""
     done = _run(["DailyPipeline", "--date", "2025-12-15", "--local-scheduler"], tmp_path, LUIGI,
