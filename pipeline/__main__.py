@@ -32,9 +32,13 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in ("-h", "--help") or args[0] not in COMMANDS:
+    if not args or args[0] in ("-h", "--help"):
         print(__doc__.strip())
-        return 0 if not args or args[0] in ("-h", "--help") else 2
+        return 0
+    if args[0] not in COMMANDS:
+        print(f"python -m pipeline: error: {args[0]!r} is not a command; the commands: {', '.join(COMMANDS)}"
+              " (see --help)", file=sys.stderr)
+        return 2
     module = importlib.import_module(COMMANDS[args[0]])
     try:
         return int(module.main(args[1:]) or 0)

@@ -77,12 +77,38 @@ _fill_in_default_config()
 _fill_in_default_workers()
 
 
+@functools.lru_cache(maxsize=1)
+def check_workers() -> None:
+    """ValueError for `--workers 0` (or less) on the command line: Luigi would start no task process and wait for ever.
+
+    (`workers = 0` in a file means the default: `_fill_in_default_workers`.) Once per process: every
+    task of a backfill asks.
+    """
+    import luigi.interface  # noqa: PLC0415 - luigi's own module; [core] workers or the command's --workers
+
+    workers = luigi.interface.core().workers
+    if workers < 1:
+        raise ValueError(f"--workers {workers} starts no task process, so the run would wait for ever: give 1 or"
+                         f" more, or leave it out for the default (the machine's cores, at most {MAX_DEFAULT_WORKERS})")
+
+
 class BadSetting(ValueError):
     """A setting in luigi.cfg (or in LUIGI_CONFIG_PATH's file) that cannot be read; names section, option, value."""
 
 
 _EXPECTED = {luigi.BoolParameter: "expected true or false", luigi.IntParameter: "expected a whole number",
              luigi.FloatParameter: "expected a number"}
+
+
+def expected(param: luigi.Parameter | None, error: BaseException) -> str:
+    """Why a value cannot be read as `param`'s: what it expects (`expected a whole number`), else the error."""
+    return next((text for kind, text in _EXPECTED.items() if type(param) is kind), str(error))
+
+
+def unreadable_setting(section: str, option: str, raw: str, reason: str) -> str:
+    """The one line for a luigi.cfg value that cannot be read: section, option, value, why, where to fix it."""
+    return (f"[{section}] {option} = {raw!r} is not valid ({reason}): fix it in luigi.cfg (or in the file"
+            " LUIGI_CONFIG_PATH names), or remove it for the default")
 
 
 def bad_setting(config_class: type[luigi.Config]) -> BadSetting | None:
@@ -97,9 +123,7 @@ def bad_setting(config_class: type[luigi.Config]) -> BadSetting | None:
             try:
                 param.parse(raw)
             except Exception as err:  # noqa: BLE001 - whatever the parameter's parse raises is the reason
-                reason = next((text for kind, text in _EXPECTED.items() if type(param) is kind), str(err))
-                return BadSetting(f"[{section}] {option} = {raw!r} is not valid ({reason}): fix it in luigi.cfg"
-                                  " (or in the file LUIGI_CONFIG_PATH names), or remove it for the default")
+                return BadSetting(unreadable_setting(section, option, raw, expected(param, err)))
     return None
 
 

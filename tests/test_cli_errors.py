@@ -76,6 +76,34 @@ def test_date_with_start_or_stop_is_one_line_and_exit_2(command: str, tmp_path: 
                                    " other: give --date, or --start and --stop (see --help)")
 
 
+@pytest.mark.parametrize(("args", "why"), [
+    (["--from", "2025-12-20", "--to", "2025-12-10"], "--from 2025-12-20 is after --to 2025-12-10"),
+    (["--from", "2025-13-01"], "argument --from: '2025-13-01' is not a valid date: expected YYYY-MM-DD, e.g. 2025-12-15"
+                               " (month must be in 1..12)"),
+], ids=["reversed", "bad-date"])
+def test_rebuild_serving_rejects_a_bad_range_with_one_line(tmp_path: Path, args: list[str], why: str) -> None:
+    """As every `python -m pipeline` command: no usage block above the error; nothing is asked of Postgres."""
+    done = _run(["rebuild-serving", *args], tmp_path, ECOMM_PG_DSN=f"postgresql://postgres@127.0.0.1:{free_port()}/x")
+    assert done.returncode == 2 and done.stdout == "", done.stdout + done.stderr
+    assert _one_line(done) == f"python -m pipeline rebuild-serving: error: {why} (see --help)"
+
+
+@pytest.mark.parametrize(("command", "line"), [
+    ([*PIPELINE, "sumary", "--date", "2025-12-15"],
+     "python -m pipeline: error: 'sumary' is not a command; the commands: summary, freshness, reenable, report,"
+     " schema-doc, restate, migrate, rebuild-serving, compact-serving (see --help)"),
+    ([*PIPELINE, "migrate", "--dry-run"], "python -m pipeline migrate: error: unrecognized arguments: --dry-run (see --help)"),
+    ([sys.executable, "-m", "pipeline.lake.views", "--lake"],
+     "python -m pipeline.lake.views: error: argument --lake: expected one argument (see --help)"),
+], ids=["unknown-command", "migrate", "lake-views"])
+def test_a_mistyped_command_or_option_is_one_line_and_exit_2(tmp_path: Path, command: list[str], line: str) -> None:
+    """An unknown command printed the help on stdout (exit 2, not saying what was wrong); migrate and the
+    lake views printed argparse's usage block above the error."""
+    done = _run([], tmp_path, command)
+    assert done.returncode == 2 and done.stdout == "", done.stdout + done.stderr
+    assert _one_line(done) == line
+
+
 def test_a_bad_run_id_stops_the_luigi_command_with_one_line(tmp_path: Path) -> None:
     """ECOMM_RUN_ID is read as `luigi --module pipeline.tasks` imports the tasks: exit 40, as a bad --date."""
     done = _run(["DailyPipeline", "--date", "2025-12-15", "--local-scheduler"], tmp_path, LUIGI,
@@ -84,6 +112,39 @@ def test_a_bad_run_id_stops_the_luigi_command_with_one_line(tmp_path: Path) -> N
     assert _one_line(done) == ("ERROR: the command was rejected: ECOMM_RUN_ID='bad id!' is not a run id: use 1-64"
                                " letters, digits or _, or unset it (each run then gets its own)")
     assert not (tmp_path / "lake").exists(), "nothing ran"
+
+
+@pytest.mark.parametrize(("args", "settings", "code", "why"), [
+    (["DailyPipeline"], "", 40, "DailyPipeline needs --date"),
+    (["DailyPipeline", "--date", "2025-12-15", "--workers", "abc"], "", 40,
+     "--workers 'abc' is not valid (expected a whole number)"),
+    (["DailyPipeline", "--date", "2025-12-15", "--workers", "0"], "", 40,
+     "--workers 0 starts no task process, so the run would wait for ever: give 1 or more, or leave it out for the"
+     f" default (the machine's cores, at most {config.MAX_DEFAULT_WORKERS})"),
+    (["DailyPipeline", "--date", "2025-12-15"], "[core]\nworkers = abc\n", 1,
+     "[core] workers = 'abc' is not valid (expected a whole number): fix it in luigi.cfg (or in the file"
+     " LUIGI_CONFIG_PATH names), or remove it for the default"),
+    (["DailyPipelin", "--date", "2025-12-15"], "", 1, "DailyPipelin: no such task (did you mean DailyPipeline?)"),
+    (["RangeDaily", "--of", "DailyPipelin", "--start", "2025-12-13", "--stop", "2025-12-15"], "", 40,
+     "--of DailyPipelin: no such task (did you mean DailyPipeline?)"),
+    (["RangeDaily", "--of", "DailyPipeline", "--start", "2025-12-16", "--stop", "2025-12-14"], "", 40,
+     "--start 2025-12-16 is not before --stop 2025-12-14: the range [start, stop) is empty (--stop is exclusive)"),
+    (["RangeDaily", "--of", "DailyPipeline", "--start", "2025-12-15", "--stop", "2025-12-15"], "", 40,
+     "--start 2025-12-15 is not before --stop 2025-12-15: the range [start, stop) is empty (--stop is exclusive)"),
+], ids=["no-date", "workers-abc", "workers-0", "workers-abc-in-a-file", "unknown-task", "unknown-of", "start-after-stop",
+        "start-is-stop"])
+def test_a_luigi_command_line_luigi_cannot_use_is_one_line(tmp_path: Path, args: list[str], settings: str, code: int,
+                                                           why: str) -> None:
+    """Luigi's own words were a traceback (exit 1 or 35), `DailyPipeline[args=(), kwargs={}]: ...`, or, for
+    `--start D --stop D`, nothing at all and exit 0; now one line each, naming what to fix, and no run summary."""
+    extra = {}
+    if settings:
+        (tmp_path / "luigi.cfg").write_text(settings)
+        extra["LUIGI_CONFIG_PATH"] = str(tmp_path / "luigi.cfg")
+    done = _run([*args, "--local-scheduler"], tmp_path, LUIGI, **extra)
+    assert done.returncode == code, done.stderr
+    assert _one_line(done) == f"ERROR: the command was rejected: {why} (luigi --help-all lists the options)"
+    assert "Run summary" not in done.stdout and not (tmp_path / "lake").exists(), "nothing ran"
 
 
 def test_a_date_after_today_is_rejected_before_anything_runs(tmp_path: Path) -> None:

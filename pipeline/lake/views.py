@@ -30,7 +30,6 @@ pipeline adds later appear after reopening (or regenerating the `--sql` script).
 """
 from __future__ import annotations
 
-import argparse
 import glob
 import logging
 import os
@@ -276,7 +275,9 @@ def question(name: str) -> str:
 
 # ---------------------------------------------------------------------------------------------- CLI
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.lake.views", description=__doc__.split("\n\n")[0])
+    from pipeline import cli  # the commands' one-line errors; not needed by a notebook importing the views
+
+    parser = cli.Parser(prog="python -m pipeline.lake.views", description=__doc__.split("\n\n")[0])
     parser.add_argument("--lake", help="lake root (default: ECOMM_LAKE_DIR or [paths] lake_dir)")
     parser.add_argument("--sql", action="store_true", help="print the init script for `duckdb -init`")
     args = parser.parse_args(argv)

@@ -217,13 +217,12 @@ def main(argv: list[str] | None = None) -> int:
     ecomm_writer only). Exit 0 when the schema is current, 1 when a migration failed, 3 when
     Postgres cannot be reached.
     """
-    import argparse
     import sys
 
+    from pipeline import cli
     from pipeline.serving import pg
 
-    argparse.ArgumentParser(prog="python -m pipeline migrate", description=main.__doc__.split("\n\n")[0]
-                            ).parse_args(argv)
+    cli.Parser(prog="python -m pipeline migrate", description=main.__doc__.split("\n\n")[0]).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         with pg.connect() as conn:

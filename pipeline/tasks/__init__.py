@@ -27,8 +27,8 @@ warmup.pyarrow_without_pandas()
 
 import luigi
 
-from pipeline import cli, faults
-from pipeline.tasks import command_line, summary, unscheduled
+from pipeline import faults
+from pipeline.tasks import cli_errors, command_line, summary, unscheduled
 from pipeline.tasks.base import RangeDaily  # Luigi's, publishing oldest first
 from pipeline.tasks.check import QualityGate
 from pipeline.tasks.land import LandDaily, LandEvents, LandOrders, LandProducts, LandUsers, SourceReady
@@ -63,7 +63,7 @@ __all__ = [
     "StageOrders", "StageProducts", "StageUsers",
 ]
 
-cli.quiet_rejected_command_lines()  # a bad --date, or no luigid, is one line and exit 40, not a traceback
+cli_errors.install()  # a bad --date, an unknown task, or no luigid: one line and an exit code, not a traceback
 unscheduled.install()  # a task whose complete() or requires() raised: the summary says why its date did not run
 faults.install()  # ECOMM_FAULT's fault points at task boundaries (nothing unless it is set)
 atexit.register(summary.at_exit, os.getpid())

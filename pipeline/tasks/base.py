@@ -28,7 +28,7 @@ from typing import Any
 import luigi
 import luigi.tools.range
 
-from pipeline import config, lake
+from pipeline import cli, config, lake
 from pipeline.tasks import run_audit
 
 logger = logging.getLogger(__name__)
@@ -106,6 +106,7 @@ class PipelineTask(luigi.Task):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        config.check_workers()
         run_audit.note_scheduled(self.date)
 
     @property
@@ -157,6 +158,14 @@ class RangeDaily(luigi.tools.range.RangeDaily):
     """
 
     priority = LOWEST_PRIORITY
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        config.check_workers()
+        if self.start is not None and self.stop is not None:
+            # Luigi fails `--start` after `--stop` while scheduling (a traceback) and runs nothing, exit 0,
+            # for `--start D --stop D`: both are a mistyped range, rejected as `python -m pipeline summary` does
+            cli.date_range(self.start, self.stop)
 
 
 def _stop_waiting(task: luigi.Task, *args: Any) -> None:

@@ -26,7 +26,6 @@ arguments, 3 refused to start (lake empty, Postgres unreachable, target not empt
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime as dt
 import logging
@@ -39,8 +38,7 @@ from collections.abc import Callable
 import duckdb
 import psycopg
 
-from pipeline import config, lake
-from pipeline.cli import first_line
+from pipeline import cli, config, lake
 from pipeline.lake import sqlrun
 from pipeline.serving import migrations, pg
 from pipeline.serving.facts import FACTS, PublishError
@@ -194,15 +192,13 @@ def rebuild(first: dt.date | None = None, last: dt.date | None = None,
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m pipeline rebuild-serving`."""
-    parser = argparse.ArgumentParser(prog="python -m pipeline rebuild-serving", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--from", dest="first", help="first load date to rebuild, YYYY-MM-DD (default: the lake's first)")
-    parser.add_argument("--to", dest="last", help="last load date to rebuild, YYYY-MM-DD (default: the lake's last)")
+    parser = cli.Parser(prog="python -m pipeline rebuild-serving", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--from", dest="first", type=cli.date_arg,
+                        help="first load date to rebuild, YYYY-MM-DD (default: the lake's first)")
+    parser.add_argument("--to", dest="last", type=cli.date_arg,
+                        help="last load date to rebuild, YYYY-MM-DD (default: the lake's last)")
     args = parser.parse_args(argv)
-    try:
-        first = lake.parse_date(args.first) if args.first else None
-        last = lake.parse_date(args.last) if args.last else None
-    except ValueError as err:
-        parser.error(str(err))
+    first, last = args.first, args.last
     if first and last and first > last:
         parser.error(f"--from {first} is after --to {last}")
     # warnings only: the per-date lines are the progress report
@@ -213,6 +209,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rebuild-serving: {err}", file=sys.stderr)
         return 3
     except (PublishError, migrations.MigrationError, psycopg.Error) as err:
-        print(f"rebuild-serving: {first_line(err)}; rerun the same command to resume after fixing it", file=sys.stderr)
+        print(f"rebuild-serving: {cli.first_line(err)}; rerun the same command to resume after fixing it", file=sys.stderr)
         return 1
     return 0

@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 from pipeline import cli, config, lake
 from pipeline.ingest.landing import SourceChanged
 from pipeline.quality.results import BLOCKING, OUTCOMES
-from pipeline.tasks import command_line, held_back, late_catalogs, run_audit, runbook, unscheduled
+from pipeline.tasks import cli_errors, command_line, held_back, late_catalogs, run_audit, runbook, unscheduled
 
 logger = logging.getLogger(__name__)
 
@@ -349,6 +349,8 @@ def at_exit(pid: int) -> None:
         scheduled, noted = run_audit.scheduled_dates(), command_line.noted()
         if not run_summary().at_exit:
             return
+        if cli_errors.command_rejected():
+            return  # the command line was rejected (its one line said why): nothing ran
         if not scheduled and not (noted and noted[0]):
             # No task of a date was made: the command was rejected before anything was scheduled. (A
             # backfill whose dates are all published makes none either, RangeDaily asks

@@ -1,0 +1,225 @@
+"""The `luigi` command line's errors a user can fix, one line each, not tracebacks (`install`).
+
+A command line Luigi cannot turn into a task (a bad `--date`, a missing parameter, an unknown task
+name, a value it cannot read), one that cannot reach the central scheduler, and a task whose
+scheduling hits a setting that cannot be read (`pipeline.config.BadSetting`): Luigi logs each with
+its traceback, or, before it applies [retcode], lets it escape. pipeline.tasks installs the log
+filters and the `sys.excepthook` below when it is imported.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+from typing import Any
+
+from pipeline import config
+from pipeline.config import BadSetting
+
+
+REJECTED = "the command was rejected: %s (luigi --help-all lists the options)"
+_rejected: list[str] = []  # why this process's `luigi` command line was rejected (empty: it was not)
+
+
+def command_rejected() -> bool:
+    """Whether this process's `luigi` command line was rejected (its one line logged): nothing ran to summarise."""
+    return bool(_rejected)
+
+
+class _RejectedCommandLine(logging.Filter):
+    """Luigi's "Uncaught exception in luigi" for a command line it could not turn into a task: one line.
+
+    `luigi.retcodes.run_with_retcodes` logs any exception with its traceback and exits [retcode]
+    unhandled_exception. When the exception came from parsing the command line (a bad `--date`, a
+    missing parameter, an unknown `--of` task, a value of Luigi's own settings), the traceback is noise:
+    the record keeps the error's message in the command line's words, naming the option, and drops
+    the traceback. Any other exception keeps its traceback.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.exc_info or record.msg != "Uncaught exception in luigi":
+            return True
+        error, tb = record.exc_info[1], record.exc_info[2]
+        option = value = None
+        parsing = False
+        while tb is not None:
+            code = tb.tb_frame.f_code
+            if code.co_filename.endswith(os.path.join("luigi", "cmdline_parser.py")):
+                parsing = True
+                option = tb.tb_frame.f_locals.get("param_name", option)
+                value = tb.tb_frame.f_locals.get("attr", value)
+            tb = tb.tb_next
+        if error is None:
+            return True
+        text = _luigi_wording(error, option if parsing else None)
+        if text is None:
+            if not parsing:
+                return True
+            text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            # Luigi's own DateParameter (RangeDaily's --start/--stop): strptime's wording, whatever the fault
+            if isinstance(value, str) and ("does not match format '%Y-%m-%d'" in text
+                                           or text.startswith("unconverted data remains")):
+                text = f"{value!r} is not a valid date: expected YYYY-MM-DD, e.g. 2025-12-15"
+            if option and not text.startswith("--") and not isinstance(error, BadSetting):  # it names its setting
+                text = f"--{option.replace('_', '-')} {text}"
+        record.msg, record.args = REJECTED, (text,)
+        record.exc_info, record.exc_text = None, None
+        _rejected.append(text)
+        return True
+
+
+_MISSING = re.compile(r"(\w+)\[args=.*\]: requires the '(\w+)' parameter to be set", re.S)
+_UNREADABLE = re.compile(r"(\w+)\[args=.*\]: Error when parsing the default value of '(\w+)'", re.S)
+
+
+def _luigi_wording(error: BaseException, option: str | None = None) -> str | None:
+    """Luigi's error for a command line it cannot use, in the command line's words (None: not one of those).
+
+    A task name that names none (`RangeDaily --of DailyPipelin`, or the task itself), a missing
+    parameter (`DailyPipeline[args=(), kwargs={}]: requires the 'date' parameter to be set`), and a
+    value Luigi's own settings cannot read (`--workers abc`, or `[core] workers = abc` in a file).
+    """
+    text = str(error).strip()
+    if type(error).__name__ == "TaskClassNotFoundException":
+        name, _, rest = text.removeprefix("No task ").partition(". ")
+        guesses = [guess for guess in rest.removeprefix("Did you mean:").split() if _is_task(guess)] \
+            if rest.startswith("Did you mean:") else []
+        named = f"--{option} {name}" if option else name
+        return f"{named}: no such task" + (f" (did you mean {' or '.join(guesses)}?)" if guesses else "")
+    if found := _MISSING.fullmatch(text):
+        return f"{found.group(1)} needs --{found.group(2).replace('_', '-')}"
+    if (found := _UNREADABLE.fullmatch(text)) and error.__cause__ is not None:
+        return _unreadable_value(*found.groups(), error.__cause__)
+    return None
+
+
+def _is_task(name: str) -> bool:
+    """Whether a name Luigi suggests is a task of the pipeline one runs (it also suggests settings sections,
+    `core`, and base classes, `ModelTask`)."""
+    return name in getattr(sys.modules.get("pipeline.tasks"), "__all__", ())
+
+
+def _unreadable_value(section: str, name: str, cause: BaseException) -> str | None:
+    """`--workers 'abc' is not valid (...)`, or, when the value came from a file, the setting's line."""
+    import luigi
+
+    flag = f"--{name.replace('_', '-')}"
+    if any(arg.split("=", 1)[0] in {flag, f"--{section}-{flag[2:]}"} for arg in sys.argv[1:]):
+        param = raw = None
+        tb = cause.__traceback__
+        while tb is not None:  # luigi.Parameter._parse_or_no_value(self, x): the parameter and the text it got
+            if tb.tb_frame.f_code.co_name == "_parse_or_no_value":
+                param, raw = tb.tb_frame.f_locals.get("self"), tb.tb_frame.f_locals.get("x")
+            tb = tb.tb_next
+        return f"{flag} {raw!r} is not valid ({config.expected(param, cause)})"
+    try:
+        named = config.bad_setting(luigi.task_register.Register.get_task_cls(section))
+    except Exception:  # noqa: BLE001 - no such section's class: Luigi's own words then
+        named = None
+    return None if named is None else str(named)
+
+
+LUIGID_DOWN = ("the central scheduler at %s does not answer: start it (`make luigid`), or run without it:"
+               " add --local-scheduler to the command")
+
+
+def _rpc_error(error: BaseException | None) -> BaseException | None:
+    """The luigi.rpc.RPCError among an exception's causes (None: it is not a failure to reach luigid)."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if type(error).__name__ == "RPCError" and type(error).__module__ == "luigi.rpc":
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+class _LuigidUnreachable(logging.Filter):
+    """A `luigi` run that cannot reach luigid (no --local-scheduler, no `make luigid`): what to do, no tracebacks.
+
+    Luigi retries each call ([core] rpc-retry-attempts, rpc-retry-wait), logging every retry with an
+    empty traceback ("NoneType: None"), then logs the RPCError's chain of tracebacks twice (while
+    scheduling, and as "Uncaught exception in luigi", exit [retcode] unhandled_exception). The
+    retries stay (luigid may be restarting), each one line that says what to do; the failure is one
+    line too.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == "Failed connecting to remote scheduler %r":
+            url = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+            record.msg, record.args = LUIGID_DOWN + " (retrying)", (url,)
+            record.exc_info, record.exc_text = None, None
+        elif record.msg in ("Uncaught exception in luigi", "Luigi unexpected framework error while scheduling %s") \
+                and record.exc_info and _rpc_error(record.exc_info[1]) is not None:
+            if record.msg != "Uncaught exception in luigi":
+                return False  # said once, at the end
+            text = str(_rpc_error(record.exc_info[1]))
+            url = text.rsplit("remote scheduler ", 1)[-1].strip("'") if "remote scheduler " in text else "?"
+            record.msg, record.args = LUIGID_DOWN, (url,)
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def _bad_setting_in(error: BaseException | None) -> BadSetting | None:
+    """The BadSetting among an exception's causes (None: none)."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, BadSetting):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+class _BadSettingLine(logging.Filter):
+    """A task that read a setting it cannot parse (BadSetting): Luigi's log line names it, without the traceback.
+
+    Luigi logs a failure of `requires()` or `complete()` as "Will not run <task> ... method:" with the
+    formatted traceback in the text (exit [retcode] scheduling_error), and a failure of `run()` with
+    its exc_info (exit task_failed). Either way the BadSetting's message says all there is to fix.
+    """
+
+    PREFIX = f"{BadSetting.__module__}.{BadSetting.__qualname__}: "
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = _bad_setting_in(record.exc_info[1]) if record.exc_info else None
+        if error is not None:
+            record.msg, record.args = "%s: %s", (record.getMessage(), error)
+            record.exc_info, record.exc_text = None, None
+        elif isinstance(record.msg, str) and "\nTraceback (most recent call last):" in record.msg and not record.args:
+            head, _, trace = record.msg.partition("\n")
+            named = [line[len(self.PREFIX):] for line in trace.splitlines() if line.startswith(self.PREFIX)]
+            if named:
+                record.msg, record.args = "%s %s", (head, named[-1])
+        return True
+
+
+def install() -> None:
+    """A `luigi` command line that fails to parse, or cannot reach luigid, or a task that reads a bad setting:
+    one log line each, not tracebacks (see above)."""
+    target = logging.getLogger("luigi-interface")
+    for kind in (_RejectedCommandLine, _LuigidUnreachable, _BadSettingLine):
+        if not any(isinstance(f, kind) for f in target.filters):
+            target.addFilter(kind())
+    if not getattr(sys.excepthook, "one_line_rejections", False):
+        sys.excepthook = _one_line_rejections(sys.excepthook)
+
+
+def _one_line_rejections(previous: Any) -> Any:
+    """sys.excepthook: a `luigi` command line that fails outside Luigi's own error handling is one line (exit 1).
+
+    Luigi looks the task up before it applies [retcode] (`luigi --module pipeline.tasks DailyPipelin`),
+    and, a value of its own settings in a file that cannot be read (`[core] workers = abc`), fails
+    again while it reports the first error.
+    """
+    def hook(kind: type[BaseException], error: BaseException, tb: Any) -> None:
+        worded = _luigi_wording(error)
+        if worded is None:
+            previous(kind, error, tb)
+            return
+        _rejected.append(worded)
+        print(f"ERROR: {REJECTED % worded}", file=sys.stderr, flush=True)
+
+    hook.one_line_rejections = True  # type: ignore[attr-defined]
+    return hook
