@@ -174,8 +174,8 @@ def find(source: str, load_date: dt.date) -> SourceFile:
         marked = f" and the ready marker {marker}" if marker else ""
         raise UnexpectedSourceFiles(
             f"{what}: {folder} holds {_files(len(found) + len(others))} ({names}); a date's folder must hold exactly"
-            f" one {source} file ({_accepted_names(source)}){marked}. Multi-part delivery is not supported: combine the parts into one"
-            f" file, move the others out of the folder, then run again; nothing was landed")
+            f" one {source} file ({_accepted_names(source)}){marked}. Multi-part delivery is not supported: combine"
+            f" the parts into one file, move the others out of the folder, then run again; nothing was landed")
     if not found:
         raise SourceFileMissing(f"{what}: expected {expected_path(source, load_date)}; its folder holds no"
                                 f" {source} file (accepted names: {_accepted_names(source)})")

@@ -209,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rebuild-serving: {err}", file=sys.stderr)
         return 3
     except (PublishError, migrations.MigrationError, psycopg.Error) as err:
-        print(f"rebuild-serving: {cli.first_line(err)}; rerun the same command to resume after fixing it", file=sys.stderr)
+        print(f"rebuild-serving: {cli.first_line(err)}; rerun the same command to resume after fixing it",
+              file=sys.stderr)
         return 1
     return 0

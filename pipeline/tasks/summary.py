@@ -182,7 +182,7 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
             status = "publish state unknown (Postgres not running)"
         else:
             status = "not published"
-        if remedies and status in ("published", STALE_SOURCE, "FAILED"):  # what to do about the first kind the runbook knows
+        if remedies and status in ("published", STALE_SOURCE, "FAILED"):  # what to do: the first kind the runbook knows
             failures.append(f"what to do ({remedies[0].kind}): {remedies[0].fix_for(day, **rerun)}")
         if run_id is not None:
             done = [r["duration_seconds"] for r in runs if r["duration_seconds"] is not None]
