@@ -153,6 +153,10 @@ def test_a_date_after_today_is_rejected_before_anything_runs(tmp_path: Path) -> 
     done = _run(["DailyPipeline", "--date", str(later), "--local-scheduler"], tmp_path, LUIGI)
     assert done.returncode == 40, done.stderr
     assert _one_line(done).startswith(f"ERROR: the command was rejected: --date {later} is after today (")
+    # a backfill from a date after today (no --stop: up to today) ran nothing and exited 0
+    backfill = _run(["RangeDaily", "--of", "DailyPipeline", "--start", str(later), "--local-scheduler"], tmp_path, LUIGI)
+    assert backfill.returncode == 40, backfill.stderr
+    assert _one_line(backfill).startswith(f"ERROR: the command was rejected: --start {later} is after today (")
     restate = _run(["restate", "--date", str(later)], tmp_path)
     assert restate.returncode == 2, restate.stderr
     assert f"argument --date: {later} is after today (" in _one_line(restate)

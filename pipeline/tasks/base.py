@@ -162,6 +162,13 @@ class RangeDaily(luigi.tools.range.RangeDaily):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         config.check_workers()
+        if self.start is not None:  # Luigi runs nothing for a --start after today, and exits 0
+            try:
+                config.not_after_today(self.start)
+            except config.BadSetting:
+                raise
+            except ValueError as err:
+                raise ValueError(f"--start {err}") from None
         if self.start is not None and self.stop is not None:
             # Luigi fails `--start` after `--stop` while scheduling (a traceback) and runs nothing, exit 0,
             # for `--start D --stop D`: both are a mistyped range, rejected as `python -m pipeline summary` does
