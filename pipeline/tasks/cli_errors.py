@@ -124,15 +124,20 @@ LUIGID_DOWN = ("the central scheduler at %s does not answer: start it (`make lui
                " add --local-scheduler to the command")
 
 
-def _rpc_error(error: BaseException | None) -> BaseException | None:
-    """The luigi.rpc.RPCError among an exception's causes (None: it is not a failure to reach luigid)."""
+def _in_causes(error: BaseException | None, found: Any) -> BaseException | None:
+    """The first exception among `error` and its causes for which `found(exception)` holds (None: none)."""
     seen: set[int] = set()
     while error is not None and id(error) not in seen:
-        if type(error).__name__ == "RPCError" and type(error).__module__ == "luigi.rpc":
+        if found(error):
             return error
         seen.add(id(error))
         error = error.__cause__ or error.__context__
     return None
+
+
+def _rpc_error(error: BaseException | None) -> BaseException | None:
+    """The luigi.rpc.RPCError among an exception's causes (None: it is not a failure to reach luigid)."""
+    return _in_causes(error, lambda e: type(e).__name__ == "RPCError" and type(e).__module__ == "luigi.rpc")
 
 
 class _LuigidUnreachable(logging.Filter):
@@ -163,13 +168,7 @@ class _LuigidUnreachable(logging.Filter):
 
 def _bad_setting_in(error: BaseException | None) -> BadSetting | None:
     """The BadSetting among an exception's causes (None: none)."""
-    seen: set[int] = set()
-    while error is not None and id(error) not in seen:
-        if isinstance(error, BadSetting):
-            return error
-        seen.add(id(error))
-        error = error.__cause__ or error.__context__
-    return None
+    return _in_causes(error, lambda e: isinstance(e, BadSetting))  # type: ignore[return-value]
 
 
 class _BadSettingLine(logging.Filter):
