@@ -63,6 +63,10 @@ class NothingToRestate(Exception):
     """No source of the date changed since it was landed, and none was named."""
 
 
+class CatalogNotDaily(Exception):
+    """No daily source of the date changed, but a catalog snapshot covering it did: `--catalog` restates that."""
+
+
 class NeverLanded(Exception):
     """No daily source of the date was ever landed, and none was named: there is nothing to restate."""
 
@@ -175,6 +179,9 @@ def prepare(day: dt.date, sources: list[str] | None = None) -> dict[str, Any]:
     if not chosen and all(landing.read_manifest(source, day) is None for source in incoming.DAILY_SOURCES):
         raise NeverLanded(f"{day} was never landed, so there is nothing to restate; run the date:"
                           f" `{runbook.daily_command(day)}`")
+    if not chosen and (catalogs := landing.changed_catalogs(day)):
+        raise CatalogNotDaily(f"the daily files of {day} are the ones landed; what changed is a catalog snapshot"
+                              f" covering it, {' '.join(catalogs.values())}")
     if not chosen:
         raise NothingToRestate(f"nothing to restate for {day}: its incoming files are the ones landed"
                                f" (name a source with --source to land it again anyway)")
@@ -225,7 +232,7 @@ def _catalog_reason(kind: str, snapshot: dt.date, manifest: dict[str, Any] | Non
     found = landing.catalog_file(kind, snapshot)
     if found is None or found[1] != snapshot:
         raise incoming.SourceFileMissing(
-            f"no {kind}_{snapshot}.json under {config.data_dir()}/{kind}: a catalog is restated by the"
+            f"no {kind}_{snapshot}.json (or .json.gz, .json.zst) under {config.data_dir()}/{kind}: a catalog is restated by the"
             f" date in its snapshot file's name, and that file must be there")
     if manifest is None:
         return f"{found[0]} arrived after dates it covers were built; landed for the first time"
@@ -314,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     except NothingToRestate as err:
         print(err)
         return 0
-    except NeverLanded as err:
+    except (NeverLanded, CatalogNotDaily) as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return cli.USAGE_ERROR
     except incoming.SourceNotReady as err:

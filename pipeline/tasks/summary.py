@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 from pipeline import cli, config, lake
 from pipeline.ingest.landing import SourceChanged
 from pipeline.quality.results import BLOCKING, OUTCOMES
-from pipeline.tasks import cli_errors, command_line, held_back, late_catalogs, run_audit, runbook, unscheduled
+from pipeline.tasks import cli_errors, command_line, held_back, late_catalogs, restate, run_audit, runbook, unscheduled
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +37,9 @@ MESSAGE = "  "  # a blocking check's whole message, beneath its line (never cut)
 # A published date whose landed file (or catalog snapshot) changed since: Postgres serves the file landed
 # before, and the date is not complete (nor counted as published) until it is restated or the file put back.
 STALE_SOURCE = "published, source CHANGED"
+# A published date with a restatement waiting for its publish (`python -m pipeline restate`): Postgres serves
+# the version published before; the date is not complete (nor counted as published) until the restatement is.
+RESTATING = "published, restatement PENDING"
 CHANGED = f"{SourceChanged.__name__}:"
 
 
@@ -165,6 +168,8 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
             failures.extend(f"what to do (late catalog snapshot): {line}" for line in late.values())
         elif pub is not None and any(_first_line(r["error_message"]).startswith(CHANGED) for r in failed):
             status = STALE_SOURCE  # from a file that changed since: the date is not complete until restated
+        elif pub is not None and restate.pending(day):
+            status = RESTATING
         elif pub is not None:
             status = "published"
         elif checks is not None and checks["fail"] + checks["error"]:
@@ -182,7 +187,7 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
             status = "publish state unknown (Postgres not running)"
         else:
             status = "not published"
-        if remedies and status in ("published", STALE_SOURCE, "FAILED"):  # what to do: the first kind the runbook knows
+        if remedies and status in ("published", STALE_SOURCE, RESTATING, "FAILED"):  # what to do: the first kind the runbook knows
             failures.append(f"what to do ({remedies[0].kind}): {remedies[0].fix_for(day, **rerun)}")
         if run_id is not None:
             done = [r["duration_seconds"] for r in runs if r["duration_seconds"] is not None]
@@ -298,7 +303,7 @@ def _central(summaries: list[DateSummary], scheduled: list[dt.date], url: str, l
     return notes
 
 
-HOLDING = {"FAILED": "failed", "DISABLED in luigid (not run)": "disabled in luigid"}
+HOLDING = {"FAILED": "failed", "DISABLED in luigid (not run)": "disabled in luigid", RESTATING: "restatement pending"}
 
 
 def mark_held_back(summaries: list[DateSummary]) -> None:
