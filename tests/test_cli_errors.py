@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import config
-from tests.support.paths import REPO
+from tests.support.paths import REPO, SEED_INCOMING
 from tests.support.postgres import PG_ENV
 from tests.support.processes import free_port
 
@@ -197,6 +198,24 @@ def test_a_lake_that_cannot_be_one_is_named_in_one_line_not_in_tracebacks(tmp_pa
         summary = _run(["summary", "--date", "2025-12-15"], tmp_path, ECOMM_LAKE_DIR=value)
         assert summary.returncode == 2
         assert _one_line(summary).startswith(f"python -m pipeline summary: error: ECOMM_LAKE_DIR={value!r} {said}")
+
+
+def test_a_task_failure_the_runbook_knows_is_one_line_and_a_bug_keeps_its_traceback(tmp_path: Path) -> None:
+    """A missing file is the operator's to fix: Luigi's "failed" line names the error, with no traceback (the
+    run summary says what to do). An error the runbook does not know (here one injected at a partition's
+    rename) is a bug: its traceback stays."""
+    dead = f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"
+    missing = _run(["DailyPipeline", "--date", "2025-12-15", "--local-scheduler"], tmp_path, LUIGI, ECOMM_PG_DSN=dead)
+    assert missing.returncode == 30 and "Traceback" not in missing.stderr, missing.stderr[-3000:]
+    expected = str(tmp_path / "incoming" / "orders" / "2025-12-15" / "orders.json")
+    assert f" failed    LandOrders(date=2025-12-15): SourceFileMissing: orders for 2025-12-15: expected {expected}\n" \
+        in missing.stderr, missing.stderr[-3000:]
+
+    shutil.copytree(SEED_INCOMING, tmp_path / "incoming", dirs_exist_ok=True)
+    bug = _run(["LandOrders", "--date", "2025-12-15", "--local-scheduler"], tmp_path, LUIGI, ECOMM_PG_DSN=dead,
+               ECOMM_FAULT="lake.promote:raise")
+    assert bug.returncode == 30 and "Traceback (most recent call last)" in bug.stderr, bug.stderr[-3000:]
+    assert " failed    LandOrders(date=2025-12-15)\n" in bug.stderr and "FaultInjected" in bug.stderr
 
 
 def test_a_catalog_url_that_is_no_http_url_is_named_as_the_setting(tmp_path: Path) -> None:
