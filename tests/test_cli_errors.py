@@ -77,6 +77,15 @@ def test_date_with_start_or_stop_is_one_line_and_exit_2(command: str, tmp_path: 
                                    " other: give --date, or --start and --stop (see --help)")
 
 
+@pytest.mark.parametrize("command", ["summary", "reenable"])
+def test_a_range_of_thousands_of_years_is_refused_at_once(command: str, tmp_path: Path) -> None:
+    """`--stop 9999-12-31` (a typo of the year) walked every date up to it, for longer than anyone waits."""
+    done = _run([command, "--start", "0001-01-01", "--stop", "9999-12-31"], tmp_path)
+    assert done.returncode == 2 and done.stdout == "", done.stdout + done.stderr
+    assert _one_line(done) == (f"python -m pipeline {command}: error: --start 0001-01-01 --stop 9999-12-31 spans"
+                               " 3652058 days; at most 3650 at a time (see --help)")
+
+
 @pytest.mark.parametrize(("args", "why"), [
     (["--from", "2025-12-20", "--to", "2025-12-10"], "--from 2025-12-20 is after --to 2025-12-10"),
     (["--from", "2025-13-01"], "argument --from: '2025-13-01' is not a valid date: expected YYYY-MM-DD, e.g. 2025-12-15"
