@@ -3,15 +3,17 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import socket
 import subprocess
 import sys
 
 import psycopg
 import pytest
 
-from pipeline.serving import migrations, pg
+from pipeline.serving import embedded, migrations, pg
 from tests.support.paths import REPO
 from tests.support.postgres import PG_ENV, EmbeddedServer, embedded_in_temp_dir
+from tests.support.processes import free_port
 
 
 def test_ecomm_pg_dsn_wins(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -117,6 +119,27 @@ def test_a_mistyped_argument_is_refused_not_answered_with_the_superuser_dsn(caps
     assert pg.main(args) == 2
     out, err = capsys.readouterr()
     assert out == "" and err.strip() == f"python -m pipeline.serving.pg {said}"
+
+
+def test_a_port_a_stopped_server_left_in_time_wait_counts_as_free() -> None:
+    """A BI tool connected when the server stopped leaves TIME_WAIT on its port for a minute; Postgres binds
+    with SO_REUSEADDR and can listen again at once, so `pg start` must not refuse the port as in use."""
+    port = free_port()
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", port))
+    listener.listen()
+    client = socket.create_connection(("127.0.0.1", port))
+    server_side, _ = listener.accept()
+    server_side.close()  # the side that closes first keeps the port in TIME_WAIT
+    client.close()
+    listener.close()
+    assert embedded._port_free(port)
+    with socket.socket() as taken:  # a port something listens on is still in use
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        assert not embedded._port_free(port)
 
 
 def test_redact_hides_passwords() -> None:
