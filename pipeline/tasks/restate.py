@@ -42,7 +42,6 @@ exit code is the first failed date's.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import os
 import shutil
@@ -53,11 +52,9 @@ from pipeline import cli, config, lake
 from pipeline.ingest import incoming, landing
 from pipeline.lake import s3
 from pipeline.tasks import runbook
+from pipeline.tasks.restatements import read_record, write_record
 
 logger = logging.getLogger(__name__)
-
-MARKER = lake.RESTATEMENT_FILE
-
 
 class NothingToRestate(Exception):
     """No source of the date changed since it was landed, and none was named."""
@@ -69,56 +66,6 @@ class CatalogNotDaily(Exception):
 
 class NeverLanded(Exception):
     """No daily source of the date was ever landed, and none was named: there is nothing to restate."""
-
-
-def marker_path(day: dt.date) -> str:
-    """The date's restatement record (pending until the date is published again)."""
-    return os.path.join(lake.partition_dir("audit", "restatements", day), MARKER)
-
-
-def read_record(day: dt.date) -> dict[str, Any] | None:
-    """The date's restatement record (None: never restated)."""
-    try:
-        with lake.open_input(marker_path(day)) as handle:
-            return json.loads(handle.read())
-    except FileNotFoundError:
-        return None
-
-
-def write_record(day: dt.date, record: dict[str, Any]) -> None:
-    lake.write_atomic(marker_path(day), json.dumps(record, indent=2).encode())
-
-
-def pending(day: dt.date) -> bool:
-    """Whether a restatement of the date waits for its publish."""
-    record = read_record(day)
-    return record is not None and record.get("status") == "pending"
-
-
-def pending_dates(days: list[dt.date]) -> set[dt.date]:
-    """The dates among `days` with a pending restatement."""
-    return {day for day in days if pending(day)}
-
-
-def restated_snapshots(day: dt.date) -> dict[str, list[dt.date]]:
-    """The catalog snapshots a pending restatement of the date lands again: staging table -> snapshot dates."""
-    from pipeline.transform import staging
-
-    record = read_record(day)
-    if record is None or record.get("status") != "pending":
-        return {}
-    return {staging.staging_table(kind): [dt.date.fromisoformat(snapshot)]
-            for kind, snapshot in record.get("snapshots", {}).items()}
-
-
-def mark_published(day: dt.date) -> None:
-    """Record that the date was published after its restatement (called by the Publish task)."""
-    record = read_record(day)
-    if record is None or record.get("status") != "pending":
-        return
-    record.update(status="published", published_at=dt.datetime.now(dt.timezone.utc).isoformat())
-    write_record(day, record)
-    logger.info("restatement of %s published", day)
 
 
 def _move(source: str, target: str) -> None:

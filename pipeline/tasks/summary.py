@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 from pipeline import cli, config, lake
 from pipeline.ingest.landing import SourceChanged
 from pipeline.quality.results import BLOCKING, OUTCOMES
-from pipeline.tasks import cli_errors, command_line, held_back, late_catalogs, restate, run_audit, runbook, unscheduled
+from pipeline.tasks import cli_errors, command_line, held_back, late_catalogs, restatements, run_audit, runbook, unscheduled
 
 logger = logging.getLogger(__name__)
 
@@ -169,7 +169,7 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
             failures.extend(f"what to do (late catalog snapshot): {line}" for line in late.values())
         elif pub is not None and any(_first_line(r["error_message"]).startswith(CHANGED) for r in failed):
             status = STALE_SOURCE  # from a file that changed since: the date is not complete until restated
-        elif pub is not None and restate.pending(day):
+        elif pub is not None and restatements.pending(day):
             status = RESTATING  # its new files failed, or were blocked by the gate (then its checks, as below)
             if blocked:
                 failures = not_scheduled + _blocking_checks(results, messages, day, rerun)
