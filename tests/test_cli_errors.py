@@ -128,6 +128,8 @@ def test_a_bad_run_id_stops_the_luigi_command_with_one_line(tmp_path: Path) -> N
     (["DailyPipeline"], "", 40, "DailyPipeline needs --date"),
     (["DailyPipeline", "--date", "2025-12-15", "--workers", "abc"], "", 40,
      "--workers 'abc' is not valid (expected a whole number)"),
+    (["DailyPipeline", "--date", "2025-12-15", "--model-late-window-days", "abc"], "", 40,
+     "--model-late-window-days 'abc' is not valid (expected a whole number)"),  # as typed: not --late-window-days
     (["DailyPipeline", "--date", "2025-12-15", "--workers", "0"], "", 40,
      "--workers 0 starts no task process, so the run would wait for ever: give 1 or more, or leave it out for the"
      f" default (the machine's cores, at most {config.MAX_DEFAULT_WORKERS})"),
@@ -141,7 +143,7 @@ def test_a_bad_run_id_stops_the_luigi_command_with_one_line(tmp_path: Path) -> N
      "--start 2025-12-16 is not before --stop 2025-12-14: the range [start, stop) is empty (--stop is exclusive)"),
     (["RangeDaily", "--of", "DailyPipeline", "--start", "2025-12-15", "--stop", "2025-12-15"], "", 40,
      "--start 2025-12-15 is not before --stop 2025-12-15: the range [start, stop) is empty (--stop is exclusive)"),
-], ids=["no-date", "workers-abc", "workers-0", "workers-abc-in-a-file", "unknown-task", "unknown-of", "start-after-stop",
+], ids=["no-date", "workers-abc", "section-option-abc", "workers-0", "workers-abc-in-a-file", "unknown-task", "unknown-of", "start-after-stop",
         "start-is-stop"])
 def test_a_luigi_command_line_luigi_cannot_use_is_one_line(tmp_path: Path, args: list[str], settings: str, code: int,
                                                            why: str) -> None:

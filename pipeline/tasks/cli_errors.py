@@ -106,7 +106,10 @@ def _unreadable_value(section: str, name: str, cause: BaseException) -> str | No
     import luigi
 
     flag = f"--{name.replace('_', '-')}"
-    if any(arg.split("=", 1)[0] in {flag, f"--{section}-{flag[2:]}"} for arg in sys.argv[1:]):
+    typed = (arg.split("=", 1)[0] for arg in sys.argv[1:])
+    given = [arg for arg in typed if arg in {flag, f"--{section}-{flag[2:]}"}]
+    if given:
+        flag = given[-1]  # as the user typed it: `--model-late-window-days`, which `--late-window-days` is not
         param = raw = None
         tb = cause.__traceback__
         while tb is not None:  # luigi.Parameter._parse_or_no_value(self, x): the parameter and the text it got
