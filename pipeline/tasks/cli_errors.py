@@ -208,7 +208,7 @@ class _KnownTaskFailure(logging.Filter):
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not record.exc_info or not isinstance(record.msg, str) or not record.msg.startswith("[pid %s] Worker %s failed"):
+        if not (record.exc_info and isinstance(record.msg, str) and record.msg.startswith("[pid %s] Worker %s failed")):
             return True
         from pipeline.tasks import runbook
 

@@ -179,8 +179,8 @@ def _catalog_reason(kind: str, snapshot: dt.date, manifest: dict[str, Any] | Non
     found = landing.catalog_file(kind, snapshot)
     if found is None or found[1] != snapshot:
         raise incoming.SourceFileMissing(
-            f"no {kind}_{snapshot}.json (or .json.gz, .json.zst) under {config.data_dir()}/{kind}: a catalog is restated by the"
-            f" date in its snapshot file's name, and that file must be there")
+            f"no {kind}_{snapshot}.json (or .json.gz, .json.zst) under {config.data_dir()}/{kind}: a catalog is"
+            f" restated by the date in its snapshot file's name, and that file must be there")
     if manifest is None:
         return f"{found[0]} arrived after dates it covers were built; landed for the first time"
     return landing.file_drift(manifest, found[0]) or f"named on the command line ({found[0]} is the file landed)"

@@ -29,7 +29,8 @@ import pyarrow.parquet as pq
 from pipeline import cli, config, lake
 from pipeline.ingest.landing import SourceChanged
 from pipeline.quality.results import BLOCKING, OUTCOMES
-from pipeline.tasks import cli_errors, command_line, held_back, late_catalogs, restatements, run_audit, runbook, unscheduled
+from pipeline.tasks import (cli_errors, command_line, held_back, late_catalogs, restatements, run_audit, runbook,
+                            unscheduled)
 
 logger = logging.getLogger(__name__)
 
