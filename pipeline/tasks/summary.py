@@ -38,9 +38,7 @@ MESSAGE = "  "  # a blocking check's whole message, beneath its line (never cut)
 # A published date whose landed file (or catalog snapshot) changed since: Postgres serves the file landed
 # before, and the date is not complete (nor counted as published) until it is restated or the file put back.
 STALE_SOURCE = "published, source CHANGED"
-# A published date with a restatement waiting for its publish (`python -m pipeline restate`): Postgres serves
-# the version published before; the date is not complete (nor counted as published) until the restatement is.
-RESTATING = "published, restatement PENDING"
+RESTATING = "published, restatement PENDING"  # Postgres serves the version before: not complete, nor counted
 CHANGED = f"{SourceChanged.__name__}:"
 
 
