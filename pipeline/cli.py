@@ -64,13 +64,24 @@ def add_date_options(parser: Parser, stop_help: str = "last date, YYYY-MM-DD (ex
     parser.add_argument("--stop", type=date_arg, help=stop_help)
 
 
+#: the longest range `dates` accepts: as far back as RangeDaily reaches ([RangeDaily] days_back in luigi.cfg)
+MAX_RANGE_DAYS = 3650
+
+
 def dates(parser: Parser, args: argparse.Namespace) -> list[dt.date]:
-    """The dates `add_date_options` asked for; a missing, mixed or empty choice is the parser's one-line error."""
+    """The dates `add_date_options` asked for; a missing, mixed, empty or endless choice is the parser's one-line error.
+
+    A range longer than MAX_RANGE_DAYS is refused: `--stop 9999-12-31` for `--stop 2025-12-31` would
+    otherwise walk millions of dates.
+    """
     if args.date and (args.start or args.stop):
         given = " and ".join(f"--{name} {getattr(args, name)}" for name in ("start", "stop") if getattr(args, name))
         parser.error(f"--date {args.date} and {given} exclude each other: give --date, or --start and --stop")
     if not args.date and not (args.start and args.stop):
         parser.error("give --date, or --start and --stop")
+    if args.start and args.stop and (args.stop - args.start).days > MAX_RANGE_DAYS:
+        parser.error(f"--start {args.start} --stop {args.stop} spans {(args.stop - args.start).days} days; at most"
+                     f" {MAX_RANGE_DAYS} at a time")
     try:
         return [args.date] if args.date else date_range(args.start, args.stop)
     except ValueError as err:

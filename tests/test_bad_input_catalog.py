@@ -297,14 +297,15 @@ def check_api_page_missing_fields() -> None:
 CASES: list[Case] = [
     # ----------------------------------------------------------------------------- orders (JSON)
     Case("orders-malformed-json", "orders: malformed JSON (`[{...} {...}]`)",
-         "fails: `SourceFileInvalid` naming the file and the byte, not quoting it (a JSON array cannot be"
+         "fails: `SourceFileInvalid` naming the file, the array element and the byte, not quoting it (a JSON array cannot be"
          " resynchronised); nothing landed",
          raw_orders(b'[{"order_id": "ORD_1"} {"order_id": "ORD_2"}]'),
-         Expect(fails=("orders", "SourceFileInvalid", ("orders.json", "byte")), not_in_message=("ORD_",))),
+         Expect(fails=("orders", "SourceFileInvalid", ("orders.json", "in array element", "byte")),
+                not_in_message=("ORD_",))),
     Case("orders-truncated-json", "orders: JSON cut off mid-record",
-         "fails: `SourceFileInvalid` naming the file and the byte; nothing landed",
+         "fails: `SourceFileInvalid` naming the file, the array element and the byte; nothing landed",
          raw_orders(b'[{"order_id": "ORD_1", "user_id": "USER_0001"},\n{"order_id": "OR'),
-         Expect(fails=("orders", "SourceFileInvalid", ("orders.json", "byte")))),
+         Expect(fails=("orders", "SourceFileInvalid", ("orders.json", "in array element 2, at byte")))),
     Case("orders-empty-file", "orders: empty file (0 bytes)",
          "fails: `SourceFileInvalid` naming the file (\"the file is empty\"); nothing landed",
          raw_orders(b""), Expect(fails=("orders", "SourceFileInvalid", ("orders.json", "empty (0 bytes)")))),
@@ -596,6 +597,12 @@ CASES: list[Case] = [
          "fails: `SourceFileCompressed` saying the file is bzip2-compressed; nothing landed",
          {f"events/{D}/events.csv.gz": b"BZh91AY&SY" + b"\x00" * 30},
          Expect(fails=("events", "SourceFileCompressed", ("events.csv.gz", "bzip2-compressed")))),
+    Case("events-gzip-cut-off", "events: `events.csv.gz` cut off before its end (a transfer that stopped)",
+         "fails: `SourceFileInvalid` naming the file (\"cannot be decompressed as gzip\", cut off or damaged);"
+         " nothing landed",
+         {f"events/{D}/events.csv.gz": gzip.compress(events(*(event_line(f"E{i}") for i in range(200)))[
+                                                 f"events/{D}/events.csv"])[:-12]},
+         Expect(fails=("events", "SourceFileInvalid", ("events.csv.gz", "cannot be decompressed as gzip")))),
     Case("events-unterminated-quote", "events: an unterminated quote on the last line",
          "that line rejected into `audit/rejected_lines` (file, line, text, error); the rest lands",
          events(event_line("E1"), 'E2,"USER_0002,PROD_0002,view_product,2025-12-15T10:00:00'),
@@ -659,6 +666,8 @@ CASES: list[Case] = [
          "landed as received; those items quarantined: `invalid_price`; the rest staged",
          {}, Expect(staged={"products": 94}, quarantined={"products": {"invalid_price": 100}}),
          api_fault=("missing_fields", 1), check=check_api_page_missing_fields),
+    Case("products-gzip", "products file: `products_D.json.gz` (a gzip-compressed snapshot)", "accepted",
+         renamed(products(), suffix=".gz", compress=gzip.compress), Expect(staged={"products": 1})),
     Case("products-negative-price", "products file: `current_price: -1`",
          "quarantined: `negative_price` (the product stays listed with its last valid version)",
          products({"product_id": "PROD_0001", "current_price": 5}, {"product_id": "PROD_0002", "current_price": -1}),

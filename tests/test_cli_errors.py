@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import config
-from tests.support.paths import REPO
+from tests.support.paths import REPO, SEED_INCOMING
 from tests.support.postgres import PG_ENV
 from tests.support.processes import free_port
 
@@ -76,6 +77,15 @@ def test_date_with_start_or_stop_is_one_line_and_exit_2(command: str, tmp_path: 
                                    " other: give --date, or --start and --stop (see --help)")
 
 
+@pytest.mark.parametrize("command", ["summary", "reenable"])
+def test_a_range_of_thousands_of_years_is_refused_at_once(command: str, tmp_path: Path) -> None:
+    """`--stop 9999-12-31` (a typo of the year) walked every date up to it, for longer than anyone waits."""
+    done = _run([command, "--start", "0001-01-01", "--stop", "9999-12-31"], tmp_path)
+    assert done.returncode == 2 and done.stdout == "", done.stdout + done.stderr
+    assert _one_line(done) == (f"python -m pipeline {command}: error: --start 0001-01-01 --stop 9999-12-31 spans"
+                               " 3652058 days; at most 3650 at a time (see --help)")
+
+
 @pytest.mark.parametrize(("args", "why"), [
     (["--from", "2025-12-20", "--to", "2025-12-10"], "--from 2025-12-20 is after --to 2025-12-10"),
     (["--from", "2025-13-01"], "argument --from: '2025-13-01' is not a valid date: expected YYYY-MM-DD, e.g. 2025-12-15"
@@ -118,6 +128,8 @@ def test_a_bad_run_id_stops_the_luigi_command_with_one_line(tmp_path: Path) -> N
     (["DailyPipeline"], "", 40, "DailyPipeline needs --date"),
     (["DailyPipeline", "--date", "2025-12-15", "--workers", "abc"], "", 40,
      "--workers 'abc' is not valid (expected a whole number)"),
+    (["DailyPipeline", "--date", "2025-12-15", "--model-late-window-days", "abc"], "", 40,
+     "--model-late-window-days 'abc' is not valid (expected a whole number)"),  # as typed: not --late-window-days
     (["DailyPipeline", "--date", "2025-12-15", "--workers", "0"], "", 40,
      "--workers 0 starts no task process, so the run would wait for ever: give 1 or more, or leave it out for the"
      f" default (the machine's cores, at most {config.MAX_DEFAULT_WORKERS})"),
@@ -131,7 +143,7 @@ def test_a_bad_run_id_stops_the_luigi_command_with_one_line(tmp_path: Path) -> N
      "--start 2025-12-16 is not before --stop 2025-12-14: the range [start, stop) is empty (--stop is exclusive)"),
     (["RangeDaily", "--of", "DailyPipeline", "--start", "2025-12-15", "--stop", "2025-12-15"], "", 40,
      "--start 2025-12-15 is not before --stop 2025-12-15: the range [start, stop) is empty (--stop is exclusive)"),
-], ids=["no-date", "workers-abc", "workers-0", "workers-abc-in-a-file", "unknown-task", "unknown-of", "start-after-stop",
+], ids=["no-date", "workers-abc", "section-option-abc", "workers-0", "workers-abc-in-a-file", "unknown-task", "unknown-of", "start-after-stop",
         "start-is-stop"])
 def test_a_luigi_command_line_luigi_cannot_use_is_one_line(tmp_path: Path, args: list[str], settings: str, code: int,
                                                            why: str) -> None:
@@ -197,6 +209,24 @@ def test_a_lake_that_cannot_be_one_is_named_in_one_line_not_in_tracebacks(tmp_pa
         summary = _run(["summary", "--date", "2025-12-15"], tmp_path, ECOMM_LAKE_DIR=value)
         assert summary.returncode == 2
         assert _one_line(summary).startswith(f"python -m pipeline summary: error: ECOMM_LAKE_DIR={value!r} {said}")
+
+
+def test_a_task_failure_the_runbook_knows_is_one_line_and_a_bug_keeps_its_traceback(tmp_path: Path) -> None:
+    """A missing file is the operator's to fix: Luigi's "failed" line names the error, with no traceback (the
+    run summary says what to do). An error the runbook does not know (here one injected at a partition's
+    rename) is a bug: its traceback stays."""
+    dead = f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"
+    missing = _run(["DailyPipeline", "--date", "2025-12-15", "--local-scheduler"], tmp_path, LUIGI, ECOMM_PG_DSN=dead)
+    assert missing.returncode == 30 and "Traceback" not in missing.stderr, missing.stderr[-3000:]
+    expected = str(tmp_path / "incoming" / "orders" / "2025-12-15" / "orders.json")
+    assert f" failed    LandOrders(date=2025-12-15): SourceFileMissing: orders for 2025-12-15: expected {expected}\n" \
+        in missing.stderr, missing.stderr[-3000:]
+
+    shutil.copytree(SEED_INCOMING, tmp_path / "incoming", dirs_exist_ok=True)
+    bug = _run(["LandOrders", "--date", "2025-12-15", "--local-scheduler"], tmp_path, LUIGI, ECOMM_PG_DSN=dead,
+               ECOMM_FAULT="lake.promote:raise")
+    assert bug.returncode == 30 and "Traceback (most recent call last)" in bug.stderr, bug.stderr[-3000:]
+    assert " failed    LandOrders(date=2025-12-15)\n" in bug.stderr and "FaultInjected" in bug.stderr
 
 
 def test_a_catalog_url_that_is_no_http_url_is_named_as_the_setting(tmp_path: Path) -> None:

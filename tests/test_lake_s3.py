@@ -18,7 +18,7 @@ import pytest
 
 from pipeline import lake
 from pipeline.lake import s3, sqlrun, views
-from pipeline.tasks import restate
+from pipeline.tasks import restatements
 from tests.support.ops import SEED_DAY, Ops
 from tests.support.s3_server import BUCKET
 from tests.support.serving import dump
@@ -62,7 +62,7 @@ def test_the_lake_primitives_work_on_object_storage(s3_lake, s3_env) -> None:
         assert con.execute("select count(*) from raw.orders").fetchone() == (7,)
         assert con.execute("select count(*) from audit.restatements").fetchone() == (0,)
     record = {"load_date": str(D), "status": "pending", "sources": ["orders"]}  # restate's JSON record
-    lake.write_atomic(restate.marker_path(D), json.dumps(record).encode())
+    lake.write_atomic(restatements.marker_path(D), json.dumps(record).encode())
     with views.open_lake() as con:
         assert con.execute("select load_date, status, sources from audit.restatements").fetchall() == [
             (D, "pending", ["orders"])]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import json
 import os
 import subprocess
@@ -266,6 +267,20 @@ def test_luigi_missing_input_exits_non_zero_naming_the_file(tmp_path):
     result = luigi_run("LandDaily", "--date", "2025-12-15", env=env)
     assert result.returncode == 30, result.stderr[-2000:]
     assert "SourceFileMissing" in result.stderr and "orders/2025-12-15/orders.json" in result.stderr
+
+
+def test_a_compressed_catalog_snapshot_is_landed_and_a_misnamed_one_is_named(lake_root, incoming, caplog):
+    products = json.dumps([{"product_id": "PROD_0001", "product_name": "x", "current_price": 1}])
+    write(incoming, "products/products_2025-12-01.json", products)
+    (incoming / "products" / "products_2025-12-08.json.gz").write_bytes(gzip.compress(products.encode()))
+    write(incoming, "products/products-2025-12-09.json", products)  # not a snapshot's name: never read
+    landed = landing.land_catalog("products", D)
+    assert (landed["load_date"], landed["rows"], landed["compression"]) == ("2025-12-08", 1, "gzip")
+    assert "ignoring " in caplog.text and "products-2025-12-09.json: not a products snapshot name" in caplog.text
+    write(incoming, "products/products_2025-12-08.json", products)  # the same snapshot twice
+    with pytest.raises(landing.incoming.UnexpectedSourceFiles, match=r"products snapshot 2025-12-08: 2 files"
+                       r" \(products_2025-12-08.json, products_2025-12-08.json.gz\)"):
+        landing.catalog_file("products", D)
 
 
 def test_catalog_file_with_an_impossible_date_is_ignored_with_a_warning(lake_root, incoming, caplog):

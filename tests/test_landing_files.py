@@ -225,8 +225,8 @@ def _capture(into: list, call, *args) -> None:
     (f"events/{D}/events.csv", f"{HEADER},{SECRET}\n", "no readable event lines"),
     (f"events/{D}/events.csv", f"event_id,event_id,{HEADER}\n", "repeat an earlier one"),
     (f"orders/{D}/orders.json", SECRET, "is not a JSON array"),
-    (f"orders/{D}/orders.json", f'[{{"order_id": "{SECRET}"}} {{"x": 1}}]', "malformed JSON at byte"),
-    (f"orders/{D}/orders.json", f'[{{"order_id": "{SECRET}\\u00', "malformed JSON at byte"),
+    (f"orders/{D}/orders.json", f'[{{"order_id": "{SECRET}"}} {{"x": 1}}]', "malformed JSON in array element"),
+    (f"orders/{D}/orders.json", f'[{{"order_id": "{SECRET}\\u00', "malformed JSON in array element"),
 ], ids=["csv-first-line", "csv-header-name", "csv-repeated-names", "json-not-array", "json-malformed",
         "json-truncated"])
 def test_error_messages_name_positions_not_content(lake_root, incoming, rel, content, error):
@@ -288,6 +288,34 @@ def test_other_compressions_are_named_and_refused(lake_root, incoming, data, cod
     with pytest.raises(landing.SourceFileCompressed, match=f"is a {codec}-compressed file"):
         landing.land_events(D)
     assert nothing_landed("events")
+
+
+@pytest.mark.parametrize(("name", "data", "codec"), [
+    ("orders/{D}/orders.json.gz", gzip.compress(ORDERS.encode() * 50)[:-10], "gzip"),  # cut off: no end marker
+    ("events/{D}/events.csv.gz", gzip.compress(EVENTS.encode() * 50)[:40], "gzip"),
+    ("orders/{D}/orders.json.zst", zstd(ORDERS.encode() * 50)[:-20], "zstd"),
+    ("events/{D}/events.csv", gzip.compress(EVENTS.encode())[:10] + b"\xff" * 40, "gzip"),  # damaged data
+], ids=["json-gz-cut", "csv-gz-cut", "json-zst-cut", "csv-gz-damaged"])
+def test_a_cut_off_or_damaged_compressed_file_is_named_and_refused(lake_root, incoming, name, data, codec):
+    path = write(incoming, name.format(D=D), data)
+    source = name.split("/")[0]
+    with pytest.raises(landing.SourceFileInvalid) as refused:
+        getattr(landing, f"land_{source}")(D)
+    assert str(refused.value).startswith(f"{path}: cannot be decompressed as {codec} (")
+    assert "cut off or damaged" in str(refused.value) and str(refused.value).endswith("nothing was landed")
+    assert nothing_landed(source)
+
+
+@pytest.mark.parametrize(("name", "data", "says"), [
+    ("events.csv", EVENTS.replace("\n", "\r").encode(), "line 1 (header) ends its lines with CR alone; lines must"
+                                                          " end with LF or CRLF"),
+    ("events.csv.gz", gzip.compress(b""), "the file is empty (gzip, 0 bytes once decompressed)"),
+], ids=["cr-line-ends", "empty-gzip"])
+def test_events_files_refused_for_what_they_are(lake_root, incoming, name, data, says):
+    path = write(incoming, f"events/{D}/{name}", data)
+    with pytest.raises(landing.SourceFileInvalid) as refused:
+        landing.land_events(D)
+    assert str(refused.value).startswith(f"{path}: {says}") and nothing_landed("events")
 
 
 def test_utf16_text_is_refused_clearly(lake_root, incoming):

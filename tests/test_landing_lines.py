@@ -244,7 +244,8 @@ def test_catalog_elements_that_are_not_objects_are_rejected_too(lake_root, incom
 
 def test_a_malformed_json_array_still_fails_the_whole_file(lake_root, incoming):
     write(incoming, f"orders/{D}/orders.json", b'[{"order_id": "ORD_1"}, {"order_id": "ORD_2" "x": 1}]')
-    with pytest.raises(landing.SourceFileInvalid, match=r"malformed JSON at byte \d+"):
+    with pytest.raises(landing.SourceFileInvalid, match=r"malformed JSON in array element 2, at byte 22 of the"
+                       r" element: unexpected character; nothing was landed"):
         landing.land_orders(D)
     assert not os.path.exists(lake.partition_dir("raw", "orders", D))
 

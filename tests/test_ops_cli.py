@@ -227,7 +227,9 @@ def test_each_failure_kind_maps_to_its_runbook_entry(tmp_path: Path) -> None:
     missing = incoming.SourceFileMissing("orders for 2025-12-15: expected x")
     central = runbook.explain("LandOrders", dt.date(2025, 12, 15), missing)
     local = runbook.explain("LandOrders", dt.date(2025, 12, 15), missing, local_scheduler=True)
-    assert central.splitlines()[1].endswith("`luigi --module pipeline.tasks DailyPipeline --date 2025-12-15`")
+    assert central.splitlines()[1].endswith("`luigi --module pipeline.tasks DailyPipeline --date 2025-12-15`; luigid"
+                                            " disabled the failed task: first `python -m pipeline reenable --date"
+                                            " 2025-12-15` (or run the date with --local-scheduler)")
     assert local.splitlines()[1].endswith("`luigi --module pipeline.tasks DailyPipeline --date 2025-12-15"
                                           " --local-scheduler`")
     assert runbook.remedy_for(ValueError("something else")) is None

@@ -105,6 +105,11 @@ def test_a_local_publish_leaves_no_task_of_the_date_disabled_in_luigid(ops: Ops,
     shutil.move(orders, kept)
     assert ops.luigi("DailyPipeline", *DATE, *luigid.scheduler_args()).returncode == 30
     assert {t["name"] for t in luigid.tasks("DISABLED").values()} == {"LandOrders"}
+    # what docs/operations.md says to alert on: a failure is counted as disabled, not as failed
+    metrics = luigid.get("/metrics")
+    assert 'luigi_task_disabled_total{family="LandOrders"} 1.0' in metrics.splitlines(), metrics
+    assert not [line for line in metrics.splitlines() if line.startswith('luigi_task_failed_total{family="LandOrders"}')
+                and not line.endswith(" 0.0")]
 
     shutil.move(kept, orders)
     # the user's fix, published with the local scheduler; luigi.cfg's luigid is this one

@@ -76,6 +76,51 @@ def test_after_a_restate_the_summary_shows_this_runs_outcome(ops: Ops) -> None:
     assert later.returncode == 0 and "SourceChanged" not in later.stdout, later.stdout
 
 
+@pytest.mark.slow
+def test_a_failed_restatement_is_not_counted_as_published(ops: Ops) -> None:
+    """The restated file is damaged: Postgres still serves the version published before, and the summary
+    says the restatement is pending (not `published`, summary exit 1) until a run publishes a good file."""
+    assert ops.luigi("DailyPipeline", "--date", str(SEED_DAY), "--local-scheduler").returncode == 0
+    path = ops.incoming / "orders" / str(SEED_DAY) / "orders.json"
+    good = path.read_text()
+    path.write_text(good[: len(good) // 2])  # cut off: not JSON
+    failed = ops.pipeline("restate", "--date", str(SEED_DAY))
+    assert failed.returncode == 30 and "LandOrders: SourceFileInvalid" in failed.stdout, failed.stdout[-3000:]
+    (row,) = _summary_rows(failed.stdout)
+    assert row.endswith("published, restatement PENDING") and "0 of 1 date(s) published" in failed.stdout, failed.stdout
+    standing = ops.pipeline("summary", "--date", str(SEED_DAY))
+    assert standing.returncode == 1 and "published, restatement PENDING" in standing.stdout, standing.stdout
+
+    path.write_text(json.dumps(json.loads(good)[:-1]))  # the corrected file: one order fewer
+    finished = ops.luigi("DailyPipeline", "--date", str(SEED_DAY), "--local-scheduler")
+    assert finished.returncode == 0, finished.stdout[-3000:]
+    (row,) = _summary_rows(finished.stdout)
+    assert row.endswith("published") and row.split()[1] == "19>19>19>19", finished.stdout
+
+
+@pytest.mark.slow
+def test_a_restatement_the_gate_blocks_shows_its_blocking_checks(ops: Ops) -> None:
+    """Two thirds of the restated orders are unusable: the gate blocks the new file, Postgres keeps the old
+    version, and the summary names the checks that blocked it, as for a date never published."""
+    assert ops.luigi("DailyPipeline", "--date", str(SEED_DAY), "--local-scheduler").returncode == 0
+    path = ops.incoming / "orders" / str(SEED_DAY) / "orders.json"
+    orders = json.loads(path.read_text())
+    for i, order in enumerate(orders):
+        if i % 3:
+            order["quantity"] = "many"
+    path.write_text(json.dumps(orders))
+    blocked = ops.pipeline("restate", "--date", str(SEED_DAY))
+    assert blocked.returncode == 30, blocked.stdout[-3000:] + blocked.stderr[-2000:]
+    (row,) = _summary_rows(blocked.stdout)
+    assert row.endswith("published, restatement PENDING"), blocked.stdout
+    assert "FAIL source_loss: " in blocked.stdout and blocked.stdout.count("what to do (gate blocked)") == 1, \
+        blocked.stdout
+    standing = ops.pipeline("summary", "--date", str(SEED_DAY))
+    assert standing.returncode == 1 and "FAIL source_loss: " in standing.stdout, standing.stdout
+    assert "See why in audit.bad_records (source_table stg_orders" in standing.stdout, \
+        "one date: each blocking check's whole message"
+
+
 def _gate_results(ops: Ops, day: dt.date) -> list[tuple]:
     table = pq.read_table(str(ops.lake / "audit" / "dq_results" / f"load_date={day}" / "data.parquet")).to_pylist()
     return sorted((r["table_name"], r["check_name"], r["outcome"], r["value"], r["message"]) for r in table)

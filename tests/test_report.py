@@ -265,12 +265,13 @@ def test_the_sales_section_is_the_day_s_orders_in_postgres(dom, serving, day) ->
 
 
 @pytest.mark.slow
-def test_a_date_with_nothing_in_postgres_is_refused(data, tmp_path) -> None:
+@pytest.mark.parametrize("day", ["2024-01-01", "0001-01-01"])  # the first calendar day: no trend dates before it
+def test_a_date_with_nothing_in_postgres_is_refused(data, tmp_path, day) -> None:
     out = tmp_path / "none.html"
-    done = subprocess.run([sys.executable, "-m", "pipeline", "report", "--date", "2024-01-01", "--out", str(out)],
+    done = subprocess.run([sys.executable, "-m", "pipeline", "report", "--date", day, "--out", str(out)],
                           cwd=REPO, capture_output=True, text=True, env=os.environ.copy())
-    assert done.returncode == 1
-    assert "has nothing for 2024-01-01" in done.stderr and "run the pipeline" in done.stderr
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert f"has nothing for {day}" in done.stderr and "run the pipeline" in done.stderr
     assert not out.exists()
 
 

@@ -207,6 +207,13 @@ def test_a_corrected_catalog_snapshot_is_restated_with_the_dates_it_feeds(ops: O
     assert refused.returncode == 30, refused.stderr[-3000:]
     assert f"python -m pipeline restate --catalog products --date {SEED_DAY}" in refused.stderr
     assert f"the products snapshot of {SEED_DAY}: {snapshot} changed since it was landed (" in refused.stderr
+    # restating the date (not the snapshot) names the command that does it, instead of "nothing to restate", exit 0
+    daily = ops.pipeline("restate", "--date", str(later[1]))
+    assert daily.returncode == 2 and daily.stderr.startswith(
+        f"python -m pipeline restate: error: the daily files of {later[1]} are the ones landed; what changed is a"
+        f" catalog snapshot covering it, the products snapshot of {SEED_DAY}: "), daily.stderr
+    assert f"run `python -m pipeline restate --catalog products --date {SEED_DAY}`" in daily.stderr
+    assert len(daily.stderr.strip().splitlines()) == 1 and not (ops.lake / "audit" / "restatements").exists()
 
     restated = ops.pipeline("restate", "--catalog", "products", "--date", str(SEED_DAY))
     assert restated.returncode == 0, restated.stderr[-3000:] + restated.stdout[-2000:]

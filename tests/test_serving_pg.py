@@ -3,15 +3,17 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import socket
 import subprocess
 import sys
 
 import psycopg
 import pytest
 
-from pipeline.serving import migrations, pg
+from pipeline.serving import embedded, migrations, pg
 from tests.support.paths import REPO
 from tests.support.postgres import PG_ENV, EmbeddedServer, embedded_in_temp_dir
+from tests.support.processes import free_port
 
 
 def test_ecomm_pg_dsn_wins(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -105,6 +107,41 @@ def test_cli_usage_error() -> None:
     assert pg.main(["bogus"]) == 2
 
 
+@pytest.mark.parametrize(("args", "said"), [
+    (["dsn", "--BI"], "dsn: error: unrecognized arguments: --BI (dsn takes only --bi)"),
+    (["dsn", "bi"], "dsn: error: unrecognized arguments: bi (dsn takes only --bi)"),
+    (["dsn", "--bi", "extra"], "dsn: error: unrecognized arguments: extra (dsn takes only --bi)"),
+    (["psql", "-c", "select 1", "--bi"], "psql: error: unrecognized arguments: --bi (psql takes --bi first, then"
+                                         " psql's own options)"),
+    (["stop", "now"], "stop: error: unrecognized arguments: now (stop takes no arguments)"),
+], ids=["dsn-BI", "dsn-bi-word", "dsn-extra", "psql-bi-last", "stop-extra"])
+def test_a_mistyped_argument_is_refused_not_answered_with_the_superuser_dsn(capsys, args, said) -> None:
+    assert pg.main(args) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.strip() == f"python -m pipeline.serving.pg {said}"
+
+
+def test_a_port_a_stopped_server_left_in_time_wait_counts_as_free() -> None:
+    """A BI tool connected when the server stopped leaves TIME_WAIT on its port for a minute; Postgres binds
+    with SO_REUSEADDR and can listen again at once, so `pg start` must not refuse the port as in use."""
+    port = free_port()
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", port))
+    listener.listen()
+    client = socket.create_connection(("127.0.0.1", port))
+    server_side, _ = listener.accept()
+    server_side.close()  # the side that closes first keeps the port in TIME_WAIT
+    client.close()
+    listener.close()
+    assert embedded._port_free(port)
+    with socket.socket() as taken:  # a port something listens on is still in use
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        assert not embedded._port_free(port)
+
+
 def test_redact_hides_passwords() -> None:
     assert "s3cret" not in pg.redact("postgresql://u:s3cret@h/db")
     assert pg.redact("") == "(libpq PG* environment)"
@@ -115,7 +152,10 @@ def test_redact_hides_passwords() -> None:
      "postgresql://bi_reader@db.example:5433/ecomm?sslmode=require"),
     ("postgresql://postgres@/ecomm?host=/run/pg", "postgresql://bi_reader@/ecomm?host=/run/pg"),
     ("host=db.example dbname=shop user=etl password=secret", "postgresql://bi_reader@db.example/shop"),
-])
+    ("postgresql://postgres@[::1]:5433/ecomm", "postgresql://bi_reader@[::1]:5433/ecomm"),
+    ("postgresql://postgres@db.example/ecomm?application_name=my%20app&options=-c%20search_path%3Dmarts",
+     "postgresql://bi_reader@db.example/ecomm?options=-c%20search_path%3Dmarts&application_name=my%20app"),
+], ids=["uri", "socket", "key-value", "ipv6", "spaces"])
 def test_the_bi_dsn_of_a_configured_server_is_bi_reader_without_a_password(
         monkeypatch: pytest.MonkeyPatch, configured: str, bi: str) -> None:
     for name in PG_ENV:

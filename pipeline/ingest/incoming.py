@@ -28,6 +28,7 @@ import gzip
 import logging
 import os
 import stat
+import zlib
 from typing import BinaryIO
 
 from pipeline import config
@@ -206,14 +207,35 @@ def detect_compression(path: str, what: str) -> str:
     return "none"
 
 
+class _Decompressing:
+    """A decompressing stream whose damaged content is a SourceFileInvalid naming the file, not a bare EOFError."""
+
+    def __init__(self, src: SourceFile, stream: BinaryIO) -> None:
+        self._src, self._stream = src, stream
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self._stream.read(size)
+        except (EOFError, OSError, zlib.error) as err:  # gzip: EOFError, BadGzipFile, zlib.error; zstd: OSError
+            raise SourceFileInvalid(
+                f"{self._src.path}: cannot be decompressed as {self._src.compression} ({err}): the file is cut off"
+                f" or damaged; have it delivered again, then run again; nothing was landed") from None
+
+    def __enter__(self) -> _Decompressing:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stream.close()
+
+
 def open_stream(src: SourceFile) -> BinaryIO:
-    """The file's content as a binary stream, decompressed."""
+    """The file's content as a binary stream, decompressed (damaged compressed content: SourceFileInvalid)."""
     if src.compression == "gzip":
-        return gzip.open(src.path, "rb")  # type: ignore[return-value]
+        return _Decompressing(src, gzip.open(src.path, "rb"))  # type: ignore[return-value]
     if src.compression == "zstd":
         import pyarrow as pa
 
-        return pa.input_stream(src.path, compression="zstd")  # type: ignore[return-value]
+        return _Decompressing(src, pa.input_stream(src.path, compression="zstd"))  # type: ignore[return-value]
     return open(src.path, "rb")
 
 

@@ -15,7 +15,6 @@ Which files are inputs, and how they must look, is `pipeline.ingest.incoming`.
 from __future__ import annotations
 
 import datetime as dt
-import glob
 import hashlib
 import json
 import logging
@@ -67,21 +66,59 @@ def _path_or_expected(source: str, load_date: dt.date) -> str:
         return incoming.expected_path(source, load_date)
 
 
-def catalog_file(kind: str, load_date: dt.date) -> tuple[str, dt.date] | None:
-    """The latest `<kind>/<kind>_YYYY-MM-DD.json` on or before the date, with its date."""
-    best: tuple[str, dt.date] | None = None
-    for path in glob.glob(os.path.join(config.data_dir(), kind, f"{kind}_*.json")):
-        match = re.fullmatch(rf"{kind}_(\d{{4}}-\d{{2}}-\d{{2}})\.json", os.path.basename(path))
-        if not match:
-            continue
+_warned_names: set[str] = set()
+
+
+def catalog_files(kind: str) -> dict[dt.date, list[str]]:
+    """The incoming snapshot files of a catalog by their date: `<kind>/<kind>_YYYY-MM-DD.json`, optionally .gz or .zst.
+
+    Only files directly in `<data_dir>/<kind>/` with such a name are ever read. Anything else there (a
+    `.bak`, another name, an impossible date, a sub-folder) is logged as ignored, once per process,
+    never passed over in silence: a snapshot delivered under a name nobody reads would leave every
+    date it covers built from the week before.
+    """
+    folder = os.path.join(config.data_dir(), kind)
+    try:
+        names = sorted(os.listdir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+    suffixes = "|".join(re.escape(suffix) for suffix in incoming.COMPRESSED_SUFFIXES)
+    found: dict[dt.date, list[str]] = {}
+    for name in names:
+        path = os.path.join(folder, name)
+        match = re.fullmatch(rf"{kind}_(\d{{4}}-\d{{2}}-\d{{2}})\.json(?:{suffixes})?", name)
         try:
-            day = dt.date.fromisoformat(match.group(1))
+            day = dt.date.fromisoformat(match.group(1)) if match else None
         except ValueError:
-            logger.warning("ignoring %s: %s is not a calendar date", path, match.group(1))
+            day, why = None, f"{match.group(1)} is not a calendar date"
+        else:
+            why = f"not a {kind} snapshot name ({kind}_YYYY-MM-DD.json, optionally ending in .gz or .zst)"
+        if day is None:
+            if path not in _warned_names:
+                _warned_names.add(path)
+                logger.warning("ignoring %s: %s", path, why)
             continue
-        if day <= load_date and (best is None or day > best[1]):
-            best = (path, day)
-    return best
+        found.setdefault(day, []).append(path)
+    return found
+
+
+def catalog_file(kind: str, load_date: dt.date) -> tuple[str, dt.date] | None:
+    """The latest `<kind>/<kind>_YYYY-MM-DD.json` (or .json.gz, .json.zst) on or before the date, with its date.
+
+    Two files of that date (`products_D.json` beside `products_D.json.gz`) are refused, as two files
+    in a daily folder are: which one is the snapshot is not for the pipeline to guess.
+    """
+    days = [day for day in catalog_files(kind) if day <= load_date]
+    if not days:
+        return None
+    day = max(days)
+    paths = catalog_files(kind)[day]
+    if len(paths) > 1:
+        raise incoming.UnexpectedSourceFiles(
+            f"{kind} snapshot {day}: {len(paths)} files ({', '.join(os.path.basename(p) for p in paths)}) in"
+            f" {os.path.dirname(paths[0])}; a snapshot is one file: move the others out of the folder, then run"
+            f" again; nothing was landed")
+    return paths[0], day
 
 
 def snapshot_day(load_date: dt.date) -> dt.date:
@@ -259,14 +296,20 @@ def _finish(table: str, load_date: dt.date, src: SourceFile | None, source: str,
     return manifest
 
 
+def _refuse_empty(src: SourceFile, scanned: landing_lines.Scan) -> None:
+    """SourceFileInvalid for a file with no content (a compressed one: none once decompressed)."""
+    if not scanned.content_bytes:
+        what = "0 bytes" if src.compression == "none" else f"{src.compression}, 0 bytes once decompressed"
+        raise SourceFileInvalid(f"{src.path}: the file is empty ({what}); nothing was landed")
+
+
 def land_orders(load_date: dt.date) -> dict[str, Any]:
     """Land the day's orders (a JSON array, or NDJSON when the file is orders.ndjson)."""
     src = _source("orders", load_date)
     now = dt.datetime.now(dt.timezone.utc)
     before = incoming.stat_key(src.path)
     scanned = landing_lines.scan(src)
-    if not scanned.content_bytes:
-        raise SourceFileInvalid(f"{src.path}: the file is empty (0 bytes); nothing was landed")
+    _refuse_empty(src, scanned)
     params = {"source_file": src.path, "ingested_at": now}
     landed = readers.land_json("orders", "orders", src, load_date, params, scanned, lambda: _stable(src, before))
     return _finish("orders", load_date, src, src.path, landed, scanned, now, {})
@@ -278,8 +321,7 @@ def land_events(load_date: dt.date) -> dict[str, Any]:
     now = dt.datetime.now(dt.timezone.utc)
     before = incoming.stat_key(src.path)
     scanned = landing_lines.scan(src)
-    if not scanned.content_bytes:
-        raise SourceFileInvalid(f"{src.path}: the file is empty (0 bytes); nothing was landed")
+    _refuse_empty(src, scanned)
     header = readers.csv_header(src)
     params = {"columns": header.columns, "source_file": src.path, "ingested_at": now}
     try:
@@ -320,8 +362,7 @@ def land_catalog(kind: str, load_date: dt.date) -> dict[str, Any] | None:
     now = dt.datetime.now(dt.timezone.utc)
     before = incoming.stat_key(path)
     scanned = landing_lines.scan(src)
-    if not scanned.content_bytes:
-        raise SourceFileInvalid(f"{path}: the file is empty (0 bytes); nothing was landed")
+    _refuse_empty(src, scanned)
     params = {"source_file": path, "ingested_at": now, "source_kind": "file"}
     landed = readers.land_json(kind, "catalog", src, day, params, scanned, lambda: _stable(src, before))
     return _finish(kind, day, src, path, landed, scanned, now, {})

@@ -67,7 +67,10 @@ def _json_error(path: str, err: BaseException, table: str) -> str:
         return f"{path}: is not a JSON array (expected a top-level JSON array, '[' first){hint}; nothing was landed"
     match = _JSON_POSITION.search(text)
     if match:
-        return f"{path}: malformed JSON at byte {match[1]} (record {match[2]}): {match[3]}; nothing was landed"
+        # DuckDB counts the record one too high and the byte from the record's start (1 = its first byte)
+        element = max(int(match[2]) - 1, 1)
+        return (f"{path}: malformed JSON in array element {element}, at byte {match[1]} of the element: {match[3]};"
+                f" nothing was landed")
     return f"{path}: cannot be read as JSON ({reader_detail(err)}); nothing was landed"
 
 
@@ -161,6 +164,10 @@ def csv_header(src: SourceFile) -> CsvHeader:
     line = line.removeprefix(b"\xef\xbb\xbf").removesuffix(b"\r")
     if not line.strip():
         raise SourceFileInvalid(f"{src.path}: the file is empty (no header line); nothing was landed")
+    if b'"' not in line and b"\r" in line:  # a CR that does not end the line: old Mac line ends, or a stray CR
+        ends = "ends its lines with CR alone" if line.count(b"\r") > 1 else "has a carriage return (CR) inside"
+        raise SourceFileInvalid(f"{src.path}: line 1 (header) {ends}; lines must end with LF or CRLF:"
+                                f" convert the file, then run again; nothing was landed")
     if not landing_lines.self_contained_csv(line):
         raise SourceFileInvalid(f"{src.path}: line 1 (header) has a quote that does not close on the line;"
                                 f" nothing was landed")

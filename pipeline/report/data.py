@@ -145,7 +145,18 @@ def comparisons(day: dt.date, by_date: dict[dt.date, dict[str, Any]], published:
 
 
 def fetch(conn: psycopg.Connection, day: dt.date) -> ReportData:
-    """Read the report's numbers for `day` from the serving database."""
+    """Read the report's numbers for `day` from the serving database (NothingToReport first: a date never
+    loaded, e.g. 0001-01-01, is said so before any date arithmetic around it)."""
+    metrics = _one(conn, "select * from warehouse.daily_metrics where run_date = %s", [day])
+    published = _one(conn, "select * from audit.publish_log where load_date = %s", [day])
+    outcomes = _rows(conn, "select check_name, table_name, check_type, outcome, value, message from audit.dq_failures"
+                           " where run_date = %s order by case outcome when 'error' then 0 when 'fail' then 1"
+                           " else 2 end, table_name, check_name", [day])
+    if published is None and metrics is None and not outcomes:
+        raise NothingToReport(
+            f"Postgres ({describe(conn)}) has nothing for {day}: it is not in audit.publish_log and has"
+            f" no quality outcomes; run the pipeline for it first"
+            f" (luigi --module pipeline.tasks DailyPipeline --date {day} --local-scheduler)")
     first = day - dt.timedelta(days=TREND_DAYS - 1)
     trend = _rows(conn, *_query("daily_kpis", "q.kpi_date between %s and %s order by q.kpi_date", day, [first, day]))
     by_date = {row["kpi_date"]: row for row in trend}
@@ -159,20 +170,10 @@ def fetch(conn: psycopg.Connection, day: dt.date) -> ReportData:
                                    " order by q.product_rank", day, [day, TOP]))
     customers = _one(conn, *_query("new_vs_returning_customers", "q.order_date = %s", day, [day]))
     cancellations = _one(conn, *_query("cancellation_refund_rates", "q.order_date = %s", day, [day]))
-    metrics = _one(conn, "select * from warehouse.daily_metrics where run_date = %s", [day])
-    published = _one(conn, "select * from audit.publish_log where load_date = %s", [day])
-    outcomes = _rows(conn, "select check_name, table_name, check_type, outcome, value, message from audit.dq_failures"
-                           " where run_date = %s order by case outcome when 'error' then 0 when 'fail' then 1"
-                           " else 2 end, table_name, check_name", [day])
     quarantine = _rows(conn, "select source_table, reason_code, count(*) as row_count from audit.bad_records"
                              " where load_date = %s group by source_table, reason_code"
                              " order by count(*) desc, source_table, reason_code", [day])
     rejected = _one(conn, "select count(*) as n from audit.rejected_lines where load_date = %s", [day])
-    if published is None and metrics is None and not outcomes:
-        raise NothingToReport(
-            f"Postgres ({describe(conn)}) has nothing for {day}: it is not in audit.publish_log and has"
-            f" no quality outcomes; run the pipeline for it first"
-            f" (luigi --module pipeline.tasks DailyPipeline --date {day} --local-scheduler)")
     return ReportData(
         day=day, source=describe(conn), kpis=by_date.get(day),
         comparisons=comparisons(day, by_date, published_dates), trend=trend, funnel=funnel,

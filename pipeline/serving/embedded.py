@@ -217,7 +217,10 @@ def _socket_dir(pgdata: Path, port: int) -> Path:
 
 
 def _port_free(port: int) -> bool:
+    """Whether Postgres could listen on 127.0.0.1:port: bound as Postgres binds, with SO_REUSEADDR, so the
+    TIME_WAIT connections a stopped server leaves behind (a BI tool was connected) do not count as in use."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:

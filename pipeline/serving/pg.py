@@ -71,10 +71,10 @@ def bi_dsn() -> str:
     if host.startswith("/"):  # a Unix socket directory goes in the query string
         params = {"host": host, **params}
         host = ""
-    netloc = f"{BI_LOGIN}@{host}" + (f":{port}" if port and host else "")
+    netloc = f"{BI_LOGIN}@{f'[{host}]' if ':' in host else host}" + (f":{port}" if port and host else "")  # IPv6: [::1]
     if port and not host:
         params.setdefault("port", port)
-    query = urllib.parse.urlencode(params, safe="/")
+    query = urllib.parse.urlencode(params, safe="/", quote_via=urllib.parse.quote)  # a space is %20 in a URI, not +
     return f"postgresql://{netloc}/{urllib.parse.quote(database)}" + (f"?{query}" if query else "")
 
 
@@ -140,10 +140,17 @@ def main(argv: list[str] | None = None) -> int:
     if not args or args[0] not in {"dsn", "start", "stop", "status", "psql"}:
         print(USAGE, file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     command, rest = args[0], args[1:]
     as_bi = command in {"dsn", "psql"} and rest[:1] == ["--bi"]
     rest = rest[1:] if as_bi else rest
+    # a mistyped `dsn --BI` must not print the superuser's DSN: only psql takes more arguments (psql's own)
+    unknown = rest if command != "psql" else [arg for arg in rest if arg == "--bi"]
+    if unknown:
+        takes = {"dsn": "only --bi", "psql": "--bi first, then psql's own options"}.get(command, "no arguments")
+        print(f"python -m pipeline.serving.pg {command}: error: unrecognized arguments: {' '.join(unknown)}"
+              f" ({command} takes {takes})", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         if command == "dsn":
             print(bi_dsn() if as_bi else dsn())

@@ -1,8 +1,9 @@
 """The `luigi` command line's errors a user can fix, one line each, not tracebacks (`install`).
 
 A command line Luigi cannot turn into a task (a bad `--date`, a missing parameter, an unknown task
-name, a value it cannot read), one that cannot reach the central scheduler, and a task whose
-scheduling hits a setting that cannot be read (`pipeline.config.BadSetting`): Luigi logs each with
+name, a value it cannot read), one that cannot reach the central scheduler, a task whose
+scheduling hits a setting that cannot be read (`pipeline.config.BadSetting`), and a task that fails
+for a reason the runbook knows (a missing file, a blocked gate): Luigi logs each with
 its traceback, or, before it applies [retcode], lets it escape. pipeline.tasks installs the log
 filters and the `sys.excepthook` below when it is imported.
 """
@@ -105,7 +106,10 @@ def _unreadable_value(section: str, name: str, cause: BaseException) -> str | No
     import luigi
 
     flag = f"--{name.replace('_', '-')}"
-    if any(arg.split("=", 1)[0] in {flag, f"--{section}-{flag[2:]}"} for arg in sys.argv[1:]):
+    typed = (arg.split("=", 1)[0] for arg in sys.argv[1:])
+    given = [arg for arg in typed if arg in {flag, f"--{section}-{flag[2:]}"}]
+    if given:
+        flag = given[-1]  # as the user typed it: `--model-late-window-days`, which `--late-window-days` is not
         param = raw = None
         tb = cause.__traceback__
         while tb is not None:  # luigi.Parameter._parse_or_no_value(self, x): the parameter and the text it got
@@ -194,11 +198,34 @@ class _BadSettingLine(logging.Filter):
         return True
 
 
+class _KnownTaskFailure(logging.Filter):
+    """A task that failed for a reason the runbook knows (a missing or invalid file, a blocked gate, Postgres
+    down ...): Luigi's "failed" line names the task and the error's first line, without the traceback.
+
+    The traceback of such a failure says nothing the operator can act on; what to do follows in the run
+    summary, and the failure e-mail and luigid keep the traceback (`PipelineTask.on_failure`). An error
+    the runbook does not know (a bug) keeps its traceback here too.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not (record.exc_info and isinstance(record.msg, str) and record.msg.startswith("[pid %s] Worker %s failed")):
+            return True
+        from pipeline.tasks import runbook
+
+        error = record.exc_info[1]
+        if error is not None and runbook.remedy_for(error) is not None:
+            text = str(error).strip()
+            record.msg = f"{record.msg}: %s"
+            record.args = (*record.args, f"{type(error).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": "))
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 def install() -> None:
-    """A `luigi` command line that fails to parse, or cannot reach luigid, or a task that reads a bad setting:
-    one log line each, not tracebacks (see above)."""
+    """A `luigi` command line that fails to parse, or cannot reach luigid, a task that reads a bad setting or
+    fails for a reason the runbook knows: one log line each, not tracebacks (see above)."""
     target = logging.getLogger("luigi-interface")
-    for kind in (_RejectedCommandLine, _LuigidUnreachable, _BadSettingLine):
+    for kind in (_RejectedCommandLine, _LuigidUnreachable, _BadSettingLine, _KnownTaskFailure):
         if not any(isinstance(f, kind) for f in target.filters):
             target.addFilter(kind())
     if not getattr(sys.excepthook, "one_line_rejections", False):

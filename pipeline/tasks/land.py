@@ -5,10 +5,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import glob
 import logging
-import os
-import re
 import time
 from typing import Any
 
@@ -160,10 +157,7 @@ def catalog_snapshot_dates(kind: str, day: dt.date) -> list[dt.date]:
 
     dates = {d for d in warehouse.partition_dates("raw", kind) if d <= day}
     if not landing.catalog_url(kind):
-        for path in glob.glob(os.path.join(config.data_dir(), kind, f"{kind}_*.json")):
-            match = re.fullmatch(rf"{kind}_(\d{{4}}-\d{{2}}-\d{{2}})\.json", os.path.basename(path))
-            if match and dt.date.fromisoformat(match.group(1)) <= day:
-                dates.add(dt.date.fromisoformat(match.group(1)))
+        dates.update(snapshot for snapshot in landing.catalog_files(kind) if snapshot <= day)
     covering = landing.covering_snapshot(kind, day)
     if covering is not None:
         dates.add(covering)

@@ -15,7 +15,7 @@ import psycopg
 from pipeline.ingest import landing
 from pipeline.quality import gate
 from pipeline.serving import retry as pg_retry
-from pipeline.tasks import late_catalogs, run_audit
+from pipeline.tasks import late_catalogs, restatements, run_audit
 from pipeline.tasks.base import PipelineTask
 from pipeline.tasks.check import QualityGate
 from pipeline.tasks.model import BuildFactEvents, BuildFactOrders
@@ -121,11 +121,10 @@ class PublishTask(PipelineTask):
     def run(self) -> None:
         from pipeline.quality import gate, serving_reconciliation
         from pipeline.serving import compaction, publish
-        from pipeline.tasks import restate
 
-        restating = restate.pending(self.date)
+        restating = restatements.pending(self.date)
         force = self.force or restating  # a restatement replaces the date whatever it holds now
-        snapshots = restate.restated_snapshots(self.date) if restating else {}
+        snapshots = restatements.restated_snapshots(self.date) if restating else {}
         results = gate.load_results(self.date)
         audit_rows = gate.dq_failure_rows(results) if results is not None else []
         self.report("publishing to Postgres", 10)
@@ -144,7 +143,7 @@ class PublishTask(PipelineTask):
             self.rows_out = summary.get("fact_orders_rows", 0) + summary.get("fact_events_rows", 0)
             self.report(f"published {self.rows_out} fact rows; reconciling", 80)
             if restating:
-                restate.mark_published(self.date)
+                restatements.mark_published(self.date)
         publish_time = pg_retry.call(lambda: publish.published_at(self.date), f"reading the publish of {self.date}",
                                      notify=self.status)
         serving_reconciliation.reconcile_serving(self.date)
@@ -166,9 +165,7 @@ def still_current(day: dt.date) -> bool:
     covering the date (sha256 only when the size or mtime differs), and the two snapshot dates of its
     daily_metrics partition.
     """
-    from pipeline.tasks import restate
-
-    return (not landing.changed_sources(day) and not landing.changed_catalogs(day) and not restate.pending(day)
+    return (not landing.changed_sources(day) and not landing.changed_catalogs(day) and not restatements.pending(day)
             and not late_catalogs.late_catalogs(day))
 
 

@@ -42,7 +42,6 @@ exit code is the first failed date's.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import os
 import shutil
@@ -53,68 +52,20 @@ from pipeline import cli, config, lake
 from pipeline.ingest import incoming, landing
 from pipeline.lake import s3
 from pipeline.tasks import runbook
+from pipeline.tasks.restatements import read_record, write_record
 
 logger = logging.getLogger(__name__)
-
-MARKER = lake.RESTATEMENT_FILE
-
 
 class NothingToRestate(Exception):
     """No source of the date changed since it was landed, and none was named."""
 
 
+class CatalogNotDaily(Exception):
+    """No daily source of the date changed, but a catalog snapshot covering it did: `--catalog` restates that."""
+
+
 class NeverLanded(Exception):
     """No daily source of the date was ever landed, and none was named: there is nothing to restate."""
-
-
-def marker_path(day: dt.date) -> str:
-    """The date's restatement record (pending until the date is published again)."""
-    return os.path.join(lake.partition_dir("audit", "restatements", day), MARKER)
-
-
-def read_record(day: dt.date) -> dict[str, Any] | None:
-    """The date's restatement record (None: never restated)."""
-    try:
-        with lake.open_input(marker_path(day)) as handle:
-            return json.loads(handle.read())
-    except FileNotFoundError:
-        return None
-
-
-def write_record(day: dt.date, record: dict[str, Any]) -> None:
-    lake.write_atomic(marker_path(day), json.dumps(record, indent=2).encode())
-
-
-def pending(day: dt.date) -> bool:
-    """Whether a restatement of the date waits for its publish."""
-    record = read_record(day)
-    return record is not None and record.get("status") == "pending"
-
-
-def pending_dates(days: list[dt.date]) -> set[dt.date]:
-    """The dates among `days` with a pending restatement."""
-    return {day for day in days if pending(day)}
-
-
-def restated_snapshots(day: dt.date) -> dict[str, list[dt.date]]:
-    """The catalog snapshots a pending restatement of the date lands again: staging table -> snapshot dates."""
-    from pipeline.transform import staging
-
-    record = read_record(day)
-    if record is None or record.get("status") != "pending":
-        return {}
-    return {staging.staging_table(kind): [dt.date.fromisoformat(snapshot)]
-            for kind, snapshot in record.get("snapshots", {}).items()}
-
-
-def mark_published(day: dt.date) -> None:
-    """Record that the date was published after its restatement (called by the Publish task)."""
-    record = read_record(day)
-    if record is None or record.get("status") != "pending":
-        return
-    record.update(status="published", published_at=dt.datetime.now(dt.timezone.utc).isoformat())
-    write_record(day, record)
-    logger.info("restatement of %s published", day)
 
 
 def _move(source: str, target: str) -> None:
@@ -175,6 +126,9 @@ def prepare(day: dt.date, sources: list[str] | None = None) -> dict[str, Any]:
     if not chosen and all(landing.read_manifest(source, day) is None for source in incoming.DAILY_SOURCES):
         raise NeverLanded(f"{day} was never landed, so there is nothing to restate; run the date:"
                           f" `{runbook.daily_command(day)}`")
+    if not chosen and (catalogs := landing.changed_catalogs(day)):
+        raise CatalogNotDaily(f"the daily files of {day} are the ones landed; what changed is a catalog snapshot"
+                              f" covering it, {' '.join(catalogs.values())}")
     if not chosen:
         raise NothingToRestate(f"nothing to restate for {day}: its incoming files are the ones landed"
                                f" (name a source with --source to land it again anyway)")
@@ -225,8 +179,8 @@ def _catalog_reason(kind: str, snapshot: dt.date, manifest: dict[str, Any] | Non
     found = landing.catalog_file(kind, snapshot)
     if found is None or found[1] != snapshot:
         raise incoming.SourceFileMissing(
-            f"no {kind}_{snapshot}.json under {config.data_dir()}/{kind}: a catalog is restated by the"
-            f" date in its snapshot file's name, and that file must be there")
+            f"no {kind}_{snapshot}.json (or .json.gz, .json.zst) under {config.data_dir()}/{kind}: a catalog is"
+            f" restated by the date in its snapshot file's name, and that file must be there")
     if manifest is None:
         return f"{found[0]} arrived after dates it covers were built; landed for the first time"
     return landing.file_drift(manifest, found[0]) or f"named on the command line ({found[0]} is the file landed)"
@@ -314,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     except NothingToRestate as err:
         print(err)
         return 0
-    except NeverLanded as err:
+    except (NeverLanded, CatalogNotDaily) as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return cli.USAGE_ERROR
     except incoming.SourceNotReady as err:

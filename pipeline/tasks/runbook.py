@@ -148,14 +148,20 @@ def by_kind(kind: str) -> Remedy:
 def explain(task_family: str, day: dt.date | None, error: BaseException, *, local_scheduler: bool = False) -> str:
     """A failed task in three lines: what failed and why, what to do, where the runbook is.
 
-    local_scheduler=True: the task ran without luigid, so its fix reruns the date that way too.
+    local_scheduler=True: the task ran without luigid, so its fix reruns the date that way too; through
+    luigid the fix first re-enables the task luigid disabled.
     """
     text = str(error).strip()
     reason = f"{type(error).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
     lines = [f"{task_family}{f' for {day}' if day else ''} failed: {reason}"]
     remedy = remedy_for(error)
     if remedy is not None:
-        lines.append(f"What to do ({remedy.kind}): {remedy.fix_for(day, local_scheduler=local_scheduler)}")
+        fix = remedy.fix_for(day, local_scheduler=local_scheduler)
+        if not local_scheduler and DAILY.format(date=day) in fix and "reenable" not in fix:
+            # every task has retry_count = 1: luigid has disabled this one, and would not run it again
+            fix += (f"; luigid disabled the failed task: first `python -m pipeline reenable --date {day}`"
+                    f" (or run the date with --local-scheduler)")
+        lines.append(f"What to do ({remedy.kind}): {fix}")
     lines.append(f"Runbook: {RUNBOOK}")
     return "\n".join(lines)
 

@@ -29,7 +29,8 @@ import pyarrow.parquet as pq
 from pipeline import cli, config, lake
 from pipeline.ingest.landing import SourceChanged
 from pipeline.quality.results import BLOCKING, OUTCOMES
-from pipeline.tasks import cli_errors, command_line, held_back, late_catalogs, run_audit, runbook, unscheduled
+from pipeline.tasks import (cli_errors, command_line, held_back, late_catalogs, restatements, run_audit, runbook,
+                            unscheduled)
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ MESSAGE = "  "  # a blocking check's whole message, beneath its line (never cut)
 # A published date whose landed file (or catalog snapshot) changed since: Postgres serves the file landed
 # before, and the date is not complete (nor counted as published) until it is restated or the file put back.
 STALE_SOURCE = "published, source CHANGED"
+RESTATING = "published, restatement PENDING"  # Postgres serves the version before: not complete, nor counted
 CHANGED = f"{SourceChanged.__name__}:"
 
 
@@ -160,20 +162,21 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
                 not_scheduled.append(f"{family} could not be scheduled: {reason}")
                 remedies.extend(remedy for remedy in [runbook.remedy_for_text(reason)] if remedy)
         failures.extend(not_scheduled)
+        blocked = checks is not None and bool(checks["fail"] + checks["error"])
         if pub is not None and (late := late_catalogs.late_catalogs(day)):
             status = "published, catalog LATE"  # with an older catalog than the snapshot that covers it now
             failures.extend(f"what to do (late catalog snapshot): {line}" for line in late.values())
         elif pub is not None and any(_first_line(r["error_message"]).startswith(CHANGED) for r in failed):
             status = STALE_SOURCE  # from a file that changed since: the date is not complete until restated
+        elif pub is not None and restatements.pending(day):
+            status = RESTATING  # its new files failed, or were blocked by the gate (then its checks, as below)
+            if blocked:
+                failures = not_scheduled + _blocking_checks(results, messages, day, rerun)
         elif pub is not None:
             status = "published"
-        elif checks is not None and checks["fail"] + checks["error"]:
+        elif blocked:
             status = "BLOCKED by the quality gate"
-            failures = not_scheduled + [
-                line for r in results if r["outcome"] in BLOCKING
-                for line in (f"{r['outcome'].upper()} {r['table_name']}: {r['check_name']} (value {_n(r['value'])})",
-                             *([f"{MESSAGE}{r['message']}"] if messages and r["message"] else []))]
-            failures.append(f"what to do (gate blocked): {runbook.by_kind('gate blocked').fix_for(day, **rerun)}")
+            failures = not_scheduled + _blocking_checks(results, messages, day, rerun)
         elif failures:
             status = "FAILED"
         elif _not_ready(day):
@@ -182,7 +185,9 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
             status = "publish state unknown (Postgres not running)"
         else:
             status = "not published"
-        if remedies and status in ("published", STALE_SOURCE, "FAILED"):  # what to do: the first kind the runbook knows
+        gate_said = blocked and status == RESTATING  # its blocking checks are listed, with what to do
+        if remedies and status in ("published", STALE_SOURCE, RESTATING, "FAILED") and not gate_said:
+            # what to do: the first kind the runbook knows
             failures.append(f"what to do ({remedies[0].kind}): {remedies[0].fix_for(day, **rerun)}")
         if run_id is not None:
             done = [r["duration_seconds"] for r in runs if r["duration_seconds"] is not None]
@@ -201,6 +206,14 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
             published=pub, checks=checks, status=status, seconds=seconds, failures=failures,
         ))
     return result
+
+
+def _blocking_checks(results: list[dict[str, Any]], messages: bool, day: dt.date, rerun: dict[str, bool]) -> list[str]:
+    """The checks that blocked a date (with their whole messages when asked), then what to do."""
+    lines = [line for r in results if r["outcome"] in BLOCKING
+             for line in (f"{r['outcome'].upper()} {r['table_name']}: {r['check_name']} (value {_n(r['value'])})",
+                          *([f"{MESSAGE}{r['message']}"] if messages and r["message"] else []))]
+    return [*lines, f"what to do (gate blocked): {runbook.by_kind('gate blocked').fix_for(day, **rerun)}"]
 
 
 def _runs(rows: list[dict[str, Any]], run_id: str | None) -> list[dict[str, Any]]:
@@ -298,7 +311,7 @@ def _central(summaries: list[DateSummary], scheduled: list[dt.date], url: str, l
     return notes
 
 
-HOLDING = {"FAILED": "failed", "DISABLED in luigid (not run)": "disabled in luigid"}
+HOLDING = {"FAILED": "failed", "DISABLED in luigid (not run)": "disabled in luigid", RESTATING: "restatement pending"}
 
 
 def mark_held_back(summaries: list[DateSummary]) -> None:
