@@ -291,6 +291,37 @@ def test_postgres_stopped_mid_publish_fails_clearly_retries_and_leaves_nothing(
     assert_like_reference(runner, reference)
 
 
+def test_postgres_stopped_after_the_preloads_is_retried_by_the_publish(server, reference, tmp_path_factory) -> None:
+    """Postgres goes away after the facts' preloads, before the Publish starts: Luigi checks the Publish's
+    requirements in its process first, and a preload that could not be confirmed failed it at once
+    ("Unfulfilled dependencies at run time"), without the publish's own retries. Now the Publish runs,
+    retries, and publishes once Postgres is back. One worker: the gate is the last task before it."""
+    runner = new_runner(server, tmp_path_factory, "pgstop-preloaded", dsn_env=True,
+                        luigi_cfg="[publish]\nretry_backoff_seconds = 3\n[worker]\nwait_interval = 0.1\nwait_jitter = 0\n")
+    create_database(server, runner.database)
+    paused, resume = runner.fault_dir / "task.success.paused", runner.fault_dir / "task.success.resume"
+    log = runner.root / "pgstop-preloaded.log"
+    proc = runner.start("DailyPipeline", "--workers", "1", fault="task.success:QualityGate:pause", log=log)
+    try:
+        wait_for(paused.exists, 120, "the gate to pause after its success")
+        stop_server(server)
+        resume.touch()
+        wait_for(lambda: "publishing 2025-12-15 failed: " in log.read_text() or proc.poll() is not None, 60,
+                 "the publish to fail its first attempt")
+        start_server(server)
+        assert proc.wait(timeout=120) == 0, log.read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        start_server(server)
+    output = log.read_text()
+    assert "Unfulfilled dependencies" not in output
+    assert re.search(r"publishing 2025-12-15 failed: connection is bad: [^\n]*; this can heal, will retry:"
+                     r" attempt 2 of 4", output), output[-3000:]
+    assert "preloading fact_" not in output, "the preloads ran before the gate, with Postgres up"
+    assert_like_reference(runner, reference)
+
+
 def test_retry_policy_comes_from_luigi_cfg() -> None:
     """Luigi runs every task once: the catalog landing retries a transiently failing API itself ([catalog]
     attempts, the seed's 3 attempts 5 minutes apart), Publish and the preloads transient Postgres failures
