@@ -14,11 +14,14 @@ The clean reference run is done once per module.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
 import signal
+import subprocess
 import uuid
+from collections.abc import Iterator
 
 import luigi
 import psycopg
@@ -257,6 +260,17 @@ def test_a_publish_error_that_cannot_heal_fails_at_once_and_is_rolled_back(serve
 
 
 # --------------------------------------------------------------------- Postgres stopped mid-run
+@contextlib.contextmanager
+def server_back_after(proc: subprocess.Popen, server) -> Iterator[subprocess.Popen]:
+    """A background run during which the test stops Postgres: killed if still running, the server started again."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        start_server(server)
+
+
 def test_postgres_stopped_mid_publish_fails_clearly_retries_and_leaves_nothing(
         server, reference, tmp_path_factory) -> None:
     """Postgres is stopped while the publish transaction is open (after the gate, all written). The
@@ -268,8 +282,7 @@ def test_postgres_stopped_mid_publish_fails_clearly_retries_and_leaves_nothing(
     create_database(server, runner.database)
     paused, resume = runner.fault_dir / "publish.merge.paused", runner.fault_dir / "publish.merge.resume"
     log = runner.root / "pgstop.log"
-    proc = runner.start(fault="publish.merge:pause", log=log)
-    try:
+    with server_back_after(runner.start(fault="publish.merge:pause", log=log), server) as proc:
         wait_for(paused.exists, 120, "the publish to pause mid-transaction")
         stop_server(server)
         resume.touch()
@@ -280,10 +293,6 @@ def test_postgres_stopped_mid_publish_fails_clearly_retries_and_leaves_nothing(
         assert_not_published(runner)
         resume.touch()
         assert proc.wait(timeout=120) == 0, log.read_text()[-3000:]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        start_server(server)
     output = log.read_text()
     assert re.search(r"publishing 2025-12-15 failed: [^\n]*(terminating connection due to administrator command"
                      r"|server closed)[^\n]*; this can heal, will retry: attempt 2 of 4 at \d\d:\d\d:\d\d", output)
@@ -301,8 +310,8 @@ def test_postgres_stopped_after_the_preloads_is_retried_by_the_publish(server, r
     create_database(server, runner.database)
     paused, resume = runner.fault_dir / "task.success.paused", runner.fault_dir / "task.success.resume"
     log = runner.root / "pgstop-preloaded.log"
-    proc = runner.start("DailyPipeline", "--workers", "1", fault="task.success:QualityGate:pause", log=log)
-    try:
+    started = runner.start("DailyPipeline", "--workers", "1", fault="task.success:QualityGate:pause", log=log)
+    with server_back_after(started, server) as proc:
         wait_for(paused.exists, 120, "the gate to pause after its success")
         stop_server(server)
         resume.touch()
@@ -310,10 +319,6 @@ def test_postgres_stopped_after_the_preloads_is_retried_by_the_publish(server, r
                  "the publish to fail its first attempt")
         start_server(server)
         assert proc.wait(timeout=120) == 0, log.read_text()[-3000:]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        start_server(server)
     output = log.read_text()
     assert "Unfulfilled dependencies" not in output
     assert re.search(r"publishing 2025-12-15 failed: connection is bad: [^\n]*; this can heal, will retry:"
