@@ -108,11 +108,12 @@ def catalog_file(kind: str, load_date: dt.date) -> tuple[str, dt.date] | None:
     Two files of that date (`products_D.json` beside `products_D.json.gz`) are refused, as two files
     in a daily folder are: which one is the snapshot is not for the pipeline to guess.
     """
-    days = [day for day in catalog_files(kind) if day <= load_date]
+    files = catalog_files(kind)
+    days = [day for day in files if day <= load_date]
     if not days:
         return None
     day = max(days)
-    paths = catalog_files(kind)[day]
+    paths = files[day]
     if len(paths) > 1:
         raise incoming.UnexpectedSourceFiles(
             f"{kind} snapshot {day}: {len(paths)} files ({', '.join(os.path.basename(p) for p in paths)}) in"

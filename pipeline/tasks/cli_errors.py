@@ -214,9 +214,7 @@ class _KnownTaskFailure(logging.Filter):
 
         error = record.exc_info[1]
         if error is not None and runbook.remedy_for(error) is not None:
-            text = str(error).strip()
-            record.msg = f"{record.msg}: %s"
-            record.args = (*record.args, f"{type(error).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": "))
+            record.msg, record.args = f"{record.msg}: %s", (*record.args, runbook.reason(error))
             record.exc_info, record.exc_text = None, None
         return True
 

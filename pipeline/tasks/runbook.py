@@ -145,15 +145,19 @@ def by_kind(kind: str) -> Remedy:
     return next(remedy for remedy in REMEDIES if remedy.kind == kind)
 
 
+def reason(error: BaseException) -> str:
+    """An error in one line: `<ErrorClass>: <its message's first line>`."""
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
+
+
 def explain(task_family: str, day: dt.date | None, error: BaseException, *, local_scheduler: bool = False) -> str:
     """A failed task in three lines: what failed and why, what to do, where the runbook is.
 
     local_scheduler=True: the task ran without luigid, so its fix reruns the date that way too; through
     luigid the fix first re-enables the task luigid disabled.
     """
-    text = str(error).strip()
-    reason = f"{type(error).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
-    lines = [f"{task_family}{f' for {day}' if day else ''} failed: {reason}"]
+    lines = [f"{task_family}{f' for {day}' if day else ''} failed: {reason(error)}"]
     remedy = remedy_for(error)
     if remedy is not None:
         fix = remedy.fix_for(day, local_scheduler=local_scheduler)
