@@ -92,6 +92,28 @@ def check_workers() -> None:
                          f" more, or leave it out for the default (the machine's cores, at most {MAX_DEFAULT_WORKERS})")
 
 
+@functools.lru_cache(maxsize=1)
+def read_sections() -> None:
+    """Read every settings section the pipeline defines (a NamedBadSettings luigi.Config) now.
+
+    Luigi reads a section, its values in the files and its options on the command line
+    (`--publish-attempts 4`), when a task first uses it: a value it cannot read failed the first task
+    that used it, after every task before it had run (a bad `--publish-attempts`, or `[publish]
+    attempts = abc`, failed the preloads once the day was landed, staged and modelled, exit 30).
+    The tasks call this while Luigi parses the command line, where a bad option rejects the command
+    (exit 40), and DailyPipeline while Luigi schedules it, where a bad value in a file is a
+    BadSetting (exit 35), each one line (`pipeline.tasks.cli_errors`) before anything runs. A
+    section whose bad value is a warning says `read_before_a_run = False` ([compaction]). Once per
+    process (every task of a backfill asks): ~10 ms.
+    """
+    pending = list(NamedBadSettings.__subclasses__())
+    while pending:
+        section = pending.pop()
+        pending.extend(section.__subclasses__())
+        if getattr(section, "read_before_a_run", True):
+            section()
+
+
 class BadSetting(ValueError):
     """A setting in luigi.cfg (or in LUIGI_CONFIG_PATH's file) that cannot be read; names section, option, value."""
 

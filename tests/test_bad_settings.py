@@ -42,21 +42,45 @@ def test_a_bad_compaction_setting_is_one_warning_and_the_publish_succeeds(
                     " the default"], said
 
 
-def test_a_bad_gate_threshold_stops_the_run_with_one_line_naming_it(tmp_path: Path) -> None:
+def _run_with_settings(tmp_path: Path, settings: str, task: str) -> subprocess.CompletedProcess:
+    """`luigi ... <task> --date 2025-12-15 --local-scheduler` with an operator's settings file (LUIGI_CONFIG_PATH)."""
     config = tmp_path / "operator.cfg"
-    config.write_text("[checks]\nlost_fail_pct = abc\n")
+    config.write_text(settings)
     env = {k: v for k, v in os.environ.items() if k not in PG_ENV and not k.startswith("ECOMM_")}
     env.update(LUIGI_CONFIG_PATH=str(config), ECOMM_DATA_DIR=str(SEED_INCOMING), ECOMM_LAKE_DIR=str(tmp_path / "lake"),
                ECOMM_PG_DSN=f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere")
-    result = subprocess.run([sys.executable, "-m", "luigi", "--module", "pipeline.tasks", "QualityGate", "--date",
-                             "2025-12-15", "--local-scheduler"], cwd=REPO, env=env, capture_output=True, text=True,
-                            timeout=300, check=False)
+    return subprocess.run([sys.executable, "-m", "luigi", "--module", "pipeline.tasks", task, "--date", "2025-12-15",
+                           "--local-scheduler"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+                          check=False)
+
+
+def test_a_bad_gate_threshold_stops_the_run_with_one_line_naming_it(tmp_path: Path) -> None:
+    result = _run_with_settings(tmp_path, "[checks]\nlost_fail_pct = abc\n", "QualityGate")
     assert result.returncode == 35, result.stderr[-3000:]
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
     named = [line for line in result.stderr.splitlines() if "[checks] lost_fail_pct" in line]
     assert named == ["WARNING: Will not run QualityGate(date=2025-12-15) or any dependencies due to error in deps()"
                      " method: [checks] lost_fail_pct = 'abc' is not valid (expected a number): fix it in luigi.cfg"
                      " (or in the file LUIGI_CONFIG_PATH names), or remove it for the default"], result.stderr[-3000:]
+
+
+@pytest.mark.parametrize(("section", "option", "value", "expected"), [
+    ("duckdb", "threads", "abc", "expected a whole number"),  # read by the tasks as they ran: LandEvents failed
+    ("catalog", "retry_delay_seconds", "5m", "expected a number"),
+    ("postgres", "connect_timeout", "soon", "expected a whole number"),
+    ("task_timeouts", "land", "1h", "expected a whole number"),
+])
+def test_a_bad_value_in_a_file_stops_the_daily_command_before_any_work(tmp_path: Path, section: str, option: str,
+                                                                       value: str, expected: str) -> None:
+    """A value only the tasks read failed the first task that read it, after the tasks before it (exit 30)."""
+    result = _run_with_settings(tmp_path, f"[{section}]\n{option} = {value}\n", "DailyPipeline")
+    assert result.returncode == 35, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    named = [line for line in result.stderr.splitlines() if f"[{section}] {option}" in line]
+    assert named[0] == ("WARNING: Will not run DailyPipeline(date=2025-12-15) or any dependencies due to error in"
+                        f" complete() method: [{section}] {option} = {value!r} is not valid ({expected}): fix it in"
+                        " luigi.cfg (or in the file LUIGI_CONFIG_PATH names), or remove it for the default"), named
+    assert not (tmp_path / "lake").exists(), "nothing ran"
 
 
 def test_thresholds_that_contradict_each_other_stop_a_backfill_before_any_work(tmp_path: Path) -> None:

@@ -130,6 +130,18 @@ def test_a_bad_run_id_stops_the_luigi_command_with_one_line(tmp_path: Path) -> N
      "--workers 'abc' is not valid (expected a whole number)"),
     (["DailyPipeline", "--date", "2025-12-15", "--model-late-window-days", "abc"], "", 40,
      "--model-late-window-days 'abc' is not valid (expected a whole number)"),  # as typed: not --late-window-days
+    # every section a date's run reads is read before anything runs: a value the preloads read (--publish-...)
+    # failed them after landing, staging and the models (exit 30, `publish[args=(), kwargs={}]: Error when ...`)
+    *[(["DailyPipeline", "--date", "2025-12-15", option, "abc"], "", 40, f"{option} 'abc' is not valid ({why})")
+      for option, why in [("--publish-attempts", "expected a whole number"),
+                          ("--publish-retry-backoff-seconds", "expected a number"),
+                          ("--task-timeouts-land", "expected a whole number"),
+                          ("--duckdb-threads", "expected a whole number"),
+                          ("--catalog-retry-delay-seconds", "expected a number"),
+                          ("--checks-orders-min-rows", "expected a whole number"),
+                          ("--postgres-connect-timeout", "expected a whole number")]],
+    (["RangeDaily", "--of", "DailyPipeline", "--start", "2025-12-13", "--stop", "2025-12-15", "--publish-attempts",
+      "x"], "", 40, "--publish-attempts 'x' is not valid (expected a whole number)"),
     (["DailyPipeline", "--date", "2025-12-15", "--workers", "0"], "", 40,
      "--workers 0 starts no task process, so the run would wait for ever: give 1 or more, or leave it out for the"
      f" default (the machine's cores, at most {config.MAX_DEFAULT_WORKERS})"),
@@ -143,7 +155,10 @@ def test_a_bad_run_id_stops_the_luigi_command_with_one_line(tmp_path: Path) -> N
      "--start 2025-12-16 is not before --stop 2025-12-14: the range [start, stop) is empty (--stop is exclusive)"),
     (["RangeDaily", "--of", "DailyPipeline", "--start", "2025-12-15", "--stop", "2025-12-15"], "", 40,
      "--start 2025-12-15 is not before --stop 2025-12-15: the range [start, stop) is empty (--stop is exclusive)"),
-], ids=["no-date", "workers-abc", "section-option-abc", "workers-0", "workers-abc-in-a-file", "unknown-task", "unknown-of", "start-after-stop",
+], ids=["no-date", "workers-abc", "section-option-abc", "publish-attempts-abc", "publish-backoff-abc",
+        "task-timeouts-abc", "duckdb-threads-abc", "catalog-delay-abc", "checks-abc", "postgres-abc",
+        "range-publish-attempts-x", "workers-0", "workers-abc-in-a-file", "unknown-task",
+        "unknown-of", "start-after-stop",
         "start-is-stop"])
 def test_a_luigi_command_line_luigi_cannot_use_is_one_line(tmp_path: Path, args: list[str], settings: str, code: int,
                                                            why: str) -> None:

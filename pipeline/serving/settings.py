@@ -34,7 +34,7 @@ class PostgresValue(luigi.Parameter):
         return text
 
 
-class postgres(luigi.Config):  # noqa: N801 - luigi maps the class name to the [postgres] section
+class postgres(NamedBadSettings, luigi.Config):  # noqa: N801 - luigi maps the class name to the [postgres] section
     """[postgres]: the embedded development server and connection defaults."""
 
     embedded_dir = luigi.Parameter(default=".pgdata")  # relative to the repository root
@@ -84,6 +84,8 @@ class compaction(NamedBadSettings, luigi.Config):  # noqa: N801 - [compaction]
     the month's first days after that cost a row replace instead of a partition swap). A value that
     cannot be read is a `pipeline.config.BadSetting` naming it (the publish logs it and skips compacting).
     """
+
+    read_before_a_run = False  # see pipeline.config.read_sections: a bad value is a warning, not a refusal
 
     closed_months = luigi.BoolParameter(default=True)
     after_days = luigi.IntParameter(default=7)

@@ -28,7 +28,7 @@ warmup.pyarrow_without_pandas()
 import luigi
 
 from pipeline import faults
-from pipeline.tasks import cli_errors, command_line, summary, unscheduled
+from pipeline.tasks import cli_errors, command_line, scheduler_mail, summary, unscheduled
 from pipeline.tasks.base import RangeDaily  # Luigi's, publishing oldest first
 from pipeline.tasks.check import QualityGate
 from pipeline.tasks.land import LandDaily, LandEvents, LandOrders, LandProducts, LandUsers, SourceReady
@@ -65,6 +65,7 @@ __all__ = [
 
 cli_errors.install()  # a bad --date, an unknown task, or no luigid: one line and an exit code, not a traceback
 unscheduled.install()  # a task whose complete() or requires() raised: the summary says why its date did not run
+scheduler_mail.install()  # a --local-scheduler run mails no false "DISABLED for 3600 seconds"
 faults.install()  # ECOMM_FAULT's fault points at task boundaries (nothing unless it is set)
 atexit.register(summary.at_exit, os.getpid())
 for _event in (luigi.Event.DEPENDENCY_DISCOVERED, luigi.Event.DEPENDENCY_PRESENT, luigi.Event.DEPENDENCY_MISSING):

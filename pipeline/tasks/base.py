@@ -34,7 +34,7 @@ from pipeline.tasks import run_audit
 logger = logging.getLogger(__name__)
 
 
-class task_timeouts(luigi.Config):  # noqa: N801 - luigi maps the class name to the [task_timeouts] section
+class task_timeouts(config.NamedBadSettings, luigi.Config):  # noqa: N801 - luigi maps the class name to [task_timeouts]
     """[task_timeouts]: seconds a task of each kind may run before its worker kills it (0 = no limit)."""
 
     land = luigi.IntParameter(default=600)
@@ -107,6 +107,10 @@ class PipelineTask(luigi.Task):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         config.check_workers()
+        try:
+            config.read_sections()  # a bad option rejects the command now, not the task that reads it
+        except config.BadSetting:
+            pass  # a value in a file: refused while Luigi schedules the date (DailyPipeline.requires), exit 35
         run_audit.note_scheduled(self.date)
 
     @property
@@ -162,6 +166,10 @@ class RangeDaily(luigi.tools.range.RangeDaily):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         config.check_workers()
+        try:
+            config.read_sections()  # a bad option rejects the command now, not the task that reads it
+        except config.BadSetting:
+            pass  # a value in a file: refused while Luigi schedules the date (DailyPipeline.requires), exit 35
         if self.start is not None:  # Luigi runs nothing for a --start after today, and exits 0
             try:
                 config.not_after_today(self.start)

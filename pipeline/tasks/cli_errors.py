@@ -107,7 +107,8 @@ def _unreadable_value(section: str, name: str, cause: BaseException) -> str | No
 
     flag = f"--{name.replace('_', '-')}"
     typed = (arg.split("=", 1)[0] for arg in sys.argv[1:])
-    given = [arg for arg in typed if arg in {flag, f"--{section}-{flag[2:]}"}]
+    forms = {flag, f"--{section}-{flag[2:]}", f"--{section.replace('_', '-')}-{flag[2:]}"}  # --task-timeouts-land
+    given = [arg for arg in typed if arg in forms]
     if given:
         flag = given[-1]  # as the user typed it: `--model-late-window-days`, which `--late-window-days` is not
         param = raw = None

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 import luigi
 import psycopg
 
+from pipeline import config
 from pipeline.ingest import landing
 from pipeline.quality import gate
 from pipeline.serving import retry as pg_retry
@@ -229,6 +230,7 @@ class DailyPipeline(luigi.WrapperTask, PipelineTask):
     force = luigi.BoolParameter(default=False, significant=False)
 
     def requires(self) -> luigi.Task:
+        config.read_sections()  # a value in a file no task could read stops the command now (BadSetting)
         gate.check_settings()  # contradicting thresholds stop the command now, not each date at its gate
         return Publish(date=self.date, force=self.force)
 

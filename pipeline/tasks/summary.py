@@ -42,7 +42,7 @@ RESTATING = "published, restatement PENDING"  # Postgres serves the version befo
 CHANGED = f"{SourceChanged.__name__}:"
 
 
-class run_summary(luigi.Config):  # noqa: N801 - luigi maps the class name to the [run_summary] section
+class run_summary(config.NamedBadSettings, luigi.Config):  # noqa: N801 - luigi maps the class name to [run_summary]
     """[run_summary]: the summary a `luigi` command-line run prints when it exits."""
 
     at_exit = luigi.BoolParameter(default=True)
