@@ -184,6 +184,12 @@ def test_freshness_names_the_latest_date_and_exits_for_a_monitor(fresh_db: Targe
         assert said.startswith(line) and "\n" not in said and "Traceback" not in said, said
         assert code or "7.0 h after its end" in said  # 2025-12-19 ended at 05:00 UTC in New York
 
+    # a date published on its own day (a backfill whose --stop is after today runs today too): not "-6.0 h after"
+    _publish_log(fresh_db, [dt.date(2025, 12, 21)])
+    today = check("--now", "2025-12-21T18:00")
+    assert today.returncode == 0 and "2025-12-21 (published" in today.stdout, today.stdout + today.stderr
+    assert today.stdout.rstrip().endswith("6.0 h before its end (the day is not over) (limit 36 h)"), today.stdout
+
 
 def test_postgres_unreachable_is_announced_once_with_the_retry_plan(caplog: pytest.LogCaptureFixture) -> None:
     import logging

@@ -34,6 +34,19 @@ from pipeline.tasks import run_audit
 logger = logging.getLogger(__name__)
 
 
+def _check_settings() -> None:
+    """What a task checks while Luigi parses the command line: --workers, and every section's options.
+
+    A bad option rejects the command now (exit 40), not the task that reads it; a bad value in a file
+    is refused while Luigi schedules the date (DailyPipeline.requires: exit 35).
+    """
+    config.check_workers()
+    try:
+        config.read_sections()
+    except config.BadSetting:
+        pass  # a value in a file (see above)
+
+
 class task_timeouts(config.NamedBadSettings, luigi.Config):  # noqa: N801 - luigi maps the class name to [task_timeouts]
     """[task_timeouts]: seconds a task of each kind may run before its worker kills it (0 = no limit)."""
 
@@ -106,11 +119,7 @@ class PipelineTask(luigi.Task):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        config.check_workers()
-        try:
-            config.read_sections()  # a bad option rejects the command now, not the task that reads it
-        except config.BadSetting:
-            pass  # a value in a file: refused while Luigi schedules the date (DailyPipeline.requires), exit 35
+        _check_settings()
         run_audit.note_scheduled(self.date)
 
     @property
@@ -165,11 +174,7 @@ class RangeDaily(luigi.tools.range.RangeDaily):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        config.check_workers()
-        try:
-            config.read_sections()  # a bad option rejects the command now, not the task that reads it
-        except config.BadSetting:
-            pass  # a value in a file: refused while Luigi schedules the date (DailyPipeline.requires), exit 35
+        _check_settings()
         if self.start is not None:  # Luigi runs nothing for a --start after today, and exits 0
             try:
                 config.not_after_today(self.start)

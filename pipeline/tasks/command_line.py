@@ -95,6 +95,44 @@ def noted() -> CommandLine | None:
     return _noted
 
 
+def lock_refusal(argv: Sequence[str]) -> str | None:
+    """What to do when Luigi's pid lock refused this run (None: it did not): the processes that hold it.
+
+    Luigi's pid lock (`luigi.lock.acquire_for`) lets one process per command line run: it keeps their
+    pids in a file under `[core] lock_pid_dir`, and refuses a process when a pid in it still runs the
+    same command line, printing only "Pid(s) {...} already running" (exit 10, already_running). This
+    process was refused when its pid is not in that file and another live one is (never under
+    `--no-lock`). Reads the command line with a parser of its own: ask only when Luigi scheduled nothing.
+    """
+    holders = _lock_holders(argv)
+    if not holders:
+        return None
+    return (f"Nothing ran: the same command is running on this machine (pid {', '.join(map(str, holders))}),"
+            " and Luigi's pid lock lets one run at a time (exit 10): wait for it to end, or add --no-lock to"
+            " run anyway")
+
+
+def _lock_holders(argv: Sequence[str]) -> list[int]:
+    """The live processes in Luigi's pid file of this command line, unless this process is one (or --no-lock)."""
+    import luigi.interface
+    import luigi.lock
+    from luigi.cmdline_parser import CmdlineParser
+
+    with CmdlineParser.global_instance(list(argv)):
+        settings = luigi.interface.core()
+    if settings.no_lock:
+        return []
+    _, mine, pid_file = luigi.lock.get_info(settings.lock_pid_dir)
+    try:
+        with open(pid_file, encoding="utf-8") as listed:
+            pids = {int(line) for line in listed.read().split() if line.isdigit()}
+    except OSError:
+        return []
+    if os.getpid() in pids:
+        return []
+    return sorted(pid for pid in pids if luigi.lock.getpcmd(pid) == mine)
+
+
 def is_luigi_cli() -> bool:
     """Whether this process is the `luigi` command line (the console script or `python -m luigi`)."""
     argv0 = sys.argv[0] if sys.argv else ""

@@ -75,9 +75,9 @@ def check(now: dt.datetime, max_age: float) -> tuple[int, str]:
     day, published_at = latest
     age = age_hours(day, now)
     when = f"published {published_at.astimezone(dt.timezone.utc):%Y-%m-%d %H:%M} UTC"
-    if age <= max_age:
-        return FRESH, (f"FRESH: the latest published load date is {day} ({when}), {age:.1f} h after its end"
-                       f" (limit {max_age:g} h)")
+    if age <= max_age:  # a date is published on its own day too (its files so far): then it has not ended
+        since = f"{age:.1f} h after its end" if age >= 0 else f"{-age:.1f} h before its end (the day is not over)"
+        return FRESH, f"FRESH: the latest published load date is {day} ({when}), {since} (limit {max_age:g} h)"
     # the dates that have ended since: from the one after the latest published to yesterday
     start = day + dt.timedelta(days=1)
     stop = max(start + dt.timedelta(days=1), config.business_date(now))

@@ -360,14 +360,14 @@ def at_exit(pid: int) -> None:
         return
     try:
         scheduled, noted = run_audit.scheduled_dates(), command_line.noted()
-        if not run_summary().at_exit:
+        if not run_summary().at_exit or cli_errors.command_rejected():
+            return  # not wanted, or the command line was rejected (its one line said why): nothing ran
+        if noted is None and (refused := command_line.lock_refusal(sys.argv[1:])):
+            print(refused, file=sys.stdout, flush=True)  # Luigi's pid lock (exit 10): nothing ran, no table
             return
-        if cli_errors.command_rejected():
-            return  # the command line was rejected (its one line said why): nothing ran
         if not scheduled and not (noted and noted[0]):
-            # No task of a date was made: the command was rejected before anything was scheduled. (A
-            # backfill whose dates are all published makes none either, RangeDaily asks
-            # DailyPipeline.bulk_complete, but Luigi's scheduling noted the dates it asked for.)
+            # No task of a date was made: the command was rejected before anything was scheduled (a backfill of
+            # published dates makes none either, but Luigi's scheduling noted the dates it asked for)
             return
         try:
             days, url, local = command_line.read(sys.argv[1:])
