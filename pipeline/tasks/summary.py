@@ -362,7 +362,7 @@ def at_exit(pid: int) -> None:
         scheduled, noted = run_audit.scheduled_dates(), command_line.noted()
         if not run_summary().at_exit or cli_errors.command_rejected():
             return  # not wanted, or the command line was rejected (its one line said why): nothing ran
-        if noted is None and (refused := command_line.lock_refusal(sys.argv[1:])):
+        if refused := command_line.lock_refusal():
             print(refused, file=sys.stdout, flush=True)  # Luigi's pid lock (exit 10): nothing ran, no table
             return
         if not scheduled and not (noted and noted[0]):
