@@ -6,12 +6,13 @@ needs no parser of its own.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import luigi
@@ -66,7 +67,7 @@ def note(*_: Any) -> None:
     needs no parser of its own (building one is three argparse parsers over every registered task's
     parameters, after the run has ended).
     """
-    global _noted, _noting
+    global _noted, _noting, _parser
     if _noting:
         return
     from luigi.cmdline_parser import CmdlineParser
@@ -74,7 +75,7 @@ def note(*_: Any) -> None:
     parser = CmdlineParser.get_instance()
     if parser is None:
         return  # not a command line (luigi.build in a process): nothing to note
-    _noting = True  # once, whatever happens: the events fire for every task Luigi schedules
+    _noting, _parser = True, parser  # once, whatever happens: the events fire for every task Luigi schedules
     try:
         _noted = _read(parser)
     except Exception:  # noqa: BLE001 - the summary then reads the command line at exit, as before
@@ -89,6 +90,29 @@ def read(argv: Sequence[str]) -> CommandLine:
         return _noted
     with CmdlineParser.global_instance(list(argv)) as parser:
         return _read(parser)
+
+
+_parser: Any = None  # Luigi's parser of this run's command line, kept by `note` (see settings_as_given)
+
+
+@contextlib.contextmanager
+def settings_as_given() -> Iterator[None]:
+    """Luigi's parser of this run current again: the settings read inside see the command line's options.
+
+    Luigi reads a section's options (`--run-summary-at-exit false`, `--landing-ready-marker _SUCCESS`)
+    only while the parser of the command line is current, and drops it when the run ends: the summary
+    at exit read `luigi.cfg` alone. Also a decorator. Nothing changes outside a noted command line.
+    """
+    from luigi.cmdline_parser import CmdlineParser
+
+    if _parser is None or CmdlineParser.get_instance() is not None:
+        yield
+        return
+    CmdlineParser._instance = _parser  # what CmdlineParser.global_instance sets, without parsing again
+    try:
+        yield
+    finally:
+        CmdlineParser._instance = None
 
 
 def noted() -> CommandLine | None:

@@ -45,7 +45,7 @@ CHANGED = f"{SourceChanged.__name__}:"
 class run_summary(config.NamedBadSettings, luigi.Config):  # noqa: N801 - luigi maps the class name to [run_summary]
     """[run_summary]: the summary a `luigi` command-line run prints when it exits."""
 
-    at_exit = luigi.BoolParameter(default=True)
+    at_exit = luigi.BoolParameter(default=True, parsing=luigi.BoolParameter.EXPLICIT_PARSING)  # --...-at-exit false
 
 
 @dataclasses.dataclass
@@ -354,6 +354,7 @@ def _needed_failures(summaries: list[DateSummary], scheduled: Sequence[dt.date],
     return lines
 
 
+@command_line.settings_as_given()  # --run-summary-at-exit false, and what the summary reads, as the run had them
 def at_exit(pid: int) -> None:
     """Print the summary of this process's run (registered by pipeline.tasks for the `luigi` CLI)."""
     if os.getpid() != pid or not command_line.is_luigi_cli():
