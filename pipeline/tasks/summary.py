@@ -187,8 +187,8 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
             status = "not published"
         gate_said = blocked and status == RESTATING  # its blocking checks are listed, with what to do
         if remedies and status in ("published", STALE_SOURCE, RESTATING, "FAILED") and not gate_said:
-            # what to do: the first kind the runbook knows
-            failures.append(f"what to do ({remedies[0].kind}): {remedies[0].fix_for(day, **rerun)}")
+            said = " ".join(r["error_message"] or "" for r in failed)  # the runbook's first kind, or the error's fix
+            failures.append(f"what to do ({remedies[0].kind}): {remedies[0].fix_for(day, **rerun, message=said)}")
         if run_id is not None:
             done = [r["duration_seconds"] for r in runs if r["duration_seconds"] is not None]
             seconds = round(sum(done), 1) if done else None
