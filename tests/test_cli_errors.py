@@ -174,6 +174,26 @@ def test_a_luigi_command_line_luigi_cannot_use_is_one_line(tmp_path: Path, args:
     assert "Run summary" not in done.stdout and not (tmp_path / "lake").exists(), "nothing ran"
 
 
+@pytest.mark.parametrize(("args", "code"), [(["DailyPipeline", "--help"], 0),
+                                            (["DailyPipeline", "--date", "2025-12-15", "--bogus", "1"], 2)],
+                         ids=["help", "unknown-option"])
+def test_luigi_s_help_and_usage_errors_are_printed_once(tmp_path: Path, args: list[str], code: int) -> None:
+    """The run summary at exit parsed the command line again: the usage twice, then an ignored SystemExit."""
+    done = _run([*args, "--local-scheduler"], tmp_path, LUIGI)
+    assert done.returncode == code, done.stderr
+    said = done.stdout + done.stderr
+    assert said.count("usage:") == 1 and "Exception ignored" not in said and "Traceback" not in said, said
+
+
+def test_a_setting_that_is_true_by_default_can_be_turned_off_for_one_run(tmp_path: Path) -> None:
+    """`--run-summary-at-exit false` was `unrecognized arguments: false` (exit 2): the option was a flag that
+    could only say true, so "any setting can be given on the command line" did not hold for it."""
+    command = ["DailyPipeline", "--date", "2025-12-15", "--local-scheduler", "--run-summary-at-exit"]
+    off, on = _run([*command, "false"], tmp_path, LUIGI), _run(command, tmp_path, LUIGI)
+    assert off.returncode == on.returncode == 30, off.stderr[-2000:]  # no incoming files: the landing fails
+    assert "Run summary" not in off.stdout and "Run summary" in on.stdout, off.stdout
+
+
 def test_a_date_after_today_is_rejected_before_anything_runs(tmp_path: Path) -> None:
     """A typo in the year would land the catalog API's snapshot of a week to come, then fail on the missing files."""
     later = dt.datetime.now(dt.timezone.utc).date() + dt.timedelta(days=2)  # after today in any time zone

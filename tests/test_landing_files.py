@@ -139,20 +139,24 @@ def luigi_run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     )
 
 
-def test_luigi_waits_for_the_marker_with_exit_20_then_lands(tmp_path):
+@pytest.mark.parametrize("given", ["environment", "command line"])
+def test_luigi_waits_for_the_marker_with_exit_20_then_lands(tmp_path, given):
     data = tmp_path / "incoming"
     write(data, f"orders/{D}/orders.json", ORDERS)
     write(data, f"events/{D}/events.csv", EVENTS)
     write(data, f"events/{D}/_SUCCESS", "")  # events are ready, orders are not
-    env = {"ECOMM_DATA_DIR": str(data), "ECOMM_LAKE_DIR": str(tmp_path / "lake"), "ECOMM_READY_MARKER": "_SUCCESS"}
-    first = luigi_run("LandDaily", "--date", str(D), env=env)
+    env = {"ECOMM_DATA_DIR": str(data), "ECOMM_LAKE_DIR": str(tmp_path / "lake")}
+    # on the command line, the summary at exit said "not published" without why: it read luigi.cfg alone
+    marker = ["--landing-ready-marker", "_SUCCESS"] if given == "command line" else []
+    env.update({"ECOMM_READY_MARKER": "_SUCCESS"} if not marker else {})
+    first = luigi_run("LandDaily", "--date", str(D), *marker, env=env)
     assert first.returncode == 20, first.stderr[-3000:]
     assert f"orders for {D} is not ready" in first.stderr and "SourceReady" in first.stderr
     assert "NOT READY (orders: no ready marker)" in first.stdout, "the run summary says why the date waits"
     assert not (tmp_path / "lake" / "raw" / "orders").exists()
     assert (tmp_path / "lake" / "raw" / "events" / f"load_date={D}" / "_manifest.json").exists()
     write(data, f"orders/{D}/_SUCCESS", "")
-    second = luigi_run("LandDaily", "--date", str(D), env=env)
+    second = luigi_run("LandDaily", "--date", str(D), *marker, env=env)
     assert second.returncode == 0, second.stderr[-3000:]
     assert (tmp_path / "lake" / "raw" / "orders" / f"load_date={D}" / "_manifest.json").exists()
 

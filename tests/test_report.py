@@ -265,6 +265,21 @@ def test_the_sales_section_is_the_day_s_orders_in_postgres(dom, serving, day) ->
 
 
 @pytest.mark.slow
+def test_the_page_names_the_business_time_zone_its_days_are_in(report_html, day, tmp_path) -> None:
+    """It said "(UTC)" whatever [model] business_timezone grouped the orders and events by."""
+    assert Dom(report_html.read_text(encoding="utf-8")).one("span", data_business_timezone="UTC")["text"] == "UTC"
+    settings = tmp_path / "zone.cfg"
+    settings.write_text("[model]\nbusiness_timezone = America/New_York\n")
+    out = tmp_path / "zoned.html"
+    done = subprocess.run([sys.executable, "-m", "pipeline", "report", "--date", day.isoformat(), "--out", str(out)],
+                          cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, "LUIGI_CONFIG_PATH": str(settings)})
+    assert done.returncode == 0, done.stderr
+    zone = Dom(out.read_text(encoding="utf-8")).one("span", data_business_timezone="America/New_York")
+    assert zone["text"] == "America/New_York"
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("day", ["2024-01-01", "0001-01-01"])  # the first calendar day: no trend dates before it
 def test_a_date_with_nothing_in_postgres_is_refused(data, tmp_path, day) -> None:
     out = tmp_path / "none.html"

@@ -207,6 +207,9 @@ def test_a_corrected_catalog_snapshot_is_restated_with_the_dates_it_feeds(ops: O
     assert refused.returncode == 30, refused.stderr[-3000:]
     assert f"python -m pipeline restate --catalog products --date {SEED_DAY}" in refused.stderr
     assert f"the products snapshot of {SEED_DAY}: {snapshot} changed since it was landed (" in refused.stderr
+    # the summary's "what to do" is that command, not `restate --date` (which refuses it, below)
+    assert (f"what to do (changed source file): `python -m pipeline restate --catalog products --date {SEED_DAY}`,"
+            " as the error says") in refused.stdout, refused.stdout[-2000:]
     # restating the date (not the snapshot) names the command that does it, instead of "nothing to restate", exit 0
     daily = ops.pipeline("restate", "--date", str(later[1]))
     assert daily.returncode == 2 and daily.stderr.startswith(

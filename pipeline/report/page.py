@@ -9,9 +9,9 @@ the same weekday a week before (only against dates loaded as days of their own: 
 pipeline.report.data), the revenue of the 14 days up to the date, the top categories and products,
 new and returning customers, cancellations and refunds, the funnel, the data-quality status (checks
 passed, warned, failed; quarantined rows by reason) and the rows per layer. Sales and events are by
-calendar date (UTC), pipeline figures by load date; money is in [report] currency (USD unless set).
-Every figure is also in a `data-*` attribute, exactly as Postgres returned it, for tools that read
-the page.
+business day ([model] business_timezone, UTC unless set), pipeline figures by load date; money is in
+[report] currency (USD unless set). Every figure is also in a `data-*` attribute, exactly as Postgres
+returned it, for tools that read the page.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from pipeline import cli, lake, resources
+from pipeline import cli, config, lake, resources
 from pipeline.report import data as report_data
 from pipeline.report import fmt, sales, settings
 from pipeline.report import svg as report_svg
@@ -220,6 +220,7 @@ def render(data: ReportData, generated_at: dt.datetime | None = None, currency: 
     """The report page for `data`, as one HTML document; money in `currency` (default: [report] currency)."""
     generated = (generated_at or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%d %H:%M UTC")
     code = settings.currency(currency)
+    zone = config.business_zone().key  # the days the pipeline grouped sales and events by
     money = functools.partial(fmt.money, currency=code)
     day = data.day
     return f"""<!doctype html>
@@ -237,7 +238,8 @@ def render(data: ReportData, generated_at: dt.datetime | None = None, currency: 
 {_banner(data)}
 <section id="kpis"><h2>The day in numbers</h2>{_kpi_cards(data, code)}
 {_comparison_notes(data)}
-<p class="note">Orders and revenue by order date, events and users by event date (UTC). Gross revenue: every
+<p class="note">Orders and revenue by order date, events and users by event date, business days in
+<span data-business-timezone="{esc(zone)}">{esc(zone)}</span>. Gross revenue: every
 order; net: sold statuses only. Conversion: users with a purchase / active users. Amounts in
 <span data-currency="{code}">{code}</span>.</p></section>
 <section id="trend"><h2>Revenue, 14 days to {day}</h2>{_trend(data, money)}</section>
@@ -313,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(err))
     try:
         path = write(day, out, args.currency)
-    except (NothingToReport, settings.BadCurrency, NotWritten) as err:
+    except (NothingToReport, settings.BadCurrency, config.BadSetting, NotWritten) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except pg.ServingUnreachable as err:

@@ -87,5 +87,5 @@ class compaction(NamedBadSettings, luigi.Config):  # noqa: N801 - [compaction]
 
     read_before_a_run = False  # see pipeline.config.read_sections: a bad value is a warning, not a refusal
 
-    closed_months = luigi.BoolParameter(default=True)
+    closed_months = luigi.BoolParameter(default=True, parsing=luigi.BoolParameter.EXPLICIT_PARSING)  # `... false`
     after_days = luigi.IntParameter(default=7)

@@ -66,6 +66,7 @@ __all__ = [
 cli_errors.install()  # a bad --date, an unknown task, or no luigid: one line and an exit code, not a traceback
 unscheduled.install()  # a task whose complete() or requires() raised: the summary says why its date did not run
 scheduler_mail.install()  # a --local-scheduler run mails no false "DISABLED for 3600 seconds"
+command_line.watch_the_lock()  # a run the pid lock refuses (exit 10) says so, naming the run that holds it
 faults.install()  # ECOMM_FAULT's fault points at task boundaries (nothing unless it is set)
 atexit.register(summary.at_exit, os.getpid())
 for _event in (luigi.Event.DEPENDENCY_DISCOVERED, luigi.Event.DEPENDENCY_PRESENT, luigi.Event.DEPENDENCY_MISSING):

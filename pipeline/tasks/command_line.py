@@ -6,11 +6,13 @@ needs no parser of its own.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import functools
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import luigi
@@ -65,7 +67,7 @@ def note(*_: Any) -> None:
     needs no parser of its own (building one is three argparse parsers over every registered task's
     parameters, after the run has ended).
     """
-    global _noted, _noting
+    global _noted, _noting, _parser
     if _noting:
         return
     from luigi.cmdline_parser import CmdlineParser
@@ -73,7 +75,7 @@ def note(*_: Any) -> None:
     parser = CmdlineParser.get_instance()
     if parser is None:
         return  # not a command line (luigi.build in a process): nothing to note
-    _noting = True  # once, whatever happens: the events fire for every task Luigi schedules
+    _noting, _parser = True, parser  # once, whatever happens: the events fire for every task Luigi schedules
     try:
         _noted = _read(parser)
     except Exception:  # noqa: BLE001 - the summary then reads the command line at exit, as before
@@ -90,47 +92,83 @@ def read(argv: Sequence[str]) -> CommandLine:
         return _read(parser)
 
 
+_parser: Any = None  # Luigi's parser of this run's command line, kept by `note` (see settings_as_given)
+
+
+@contextlib.contextmanager
+def settings_as_given() -> Iterator[None]:
+    """Luigi's parser of this run current again: the settings read inside see the command line's options.
+
+    Luigi reads a section's options (`--run-summary-at-exit false`, `--landing-ready-marker _SUCCESS`)
+    only while the parser of the command line is current, and drops it when the run ends: the summary
+    at exit read `luigi.cfg` alone. Also a decorator. Nothing changes outside a noted command line.
+    """
+    from luigi.cmdline_parser import CmdlineParser
+
+    if _parser is None or CmdlineParser.get_instance() is not None:
+        yield
+        return
+    CmdlineParser._instance = _parser  # what CmdlineParser.global_instance sets, without parsing again
+    try:
+        yield
+    finally:
+        CmdlineParser._instance = None
+
+
 def noted() -> CommandLine | None:
     """The command line `note` read while Luigi scheduled this process's run (None: none noted)."""
     return _noted
 
 
-def lock_refusal(argv: Sequence[str]) -> str | None:
+def lock_refusal() -> str | None:
     """What to do when Luigi's pid lock refused this run (None: it did not): the processes that hold it.
 
     Luigi's pid lock (`luigi.lock.acquire_for`) lets one process per command line run: it keeps their
-    pids in a file under `[core] lock_pid_dir`, and refuses a process when a pid in it still runs the
-    same command line, printing only "Pid(s) {...} already running" (exit 10, already_running). This
-    process was refused when its pid is not in that file and another live one is (never under
-    `--no-lock`). Reads the command line with a parser of its own: ask only when Luigi scheduled nothing.
+    pids in a file under `[core] lock_pid_dir` and refuses a process while a pid in it still runs the
+    same command line, printing only "Pid(s) {...} already running" (exit 10, already_running).
+    `watch_the_lock` notes the refusal as Luigi makes it.
     """
-    holders = _lock_holders(argv)
-    if not holders:
+    if _refused_by is None:
         return None
-    return (f"Nothing ran: the same command is running on this machine (pid {', '.join(map(str, holders))}),"
-            " and Luigi's pid lock lets one run at a time (exit 10): wait for it to end, or add --no-lock to"
-            " run anyway")
+    pids = f" (pid {', '.join(map(str, _refused_by))})" if _refused_by else ""
+    return (f"Nothing ran: the same command is running on this machine{pids}, and Luigi's pid lock lets one run"
+            " at a time (exit 10): wait for it to end, or add --no-lock to run anyway")
 
 
-def _lock_holders(argv: Sequence[str]) -> list[int]:
-    """The live processes in Luigi's pid file of this command line, unless this process is one (or --no-lock)."""
-    import luigi.interface
+_refused_by: list[int] | None = None  # the processes holding the pid lock when Luigi refused this one
+
+
+def watch_the_lock() -> None:
+    """Wrap Luigi's pid lock (once) so that a refusal notes the processes that hold it (see lock_refusal)."""
     import luigi.lock
-    from luigi.cmdline_parser import CmdlineParser
 
-    with CmdlineParser.global_instance(list(argv)):
-        settings = luigi.interface.core()
-    if settings.no_lock:
-        return []
-    _, mine, pid_file = luigi.lock.get_info(settings.lock_pid_dir)
+    acquire = luigi.lock.acquire_for
+    if getattr(acquire, "notes_refusal", False):
+        return
+
+    @functools.wraps(acquire)
+    def acquire_for(pid_dir: str, *args: Any, **kwargs: Any) -> bool:
+        global _refused_by
+        taken = acquire(pid_dir, *args, **kwargs)
+        if not taken:
+            _refused_by = _lock_holders(pid_dir)
+        return taken
+
+    acquire_for.notes_refusal = True  # type: ignore[attr-defined]
+    luigi.lock.acquire_for = acquire_for
+
+
+def _lock_holders(pid_dir: str) -> list[int]:
+    """The other live processes running this command line that Luigi's pid file under `pid_dir` lists."""
+    import luigi.lock
+
+    _, mine, pid_file = luigi.lock.get_info(pid_dir)
     try:
         with open(pid_file, encoding="utf-8") as listed:
             pids = {int(line) for line in listed.read().split() if line.isdigit()}
     except OSError:
         return []
-    if os.getpid() in pids:
-        return []
-    return sorted(pid for pid in pids if luigi.lock.getpcmd(pid) == mine)
+    return sorted(pid for pid in pids if pid != os.getpid() and luigi.lock.getpcmd(pid) == mine)
 
 
 def is_luigi_cli() -> bool:

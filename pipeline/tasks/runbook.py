@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import errno
+import re
 
 import psycopg
 
@@ -32,9 +33,15 @@ class Remedy:
     cause: str
     fix: str
     errors: tuple[str, ...] = ()  # exception class names (of the error or what it was raised from)
+    own_fix: str = ""  # a regex: the command an error's message gives for itself (then the fix is that command)
 
-    def fix_for(self, day: dt.date | str | None, *, local_scheduler: bool = False) -> str:
-        """The fix for a date; local_scheduler=True: its daily command for a run without luigid, as it was run."""
+    def fix_for(self, day: dt.date | str | None, *, local_scheduler: bool = False, message: str = "") -> str:
+        """The fix for a date; local_scheduler=True: its daily command for a run without luigid, as it was run.
+
+        `message`: the error's; when it names its own command (`own_fix`), that command is the fix.
+        """
+        if self.own_fix and (found := re.search(self.own_fix, message)):
+            return f"`{found.group(1)}`, as the error says"
         fix = self.fix.replace(DAILY, DAILY + LOCAL_SCHEDULER) if local_scheduler else self.fix
         return fix.replace("{date}", str(day) if day else "<date>")
 
@@ -55,7 +62,8 @@ REMEDIES: tuple[Remedy, ...] = (
            "an incoming file changed after its date was landed; landed data is immutable",
            "`python -m pipeline restate --date {date}` (lands the new file, republishes the date; a"
            " catalog snapshot: `restate --catalog products --date <its date>`, as its message says);"
-           " or put the original file back", ("SourceChanged",)),
+           " or put the original file back", ("SourceChanged",),
+           own_fix=r"`(python -m pipeline restate --catalog [^`]+)`"),
     Remedy("late catalog snapshot", "30",
            "`FAILED`, `SourcesUnchanged: CatalogArrivedLate: the products snapshot of S arrived after D was built`;"
            " the run that landed it warns so, and `summary` shows the date `published, catalog LATE`",
@@ -160,7 +168,7 @@ def explain(task_family: str, day: dt.date | None, error: BaseException, *, loca
     lines = [f"{task_family}{f' for {day}' if day else ''} failed: {reason(error)}"]
     remedy = remedy_for(error)
     if remedy is not None:
-        fix = remedy.fix_for(day, local_scheduler=local_scheduler)
+        fix = remedy.fix_for(day, local_scheduler=local_scheduler, message=str(error))
         if not local_scheduler and DAILY.format(date=day) in fix and "reenable" not in fix:
             # every task has retry_count = 1: luigid has disabled this one, and would not run it again
             fix += (f"; luigid disabled the failed task: first `python -m pipeline reenable --date {day}`"

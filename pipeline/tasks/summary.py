@@ -45,7 +45,7 @@ CHANGED = f"{SourceChanged.__name__}:"
 class run_summary(config.NamedBadSettings, luigi.Config):  # noqa: N801 - luigi maps the class name to [run_summary]
     """[run_summary]: the summary a `luigi` command-line run prints when it exits."""
 
-    at_exit = luigi.BoolParameter(default=True)
+    at_exit = luigi.BoolParameter(default=True, parsing=luigi.BoolParameter.EXPLICIT_PARSING)  # --...-at-exit false
 
 
 @dataclasses.dataclass
@@ -187,8 +187,8 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
             status = "not published"
         gate_said = blocked and status == RESTATING  # its blocking checks are listed, with what to do
         if remedies and status in ("published", STALE_SOURCE, RESTATING, "FAILED") and not gate_said:
-            # what to do: the first kind the runbook knows
-            failures.append(f"what to do ({remedies[0].kind}): {remedies[0].fix_for(day, **rerun)}")
+            said = " ".join(r["error_message"] or "" for r in failed)  # the runbook's first kind, or the error's fix
+            failures.append(f"what to do ({remedies[0].kind}): {remedies[0].fix_for(day, **rerun, message=said)}")
         if run_id is not None:
             done = [r["duration_seconds"] for r in runs if r["duration_seconds"] is not None]
             seconds = round(sum(done), 1) if done else None
@@ -354,6 +354,7 @@ def _needed_failures(summaries: list[DateSummary], scheduled: Sequence[dt.date],
     return lines
 
 
+@command_line.settings_as_given()  # --run-summary-at-exit false, and what the summary reads, as the run had them
 def at_exit(pid: int) -> None:
     """Print the summary of this process's run (registered by pipeline.tasks for the `luigi` CLI)."""
     if os.getpid() != pid or not command_line.is_luigi_cli():
@@ -362,7 +363,7 @@ def at_exit(pid: int) -> None:
         scheduled, noted = run_audit.scheduled_dates(), command_line.noted()
         if not run_summary().at_exit or cli_errors.command_rejected():
             return  # not wanted, or the command line was rejected (its one line said why): nothing ran
-        if noted is None and (refused := command_line.lock_refusal(sys.argv[1:])):
+        if refused := command_line.lock_refusal():
             print(refused, file=sys.stdout, flush=True)  # Luigi's pid lock (exit 10): nothing ran, no table
             return
         if not scheduled and not (noted and noted[0]):
