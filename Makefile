@@ -27,7 +27,8 @@ sample-data: setup
 psql: setup
 	$(RUN) python -m pipeline.serving.pg psql
 
-# The central scheduler, on loopback only (it has no authentication); port = luigi.cfg [core] scheduler_port.
+# The central scheduler, on loopback only (it has no authentication); port 8082, the one luigi.cfg [core]
+# scheduler_port names: change both together.
 luigid: setup
 	mkdir -p lake/_luigid/log
 	@echo "luigid: UI on http://127.0.0.1:8082 , Prometheus metrics on http://127.0.0.1:8082/metrics (Ctrl-C stops it)"

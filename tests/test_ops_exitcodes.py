@@ -148,6 +148,10 @@ def test_scheduling_errors_exit_35(ops: Ops) -> None:
     misconfigured = ops.luigi("DailyPipeline", *DATE, LOCAL)
     assert misconfigured.returncode == RETCODE["scheduling_error"], misconfigured.stderr[-3000:]
     assert 'database "no_such_database" does not exist' in misconfigured.stderr
+    # one line, as the runbook promises for what it knows: not Luigi's 30-line traceback of complete()
+    assert "Traceback" not in misconfigured.stderr, misconfigured.stderr[-3000:]
+    assert (f"WARNING: Will not run DailyPipeline(date={SEED_DAY}) or any dependencies due to error in complete()"
+            " method: OperationalError: connection failed: ") in misconfigured.stderr
     assert "DailyPipeline could not be scheduled: OperationalError:" in misconfigured.stdout
     assert "what to do (Postgres refuses):" in misconfigured.stdout
     # the worker gives up on what can never be scheduled instead of keeping alive for it (a worker

@@ -177,7 +177,8 @@ def _bad_setting_in(error: BaseException | None) -> BadSetting | None:
 
 
 class _BadSettingLine(logging.Filter):
-    """A task that read a setting it cannot parse (BadSetting): Luigi's log line names it, without the traceback.
+    """A task that read a setting it cannot parse (BadSetting): Luigi's log line names it, without the traceback;
+    so does a failure of scheduling that the runbook knows (Postgres refuses the login, an unreadable manifest).
 
     Luigi logs a failure of `requires()` or `complete()` as "Will not run <task> ... method:" with the
     formatted traceback in the text (exit [retcode] scheduling_error), and a failure of `run()` with
@@ -196,7 +197,22 @@ class _BadSettingLine(logging.Filter):
             named = [line[len(self.PREFIX):] for line in trace.splitlines() if line.startswith(self.PREFIX)]
             if named:
                 record.msg, record.args = "%s %s", (head, named[-1])
+            elif (known := _known_error_line(trace)) is not None:  # Postgres refuses the login, a broken manifest
+                record.msg, record.args = "%s %s", (head, known)
         return True
+
+
+def _known_error_line(trace: str) -> str | None:
+    """A formatted traceback's error as `<ErrorClass>: <text>` when the runbook knows it (None: keep the traceback).
+
+    Its last line that is not indented names the error (`psycopg.OperationalError: connection failed: ...`).
+    """
+    from pipeline.tasks import runbook
+
+    lines = [line for line in trace.rstrip().splitlines() if line and not line[0].isspace()]
+    name, colon, text = (lines[-1] if lines else "").partition(": ")
+    said = f"{name.rsplit('.', 1)[-1]}{colon}{text}"
+    return said if colon and runbook.remedy_for_text(said) is not None else None
 
 
 class _KnownTaskFailure(logging.Filter):
