@@ -77,7 +77,13 @@ def test_luigid_refusals_are_explained_reenabled_and_cleared_by_a_publish(ops: O
     shutil.move(events, kept)
     failed = ops.luigi("DailyPipeline", *DATE, *luigid.scheduler_args())
     assert failed.returncode == 30, failed.stderr[-3000:]
-    assert list(luigid.tasks("DISABLED")) and luigid.tasks("DISABLED").popitem()[1]["name"] == "LandEvents"
+    ((task_id, task),) = luigid.tasks("DISABLED").items()
+    assert task["name"] == "LandEvents"
+    # luigid is not luigi.cfg's: each re-enable command the run prints names it, so it works as printed
+    url = f"http://127.0.0.1:{luigid.port}"
+    reenable = f"python -m pipeline reenable --date 2025-12-15 --scheduler-url {url}"
+    assert f"luigid disabled the failed task: first `{reenable}`" in luigid.get("/api/fetch_error",
+                                                                               {"task_id": task_id})["error"]
     # a run through luigid: the rerun it suggests goes through luigid too
     assert ("what to do (missing file): put the file where the message says, then"
             " `luigi --module pipeline.tasks DailyPipeline --date 2025-12-15`\n") in failed.stdout, failed.stdout
@@ -87,10 +93,9 @@ def test_luigid_refusals_are_explained_reenabled_and_cleared_by_a_publish(ops: O
     assert refused.returncode == 25, refused.stderr[-3000:]
     assert "DISABLED in luigid (not run)" in refused.stdout, refused.stdout
     assert "LandEvents(date=2025-12-15) is DISABLED since" in refused.stdout
-    assert "`python -m pipeline reenable --date 2025-12-15`" in refused.stdout
+    assert f"`{reenable}`" in refused.stdout, refused.stdout
 
-    url = f"http://127.0.0.1:{luigid.port}"
-    reenabled = ops.pipeline("reenable", *DATE, "--scheduler-url", url)
+    reenabled = ops.pipeline(*reenable.split()[3:])
     assert reenabled.returncode == 0 and "re-enabled in luigid" in reenabled.stdout, reenabled.stderr
     assert luigid.tasks("DISABLED") == {}
     again = ops.luigi("DailyPipeline", *DATE, *luigid.scheduler_args())

@@ -52,6 +52,23 @@ def configured_url() -> str:
     return f"http://{core.scheduler_host}:{core.scheduler_port}"
 
 
+def reenable_command(which: str, url: str) -> str:
+    """`python -m pipeline reenable <which>` for the luigid at `url`: naming it unless luigi.cfg does.
+
+    The command reads luigid's address from luigi.cfg; a run given another (`--scheduler-port`) is
+    re-enabled there only if the command says so.
+    """
+    from luigi.cmdline_parser import CmdlineParser
+
+    given, CmdlineParser._instance = CmdlineParser._instance, None  # luigi.cfg alone, as the command reads it
+    try:
+        configured = configured_url()
+    finally:
+        CmdlineParser._instance = given
+    command = f"python -m pipeline reenable {which}"
+    return command if url.rstrip("/") == configured else f"{command} --scheduler-url {url.rstrip('/')}"
+
+
 def call(url: str, method: str, **data: Any) -> Any:
     """One call of luigid's JSON API (`/api/<method>?data=...`); SchedulerUnreachable if it does not answer."""
     query = urllib.parse.urlencode({"data": json.dumps(data)})
@@ -96,7 +113,7 @@ def describe(url: str, tasks: dict[str, dict[str, Any]], dates: Iterable[dt.date
                      f" ([scheduler] disable_persist = {persist} s)")
     days = sorted({day for task in tasks.values() if (day := date_of(task))} | set(dates))
     which = f"--date {days[0]}" if len(days) == 1 else f"--start {days[0]} --stop {days[-1] + dt.timedelta(days=1)}"
-    lines.append(f"    once the cause is fixed: `python -m pipeline reenable {which}`, then run the date(s) again"
+    lines.append(f"    once the cause is fixed: `{reenable_command(which, url)}`, then run the date(s) again"
                  " (or run them with --local-scheduler)")
     return lines
 

@@ -170,8 +170,11 @@ def explain(task_family: str, day: dt.date | None, error: BaseException, *, loca
     if remedy is not None:
         fix = remedy.fix_for(day, local_scheduler=local_scheduler, message=str(error))
         if not local_scheduler and DAILY.format(date=day) in fix and "reenable" not in fix:
+            from pipeline.tasks import central
+
             # every task has retry_count = 1: luigid has disabled this one, and would not run it again
-            fix += (f"; luigid disabled the failed task: first `python -m pipeline reenable --date {day}`"
+            fix += (f"; luigid disabled the failed task: first"
+                    f" `{central.reenable_command(f'--date {day}', central.configured_url())}`"
                     f" (or run the date with --local-scheduler)")
         lines.append(f"What to do ({remedy.kind}): {fix}")
     lines.append(f"Runbook: {RUNBOOK}")
