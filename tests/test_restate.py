@@ -12,6 +12,7 @@ import shutil
 from decimal import Decimal
 from pathlib import Path
 
+import psycopg
 import pyarrow.parquet as pq
 import pytest
 
@@ -111,6 +112,31 @@ def test_a_partial_events_file_completed_after_publish_is_restated(ops: Ops) -> 
     assert row[:3] == (SEED_DAY, "published", ["events"]) and "changed since it was landed" in row[3]
     assert row[4:6] == (True, "30"), row
     assert any(path.endswith("/raw/events/data.parquet") for path in row[6]) and all(map(os.path.exists, row[6]))
+
+
+@pytest.mark.slow
+def test_a_restatement_a_bi_session_keeps_locked_fails_in_one_line_with_what_to_do(ops: Ops) -> None:
+    first = ops.luigi("DailyPipeline", *DATE, LOCAL)
+    assert first.returncode == 0, first.stderr[-3000:]
+    config = Path(ops.extra_env["LUIGI_CONFIG_PATH"])  # two short waits, so the publish gives up within a second
+    config.write_text(config.read_text() + "[publish]\nlock_timeout = 200ms\nlock_attempts = 2\n"
+                      "lock_backoff_seconds = 0.05\nlock_backoff_max_seconds = 0.05\n")
+    with psycopg.connect(ops.dsn) as bi:  # a dashboard that read the facts and sits idle in its transaction
+        bi.execute("select count(*) from warehouse.fact_orders").fetchone()
+        restated = ops.pipeline("restate", *DATE, "--source", "orders")
+        holder = bi.info.backend_pid
+    assert restated.returncode == 30, restated.stderr[-3000:] + restated.stdout[-2000:]
+    assert "Traceback" not in restated.stderr, restated.stderr[-3000:]
+    failed = [line for line in restated.stderr.splitlines() if "failed    Publish(" in line]
+    assert len(failed) == 1 and f"PublishLocked: publishing {SEED_DAY} failed" in failed[0], restated.stderr[-3000:]
+    assert f"stayed locked by pid {holder} " in failed[0]
+    scheduled = [line for line in restated.stderr.splitlines() if "has status   DONE" in line]
+    assert scheduled and len(scheduled) == len(set(scheduled)), "each of Luigi's lines is printed once"
+    assert (f"what to do (publish locked): end the session the message names (as the serving owner:"
+            f" `select pg_terminate_backend(N)`)") in restated.stdout, restated.stdout
+    assert published(ops) == (20, 60, 1), "the date stays as it was published"
+    (error,) = ops.query("select error_message from audit.pipeline_runs where status = 'failed'")[0]
+    assert error.startswith("PublishLocked:")
 
 
 @pytest.mark.slow

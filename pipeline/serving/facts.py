@@ -55,6 +55,11 @@ class PublishError(RuntimeError):
     """A date could not be published; its transaction was rolled back, Postgres is unchanged."""
 
 
+class PublishLocked(PublishError):
+    """A lock the publish needs stayed held: by a BI session (`locks.LockWaitTimeout`) or another
+    pipeline process (`locks.PipelineLockBusy`); the message names who holds it."""
+
+
 class LakePartitionInvalid(PublishError):
     """A lake partition lacks a column the serving table needs, or breaks the table's key."""
 

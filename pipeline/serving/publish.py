@@ -56,6 +56,7 @@ from pipeline.serving.facts import (
     DuplicateFactKey,
     LakePartitionInvalid,
     PublishError,
+    PublishLocked,
     drop_preloads,
     published_rows,
     replace_in_month,
@@ -73,7 +74,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "publish", "publish_audit_only", "is_published", "published_dates", "published_in", "reconciled_dates",
     "reconciled_in", "published_at", "mark_reconciled",
-    "PublishError", "EmptyPublishRefused", "LakePartitionMissing", "LakePartitionInvalid", "DuplicateFactKey",
+    "PublishError", "PublishLocked", "EmptyPublishRefused", "LakePartitionMissing", "LakePartitionInvalid", "DuplicateFactKey",
 ]
 
 DQ_OUTCOMES = tuple(outcome for outcome in OUTCOMES if outcome != "pass")  # what audit.dq_failures keeps
@@ -268,7 +269,8 @@ def publish(load_date: dt.date | str, *, force: bool = False,
                 locks.retrying(conn, f"swapping in the partitions of {day}", swap_in, parents)
                 faults.point("publish.commit")
         except (psycopg.Error, locks.PipelineLockBusy, locks.LockWaitTimeout) as err:
-            raise PublishError(failure(f"publishing {day}", err, progress, duck)) from err
+            locked = isinstance(err, (locks.PipelineLockBusy, locks.LockWaitTimeout))
+            raise (PublishLocked if locked else PublishError)(failure(f"publishing {day}", err, progress, duck)) from err
     summary["seconds"] = round(time.monotonic() - started, 3)
     logger.info("published %s: %s order rows, %s event rows in %.1fs (run %s)", day, summary["fact_orders_rows"],
                 summary["fact_events_rows"], summary["seconds"], run_id)

@@ -248,6 +248,11 @@ def run_date(day: dt.date) -> int:
     return 0
 
 
+def _left_to_luigi(record: logging.LogRecord) -> bool:
+    """Root's handler leaves Luigi's lines to the handler Luigi gives its logger (each line printed once)."""
+    return not (record.name == "luigi-interface" and logging.getLogger("luigi-interface").handlers)
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python -m pipeline restate`."""
     parser = cli.Parser(prog="python -m pipeline restate", description=__doc__.split("\n\n")[0])
@@ -261,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     day = args.date
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_left_to_luigi)
     try:
         if args.catalog:
             return _restate_catalog(args.catalog, day)

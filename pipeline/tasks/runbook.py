@@ -93,6 +93,17 @@ REMEDIES: tuple[Remedy, ...] = (
            "Postgres answers but refuses the configured database, role or password, or the connection settings"
            " cannot work (an `sslmode` the server does not offer, an invalid option value): a setting, not an outage",
            f"fix `ECOMM_PG_DSN` / `PG*` / `~/.pgpass`, then `{DAILY}`", ("PostgresRefuses",)),
+    Remedy("publish locked", "30",
+           "`Publish: PublishLocked: publishing D failed: swapping in the partitions of D: warehouse.fact_orders_all"
+           " ... stayed locked by pid N (bi_reader ...) with AccessShareLock on ... through 15 waits of 2s`, after lines"
+           " `... locked by pid N ...; let go after 2s so queued readers go on, will retry`",
+           "republishing a date replaces its partitions, which waits for every session reading them; a BI session"
+           " kept its transaction open (a tool idle in a transaction, a query of hours) through every wait of"
+           " `[publish] lock_timeout` x `lock_attempts`, or another pipeline process held the date longer than"
+           " `pipeline_lock_timeout`. The publish was rolled back: readers still see the date as it was",
+           "end the session the message names (as the serving owner: `select pg_terminate_backend(N)`), or let it"
+           " finish; give every BI login the session limits of docs/schema.md#bi-session-limits so it cannot recur;"
+           f" then `{DAILY}`", ("PublishLocked", "LockWaitTimeout", "PipelineLockBusy")),
     Remedy("disk full", "30",
            "`OSError: [Errno 28] No space left on device` (or DuckDB's `No space left on device`)",
            "the lake's or the temporary folder's disk is full; partial files are never renamed into place",
