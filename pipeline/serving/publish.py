@@ -278,10 +278,15 @@ def publish(load_date: dt.date | str, *, force: bool = False,
 
 
 def publish_audit_only(load_date: dt.date | str, dq_rows: Sequence[Mapping[str, Any]]) -> int:
-    """Record the quality gate's outcomes for a date whose data is not published; return rows written."""
+    """Record the quality gate's outcomes for a date whose data is not published; return rows written.
+
+    The date's preloads stay (schema preload, unreadable by BI): a rerun that accepts the day as it is
+    (a threshold option) publishes them, and a corrected file makes them stale, for its publish to drop.
+    Dropping them here made luigid, which still counted the Preload tasks done, start the rerun's
+    Publish without them ("Unfulfilled dependencies at run time").
+    """
     day = lake.parse_date(load_date)
     with date_locked(day) as conn:
         written = _write_dq(conn, day, dq_rows)
-        drop_preloads(conn, day)  # the data they hold failed the gate
     logger.info("recorded %s quality outcome(s) for %s (data not published)", written, day)
     return written

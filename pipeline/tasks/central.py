@@ -17,6 +17,7 @@ Everything here is best effort with short timeouts: luigid not running is the no
 """
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import logging
@@ -52,21 +53,35 @@ def configured_url() -> str:
     return f"http://{core.scheduler_host}:{core.scheduler_port}"
 
 
-def reenable_command(which: str, url: str) -> str:
-    """`python -m pipeline reenable <which>` for the luigid at `url`: naming it unless luigi.cfg does.
+def luigid_option(url: str) -> str:
+    """` --scheduler-url URL` for a command that must reach the luigid at `url`; "" when luigi.cfg names it.
 
-    The command reads luigid's address from luigi.cfg; a run given another (`--scheduler-port`) is
-    re-enabled there only if the command says so.
+    The project's commands read luigid's address from luigi.cfg: a run given another one
+    (`--scheduler-port 8090`) prints its follow-up commands with this option, or they would ask
+    luigi.cfg's luigid (and, re-enabling, change nothing where the run's tasks are).
     """
     from luigi.cmdline_parser import CmdlineParser
 
-    given, CmdlineParser._instance = CmdlineParser._instance, None  # luigi.cfg alone, as the command reads it
+    given, CmdlineParser._instance = CmdlineParser._instance, None  # luigi.cfg alone, as a new command reads it
     try:
         configured = configured_url()
     finally:
         CmdlineParser._instance = given
-    command = f"python -m pipeline reenable {which}"
-    return command if url.rstrip("/") == configured else f"{command} --scheduler-url {url.rstrip('/')}"
+    url = url.rstrip("/")
+    return "" if url == configured else f" --scheduler-url {url}"
+
+
+def reenable_command(which: str, url: str) -> str:
+    """`python -m pipeline reenable <which>` for the luigid at `url`."""
+    return f"python -m pipeline reenable {which}{luigid_option(url)}"
+
+
+def scheduler_url_arg(text: str) -> str:
+    """argparse type of --scheduler-url: an http(s) URL (`127.0.0.1:8082` alone is a usage error, not "luigid is down")."""
+    parsed = urllib.parse.urlsplit(text)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not luigid's URL: give it as http://HOST:PORT")
+    return text.rstrip("/")
 
 
 def call(url: str, method: str, **data: Any) -> Any:
@@ -158,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m pipeline reenable`: let luigid run a date's disabled tasks again."""
     parser = cli.Parser(prog="python -m pipeline reenable", description=__doc__.split("\n\n")[0])
     cli.add_date_options(parser)
-    parser.add_argument("--scheduler-url", help="luigid's URL (default: luigi.cfg [core], http://127.0.0.1:8082)")
+    parser.add_argument("--scheduler-url", type=scheduler_url_arg,
+                        help="luigid's URL (default: luigi.cfg [core], http://127.0.0.1:8082)")
     args = parser.parse_args(argv)
     days = cli.dates(parser, args)
     url = (args.scheduler_url or configured_url()).rstrip("/")
@@ -173,5 +189,5 @@ def main(argv: list[str] | None = None) -> int:
     print(f"re-enabled in luigid ({url}): {', '.join(names)}")
     first = f"--date {days[0]}" if len(days) == 1 else f"--start {days[0]} --stop {days[-1] + dt.timedelta(days=1)}"
     command = ("DailyPipeline " + first) if len(days) == 1 else ("RangeDaily --of DailyPipeline " + first)
-    print(f"now run the date(s) again: luigi --module pipeline.tasks {command}")
+    print(f"now run the date(s) again: luigi --module pipeline.tasks {command}{luigid_option(url)}")
     return 0
