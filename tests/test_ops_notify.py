@@ -81,6 +81,7 @@ def test_luigid_refusals_are_explained_reenabled_and_cleared_by_a_publish(ops: O
     assert failed.returncode == 30, failed.stderr[-3000:]
     ((task_id, task),) = luigid.tasks("DISABLED").items()
     assert task["name"] == "LandEvents"
+    assert task["status_message"].startswith("LandEvents for 2025-12-15 failed: SourceFileMissing: "), task
     # luigid is not luigi.cfg's: each command the run prints names it, so that it works as printed
     url = f"http://127.0.0.1:{luigid.port}"
     reenable = f"python -m pipeline reenable --date 2025-12-15 --scheduler-url {url}"
@@ -149,7 +150,8 @@ def test_a_local_publish_leaves_no_task_of_the_date_disabled_in_luigid(ops: Ops,
     local = ops.luigi("DailyPipeline", *DATE, "--local-scheduler")
     assert local.returncode == 0, local.stderr[-3000:]
     assert luigid.tasks("DISABLED") == {} and luigid.tasks("FAILED") == {}
-    assert "LandOrders" in {t["name"] for t in luigid.tasks("DONE").values()}
+    settled = {t["name"]: t["status_message"] for t in luigid.tasks("DONE").values()}
+    assert settled["LandOrders"] == f"complete: {SEED_DAY} published by a later run", settled
 
 
 @pytest.mark.slow

@@ -163,6 +163,8 @@ def settle(url: str, dates: Iterable[dt.date]) -> list[str]:
             if _complete(task):
                 call(url, "add_task", task_id=task_id, status="DONE", worker=WORKER, runnable=False,
                      family=task["name"], params=task.get("params") or {})
+                call(url, "set_task_status_message", task_id=task_id,
+                     status_message=f"complete: {date_of(task)} published by a later run")
                 settled.append(task["display_name"])
     if settled:
         logger.info("luigid: %d task(s) of published dates shown as done again: %s", len(settled), ", ".join(settled))
