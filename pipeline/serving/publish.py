@@ -74,7 +74,8 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "publish", "publish_audit_only", "is_published", "published_dates", "published_in", "reconciled_dates",
     "reconciled_in", "published_at", "mark_reconciled",
-    "PublishError", "PublishLocked", "EmptyPublishRefused", "LakePartitionMissing", "LakePartitionInvalid", "DuplicateFactKey",
+    "PublishError", "PublishLocked", "EmptyPublishRefused", "LakePartitionMissing", "LakePartitionInvalid",
+    "DuplicateFactKey",
 ]
 
 DQ_OUTCOMES = tuple(outcome for outcome in OUTCOMES if outcome != "pass")  # what audit.dq_failures keeps
