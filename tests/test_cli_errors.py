@@ -37,7 +37,7 @@ def _one_line(result: subprocess.CompletedProcess) -> str:
 
 
 @pytest.mark.parametrize(("args", "prefix"), [(["compact-serving"], "compact-serving: "), (["schema-doc"], "error: "),
-                                            (["report", "--date", "2025-12-15"], "error: ")])
+                                            (["report", "--date", "2025-12-15"], "error: "), (["migrate"], "")])
 def test_postgres_unreachable_is_one_line_and_exit_3(tmp_path: Path, args: list[str], prefix: str) -> None:
     port = free_port()
     down = _run(args, tmp_path, ECOMM_PG_DSN=f"postgresql://postgres@127.0.0.1:{port}/nowhere")

@@ -75,14 +75,16 @@ def test_a_preload_of_an_older_version_of_the_partition_is_not_used(pg_target, s
         assert preloads(conn) == [], "the stale preload was dropped with the publish"
 
 
-def test_a_blocked_gate_drops_the_date_s_preloads(pg_target, serving_lake) -> None:
+def test_a_blocked_gate_leaves_the_date_s_preloads_to_its_rerun(pg_target, serving_lake) -> None:
     write_day(D1, 30, 90, users=10, products=5, known_products=5)
     write_day(D2, 30, 90, users=10, products=5, known_products=5)
     for day in (D1, D2):
         preload.preload("fact_orders", day)
     publish.publish_audit_only(D1, [{"check_name": "x", "outcome": "fail"}])
     with pg_target.connect() as conn:
-        assert preloads(conn) == [("fact_orders_all", D2)], "only the blocked date's preload goes"
+        assert preloads(conn) == [("fact_orders_all", D1), ("fact_orders_all", D2)]
+    assert preload.is_preloaded("fact_orders", D1)  # what the rerun's Preload task finds done
+    assert publish.publish(D1)["fact_orders_preloaded"], "the rerun that accepts the day publishes the preload"
     assert preload.discard_preloads(D2) == 1
     with pg_target.connect() as conn:
         assert preloads(conn) == []

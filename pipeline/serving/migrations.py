@@ -225,11 +225,11 @@ def main(argv: list[str] | None = None) -> int:
     cli.Parser(prog="python -m pipeline migrate", description=main.__doc__.split("\n\n")[0]).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        with pg.connect() as conn:
+        with pg.connect_or_refuse() as conn:
             done = apply_schema(conn)
-    except (psycopg.OperationalError, pg.EmbeddedServerError) as err:
-        print(f"cannot reach the serving Postgres ({pg.redact(pg.dsn())}): {str(err).strip()}", file=sys.stderr)
-        return 3
+    except pg.ServingUnreachable as err:
+        print(err, file=sys.stderr)
+        return pg.UNREACHABLE_EXIT
     except MigrationError as err:
         print(f"{type(err).__name__}: {err}", file=sys.stderr)
         return 1

@@ -74,7 +74,8 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "publish", "publish_audit_only", "is_published", "published_dates", "published_in", "reconciled_dates",
     "reconciled_in", "published_at", "mark_reconciled",
-    "PublishError", "PublishLocked", "EmptyPublishRefused", "LakePartitionMissing", "LakePartitionInvalid", "DuplicateFactKey",
+    "PublishError", "PublishLocked", "EmptyPublishRefused", "LakePartitionMissing", "LakePartitionInvalid",
+    "DuplicateFactKey",
 ]
 
 DQ_OUTCOMES = tuple(outcome for outcome in OUTCOMES if outcome != "pass")  # what audit.dq_failures keeps
@@ -278,10 +279,15 @@ def publish(load_date: dt.date | str, *, force: bool = False,
 
 
 def publish_audit_only(load_date: dt.date | str, dq_rows: Sequence[Mapping[str, Any]]) -> int:
-    """Record the quality gate's outcomes for a date whose data is not published; return rows written."""
+    """Record the quality gate's outcomes for a date whose data is not published; return rows written.
+
+    The date's preloads stay (schema preload, unreadable by BI): a rerun that accepts the day as it is
+    (a threshold option) publishes them, and a corrected file makes them stale, for its publish to drop.
+    Dropping them here made luigid, which still counted the Preload tasks done, start the rerun's
+    Publish without them ("Unfulfilled dependencies at run time").
+    """
     day = lake.parse_date(load_date)
     with date_locked(day) as conn:
         written = _write_dq(conn, day, dq_rows)
-        drop_preloads(conn, day)  # the data they hold failed the gate
     logger.info("recorded %s quality outcome(s) for %s (data not published)", written, day)
     return written

@@ -142,6 +142,7 @@ class PipelineTask(luigi.Task):
         except Exception:  # noqa: BLE001 - the explanation must never hide the error itself
             logger.debug("could not explain the failure of %s", self.task_id, exc_info=True)
             head = f"{self.task_family} failed: {type(exception).__name__}: {exception}"
+        self.status(head.splitlines()[0])  # luigid's status line, in place of the last step's ("landing orders")
         return f"{head}\n\n{super().on_failure(exception)}"
 
     def report(self, message: str, percent: int | None = None) -> None:
@@ -149,10 +150,13 @@ class PipelineTask(luigi.Task):
         logger.info("%s: %s", self.task_id, message)
         self.status(message, percent)
 
+    _status_line: Any = None  # the last status_message setter Luigi gave the task (it unsets it before on_failure)
+
     def status(self, message: str, percent: int | None = None) -> None:
         """Show a status line (and progress) in the scheduler UI only (the caller logged it)."""
         try:
-            self.set_status_message(message)
+            self._status_line = self.set_status_message or self._status_line
+            self._status_line(message)
             if percent is not None:
                 self.set_progress_percentage(percent)
         except Exception:  # noqa: BLE001 - the UI is best effort; never fail a task for it

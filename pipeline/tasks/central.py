@@ -17,6 +17,7 @@ Everything here is best effort with short timeouts: luigid not running is the no
 """
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import logging
@@ -50,6 +51,37 @@ def configured_url() -> str:
     if core.scheduler_url:
         return core.scheduler_url.rstrip("/")
     return f"http://{core.scheduler_host}:{core.scheduler_port}"
+
+
+def luigid_option(url: str) -> str:
+    """` --scheduler-url URL` for a command that must reach the luigid at `url`; "" when luigi.cfg names it.
+
+    The project's commands read luigid's address from luigi.cfg: a run given another one
+    (`--scheduler-port 8090`) prints its follow-up commands with this option, or they would ask
+    luigi.cfg's luigid (and, re-enabling, change nothing where the run's tasks are).
+    """
+    from luigi.cmdline_parser import CmdlineParser
+
+    given, CmdlineParser._instance = CmdlineParser._instance, None  # luigi.cfg alone, as a new command reads it
+    try:
+        configured = configured_url()
+    finally:
+        CmdlineParser._instance = given
+    url = url.rstrip("/")
+    return "" if url == configured else f" --scheduler-url {url}"
+
+
+def reenable_command(which: str, url: str) -> str:
+    """`python -m pipeline reenable <which>` for the luigid at `url`."""
+    return f"python -m pipeline reenable {which}{luigid_option(url)}"
+
+
+def scheduler_url_arg(text: str) -> str:
+    """argparse type of --scheduler-url: an http(s) URL (`127.0.0.1:8082` alone is a usage error, not "luigid is down")."""
+    parsed = urllib.parse.urlsplit(text)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not luigid's URL: give it as http://HOST:PORT")
+    return text.rstrip("/")
 
 
 def call(url: str, method: str, **data: Any) -> Any:
@@ -96,7 +128,7 @@ def describe(url: str, tasks: dict[str, dict[str, Any]], dates: Iterable[dt.date
                      f" ([scheduler] disable_persist = {persist} s)")
     days = sorted({day for task in tasks.values() if (day := date_of(task))} | set(dates))
     which = f"--date {days[0]}" if len(days) == 1 else f"--start {days[0]} --stop {days[-1] + dt.timedelta(days=1)}"
-    lines.append(f"    once the cause is fixed: `python -m pipeline reenable {which}`, then run the date(s) again"
+    lines.append(f"    once the cause is fixed: `{reenable_command(which, url)}`, then run the date(s) again"
                  " (or run them with --local-scheduler)")
     return lines
 
@@ -131,6 +163,8 @@ def settle(url: str, dates: Iterable[dt.date]) -> list[str]:
             if _complete(task):
                 call(url, "add_task", task_id=task_id, status="DONE", worker=WORKER, runnable=False,
                      family=task["name"], params=task.get("params") or {})
+                call(url, "set_task_status_message", task_id=task_id,
+                     status_message=f"complete: {date_of(task)} published by a later run")
                 settled.append(task["display_name"])
     if settled:
         logger.info("luigid: %d task(s) of published dates shown as done again: %s", len(settled), ", ".join(settled))
@@ -141,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m pipeline reenable`: let luigid run a date's disabled tasks again."""
     parser = cli.Parser(prog="python -m pipeline reenable", description=__doc__.split("\n\n")[0])
     cli.add_date_options(parser)
-    parser.add_argument("--scheduler-url", help="luigid's URL (default: luigi.cfg [core], http://127.0.0.1:8082)")
+    parser.add_argument("--scheduler-url", type=scheduler_url_arg,
+                        help="luigid's URL (default: luigi.cfg [core], http://127.0.0.1:8082)")
     args = parser.parse_args(argv)
     days = cli.dates(parser, args)
     url = (args.scheduler_url or configured_url()).rstrip("/")
@@ -156,5 +191,5 @@ def main(argv: list[str] | None = None) -> int:
     print(f"re-enabled in luigid ({url}): {', '.join(names)}")
     first = f"--date {days[0]}" if len(days) == 1 else f"--start {days[0]} --stop {days[-1] + dt.timedelta(days=1)}"
     command = ("DailyPipeline " + first) if len(days) == 1 else ("RangeDaily --of DailyPipeline " + first)
-    print(f"now run the date(s) again: luigi --module pipeline.tasks {command}")
+    print(f"now run the date(s) again: luigi --module pipeline.tasks {command}{luigid_option(url)}")
     return 0

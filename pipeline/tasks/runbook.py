@@ -42,8 +42,37 @@ class Remedy:
         """
         if self.own_fix and (found := re.search(self.own_fix, message)):
             return f"`{found.group(1)}`, as the error says"
-        fix = self.fix.replace(DAILY, DAILY + LOCAL_SCHEDULER) if local_scheduler else self.fix
+        fix = self.fix.replace(DAILY, DAILY + (LOCAL_SCHEDULER if local_scheduler else _luigid_option()))
         return fix.replace("{date}", str(day) if day else "<date>")
+
+
+UNUSUAL_DAY = "; a day that really is unusual: rerun it with "
+GATE_EXAMPLE = "the threshold the message names, e.g. `--checks-lost-fail-pct 100`"
+THRESHOLD_OPTION = re.compile(r"--checks-[a-z-]+ \d+(?:\.\d+)?")  # as the checks' advice names them
+
+
+def gate_fix(day: dt.date, messages: list[str | None], *, local_scheduler: bool = False) -> str:
+    """The gate's fix for a date, with the threshold options the messages of the checks that blocked it name.
+
+    Not every check's message names one (an empty day, unknown products): for those, the fix points
+    to their thresholds in luigi.cfg [checks], each also an option for one run (`--checks-<name>`).
+    """
+    fix = by_kind("gate blocked").fix_for(day, local_scheduler=local_scheduler)
+    options = sorted({found.group(0) for text in messages for found in THRESHOLD_OPTION.finditer(text or "")})
+    if options and all(THRESHOLD_OPTION.search(text or "") for text in messages):
+        return fix.replace(GATE_EXAMPLE, f"`{' '.join(options)}`")
+    thresholds = "luigi.cfg [checks] threshold{} (`--checks-<name> <value>` for one run)"
+    if options:
+        return fix.replace(GATE_EXAMPLE, f"`{' '.join(options)}` and, for the failing checks that name none, their"
+                           f" {thresholds.format('s')}")
+    return fix.replace(GATE_EXAMPLE, f"the {thresholds.format(' of each failing check')}")
+
+
+def _luigid_option() -> str:
+    """` --scheduler-url URL` when this process's run was given another luigid than luigi.cfg's (else "")."""
+    from pipeline.tasks import central
+
+    return central.luigid_option(central.configured_url())
 
 
 REMEDIES: tuple[Remedy, ...] = (
@@ -74,8 +103,7 @@ REMEDIES: tuple[Remedy, ...] = (
            "`BLOCKED by the quality gate` with the failing checks; `audit.dq_failures` holds them",
            "a check with a `fail` rule failed: the data is incomplete or wrong (volume, loss, keys ...)",
            "read why (`python -m pipeline summary --date {date}` prints each failing check's message), fix the"
-           " file and `python -m pipeline restate --date {date}`; a day that really is unusual: rerun it with the"
-           " threshold the message names, e.g. `--checks-lost-fail-pct 100`", ("QualityGateFailed",)),
+           " file and `python -m pipeline restate --date {date}`" + UNUSUAL_DAY + GATE_EXAMPLE, ("QualityGateFailed",)),
     Remedy("not ready", "20",
            "`NOT READY (orders: no ready marker)`",
            "`[landing] ready_marker` is set and the sender has not written it yet",
@@ -182,8 +210,8 @@ def explain(task_family: str, day: dt.date | None, error: BaseException, *, loca
         fix = remedy.fix_for(day, local_scheduler=local_scheduler, message=str(error))
         if not local_scheduler and DAILY.format(date=day) in fix and "reenable" not in fix:
             # every task has retry_count = 1: luigid has disabled this one, and would not run it again
-            fix += (f"; luigid disabled the failed task: first `python -m pipeline reenable --date {day}`"
-                    f" (or run the date with --local-scheduler)")
+            fix += (f"; luigid disabled the failed task: first `python -m pipeline reenable --date {day}"
+                    f"{_luigid_option()}` (or run the date with --local-scheduler)")
         lines.append(f"What to do ({remedy.kind}): {fix}")
     lines.append(f"Runbook: {RUNBOOK}")
     return "\n".join(lines)

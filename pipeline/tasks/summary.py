@@ -209,11 +209,11 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
 
 
 def _blocking_checks(results: list[dict[str, Any]], messages: bool, day: dt.date, rerun: dict[str, bool]) -> list[str]:
-    """The checks that blocked a date (with their whole messages when asked), then what to do."""
-    lines = [line for r in results if r["outcome"] in BLOCKING
-             for line in (f"{r['outcome'].upper()} {r['table_name']}: {r['check_name']} (value {_n(r['value'])})",
-                          *([f"{MESSAGE}{r['message']}"] if messages and r["message"] else []))]
-    return [*lines, f"what to do (gate blocked): {runbook.by_kind('gate blocked').fix_for(day, **rerun)}"]
+    """The checks that blocked a date (with their whole messages when asked), then what to do (their options)."""
+    blocking = [r for r in results if r["outcome"] in BLOCKING]
+    lines = [line for r in blocking for line in (f"{r['outcome'].upper()} {r['table_name']}: {r['check_name']}"
+             f" (value {_n(r['value'])})", *([f"{MESSAGE}{r['message']}"] if messages and r["message"] else []))]
+    return [*lines, f"what to do (gate blocked): {runbook.gate_fix(day, [r['message'] for r in blocking], **rerun)}"]
 
 
 def _runs(rows: list[dict[str, Any]], run_id: str | None) -> list[dict[str, Any]]:
@@ -296,7 +296,8 @@ def _central(summaries: list[DateSummary], scheduled: list[dt.date], url: str, l
     from pipeline.tasks import central
 
     notes: list[str] = []
-    try:
+    try:  # published dates settled first: their tasks luigid still shows disabled are not a reason to re-enable
+        central.settle(url, [s.date for s in summaries if s.status == "published"])
         if not local:
             refused = central.disabled(url, scheduled)
             own = {central.date_of(task) for task in refused.values()}  # a date held back by another's: mark_held_back
@@ -304,7 +305,6 @@ def _central(summaries: list[DateSummary], scheduled: list[dt.date], url: str, l
                 if s.date in own and s.status == "not published":
                     s.status = "DISABLED in luigid (not run)"
             notes = central.describe(url, refused, [s.date for s in summaries if s.status != "published"])
-        central.settle(url, [s.date for s in summaries if s.status == "published"])
     except central.SchedulerUnreachable as err:
         if not local:
             notes.append(f"({err})")
