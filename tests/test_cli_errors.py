@@ -235,7 +235,9 @@ def test_a_lake_that_cannot_be_one_is_named_in_one_line_not_in_tracebacks(tmp_pa
     traceback."""
     (tmp_path / "lake.parquet").write_bytes(b"PAR1")
     dead = f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"
-    for value, said in ((str(tmp_path / "lake.parquet"), "is a file, not a folder"), ("s3://", "names no bucket")):
+    for value, said in ((str(tmp_path / "lake.parquet"), "is a file, not a folder"), ("s3://", "names no bucket"),
+                        ("gs://bucket/lake", "is not a lake the pipeline can write"),  # was a local folder "gs:"
+                        ("s3a://bucket/lake", "is not a lake the pipeline can write")):
         done = _run(["DailyPipeline", "--date", "2025-12-15", "--local-scheduler"], tmp_path, LUIGI,
                     ECOMM_LAKE_DIR=value, ECOMM_PG_DSN=dead)
         assert done.returncode == 35 and "Traceback" not in done.stderr, done.stderr[-3000:]
