@@ -269,9 +269,15 @@ def lake_dir() -> str:
     return root
 
 
+LAKE_SCHEMES = ("s3://",)  # the object stores a lake may be on (pipeline.lake.s3); anything else is a folder
+
+
 @functools.lru_cache(maxsize=8)
 def _check_lake(value: str, root: str, from_environment: bool) -> None:
     named = f"ECOMM_LAKE_DIR={value!r}" if from_environment else f"[paths] lake_dir = {value!r}"
+    if "://" in value and not value.startswith(LAKE_SCHEMES):  # gs://, s3a:// ... became a local folder "gs:"
+        raise BadSetting(f"{named} is not a lake the pipeline can write: give a folder or s3://bucket/prefix"
+                         " (any S3-compatible store, see docs/scaling-out.md)")
     if "://" in value and not value.split("://", 1)[1].split("/", 1)[0]:
         raise BadSetting(f"{named} names no bucket: give s3://bucket or s3://bucket/prefix")
     if "://" not in value and os.path.exists(root) and not os.path.isdir(root):

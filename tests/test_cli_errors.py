@@ -189,7 +189,8 @@ def test_a_setting_that_is_true_by_default_can_be_turned_off_for_one_run(tmp_pat
     """`--run-summary-at-exit false` was `unrecognized arguments: false` (exit 2): the option was a flag that
     could only say true, so "any setting can be given on the command line" did not hold for it."""
     command = ["DailyPipeline", "--date", "2025-12-15", "--local-scheduler", "--run-summary-at-exit"]
-    off, on = _run([*command, "false"], tmp_path, LUIGI), _run(command, tmp_path, LUIGI)
+    dead = f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"  # not the checkout's embedded server: it may run
+    off, on = (_run(args, tmp_path, LUIGI, ECOMM_PG_DSN=dead) for args in ([*command, "false"], command))
     assert off.returncode == on.returncode == 30, off.stderr[-2000:]  # no incoming files: the landing fails
     assert "Run summary" not in off.stdout and "Run summary" in on.stdout, off.stdout
 
@@ -235,7 +236,9 @@ def test_a_lake_that_cannot_be_one_is_named_in_one_line_not_in_tracebacks(tmp_pa
     traceback."""
     (tmp_path / "lake.parquet").write_bytes(b"PAR1")
     dead = f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"
-    for value, said in ((str(tmp_path / "lake.parquet"), "is a file, not a folder"), ("s3://", "names no bucket")):
+    for value, said in ((str(tmp_path / "lake.parquet"), "is a file, not a folder"), ("s3://", "names no bucket"),
+                        ("gs://bucket/lake", "is not a lake the pipeline can write"),  # was a local folder "gs:"
+                        ("s3a://bucket/lake", "is not a lake the pipeline can write")):
         done = _run(["DailyPipeline", "--date", "2025-12-15", "--local-scheduler"], tmp_path, LUIGI,
                     ECOMM_LAKE_DIR=value, ECOMM_PG_DSN=dead)
         assert done.returncode == 35 and "Traceback" not in done.stderr, done.stderr[-3000:]

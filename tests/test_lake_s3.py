@@ -18,8 +18,9 @@ import pytest
 
 from pipeline import lake
 from pipeline.lake import s3, sqlrun, views
-from pipeline.tasks import restatements
+from pipeline.tasks import land, restatements, runbook
 from tests.support.ops import SEED_DAY, Ops
+from tests.support.processes import free_port
 from tests.support.s3_server import BUCKET
 from tests.support.serving import dump
 
@@ -136,3 +137,32 @@ def test_duckdb_threads_reading_one_object_each_read_their_own_offset(s3_lake, s
         for _ in range(3):
             assert con.execute("select count(*), sum(id) from read_parquet($t)", {"t": target}).fetchone() == (
                 300000, 300000 * 299999 // 2)
+
+
+@pytest.mark.slow
+def test_a_lake_store_that_does_not_answer_is_one_line_and_blames_no_partition(
+        ops: Ops, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store down (nothing listens on its port): each task Luigi cannot schedule is one line with the store's
+    error, the run summary says why it is missing, and nothing tells the operator to delete landed data (an
+    unreadable manifest used to say "remove the partition and re-land it")."""
+    down = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}", "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true",
+            "ECOMM_LAKE_DIR": f"s3://{BUCKET}/lake"}
+    world = Ops(incoming=ops.incoming, lake=ops.lake, server=ops.server, database=ops.database,
+                extra_env={**ops.extra_env, **down})
+    run = world.luigi("DailyPipeline", "--date", str(SEED_DAY), "--local-scheduler")
+    assert run.returncode == 35 and "Traceback" not in run.stderr, run.stderr[-3000:]
+    assert "due to error in complete() method: OSError: " in run.stderr and "AWS Error NETWORK_CONNECTION" in run.stderr
+    assert "no run summary: When listing objects under key 'lake/audit/" in run.stderr, run.stderr[-2000:]
+    assert "remove" not in run.stderr
+
+    for name, value in down.items():
+        monkeypatch.setenv(name, value)
+    s3._client.cache_clear()  # built from the environment on first use
+    try:
+        with pytest.raises(lake.LakeUnreadable) as caught:  # what LandOrders.complete() reads
+            land.read_manifest("orders", SEED_DAY)
+    finally:
+        s3._client.cache_clear()
+    assert "the lake's store refused or did not answer" in str(caught.value) and "remove" not in str(caught.value)
+    assert runbook.remedy_for(caught.value).kind == runbook.remedy_for(caught.value.__cause__).kind == "lake unreadable"

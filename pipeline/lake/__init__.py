@@ -38,6 +38,16 @@ RESTATEMENT_FILE = "restatement.json"  # audit/restatements: one JSON record per
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
+class LakeUnreadable(RuntimeError):
+    """The lake's store refused a read or did not answer (credentials, endpoint, bucket, network, permissions)."""
+
+
+def store_refused(error: BaseException) -> bool:
+    """Whether an OSError is the lake's store refusing or not answering, not the data: an S3 client error
+    (pyarrow names them `AWS Error <CODE>`), or a folder the process may not read."""
+    return isinstance(error, PermissionError) or "AWS Error" in str(error)
+
+
 class UnsafeName(ValueError):
     """A table, layer or key name that is not a plain lowercase identifier."""
 

@@ -28,8 +28,10 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
+from pipeline.config import LAKE_SCHEMES
+
 STALE_TEMP_SECONDS = 6 * 3600  # longer than any task may run (luigi.cfg [task_timeouts])
-_SCHEMES = ("s3://",)
+_SCHEMES = LAKE_SCHEMES
 
 
 def is_remote(path: str) -> bool:

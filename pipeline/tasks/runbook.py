@@ -132,6 +132,13 @@ REMEDIES: tuple[Remedy, ...] = (
            "end the session the message names (as the serving owner: `select pg_terminate_backend(N)`), or let it"
            " finish; give every BI login the session limits of docs/schema.md#bi-session-limits so it cannot recur;"
            f" then `{DAILY}`", ("PublishLocked", "LockWaitTimeout", "PipelineLockBusy")),
+    Remedy("lake unreadable", "35",
+           "`LakeUnreadable: s3://.../_manifest.json cannot be read: ... AWS Error ACCESS_DENIED ...` while"
+           " scheduling (exit 35), or a task failing with `OSError: ... AWS Error NETWORK_CONNECTION ...` (exit 30)",
+           "the lake's store refused or did not answer: wrong credentials, `AWS_ENDPOINT_URL` or region, a bucket"
+           " that does not exist, the store down; for a folder lake, permissions. The lake's data is not at fault",
+           f"fix the access (docs/scaling-out.md for an s3:// lake; remove nothing), then `{DAILY}`",
+           ("LakeUnreadable",)),
     Remedy("disk full", "30",
            "`OSError: [Errno 28] No space left on device` (or DuckDB's `No space left on device`)",
            "the lake's or the temporary folder's disk is full; partial files are never renamed into place",
@@ -170,6 +177,8 @@ def remedy_for(error: BaseException) -> Remedy | None:
             return BY_ERROR["PostgresUnreachable" if retry.postgres_unreachable(current) else "PostgresRefuses"]
         if _disk_full(current):
             return BY_ERROR["DiskFull"]
+        if isinstance(current, OSError) and "AWS Error" in str(current):  # see pipeline.lake.store_refused
+            return BY_ERROR["LakeUnreadable"]
     return None
 
 
@@ -184,6 +193,8 @@ def remedy_for_text(message: str | None) -> Remedy | None:
         return BY_ERROR["PostgresUnreachable" if retry.postgres_unreachable(message or "") else "PostgresRefuses"]
     if "No space left on device" in (message or ""):
         return BY_ERROR["DiskFull"]
+    if name == "OSError" and "AWS Error" in (message or ""):
+        return BY_ERROR["LakeUnreadable"]
     return None
 
 

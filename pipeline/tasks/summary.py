@@ -27,6 +27,7 @@ import luigi
 import pyarrow.parquet as pq
 
 from pipeline import cli, config, lake
+from pipeline.ingest import landing
 from pipeline.ingest.landing import SourceChanged
 from pipeline.quality.results import BLOCKING, OUTCOMES
 from pipeline.tasks import (cli_errors, command_line, held_back, late_catalogs, restatements, run_audit, runbook,
@@ -67,8 +68,6 @@ class DateSummary:
 
 
 def _manifest(source: str, day: dt.date) -> dict[str, Any] | None:
-    from pipeline.ingest import landing
-
     try:
         return landing.read_manifest(source, day)
     except (OSError, ValueError):
@@ -382,10 +381,11 @@ def at_exit(pid: int) -> None:
         mark_held_back(summaries)
         late = late_catalogs.notes(s.date for s in summaries)  # earlier dates a snapshot this run landed came too late for
         print("\n".join([render(summaries, run_audit.run_id()), *needed, *notes, *late]), file=sys.stdout, flush=True)
-    except config.BadSetting as err:  # the lake or Postgres it reads is misconfigured: the run said so already
-        print(f"no run summary: {err}", file=sys.stderr, flush=True)
-    except Exception:  # noqa: BLE001 - never turn a finished run into a traceback
-        logger.exception("could not print the run summary")
+    except Exception as err:  # noqa: BLE001 - never turn a finished run into a traceback
+        if isinstance(err, config.BadSetting) or lake.store_refused(err):  # misconfigured, the lake's store refused:
+            print(f"no run summary: {err}", file=sys.stderr, flush=True)  # the run said so already, once per task
+        else:
+            logger.exception("could not print the run summary")
 
 
 def main(argv: list[str] | None = None) -> int:
