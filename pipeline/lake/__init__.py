@@ -42,10 +42,15 @@ class LakeUnreadable(RuntimeError):
     """The lake's store refused a read or did not answer (credentials, endpoint, bucket, network, permissions)."""
 
 
+def store_error(error: BaseException) -> bool:
+    """Whether an error is the object store's client refused or unanswered (pyarrow's `AWS Error <CODE>`)."""
+    return isinstance(error, OSError) and "AWS Error" in str(error)
+
+
 def store_refused(error: BaseException) -> bool:
     """Whether an OSError is the lake's store refusing or not answering, not the data: an S3 client error
-    (pyarrow names them `AWS Error <CODE>`), or a folder the process may not read."""
-    return isinstance(error, PermissionError) or "AWS Error" in str(error)
+    (`store_error`), or a folder the process may not read."""
+    return isinstance(error, PermissionError) or store_error(error)
 
 
 class UnsafeName(ValueError):

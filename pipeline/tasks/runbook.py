@@ -13,6 +13,8 @@ import re
 
 import psycopg
 
+from pipeline import lake
+
 RUNBOOK = "docs/operations.md#runbook"
 DAILY = "luigi --module pipeline.tasks DailyPipeline --date {date}"
 LOCAL_SCHEDULER = " --local-scheduler"  # how a run without luigid (the README's daily command) gives it
@@ -177,7 +179,7 @@ def remedy_for(error: BaseException) -> Remedy | None:
             return BY_ERROR["PostgresUnreachable" if retry.postgres_unreachable(current) else "PostgresRefuses"]
         if _disk_full(current):
             return BY_ERROR["DiskFull"]
-        if isinstance(current, OSError) and "AWS Error" in str(current):  # see pipeline.lake.store_refused
+        if lake.store_error(current):  # a folder's PermissionError may be an incoming file's: not this kind
             return BY_ERROR["LakeUnreadable"]
     return None
 
@@ -193,7 +195,7 @@ def remedy_for_text(message: str | None) -> Remedy | None:
         return BY_ERROR["PostgresUnreachable" if retry.postgres_unreachable(message or "") else "PostgresRefuses"]
     if "No space left on device" in (message or ""):
         return BY_ERROR["DiskFull"]
-    if name == "OSError" and "AWS Error" in (message or ""):
+    if name == "OSError" and lake.store_error(OSError(message)):
         return BY_ERROR["LakeUnreadable"]
     return None
 
