@@ -14,9 +14,11 @@ LUIGI_CONFIG_PATH) still wins, option by option.
 from __future__ import annotations
 
 import configparser
+import contextlib
 import datetime as dt
 import functools
 import os
+from collections.abc import Iterator
 from typing import Any
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -267,6 +269,19 @@ def lake_dir() -> str:
     root = _resolve(value)
     _check_lake(value, root, bool(os.environ.get("ECOMM_LAKE_DIR", "").strip()))
     return root
+
+
+@contextlib.contextmanager
+def luigi_parser(parser: Any) -> Iterator[None]:
+    """Luigi's current command-line parser set to `parser` inside (None: none, the settings are the files'
+    alone, as a new command reads them); the one before is restored after."""
+    from luigi.cmdline_parser import CmdlineParser
+
+    before, CmdlineParser._instance = CmdlineParser._instance, parser
+    try:
+        yield
+    finally:
+        CmdlineParser._instance = before
 
 
 LAKE_SCHEMES = ("s3://",)  # the object stores a lake may be on (pipeline.lake.s3); anything else is a folder

@@ -33,7 +33,7 @@ import luigi
 import luigi.configuration
 import luigi.interface
 
-from pipeline import cli
+from pipeline import cli, config
 
 logger = logging.getLogger(__name__)
 
@@ -60,13 +60,8 @@ def luigid_option(url: str) -> str:
     (`--scheduler-port 8090`) prints its follow-up commands with this option, or they would ask
     luigi.cfg's luigid (and, re-enabling, change nothing where the run's tasks are).
     """
-    from luigi.cmdline_parser import CmdlineParser
-
-    given, CmdlineParser._instance = CmdlineParser._instance, None  # luigi.cfg alone, as a new command reads it
-    try:
+    with config.luigi_parser(None):  # luigi.cfg alone, as a new command reads it
         configured = configured_url()
-    finally:
-        CmdlineParser._instance = given
     url = url.rstrip("/")
     return "" if url == configured else f" --scheduler-url {url}"
 

@@ -17,6 +17,8 @@ from typing import Any
 
 import luigi
 
+from pipeline import config
+
 logger = logging.getLogger(__name__)
 
 
@@ -108,11 +110,8 @@ def settings_as_given() -> Iterator[None]:
     if _parser is None or CmdlineParser.get_instance() is not None:
         yield
         return
-    CmdlineParser._instance = _parser  # what CmdlineParser.global_instance sets, without parsing again
-    try:
+    with config.luigi_parser(_parser):  # what CmdlineParser.global_instance sets, without parsing again
         yield
-    finally:
-        CmdlineParser._instance = None
 
 
 def noted() -> CommandLine | None:
