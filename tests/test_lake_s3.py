@@ -11,6 +11,7 @@ import json
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
+import duckdb
 import psycopg
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
@@ -166,3 +167,22 @@ def test_a_lake_store_that_does_not_answer_is_one_line_and_blames_no_partition(
         s3._client.cache_clear()
     assert "the lake's store refused or did not answer" in str(caught.value) and "remove" not in str(caught.value)
     assert runbook.remedy_for(caught.value).kind == runbook.remedy_for(caught.value.__cause__).kind == "lake unreadable"
+
+
+def test_duckdb_reading_a_lake_store_that_does_not_answer_raises_the_store_error(
+        s3_lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A glob DuckDB expands through the store's client: the store down is its error, not "No files found" (an
+    empty table), and `lake.store_error` knows DuckDB's copy of it; a table without objects still has no files."""
+    con = duckdb.connect()
+    s3.register_duckdb(con)
+    with pytest.raises(duckdb.Error, match="No files found"):  # the store answers: nothing there
+        con.execute("select count(*) from read_parquet($p)", {"p": lake.table_glob("raw", "orders")}).fetchall()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    s3._client.cache_clear()  # built from the environment on first use
+    con = duckdb.connect()
+    s3.register_duckdb(con)
+    with pytest.raises(duckdb.Error) as caught:
+        con.execute("select count(*) from read_parquet($p)", {"p": lake.table_glob("raw", "orders")}).fetchall()
+    assert lake.store_error(caught.value) and "No files found" not in str(caught.value)
+    assert lake.store_words(caught.value).startswith("When listing objects under key ")
+    assert "AWS Error NETWORK_CONNECTION" in lake.store_words(caught.value)

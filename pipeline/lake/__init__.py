@@ -20,6 +20,7 @@ import glob
 import logging
 import os
 import re
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -42,9 +43,25 @@ class LakeUnreadable(RuntimeError):
     """The lake's store refused a read or did not answer (credentials, endpoint, bucket, network, permissions)."""
 
 
+STORE_ERROR = "AWS Error"  # how pyarrow's S3 client words every error of the store: `AWS Error <CODE> during ...`
+
+
 def store_error(error: BaseException) -> bool:
-    """Whether an error is the object store's client refused or unanswered (pyarrow's `AWS Error <CODE>`)."""
-    return isinstance(error, OSError) and "AWS Error" in str(error)
+    """Whether an error is the object store's client refused or unanswered (pyarrow's `AWS Error <CODE>`): raised
+    by pyarrow, or by DuckDB, which reads the lake through that client and raises its text as a `duckdb.Error`."""
+    return (isinstance(error, OSError) or _duckdb_error(error)) and STORE_ERROR in str(error)
+
+
+def _duckdb_error(error: BaseException) -> bool:
+    duckdb = sys.modules.get("duckdb")  # never imported: no DuckDB error exists (nor is DuckDB loaded for the check)
+    return duckdb is not None and isinstance(error, duckdb.Error)
+
+
+def store_words(error: BaseException) -> str:
+    """The store's error in one line: pyarrow's message (DuckDB's carries it in a Python traceback: that line)."""
+    lines = str(error).strip().splitlines()
+    line = next((line for line in lines if STORE_ERROR in line), " ".join(lines))
+    return " ".join(line.removeprefix("OSError: ").split())
 
 
 def store_refused(error: BaseException) -> bool:
