@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shlex
+import subprocess
+import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -21,8 +24,9 @@ from pipeline import lake
 from pipeline.lake import s3, sqlrun, views
 from pipeline.tasks import land, restatements, runbook
 from tests.support.ops import SEED_DAY, Ops
+from tests.support.paths import REPO
 from tests.support.processes import free_port
-from tests.support.s3_server import BUCKET
+from tests.support.s3_server import BUCKET, s3_server
 from tests.support.serving import dump
 
 D = dt.date(2025, 12, 8)
@@ -167,6 +171,51 @@ def test_a_lake_store_that_does_not_answer_is_one_line_and_blames_no_partition(
         s3._client.cache_clear()
     assert "the lake's store refused or did not answer" in str(caught.value) and "remove" not in str(caught.value)
     assert runbook.remedy_for(caught.value).kind == runbook.remedy_for(caught.value.__cause__).kind == "lake unreadable"
+
+
+# Every command that reads the lake, as a user types it (`python -m pipeline ...`, or the analysts' view of the lake)
+LAKE_COMMANDS = {
+    "summary": ["pipeline", "summary", "--start", str(SEED_DAY), "--stop", str(SEED_DAY + dt.timedelta(days=1))],
+    "restate": ["pipeline", "restate", "--date", str(SEED_DAY)],
+    "rebuild-serving": ["pipeline", "rebuild-serving"],
+    "views": ["pipeline.lake.views"],
+    "views --sql": ["pipeline.lake.views", "--sql"],
+}
+
+
+def refused(ops: Ops, store: dict[str, str], command: list[str]) -> str:
+    """The one line a command prints when the lake's store refuses it or does not answer (it exits 35)."""
+    env = {**ops.env, **store, "ECOMM_LAKE_DIR": f"s3://{BUCKET}/lake"}
+    run = subprocess.run([sys.executable, "-m", *command], cwd=REPO, env=env, capture_output=True, text=True,
+                         timeout=300, check=False)
+    remedy = runbook.BY_ERROR["LakeUnreadable"]
+    assert run.returncode == 35 == int(remedy.exit_code), run.stderr[-3000:]
+    assert "Traceback" not in run.stderr + run.stdout and len(run.stderr.strip().splitlines()) == 1, run.stderr
+    prog = f"python -m pipeline {command[1]}" if command[0] == "pipeline" else f"python -m {command[0]}"
+    rerun = shlex.join(["python", "-m", *command])
+    line = run.stderr.strip()
+    assert line.startswith(f"{prog}: error: the lake's store refused or did not answer: "), line
+    assert f"in bucket '{BUCKET}'" in line, line  # the object it asked for
+    assert f"What to do: fix the access (docs/scaling-out.md for an s3:// lake; remove nothing), then `{rerun}`" in line
+    assert "The lake's data is not at fault" in line and f"{runbook.RUNBOOK}: lake unreadable" in line, line
+    return line
+
+
+@pytest.mark.parametrize("command", LAKE_COMMANDS.values(), ids=LAKE_COMMANDS.keys())
+def test_a_command_whose_lake_store_does_not_answer_says_so_in_one_line_and_exits_35(ops: Ops, command) -> None:
+    """Nothing listens on the store's port: not a traceback of pyarrow's and exit 1, but the runbook's one line."""
+    down = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}", "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
+    line = refused(ops, down, command)
+    assert "AWS Error NETWORK_CONNECTION" in line and down["AWS_ENDPOINT_URL"].removeprefix("http://") in line, line
+
+
+def test_a_command_with_wrong_credentials_says_the_store_refused_in_one_line_and_exits_35(ops: Ops) -> None:
+    """A store that checks credentials and knows none of these keys: each command says so, and what to do."""
+    with s3_server(checks_credentials=True) as wrong_keys:
+        for name in ("summary", "restate", "views"):
+            line = refused(ops, wrong_keys, LAKE_COMMANDS[name])
+            assert "AWS Error INVALID_ACCESS_KEY_ID" in line or "AWS Error ACCESS_DENIED" in line, line
 
 
 def test_duckdb_reading_a_lake_store_that_does_not_answer_raises_the_store_error(

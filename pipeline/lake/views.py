@@ -30,6 +30,7 @@ pipeline adds later appear after reopening (or regenerating the `--sql` script).
 """
 from __future__ import annotations
 
+import argparse
 import glob
 import logging
 import os
@@ -281,6 +282,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lake", help="lake root (default: ECOMM_LAKE_DIR or [paths] lake_dir)")
     parser.add_argument("--sql", action="store_true", help="print the init script for `duckdb -init`")
     args = parser.parse_args(argv)
+    try:
+        return _show(args)
+    except Exception as err:  # the lake's store refused or did not answer: the runbook's one line; the rest re-raised
+        from pipeline.tasks import runbook  # only then: a notebook importing the views never loads the tasks
+
+        argv = sys.argv[1:] if argv is None else argv
+        if (told := runbook.lake_unreadable("python -m pipeline.lake.views", argv, err)) is None:
+            raise
+        print(told[1], file=sys.stderr)
+        return told[0]
+
+
+def _show(args: argparse.Namespace) -> int:
     if args.sql:
         sys.stdout.write(init_sql(args.lake))
         return 0
@@ -295,7 +309,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             rows = con.execute(f"select count(*) from {_ident(schema, view)}").fetchone()[0]
             print(f"  {schema}.{view}: {rows} rows")
-        except duckdb.Error:
+        except duckdb.Error as err:
+            if lake.store_error(err):  # the store, not an empty table
+                raise
             print(f"  {schema}.{view}: no partitions yet")
     return 0
 
