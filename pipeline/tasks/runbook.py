@@ -141,7 +141,9 @@ REMEDIES: tuple[Remedy, ...] = (
            f" then `{DAILY}`", ("PublishLocked", "LockWaitTimeout", "PipelineLockBusy")),
     Remedy("lake unreadable", "35",
            "`LakeUnreadable: s3://.../_manifest.json cannot be read: ... AWS Error ACCESS_DENIED ...` while"
-           " scheduling (exit 35), or a task failing with `OSError: ... AWS Error NETWORK_CONNECTION ...` (exit 30)",
+           " scheduling (exit 35), or a task failing with `OSError: ... AWS Error NETWORK_CONNECTION ...` (exit 30);"
+           " a `python -m pipeline` command or `python -m pipeline.lake.views`: one line, `<command>: error: the lake's"
+           " store refused or did not answer: ... AWS Error ...` (exit 35)",
            "the lake's store refused or did not answer: wrong credentials, `AWS_ENDPOINT_URL` or region, a bucket"
            " that does not exist, the store down; for a folder lake, permissions. The lake's data is not at fault",
            f"fix the access (docs/scaling-out.md for an s3:// lake; remove nothing), then `{DAILY}`",
