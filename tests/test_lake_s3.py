@@ -22,7 +22,7 @@ import pytest
 
 from pipeline import lake
 from pipeline.lake import s3, sqlrun, views
-from pipeline.tasks import land, restatements, runbook
+from pipeline.tasks import land, restatements, run_audit, runbook
 from tests.support.ops import SEED_DAY, Ops
 from tests.support.paths import REPO
 from tests.support.processes import free_port
@@ -157,13 +157,15 @@ def test_a_lake_store_that_does_not_answer_is_one_line_and_blames_no_partition(
                 extra_env={**ops.extra_env, **down})
     run = world.luigi("DailyPipeline", "--date", str(SEED_DAY), "--local-scheduler")
     assert run.returncode == 35 and "Traceback" not in run.stderr, run.stderr[-3000:]
-    assert "due to error in complete() method: OSError: " in run.stderr and "AWS Error NETWORK_CONNECTION" in run.stderr
-    assert "no run summary: When listing objects under key 'lake/audit/" in run.stderr, run.stderr[-2000:]
+    assert f"due to error in complete() method: LakeUnreadable: s3://{BUCKET}/lake cannot be read: When getting" \
+        f" information for bucket '{BUCKET}': AWS Error NETWORK_CONNECTION" in run.stderr, run.stderr[-2000:]
+    assert f"no run summary: s3://{BUCKET}/lake cannot be read: When getting" in run.stderr, run.stderr[-2000:]
     assert "remove" not in run.stderr
 
     for name, value in down.items():
         monkeypatch.setenv(name, value)
     s3._client.cache_clear()  # built from the environment on first use
+    lake._bucket_exists.cache_clear()  # asked once per process
     try:
         with pytest.raises(lake.LakeUnreadable) as caught:  # what LandOrders.complete() reads
             land.read_manifest("orders", SEED_DAY)
@@ -183,9 +185,9 @@ LAKE_COMMANDS = {
 }
 
 
-def refused(ops: Ops, store: dict[str, str], command: list[str]) -> str:
+def refused(ops: Ops, store: dict[str, str], command: list[str], bucket: str = BUCKET) -> str:
     """The one line a command prints when the lake's store refuses it or does not answer (it exits 35)."""
-    env = {**ops.env, **store, "ECOMM_LAKE_DIR": f"s3://{BUCKET}/lake"}
+    env = {**ops.env, "ECOMM_LAKE_DIR": f"s3://{BUCKET}/lake", **store}
     run = subprocess.run([sys.executable, "-m", *command], cwd=REPO, env=env, capture_output=True, text=True,
                          timeout=300, check=False)
     remedy = runbook.BY_ERROR["LakeUnreadable"]
@@ -195,7 +197,7 @@ def refused(ops: Ops, store: dict[str, str], command: list[str]) -> str:
     rerun = shlex.join(["python", "-m", *command])
     line = run.stderr.strip()
     assert line.startswith(f"{prog}: error: the lake's store refused or did not answer: "), line
-    assert f"in bucket '{BUCKET}'" in line, line  # the object it asked for
+    assert f"bucket '{bucket}'" in line, line  # the object it asked for
     assert f"What to do: fix the access (docs/scaling-out.md for an s3:// lake; remove nothing), then `{rerun}`" in line
     assert "The lake's data is not at fault" in line and f"{runbook.RUNBOOK}: lake unreadable" in line, line
     return line
@@ -235,3 +237,41 @@ def test_duckdb_reading_a_lake_store_that_does_not_answer_raises_the_store_error
     assert lake.store_error(caught.value) and "No files found" not in str(caught.value)
     assert lake.store_words(caught.value).startswith("When listing objects under key ")
     assert "AWS Error NETWORK_CONNECTION" in lake.store_words(caught.value)
+
+
+@pytest.mark.slow
+def test_a_lake_bucket_that_does_not_exist_is_the_lake_s_error_not_the_incoming_file_s(ops: Ops, s3_env) -> None:
+    """A typo in the bucket's name: the daily run says so before it lands anything (it said "cannot be read as CSV"
+    of a good incoming file, and printed a traceback per task), and so does a command."""
+    bucket = f"no-such-{uuid.uuid4().hex[:8]}"
+    world = Ops(incoming=ops.incoming, lake=ops.lake, server=ops.server, database=ops.database,
+                extra_env={**ops.extra_env, **s3_env, "ECOMM_LAKE_DIR": f"s3://{bucket}/lake"})
+    run = world.luigi("DailyPipeline", "--date", str(SEED_DAY), "--local-scheduler")
+    assert run.returncode == 35, run.stderr[-3000:]
+    assert "Traceback" not in run.stderr and "cannot be read as" not in run.stderr, run.stderr[-3000:]
+    told = f"LakeUnreadable: the lake's bucket '{bucket}' does not exist (the lake is s3://{bucket}/lake"
+    assert told in run.stderr and "create it, or fix the lake's address" in run.stderr, run.stderr[-3000:]
+    assert f"no run summary: the lake's bucket '{bucket}' does not exist" in run.stderr, run.stderr[-3000:]
+    assert "Did not run any tasks" in run.stderr
+
+    line = refused(ops, {**s3_env, "ECOMM_LAKE_DIR": f"s3://{bucket}/lake"}, LAKE_COMMANDS["summary"], bucket)
+    assert f"the lake's bucket '{bucket}' does not exist" in line, line
+
+
+def test_a_write_the_store_refuses_is_the_lake_s_error_and_the_run_audit_says_so_in_one_line(
+        s3_lake, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A partition the store will not take (its bucket gone mid-run) is a LakeUnreadable naming the partition,
+    not a failure of the query (the landing turned DuckDB's error into "cannot be read as CSV" of its input);
+    the run audit, which cannot record the task then either, logs one line, not a traceback per task."""
+    target = lake.partition_file("raw", "events", D).replace(f"s3://{BUCKET}/", "s3://no-such-bucket/")
+    with sqlrun.connect() as con, pytest.raises(lake.LakeUnreadable) as caught:
+        sqlrun.copy_to_partition(con, "select range as id from range(5)", {}, target)
+    assert str(caught.value).startswith(f"{target} cannot be written: ") and "AWS Error NO_SUCH_BUCKET" in str(caught.value)
+    assert runbook.remedy_for(caught.value).kind == "lake unreadable" and "remove" not in str(caught.value)
+
+    monkeypatch.setenv("ECOMM_LAKE_DIR", "s3://no-such-bucket/lake")
+    task = land.LandOrders(date=D)
+    with caplog.at_level("ERROR", logger="pipeline.tasks.run_audit"):
+        run_audit._record(task, "running")
+    [record] = caplog.records
+    assert record.exc_info is None and f"could not record {task.task_id} running: the lake's bucket" in record.getMessage()

@@ -16,6 +16,7 @@ is a configuration change.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import glob
 import logging
 import os
@@ -65,9 +66,43 @@ def store_words(error: BaseException) -> str:
 
 
 def store_refused(error: BaseException) -> bool:
-    """Whether an OSError is the lake's store refusing or not answering, not the data: an S3 client error
-    (`store_error`), or a folder the process may not read."""
-    return isinstance(error, PermissionError) or store_error(error)
+    """Whether an error is the lake's store refusing or not answering, not the data: an S3 client error
+    (`store_error`), a folder the process may not read, or a LakeUnreadable said already."""
+    return isinstance(error, (PermissionError, LakeUnreadable)) or store_error(error)
+
+
+def unreadable(path: str, error: BaseException, done: str = "read") -> LakeUnreadable:
+    """The LakeUnreadable for a lake file the store would not let be `done` (read, written): what to fix, and
+    that the lake's data is not at fault (nothing should be removed)."""
+    return LakeUnreadable(
+        f"{path} cannot be {done}: {store_words(error)}; the lake's store refused or did not answer (an s3:// lake:"
+        " its credentials, AWS_ENDPOINT_URL, region and bucket; a folder: its permissions): fix that, then run the"
+        " date again; the landed data is not at fault")
+
+
+def root() -> str:
+    """The lake's root (`config.lake_dir`); an s3:// root whose bucket does not exist is a LakeUnreadable, said
+    before anything is read or written (else each landing would fail on its first write, as if its file were bad)."""
+    where = config.lake_dir()
+    if not lake_store.is_remote(where):
+        return where
+    try:
+        exists = _bucket_exists(where)
+    except OSError as err:
+        if store_error(err):
+            raise unreadable(where, err) from err
+        raise
+    if not exists:
+        bucket = where.split("://", 1)[1].split("/", 1)[0]
+        raise LakeUnreadable(
+            f"the lake's bucket {bucket!r} does not exist (the lake is {where}: ECOMM_LAKE_DIR or [paths] lake_dir):"
+            " create it, or fix the lake's address (docs/scaling-out.md); nothing was read or written")
+    return where
+
+
+@functools.lru_cache(maxsize=4)
+def _bucket_exists(where: str) -> bool:  # one request per process (the task processes inherit a yes)
+    return lake_store.bucket_exists(where)
 
 
 class UnsafeName(ValueError):
@@ -93,7 +128,7 @@ def table_dir(layer: str, table: str) -> str:
     """The folder holding every partition of a table."""
     if layer not in LAYERS:
         raise UnsafeName(f"unknown lake layer {layer!r}; expected one of {LAYERS}")
-    return os.path.join(config.lake_dir(), layer, _check_name(table))
+    return os.path.join(root(), layer, _check_name(table))
 
 
 def partition_dir(layer: str, table: str, load_date: dt.date | str, **keys: str) -> str:

@@ -136,6 +136,13 @@ def glob(pattern: str) -> list[str]:
     return sorted(f"{scheme}://{info.path}" for info in _listing(f"{scheme}://{fixed}") if wanted.match(info.path))
 
 
+def bucket_exists(root: str) -> bool:
+    """Whether the bucket of a lake root (`s3://bucket/prefix`) exists; a store that refuses or does not answer
+    raises its error (OSError, `AWS Error ...`)."""
+    filesystem, key = _split(root)
+    return filesystem.get_file_info(key.split("/", 1)[0]).type == pafs.FileType.Directory
+
+
 def writer_token() -> str:
     """A temporary object's suffix: host, pid and a random part (no two writers share one)."""
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"

@@ -140,8 +140,10 @@ REMEDIES: tuple[Remedy, ...] = (
            " finish; give every BI login the session limits of docs/schema.md#bi-session-limits so it cannot recur;"
            f" then `{DAILY}`", ("PublishLocked", "LockWaitTimeout", "PipelineLockBusy")),
     Remedy("lake unreadable", "35",
-           "`LakeUnreadable: s3://.../_manifest.json cannot be read: ... AWS Error ACCESS_DENIED ...` while"
-           " scheduling (exit 35), or a task failing with `OSError: ... AWS Error NETWORK_CONNECTION ...` (exit 30);"
+           "`LakeUnreadable: s3://.../_manifest.json cannot be read: ... AWS Error ACCESS_DENIED ...` or"
+           " `LakeUnreadable: the lake's bucket 'B' does not exist ...` while scheduling (exit 35), or a task"
+           " failing with `LakeUnreadable: ... cannot be written: ... AWS Error ...` or `OSError: ... AWS Error"
+           " NETWORK_CONNECTION ...` (exit 30);"
            " a `python -m pipeline` command or `python -m pipeline.lake.views`: one line, `<command>: error: the lake's"
            " store refused or did not answer: ... AWS Error ...` (exit 35)",
            "the lake's store refused or did not answer: wrong credentials, `AWS_ENDPOINT_URL` or region, a bucket"
