@@ -254,8 +254,9 @@ def test_a_lake_bucket_that_does_not_exist_is_the_lake_s_error_not_the_incoming_
     assert f"no run summary: the lake's bucket '{bucket}' does not exist" in run.stderr, run.stderr[-3000:]
     assert "Did not run any tasks" in run.stderr
 
-    line = refused(ops, {**s3_env, "ECOMM_LAKE_DIR": f"s3://{bucket}/lake"}, LAKE_COMMANDS["summary"], bucket)
-    assert f"the lake's bucket '{bucket}' does not exist" in line, line
+    for name in ("summary", "views"):  # the analysts' view too: not a lake of empty tables
+        line = refused(ops, {**s3_env, "ECOMM_LAKE_DIR": f"s3://{bucket}/lake"}, LAKE_COMMANDS[name], bucket)
+        assert f"the lake's bucket '{bucket}' does not exist" in line, line
 
 
 def test_a_write_the_store_refuses_is_the_lake_s_error_and_the_run_audit_says_so_in_one_line(
