@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shlex
+import subprocess
+import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
+import duckdb
 import psycopg
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
@@ -18,10 +22,11 @@ import pytest
 
 from pipeline import lake
 from pipeline.lake import s3, sqlrun, views
-from pipeline.tasks import land, restatements, runbook
+from pipeline.tasks import land, restatements, run_audit, runbook
 from tests.support.ops import SEED_DAY, Ops
+from tests.support.paths import REPO
 from tests.support.processes import free_port
-from tests.support.s3_server import BUCKET
+from tests.support.s3_server import BUCKET, s3_server
 from tests.support.serving import dump
 
 D = dt.date(2025, 12, 8)
@@ -152,13 +157,15 @@ def test_a_lake_store_that_does_not_answer_is_one_line_and_blames_no_partition(
                 extra_env={**ops.extra_env, **down})
     run = world.luigi("DailyPipeline", "--date", str(SEED_DAY), "--local-scheduler")
     assert run.returncode == 35 and "Traceback" not in run.stderr, run.stderr[-3000:]
-    assert "due to error in complete() method: OSError: " in run.stderr and "AWS Error NETWORK_CONNECTION" in run.stderr
-    assert "no run summary: When listing objects under key 'lake/audit/" in run.stderr, run.stderr[-2000:]
+    assert f"due to error in complete() method: LakeUnreadable: s3://{BUCKET}/lake cannot be read: When getting" \
+        f" information for bucket '{BUCKET}': AWS Error NETWORK_CONNECTION" in run.stderr, run.stderr[-2000:]
+    assert f"no run summary: s3://{BUCKET}/lake cannot be read: When getting" in run.stderr, run.stderr[-2000:]
     assert "remove" not in run.stderr
 
     for name, value in down.items():
         monkeypatch.setenv(name, value)
     s3._client.cache_clear()  # built from the environment on first use
+    lake._bucket_exists.cache_clear()  # asked once per process
     try:
         with pytest.raises(lake.LakeUnreadable) as caught:  # what LandOrders.complete() reads
             land.read_manifest("orders", SEED_DAY)
@@ -166,3 +173,106 @@ def test_a_lake_store_that_does_not_answer_is_one_line_and_blames_no_partition(
         s3._client.cache_clear()
     assert "the lake's store refused or did not answer" in str(caught.value) and "remove" not in str(caught.value)
     assert runbook.remedy_for(caught.value).kind == runbook.remedy_for(caught.value.__cause__).kind == "lake unreadable"
+
+
+# Every command that reads the lake, as a user types it (`python -m pipeline ...`, or the analysts' view of the lake)
+LAKE_COMMANDS = {
+    "summary": ["pipeline", "summary", "--start", str(SEED_DAY), "--stop", str(SEED_DAY + dt.timedelta(days=1))],
+    "restate": ["pipeline", "restate", "--date", str(SEED_DAY)],
+    "rebuild-serving": ["pipeline", "rebuild-serving"],
+    "views": ["pipeline.lake.views"],
+    "views --sql": ["pipeline.lake.views", "--sql"],
+}
+
+
+def refused(ops: Ops, store: dict[str, str], command: list[str], bucket: str = BUCKET) -> str:
+    """The one line a command prints when the lake's store refuses it or does not answer (it exits 35)."""
+    env = {**ops.env, "ECOMM_LAKE_DIR": f"s3://{BUCKET}/lake", **store}
+    run = subprocess.run([sys.executable, "-m", *command], cwd=REPO, env=env, capture_output=True, text=True,
+                         timeout=300, check=False)
+    remedy = runbook.BY_ERROR["LakeUnreadable"]
+    assert run.returncode == 35 == int(remedy.exit_code), run.stderr[-3000:]
+    assert "Traceback" not in run.stderr + run.stdout and len(run.stderr.strip().splitlines()) == 1, run.stderr
+    prog = f"python -m pipeline {command[1]}" if command[0] == "pipeline" else f"python -m {command[0]}"
+    rerun = shlex.join(["python", "-m", *command])
+    line = run.stderr.strip()
+    assert line.startswith(f"{prog}: error: the lake's store refused or did not answer: "), line
+    assert f"bucket '{bucket}'" in line, line  # the object it asked for
+    assert f"What to do: fix the access (docs/scaling-out.md for an s3:// lake; remove nothing), then `{rerun}`" in line
+    assert "The lake's data is not at fault" in line and f"{runbook.RUNBOOK}: lake unreadable" in line, line
+    return line
+
+
+@pytest.mark.parametrize("command", LAKE_COMMANDS.values(), ids=LAKE_COMMANDS.keys())
+def test_a_command_whose_lake_store_does_not_answer_says_so_in_one_line_and_exits_35(ops: Ops, command) -> None:
+    """Nothing listens on the store's port: not a traceback of pyarrow's and exit 1, but the runbook's one line."""
+    down = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}", "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
+    line = refused(ops, down, command)
+    assert "AWS Error NETWORK_CONNECTION" in line and down["AWS_ENDPOINT_URL"].removeprefix("http://") in line, line
+
+
+def test_a_command_with_wrong_credentials_says_the_store_refused_in_one_line_and_exits_35(ops: Ops) -> None:
+    """A store that checks credentials and knows none of these keys: each command says so, and what to do."""
+    with s3_server(checks_credentials=True) as wrong_keys:
+        for name in ("summary", "restate", "views"):
+            line = refused(ops, wrong_keys, LAKE_COMMANDS[name])
+            assert "AWS Error INVALID_ACCESS_KEY_ID" in line or "AWS Error ACCESS_DENIED" in line, line
+
+
+def test_duckdb_reading_a_lake_store_that_does_not_answer_raises_the_store_error(
+        s3_lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A glob DuckDB expands through the store's client: the store down is its error, not "No files found" (an
+    empty table), and `lake.store_error` knows DuckDB's copy of it; a table without objects still has no files."""
+    con = duckdb.connect()
+    s3.register_duckdb(con)
+    with pytest.raises(duckdb.Error, match="No files found"):  # the store answers: nothing there
+        con.execute("select count(*) from read_parquet($p)", {"p": lake.table_glob("raw", "orders")}).fetchall()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    s3._client.cache_clear()  # built from the environment on first use
+    con = duckdb.connect()
+    s3.register_duckdb(con)
+    with pytest.raises(duckdb.Error) as caught:
+        con.execute("select count(*) from read_parquet($p)", {"p": lake.table_glob("raw", "orders")}).fetchall()
+    assert lake.store_error(caught.value) and "No files found" not in str(caught.value)
+    assert lake.store_words(caught.value).startswith("When listing objects under key ")
+    assert "AWS Error NETWORK_CONNECTION" in lake.store_words(caught.value)
+
+
+@pytest.mark.slow
+def test_a_lake_bucket_that_does_not_exist_is_the_lake_s_error_not_the_incoming_file_s(ops: Ops, s3_env) -> None:
+    """A typo in the bucket's name: the daily run says so before it lands anything (it said "cannot be read as CSV"
+    of a good incoming file, and printed a traceback per task), and so does a command."""
+    bucket = f"no-such-{uuid.uuid4().hex[:8]}"
+    world = Ops(incoming=ops.incoming, lake=ops.lake, server=ops.server, database=ops.database,
+                extra_env={**ops.extra_env, **s3_env, "ECOMM_LAKE_DIR": f"s3://{bucket}/lake"})
+    run = world.luigi("DailyPipeline", "--date", str(SEED_DAY), "--local-scheduler")
+    assert run.returncode == 35, run.stderr[-3000:]
+    assert "Traceback" not in run.stderr and "cannot be read as" not in run.stderr, run.stderr[-3000:]
+    told = f"LakeUnreadable: the lake's bucket '{bucket}' does not exist (the lake is s3://{bucket}/lake"
+    assert told in run.stderr and "create it, or fix the lake's address" in run.stderr, run.stderr[-3000:]
+    assert f"no run summary: the lake's bucket '{bucket}' does not exist" in run.stderr, run.stderr[-3000:]
+    assert "Did not run any tasks" in run.stderr
+
+    for name in ("summary", "views"):  # the analysts' view too: not a lake of empty tables
+        line = refused(ops, {**s3_env, "ECOMM_LAKE_DIR": f"s3://{bucket}/lake"}, LAKE_COMMANDS[name], bucket)
+        assert f"the lake's bucket '{bucket}' does not exist" in line, line
+
+
+def test_a_write_the_store_refuses_is_the_lake_s_error_and_the_run_audit_says_so_in_one_line(
+        s3_lake, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A partition the store will not take (its bucket gone mid-run) is a LakeUnreadable naming the partition,
+    not a failure of the query (the landing turned DuckDB's error into "cannot be read as CSV" of its input);
+    the run audit, which cannot record the task then either, logs one line, not a traceback per task."""
+    target = lake.partition_file("raw", "events", D).replace(f"s3://{BUCKET}/", "s3://no-such-bucket/")
+    with sqlrun.connect() as con, pytest.raises(lake.LakeUnreadable) as caught:
+        sqlrun.copy_to_partition(con, "select range as id from range(5)", {}, target)
+    assert str(caught.value).startswith(f"{target} cannot be written: ") and "AWS Error NO_SUCH_BUCKET" in str(caught.value)
+    assert runbook.remedy_for(caught.value).kind == "lake unreadable" and "remove" not in str(caught.value)
+
+    monkeypatch.setenv("ECOMM_LAKE_DIR", "s3://no-such-bucket/lake")
+    task = land.LandOrders(date=D)
+    with caplog.at_level("ERROR", logger="pipeline.tasks.run_audit"):
+        run_audit._record(task, "running")
+    [record] = caplog.records
+    assert record.exc_info is None and f"could not record {task.task_id} running: the lake's bucket" in record.getMessage()

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from pipeline.serving import publish
 from tests.support import analytics_dataset
 from tests.support.browser import Dom, headless
 from tests.support.paths import REPO
+from tests.support.postgres import PG_ENV
 
 CHARTS = {"revenue-trend", "categories", "funnel", "checks", "quarantine", "layers"}
 # appended to a copy of the page: records the rendered size of every chart and mark in the DOM
@@ -287,6 +289,24 @@ def test_a_date_with_nothing_in_postgres_is_refused(data, tmp_path, day) -> None
                           cwd=REPO, capture_output=True, text=True, env=os.environ.copy())
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert f"has nothing for {day}" in done.stderr and "run the pipeline" in done.stderr
+    assert not out.exists()
+
+
+def test_a_database_nothing_was_ever_published_to_is_refused_in_one_line(embedded_server, tmp_path) -> None:
+    """A new serving database (no migration ran): not psycopg's UndefinedTable traceback, but what to do."""
+    database = f"report_empty_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(embedded_server.dsn(), autocommit=True) as conn:
+        conn.execute(f'create database "{database}"')
+    env = {name: value for name, value in os.environ.items() if name not in PG_ENV}
+    env.update(ECOMM_PG_DATA=str(embedded_server.data_dir), ECOMM_PG_PORT=str(embedded_server.port),
+               ECOMM_PG_DATABASE=database)
+    out = tmp_path / "none.html"
+    done = subprocess.run([sys.executable, "-m", "pipeline", "report", "--date", "2025-12-15", "--out", str(out)],
+                          cwd=REPO, capture_output=True, text=True, env=env)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    [line] = done.stderr.strip().splitlines()
+    assert f"/{database}) holds no serving tables yet: nothing was ever published there; run the pipeline for" \
+        " 2025-12-15 first (luigi --module pipeline.tasks DailyPipeline --date 2025-12-15 --local-scheduler)" in line
     assert not out.exists()
 
 

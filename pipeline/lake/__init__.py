@@ -16,10 +16,12 @@ is a configuration change.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import glob
 import logging
 import os
 import re
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -42,15 +44,65 @@ class LakeUnreadable(RuntimeError):
     """The lake's store refused a read or did not answer (credentials, endpoint, bucket, network, permissions)."""
 
 
+STORE_ERROR = "AWS Error"  # how pyarrow's S3 client words every error of the store: `AWS Error <CODE> during ...`
+
+
 def store_error(error: BaseException) -> bool:
-    """Whether an error is the object store's client refused or unanswered (pyarrow's `AWS Error <CODE>`)."""
-    return isinstance(error, OSError) and "AWS Error" in str(error)
+    """Whether an error is the object store's client refused or unanswered (pyarrow's `AWS Error <CODE>`): raised
+    by pyarrow, or by DuckDB, which reads the lake through that client and raises its text as a `duckdb.Error`."""
+    return (isinstance(error, OSError) or _duckdb_error(error)) and STORE_ERROR in str(error)
+
+
+def _duckdb_error(error: BaseException) -> bool:
+    duckdb = sys.modules.get("duckdb")  # never imported: no DuckDB error exists (nor is DuckDB loaded for the check)
+    return duckdb is not None and isinstance(error, duckdb.Error)
+
+
+def store_words(error: BaseException) -> str:
+    """The store's error in one line: pyarrow's message (DuckDB's carries it in a Python traceback: that line)."""
+    lines = str(error).strip().splitlines()
+    line = next((line for line in lines if STORE_ERROR in line), " ".join(lines))
+    return " ".join(line.removeprefix("OSError: ").split())
 
 
 def store_refused(error: BaseException) -> bool:
-    """Whether an OSError is the lake's store refusing or not answering, not the data: an S3 client error
-    (`store_error`), or a folder the process may not read."""
-    return isinstance(error, PermissionError) or store_error(error)
+    """Whether an error is the lake's store refusing or not answering, not the data: an S3 client error
+    (`store_error`), a folder the process may not read, or a LakeUnreadable said already."""
+    return isinstance(error, (PermissionError, LakeUnreadable)) or store_error(error)
+
+
+def unreadable(path: str, error: BaseException, done: str = "read") -> LakeUnreadable:
+    """The LakeUnreadable for a lake file the store would not let be `done` (read, written): what to fix, and
+    that the lake's data is not at fault (nothing should be removed)."""
+    return LakeUnreadable(
+        f"{path} cannot be {done}: {store_words(error)}; the lake's store refused or did not answer (an s3:// lake:"
+        " its credentials, AWS_ENDPOINT_URL, region and bucket; a folder: its permissions): fix that, then run the"
+        " date again; the landed data is not at fault")
+
+
+def root() -> str:
+    """The lake's root (`config.lake_dir`); an s3:// root whose bucket does not exist is a LakeUnreadable, said
+    before anything is read or written (else each landing would fail on its first write, as if its file were bad)."""
+    where = config.lake_dir()
+    if not lake_store.is_remote(where):
+        return where
+    try:
+        exists = _bucket_exists(where)
+    except OSError as err:
+        if store_error(err):
+            raise unreadable(where, err) from err
+        raise
+    if not exists:
+        bucket = where.split("://", 1)[1].split("/", 1)[0]
+        raise LakeUnreadable(
+            f"the lake's bucket {bucket!r} does not exist (the lake is {where}: ECOMM_LAKE_DIR or [paths] lake_dir):"
+            " create it, or fix the lake's address (docs/scaling-out.md); nothing was read or written")
+    return where
+
+
+@functools.lru_cache(maxsize=4)
+def _bucket_exists(where: str) -> bool:  # one request per process (the task processes inherit a yes)
+    return lake_store.bucket_exists(where)
 
 
 class UnsafeName(ValueError):
@@ -76,7 +128,7 @@ def table_dir(layer: str, table: str) -> str:
     """The folder holding every partition of a table."""
     if layer not in LAYERS:
         raise UnsafeName(f"unknown lake layer {layer!r}; expected one of {LAYERS}")
-    return os.path.join(config.lake_dir(), layer, _check_name(table))
+    return os.path.join(root(), layer, _check_name(table))
 
 
 def partition_dir(layer: str, table: str, load_date: dt.date | str, **keys: str) -> str:

@@ -136,6 +136,13 @@ def glob(pattern: str) -> list[str]:
     return sorted(f"{scheme}://{info.path}" for info in _listing(f"{scheme}://{fixed}") if wanted.match(info.path))
 
 
+def bucket_exists(root: str) -> bool:
+    """Whether the bucket of a lake root (`s3://bucket/prefix`) exists; a store that refuses or does not answer
+    raises its error (OSError, `AWS Error ...`)."""
+    filesystem, key = _split(root)
+    return filesystem.get_file_info(key.split("/", 1)[0]).type == pafs.FileType.Directory
+
+
 def writer_token() -> str:
     """A temporary object's suffix: host, pid and a random part (no two writers share one)."""
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -210,7 +217,19 @@ def _duckdb_filesystem() -> Any:
                 return _PositionalReader(self.fs.open_input_file(self._strip_protocol(path)))
             return super()._open(path, mode, *args, **kwargs)
 
+        def walk(self, path: str, maxdepth: int | None = None, topdown: bool = True, on_error: Any = "omit",
+                 **kwargs: Any) -> Any:
+            # fsspec's default omits a folder it could not list: a store that refuses or does not answer would
+            # glob as DuckDB's "No files found", an empty table; only a folder that is not there lists nothing
+            return super().walk(path, maxdepth, topdown, on_error=_missing_only, **kwargs)
+
     return LakeFileSystem(_filesystem("s3"))
+
+
+def _missing_only(error: OSError) -> None:
+    """fsspec's on_error for a listing: a folder that is not there has no files; any other error is raised."""
+    if not isinstance(error, FileNotFoundError):
+        raise error
 
 
 def register_duckdb(con: Any) -> None:

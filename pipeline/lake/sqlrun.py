@@ -219,10 +219,15 @@ def copy_to_partition(
     lake.clean_temp_files(os.path.dirname(final_path))
     tmp = lake.temp_path(final_path)
     try:
-        con.execute(
-            f"copy ({select_sql}) to $target_file (format parquet, compression zstd, row_group_size 122880)",
-            {**bind(select_sql, params), "target_file": tmp},
-        )
+        try:
+            con.execute(
+                f"copy ({select_sql}) to $target_file (format parquet, compression zstd, row_group_size 122880)",
+                {**bind(select_sql, params), "target_file": tmp},
+            )
+        except duckdb.Error as err:  # the store refused the write (or a read): the lake's, not the query's
+            if lake.store_error(err):
+                raise lake.unreadable(final_path, err, "written") from err
+            raise
         faults.point("lake.write", tmp)
         rows = con.execute("select count(*) from read_parquet($p)", {"p": tmp}).fetchone()[0]
         if require_rows and rows == 0:

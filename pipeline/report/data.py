@@ -147,6 +147,11 @@ def comparisons(day: dt.date, by_date: dict[dt.date, dict[str, Any]], published:
 def fetch(conn: psycopg.Connection, day: dt.date) -> ReportData:
     """Read the report's numbers for `day` from the serving database (NothingToReport first: a date never
     loaded, e.g. 0001-01-01, is said so before any date arithmetic around it)."""
+    run_first = (f"run the pipeline for {day} first"
+                 f" (luigi --module pipeline.tasks DailyPipeline --date {day} --local-scheduler)")
+    if not pg.has_table(conn, "audit.publish_log"):
+        raise NothingToReport(
+            f"Postgres ({describe(conn)}) holds no serving tables yet: nothing was ever published there; {run_first}")
     metrics = _one(conn, "select * from warehouse.daily_metrics where run_date = %s", [day])
     published = _one(conn, "select * from audit.publish_log where load_date = %s", [day])
     outcomes = _rows(conn, "select check_name, table_name, check_type, outcome, value, message from audit.dq_failures"
@@ -155,8 +160,7 @@ def fetch(conn: psycopg.Connection, day: dt.date) -> ReportData:
     if published is None and metrics is None and not outcomes:
         raise NothingToReport(
             f"Postgres ({describe(conn)}) has nothing for {day}: it is not in audit.publish_log and has"
-            f" no quality outcomes; run the pipeline for it first"
-            f" (luigi --module pipeline.tasks DailyPipeline --date {day} --local-scheduler)")
+            f" no quality outcomes; {run_first}")
     first = day - dt.timedelta(days=TREND_DAYS - 1)
     trend = _rows(conn, *_query("daily_kpis", "q.kpi_date between %s and %s order by q.kpi_date", day, [first, day]))
     by_date = {row["kpi_date"]: row for row in trend}

@@ -112,6 +112,11 @@ def connect(conninfo: str | None = None, **kwargs: Any) -> psycopg.Connection:
     return psycopg.connect(target, **params)
 
 
+def has_table(conn: psycopg.Connection, name: str) -> bool:
+    """Whether the database holds `name` (schema-qualified), e.g. audit.publish_log: none before the first migration."""
+    return conn.execute("select to_regclass(%s) is not null", [name]).fetchone()[0]
+
+
 class ServingUnreachable(RuntimeError):
     """The serving Postgres cannot be reached (nor the embedded one started): one line naming where and what to do."""
 

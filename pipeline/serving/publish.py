@@ -109,7 +109,7 @@ def _count_failed_checks(conn: psycopg.Connection, day: dt.date) -> None:
 
 def published_in(conn: psycopg.Connection, days: Iterable[dt.date]) -> set[dt.date]:
     """Which of the dates audit.publish_log has: the completion marker, written in the publish transaction."""
-    if not conn.execute("select to_regclass('audit.publish_log') is not null").fetchone()[0]:
+    if not pg.has_table(conn, "audit.publish_log"):
         return set()
     rows = conn.execute("select load_date from audit.publish_log where load_date = any(%s)", [list(days)]).fetchall()
     return {row[0] for row in rows}
@@ -122,7 +122,7 @@ def published_dates_in(conn: psycopg.Connection) -> set[dt.date]:
 
 def reconciled_in(conn: psycopg.Connection, days: Iterable[dt.date]) -> set[dt.date]:
     """Which of the dates are published and passed their serving reconciliation since (a finished date)."""
-    if not conn.execute("select to_regclass('audit.publish_log') is not null").fetchone()[0]:
+    if not pg.has_table(conn, "audit.publish_log"):
         return set()
     rows = conn.execute("select load_date from audit.publish_log where load_date = any(%s)"
                         " and reconciled_at is not null", [list(days)]).fetchall()

@@ -44,7 +44,7 @@ def latest_published() -> tuple[dt.date, dt.datetime] | None:
     from pipeline.serving import pg
 
     with pg.connect() as conn:
-        if not conn.execute("select to_regclass('audit.publish_log') is not null").fetchone()[0]:
+        if not pg.has_table(conn, "audit.publish_log"):
             return None
         row = conn.execute("select load_date, published_at from audit.publish_log"
                            " order by load_date desc limit 1").fetchone()

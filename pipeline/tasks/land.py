@@ -83,11 +83,7 @@ def read_manifest(table: str, day: dt.date) -> dict[str, Any] | None:
     except (ValueError, OSError) as err:  # json.JSONDecodeError is a ValueError
         path = landing.manifest_path(table, day)
         if isinstance(err, OSError) and lake.store_refused(err):  # the store, not the partition: delete nothing
-            raise lake.LakeUnreadable(
-                f"{path} cannot be read: {' '.join(str(err).split())}; the lake's store refused or did not answer"
-                " (an s3:// lake: its credentials, AWS_ENDPOINT_URL, region and bucket; a folder: its permissions):"
-                f" fix that, then run the date again; the landed data is not at fault"
-            ) from err
+            raise lake.unreadable(path, err) from err
         raise ManifestUnreadable(
             f"{path} cannot be read ({err}); it is written atomically, so something else changed it: remove"
             f" {lake.partition_dir('raw', table, day)} and run the date again to re-land it"

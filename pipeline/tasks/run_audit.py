@@ -297,8 +297,12 @@ def _record(task: luigi.Task, status: str, error: BaseException | str | None = N
         _write(path, rows)
         if status == "failed" or (status == "done" and getattr(task, "audit_sync_on_success", False)):
             sync_to_postgres(task.date)
-    except Exception:  # noqa: BLE001 - see module doc
-        logger.exception("run audit: could not record %s %s", getattr(task, "task_id", task), status)
+    except Exception as err:  # noqa: BLE001 - see module doc
+        if lake.store_refused(err):  # the lake's store: the task's own failure says so, once, with what to do
+            logger.error("run audit: could not record %s %s: %s", getattr(task, "task_id", task), status,
+                         lake.store_words(err))
+        else:
+            logger.exception("run audit: could not record %s %s", getattr(task, "task_id", task), status)
 
 
 def _count(value: Any) -> int | None:

@@ -10,6 +10,7 @@ import dataclasses
 import datetime as dt
 import errno
 import re
+import shlex
 
 import psycopg
 
@@ -46,6 +47,10 @@ class Remedy:
             return f"`{found.group(1)}`, as the error says"
         fix = self.fix.replace(DAILY, DAILY + (LOCAL_SCHEDULER if local_scheduler else _luigid_option()))
         return fix.replace("{date}", str(day) if day else "<date>")
+
+    def fix_rerunning(self, command: str) -> str:
+        """The fix for a command other than the daily run that met this failure: it reruns that command."""
+        return self.fix.replace(DAILY, command)
 
 
 UNUSUAL_DAY = "; a day that really is unusual: rerun it with "
@@ -135,8 +140,12 @@ REMEDIES: tuple[Remedy, ...] = (
            " finish; give every BI login the session limits of docs/schema.md#bi-session-limits so it cannot recur;"
            f" then `{DAILY}`", ("PublishLocked", "LockWaitTimeout", "PipelineLockBusy")),
     Remedy("lake unreadable", "35",
-           "`LakeUnreadable: s3://.../_manifest.json cannot be read: ... AWS Error ACCESS_DENIED ...` while"
-           " scheduling (exit 35), or a task failing with `OSError: ... AWS Error NETWORK_CONNECTION ...` (exit 30)",
+           "`LakeUnreadable: s3://.../_manifest.json cannot be read: ... AWS Error ACCESS_DENIED ...` or"
+           " `LakeUnreadable: the lake's bucket 'B' does not exist ...` while scheduling (exit 35), or a task"
+           " failing with `LakeUnreadable: ... cannot be written: ... AWS Error ...` or `OSError: ... AWS Error"
+           " NETWORK_CONNECTION ...` (exit 30);"
+           " a `python -m pipeline` command or `python -m pipeline.lake.views`: one line, `<command>: error: the lake's"
+           " store refused or did not answer: ... AWS Error ...` (exit 35)",
            "the lake's store refused or did not answer: wrong credentials, `AWS_ENDPOINT_URL` or region, a bucket"
            " that does not exist, the store down; for a folder lake, permissions. The lake's data is not at fault",
            f"fix the access (docs/scaling-out.md for an s3:// lake; remove nothing), then `{DAILY}`",
@@ -198,6 +207,20 @@ def remedy_for_text(message: str | None) -> Remedy | None:
     if name == "OSError" and lake.store_error(OSError(message)):
         return BY_ERROR["LakeUnreadable"]
     return None
+
+
+def lake_unreadable(prog: str, argv: list[str], error: BaseException) -> tuple[int, str] | None:
+    """(exit code, one line) for a command (`prog` with `argv`) the lake's store refused or did not answer, or None
+    for any other error: the runbook entry's exit code, cause and fix (the fix reruns that command)."""
+    remedy = BY_ERROR["LakeUnreadable"]
+    if remedy_for(error) is not remedy:
+        return None
+    causes = list(_causes(error))
+    words = next((lake.store_words(cause) for cause in causes if lake.store_error(cause)), reason(causes[-1]))
+    what, _, why = remedy.cause.partition(": ")
+    fix = remedy.fix_rerunning(shlex.join([*prog.split(), *argv]))
+    line = f"{prog}: error: {what}: {words.rstrip('.')}. Why: {why}. What to do: {fix} ({RUNBOOK}: {remedy.kind})"
+    return int(remedy.exit_code), line
 
 
 def by_kind(kind: str) -> Remedy:

@@ -112,7 +112,7 @@ def _publish_log(days: Sequence[dt.date], start_postgres: bool) -> dict[dt.date,
 
     try:
         with pg.connect() as conn:
-            if not conn.execute("select to_regclass('audit.publish_log') is not null").fetchone()[0]:
+            if not pg.has_table(conn, "audit.publish_log"):
                 return {}
             rows = conn.execute(
                 """select p.load_date, p.fact_orders_rows, p.fact_events_rows, m.runtime_seconds

@@ -8,6 +8,7 @@ Standalone: `python -m tests.support.s3_server` prints the `export` lines for a 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import socket
 import subprocess
@@ -27,12 +28,17 @@ BUCKET = "ecomm-lake"
 
 
 @contextlib.contextmanager
-def s3_server() -> Iterator[dict[str, str]]:
-    """Start the server, create BUCKET; yield the AWS environment a client needs to reach it."""
+def s3_server(*, checks_credentials: bool = False) -> Iterator[dict[str, str]]:
+    """Start the server, create BUCKET; yield the AWS environment a client needs to reach it.
+
+    checks_credentials: a server that checks every request's keys from the first one on and knows none (so no
+    bucket is made): the environment's keys are wrong credentials, refused as a real store refuses them.
+    """
     port = free_port()
     log = tempfile.TemporaryFile(mode="w+")  # not a pipe: nobody reads it, and a full pipe blocks the server
+    auth = {"INITIAL_NO_AUTH_ACTION_COUNT": "0"} if checks_credentials else {}
     process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                               stdout=log, stderr=subprocess.STDOUT, text=True)
+                               stdout=log, stderr=subprocess.STDOUT, text=True, env={**os.environ, **auth})
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -47,6 +53,9 @@ def s3_server() -> Iterator[dict[str, str]]:
         env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "test",
                "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1",
                "AWS_EC2_METADATA_DISABLED": "true"}
+        if checks_credentials:
+            yield env
+            return
         filesystem = pafs.S3FileSystem(endpoint_override=env["AWS_ENDPOINT_URL"], access_key="test",
                                        secret_key="test", region="us-east-1", allow_bucket_creation=True)
         filesystem.create_dir(BUCKET)
