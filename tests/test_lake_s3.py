@@ -235,6 +235,8 @@ def test_duckdb_reading_a_lake_store_that_does_not_answer_raises_the_store_error
     with pytest.raises(duckdb.Error) as caught:
         con.execute("select count(*) from read_parquet($p)", {"p": lake.table_glob("raw", "orders")}).fetchall()
     assert lake.store_error(caught.value) and "No files found" not in str(caught.value)
+    recorded = run_audit._error_text(caught.value)  # what the run audit keeps of a task that failed with it
+    assert runbook.remedy_for_text(recorded).kind == "lake unreadable", recorded  # what the run summary says to do
     assert lake.store_words(caught.value).startswith("When listing objects under key ")
     assert "AWS Error NETWORK_CONNECTION" in lake.store_words(caught.value)
 

@@ -204,7 +204,7 @@ def remedy_for_text(message: str | None) -> Remedy | None:
         return BY_ERROR["PostgresUnreachable" if retry.postgres_unreachable(message or "") else "PostgresRefuses"]
     if "No space left on device" in (message or ""):
         return BY_ERROR["DiskFull"]
-    if name == "OSError" and lake.store_error(OSError(message)):
+    if lake.STORE_ERROR in (message or ""):  # pyarrow's OSError, or DuckDB's error carrying its text
         return BY_ERROR["LakeUnreadable"]
     return None
 
