@@ -48,10 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # the lake's store refused or did not answer: the runbook's one line; the rest re-raised
         from pipeline.tasks import runbook  # loaded already by most commands (pipeline.tasks.*)
 
-        if (told := runbook.lake_unreadable(f"python -m pipeline {args[0]}", args[1:], err)) is None:
+        if (code := runbook.told_lake_unreadable(f"python -m pipeline {args[0]}", args[1:], err)) is None:
             raise
-        print(told[1], file=sys.stderr)
-        return told[0]
+        return code
 
 
 if __name__ == "__main__":

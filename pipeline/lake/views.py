@@ -288,10 +288,9 @@ def main(argv: list[str] | None = None) -> int:
         from pipeline.tasks import runbook  # only then: a notebook importing the views never loads the tasks
 
         argv = sys.argv[1:] if argv is None else argv
-        if (told := runbook.lake_unreadable("python -m pipeline.lake.views", argv, err)) is None:
+        if (code := runbook.told_lake_unreadable("python -m pipeline.lake.views", argv, err)) is None:
             raise
-        print(told[1], file=sys.stderr)
-        return told[0]
+        return code
 
 
 def _show(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ import datetime as dt
 import errno
 import re
 import shlex
+import sys
 
 import psycopg
 
@@ -209,9 +210,9 @@ def remedy_for_text(message: str | None) -> Remedy | None:
     return None
 
 
-def lake_unreadable(prog: str, argv: list[str], error: BaseException) -> tuple[int, str] | None:
-    """(exit code, one line) for a command (`prog` with `argv`) the lake's store refused or did not answer, or None
-    for any other error: the runbook entry's exit code, cause and fix (the fix reruns that command)."""
+def told_lake_unreadable(prog: str, argv: list[str], error: BaseException) -> int | None:
+    """For a command (`prog` with `argv`) the lake's store refused or did not answer: print the runbook entry's one
+    line (cause, and a fix that reruns that command) to stderr and return its exit code; None for any other error."""
     remedy = BY_ERROR["LakeUnreadable"]
     if remedy_for(error) is not remedy:
         return None
@@ -219,8 +220,9 @@ def lake_unreadable(prog: str, argv: list[str], error: BaseException) -> tuple[i
     words = next((lake.store_words(cause) for cause in causes if lake.store_error(cause)), reason(causes[-1]))
     what, _, why = remedy.cause.partition(": ")
     fix = remedy.fix_rerunning(shlex.join([*prog.split(), *argv]))
-    line = f"{prog}: error: {what}: {words.rstrip('.')}. Why: {why}. What to do: {fix} ({RUNBOOK}: {remedy.kind})"
-    return int(remedy.exit_code), line
+    print(f"{prog}: error: {what}: {words.rstrip('.')}. Why: {why}. What to do: {fix} ({RUNBOOK}: {remedy.kind})",
+          file=sys.stderr)
+    return int(remedy.exit_code)
 
 
 def by_kind(kind: str) -> Remedy:
