@@ -191,6 +191,15 @@ def test_an_open_month_or_an_unpublished_or_unreconciled_date_is_refused(publish
     assert partitions(published)["fact_orders_all"] == ["fact_orders_all_20251202", "fact_orders_all_m202511"]
 
 
+def test_two_closed_months_are_compacted_by_one_command(published) -> None:
+    """Both months closed and every date published: each compacted (each was refused for the other's dates)."""
+    lines: list[str] = []
+    assert compaction.compact(before=dt.date(2026, 1, 1), out=lines.append) == {
+        "done": 2, "compacted": 0, "refused": 0, "failed": 0}, lines
+    assert partitions(published) == {spec.parent: sorted([spec.month_partition(D1), spec.month_partition(D4)])
+                                     for spec in FACTS}
+
+
 def test_an_exception_inside_the_transaction_leaves_the_daily_partitions(published, monkeypatch) -> None:
     from devtools.faults import FaultInjected
 

@@ -115,7 +115,7 @@ def _check(conn: psycopg.Connection, month: dt.date, before: dt.date, lake_dates
         plan.state, plan.reason = "refused", (
             f"{label} is not closed: its last day is not before {before}; only months before it are compacted")
         return plan
-    missing = sorted(lake_dates - set(published))
+    missing = sorted(day for day in lake_dates - set(published) if first <= day < following)  # this month's only
     unreconciled = [day for day in dates if published[day] is None]
     no_partition = [f"{spec.parent} of {day}" for day in dates for spec in FACTS if not _exists(conn, spec.partition(day))]
     if missing:
