@@ -269,6 +269,42 @@ def test_a_corrected_catalog_snapshot_is_restated_with_the_dates_it_feeds(ops: O
     assert never.returncode == 2 and "no users snapshot of 2025-12-15 was landed" in never.stderr, never.stderr
 
 
+def users_snapshot(ops: Ops, users: list[dict]) -> Path:
+    path = ops.incoming / "users" / f"users_{SEED_DAY}.json"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(users, indent=2))
+    return path
+
+
+@pytest.mark.slow
+def test_a_restated_users_snapshot_leaves_dim_user_as_the_lake_merges_it(ops: Ops) -> None:
+    """A users snapshot corrected after the dates it feeds were published: users no order or event of a later date
+    names keep the corrected snapshot's word, not the withdrawn one's (a user it drops goes, a city it blanks is
+    the last one reported before it, as the lake merges them; `rebuild-serving` gave that, the restatement did not)."""
+    later = later_days(ops)
+    person = {"first_name": "A", "last_name": "B", "email": "a@b.example", "signup_date": "2020-01-01"}
+    users = [{"user_id": "USER_8001", "city": "Oldtown", "country": "Freedonia", **person},  # no order, no event
+             {"user_id": "USER_8002", "city": "Oldtown", "country": "Freedonia", **person},
+             {"user_id": "USER_0307", "city": "Oldtown", "country": "Freedonia", **person}]  # orders every day
+    snapshot = users_snapshot(ops, users)
+    backfill = ops.luigi("RangeDaily", "--of", "DailyPipeline", "--start", str(SEED_DAY - dt.timedelta(days=1)),
+                         "--stop", str(later[-1] + dt.timedelta(days=1)), LOCAL)
+    assert backfill.returncode == 0, backfill.stderr[-3000:]
+    assert ops.query("select user_id, city from warehouse.dim_user where city = 'Oldtown' order by 1") == [
+        ("USER_0307", "Oldtown"), ("USER_8001", "Oldtown"), ("USER_8002", "Oldtown")]
+
+    users_snapshot(ops, [{**users[1], "city": None, "country": None}, {**users[2], "city": "Newtown"}])  # 8001 gone
+    restated = ops.pipeline("restate", "--catalog", "users", "--date", str(SEED_DAY))
+    assert restated.returncode == 0, restated.stderr[-3000:] + restated.stdout[-2000:]
+    assert snapshot.exists()
+
+    served, merged = dimension_rows(ops, "dim_user", "user_id")
+    assert served == merged, f"dim_user: Postgres {set(served) - set(merged)} / lake {set(merged) - set(served)}"
+    assert ops.query("select user_id, city from warehouse.dim_user where user_id in"
+                     " ('USER_0307', 'USER_8001', 'USER_8002') order by 1") == [
+        ("USER_0307", "Newtown"), ("USER_8002", None)]
+
+
 @pytest.mark.slow
 def test_a_late_catalog_snapshot_is_flagged_then_restated_for_the_dates_built_before_it_arrived(ops: Ops) -> None:
     """products_S2.json arrives after S2 was built: the next date lands it and names S2, which stops counting as

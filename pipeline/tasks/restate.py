@@ -36,7 +36,8 @@ built dates it feeds: the snapshot file must be there, changed or not (from the 
 again; a file that arrived after the dates it covers were built and that no run has landed yet is
 landed for the first time); each fed date gets a pending record; their warehouse, mart and gate
 partitions and the snapshot's staging go; the snapshot's raw partition is archived under its own
-date; the dates run oldest first (each date's gate compares it with the dates before it). The
+date; every fed date's warehouse is built, then the dates run oldest first (each date's gate compares it
+with the dates before it; see `run_catalog_dates`). The
 exit code is the first failed date's.
 """
 from __future__ import annotations
@@ -227,8 +228,19 @@ def prepare_catalog(kind: str, snapshot: dt.date) -> dict[str, Any]:
 
 
 def run_catalog_dates(kind: str, snapshot: dt.date, dates: list[dt.date]) -> int:
-    """A catalog's step 5: each date's pipeline, oldest first; the first failed run's exit code (0: all published)."""
+    """A catalog's step 5: every date's warehouse partitions, then each date's pipeline, oldest first; the first
+    failed run's exit code (0: all published).
+
+    The warehouse first: a date's publish merges the dimension rows its earlier version gave again from every
+    published date's partition, and leaves them as merged while one of those is missing (here, a later date's, until
+    its own run). Rows only an earlier date's withdrawn snapshot gave (a user it dropped, a city it blanked) then
+    stayed in Postgres, while the lake and `rebuild-serving` no longer had them.
+    """
     failed = 0
+    for day in dates:
+        code = run_date(day, "BuildWarehouse")
+        logger.info("%s (restating the %s snapshot of %s): warehouse built, exit %d", day, kind, snapshot, code)
+        failed = failed or code
     for day in dates:
         code = run_date(day)
         logger.info("%s (restating the %s snapshot of %s): exit %d", day, kind, snapshot, code)
@@ -236,12 +248,12 @@ def run_catalog_dates(kind: str, snapshot: dt.date, dates: list[dt.date]) -> int
     return failed
 
 
-def run_date(day: dt.date) -> int:
-    """Step 5: the date's pipeline through Luigi (local scheduler), with luigi.cfg's exit codes."""
+def run_date(day: dt.date, task: str = "DailyPipeline") -> int:
+    """Step 5: the date's pipeline (or `task` of it) through Luigi (local scheduler), with luigi.cfg's exit codes."""
     import luigi.retcodes
 
     try:
-        luigi.retcodes.run_with_retcodes(["--module", "pipeline.tasks", "DailyPipeline", "--date", day.isoformat(),
+        luigi.retcodes.run_with_retcodes(["--module", "pipeline.tasks", task, "--date", day.isoformat(),
                                           "--local-scheduler", "--no-lock"])
     except SystemExit as done:
         return int(done.code or 0)
