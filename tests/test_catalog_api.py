@@ -216,6 +216,24 @@ def test_persistent_short_page_is_a_bad_response(api: DummyJsonServer, kind: str
     assert len(api.requests) == 4
 
 
+def test_a_page_repeating_items_of_an_earlier_page_is_a_bad_response(api: DummyJsonServer) -> None:
+    """The catalog grew while it was read: the second page starts with the end of the first. Taken as it came, its
+    items would collapse as duplicates in staging and the last ones would never be fetched, the date published."""
+    api.fail_next("shifted", after=1)
+    with pytest.raises(CatalogApiBadResponse) as caught:
+        fetch_all(api.url, "products", **FAST)
+    assert str(caught.value).startswith(f"GET {api.url}/products?limit=100&skip=100: 50 of its 94 products came on an"
+                                        " earlier page too (id 51 ...); the catalog changed while it was read"), caught.value
+    assert "run again" in str(caught.value)
+
+
+def test_a_total_that_changes_between_pages_is_a_bad_response(api: DummyJsonServer) -> None:
+    """The second page says the catalog ends with it (total 147 of 194): not a short catalog to accept."""
+    api.fail_next("shrunk", after=1)
+    with pytest.raises(CatalogApiBadResponse, match=r"total=147, the first page said total=194; the catalog changed"):
+        fetch_all(api.url, "products", **FAST)
+
+
 def test_missing_fields_are_passed_through_for_downstream_quarantine(api: DummyJsonServer) -> None:
     api.fail_next("missing_fields")
     products = fetch_all(api.url, "products", page_size=50, **FAST)

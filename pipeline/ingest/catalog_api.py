@@ -165,6 +165,22 @@ def _fetch_page(url: str, resource: str, skip: int, *, timeout: float, retries: 
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
+def _check_drift(url: str, resource: str, items: list[dict[str, Any]], total: int, first_total: int | None,
+                 seen: set[int | str]) -> None:
+    """A later page of a catalog that changed while it was read: another `total`, or items of an earlier page again
+    (offset pagination shifted). Either would drop items as duplicates or as never fetched, and the date would
+    publish a partial catalog without a word; `seen` collects the ids fetched so far."""
+    changed = "the catalog changed while it was read (offset pagination is not a snapshot): run again"
+    if first_total is not None and total != first_total:
+        raise CatalogApiBadResponse(f"GET {url}: total={total}, the first page said total={first_total}; {changed}")
+    ids = [item.get("id") for item in items if isinstance(item.get("id"), (int, str))]
+    again = [item_id for item_id in ids if item_id in seen]
+    if again:
+        raise CatalogApiBadResponse(f"GET {url}: {len(again)} of its {len(items)} {resource} came on an earlier"
+                                    f" page too (id {again[0]!r} ...); {changed}")
+    seen.update(ids)
+
+
 def fetch_all(base_url: str, resource: str, *, page_size: int = 100, timeout: float = 10.0,
               retries: int = 3, backoff: float = 0.5, max_pages: int = 1000) -> list[dict[str, Any]]:
     """Every item of `resource` ("products" or "users") from the API at `base_url`, as received."""
@@ -175,10 +191,12 @@ def fetch_all(base_url: str, resource: str, *, page_size: int = 100, timeout: fl
     if page_size < 1 or retries < 0 or max_pages < 1 or timeout <= 0:
         raise ValueError("page_size and max_pages must be >= 1, retries >= 0 and timeout > 0")
     collected: list[dict[str, Any]] = []
-    skip, total = 0, 0
+    skip, total, seen = 0, 0, set()
     for _ in range(max_pages):
         url = page_url(base_url, resource, page_size, skip)
+        first_total = total if collected else None
         items, total = _fetch_page(url, resource, skip, timeout=timeout, retries=retries, backoff=backoff)
+        _check_drift(url, resource, items, total, first_total, seen)
         collected.extend(items)
         skip += len(items)
         logger.info("Fetched %s page skip=%d: %d items (%d of %d)",

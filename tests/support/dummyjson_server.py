@@ -19,9 +19,12 @@ Kinds:
     "empty"           200 page with no items although `skip` is below `total`
     "missing_fields"  200 page whose items lack `price` and `title` (`email`, `username` for users)
     "bad_shape"       200 JSON object without the resource key
+    "shifted"         200 page starting half a page early: it repeats items of the page before (the
+                      catalog grew at its start while it was read)
+    "shrunk"          200 page holding half its items, and a `total` that ends with them
 
-Page-shaped faults ("short", "empty", "missing_fields", "bad_shape") on a single-item request are
-consumed and ignored. Run standalone with `python -m tests.support.dummyjson_server --port 8000`.
+Page-shaped faults ("short", "empty", "missing_fields", "bad_shape", "shifted", "shrunk") on a single-item
+request are consumed and ignored. Run standalone with `python -m tests.support.dummyjson_server --port 8000`.
 """
 from __future__ import annotations
 
@@ -42,7 +45,8 @@ from tests.support.paths import DUMMYJSON
 
 logger = logging.getLogger(__name__)
 
-FAULT_KINDS = ("500", "503", "429", "timeout", "html", "short", "empty", "missing_fields", "bad_shape")
+FAULT_KINDS = ("500", "503", "429", "timeout", "html", "short", "empty", "missing_fields", "bad_shape", "shifted",
+               "shrunk")
 RESOURCES = {"products": "Product", "users": "User"}
 MISSING_FIELDS = {"products": ("price", "title"), "users": ("email", "username")}
 DEFAULT_LIMIT = 30
@@ -191,9 +195,16 @@ def _handler_for(server: DummyJsonServer) -> type[BaseHTTPRequestHandler]:
 
         def page(self, resource: str, limit: int, skip: int, fault: str | None) -> None:
             rows = server.data[resource]
+            total = len(rows)
             items = rows[skip:] if limit == 0 else rows[skip:skip + limit]
             claimed = len(items)
-            if fault == "short":
+            if fault == "shifted":
+                start = max(0, skip - max(1, limit // 2))
+                items = rows[start:start + claimed]
+            elif fault == "shrunk":
+                items = items[: len(items) // 2]
+                claimed, total = len(items), skip + len(items)
+            elif fault == "short":
                 items = items[: claimed // 3]
             elif fault == "empty":
                 items, claimed = [], 0
@@ -201,7 +212,7 @@ def _handler_for(server: DummyJsonServer) -> type[BaseHTTPRequestHandler]:
                 drop = MISSING_FIELDS[resource]
                 items = [{k: v for k, v in item.items() if k not in drop} for item in items]
             key = "items" if fault == "bad_shape" else resource
-            self.send_json(200, {key: items, "total": len(rows), "skip": skip, "limit": claimed})
+            self.send_json(200, {key: items, "total": total, "skip": skip, "limit": claimed})
 
     return Handler
 
