@@ -173,3 +173,29 @@ def test_the_bi_dsn_of_the_embedded_server_logs_in_over_tcp(embedded_server, mon
     assert printed == f"postgresql://bi_reader@127.0.0.1:{embedded_server.port}/ecomm"
     with psycopg.connect(printed) as conn:
         assert conn.execute("select current_user, inet_server_addr() is not null").fetchone() == ("bi_reader", True)
+
+
+def test_as_root_the_system_user_is_created_even_where_path_has_no_sbin(monkeypatch: pytest.MonkeyPatch) -> None:
+    # cron's PATH: the embedded server's first start as root must still create the user it runs as
+    import pwd
+    import uuid
+
+    if os.geteuid() != 0:  # as another user the server runs as that user: there is nothing to create
+        assert embedded._run_as() is None
+        return
+    name = f"ecomm-t{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    try:
+        entry = embedded.ensure_system_user(name)
+        assert entry.pw_name == name and pwd.getpwnam(name).pw_uid == entry.pw_uid
+        assert embedded.ensure_system_user(name).pw_uid == entry.pw_uid  # an existing user is kept
+    finally:
+        subprocess.run(["/usr/sbin/userdel", name], check=False, capture_output=True)
+
+
+def test_without_useradd_the_missing_system_user_is_one_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(embedded, "_SBIN", ())
+    with pytest.raises(embedded.EmbeddedServerError, match="useradd was not found") as err:
+        embedded.ensure_system_user("ecomm-nobody-here")
+    assert "ECOMM_PG_DSN" in str(err.value) and "\n" not in str(err.value)

@@ -108,6 +108,41 @@ def _run_as() -> str | None:
     return SYSTEM_USER if _is_root() else None
 
 
+# cron's PATH (/usr/bin:/bin) leaves out the sbin folders where useradd lives
+_SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
+
+
+def ensure_system_user(name: str = SYSTEM_USER) -> Any:
+    """The system user Postgres runs as under root (its passwd entry), created with useradd if missing.
+
+    pgserver's own helper runs `useradd` through PATH, which under cron or `env -i` has no sbin folder:
+    the first start as root would fail with "No such file or directory: 'useradd'".
+    """
+    import pwd
+    import shutil
+
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        pass
+    search = os.pathsep.join([os.environ.get("PATH", ""), *_SBIN])
+    useradd = shutil.which("useradd", path=search)
+    if useradd is None:
+        raise EmbeddedServerError(
+            f"the embedded Postgres refuses to run as root and the system user {name!r} it runs as does not"
+            f" exist; useradd was not found to create it: create it (useradd -s /bin/bash {name}), run as"
+            " another user, or set ECOMM_PG_DSN to use another Postgres"
+        )
+    done = subprocess.run([useradd, "-s", "/bin/bash", name], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise EmbeddedServerError(
+            f"the embedded Postgres refuses to run as root, and creating the system user {name!r} it runs as"
+            f" failed ({useradd}: {done.stderr.strip() or f'exit {done.returncode}'}): create it, run as another"
+            " user, or set ECOMM_PG_DSN to use another Postgres"
+        )
+    return pwd.getpwnam(name)
+
+
 _prepared_binaries = False
 
 
@@ -116,13 +151,10 @@ def _prepare_for_system_user(pgdata: Path) -> None:
     global _prepared_binaries
     if not _is_root():
         return
-    import pwd
-
     pgserver_module()
-    from pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
+    from pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions
 
-    ensure_user_exists(SYSTEM_USER)
-    entry = pwd.getpwnam(SYSTEM_USER)
+    entry = ensure_system_user()
     ensure_prefix_permissions(pgdata)
     if not _prepared_binaries:
         ensure_prefix_permissions(bin_dir())

@@ -52,13 +52,10 @@ class ThrowawayPostgres:
         self.data.mkdir(mode=0o700)
         self.user = None
         if os.geteuid() == 0:  # Postgres refuses root; pgserver's convention is a `pgserver` user
-            import pwd
+            from pgserver.utils import ensure_prefix_permissions
 
-            from pgserver.utils import ensure_prefix_permissions, ensure_user_exists
-
-            ensure_user_exists(embedded.SYSTEM_USER)
+            entry = embedded.ensure_system_user()
             self.user = embedded.SYSTEM_USER
-            entry = pwd.getpwnam(self.user)
             ensure_prefix_permissions(self.data)
             self.root.chmod(self.root.stat().st_mode | stat.S_IXOTH | stat.S_IROTH)
             os.chown(self.data, entry.pw_uid, entry.pw_gid)
