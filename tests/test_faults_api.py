@@ -147,3 +147,25 @@ def test_a_malformed_catalog_file_fails_at_once_with_the_production_config(tmp_p
     assert luigi_attempts(output) == 1 and "will retry" not in output
     assert time.monotonic() - started < 120
     assert not landed(tmp_path)
+
+
+def test_a_snapshot_is_fetched_once_when_a_date_it_covers_runs_beside_its_own(tmp_path) -> None:
+    """A backfill's two workers: the date a snapshot covers waits for the snapshot's own task, not a second fetch."""
+    monday, wednesday = D, "2025-12-17"
+    cfg = tmp_path / "luigi-test.cfg"
+    cfg.write_text(TEST_CFG.replace("timeout_seconds = 0.5", "timeout_seconds = 5"))
+    env = clean_env(ECOMM_PRODUCTS_URL="", ECOMM_DATA_DIR=str(tmp_path / "incoming"),
+                    ECOMM_LAKE_DIR=str(tmp_path / "lake"), LUIGI_CONFIG_PATH=str(cfg),
+                    ECOMM_PG_DATA=str(tmp_path / "no-postgres"))
+    script = ("import datetime as dt, sys, luigi; from pipeline.tasks import LandProducts;"
+              " ok = luigi.build([LandProducts(date=dt.date.fromisoformat(d)) for d in sys.argv[1:]],"
+              " workers=2, local_scheduler=True); sys.exit(0 if ok else 1)")
+    with DummyJsonServer(slow_seconds=1.0) as server:
+        server.fail_next("timeout")  # the first page answers after 1 s: both tasks would be fetching at once
+        env["ECOMM_PRODUCTS_URL"] = server.url
+        result = subprocess.run([sys.executable, "-c", script, wednesday, monday], check=False, cwd=REPO, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=180)
+        assert result.returncode == 0, result.stdout[-3000:]
+        assert len(pages(server)) == 2, f"one fetch of both pages, not one per task: {pages(server)}"
+    assert landed(tmp_path)
+    assert not (tmp_path / "lake" / "raw" / "products" / f"load_date={wednesday}").exists()

@@ -7,6 +7,7 @@ asks the scheduler for work the way a worker does.
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import luigi
 import luigi.scheduler
@@ -114,3 +115,24 @@ def test_the_gate_waits_for_the_earlier_dates_its_volume_check_compares_with(emp
     earlier = sorted((type(t).__name__, t.date) for t in tasks.QualityGate(date=D).requires() if t.date != D)
     day_before = D - dt.timedelta(days=1)
     assert earlier == [("StageEvents", day_before), ("StageOrders", day_before)]
+
+
+def test_a_catalog_snapshot_is_landed_and_staged_by_its_own_dates_tasks_only(empty_lake) -> None:
+    # D's products snapshot covers D + 1: that date's tasks wait for D's instead of landing and staging it beside them
+    later = D + dt.timedelta(days=1)
+    land, stage = tasks.LandProducts, tasks.StageProducts
+    assert land(date=D).requires() == [] and land(date=later).requires() == [land(date=D)]
+    assert stage(date=D).requires() == [land(date=D)]
+    assert stage(date=later).requires() == [land(date=later), stage(date=D)]
+    # no users snapshot (and no products one before D) covers a date: nothing to wait for
+    assert tasks.LandUsers(date=later).requires() == [] and tasks.StageUsers(date=later).requires() == [
+        tasks.LandUsers(date=later)]
+    assert land(date=D - dt.timedelta(days=1)).requires() == []
+
+
+def test_a_date_a_staged_snapshot_covers_does_not_stage_it_again(empty_lake) -> None:
+    assert luigi.build([tasks.StageProducts(date=D)], local_scheduler=True, workers=1)
+    staged = Path(tasks.StageProducts(date=D).output().path)
+    written = staged.stat().st_ino
+    tasks.StageProducts(date=D + dt.timedelta(days=1)).run()  # as if scheduled beside D's task, which won
+    assert staged.stat().st_ino == written, "the snapshot's partition was written again"

@@ -107,6 +107,12 @@ class CatalogLandTask(PipelineTask):
     retry_count = 1
     timeout_kind = "catalog"
 
+    def requires(self) -> list[luigi.Task]:
+        # A snapshot is landed by the task of its own date; a later date it covers waits for that task
+        # rather than landing it beside it: two workers fetched the API twice and wrote one raw partition twice.
+        snapshot = landing.covering_snapshot(self.source, self.date)
+        return [type(self)(date=snapshot)] if snapshot is not None and snapshot != self.date else []
+
     def complete(self) -> bool:
         snapshot = landing.covering_snapshot(self.source, self.date)
         if snapshot is None:

@@ -11,7 +11,7 @@ import luigi
 from pipeline import lake
 from pipeline.ingest import landing
 from pipeline.tasks.base import LakeTarget, PipelineTask
-from pipeline.tasks.land import LandEvents, LandOrders, LandProducts, LandUsers
+from pipeline.tasks.land import LAND_TASKS, LandEvents, LandOrders
 
 
 def partition_exists(layer: str, table: str, date: dt.date, **keys: str) -> bool:
@@ -54,12 +54,18 @@ class CatalogStageTask(StageTask):
         snapshot = self.snapshot()
         return snapshot is None or partition_exists("staging", f"stg_{self.source}", snapshot)
 
+    def requires(self) -> list[luigi.Task]:
+        # the snapshot is staged by the task of its own date (see CatalogLandTask.requires)
+        land = [task(date=self.date) for task in LAND_TASKS if task.source == self.source]
+        snapshot = self.snapshot()
+        return land + ([type(self)(date=snapshot)] if snapshot is not None and snapshot != self.date else [])
+
     def run(self) -> None:
         from pipeline.transform import staging
 
         snapshot = self.snapshot()
-        if snapshot is None:
-            return
+        if snapshot is None or partition_exists("staging", f"stg_{self.source}", snapshot):
+            return  # no snapshot yet, or staged by its own date's task
         self.report(f"staging the {self.source} snapshot of {snapshot}", 0)
         counts = staging.stage(self.source, snapshot) or {}
         self.rows_in, self.rows_out = counts.get("raw_count"), counts.get("staged_count")
@@ -91,17 +97,11 @@ class StageProducts(CatalogStageTask):
 
     source = "products"
 
-    def requires(self) -> luigi.Task:
-        return LandProducts(date=self.date)
-
 
 class StageUsers(CatalogStageTask):
     """staging/stg_users for the snapshot covering a date: one row per user."""
 
     source = "users"
-
-    def requires(self) -> luigi.Task:
-        return LandUsers(date=self.date)
 
 
 STAGE_TASKS: tuple[type[StageTask], ...] = (StageOrders, StageEvents, StageProducts, StageUsers)
