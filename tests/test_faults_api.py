@@ -121,6 +121,9 @@ def test_a_broken_api_fails_the_task_after_bounded_retries_with_a_clear_error(
     if attempts > 1:
         assert f"gave up after {attempts} attempts ([catalog] attempts)" in result.stdout
     assert not landed(tmp_path), "nothing is landed from a broken API"
+    assert "Traceback" not in result.stdout, "a failure the runbook knows is its line, not a traceback"
+    assert "what to do (catalog API failing): check the URL and the API; once it answers, `luigi --module" \
+        " pipeline.tasks DailyPipeline --date 2025-12-15 --local-scheduler`" in result.stdout
 
 
 def test_a_malformed_catalog_file_fails_at_once_with_the_production_config(tmp_path) -> None:

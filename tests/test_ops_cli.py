@@ -211,7 +211,7 @@ def test_postgres_unreachable_is_announced_once_with_the_retry_plan(caplog: pyte
 def test_each_failure_kind_maps_to_its_runbook_entry(tmp_path: Path) -> None:
     import errno
 
-    from pipeline.ingest import incoming, landing
+    from pipeline.ingest import catalog_api, incoming, landing
     from pipeline.tasks import late_catalogs, runbook
 
     cases = {
@@ -221,6 +221,8 @@ def test_each_failure_kind_maps_to_its_runbook_entry(tmp_path: Path) -> None:
         late_catalogs.CatalogArrivedLate("the products snapshot of 2025-12-15 arrived after"): "late catalog snapshot",
         incoming.SourceNotReady("no marker"): "not ready",
         OSError(errno.ENOSPC, "No space left on device"): "disk full",
+        catalog_api.CatalogApiTransientError("GET x failed 4 times, last: HTTP 503"): "catalog API failing",
+        catalog_api.CatalogApiBadResponse("x/products: the API returned no records"): "catalog API failing",
     }
     try:
         psycopg.connect(f"postgresql://postgres@127.0.0.1:{_free_port()}/x", connect_timeout=5)

@@ -107,6 +107,17 @@ REMEDIES: tuple[Remedy, ...] = (
            "a weekly catalog file was delivered after dates it covers were built: they kept the catalog before it",
            "`python -m pipeline restate --catalog products --date <the snapshot's date>` (as the message says:"
            " rebuilds and republishes the dates the snapshot feeds)", ("CatalogArrivedLate",)),
+    Remedy("catalog API failing", "30",
+           "`FAILED`, `LandProducts: CatalogApiTransientError: GET .../products?limit=100&skip=0 failed 4 times, last:"
+           " HTTP 503` after lines `... this can heal, will retry: attempt 2 of 3 at HH:MM:SS`, or at once"
+           " `CatalogApiBadResponse: ...` (not JSON, the wrong shape, short pages, no records, the catalog changed"
+           " while it was read)",
+           "the products or users API (`[catalog] products_url` / `users_url`, `ECOMM_PRODUCTS_URL` /"
+           " `ECOMM_USERS_URL`) is down, unreachable or answers what its contract does not allow; nothing was"
+           " landed, and the dates that snapshot covers wait for it",
+           "check the URL and the API; once it answers, `" + DAILY + "`. Or land the week's snapshot from a file:"
+           " put `products/products_<its date>.json` in the incoming folder and set the URL empty",
+           ("CatalogApiTransientError", "CatalogApiBadResponse")),
     Remedy("gate blocked", "30",
            "`BLOCKED by the quality gate` with the failing checks; `audit.dq_failures` holds them",
            "a check with a `fail` rule failed: the data is incomplete or wrong (volume, loss, keys ...)",
@@ -231,9 +242,10 @@ def by_kind(kind: str) -> Remedy:
 
 
 def reason(error: BaseException) -> str:
-    """An error in one line: `<ErrorClass>: <its message's first line>`."""
+    """An error in one line: `<ErrorClass>: <its message's first line>`, then its notes (`add_note`), `; ` apart."""
     text = str(error).strip()
-    return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
+    line = f"{type(error).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
+    return "; ".join([line, *(str(note) for note in getattr(error, "__notes__", ()))])
 
 
 def explain(task_family: str, day: dt.date | None, error: BaseException, *, local_scheduler: bool = False) -> str:
