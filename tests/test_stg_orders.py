@@ -94,6 +94,9 @@ def test_normalisations_text_case_numbers_and_timestamps_to_utc():
     # a revenue of 18+ integer digits: quarantined, not an overflow that fails the whole staging run
     ({"quantity": 2000000000, "price": 9999999999.99}, "revenue_out_of_range", "2000000000 x 9999999999.99"),
     ({"quantity": 1000, "price": 1000000000000000}, "revenue_out_of_range", "1000 x 1000000000000000"),
+    # a price that fits DECIMAL(18,2) by itself: its line would overflow the marts' sums of the date
+    ({"price": "9999999999999999.99"}, "revenue_out_of_range", "1 x 9999999999999999.99"),
+    ({"quantity": 2, "price": "5000000000.01"}, "revenue_out_of_range", "2 x 5000000000.01"),
     ({"timestamp": "not-a-date"}, "invalid_timestamp", "not-a-date"),
     ({"timestamp": "infinity"}, "invalid_timestamp", "infinity"),
     ({"timestamp": "2025-13-01T00:00:00"}, "invalid_timestamp", "2025-13-01T00:00:00"),
@@ -119,6 +122,11 @@ def test_each_rule_quarantines_with_its_reason(fields, reason, failing_value):
     assert (row["source_file"], row["row_number"], row["load_date"]) == ("orders.json", 2, D)
     assert row["record_id"] == ((record.get("order_id") or "").strip() or None)
     assert (rec["raw_count"], rec["staged_count"], rec["quarantined_count"], rec["duplicate_count"]) == (2, 1, 1, 0)
+
+
+def test_a_line_at_the_revenue_limit_is_staged():
+    staged, bad, _ = stage([r.order(quantity=2, price="5000000000.00")])
+    assert bad == [] and staged[0]["unit_price"] == r.money("5000000000.00")
 
 
 def test_the_tolerance_and_the_late_window_are_valid():

@@ -134,7 +134,10 @@ REASON_CODES: dict[str, str] = {
         "decimals or exceeds DECIMAL(18,2)"
     ),
     "negative_price": "price is below zero",
-    "revenue_out_of_range": "quantity x price does not fit DECIMAL(18,2)",
+    "revenue_out_of_range": (
+        "quantity x price is above 10,000,000,000.00 (MAX_LINE_REVENUE: a million such lines still sum within"
+        " the DECIMAL(18,2) of the marts and daily_metrics)"
+    ),
     "invalid_timestamp": (
         "timestamp is missing or not ISO 8601 (offset at most +-14:00; hours 00-23) nor epoch seconds or "
         "milliseconds"
@@ -191,6 +194,10 @@ STAGING_SCHEMAS: dict[str, pa.Schema] = {
 
 # Postgres refuses a btree index row over ~2,704 bytes; a UTF-8 character takes up to 4.
 MAX_ID_LENGTH_LIMIT = 512
+# The largest revenue of one order line. The marts and daily_metrics sum lines as DECIMAL(18,2) (below
+# 10^16): one line just under that passed staging and then failed the date's marts, and broke every lake
+# query over the facts, with an out-of-range cast. At 10^10 a million lines at the limit still fit.
+MAX_LINE_REVENUE = 10_000_000_000
 # The largest offset a timestamp may carry (UTC-14:00 .. UTC+14:00).
 MAX_OFFSET = dt.timedelta(hours=14)
 
@@ -310,6 +317,7 @@ def model_params(load_date: dt.date, source_table: str) -> dict[str, Any]:
         "future_limit_ts": limits["future_limit_ts"],
         "ancient_limit_ts": limits["ancient_limit_ts"],
         "max_id_length": max_id_length(),
+        "max_line_revenue": MAX_LINE_REVENUE,
         "order_statuses": ORDER_STATUSES,
         "event_types": EVENT_TYPES,
     }

@@ -83,10 +83,12 @@ checked as (
             when typed.price_number is null or not is_money_value(typed.price_number) then 'invalid_price'
             when typed.price_number < 0 then 'negative_price'
             -- the rules above make the quantity a whole number in INTEGER > 0 and the price money >= 0, so the
-            -- revenue has at most 2 decimals and is money (is_money_value) exactly when below 10^16. An INTEGER
-            -- times DECIMAL(38, 10) stays DECIMAL(38, 10) (28 integer digits); DECIMAL(38, 10) * DECIMAL(38, 10)
-            -- is DECIMAL(38, 20), which overflowed from 10^18 and failed the whole run instead of one order
-            when typed.quantity_number::integer * typed.price_number >= 10000000000000000 then 'revenue_out_of_range'
+            -- revenue has at most 2 decimals. $max_line_revenue (staging.MAX_LINE_REVENUE) keeps the sums of a
+            -- day's, a product's or a customer's lines within DECIMAL(18, 2) (< 10^16), which the marts and
+            -- daily_metrics are. An INTEGER times DECIMAL(38, 10) stays DECIMAL(38, 10) (28 integer digits);
+            -- DECIMAL(38, 10) * DECIMAL(38, 10) is DECIMAL(38, 20), which overflowed from 10^18 and failed the
+            -- whole run instead of one order
+            when typed.quantity_number::integer * typed.price_number > $max_line_revenue then 'revenue_out_of_range'
             when typed.order_ts is null then 'invalid_timestamp'
             -- after the business day's end plus the tolerance, unless written with the load date or earlier
             when typed.order_ts > $future_limit_ts::timestamp
