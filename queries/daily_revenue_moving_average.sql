@@ -4,8 +4,9 @@
 -- `(select date '2026-01-01' as first_date, date '2026-03-31' as last_date)`). The moving average is
 -- the revenue of the 7 calendar days ending on the date divided by 7 (a day without orders counts as
 -- 0; the window's first days take the 6 days before it into account); it is NULL until the data covers
--- 7 days (the first order date of the whole history). Rounded half up to the cent, exactly on both
--- engines (queries/README.md).
+-- 7 days: from the first complete day (marts.complete_days: the first load date in), so late orders
+-- dated before it do not count the days between as days without sales. Rounded half up to the cent,
+-- exactly on both engines (queries/README.md).
 -- Reads the window's days of the mart marts.daily_kpis (one row per day), and the 6 days before it.
 with reporting_days as (
     select * from marts.reporting_window
@@ -19,11 +20,10 @@ kpis as (
         and daily_kpis.kpi_date <= (select reporting_days.last_date from reporting_days)
 ),
 
--- the first order date of the whole history: the first day's entry of the mart's date index
+-- the first day the data covers: the first complete day (a late order can be dated before it)
 first_day as (
-    select min(daily_kpis.kpi_date) as first_order_date
-    from marts.daily_kpis
-    where daily_kpis.order_count > 0
+    select min(complete_days.complete_date) as first_complete_date
+    from marts.complete_days
 ),
 
 daily as (
@@ -56,11 +56,11 @@ final as (
         windowed.order_count,
         cast(windowed.gross_revenue as decimal(18, 2)) as gross_revenue,
         cast(windowed.net_revenue as decimal(18, 2)) as net_revenue,
-        case when windowed.order_date - first_day.first_order_date >= 6 then
+        case when windowed.order_date - first_day.first_complete_date >= 6 then
             cast(cast(floor((200 * windowed.gross_revenue_7d + 7) / cast(14 as double precision)) as bigint)
                 * 0.01 as decimal(18, 2))
         end as gross_revenue_7d_avg,
-        case when windowed.order_date - first_day.first_order_date >= 6 then
+        case when windowed.order_date - first_day.first_complete_date >= 6 then
             cast(cast(floor((200 * windowed.net_revenue_7d + 7) / cast(14 as double precision)) as bigint)
                 * 0.01 as decimal(18, 2))
         end as net_revenue_7d_avg

@@ -127,3 +127,26 @@ def test_a_re_delivered_order_counts_on_each_load_date_but_once_by_order_date(fr
     for column in ("gross_revenue", "net_revenue", "orders_count", "events_count", "fact_orders_count",
                    "fact_events_count"):
         assert "not additive over run_date" in comments[column].lower(), column
+
+
+def test_the_moving_average_starts_at_the_first_complete_day_not_a_late_order_before_it(fresh_db):
+    """One late order dated 10 days before the lake's first load date counted the 9 days between as days
+    without sales: the first days' 7-day averages were their revenue / 7 instead of NULL."""
+    import psycopg
+
+    from pipeline.lake import views
+    from pipeline.serving import publish
+
+    late = D - dt.timedelta(days=10)
+    r.stage_day(D, orders=[r.order(order_id="ORD_1", quantity=1, price=70.00, timestamp=f"{D}T12:00:00"),
+                           r.order(order_id="ORD_0", quantity=1, price=7.00, timestamp=f"{late}T12:00:00")],
+                events=[r.event()])
+    r.build_day(D)
+    publish.publish(D)
+    expected = [(late, 1, r.money("7.00"), None), (D, 1, r.money("70.00"), None)]
+    with views.open_lake() as con:
+        on_lake = con.execute(views.query_text("daily_revenue_moving_average")).fetchall()
+    with psycopg.connect(fresh_db.dsn) as conn:
+        on_postgres = conn.execute(views.query_text("daily_revenue_moving_average")).fetchall()
+    for moving in (on_lake, on_postgres):
+        assert [(row[0], row[1], row[2], row[4]) for row in moving] == expected
