@@ -116,7 +116,8 @@ REMEDIES: tuple[Remedy, ...] = (
            " `ECOMM_USERS_URL`) is down, unreachable or answers what its contract does not allow; nothing was"
            " landed, and the dates that snapshot covers wait for it",
            "check the URL and the API; once it answers, `" + DAILY + "`. Or land the week's snapshot from a file:"
-           " put `products/products_<its date>.json` in the incoming folder and set the URL empty",
+           " put `products/products_<snapshot date>.json` (`users/users_<snapshot date>.json`) in the incoming"
+           " folder and set that URL empty",
            ("CatalogApiTransientError", "CatalogApiBadResponse")),
     Remedy("gate blocked", "30",
            "`BLOCKED by the quality gate` with the failing checks; `audit.dq_failures` holds them",
