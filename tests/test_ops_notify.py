@@ -87,9 +87,11 @@ def test_luigid_refusals_are_explained_reenabled_and_cleared_by_a_publish(ops: O
     reenable = f"python -m pipeline reenable --date 2025-12-15 --scheduler-url {url}"
     assert f"luigid disabled the failed task: first `{reenable}`" in luigid.get("/api/fetch_error",
                                                                                {"task_id": task_id})["error"]
-    # a run through luigid: the rerun it suggests goes through that luigid too
+    # a run through luigid: the rerun it suggests goes through that luigid too, once the task is re-enabled
     assert ("what to do (missing file): put the file where the message says, then"
-            f" `luigi --module pipeline.tasks DailyPipeline --date 2025-12-15 --scheduler-url {url}`\n") in failed.stdout
+            f" `luigi --module pipeline.tasks DailyPipeline --date 2025-12-15 --scheduler-url {url}`;"
+            f" luigid disabled the failed task: first `{reenable}` (or run the date with --local-scheduler)\n"
+            ) in failed.stdout
 
     shutil.move(kept, events)  # the fix; luigid still refuses the task
     refused = ops.luigi("DailyPipeline", *DATE, *luigid.scheduler_args())

@@ -39,15 +39,22 @@ class Remedy:
     errors: tuple[str, ...] = ()  # exception class names (of the error or what it was raised from)
     own_fix: str = ""  # a regex: the command an error's message gives for itself (then the fix is that command)
 
-    def fix_for(self, day: dt.date | str | None, *, local_scheduler: bool = False, message: str = "") -> str:
+    def fix_for(self, day: dt.date | str | None, *, local_scheduler: bool = False, message: str = "",
+                failed: bool = False) -> str:
         """The fix for a date; local_scheduler=True: its daily command for a run without luigid, as it was run.
 
         `message`: the error's; when it names its own command (`own_fix`), that command is the fix.
+        `failed`: a task of the date failed through luigid, which disabled it (every task has
+        retry_count = 1): a fix that reruns the date re-enables it first.
         """
         if self.own_fix and (found := re.search(self.own_fix, message)):
             return f"`{found.group(1)}`, as the error says"
         fix = self.fix.replace(DAILY, DAILY + (LOCAL_SCHEDULER if local_scheduler else _luigid_option()))
-        return fix.replace("{date}", str(day) if day else "<date>")
+        fix = fix.replace("{date}", str(day) if day else "<date>")
+        if failed and not local_scheduler and DAILY.format(date=day) in fix and "reenable" not in fix:
+            fix += (f"; luigid disabled the failed task: first `python -m pipeline reenable --date {day}"
+                    f"{_luigid_option()}` (or run the date with --local-scheduler)")
+        return fix
 
     def fix_rerunning(self, command: str) -> str:
         """The fix for a command other than the daily run that met this failure: it reruns that command."""
@@ -258,11 +265,7 @@ def explain(task_family: str, day: dt.date | None, error: BaseException, *, loca
     lines = [f"{task_family}{f' for {day}' if day else ''} failed: {reason(error)}"]
     remedy = remedy_for(error)
     if remedy is not None:
-        fix = remedy.fix_for(day, local_scheduler=local_scheduler, message=str(error))
-        if not local_scheduler and DAILY.format(date=day) in fix and "reenable" not in fix:
-            # every task has retry_count = 1: luigid has disabled this one, and would not run it again
-            fix += (f"; luigid disabled the failed task: first `python -m pipeline reenable --date {day}"
-                    f"{_luigid_option()}` (or run the date with --local-scheduler)")
+        fix = remedy.fix_for(day, local_scheduler=local_scheduler, message=str(error), failed=True)
         lines.append(f"What to do ({remedy.kind}): {fix}")
     lines.append(f"Runbook: {RUNBOOK}")
     return "\n".join(lines)

@@ -75,8 +75,7 @@ def _manifest(source: str, day: dt.date) -> dict[str, Any] | None:
 
 
 def _manifest_rows(source: str, day: dt.date) -> int | None:
-    manifest = _manifest(source, day)
-    return manifest["rows"] if manifest else None
+    return manifest["rows"] if (manifest := _manifest(source, day)) else None
 
 
 def _reconciliation(source: str, day: dt.date) -> dict[str, Any]:
@@ -187,7 +186,8 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
         gate_said = blocked and status == RESTATING  # its blocking checks are listed, with what to do
         if remedies and status in ("published", STALE_SOURCE, RESTATING, "FAILED") and not gate_said:
             said = " ".join(r["error_message"] or "" for r in failed)  # the runbook's first kind, or the error's fix
-            failures.append(f"what to do ({remedies[0].kind}): {remedies[0].fix_for(day, **rerun, message=said)}")
+            failures.append(f"what to do ({remedies[0].kind}): "
+                            + remedies[0].fix_for(day, **rerun, message=said, failed=status == "FAILED"))
         if run_id is not None:
             done = [r["duration_seconds"] for r in runs if r["duration_seconds"] is not None]
             seconds = round(sum(done), 1) if done else None
