@@ -8,11 +8,16 @@ run holds in its own process, it is false: that scheduler ends with the process,
 failure e-mail asks for runs the task at once. A cron run would mail every failure twice, the
 second contradicting the first. `install()` drops that one e-mail in a local-scheduler process;
 every other e-mail (the failure e-mail, luigid's) goes out as before.
+
+It also silences the warnings Luigi's own `[smtp]` defaults raise at every e-mail (`local_hostname`,
+`username` and `password` default to None: "Parameter ... is not of type string"), six lines in a
+failed run's log that the docs promise is one line.
 """
 from __future__ import annotations
 
 import functools
 import logging
+import warnings
 from typing import Any
 
 import luigi.notifications
@@ -26,7 +31,9 @@ DISABLED_SUBJECT = "Luigi Scheduler: DISABLED "
 
 
 def install() -> None:
-    """Wrap Luigi's send_error_email (once) so a local scheduler's "DISABLED" e-mail is not sent."""
+    """Wrap Luigi's send_error_email (once) so a local scheduler's "DISABLED" e-mail is not sent; quiet [smtp]'s."""
+    warnings.filterwarnings("ignore", r'Parameter "(local_hostname|username|password)" with value "None" is not of'
+                            r" type string\.", UserWarning, r"luigi\.parameter")
     send = luigi.notifications.send_error_email
     if getattr(send, "drops_local_disabled", False):
         return
