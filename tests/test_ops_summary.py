@@ -119,6 +119,15 @@ def test_a_restatement_the_gate_blocks_shows_its_blocking_checks(ops: Ops) -> No
     assert standing.returncode == 1 and "FAIL source_loss: " in standing.stdout, standing.stdout
     assert "See why in audit.bad_records (source_table stg_orders" in standing.stdout, \
         "one date: each blocking check's whole message"
+    # as the failed restatement says: the corrected file, restated again (a run of the date alone would refuse
+    # the file it landed changing: SourceChanged)
+    said = f"then `python -m pipeline restate --date {SEED_DAY}` again"
+    assert said in blocked.stderr, blocked.stderr[-2000:]
+    path.write_text(json.dumps([order for i, order in enumerate(orders) if not i % 3]))  # the unusable ones left out
+    finished = ops.pipeline("restate", "--date", str(SEED_DAY))
+    assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-2000:]
+    (row,) = _summary_rows(finished.stdout)
+    assert row.endswith("published"), finished.stdout
 
 
 def _gate_results(ops: Ops, day: dt.date) -> list[tuple]:

@@ -304,8 +304,10 @@ def main(argv: list[str] | None = None) -> int:
     # this run's outcome (the run ran in this process): not the failure that made the restatement necessary
     summary.print_summary([day], run_audit.run_id(), start_postgres=False)
     if code:
-        print(f"the restatement of {day} is pending: fix what the run reports, then run the date again"
-              f" ({runbook.daily_command(day)})", file=sys.stderr)
+        # a corrected file must be landed by a restatement (the failed run may have landed the one before):
+        # restating again does both, and a run of the date finishes one whose fix is not a file
+        print(f"the restatement of {day} is pending: fix what the run reports, then `python -m pipeline restate"
+              f" --date {day}` again (or, when the fix is no new file, {runbook.daily_command(day)})", file=sys.stderr)
     return code
 
 
