@@ -58,7 +58,7 @@ def test_a_corrected_orders_file_after_publish_is_refused_then_restated(ops: Ops
     orders_path(ops).write_text(json.dumps(corrected, indent=2))
 
     again = ops.luigi("DailyPipeline", *DATE, LOCAL)
-    assert_refused(again, "orders.json changed since it was landed", "published from the file landed before")
+    assert_refused(again, "orders.json changed since it was landed", "Postgres keeps serving it as it was published")
     assert published(ops) == (20, 60, 1), "the published date is untouched"
     (error,) = ops.query("select error_message from audit.pipeline_runs where task like 'SourcesUnchanged%%'"
                          " and status = 'failed'")[0]

@@ -222,7 +222,7 @@ def changed_sources(load_date: dt.date) -> dict[str, str]:
 
 def changed_message(source: str, load_date: dt.date, reason: str, *, published: bool = False) -> str:
     """The one message for a changed source: what changed and how to land it on purpose."""
-    state = (f"{load_date} is published from the file landed before" if published
+    state = (f"{load_date} is published, and Postgres keeps serving it as it was published" if published
              else f"raw/{source} for {load_date} is already landed and raw partitions are immutable")
     return (f"{source} for {load_date}: {reason}; {state}. To land the new file on purpose run"
             f" `python -m pipeline restate --date {load_date} --source {source}` (it archives the landed raw"
