@@ -108,10 +108,8 @@ class CatalogLandTask(PipelineTask):
     timeout_kind = "catalog"
 
     def requires(self) -> list[luigi.Task]:
-        # A snapshot is landed by the task of its own date; a later date it covers waits for that task
-        # rather than landing it beside it: two workers fetched the API twice and wrote one raw partition twice.
-        snapshot = landing.covering_snapshot(self.source, self.date)
-        return [type(self)(date=snapshot)] if snapshot is not None and snapshot != self.date else []
+        # waits for the snapshot's own task, not landing it beside it (two workers fetched the API twice)
+        return snapshot_task(self, landing.covering_snapshot(self.source, self.date))
 
     def complete(self) -> bool:
         snapshot = landing.covering_snapshot(self.source, self.date)
@@ -152,6 +150,12 @@ class CatalogLandTask(PipelineTask):
                 self.status(line)
                 time.sleep(delay)
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def snapshot_task(task: PipelineTask, snapshot: dt.date | None) -> list[luigi.Task]:
+    """The catalog task of the snapshot's own date, which lands (or stages) it, when that is another date than the
+    task's; a later date the snapshot covers waits for it (none when no snapshot covers the date)."""
+    return [type(task)(date=snapshot)] if snapshot is not None and snapshot != task.date else []
 
 
 def catalog_snapshot_dates(kind: str, day: dt.date) -> list[dt.date]:

@@ -11,7 +11,7 @@ import luigi
 from pipeline import lake
 from pipeline.ingest import landing
 from pipeline.tasks.base import LakeTarget, PipelineTask
-from pipeline.tasks.land import LAND_TASKS, LandEvents, LandOrders
+from pipeline.tasks.land import LAND_TASKS, LandEvents, LandOrders, snapshot_task
 
 
 def partition_exists(layer: str, table: str, date: dt.date, **keys: str) -> bool:
@@ -55,10 +55,8 @@ class CatalogStageTask(StageTask):
         return snapshot is None or partition_exists("staging", f"stg_{self.source}", snapshot)
 
     def requires(self) -> list[luigi.Task]:
-        # the snapshot is staged by the task of its own date (see CatalogLandTask.requires)
         land = [task(date=self.date) for task in LAND_TASKS if task.source == self.source]
-        snapshot = self.snapshot()
-        return land + ([type(self)(date=snapshot)] if snapshot is not None and snapshot != self.date else [])
+        return land + snapshot_task(self, self.snapshot())  # staged by its own date's task, as it is landed
 
     def run(self) -> None:
         from pipeline.transform import staging

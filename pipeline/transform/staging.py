@@ -100,6 +100,11 @@ SOURCES = incoming.SOURCES
 CATALOGS = incoming.CATALOG_SOURCES  # weekly snapshots: a date without one has nothing to stage
 DAILY_SOURCES = incoming.DAILY_SOURCES
 
+# The largest revenue of one order line. The marts and daily_metrics sum lines as DECIMAL(18,2) (below
+# 10^16): one line just under that passed staging and then failed the date's marts, and broke every lake
+# query over the facts, with an out-of-range cast. At 10^10 a million lines at the limit still fit.
+MAX_LINE_REVENUE = 10_000_000_000
+
 REASON_CODES: dict[str, str] = {
     "duplicate_json_key": "the JSON object has this key twice, so which value is meant is unknown",
     "missing_order_id": "order_id is missing or empty",
@@ -135,8 +140,8 @@ REASON_CODES: dict[str, str] = {
     ),
     "negative_price": "price is below zero",
     "revenue_out_of_range": (
-        "quantity x price is above 10,000,000,000.00 (MAX_LINE_REVENUE: a million such lines still sum within"
-        " the DECIMAL(18,2) of the marts and daily_metrics)"
+        f"quantity x price is above {MAX_LINE_REVENUE:,}.00 (MAX_LINE_REVENUE: a million such lines still sum"
+        " within the DECIMAL(18,2) of the marts and daily_metrics)"
     ),
     "invalid_timestamp": (
         "timestamp is missing or not ISO 8601 (offset at most +-14:00; hours 00-23) nor epoch seconds or "
@@ -194,10 +199,6 @@ STAGING_SCHEMAS: dict[str, pa.Schema] = {
 
 # Postgres refuses a btree index row over ~2,704 bytes; a UTF-8 character takes up to 4.
 MAX_ID_LENGTH_LIMIT = 512
-# The largest revenue of one order line. The marts and daily_metrics sum lines as DECIMAL(18,2) (below
-# 10^16): one line just under that passed staging and then failed the date's marts, and broke every lake
-# query over the facts, with an out-of-range cast. At 10^10 a million lines at the limit still fit.
-MAX_LINE_REVENUE = 10_000_000_000
 # The largest offset a timestamp may carry (UTC-14:00 .. UTC+14:00).
 MAX_OFFSET = dt.timedelta(hours=14)
 
