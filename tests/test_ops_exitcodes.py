@@ -5,8 +5,13 @@ Each test runs the documented command in a subprocess against its own lake and d
 from __future__ import annotations
 
 import configparser
+import contextlib
 import json
+import os
 import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -159,6 +164,55 @@ def test_scheduling_errors_exit_35(ops: Ops) -> None:
     assert "scheduling DailyPipeline(date=2025-12-15) failed: the worker will exit once nothing is running" in (
         misconfigured.stderr)
     assert "Did not run any tasks" in misconfigured.stderr and attempts() == before
+
+
+@contextlib.contextmanager
+def refused_to_this_user(folder: Path) -> Iterator[None]:
+    """`folder` not writable by this process: its mode for a user; as root, whom modes do not stop (CI runs as
+    root), the immutable attribute, which refuses root too (what a read-only mount or another owner would)."""
+    if os.geteuid() != 0:
+        mode = folder.stat().st_mode
+        folder.chmod(0o555)
+        try:
+            yield
+        finally:
+            folder.chmod(mode)
+        return
+    subprocess.run(["chattr", "+i", str(folder)], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+@pytest.mark.slow
+def test_a_lake_folder_the_user_may_not_write_is_one_line_with_what_to_do(ops: Ops) -> None:
+    # cron running as another user than the lake's owner: refused while scheduling, before any task
+    ops.lake.mkdir(parents=True)
+    with refused_to_this_user(ops.lake):
+        refused = ops.luigi("DailyPipeline", *DATE, LOCAL)
+    assert refused.returncode == RETCODE["scheduling_error"], refused.stderr[-3000:]
+    assert "Traceback" not in refused.stderr, refused.stderr[-3000:]
+    assert re.search(rf"due to error in complete\(\) method: LakeUnreadable: the lake folder {re.escape(str(ops.lake))}"
+                     r" cannot be written by user \S+: run as the lake's owner, or give this user write access to it"
+                     r" \(ECOMM_LAKE_DIR or \[paths\] lake_dir names it\), then run the date again; nothing was written\n",
+                     refused.stderr), refused.stderr[-3000:]
+    assert "DailyPipeline could not be scheduled: LakeUnreadable: the lake folder" in refused.stdout
+    assert "what to do (lake unreadable): fix the access (a folder: run as its owner" in refused.stdout
+    assert not any(ops.lake.iterdir())
+
+    # one folder inside it (left by a run as another user): the tasks that write there fail in one line each
+    assert ops.luigi("LandDaily", *DATE, LOCAL).returncode == 0
+    (ops.lake / "staging").mkdir()
+    with refused_to_this_user(ops.lake / "staging"):
+        failed = ops.luigi("DailyPipeline", *DATE, LOCAL)
+    assert failed.returncode == RETCODE["task_failed"], failed.stderr[-3000:]
+    assert "Traceback" not in failed.stderr, failed.stderr[-3000:]
+    assert re.search(r"failed +StageEvents\(date=2025-12-15\): LakeUnreadable: \S+/staging/stg_events/"
+                     r"load_date=2025-12-15/data.parquet cannot be written: \[Errno \d+\] [^;]+; the lake is a"
+                     r" folder user \S+ may not write", failed.stderr), failed.stderr[-3000:]
+    assert "what to do (lake unreadable):" in failed.stdout and "FAILED" in failed.stdout
+    assert ops.luigi("DailyPipeline", *DATE, LOCAL).returncode == 0, "given access, the date runs"
 
 
 @pytest.mark.slow

@@ -242,3 +242,14 @@ def test_a_date_held_back_by_an_earlier_date_of_the_same_range_names_it_not_a_ba
     assert rows[0].endswith("DISABLED in luigid (not run)"), refused.stdout
     assert rows[1].endswith(f"waits for {broken} (disabled in luigid, above)"), refused.stdout
     assert f"LandOrders(date={broken}) is DISABLED since" in refused.stdout
+
+
+def test_a_long_failure_line_is_cut_at_a_word_and_says_so() -> None:
+    from pipeline.tasks import summary
+
+    line = "LakeUnreadable: " + "a path and its reason " * 30
+    shown = summary._first_line(f"{line}\nthe traceback's next line")
+    kept = shown.removesuffix(" ...")
+    assert kept != shown and len(kept) <= 300 and line.startswith(kept)
+    assert line[len(kept)] == " ", "cut between words, not inside one"
+    assert summary._first_line("SourceFileMissing: short\nmore") == "SourceFileMissing: short"

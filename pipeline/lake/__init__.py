@@ -20,6 +20,7 @@ import functools
 import glob
 import logging
 import os
+import pwd
 import re
 import sys
 from pathlib import Path
@@ -71,9 +72,52 @@ def store_refused(error: BaseException) -> bool:
     return isinstance(error, (PermissionError, LakeUnreadable)) or store_error(error)
 
 
+def folder_refused(error: BaseException) -> bool:
+    """Whether an error is a folder lake's permissions refusing this process a path in it (a PermissionError, or
+    DuckDB's "Permission denied", naming a path under the lake's folder): not an incoming file's, nor the data's."""
+    where = config.lake_dir()
+    if lake_store.is_remote(where):
+        return False
+    folder = os.path.abspath(where)
+    if isinstance(error, PermissionError):
+        named = (os.path.abspath(os.fspath(name)) for name in (error.filename, error.filename2) if name)
+        return any(os.path.commonpath([folder, path]) == folder for path in named)
+    return _duckdb_error(error) and "Permission denied" in str(error) and folder in str(error)
+
+
+def _process_user() -> str:
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:  # a uid without a passwd entry (a container's)
+        return f"uid {os.geteuid()}"
+
+
+def check_writable() -> None:
+    """A folder lake this process may not write (cron running as another user than the lake's owner, a lake on a
+    read-only mount): a LakeUnreadable before anything runs, not one failure per task. An s3:// lake is checked
+    by its first write (`root()` checks its bucket)."""
+    where = config.lake_dir()
+    if lake_store.is_remote(where):
+        return
+    nearest = Path(where).absolute()
+    while not nearest.exists() and nearest != nearest.parent:  # a new lake: made inside its nearest folder
+        nearest = nearest.parent
+    if not os.access(nearest, os.W_OK | os.X_OK):
+        made_in = "" if str(nearest) == os.path.abspath(where) else f" (nor can {nearest}, where it would be made)"
+        raise LakeUnreadable(
+            f"the lake folder {where} cannot be written by user {_process_user()}{made_in}: run as the lake's owner,"
+            " or give this user write access to it (ECOMM_LAKE_DIR or [paths] lake_dir names it), then run the date"
+            " again; nothing was written")
+
+
 def unreadable(path: str, error: BaseException, done: str = "read") -> LakeUnreadable:
     """The LakeUnreadable for a lake file the store would not let be `done` (read, written): what to fix, and
     that the lake's data is not at fault (nothing should be removed)."""
+    if folder_refused(error):
+        return LakeUnreadable(
+            f"{path} cannot be {done}: {store_words(error)}; the lake is a folder user {_process_user()} may not"
+            f" {'write' if done == 'written' else 'read'} (ECOMM_LAKE_DIR or [paths] lake_dir): run as the lake's"
+            " owner, or give this user access to it, then run the date again; the landed data is not at fault")
     return LakeUnreadable(
         f"{path} cannot be {done}: {store_words(error)}; the lake's store refused or did not answer (an s3:// lake:"
         " its credentials, AWS_ENDPOINT_URL, region and bucket; a folder: its permissions): fix that, then run the"
@@ -261,7 +305,12 @@ def temp_path(final_path: str) -> str:
     """
     if lake_store.is_remote(final_path):  # object stores have no folders to make
         return f"{final_path}.tmp-{lake_store.writer_token()}"
-    Path(final_path).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        Path(final_path).parent.mkdir(parents=True, exist_ok=True)
+    except PermissionError as err:
+        if folder_refused(err):
+            raise unreadable(final_path, err, "written") from err
+        raise
     return f"{final_path}.tmp-{os.getpid()}"
 
 

@@ -225,7 +225,7 @@ def copy_to_partition(
                 {**bind(select_sql, params), "target_file": tmp},
             )
         except duckdb.Error as err:  # the store refused the write (or a read): the lake's, not the query's
-            if lake.store_error(err):
+            if lake.store_error(err) or lake.folder_refused(err):
                 raise lake.unreadable(final_path, err, "written") from err
             raise
         faults.point("lake.write", tmp)

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 import luigi
 import psycopg
 
-from pipeline import config
+from pipeline import config, lake
 from pipeline.ingest import landing
 from pipeline.quality import gate
 from pipeline.serving import retry as pg_retry
@@ -232,6 +232,7 @@ class DailyPipeline(luigi.WrapperTask, PipelineTask):
     def requires(self) -> luigi.Task:
         config.read_sections()  # a value in a file no task could read stops the command now (BadSetting)
         gate.check_settings()  # contradicting thresholds stop the command now, not each date at its gate
+        lake.check_writable()  # a folder lake this user may not write: one line now, not every task failing
         return Publish(date=self.date, force=self.force)
 
     @classmethod

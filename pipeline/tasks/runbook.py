@@ -161,14 +161,16 @@ REMEDIES: tuple[Remedy, ...] = (
            f" then `{DAILY}`", ("PublishLocked", "LockWaitTimeout", "PipelineLockBusy")),
     Remedy("lake unreadable", "35",
            "`LakeUnreadable: s3://.../_manifest.json cannot be read: ... AWS Error ACCESS_DENIED ...` or"
-           " `LakeUnreadable: the lake's bucket 'B' does not exist ...` while scheduling (exit 35), or a task"
-           " failing with `LakeUnreadable: ... cannot be written: ... AWS Error ...` or `OSError: ... AWS Error"
-           " NETWORK_CONNECTION ...` (exit 30);"
+           " `LakeUnreadable: the lake's bucket 'B' does not exist ...` or `LakeUnreadable: the lake folder ... cannot"
+           " be written by user U ...` while scheduling (exit 35), or a task failing with `LakeUnreadable: ... cannot be"
+           " written: ... AWS Error ...` (or `... Permission denied ...; the lake is a folder user U may not write`)"
+           " or `OSError: ... AWS Error NETWORK_CONNECTION ...` (exit 30);"
            " a `python -m pipeline` command or `python -m pipeline.lake.views`: one line, `<command>: error: the lake's"
            " store refused or did not answer: ... AWS Error ...` (exit 35)",
            "the lake's store refused or did not answer: wrong credentials, `AWS_ENDPOINT_URL` or region, a bucket"
            " that does not exist, the store down; for a folder lake, permissions. The lake's data is not at fault",
-           f"fix the access (docs/scaling-out.md for an s3:// lake; remove nothing), then `{DAILY}`",
+           "fix the access (a folder: run as its owner, e.g. cron's user, or give that user write access; an s3://"
+           f" lake: docs/scaling-out.md; remove nothing), then `{DAILY}`",
            ("LakeUnreadable",)),
     Remedy("disk full", "30",
            "`OSError: [Errno 28] No space left on device` (or DuckDB's `No space left on device`)",
@@ -208,7 +210,8 @@ def remedy_for(error: BaseException) -> Remedy | None:
             return BY_ERROR["PostgresUnreachable" if retry.postgres_unreachable(current) else "PostgresRefuses"]
         if _disk_full(current):
             return BY_ERROR["DiskFull"]
-        if lake.store_error(current):  # a folder's PermissionError may be an incoming file's: not this kind
+        # a PermissionError may be an incoming file's: the lake's only when it names a path in the lake's folder
+        if lake.store_error(current) or lake.folder_refused(current):
             return BY_ERROR["LakeUnreadable"]
     return None
 

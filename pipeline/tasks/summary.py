@@ -123,8 +123,10 @@ def _publish_log(days: Sequence[dt.date], start_postgres: bool) -> dict[dt.date,
     return {r[0]: {"orders": r[1], "events": r[2], "runtime": r[3]} for r in rows}
 
 
-def _first_line(text: str | None) -> str:
-    return (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+def _first_line(text: str | None, cut: int = 300) -> str:
+    """A message's first line, cut at a word before `cut` characters and marked "..." (what to do is never cut)."""
+    line = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+    return line if len(line) <= cut else f"{line[:cut].rsplit(' ', 1)[0]} ..."
 
 
 def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postgres: bool = True,
@@ -157,7 +159,7 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
         not_scheduled = []
         if run_id is not None and run_id == run_audit.run_id():  # this process's run: what it could not schedule
             for family, reason in unscheduled.failures(day):
-                not_scheduled.append(f"{family} could not be scheduled: {reason}")
+                not_scheduled.append(f"{family} could not be scheduled: {_first_line(reason)}")
                 remedies.extend(remedy for remedy in [runbook.remedy_for_text(reason)] if remedy)
         failures.extend(not_scheduled)
         blocked = checks is not None and bool(checks["fail"] + checks["error"])
@@ -272,8 +274,7 @@ def render(summaries: Sequence[DateSummary], run_id: str | None = None) -> str:
     out = [head, "  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip()]
     for s, line in zip(summaries, lines):
         out.append("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip())
-        out.extend(f"    {failure if failure.startswith(('what to do', MESSAGE)) else failure[:200]}"
-                   for failure in s.failures)
+        out.extend(f"    {failure}" for failure in s.failures)
     published = sum(s.status == "published" for s in summaries)
     out.append(f"{published} of {len(summaries)} date(s) published")
     return "\n".join(out)
@@ -348,8 +349,7 @@ def _needed_failures(summaries: list[DateSummary], scheduled: Sequence[dt.date],
             s.status = f"waits for {dates} (failed, below)"
     lines = [f"Needed by the date(s) above (an earlier catalog snapshot or volume history), not asked for: {dates}"]
     for s in failed:
-        lines.append(f"{s.date}: FAILED")
-        lines.extend(f"    {f if f.startswith('what to do') else f[:200]}" for f in s.failures)
+        lines.extend([f"{s.date}: FAILED", *(f"    {f}" for f in s.failures)])
     return lines
 
 
