@@ -167,6 +167,13 @@ def test_freshness_names_the_latest_date_and_exits_for_a_monitor(fresh_db: Targe
     assert "[freshness] max_age_hours" in stale.stdout
     assert "`luigi --module pipeline.tasks DailyPipeline --date 2025-12-20 --local-scheduler`" in stale.stdout
     assert check("--now", "2025-12-21T13:00", "--max-age-hours", "48").returncode == 0
+    tighter = check("--now", "2025-12-21T13:00", "--max-age-hours", "30")
+    assert tighter.returncode == 1 and "over the limit of 30 h (--max-age-hours);" in tighter.stdout, tighter.stdout
+    negative = tmp_path / "negative.cfg"
+    negative.write_text("[freshness]\nmax_age_hours = -1\n")
+    refused = _run([*PIPELINE, "freshness"], tmp_path, {**env, "LUIGI_CONFIG_PATH": str(negative)})
+    assert refused.returncode == 3, refused.stdout + refused.stderr
+    assert refused.stderr == "UNKNOWN: [freshness] max_age_hours = -1 is negative: fix it in luigi.cfg\n"
 
     down = _run([*PIPELINE, "freshness"], tmp_path, {"ECOMM_PG_DSN": "postgresql://postgres@127.0.0.1:1/nowhere"})
     assert down.returncode == 3 and down.stderr.startswith("UNKNOWN: cannot read audit.publish_log"), down.stderr

@@ -57,8 +57,11 @@ def age_hours(day: dt.date, now: dt.datetime) -> float:
     return (now - end).total_seconds() / 3600
 
 
-def check(now: dt.datetime, max_age: float) -> tuple[int, str]:
-    """(exit code, the line to print) for the serving Postgres at `now`."""
+LIMIT_SETTING = "[freshness] max_age_hours"
+
+
+def check(now: dt.datetime, max_age: float, limit_from: str = LIMIT_SETTING) -> tuple[int, str]:
+    """(exit code, the line to print) for the serving Postgres at `now`; `limit_from` names where `max_age` was set."""
     from pipeline.serving import pg
     from pipeline.tasks import run_audit
 
@@ -86,7 +89,7 @@ def check(now: dt.datetime, max_age: float) -> tuple[int, str]:
                 else f"luigi --module pipeline.tasks RangeDaily --of DailyPipeline --start {start} --stop {stop}"
                 ) + runbook.LOCAL_SCHEDULER
     return STALE, (f"STALE: the latest published load date is {day} ({when}), {age:.1f} h after its end, over the"
-                   f" limit of {max_age:g} h ([freshness] max_age_hours); see why with `python -m pipeline summary"
+                   f" limit of {max_age:g} h ({limit_from}); see why with `python -m pipeline summary"
                    f" --start {start} --stop {stop}`, catch up with `{catch_up}`")
 
 
@@ -108,11 +111,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     max_age = freshness().max_age_hours if args.max_age_hours is None else args.max_age_hours
-    if max_age < 0:
+    limit_from = LIMIT_SETTING if args.max_age_hours is None else "--max-age-hours"
+    if max_age < 0 and args.max_age_hours is not None:
         parser.error(f"--max-age-hours {max_age:g} is negative")
     try:
-        code, line = check(args.now or dt.datetime.now(dt.timezone.utc), max_age)
-    except config.BadSetting as err:  # the age is counted from midnight in the business time zone
+        if max_age < 0:  # a setting to fix, as a monitor reads it: not a stale date, nor a wrong command line
+            raise config.BadSetting(f"{LIMIT_SETTING} = {max_age:g} is negative: fix it in luigi.cfg")
+        code, line = check(args.now or dt.datetime.now(dt.timezone.utc), max_age, limit_from)
+    except config.BadSetting as err:  # also the age's start: midnight in the business time zone
         code, line = UNKNOWN, f"UNKNOWN: {err}"
     print(line, file=sys.stderr if code == UNKNOWN else sys.stdout)
     return code
