@@ -89,6 +89,12 @@ def test_normalisations_text_case_numbers_and_timestamps_to_utc():
     ({"price": "abc"}, "invalid_price", "abc"),
     ({"price": 1.234}, "invalid_price", "1.234"),
     ({"price": 1e20}, "invalid_price", "1e+20"),
+    # more decimals than DECIMAL(38,10) holds: not rounded into a valid price or quantity
+    ({"price": "9.99000000001"}, "invalid_price", "9.99000000001"),
+    ({"price": 0.30000000000000004}, "invalid_price", "0.30000000000000004"),
+    ({"price": "1e-11"}, "invalid_price", "1e-11"),
+    ({"price": "1.5E-10"}, "invalid_price", "1.5E-10"),
+    ({"quantity": "2.00000000001"}, "invalid_quantity", "2.00000000001"),
     ({"price": -5.5}, "negative_price", "-5.5"),
     ({"quantity": 2000000000, "price": 99999999.99}, "revenue_out_of_range", "2000000000 x 99999999.99"),
     # a revenue of 18+ integer digits: quarantined, not an overflow that fails the whole staging run
@@ -122,6 +128,15 @@ def test_each_rule_quarantines_with_its_reason(fields, reason, failing_value):
     assert (row["source_file"], row["row_number"], row["load_date"]) == ("orders.json", 2, D)
     assert row["record_id"] == ((record.get("order_id") or "").strip() or None)
     assert (rec["raw_count"], rec["staged_count"], rec["quarantined_count"], rec["duplicate_count"]) == (2, 1, 1, 0)
+
+
+def test_exact_numbers_written_long_are_staged_as_their_value():
+    staged, bad, _ = stage([r.order(order_id="ORD_1", price="9.9900000000000", quantity="2.000000000000"),
+                            r.order(order_id="ORD_2", price="125e-2", quantity="1E1"),
+                            r.order(order_id="ORD_3", price="123000000000e-11")])
+    assert bad == []
+    assert [(row["unit_price"], row["quantity"]) for row in staged] == [
+        (r.money("9.99"), 2), (r.money("1.25"), 10), (r.money("1.23"), 1)]
 
 
 def test_a_line_at_the_revenue_limit_is_staged():
