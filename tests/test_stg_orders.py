@@ -159,13 +159,14 @@ def test_exact_duplicates_collapse_and_are_counted():
     staged, bad, rec = stage([
         same,
         json.dumps(same, indent=4),  # the same object, other whitespace
+        json.dumps(dict(reversed(same.items()))),  # the same fields in another order
         same,
         r.order(order_id="ORD_2", quantity="three"),
         r.order(order_id="ORD_2", quantity="three"),  # a duplicate of a bad row is a duplicate too
     ])
     assert [(row["order_id"], row["_row_number"]) for row in staged] == [("ORD_1", 1)]
     assert [(row["record_id"], row["reason_code"]) for row in bad] == [("ORD_2", "invalid_quantity")]
-    assert (rec["raw_count"], rec["staged_count"], rec["quarantined_count"], rec["duplicate_count"]) == (5, 1, 1, 3)
+    assert (rec["raw_count"], rec["staged_count"], rec["quarantined_count"], rec["duplicate_count"]) == (6, 1, 1, 4)
     assert rec["is_balanced"]
 
 

@@ -81,6 +81,16 @@ create or replace temp macro first_repeated_key(keys) as (
     list_filter(keys, lambda key, i: list_position(keys, key) < i)[1]
 );
 
+-- A record as exact duplicates compare it: a JSON object's top-level fields by key, whatever their order
+-- ({"a":1,"b":2} and {"b":2,"a":1} are the same record, as they are the same fields), each value as JSON
+-- (whitespace normalised); a CSV row's struct of columns as its JSON. A list of [key, value] pairs.
+create or replace temp macro record_fields(record) as (
+    list_transform(
+        list_sort(json_keys(to_json(record))),
+        lambda key: [key, json_extract(to_json(record), '/' || replace(replace(key, '~', '~0'), '/', '~1'))::varchar]
+    )
+);
+
 -- A timestamp without an offset is a wall-clock time in the business time zone ([model]
 -- business_timezone): -> the naive UTC TIMESTAMP of that instant. UTC (the default) needs no lookup.
 create or replace temp macro wall_clock_utc(value, tz) as (
