@@ -485,6 +485,19 @@ def test_the_business_time_zone_reads_wall_clock_times_and_moves_the_day_boundar
         ("ORD_3", "future_timestamp"), ("ORD_6", "ancient_timestamp")]
 
 
+@pytest.mark.parametrize(("day", "wall_clock", "utc"), [
+    # clocks went back at 02:00 EDT: 01:30 happened twice, and is read as the later instant (EST, UTC-5)
+    (dt.date(2025, 11, 2), "2025-11-02T01:30:00", dt.datetime(2025, 11, 2, 6, 30)),
+    # clocks went forward at 02:00 EST: 02:30 never happened, and is read with the offset before (EST)
+    (dt.date(2026, 3, 8), "2026-03-08T02:30:00", dt.datetime(2026, 3, 8, 7, 30)),
+])
+def test_a_wall_clock_time_a_daylight_saving_change_repeats_or_skips_is_read_as_documented(day, wall_clock, utc):
+    with r.model_settings(business_timezone="America/New_York"):
+        r.write_orders(day, [r.order(order_id="ORD_1", timestamp=wall_clock)])
+        staging.stage("orders", day)
+    assert [row["order_ts"] for row in r.read("staging", "stg_orders", day, "_row_number")] == [utc]
+
+
 def test_an_unknown_business_time_zone_is_refused_with_the_setting_named():
     r.write_orders(D, [r.order()])
     with r.model_settings(business_timezone="Europe/Atlantis"), pytest.raises(
