@@ -1,8 +1,8 @@
--- Question: What is the average order value in each product category, over all orders and over paid ones?
+-- Question: What is the average order value in each product category, over all orders and over sold ones?
 -- Grain: one row per category (products without a dimension row: 'Unknown'), by the category each
 -- product has now (warehouse.dim_product). avg_order_value = gross revenue / orders (any status);
--- avg_paid_order_value = net revenue / orders with net revenue (sold statuses); avg_units_per_order =
--- units / orders. Rounded half up, exactly on both engines.
+-- avg_sold_order_value = net revenue / sold orders (those with net revenue: [model] sold_statuses, paid by
+-- default); avg_units_per_order = units / orders. Rounded half up, exactly on both engines.
 -- Reads the mart marts.product_sales (one row per product, over the whole history).
 with sales as (
     select * from marts.product_sales
@@ -16,7 +16,7 @@ by_category as (
     select
         coalesce(products.category, 'Unknown') as category,
         sum(sales.order_count) as order_count,
-        sum(sales.sold_order_count) as paid_order_count,
+        sum(sales.sold_order_count) as sold_order_count,
         sum(sales.units_sold) as units_sold,
         sum(sales.gross_revenue) as gross_revenue,
         sum(sales.net_revenue) as net_revenue
@@ -30,7 +30,7 @@ final as (
     select
         by_category.category,
         cast(by_category.order_count as bigint) as order_count,
-        cast(by_category.paid_order_count as bigint) as paid_order_count,
+        cast(by_category.sold_order_count as bigint) as sold_order_count,
         cast(by_category.gross_revenue as decimal(18, 2)) as gross_revenue,
         cast(by_category.net_revenue as decimal(18, 2)) as net_revenue,
         -- a / b rounded half up to 2 decimals, exactly; NULL when b = 0 (queries/README.md)
@@ -39,9 +39,9 @@ final as (
             / cast(2 * nullif(by_category.order_count, 0) as double precision)
         ) as bigint) * 0.01 as decimal(18, 2)) as avg_order_value,
         cast(cast(floor(
-            (200 * by_category.net_revenue + by_category.paid_order_count)
-            / cast(2 * nullif(by_category.paid_order_count, 0) as double precision)
-        ) as bigint) * 0.01 as decimal(18, 2)) as avg_paid_order_value,
+            (200 * by_category.net_revenue + by_category.sold_order_count)
+            / cast(2 * nullif(by_category.sold_order_count, 0) as double precision)
+        ) as bigint) * 0.01 as decimal(18, 2)) as avg_sold_order_value,
         cast(cast(floor(
             (200 * by_category.units_sold + by_category.order_count)
             / cast(2 * nullif(by_category.order_count, 0) as double precision)

@@ -411,6 +411,11 @@ CASES: list[Case] = [
          Expect(staged={"orders": 1}, quarantined={"orders": {"negative_price": 1}})),
     Case("orders-price-three-decimals", "orders: `price: 9.999`", "quarantined: `invalid_price`",
          orders(order(price=9.999)), Expect(staged={"orders": 0}, quarantined={"orders": {"invalid_price": 1}})),
+    Case("orders-price-float-artefact", "orders: `price: 0.30000000000000004` (a float's digits), `\"9.99000000001\"`,"
+         " `quantity: \"2.00000000001\"`", "quarantined: `invalid_price`, `invalid_quantity` (never rounded to 0.30,"
+         " 9.99 or 2)", orders(order(price=0.30000000000000004), order(order_id="ORD_2", price="9.99000000001"),
+                               order(order_id="ORD_3", quantity="2.00000000001"), order(order_id="ORD_4")),
+         Expect(staged={"orders": 1}, quarantined={"orders": {"invalid_price": 2, "invalid_quantity": 1}})),
     Case("orders-zero-quantity", "orders: `quantity: 0` (and `-1`)", "quarantined: `non_positive_quantity`",
          orders(order(quantity=0), order(order_id="ORD_2", quantity=-1), order(order_id="ORD_3")),
          Expect(staged={"orders": 1}, quarantined={"orders": {"non_positive_quantity": 2}})),

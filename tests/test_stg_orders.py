@@ -89,6 +89,12 @@ def test_normalisations_text_case_numbers_and_timestamps_to_utc():
     ({"price": "abc"}, "invalid_price", "abc"),
     ({"price": 1.234}, "invalid_price", "1.234"),
     ({"price": 1e20}, "invalid_price", "1e+20"),
+    # more decimals than DECIMAL(38,10) holds: not rounded into a valid price or quantity
+    ({"price": "9.99000000001"}, "invalid_price", "9.99000000001"),
+    ({"price": 0.30000000000000004}, "invalid_price", "0.30000000000000004"),
+    ({"price": "1e-11"}, "invalid_price", "1e-11"),
+    ({"price": "1.5E-10"}, "invalid_price", "1.5E-10"),
+    ({"quantity": "2.00000000001"}, "invalid_quantity", "2.00000000001"),
     ({"price": -5.5}, "negative_price", "-5.5"),
     ({"quantity": 2000000000, "price": 99999999.99}, "revenue_out_of_range", "2000000000 x 99999999.99"),
     # a revenue of 18+ integer digits: quarantined, not an overflow that fails the whole staging run
@@ -124,6 +130,15 @@ def test_each_rule_quarantines_with_its_reason(fields, reason, failing_value):
     assert (rec["raw_count"], rec["staged_count"], rec["quarantined_count"], rec["duplicate_count"]) == (2, 1, 1, 0)
 
 
+def test_exact_numbers_written_long_are_staged_as_their_value():
+    staged, bad, _ = stage([r.order(order_id="ORD_1", price="9.9900000000000", quantity="2.000000000000"),
+                            r.order(order_id="ORD_2", price="125e-2", quantity="1E1"),
+                            r.order(order_id="ORD_3", price="123000000000e-11")])
+    assert bad == []
+    assert [(row["unit_price"], row["quantity"]) for row in staged] == [
+        (r.money("9.99"), 2), (r.money("1.25"), 10), (r.money("1.23"), 1)]
+
+
 def test_a_line_at_the_revenue_limit_is_staged():
     staged, bad, _ = stage([r.order(quantity=2, price="5000000000.00")])
     assert bad == [] and staged[0]["unit_price"] == r.money("5000000000.00")
@@ -144,13 +159,14 @@ def test_exact_duplicates_collapse_and_are_counted():
     staged, bad, rec = stage([
         same,
         json.dumps(same, indent=4),  # the same object, other whitespace
+        json.dumps(dict(reversed(same.items()))),  # the same fields in another order
         same,
         r.order(order_id="ORD_2", quantity="three"),
         r.order(order_id="ORD_2", quantity="three"),  # a duplicate of a bad row is a duplicate too
     ])
     assert [(row["order_id"], row["_row_number"]) for row in staged] == [("ORD_1", 1)]
     assert [(row["record_id"], row["reason_code"]) for row in bad] == [("ORD_2", "invalid_quantity")]
-    assert (rec["raw_count"], rec["staged_count"], rec["quarantined_count"], rec["duplicate_count"]) == (5, 1, 1, 3)
+    assert (rec["raw_count"], rec["staged_count"], rec["quarantined_count"], rec["duplicate_count"]) == (6, 1, 1, 4)
     assert rec["is_balanced"]
 
 
@@ -467,6 +483,19 @@ def test_the_business_time_zone_reads_wall_clock_times_and_moves_the_day_boundar
         ("ORD_7", dt.datetime(2025, 12, 14, 5))]
     assert [(row["record_id"], row["reason_code"]) for row in bad] == [
         ("ORD_3", "future_timestamp"), ("ORD_6", "ancient_timestamp")]
+
+
+@pytest.mark.parametrize(("day", "wall_clock", "utc"), [
+    # clocks went back at 02:00 EDT: 01:30 happened twice, and is read as the later instant (EST, UTC-5)
+    (dt.date(2025, 11, 2), "2025-11-02T01:30:00", dt.datetime(2025, 11, 2, 6, 30)),
+    # clocks went forward at 02:00 EST: 02:30 never happened, and is read with the offset before (EST)
+    (dt.date(2026, 3, 8), "2026-03-08T02:30:00", dt.datetime(2026, 3, 8, 7, 30)),
+])
+def test_a_wall_clock_time_a_daylight_saving_change_repeats_or_skips_is_read_as_documented(day, wall_clock, utc):
+    with r.model_settings(business_timezone="America/New_York"):
+        r.write_orders(day, [r.order(order_id="ORD_1", timestamp=wall_clock)])
+        staging.stage("orders", day)
+    assert [row["order_ts"] for row in r.read("staging", "stg_orders", day, "_row_number")] == [utc]
 
 
 def test_an_unknown_business_time_zone_is_refused_with_the_setting_named():

@@ -30,8 +30,8 @@ It then writes, in this order:
 Rows are handled in three steps:
 
 - Exact duplicates (identical in every source field; lineage columns aside: for orders and catalogs
-  the JSON object with whitespace normalised, for events every CSV column) collapse to the first row
-  in the file; the others are counted as duplicates, not quarantined.
+  the JSON object's top-level fields in any key order, whitespace normalised, for events every CSV
+  column) collapse to the first row in the file; the others are counted as duplicates, not quarantined.
 - Row rules, checked in the order of REASON_CODES (the first failure is the row's reason).
 - Same id, different content (among rows that pass the rules): one row is kept, deterministically:
   for orders and events the latest timestamp, then the highest `_row_number` (the later line of

@@ -3,8 +3,9 @@
 -- int_<source>_checked rows with the standard columns _record_id, _line_key, _raw_record, _version_ts,
 -- _row_number and _row_reason_code; staging gives it int_flagged's (every row that shares its id with
 -- another or lacks one, among others), so the windows below partition a few rows, not the day.
--- - Exact duplicates (same _raw_record: every source field, lineage aside): every row after the first
---   in the file is dropped and counted as a duplicate (is_duplicate), valid or not.
+-- - Exact duplicates (same _raw_record fields: every source field, lineage aside, in any key order,
+--   record_fields in macros.sql): every row after the first in the file is dropped and counted as a
+--   duplicate (is_duplicate), valid or not.
 -- - Same id, different content, among rows that pass the row rules: one is kept, the latest
 --   _version_ts (order/event timestamp) then the highest _row_number (the later line of the file);
 --   the others are dropped with the kept row's number: as duplicate_id_conflict when they are another
@@ -18,7 +19,7 @@ deduplicated as (
     select
         checked.*,
         row_number() over (
-            partition by checked._raw_record order by checked._row_number
+            partition by record_fields(checked._raw_record) order by checked._row_number
         ) > 1 as is_duplicate,
     from checked
 ),

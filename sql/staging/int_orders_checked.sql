@@ -18,7 +18,7 @@ cleaned as (
         clean_text(source.status) as status_text,
         json_keys(source.record) as record_keys,
         source.record,
-        -- the JSON object as received, whitespace normalised: equal objects are exact duplicates
+        -- the JSON object as received, whitespace normalised: objects of equal fields are exact duplicates
         json(source.record) as raw_record,
         source._source_file,
         source._row_number,

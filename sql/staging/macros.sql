@@ -81,6 +81,16 @@ create or replace temp macro first_repeated_key(keys) as (
     list_filter(keys, lambda key, i: list_position(keys, key) < i)[1]
 );
 
+-- A record as exact duplicates compare it: a JSON object's top-level fields by key, whatever their order
+-- ({"a":1,"b":2} and {"b":2,"a":1} are the same record, as they are the same fields), each value as JSON
+-- (whitespace normalised); a CSV row's struct of columns as its JSON. A list of [key, value] pairs.
+create or replace temp macro record_fields(record) as (
+    list_transform(
+        list_sort(json_keys(to_json(record))),
+        lambda key: [key, json_extract(to_json(record), '/' || replace(replace(key, '~', '~0'), '/', '~1'))::varchar]
+    )
+);
+
 -- A timestamp without an offset is a wall-clock time in the business time zone ([model]
 -- business_timezone): -> the naive UTC TIMESTAMP of that instant. UTC (the default) needs no lookup.
 create or replace temp macro wall_clock_utc(value, tz) as (
@@ -123,13 +133,31 @@ create or replace temp macro local_date_on_or_before(value, day) as (
     value like '____-__-__%' and left(value, 10) <= strftime(day, '%Y-%m-%d')
 );
 
+-- Whether a number in number_value's grammar has more than 10 decimals once written out: the digits
+-- after its point, less the trailing zeros of its digits, less its exponent ('9.99000000001' and
+-- '1e-11': 11; '9.9900000000000', '125e-2' and '123000000000e-11': 2). Only a value with an exponent
+-- or over 10 characters after its point is counted (the usual value needs no regular expression).
+create or replace temp macro more_than_ten_decimals(value) as (
+    case
+        when not (contains(value, 'e') or contains(value, 'E'))
+            and (strpos(value, '.') = 0 or strlen(value) - strpos(value, '.') <= 10) then false
+        else length(regexp_extract(value, '\.([0-9]*)', 1))
+            - (length(replace(regexp_extract(value, '^[+-]?([0-9.]*)', 1), '.', ''))
+               - length(rtrim(replace(regexp_extract(value, '^[+-]?([0-9.]*)', 1), '.', ''), '0')))
+            - coalesce(try_cast(regexp_extract(value, '[eE]([+-]?[0-9]+)$', 1) as integer), 0) > 10
+    end
+);
+
 -- A number as text -> DECIMAL(38, 10), or NULL when it is not a number in the strict grammar: an
 -- optional sign, digits with an optional fraction ('10', '10.5', '.5', '10.') and an optional
 -- exponent ('1e1', '1E+1'). Underscores, thousands separators, hex, 'inf'/'nan' and inner spaces
--- are not numbers (DuckDB's own cast would read '1_999.00' as 1999). NULL too beyond 28 integer digits.
+-- are not numbers (DuckDB's own cast would read '1_999.00' as 1999). NULL too beyond 28 integer digits,
+-- and beyond 10 decimals, which the cast would round: '9.99000000001' is not a price of 9.99, nor
+-- '2.00000000001' a quantity of 2 (nor a JSON number's float artefact 0.30000000000000004 a price of 0.30).
 create or replace temp macro number_value(value) as (
     case
         when regexp_full_match(value, '[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?')
+            and not more_than_ten_decimals(value)
             then try_cast(value as decimal(38, 10))
     end
 );
