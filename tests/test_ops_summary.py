@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import shlex
 import uuid
 
 import pyarrow.parquet as pq
@@ -220,7 +221,9 @@ def test_a_date_held_back_by_an_earlier_date_of_the_same_range_names_it_not_a_ba
     pipeline summary`, and through luigid (where the failed task is then disabled: not the waiting date's)."""
     ops.generate(MONDAY, 2)
     broken, held = MONDAY, MONDAY + dt.timedelta(days=1)
-    (ops.incoming / "orders" / str(broken) / "orders.json").write_text('[{"order_id": "X1",', encoding="utf-8")
+    orders = ops.incoming / "orders" / str(broken) / "orders.json"
+    good = orders.read_bytes()
+    orders.write_text('[{"order_id": "X1",', encoding="utf-8")
     span = ["--start", str(broken), "--stop", str(held + dt.timedelta(days=1))]
 
     result = ops.luigi("RangeDaily", "--of", "DailyPipeline", *span, "--local-scheduler")
@@ -229,6 +232,12 @@ def test_a_date_held_back_by_an_earlier_date_of_the_same_range_names_it_not_a_ba
     assert [row[:10] for row in rows] == [str(broken), str(held)], result.stdout
     assert rows[0].endswith("FAILED") and rows[1].endswith(f"waits for {broken} (failed, above)"), result.stdout
     assert "LandOrders: SourceFileInvalid" in result.stdout and "0 of 2 date(s) published" in result.stdout
+    # the date's own fix reruns that date only; the last line gives the backfill's command, as it was run
+    command = shlex.join(["luigi", "--module", "pipeline.tasks", "RangeDaily", "--of", "DailyPipeline", *span,
+                          "--local-scheduler"])
+    assert result.stdout.rstrip().splitlines()[-1] == (
+        f"then the rest of the backfill, as it was run: `{command}` (it runs the dates not published yet, oldest"
+        " first)"), result.stdout
     later = ops.pipeline("summary", *span)
     assert later.returncode == 1 and _summary_rows(later.stdout)[1].endswith(f"waits for {broken} (failed, above)"), \
         later.stdout
@@ -242,6 +251,11 @@ def test_a_date_held_back_by_an_earlier_date_of_the_same_range_names_it_not_a_ba
     assert rows[0].endswith("DISABLED in luigid (not run)"), refused.stdout
     assert rows[1].endswith(f"waits for {broken} (disabled in luigid, above)"), refused.stdout
     assert f"LandOrders(date={broken}) is DISABLED since" in refused.stdout
+
+    orders.write_bytes(good)  # the sender's complete file: the backfill's command, as printed, publishes both
+    followed = ops.luigi(*shlex.split(command)[3:])
+    assert followed.returncode == 0 and "2 of 2 date(s) published" in followed.stdout, followed.stderr[-3000:]
+    assert "then the rest of the backfill" not in followed.stdout
 
 
 def test_a_long_failure_line_is_cut_at_a_word_and_says_so() -> None:

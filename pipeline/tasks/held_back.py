@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import shlex
+from collections.abc import Sequence
 
 import luigi
 
@@ -45,3 +47,12 @@ def waits_for(day: dt.date) -> set[dt.date]:
         except Exception:  # noqa: BLE001 - the date's own failure, reported as such
             logger.debug("held back: %s could not be walked", task.task_id, exc_info=True)
     return held
+
+
+def backfill_again(argv: Sequence[str], statuses: Sequence[str]) -> list[str]:
+    """After a backfill (RangeDaily) that left dates unpublished: the command that runs the rest once the failure
+    above is fixed, as it was run (each date's own fix reruns that date only)."""
+    if not any(arg.rsplit(".", 1)[-1] == "RangeDaily" for arg in argv) or all(s == "published" for s in statuses):
+        return []
+    return [f"then the rest of the backfill, as it was run: `{shlex.join(['luigi', *argv])}` (it runs the dates not"
+            " published yet, oldest first)"]

@@ -275,8 +275,7 @@ def render(summaries: Sequence[DateSummary], run_id: str | None = None) -> str:
     for s, line in zip(summaries, lines):
         out.append("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip())
         out.extend(f"    {failure}" for failure in s.failures)
-    published = sum(s.status == "published" for s in summaries)
-    out.append(f"{published} of {len(summaries)} date(s) published")
+    out.append(f"{sum(s.status == 'published' for s in summaries)} of {len(summaries)} date(s) published")
     return "\n".join(out)
 
 
@@ -380,7 +379,8 @@ def at_exit(pid: int) -> None:
         notes = _central(summaries, scheduled, url, local) if url else []
         mark_held_back(summaries)
         late = late_catalogs.notes(s.date for s in summaries)  # earlier dates a snapshot this run landed came too late for
-        print("\n".join([render(summaries, run_audit.run_id()), *needed, *notes, *late]), file=sys.stdout, flush=True)
+        again = held_back.backfill_again(sys.argv[1:], [s.status for s in summaries])
+        print("\n".join([render(summaries, run_audit.run_id()), *needed, *notes, *late, *again]), flush=True)
     except Exception as err:  # noqa: BLE001 - never turn a finished run into a traceback
         if isinstance(err, config.BadSetting) or lake.store_refused(err):  # misconfigured, the lake's store refused:
             print(f"no run summary: {err}", file=sys.stderr, flush=True)  # the run said so already, once per task
