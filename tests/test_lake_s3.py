@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline import lake
+from pipeline.ingest import landing
 from pipeline.lake import s3, sqlrun, views
 from pipeline.tasks import land, restatements, run_audit, runbook
 from tests.support.ops import SEED_DAY, Ops
@@ -168,7 +169,7 @@ def test_a_lake_store_that_does_not_answer_is_one_line_and_blames_no_partition(
     lake._bucket_exists.cache_clear()  # asked once per process
     try:
         with pytest.raises(lake.LakeUnreadable) as caught:  # what LandOrders.complete() reads
-            land.read_manifest("orders", SEED_DAY)
+            landing.read_manifest("orders", SEED_DAY)
     finally:
         s3._client.cache_clear()
     assert "the lake's store refused or did not answer" in str(caught.value) and "remove" not in str(caught.value)

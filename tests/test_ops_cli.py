@@ -219,6 +219,7 @@ def test_each_failure_kind_maps_to_its_runbook_entry(tmp_path: Path) -> None:
     import errno
 
     from pipeline.ingest import catalog_api, incoming, landing
+    from pipeline.quality.serving_reconciliation import ServingMismatch
     from pipeline.tasks import late_catalogs, runbook
 
     cases = {
@@ -235,8 +236,16 @@ def test_each_failure_kind_maps_to_its_runbook_entry(tmp_path: Path) -> None:
         psycopg.connect(f"postgresql://postgres@127.0.0.1:{_free_port()}/x", connect_timeout=5)
     except psycopg.OperationalError as err:
         cases[err] = "Postgres down"
+    cases.update({
+        incoming.SourceFileCompressed("a zip"): "invalid file",
+        incoming.UnsafeSourcePath("a link"): "invalid file",
+        landing.ManifestUnreadable("x/_manifest.json cannot be read"): "broken manifest",
+        ServingMismatch("the serving tables do not match the lake"): "serving mismatch",
+    })
     for error, kind in cases.items():
         assert runbook.remedy_for(error).kind == kind, error
+        # the run summary reads the run audit's `<ErrorClass>: <message>`: a subclass names its base's entry too
+        assert runbook.remedy_for_text(f"{type(error).__name__}: {error}").kind == kind, error
         text = runbook.explain("LandOrders", dt.date(2025, 12, 15), error)
         assert text.splitlines()[1].startswith(f"What to do ({kind}):") and "<date>" not in text
     missing = incoming.SourceFileMissing("orders for 2025-12-15: expected x")

@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -164,6 +165,53 @@ def test_scheduling_errors_exit_35(ops: Ops) -> None:
     assert "scheduling DailyPipeline(date=2025-12-15) failed: the worker will exit once nothing is running" in (
         misconfigured.stderr)
     assert "Did not run any tasks" in misconfigured.stderr and attempts() == before
+
+
+def _what_to_do(stdout: str) -> str:
+    """The command the run summary's what-to-do line gives (the first in backticks)."""
+    line = next(line for line in stdout.splitlines() if line.strip().startswith("what to do ("))
+    return re.search(r"`([^`]+)`", line).group(1)
+
+
+@pytest.mark.slow
+def test_a_published_date_found_broken_is_named_with_a_fix_that_works_as_printed(ops: Ops) -> None:
+    assert ops.luigi("DailyPipeline", *DATE, LOCAL).returncode == 0
+
+    # a file added beside the landed one: the folder changed (not the landed file); move it out
+    stray = ops.incoming / "orders" / str(SEED_DAY) / "orders.ndjson"
+    stray.write_text('{"order_id": "X"}\n')
+    changed = ops.luigi("DailyPipeline", *DATE, LOCAL)
+    assert changed.returncode == RETCODE["task_failed"], changed.stderr[-3000:]
+    assert f"published, source CHANGED" in changed.stdout
+    assert f"SourceChanged: orders for {SEED_DAY}: " in changed.stdout
+    assert f"orders for {SEED_DAY}: orders for" not in changed.stdout, "the source is named once"
+    assert "or put the original file back (a file added beside it: move that out), then `luigi" in changed.stdout
+    stray.unlink()
+    assert ops.luigi("DailyPipeline", *DATE, LOCAL).returncode == 0
+
+    # the serving tables changed behind the pipeline's back: not counted as published until republished
+    assert ops.query("delete from warehouse.fact_orders_all where load_date = %s and order_id in (select order_id"
+                     " from warehouse.fact_orders_all where load_date = %s limit 3) returning 1", [SEED_DAY] * 2)
+    assert ops.query("update audit.publish_log set reconciled_at = null where load_date = %s returning 1", [SEED_DAY])
+    mismatch = ops.luigi("DailyPipeline", *DATE, LOCAL)
+    assert mismatch.returncode == RETCODE["task_failed"], mismatch.stderr[-3000:]
+    assert "Publish: ServingMismatch: " in mismatch.stdout and "published, NOT RECONCILED" in mismatch.stdout
+    assert "0 of 1 date(s) published" in mismatch.stdout
+    assert ops.pipeline("summary", *DATE).returncode == 1
+    fix = _what_to_do(mismatch.stdout)
+    assert fix == f"luigi --module pipeline.tasks DailyPipeline --date {SEED_DAY} --local-scheduler --force"
+    assert ops.luigi(*fix.split()[3:]).returncode == 0
+    assert ops.pipeline("summary", *DATE).returncode == 0
+
+    # a raw partition's manifest damaged by something else: named, and the folder to remove is said
+    manifest = ops.lake / "raw" / "orders" / f"load_date={SEED_DAY}" / "_manifest.json"
+    manifest.write_text('{"rows": 2')
+    broken = ops.luigi("DailyPipeline", *DATE, LOCAL)
+    assert broken.returncode == RETCODE["scheduling_error"], broken.stderr[-3000:]
+    assert f"could not be scheduled: ManifestUnreadable: {manifest} cannot be read" in broken.stdout, broken.stdout
+    assert "what to do (broken manifest): remove the partition folder the message names" in broken.stdout
+    shutil.rmtree(manifest.parent)
+    assert ops.luigi("DailyPipeline", *DATE, LOCAL).returncode == 0
 
 
 @contextlib.contextmanager

@@ -37,11 +37,17 @@ from pipeline.ingest.incoming import (  # noqa: F401 - re-exported: the landing'
     UnsafeSourcePath,
 )
 from pipeline.ingest.lines import LineAccountingError  # noqa: F401 - re-exported
+from pipeline.ingest.manifests import (  # noqa: F401 - re-exported: a raw partition's completion marker
+    MANIFEST,
+    ManifestUnreadable,
+    manifest_path,
+    read_manifest,
+    write_manifest,
+)
 from pipeline.ingest.readers import EVENT_COLUMNS, Landed  # noqa: F401 - re-exported
 
 logger = logging.getLogger(__name__)
 
-MANIFEST = "_manifest.json"
 CATALOGS = incoming.CATALOG_SOURCES
 
 
@@ -151,20 +157,6 @@ def file_fingerprint(path: str) -> dict[str, Any]:
     return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest.hexdigest()}
 
 
-def manifest_path(table: str, load_date: dt.date) -> str:
-    """The manifest that marks a raw partition as landed (a task's completion marker)."""
-    return os.path.join(lake.partition_dir("raw", table, load_date), MANIFEST)
-
-
-def read_manifest(table: str, load_date: dt.date) -> dict[str, Any] | None:
-    """The manifest of a landed partition, or None."""
-    try:
-        with lake.open_input(manifest_path(table, load_date)) as handle:
-            return json.loads(handle.read())
-    except FileNotFoundError:
-        return None
-
-
 def file_drift(manifest: dict[str, Any], path: str) -> str | None:
     """Why the file at `path` is not the one the manifest landed (None: it is); sha256 only if size or mtime differ."""
     landed = manifest.get("source_file", "")
@@ -205,8 +197,8 @@ def source_drift(source: str, load_date: dt.date) -> str | None:
         found = incoming.find(source, load_date)
     except SourceFileMissing:
         return None
-    except SourceFileInvalid as err:  # extra files, a link, an unreadable compression
-        return str(err).removesuffix("; nothing was landed")
+    except SourceFileInvalid as err:  # extra files, a link, an unreadable compression (changed_message names the source)
+        return str(err).removeprefix(f"{source} for {load_date}: ").removesuffix("; nothing was landed")
     return file_drift(manifest, found.path)
 
 
@@ -228,10 +220,6 @@ def changed_message(source: str, load_date: dt.date, reason: str, *, published: 
             f" `python -m pipeline restate --date {load_date} --source {source}` (it archives the landed raw"
             f" partition, rebuilds the date and publishes it again); to keep what was landed, put the original"
             f" file back.")
-
-
-def _write_manifest(table: str, load_date: dt.date, manifest: dict[str, Any]) -> None:
-    lake.write_atomic(manifest_path(table, load_date), json.dumps(manifest, indent=2, sort_keys=True).encode())
 
 
 def changed_catalogs(load_date: dt.date) -> dict[str, str]:
@@ -289,7 +277,7 @@ def _finish(table: str, load_date: dt.date, src: SourceFile | None, source: str,
         **(scanned.fingerprint() if scanned else {}), **extra,
     }
     faults.point("landing.manifest", lake.partition_file("raw", table, load_date))
-    _write_manifest(table, load_date, manifest)
+    write_manifest(table, load_date, manifest)
     if landed.rejected_count:
         logger.warning("%s: %s of %s record(s) rejected, recorded in audit/rejected_lines (source_table=%s)",
                        source, landed.rejected_count, landed.source_records, table)

@@ -188,3 +188,22 @@ def main(argv: list[str] | None = None) -> int:
     command = ("DailyPipeline " + first) if len(days) == 1 else ("RangeDaily --of DailyPipeline " + first)
     print(f"now run the date(s) again: luigi --module pipeline.tasks {command}{luigid_option(url)}")
     return 0
+
+
+def run_notes(summaries: list[Any], scheduled: list[dt.date], url: str, local: bool) -> list[str]:
+    """luigid's side of a run's summary (`pipeline.tasks.summary`: its DateSummary rows, marked in place): tasks it
+    refused (a luigid run), and published dates shown broken there (any run)."""
+    notes: list[str] = []
+    try:  # published dates settled first: their tasks luigid still shows disabled are not a reason to re-enable
+        settle(url, [s.date for s in summaries if s.status == "published"])
+        if not local:
+            refused = disabled(url, scheduled)
+            own = {date_of(task) for task in refused.values()}  # a date held back by another's: mark_held_back
+            for s in summaries:
+                if s.date in own and s.status == "not published":
+                    s.status = "DISABLED in luigid (not run)"
+            notes = describe(url, refused, [s.date for s in summaries if s.status != "published"])
+    except SchedulerUnreachable as err:
+        if not local:
+            notes.append(f"({err})")
+    return notes

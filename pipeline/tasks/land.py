@@ -21,10 +21,6 @@ from pipeline.tasks.base import LakeTarget, PipelineTask
 logger = logging.getLogger(__name__)
 
 
-class ManifestUnreadable(Exception):
-    """A raw partition's _manifest.json (its completion marker) cannot be read."""
-
-
 class LandTask(PipelineTask):
     """Lands one source for a date as an immutable raw partition (output: its manifest).
 
@@ -44,7 +40,7 @@ class LandTask(PipelineTask):
         return [SourceReady(date=self.date, source=self.source)] if config.ready_marker() else []
 
     def complete(self) -> bool:
-        manifest = read_manifest(self.source, self.date)
+        manifest = landing.read_manifest(self.source, self.date)
         # A changed source (or files added beside it) makes the task incomplete so that run() refuses it loudly.
         return manifest is not None and landing.source_drift(self.source, self.date) is None
 
@@ -76,20 +72,6 @@ class SourceReady(luigi.ExternalTask, PipelineTask):
         return False
 
 
-def read_manifest(table: str, day: dt.date) -> dict[str, Any] | None:
-    """A raw partition's manifest; an unreadable one fails scheduling with what to do about it."""
-    try:
-        return landing.read_manifest(table, day)
-    except (ValueError, OSError) as err:  # json.JSONDecodeError is a ValueError
-        path = landing.manifest_path(table, day)
-        if isinstance(err, OSError) and lake.store_refused(err):  # the store, not the partition: delete nothing
-            raise lake.unreadable(path, err) from err
-        raise ManifestUnreadable(
-            f"{path} cannot be read ({err}); it is written atomically, so something else changed it: remove"
-            f" {lake.partition_dir('raw', table, day)} and run the date again to re-land it"
-        ) from err
-
-
 class CatalogLandTask(PipelineTask):
     """Lands the weekly catalog snapshot (products or users) that covers a date, if any.
 
@@ -115,7 +97,7 @@ class CatalogLandTask(PipelineTask):
         snapshot = landing.covering_snapshot(self.source, self.date)
         if snapshot is None:
             return True  # nothing covers this date yet: facts point at inferred members
-        manifest = read_manifest(self.source, snapshot)
+        manifest = landing.read_manifest(self.source, snapshot)
         return manifest is not None and landing.source_unchanged(manifest)
 
     def run(self) -> None:

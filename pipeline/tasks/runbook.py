@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import errno
+import functools
 import re
 import shlex
 import sys
@@ -96,9 +97,12 @@ REMEDIES: tuple[Remedy, ...] = (
            "the day's file is not in the incoming folder (not delivered, wrong name or folder)",
            f"put the file where the message says, then `{DAILY}`", ("SourceFileMissing",)),
     Remedy("invalid file", "30",
-           "`FAILED`, `LandOrders: SourceFileInvalid: ...` (cut off, wrong delimiter, a second file in the folder)",
-           "the file cannot be read as its format, or its folder holds other files",
-           f"get a complete file from the sender (or remove the extra file), then `{DAILY}`",
+           "`FAILED`, `LandOrders: SourceFileInvalid: ...` (cut off, wrong delimiter), `UnexpectedSourceFiles: ...` (a"
+           " second file in the folder), `SourceFileCompressed: ...`, `UnsafeSourcePath: ...` (a link out of the folder)",
+           "the file cannot be read as its format (cut off, a compression it cannot read), or its folder holds other"
+           " files or a link to a file elsewhere",
+           "do what the message says (a complete file from the sender, the extra file moved out of the folder, the file"
+           f" copied in instead of linked), then `{DAILY}`",
            ("SourceFileInvalid",)),
     Remedy("changed source file", "30",
            "`FAILED` (a published date: `published, source CHANGED`), `SourcesUnchanged: SourceChanged: orders for D:"
@@ -106,7 +110,7 @@ REMEDIES: tuple[Remedy, ...] = (
            "an incoming file changed after its date was landed; landed data is immutable",
            "`python -m pipeline restate --date {date}` (lands the new file, republishes the date; a"
            " catalog snapshot: `restate --catalog products --date <its date>`, as its message says);"
-           " or put the original file back", ("SourceChanged",),
+           f" or put the original file back (a file added beside it: move that out), then `{DAILY}`", ("SourceChanged",),
            own_fix=r"`(python -m pipeline restate --catalog [^`]+)`"),
     Remedy("late catalog snapshot", "30",
            "`FAILED`, `SourcesUnchanged: CatalogArrivedLate: the products snapshot of S arrived after D was built`;"
@@ -159,6 +163,19 @@ REMEDIES: tuple[Remedy, ...] = (
            "end the session the message names (as the serving owner: `select pg_terminate_backend(N)`), or let it"
            " finish; give every BI login the session limits of docs/schema.md#bi-session-limits so it cannot recur;"
            f" then `{DAILY}`", ("PublishLocked", "LockWaitTimeout", "PipelineLockBusy")),
+    Remedy("serving mismatch", "30",
+           "`Publish: ServingMismatch: the serving tables do not match the lake; republish the date: ...`, and"
+           " `published, NOT RECONCILED` in the summary",
+           "after the publish committed, the date's serving tables did not hold the lake's rows or revenue (changed"
+           " in Postgres since, by hand or by another tool); BI reads them as they are",
+           f"republish the date from the lake: `{DAILY} --force` (docs/serving.md)", ("ServingMismatch",)),
+    Remedy("broken manifest", "35",
+           "`LandOrders could not be scheduled: ManifestUnreadable: .../raw/orders/load_date=D/_manifest.json cannot be"
+           " read (...)` (or `DailyPipeline could not be scheduled: ...` for a published date)",
+           "a raw partition's manifest, its completion marker, written atomically by the landing, was changed or"
+           " damaged by something else",
+           f"remove the partition folder the message names (the date's incoming file is landed again), then `{DAILY}`",
+           ("ManifestUnreadable",)),
     Remedy("lake unreadable", "35",
            "`LakeUnreadable: s3://.../_manifest.json cannot be read: ... AWS Error ACCESS_DENIED ...` or"
            " `LakeUnreadable: the lake's bucket 'B' does not exist ...` or `LakeUnreadable: the lake folder ... cannot"
@@ -216,13 +233,32 @@ def remedy_for(error: BaseException) -> Remedy | None:
     return None
 
 
+def _subclasses(cls: type) -> list[type]:
+    found = []
+    for sub in cls.__subclasses__():
+        found += [sub, *_subclasses(sub)]
+    return found
+
+
+@functools.lru_cache(maxsize=64)
+def _known_as(name: str) -> str | None:
+    """The name the runbook knows an error class named `name` by: its own, or its nearest base class's (a recorded
+    `UnexpectedSourceFiles: ...` is a SourceFileInvalid); None: neither (or no such class is loaded)."""
+    if name in BY_ERROR:
+        return name
+    for cls in _subclasses(Exception):
+        if cls.__name__ == name:
+            return next((base.__name__ for base in cls.__mro__ if base.__name__ in BY_ERROR), None)
+    return None
+
+
 def remedy_for_text(message: str | None) -> Remedy | None:
     """The runbook entry of a recorded error message (`<ErrorClass>: <text>`, as the run audit keeps it)."""
     from pipeline.serving import retry
 
     name = (message or "").split(":", 1)[0].strip()
-    if name in BY_ERROR:
-        return BY_ERROR[name]
+    if known := _known_as(name):
+        return BY_ERROR[known]
     if name == "OperationalError":
         return BY_ERROR["PostgresUnreachable" if retry.postgres_unreachable(message or "") else "PostgresRefuses"]
     if "No space left on device" in (message or ""):

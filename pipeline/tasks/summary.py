@@ -30,8 +30,8 @@ from pipeline import cli, config, lake
 from pipeline.ingest import landing
 from pipeline.ingest.landing import SourceChanged
 from pipeline.quality.results import BLOCKING, OUTCOMES
-from pipeline.tasks import (cli_errors, command_line, held_back, late_catalogs, restatements, run_audit, runbook,
-                            unscheduled)
+from pipeline.tasks import (central, cli_errors, command_line, held_back, late_catalogs, restatements, run_audit,
+                            runbook, unscheduled)
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +40,7 @@ MESSAGE = "  "  # a blocking check's whole message, beneath its line (never cut)
 # before, and the date is not complete (nor counted as published) until it is restated or the file put back.
 STALE_SOURCE = "published, source CHANGED"
 RESTATING = "published, restatement PENDING"  # Postgres serves the version before: not complete, nor counted
+UNRECONCILED = "published, NOT RECONCILED"  # its serving reconciliation failed (or never ran) after the commit
 CHANGED = f"{SourceChanged.__name__}:"
 
 
@@ -70,7 +71,7 @@ class DateSummary:
 def _manifest(source: str, day: dt.date) -> dict[str, Any] | None:
     try:
         return landing.read_manifest(source, day)
-    except (OSError, ValueError):
+    except (OSError, ValueError, landing.ManifestUnreadable):  # the run's own failure says what it is
         return None
 
 
@@ -114,13 +115,14 @@ def _publish_log(days: Sequence[dt.date], start_postgres: bool) -> dict[dt.date,
             if not pg.has_table(conn, "audit.publish_log"):
                 return {}
             rows = conn.execute(
-                """select p.load_date, p.fact_orders_rows, p.fact_events_rows, m.runtime_seconds
+                """select p.load_date, p.fact_orders_rows, p.fact_events_rows, m.runtime_seconds,
+                          p.reconciled_at is not null
                      from audit.publish_log p left join warehouse.daily_metrics m on m.run_date = p.load_date
                     where p.load_date = any(%s)""", [list(days)]).fetchall()
     except Exception as err:  # noqa: BLE001 - the summary reports what it can
         logger.warning("summary: Postgres not readable (%s)", str(err).strip().splitlines()[0] if str(err) else err)
         return None
-    return {r[0]: {"orders": r[1], "events": r[2], "runtime": r[3]} for r in rows}
+    return {r[0]: {"orders": r[1], "events": r[2], "runtime": r[3], "reconciled": r[4]} for r in rows}
 
 
 def _first_line(text: str | None, cut: int = 300) -> str:
@@ -168,6 +170,8 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
             failures.extend(f"what to do (late catalog snapshot): {line}" for line in late.values())
         elif pub is not None and any(_first_line(r["error_message"]).startswith(CHANGED) for r in failed):
             status = STALE_SOURCE  # from a file that changed since: the date is not complete until restated
+        elif pub is not None and not pub["reconciled"]:
+            status = UNRECONCILED  # what BI reads may not be the lake's: not complete, nor counted as published
         elif pub is not None and restatements.pending(day):
             status = RESTATING  # its new files failed, or were blocked by the gate (then its checks, as below)
             if blocked:
@@ -186,7 +190,7 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
         else:
             status = "not published"
         gate_said = blocked and status == RESTATING  # its blocking checks are listed, with what to do
-        if remedies and status in ("published", STALE_SOURCE, RESTATING, "FAILED") and not gate_said:
+        if remedies and status in ("published", STALE_SOURCE, RESTATING, UNRECONCILED, "FAILED") and not gate_said:
             said = " ".join(r["error_message"] or "" for r in failed)  # the runbook's first kind, or the error's fix
             failures.append(f"what to do ({remedies[0].kind}): "
                             + remedies[0].fix_for(day, **rerun, message=said, failed=status == "FAILED"))
@@ -290,26 +294,6 @@ def print_summary(days: Iterable[dt.date], run_id: str | None = None, *, start_p
     return summaries
 
 
-def _central(summaries: list[DateSummary], scheduled: list[dt.date], url: str, local: bool) -> list[str]:
-    """luigid's side of the run: tasks it refused (a luigid run), and published dates shown broken there (any run)."""
-    from pipeline.tasks import central
-
-    notes: list[str] = []
-    try:  # published dates settled first: their tasks luigid still shows disabled are not a reason to re-enable
-        central.settle(url, [s.date for s in summaries if s.status == "published"])
-        if not local:
-            refused = central.disabled(url, scheduled)
-            own = {central.date_of(task) for task in refused.values()}  # a date held back by another's: mark_held_back
-            for s in summaries:
-                if s.date in own and s.status == "not published":
-                    s.status = "DISABLED in luigid (not run)"
-            notes = central.describe(url, refused, [s.date for s in summaries if s.status != "published"])
-    except central.SchedulerUnreachable as err:
-        if not local:
-            notes.append(f"({err})")
-    return notes
-
-
 HOLDING = {"FAILED": "failed", "DISABLED in luigid (not run)": "disabled in luigid", RESTATING: "restatement pending"}
 
 
@@ -376,7 +360,7 @@ def at_exit(pid: int) -> None:
         summaries = summarise(scheduled if days is None else days, run_audit.run_id(), start_postgres=False,
                               local_scheduler=local)
         needed = _needed_failures(summaries, scheduled, local)
-        notes = _central(summaries, scheduled, url, local) if url else []
+        notes = central.run_notes(summaries, scheduled, url, local) if url else []
         mark_held_back(summaries)
         late = late_catalogs.notes(s.date for s in summaries)  # earlier dates a snapshot this run landed came too late for
         again = held_back.backfill_again(sys.argv[1:], [s.status for s in summaries])

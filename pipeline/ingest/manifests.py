@@ -1,0 +1,46 @@
+"""A raw partition's manifest: `_manifest.json`, written last and atomically, marks it landed (a task's completion
+marker) and records what was landed (the source file's size, mtime and sha256, its records, rows and rejects:
+`pipeline.ingest.landing`).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from typing import Any
+
+from pipeline import lake
+
+MANIFEST = "_manifest.json"
+
+
+class ManifestUnreadable(Exception):
+    """A raw partition's _manifest.json (its completion marker) cannot be read."""
+
+
+def manifest_path(table: str, load_date: dt.date) -> str:
+    """The manifest that marks a raw partition as landed (a task's completion marker)."""
+    return os.path.join(lake.partition_dir("raw", table, load_date), MANIFEST)
+
+
+def read_manifest(table: str, load_date: dt.date) -> dict[str, Any] | None:
+    """The manifest of a landed partition, or None (not landed). A damaged one is ManifestUnreadable, naming the
+    partition to remove; one the lake's store refuses is its LakeUnreadable (the partition is not at fault)."""
+    path = manifest_path(table, load_date)
+    try:
+        with lake.open_input(path) as handle:
+            return json.loads(handle.read())
+    except FileNotFoundError:
+        return None
+    except (ValueError, OSError) as err:  # json.JSONDecodeError is a ValueError
+        if isinstance(err, OSError) and lake.store_refused(err):  # the store, not the partition: delete nothing
+            raise lake.unreadable(path, err) from err
+        raise ManifestUnreadable(
+            f"{path} cannot be read ({err}); it is written atomically, so something else changed it: remove"
+            f" {lake.partition_dir('raw', table, load_date)} and run the date again to re-land it"
+        ) from err
+
+
+def write_manifest(table: str, load_date: dt.date, manifest: dict[str, Any]) -> None:
+    """Write a raw partition's manifest (atomically: a reader sees the old one or the new one)."""
+    lake.write_atomic(manifest_path(table, load_date), json.dumps(manifest, indent=2, sort_keys=True).encode())
