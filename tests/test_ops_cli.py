@@ -220,6 +220,7 @@ def test_each_failure_kind_maps_to_its_runbook_entry(tmp_path: Path) -> None:
 
     from pipeline.ingest import catalog_api, incoming, landing
     from pipeline.quality.serving_reconciliation import ServingMismatch
+    from pipeline.serving.migrations import MigrationError
     from pipeline.tasks import late_catalogs, runbook
 
     cases = {
@@ -241,6 +242,7 @@ def test_each_failure_kind_maps_to_its_runbook_entry(tmp_path: Path) -> None:
         incoming.UnsafeSourcePath("a link"): "invalid file",
         landing.ManifestUnreadable("x/_manifest.json cannot be read"): "broken manifest",
         ServingMismatch("the serving tables do not match the lake"): "serving mismatch",
+        MigrationError("sql/serving/041_x.sql: must be owner of table daily_metrics"): "schema migration",
     })
     for error, kind in cases.items():
         assert runbook.remedy_for(error).kind == kind, error

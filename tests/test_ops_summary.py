@@ -59,6 +59,11 @@ def test_after_a_restate_the_summary_shows_this_runs_outcome(ops: Ops) -> None:
     path = ops.incoming / "orders" / str(SEED_DAY) / "orders.json"
     orders = json.loads(path.read_text())
     path.write_text(json.dumps(orders[:-1]))  # a corrected file: one order fewer
+    # a monitor's summary sees it before any run has (a date with a changed file is not done)
+    unseen = ops.pipeline("summary", "--date", str(SEED_DAY))
+    assert unseen.returncode == 1 and "published, source CHANGED" in unseen.stdout, unseen.stdout
+    assert f"incoming file changed: orders for {SEED_DAY}: {path} changed since it was landed" in unseen.stdout
+    assert "what to do (changed source file): `python -m pipeline restate --date 2025-12-15`" in unseen.stdout
     refused = ops.luigi("DailyPipeline", "--date", str(SEED_DAY), "--local-scheduler")
     assert refused.returncode == 30 and "SourcesUnchanged: SourceChanged" in refused.stdout, refused.stdout
     assert "what to do (changed source file): `python -m pipeline restate --date 2025-12-15`" in refused.stdout

@@ -169,6 +169,12 @@ REMEDIES: tuple[Remedy, ...] = (
            "after the publish committed, the date's serving tables did not hold the lake's rows or revenue (changed"
            " in Postgres since, by hand or by another tool); BI reads them as they are",
            f"republish the date from the lake: `{DAILY} --force` (docs/serving.md)", ("ServingMismatch",)),
+    Remedy("schema migration", "30",
+           "`MigrationError: .../sql/serving/0NN_....sql: must be owner of table ...` (a preload or the publish), after"
+           " an upgrade",
+           "a newer version's serving migrations need the database's owner, and the pipeline's login is not it",
+           f"the database owner runs `python -m pipeline migrate` (docs/operations.md#upgrading), then `{DAILY}`",
+           ("MigrationError",)),
     Remedy("broken manifest", "35",
            "`LandOrders could not be scheduled: ManifestUnreadable: .../raw/orders/load_date=D/_manifest.json cannot be"
            " read (...)` (or `DailyPipeline could not be scheduled: ...` for a published date)",

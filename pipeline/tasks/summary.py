@@ -125,6 +125,16 @@ def _publish_log(days: Sequence[dt.date], start_postgres: bool) -> dict[dt.date,
     return {r[0]: {"orders": r[1], "events": r[2], "runtime": r[3], "reconciled": r[4]} for r in rows}
 
 
+def _drift(day: dt.date) -> list[str]:
+    """Why the date's landed incoming files (or the catalog snapshots covering it) are no longer in the data folder
+    as landed: what its next run's SourcesUnchanged will refuse (empty: unchanged)."""
+    try:
+        changed = [f"{source} for {day}: {reason}" for source, reason in landing.changed_sources(day).items()]
+        return changed + list(landing.changed_catalogs(day).values())
+    except (OSError, ValueError, landing.ManifestUnreadable):  # the run's own failure says what it is
+        return []
+
+
 def _first_line(text: str | None, cut: int = 300) -> str:
     """A message's first line, cut at a word before `cut` characters and marked "..." (what to do is never cut)."""
     line = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
@@ -170,6 +180,11 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
             failures.extend(f"what to do (late catalog snapshot): {line}" for line in late.values())
         elif pub is not None and any(_first_line(r["error_message"]).startswith(CHANGED) for r in failed):
             status = STALE_SOURCE  # from a file that changed since: the date is not complete until restated
+        elif pub is not None and (drift := _drift(day)):  # changed since its last run, which has not seen it yet
+            status = STALE_SOURCE
+            failures.extend(f"incoming file changed: {reason}" for reason in drift)
+            remedies.append(runbook.by_kind("changed source file"))
+            failed.append({"error_message": " ".join(drift)})  # what the fix reads a catalog's own command from
         elif pub is not None and not pub["reconciled"]:
             status = UNRECONCILED  # what BI reads may not be the lake's: not complete, nor counted as published
         elif pub is not None and restatements.pending(day):
