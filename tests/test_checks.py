@@ -212,6 +212,15 @@ def test_unknown_product_share_above_fail_blocks(lake_root: Path, luigi_settings
     events_share = by_name(result)[("fact_events", "unknown product share of events with a product")]
     assert (events_share.outcome, events_share.value) == ("warn", "4.7619")
     assert result.blocked and not gate.gate_passed(D)
+    # what to do is in the message, the threshold's option named, so the run's what-to-do names it too
+    share = by_name(result)[("fact_orders", "unknown product share of order lines")]
+    assert share.message.startswith("fail: measured 7.5; rule: ") and share.message.endswith(
+        "to publish the date as it is, rerun it with --checks-unknown-product-fail-pct 100.")
+    assert f"the catalog snapshot covering {D} does not list" in share.message
+    from pipeline.tasks import runbook
+
+    fix = runbook.gate_fix(D, [r.message for r in result.results if r.outcome == "fail"], local_scheduler=True)
+    assert "`--checks-unknown-product-fail-pct 100`" in fix, fix
 
 
 def test_before_the_first_catalog_snapshot_unknown_products_only_warn(lake_root: Path) -> None:

@@ -22,6 +22,7 @@ The serving-side reconciliation (Postgres) lives in `pipeline.quality.serving_re
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -250,10 +251,10 @@ def run_gate(load_date: dt.date | str, *, checks_root: Path | None = None) -> Ga
             path = checks_file(GATED_TABLES[table], table, root)
             with con.cursor() as cursor:  # its own connection to the database: scans' queries run at once
                 _register(cursor, _named_in(path, present))
-                return run_checks_file(
+                return [_advised(result) for result in run_checks_file(
                     path, variables, lambda scan: add_duckdb(scan, cursor, DATA_SOURCE), DATA_SOURCE,
                     default_table=table,
-                )[1]
+                )[1]]
 
         # Tables scanned one per core at a time, beside the derived views (gate_views: each source's loss and
         # volume, built on `con`): a scan is half DuckDB queries, which run outside Python's lock.
@@ -271,6 +272,15 @@ def run_gate(load_date: dt.date | str, *, checks_root: Path | None = None) -> Ga
     log("quality gate %s: %s passed, %s warned, %s failed, %s errored%s", day, result.passed, result.warned,
         result.failed, result.errored, " -> BLOCKED" if result.blocked else "")
     return result
+
+
+def _advised(result: CheckResult) -> CheckResult:
+    """A table check's `advice` attribute (what a person does about it) after its message when it warns or fails
+    (the derived views' checks get theirs with their counts, `gate_views.explain`)."""
+    advice = (result.attributes or {}).get("advice")
+    if not advice or result.outcome not in ("warn", "fail"):
+        return result
+    return dataclasses.replace(result, message=f"{result.message}. {advice}")
 
 
 def _named_in(path: Path, present: dict[str, list[str]]) -> dict[str, list[str]]:
