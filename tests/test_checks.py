@@ -490,6 +490,27 @@ def test_postgres_properties_choose_sslmode_and_hide_the_password(monkeypatch: p
         serving_reconciliation.postgres_properties("dbname=ecomm")
 
 
+def test_a_dsn_naming_a_service_is_reconciled_against_the_server_the_service_names(
+    lake_root: Path, serving_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ECOMM_PG_DSN=service=ecomm (pg_service.conf): the publish connects through libpq, which reads the service;
+    the reconciliation's Soda data source is given host, port, database and user, so it resolves the service too
+    (it said "the Postgres DSN names no host", and the date stayed unreconciled)."""
+    with psycopg.connect(serving_dsn) as conn:
+        target = {"host": conn.info.host, "port": conn.info.port, "dbname": conn.info.dbname, "user": conn.info.user}
+    services = tmp_path / "pg_service.conf"
+    services.write_text("[ecomm]\n" + "".join(f"{key}={value}\n" for key, value in target.items()))
+    monkeypatch.setenv("PGSERVICEFILE", str(services))
+    for name in ("PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE"):
+        monkeypatch.delenv(name, raising=False)
+    properties = serving_reconciliation.postgres_properties("service=ecomm")
+    assert (properties["host"], properties["port"], properties["database"], properties["username"]) == (
+        target["host"], str(target["port"]), target["dbname"], target["user"])
+    write_day(clean_orders(), clean_events())
+    publish_facts(serving_dsn)
+    assert serving_reconciliation.reconcile_serving(D, dsn="service=ecomm").passed == 3
+
+
 def test_a_downgradable_serving_sslmode_setting_is_refused(luigi_settings) -> None:
     luigi_settings("checks", serving_sslmode="prefer")
     with pytest.raises(serving_reconciliation.ServingCheckError, match="serving_sslmode = 'prefer'"):

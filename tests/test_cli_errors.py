@@ -279,3 +279,27 @@ def test_a_catalog_url_that_is_no_http_url_is_named_as_the_setting(tmp_path: Pat
     assert any(line.startswith("WARNING: Will not run StageProducts(date=2025-12-15)") and said in line
                for line in lines)
     assert done.stderr.strip().splitlines()[-1].startswith(f"no run summary: {said}")
+
+
+def test_a_failed_login_is_named_by_its_error_not_by_libpq_s_last_line() -> None:
+    """A password from a pgpass file that the server refuses: libpq ends the error's message with a line of its
+    own, `password retrieved from file "..."`. The error is still one line with its runbook entry, in the log and
+    in the run summary, not a traceback and "could not be scheduled: password retrieved from file"."""
+    import logging
+
+    from pipeline.tasks import cli_errors, runbook, unscheduled
+
+    failed = ('connection failed: connection to server at "127.0.0.1", port 19144 failed: FATAL:  password'
+              ' authentication failed for user "ecomm_pipeline"')
+    head = ("Will not run DailyPipeline(date=2025-12-17) or any dependencies due to error in complete() method:")
+    trace = ('Traceback (most recent call last):\n  File "pipeline/serving/pg.py", line 112, in connect\n'
+             "    return psycopg.connect(target, **params)\n"
+             f'psycopg.OperationalError: {failed}\npassword retrieved from file "/tmp/etl/pgpass"\n')
+    assert unscheduled.error_line(trace) == f"OperationalError: {failed}"
+    assert runbook.remedy_for_text(unscheduled.error_line(trace)).kind == "Postgres refuses"
+
+    record = logging.LogRecord("luigi-interface", logging.WARNING, __file__, 1, f"{head}\n{trace}", None, None)
+    unscheduled.Recorder().filter(record)
+    assert ("DailyPipeline", f"OperationalError: {failed}") in unscheduled.failures(dt.date(2025, 12, 17))
+    cli_errors._BadSettingLine().filter(record)
+    assert record.getMessage() == f"{head} OperationalError: {failed}"

@@ -243,7 +243,16 @@ def test_each_failure_kind_maps_to_its_runbook_entry(tmp_path: Path) -> None:
         landing.ManifestUnreadable("x/_manifest.json cannot be read"): "broken manifest",
         ServingMismatch("the serving tables do not match the lake"): "serving mismatch",
         MigrationError("sql/serving/041_x.sql: must be owner of table daily_metrics"): "schema migration",
+        psycopg.errors.InsufficientPrivilege("permission denied for schema audit"): "Postgres permission denied",
     })
+    for text, kind in {
+        "PublishError: publishing 2025-12-15 failed: ...: permission denied for table publish_log; it was rolled back":
+            "Postgres permission denied",
+        "PublishError: publishing 2025-12-15 failed: ...: terminating connection due to administrator command":
+            "Postgres down",
+        "PermissionError: [Errno 13] Permission denied: '/data/incoming/orders/2025-12-15/orders.json'": None,
+    }.items():
+        assert getattr(runbook.remedy_for_text(text), "kind", None) == kind, text
     for error, kind in cases.items():
         assert runbook.remedy_for(error).kind == kind, error
         # the run summary reads the run audit's `<ErrorClass>: <message>`: a subclass names its base's entry too

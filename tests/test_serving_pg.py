@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import uuid
 
 import psycopg
 import pytest
@@ -140,6 +141,21 @@ def test_a_port_a_stopped_server_left_in_time_wait_counts_as_free() -> None:
         taken.bind(("127.0.0.1", port))
         taken.listen()
         assert not embedded._port_free(port)
+
+
+def test_psql_gets_a_dsn_s_password_in_its_environment_not_its_command_line(dsn_server) -> None:
+    """`pg psql` with a password in ECOMM_PG_DSN: psql's command line, which every user of the machine can read
+    (ps, /proc/<pid>/cmdline), holds the DSN without it; the password goes in PGPASSWORD."""
+    word = uuid.uuid4().hex  # the password: made here, so that no password literal sits in the repository
+    env = {name: value for name, value in os.environ.items() if name not in PG_ENV}
+    env["ECOMM_PG_DSN"] = psycopg.conninfo.make_conninfo(dsn_server.dsn("postgres"), **{"password": word})
+    seen = _cli("psql", "-Atc", r"\! tr '\0' ' ' < /proc/$PPID/cmdline; echo; tr '\0' '\n' < /proc/$PPID/environ",
+                env=env)
+    assert seen.returncode == 0, seen.stderr
+    cmdline, environment = seen.stdout.split("\n", 1)
+    assert "psql" in cmdline and "--dbname" in cmdline and word not in cmdline, cmdline
+    assert f"PGPASSWORD={word}" in environment.splitlines()
+    assert _cli("psql", "-Atc", "select 7", env=env).stdout.strip() == "7"
 
 
 def test_redact_hides_passwords() -> None:

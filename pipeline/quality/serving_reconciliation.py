@@ -23,6 +23,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from pipeline import lake
@@ -76,10 +77,20 @@ def _is_local(host: str) -> bool:
     return host.startswith("/") or host.startswith("@") or host.lower() in LOOPBACK
 
 
+def _service_resolved(dsn: str) -> dict[str, Any]:
+    """What libpq makes of a DSN that names a service (`service=...` or PGSERVICE, read from pg_service.conf):
+    its host, port, database and user, asked of a connection (libpq's own lookup, not a second reading of it)."""
+    with psycopg.connect(dsn, connect_timeout=postgres_settings().connect_timeout) as conn:
+        info = conn.info
+        return {"host": info.host, "port": str(info.port), "dbname": info.dbname, "user": info.user}
+
+
 def postgres_properties(dsn: str) -> dict[str, Any]:
     """Soda postgres data source properties from a libpq DSN (or the PG* environment when empty)."""
     parts = conninfo_to_dict(dsn) if dsn else {}
     env = os.environ
+    if parts.get("service") or env.get("PGSERVICE"):  # Soda's driver is given each value, never the service
+        parts = {**parts, **_service_resolved(dsn)}
     host = str(parts.get("host") or env.get("PGHOST") or "")
     if not host:
         raise ServingCheckError(

@@ -19,7 +19,7 @@ import urllib.parse
 from typing import Any
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from pipeline.cli import first_line
 from pipeline.serving import embedded
@@ -136,6 +136,16 @@ def connect_or_refuse(**kwargs: Any) -> psycopg.Connection:
 
 
 # --------------------------------------------------------------------------------------------- CLI
+def _without_password(target: str) -> tuple[str, dict[str, str]]:
+    """A DSN without its password, and this process's environment with it as PGPASSWORD: a program's command line is
+    readable by every user of the machine (/proc/<pid>/cmdline, ps), its environment only by its own."""
+    parts = conninfo_to_dict(target) if target else {}
+    if "password" not in parts:
+        return target, dict(os.environ)
+    password = str(parts.pop("password"))
+    return make_conninfo(**parts), {**os.environ, "PGPASSWORD": password}
+
+
 USAGE = "usage: python -m pipeline.serving.pg dsn [--bi]|start|stop|status|psql [--bi] [psql arguments]"
 
 
@@ -169,10 +179,10 @@ def main(argv: list[str] | None = None) -> int:
                   if info else f"not running ({embedded.data_dir()})")
             return 0 if info else 3
         else:
-            target = bi_dsn() if as_bi else dsn()
+            target, env = _without_password(bi_dsn() if as_bi else dsn())
             psql = str(embedded.binary("psql"))
             sys.stdout.flush()
-            os.execv(psql, [psql, *(["--dbname", target] if target else []), *rest])
+            os.execve(psql, [psql, *(["--dbname", target] if target else []), *rest], env)
     except EmbeddedServerError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

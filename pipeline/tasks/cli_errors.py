@@ -205,14 +205,13 @@ class _BadSettingLine(logging.Filter):
 def _known_error_line(trace: str) -> str | None:
     """A formatted traceback's error as `<ErrorClass>: <text>` when the runbook knows it (None: keep the traceback).
 
-    Its last line that is not indented names the error (`psycopg.OperationalError: connection failed: ...`).
+    Its last exception line names the error (`psycopg.OperationalError: connection failed: ...`), which the lines
+    of its message may follow (`unscheduled.error_line`).
     """
-    from pipeline.tasks import runbook
+    from pipeline.tasks import runbook, unscheduled
 
-    lines = [line for line in trace.rstrip().splitlines() if line and not line[0].isspace()]
-    name, colon, text = (lines[-1] if lines else "").partition(": ")
-    said = f"{name.rsplit('.', 1)[-1]}{colon}{text}"
-    return said if colon and runbook.remedy_for_text(said) is not None else None
+    said = unscheduled.error_line(trace)
+    return said if ": " in said and runbook.remedy_for_text(said) is not None else None
 
 
 class _KnownTaskFailure(logging.Filter):

@@ -152,6 +152,14 @@ REMEDIES: tuple[Remedy, ...] = (
            "Postgres answers but refuses the configured database, role or password, or the connection settings"
            " cannot work (an `sslmode` the server does not offer, an invalid option value): a setting, not an outage",
            f"fix `ECOMM_PG_DSN` / `PG*` / `~/.pgpass`, then `{DAILY}`", ("PostgresRefuses",)),
+    Remedy("Postgres permission denied", "30",
+           "`InsufficientPrivilege: permission denied for database ecomm` (a new database), `... for schema audit` or"
+           " `PublishError: ... permission denied for table publish_log`",
+           "the pipeline's login lacks a privilege: on a new database the owner has not run the migrations yet, or"
+           " the login is not (or no longer) a member of `ecomm_writer`, or a grant to that role was revoked",
+           "as the database's owner: `python -m pipeline migrate` (a new database), `grant ecomm_writer to <the"
+           " pipeline's login>`, or the grant the message names (the `grant ... to ecomm_writer` lines of"
+           f" `sql/serving/`); then `{DAILY}`", ("InsufficientPrivilege",)),
     Remedy("publish locked", "30",
            "`Publish: PublishLocked: publishing D failed: swapping in the partitions of D: warehouse.fact_orders_all"
            " ... stayed locked by pid N (bi_reader ...) with AccessShareLock on ... through 15 waits of 2s`, after lines"
@@ -239,6 +247,12 @@ def remedy_for(error: BaseException) -> Remedy | None:
     return None
 
 
+# Postgres's words (a folder's OSError says "Permission denied"), and a server stopped under a connection
+PG_PERMISSION = re.compile(r"permission denied for (database|schema|table|relation|sequence|function|view)\b")
+SERVER_WENT_AWAY = ("terminating connection due to administrator command", "server closed the connection unexpectedly",
+                    "the database system is shutting down")
+
+
 def _subclasses(cls: type) -> list[type]:
     found = []
     for sub in cls.__subclasses__():
@@ -267,6 +281,10 @@ def remedy_for_text(message: str | None) -> Remedy | None:
         return BY_ERROR[known]
     if name == "OperationalError":
         return BY_ERROR["PostgresUnreachable" if retry.postgres_unreachable(message or "") else "PostgresRefuses"]
+    if PG_PERMISSION.search(message or ""):  # also inside a PublishError's message
+        return BY_ERROR["InsufficientPrivilege"]
+    if any(gone in (message or "") for gone in SERVER_WENT_AWAY):
+        return BY_ERROR["PostgresUnreachable"]
     if "No space left on device" in (message or ""):
         return BY_ERROR["DiskFull"]
     if lake.STORE_ERROR in (message or ""):  # pyarrow's OSError, or DuckDB's error carrying its text

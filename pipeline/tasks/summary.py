@@ -201,7 +201,7 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
         elif _not_ready(day):
             status = f"NOT READY ({', '.join(_not_ready(day))}: no ready marker)"
         elif published is None:
-            status = "publish state unknown (Postgres not running)"
+            status = "publish state unknown (Postgres not reachable)"
         else:
             status = "not published"
         gate_said = blocked and status == RESTATING  # its blocking checks are listed, with what to do

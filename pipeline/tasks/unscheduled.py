@@ -18,6 +18,9 @@ _WILL_NOT_RUN = re.compile(
     r"Will not run (?P<family>\w+)\((?P<params>.*?)\) or any dependencies due to error in \w+\(\) method:(?P<rest>.*)",
     re.S)
 _QUALIFIED = re.compile(r"^(?:\w+\.)+(?=\w+:)")  # psycopg.OperationalError: -> OperationalError:
+# An exception's line in a formatted traceback: a CamelCase class name, maybe module-qualified, then ": ". The lines
+# after it are its message's own (libpq's `password retrieved from file "..."`, `DETAIL: ...`, `HINT: ...`).
+_ERROR_LINE = re.compile(r"^(?:[a-z_]\w*\.)*[A-Z][a-z]\w*: ")
 _DATE = re.compile(r"(?:^|, )date=(\d{4}-\d{2}-\d{2})(?:,|$)")
 _failed: dict[dt.date | None, list[tuple[str, str]]] = {}  # None: a task without a date, for every date
 
@@ -32,9 +35,8 @@ class Recorder(logging.Filter):
             return True
         if match:
             day = _DATE.search(match["params"])
-            lines = [line.strip() for line in match["rest"].splitlines() if line.strip()]
-            # a traceback's last line, `<ErrorClass>: <text>` as the run audit records errors (the runbook reads it)
-            entry = (match["family"], _QUALIFIED.sub("", lines[-1]) if lines else "see the log above")
+            # the error's line, `<ErrorClass>: <text>` as the run audit records errors (the runbook reads it)
+            entry = (match["family"], error_line(match["rest"]) or "see the log above")
             noted = _failed.setdefault(dt.date.fromisoformat(day[1]) if day else None, [])
             if entry not in noted:
                 noted.append(entry)
@@ -51,3 +53,11 @@ def install() -> None:
 def failures(day: dt.date) -> list[tuple[str, str]]:
     """(task family, the error's last line) of each task of the date this process could not schedule."""
     return [*_failed.get(None, ()), *_failed.get(day, ())]
+
+
+def error_line(trace: str) -> str:
+    """The last exception's line of a formatted traceback, `<ErrorClass>: <text>` unqualified ("": none); not the
+    last line, which may be its message's last (a failed login's `password retrieved from file ...`)."""
+    lines = [line.strip() for line in trace.splitlines() if line.strip() and not line[0].isspace()]
+    found = [line for line in lines if _ERROR_LINE.match(line)]
+    return _QUALIFIED.sub("", found[-1] if found else (lines[-1] if lines else ""))
