@@ -296,6 +296,9 @@ def test_a_failed_login_is_named_by_its_error_not_by_libpq_s_last_line() -> None
              "    return psycopg.connect(target, **params)\n"
              f'psycopg.OperationalError: {failed}\npassword retrieved from file "/tmp/etl/pgpass"\n')
     assert unscheduled.error_line(trace) == f"OperationalError: {failed}"
+    # a record another filter already made one line (`... method: LakeUnreadable: ...`)
+    assert unscheduled.error_line(" LakeUnreadable: the lake folder /x cannot be written") == (
+        "LakeUnreadable: the lake folder /x cannot be written")
     assert runbook.remedy_for_text(unscheduled.error_line(trace)).kind == "Postgres refuses"
 
     record = logging.LogRecord("luigi-interface", logging.WARNING, __file__, 1, f"{head}\n{trace}", None, None)

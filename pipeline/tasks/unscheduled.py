@@ -58,6 +58,7 @@ def failures(day: dt.date) -> list[tuple[str, str]]:
 def error_line(trace: str) -> str:
     """The last exception's line of a formatted traceback, `<ErrorClass>: <text>` unqualified ("": none); not the
     last line, which may be its message's last (a failed login's `password retrieved from file ...`)."""
-    lines = [line.strip() for line in trace.splitlines() if line.strip() and not line[0].isspace()]
+    # a record another filter made one line (`... method: LakeUnreadable: ...`) keeps its leading space: stripped
+    lines = [line.strip() for line in trace.strip().splitlines() if line.strip() and not line[0].isspace()]
     found = [line for line in lines if _ERROR_LINE.match(line)]
     return _QUALIFIED.sub("", found[-1] if found else (lines[-1] if lines else ""))
