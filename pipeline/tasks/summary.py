@@ -174,7 +174,7 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
                 not_scheduled.append(f"{family} could not be scheduled: {_first_line(reason)}")
                 remedies.extend(remedy for remedy in [runbook.remedy_for_text(reason)] if remedy)
         failures.extend(not_scheduled)
-        blocked = checks is not None and bool(checks["fail"] + checks["error"])
+        blocked, drift = checks is not None and bool(checks["fail"] + checks["error"]), []
         if pub is not None and (late := late_catalogs.late_catalogs(day)):
             status = "published, catalog LATE"  # with an older catalog than the snapshot that covers it now
             failures.extend(f"what to do (late catalog snapshot): {line}" for line in late.values())
@@ -184,7 +184,6 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
             status = STALE_SOURCE
             failures.extend(f"incoming file changed: {reason}" for reason in drift)
             remedies.append(runbook.by_kind("changed source file"))
-            failed.append({"error_message": " ".join(drift)})  # what the fix reads a catalog's own command from
         elif pub is not None and not pub["reconciled"]:
             status = UNRECONCILED  # what BI reads may not be the lake's: not complete, nor counted as published
         elif pub is not None and restatements.pending(day):
@@ -206,7 +205,8 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
             status = "not published"
         gate_said = blocked and status == RESTATING  # its blocking checks are listed, with what to do
         if remedies and status in ("published", STALE_SOURCE, RESTATING, UNRECONCILED, "FAILED") and not gate_said:
-            said = " ".join(r["error_message"] or "" for r in failed)  # the runbook's first kind, or the error's fix
+            # the runbook's first kind, or the fix the error (or a changed catalog's drift) names for itself
+            said = " ".join([*(r["error_message"] or "" for r in failed), *drift])
             failures.append(f"what to do ({remedies[0].kind}): "
                             + remedies[0].fix_for(day, **rerun, message=said, failed=status == "FAILED"))
         if run_id is not None:
