@@ -211,6 +211,16 @@ def test_a_published_date_found_broken_is_named_with_a_fix_that_works_as_printed
     assert f"could not be scheduled: ManifestUnreadable: {manifest} cannot be read" in broken.stdout, broken.stdout
     assert "what to do (broken manifest): remove the partition folder the message names" in broken.stdout
     shutil.rmtree(manifest.parent)
+    # the date was built from that partition: not published as it stands until the file is landed again
+    lost = ops.luigi("DailyPipeline", *DATE, LOCAL)
+    assert lost.returncode == RETCODE["task_failed"], lost.stderr[-3000:]
+    assert "published, raw MISSING" in lost.stdout and "0 of 1 date(s) published" in lost.stdout, lost.stdout
+    assert ops.pipeline("summary", *DATE).returncode == 1
+    fix = _what_to_do(lost.stdout)
+    assert fix == f"python -m pipeline restate --date {SEED_DAY} --source orders", lost.stdout
+    assert ops.pipeline(*fix.split()[3:]).returncode == 0
+    assert manifest.exists()
+    assert ops.pipeline("summary", *DATE).returncode == 0
     assert ops.luigi("DailyPipeline", *DATE, LOCAL).returncode == 0
 
 

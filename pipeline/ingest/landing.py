@@ -184,15 +184,20 @@ def source_unchanged(manifest: dict[str, Any]) -> bool:
     return file_drift(manifest, path) is None
 
 
+LOST = "is gone from the lake"  # what source_drift says of a raw partition removed after its date was built
+
+
 def source_drift(source: str, load_date: dt.date) -> str | None:
     """Why a landed daily source's folder no longer holds what was landed (None: it does, or nothing is landed).
 
-    The file changed, another file replaced it, or files were added next to it. A folder emptied
-    after landing (the file archived) does not invalidate what was landed.
+    The file changed, another file replaced it, or files were added next to it; or the raw partition
+    itself was removed after the date was staged from it (by hand, or a damaged manifest's fix). A
+    folder emptied after landing (the file archived) does not invalidate what was landed.
     """
     manifest = read_manifest(source, load_date)
     if manifest is None:
-        return None
+        staged = lake.exists(lake.partition_file("staging", f"stg_{source}", load_date))
+        return f"raw/{source} for {load_date} {LOST}, while the date was built from it" if staged else None
     try:
         found = incoming.find(source, load_date)
     except SourceFileMissing:
@@ -214,6 +219,9 @@ def changed_sources(load_date: dt.date) -> dict[str, str]:
 
 def changed_message(source: str, load_date: dt.date, reason: str, *, published: bool = False) -> str:
     """The one message for a changed source: what changed and how to land it on purpose."""
+    if LOST in reason:  # nothing landed to keep: land the incoming file again and rebuild the date from it
+        return (f"{source} for {load_date}: {reason}. To land its incoming file again and rebuild the date from it:"
+                f" `python -m pipeline restate --date {load_date} --source {source}`.")
     state = (f"{load_date} is published, and Postgres keeps serving it as it was published" if published
              else f"raw/{source} for {load_date} is already landed and raw partitions are immutable")
     return (f"{source} for {load_date}: {reason}; {state}. To land the new file on purpose run"

@@ -37,7 +37,8 @@ def read_manifest(table: str, load_date: dt.date) -> dict[str, Any] | None:
             raise lake.unreadable(path, err) from err
         raise ManifestUnreadable(
             f"{path} cannot be read ({err}); it is written atomically, so something else changed it: remove"
-            f" {lake.partition_dir('raw', table, load_date)} and run the date again to re-land it"
+            f" {lake.partition_dir('raw', table, load_date)} and run the date again to re-land it (a date built from it"
+            f" names the restate command that does)"
         ) from err
 
 

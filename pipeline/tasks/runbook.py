@@ -38,7 +38,7 @@ class Remedy:
     cause: str
     fix: str
     errors: tuple[str, ...] = ()  # exception class names (of the error or what it was raised from)
-    own_fix: str = ""  # a regex: the command an error's message gives for itself (then the fix is that command)
+    own_fix: str = ""  # a regex: the command an error's message gives for itself (its group that matched) is the fix
 
     def fix_for(self, day: dt.date | str | None, *, local_scheduler: bool = False, message: str = "",
                 failed: bool = False) -> str:
@@ -49,7 +49,7 @@ class Remedy:
         retry_count = 1): a fix that reruns the date re-enables it first.
         """
         if self.own_fix and (found := re.search(self.own_fix, message)):
-            return f"`{found.group(1)}`, as the error says"
+            return f"`{found.group(found.lastindex)}`, as the error says"
         fix = self.fix.replace(DAILY, DAILY + (LOCAL_SCHEDULER if local_scheduler else _luigid_option()))
         fix = fix.replace("{date}", str(day) if day else "<date>")
         if failed and not local_scheduler and DAILY.format(date=day) in fix and "reenable" not in fix:
@@ -111,7 +111,8 @@ REMEDIES: tuple[Remedy, ...] = (
            "`python -m pipeline restate --date {date}` (lands the new file, republishes the date; a"
            " catalog snapshot: `restate --catalog products --date <its date>`, as its message says);"
            f" or put the original file back (a file added beside it: move that out), then `{DAILY}`", ("SourceChanged",),
-           own_fix=r"`(python -m pipeline restate --catalog [^`]+)`"),
+           own_fix=r"`(python -m pipeline restate --catalog [^`]+)`"
+                   r"|rebuild the date from it: `(python -m pipeline restate [^`]+)`"),
     Remedy("late catalog snapshot", "30",
            "`FAILED`, `SourcesUnchanged: CatalogArrivedLate: the products snapshot of S arrived after D was built`;"
            " the run that landed it warns so, and `summary` shows the date `published, catalog LATE`",
@@ -188,7 +189,8 @@ REMEDIES: tuple[Remedy, ...] = (
            " read (...)` (or `DailyPipeline could not be scheduled: ...` for a published date)",
            "a raw partition's manifest, its completion marker, written atomically by the landing, was changed or"
            " damaged by something else",
-           f"remove the partition folder the message names (the date's incoming file is landed again), then `{DAILY}`",
+           f"remove the partition folder the message names, then `{DAILY}`: it lands the incoming file again or, for a"
+           " date already built from it, names the `restate` command that does (and rebuilds the date from it)",
            ("ManifestUnreadable",)),
     Remedy("lake unreadable", "35",
            "`LakeUnreadable: s3://.../_manifest.json cannot be read: ... AWS Error ACCESS_DENIED ...` or"

@@ -8,10 +8,9 @@ from the raw manifests, staged / quarantined / duplicate counts from audit/recon
 from the warehouse partitions, check outcomes from audit/dq_results, the publish state from
 Postgres `audit.publish_log`, and task outcomes and times from the run audit (`pipeline.tasks.run_audit`).
 
-A `luigi` command-line run prints it for the dates it scheduled when it exits (`pipeline.tasks`
-registers that; `[run_summary] at_exit = false` turns it off), restricted to that run's task
-executions: `time` is then the sum of the run's task durations for the date, otherwise the date's
-`runtime_seconds` (see `run_audit.date_runtime`).
+A `luigi` command-line run prints it for the dates it scheduled when it exits (`pipeline.tasks` registers
+that; `[run_summary] at_exit = false` turns it off), restricted to that run's task executions: `time` is
+then the sum of the run's task durations for the date, else its `runtime_seconds` (`run_audit.date_runtime`).
 """
 from __future__ import annotations
 
@@ -36,9 +35,9 @@ from pipeline.tasks import (central, cli_errors, command_line, held_back, late_c
 logger = logging.getLogger(__name__)
 
 MESSAGE = "  "  # a blocking check's whole message, beneath its line (never cut)
-# A published date whose landed file (or catalog snapshot) changed since: Postgres serves the file landed
-# before, and the date is not complete (nor counted as published) until it is restated or the file put back.
-STALE_SOURCE = "published, source CHANGED"
+# A published date whose landed file (or snapshot) changed, or whose raw partition was removed, since: Postgres
+# serves it as it was, and it is not complete (nor counted as published) until restated (or the file put back).
+STALE_SOURCE, LOST_RAW = "published, source CHANGED", "published, raw MISSING"
 RESTATING = "published, restatement PENDING"  # Postgres serves the version before: not complete, nor counted
 UNRECONCILED = "published, NOT RECONCILED"  # its serving reconciliation failed (or never ran) after the commit
 CHANGED = f"{SourceChanged.__name__}:"
@@ -126,11 +125,12 @@ def _publish_log(days: Sequence[dt.date], start_postgres: bool) -> dict[dt.date,
 
 
 def _drift(day: dt.date) -> list[str]:
-    """Why the date's landed incoming files (or the catalog snapshots covering it) are no longer in the data folder
-    as landed: what its next run's SourcesUnchanged will refuse (empty: unchanged)."""
+    """Why the date's landed files (or snapshots) are no longer as landed, a line each (a lost raw partition's: its fix)."""
     try:
-        changed = [f"{source} for {day}: {reason}" for source, reason in landing.changed_sources(day).items()]
-        return changed + list(landing.changed_catalogs(day).values())
+        changed = [landing.changed_message(source, day, reason) if landing.LOST in reason else f"{source} for {day}:"
+                   f" {reason}" for source, reason in landing.changed_sources(day).items()]
+        return [line if landing.LOST in line else f"incoming file changed: {line}"
+                for line in changed + list(landing.changed_catalogs(day).values())]
     except (OSError, ValueError, landing.ManifestUnreadable):  # the run's own failure says what it is
         return []
 
@@ -178,11 +178,12 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
         if pub is not None and (late := late_catalogs.late_catalogs(day)):
             status = "published, catalog LATE"  # with an older catalog than the snapshot that covers it now
             failures.extend(f"what to do (late catalog snapshot): {line}" for line in late.values())
-        elif pub is not None and any(_first_line(r["error_message"]).startswith(CHANGED) for r in failed):
-            status = STALE_SOURCE  # from a file that changed since: the date is not complete until restated
+        elif pub is not None and (changed := [r["error_message"] for r in failed if _first_line(
+                r["error_message"]).startswith(CHANGED)]):  # the date is not complete until restated
+            status = LOST_RAW if all(landing.LOST in message for message in changed) else STALE_SOURCE
         elif pub is not None and (drift := _drift(day)):  # changed since its last run, which has not seen it yet
-            status = STALE_SOURCE
-            failures.extend(f"incoming file changed: {reason}" for reason in drift)
+            status = LOST_RAW if all(landing.LOST in reason for reason in drift) else STALE_SOURCE
+            failures.extend(drift)
             remedies.append(runbook.by_kind("changed source file"))
         elif pub is not None and not pub["reconciled"]:
             status = UNRECONCILED  # what BI reads may not be the lake's: not complete, nor counted as published
@@ -204,7 +205,7 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
         else:
             status = "not published"
         gate_said = blocked and status == RESTATING  # its blocking checks are listed, with what to do
-        if remedies and status in ("published", STALE_SOURCE, RESTATING, UNRECONCILED, "FAILED") and not gate_said:
+        if remedies and status in ("published", STALE_SOURCE, LOST_RAW, RESTATING, UNRECONCILED, "FAILED") and not gate_said:
             # the runbook's first kind, or the fix the error (or a changed catalog's drift) names for itself
             said = " ".join([*(r["error_message"] or "" for r in failed), *drift])
             failures.append(f"what to do ({remedies[0].kind}): "
