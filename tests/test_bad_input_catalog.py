@@ -531,6 +531,14 @@ CASES: list[Case] = [
          orders(order(user_id="\tUSER_0001", status="paid\t"), order(order_id="ORD_2", user_id="USER_0001\u00a0"),
                 order(order_id="ORD_3", user_id="\u3000USER_0001\ufeff", status="\u2003PAID")),
          Expect(staged={"orders": 3}), check=check_one_user_after_trimming),
+    Case("orders-status-look-alike", "orders: `status: \"PA\u0130D\"` (a dotted capital I); events: `VIEW_PRODUCT`,"
+         " `chec\u212aout` (a Kelvin sign)", "quarantined: `invalid_status`, `unknown_event_type` (lower case folds"
+         " ASCII letters only: `PAID` and `VIEW_PRODUCT` are valid)",
+         merge(orders(order(status="PA\u0130D"), order(order_id="ORD_2", status="PAID")),
+               events(event_line(event_type="VIEW_PRODUCT"), event_line("E2", event_type="VI\u0130EW_PRODUCT"),
+                      event_line("E3", event_type="chec\u212aout"))),
+         Expect(staged={"orders": 1, "events": 1},
+                quarantined={"orders": {"invalid_status": 1}, "events": {"unknown_event_type": 2}})),
     Case("orders-nul-character", "orders: `\\u0000` in `user_id`; another order with it in an unused field",
          "the first quarantined: `invalid_user_id`, the NUL written as `\\u0000` in `bad_records`; the other accepted",
          orders(order(user_id="USER\u00000001"), order(order_id="ORD_2", note="gift\u0000wrap")),
