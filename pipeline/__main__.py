@@ -45,10 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     except BadSetting as err:  # a setting the command needs cannot work: one line, not a traceback
         print(f"python -m pipeline {args[0]}: error: {err}", file=sys.stderr)
         return 2
-    except Exception as err:  # the lake's store refused or did not answer: the runbook's one line; the rest re-raised
+    except Exception as err:  # a failure the runbook knows (a lake store refusing, a damaged manifest, Postgres down
+        # ...): its one line, with a fix that reruns this command; the rest re-raised
         from pipeline.tasks import runbook  # loaded already by most commands (pipeline.tasks.*)
 
-        if (code := runbook.told_lake_unreadable(f"python -m pipeline {args[0]}", args[1:], err)) is None:
+        if (code := runbook.told(f"python -m pipeline {args[0]}", args[1:], err)) is None:
             raise
         return code
 

@@ -62,6 +62,15 @@ def orders(*records: dict[str, Any], day: dt.date = D) -> dict[str, bytes]:
     return {f"orders/{day}/orders.json": json.dumps(list(records) or [order()], indent=2).encode()}
 
 
+def written(files: dict[str, bytes], **numbers: str) -> dict[str, bytes]:
+    """`files` with each JSON string "@name@" replaced by the number numbers[name] as written (digits no float holds)."""
+    def replace(content: bytes) -> bytes:
+        for name, number in numbers.items():
+            content = content.replace(f'"@{name}@"'.encode(), number.encode())
+        return content
+    return {path: replace(content) for path, content in files.items()}
+
+
 def raw_orders(content: bytes, name: str = "orders.json", day: dt.date = D) -> dict[str, bytes]:
     return {f"orders/{day}/{name}": content}
 
@@ -233,6 +242,12 @@ def check_one_user_after_trimming() -> None:
 
 def check_integer_and_string_id_are_one_order() -> None:
     assert staged_value("stg_orders", "order_id") == ["515151"]
+
+
+def check_numbers_quoted_as_written() -> None:
+    assert sorted(bad["failing_value"] for bad in rows.bad_records("stg_orders", D)) == [
+        "1e-400", "2.0000000000000000001", "4.9999999999999999999", "9.990000000000000000001"]
+    assert sorted(bad["failing_value"] for bad in rows.bad_records("stg_products", D)) == ["19.989999999999998"]
 
 
 def check_nul_escaped_in_bad_records() -> None:
@@ -416,6 +431,20 @@ CASES: list[Case] = [
          " 9.99 or 2)", orders(order(price=0.30000000000000004), order(order_id="ORD_2", price="9.99000000001"),
                                order(order_id="ORD_3", quantity="2.00000000001"), order(order_id="ORD_4")),
          Expect(staged={"orders": 1}, quarantined={"orders": {"invalid_price": 2, "invalid_quantity": 1}})),
+    Case("orders-numbers-beyond-a-double", "orders: `price: 9.990000000000000000001`, `4.9999999999999999999`,"
+         " `1e-400`, `quantity: 2.0000000000000000001` (JSON numbers a double cannot hold); products file:"
+         " `current_price: 19.989999999999998`", "quarantined: `invalid_price`, `invalid_quantity`, the number as"
+         " written (never read as a double, which rounds them to 9.99, 5.00, 0.00, 2 and 19.99)",
+         written(merge(orders(order(price="@a@"), order(order_id="ORD_2", price="@b@"), order(order_id="ORD_3",
+                                                                                              price="@c@"),
+                              order(order_id="ORD_4", quantity="@d@"), order(order_id="ORD_5")),
+                       products({"product_id": "PROD_0001", "current_price": "@e@"},
+                                {"product_id": "PROD_0002", "current_price": 5.25})),
+                 a="9.990000000000000000001", b="4.9999999999999999999", c="1e-400", d="2.0000000000000000001",
+                 e="19.989999999999998"),
+         Expect(staged={"orders": 1, "products": 1},
+                quarantined={"orders": {"invalid_price": 3, "invalid_quantity": 1}, "products": {"invalid_price": 1}}),
+         check=check_numbers_quoted_as_written),
     Case("orders-zero-quantity", "orders: `quantity: 0` (and `-1`)", "quarantined: `non_positive_quantity`",
          orders(order(quantity=0), order(order_id="ORD_2", quantity=-1), order(order_id="ORD_3")),
          Expect(staged={"orders": 1}, quarantined={"orders": {"non_positive_quantity": 2}})),
@@ -502,6 +531,14 @@ CASES: list[Case] = [
          orders(order(user_id="\tUSER_0001", status="paid\t"), order(order_id="ORD_2", user_id="USER_0001\u00a0"),
                 order(order_id="ORD_3", user_id="\u3000USER_0001\ufeff", status="\u2003PAID")),
          Expect(staged={"orders": 3}), check=check_one_user_after_trimming),
+    Case("orders-status-look-alike", "orders: `status: \"PA\u0130D\"` (a dotted capital I); events: `VIEW_PRODUCT`,"
+         " `chec\u212aout` (a Kelvin sign)", "quarantined: `invalid_status`, `unknown_event_type` (lower case folds"
+         " ASCII letters only: `PAID` and `VIEW_PRODUCT` are valid)",
+         merge(orders(order(status="PA\u0130D"), order(order_id="ORD_2", status="PAID")),
+               events(event_line(event_type="VIEW_PRODUCT"), event_line("E2", event_type="VI\u0130EW_PRODUCT"),
+                      event_line("E3", event_type="chec\u212aout"))),
+         Expect(staged={"orders": 1, "events": 1},
+                quarantined={"orders": {"invalid_status": 1}, "events": {"unknown_event_type": 2}})),
     Case("orders-nul-character", "orders: `\\u0000` in `user_id`; another order with it in an unused field",
          "the first quarantined: `invalid_user_id`, the NUL written as `\\u0000` in `bad_records`; the other accepted",
          orders(order(user_id="USER\u00000001"), order(order_id="ORD_2", note="gift\u0000wrap")),

@@ -17,6 +17,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from pipeline.tasks import runbook
 from tests.support.ops import SEED_DAY, Ops
 from tests.support.paths import REPO
 from tests.support.processes import free_port
@@ -210,6 +211,13 @@ def test_a_published_date_found_broken_is_named_with_a_fix_that_works_as_printed
     assert broken.returncode == RETCODE["scheduling_error"], broken.stderr[-3000:]
     assert f"could not be scheduled: ManifestUnreadable: {manifest} cannot be read" in broken.stdout, broken.stdout
     assert "what to do (broken manifest): remove the partition folder the message names" in broken.stdout
+    # a `python -m pipeline` command meeting it: the runbook's one line too, its fix rerunning that command
+    restate = ops.pipeline("restate", *DATE)
+    assert restate.returncode == int(runbook.by_kind("broken manifest").exit_code), restate.stderr[-3000:]
+    assert "Traceback" not in restate.stderr and len(restate.stderr.strip().splitlines()) == 1, restate.stderr
+    assert restate.stderr.startswith(f"python -m pipeline restate: error: ManifestUnreadable: {manifest} cannot be read")
+    assert (f"What to do: remove the partition folder the message names, then `python -m pipeline restate --date"
+            f" {SEED_DAY}`") in restate.stderr and "(docs/operations.md#runbook: broken manifest)" in restate.stderr
     shutil.rmtree(manifest.parent)
     # the date was built from that partition: not published as it stands until the file is landed again
     lost = ops.luigi("DailyPipeline", *DATE, LOCAL)

@@ -180,6 +180,53 @@ def test_a_local_publish_leaves_no_task_of_the_date_disabled_in_luigid(ops: Ops,
     assert settled["LandOrders"] == f"complete: {SEED_DAY} published by a later run", settled
 
 
+def _luigi_cfg_names(ops: Ops, luigid: Luigid) -> None:
+    """luigi.cfg's luigid is this one: a command given no scheduler option (restate) finds it there."""
+    Path(ops.extra_env["LUIGI_CONFIG_PATH"]).write_text(f"[core]\nscheduler_port = {luigid.port}\n")
+
+
+@pytest.mark.slow
+def test_a_restatement_of_a_gate_blocked_date_leaves_no_task_of_it_disabled_in_luigid(
+        ops: Ops, luigid: Luigid) -> None:
+    path = ops.incoming / "orders" / str(SEED_DAY) / "orders.json"
+    good = path.read_text()
+    orders = json.loads(good)
+    for number, record in enumerate(orders):  # three orders in four quarantined: over [checks] lost_fail_pct (50)
+        record["quantity"] = record["quantity"] if number in (0, 1, 6, 10, 14) else 0
+    path.write_text(json.dumps(orders))
+    _luigi_cfg_names(ops, luigid)
+    blocked = ops.luigi("DailyPipeline", *DATE)
+    assert blocked.returncode == 30 and "BLOCKED by the quality gate" in blocked.stdout, blocked.stdout
+    assert {t["name"] for t in luigid.tasks("DISABLED").values()} == {"QualityGate"}
+
+    path.write_text(good)  # the sender's corrected file: the runbook's fix is a restatement
+    restated = ops.pipeline("restate", *DATE)
+    assert restated.returncode == 0, restated.stderr[-3000:] + restated.stdout[-2000:]
+    assert "1 of 1 date(s) published" in restated.stdout, restated.stdout[-2000:]
+    assert luigid.tasks("DISABLED") == {} and luigid.tasks("FAILED") == {}
+    settled = {t["name"]: t["status_message"] for t in luigid.tasks("DONE").values()}
+    assert settled["QualityGate"] == f"complete: {SEED_DAY} published by a later run", settled
+
+
+@pytest.mark.slow
+def test_a_restated_catalog_snapshot_leaves_no_task_of_its_dates_disabled_in_luigid(
+        ops: Ops, luigid: Luigid) -> None:
+    assert ops.luigi("DailyPipeline", *DATE, "--local-scheduler").returncode == 0
+    snapshot = ops.incoming / "products" / f"products_{SEED_DAY}.json"
+    products = json.loads(snapshot.read_text())
+    products[0]["current_price"] = 1.23
+    snapshot.write_text(json.dumps(products, indent=2))  # corrected after the date was published
+    _luigi_cfg_names(ops, luigid)
+    refused = ops.luigi("DailyPipeline", *DATE)
+    assert refused.returncode == 30 and f"restate --catalog products --date {SEED_DAY}" in refused.stderr, \
+        refused.stderr[-3000:]
+    assert luigid.tasks("DISABLED"), "the refused task is disabled"
+
+    restated = ops.pipeline("restate", "--catalog", "products", *DATE)
+    assert restated.returncode == 0, restated.stderr[-3000:] + restated.stdout[-2000:]
+    assert luigid.tasks("DISABLED") == {} and luigid.tasks("FAILED") == {}
+
+
 @pytest.mark.slow
 def test_luigid_serves_prometheus_metrics_after_a_run(ops: Ops, luigid: Luigid) -> None:
     result = ops.luigi("DailyPipeline", *DATE, *luigid.scheduler_args())

@@ -69,6 +69,7 @@ def test_a_corrected_orders_file_after_publish_is_refused_then_restated(ops: Ops
 
     restated = ops.pipeline("restate", *DATE)
     assert restated.returncode == 0, restated.stderr[-3000:] + restated.stdout[-2000:]
+    assert "does not answer" not in restated.stdout + restated.stderr, "no luigid (luigi.cfg's): nothing said"
     assert published(ops) == (25, 60, 1), "Postgres holds exactly the new file's rows"
     archive = list((ops.lake / "_archive" / "restated" / f"load_date={SEED_DAY}").glob("restated_at=*/raw/orders"))
     assert len(archive) == 1 and json.loads((archive[0] / "_manifest.json").read_text())["rows"] == 20

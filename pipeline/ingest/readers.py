@@ -136,6 +136,7 @@ def land_json(table: str, model: str, src: SourceFile, load_date: dt.date, param
                 raise LineAccountingError(
                     f"{src.path}: {records} records + {found.blank} blank != {scanned.lines} lines")
 
+        con.execute(sqlrun.sql_text("raw", "macros"))
         rows = sqlrun.copy_to_partition(con, sqlrun.sql_text("raw", model), params,
                                         lake.partition_file("raw", table, load_date), check=check)
         written = write_rejected(con, "json_rejected", table, load_date,

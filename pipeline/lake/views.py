@@ -284,11 +284,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return _show(args)
-    except Exception as err:  # the lake's store refused or did not answer: the runbook's one line; the rest re-raised
+    except Exception as err:  # e.g. the lake's store refused or did not answer: the runbook's one line; the rest re-raised
         from pipeline.tasks import runbook  # only then: a notebook importing the views never loads the tasks
 
         argv = sys.argv[1:] if argv is None else argv
-        if (code := runbook.told_lake_unreadable("python -m pipeline.lake.views", argv, err)) is None:
+        if (code := runbook.told("python -m pipeline.lake.views", argv, err)) is None:
             raise
         return code
 

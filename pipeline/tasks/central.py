@@ -8,9 +8,10 @@ This module lets the run say what happened and what to do, and cleans up after a
 - `disabled(url, dates)`: the date's tasks luigid holds DISABLED (the run summary prints them);
 - `python -m pipeline reenable --date D` (`main`): re-enables them through luigid's own API
   (`re_enable_task`, the UI's button), so the next run of the date runs them;
-- `settle(url, dates)`: after a date is published (e.g. with `--local-scheduler`), its tasks that
-  luigid still shows DISABLED or FAILED and that are complete now are reported DONE, so luigid's
-  UI does not show a published date as broken.
+- `settle(url, dates)`: after a date is published (e.g. with `--local-scheduler`, or by
+  `python -m pipeline restate`: `settle_published`), its tasks that luigid still shows DISABLED or
+  FAILED and that are complete now are reported DONE, so luigid's UI does not show a published date
+  as broken.
 
 Everything here is best effort with short timeouts: luigid not running is the normal case of a
 `--local-scheduler` run and costs one refused connection on loopback.
@@ -164,6 +165,22 @@ def settle(url: str, dates: Iterable[dt.date]) -> list[str]:
     if settled:
         logger.info("luigid: %d task(s) of published dates shown as done again: %s", len(settled), ", ".join(settled))
     return sorted(settled)
+
+
+def settle_published(summaries: list[Any], url: str | None = None) -> list[str]:
+    """`settle` the dates a run in this process published (its summary's rows), in luigi.cfg's luigid by default.
+
+    For a run that is not the `luigi` command line (`python -m pipeline restate` runs its dates with
+    `--local-scheduler`); no luigid answering is the normal case and stays silent.
+    """
+    dates = [s.date for s in summaries if s.status == "published"]
+    if not dates:
+        return []
+    try:
+        return settle(url or configured_url(), dates)
+    except SchedulerUnreachable as err:
+        logger.debug("%s: nothing to settle", err)
+        return []
 
 
 def main(argv: list[str] | None = None) -> int:

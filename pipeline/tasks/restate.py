@@ -299,10 +299,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"restating {day}: {', '.join(record['sources'])}; the landed files are archived"
           f" ({len(record['archived'])} file(s) under {os.path.join(config.lake_dir(), '_archive')})")
     code = run_date(day)
-    from pipeline.tasks import run_audit, summary
+    from pipeline.tasks import central, run_audit, summary
 
     # this run's outcome (the run ran in this process): not the failure that made the restatement necessary
-    summary.print_summary([day], run_audit.run_id(), start_postgres=False)
+    central.settle_published(summary.print_summary([day], run_audit.run_id(), start_postgres=False))
     if code:
         # a corrected file must be landed by a restatement (the failed run may have landed the one before):
         # restating again does both, and a run of the date finishes one whose fix is not a file
@@ -313,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _restate_catalog(kind: str, snapshot: dt.date) -> int:
     """`restate --catalog KIND --date S`; its errors are main's."""
-    from pipeline.tasks import run_audit, summary
+    from pipeline.tasks import central, run_audit, summary
 
     prepared = prepare_catalog(kind, snapshot)
     dates = prepared["dates"]
@@ -321,8 +321,8 @@ def _restate_catalog(kind: str, snapshot: dt.date) -> int:
           f" under {os.path.join(config.lake_dir(), '_archive')}; the dates it feeds:"
           f" {', '.join(map(str, dates)) or 'none built yet (the next run of a date lands the new snapshot)'}")
     code = run_catalog_dates(kind, snapshot, dates)
-    if dates:
-        summary.print_summary(dates, run_audit.run_id(), start_postgres=False)
+    if dates:  # luigid (when luigi.cfg's answers) shows the dates published here done, as after a `luigi` run
+        central.settle_published(summary.print_summary(dates, run_audit.run_id(), start_postgres=False))
     if code:
         print(f"the restatement of the {kind} snapshot of {snapshot} is pending for the dates not published"
               f" above: fix what their runs report, then run them again ({runbook.daily_command(dates[0])} ...)",

@@ -297,18 +297,26 @@ def remedy_for_text(message: str | None) -> Remedy | None:
     return None
 
 
-def told_lake_unreadable(prog: str, argv: list[str], error: BaseException) -> int | None:
-    """For a command (`prog` with `argv`) the lake's store refused or did not answer: print the runbook entry's one
-    line (cause, and a fix that reruns that command) to stderr and return its exit code; None for any other error."""
-    remedy = BY_ERROR["LakeUnreadable"]
-    if remedy_for(error) is not remedy:
+def told(prog: str, argv: list[str], error: BaseException) -> int | None:
+    """For a command (`prog` with `argv`, not the daily run) that met a failure the runbook knows: print its one line
+    (what, why, and the fix, which reruns that command) to stderr and return its exit code; None for any other error."""
+    remedy = remedy_for(error)
+    if remedy is None:
         return None
     causes = list(_causes(error))
-    words = next((lake.store_words(cause) for cause in causes if lake.store_error(cause)), reason(causes[-1]))
-    what, _, why = remedy.cause.partition(": ")
-    fix = remedy.fix_rerunning(shlex.join([*prog.split(), *argv]))
-    print(f"{prog}: error: {what}: {words.rstrip('.')}. Why: {why}. What to do: {fix} ({RUNBOOK}: {remedy.kind})",
-          file=sys.stderr)
+    command = shlex.join([*prog.split(), *argv])
+    if remedy.kind == "lake unreadable":  # the store's own words, not the object's: the lake's data is not at fault
+        words = next((lake.store_words(cause) for cause in causes if lake.store_error(cause)), reason(causes[-1]))
+        what, _, why = remedy.cause.partition(": ")
+        said = f"{what}: {words.rstrip('.')}. Why: {why}"
+    else:
+        said = f"{reason(error).rstrip('.')}. Why: {remedy.cause}"
+    if remedy.own_fix and (found := re.search(remedy.own_fix, str(error))):
+        fix = f"`{found.group(found.lastindex)}`, as the error says"
+    else:
+        day = argv[argv.index("--date") + 1] if "--date" in argv[:-1] else "<date>"
+        fix = remedy.fix_rerunning(command).replace("{date}", day)
+    print(f"{prog}: error: {said}. What to do: {fix} ({RUNBOOK}: {remedy.kind})", file=sys.stderr)
     return int(remedy.exit_code)
 
 

@@ -219,7 +219,8 @@ def staging_table(source: str) -> str:
 
 
 def define_macros(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the staging macros (`sql/staging/macros.sql`) on a connection."""
+    """Create the staging macros (`sql/staging/macros.sql`) on a connection, and the raw ones they build on."""
+    con.execute(sqlrun.sql_text("raw", "macros"))
     con.execute(sqlrun.sql_text("staging", "macros"))
 
 

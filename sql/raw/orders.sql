@@ -2,7 +2,8 @@
 -- Grain: one row per object record of the source file; partition: load_date (in the path).
 -- Reads json_records (sql/raw/json_records.sql or ndjson_records.sql): records that are not objects
 -- are rejected into audit.rejected_lines instead (sql/raw/json_rejected.sql). Every field is kept as
--- text (casting problems surface in staging with a reason); `record` keeps the whole object, nested
+-- text (casting problems surface in staging with a reason), a JSON number as written (json_number_text in
+-- sql/raw/macros.sql: not as the double DuckDB reads it); `record` keeps the whole object, nested
 -- and unknown fields included; _row_number is the record's position in the file (array element, or
 -- NDJSON line, blank lines counted, as audit.rejected_lines numbers them), so rejected records leave gaps.
 with objects as (
@@ -30,8 +31,8 @@ final as (
         fields.field_values[1] as order_id,
         fields.field_values[2] as user_id,
         fields.field_values[3] as product_id,
-        fields.field_values[4] as quantity,
-        fields.field_values[5] as price,
+        json_number_text(fields.record, 'quantity', fields.field_values[4]) as quantity,
+        json_number_text(fields.record, 'price', fields.field_values[5]) as price,
         fields.field_values[6] as "timestamp",
         fields.field_values[7] as status,
         fields.record,

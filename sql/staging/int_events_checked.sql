@@ -47,7 +47,7 @@ typed as (
         id_problem(scanned.event_id, $max_id_length, scanned.ids_have_control) as event_id_problem,
         id_problem(scanned.user_id, $max_id_length, scanned.ids_have_control) as user_id_problem,
         id_problem(scanned.product_id, $max_id_length, scanned.ids_have_control) as product_id_problem,
-        lower(scanned.event_type_text) as event_type,
+        lower_ascii(scanned.event_type_text) as event_type,
         utc_timestamp(scanned.event_ts_text, $business_timezone) as event_ts,
     from scanned
 ),

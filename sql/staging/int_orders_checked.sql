@@ -62,7 +62,7 @@ typed as (
         number_value(scanned.quantity_text) as quantity_number,
         number_value(scanned.price_text) as price_number,
         utc_timestamp(scanned.order_ts_text, $business_timezone) as order_ts,
-        lower(scanned.status_text) as status,
+        lower_ascii(scanned.status_text) as status,
     from scanned
 ),
 

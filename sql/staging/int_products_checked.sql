@@ -18,8 +18,8 @@ cleaned as (
         clean_text(json_extract_string(source.record, '$.category')) as category,
         clean_text(json_extract_string(source.record, '$.brand')) as brand,
         clean_text(coalesce(
-            json_extract_string(source.record, '$.current_price'),
-            json_extract_string(source.record, '$.price')
+            json_number_text(source.record, 'current_price', json_extract_string(source.record, '$.current_price')),
+            json_number_text(source.record, 'price', json_extract_string(source.record, '$.price'))
         )) as price_text,
         json_keys(source.record) as record_keys,
         source.record,

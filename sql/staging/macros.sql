@@ -25,6 +25,14 @@ create or replace temp macro clean_text(value) as (
     end
 );
 
+-- Text in lower case, unless lowering changes its length in bytes: a letter outside ASCII that lowers
+-- to an ASCII one (U+0130 'İ' to 'i', the Kelvin sign to 'k') would make a look-alike such as 'PAİD'
+-- a valid 'paid'. The values it is for (statuses, event types) are ASCII: such text stays as written
+-- and fails its rule. strlen is stored with the string: no scan.
+create or replace temp macro lower_ascii(value) as (
+    case when strlen(lower(value)) = strlen(value) then lower(value) else value end
+);
+
 -- Whether text holds a control character: U+0000-U+001F (NUL, tab, line breaks ...) or U+007F-U+009F.
 -- The regular expression costs ~150 ns a value; control_character_screen(value) first, false for
 -- almost every value, costs a third: JSON escaping lengthens a text with a U+0000-U+001F character
