@@ -267,6 +267,14 @@ def test_each_failure_kind_maps_to_its_runbook_entry(tmp_path: Path) -> None:
                                             " 2025-12-15` (or run the date with --local-scheduler)")
     assert local.splitlines()[1].endswith("`luigi --module pipeline.tasks DailyPipeline --date 2025-12-15"
                                           " --local-scheduler`")
+    # the gate's fix reruns the date in words ("rerun it with"): through luigid, which disabled the gate, it too
+    # re-enables first; without luigid it stays as it was
+    said = ["fail: measured 75; ... to publish the date as it is, rerun it with --checks-lost-fail-pct 100."]
+    gate = runbook.gate_fix(dt.date(2025, 12, 15), said)
+    assert gate.endswith("rerun it with `--checks-lost-fail-pct 100`; luigid disabled the failed task: first `python -m"
+                         " pipeline reenable --date 2025-12-15` (or run the date with --local-scheduler)"), gate
+    assert runbook.gate_fix(dt.date(2025, 12, 15), said, local_scheduler=True).endswith(
+        "a day that really is unusual: rerun it with `--checks-lost-fail-pct 100`")
     assert runbook.remedy_for(ValueError("something else")) is None
     assert runbook.remedy_for_text("OperationalError: connection failed: ... Connection refused").kind == "Postgres down"
     assert runbook.remedy_for_text('OperationalError: FATAL:  database "x" does not exist').kind == "Postgres refuses"

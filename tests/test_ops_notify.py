@@ -114,8 +114,12 @@ def test_luigid_refusals_are_explained_reenabled_and_cleared_by_a_publish(ops: O
 
 
 @pytest.mark.slow
-def test_a_date_the_gate_blocked_through_luigid_publishes_by_the_commands_its_summary_prints(
-        ops: Ops, luigid: Luigid) -> None:
+def test_a_date_the_gate_blocked_through_luigid_says_to_reenable_first_and_publishes_as_told(
+        ops: Ops, luigid: Luigid, smtp: tuple[Inbox, int]) -> None:
+    """luigid disables the failed gate: every what-to-do of the blocked date (the run's summary, luigid's error
+    text, the failure e-mail) re-enables it first; a rerun that does not is refused, and its summary says so."""
+    inbox, port = smtp
+    _mail_config(ops, port)
     path = ops.incoming / "orders" / str(SEED_DAY) / "orders.json"
     orders = json.loads(path.read_text())
     for number, record in enumerate(orders):  # three orders in four quarantined: over [checks] lost_fail_pct (50)
@@ -123,14 +127,32 @@ def test_a_date_the_gate_blocked_through_luigid_publishes_by_the_commands_its_su
     path.write_text(json.dumps(orders))
     blocked = ops.luigi("DailyPipeline", *DATE, *luigid.scheduler_args())
     assert blocked.returncode == 30 and "BLOCKED by the quality gate" in blocked.stdout, blocked.stdout
+    url = f"http://127.0.0.1:{luigid.port}"
+    reenable = f"python -m pipeline reenable --date {SEED_DAY} --scheduler-url {url}"
+    first = f"luigid disabled the failed task: first `{reenable}` (or run the date with --local-scheduler)"
     what = next(line.strip() for line in blocked.stdout.splitlines() if "what to do (gate blocked)" in line)
-    assert what.endswith("a day that really is unusual: rerun it with `--checks-lost-fail-pct 100`"), what
-    reenable = re.search(r"`(python -m pipeline reenable [^`]+)`", blocked.stdout)
-    assert reenable and reenable.group(1) == (f"python -m pipeline reenable --date {SEED_DAY}"
-                                              f" --scheduler-url http://127.0.0.1:{luigid.port}"), blocked.stdout
-    assert ops.pipeline(*reenable.group(1).split()[3:]).returncode == 0
-    # the day accepted as it is, at once: luigid still counts the blocked run's preloads done, and they are
-    accepted = ops.luigi("DailyPipeline", *DATE, *luigid.scheduler_args(), "--checks-lost-fail-pct", "100")
+    assert what.endswith(f"a day that really is unusual: rerun it with `--checks-lost-fail-pct 100`; {first}"), what
+    ((task_id, task),) = luigid.tasks("DISABLED").items()
+    assert task["name"] == "QualityGate", task
+    assert first in luigid.get("/api/fetch_error", {"task_id": task_id})["error"]
+    wait_for(lambda: [m for m in inbox.messages if "QualityGate" in m["Subject"]], timeout=30, what="the e-mail")
+    mail = next(m for m in inbox.messages if "QualityGate" in m["Subject"])
+    assert "What to do (gate blocked): " in inbox.body(mail) and first in inbox.body(mail), inbox.body(mail)
+
+    # the tester's rerun, the task not re-enabled: luigid refuses it, and the summary says so (not the old checks)
+    threshold = re.search(r"rerun it with `(--checks-[a-z-]+ \d+)`", what).group(1).split()
+    refused = ops.luigi("DailyPipeline", *DATE, *luigid.scheduler_args(), *threshold)
+    assert refused.returncode == 25, refused.stdout + refused.stderr[-3000:]
+    (row,) = [line for line in refused.stdout.splitlines() if line.startswith(str(SEED_DAY))]
+    assert row.endswith("DISABLED in luigid (not run)"), refused.stdout
+    assert "BLOCKED" not in refused.stdout and "FAIL source_loss" not in refused.stdout, refused.stdout
+    assert f"`{reenable}`" in refused.stdout, refused.stdout
+
+    # the what-to-do as printed: re-enable first, then the day accepted as it is
+    printed = re.search(r"first `(python -m pipeline reenable [^`]+)`", what).group(1)
+    assert ops.pipeline(*printed.split()[3:]).returncode == 0
+    # at once: luigid still counts the blocked run's preloads done, and they are
+    accepted = ops.luigi("DailyPipeline", *DATE, *luigid.scheduler_args(), *threshold)
     assert accepted.returncode == 0, accepted.stdout + accepted.stderr[-3000:]
     assert "1 of 1 date(s) published" in accepted.stdout and "reenable" not in accepted.stdout
     assert ops.query("select fact_orders_rows from audit.publish_log") == [(5,)]

@@ -218,6 +218,17 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+BLOCKED = "BLOCKED by the quality gate"  # a date's summary status (pipeline.tasks.summary)
+
+
+def _gate_ran(day: dt.date) -> bool:
+    """Whether this process's run executed the date's quality gate (else its results are an earlier run's)."""
+    from pipeline.tasks import run_audit
+
+    return any(r["task_family"] == "QualityGate" and r["run_id"] == run_audit.run_id()
+               for r in run_audit.executions(day))
+
+
 def run_notes(summaries: list[Any], scheduled: list[dt.date], url: str, local: bool) -> list[str]:
     """luigid's side of a run's summary (`pipeline.tasks.summary`: its DateSummary rows, marked in place): tasks it
     refused (a luigid run), and published dates shown broken there (any run)."""
@@ -228,7 +239,12 @@ def run_notes(summaries: list[Any], scheduled: list[dt.date], url: str, local: b
         if not local:
             refused = disabled(url, scheduled)
             own = {date_of(task) for task in refused.values()}  # a date held back by another's: mark_held_back
+            gates = {date_of(task) for task in refused.values() if task.get("name") == "QualityGate"}
             for s in summaries:
+                if s.date in gates and s.status == BLOCKED and not _gate_ran(s.date):
+                    # an earlier run's blocked gate, refused now: its old checks are not this run's outcome
+                    s.status = "not published"
+                    s.failures = [line for line in s.failures if " could not be scheduled: " in line]
                 if s.date in own and s.status == "not published":
                     s.status = "DISABLED in luigid (not run)"
             notes = describe(url, refused, [s.date for s in summaries if s.status != "published"])

@@ -39,6 +39,7 @@ class Remedy:
     fix: str
     errors: tuple[str, ...] = ()  # exception class names (of the error or what it was raised from)
     own_fix: str = ""  # a regex: the command an error's message gives for itself (its group that matched) is the fix
+    reruns: bool = False  # its fix reruns the date in words, not by the daily command (the gate's "rerun it with")
 
     def fix_for(self, day: dt.date | str | None, *, local_scheduler: bool = False, message: str = "",
                 failed: bool = False) -> str:
@@ -46,13 +47,13 @@ class Remedy:
 
         `message`: the error's; when it names its own command (`own_fix`), that command is the fix.
         `failed`: a task of the date failed through luigid, which disabled it (every task has
-        retry_count = 1): a fix that reruns the date re-enables it first.
+        retry_count = 1): a fix that reruns the date (its daily command, or `reruns`) re-enables it first.
         """
         if self.own_fix and (found := re.search(self.own_fix, message)):
             return f"`{found.group(found.lastindex)}`, as the error says"
         fix = self.fix.replace(DAILY, DAILY + (LOCAL_SCHEDULER if local_scheduler else _luigid_option()))
         fix = fix.replace("{date}", str(day) if day else "<date>")
-        if failed and not local_scheduler and DAILY.format(date=day) in fix and "reenable" not in fix:
+        if failed and not local_scheduler and (self.reruns or DAILY.format(date=day) in fix) and "reenable" not in fix:
             fix += (f"; luigid disabled the failed task: first `python -m pipeline reenable --date {day}"
                     f"{_luigid_option()}` (or run the date with --local-scheduler)")
         return fix
@@ -72,8 +73,9 @@ def gate_fix(day: dt.date, messages: list[str | None], *, local_scheduler: bool 
 
     Not every check's message names one (an empty day, unknown products): for those, the fix points
     to their thresholds in luigi.cfg [checks], each also an option for one run (`--checks-<name>`).
+    A blocked date's gate task failed: through luigid, which disabled it, the fix re-enables it first.
     """
-    fix = by_kind("gate blocked").fix_for(day, local_scheduler=local_scheduler)
+    fix = by_kind("gate blocked").fix_for(day, local_scheduler=local_scheduler, failed=True)
     options = sorted({found.group(0) for text in messages for found in THRESHOLD_OPTION.finditer(text or "")})
     if options and all(THRESHOLD_OPTION.search(text or "") for text in messages):
         return fix.replace(GATE_EXAMPLE, f"`{' '.join(options)}`")
@@ -135,7 +137,8 @@ REMEDIES: tuple[Remedy, ...] = (
            "`BLOCKED by the quality gate` with the failing checks; `audit.dq_failures` holds them",
            "a check with a `fail` rule failed: the data is incomplete or wrong (volume, loss, keys ...)",
            "read why (`python -m pipeline summary --date {date}` prints each failing check's message), fix the"
-           " file and `python -m pipeline restate --date {date}`" + UNUSUAL_DAY + GATE_EXAMPLE, ("QualityGateFailed",)),
+           " file and `python -m pipeline restate --date {date}`" + UNUSUAL_DAY + GATE_EXAMPLE, ("QualityGateFailed",),
+           reruns=True),
     Remedy("not ready", "20",
            "`NOT READY (orders: no ready marker)`",
            "`[landing] ready_marker` is set and the sender has not written it yet",

@@ -194,7 +194,7 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
         elif pub is not None:
             status = "published"
         elif blocked:
-            status = "BLOCKED by the quality gate"
+            status = central.BLOCKED
             failures = not_scheduled + _blocking_checks(results, messages, day, rerun)
         elif failures:
             status = "FAILED"
