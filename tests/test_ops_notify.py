@@ -7,6 +7,8 @@ import email.policy
 import json
 import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from aiosmtpd.controller import Controller
 
 from tests.support.luigid import Luigid
 from tests.support.ops import SEED_DAY, Ops
+from tests.support.paths import REPO
 from tests.support.processes import free_port, wait_for
 
 DATE = ["--date", str(SEED_DAY)]
@@ -240,3 +243,38 @@ def test_luigid_serves_prometheus_metrics_after_a_run(ops: Ops, luigid: Luigid) 
     assert samples['luigi_task_started_total{family="QualityGate"}'] == 1
     assert 'luigi_task_execution_time_seconds{family="Publish"}' in samples
     assert "luigi_task_failed_total" in metrics and "date=" not in metrics, "labelled by family only"
+
+
+def _killed_after_it_finished(luigid: Luigid, task_id: str) -> None:
+    """What luigid holds of a task whose worker was killed after the task finished: it ran, then failed (disabled)."""
+    for status in ("RUNNING", "FAILED"):
+        luigid.get("/api/add_task", {"task_id": task_id, "status": status, "worker": "killed-worker", "family": "Publish",
+                                     "params": {"date": str(SEED_DAY)}, "retry_policy_dict": {"retry_count": 1}})
+
+
+@pytest.mark.slow
+def test_a_task_luigid_holds_disabled_that_had_finished_is_shown_done_not_failed(ops: Ops, luigid: Luigid) -> None:
+    import luigi.task
+
+    assert ops.luigi("DailyPipeline", *DATE, "--local-scheduler").returncode == 0
+    # what luigid holds after a worker was killed just after its Publish committed: the task failed, disabled
+    publish = luigi.task.task_id_str("Publish", {"date": str(SEED_DAY)})
+    _killed_after_it_finished(luigid, publish)
+    assert list(luigid.tasks("DISABLED")) == [publish]
+    url = f"http://127.0.0.1:{luigid.port}"
+
+    # a run that needed the date (an earlier date of a backfill) lists no finished task as one to re-enable
+    noted = subprocess.run([sys.executable, "-c", "import datetime as dt; from pipeline.tasks import central;"
+                            f" print(central.run_notes([], [dt.date({SEED_DAY.year}, {SEED_DAY.month}, {SEED_DAY.day})],"
+                            f" {url!r}, False))"], cwd=REPO, env=ops.env, capture_output=True, text=True, timeout=120)
+    assert noted.stdout.strip() == "[]", noted.stderr[-3000:]
+    assert luigid.tasks("DISABLED") == {} and luigid.tasks("FAILED") == {}
+    assert luigid.tasks("DONE")[publish]["status_message"] == f"complete: {SEED_DAY} published by a later run"
+
+    # re-enabling it: shown done, not set back to FAILED
+    _killed_after_it_finished(luigid, publish)
+    assert list(luigid.tasks("DISABLED")) == [publish]
+    reenabled = ops.pipeline("reenable", *DATE, "--scheduler-url", url)
+    assert reenabled.returncode == 0, reenabled.stderr
+    assert luigid.tasks("DISABLED") == {} and luigid.tasks("FAILED") == {}
+    assert publish in luigid.tasks("DONE")

@@ -130,10 +130,17 @@ def describe(url: str, tasks: dict[str, dict[str, Any]], dates: Iterable[dt.date
 
 
 def reenable(url: str, dates: Iterable[dt.date]) -> list[str]:
-    """Re-enable the dates' DISABLED tasks in luigid (as the UI's button does); return their names."""
+    """Re-enable the dates' DISABLED tasks in luigid (as the UI's button does); return their names.
+
+    A task that is complete (its worker was killed after it finished, or a later run published the
+    date) is reported DONE instead: re-enabled, luigid would show it FAILED.
+    """
     done = []
     for task_id, task in disabled(url, dates).items():
-        if call(url, "re_enable_task", task_id=task_id):
+        if _complete(task):
+            _report_done(url, task_id, task)
+            done.append(task["display_name"])
+        elif call(url, "re_enable_task", task_id=task_id):
             done.append(task["display_name"])
     return sorted(done)
 
@@ -147,6 +154,13 @@ def _complete(task: dict[str, Any]) -> bool:
         return False
 
 
+def _report_done(url: str, task_id: str, task: dict[str, Any]) -> None:
+    call(url, "add_task", task_id=task_id, status="DONE", worker=WORKER, runnable=False,
+         family=task["name"], params=task.get("params") or {})
+    call(url, "set_task_status_message", task_id=task_id,
+         status_message=f"complete: {date_of(task)} published by a later run")
+
+
 def settle(url: str, dates: Iterable[dt.date]) -> list[str]:
     """Report DONE to luigid for the dates' DISABLED/FAILED tasks that are complete now; return their names.
 
@@ -157,10 +171,7 @@ def settle(url: str, dates: Iterable[dt.date]) -> list[str]:
     for status in ("DISABLED", "FAILED"):
         for task_id, task in tasks_of(url, status, dates).items():
             if _complete(task):
-                call(url, "add_task", task_id=task_id, status="DONE", worker=WORKER, runnable=False,
-                     family=task["name"], params=task.get("params") or {})
-                call(url, "set_task_status_message", task_id=task_id,
-                     status_message=f"complete: {date_of(task)} published by a later run")
+                _report_done(url, task_id, task)
                 settled.append(task["display_name"])
     if settled:
         logger.info("luigid: %d task(s) of published dates shown as done again: %s", len(settled), ", ".join(settled))
@@ -222,8 +233,9 @@ def run_notes(summaries: list[Any], scheduled: list[dt.date], url: str, local: b
     """luigid's side of a run's summary (`pipeline.tasks.summary`: its DateSummary rows, marked in place): tasks it
     refused (a luigid run), and published dates shown broken there (any run)."""
     notes: list[str] = []
-    try:  # published dates settled first: their tasks luigid still shows disabled are not a reason to re-enable
-        settle(url, [s.date for s in summaries if s.status == "published"])
+    try:  # complete tasks settled first (of the published dates, and of earlier dates the run needed, a task of
+        # which a killed worker had finished): luigid showing them disabled is not a reason to re-enable
+        settle(url, {*scheduled, *(s.date for s in summaries if s.status == "published")})
         if not local:
             refused = disabled(url, scheduled)
             own = {date_of(task) for task in refused.values()}  # a date held back by another's: mark_held_back
