@@ -322,10 +322,16 @@ def test_events_files_refused_for_what_they_are(lake_root, incoming, name, data,
     assert str(refused.value).startswith(f"{path}: {says}") and nothing_landed("events")
 
 
-def test_utf16_text_is_refused_clearly(lake_root, incoming):
-    write(incoming, f"events/{D}/events.csv", EVENTS.encode("utf-16"))
-    with pytest.raises(landing.SourceFileInvalid, match="UTF-16"):
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])  # with a byte order mark, then without
+def test_utf16_text_is_refused_clearly(lake_root, incoming, encoding):
+    events = write(incoming, f"events/{D}/events.csv", EVENTS.encode(encoding))
+    with pytest.raises(landing.SourceFileInvalid, match=f"^events for {D}: {events} is UTF-16 text"):
         landing.land_events(D)
+    events.unlink()
+    orders = write(incoming, f"orders/{D}/orders.json", ORDERS.encode(encoding))
+    with pytest.raises(landing.SourceFileInvalid, match=f"^orders for {D}: {orders} is UTF-16 text"):
+        landing.land_orders(D)
+    assert nothing_landed("events") and nothing_landed("orders")
 
 
 # --------------------------------------------------------------------- lineage-named CSV columns

@@ -201,10 +201,18 @@ def detect_compression(path: str, what: str) -> str:
             raise SourceFileCompressed(
                 f"{what}: {path} is a {codec}-compressed file; only plain, gzip and zstd files are read:"
                 f" decompress it (or recompress it with gzip), then run again; nothing was landed")
-    if head.startswith(UTF16_BOMS):
-        raise SourceFileInvalid(f"{what}: {path} is UTF-16 text (byte order mark); files must be UTF-8:"
-                                   f" convert it, then run again; nothing was landed")
+    if head.startswith(UTF16_BOMS) or _utf16_without_bom(head):
+        how = "byte order mark" if head.startswith(UTF16_BOMS) else "no byte order mark, but every other byte is 0"
+        raise SourceFileInvalid(f"{what}: {path} is UTF-16 text ({how}); files must be UTF-8:"
+                                f" convert it, then run again; nothing was landed")
     return "none"
+
+
+def _utf16_without_bom(head: bytes) -> bool:
+    """Whether a file's first bytes are ASCII text as UTF-16 (LE or BE) without a byte order mark: text, then a 0
+    byte, twice. No UTF-8 JSON or CSV starts with a 0 byte in its first four."""
+    return len(head) >= 4 and any(all(head[i] == 0 for i in zeros) and all(head[i] for i in text)
+                                  for zeros, text in (((1, 3), (0, 2)), ((0, 2), (1, 3))))
 
 
 class _Decompressing:
