@@ -322,6 +322,16 @@ def test_events_files_refused_for_what_they_are(lake_root, incoming, name, data,
     assert str(refused.value).startswith(f"{path}: {says}") and nothing_landed("events")
 
 
+def test_ndjson_with_cr_line_ends_is_refused_for_them(lake_root, incoming):
+    path = write(incoming, f"orders/{D}/orders.ndjson", "\r".join(json.dumps({**ORDER, "order_id": f"ORD_{n}"})
+                                                                 for n in range(3)).encode() + b"\r")
+    with pytest.raises(landing.SourceFileInvalid) as refused:
+        landing.land_orders(D)
+    assert str(refused.value).startswith(f"{path}: none of its 1 record(s) could be landed (1 rejected; its lines end"
+                                         " with a carriage return alone"), refused.value
+    assert nothing_landed("orders")
+
+
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])  # with a byte order mark, then without
 def test_utf16_text_is_refused_clearly(lake_root, incoming, encoding):
     events = write(incoming, f"events/{D}/events.csv", EVENTS.encode(encoding))

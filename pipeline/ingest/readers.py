@@ -92,11 +92,13 @@ def write_rejected(con: duckdb.DuckDBPyConnection, model: str, table: str, load_
                                     lake.partition_file("audit", "rejected_lines", load_date, source_table=table))
 
 
-def _none_landed(path: str, records: int, rejected: int, what: str) -> SourceFileInvalid:
+def _none_landed(path: str, records: int, rejected: int, what: str, cr_alone: bool = False) -> SourceFileInvalid:
     if not records:
         return SourceFileInvalid(f"{path}: {what}; nothing was landed")
-    return SourceFileInvalid(f"{path}: none of its {records} record(s) could be landed ({rejected} rejected; fix the"
-                             f" file's format: the lines are not recorded, as nothing was landed); nothing was landed")
+    why = ("its lines end with a carriage return alone, old Mac line ends: NDJSON lines end with LF or CRLF"
+           if cr_alone else "fix the file's format")
+    return SourceFileInvalid(f"{path}: none of its {records} record(s) could be landed ({rejected} rejected; {why}:"
+                             f" the lines are not recorded, as nothing was landed); nothing was landed")
 
 
 def land_json(table: str, model: str, src: SourceFile, load_date: dt.date, params: dict[str, Any],
@@ -126,7 +128,8 @@ def land_json(table: str, model: str, src: SourceFile, load_date: dt.date, param
         objects = con.execute("select count(*) filter (where json_type = 'OBJECT') from json_records").fetchall()[0][0]
         rejected = records - objects
         if not objects:
-            raise _none_landed(src.path, records, rejected, "the file holds no records")
+            cr_alone = read_path == "line-safe" and records == 1 and "\r" in (lines.column("text")[0].as_py() or "")
+            raise _none_landed(src.path, records, rejected, "the file holds no records", cr_alone)
 
         def check(rows: int) -> None:
             stable()
