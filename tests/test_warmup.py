@@ -29,6 +29,23 @@ def test_scheduling_a_gate_does_not_import_soda(tmp_path) -> None:
     """)
 
 
+def test_a_process_that_exits_while_the_import_runs_waits_for_it_first() -> None:
+    # a run with two tasks to run forks nothing after them: its exit must not end the thread mid-import
+    result = run_python("""
+        import atexit, os, threading
+        from pipeline import tasks
+
+        for _ in range(2):
+            pid = os.fork()
+            if pid == 0:
+                os._exit(0)
+            os.waitpid(pid, 0)
+        atexit.register(lambda: print("running" if any(t.name == "soda-warm-up" for t in threading.enumerate())
+                                      else "finished"))
+    """)
+    assert result.returncode == 0 and result.stdout.strip() == "finished", result
+
+
 def test_the_second_fork_starts_the_import_and_later_forks_wait_for_it() -> None:
     result = run_python("""
         import os, sys, threading

@@ -77,7 +77,9 @@ def _after_fork_in_parent() -> None:
     global _thread, _forks
     _forks += 1
     if _forks >= START_AFTER_FORKS and _thread is None and MODULE not in sys.modules:
-        _thread = threading.Thread(target=_import, name="soda-warm-up", daemon=True)
+        # not a daemon: a run that forks nothing after it (two tasks to run) would exit while the thread is inside
+        # DuckDB's or soda-core's native code, and Python ending a daemon thread there aborts the process (exit 134)
+        _thread = threading.Thread(target=_import, name="soda-warm-up", daemon=False)
         _thread.start()
 
 
