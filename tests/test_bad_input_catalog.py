@@ -250,6 +250,10 @@ def check_numbers_quoted_as_written() -> None:
     assert sorted(bad["failing_value"] for bad in rows.bad_records("stg_products", D)) == ["19.989999999999998"]
 
 
+def check_numeric_fields_quoted_as_written() -> None:
+    assert sorted(bad["failing_value"] for bad in rows.bad_records("stg_orders", D)) == ["1.7657928E9", "1E2", "7.5"]
+
+
 def check_nul_escaped_in_bad_records() -> None:
     (bad,) = rows.bad_records("stg_orders", D)
     assert bad["failing_value"] == "USER\\u00000001" and "\x00" not in bad["message"] + bad["raw_record"]
@@ -445,6 +449,14 @@ CASES: list[Case] = [
          Expect(staged={"orders": 1, "products": 1},
                 quarantined={"orders": {"invalid_price": 3, "invalid_quantity": 1}, "products": {"invalid_price": 1}}),
          check=check_numbers_quoted_as_written),
+    Case("orders-numeric-ids-and-timestamps", "orders: `user_id: 1E2`, `order_id: 7.5`, `timestamp: 1.7657928E9`"
+         " (JSON numbers with an exponent or a fraction)", "quarantined: `invalid_user_id`, `invalid_order_id`,"
+         " `invalid_timestamp`, each failing value as written (not the double's `100.0`, `1765792800.0`)",
+         written(orders(order(user_id="@u@"), order(order_id="@o@"), order(order_id="ORD_3", timestamp="@t@"),
+                        order(order_id="ORD_4")), u="1E2", o="7.5", t="1.7657928E9"),
+         Expect(staged={"orders": 1}, quarantined={"orders": {
+             "invalid_user_id": 1, "invalid_order_id": 1, "invalid_timestamp": 1}}),
+         check=check_numeric_fields_quoted_as_written),
     Case("orders-zero-quantity", "orders: `quantity: 0` (and `-1`)", "quarantined: `non_positive_quantity`",
          orders(order(quantity=0), order(order_id="ORD_2", quantity=-1), order(order_id="ORD_3")),
          Expect(staged={"orders": 1}, quarantined={"orders": {"non_positive_quantity": 2}})),

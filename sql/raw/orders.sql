@@ -28,12 +28,12 @@ fields as (
 
 final as (
     select
-        fields.field_values[1] as order_id,
-        fields.field_values[2] as user_id,
-        fields.field_values[3] as product_id,
+        json_number_text(fields.record, 'order_id', fields.field_values[1]) as order_id,
+        json_number_text(fields.record, 'user_id', fields.field_values[2]) as user_id,
+        json_number_text(fields.record, 'product_id', fields.field_values[3]) as product_id,
         json_number_text(fields.record, 'quantity', fields.field_values[4]) as quantity,
         json_number_text(fields.record, 'price', fields.field_values[5]) as price,
-        fields.field_values[6] as "timestamp",
+        json_number_text(fields.record, 'timestamp', fields.field_values[6]) as "timestamp",
         fields.field_values[7] as status,
         fields.record,
         $source_file as _source_file,
