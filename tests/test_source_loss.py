@@ -84,11 +84,23 @@ def test_the_rejected_share_passes_warns_and_fails_at_its_thresholds(lake_root: 
         f"stg_events: the reader rejected {rejected} of the 100 records received for {D} (raw rows + rejected"
         f" lines): {rejected} %")
     if outcome != "pass":
-        assert "The file is damaged: audit.rejected_lines of 2025-12-14 lists every line" in share.message
+        assert ("The file is damaged: the lake's audit/rejected_lines of 2025-12-14 (in Postgres"
+                " quarantine.rejected_lines, which BI cannot read) lists every line") in share.message
     # rejected lines are thrown away too: the lost share counts them (warns above 5 %)
     lost = by_name(result)[EVENTS_LOST]
     assert (lost.outcome, lost.value) == ("warn" if rejected > 5 else "pass", str(rejected))
     assert result.blocked is (outcome == "fail")
+
+
+def test_a_share_too_small_for_two_decimals_is_not_shown_as_0(lake_root: Path) -> None:
+    # 1 of 20,003 event lines unreadable: 0.005 %, above the warn threshold of 0 %, so not "0 %"
+    write_day(clean_orders(), clean_events(), recon={"stg_events": received(60, total=20_003, rejected=1)})
+    reject("events", 1)
+
+    share = by_name(gate.run_gate(D))[EVENTS_REJECTED]
+    assert share.outcome == "warn"
+    assert share.message.startswith(f"stg_events: the reader rejected 1 of the 20,003 records received for {D}"
+                                    " (raw rows + rejected lines): 0.005 %"), share.message
 
 
 def test_the_denominator_counts_the_rejected_lines(lake_root: Path) -> None:

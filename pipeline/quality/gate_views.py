@@ -164,15 +164,21 @@ def _n(value: Any) -> str:
     return format_number(value) or "-"
 
 
+def _share(pct: float) -> str:
+    """A percentage as text: two decimals, or the first significant digit of a share they would show as 0."""
+    shown = round(pct, 2)
+    return f"{format_number(shown if shown or not pct else float(f'{pct:.1g}'))} %"
+
+
 def _loss_detail(figure: str, source: str, row: dict[str, Any] | None, day: str) -> str:
     if row is None or not row["received_count"]:
         return f"{source}: no delivery for {day}, so nothing was thrown away"
     received = f"{_n(row['received_count'])} records received for {day} (raw rows + rejected lines)"
     if figure == "rejected":
         return (f"{source}: the reader rejected {_n(row['rejected_count'])} of the {received}:"
-                f" {format_number(round(row['rejected_pct'], 2))} %")
+                f" {_share(row['rejected_pct'])}")
     return (f"{source}: {_n(row['lost_count'])} of the {received} were thrown away:"
-            f" {format_number(round(row['lost_pct'], 2))} % ({_n(row['quarantined_count'])} quarantined,"
+            f" {_share(row['lost_pct'])} ({_n(row['quarantined_count'])} quarantined,"
             f" {_n(row['rejected_count'])} rejected lines)")
 
 
