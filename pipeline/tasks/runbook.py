@@ -49,8 +49,8 @@ class Remedy:
         `failed`: a task of the date failed through luigid, which disabled it (every task has
         retry_count = 1): a fix that reruns the date (its daily command, or `reruns`) re-enables it first.
         """
-        if self.own_fix and (found := re.search(self.own_fix, message)):
-            return f"`{found.group(found.lastindex)}`, as the error says"
+        if own := self.named_by(message):
+            return own
         fix = self.fix.replace(DAILY, DAILY + (LOCAL_SCHEDULER if local_scheduler else _luigid_option()))
         fix = fix.replace("{date}", str(day) if day else "<date>")
         if failed and not local_scheduler and (self.reruns or DAILY.format(date=day) in fix) and "reenable" not in fix:
@@ -58,9 +58,15 @@ class Remedy:
                     f"{_luigid_option()}` (or run the date with --local-scheduler)")
         return fix
 
-    def fix_rerunning(self, command: str) -> str:
+    def named_by(self, message: str) -> str | None:
+        """The fix when the error's message names its own command (`own_fix`): that command; else None."""
+        if self.own_fix and (found := re.search(self.own_fix, message)):
+            return f"`{found.group(found.lastindex)}`, as the error says"
+        return None
+
+    def fix_rerunning(self, command: str, day: str = "<date>") -> str:
         """The fix for a command other than the daily run that met this failure: it reruns that command."""
-        return self.fix.replace(DAILY, command)
+        return self.fix.replace(DAILY, command).replace("{date}", day)
 
 
 UNUSUAL_DAY = "; a day that really is unusual: rerun it with "
@@ -311,11 +317,8 @@ def told(prog: str, argv: list[str], error: BaseException) -> int | None:
         said = f"{what}: {words.rstrip('.')}. Why: {why}"
     else:
         said = f"{reason(error).rstrip('.')}. Why: {remedy.cause}"
-    if remedy.own_fix and (found := re.search(remedy.own_fix, str(error))):
-        fix = f"`{found.group(found.lastindex)}`, as the error says"
-    else:
-        day = argv[argv.index("--date") + 1] if "--date" in argv[:-1] else "<date>"
-        fix = remedy.fix_rerunning(command).replace("{date}", day)
+    day = argv[argv.index("--date") + 1] if "--date" in argv[:-1] else "<date>"
+    fix = remedy.named_by(str(error)) or remedy.fix_rerunning(command, day)
     print(f"{prog}: error: {said}. What to do: {fix} ({RUNBOOK}: {remedy.kind})", file=sys.stderr)
     return int(remedy.exit_code)
 

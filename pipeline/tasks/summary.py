@@ -127,10 +127,10 @@ def _publish_log(days: Sequence[dt.date], start_postgres: bool) -> dict[dt.date,
 def _drift(day: dt.date) -> list[str]:
     """Why the date's landed files (or snapshots) are no longer as landed, a line each (a lost raw partition's: its fix)."""
     try:
-        changed = [landing.changed_message(source, day, reason) if landing.LOST in reason else f"{source} for {day}:"
-                   f" {reason}" for source, reason in landing.changed_sources(day).items()]
-        return [line if landing.LOST in line else f"incoming file changed: {line}"
-                for line in changed + list(landing.changed_catalogs(day).values())]
+        changed = [landing.changed_message(source, day, reason) if landing.LOST in reason
+                   else f"incoming file changed: {source} for {day}: {reason}"
+                   for source, reason in landing.changed_sources(day).items()]
+        return changed + [f"incoming file changed: {line}" for line in landing.changed_catalogs(day).values()]
     except (OSError, ValueError, landing.ManifestUnreadable):  # the run's own failure says what it is
         return []
 
