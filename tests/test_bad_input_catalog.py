@@ -313,6 +313,11 @@ def check_api_page_missing_fields() -> None:
     assert all(r["failing_value"] is None for r in rows.bad_records("stg_products", D))
 
 
+def check_api_prices_quoted_as_written() -> None:
+    failing = [r["failing_value"] for r in rows.bad_records("stg_products", D)]
+    assert len(failing) == 100 and all(re.fullmatch(r"[0-9]+\.[0-9]{2}0{19}1", value) for value in failing), failing[:3]
+
+
 CASES: list[Case] = [
     # ----------------------------------------------------------------------------- orders (JSON)
     Case("orders-malformed-json", "orders: malformed JSON (`[{...} {...}]`)",
@@ -720,6 +725,11 @@ CASES: list[Case] = [
          "landed as received; those items quarantined: `invalid_price`; the rest staged",
          {}, Expect(staged={"products": 94}, quarantined={"products": {"invalid_price": 100}}),
          api_fault=("missing_fields", 1), check=check_api_page_missing_fields),
+    Case("products-api-numbers-beyond-a-double", "products API: a page whose prices are written with digits no"
+         " double holds (`9.9900000000000000000001`)", "quarantined: `invalid_price`, the number as the API wrote"
+         " it (never read as a double, which rounds it to 9.99); the rest staged",
+         {}, Expect(staged={"products": 94}, quarantined={"products": {"invalid_price": 100}}),
+         api_fault=("precise_prices", 1), check=check_api_prices_quoted_as_written),
     Case("products-gzip", "products file: `products_D.json.gz` (a gzip-compressed snapshot)", "accepted",
          renamed(products(), suffix=".gz", compress=gzip.compress), Expect(staged={"products": 1})),
     Case("products-negative-price", "products file: `current_price: -1`",

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import email.utils
 import http.client
-import json
 import logging
 import time
 import urllib.error
@@ -16,6 +15,8 @@ import urllib.parse
 import urllib.request
 from datetime import UTC
 from typing import Any
+
+from pipeline.ingest import json_numbers
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +111,7 @@ def _get_json(url: str, resource: str, timeout: float) -> Any:
     except (OSError, http.client.HTTPException) as err:  # reset, disconnected, truncated body
         raise _Retryable(f"connection failed: {err!r}") from err
     try:
-        return json.loads(body)
+        return json_numbers.loads(body)
     except ValueError as err:
         start = body[:60].decode("utf-8", "replace")
         raise CatalogApiBadResponse(

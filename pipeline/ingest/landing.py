@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import logging
 import os
 import re
@@ -24,7 +23,7 @@ import tempfile
 from typing import Any
 
 from pipeline import config, faults, lake
-from pipeline.ingest import incoming, readers
+from pipeline.ingest import incoming, json_numbers, readers
 from pipeline.ingest import lines as landing_lines
 from pipeline.ingest.incoming import (  # noqa: F401 - re-exported: the landing's errors
     SourceFile,
@@ -380,7 +379,7 @@ def _land_from_api(kind: str, url: str, day: dt.date) -> dict[str, Any]:
     source = f"{url.rstrip('/')}/{kind}"
     try:
         with open(staging, "w", encoding="utf-8") as handle:
-            json.dump(records, handle)
+            handle.write(json_numbers.dumps(records))
         src = SourceFile(source=kind, path=staging, format="array", compression="none")
         now = dt.datetime.now(dt.timezone.utc)
         params = {"source_file": source, "ingested_at": now, "source_kind": "api"}

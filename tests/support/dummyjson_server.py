@@ -22,14 +22,16 @@ Kinds:
     "shifted"         200 page starting half a page early: it repeats items of the page before (the
                       catalog grew at its start while it was read)
     "shrunk"          200 page holding half its items, and a `total` that ends with them
+    "precise_prices"  200 page whose items' prices are written with 22 decimals, digits no double holds
+                      (9.99 as 9.9900000000000000000001: Python's json would read that back as 9.99)
 
-Page-shaped faults ("short", "empty", "missing_fields", "bad_shape", "shifted", "shrunk") on a single-item
-request are consumed and ignored. Run standalone with `python -m tests.support.dummyjson_server --port 8000`.
+Page-shaped faults ("short", "empty", "missing_fields", "bad_shape", "shifted", "shrunk", "precise_prices") on a
+single-item request are consumed and ignored. Payloads are read and written with each number's text as the
+fixture (or the fault) writes it (`pipeline.ingest.json_numbers`). Run standalone with `python -m tests.support.dummyjson_server --port 8000`.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import threading
@@ -41,12 +43,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from pipeline.ingest import json_numbers
 from tests.support.paths import DUMMYJSON
 
 logger = logging.getLogger(__name__)
 
 FAULT_KINDS = ("500", "503", "429", "timeout", "html", "short", "empty", "missing_fields", "bad_shape", "shifted",
-               "shrunk")
+               "shrunk", "precise_prices")
 RESOURCES = {"products": "Product", "users": "User"}
 MISSING_FIELDS = {"products": ("price", "title"), "users": ("email", "username")}
 DEFAULT_LIMIT = 30
@@ -71,7 +74,7 @@ class DummyJsonServer:
             if not path.is_file():
                 raise FileNotFoundError(f"DummyJSON fixture {path} is missing; pass fixtures_dir "
                                         "or set DUMMYJSON_FIXTURES to the folder holding it")
-            payload = json.loads(path.read_text(encoding="utf-8"))
+            payload = json_numbers.loads(path.read_text(encoding="utf-8"))
             # Accept both a bare array and a saved API answer ({"products": [...], ...}).
             self.data[resource] = payload[resource] if isinstance(payload, dict) else payload
         self.slow_seconds = slow_seconds
@@ -153,7 +156,7 @@ def _handler_for(server: DummyJsonServer) -> type[BaseHTTPRequestHandler]:
                 pass  # the client gave up (the "timeout" fault); nothing left to answer
 
         def send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-            self.send_body(status, json.dumps(payload).encode("utf-8"), headers=headers)
+            self.send_body(status, json_numbers.dumps(payload).encode("utf-8"), headers=headers)
 
         def do_GET(self) -> None:  # noqa: N802 - stdlib name
             fault = server._record(self.path)
@@ -211,6 +214,9 @@ def _handler_for(server: DummyJsonServer) -> type[BaseHTTPRequestHandler]:
             elif fault == "missing_fields":
                 drop = MISSING_FIELDS[resource]
                 items = [{k: v for k, v in item.items() if k not in drop} for item in items]
+            elif fault == "precise_prices":
+                items = [{**item, "price": json_numbers.Number(f"{float(item['price']):.2f}00000000000000000001")}
+                         if "price" in item else item for item in items]
             key = "items" if fault == "bad_shape" else resource
             self.send_json(200, {key: items, "total": total, "skip": skip, "limit": claimed})
 
