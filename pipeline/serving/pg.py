@@ -7,8 +7,8 @@ Where to connect, in order:
 3. otherwise the embedded PostgreSQL 16 (pipeline.serving.embedded), started on demand.
 
 Run `python -m pipeline.serving.pg dsn|start|stop|status|psql [psql args]` (`make psql` uses `psql`);
-`dsn --bi` prints what a BI tool connects with (the read-only login bi_reader) and `psql --bi` opens
-psql with it.
+`dsn` prints the pipeline's DSN without its password, `dsn --bi` what a BI tool connects with (the
+read-only login bi_reader), and `psql --bi` opens psql with it.
 """
 from __future__ import annotations
 
@@ -168,7 +168,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         if command == "dsn":
-            print(bi_dsn() if as_bi else dsn())
+            target = bi_dsn() if as_bi else dsn()
+            shown, _ = _without_password(target)
+            print(shown)
+            if shown != target:  # a terminal's scrollback, a CI log or a ticket is no place for it
+                print(f"(the password is not printed: it stays in {ENV_DSN}; `python -m pipeline.serving.pg psql`"
+                      " uses it)", file=sys.stderr)
         elif command == "start":
             print(embedded.start())
         elif command == "stop":
