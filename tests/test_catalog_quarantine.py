@@ -27,15 +27,16 @@ def lake_dir(tmp_path, monkeypatch):
                               p(product_id="P3", current_price=30)])
     r.stage_day(W2, products=[p(product_id="P1", current_price=11),
                               p(product_id="P2", current_price="n/a"),  # listed, its price unusable
+                              p(product_id="P4", current_price=-1),  # new, and no valid version yet
                               {"id": "abc", "title": "no usable id", "price": 1}])  # P3 not listed any more
     ts = f"{D}T12:00:00"
-    r.stage_day(D, orders=[r.order(order_id=f"O{n}", product_id=f"P{n}", timestamp=ts) for n in (1, 2, 3)],
+    r.stage_day(D, orders=[r.order(order_id=f"O{n}", product_id=f"P{n}", timestamp=ts) for n in (1, 2, 3, 4)],
                 events=[])
 
 
 def test_a_quarantined_row_keeps_the_products_last_valid_version():
     assert [(b["record_id"], b["reason_code"]) for b in r.bad_records("stg_products", W2)] == [
-        ("P2", "invalid_price"), ("abc", "invalid_product_id")]
+        ("P2", "invalid_price"), ("P4", "negative_price"), ("abc", "invalid_product_id")]
     r.build_day(D)
     history = [(row["product_id"], row["version"], row["current_price"], row["effective_from"], row["effective_to"],
                 row["is_current"])
@@ -46,12 +47,14 @@ def test_a_quarantined_row_keeps_the_products_last_valid_version():
         ("P3", 1, r.money("30"), W1, W2, False),  # delisted
     ]
     known = {row["product_id"]: row["is_known_product"] for row in r.read("warehouse", "fact_orders", D)}
-    assert known == {"P1": True, "P2": True, "P3": False}
+    # P4 is listed, but with no valid version it is an inferred member of dim_product: not known either
+    assert known == {"P1": True, "P2": True, "P3": False, "P4": False}
     products = {row["product_id"]: (row["is_inferred"], row["current_price"])
                 for row in r.read("warehouse", "dim_product", D)}
-    assert products == {"P1": (False, r.money("11")), "P2": (False, r.money("20")), "P3": (True, None)}
+    assert products == {"P1": (False, r.money("11")), "P2": (False, r.money("20")), "P3": (True, None),
+                        "P4": (True, None)}
     (metrics,) = r.read("warehouse", "daily_metrics", D)
-    assert metrics["unknown_product_share"] == pytest.approx(1 / 3)  # P3 only
+    assert metrics["unknown_product_share"] == pytest.approx(2 / 4)  # P3 and P4
 
 
 def test_the_reasons_that_keep_a_product_listed_are_staging_reason_codes():

@@ -25,7 +25,7 @@ def test_events_become_facts_with_known_products_and_their_own_day():
         r.event(event_id="EVT_3", product_id="PROD_9999"),
         r.event(event_id="EVT_4", event_ts="2025-12-13T23:59:00"),
     ])
-    assert warehouse.build("fact_events", D) == 4
+    assert r.build("fact_events", D) == 4
     rows = r.read("warehouse", "fact_events", D, "event_id")
     assert rows[0] == {
         "event_id": "EVT_1", "user_id": "USER_0001", "product_id": "PROD_0001", "event_type": "purchase",
@@ -45,6 +45,6 @@ def test_the_current_view_keeps_the_first_load_date_of_an_event(build_order):
         r.event(event_id="EVT_3", event_ts="2025-12-15T09:00:00"),
     ])
     for day in ([D, d2] if build_order == "forward" else [d2, D]):
-        warehouse.build("fact_events", day)
+        r.build("fact_events", day)
     assert [(row["event_id"], row["event_type"], row["load_date"]) for row in r.current("fact_events", "event_id")] == [
         ("EVT_1", "add_to_cart", D), ("EVT_2", "view_product", D), ("EVT_3", "view_product", d2)]

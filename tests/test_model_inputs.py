@@ -42,8 +42,8 @@ def test_references_are_the_relations_read_by_name_not_the_ctes() -> None:
 
 def test_each_model_reads_what_its_sql_names() -> None:
     assert warehouse.inputs("dim_user") == ("fact_orders", "fact_events", "stg_users_snapshot")
-    # the facts read the catalog through the ENUM type built from it (sql/warehouse/types/)
-    assert warehouse.inputs("fact_orders") == ("stg_orders", "stg_products_snapshot", "products_quarantine_snapshot")
+    # the facts read the catalog through the ENUM type built from its history (sql/warehouse/types/)
+    assert warehouse.inputs("fact_orders") == ("stg_orders", "dim_product_history")
     assert warehouse.lake_input("products_quarantine").sources == ("stg_products",)
     assert set(warehouse.inputs("daily_metrics")) == {
         "raw_orders", "raw_events", "stg_orders", "stg_events", "reconciliation", "fact_orders", "fact_events",

@@ -83,8 +83,9 @@ def test_priorities() -> None:
 def test_each_model_waits_for_exactly_what_it_reads(empty_lake) -> None:
     requires = {name: {type(t) for t in task(date=D).requires() if t.date == D}
                 for name, task in tasks.MODEL_TASKS.items()}
-    assert requires["fact_orders"] == {tasks.StageOrders, tasks.StageProducts}, "not the events"
-    assert requires["fact_events"] == {tasks.StageEvents, tasks.StageProducts}
+    # the facts' is_known_product: the products with a current version in the catalog's history
+    assert requires["fact_orders"] == {tasks.StageOrders, tasks.BuildDimProductHistory}, "not the events"
+    assert requires["fact_events"] == {tasks.StageEvents, tasks.BuildDimProductHistory}
     assert tasks.BuildFactOrders in requires["dim_user"] and tasks.StageUsers in requires["dim_user"]
     assert requires["daily_metrics"] == {tasks.LandOrders, tasks.LandEvents, tasks.StageOrders, tasks.StageEvents,
                                          tasks.BuildFactOrders, tasks.BuildFactEvents, tasks.StageProducts,

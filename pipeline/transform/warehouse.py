@@ -3,7 +3,8 @@
 `build(table, D)` runs `sql/warehouse/<table>.sql` and writes `lake/warehouse/<table>/load_date=D`.
 A model reads only D's own partitions (staging, facts, audit) plus the small catalog snapshots on or
 before D, so a day costs the same whatever the lake's history; rebuilding a date rewrites the same
-rows. Models run in TABLES order: facts first, then the dimensions that read D's facts, then metrics.
+rows. Models run in TABLES order: the catalog's history (whose current products the facts' is_known_product
+tests), the facts, then the dimensions that read D's facts, then metrics.
 What a model reads is stated once, in its SQL (`inputs`); LAKE_INPUTS says where each relation is.
 
 Every partition keeps what its load date said; users read the *current views* (see `current_view_sql`
@@ -37,10 +38,10 @@ from pipeline.transform.staging import DAILY_SOURCES, STAGING_SCHEMAS, business_
 logger = logging.getLogger(__name__)
 
 TABLES = (
+    "dim_product_history",
     "fact_orders",
     "fact_events",
     "dim_date",
-    "dim_product_history",
     "dim_product",
     "dim_user",
     "daily_metrics",
@@ -73,7 +74,6 @@ LAKE_INPUTS: dict[str, LakeInput] = {
     "stg_users_snapshot": LakeInput("staging", "stg_users", snapshots="latest"),
     # the catalog rows staging quarantined: a product whose row was bad is still listed (macros.sql)
     "products_quarantine": LakeInput("audit", "bad_records", sources=("stg_products",), snapshots="all"),
-    "products_quarantine_snapshot": LakeInput("audit", "bad_records", sources=("stg_products",), snapshots="latest"),
 }
 
 VIEWS_DIR = sqlrun.SQL_DIR / "warehouse" / "views"

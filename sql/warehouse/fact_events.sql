@@ -3,9 +3,9 @@
 -- ([model] business_timezone, default UTC); a late event keeps load_date = D and gets the date_id of its
 -- own day. The same event_id on several load dates is kept in each; the current view
 -- (views/fact_events.sql) keeps the first (earliest) load_date.
--- is_known_product: the latest catalog snapshot on or before D lists the product; an event without a
--- product (page_view) refers to no product, so it is known (nothing is missing from the catalog).
--- catalog_product_id is an ENUM of the ids it lists (sql/warehouse/types/catalog_product_id.sql):
+-- is_known_product: the product is a catalog member of dim_product on D (not an inferred one); an event
+-- without a product (page_view) refers to no product, so it is known (nothing is missing from the catalog).
+-- catalog_product_id is an ENUM of those ids (sql/warehouse/types/catalog_product_id.sql):
 -- membership is a cast, not a join, so the facts keep staging's (source-file) row order without a
 -- sort and a rebuild writes the same file.
 with events as (

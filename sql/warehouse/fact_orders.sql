@@ -5,8 +5,8 @@
 -- day ([model] business_timezone, default UTC); a late order keeps load_date = D and gets the date_id of
 -- its own day. The same order_id on several load dates is kept in each; the current view
 -- (views/fact_orders.sql) keeps the latest load_date.
--- is_known_product: the latest catalog snapshot on or before D lists the product, tested with a cast
--- to catalog_product_id, an ENUM of the ids it lists (sql/warehouse/types/catalog_product_id.sql):
+-- is_known_product: the product is a catalog member of dim_product on D (not an inferred one), tested
+-- with a cast to catalog_product_id, an ENUM of those ids (sql/warehouse/types/catalog_product_id.sql):
 -- not a join, so the facts keep staging's (source-file) row order without a sort.
 with orders as (
     select * from stg_orders

@@ -193,12 +193,32 @@ def stage_day(
             staging.stage(source, load_date)
 
 
+def build(table: str, load_date: dt.date) -> int:
+    """Build a warehouse table's partition of a date, after the warehouse tables it reads (in TABLES order); its rows."""
+    from pipeline.transform import warehouse
+
+    needed, queue = {table}, [table]
+    while queue:
+        for name in warehouse.inputs(queue.pop()):
+            if name in warehouse.TABLES and name not in needed:
+                needed.add(name)
+                queue.append(name)
+    for name in warehouse.TABLES:
+        if name in needed and name != table:
+            warehouse.build(name, load_date)
+    return warehouse.build(table, load_date)
+
+
 def build_day(load_date: dt.date, tables: tuple[str, ...] | None = None) -> None:
-    """Build every warehouse table and mart partition (or the given warehouse tables, in order) for a date."""
+    """Build every warehouse table and mart partition (or the given warehouse tables, in order, each after what it
+    reads) for a date."""
     from pipeline.transform import marts, warehouse
 
     for table in tables or warehouse.TABLES:
-        warehouse.build(table, load_date)
+        if tables:
+            build(table, load_date)
+        else:
+            warehouse.build(table, load_date)
     if tables is None:  # the marts of the date, from its facts, as the pipeline builds them
         for table in marts.LOAD_DATE_MARTS:
             marts.build(table, load_date)
