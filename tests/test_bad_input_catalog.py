@@ -309,8 +309,14 @@ def check_conflict_names_the_kept_row() -> None:
 
 def check_api_page_missing_fields() -> None:
     reasons = Counter(r["reason_code"] for r in rows.bad_records("stg_products", D))
-    assert reasons == {"invalid_price": 100}
+    assert reasons == {"invalid_text": 100}  # no title: the first rule they break
     assert all(r["failing_value"] is None for r in rows.bad_records("stg_products", D))
+
+
+def check_missing_names_quarantined() -> None:
+    bad = rows.bad_records("stg_products", D)
+    assert sorted(b["record_id"] for b in bad) == ["PROD_0001", "PROD_0002", "PROD_0003", "PROD_0004"]
+    assert all(b["message"].endswith("(product_name is missing or empty)") for b in bad), bad[0]["message"]
 
 
 def check_api_prices_quoted_as_written() -> None:
@@ -447,8 +453,8 @@ CASES: list[Case] = [
          written(merge(orders(order(price="@a@"), order(order_id="ORD_2", price="@b@"), order(order_id="ORD_3",
                                                                                               price="@c@"),
                               order(order_id="ORD_4", quantity="@d@"), order(order_id="ORD_5")),
-                       products({"product_id": "PROD_0001", "current_price": "@e@"},
-                                {"product_id": "PROD_0002", "current_price": 5.25})),
+                       products({"product_id": "PROD_0001", "product_name": "Lamp", "current_price": "@e@"},
+                                {"product_id": "PROD_0002", "product_name": "Shade", "current_price": 5.25})),
                  a="9.990000000000000000001", b="4.9999999999999999999", c="1e-400", d="2.0000000000000000001",
                  e="19.989999999999998"),
          Expect(staged={"orders": 1, "products": 1},
@@ -722,8 +728,8 @@ CASES: list[Case] = [
          events(event_line("E1", user_id="\tUSER_0001", event_type="view_product\t")), Expect(staged={"events": 1})),
     # --------------------------------------------------------------------------------- catalogs
     Case("products-api-page-missing-fields", "products API: a page whose items lack `price` and `title`",
-         "landed as received; those items quarantined: `invalid_price`; the rest staged",
-         {}, Expect(staged={"products": 94}, quarantined={"products": {"invalid_price": 100}}),
+         "landed as received; those items quarantined: `invalid_text` (no name); the rest staged",
+         {}, Expect(staged={"products": 94}, quarantined={"products": {"invalid_text": 100}}),
          api_fault=("missing_fields", 1), check=check_api_page_missing_fields),
     Case("products-api-numbers-beyond-a-double", "products API: a page whose prices are written with digits no"
          " double holds (`9.9900000000000000000001`)", "quarantined: `invalid_price`, the number as the API wrote"
@@ -734,8 +740,18 @@ CASES: list[Case] = [
          renamed(products(), suffix=".gz", compress=gzip.compress), Expect(staged={"products": 1})),
     Case("products-negative-price", "products file: `current_price: -1`",
          "quarantined: `negative_price` (the product stays listed with its last valid version)",
-         products({"product_id": "PROD_0001", "current_price": 5}, {"product_id": "PROD_0002", "current_price": -1}),
+         products({"product_id": "PROD_0001", "product_name": "Lamp", "current_price": 5},
+                  {"product_id": "PROD_0002", "product_name": "Shade", "current_price": -1}),
          Expect(staged={"products": 1}, quarantined={"products": {"negative_price": 1}})),
+    Case("products-missing-name", "products file: no `product_name`, `null`, `\"  \"`; products API: an item"
+         " without `title`", "quarantined: `invalid_text` (detail: the name is missing), the product stays listed"
+         " with its last valid version; the rest staged (a nameless product would fail dim_product's gate)",
+         products({"product_id": "PROD_0001", "current_price": 5}, {"product_id": "PROD_0002", "product_name": None,
+                                                                   "current_price": 5},
+                  {"product_id": "PROD_0003", "product_name": "  ", "current_price": 5},
+                  {"id": 4, "price": 5}, {"product_id": "PROD_0005", "product_name": "Lamp", "current_price": 5}),
+         Expect(staged={"products": 1}, quarantined={"products": {"invalid_text": 4}}),
+         check=check_missing_names_quarantined),
     Case("users-missing-id", "users file: a record without `user_id`", "quarantined: `missing_user_id`",
          users({"user_id": "USER_0001", "city": "Oslo"}, {"first_name": "Nobody"}),
          Expect(staged={"users": 1}, quarantined={"users": {"missing_user_id": 1}})),
@@ -744,7 +760,7 @@ CASES: list[Case] = [
          {f"products/products_{D}.json": b'[{"product_id": "PROD_0001", "current_price": 1, "current_price": 9},'
           b' {"product_id": 12.5, "current_price": 1},'
           b' {"product_id": "PROD_0003", "product_name": "Sh\\u0000ade", "current_price": 1},'
-          b' {"product_id": "PROD_0004", "current_price": 1}]'},
+          b' {"product_id": "PROD_0004", "product_name": "Lamp", "current_price": 1}]'},
          Expect(staged={"products": 1}, quarantined={"products": {
              "duplicate_json_key": 1, "invalid_product_id": 1, "invalid_text": 1}})),
     Case("users-nul-in-city", "users file: a NUL character in `city`", "quarantined: `invalid_text`",

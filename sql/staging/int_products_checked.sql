@@ -49,8 +49,10 @@ typed as (
         identified.*,
         coalesce(identified.id_type_problem, id_problem(identified.product_id, $max_id_length, true))
             as product_id_problem,
-        -- Postgres text cannot hold NUL; the category is indexed (dim_product), so it is bounded like an id
+        -- a product is named (dim_product's contract); Postgres text cannot hold NUL; the category is indexed
+        -- (dim_product), so it is bounded like an id
         case
+            when identified.product_name is null then 'product_name is missing or empty'
             when contains(identified.product_name, chr(0)) then 'product_name contains a NUL character'
             when contains(identified.category, chr(0)) then 'category contains a NUL character'
             when length(identified.category) > $max_id_length
