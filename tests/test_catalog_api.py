@@ -184,6 +184,12 @@ def test_connection_refused_is_transient() -> None:
 
 # --- the client: unusable answers ---------------------------------------------------------------
 
+def test_a_gzip_compressed_answer_is_read(api: DummyJsonServer) -> None:
+    api.fail_next("gzip", times=2)  # both pages, as a server compressing what it sends would
+    products = fetch_all(api.url, "products", page_size=100, **FAST)
+    assert products == api.data["products"] and api.pending_faults() == 0
+
+
 def test_html_body_is_rejected_without_retry(api: DummyJsonServer) -> None:
     api.fail_next("html")
     with pytest.raises(CatalogApiBadResponse, match="did not return JSON") as caught:

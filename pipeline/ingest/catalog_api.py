@@ -1,12 +1,13 @@
 """Client for the products/users HTTP API (DummyJSON contract): paginated, with timeouts and retries.
 
 `fetch_all(base_url, "products")` pages through `GET {base_url}/products?limit=L&skip=S` until it
-holds `total` items and returns them exactly as received. Field checks are not done here: items
-with missing fields are quarantined downstream.
+holds `total` items and returns them exactly as received (a gzip-compressed answer decompressed).
+Field checks are not done here: items with missing fields are quarantined downstream.
 """
 from __future__ import annotations
 
 import email.utils
+import gzip
 import http.client
 import logging
 import time
@@ -82,11 +83,13 @@ def _retry_after(value: str | None) -> float | None:
 
 def _get_json(url: str, resource: str, timeout: float) -> Any:
     """GET `url` once and parse its JSON body; transient failures raise `_Retryable`."""
-    request = urllib.request.Request(url, headers={"Accept": "application/json", "User-Agent": USER_AGENT})
+    request = urllib.request.Request(url, headers={"Accept": "application/json", "Accept-Encoding": "gzip",
+                                                   "User-Agent": USER_AGENT})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             body: bytes = response.read()
             content_type = response.headers.get("Content-Type", "")
+            encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
     except urllib.error.HTTPError as err:
         try:
             detail = err.read(300).decode("utf-8", "replace").strip()
@@ -110,6 +113,14 @@ def _get_json(url: str, resource: str, timeout: float) -> Any:
         raise _Retryable(f"connection failed: {err.reason}") from err
     except (OSError, http.client.HTTPException) as err:  # reset, disconnected, truncated body
         raise _Retryable(f"connection failed: {err!r}") from err
+    if encoding == "gzip":  # asked for: DummyJSON and most APIs compress what they send
+        try:
+            body = gzip.decompress(body)
+        except (OSError, EOFError) as err:  # cut off on the way (transient) or not gzip at all
+            raise _Retryable(f"a gzip body that cannot be decompressed ({err})") from err
+    elif encoding not in ("identity", ""):
+        raise CatalogApiBadResponse(f"GET {url} answered with Content-Encoding {encoding!r}, which this client"
+                                    f" does not read (it asks for gzip or none); {_hint(resource)}")
     try:
         return json_numbers.loads(body)
     except ValueError as err:

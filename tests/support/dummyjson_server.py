@@ -22,6 +22,7 @@ Kinds:
     "shifted"         200 page starting half a page early: it repeats items of the page before (the
                       catalog grew at its start while it was read)
     "shrunk"          200 page holding half its items, and a `total` that ends with them
+    "gzip"            the answer compressed with gzip, sent with `Content-Encoding: gzip`
     "precise_prices"  200 page whose items' prices are written with 22 decimals, digits no double holds
                       (9.99 as 9.9900000000000000000001: Python's json would read that back as 9.99)
 
@@ -32,6 +33,7 @@ fixture (or the fault) writes it (`pipeline.ingest.json_numbers`). Run standalon
 from __future__ import annotations
 
 import argparse
+import gzip
 import logging
 import os
 import threading
@@ -49,7 +51,7 @@ from tests.support.paths import DUMMYJSON
 logger = logging.getLogger(__name__)
 
 FAULT_KINDS = ("500", "503", "429", "timeout", "html", "short", "empty", "missing_fields", "bad_shape", "shifted",
-               "shrunk", "precise_prices")
+               "shrunk", "precise_prices", "gzip")
 RESOURCES = {"products": "Product", "users": "User"}
 MISSING_FIELDS = {"products": ("price", "title"), "users": ("email", "username")}
 DEFAULT_LIMIT = 30
@@ -138,6 +140,7 @@ class DummyJsonServer:
 def _handler_for(server: DummyJsonServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        compress = False  # this request's answer goes out gzip-compressed (the "gzip" fault)
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
             logger.debug("%s " + format, self.address_string(), *args)
@@ -156,10 +159,14 @@ def _handler_for(server: DummyJsonServer) -> type[BaseHTTPRequestHandler]:
                 pass  # the client gave up (the "timeout" fault); nothing left to answer
 
         def send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-            self.send_body(status, json_numbers.dumps(payload).encode("utf-8"), headers=headers)
+            body = json_numbers.dumps(payload).encode("utf-8")
+            if self.compress:
+                body, headers = gzip.compress(body), {**(headers or {}), "Content-Encoding": "gzip"}
+            self.send_body(status, body, headers=headers)
 
         def do_GET(self) -> None:  # noqa: N802 - stdlib name
             fault = server._record(self.path)
+            self.compress = fault == "gzip"
             if fault in ("500", "503"):
                 return self.send_json(int(fault), {"message": f"Injected HTTP {fault}"})
             if fault == "429":
