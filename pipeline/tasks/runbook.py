@@ -218,6 +218,15 @@ REMEDIES: tuple[Remedy, ...] = (
            "`OSError: [Errno 28] No space left on device` (or DuckDB's `No space left on device`)",
            "the lake's or the temporary folder's disk is full; partial files are never renamed into place",
            f"free space (old `lake/_archive`, `lake/_logs`, the temp dir), then `{DAILY}`", ("DiskFull",)),
+    Remedy("DuckDB out of memory", "30",
+           "`FAILED`, `LandEvents: DuckDBOutOfMemory: DuckDB ran out of memory under [duckdb] memory_limit = 50MB"
+           " (failed to allocate data of size 4.0 MiB ...)`, often in several tasks of the date",
+           "a task's DuckDB needed more than `[duckdb] memory_limit` (each task process's own) for the day's size;"
+           " the data is not at fault, and the step wrote nothing",
+           "raise `[duckdb] memory_limit` (in luigi.cfg or the file `LUIGI_CONFIG_PATH` names; about `[core] workers`"
+           " x `memory_limit`, plus Postgres, must fit the machine's memory), or lower `[core] workers` or"
+           f" `[duckdb] threads` (docs/performance.md#bigger-days); then `{DAILY}`",
+           ("DuckDBOutOfMemory", "OutOfMemoryException")),
     Remedy("disabled in luigid", "25",
            "`not published` and `DISABLED in luigid` in the summary; Luigi says `not granted run permission`",
            "a task failed its last attempt, so luigid refuses it for `[scheduler] disable_persist` seconds",
