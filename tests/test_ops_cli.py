@@ -237,6 +237,16 @@ def test_each_failure_kind_maps_to_its_runbook_entry(tmp_path: Path) -> None:
         psycopg.connect(f"postgresql://postgres@127.0.0.1:{_free_port()}/x", connect_timeout=5)
     except psycopg.OperationalError as err:
         cases[err] = "Postgres down"
+    import duckdb
+
+    from pipeline.lake import sqlrun
+
+    with duckdb.connect() as con:  # a real out-of-memory error: the setting's, whichever step meets it
+        con.execute("set memory_limit = '2MB'")
+        with pytest.raises(duckdb.OutOfMemoryException) as caught:
+            con.execute("select count(distinct i::varchar) from range(3000000) t(i)")
+    cases[caught.value] = "DuckDB out of memory"
+    cases[sqlrun.out_of_memory(caught.value)] = "DuckDB out of memory"
     cases.update({
         incoming.SourceFileCompressed("a zip"): "invalid file",
         incoming.UnsafeSourcePath("a link"): "invalid file",

@@ -92,6 +92,28 @@ def test_a_failed_task_exits_30_at_once_and_bad_data_is_not_retried(ops: Ops) ->
                      " or not exists (select 1 from audit.publish_log)") == [(True,)]
 
 
+def test_a_too_small_duckdb_memory_limit_is_named_as_the_setting_not_the_file(ops: Ops) -> None:
+    # DuckDB's out-of-memory error while reading a file used to become "events.csv: cannot be read as CSV"
+    config_file = Path(ops.extra_env["LUIGI_CONFIG_PATH"])
+    settings = config_file.read_text()
+    config_file.write_text(settings + "[duckdb]\nmemory_limit = 2MB\n")
+    result = ops.luigi("DailyPipeline", *DATE, LOCAL)
+    assert result.returncode == RETCODE["task_failed"], result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert "SourceFileInvalid" not in result.stderr + result.stdout, result.stdout[-3000:]
+    assert re.search(r"failed +LandEvents\(date=2025-12-15\): DuckDBOutOfMemory: DuckDB ran out of memory under"
+                     r" \[duckdb\] memory_limit = 2MB \([^)]*\b(allocate|pin)\b.*\): raise it, or lower \[core\] workers"
+                     r" or \[duckdb\] threads \(docs/performance\.md#bigger-days\)\n", result.stderr), result.stderr[-3000:]
+    assert "what to do (DuckDB out of memory): raise `[duckdb] memory_limit`" in result.stdout, result.stdout[-3000:]
+    assert "what to do (invalid file)" not in result.stdout
+    landed = [r for r in ops.executions() if r["task_family"] == "LandEvents"]
+    assert [r["status"] for r in landed] == ["failed"]
+    assert landed[0]["error_message"].startswith("DuckDBOutOfMemory: DuckDB ran out of memory under [duckdb]"
+                                                 " memory_limit = 2MB")
+    config_file.write_text(settings)
+    assert ops.luigi("DailyPipeline", *DATE, LOCAL).returncode == 0, "given the memory, the date runs"
+
+
 @pytest.mark.slow
 def test_missing_input_exits_30_naming_the_expected_file(ops: Ops) -> None:
     (ops.incoming / "events" / str(SEED_DAY) / "events.csv").unlink()

@@ -6,10 +6,18 @@ this far: the publish is the last line of defence and must say exactly where the
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import os
 import random
+import re
 import string
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 
+import psycopg
 import pytest
 
 from pipeline import config, lake
@@ -135,3 +143,80 @@ def test_a_unique_violation_names_the_key(fresh_db, serving_lake) -> None:
             r"failed: quarantine\.bad_records, Key \(load_date, source_table, row_number\)=\(2025-12-14, stg_orders, 3\)"
             r" already exists: duplicate key value violates unique constraint \"bad_records_pkey\"")):
         publish.publish(D)
+
+
+# ------------------------------------------------------------------ Postgres's own disk full (SQLSTATE 53100)
+@contextlib.contextmanager
+def tiny_disk_for(target, size: str = "1m") -> Iterator[str]:
+    """A tmpfs of `size` as the database's default tablespace: Postgres's tables fill it, not the lake's disk.
+
+    Root only (mount, and Postgres running as another user): the machine CI runs on."""
+    folder = Path(tempfile.mkdtemp(prefix="ecomm-pgfull-"))
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                      capture_output=True, check=False).returncode != 0:
+        folder.rmdir()
+        pytest.skip("mounting a tmpfs needs root")
+    space = f"full_{target.database}"
+    try:
+        with target.connect(autocommit=True) as conn:
+            owner = Path(conn.execute("show data_directory").fetchone()[0]).stat()
+            os.chown(folder, owner.st_uid, owner.st_gid)
+            folder.chmod(0o700)
+            conn.execute(f'create tablespace "{space}" location \'{folder}\'')
+            conn.execute(f'grant create on tablespace "{space}" to public')  # the publish writes as ecomm_writer
+            conn.execute(f'alter database "{target.database}" set default_tablespace = "{space}"')
+        yield str(folder)
+    finally:
+        with psycopg.connect(target.dsn.replace(f"/{target.database}", "/postgres", 1), autocommit=True) as conn:
+            conn.execute(f'drop database if exists "{target.database}" with (force)')
+            conn.execute(f'drop tablespace if exists "{space}"')
+        subprocess.run(["umount", str(folder)], check=False)
+        folder.rmdir()
+
+
+def test_postgres_out_of_disk_blames_its_disk_not_a_row_nor_the_lake(fresh_db, serving_lake) -> None:
+    from pipeline.serving import migrations, pg
+    from pipeline.tasks import runbook
+
+    write_facts(D, [order(f"ORD_{i:06d}", D, status="paid" * 20) for i in range(20000)], [event("EVT_1", D)])
+    with pg.connect() as conn:
+        migrations.ensure_schema(conn)  # the schema itself fits; the day's rows do not
+    with tiny_disk_for(fresh_db), pytest.raises(publish.PublishError) as caught:
+        preload.preload("fact_orders", D)
+    message = str(caught.value)
+    assert re.fullmatch(r"preloading fact_orders of 2025-12-14 failed: the serving Postgres's disk is full \(could not"
+                        r" extend file \"pg_tblspc/[^\"]+\"(: No space left on device| with FileFallocate\(\): No space"
+                        r" left on device|: wrote only \d+ of \d+ bytes at block \d+)\); it was rolled back, Postgres is"
+                        r" unchanged", message), message
+    assert "row" not in message.replace("rolled", "") and "ORD_" not in message, "no row is to blame"
+    said = runbook.explain("PreloadFactOrders", D, caught.value, local_scheduler=True)
+    assert said.splitlines()[1].startswith("What to do (Postgres disk full): free space on the serving Postgres's disk")
+    assert "ECOMM_PG_DATA" in said and "lake/_archive" not in said
+    assert runbook.remedy_for_text(runbook.reason(caught.value)).kind == "Postgres disk full"
+
+
+def test_each_postgres_disk_full_message_gets_its_advice(fresh_db) -> None:
+    """As the run audit records them, including a short write, which says nothing of space."""
+    from pipeline.serving import publish_errors
+    from pipeline.serving.transaction import failure
+    from pipeline.tasks import runbook
+
+    short_write = 'could not extend file "base/16384/17414": wrote only 4096 of 8192 bytes at block 1502'
+    with fresh_db.connect() as conn, pytest.raises(psycopg.errors.DiskFull) as caught:  # a real server's error
+        conn.execute(f"do $$ begin raise exception using errcode = 'disk_full', message = '{short_write}'; end $$")
+    target = publish_errors.Progress()
+    target.at("warehouse.fact_orders_all", keys=("order_id",))
+    said = failure(f"preloading fact_orders of {D}", caught.value, target, None)
+    assert said == (f"preloading fact_orders of {D} failed: the serving Postgres's disk is full ({short_write});"
+                    " it was rolled back, Postgres is unchanged")
+    assert runbook.remedy_for(caught.value).kind == "Postgres disk full"
+    assert runbook.remedy_for(publish.PublishError(said)).kind == "Postgres disk full"
+    for recorded in (f"PublishError: {said}", f"DiskFull: {short_write}",
+                     f"PublishError: preloading fact_orders of {D} failed: warehouse.fact_orders_all, row 84000 of lake"
+                     f" warehouse/fact_orders/load_date={D}/data.parquet (order_id 'ORD_1'): could not extend file"
+                     ' "base/16384/17414" with FileFallocate(): No space left on device; it was rolled back, Postgres'
+                     " is unchanged"):
+        assert runbook.remedy_for_text(recorded).kind == "Postgres disk full", recorded
+    # the lake's own full disk keeps the lake's advice
+    assert runbook.remedy_for_text("OSError: [Errno 28] No space left on device: 'lake/x.tmp'").kind == "disk full"
+    assert runbook.remedy_for(OSError(28, "No space left on device")).kind == "disk full"

@@ -113,6 +113,8 @@ def land_json(table: str, model: str, src: SourceFile, load_date: dt.date, param
             records = con.execute("select count(*) from json_records").fetchall()[0][0]
             if src.format == "newline_delimited" and scanned is not None and records != scanned.lines:
                 raise NotOnePerLine(f"{records} JSON values in {scanned.lines} lines")
+        except duckdb.OutOfMemoryException:  # [duckdb] memory_limit is too small: a setting, not the file
+            raise
         except (duckdb.Error, NotOnePerLine) as err:
             if src.format != "newline_delimited":
                 raise SourceFileInvalid(_json_error(src.path, err, table)) from None
@@ -232,6 +234,8 @@ def events_direct(src: SourceFile, load_date: dt.date, params: dict[str, Any], s
             rows = sqlrun.copy_to_partition(
                 con, sqlrun.sql_text("raw", "events"), {**params, "path": src.path, "compression": src.compression},
                 lake.partition_file("raw", "events", load_date), check=check)
+        except duckdb.OutOfMemoryException:  # [duckdb] memory_limit is too small: a setting, not the file
+            raise
         except duckdb.Error as err:
             raise NotOnePerLine(f"the CSV reader stopped: {reader_detail(err)}") from None
         write_rejected(con, "events_rejected", "events", load_date, {"source_file": src.path})
@@ -268,6 +272,8 @@ def events_line_safe(src: SourceFile, load_date: dt.date, params: dict[str, Any]
                 rows = sqlrun.copy_to_partition(
                     con, sqlrun.sql_text("raw", "events"), {**params, "path": cleaned, "compression": "none"},
                     lake.partition_file("raw", "events", load_date), check=check)
+            except duckdb.OutOfMemoryException:  # [duckdb] memory_limit is too small: a setting, not the file
+                raise
             except duckdb.Error as err:
                 raise SourceFileInvalid(f"{src.path}: cannot be read as CSV ({reader_detail(err)});"
                                         f" nothing was landed") from None

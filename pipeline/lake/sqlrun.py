@@ -73,6 +73,18 @@ def apply_settings(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("set threads = $t", {"t": config.duckdb_threads()})
 
 
+class DuckDBOutOfMemory(Exception):
+    """A task's DuckDB needed more memory than [duckdb] memory_limit allows: a setting to raise, not bad data."""
+
+
+def out_of_memory(err: duckdb.OutOfMemoryException) -> DuckDBOutOfMemory:
+    """DuckDB's out-of-memory error as one line naming the setting, its value and what to do."""
+    said = (str(err).strip().splitlines() or [""])[0].removeprefix("Out of Memory Error: ")
+    return DuckDBOutOfMemory(
+        f"DuckDB ran out of memory under [duckdb] memory_limit = {config.duckdb().memory_limit} ({said}): raise it,"
+        " or lower [core] workers or [duckdb] threads (docs/performance.md#bigger-days)")
+
+
 def register_parquet(con: duckdb.DuckDBPyConnection, name: str, files: list[str] | str) -> None:
     """Expose parquet files as a relation called `name` for the model SQL to read."""
     con.register(name, con.read_parquet(files, union_by_name=True))

@@ -12,7 +12,8 @@ A record is named by the serving table's own key: order_id / event_id for the fa
 dimension's id, and for the audit tables their positional key (source_table with row_number or
 line_number), never a value of a rejected record: publish errors reach audit.pipeline_runs, which
 BI reads. Postgres's own DETAIL (which may quote a whole row) is left out, except a unique
-violation's key.
+violation's key. A failure of the server or its resources (a lost connection, a full disk: SQLSTATE
+classes 08, 57P, 53) names no table or record: the data is not at fault.
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ logger = logging.getLogger(__name__)
 _COPY_CONTEXT = re.compile(r"COPY [^,]+, line (?P<line>\d+)(?:, column (?P<column>[^\s:,]+))?")
 _KEY_DETAIL = re.compile(r"^Key \((?P<columns>[^)]*)\)=")
 VALUE_CHARS = 60  # a key value longer than this is cut in messages
+DISK_FULL = "53100"  # SQLSTATE disk_full: "could not extend file ...: No space left on device", "wrote only ..."
 
 
 @dataclasses.dataclass
@@ -108,8 +110,10 @@ def describe(err: psycopg.Error, target: Target | None, duck: duckdb.DuckDBPyCon
     """`<table>.<column>, <record>: <reason>` for an error raised while writing `target`."""
     diag = err.diag
     state = diag.sqlstate or ""
-    if not state or state.startswith("08") or state.startswith("57P"):
-        return reason(err)  # the connection or the server failed, not a value: no table to blame
+    if state == DISK_FULL:  # Postgres's own disk, not the lake's (runbook: Postgres disk full)
+        return f"the serving Postgres's disk is full ({reason(err)})"
+    if not state or state.startswith(("08", "57P", "53")):
+        return reason(err)  # the connection, the server or its resources failed, not a value: no table to blame
     column, record = diag.column_name, None
     try:
         copy = _COPY_CONTEXT.search(diag.context or "")

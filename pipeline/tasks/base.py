@@ -22,13 +22,17 @@ event handlers installed at the bottom of this module.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
+from collections.abc import Callable
 from typing import Any
 
+import duckdb
 import luigi
 import luigi.tools.range
 
 from pipeline import cli, config, lake
+from pipeline.lake import sqlrun
 from pipeline.tasks import run_audit
 
 logger = logging.getLogger(__name__)
@@ -80,6 +84,19 @@ class DateParameter(luigi.DateParameter):
         return config.not_after_today(day)
 
 
+def _memory_limit_named(run: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """`run`, its DuckDB out-of-memory error turned into one naming [duckdb] memory_limit (`sqlrun.out_of_memory`)."""
+
+    @functools.wraps(run)
+    def named(self: Any) -> Any:
+        try:
+            return run(self)
+        except duckdb.OutOfMemoryException as err:
+            raise sqlrun.out_of_memory(err) from err
+
+    return named
+
+
 #: below `PipelineTask.priority` of any date (see RangeDaily)
 LOWEST_PRIORITY = -10 * dt.date.max.toordinal() - 1
 
@@ -116,6 +133,12 @@ class PipelineTask(luigi.Task):
         waits ~0.2 s behind the catalogs.
         """
         return -10 * self.date.toordinal() + self.date_rank
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # every kind's run(): a too small [duckdb] memory_limit fails as the setting it is, whichever step met it
+        super().__init_subclass__(**kwargs)
+        if "run" in cls.__dict__:
+            cls.run = _memory_limit_named(cls.__dict__["run"])
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -217,7 +217,25 @@ REMEDIES: tuple[Remedy, ...] = (
     Remedy("disk full", "30",
            "`OSError: [Errno 28] No space left on device` (or DuckDB's `No space left on device`)",
            "the lake's or the temporary folder's disk is full; partial files are never renamed into place",
-           f"free space (old `lake/_archive`, `lake/_logs`, the temp dir), then `{DAILY}`", ("DiskFull",)),
+           f"free space (old `lake/_archive`, `lake/_logs`, the temp dir), then `{DAILY}`"),
+    Remedy("Postgres disk full", "30",
+           "`FAILED`, `PreloadFactOrders: PublishError: preloading fact_orders of D failed: the serving Postgres's disk"
+           " is full (could not extend file \"base/...\": No space left on device); it was rolled back` (or `... wrote"
+           " only 4096 of 8192 bytes at block N`)",
+           "the disk under the serving Postgres's data folder is full (SQLSTATE 53100 disk_full): not the lake's disk,"
+           " not the date's rows; the write was rolled back and BI still sees what was published before",
+           "free space on the serving Postgres's disk: for the embedded server, the disk of its data folder"
+           " (`ECOMM_PG_DATA`, else `[postgres] embedded_dir`, by default `.pgdata`), or move that folder to a bigger"
+           f" disk; another server: its administrator frees or adds space; then `{DAILY}`", ("DiskFull",)),
+    Remedy("DuckDB out of memory", "30",
+           "`FAILED`, `LandEvents: DuckDBOutOfMemory: DuckDB ran out of memory under [duckdb] memory_limit = 50MB"
+           " (failed to allocate data of size 4.0 MiB ...)`, often in several tasks of the date",
+           "a task's DuckDB needed more than `[duckdb] memory_limit` (each task process's own) for the day's size;"
+           " the data is not at fault, and the step wrote nothing",
+           "raise `[duckdb] memory_limit` (in luigi.cfg or the file `LUIGI_CONFIG_PATH` names; about `[core] workers`"
+           " x `memory_limit`, plus Postgres, must fit the machine's memory), or lower `[core] workers` or"
+           f" `[duckdb] threads` (docs/performance.md#bigger-days); then `{DAILY}`",
+           ("DuckDBOutOfMemory", "OutOfMemoryException")),
     Remedy("disabled in luigid", "25",
            "`not published` and `DISABLED in luigid` in the summary; Luigi says `not granted run permission`",
            "a task failed its last attempt, so luigid refuses it for `[scheduler] disable_persist` seconds",
@@ -240,6 +258,15 @@ def _disk_full(error: BaseException) -> bool:
     return (isinstance(error, OSError) and error.errno == errno.ENOSPC) or "No space left on device" in str(error)
 
 
+# Postgres's words for its own full disk (SQLSTATE 53100), as a publish error carries them: never the lake's
+PG_DISK_FULL = re.compile(r"the serving Postgres's disk is full|could not extend file \"|"
+                          r"wrote only \d+ of \d+ bytes at block \d+")
+
+
+def _pg_disk_full(error: BaseException) -> bool:
+    return getattr(error, "sqlstate", None) == "53100" or PG_DISK_FULL.search(str(error)) is not None
+
+
 def remedy_for(error: BaseException) -> Remedy | None:
     """The runbook entry of an error (None: not a kind the runbook knows)."""
     from pipeline.serving import retry
@@ -250,8 +277,10 @@ def remedy_for(error: BaseException) -> Remedy | None:
                 return BY_ERROR[cls.__name__]
         if isinstance(current, psycopg.OperationalError):
             return BY_ERROR["PostgresUnreachable" if retry.postgres_unreachable(current) else "PostgresRefuses"]
-        if _disk_full(current):
+        if _pg_disk_full(current):
             return BY_ERROR["DiskFull"]
+        if _disk_full(current):
+            return by_kind("disk full")
         # a PermissionError may be an incoming file's: the lake's only when it names a path in the lake's folder
         if lake.store_error(current) or lake.folder_refused(current):
             return BY_ERROR["LakeUnreadable"]
@@ -296,8 +325,10 @@ def remedy_for_text(message: str | None) -> Remedy | None:
         return BY_ERROR["InsufficientPrivilege"]
     if any(gone in (message or "") for gone in SERVER_WENT_AWAY):
         return BY_ERROR["PostgresUnreachable"]
-    if "No space left on device" in (message or ""):
+    if PG_DISK_FULL.search(message or ""):  # before the lake's words: Postgres's message may hold them too
         return BY_ERROR["DiskFull"]
+    if "No space left on device" in (message or ""):
+        return by_kind("disk full")
     if lake.STORE_ERROR in (message or ""):  # pyarrow's OSError, or DuckDB's error carrying its text
         return BY_ERROR["LakeUnreadable"]
     return None
