@@ -329,13 +329,15 @@ def test_a_lake_folder_that_is_not_there_while_postgres_publishes_dates_is_one_l
     said = (f"LakeFolderMissing: the lake folder {typo} does not exist, but the serving Postgres publishes 1 of the dates"
             " asked for (latest 2025-12-15), built from a lake: ECOMM_LAKE_DIR or [paths] lake_dir names the wrong"
             " folder")
-    for run in (ops.luigi("DailyPipeline", *DATE, LOCAL),
-                ops.luigi("RangeDaily", "--of", "DailyPipeline", "--start", "2025-12-15", "--stop", "2025-12-16", LOCAL)):
+    runs = (ops.luigi("DailyPipeline", *DATE, LOCAL),
+            ops.luigi("RangeDaily", "--of", "DailyPipeline", "--start", "2025-12-15", "--stop", "2025-12-16", LOCAL))
+    for run in runs:
         assert run.returncode == RETCODE["scheduling_error"], run.stdout[-2000:] + run.stderr[-3000:]
         assert "Traceback" not in run.stderr and said in run.stderr, run.stderr[-3000:]
     summary = ops.pipeline("summary", *DATE)
-    assert summary.returncode != 0 and said in summary.stderr and "Traceback" not in summary.stderr, \
+    assert summary.returncode == 35 and said in summary.stderr and "Traceback" not in summary.stderr, \
         summary.stdout[-2000:] + summary.stderr[-2000:]
+    assert "What to do: name the lake's folder (or mount its disk)" in summary.stderr, summary.stderr
     assert not typo.exists()
     typo.mkdir()  # a new lake there on purpose: the date is published, and stays so
     assert ops.luigi("DailyPipeline", *DATE, LOCAL).returncode == 0
