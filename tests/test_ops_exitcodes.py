@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -301,6 +302,45 @@ def test_a_lake_folder_the_user_may_not_write_is_one_line_with_what_to_do(ops: O
                      r" folder user \S+ may not write", failed.stderr), failed.stderr[-3000:]
     assert "what to do (lake unreadable):" in failed.stdout and "FAILED" in failed.stdout
     assert ops.luigi("DailyPipeline", *DATE, LOCAL).returncode == 0, "given access, the date runs"
+
+
+def test_a_lake_on_a_read_only_mount_is_said_to_be_one(tmp_path: Path) -> None:
+    # a real read-only tmpfs, mounted in a mount namespace of this command only (as a user: its own user namespace)
+    lake_dir = tmp_path / "ro"
+    lake_dir.mkdir()
+    namespace = ["unshare", "--mount"] + ([] if os.geteuid() == 0 else ["--user", "--map-root-user"])
+    script = "from pipeline import lake\ntry:\n    lake.check_writable()\nexcept lake.LakeUnreadable as err:\n    print(err)"
+    result = subprocess.run([*namespace, "sh", "-c", 'mount -t tmpfs -o ro,size=1m tmpfs "$1" && exec "$2" -c "$3"',
+                             "sh", str(lake_dir), sys.executable, script], cwd=REPO, capture_output=True, text=True,
+                            env={**os.environ, "ECOMM_LAKE_DIR": str(lake_dir)}, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == (
+        f"the lake folder {lake_dir} is on a read-only file system ({lake_dir}): remount it read-write, or name a"
+        " writable folder (ECOMM_LAKE_DIR or [paths] lake_dir), then run the date again; nothing was written")
+
+
+@pytest.mark.slow
+def test_a_lake_folder_that_is_not_there_while_postgres_publishes_dates_is_one_line(ops: Ops) -> None:
+    # a typo in ECOMM_LAKE_DIR (or a disk not mounted) on a server that publishes: not "published" from no lake,
+    # and no second lake started beside the real one
+    assert ops.luigi("DailyPipeline", *DATE, LOCAL).returncode == 0
+    typo = ops.lake.with_name(ops.lake.name + "-typo")
+    ops.extra_env["ECOMM_LAKE_DIR"] = str(typo)
+    said = (f"LakeFolderMissing: the lake folder {typo} does not exist, but the serving Postgres publishes 1 of the dates"
+            " asked for (latest 2025-12-15), built from a lake: ECOMM_LAKE_DIR or [paths] lake_dir names the wrong"
+            " folder")
+    runs = (ops.luigi("DailyPipeline", *DATE, LOCAL),
+            ops.luigi("RangeDaily", "--of", "DailyPipeline", "--start", "2025-12-15", "--stop", "2025-12-16", LOCAL))
+    for run in runs:
+        assert run.returncode == RETCODE["scheduling_error"], run.stdout[-2000:] + run.stderr[-3000:]
+        assert "Traceback" not in run.stderr and said in run.stderr, run.stderr[-3000:]
+    summary = ops.pipeline("summary", *DATE)
+    assert summary.returncode == 35 and said in summary.stderr and "Traceback" not in summary.stderr, \
+        summary.stdout[-2000:] + summary.stderr[-2000:]
+    assert "What to do: name the lake's folder (or mount its disk)" in summary.stderr, summary.stderr
+    assert not typo.exists()
+    typo.mkdir()  # a new lake there on purpose: the date is published, and stays so
+    assert ops.luigi("DailyPipeline", *DATE, LOCAL).returncode == 0
 
 
 @pytest.mark.slow

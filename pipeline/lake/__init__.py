@@ -45,6 +45,10 @@ class LakeUnreadable(RuntimeError):
     """The lake's store refused a read or did not answer (credentials, endpoint, bucket, network, permissions)."""
 
 
+class LakeFolderMissing(LakeUnreadable):
+    """The lake folder is not there while the serving Postgres publishes dates built from one (`check_built_here`)."""
+
+
 STORE_ERROR = "AWS Error"  # how pyarrow's S3 client words every error of the store: `AWS Error <CODE> during ...`
 
 
@@ -102,12 +106,29 @@ def check_writable() -> None:
     nearest = Path(where).absolute()
     while not nearest.exists() and nearest != nearest.parent:  # a new lake: made inside its nearest folder
         nearest = nearest.parent
+    if os.statvfs(nearest).f_flag & os.ST_RDONLY:  # os.access says no here too, and the owner could not either
+        raise LakeUnreadable(
+            f"the lake folder {where} is on a read-only file system ({nearest}): remount it read-write, or name a"
+            " writable folder (ECOMM_LAKE_DIR or [paths] lake_dir), then run the date again; nothing was written")
     if not os.access(nearest, os.W_OK | os.X_OK):
         made_in = "" if str(nearest) == os.path.abspath(where) else f" (nor can {nearest}, where it would be made)"
         raise LakeUnreadable(
             f"the lake folder {where} cannot be written by user {_process_user()}{made_in}: run as the lake's owner,"
             " or give this user write access to it (ECOMM_LAKE_DIR or [paths] lake_dir names it), then run the date"
             " again; nothing was written")
+
+
+def check_built_here(published: set[dt.date]) -> None:
+    """Dates the serving Postgres publishes, and no lake folder at all: ECOMM_LAKE_DIR (or [paths] lake_dir) names
+    the wrong folder (a typo, a mount that is not there). Said before a date counts as published from it or a new
+    lake starts there beside the real one. An s3:// lake has no folder to miss."""
+    where = config.lake_dir()
+    if published and not lake_store.is_remote(where) and not os.path.isdir(where):
+        raise LakeFolderMissing(
+            f"the lake folder {where} does not exist, but the serving Postgres publishes {len(published)} of the"
+            f" dates asked for (latest {max(published)}), built from a lake: ECOMM_LAKE_DIR or [paths] lake_dir names"
+            f" the wrong folder, or its disk is not mounted; fix that (to start a new lake there on purpose, create"
+            f" the folder first: mkdir -p {where}); nothing was written")
 
 
 def unreadable(path: str, error: BaseException, done: str = "read") -> LakeUnreadable:

@@ -189,6 +189,7 @@ def current_published_dates(days: list[dt.date]) -> set[dt.date]:
 
     reconciled = pg_retry.unless_unreachable(lambda: publish.reconciled_dates(days), set(),
                                              "no date counts as published")
+    lake.check_built_here(reconciled)
     return {day for day in reconciled if still_current(day)}
 
 

@@ -210,10 +210,20 @@ REMEDIES: tuple[Remedy, ...] = (
            " a `python -m pipeline` command or `python -m pipeline.lake.views`: one line, `<command>: error: the lake's"
            " store refused or did not answer: ... AWS Error ...` (exit 35)",
            "the lake's store refused or did not answer: wrong credentials, `AWS_ENDPOINT_URL` or region, a bucket"
-           " that does not exist, the store down; for a folder lake, permissions. The lake's data is not at fault",
-           "fix the access (a folder: run as its owner, e.g. cron's user, or give that user write access; an s3://"
-           f" lake: docs/scaling-out.md; remove nothing), then `{DAILY}`",
+           " that does not exist, the store down; for a folder lake, permissions or a read-only mount. The lake's data"
+           " is not at fault",
+           "fix the access (a folder: run as its owner, e.g. cron's user, or give that user write access, or remount it"
+           f" read-write; an s3:// lake: docs/scaling-out.md; remove nothing), then `{DAILY}`",
            ("LakeUnreadable",)),
+    Remedy("lake folder missing", "35",
+           "`LakeFolderMissing: the lake folder L does not exist, but the serving Postgres publishes N of the dates"
+           " asked for ...` while scheduling, or from `python -m pipeline summary`",
+           "ECOMM_LAKE_DIR or `[paths] lake_dir` names a folder that is not there (a typo, a disk not mounted) while"
+           " Postgres publishes dates built from a lake: they would count as published from no lake, and the next date"
+           " would start a second lake there",
+           f"name the lake's folder (or mount its disk), then `{DAILY}`; to start a new lake in that folder on purpose,"
+           " create it first (`mkdir -p <folder>`)",
+           ("LakeFolderMissing",)),
     Remedy("disk full", "30",
            "`OSError: [Errno 28] No space left on device` (or DuckDB's `No space left on device`)",
            "the lake's or the temporary folder's disk is full; partial files are never renamed into place",

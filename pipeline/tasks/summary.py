@@ -151,8 +151,8 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
     """
     days = sorted(set(days))
     config.lake_dir()  # a lake that cannot be one (BadSetting) is said before Postgres is asked
-    rerun = {"local_scheduler": local_scheduler}
-    published = _publish_log(days, start_postgres)
+    rerun, published = {"local_scheduler": local_scheduler}, _publish_log(days, start_postgres)
+    lake.check_built_here(set(published or ()))  # published dates and no lake folder: the wrong folder is named
     result = []
     for day in days:
         runs = _runs(run_audit.executions(day), run_id)
