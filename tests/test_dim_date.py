@@ -25,7 +25,8 @@ def test_dates_of_the_facts_and_the_load_date_with_their_attributes():
     assert [row["date_id"] for row in rows] == [20251212, 20251214]
     assert rows[1] == {
         "date_id": 20251214, "full_date": D, "year": 2025, "quarter": 4, "month": 12, "month_name": "December",
-        "day_of_month": 14, "day_of_week": 7, "day_name": "Sunday", "week_of_year": 50, "is_weekend": True,
+        "day_of_month": 14, "day_of_week": 7, "day_name": "Sunday", "week_of_year": 50, "iso_year": 2025,
+        "is_weekend": True,
         "load_date": D,
     }
     assert (rows[0]["day_of_week"], rows[0]["day_name"], rows[0]["is_weekend"]) == (5, "Friday", False)
@@ -36,8 +37,9 @@ def test_iso_weeks_across_the_new_year():
     r.stage_day(new_year, orders=[r.order(timestamp="2025-12-29T08:00:00")], events=[])
     r.build_day(new_year, FACTS)
     rows = r.read("warehouse", "dim_date", new_year, "date_id")
-    assert [(row["full_date"], row["year"], row["week_of_year"], row["day_of_week"]) for row in rows] == [
-        (dt.date(2025, 12, 29), 2025, 1, 1), (new_year, 2026, 1, 4)]
+    # the week of 2025-12-29 is week 1 of 2026: (year, week_of_year) would split it, (iso_year, week_of_year) not
+    assert [(row["full_date"], row["year"], row["iso_year"], row["week_of_year"], row["day_of_week"])
+            for row in rows] == [(dt.date(2025, 12, 29), 2025, 2026, 1, 1), (new_year, 2026, 2026, 1, 4)]
 
 
 def test_a_day_without_facts_still_has_its_own_date_and_the_view_has_one_row_per_date():

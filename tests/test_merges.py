@@ -133,7 +133,8 @@ def _calendar(day: dt.date, load_date: dt.date) -> dict:
     return {"date_id": int(day.strftime("%Y%m%d")), "full_date": day, "year": day.year,
             "quarter": (day.month - 1) // 3 + 1, "month": day.month, "month_name": day.strftime("%B"),
             "day_of_month": day.day, "day_of_week": day.isoweekday(), "day_name": day.strftime("%A"),
-            "week_of_year": day.isocalendar().week, "is_weekend": day.isoweekday() >= 6, "load_date": load_date}
+            "week_of_year": day.isocalendar().week, "iso_year": day.isocalendar().year,
+            "is_weekend": day.isoweekday() >= 6, "load_date": load_date}
 
 
 def test_a_day_only_a_replaced_date_named_leaves_dim_date(fresh_db, serving_lake) -> None:

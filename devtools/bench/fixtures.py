@@ -96,7 +96,8 @@ _SMALL_SQL = {
             month($day::date)::integer as month, monthname($day::date) as month_name,
             day($day::date)::integer as day_of_month, isodow($day::date)::integer as day_of_week,
             dayname($day::date) as day_name, weekofyear($day::date)::integer as week_of_year,
-            isodow($day::date) >= 6 as is_weekend, $day::date as load_date""",
+            isoyear($day::date)::integer as iso_year, isodow($day::date) >= 6 as is_weekend,
+            $day::date as load_date""",
     ("warehouse", "daily_metrics"): """
         select $day::date as run_date, $norders::bigint as raw_orders_count, $norders::bigint as staging_orders_count,
             $norders::bigint as fact_orders_count, $nevents::bigint as raw_events_count,
