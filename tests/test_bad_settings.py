@@ -83,6 +83,27 @@ def test_a_bad_value_in_a_file_stops_the_daily_command_before_any_work(tmp_path:
     assert not (tmp_path / "lake").exists(), "nothing ran"
 
 
+WILL_NOT_RUN = "WARNING: Will not run DailyPipeline(date=2025-12-15) or any dependencies due to error in complete() method: "
+
+
+@pytest.mark.parametrize(("option", "value", "reason"), [
+    ("sold_statuses", "paid,shipped", "must list one or more of paid, cancelled, refunded, pending (comma separated);"
+                                      " unknown: shipped; fix it in luigi.cfg"),
+    ("future_tolerance_hours", "-5", "must be 0 or more; fix it in luigi.cfg"),
+    ("late_window_days", "-1", "must be 0 or more; fix it in luigi.cfg"),
+])
+def test_a_model_value_staging_cannot_use_stops_the_daily_command_before_any_work(tmp_path: Path, option: str,
+                                                                                  value: str, reason: str) -> None:
+    """Found by the model tasks as they ran: the date was landed and staged, then each failed with a traceback (exit 30)."""
+    result = _run_with_settings(tmp_path, f"[model]\n{option} = {value}\n", "DailyPipeline")
+    assert result.returncode == 35, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    named = [line for line in result.stderr.splitlines() if f"[model] {option}" in line]
+    shown = repr(value) if option == "sold_statuses" else value
+    assert named == [f"{WILL_NOT_RUN}[model] {option} = {shown} {reason}"], result.stderr[-3000:]
+    assert not (tmp_path / "lake").exists(), "nothing ran"
+
+
 def test_thresholds_that_contradict_each_other_stop_a_backfill_before_any_work(tmp_path: Path) -> None:
     """Found at each date's gate, they cost every date its landing, staging and model, then failed them all."""
     env = {k: v for k, v in os.environ.items() if k not in PG_ENV and not k.startswith("ECOMM_")}
