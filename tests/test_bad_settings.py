@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -101,6 +102,26 @@ def test_a_model_value_staging_cannot_use_stops_the_daily_command_before_any_wor
     named = [line for line in result.stderr.splitlines() if f"[model] {option}" in line]
     shown = repr(value) if option == "sold_statuses" else value
     assert named == [f"{WILL_NOT_RUN}[model] {option} = {shown} {reason}"], result.stderr[-3000:]
+    assert not (tmp_path / "lake").exists(), "nothing ran"
+
+
+@pytest.mark.parametrize(("folder", "why"), [
+    ("", "empty: the product's own folder"),
+    ("partial", "{root} lacks warehouse/dim_user.yml, warehouse/dim_product.yml, warehouse/fact_orders.yml ..."),
+])
+def test_a_checks_dir_without_the_checks_files_stops_the_daily_command_before_any_work(tmp_path: Path, folder: str,
+                                                                                       why: str) -> None:
+    """Empty, it was the repository itself: the gate failed on a missing file once the date was modelled (exit 30)."""
+    root = tmp_path / folder if folder else None
+    if root is not None:  # the staging checks only
+        shutil.copytree(REPO / "checks" / "staging", root / "staging")
+    result = _run_with_settings(tmp_path, f"[checks]\nchecks_dir = {root or ''}\n", "DailyPipeline")
+    assert result.returncode == 35, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    named = [line for line in result.stderr.splitlines() if "[checks] checks_dir" in line]
+    assert named == [f"{WILL_NOT_RUN}[checks] checks_dir = {str(root or '')!r} is not a folder of the quality gate's"
+                     f" SodaCL files ({why.format(root=root)}): give the folder that holds <layer>/<table>.yml, in"
+                     " luigi.cfg (or in the file LUIGI_CONFIG_PATH names), or remove it for the default"], named
     assert not (tmp_path / "lake").exists(), "nothing ran"
 
 
