@@ -44,7 +44,7 @@ from pipeline.quality.dq_results import (  # noqa: F401 - re-exported: the gate'
     results_table,
     write_results,
 )
-from pipeline.quality.results import CheckResult, NoChecksParsed
+from pipeline.quality.results import VIEWS, CheckResult, NoChecksParsed
 from pipeline.transform import staging
 
 logger = logging.getLogger(__name__)
@@ -70,8 +70,6 @@ GATED_TABLES: dict[str, str] = {
     "complete_days": "marts",
     "reconciliation": "audit",
 }
-# The derived views (pipeline.quality.gate_views) the gate scans after the tables: view name -> layer.
-VIEWS: dict[str, str] = {"source_loss": "audit", "source_volume": "audit"}
 # audit/reconciliation has one file per source; orders and events every day, catalogs on snapshot days.
 RECONCILED_SOURCES = tuple(staging.staging_table(source) for source in staging.SOURCES)
 REQUIRED_RECONCILED = tuple(staging.staging_table(source) for source in staging.DAILY_SOURCES)

@@ -36,8 +36,7 @@ import pyarrow as pa
 
 from pipeline import lake
 from pipeline.lake import sqlrun
-from pipeline.quality.gate import VIEWS  # view name -> the layer of its SodaCL file; scanned in this order
-from pipeline.quality.results import CheckResult
+from pipeline.quality.results import VIEWS, CheckResult
 from pipeline.quality.soda import add_duckdb, format_number, run_checks_file
 from pipeline.transform import staging
 
