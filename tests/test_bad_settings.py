@@ -67,6 +67,7 @@ def test_a_bad_gate_threshold_stops_the_run_with_one_line_naming_it(tmp_path: Pa
 
 @pytest.mark.parametrize(("section", "option", "value", "expected"), [
     ("duckdb", "threads", "abc", "expected a whole number"),  # read by the tasks as they ran: LandEvents failed
+    ("duckdb", "threads", "-3", "expected 0 or more: 0 is every core"),  # was taken as 0, every core
     ("catalog", "retry_delay_seconds", "5m", "expected a number"),
     ("postgres", "connect_timeout", "soon", "expected a whole number"),
     ("task_timeouts", "land", "1h", "expected a whole number"),
@@ -191,7 +192,23 @@ def test_workers_0_means_the_default_not_a_run_that_waits_for_ever(tmp_path: Pat
     """Like [duckdb] threads = 0; Luigi itself would start no worker process and never return."""
     result = _luigi_with(tmp_path, "[core]\nworkers = 0\n[duckdb]\nmemory_limit = lots\n")
     assert "Running Worker with 0 processes" not in result.stderr
-    # and a memory limit DuckDB cannot read fails each task with one line naming it, not a parser traceback
-    assert result.returncode == 30 and "Traceback" not in result.stderr, result.stderr[-3000:]
-    assert ("LandEvents: BadSetting: [duckdb] memory_limit = 'lots' is not valid (Memory must have a number (e.g. 1GB))"
-            in result.stdout), result.stdout
+    # and a memory limit DuckDB cannot read stops the run before any task, one line naming it, not a parser traceback
+    # (each task found it as it opened DuckDB: the date was landed, then LandEvents failed, exit 30)
+    assert result.returncode == 35 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    named = [line for line in result.stderr.splitlines() if "[duckdb] memory_limit" in line]
+    assert named == [f"{WILL_NOT_RUN}[duckdb] memory_limit = 'lots' is not valid (Memory must have a number (e.g. 1GB)):"
+                     " give a size such as 1GB or 512MB, in luigi.cfg (or in the file LUIGI_CONFIG_PATH names)"], named
+    assert not (tmp_path / "lake").exists(), "nothing ran"
+
+
+def test_the_memory_limits_duckdb_takes_are_taken_those_it_refuses_are_refused(luigi_settings) -> None:
+    """900TB is more than any machine here has, but DuckDB takes it (a limit, not an allocation): so does the check."""
+    from pipeline.config import BadSetting
+    from pipeline.lake import sqlrun
+
+    for taken in ("900TB", "512MB", "-1"):
+        luigi_settings("duckdb", memory_limit=taken)
+        sqlrun.check_settings()
+    luigi_settings("duckdb", memory_limit="99PB")
+    with pytest.raises(BadSetting, match=r"^\[duckdb\] memory_limit = '99PB' is not valid \(Unknown unit for memory"):
+        sqlrun.check_settings()

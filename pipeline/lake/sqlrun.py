@@ -62,7 +62,8 @@ def connect(database: str = ":memory:", read_only: bool = False) -> duckdb.DuckD
 
 
 def apply_settings(con: duckdb.DuckDBPyConnection) -> None:
-    """[duckdb] memory_limit and threads on a connection (BadSetting naming a memory_limit DuckDB cannot read)."""
+    """[duckdb] memory_limit and threads on a connection (BadSetting naming a memory_limit DuckDB cannot read,
+    or a negative thread count)."""
     limit = config.duckdb().memory_limit
     try:
         con.execute("set memory_limit = $m", {"m": limit})
@@ -71,6 +72,17 @@ def apply_settings(con: duckdb.DuckDBPyConnection) -> None:
         raise config.BadSetting(f"[duckdb] memory_limit = {limit!r} is not valid ({reason}): give a size such as"
                                 " 1GB or 512MB, in luigi.cfg (or in the file LUIGI_CONFIG_PATH names)") from None
     con.execute("set threads = $t", {"t": config.duckdb_threads()})
+
+
+def check_settings() -> None:
+    """Refuse now (BadSetting) a [duckdb] value every task's connection would refuse: applied to a throwaway one."""
+    _check_settings(config.duckdb().memory_limit, config.duckdb().threads)
+
+
+@functools.lru_cache(maxsize=8)
+def _check_settings(memory_limit: str, threads: int) -> None:  # the values: once per process (each date asks)
+    with duckdb.connect() as con:
+        apply_settings(con)
 
 
 def register_parquet(con: duckdb.DuckDBPyConnection, name: str, files: list[str] | str) -> None:

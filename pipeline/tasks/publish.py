@@ -228,16 +228,19 @@ def check_settings() -> None:
     """Refuse now, before any task runs, every setting a date's tasks would refuse (BadSetting: one line, exit 35).
 
     Each is found by the validator its tasks call as they run, so a rule is stated once: a value in a
-    file no section can read, [checks] thresholds that contradict each other, [model] values staging
+    file no section can read, [checks] thresholds that contradict each other or a checks_dir without the
+    gate's files, [model] values staging
     and the models cannot use (found mid-run, they failed every model task once the day was landed and
-    staged).
+    staged), a [duckdb] memory_limit DuckDB cannot read or a negative thread count.
     """
+    from pipeline.lake import sqlrun
     from pipeline.transform import staging
 
     config.read_sections()
     gate.check_settings()
     for rule in (staging.business_timezone, staging.max_id_length, staging.sold_statuses, staging.hours_and_days):
         rule()
+    sqlrun.check_settings()
 
 
 class DailyPipeline(luigi.WrapperTask, PipelineTask):
