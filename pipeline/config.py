@@ -201,6 +201,8 @@ def duckdb_threads() -> int:
     every core.
     """
     threads = int(duckdb().threads)
+    if threads < 0:  # DuckDB refuses it; 0 already means "the cores"
+        raise BadSetting(unreadable_setting("duckdb", "threads", str(threads), "expected 0 or more: 0 is every core"))
     if threads > 0:
         return threads
     if not _in_forked_process:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -66,6 +67,7 @@ def test_a_bad_gate_threshold_stops_the_run_with_one_line_naming_it(tmp_path: Pa
 
 @pytest.mark.parametrize(("section", "option", "value", "expected"), [
     ("duckdb", "threads", "abc", "expected a whole number"),  # read by the tasks as they ran: LandEvents failed
+    ("duckdb", "threads", "-3", "expected 0 or more: 0 is every core"),  # was taken as 0, every core
     ("catalog", "retry_delay_seconds", "5m", "expected a number"),
     ("postgres", "connect_timeout", "soon", "expected a whole number"),
     ("task_timeouts", "land", "1h", "expected a whole number"),
@@ -80,6 +82,47 @@ def test_a_bad_value_in_a_file_stops_the_daily_command_before_any_work(tmp_path:
     assert named[0] == ("WARNING: Will not run DailyPipeline(date=2025-12-15) or any dependencies due to error in"
                         f" complete() method: [{section}] {option} = {value!r} is not valid ({expected}): fix it in"
                         " luigi.cfg (or in the file LUIGI_CONFIG_PATH names), or remove it for the default"), named
+    assert not (tmp_path / "lake").exists(), "nothing ran"
+
+
+WILL_NOT_RUN = "WARNING: Will not run DailyPipeline(date=2025-12-15) or any dependencies due to error in complete() method: "
+
+
+@pytest.mark.parametrize(("option", "value", "reason"), [
+    ("sold_statuses", "paid,shipped", "must list one or more of paid, cancelled, refunded, pending (comma separated);"
+                                      " unknown: shipped; fix it in luigi.cfg"),
+    ("future_tolerance_hours", "-5", "must be 0 or more; fix it in luigi.cfg"),
+    ("late_window_days", "-1", "must be 0 or more; fix it in luigi.cfg"),
+])
+def test_a_model_value_staging_cannot_use_stops_the_daily_command_before_any_work(tmp_path: Path, option: str,
+                                                                                  value: str, reason: str) -> None:
+    """Found by the model tasks as they ran: the date was landed and staged, then each failed with a traceback (exit 30)."""
+    result = _run_with_settings(tmp_path, f"[model]\n{option} = {value}\n", "DailyPipeline")
+    assert result.returncode == 35, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    named = [line for line in result.stderr.splitlines() if f"[model] {option}" in line]
+    shown = repr(value) if option == "sold_statuses" else value
+    assert named == [f"{WILL_NOT_RUN}[model] {option} = {shown} {reason}"], result.stderr[-3000:]
+    assert not (tmp_path / "lake").exists(), "nothing ran"
+
+
+@pytest.mark.parametrize(("folder", "why"), [
+    ("", "empty: the product's own folder"),
+    ("partial", "{root} lacks warehouse/dim_user.yml, warehouse/dim_product.yml, warehouse/fact_orders.yml ..."),
+])
+def test_a_checks_dir_without_the_checks_files_stops_the_daily_command_before_any_work(tmp_path: Path, folder: str,
+                                                                                       why: str) -> None:
+    """Empty, it was the repository itself: the gate failed on a missing file once the date was modelled (exit 30)."""
+    root = tmp_path / folder if folder else None
+    if root is not None:  # the staging checks only
+        shutil.copytree(REPO / "checks" / "staging", root / "staging")
+    result = _run_with_settings(tmp_path, f"[checks]\nchecks_dir = {root or ''}\n", "DailyPipeline")
+    assert result.returncode == 35, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    named = [line for line in result.stderr.splitlines() if "[checks] checks_dir" in line]
+    assert named == [f"{WILL_NOT_RUN}[checks] checks_dir = {str(root or '')!r} is not a folder of the quality gate's"
+                     f" SodaCL files ({why.format(root=root)}): give the folder that holds <layer>/<table>.yml, in"
+                     " luigi.cfg (or in the file LUIGI_CONFIG_PATH names), or remove it for the default"], named
     assert not (tmp_path / "lake").exists(), "nothing ran"
 
 
@@ -149,7 +192,23 @@ def test_workers_0_means_the_default_not_a_run_that_waits_for_ever(tmp_path: Pat
     """Like [duckdb] threads = 0; Luigi itself would start no worker process and never return."""
     result = _luigi_with(tmp_path, "[core]\nworkers = 0\n[duckdb]\nmemory_limit = lots\n")
     assert "Running Worker with 0 processes" not in result.stderr
-    # and a memory limit DuckDB cannot read fails each task with one line naming it, not a parser traceback
-    assert result.returncode == 30 and "Traceback" not in result.stderr, result.stderr[-3000:]
-    assert ("LandEvents: BadSetting: [duckdb] memory_limit = 'lots' is not valid (Memory must have a number (e.g. 1GB))"
-            in result.stdout), result.stdout
+    # and a memory limit DuckDB cannot read stops the run before any task, one line naming it, not a parser traceback
+    # (each task found it as it opened DuckDB: the date was landed, then LandEvents failed, exit 30)
+    assert result.returncode == 35 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    named = [line for line in result.stderr.splitlines() if "[duckdb] memory_limit" in line]
+    assert named == [f"{WILL_NOT_RUN}[duckdb] memory_limit = 'lots' is not valid (Memory must have a number (e.g. 1GB)):"
+                     " give a size such as 1GB or 512MB, in luigi.cfg (or in the file LUIGI_CONFIG_PATH names)"], named
+    assert not (tmp_path / "lake").exists(), "nothing ran"
+
+
+def test_the_memory_limits_duckdb_takes_are_taken_those_it_refuses_are_refused(luigi_settings) -> None:
+    """900TB is more than any machine here has, but DuckDB takes it (a limit, not an allocation): so does the check."""
+    from pipeline.config import BadSetting
+    from pipeline.lake import sqlrun
+
+    for taken in ("900TB", "512MB", "-1"):
+        luigi_settings("duckdb", memory_limit=taken)
+        sqlrun.check_settings()
+    luigi_settings("duckdb", memory_limit="99PB")
+    with pytest.raises(BadSetting, match=r"^\[duckdb\] memory_limit = '99PB' is not valid \(Unknown unit for memory"):
+        sqlrun.check_settings()

@@ -62,7 +62,8 @@ def connect(database: str = ":memory:", read_only: bool = False) -> duckdb.DuckD
 
 
 def apply_settings(con: duckdb.DuckDBPyConnection) -> None:
-    """[duckdb] memory_limit and threads on a connection (BadSetting naming a memory_limit DuckDB cannot read)."""
+    """[duckdb] memory_limit and threads on a connection (BadSetting naming a memory_limit DuckDB cannot read,
+    or a negative thread count)."""
     limit = config.duckdb().memory_limit
     try:
         con.execute("set memory_limit = $m", {"m": limit})
@@ -83,6 +84,17 @@ def out_of_memory(err: duckdb.OutOfMemoryException) -> DuckDBOutOfMemory:
     return DuckDBOutOfMemory(
         f"DuckDB ran out of memory under [duckdb] memory_limit = {config.duckdb().memory_limit} ({said}): raise it,"
         " or lower [core] workers or [duckdb] threads (docs/performance.md#bigger-days)")
+
+
+def check_settings() -> None:
+    """Refuse now (BadSetting) a [duckdb] value every task's connection would refuse: applied to a throwaway one."""
+    _check_settings(config.duckdb().memory_limit, config.duckdb().threads)
+
+
+@functools.lru_cache(maxsize=8)
+def _check_settings(memory_limit: str, threads: int) -> None:  # the values: once per process (each date asks)
+    with duckdb.connect() as con:
+        apply_settings(con)
 
 
 def register_parquet(con: duckdb.DuckDBPyConnection, name: str, files: list[str] | str) -> None:

@@ -44,7 +44,7 @@ from pipeline.quality.dq_results import (  # noqa: F401 - re-exported: the gate'
     results_table,
     write_results,
 )
-from pipeline.quality.results import CheckResult, NoChecksParsed
+from pipeline.quality.results import VIEWS, CheckResult, NoChecksParsed
 from pipeline.transform import staging
 
 logger = logging.getLogger(__name__)
@@ -102,8 +102,22 @@ class checks(config.NamedBadSettings, luigi.Config):  # noqa: N801 - luigi maps 
 
 def checks_dir() -> Path:
     """The root of the SodaCL files: [checks] checks_dir, relative to the product's files (the
-    repository checkout, or the installed package's copy: see pipeline.resources)."""
-    return resources.resolve(checks().checks_dir)
+    repository checkout, or the installed package's copy: see pipeline.resources).
+
+    BadSetting when it is empty (the product's own folder, not its checks) or lacks a file the gate scans.
+    """
+    value = str(checks().checks_dir).strip()
+    root = resources.resolve(value)
+    gated = [*((layer, table) for table, layer in GATED_TABLES.items()), *((layer, view) for view, layer in VIEWS.items())]
+    missing = [f"{layer}/{table}.yml" for layer, table in gated if not (root / layer / f"{table}.yml").is_file()]
+    if not value or missing:
+        why = "empty: the product's own folder" if not value else \
+            f"{root} lacks {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}"
+        raise config.BadSetting(
+            f"[checks] checks_dir = {value!r} is not a folder of the quality gate's SodaCL files ({why}): give the"
+            " folder that holds <layer>/<table>.yml, in luigi.cfg (or in the file LUIGI_CONFIG_PATH names), or remove"
+            " it for the default")
+    return root
 
 
 def checks_file(layer: str, table: str, root: Path | None = None) -> Path:
@@ -162,7 +176,9 @@ def gate_variables(load_date: dt.date | str, *, catalog_covered: bool = True) ->
 
 
 def check_settings() -> None:
-    """Refuse [checks] thresholds that contradict each other (BadSetting naming them), before a run does any work."""
+    """Refuse [checks] thresholds that contradict each other, or a checks_dir without the gate's files (BadSetting
+    naming them), before a run does any work."""
+    checks_dir()
     settings = checks()
     for name in ("unknown_product", "lost", "rejected"):
         _pct_pair(settings, name)
@@ -260,7 +276,7 @@ def run_gate(load_date: dt.date | str, *, checks_root: Path | None = None) -> Ga
         # volume, built on `con`): a scan is half DuckDB queries, which run outside Python's lock.
         from pipeline.quality import gate_views
 
-        views = {view: checks_file(layer, view, root) for view, layer in gate_views.VIEWS.items()}
+        views = {view: checks_file(layer, view, root) for view, layer in VIEWS.items()}
         with concurrent.futures.ThreadPoolExecutor(max_workers=config.cores(), thread_name_prefix="gate-scan") as pool:
             scans = [pool.submit(scan_table, table) for table in present]
             derived = gate_views.scan(con, day, variables, views, DATA_SOURCE, reconciled="reconciliation" in present)

@@ -36,14 +36,12 @@ import pyarrow as pa
 
 from pipeline import lake
 from pipeline.lake import sqlrun
-from pipeline.quality.results import CheckResult
+from pipeline.quality.results import VIEWS, CheckResult
 from pipeline.quality.soda import add_duckdb, format_number, run_checks_file
 from pipeline.transform import staging
 
 logger = logging.getLogger(__name__)
 
-# view name -> the lake layer whose checks folder holds its SodaCL file; scanned in this order
-VIEWS: dict[str, str] = {"source_loss": "audit", "source_volume": "audit"}
 # The daily feeds the volume check compares with their past. Catalogs are weekly snapshots whose size
 # legitimately jumps when the catalog grows; their losses are in source_loss.
 VOLUME_SOURCES = tuple(staging.staging_table(source) for source in staging.DAILY_SOURCES)

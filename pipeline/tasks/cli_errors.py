@@ -185,7 +185,16 @@ class _BadSettingLine(logging.Filter):
     its exc_info (exit task_failed). Either way the BadSetting's message says all there is to fix.
     """
 
-    PREFIX = f"{BadSetting.__module__}.{BadSetting.__qualname__}: "
+    @staticmethod
+    def prefixes() -> tuple[str, ...]:
+        """How a formatted traceback names a BadSetting: `pipeline.config.BadSetting: `, or a subclass's name
+        (`pipeline.transform.staging.SettingInvalid: `)."""
+        names, pending = [], [BadSetting]
+        while pending:
+            kind = pending.pop()
+            names.append(f"{kind.__module__}.{kind.__qualname__}: ")
+            pending.extend(kind.__subclasses__())
+        return tuple(names)
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = _bad_setting_in(record.exc_info[1]) if record.exc_info else None
@@ -194,7 +203,8 @@ class _BadSettingLine(logging.Filter):
             record.exc_info, record.exc_text = None, None
         elif isinstance(record.msg, str) and "\nTraceback (most recent call last):" in record.msg and not record.args:
             head, _, trace = record.msg.partition("\n")
-            named = [line[len(self.PREFIX):] for line in trace.splitlines() if line.startswith(self.PREFIX)]
+            prefixes = self.prefixes()
+            named = [line.split(": ", 1)[1] for line in trace.splitlines() if line.startswith(prefixes)]
             if named:
                 record.msg, record.args = "%s %s", (head, named[-1])
             elif (known := _known_error_line(trace)) is not None:  # Postgres refuses the login, a broken manifest

@@ -225,14 +225,32 @@ class Publish(PublishTask):
                 SourcesUnchanged(date=self.date)]
 
 
+def check_settings() -> None:
+    """Refuse now, before any task runs, every setting a date's tasks would refuse (BadSetting: one line, exit 35).
+
+    Each is found by the validator its tasks call as they run, so a rule is stated once: a value in a
+    file no section can read, [checks] thresholds that contradict each other or a checks_dir without the
+    gate's files, [model] values staging
+    and the models cannot use (found mid-run, they failed every model task once the day was landed and
+    staged), a [duckdb] memory_limit DuckDB cannot read or a negative thread count.
+    """
+    from pipeline.lake import sqlrun
+    from pipeline.transform import staging
+
+    config.read_sections()
+    gate.check_settings()
+    for rule in (staging.business_timezone, staging.max_id_length, staging.sold_statuses, staging.hours_and_days):
+        rule()
+    sqlrun.check_settings()
+
+
 class DailyPipeline(luigi.WrapperTask, PipelineTask):
     """The whole date: land -> stage -> model -> check (beside it: preload) -> publish; complete when published."""
 
     force = luigi.BoolParameter(default=False, significant=False)
 
     def requires(self) -> luigi.Task:
-        config.read_sections()  # a value in a file no task could read stops the command now (BadSetting)
-        gate.check_settings()  # contradicting thresholds stop the command now, not each date at its gate
+        check_settings()
         lake.check_writable()  # a folder lake this user may not write: one line now, not every task failing
         return Publish(date=self.date, force=self.force)
 

@@ -203,8 +203,8 @@ MAX_ID_LENGTH_LIMIT = 512
 MAX_OFFSET = dt.timedelta(hours=14)
 
 
-class SettingInvalid(ValueError):
-    """A [model] setting has a value staging cannot use."""
+class SettingInvalid(config.BadSetting):
+    """A [model] setting has a value staging cannot use (a BadSetting: refused before a run, in one line)."""
 
 
 class RawPartitionMissing(Exception):
@@ -265,7 +265,7 @@ def sold_statuses() -> list[str]:
     return statuses
 
 
-def _hours_and_days() -> tuple[int, int]:
+def hours_and_days() -> tuple[int, int]:
     """[model] future_tolerance_hours and late_window_days, checked not to be negative."""
     settings = config.model()
     values = {"future_tolerance_hours": int(settings.future_tolerance_hours),
@@ -296,7 +296,7 @@ def timestamp_limits(load_date: dt.date) -> dict[str, dt.datetime]:
       later of future_limit_ts and the end of the load date at UTC-14:00 (the westernmost offset);
     - ancient_limit_ts: the start of the business day [model] late_window_days before the load date.
     """
-    tolerance_hours, late_window_days = _hours_and_days()
+    tolerance_hours, late_window_days = hours_and_days()
     timezone = business_timezone()
     future_limit = business_day_start(load_date + dt.timedelta(days=1), timezone) + dt.timedelta(
         hours=tolerance_hours)
