@@ -86,8 +86,15 @@ def out_of_memory(err: duckdb.OutOfMemoryException) -> DuckDBOutOfMemory:
         " or lower [core] workers or [duckdb] threads (docs/performance.md#bigger-days)")
 
 
+# a memory_limit of this form DuckDB always reads (luigi.cfg's own is one): no throwaway connection to check it
+_PLAIN_SIZE = re.compile(r"[1-9][0-9]{0,5}\s*[KMGT]i?B", re.IGNORECASE)
+
+
 def check_settings() -> None:
     """Refuse now (BadSetting) a [duckdb] value every task's connection would refuse: applied to a throwaway one."""
+    if _PLAIN_SIZE.fullmatch(str(config.duckdb().memory_limit).strip()):
+        config.duckdb_threads()  # a negative count (BadSetting)
+        return
     _check_settings(config.duckdb().memory_limit, config.duckdb().threads)
 
 
