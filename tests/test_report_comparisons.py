@@ -87,6 +87,8 @@ def test_a_day_is_compared_only_with_dates_loaded_as_days_of_their_own(published
         "avg_order_value": "46.64",  # 18.33 against 12.50
         "event_count": "100.00", "active_users": "200.00", "purchasing_users": "0.00",
         "conversion_rate": "-66.67"}  # 33.33 % against 100.00 %
+    conversion = [e for e in monday.elements if e["attrs"].get("data-compare") == "week"][-1]
+    assert conversion["text"] == "▼ 66.67 pt vs same day last week", "a rate changes in points, not in %"
     assert deltas(monday, "day") == {}, "the Sunday before holds one late order: no day-over-day change"
     why = monday.one("p", data_no_comparison="day")["text"]
     assert "2025-11-09 was not loaded as a day of its own" in why and "only 1 order and 0 events" in why
@@ -141,3 +143,44 @@ def test_money_is_in_the_configured_currency(published, tmp_path, luigi_settings
     assert wrong.stderr.strip().splitlines()[-1].startswith(
         "python -m pipeline report: error: argument --currency: 'dollars' is not an ISO 4217 code")
     assert "Traceback" not in wrong.stderr
+
+
+def test_changes_from_0_from_no_figure_and_from_a_blocked_day_are_said(published, tmp_path: Path) -> None:
+    wednesday, thursday, friday, saturday = (TUESDAY + dt.timedelta(days=n) for n in range(1, 5))
+    write_facts(wednesday, [], [event("E8", wednesday, user_id="A")])  # no orders: 0 of each, no average
+    write_facts(thursday, [_order("O8", thursday, "A", "P1", 1, "10.00"), _order("O9", thursday, "B", "P1", 1, "9.96")],
+                [event("E9", thursday, user_id="A"), event("E10", thursday, user_id="A", event_type="purchase"),
+                 event("E11", thursday, user_id="B")])
+    write_facts(saturday, [_order("O10", saturday, "A", "P1", 1, "10.00")], [event("E12", saturday, user_id="A")])
+    for day in (wednesday, thursday, saturday):
+        publish.publish(day)
+    publish.publish_audit_only(friday, [{"check_name": "rows", "table_name": "stg_orders", "outcome": "fail"}])
+
+    assert report(thursday, tmp_path / "thursday.html").returncode == 0
+    dom = Dom((tmp_path / "thursday.html").read_text(encoding="utf-8"))
+    said = {card["attrs"]["data-kpi"]: [e["text"] for e in dom.elements[dom.elements.index(card) + 1:][:4]
+                                        if e["attrs"].get("data-compare") == "day"]
+            for card in dom.find("div", data_kpi=None)}
+    assert said["order_count"] == ["▲ from 0 vs day before"] and said["net_revenue"] == ["▲ from 0 vs day before"]
+    assert said["avg_order_value"] == ["– no figure vs day before"]
+    assert said["event_count"] == ["▲ 200.0 % vs day before"]
+    assert said["conversion_rate"] == ["▲ 50.00 pt vs day before"]  # 1 of 2 users bought, 0 of 1 the day before
+
+    assert report(saturday, tmp_path / "saturday.html").returncode == 0
+    why = Dom((tmp_path / "saturday.html").read_text(encoding="utf-8")).one("p", data_no_comparison="day")["text"]
+    assert f"{friday} was loaded, but the quality gate blocked it (1 failed check" in why, why
+
+
+def test_a_small_change_is_escaped_html(published, tmp_path: Path) -> None:
+    comparison = page.Comparison("day", "the day before", W0, {"order_count": 10_000}, None)
+    assert page._delta(10_001, 10_000, comparison, "count").endswith(">▲ &lt; 0.1 % vs day before</span>")
+
+
+def test_a_day_that_only_holds_late_rows_is_not_called_empty(published, tmp_path: Path) -> None:
+    done = report(SUNDAY, tmp_path / "sunday.html")
+    assert done.returncode == 1 and not (tmp_path / "sunday.html").exists()
+    assert done.stderr.strip() == (
+        f"error: {SUNDAY} is not a load date Postgres publishes (it is not in audit.publish_log): it holds only 1 late"
+        " order(s) and 0 event(s) from other dates' files; report a published date, or, if 2025-11-09 has files of"
+        " its own, run the pipeline for 2025-11-09 first (luigi --module pipeline.tasks DailyPipeline --date"
+        " 2025-11-09 --local-scheduler)"), done.stderr

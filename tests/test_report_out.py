@@ -49,6 +49,20 @@ def test_out_naming_a_folder_is_a_usage_error_and_leaves_nothing(published, tmp_
     assert [p.name for p in folder.parent.iterdir()] == ["reports"] and not any(folder.iterdir())
 
 
+def test_an_empty_out_or_one_ending_with_a_slash_is_a_usage_error(published, tmp_path: Path) -> None:
+    empty = report("--out", "")
+    assert empty.returncode == 2 and one_line(empty) == (
+        f"python -m pipeline report: error: --out is empty: give the page's file name, e.g. {REPO}/reports/"
+        f"daily_report_{D}.html, or leave --out out (see --help)")
+    folder = tmp_path / "out"
+    folder.mkdir()
+    slash = report("--out", f"{folder}/page.html/")
+    assert slash.returncode == 2 and one_line(slash) == (
+        f"python -m pipeline report: error: --out {folder}/page.html/ names a folder (it ends with /): give the"
+        f" page's file name, e.g. {folder}/page.html/daily_report_{D}.html (see --help)")
+    assert list(folder.iterdir()) == []
+
+
 def test_out_in_a_missing_folder_is_a_usage_error_and_makes_no_folder(published, tmp_path: Path) -> None:
     out = tmp_path / "missing" / "deeper" / "page.html"
     done = report("--out", str(out))

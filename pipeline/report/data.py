@@ -123,8 +123,12 @@ def describe(conn: psycopg.Connection) -> str:
     return f"{info.user}@{info.host}:{info.port}/{info.dbname}"
 
 
-def comparisons(day: dt.date, by_date: dict[dt.date, dict[str, Any]], published: set[dt.date]) -> list[Comparison]:
-    """The day before and the same weekday a week before: comparable only if both dates were loaded."""
+def comparisons(day: dt.date, by_date: dict[dt.date, dict[str, Any]], published: set[dt.date],
+                blocked: dict[dt.date, int] | None = None) -> list[Comparison]:
+    """The day before and the same weekday a week before: comparable only if both dates were loaded.
+
+    `blocked`: dates not published whose quality gate blocked them, with their failed checks.
+    """
     found = []
     for key, days_back, label in COMPARISONS:
         base = day - dt.timedelta(days=days_back)
@@ -133,6 +137,9 @@ def comparisons(day: dt.date, by_date: dict[dt.date, dict[str, Any]], published:
             missing = f"{day} itself is not published"
         elif base in published:
             missing = None
+        elif (failed := (blocked or {}).get(base)) is not None:
+            missing = (f"{base} was loaded, but the quality gate blocked it ({failed} failed check"
+                       f"{'' if failed == 1 else 's'}: python -m pipeline summary --date {base})")
         elif row is not None:
             orders, events = row["order_count"], row["event_count"]
             missing = (f"{base} was not loaded as a day of its own (Postgres holds only {orders:,}"
@@ -158,6 +165,12 @@ def fetch(conn: psycopg.Connection, day: dt.date) -> ReportData:
                            " where run_date = %s order by case outcome when 'error' then 0 when 'fail' then 1"
                            " else 2 end, table_name, check_name", [day])
     if published is None and metrics is None and not outcomes:
+        late = _one(conn, *_query("daily_kpis", "q.kpi_date = %s", day, [day]))
+        if late is not None:  # a calendar day other dates' files have late rows of, never a load date itself
+            raise NothingToReport(
+                f"{day} is not a load date Postgres publishes (it is not in audit.publish_log): it holds only"
+                f" {late['order_count']:,} late order(s) and {late['event_count']:,} event(s) from other dates' files;"
+                f" report a published date, or, if {day} has files of its own, {run_first}")
         raise NothingToReport(
             f"Postgres ({describe(conn)}) has nothing for {day}: it is not in audit.publish_log and has"
             f" no quality outcomes; {run_first}")
@@ -167,6 +180,9 @@ def fetch(conn: psycopg.Connection, day: dt.date) -> ReportData:
     bases = [day - dt.timedelta(days=days_back) for _, days_back, _ in COMPARISONS]
     published_dates = {row["load_date"] for row in _rows(
         conn, "select load_date from audit.publish_log where load_date = any(%s)", [[day, *bases]])}
+    blocked = {row["run_date"]: row["n"] for row in _rows(
+        conn, "select run_date, count(*) as n from audit.dq_failures where run_date = any(%s)"
+              " and outcome in ('fail', 'error') group by run_date", [bases])}
     funnel = _one(conn, *_query("conversion_funnel", "q.event_date = %s", day, [day]))
     categories = _rows(conn, *_query("revenue_by_category_daily", "q.order_date = %s"
                                      " order by q.net_revenue desc, q.category limit %s", day, [day, TOP]))
@@ -180,7 +196,7 @@ def fetch(conn: psycopg.Connection, day: dt.date) -> ReportData:
     rejected = _one(conn, "select count(*) as n from audit.rejected_lines where load_date = %s", [day])
     return ReportData(
         day=day, source=describe(conn), kpis=by_date.get(day),
-        comparisons=comparisons(day, by_date, published_dates), trend=trend, funnel=funnel,
+        comparisons=comparisons(day, by_date, published_dates, blocked), trend=trend, funnel=funnel,
         categories=categories, products=products, customers=customers, cancellations=cancellations,
         metrics=metrics, published=published, check_outcomes=outcomes, checks_passed=_lake_passes(day),
         quarantine=quarantine, rejected_lines=rejected["n"] if rejected else 0,

@@ -5,8 +5,8 @@
 The page needs nothing but a browser: inline CSS, inline SVG charts (`pipeline.report.svg`), no
 script, no font, no image, no link to fetch. It shows the day's KPIs (orders, gross and net revenue,
 average order value, events, active users, conversion) with the change from the day before and from
-the same weekday a week before (only against dates loaded as days of their own: see
-pipeline.report.data), the revenue of the 14 days up to the date, the top categories and products,
+the same weekday a week before (in %, conversion in percentage points; only against dates loaded as
+days of their own: see pipeline.report.data), the revenue of the 14 days up to the date, the top categories and products,
 new and returning customers, cancellations and refunds, the funnel, the data-quality status (checks
 passed, warned, failed; quarantined rows by reason) and the rows per layer. Sales and events are by
 business day ([model] business_timezone, UTC unless set), pipeline figures by load date; money is in
@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+import os
 import sys
 from decimal import Decimal
 from pathlib import Path
@@ -73,16 +74,25 @@ KPIS = (  # column of daily_kpis.sql, label, kind of figure
 VERSUS = {"day": "vs day before", "week": "vs same day last week"}
 
 
-def _delta(current: Any, base: Any, comparison: Comparison) -> str:
-    """The change from a comparison's date, in %; nothing when there is no base to compare with."""
-    if current is None or base is None or Decimal(base) == 0:
+def _delta(current: Any, base: Any, comparison: Comparison, kind: str) -> str:
+    """The change from a comparison's date: in % of its figure, a rate's in percentage points (the difference of
+    the two rates shown); from 0 or from no figure at all (average order value of a day without orders), said so."""
+    versus, day = VERSUS[comparison.key], comparison.day
+    if current is None:
         return ""
-    change = (Decimal(current) - Decimal(base)) * 100 / Decimal(base)
+    if base is None or (kind != "percent" and Decimal(base) == 0):
+        said = "– no figure" if base is None else "= still 0" if Decimal(current) == 0 else "▲ from 0"
+        return f'<span class="delta" data-compare="{comparison.key}" data-delta="" title="{day}">{said} {versus}</span>'
+    difference = Decimal(current) - Decimal(base)
+    change = difference if kind == "percent" else difference * 100 / Decimal(base)
     direction = "up" if change > 0 else "down" if change < 0 else "flat"
     arrow = {"up": "▲", "down": "▼", "flat": "="}[direction]
-    size = f"{abs(change):.1f} %" if abs(change) >= Decimal("0.05") or not change else "< 0.1 %"
+    if kind == "percent":
+        size = f"{abs(change):.2f} pt"
+    else:
+        size = f"{abs(change):.1f} %" if abs(change) >= Decimal("0.05") or not change else "&lt; 0.1 %"
     return (f'<span class="delta {direction}" data-compare="{comparison.key}" data-delta="{change:.2f}"'
-            f' title="{comparison.day}">{arrow} {size} {VERSUS[comparison.key]}</span>')
+            f' title="{day}">{arrow} {size} {versus}</span>')
 
 
 def _kpi_cards(data: ReportData, currency: str) -> str:
@@ -94,7 +104,7 @@ def _kpi_cards(data: ReportData, currency: str) -> str:
             shown = esc(fmt.amount(value)) if value is None else f'<span class="cur">{currency}</span> {fmt.amount(value)}'
         else:
             shown = esc(count(value) if kind == "count" else percent(value))
-        deltas = "".join(_delta(value, c.kpis.get(key), c) for c in data.comparisons if c.holds and c.kpis)
+        deltas = "".join(_delta(value, c.kpis.get(key), c, kind) for c in data.comparisons if c.holds and c.kpis)
         cards.append(
             f'<div class="kpi" data-kpi="{key}" data-value="{esc("" if value is None else value)}">'
             f'<span class="label">{esc(label)}</span><span class="value">{shown}</span>'
@@ -264,10 +274,17 @@ class BadOut(ValueError):
     """--out names a folder, or a file in a folder that does not exist (only the default folder is made)."""
 
 
-def check_out(out: Path, day: dt.date) -> Path:
-    """`out` if the page can be written there, else BadOut saying what to give instead."""
+def check_out(given: str | Path, day: dt.date) -> Path:
+    """`given` as the page's path if it can be written there, else BadOut saying what to give instead."""
+    text = str(given)
+    if not text.strip():
+        raise BadOut(f"--out is empty: give the page's file name, e.g. {default_out(day)}, or leave --out out")
+    out = Path(text)
     if out.is_dir():
         raise BadOut(f"--out {out} is a folder: give the page's file name, e.g. {out / default_out(day).name}")
+    if text.endswith(("/", os.sep)):
+        raise BadOut(f"--out {text} names a folder (it ends with {text[-1]}): give the page's file name, e.g."
+                     f" {out / default_out(day).name}")
     if not out.parent.is_dir():
         raise BadOut(f"--out {out}: the folder {out.parent} does not exist; create it first, or give another path")
     return out
@@ -284,7 +301,7 @@ def write(day: dt.date, out: Path | None = None, currency: str | None = None) ->
     is BadOut. A failed write leaves no temporary file behind (NotWritten).
     """
     code = settings.currency(currency)  # a wrong setting fails before Postgres is asked anything
-    target = check_out(Path(out), day) if out is not None else default_out(day)
+    target = check_out(out, day) if out is not None else default_out(day)
     html = render(report_data.load(day), currency=code)
     tmp = Path(lake.temp_path(str(target)))  # makes the default folder
     try:
@@ -310,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         day = lake.parse_date(args.date)
-        out = check_out(Path(args.out), day) if args.out else None  # before Postgres is asked anything
+        out = check_out(args.out, day) if args.out is not None else None  # before Postgres is asked anything
     except ValueError as err:  # BadOut too
         parser.error(str(err))
     try:
