@@ -5,7 +5,9 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pytest
 
+from pipeline.lake import sqlrun
 from pipeline.quality.soda import Scan, add_duckdb, run_checks_file
 
 
@@ -126,3 +128,19 @@ def test_a_checks_file_that_is_not_yaml_is_reported_as_such(tmp_path: Path) -> N
 
     with pytest.raises(NoChecksParsed, match="YAML syntax error"):
         run_checks_file(checks, {}, lambda scan: add_duckdb(scan, con, "lake"), "lake", default_table="dim_user")
+
+
+def test_a_check_whose_query_runs_out_of_memory_names_the_setting_not_an_errored_check(tmp_path: Path,
+                                                                                   luigi_settings) -> None:
+    # a SodaCL check over more distinct ids than [duckdb] memory_limit holds: the gate fails as the setting it
+    # is (the runbook's "DuckDB out of memory"), not as a check that "errored" and blocks the date's data
+    luigi_settings("duckdb", memory_limit="8MB")
+    checks = tmp_path / "stg_events.yml"
+    checks.write_text("checks for stg_events:\n  - duplicate_count(event_id) = 0:\n      name: no duplicate event_id\n")
+    con = duckdb.connect()
+    con.execute("create table stg_events as select 'EVT_' || range as event_id from range(2000000)")
+    con.execute("set memory_limit = '8MB'")
+    con.execute("set threads = 1")
+    with pytest.raises(sqlrun.DuckDBOutOfMemory, match=r"^DuckDB ran out of memory under \[duckdb\] memory_limit ="
+                                                        r" 8MB \((failed to|could not) .+\): raise it"):
+        run_checks_file(checks, {}, lambda scan: add_duckdb(scan, con, "lake"), "lake", default_table="stg_events")

@@ -20,9 +20,12 @@ from pipeline.quality import soda_setup  # noqa: F401 - first: soda-core set up 
 from soda.common.logs import Logs  # noqa: I001 - after soda_setup
 from soda.scan import Scan
 
+from pipeline.lake import sqlrun
 from pipeline.quality.results import BLOCKING, OUTCOMES, CheckResult, NoChecksParsed  # noqa: F401 - re-exported
 
 logger = logging.getLogger(__name__)
+
+OUT_OF_MEMORY = "Out of Memory Error:"  # DuckDB's words for a query over [duckdb] memory_limit, in Soda's error log
 
 
 class _GateConnection:
@@ -97,6 +100,10 @@ def run_checks_file(
         _close_connections(scan)
     checks = list(scan._checks)  # soda-core 3.x keeps the evaluated checks here; there is no getter
     errors = [log.message for log in scan.get_error_logs()]
+    if (oom := next((e for e in errors if OUT_OF_MEMORY in e), None)) is not None:
+        # a check's query met [duckdb] memory_limit: the setting to raise, not an errored check blocking the data
+        said = oom[oom.index(OUT_OF_MEMORY):].split(" Possible solutions")[0]
+        raise sqlrun.out_of_memory(duckdb.OutOfMemoryException(said))
     if not checks:
         detail = "; ".join(errors[:3]) or "the file has no `checks for <table>:` list"
         raise NoChecksParsed(f"{checks_file} parsed to zero checks ({detail}); fix the SodaCL file")
