@@ -103,8 +103,8 @@ def test_a_too_small_duckdb_memory_limit_is_named_as_the_setting_not_the_file(op
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
     assert "SourceFileInvalid" not in result.stderr + result.stdout, result.stdout[-3000:]
     assert re.search(r"failed +LandEvents\(date=2025-12-15\): DuckDBOutOfMemory: DuckDB ran out of memory under"
-                     r" \[duckdb\] memory_limit = 2MB \([^)]*\b(allocate|pin)\b.*\): raise it, or lower \[core\] workers"
-                     r" or \[duckdb\] threads \(docs/performance\.md#bigger-days\)\n", result.stderr), result.stderr[-3000:]
+                     r" \[duckdb\] memory_limit = 2MB \([^)]*\b(allocate|pin)\b.*\): raise it, or set \[duckdb\] threads"
+                     r" = 1 \(docs/performance\.md#bigger-days\)\n", result.stderr), result.stderr[-3000:]
     assert "what to do (DuckDB out of memory): raise `[duckdb] memory_limit`" in result.stdout, result.stdout[-3000:]
     assert "what to do (invalid file)" not in result.stdout
     landed = [r for r in ops.executions() if r["task_family"] == "LandEvents"]
@@ -326,11 +326,11 @@ def test_a_lake_folder_that_is_not_there_while_postgres_publishes_dates_is_one_l
     assert ops.luigi("DailyPipeline", *DATE, LOCAL).returncode == 0
     typo = ops.lake.with_name(ops.lake.name + "-typo")
     ops.extra_env["ECOMM_LAKE_DIR"] = str(typo)
-    said = (f"LakeFolderMissing: the lake folder {typo} does not exist, but the serving Postgres publishes 1 of the dates"
-            " asked for (latest 2025-12-15), built from a lake: ECOMM_LAKE_DIR or [paths] lake_dir names the wrong"
-            " folder")
+    said = (f"LakeFolderMissing: the lake folder {typo} does not exist, but the serving Postgres publishes 1 date(s)"
+            " built from a lake (the latest 2025-12-15): ECOMM_LAKE_DIR or [paths] lake_dir names the wrong folder")
     runs = (ops.luigi("DailyPipeline", *DATE, LOCAL),
-            ops.luigi("RangeDaily", "--of", "DailyPipeline", "--start", "2025-12-15", "--stop", "2025-12-16", LOCAL))
+            ops.luigi("RangeDaily", "--of", "DailyPipeline", "--start", "2025-12-15", "--stop", "2025-12-16", LOCAL),
+            ops.luigi("DailyPipeline", "--date", "2025-12-16", LOCAL))  # the next date: no second lake started
     for run in runs:
         assert run.returncode == RETCODE["scheduling_error"], run.stdout[-2000:] + run.stderr[-3000:]
         assert "Traceback" not in run.stderr and said in run.stderr, run.stderr[-3000:]

@@ -217,6 +217,11 @@ def test_each_postgres_disk_full_message_gets_its_advice(fresh_db) -> None:
                      ' "base/16384/17414" with FileFallocate(): No space left on device; it was rolled back, Postgres'
                      " is unchanged"):
         assert runbook.remedy_for_text(recorded).kind == "Postgres disk full", recorded
+    # a disk so full that Postgres refuses new sessions: not "Postgres refuses" (the login is not at fault)
+    refused = ('connection failed: connection to server on socket "/srv/pg/.s.PGSQL.5432" failed: FATAL:  could not'
+               " write init file")
+    assert runbook.remedy_for_text(f"OperationalError: {refused}").kind == "Postgres disk full"
+    assert runbook.remedy_for(psycopg.OperationalError(refused)).kind == "Postgres disk full"
     # the lake's own full disk keeps the lake's advice
     assert runbook.remedy_for_text("OSError: [Errno 28] No space left on device: 'lake/x.tmp'").kind == "disk full"
     assert runbook.remedy_for(OSError(28, "No space left on device")).kind == "disk full"

@@ -23,6 +23,7 @@ import os
 import pwd
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
@@ -118,17 +119,23 @@ def check_writable() -> None:
             " again; nothing was written")
 
 
-def check_built_here(published: set[dt.date]) -> None:
-    """Dates the serving Postgres publishes, and no lake folder at all: ECOMM_LAKE_DIR (or [paths] lake_dir) names
-    the wrong folder (a typo, a mount that is not there). Said before a date counts as published from it or a new
-    lake starts there beside the real one. An s3:// lake has no folder to miss."""
+def folder_missing() -> bool:
+    """Whether the lake is a folder that is not there: a new lake, or the wrong folder named."""
     where = config.lake_dir()
-    if published and not lake_store.is_remote(where) and not os.path.isdir(where):
+    return not lake_store.is_remote(where) and not os.path.isdir(where)
+
+
+def check_built_here(published: Callable[[], set[dt.date]]) -> None:
+    """No lake folder at all while the serving Postgres publishes dates (`published()`, asked only then): ECOMM_LAKE_DIR
+    (or [paths] lake_dir) names the wrong folder (a typo, a mount that is not there). Said before a date counts as
+    published from no lake, or a new one starts there beside the real one. An s3:// lake has no folder to miss."""
+    if folder_missing() and (dates := published()):
+        where = config.lake_dir()
         raise LakeFolderMissing(
-            f"the lake folder {where} does not exist, but the serving Postgres publishes {len(published)} of the"
-            f" dates asked for (latest {max(published)}), built from a lake: ECOMM_LAKE_DIR or [paths] lake_dir names"
-            f" the wrong folder, or its disk is not mounted; fix that (to start a new lake there on purpose, create"
-            f" the folder first: mkdir -p {where}); nothing was written")
+            f"the lake folder {where} does not exist, but the serving Postgres publishes {len(dates)} date(s) built"
+            f" from a lake (the latest {max(dates)}): ECOMM_LAKE_DIR or [paths] lake_dir names the wrong folder, or its"
+            f" disk is not mounted; fix that (to start a new lake there on purpose, create the folder first: mkdir -p"
+            f" {where}); nothing was written")
 
 
 def unreadable(path: str, error: BaseException, done: str = "read") -> LakeUnreadable:

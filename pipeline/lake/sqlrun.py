@@ -83,7 +83,7 @@ def out_of_memory(err: duckdb.OutOfMemoryException) -> DuckDBOutOfMemory:
     said = (str(err).strip().splitlines() or [""])[0].removeprefix("Out of Memory Error: ")
     return DuckDBOutOfMemory(
         f"DuckDB ran out of memory under [duckdb] memory_limit = {config.duckdb().memory_limit} ({said}): raise it,"
-        " or lower [core] workers or [duckdb] threads (docs/performance.md#bigger-days)")
+        " or set [duckdb] threads = 1 (docs/performance.md#bigger-days)")
 
 
 # a memory_limit of this form DuckDB always reads (luigi.cfg's own is one): no throwaway connection to check it

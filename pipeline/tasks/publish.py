@@ -189,8 +189,19 @@ def current_published_dates(days: list[dt.date]) -> set[dt.date]:
 
     reconciled = pg_retry.unless_unreachable(lambda: publish.reconciled_dates(days), set(),
                                              "no date counts as published")
-    lake.check_built_here(reconciled)
+    lake.check_built_here(published_anywhere)
     return {day for day in reconciled if still_current(day)}
+
+
+def published_anywhere() -> set[dt.date]:
+    """Every date the serving Postgres publishes (none when it does not answer: the run says so as it goes)."""
+    from pipeline.serving import pg, publish
+
+    def read() -> set[dt.date]:
+        with pg.connect() as conn:
+            return publish.published_dates_in(conn) if pg.has_table(conn, "audit.publish_log") else set()
+
+    return pg_retry.unless_unreachable(read, set(), "a missing lake folder is not checked against Postgres")
 
 
 class PreloadFactOrders(PreloadTask):
@@ -251,6 +262,7 @@ class DailyPipeline(luigi.WrapperTask, PipelineTask):
 
     def requires(self) -> luigi.Task:
         check_settings()
+        lake.check_built_here(published_anywhere)  # no lake folder, and Postgres publishes: the wrong folder is named
         lake.check_writable()  # a folder lake this user may not write: one line now, not every task failing
         return Publish(date=self.date, force=self.force)
 

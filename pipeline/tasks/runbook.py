@@ -231,7 +231,8 @@ REMEDIES: tuple[Remedy, ...] = (
     Remedy("Postgres disk full", "30",
            "`FAILED`, `PreloadFactOrders: PublishError: preloading fact_orders of D failed: the serving Postgres's disk"
            " is full (could not extend file \"base/...\": No space left on device); it was rolled back` (or `... wrote"
-           " only 4096 of 8192 bytes at block N`)",
+           " only 4096 of 8192 bytes at block N`); a disk so full that no session starts: `OperationalError: ... FATAL:"
+           " could not write init file` (exit 35)",
            "the disk under the serving Postgres's data folder is full (SQLSTATE 53100 disk_full): not the lake's disk,"
            " not the date's rows; the write was rolled back and BI still sees what was published before",
            "free space on the serving Postgres's disk: for the embedded server, the disk of its data folder"
@@ -243,8 +244,8 @@ REMEDIES: tuple[Remedy, ...] = (
            "a task's DuckDB needed more than `[duckdb] memory_limit` (each task process's own) for the day's size;"
            " the data is not at fault, and the step wrote nothing",
            "raise `[duckdb] memory_limit` (in luigi.cfg or the file `LUIGI_CONFIG_PATH` names; about `[core] workers`"
-           " x `memory_limit`, plus Postgres, must fit the machine's memory), or lower `[core] workers` or"
-           f" `[duckdb] threads` (docs/performance.md#bigger-days); then `{DAILY}`",
+           " x `memory_limit`, plus Postgres, must fit the machine's memory; fewer workers leave room for more), or"
+           f" set `[duckdb] threads = 1` (each thread holds its own share) (docs/performance.md#bigger-days); then `{DAILY}`",
            ("DuckDBOutOfMemory", "OutOfMemoryException")),
     Remedy("disabled in luigid", "25",
            "`not published` and `DISABLED in luigid` in the summary; Luigi says `not granted run permission`",
@@ -270,7 +271,7 @@ def _disk_full(error: BaseException) -> bool:
 
 # Postgres's words for its own full disk (SQLSTATE 53100), as a publish error carries them: never the lake's
 PG_DISK_FULL = re.compile(r"the serving Postgres's disk is full|could not extend file \"|"
-                          r"wrote only \d+ of \d+ bytes at block \d+")
+                          r"wrote only \d+ of \d+ bytes at block \d+|could not write init file")
 
 
 def _pg_disk_full(error: BaseException) -> bool:
@@ -285,10 +286,10 @@ def remedy_for(error: BaseException) -> Remedy | None:
         for cls in type(current).__mro__:
             if cls.__name__ in BY_ERROR:
                 return BY_ERROR[cls.__name__]
+        if _pg_disk_full(current):  # before a refused connection: a full disk refuses new sessions too
+            return BY_ERROR["DiskFull"]
         if isinstance(current, psycopg.OperationalError):
             return BY_ERROR["PostgresUnreachable" if retry.postgres_unreachable(current) else "PostgresRefuses"]
-        if _pg_disk_full(current):
-            return BY_ERROR["DiskFull"]
         if _disk_full(current):
             return by_kind("disk full")
         # a PermissionError may be an incoming file's: the lake's only when it names a path in the lake's folder
@@ -329,7 +330,7 @@ def remedy_for_text(message: str | None) -> Remedy | None:
     name = (message or "").split(":", 1)[0].strip()
     if known := _known_as(name):
         return BY_ERROR[known]
-    if name == "OperationalError":
+    if name == "OperationalError" and not PG_DISK_FULL.search(message or ""):
         return BY_ERROR["PostgresUnreachable" if retry.postgres_unreachable(message or "") else "PostgresRefuses"]
     if PG_PERMISSION.search(message or ""):  # also inside a PublishError's message
         return BY_ERROR["InsufficientPrivilege"]

@@ -152,7 +152,7 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
     days = sorted(set(days))
     config.lake_dir()  # a lake that cannot be one (BadSetting) is said before Postgres is asked
     rerun, published = {"local_scheduler": local_scheduler}, _publish_log(days, start_postgres)
-    lake.check_built_here(set(published or ()))  # published dates and no lake folder: the wrong folder is named
+    lake.check_built_here(lambda: set(published or ()))  # published dates, no lake folder: the wrong one is named
     result = []
     for day in days:
         runs = _runs(run_audit.executions(day), run_id)
