@@ -30,6 +30,17 @@ def first_line(error: BaseException) -> str:
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
+def shortened(text: str | None, cut: int = 300) -> str:
+    """A message's first line in at most about `cut` characters: cut at a word and marked "...", its last sentence kept
+    when short (the project's messages end with what to do: "combine the parts ..., then run again")."""
+    line = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+    if len(line) <= cut:
+        return line
+    last = line.rsplit(". ", 1)[1] if ". " in line else ""
+    tail = f" ... {last}" if 0 < len(last) <= cut // 2 else " ..."
+    return f"{line[:cut - len(tail)].rsplit(' ', 1)[0]}{tail}"
+
+
 def date_arg(text: str) -> dt.date:
     """argparse type: a date, exactly YYYY-MM-DD; the error names the value and the format."""
     try:

@@ -264,11 +264,18 @@ def test_a_date_held_back_by_an_earlier_date_of_the_same_range_names_it_not_a_ba
 
 
 def test_a_long_failure_line_is_cut_at_a_word_and_says_so() -> None:
-    from pipeline.tasks import summary
+    from pipeline.cli import shortened
 
     line = "LakeUnreadable: " + "a path and its reason " * 30
-    shown = summary._first_line(f"{line}\nthe traceback's next line")
+    shown = shortened(f"{line}\nthe traceback's next line")
     kept = shown.removesuffix(" ...")
     assert kept != shown and len(kept) <= 300 and line.startswith(kept)
     assert line[len(kept)] == " ", "cut between words, not inside one"
-    assert summary._first_line("SourceFileMissing: short\nmore") == "SourceFileMissing: short"
+    assert shortened("SourceFileMissing: short\nmore") == "SourceFileMissing: short"
+    # what to do, the message's last sentence, is kept: a summary's "do what the message says" must find it
+    folder = "UnexpectedSourceFiles: orders for 2025-12-15: /data/incoming/orders/2025-12-15 holds 3 files (" + \
+        ", ".join(f"part-{n:04d}-of-a-long-export-name.json" for n in range(3)) + "); a date's folder must hold one"
+    advice = "Multi-part delivery is not supported: combine the parts into one file, then run again"
+    shown = shortened(f"{folder} orders file (orders.json, orders.json.gz). {advice}")
+    assert len(shown) <= 300 and shown.startswith("UnexpectedSourceFiles: orders for 2025-12-15:") and \
+        shown.endswith(f" ... {advice}"), shown

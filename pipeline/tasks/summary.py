@@ -135,12 +135,6 @@ def _drift(day: dt.date) -> list[str]:
         return []
 
 
-def _first_line(text: str | None, cut: int = 300) -> str:
-    """A message's first line, cut at a word before `cut` characters and marked "..." (what to do is never cut)."""
-    line = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
-    return line if len(line) <= cut else f"{line[:cut].rsplit(' ', 1)[0]} ..."
-
-
 def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postgres: bool = True,
               local_scheduler: bool = False, messages: bool = False) -> list[DateSummary]:
     """The summary of each date; with `run_id`, outcomes and time of that run's executions only.
@@ -166,19 +160,19 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
         for row in runs:
             last[row["task_id"]] = row
         failed = [r for r in last.values() if r["status"] == "failed"]
-        failures = [f"{r['task_family']}: {_first_line(r['error_message'])}" for r in failed]
+        failures = [f"{r['task_family']}: {cli.shortened(r['error_message'])}" for r in failed]
         remedies = [remedy for r in failed if (remedy := runbook.remedy_for_text(r["error_message"]))]
         not_scheduled = []
         if run_id is not None and run_id == run_audit.run_id():  # this process's run: what it could not schedule
             for family, reason in unscheduled.failures(day):
-                not_scheduled.append(f"{family} could not be scheduled: {_first_line(reason)}")
+                not_scheduled.append(f"{family} could not be scheduled: {cli.shortened(reason)}")
                 remedies.extend(remedy for remedy in [runbook.remedy_for_text(reason)] if remedy)
         failures.extend(not_scheduled)
         blocked, drift = checks is not None and bool(checks["fail"] + checks["error"]), []
         if pub is not None and (late := late_catalogs.late_catalogs(day)):
             status = "published, catalog LATE"  # with an older catalog than the snapshot that covers it now
             failures.extend(f"what to do (late catalog snapshot): {line}" for line in late.values())
-        elif pub is not None and (changed := [r["error_message"] for r in failed if _first_line(
+        elif pub is not None and (changed := [r["error_message"] for r in failed if cli.shortened(
                 r["error_message"]).startswith(CHANGED)]):  # the date is not complete until restated
             status = LOST_RAW if all(landing.LOST in message for message in changed) else STALE_SOURCE
         elif pub is not None and (drift := _drift(day)):  # changed since its last run, which has not seen it yet
