@@ -216,8 +216,8 @@ REMEDIES: tuple[Remedy, ...] = (
            f" read-write; an s3:// lake: docs/scaling-out.md; remove nothing), then `{DAILY}`",
            ("LakeUnreadable",)),
     Remedy("lake folder missing", "35",
-           "`LakeFolderMissing: the lake folder L does not exist, but the serving Postgres publishes N of the dates"
-           " asked for ...` while scheduling, or from `python -m pipeline summary`",
+           "`LakeFolderMissing: the lake folder L does not exist, but the serving Postgres publishes N date(s) built"
+           " from a lake ...` while scheduling, or from `python -m pipeline summary`",
            "ECOMM_LAKE_DIR or `[paths] lake_dir` names a folder that is not there (a typo, a disk not mounted) while"
            " Postgres publishes dates built from a lake: they would count as published from no lake, and the next date"
            " would start a second lake there",
@@ -274,8 +274,8 @@ PG_DISK_FULL = re.compile(r"the serving Postgres's disk is full|could not extend
                           r"wrote only \d+ of \d+ bytes at block \d+|could not write init file")
 
 
-def _pg_disk_full(error: BaseException) -> bool:
-    return getattr(error, "sqlstate", None) == "53100" or PG_DISK_FULL.search(str(error)) is not None
+def _pg_disk_full(error: BaseException) -> bool:  # psycopg's DiskFull (SQLSTATE 53100) is found by its name
+    return PG_DISK_FULL.search(str(error)) is not None
 
 
 def remedy_for(error: BaseException) -> Remedy | None:
