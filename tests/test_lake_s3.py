@@ -280,3 +280,16 @@ def test_a_write_the_store_refuses_is_the_lake_s_error_and_the_run_audit_says_so
         run_audit._record(task, "running")
     [record] = caplog.records
     assert record.exc_info is None and f"could not record {task.task_id} running: the lake's bucket" in record.getMessage()
+
+
+def test_the_duckdb_cli_script_of_an_object_store_lake_sets_up_duckdbs_own_s3_client(s3_lake, s3_env, capsys) -> None:
+    assert views.main(["--sql"]) == 0
+    script = capsys.readouterr().out
+    endpoint = s3_env["AWS_ENDPOINT_URL"].removeprefix("http://")
+    secret = next(line for line in script.splitlines() if not line.startswith("--"))
+    assert secret == ("create or replace secret ecomm_lake (TYPE s3, PROVIDER credential_chain,"
+                      f" ENDPOINT '{endpoint}', URL_STYLE 'path', USE_SSL false, REGION '{s3_env['AWS_REGION']}');"), \
+        "before the first view"
+    assert "KEY_ID" not in script and s3_env["AWS_SECRET_ACCESS_KEY"] + "'" not in script, "no credential in the file"
+    assert f"nothing under {s3_lake}/raw/orders)" in script, "the views follow"
+    assert "secret" not in views.init_sql(s3_lake), "open_lake reads through pyarrow's client: nothing to download"

@@ -36,6 +36,16 @@ def test_roles_exist_with_the_right_shape(published) -> None:
     assert passwords == [], "the repository never sets a password"
 
 
+def test_the_reader_roles_comment_names_every_schema_it_reads(published) -> None:
+    with published.connect() as conn:
+        comment, = conn.execute("select shobj_description('ecomm_reader'::regrole, 'pg_authid')").fetchone()
+        readable = [name for name, in conn.execute(
+            "select nspname from pg_namespace where has_schema_privilege('ecomm_reader', oid, 'USAGE')"
+            " and nspname not in ('public', 'information_schema') and nspname not like 'pg\\_%' order by 1")]
+    assert readable == ["audit", "marts", "warehouse"]
+    assert all(name in comment for name in readable), comment
+
+
 def test_bi_reader_can_read_everything(published) -> None:
     with psycopg.connect(published.as_user("bi_reader")) as conn:
         for table in READABLE:

@@ -35,6 +35,7 @@ import glob
 import logging
 import os
 import sys
+import urllib.parse
 from pathlib import Path
 
 import duckdb
@@ -293,9 +294,29 @@ def main(argv: list[str] | None = None) -> int:
         return code
 
 
+def cli_preamble(root: str) -> str:
+    """What the duckdb CLI needs before the views of an object-store lake: DuckDB's own S3 client (the httpfs and
+    aws extensions, which the CLI downloads on first use) with the credentials and endpoint of its environment.
+    The pipeline and `open_lake` never download: they read through pyarrow's client (`s3.register_duckdb`)."""
+    if not s3.is_remote(root):
+        return ""
+    options = ["TYPE s3", "PROVIDER credential_chain"]
+    endpoint = urllib.parse.urlsplit(os.environ.get("AWS_ENDPOINT_URL", "").strip())
+    if endpoint.netloc:  # MinIO, Ceph, R2 ...: the server the pipeline's client uses, by path
+        options += [f"ENDPOINT {_literal(endpoint.netloc)}", "URL_STYLE 'path'",
+                    f"USE_SSL {str(endpoint.scheme == 'https').lower()}"]
+    if region := os.environ.get("AWS_REGION", "").strip():
+        options.append(f"REGION {_literal(region)}")
+    return ("-- An object-store lake: the duckdb CLI reads it with its httpfs and aws extensions (installed on first"
+            " use;\n-- where nothing may download, `INSTALL httpfs; INSTALL aws;` from a local repository first) and"
+            " the AWS\n-- credentials of the environment it starts in (keys, profile or role; never written here).\n"
+            f"create or replace secret ecomm_lake ({', '.join(options)});\n")
+
+
 def _show(args: argparse.Namespace) -> int:
     if args.sql:
-        sys.stdout.write(init_sql(args.lake))
+        root = args.lake or lake.root()
+        sys.stdout.write(cli_preamble(root) + init_sql(root))
         return 0
     try:
         con = open_lake(args.lake)
