@@ -33,7 +33,8 @@ import pyarrow as pa
 from pipeline import lake
 from pipeline.lake import sqlrun
 from pipeline.transform import merges
-from pipeline.transform.staging import DAILY_SOURCES, STAGING_SCHEMAS, business_timezone, sold_statuses, staging_table
+from pipeline.transform.staging import (DAILY_SOURCES, STAGING_SCHEMAS, business_timezone, hours_and_days, sold_statuses,
+                                        staging_table)
 
 logger = logging.getLogger(__name__)
 
@@ -195,7 +196,8 @@ def define_macros(con: duckdb.DuckDBPyConnection) -> None:
 
 def model_params(load_date: dt.date) -> dict[str, Any]:
     """The bound parameters of the warehouse models."""
-    return {"load_date": load_date, "sold_statuses": sold_statuses(), "business_timezone": business_timezone()}
+    return {"load_date": load_date, "sold_statuses": sold_statuses(), "business_timezone": business_timezone(),
+            "late_window_days": hours_and_days()[1]}
 
 
 def build(table: str, load_date: dt.date) -> int:

@@ -1,5 +1,8 @@
--- dim_date: the calendar days the load date's facts refer to (late rows included), plus the load date.
--- A fact refers to its business day ([model] business_timezone), the day its date_id names.
+-- dim_date: every calendar day a fact of the load date may refer to: the load date and the
+-- [model] late_window_days before it (older rows are quarantined as ancient), plus any other day the
+-- facts refer to (the next day, within the future tolerance). Dense: a BI date spine has no gaps from
+-- late_window_days before the first load date on. A fact refers to its business day ([model]
+-- business_timezone), the day its date_id names.
 -- Grain: one row per date per load_date; partition: load_date. The current view keeps one row per date.
 -- day_of_week and week_of_year are ISO (Monday = 1; week 1 holds the year's first Thursday); iso_year is the
 -- year that week belongs to (2021-01-01: week 53 of 2020), so weeks group by (iso_year, week_of_year).
@@ -18,7 +21,8 @@ referenced_dates as (
     select distinct business_date(events.event_ts, $business_timezone) as full_date
     from events
     union
-    select $load_date::date as full_date
+    select cast(window_days.range as date) as full_date
+    from range($load_date::date - $late_window_days::integer, $load_date::date + 1, interval 1 day) as window_days
 ),
 
 final as (
