@@ -132,6 +132,11 @@ def test_dsn_prints_where_the_pipeline_connects_without_the_password(capsys, mon
     assert conninfo_to_dict(out.strip()) == {"user": "etl", "host": "db.example.com", "port": "5433",
                                              "dbname": "ecomm", "sslmode": "require"}
     assert "password is not printed: it stays in ECOMM_PG_DSN" in err
+    monkeypatch.setenv("ECOMM_PG_DSN", f"host=db.example dbname=ecomm user=etl sslkey=/etc/k.pem sslpassword={secret}")
+    assert pg.main(["dsn"]) == 0
+    out, err = capsys.readouterr()
+    assert secret not in out + err and conninfo_to_dict(out.strip())["sslkey"] == "/etc/k.pem"
+    assert secret not in pg.bi_dsn() and "k.pem" not in pg.bi_dsn(), "the pipeline's client key is not BI's"
 
 
 def test_a_port_a_stopped_server_left_in_time_wait_counts_as_free() -> None:
@@ -172,7 +177,26 @@ def test_psql_gets_a_dsn_s_password_in_its_environment_not_its_command_line(dsn_
 
 def test_redact_hides_passwords() -> None:
     assert "s3cret" not in pg.redact("postgresql://u:s3cret@h/db")
+    assert "s3cret" not in pg.redact("host=h dbname=db sslkey=/k.pem sslpassword=s3cret")  # the client key's
     assert pg.redact("") == "(libpq PG* environment)"
+
+
+def test_a_dsn_libpq_cannot_read_is_one_line_that_never_repeats_it(capsys, monkeypatch, tmp_path) -> None:
+    secret = "pw" + uuid.uuid4().hex[:8]
+    mistyped = f"postgresql//etl:{secret}@127.0.0.1:{free_port()}/ecomm"  # the ':' after the scheme forgotten
+    monkeypatch.setenv("ECOMM_PG_DSN", mistyped)
+    assert pg.main(["dsn"]) == 35
+    out, err = capsys.readouterr()
+    assert out == "" and secret not in err and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("python -m pipeline.serving.pg dsn: error: ECOMM_PG_DSN is not a connection string libpq"
+                          ' can read (missing "=" after ... in connection info string)'), err
+    # the daily command: its log, run summary and failure e-mail take the error's text (libpq's quotes the DSN)
+    env = {**os.environ, "ECOMM_LAKE_DIR": str(tmp_path / "lake"), "ECOMM_DATA_DIR": str(tmp_path / "data")}
+    run = subprocess.run([sys.executable, "-m", "luigi", "--module", "pipeline.tasks", "DailyPipeline", "--date",
+                          "2025-12-15", "--local-scheduler"], cwd=REPO, env=env, capture_output=True, text=True,
+                         timeout=300, check=False)
+    assert run.returncode == 35 and secret not in run.stdout + run.stderr, run.stderr[-3000:]
+    assert "ECOMM_PG_DSN is not a connection string libpq can read" in run.stdout + run.stderr
 
 
 @pytest.mark.parametrize(("configured", "bi"), [
@@ -203,19 +227,33 @@ def test_the_bi_dsn_of_the_embedded_server_logs_in_over_tcp(embedded_server, mon
         assert conn.execute("select current_user, inet_server_addr() is not null").fetchone() == ("bi_reader", True)
 
 
+def test_the_embedded_server_runs_without_the_groups_of_the_user_who_started_it(embedded_server) -> None:
+    import pwd
+
+    pid = embedded._postmaster(embedded_server.data_dir)["pid"]
+    status = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status", encoding="utf-8") if ":" in line)
+    uids, gids, groups = (status[key].split() for key in ("Uid", "Gid", "Groups"))
+    if os.geteuid() == 0:  # as root: the system user, its own group, no other (root's group 0 would read root's files)
+        entry = pwd.getpwnam(embedded.SYSTEM_USER)
+        assert set(uids) == {str(entry.pw_uid)} and set(gids) == {str(entry.pw_gid)} and groups == [], status
+    else:
+        assert set(uids) == {str(os.geteuid())}, status
+
+
 def test_as_root_the_system_user_is_created_even_where_path_has_no_sbin(monkeypatch: pytest.MonkeyPatch) -> None:
     # cron's PATH: the embedded server's first start as root must still create the user it runs as
     import pwd
     import uuid
 
     if os.geteuid() != 0:  # as another user the server runs as that user: there is nothing to create
-        assert embedded._run_as() is None
+        assert embedded._run_as() == {}
         return
     name = f"ecomm-t{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
     try:
         entry = embedded.ensure_system_user(name)
         assert entry.pw_name == name and pwd.getpwnam(name).pw_uid == entry.pw_uid
+        assert entry.pw_shell.endswith(("nologin", "false")), "it runs binaries, it never logs in"
         assert embedded.ensure_system_user(name).pw_uid == entry.pw_uid  # an existing user is kept
     finally:
         subprocess.run(["/usr/sbin/userdel", name], check=False, capture_output=True)

@@ -104,12 +104,20 @@ def _is_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
 
 
-def _run_as() -> str | None:
-    return SYSTEM_USER if _is_root() else None
+def _run_as() -> dict[str, Any]:
+    """subprocess.run's arguments that drop root for the server's binaries: the system user, its own group and no
+    other (`user=` alone keeps root's group 0, and with it every root-group file, for anyone the trusted local
+    connections let run `COPY ... FROM PROGRAM`)."""
+    if not _is_root():
+        return {}
+    entry = ensure_system_user()
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
 
 
 # cron's PATH (/usr/bin:/bin) leaves out the sbin folders where useradd lives
 _SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
+# the server's user never logs in: it runs the binaries, through subprocess, not a shell
+_NO_LOGIN = next((shell for shell in ("/usr/sbin/nologin", "/sbin/nologin") if os.path.exists(shell)), "/bin/false")
 
 
 def ensure_system_user(name: str = SYSTEM_USER) -> Any:
@@ -130,10 +138,10 @@ def ensure_system_user(name: str = SYSTEM_USER) -> Any:
     if useradd is None:
         raise EmbeddedServerError(
             f"the embedded Postgres refuses to run as root and the system user {name!r} it runs as does not"
-            f" exist; useradd was not found to create it: create it (useradd -s /bin/bash {name}), run as"
+            f" exist; useradd was not found to create it: create it (useradd -s {_NO_LOGIN} {name}), run as"
             " another user, or set ECOMM_PG_DSN to use another Postgres"
         )
-    done = subprocess.run([useradd, "-s", "/bin/bash", name], capture_output=True, text=True, check=False)
+    done = subprocess.run([useradd, "-s", _NO_LOGIN, name], capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise EmbeddedServerError(
             f"the embedded Postgres refuses to run as root, and creating the system user {name!r} it runs as"
@@ -280,7 +288,7 @@ def _initdb(pgdata: Path) -> None:
     try:
         pgserver_module().initdb(
             ["--auth=trust", "--encoding=UTF8", "--locale=C", "-U", postgres_settings().superuser],
-            pgdata=pgdata, user=_run_as(), timeout=postgres_settings().start_timeout * 2,
+            pgdata=pgdata, **_run_as(), timeout=postgres_settings().start_timeout * 2,
         )
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as err:
         raise EmbeddedServerError(f"initdb failed for {pgdata}: {err}; see the log above") from err
@@ -297,7 +305,7 @@ def _pg_ctl_start(pgdata: Path, port: int) -> dict[str, Any]:
     try:
         pgserver_module().pg_ctl(
             ["-w", "-t", str(timeout), "-l", str(pgdata / LOG_FILE), "-o", options, "start"],
-            pgdata=pgdata, user=_run_as(), timeout=timeout + 10,
+            pgdata=pgdata, **_run_as(), timeout=timeout + 10,
         )
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as err:
         raise EmbeddedServerError(
@@ -385,7 +393,7 @@ def stop() -> bool:
             return False
         try:
             pgserver_module().pg_ctl(["-w", "-t", str(timeout), "-m", "fast", "stop"], pgdata=pgdata,
-                                     user=_run_as(), timeout=timeout + 10)
+                                     **_run_as(), timeout=timeout + 10)
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as err:
             raise EmbeddedServerError(f"could not stop the embedded Postgres in {pgdata}: {err}") from err
     _known_dsn.pop(pgdata, None)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import urllib.parse
 from typing import Any
@@ -22,6 +23,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from pipeline.cli import first_line
+from pipeline.config import BadSetting
 from pipeline.serving import embedded
 from pipeline.serving.settings import postgres as postgres_settings
 
@@ -38,10 +40,24 @@ stop_embedded = embedded.stop
 embedded_status = embedded.status
 
 
+SECRET_PARAMS = ("password", "sslpassword")  # what a DSN shown to a person, a log or a BI tool never carries
+
+
+class DsnInvalid(BadSetting):
+    """ECOMM_PG_DSN is not a connection string libpq can read; the message never repeats it (it may hold a password)."""
+
+
 def dsn() -> str:
     """Where the pipeline connects: ECOMM_PG_DSN, "" (libpq's PG* variables) or the embedded server."""
     explicit = os.environ.get(ENV_DSN, "").strip()
     if explicit:
+        try:
+            conninfo_to_dict(explicit)
+        except psycopg.ProgrammingError as err:  # libpq's message quotes the string, password and all
+            reason = re.sub(r'"([^"]*)"', lambda quoted: quoted[0] if len(quoted[1]) < 3 else "...", first_line(err))
+            raise DsnInvalid(
+                f"{ENV_DSN} is not a connection string libpq can read ({reason}): write it as"
+                " postgresql://USER@HOST:PORT/DATABASE or as key=value pairs, the password in ~/.pgpass") from None
         return explicit
     if any(os.environ.get(name) for name in LIBPQ_VARS):
         return ""
@@ -66,7 +82,7 @@ def bi_dsn() -> str:
         host = params.pop("host", "") or os.environ.get("PGHOST", "")
         port = params.pop("port", "") or os.environ.get("PGPORT", "")
         database = params.pop("dbname", "") or os.environ.get("PGDATABASE", "")
-        for secret_or_user in ("password", "passfile", "user"):
+        for secret_or_user in (*SECRET_PARAMS, "passfile", "sslkey", "sslcert", "user"):  # the pipeline's login's
             params.pop(secret_or_user, None)
     if host.startswith("/"):  # a Unix socket directory goes in the query string
         params = {"host": host, **params}
@@ -86,8 +102,9 @@ def redact(conninfo: str) -> str:
         parts = conninfo_to_dict(conninfo)
     except psycopg.ProgrammingError:
         return "(unparseable DSN)"
-    if "password" in parts:
-        parts["password"] = "***"
+    for secret in SECRET_PARAMS:
+        if secret in parts:
+            parts[secret] = "***"
     return " ".join(f"{key}={value}" for key, value in parts.items())
 
 
@@ -169,7 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if command == "dsn":
             target = bi_dsn() if as_bi else dsn()
-            shown, _ = _without_password(target)
+            parts = conninfo_to_dict(target) if target else {}
+            shown = make_conninfo(**{k: v for k, v in parts.items() if k not in SECRET_PARAMS}) if any(
+                secret in parts for secret in SECRET_PARAMS) else target
             print(shown)
             if shown != target:  # a terminal's scrollback, a CI log or a ticket is no place for it
                 print(f"(the password is not printed: it stays in {ENV_DSN}; `python -m pipeline.serving.pg psql`"
@@ -191,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     except EmbeddedServerError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except DsnInvalid as err:
+        print(f"python -m pipeline.serving.pg {command}: error: {err}", file=sys.stderr)
+        return 35  # a setting that cannot be read (docs/operations.md#exit-codes)
     return 0
 
 

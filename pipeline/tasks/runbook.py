@@ -179,7 +179,7 @@ REMEDIES: tuple[Remedy, ...] = (
            " `[publish] lock_timeout` x `lock_attempts`, or another pipeline process held the date longer than"
            " `pipeline_lock_timeout`. The publish was rolled back: readers still see the date as it was",
            "end the session the message names (as the serving owner: `select pg_terminate_backend(N)`), or let it"
-           " finish; give every BI login the session limits of docs/schema.md#bi-session-limits so it cannot recur;"
+           " finish; give every BI login the session limits of docs/schema.md#bi-session-limits (defaults a session can turn off);"
            f" then `{DAILY}`", ("PublishLocked", "LockWaitTimeout", "PipelineLockBusy")),
     Remedy("serving mismatch", "30",
            "`Publish: ServingMismatch: the serving tables do not match the lake; republish the date: ...`, and"
