@@ -86,6 +86,10 @@ class checks(config.NamedBadSettings, luigi.Config):  # noqa: N801 - luigi maps 
     unknown_product_warn_pct = luigi.FloatParameter(default=1.0)
     unknown_product_fail_pct = luigi.FloatParameter(default=99.0)
     freshness_warn_hours = luigi.IntParameter(default=24)
+    # late rows: shares (%) of stg_orders / stg_events rows whose business day is not the load date (a day's file
+    # that is another date's is all late rows)
+    late_warn_pct = luigi.FloatParameter(default=20.0)
+    late_fail_pct = luigi.FloatParameter(default=90.0)
     # gate views (pipeline.quality.gate_views): shares (%) of a source's received records (raw rows + rejected
     # lines) thrown away, and its volume against the median of earlier load dates
     lost_warn_pct = luigi.FloatParameter(default=5.0)
@@ -149,7 +153,7 @@ def gate_variables(load_date: dt.date | str, *, catalog_covered: bool = True) ->
     day_start = staging.business_day_start(day, timezone)
     day_end = staging.business_day_start(day + dt.timedelta(days=1), timezone)
     future_limit = staging.timestamp_limits(day)["latest_accepted_ts"]
-    pcts = {name: _pct_pair(settings, name) for name in ("unknown_product", "lost", "rejected")}
+    pcts = {name: _pct_pair(settings, name) for name in ("unknown_product", "lost", "rejected", "late")}
     warn_pct, fail_pct = pcts["unknown_product"]
     volume = _volume_settings(settings)
     return {
@@ -171,6 +175,8 @@ def gate_variables(load_date: dt.date | str, *, catalog_covered: bool = True) ->
         "lost_fail_pct": repr(pcts["lost"][1]),
         "rejected_warn_pct": repr(pcts["rejected"][0]),
         "rejected_fail_pct": repr(pcts["rejected"][1]),
+        "late_warn_pct": repr(pcts["late"][0]),
+        "late_fail_pct": repr(pcts["late"][1]),
         **volume,
     }
 
@@ -180,7 +186,7 @@ def check_settings() -> None:
     naming them), before a run does any work."""
     checks_dir()
     settings = checks()
-    for name in ("unknown_product", "lost", "rejected"):
+    for name in ("unknown_product", "lost", "rejected", "late"):
         _pct_pair(settings, name)
     _volume_settings(settings)
 
