@@ -1,4 +1,5 @@
-"""The gate's rules for plausible-looking wrong days: a file of another date (checks/staging/*.yml).
+"""The gate's rules for plausible-looking wrong days: a file of another date, prices far from the catalog's,
+quantities no shop sells in one line (checks/staging/*.yml, checks/warehouse/fact_orders.yml).
 
 Real Parquet partitions, real Soda scans (tests/support/gate_day.py), and a day landed from real incoming
 files through the pipeline's own code (`run_day`).
@@ -6,6 +7,7 @@ files through the pipeline's own code (`run_day`).
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -30,7 +32,9 @@ from tests.support.gate_day import (
 
 LATE_ORDERS = ("stg_orders", "share of orders from another business day than the load date")
 LATE_EVENTS = ("stg_events", "share of events from another business day than the load date")
-NEW_RULES = {LATE_ORDERS, LATE_EVENTS}
+PRICE_OFF = ("fact_orders", "share of order lines priced far from the catalog price")
+LARGE_QUANTITY = ("fact_orders", "order lines with an implausibly large quantity")
+NEW_RULES = {LATE_ORDERS, LATE_EVENTS, PRICE_OFF, LARGE_QUANTITY}
 
 
 # ------------------------------------------------------------------------------------ late rows
@@ -97,15 +101,98 @@ def test_late_rows_are_judged_by_the_business_day(lake_root: Path) -> None:
     assert by_name(result)[LATE_ORDERS].value == f"{100.0 * before_new_york_midnight / 20:g}"
 
 
+# ------------------------------------------------------------------------- prices and quantities
+def test_prices_in_cents_warn(lake_root: Path) -> None:
+    # the first 10 of 40 order lines priced in cents (x 100); every product's catalog price is 9.99
+    orders = [order(i, unit_price=order(i)["unit_price"] * 100 if i < 10 else order(i)["unit_price"])
+              for i in range(40)]
+    write_day(orders, clean_events())
+
+    result = gate.run_gate(D)
+
+    off = by_name(result)[PRICE_OFF]
+    assert (off.outcome, off.value) == ("warn", "25")
+    assert off.message.startswith("warn: measured 25; rule: warn when > 1.0")
+    assert f"restate the date (python -m pipeline restate --date {D})" in off.message
+    assert not result.blocked
+    assert outcomes(result, "warn") & NEW_RULES == {PRICE_OFF}
+
+
+def test_a_price_under_a_tenth_of_the_catalog_warns_but_a_free_line_does_not(lake_root: Path) -> None:
+    orders = clean_orders(38) + [order(38, unit_price=Decimal("0.50")), order(39, unit_price=Decimal("0"))]
+    write_day(orders, clean_events())
+
+    off = by_name(gate.run_gate(D))[PRICE_OFF]
+
+    assert (off.outcome, off.value) == ("warn", "2.5")  # 1 of 40 lines
+
+
+def test_a_huge_quantity_warns(lake_root: Path) -> None:
+    orders = clean_orders(19) + [order(19, quantity=1_000_000)]
+    write_day(orders, clean_events())
+
+    result = gate.run_gate(D)
+
+    large = by_name(result)[LARGE_QUANTITY]
+    assert (large.outcome, large.value) == ("warn", "1")
+    assert "quantity above 1000" in large.message and "nothing to do: the check only warns" in large.message
+    assert not result.blocked
+    assert outcomes(result, "warn") & NEW_RULES == {LARGE_QUANTITY}
+
+
+def test_a_clean_day_passes_every_new_rule(lake_root: Path) -> None:
+    write_day(clean_orders(40), clean_events())
+
+    checked = by_name(gate.run_gate(D))
+
+    assert {name: checked[name].outcome for name in NEW_RULES} == dict.fromkeys(NEW_RULES, "pass")
+
+
+def test_a_generated_day_passes_every_new_rule(lake_root: Path, incoming: Path) -> None:
+    # the sample generator's day, dirty rows included (late records among them), through the real pipeline
+    from devtools.generate import generate
+    from pipeline.ingest import landing
+    from pipeline.transform import staging
+
+    generate(D, 1, out=incoming, orders_per_day=400, events_per_day=2000, users=200, dirty_rate=0.05)
+    landing.land_orders(D)
+    landing.land_events(D)
+    for kind in ("products", "users"):
+        landing.land_catalog(kind, D)
+    for source in staging.SOURCES:
+        staging.stage(source, D)
+    rows.build_day(D)
+    result = gate.run_gate(D)
+
+    checked = by_name(result)
+    assert float(checked[LATE_ORDERS].value) > 0  # the generator's late records
+    assert {name: checked[name].outcome for name in NEW_RULES} == dict.fromkeys(NEW_RULES, "pass")
+    assert not result.blocked
+
+
 # ------------------------------------------------------------------------------------- settings
 @pytest.mark.parametrize("settings, refused", [
     ({"late_warn_pct": "50", "late_fail_pct": "40"}, "0 <= late_warn_pct <= late_fail_pct <= 100"),
+    ({"price_off_catalog_ratio": "1"}, "price_off_catalog_ratio > 1"),
+    ({"price_off_catalog_warn_pct": "101"}, "0 <= price_off_catalog_warn_pct <= 100"),
+    ({"quantity_warn_max": "0"}, "quantity_warn_max >= 1"),
 ])
 def test_thresholds_that_cannot_mean_anything_are_refused(lake_root: Path, luigi_settings, settings: dict,
                                                           refused: str) -> None:
     luigi_settings("checks", **settings)
     with pytest.raises(config.BadSetting, match=f"\\[checks\\] needs {refused}".replace("(", r"\(")):
         gate.check_settings()
+
+
+def test_the_new_thresholds_come_from_the_checks_section(lake_root: Path, luigi_settings) -> None:
+    assert {k: v for k, v in gate.gate_variables(D).items() if k.startswith(("late_", "price_", "quantity_"))} == {
+        "late_warn_pct": "20.0", "late_fail_pct": "90.0", "price_off_catalog_ratio": "10.0",
+        "price_off_catalog_warn_pct": "1.0", "quantity_warn_max": "1000"}
+    luigi_settings("checks", quantity_warn_max="5")
+    write_day(clean_orders(), clean_events())  # quantities 1..3
+    assert by_name(gate.run_gate(D))[LARGE_QUANTITY].outcome == "pass"
+    luigi_settings("checks", quantity_warn_max="2")
+    assert by_name(gate.run_gate(D))[LARGE_QUANTITY].value == str(sum(o["quantity"] > 2 for o in clean_orders()))
 
 
 def test_the_late_thresholds_come_from_the_checks_section(lake_root: Path, luigi_settings) -> None:
