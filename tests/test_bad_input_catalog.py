@@ -278,6 +278,22 @@ def check_late_event_keeps_its_day() -> None:
     assert staged_value("stg_events", "load_date") == [D]
 
 
+def check_gate(table: str, check: str, outcome: str, *fragments: str) -> Callable[[], None]:
+    """The date built (warehouse, marts) and gated: the named check has this outcome and its message these
+    fragments; a warning does not block the date, a failure does."""
+    def gated() -> None:
+        from pipeline.quality import gate
+
+        rows.build_day(D)
+        result = gate.run_gate(D)
+        (checked,) = [r for r in result.results if (r.table_name, r.check_name) == (table, check)]
+        assert checked.outcome == outcome, checked
+        for fragment in fragments:
+            assert fragment in checked.message, f"{fragment!r} not in {checked.message!r}"
+        assert result.blocked == (outcome == "fail"), [r for r in result.results if r.outcome in ("fail", "error")]
+    return gated
+
+
 def check_late_order_keeps_its_day() -> None:
     assert staged_value("stg_orders", "order_ts") == [dt.datetime(2025, 12, 1, 9, 0)]
 
@@ -507,6 +523,30 @@ CASES: list[Case] = [
          "accepted (late-arriving, within `late_window_days`); keeps its own timestamp",
          orders(order(timestamp="2025-12-01T09:00:00")), Expect(staged={"orders": 1}),
          check=check_late_order_keeps_its_day),
+    Case("orders-file-of-another-date", "orders: the 2025-12-15 file is a copy of 2025-12-11's (every order of that day)",
+         "staged as late rows of 2025-12-11 (none counts on 2025-12-15); the quality gate blocks the date: "
+         "`share of orders from another business day than the load date` 100 % > `late_fail_pct` (90 %), with what "
+         "to do (compare with the sender, restate; `--checks-late-fail-pct 100` if really late)",
+         merge(orders(*(order(order_id=f"ORD_{i}", timestamp=f"2025-12-11T{i:02d}:00:00") for i in range(12))),
+               events()),
+         Expect(staged={"orders": 12, "events": 1}),
+         check=check_gate("stg_orders", "share of orders from another business day than the load date", "fail",
+                          "fail: measured 100;", "python -m pipeline restate --date 2025-12-15",
+                          "--checks-late-fail-pct 100")),
+    Case("orders-prices-in-cents", "orders: `price` x 100 with `\"currency\": \"USD_CENTS\"` (catalog price 19.99)",
+         "accepted (revenue 100x); the quality gate warns: `share of order lines priced far from the catalog price` "
+         "above `price_off_catalog_warn_pct` (1 %), with what to do",
+         merge(products(), events(),
+               orders(order(price=1999, currency="USD_CENTS"), order(order_id="ORD_2", price=19.99))),
+         Expect(staged={"orders": 2, "events": 1, "products": 1}),
+         check=check_gate("fact_orders", "share of order lines priced far from the catalog price", "warn",
+                          "warn: measured 50;", "python -m pipeline restate --date 2025-12-15")),
+    Case("orders-huge-quantity", "orders: `quantity: 1000000`",
+         "accepted; the quality gate warns: `order lines with an implausibly large quantity` (above "
+         "`quantity_warn_max`, 1000), with what to do",
+         merge(events(), orders(order(quantity=1_000_000))), Expect(staged={"orders": 1, "events": 1}),
+         check=check_gate("fact_orders", "order lines with an implausibly large quantity", "warn",
+                          "quantity above 1000")),
     Case("orders-invalid-status", "orders: `status: \"shipped\"`", "quarantined: `invalid_status`",
          orders(order(status="shipped")), Expect(staged={"orders": 0}, quarantined={"orders": {"invalid_status": 1}})),
     Case("orders-duplicate-exact", "orders: the same record twice in a day",

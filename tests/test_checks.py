@@ -393,8 +393,9 @@ def test_hostile_load_date_is_rejected_before_any_scan(lake_root: Path) -> None:
     assert list(lake_root.iterdir()) == []  # nothing was registered, scanned or written
 
 
-def test_stale_day_warns_on_freshness(lake_root: Path) -> None:
-    # every order of the file is from two days before the load date (a replayed file)
+def test_stale_day_warns_on_freshness(lake_root: Path, luigi_settings) -> None:
+    # every order of the file is from two days before the load date (a replayed file): the freshness check
+    # warns, saying what to do; the share of late rows (100 %) blocks the date, unless that is allowed
     orders = [order(i, order_ts=DAY - dt.timedelta(days=2) + dt.timedelta(minutes=i)) for i in range(20)]
     write_day(orders, clean_events())
 
@@ -403,6 +404,12 @@ def test_stale_day_warns_on_freshness(lake_root: Path) -> None:
     fresh = by_name(result)[("stg_orders", "newest order_ts is recent at the end of the load date")]
     assert (fresh.outcome, fresh.check_type) == ("warn", "freshness")
     assert fresh.value.startswith("2 days, 23:41:00")
+    assert f"restate the date (python -m pipeline restate --date {D})" in fresh.message
+    assert outcomes(result, "fail") == {("stg_orders", "share of orders from another business day than the load date")}
+
+    luigi_settings("checks", late_fail_pct="100")
+    result = gate.run_gate(D)
+    assert by_name(result)[("stg_orders", "newest order_ts is recent at the end of the load date")].outcome == "warn"
     assert not result.blocked
 
 

@@ -86,6 +86,13 @@ class checks(config.NamedBadSettings, luigi.Config):  # noqa: N801 - luigi maps 
     unknown_product_warn_pct = luigi.FloatParameter(default=1.0)
     unknown_product_fail_pct = luigi.FloatParameter(default=99.0)
     freshness_warn_hours = luigi.IntParameter(default=24)
+    # late rows: shares (%) of stg_orders / stg_events rows whose business day is not the load date (a day's file
+    # that is another date's is all late rows); anomalies of fact_orders that only warn (_anomaly_settings)
+    late_warn_pct = luigi.FloatParameter(default=20.0)
+    late_fail_pct = luigi.FloatParameter(default=90.0)
+    price_off_catalog_ratio = luigi.FloatParameter(default=10.0)
+    price_off_catalog_warn_pct = luigi.FloatParameter(default=1.0)
+    quantity_warn_max = luigi.IntParameter(default=1000)
     # gate views (pipeline.quality.gate_views): shares (%) of a source's received records (raw rows + rejected
     # lines) thrown away, and its volume against the median of earlier load dates
     lost_warn_pct = luigi.FloatParameter(default=5.0)
@@ -149,7 +156,7 @@ def gate_variables(load_date: dt.date | str, *, catalog_covered: bool = True) ->
     day_start = staging.business_day_start(day, timezone)
     day_end = staging.business_day_start(day + dt.timedelta(days=1), timezone)
     future_limit = staging.timestamp_limits(day)["latest_accepted_ts"]
-    pcts = {name: _pct_pair(settings, name) for name in ("unknown_product", "lost", "rejected")}
+    pcts = {name: _pct_pair(settings, name) for name in ("unknown_product", "lost", "rejected", "late")}
     warn_pct, fail_pct = pcts["unknown_product"]
     volume = _volume_settings(settings)
     return {
@@ -171,7 +178,10 @@ def gate_variables(load_date: dt.date | str, *, catalog_covered: bool = True) ->
         "lost_fail_pct": repr(pcts["lost"][1]),
         "rejected_warn_pct": repr(pcts["rejected"][0]),
         "rejected_fail_pct": repr(pcts["rejected"][1]),
+        "late_warn_pct": repr(pcts["late"][0]),
+        "late_fail_pct": repr(pcts["late"][1]),
         **volume,
+        **_anomaly_settings(settings),
     }
 
 
@@ -180,9 +190,10 @@ def check_settings() -> None:
     naming them), before a run does any work."""
     checks_dir()
     settings = checks()
-    for name in ("unknown_product", "lost", "rejected"):
+    for name in ("unknown_product", "lost", "rejected", "late"):
         _pct_pair(settings, name)
     _volume_settings(settings)
+    _anomaly_settings(settings)
 
 
 def _pct_pair(settings: checks, name: str) -> tuple[float, float]:
@@ -211,6 +222,24 @@ def _volume_settings(settings: checks) -> dict[str, str]:
         "volume_fail_low_ratio": repr(fail_low),
         "volume_warn_low_ratio": repr(warn_low),
         "volume_warn_high_ratio": repr(warn_high),
+    }
+
+
+def _anomaly_settings(settings: checks) -> dict[str, str]:
+    """fact_orders' warn-only anomaly thresholds as variables, refused unless they can mean something: a price
+    ratio above 1 (at 1 every price unlike the catalog's would be off), a share 0-100 %, a quantity of 1 or more."""
+    ratio, warn_pct = float(settings.price_off_catalog_ratio), float(settings.price_off_catalog_warn_pct)
+    max_quantity = int(settings.quantity_warn_max)
+    if not ratio > 1:
+        raise config.BadSetting(f"[checks] needs price_off_catalog_ratio > 1, got {ratio}")
+    if not 0 <= warn_pct <= 100:
+        raise config.BadSetting(f"[checks] needs 0 <= price_off_catalog_warn_pct <= 100, got {warn_pct}")
+    if max_quantity < 1:
+        raise config.BadSetting(f"[checks] needs quantity_warn_max >= 1, got {max_quantity}")
+    return {
+        "price_off_catalog_ratio": repr(ratio),
+        "price_off_catalog_warn_pct": repr(warn_pct),
+        "quantity_warn_max": str(max_quantity),
     }
 
 
