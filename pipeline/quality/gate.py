@@ -296,20 +296,29 @@ def run_gate(load_date: dt.date | str, *, checks_root: Path | None = None) -> Ga
 def _advised(result: CheckResult) -> CheckResult:
     """A table check's `advice` attribute (what a person does about it) after its message when it warns or fails
     (the derived views' checks get theirs with their counts, `gate_views.explain`)."""
-    result = _freshness_without_rows(result)
+    result = _without_rows(result)
     advice = (result.attributes or {}).get("advice")
     if not advice or result.outcome not in ("warn", "fail"):
         return result
     return dataclasses.replace(result, message=f"{result.message}. {advice}")
 
 
-def _freshness_without_rows(result: CheckResult) -> CheckResult:
-    """A freshness check that measured nothing (the partition has no rows: a day without orders) as a warning "not
-    evaluated": Soda fails it, which would block a day the row_count rule lets through (see gate_variables)."""
-    if result.check_type != "freshness" or result.outcome != "fail" or result.value is not None:
+def _without_rows(result: CheckResult) -> CheckResult:
+    """The checks of a partition without rows (a day without orders): the row_count failure says what to do (the
+    run's what-to-do reads the option from it), and freshness, which measured nothing, is a warning "not evaluated"
+    (Soda fails it, which would block a day the row_count rule lets through: see gate_variables)."""
+    if result.outcome != "fail":
         return result
-    return dataclasses.replace(result, outcome="warn", message=f"not evaluated: {result.table_name} has no rows for"
-                               " the date, so no newest timestamp (its row_count check says whether that blocks it)")
+    if result.check_type == "row_count" and result.value == "0":
+        return dataclasses.replace(result, message=(
+            f"{result.message}. No rows staged: when the source received none, the check of its volume against"
+            " earlier load dates says what to do; a day that really had none is published by rerunning it with"
+            " --checks-volume-fail-low-ratio 0"))
+    if result.check_type == "freshness" and result.value is None:
+        return dataclasses.replace(result, outcome="warn", message=f"not evaluated: {result.table_name} has no rows"
+                                   " for the date, so no newest timestamp (its row_count check says whether that"
+                                   " blocks it)")
+    return result
 
 
 def _named_in(path: Path, present: dict[str, list[str]]) -> dict[str, list[str]]:
