@@ -309,7 +309,7 @@ def _without_rows(result: CheckResult) -> CheckResult:
     (Soda fails it, which would block a day the row_count rule lets through: see gate_variables)."""
     if result.outcome != "fail":
         return result
-    if result.check_type == "row_count" and result.value == "0":
+    if result.check_type == "row_count" and result.value == "0" and result.table_name in REQUIRED_RECONCILED:
         return dataclasses.replace(result, message=(
             f"{result.message}. No rows staged: when the source received none, the check of its volume against"
             " earlier load dates says what to do; a day that really had none is published by rerunning it with"
