@@ -81,11 +81,11 @@ def test_ndjson_orders(lake_root, incoming):
     ("content", "expected"),
     [
         (b"", "empty"),
-        (b"[]", "no records"),
+        (b"  \n\n", "only blank space"),
         (b'[{"order_id": "ORD_1"},\n{"order_id": "OR', "byte"),
         (b'[{"order_id": "ORD_1"} {"order_id": 2}]', "byte"),
     ],
-    ids=["empty-file", "empty-array", "truncated", "malformed"],
+    ids=["empty-file", "blank-space-only", "truncated", "malformed"],
 )
 def test_unreadable_orders_fail_naming_file_and_place_and_land_nothing(lake_root, incoming, content, expected):
     path = write(incoming, "orders/2025-12-15/orders.json", content)
@@ -190,7 +190,7 @@ def test_missing_required_column_fails_clearly(lake_root, incoming):
     assert not os.path.exists(lake.partition_dir("raw", "events", D))
 
 
-@pytest.mark.parametrize("content", [b"", HEADER.encode() + b"\n"], ids=["empty", "header-only"])
+@pytest.mark.parametrize("content", [b"", b"\n \n"], ids=["empty", "blank-lines-only"])
 def test_empty_events_file_fails(lake_root, incoming, content):
     write(incoming, "events/2025-12-15/events.csv", content)
     with pytest.raises(landing.SourceFileInvalid, match="events.csv"):

@@ -226,7 +226,7 @@ def _capture(into: list, call, *args) -> None:
 # ------------------------------------------------------------------------- messages keep secrets
 @pytest.mark.parametrize(("rel", "content", "error"), [
     (f"events/{D}/events.csv", f"{SECRET}\nE1,U1\n", "lacks required column"),
-    (f"events/{D}/events.csv", f"{HEADER},{SECRET}\n", "no readable event lines"),
+    (f"events/{D}/events.csv", f"{HEADER},{SECRET}\nE1,U1\n", "could be landed"),
     (f"events/{D}/events.csv", f"event_id,event_id,{HEADER}\n", "repeat an earlier one"),
     (f"orders/{D}/orders.json", SECRET, "is not a JSON array"),
     (f"orders/{D}/orders.json", f'[{{"order_id": "{SECRET}"}} {{"x": 1}}]', "malformed JSON in array element"),

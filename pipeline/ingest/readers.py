@@ -10,6 +10,12 @@ partition and the file's audit/rejected_lines partition and returns the counts (
 - `land_csv`: the events file, DuckDB's reader straight to Parquet, then the line-safe path when the
   reader did not give one record per line (see `pipeline.ingest.lines`).
 
+A daily file that is complete but holds no records (orders: the array `[]`; events: the header line
+and no rows) lands a raw partition of 0 rows: a day without orders is a fact to record, and the
+quality gate decides whether it is published (it blocks an empty day unless told the day was real).
+A file with no content at all (0 bytes, only blank space: nothing says the export finished) or whose
+every record was rejected (a damaged file) is refused, as is an empty catalog snapshot.
+
 Error messages name the file, line numbers and byte offsets, never the file's content (the reader's
 own messages quote it, so they are reduced to their kind: see `reader_detail`).
 """
@@ -101,9 +107,29 @@ def _none_landed(path: str, records: int, rejected: int, what: str, cr_alone: bo
                              f" the lines are not recorded, as nothing was landed); nothing was landed")
 
 
+def _empty_array(src: SourceFile) -> bool:
+    """Whether a JSON file without records is a complete document, the array `[]` (not only blank space)."""
+    with incoming.open_stream(src) as stream:
+        for block in iter(lambda: stream.read(1 << 16), b""):
+            text = block.lstrip(b" \t\r\n\xef\xbb\xbf")  # blank space and a UTF-8 byte order mark
+            if text:
+                return text.startswith(b"[")
+    return False
+
+
+def _no_records(src: SourceFile, table: str) -> SourceFileInvalid:
+    """A JSON file with content but no record: only blank space, or an empty catalog snapshot."""
+    if table != "orders":
+        return _none_landed(src.path, 0, 0, "the file holds no records (a catalog snapshot cannot be empty)")
+    return _none_landed(src.path, 0, 0, "the file holds no records, only blank space (an incomplete export?);"
+                                        " a day without orders is delivered as orders.json holding the array []")
+
+
 def land_json(table: str, model: str, src: SourceFile, load_date: dt.date, params: dict[str, Any],
               scanned: landing_lines.Scan | None, stable: Callable[[], None]) -> Landed:
-    """Land a JSON source's object records as raw rows and every other record as rejected."""
+    """Land a JSON source's object records as raw rows and every other record as rejected.
+
+    Orders that are the empty array `[]` land 0 rows (a day without orders); see the module doc."""
     read = {"path": src.path, "json_format": src.format, "compression": src.compression}
     found = landing_lines.LineSafe()
     read_path = "direct"
@@ -129,7 +155,9 @@ def land_json(table: str, model: str, src: SourceFile, load_date: dt.date, param
         con.register("line_rejects", found.rejects_table())
         objects = con.execute("select count(*) filter (where json_type = 'OBJECT') from json_records").fetchall()[0][0]
         rejected = records - objects
-        if not objects:
+        if not records and not (table == "orders" and src.format == "array" and _empty_array(src)):
+            raise _no_records(src, table)
+        if records and not objects:
             cr_alone = read_path == "line-safe" and records == 1 and "\r" in (lines.column("text")[0].as_py() or "")
             raise _none_landed(src.path, records, rejected, "the file holds no records", cr_alone)
 
@@ -224,7 +252,7 @@ def events_direct(src: SourceFile, load_date: dt.date, params: dict[str, Any], s
             blank = landing_lines.blank_lines(src, skip=1)
             if rows + rejected != records - blank:
                 raise NotOnePerLine(f"{rows} rows + {rejected} rejected lines != {records - blank} records")
-        if not rows:
+        if not rows and records - blank:  # a header and no rows is a day without events (see the module doc)
             raise _none_landed(src.path, records - blank, rejected, "no readable event lines after the header")
         counted["rejected"] = rejected
 
@@ -262,7 +290,7 @@ def events_line_safe(src: SourceFile, load_date: dt.date, params: dict[str, Any]
                 raise LineAccountingError(
                     f"{src.path}: {rows} rows + {rejected} rejected lines != {found.records} records even when read"
                     f" line by line; nothing was landed. Please report this with the file")
-            if not rows:
+            if not rows and found.records:
                 raise _none_landed(src.path, found.records, rejected, "no readable event lines after the header")
             counted["rejected"] = rejected
 

@@ -172,6 +172,9 @@ def gate_variables(load_date: dt.date | str, *, catalog_covered: bool = True) ->
         "orders_max_rows": str(int(settings.orders_max_rows)),
         "events_min_rows": str(int(settings.events_min_rows)),
         "events_max_rows": str(int(settings.events_max_rows)),
+        # the staged tables' row_count fails below it: an empty day blocks unless the volume check is told that
+        # no day is too small (--checks-volume-fail-low-ratio 0: "this small day is real", as for the volume)
+        "publish_min_rows": "1" if float(settings.volume_fail_low_ratio) > 0 else "0",
         "unknown_product_warn_pct": repr(warn_pct),
         "unknown_product_fail_pct": repr(fail_pct if catalog_covered else 100.0),
         "lost_warn_pct": repr(pcts["lost"][0]),
@@ -322,10 +325,29 @@ def run_gate(load_date: dt.date | str, *, checks_root: Path | None = None) -> Ga
 def _advised(result: CheckResult) -> CheckResult:
     """A table check's `advice` attribute (what a person does about it) after its message when it warns or fails
     (the derived views' checks get theirs with their counts, `gate_views.explain`)."""
+    result = _without_rows(result)
     advice = (result.attributes or {}).get("advice")
     if not advice or result.outcome not in ("warn", "fail"):
         return result
     return dataclasses.replace(result, message=f"{result.message}. {advice}")
+
+
+def _without_rows(result: CheckResult) -> CheckResult:
+    """The checks of a partition without rows (a day without orders): the row_count failure says what to do (the
+    run's what-to-do reads the option from it), and freshness, which measured nothing, is a warning "not evaluated"
+    (Soda fails it, which would block a day the row_count rule lets through: see gate_variables)."""
+    if result.outcome != "fail":
+        return result
+    if result.check_type == "row_count" and result.value == "0" and result.table_name in REQUIRED_RECONCILED:
+        return dataclasses.replace(result, message=(
+            f"{result.message}. No rows staged: when the source received none, the check of its volume against"
+            " earlier load dates says what to do; a day that really had none is published by rerunning it with"
+            " --checks-volume-fail-low-ratio 0"))
+    if result.check_type == "freshness" and result.value is None:
+        return dataclasses.replace(result, outcome="warn", message=f"not evaluated: {result.table_name} has no rows"
+                                   " for the date, so no newest timestamp (its row_count check says whether that"
+                                   " blocks it)")
+    return result
 
 
 def _named_in(path: Path, present: dict[str, list[str]]) -> dict[str, list[str]]:

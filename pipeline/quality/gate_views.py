@@ -20,7 +20,9 @@ read, so rerunning a date judges it against the same history (unless an earlier 
 Soda records a measured value and a rule; `explain()` puts the counts behind a share or ratio into
 the message ("how many of how many", which source) with the check's `advice` attribute (what to do),
 and records a volume check without enough history as a warning "not evaluated" rather than an error
-that would block the first days of a lake.
+that would block the first days of a lake. A source that received no records (a complete file
+without any: a closed shop's day, or an incomplete export) measures a volume ratio of 0 whatever its
+history, so the date is blocked unless `[checks] volume_fail_low_ratio` is 0 (the day was real).
 """
 from __future__ import annotations
 
@@ -170,7 +172,9 @@ def _share(pct: float) -> str:
 
 def _loss_detail(figure: str, source: str, row: dict[str, Any] | None, day: str) -> str:
     if row is None or not row["received_count"]:
-        return f"{source}: no delivery for {day}, so nothing was thrown away"
+        # a daily source reconciled was delivered: its file held no records (a day without orders)
+        what = "no records received" if row is not None and source in VOLUME_SOURCES else "no delivery"
+        return f"{source}: {what} for {day}, so nothing was thrown away"
     received = f"{_n(row['received_count'])} records received for {day} (raw rows + rejected lines)"
     if figure == "rejected":
         return (f"{source}: the reader rejected {_n(row['rejected_count'])} of the {received}:"
@@ -192,6 +196,9 @@ def _history_text(row: dict[str, Any]) -> str:
 def _volume_detail(source: str, row: dict[str, Any] | None, day: str, variables: dict[str, str]) -> str:
     if row is None:
         return f"{source}: not reconciled for {day}"
+    if not row["received_count"]:
+        return (f"{source}: no records received for {day}: its file is complete but holds none (an empty JSON"
+                f" array, a CSV header without rows); {_history_text(row)}")
     received = f"{_n(row['received_count'])} records received for {day} (raw rows + rejected lines)"
     if not row["is_evaluated"]:
         return (f"not evaluated: {source} has {_history_text(row)}, the volume check needs"
@@ -229,6 +236,8 @@ def explain(con: duckdb.DuckDBPyConnection, view: str, results: list[CheckResult
         else:
             detail = _loss_detail(figure, source, row, day)
         advice = attributes.get("advice") if result.outcome in ("warn", "fail") else None
+        if advice and figure == "volume" and row is not None and not row["received_count"]:
+            advice = attributes.get("advice_when_empty", advice)
         rule = result.message
         if result.metric:  # the rule is enough; the metric's SQL expression is in the checks file
             rule = rule.split(f"; {result.metric} = ", 1)[0]
