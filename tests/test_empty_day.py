@@ -88,7 +88,7 @@ def test_an_empty_catalog_snapshot_is_still_refused(lake_root, incoming):
 def test_the_first_day_of_a_lake_without_orders_is_blocked_then_published_with_the_override(
         lake_root, incoming, luigi_settings):
     """No history yet (the volume ratio cannot be evaluated): an empty source is judged all the same."""
-    result = run_day(incoming, D, orders=[], events=[event_line(i) for i in range(60)])
+    result = run_day(incoming, D, orders=[], events=[event_line(i, D) for i in range(60)])
     checks = by_name(result)
     volume = checks[("source_volume", "orders received against the median of earlier load dates")]
     assert result.blocked and (volume.outcome, volume.value) == ("fail", "0")
@@ -113,7 +113,7 @@ def test_the_first_day_of_a_lake_without_orders_is_blocked_then_published_with_t
 def test_a_day_with_orders_keeps_its_verdicts(lake_root, incoming, luigi_settings):
     """The override changes nothing for a day that has orders: its volume rule warns below the range as before."""
     luigi_settings("checks", volume_fail_low_ratio="0")
-    result = run_day(incoming, D, orders=[an_order(i) for i in range(20)], events=[event_line(i) for i in range(60)])
+    result = run_day(incoming, D, orders=[an_order(i, D) for i in range(20)], events=[event_line(i, D) for i in range(60)])
     checks = by_name(result)
     assert checks[("stg_orders", "orders volume within the expected daily range")].outcome == "warn"
     fresh = checks[("stg_orders", "newest order_ts is recent at the end of the load date")]
