@@ -6,8 +6,8 @@ CASES is the single source of the table in docs/bad-input.md (between the marker
 temporary folder and runs the pipeline's own Luigi tasks for the date (LandX then StageX, each only
 when its `complete()` says so, as the scheduler would) with real DuckDB and real Parquet. Then:
 
-- a case that must fail raises the named error, whose message names the file and the place, and
-  nothing of that source is landed or staged;
+- a case that must fail raises the named error, whose message names the file (an API case: its URL) and
+  the place, and nothing of that source is landed or staged;
 - for every source and date that was staged, the lake's audit/reconciliation record holds
   source_records = raw + rejected and raw = staged + quarantined + duplicates, and each figure
   equals the rows of the partition it counts (raw, staging, audit/bad_records,
@@ -171,6 +171,7 @@ class Case:
     files: dict[str, bytes]
     expect: Expect
     api_fault: tuple[str, int] | None = None  # products from a DummyJSON server with this fault queued
+    api_server: dict[str, Any] | None = None  # attributes of that server (e.g. the "redirect" fault's target)
     check: Callable[[], None] | None = None  # further assertions after staging
     fix: dict[str, bytes] | None = None  # rerun after writing these files (a partial failure fixed)
     prepare: Callable[[Path], None] | None = None  # further setup of the incoming folder (links ...)
@@ -790,6 +791,20 @@ CASES: list[Case] = [
          " it (never read as a double, which rounds it to 9.99); the rest staged",
          {}, Expect(staged={"products": 94}, quarantined={"products": {"invalid_price": 100}}),
          api_fault=("precise_prices", 1), check=check_api_prices_quoted_as_written),
+    Case("products-api-redirect-same-server", "products API: a page answered with a redirect to the same URL on the"
+         " same server", "followed (same scheme, host and port); landed and staged",
+         {}, Expect(staged={"products": 194}), api_fault=("redirect", 1)),
+    Case("products-api-redirect-elsewhere", "products API: a page answered with a redirect to another port (or"
+         " host, or scheme: `ftp://`, https to http)", "fails at once, not retried: `CatalogApiBadResponse` naming"
+         " the target (secrets in it masked); nothing is fetched from there, nothing landed",
+         {}, Expect(fails=("products", "CatalogApiBadResponse", ("redirect to http://127.0.0.1:1/products",
+                                                                  "another scheme, host or port"))),
+         api_fault=("redirect", 1), api_server={"redirect_to": "http://127.0.0.1:1"}),
+    Case("products-api-deep-json", "products API: a page of 100 000 nested arrays (`[[[...]]]`)",
+         "fails at once, not retried: `CatalogApiBadResponse` (JSON nested more than 64 levels), not a"
+         " RecursionError; nothing landed",
+         {}, Expect(fails=("products", "CatalogApiBadResponse", ("nested more than 64 levels",))),
+         api_fault=("deep", 1)),
     Case("products-gzip", "products file: `products_D.json.gz` (a gzip-compressed snapshot)", "accepted",
          renamed(products(), suffix=".gz", compress=gzip.compress), Expect(staged={"products": 1})),
     Case("products-negative-price", "products file: `current_price: -1`",
@@ -940,6 +955,8 @@ def test_bad_input(case: Case, lake_root: Path, incoming: Path, monkeypatch: pyt
     server = None
     if case.api_fault is not None:
         server = DummyJsonServer().start()
+        for name, value in (case.api_server or {}).items():
+            setattr(server, name, value)
         server.fail_next(case.api_fault[0], times=case.api_fault[1])
         monkeypatch.setenv("ECOMM_PRODUCTS_URL", server.url)
     try:
@@ -960,7 +977,8 @@ def test_bad_input(case: Case, lake_root: Path, incoming: Path, monkeypatch: pyt
         assert err is not None, f"{case.id}: expected {error}, nothing failed"
         assert type(err).__name__ == error, repr(err)
         message = str(err)
-        assert str(incoming) in message, f"the message must name the file: {message}"
+        named = server.url if server is not None else str(incoming)  # the API's URL, or the file
+        assert named in message, f"the message must name the file or the API: {message}"
         for fragment in fragments:
             assert fragment in message, f"{fragment!r} not in {message!r}"
         for content in expect.not_in_message:

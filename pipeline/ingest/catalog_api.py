@@ -3,21 +3,33 @@
 `fetch_all(base_url, "products")` pages through `GET {base_url}/products?limit=L&skip=S` until it
 holds `total` items and returns them exactly as received (a gzip-compressed answer decompressed).
 Field checks are not done here: items with missing fields are quarantined downstream.
+
+Each request is bounded (`catalog_http`): a total deadline besides the per-read timeout, a size limit on
+the body as sent and decompressed, redirects followed only within the same scheme, host and port, JSON
+nested no deeper than MAX_JSON_DEPTH. A key the API wants goes in the Authorization header from
+$ECOMM_CATALOG_AUTHORIZATION; one left in the URL's query is masked (`redact_url`) in every message and in
+the lineage (`source_url`), and a URL with user:password@ is refused as a setting.
 """
 from __future__ import annotations
 
+import dataclasses
 import email.utils
-import gzip
 import http.client
 import logging
+import os
 import time
 import urllib.error
 import urllib.parse
-import urllib.request
+import zlib
 from datetime import UTC
 from typing import Any
 
-from pipeline.ingest import json_numbers
+from pipeline.config import BadSetting
+from pipeline.ingest import catalog_http, json_numbers
+from pipeline.ingest.catalog_http import redact_url
+
+__all__ = ["AUTHORIZATION_VARIABLE", "CatalogApiBadResponse", "CatalogApiError", "CatalogApiTransientError",
+           "fetch_all", "page_url", "redact_url", "source_url"]
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +37,17 @@ RESOURCES = ("products", "users")
 # A server asking for a longer pause is down for maintenance, not throttling: fail now, run later.
 MAX_RETRY_AFTER_SECONDS = 60.0
 USER_AGENT = "ecomm-warehouse-catalog/0.1 (+python-urllib)"
+# The Authorization header sent with every catalog request, from the environment only (a secret: never in
+# luigi.cfg, never in a message). E.g. `Bearer <token>`, or `Basic <base64 of user:password>`.
+AUTHORIZATION_VARIABLE = "ECOMM_CATALOG_AUTHORIZATION"
+# Bytes read per answer, as sent and again decompressed: a DummyJSON page is a few KB, a whole catalog in one
+# page a few MB. Beyond it the answer is refused (not retried) instead of filling the memory.
+MAX_RESPONSE_BYTES = 256 * 1024 * 1024
+# A request's total deadline, in multiples of the per-read timeout: a server dripping bytes slower than
+# that resets the per-read timeout forever. Exceeded, it is retried like a timeout.
+DEADLINE_TIMEOUTS = 6
+# Lists/objects nested deeper than this are refused: a catalog page nests 4 or 5 levels.
+MAX_JSON_DEPTH = 64
 
 
 class CatalogApiError(Exception):
@@ -37,6 +60,16 @@ class CatalogApiTransientError(CatalogApiError):
 
 class CatalogApiBadResponse(CatalogApiError):
     """The API answered with something unusable: a 4xx, non-JSON, the wrong shape or short pages."""
+
+
+@dataclasses.dataclass(frozen=True)
+class _Client:
+    """What every request of one fetch shares."""
+
+    headers: dict[str, str] = dataclasses.field(repr=False)  # may hold the Authorization header
+    timeout: float
+    deadline: float
+    max_bytes: int
 
 
 class _Retryable(Exception):
@@ -54,14 +87,34 @@ def _hint(resource: str) -> str:
             f"(ECOMM_{resource.upper()}_URL) empty to use the file fallback")
 
 
+def _resource_path(path: str, resource: str) -> str:
+    path = path.rstrip("/")
+    return path if path.endswith("/" + resource) else f"{path}/{resource}"
+
+
 def page_url(base_url: str, resource: str, limit: int, skip: int) -> str:
     """The URL of one page; `base_url` may end in `/` or already in `/{resource}`."""
     parts = urllib.parse.urlsplit(base_url)
-    path = parts.path.rstrip("/")
-    if not path.endswith("/" + resource):
-        path = f"{path}/{resource}"
+    path = _resource_path(parts.path, resource)
     query = urllib.parse.parse_qsl(parts.query) + [("limit", str(limit)), ("skip", str(skip))]
     return urllib.parse.urlunsplit((parts.scheme, parts.netloc, path, urllib.parse.urlencode(query), ""))
+
+
+def source_url(base_url: str, resource: str) -> str:
+    """The lineage name of what `fetch_all(base_url, resource)` fetched: its URL without the paging
+    parameters, secrets masked (`redact_url`)."""
+    parts = urllib.parse.urlsplit(base_url)
+    return redact_url(urllib.parse.urlunsplit((parts.scheme, parts.netloc, _resource_path(parts.path, resource),
+                                               parts.query, "")))
+
+
+def authorization_from_environment() -> str:
+    """The Authorization header value from $ECOMM_CATALOG_AUTHORIZATION ("" = none); BadSetting if unusable."""
+    value = os.environ.get(AUTHORIZATION_VARIABLE, "").strip()
+    if any(ord(char) < 32 or ord(char) == 127 for char in value):  # its value is a secret: never shown
+        raise BadSetting(f"{AUTHORIZATION_VARIABLE} holds a line break or control character; give one header"
+                         " value, e.g. 'Bearer <token>'")
+    return value
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -81,59 +134,84 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _get_json(url: str, resource: str, timeout: float) -> Any:
+def _get_json(url: str, resource: str, client: _Client) -> Any:
     """GET `url` once and parse its JSON body; transient failures raise `_Retryable`."""
-    request = urllib.request.Request(url, headers={"Accept": "application/json", "Accept-Encoding": "gzip",
-                                                   "User-Agent": USER_AGENT})
+    shown = redact_url(url)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            body: bytes = response.read()
-            content_type = response.headers.get("Content-Type", "")
-            encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+        answer = catalog_http.get(url, client.headers, timeout=client.timeout, total_timeout=client.deadline,
+                                  max_bytes=client.max_bytes)
     except urllib.error.HTTPError as err:
-        try:
-            detail = err.read(300).decode("utf-8", "replace").strip()
-        except (OSError, http.client.HTTPException):
-            detail = ""
-        finally:
-            err.close()
+        detail = getattr(err, "detail", "")
         if err.code == 429 or err.code >= 500:
             wait = _retry_after(err.headers.get("Retry-After"))
             if wait is not None and wait > MAX_RETRY_AFTER_SECONDS:
                 raise CatalogApiTransientError(
-                    f"GET {url} returned HTTP {err.code} asking to retry after {wait:.0f}s; "
+                    f"GET {shown} returned HTTP {err.code} asking to retry after {wait:.0f}s; "
                     f"run again later, or {_hint(resource)}") from err
             raise _Retryable(f"HTTP {err.code}", wait) from err
         raise CatalogApiBadResponse(
-            f"GET {url} returned HTTP {err.code} {err.reason} ({detail or 'no body'}); "
+            f"GET {shown} returned HTTP {err.code} {err.reason} ({detail or 'no body'}); "
             f"not retried: {_hint(resource)}") from err
+    except catalog_http.RedirectRefused as err:
+        raise CatalogApiBadResponse(
+            f"GET {shown} answered with an {err}; not followed (data from elsewhere would be landed under"
+            f" this URL's name): set the URL to where the API really is, or {_hint(resource)}") from err
+    except catalog_http.ResponseTooLarge as err:
+        raise CatalogApiBadResponse(
+            f"GET {shown} answered with {err}; not retried (a catalog page is a few KB): check the URL, or"
+            f" {_hint(resource)}") from err
+    except catalog_http.DeadlineExceeded as err:
+        raise _Retryable(f"{err} (the server kept sending too slowly)") from err
     except TimeoutError as err:
-        raise _Retryable(f"no answer within {timeout}s") from err
+        raise _Retryable(f"no answer within {client.timeout}s") from err
     except urllib.error.URLError as err:  # connection refused, DNS failure, timeout while connecting
         raise _Retryable(f"connection failed: {err.reason}") from err
     except (OSError, http.client.HTTPException) as err:  # reset, disconnected, truncated body
         raise _Retryable(f"connection failed: {err!r}") from err
-    if encoding == "gzip":  # asked for: DummyJSON and most APIs compress what they send
+    body = answer.body
+    if answer.encoding == "gzip":  # asked for: DummyJSON and most APIs compress what they send
         try:
-            body = gzip.decompress(body)
-        except (OSError, EOFError) as err:  # cut off on the way (transient) or not gzip at all
+            body = catalog_http.gunzip_capped(body, client.max_bytes)
+        except catalog_http.ResponseTooLarge as err:
+            raise CatalogApiBadResponse(f"GET {shown} answered with {err}; not retried (a catalog page is a few"
+                                        f" KB): check the URL, or {_hint(resource)}") from err
+        except (zlib.error, EOFError) as err:  # cut off on the way (transient) or not gzip at all
             raise _Retryable(f"a gzip body that cannot be decompressed ({err})") from err
-    elif encoding not in ("identity", ""):
-        raise CatalogApiBadResponse(f"GET {url} answered with Content-Encoding {encoding!r}, which this client"
-                                    f" does not read (it asks for gzip or none); {_hint(resource)}")
+    elif answer.encoding not in ("identity", ""):
+        raise CatalogApiBadResponse(f"GET {shown} answered with Content-Encoding {answer.encoding!r}, which this"
+                                    f" client does not read (it asks for gzip or none); {_hint(resource)}")
+    too_deep = False
     try:
-        return json_numbers.loads(body)
+        payload = json_numbers.loads(body)
+    except RecursionError:  # raised below, from None: its chained traceback would be a thousand frames
+        payload, too_deep = None, True
     except ValueError as err:
         start = body[:60].decode("utf-8", "replace")
         raise CatalogApiBadResponse(
-            f"GET {url} did not return JSON (Content-Type {content_type!r}, body starts {start!r}): "
+            f"GET {shown} did not return JSON (Content-Type {answer.content_type!r}, body starts {start!r}): "
             f"{err}; {_hint(resource)}") from err
+    if too_deep or _deeper_than(payload, MAX_JSON_DEPTH):
+        raise CatalogApiBadResponse(f"GET {shown} returned JSON nested more than {MAX_JSON_DEPTH} levels deep"
+                                    f" (a catalog page is 4 or 5); not retried: {_hint(resource)}") from None
+    return payload
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether `value` nests lists/objects more than `limit` levels deep (iterative: no recursion limit)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                return True
+            stack.extend((inner, depth + 1) for inner in (item.values() if isinstance(item, dict) else item))
+    return False
 
 
 def _check_page(payload: Any, url: str, resource: str, skip: int) -> tuple[list[dict[str, Any]], int]:
     """The page's items and `total`; wrong shapes raise, short pages raise `_Retryable`."""
     def bad(problem: str) -> CatalogApiBadResponse:
-        return CatalogApiBadResponse(f"GET {url} returned the wrong shape: {problem}; {_hint(resource)}")
+        return CatalogApiBadResponse(f"GET {redact_url(url)} returned the wrong shape: {problem}; {_hint(resource)}")
 
     if not isinstance(payload, dict):
         raise bad(f"a JSON {type(payload).__name__}, expected an object with {resource!r} and 'total'")
@@ -158,21 +236,21 @@ def _check_page(payload: Any, url: str, resource: str, skip: int) -> tuple[list[
     return items, total
 
 
-def _fetch_page(url: str, resource: str, skip: int, *, timeout: float, retries: int,
+def _fetch_page(url: str, resource: str, skip: int, *, client: _Client, retries: int,
                 backoff: float) -> tuple[list[dict[str, Any]], int]:
     for attempt in range(retries + 1):
         try:
-            return _check_page(_get_json(url, resource, timeout), url, resource, skip)
+            return _check_page(_get_json(url, resource, client), url, resource, skip)
         except _Retryable as err:
             if attempt == retries:
                 error = CatalogApiBadResponse if err.short else CatalogApiTransientError
-                raise error(f"GET {url} failed {attempt + 1} times, last: {err.reason}; "
+                raise error(f"GET {redact_url(url)} failed {attempt + 1} times, last: {err.reason}; "
                             f"{_hint(resource)}") from err
             delay = backoff * 2 ** attempt
             if err.retry_after is not None:
                 delay = max(delay, err.retry_after)
             logger.warning("GET %s failed (%s); retry %d of %d in %.2fs",
-                           url, err.reason, attempt + 1, retries, delay)
+                           redact_url(url), err.reason, attempt + 1, retries, delay)
             time.sleep(delay)
     raise AssertionError("unreachable: the last attempt returns or raises")
 
@@ -184,30 +262,62 @@ def _check_drift(url: str, resource: str, items: list[dict[str, Any]], total: in
     publish a partial catalog without a word; `seen` collects the ids fetched so far."""
     changed = "the catalog changed while it was read (offset pagination is not a snapshot): run again"
     if first_total is not None and total != first_total:
-        raise CatalogApiBadResponse(f"GET {url}: total={total}, the first page said total={first_total}; {changed}")
+        raise CatalogApiBadResponse(f"GET {redact_url(url)}: total={total}, the first page said total={first_total}; {changed}")
     ids = [item.get("id") for item in items if isinstance(item.get("id"), (int, str))]
     again = [item_id for item_id in ids if item_id in seen]
     if again:
-        raise CatalogApiBadResponse(f"GET {url}: {len(again)} of its {len(items)} {resource} came on an earlier"
+        raise CatalogApiBadResponse(f"GET {redact_url(url)}: {len(again)} of its {len(items)} {resource} came on an earlier"
                                     f" page too (id {again[0]!r} ...); {changed}")
     seen.update(ids)
 
 
 def fetch_all(base_url: str, resource: str, *, page_size: int = 100, timeout: float = 10.0,
-              retries: int = 3, backoff: float = 0.5, max_pages: int = 1000) -> list[dict[str, Any]]:
-    """Every item of `resource` ("products" or "users") from the API at `base_url`, as received."""
+              retries: int = 3, backoff: float = 0.5, max_pages: int = 1000, authorization: str | None = None,
+              deadline: float | None = None, max_response_bytes: int | None = None) -> list[dict[str, Any]]:
+    """Every item of `resource` ("products" or "users") from the API at `base_url`, as received.
+
+    `authorization`: the Authorization header of every request (None: $ECOMM_CATALOG_AUTHORIZATION, "": none).
+    `deadline`: seconds one request may take in all (None: DEADLINE_TIMEOUTS x `timeout`).
+    `max_response_bytes`: bytes read of one answer, as sent and decompressed (None: MAX_RESPONSE_BYTES)."""
     if resource not in RESOURCES:
         raise ValueError(f"resource must be one of {RESOURCES}, not {resource!r}")
-    if urllib.parse.urlsplit(base_url).scheme not in ("http", "https"):
-        raise ValueError(f"base_url must be an http(s) URL, not {base_url!r}")
+    parts = urllib.parse.urlsplit(base_url)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"base_url must be an http(s) URL, not {redact_url(base_url)!r}")
+    if "@" in parts.netloc:  # urllib would send user:password as part of the host name, and print it
+        raise BadSetting(f"the {resource} API URL {redact_url(base_url)} holds credentials (user:password@),"
+                         f" which this client does not send and which would show in every message: remove them"
+                         f" from the URL and set {AUTHORIZATION_VARIABLE}='Basic <base64 of user:password>'"
+                         " in the environment instead (docs/security.md)")
     if page_size < 1 or retries < 0 or max_pages < 1 or timeout <= 0:
         raise ValueError("page_size and max_pages must be >= 1, retries >= 0 and timeout > 0")
+    deadline = DEADLINE_TIMEOUTS * timeout if deadline is None else deadline
+    max_response_bytes = MAX_RESPONSE_BYTES if max_response_bytes is None else max_response_bytes
+    if deadline <= 0 or max_response_bytes < 1:
+        raise ValueError("deadline and max_response_bytes must be > 0")
+    if authorization is None:
+        authorization = authorization_from_environment()
+    headers = {"Accept": "application/json", "Accept-Encoding": "gzip", "User-Agent": USER_AGENT}
+    if authorization:
+        headers["Authorization"] = authorization
+    client = _Client(headers, timeout, deadline, max_response_bytes)
+    secrets = catalog_http.secrets_in(base_url, authorization)
+    try:
+        return _fetch_all(base_url, resource, client, page_size=page_size, retries=retries, backoff=backoff,
+                          max_pages=max_pages)
+    except CatalogApiError as err:  # a server may echo a key back in an error body
+        err.args = tuple(catalog_http.scrub(arg, secrets) if isinstance(arg, str) else arg for arg in err.args)
+        raise
+
+
+def _fetch_all(base_url: str, resource: str, client: _Client, *, page_size: int, retries: int, backoff: float,
+               max_pages: int) -> list[dict[str, Any]]:
     collected: list[dict[str, Any]] = []
     skip, total, seen = 0, 0, set()
     for _ in range(max_pages):
         url = page_url(base_url, resource, page_size, skip)
         first_total = total if collected else None
-        items, total = _fetch_page(url, resource, skip, timeout=timeout, retries=retries, backoff=backoff)
+        items, total = _fetch_page(url, resource, skip, client=client, retries=retries, backoff=backoff)
         _check_drift(url, resource, items, total, first_total, seen)
         collected.extend(items)
         skip += len(items)
@@ -218,10 +328,10 @@ def fetch_all(base_url: str, resource: str, *, page_size: int = 100, timeout: fl
     else:
         raise CatalogApiBadResponse(
             f"{resource}: still {len(collected)} of {total} items after max_pages={max_pages} pages "
-            f"from {base_url}; raise page_size or max_pages")
+            f"from {redact_url(base_url)}; raise page_size or max_pages")
     if len(collected) != total:  # only if `total` shrank between pages: the catalog changed mid-fetch
         raise CatalogApiBadResponse(
             f"{resource}: short page: fetched {len(collected)} items but the API now says total={total}; "
             "the catalog changed during the fetch, run again")
-    logger.info("Fetched %d %s from %s", len(collected), resource, base_url)
+    logger.info("Fetched %d %s from %s", len(collected), resource, redact_url(base_url))
     return collected

@@ -379,7 +379,7 @@ def _land_from_api(kind: str, url: str, day: dt.date) -> dict[str, Any]:
         raise catalog_api.CatalogApiBadResponse(f"{url}/{kind}: the API returned no records; nothing was landed")
     handle_fd, staging = tempfile.mkstemp(prefix=f"ecomm-{kind}-", suffix=".json")
     os.close(handle_fd)
-    source = f"{url.rstrip('/')}/{kind}"
+    source = catalog_api.source_url(url, kind)  # lineage and messages name it: secrets masked
     try:
         with open(staging, "w", encoding="utf-8") as handle:
             handle.write(json_numbers.dumps(records))

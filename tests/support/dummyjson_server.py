@@ -25,6 +25,19 @@ Kinds:
     "gzip"            the answer compressed with gzip, sent with `Content-Encoding: gzip`
     "precise_prices"  200 page whose items' prices are written with 22 decimals, digits no double holds
                       (9.99 as 9.9900000000000000000001: Python's json would read that back as 9.99)
+    "redirect"        302 to `server.redirect_to` + the request's path ("" by default: the same server, a
+                      relative Location); point it at another server, port or scheme to test the client
+    "gzip_bomb"       200 with `Content-Encoding: gzip`: a valid empty page padded with `bomb_bytes` spaces
+                      (default 64 MiB), a few dozen KB as sent
+    "huge"            200 page padded with `huge_bytes` spaces (default 2 MiB), sent as is
+    "drip"            200 with an empty page's Content-Length, then its body one byte every `drip_seconds`
+                      (default 0.1 s), padded with `drip_bytes` spaces (default 10): each read gets a byte
+                      within any timeout over 0.1 s, the whole takes about 6 s
+    "deep"            200 body of `deep_levels` nested arrays (default 100 000): `[[[...]]]`
+
+`server.require_authorization = "Bearer x"` makes every request without exactly that Authorization header
+a 401 whose body quotes the header received (as careless APIs do); `server.authorizations` records the
+Authorization header of each request (None: none sent).
 
 Page-shaped faults ("short", "empty", "missing_fields", "bad_shape", "shifted", "shrunk", "precise_prices") on a
 single-item request are consumed and ignored. Payloads are read and written with each number's text as the
@@ -39,6 +52,7 @@ import os
 import threading
 import time
 import urllib.parse
+import zlib
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -51,7 +65,7 @@ from tests.support.paths import DUMMYJSON
 logger = logging.getLogger(__name__)
 
 FAULT_KINDS = ("500", "503", "429", "timeout", "html", "short", "empty", "missing_fields", "bad_shape", "shifted",
-               "shrunk", "precise_prices", "gzip")
+               "shrunk", "precise_prices", "gzip", "redirect", "gzip_bomb", "huge", "drip", "deep")
 RESOURCES = {"products": "Product", "users": "User"}
 MISSING_FIELDS = {"products": ("price", "title"), "users": ("email", "username")}
 DEFAULT_LIMIT = 30
@@ -82,6 +96,15 @@ class DummyJsonServer:
         self.slow_seconds = slow_seconds
         self.retry_after = "0"  # the Retry-After header sent with the "429" fault
         self.requests: list[str] = []
+        self.authorizations: list[str | None] = []
+        self.require_authorization: str | None = None
+        self.redirect_to = ""  # the "redirect" fault's target: this base URL + the request's path
+        self.bomb_bytes = 64 * 1024 * 1024
+        self.huge_bytes = 2 * 1024 * 1024
+        self.drip_seconds = 0.1
+        self.drip_bytes = 10
+        self.deep_levels = 100_000
+        self._stopped = threading.Event()
         self._faults: deque[str | None] = deque()
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
@@ -111,9 +134,10 @@ class DummyJsonServer:
         with self._lock:
             return len(self._faults)
 
-    def _record(self, path: str) -> str | None:
+    def _record(self, path: str, authorization: str | None) -> str | None:
         with self._lock:
             self.requests.append(path)
+            self.authorizations.append(authorization)
             return self._faults.popleft() if self._faults else None
 
     def start(self) -> DummyJsonServer:
@@ -123,6 +147,7 @@ class DummyJsonServer:
         return self
 
     def stop(self) -> None:
+        self._stopped.set()  # ends a "drip" answer still being sent
         if self._thread is not None:
             self._httpd.shutdown()
             self._thread.join()
@@ -165,8 +190,20 @@ def _handler_for(server: DummyJsonServer) -> type[BaseHTTPRequestHandler]:
             self.send_body(status, body, headers=headers)
 
         def do_GET(self) -> None:  # noqa: N802 - stdlib name
-            fault = server._record(self.path)
+            authorization = self.headers.get("Authorization")
+            fault = server._record(self.path, authorization)
+            if server.require_authorization is not None and authorization != server.require_authorization:
+                return self.send_json(401, {"message": f"Invalid authorization {authorization!r}"})
             self.compress = fault == "gzip"
+            if fault == "redirect":
+                return self.send_body(302, b"", headers={"Location": server.redirect_to + self.path})
+            if fault == "gzip_bomb":
+                return self.send_body(200, _bomb(server.bomb_bytes), headers={"Content-Encoding": "gzip"})
+            if fault == "deep":
+                levels = server.deep_levels
+                return self.send_body(200, b"[" * levels + b"]" * levels)
+            if fault == "drip":
+                return self.drip()
             if fault in ("500", "503"):
                 return self.send_json(int(fault), {"message": f"Injected HTTP {fault}"})
             if fault == "429":
@@ -178,6 +215,23 @@ def _handler_for(server: DummyJsonServer) -> type[BaseHTTPRequestHandler]:
             if fault == "timeout":
                 time.sleep(server.slow_seconds)
             self.route(fault)
+
+        def drip(self) -> None:
+            body = json_numbers.dumps({"products": [], "total": 0, "skip": 0, "limit": 0}).encode()
+            try:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                padding = server.drip_bytes
+                self.send_header("Content-Length", str(len(body) + padding))
+                self.end_headers()
+                for byte in [body[i:i + 1] for i in range(len(body))] + [b" "] * padding:  # spaces: valid JSON
+                    if server._stopped.wait(server.drip_seconds):
+                        break
+                    self.wfile.write(byte)
+                    self.wfile.flush()
+            except OSError:
+                pass  # the client gave up, as it should
+            self.close_connection = True
 
         def route(self, fault: str | None) -> None:
             parts = urllib.parse.urlsplit(self.path)
@@ -225,9 +279,28 @@ def _handler_for(server: DummyJsonServer) -> type[BaseHTTPRequestHandler]:
                 items = [{**item, "price": json_numbers.Number(f"{float(item['price']):.2f}00000000000000000001")}
                          if "price" in item else item for item in items]
             key = "items" if fault == "bad_shape" else resource
+            if fault == "huge":
+                body = json_numbers.dumps({key: items, "total": total, "skip": skip, "limit": claimed}).encode()
+                return self.send_body(200, body + b" " * server.huge_bytes)
             self.send_json(200, {key: items, "total": total, "skip": skip, "limit": claimed})
 
     return Handler
+
+
+_BOMBS: dict[int, bytes] = {}
+
+
+def _bomb(size: int) -> bytes:
+    """A gzip body of a valid empty products page padded with `size` spaces, compressed as it is made."""
+    if size not in _BOMBS:
+        compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        parts = [compressor.compress(b'{"products": [], "total": 0, "skip": 0, "limit": 0')]
+        block = b" " * (1024 * 1024)
+        for start in range(0, size, len(block)):
+            parts.append(compressor.compress(block[: size - start]))
+        parts.append(compressor.compress(b"}") + compressor.flush())
+        _BOMBS[size] = b"".join(parts)
+    return _BOMBS[size]
 
 
 def main(argv: list[str] | None = None) -> None:
