@@ -316,7 +316,8 @@ def _api_url(variable: str, option: str, configured: str) -> str:
     """A catalog API's base URL, empty or http(s) (BadSetting naming the variable or option otherwise)."""
     url = _env_or(variable, configured).strip()
     if url and not url.lower().startswith(("http://", "https://")):
-        named = f"{variable}={url!r}" if os.environ.get(variable, "").strip() else f"[catalog] {option} = {url!r}"
+        shown = url.split("?", 1)[0] + ("?..." if "?" in url else "")  # a query may hold a key: not repeated
+        named = f"{variable}={shown!r}" if os.environ.get(variable, "").strip() else f"[catalog] {option} = {shown!r}"
         raise BadSetting(f"{named} is not an http(s) URL of a DummyJSON-style API (e.g."
                          f" https://dummyjson.com/{option.removesuffix('_url')}); leave it empty to read catalog files")
     return url

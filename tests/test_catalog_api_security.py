@@ -106,6 +106,28 @@ def test_lineage_names_the_api_url_with_the_key_masked(api: DummyJsonServer, lak
     assert catalog_api.source_url(f"{api.url}/api/?api_key={KEY}", "users") == f"{api.url}/api/users?api_key=***"
 
 
+def test_an_api_without_records_is_refused_with_the_key_masked(api: DummyJsonServer, lake_root: Path,
+                                                                incoming: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(api.data, "products", [])
+    monkeypatch.setenv("ECOMM_PRODUCTS_URL", f"{api.url}/?api_key={KEY}")
+    with pytest.raises(catalog_api.CatalogApiBadResponse) as caught:
+        landing.land_catalog("products", D)
+    assert str(caught.value) == f"{api.url}/products?api_key=***: the API returned no records; nothing was landed"
+
+
+def test_the_settings_check_and_restate_do_not_repeat_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline import config
+    from pipeline.tasks import restate
+
+    monkeypatch.setenv("ECOMM_PRODUCTS_URL", f"api.example.com/products?api_key={KEY}")  # the scheme forgotten
+    with pytest.raises(config.BadSetting) as caught:
+        config.products_url()
+    assert KEY not in str(caught.value) and "'api.example.com/products?...'" in str(caught.value)
+    monkeypatch.setenv("ECOMM_PRODUCTS_URL", f"https://api.example.com/?api_key={KEY}")
+    assert restate._catalog_reason("products", D, None) == (
+        f"the products snapshot of {D} is fetched again from https://api.example.com/?api_key=***")
+
+
 # --- 1b: the Authorization header from the environment -------------------------------------------
 
 def test_authorization_header_from_the_environment_is_sent_with_every_request(

@@ -376,7 +376,8 @@ def _land_from_api(kind: str, url: str, day: dt.date) -> dict[str, Any]:
         retries=settings.retries, backoff=settings.backoff_seconds,
     )
     if not records:
-        raise catalog_api.CatalogApiBadResponse(f"{url}/{kind}: the API returned no records; nothing was landed")
+        raise catalog_api.CatalogApiBadResponse(f"{catalog_api.source_url(url, kind)}: the API returned no records;"
+                                                 " nothing was landed")
     handle_fd, staging = tempfile.mkstemp(prefix=f"ecomm-{kind}-", suffix=".json")
     os.close(handle_fd)
     source = catalog_api.source_url(url, kind)  # lineage and messages name it: secrets masked

@@ -51,6 +51,7 @@ from typing import Any
 
 from pipeline import cli, config, lake
 from pipeline.ingest import incoming, landing
+from pipeline.ingest.catalog_http import redact_url
 from pipeline.lake import s3
 from pipeline.tasks import runbook
 from pipeline.tasks.restatements import read_record, write_record
@@ -176,7 +177,7 @@ def _catalog_reason(kind: str, snapshot: dt.date, manifest: dict[str, Any] | Non
     """
     url = landing.catalog_url(kind)
     if url:
-        return f"the {kind} snapshot of {snapshot} is fetched again from {url}"
+        return f"the {kind} snapshot of {snapshot} is fetched again from {redact_url(url)}"
     found = landing.catalog_file(kind, snapshot)
     if found is None or found[1] != snapshot:
         raise incoming.SourceFileMissing(
