@@ -123,7 +123,7 @@ def test_a_restatement_the_gate_blocks_shows_its_blocking_checks(ops: Ops) -> No
         blocked.stdout
     standing = ops.pipeline("summary", "--date", str(SEED_DAY))
     assert standing.returncode == 1 and "FAIL source_loss: " in standing.stdout, standing.stdout
-    assert "See why in audit.bad_records (source_table stg_orders" in standing.stdout, \
+    assert "See why in the lake's audit.bad_records (source_table stg_orders" in standing.stdout, \
         "one date: each blocking check's whole message"
     # as the failed restatement says: the corrected file, restated again (a run of the date alone would refuse
     # the file it landed changing: SourceChanged)

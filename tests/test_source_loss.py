@@ -58,7 +58,7 @@ def test_the_lost_share_passes_warns_and_fails_at_its_thresholds(lake_root: Path
     if outcome == "pass":
         assert "audit.bad_records" not in lost.message
     else:  # what to do, with where to look
-        assert "See why in audit.bad_records (source_table stg_orders: reason_code, failing_value)" in lost.message
+        assert "See why in the lake's audit.bad_records (source_table stg_orders: reason_code, failing_value)" in lost.message
         assert "--checks-lost-fail-pct 100" in lost.message
     assert result.blocked is (outcome == "fail")
     assert gate.gate_passed(D) is (outcome != "fail")
@@ -144,7 +144,7 @@ def test_catalogs_are_checked_on_their_snapshot_days_only(lake_root: Path) -> No
     products = by_name(result)[PRODUCTS_LOST]
     assert (products.outcome, products.value) == ("fail", "83.3333")
     assert "stg_products: 10 of the 12 records received" in products.message
-    assert "get a corrected snapshot and restate its date" in products.message
+    assert "python -m pipeline restate --catalog products --date <the snapshot's date>" in products.message
 
 
 def test_the_thresholds_come_from_the_checks_section(lake_root: Path, luigi_settings) -> None:
