@@ -255,6 +255,15 @@ def check_numeric_fields_quoted_as_written() -> None:
     assert sorted(bad["failing_value"] for bad in rows.bad_records("stg_orders", D)) == ["1.7657928E9", "1E2", "7.5"]
 
 
+def check_control_characters_named() -> None:
+    """Each quarantined catalog row names the field that holds a control character; the tab counts too."""
+    bad = rows.bad_records("stg_products", D) + rows.bad_records("stg_users", D)
+    assert sorted((b["record_id"], b["message"].rsplit("(", 1)[-1]) for b in bad) == [
+        ("PROD_0001", "product_name contains a control character)"), ("PROD_0002", "brand contains a control character)"),
+        ("PROD_0003", "category contains a control character)"), ("PROD_0004", "product_name contains a control character)"),
+        ("USER_0001", "first_name contains a control character)")], bad
+
+
 def check_nul_escaped_in_bad_records() -> None:
     (bad,) = rows.bad_records("stg_orders", D)
     assert bad["failing_value"] == "USER\\u00000001" and "\x00" not in bad["message"] + bad["raw_record"]
@@ -835,6 +844,20 @@ CASES: list[Case] = [
     Case("users-nul-in-city", "users file: a NUL character in `city`", "quarantined: `invalid_text`",
          users({"user_id": "USER_0001", "city": "Oslo"}, {"user_id": "USER_0002", "city": "Ber\u0000gen"}),
          Expect(staged={"users": 1}, quarantined={"users": {"invalid_text": 1}})),
+    Case("catalog-control-characters", "products file: an escape sequence in `product_name`, a bell in `brand`, a line"
+         " break in `category`, a tab in a name; users file: an escape sequence in `first_name`",
+         "quarantined: `invalid_text` (detail: which field holds a control character); the product keeps its last"
+         " valid version (they would act on the terminal of whoever reads the value in psql, break a CSV line)",
+         merge(products({"product_id": "PROD_0001", "product_name": "Lamp\u001b[2J", "current_price": 1},
+                        {"product_id": "PROD_0002", "product_name": "Shade", "brand": "Acme\u0007", "current_price": 1},
+                        {"product_id": "PROD_0003", "product_name": "Desk", "category": "home\ndecor", "current_price": 1},
+                        {"product_id": "PROD_0004", "product_name": "Tab\tle", "current_price": 1},
+                        {"product_id": "PROD_0005", "product_name": "Chair", "current_price": 1}),
+               users({"user_id": "USER_0001", "first_name": "\u001b]0;owned\u0007Eve", "city": "Oslo"},
+                     {"user_id": "USER_0002", "first_name": "Ann", "city": "Bergen"})),
+         Expect(staged={"products": 1, "users": 1},
+                quarantined={"products": {"invalid_text": 4}, "users": {"invalid_text": 1}}),
+         check=check_control_characters_named),
     # ------------------------------------------------------------------------------------- rerun
     Case("rerun-after-partial-failure", "a run fails on malformed orders after events landed; the file is fixed",
          "the rerun lands and stages orders only (events are not landed again), removes a killed "

@@ -49,8 +49,10 @@ typed as (
         identified.*,
         coalesce(identified.id_type_problem, id_problem(identified.product_id, $max_id_length, true))
             as product_id_problem,
-        -- a product is named (dim_product's contract); Postgres text cannot hold NUL; the category is indexed
-        -- (dim_product), so it is bounded like an id
+        -- a product is named (dim_product's contract); Postgres text cannot hold NUL; any other control
+        -- character (an escape sequence, a bell, a line break) would act on the terminal or break the line of
+        -- whoever reads the name in psql, a CSV export or a log; the category is indexed (dim_product), so it
+        -- is bounded like an id
         case
             when identified.product_name is null then 'product_name is missing or empty'
             when contains(identified.product_name, chr(0)) then 'product_name contains a NUL character'
@@ -58,6 +60,9 @@ typed as (
             when length(identified.category) > $max_id_length
                 then 'category longer than ' || $max_id_length || ' characters'
             when contains(identified.brand, chr(0)) then 'brand contains a NUL character'
+            when has_control_character(identified.product_name) then 'product_name contains a control character'
+            when has_control_character(identified.category) then 'category contains a control character'
+            when has_control_character(identified.brand) then 'brand contains a control character'
         end as text_problem,
         number_value(identified.price_text) as price_number,
     from identified

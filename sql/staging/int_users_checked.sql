@@ -68,14 +68,20 @@ typed as (
     select
         identified.*,
         coalesce(identified.id_type_problem, id_problem(identified.user_id, $max_id_length, true)) as user_id_problem,
-        -- Postgres text cannot hold NUL
+        -- Postgres text cannot hold NUL; any other control character (an escape sequence, a bell, a line
+        -- break) would act on the terminal or break the line of whoever reads the value in psql, a CSV or a log
         case
-            when contains(identified.first_name, chr(0)) then 'first_name'
-            when contains(identified.last_name, chr(0)) then 'last_name'
-            when contains(identified.email, chr(0)) then 'email'
-            when contains(identified.city, chr(0)) then 'city'
-            when contains(identified.country, chr(0)) then 'country'
-        end as nul_field,
+            when contains(identified.first_name, chr(0)) then 'first_name contains a NUL character'
+            when contains(identified.last_name, chr(0)) then 'last_name contains a NUL character'
+            when contains(identified.email, chr(0)) then 'email contains a NUL character'
+            when contains(identified.city, chr(0)) then 'city contains a NUL character'
+            when contains(identified.country, chr(0)) then 'country contains a NUL character'
+            when has_control_character(identified.first_name) then 'first_name contains a control character'
+            when has_control_character(identified.last_name) then 'last_name contains a control character'
+            when has_control_character(identified.email) then 'email contains a control character'
+            when has_control_character(identified.city) then 'city contains a control character'
+            when has_control_character(identified.country) then 'country contains a control character'
+        end as text_problem,
     from identified
 ),
 
@@ -86,7 +92,7 @@ checked as (
             when typed.repeated_key is not null then 'duplicate_json_key'
             when typed.user_id_text is null then 'missing_user_id'
             when typed.user_id_problem is not null then 'invalid_user_id'
-            when typed.nul_field is not null then 'invalid_text'
+            when typed.text_problem is not null then 'invalid_text'
         end as row_reason_code,
     from typed
 ),
@@ -111,7 +117,7 @@ final as (
         case checked.row_reason_code
             when 'duplicate_json_key' then checked.repeated_key
             when 'invalid_user_id' then checked.user_id_text
-            when 'invalid_text' then case checked.nul_field
+            when 'invalid_text' then case split_part(checked.text_problem, ' ', 1)
                 when 'first_name' then checked.first_name
                 when 'last_name' then checked.last_name
                 when 'email' then checked.email
@@ -121,7 +127,7 @@ final as (
         end as _failing_value,
         case checked.row_reason_code
             when 'invalid_user_id' then checked.user_id_problem
-            when 'invalid_text' then checked.nul_field || ' contains a NUL character'
+            when 'invalid_text' then checked.text_problem
         end as _row_detail,
     from checked
 )
