@@ -105,17 +105,13 @@ def _is_root() -> bool:
 
 
 def _run_as() -> dict[str, Any]:
-    """subprocess.run's arguments that drop root for the server's binaries: the system user, its own group and no
-    other (`user=` alone keeps root's group 0, and with it every root-group file, for anyone the trusted local
-    connections let run `COPY ... FROM PROGRAM`)."""
-    if not _is_root():
-        return {}
-    entry = ensure_system_user()
-    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+    """subprocess.run's arguments that drop root for the server's binaries: the system user, its group and no other
+    (`user=` alone keeps root's group 0, whose files a trusted local connection's `COPY ... FROM PROGRAM` reads)."""
+    entry = ensure_system_user() if _is_root() else None
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []} if entry else {}
 
 
-# cron's PATH (/usr/bin:/bin) leaves out the sbin folders where useradd lives
-_SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
+_SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")  # cron's PATH (/usr/bin:/bin) lacks them: useradd lives there
 # the server's user never logs in: it runs the binaries, through subprocess, not a shell
 _NO_LOGIN = next((shell for shell in ("/usr/sbin/nologin", "/sbin/nologin") if os.path.exists(shell)), "/bin/false")
 
