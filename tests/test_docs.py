@@ -68,3 +68,24 @@ def test_every_serving_setting_is_in_the_serving_page_with_its_default(section: 
         shown = rows[name]
         same = shown == str(default) or (isinstance(default, float) and shown == f"{default:g}")
         assert same, f"{name}: the table says {shown}, the code {default}"
+
+
+def test_every_checks_setting_is_in_luigi_cfg_and_the_gate_page_with_its_default() -> None:
+    """[checks] (pipeline.quality.gate.checks): each setting in luigi.cfg with the code's default, and named in
+    docs/quality-gate.md, where a settings table row, if it has one, shows that default too."""
+    import configparser
+
+    from pipeline.quality import gate
+
+    cfg = configparser.ConfigParser(inline_comment_prefixes=("#",))
+    cfg.read(REPO / "luigi.cfg", encoding="utf-8")
+    page = (REPO / "docs" / "quality-gate.md").read_text(encoding="utf-8")
+    rows = {m[1]: m[2] for m in re.finditer(r"^\| `(\w+)` \| `([^`]*)` \|", page, re.M)}
+    for name, param in gate.checks.get_params():
+        default = param._default
+        assert cfg.has_option("checks", name), f"[checks] {name} is not in luigi.cfg"
+        written = cfg.get("checks", name)
+        for where, shown in (("luigi.cfg", written), ("docs/quality-gate.md", rows.get(name, written))):
+            same = shown == str(default) or (isinstance(default, (int, float)) and float(shown) == float(default))
+            assert same, f"[checks] {name}: {where} says {shown}, the code {default}"
+        assert f"`{name}`" in page, f"[checks] {name} is not named in docs/quality-gate.md"

@@ -330,3 +330,24 @@ def test_publish_reads_the_lake_ecomm_lake_dir_names(pg_target, serving_lake, tm
     assert not publish.is_published(D1)
     monkeypatch.setenv("ECOMM_LAKE_DIR", str(serving_lake))
     assert publish.publish(D1)["fact_orders_rows"] == 1
+
+
+@pytest.mark.parametrize("lake_table", ["fact_orders", "product_sales_daily"])
+def test_a_lake_column_postgres_lacks_is_refused_not_dropped(fresh_db, serving_lake, lake_table) -> None:
+    """A model that gained a column without its serving migration: the publish stops and says so."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline import lake
+
+    write_facts(D1, [order("ORD_1", D1)], [event("EVT_1", D1)])
+    publish.publish(D1)  # the marts' partitions too
+    path = lake.partition_file("marts" if lake_table == "product_sales_daily" else "warehouse", lake_table, D1)
+    table = pq.read_table(path)
+    pq.write_table(table.append_column("is_sold", pa.array([True] * table.num_rows)), path)
+    with pytest.raises(publish.PublishError, match=(
+            rf"lake .*{lake_table} \(.*\) has column\(s\) is_sold that its Postgres table lacks: the lake model gained"
+            r" them without a serving migration; add one")):
+        publish.publish(D1, force=True)
+    with fresh_db.connect() as conn:  # the first publish stands: nothing of the refused one was written
+        assert conn.execute("select count(*) from warehouse.fact_orders").fetchone() == (1,)

@@ -23,6 +23,7 @@ import pytest
 from pipeline.lake import views
 from pipeline.serving import migrations, publish
 from tests.support import analytics_dataset
+from tests.support.paths import REPO
 from tests.support.serving import event, order, write_facts, write_rows
 
 QUERIES = sorted(views.queries())
@@ -180,6 +181,17 @@ def test_the_issue_s_queries_are_all_there_with_their_question() -> None:
         # answers must not depend on the day they run
         assert not re.search(r"current_date|current_timestamp|\bnow\(|localtimestamp|today\(", code), name
         assert not code.rstrip().endswith(";"), f"{name}: no trailing semicolon (queries are embedded as subqueries)"
+
+
+@pytest.mark.parametrize("page", ["queries/README.md", "docs/analytics.md"])
+def test_the_query_tables_list_every_query_with_its_own_question(page: str) -> None:
+    """The tables of queries in queries/README.md and docs/analytics.md: one row per file of queries/, its question as
+    the file's first line asks it (stated once, in the file)."""
+    text = (REPO / page).read_text(encoding="utf-8")
+    rows = {m[1]: m[2].strip() for m in re.finditer(r"^\| `(\w+)\.sql` \| ([^|]+) \|", text, re.M)}
+    assert set(rows) == set(QUERIES), f"{page}: rows for {sorted(set(rows) - set(QUERIES))}, none for {sorted(set(QUERIES) - set(rows))}"
+    for name in QUERIES:
+        assert rows[name] == views.question(name), f"{page}, {name}: the table asks {rows[name]!r}, the file {views.question(name)!r}"
 
 
 def _rows(lake, serving, sql: str) -> tuple[list[tuple], list[tuple]]:

@@ -37,13 +37,16 @@ class LakePartitionMissing(PublishError):
 
 def lake_select(
     duck: duckdb.DuckDBPyConnection, path: str | list[str], columns: Sequence[binary_copy.PgColumn],
-    derived: Mapping[str, str], lenient: bool, what: str, row_numbers: bool = False,
+    derived: Mapping[str, str], lenient: bool, what: str, row_numbers: bool = False, served_whole: bool = False,
 ) -> str:
     """A DuckDB SELECT giving `columns` (cast to their Postgres types) from one partition file (or several: a list).
 
     `derived`: column -> DuckDB expression used instead of the file's column. `lenient`: a column
     the file lacks becomes NULL (with a warning) instead of an error. row_numbers=True adds
-    `_lake_row`, the row's 1-based position in the file (= its COPY line).
+    `_lake_row`, the row's 1-based position in the file (= its COPY line). served_whole=True (the facts and the
+    marts, whose every lake column is served): a column the file has and Postgres lacks is LakePartitionInvalid,
+    not dropped: the model gained it without its serving migration (load_date, the partition's, aside: a mart adds
+    each date's contribution into rows keyed by their own columns).
     """
     files = ", union_by_name = true" if isinstance(path, list) else ""  # partitions of several dates: by column name
     present = set(duck.sql(f"select * from read_parquet($path, hive_partitioning = false{files})",
@@ -62,6 +65,11 @@ def lake_select(
         raise LakePartitionInvalid(
             f"{what} ({path}) lacks column(s) {', '.join(missing)} that Postgres needs; it has {', '.join(sorted(present))}"
         )
+    if unserved := sorted(present - {col.name for col in columns} - {"load_date"}) if served_whole else []:
+        raise LakePartitionInvalid(
+            f"{what} ({path}) has column(s) {', '.join(unserved)} that its Postgres table lacks: the lake model"
+            " gained them without a serving migration; add one (sql/serving/NNN_name.sql, docs/development.md)"
+            " and run the date again; nothing was published")
     if missing and not row_numbers:
         logger.warning("%s lacks %s: published as NULL", what, ", ".join(missing))
     if row_numbers:
@@ -106,7 +114,7 @@ def load_fact(conn: psycopg.Connection, duck: duckdb.DuckDBPyConnection, spec: F
     """COPY one fact's lake partition into a new, indexed stage table (`load_stage`; `where`: its name)."""
     columns = binary_copy.copy_order(binary_copy.table_columns(conn, f"warehouse.{spec.parent}"))
     what = f"lake warehouse/{spec.lake_table}"
-    select = lake_select(duck, path, columns, {}, False, what)
+    select = lake_select(duck, path, columns, {}, False, what, served_whole=True)
     if progress is not None:
         progress.at(f"warehouse.{spec.parent}", path=path, params={"path": path}, keys=(spec.key,),
                     select=lambda: lake_select(duck, path, columns, {}, False, what, row_numbers=True),

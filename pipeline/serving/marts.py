@@ -161,7 +161,7 @@ def _delta(conn: psycopg.Connection, duck: duckdb.DuckDBPyConnection, mart: Cont
         conn.execute(insert + _model_rows(conn, mart, stage, names, 1))
     else:
         what = f"lake {models.LAYER}/{mart.table}"
-        select = lake_select(duck, path, columns, {}, False, what)
+        select = lake_select(duck, path, columns, {}, False, what, served_whole=True)
         progress.at(mart.qualified, path=path, params={"path": path}, keys=mart_deltas.key_of(conn, mart.table),
                     select=lambda: lake_select(duck, path, columns, {}, False, what, row_numbers=True),
                     text_columns=text_columns(columns))
