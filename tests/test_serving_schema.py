@@ -148,3 +148,22 @@ def test_primary_keys_everywhere(fresh_db) -> None:
                  and not exists (select 1 from pg_constraint as k where k.conrelid = c.oid and k.contype = 'p')"""
         ).fetchall()
     assert missing == []
+
+
+RELEASED = Path(__file__).with_name("released_migrations.txt")
+
+
+def test_a_released_migration_never_changes_and_a_new_one_is_recorded() -> None:
+    """Tests start from fresh databases, where an edited migration applies fine; a deployed database refuses it.
+    tests/released_migrations.txt holds each migration as released, so an edit fails here, before a deployment."""
+    released = {int(version): (name, checksum) for version, name, checksum in (
+        line.split() for line in RELEASED.read_text(encoding="utf-8").splitlines() if line and not line.startswith("#"))}
+    files = {m.version: m for m in migrations.migrations()}
+    for version, (name, checksum) in released.items():
+        assert version in files, f"released migration {version:03d}_{name}.sql is gone: deployed databases hold it; restore it"
+        assert (files[version].name, files[version].checksum) == (name, checksum), (
+            f"{files[version].path.name} changed since it was released: databases that applied it refuse it"
+            " (MigrationChanged); restore it and put the change in a new migration")
+    new = [m for version, m in files.items() if version not in released]
+    assert not new, "record the new migration(s) in tests/released_migrations.txt: " + "; ".join(
+        f"{m.version:03d} {m.name} {m.checksum}" for m in new)
