@@ -19,18 +19,13 @@ import pytest
 from pipeline import lake
 from pipeline.ingest import landing
 from pipeline.quality import gate
+from tests.support.files import write
 from tests.support.gate_day import an_order, by_name, event_line, run_day
 
 D = dt.date(2025, 12, 15)
 HEADER = "event_id,user_id,product_id,event_type,event_ts"
 OVERRIDE = "--checks-volume-fail-low-ratio"
 
-
-def write(root: Path, rel: str, data: bytes) -> Path:
-    path = root / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return path
 
 
 def partition_rows(layer: str, table: str, day: dt.date = D, **keys: str) -> int:

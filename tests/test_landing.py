@@ -15,6 +15,7 @@ import pytest
 from pipeline import lake
 from pipeline.ingest import landing
 from tests.support.dummyjson_server import DummyJsonServer
+from tests.support.files import write
 from tests.support.paths import REPO, SEED_INCOMING
 
 D = dt.date(2025, 12, 15)
@@ -28,12 +29,6 @@ def rows(table: str, date: dt.date = D, **keys: str) -> list[tuple]:
         "select * from read_parquet($p)", params={"p": lake.partition_file("audit", table, date, **keys)}
     ).fetchall()
 
-
-def write(root: Path, rel: str, data: bytes | str) -> Path:
-    path = root / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data if isinstance(data, bytes) else data.encode())
-    return path
 
 
 def orders_json(*records: dict) -> str:

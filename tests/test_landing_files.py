@@ -20,6 +20,7 @@ import pytest
 from pipeline import lake, tasks
 from pipeline.ingest import landing, readers
 from pipeline.ingest.incoming import is_ready
+from tests.support.files import write
 from tests.support.paths import REPO
 
 D = dt.date(2025, 12, 15)
@@ -32,12 +33,6 @@ ORDERS = json.dumps([ORDER, {**ORDER, "order_id": "ORD_2"}])
 LEAKED = "hunter" + "2"
 SECRET = ":".join(["localhost", "5432", "*", "postgres", LEAKED])
 
-
-def write(root: Path, rel: str, data: bytes | str) -> Path:
-    path = root / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data if isinstance(data, bytes) else data.encode())
-    return path
 
 
 def nothing_landed(source: str) -> bool:

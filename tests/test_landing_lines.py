@@ -20,16 +20,11 @@ import pytest
 from pipeline import lake
 from pipeline.ingest import landing
 from pipeline.ingest.lines import SELF_CONTAINED_CSV, blank_lines, csv_line_safe, scan
+from tests.support.files import write
 
 D = dt.date(2025, 12, 15)
 HEADER = "event_id,user_id,product_id,event_type,event_ts"
 
-
-def write(root: Path, rel: str, data: bytes) -> Path:
-    path = root / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return path
 
 
 def event_lines(n: int, bad: dict[int, str] | None = None) -> list[str]:
