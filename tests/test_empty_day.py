@@ -10,7 +10,6 @@ import datetime as dt
 import gzip
 import os
 import shutil
-from pathlib import Path
 
 import duckdb
 import pyarrow.parquet as pq

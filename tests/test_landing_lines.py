@@ -11,7 +11,6 @@ import gzip
 import json
 import os
 import re
-from pathlib import Path
 
 import duckdb
 import pyarrow as pa
