@@ -193,14 +193,18 @@ def test_blocked_and_unchecked_dates_are_treated_as_the_daily_run_treats_them(or
     from pipeline import lake
     from pipeline.quality import gate
     from pipeline.quality.results import CheckResult
+    from pipeline.tasks import restatements
 
     data, _ = original
     copy = tmp_path / "lake"
     shutil.copytree(data.lake, copy)
     monkeypatch.setenv("ECOMM_LAKE_DIR", str(copy))
     blocked, unchecked = data.dates[-1] + dt.timedelta(days=1), data.dates[-1] + dt.timedelta(days=2)
-    gate.write_results(gate.GateResult(blocked, [CheckResult("row_count > 100", "stg_orders", "row_count", "fail",
+    restating = data.dates[-1] + dt.timedelta(days=3)  # restated, its new file blocked: the database being replaced
+    for day in (blocked, restating):                    # served the version before; the lake holds only the new one
+        gate.write_results(gate.GateResult(day, [CheckResult("row_count > 100", "stg_orders", "row_count", "fail",
                                                              "0", "no orders")], dt.datetime(2025, 12, 18, 6)))
+    restatements.write_record(restating, {"load_date": str(restating), "status": "pending", "sources": ["orders"]})
     for table in ("fact_orders", "fact_events"):
         target = Path(lake.partition_file("warehouse", table, unchecked))
         target.parent.mkdir(parents=True)
@@ -212,6 +216,9 @@ def test_blocked_and_unchecked_dates_are_treated_as_the_daily_run_treats_them(or
     out = capsys.readouterr().out
     assert f"{blocked}  not published: its quality gate blocked it; 1 outcome(s) recorded" in out
     assert f"{unchecked}  skipped: no quality gate results in the lake" in out
+    assert (f"{restating}  not published: its quality gate blocked it (a restatement of it is pending: the lake holds"
+            " only its new, blocked files, so the date a database being replaced still served goes;"
+            f" `python -m pipeline summary --date {restating}` says what to fix); 1 outcome(s) recorded") in out
     with psycopg.connect(dsn) as conn:
         assert [row[0] for row in conn.execute("select load_date from audit.publish_log order by 1")] == data.dates
         assert conn.execute("select check_name, outcome from audit.dq_failures where run_date = %s",

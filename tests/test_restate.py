@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import shutil
 from decimal import Decimal
 from pathlib import Path
 
@@ -203,12 +202,14 @@ def test_a_restated_date_leaves_the_dimensions_as_the_lake_merges_them(ops: Ops)
 
 
 def later_days(ops: Ops) -> list[dt.date]:
-    """The two days after the seed day, their incoming files the seed day's again (late rows, repeated ids)."""
+    """The two days after the seed day, their incoming files the seed day's again (repeated ids) with its timestamps
+    moved to their own day (a day's file of another day's rows only is blocked by the gate's late-row rule)."""
     later = [SEED_DAY + dt.timedelta(days=n) for n in (1, 2)]
     for day in later:
         for source, name in (("orders", "orders.json"), ("events", "events.csv")):
             (ops.incoming / source / str(day)).mkdir(parents=True)
-            shutil.copy(ops.incoming / source / str(SEED_DAY) / name, ops.incoming / source / str(day) / name)
+            text = (ops.incoming / source / str(SEED_DAY) / name).read_text(encoding="utf-8")
+            (ops.incoming / source / str(day) / name).write_text(text.replace(f"{SEED_DAY}T", f"{day}T"), encoding="utf-8")
     return later
 
 
@@ -408,3 +409,22 @@ def test_a_catalog_snapshot_from_the_api_is_fetched_again(ops: Ops) -> None:
     assert (record["status"], record["reasons"]) == (
         "published", {"products": f"the products snapshot of {SEED_DAY} is fetched again from {server.url}"})
     assert published(ops) == (20, 60, 1)
+
+
+@pytest.mark.slow
+def test_a_catalog_restatement_that_blocks_a_date_names_that_date_and_its_threshold_option(ops: Ops) -> None:
+    """A day without orders, published with --checks-volume-fail-low-ratio 0, is blocked again when a snapshot feeding
+    it is restated (restate takes no threshold option): the closing line names that date, not the first one fed."""
+    later = later_days(ops)[0]
+    (ops.incoming / "orders" / str(later) / "orders.json").write_text("[]")
+    backfill = ops.luigi("RangeDaily", "--of", "DailyPipeline", "--start", str(SEED_DAY), "--stop",
+                         str(later + dt.timedelta(days=1)), LOCAL, "--checks-volume-fail-low-ratio", "0")
+    assert backfill.returncode == 0, backfill.stderr[-3000:]
+    snapshot = ops.incoming / "products" / f"products_{SEED_DAY}.json"
+    snapshot.write_text(json.dumps(moved_to_garden(json.loads(snapshot.read_text())), indent=2))
+    restated = ops.pipeline("restate", "--catalog", "products", "--date", str(SEED_DAY))
+    assert restated.returncode == 30, restated.stderr[-3000:] + restated.stdout[-2000:]
+    assert (f"the restatement of the products snapshot of {SEED_DAY} is pending for {later}: do what each row above"
+            f" says, then run it again (luigi --module pipeline.tasks DailyPipeline --date {later} --local-scheduler;"
+            " a date published with a threshold option, e.g. --checks-volume-fail-low-ratio 0, needs it again)"
+            ) in restated.stderr, restated.stderr[-2000:]

@@ -42,6 +42,7 @@ from pipeline import cli, config, lake
 from pipeline.lake import sqlrun
 from pipeline.serving import migrations, pg
 from pipeline.serving.facts import FACTS, PublishError
+from pipeline.tasks import restatements
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +169,10 @@ def rebuild(first: dt.date | None = None, last: dt.date | None = None,
         if plan.gate == "blocked":
             publish.publish_audit_only(plan.day, rows)
             tally["blocked"] += 1
-            out(f"{plan.day}  not published: its quality gate blocked it; {len(rows)} outcome(s) recorded"
+            restating = (" (a restatement of it is pending: the lake holds only its new, blocked files, so the date"
+                         " a database being replaced still served goes; `python -m pipeline summary --date"
+                         f" {plan.day}` says what to fix)") if restatements.pending(plan.day) else ""
+            out(f"{plan.day}  not published: its quality gate blocked it{restating}; {len(rows)} outcome(s) recorded"
                 f"  {time.monotonic() - began:.2f} s")
             continue
         summary = publish.publish(plan.day, audit_rows=rows, run_id=run_id,

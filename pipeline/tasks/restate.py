@@ -322,10 +322,13 @@ def _restate_catalog(kind: str, snapshot: dt.date) -> int:
           f" under {os.path.join(config.lake_dir(), '_archive')}; the dates it feeds:"
           f" {', '.join(map(str, dates)) or 'none built yet (the next run of a date lands the new snapshot)'}")
     code = run_catalog_dates(kind, snapshot, dates)
-    if dates:  # luigid (when luigi.cfg's answers) shows the dates published here done, as after a `luigi` run
-        central.settle_published(summary.print_summary(dates, run_audit.run_id(), start_postgres=False))
+    summaries = summary.print_summary(dates, run_audit.run_id(), start_postgres=False) if dates else []
+    if summaries:  # luigid (when luigi.cfg's answers) shows the dates published here done, as after a `luigi` run
+        central.settle_published(summaries)
     if code:
-        print(f"the restatement of the {kind} snapshot of {snapshot} is pending for the dates not published"
-              f" above: fix what their runs report, then run them again ({runbook.daily_command(dates[0])} ...)",
+        pending = [s.date for s in summaries if s.status != "published"] or dates
+        print(f"the restatement of the {kind} snapshot of {snapshot} is pending for {', '.join(map(str, pending))}:"
+              f" do what each row above says, then run it again ({runbook.daily_command(pending[0])}; a date"
+              " published with a threshold option, e.g. --checks-volume-fail-low-ratio 0, needs it again)",
               file=sys.stderr)
     return code

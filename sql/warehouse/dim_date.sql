@@ -1,7 +1,8 @@
 -- dim_date: every calendar day a fact of the load date may refer to: the load date and the
 -- [model] late_window_days before it (older rows are quarantined as ancient), plus any other day the
--- facts refer to (the next day, within the future tolerance). Dense: a BI date spine has no gaps from
--- late_window_days before the first load date on. A fact refers to its business day ([model]
+-- facts refer to (the next day, within the future tolerance). Dense while dates are loaded daily: a BI
+-- date spine has no gaps from late_window_days before the first load date on (a pause in loading longer
+-- than the window leaves the days it skipped out). A fact refers to its business day ([model]
 -- business_timezone), the day its date_id names.
 -- Grain: one row per date per load_date; partition: load_date. The current view keeps one row per date.
 -- day_of_week and week_of_year are ISO (Monday = 1; week 1 holds the year's first Thursday); iso_year is the
