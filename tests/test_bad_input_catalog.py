@@ -585,6 +585,17 @@ CASES: list[Case] = [
          "accepted; `is_known_product = false` and an inferred `dim_product` member",
          merge(products(), orders(order(), order(order_id="ORD_2", product_id="PROD_9999"))),
          Expect(staged={"orders": 2, "products": 1}), check=check_unknown_product_is_flagged),
+    Case("orders-unknown-user", "orders: a `user_id` the users snapshot does not list (`USER_9999`; `user_0155`, a"
+         " listed id in lower case)",
+         "accepted (each a new customer in `dim_user`, without city); the quality gate warns: `unknown user share of"
+         " order lines` above `unknown_user_warn_pct` (1 %), naming them, with what to do",
+         merge(users({"user_id": "USER_0001", "city": "Oslo"}, {"user_id": "USER_0155", "city": "Bergen"}), events(),
+               orders(order(), order(order_id="ORD_2", user_id="USER_9999"),
+                      order(order_id="ORD_3", user_id="user_0155"))),
+         Expect(staged={"orders": 3, "events": 1, "users": 2}),
+         check=check_gate("unknown_users", "unknown user share of order lines", "warn",
+                          "2 of the 3 order lines of 2025-12-15", "USER_9999", "user_0155",
+                          "--checks-unknown-user-fail-pct 100")),
     Case("orders-number-not-plain", "orders: `price: \"1_999.00\"`, `\"1,999.00\"`, `\"inf\"`, `\"0x10\"`, "
          "`\"1 999\"`, `quantity: \"1_0\"`",
          "quarantined: `invalid_price`, `invalid_quantity` (DuckDB's own cast would read 1999.00 and 10)",

@@ -12,7 +12,8 @@ check's result to `audit/dq_results/load_date=D` (atomic).
   must not pass. A table whose partition is missing is an error result (it blocks).
 - After the tables, `pipeline.quality.gate_views` adds views derived from the lake's audit partitions and
   scans their files the same way: `source_loss` (how much of each source's delivery was quarantined
-  or rejected) and `source_volume` (records received against the median of earlier load dates).
+  or rejected), `source_volume` (records received against the median of earlier load dates) and
+  `unknown_users` (the facts' rows whose user the users catalog snapshot does not list).
 - The results partition lives in `pipeline.quality.dq_results` (re-exported here): `gate_passed(D)`
   reads it back (the Luigi task's completion check); `dq_failure_rows(result)` shapes warn/fail/error
   results for Postgres `audit.dq_failures`.
@@ -85,6 +86,9 @@ class checks(config.NamedBadSettings, luigi.Config):  # noqa: N801 - luigi maps 
     events_max_rows = luigi.IntParameter(default=2_000_000)
     unknown_product_warn_pct = luigi.FloatParameter(default=1.0)
     unknown_product_fail_pct = luigi.FloatParameter(default=99.0)
+    # shares (%) of the facts' rows whose user the users snapshot covering the date lacks (gate_views: unknown_users)
+    unknown_user_warn_pct = luigi.FloatParameter(default=1.0)
+    unknown_user_fail_pct = luigi.FloatParameter(default=99.0)
     freshness_warn_hours = luigi.IntParameter(default=24)
     # late rows: shares (%) of stg_orders / stg_events rows whose business day is not the load date (a day's file
     # that is another date's is all late rows); anomalies of fact_orders that only warn (_anomaly_settings)
@@ -137,13 +141,15 @@ def _ts(value: dt.datetime) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S")
 
 
-def gate_variables(load_date: dt.date | str, *, catalog_covered: bool = True) -> dict[str, str]:
+def gate_variables(load_date: dt.date | str, *, catalog_covered: bool = True,
+                   users_catalog_covered: bool = True) -> dict[str, str]:
     """The SodaCL variables of a date: the only values that reach the checks' SQL text.
 
     Without any catalog snapshot on or before the date (`catalog_covered` false: dim_product has no
     catalog member, only inferred ones) every product is unknown by construction; the unknown-product
     share then warns but cannot fail (its fail threshold becomes 100 %), and dim_product.yml warns
-    that no catalog covers the date.
+    that no catalog covers the date. Likewise without a users snapshot on or before the date
+    (`users_catalog_covered` false) every user is unknown: the unknown-user share warns but cannot fail.
 
     The day's boundaries are those of the business day ([model] business_timezone), as naive UTC
     timestamps like the staged ones. `future_limit_ts` is the latest instant staging accepts at all
@@ -156,7 +162,7 @@ def gate_variables(load_date: dt.date | str, *, catalog_covered: bool = True) ->
     day_start = staging.business_day_start(day, timezone)
     day_end = staging.business_day_start(day + dt.timedelta(days=1), timezone)
     future_limit = staging.timestamp_limits(day)["latest_accepted_ts"]
-    pcts = {name: _pct_pair(settings, name) for name in ("unknown_product", "lost", "rejected", "late")}
+    pcts = {name: _pct_pair(settings, name) for name in PCT_PAIRS}
     warn_pct, fail_pct = pcts["unknown_product"]
     volume = _volume_settings(settings)
     return {
@@ -177,6 +183,8 @@ def gate_variables(load_date: dt.date | str, *, catalog_covered: bool = True) ->
         "publish_min_rows": "1" if float(settings.volume_fail_low_ratio) > 0 else "0",
         "unknown_product_warn_pct": repr(warn_pct),
         "unknown_product_fail_pct": repr(fail_pct if catalog_covered else 100.0),
+        "unknown_user_warn_pct": repr(pcts["unknown_user"][0]),
+        "unknown_user_fail_pct": repr(pcts["unknown_user"][1] if users_catalog_covered else 100.0),
         "lost_warn_pct": repr(pcts["lost"][0]),
         "lost_fail_pct": repr(pcts["lost"][1]),
         "rejected_warn_pct": repr(pcts["rejected"][0]),
@@ -193,10 +201,14 @@ def check_settings() -> None:
     naming them), before a run does any work."""
     checks_dir()
     settings = checks()
-    for name in ("unknown_product", "lost", "rejected", "late"):
+    for name in PCT_PAIRS:
         _pct_pair(settings, name)
     _volume_settings(settings)
     _anomaly_settings(settings)
+
+
+# the [checks] <name>_warn_pct / <name>_fail_pct pairs (_pct_pair)
+PCT_PAIRS = ("unknown_product", "unknown_user", "lost", "rejected", "late")
 
 
 def _pct_pair(settings: checks, name: str) -> tuple[float, float]:
@@ -274,6 +286,7 @@ def run_gate(load_date: dt.date | str, *, checks_root: Path | None = None) -> Ga
     Never raises for failing checks (see `GateResult.raise_if_blocked` / `enforce_gate`); raises
     ValueError for a malformed date and NoChecksParsed for a checks file without checks.
     """
+    from pipeline.quality import gate_views
     from pipeline.quality.soda import add_duckdb, run_checks_file  # soda-core: imported when a gate runs
 
     day = lake.parse_date(load_date)  # before anything reaches a scan
@@ -293,7 +306,9 @@ def run_gate(load_date: dt.date | str, *, checks_root: Path | None = None) -> Ga
             else:
                 results.append(_missing_partition(table, day))
         _register(con, present)
-        variables = gate_variables(day, catalog_covered=_catalog_covered(con, list(present)))
+        users = gate_views.users_catalog(day) if {"fact_orders", "fact_events"} <= present.keys() else None
+        variables = gate_variables(day, catalog_covered=_catalog_covered(con, list(present)),
+                                   users_catalog_covered=users is None or users.covered)
 
         def scan_table(table: str) -> list[CheckResult]:
             path = checks_file(GATED_TABLES[table], table, root)
@@ -305,13 +320,13 @@ def run_gate(load_date: dt.date | str, *, checks_root: Path | None = None) -> Ga
                 )[1]]
 
         # Tables scanned one per core at a time, beside the derived views (gate_views: each source's loss and
-        # volume, built on `con`): a scan is half DuckDB queries, which run outside Python's lock.
-        from pipeline.quality import gate_views
-
+        # volume, the facts' unknown users, built on `con`): a scan is half DuckDB queries, which run outside
+        # Python's lock.
         views = {view: checks_file(layer, view, root) for view, layer in VIEWS.items()}
         with concurrent.futures.ThreadPoolExecutor(max_workers=config.cores(), thread_name_prefix="gate-scan") as pool:
             scans = [pool.submit(scan_table, table) for table in present]
-            derived = gate_views.scan(con, day, variables, views, DATA_SOURCE, reconciled="reconciliation" in present)
+            derived = gate_views.scan(con, day, variables, views, DATA_SOURCE, reconciled="reconciliation" in present,
+                                       users=users)
             results.extend(r for future in scans for r in future.result())  # in GATED_TABLES' order
         results.extend(derived)
         result = GateResult(load_date=day, results=results, checked_at=checked_at)

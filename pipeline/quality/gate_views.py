@@ -1,8 +1,8 @@
-"""The quality gate's derived views: how much of a date each source threw away, and its volume.
+"""The quality gate's derived views: how much of a date each source threw away, its volume, its unknown users.
 
-`pipeline.quality.gate.run_gate` registers the date's table partitions as views, then calls `build()` here,
-which adds two views (temp tables) computed from the lake's audit partitions, and scans their SodaCL
-files (`checks/audit/<view>.yml`) like any gated table:
+`pipeline.quality.gate.run_gate` registers the date's table partitions as views, then calls `scan()` here,
+which adds views (temp tables) computed from the lake's audit partitions and from the date's facts, and
+scans their SodaCL files (`checks/<layer>/<view>.yml`, `VIEWS`) like any gated table:
 
 - `source_loss` (sql/gate/source_loss.sql): per source reconciled for the date, the records received
   (raw rows + lines the reader rejected, audit/rejected_lines) and the shares of them quarantined or
@@ -10,6 +10,10 @@ files (`checks/audit/<view>.yml`) like any gated table:
   few raw rows, and raw alone would show a small loss.
 - `source_volume` (sql/gate/source_volume.sql): per daily source, the records received against the
   median of the previous `[checks] volume_window` load dates that have a reconciliation record for it.
+- `unknown_users` (sql/gate/unknown_users.sql): per fact table (fact_orders, fact_events), its rows of the
+  date whose user the users catalog snapshot covering the date does not list (`users_catalog`: the
+  snapshot the warehouse models read, pipeline.transform.warehouse.LAKE_INPUTS `stg_users_snapshot`).
+  Computed from the date's facts, not from its reconciliation.
 
 Inputs are lake files only, never Postgres: the date's audit/reconciliation rows (the `reconciliation`
 view run_gate registers), earlier dates' audit/reconciliation rows (`reconciliation_history`: per
@@ -40,7 +44,7 @@ from pipeline import lake
 from pipeline.lake import sqlrun
 from pipeline.quality.results import VIEWS, CheckResult
 from pipeline.quality.soda import add_duckdb, format_number, run_checks_file
-from pipeline.transform import staging
+from pipeline.transform import staging, warehouse
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +57,33 @@ REJECTED_COUNTS_SCHEMA = pa.schema([
     ("load_date", pa.date32()), ("source_table", pa.string()), ("rejected_count", pa.int64()),
 ])
 HISTORY_SCHEMA = pa.schema([("source_table", pa.string()), ("load_date", pa.date32()), ("raw_count", pa.int64())])
+# The views computed from the date's audit/reconciliation (`build`), and from its facts and users catalog
+# (`build_unknown_users`).
+RECONCILED_VIEWS = ("source_loss", "source_volume")
+FACT_VIEWS = ("unknown_users",)
+USERS_SNAPSHOT = "stg_users_snapshot"  # the relation's name in sql/gate/unknown_users.sql and in LAKE_INPUTS
+
+
+@dataclasses.dataclass(frozen=True)
+class UsersCatalog:
+    """The users catalog snapshot covering a load date: its staged file (none before the first snapshot), or
+    why it cannot be read (a snapshot landed on or before the date but not staged)."""
+
+    files: tuple[str, ...] = ()
+    problem: str | None = None
+
+    @property
+    def covered(self) -> bool:
+        """Whether a snapshot covers the date (when that is unknown, the strict answer: the view is an error)."""
+        return bool(self.files) or self.problem is not None
+
+
+def users_catalog(load_date: dt.date) -> UsersCatalog:
+    """The users snapshot covering `load_date`, found as the warehouse models find it (dim_user's city, country)."""
+    try:
+        return UsersCatalog(tuple(warehouse.input_files(warehouse.lake_input(USERS_SNAPSHOT), load_date)))
+    except warehouse.InputPartitionMissing as exc:
+        return UsersCatalog(problem=str(exc))
 
 
 def _partition_key(path: str, key: str) -> str | None:
@@ -115,29 +146,56 @@ def build(con: duckdb.DuckDBPyConnection, load_date: dt.date, variables: dict[st
     con.register("rejected_line_counts", rejected_line_counts(con, dates))
     params = {"load_date": load_date, "volume_window": window, "volume_min_history": min_history,
               "volume_sources": list(VOLUME_SOURCES)}
-    for view in VIEWS:
+    for view in RECONCILED_VIEWS:
         sql = sqlrun.sql_text("gate", view)
         con.execute(f"create or replace temp table {sqlrun.quote_ident(view)} as {sql}", sqlrun.bind(sql, params))
     logger.info("gate views for %s: %s earlier reconciliation file(s) as volume history", load_date, len(history))
 
 
+def build_unknown_users(con: duckdb.DuckDBPyConnection, catalog: UsersCatalog) -> None:
+    """Create `unknown_users` on a gate connection that has the date's `fact_orders` and `fact_events` views."""
+    if catalog.files:
+        con.register(USERS_SNAPSHOT, con.read_parquet(list(catalog.files), union_by_name=True, hive_partitioning=False))
+    else:  # before the first users snapshot: an empty catalog, every user unknown
+        con.register(USERS_SNAPSHOT, staging.STAGING_SCHEMAS["stg_users"].empty_table())
+    sql = sqlrun.sql_text("gate", "unknown_users")
+    con.execute(f"create or replace temp table unknown_users as {sql}")
+
+
+def _not_computed(view: str, why: str) -> CheckResult:
+    return CheckResult(check_name=f"{view} computed", table_name=view, check_type="partition", outcome="error",
+                       value=None, message=f"not evaluated: {why}")
+
+
 def scan(con: duckdb.DuckDBPyConnection, load_date: dt.date, variables: dict[str, str],
-         checks_files: dict[str, Path], data_source: str, *, reconciled: bool) -> list[CheckResult]:
+         checks_files: dict[str, Path], data_source: str, *, reconciled: bool,
+         users: UsersCatalog | None = None) -> list[CheckResult]:
     """Build the views on the gate's connection and scan each view's SodaCL file (`checks_files`, view -> file).
 
     The gate passes the files and its Soda data source name (this module does not import the gate).
-    They are computed from the date's reconciliation: without it (already an error result) each view
-    is an error too, never a pass.
+    source_loss and source_volume are computed from the date's reconciliation: without it (already an
+    error result) each is an error too, never a pass. unknown_users is computed from the date's facts
+    and `users` (`users_catalog(load_date)`); the gate passes None when a fact partition is missing.
     """
-    if not reconciled:
-        return [CheckResult(
-            check_name=f"{view} computed", table_name=view, check_type="partition", outcome="error", value=None,
-            message=f"not evaluated: {view} is computed from audit/reconciliation of {load_date}, which is"
-                    " missing; stage the date first, then rerun",
-        ) for view in VIEWS]
-    build(con, load_date, variables)
     results: list[CheckResult] = []
-    for view in VIEWS:
+    built: list[str] = []
+    if reconciled:
+        build(con, load_date, variables)
+        built += RECONCILED_VIEWS
+    else:
+        results += [_not_computed(view, f"{view} is computed from audit/reconciliation of {load_date}, which is"
+                                        " missing; stage the date first, then rerun") for view in RECONCILED_VIEWS]
+    if users is None:
+        results += [_not_computed(view, f"{view} is computed from fact_orders and fact_events of {load_date},"
+                                        " one of which is missing; build them first, then rerun")
+                    for view in FACT_VIEWS]
+    elif users.problem:
+        results += [_not_computed(view, f"{view} needs the users snapshot covering {load_date}: {users.problem}")
+                    for view in FACT_VIEWS]
+    else:
+        build_unknown_users(con, users)
+        built += FACT_VIEWS
+    for view in (view for view in VIEWS if view in built):
         _, view_results = run_checks_file(
             checks_files[view], variables, lambda scan: add_duckdb(scan, con, data_source),
             data_source, default_table=view,
@@ -221,6 +279,9 @@ def explain(con: duckdb.DuckDBPyConnection, view: str, results: list[CheckResult
     for result in results:
         attributes = result.attributes or {}
         source, figure = attributes.get("source_table"), attributes.get("figure")
+        if figure == "unknown_user" and result.outcome != "error":
+            explained.append(_explain_unknown_user(rows.get(attributes.get("fact_table")), result, day))
+            continue
         row = rows.get(source) if source else None
         if figure == "volume" and row is not None and not row["is_evaluated"] and result.value is None:
             # no median to compare with yet (Soda measured nothing): recorded as such, never a pass,
@@ -244,3 +305,27 @@ def explain(con: duckdb.DuckDBPyConnection, view: str, results: list[CheckResult
         message = detail + (f". {advice}" if advice else "") + f" [{rule}]"
         explained.append(dataclasses.replace(result, message=message))
     return explained
+
+
+def _explain_unknown_user(row: dict[str, Any] | None, result: CheckResult, day: str) -> CheckResult:
+    """An unknown-user share's message: how many rows of how many, which users, against which snapshot."""
+    attributes = result.attributes or {}
+    rule = result.message.split(f"; {result.metric} = ", 1)[0] if result.metric else result.message
+    if row is None:
+        return result
+    fact = attributes.get("fact_table")
+    rows = "order lines" if fact == "fact_orders" else "events"
+    examples = list(row["unknown_user_examples"] or [])
+    more = ", ..." if row["unknown_user_count"] > len(examples) else ""
+    users = f"{_n(row['unknown_user_count'])} of the day's {_n(row['user_count'])} users" + (
+        f": {', '.join(examples)}{more}" if examples else "")
+    counted = f"{fact}: {_n(row['unknown_row_count'])} of the {_n(row['row_count'])} {rows} of {day}"
+    if row["catalog_snapshot_date"] is None:
+        detail = (f"{counted} name a user no users snapshot lists: there is none on or before {day}, so every"
+                  f" user is unknown and the share cannot block the date ({users})")
+    else:
+        detail = (f"{counted} name a user that the users snapshot of {row['catalog_snapshot_date']}"
+                  f" ({_n(row['catalog_user_count'])} users, the latest on or before {day}) does not list:"
+                  f" {_share(row['unknown_user_pct'])} ({users})")
+    advice = attributes.get("advice") if result.outcome in ("warn", "fail") else None
+    return dataclasses.replace(result, message=detail + (f". {advice}" if advice else "") + f" [{rule}]")

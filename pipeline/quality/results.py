@@ -13,7 +13,7 @@ OUTCOMES = ("pass", "warn", "fail", "error")
 BLOCKING = ("fail", "error")
 # The gate's derived views (pipeline.quality.gate_views), scanned in this order after the tables: view name ->
 # the layer whose checks folder holds its SodaCL file. Here, so that gate knows every file it scans without soda-core.
-VIEWS: dict[str, str] = {"source_loss": "audit", "source_volume": "audit"}
+VIEWS: dict[str, str] = {"source_loss": "audit", "source_volume": "audit", "unknown_users": "warehouse"}
 
 
 class NoChecksParsed(Exception):

@@ -101,8 +101,13 @@ def write(layer: str, table: str, rows: list[dict], schema: pa.Schema | None = N
 
 
 def write_day(orders: list[dict], events: list[dict], *, unknown: set[str] = frozenset(),
-              recon: dict | None = None, stg_orders_schema: pa.Schema | None = None) -> None:
-    """A consistent day (staging, warehouse, audit) derived from its orders and events."""
+              recon: dict | None = None, stg_orders_schema: pa.Schema | None = None,
+              unlisted_users: set[str] | None = frozenset()) -> None:
+    """A consistent day (staging, warehouse, audit) derived from its orders and events.
+
+    Its users catalog is a users snapshot of D listing every user of the day but `unlisted_users`
+    (None: no users snapshot at all, the days before the first one).
+    """
     lineage = {"load_date": D, "_source_file": "x", "_row_number": 1}
     stg_orders = [{**o, **lineage} for o in orders]
     if stg_orders_schema is not None:
@@ -131,6 +136,12 @@ def write_day(orders: list[dict], events: list[dict], *, unknown: set[str] = fro
          "load_date": D}
         for u, ts in sorted(seen.items())
     ])
+    if unlisted_users is not None:
+        write("staging", "stg_users", [
+            {"user_id": u, "first_name": "A", "last_name": "B", "email": f"{u}@example.com", "city": "Paris",
+             "country": "FR", "snapshot_date": D, **lineage}
+            for u in sorted(seen) if u not in unlisted_users
+        ], staging.STAGING_SCHEMAS["stg_users"])
     products = sorted({r["product_id"] for r in orders + events if r["product_id"]})
     write("warehouse", "dim_product", [
         {"product_key": p, "product_id": p, "product_name": p.lower(), "category": "c", "brand": "b",
