@@ -31,9 +31,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-import luigi
-
-from pipeline import config, lake, resources
+from pipeline import config, lake
 from pipeline.lake import sqlrun
 from pipeline.quality.dq_results import (  # noqa: F401 - re-exported: the gate's results are read through here
     DQ_RESULTS_SCHEMA,
@@ -45,7 +43,14 @@ from pipeline.quality.dq_results import (  # noqa: F401 - re-exported: the gate'
     results_table,
     write_results,
 )
-from pipeline.quality.results import VIEWS, CheckResult, NoChecksParsed
+from pipeline.quality.gate_settings import (  # noqa: F401 - re-exported: the gate's settings are read through here
+    check_settings,
+    checks,
+    checks_dir,
+    checks_file,
+    gate_variables,
+)
+from pipeline.quality.results import GATED_TABLES, VIEWS, CheckResult, NoChecksParsed
 from pipeline.transform import staging
 
 logger = logging.getLogger(__name__)
@@ -56,207 +61,9 @@ __all__ = [
 ]
 
 DATA_SOURCE = "lake"
-# The gated tables, in scan order: view name -> lake layer. The view name is the table name, so the
-# SodaCL file checks/<layer>/<table>.yml says `checks for <table>:`.
-GATED_TABLES: dict[str, str] = {
-    "stg_orders": "staging",
-    "stg_events": "staging",
-    "dim_user": "warehouse",
-    "dim_product": "warehouse",
-    "fact_orders": "warehouse",
-    "fact_events": "warehouse",
-    "product_sales_daily": "marts",
-    "customer_orders_daily": "marts",
-    "user_activity_daily": "marts",
-    "complete_days": "marts",
-    "reconciliation": "audit",
-}
 # audit/reconciliation has one file per source; orders and events every day, catalogs on snapshot days.
 RECONCILED_SOURCES = tuple(staging.staging_table(source) for source in staging.SOURCES)
 REQUIRED_RECONCILED = tuple(staging.staging_table(source) for source in staging.DAILY_SOURCES)
-
-class checks(config.NamedBadSettings, luigi.Config):  # noqa: N801 - luigi maps the class name to the [checks] section
-    """[checks]: the quality gate's thresholds (the seed system's rules as defaults); a value that cannot
-    be read is a one-line `pipeline.config.BadSetting` naming it, not luigi's parse error in a traceback."""
-
-    checks_dir = luigi.Parameter(default="checks")  # relative to pipeline.resources.ROOT (checkout or package)
-    orders_min_rows = luigi.IntParameter(default=100)
-    orders_max_rows = luigi.IntParameter(default=500_000)
-    events_min_rows = luigi.IntParameter(default=500)
-    events_max_rows = luigi.IntParameter(default=2_000_000)
-    unknown_product_warn_pct = luigi.FloatParameter(default=1.0)
-    unknown_product_fail_pct = luigi.FloatParameter(default=99.0)
-    # shares (%) of the facts' rows whose user the users snapshot covering the date lacks (gate_views: unknown_users)
-    unknown_user_warn_pct = luigi.FloatParameter(default=1.0)
-    unknown_user_fail_pct = luigi.FloatParameter(default=99.0)
-    freshness_warn_hours = luigi.IntParameter(default=24)
-    # late rows: shares (%) of stg_orders / stg_events rows whose business day is not the load date (a day's file
-    # that is another date's is all late rows); anomalies of fact_orders that only warn (_anomaly_settings)
-    late_warn_pct = luigi.FloatParameter(default=20.0)
-    late_fail_pct = luigi.FloatParameter(default=90.0)
-    price_off_catalog_ratio = luigi.FloatParameter(default=10.0)
-    price_off_catalog_warn_pct = luigi.FloatParameter(default=1.0)
-    quantity_warn_max = luigi.IntParameter(default=1000)
-    # gate views (pipeline.quality.gate_views): shares (%) of a source's received records (raw rows + rejected
-    # lines) thrown away, and its volume against the median of earlier load dates
-    lost_warn_pct = luigi.FloatParameter(default=5.0)
-    lost_fail_pct = luigi.FloatParameter(default=50.0)
-    rejected_warn_pct = luigi.FloatParameter(default=0.0)
-    rejected_fail_pct = luigi.FloatParameter(default=10.0)
-    volume_window = luigi.IntParameter(default=7)
-    volume_min_history = luigi.IntParameter(default=3)
-    volume_warn_low_ratio = luigi.FloatParameter(default=0.6)
-    volume_fail_low_ratio = luigi.FloatParameter(default=0.25)
-    volume_warn_high_ratio = luigi.FloatParameter(default=3.0)
-    serving_sslmode = luigi.Parameter(default="require")  # TCP to a non-loopback Postgres
-
-
-def checks_dir() -> Path:
-    """The root of the SodaCL files: [checks] checks_dir, relative to the product's files (the
-    repository checkout, or the installed package's copy: see pipeline.resources).
-
-    BadSetting when it is empty (the product's own folder, not its checks) or lacks a file the gate scans.
-    """
-    value = str(checks().checks_dir).strip()
-    root = resources.resolve(value)
-    gated = [*((layer, table) for table, layer in GATED_TABLES.items()), *((layer, view) for view, layer in VIEWS.items())]
-    missing = [f"{layer}/{table}.yml" for layer, table in gated if not (root / layer / f"{table}.yml").is_file()]
-    if not value or missing:
-        why = "empty: the product's own folder" if not value else \
-            f"{root} lacks {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}"
-        raise config.BadSetting(
-            f"[checks] checks_dir = {value!r} is not a folder of the quality gate's SodaCL files ({why}): give the"
-            " folder that holds <layer>/<table>.yml, in luigi.cfg (or in the file LUIGI_CONFIG_PATH names), or remove"
-            " it for the default")
-    return root
-
-
-def checks_file(layer: str, table: str, root: Path | None = None) -> Path:
-    """`checks/<layer>/<table>.yml`: the SodaCL file of a table (names as in the lake)."""
-    lake.table_dir(layer, table)  # refuses unknown layers and unsafe names
-    return (root or checks_dir()) / layer / f"{table}.yml"
-
-
-def _ts(value: dt.datetime) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S")
-
-
-def gate_variables(load_date: dt.date | str, *, catalog_covered: bool = True,
-                   users_catalog_covered: bool = True) -> dict[str, str]:
-    """The SodaCL variables of a date: the only values that reach the checks' SQL text.
-
-    Without any catalog snapshot on or before the date (`catalog_covered` false: dim_product has no
-    catalog member, only inferred ones) every product is unknown by construction; the unknown-product
-    share then warns but cannot fail (its fail threshold becomes 100 %), and dim_product.yml warns
-    that no catalog covers the date. Likewise without a users snapshot on or before the date
-    (`users_catalog_covered` false) every user is unknown: the unknown-user share warns but cannot fail.
-
-    The day's boundaries are those of the business day ([model] business_timezone), as naive UTC
-    timestamps like the staged ones. `future_limit_ts` is the latest instant staging accepts at all
-    (`staging.timestamp_limits`): the end of the business day plus the tolerance, or later for a
-    timestamp written with the load date in a western offset (at most the day's end at UTC-14:00).
-    """
-    day = lake.parse_date(load_date)
-    settings = checks()
-    timezone = staging.business_timezone()  # validated: it reaches the checks' SQL text
-    day_start = staging.business_day_start(day, timezone)
-    day_end = staging.business_day_start(day + dt.timedelta(days=1), timezone)
-    future_limit = staging.timestamp_limits(day)["latest_accepted_ts"]
-    pcts = {name: _pct_pair(settings, name) for name in PCT_PAIRS}
-    warn_pct, fail_pct = pcts["unknown_product"]
-    volume = _volume_settings(settings)
-    return {
-        "load_date": day.isoformat(),
-        "business_timezone": timezone,
-        "day_start_ts": _ts(day_start),
-        "day_end_ts": _ts(day_end),
-        "future_limit_ts": _ts(future_limit),
-        # Soda's freshness "now": the end of the load date, so reruns of old dates judge the same way
-        "NOW": day_end.isoformat(),
-        "freshness_warn": f"{int(settings.freshness_warn_hours)}h",
-        "orders_min_rows": str(int(settings.orders_min_rows)),
-        "orders_max_rows": str(int(settings.orders_max_rows)),
-        "events_min_rows": str(int(settings.events_min_rows)),
-        "events_max_rows": str(int(settings.events_max_rows)),
-        # the staged tables' row_count fails below it: an empty day blocks unless the volume check is told that
-        # no day is too small (--checks-volume-fail-low-ratio 0: "this small day is real", as for the volume)
-        "publish_min_rows": "1" if float(settings.volume_fail_low_ratio) > 0 else "0",
-        "unknown_product_warn_pct": repr(warn_pct),
-        "unknown_product_fail_pct": repr(fail_pct if catalog_covered else 100.0),
-        "unknown_user_warn_pct": repr(pcts["unknown_user"][0]),
-        "unknown_user_fail_pct": repr(pcts["unknown_user"][1] if users_catalog_covered else 100.0),
-        "lost_warn_pct": repr(pcts["lost"][0]),
-        "lost_fail_pct": repr(pcts["lost"][1]),
-        "rejected_warn_pct": repr(pcts["rejected"][0]),
-        "rejected_fail_pct": repr(pcts["rejected"][1]),
-        "late_warn_pct": repr(pcts["late"][0]),
-        "late_fail_pct": repr(pcts["late"][1]),
-        **volume,
-        **_anomaly_settings(settings),
-    }
-
-
-def check_settings() -> None:
-    """Refuse [checks] thresholds that contradict each other, or a checks_dir without the gate's files (BadSetting
-    naming them), before a run does any work."""
-    checks_dir()
-    settings = checks()
-    for name in PCT_PAIRS:
-        _pct_pair(settings, name)
-    _volume_settings(settings)
-    _anomaly_settings(settings)
-
-
-# the [checks] <name>_warn_pct / <name>_fail_pct pairs (_pct_pair)
-PCT_PAIRS = ("unknown_product", "unknown_user", "lost", "rejected", "late")
-
-
-def _pct_pair(settings: checks, name: str) -> tuple[float, float]:
-    """[checks] <name>_warn_pct and <name>_fail_pct, refused unless 0 <= warn <= fail <= 100."""
-    warn, fail = float(getattr(settings, f"{name}_warn_pct")), float(getattr(settings, f"{name}_fail_pct"))
-    if not 0 <= warn <= fail <= 100:
-        raise config.BadSetting(f"[checks] needs 0 <= {name}_warn_pct <= {name}_fail_pct <= 100,"
-                                f" got {warn} and {fail}")
-    return warn, fail
-
-
-def _volume_settings(settings: checks) -> dict[str, str]:
-    """The volume check's [checks] settings as variables, refused unless they make sense together."""
-    window, min_history = int(settings.volume_window), int(settings.volume_min_history)
-    fail_low, warn_low = float(settings.volume_fail_low_ratio), float(settings.volume_warn_low_ratio)
-    warn_high = float(settings.volume_warn_high_ratio)
-    if not 1 <= min_history <= window:
-        raise config.BadSetting(f"[checks] needs 1 <= volume_min_history <= volume_window,"
-                                f" got {min_history} and {window}")
-    if not 0 <= fail_low <= warn_low <= 1 <= warn_high:
-        raise config.BadSetting("[checks] needs 0 <= volume_fail_low_ratio <= volume_warn_low_ratio <= 1 <="
-                                f" volume_warn_high_ratio, got {fail_low}, {warn_low} and {warn_high}")
-    return {
-        "volume_window": str(window),
-        "volume_min_history": str(min_history),
-        "volume_fail_low_ratio": repr(fail_low),
-        "volume_warn_low_ratio": repr(warn_low),
-        "volume_warn_high_ratio": repr(warn_high),
-    }
-
-
-def _anomaly_settings(settings: checks) -> dict[str, str]:
-    """fact_orders' warn-only anomaly thresholds as variables, refused unless they can mean something: a price
-    ratio above 1 (at 1 every price unlike the catalog's would be off), a share 0-100 %, a quantity of 1 or more."""
-    ratio, warn_pct = float(settings.price_off_catalog_ratio), float(settings.price_off_catalog_warn_pct)
-    max_quantity = int(settings.quantity_warn_max)
-    if not ratio > 1:
-        raise config.BadSetting(f"[checks] needs price_off_catalog_ratio > 1, got {ratio}")
-    if not 0 <= warn_pct <= 100:
-        raise config.BadSetting(f"[checks] needs 0 <= price_off_catalog_warn_pct <= 100, got {warn_pct}")
-    if max_quantity < 1:
-        raise config.BadSetting(f"[checks] needs quantity_warn_max >= 1, got {max_quantity}")
-    return {
-        "price_off_catalog_ratio": repr(ratio),
-        "price_off_catalog_warn_pct": repr(warn_pct),
-        "quantity_warn_max": str(max_quantity),
-    }
-
 
 def partition_files(table: str, load_date: dt.date) -> list[str]:
     """The partition files of a gated table for a date that exist now (reconciliation: one per source)."""

@@ -11,6 +11,21 @@ from typing import Any
 
 OUTCOMES = ("pass", "warn", "fail", "error")
 BLOCKING = ("fail", "error")
+# The gated tables (pipeline.quality.gate), in scan order: view name -> lake layer. The view name is the table
+# name, so the SodaCL file checks/<layer>/<table>.yml says `checks for <table>:`.
+GATED_TABLES: dict[str, str] = {
+    "stg_orders": "staging",
+    "stg_events": "staging",
+    "dim_user": "warehouse",
+    "dim_product": "warehouse",
+    "fact_orders": "warehouse",
+    "fact_events": "warehouse",
+    "product_sales_daily": "marts",
+    "customer_orders_daily": "marts",
+    "user_activity_daily": "marts",
+    "complete_days": "marts",
+    "reconciliation": "audit",
+}
 # The gate's derived views (pipeline.quality.gate_views), scanned in this order after the tables: view name ->
 # the layer whose checks folder holds its SodaCL file. Here, so that gate knows every file it scans without soda-core.
 VIEWS: dict[str, str] = {"source_loss": "audit", "source_volume": "audit", "unknown_users": "warehouse"}
