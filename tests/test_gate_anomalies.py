@@ -27,6 +27,7 @@ from tests.support.gate_day import (
     order,
     outcomes,
     run_day,
+    run_generated_day,
     write_day,
 )
 
@@ -149,20 +150,7 @@ def test_a_clean_day_passes_every_new_rule(lake_root: Path) -> None:
 
 
 def test_a_generated_day_passes_every_new_rule(lake_root: Path, incoming: Path) -> None:
-    # the sample generator's day, dirty rows included (late records among them), through the real pipeline
-    from devtools.generate import generate
-    from pipeline.ingest import landing
-    from pipeline.transform import staging
-
-    generate(D, 1, out=incoming, orders_per_day=400, events_per_day=2000, users=200, dirty_rate=0.05)
-    landing.land_orders(D)
-    landing.land_events(D)
-    for kind in ("products", "users"):
-        landing.land_catalog(kind, D)
-    for source in staging.SOURCES:
-        staging.stage(source, D)
-    rows.build_day(D)
-    result = gate.run_gate(D)
+    result = run_generated_day(incoming, D)
 
     checked = by_name(result)
     assert float(checked[LATE_ORDERS].value) > 0  # the generator's late records

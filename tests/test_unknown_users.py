@@ -13,8 +13,17 @@ import pytest
 
 from pipeline import config
 from pipeline.quality import gate
-from tests.support import rows
-from tests.support.gate_day import D, by_name, clean_events, clean_orders, event, order, outcomes, write_day
+from tests.support.gate_day import (
+    D,
+    by_name,
+    clean_events,
+    clean_orders,
+    event,
+    order,
+    outcomes,
+    run_generated_day,
+    write_day,
+)
 
 ORDERS = ("unknown_users", "unknown user share of order lines")
 EVENTS = ("unknown_users", "unknown user share of events")
@@ -88,21 +97,7 @@ def test_contradicting_thresholds_are_refused(lake_root: Path, luigi_settings, s
 
 
 def test_a_generated_day_has_no_unknown_user(lake_root: Path, incoming: Path) -> None:
-    # the sample generator's day, dirty rows included, with its users snapshot, through the real pipeline
-    from devtools.generate import generate
-    from pipeline.ingest import landing
-    from pipeline.transform import staging
-
-    generate(D, 1, out=incoming, orders_per_day=400, events_per_day=2000, users=200, dirty_rate=0.05)
-    landing.land_orders(D)
-    landing.land_events(D)
-    for kind in ("products", "users"):
-        landing.land_catalog(kind, D)
-    for source in staging.SOURCES:
-        staging.stage(source, D)
-    rows.build_day(D)
-
-    result = gate.run_gate(D)
+    result = run_generated_day(incoming, D)
 
     checked = by_name(result)
     assert {name: (checked[name].outcome, checked[name].value) for name in (ORDERS, EVENTS)} == {

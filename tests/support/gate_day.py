@@ -6,6 +6,7 @@
   `reject()` a day's rejected lines;
 - `run_day(incoming, day, ...)` writes a day's incoming files instead and lands, stages, models and
   gates it with the pipeline's own code (`an_order()`, `event_line()` build its records);
+  `run_generated_day(incoming, day)` the same for the sample generator's day, catalogs included;
 - `by_name(result)` and `outcomes(result, outcome)` read a gate result.
 """
 from __future__ import annotations
@@ -218,6 +219,17 @@ def run_day(incoming: Path, day: dt.date, *, orders: list[dict] | None = None, e
     for table in marts.LOAD_DATE_MARTS:
         marts.build(table, day)
     return gate.run_gate(day)
+
+
+def run_generated_day(incoming: Path, day: dt.date) -> gate.GateResult:
+    """The sample generator's day (400 orders, 2,000 events, 5 % dirty rows, late records among them, and its
+    catalog snapshots) landed, staged, modelled and gated by the pipeline's code."""
+    from devtools.generate import generate
+
+    generate(day, 1, out=incoming, orders_per_day=400, events_per_day=2000, users=200, dirty_rate=0.05)
+    for kind in ("products", "users"):
+        landing.land_catalog(kind, day)
+    return run_day(incoming, day)
 
 
 def an_order(i: int, day: dt.date = D, **fields) -> dict:
