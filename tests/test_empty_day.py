@@ -88,6 +88,7 @@ def test_the_first_day_of_a_lake_without_orders_is_blocked_then_published_with_t
     assert result.blocked and (volume.outcome, volume.value) == ("fail", "0")
     assert volume.message.startswith(f"stg_orders: no records received for {D}: its file is complete but holds"
                                      " none (an empty JSON array, a CSV header without rows); no earlier load date")
+    assert "(for that run the volume rule of its events is off too: check their count" in volume.message
     assert checks[("stg_orders", "orders volume within the expected daily range")].outcome == "fail"
     loss = checks[("source_loss", "share of orders thrown away (quarantined or rejected)")]
     assert (loss.outcome, loss.value) == ("pass", "0")
