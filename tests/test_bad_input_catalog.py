@@ -258,6 +258,8 @@ def check_numeric_fields_quoted_as_written() -> None:
 def check_control_characters_named() -> None:
     """Each quarantined catalog row names the field that holds a control character; the tab counts too."""
     bad = rows.bad_records("stg_products", D) + rows.bad_records("stg_users", D)
+    assert not any(ord(char) < 32 or 127 <= ord(char) < 160 for b in bad for char in b["message"] + b["failing_value"])
+    assert ("PROD_0001", "Lamp\\u001b[2J") in {(b["record_id"], b["failing_value"]) for b in bad}, "as JSON writes it"
     assert sorted((b["record_id"], b["message"].rsplit("(", 1)[-1]) for b in bad) == [
         ("PROD_0001", "product_name contains a control character)"), ("PROD_0002", "brand contains a control character)"),
         ("PROD_0003", "category contains a control character)"), ("PROD_0004", "product_name contains a control character)"),

@@ -2,7 +2,8 @@
 -- Grain: one row per quarantined raw row; partition: load_date / source_table. Reads the source's
 -- validated rows (int_validated) and the reason-code list (registered from staging.REASON_CODES).
 -- Every text a row carries goes through storable_text (macros.sql): Postgres's audit.bad_records must
--- be able to hold any row staging quarantines, a NUL character included.
+-- be able to hold any row staging quarantines, a NUL character included, and no control character reaches
+-- the terminal of whoever reads it.
 with validated as (
     select * from int_validated
 ),

@@ -189,6 +189,13 @@ create or replace temp macro catalog_id(prefix, api_id) as (
     end
 );
 
--- Text for audit/bad_records: Postgres text cannot hold NUL (U+0000), so it becomes the six
--- characters \u0000 (deterministic; the only character Postgres's UTF-8 text rejects).
-create or replace temp macro storable_text(value) as replace(value, chr(0), '\u0000');
+-- Text for audit/bad_records: Postgres text cannot hold NUL (U+0000), and any other control character (an
+-- escape sequence, a bell, a line break) would act on the terminal of whoever reads the row in psql or break
+-- an export's line: each becomes the six characters \uXXXX, as JSON writes them (deterministic). Only the
+-- rare value with one (has_control_character) pays for the replacements.
+create or replace temp macro storable_text(value) as (
+    case when has_control_character(value) then list_reduce(
+        [code for code in range(160) if code < 32 or code >= 127],
+        lambda text, code: replace(text, chr(code::integer), printf('\u%04x', code)), value)
+    else value end
+);
