@@ -188,8 +188,8 @@ REMEDIES: tuple[Remedy, ...] = (
            " in Postgres since, by hand or by another tool); BI reads them as they are",
            f"republish the date from the lake: `{DAILY} --force` (docs/serving.md)", ("ServingMismatch",)),
     Remedy("schema migration", "30",
-           "`MigrationError: .../sql/serving/0NN_....sql: must be owner of table ...` (a preload or the publish), after"
-           " an upgrade",
+           "`MigrationError: .../sql/serving/0NN_....sql: must be owner of table ...` (or `: permission denied`) (a"
+           " preload or the publish), after an upgrade",
            "a newer version's serving migrations need the database's owner, and the pipeline's login is not it",
            f"the database owner runs `python -m pipeline migrate` (docs/operations.md#upgrading), then `{DAILY}`",
            ("MigrationError",)),
