@@ -311,9 +311,9 @@ NOT_IDS = [
     ("user_id", -2.5, "-2.5", "a JSON number with a fraction or an exponent"),
     ("product_id", {"sku": "X"}, '{"sku":"X"}', "a JSON object"),
     ("product_id", 12.0, "12.0", "a JSON number with a fraction or an exponent"),
-    ("user_id", "USER\t0001", "USER\t0001", "contains a control character"),
-    ("user_id", "USER\u00850001", "USER\u00850001", "contains a control character"),
-    ("order_id", "ORD\nBAD", "ORD\nBAD", "contains a control character"),
+    ("user_id", "USER\t0001", "USER\\u00090001", "contains a control character"),  # escaped in bad_records
+    ("user_id", "USER\u00850001", "USER\\u00850001", "contains a control character"),
+    ("order_id", "ORD\nBAD", "ORD\\u000aBAD", "contains a control character"),
     ("user_id", "U" * 257, "U" * 257, "longer than 256 characters"),
     ("product_id", "P" * 257, "P" * 257, "longer than 256 characters"),
 ]
