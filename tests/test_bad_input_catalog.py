@@ -369,7 +369,7 @@ CASES: list[Case] = [
          raw_orders(b""), Expect(fails=("orders", "SourceFileInvalid", ("orders.json", "empty (0 bytes)")))),
     Case("orders-empty-array", "orders: `[]` (a day without orders)",
          "accepted: 0 rows landed and staged; the quality gate blocks the date unless it is rerun with"
-         " `--checks-volume-fail-low-ratio 0` (see quality-gate.md)",
+         " `--checks-orders-volume-fail-low-ratio 0` (see quality-gate.md)",
          raw_orders(b"[]\n"), Expect(staged={"orders": 0})),
     Case("orders-blank-space-only", "orders: only blank lines and spaces (no `[]`)",
          "fails: `SourceFileInvalid` naming the file (\"only blank space\"): nothing says the export finished;"
@@ -678,7 +678,7 @@ CASES: list[Case] = [
          Expect(fails=("events", "UnexpectedSourceFiles", ("notes.txt", "events.csv")))),
     Case("events-header-only", "events: header line only (a day without events)",
          "accepted: 0 rows landed and staged; the quality gate blocks the date unless it is rerun with"
-         " `--checks-volume-fail-low-ratio 0` (see quality-gate.md)",
+         " `--checks-events-volume-fail-low-ratio 0` (see quality-gate.md)",
          raw_events((HEADER + "\n").encode()), Expect(staged={"events": 0})),
     Case("events-every-line-short", "events: a header, then only lines with too few fields",
          "fails: `SourceFileInvalid` (none of its records could be landed: a damaged file); nothing landed",

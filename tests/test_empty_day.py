@@ -1,5 +1,6 @@
 """A day without records (the shop closed): a complete file that holds none lands 0 rows, the gate blocks it
-with what to do, and `--checks-volume-fail-low-ratio 0` publishes it without holding back the dates after it.
+with what to do, and `--checks-<source>-volume-fail-low-ratio 0` publishes it without holding back the dates after
+it, while the other source keeps its volume rule.
 
 Landing is driven directly (pipeline.ingest.landing), the days end to end through the real `luigi`
 command, the lake and Postgres (the `ops` fixture); files damaged rather than empty are still refused.
@@ -23,7 +24,11 @@ from tests.support.gate_day import an_order, by_name, event_line, run_day
 
 D = dt.date(2025, 12, 15)
 HEADER = "event_id,user_id,product_id,event_type,event_ts"
-OVERRIDE = "--checks-volume-fail-low-ratio"
+
+
+def override(source: str) -> str:
+    """The option that publishes a day really without records of `source` (its own volume rule only)."""
+    return f"--checks-{source}-volume-fail-low-ratio"
 
 
 
@@ -88,14 +93,15 @@ def test_the_first_day_of_a_lake_without_orders_is_blocked_then_published_with_t
     assert result.blocked and (volume.outcome, volume.value) == ("fail", "0")
     assert volume.message.startswith(f"stg_orders: no records received for {D}: its file is complete but holds"
                                      " none (an empty JSON array, a CSV header without rows); no earlier load date")
-    assert "(for that run the volume rule of its events is off too: check their count" in volume.message
+    assert "--checks-orders-volume-fail-low-ratio 0 to publish it as a day without orders (the volume rule of its" \
+           " events still applies)" in volume.message
     assert checks[("stg_orders", "orders volume within the expected daily range")].outcome == "fail"
     loss = checks[("source_loss", "share of orders thrown away (quarantined or rejected)")]
     assert (loss.outcome, loss.value) == ("pass", "0")
     assert loss.message.startswith(f"stg_orders: no records received for {D}, so nothing was thrown away")
     assert result.errored == 0
 
-    luigi_settings("checks", volume_fail_low_ratio="0")
+    luigi_settings("checks", orders_volume_fail_low_ratio="0")
     again = gate.run_gate(D)
     checks = by_name(again)
     assert not again.blocked and again.failed == again.errored == 0
@@ -103,6 +109,23 @@ def test_the_first_day_of_a_lake_without_orders_is_blocked_then_published_with_t
     assert checks[("stg_orders", "orders volume within the expected daily range")].outcome == "warn"
     fresh = checks[("stg_orders", "newest order_ts is recent at the end of the load date")]
     assert fresh.outcome == "warn" and fresh.message.startswith("not evaluated: stg_orders has no rows")
+
+
+@pytest.mark.parametrize(("setting", "lifted"), [("events_volume_fail_low_ratio", {"events"}),
+                                                 ("orders_volume_fail_low_ratio", {"orders"}),
+                                                 ("volume_fail_low_ratio", {"orders", "events"})])
+def test_a_source_s_override_lifts_its_own_volume_rule_only(lake_root, incoming, luigi_settings, setting, lifted):
+    """A day really without events is published with --checks-events-volume-fail-low-ratio 0; that run's orders keep
+    their rule (an orders file cut off the same day still blocks). The setting without a source lifts both."""
+    luigi_settings("checks", **{setting: "0"})
+    result = run_day(incoming, D, orders=[], events=[])
+    checks = by_name(result)
+    for source in ("orders", "events"):
+        volume = checks[("source_volume", f"{source} received against the median of earlier load dates")]
+        row_count = checks[(f"stg_{source}", f"{source} volume within the expected daily range")]
+        expected = "warn" if source in lifted else "fail"
+        assert (volume.outcome, row_count.outcome) == (expected, expected), (source, volume, row_count)
+    assert result.blocked == (lifted != {"orders", "events"})
 
 
 def test_a_day_with_orders_keeps_its_verdicts(lake_root, incoming, luigi_settings):
@@ -140,19 +163,19 @@ def assert_blocked_as_empty(ops, day: dt.date, source: str) -> None:
     volume = results[f"{source} received against the median of earlier load dates"]
     assert (volume["outcome"], volume["value"]) == ("fail", "0")
     for fragment in (f"stg_{source}: no records received for {day}", "most often an incomplete export",
-                     f"`python -m pipeline restate --date {day}`", f"{OVERRIDE} 0", f"a day without {source}"):
+                     f"`python -m pipeline restate --date {day}`", f"{override(source)} 0", f"a day without {source}"):
         assert fragment in volume["message"], volume["message"]
     row_count = results[f"{source} volume within the expected daily range"]
-    assert row_count["outcome"] == "fail" and f"{OVERRIDE} 0" in row_count["message"]
+    assert row_count["outcome"] == "fail" and f"{override(source)} 0" in row_count["message"]
     # the run's what-to-do: the one option, not "the thresholds of the failing checks that name none"
-    assert f"a day that really is unusual: rerun it with `{OVERRIDE} 0`\n" in run.stdout + run.stderr
+    assert f"a day that really is unusual: rerun it with `{override(source)} 0`\n" in run.stdout + run.stderr
     assert not [r for r in results.values() if r["outcome"] == "error"], "an empty day must not error a check"
     summary = ops.pipeline("summary", "--date", str(day))
     assert "BLOCKED by the quality gate" in summary.stdout and "no records received" in summary.stdout, summary.stdout
 
 
 def assert_published_with_override(ops, day: dt.date, source: str) -> None:
-    run = ops.luigi("DailyPipeline", "--date", str(day), "--local-scheduler", OVERRIDE, "0")
+    run = ops.luigi("DailyPipeline", "--date", str(day), "--local-scheduler", override(source), "0")
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     outcomes = {name: row["outcome"] for name, row in dq(ops, day).items()}
     assert "fail" not in outcomes.values() and "error" not in outcomes.values(), outcomes

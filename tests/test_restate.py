@@ -423,12 +423,13 @@ def test_a_catalog_snapshot_from_the_api_is_fetched_again(ops: Ops) -> None:
 
 @pytest.mark.slow
 def test_a_catalog_restatement_that_blocks_a_date_names_that_date_and_its_threshold_option(ops: Ops) -> None:
-    """A day without orders, published with --checks-volume-fail-low-ratio 0, is blocked again when a snapshot feeding
-    it is restated (restate takes no threshold option): the closing line names that date, not the first one fed."""
+    """A day without orders, published with --checks-orders-volume-fail-low-ratio 0, is blocked again when a snapshot
+    feeding it is restated (restate takes no threshold option): the closing line names that date, not the first one
+    fed."""
     later = later_days(ops)[0]
     (ops.incoming / "orders" / str(later) / "orders.json").write_text("[]")
     backfill = ops.luigi("RangeDaily", "--of", "DailyPipeline", "--start", str(SEED_DAY), "--stop",
-                         str(later + dt.timedelta(days=1)), LOCAL, "--checks-volume-fail-low-ratio", "0")
+                         str(later + dt.timedelta(days=1)), LOCAL, "--checks-orders-volume-fail-low-ratio", "0")
     assert backfill.returncode == 0, backfill.stderr[-3000:]
     snapshot = ops.incoming / "products" / f"products_{SEED_DAY}.json"
     snapshot.write_text(json.dumps(moved_to_garden(json.loads(snapshot.read_text())), indent=2))
@@ -436,5 +437,5 @@ def test_a_catalog_restatement_that_blocks_a_date_names_that_date_and_its_thresh
     assert restated.returncode == 30, restated.stderr[-3000:] + restated.stdout[-2000:]
     assert (f"the restatement of the products snapshot of {SEED_DAY} is pending for {later}: do what each row above"
             f" says, then run it again (luigi --module pipeline.tasks DailyPipeline --date {later} --local-scheduler;"
-            " a date published with a threshold option, e.g. --checks-volume-fail-low-ratio 0, needs it again)"
+            " a date published with a threshold option, e.g. --checks-orders-volume-fail-low-ratio 0, needs it again)"
             ) in restated.stderr, restated.stderr[-2000:]

@@ -86,7 +86,7 @@ def test_the_volume_passes_warns_and_fails_at_its_thresholds(lake_root: Path, re
         assert "restate" not in volume.message
     else:
         assert "get the complete file and restate the date" in volume.message
-        assert "--checks-volume-fail-low-ratio 0" in volume.message
+        assert "--checks-orders-volume-fail-low-ratio 0" in volume.message
     assert by_name(result)[EVENTS].outcome == "pass"
     assert result.blocked is (outcome == "fail")
 

@@ -287,7 +287,8 @@ def _finish(table: str, load_date: dt.date, src: SourceFile | None, source: str,
     write_manifest(table, load_date, manifest)
     if not landed.source_records:
         logger.warning("%s: a complete file without records: 0 rows of %s for %s (the quality gate blocks the date"
-                       " unless it is rerun with --checks-volume-fail-low-ratio 0)", source, table, load_date)
+                       " unless it is rerun with --checks-%s-volume-fail-low-ratio 0)", source, table, load_date,
+                       table)
     if landed.rejected_count:
         logger.warning("%s: %s of %s record(s) rejected, recorded in audit/rejected_lines (source_table=%s)",
                        source, landed.rejected_count, landed.source_records, table)

@@ -164,7 +164,7 @@ def _without_rows(result: CheckResult) -> CheckResult:
         return dataclasses.replace(result, message=(
             f"{result.message}. No rows staged: when the source received none, the check of its volume against"
             " earlier load dates says what to do; a day that really had none is published by rerunning it with"
-            " --checks-volume-fail-low-ratio 0"))
+            f" --checks-{result.table_name.removeprefix('stg_')}-volume-fail-low-ratio 0"))
     if result.check_type == "freshness" and result.value is None:
         return dataclasses.replace(result, outcome="warn", message=f"not evaluated: {result.table_name} has no rows"
                                    " for the date, so no newest timestamp (its row_count check says whether that"

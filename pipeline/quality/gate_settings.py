@@ -48,6 +48,10 @@ class checks(config.NamedBadSettings, luigi.Config):  # noqa: N801 - luigi maps 
     volume_min_history = luigi.IntParameter(default=3)
     volume_warn_low_ratio = luigi.FloatParameter(default=0.6)
     volume_fail_low_ratio = luigi.FloatParameter(default=0.25)
+    # one source's own fail ratio (unset: volume_fail_low_ratio): a day really without events is published with
+    # --checks-events-volume-fail-low-ratio 0 while the orders of that run keep their rule
+    orders_volume_fail_low_ratio = luigi.OptionalFloatParameter(default=None)
+    events_volume_fail_low_ratio = luigi.OptionalFloatParameter(default=None)
     volume_warn_high_ratio = luigi.FloatParameter(default=3.0)
     serving_sslmode = luigi.Parameter(default="require")  # TCP to a non-loopback Postgres
 
@@ -119,9 +123,6 @@ def gate_variables(load_date: dt.date | str, *, catalog_covered: bool = True,
         "orders_max_rows": str(int(settings.orders_max_rows)),
         "events_min_rows": str(int(settings.events_min_rows)),
         "events_max_rows": str(int(settings.events_max_rows)),
-        # the staged tables' row_count fails below it: an empty day blocks unless the volume check is told that
-        # no day is too small (--checks-volume-fail-low-ratio 0: "this small day is real", as for the volume)
-        "publish_min_rows": "1" if float(settings.volume_fail_low_ratio) > 0 else "0",
         "unknown_product_warn_pct": repr(warn_pct),
         "unknown_product_fail_pct": repr(fail_pct if catalog_covered else 100.0),
         "unknown_user_warn_pct": repr(pcts["unknown_user"][0]),
@@ -162,23 +163,37 @@ def _pct_pair(settings: checks, name: str) -> tuple[float, float]:
 
 
 def _volume_settings(settings: checks) -> dict[str, str]:
-    """The volume check's [checks] settings as variables, refused unless they make sense together."""
+    """The volume check's [checks] settings as variables, refused unless they make sense together.
+
+    Each daily source gets its own fail ratio (`<source>_volume_fail_low_ratio`, else `volume_fail_low_ratio`), and
+    `<source>_publish_min_rows`, below which its staged table's row_count fails: an empty day blocks unless that
+    source's volume check is told that no day is too small (ratio 0: "this small day is real", as for the volume).
+    """
     window, min_history = int(settings.volume_window), int(settings.volume_min_history)
-    fail_low, warn_low = float(settings.volume_fail_low_ratio), float(settings.volume_warn_low_ratio)
-    warn_high = float(settings.volume_warn_high_ratio)
+    warn_low, warn_high = float(settings.volume_warn_low_ratio), float(settings.volume_warn_high_ratio)
+    fail_low = {"": float(settings.volume_fail_low_ratio)}
+    for source in VOLUME_SOURCES:
+        own = getattr(settings, f"{source}_volume_fail_low_ratio")
+        fail_low[f"{source}_"] = fail_low[""] if own is None else float(own)
     if not 1 <= min_history <= window:
         raise config.BadSetting(f"[checks] needs 1 <= volume_min_history <= volume_window,"
                                 f" got {min_history} and {window}")
-    if not 0 <= fail_low <= warn_low <= 1 <= warn_high:
-        raise config.BadSetting("[checks] needs 0 <= volume_fail_low_ratio <= volume_warn_low_ratio <= 1 <="
-                                f" volume_warn_high_ratio, got {fail_low}, {warn_low} and {warn_high}")
+    for prefix, ratio in fail_low.items():
+        if not 0 <= ratio <= warn_low <= 1 <= warn_high:
+            raise config.BadSetting(f"[checks] needs 0 <= {prefix}volume_fail_low_ratio <= volume_warn_low_ratio <= 1"
+                                    f" <= volume_warn_high_ratio, got {ratio}, {warn_low} and {warn_high}")
     return {
         "volume_window": str(window),
         "volume_min_history": str(min_history),
-        "volume_fail_low_ratio": repr(fail_low),
         "volume_warn_low_ratio": repr(warn_low),
         "volume_warn_high_ratio": repr(warn_high),
+        **{f"{prefix}volume_fail_low_ratio": repr(ratio) for prefix, ratio in fail_low.items()},
+        **{f"{source}_publish_min_rows": "1" if fail_low[f"{source}_"] > 0 else "0" for source in VOLUME_SOURCES},
     }
+
+
+# the daily sources, each with its own volume rule (source_volume.yml) and `--checks-<source>-volume-fail-low-ratio`
+VOLUME_SOURCES = ("orders", "events")
 
 
 def _anomaly_settings(settings: checks) -> dict[str, str]:

@@ -329,6 +329,6 @@ def _restate_catalog(kind: str, snapshot: dt.date) -> int:
         pending = [s.date for s in summaries if s.status != "published"] or dates
         print(f"the restatement of the {kind} snapshot of {snapshot} is pending for {', '.join(map(str, pending))}:"
               f" do what each row above says, then run it again ({runbook.daily_command(pending[0])}; a date"
-              " published with a threshold option, e.g. --checks-volume-fail-low-ratio 0, needs it again)",
+              " published with a threshold option, e.g. --checks-orders-volume-fail-low-ratio 0, needs it again)",
               file=sys.stderr)
     return code
