@@ -167,7 +167,7 @@ def rebuild(first: dt.date | None = None, last: dt.date | None = None,
         rows = gate.dq_failure_rows(result)
         pipeline_runs.record_pipeline_runs(run_audit.finished_rows(plan.day))
         if plan.gate == "blocked":
-            publish.publish_audit_only(plan.day, rows)
+            publish.publish_audit_only(plan.day, rows, run_id=run_id)
             tally["blocked"] += 1
             restating = (" (a restatement of it is pending: the lake holds only its new, blocked files, so the date"
                          " a database being replaced still served goes; `python -m pipeline summary --date"
