@@ -16,7 +16,8 @@ in ONE transaction, so that a BI reader sees the date's old state or its new one
    `pipeline.transform.merges`; see `pipeline.serving.feeds`; a date published again has the keys it
    named before or names now merged anew from every published date), the date's daily_metrics row upserted,
    its audit rows (bad_records, rejected_lines, reconciliation and the quality gate's dq_failures)
-   replaced, and its daily_metrics.dq_failed_count counted from those dq_failures
+   replaced (the gate run appended to audit.dq_failure_log, which keeps every run's), and its
+   daily_metrics.dq_failed_count counted from those dq_failures
    (sql/gate/dq_failed_count.sql, the statement the lake's views run too);
 5. the current-version bookkeeping is updated, the marts follow the date's change (`pipeline.serving.marts`:
    only the days, products and customers the date touches) and the completion marker
@@ -214,8 +215,8 @@ def publish(load_date: dt.date | str, *, force: bool = False,
             restated_snapshots: Mapping[str, Sequence[dt.date]] | None = None) -> dict[str, Any]:
     """Publish one load date from the lake to Postgres atomically; return what was written.
 
-    `audit_rows`: the quality gate's warn/fail/error outcomes, which replace the date's dq_failures
-    (None: they are left as they are). `runtime`, if given, is called just before the commit; its
+    `audit_rows`: the quality gate's warn/fail/error outcomes (`gate.dq_failure_rows`), which replace the
+    date's dq_failures and are appended to dq_failure_log under `run_id` (None: both are left as they are). `runtime`, if given, is called just before the commit; its
     seconds become the date's daily_metrics.runtime_seconds in the same transaction (see
     `run_audit.date_runtime`). `unless_published`: if the date is published when its lock is granted
     (another run published it meanwhile), drop its leftover preloads and return {"skipped": True, ...}
