@@ -77,7 +77,9 @@ def test_clean_seed_sized_day_passes_with_volume_warnings(lake_root: Path) -> No
 
     failures = gate.dq_failure_rows(result)
     assert [f["outcome"] for f in failures] == ["warn"] * 4
-    assert set(failures[0]) == {"run_date", "check_name", "table_name", "check_type", "outcome", "value", "message"}
+    assert set(failures[0]) == {"run_date", "check_name", "table_name", "check_type", "outcome", "value", "message",
+                                "checked_at"}
+    assert {f["checked_at"] for f in failures} == {result.checked_at}
     assert failures[0]["run_date"] == D
 
 

@@ -223,3 +223,8 @@ def test_blocked_and_unchecked_dates_are_treated_as_the_daily_run_treats_them(or
         assert [row[0] for row in conn.execute("select load_date from audit.publish_log order by 1")] == data.dates
         assert conn.execute("select check_name, outcome from audit.dq_failures where run_date = %s",
                             [blocked]).fetchall() == [("row_count > 100", "fail")]
+        # the gate's history holds the one gate run the lake keeps, as the rebuild recorded it
+        (logged,) = conn.execute("select check_name, outcome, checked_at, run_id from audit.dq_failure_log"
+                                 " where run_date = %s", [blocked]).fetchall()
+        assert logged[:3] == ("row_count > 100", "fail", dt.datetime(2025, 12, 18, 6, tzinfo=dt.timezone.utc))
+        assert logged[3].startswith(rebuild.RUN_PREFIX)

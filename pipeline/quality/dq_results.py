@@ -133,7 +133,8 @@ def gate_passed(load_date: dt.date | str) -> bool:
 
 
 def dq_failure_rows(result: GateResult) -> list[dict[str, Any]]:
-    """The warned, failed and errored results, shaped for Postgres audit.dq_failures."""
+    """The warned, failed and errored results, shaped for Postgres audit.dq_failures, with the gate run's
+    `checked_at` (which names the run in audit.dq_failure_log)."""
     return [
         {
             "run_date": result.load_date,
@@ -143,6 +144,7 @@ def dq_failure_rows(result: GateResult) -> list[dict[str, Any]]:
             "outcome": r.outcome,
             "value": r.value,
             "message": r.message,
+            "checked_at": result.checked_at,
         }
         for r in result.results if r.outcome != "pass"
     ]

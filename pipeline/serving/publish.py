@@ -16,7 +16,8 @@ in ONE transaction, so that a BI reader sees the date's old state or its new one
    `pipeline.transform.merges`; see `pipeline.serving.feeds`; a date published again has the keys it
    named before or names now merged anew from every published date), the date's daily_metrics row upserted,
    its audit rows (bad_records, rejected_lines, reconciliation and the quality gate's dq_failures)
-   replaced, and its daily_metrics.dq_failed_count counted from those dq_failures
+   replaced (the gate run appended to audit.dq_failure_log, which keeps every run's), and its
+   daily_metrics.dq_failed_count counted from those dq_failures
    (sql/gate/dq_failed_count.sql, the statement the lake's views run too);
 5. the current-version bookkeeping is updated, the marts follow the date's change (`pipeline.serving.marts`:
    only the days, products and customers the date touches) and the completion marker
@@ -85,8 +86,36 @@ class EmptyPublishRefused(PublishError):
     """Publishing would replace a published non-empty date with an empty one; pass force=True to allow it."""
 
 
-def _write_dq(conn: psycopg.Connection, day: dt.date, rows: Sequence[Mapping[str, Any]]) -> int:
-    """Replace the date's dq_failures with `rows` (dicts from the quality gate)."""
+# The dq_failures just written, appended to the log as one gate run; `entry` orders them as the gate's
+# results are (table, check), so a gate run recorded again has the same keys and adds nothing.
+_LOG_GATE_RUN = """
+insert into audit.dq_failure_log
+    (run_date, checked_at, entry, run_id, check_name, table_name, check_type, outcome, value, message)
+select
+    dq_failures.run_date,
+    coalesce(%(checked_at)s, now()),
+    row_number() over (order by dq_failures.table_name nulls last, dq_failures.check_name, dq_failures.outcome,
+                       dq_failures.value, dq_failures.message, dq_failures.id),
+    %(run_id)s,
+    dq_failures.check_name,
+    dq_failures.table_name,
+    dq_failures.check_type,
+    dq_failures.outcome,
+    dq_failures.value,
+    dq_failures.message
+from audit.dq_failures
+where dq_failures.run_date = %(d)s
+on conflict (run_date, checked_at, entry) do nothing
+"""
+
+
+def _write_dq(conn: psycopg.Connection, day: dt.date, rows: Sequence[Mapping[str, Any]], run_id: str) -> int:
+    """Replace the date's dq_failures with `rows` (dicts from the quality gate) and append them to dq_failure_log.
+
+    One place for both, in the caller's transaction, so the log's latest gate run of a date is what
+    dq_failures holds. The gate run is the rows' `checked_at` (when the gate started; the transaction's
+    time if they carry none): recording the same gate run again writes nothing to the log.
+    """
     conn.execute("delete from audit.dq_failures where run_date = %s", [day])
     fields = ("check_name", "table_name", "check_type", "outcome", "value", "message")
     with conn.cursor() as cur, cur.copy(
@@ -96,6 +125,13 @@ def _write_dq(conn: psycopg.Connection, day: dt.date, rows: Sequence[Mapping[str
             if row.get("outcome") not in DQ_OUTCOMES or not row.get("check_name"):
                 raise ValueError(f"dq row needs check_name and outcome in {DQ_OUTCOMES}: {dict(row)!r}")
             copy.write_row([day, *(None if row.get(f) is None else str(row.get(f)) for f in fields)])
+    checked = {row.get("checked_at") for row in rows}
+    if len(checked) > 1:
+        raise ValueError(f"dq rows of {day} come from {len(checked)} gate runs (checked_at {sorted(map(str, checked))})")
+    checked_at = checked.pop() if checked else None
+    if checked_at is not None and checked_at.tzinfo is None:  # the lake's timestamps are naive UTC
+        checked_at = checked_at.replace(tzinfo=dt.timezone.utc)
+    conn.execute(_LOG_GATE_RUN, {"d": day, "checked_at": checked_at, "run_id": run_id})
     return len(rows)
 
 
@@ -179,8 +215,8 @@ def publish(load_date: dt.date | str, *, force: bool = False,
             restated_snapshots: Mapping[str, Sequence[dt.date]] | None = None) -> dict[str, Any]:
     """Publish one load date from the lake to Postgres atomically; return what was written.
 
-    `audit_rows`: the quality gate's warn/fail/error outcomes, which replace the date's dq_failures
-    (None: they are left as they are). `runtime`, if given, is called just before the commit; its
+    `audit_rows`: the quality gate's warn/fail/error outcomes (`gate.dq_failure_rows`), which replace the
+    date's dq_failures and are appended to dq_failure_log under `run_id` (None: both are left as they are). `runtime`, if given, is called just before the commit; its
     seconds become the date's daily_metrics.runtime_seconds in the same transaction (see
     `run_audit.date_runtime`). `unless_published`: if the date is published when its lock is granted
     (another run published it meanwhile), drop its leftover preloads and return {"skipped": True, ...}
@@ -231,7 +267,7 @@ def publish(load_date: dt.date | str, *, force: bool = False,
                             conn, duck, feed, day, published_days, progress)
                 if audit_rows is not None:
                     progress.at("audit.dq_failures")
-                    summary["dq_failures_rows"] = _write_dq(conn, day, audit_rows)
+                    summary["dq_failures_rows"] = _write_dq(conn, day, audit_rows, run_id)
                 progress.at("warehouse.daily_metrics")
                 _count_failed_checks(conn, day)
                 summary.update(marts.backfill_if_needed(conn, progress))  # before supersede: the state before D
@@ -278,7 +314,7 @@ def publish(load_date: dt.date | str, *, force: bool = False,
     return summary
 
 
-def publish_audit_only(load_date: dt.date | str, dq_rows: Sequence[Mapping[str, Any]]) -> int:
+def publish_audit_only(load_date: dt.date | str, dq_rows: Sequence[Mapping[str, Any]], run_id: str | None = None) -> int:
     """Record the quality gate's outcomes for a date whose data is not published; return rows written.
 
     The date's preloads stay (schema preload, unreadable by BI): a rerun that accepts the day as it is
@@ -288,6 +324,6 @@ def publish_audit_only(load_date: dt.date | str, dq_rows: Sequence[Mapping[str, 
     """
     day = lake.parse_date(load_date)
     with date_locked(day) as conn:
-        written = _write_dq(conn, day, dq_rows)
+        written = _write_dq(conn, day, dq_rows, run_id or uuid.uuid4().hex)
     logger.info("recorded %s quality outcome(s) for %s (data not published)", written, day)
     return written

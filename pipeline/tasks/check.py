@@ -21,8 +21,8 @@ logger = logging.getLogger(__name__)
 class CheckTask(PipelineTask):
     """Runs the date's SodaCL quality gate (output: lake/audit/dq_results, complete when it passed).
 
-    A blocked gate records its outcomes in Postgres (audit.dq_failures) and fails the task with
-    every failed check and its value; bad data is not retried.
+    A blocked gate records its outcomes in Postgres (audit.dq_failures; audit.dq_failure_log keeps
+    every gate run's) and fails the task with every failed check and its value; bad data is not retried.
     """
 
     retry_count = 1
@@ -36,6 +36,7 @@ class CheckTask(PipelineTask):
     def run(self) -> None:
         from pipeline.quality import gate
         from pipeline.serving import publish
+        from pipeline.tasks import run_audit
 
         self.report("running the quality gate", 0)
         result = gate.run_gate(self.date)
@@ -44,7 +45,7 @@ class CheckTask(PipelineTask):
                     f" {result.failed} failed, {result.errored} errored", 100)
         if result.blocked:
             try:
-                publish.publish_audit_only(self.date, gate.dq_failure_rows(result))
+                publish.publish_audit_only(self.date, gate.dq_failure_rows(result), run_id=run_audit.run_id())
             except Exception as err:  # noqa: BLE001 - the blocked gate is the error to report
                 logger.warning("could not record the blocked gate of %s in Postgres (%s); the outcomes are in %s",
                                self.date, err, lake.partition_file("audit", "dq_results", self.date))

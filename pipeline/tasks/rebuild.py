@@ -1,8 +1,10 @@
 """Rebuilding the serving Postgres from the lake: `python -m pipeline rebuild-serving [--from D] [--to D]`.
 
 For disaster recovery and for adopting a new serving database. The serving layer holds nothing the
-lake does not: every table is the replay, in load-date order, of each date's publish. So the rebuild
-applies the migrations, then, for each load date of the lake:
+lake does not but the quality gate's history: every table is the replay, in load-date order, of each
+date's publish. audit.dq_failure_log gets each date's gate run the lake holds (its latest), recorded
+under the rebuild's run id; the gate runs before it are not in the lake and are not made up. So the
+rebuild applies the migrations, then, for each load date of the lake:
 
 - its quality gate passed (lake/audit/dq_results): `publish.publish(D)`, the very call the daily
   pipeline's Publish task makes, with the gate's warn/fail rows and the date's runtime from the run
@@ -167,7 +169,7 @@ def rebuild(first: dt.date | None = None, last: dt.date | None = None,
         rows = gate.dq_failure_rows(result)
         pipeline_runs.record_pipeline_runs(run_audit.finished_rows(plan.day))
         if plan.gate == "blocked":
-            publish.publish_audit_only(plan.day, rows)
+            publish.publish_audit_only(plan.day, rows, run_id=run_id)
             tally["blocked"] += 1
             restating = (" (a restatement of it is pending: the lake holds only its new, blocked files, so the date"
                          " a database being replaced still served goes; `python -m pipeline summary --date"
