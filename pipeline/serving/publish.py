@@ -75,7 +75,8 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "publish", "publish_audit_only", "is_published", "published_dates", "published_in", "reconciled_dates",
     "reconciled_in", "published_at", "mark_reconciled",
-    "PublishError", "PublishLocked", "EmptyPublishRefused", "LakePartitionMissing", "LakePartitionInvalid",
+    "PublishError", "PublishLocked", "EmptyPublishRefused", "BuildSuperseded", "LakePartitionMissing",
+    "LakePartitionInvalid",
     "DuplicateFactKey",
 ]
 
@@ -84,6 +85,11 @@ DQ_OUTCOMES = tuple(outcome for outcome in OUTCOMES if outcome != "pass")  # wha
 
 class EmptyPublishRefused(PublishError):
     """Publishing would replace a published non-empty date with an empty one; pass force=True to allow it."""
+
+
+class BuildSuperseded(PublishError):
+    """The date's lake build changed after the publishing run built it (a restatement began meanwhile): that
+    run's data is not the date's any more, and the restatement's run publishes the date."""
 
 
 # The dq_failures just written, appended to the log as one gate run; `entry` orders them as the gate's
@@ -212,17 +218,20 @@ def is_published(load_date: dt.date | str) -> bool:
 def publish(load_date: dt.date | str, *, force: bool = False,
             audit_rows: Sequence[Mapping[str, Any]] | None = None, run_id: str | None = None,
             runtime: Callable[[], float | None] | None = None, unless_published: bool = False,
-            restated_snapshots: Mapping[str, Sequence[dt.date]] | None = None) -> dict[str, Any]:
+            restated_snapshots: Mapping[str, Sequence[dt.date]] | None = None,
+            superseded: Callable[[], str | None] | None = None) -> dict[str, Any]:
     """Publish one load date from the lake to Postgres atomically; return what was written.
 
     `audit_rows`: the quality gate's warn/fail/error outcomes (`gate.dq_failure_rows`), which replace the
-    date's dq_failures and are appended to dq_failure_log under `run_id` (None: both are left as they are). `runtime`, if given, is called just before the commit; its
-    seconds become the date's daily_metrics.runtime_seconds in the same transaction (see
-    `run_audit.date_runtime`). `unless_published`: if the date is published when its lock is granted
+    date's dq_failures and are appended to dq_failure_log under `run_id` (None: both are left as they are).
+    `runtime`, if given, is called just before the commit; its seconds become the date's
+    daily_metrics.runtime_seconds in the same transaction (see `run_audit.date_runtime`). `unless_published`: if the date is published when its lock is granted
     (another run published it meanwhile), drop its leftover preloads and return {"skipped": True, ...}
     without writing. `restated_snapshots`: catalog snapshots landed again for this publish (staging
     table -> snapshot dates, `restate --catalog`): those before the date have their audit rows
     (quarantine, reconciliation) replaced in Postgres as well, as a never-published snapshot's are.
+    `superseded`: asked once the date's lock is granted, before anything is read from the lake; a reason means
+    the lake's build of the date is not the one the caller built and checked (BuildSuperseded, nothing written).
     """
     day = lake.parse_date(load_date)
     run_id = run_id or uuid.uuid4().hex
@@ -239,6 +248,8 @@ def publish(load_date: dt.date | str, *, force: bool = False,
                     summary.update(skipped=True, preloads_dropped=len(drop_preloads(conn, day)))
                     logger.info("%s was published meanwhile by another run: nothing to do", day)
                     return summary
+                if superseded is not None and (why := superseded()):  # under the lock a restatement removes under
+                    raise BuildSuperseded(why)
                 counts = {spec: row_count(duck, path) for spec, path in fact_paths.items()}
                 for spec in FACTS:
                     before = published_rows(conn, spec, day)

@@ -136,7 +136,8 @@ class PublishTask(PipelineTask):
         from pipeline.quality import gate, serving_reconciliation
         from pipeline.serving import compaction, publish
 
-        restating = restatements.pending(self.date)
+        record = restatements.read_record(self.date)
+        restating = restatements.is_pending(record)
         force = self.force or restating  # a restatement replaces the date whatever it holds now
         snapshots = restatements.restated_snapshots(self.date) if restating else {}
         results = gate.load_results(self.date)
@@ -146,7 +147,8 @@ class PublishTask(PipelineTask):
         summary = pg_retry.call(
             lambda: publish.publish(self.date, force=force, audit_rows=audit_rows, run_id=run_audit.run_id(),
                                     runtime=lambda: run_audit.date_runtime(self.date, current=self),
-                                    unless_published=not force, restated_snapshots=snapshots),
+                                    unless_published=not force, restated_snapshots=snapshots,
+                                    superseded=lambda: restatements.superseded(self.date, record)),
             f"publishing {self.date}", notify=self.status)
         if summary["skipped"]:
             # Reconciled all the same: the run that published may have failed in its reconciliation
@@ -157,7 +159,7 @@ class PublishTask(PipelineTask):
             self.rows_out = summary.get("fact_orders_rows", 0) + summary.get("fact_events_rows", 0)
             self.report(f"published {self.rows_out} fact rows; reconciling", 80)
             if restating:
-                restatements.mark_published(self.date)
+                restatements.mark_published(self.date, record)
         publish_time = pg_retry.call(lambda: publish.published_at(self.date), f"reading the publish of {self.date}",
                                      notify=self.status)
         serving_reconciliation.reconcile_serving(self.date)

@@ -42,11 +42,13 @@ exit code is the first failed date's.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
 import shutil
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 from pipeline import cli, config, lake
@@ -109,16 +111,33 @@ def archive(day: dt.date, source: str, stamp: str) -> list[str]:
 
 
 def remove_derived(day: dt.date, sources: list[str]) -> int:
-    """Remove the date's partitions built from the restated sources (they are rebuilt)."""
+    """Remove the date's partitions built from the restated sources (they are rebuilt), under the date's publish lock
+    (`_publishes_waited`): a publish of the date reading them ends first, and one after it finds its build gone.
+    The quality gate's results go first: a run's Publish that finds them gone, or older than the restatement,
+    publishes nothing (`restatements.superseded`)."""
     from pipeline.transform import marts, warehouse
 
-    folders = [lake.partition_dir("staging", f"stg_{s}", day) for s in sources]
+    folders = [lake.partition_dir("audit", "dq_results", day)]
+    folders += [lake.partition_dir("staging", f"stg_{s}", day) for s in sources]
     folders += [lake.partition_dir("audit", table, day, source_table=f"stg_{s}")
                 for s in sources for table in ("bad_records", "reconciliation")]
     folders += [lake.partition_dir("warehouse", table, day) for table in warehouse.TABLES]
     folders += [lake.partition_dir(marts.LAYER, table, day) for table in marts.LOAD_DATE_MARTS]  # built from the facts
-    folders.append(lake.partition_dir("audit", "dq_results", day))
-    return sum(_remove_partition(folder) for folder in folders)
+    with _publishes_waited(day):
+        return sum(_remove_partition(folder) for folder in folders)
+
+
+@contextlib.contextmanager
+def _publishes_waited(day: dt.date) -> Iterator[None]:
+    """The date's publish lock held (a publish of the date in flight ends first), or nothing when no Postgres answers
+    (no publish runs then either)."""
+    from pipeline.serving import retry as pg_retry
+    from pipeline.serving import transaction
+
+    with contextlib.ExitStack() as held:
+        pg_retry.unless_unreachable(lambda: held.enter_context(transaction.date_locked(day)), None,
+                                    f"the restatement of {day} waits for no publish")
+        yield
 
 
 def prepare(day: dt.date, sources: list[str] | None = None) -> dict[str, Any]:

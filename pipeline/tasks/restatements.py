@@ -39,8 +39,41 @@ def write_record(day: dt.date, record: dict[str, Any]) -> None:
 
 def pending(day: dt.date) -> bool:
     """Whether a restatement of the date waits for its publish."""
-    record = read_record(day)
+    return is_pending(read_record(day))
+
+
+def is_pending(record: dict[str, Any] | None) -> bool:
+    """Whether a date's restatement record (`read_record`) waits for the date's publish."""
     return record is not None and record.get("status") == "pending"
+
+
+def superseded(day: dt.date, seen: dict[str, Any] | None) -> str | None:
+    """Why the date's build in the lake is not one to publish for a run whose Publish began with `seen` (the date's
+    restatement record then); None when it is. Asked under the date's publish lock, which `restate` holds while it
+    removes a date's build: a run that built the date before a restatement was requested must not publish that
+    build, nor mark the restatement done (its own run publishes it)."""
+    from pipeline.quality import gate
+
+    record = read_record(day)
+    if _requested(record) != _requested(seen):
+        return (f"{day} was restated (requested at {_requested(record)}) while this run built or published it: the"
+                " restatement's run publishes the date; this run published nothing")
+    if is_pending(record) and _requested(record):
+        results = gate.load_results(day)
+        requested = dt.datetime.fromisoformat(_requested(record) or "").astimezone(dt.timezone.utc)
+        if results is None:  # removed by the restatement after this run's gate: its next run rebuilds the date
+            return (f"the build of {day} was removed by its restatement (requested at {_requested(record)}) while"
+                    " this run published it: this run published nothing; the restatement's run rebuilds and"
+                    " publishes the date")
+        if results.checked_at.replace(tzinfo=dt.timezone.utc) < requested:
+            return (f"the build of {day} in the lake predates its restatement (requested at {_requested(record)}),"
+                    " which is removing it now or was interrupted before it could: this run published nothing;"
+                    f" unless a `restate` of {day} is running, run `python -m pipeline restate --date {day}` again")
+    return None
+
+
+def _requested(record: dict[str, Any] | None) -> str | None:
+    return None if record is None else record.get("requested_at")
 
 
 def pending_dates(days: list[dt.date]) -> set[dt.date]:
@@ -59,10 +92,15 @@ def restated_snapshots(day: dt.date) -> dict[str, list[dt.date]]:
             for kind, snapshot in record.get("snapshots", {}).items()}
 
 
-def mark_published(day: dt.date) -> None:
-    """Record that the date was published after its restatement (called by the Publish task)."""
+def mark_published(day: dt.date, seen: dict[str, Any] | None) -> None:
+    """Record that the date was published after its restatement (called by the Publish task, which began with the
+    record `seen`): only that restatement; one requested during the publish stays pending for its own run."""
     record = read_record(day)
-    if record is None or record.get("status") != "pending":
+    if not is_pending(record):
+        return
+    if _requested(record) != _requested(seen):
+        logger.info("a restatement of %s was requested during this publish (at %s): it stays pending", day,
+                    _requested(record))
         return
     record.update(status="published", published_at=dt.datetime.now(dt.timezone.utc).isoformat())
     write_record(day, record)

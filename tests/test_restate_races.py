@@ -1,0 +1,114 @@
+"""Restatements beside other runs of the same date: a build made before a restatement is never published as the
+restated date, and a restatement requested while another run publishes the date stays pending until its own run
+publishes it (`restatements.superseded`, `restatements.mark_published`, `restate.remove_derived` under the date's
+publish lock).
+
+Real `python -m pipeline restate` and `luigi` command lines, the fault engine's pause to hold a publish's
+transaction open, the session's embedded Postgres.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.ops import SEED_DAY, Ops
+from tests.support.paths import REPO
+
+DATE = ["--date", str(SEED_DAY)]
+
+
+def record_path(ops: Ops) -> Path:
+    return ops.lake / "audit" / "restatements" / f"load_date={SEED_DAY}" / "restatement.json"
+
+
+def served(ops: Ops) -> tuple[int, int]:
+    """(fact_orders rows, fact_events rows) Postgres serves for the seed day."""
+    return ops.query("select (select count(*) from warehouse.fact_orders_all where load_date = %(d)s),"
+                     " (select count(*) from warehouse.fact_events_all where load_date = %(d)s)", {"d": SEED_DAY})[0]
+
+
+def wait_for(condition, proc: subprocess.Popen, what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert proc.poll() is None, f"{what}: the command ended first: {proc.communicate()[0][-3000:]}"
+        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_a_restatement_requested_while_another_publishes_the_date_is_published_by_its_own_run(
+        ops: Ops, tmp_path: Path) -> None:
+    """Operator 1 restates the orders; while its publish holds the date, operator 2 restates the corrected events.
+    Operator 1's publish must not mark operator 2's restatement done (its run would then find the date published and
+    skip it, leaving the old events served), nor read the lake while operator 2 removes the date's build."""
+    first = ops.luigi("DailyPipeline", *DATE, "--local-scheduler")
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert served(ops) == (20, 60)
+    orders = ops.incoming / "orders" / str(SEED_DAY) / "orders.json"
+    records = json.loads(orders.read_text())
+    orders.write_text(json.dumps(records + [{**r, "order_id": r["order_id"] + "_B"} for r in records[:5]]))
+
+    faults = tmp_path / "faults"
+    faults.mkdir()
+    one = subprocess.Popen([sys.executable, "-m", "pipeline", "restate", *DATE, "--source", "orders"], cwd=REPO,
+                           env={**ops.env, "ECOMM_FAULT": "publish.merge:pause", "ECOMM_FAULT_DIR": str(faults)},
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    two = None
+    try:
+        wait_for((faults / "publish.merge.paused").exists, one, "operator 1's publish holding the date")
+        requested = json.loads(record_path(ops).read_text())["requested_at"]
+        events = ops.incoming / "events" / str(SEED_DAY) / "events.csv"
+        events.write_text("".join(events.read_text().splitlines(keepends=True)[:41]))  # the header and 40 events
+        two = subprocess.Popen([sys.executable, "-m", "pipeline", "restate", *DATE], cwd=REPO, env=ops.env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        wait_for(lambda: json.loads(record_path(ops).read_text())["requested_at"] != requested, two,
+                 "operator 2's restatement recorded")
+        time.sleep(2)  # operator 2 now waits for the date's lock to remove the build operator 1 is publishing
+        assert two.poll() is None, two.communicate()[0][-3000:]
+        (faults / "publish.merge.resume").write_text("")
+        out_one, _ = one.communicate(timeout=300)
+        out_two, _ = two.communicate(timeout=300)
+    finally:
+        for proc in (one, two):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+    assert two.returncode == 0, out_two[-4000:]
+    assert "it stays pending" in out_one, out_one[-4000:]
+    # what the lake holds is what Postgres serves: the corrected orders and the corrected events
+    assert served(ops) == (25, 40) == (ops.lake_rows("warehouse", "fact_orders"), ops.lake_rows("warehouse",
+                                                                                                 "fact_events"))
+    record = json.loads(record_path(ops).read_text())
+    assert (record["status"], record["sources"]) == ("published", ["events"]), record
+    summary = ops.pipeline("summary", *DATE)
+    assert summary.returncode == 0 and "published" in summary.stdout, summary.stdout
+
+
+@pytest.mark.slow
+def test_a_build_older_than_a_pending_restatement_is_not_published_as_it(ops: Ops) -> None:
+    """A restatement interrupted before it removed the date's build (killed between recording it and removing):
+    the next run must not publish the old build as the restated date and mark the restatement done."""
+    first = ops.luigi("DailyPipeline", *DATE, "--local-scheduler")
+    assert first.returncode == 0, first.stderr[-3000:]
+    now = dt.datetime.now(dt.timezone.utc).isoformat()
+    record_path(ops).parent.mkdir(parents=True, exist_ok=True)
+    record_path(ops).write_text(json.dumps({
+        "load_date": str(SEED_DAY), "status": "pending", "sources": ["orders"], "reasons": {}, "requested_at": now,
+        "previous_manifests": {}, "archived": []}))
+    again = ops.luigi("DailyPipeline", *DATE, "--local-scheduler")
+    assert again.returncode == 30, again.stderr[-3000:]
+    assert "BuildSuperseded" in again.stderr and "predates its restatement" in again.stderr, again.stderr[-3000:]
+    assert f"run `python -m pipeline restate --date {SEED_DAY}` again" in again.stderr
+    assert json.loads(record_path(ops).read_text())["status"] == "pending"
+
+    restated = ops.pipeline("restate", *DATE, "--source", "orders")
+    assert restated.returncode == 0, restated.stderr[-3000:] + restated.stdout[-3000:]
+    assert json.loads(record_path(ops).read_text())["status"] == "published"
+    assert served(ops) == (20, 60)
+    assert os.path.exists(ops.lake / "audit" / "dq_results" / f"load_date={SEED_DAY}" / "data.parquet")
