@@ -279,3 +279,41 @@ def test_a_long_failure_line_is_cut_at_a_word_and_says_so() -> None:
     shown = shortened(f"{folder} orders file (orders.json, orders.json.gz). {advice}")
     assert len(shown) <= 300 and shown.startswith("UnexpectedSourceFiles: orders for 2025-12-15:") and \
         shown.endswith(f" ... {advice}"), shown
+
+
+@pytest.mark.slow
+def test_a_failed_task_of_a_published_date_that_a_requested_date_needs_is_named(ops: Ops) -> None:
+    """Switched to the catalog API mid-week (no catalog files before): the next date needs its week's snapshot,
+    landed by the task of the week's Monday, a published date. When that task fails, the summary names it, its
+    error and the fix, which reruns the date asked for (the Monday is published: rerunning it does nothing)."""
+    ops.generate(MONDAY, 3)
+    for snapshot in (ops.incoming / "products").iterdir():
+        snapshot.unlink()  # no products catalog yet: the dates are built with inferred products
+    tuesday, asked = MONDAY + dt.timedelta(days=1), MONDAY + dt.timedelta(days=2)
+    files = ops.luigi("RangeDaily", "--of", "DailyPipeline", "--start", str(MONDAY), "--stop", str(asked),
+                      "--local-scheduler")
+    assert files.returncode == 0 and "2 of 2 date(s) published" in files.stdout, files.stderr[-3000:]
+
+    ops.extra_env["ECOMM_PRODUCTS_URL"] = "http://127.0.0.1:9/products"  # nothing listens there
+    fast = ["--local-scheduler", "--catalog-attempts", "1", "--catalog-retries", "0"]
+    result = ops.luigi("DailyPipeline", "--date", str(asked), *fast)
+    assert result.returncode == 30, result.stderr[-3000:]
+    (row,) = _summary_rows(result.stdout)
+    assert row.endswith(f"waits for {MONDAY} (failed, below)"), result.stdout
+    needed = result.stdout.split("Needed by the date(s) above", 1)[1]
+    assert f"{MONDAY}: published, but LandProducts failed in this run" in needed, result.stdout
+    assert "LandProducts: CatalogApiTransientError: GET http://127.0.0.1:9/products?limit=100&skip=0" in needed
+    fix = ("what to do (catalog API failing): check the URL and the API; once it answers,"
+           f" `luigi --module pipeline.tasks DailyPipeline --date {asked} --local-scheduler`")
+    assert fix in needed, needed
+    assert "0 of 1 date(s) published" in result.stdout
+
+    # the Monday asked for too (a backfill): its row shows the failed task, the date that needs it names it
+    span = ["--start", str(MONDAY), "--stop", str(asked + dt.timedelta(days=1))]
+    backfill = ops.luigi("RangeDaily", "--of", "DailyPipeline", *span, *fast)
+    assert backfill.returncode == 30, backfill.stderr[-3000:]
+    rows = _summary_rows(backfill.stdout)
+    assert rows[0].endswith("published") and rows[1].startswith(str(tuesday)), backfill.stdout
+    assert rows[2].endswith(f"waits for {MONDAY} (LandProducts failed, above)"), backfill.stdout
+    assert "LandProducts: CatalogApiTransientError" in backfill.stdout and fix in backfill.stdout, backfill.stdout
+    assert "2 of 3 date(s) published" in backfill.stdout

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import logging
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TextIO
 
 import luigi
@@ -65,6 +66,9 @@ class DateSummary:
     status: str
     seconds: float | None
     failures: list[str]
+    failed_tasks: list[str] = dataclasses.field(default_factory=list)  # families whose last attempt in the run failed
+    # a published date's only: its what to do, rerunning the date whose run needed its failed task (held_back)
+    rerun_fix: Callable[[dt.date], str] | None = None
 
 
 def _manifest(source: str, day: dt.date) -> dict[str, Any] | None:
@@ -198,12 +202,15 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
             status = "publish state unknown (Postgres not reachable)"
         else:
             status = "not published"
-        gate_said = blocked and status == RESTATING  # its blocking checks are listed, with what to do
+        gate_said, rerun_fix = blocked and status == RESTATING, None  # its blocking checks are listed, with what to do
         if remedies and status in ("published", STALE_SOURCE, LOST_RAW, RESTATING, UNRECONCILED, "FAILED") and not gate_said:
             # the runbook's first kind, or the fix the error (or a changed catalog's drift) names for itself
             said = " ".join([*(r["error_message"] or "" for r in failed), *drift])
-            failures.append(f"what to do ({remedies[0].kind}): "
-                            + remedies[0].fix_for(day, **rerun, message=said, failed=status == "FAILED"))
+            fix = functools.partial(_what_to_do, remedies[0], said, rerun)
+            if status == "published" and failed:  # only another date's run runs a task of a published date: the fix
+                rerun_fix = functools.partial(fix, disabled=day)  # reruns that date (`held_back.mark`), not this one
+            else:
+                failures.append(fix(day, failed=status == "FAILED"))
         if run_id is not None:
             done = [r["duration_seconds"] for r in runs if r["duration_seconds"] is not None]
             seconds = round(sum(done), 1) if done else None
@@ -219,8 +226,18 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
             rejected={s: manifests[s].get("rejected_count") if manifests[s] else None for s in manifests},
             facts={s: _parquet_rows("warehouse", f"fact_{s}", day) for s in ("orders", "events")},
             published=pub, checks=checks, status=status, seconds=seconds, failures=failures,
+            failed_tasks=[r["task_family"] for r in failed], rerun_fix=rerun_fix,
         ))
     return result
+
+
+def _what_to_do(remedy: runbook.Remedy, said: str, rerun: dict[str, bool], day: dt.date, *, failed: bool = False,
+                disabled: dt.date | None = None) -> str:
+    """The date's "what to do" line; `disabled`: the other date whose failed task luigid disabled (re-enabled first)."""
+    fix = remedy.fix_for(day, **rerun, message=said, failed=failed or disabled is not None)
+    if disabled is not None:
+        fix = fix.replace(f"reenable --date {day}", f"reenable --date {disabled}")
+    return f"what to do ({remedy.kind}): {fix}"
 
 
 def _blocking_checks(results: list[dict[str, Any]], messages: bool, day: dt.date, rerun: dict[str, bool]) -> list[str]:
@@ -299,7 +316,7 @@ def print_summary(days: Iterable[dt.date], run_id: str | None = None, *, start_p
     """Compute and print the summary; return it (reruns in the README's form, without luigid, unless told)."""
     summaries = summarise(days, run_id, start_postgres=start_postgres, local_scheduler=local_scheduler,
                           messages=messages)
-    mark_held_back(summaries)
+    held_back.mark(summaries, HOLDING)
     print(render(summaries, run_id), file=file or sys.stdout, flush=True)
     return summaries
 
@@ -307,42 +324,30 @@ def print_summary(days: Iterable[dt.date], run_id: str | None = None, *, start_p
 HOLDING = {"FAILED": "failed", "DISABLED in luigid (not run)": "disabled in luigid", RESTATING: "restatement pending"}
 
 
-def mark_held_back(summaries: list[DateSummary]) -> None:
-    """A date left unpublished because an earlier date of the same summary that it needs failed: name that date.
-
-    Its catalog snapshot's or its volume check's history (`pipeline.tasks.held_back`): the reason and
-    what to do are that date's, shown above it. (A needed date nobody asked for: `_needed_failures`.)
-    """
-    status = {s.date: s.status for s in summaries}
-    for s in summaries:
-        if s.status != "not published" or not any(st in HOLDING for day, st in status.items() if day < s.date):
-            continue
-        holding = sorted(day for day in held_back.waits_for(s.date) if status.get(day) in HOLDING)
-        if holding:
-            why = " and ".join(sorted({HOLDING[status[day]] for day in holding}))
-            s.status = f"waits for {', '.join(map(str, holding))} ({why}, above)"
-
-
 def _needed_failures(summaries: list[DateSummary], scheduled: Sequence[dt.date], local: bool) -> list[str]:
     """Failures of dates the run needed but nobody asked for, which hold the requested dates back.
 
     A date's models need an earlier catalog snapshot and its gate the earlier dates its volume check
     compares with (pipeline.tasks.check): when one of those fails, the requested date is only "not
-    published"; the reason and what to do are the other date's, so they are shown here.
+    published"; the reason and what to do are the other date's, so they are shown here (a published date's
+    failed task, e.g. its week's catalog snapshot fetched from the API now: with the fix rerunning the date asked).
     """
     asked = {s.date for s in summaries}
     others = [day for day in scheduled if day not in asked]
     failed = [s for s in summarise(others, run_audit.run_id(), start_postgres=False, local_scheduler=local)
-              if s.status == "FAILED"] if others else []
+              if held_back.holds(s, {"FAILED": "failed"})] if others else []
     if not failed:
         return []
     dates = ", ".join(str(s.date) for s in failed)
+    held = [s.date for s in summaries if s.status == "not published"]
     for s in summaries:
         if s.status == "not published":
-            s.status = f"waits for {dates} (failed, below)"
+            s.status = f"waits for {dates} {held_back.BELOW}"
     lines = [f"Needed by the date(s) above (an earlier catalog snapshot or volume history), not asked for: {dates}"]
     for s in failed:
-        lines.extend([f"{s.date}: FAILED", *(f"    {f}" for f in s.failures)])
+        fixes = [s.rerun_fix(held[0])] if s.rerun_fix and held else []
+        what = "FAILED" if s.status == "FAILED" else f"published, but {held_back.holds(s, {})} in this run"
+        lines.extend([f"{s.date}: {what}", *(f"    {f}" for f in [*s.failures, *fixes])])
     return lines
 
 
@@ -371,7 +376,7 @@ def at_exit(pid: int) -> None:
                               local_scheduler=local)
         needed = _needed_failures(summaries, scheduled, local)
         notes = central.run_notes(summaries, scheduled, url, local) if url else []
-        mark_held_back(summaries)
+        held_back.mark(summaries, HOLDING)
         late = late_catalogs.notes(s.date for s in summaries)  # earlier dates a snapshot this run landed came too late for
         again = held_back.backfill_again(sys.argv[1:], [s.status for s in summaries])
         print("\n".join([render(summaries, run_audit.run_id()), *needed, *notes, *late, *again]), flush=True)
