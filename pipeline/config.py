@@ -7,7 +7,8 @@ Secrets (passwords) never live here: they come from ECOMM_PG_DSN, the libpq PG* 
 The repository's luigi.cfg is also the defaults of a run that has no luigi.cfg of its own (an installed
 wheel run from any directory): importing this module fills in every option that no configuration
 file Luigi read sets. Luigi's own defaults would otherwise apply, and some are wrong for the
-pipeline: [retcode] 0 for a failed run, [RangeDaily] days_back 100 (older dates silently skipped),
+pipeline: [retcode] 0 for a failed run, [RangeDaily] days_back 100 (older dates silently skipped) and
+task_limit 50 (a longer backfill's newer dates silently left unrun),
 [worker] keep_alive off (no retries). Any file Luigi reads (/etc/luigi/luigi.cfg, ./luigi.cfg,
 LUIGI_CONFIG_PATH) still wins, option by option.
 """

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import configparser
+import datetime as dt
 import importlib.metadata
 import os
 import shutil
@@ -127,6 +128,17 @@ def test_without_a_luigi_cfg_a_run_takes_the_repository_one_as_defaults(tmp_path
     assert _settings_seen_from(tmp_path) == {
         "task_failed": shipped["retcode"]["task_failed"], "already_running": shipped["retcode"]["already_running"],
         "days_back": shipped["RangeDaily"]["days_back"], "keep_alive": shipped["worker"]["keep_alive"]}
+
+
+def test_a_backfill_schedules_every_missing_date_days_back_reaches() -> None:
+    """Luigi's RangeDaily requires at most `task_limit` missing dates (its default: 50) and leaves the rest unrun,
+    exit 0: a 51-day backfill published 50 dates. The shipped settings schedule every date it accepts."""
+    import luigi.tools.range
+
+    from pipeline import tasks
+
+    ranged = luigi.tools.range.RangeDaily(of=tasks.DailyPipeline, start=dt.date(2025, 1, 1))
+    assert ranged.task_limit >= ranged.days_back >= 3650
 
 
 def test_a_luigi_cfg_of_its_own_still_wins_option_by_option(tmp_path: Path) -> None:
