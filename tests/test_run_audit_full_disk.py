@@ -66,6 +66,20 @@ def test_a_run_on_a_full_lake_disk_is_recorded_in_postgres_and_says_the_twin_was
         for task, status, error in failed:  # the tasks' own failures, not the audit's
             assert status == "failed" and "No space left on device" in error and "run audit" not in error, (task, error)
         assert not [r for r in ops.executions() if r["run_id"] == run], "the twin could not be written"
+        # the run summary reads them from Postgres: the failures, what to do, and one line on the twin
+        assert f"{SEED_DAY}  " in full.stdout and "FAILED" in full.stdout, full.stdout
+        assert "what to do (disk full): free space" in full.stdout, full.stdout
+        notes = re.findall(r"\n    run audit: (\d+) execution\(s\) are in Postgres audit.pipeline_runs only: the lake"
+                           rf" twin could not be written, the lake's file system \({re.escape(str(ops.lake))}\) is full"
+                           r" \(0 KiB free of 2 MiB\)\n", full.stdout)  # under each date
+        assert notes and sum(map(int, notes)) == len(failed), full.stdout
+
+        (ops.lake / "filler").unlink()
+        again = ops.luigi("DailyPipeline", "--date", str(SEED_DAY), "--local-scheduler")
+        assert again.returncode == 0, again.stderr[-3000:]
+        assert "run audit" not in again.stdout + again.stderr, again.stdout
+        assert ops.query("select status, count(*) from audit.pipeline_runs where run_id = %s group by status",
+                         [run]) == [("failed", len(failed))], "the full disk's run, as it was recorded"
 
 
 def _start_fill_fail(lake: Path) -> None:

@@ -122,3 +122,54 @@ def _mount_point(path: str) -> str:
             return folder
         folder = parent
     return folder
+
+
+# ------------------------------------------------------------------- what only Postgres has
+def with_postgres(day: dt.date, rows: list[dict[str, Any]], run: str | None) -> list[dict[str, Any]]:
+    """The twin's executions of a date, plus those of run `run` that only Postgres has (their twin could not be
+    written; `only_in_postgres` true), for the run summary. The twin's rows alone when Postgres is not reachable."""
+    if run is None or not postgres_reachable():
+        return rows
+    from pipeline.serving import pg
+
+    try:
+        with pg.connect() as conn:
+            found = conn.execute(
+                "select task, status, started_at, ended_at, duration_seconds, rows_in, rows_out, error_message"
+                " from audit.pipeline_runs where run_id = %s and run_date = %s", [run, day]).fetchall()
+    except Exception:  # noqa: BLE001 - no table yet, or Postgres went away: the twin is what there is
+        logger.debug("run audit: could not read audit.pipeline_runs of run %s", run, exc_info=True)
+        return rows
+    finished = {(r["task_id"], r["attempt"]) for r in rows if r["run_id"] == run and r["status"] != "running"}
+    utc = dt.timezone.utc
+    extra = []
+    for task, status, started, ended, seconds, rows_in, rows_out, error in found:
+        task_id, _, attempt = task.partition("#")
+        if (task_id, int(attempt or 1)) in finished:
+            continue
+        extra.append({
+            "run_id": run, "load_date": day, "task_id": task_id, "task_family": task_id.split("_")[0],
+            "attempt": int(attempt or 1), "status": status, "error_message": error, "duration_seconds": seconds,
+            "started_at": started.astimezone(utc).replace(tzinfo=None) if started else None,
+            "ended_at": ended.astimezone(utc).replace(tzinfo=None) if ended else None,
+            "rows_in": rows_in, "rows_out": rows_out, "in_postgres": True, "only_in_postgres": True})
+    replaced = {(r["task_id"], r["attempt"]) for r in extra}
+    kept_rows = [r for r in rows if r["run_id"] != run or (r["task_id"], r["attempt"]) not in replaced]
+    return sorted(kept_rows + extra, key=lambda r: (r["started_at"] or dt.datetime.min, r["task_id"], r["attempt"]))
+
+
+def twin_note(rows: list[dict[str, Any]]) -> list[str]:
+    """One line for the run summary when some of these executions are in Postgres only (`with_postgres`)."""
+    held = sum(bool(r.get("only_in_postgres")) for r in rows)
+    if not held:
+        return []
+    lake_dir = os.path.abspath(config.lake_dir())
+    try:
+        stat = os.statvfs(_mount_point(lake_dir))
+        free, size = stat.f_bavail * stat.f_frsize >> 10, stat.f_blocks * stat.f_frsize >> 20
+        state = (f"is full ({free} KiB free of {size} MiB)" if free < 1024 else
+                 f"refused the write ({free} KiB free of {size} MiB now; see the log)")
+    except OSError:
+        state = "refused the write (see the log)"
+    return [f"run audit: {held} execution(s) are in Postgres audit.pipeline_runs only: the lake twin could not be"
+            f" written, the lake's file system ({lake_dir}) {state}"]
