@@ -19,6 +19,8 @@ not recorded.
   audit write never starts the embedded server); rows that could not be written stay
   `in_postgres = false` in the twin and go with the next sync. The table is keyed by (run_id,
   task), so a retry (attempt n > 1) is recorded under task `<task_id>#<n>`.
+- A twin that cannot be written (the lake's disk is full) is held in the process and its execution
+  goes to Postgres at once, said in one line (`run_audit_pg`, which also has the Postgres side).
 - What a task cost its process: `cpu_seconds`, the CPU time (user + system, every thread, DuckDB's
   included; not the Postgres server's work it asked for) from its start event to its end event,
   and `peak_rss_mib`, the peak resident memory of the process Luigi forked for it (getrusage's
@@ -42,7 +44,6 @@ runs, not the failed attempts.
 """
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
 import os
