@@ -19,6 +19,8 @@ not recorded.
   audit write never starts the embedded server); rows that could not be written stay
   `in_postgres = false` in the twin and go with the next sync. The table is keyed by (run_id,
   task), so a retry (attempt n > 1) is recorded under task `<task_id>#<n>`.
+- A twin that cannot be written (the lake's disk is full) is held in the process and its execution
+  goes to Postgres at once, said in one line (`run_audit_pg`, which also has the Postgres side).
 - What a task cost its process: `cpu_seconds`, the CPU time (user + system, every thread, DuckDB's
   included; not the Postgres server's work it asked for) from its start event to its end event,
   and `peak_rss_mib`, the peak resident memory of the process Luigi forked for it (getrusage's
@@ -42,7 +44,6 @@ runs, not the failed attempts.
 """
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
 import os
@@ -63,6 +64,7 @@ import luigi.retcodes
 import pyarrow as pa
 
 from pipeline import lake
+from pipeline.tasks import run_audit_pg as pg_side
 
 logger = logging.getLogger(__name__)
 
@@ -144,6 +146,17 @@ def _write(path: str, rows: list[dict[str, Any]]) -> None:
     lake.write_table(path, pa.Table.from_pylist(rows, schema=SCHEMA))
 
 
+def _save(path: str, rows: list[dict[str, Any]]) -> None:
+    """Rewrite a twin if possible (a held one, too: the disk may have space again); else keep what this process has."""
+    try:
+        _write(path, rows)
+    except OSError:
+        if pg_side.kept(path) is not None:
+            pg_side.hold(path, rows)
+    else:
+        pg_side.written(path)
+
+
 def executions(day: dt.date | str) -> list[dict[str, Any]]:
     """Every recorded task execution of a date (all runs), oldest first."""
     day = lake.parse_date(day)
@@ -153,48 +166,12 @@ def executions(day: dt.date | str) -> list[dict[str, Any]]:
 
 
 # ------------------------------------------------------------------------------------- Postgres
-def postgres_reachable() -> bool:
-    """Whether a serving Postgres is configured or the embedded one already runs (never starts it)."""
-    from pipeline.serving import pg
-
-    if os.environ.get(pg.ENV_DSN, "").strip() or any(os.environ.get(v) for v in pg.LIBPQ_VARS):
-        return True
-    try:
-        return pg.embedded_status() is not None
-    except Exception:  # noqa: BLE001 - an unreadable data dir simply means "no"
-        return False
-
-
-def _postgres_row(row: dict[str, Any]) -> dict[str, Any]:
-    utc = dt.timezone.utc
-    return {
-        "run_id": row["run_id"], "run_date": row["load_date"], "status": row["status"],
-        "task": row["task_id"] if row["attempt"] == 1 else f"{row['task_id']}#{row['attempt']}",
-        "started_at": row["started_at"].replace(tzinfo=utc) if row["started_at"] else None,
-        "ended_at": row["ended_at"].replace(tzinfo=utc) if row["ended_at"] else None,
-        "rows_in": row["rows_in"], "rows_out": row["rows_out"], "error_message": row["error_message"],
-        "cpu_seconds": row.get("cpu_seconds"), "peak_rss_mib": row.get("peak_rss_mib"),
-    }
+postgres_reachable = pg_side.postgres_reachable  # noqa: F401 - part of this module's interface
 
 
 def finished_rows(day: dt.date | str) -> list[dict[str, Any]]:
     """The date's finished executions (all runs) from the lake twin, as audit.pipeline_runs rows (a rebuild replays them)."""
-    return [_postgres_row(row) for row in executions(day) if row["status"] != "running"]
-
-
-def _to_postgres(rows: list[dict[str, Any]]) -> bool:
-    """Upsert executions into audit.pipeline_runs; False (logged) when that is not possible now."""
-    if not rows or not postgres_reachable():
-        return False
-    from pipeline.serving import pipeline_runs
-
-    try:
-        pipeline_runs.record_pipeline_runs([_postgres_row(row) for row in rows])
-    except Exception as err:  # noqa: BLE001 - the audit must never mask the task's own outcome
-        logger.warning("run audit: %s execution(s) of %s not written to Postgres (%s); kept in the lake twin",
-                       len(rows), rows[0]["load_date"], str(err).strip().splitlines()[0] if str(err).strip() else err)
-        return False
-    return True
+    return [pg_side.postgres_row(row) for row in executions(day) if row["status"] != "running"]
 
 
 LOST = "the attempt ended without reporting (process lost)"
@@ -222,23 +199,24 @@ def sync_to_postgres(day: dt.date | str) -> int:
     day = lake.parse_date(day)
     pattern = os.path.join(lake.partition_dir("audit", TABLE, day), "run_id=*", "task_id=*", lake.DATA_FILE)
     files = {path: _read(path) for path in lake.files_matching(pattern)}
+    files.update(pg_side.unwritten(day))  # this process could not write them: its rows are the newer
+    guessed: set[int] = set()
     for path, rows in files.items():
         lost = [row for row in rows if _lost(row)]  # its whole luigi process was killed: nobody will end it
         for row in lost:
             row.update(status="failed", error_message=LOST, in_postgres=False)
+            guessed.add(id(row))  # or its end was recorded but not in this twin (a full disk): never replaces that
         if lost:
-            with contextlib.suppress(OSError):
-                _write(path, rows)
+            _save(path, rows)
     pending = {path: [r for r in rows if not r["in_postgres"] and r["status"] != "running"]
                for path, rows in files.items()}
     pending = {path: rows for path, rows in pending.items() if rows}
-    if not pending or not _to_postgres([row for rows in pending.values() for row in rows]):
+    if not pending or not pg_side.to_postgres([row for rows in pending.values() for row in rows], guessed):
         return 0
     for path, rows in pending.items():
         for row in rows:
-            row["in_postgres"] = True
-        with contextlib.suppress(OSError):
-            _write(path, files[path])
+            row["in_postgres"] = True  # in the twin, or in this process if the twin still cannot be written
+        _save(path, files[path])
     copied = sum(len(rows) for rows in pending.values())
     logger.debug("run audit: copied %s execution(s) of %s into Postgres", copied, day)
     return copied
@@ -266,7 +244,7 @@ def _record(task: luigi.Task, status: str, error: BaseException | str | None = N
         if not _audited(task):
             return
         path = twin_path(task.date, run_id(), task.task_id)
-        rows = _read(path)
+        rows = pg_side.kept(path) or _read(path)
         now = _now()
         current = rows[-1] if rows and rows[-1]["status"] == "running" else None
         if status == "running" or current is None:
@@ -294,7 +272,16 @@ def _record(task: luigi.Task, status: str, error: BaseException | str | None = N
                            rows_in=_count(getattr(task, "rows_in", None)),
                            rows_out=_count(getattr(task, "rows_out", None)), **_resources(task))
         current["in_postgres"] = False
-        _write(path, rows)
+        try:
+            _write(path, rows)
+            pg_side.written(path)
+        except OSError as err:  # a full disk: the rows go to Postgres now (this process may end next)
+            if lake.store_refused(err):
+                raise  # the task's own failure says so, with what to do (below)
+            pg_side.keep(path, rows, err, task.task_id)
+            if status != "running":
+                sync_to_postgres(task.date)
+            return
         if status == "failed" or (status == "done" and getattr(task, "audit_sync_on_success", False)):
             sync_to_postgres(task.date)
     except Exception as err:  # noqa: BLE001 - see module doc

@@ -31,7 +31,7 @@ from pipeline.ingest import landing
 from pipeline.ingest.landing import SourceChanged
 from pipeline.quality.results import BLOCKING, OUTCOMES
 from pipeline.tasks import (central, cli_errors, command_line, held_back, late_catalogs, restatements, run_audit,
-                            runbook, unscheduled)
+                            run_audit_pg, runbook, unscheduled)
 
 logger = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
     lake.check_built_here(lambda: set(published or ()))  # published dates, no lake folder: the wrong one is named
     result = []
     for day in days:
-        runs = _runs(run_audit.executions(day), run_id)
+        runs = _runs(run_audit_pg.with_postgres(day, run_audit.executions(day), run_id), run_id)  # a full lake disk
         recon = {s: _reconciliation(s, day) for s in ("orders", "events")}
         results = _check_results(day)
         checks = None if results is None else {
@@ -211,6 +211,7 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
                 rerun_fix = functools.partial(fix, disabled=day)  # reruns that date (`held_back.mark`), not this one
             else:
                 failures.append(fix(day, failed=status == "FAILED"))
+        failures.extend(run_audit_pg.twin_note(runs))  # after the status: a note, not a failure of its own
         if run_id is not None:
             done = [r["duration_seconds"] for r in runs if r["duration_seconds"] is not None]
             seconds = round(sum(done), 1) if done else None
