@@ -125,20 +125,16 @@ def _mount_point(path: str) -> str:
 
 
 # ------------------------------------------------------------------- what only Postgres has
-def with_postgres(day: dt.date, rows: list[dict[str, Any]], run: str | None) -> list[dict[str, Any]]:
-    """The twin's executions of a date, plus those of run `run` that only Postgres has (their twin could not be
-    written; `only_in_postgres` true), for the run summary. The twin's rows alone when Postgres is not reachable."""
-    if run is None or not postgres_reachable():
-        return rows
-    from pipeline.serving import pg
+# a run's rows of some dates (`summary_inputs.serving_state` reads them with the publish log)
+RUN_ROWS = ("select run_date, task, status, started_at, ended_at, duration_seconds, rows_in, rows_out, error_message"
+            " from audit.pipeline_runs where run_id = %s and run_date = any(%s)")
 
-    try:
-        with pg.connect() as conn:
-            found = conn.execute(
-                "select task, status, started_at, ended_at, duration_seconds, rows_in, rows_out, error_message"
-                " from audit.pipeline_runs where run_id = %s and run_date = %s", [run, day]).fetchall()
-    except Exception:  # noqa: BLE001 - no table yet, or Postgres went away: the twin is what there is
-        logger.debug("run audit: could not read audit.pipeline_runs of run %s", run, exc_info=True)
+
+def with_postgres(day: dt.date, rows: list[dict[str, Any]], run: str | None, found: list[tuple]) -> list[dict[str, Any]]:
+    """The twin's executions of a date, plus those of run `run` that only Postgres has (their twin could not be
+    written; `only_in_postgres` true), for the run summary. `found`: Postgres' rows of the run and date (`RUN_ROWS`
+    without the date), none when Postgres is not reachable."""
+    if run is None or not found:
         return rows
     finished = {(r["task_id"], r["attempt"]) for r in rows if r["run_id"] == run and r["status"] != "running"}
     utc = dt.timezone.utc

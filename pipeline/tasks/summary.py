@@ -24,7 +24,6 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TextIO
 
 import luigi
-import pyarrow.parquet as pq
 
 from pipeline import cli, config, lake
 from pipeline.ingest import landing
@@ -32,6 +31,7 @@ from pipeline.ingest.landing import SourceChanged
 from pipeline.quality.results import BLOCKING, OUTCOMES
 from pipeline.tasks import (central, cli_errors, command_line, held_back, late_catalogs, restatements, run_audit,
                             run_audit_pg, runbook, unscheduled)
+from pipeline.tasks import summary_inputs as inputs
 
 logger = logging.getLogger(__name__)
 
@@ -71,63 +71,6 @@ class DateSummary:
     rerun_fix: Callable[[dt.date], str] | None = None
 
 
-def _manifest(source: str, day: dt.date) -> dict[str, Any] | None:
-    try:
-        return landing.read_manifest(source, day)
-    except (OSError, ValueError, landing.ManifestUnreadable):  # the run's own failure says what it is
-        return None
-
-
-def _manifest_rows(source: str, day: dt.date) -> int | None:
-    return manifest["rows"] if (manifest := _manifest(source, day)) else None
-
-
-def _reconciliation(source: str, day: dt.date) -> dict[str, Any]:
-    path = lake.partition_file("audit", "reconciliation", day, source_table=f"stg_{source}")
-    try:
-        rows = lake.read_rows(path)
-    except (OSError, ValueError):
-        return {}
-    return rows[0] if rows else {}
-
-
-def _parquet_rows(layer: str, table: str, day: dt.date) -> int | None:
-    try:
-        with lake.open_input(lake.partition_file(layer, table, day)) as handle:
-            return pq.ParquetFile(handle).metadata.num_rows
-    except (OSError, ValueError):
-        return None
-
-
-def _check_results(day: dt.date) -> list[dict[str, Any]] | None:
-    path = lake.partition_file("audit", "dq_results", day)
-    try:
-        return lake.read_rows(path, columns=["outcome", "table_name", "check_name", "value", "message"])
-    except (OSError, ValueError):
-        return None
-
-
-def _publish_log(days: Sequence[dt.date], start_postgres: bool) -> dict[dt.date, dict[str, Any]] | None:
-    """publish_log (and runtime) rows of the dates; None when Postgres cannot be asked."""
-    if not start_postgres and not run_audit.postgres_reachable():
-        return None
-    from pipeline.serving import pg
-
-    try:
-        with pg.connect() as conn:
-            if not pg.has_table(conn, "audit.publish_log"):
-                return {}
-            rows = conn.execute(
-                """select p.load_date, p.fact_orders_rows, p.fact_events_rows, m.runtime_seconds,
-                          p.reconciled_at is not null
-                     from audit.publish_log p left join warehouse.daily_metrics m on m.run_date = p.load_date
-                    where p.load_date = any(%s)""", [list(days)]).fetchall()
-    except Exception as err:  # noqa: BLE001 - the summary reports what it can
-        logger.warning("summary: Postgres not readable (%s)", str(err).strip().splitlines()[0] if str(err) else err)
-        return None
-    return {r[0]: {"orders": r[1], "events": r[2], "runtime": r[3], "reconciled": r[4]} for r in rows}
-
-
 def _drift(day: dt.date) -> list[str]:
     """Why the date's landed files (or snapshots) are no longer as landed, a line each (a lost raw partition's: its fix)."""
     try:
@@ -149,13 +92,14 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
     """
     days = sorted(set(days))
     config.lake_dir()  # a lake that cannot be one (BadSetting) is said before Postgres is asked
-    rerun, published = {"local_scheduler": local_scheduler}, _publish_log(days, start_postgres)
+    published, pg_runs = inputs.serving_state(days, start_postgres, run_id)
+    rerun = {"local_scheduler": local_scheduler}
     lake.check_built_here(lambda: set(published or ()))  # published dates, no lake folder: the wrong one is named
     result = []
     for day in days:
-        runs = _runs(run_audit_pg.with_postgres(day, run_audit.executions(day), run_id), run_id)  # a full lake disk
-        recon = {s: _reconciliation(s, day) for s in ("orders", "events")}
-        results = _check_results(day)
+        runs = _runs(run_audit_pg.with_postgres(day, run_audit.executions(day), run_id, pg_runs.get(day, [])), run_id)
+        recon = {s: inputs.reconciliation(s, day) for s in ("orders", "events")}
+        results = inputs.check_results(day)
         checks = None if results is None else {
             kind: sum(r["outcome"] == kind for r in results) for kind in OUTCOMES}
         pub = None if published is None else published.get(day)
@@ -196,8 +140,8 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
             failures = not_scheduled + _blocking_checks(results, messages, day, rerun)
         elif failures:
             status = "FAILED"
-        elif _not_ready(day):
-            status = f"NOT READY ({', '.join(_not_ready(day))}: no ready marker)"
+        elif not_ready := inputs.not_ready(day):
+            status = f"NOT READY ({', '.join(not_ready)}: no ready marker)"
         elif published is None:
             status = "publish state unknown (Postgres not reachable)"
         else:
@@ -217,7 +161,7 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
             seconds = round(sum(done), 1) if done else None
         else:
             seconds = pub["runtime"] if pub and pub["runtime"] is not None else run_audit.date_runtime(day)
-        manifests = {s: _manifest(s, day) for s in ("orders", "events")}
+        manifests = {s: inputs.manifest(s, day) for s in ("orders", "events")}
         result.append(DateSummary(
             date=day,
             raw={s: manifests[s]["rows"] if manifests[s] else None for s in manifests},
@@ -225,7 +169,7 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
             quarantined={s: recon[s].get("quarantined_count") for s in recon},
             duplicates={s: recon[s].get("duplicate_count") for s in recon},
             rejected={s: manifests[s].get("rejected_count") if manifests[s] else None for s in manifests},
-            facts={s: _parquet_rows("warehouse", f"fact_{s}", day) for s in ("orders", "events")},
+            facts={s: inputs.parquet_rows("warehouse", f"fact_{s}", day) for s in ("orders", "events")},
             published=pub, checks=checks, status=status, seconds=seconds, failures=failures,
             failed_tasks=[r["task_family"] for r in failed], rerun_fix=rerun_fix,
         ))
@@ -258,16 +202,6 @@ def _runs(rows: list[dict[str, Any]], run_id: str | None) -> list[dict[str, Any]
     if run_id is None and rows:
         run_id = max(rows, key=lambda r: (r["started_at"] or dt.datetime.min, r["run_id"]))["run_id"]
     return [r for r in rows if r["run_id"] == run_id]
-
-
-def _not_ready(day: dt.date) -> list[str]:
-    """The date's daily sources not landed because the ready marker ([landing] ready_marker) is missing."""
-    from pipeline.ingest import incoming
-
-    try:
-        return [s for s in incoming.DAILY_SOURCES if _manifest_rows(s, day) is None and not incoming.is_ready(s, day)]
-    except ValueError:  # a misconfigured marker is reported by the run itself
-        return []
 
 
 def _n(value: Any) -> str:

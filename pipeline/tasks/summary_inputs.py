@@ -1,0 +1,90 @@
+"""What the run summary (`pipeline.tasks.summary`) reads of a date: its manifests, reconciliation, gate results and
+fact rows in the lake, whether its sources wait for a ready marker, and Postgres' publish log and run audit."""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from pipeline import lake
+from pipeline.ingest import landing
+from pipeline.tasks import run_audit, run_audit_pg
+
+logger = logging.getLogger(__name__)
+
+
+def manifest(source: str, day: dt.date) -> dict[str, Any] | None:
+    try:
+        return landing.read_manifest(source, day)
+    except (OSError, ValueError, landing.ManifestUnreadable):  # the run's own failure says what it is
+        return None
+
+
+def manifest_rows(source: str, day: dt.date) -> int | None:
+    return found["rows"] if (found := manifest(source, day)) else None
+
+
+def reconciliation(source: str, day: dt.date) -> dict[str, Any]:
+    path = lake.partition_file("audit", "reconciliation", day, source_table=f"stg_{source}")
+    try:
+        rows = lake.read_rows(path)
+    except (OSError, ValueError):
+        return {}
+    return rows[0] if rows else {}
+
+
+def parquet_rows(layer: str, table: str, day: dt.date) -> int | None:
+    try:
+        with lake.open_input(lake.partition_file(layer, table, day)) as handle:
+            return pq.ParquetFile(handle).metadata.num_rows
+    except (OSError, ValueError):
+        return None
+
+
+def check_results(day: dt.date) -> list[dict[str, Any]] | None:
+    path = lake.partition_file("audit", "dq_results", day)
+    try:
+        return lake.read_rows(path, columns=["outcome", "table_name", "check_name", "value", "message"])
+    except (OSError, ValueError):
+        return None
+
+
+def serving_state(days: Sequence[dt.date], start_postgres: bool, run_id: str | None = None
+                  ) -> tuple[dict[dt.date, dict[str, Any]] | None, dict[dt.date, list[tuple]]]:
+    """publish_log (and runtime) rows of the dates (None when Postgres cannot be asked), and, with `run_id`, that
+    run's audit.pipeline_runs rows of each date (`run_audit_pg.with_postgres`: a full lake disk left some in
+    Postgres only), read on one connection."""
+    if not start_postgres and not run_audit.postgres_reachable():
+        return None, {}
+    from pipeline.serving import pg
+
+    runs: dict[dt.date, list[tuple]] = {}
+    try:
+        with pg.connect() as conn:
+            if not pg.has_table(conn, "audit.publish_log"):
+                return {}, {}
+            rows = conn.execute(
+                """select p.load_date, p.fact_orders_rows, p.fact_events_rows, m.runtime_seconds,
+                          p.reconciled_at is not null
+                     from audit.publish_log p left join warehouse.daily_metrics m on m.run_date = p.load_date
+                    where p.load_date = any(%s)""", [list(days)]).fetchall()
+            if run_id is not None:
+                for row in conn.execute(run_audit_pg.RUN_ROWS, [run_id, list(days)]):
+                    runs.setdefault(row[0], []).append(row[1:])
+    except Exception as err:  # noqa: BLE001 - the summary reports what it can
+        logger.warning("summary: Postgres not readable (%s)", str(err).strip().splitlines()[0] if str(err) else err)
+        return None, {}
+    return {r[0]: {"orders": r[1], "events": r[2], "runtime": r[3], "reconciled": r[4]} for r in rows}, runs
+
+
+def not_ready(day: dt.date) -> list[str]:
+    """The date's daily sources not landed because the ready marker ([landing] ready_marker) is missing."""
+    from pipeline.ingest import incoming
+
+    try:
+        return [s for s in incoming.DAILY_SOURCES if manifest_rows(s, day) is None and not incoming.is_ready(s, day)]
+    except ValueError:  # a misconfigured marker is reported by the run itself
+        return []
