@@ -31,6 +31,7 @@ from pipeline.ingest.landing import SourceChanged
 from pipeline.quality.results import BLOCKING, OUTCOMES
 from pipeline.tasks import (central, cli_errors, command_line, held_back, late_catalogs, restatements, run_audit,
                             run_audit_pg, runbook, unscheduled)
+from pipeline.tasks import publish as publish_task
 from pipeline.tasks import summary_inputs as inputs
 
 logger = logging.getLogger(__name__)
@@ -94,7 +95,8 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
     config.lake_dir()  # a lake that cannot be one (BadSetting) is said before Postgres is asked
     published, pg_runs = inputs.serving_state(days, start_postgres, run_id)
     rerun = {"local_scheduler": local_scheduler}
-    lake.check_built_here(lambda: set(published or ()))  # published dates, no lake folder: the wrong one is named
+    # dates published (any, not only these: a run says the same), no lake folder: the wrong one is named
+    lake.check_built_here(lambda: publish_task.published_anywhere() if published is not None else set())
     result = []
     for day in days:
         runs = _runs(run_audit_pg.with_postgres(day, run_audit.executions(day), run_id, pg_runs.get(day, [])), run_id)
