@@ -240,6 +240,31 @@ def test_a_total_that_changes_between_pages_is_a_bad_response(api: DummyJsonServ
         fetch_all(api.url, "products", **FAST)
 
 
+def test_a_total_that_counts_one_page_is_a_bad_response_not_a_partial_catalog(api: DummyJsonServer) -> None:
+    """An API whose `total` ends with each page: the first full page looked like the whole catalog (100 of 194
+    products landed, the rest recorded nowhere, the date published). A full last page is followed by one more ask."""
+    api.total_is_page = True
+    try:
+        with pytest.raises(CatalogApiBadResponse) as caught:
+            fetch_all(api.url, "products", **FAST)
+    finally:
+        api.total_is_page = False
+    assert str(caught.value).startswith(f"GET {api.url}/products?limit=100&skip=100: 94 more products at skip=100,"
+                                        " past total=100: the API's total is not the number of products it holds")
+    assert page_requests(api, "products") == ["/products?limit=100&skip=0", "/products?limit=100&skip=100"]
+
+
+def test_a_catalog_that_ends_with_a_full_page_is_fetched_with_one_more_ask(api: DummyJsonServer) -> None:
+    every = api.data["products"]
+    api.data["products"] = every[:100]
+    try:
+        products = fetch_all(api.url, "products", **FAST)
+    finally:
+        api.data["products"] = every
+    assert len(products) == 100
+    assert page_requests(api, "products") == ["/products?limit=100&skip=0", "/products?limit=100&skip=100"]
+
+
 def test_missing_fields_are_passed_through_for_downstream_quarantine(api: DummyJsonServer) -> None:
     api.fail_next("missing_fields")
     products = fetch_all(api.url, "products", page_size=50, **FAST)

@@ -227,6 +227,8 @@ def _check_page(payload: Any, url: str, resource: str, skip: int) -> tuple[list[
     if isinstance(echoed, int) and echoed != skip:
         raise bad(f"asked for skip={skip} but got skip={echoed}; the API ignores pagination")
     claimed = payload.get("limit")
+    if items and skip >= total:  # asked past `total` after a full last page (_fetch_all): it was no catalog's size
+        raise _past_total(url, resource, items, skip, total)
     if not items and skip < total:
         raise _Retryable(f"short page: 0 items at skip={skip} although total is {total}", short=True)
     if isinstance(claimed, int) and len(items) < claimed:
@@ -234,6 +236,14 @@ def _check_page(payload: Any, url: str, resource: str, skip: int) -> tuple[list[
     if skip + len(items) > total:
         raise _Retryable(f"short page: items run to {skip + len(items)}, past total {total}", short=True)
     return items, total
+
+
+def _past_total(url: str, resource: str, items: list[dict[str, Any]], skip: int, total: int) -> CatalogApiBadResponse:
+    """Items after the last page `total` allowed for: the API's total is not the catalog's size."""
+    return CatalogApiBadResponse(
+        f"GET {redact_url(url)}: {len(items)} more {resource} at skip={skip}, past total={total}: the API's total is"
+        f" not the number of {resource} it holds (a page's count?), so a catalog ending there would be partial;"
+        f" {_hint(resource)}")
 
 
 def _fetch_page(url: str, resource: str, skip: int, *, client: _Client, retries: int,
@@ -324,6 +334,11 @@ def _fetch_all(base_url: str, resource: str, client: _Client, *, page_size: int,
         logger.info("Fetched %s page skip=%d: %d items (%d of %d)",
                     resource, skip - len(items), len(items), len(collected), total)
         if skip >= total:
+            if len(items) >= page_size:  # a full last page: ask once past it (a `total` counting one page)
+                url = page_url(base_url, resource, page_size, skip)
+                more, _ = _fetch_page(url, resource, skip, client=client, retries=retries, backoff=backoff)
+                if more:
+                    raise _past_total(url, resource, more, skip, total)
             break
     else:
         raise CatalogApiBadResponse(

@@ -35,7 +35,8 @@ Kinds:
                       within any timeout over 0.1 s, the whole takes about 6 s
     "deep"            200 body of `deep_levels` nested arrays (default 100 000): `[[[...]]]`
 
-`server.require_authorization = "Bearer x"` makes every request without exactly that Authorization header
+`server.total_is_page = True` makes every page's `total` end with that page (an API counting one page, not the
+catalog). `server.require_authorization = "Bearer x"` makes every request without exactly that Authorization header
 a 401 whose body quotes the header received (as careless APIs do); `server.authorizations` records the
 Authorization header of each request (None: none sent).
 
@@ -95,6 +96,7 @@ class DummyJsonServer:
             self.data[resource] = payload[resource] if isinstance(payload, dict) else payload
         self.slow_seconds = slow_seconds
         self.retry_after = "0"  # the Retry-After header sent with the "429" fault
+        self.total_is_page = False  # True: `total` counts the page's items only, as a broken API's does
         self.requests: list[str] = []
         self.authorizations: list[str | None] = []
         self.require_authorization: str | None = None
@@ -278,6 +280,8 @@ def _handler_for(server: DummyJsonServer) -> type[BaseHTTPRequestHandler]:
             elif fault == "precise_prices":
                 items = [{**item, "price": json_numbers.Number(f"{float(item['price']):.2f}00000000000000000001")}
                          if "price" in item else item for item in items]
+            if server.total_is_page:
+                total = skip + len(items)
             key = "items" if fault == "bad_shape" else resource
             if fault == "huge":
                 body = json_numbers.dumps({key: items, "total": total, "skip": skip, "limit": claimed}).encode()
