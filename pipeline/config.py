@@ -38,12 +38,33 @@ def _fill_in_default_config(path: Path = resources.DEFAULT_CONFIG) -> None:
     defaults.optionxform = str  # type: ignore[assignment,method-assign]  # case-sensitive, as Luigi's parser
     defaults.read(path, encoding="utf-8")
     config = luigi.configuration.get_config()
+    older = _older_names()
     for section in defaults.sections():
         if not config.has_section(section):
             config.add_section(section)
         for option, value in defaults.items(section, raw=True):
-            if not config.has_option(section, option):
+            # a file that sets it under Luigi's older name ([core] error-email for [email] receiver) keeps it:
+            # Luigi reads the name filled in here first
+            if not config.has_option(section, option) and not any(
+                    config.has_option(*name) for name in older.get((section, option), ())):
                 config.set(section, option, value)
+
+
+def _older_names() -> dict[tuple[str, str], list[tuple[str, str]]]:
+    """Luigi's own settings that it also reads under an older name (a parameter's `config_path`): (section, option)
+    -> [(older section, older option)], e.g. ("email", "receiver") -> [("core", "error-email")]."""
+    import luigi.interface  # noqa: F401 - each registers the settings classes it defines
+    import luigi.notifications  # noqa: F401
+    import luigi.worker  # noqa: F401
+    from luigi.task_register import Register
+
+    older: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for cls in list(Register._reg):
+        if isinstance(cls, type) and issubclass(cls, luigi.Config):
+            for name, param in cls.get_params():
+                if path := getattr(param, "_config_path", None):
+                    older.setdefault((cls.get_task_family(), name), []).append((path["section"], path["name"]))
+    return older
 
 
 def cores() -> int:
