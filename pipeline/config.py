@@ -276,6 +276,14 @@ def _env_or(name: str, default: str) -> str:
     return value or default
 
 
+def _named_folder(value: str, option: str, variable: str, what: str) -> str:
+    """`value`, unless it is blank: an empty `[paths] lake_dir =` made the current directory the lake, so a run from
+    another directory started a second one beside the first."""
+    if not value.strip():
+        raise BadSetting(f"[paths] {option} is empty: name {what} there, or set {variable}")
+    return value
+
+
 def _resolve(path: str) -> str:
     if "://" in path:  # object storage roots (s3://...) are used as they are
         return path.rstrip("/")
@@ -283,13 +291,15 @@ def _resolve(path: str) -> str:
 
 
 def data_dir() -> str:
-    """The incoming-files root: ECOMM_DATA_DIR, else [paths] data_dir."""
-    return _resolve(_env_or("ECOMM_DATA_DIR", paths().data_dir))
+    """The incoming-files root: ECOMM_DATA_DIR, else [paths] data_dir (BadSetting: empty)."""
+    return _resolve(_named_folder(_env_or("ECOMM_DATA_DIR", paths().data_dir), "data_dir", "ECOMM_DATA_DIR",
+                                  "the incoming files' folder"))
 
 
 def lake_dir() -> str:
-    """The lake root: ECOMM_LAKE_DIR, else [paths] lake_dir (BadSetting: a file, or a URL without a bucket)."""
-    value = _env_or("ECOMM_LAKE_DIR", paths().lake_dir)
+    """The lake root: ECOMM_LAKE_DIR, else [paths] lake_dir (BadSetting: empty, a file, or a URL without a bucket)."""
+    value = _named_folder(_env_or("ECOMM_LAKE_DIR", paths().lake_dir), "lake_dir", "ECOMM_LAKE_DIR",
+                          "the lake's folder (or s3://bucket/prefix)")
     root = _resolve(value)
     _check_lake(value, root, bool(os.environ.get("ECOMM_LAKE_DIR", "").strip()))
     return root
