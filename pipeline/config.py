@@ -38,12 +38,33 @@ def _fill_in_default_config(path: Path = resources.DEFAULT_CONFIG) -> None:
     defaults.optionxform = str  # type: ignore[assignment,method-assign]  # case-sensitive, as Luigi's parser
     defaults.read(path, encoding="utf-8")
     config = luigi.configuration.get_config()
+    older = _older_names()
     for section in defaults.sections():
         if not config.has_section(section):
             config.add_section(section)
         for option, value in defaults.items(section, raw=True):
-            if not config.has_option(section, option):
+            # a file that sets it under Luigi's older name ([core] error-email for [email] receiver) keeps it:
+            # Luigi reads the name filled in here first
+            if not config.has_option(section, option) and not any(
+                    config.has_option(*name) for name in older.get((section, option), ())):
                 config.set(section, option, value)
+
+
+def _older_names() -> dict[tuple[str, str], list[tuple[str, str]]]:
+    """Luigi's own settings that it also reads under an older name (a parameter's `config_path`): (section, option)
+    -> [(older section, older option)], e.g. ("email", "receiver") -> [("core", "error-email")]."""
+    import luigi.interface  # noqa: F401 - each registers the settings classes it defines
+    import luigi.notifications  # noqa: F401
+    import luigi.worker  # noqa: F401
+    from luigi.task_register import Register
+
+    older: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for cls in list(Register._reg):
+        if isinstance(cls, type) and issubclass(cls, luigi.Config):
+            for name, param in cls.get_params():
+                if path := getattr(param, "_config_path", None):
+                    older.setdefault((cls.get_task_family(), name), []).append((path["section"], path["name"]))
+    return older
 
 
 def cores() -> int:
@@ -255,6 +276,14 @@ def _env_or(name: str, default: str) -> str:
     return value or default
 
 
+def _named_folder(value: str, option: str, variable: str, what: str) -> str:
+    """`value`, unless it is blank: an empty `[paths] lake_dir =` made the current directory the lake, so a run from
+    another directory started a second one beside the first."""
+    if not value.strip():
+        raise BadSetting(f"[paths] {option} is empty: name {what} there, or set {variable}")
+    return value
+
+
 def _resolve(path: str) -> str:
     if "://" in path:  # object storage roots (s3://...) are used as they are
         return path.rstrip("/")
@@ -262,13 +291,15 @@ def _resolve(path: str) -> str:
 
 
 def data_dir() -> str:
-    """The incoming-files root: ECOMM_DATA_DIR, else [paths] data_dir."""
-    return _resolve(_env_or("ECOMM_DATA_DIR", paths().data_dir))
+    """The incoming-files root: ECOMM_DATA_DIR, else [paths] data_dir (BadSetting: empty)."""
+    return _resolve(_named_folder(_env_or("ECOMM_DATA_DIR", paths().data_dir), "data_dir", "ECOMM_DATA_DIR",
+                                  "the incoming files' folder"))
 
 
 def lake_dir() -> str:
-    """The lake root: ECOMM_LAKE_DIR, else [paths] lake_dir (BadSetting: a file, or a URL without a bucket)."""
-    value = _env_or("ECOMM_LAKE_DIR", paths().lake_dir)
+    """The lake root: ECOMM_LAKE_DIR, else [paths] lake_dir (BadSetting: empty, a file, or a URL without a bucket)."""
+    value = _named_folder(_env_or("ECOMM_LAKE_DIR", paths().lake_dir), "lake_dir", "ECOMM_LAKE_DIR",
+                          "the lake's folder (or s3://bucket/prefix)")
     root = _resolve(value)
     _check_lake(value, root, bool(os.environ.get("ECOMM_LAKE_DIR", "").strip()))
     return root

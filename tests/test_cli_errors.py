@@ -249,6 +249,20 @@ def test_a_lake_that_cannot_be_one_is_named_in_one_line_not_in_tracebacks(tmp_pa
         assert _one_line(summary).startswith(f"python -m pipeline summary: error: ECOMM_LAKE_DIR={value!r} {said}")
 
 
+def test_an_empty_lake_or_data_folder_setting_is_refused_not_the_current_directory(tmp_path: Path) -> None:
+    """`[paths] lake_dir =` (empty) made the current directory the lake: a run from another directory then found
+    none there and started a second lake, while Postgres served the dates of the first."""
+    dead = f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"
+    for option in ("lake_dir", "data_dir"):
+        cfg = tmp_path / f"{option}.cfg"
+        cfg.write_text(f"[paths]\n{option} =\n")
+        env = {"LUIGI_CONFIG_PATH": str(cfg), "ECOMM_PG_DSN": dead, f"ECOMM_{option.upper()}": ""}
+        done = _run(["DailyPipeline", "--date", "2025-12-15", "--local-scheduler"], tmp_path, LUIGI, **env)
+        assert done.returncode == 35 and "Traceback" not in done.stderr, done.stderr[-3000:]
+        assert f"[paths] {option} is empty: name " in done.stderr, done.stderr[-3000:]
+    assert not (REPO / "raw").exists() and not (REPO / "warehouse").exists()
+
+
 def test_a_task_failure_the_runbook_knows_is_one_line_and_a_bug_keeps_its_traceback(tmp_path: Path) -> None:
     """A missing file is the operator's to fix: Luigi's "failed" line names the error, with no traceback (the
     run summary says what to do). An error the runbook does not know (here one injected at a partition's

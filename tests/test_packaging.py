@@ -130,6 +130,22 @@ def test_without_a_luigi_cfg_a_run_takes_the_repository_one_as_defaults(tmp_path
         "days_back": shipped["RangeDaily"]["days_back"], "keep_alive": shipped["worker"]["keep_alive"]}
 
 
+def test_a_luigi_cfg_of_its_own_wins_under_luigi_s_older_names_too(tmp_path: Path) -> None:
+    """Luigi still reads [core] error-email, smtp_host, worker-keep-alive ... for [email] receiver, [smtp] host,
+    [worker] keep_alive; the shipped defaults filled in under the new names must not hide them (failure e-mails
+    stopped without a word)."""
+    (tmp_path / "luigi.cfg").write_text("[core]\nerror-email = ops@example.com\nsmtp_host = mail.example.com\n"
+                                        "worker-keep-alive = false\ndefault-scheduler-port = 19284\n")
+    code = ("import luigi.interface, luigi.notifications, luigi.worker, pipeline.tasks; "
+            "print(luigi.notifications.email().receiver, luigi.notifications.smtp().host, "
+            "luigi.worker.worker().keep_alive, luigi.interface.core().scheduler_port)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LUIGI_")}
+    result = subprocess.run([sys.executable, "-W", "ignore", "-c", code], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["ops@example.com", "mail.example.com", "False", "19284"]
+
+
 def test_a_backfill_schedules_every_missing_date_days_back_reaches() -> None:
     """Luigi's RangeDaily requires at most `task_limit` missing dates (its default: 50) and leaves the rest unrun,
     exit 0: a 51-day backfill published 50 dates. The shipped settings schedule every date it accepts."""
