@@ -16,6 +16,7 @@ import signal
 import struct
 import subprocess
 import sys
+import tomllib
 import urllib.request
 from pathlib import Path
 
@@ -58,6 +59,35 @@ def executed(lake, tmp_path_factory: pytest.TempPathFactory) -> nbformat.Noteboo
                                      resources={"metadata": {"path": str(tmp_path_factory.mktemp("cwd"))}})
     client.execute()  # raises CellExecutionError, with the cell and its traceback, if any cell fails
     return notebook
+
+
+@pytest.mark.slow
+def test_installed_as_a_package_the_notebook_reads_the_luigi_cfg_of_its_own_folder(lake, tmp_path: Path,
+                                                                                    monkeypatch) -> None:
+    """Outside a checkout (the package in site-packages), the setup cell went to site-packages' parent for luigi.cfg
+    and looked for the lake there, telling the user to set the [paths] lake_dir they had set."""
+    import shutil
+
+    site = tmp_path / "site-packages"  # laid out as the wheel installs it (pyproject.toml's force-include)
+    shutil.copytree(REPO / "pipeline", site / "pipeline", ignore=shutil.ignore_patterns("__pycache__"))
+    shipped = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["hatch"]["build"]["targets"]["wheel"]
+    for source, target in shipped["force-include"].items():
+        (shutil.copytree if (REPO / source).is_dir() else shutil.copy)(REPO / source, site / target)
+    deploy = tmp_path / "deploy"
+    deploy.mkdir()
+    (deploy / "luigi.cfg").write_text(f"[paths]\nlake_dir = {lake.lake}\n")
+    monkeypatch.delenv("ECOMM_LAKE_DIR")
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    setup = next(cell for cell in notebook.cells if cell.cell_type == "code")
+    notebook.cells = [setup, nbformat.v4.new_code_cell("print(pipeline.__file__, con.execute('select count(*) from"
+                                                       " warehouse.fact_orders').fetchone()[0])")]
+    client = nbclient.NotebookClient(notebook, timeout=180, kernel_name="python3",
+                                     resources={"metadata": {"path": str(deploy)}})
+    client.execute()
+    printed = notebook.cells[1].outputs[0]["text"].split()
+    assert printed[0] == str(site / "pipeline" / "__init__.py")
+    assert int(printed[1]) == views.open_lake(lake.lake).execute("select count(*) from warehouse.fact_orders").fetchone()[0]
 
 
 def _outputs(notebook: nbformat.NotebookNode) -> list[dict]:
