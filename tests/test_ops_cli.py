@@ -65,7 +65,8 @@ def test_a_run_that_cannot_reach_luigid_says_what_to_do_without_tracebacks(tmp_p
                   {"LUIGI_CONFIG_PATH": str(config), "ECOMM_PG_DSN": "postgresql://postgres@127.0.0.1:1/nowhere"})
     assert result.returncode == 40, result.stderr
     assert "Traceback" not in result.stderr and "NoneType: None" not in result.stderr, result.stderr
-    said = f"the central scheduler at {url} does not answer: start it (`make luigid`), or run without it: add" \
+    said = f"the central scheduler at {url} does not answer: start it (`make luigid` in a checkout, `luigid" \
+           " --address 127.0.0.1 --port <its port>` where the package is installed), or run without it: add" \
            " --local-scheduler to the command"
     retries = [line for line in result.stderr.splitlines() if line.startswith("WARNING: the central scheduler")]
     assert retries and all(line == f"WARNING: {said} (retrying)" for line in retries), result.stderr

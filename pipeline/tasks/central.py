@@ -206,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         names = reenable(url, days)
     except SchedulerUnreachable as err:
-        print(f"{err}: is it running (`make luigid`)? With --local-scheduler nothing is disabled.", file=sys.stderr)
+        print(f"{err}: is it running (`make luigid` in a checkout, `luigid` where the package is installed)? With"
+              " --local-scheduler nothing is disabled.", file=sys.stderr)
         return 3
     if not names:
         print(f"luigid ({url}) holds no disabled task of {', '.join(map(str, days))}: nothing to re-enable")

@@ -125,8 +125,9 @@ def _unreadable_value(section: str, name: str, cause: BaseException) -> str | No
     return None if named is None else str(named)
 
 
-LUIGID_DOWN = ("the central scheduler at %s does not answer: start it (`make luigid`), or run without it:"
-               " add --local-scheduler to the command")
+LUIGID_DOWN = ("the central scheduler at %s does not answer: start it (`make luigid` in a checkout, `luigid --address"
+               " 127.0.0.1 --port <its port>` where the package is installed), or run without it: add"
+               " --local-scheduler to the command")
 
 
 def _in_causes(error: BaseException | None, found: Any) -> BaseException | None:
