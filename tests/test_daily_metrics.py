@@ -47,6 +47,7 @@ def test_counts_revenue_and_unknown_product_share():
         "unknown_product_share": 0.5,
         "dq_failed_count": 0, "runtime_seconds": None,
         "products_snapshot_date": MONDAY, "users_snapshot_date": None,  # the catalogs the build read
+        "products_snapshot_dates": [MONDAY],  # every products snapshot its product history read
         "load_date": D,
     }
 

@@ -68,3 +68,24 @@ def test_a_date_built_before_the_snapshots_were_recorded_is_not_judged(incoming:
     Path(f"{path}.old").replace(path)
     (incoming / "products" / f"products_{SATURDAY}.json").write_text("[]")
     assert late_catalogs.recorded(D) is None and late_catalogs.late_catalogs(D) == {}
+
+
+def test_an_earlier_products_snapshot_landed_after_the_build_makes_the_date_late(incoming: Path) -> None:
+    """D's product history holds every snapshot on or before it: one landed after D was built leaves it stale."""
+    from pipeline.ingest import landing
+
+    earlier = MONDAY - dt.timedelta(days=7)
+    (incoming / "products" / f"products_{earlier}.json").write_text("[]")
+    assert late_catalogs.late_catalogs(D) == {}, "a file no run has landed may predate the lake"
+    r.write_products(earlier, [r.product(product_id="PROD_0001")])  # a run of its week landed it
+    Path(landing.manifest_path("products", earlier)).write_text('{"rows": 1}')
+    assert late_catalogs.late_catalogs(D) == {"products": late_catalogs.message("products", earlier, [D])}
+    assert late_catalogs.late_dates("products", earlier) == [D]
+    assert late_catalogs.notes([earlier]) == [f"late catalog: {late_catalogs.message('products', earlier, [D])}"]
+    (incoming / "products" / f"products_{SATURDAY}.json").write_text("[]")  # and the one covering D came late too
+    assert late_catalogs.late_catalogs(D) == {"products": late_catalogs.message("products", earlier, [D])}, (
+        "the earliest is named: its restatement rebuilds D too")
+    (incoming / "users").mkdir()
+    r.write_users(earlier, [])  # a users snapshot feeds only the dates it covers
+    Path(landing.manifest_path("users", earlier)).write_text('{"rows": 0}')
+    assert set(late_catalogs.late_catalogs(D)) == {"products"}

@@ -439,3 +439,42 @@ def test_a_catalog_restatement_that_blocks_a_date_names_that_date_and_its_thresh
             f" says, then run it again (luigi --module pipeline.tasks DailyPipeline --date {later} --local-scheduler;"
             " a date published with a threshold option, e.g. --checks-orders-volume-fail-low-ratio 0, needs it again)"
             ) in restated.stderr, restated.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_an_earlier_products_snapshot_landed_after_later_dates_were_built_flags_them_until_restated(ops: Ops) -> None:
+    """Backfilling earlier dates after later ones: each later date's product history lacks the earlier snapshot
+    (its orders' as-ordered category is 'Unknown'), so the run that lands it names them, and they stop counting as
+    published until `restate --catalog` of it rebuilds them."""
+    earlier = SEED_DAY - dt.timedelta(days=1)  # the seed's other day, with no catalog of its own yet
+    first = ops.luigi("DailyPipeline", *DATE, LOCAL)
+    assert first.returncode == 0, first.stderr[-3000:]
+    seed_products = ops.incoming / "products" / f"products_{SEED_DAY}.json"
+    (ops.incoming / "products" / f"products_{earlier}.json").write_text(seed_products.read_text())
+    backfill = ops.luigi("RangeDaily", "--of", "DailyPipeline", "--start", str(earlier),
+                         "--stop", str(SEED_DAY + dt.timedelta(days=1)), LOCAL)  # runs the earlier date, lands it
+    assert backfill.returncode == 0, backfill.stderr[-3000:]
+    late = (f"the products snapshot of {earlier} arrived after {SEED_DAY} was built, which kept the catalog before"
+            f" it; to rebuild and republish the dates it feeds with it, run `python -m pipeline restate --catalog"
+            f" products --date {earlier}`")
+    assert late in backfill.stderr, "the land task's warning"
+    assert re.search(rf"{SEED_DAY} .* published, catalog LATE\n +what to do \(late catalog snapshot\): {re.escape(late)}",
+                     backfill.stdout), "the later date, under the run's summary: " + backfill.stdout
+
+    def as_ordered() -> set[str]:
+        return {category for (category,) in ops.query(
+            "select distinct category from marts.category_sales_daily_as_ordered where order_date = %s", [earlier])}
+
+    assert as_ordered() == {"Unknown"}, "the published history is the later date's, built without the snapshot"
+    summary = ops.pipeline("summary", "--date", str(SEED_DAY))
+    assert summary.returncode == 1 and "published, catalog LATE" in summary.stdout, summary.stdout
+    assert f"what to do (late catalog snapshot): {late}" in summary.stdout
+    rerun = ops.luigi("DailyPipeline", *DATE, LOCAL)
+    assert rerun.returncode == 30 and f"CatalogArrivedLate: {late}" in rerun.stderr, rerun.stderr[-3000:]
+
+    restated = ops.pipeline("restate", "--catalog", "products", "--date", str(earlier))
+    assert restated.returncode == 0, restated.stderr[-3000:] + restated.stdout[-2000:]
+    assert f"the dates it feeds: {earlier}, {SEED_DAY}" in restated.stdout
+    assert as_ordered() - {"Unknown"}, "the day's orders take their products' categories"
+    assert ops.query("select min(effective_from) from warehouse.dim_product_history") == [(earlier,)]
+    assert ops.pipeline("summary", "--start", str(earlier), "--stop", str(SEED_DAY + dt.timedelta(days=1))).returncode == 0

@@ -107,7 +107,7 @@ _SMALL_SQL = {
             1234.50::decimal(18, 2) as gross_revenue, 1000.25::decimal(18, 2) as net_revenue,
             $norders::bigint as orders_count, $nevents::bigint as events_count, 0.02::double as unknown_product_share,
             0::integer as dq_failed_count, null::double as runtime_seconds, null::date as products_snapshot_date,
-            null::date as users_snapshot_date, $day::date as load_date""",
+            null::date as users_snapshot_date, null::date[] as products_snapshot_dates, $day::date as load_date""",
 }
 
 

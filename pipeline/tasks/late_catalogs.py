@@ -14,6 +14,14 @@ snapshot is fetched when a date needs it) is later than the one its build record
 - is named, with the command, by the run that lands the snapshot (a warning of the land task and a
   line under the run's summary) and by `python -m pipeline summary`.
 
+A products snapshot feeds more than the dates it covers: each date's dim_product_history partition holds
+the history of every products snapshot on or before it. So a date is also late for products when a
+landed products snapshot on or before it is not among those its build read (daily_metrics'
+`products_snapshot_dates`), e.g. an earlier week's file delivered, and landed by a backfill of its
+dates, after later dates were built; the message names the earliest such snapshot, whose restatement
+rebuilds every date from it on. Only a landed one counts: a file in the data folder older than any date
+a run has landed it for may predate the lake. A users snapshot feeds only the dates it covers.
+
 A date whose daily_metrics partition lacks the columns (built by an earlier release) is not judged.
 """
 from __future__ import annotations
@@ -36,17 +44,43 @@ class CatalogArrivedLate(landing.SourceChanged):
     """A catalog snapshot covering a built date arrived after the date was built."""
 
 
-def recorded(day: dt.date) -> dict[str, dt.date | None] | None:
-    """The catalog snapshots the date's build read (None: not built, or built before they were recorded)."""
+PRODUCTS_READ = "products_snapshot_dates"  # daily_metrics' record of every products snapshot the build read
+
+
+def _built_row(day: dt.date) -> dict | None:
+    """The date's daily_metrics row, of the columns that record its catalogs (None: not built, or not recorded)."""
     try:
         with lake.open_input(lake.partition_file("warehouse", "daily_metrics", day)) as handle:
             parquet = pq.ParquetFile(handle)
-            if not set(COLUMNS.values()) <= set(parquet.schema_arrow.names):
+            names = set(parquet.schema_arrow.names)
+            if not set(COLUMNS.values()) <= names:
                 return None
-            rows = parquet.read(columns=list(COLUMNS.values())).to_pylist()
+            columns = [*COLUMNS.values(), *([PRODUCTS_READ] if PRODUCTS_READ in names else [])]
+            rows = parquet.read(columns=columns).to_pylist()
     except FileNotFoundError:
         return None
-    return {kind: rows[0][column] for kind, column in COLUMNS.items()} if rows else None
+    return rows[0] if rows else None
+
+
+def recorded(day: dt.date) -> dict[str, dt.date | None] | None:
+    """The catalog snapshots the date's build read (None: not built, or built before they were recorded)."""
+    row = _built_row(day)
+    return None if row is None else {kind: row[column] for kind, column in COLUMNS.items()}
+
+
+def unread_snapshot(kind: str, day: dt.date, row: dict) -> dt.date | None:
+    """The earliest landed products snapshot on or before the built date that its build did not read.
+
+    Cheap when there is none: a listing of the landed snapshots; a manifest read per one missing from the record.
+    """
+    read = row.get(PRODUCTS_READ) if kind == "products" else None
+    if read is None:  # users (a snapshot feeds only the dates it covers), or built before it was recorded
+        return None
+    from pipeline.transform import warehouse
+
+    read = set(read)
+    landed = sorted(s for s in warehouse.partition_dates("raw", kind) if s <= day and s not in read)
+    return next((s for s in landed if landing.read_manifest(kind, s) is not None), None)
 
 
 def late_snapshot(kind: str, day: dt.date, built_with: dt.date | None) -> dt.date | None:
@@ -73,15 +107,16 @@ def message(kind: str, snapshot: dt.date, days: Iterable[dt.date]) -> str:
 
 
 def late_catalogs(day: dt.date) -> dict[str, str]:
-    """kind -> message, for each catalog whose snapshot covering the built date arrived after its build."""
-    built = recorded(day)
-    if built is None:
+    """kind -> message, for each catalog with a snapshot feeding the built date that arrived after its build
+    (the covering one, or for products an earlier one its history lacks; the earliest is named)."""
+    row = _built_row(day)
+    if row is None:
         return {}
     found = {}
-    for kind in landing.CATALOGS:
-        snapshot = late_snapshot(kind, day, built[kind])
-        if snapshot is not None:
-            found[kind] = message(kind, snapshot, [day])
+    for kind, column in COLUMNS.items():
+        late = [s for s in (late_snapshot(kind, day, row[column]), unread_snapshot(kind, day, row)) if s is not None]
+        if late:
+            found[kind] = message(kind, min(late), [day])
     return found
 
 
@@ -93,29 +128,40 @@ def built_dates() -> list[dt.date]:
 
 
 def late_dates(kind: str, snapshot: dt.date, built: list[dt.date] | None = None) -> list[dt.date]:
-    """The built dates the snapshot covers whose build read an older one (or none), oldest first.
+    """The built dates the snapshot feeds whose build read an older one (or none) instead, oldest first.
 
+    The dates it covers; for a landed products snapshot also every later date whose build did not read it.
     `built`: `built_dates()`, when the caller asks for several snapshots.
     """
+    history = kind == "products" and landing.read_manifest(kind, snapshot) is not None
     late = []
     for day in built_dates() if built is None else built:
         if day < snapshot:
             continue
-        if landing.covering_snapshot(kind, day) != snapshot:
+        covered = landing.covering_snapshot(kind, day) == snapshot
+        if not covered and not history:
             break  # a later snapshot covers this date, and every later one
-        used = recorded(day)
-        if used is not None and _arrived_since(kind, snapshot, used[kind]):
+        row = _built_row(day)
+        if row is None:
+            continue
+        if (covered and _arrived_since(kind, snapshot, row[COLUMNS[kind]])) or (
+                history and row.get(PRODUCTS_READ) is not None and snapshot not in row[PRODUCTS_READ]):
             late.append(day)
     return late
 
 
 def notes(days: Iterable[dt.date]) -> list[str]:
-    """Lines for a run's summary: earlier built dates that the catalog snapshots covering `days` arrived after."""
+    """Lines for a run's summary: earlier built dates that the catalog snapshots covering `days` arrived after.
+
+    A date is named once, under the earliest of them (whose restatement rebuilds it).
+    """
     days = set(days)
     built = built_dates()
     lines = []
     for kind in landing.CATALOGS:
+        named: set[dt.date] = set()
         for snapshot in sorted({s for day in days if (s := landing.covering_snapshot(kind, day)) is not None}):
-            if earlier := [day for day in late_dates(kind, snapshot, built) if day not in days]:
+            if earlier := [day for day in late_dates(kind, snapshot, built) if day not in days | named]:
+                named.update(earlier)
                 lines.append(f"late catalog: {message(kind, snapshot, earlier)}")
     return lines

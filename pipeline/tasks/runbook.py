@@ -124,7 +124,7 @@ REMEDIES: tuple[Remedy, ...] = (
     Remedy("late catalog snapshot", "30",
            "`FAILED`, `SourcesUnchanged: CatalogArrivedLate: the products snapshot of S arrived after D was built`;"
            " the run that landed it warns so, and `summary` shows the date `published, catalog LATE`",
-           "a weekly catalog file was delivered after dates it covers were built: they kept the catalog before it",
+           "a weekly catalog file was delivered after dates it feeds were built: they kept the catalog before it",
            "`python -m pipeline restate --catalog products --date <the snapshot's date>` (as the message says:"
            " rebuilds and republishes the dates the snapshot feeds)", ("CatalogArrivedLate",)),
     Remedy("catalog API failing", "30",

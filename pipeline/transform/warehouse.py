@@ -200,17 +200,27 @@ def model_params(load_date: dt.date) -> dict[str, Any]:
             "late_window_days": hours_and_days()[1]}
 
 
+def products_snapshot_dates(load_date: dt.date) -> list[dt.date]:
+    """The staged products snapshots on or before the date: those a build of its product history reads now."""
+    return sorted(_snapshots_through("stg_products", load_date, latest_only=False))
+
+
+# Parameters that record what a build read rather than a setting, computed only for a model that binds them
+# (daily_metrics records the products snapshots, which pipeline.tasks.late_catalogs compares with the landed ones).
+INPUT_PARAMS = {"products_snapshot_dates": products_snapshot_dates}
+
+
 def build(table: str, load_date: dt.date) -> int:
     """Build one warehouse table's partition for a load date; return its row count."""
     if table not in TABLES:
         raise ValueError(f"unknown warehouse table {table!r}; expected one of {TABLES}")
     load_date = lake.parse_date(load_date)
+    used = sqlrun.bind(sqlrun.sql_text("warehouse", table), dict.fromkeys(INPUT_PARAMS))
+    params = {**model_params(load_date), **{name: INPUT_PARAMS[name](load_date) for name in used}}
     with sqlrun.connect() as con:
         define_macros(con)
         register_inputs(con, table, load_date)
-        rows = sqlrun.run_model(
-            con, "warehouse", table, model_params(load_date), lake.partition_file("warehouse", table, load_date)
-        )
+        rows = sqlrun.run_model(con, "warehouse", table, params, lake.partition_file("warehouse", table, load_date))
     logger.info("built warehouse %s for %s: %s rows", table, load_date, rows)
     return rows
 

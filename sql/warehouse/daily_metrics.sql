@@ -14,6 +14,9 @@
 -- the build read (NULL: none yet). A snapshot that covers the date but is later than this one arrived
 -- after the date was built: the date keeps the older catalog until it is restated
 -- (pipeline.tasks.late_catalogs).
+-- products_snapshot_dates: every staged products snapshot on or before the date when it was built (its
+-- dim_product_history's history is built from them all); a landed one missing here (an earlier week's
+-- file delivered after the date was built) leaves the date late too. Lake only: not published.
 with raw_orders_counted as (
     select count(*) as raw_orders_count from raw_orders
 ),
@@ -97,6 +100,7 @@ final as (
         null::double as runtime_seconds,
         products_snapshot.products_snapshot_date,
         users_snapshot.users_snapshot_date,
+        $products_snapshot_dates::date[] as products_snapshot_dates,
         $load_date::date as load_date,
     from raw_orders_counted
     cross join raw_events_counted
