@@ -317,3 +317,16 @@ def test_a_failed_task_of_a_published_date_that_a_requested_date_needs_is_named(
     assert rows[2].endswith(f"waits for {MONDAY} (LandProducts failed, above)"), backfill.stdout
     assert "LandProducts: CatalogApiTransientError" in backfill.stdout and fix in backfill.stdout, backfill.stdout
     assert "2 of 3 date(s) published" in backfill.stdout
+
+
+@pytest.mark.slow
+def test_a_catalog_file_no_run_reads_is_named_under_the_summary(ops: Ops) -> None:
+    """A snapshot delivered as products_20251215.json is never read: the date is built from the snapshot before it.
+    The run's log said so among its other lines; the summary, which is what cron mails, did not."""
+    folder = ops.incoming / "products"
+    misnamed = folder / "products_20251215.json"
+    misnamed.write_bytes(next(folder.glob("products_*.json")).read_bytes())
+    result = ops.luigi("DailyPipeline", "--date", str(SEED_DAY), "--local-scheduler")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (f"ignored incoming file: {misnamed}: not a products snapshot name (products_YYYY-MM-DD.json, optionally"
+            " ending in .gz or .zst)") in result.stdout, result.stdout[-3000:]

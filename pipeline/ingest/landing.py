@@ -78,17 +78,32 @@ def catalog_files(kind: str) -> dict[dt.date, list[str]]:
     """The incoming snapshot files of a catalog by their date: `<kind>/<kind>_YYYY-MM-DD.json`, optionally .gz or .zst.
 
     Only files directly in `<data_dir>/<kind>/` with such a name are ever read. Anything else there (a
-    `.bak`, another name, an impossible date, a sub-folder) is logged as ignored, once per process,
-    never passed over in silence: a snapshot delivered under a name nobody reads would leave every
-    date it covers built from the week before.
+    `.bak`, another name, an impossible date, a sub-folder) is logged as ignored, once per process, and
+    named under the run summary (`ignored_catalog_files`), never passed over in silence: a snapshot
+    delivered under a name nobody reads would leave every date it covers built from the week before.
     """
+    found, ignored = _catalog_folder(kind)
+    for path, why in ignored.items():
+        if path not in _warned_names:
+            _warned_names.add(path)
+            logger.warning("ignoring %s: %s", path, why)
+    return found
+
+
+def ignored_catalog_files(kind: str) -> dict[str, str]:
+    """The files in `<data_dir>/<kind>/` that are not read as its snapshots: path -> why."""
+    return _catalog_folder(kind)[1]
+
+
+def _catalog_folder(kind: str) -> tuple[dict[dt.date, list[str]], dict[str, str]]:
     folder = os.path.join(config.data_dir(), kind)
     try:
         names = sorted(os.listdir(folder))
     except (FileNotFoundError, NotADirectoryError):
-        return {}
+        return {}, {}
     suffixes = "|".join(re.escape(suffix) for suffix in incoming.COMPRESSED_SUFFIXES)
     found: dict[dt.date, list[str]] = {}
+    ignored: dict[str, str] = {}
     for name in names:
         path = os.path.join(folder, name)
         match = re.fullmatch(rf"{kind}_(\d{{4}}-\d{{2}}-\d{{2}})\.json(?:{suffixes})?", name)
@@ -99,12 +114,10 @@ def catalog_files(kind: str) -> dict[dt.date, list[str]]:
         else:
             why = f"not a {kind} snapshot name ({kind}_YYYY-MM-DD.json, optionally ending in .gz or .zst)"
         if day is None:
-            if path not in _warned_names:
-                _warned_names.add(path)
-                logger.warning("ignoring %s: %s", path, why)
-            continue
-        found.setdefault(day, []).append(path)
-    return found
+            ignored[path] = why
+        else:
+            found.setdefault(day, []).append(path)
+    return found, ignored
 
 
 def catalog_file(kind: str, load_date: dt.date) -> tuple[str, dt.date] | None:

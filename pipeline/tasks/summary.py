@@ -261,6 +261,13 @@ def print_summary(days: Iterable[dt.date], run_id: str | None = None, *, start_p
 HOLDING = {"FAILED": "failed", "DISABLED in luigid (not run)": "disabled in luigid", RESTATING: "restatement pending"}
 
 
+def _ignored() -> list[str]:
+    """A line for each file in a catalog's incoming folder that no run reads (a snapshot under another name would
+    leave the dates of its week built from the week before): said in the log only, it went unseen."""
+    return [f"ignored incoming file: {path}: {why}" for kind in landing.CATALOGS if not landing.catalog_url(kind)
+            for path, why in landing.ignored_catalog_files(kind).items()]
+
+
 def _needed_failures(summaries: list[DateSummary], scheduled: Sequence[dt.date], local: bool) -> list[str]:
     """Failures of dates the run needed but nobody asked for, which hold the requested dates back.
 
@@ -316,7 +323,8 @@ def at_exit(pid: int) -> None:
         held_back.mark(summaries, HOLDING)
         late = late_catalogs.notes(s.date for s in summaries)  # earlier dates a snapshot this run landed came too late for
         again = held_back.backfill_again(sys.argv[1:], [s.status for s in summaries])
-        print("\n".join([render(summaries, run_audit.run_id()), *needed, *notes, *late, *again]), flush=True)
+        print("\n".join([render(summaries, run_audit.run_id()), *needed, *notes, *late, *_ignored(), *again]),
+              flush=True)
     except Exception as err:  # noqa: BLE001 - never turn a finished run into a traceback
         if isinstance(err, config.BadSetting) or lake.store_refused(err):  # misconfigured, the lake's store refused:
             print(f"no run summary: {err}", file=sys.stderr, flush=True)  # the run said so already, once per task
