@@ -791,6 +791,12 @@ CASES: list[Case] = [
          "one collapsed as duplicate; the conflict quarantined: `duplicate_id_conflict`",
          events(event_line("E1"), event_line("E1"), event_line("E1", event_type="purchase", ts=f"{D}T09:00:00")),
          Expect(staged={"events": 1}, duplicates={"events": 1}, quarantined={"events": {"duplicate_id_conflict": 1}})),
+    Case("events-column-named-raw-record", "events: an extra column `raw_record` (a name staging works with), an"
+         " `event_id` reused with another user", "accepted; the column is data like any other extra column (the"
+         " pipeline's own columns start with `_`): the reused id quarantined, `duplicate_id_conflict`",
+         events(event_line("E1") + ",x", event_line("E1", user_id="USER_0002") + ",x",
+                header=HEADER + ",raw_record"),
+         Expect(staged={"events": 1}, quarantined={"events": {"duplicate_id_conflict": 1}})),
     Case("events-duplicate-id-across-days", "events: one `event_id` on 2025-12-14 and again on 2025-12-15",
          "accepted on both days; the first load date's event is current (a resend, `fact_events`)",
          merge(events(event_line("E1", ts=f"{PREV}T23:59:00"), day=PREV),
