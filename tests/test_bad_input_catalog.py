@@ -347,6 +347,14 @@ def check_missing_names_quarantined() -> None:
     assert all(b["message"].endswith("(product_name is missing or empty)") for b in bad), bad[0]["message"]
 
 
+def check_nan_ids_named() -> None:
+    bad = rows.bad_records("stg_orders", D)
+    assert sorted((b["reason_code"], b["failing_value"]) for b in bad) == [
+        ("invalid_order_id", "-Infinity"), ("invalid_product_id", "NaN"), ("invalid_user_id", "Infinity")]
+    assert all(b["message"].endswith("(a JSON NaN or Infinity)") for b in bad), bad
+    assert staged_value("stg_orders", "product_id") == ["NaN"]  # the JSON string "NaN" is a text id
+
+
 def check_api_prices_quoted_as_written() -> None:
     failing = [r["failing_value"] for r in rows.bad_records("stg_products", D)]
     assert len(failing) == 100 and all(re.fullmatch(r"[0-9]+\.[0-9]{2}0{19}1", value) for value in failing), failing[:3]
@@ -622,6 +630,15 @@ CASES: list[Case] = [
          Expect(staged={"orders": 1}, quarantined={"orders": {
              "invalid_order_id": 1, "invalid_user_id": 3, "duplicate_id_conflict": 1}}),
          check=check_integer_and_string_id_are_one_order),
+    Case("orders-id-nan-or-infinity", "orders: `product_id: NaN`, `user_id: Infinity`, `order_id: -Infinity` (not"
+         " JSON, but Python's `json.dumps` writes them and DuckDB's reader takes them, in any case)",
+         "quarantined: `invalid_product_id`, `invalid_user_id`, `invalid_order_id` (detail \"a JSON NaN or"
+         " Infinity\"), never staged as the id `NaN`; the string `\"NaN\"` is a text id like any other",
+         orders(order(product_id=float("nan")), order(order_id="ORD_2", user_id=float("inf")),
+                order(order_id=float("-inf")), order(order_id="ORD_4", product_id="NaN")),
+         Expect(staged={"orders": 1}, quarantined={"orders": {
+             "invalid_product_id": 1, "invalid_user_id": 1, "invalid_order_id": 1}}),
+         check=check_nan_ids_named),
     Case("orders-unicode-whitespace", "orders: a tab, a no-break space, U+3000 around `user_id` and `status`",
          "trimmed like a space: one user, status `paid`",
          orders(order(user_id="\tUSER_0001", status="paid\t"), order(order_id="ORD_2", user_id="USER_0001\u00a0"),

@@ -112,3 +112,20 @@ def test_strict_parsing_of_catalog_records():
     assert bad[5]["message"].endswith("(product_name contains a NUL character)")
     assert bad[6]["message"].endswith("(category longer than 256 characters)")
     assert counts["is_balanced"] and counts["staged_count"] == 3
+
+
+def test_nan_and_infinity_in_any_spelling_are_not_ids():
+    """DuckDB's JSON reader takes NaN, Infinity and inf in any case as numbers: none is an id, not even a text one."""
+    spellings = ["NaN", "nan", "NAN", "Infinity", "infinity", "INFINITY", "inf", "Inf", "-inf", "-Infinity", "-NaN"]
+    r.write_products(MONDAY, [
+        *[json.dumps(r.product()).replace('"PROD_0001"', spelling) for spelling in spellings],
+        r.product(product_id="NaN"), r.product(product_id="inf"),  # JSON strings: text ids like any other
+    ])
+    counts = staging.stage("products", MONDAY)
+    assert [row["product_id"] for row in r.read("staging", "stg_products", MONDAY, "_row_number")] == ["NaN", "inf"]
+    bad = r.bad_records("stg_products", MONDAY)
+    assert [(row["reason_code"], row["failing_value"]) for row in bad] == [
+        ("invalid_product_id", spelling) for spelling in spellings]
+    assert all(row["message"].endswith("(a JSON NaN or Infinity)") for row in bad), bad[0]["message"]
+    assert counts["is_balanced"]
+
