@@ -61,11 +61,12 @@ create or replace temp macro id_problem(value, max_length, any_control) as (
 -- Whether text that json_extract_string gave for a field could have come from a JSON value that is not a
 -- string: it starts like a number ('-', a digit), an object or an array, or is true/false, or one of the
 -- non-finite numbers DuckDB's JSON reader accepts (NaN, Infinity, inf, in any case; Python's json.dumps
--- writes them). The usual text fails this test on its first character or its length (free), and only
+-- writes them). The usual text fails this test on its first character (and length: free), and only
 -- text that passes it pays for json_type (a second parse of the record).
 create or replace temp macro json_maybe_not_string(value) as (
     ascii(value) = 45 or ascii(value) between 48 and 57 or ascii(value) in (91, 123)
-    or value in ('true', 'false') or (strlen(value) in (3, 8) and lower(value) in ('nan', 'inf', 'infinity'))
+    or value in ('true', 'false')
+    or (ascii(value) in (73, 78, 105, 110) and strlen(value) in (3, 8) and lower(value) in ('nan', 'inf', 'infinity'))
 );
 
 -- A JSON type (json_type) that is not a string, as a message names it (NULL: a string, null, absent).
