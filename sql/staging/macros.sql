@@ -96,6 +96,22 @@ create or replace temp macro json_id_problem(record, path, value) as (
     end
 );
 
+-- Why a JSON text field is not text (NULL: it is, or it is null or absent): 'a JSON object', 'a JSON
+-- array', 'a JSON boolean', 'a JSON number', 'a JSON NaN or Infinity'. json_extract_string gives an object
+-- or an array as its JSON text (and a number as DuckDB prints it), which would be published as a name.
+-- `value` is the field as json_extract_string gives it, cleaned; it came from `path`, or from `fallback`
+-- when `path` is absent or null (a field with two names: product_name or the API's title). json_type is
+-- asked only when json_maybe_not_string(value).
+create or replace temp macro json_text_problem(record, path, fallback, value) as (
+    case
+        when value is null then null
+        when not json_maybe_not_string(value) then null
+        else json_type_name(
+            coalesce(nullif(json_type(record, path), 'NULL'), json_type(record, fallback)), value, 'a JSON number'
+        )
+    end
+);
+
 -- The first key that a list of JSON object keys (json_keys) holds twice (NULL: none). An object
 -- like {"price": 1, "price": 999} would be read as its first value, silently; staging quarantines it.
 -- Takes the key list, not the object, so that the model parses each object once.
