@@ -347,6 +347,33 @@ def check_missing_names_quarantined() -> None:
     assert all(b["message"].endswith("(product_name is missing or empty)") for b in bad), bad[0]["message"]
 
 
+def check_text_not_a_string_named() -> None:
+    """Each quarantined catalog row names the field and its JSON type; nothing staged holds JSON text."""
+    bad = rows.bad_records("stg_products", D) + rows.bad_records("stg_users", D)
+    assert sorted((b["record_id"], b["failing_value"], b["message"].rsplit("(", 1)[-1]) for b in bad) == [
+        ("PROD_0001", '{"slug":"beauty","name":"Beauty"}', "category is a JSON object)"),
+        ("PROD_0002", '["mens-watches"]', "category is a JSON array)"),
+        ("PROD_0003", '{"name":"Essence"}', "brand is a JSON object)"),
+        ("USER_0001", '{"name":"Phoenix"}', "city is a JSON object)"),
+        ("USER_0002", "true", "country is a JSON boolean)")], bad
+    assert staged_value("stg_products", "category") == ["{beauty}"]
+    assert staged_value("stg_users", "city") == ["Phoenix"]
+
+
+def check_api_nested_category_named() -> None:
+    bad = rows.bad_records("stg_products", D)
+    assert len(bad) == 100 and all(b["message"].endswith("(category is a JSON object)") for b in bad), bad[0]
+    assert not any(str(value).startswith("{") for value in staged_value("stg_products", "category"))
+
+
+def check_nan_ids_named() -> None:
+    bad = rows.bad_records("stg_orders", D)
+    assert sorted((b["reason_code"], b["failing_value"]) for b in bad) == [
+        ("invalid_order_id", "-Infinity"), ("invalid_product_id", "NaN"), ("invalid_user_id", "Infinity")]
+    assert all(b["message"].endswith("(a JSON NaN or Infinity)") for b in bad), bad
+    assert staged_value("stg_orders", "product_id") == ["NaN"]  # the JSON string "NaN" is a text id
+
+
 def check_api_prices_quoted_as_written() -> None:
     failing = [r["failing_value"] for r in rows.bad_records("stg_products", D)]
     assert len(failing) == 100 and all(re.fullmatch(r"[0-9]+\.[0-9]{2}0{19}1", value) for value in failing), failing[:3]
@@ -622,6 +649,15 @@ CASES: list[Case] = [
          Expect(staged={"orders": 1}, quarantined={"orders": {
              "invalid_order_id": 1, "invalid_user_id": 3, "duplicate_id_conflict": 1}}),
          check=check_integer_and_string_id_are_one_order),
+    Case("orders-id-nan-or-infinity", "orders: `product_id: NaN`, `user_id: Infinity`, `order_id: -Infinity` (not"
+         " JSON, but Python's `json.dumps` writes them and DuckDB's reader takes them, in any case)",
+         "quarantined: `invalid_product_id`, `invalid_user_id`, `invalid_order_id` (detail \"a JSON NaN or"
+         " Infinity\"), never staged as the id `NaN`; the string `\"NaN\"` is a text id like any other",
+         orders(order(product_id=float("nan")), order(order_id="ORD_2", user_id=float("inf")),
+                order(order_id=float("-inf")), order(order_id="ORD_4", product_id="NaN")),
+         Expect(staged={"orders": 1}, quarantined={"orders": {
+             "invalid_product_id": 1, "invalid_user_id": 1, "invalid_order_id": 1}}),
+         check=check_nan_ids_named),
     Case("orders-unicode-whitespace", "orders: a tab, a no-break space, U+3000 around `user_id` and `status`",
          "trimmed like a space: one user, status `paid`",
          orders(order(user_id="\tUSER_0001", status="paid\t"), order(order_id="ORD_2", user_id="USER_0001\u00a0"),
@@ -791,6 +827,12 @@ CASES: list[Case] = [
          "one collapsed as duplicate; the conflict quarantined: `duplicate_id_conflict`",
          events(event_line("E1"), event_line("E1"), event_line("E1", event_type="purchase", ts=f"{D}T09:00:00")),
          Expect(staged={"events": 1}, duplicates={"events": 1}, quarantined={"events": {"duplicate_id_conflict": 1}})),
+    Case("events-column-named-raw-record", "events: an extra column `raw_record` (a name staging works with), an"
+         " `event_id` reused with another user", "accepted; the column is data like any other extra column (the"
+         " pipeline's own columns start with `_`): the reused id quarantined, `duplicate_id_conflict`",
+         events(event_line("E1") + ",x", event_line("E1", user_id="USER_0002") + ",x",
+                header=HEADER + ",raw_record"),
+         Expect(staged={"events": 1}, quarantined={"events": {"duplicate_id_conflict": 1}})),
     Case("events-duplicate-id-across-days", "events: one `event_id` on 2025-12-14 and again on 2025-12-15",
          "accepted on both days; the first load date's event is current (a resend, `fact_events`)",
          merge(events(event_line("E1", ts=f"{PREV}T23:59:00"), day=PREV),
@@ -871,6 +913,29 @@ CASES: list[Case] = [
          Expect(staged={"products": 1, "users": 1},
                 quarantined={"products": {"invalid_text": 4}, "users": {"invalid_text": 1}}),
          check=check_control_characters_named),
+    Case("catalog-text-not-a-string", "products file: `category: {\"slug\": \"beauty\", ...}` or"
+         " `[\"mens-watches\"]`, `brand: {\"name\": \"Essence\"}`; users file: `address.city: {\"name\":"
+         " \"Phoenix\"}`, `country: true`",
+         "quarantined: `invalid_text` (detail: the field and its JSON type, \"category is a JSON object\"), never"
+         " published as JSON text; the product keeps its last valid version; a string that looks like JSON is text",
+         merge(products({"product_id": "PROD_0001", "product_name": "Lipstick", "current_price": 1,
+                         "category": {"slug": "beauty", "name": "Beauty"}},
+                        {"product_id": "PROD_0002", "product_name": "Watch", "current_price": 1,
+                         "category": ["mens-watches"]},
+                        {"product_id": "PROD_0003", "product_name": "Mascara", "current_price": 1,
+                         "brand": {"name": "Essence"}},
+                        {"product_id": "PROD_0004", "product_name": "Lamp", "current_price": 1, "category": "{beauty}"}),
+               users({"id": 1, "firstName": "Ann", "address": {"city": {"name": "Phoenix"}, "country": "US"}},
+                     {"user_id": "USER_0002", "first_name": "Bo", "city": "Oslo", "country": True},
+                     {"id": 3, "firstName": "Cy", "address": {"city": "Phoenix", "country": "US"}})),
+         Expect(staged={"products": 1, "users": 1},
+                quarantined={"products": {"invalid_text": 3}, "users": {"invalid_text": 2}}),
+         check=check_text_not_a_string_named),
+    Case("products-api-nested-category", "products API: a page whose items' `category` is an object"
+         " (`{\"slug\": \"beauty\", \"name\": \"Beauty\"}`)",
+         "quarantined: `invalid_text` (\"category is a JSON object\"), never published as JSON text; the rest staged",
+         {}, Expect(staged={"products": 94}, quarantined={"products": {"invalid_text": 100}}),
+         api_fault=("nested_text", 1), check=check_api_nested_category_named),
     # ------------------------------------------------------------------------------------- rerun
     Case("rerun-after-partial-failure", "a run fails on malformed orders after events landed; the file is fixed",
          "the rerun lands and stages orders only (events are not landed again), removes a killed "

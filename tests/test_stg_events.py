@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
 import pyarrow.parquet as pq
 import pytest
 
 from pipeline import lake
+from pipeline.ingest import readers
 from pipeline.transform import staging
 from tests.support import rows as r
+from tests.support.paths import REPO
 
 D = r.DAY
 
@@ -176,3 +179,34 @@ def test_the_business_time_zone_applies_to_events_too():
     assert [(row["event_id"], row["event_ts"]) for row in staged] == [
         ("EVT_1", dt.datetime(2025, 12, 13, 23)), ("EVT_2", dt.datetime(2025, 12, 14, 16))]
     assert [(row["row_number"], row["reason_code"]) for row in bad] == [(3, "future_timestamp")]
+
+
+def staging_column_names() -> list[str]:
+    """Every name the staging SQL gives a column (`... as name`), comments aside, but the file's own and the
+    names the landing renames (pipeline.ingest.readers: a leading "_", RESERVED_COLUMNS)."""
+    names: set[str] = set()
+    for path in (REPO / "sql" / "staging").glob("*.sql"):
+        code = re.sub(r"--[^\n]*", "", path.read_text())
+        names |= {name.lower() for name in re.findall(r'\bas\s+"?([A-Za-z_][A-Za-z0-9_]*)"?', code, re.IGNORECASE)}
+    return sorted(name for name in names - set(r.EVENT_FIELDS)
+                  if not name.startswith("_") and name not in readers.RESERVED_COLUMNS)
+
+
+def test_an_extra_column_named_like_a_staging_column_changes_nothing():
+    """A CSV column named raw_record (or any name the staging SQL uses) is data, not the pipeline's own column:
+    an id reused with another user is still a conflict, an identical line still a duplicate."""
+    extra = staging_column_names()
+    assert "raw_record" in extra and len(extra) > 20
+    events = [
+        r.event(event_id="EVT_1"),
+        r.event(event_id="EVT_1"),  # identical in every column: a duplicate
+        r.event(event_id="EVT_2", user_id="USER_0001"),
+        r.event(event_id="EVT_2", user_id="USER_0002"),  # same id, another user: a conflict
+        r.event(event_id=None),
+    ]
+    _, _, plain = stage(events)
+    staged, bad, record = stage([{**event, **dict.fromkeys(extra, "x")} for event in events], tuple(extra))
+    assert [(row["row_number"], row["reason_code"]) for row in bad] == [
+        (3, "duplicate_id_conflict"), (5, "missing_event_id")]
+    assert [(row["event_id"], row["user_id"]) for row in staged] == [("EVT_1", "USER_0001"), ("EVT_2", "USER_0002")]
+    assert record == plain and record["duplicate_count"] == 1

@@ -311,6 +311,10 @@ NOT_IDS = [
     ("user_id", -2.5, "-2.5", "a JSON number with a fraction or an exponent"),
     ("product_id", {"sku": "X"}, '{"sku":"X"}', "a JSON object"),
     ("product_id", 12.0, "12.0", "a JSON number with a fraction or an exponent"),
+    # json.dumps writes these non-JSON literals, and DuckDB's JSON reader accepts them (as numbers)
+    ("product_id", float("nan"), "NaN", "a JSON NaN or Infinity"),
+    ("order_id", float("inf"), "Infinity", "a JSON NaN or Infinity"),
+    ("user_id", float("-inf"), "-Infinity", "a JSON NaN or Infinity"),
     ("user_id", "USER\t0001", "USER\\u00090001", "contains a control character"),  # escaped in bad_records
     ("user_id", "USER\u00850001", "USER\\u00850001", "contains a control character"),
     ("order_id", "ORD\nBAD", "ORD\\u000aBAD", "contains a control character"),
@@ -322,7 +326,7 @@ TEXT_IDS = [
     (515151, "515151"), (-3, "-3"), ("true", "true"), ("{x}", "{x}"), ("515151.5", "515151.5"),
     (123456789012345678901234567890, "123456789012345678901234567890"), ("[1]", "[1]"),
     ("U" * 256, "U" * 256), ("ORD\u00a0X", "ORD\u00a0X"), ("-", "-"), ("1e5", "1e5"), ("0.0", "0.0"),
-    ("false ", "false"),
+    ("false ", "false"), ("NaN", "NaN"), ("infinity", "infinity"), ("-Inf", "-Inf"),
 ]
 
 

@@ -112,3 +112,57 @@ def test_strict_parsing_of_catalog_records():
     assert bad[5]["message"].endswith("(product_name contains a NUL character)")
     assert bad[6]["message"].endswith("(category longer than 256 characters)")
     assert counts["is_balanced"] and counts["staged_count"] == 3
+
+
+def test_nan_and_infinity_in_any_spelling_are_not_ids():
+    """DuckDB's JSON reader takes NaN, Infinity and inf in any case as numbers: none is an id, not even a text one."""
+    spellings = ["NaN", "nan", "NAN", "Infinity", "infinity", "INFINITY", "inf", "Inf", "-inf", "-Infinity", "-NaN"]
+    r.write_products(MONDAY, [
+        *[json.dumps(r.product()).replace('"PROD_0001"', spelling) for spelling in spellings],
+        r.product(product_id="NaN"), r.product(product_id="inf"),  # JSON strings: text ids like any other
+    ])
+    counts = staging.stage("products", MONDAY)
+    assert [row["product_id"] for row in r.read("staging", "stg_products", MONDAY, "_row_number")] == ["NaN", "inf"]
+    bad = r.bad_records("stg_products", MONDAY)
+    assert [(row["reason_code"], row["failing_value"]) for row in bad] == [
+        ("invalid_product_id", spelling) for spelling in spellings]
+    assert all(row["message"].endswith("(a JSON NaN or Infinity)") for row in bad), bad[0]["message"]
+    assert counts["is_balanced"]
+
+
+TEXT_NOT_TEXT = [  # (field, JSON value as written, failing value, detail)
+    ("category", '{"slug": "beauty", "name": "Beauty"}', '{"slug":"beauty","name":"Beauty"}',
+     "category is a JSON object"),
+    ("category", '["mens-watches"]', '["mens-watches"]', "category is a JSON array"),
+    ("brand", '{"name": "Essence"}', '{"name":"Essence"}', "brand is a JSON object"),
+    ("brand", "false", "false", "brand is a JSON boolean"),
+    ("product_name", "1984", "1984", "product_name is a JSON number"),
+    ("category", "-2.5", "-2.5", "category is a JSON number"),
+    ("category", "NaN", "NaN", "category is a JSON NaN or Infinity"),
+]
+
+
+@pytest.mark.parametrize("source_kind", ["file", "api"])
+def test_a_text_field_that_is_not_a_json_string_is_quarantined_naming_it(source_kind):
+    """An object or a list would be published as its JSON text ({"slug":...} as a category), a boolean or a
+    number as DuckDB prints it; text that merely looks like one ("{x}", "1984") is text."""
+    def record(n: int, field: str, value: str) -> str:
+        if source_kind == "api":
+            fields = {"id": n, "title": "Lamp", "category": "Home", "brand": "BrandA", "price": 5}
+            field = {"product_name": "title"}.get(field, field)
+        else:
+            fields = r.product(product_id=f"PROD_{n:04d}", current_price=5)
+        return json.dumps(fields).replace(json.dumps(fields[field]), value, 1)
+
+    good = {"file": r.product(product_id="PROD_0100", product_name="1984", category="{x}", brand="[b]"),
+            "api": {"id": 100, "title": "1984", "category": "{x}", "brand": "[b]", "price": 5}}[source_kind]
+    r.write_products(MONDAY, [record(n, field, value) for n, (field, value, _, _) in enumerate(TEXT_NOT_TEXT, 1)]
+                     + [good], source_kind=source_kind)
+    counts = staging.stage("products", MONDAY)
+    staged = r.read("staging", "stg_products", MONDAY, "_row_number")
+    assert [(row["product_name"], row["category"], row["brand"]) for row in staged] == [("1984", "{x}", "[b]")]
+    bad = r.bad_records("stg_products", MONDAY)
+    assert [(row["reason_code"], row["failing_value"]) for row in bad] == [
+        ("invalid_text", failing) for _, _, failing, _ in TEXT_NOT_TEXT]
+    assert [row["message"].rsplit("(", 1)[-1] for row in bad] == [f"{detail})" for *_, detail in TEXT_NOT_TEXT]
+    assert counts["is_balanced"]

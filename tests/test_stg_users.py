@@ -94,3 +94,32 @@ def test_strict_parsing_of_user_records():
     ]
     assert bad[4]["message"].endswith("(city contains a NUL character)")
     assert counts["is_balanced"]
+
+
+def test_a_text_field_that_is_not_a_json_string_is_quarantined_naming_it():
+    """The API's nested city, an object or a list where the file has text, is not published as its JSON."""
+    api = r.dummyjson("users", 3)
+    api[0]["address"]["city"] = {"name": "Phoenix"}
+    api[1]["firstName"] = ["Ann", "Marie"]
+    r.write_users(MONDAY, [
+        r.user(user_id="USER_0100", city={"name": "Phoenix"}),
+        r.user(user_id="USER_0101", country=True),
+        r.user(user_id="USER_0102", last_name=7),
+        r.user(user_id="USER_0103", city="{Phoenix}", email="[x]@example.com"),  # text that looks like JSON
+    ])
+    counts = staging.stage("users", MONDAY)
+    assert [row["user_id"] for row in r.read("staging", "stg_users", MONDAY, "_row_number")] == ["USER_0103"]
+    later = MONDAY + dt.timedelta(days=7)
+    r.write_users(later, api, source_kind="api")
+    staging.stage("users", later)
+    assert [row["user_id"] for row in r.read("staging", "stg_users", later, "_row_number")] == ["USER_0003"]
+    bad = r.bad_records("stg_users", MONDAY) + r.bad_records("stg_users", later)
+    assert [(row["record_id"], row["reason_code"], row["failing_value"], row["message"].rsplit("(", 1)[-1])
+            for row in bad] == [
+        ("USER_0100", "invalid_text", '{"name":"Phoenix"}', "city is a JSON object)"),
+        ("USER_0101", "invalid_text", "true", "country is a JSON boolean)"),
+        ("USER_0102", "invalid_text", "7", "last_name is a JSON number)"),
+        ("USER_0001", "invalid_text", '{"name":"Phoenix"}', "city is a JSON object)"),
+        ("USER_0002", "invalid_text", '["Ann","Marie"]', "first_name is a JSON array)"),
+    ]
+    assert counts["is_balanced"]

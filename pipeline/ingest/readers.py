@@ -44,7 +44,10 @@ logger = logging.getLogger(__name__)
 
 EVENT_COLUMNS = ("event_id", "user_id", "product_id", "event_type", "event_ts")
 # Raw and partition columns a CSV header must not overwrite: extra columns with these names (any
-# name starting with "_", load_date, source_table) are kept under RENAME_PREFIX + name.
+# name starting with "_", load_date, source_table) are kept under RENAME_PREFIX + name. Every column
+# the pipeline adds beside a file's own starts with "_" (the lineage; staging's _raw_record), so that
+# "_" reserves them all, those of later changes included: a file's column of the same name would be
+# the one a model reads.
 RESERVED_COLUMNS = ("load_date", "source_table")
 RENAME_PREFIX = "csv_"
 HEADER_LIMIT = 1 << 16

@@ -157,9 +157,9 @@ REASON_CODES: dict[str, str] = {
         "event type is missing or not one of page_view, view_product, add_to_cart, checkout, purchase"
     ),
     "invalid_text": (
-        "a catalog text field holds a NUL (Postgres text cannot) or another control character (it would act on "
-        "the terminal of whoever reads it), the product's name is missing or empty, or the category is longer "
-        "than [model] max_id_length (it is indexed)"
+        "a catalog text field is a JSON object, array, boolean or number (not text), or holds a NUL (Postgres text "
+        "cannot) or another control character (it would act on the terminal of whoever reads it), the product's name "
+        "is missing or empty, or the category is longer than [model] max_id_length (it is indexed)"
     ),
     "duplicate_id_conflict": "another row with the same id and different content was kept for this load date",
     "multiple_order_lines": (

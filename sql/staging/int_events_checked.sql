@@ -5,8 +5,10 @@
 with source as (
     select
         raw_events.*,
-        -- every column of the CSV (extra ones included), lineage aside: equal records are exact duplicates
-        struct_pack(*columns(* exclude (_source_file, _row_number, _ingested_at))) as raw_record,
+        -- every column of the CSV (extra ones included), lineage aside: equal records are exact duplicates.
+        -- Named with a leading "_", as every column added beside the file's own: the landing renames a CSV
+        -- column so named (pipeline/ingest/readers.py RESERVED_COLUMNS), which would otherwise be the one read
+        struct_pack(*columns(* exclude (_source_file, _row_number, _ingested_at))) as _raw_record,
     from raw_events
 ),
 
@@ -17,7 +19,7 @@ cleaned as (
         clean_text(source.product_id) as product_id,
         clean_text(source.event_type) as event_type_text,
         clean_text(source.event_ts) as event_ts_text,
-        source.raw_record,
+        source._raw_record,
         source._source_file,
         source._row_number,
     from source
@@ -87,7 +89,7 @@ final as (
         checked._row_number,
         checked.event_id as _record_id,
         null::varchar as _line_key,
-        checked.raw_record as _raw_record,
+        checked._raw_record,
         checked.event_ts as _version_ts,
         checked.row_reason_code as _row_reason_code,
         case checked.row_reason_code

@@ -41,6 +41,12 @@ identified as (
                 then 'an API id that is not a whole number'
         end as id_type_problem,
         first_repeated_key(cleaned.record_keys) as repeated_key,
+        -- an object, an array, a boolean or a number where text is expected (NULL: none)
+        coalesce(
+            'product_name is ' || json_text_problem(cleaned.record, '$.product_name', '$.title', cleaned.product_name),
+            'category is ' || json_text_problem(cleaned.record, '$.category', '$.category', cleaned.category),
+            'brand is ' || json_text_problem(cleaned.record, '$.brand', '$.brand', cleaned.brand)
+        ) as json_text_problem,
     from cleaned
 ),
 
@@ -49,11 +55,13 @@ typed as (
         identified.*,
         coalesce(identified.id_type_problem, id_problem(identified.product_id, $max_id_length, true))
             as product_id_problem,
-        -- a product is named (dim_product's contract); Postgres text cannot hold NUL; any other control
+        -- a text field is JSON text, not an object published as its JSON; a product is named (dim_product's
+        -- contract); Postgres text cannot hold NUL; any other control
         -- character (an escape sequence, a bell, a line break) would act on the terminal or break the line of
         -- whoever reads the name in psql, a CSV export or a log; the category is indexed (dim_product), so it
         -- is bounded like an id
         case
+            when identified.json_text_problem is not null then identified.json_text_problem
             when identified.product_name is null then 'product_name is missing or empty'
             when contains(identified.product_name, chr(0)) then 'product_name contains a NUL character'
             when contains(identified.category, chr(0)) then 'category contains a NUL character'

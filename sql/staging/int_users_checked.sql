@@ -61,6 +61,14 @@ identified as (
             when cleaned.api_id is not null and catalog_id('USER_', cleaned.api_id) is null
                 then 'an API id that is not a whole number'
         end as id_type_problem,
+        -- an object, an array, a boolean or a number where text is expected (NULL: none)
+        coalesce(
+            'first_name is ' || json_text_problem(cleaned.record, '$.first_name', '$.firstName', cleaned.first_name),
+            'last_name is ' || json_text_problem(cleaned.record, '$.last_name', '$.lastName', cleaned.last_name),
+            'email is ' || json_text_problem(cleaned.record, '$.email', '$.email', cleaned.email),
+            'city is ' || json_text_problem(cleaned.record, '$.city', '$.address.city', cleaned.city),
+            'country is ' || json_text_problem(cleaned.record, '$.country', '$.address.country', cleaned.country)
+        ) as json_text_problem,
     from cleaned
 ),
 
@@ -68,9 +76,11 @@ typed as (
     select
         identified.*,
         coalesce(identified.id_type_problem, id_problem(identified.user_id, $max_id_length, true)) as user_id_problem,
-        -- Postgres text cannot hold NUL; any other control character (an escape sequence, a bell, a line
-        -- break) would act on the terminal or break the line of whoever reads the value in psql, a CSV or a log
+        -- a text field is JSON text, not an object published as its JSON; Postgres text cannot hold NUL; any
+        -- other control character (an escape sequence, a bell, a line break) would act on the terminal or break
+        -- the line of whoever reads the value in psql, a CSV or a log
         case
+            when identified.json_text_problem is not null then identified.json_text_problem
             when contains(identified.first_name, chr(0)) then 'first_name contains a NUL character'
             when contains(identified.last_name, chr(0)) then 'last_name contains a NUL character'
             when contains(identified.email, chr(0)) then 'email contains a NUL character'

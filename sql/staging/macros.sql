@@ -58,25 +58,57 @@ create or replace temp macro id_problem(value, max_length, any_control) as (
     end
 );
 
+-- Whether text that json_extract_string gave for a field could have come from a JSON value that is not a
+-- string: it starts like a number ('-', a digit), an object or an array, or is true/false, or one of the
+-- non-finite numbers DuckDB's JSON reader accepts (NaN, Infinity, inf, in any case; Python's json.dumps
+-- writes them). The usual text fails this test on its first character (and length: free), and only
+-- text that passes it pays for json_type (a second parse of the record).
+create or replace temp macro json_maybe_not_string(value) as (
+    ascii(value) = 45 or ascii(value) between 48 and 57 or ascii(value) in (91, 123)
+    or value in ('true', 'false')
+    or (ascii(value) in (73, 78, 105, 110) and strlen(value) in (3, 8) and lower(value) in ('nan', 'inf', 'infinity'))
+);
+
+-- A JSON type (json_type) that is not a string, as a message names it (NULL: a string, null, absent).
+-- `value` is the field's text (NaN and Infinity are numbers to json_type); `number` names a finite number.
+create or replace temp macro json_type_name(type, value, number) as (
+    case
+        when type is null or type in ('VARCHAR', 'NULL') then null
+        when type = 'OBJECT' then 'a JSON object'
+        when type = 'ARRAY' then 'a JSON array'
+        when type = 'BOOLEAN' then 'a JSON boolean'
+        when lower(ltrim(value, '-')) in ('nan', 'inf', 'infinity') then 'a JSON NaN or Infinity'
+        else number
+    end
+);
+
 -- Why a JSON id field is not an id (NULL: it is one). Ids are JSON strings or JSON integers, and the
 -- integer 515151 and the string "515151" are the same id (json_extract_string gives both as
--- '515151'); a number with a fraction or an exponent, an object, an array or a boolean is not an id.
--- `value` is the field as json_extract_string gives it, cleaned: json_type (a second parse of the
--- object) is asked only when that text could have come from a value that is not a string (it
--- starts like a number, an object or an array, or is true/false) and is not a plain integer.
+-- '515151'); a number with a fraction or an exponent, NaN or Infinity, an object, an array or a boolean
+-- is not an id. `value` is the field as json_extract_string gives it, cleaned: json_type is asked only
+-- when json_maybe_not_string(value) and the text is not a plain integer.
 create or replace temp macro json_id_problem(record, path, value) as (
     case
         when value is null then null
-        when not (ascii(value) = 45 or ascii(value) between 48 and 57 or ascii(value) in (91, 123)
-            or value in ('true', 'false')) then null
+        when not json_maybe_not_string(value) then null
         when regexp_full_match(value, '-?[0-9]+') then null
-        else case json_type(record, path)
-            when 'VARCHAR' then null
-            when 'OBJECT' then 'a JSON object'
-            when 'ARRAY' then 'a JSON array'
-            when 'BOOLEAN' then 'a JSON boolean'
-            else 'a JSON number with a fraction or an exponent'
-        end
+        else json_type_name(json_type(record, path), value, 'a JSON number with a fraction or an exponent')
+    end
+);
+
+-- Why a JSON text field is not text (NULL: it is, or it is null or absent): 'a JSON object', 'a JSON
+-- array', 'a JSON boolean', 'a JSON number', 'a JSON NaN or Infinity'. json_extract_string gives an object
+-- or an array as its JSON text (and a number as DuckDB prints it), which would be published as a name.
+-- `value` is the field as json_extract_string gives it, cleaned; it came from `path`, or from `fallback`
+-- when `path` is absent or null (a field with two names: product_name or the API's title). json_type is
+-- asked only when json_maybe_not_string(value).
+create or replace temp macro json_text_problem(record, path, fallback, value) as (
+    case
+        when value is null then null
+        when not json_maybe_not_string(value) then null
+        else json_type_name(
+            coalesce(nullif(json_type(record, path), 'NULL'), json_type(record, fallback)), value, 'a JSON number'
+        )
     end
 );
 

@@ -25,6 +25,8 @@ Kinds:
     "gzip"            the answer compressed with gzip, sent with `Content-Encoding: gzip`
     "precise_prices"  200 page whose items' prices are written with 22 decimals, digits no double holds
                       (9.99 as 9.9900000000000000000001: Python's json would read that back as 9.99)
+    "nested_text"     200 page whose items' text is nested JSON: products' `category` an object
+                      (`{"slug": "beauty", "name": "Beauty"}`), users' `address.city` (`{"name": "Phoenix"}`)
     "redirect"        302 to `server.redirect_to` + the request's path ("" by default: the same server, a
                       relative Location); point it at another server, port or scheme to test the client
     "gzip_bomb"       200 with `Content-Encoding: gzip`: a valid empty page padded with `bomb_bytes` spaces
@@ -40,8 +42,8 @@ catalog). `server.require_authorization = "Bearer x"` makes every request withou
 a 401 whose body quotes the header received (as careless APIs do); `server.authorizations` records the
 Authorization header of each request (None: none sent).
 
-Page-shaped faults ("short", "empty", "missing_fields", "bad_shape", "shifted", "shrunk", "precise_prices") on a
-single-item request are consumed and ignored. Payloads are read and written with each number's text as the
+Page-shaped faults ("short", "empty", "missing_fields", "bad_shape", "shifted", "shrunk", "precise_prices",
+"nested_text") on a single-item request are consumed and ignored. Payloads are read and written with each number's text as the
 fixture (or the fault) writes it (`pipeline.ingest.json_numbers`). Run standalone with `python -m tests.support.dummyjson_server --port 8000`.
 """
 from __future__ import annotations
@@ -66,7 +68,7 @@ from tests.support.paths import DUMMYJSON
 logger = logging.getLogger(__name__)
 
 FAULT_KINDS = ("500", "503", "429", "timeout", "html", "short", "empty", "missing_fields", "bad_shape", "shifted",
-               "shrunk", "precise_prices", "gzip", "redirect", "gzip_bomb", "huge", "drip", "deep")
+               "shrunk", "precise_prices", "nested_text", "gzip", "redirect", "gzip_bomb", "huge", "drip", "deep")
 RESOURCES = {"products": "Product", "users": "User"}
 MISSING_FIELDS = {"products": ("price", "title"), "users": ("email", "username")}
 DEFAULT_LIMIT = 30
@@ -280,6 +282,12 @@ def _handler_for(server: DummyJsonServer) -> type[BaseHTTPRequestHandler]:
             elif fault == "precise_prices":
                 items = [{**item, "price": json_numbers.Number(f"{float(item['price']):.2f}00000000000000000001")}
                          if "price" in item else item for item in items]
+            elif fault == "nested_text" and resource == "products":
+                items = [{**item, "category": {"slug": item["category"], "name": item["category"].title()}}
+                         for item in items]
+            elif fault == "nested_text":
+                items = [{**item, "address": {**item["address"], "city": {"name": item["address"]["city"]}}}
+                         for item in items]
             if server.total_is_page:
                 total = skip + len(items)
             key = "items" if fault == "bad_shape" else resource
