@@ -124,6 +124,10 @@ def test_a_users_snapshot_cut_to_half_blocks(lake_root: Path, incoming: Path) ->
                                      f" the 200 of the previous snapshot ({D})")
     assert "restate --catalog users" in failed.message and "--checks-catalog-size-fail-low-ratio 0" in failed.message
     assert catalog_outcomes(result)[PRODUCTS_SIZE] == ("pass", "1")
+    from pipeline.tasks import runbook
+
+    fix = runbook.gate_fix(MONDAY, [r.message for r in result.results if r.outcome == "fail"], local_scheduler=True)
+    assert "`--checks-catalog-size-fail-low-ratio 0`" in fix, fix
 
 
 # ------------------------------------------------------------------- snapshots written into the lake

@@ -28,8 +28,6 @@ from pipeline.transform import staging, warehouse
 
 VIEW = "catalog_snapshots"
 CATALOGS = ("products", "users")
-# what a catalog's members are called in a message
-MEMBERS = {"products": "products", "users": "users"}
 LIST_SCHEMA = pa.schema([("catalog", pa.string()), ("snapshot_date", pa.date32()), ("recency", pa.int32())])
 
 
@@ -103,7 +101,7 @@ def explain_result(row: dict[str, Any] | None, result: CheckResult, day: str) ->
     attributes = result.attributes or {}
     if row is None:
         return result
-    catalog, members = row["catalog"], MEMBERS[row["catalog"]]
+    catalog = members = row["catalog"]  # a catalog's members are named as it is: products, users
     size = attributes.get("figure") == "catalog_size"
     if size and not row["is_compared"] and result.value is None:  # Soda measured nothing: an error to it
         if row["snapshot_date"] is None:
