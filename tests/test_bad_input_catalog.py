@@ -618,7 +618,8 @@ CASES: list[Case] = [
          " listed id in lower case)",
          "accepted (each a new customer in `dim_user`, without city); the quality gate warns: `unknown user share of"
          " order lines` above `unknown_user_warn_pct` (1 %), naming them, with what to do",
-         merge(users({"user_id": "USER_0001", "city": "Oslo"}, {"user_id": "USER_0155", "city": "Bergen"}), events(),
+         merge(users({"user_id": "USER_0001", "city": "Oslo", "country": "Norway"},
+                     {"user_id": "USER_0155", "city": "Bergen", "country": "Norway"}), events(),
                orders(order(), order(order_id="ORD_2", user_id="USER_9999"),
                       order(order_id="ORD_3", user_id="user_0155"))),
          Expect(staged={"orders": 3, "events": 1, "users": 2}),
@@ -899,6 +900,18 @@ CASES: list[Case] = [
     Case("users-nul-in-city", "users file: a NUL character in `city`", "quarantined: `invalid_text`",
          users({"user_id": "USER_0001", "city": "Oslo"}, {"user_id": "USER_0002", "city": "Ber\u0000gen"}),
          Expect(staged={"users": 1}, quarantined={"users": {"invalid_text": 1}})),
+    Case("users-city-renamed", "users file (API shape): `address.city` renamed `address.town` in every record (a"
+         " changed export)", "staged, without a city; the quality gate blocks every date the snapshot covers: `share"
+         " of catalog users without a city` 100 % > `catalog_field_missing_fail_pct` (50 %), naming the snapshot and"
+         " the count, with what to do (a corrected file, `restate --catalog users`; or"
+         " `--checks-catalog-field-missing-fail-pct 100`)",
+         merge(users({"id": 1, "firstName": "Eve", "address": {"town": "Oslo", "country": "Norway"}},
+                     {"id": 2, "firstName": "Ann", "address": {"town": "Bergen", "country": "Norway"}}),
+               events(), orders(order())),
+         Expect(staged={"orders": 1, "events": 1, "users": 2}),
+         check=check_gate("catalog_snapshots", "share of catalog users without a city", "fail",
+                          "2 of the 2 users of the snapshot of 2025-12-15 (covering 2025-12-15) have no city",
+                          "restate --catalog users", "--checks-catalog-field-missing-fail-pct 100")),
     Case("catalog-control-characters", "products file: an escape sequence in `product_name`, a bell in `brand`, a line"
          " break in `category`, a tab in a name; users file: an escape sequence in `first_name`",
          "quarantined: `invalid_text` (detail: which field holds a control character); the product keeps its last"

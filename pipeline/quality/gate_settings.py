@@ -30,6 +30,12 @@ class checks(config.NamedBadSettings, luigi.Config):  # noqa: N801 - luigi maps 
     # shares (%) of the facts' rows whose user the users snapshot covering the date lacks (gate_views: unknown_users)
     unknown_user_warn_pct = luigi.FloatParameter(default=1.0)
     unknown_user_fail_pct = luigi.FloatParameter(default=99.0)
+    # the catalog snapshot covering a date (gate_catalogs: catalog_snapshots): share (%) of its members without a
+    # checked field (products' category, users' city, country), and its members against the previous snapshot's
+    catalog_field_missing_warn_pct = luigi.FloatParameter(default=5.0)
+    catalog_field_missing_fail_pct = luigi.FloatParameter(default=50.0)
+    catalog_size_warn_low_ratio = luigi.FloatParameter(default=0.9)
+    catalog_size_fail_low_ratio = luigi.FloatParameter(default=0.5)
     freshness_warn_hours = luigi.IntParameter(default=24)
     # late rows: shares (%) of stg_orders / stg_events rows whose business day is not the load date (a day's file
     # that is another date's is all late rows); anomalies of fact_orders that only warn (_anomaly_settings)
@@ -133,6 +139,9 @@ def gate_variables(load_date: dt.date | str, *, catalog_covered: bool = True,
         "rejected_fail_pct": repr(pcts["rejected"][1]),
         "late_warn_pct": repr(pcts["late"][0]),
         "late_fail_pct": repr(pcts["late"][1]),
+        "catalog_field_missing_warn_pct": repr(pcts["catalog_field_missing"][0]),
+        "catalog_field_missing_fail_pct": repr(pcts["catalog_field_missing"][1]),
+        **_catalog_size_settings(settings),
         **volume,
         **_anomaly_settings(settings),
     }
@@ -146,11 +155,12 @@ def check_settings() -> None:
     for name in PCT_PAIRS:
         _pct_pair(settings, name)
     _volume_settings(settings)
+    _catalog_size_settings(settings)
     _anomaly_settings(settings)
 
 
 # the [checks] <name>_warn_pct / <name>_fail_pct pairs (_pct_pair)
-PCT_PAIRS = ("unknown_product", "unknown_user", "lost", "rejected", "late")
+PCT_PAIRS = ("unknown_product", "unknown_user", "lost", "rejected", "late", "catalog_field_missing")
 
 
 def _pct_pair(settings: checks, name: str) -> tuple[float, float]:
@@ -190,6 +200,15 @@ def _volume_settings(settings: checks) -> dict[str, str]:
         **{f"{prefix}volume_fail_low_ratio": repr(ratio) for prefix, ratio in fail_low.items()},
         **{f"{source}_publish_min_rows": "1" if fail_low[f"{source}_"] > 0 else "0" for source in VOLUME_SOURCES},
     }
+
+
+def _catalog_size_settings(settings: checks) -> dict[str, str]:
+    """A catalog snapshot's members / the previous snapshot's: refused unless 0 <= fail <= warn <= 1."""
+    warn, fail = float(settings.catalog_size_warn_low_ratio), float(settings.catalog_size_fail_low_ratio)
+    if not 0 <= fail <= warn <= 1:
+        raise config.BadSetting(f"[checks] needs 0 <= catalog_size_fail_low_ratio <= catalog_size_warn_low_ratio <= 1,"
+                                f" got {fail} and {warn}")
+    return {"catalog_size_warn_low_ratio": repr(warn), "catalog_size_fail_low_ratio": repr(fail)}
 
 
 # the daily sources, each with its own volume rule (source_volume.yml) and `--checks-<source>-volume-fail-low-ratio`

@@ -14,6 +14,8 @@ scans their SodaCL files (`checks/<layer>/<view>.yml`, `VIEWS`) like any gated t
   date whose user the users catalog snapshot covering the date does not list (`users_catalog`: the
   snapshot the warehouse models read, pipeline.transform.warehouse.LAKE_INPUTS `stg_users_snapshot`).
   Computed from the date's facts, not from its reconciliation.
+- `catalog_snapshots` (sql/gate/catalog_snapshots.sql, `pipeline.quality.gate_catalogs`): per catalog field, the
+  covering snapshot's members without it, and its members against the previous snapshot's.
 
 Inputs are lake files only, never Postgres: the date's audit/reconciliation rows (the `reconciliation`
 view run_gate registers), earlier dates' audit/reconciliation rows (`reconciliation_history`: per
@@ -42,6 +44,7 @@ import pyarrow as pa
 
 from pipeline import lake
 from pipeline.lake import sqlrun
+from pipeline.quality import gate_catalogs
 from pipeline.quality.results import VIEWS, CheckResult
 from pipeline.quality.soda import add_duckdb, format_number, run_checks_file
 from pipeline.transform import staging, warehouse
@@ -195,6 +198,13 @@ def scan(con: duckdb.DuckDBPyConnection, load_date: dt.date, variables: dict[str
     else:
         build_unknown_users(con, users)
         built += FACT_VIEWS
+    catalogs = gate_catalogs.snapshots(load_date)
+    if catalogs.problem:
+        results.append(_not_computed(gate_catalogs.VIEW, f"{gate_catalogs.VIEW} needs the catalog snapshots"
+                                                         f" covering {load_date}: {catalogs.problem}"))
+    else:
+        gate_catalogs.build(con, catalogs)
+        built.append(gate_catalogs.VIEW)
     for view in (view for view in VIEWS if view in built):
         _, view_results = run_checks_file(
             checks_files[view], variables, lambda scan: add_duckdb(scan, con, data_source),
@@ -273,6 +283,11 @@ def explain(con: duckdb.DuckDBPyConnection, view: str, results: list[CheckResult
     A check is matched to its source by its SodaCL attributes (`source_table`, `figure`); its
     `advice` attribute is added when it warns or fails. Errors keep Soda's message as it is.
     """
+    if view == gate_catalogs.VIEW:
+        catalog_rows = gate_catalogs.rows(con)
+        return [gate_catalogs.explain_result(
+            catalog_rows.get(((r.attributes or {}).get("catalog"), (r.attributes or {}).get("field"))), r,
+            variables["load_date"]) for r in results]
     rows = _rows(con, view)
     day = variables["load_date"]
     explained = []

@@ -28,7 +28,8 @@ GATED_TABLES: dict[str, str] = {
 }
 # The gate's derived views (pipeline.quality.gate_views), scanned in this order after the tables: view name ->
 # the layer whose checks folder holds its SodaCL file. Here, so that gate knows every file it scans without soda-core.
-VIEWS: dict[str, str] = {"source_loss": "audit", "source_volume": "audit", "unknown_users": "warehouse"}
+VIEWS: dict[str, str] = {"source_loss": "audit", "source_volume": "audit", "unknown_users": "warehouse",
+                         "catalog_snapshots": "staging"}
 
 
 class NoChecksParsed(Exception):
