@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from pipeline import lake
 from pipeline.lake import sqlrun
-from pipeline.quality.results import CheckResult
+from pipeline.quality.results import CheckResult, described
 from pipeline.quality.soda import format_number
 from pipeline.transform import staging, warehouse
 
@@ -113,7 +113,6 @@ def explain_result(row: dict[str, Any] | None, result: CheckResult, day: str) ->
         return dataclasses.replace(result, outcome="pass", message=f"not evaluated: {why}")
     if result.outcome == "error":
         return result
-    rule = result.message.split(f"; {result.metric} = ", 1)[0] if result.metric else result.message
     if row["snapshot_date"] is None:
         detail = f"{catalog}: no {catalog} snapshot on or before {day}, so no member lacks a field"
     elif size:
@@ -124,5 +123,4 @@ def explain_result(row: dict[str, Any] | None, result: CheckResult, day: str) ->
         detail = (f"{catalog}: {_n(row['missing_count'])} of the {_n(row['member_count'])} {members} of the snapshot"
                   f" of {row['snapshot_date']} (covering {day}) have no {row['field']}:"
                   f" {format_number(round(row['missing_pct'], 2))} %")
-    advice = attributes.get("advice") if result.outcome in ("warn", "fail") else None
-    return dataclasses.replace(result, message=detail + (f". {advice}" if advice else "") + f" [{rule}]")
+    return described(result, detail, attributes.get("advice"))

@@ -45,7 +45,7 @@ import pyarrow as pa
 from pipeline import lake
 from pipeline.lake import sqlrun
 from pipeline.quality import gate_catalogs
-from pipeline.quality.results import VIEWS, CheckResult
+from pipeline.quality.results import VIEWS, CheckResult, described
 from pipeline.quality.soda import add_duckdb, format_number, run_checks_file
 from pipeline.transform import staging, warehouse
 
@@ -311,21 +311,16 @@ def explain(con: duckdb.DuckDBPyConnection, view: str, results: list[CheckResult
             detail = _volume_detail(source, row, day, variables)
         else:
             detail = _loss_detail(figure, source, row, day)
-        advice = attributes.get("advice") if result.outcome in ("warn", "fail") else None
+        advice = attributes.get("advice")
         if advice and figure == "volume" and row is not None and not row["received_count"]:
             advice = attributes.get("advice_when_empty", advice)
-        rule = result.message
-        if result.metric:  # the rule is enough; the metric's SQL expression is in the checks file
-            rule = rule.split(f"; {result.metric} = ", 1)[0]
-        message = detail + (f". {advice}" if advice else "") + f" [{rule}]"
-        explained.append(dataclasses.replace(result, message=message))
+        explained.append(described(result, detail, advice))
     return explained
 
 
 def _explain_unknown_user(row: dict[str, Any] | None, result: CheckResult, day: str) -> CheckResult:
     """An unknown-user share's message: how many rows of how many, which users, against which snapshot."""
     attributes = result.attributes or {}
-    rule = result.message.split(f"; {result.metric} = ", 1)[0] if result.metric else result.message
     if row is None:
         return result
     fact = attributes.get("fact_table")
@@ -342,5 +337,4 @@ def _explain_unknown_user(row: dict[str, Any] | None, result: CheckResult, day: 
         detail = (f"{counted} name a user that the users snapshot of {row['catalog_snapshot_date']}"
                   f" ({_n(row['catalog_user_count'])} users, the latest on or before {day}) does not list:"
                   f" {_share(row['unknown_user_pct'])} ({users})")
-    advice = attributes.get("advice") if result.outcome in ("warn", "fail") else None
-    return dataclasses.replace(result, message=detail + (f". {advice}" if advice else "") + f" [{rule}]")
+    return described(result, detail, attributes.get("advice"))

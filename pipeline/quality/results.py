@@ -50,3 +50,11 @@ class CheckResult:
     # the check's SodaCL `attributes`, variables resolved (not persisted): e.g. which source a gate
     # view's check is about, and the advice its message gives (pipeline.quality.gate_views)
     attributes: dict[str, Any] | None = dataclasses.field(default=None, compare=False, hash=False)
+
+
+def described(result: CheckResult, detail: str, advice: str | None = None) -> CheckResult:
+    """`result` whose message says `detail` (what was measured, in words), then `advice` if it warned or failed, then
+    its rule in brackets (without the metric's SQL expression: the checks file has it)."""
+    rule = result.message.split(f"; {result.metric} = ", 1)[0] if result.metric else result.message
+    advice = advice if result.outcome in ("warn", "fail") else None
+    return dataclasses.replace(result, message=detail + (f". {advice}" if advice else "") + f" [{rule}]")
