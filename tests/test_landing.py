@@ -283,3 +283,14 @@ def test_catalog_file_with_an_impossible_date_is_ignored_with_a_warning(lake_roo
           json.dumps([{"product_id": "PROD_0001", "product_name": "x", "current_price": 1}]))
     assert landing.land_catalog("products", D)["load_date"] == "2025-12-08"
     assert "products_2025-13-45.json" in caplog.text
+
+
+def test_a_catalog_file_saved_as_an_api_answer_says_what_a_snapshot_file_holds(lake_root, incoming):
+    """The DummyJSON answer saved as the weekly file (an object around the list) was refused as "not a JSON array",
+    which did not say what to do with it."""
+    write(incoming, "products/products_2025-12-15.json", json.dumps({"products": [{"id": 1}], "total": 1}))
+    with pytest.raises(landing.SourceFileInvalid) as refused:
+        landing.land_catalog("products", D)
+    assert "is not a JSON array" in str(refused.value)
+    assert ('not an API answer such as {"products": [...], "total": ...}: save that list, or read the API ([catalog]'
+            " products_url)") in str(refused.value)

@@ -72,7 +72,9 @@ def reader_detail(err: BaseException) -> str:
 def _json_error(path: str, err: BaseException, table: str) -> str:
     text = str(err)
     if "Expected top-level JSON array" in text:
-        hint = f"; for one object per line, name the file {table}.ndjson" if table == "orders" else ""
+        hint = (f"; for one object per line, name the file {table}.ndjson" if table == "orders" else
+                f"; a {table} snapshot file holds the array of its {table}, not an API answer such as"
+                f" {{\"{table}\": [...], \"total\": ...}}: save that list, or read the API ([catalog] {table}_url)")
         return f"{path}: is not a JSON array (expected a top-level JSON array, '[' first){hint}; nothing was landed"
     match = _JSON_POSITION.search(text)
     if match:
