@@ -61,6 +61,29 @@ def test_each_gate_run_is_kept_once_and_dq_failures_holds_the_latest(fresh_db, s
     assert _query(fresh_db, LATEST) == [("c", "fact_orders", "warn", "2")]
 
 
+def test_an_upgraded_database_s_log_starts_with_the_gate_runs_dq_failures_held(fresh_db, tmp_path) -> None:
+    """A database the release before the log built: its dq_failures (each date's latest gate run) seed the log, so
+    its latest gate run of a date is what dq_failures holds from the upgrade on, as in a new database."""
+    from pipeline.serving import migrations
+
+    before = tmp_path / "serving"
+    before.mkdir()
+    for migration in migrations.migrations():
+        if migration.name != "dq_failure_log":
+            shutil.copy(migration.path, before)
+    with psycopg.connect(fresh_db.dsn) as conn:
+        migrations.apply_schema(conn, before)
+        conn.execute("insert into audit.dq_failures (run_date, check_name, table_name, check_type, outcome, value,"
+                     " message) values (%s, 'b', 'fact_orders', 'row_count', 'fail', '0', 'blocked'),"
+                     " (%s, 'c', 'fact_orders', 'row_count', 'warn', '1', 'warned')", [D, D])
+        conn.commit()
+        migrations.apply_schema(conn)
+    log = _query(fresh_db, "select run_id, check_name, outcome, value from audit.dq_failure_log where run_date = %s"
+                           " order by entry")
+    assert log == [("before_dq_failure_log", "b", "fail", "0"), ("before_dq_failure_log", "c", "warn", "1")]
+    assert _query(fresh_db, "select count(distinct checked_at) from audit.dq_failure_log where run_date = %s") == [(1,)]
+
+
 def test_rows_of_two_gate_runs_are_refused_and_nothing_is_written(fresh_db, serving_lake) -> None:
     mixed = _rows(FIRST, _check("b", "fail")) + _rows(SECOND, _check("c", "warn"))
     with pytest.raises(ValueError, match="2 gate runs"):

@@ -36,6 +36,29 @@ comment on column audit.dq_failure_log.value is 'Measured value, as text.';
 comment on column audit.dq_failure_log.message is 'What went wrong, for a person.';
 comment on column audit.dq_failure_log.recorded_at is 'When the outcomes were first recorded in Postgres.';
 
+-- The gate runs recorded before the log existed: each date's latest, as audit.dq_failures holds it, so the
+-- log's latest gate run of a date is what dq_failures holds from the start. Postgres kept no checked_at
+-- for them: their recorded_at stands in for it, under the run id 'before_dq_failure_log'. (A later
+-- republish of the same gate results appends them once more, under the lake's checked_at.)
+insert into audit.dq_failure_log
+    (run_date, checked_at, entry, run_id, check_name, table_name, check_type, outcome, value, message, recorded_at)
+select
+    dq_failures.run_date,
+    min(dq_failures.recorded_at) over (partition by dq_failures.run_date),
+    row_number() over (partition by dq_failures.run_date
+                       order by dq_failures.table_name nulls last, dq_failures.check_name, dq_failures.outcome,
+                                dq_failures.value, dq_failures.message, dq_failures.id),
+    'before_dq_failure_log',
+    dq_failures.check_name,
+    dq_failures.table_name,
+    dq_failures.check_type,
+    dq_failures.outcome,
+    dq_failures.value,
+    dq_failures.message,
+    dq_failures.recorded_at
+from audit.dq_failures
+on conflict (run_date, checked_at, entry) do nothing;
+
 -- BI reads it like the other audit tables; the pipeline only appends to it (no update, no delete).
 grant select on audit.dq_failure_log to ecomm_reader;
 grant select, insert on audit.dq_failure_log to ecomm_writer;
