@@ -103,7 +103,7 @@ def build_marts(day: dt.date) -> None:
 
 # ------------------------------------------------------------------------------ what Postgres serves
 # columns that record when something happened, and surrogate ids: they differ run to run by design
-VOLATILE = {"published_at", "updated_at", "recorded_at", "applied_at", "reconciled_at", "id", "run_id"}
+VOLATILE = {"published_at", "updated_at", "recorded_at", "applied_at", "reconciled_at", "checked_at", "id", "run_id"}
 
 
 def dump(conn: psycopg.Connection) -> dict[str, str]:
