@@ -274,14 +274,16 @@ def test_a_corrected_catalog_snapshot_is_restated_with_the_dates_it_feeds(ops: O
 
 
 def users_snapshot(ops: Ops, users: list[dict]) -> Path:
-    """The users snapshot of the seed day: `users`, and every other user the incoming days name, without an address
-    (a snapshot that lists none of a day's users blocks the day: the gate's unknown-user share)."""
+    """The users snapshot of the seed day: `users`, and every other user the incoming days name, in one city (a
+    snapshot that lists none of a day's users blocks the day: the gate's unknown-user share; so does one whose users
+    mostly lack a city or country: the catalog's field rule)."""
     named = {order["user_id"] for path in (ops.incoming / "orders").glob("*/orders.json")
              for order in json.loads(path.read_text()) if isinstance(order, dict)}
     named |= {line.split(",")[1] for path in (ops.incoming / "events").glob("*/events.csv")
               for line in path.read_text().splitlines()[1:] if line.count(",") == 4}
     listed = {user["user_id"] for user in users}
-    others = [{"user_id": user_id, "first_name": "C", "last_name": "D", "email": "c@d.example"}
+    others = [{"user_id": user_id, "first_name": "C", "last_name": "D", "email": "c@d.example", "city": "Elsewhere",
+               "country": "Freedonia"}
               for user_id in sorted(named - listed) if re.fullmatch(r"USER_[0-9]+", str(user_id))]
     path = ops.incoming / "users" / f"users_{SEED_DAY}.json"
     path.parent.mkdir(exist_ok=True)

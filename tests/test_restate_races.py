@@ -85,7 +85,8 @@ def test_a_restatement_requested_while_another_publishes_the_date_is_published_b
     assert served(ops) == (25, 40) == (ops.lake_rows("warehouse", "fact_orders"), ops.lake_rows("warehouse",
                                                                                                  "fact_events"))
     record = json.loads(record_path(ops).read_text())
-    assert (record["status"], record["sources"]) == ("published", ["events"]), record
+    # one record: operator 2's restatement extended operator 1's, still pending when it was requested
+    assert (record["status"], record["sources"]) == ("published", ["orders", "events"]), record
     summary = ops.pipeline("summary", *DATE)
     assert summary.returncode == 0 and "published" in summary.stdout, summary.stdout
 
@@ -104,7 +105,7 @@ def test_a_build_older_than_a_pending_restatement_is_not_published_as_it(ops: Op
     again = ops.luigi("DailyPipeline", *DATE, "--local-scheduler")
     assert again.returncode == 30, again.stderr[-3000:]
     assert "BuildSuperseded" in again.stderr and "predates its restatement" in again.stderr, again.stderr[-3000:]
-    assert f"run `python -m pipeline restate --date {SEED_DAY}` again" in again.stderr
+    assert f"run `python -m pipeline restate --date {SEED_DAY} --source orders` again" in again.stderr
     assert json.loads(record_path(ops).read_text())["status"] == "pending"
 
     restated = ops.pipeline("restate", *DATE, "--source", "orders")
@@ -112,3 +113,28 @@ def test_a_build_older_than_a_pending_restatement_is_not_published_as_it(ops: Op
     assert json.loads(record_path(ops).read_text())["status"] == "published"
     assert served(ops) == (20, 60)
     assert os.path.exists(ops.lake / "audit" / "dq_results" / f"load_date={SEED_DAY}" / "data.parquet")
+
+
+@pytest.mark.slow
+def test_an_interrupted_catalog_restatement_names_the_catalog_command_and_a_later_one_keeps_it(ops: Ops) -> None:
+    """A `restate --catalog` killed after recording its dates, before removing their builds: the next run's Publish
+    refuses the old build and names the command that finishes it (a daily `restate --date` found nothing to do).
+    A daily restatement of the date meanwhile keeps the catalog's part of the record, whose publish replaces the
+    snapshot's audit rows too."""
+    first = ops.luigi("DailyPipeline", *DATE, "--local-scheduler")
+    assert first.returncode == 0, first.stderr[-3000:]
+    now = dt.datetime.now(dt.timezone.utc).isoformat()
+    record_path(ops).parent.mkdir(parents=True, exist_ok=True)
+    record_path(ops).write_text(json.dumps({
+        "load_date": str(SEED_DAY), "status": "pending", "sources": ["products"], "reasons": {"products": "x"},
+        "requested_at": now, "previous_manifests": {}, "archived": [], "snapshots": {"products": "2025-12-14"}}))
+    again = ops.luigi("DailyPipeline", *DATE, "--local-scheduler")
+    assert again.returncode == 30, again.stderr[-3000:]
+    assert "run `python -m pipeline restate --catalog products --date 2025-12-14` again" in again.stderr, \
+        again.stderr[-3000:]
+
+    restated = ops.pipeline("restate", *DATE, "--source", "orders")
+    assert restated.returncode == 0, restated.stderr[-3000:] + restated.stdout[-3000:]
+    record = json.loads(record_path(ops).read_text())
+    assert (record["status"], record["sources"], record["snapshots"]) == (
+        "published", ["products", "orders"], {"products": "2025-12-14"}), record

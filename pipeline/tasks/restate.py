@@ -56,7 +56,7 @@ from pipeline.ingest import incoming, landing
 from pipeline.ingest.catalog_http import redact_url
 from pipeline.lake import s3
 from pipeline.tasks import runbook
-from pipeline.tasks.restatements import read_record, write_record
+from pipeline.tasks.restatements import is_pending, read_record, write_record
 
 logger = logging.getLogger(__name__)
 
@@ -158,11 +158,14 @@ def prepare(day: dt.date, sources: list[str] | None = None) -> dict[str, Any]:
             raise ValueError(f"--source {source!r}: only {', '.join(incoming.DAILY_SOURCES)} can be restated")
         incoming.require_ready(source, day)
         incoming.find(source, day)  # the new file passes the folder rules before anything moves
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-    previous = {source: landing.read_manifest(source, day) for source in chosen}
-    record = {"load_date": day.isoformat(), "status": "pending", "sources": chosen, "reasons": changed,
-              "requested_at": dt.datetime.now(dt.timezone.utc).isoformat(), "previous_manifests": previous,
-              "archived": []}
+    now = dt.datetime.now(dt.timezone.utc)
+    stamp = now.strftime("%Y%m%dT%H%M%S%fZ")
+    record = _pending_record(day, now)
+    for source in chosen:
+        record["sources"] = list(dict.fromkeys([*record["sources"], source]))
+        if source in changed:
+            record["reasons"][source] = changed[source]
+        record["previous_manifests"].setdefault(source, landing.read_manifest(source, day))  # the one published
     write_record(day, record)
     # What derives from the old files goes first: interrupted before the archiving, the date still
     # has its old raw partition (a rerun refuses it as changed, and restate starts over); after
@@ -173,6 +176,17 @@ def prepare(day: dt.date, sources: list[str] | None = None) -> dict[str, Any]:
     write_record(day, record)
     logger.info("restating %s (%s): %d file(s) archived, %d derived partition file(s) removed", day,
                 ", ".join(chosen), len(record["archived"]), removed)
+    return record
+
+
+def _pending_record(day: dt.date, now: dt.datetime) -> dict[str, Any]:
+    """The date's restatement record to extend: a pending one (a restatement its publish has not finished: what it
+    restates, e.g. a catalog snapshot's audit rows, is published with this one), else a new one; requested now."""
+    earlier = read_record(day)
+    record = earlier if is_pending(earlier) else {
+        "load_date": day.isoformat(), "status": "pending", "sources": [], "reasons": {}, "previous_manifests": {},
+        "archived": []}
+    record["requested_at"] = now.isoformat()
     return record
 
 
@@ -224,15 +238,11 @@ def prepare_catalog(kind: str, snapshot: dt.date) -> dict[str, Any]:
     now = dt.datetime.now(dt.timezone.utc)
     records = {}
     for day in dates:
-        earlier = read_record(day)
-        record = earlier if earlier is not None and earlier.get("status") == "pending" else {
-            "load_date": day.isoformat(), "status": "pending", "sources": [], "reasons": {},
-            "previous_manifests": {}, "archived": []}
+        record = _pending_record(day, now)
         record["sources"] = list(dict.fromkeys([*record["sources"], kind]))
         record.setdefault("snapshots", {})[kind] = snapshot.isoformat()  # its audit rows are published again
         record["reasons"][kind] = reason
         record["previous_manifests"][kind] = manifest
-        record["requested_at"] = now.isoformat()
         records[day] = record
         write_record(day, record)
     # what derives from the old snapshot goes first (see restate.prepare), then the snapshot itself

@@ -66,9 +66,13 @@ def superseded(day: dt.date, seen: dict[str, Any] | None) -> str | None:
                     " this run published it: this run published nothing; the restatement's run rebuilds and"
                     " publishes the date")
         if results.checked_at.replace(tzinfo=dt.timezone.utc) < requested:
+            again = [f"python -m pipeline restate --catalog {kind} --date {snapshot}"
+                     for kind, snapshot in sorted(record.get("snapshots", {}).items())]
+            if daily := [s for s in record.get("sources", []) if s not in record.get("snapshots", {})]:
+                again.insert(0, f"python -m pipeline restate --date {day}" + "".join(f" --source {s}" for s in daily))
             return (f"the build of {day} in the lake predates its restatement (requested at {_requested(record)}),"
                     " which is removing it now or was interrupted before it could: this run published nothing;"
-                    f" unless a `restate` of {day} is running, run `python -m pipeline restate --date {day}` again")
+                    f" unless a `restate` is running, run {' and '.join(f'`{c}`' for c in again)} again")
     return None
 
 
