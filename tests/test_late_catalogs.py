@@ -89,3 +89,41 @@ def test_an_earlier_products_snapshot_landed_after_the_build_makes_the_date_late
     r.write_users(earlier, [])  # a users snapshot feeds only the dates it covers
     Path(landing.manifest_path("users", earlier)).write_text('{"rows": 0}')
     assert set(late_catalogs.late_catalogs(D)) == {"products"}
+
+
+def test_a_snapshot_unstaged_while_the_history_was_built_makes_the_date_late(incoming: Path) -> None:
+    """A restatement of snapshot S removes its raw and staging partitions, then lands and stages it again. A run of
+    a later date that builds its dim_product_history in between builds a history without S, and finds S staged
+    again by the time it builds daily_metrics: the date records the history it built, not what is staged then."""
+    from pipeline.ingest import landing
+    from pipeline.transform import warehouse
+
+    earlier = MONDAY - dt.timedelta(days=7)  # S: restated, its partitions gone while D's history is built
+    warehouse.build("dim_product_history", D)
+    assert warehouse.products_snapshot_dates(D) == [MONDAY], "the snapshots the history was built from"
+    r.stage_day(earlier, products=[r.product(product_id="PROD_0001")])  # the restatement lands and stages S again
+    Path(landing.manifest_path("products", earlier)).write_text('{"rows": 1}')
+    for table in warehouse.TABLES[1:]:  # the rest of D's run, after S is staged again
+        warehouse.build(table, D)
+    assert late_catalogs.late_catalogs(D) == {"products": late_catalogs.message("products", earlier, [D])}
+    assert late_catalogs.late_dates("products", earlier) == [D]
+    warehouse.build("dim_product_history", D)  # its restatement rebuilds D from S on
+    warehouse.build("daily_metrics", D)
+    assert warehouse.products_snapshot_dates(D) == [earlier, MONDAY] and late_catalogs.late_catalogs(D) == {}
+
+
+def test_a_history_built_before_its_snapshots_were_recorded_counts_those_staged(incoming: Path) -> None:
+    """A dim_product_history partition of an earlier release has no record in its footer: the staged ones stand in."""
+    from pipeline import lake
+    from pipeline.lake import sqlrun
+    from pipeline.transform import warehouse
+
+    path = lake.partition_file("warehouse", "dim_product_history", D)
+    assert warehouse.read_record("dim_product_history", D) == {"stg_products_history": f'["{MONDAY}"]'}
+    with sqlrun.connect() as con:  # rewritten as an earlier release wrote it: no key-value metadata
+        con.execute("copy (select * from read_parquet($p)) to $t (format parquet)", {"p": path, "t": f"{path}.old"})
+    Path(f"{path}.old").replace(path)
+    assert warehouse.read_record("dim_product_history", D) == {}
+    earlier = MONDAY - dt.timedelta(days=7)
+    r.stage_day(earlier, products=[r.product(product_id="PROD_0001")])
+    assert warehouse.products_snapshot_dates(D) == [earlier, MONDAY]

@@ -47,7 +47,8 @@ def test_each_model_reads_what_its_sql_names() -> None:
     assert warehouse.lake_input("products_quarantine").sources == ("stg_products",)
     assert set(warehouse.inputs("daily_metrics")) == {
         "raw_orders", "raw_events", "stg_orders", "stg_events", "reconciliation", "fact_orders", "fact_events",
-        "stg_products_snapshot", "stg_users_snapshot"}  # the catalog snapshots the build read, recorded
+        "stg_products_snapshot", "stg_users_snapshot",  # the catalog snapshots the build read, recorded
+        "dim_product_history"}  # its record of the products snapshots it was built from (INPUT_PARAMS)
     assert warehouse.lake_input("reconciliation").sources == ("stg_orders", "stg_events")
 
 

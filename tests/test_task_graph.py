@@ -89,7 +89,7 @@ def test_each_model_waits_for_exactly_what_it_reads(empty_lake) -> None:
     assert tasks.BuildFactOrders in requires["dim_user"] and tasks.StageUsers in requires["dim_user"]
     assert requires["daily_metrics"] == {tasks.LandOrders, tasks.LandEvents, tasks.StageOrders, tasks.StageEvents,
                                          tasks.BuildFactOrders, tasks.BuildFactEvents, tasks.StageProducts,
-                                         tasks.StageUsers}
+                                         tasks.StageUsers, tasks.BuildDimProductHistory}
     for name in tasks.MODEL_TASKS:
         wanted = {task for read in warehouse.inputs(name) for task in model.writers(warehouse.lake_input(read))}
         assert wanted == requires[name], name

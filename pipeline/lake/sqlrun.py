@@ -239,21 +239,24 @@ class EmptyResult(Exception):
 
 def copy_to_partition(
     con: duckdb.DuckDBPyConnection, select_sql: str, params: dict[str, Any], final_path: str,
-    *, require_rows: bool = False, check: Callable[[int], None] | None = None,
+    *, require_rows: bool = False, check: Callable[[int], None] | None = None, metadata: dict[str, str] | None = None,
 ) -> int:
     """Write the result of `select_sql` to `final_path` atomically; return the row count.
 
     With `require_rows`, an empty result raises `EmptyResult` and nothing is written. `check` is
     called with the row count before the file is moved into place; whatever it raises leaves
-    nothing written.
+    nothing written. `metadata`: key-value pairs for the file's Parquet footer (read back without the data).
     """
     lake.clean_temp_files(os.path.dirname(final_path))
     tmp = lake.temp_path(final_path)
     try:
+        options, bound = "", {**bind(select_sql, params), "target_file": tmp}
+        if metadata:
+            options, bound["kv_metadata"] = ", kv_metadata $kv_metadata", metadata
         try:
             con.execute(
-                f"copy ({select_sql}) to $target_file (format parquet, compression zstd, row_group_size 122880)",
-                {**bind(select_sql, params), "target_file": tmp},
+                f"copy ({select_sql}) to $target_file (format parquet, compression zstd, row_group_size 122880{options})",
+                bound,
             )
         except duckdb.Error as err:  # the store refused the write (or a read): the lake's, not the query's
             if lake.store_error(err) or lake.folder_refused(err):
@@ -278,10 +281,11 @@ def copy_to_partition(
 
 
 def run_model(
-    con: duckdb.DuckDBPyConnection, layer: str, table: str, params: dict[str, Any], final_path: str
+    con: duckdb.DuckDBPyConnection, layer: str, table: str, params: dict[str, Any], final_path: str,
+    metadata: dict[str, str] | None = None,
 ) -> int:
-    """Run `sql/<layer>/<table>.sql` with bound params and write its partition."""
-    return copy_to_partition(con, sql_text(layer, table), params, final_path)
+    """Run `sql/<layer>/<table>.sql` with bound params and write its partition (`metadata`: its footer's)."""
+    return copy_to_partition(con, sql_text(layer, table), params, final_path, metadata=metadata)
 
 
 def model_path(layer: str, table: str) -> Path:

@@ -16,10 +16,12 @@ snapshot is fetched when a date needs it) is later than the one its build record
 
 A products snapshot feeds more than the dates it covers: each date's dim_product_history partition holds
 the history of every products snapshot on or before it. So a date is also late for products when a
-landed products snapshot on or before it is not among those its build read (daily_metrics'
-`products_snapshot_dates`), e.g. an earlier week's file delivered, and landed by a backfill of its
-dates, after later dates were built; the message names the earliest such snapshot, whose restatement
-rebuilds every date from it on. Only a landed one counts: a file in the data folder older than any date
+landed products snapshot on or before it is not among those its history's build read (daily_metrics'
+`products_snapshot_dates`: the record the date's dim_product_history partition keeps of the snapshots it
+was built from, `warehouse.products_snapshot_dates`), e.g. an earlier week's file delivered, and landed by
+a backfill of its dates, after later dates were built, or a snapshot whose restatement had removed its
+staging while a run built a later date's history; the message names the earliest such snapshot, whose
+restatement rebuilds every date from it on. Only a landed one counts: a file in the data folder older than any date
 a run has landed it for may predate the lake. A users snapshot feeds only the dates it covers.
 
 A date whose daily_metrics partition lacks the columns (built by an earlier release) is not judged.
@@ -44,7 +46,7 @@ class CatalogArrivedLate(landing.SourceChanged):
     """A catalog snapshot covering a built date arrived after the date was built."""
 
 
-PRODUCTS_READ = "products_snapshot_dates"  # daily_metrics' record of every products snapshot the build read
+PRODUCTS_READ = "products_snapshot_dates"  # daily_metrics' record of every products snapshot its history read
 
 
 def _built_row(day: dt.date) -> dict | None:

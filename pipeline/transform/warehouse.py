@@ -6,6 +6,8 @@ before D, so a day costs the same whatever the lake's history; rebuilding a date
 rows. Models run in TABLES order: the catalog's history (whose current products the facts' is_known_product
 tests), the facts, then the dimensions that read D's facts, then metrics.
 What a model reads is stated once, in its SQL (`inputs`); LAKE_INPUTS says where each relation is.
+A model reading every staged snapshot of a catalog records in its partition's Parquet footer which ones it
+read (`read_record`): daily_metrics' products_snapshot_dates is dim_product_history's record of the date.
 
 Every partition keeps what its load date said; users read the *current views* (see `current_view_sql`
 / `create_current_views`: `sql/warehouse/views/<table>.sql`, and for dim_date, dim_user, dim_product
@@ -23,12 +25,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from pipeline import lake
 from pipeline.lake import sqlrun
@@ -111,14 +116,21 @@ def _references(table: str) -> sqlrun.References:
     return sqlrun.references(sqlrun.sql_text("warehouse", table))
 
 
+def _relations(table: str) -> list[str]:
+    """The relations `table`'s SQL reads, with those of the INPUT_TYPES it casts to."""
+    refs = _references(table)
+    return [*refs.relations, *(name for type_name in sorted(refs.types & INPUT_TYPES.keys())
+                               for name in sqlrun.references(INPUT_TYPES[type_name]).relations)]
+
+
 def inputs(table: str) -> tuple[str, ...]:
     """The relations `table`'s model reads, from its SQL (sql/warehouse/<table>.sql), in order of mention.
 
-    A type of INPUT_TYPES it casts to counts as reading the inputs the type is built from.
+    A type of INPUT_TYPES it casts to counts as reading the inputs the type is built from, and a parameter
+    of INPUT_PARAMS it binds as reading the warehouse table whose record the parameter is.
     """
-    refs = _references(table)
-    names = [*refs.relations, *(name for type_name in sorted(refs.types & INPUT_TYPES.keys())
-                                for name in sqlrun.references(INPUT_TYPES[type_name]).relations)]
+    used = sqlrun.bind(sqlrun.sql_text("warehouse", table), INPUT_PARAMS)
+    names = [*_relations(table), *(param.reads for param in used.values())]
     for name in names:
         try:
             lake_input(name)
@@ -132,10 +144,15 @@ def partition_dates(layer: str, table: str) -> dict[dt.date, str]:
     found: dict[dt.date, str] = {}
     root = lake.table_dir(layer, table)
     for path in lake.table_files(layer, table):
-        match = re.fullmatch(r"load_date=(\d{4}-\d{2}-\d{2})", path[len(root):].lstrip("/").split("/")[0])
-        if match:
-            found[dt.date.fromisoformat(match.group(1))] = path
+        if (day := _load_date(path[len(root):].lstrip("/"))) is not None:
+            found[day] = path
     return found
+
+
+def _load_date(path: str) -> dt.date | None:
+    """The load date a partition file's path names (`load_date=D/...`, relative to its table), if any."""
+    match = re.fullmatch(r"load_date=(\d{4}-\d{2}-\d{2})", path.split("/")[0])
+    return dt.date.fromisoformat(match.group(1)) if match else None
 
 
 def _required(layer: str, table: str, load_date: dt.date, **keys: str) -> list[str]:
@@ -173,20 +190,25 @@ def input_files(spec: LakeInput, load_date: dt.date) -> list[str]:
     return [path for key in keys for path in _required(spec.layer, spec.table, load_date, **key)]
 
 
-def register_inputs(con: duckdb.DuckDBPyConnection, table: str, load_date: dt.date) -> None:
-    """Register the relations `table`'s model reads for a load date, and the INPUT_TYPES it casts to.
+def register_inputs(con: duckdb.DuckDBPyConnection, table: str, load_date: dt.date) -> dict[str, list[str]]:
+    """Register the relations `table`'s model reads for a load date, and the INPUT_TYPES it casts to; the files
+    of each relation.
 
     Before a catalog's first snapshot, its input is an empty relation of the staging table's shape.
     """
-    for name in inputs(table):
+    registered, relations = {}, set(_relations(table))
+    for name in inputs(table):  # each checked to be declared before any is read
+        if name not in relations:
+            continue  # a table whose partition is read only for its record (INPUT_PARAMS)
         spec = lake_input(name)
-        files = input_files(spec, load_date)
+        files = registered[name] = input_files(spec, load_date)
         if files:
             sqlrun.register_parquet(con, name, files)
         else:
             con.register(name, STAGING_SCHEMAS.get(spec.table, _EMPTY_AUDIT).empty_table())
     for type_name in sorted(_references(table).types & INPUT_TYPES.keys()):
         con.execute(f"create type {sqlrun.quote_ident(type_name)} as enum ({INPUT_TYPES[type_name]}\n)")
+    return registered
 
 
 def define_macros(con: duckdb.DuckDBPyConnection) -> None:
@@ -200,14 +222,55 @@ def model_params(load_date: dt.date) -> dict[str, Any]:
             "late_window_days": hours_and_days()[1]}
 
 
+def _snapshots_read(registered: dict[str, list[str]]) -> dict[str, str]:
+    """A partition's record of what it read: for each input of every staged snapshot of a catalog, those whose
+    files were registered (JSON, a list of ISO dates), under the input's name."""
+    record = {}
+    for name, files in registered.items():
+        spec = lake_input(name)
+        if spec.snapshots == "all" and spec.layer == "staging":
+            root = lake.table_dir(spec.layer, spec.table)
+            record[name] = json.dumps(sorted(str(_load_date(path[len(root):].lstrip("/"))) for path in files))
+    return record
+
+
+def read_record(table: str, load_date: dt.date) -> dict[str, str]:
+    """A warehouse partition's record of what its build read (`_snapshots_read`; {}: built before it was recorded).
+
+    Only the file's footer is read. InputPartitionMissing if the partition is not built.
+    """
+    path = lake.partition_file("warehouse", table, load_date)
+    try:
+        with lake.open_input(path) as handle:
+            metadata = pq.ParquetFile(handle).metadata.metadata or {}
+    except FileNotFoundError:
+        raise InputPartitionMissing(f"warehouse/{table} for {load_date} is missing ({path}); build it first") from None
+    return {key.decode(): value.decode() for key, value in metadata.items() if key.decode() in LAKE_INPUTS}
+
+
 def products_snapshot_dates(load_date: dt.date) -> list[dt.date]:
-    """The staged products snapshots on or before the date: those a build of its product history reads now."""
-    return sorted(_snapshots_through("stg_products", load_date, latest_only=False))
+    """The products snapshots the date's dim_product_history partition was built from, as it recorded them.
+
+    Not those staged now: a restatement of a snapshot removes its staging while it restages it, and a history
+    built meanwhile lacks it. A partition built before the record was kept: the staged ones (what it read then).
+    """
+    read = read_record("dim_product_history", load_date).get("stg_products_history")
+    if read is None:
+        return sorted(_snapshots_through("stg_products", load_date, latest_only=False))
+    return [dt.date.fromisoformat(day) for day in json.loads(read)]
+
+
+@dataclasses.dataclass(frozen=True)
+class InputParam:
+    """A bound parameter that records what a build read, taken from the record of a warehouse table of the date."""
+
+    reads: str  # that table: a model binding the parameter reads (and its task requires) its partition
+    value: Callable[[dt.date], Any]
 
 
 # Parameters that record what a build read rather than a setting, computed only for a model that binds them
 # (daily_metrics records the products snapshots, which pipeline.tasks.late_catalogs compares with the landed ones).
-INPUT_PARAMS = {"products_snapshot_dates": products_snapshot_dates}
+INPUT_PARAMS = {"products_snapshot_dates": InputParam("dim_product_history", products_snapshot_dates)}
 
 
 def build(table: str, load_date: dt.date) -> int:
@@ -215,12 +278,13 @@ def build(table: str, load_date: dt.date) -> int:
     if table not in TABLES:
         raise ValueError(f"unknown warehouse table {table!r}; expected one of {TABLES}")
     load_date = lake.parse_date(load_date)
-    used = sqlrun.bind(sqlrun.sql_text("warehouse", table), dict.fromkeys(INPUT_PARAMS))
-    params = {**model_params(load_date), **{name: INPUT_PARAMS[name](load_date) for name in used}}
+    used = sqlrun.bind(sqlrun.sql_text("warehouse", table), INPUT_PARAMS)
+    params = {**model_params(load_date), **{name: param.value(load_date) for name, param in used.items()}}
     with sqlrun.connect() as con:
         define_macros(con)
-        register_inputs(con, table, load_date)
-        rows = sqlrun.run_model(con, "warehouse", table, params, lake.partition_file("warehouse", table, load_date))
+        registered = register_inputs(con, table, load_date)
+        rows = sqlrun.run_model(con, "warehouse", table, params, lake.partition_file("warehouse", table, load_date),
+                                metadata=_snapshots_read(registered))
     logger.info("built warehouse %s for %s: %s rows", table, load_date, rows)
     return rows
 

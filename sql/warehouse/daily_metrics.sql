@@ -14,9 +14,11 @@
 -- the build read (NULL: none yet). A snapshot that covers the date but is later than this one arrived
 -- after the date was built: the date keeps the older catalog until it is restated
 -- (pipeline.tasks.late_catalogs).
--- products_snapshot_dates: every staged products snapshot on or before the date when it was built (its
--- dim_product_history's history is built from them all); a landed one missing here (an earlier week's
--- file delivered after the date was built) leaves the date late too. Lake only: not published.
+-- products_snapshot_dates: every products snapshot the date's dim_product_history partition was built
+-- from, as that build recorded them (pipeline.transform.warehouse.products_snapshot_dates), not those
+-- staged when this row is built; a landed one on or before the date missing here (an earlier week's file
+-- delivered after the date was built, or one a restatement had unstaged while the history was built)
+-- leaves the date late too. Lake only: not published.
 with raw_orders_counted as (
     select count(*) as raw_orders_count from raw_orders
 ),
