@@ -1,0 +1,47 @@
+"""Landing onto a full lake disk says the lake's disk is full, not that the input file is bad.
+
+A real full file system: a tmpfs of a few KiB mounted as the lake for the `luigi` command only
+(tests/support/tmpfs.py: as root or, in a user namespace of its own, as any user).
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from tests.support.ops import SEED_DAY, Ops
+from tests.support.paths import REPO
+from tests.support.tmpfs import on_tmpfs
+
+TASKS = ("LandOrders", "LandEvents", "LandProducts")  # the seed day has no users snapshot to land
+
+
+def luigi_on_tiny_lake(ops: Ops, *args: str, size: str = "16k") -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "luigi", "--module", "pipeline.tasks", *args]
+    return subprocess.run(on_tmpfs(ops.lake, size, command), cwd=REPO, env=ops.env, capture_output=True, text=True,
+                          timeout=180, check=False)
+
+
+def test_a_landing_onto_a_full_lake_disk_blames_the_disk_not_the_file(ops: Ops) -> None:
+    # events.csv is the file DuckDB's CSV reader is retried on line by line: its first write's failure was taken for
+    # the file's, and the retry's for a file that "cannot be read as CSV"
+    run = luigi_on_tiny_lake(ops, "LandDaily", "--date", str(SEED_DAY), "--local-scheduler")
+    output = run.stdout + run.stderr
+    assert run.returncode == 30, output[-3000:]
+    assert "Traceback" not in run.stderr, run.stderr[-3000:]
+    assert "SourceFileInvalid" not in output and "cannot be read" not in output, output[-3000:]
+    lake = re.escape(str(ops.lake))
+    for task in TASKS:  # Luigi's one line per failed task: the full disk, the partition it could not write
+        source = task.removeprefix("Land").lower()
+        said = re.search(rf"Worker .*? failed +{task}\(date=\S+\): (.*)", run.stderr)
+        assert said, (task, run.stderr[-3000:])
+        assert re.fullmatch(
+            rf"LakeDiskFull: the lake's file system \({lake}\) is full \(No space left on device; \d+ KiB free of 16"
+            rf" KiB now\): {lake}/raw/{source}/load_date=[\d-]+/data\.parquet could not be written, nothing was; the"
+            r" input files and the data are not at fault\. Free space on that disk .*, then run the date again",
+            said.group(1)), said.group(1)
+    assert "what to do (disk full): free space" in run.stdout, run.stdout[-3000:]
+    assert "what to do (invalid file)" not in run.stdout
+    assert ops.query("select count(*) from audit.pipeline_runs where status = 'failed'"
+                     " and error_message like 'LakeDiskFull: the lake''s file system (%) is full (No space left%'"
+                     ) == [(len(TASKS),)], "the run audit records the full disk as the tasks' failure"
