@@ -1,31 +1,22 @@
 """Landing onto a full lake disk says the lake's disk is full, not that the input file is bad.
 
-A real full file system: a tmpfs of a few KiB mounted as the lake for the `luigi` command only
-(tests/support/tmpfs.py: as root or, in a user namespace of its own, as any user).
+A real full file system: a tmpfs of a few KiB as the lake (tests/support/tmpfs.py: as root or as any user).
 """
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 
 from tests.support.ops import SEED_DAY, Ops
-from tests.support.paths import REPO
-from tests.support.tmpfs import on_tmpfs
+from tests.support.tmpfs import tmpfs
 
 TASKS = ("LandOrders", "LandEvents", "LandProducts")  # the seed day has no users snapshot to land
-
-
-def luigi_on_tiny_lake(ops: Ops, *args: str, size: str = "16k") -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "luigi", "--module", "pipeline.tasks", *args]
-    return subprocess.run(on_tmpfs(ops.lake, size, command), cwd=REPO, env=ops.env, capture_output=True, text=True,
-                          timeout=180, check=False)
 
 
 def test_a_landing_onto_a_full_lake_disk_blames_the_disk_not_the_file(ops: Ops) -> None:
     # events.csv is the file DuckDB's CSV reader is retried on line by line: its first write's failure was taken for
     # the file's, and the retry's for a file that "cannot be read as CSV"
-    run = luigi_on_tiny_lake(ops, "LandDaily", "--date", str(SEED_DAY), "--local-scheduler")
+    with tmpfs(ops.lake, "16k") as ops.lake:
+        run = ops.luigi("LandDaily", "--date", str(SEED_DAY), "--local-scheduler")
     output = run.stdout + run.stderr
     assert run.returncode == 30, output[-3000:]
     assert "Traceback" not in run.stderr, run.stderr[-3000:]

@@ -33,11 +33,18 @@ def no_space(error: BaseException) -> bool:
 
 
 def mount_point(path: str) -> str:
-    """The mount point of the file system holding `path` (or of its nearest existing parent)."""
+    """The mount point of the file system holding `path` (or its nearest existing parent folder).
+
+    By device numbers, folder by folder up its path as written (`os.path.ismount` resolves the parent's real path
+    first, which across /proc/<pid>/root, another mount namespace's root, names the wrong file system)."""
     folder = os.path.abspath(path)
-    while not os.path.isdir(folder) or not os.path.ismount(folder):
-        parent = os.path.dirname(folder)
-        if parent == folder:
+    while not os.path.isdir(folder) and os.path.dirname(folder) != folder:
+        folder = os.path.dirname(folder)
+    while (parent := os.path.dirname(folder)) != folder:
+        try:
+            if os.stat(folder).st_dev != os.stat(parent).st_dev:
+                return folder
+        except OSError:
             return folder
         folder = parent
     return folder
