@@ -4,10 +4,17 @@ A real full file system: a tmpfs of a few KiB as the lake (tests/support/tmpfs.p
 """
 from __future__ import annotations
 
+import datetime as dt
+import errno
 import re
+from pathlib import Path
 
+import pytest
+
+from pipeline.ingest import manifests
+from pipeline.lake import disk
 from tests.support.ops import SEED_DAY, Ops
-from tests.support.tmpfs import tmpfs
+from tests.support.tmpfs import fill, tmpfs
 
 TASKS = ("LandOrders", "LandEvents", "LandProducts")  # the seed day has no users snapshot to land
 
@@ -36,3 +43,21 @@ def test_a_landing_onto_a_full_lake_disk_blames_the_disk_not_the_file(ops: Ops) 
     assert ops.query("select count(*) from audit.pipeline_runs where status = 'failed'"
                      " and error_message like 'LakeDiskFull: the lake''s file system (%) is full (No space left%'"
                      ) == [(len(TASKS),)], "the run audit records the full disk as the tasks' failure"
+
+
+def test_a_manifest_the_full_lake_disk_refuses_names_the_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the data fitted, its completion marker did not: the partition is not landed, and the disk is to blame
+    day = dt.date(2025, 12, 15)
+    with tmpfs(tmp_path / "lake", "64k") as lake:
+        monkeypatch.setenv("ECOMM_LAKE_DIR", str(lake))
+        (lake / "raw" / "orders" / f"load_date={day}").mkdir(parents=True)
+        fill(lake)
+        with pytest.raises(disk.LakeDiskFull) as caught:
+            manifests.write_manifest("orders", day, {"rows": 1, "note": "x" * 8192})
+        assert manifests.read_manifest("orders", day) is None
+    assert caught.value.errno == errno.ENOSPC and isinstance(caught.value.__cause__, OSError)
+    assert str(caught.value) == (
+        f"the lake's file system ({lake}) is full (No space left on device; 0 KiB free of 64 KiB now):"
+        f" {manifests.manifest_path('orders', day)} could not be written, nothing was; the input files and the data"
+        " are not at fault. Free space on that disk (old lake/_archive, lake/_logs, the temp dir) or give the lake a"
+        " bigger one, then run the date again")

@@ -5,7 +5,6 @@ after the landing.
 """
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import multiprocessing
 import re
@@ -16,19 +15,10 @@ import psycopg
 from pipeline import tasks
 from pipeline.tasks import run_audit
 from tests.support.ops import SEED_DAY, Ops
-from tests.support.tmpfs import tmpfs
+from tests.support.tmpfs import fill, tmpfs
 
 D = dt.date(2025, 12, 15)
 FULL = r"the lake's file system \({lake}\) is full \(No space left on device, 0 KiB free of 2 MiB\)"
-
-
-def fill(folder: Path) -> Path:
-    """Fill the file system of `folder` to the last byte; returns the filler file (remove it to free the space)."""
-    filler = folder / "filler"
-    with open(filler, "wb", buffering=0) as handle, contextlib.suppress(OSError):
-        while handle.write(b"\0" * 4096):
-            pass
-    return filler
 
 
 def test_a_run_on_a_full_lake_disk_is_recorded_in_postgres_and_says_the_twin_was_not_written(ops: Ops) -> None:

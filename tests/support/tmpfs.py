@@ -40,3 +40,12 @@ def tmpfs(folder: Path, size: str) -> Iterator[Path]:
     finally:
         holder.kill()
         holder.communicate(timeout=30)
+
+
+def fill(folder: Path) -> Path:
+    """Fill the file system of `folder` to the last byte; returns the filler file (remove it to free the space)."""
+    filler = folder / "filler"
+    with open(filler, "wb", buffering=0) as handle, contextlib.suppress(OSError):
+        while handle.write(b"\0" * 4096):
+            pass
+    return filler
