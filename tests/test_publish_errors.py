@@ -12,7 +12,6 @@ import os
 import random
 import re
 import string
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ import pytest
 from pipeline import config, lake
 from pipeline.serving import preload, publish
 from tests.support.serving import USER_SCHEMA, event, order, write_facts, write_rows
+from tests.support.tmpfs import tmpfs
 
 D = dt.date(2025, 12, 14)
 POSITIONS = {"first": 0, "middle": 2, "last": 4}  # of five rows, two per COPY batch
@@ -150,27 +150,25 @@ def test_a_unique_violation_names_the_key(fresh_db, serving_lake) -> None:
 def tiny_disk_for(target, size: str = "1m") -> Iterator[str]:
     """A tmpfs of `size` as the database's default tablespace: Postgres's tables fill it, not the lake's disk.
 
-    Root only (mount, and Postgres running as another user): the machine CI runs on."""
+    As root or as any user (tests/support/tmpfs.py); its folder is given to the user Postgres runs as."""
     folder = Path(tempfile.mkdtemp(prefix="ecomm-pgfull-"))
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
-                      capture_output=True, check=False).returncode != 0:
-        folder.rmdir()
-        pytest.skip("mounting a tmpfs needs root")
     space = f"full_{target.database}"
     try:
-        with target.connect(autocommit=True) as conn:
-            owner = Path(conn.execute("show data_directory").fetchone()[0]).stat()
-            os.chown(folder, owner.st_uid, owner.st_gid)
-            folder.chmod(0o700)
-            conn.execute(f'create tablespace "{space}" location \'{folder}\'')
-            conn.execute(f'grant create on tablespace "{space}" to public')  # the publish writes as ecomm_writer
-            conn.execute(f'alter database "{target.database}" set default_tablespace = "{space}"')
-        yield str(folder)
+        with tmpfs(folder, size) as disk:
+            try:
+                with target.connect(autocommit=True) as conn:
+                    owner = Path(conn.execute("show data_directory").fetchone()[0]).stat()
+                    os.chown(disk, owner.st_uid, owner.st_gid)
+                    disk.chmod(0o700)
+                    conn.execute(f'create tablespace "{space}" location \'{disk}\'')
+                    conn.execute(f'grant create on tablespace "{space}" to public')  # the publish writes as ecomm_writer
+                    conn.execute(f'alter database "{target.database}" set default_tablespace = "{space}"')
+                yield str(disk)
+            finally:
+                with psycopg.connect(target.dsn.replace(f"/{target.database}", "/postgres", 1), autocommit=True) as conn:
+                    conn.execute(f'drop database if exists "{target.database}" with (force)')
+                    conn.execute(f'drop tablespace if exists "{space}"')
     finally:
-        with psycopg.connect(target.dsn.replace(f"/{target.database}", "/postgres", 1), autocommit=True) as conn:
-            conn.execute(f'drop database if exists "{target.database}" with (force)')
-            conn.execute(f'drop tablespace if exists "{space}"')
-        subprocess.run(["umount", str(folder)], check=False)
         folder.rmdir()
 
 

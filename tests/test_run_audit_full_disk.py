@@ -1,53 +1,28 @@
 """The run audit when the lake's disk is full: the twin cannot be written, the executions reach Postgres all the same.
 
-A real full file system: a small tmpfs mounted as the lake (root only, as tests/test_publish_errors.py's
-Postgres disk), filled up after the landing.
+A real full file system: a small tmpfs as the lake (tests/support/tmpfs.py: as root or as any user), filled up
+after the landing.
 """
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import multiprocessing
 import re
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
-import pytest
 
 from pipeline import tasks
 from pipeline.tasks import run_audit
 from tests.support.ops import SEED_DAY, Ops
+from tests.support.tmpfs import fill, tmpfs
 
 D = dt.date(2025, 12, 15)
 FULL = r"the lake's file system \({lake}\) is full \(No space left on device, 0 KiB free of 2 MiB\)"
 
 
-@contextlib.contextmanager
-def tiny_lake(folder: Path, size: str = "2m") -> Iterator[Path]:
-    """A tmpfs of `size` mounted at `folder` (the lake). Root only: the machine CI runs on."""
-    folder.mkdir(parents=True, exist_ok=True)
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
-                      capture_output=True, check=False).returncode != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=False)
-
-
-def fill(folder: Path) -> Path:
-    """Fill the file system of `folder` to the last byte; returns the filler file (remove it to free the space)."""
-    filler = folder / "filler"
-    with open(filler, "wb", buffering=0) as handle, contextlib.suppress(OSError):
-        while handle.write(b"\0" * 4096):
-            pass
-    return filler
-
-
 def test_a_run_on_a_full_lake_disk_is_recorded_in_postgres_and_says_the_twin_was_not_written(ops: Ops) -> None:
-    with tiny_lake(ops.lake):
+    with tmpfs(ops.lake, "2m") as ops.lake:
         for day in (SEED_DAY - dt.timedelta(days=1), SEED_DAY):  # the date needs the day before it, too
             assert ops.luigi("LandDaily", "--date", str(day), "--local-scheduler").returncode == 0
         fill(ops.lake)
@@ -91,8 +66,7 @@ def _start_fill_fail(lake: Path) -> None:
 
 
 def test_a_failure_the_twin_missed_reaches_postgres_and_a_later_sync_keeps_it(fresh_db, tmp_path, monkeypatch) -> None:
-    lake = tmp_path / "lake"
-    with tiny_lake(lake):
+    with tmpfs(tmp_path / "lake", "2m") as lake:
         monkeypatch.setenv("ECOMM_LAKE_DIR", str(lake))
         child = multiprocessing.get_context("fork").Process(target=_start_fill_fail, args=(lake,))  # as Luigi's workers
         child.start()

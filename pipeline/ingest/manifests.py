@@ -10,6 +10,7 @@ import os
 from typing import Any
 
 from pipeline import lake
+from pipeline.lake import disk
 
 MANIFEST = "_manifest.json"
 
@@ -44,4 +45,10 @@ def read_manifest(table: str, load_date: dt.date) -> dict[str, Any] | None:
 
 def write_manifest(table: str, load_date: dt.date, manifest: dict[str, Any]) -> None:
     """Write a raw partition's manifest (atomically: a reader sees the old one or the new one)."""
-    lake.write_atomic(manifest_path(table, load_date), json.dumps(manifest, indent=2, sort_keys=True).encode())
+    path = manifest_path(table, load_date)
+    try:
+        lake.write_atomic(path, json.dumps(manifest, indent=2, sort_keys=True).encode())
+    except OSError as err:
+        if disk.no_space(err):
+            raise disk.full(path, err) from err
+        raise

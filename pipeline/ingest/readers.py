@@ -38,7 +38,7 @@ from pipeline.ingest import incoming
 from pipeline.ingest import lines as landing_lines
 from pipeline.ingest.incoming import SourceFile, SourceFileInvalid
 from pipeline.ingest.lines import LineAccountingError
-from pipeline.lake import sqlrun
+from pipeline.lake import disk, sqlrun
 
 logger = logging.getLogger(__name__)
 
@@ -147,6 +147,8 @@ def land_json(table: str, model: str, src: SourceFile, load_date: dt.date, param
         except duckdb.OutOfMemoryException:  # [duckdb] memory_limit is too small: a setting, not the file
             raise
         except (duckdb.Error, NotOnePerLine) as err:
+            if disk.no_space(err):  # DuckDB's temporary files filled their disk: not the file's fault
+                raise disk.full(lake.partition_file("raw", table, load_date), err) from err
             if src.format != "newline_delimited":
                 raise SourceFileInvalid(_json_error(src.path, err, table)) from None
             logger.warning("%s: not one JSON value per line (%s); reading it line by line", src.path,

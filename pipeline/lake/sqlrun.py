@@ -20,7 +20,7 @@ from typing import Any
 import duckdb
 
 from pipeline import config, faults, lake, resources
-from pipeline.lake import s3
+from pipeline.lake import disk, s3
 
 logger = logging.getLogger(__name__)
 
@@ -261,6 +261,8 @@ def copy_to_partition(
         except duckdb.Error as err:  # the store refused the write (or a read): the lake's, not the query's
             if lake.store_error(err) or lake.folder_refused(err):
                 raise lake.unreadable(final_path, err, "written") from err
+            if disk.no_space(err):  # a full disk, not the query's (nor its input's) fault
+                raise disk.full(final_path, err) from err
             raise
         faults.point("lake.write", tmp)
         rows = con.execute("select count(*) from read_parquet($p)", {"p": tmp}).fetchone()[0]

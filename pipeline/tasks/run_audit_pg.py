@@ -16,6 +16,7 @@ import os
 from typing import Any
 
 from pipeline import config
+from pipeline.lake import disk
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ def why_unwritten(path: str, error: OSError) -> str:
     """The cause in words: for a full disk, the file system (the lake's folder, its mount point) and its size."""
     if error.errno != errno.ENOSPC and "No space left on device" not in str(error):
         return " ".join(str(error).split())
-    mount = _mount_point(path)
+    mount = disk.mount_point(path)
     try:
         stat = os.statvfs(mount)
         size = f", {stat.f_bavail * stat.f_frsize >> 10} KiB free of {stat.f_blocks * stat.f_frsize >> 20} MiB"
@@ -112,16 +113,6 @@ def why_unwritten(path: str, error: OSError) -> str:
     lake_dir = os.path.abspath(config.lake_dir())
     where = f"the lake's file system ({lake_dir}" + (f", mounted at {mount}" if mount != lake_dir else "")
     return f"{where}) is full (No space left on device{size})"
-
-
-def _mount_point(path: str) -> str:
-    folder = os.path.abspath(path)
-    while not os.path.isdir(folder) or not os.path.ismount(folder):
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            return folder
-        folder = parent
-    return folder
 
 
 # ------------------------------------------------------------------- what only Postgres has
@@ -161,7 +152,7 @@ def twin_note(rows: list[dict[str, Any]]) -> list[str]:
         return []
     lake_dir = os.path.abspath(config.lake_dir())
     try:
-        stat = os.statvfs(_mount_point(lake_dir))
+        stat = os.statvfs(disk.mount_point(lake_dir))
         free, size = stat.f_bavail * stat.f_frsize >> 10, stat.f_blocks * stat.f_frsize >> 20
         state = (f"is full ({free} KiB free of {size} MiB)" if free < 1024 else
                  f"refused the write ({free} KiB free of {size} MiB now; see the log)")
