@@ -18,7 +18,7 @@ from tests.support.ops import SEED_DAY, Ops
 from tests.support.tmpfs import fill, tmpfs
 
 D = dt.date(2025, 12, 15)
-FULL = r"the lake's file system \({lake}\) is full \(No space left on device, 0 KiB free of 2 MiB\)"
+FULL = r"the lake's file system \({lake}\) is full \(No space left on device; 0 KiB free of 2 MiB now\)"
 
 
 def test_a_run_on_a_full_lake_disk_is_recorded_in_postgres_and_says_the_twin_was_not_written(ops: Ops) -> None:

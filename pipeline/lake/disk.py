@@ -69,13 +69,21 @@ def size(count: int) -> str:
     return f"{count >> 10} KiB"
 
 
-def _space(path: str) -> str:
-    """`; F free of S now` (the failed write's partial file may be gone already, freeing its space)."""
+def space(path: str) -> tuple[int, int] | None:
+    """The bytes free (to an unprivileged user) and in all on the file system holding `path`; None: unknown."""
     try:
         stat = os.statvfs(mount_point(path))
     except OSError:
-        return ""
-    return f"; {size(stat.f_bavail * stat.f_frsize)} free of {size(stat.f_blocks * stat.f_frsize)} now"
+        return None
+    return stat.f_bavail * stat.f_frsize, stat.f_blocks * stat.f_frsize
+
+
+def is_full(path: str) -> str:
+    """`<where> is full (No space left on device; F free of S now)`: the one wording of a full disk under the lake
+    (the failed write's partial file may be gone already, freeing its space)."""
+    free_total = space(path)
+    left = f"; {size(free_total[0])} free of {size(free_total[1])} now" if free_total else ""
+    return f"{where(path)} is full ({NO_SPACE}{left})"
 
 
 def full(path: str, error: BaseException) -> LakeDiskFull:
@@ -85,6 +93,6 @@ def full(path: str, error: BaseException) -> LakeDiskFull:
     named = _WRITTEN.search(str(error))
     target = named.group(1) if named else (getattr(error, "filename", None) or path)
     return LakeDiskFull(
-        f"{where(target)} is full ({NO_SPACE}{_space(target)}): {path} could not be written, nothing was; the input"
+        f"{is_full(target)}: {path} could not be written, nothing was; the input"
         f" files and the data are not at fault. Free space on that disk (old lake/_archive, lake/_logs, the temp"
         f" dir) or give the lake a bigger one, then run the date again")

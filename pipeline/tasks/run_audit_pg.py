@@ -102,17 +102,9 @@ def keep(path: str, rows: list[dict[str, Any]], error: OSError, what: str) -> No
 
 def why_unwritten(path: str, error: OSError) -> str:
     """The cause in words: for a full disk, the file system (the lake's folder, its mount point) and its size."""
-    if error.errno != errno.ENOSPC and "No space left on device" not in str(error):
+    if not disk.no_space(error):
         return " ".join(str(error).split())
-    mount = disk.mount_point(path)
-    try:
-        stat = os.statvfs(mount)
-        size = f", {stat.f_bavail * stat.f_frsize >> 10} KiB free of {stat.f_blocks * stat.f_frsize >> 20} MiB"
-    except OSError:
-        size = ""
-    lake_dir = os.path.abspath(config.lake_dir())
-    where = f"the lake's file system ({lake_dir}" + (f", mounted at {mount}" if mount != lake_dir else "")
-    return f"{where}) is full (No space left on device{size})"
+    return disk.is_full(path)
 
 
 # ------------------------------------------------------------------- what only Postgres has
@@ -151,12 +143,11 @@ def twin_note(rows: list[dict[str, Any]]) -> list[str]:
     if not held:
         return []
     lake_dir = os.path.abspath(config.lake_dir())
-    try:
-        stat = os.statvfs(disk.mount_point(lake_dir))
-        free, size = stat.f_bavail * stat.f_frsize >> 10, stat.f_blocks * stat.f_frsize >> 20
-        state = (f"is full ({free} KiB free of {size} MiB)" if free < 1024 else
-                 f"refused the write ({free} KiB free of {size} MiB now; see the log)")
-    except OSError:
+    if (free_total := disk.space(lake_dir)) is None:
         state = "refused the write (see the log)"
+    else:
+        free, total = map(disk.size, free_total)
+        state = (f"is full ({free} free of {total})" if free_total[0] < 1 << 20 else
+                 f"refused the write ({free} free of {total} now; see the log)")
     return [f"run audit: {held} execution(s) are in Postgres audit.pipeline_runs only: the lake twin could not be"
             f" written, the lake's file system ({lake_dir}) {state}"]
