@@ -1,7 +1,8 @@
 """The runbook's table, stated once: for each kind of failure a user meets, its symptom, cause and the fix.
 
-`Remedy.fix_for` words a kind's fix for one date (the daily command as it was run); `pipeline.tasks.runbook`
-finds the kind of an error and explains a failed task with it. docs/operations.md#runbook prints this table (`markdown_table`; a test keeps the page and
+`Remedy.fix_for` words a kind's fix for one date (the daily command as it was run, the `restate` command a
+pending restatement of the date needs); `pipeline.tasks.runbook` finds the kind of an error and explains a failed
+task with it. docs/operations.md#runbook prints this table (`markdown_table`; a test keeps the page and
 this list in step).
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ import re
 RUNBOOK = "docs/operations.md#runbook"
 DAILY = "luigi --module pipeline.tasks DailyPipeline --date {date}"
 LOCAL_SCHEDULER = " --local-scheduler"  # how a run without luigid (the README's daily command) gives it
+RESTATE = "`python -m pipeline restate --date {date}`"  # a fix's restatement of the date (see Remedy.restates)
 
 
 def daily_command(day: dt.date | str, *, local_scheduler: bool = True) -> str:
@@ -32,6 +34,7 @@ class Remedy:
     errors: tuple[str, ...] = ()  # exception class names (of the error or what it was raised from)
     own_fix: str = ""  # a regex: the command an error's message gives for itself (its group that matched) is the fix
     reruns: bool = False  # its fix reruns the date in words, not by the daily command (the gate's "rerun it with")
+    restates: bool = False  # its fix's RESTATE is the date's pending catalog restatement's command when there is one
 
     def fix_for(self, day: dt.date | str | None, *, local_scheduler: bool = False, message: str = "",
                 failed: bool = False) -> str:
@@ -43,7 +46,8 @@ class Remedy:
         """
         if own := self.named_by(message):
             return own
-        fix = self.fix.replace(DAILY, DAILY + (LOCAL_SCHEDULER if local_scheduler else _luigid_option()))
+        fix = self.fix.replace(RESTATE, pending_restate(day)) if self.restates else self.fix
+        fix = fix.replace(DAILY, DAILY + (LOCAL_SCHEDULER if local_scheduler else _luigid_option()))
         fix = fix.replace("{date}", str(day) if day else "<date>")
         if failed and not local_scheduler and (self.reruns or DAILY.format(date=day) in fix) and "reenable" not in fix:
             fix += (f"; luigid disabled the failed task: first `python -m pipeline reenable --date {day}"
@@ -59,6 +63,22 @@ class Remedy:
     def fix_rerunning(self, command: str, day: str = "<date>") -> str:
         """The fix for a command other than the daily run that met this failure: it reruns that command."""
         return self.fix.replace(DAILY, command).replace("{date}", day)
+
+
+def pending_restate(day: dt.date | str | None) -> str:
+    """RESTATE, or the `restate --catalog KIND --date S` command(s) when the date's pending restatement restates a
+    catalog snapshot: a daily `restate --date D` finds nothing to do for one (the snapshot's file is what changed)."""
+    from pipeline.tasks import restatements
+
+    try:
+        date = dt.date.fromisoformat(str(day))
+    except ValueError:  # no date: the docs' table ("D") or an unknown one
+        return RESTATE
+    record = restatements.read_record(date)
+    if not (restatements.is_pending(record) and record.get("snapshots")):
+        return RESTATE
+    commands = " and ".join(f"`{command}`" for command in restatements.commands(date, record))
+    return f"{commands} (what the pending restatement of {date} restates; a daily file fixed instead: {RESTATE})"
 
 
 UNUSUAL_DAY = "; a day that really is unusual: rerun it with "
@@ -132,11 +152,11 @@ REMEDIES: tuple[Remedy, ...] = (
            " folder and set that URL empty",
            ("CatalogApiTransientError", "CatalogApiBadResponse")),
     Remedy("gate blocked", "30",
-           "`BLOCKED by the quality gate` with the failing checks; `audit.dq_failures` holds them",
+           "`BLOCKED by the quality gate` with the failing checks; `audit.dq_failures` holds them (the latest gate"
+           " run's outcomes; `audit.dq_failure_log` keeps every gate run's, e.g. to compare with an earlier run)",
            "a check with a `fail` rule failed: the data is incomplete or wrong (volume, loss, keys ...)",
            "read why (`python -m pipeline summary --date {date}` prints each failing check's message), fix the"
-           " file and `python -m pipeline restate --date {date}`" + UNUSUAL_DAY + GATE_EXAMPLE, ("QualityGateFailed",),
-           reruns=True),
+           " file and " + RESTATE + UNUSUAL_DAY + GATE_EXAMPLE, ("QualityGateFailed",), reruns=True, restates=True),
     Remedy("not ready", "20",
            "`NOT READY (orders: no ready marker)`",
            "`[landing] ready_marker` is set and the sender has not written it yet",

@@ -78,7 +78,8 @@ def commands(day: dt.date, record: dict[str, Any] | None) -> list[str]:
     snapshot it restates (`restate --catalog KIND --date S`), and one for its daily sources; `restate --date D`
     when it names none (or none is pending)."""
     snapshots = record.get("snapshots", {}) if is_pending(record) else {}
-    again = [f"python -m pipeline restate --catalog {kind} --date {snapshot}" for kind, snapshot in sorted(snapshots.items())]
+    again = [f"python -m pipeline restate --catalog {kind} --date {snapshot}"
+             for kind, snapshot in sorted(snapshots.items())]
     daily = [s for s in record.get("sources", []) if s not in snapshots] if is_pending(record) else []
     if daily or not again:
         again.insert(0, f"python -m pipeline restate --date {day}" + "".join(f" --source {s}" for s in daily))

@@ -23,6 +23,7 @@ from pipeline.tasks.remedies import (
     GATE_EXAMPLE,
     LOCAL_SCHEDULER,
     REMEDIES,
+    RESTATE,
     RUNBOOK,
     THRESHOLD_OPTION,
     UNUSUAL_DAY,
@@ -34,7 +35,7 @@ from pipeline.tasks.remedies import (
 )
 
 __all__ = [
-    "BY_ERROR", "DAILY", "GATE_EXAMPLE", "LOCAL_SCHEDULER", "REMEDIES", "RUNBOOK", "THRESHOLD_OPTION",
+    "BY_ERROR", "DAILY", "GATE_EXAMPLE", "LOCAL_SCHEDULER", "REMEDIES", "RESTATE", "RUNBOOK", "THRESHOLD_OPTION",
     "UNUSUAL_DAY", "Remedy", "by_kind", "daily_command", "gate_fix", "markdown_table",
     "remedy_for", "remedy_for_text", "told", "reason", "explain",
 ]
