@@ -441,6 +441,10 @@ def test_a_catalog_restatement_that_blocks_a_date_names_that_date_and_its_thresh
             f" says, then run it again (luigi --module pipeline.tasks DailyPipeline --date {later} --local-scheduler;"
             " a date published with a threshold option, e.g. --checks-orders-volume-fail-low-ratio 0, needs it again)"
             ) in restated.stderr, restated.stderr[-2000:]
+    # the blocked date's row: what restates the snapshot again, not `restate --date` (which finds nothing to do)
+    assert (f"what to do (gate blocked): read why (`python -m pipeline summary --date {later}` prints each failing"
+            f" check's message), fix the file and `python -m pipeline restate --catalog products --date {SEED_DAY}`"
+            ) in restated.stdout, restated.stdout[-3000:]
 
 
 @pytest.mark.slow

@@ -138,3 +138,50 @@ def test_an_interrupted_catalog_restatement_names_the_catalog_command_and_a_late
     record = json.loads(record_path(ops).read_text())
     assert (record["status"], record["sources"], record["snapshots"]) == (
         "published", ["products", "orders"], {"products": "2025-12-14"}), record
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["Publish", "PreloadFactOrders"])
+def test_a_task_of_a_run_that_starts_after_a_restatement_removed_its_build_says_it_was_superseded(
+        ops: Ops, tmp_path: Path, task: str) -> None:
+    """Operator 1's run is about to publish (or preload) the date, its requirements checked; operator 2's `restate`
+    removes the date's build first. That task must say the build was superseded and name the restatement's command
+    (BuildSuperseded), not LakePartitionMissing's "run the pipeline for D first": a run of the date is not the remedy
+    of a restatement interrupted after it removed the build, and a `restate` still running publishes the date."""
+    old_faults, restate_faults = tmp_path / "old-faults", tmp_path / "restate-faults"
+    old_faults.mkdir()
+    restate_faults.mkdir()
+    # one worker: nothing else of operator 1's run goes on while its task waits
+    old = subprocess.Popen([sys.executable, "-m", "luigi", "--module", "pipeline.tasks", "DailyPipeline", *DATE,
+                            "--local-scheduler", "--workers", "1"], cwd=REPO,
+                           env={**ops.env, "ECOMM_FAULT": f"task.start:{task}:pause", "ECOMM_FAULT_DIR": str(old_faults)},
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    restating = None
+    try:
+        wait_for((old_faults / "task.start.paused").exists, old, f"operator 1's {task} about to run")
+        # operator 2's restate records the restatement and removes the build, then holds its run before the new file
+        # is landed (one LandOrders: a pause of every task would pause each of its workers' first tasks)
+        restating = subprocess.Popen(
+            [sys.executable, "-m", "pipeline", "restate", *DATE, "--source", "orders"], cwd=REPO,
+            env={**ops.env, "ECOMM_FAULT": "task.start:LandOrders:pause", "ECOMM_FAULT_DIR": str(restate_faults)},
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        wait_for((restate_faults / "task.start.paused").exists, restating, "operator 2's restate running the date")
+        assert json.loads(record_path(ops).read_text())["status"] == "pending"
+        assert not (ops.lake / "warehouse" / "fact_orders" / f"load_date={SEED_DAY}").exists()
+        (old_faults / "task.start.resume").write_text("")
+        _, err_old = old.communicate(timeout=300)
+        assert old.returncode == 30, err_old[-4000:]
+        assert f"failed    {task}(date={SEED_DAY})" in err_old, err_old[-4000:]
+        assert f"BuildSuperseded: the build of {SEED_DAY} was removed by its restatement" in err_old, err_old[-4000:]
+        assert f"run `python -m pipeline restate --date {SEED_DAY} --source orders` again" in err_old, err_old[-4000:]
+        # (a preload's BuildSuperseded is raised from the LakePartitionMissing it explains: its traceback shows both)
+        assert "LakePartitionMissing" not in err_old.split("direct cause of the following exception")[-1], err_old[-4000:]
+        (restate_faults / "task.start.resume").write_text("")
+        out_restate, _ = restating.communicate(timeout=300)
+    finally:
+        for proc in (old, restating):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+    assert restating.returncode == 0, out_restate[-4000:]
+    assert json.loads(record_path(ops).read_text())["status"] == "published"
+    assert served(ops) == (20, 60)

@@ -236,7 +236,6 @@ def publish(load_date: dt.date | str, *, force: bool = False,
     day = lake.parse_date(load_date)
     run_id = run_id or uuid.uuid4().hex
     started = time.monotonic()
-    fact_paths = {spec: fact_path(spec.lake_table, day) for spec in FACTS}
     summary: dict[str, Any] = {"load_date": day, "run_id": run_id, "skipped": False}
     progress = Progress()
     with sqlrun.connect() as duck, pg.connect() as conn:
@@ -250,6 +249,8 @@ def publish(load_date: dt.date | str, *, force: bool = False,
                     return summary
                 if superseded is not None and (why := superseded()):  # under the lock a restatement removes under
                     raise BuildSuperseded(why)
+                # only now: a restatement that removed the build is BuildSuperseded above, not a missing partition
+                fact_paths = {spec: fact_path(spec.lake_table, day) for spec in FACTS}
                 counts = {spec: row_count(duck, path) for spec, path in fact_paths.items()}
                 for spec in FACTS:
                     before = published_rows(conn, spec, day)

@@ -58,11 +58,18 @@ class PreloadTask(PipelineTask):
             + ("preloaded: the publish copies it itself, once Postgres answers" if before_publish else "not preloaded"))
 
     def run(self) -> None:
-        from pipeline.serving import preload
+        from pipeline.serving import preload, publish
 
+        seen = restatements.read_record(self.date)
         self.report(f"copying {self.table} into Postgres (not visible until published)", 0)
-        loaded = pg_retry.call(lambda: preload.preload(self.table, self.date),
-                               f"preloading {self.table} of {self.date}", notify=self.status)
+        try:
+            loaded = pg_retry.call(lambda: preload.preload(self.table, self.date),
+                                   f"preloading {self.table} of {self.date}", notify=self.status)
+        except publish.LakePartitionMissing as err:
+            # a restatement removed the date's build: its command is the remedy, not a run of the date
+            if why := restatements.superseded(self.date, seen):
+                raise publish.BuildSuperseded(why) from err
+            raise
         self.rows_out = loaded["rows"]
         self.report(f"preloaded {self.rows_out} {self.table} rows", 100)
 

@@ -61,19 +61,29 @@ def superseded(day: dt.date, seen: dict[str, Any] | None) -> str | None:
     if is_pending(record) and _requested(record):
         results = gate.load_results(day)
         requested = dt.datetime.fromisoformat(_requested(record) or "").astimezone(dt.timezone.utc)
-        if results is None:  # removed by the restatement after this run's gate: its next run rebuilds the date
-            return (f"the build of {day} was removed by its restatement (requested at {_requested(record)}) while"
-                    " this run published it: this run published nothing; the restatement's run rebuilds and"
-                    " publishes the date")
+        again = " and ".join(f"`{command}`" for command in commands(day, record))
+        if results is None:  # removed by the restatement after this run's gate: its own run rebuilds the date
+            return (f"the build of {day} was removed by its restatement (requested at {_requested(record)}) before"
+                    " this run could publish it: this run published nothing; the restatement's run rebuilds and"
+                    f" publishes the date: unless a `restate` is running, run {again} again")
         if results.checked_at.replace(tzinfo=dt.timezone.utc) < requested:
-            again = [f"python -m pipeline restate --catalog {kind} --date {snapshot}"
-                     for kind, snapshot in sorted(record.get("snapshots", {}).items())]
-            if daily := [s for s in record.get("sources", []) if s not in record.get("snapshots", {})]:
-                again.insert(0, f"python -m pipeline restate --date {day}" + "".join(f" --source {s}" for s in daily))
             return (f"the build of {day} in the lake predates its restatement (requested at {_requested(record)}),"
                     " which is removing it now or was interrupted before it could: this run published nothing;"
-                    f" unless a `restate` is running, run {' and '.join(f'`{c}`' for c in again)} again")
+                    f" unless a `restate` is running, run {again} again")
     return None
+
+
+def commands(day: dt.date, record: dict[str, Any] | None) -> list[str]:
+    """The `restate` command(s) that make the date's pending restatement (`read_record`) again: one per catalog
+    snapshot it restates (`restate --catalog KIND --date S`), and one for its daily sources; `restate --date D`
+    when it names none (or none is pending)."""
+    snapshots = record.get("snapshots", {}) if is_pending(record) else {}
+    again = [f"python -m pipeline restate --catalog {kind} --date {snapshot}"
+             for kind, snapshot in sorted(snapshots.items())]
+    daily = [s for s in record.get("sources", []) if s not in snapshots] if is_pending(record) else []
+    if daily or not again:
+        again.insert(0, f"python -m pipeline restate --date {day}" + "".join(f" --source {s}" for s in daily))
+    return again
 
 
 def _requested(record: dict[str, Any] | None) -> str | None:
