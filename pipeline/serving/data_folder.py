@@ -201,14 +201,22 @@ def _gone(pid: int) -> bool:
     return False
 
 
-def kill_postmaster(pgdata: Path, wait: float = 5.0) -> int | None:
+def pid_in_file(pgdata: Path) -> int | None:
+    """The pid postmaster.pid names, alive or not (None: no such file)."""
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        return int((pgdata / "postmaster.pid").read_text().splitlines()[0])
+    return None
+
+
+def kill_postmaster(pgdata: Path, wait: float = 5.0, spare: int | None = None) -> int | None:
     """Stop the postmaster of `pgdata` by its pid, however it is stuck: immediate shutdown (SIGQUIT), then SIGKILL it
-    and its children. Only a process that is a postgres of this data folder; the pid it stopped (None: none)."""
+    and its children. Only a process that is a postgres of this data folder, and not `spare` (one that ran before a
+    start that failed: not that start's to stop); the pid it stopped (None: none)."""
     try:
         lines = (pgdata / "postmaster.pid").read_text().splitlines()
     except OSError:
         return None
-    if not lines or not lines[0].strip().isdigit() or not _serves(pid := int(lines[0]), pgdata):
+    if not lines or not lines[0].strip().isdigit() or not _serves(pid := int(lines[0]), pgdata) or pid == spare:
         return None
     children = _children(pid)
     with contextlib.suppress(ProcessLookupError):

@@ -239,24 +239,24 @@ def _pg_ctl_start(pgdata: Path, port: int) -> dict[str, Any]:
     socket_dir = _socket_dir(pgdata, port)
     options = f"-h 127.0.0.1 -p {port} -k {shlex.quote(str(socket_dir))} {postgres_settings().server_options}".strip()
     timeout = postgres_settings().start_timeout
-    since = data_folder.log_size(pgdata)
+    since, before = data_folder.log_size(pgdata), data_folder.pid_in_file(pgdata)
     try:
         pgserver_module().pg_ctl(
             ["-w", "-t", str(timeout), "-l", str(pgdata / LOG_FILE), "-o", options, "start"],
             pgdata=pgdata, **_run_as(), timeout=timeout + 10,
         )
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
-        _failed_start(pgdata, since, "could not start")
+        _failed_start(pgdata, since, before, "could not start")
     info = _postmaster(pgdata)
     if info is None or not _ready(str(socket_dir), port):
-        _failed_start(pgdata, since, "did not come up")
+        _failed_start(pgdata, since, before, "did not come up")
     return info
 
 
-def _failed_start(pgdata: Path, since: int, what: str) -> None:
+def _failed_start(pgdata: Path, since: int, before: int | None, what: str) -> None:
     """Stop what a failed start left running (a postmaster may restart forever), then raise: the cause, what to do,
     in the first line (a run's summary shows no other), then the log's last lines."""
-    data_folder.kill_postmaster(pgdata)
+    data_folder.kill_postmaster(pgdata, spare=before)
     if data_folder.looks_half_initialised(pgdata):
         todo = f"Its initdb was interrupted: if it holds nothing you need, remove {pgdata} and start again"
     else:
