@@ -60,4 +60,4 @@ audit: setup
 clean:
 	@if [ -d .pgdata ]; then ECOMM_PG_DATA=$(CURDIR)/.pgdata $(RUN) python -m pipeline.serving.pg stop; fi
 	find lake -mindepth 1 -maxdepth 1 ! -name .gitkeep -exec rm -rf {} +
-	rm -rf data/incoming reports .pgdata
+	rm -rf data/incoming reports .pgdata ..pgdata.initdb-*

@@ -17,7 +17,6 @@ database is [postgres] database (`ECOMM_PG_DATABASE` overrides it), created if m
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import hashlib
 import logging
@@ -30,7 +29,6 @@ import tempfile
 import time
 import urllib.parse
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -39,6 +37,8 @@ import psycopg
 from psycopg import sql
 
 from pipeline import resources
+from pipeline.serving import data_folder
+from pipeline.serving.data_folder import LOG_FILE, EmbeddedServerError
 from pipeline.serving.settings import postgres as postgres_settings
 
 logger = logging.getLogger(__name__)
@@ -47,12 +47,7 @@ ENV_DATA = "ECOMM_PG_DATA"
 ENV_PORT = "ECOMM_PG_PORT"
 ENV_DATABASE = "ECOMM_PG_DATABASE"
 SYSTEM_USER = "pgserver"  # pgserver's convention: Postgres refuses to run as root
-LOG_FILE = "server.log"
 _SOCKET_MAX = 100  # sun_path is 108 bytes on Linux; keep a margin
-
-
-class EmbeddedServerError(RuntimeError):
-    """The embedded Postgres server could not be initialised, started or stopped."""
 
 
 def pgserver_module() -> ModuleType:
@@ -171,56 +166,8 @@ def _prepare_for_system_user(pgdata: Path) -> None:
 
 
 # ------------------------------------------------------------------------------- server state
-@contextlib.contextmanager
-def _file_lock(pgdata: Path, timeout: float) -> Iterator[None]:
-    """An inter-process lock on the data directory itself, so two processes never race a start.
-
-    flock on the directory, not on a file beside it: a lock file next to `.pgdata` would sit in the
-    repository root (`..pgdata.lock`). The directory is created first (initdb accepts an empty one).
-    """
-    pgdata.mkdir(mode=0o700, parents=True, exist_ok=True)
-    handle = os.open(pgdata, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise EmbeddedServerError(
-                        f"timed out waiting for the lock on {pgdata}; another process is starting or stopping the server"
-                    ) from None
-                time.sleep(0.1)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-    finally:
-        os.close(handle)
-
-
-def _postmaster(pgdata: Path) -> dict[str, Any] | None:
-    """What postmaster.pid says about a live server (None if there is none or it died)."""
-    try:
-        lines = (pgdata / "postmaster.pid").read_text().splitlines()
-    except (FileNotFoundError, PermissionError):
-        return None
-    if len(lines) < 5 or not lines[0].strip().isdigit():
-        return None
-    pid = int(lines[0])
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass  # alive, owned by another user
-    return {
-        "pid": pid,
-        "port": int(lines[3]) if lines[3].strip().isdigit() else None,
-        "socket_dir": lines[4].strip().split(",")[0] or None,
-        "status": lines[7].strip() if len(lines) > 7 else "",
-    }
+_file_lock = data_folder.file_lock
+_postmaster = data_folder.postmaster
 
 
 def _ready(socket_dir: str, port: int) -> bool:
@@ -264,13 +211,6 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def _log_tail(pgdata: Path, lines: int = 25) -> str:
-    try:
-        return "\n".join((pgdata / LOG_FILE).read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no server log)"
-
-
 def socket_dsn(socket_dir: str, port: int, db: str) -> str:
     """The superuser's DSN to `db` over the server's Unix socket."""
     user = postgres_settings().superuser
@@ -280,6 +220,7 @@ def socket_dsn(socket_dir: str, port: int, db: str) -> str:
 
 # ---------------------------------------------------------------------------------- lifecycle
 def _initdb(pgdata: Path) -> None:
+    """initdb into `pgdata` (data_folder.initialise renames it into place once this returned)."""
     logger.info("initialising embedded Postgres data directory %s", pgdata)
     try:
         pgserver_module().initdb(
@@ -298,19 +239,30 @@ def _pg_ctl_start(pgdata: Path, port: int) -> dict[str, Any]:
     socket_dir = _socket_dir(pgdata, port)
     options = f"-h 127.0.0.1 -p {port} -k {shlex.quote(str(socket_dir))} {postgres_settings().server_options}".strip()
     timeout = postgres_settings().start_timeout
+    since, before = data_folder.log_size(pgdata), data_folder.pid_in_file(pgdata)
     try:
         pgserver_module().pg_ctl(
             ["-w", "-t", str(timeout), "-l", str(pgdata / LOG_FILE), "-o", options, "start"],
             pgdata=pgdata, **_run_as(), timeout=timeout + 10,
         )
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as err:
-        raise EmbeddedServerError(
-            f"could not start the embedded Postgres in {pgdata}: {err}\n{_log_tail(pgdata)}"
-        ) from err
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
+        _failed_start(pgdata, since, before, "could not start")
     info = _postmaster(pgdata)
     if info is None or not _ready(str(socket_dir), port):
-        raise EmbeddedServerError(f"embedded Postgres in {pgdata} did not come up:\n{_log_tail(pgdata)}")
+        _failed_start(pgdata, since, before, "did not come up")
     return info
+
+
+def _failed_start(pgdata: Path, since: int, before: int | None, what: str) -> None:
+    """Stop what a failed start left running (a postmaster may restart forever), then raise: the cause, what to do,
+    in the first line (a run's summary shows no other), then the log's last lines."""
+    data_folder.kill_postmaster(pgdata, spare=before)
+    if data_folder.looks_half_initialised(pgdata):
+        todo = f"Its initdb was interrupted: if it holds nothing you need, remove {pgdata} and start again"
+    else:
+        todo = f"See {pgdata / LOG_FILE}, fix the cause and start again, or set ECOMM_PG_DSN to use another Postgres"
+    raise EmbeddedServerError(f"embedded Postgres in {pgdata} {what}: {data_folder.log_cause(pgdata, since)}. {todo}"
+                              f"\n{data_folder.log_tail(pgdata)}")
 
 
 def _ensure_database(socket_dir: str, port: int, db: str) -> None:
@@ -323,29 +275,34 @@ def _ensure_database(socket_dir: str, port: int, db: str) -> None:
 _known_dsn: dict[Path, str] = {}
 
 
+def _close(handle: int | None) -> None:
+    if handle is not None:
+        os.close(handle)
+
+
 def start() -> str:
     """Start the embedded server if it is not running (init on first use); return its DSN."""
     pgdata = data_dir()
     db = database()
     timeout = postgres_settings().start_timeout
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    with _file_lock(pgdata, timeout=timeout * 2):
+    with contextlib.ExitStack() as stack, _file_lock(pgdata, timeout=timeout * 2):
         info = _postmaster(pgdata)
         if info is not None and info["port"] and info["socket_dir"]:
             deadline = time.monotonic() + timeout
             while not _ready(info["socket_dir"], info["port"]):
                 if time.monotonic() > deadline:
                     raise EmbeddedServerError(
-                        f"a postmaster (pid {info['pid']}) owns {pgdata} but does not accept connections;"
-                        f" stop it with `python -m pipeline.serving.pg stop`\n{_log_tail(pgdata)}"
+                        f"a postmaster (pid {info['pid']}) owns {pgdata} but does not accept connections"
+                        f" ({data_folder.log_cause(pgdata, max(0, data_folder.log_size(pgdata) - 65536))});"
+                        f" stop it with `python -m pipeline.serving.pg stop`\n{data_folder.log_tail(pgdata)}"
                     )
                 time.sleep(0.2)
             started = False
         else:
-            pgdata.mkdir(mode=0o700, exist_ok=True)
             _prepare_for_system_user(pgdata)
-            if not (pgdata / "PG_VERSION").exists():
-                _initdb(pgdata)
+            # a new folder replaces the one locked above: its own lock is ours until the database is there
+            stack.callback(_close, data_folder.initialise(pgdata, _initdb, _prepare_for_system_user))
             info = _pg_ctl_start(pgdata, configured_port())
             started = True
         _ensure_database(info["socket_dir"], info["port"], db)
@@ -391,7 +348,9 @@ def stop() -> bool:
             pgserver_module().pg_ctl(["-w", "-t", str(timeout), "-m", "fast", "stop"], pgdata=pgdata,
                                      **_run_as(), timeout=timeout + 10)
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as err:
-            raise EmbeddedServerError(f"could not stop the embedded Postgres in {pgdata}: {err}") from err
+            # a postmaster in a crash-and-restart loop (a folder whose initdb never finished) ignores pg_ctl
+            if data_folder.kill_postmaster(pgdata) is None:
+                raise EmbeddedServerError(f"could not stop the embedded Postgres in {pgdata}: {err}") from err
     _known_dsn.pop(pgdata, None)
     logger.info("stopped embedded Postgres in %s", pgdata)
     return True

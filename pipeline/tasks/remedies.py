@@ -167,7 +167,7 @@ REMEDIES: tuple[Remedy, ...] = (
            "the serving Postgres cannot be reached (stopped, restarting, wrong host or port); the lake steps"
            " still ran and stay done",
            f"start it (`python -m pipeline.serving.pg start` for the embedded one) or fix `ECOMM_PG_DSN`, then `{DAILY}`",
-           ("PostgresUnreachable",)),
+           ("PostgresUnreachable", "EmbeddedServerError")),
     Remedy("Postgres refuses", "35",
            "`database \"x\" does not exist`, `password authentication failed`, `role ... does not exist`,"
            " `server does not support SSL, but SSL was required`",

@@ -1,0 +1,273 @@
+"""The embedded server's data folder: its lock, its initialisation, and the postmaster that runs in it.
+
+Initialisation counts as done only once it finished: initdb writes a hidden sibling folder
+(`.<name>.initdb-<pid>`, on the same file system) that is renamed into place when initdb succeeded,
+so a process killed during initdb leaves the data folder empty, never half-written (a half-written
+one has `PG_VERSION`, which every later start took for "initialised", and never worked again).
+
+The postmaster of a failed start is stopped here too, by the pid in `postmaster.pid` and only when
+that process is a postgres of this data folder: a half-initialised folder can keep one in a
+crash-and-restart loop that ignores SIGTERM and that `pg_ctl stop` cannot stop.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import re
+import shutil
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+LOG_FILE = "server.log"
+_TEMP = ".{name}.initdb-"  # + pid: the folder initdb writes before it is renamed into place
+_LOG_LEVEL = re.compile(r"\b(PANIC|FATAL|ERROR):\s")
+_LOG_INFO = re.compile(r"\b(LOG|INFO|NOTICE|WARNING|DEBUG\d?|DETAIL|HINT|STATEMENT|CONTEXT):\s")
+
+
+class EmbeddedServerError(RuntimeError):
+    """The embedded Postgres server could not be initialised, started or stopped."""
+
+
+# ------------------------------------------------------------------------------------------- lock
+def _lock(path: Path) -> int | None:
+    """An open descriptor of `path` holding its flock (None: someone else holds it)."""
+    handle = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(handle)
+        return None
+    return handle
+
+
+@contextlib.contextmanager
+def file_lock(pgdata: Path, timeout: float) -> Iterator[None]:
+    """An inter-process lock on the data directory itself, so two processes never race a start.
+
+    flock on the directory, not on a file beside it: a lock file next to `.pgdata` would sit in the
+    repository root (`..pgdata.lock`). The directory is created first (initdb's result replaces it).
+    A lock won on a directory that initialisation has since replaced is no lock: it is taken again.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        pgdata.mkdir(mode=0o700, parents=True, exist_ok=True)
+        handle = _lock(pgdata)
+        if handle is not None:
+            held, now = os.fstat(handle), os.stat(pgdata)
+            if (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino):
+                break
+            os.close(handle)  # the folder was replaced by an initialised one while we waited
+            continue
+        if time.monotonic() > deadline:
+            raise EmbeddedServerError(
+                f"timed out waiting for the lock on {pgdata}; another process is starting or stopping the server")
+        time.sleep(0.1)
+    try:
+        yield
+    finally:
+        os.close(handle)  # releases the flock
+
+
+# ------------------------------------------------------------------------------------ initdb
+def _temp_folders(pgdata: Path) -> list[Path]:
+    prefix = _TEMP.format(name=pgdata.name)
+    return [path for path in pgdata.parent.glob(f"{prefix}*") if path.name[len(prefix):].isdigit()]
+
+
+def _initdb_incomplete(pgdata: Path) -> bool:
+    """Whether initdb began in `pgdata` and did not get to its end: a file of its bootstrap is missing, or one of the
+    three databases it makes last (template1, template0, postgres)."""
+    if not (pgdata / "PG_VERSION").exists():
+        return False
+    if not all((pgdata / "global" / name).exists() for name in ("pg_control", "pg_filenode.map")):
+        return True
+    base = pgdata / "base"
+    return not base.is_dir() or sum(child.is_dir() for child in base.iterdir()) < 3
+
+
+def _never_finished(pgdata: Path) -> bool:
+    """Whether `pgdata` is an initdb that never finished and never served: safe to remove and initialise again.
+
+    Conservative: initdb did not finish, no postmaster ever ran in it (`postmaster.opts`, written at every start, so
+    nobody ever wrote data into it) and it is no base backup (`backup_label`).
+    """
+    return _initdb_incomplete(pgdata) and not any(
+        (pgdata / name).exists() for name in ("postmaster.opts", "backup_label"))
+
+
+def looks_half_initialised(pgdata: Path) -> bool:
+    """Whether initdb never finished in `pgdata` (a postmaster may have been started on it since)."""
+    return _initdb_incomplete(pgdata)
+
+
+def initialise(pgdata: Path, run_initdb: Callable[[Path], None], prepare: Callable[[Path], None]) -> int | None:
+    """Initialise `pgdata` if it is not (call under `file_lock`); the descriptor that locks the new folder, to close
+    when the lock is released (None: it was initialised already).
+
+    `run_initdb(folder)` runs initdb into an empty folder; `prepare(folder)` gives it to the server's user.
+    """
+    for stale in _temp_folders(pgdata):  # a process killed during initdb; none runs now: we hold the lock
+        logger.info("removing %s, left by an initialisation that was interrupted", stale)
+        shutil.rmtree(stale, ignore_errors=True)
+    if _never_finished(pgdata):  # written by a version that initialised in place, killed during initdb
+        logger.warning("%s holds an initdb that never finished and never served: initialising it again", pgdata)
+        for child in list(pgdata.iterdir()):
+            shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+    if (pgdata / "PG_VERSION").exists():
+        return None
+    temp = pgdata.parent / f"{_TEMP.format(name=pgdata.name)}{os.getpid()}"
+    temp.mkdir(mode=0o700)
+    handle = _lock(temp)  # new and private: whoever opens the data folder once it is renamed waits for us
+    try:
+        prepare(temp)
+        run_initdb(temp)
+        try:
+            os.rename(temp, pgdata)  # atomic on one file system; replaces the empty folder the lock created
+        except OSError as err:
+            raise EmbeddedServerError(
+                f"{pgdata} is not empty and holds no Postgres data folder (no PG_VERSION): move its files away,"
+                f" or set ECOMM_PG_DATA to another folder ({err.strerror})") from err
+    except BaseException:
+        os.close(handle)
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
+    return handle
+
+
+# -------------------------------------------------------------------------------------- postmaster
+def postmaster(pgdata: Path) -> dict[str, Any] | None:
+    """What postmaster.pid says about a live server (None if there is none or it died)."""
+    try:
+        lines = (pgdata / "postmaster.pid").read_text().splitlines()
+    except (FileNotFoundError, PermissionError):
+        return None
+    if len(lines) < 5 or not lines[0].strip().isdigit():
+        return None
+    pid = int(lines[0])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, owned by another user
+    return {
+        "pid": pid,
+        "port": int(lines[3]) if lines[3].strip().isdigit() else None,
+        "socket_dir": lines[4].strip().split(",")[0] or None,
+        "status": lines[7].strip() if len(lines) > 7 else "",
+    }
+
+
+def _serves(pid: int, pgdata: Path) -> bool:
+    """Whether process `pid` is a postgres of this data folder (`postgres -D <pgdata>`, or working in it)."""
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return False
+    if not args or Path(args[0]).name != "postgres":
+        return False
+    with contextlib.suppress(OSError):
+        if Path(os.readlink(f"/proc/{pid}/cwd")) == pgdata.resolve():
+            return True
+    return any(a == "-D" and Path(b).absolute() == pgdata.absolute() for a, b in zip(args, args[1:]))
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+    return found
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    with contextlib.suppress(OSError):  # a zombie is gone for our purpose (its parent reaps it)
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    return False
+
+
+def pid_in_file(pgdata: Path) -> int | None:
+    """The pid postmaster.pid names, alive or not (None: no such file)."""
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        return int((pgdata / "postmaster.pid").read_text().splitlines()[0])
+    return None
+
+
+def kill_postmaster(pgdata: Path, wait: float = 5.0, spare: int | None = None) -> int | None:
+    """Stop the postmaster of `pgdata` by its pid, however it is stuck: immediate shutdown (SIGQUIT), then SIGKILL it
+    and its children. Only a process that is a postgres of this data folder, and not `spare` (one that ran before a
+    start that failed: not that start's to stop); the pid it stopped (None: none)."""
+    try:
+        lines = (pgdata / "postmaster.pid").read_text().splitlines()
+    except OSError:
+        return None
+    if not lines or not lines[0].strip().isdigit() or not _serves(pid := int(lines[0]), pgdata) or pid == spare:
+        return None
+    children = _children(pid)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGQUIT)
+    deadline = time.monotonic() + wait
+    while not _gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for stuck in [pid, *children, *_children(pid)]:
+        if not _gone(stuck) and (stuck == pid or _serves(stuck, pgdata) or stuck in children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(stuck, signal.SIGKILL)
+    deadline = time.monotonic() + wait
+    while not _gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _gone(pid):  # a killed postmaster removes no lock file; dead but unreaped (no init reaps) it still looks alive
+        socket_dir = Path(lines[4].strip().split(",")[0]) if len(lines) > 4 and lines[4].strip() else pgdata
+        for lock in [pgdata / "postmaster.pid", *socket_dir.glob(".s.PGSQL.*.lock")]:
+            with contextlib.suppress(OSError, IndexError):
+                if lock.read_text().splitlines()[0].strip() == str(pid):
+                    lock.unlink()
+    logger.warning("stopped the postmaster (pid %s) of %s by signal", pid, pgdata)
+    return pid
+
+
+# ------------------------------------------------------------------------------------------- log
+def log_size(pgdata: Path) -> int:
+    """The server log's size now: a start's own lines begin there."""
+    try:
+        return (pgdata / LOG_FILE).stat().st_size
+    except OSError:
+        return 0
+
+
+def log_cause(pgdata: Path, since: int = 0) -> str:
+    """What the server's log since `since` says went wrong, short: its first `FATAL: ...` (or ERROR, PANIC) line, else
+    the last line of a message written before logging began (`... could not open file "global/pg_control": ...`)."""
+    try:
+        with open(pgdata / LOG_FILE, "rb") as log:
+            log.seek(since)
+            lines = [line.strip() for line in log.read().decode(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return "no server log"
+    found = next((line[hit.start():] for line in lines if (hit := _LOG_LEVEL.search(line))), None)
+    if found is None:
+        said = [line for line in lines if not _LOG_INFO.search(line)] or lines
+        found = said[-1].removeprefix("but ") if said else "the server log says nothing"
+    return re.sub(r"\s+", " ", found.replace(f"{pgdata}/", ""))
+
+
+def log_tail(pgdata: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join((pgdata / LOG_FILE).read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no server log)"
