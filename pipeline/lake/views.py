@@ -21,6 +21,8 @@ and on Postgres.
 Safe while the pipeline writes, and read-only:
 - each view reads `<lake>/<layer>/<table>/**/data.parquet`; writers fill `data.parquet.tmp-<pid>`
   and rename it into place (see `pipeline.lake`), so a query sees a whole partition or none;
+- a raw partition is landed once its `_manifest.json` is written, last (`pipeline.ingest.manifests`): the
+  raw views read only the partitions that have one, so a landing killed half way shows nothing;
 - the glob is expanded at every query, so partitions written after `open_lake` show up;
 - the connection holds views only (no tables, no lock on any file); nothing here writes.
 
@@ -41,6 +43,7 @@ from pathlib import Path
 import duckdb
 
 from pipeline import config, lake, resources
+from pipeline.ingest.manifests import MANIFEST
 from pipeline.lake import s3, sqlrun
 from pipeline.transform import marts, staging, warehouse
 
@@ -65,6 +68,8 @@ RESTATEMENT_COLUMNS = {
     "requested_at": "TIMESTAMPTZ", "published_at": "TIMESTAMPTZ", "archived": "VARCHAR[]",
     "previous_manifests": "JSON",
 }
+# The column a raw view reads each row's file into, to keep landed partitions only (then drops it).
+LAKE_FILE = "_lake_file"
 # Postgres audit.dq_failures from the lake's dq_results (every check of a date, passes included).
 DQ_FAILURES_SQL = """
 select
@@ -111,8 +116,9 @@ def _tables_on_disk(root: str, layer: str) -> dict[str, bool]:
     layer_dir = os.path.join(root, layer)
     names = list(KNOWN_TABLES[layer])
     if s3.is_remote(root):  # object storage has no folders: the tables are what files name
+        marker = MANIFEST if layer == "raw" else lake.DATA_FILE  # raw: landed partitions only
         found = {path[len(layer_dir):].lstrip("/").split("/")[0]
-                 for path in lake.files_matching(os.path.join(layer_dir, "**", lake.DATA_FILE))}
+                 for path in lake.files_matching(os.path.join(layer_dir, "**", marker))}
         names += sorted(name for name in found if name not in names and lake._NAME.match(name))
         present = {name: name in found for name in names}
         if layer == "audit":  # its records are JSON, not data.parquet
@@ -121,7 +127,8 @@ def _tables_on_disk(root: str, layer: str) -> dict[str, bool]:
     if os.path.isdir(layer_dir):
         names += [entry for entry in sorted(os.listdir(layer_dir))
                   if entry not in names and lake._NAME.match(entry) and os.path.isdir(os.path.join(layer_dir, entry))]
-    return {name: bool(glob.glob(_pattern(root, layer, name), recursive=True)) for name in names}
+    return {name: bool(glob.glob(_landed_pattern(root, name) if layer == "raw" else _pattern(root, layer, name),
+                                 recursive=True)) for name in names}
 
 
 def _is_restatements(layer: str, table: str) -> bool:
@@ -133,6 +140,22 @@ def _pattern(root: str, layer: str, table: str) -> str:
     if _is_restatements(layer, table):
         return os.path.join(root, layer, table, "*", lake.RESTATEMENT_FILE)
     return os.path.join(root, layer, table, "**", lake.DATA_FILE)
+
+
+def _landed_pattern(root: str, table: str) -> str:
+    """The glob of a raw table's manifests: one per landed partition, beside its data.parquet."""
+    return os.path.join(root, "raw", table, "**", MANIFEST)
+
+
+def _landed_only(root: str, table: str) -> str:
+    """The filter that keeps a raw view to landed partitions: a data.parquet whose folder has its manifest.
+
+    Listing only (the manifests' names, expanded at every query); a landing killed between its data and its
+    manifest leaves a whole data.parquet that is not landed yet (the pipeline lands it again).
+    """
+    manifest = MANIFEST.replace(".", "\\.")
+    return (f" where {LAKE_FILE} in (select regexp_replace(file, {_literal(manifest + '$')}, {_literal(lake.DATA_FILE)})"
+            f" from glob({_literal(_landed_pattern(root, table))}))")
 
 
 def _restatements_view(root: str, has_files: bool) -> str:
@@ -158,8 +181,13 @@ def _files_view(root: str, layer: str, table: str, name: str, has_files: bool, s
         return (f"create or replace view {target} as select 1 as no_partitions_yet"
                 f" where error({_literal(message)}) is null;")
     # hive_partitioning: load_date (and source_table) come from the folder names for files that lack them
+    options = "hive_partitioning = true, union_by_name = true"
+    if layer == "raw":
+        return (f"create or replace view {target} as select * exclude ({LAKE_FILE}) from read_parquet("
+                f"{_literal(_pattern(root, layer, table))}, {options}, filename = {_literal(LAKE_FILE)})"
+                f"{_landed_only(root, table)};")
     return (f"create or replace view {target} as select * from read_parquet("
-            f"{_literal(_pattern(root, layer, table))}, hive_partitioning = true, union_by_name = true);")
+            f"{_literal(_pattern(root, layer, table))}, {options});")
 
 
 def _current_view(table: str, gate_results: bool) -> str:
