@@ -199,6 +199,9 @@ def sync_to_postgres(day: dt.date | str) -> int:
     day = lake.parse_date(day)
     pattern = os.path.join(lake.partition_dir("audit", TABLE, day), "run_id=*", "task_id=*", lake.DATA_FILE)
     files = {path: _read(path) for path in lake.files_matching(pattern)}
+    # a twin folder is written by one run only: a temporary file its killed writer left is never replaced there
+    for folder in {os.path.dirname(p) for p in lake.files_matching(pattern.replace(lake.DATA_FILE, "*.tmp-*"))}:
+        lake.clean_temp_files(folder)
     files.update(pg_side.unwritten(day))  # this process could not write them: its rows are the newer
     guessed: set[int] = set()
     for path, rows in files.items():
