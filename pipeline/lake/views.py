@@ -68,8 +68,6 @@ RESTATEMENT_COLUMNS = {
     "requested_at": "TIMESTAMPTZ", "published_at": "TIMESTAMPTZ", "archived": "VARCHAR[]",
     "previous_manifests": "JSON",
 }
-# The column a raw view reads each row's file into, to keep landed partitions only (then drops it).
-LAKE_FILE = "_lake_file"
 # Postgres audit.dq_failures from the lake's dq_results (every check of a date, passes included).
 DQ_FAILURES_SQL = """
 select
@@ -148,13 +146,13 @@ def _landed_pattern(root: str, table: str) -> str:
 
 
 def _landed_only(root: str, table: str) -> str:
-    """The filter that keeps a raw view to landed partitions: a data.parquet whose folder has its manifest.
+    """The filter that keeps a raw view to landed partitions: the load dates whose folder has its manifest.
 
-    Listing only (the manifests' names, expanded at every query); a landing killed between its data and its
-    manifest leaves a whole data.parquet that is not landed yet (the pipeline lands it again).
+    Listing only (the manifests' names, expanded at every query; DuckDB then skips the other dates' files
+    unread); a landing killed between its data and its manifest leaves a data.parquet that is not landed yet.
     """
-    manifest = MANIFEST.replace(".", "\\.")
-    return (f" where {LAKE_FILE} in (select regexp_replace(file, {_literal(manifest + '$')}, {_literal(lake.DATA_FILE)})"
+    folder_date = _literal("load_date=([0-9-]+)[/\\\\][^/\\\\]+$")
+    return (f" where load_date in (select try_cast(regexp_extract(file, {folder_date}, 1) as date)"
             f" from glob({_literal(_landed_pattern(root, table))}))")
 
 
@@ -181,13 +179,9 @@ def _files_view(root: str, layer: str, table: str, name: str, has_files: bool, s
         return (f"create or replace view {target} as select 1 as no_partitions_yet"
                 f" where error({_literal(message)}) is null;")
     # hive_partitioning: load_date (and source_table) come from the folder names for files that lack them
-    options = "hive_partitioning = true, union_by_name = true"
-    if layer == "raw":
-        return (f"create or replace view {target} as select * exclude ({LAKE_FILE}) from read_parquet("
-                f"{_literal(_pattern(root, layer, table))}, {options}, filename = {_literal(LAKE_FILE)})"
-                f"{_landed_only(root, table)};")
+    landed = _landed_only(root, table) if layer == "raw" else ""
     return (f"create or replace view {target} as select * from read_parquet("
-            f"{_literal(_pattern(root, layer, table))}, {options});")
+            f"{_literal(_pattern(root, layer, table))}, hive_partitioning = true, union_by_name = true){landed};")
 
 
 def _current_view(table: str, gate_results: bool) -> str:
