@@ -1,10 +1,10 @@
 """The run audit: one row per task execution, in Postgres `audit.pipeline_runs` and in its lake twin.
 
 Rows are written from Luigi's event handlers, which `install()` puts on `PipelineTask`:
-the task process's start (`AttemptStarted`, before Luigi's START) -> `running`; SUCCESS -> `done`; FAILURE -> `failed` with the error; TIMEOUT and
-PROCESS_FAILURE (raised in the worker's main process when it kills or loses a task's process) ->
-`failed`. Wrapper tasks (LandDaily, StageDaily, BuildWarehouse, DailyPipeline) do no work and are
-not recorded.
+the task process's start (`AttemptStarted`, before Luigi's START) -> `running`; SUCCESS -> `done`;
+FAILURE -> `failed` with the error; TIMEOUT and PROCESS_FAILURE (raised in the worker's main process
+when it kills or loses a task's process) -> `failed`. Wrapper tasks (LandDaily, StageDaily,
+BuildWarehouse, DailyPipeline) do no work and are not recorded.
 
 - The lake twin is written first and needs nothing but the lake:
   `lake/audit/pipeline_runs/load_date=D/run_id=R/task_id=T/data.parquet` holds one row per attempt
