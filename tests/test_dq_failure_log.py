@@ -10,9 +10,12 @@ import datetime as dt
 import shutil
 
 import psycopg
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from devtools.bench.fixtures import write_day
+from pipeline import lake
 from pipeline.quality import gate
 from pipeline.quality.results import CheckResult
 from pipeline.serving import publish
@@ -82,6 +85,24 @@ def test_an_upgraded_database_s_log_starts_with_the_gate_runs_dq_failures_held(f
                            " order by entry")
     assert log == [("before_dq_failure_log", "b", "fail", "0"), ("before_dq_failure_log", "c", "warn", "1")]
     assert _query(fresh_db, "select count(distinct checked_at) from audit.dq_failure_log where run_date = %s") == [(1,)]
+
+
+def test_the_log_names_the_run_whose_gate_produced_the_outcomes(fresh_db, serving_lake) -> None:
+    """A restate run killed after its gate left the date's dq_results to the next run, which published them: the
+    log named that next run (its checked_at 11 s before the run began). The lake's results keep their gate's run."""
+    write_day(D, 10, 20, users=5, products=3, known_products=3)
+    gate.write_results(gate.GateResult(load_date=D, checked_at=FIRST, run_id="restate_killed_after_gate",
+                                       results=[_check("a", "pass"), _check("c", "warn")]))
+    publish.publish(D, audit_rows=gate.dq_failure_rows(gate.load_results(D)), run_id="next_run")
+    assert [row[:2] for row in _query(fresh_db, LOG)] == [("restate_killed_after_gate", FIRST.replace(tzinfo=dt.timezone.utc))]
+
+    # results written before dq_results kept the gate's run: the run that records them, as before
+    path = lake.partition_file("audit", "dq_results", D)
+    pq.write_table(pq.read_table(path).drop_columns(["run_id"]).set_column(
+        7, "checked_at", pa.array([SECOND] * 2, pa.timestamp("us"))), path)
+    assert gate.load_results(D).run_id is None
+    publish.publish(D, audit_rows=gate.dq_failure_rows(gate.load_results(D)), run_id="later_run")
+    assert [row[0] for row in _query(fresh_db, LOG)] == ["restate_killed_after_gate", "later_run"]
 
 
 def test_rows_of_two_gate_runs_are_refused_and_nothing_is_written(fresh_db, serving_lake) -> None:

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline import config, lake
+from pipeline.ingest.manifests import MANIFEST
 from pipeline.lake import sqlrun, views
 from pipeline.transform import marts, warehouse
 from tests.support import analytics_dataset
@@ -177,12 +178,39 @@ def test_new_partitions_show_up_without_reopening(built, tmp_path: Path, monkeyp
     target = lake.partition_file("raw", "orders", dt.date(2026, 1, 5))
     os.makedirs(os.path.dirname(target))
     shutil.copy(source, target)
+    assert con.execute("select count(*) from raw.orders").fetchone()[0] == before, "not landed until its manifest"
+    shutil.copy(os.path.join(os.path.dirname(source), MANIFEST), os.path.join(os.path.dirname(target), MANIFEST))
     assert con.execute("select count(*) from raw.orders").fetchone()[0] == before + _rows(source)
     assert con.execute("select max(load_date) from raw.orders").fetchone() == (dt.date(2026, 1, 5),)
 
 
 def _rows(path: str) -> int:
     return pq.read_metadata(path).num_rows
+
+
+def test_a_raw_partition_shows_only_once_its_manifest_is_written(tmp_path: Path) -> None:
+    # a landing killed after its data.parquet and before its _manifest.json (the completion marker, written
+    # last) left 600 rows that no run had landed: analysts must not see them until the landing completes
+    def land(day: str, rows: int, manifest: bool) -> Path:
+        folder = tmp_path / "raw" / "orders" / f"load_date={day}"
+        folder.mkdir(parents=True)
+        pq.write_table(pa.table({"order_id": [f"O{day}-{i}" for i in range(rows)]}), folder / "data.parquet")
+        if manifest:
+            (folder / MANIFEST).write_text("{}")
+        return folder
+
+    land("2025-12-15", 3, manifest=False)
+    con = views.open_lake(tmp_path)
+    with pytest.raises(duckdb.Error, match="lake table raw/orders has no partitions yet"):
+        con.execute("select count(*) from raw.orders").fetchall()
+    land("2025-12-14", 2, manifest=True)
+    con = views.open_lake(tmp_path)
+    counted = "select load_date, count(*) from raw.orders group by all order by 1"
+    assert con.execute(counted).fetchall() == [(dt.date(2025, 12, 14), 2)]
+    plan = con.execute("explain analyze select count(*) from raw.orders").fetchall()[0][1]
+    assert "Total Files Read: 1" in plan, "the date not landed is listed, never read"
+    (tmp_path / "raw" / "orders" / "load_date=2025-12-15" / MANIFEST).write_text("{}")
+    assert con.execute(counted).fetchall() == [(dt.date(2025, 12, 14), 2), (dt.date(2025, 12, 15), 3)]
 
 
 def test_an_empty_lake_has_every_name_and_refuses_to_answer(tmp_path: Path) -> None:

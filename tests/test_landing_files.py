@@ -35,6 +35,21 @@ SECRET = ":".join(["localhost", "5432", "*", "postgres", LEAKED])
 
 
 
+def test_a_manifest_write_removes_the_temporary_files_killed_writers_left_beside_it(lake_root) -> None:
+    """A landing killed while writing its manifest left `_manifest.json.tmp-<pid>`; no partition write of that
+    folder ever cleaned it (small files are written by write_atomic). The next write does; a live writer's stays."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    final = landing.manifest_path("orders", D)
+    os.makedirs(os.path.dirname(final))
+    left, live = f"{final}.tmp-{gone.pid}", f"{final}.tmp-{os.getppid()}"
+    for path in (left, live):
+        Path(path).write_text("{")
+    landing.write_manifest("orders", D, {"rows": 0})
+    assert (os.path.exists(left), os.path.exists(live)) == (False, True)
+    assert landing.read_manifest("orders", D) == {"rows": 0}
+
+
 def nothing_landed(source: str) -> bool:
     return not os.path.exists(lake.partition_dir("raw", source, D))
 

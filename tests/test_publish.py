@@ -302,7 +302,16 @@ def test_an_attempt_whose_process_was_killed_is_synced_as_failed(pg_target, serv
     alive = {**row, "task_id": "LandEvents_2025_12_14_x", "task_family": "LandEvents", "pid": os.getpid()}
     for twin in (row, alive):
         run_audit._write(run_audit.twin_path(D1, twin["run_id"], twin["task_id"]), [twin])
+    # temporary files: the killed run's, beside its twin and alone in a twin folder it was writing first (a folder
+    # written by that run only, never again), and the live writer's, which stays
+    dead = [f"{run_audit.twin_path(D1, 'run_killed', task)}.tmp-{gone.pid}" for task in (row["task_id"], "LandUsers_x")]
+    live = f"{run_audit.twin_path(D1, alive['run_id'], alive['task_id'])}.tmp-{os.getpid()}"
+    for path in (*dead, live):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as handle:
+            handle.write(b"PAR1 cut short")
     assert run_audit.sync_to_postgres(D1) == 1
+    assert [os.path.exists(path) for path in (*dead, live)] == [False, False, True]
     statuses = {r["task_family"]: (r["status"], r["in_postgres"]) for r in run_audit.executions(D1)}
     assert statuses == {"LandOrders": ("failed", True), "LandEvents": ("running", False)}, "a live attempt is left alone"
     with pg_target.connect() as conn:

@@ -7,11 +7,17 @@ that runs the task.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import multiprocessing
+import os
 import time
+from pathlib import Path
+
+import luigi
 
 from pipeline import tasks
 from pipeline.tasks import run_audit
+from pipeline.tasks.base import PipelineTask
 
 D = dt.date(2025, 12, 15)
 BURN = 0.15  # CPU seconds the "task" spends between its start and end events
@@ -68,3 +74,46 @@ def test_a_task_whose_end_is_recorded_by_another_process_has_no_cost_recorded(la
     row = _row(D)
     assert row["status"] == "failed" and "timed out" in row["error_message"]
     assert row["cpu_seconds"] is None and row["peak_rss_mib"] is None
+
+
+# ------------------------------------------------------------------ the attempt recorded as its process starts
+RUN_AT = dt.date(2025, 12, 16)
+_PARENT = os.getpid()
+
+
+class _Dependency(luigi.Task):
+    """Complete; checked again in the task's process before it starts (Luigi's unfulfilled-dependency check), where
+    it notes what the run audit holds of the task then: what a `kill -9` at that moment would have left."""
+
+    seen = luigi.Parameter(significant=False)
+
+    def complete(self) -> bool:
+        if os.getpid() != _PARENT:
+            statuses = [r["status"] for r in run_audit.executions(RUN_AT) if r["task_family"] == "AuditedAfterDeps"]
+            Path(self.seen).write_text(json.dumps(statuses))
+        return True
+
+
+class AuditedAfterDeps(PipelineTask):
+    """A pipeline task (audited, run in a process of its own) with a dependency; its run only marks it done."""
+
+    seen = luigi.Parameter(significant=False)
+
+    def requires(self) -> luigi.Task:
+        return _Dependency(seen=self.seen)
+
+    def output(self) -> luigi.LocalTarget:
+        return luigi.LocalTarget(f"{self.seen}.done")
+
+    def run(self) -> None:
+        Path(self.output().path).write_text("done")
+
+
+def test_an_attempt_is_recorded_running_before_luigi_checks_its_dependencies(lake_root, tmp_path) -> None:
+    """Killed 0.2 s after `running <task>` showed, a task had no row at all: Luigi logs that line and checks the
+    task's dependencies in its process before the START event the audit recorded it at."""
+    seen = tmp_path / "seen.json"
+    assert luigi.build([AuditedAfterDeps(date=RUN_AT, seen=str(seen))], local_scheduler=True, workers=1)
+    assert json.loads(seen.read_text()) == ["running"], "the attempt is on record while its dependencies are checked"
+    (row,) = [r for r in run_audit.executions(RUN_AT) if r["task_family"] == "AuditedAfterDeps"]
+    assert (row["attempt"], row["status"]) == (1, "done"), "one attempt: START does not record it a second time"

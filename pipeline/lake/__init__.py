@@ -352,6 +352,8 @@ def promote(tmp_path: str, final_path: str) -> None:
     with open(tmp_path, "rb") as handle:  # the bytes reach the disk before the name does
         os.fsync(handle.fileno())
     os.replace(tmp_path, final_path)
+    # manifests, restatement records and run audit twins too (partitions: sqlrun.copy_to_partition): one listing
+    clean_temp_files(os.path.dirname(final_path))
     logger.info("wrote %s", final_path)
 
 

@@ -21,6 +21,8 @@ and on Postgres.
 Safe while the pipeline writes, and read-only:
 - each view reads `<lake>/<layer>/<table>/**/data.parquet`; writers fill `data.parquet.tmp-<pid>`
   and rename it into place (see `pipeline.lake`), so a query sees a whole partition or none;
+- a raw partition is landed once its `_manifest.json` is written, last (`pipeline.ingest.manifests`): the
+  raw views read only the partitions that have one, so a landing killed half way shows nothing;
 - the glob is expanded at every query, so partitions written after `open_lake` show up;
 - the connection holds views only (no tables, no lock on any file); nothing here writes.
 
@@ -41,6 +43,7 @@ from pathlib import Path
 import duckdb
 
 from pipeline import config, lake, resources
+from pipeline.ingest.manifests import MANIFEST
 from pipeline.lake import s3, sqlrun
 from pipeline.transform import marts, staging, warehouse
 
@@ -111,8 +114,9 @@ def _tables_on_disk(root: str, layer: str) -> dict[str, bool]:
     layer_dir = os.path.join(root, layer)
     names = list(KNOWN_TABLES[layer])
     if s3.is_remote(root):  # object storage has no folders: the tables are what files name
+        marker = MANIFEST if layer == "raw" else lake.DATA_FILE  # raw: landed partitions only
         found = {path[len(layer_dir):].lstrip("/").split("/")[0]
-                 for path in lake.files_matching(os.path.join(layer_dir, "**", lake.DATA_FILE))}
+                 for path in lake.files_matching(os.path.join(layer_dir, "**", marker))}
         names += sorted(name for name in found if name not in names and lake._NAME.match(name))
         present = {name: name in found for name in names}
         if layer == "audit":  # its records are JSON, not data.parquet
@@ -121,7 +125,8 @@ def _tables_on_disk(root: str, layer: str) -> dict[str, bool]:
     if os.path.isdir(layer_dir):
         names += [entry for entry in sorted(os.listdir(layer_dir))
                   if entry not in names and lake._NAME.match(entry) and os.path.isdir(os.path.join(layer_dir, entry))]
-    return {name: bool(glob.glob(_pattern(root, layer, name), recursive=True)) for name in names}
+    return {name: bool(glob.glob(_landed_pattern(root, name) if layer == "raw" else _pattern(root, layer, name),
+                                 recursive=True)) for name in names}
 
 
 def _is_restatements(layer: str, table: str) -> bool:
@@ -133,6 +138,22 @@ def _pattern(root: str, layer: str, table: str) -> str:
     if _is_restatements(layer, table):
         return os.path.join(root, layer, table, "*", lake.RESTATEMENT_FILE)
     return os.path.join(root, layer, table, "**", lake.DATA_FILE)
+
+
+def _landed_pattern(root: str, table: str) -> str:
+    """The glob of a raw table's manifests: one per landed partition, beside its data.parquet."""
+    return os.path.join(root, "raw", table, "**", MANIFEST)
+
+
+def _landed_only(root: str, table: str) -> str:
+    """The filter that keeps a raw view to landed partitions: the load dates whose folder has its manifest.
+
+    Listing only (the manifests' names, expanded at every query; DuckDB then skips the other dates' files
+    unread); a landing killed between its data and its manifest leaves a data.parquet that is not landed yet.
+    """
+    folder_date = _literal("load_date=([0-9-]+)[/\\\\][^/\\\\]+$")
+    return (f" where load_date in (select try_cast(regexp_extract(file, {folder_date}, 1) as date)"
+            f" from glob({_literal(_landed_pattern(root, table))}))")
 
 
 def _restatements_view(root: str, has_files: bool) -> str:
@@ -158,8 +179,9 @@ def _files_view(root: str, layer: str, table: str, name: str, has_files: bool, s
         return (f"create or replace view {target} as select 1 as no_partitions_yet"
                 f" where error({_literal(message)}) is null;")
     # hive_partitioning: load_date (and source_table) come from the folder names for files that lack them
+    landed = _landed_only(root, table) if layer == "raw" else ""
     return (f"create or replace view {target} as select * from read_parquet("
-            f"{_literal(_pattern(root, layer, table))}, hive_partitioning = true, union_by_name = true);")
+            f"{_literal(_pattern(root, layer, table))}, hive_partitioning = true, union_by_name = true){landed};")
 
 
 def _current_view(table: str, gate_results: bool) -> str:

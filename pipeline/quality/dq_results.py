@@ -27,6 +27,9 @@ DQ_RESULTS_SCHEMA = pa.schema([
     ("value", pa.string()),
     ("message", pa.string()),
     ("checked_at", pa.timestamp("us")),
+    # the pipeline run whose gate produced the results (audit.pipeline_runs.run_id): a run killed after its gate
+    # leaves them to the next run, which publishes them, and audit.dq_failure_log must still name the gate's run
+    ("run_id", pa.string()),
 ])
 _COLUMNS = ("check_name", "table_name", "check_type", "outcome", "value", "message")
 
@@ -55,6 +58,7 @@ class GateResult:
     load_date: dt.date
     results: list[CheckResult]
     checked_at: dt.datetime
+    run_id: str | None = None  # the gate's pipeline run; None in files written before dq_results kept it
 
     def count(self, outcome: str) -> int:
         return sum(r.outcome == outcome for r in self.results)
@@ -93,6 +97,7 @@ def results_table(result: GateResult) -> pa.Table:
         "load_date": [result.load_date] * len(rows),
         **columns,
         "checked_at": [result.checked_at] * len(rows),
+        "run_id": [result.run_id] * len(rows),
     }, schema=DQ_RESULTS_SCHEMA)
 
 
@@ -118,12 +123,14 @@ def load_results(load_date: dt.date | str) -> GateResult | None:
     path = lake.partition_file("audit", "dq_results", day)
     if not lake.exists(path):
         return None
-    rows = lake.read_rows(path, columns=[*_COLUMNS, "checked_at"])
+    # by schema: a file written before run_id was kept reads it as None
+    rows = lake.read_rows(path, schema=pa.schema([DQ_RESULTS_SCHEMA.field(name)
+                                                  for name in (*_COLUMNS, "checked_at", "run_id")]))
     # the order the file is written in (DuckDB's: NULLs last; code point order is UTF-8's byte order)
     rows.sort(key=lambda row: tuple((row[name] is None, row[name] or "") for name in ("table_name", "check_name")))
     results = [CheckResult(*(row[name] for name in _COLUMNS)) for row in rows]
     checked_at = rows[0]["checked_at"] if rows else dt.datetime.min
-    return GateResult(load_date=day, results=results, checked_at=checked_at)
+    return GateResult(load_date=day, results=results, checked_at=checked_at, run_id=rows[0]["run_id"] if rows else None)
 
 
 def gate_passed(load_date: dt.date | str) -> bool:
@@ -134,7 +141,7 @@ def gate_passed(load_date: dt.date | str) -> bool:
 
 def dq_failure_rows(result: GateResult) -> list[dict[str, Any]]:
     """The warned, failed and errored results, shaped for Postgres audit.dq_failures, with the gate run's
-    `checked_at` (which names the run in audit.dq_failure_log)."""
+    `checked_at` (which names the run in audit.dq_failure_log) and `run_id` (its pipeline run, the log's run_id)."""
     return [
         {
             "run_date": result.load_date,
@@ -145,6 +152,7 @@ def dq_failure_rows(result: GateResult) -> list[dict[str, Any]]:
             "value": r.value,
             "message": r.message,
             "checked_at": result.checked_at,
+            "run_id": result.run_id,
         }
         for r in result.results if r.outcome != "pass"
     ]

@@ -89,8 +89,10 @@ def _missing_partition(table: str, load_date: dt.date) -> CheckResult:
     )
 
 
-def run_gate(load_date: dt.date | str, *, checks_root: Path | None = None) -> GateResult:
+def run_gate(load_date: dt.date | str, *, checks_root: Path | None = None, run_id: str | None = None) -> GateResult:
     """Scan every gated table's partition of a date, write audit/dq_results, return the results.
+
+    `run_id`: the pipeline run the gate runs in, kept with the results (the run audit.dq_failure_log names).
 
     Never raises for failing checks (see `GateResult.raise_if_blocked` / `enforce_gate`); raises
     ValueError for a malformed date and NoChecksParsed for a checks file without checks.
@@ -138,7 +140,7 @@ def run_gate(load_date: dt.date | str, *, checks_root: Path | None = None) -> Ga
                                        users=users)
             results.extend(r for future in scans for r in future.result())  # in GATED_TABLES' order
         results.extend(derived)
-        result = GateResult(load_date=day, results=results, checked_at=checked_at)
+        result = GateResult(load_date=day, results=results, checked_at=checked_at, run_id=run_id)
         write_results(result, con)
     log = logger.warning if result.blocked else logger.info
     log("quality gate %s: %s passed, %s warned, %s failed, %s errored%s", day, result.passed, result.warned,

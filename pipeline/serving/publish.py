@@ -120,7 +120,9 @@ def _write_dq(conn: psycopg.Connection, day: dt.date, rows: Sequence[Mapping[str
 
     One place for both, in the caller's transaction, so the log's latest gate run of a date is what
     dq_failures holds. The gate run is the rows' `checked_at` (when the gate started; the transaction's
-    time if they carry none): recording the same gate run again writes nothing to the log.
+    time if they carry none): recording the same gate run again writes nothing to the log. The log names
+    the rows' `run_id`, the run whose gate produced them (a run killed after its gate leaves them to the
+    next run to publish); `run_id`, the recording run, only for rows that carry none.
     """
     conn.execute("delete from audit.dq_failures where run_date = %s", [day])
     fields = ("check_name", "table_name", "check_type", "outcome", "value", "message")
@@ -137,7 +139,8 @@ def _write_dq(conn: psycopg.Connection, day: dt.date, rows: Sequence[Mapping[str
     checked_at = checked.pop() if checked else None
     if checked_at is not None and checked_at.tzinfo is None:  # the lake's timestamps are naive UTC
         checked_at = checked_at.replace(tzinfo=dt.timezone.utc)
-    conn.execute(_LOG_GATE_RUN, {"d": day, "checked_at": checked_at, "run_id": run_id})
+    gate_runs = {row.get("run_id") for row in rows} - {None}
+    conn.execute(_LOG_GATE_RUN, {"d": day, "checked_at": checked_at, "run_id": gate_runs.pop() if gate_runs else run_id})
     return len(rows)
 
 

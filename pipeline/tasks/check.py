@@ -39,13 +39,13 @@ class CheckTask(PipelineTask):
         from pipeline.tasks import run_audit
 
         self.report("running the quality gate", 0)
-        result = gate.run_gate(self.date)
+        result = gate.run_gate(self.date, run_id=run_audit.run_id())
         self.rows_out = len(result.results)
         self.report(f"{len(result.results)} checks run: {result.passed} passed, {result.warned} warned,"
                     f" {result.failed} failed, {result.errored} errored", 100)
         if result.blocked:
             try:
-                publish.publish_audit_only(self.date, gate.dq_failure_rows(result), run_id=run_audit.run_id())
+                publish.publish_audit_only(self.date, gate.dq_failure_rows(result), run_id=result.run_id)
             except Exception as err:  # noqa: BLE001 - the blocked gate is the error to report
                 logger.warning("could not record the blocked gate of %s in Postgres (%s); the outcomes are in %s",
                                self.date, err, lake.partition_file("audit", "dq_results", self.date))

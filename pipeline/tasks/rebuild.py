@@ -3,7 +3,7 @@
 For disaster recovery and for adopting a new serving database. The serving layer holds nothing the
 lake does not but the quality gate's history: every table is the replay, in load-date order, of each
 date's publish. audit.dq_failure_log gets each date's gate run the lake holds (its latest), recorded
-under the rebuild's run id; the gate runs before it are not in the lake and are not made up. So the
+under its gate's run id (the rebuild's for results older than dq_results.run_id); the gate runs before it are not in the lake and are not made up. So the
 rebuild applies the migrations, then, for each load date of the lake:
 
 - its quality gate passed (lake/audit/dq_results): `publish.publish(D)`, the very call the daily

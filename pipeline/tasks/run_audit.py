@@ -1,10 +1,10 @@
 """The run audit: one row per task execution, in Postgres `audit.pipeline_runs` and in its lake twin.
 
 Rows are written from Luigi's event handlers, which `install()` puts on `PipelineTask`:
-START -> `running`; SUCCESS -> `done`; FAILURE -> `failed` with the error; TIMEOUT and
-PROCESS_FAILURE (raised in the worker's main process when it kills or loses a task's process) ->
-`failed`. Wrapper tasks (LandDaily, StageDaily, BuildWarehouse, DailyPipeline) do no work and are
-not recorded.
+the task process's start (`AttemptStarted`, before Luigi's START) -> `running`; SUCCESS -> `done`;
+FAILURE -> `failed` with the error; TIMEOUT and PROCESS_FAILURE (raised in the worker's main process
+when it kills or loses a task's process) -> `failed`. Wrapper tasks (LandDaily, StageDaily,
+BuildWarehouse, DailyPipeline) do no work and are not recorded.
 
 - The lake twin is written first and needs nothing but the lake:
   `lake/audit/pipeline_runs/load_date=D/run_id=R/task_id=T/data.parquet` holds one row per attempt
@@ -199,6 +199,9 @@ def sync_to_postgres(day: dt.date | str) -> int:
     day = lake.parse_date(day)
     pattern = os.path.join(lake.partition_dir("audit", TABLE, day), "run_id=*", "task_id=*", lake.DATA_FILE)
     files = {path: _read(path) for path in lake.files_matching(pattern)}
+    # a twin folder is written by one run only: a temporary file its killed writer left is never replaced there
+    for folder in {os.path.dirname(p) for p in lake.files_matching(pattern.replace(lake.DATA_FILE, "*.tmp-*"))}:
+        lake.clean_temp_files(folder)
     files.update(pg_side.unwritten(day))  # this process could not write them: its rows are the newer
     guessed: set[int] = set()
     for path, rows in files.items():
@@ -318,7 +321,25 @@ def _peak_rss_mib() -> int | None:
 
 
 def on_start(task: luigi.Task) -> None:
+    if getattr(task, "_audit_opened", None) == os.getpid():  # this attempt's process recorded it (AttemptStarted)
+        task._audit_opened = None
+        return
     _record(task, "running")
+
+
+class AttemptStarted:
+    """[worker] task_process_context: the attempt is recorded `running` as its task process starts, before Luigi
+    logs `running <task>` and checks its dependencies, then fires START (a kill in between recorded nothing)."""
+
+    def __init__(self, process: Any) -> None:  # a luigi.worker.TaskProcess
+        self.task = process.task
+
+    def __enter__(self) -> None:
+        _record(self.task, "running")
+        self.task._audit_opened = os.getpid()
+
+    def __exit__(self, *exc: object) -> None:
+        self.task._audit_opened = None  # a retry in this same process is recorded again
 
 
 def on_success(task: luigi.Task) -> None:

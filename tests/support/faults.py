@@ -47,8 +47,8 @@ wait_jitter = 0
 VOLATILE_COLUMNS = VOLATILE | {"runtime_seconds"}
 # Run bookkeeping, not served data: attempts differ by design when a run was killed.
 RUN_TABLES = {"audit.pipeline_runs"}
-# Lake columns that record when, not what.
-VOLATILE_LAKE_COLUMNS = ("_ingested_at", "checked_at", "ingested_at")
+# Lake columns that record when and by which run, not what (dq_results' checked_at and run_id name its gate run).
+VOLATILE_LAKE_COLUMNS = ("_ingested_at", "checked_at", "ingested_at", "run_id")
 RUN_LAKE_TABLES = ("audit/pipeline_runs",)
 
 
