@@ -8,6 +8,7 @@ import pytest
 
 from pipeline.tasks import late_catalogs
 from tests.support import rows as r
+from tests.support.ops import Ops
 
 MONDAY = dt.date(2025, 12, 8)
 D = r.DAY  # the Sunday after MONDAY
@@ -127,3 +128,30 @@ def test_a_history_built_before_its_snapshots_were_recorded_counts_those_staged(
     earlier = MONDAY - dt.timedelta(days=7)
     r.stage_day(earlier, products=[r.product(product_id="PROD_0001")])
     assert warehouse.products_snapshot_dates(D) == [earlier, MONDAY]
+
+
+@pytest.mark.slow
+def test_a_date_run_before_its_files_arrived_is_built_with_the_snapshot_delivered_with_them(ops: Ops) -> None:
+    """Run before its files arrived, the date built only its products history (no daily file needed); the files
+    then arrive with a products snapshot of the date. Not built, the date is not late for it: the next run rebuilds
+    the history with it and publishes, and a rerun finds the date done."""
+    start, day = dt.date(2025, 12, 8), dt.date(2025, 12, 12)
+    ops.generate(start, 4)
+    backfill = ops.luigi("RangeDaily", "--of", "DailyPipeline", "--start", str(start), "--stop", str(day),
+                         "--local-scheduler")
+    assert backfill.returncode == 0, backfill.stderr[-3000:]
+    early = ops.luigi("DailyPipeline", "--date", str(day), "--local-scheduler")
+    assert early.returncode == 30 and "SourceFileMissing" in early.stderr, early.stderr[-3000:]
+    history = ops.lake / "warehouse" / "dim_product_history" / f"load_date={day}" / "data.parquet"
+    assert history.exists() and not (ops.lake / "warehouse" / "daily_metrics" / f"load_date={day}").exists()
+    ops.generate(day, 1)
+    assert (ops.incoming / "products" / f"products_{day}.json").exists()
+    for attempt in ("the run after the files arrived", "a rerun"):
+        run = ops.luigi("DailyPipeline", "--date", str(day), "--local-scheduler")
+        assert run.returncode == 0, f"{attempt}: {run.stderr[-3000:]}"
+        assert "Unfulfilled dependency" not in run.stderr and "CatalogArrivedLate" not in run.stderr, attempt
+    assert ops.query("select products_snapshot_date from warehouse.daily_metrics where run_date = %s", [day]) == [
+        (day,)]
+    assert ops.query("select count(*) from audit.publish_log where load_date = %s", [day]) == [(1,)]
+    summary = ops.pipeline("summary", "--date", str(day))
+    assert "catalog LATE" not in summary.stdout and "CatalogArrivedLate" not in summary.stdout, summary.stdout

@@ -23,7 +23,9 @@ from psycopg import sql
 from pipeline.serving.facts import FACTS
 from pipeline.tasks import rebuild
 from tests.support.analytics_dataset import Dataset, pipeline_dataset
+from tests.support.ops import Ops
 from tests.support.paths import REPO
+from tests.support.processes import free_port
 from tests.support.serving import VOLATILE as SERVING_VOLATILE
 from tests.support.serving import checksums as relation_checksums
 
@@ -228,3 +230,69 @@ def test_blocked_and_unchecked_dates_are_treated_as_the_daily_run_treats_them(or
                                  " where run_date = %s", [blocked]).fetchall()
         assert logged[:3] == ("row_count > 100", "fail", dt.datetime(2025, 12, 18, 6, tzinfo=dt.timezone.utc))
         assert logged[3].startswith(rebuild.RUN_PREFIX)
+
+
+def _ops_on_copy(data: Dataset, server, tmp_path: Path, target: str) -> Ops:
+    """`luigi` and `python -m pipeline` runs on a copy of the dataset's lake, into the (empty) database `target`."""
+    import shutil
+
+    shutil.copytree(data.lake, tmp_path / "lake")
+    cfg = tmp_path / "luigi-test.cfg"  # never the developer's luigid
+    cfg.write_text(f"[core]\nscheduler_port = {free_port()}\n")
+    _empty_database(server, target)
+    return Ops(incoming=data.incoming, lake=tmp_path / "lake", server=server, database=target,
+               extra_env={"LUIGI_CONFIG_PATH": str(cfg)})
+
+
+@pytest.mark.slow
+def test_a_built_date_whose_gate_results_are_lost_is_named_with_its_command_and_fails_the_rebuild(
+        original, embedded_server, tmp_path) -> None:
+    """Its warehouse partitions are in the lake, so it may have been published: left out loudly (exit 4), and the
+    command the line names gates and publishes it, after which the database equals the original."""
+    import shutil
+
+    data, sums = original
+    lost = data.dates[1]
+    ops = _ops_on_copy(data, embedded_server, tmp_path, f"{data.database}_lost")
+    shutil.move(ops.lake / "audit" / "dq_results" / f"load_date={lost}", tmp_path / "elsewhere")
+    done = ops.pipeline("rebuild-serving")
+    command = f"luigi --module pipeline.tasks DailyPipeline --date {lost} --local-scheduler"
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert (f"{lost}  NOT REBUILT: built but its gate results are missing (lake/audit/dq_results)" in done.stdout
+            and f"`{command}`" in done.stdout), done.stdout
+    assert "skipped: no quality gate results" not in done.stdout
+    assert "1 built date(s) left out" in done.stderr, done.stderr
+    assert [row[0] for row in ops.query("select load_date from audit.publish_log order by 1")] == [
+        day for day in data.dates if day != lost]
+    gated = ops.luigi(*command.split()[3:])
+    assert gated.returncode == 0, gated.stderr[-3000:]
+    assert [row[0] for row in ops.query("select load_date from audit.publish_log order by 1")] == data.dates
+    rebuilt = checksums(ops.dsn)
+    for relation in ("warehouse.fact_orders_all", "warehouse.fact_events_all", "warehouse.daily_metrics",
+                     "audit.bad_records", "marts.product_sales_daily"):
+        assert rebuilt[relation] == sums[relation], relation
+
+
+@pytest.mark.slow
+def test_a_missing_warehouse_partition_names_a_command_that_lets_the_rebuild_resume(original, embedded_server,
+                                                                                    tmp_path) -> None:
+    """Not the daily pipeline (the rebuild then refuses the database it published to): BuildWarehouse, then the
+    same rebuild command again, which ends with the original's tables."""
+    data, sums = original
+    gone = data.dates[2]
+    ops = _ops_on_copy(data, embedded_server, tmp_path, f"{data.database}_gone")
+    (ops.lake / "warehouse" / "fact_orders" / f"load_date={gone}" / "data.parquet").unlink()
+    stopped = ops.pipeline("rebuild-serving")
+    command = f"luigi --module pipeline.tasks BuildWarehouse --date {gone} --local-scheduler"
+    assert stopped.returncode == 1, stopped.stdout + stopped.stderr
+    (line,) = stopped.stderr.strip().splitlines()
+    assert f"{gone} passed its quality gate but warehouse/fact_orders for it is missing" in line, line
+    assert f"`{command}`, then rerun the same rebuild-serving command to resume" in line, line
+    built = ops.luigi(*command.split()[3:])
+    assert built.returncode == 0, built.stderr[-3000:]
+    resumed = ops.pipeline("rebuild-serving")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    rebuilt = checksums(ops.dsn)
+    # the run audit gained the execution that rebuilt the partition, as any run of a task adds one
+    assert rebuilt.pop("audit.pipeline_runs")[0] == sums["audit.pipeline_runs"][0] + 1
+    assert rebuilt == {name: value for name, value in sums.items() if name != "audit.pipeline_runs"}

@@ -1,5 +1,21 @@
-"""Warehouse tasks: one per star-schema table (`sql/warehouse/<table>.sql`), built from a date's partitions."""
+"""Warehouse tasks: one per star-schema table (`sql/warehouse/<table>.sql`), built from a date's partitions.
+
+A date is built once its daily_metrics partition, the last its build writes, exists. Until then a run
+may have built part of it: the partitions that need no daily file (dim_product_history), when the
+date was run before its files arrived, or those of the file that did arrive. A products snapshot that
+lands meanwhile (a catalog file delivered with the day's files) feeds the date, and the partial build
+did not read it: such a partition, and every partition of the date built from it, is not complete, so
+the next run rebuilds it from every snapshot. Otherwise the date's daily_metrics would record a history
+without the snapshot, and the date would be taken for one built before its catalog arrived
+(`late_catalogs`: CatalogArrivedLate, or its Publish failing as that appears in the middle of the run).
+A built date keeps what it was built from: `python -m pipeline restate --catalog` rebuilds it.
+"""
 from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import logging
 
 import luigi
 
@@ -8,6 +24,10 @@ from pipeline.tasks.base import LakeTarget, PipelineTask
 from pipeline.tasks.land import LAND_TASKS, catalog_snapshot_dates
 from pipeline.tasks.stage import STAGE_TASKS
 from pipeline.transform import warehouse
+
+logger = logging.getLogger(__name__)
+BUILT_MARK = "daily_metrics"  # the last partition of a date's build: the date is built
+HISTORY, HISTORY_INPUT = "dim_product_history", "stg_products_history"
 
 
 class ModelTask(PipelineTask):
@@ -19,6 +39,19 @@ class ModelTask(PipelineTask):
 
     def output(self) -> LakeTarget:
         return LakeTarget(lake.partition_file("warehouse", self.table, self.date))
+
+    def complete(self) -> bool:
+        if not self.output().exists():
+            return False
+        if self.table == BUILT_MARK or not reads_history(self.table):
+            return True
+        if lake.exists(lake.partition_file("warehouse", BUILT_MARK, self.date)):
+            return True  # a built date keeps its catalog until restated (late_catalogs)
+        unread = unread_products_snapshots(self.date)
+        if unread:
+            logger.info("warehouse %s of %s (not yet built) is rebuilt: its products history lacks the snapshot(s)"
+                        " %s", self.table, self.date, ", ".join(map(str, unread)))
+        return not unread
 
     def run(self) -> None:
         self.report(f"building {self.table}", 0)
@@ -41,6 +74,25 @@ class _DailyModel(ModelTask):
                     for snapshot in catalog_snapshot_dates(task.source, self.date):
                         required[task(date=snapshot)] = None
         return list(required)
+
+
+@functools.cache
+def reads_history(table: str) -> bool:
+    """Whether a warehouse table is dim_product_history or is built from it (directly or through another table)."""
+    return table == HISTORY or any(name in warehouse.TABLES and reads_history(name) for name in warehouse.inputs(table))
+
+
+def unread_products_snapshots(day: dt.date) -> list[dt.date]:
+    """The products snapshots feeding the date (landed, delivered, covering it) that its built dim_product_history
+    partition did not read; none when that partition is missing or predates the record."""
+    try:
+        read = warehouse.read_record(HISTORY, day).get(HISTORY_INPUT)
+    except warehouse.InputPartitionMissing:
+        return []
+    if read is None:
+        return []
+    seen = {dt.date.fromisoformat(snapshot) for snapshot in json.loads(read)}
+    return [snapshot for snapshot in catalog_snapshot_dates("products", day) if snapshot not in seen]
 
 
 class BuildDimDate(_DailyModel):

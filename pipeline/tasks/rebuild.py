@@ -11,7 +11,12 @@ rebuild applies the migrations, then, for each load date of the lake:
   audit. Whatever the per-date publish writes (facts, dimensions, daily_metrics, audit rows, and any
   table added to it later, such as marts) is rebuilt with it, without a change here;
 - its gate blocked it: `publish.publish_audit_only(D)`, as the gate task does (outcomes, no data);
-- no gate results: not published by the daily pipeline either; reported and skipped.
+- no gate results, and not built (no daily_metrics partition, the last a build writes): not published by
+  the daily pipeline either; reported and skipped;
+- no gate results, but built: its results were lost, and whether the pipeline published it cannot be
+  told. Left out, named with the command that gates and publishes it against the rebuilt database
+  (once the rebuild is done: a rebuild refuses a database the pipeline published to), and the
+  command exits 4, so a disaster-recovery script notices.
 
 Before each date, its task executions are copied from the run audit's lake twin into
 audit.pipeline_runs (an upsert, so repeating it is harmless).
@@ -24,7 +29,12 @@ A target that already serves dates published by anything else, or dates this lak
 
 Prints one line per date (date, what was done, rows, seconds) and a final line with the throughput
 in days per minute. Exit codes: 0 done, 1 a date failed (rerun the same command to resume), 2 bad
-arguments, 3 refused to start (lake empty, Postgres unreachable, target not empty).
+arguments, 3 refused to start (lake empty, Postgres unreachable, target not empty), 4 done but built
+dates were left out (their gate results are missing; each line names the command).
+
+A passed date whose warehouse partition is missing from the lake stops the rebuild (exit 1)
+with the command that rebuilds the date's warehouse partitions without publishing it (`BuildWarehouse`);
+a run of the daily pipeline would publish it, and the rebuild would then refuse the database.
 """
 from __future__ import annotations
 
@@ -49,6 +59,8 @@ from pipeline.tasks import restatements
 logger = logging.getLogger(__name__)
 
 RUN_PREFIX = "rebuild_"
+BUILT_MARK = "daily_metrics"  # the last partition a date's build writes: the date was built
+EXIT_LEFT_OUT = 4
 _DATE_DIR = re.compile(r"load_date=(\d{4}-\d{2}-\d{2})")
 
 
@@ -56,12 +68,42 @@ class RebuildRefused(Exception):
     """The rebuild cannot start (lake empty, Postgres unreachable, target not a rebuild of this lake)."""
 
 
+class PartitionsMissing(PublishError):
+    """A passed date's warehouse partition is missing; rebuild the date's partitions, then rerun the rebuild."""
+
+
+def gate_command(day: dt.date) -> str:
+    """The command that gates a built date (and publishes it when it passes) against the configured database."""
+    return f"luigi --module pipeline.tasks DailyPipeline --date {day} --local-scheduler"
+
+
+def missing_partitions(day: dt.date) -> list[str]:
+    """The date's warehouse partitions (each a publish reads) that are not in the lake.
+
+    Not the marts: a publish computes a missing mart partition from the date's facts.
+    """
+    from pipeline.transform import warehouse
+
+    return [table for table in warehouse.TABLES if not lake.exists(lake.partition_file("warehouse", table, day))]
+
+
+def check_built(day: dt.date) -> None:
+    """PartitionsMissing, naming the command that rebuilds them, if a partition of the passed date is gone."""
+    if missing := missing_partitions(day):
+        raise PartitionsMissing(
+            f"{day} passed its quality gate but warehouse/{', warehouse/'.join(missing)} for it"
+            f" {'is' if len(missing) == 1 else 'are'} missing from the lake at {config.lake_dir()}: rebuild the"
+            f" date's warehouse partitions without publishing it with `luigi --module pipeline.tasks BuildWarehouse"
+            f" --date {day} --local-scheduler`, then rerun the same rebuild-serving command to resume (not the"
+            f" daily pipeline: it would publish the date, and the rebuild refuses a database the pipeline published to)")
+
+
 @dataclasses.dataclass
 class DatePlan:
     """What the lake says about one load date."""
 
     day: dt.date
-    gate: str  # "passed", "blocked" or "missing"
+    gate: str  # "passed", "blocked", "missing" (never gated) or "lost" (built, its gate results gone)
 
 
 def new_run_id() -> str:
@@ -87,6 +129,8 @@ def lake_plan(first: dt.date | None = None, last: dt.date | None = None) -> list
     for day in sorted(d for d in days if (first is None or d >= first) and (last is None or d <= last)):
         result = gate.load_results(day)
         status = "missing" if result is None or not result.results else "blocked" if result.blocked else "passed"
+        if status == "missing" and lake.exists(lake.partition_file("warehouse", BUILT_MARK, day)):
+            status = "lost"
         plans.append(DatePlan(day, status))
     return plans
 
@@ -153,7 +197,7 @@ def rebuild(first: dt.date | None = None, last: dt.date | None = None,
         f" {plans[-1].day}; schema up to date ({len(applied)} migration(s) applied); {len(done)} date(s) already"
         f" rebuilt")
     run_id = new_run_id()
-    tally = {"published": 0, "verified": 0, "blocked": 0, "not_gated": 0}
+    tally = {"published": 0, "verified": 0, "blocked": 0, "not_gated": 0, "left_out": 0}
     started = time.monotonic()
     for plan in plans:
         began = time.monotonic()
@@ -164,6 +208,12 @@ def rebuild(first: dt.date | None = None, last: dt.date | None = None,
         if plan.gate == "missing":
             tally["not_gated"] += 1
             out(f"{plan.day}  skipped: no quality gate results in the lake, so the pipeline never published it")
+            continue
+        if plan.gate == "lost":
+            tally["left_out"] += 1
+            out(f"{plan.day}  NOT REBUILT: built but its gate results are missing (lake/audit/dq_results), so whether"
+                f" it was published cannot be told; once this rebuild is done, gate it against this database with"
+                f" `{gate_command(plan.day)}` (it publishes the date if it passes)")
             continue
         result = gate.load_results(plan.day)
         rows = gate.dq_failure_rows(result)
@@ -177,6 +227,7 @@ def rebuild(first: dt.date | None = None, last: dt.date | None = None,
             out(f"{plan.day}  not published: its quality gate blocked it{restating}; {len(rows)} outcome(s) recorded"
                 f"  {time.monotonic() - began:.2f} s")
             continue
+        check_built(plan.day)
         summary = publish.publish(plan.day, audit_rows=rows, run_id=run_id,
                                   runtime=lambda day=plan.day: run_audit.date_runtime(day))
         # as the Publish task does: reconciled against the lake, then marked done (audit.publish_log.reconciled_at)
@@ -193,6 +244,9 @@ def rebuild(first: dt.date | None = None, last: dt.date | None = None,
     out(f"rebuilt {len(plans)} load date(s) in {seconds:.1f} s: {tally['published']} published,"
         f" {tally['verified']} already there, {tally['blocked']} blocked by their gate, {tally['not_gated']} not"
         f" gated; {per_minute:.1f} days per minute")
+    if tally["left_out"]:
+        out(f"NOT COMPLETE: {tally['left_out']} built date(s) left out, their gate results missing from the lake;"
+            f" run the command on each one's line above")
     return {**tally, "seconds": round(seconds, 3), "days_per_minute": round(per_minute, 2)}
 
 
@@ -210,12 +264,19 @@ def main(argv: list[str] | None = None) -> int:
     # warnings only: the per-date lines are the progress report
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        rebuild(first, last, out=lambda line: print(line, flush=True))
+        tally = rebuild(first, last, out=lambda line: print(line, flush=True))
     except RebuildRefused as err:
         print(f"rebuild-serving: {err}", file=sys.stderr)
         return 3
+    except PartitionsMissing as err:
+        print(f"rebuild-serving: {err}", file=sys.stderr)
+        return 1
     except (PublishError, migrations.MigrationError, psycopg.Error) as err:
         print(f"rebuild-serving: {cli.first_line(err)}; rerun the same command to resume after fixing it",
               file=sys.stderr)
         return 1
+    if tally["left_out"]:
+        print(f"rebuild-serving: {tally['left_out']} built date(s) left out: their gate results are missing from the"
+              f" lake (see the NOT REBUILT lines)", file=sys.stderr)
+        return EXIT_LEFT_OUT
     return 0
