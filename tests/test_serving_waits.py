@@ -3,10 +3,12 @@
 - a wait for a pipeline lock (the publish lock, a date's) longer than a few seconds is logged at WARNING, once,
   naming the session that holds it;
 - a compaction waiting for a BI session holds no lock between its attempts, so a publish goes first;
-- a lock message names each session once, however many partitions it has locked.
+- a lock message names each session once, however many partitions it has locked;
+- a BI transaction that locks the facts first sees one state of them and the marts (the documented recipe).
 """
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 import threading
@@ -15,7 +17,8 @@ import time
 import psycopg
 import pytest
 
-from pipeline.serving import compaction, locks, migrations, pg
+from pipeline.serving import compaction, locks, migrations, pg, publish
+from tests.support.serving import event, order, write_facts
 from tests.test_compact_serving import BEFORE, D1, D2, D3, D4, _publish, _write_days
 
 
@@ -98,3 +101,34 @@ def test_a_lock_message_names_each_session_once(published) -> None:
     assert said.count("pid ") == 1, said
     assert said == (f"pid {pid} (postgres, idle in transaction, application 'tableau') holding AccessShareLock"
                     " on warehouse.fact_orders_all and 4 of its partitions"), said
+
+
+def test_a_repeatable_read_transaction_that_locks_the_facts_first_sees_one_state(published, luigi_settings) -> None:
+    """docs/serving.md#what-a-bi-reader-sees-of-a-publish: bi_reader's recipe holds a publish off until it ends."""
+    luigi_settings("publish", lock_timeout="200ms", lock_attempts=60, lock_backoff_seconds=0.1,
+                   lock_backoff_max_seconds=0.2)
+    day = dt.date(2025, 12, 3)
+    write_facts(day, [order("O9", day, user_id="U1")], [event("E9", day, user_id="U1")])
+    counts = ("select (select count(*) from warehouse.fact_orders), (select count(*) from audit.publish_log),"
+              " (select count(*) from warehouse.fact_events)")
+    errors: list[BaseException] = []
+    with psycopg.connect(published.as_user("bi_reader")) as bi:
+        bi.execute("begin isolation level repeatable read")
+        bi.execute("lock table warehouse.fact_orders, warehouse.fact_events in access share mode")
+        before = bi.execute(counts).fetchone()
+        publishing = threading.Thread(target=lambda: _publishing(day, errors))
+        publishing.start()
+        time.sleep(1.5)  # the publish waits for bi's lock meanwhile
+        assert bi.execute(counts).fetchone() == before and publishing.is_alive()
+        bi.commit()
+        publishing.join(60)
+        assert not errors, errors
+        after = bi.execute(counts).fetchone()
+    assert after == (before[0] + 1, before[1] + 1, before[2] + 1), (before, after)
+
+
+def _publishing(day: dt.date, errors: list[BaseException]) -> None:
+    try:
+        publish.publish(day)
+    except BaseException as err:  # noqa: BLE001 - reported by the test
+        errors.append(err)
