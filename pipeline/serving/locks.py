@@ -11,7 +11,9 @@ Instead, row locks: `select ... for update` on one row of `pipeline_lock.locks` 
 FOR UPDATE needs the UPDATE privilege on the table and USAGE on its schema; the schema is revoked
 from PUBLIC and only ecomm_writer is granted them, so a BI login can neither take nor wait on these
 locks. They end with the transaction, so a killed process never leaves one behind. `hold` takes
-one; it waits for another pipeline process holding it up to [publish] pipeline_lock_timeout.
+one; it waits for another pipeline process holding it up to [publish] pipeline_lock_timeout, and a
+wait past NOTICE_MS is logged at WARNING once, naming the holder (`key_holder`: each holder also
+takes a shared advisory lock on its key as a name tag, never waited for, see _KEY_HOLDER).
 
 What BI can still do is read. A SELECT takes ACCESS SHARE on what it reads, and that is all BI can
 take (LOCK TABLE in a stronger mode and SELECT ... FOR SHARE need UPDATE, DELETE or TRUNCATE
@@ -20,7 +22,8 @@ some migrations need, so a BI session idle in a transaction after one select wou
 and every BI query arriving meanwhile would queue behind the waiting request. `retrying` bounds
 that: each wait lasts at most [publish] lock_timeout; on a timeout the savepoint is rolled back,
 which withdraws the request (the queued BI queries go on) and releases what the attempt locked;
-after a backoff it tries again, [publish] lock_attempts times, then fails naming who holds the lock.
+after a backoff it tries again, [publish] lock_attempts times, then fails naming who holds the lock
+(`holders`: one entry per session, a parent's partitions counted, not listed).
 """
 from __future__ import annotations
 
@@ -147,8 +150,6 @@ def holders(conn: psycopg.Connection, relations: Sequence[str]) -> str:
     return _described(rows) if rows else "another session (gone meanwhile)"
 
 
-_holders = holders
-
 
 def key_holder(conn: psycopg.Connection, key: str) -> str:
     """Who holds the pipeline lock `key`: its session, what it is doing and for how long (best effort)."""
@@ -232,16 +233,16 @@ def retrying(conn: psycopg.Connection, what: str, action: Callable[[], T], relat
                 _set_lock_timeout(conn, settings.lock_timeout)
                 return action()
         except psycopg.errors.LockNotAvailable:
-            holders = _holders(conn, relations)
+            held_by = holders(conn, relations)
             if attempt >= attempts:
                 raise LockWaitTimeout(
-                    f"{what}: {', '.join(relations)} stayed locked by {holders} through {attempts} waits of"
+                    f"{what}: {', '.join(relations)} stayed locked by {held_by} through {attempts} waits of"
                     f" {settings.lock_timeout} ([publish] lock_timeout, lock_attempts); end that session"
                     " (or give its login the BI session timeouts), then run again"
                 ) from None
             delay = pg_retry.backoff(attempt, settings.lock_backoff_seconds, settings.lock_backoff_max_seconds)
             logger.warning("%s: %s locked by %s; let go after %s so queued readers go on, will retry: %s",
-                           what, ", ".join(relations), holders, settings.lock_timeout,
+                           what, ", ".join(relations), held_by, settings.lock_timeout,
                            pg_retry.retry_note(attempt + 1, attempts, delay))
             time.sleep(delay)
     raise AssertionError("unreachable")
