@@ -16,9 +16,12 @@ daily partitions as they were:
    with a CHECK on its bounds (so the attach need not scan it), indexed like the parent, analyzed.
    Nothing a reader sees changes yet, and readers are not held up (they only read the daily ones);
 3. the global publish lock (the bookkeeping of a publish of another date reads other dates'
-   partitions: it must not find one gone), then, with each lock wait bounded by [publish]
-   lock_timeout and retried (`locks.retrying`): the daily partitions detached and dropped and the
-   monthly one attached, for the final milliseconds of the transaction.
+   partitions: it must not find one gone), then the daily partitions detached and dropped and the
+   monthly one attached, for the final milliseconds of the transaction. Both waits are bounded by
+   [publish] lock_timeout; when one runs out (a BI session reading the facts, a publish holding the
+   publish lock) the whole transaction is rolled back, and tried again after a backoff, [publish]
+   lock_attempts times: between attempts the compaction holds no lock, so publishes never wait
+   behind a compaction that waits for BI (step 2 is redone each attempt: seconds for a month).
 
 warehouse.fact_partitions keeps its row per date (rows and key range do not change); which table
 holds a date is the catalog's answer (`facts.date_rows`). A later publish of a date inside a
@@ -194,10 +197,46 @@ def _swap(conn: psycopg.Connection, month: dt.date, dates: list[dt.date]) -> Non
             " partitions): see the parent for grain and columns.")))
 
 
+class _SwapBlocked(Exception):
+    """An attempt's bounded wait for the publish lock or the facts' ACCESS EXCLUSIVE ran out (rolled back)."""
+
+
 def compact_month(conn: psycopg.Connection, month: dt.date, before: dt.date) -> dict[str, object]:
-    """Compact one month in one transaction (see module doc); CompactionRefused if it cannot be, nothing changed."""
-    month = month.replace(day=1)
+    """Compact one month (see module doc); CompactionRefused if it cannot be, nothing changed.
+
+    Each attempt is one transaction whose waits for the publish lock and for the swap are bounded by
+    [publish] lock_timeout; one that runs out is rolled back whole, so during the backoff before the
+    next attempt ([publish] lock_backoff_seconds ..., lock_attempts in all) the compaction holds no
+    lock at all: a publish waiting for the publish lock, or to swap in its date, goes first.
+    """
+    from pipeline.serving import retry as pg_retry
+    from pipeline.serving.settings import publish as publish_settings
+
+    settings = publish_settings()
+    attempts = max(1, int(settings.lock_attempts))
     began = time.monotonic()
+    for attempt in range(1, attempts + 1):
+        try:
+            return _attempt(conn, month.replace(day=1), before, began)
+        except _SwapBlocked as blocked:
+            if attempt >= attempts:
+                raise locks.LockWaitTimeout(
+                    f"swapping in the compacted {month:%Y-%m}: {blocked} through {attempts} waits of"
+                    f" {settings.lock_timeout} ([publish] lock_timeout, lock_attempts); end that session"
+                    " (or give its login the BI session timeouts), then run again") from None
+            delay = pg_retry.backoff(attempt, settings.lock_backoff_seconds, settings.lock_backoff_max_seconds)
+            logger.warning("swapping in the compacted %s: %s; rolled back after %s (holding no lock until then, so"
+                           " queued readers and publishes go first), will retry: %s", f"{month:%Y-%m}", blocked,
+                           settings.lock_timeout, pg_retry.retry_note(attempt + 1, attempts, delay))
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def _attempt(conn: psycopg.Connection, month: dt.date, before: dt.date, began: float) -> dict[str, object]:
+    """One attempt of compact_month, in one transaction; _SwapBlocked (rolled back) if a bounded wait ran out."""
+    from pipeline.serving.settings import publish as publish_settings
+
+    lock_timeout = publish_settings().lock_timeout
     with conn.transaction():
         begin_writing(conn)
         dates = plan(conn, [month], before)[0].dates
@@ -213,7 +252,10 @@ def compact_month(conn: psycopg.Connection, month: dt.date, before: dt.date) -> 
                                    " for its locks; run the compaction again")
         rows = {spec.lake_table: _fill(conn, spec, month) for spec in FACTS}
         faults.point("compact.swap", tag=f"{month:%Y-%m}")
-        locks.hold(conn, locks.PUBLISH_KEY)
+        try:  # a publish holding it may be waiting for this transaction's read locks on the facts: do not wait long
+            locks.hold(conn, locks.PUBLISH_KEY, timeout=lock_timeout)
+        except locks.PipelineLockBusy:
+            raise _SwapBlocked(f"the publish lock stayed held by {locks.key_holder(conn, locks.PUBLISH_KEY)}") from None
         # a date of the month the lake did not have at the check may have been published since (its
         # partition would overlap the month's): start again rather than fail on the attach
         first, following = month_bounds(month)
@@ -223,7 +265,12 @@ def compact_month(conn: psycopg.Connection, month: dt.date, before: dt.date) -> 
             raise CompactionFailed(f"{month:%Y-%m}: {len(set(now) - set(dates))} date(s) of the month were published"
                                    " meanwhile; run the compaction again")
         parents = [f"{SCHEMA}.{spec.parent}" for spec in FACTS]
-        locks.retrying(conn, f"swapping in the compacted {month:%Y-%m}", lambda: _swap(conn, month, dates), parents)
+        try:
+            with conn.transaction():
+                conn.execute("select set_config('lock_timeout', %s, true)", [lock_timeout])
+                _swap(conn, month, dates)
+        except psycopg.errors.LockNotAvailable:
+            raise _SwapBlocked(f"{', '.join(parents)} stayed locked by {locks.holders(conn, parents)}") from None
     seconds = time.monotonic() - began
     logger.info("compacted %s: %d daily partitions per fact into one (%s) in %.1fs", f"{month:%Y-%m}", len(dates),
                 ", ".join(f"{t} {n} rows" for t, n in rows.items()), seconds)

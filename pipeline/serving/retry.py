@@ -6,6 +6,8 @@ and Preload tasks have `retry_count = 1` and retry inside the task (`call`), onl
 - the server cannot be reached or is not ready yet: connection refused, timed out or dropped,
   "the database system is starting up / shutting down / in recovery", too many clients
   (SQLSTATE class 08, 57P01, 57P02, 57P03, 53300, or libpq's connection errors, which have none);
+  connection slots full (53300, "too many clients", "remaining connection slots are reserved") is
+  retried once only (`slots_full`): other sessions hold the slots, and minutes of retries rarely free one;
 - a lock wait that timed out (55P03), a serialization failure (40001), a deadlock (40P01).
 
 Everything else fails at once with its reason: a data error (SQLSTATE class 22), a constraint
@@ -46,8 +48,11 @@ TRANSIENT_SQLSTATES = frozenset({
 TRANSIENT_CLASSES = frozenset({"08"})  # connection_exception
 
 # What a server says when it is there but cannot take a connection now (libpq gives no SQLSTATE)
+_SLOTS_FULL = ("too many clients", "remaining connection slots")
 _TRANSIENT_FATAL = ("the database system is starting up", "the database system is shutting down",
-                    "the database system is in recovery mode", "too many clients", "remaining connection slots")
+                    "the database system is in recovery mode", *_SLOTS_FULL)
+TOO_MANY_CONNECTIONS = "53300"
+SLOTS_FULL_ATTEMPTS = 2  # connection slots full: other sessions (BI logins) hold them; one retry, not minutes of them
 
 
 # What libpq says, without a FATAL from the server, when the connection settings themselves cannot work
@@ -90,6 +95,22 @@ def postgres_unreachable(err: psycopg.OperationalError | str) -> bool:
     return not connection_setting_error(text)
 
 
+def slots_full(err: BaseException | str) -> bool:
+    """Whether a failure (or its text) is the server refusing a session for want of connection slots (53300).
+
+    Every slot a non-superuser may use is taken, usually by BI sessions: waiting minutes rarely frees one
+    (runbook: "Postgres connection slots full"; docs/serving.md#connection-slots).
+    """
+    if isinstance(err, str):
+        return any(words in err for words in _SLOTS_FULL)
+    for current in _causes(err):
+        if isinstance(current, psycopg.Error) and current.sqlstate == TOO_MANY_CONNECTIONS:
+            return True
+        if any(words in str(current) for words in _SLOTS_FULL):
+            return True
+    return False
+
+
 def unless_unreachable(ask: Callable[[], T], otherwise: T, meaning: str) -> T:
     """`ask()`, or `otherwise` while Postgres cannot be reached (logged: "Postgres is unreachable (...): <meaning>").
 
@@ -105,7 +126,7 @@ def unless_unreachable(ask: Callable[[], T], otherwise: T, meaning: str) -> T:
         reason = one_line(err)
         if reason not in _announced:  # once per process and reason: every task's check says the same
             _announced.add(reason)
-            logger.warning("%s", unreachable_plan(reason))
+            logger.warning("%s", slots_plan(reason) if slots_full(reason) else unreachable_plan(reason))
         logger.info("Postgres is unreachable: %s", meaning)
         return otherwise
 
@@ -122,6 +143,13 @@ def unreachable_plan(reason: str) -> str:
     return (f"Postgres is unreachable ({reason}). The lake steps (land, stage, model, gate) go on; each Postgres"
             f" step (the fact preloads, the publish) will try {attempts} time(s){spacing} ([publish] attempts,"
             " retry_backoff_seconds), logging each retry, then fail the date if Postgres is still down")
+
+
+def slots_plan(reason: str) -> str:
+    """What a run does while Postgres has no connection slot free for the pipeline's login."""
+    return (f"Postgres has no connection slot free for the pipeline ({reason}): other sessions, BI logins most"
+            f" likely, hold them all. The lake steps go on; each Postgres step will try {SLOTS_FULL_ATTEMPTS} times,"
+            " then fail the date (runbook: Postgres connection slots full; docs/serving.md#connection-slots)")
 
 
 def _causes(err: BaseException):
@@ -183,6 +211,8 @@ def call(action: Callable[[], T], what: str, *, notify: Callable[[str], None] | 
         except Exception as err:
             if not transient(err):
                 raise
+            if slots_full(err) and attempts > SLOTS_FULL_ATTEMPTS:
+                attempts = max(attempt, SLOTS_FULL_ATTEMPTS)
             if attempt >= attempts:
                 logger.error("%s failed again (%s); this kind of failure can heal, but all %d attempts are used up",
                              what, one_line(err), attempts)

@@ -161,6 +161,17 @@ REMEDIES: tuple[Remedy, ...] = (
            "`NOT READY (orders: no ready marker)`",
            "`[landing] ready_marker` is set and the sender has not written it yet",
            f"nothing to fix: run the date again once the marker is there (`{DAILY}`)", ("SourceNotReady",)),
+    Remedy("Postgres connection slots full", "30",
+           "`OperationalError: ... FATAL:  remaining connection slots are reserved for roles with the SUPERUSER"
+           " attribute` (or `... sorry, too many clients already`, SQLSTATE 53300), after one retry",
+           "every connection slot the pipeline's login may use is taken by other sessions, usually BI logins (a tool's"
+           " connection pool, dashboards left open): Postgres is up, it has no room for the pipeline",
+           "see who holds the slots, as a superuser: `select usename, application_name, count(*) from"
+           " pg_stat_activity group by 1, 2 order by 3 desc`; end the idle ones (`select pg_terminate_backend(pid)`),"
+           " then give the BI login a limit below `max_connections` (`alter role bi_reader connection limit 40`) or"
+           " raise `max_connections`; on PostgreSQL 16 set `reserved_connections` (e.g. 5): migration 047 lets"
+           f" ecomm_writer use those slots (docs/serving.md#connection-slots); then `{DAILY}`",
+           ("PostgresSlotsFull", "TooManyConnections")),
     Remedy("Postgres down", "30",
            "`Preload...: OperationalError: connection ... refused`, after lines"
            " `... this can heal, will retry: attempt 2 of 4 at HH:MM:SS`",
@@ -184,7 +195,7 @@ REMEDIES: tuple[Remedy, ...] = (
            f" `sql/serving/`); then `{DAILY}`", ("InsufficientPrivilege",)),
     Remedy("publish locked", "30",
            "`Publish: PublishLocked: publishing D failed: swapping in the partitions of D: warehouse.fact_orders_all"
-           " ... stayed locked by pid N (bi_reader ...) with AccessShareLock on ... through 15 waits of 2s`, after lines"
+           " ... stayed locked by pid N (bi_reader ...) holding AccessShareLock on ... and 14 of its partitions through 15 waits of 2s`, after lines"
            " `... locked by pid N ...; let go after 2s so queued readers go on, will retry`",
            "republishing a date replaces its partitions, which waits for every session reading them; a BI session"
            " kept its transaction open (a tool idle in a transaction, a query of hours) through every wait of"

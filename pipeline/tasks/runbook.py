@@ -73,6 +73,8 @@ def remedy_for(error: BaseException) -> Remedy | None:
                 return BY_ERROR[cls.__name__]
         if _pg_disk_full(current):  # before a refused connection: a full disk refuses new sessions too
             return BY_ERROR["DiskFull"]
+        if retry.slots_full(current):  # before "Postgres down": it is up, other sessions hold every slot
+            return BY_ERROR["PostgresSlotsFull"]
         if isinstance(current, psycopg.OperationalError):
             return BY_ERROR["PostgresUnreachable" if retry.postgres_unreachable(current) else "PostgresRefuses"]
         if _disk_full(current):
@@ -115,6 +117,8 @@ def remedy_for_text(message: str | None) -> Remedy | None:
     name = (message or "").split(":", 1)[0].strip()
     if known := _known_as(name):
         return BY_ERROR[known]
+    if retry.slots_full(message or ""):  # before "Postgres down", also inside a PublishError's message
+        return BY_ERROR["PostgresSlotsFull"]
     if name == "OperationalError" and not PG_DISK_FULL.search(message or ""):
         return BY_ERROR["PostgresUnreachable" if retry.postgres_unreachable(message or "") else "PostgresRefuses"]
     if PG_PERMISSION.search(message or ""):  # also inside a PublishError's message

@@ -67,6 +67,14 @@ class ThrowawayPostgres:
     def dsn(self, database: str = "postgres", user: str = "postgres") -> str:
         return socket_dsn(self.socket_dir, database, user=user)
 
+    def restart(self, **settings: Any) -> None:
+        """Restart with server settings that need it (`max_connections=8`), as `alter system` sets them."""
+        with psycopg.connect(self.dsn(), autocommit=True) as conn:
+            for name, value in settings.items():
+                conn.execute(f"alter system set {name} = '{value}'")
+        self._pg_ctl(["-w", "-l", str(self.data / "server.log"), "-o", f"-h '' -k {self.data}", "restart"],
+                     pgdata=self.data, user=self.user, timeout=60)
+
     def create_database(self, name: str) -> str:
         with psycopg.connect(self.dsn(), autocommit=True) as conn:
             conn.execute(f'create database "{name}"')
