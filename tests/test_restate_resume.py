@@ -118,3 +118,31 @@ def test_a_killed_catalog_restatement_is_finished_by_its_own_command(ops: Ops, t
     assert ops.query("select category, current_price from warehouse.dim_product where product_id = 'PROD_0003'") \
         == [("Garden", Decimal("9.99"))]
     assert ops.pipeline("summary", *DATE).returncode == 0
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_the_pending_restatements_of_a_snapshot_are_found_in_the_lake(where: str, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch,
+                                                                      request: pytest.FixtureRequest) -> None:
+    """What an interrupted `restate --catalog` left: the dates whose pending record restates that snapshot, found by
+    listing the restatement records (in a local lake and in a bucket alike)."""
+    from pipeline import lake
+    from pipeline.tasks import restatements
+
+    if where == "s3":
+        request.getfixturevalue("s3_lake")
+    else:
+        monkeypatch.setenv("ECOMM_LAKE_DIR", str(tmp_path / "lake"))
+    snapshot = SEED_DAY - dt.timedelta(days=1)
+    records = {SEED_DAY: ("pending", {"products": str(snapshot)}),
+               SEED_DAY + dt.timedelta(days=1): ("published", {"products": str(snapshot)}),  # finished already
+               SEED_DAY + dt.timedelta(days=2): ("pending", {"users": str(snapshot)}),  # another catalog's
+               SEED_DAY + dt.timedelta(days=3): ("pending", {}),  # a daily one
+               snapshot: ("pending", {"products": str(snapshot)})}
+    for day, (status, snapshots) in records.items():
+        written = {"load_date": str(day), "status": status, "sources": [*snapshots, "orders"], "snapshots": snapshots}
+        lake.write_atomic(restatements.marker_path(day), json.dumps(written).encode())
+    assert restatements.recorded_dates() == sorted(records)
+    assert restatements.pending_for_snapshot("products", snapshot) == [snapshot, SEED_DAY]
+    assert restatements.pending_for_snapshot("products", SEED_DAY) == []
+    assert restatements.daily_sources(restatements.read_record(SEED_DAY)) == ["orders"]
