@@ -6,13 +6,17 @@ import datetime as dt
 import json
 import re
 import shlex
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
 from tests.support.luigid import Luigid
 from tests.support.ops import SEED_DAY, Ops
+from tests.support.paths import REPO
 
 # Monday 2025-12-08: the generator's first day, so its catalog snapshot is that Monday's; the dates
 # after it need that snapshot staged (a task of 2025-12-08 that nobody asked about).
@@ -330,3 +334,40 @@ def test_a_catalog_file_no_run_reads_is_named_under_the_summary(ops: Ops) -> Non
     assert result.returncode == 0, result.stderr[-3000:]
     assert (f"ignored incoming file: {misnamed}: not a products snapshot name (products_YYYY-MM-DD.json, optionally"
             " ending in .gz or .zst)") in result.stdout, result.stdout[-3000:]
+
+
+@pytest.mark.slow
+def test_a_published_date_not_reconciled_is_told_the_run_that_reconciles_it(ops: Ops) -> None:
+    """Killed between the publish's commit and its serving reconciliation (its reconciled_at not written): a plain
+    run of the date reconciles it without republishing it, and the summary says so."""
+    assert ops.luigi("DailyPipeline", "--date", str(SEED_DAY), "--local-scheduler").returncode == 0
+    published_at = ops.query("select published_at from audit.publish_log where load_date = %s", [SEED_DAY])
+    assert ops.query("update audit.publish_log set reconciled_at = null where load_date = %s returning 1", [SEED_DAY])
+    summary = ops.pipeline("summary", "--date", str(SEED_DAY))
+    assert summary.returncode == 1 and "published, NOT RECONCILED" in summary.stdout, summary.stdout
+    command = f"luigi --module pipeline.tasks DailyPipeline --date {SEED_DAY} --local-scheduler"
+    line = f"    what to do (not reconciled): run the date, which reconciles it without republishing it: `{command}`"
+    assert line in summary.stdout.splitlines(), summary.stdout
+    assert ops.luigi(*shlex.split(command)[3:]).returncode == 0
+    assert ops.query("select published_at from audit.publish_log where load_date = %s", [SEED_DAY]) == published_at
+    assert ops.pipeline("summary", "--date", str(SEED_DAY)).returncode == 0
+
+
+@pytest.mark.slow
+def test_a_date_whose_run_was_killed_is_told_to_run_it(ops: Ops, tmp_path: Path) -> None:
+    """A run killed before it published the date recorded no failure: "not published", and the daily command; a date
+    never run has no such line."""
+    env = {**ops.env, "ECOMM_FAULT": "task.start:BuildFactOrders:kill", "ECOMM_FAULT_DIR": str(tmp_path)}
+    killed = subprocess.run([sys.executable, "-m", "luigi", "--module", "pipeline.tasks", "DailyPipeline", "--date",
+                             str(SEED_DAY), "--local-scheduler"], cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=300, check=False)
+    assert killed.returncode < 0 or killed.returncode == 137, killed.stderr[-3000:]
+    never = SEED_DAY + dt.timedelta(days=30)
+    summary = ops.pipeline("summary", "--start", str(SEED_DAY), "--stop", str(never + dt.timedelta(days=1)))
+    assert summary.returncode == 1, summary.stdout
+    command = f"luigi --module pipeline.tasks DailyPipeline --date {SEED_DAY} --local-scheduler"
+    assert (f"    what to do (not published): its last run ended without publishing it and recorded no failure (killed,"
+            f" or still running); unless it is running, run the date: `{command}`") in summary.stdout, summary.stdout
+    assert summary.stdout.count("what to do (not published)") == 1, "not for the dates never run"
+    assert ops.luigi(*shlex.split(command)[3:]).returncode == 0
+    assert ops.pipeline("summary", "--date", str(SEED_DAY)).returncode == 0

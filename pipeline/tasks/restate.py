@@ -9,7 +9,7 @@ Raw partitions are immutable, so a file that changes after its date was landed i
 1. the new files are checked (folder rules, ready marker) before anything is touched;
 2. the restatement is recorded as pending (`lake/audit/restatements/load_date=D/restatement.json`):
    while it is pending the date does not count as published, so an interrupted restatement is
-   finished by the next run of the date (`luigi ... DailyPipeline --date D`);
+   finished by `restate --date D` again (`unfinished`) or the next run of the date;
 3. the date's derived partitions are removed: the restated sources' staging, quarantine and
    reconciliation partitions, every warehouse table and mart partition of the date, and the date's
    quality-gate results;
@@ -55,7 +55,7 @@ from pipeline import cli, config, lake
 from pipeline.ingest import incoming, landing
 from pipeline.ingest.catalog_http import redact_url
 from pipeline.lake import s3
-from pipeline.tasks import runbook
+from pipeline.tasks import restatements, runbook
 from pipeline.tasks.restatements import is_pending, read_record, write_record
 
 logger = logging.getLogger(__name__)
@@ -179,6 +179,19 @@ def prepare(day: dt.date, sources: list[str] | None = None) -> dict[str, Any]:
     return record
 
 
+def unfinished(day: dt.date, sources: list[str] | None) -> dict[str, Any] | None:
+    """The date's pending restatement, when no source is named and no daily file changed since it was landed: one
+    interrupted after it archived the date's files (or during its run), which step 5 finishes; None: none."""
+    record = read_record(day)
+    if sources or not is_pending(record) or landing.changed_sources(day):
+        return None
+    if not restatements.daily_sources(record):  # a catalog's: its other dates are run by its own command
+        again = " and ".join(f"`{command}`" for command in restatements.commands(day, record))
+        raise CatalogNotDaily(f"the pending restatement of {day} (requested at {record.get('requested_at')}) restates"
+                              f" a catalog snapshot; run {again}")
+    return record
+
+
 def _pending_record(day: dt.date, now: dt.datetime) -> dict[str, Any]:
     """The date's restatement record to extend: a pending one (a restatement its publish has not finished: what it
     restates, e.g. a catalog snapshot's audit rows, is published with this one), else a new one; requested now."""
@@ -228,21 +241,24 @@ def prepare_catalog(kind: str, snapshot: dt.date) -> dict[str, Any]:
     manifest = landing.read_manifest(kind, snapshot)
     found = None if landing.catalog_url(kind) else landing.catalog_file(kind, snapshot)
     late_file = found is not None and found[1] == snapshot  # a file no run has landed yet: it lands here
-    if manifest is None and not (late_file and catalog_fed_dates(kind, snapshot)):
+    # an interrupted restatement of it (the snapshot archived, the dates' builds removed): finished here
+    pending = restatements.pending_for_snapshot(kind, snapshot)
+    if manifest is None and not pending and not (late_file and catalog_fed_dates(kind, snapshot)):
         landed = sorted(warehouse.partition_dates("raw", kind))
         raise NeverLanded(
             f"no {kind} snapshot of {snapshot} was landed, so there is nothing to restate"
             f" (landed {kind} snapshots: {', '.join(map(str, landed)) or 'none'})")
     reason = _catalog_reason(kind, snapshot, manifest)
-    dates = catalog_fed_dates(kind, snapshot)
+    dates = sorted({*catalog_fed_dates(kind, snapshot), *pending})
     now = dt.datetime.now(dt.timezone.utc)
     records = {}
     for day in dates:
         record = _pending_record(day, now)
         record["sources"] = list(dict.fromkeys([*record["sources"], kind]))
         record.setdefault("snapshots", {})[kind] = snapshot.isoformat()  # its audit rows are published again
-        record["reasons"][kind] = reason
-        record["previous_manifests"][kind] = manifest
+        if manifest is not None or day not in pending:  # else: the interrupted one's why and manifest stay
+            record["reasons"][kind] = reason
+            record["previous_manifests"][kind] = manifest
         records[day] = record
         write_record(day, record)
     # what derives from the old snapshot goes first (see restate.prepare), then the snapshot itself
@@ -313,7 +329,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.catalog:
             return _restate_catalog(args.catalog, day)
-        record = prepare(day, args.source)
+        left = unfinished(day, args.source)  # an interrupted restatement of the date: its run finishes it
+        record = left or prepare(day, args.source)
     except NothingToRestate as err:
         print(err)
         return 0
@@ -326,8 +343,17 @@ def main(argv: list[str] | None = None) -> int:
     except (incoming.SourceFileMissing, incoming.SourceFileInvalid) as err:
         print(f"{type(err).__name__}: {err}", file=sys.stderr)
         return 30  # [retcode] task_failed
-    print(f"restating {day}: {', '.join(record['sources'])}; the landed files are archived"
-          f" ({len(record['archived'])} file(s) under {os.path.join(config.lake_dir(), '_archive')})")
+    if left is not None:
+        print(f"finishing the pending restatement of {day} (requested at {left.get('requested_at')}:"
+              f" {', '.join(left.get('sources', []))})", flush=True)
+    else:
+        print(f"restating {day}: {', '.join(record['sources'])}; the landed files are archived"
+              f" ({len(record['archived'])} file(s) under {os.path.join(config.lake_dir(), '_archive')})", flush=True)
+    return _run(day)
+
+
+def _run(day: dt.date) -> int:
+    """Step 5 and the run's summary; the run's exit code."""
     code = run_date(day)
     from pipeline.tasks import central, run_audit, summary
 

@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 from typing import Any
 
 from pipeline import lake
@@ -80,10 +81,31 @@ def commands(day: dt.date, record: dict[str, Any] | None) -> list[str]:
     snapshots = record.get("snapshots", {}) if is_pending(record) else {}
     again = [f"python -m pipeline restate --catalog {kind} --date {snapshot}"
              for kind, snapshot in sorted(snapshots.items())]
-    daily = [s for s in record.get("sources", []) if s not in snapshots] if is_pending(record) else []
+    daily = daily_sources(record)
     if daily or not again:
         again.insert(0, f"python -m pipeline restate --date {day}" + "".join(f" --source {s}" for s in daily))
     return again
+
+
+def daily_sources(record: dict[str, Any] | None) -> list[str]:
+    """The daily sources a pending restatement record lands again (not the catalogs whose snapshots it restates)."""
+    if not is_pending(record):
+        return []
+    return [s for s in record.get("sources", []) if s not in record.get("snapshots", {})]
+
+
+def recorded_dates() -> list[dt.date]:
+    """Every date with a restatement record (pending or not), oldest first; in a local or an s3 lake."""
+    pattern = os.path.join(lake.table_dir("audit", "restatements"), "load_date=*", MARKER)
+    found = (re.search(r"load_date=(\d{4}-\d{2}-\d{2})", path) for path in lake.files_matching(pattern))
+    return sorted({dt.date.fromisoformat(match.group(1)) for match in found if match})
+
+
+def pending_for_snapshot(kind: str, snapshot: dt.date) -> list[dt.date]:
+    """The dates whose pending restatement restates the catalog's snapshot of `snapshot` (`restate --catalog`
+    interrupted: its dates' builds may be removed and the snapshot archived already), oldest first."""
+    return [day for day in recorded_dates() if is_pending(record := read_record(day))
+            and record.get("snapshots", {}).get(kind) == snapshot.isoformat()]
 
 
 def _requested(record: dict[str, Any] | None) -> str | None:

@@ -157,6 +157,9 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
                 rerun_fix = functools.partial(fix, disabled=day)  # reruns that date (`held_back.mark`), not this one
             else:
                 failures.append(fix(day, failed=status == "FAILED"))
+        if not failures:  # a state no failure explains: what finishes it
+            own_run = run_id is not None and run_id == run_audit.run_id()
+            failures.extend(_next_step(day, status, bool(runs) and not own_run, rerun))
         failures.extend(run_audit_pg.twin_note(runs))  # after the status: a note, not a failure of its own
         if run_id is not None:
             done = [r["duration_seconds"] for r in runs if r["duration_seconds"] is not None]
@@ -176,6 +179,21 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
             failed_tasks=[r["task_family"] for r in failed], rerun_fix=rerun_fix,
         ))
     return result
+
+
+def _next_step(day: dt.date, status: str, ran: bool, rerun: dict[str, bool]) -> list[str]:
+    """The "what to do" line of a date that no failure explains; `ran`: an earlier run of the date ended without
+    publishing it and recorded no failure (killed, or still running)."""
+    if status == RESTATING:  # an interrupted restatement: its command finishes it (a catalog's, its other dates too)
+        again = " and ".join(f"`{c}`" for c in restatements.commands(day, restatements.read_record(day)))
+        return [f"what to do (restatement pending): unless a `restate` is running, run {again}"]
+    if status == UNRECONCILED:  # the commit stands; a run of the date reconciles it (its Publish is not complete)
+        return [f"what to do (not reconciled): run the date, which reconciles it without republishing it:"
+                f" `{runbook.daily_command(day, **rerun)}`"]
+    if status == "not published" and ran:
+        return [f"what to do (not published): its last run ended without publishing it and recorded no failure"
+                f" (killed, or still running); unless it is running, run the date: `{runbook.daily_command(day, **rerun)}`"]
+    return []
 
 
 def _what_to_do(remedy: runbook.Remedy, said: str, rerun: dict[str, bool], day: dt.date, *, failed: bool = False,
