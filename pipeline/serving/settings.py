@@ -48,8 +48,10 @@ class postgres(NamedBadSettings, luigi.Config):  # noqa: N801 - luigi maps the c
     application_name = luigi.Parameter(default="ecomm-pipeline")
     # Server settings for the embedded server only (a single-node dev/CI server: no replicas, no
     # archiving). wal_level=minimal lets publish's COPY into a table created in the same transaction,
-    # and its index builds, skip WAL; a larger max_wal_size avoids checkpoints in mid-load.
-    server_options = luigi.Parameter(default="-c wal_level=minimal -c max_wal_senders=0 -c max_wal_size=2GB")
+    # and its index builds, skip WAL; a larger max_wal_size avoids checkpoints in mid-load; reserved_connections
+    # keeps 5 slots for ecomm_writer's members (migration 047) when BI logins take the rest.
+    server_options = luigi.Parameter(
+        default="-c wal_level=minimal -c max_wal_senders=0 -c max_wal_size=2GB -c reserved_connections=5")
 
 
 class publish(NamedBadSettings, luigi.Config):  # noqa: N801 - [publish]

@@ -8,7 +8,6 @@ docs/operations.md#runbook prints are `pipeline.tasks.remedies`'s, importable fr
 from __future__ import annotations
 
 import datetime as dt
-import errno
 import functools
 import re
 import shlex
@@ -17,6 +16,7 @@ import sys
 import psycopg
 
 from pipeline import lake
+from pipeline.lake import disk
 from pipeline.tasks.remedies import (
     BY_ERROR,
     DAILY,
@@ -50,10 +50,6 @@ def _causes(error: BaseException):
         current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
 
 
-def _disk_full(error: BaseException) -> bool:
-    return (isinstance(error, OSError) and error.errno == errno.ENOSPC) or "No space left on device" in str(error)
-
-
 # Postgres's words for its own full disk (SQLSTATE 53100), as a publish error carries them: never the lake's
 PG_DISK_FULL = re.compile(r"the serving Postgres's disk is full|could not extend file \"|"
                           r"wrote only \d+ of \d+ bytes at block \d+|could not write init file")
@@ -77,7 +73,7 @@ def remedy_for(error: BaseException) -> Remedy | None:
             return BY_ERROR["PostgresSlotsFull"]
         if isinstance(current, psycopg.OperationalError):
             return BY_ERROR["PostgresUnreachable" if retry.postgres_unreachable(current) else "PostgresRefuses"]
-        if _disk_full(current):
+        if disk.no_space(current):
             return by_kind("disk full")
         # a PermissionError may be an incoming file's: the lake's only when it names a path in the lake's folder
         if lake.store_error(current) or lake.folder_refused(current):

@@ -29,8 +29,8 @@ from pipeline import cli, config, lake
 from pipeline.ingest import landing
 from pipeline.ingest.landing import SourceChanged
 from pipeline.quality.results import BLOCKING, OUTCOMES
-from pipeline.tasks import (central, cli_errors, command_line, held_back, late_catalogs, restatements, run_audit,
-                            run_audit_pg, runbook, unscheduled)
+from pipeline.tasks import (central, cli_errors, command_line, held_back, lake_gaps, late_catalogs, restatements,
+                            run_audit, run_audit_pg, runbook, unscheduled)
 from pipeline.tasks import publish as publish_task
 from pipeline.tasks import summary_inputs as inputs
 
@@ -40,6 +40,7 @@ MESSAGE = "  "  # a blocking check's whole message, beneath its line (never cut)
 # A published date whose landed file (or snapshot) changed, or whose raw partition was removed, since: Postgres
 # serves it as it was, and it is not complete (nor counted as published) until restated (or the file put back).
 STALE_SOURCE, LOST_RAW = "published, source CHANGED", "published, raw MISSING"
+LAKE_INCOMPLETE = "published, lake INCOMPLETE"  # partitions of the published date are gone (`lake_gaps`)
 RESTATING = "published, restatement PENDING"  # Postgres serves the version before: not complete, nor counted
 UNRECONCILED = "published, NOT RECONCILED"  # its serving reconciliation failed (or never ran) after the commit
 CHANGED = f"{SourceChanged.__name__}:"
@@ -97,7 +98,7 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
     rerun = {"local_scheduler": local_scheduler}
     # dates published (any, not only these: a run says the same), no lake folder: the wrong one is named
     lake.check_built_here(lambda: publish_task.published_anywhere() if published is not None else set())
-    result = []
+    result, listing = [], lake_gaps.Listing()
     for day in days:
         runs = _runs(run_audit_pg.with_postgres(day, run_audit.executions(day), run_id, pg_runs.get(day, [])), run_id)
         recon = {s: inputs.reconciliation(s, day) for s in ("orders", "events")}
@@ -135,6 +136,9 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
             status = RESTATING  # its new files failed, or were blocked by the gate (then its checks, as below)
             if blocked:
                 failures = not_scheduled + _blocking_checks(results, messages, day, rerun)
+        elif pub is not None and (gone := lake_gaps.missing(day, listing)):
+            status = LAKE_INCOMPLETE  # what BI reads is no longer in the lake: a rebuild would lose it
+            failures.extend(lake_gaps.describe(day, gone, local_scheduler=local_scheduler))
         elif pub is not None:
             status = "published"
         elif blocked:
