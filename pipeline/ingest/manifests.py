@@ -12,7 +12,7 @@ from typing import Any
 from pipeline import lake
 from pipeline.lake import disk
 
-MANIFEST = "_manifest.json"
+MANIFEST = lake.MANIFEST_FILE
 
 
 class ManifestUnreadable(Exception):

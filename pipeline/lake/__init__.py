@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 LAYERS = ("raw", "staging", "warehouse", "marts", "audit")
 DATA_FILE = "data.parquet"
+MANIFEST_FILE = "_manifest.json"  # a raw partition's completion marker, written last (pipeline.ingest.manifests)
 RESTATEMENT_FILE = "restatement.json"  # audit/restatements: one JSON record per date (pipeline.tasks.restate)
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 

@@ -43,7 +43,6 @@ from pathlib import Path
 import duckdb
 
 from pipeline import config, lake, resources
-from pipeline.ingest.manifests import MANIFEST
 from pipeline.lake import s3, sqlrun
 from pipeline.transform import marts, staging, warehouse
 
@@ -114,7 +113,7 @@ def _tables_on_disk(root: str, layer: str) -> dict[str, bool]:
     layer_dir = os.path.join(root, layer)
     names = list(KNOWN_TABLES[layer])
     if s3.is_remote(root):  # object storage has no folders: the tables are what files name
-        marker = MANIFEST if layer == "raw" else lake.DATA_FILE  # raw: landed partitions only
+        marker = lake.MANIFEST_FILE if layer == "raw" else lake.DATA_FILE  # raw: landed partitions only
         found = {path[len(layer_dir):].lstrip("/").split("/")[0]
                  for path in lake.files_matching(os.path.join(layer_dir, "**", marker))}
         names += sorted(name for name in found if name not in names and lake._NAME.match(name))
@@ -142,7 +141,7 @@ def _pattern(root: str, layer: str, table: str) -> str:
 
 def _landed_pattern(root: str, table: str) -> str:
     """The glob of a raw table's manifests: one per landed partition, beside its data.parquet."""
-    return os.path.join(root, "raw", table, "**", MANIFEST)
+    return os.path.join(root, "raw", table, "**", lake.MANIFEST_FILE)
 
 
 def _landed_only(root: str, table: str) -> str:
