@@ -68,7 +68,7 @@ def test_clean_seed_sized_day_passes_with_volume_warnings(lake_root: Path) -> No
     assert len(recorded) == len(result.results)
     assert {(r["table_name"], r["check_name"]) for r in recorded} == set(by_name(result))
     assert set(recorded[0]) == {"load_date", "check_name", "table_name", "check_type", "outcome", "value",
-                                "message", "checked_at"}
+                                "message", "checked_at", "run_id"}
     assert {r["load_date"] for r in recorded} == {D}
     types = {r["check_type"] for r in recorded}
     assert {"schema", "row_count", "duplicate_count", "missing_count", "freshness", "user-defined",
@@ -78,7 +78,7 @@ def test_clean_seed_sized_day_passes_with_volume_warnings(lake_root: Path) -> No
     failures = gate.dq_failure_rows(result)
     assert [f["outcome"] for f in failures] == ["warn"] * 4
     assert set(failures[0]) == {"run_date", "check_name", "table_name", "check_type", "outcome", "value", "message",
-                                "checked_at"}
+                                "checked_at", "run_id"}
     assert {f["checked_at"] for f in failures} == {result.checked_at}
     assert failures[0]["run_date"] == D
 
