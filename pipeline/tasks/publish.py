@@ -94,24 +94,36 @@ class SourcesUnchanged(PipelineTask):
     timeout_kind = "land"
 
     def complete(self) -> bool:
-        return (not landing.changed_sources(self.date) and not landing.changed_catalogs(self.date)
-                and not late_catalogs.late_catalogs(self.date))
+        # In the date's Publish process, where Luigi checks the requirements again just before run(), a file
+        # changed or a snapshot that arrived during the run would fail the Publish as "Unfulfilled dependency at
+        # run time", which says neither what changed nor what to do: Publish.run checks it first, with the words.
+        return _in_publish_process(self.date) or sources_unchanged(self.date)
 
     def run(self) -> None:
-        from pipeline.serving import publish
+        check_sources_unchanged(self.date)
 
-        changed, catalogs = landing.changed_sources(self.date), landing.changed_catalogs(self.date)
-        if not changed and not catalogs:
-            if late := late_catalogs.late_catalogs(self.date):
-                raise late_catalogs.CatalogArrivedLate(" ".join(late.values()))
-            return
-        try:
-            published = publish.is_published(self.date)
-        except psycopg.OperationalError:
-            published = False
-        messages = [landing.changed_message(source, self.date, reason, published=published)
-                    for source, reason in changed.items()]
-        raise landing.SourceChanged(" ".join([*messages, *catalogs.values()]))
+
+def sources_unchanged(day: dt.date) -> bool:
+    """Whether the date's landed daily sources and the catalog snapshots covering it are still the ones landed."""
+    return (not landing.changed_sources(day) and not landing.changed_catalogs(day)
+            and not late_catalogs.late_catalogs(day))
+
+
+def check_sources_unchanged(day: dt.date) -> None:
+    """SourceChanged (or CatalogArrivedLate), with what changed and what to do, unless `sources_unchanged(day)`."""
+    from pipeline.serving import publish
+
+    changed, catalogs = landing.changed_sources(day), landing.changed_catalogs(day)
+    if not changed and not catalogs:
+        if late := late_catalogs.late_catalogs(day):
+            raise late_catalogs.CatalogArrivedLate(" ".join(late.values()))
+        return
+    try:
+        published = publish.is_published(day)
+    except psycopg.OperationalError:
+        published = False
+    messages = [landing.changed_message(source, day, reason, published=published) for source, reason in changed.items()]
+    raise landing.SourceChanged(" ".join([*messages, *catalogs.values()]))
 
 
 class PublishTask(PipelineTask):
@@ -143,6 +155,7 @@ class PublishTask(PipelineTask):
         from pipeline.quality import gate, serving_reconciliation
         from pipeline.serving import compaction, publish
 
+        check_sources_unchanged(self.date)  # SourcesUnchanged counts as complete in this process (see there)
         record = restatements.read_record(self.date)
         restating = restatements.is_pending(record)
         force = self.force or restating  # a restatement replaces the date whatever it holds now
@@ -188,8 +201,7 @@ def still_current(day: dt.date) -> bool:
     covering the date (sha256 only when the size or mtime differs), and the two snapshot dates of its
     daily_metrics partition.
     """
-    return (not landing.changed_sources(day) and not landing.changed_catalogs(day) and not restatements.pending(day)
-            and not late_catalogs.late_catalogs(day))
+    return sources_unchanged(day) and not restatements.pending(day)
 
 
 def current_published_dates(days: list[dt.date]) -> set[dt.date]:
