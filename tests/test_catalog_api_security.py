@@ -117,14 +117,14 @@ def test_an_api_without_records_is_refused_with_the_key_masked(api: DummyJsonSer
 
 def test_the_settings_check_and_restate_do_not_repeat_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
     from pipeline import config
-    from pipeline.tasks import restate
+    from pipeline.tasks import restate_catalog
 
     monkeypatch.setenv("ECOMM_PRODUCTS_URL", f"api.example.com/products?api_key={KEY}")  # the scheme forgotten
     with pytest.raises(config.BadSetting) as caught:
         config.products_url()
     assert KEY not in str(caught.value) and "'api.example.com/products?...'" in str(caught.value)
     monkeypatch.setenv("ECOMM_PRODUCTS_URL", f"https://api.example.com/?api_key={KEY}")
-    assert restate._catalog_reason("products", D, None) == (
+    assert restate_catalog._catalog_reason("products", D, None) == (
         f"the products snapshot of {D} is fetched again from https://api.example.com/?api_key=***")
 
 

@@ -1,6 +1,6 @@
 """Restatements beside other runs of the same date: a build made before a restatement is never published as the
 restated date, and a restatement requested while another run publishes the date stays pending until its own run
-publishes it (`restatements.superseded`, `restatements.mark_published`, `restate.remove_derived` under the date's
+publishes it (`restatements.superseded`, `restatements.mark_published`, `restate_steps.remove_derived` under the date's
 publish lock).
 
 Real `python -m pipeline restate` and `luigi` command lines, the fault engine's pause to hold a publish's

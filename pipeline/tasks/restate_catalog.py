@@ -1,0 +1,132 @@
+"""Restating a catalog snapshot: `python -m pipeline restate --catalog KIND --date S` (see `pipeline.tasks.restate`
+for what it does and in which order)."""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import sys
+from typing import Any
+
+from pipeline import config
+from pipeline.ingest import incoming, landing
+from pipeline.ingest.catalog_http import redact_url
+from pipeline.tasks import restatements, runbook
+from pipeline.tasks.restate_steps import NeverLanded, archive, pending_record, remove_derived, run_date
+from pipeline.tasks.restatements import write_record
+
+logger = logging.getLogger(__name__)
+
+
+def catalog_fed_dates(kind: str, snapshot: dt.date) -> list[dt.date]:
+    """The built load dates (any warehouse partition) that the snapshot feeds, oldest first."""
+    from pipeline.transform import warehouse
+
+    built = sorted({day for table in warehouse.TABLES for day in warehouse.partition_dates("warehouse", table)
+                    if day >= snapshot})
+    if kind == "products":  # dim_product_history: every later date's partition holds the snapshot's versions
+        return built
+    return [day for day in built if landing.covering_snapshot(kind, day) == snapshot]
+
+
+def _catalog_reason(kind: str, snapshot: dt.date, manifest: dict[str, Any] | None) -> str:
+    """Why the snapshot is landed again: named, it is restated changed or not (as `--source` is).
+
+    Unchanged, it still rebuilds the dates it feeds: e.g. dates built before the snapshot's file
+    arrived, which kept the catalog of the snapshot before it. Such a file may not be landed yet (no
+    run of a date it covers has come since): then it is landed here for the first time.
+    """
+    url = landing.catalog_url(kind)
+    if url:
+        return f"the {kind} snapshot of {snapshot} is fetched again from {redact_url(url)}"
+    found = landing.catalog_file(kind, snapshot)
+    if found is None or found[1] != snapshot:
+        raise incoming.SourceFileMissing(
+            f"no {kind}_{snapshot}.json (or .json.gz, .json.zst) under {config.data_dir()}/{kind}: a catalog is"
+            f" restated by the date in its snapshot file's name, and that file must be there")
+    if manifest is None:
+        return f"{found[0]} arrived after dates it covers were built; landed for the first time"
+    return landing.file_drift(manifest, found[0]) or f"named on the command line ({found[0]} is the file landed)"
+
+
+def prepare_catalog(kind: str, snapshot: dt.date) -> dict[str, Any]:
+    """A catalog snapshot's steps 1-4 (module doc); returns {"dates": the dates to run, "archived": the files archived}."""
+    from pipeline.transform import warehouse
+
+    manifest = landing.read_manifest(kind, snapshot)
+    found = None if landing.catalog_url(kind) else landing.catalog_file(kind, snapshot)
+    late_file = found is not None and found[1] == snapshot  # a file no run has landed yet: it lands here
+    # an interrupted restatement of it (the snapshot archived, the dates' builds removed): finished here
+    pending = restatements.pending_for_snapshot(kind, snapshot)
+    if manifest is None and not pending and not (late_file and catalog_fed_dates(kind, snapshot)):
+        landed = sorted(warehouse.partition_dates("raw", kind))
+        raise NeverLanded(
+            f"no {kind} snapshot of {snapshot} was landed, so there is nothing to restate"
+            f" (landed {kind} snapshots: {', '.join(map(str, landed)) or 'none'})")
+    reason = _catalog_reason(kind, snapshot, manifest)
+    dates = sorted({*catalog_fed_dates(kind, snapshot), *pending})
+    now = dt.datetime.now(dt.timezone.utc)
+    records = {}
+    for day in dates:
+        record = pending_record(day, now)
+        record["sources"] = list(dict.fromkeys([*record["sources"], kind]))
+        record.setdefault("snapshots", {})[kind] = snapshot.isoformat()  # its audit rows are published again
+        if manifest is not None or day not in pending:  # else: the interrupted one's why and manifest stay
+            record["reasons"][kind] = reason
+            record["previous_manifests"][kind] = manifest
+        records[day] = record
+        write_record(day, record)
+    # what derives from the old snapshot goes first (see restate.prepare), then the snapshot itself
+    removed = remove_derived(snapshot, [kind])
+    removed += sum(remove_derived(day, []) for day in dates)
+    archived = archive(snapshot, kind, now.strftime("%Y%m%dT%H%M%S%fZ"))
+    for day, record in records.items():
+        record["archived"] = list(dict.fromkeys([*record["archived"], *archived]))
+        write_record(day, record)
+    logger.info("restating the %s snapshot of %s for %d date(s): %d file(s) archived, %d derived partition"
+                " file(s) removed", kind, snapshot, len(dates), len(archived), removed)
+    return {"dates": dates, "archived": archived}
+
+
+def run_catalog_dates(kind: str, snapshot: dt.date, dates: list[dt.date]) -> int:
+    """A catalog's step 5: every date's warehouse partitions, then each date's pipeline, oldest first; the first
+    failed run's exit code (0: all published).
+
+    The warehouse first: a date's publish merges the dimension rows its earlier version gave again from every
+    published date's partition, and leaves them as merged while one of those is missing (here, a later date's, until
+    its own run). Rows only an earlier date's withdrawn snapshot gave (a user it dropped, a city it blanked) then
+    stayed in Postgres, while the lake and `rebuild-serving` no longer had them.
+    """
+    failed = 0
+    for day in dates:
+        code = run_date(day, "BuildWarehouse")
+        logger.info("%s (restating the %s snapshot of %s): warehouse built, exit %d", day, kind, snapshot, code)
+        failed = failed or code
+    for day in dates:
+        code = run_date(day)
+        logger.info("%s (restating the %s snapshot of %s): exit %d", day, kind, snapshot, code)
+        failed = failed or code
+    return failed
+
+
+
+def restate_catalog(kind: str, snapshot: dt.date) -> int:
+    """`restate --catalog KIND --date S`; its errors are `restate.main`'s."""
+    from pipeline.tasks import central, run_audit, summary
+
+    prepared = prepare_catalog(kind, snapshot)
+    dates = prepared["dates"]
+    print(f"restating the {kind} snapshot of {snapshot}: {len(prepared['archived'])} landed file(s) archived"
+          f" under {os.path.join(config.lake_dir(), '_archive')}; the dates it feeds:"
+          f" {', '.join(map(str, dates)) or 'none built yet (the next run of a date lands the new snapshot)'}")
+    code = run_catalog_dates(kind, snapshot, dates)
+    summaries = summary.print_summary(dates, run_audit.run_id(), start_postgres=False) if dates else []
+    if summaries:  # luigid (when luigi.cfg's answers) shows the dates published here done, as after a `luigi` run
+        central.settle_published(summaries)
+    if code:
+        pending = [s.date for s in summaries if s.status != "published"] or dates
+        print(f"the restatement of the {kind} snapshot of {snapshot} is pending for {', '.join(map(str, pending))}:"
+              f" do what each row above says, then run it again ({runbook.daily_command(pending[0])}; a date"
+              " published with a threshold option, e.g. --checks-orders-volume-fail-low-ratio 0, needs it again)",
+              file=sys.stderr)
+    return code
