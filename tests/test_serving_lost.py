@@ -13,6 +13,7 @@ import pytest
 from psycopg import sql
 
 from pipeline.serving import marts, publish
+from pipeline.tasks import rebuild
 from tests.support.ops import Ops
 
 # Monday 2025-12-08: the generator's first day (its catalog snapshot is that Monday's)
@@ -86,6 +87,7 @@ def test_a_new_deployment_publishes_and_only_a_rebuild_fills_a_replaced_database
         publish.publish(D2, run_id="restate_like")
     assert type(refused.value).__name__ == "ServingDatabaseLost"
     assert publish.published_dates([D1, D2, D3]) == set()
-    publish.publish(D2, run_id="rebuild_test")  # what rebuild-serving does
+    assert publish.REBUILD_RUNS == rebuild.RUN_PREFIX
+    publish.publish(D2, run_id=rebuild.new_run_id())  # what rebuild-serving does
     publish.publish(D3, run_id="restate_like")  # the database serves a date now: the next publish goes on
     assert publish.published_dates([D1, D2, D3]) == {D2, D3}
