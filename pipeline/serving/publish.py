@@ -35,7 +35,8 @@ Every error names the table, the column and the record, mapped back to the lake 
 Replacing a published non-empty date with an empty one is refused (EmptyPublishRefused) unless
 force=True. Publishing into a database that holds no published date while the lake's run audit records dates
 published before (the database was lost and re-created, or replaced) is refused (ServingDatabaseLost), except by
-`rebuild-serving` (run ids `rebuild_...`), which republishes them all: a publish would serve that one date alone. The serving schema is brought up to date once per process before the first publish.
+`rebuild-serving` (run ids `rebuild_...`), which republishes them all: a publish would serve that one date alone.
+The serving schema is brought up to date once per process before the first publish.
 The transaction runs as `ecomm_writer` when allowed (`pipeline.serving.transaction`).
 """
 from __future__ import annotations
