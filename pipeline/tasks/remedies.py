@@ -210,6 +210,16 @@ REMEDIES: tuple[Remedy, ...] = (
            "after the publish committed, the date's serving tables did not hold the lake's rows or revenue (changed"
            " in Postgres since, by hand or by another tool); BI reads them as they are",
            f"republish the date from the lake: `{DAILY} --force` (docs/serving.md)", ("ServingMismatch",)),
+    Remedy("serving database lost", "30",
+           "`FAILED`, `Publish: ServingDatabaseLost: the serving database ecomm on HOST:PORT holds no published date,"
+           " but the lake at L records N published date(s) (first..last): it was re-created or replaced; run"
+           " `python -m pipeline rebuild-serving` ...`; nothing of the date was published",
+           "the serving database was lost and re-created empty (the embedded server's data folder deleted) or"
+           " `ECOMM_PG_DSN` names a new, empty one, while the lake records dates published before: publishing the date"
+           " alone would serve it without the history (marts.customers ... of one date)",
+           "`python -m pipeline rebuild-serving` (republishes every gated date from the lake into it, this one"
+           f" included if its gate passed; docs/operations.md#rebuilding-the-serving-database), then `{DAILY}`",
+           ("ServingDatabaseLost",)),
     Remedy("schema migration", "30",
            "`MigrationError: .../sql/serving/0NN_....sql: must be owner of table ...` (or `: permission denied`) (a"
            " preload or the publish), after an upgrade",

@@ -1,0 +1,93 @@
+"""A serving database lost and re-created empty: the daily run refuses to publish one date into it, and
+`rebuild-serving` (what the refusal names) brings every date back; a new deployment's first publishes go on.
+
+Real `luigi` and `python -m pipeline` runs on generated days, the session's embedded Postgres.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from pipeline.serving import marts, publish
+from pipeline.tasks import rebuild
+from tests.support.ops import Ops
+
+# Monday 2025-12-08: the generator's first day (its catalog snapshot is that Monday's)
+D1, D2, D3 = (dt.date(2025, 12, 8) + dt.timedelta(days=i) for i in range(3))
+
+
+def _daily(ops: Ops, day: dt.date):
+    return ops.luigi("DailyPipeline", "--date", str(day), "--local-scheduler")
+
+
+def _drop(ops: Ops) -> None:
+    """The database lost, as when the embedded server's data folder goes: the next run re-creates it empty."""
+    with psycopg.connect(ops.server.dsn(), autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database {} with (force)").format(sql.Identifier(ops.database)))
+
+
+def _customers(conn: psycopg.Connection) -> list[tuple]:
+    return conn.execute("select * from marts.customers order by 1").fetchall()
+
+
+@pytest.mark.slow
+def test_a_lost_database_is_refused_and_rebuild_serving_brings_every_date_back(ops: Ops) -> None:
+    ops.generate(D1, 3, orders=200, events=1200)
+    for day in (D1, D2):
+        done = _daily(ops, day)
+        assert done.returncode == 0, done.stderr[-3000:]
+    _drop(ops)
+
+    refused = _daily(ops, D3)
+    assert refused.returncode == 30, refused.stderr[-3000:]
+    (said,) = [line for line in refused.stderr.splitlines() if "ServingDatabaseLost: the serving database" in line]
+    assert (f"records 2 published date(s) ({D1}..{D2})" in said and ops.database in said and str(ops.lake) in said
+            and "`python -m pipeline rebuild-serving`" in said), said
+    assert "Traceback" not in refused.stderr
+    assert "Publish: ServingDatabaseLost: the serving database" in refused.stdout  # the run summary names it
+    assert "what to do (serving database lost): `python -m pipeline rebuild-serving`" in refused.stdout
+    assert ops.query("select count(*) from audit.publish_log") == [(0,)]
+    assert ops.query("select count(*) from warehouse.daily_metrics") == [(0,)]
+
+    rebuilt = ops.pipeline("rebuild-serving")
+    assert rebuilt.returncode == 0, rebuilt.stdout[-3000:] + rebuilt.stderr[-3000:]
+    assert ops.query("select load_date from audit.publish_log order by 1") == [(D1,), (D2,), (D3,)]
+    with psycopg.connect(ops.dsn) as conn:  # the marts equal the models over every published date's facts
+        kept = _customers(conn)
+        assert {row[0] for row in kept} >= {row[0] for row in conn.execute(
+            "select distinct user_id from warehouse.fact_orders_all where user_id is not null").fetchall()}
+        marts.rebuild(conn)
+        assert _customers(conn) == kept
+        conn.rollback()
+    again = _daily(ops, D3)  # rebuilt and reconciled: the daily run takes it as done
+    assert again.returncode == 0, again.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_a_new_deployment_publishes_and_only_a_rebuild_fills_a_replaced_database(ops: Ops, monkeypatch) -> None:
+    """A backfill into an empty database with two workers: several dates wait on the first commit, none refused.
+    Then a new empty database: a publish of another caller than the rebuild (run id `rebuild_...`) is refused."""
+    ops.generate(D1, 3, orders=200, events=1200)
+    backfill = ops.luigi("RangeDaily", "--of", "DailyPipeline", "--start", str(D1), "--stop",
+                         str(D3 + dt.timedelta(days=1)), "--workers", "2", "--local-scheduler")
+    assert backfill.returncode == 0, backfill.stderr[-3000:]
+    assert ops.query("select load_date from audit.publish_log order by 1") == [(D1,), (D2,), (D3,)]
+
+    new = f"ops_{uuid.uuid4().hex[:10]}"
+    ops.server.env(monkeypatch, new)
+    monkeypatch.setenv("ECOMM_LAKE_DIR", str(ops.lake))
+    monkeypatch.setenv("ECOMM_DATA_DIR", str(ops.incoming))
+    with psycopg.connect(ops.server.dsn(), autocommit=True) as conn:
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(new)))
+    with pytest.raises(publish.PublishError, match=rf"records 3 published date\(s\) \({D1}..{D3}\)") as refused:
+        publish.publish(D2, run_id="restate_like")
+    assert type(refused.value).__name__ == "ServingDatabaseLost"
+    assert publish.published_dates([D1, D2, D3]) == set()
+    assert publish.REBUILD_RUNS == rebuild.RUN_PREFIX
+    publish.publish(D2, run_id=rebuild.new_run_id())  # what rebuild-serving does
+    publish.publish(D3, run_id="restate_like")  # the database serves a date now: the next publish goes on
+    assert publish.published_dates([D1, D2, D3]) == {D2, D3}
