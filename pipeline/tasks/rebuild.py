@@ -54,11 +54,12 @@ from pipeline import cli, config, lake
 from pipeline.lake import sqlrun
 from pipeline.serving import migrations, pg
 from pipeline.serving.facts import FACTS, PublishError
+from pipeline.serving.publish import REBUILD_RUNS
 from pipeline.tasks import restatements
 
 logger = logging.getLogger(__name__)
 
-RUN_PREFIX = "rebuild_"
+RUN_PREFIX = REBUILD_RUNS  # how a publish (and a target) tells a rebuild from a live run
 BUILT_MARK = "daily_metrics"  # the last partition a date's build writes: the date was built
 EXIT_LEFT_OUT = 4
 _DATE_DIR = re.compile(r"load_date=(\d{4}-\d{2}-\d{2})")
