@@ -327,8 +327,12 @@ def _check_lake(value: str, root: str, from_environment: bool) -> None:
     if "://" in value and not value.startswith(LAKE_SCHEMES):  # gs://, s3a:// ... became a local folder "gs:"
         raise BadSetting(f"{named} is not a lake the pipeline can write: give a folder or s3://bucket/prefix"
                          " (any S3-compatible store, see docs/scaling-out.md)")
-    if "://" in value and not value.split("://", 1)[1].split("/", 1)[0]:
+    bucket, _, key = value.split("://", 1)[1].rstrip("/").partition("/") if "://" in value else ("-", "", "")
+    if not bucket:
         raise BadSetting(f"{named} names no bucket: give s3://bucket or s3://bucket/prefix")
+    if set(key) & set("*?[]") or (key and {"", ".", ".."} & set(key.split("/"))):  # globs; what S3 keys never hold
+        raise BadSetting(f"{named}: the lake's readers take its keys as glob patterns and S3 keys as they are, so its"
+                         " prefix may not hold * ? [ ] nor an empty, . or .. part (//, /./): name it without them")
     if "://" not in value and os.path.exists(root) and not os.path.isdir(root):
         raise BadSetting(f"{named} is a file, not a folder: give the lake's folder (made on first use) or"
                          " s3://bucket/prefix")

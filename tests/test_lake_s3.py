@@ -293,3 +293,50 @@ def test_the_duckdb_cli_script_of_an_object_store_lake_sets_up_duckdbs_own_s3_cl
     assert "KEY_ID" not in script and s3_env["AWS_SECRET_ACCESS_KEY"] + "'" not in script, "no credential in the file"
     assert f"nothing under {s3_lake}/raw/orders)" in script, "the views follow"
     assert "secret" not in views.init_sql(s3_lake), "open_lake reads through pyarrow's client: nothing to download"
+
+
+@pytest.mark.parametrize("prefix", ["lake[1]", "a*b", "x//lake", "x/./lake", "x/../lake"])
+def test_an_s3_lake_prefix_its_readers_would_take_as_a_pattern_or_the_store_refuses_is_one_line(
+        ops: Ops, s3_env, prefix: str) -> None:
+    """A bracket made every landing fail with "No files found that match the pattern" (blamed on the incoming file,
+    `cannot be read as CSV`): DuckDB reads a partition's path as a glob. An empty, `.` or `..` part printed a pyarrow
+    traceback per task. Both are refused as the setting they are, before anything is read or written."""
+    root = f"s3://{BUCKET}/{prefix}"
+    world = Ops(incoming=ops.incoming, lake=ops.lake, server=ops.server, database=ops.database,
+                extra_env={**ops.extra_env, **s3_env, "ECOMM_LAKE_DIR": root})
+    run = world.luigi("DailyPipeline", "--date", str(SEED_DAY), "--local-scheduler")
+    assert run.returncode == 35 and "Traceback" not in run.stderr, run.stderr[-3000:]
+    assert (f"ECOMM_LAKE_DIR={root!r}: the lake's readers take its keys as glob patterns and S3 keys as they are, so"
+            " its prefix may not hold * ? [ ] nor an empty, . or .. part") in run.stderr, run.stderr[-3000:]
+    assert "cannot be read as" not in run.stderr and not keys(s3_env, f"s3://{BUCKET}/x"), "nothing was written"
+
+
+def test_an_s3_lake_root_with_a_trailing_slash_or_odd_but_plain_characters_is_taken(monkeypatch) -> None:
+    from pipeline import config
+
+    for root in (f"s3://{BUCKET}/lake/", f"s3://{BUCKET}/odd dir/a+b=c%20x", f"s3://{BUCKET}"):
+        monkeypatch.setenv("ECOMM_LAKE_DIR", root)
+        assert config.lake_dir() == root.rstrip("/")
+
+
+@pytest.mark.slow
+def test_a_mistyped_s3_prefix_beside_a_serving_postgres_that_publishes_is_refused_like_a_missing_folder(
+        ops: Ops, s3_env) -> None:
+    """A typo in the lake's prefix started a second, empty lake there and published the date from it (exit 0), while
+    a typo in a lake folder's name is refused (LakeFolderMissing): a prefix holding no object is that lake's missing
+    folder."""
+    root = f"s3://{BUCKET}/typo-{uuid.uuid4().hex[:8]}"
+    world = Ops(incoming=ops.incoming, lake=ops.lake, server=ops.server, database=ops.database,
+                extra_env={**ops.extra_env, **s3_env, "ECOMM_LAKE_DIR": root})
+    assert world.luigi("DailyPipeline", "--date", str(SEED_DAY), "--local-scheduler").returncode == 0
+    typo = root + "x"
+    world.extra_env["ECOMM_LAKE_DIR"] = typo
+    run = world.luigi("DailyPipeline", "--date", str(SEED_DAY + dt.timedelta(days=1)), "--local-scheduler")
+    assert run.returncode == 35 and "Traceback" not in run.stderr, run.stderr[-3000:]
+    said = (f"LakeFolderMissing: the lake prefix {typo} holds no object, but the serving Postgres publishes 1 date(s)"
+            f" built from a lake (the latest {SEED_DAY}): ECOMM_LAKE_DIR or [paths] lake_dir names the wrong prefix")
+    assert said in run.stderr, run.stderr[-3000:]
+    assert keys(s3_env, typo) == [], "no second lake was started"
+    assert ops.query("select load_date from audit.publish_log") == [(SEED_DAY,)]
+    summary = world.pipeline("summary", "--date", str(SEED_DAY))
+    assert summary.returncode == 35 and said.removeprefix("LakeFolderMissing: ") in summary.stderr, summary.stderr

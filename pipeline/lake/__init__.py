@@ -121,22 +121,26 @@ def check_writable() -> None:
 
 
 def folder_missing() -> bool:
-    """Whether the lake is a folder that is not there: a new lake, or the wrong folder named."""
-    where = config.lake_dir()
-    return not lake_store.is_remote(where) and not os.path.isdir(where)
+    """Whether the lake is a folder that is not there or an s3:// prefix holding no object: new, or the wrong one."""
+    where = root()  # an s3:// root's bucket exists (LakeUnreadable otherwise)
+    try:
+        return lake_store.prefix_empty(where) if lake_store.is_remote(where) else not os.path.isdir(where)
+    except OSError as err:
+        raise unreadable(where, err) from err
 
 
 def check_built_here(published: Callable[[], set[dt.date]]) -> None:
-    """No lake folder at all while the serving Postgres publishes dates (`published()`, asked only then): ECOMM_LAKE_DIR
-    (or [paths] lake_dir) names the wrong folder (a typo, a mount that is not there). Said before a date counts as
-    published from no lake, or a new one starts there beside the real one. An s3:// lake has no folder to miss."""
+    """No lake (`folder_missing`) while the serving Postgres publishes dates (`published()`, asked only then): the wrong
+    lake is named. Said before a date counts as published from no lake, or a new one starts beside the real one."""
     if folder_missing() and (dates := published()):
         where = config.lake_dir()
+        what, new = ((f"prefix {where} holds no object", "the wrong prefix; fix that (to start a new lake there on"
+                      " purpose, put an object under it first)") if lake_store.is_remote(where) else
+                     (f"folder {where} does not exist", "the wrong folder, or its disk is not mounted; fix that (to"
+                      f" start a new lake there on purpose, create the folder first: mkdir -p {where})"))
         raise LakeFolderMissing(
-            f"the lake folder {where} does not exist, but the serving Postgres publishes {len(dates)} date(s) built"
-            f" from a lake (the latest {max(dates)}): ECOMM_LAKE_DIR or [paths] lake_dir names the wrong folder, or its"
-            f" disk is not mounted; fix that (to start a new lake there on purpose, create the folder first: mkdir -p"
-            f" {where}); nothing was written")
+            f"the lake {what}, but the serving Postgres publishes {len(dates)} date(s) built from a lake (the latest"
+            f" {max(dates)}): ECOMM_LAKE_DIR or [paths] lake_dir names {new}; nothing was written")
 
 
 def unreadable(path: str, error: BaseException, done: str = "read") -> LakeUnreadable:

@@ -136,6 +136,18 @@ def glob(pattern: str) -> list[str]:
     return sorted(f"{scheme}://{info.path}" for info in _listing(f"{scheme}://{fixed}") if wanted.match(info.path))
 
 
+_FILLED: set[str] = set()  # roots seen holding an object: a lake is never emptied (one request per root and process)
+
+
+def prefix_empty(root: str) -> bool:
+    """Whether no object lies under a lake root (`s3://bucket/prefix`): a lake never written, or the wrong prefix."""
+    if root not in _FILLED:
+        filesystem, key = _split(root)
+        if filesystem.get_file_info(pafs.FileSelector(key, allow_not_found=True, recursive=False)):
+            _FILLED.add(root)
+    return root not in _FILLED
+
+
 def bucket_exists(root: str) -> bool:
     """Whether the bucket of a lake root (`s3://bucket/prefix`) exists; a store that refuses or does not answer
     raises its error (OSError, `AWS Error ...`)."""

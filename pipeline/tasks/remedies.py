@@ -251,11 +251,12 @@ REMEDIES: tuple[Remedy, ...] = (
     Remedy("lake folder missing", "35",
            "`LakeFolderMissing: the lake folder L does not exist, but the serving Postgres publishes N date(s) built"
            " from a lake ...` while scheduling, or from `python -m pipeline summary`",
-           "ECOMM_LAKE_DIR or `[paths] lake_dir` names a folder that is not there (a typo, a disk not mounted) while"
+           "ECOMM_LAKE_DIR or `[paths] lake_dir` names a folder that is not there (a typo, a disk not mounted), or an"
+           " s3:// prefix that holds no object (`the lake prefix L holds no object, ...`), while"
            " Postgres publishes dates built from a lake: they would count as published from no lake, and the next date"
            " would start a second lake there",
            f"name the lake's folder (or mount its disk), then `{DAILY}`; to start a new lake in that folder on purpose,"
-           " create it first (`mkdir -p <folder>`)",
+           " create it first (`mkdir -p <folder>`; a prefix: put an object under it)",
            ("LakeFolderMissing",)),
     Remedy("disk full", "30",
            "`OSError: [Errno 28] No space left on device` (or DuckDB's `No space left on device`)",
