@@ -6,6 +6,7 @@ Real `luigi` and `python -m pipeline` runs on generated days, the session's embe
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 
 import psycopg
@@ -63,8 +64,36 @@ def test_a_lost_database_is_refused_and_rebuild_serving_brings_every_date_back(o
         marts.rebuild(conn)
         assert _customers(conn) == kept
         conn.rollback()
+    # the refused Publish is history now: the date was published (by the rebuild) after it failed
+    summary = ops.pipeline("summary", "--date", str(D3))
+    assert summary.returncode == 0, summary.stdout + summary.stderr[-3000:]
+    (row,) = [line for line in summary.stdout.splitlines() if line.startswith(f"{D3}  ")]
+    assert row.endswith("  published") and "1 of 1 date(s) published" in summary.stdout, summary.stdout
+    assert "ServingDatabaseLost" not in summary.stdout and "what to do" not in summary.stdout, summary.stdout
     again = _daily(ops, D3)  # rebuilt and reconciled: the daily run takes it as done
     assert again.returncode == 0, again.stderr[-3000:]
+
+    # a failure after the publish is the date's state still
+    path = ops.incoming / "orders" / str(D3) / "orders.json"
+    path.write_text(json.dumps(json.loads(path.read_text())[:-1]))  # a corrected file: one order fewer
+    changed = _daily(ops, D3)
+    assert changed.returncode == 30 and "SourcesUnchanged: SourceChanged" in changed.stdout, changed.stdout
+    standing = ops.pipeline("summary", "--date", str(D3))
+    assert standing.returncode == 1 and "SourcesUnchanged: SourceChanged" in standing.stdout, standing.stdout
+
+
+def test_a_failure_is_history_only_when_another_run_published_the_date_after_it() -> None:
+    from pipeline.tasks.summary_inputs import published_since
+
+    utc, ended = dt.timezone.utc, dt.datetime(2025, 12, 10, 6, 0)  # run audit: naive UTC
+    failed = {"run_id": "20251210T055900_abcd1234", "ended_at": ended}
+    cet = dt.timezone(dt.timedelta(hours=2))
+    pub = {"run_id": "rebuild_x", "published_at": dt.datetime(2025, 12, 10, 7, 30, tzinfo=cet)}
+    assert not published_since(failed, pub)  # 05:30 UTC: before the failure
+    assert published_since(failed, {**pub, "published_at": dt.datetime(2025, 12, 10, 6, 1, tzinfo=utc)})
+    later = ended.replace(hour=7, tzinfo=utc)
+    assert not published_since(failed, {**pub, "run_id": failed["run_id"], "published_at": later})  # the same run
+    assert not published_since(failed, None) and not published_since({**failed, "ended_at": None}, pub)
 
 
 @pytest.mark.slow

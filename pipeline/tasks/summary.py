@@ -106,11 +106,12 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
         checks = None if results is None else {
             kind: sum(r["outcome"] == kind for r in results) for kind in OUTCOMES}
         pub = None if published is None else published.get(day)
-        # failures still standing: the task's last attempt in the run failed
-        last: dict[str, dict[str, Any]] = {}
+        # failures still standing: the task's last attempt in the run failed, and (latest run) no later publish by
+        last: dict[str, dict[str, Any]] = {}  # another run (rebuild-serving's: no run audit rows) made it history
         for row in runs:
             last[row["task_id"]] = row
-        failed = [r for r in last.values() if r["status"] == "failed"]
+        failed = [r for r in last.values() if r["status"] == "failed"
+                  and (run_id is not None or not inputs.published_since(r, pub))]
         failures = [f"{r['task_family']}: {cli.shortened(r['error_message'])}" for r in failed]
         remedies = [remedy for r in failed if (remedy := runbook.remedy_for_text(r["error_message"]))]
         not_scheduled = []

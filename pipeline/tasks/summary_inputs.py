@@ -68,7 +68,7 @@ def serving_state(days: Sequence[dt.date], start_postgres: bool, run_id: str | N
                 return {}, {}
             rows = conn.execute(
                 """select p.load_date, p.fact_orders_rows, p.fact_events_rows, m.runtime_seconds,
-                          p.reconciled_at is not null
+                          p.reconciled_at is not null, p.published_at, p.run_id
                      from audit.publish_log p left join warehouse.daily_metrics m on m.run_date = p.load_date
                     where p.load_date = any(%s)""", [list(days)]).fetchall()
             if run_id is not None:
@@ -77,7 +77,18 @@ def serving_state(days: Sequence[dt.date], start_postgres: bool, run_id: str | N
     except Exception as err:  # noqa: BLE001 - the summary reports what it can
         logger.warning("summary: Postgres not readable (%s)", str(err).strip().splitlines()[0] if str(err) else err)
         return None, {}
-    return {r[0]: {"orders": r[1], "events": r[2], "runtime": r[3], "reconciled": r[4]} for r in rows}, runs
+    return {r[0]: {"orders": r[1], "events": r[2], "runtime": r[3], "reconciled": r[4], "published_at": r[5],
+                   "run_id": r[6]} for r in rows}, runs
+
+
+def published_since(row: dict[str, Any], pub: dict[str, Any] | None) -> bool:
+    """Whether another run (e.g. `rebuild-serving`, which writes no run audit rows) published the date after the run
+    audit row ended (naive UTC): then its failure is history, not the date's state."""
+    at, ended = (pub or {}).get("published_at"), row.get("ended_at")
+    if at is None or ended is None or pub["run_id"] == row["run_id"]:
+        return False
+    utc = dt.timezone.utc
+    return ended.replace(tzinfo=ended.tzinfo or utc) < at.replace(tzinfo=at.tzinfo or utc)
 
 
 def not_ready(day: dt.date) -> list[str]:
