@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import multiprocessing
 import time
 from typing import Any
 
@@ -41,8 +42,10 @@ class LandTask(PipelineTask):
 
     def complete(self) -> bool:
         manifest = landing.read_manifest(self.source, self.date)
-        # A changed source (or files added beside it) makes the task incomplete so that run() refuses it loudly.
-        return manifest is not None and landing.source_drift(self.source, self.date) is None
+        # A changed source (or files added beside it) makes the task incomplete so that run() refuses it loudly; not
+        # when a task that reads the landed partition asks (`checked_by_another_task`): the Publish names the change.
+        return manifest is not None and (checked_by_another_task(self)
+                                         or landing.source_drift(self.source, self.date) is None)
 
     def land(self) -> dict[str, Any]:
         raise NotImplementedError
@@ -54,6 +57,15 @@ class LandTask(PipelineTask):
         rejected = manifest.get("rejected_count")
         self.report(f"landed {manifest['rows']} {self.source} rows"
                     + (f" ({rejected} unreadable records rejected)" if rejected else ""), 100)
+
+
+def checked_by_another_task(task: luigi.Task) -> bool:
+    """Whether this complete() is Luigi's check of a requirement in the process of a task that requires it, just
+    before that task runs: a landed file that changed since then would fail it as "Unfulfilled dependency at run
+    time", which names neither the file nor what to do. What it reads is the landed partition, consistent whatever
+    the incoming file became; the date's Publish refuses the change with both (`publish.check_sources_unchanged`)."""
+    running = getattr(multiprocessing.current_process(), "task", None)  # luigi.worker.TaskProcess.task
+    return running is not None and running is not task
 
 
 class SourceReady(luigi.ExternalTask, PipelineTask):
@@ -98,7 +110,7 @@ class CatalogLandTask(PipelineTask):
         if snapshot is None:
             return True  # nothing covers this date yet: facts point at inferred members
         manifest = landing.read_manifest(self.source, snapshot)
-        return manifest is not None and landing.source_unchanged(manifest)
+        return manifest is not None and (checked_by_another_task(self) or landing.source_unchanged(manifest))
 
     def run(self) -> None:
         self.report(f"landing the {self.source} snapshot", 0)

@@ -17,7 +17,7 @@ from pipeline import config, lake
 from pipeline.ingest import landing
 from pipeline.quality import gate
 from pipeline.serving import retry as pg_retry
-from pipeline.tasks import late_catalogs, restatements, run_audit
+from pipeline.tasks import land, late_catalogs, restatements, run_audit
 from pipeline.tasks.base import PipelineTask
 from pipeline.tasks.check import QualityGate
 from pipeline.tasks.model import BuildFactEvents, BuildFactOrders
@@ -97,7 +97,7 @@ class SourcesUnchanged(PipelineTask):
         # In the date's Publish process, where Luigi checks the requirements again just before run(), a file
         # changed or a snapshot that arrived during the run would fail the Publish as "Unfulfilled dependency at
         # run time", which says neither what changed nor what to do: Publish.run checks it first, with the words.
-        return _in_publish_process(self.date) or sources_unchanged(self.date)
+        return land.checked_by_another_task(self) or sources_unchanged(self.date)
 
     def run(self) -> None:
         check_sources_unchanged(self.date)
