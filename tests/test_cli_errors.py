@@ -52,6 +52,20 @@ def test_postgres_unreachable_is_one_line_and_exit_3(tmp_path: Path, args: list[
     assert _one_line(no_server).startswith(f"{prefix}cannot reach the serving Postgres (the embedded server):")
 
 
+@pytest.mark.parametrize(("args", "prefix"), [(["compact-serving"], "compact-serving: "), (["schema-doc"], "error: "),
+                                            (["report", "--date", "2025-12-15"], "error: "), (["migrate"], "")])
+def test_a_database_that_does_not_exist_is_not_told_to_be_started(tmp_path: Path, embedded_server, args: list[str],
+                                                                  prefix: str) -> None:
+    """The server answers and refuses the database (ECOMM_PG_DSN naming a new one not created yet): "start it"
+    was wrong advice for a server that is up; the line says the setting and the database to create."""
+    dsn = embedded_server.dsn("not_created_yet")
+    refused = _run(args, tmp_path, ECOMM_PG_DSN=dsn)
+    assert refused.returncode == 3, refused.stderr
+    line = _one_line(refused)
+    assert line.startswith(f"{prefix}the serving Postgres (") and 'database "not_created_yet" does not exist' in line, line
+    assert "start it" not in line and "(a database that does not exist yet: create it first" in line, line
+
+
 def test_schema_doc_check_of_a_missing_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
     """Refused before Postgres is asked anything: here there is none to ask."""
     missing = tmp_path / "missing.md"

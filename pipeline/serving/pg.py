@@ -148,6 +148,12 @@ def connect_or_refuse(**kwargs: Any) -> psycopg.Connection:
         where = redact(dsn())
         return connect(**kwargs)
     except (psycopg.OperationalError, EmbeddedServerError, OSError) as err:  # OSError: the embedded data dir
+        from pipeline.serving import retry
+
+        if isinstance(err, psycopg.OperationalError) and not retry.postgres_unreachable(err):  # it answered: no
+            raise ServingUnreachable(
+                f"the serving Postgres ({where}) refuses the connection: {first_line(err)}; fix ECOMM_PG_DSN, PG* or"
+                " ~/.pgpass (a database that does not exist yet: create it first, e.g. `createdb`)") from err
         raise ServingUnreachable(f"cannot reach the serving Postgres ({where}): {first_line(err)}; start it or set"
                                  " ECOMM_PG_DSN") from err
 
