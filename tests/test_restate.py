@@ -484,3 +484,16 @@ def test_an_earlier_products_snapshot_landed_after_later_dates_were_built_flags_
     assert as_ordered() - {"Unknown"}, "the day's orders take their products' categories"
     assert ops.query("select min(effective_from) from warehouse.dim_product_history") == [(earlier,)]
     assert ops.pipeline("summary", "--start", str(earlier), "--stop", str(SEED_DAY + dt.timedelta(days=1))).returncode == 0
+
+
+def test_a_catalog_restated_before_any_date_it_feeds_was_built_names_the_run_that_lands_it(ops: Ops) -> None:
+    """Only the snapshot was landed: nothing to rebuild, and the line names the command that lands the new file."""
+    landed = ops.luigi("LandProducts", *DATE, "--local-scheduler")
+    assert landed.returncode == 0, landed.stderr[-3000:]
+    restated = ops.pipeline("restate", "--catalog", "products", *DATE)
+    assert restated.returncode == 0, restated.stderr[-3000:]
+    assert ("the dates it feeds: none built yet: the next run of a date it covers lands the new snapshot"
+            f" (`luigi --module pipeline.tasks DailyPipeline --date {SEED_DAY} --local-scheduler`)") in restated.stdout, \
+        restated.stdout[-2000:]
+    daily = ops.luigi("DailyPipeline", *DATE, "--local-scheduler")
+    assert daily.returncode == 0, daily.stderr[-3000:]

@@ -118,7 +118,8 @@ def restate_catalog(kind: str, snapshot: dt.date) -> int:
     dates = prepared["dates"]
     print(f"restating the {kind} snapshot of {snapshot}: {len(prepared['archived'])} landed file(s) archived"
           f" under {os.path.join(config.lake_dir(), '_archive')}; the dates it feeds:"
-          f" {', '.join(map(str, dates)) or 'none built yet (the next run of a date lands the new snapshot)'}")
+          f" {', '.join(map(str, dates)) or 'none built yet: the next run of a date it covers lands the new snapshot'}"
+          + ("" if dates else f" (`{runbook.daily_command(snapshot)}`)"))
     code = run_catalog_dates(kind, snapshot, dates)
     summaries = summary.print_summary(dates, run_audit.run_id(), start_postgres=False) if dates else []
     if summaries:  # luigid (when luigi.cfg's answers) shows the dates published here done, as after a `luigi` run
