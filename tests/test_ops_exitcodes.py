@@ -234,6 +234,13 @@ def test_a_published_date_found_broken_is_named_with_a_fix_that_works_as_printed
     assert broken.returncode == RETCODE["scheduling_error"], broken.stderr[-3000:]
     assert f"could not be scheduled: ManifestUnreadable: {manifest} cannot be read" in broken.stdout, broken.stdout
     assert "what to do (broken manifest): remove the partition folder the message names" in broken.stdout
+    # the date stays published in Postgres, but neither its run nor the summary counts it so (it said published, exit 0)
+    assert f"{SEED_DAY}" in broken.stdout and "published, raw manifest BROKEN" in broken.stdout, broken.stdout
+    assert broken.stdout.count("ManifestUnreadable: ") == 1 and "0 of 1 date(s) published" in broken.stdout
+    summary = ops.pipeline("summary", *DATE)
+    assert summary.returncode == 1 and "published, raw manifest BROKEN" in summary.stdout, summary.stdout
+    assert f"ManifestUnreadable: {manifest} cannot be read" in summary.stdout, summary.stdout
+    assert "what to do (broken manifest): remove the partition folder the message names" in summary.stdout
     # a `python -m pipeline` command meeting it: the runbook's one line too, its fix rerunning that command
     restate = ops.pipeline("restate", *DATE)
     assert restate.returncode == int(runbook.by_kind("broken manifest").exit_code), restate.stderr[-3000:]

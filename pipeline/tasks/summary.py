@@ -26,7 +26,7 @@ from typing import Any, TextIO
 import luigi
 
 from pipeline import cli, config, lake
-from pipeline.ingest import landing
+from pipeline.ingest import incoming, landing
 from pipeline.ingest.landing import SourceChanged
 from pipeline.quality.results import BLOCKING, OUTCOMES
 from pipeline.tasks import (central, cli_errors, command_line, held_back, lake_gaps, late_catalogs, restatements,
@@ -41,6 +41,7 @@ MESSAGE = "  "  # a blocking check's whole message, beneath its line (never cut)
 # serves it as it was, and it is not complete (nor counted as published) until restated (or the file put back).
 STALE_SOURCE, LOST_RAW = "published, source CHANGED", "published, raw MISSING"
 LAKE_INCOMPLETE = "published, lake INCOMPLETE"  # partitions of the published date are gone (`lake_gaps`)
+BROKEN_MANIFEST = "published, raw manifest BROKEN"  # a landed partition's completion marker was changed by hand
 RESTATING = "published, restatement PENDING"  # Postgres serves the version before: not complete, nor counted
 UNRECONCILED = "published, NOT RECONCILED"  # its serving reconciliation failed (or never ran) after the commit
 CHANGED = f"{SourceChanged.__name__}:"
@@ -80,8 +81,20 @@ def _drift(day: dt.date) -> list[str]:
                    else f"incoming file changed: {source} for {day}: {reason}"
                    for source, reason in landing.changed_sources(day).items()]
         return changed + [f"incoming file changed: {line}" for line in landing.changed_catalogs(day).values()]
-    except (OSError, ValueError, landing.ManifestUnreadable):  # the run's own failure says what it is
+    except (OSError, ValueError):  # the run's own failure says what it is
         return []
+
+
+def _broken_manifests(day: dt.date) -> list[str]:
+    """The date's raw manifests that cannot be read (ManifestUnreadable's words), a line each: every run of the date
+    stops on them while scheduling, and what they mark cannot be told from what the incoming file is now."""
+    broken = []
+    for source in incoming.DAILY_SOURCES:
+        try:
+            landing.read_manifest(source, day)
+        except landing.ManifestUnreadable as err:
+            broken.append(f"ManifestUnreadable: {err}")
+    return broken
 
 
 def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postgres: bool = True,
@@ -127,6 +140,10 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
         elif pub is not None and (changed := [r["error_message"] for r in failed if cli.shortened(
                 r["error_message"]).startswith(CHANGED)]):  # the date is not complete until restated
             status = LOST_RAW if all(landing.LOST in message for message in changed) else STALE_SOURCE
+        elif pub is not None and (drift := _broken_manifests(day)):
+            status = BROKEN_MANIFEST
+            failures.extend([] if not_scheduled else drift)  # this run's: its tasks that could not be scheduled say it
+            remedies.append(runbook.by_kind("broken manifest"))
         elif pub is not None and (drift := _drift(day)):  # changed since its last run, which has not seen it yet
             status = LOST_RAW if all(landing.LOST in reason for reason in drift) else STALE_SOURCE
             failures.extend(drift)
@@ -154,7 +171,8 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
         else:
             status = "not published"
         gate_said, rerun_fix = blocked and status == RESTATING, None  # its blocking checks are listed, with what to do
-        if remedies and status in ("published", STALE_SOURCE, LOST_RAW, RESTATING, UNRECONCILED, "FAILED") and not gate_said:
+        if remedies and status in ("published", STALE_SOURCE, LOST_RAW, BROKEN_MANIFEST, RESTATING, UNRECONCILED,
+                                   "FAILED") and not gate_said:
             # the runbook's first kind, or the fix the error (or a changed catalog's drift) names for itself
             said = " ".join([*(r["error_message"] or "" for r in failed), *drift])
             fix = functools.partial(_what_to_do, remedies[0], said, rerun)
