@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -97,6 +98,10 @@ def _memory_limit_named(run: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return named
 
 
+#: how long a task's requirements are not asked of a lake store that refused (`PipelineTask._requires`)
+STORE_DOWN_SECONDS = 60.0
+_store_refused_at: float | None = None  # when the lake's store last refused this process requirements (monotonic)
+
 #: below `PipelineTask.priority` of any date (see RangeDaily)
 LOWEST_PRIORITY = -10 * dt.date.max.toordinal() - 1
 
@@ -144,6 +149,34 @@ class PipelineTask(luigi.Task):
         super().__init__(*args, **kwargs)
         _check_settings()
         run_audit.note_scheduled(self.date)
+
+    _required: list[luigi.Task] | None = None  # what requires() last returned to this instance (see _requires)
+
+    def _requires(self) -> list[luigi.Task]:
+        """requires(), computed afresh each time Luigi asks (its worker's deps(), the task process's check of them,
+        the execution summary); when the lake's store refuses or does not answer (`lake.store_refused`) after this
+        instance computed them once, what it computed then: the run was scheduled with those.
+
+        Luigi's summary of the tasks still pending asks their requires() again after the run: a model task's lists the
+        lake's catalog snapshots, and a store gone down mid-run escaped Luigi there (exit 40, a traceback) instead
+        of leaving the failed task's exit 30 and its one line. A store down while scheduling still fails there. For
+        STORE_DOWN_SECONDS after the store refused, this process does not ask it again for requirements it has (each
+        request to a store that does not answer takes the S3 client's retries, ~6 s: the summary asks for dozens).
+        """
+        global _store_refused_at
+        if self._required is not None and _store_refused_at is not None \
+                and time.monotonic() - _store_refused_at < STORE_DOWN_SECONDS:
+            return list(self._required)
+        try:
+            required = super()._requires()
+        except Exception as err:
+            if self._required is None or not lake.store_refused(err):
+                raise
+            logger.debug("the requirements of %s as scheduled: the lake's store refused: %s", self.task_id, err)
+            _store_refused_at = time.monotonic()
+            return list(self._required)
+        self._required = list(required)
+        return required
 
     @property
     def worker_timeout(self) -> int | None:  # type: ignore[override] - luigi reads it per instance

@@ -151,8 +151,12 @@ def told(prog: str, argv: list[str], error: BaseException) -> int | None:
 
 
 def reason(error: BaseException) -> str:
-    """An error in one line: `<ErrorClass>: <its message's first line>`, then its notes (`add_note`), `; ` apart."""
-    text = str(error).strip()
+    """An error in one line: `<ErrorClass>: <its message's first line>`, then its notes (`add_note`), `; ` apart.
+
+    The lake's store refusing (`lake.store_error`): its own line (`lake.store_words`), as `told` says it; DuckDB's error
+    carries it in a Python traceback, whose first line is "Traceback (most recent call last):".
+    """
+    text = lake.store_words(error) if lake.store_error(error) else str(error).strip()
     line = f"{type(error).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
     return "; ".join([line, *(str(note) for note in getattr(error, "__notes__", ()))])
 
