@@ -340,19 +340,3 @@ def test_a_mistyped_s3_prefix_beside_a_serving_postgres_that_publishes_is_refuse
     assert ops.query("select load_date from audit.publish_log") == [(SEED_DAY,)]
     summary = world.pipeline("summary", "--date", str(SEED_DAY))
     assert summary.returncode == 35 and said.removeprefix("LakeFolderMissing: ") in summary.stderr, summary.stderr
-
-
-def test_a_small_object_read_across_its_rewrite_reads_the_version_it_opened(s3_lake, s3_env) -> None:
-    """A reader that opened a lake file before a rebuild promoted a new version read the new bytes at the old offsets
-    ("Parquet magic bytes not found": the run audit's sync met it beside another worker's audit write); a local file
-    keeps its old inode. An object up to `s3.SNAPSHOT_BYTES` is read whole as it is opened."""
-    import pyarrow as pa
-
-    path = lake.partition_file("audit", "pipeline_runs", D)
-    small = pa.table({"n": pa.array(range(3), pa.int64())})
-    lake.write_table(path, small)
-    with lake.open_input(path) as handle:
-        lake.write_table(path, pa.table({"n": pa.array(range(5000), pa.int64()), "t": pa.array(["x" * 40] * 5000)}))
-        assert pq.read_table(handle) == small
-    with pytest.raises(FileNotFoundError):
-        lake.open_input(lake.partition_file("audit", "pipeline_runs", D + dt.timedelta(days=1)))

@@ -26,7 +26,6 @@ import time
 import uuid
 from typing import Any
 
-import pyarrow as pa
 import pyarrow.fs as pafs
 
 from pipeline.config import LAKE_SCHEMES
@@ -88,23 +87,8 @@ def remove(path: str) -> None:
         pass
 
 
-SNAPSHOT_BYTES = 8 * 1024 * 1024  # objects up to this size are read in one request (`open_input`)
-
-
 def open_input(path: str) -> Any:
-    """An object opened for reading (FileNotFoundError if there is none).
-
-    One of up to SNAPSHOT_BYTES (a manifest, the run audit's rows, a small partition) is read whole in one GET, into
-    an Arrow buffer: its reader sees the version it opened however long it reads. The ranged reads of a larger one
-    are not pinned to a version: a read that spans a rewrite of the object (its promote) reads the new bytes at the
-    old offsets, which a Parquet reader calls a corrupt file."""
     filesystem, key = _split(path)
-    info = filesystem.get_file_info(key)
-    if info.type != pafs.FileType.File:
-        raise FileNotFoundError(f"no object {path}")
-    if info.size <= SNAPSHOT_BYTES:
-        with filesystem.open_input_stream(key) as stream:
-            return pa.BufferReader(stream.read_buffer())
     return filesystem.open_input_file(key)
 
 
