@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+import multiprocessing
 import time
 from collections.abc import Callable
 from typing import Any
@@ -104,6 +105,12 @@ _store_refused_at: float | None = None  # when the lake's store last refused thi
 
 #: below `PipelineTask.priority` of any date (see RangeDaily)
 LOWEST_PRIORITY = -10 * dt.date.max.toordinal() - 1
+
+
+def running_task() -> luigi.Task | None:
+    """The task this process was forked to run (luigi.worker.TaskProcess.task), None in Luigi's own process:
+    Luigi checks a task's requirements again in its process, just before run()."""
+    return getattr(multiprocessing.current_process(), "task", None)
 
 
 class PipelineTask(luigi.Task):

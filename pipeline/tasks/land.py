@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import multiprocessing
 import time
 from typing import Any
 
@@ -17,7 +16,7 @@ from pipeline.ingest import incoming, landing
 from pipeline.ingest.catalog_api import CatalogApiTransientError
 from pipeline.serving.retry import one_line, retry_note
 from pipeline.tasks import late_catalogs
-from pipeline.tasks.base import LakeTarget, PipelineTask
+from pipeline.tasks.base import LakeTarget, PipelineTask, running_task
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +63,7 @@ def checked_by_another_task(task: luigi.Task) -> bool:
     before that task runs: a landed file that changed since then would fail it as "Unfulfilled dependency at run
     time", which names neither the file nor what to do. What it reads is the landed partition, consistent whatever
     the incoming file became; the date's Publish refuses the change with both (`publish.check_sources_unchanged`)."""
-    running = getattr(multiprocessing.current_process(), "task", None)  # luigi.worker.TaskProcess.task
+    running = running_task()
     return running is not None and running is not task
 
 

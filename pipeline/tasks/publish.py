@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import multiprocessing
 from collections.abc import Iterable
 
 import luigi
@@ -18,7 +17,7 @@ from pipeline.ingest import landing
 from pipeline.quality import gate
 from pipeline.serving import retry as pg_retry
 from pipeline.tasks import land, late_catalogs, restatements, run_audit
-from pipeline.tasks.base import PipelineTask
+from pipeline.tasks.base import PipelineTask, running_task
 from pipeline.tasks.check import QualityGate
 from pipeline.tasks.model import BuildFactEvents, BuildFactOrders
 from pipeline.tasks.stage import StageEvents
@@ -76,7 +75,7 @@ class PreloadTask(PipelineTask):
 
 def _in_publish_process(day: dt.date) -> bool:
     """Whether this is the process Luigi forked to run the date's Publish (it checks the requirements first)."""
-    task = getattr(multiprocessing.current_process(), "task", None)  # luigi.worker.TaskProcess.task
+    task = running_task()
     return isinstance(task, PublishTask) and task.date == day
 
 
