@@ -9,8 +9,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shlex
+import socket
 import subprocess
 import sys
+import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -20,7 +22,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import lake
+from pipeline import config, lake
 from pipeline.ingest import landing
 from pipeline.lake import s3, sqlrun, views
 from pipeline.tasks import land, restatements, run_audit, runbook
@@ -82,6 +84,64 @@ def test_the_lake_primitives_work_on_object_storage(s3_lake, s3_env) -> None:
     lake.remove(fresh)
     lake.remove(fresh)  # removing what is gone is fine
     assert not lake.exists(fresh)
+
+
+class SilentStore:
+    """A store that accepts connections on 127.0.0.1 and never answers (hung, or behind a dead proxy): counts them."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.connections: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                self.connections.append(self.listener.accept()[0])
+            except OSError:
+                return
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+
+    def close(self) -> None:
+        self.listener.close()
+        for connection in self.connections:
+            connection.close()
+
+
+@pytest.mark.parametrize("setting, attempts", [(None, 3), ("2", 2)])
+def test_a_store_that_never_answers_is_asked_aws_max_attempts_times_then_is_the_lake_s_error(
+        setting, attempts, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The AWS SDKs' standard retries, `AWS_MAX_ATTEMPTS` sends in all (3 by default): the SDK's own default sent
+    a request to a store that never answers 31 times, 99 s, and a task asks the store dozens of things."""
+    store = SilentStore()
+    for name, value in {"AWS_ENDPOINT_URL": store.endpoint, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY":
+                        "test", "AWS_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}.items():
+        monkeypatch.setenv(name, value)
+    if setting:
+        monkeypatch.setenv("AWS_MAX_ATTEMPTS", setting)
+    s3._client.cache_clear()  # built from the environment on first use
+    try:
+        with pytest.raises(OSError, match="AWS Error NETWORK_CONNECTION") as caught:
+            s3.exists(f"s3://{BUCKET}/lake/raw/orders/load_date={D}/data.parquet")
+    finally:
+        s3._client.cache_clear()
+        store.close()
+    assert lake.store_error(caught.value), caught.value
+    assert len(store.connections) == attempts, f"{len(store.connections)} requests sent: {caught.value}"
+
+
+@pytest.mark.parametrize("value", ["0", "three", "-1"])
+def test_an_aws_max_attempts_the_client_cannot_use_is_a_bad_setting(value, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", value)
+    s3._client.cache_clear()
+    try:
+        with pytest.raises(config.BadSetting, match=f"AWS_MAX_ATTEMPTS='{value}' is not a whole number of at least 1"):
+            s3.exists(f"s3://{BUCKET}/lake/x")
+    finally:
+        s3._client.cache_clear()
 
 
 @pytest.mark.slow

@@ -28,7 +28,7 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
-from pipeline.config import LAKE_SCHEMES
+from pipeline.config import LAKE_SCHEMES, BadSetting
 
 STALE_TEMP_SECONDS = 6 * 3600  # longer than any task may run (luigi.cfg [task_timeouts])
 _SCHEMES = LAKE_SCHEMES
@@ -53,9 +53,33 @@ def _filesystem(scheme: str) -> pafs.FileSystem:
 @functools.cache
 def _client(scheme: str, pid: int) -> pafs.FileSystem:
     """One client per process: Luigi forks a process per task, and the AWS SDK's connections are
-    not documented as safe to share across a fork, so a child never reuses its parent's."""
-    filesystem, _ = pafs.FileSystem.from_uri(f"{scheme}://")  # credentials and endpoint: environment
-    return filesystem
+    not documented as safe to share across a fork, so a child never reuses its parent's.
+
+    Credentials and endpoint come from the environment (as `from_uri` reads them); requests are retried
+    the AWS SDKs' standard way, `AWS_MAX_ATTEMPTS` times in all (default 3): the SDK's own default
+    sent a request to a store that accepts connections and never answers 31 times, ~100 s."""
+    resolved, _ = pafs.FileSystem.from_uri(f"{scheme}://")
+    options = resolved.__reduce__()[1][0]  # every option from_uri resolved, as the constructor takes them
+    retry = pafs.AwsStandardS3RetryStrategy(max_attempts=max_attempts())
+    return pafs.S3FileSystem(**{name: value for name, value in options.items() if name in _CONSTRUCTOR_OPTIONS},
+                             retry_strategy=retry)
+
+
+#: the options of `S3FileSystem.__reduce__` passed on (the proxy's, unset, would be refused as empty)
+_CONSTRUCTOR_OPTIONS = ("access_key", "secret_key", "session_token", "anonymous", "region", "scheme",
+                        "endpoint_override", "role_arn", "session_name", "external_id", "load_frequency",
+                        "background_writes", "allow_delayed_open", "allow_bucket_creation", "allow_bucket_deletion",
+                        "check_directory_existence_before_creation", "default_metadata", "force_virtual_addressing",
+                        "tls_ca_file_path")
+
+
+def max_attempts() -> int:
+    """`AWS_MAX_ATTEMPTS`, the AWS SDKs' setting: how many times a request is sent before its error is raised."""
+    value = os.environ.get("AWS_MAX_ATTEMPTS", "").strip() or "3"
+    if not value.isdigit() or int(value) < 1:
+        raise BadSetting(f"AWS_MAX_ATTEMPTS={value!r} is not a whole number of at least 1: how many times the"
+                         " lake's S3 client sends a request (default 3)")
+    return int(value)
 
 
 def arrow_location(path: str) -> tuple[pafs.FileSystem, str]:

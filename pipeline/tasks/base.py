@@ -168,7 +168,8 @@ class PipelineTask(luigi.Task):
         lake's catalog snapshots, and a store gone down mid-run escaped Luigi there (exit 40, a traceback) instead
         of leaving the failed task's exit 30 and its one line. A store down while scheduling still fails there. For
         STORE_DOWN_SECONDS after the store refused, this process does not ask it again for requirements it has (each
-        request to a store that does not answer takes the S3 client's retries, ~6 s: the summary asks for dozens).
+        request to a store that does not answer takes the S3 client's `AWS_MAX_ATTEMPTS` sends, 2-10 s: the summary
+        asks for dozens).
         """
         global _store_refused_at
         if self._required is not None and _store_refused_at is not None \
