@@ -192,6 +192,14 @@ def test_freshness_names_the_latest_date_and_exits_for_a_monitor(fresh_db: Targe
         assert said.startswith(line) and "\n" not in said and "Traceback" not in said, said
         assert code or "7.0 h after its end" in said  # 2025-12-19 ended at 05:00 UTC in New York
 
+    # the docs' crontab line: cron mails its output (and ignores the exit code), so it prints exactly when not fresh
+    cron = re.search(r"`0 13 \* \* \* cd /srv/ecomm && \.venv/bin/python (-m pipeline freshness[^`]*)`",
+                     (REPO / "docs" / "operations.md").read_text()).group(1)
+    for now, mailed in (("2025-12-20T12:00", ""), ("2025-12-21T13:00", "STALE: the latest published load date is")):
+        line = _run(["sh", "-c", f"{shlex.quote(sys.executable)} {cron} --now {now}"], tmp_path, env)
+        assert (line.stdout + line.stderr).startswith(mailed) and bool(mailed) == bool(line.stdout + line.stderr), \
+            (cron, now, line.stdout, line.stderr)
+
     # a date published on its own day (a backfill whose --stop is after today runs today too): not "-6.0 h after"
     _publish_log(fresh_db, [dt.date(2025, 12, 21)])
     today = check("--now", "2025-12-21T18:00")

@@ -2,6 +2,7 @@
 
     python -m pipeline freshness                      # [freshness] max_age_hours (36)
     python -m pipeline freshness --max-age-hours 30
+    python -m pipeline freshness --quiet              # cron: prints only when not fresh
 
 The age of the data is the time since the END of the latest published load date (its following
 midnight in [model] business_timezone): with the default 36 hours, yesterday's date must be
@@ -12,7 +13,8 @@ published by noon today. Exit codes, for a monitor:
     2  the command line is wrong
     3  cannot tell: the serving Postgres cannot be reached (or the embedded one is not running)
 
-One line on stdout either way (stderr for 2 and 3). It reads `audit.publish_log` and never starts
+One line on stdout either way (stderr for 2 and 3); with --quiet, none when fresh: cron mails a
+command's output, not its exit code, so the crontab line must print exactly when something is wrong. It reads `audit.publish_log` and never starts
 the embedded server.
 """
 from __future__ import annotations
@@ -108,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="the age limit in hours (default: [freshness] max_age_hours in luigi.cfg, 36)")
     parser.add_argument("--now", type=_moment, default=None,
                         help="judge as of this time, ISO format (default: now; without an offset: UTC)")
+    parser.add_argument("--quiet", action="store_true",
+                        help="print nothing when fresh (for cron, which mails any output and ignores exit codes)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     max_age = freshness().max_age_hours if args.max_age_hours is None else args.max_age_hours
@@ -120,5 +124,6 @@ def main(argv: list[str] | None = None) -> int:
         code, line = check(args.now or dt.datetime.now(dt.timezone.utc), max_age, limit_from)
     except config.BadSetting as err:  # also the age's start: midnight in the business time zone
         code, line = UNKNOWN, f"UNKNOWN: {err}"
-    print(line, file=sys.stderr if code == UNKNOWN else sys.stdout)
+    if not (args.quiet and code == FRESH):
+        print(line, file=sys.stderr if code == UNKNOWN else sys.stdout)
     return code
