@@ -12,11 +12,18 @@ every other e-mail (the failure e-mail, luigid's) goes out as before.
 It also silences the warnings Luigi's own `[smtp]` defaults raise at every e-mail (`local_hostname`,
 `username` and `password` default to None: "Parameter ... is not of type string"), six lines in a
 failed run's log that the docs promise is one line.
+
+An e-mail the SMTP server did not take (down, a timeout, a refused recipient or login) is one
+ERROR line in the middle of Luigi's log, and the run exits as it would have: the alert is lost
+without a word where an operator looks. At the run's end, after its summary (what cron's `tail`
+shows), one line per e-mail not sent says so (`unsent_notice`).
 """
 from __future__ import annotations
 
+import atexit
 import functools
 import logging
+import sys
 import warnings
 from typing import Any
 
@@ -28,10 +35,36 @@ logger = logging.getLogger(__name__)
 
 # The subject Luigi's scheduler gives the e-mail (luigi/scheduler.py, SimpleTaskState.set_status).
 DISABLED_SUBJECT = "Luigi Scheduler: DISABLED "
+# What luigi.notifications.send_email_smtp logs for an e-mail the server did not take (it raises nothing).
+NOT_SENT = "Not able to connect to smtp server: %s"
+
+_unsent: list[tuple[str, str]] = []  # (subject, the server's error) of each e-mail this process could not send
+_sending: list[str] = []  # the subject of the e-mail being sent
+
+
+class _UnsentMail(logging.Filter):
+    """Notes each e-mail the SMTP server did not take (`NOT_SENT`), for `unsent_notice`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == NOT_SENT and _sending:
+            _unsent.append((_sending[-1], str(record.args[0] if isinstance(record.args, tuple) else record.args)))
+        return True
+
+
+def unsent_notice() -> str:
+    """One line per e-mail not sent, '' when every one went out (or none was due)."""
+    return "".join(f"the failure e-mail {subject!r} was NOT sent: the SMTP server said {error}; nobody was alerted:"
+                   " check [smtp] and [email] (docs/operations.md#failure-e-mails)\n" for subject, error in _unsent)
+
+
+def _print_unsent() -> None:
+    if notice := unsent_notice():
+        sys.stderr.write(notice)
 
 
 def install() -> None:
-    """Wrap Luigi's send_error_email (once) so a local scheduler's "DISABLED" e-mail is not sent; quiet [smtp]'s."""
+    """Wrap Luigi's send_error_email (once) so a local scheduler's "DISABLED" e-mail is not sent; quiet [smtp]'s;
+    say at the end which e-mails the SMTP server did not take."""
     warnings.filterwarnings("ignore", r'Parameter "(local_hostname|username|password)" with value "None" is not of'
                             r" type string\.", UserWarning, r"luigi\.parameter")
     send = luigi.notifications.send_error_email
@@ -43,7 +76,13 @@ def install() -> None:
         if subject.startswith(DISABLED_SUBJECT) and command_line.uses_local_scheduler():
             logger.debug("not mailing %r: a --local-scheduler run disables nothing beyond itself", subject)
             return
-        send(subject, message, *args, **kwargs)
+        _sending.append(subject)
+        try:
+            send(subject, message, *args, **kwargs)
+        finally:
+            _sending.pop()
 
     send_error_email.drops_local_disabled = True  # type: ignore[attr-defined]
     luigi.notifications.send_error_email = send_error_email
+    logging.getLogger("luigi-interface").addFilter(_UnsentMail())
+    atexit.register(_print_unsent)  # before the run summary's registration: printed after it
