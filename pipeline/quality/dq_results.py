@@ -34,20 +34,28 @@ DQ_RESULTS_SCHEMA = pa.schema([
 _COLUMNS = ("check_name", "table_name", "check_type", "outcome", "value", "message")
 
 
+#: how many blocking checks the first line of QualityGateFailed names (the lines below list each one)
+NAMED_CHECKS = 3
+
+
 class QualityGateFailed(Exception):
     """The quality gate blocked the date: a fail or error check."""
 
     def __init__(self, result: GateResult) -> None:
         self.result = result
+        blocking = [r for r in result.results if r.outcome in BLOCKING]
         lines = [
             f"  {r.outcome.upper()} {r.table_name} | {r.check_name} | value {r.value if r.value is not None else '-'}"
             f" | {r.message}"
-            for r in result.results if r.outcome in BLOCKING
+            for r in blocking
         ]
+        # the first line is what a failure e-mail's and luigid's first line quote: it names the checks
+        named = "; ".join(f"{r.outcome.upper()} {r.table_name} | {r.check_name}" for r in blocking[:NAMED_CHECKS])
+        more = f"; and {len(blocking) - NAMED_CHECKS} more" if len(blocking) > NAMED_CHECKS else ""
         super().__init__(
             f"the quality gate blocked {result.load_date}: {result.failed} failed, {result.errored} errored"
-            f" (every result in {lake.partition_file('audit', 'dq_results', result.load_date)});"
-            " fix the data or the model, then rerun the date:\n" + "\n".join(lines)
+            f" ({named}{more}; every result in {lake.partition_file('audit', 'dq_results', result.load_date)}):\n"
+            + "\n".join(lines)
         )
 
 
