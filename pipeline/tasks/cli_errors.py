@@ -5,7 +5,8 @@ name, a value it cannot read), one that cannot reach the central scheduler, a ta
 scheduling hits a setting that cannot be read (`pipeline.config.BadSetting`), and a task that fails
 for a reason the runbook knows (a missing file, a blocked gate): Luigi logs each with
 its traceback, or, before it applies [retcode], lets it escape. pipeline.tasks installs the log
-filters and the `sys.excepthook` below when it is imported.
+filters and the `sys.excepthook` below when it is imported, and the explanation of a task Luigi lost (timed out,
+its process killed) in the failure e-mail and luigid, as a failed task's (`_explain_lost_tasks`).
 """
 from __future__ import annotations
 
@@ -255,6 +256,50 @@ def install() -> None:
             target.addFilter(kind())
     if not getattr(sys.excepthook, "one_line_rejections", False):
         sys.excepthook = _one_line_rejections(sys.excepthook)
+    _explain_lost_tasks()
+
+
+def _explained(task: Any, said: Any) -> Any:
+    """Luigi's line for a task its worker lost (`runbook.lost_task`: timed out, killed) as a failed task's explanation
+    (`PipelineTask.on_failure`): what failed, what to do, the runbook, then that line; anything else as it is."""
+    from pipeline.tasks import command_line, runbook
+
+    if not isinstance(said, str) or runbook.lost_task(said) is None or "Runbook: " in said:
+        return said
+    try:
+        head = runbook.explain(task.task_family, getattr(task, "date", None), said,
+                               local_scheduler=command_line.uses_local_scheduler())
+    except Exception:  # noqa: BLE001 - the explanation must never hide Luigi's own line
+        return said
+    return f"{head}\n\n{said}"
+
+
+def _explain_lost_tasks() -> None:
+    """A task that timed out or whose process was killed raised nothing, so no `on_failure` explains it: the
+    worker's failure e-mail and what luigid shows get the runbook's explanation too (`_explained`)."""
+    import json
+
+    import luigi.worker
+
+    worker = luigi.worker.Worker
+    if getattr(worker._email_task_failure, "explains_lost", False):
+        return
+    mail, add = worker._email_task_failure, worker._add_task
+
+    def _email_task_failure(self: Any, task: Any, formatted_traceback: str) -> None:
+        mail(self, task, _explained(task, formatted_traceback))
+
+    def _add_task(self: Any, *args: Any, **kwargs: Any) -> Any:
+        task = self._scheduled_tasks.get(kwargs.get("task_id"))
+        if kwargs.get("status") == luigi.worker.FAILED and task is not None and isinstance(kwargs.get("expl"), str):
+            try:
+                kwargs["expl"] = json.dumps(_explained(task, json.loads(kwargs["expl"])))
+            except ValueError:
+                pass
+        return add(self, *args, **kwargs)
+
+    _email_task_failure.explains_lost = True  # type: ignore[attr-defined]
+    worker._email_task_failure, worker._add_task = _email_task_failure, _add_task
 
 
 def _one_line_rejections(previous: Any) -> Any:

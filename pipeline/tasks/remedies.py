@@ -35,6 +35,7 @@ class Remedy:
     own_fix: str = ""  # a regex: the command an error's message gives for itself (its group that matched) is the fix
     reruns: bool = False  # its fix reruns the date in words, not by the daily command (the gate's "rerun it with")
     restates: bool = False  # its fix's RESTATE is the date's pending catalog restatement's command when there is one
+    names_timeout: bool = False  # its fix's TIMEOUT_SETTING / TIMEOUT_OPTION: those of the task a message names
 
     def fix_for(self, day: dt.date | str | None, *, local_scheduler: bool = False, message: str = "",
                 failed: bool = False) -> str:
@@ -47,6 +48,8 @@ class Remedy:
         if own := self.named_by(message):
             return own
         fix = self.fix.replace(RESTATE, pending_restate(day)) if self.restates else self.fix
+        if self.names_timeout and (setting := timeout_setting(message)):
+            fix = fix.replace(TIMEOUT_SETTING, f"`{setting[0]}`").replace(TIMEOUT_OPTION, setting[1])
         fix = fix.replace(DAILY, DAILY + (LOCAL_SCHEDULER if local_scheduler else _luigid_option()))
         fix = fix.replace("{date}", str(day) if day else "<date>")
         if failed and not local_scheduler and (self.reruns or DAILY.format(date=day) in fix) and "reenable" not in fix:
@@ -102,6 +105,31 @@ def gate_fix(day: dt.date, messages: list[str | None], *, local_scheduler: bool 
         return fix.replace(GATE_EXAMPLE, f"`{' '.join(options)}` and, for the failing checks that name none, their"
                            f" {thresholds.format('s')}")
     return fix.replace(GATE_EXAMPLE, f"the {thresholds.format(' of each failing check')}")
+
+
+# Luigi's words for a task its worker lost (luigi/worker.py, Worker._purge_children), as the run audit keeps them
+TIMED_OUT = re.compile(r"\bTask (\S+) timed out after (\d+) seconds and was terminated")
+KILLED = re.compile(r"\bTask (\S+) died unexpectedly with exit code -(\d+)")  # negative: killed by that signal
+TIMEOUT_SETTING, TIMEOUT_OPTION = "`[task_timeouts] <kind>`", "--task-timeouts-<kind>"
+
+
+def timeout_setting(message: str) -> tuple[str, str] | None:
+    """The setting and option bounding the task a timeout message (TIMED_OUT) names: `("[task_timeouts] stage",
+    "--task-timeouts-stage")`, or `[worker] timeout`'s for a task of no kind; None: no timeout, or no such task."""
+    from luigi.task_register import Register, TaskClassException
+
+    if not (found := TIMED_OUT.search(message or "")):
+        return None
+    parts = found.group(1).split("_")  # `<family>_<parameters>_<hash>`
+    for end in range(len(parts) - 1, 0, -1):
+        try:
+            kind = getattr(Register.get_task_cls("_".join(parts[:end])), "timeout_kind", None)
+        except TaskClassException:
+            continue
+        if not kind:  # no kind of its own: the [worker] timeout bounds it
+            return "[worker] timeout", "--worker-timeout"
+        return f"[task_timeouts] {kind}", f"--task-timeouts-{kind}"
+    return None
 
 
 def _luigid_option() -> str:
@@ -281,6 +309,22 @@ REMEDIES: tuple[Remedy, ...] = (
            " x `memory_limit`, plus Postgres, must fit the machine's memory; fewer workers leave room for more), or"
            f" set `[duckdb] threads = 1` (each thread holds its own share) (docs/performance.md#bigger-days); then `{DAILY}`",
            ("DuckDBOutOfMemory", "OutOfMemoryException")),
+    Remedy("task timed out", "30",
+           "`FAILED`, `StageOrders: Task StageOrders_D_... timed out after 900 seconds and was terminated.`",
+           "the task ran longer than its kind's `[task_timeouts]` limit (land, catalog, stage, model, check, publish;"
+           " a task of none: `[worker] timeout`): a day bigger than the limits were sized for, or a slow disk, lake"
+           " store or Postgres; its worker terminated it, and it published nothing (outputs appear whole or not at"
+           " all)",
+           "find why it was slow (its `duration_seconds` and `peak_rss_mib` in `audit.pipeline_runs`, its log lines),"
+           f" then raise {TIMEOUT_SETTING} (in luigi.cfg or the file `LUIGI_CONFIG_PATH` names), or for one run"
+           f" `{DAILY} {TIMEOUT_OPTION} <seconds>`", names_timeout=True),
+    Remedy("task killed", "30",
+           "`FAILED`, `StageEvents: Task StageEvents_D_... died unexpectedly with exit code -9`",
+           "the task's process was killed by a signal from outside (exit code -9 is SIGKILL, most often the kernel's"
+           " out-of-memory killer: `dmesg` or `journalctl -k` shows `Out of memory: Killed process <pid>`); nothing"
+           " of the date was published (outputs appear whole or not at all)",
+           "lower the run's memory (`[duckdb] memory_limit`, `[duckdb] threads`, `[core] workers`;"
+           f" docs/performance.md#bigger-days), then `{DAILY}`"),
     Remedy("disabled in luigid", "25",
            "`not published` and `DISABLED in luigid` in the summary; Luigi says `not granted run permission`",
            "a task failed its last attempt, so luigid refuses it for `[scheduler] disable_persist` seconds",

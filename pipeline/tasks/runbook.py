@@ -21,11 +21,13 @@ from pipeline.tasks.remedies import (
     BY_ERROR,
     DAILY,
     GATE_EXAMPLE,
+    KILLED,
     LOCAL_SCHEDULER,
     REMEDIES,
     RESTATE,
     RUNBOOK,
     THRESHOLD_OPTION,
+    TIMED_OUT,
     UNUSUAL_DAY,
     Remedy,
     by_kind,
@@ -37,7 +39,7 @@ from pipeline.tasks.remedies import (
 __all__ = [
     "BY_ERROR", "DAILY", "GATE_EXAMPLE", "LOCAL_SCHEDULER", "REMEDIES", "RESTATE", "RUNBOOK", "THRESHOLD_OPTION",
     "UNUSUAL_DAY", "Remedy", "by_kind", "daily_command", "gate_fix", "markdown_table",
-    "remedy_for", "remedy_for_text", "told", "reason", "explain",
+    "remedy_for", "remedy_for_text", "lost_task", "told", "reason", "explain",
 ]
 
 
@@ -106,10 +108,23 @@ def _known_as(name: str) -> str | None:
     return None
 
 
+def lost_task(message: str | None) -> Remedy | None:
+    """The runbook entry of Luigi's line for a task its worker lost, which raised nothing (None: not one): over
+    its timeout and terminated ("task timed out"), or its process killed by a signal, e.g. by the OOM killer
+    ("task killed")."""
+    if TIMED_OUT.search(message or ""):
+        return by_kind("task timed out")
+    if KILLED.search(message or ""):
+        return by_kind("task killed")
+    return None
+
+
 def remedy_for_text(message: str | None) -> Remedy | None:
     """The runbook entry of a recorded error message (`<ErrorClass>: <text>`, as the run audit keeps it)."""
     from pipeline.serving import retry
 
+    if lost := lost_task(message):  # Luigi's own line (the run audit's `error_message`), no error class
+        return lost
     name = (message or "").split(":", 1)[0].strip()
     if known := _known_as(name):
         return BY_ERROR[known]
@@ -161,14 +176,17 @@ def reason(error: BaseException) -> str:
     return "; ".join([line, *(str(note) for note in getattr(error, "__notes__", ()))])
 
 
-def explain(task_family: str, day: dt.date | None, error: BaseException, *, local_scheduler: bool = False) -> str:
+def explain(task_family: str, day: dt.date | None, error: BaseException | str, *, local_scheduler: bool = False
+            ) -> str:
     """A failed task in three lines: what failed and why, what to do, where the runbook is.
 
+    `error`: what it raised, or Luigi's line for a task that raised nothing (`lost_task`: timed out, killed).
     local_scheduler=True: the task ran without luigid, so its fix reruns the date that way too; through
     luigid the fix first re-enables the task luigid disabled.
     """
-    lines = [f"{task_family}{f' for {day}' if day else ''} failed: {reason(error)}"]
-    remedy = remedy_for(error)
+    said = (error.strip().splitlines() or [""])[0] if isinstance(error, str) else reason(error)
+    lines = [f"{task_family}{f' for {day}' if day else ''} failed: {said}"]
+    remedy = remedy_for_text(error) if isinstance(error, str) else remedy_for(error)
     if remedy is not None:
         fix = remedy.fix_for(day, local_scheduler=local_scheduler, message=str(error), failed=True)
         lines.append(f"What to do ({remedy.kind}): {fix}")
