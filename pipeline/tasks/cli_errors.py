@@ -147,6 +147,14 @@ def _rpc_error(error: BaseException | None) -> BaseException | None:
     return _in_causes(error, lambda e: type(e).__name__ == "RPCError" and type(e).__module__ == "luigi.rpc")
 
 
+def luigid_down(error: BaseException | None) -> str | None:
+    """`LUIGID_DOWN` for the luigid an error failed to reach (None: the error is not that)."""
+    if (rpc := _rpc_error(error)) is None:
+        return None
+    text = str(rpc)
+    return LUIGID_DOWN % (text.rsplit("remote scheduler ", 1)[-1].strip("'") if "remote scheduler " in text else "?")
+
+
 class _LuigidUnreachable(logging.Filter):
     """A `luigi` run that cannot reach luigid (no --local-scheduler, no `make luigid`): what to do, no tracebacks.
 
@@ -166,9 +174,7 @@ class _LuigidUnreachable(logging.Filter):
                 and record.exc_info and _rpc_error(record.exc_info[1]) is not None:
             if record.msg != "Uncaught exception in luigi":
                 return False  # said once, at the end
-            text = str(_rpc_error(record.exc_info[1]))
-            url = text.rsplit("remote scheduler ", 1)[-1].strip("'") if "remote scheduler " in text else "?"
-            record.msg, record.args = LUIGID_DOWN, (url,)
+            record.msg, record.args = "%s", (luigid_down(record.exc_info[1]),)
             record.exc_info, record.exc_text = None, None
         return True
 

@@ -176,19 +176,20 @@ def reason(error: BaseException) -> str:
     return "; ".join([line, *(str(note) for note in getattr(error, "__notes__", ()))])
 
 
-def explain(task_family: str, day: dt.date | None, error: BaseException | str, *, local_scheduler: bool = False
-            ) -> str:
+def explain(task_family: str, day: dt.date | None, error: BaseException | str, *, local_scheduler: bool = False,
+            scheduled: bool = True) -> str:
     """A failed task in three lines: what failed and why, what to do, where the runbook is.
 
     `error`: what it raised, or Luigi's line for a task that raised nothing (`lost_task`: timed out, killed).
     local_scheduler=True: the task ran without luigid, so its fix reruns the date that way too; through
-    luigid the fix first re-enables the task luigid disabled.
+    luigid the fix first re-enables the task luigid disabled. scheduled=False: its complete() or requires()
+    raised, so it never ran and luigid disabled nothing.
     """
     said = (error.strip().splitlines() or [""])[0] if isinstance(error, str) else reason(error)
-    lines = [f"{task_family}{f' for {day}' if day else ''} failed: {said}"]
+    lines = [f"{task_family}{f' for {day}' if day else ''} {'failed' if scheduled else 'could not be scheduled'}: {said}"]
     remedy = remedy_for_text(error) if isinstance(error, str) else remedy_for(error)
     if remedy is not None:
-        fix = remedy.fix_for(day, local_scheduler=local_scheduler, message=str(error), failed=True)
+        fix = remedy.fix_for(day, local_scheduler=local_scheduler, message=str(error), failed=scheduled)
         lines.append(f"What to do ({remedy.kind}): {fix}")
     lines.append(f"Runbook: {RUNBOOK}")
     return "\n".join(lines)

@@ -13,6 +13,10 @@ It also silences the warnings Luigi's own `[smtp]` defaults raise at every e-mai
 `username` and `password` default to None: "Parameter ... is not of type string"), six lines in a
 failed run's log that the docs promise is one line.
 
+Luigi's e-mail for a task it could not schedule (its complete() or requires() raised, or luigid did not
+answer) is the traceback alone, its error's line last or cut off; it gets the run's own first lines
+(`scheduling_head`): what could not be scheduled and why, what to do, the runbook.
+
 An e-mail the SMTP server did not take (down, a timeout, a refused recipient or login) is one
 ERROR line in the middle of Luigi's log, and the run exits as it would have: the alert is lost
 without a word where an operator looks. At the run's end, after its summary (what cron's `tail`
@@ -23,13 +27,14 @@ from __future__ import annotations
 import atexit
 import functools
 import logging
+import re
 import sys
 import warnings
 from typing import Any
 
 import luigi.notifications
 
-from pipeline.tasks import command_line
+from pipeline.tasks import cli_errors, command_line, runbook, unscheduled
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +42,11 @@ logger = logging.getLogger(__name__)
 DISABLED_SUBJECT = "Luigi Scheduler: DISABLED "
 # What luigi.notifications.send_email_smtp logs for an e-mail the server did not take (it raises nothing).
 NOT_SENT = "Not able to connect to smtp server: %s"
+
+# Luigi's subjects for a task it could not schedule (luigi/worker.py: _email_complete_error, _email_dependency_error,
+# _email_unexpected_error), after the [email] prefix
+SCHEDULING_SUBJECT = re.compile(r"Luigi: (?:Framework error while scheduling )?(?P<family>\w+)\((?P<params>[^)]*)\)"
+                                r"(?: failed scheduling)?\. Host: ")
 
 _unsent: list[tuple[str, str]] = []  # (subject, the server's error) of each e-mail this process could not send
 _sending: list[str] = []  # the subject of the e-mail being sent
@@ -55,6 +65,24 @@ def unsent_notice() -> str:
     """One line per e-mail not sent, '' when every one went out (or none was due)."""
     return "".join(f"the failure e-mail {subject!r} was NOT sent: the SMTP server said {error}; nobody was alerted:"
                    " check [smtp] and [email] (docs/operations.md#failure-e-mails)\n" for subject, error in _unsent)
+
+
+def scheduling_head(subject: str, error: BaseException | None) -> str | None:
+    """The first lines of Luigi's e-mail for a task it could not schedule, as the run's log says it (None: not such
+    an e-mail). `error`: the one Luigi is handling, if any (luigid not answering); a complete() that raised is
+    checked in a thread and known by its traceback's line, which `unscheduled` noted as Luigi logged it."""
+    found = SCHEDULING_SUBJECT.search(subject)
+    if found is None:
+        return None
+    if said := cli_errors.luigid_down(error):
+        return said
+    day = unscheduled.task_date(found["params"])
+    noted = next((line for family, line in unscheduled.failures(day) if family == found["family"]), None) \
+        if day else None
+    if noted is None and error is None:
+        return None
+    return runbook.explain(found["family"], day, noted or error,  # type: ignore[arg-type]
+                           local_scheduler=command_line.uses_local_scheduler(), scheduled=False)
 
 
 def _print_unsent() -> None:
@@ -76,6 +104,13 @@ def install() -> None:
         if subject.startswith(DISABLED_SUBJECT) and command_line.uses_local_scheduler():
             logger.debug("not mailing %r: a --local-scheduler run disables nothing beyond itself", subject)
             return
+        try:
+            head = scheduling_head(subject, sys.exc_info()[1])
+        except Exception:  # noqa: BLE001 - the explanation must never stop the e-mail
+            logger.debug("could not explain %r", subject, exc_info=True)
+            head = None
+        if head:
+            message = f"{head}\n\n{message}"
         _sending.append(subject)
         try:
             send(subject, message, *args, **kwargs)

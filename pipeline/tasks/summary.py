@@ -179,7 +179,8 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
             if status == "published" and failed:  # only another date's run runs a task of a published date: the fix
                 rerun_fix = functools.partial(fix, disabled=day)  # reruns that date (`held_back.mark`), not this one
             else:
-                failures.append(fix(day, failed=status == "FAILED"))
+                # luigid disabled a task that failed; one that could not be scheduled (not_scheduled) it did not
+                failures.append(fix(day, failed=status == "FAILED" and bool(failed)))
         if not failures:  # a state no failure explains: what finishes it
             own_run = run_id is not None and run_id == run_audit.run_id()
             failures.extend(_next_step(day, status, bool(runs) and not own_run, rerun))

@@ -34,13 +34,18 @@ class Recorder(logging.Filter):
         except Exception:  # noqa: BLE001 - a record that cannot be formatted is not ours to judge
             return True
         if match:
-            day = _DATE.search(match["params"])
             # the error's line, `<ErrorClass>: <text>` as the run audit records errors (the runbook reads it)
             entry = (match["family"], error_line(match["rest"]) or "see the log above")
-            noted = _failed.setdefault(dt.date.fromisoformat(day[1]) if day else None, [])
+            noted = _failed.setdefault(task_date(match["params"]), [])
             if entry not in noted:
                 noted.append(entry)
         return True
+
+
+def task_date(params: str) -> dt.date | None:
+    """The date among a task's parameters as Luigi prints them (`date=2025-12-15, source=orders`); None: none."""
+    day = _DATE.search(params)
+    return dt.date.fromisoformat(day[1]) if day else None
 
 
 def install() -> None:
