@@ -103,7 +103,7 @@ def _clean_dead(path: str) -> None:
     removed = 0
     for name in os.listdir(path):
         match = _SPILL_FILE.match(name)
-        if match is None or lake._writer_alive(f"{name}.tmp-{match[1]}"):
+        if match is None or lake.writer_alive(f"{name}.tmp-{match[1]}"):
             continue
         try:
             os.remove(os.path.join(path, name))
