@@ -6,10 +6,14 @@
 # volumes, never baked in.
 FROM python:3.11-slim
 
+# DuckDB spills what outgrows [duckdb] memory_limit to [duckdb] temp_directory, by default
+# /var/tmp/ecomm-duckdb-<uid> (pipeline/lake/spill.py): made here for ecomm, on disk and writable by it
+# (DuckDB's own default, .tmp in the folder a command runs from, was /app/.tmp, which ecomm may not make).
 RUN pip install --no-cache-dir uv==0.13.9 \
  && useradd --create-home --uid 1000 ecomm \
  && mkdir -p /app/data /app/lake /state/log \
- && chown ecomm /app/data /app/lake /state /state/log
+ && chown ecomm /app/data /app/lake /state /state/log \
+ && install -d -m 0700 -o ecomm /var/tmp/ecomm-duckdb-1000
 
 ENV UV_PROJECT_ENVIRONMENT=/opt/venv UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy PATH=/opt/venv/bin:$PATH
 

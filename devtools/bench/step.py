@@ -78,8 +78,10 @@ def _folder_bytes(folder: Path) -> int:
 
 
 def spill_folder() -> Path:
-    """Where the child's DuckDB spills: DuckDB's default temp_directory, `.tmp` in the process's folder."""
-    return env.resources.REPO_ROOT / ".tmp"
+    """Where the child's DuckDB spills: [duckdb] temp_directory (`pipeline.lake.spill.folder`)."""
+    from pipeline.lake import spill
+
+    return Path(spill.folder())
 
 
 def measure(step: str, source: str, lake: Path, incoming: Path) -> dict[str, float]:

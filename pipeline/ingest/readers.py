@@ -38,7 +38,7 @@ from pipeline.ingest import incoming
 from pipeline.ingest import lines as landing_lines
 from pipeline.ingest.incoming import SourceFile, SourceFileInvalid
 from pipeline.ingest.lines import LineAccountingError
-from pipeline.lake import disk, sqlrun
+from pipeline.lake import disk, spill, sqlrun
 
 logger = logging.getLogger(__name__)
 
@@ -147,6 +147,8 @@ def land_json(table: str, model: str, src: SourceFile, load_date: dt.date, param
         except duckdb.OutOfMemoryException:  # [duckdb] memory_limit is too small: a setting, not the file
             raise
         except (duckdb.Error, NotOnePerLine) as err:
+            if (unusable := spill.failure(err)) is not None:  # DuckDB could not spill: its folder's fault, not the file's
+                raise unusable from err
             if disk.no_space(err):  # DuckDB's temporary files filled their disk: not the file's fault
                 raise disk.full(lake.partition_file("raw", table, load_date), err) from err
             if src.format != "newline_delimited":
@@ -272,6 +274,8 @@ def events_direct(src: SourceFile, load_date: dt.date, params: dict[str, Any], s
         except duckdb.OutOfMemoryException:  # [duckdb] memory_limit is too small: a setting, not the file
             raise
         except duckdb.Error as err:
+            if (unusable := spill.failure(err)) is not None:  # DuckDB could not spill: its folder's fault, not the file's
+                raise unusable from err
             raise NotOnePerLine(f"the CSV reader stopped: {reader_detail(err)}") from None
         write_rejected(con, "events_rejected", "events", load_date, {"source_file": src.path})
     return Landed(rows=rows, source_records=records - blank, rejected_count=counted["rejected"], blank_lines=blank,
@@ -310,6 +314,8 @@ def events_line_safe(src: SourceFile, load_date: dt.date, params: dict[str, Any]
             except duckdb.OutOfMemoryException:  # [duckdb] memory_limit is too small: a setting, not the file
                 raise
             except duckdb.Error as err:
+                if (unusable := spill.failure(err)) is not None:  # DuckDB could not spill: not the file's fault
+                    raise unusable from err
                 raise SourceFileInvalid(f"{src.path}: cannot be read as CSV ({reader_detail(err)});"
                                         f" nothing was landed") from None
             write_rejected(con, "events_rejected", "events", load_date, {"source_file": src.path})

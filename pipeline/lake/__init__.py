@@ -362,7 +362,7 @@ def promote(tmp_path: str, final_path: str) -> None:
     logger.info("wrote %s", final_path)
 
 
-def _writer_alive(tmp_path: str) -> bool:
+def writer_alive(tmp_path: str) -> bool:
     """Whether the process named by a temporary file's `.tmp-<pid>` suffix still runs (a zombie does not)."""
     pid = tmp_path.rsplit(".tmp-", 1)[-1]
     if not pid.isdigit():
@@ -391,7 +391,7 @@ def clean_temp_files(folder: str) -> None:
         lake_store.remove_stale_temps(folder)
         return
     for leftover in glob.glob(os.path.join(folder, "*.tmp-*")):
-        if _writer_alive(leftover):
+        if writer_alive(leftover):
             continue
         try:
             os.remove(leftover)

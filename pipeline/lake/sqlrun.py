@@ -20,7 +20,7 @@ from typing import Any
 import duckdb
 
 from pipeline import config, faults, lake, resources
-from pipeline.lake import disk, s3
+from pipeline.lake import disk, s3, spill
 
 logger = logging.getLogger(__name__)
 
@@ -62,8 +62,8 @@ def connect(database: str = ":memory:", read_only: bool = False) -> duckdb.DuckD
 
 
 def apply_settings(con: duckdb.DuckDBPyConnection) -> None:
-    """[duckdb] memory_limit and threads on a connection (BadSetting naming a memory_limit DuckDB cannot read,
-    or a negative thread count)."""
+    """[duckdb] memory_limit, threads and temp_directory on a connection (BadSetting naming a memory_limit DuckDB
+    cannot read or would take as no limit, a negative thread count, a spill folder this user cannot write)."""
     limit = config.duckdb().memory_limit
     try:
         con.execute("set memory_limit = $m", {"m": limit})
@@ -71,19 +71,38 @@ def apply_settings(con: duckdb.DuckDBPyConnection) -> None:
         reason = str(err).strip().splitlines()[0].removeprefix("Parser Error: ")
         raise config.BadSetting(f"[duckdb] memory_limit = {limit!r} is not valid ({reason}): give a size such as"
                                 " 1GB or 512MB, in luigi.cfg (or in the file LUIGI_CONFIG_PATH names)") from None
+    if not _PLAIN_SIZE.fullmatch(str(limit).strip()):  # DuckDB takes a negative size, or `none`, as no limit at all
+        try:
+            shown = con.execute("select current_setting('memory_limit')").fetchone()[0]
+        except duckdb.OutOfMemoryException:  # `0MB`, `-0`: not even this query runs
+            shown = ""
+        if shown in (_NO_LIMIT, ""):
+            what = "no limit at all" if shown else "too little memory to run any query"
+            raise config.BadSetting(f"[duckdb] memory_limit = {limit!r} is not valid (DuckDB takes it as {what}):"
+                                    " give a size such as 1GB or 512MB, in luigi.cfg (or in the file"
+                                    " LUIGI_CONFIG_PATH names)")
     con.execute("set threads = $t", {"t": config.duckdb_threads()})
+    con.execute("set temp_directory = $d", {"d": spill.ready_folder()})
 
 
 class DuckDBOutOfMemory(Exception):
     """A task's DuckDB needed more memory than [duckdb] memory_limit allows: a setting to raise, not bad data."""
 
 
-def out_of_memory(err: duckdb.OutOfMemoryException) -> DuckDBOutOfMemory:
-    """DuckDB's out-of-memory error as one line naming the setting, its value and what to do."""
+def out_of_memory(err: duckdb.OutOfMemoryException) -> DuckDBOutOfMemory | spill.DuckDBSpillFull:
+    """DuckDB's out-of-memory error as one line naming the setting, its value and what to do (only what would change
+    something: `threads = 1` where a task has more); a spill that filled its folder's disk as that."""
     said = (str(err).strip().splitlines() or [""])[0].removeprefix("Out of Memory Error: ")
-    return DuckDBOutOfMemory(
-        f"DuckDB ran out of memory under [duckdb] memory_limit = {config.duckdb().memory_limit} ({said}): raise it,"
-        " or set [duckdb] threads = 1 (docs/performance.md#bigger-days)")
+    limit = config.duckdb().memory_limit
+    threads = ", or set [duckdb] threads = 1" if config.duckdb_threads() > 1 else ""  # each thread holds its share
+    if spill.OFFLOAD_FAILED in said:  # the spill reached max_temp_directory_size: what its disk had free
+        return spill.full(said, f"[duckdb] memory_limit = {limit}", threads)
+    return DuckDBOutOfMemory(f"DuckDB ran out of memory under [duckdb] memory_limit = {limit} ({said}): raise it"
+                             f"{threads} (docs/performance.md#bigger-days)")
+
+
+# how DuckDB shows the memory_limit it makes of `-1`, `-5GB` or `none`: 2^64 - 1 bytes, no limit
+_NO_LIMIT = "16383.9 PiB"
 
 
 # a memory_limit of this form DuckDB always reads (luigi.cfg's own is one): no throwaway connection to check it
@@ -92,6 +111,7 @@ _PLAIN_SIZE = re.compile(r"[1-9][0-9]{0,5}\s*[KMGT]i?B", re.IGNORECASE)
 
 def check_settings() -> None:
     """Refuse now (BadSetting) a [duckdb] value every task's connection would refuse: applied to a throwaway one."""
+    spill.ready_folder()  # the spill folder: made, and written to once (SpillFolderUnusable)
     if _PLAIN_SIZE.fullmatch(str(config.duckdb().memory_limit).strip()):
         config.duckdb_threads()  # a negative count (BadSetting)
         return
@@ -259,6 +279,8 @@ def copy_to_partition(
                 bound,
             )
         except duckdb.Error as err:  # the store refused the write (or a read): the lake's, not the query's
+            if (unusable := spill.failure(err)) is not None:  # nor the query's: the folder DuckDB spills to
+                raise unusable from err
             if lake.store_error(err) or lake.folder_refused(err):
                 raise lake.unreadable(final_path, err, "written") from err
             if disk.no_space(err):  # a full disk, not the query's (nor its input's) fault

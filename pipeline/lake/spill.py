@@ -1,0 +1,136 @@
+"""Where DuckDB spills what outgrows [duckdb] memory_limit: [duckdb] temp_directory, made, checked and cleaned.
+
+DuckDB's own default, `.tmp` in the folder the command runs from, failed wherever that folder cannot be
+written (a file named `.tmp` there, cron's `cd /srv/ecomm`, the container's /app owned by root) as an
+error reading the input file (`SourceFileInvalid: ... cannot be read as CSV (IO Error: Failed to create
+directory ...)`), blaming a good file. The folder is now a setting, absolute, checked before any task
+runs (BadSetting, exit 35), and a DuckDB error about it names it and the setting (`SpillFolderUnusable`).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import stat
+import tempfile
+
+import duckdb
+
+from pipeline import config, lake
+from pipeline.lake import disk
+
+logger = logging.getLogger(__name__)
+
+SETTING = "[duckdb] temp_directory"
+#: DuckDB's words when a spill would pass max_temp_directory_size (by default 90 % of its disk's free space)
+OFFLOAD_FAILED = "failed to offload data block"
+# DuckDB names its spill files after the process: duckdb_temp_<pid>_<n>_storage_..., duckdb_temp_<pid>_<n>_owner
+_SPILL_FILE = re.compile(r"duckdb_temp_([0-9]+)_")
+_WHERE = "in luigi.cfg (or in the file LUIGI_CONFIG_PATH names)"
+
+
+class SpillFolderUnusable(config.BadSetting):
+    """DuckDB cannot spill into [duckdb] temp_directory (not a folder, not writable): the folder's fault, not the data's."""
+
+
+class DuckDBSpillFull(disk.LakeDiskFull):
+    """A task's DuckDB could not spill: the disk of [duckdb] temp_directory is full (errno ENOSPC: the runbook's
+    "disk full"); neither the data nor memory_limit alone is at fault."""
+
+
+def folder() -> str:
+    """[duckdb] temp_directory, an absolute folder (BadSetting: more than one line, or relative).
+
+    Empty (the default): `ecomm-duckdb-<uid>` in $TMPDIR, else in /var/tmp: on disk (/tmp is tmpfs, that
+    is memory, on many systems), writable by every user (the image's `ecomm` too) and the same from any
+    folder a command runs in.
+    """
+    raw = str(config.duckdb().temp_directory)
+    if any(c in raw for c in "\n\r\x00"):
+        raise config.BadSetting(f"{SETTING} = {raw!r} is not valid (one line: a folder): fix it {_WHERE}, or"
+                                " remove it for the default")
+    if not raw.strip():
+        base = os.environ.get("TMPDIR") or ("/var/tmp" if os.path.isdir("/var/tmp") else tempfile.gettempdir())
+        return os.path.join(base, f"ecomm-duckdb-{os.getuid()}")
+    path = os.path.expanduser(raw.strip())
+    if not os.path.isabs(path):
+        raise config.BadSetting(f"{SETTING} = {raw!r} is not valid (a relative folder depends on the folder the"
+                                f" command runs from): give an absolute one {_WHERE}, or remove it for the default")
+    return path
+
+
+def unusable(path: str, error: BaseException) -> SpillFolderUnusable:
+    """The one line for a spill folder DuckDB cannot use: which folder, which setting, why; not the data's fault."""
+    said = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return SpillFolderUnusable(
+        f"{SETTING} = {path}: DuckDB cannot spill there ({said}); the input files and the data are not at fault."
+        f" Make it a folder user {_user()} may write, or set {SETTING} to one {_WHERE} (empty: the default),"
+        " then run the date again")
+
+
+def _user() -> str:
+    try:
+        import pwd  # noqa: PLC0415 - POSIX only
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError):
+        return str(os.getuid())
+
+
+def ready_folder() -> str:
+    """The spill folder, made if missing (0700) and checked by writing a file there (SpillFolderUnusable if it cannot
+    be); the spill files of DuckDB processes that no longer run (a task killed while spilling) are removed."""
+    path, default = folder(), not str(config.duckdb().temp_directory).strip()
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        info = os.lstat(path) if default else os.stat(path)
+        if not stat.S_ISDIR(info.st_mode):
+            raise NotADirectoryError(f"{path} is not a folder")
+        if default and info.st_uid != os.getuid():  # in a folder every user may write: another user's, or a link
+            raise PermissionError(f"{path} belongs to user id {info.st_uid}, not to this user")
+        handle, probe = tempfile.mkstemp(prefix=".ecomm-probe-", dir=path)
+        os.close(handle)
+        os.remove(probe)
+    except OSError as err:
+        raise unusable(path, err) from None
+    _clean_dead(path)
+    return path
+
+
+def _clean_dead(path: str) -> None:
+    """Remove the spill files of processes that no longer run (DuckDB itself removes them only when it next spills
+    there); a live one's are left alone, as `lake.clean_temp_files` does with a partition's temporary files."""
+    removed = 0
+    for name in os.listdir(path):
+        match = _SPILL_FILE.match(name)
+        if match is None or lake.writer_alive(f"{name}.tmp-{match[1]}"):
+            continue
+        try:
+            os.remove(os.path.join(path, name))
+        except FileNotFoundError:
+            continue
+        removed += 1
+    if removed:
+        logger.warning("removed %s spill file(s) of DuckDB processes that no longer run from %s", removed, path)
+
+
+def failure(error: BaseException) -> SpillFolderUnusable | None:
+    """DuckDB's error about its spill folder (it cannot create it or write there) as the folder's; None: another."""
+    if not isinstance(error, duckdb.Error) or isinstance(error, duckdb.OutOfMemoryException) or disk.no_space(error):
+        return None
+    try:
+        path = folder()
+    except config.BadSetting:
+        return None
+    text = str(error)
+    return unusable(path, error) if path in text or "duckdb_temp_" in text or "temp_directory" in text else None
+
+
+def full(said: str, limit: str, threads: str) -> DuckDBSpillFull:
+    """DuckDB's `failed to offload data block ...` as a full spill disk: which folder, its disk, what to do."""
+    path = folder()
+    return DuckDBSpillFull(
+        f"DuckDB could not spill past {limit} into {path} ({SETTING}): {disk.is_full(path)}"
+        f" ({said.rstrip('.')}); the data is not at fault. Free space there, or set {SETTING} to a folder on a bigger"
+        f" disk, or raise memory_limit so less spills{threads}; then run the date again"
+        " (docs/performance.md#bigger-days)")
