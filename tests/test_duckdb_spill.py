@@ -110,9 +110,14 @@ def test_a_spill_folder_that_fails_mid_run_is_its_error_not_the_query_s(tmp_path
         target = tmp_path / "lake" / "t" / "data.parquet"
         target.parent.mkdir(parents=True)
         with pytest.raises(spill.SpillFolderUnusable, match=rf"^\[duckdb\] temp_directory = {re.escape(str(folder))}:"
-                           r" DuckDB cannot spill there \(IO Error: .*\); the input files and the data are not at"):
+                           r" DuckDB cannot spill there \(IO Error: .*\); the input files and the data are not at"
+                           ) as caught:
             sqlrun.copy_to_partition(con, SPILLING, {}, str(target))
     assert not target.parent.exists(), "nothing written, no partition folder left"
+    from pipeline.tasks import run_audit, runbook
+
+    recorded = run_audit._error_text(caught.value)  # what the run summary's what-to-do reads
+    assert runbook.remedy_for(caught.value).kind == runbook.remedy_for_text(recorded).kind == "spill folder unusable"
 
 
 def _operator_run(tmp_path: Path, settings: str) -> subprocess.CompletedProcess:

@@ -287,9 +287,21 @@ REMEDIES: tuple[Remedy, ...] = (
            " create it first (`mkdir -p <folder>`; a prefix: put an object under it)",
            ("LakeFolderMissing",)),
     Remedy("disk full", "30",
-           "`OSError: [Errno 28] No space left on device` (or DuckDB's `No space left on device`)",
-           "the lake's or the temporary folder's disk is full; partial files are never renamed into place",
-           f"free space (old `lake/_archive`, `lake/_logs`, the temp dir), then `{DAILY}`"),
+           "`OSError: [Errno 28] No space left on device` (or DuckDB's `No space left on device`, or `DuckDBSpillFull:"
+           " DuckDB could not spill past [duckdb] memory_limit = M into F ([duckdb] temp_directory): the file system"
+           " of F is full ...`)",
+           "the lake's disk, or the disk DuckDB spills to (`[duckdb] temp_directory`, by default"
+           " /var/tmp/ecomm-duckdb-<uid>), is full; partial files are never renamed into place",
+           "free space (old `lake/_archive`, `lake/_logs`, the spill folder's disk), or set `[duckdb] temp_directory`"
+           f" to a folder on a bigger disk, or raise `[duckdb] memory_limit` so less spills; then `{DAILY}`",
+           ("LakeDiskFull",)),
+    Remedy("spill folder unusable", "35",
+           "`[duckdb] temp_directory = F: DuckDB cannot spill there (...)` before any task runs (exit 35), or"
+           " `SpillFolderUnusable: ...` in a task (30)",
+           "the folder DuckDB spills to (by default /var/tmp/ecomm-duckdb-<uid>) is not a folder, cannot be made, or"
+           " this user may not write it; the input files and the data are not at fault",
+           "make it a folder the pipeline's user may write, or set `[duckdb] temp_directory` to one (empty: the"
+           f" default); then `{DAILY}`", ("SpillFolderUnusable",)),
     Remedy("Postgres disk full", "30",
            "`FAILED`, `PreloadFactOrders: PublishError: preloading fact_orders of D failed: the serving Postgres's disk"
            " is full (could not extend file \"base/...\": No space left on device); it was rolled back` (or `... wrote"
@@ -307,7 +319,8 @@ REMEDIES: tuple[Remedy, ...] = (
            " the data is not at fault, and the step wrote nothing",
            "raise `[duckdb] memory_limit` (in luigi.cfg or the file `LUIGI_CONFIG_PATH` names; about `[core] workers`"
            " x `memory_limit`, plus Postgres, must fit the machine's memory; fewer workers leave room for more), or"
-           f" set `[duckdb] threads = 1` (each thread holds its own share) (docs/performance.md#bigger-days); then `{DAILY}`",
+           f" where the message suggests it (a task with more than one thread), set `[duckdb] threads = 1` (each thread"
+           f" holds its own share) (docs/performance.md#bigger-days); then `{DAILY}`",
            ("DuckDBOutOfMemory", "OutOfMemoryException")),
     Remedy("task timed out", "30",
            "`FAILED`, `StageOrders: Task StageOrders_D_... timed out after 900 seconds and was terminated.`",
