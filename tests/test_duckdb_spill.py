@@ -120,6 +120,25 @@ def test_a_spill_folder_that_fails_mid_run_is_its_error_not_the_query_s(tmp_path
     assert runbook.remedy_for(caught.value).kind == runbook.remedy_for_text(recorded).kind == "spill folder unusable"
 
 
+def test_a_task_whose_own_query_cannot_spill_fails_as_the_spill_folder_s(tmp_path: Path, luigi_settings) -> None:
+    """Not only the landings and partition writes: any DuckDB query of a task's run (a staging temp table) may spill,
+    and its error about the spill folder is the folder's (`PipelineTask` wraps every run), not a raw IOException."""
+    from pipeline.tasks.base import PipelineTask
+
+    folder = tmp_path / "spill"
+    luigi_settings("duckdb", temp_directory=str(folder), memory_limit="30MB", threads="1")
+
+    class SpillingTask(PipelineTask):
+        def run(self) -> None:
+            with sqlrun.connect() as con:
+                folder.rmdir()  # gone after the connection was made: replaced by a file
+                folder.write_text("x\n")
+                con.execute(f"create temp table spilled as {SPILLING}")
+
+    with pytest.raises(spill.SpillFolderUnusable, match=rf"^\[duckdb\] temp_directory = {re.escape(str(folder))}:"):
+        SpillingTask(date=DAY).run()
+
+
 def _operator_run(tmp_path: Path, settings: str) -> subprocess.CompletedProcess:
     cfg = tmp_path / "operator.cfg"
     cfg.write_text(settings)

@@ -34,7 +34,7 @@ import luigi
 import luigi.tools.range
 
 from pipeline import cli, config, lake
-from pipeline.lake import sqlrun
+from pipeline.lake import spill, sqlrun
 from pipeline.tasks import run_audit
 
 logger = logging.getLogger(__name__)
@@ -87,7 +87,8 @@ class DateParameter(luigi.DateParameter):
 
 
 def _memory_limit_named(run: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """`run`, its DuckDB out-of-memory error turned into one naming [duckdb] memory_limit (`sqlrun.out_of_memory`)."""
+    """`run`, its DuckDB out-of-memory error turned into one naming [duckdb] memory_limit (`sqlrun.out_of_memory`),
+    and DuckDB's error about the folder it spills to into the folder's (`spill.failure`: any query may spill)."""
 
     @functools.wraps(run)
     def named(self: Any) -> Any:
@@ -95,6 +96,10 @@ def _memory_limit_named(run: Callable[[Any], Any]) -> Callable[[Any], Any]:
             return run(self)
         except duckdb.OutOfMemoryException as err:
             raise sqlrun.out_of_memory(err) from err
+        except duckdb.Error as err:
+            if (unusable := spill.failure(err)) is not None:
+                raise unusable from err
+            raise
 
     return named
 
