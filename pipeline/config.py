@@ -199,7 +199,7 @@ class duckdb(NamedBadSettings, luigi.Config):  # noqa: N801
 
     memory_limit = luigi.Parameter(default="1GB")
     threads = luigi.IntParameter(default=0)  # 0: the cores, shared out among the Luigi workers (see below)
-    temp_directory = luigi.Parameter(default="")  # where DuckDB spills; empty: sqlrun.spill_folder's default
+    temp_directory = luigi.Parameter(default="")  # where DuckDB spills; empty: spill.folder's default
 
 
 _in_forked_process = False

@@ -139,6 +139,36 @@ def test_a_task_whose_own_query_cannot_spill_fails_as_the_spill_folder_s(tmp_pat
         SpillingTask(date=DAY).run()
 
 
+def test_an_error_about_a_file_below_or_beside_the_spill_folder_is_not_the_folder_s(tmp_path: Path,
+                                                                                     luigi_settings) -> None:
+    """Only DuckDB's error naming the folder itself, or its own spill files, is the folder's: an input file under it (a
+    spill folder that is a parent of the incoming folder), or in a folder whose name begins with its, is not."""
+    folder = tmp_path / "spill"
+    luigi_settings("duckdb", temp_directory=str(folder))
+    for missing in (folder / "incoming" / "events.csv", tmp_path / "spill-lake" / "events.csv"):
+        with pytest.raises(duckdb.IOException) as caught:
+            duckdb.connect().execute("select * from read_csv($p)", {"p": str(missing)}).fetchall()
+        assert str(missing) in str(caught.value) and spill.failure(caught.value) is None, caught.value
+
+
+def test_a_relative_tmpdir_is_not_the_default_spill_folder_s_base(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TMPDIR", "rel")
+    assert os.path.isabs(spill.folder()) and "rel" not in spill.folder().split(os.sep), spill.folder()
+
+
+def test_another_user_s_spill_files_in_a_shared_folder_are_left_and_fail_nothing(tmp_path: Path) -> None:
+    """A spill folder several users share (mode 1777): a dead process's files of another user are not this user's
+    to remove (EPERM), and every connection cleans the folder: it must not fail for them."""
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    theirs, mine = folder / "duckdb_temp_3999999_0_owner", folder / "duckdb_temp_3999998_0_owner"
+    theirs.write_text("x")
+    mine.write_text("x")
+    os.chown(theirs, os.getuid() + 1, -1)
+    spill._clean_dead(str(folder))
+    assert theirs.exists() and not mine.exists()
+
+
 def _operator_run(tmp_path: Path, settings: str) -> subprocess.CompletedProcess:
     cfg = tmp_path / "operator.cfg"
     cfg.write_text(settings)

@@ -4,6 +4,7 @@ runbook that a failed task's e-mail has; and through luigid the run's summary to
 that luigid never disabled. A real SMTP server (aiosmtpd) and a real luigid on 127.0.0.1."""
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,20 @@ def test_a_date_luigid_never_ran_is_not_said_to_be_disabled(
     _, body = _only_mail(inbox)
     assert " could not be scheduled: OperationalError: " in body.splitlines()[0], body[:2000]
     assert "What to do (Postgres refuses): " in body and "reenable" not in body, body[:3000]
+
+
+@pytest.mark.slow
+def test_the_cron_backfill_that_cannot_be_scheduled_mails_its_reason_first(
+        ops: Ops, smtp: tuple[Inbox, int]) -> None:  # noqa: F811
+    """RangeDaily, the documented cron command, has no `date` parameter: its e-mail gets the reason too."""
+    inbox, port = smtp
+    _mail_config(ops, port)
+    refusing = Ops(incoming=ops.incoming, lake=ops.lake, server=ops.server, database=ops.database,
+                   extra_env={**ops.extra_env, "ECOMM_PG_DSN": ops.server.dsn("no_such_database")})
+    run = refusing.luigi("RangeDaily", "--of", "DailyPipeline", "--start", str(SEED_DAY), "--stop",
+                         str(SEED_DAY + dt.timedelta(days=1)), "--local-scheduler")
+    assert run.returncode == 35, run.stderr[-3000:]
+    subject, body = _only_mail(inbox)
+    assert "RangeDaily" in subject and "failed scheduling" in subject, subject
+    assert body.startswith("RangeDaily could not be scheduled: OperationalError: "), body[:2000]
+    assert "\nWhat to do (Postgres refuses): " in body, body[:3000]

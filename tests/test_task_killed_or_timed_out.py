@@ -69,6 +69,8 @@ def test_luigis_lines_for_a_lost_task_are_runbook_kinds() -> None:
     assert runbook.remedy_for_text(timed_out).kind == "task timed out"
     assert runbook.remedy_for_text(killed).kind == "task killed"
     assert runbook.remedy_for_text(killed.replace("-9", "1")) is None  # it exited by itself: not a kill
+    # SIGTERM (a service or container stopped), SIGSEGV (a crash): not the out-of-memory killer's advice
+    assert {runbook.remedy_for_text(killed.replace("-9", code)).kind for code in ("-15", "-11", "-6")} == {"task died"}
     fix = runbook.remedy_for_text(timed_out).fix_for(SEED_DAY, local_scheduler=True, message=timed_out)
     assert "raise `[task_timeouts] stage`" in fix and f"`{DAILY} --task-timeouts-stage <seconds>`" in fix
     assert int(runbook.by_kind("task killed").exit_code) == int(runbook.by_kind("missing file").exit_code) == 30

@@ -41,17 +41,19 @@ class DuckDBSpillFull(disk.LakeDiskFull):
 def folder() -> str:
     """[duckdb] temp_directory, an absolute folder (BadSetting: more than one line, or relative).
 
-    Empty (the default): `ecomm-duckdb-<uid>` in $TMPDIR, else in /var/tmp: on disk (/tmp is tmpfs, that
-    is memory, on many systems), writable by every user (the image's `ecomm` too) and the same from any
-    folder a command runs in.
+    Empty (the default): `ecomm-duckdb-<uid>` in $TMPDIR (when it is absolute), else in /var/tmp: on disk (/tmp
+    is tmpfs, that is memory, on many systems), writable by every user (the image's `ecomm` too) and the same
+    from any folder a command runs in. It must be local to the host: the files of processes that no longer run
+    are removed by their pid (`_clean_dead`).
     """
     raw = str(config.duckdb().temp_directory)
     if any(c in raw for c in "\n\r\x00"):
         raise config.BadSetting(f"{SETTING} = {raw!r} is not valid (one line: a folder): fix it {_WHERE}, or"
                                 " remove it for the default")
-    if not raw.strip():
-        base = os.environ.get("TMPDIR") or ("/var/tmp" if os.path.isdir("/var/tmp") else tempfile.gettempdir())
-        return os.path.join(base, f"ecomm-duckdb-{os.getuid()}")
+    if not raw.strip():  # a relative $TMPDIR would depend on the folder the command runs from: not taken
+        tmpdir = os.environ.get("TMPDIR", "").strip()
+        base = tmpdir if os.path.isabs(tmpdir) else "/var/tmp" if os.path.isdir("/var/tmp") else tempfile.gettempdir()
+        return os.path.join(os.path.abspath(base), f"ecomm-duckdb-{os.getuid()}")
     path = os.path.expanduser(raw.strip())
     if not os.path.isabs(path):
         raise config.BadSetting(f"{SETTING} = {raw!r} is not valid (a relative folder depends on the folder the"
@@ -98,32 +100,40 @@ def ready_folder() -> str:
 
 
 def _clean_dead(path: str) -> None:
-    """Remove the spill files of processes that no longer run (DuckDB itself removes them only when it next spills
-    there); a live one's are left alone, as `lake.clean_temp_files` does with a partition's temporary files."""
+    """Remove this user's spill files of processes that no longer run (DuckDB itself removes them only when it next
+    spills there); a live one's are left alone, as `lake.clean_temp_files` does with a partition's temporary files.
+    Best effort: a file it may not remove (another user's, in a shared folder) stays, and nothing fails for it."""
     removed = 0
-    for name in os.listdir(path):
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return
+    for name in names:
         match = _SPILL_FILE.match(name)
         if match is None or lake.writer_alive(f"{name}.tmp-{match[1]}"):
             continue
         try:
-            os.remove(os.path.join(path, name))
-        except FileNotFoundError:
-            continue
-        removed += 1
+            if os.lstat(os.path.join(path, name)).st_uid == os.getuid():
+                os.remove(os.path.join(path, name))
+                removed += 1
+        except OSError as err:
+            logger.debug("could not remove the spill file %s of a process that no longer runs: %s", name, err)
     if removed:
         logger.warning("removed %s spill file(s) of DuckDB processes that no longer run from %s", removed, path)
 
 
 def failure(error: BaseException) -> SpillFolderUnusable | None:
-    """DuckDB's error about its spill folder (it cannot create it or write there) as the folder's; None: another."""
-    if not isinstance(error, duckdb.Error) or isinstance(error, duckdb.OutOfMemoryException) or disk.no_space(error):
+    """DuckDB's error about its spill folder (it cannot create it or write there) as the folder's; None: another (an
+    input file or a lake path below the folder, or beside it with a name it begins, is not the folder)."""
+    if not isinstance(error, (duckdb.IOException, duckdb.PermissionException)) or disk.no_space(error):
         return None
     try:
-        path = folder()
+        path = folder().rstrip(os.sep)
     except config.BadSetting:
         return None
     text = str(error)
-    return unusable(path, error) if path in text or "duckdb_temp_" in text or "temp_directory" in text else None
+    named = f'"{path}"' in text or f"{path}{os.sep}duckdb_temp_" in text or f'"{path}{os.sep}"' in text
+    return unusable(path, error) if named else None
 
 
 def full(said: str, limit: str, threads: str) -> DuckDBSpillFull:

@@ -109,7 +109,8 @@ def gate_fix(day: dt.date, messages: list[str | None], *, local_scheduler: bool 
 
 # Luigi's words for a task its worker lost (luigi/worker.py, Worker._purge_children), as the run audit keeps them
 TIMED_OUT = re.compile(r"\bTask (\S+) timed out after (\d+) seconds and was terminated")
-KILLED = re.compile(r"\bTask (\S+) died unexpectedly with exit code -(\d+)")  # negative: killed by that signal
+KILLED = re.compile(r"\bTask (\S+) died unexpectedly with exit code -9\b")  # SIGKILL: most often the OOM killer
+SIGNALLED = re.compile(r"\bTask (\S+) died unexpectedly with exit code -(\d+)")  # negative: ended by that signal
 TIMEOUT_SETTING, TIMEOUT_OPTION = "`[task_timeouts] <kind>`", "--task-timeouts-<kind>"
 
 
@@ -291,15 +292,15 @@ REMEDIES: tuple[Remedy, ...] = (
            " DuckDB could not spill past [duckdb] memory_limit = M into F ([duckdb] temp_directory): the file system"
            " of F is full ...`)",
            "the lake's disk, or the disk DuckDB spills to (`[duckdb] temp_directory`, by default"
-           " /var/tmp/ecomm-duckdb-<uid>), is full; partial files are never renamed into place",
+           " `ecomm-duckdb-<uid>` in $TMPDIR, else in /var/tmp), is full; partial files are never renamed into place",
            "free space (old `lake/_archive`, `lake/_logs`, the spill folder's disk), or set `[duckdb] temp_directory`"
            f" to a folder on a bigger disk, or raise `[duckdb] memory_limit` so less spills; then `{DAILY}`",
            ("LakeDiskFull",)),
     Remedy("spill folder unusable", "35",
            "`[duckdb] temp_directory = F: DuckDB cannot spill there (...)` before any task runs (exit 35), or"
            " `SpillFolderUnusable: ...` in a task (30)",
-           "the folder DuckDB spills to (by default /var/tmp/ecomm-duckdb-<uid>) is not a folder, cannot be made, or"
-           " this user may not write it; the input files and the data are not at fault",
+           "the folder DuckDB spills to (by default `ecomm-duckdb-<uid>` in $TMPDIR, else in /var/tmp) is not a"
+           " folder, cannot be made, or this user may not write it; the input files and the data are not at fault",
            "make it a folder the pipeline's user may write, or set `[duckdb] temp_directory` to one (empty: the"
            f" default); then `{DAILY}`", ("SpillFolderUnusable",)),
     Remedy("Postgres disk full", "30",
@@ -338,6 +339,12 @@ REMEDIES: tuple[Remedy, ...] = (
            " of the date was published (outputs appear whole or not at all)",
            "lower the run's memory (`[duckdb] memory_limit`, `[duckdb] threads`, `[core] workers`;"
            f" docs/performance.md#bigger-days), then `{DAILY}`"),
+    Remedy("task died", "30",
+           "`FAILED`, `StageEvents: Task StageEvents_D_... died unexpectedly with exit code -15` (or -11, -6 ...)",
+           "the task's process ended on a signal other than SIGKILL: -15 (SIGTERM) is a stop from outside (`systemctl"
+           " stop`, `docker stop`, a shutdown), -11 (SIGSEGV) or -6 (SIGABRT) a crash inside DuckDB or pyarrow; nothing"
+           " of the date was published (outputs appear whole or not at all)",
+           f"run the date again: `{DAILY}`; a crash that comes back at the same task is a bug to report with its log"),
     Remedy("disabled in luigid", "25",
            "`not published` and `DISABLED in luigid` in the summary; Luigi says `not granted run permission`",
            "a task failed its last attempt, so luigid refuses it for `[scheduler] disable_persist` seconds",

@@ -22,6 +22,7 @@ from pipeline.tasks.remedies import (
     DAILY,
     GATE_EXAMPLE,
     KILLED,
+    SIGNALLED,
     LOCAL_SCHEDULER,
     REMEDIES,
     RESTATE,
@@ -116,6 +117,8 @@ def lost_task(message: str | None) -> Remedy | None:
         return by_kind("task timed out")
     if KILLED.search(message or ""):
         return by_kind("task killed")
+    if SIGNALLED.search(message or ""):
+        return by_kind("task died")
     return None
 
 

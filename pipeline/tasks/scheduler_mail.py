@@ -76,9 +76,8 @@ def scheduling_head(subject: str, error: BaseException | None) -> str | None:
         return None
     if said := cli_errors.luigid_down(error):
         return said
-    day = unscheduled.task_date(found["params"])
-    noted = next((line for family, line in unscheduled.failures(day) if family == found["family"]), None) \
-        if day else None
+    day = unscheduled.task_date(found["params"])  # None: a task without a date (RangeDaily, the cron command)
+    noted = unscheduled.noted(found["family"], day)
     if noted is None and error is None:
         return None
     return runbook.explain(found["family"], day, noted or error,  # type: ignore[arg-type]

@@ -55,6 +55,12 @@ def install() -> None:
         target.addFilter(Recorder())
 
 
+def noted(family: str, day: dt.date | None) -> str | None:
+    """The error's line of the task of this family and date (None: a task without one, RangeDaily) that this
+    process could not schedule; None: none noted."""
+    return next((line for name, line in _failed.get(day, ()) if name == family), None)
+
+
 def failures(day: dt.date) -> list[tuple[str, str]]:
     """(task family, the error's last line) of each task of the date this process could not schedule."""
     return [*_failed.get(None, ()), *_failed.get(day, ())]
