@@ -133,6 +133,26 @@ def test_a_store_that_never_answers_is_asked_aws_max_attempts_times_then_is_the_
     assert len(store.connections) == attempts, f"{len(store.connections)} requests sent: {caught.value}"
 
 
+@pytest.mark.parametrize(("mode", "attempts"), [("legacy", 2), ("adaptive", 2)])
+def test_aws_retry_mode_is_taken_with_aws_max_attempts(mode, attempts, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = SilentStore()
+    for name, value in {"AWS_ENDPOINT_URL": store.endpoint, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY":
+                        "test", "AWS_REGION": "us-east-1", "AWS_RETRY_MODE": mode, "AWS_MAX_ATTEMPTS": "2"}.items():
+        monkeypatch.setenv(name, value)
+    s3._client.cache_clear()
+    try:
+        with pytest.raises(OSError, match="AWS Error NETWORK_CONNECTION"):
+            s3.exists(f"s3://{BUCKET}/lake/x")
+    finally:
+        s3._client.cache_clear()
+        store.close()
+    assert len(store.connections) == attempts
+    monkeypatch.setenv("AWS_RETRY_MODE", "eager")
+    with pytest.raises(config.BadSetting, match="AWS_RETRY_MODE='eager' is not one of standard, adaptive, legacy"):
+        s3.exists(f"s3://{BUCKET}/lake/x")
+    s3._client.cache_clear()
+
+
 @pytest.mark.parametrize("value", ["0", "three", "-1"])
 def test_an_aws_max_attempts_the_client_cannot_use_is_a_bad_setting(value, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", value)

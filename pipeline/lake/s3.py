@@ -56,21 +56,30 @@ def _client(scheme: str, pid: int) -> pafs.FileSystem:
     not documented as safe to share across a fork, so a child never reuses its parent's.
 
     Credentials and endpoint come from the environment (as `from_uri` reads them); requests are retried
-    the AWS SDKs' standard way, `AWS_MAX_ATTEMPTS` times in all (default 3): the SDK's own default
-    sent a request to a store that accepts connections and never answers 31 times, ~100 s."""
+    as `AWS_RETRY_MODE` says (the AWS SDKs' standard way by default), `AWS_MAX_ATTEMPTS` times in all (default
+    3): the SDK's own default sent a request to a store that accepts connections and never answers 31 times,
+    ~100 s."""
     resolved, _ = pafs.FileSystem.from_uri(f"{scheme}://")
     options = resolved.__reduce__()[1][0]  # every option from_uri resolved, as the constructor takes them
-    retry = pafs.AwsStandardS3RetryStrategy(max_attempts=max_attempts())
-    return pafs.S3FileSystem(**{name: value for name, value in options.items() if name in _CONSTRUCTOR_OPTIONS},
-                             retry_strategy=retry)
+    if not options.get("proxy_options", {}).get("host"):
+        options.pop("proxy_options", None)  # unset: the constructor refuses it empty
+    return pafs.S3FileSystem(**options, retry_strategy=_RETRY_MODES[retry_mode()](max_attempts()))
 
 
-#: the options of `S3FileSystem.__reduce__` passed on (the proxy's, unset, would be refused as empty)
-_CONSTRUCTOR_OPTIONS = ("access_key", "secret_key", "session_token", "anonymous", "region", "scheme",
-                        "endpoint_override", "role_arn", "session_name", "external_id", "load_frequency",
-                        "background_writes", "allow_delayed_open", "allow_bucket_creation", "allow_bucket_deletion",
-                        "check_directory_existence_before_creation", "default_metadata", "force_virtual_addressing",
-                        "tls_ca_file_path")
+#: `AWS_RETRY_MODE` (the AWS SDKs' setting): pyarrow's strategy for it, given the attempts in all ("adaptive" has
+#: none in pyarrow: standard; the legacy strategy counts the retries after the first attempt)
+_RETRY_MODES = {"standard": lambda attempts: pafs.AwsStandardS3RetryStrategy(max_attempts=attempts),
+                "adaptive": lambda attempts: pafs.AwsStandardS3RetryStrategy(max_attempts=attempts),
+                "legacy": lambda attempts: pafs.AwsDefaultS3RetryStrategy(max_attempts=attempts - 1)}
+
+
+def retry_mode() -> str:
+    """`AWS_RETRY_MODE`: standard (the default), legacy, or adaptive (standard here)."""
+    mode = os.environ.get("AWS_RETRY_MODE", "").strip().lower() or "standard"
+    if mode not in _RETRY_MODES:
+        raise BadSetting(f"AWS_RETRY_MODE={mode!r} is not one of {', '.join(_RETRY_MODES)}: how the lake's S3 client"
+                         " retries a request (default standard)")
+    return mode
 
 
 def max_attempts() -> int:
