@@ -66,10 +66,14 @@ def run_child(argv: list[str]) -> int:
     return 0
 
 
-def _folder_bytes(folder: Path) -> int:
+def _folder_bytes(folder: Path, pid: int | None = None) -> int:
+    """The bytes of the files in a folder; with `pid`, of that process's DuckDB spill files only (the default spill
+    folder is shared by every process of the user)."""
     total = 0
     for root, _, files in os.walk(folder):
         for name in files:
+            if pid is not None and not name.startswith(f"duckdb_temp_{pid}_"):
+                continue
             try:
                 total += os.path.getsize(os.path.join(root, name))
             except OSError:  # DuckDB removed it meanwhile
@@ -89,12 +93,13 @@ def measure(step: str, source: str, lake: Path, incoming: Path) -> dict[str, flo
     report = lake.parent / f"step-{os.getpid()}.json"
     cmd = [sys.executable, "-m", "devtools.bench", "_step", step, source, bench.MAX_DAY.isoformat(), str(report)]
     spill_dir = spill_folder()
-    spill = {"peak": 0}
+    spill = {"peak": 0, "pid": 0}  # the child's pid once it started: only its spill files count
     done = threading.Event()
 
     def watch() -> None:
         while not done.wait(0.1):
-            spill["peak"] = max(spill["peak"], _folder_bytes(spill_dir))
+            if spill["pid"]:
+                spill["peak"] = max(spill["peak"], _folder_bytes(spill_dir, spill["pid"]))
 
     watcher = threading.Thread(target=watch, daemon=True)
     log = lake.parent / f"step-{os.getpid()}.log"
@@ -102,6 +107,7 @@ def measure(step: str, source: str, lake: Path, incoming: Path) -> dict[str, flo
         watcher.start()
         started = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=env.resources.REPO_ROOT, stdout=out, stderr=subprocess.STDOUT)
+        spill["pid"] = proc.pid
         _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage, not every child's maximum
         seconds = time.perf_counter() - started
         proc.returncode = os.waitstatus_to_exitcode(status)
