@@ -97,8 +97,16 @@ def test_a_spill_folder_that_is_a_file_is_refused_naming_it_and_the_setting(tmp_
 def test_the_default_spill_folder_held_by_another_user_or_a_link_is_refused(tmp_path: Path, tmpdir_env: Path) -> None:
     (tmp_path / "elsewhere").mkdir()
     (tmpdir_env / f"ecomm-duckdb-{os.getuid()}").symlink_to(tmp_path / "elsewhere")
-    with pytest.raises(spill.SpillFolderUnusable, match="is not a folder"):
+    with pytest.raises(spill.SpillFolderUnusable, match="is a link, not a folder this user made"):
         sqlrun.check_settings()
+
+
+def test_the_default_spill_folder_opened_to_other_users_is_closed_again(tmpdir_env: Path) -> None:
+    default = tmpdir_env / f"ecomm-duckdb-{os.getuid()}"
+    default.mkdir(mode=0o777)
+    default.chmod(0o777)
+    sqlrun.check_settings()
+    assert default.stat().st_mode & 0o777 == 0o700
 
 
 def test_a_spill_folder_that_fails_mid_run_is_its_error_not_the_query_s(tmp_path: Path, luigi_settings) -> None:
