@@ -261,6 +261,14 @@ class RangeDaily(luigi.tools.range.RangeDaily):
             cli.date_range(self.start, self.stop)
 
 
+    def requires(self) -> Any:
+        """Luigi's, after the settings the dates' tasks would refuse (`DailyPipeline.check_settings`: exit 35): a
+        range whose dates are all published yields no task, and a broken file went unnoticed until one was not."""
+        if (check := getattr(self.of_cls, "check_settings", None)) is not None:
+            check()
+        return super().requires()
+
+
 def _stop_waiting(task: luigi.Task, *args: Any) -> None:
     """A task's complete() or requires() raised while scheduling: let the worker exit when idle.
 

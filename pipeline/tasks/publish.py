@@ -279,6 +279,7 @@ class DailyPipeline(luigi.WrapperTask, PipelineTask):
     """The whole date: land -> stage -> model -> check (beside it: preload) -> publish; complete when published."""
 
     force = luigi.BoolParameter(default=False, significant=False)
+    check_settings = staticmethod(check_settings)  # RangeDaily asks it too, even of a range already published
 
     def requires(self) -> luigi.Task:
         check_settings()

@@ -17,6 +17,7 @@ import psycopg
 
 from pipeline import lake
 from pipeline.lake import disk
+from pipeline.quality.results import BLOCKING
 from pipeline.tasks.remedies import (
     BY_ERROR,
     DAILY,
@@ -191,8 +192,13 @@ def explain(task_family: str, day: dt.date | None, error: BaseException | str, *
     said = (error.strip().splitlines() or [""])[0] if isinstance(error, str) else reason(error)
     lines = [f"{task_family}{f' for {day}' if day else ''} {'failed' if scheduled else 'could not be scheduled'}: {said}"]
     remedy = remedy_for_text(error) if isinstance(error, str) else remedy_for(error)
-    if remedy is not None:
+    if remedy is not None and day is not None and (result := getattr(error, "result", None)) is not None:
+        # the gate blocked the date: the thresholds its failing checks name, as the run summary gives them
+        blocking = [r.message for r in result.results if r.outcome in BLOCKING]
+        fix = gate_fix(day, blocking, local_scheduler=local_scheduler)
+    elif remedy is not None:
         fix = remedy.fix_for(day, local_scheduler=local_scheduler, message=str(error), failed=scheduled)
+    if remedy is not None:
         lines.append(f"What to do ({remedy.kind}): {fix}")
     lines.append(f"Runbook: {RUNBOOK}")
     return "\n".join(lines)

@@ -17,6 +17,11 @@ Luigi's e-mail for a task it could not schedule (its complete() or requires() ra
 answer) is the traceback alone, its error's line last or cut off; it gets the run's own first lines
 (`scheduling_head`): what could not be scheduled and why, what to do, the runbook.
 
+A failed task's e-mail opened with Luigi's "A task failed when running. Most likely run() raised an
+exception.", its parameters and command line, and only then the task's own explanation (what failed,
+what to do, the runbook: `PipelineTask.on_failure`); that explanation is now its first lines
+(`_explanation_first`).
+
 An e-mail the SMTP server did not take (down, a timeout, a refused recipient or login) is one
 ERROR line in the middle of Luigi's log, and the run exits as it would have: the alert is lost
 without a word where an operator looks. At the run's end, after its summary (what cron's `tail`
@@ -84,6 +89,23 @@ def scheduling_head(subject: str, error: BaseException | None) -> str | None:
                            local_scheduler=command_line.uses_local_scheduler(), scheduled=False)
 
 
+#: how a task's explanation (`runbook.explain`, put before the traceback by `PipelineTask.on_failure`) starts
+_EXPLAINED = re.compile(r"\w+(?: for \d{4}-\d{2}-\d{2})? failed: [^\n]*\n(?:What to do [^\n]*\n)?Runbook: [^\n]*\n\n")
+
+
+def _explanation_first(format_task_error: Any) -> Any:
+    """luigi.notifications.format_task_error, with the task's explanation as the headline when it has one."""
+
+    @functools.wraps(format_task_error)
+    def formatted(headline: str, task: Any, command: str, formatted_exception: str | None = None) -> Any:
+        if formatted_exception and (explained := _EXPLAINED.match(formatted_exception)):
+            headline, formatted_exception = explained.group(0).rstrip("\n"), formatted_exception[explained.end():]
+        return format_task_error(headline, task, command, formatted_exception)
+
+    formatted.explanation_first = True  # type: ignore[attr-defined]
+    return formatted
+
+
 def _print_unsent() -> None:
     if notice := unsent_notice():
         sys.stderr.write(notice)
@@ -118,5 +140,6 @@ def install() -> None:
 
     send_error_email.drops_local_disabled = True  # type: ignore[attr-defined]
     luigi.notifications.send_error_email = send_error_email
+    luigi.notifications.format_task_error = _explanation_first(luigi.notifications.format_task_error)
     logging.getLogger("luigi-interface").addFilter(_UnsentMail())
     atexit.register(_print_unsent)  # before the run summary's registration: printed after it
