@@ -58,3 +58,37 @@ def test_the_same_command_twice_at_once_exits_10_already_running(ops: Ops, tmp_p
     finally:
         _, err = first.communicate(timeout=180)
     assert first.returncode == 0, err[-3000:]
+
+
+def _holds_a_lock(pid: int) -> bool:
+    """Whether a pid file of Luigi's lock, in any folder of the system's temporary one, names this process."""
+    import tempfile
+    from pathlib import Path
+
+    for path in Path(tempfile.gettempdir()).glob("luigi*/*.pid"):
+        try:
+            if str(pid) in path.read_text().split():
+                return True
+        except OSError:
+            continue
+    return False
+
+
+@pytest.mark.slow
+def test_the_same_command_in_two_deployments_at_once_runs_in_both(ops: Ops, tmp_path) -> None:
+    """Two deployments on one host (a shared install's cron line, two lakes and databases): Luigi's pid lock, keyed
+    on the command line alone in one /tmp/luigi, refused the second as "already running" (exit 10, nothing ran)."""
+    other = Ops(incoming=ops.incoming, lake=tmp_path / "other-lake", server=ops.server,
+                database=f"{ops.database}_other", extra_env=ops.extra_env)
+    ops.generate(DAY, 1, orders=1000, events=8000)
+    command = ("DailyPipeline", "--date", str(DAY), "--local-scheduler")
+    first = ops.popen(*command)
+    try:
+        wait_for(lambda: _holds_a_lock(first.pid), timeout=60, what="the first run's pid lock")
+        second = other.luigi(*command)
+        assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-3000:]
+    finally:
+        _, err = first.communicate(timeout=180)
+    assert first.returncode == 0, err[-3000:]
+    assert_published_once(ops, DAY)
+    assert_published_once(other, DAY)

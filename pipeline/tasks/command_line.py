@@ -137,9 +137,32 @@ def lock_refusal() -> str | None:
 _refused_by: list[int] | None = None  # the processes holding the pid lock when Luigi refused this one
 
 
+def default_lock_dir() -> str:
+    """Where Luigi's pid lock keeps its files unless `[core] lock_pid_dir` (or --lock-pid-dir) says: one folder per
+    user and lake. Luigi's own, `/tmp/luigi`, is made 0700 by the first user to run `luigi` on the host, and then
+    failed every other user's run with a traceback (exit 40); and, keyed on the command line alone, it refused a
+    second deployment's run of the same command (a shared install's cron line) as "already running" (exit 10)."""
+    import hashlib
+    import tempfile
+
+    try:
+        where = config.lake_dir()
+    except ValueError:  # a lake setting the run refuses in its own words, later
+        where = ""
+    digest = hashlib.sha256(where.encode()).hexdigest()[:12]
+    return os.path.join(tempfile.gettempdir(), f"luigi-{os.getuid()}-{digest}")
+
+
 def watch_the_lock() -> None:
-    """Wrap Luigi's pid lock (once) so that a refusal notes the processes that hold it (see lock_refusal)."""
+    """Wrap Luigi's pid lock (once) so that a refusal notes the processes that hold it (see lock_refusal); its
+    folder defaults to `default_lock_dir()`."""
     import luigi.lock
+
+    settings = luigi.configuration.get_config()
+    if not any(settings.has_option("core", name) for name in ("lock_pid_dir", "lock-pid-dir")):
+        if not settings.has_section("core"):
+            settings.add_section("core")
+        settings.set("core", "lock_pid_dir", default_lock_dir())
 
     acquire = luigi.lock.acquire_for
     if getattr(acquire, "notes_refusal", False):
