@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.luigi_config import run_with_settings
 from tests.support.paths import REPO, SEED_INCOMING
 from tests.support.postgres import PG_ENV
 from tests.support.processes import free_port
@@ -167,20 +168,9 @@ def test_postgres_values_take_what_postgres_takes(luigi_settings) -> None:
         "1500ms", "1 h", "64MB")
 
 
-def _luigi_with(tmp_path: Path, settings: str) -> subprocess.CompletedProcess:
-    config = tmp_path / "operator.cfg"
-    config.write_text(settings)
-    env = {k: v for k, v in os.environ.items() if k not in PG_ENV and not k.startswith("ECOMM_")}
-    env.update(LUIGI_CONFIG_PATH=str(config), ECOMM_DATA_DIR=str(SEED_INCOMING), ECOMM_LAKE_DIR=str(tmp_path / "lake"),
-               ECOMM_PG_DSN=f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere")
-    return subprocess.run([sys.executable, "-m", "luigi", "--module", "pipeline.tasks", "DailyPipeline", "--date",
-                           "2025-12-15", "--local-scheduler"], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=120, check=False)
-
-
 def test_a_model_setting_that_cannot_be_read_rejects_the_command_naming_it(tmp_path: Path) -> None:
     """The date's check against today reads [model]: Luigi's own error named the class, as if --date were wrong."""
-    result = _luigi_with(tmp_path, "[model]\nfuture_tolerance_hours = abc\n")
+    result = run_with_settings(tmp_path, "[model]\nfuture_tolerance_hours = abc\n", dt.date(2025, 12, 15))
     assert result.returncode == 40, result.stderr[-3000:]
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines == ["ERROR: the command was rejected: [model] future_tolerance_hours = 'abc' is not valid (expected"
@@ -190,7 +180,7 @@ def test_a_model_setting_that_cannot_be_read_rejects_the_command_naming_it(tmp_p
 
 def test_workers_0_means_the_default_not_a_run_that_waits_for_ever(tmp_path: Path) -> None:
     """Like [duckdb] threads = 0; Luigi itself would start no worker process and never return."""
-    result = _luigi_with(tmp_path, "[core]\nworkers = 0\n[duckdb]\nmemory_limit = lots\n")
+    result = run_with_settings(tmp_path, "[core]\nworkers = 0\n[duckdb]\nmemory_limit = lots\n", dt.date(2025, 12, 15))
     assert "Running Worker with 0 processes" not in result.stderr
     # and a memory limit DuckDB cannot read stops the run before any task, one line naming it, not a parser traceback
     # (each task found it as it opened DuckDB: the date was landed, then LandEvents failed, exit 30)

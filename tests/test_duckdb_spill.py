@@ -19,9 +19,8 @@ import pytest
 
 from pipeline import config
 from pipeline.lake import spill, sqlrun
-from tests.support.paths import REPO, SEED_INCOMING
-from tests.support.postgres import PG_ENV
-from tests.support.processes import free_port
+from tests.support.luigi_config import run_with_settings
+from tests.support.paths import REPO
 from tests.support.tmpfs import tmpfs
 
 DAY = dt.date(2025, 12, 15)
@@ -177,17 +176,6 @@ def test_another_user_s_spill_files_in_a_shared_folder_are_left_and_fail_nothing
     assert theirs.exists() and not mine.exists()
 
 
-def _operator_run(tmp_path: Path, settings: str) -> subprocess.CompletedProcess:
-    cfg = tmp_path / "operator.cfg"
-    cfg.write_text(settings)
-    env = {k: v for k, v in os.environ.items() if k not in PG_ENV and not k.startswith("ECOMM_")}
-    env.update(LUIGI_CONFIG_PATH=str(cfg), ECOMM_DATA_DIR=str(SEED_INCOMING), ECOMM_LAKE_DIR=str(tmp_path / "lake"),
-               ECOMM_PG_DSN=f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere")
-    return subprocess.run([sys.executable, "-m", "luigi", "--module", "pipeline.tasks", "DailyPipeline", "--date",
-                           str(DAY), "--local-scheduler"], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=120, check=False)
-
-
 @pytest.mark.parametrize(("settings", "said"), [
     ("[duckdb]\nmemory_limit = -5GB\n", "[duckdb] memory_limit = '-5GB' is not valid (DuckDB takes it as no limit at"
                                         " all): give a size such as 1GB or 512MB"),
@@ -196,7 +184,7 @@ def _operator_run(tmp_path: Path, settings: str) -> subprocess.CompletedProcess:
 def test_a_duckdb_setting_that_cannot_work_stops_the_run_before_any_task(tmp_path: Path, settings: str,
                                                                           said: str) -> None:
     (tmp_path / ".tmp").write_text("x\n")
-    result = _operator_run(tmp_path, settings.format(tmp=tmp_path))
+    result = run_with_settings(tmp_path, settings.format(tmp=tmp_path), DAY)
     assert result.returncode == 35 and "Traceback" not in result.stderr, result.stderr[-3000:]
     assert said.format(tmp=tmp_path) in result.stderr, result.stderr[-3000:]
     assert not (tmp_path / "lake").exists(), "nothing ran"

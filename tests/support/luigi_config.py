@@ -1,11 +1,21 @@
-"""The `luigi_settings` fixture: luigi.cfg values for one test, restored after it."""
+"""The `luigi_settings` fixture: luigi.cfg values for one test, restored after it; `run_with_settings`: the
+daily command with an operator's configuration file."""
 from __future__ import annotations
 
+import datetime as dt
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import luigi
 import pytest
+
+from tests.support.paths import REPO, SEED_INCOMING
+from tests.support.postgres import PG_ENV
+from tests.support.processes import free_port
 
 
 @pytest.fixture
@@ -29,3 +39,17 @@ def luigi_settings() -> Iterator[Callable[..., None]]:
         else:
             config.set(section, key, old)
     luigi.task_register.Register.clear_instance_cache()
+
+
+def run_with_settings(tmp_path: Path, settings: str, day: dt.date) -> subprocess.CompletedProcess:
+    """`luigi ... DailyPipeline --date DAY --local-scheduler` with `settings` in the file LUIGI_CONFIG_PATH names
+    (an operator's), the seed files as input, a fresh lake and a Postgres nobody listens for: what the run says of
+    a setting before any task runs."""
+    config = tmp_path / "operator.cfg"
+    config.write_text(settings)
+    env = {k: v for k, v in os.environ.items() if k not in PG_ENV and not k.startswith("ECOMM_")}
+    env.update(LUIGI_CONFIG_PATH=str(config), ECOMM_DATA_DIR=str(SEED_INCOMING), ECOMM_LAKE_DIR=str(tmp_path / "lake"),
+               ECOMM_PG_DSN=f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere")
+    return subprocess.run([sys.executable, "-m", "luigi", "--module", "pipeline.tasks", "DailyPipeline", "--date",
+                           str(day), "--local-scheduler"], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=120, check=False)
