@@ -265,3 +265,18 @@ def test_without_useradd_the_missing_system_user_is_one_clear_error(monkeypatch:
     with pytest.raises(embedded.EmbeddedServerError, match="useradd was not found") as err:
         embedded.ensure_system_user("ecomm-nobody-here")
     assert "ECOMM_PG_DSN" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_port_another_program_listens_on_is_its_own_runbook_kind(tmp_path) -> None:
+    """Two deployments on one host, the second given the first's port: the run said "Postgres down" and to start it
+    (`pg start`), which fails the same way; the fix is this deployment's own port."""
+    from pipeline.tasks import run_audit, runbook
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        with pytest.raises(embedded.EmbeddedPortInUse, match=f"port {port} on 127.0.0.1 is in use; set ECOMM_PG_PORT"
+                           ) as caught:
+            embedded._pg_ctl_start(tmp_path / "pgdata", port)
+    recorded = run_audit._error_text(caught.value)  # what the run summary's what-to-do reads
+    assert runbook.remedy_for(caught.value).kind == runbook.remedy_for_text(recorded).kind == "Postgres port in use"
+    assert "give this deployment its own port: `ECOMM_PG_PORT`" in runbook.remedy_for(caught.value).fix_for(None)

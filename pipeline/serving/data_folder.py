@@ -35,6 +35,10 @@ class EmbeddedServerError(RuntimeError):
     """The embedded Postgres server could not be initialised, started or stopped."""
 
 
+class EmbeddedPortInUse(EmbeddedServerError):
+    """Another program (often another deployment's embedded server) listens on the embedded server's port."""
+
+
 # ------------------------------------------------------------------------------------------- lock
 def _lock(path: Path) -> int | None:
     """An open descriptor of `path` holding its flock (None: someone else holds it)."""

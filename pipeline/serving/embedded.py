@@ -38,7 +38,7 @@ from psycopg import sql
 
 from pipeline import resources
 from pipeline.serving import data_folder
-from pipeline.serving.data_folder import LOG_FILE, EmbeddedServerError
+from pipeline.serving.data_folder import LOG_FILE, EmbeddedPortInUse, EmbeddedServerError
 from pipeline.serving.settings import postgres as postgres_settings
 
 logger = logging.getLogger(__name__)
@@ -233,7 +233,7 @@ def _initdb(pgdata: Path) -> None:
 
 def _pg_ctl_start(pgdata: Path, port: int) -> dict[str, Any]:
     if not _port_free(port):
-        raise EmbeddedServerError(
+        raise EmbeddedPortInUse(
             f"port {port} on 127.0.0.1 is in use; set {ENV_PORT} or [postgres] embedded_port to a free port"
         )
     socket_dir = _socket_dir(pgdata, port)

@@ -208,6 +208,13 @@ REMEDIES: tuple[Remedy, ...] = (
            " still ran and stay done",
            f"start it (`python -m pipeline.serving.pg start` for the embedded one) or fix `ECOMM_PG_DSN`, then `{DAILY}`",
            ("PostgresUnreachable", "EmbeddedServerError")),
+    Remedy("Postgres port in use", "30",
+           "`EmbeddedPortInUse: port N on 127.0.0.1 is in use; set ECOMM_PG_PORT or [postgres] embedded_port to a free"
+           " port`",
+           "another program listens on the embedded server's port, often the embedded Postgres of another deployment"
+           " on the same host; starting the server (`pg start`) fails the same way",
+           "give this deployment its own port: `ECOMM_PG_PORT` (in the environment its cron line runs with) or"
+           f" `[postgres] embedded_port`, set to a free one; then `{DAILY}`", ("EmbeddedPortInUse",)),
     Remedy("Postgres refuses", "35",
            "`database \"x\" does not exist`, `password authentication failed`, `role ... does not exist`,"
            " `server does not support SSL, but SSL was required`",
