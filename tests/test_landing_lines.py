@@ -132,6 +132,24 @@ def test_a_file_without_a_landable_line_fails_and_lands_nothing(lake_root, incom
     assert not os.path.exists(landing.manifest_path("events", D))
 
 
+def test_rejected_lines_at_the_csv_readers_buffer_boundary_lose_no_line(lake_root, incoming):
+    """DuckDB's parallel CSV reader drops every line after an 8,000,000-byte buffer boundary that a rejected
+    line straddles: the accounting sees it, and the line-safe path's reading loses none."""
+    lines, size, bad = [HEADER], len(HEADER) + 1, []
+    while size < 8_300_000:
+        text = f"E{len(lines)},U{len(lines) % 997},P{len(lines) % 7},view_product,2025-12-15T10:00:00"
+        if abs(size - 8_000_000) < 200:  # a few lines with an extra field around the boundary
+            text += ",extra"
+            bad.append(len(lines) + 1)
+        lines.append(text)
+        size += len(text) + 1
+    write(incoming, f"events/{D}/events.csv", encode(lines))
+    manifest = landing.land_events(D)
+    assert accounted(manifest) == (len(lines) - 1 - len(bad), len(bad), len(lines) - 1)
+    assert [r[0] for r in rejected()] == bad
+    assert raw_ids()[-1] == (f"E{len(lines) - 1}", len(lines) - 1 - len(bad)), "the file's last line landed"
+
+
 def test_either_read_path_gives_the_same_partition(lake_root, incoming):
     """A line the direct read accepts is landed identically when another line forces the line-safe path."""
     lines = event_lines(30, {9: "E9,U9", 20: 'E20,"U,20",P1,view_product,2025-12-15T10:00:00'})

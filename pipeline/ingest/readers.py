@@ -269,7 +269,8 @@ def events_direct(src: SourceFile, load_date: dt.date, params: dict[str, Any], s
         con.register("line_rejects", _NO_LINE_REJECTS)
         try:
             rows = sqlrun.copy_to_partition(
-                con, sqlrun.sql_text("raw", "events"), {**params, "path": src.path, "compression": src.compression},
+                con, sqlrun.sql_text("raw", "events"),
+                {**params, "path": src.path, "compression": src.compression, "parallel": True},
                 lake.partition_file("raw", "events", load_date), check=check)
         except duckdb.OutOfMemoryException:  # [duckdb] memory_limit is too small: a setting, not the file
             raise
@@ -309,7 +310,7 @@ def events_line_safe(src: SourceFile, load_date: dt.date, params: dict[str, Any]
             con.register("line_rejects", found.rejects_table())
             try:
                 rows = sqlrun.copy_to_partition(
-                    con, sqlrun.sql_text("raw", "events"), {**params, "path": cleaned, "compression": "none"},
+                    con, sqlrun.sql_text("raw", "events"), {**params, "path": cleaned, "compression": "none", "parallel": False},
                     lake.partition_file("raw", "events", load_date), check=check)
             except duckdb.OutOfMemoryException:  # [duckdb] memory_limit is too small: a setting, not the file
                 raise

@@ -5,12 +5,15 @@
 -- $columns maps each header name to VARCHAR. Lines the reader rejects go to its csv_rejects table,
 -- which sql/raw/events_rejected.sql turns into audit.rejected_lines. The landing checks that
 -- accepted + rejected lines = the file's records (one per line), see pipeline/ingest/lines.py.
+-- $parallel: false on the line-safe path. DuckDB's parallel reader (2.0) drops every line after a
+-- buffer boundary (8,000,000 bytes) that a rejected line straddles; the landing's accounting sees it
+-- and reads the file again on the line-safe path, one thread, which does not.
 with csv_rows as (
     select *
     from read_csv(
         $path, columns = $columns, header = true, auto_detect = false, delim = ',', quote = '"',
         escape = '"', compression = $compression, store_rejects = true, rejects_table = 'csv_rejects',
-        rejects_scan = 'csv_scans', null_padding = false
+        rejects_scan = 'csv_scans', null_padding = false, parallel = $parallel
     )
 ),
 
