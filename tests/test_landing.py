@@ -204,6 +204,22 @@ def test_landed_partition_is_immutable_and_changes_are_refused(lake_root, incomi
     assert landing.read_manifest("orders", D)["sha256"] == first["sha256"]
 
 
+def test_a_date_landed_from_another_data_folder_is_not_called_changed(lake_root, incoming, tmp_path, monkeypatch):
+    """Two deployments on one lake: the second's file is not "changed", and restating it is not the first advice."""
+    write(incoming, "orders/2025-12-15/orders.json", orders_json(ORDER))
+    landing.land_orders(D)
+    other = tmp_path / "other-deployment"
+    write(other, "orders/2025-12-15/orders.json", orders_json({**ORDER, "order_id": "ORD_B"}))
+    monkeypatch.setenv("ECOMM_DATA_DIR", str(other))
+    with pytest.raises(landing.SourceChanged) as info:
+        landing.land_orders(D)
+    message = str(info.value)
+    assert f"is not the file landed, {incoming / 'orders/2025-12-15/orders.json'}" in message
+    assert "changed since" not in message
+    assert message.index("its own ECOMM_LAKE_DIR") < message.index("pipeline restate --date 2025-12-15 --source orders")
+    assert landing.changed_sources(D) == {"orders": landing.source_drift("orders", D)}
+
+
 def test_products_file_fallback_takes_latest_snapshot_on_or_before(lake_root, incoming):
     for day in ("2025-12-01", "2025-12-08", "2025-12-22"):
         write(incoming, f"products/products_{day}.json",

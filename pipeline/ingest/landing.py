@@ -104,6 +104,10 @@ def file_fingerprint(path: str) -> dict[str, Any]:
     return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest.hexdigest()}
 
 
+# file_drift's words for a landed file from another folder: another deployment's lake, or a moved data folder
+OTHER_FOLDER = "the date was landed from another folder"
+
+
 def file_drift(manifest: dict[str, Any], path: str) -> str | None:
     """Why the file at `path` is not the one the manifest landed (None: it is); sha256 only if size or mtime differ."""
     landed = manifest.get("source_file", "")
@@ -117,8 +121,10 @@ def file_drift(manifest: dict[str, Any], path: str) -> str | None:
     digest = file_fingerprint(path)["sha256"]
     if digest == manifest["sha256"]:
         return None
-    return (f"{path} changed since it was landed ({manifest['size']} -> {info.st_size} bytes,"
-            f" sha256 {manifest['sha256'][:12]}... -> {digest[:12]}...)")
+    sizes = f"{manifest['size']} -> {info.st_size} bytes, sha256 {manifest['sha256'][:12]}... -> {digest[:12]}..."
+    if os.path.dirname(os.path.abspath(path)) != os.path.dirname(os.path.abspath(landed)):
+        return f"{path} is not the file landed, {landed} ({sizes}): {OTHER_FOLDER}"
+    return f"{path} changed since it was landed ({sizes})"
 
 
 def source_unchanged(manifest: dict[str, Any]) -> bool:
@@ -171,6 +177,11 @@ def changed_message(source: str, load_date: dt.date, reason: str, *, published: 
                 f" `python -m pipeline restate --date {load_date} --source {source}`.")
     state = (f"{load_date} is published, and Postgres keeps serving it as it was published" if published
              else f"raw/{source} for {load_date} is already landed and raw partitions are immutable")
+    if OTHER_FOLDER in reason:  # restating would replace what another deployment landed into a shared lake
+        return (f"{source} for {load_date}: {reason}; {state}. If that folder is another deployment's, this lake is"
+                f" its lake too: give each deployment its own ECOMM_LAKE_DIR (a restate here would replace its data"
+                f" with this file). If the data folder moved, land the new file on purpose with"
+                f" `python -m pipeline restate --date {load_date} --source {source}`.")
     return (f"{source} for {load_date}: {reason}; {state}. To land the new file on purpose run"
             f" `python -m pipeline restate --date {load_date} --source {source}` (it archives the landed raw"
             f" partition, rebuilds the date and publishes it again); to keep what was landed, put the original"
