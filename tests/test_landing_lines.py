@@ -79,9 +79,26 @@ def test_one_unterminated_quote_rejects_that_line_only(lake_root, incoming, line
 
 
 def test_the_last_line_without_a_line_end_is_a_line(lake_root, incoming):
-    lines = event_lines(50, {51: UNTERMINATED.format(n=51)})
-    write(incoming, f"events/{D}/events.csv", encode(lines, final=False))
-    assert accounted(landing.land_events(D)) == (49, 1, 50)
+    write(incoming, f"events/{D}/events.csv", encode(event_lines(50), final=False))
+    assert accounted(landing.land_events(D)) == (50, 0, 50)
+    assert raw_ids()[-1] == ("E51", 50)
+
+
+CUT_OFF = "its last line, 51, has no line end and cannot be read: the file was probably cut off"
+
+
+@pytest.mark.parametrize("compression", ["plain", "gzip"])
+@pytest.mark.parametrize("last", [UNTERMINATED.format(n=51), "E51,U51,P1,view_pro"], ids=["in-a-quote", "short"])
+def test_a_file_cut_off_mid_line_is_refused(lake_root, incoming, last, compression):
+    """An export that stopped mid-line: landed, the rest of the day would pass as complete (one rejected line)."""
+    compress, name = COMPRESS[compression]
+    lines = event_lines(50, {51: last})
+    write(incoming, f"events/{D}/{name}", compress(encode(lines, final=False)))
+    with pytest.raises(landing.SourceFileInvalid, match=re.escape(CUT_OFF)):
+        landing.land_events(D)
+    assert not os.path.exists(lake.partition_dir("raw", "events", D))
+    write(incoming, f"events/{D}/{name}", compress(encode(lines)))  # as the message says: a line end, and it is
+    assert accounted(landing.land_events(D)) == (49, 1, 50)  # one rejected line
     assert [r[0] for r in rejected()] == [51]
 
 
@@ -223,6 +240,17 @@ def test_ndjson_records_that_are_not_objects_and_undecodable_lines_are_rejected(
     assert [r[1] for r in raw_ids("orders")] == [2, 10], "_row_number is the physical line, as line_number is"
     assert ["number" in got[0][1], "string" in got[1][1], "null" in got[2][1], "array" in got[3][1],
             "UTF-8" in got[4][1], "boolean" in got[5][1]] == [True] * 6
+
+
+def test_an_ndjson_file_cut_off_mid_line_is_refused(lake_root, incoming):
+    lines = order_lines(3)
+    lines[-1] = lines[-1][:25]
+    path = write(incoming, f"orders/{D}/orders.ndjson", "\n".join(lines).encode())
+    with pytest.raises(landing.SourceFileInvalid, match=re.escape(CUT_OFF.replace("51", "3"))):
+        landing.land_orders(D)
+    assert not os.path.exists(lake.partition_dir("raw", "orders", D))
+    path.write_bytes(path.read_bytes() + b"\n")
+    assert accounted(landing.land_orders(D)) == (2, 1, 3)
 
 
 def test_a_clean_ndjson_file_is_read_directly(lake_root, incoming):

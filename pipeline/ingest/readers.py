@@ -14,7 +14,9 @@ A daily file that is complete but holds no records (orders: the array `[]`; even
 and no rows) lands a raw partition of 0 rows: a day without orders is a fact to record, and the
 quality gate decides whether it is published (it blocks an empty day unless told the day was real).
 A file with no content at all (0 bytes, only blank space: nothing says the export finished) or whose
-every record was rejected (a damaged file) is refused, as is an empty catalog snapshot.
+every record was rejected (a damaged file) is refused, as is an empty catalog snapshot, and a line-based
+file that ends mid-line: its last line has no line end and cannot be read (an export or a transfer that
+stopped; with a line end, that line alone is rejected).
 
 Error messages name the file, line numbers and byte offsets, never the file's content (the reader's
 own messages quote it, so they are reduced to their kind: see `reader_detail`).
@@ -80,8 +82,10 @@ def _json_error(path: str, err: BaseException, table: str) -> str:
     if match:
         # DuckDB counts the record one too high and the byte from the record's start (1 = its first byte)
         element = max(int(match[2]) - 1, 1)
-        return (f"{path}: malformed JSON in array element {element}, at byte {match[1]} of the element: {match[3]};"
-                f" nothing was landed")
+        empty = " (nothing between a comma and what follows it: a comma after the last element?)" \
+            if match[3].startswith("input length is 0") else ""
+        return (f"{path}: malformed JSON in array element {element}, at byte {match[1]} of the element: {match[3]}"
+                f"{empty}; nothing was landed")
     return f"{path}: cannot be read as JSON ({reader_detail(err)}); nothing was landed"
 
 
@@ -110,6 +114,28 @@ def _none_landed(path: str, records: int, rejected: int, what: str, cr_alone: bo
            if cr_alone else "fix the file's format")
     return SourceFileInvalid(f"{path}: none of its {records} record(s) could be landed ({rejected} rejected; {why}:"
                              f" the lines are not recorded, as nothing was landed); nothing was landed")
+
+
+def _refuse_cut_off(path: str, scanned: landing_lines.Scan | None, rejected: Callable[[int], bool]) -> None:
+    """Refuse a file whose last line has no line end and was rejected: an export or a transfer that stopped mid-line.
+
+    Landed, the rest of the day would be served as complete, one rejected line all the quality gate saw."""
+    if scanned is None or not scanned.content_bytes or scanned.ends_with_newline or not rejected(scanned.lines):
+        return
+    raise SourceFileInvalid(f"{path}: its last line, {scanned.lines}, has no line end and cannot be read: the file was"
+                            f" probably cut off (an export or a transfer that stopped). Ask the sender for the whole"
+                            f" file; if it is whole, end its last line with a line end (that line alone is then"
+                            f" rejected); nothing was landed")
+
+
+def _rejected_by(con: duckdb.DuckDBPyConnection, query: str, found: landing_lines.LineSafe) -> Callable[[int], bool]:
+    """Whether a line was rejected: by the landing itself (`found`), or by the reader (`query`, given $line)."""
+    own = {number for number, _, _ in found.rejects}
+    return lambda line: line in own or con.execute(query, {"line": line}).fetchall()[0][0] > 0
+
+
+_CSV_REJECTED = "select count(*) from csv_rejects where line = $line"
+_JSON_REJECTED = "select count(*) from json_records where line_number = $line and json_type is distinct from 'OBJECT'"
 
 
 def _empty_array(src: SourceFile) -> bool:
@@ -177,6 +203,8 @@ def land_json(table: str, model: str, src: SourceFile, load_date: dt.date, param
             if scanned is not None and read_path == "line-safe" and records + found.blank != scanned.lines:
                 raise LineAccountingError(
                     f"{src.path}: {records} records + {found.blank} blank != {scanned.lines} lines")
+            if read_path == "line-safe":  # read directly, every line is a whole JSON value
+                _refuse_cut_off(src.path, scanned, _rejected_by(con, _JSON_REJECTED, found))
 
         con.execute(sqlrun.sql_text("raw", "macros"))
         rows = sqlrun.copy_to_partition(con, sqlrun.sql_text("raw", model), params,
@@ -263,6 +291,7 @@ def events_direct(src: SourceFile, load_date: dt.date, params: dict[str, Any], s
                 raise NotOnePerLine(f"{rows} rows + {rejected} rejected lines != {records - blank} records")
         if not rows and records - blank:  # a header and no rows is a day without events (see the module doc)
             raise _none_landed(src.path, records - blank, rejected, "no readable event lines after the header")
+        _refuse_cut_off(src.path, scanned, _rejected_by(con, _CSV_REJECTED, landing_lines.LineSafe()))
         counted["rejected"] = rejected
 
     with sqlrun.connect() as con:
@@ -304,6 +333,7 @@ def events_line_safe(src: SourceFile, load_date: dt.date, params: dict[str, Any]
                     f" line by line; nothing was landed. Please report this with the file")
             if not rows and found.records:
                 raise _none_landed(src.path, found.records, rejected, "no readable event lines after the header")
+            _refuse_cut_off(src.path, scanned, _rejected_by(con, _CSV_REJECTED, found))
             counted["rejected"] = rejected
 
         with sqlrun.connect() as con:
