@@ -445,8 +445,6 @@ def test_a_retry_setting_the_lake_s_client_cannot_use_stops_the_daily_run_as_a_s
     assert run.stderr.strip().splitlines()[-1] == f"no run summary: {said}", run.stderr[-3000:]
 
 
-@pytest.mark.xfail(strict=True, reason="pipeline/__main__.py exits 2 for any BadSetting and pipeline/lake/views.py"
-                                       " lets one escape as a traceback; both need the settings exit code, 35")
 @pytest.mark.parametrize("command", LAKE_COMMANDS.values(), ids=LAKE_COMMANDS.keys())
 def test_a_command_given_a_retry_setting_the_lake_s_client_cannot_use_says_so_in_one_line_and_exits_35(
         ops: Ops, s3_env, command: list[str]) -> None:
