@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(module.main(args[1:]) or 0)
     except BadSetting as err:  # a setting the command needs cannot work: one line, not a traceback
         print(f"python -m pipeline {args[0]}: error: {err}", file=sys.stderr)
-        return 2
+        return 35  # as the daily run's scheduling_error and `pg`'s DsnInvalid (docs/operations.md#exit-codes)
     except Exception as err:  # a failure the runbook knows (a lake store refusing, a damaged manifest, Postgres down
         # ...): its one line, with a fix that reruns this command; the rest re-raised
         from pipeline.tasks import runbook  # loaded already by most commands (pipeline.tasks.*)

@@ -420,3 +420,38 @@ def test_a_mistyped_s3_prefix_beside_a_serving_postgres_that_publishes_is_refuse
     assert ops.query("select load_date from audit.publish_log") == [(SEED_DAY,)]
     summary = world.pipeline("summary", "--date", str(SEED_DAY))
     assert summary.returncode == 35 and said.removeprefix("LakeFolderMissing: ") in summary.stderr, summary.stderr
+
+
+# A retry setting of the lake's client (the AWS SDKs' own variables) that it cannot use: BadSetting, when the client is
+# built, before the store is asked anything
+BAD_RETRY_SETTINGS = {
+    "AWS_MAX_ATTEMPTS": ("zero", "AWS_MAX_ATTEMPTS='zero' is not a whole number of at least 1: how many times the"
+                                 " lake's S3 client sends a request (default 3)"),
+    "AWS_RETRY_MODE": ("bogus", "AWS_RETRY_MODE='bogus' is not one of standard, adaptive, legacy: how the lake's S3"
+                                " client retries a request (default standard)"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", BAD_RETRY_SETTINGS)
+def test_a_retry_setting_the_lake_s_client_cannot_use_stops_the_daily_run_as_a_setting_in_one_line(
+        ops: Ops, s3_env, name: str) -> None:
+    value, said = BAD_RETRY_SETTINGS[name]
+    world = Ops(incoming=ops.incoming, lake=ops.lake, server=ops.server, database=ops.database,
+                extra_env={**ops.extra_env, **s3_env, "ECOMM_LAKE_DIR": f"s3://{BUCKET}/lake", name: value})
+    run = world.luigi("DailyPipeline", "--date", str(SEED_DAY), "--local-scheduler")
+    assert run.returncode == 35 and "Traceback" not in run.stderr, run.stderr[-3000:]
+    assert f"due to error in complete() method: {said}" in run.stderr, run.stderr[-3000:]
+    assert run.stderr.strip().splitlines()[-1] == f"no run summary: {said}", run.stderr[-3000:]
+
+
+@pytest.mark.parametrize("command", LAKE_COMMANDS.values(), ids=LAKE_COMMANDS.keys())
+def test_a_command_given_a_retry_setting_the_lake_s_client_cannot_use_says_so_in_one_line_and_exits_35(
+        ops: Ops, s3_env, command: list[str]) -> None:
+    prog = f"python -m pipeline {command[1]}" if command[0] == "pipeline" else f"python -m {command[0]}"
+    for name, (value, said) in BAD_RETRY_SETTINGS.items():
+        env = {**ops.env, **s3_env, "ECOMM_LAKE_DIR": f"s3://{BUCKET}/lake", name: value}
+        run = subprocess.run([sys.executable, "-m", *command], cwd=REPO, env=env, capture_output=True, text=True,
+                             timeout=300, check=False)
+        assert "Traceback" not in run.stderr and run.stderr.strip() == f"{prog}: error: {said}", run.stderr[-3000:]
+        assert run.returncode == 35, run.stderr  # a setting that cannot work, as the daily run says it

@@ -306,6 +306,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return _show(args)
+    except config.BadSetting as err:  # a setting the lake needs cannot work (AWS_MAX_ATTEMPTS=zero): one line
+        print(f"python -m pipeline.lake.views: error: {err}", file=sys.stderr)
+        return 35
     except Exception as err:  # e.g. the lake's store refused or did not answer: the runbook's one line; the rest re-raised
         from pipeline.tasks import runbook  # only then: a notebook importing the views never loads the tasks
 

@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from pipeline.config import BadSetting
+
 logger = logging.getLogger(__name__)
 
 LOG_FILE = "server.log"
@@ -37,6 +39,10 @@ class EmbeddedServerError(RuntimeError):
 
 class EmbeddedPortInUse(EmbeddedServerError):
     """Another program (often another deployment's embedded server) listens on the embedded server's port."""
+
+
+class EmbeddedPortMismatch(EmbeddedServerError, BadSetting):
+    """The server running in the data folder listens on another port than the one configured: a setting to fix."""
 
 
 # ------------------------------------------------------------------------------------------- lock

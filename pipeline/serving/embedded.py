@@ -11,8 +11,10 @@ Its data directory lives in the project (`.pgdata` in the checkout, or the curre
 installed wheel; `ECOMM_PG_DATA` or [postgres] embedded_dir) and persists between runs. It is
 started on demand and listens on a Unix socket (in its data directory when the path fits) and on
 127.0.0.1:<port> (`ECOMM_PG_PORT` or [postgres] embedded_port), with trust authentication for local
-connections only. It is a development server: no password is ever set by the repository. The
-database is [postgres] database (`ECOMM_PG_DATABASE` overrides it), created if missing.
+connections only. A server already running in the data directory on another port is an error naming
+both settings (EmbeddedPortMismatch), never adopted silently nor restarted. It is a development
+server: no password is ever set by the repository. The database is [postgres] database
+(`ECOMM_PG_DATABASE` overrides it), created if missing.
 """
 from __future__ import annotations
 
@@ -38,7 +40,7 @@ from psycopg import sql
 
 from pipeline import resources
 from pipeline.serving import data_folder
-from pipeline.serving.data_folder import LOG_FILE, EmbeddedPortInUse, EmbeddedServerError
+from pipeline.serving.data_folder import LOG_FILE, EmbeddedPortInUse, EmbeddedPortMismatch, EmbeddedServerError
 from pipeline.serving.settings import postgres as postgres_settings
 
 logger = logging.getLogger(__name__)
@@ -87,6 +89,20 @@ def configured_port() -> int:
         return int(raw) if raw else int(postgres_settings().embedded_port)
     except ValueError:
         raise EmbeddedServerError(f"{ENV_PORT}={raw!r} is not a port number") from None
+
+
+def _port_agrees(pgdata: Path, running: int) -> None:
+    """Refuse a server that runs on another port than the configured one (EmbeddedPortMismatch): it was adopted
+    silently, so BI tools and `ECOMM_PG_PORT` pointed at a port nobody listened on. A server is never restarted for
+    it: BI sessions and other runs may be using it."""
+    configured = configured_port()
+    if running != configured:
+        port_from = ENV_PORT if os.environ.get(ENV_PORT, "").strip() else "[postgres] embedded_port"
+        data_from = ENV_DATA if os.environ.get(ENV_DATA, "").strip() else "[postgres] embedded_dir"
+        raise EmbeddedPortMismatch(
+            f"the embedded Postgres in {pgdata} ({data_from}) runs on port {running}, but {port_from} is {configured}:"
+            f" set {port_from} to {running}, or stop it (`python -m pipeline.serving.pg stop`) so that it starts on"
+            f" {configured}")
 
 
 def database() -> str:
@@ -289,6 +305,7 @@ def start() -> str:
     with contextlib.ExitStack() as stack, _file_lock(pgdata, timeout=timeout * 2):
         info = _postmaster(pgdata)
         if info is not None and info["port"] and info["socket_dir"]:
+            _port_agrees(pgdata, info["port"])
             deadline = time.monotonic() + timeout
             while not _ready(info["socket_dir"], info["port"]):
                 if time.monotonic() > deadline:
@@ -325,7 +342,8 @@ def dsn() -> str:
     known = _known_dsn.get(pgdata)
     if known is not None:
         info = _postmaster(pgdata)
-        if info is not None and known == socket_dsn(info["socket_dir"] or "", info["port"] or 0, database()):
+        if info is not None and known == socket_dsn(info["socket_dir"] or "", info["port"] or 0, database()) \
+                and info["port"] == configured_port():
             return known
     return start()
 
