@@ -340,7 +340,8 @@ def events_line_safe(src: SourceFile, load_date: dt.date, params: dict[str, Any]
             con.register("line_rejects", found.rejects_table())
             try:
                 rows = sqlrun.copy_to_partition(
-                    con, sqlrun.sql_text("raw", "events"), {**params, "path": cleaned, "compression": "none", "parallel": False},
+                    con, sqlrun.sql_text("raw", "events"),
+                    {**params, "path": cleaned, "compression": "none", "parallel": False},
                     lake.partition_file("raw", "events", load_date), check=check)
             except duckdb.OutOfMemoryException:  # [duckdb] memory_limit is too small: a setting, not the file
                 raise
