@@ -3,7 +3,8 @@
 -- landed on D); partition: load_date. Dates are the user's activity within D's facts only (business
 -- days, [model] business_timezone, like the facts' date_id); city and
 -- country come from the latest users snapshot on or before D (NULL when there is none or the user is
--- not in it). pipeline/transform/merges.py (DIM_USER) merges the contributions into the current dimension.
+-- not in it). pipeline/transform/merges.py (DIM_USER) merges the contributions into the current dimension,
+-- so an order version a later load date replaced still counts (marts.customers: current orders only).
 with orders as (
     select * from fact_orders
 ),
