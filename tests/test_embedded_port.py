@@ -6,6 +6,7 @@ for it (BI sessions and other runs may use it); stopped, it starts on the config
 """
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
@@ -45,8 +46,12 @@ def test_a_data_folder_whose_server_runs_on_another_port_is_one_line_naming_both
         mismatch = _env(server, tmp_path, ECOMM_PG_PORT=str(other))
         for command in ("dsn", "start"):
             refused = _run(["pipeline.serving.pg", command], mismatch)
-            assert refused.returncode == 1 and refused.stdout == "", refused.stdout  # pg.py's code for the server's
-            assert refused.stderr.strip() == f"error: {said}", refused.stderr
+            assert refused.returncode == 35 and refused.stdout == "", refused.stdout  # a setting's code
+            assert refused.stderr.strip() == f"python -m pipeline.serving.pg {command}: error: {said}", refused.stderr
+        for command in (["migrate"], ["report", "--date", "2025-12-15"]):  # the server is up: not "cannot reach"
+            refused = _run(["pipeline", *command], mismatch)
+            assert refused.returncode == 35 and said in refused.stderr, refused.stderr
+            assert "cannot reach" not in refused.stderr and "start it" not in refused.stderr, refused.stderr
 
         daily = _run(["luigi", "--module", "pipeline.tasks", "DailyPipeline", "--date", "2025-12-15",
                       "--local-scheduler"], mismatch)
@@ -57,7 +62,7 @@ def test_a_data_folder_whose_server_runs_on_another_port_is_one_line_naming_both
         cfg = tmp_path / "port.cfg"
         cfg.write_text(f"[postgres]\nembedded_port = {other}\n")
         from_cfg = _run(["pipeline.serving.pg", "dsn"], _env(server, tmp_path, LUIGI_CONFIG_PATH=str(cfg)))
-        assert from_cfg.returncode == 1 and from_cfg.stderr.strip().endswith(
+        assert from_cfg.returncode == 35 and from_cfg.stderr.strip().endswith(
             f"runs on port {running}, but [postgres] embedded_port is {other}: set [postgres] embedded_port to"
             f" {running}, or stop it (`python -m pipeline.serving.pg stop`) so that it starts on {other}"), \
             from_cfg.stderr
@@ -68,3 +73,15 @@ def test_a_data_folder_whose_server_runs_on_another_port_is_one_line_naming_both
         assert moved.returncode == 0 and f"port={other}" in moved.stdout, moved.stderr
         status = _run(["pipeline.serving.pg", "status"], mismatch)
         assert f"port {other}," in status.stdout, status.stdout + status.stderr
+
+
+def test_the_runbook_tells_a_port_mismatch_from_postgres_down() -> None:
+    """What luigid and the failure e-mail say: "Postgres down: start it" would fail the same way (`pg start`)."""
+    from pipeline.serving.data_folder import EmbeddedPortMismatch
+    from pipeline.tasks import runbook
+
+    said = runbook.explain("DailyPipeline", dt.date(2025, 12, 15), EmbeddedPortMismatch(
+        "the embedded Postgres in .pgdata (ECOMM_PG_DATA) runs on port 54321, but ECOMM_PG_PORT is 54320: ..."),
+        scheduled=False)
+    assert "What to do (Postgres port mismatch): set the port to the one it runs on, or stop the server" in said, said
+    assert "start it" not in said, said

@@ -217,7 +217,38 @@ def test_a_date_landed_from_another_data_folder_is_not_called_changed(lake_root,
     assert f"is not the file landed, {incoming / 'orders/2025-12-15/orders.json'}" in message
     assert "changed since" not in message
     assert message.index("its own ECOMM_LAKE_DIR") < message.index("pipeline restate --date 2025-12-15 --source orders")
+    assert message.endswith("or put the original file back.")
     assert landing.changed_sources(D) == {"orders": landing.source_drift("orders", D)}
+    from pipeline.tasks import runbook  # what luigid and the e-mail say first: not the restate
+
+    assert "What to do (changed source file): give each deployment its own ECOMM_LAKE_DIR, as the error says" in \
+        runbook.explain("LandOrders", D, info.value)
+
+
+def test_the_same_folder_through_a_link_is_the_same_folder(lake_root, incoming, tmp_path, monkeypatch):
+    path = write(incoming, "orders/2025-12-15/orders.json", orders_json(ORDER))
+    (tmp_path / "link").symlink_to(incoming)
+    monkeypatch.setenv("ECOMM_DATA_DIR", str(tmp_path / "link"))
+    landing.land_orders(D)
+    monkeypatch.setenv("ECOMM_DATA_DIR", str(incoming))
+    path.write_text(orders_json(ORDER, {**ORDER, "order_id": "ORD_2"}))
+    with pytest.raises(landing.SourceChanged, match="changed since it was landed"):
+        landing.land_orders(D)
+
+
+def test_a_catalog_snapshot_landed_from_another_data_folder_is_refused(lake_root, incoming, tmp_path, monkeypatch):
+    """A second deployment's different snapshot of the same day was taken for the one landed, without a word."""
+    products = [{"product_id": "PROD_0001", "product_name": "A", "current_price": 1}]
+    write(incoming, "products/products_2025-12-15.json", json.dumps(products))
+    landing.land_catalog("products", D)
+    other = tmp_path / "other-deployment"
+    write(other, "products/products_2025-12-15.json", json.dumps([{**products[0], "product_name": "B"}]))
+    monkeypatch.setenv("ECOMM_DATA_DIR", str(other))
+    with pytest.raises(landing.SourceChanged, match="the date was landed from another folder") as info:
+        landing.land_catalog("products", D)
+    assert "its own ECOMM_LAKE_DIR" in str(info.value)
+    monkeypatch.setenv("ECOMM_DATA_DIR", str(incoming))
+    assert landing.land_catalog("products", D)["load_date"] == "2025-12-15", "its own folder's file lands as before"
 
 
 def test_products_file_fallback_takes_latest_snapshot_on_or_before(lake_root, incoming):

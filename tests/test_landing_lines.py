@@ -242,6 +242,20 @@ def test_ndjson_records_that_are_not_objects_and_undecodable_lines_are_rejected(
             "UTF-8" in got[4][1], "boolean" in got[5][1]] == [True] * 6
 
 
+@pytest.mark.parametrize("content", [f"{HEADER}\nE1,U1,P1,view_pro", f"{HEADER}\r\nE1,\"U1,P1"], ids=["short", "quote"])
+def test_a_file_of_one_line_cut_off_says_cut_off(lake_root, incoming, content):
+    write(incoming, f"events/{D}/events.csv", content.encode())
+    with pytest.raises(landing.SourceFileInvalid, match=re.escape(CUT_OFF.replace("51", "2"))):
+        landing.land_events(D)
+
+
+@pytest.mark.parametrize("blank", ["", "\n"], ids=["read-directly", "read-line-by-line"])
+def test_an_ndjson_last_line_that_is_json_but_no_object_is_rejected_not_cut_off(lake_root, incoming, blank):
+    """Either read path: `42` is whole JSON, so a missing line end after it is no sign of a cut."""
+    write(incoming, f"orders/{D}/orders.ndjson", ("\n".join(order_lines(3)) + "\n" + blank + "42").encode())
+    assert accounted(landing.land_orders(D)) == (3, 1, 4)
+
+
 def test_an_ndjson_file_cut_off_mid_line_is_refused(lake_root, incoming):
     lines = order_lines(3)
     lines[-1] = lines[-1][:25]

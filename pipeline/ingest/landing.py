@@ -106,6 +106,9 @@ def file_fingerprint(path: str) -> dict[str, Any]:
 
 # file_drift's words for a landed file from another folder: another deployment's lake, or a moved data folder
 OTHER_FOLDER = "the date was landed from another folder"
+# ... and what a message about one says first: restating would replace what another deployment landed
+SHARED_LAKE = ("If that folder is another deployment's, this lake is its lake too: give each deployment its own"
+               " ECOMM_LAKE_DIR (a restate here would replace its data with this file).")
 
 
 def file_drift(manifest: dict[str, Any], path: str) -> str | None:
@@ -122,7 +125,7 @@ def file_drift(manifest: dict[str, Any], path: str) -> str | None:
     if digest == manifest["sha256"]:
         return None
     sizes = f"{manifest['size']} -> {info.st_size} bytes, sha256 {manifest['sha256'][:12]}... -> {digest[:12]}..."
-    if os.path.dirname(os.path.abspath(path)) != os.path.dirname(os.path.abspath(landed)):
+    if os.path.dirname(os.path.realpath(path)) != os.path.dirname(os.path.realpath(landed)):
         return f"{path} is not the file landed, {landed} ({sizes}): {OTHER_FOLDER}"
     return f"{path} changed since it was landed ({sizes})"
 
@@ -178,10 +181,9 @@ def changed_message(source: str, load_date: dt.date, reason: str, *, published: 
     state = (f"{load_date} is published, and Postgres keeps serving it as it was published" if published
              else f"raw/{source} for {load_date} is already landed and raw partitions are immutable")
     if OTHER_FOLDER in reason:  # restating would replace what another deployment landed into a shared lake
-        return (f"{source} for {load_date}: {reason}; {state}. If that folder is another deployment's, this lake is"
-                f" its lake too: give each deployment its own ECOMM_LAKE_DIR (a restate here would replace its data"
-                f" with this file). If the data folder moved, land the new file on purpose with"
-                f" `python -m pipeline restate --date {load_date} --source {source}`.")
+        return (f"{source} for {load_date}: {reason}; {state}. {SHARED_LAKE} If the data folder moved, land the new"
+                f" file on purpose with `python -m pipeline restate --date {load_date} --source {source}`, or put the"
+                f" original file back.")
     return (f"{source} for {load_date}: {reason}; {state}. To land the new file on purpose run"
             f" `python -m pipeline restate --date {load_date} --source {source}` (it archives the landed raw"
             f" partition, rebuilds the date and publishes it again); to keep what was landed, put the original"
@@ -201,15 +203,23 @@ def changed_catalogs(load_date: dt.date) -> dict[str, str]:
 
 def changed_catalog_message(kind: str, snapshot: dt.date, reason: str | None) -> str:
     """The one message for a changed catalog snapshot file: what changed and how to land it on purpose."""
+    if reason and OTHER_FOLDER in reason:
+        return (f"the {kind} snapshot of {snapshot}: {reason}; raw partitions are immutable. {SHARED_LAKE} If the data"
+                f" folder moved, land it on purpose with `python -m pipeline restate --catalog {kind} --date"
+                f" {snapshot}`, or put the original file back.")
     return (f"the {kind} snapshot of {snapshot}: {reason}; raw partitions are immutable. To land it again on"
             f" purpose, with the dates it feeds, run `python -m pipeline restate --catalog {kind} --date"
             f" {snapshot}`; to keep what was landed, put the original file back.")
 
 
 def _refuse_changed_catalog(kind: str, day: dt.date, source: str) -> None:
+    """Refuse a snapshot file that is not the one landed for its day: changed, or another folder's (a shared lake)."""
     manifest = read_manifest(kind, day)
-    if manifest is not None and not source_unchanged(manifest):
-        raise SourceChanged(changed_catalog_message(kind, day, file_drift(manifest, source)))
+    if manifest is None or "://" in manifest.get("source_file", ""):  # an API snapshot has no file to compare
+        return
+    reason = file_drift(manifest, source)
+    if reason:
+        raise SourceChanged(changed_catalog_message(kind, day, reason))
 
 
 def _source(source: str, load_date: dt.date) -> SourceFile:

@@ -82,7 +82,7 @@ def _json_error(path: str, err: BaseException, table: str) -> str:
     if match:
         # DuckDB counts the record one too high and the byte from the record's start (1 = its first byte)
         element = max(int(match[2]) - 1, 1)
-        empty = " (nothing between a comma and what follows it: a comma after the last element?)" \
+        empty = " (an empty element: a comma after the last one, or two commas in a row?)" \
             if match[3].startswith("input length is 0") else ""
         return (f"{path}: malformed JSON in array element {element}, at byte {match[1]} of the element: {match[3]}"
                 f"{empty}; nothing was landed")
@@ -135,7 +135,7 @@ def _rejected_by(con: duckdb.DuckDBPyConnection, query: str, found: landing_line
 
 
 _CSV_REJECTED = "select count(*) from csv_rejects where line = $line"
-_JSON_REJECTED = "select count(*) from json_records where line_number = $line and json_type is distinct from 'OBJECT'"
+_JSON_REJECTED = "select count(*) from json_records where line_number = $line and json_type is null"  # not JSON
 
 
 def _empty_array(src: SourceFile) -> bool:
@@ -289,9 +289,9 @@ def events_direct(src: SourceFile, load_date: dt.date, params: dict[str, Any], s
             blank = landing_lines.blank_lines(src, skip=1)
             if rows + rejected != records - blank:
                 raise NotOnePerLine(f"{rows} rows + {rejected} rejected lines != {records - blank} records")
+        _refuse_cut_off(src.path, scanned, _rejected_by(con, _CSV_REJECTED, landing_lines.LineSafe()))
         if not rows and records - blank:  # a header and no rows is a day without events (see the module doc)
             raise _none_landed(src.path, records - blank, rejected, "no readable event lines after the header")
-        _refuse_cut_off(src.path, scanned, _rejected_by(con, _CSV_REJECTED, landing_lines.LineSafe()))
         counted["rejected"] = rejected
 
     with sqlrun.connect() as con:
@@ -331,9 +331,9 @@ def events_line_safe(src: SourceFile, load_date: dt.date, params: dict[str, Any]
                 raise LineAccountingError(
                     f"{src.path}: {rows} rows + {rejected} rejected lines != {found.records} records even when read"
                     f" line by line; nothing was landed. Please report this with the file")
+            _refuse_cut_off(src.path, scanned, _rejected_by(con, _CSV_REJECTED, found))
             if not rows and found.records:
                 raise _none_landed(src.path, found.records, rejected, "no readable event lines after the header")
-            _refuse_cut_off(src.path, scanned, _rejected_by(con, _CSV_REJECTED, found))
             counted["rejected"] = rejected
 
         with sqlrun.connect() as con:

@@ -332,7 +332,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(err))
     try:
         path = write(day, out, args.currency)
-    except (NothingToReport, settings.BadCurrency, config.BadSetting, NotWritten) as err:
+    except config.BadSetting as err:  # as the daily command: a setting's code
+        print(f"error: {err}", file=sys.stderr)
+        return 35
+    except (NothingToReport, settings.BadCurrency, NotWritten) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except pg.ServingUnreachable as err:

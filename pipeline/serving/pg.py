@@ -147,6 +147,8 @@ def connect_or_refuse(**kwargs: Any) -> psycopg.Connection:
     try:
         where = redact(dsn())
         return connect(**kwargs)
+    except BadSetting:  # the server may well be up (EmbeddedPortMismatch): the setting's own line, exit 35
+        raise
     except (psycopg.OperationalError, EmbeddedServerError, OSError) as err:  # OSError: the embedded data dir
         from pipeline.serving import retry
 
@@ -213,12 +215,12 @@ def main(argv: list[str] | None = None) -> int:
             psql = str(embedded.binary("psql"))
             sys.stdout.flush()
             os.execve(psql, [psql, *(["--dbname", target] if target else []), *rest], env)
+    except BadSetting as err:  # DsnInvalid, EmbeddedPortMismatch
+        print(f"python -m pipeline.serving.pg {command}: error: {err}", file=sys.stderr)
+        return 35  # a setting that cannot be read or used (docs/operations.md#exit-codes)
     except EmbeddedServerError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    except DsnInvalid as err:
-        print(f"python -m pipeline.serving.pg {command}: error: {err}", file=sys.stderr)
-        return 35  # a setting that cannot be read (docs/operations.md#exit-codes)
     return 0
 
 

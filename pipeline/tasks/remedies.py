@@ -60,7 +60,8 @@ class Remedy:
     def named_by(self, message: str) -> str | None:
         """The fix when the error's message names its own command (`own_fix`): that command; else None."""
         if self.own_fix and (found := re.search(self.own_fix, message)):
-            return f"`{found.group(found.lastindex)}`, as the error says"
+            said = found.group(found.lastindex)
+            return f"`{said}`, as the error says" if said.startswith(("python ", "luigi ")) else f"{said}, as the error says"
         return None
 
     def fix_rerunning(self, command: str, day: str = "<date>") -> str:
@@ -161,7 +162,8 @@ REMEDIES: tuple[Remedy, ...] = (
            " catalog snapshot: `restate --catalog products --date <its date>`, as its message says);"
            f" or put the original file back (a file added beside it: move that out), then `{DAILY}`", ("SourceChanged",),
            own_fix=r"`(python -m pipeline restate --catalog [^`]+)`"
-                   r"|rebuild the date from it: `(python -m pipeline restate [^`]+)`"),
+                   r"|rebuild the date from it: `(python -m pipeline restate [^`]+)`"
+                   r"|(give each deployment its own ECOMM_LAKE_DIR)"),
     Remedy("late catalog snapshot", "30",
            "`FAILED`, `SourcesUnchanged: CatalogArrivedLate: the products snapshot of S arrived after D was built`;"
            " the run that landed it warns so, and `summary` shows the date `published, catalog LATE`",
@@ -215,6 +217,13 @@ REMEDIES: tuple[Remedy, ...] = (
            " on the same host; starting the server (`pg start`) fails the same way",
            "give this deployment its own port: `ECOMM_PG_PORT` (in the environment its cron line runs with) or"
            f" `[postgres] embedded_port`, set to a free one; then `{DAILY}`", ("EmbeddedPortInUse",)),
+    Remedy("Postgres port mismatch", "35",
+           "`EmbeddedPortMismatch: the embedded Postgres in .pgdata (ECOMM_PG_DATA) runs on port A, but ECOMM_PG_PORT"
+           " is B: ...`",
+           "the server running in the data folder was started on another port than the one configured now (a changed"
+           " `ECOMM_PG_PORT` or `[postgres] embedded_port`); it is not adopted, as BI tools use the configured one",
+           "set the port to the one it runs on, or stop the server (`python -m pipeline.serving.pg stop`) so that it"
+           f" starts on the configured one; then `{DAILY}`", ("EmbeddedPortMismatch",)),
     Remedy("Postgres refuses", "35",
            "`database \"x\" does not exist`, `password authentication failed`, `role ... does not exist`,"
            " `server does not support SSL, but SSL was required`",
