@@ -83,5 +83,24 @@ def test_the_runbook_tells_a_port_mismatch_from_postgres_down() -> None:
     said = runbook.explain("DailyPipeline", dt.date(2025, 12, 15), EmbeddedPortMismatch(
         "the embedded Postgres in .pgdata (ECOMM_PG_DATA) runs on port 54321, but ECOMM_PG_PORT is 54320: ..."),
         scheduled=False)
-    assert "What to do (Postgres port mismatch): set the port to the one it runs on, or stop the server" in said, said
+    assert "What to do (Postgres port setting): set the port as the message says" in said, said
     assert "start it" not in said, said
+
+
+@pytest.mark.parametrize("port", ["abc", "70000", "-1"])
+def test_a_port_setting_that_is_no_tcp_port_is_one_line_before_any_data_folder_is_made(tmp_path: Path, port) -> None:
+    """It was "not a port number" after initdb had made the data folder (70000: Postgres's own failure to start),
+    exit 1, and the daily run's e-mail said "Postgres down: start it"."""
+    env = {k: v for k, v in os.environ.items() if k not in PG_ENV and not k.startswith("ECOMM_")}
+    env.update(ECOMM_PG_DATA=str(tmp_path / "pgdata"), ECOMM_PG_PORT=port)
+    refused = _run(["pipeline.serving.pg", "start"], env)
+    assert refused.returncode == 35 and refused.stderr.strip() == (
+        f"python -m pipeline.serving.pg start: error: ECOMM_PG_PORT={port!r} is not a TCP port (1-65535): set it to"
+        " a free one"), refused.stderr
+    assert not (tmp_path / "pgdata").exists()
+
+    from pipeline.serving.data_folder import EmbeddedPortInvalid
+    from pipeline.tasks import runbook
+
+    said = runbook.explain("DailyPipeline", dt.date(2025, 12, 15), EmbeddedPortInvalid("..."), scheduled=False)
+    assert "What to do (Postgres port setting)" in said and "start it" not in said, said

@@ -41,6 +41,10 @@ class EmbeddedPortInUse(EmbeddedServerError):
     """Another program (often another deployment's embedded server) listens on the embedded server's port."""
 
 
+class EmbeddedPortInvalid(EmbeddedServerError, BadSetting):
+    """ECOMM_PG_PORT or [postgres] embedded_port is no TCP port (1-65535): a setting to fix."""
+
+
 class EmbeddedPortMismatch(EmbeddedServerError, BadSetting):
     """The server running in the data folder listens on another port than the one configured: a setting to fix."""
 

@@ -40,7 +40,13 @@ from psycopg import sql
 
 from pipeline import resources
 from pipeline.serving import data_folder
-from pipeline.serving.data_folder import LOG_FILE, EmbeddedPortInUse, EmbeddedPortMismatch, EmbeddedServerError
+from pipeline.serving.data_folder import (
+    LOG_FILE,
+    EmbeddedPortInUse,
+    EmbeddedPortInvalid,
+    EmbeddedPortMismatch,
+    EmbeddedServerError,
+)
 from pipeline.serving.settings import postgres as postgres_settings
 
 logger = logging.getLogger(__name__)
@@ -85,10 +91,11 @@ def data_dir() -> Path:
 def configured_port() -> int:
     """The TCP port (and socket name): ECOMM_PG_PORT, else [postgres] embedded_port."""
     raw = os.environ.get(ENV_PORT, "").strip()
-    try:
-        return int(raw) if raw else int(postgres_settings().embedded_port)
-    except ValueError:
-        raise EmbeddedServerError(f"{ENV_PORT}={raw!r} is not a port number") from None
+    value = raw or str(postgres_settings().embedded_port)
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        said = f"{ENV_PORT}={raw!r}" if raw else f"[postgres] embedded_port = {value}"
+        raise EmbeddedPortInvalid(f"{said} is not a TCP port (1-65535): set it to a free one")
+    return int(value)
 
 
 def _port_agrees(pgdata: Path, running: int) -> None:
@@ -300,6 +307,7 @@ def start() -> str:
     """Start the embedded server if it is not running (init on first use); return its DSN."""
     pgdata = data_dir()
     db = database()
+    port = configured_port()  # a port that cannot work is said before a data folder is made for it
     timeout = postgres_settings().start_timeout
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack, _file_lock(pgdata, timeout=timeout * 2):
@@ -320,7 +328,7 @@ def start() -> str:
             _prepare_for_system_user(pgdata)
             # a new folder replaces the one locked above: its own lock is ours until the database is there
             stack.callback(_close, data_folder.initialise(pgdata, _initdb, _prepare_for_system_user))
-            info = _pg_ctl_start(pgdata, configured_port())
+            info = _pg_ctl_start(pgdata, port)
             started = True
         _ensure_database(info["socket_dir"], info["port"], db)
     url = socket_dsn(info["socket_dir"], info["port"], db)

@@ -217,13 +217,15 @@ REMEDIES: tuple[Remedy, ...] = (
            " on the same host; starting the server (`pg start`) fails the same way",
            "give this deployment its own port: `ECOMM_PG_PORT` (in the environment its cron line runs with) or"
            f" `[postgres] embedded_port`, set to a free one; then `{DAILY}`", ("EmbeddedPortInUse",)),
-    Remedy("Postgres port mismatch", "35",
+    Remedy("Postgres port setting", "35",
            "`EmbeddedPortMismatch: the embedded Postgres in .pgdata (ECOMM_PG_DATA) runs on port A, but ECOMM_PG_PORT"
-           " is B: ...`",
-           "the server running in the data folder was started on another port than the one configured now (a changed"
-           " `ECOMM_PG_PORT` or `[postgres] embedded_port`); it is not adopted, as BI tools use the configured one",
-           "set the port to the one it runs on, or stop the server (`python -m pipeline.serving.pg stop`) so that it"
-           f" starts on the configured one; then `{DAILY}`", ("EmbeddedPortMismatch",)),
+           " is B: ...`, `EmbeddedPortInvalid: ECOMM_PG_PORT='abc' is not a TCP port (1-65535)`",
+           "the embedded server's port (`ECOMM_PG_PORT`, else `[postgres] embedded_port`) is no TCP port, or the server"
+           " running in the data folder was started on another port than the one configured now; such a server is"
+           " not adopted, as BI tools use the configured port",
+           "set the port as the message says (1-65535; the one the running server uses), or stop the server"
+           f" (`python -m pipeline.serving.pg stop`) so that it starts on the configured one; then `{DAILY}`",
+           ("EmbeddedPortMismatch", "EmbeddedPortInvalid")),
     Remedy("Postgres refuses", "35",
            "`database \"x\" does not exist`, `password authentication failed`, `role ... does not exist`,"
            " `server does not support SSL, but SSL was required`",
