@@ -387,6 +387,13 @@ CASES: list[Case] = [
          raw_orders(b'[{"order_id": "ORD_1"} {"order_id": "ORD_2"}]'),
          Expect(fails=("orders", "SourceFileInvalid", ("orders.json", "in array element", "byte")),
                 not_in_message=("ORD_",))),
+    Case("orders-array-cut-off", "orders: a JSON array cut off after an element and its comma (`[{...},\\n{...},\\n`:"
+         " an export that stopped between two elements)",
+         "fails: `SourceFileInvalid` saying the array is not closed (\"probably cut off\"); nothing landed",
+         raw_orders(("[" + json.dumps(order(order_id="ORD_1")) + ",\n" + json.dumps(order(order_id="ORD_2")) + ",\n"
+                     ).encode()),
+         Expect(fails=("orders", "SourceFileInvalid", ("orders.json", "the JSON array is not closed")),
+                not_in_message=("ORD_",))),
     Case("orders-trailing-comma", "orders: a comma after the last array element (`[{...}, {...},]`)",
          "fails: `SourceFileInvalid` naming the file and the empty element after the comma; nothing landed",
          raw_orders(b'[{"order_id": "ORD_1"}, {"order_id": "ORD_2"},\n]\n'),

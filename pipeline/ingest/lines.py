@@ -57,6 +57,7 @@ class Scan:
     content_bytes: int
     newlines: int
     ends_with_newline: bool
+    last_solid: bytes = b""  # the content's last byte that is not blank space (a JSON array's: "]")
 
     @property
     def lines(self) -> int:
@@ -77,22 +78,26 @@ def scan(src: SourceFile) -> Scan:
     digest = hashlib.sha256()
     plain = src.compression == "none"
     content = newlines = 0
-    last = b""
+    last = solid = b""
+
+    def count(block: bytes) -> None:
+        nonlocal content, newlines, last, solid
+        content += len(block)
+        newlines += _count_newlines(block)
+        last = block[-1:]
+        solid = block.rstrip(b" \t\r\n")[-1:] or solid
+
     with open(src.path, "rb") as handle:
         for block in iter(lambda: handle.read(BLOCK), b""):
             digest.update(block)
             if plain:
-                content += len(block)
-                newlines += _count_newlines(block)
-                last = block[-1:]
+                count(block)
     if not plain:
         with open_stream(src) as stream:
             for block in iter(lambda: stream.read(BLOCK), b""):
-                content += len(block)
-                newlines += _count_newlines(block)
-                last = block[-1:]
+                count(block)
     return Scan(size=info.st_size, mtime_ns=info.st_mtime_ns, sha256=digest.hexdigest(), content_bytes=content,
-                newlines=newlines, ends_with_newline=last == b"\n")
+                newlines=newlines, ends_with_newline=last == b"\n", last_solid=solid)
 
 
 def iter_lines(src: SourceFile) -> Iterator[tuple[int, bytes, bool]]:
