@@ -41,8 +41,8 @@ def test_a_data_folder_whose_server_runs_on_another_port_is_one_line_naming_both
         assert started.returncode == 0 and f"port={running}" in started.stdout, started.stderr
 
         said = (f"the embedded Postgres in {server.data_dir} (ECOMM_PG_DATA) runs on port {running}, but ECOMM_PG_PORT"
-                f" is {other}: set ECOMM_PG_PORT to {running}, or stop it (`python -m pipeline.serving.pg stop`) so"
-                f" that it starts on {other}")
+                f" is {other}: set ECOMM_PG_PORT to {running}, or stop it (`python -m pipeline.serving.pg stop`, which"
+                f" ends its sessions) so that it starts on {other}")
         mismatch = _env(server, tmp_path, ECOMM_PG_PORT=str(other))
         for command in ("dsn", "start"):
             refused = _run(["pipeline.serving.pg", command], mismatch)
@@ -64,8 +64,13 @@ def test_a_data_folder_whose_server_runs_on_another_port_is_one_line_naming_both
         from_cfg = _run(["pipeline.serving.pg", "dsn"], _env(server, tmp_path, LUIGI_CONFIG_PATH=str(cfg)))
         assert from_cfg.returncode == 35 and from_cfg.stderr.strip().endswith(
             f"runs on port {running}, but [postgres] embedded_port is {other}: set [postgres] embedded_port to"
-            f" {running}, or stop it (`python -m pipeline.serving.pg stop`) so that it starts on {other}"), \
+            f" {running}, or stop it (`python -m pipeline.serving.pg stop`, which ends its sessions) so that it starts"
+            f" on {other}"), \
             from_cfg.stderr
+
+        status = _run(["pipeline.serving.pg", "status"], mismatch)  # the facts, then what the others refuse
+        assert status.returncode == 0 and f"port {running}," in status.stdout, status.stdout + status.stderr
+        assert status.stderr.strip() == f"warning: {said}", status.stderr
 
         # as the line says: stopped, it starts on the configured port
         assert _run(["pipeline.serving.pg", "stop"], mismatch).stdout.strip() == "stopped"

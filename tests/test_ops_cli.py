@@ -167,6 +167,10 @@ def test_freshness_names_the_latest_date_and_exits_for_a_monitor(fresh_db: Targe
     # the catch-up command works as printed on a machine without luigid (the README's form)
     assert "[freshness] max_age_hours" in stale.stdout
     assert "`luigi --module pipeline.tasks DailyPipeline --date 2025-12-20 --local-scheduler`" in stale.stdout
+    months = check("--now", "2026-03-02T13:00")  # a long catch-up: a month at a time, as the docs advise
+    assert months.stdout.rstrip().endswith("catch up with a month at a time, from `luigi --module pipeline.tasks"
+                                           " RangeDaily --of DailyPipeline --start 2025-12-20 --stop 2026-01-01"
+                                           " --local-scheduler`"), months.stdout
     assert check("--now", "2025-12-21T13:00", "--max-age-hours", "48").returncode == 0
     tighter = check("--now", "2025-12-21T13:00", "--max-age-hours", "30")
     assert tighter.returncode == 1 and "over the limit of 30 h (--max-age-hours);" in tighter.stdout, tighter.stdout

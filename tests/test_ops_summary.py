@@ -250,6 +250,7 @@ def test_a_date_held_back_by_an_earlier_date_of_the_same_range_names_it_not_a_ba
     later = ops.pipeline("summary", *span)
     assert later.returncode == 1 and _summary_rows(later.stdout)[1].endswith(f"waits for {broken} (failed, above)"), \
         later.stdout
+    assert "what to do (not published)" not in later.stdout, later.stdout  # a rerun of the held date cannot help
 
     through = ops.luigi("RangeDaily", "--of", "DailyPipeline", *span, *luigid.scheduler_args())
     assert through.returncode == 30, through.stderr[-3000:]

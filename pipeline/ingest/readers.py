@@ -201,7 +201,8 @@ def land_json(table: str, model: str, src: SourceFile, load_date: dt.date, param
             if src.format == "array" and scanned is not None and scanned.last_solid != b"]":  # DuckDB takes "[{..},"
                 raise SourceFileInvalid(f"{src.path}: the JSON array is not closed (the file does not end with ']'):"
                                         f" it was probably cut off (an export or a transfer that stopped). Ask the"
-                                        f" sender for the whole file; nothing was landed")
+                                        f" sender for the whole file; if it is whole, end the array with ']' after"
+                                        f" its last element (no comma before it); nothing was landed")
             if rows != objects or rows + rejected != records:
                 raise LineAccountingError(f"{src.path}: {rows} rows + {rejected} rejected != {records} records")
             if scanned is not None and read_path == "line-safe" and records + found.blank != scanned.lines:

@@ -98,7 +98,7 @@ def configured_port() -> int:
     return int(value)
 
 
-def _port_agrees(pgdata: Path, running: int) -> None:
+def port_agrees(pgdata: Path, running: int) -> None:
     """Refuse a server that runs on another port than the configured one (EmbeddedPortMismatch): it was adopted
     silently, so BI tools and `ECOMM_PG_PORT` pointed at a port nobody listened on. A server is never restarted for
     it: BI sessions and other runs may be using it."""
@@ -108,8 +108,8 @@ def _port_agrees(pgdata: Path, running: int) -> None:
         data_from = ENV_DATA if os.environ.get(ENV_DATA, "").strip() else "[postgres] embedded_dir"
         raise EmbeddedPortMismatch(
             f"the embedded Postgres in {pgdata} ({data_from}) runs on port {running}, but {port_from} is {configured}:"
-            f" set {port_from} to {running}, or stop it (`python -m pipeline.serving.pg stop`) so that it starts on"
-            f" {configured}")
+            f" set {port_from} to {running}, or stop it (`python -m pipeline.serving.pg stop`, which ends its sessions)"
+            f" so that it starts on {configured}")
 
 
 def database() -> str:
@@ -313,7 +313,7 @@ def start() -> str:
     with contextlib.ExitStack() as stack, _file_lock(pgdata, timeout=timeout * 2):
         info = _postmaster(pgdata)
         if info is not None and info["port"] and info["socket_dir"]:
-            _port_agrees(pgdata, info["port"])
+            port_agrees(pgdata, info["port"])
             deadline = time.monotonic() + timeout
             while not _ready(info["socket_dir"], info["port"]):
                 if time.monotonic() > deadline:

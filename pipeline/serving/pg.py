@@ -35,6 +35,7 @@ BI_LOGIN = "bi_reader"  # the read-only login for BI tools (sql/serving/: the ro
 
 # The embedded server's controls, under the names the pipeline's callers use.
 EmbeddedServerError = embedded.EmbeddedServerError
+EmbeddedPortMismatch = embedded.EmbeddedPortMismatch
 start_embedded = embedded.start
 stop_embedded = embedded.stop
 embedded_status = embedded.status
@@ -209,6 +210,11 @@ def main(argv: list[str] | None = None) -> int:
             info = embedded.status()
             print(f"running: pid {info['pid']}, port {info['port']}, socket dir {info['socket_dir']}"
                   if info else f"not running ({embedded.data_dir()})")
+            if info and info["port"]:
+                try:  # what every other command refuses: said here too, after the facts
+                    embedded.port_agrees(embedded.data_dir(), info["port"])
+                except EmbeddedPortMismatch as err:
+                    print(f"warning: {err}", file=sys.stderr)
             return 0 if info else 3
         else:
             target, env = _without_password(bi_dsn() if as_bi else dsn())

@@ -86,13 +86,21 @@ def check(now: dt.datetime, max_age: float, limit_from: str = LIMIT_SETTING) -> 
     # the dates that have ended since: from the one after the latest published to yesterday
     start = day + dt.timedelta(days=1)
     stop = max(start + dt.timedelta(days=1), config.business_date(now))
-    # the README's form (--local-scheduler): it works as printed whether or not luigid runs
-    catch_up = (f"luigi --module pipeline.tasks DailyPipeline --date {start}" if stop - start == dt.timedelta(days=1)
-                else f"luigi --module pipeline.tasks RangeDaily --of DailyPipeline --start {start} --stop {stop}"
-                ) + runbook.LOCAL_SCHEDULER
+    # a long backfill a month at a time (docs/operations.md#running-dates-and-backfills): the first month's
+    month_end = (start.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
+    first = (f"a month at a time, from `{_catch_up(start, month_end)}`" if (stop - start).days > 31
+             else f"`{_catch_up(start, stop)}`")
     return STALE, (f"STALE: the latest published load date is {day} ({when}), {age:.1f} h after its end, over the"
                    f" limit of {max_age:g} h ({limit_from}); see why with `python -m pipeline summary"
-                   f" --start {start} --stop {stop}`, catch up with `{catch_up}`")
+                   f" --start {start} --stop {stop}`, catch up with {first}")
+
+
+def _catch_up(start: dt.date, stop: dt.date) -> str:
+    """The command that publishes [start, stop), in the README's form (--local-scheduler: it works as printed
+    whether or not luigid runs)."""
+    return (f"luigi --module pipeline.tasks DailyPipeline --date {start}" if stop - start == dt.timedelta(days=1)
+            else f"luigi --module pipeline.tasks RangeDaily --of DailyPipeline --start {start} --stop {stop}"
+            ) + runbook.LOCAL_SCHEDULER
 
 
 def _moment(text: str) -> dt.datetime:

@@ -54,6 +54,7 @@ def waits_for(day: dt.date) -> set[dt.date]:
 
 
 BELOW = "(failed, below)"  # how `summary._needed_failures` marks a date it holds back
+RERUN = "what to do (not published):"  # a date's own fix when no failure explains it: a rerun, no use while held
 
 
 def holds(summary: Any, holding: Mapping[str, str]) -> str | None:
@@ -86,6 +87,7 @@ def mark(summaries: Sequence[Any], holding: Mapping[str, str]) -> None:
         if held:
             above = f"{', '.join(map(str, held))} ({' and '.join(sorted({why[day] for day in held}))}, above)"
             s.status = f"{s.status}; {above}" if below else f"waits for {above}"
+            s.failures[:] = [line for line in s.failures if not line.startswith(RERUN)]  # the fix is the date above's
             s.failures.extend(fixes[day](s.date) for day in held if day in fixes)
 
 

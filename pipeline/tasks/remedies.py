@@ -224,7 +224,8 @@ REMEDIES: tuple[Remedy, ...] = (
            " running in the data folder was started on another port than the one configured now; such a server is"
            " not adopted, as BI tools use the configured port",
            "set the port as the message says (1-65535; the one the running server uses), or stop the server"
-           f" (`python -m pipeline.serving.pg stop`) so that it starts on the configured one; then `{DAILY}`",
+           " (`python -m pipeline.serving.pg stop`, which ends its sessions, BI tools' too) so that it starts on the"
+           f" configured one; then `{DAILY}`",
            ("EmbeddedPortMismatch", "EmbeddedPortInvalid")),
     Remedy("Postgres refuses", "35",
            "`database \"x\" does not exist`, `password authentication failed`, `role ... does not exist`,"

@@ -215,7 +215,7 @@ def _next_step(day: dt.date, status: str, ran: bool, rerun: dict[str, bool]) -> 
         return [f"what to do (not reconciled): run the date, which reconciles it without republishing it:"
                 f" `{runbook.daily_command(day, **rerun)}`"]
     if status == "not published" and ran:
-        return [f"what to do (not published): its last run ended without publishing it and recorded no failure"
+        return [f"{held_back.RERUN} its last run ended without publishing it and recorded no failure"
                 f" (killed, or still running); unless it is running, run the date: `{runbook.daily_command(day, **rerun)}`"]
     return []
 
