@@ -87,23 +87,24 @@ def test_after_a_restate_the_summary_shows_this_runs_outcome(ops: Ops) -> None:
 
 
 @pytest.mark.slow
-def test_a_failed_restatement_is_not_counted_as_published(ops: Ops) -> None:
-    """The restated file is damaged: Postgres still serves the version published before, and the summary
-    says the restatement is pending (not `published`, summary exit 1) until a run publishes a good file."""
+def test_a_damaged_file_is_not_restated_and_the_date_shows_its_changed_source(ops: Ops) -> None:
+    """The new file is damaged: the restatement is refused before anything is archived, Postgres still serves the
+    version published before, and the summary says its source changed (not `published`, summary exit 1) until a
+    good file is restated."""
     assert ops.luigi("DailyPipeline", "--date", str(SEED_DAY), "--local-scheduler").returncode == 0
     path = ops.incoming / "orders" / str(SEED_DAY) / "orders.json"
     good = path.read_text()
     path.write_text(good[: len(good) // 2])  # cut off: not JSON
     failed = ops.pipeline("restate", "--date", str(SEED_DAY))
-    assert failed.returncode == 30 and "LandOrders: SourceFileInvalid" in failed.stdout, failed.stdout[-3000:]
-    (row,) = _summary_rows(failed.stdout)
-    assert row.endswith("published, restatement PENDING") and "0 of 1 date(s) published" in failed.stdout, failed.stdout
+    assert failed.returncode == 30 and failed.stderr.startswith("SourceFileInvalid: "), failed.stderr[-3000:]
+    assert failed.stderr.rstrip().endswith(f"nothing was restated: {SEED_DAY} stays as it was landed")
     standing = ops.pipeline("summary", "--date", str(SEED_DAY))
-    assert standing.returncode == 1 and "published, restatement PENDING" in standing.stdout, standing.stdout
+    (row,) = _summary_rows(standing.stdout)
+    assert standing.returncode == 1 and row.endswith("published, source CHANGED"), standing.stdout
 
     path.write_text(json.dumps(json.loads(good)[:-1]))  # the corrected file: one order fewer
-    finished = ops.luigi("DailyPipeline", "--date", str(SEED_DAY), "--local-scheduler")
-    assert finished.returncode == 0, finished.stdout[-3000:]
+    finished = ops.pipeline("restate", "--date", str(SEED_DAY))
+    assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-2000:]
     (row,) = _summary_rows(finished.stdout)
     assert row.endswith("published") and row.split()[1] == "19>19>19>19", finished.stdout
 

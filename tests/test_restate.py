@@ -88,6 +88,29 @@ def test_a_corrected_orders_file_after_publish_is_refused_then_restated(ops: Ops
 
 
 @pytest.mark.slow
+def test_a_restatement_whose_new_file_the_landing_refuses_leaves_the_date_as_published(ops: Ops) -> None:
+    first = ops.luigi("DailyPipeline", *DATE, LOCAL)
+    assert first.returncode == 0, first.stderr[-3000:]
+    landed = (ops.lake / "raw" / "orders" / f"load_date={SEED_DAY}" / "_manifest.json").read_text()
+    text = orders_path(ops).read_text()
+    orders_path(ops).write_text(text[:text.rindex("}") + 1] + ",\n")  # an export that stopped after a comma
+
+    restated = ops.pipeline("restate", *DATE)
+    assert restated.returncode == 30, restated.stderr[-3000:] + restated.stdout[-2000:]
+    assert "Traceback" not in restated.stderr
+    (line,) = [line for line in restated.stderr.splitlines() if line.startswith("SourceFileInvalid:")]
+    assert "orders.json" in line and "nothing was restated" in line, restated.stderr[-3000:]
+    assert (ops.lake / "raw" / "orders" / f"load_date={SEED_DAY}" / "_manifest.json").read_text() == landed
+    assert not (ops.lake / "_archive").exists(), "the landed files stay where they are"
+    assert not (ops.lake / "audit" / "restatements").exists(), "no restatement pending: the date stays published"
+    assert ops.lake_rows("warehouse", "fact_orders") == 20, "what the date was built from stays"
+    assert published(ops) == (20, 60, 1)
+
+    orders_path(ops).write_text(text)  # the sender sends the file again, whole: nothing to restate
+    assert ops.luigi("DailyPipeline", *DATE, LOCAL).returncode == 0
+
+
+@pytest.mark.slow
 def test_a_partial_events_file_completed_after_publish_is_restated(ops: Ops) -> None:
     full = events_path(ops).read_bytes()
     lines = full.splitlines(keepends=True)
@@ -408,6 +431,22 @@ def test_a_restated_snapshot_whose_date_is_not_a_load_date_replaces_its_audit_ro
 
 
 @pytest.mark.slow
+def test_a_catalog_restatement_whose_snapshot_the_landing_refuses_archives_nothing(ops: Ops) -> None:
+    assert ops.luigi("DailyPipeline", *DATE, LOCAL).returncode == 0
+    snapshot = ops.incoming / "products" / f"products_{SEED_DAY}.json"
+    text = snapshot.read_text()
+    snapshot.write_text(text[:len(text) // 2])  # a transfer that stopped halfway
+    restated = ops.pipeline("restate", "--catalog", "products", *DATE)
+    assert restated.returncode == 30, restated.stderr[-3000:] + restated.stdout[-2000:]
+    (line,) = [line for line in restated.stderr.splitlines() if line.startswith("SourceFileInvalid:")]
+    assert f"products_{SEED_DAY}.json" in line and line.endswith(f"nothing was restated: {SEED_DAY} stays as it"
+                                                                  f" was landed"), restated.stderr[-3000:]
+    assert not (ops.lake / "_archive").exists() and not (ops.lake / "audit" / "restatements").exists()
+    assert ops.lake_rows("raw", "products") > 0
+    assert published(ops) == (20, 60, 1)
+
+
+@pytest.mark.slow
 def test_a_catalog_snapshot_from_the_api_is_fetched_again(ops: Ops) -> None:
     with DummyJsonServer() as server:
         ops.extra_env["ECOMM_PRODUCTS_URL"] = server.url
@@ -416,7 +455,8 @@ def test_a_catalog_snapshot_from_the_api_is_fetched_again(ops: Ops) -> None:
         fetched = sum(path.startswith("/products?") for path in server.requests)
         restated = ops.pipeline("restate", "--catalog", "products", *DATE)
         assert restated.returncode == 0, restated.stderr[-3000:] + restated.stdout[-2000:]
-        assert sum(path.startswith("/products?") for path in server.requests) == 2 * fetched
+        # once by the run that first landed it, once to check it lands before anything is archived, once by the run
+        assert sum(path.startswith("/products?") for path in server.requests) == 3 * fetched
     record = json.loads((ops.lake / "audit" / "restatements" / f"load_date={SEED_DAY}" / "restatement.json").read_text())
     assert (record["status"], record["reasons"]) == (
         "published", {"products": f"the products snapshot of {SEED_DAY} is fetched again from {server.url}"})

@@ -6,7 +6,8 @@
 Raw partitions are immutable, so a file that changes after its date was landed is refused
 (SourceChanged), before publish and after it. Restating replaces the date on purpose:
 
-1. the new files are checked (folder rules, ready marker) before anything is touched;
+1. the new files are checked (folder rules, ready marker) and landed into a scratch lake before anything is
+   touched: a file the landing refuses (cut off, unreadable) leaves the date as it was built and published;
 2. the restatement is recorded as pending (`lake/audit/restatements/load_date=D/restatement.json`):
    while it is pending the date does not count as published, so an interrupted restatement is
    finished by `restate --date D` again (`unfinished`) or the next run of the date;
@@ -49,9 +50,9 @@ import sys
 from typing import Any
 
 from pipeline import cli, config
-from pipeline.ingest import incoming, landing
+from pipeline.ingest import catalog_api, incoming, landing
 from pipeline.tasks import restate_catalog, restatements, runbook
-from pipeline.tasks.restate_steps import NeverLanded, archive, pending_record, remove_derived, run_date
+from pipeline.tasks.restate_steps import NeverLanded, archive, pending_record, remove_derived, run_date, trial_land
 from pipeline.tasks.restatements import is_pending, read_record, write_record
 
 logger = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ def prepare(day: dt.date, sources: list[str] | None = None) -> dict[str, Any]:
             raise ValueError(f"--source {source!r}: only {', '.join(incoming.DAILY_SOURCES)} can be restated")
         incoming.require_ready(source, day)
         incoming.find(source, day)  # the new file passes the folder rules before anything moves
+    trial_land(day, chosen)  # and the landing's: a file it refuses leaves the date as it is
     now = dt.datetime.now(dt.timezone.utc)
     stamp = now.strftime("%Y%m%dT%H%M%S%fZ")
     record = pending_record(day, now)
@@ -151,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     except incoming.SourceNotReady as err:
         print(f"{type(err).__name__}: {err}", file=sys.stderr)
         return 20  # [retcode] missing_data, as a run of the date would exit
-    except (incoming.SourceFileMissing, incoming.SourceFileInvalid) as err:
+    except (incoming.SourceFileMissing, incoming.SourceFileInvalid, catalog_api.CatalogApiError) as err:
         print(f"{type(err).__name__}: {err}", file=sys.stderr)
         return 30  # [retcode] task_failed
     if left is not None:

@@ -12,7 +12,7 @@ from pipeline import config
 from pipeline.ingest import incoming, landing
 from pipeline.ingest.catalog_http import redact_url
 from pipeline.tasks import restatements, runbook
-from pipeline.tasks.restate_steps import NeverLanded, archive, pending_record, remove_derived, run_date
+from pipeline.tasks.restate_steps import NeverLanded, archive, pending_record, remove_derived, run_date, trial_land
 from pipeline.tasks.restatements import write_record
 
 logger = logging.getLogger(__name__)
@@ -64,6 +64,7 @@ def prepare_catalog(kind: str, snapshot: dt.date) -> dict[str, Any]:
             f"no {kind} snapshot of {snapshot} was landed, so there is nothing to restate"
             f" (landed {kind} snapshots: {', '.join(map(str, landed)) or 'none'})")
     reason = _catalog_reason(kind, snapshot, manifest)
+    trial_land(snapshot, [kind])  # a snapshot the landing refuses leaves the dates it feeds as they are
     dates = sorted({*catalog_fed_dates(kind, snapshot), *pending})
     now = dt.datetime.now(dt.timezone.utc)
     records = {}

@@ -6,11 +6,14 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import re
 import shutil
+import tempfile
 from collections.abc import Iterator
 from typing import Any
 
 from pipeline import config, lake
+from pipeline.ingest import incoming
 from pipeline.lake import s3
 from pipeline.tasks.restatements import is_pending, read_record
 
@@ -38,6 +41,32 @@ def _remove_partition(folder: str) -> int:
     if not s3.is_remote(folder):
         shutil.rmtree(folder, ignore_errors=True)
     return len(files)
+
+
+def trial_land(day: dt.date, sources: list[str]) -> None:
+    """Land the new files (a catalog's snapshot of `day`: from its file, or fetched) into a scratch lake that is then
+    removed: a file the landing refuses (cut off, unreadable) or an API that fails raises here, before the landed
+    partitions are archived, so the date keeps what it was built from and published. The run lands them again."""
+    from pipeline.ingest import catalog_api, landing
+
+    land = {"orders": landing.land_orders, "events": landing.land_events}
+    before = os.environ.get("ECOMM_LAKE_DIR")
+    with tempfile.TemporaryDirectory(prefix="ecomm-restate-") as scratch:
+        os.environ["ECOMM_LAKE_DIR"] = scratch
+        try:
+            for source in sources:
+                if source in land:
+                    land[source](day)
+                else:
+                    landing.land_catalog(source, day)
+        except (incoming.SourceFileInvalid, catalog_api.CatalogApiError) as err:
+            said = re.sub(r"[;.]? nothing was landed\.?$", "", str(err))
+            raise type(err)(f"{said}; nothing was restated: {day} stays as it was landed") from None
+        finally:
+            if before is None:
+                del os.environ["ECOMM_LAKE_DIR"]
+            else:
+                os.environ["ECOMM_LAKE_DIR"] = before
 
 
 def archive(day: dt.date, source: str, stamp: str) -> list[str]:

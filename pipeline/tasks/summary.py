@@ -151,7 +151,7 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
         elif pub is not None and not pub["reconciled"]:
             status = UNRECONCILED  # what BI reads may not be the lake's: not complete, nor counted as published
         elif pub is not None and restatements.pending(day):
-            status = RESTATING  # its new files failed, or were blocked by the gate (then its checks, as below)
+            status = RESTATING  # its run failed, e.g. the gate blocked its new files (then its checks, as below)
             if blocked:
                 failures = not_scheduled + _blocking_checks(results, messages, day, rerun)
         elif pub is not None and (gone := lake_gaps.missing(day, listing)):
