@@ -133,7 +133,9 @@ def test_bi_idle_in_a_transaction_makes_the_publish_fail_clearly_after_bounded_w
     message = str(publishing.error)
     assert message.startswith(f"publishing {D2} failed: swapping in the partitions of {D2}: warehouse.fact_orders_all,"
                               " warehouse.fact_events_all stayed locked by ")
-    assert f"pid {pid} (bi_reader" in message and "AccessShareLock on warehouse.fact_orders_all" in message
+    assert "AccessShareLock on warehouse.fact_orders_all" in message
+    # the publish looks as ecomm_writer, which sees BI sessions' state (migration 050): the idle one to end
+    assert f"pid {pid} (bi_reader, idle in transaction" in message, message
     assert "through 3 waits of 200ms" in message and "end that session" in message
     assert published(two_dates) == [D1], "nothing of D2 is visible"
 
@@ -220,6 +222,22 @@ def test_a_migration_waits_for_an_idle_bi_session_only_within_bounds(two_dates, 
     assert "900_segment.sql" in str(migration.error) and "(bi_reader" in str(migration.error)
     assert "AccessShareLock on warehouse.dim_user" in str(migration.error)
     assert migrate() == ["900_segment.sql"], "applied once BI let go"
+
+
+def test_a_migration_altering_a_mart_names_the_bi_session_reading_it(two_dates, quick_locks, tmp_path) -> None:
+    quick_locks(attempts=2)
+    sql_dir = tmp_path / "serving"
+    shutil.copytree(migrations.SERVING_SQL_DIR, sql_dir)
+    (sql_dir / "900_kpi_note.sql").write_text("alter table marts.daily_kpis add column if not exists note text;\n")
+    with bi_session(two_dates) as bi:
+        bi.execute("select count(*) from marts.daily_kpis").fetchone()
+        pid = bi.info.backend_pid
+        with two_dates.connect() as conn:
+            with pytest.raises(migrations.MigrationError) as failed:
+                migrations.apply_schema(conn, sql_dir)
+        bi.rollback()
+    assert f"stayed locked by pid {pid} (bi_reader, idle in transaction" in str(failed.value), failed.value
+    assert "AccessShareLock on marts.daily_kpis" in str(failed.value)
 
 
 # -------------------------------------------------------------------------- what BI can read

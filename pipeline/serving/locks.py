@@ -233,16 +233,16 @@ def retrying(conn: psycopg.Connection, what: str, action: Callable[[], T], relat
                 _set_lock_timeout(conn, settings.lock_timeout)
                 return action()
         except psycopg.errors.LockNotAvailable:
-            held_by = holders(conn, relations)
+            held_by, locked = holders(conn, relations), ", ".join(relations) or "a relation it needs"
             if attempt >= attempts:
                 raise LockWaitTimeout(
-                    f"{what}: {', '.join(relations)} stayed locked by {held_by} through {attempts} waits of"
+                    f"{what}: {locked} stayed locked by {held_by} through {attempts} waits of"
                     f" {settings.lock_timeout} ([publish] lock_timeout, lock_attempts); end that session"
                     " (or give its login the BI session timeouts), then run again"
                 ) from None
             delay = pg_retry.backoff(attempt, settings.lock_backoff_seconds, settings.lock_backoff_max_seconds)
             logger.warning("%s: %s locked by %s; let go after %s so queued readers go on, will retry: %s",
-                           what, ", ".join(relations), held_by, settings.lock_timeout,
+                           what, locked, held_by, settings.lock_timeout,
                            pg_retry.retry_note(attempt + 1, attempts, delay))
             time.sleep(delay)
     raise AssertionError("unreachable")

@@ -185,7 +185,8 @@ def _apply_locked(conn: psycopg.Connection, files: list[Migration]) -> tuple[lis
     return applied_now, None
 
 
-_QUALIFIED = re.compile(r"\b((?:warehouse|audit|preload|quarantine|pipeline_lock)\.[a-z_][a-z0-9_]*)\b")
+# any schema's (a new schema's too), not the system catalogs'; those that name no relation are dropped below
+_QUALIFIED = re.compile(r"\b((?!pg_|information_schema\.)[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*)\b")
 
 
 def _relations(conn: psycopg.Connection, text: str) -> list[str]:
