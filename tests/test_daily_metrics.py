@@ -144,7 +144,8 @@ def test_the_moving_average_starts_at_the_first_complete_day_not_a_late_order_be
                 events=[r.event()])
     r.build_day(D)
     publish.publish(D)
-    expected = [(late, 1, r.money("7.00"), None), (D, 1, r.money("70.00"), None)]
+    # the late order's day is before the first complete day: not in the window (marts.reporting_window)
+    expected = [(D, 1, r.money("70.00"), None)]
     with views.open_lake() as con:
         on_lake = con.execute(views.query_text("daily_revenue_moving_average")).fetchall()
     with psycopg.connect(fresh_db.dsn) as conn:

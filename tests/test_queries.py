@@ -344,6 +344,25 @@ def test_the_latest_day_shown_is_the_latest_complete_day_not_the_sliver_after_mi
             assert latest == day, (name, latest)
 
 
+def test_the_window_starts_at_the_first_complete_day_not_at_the_late_orders_before_it(fresh_db, serving_lake) -> None:
+    # a warehouse's first date: its file carries an order placed two days before (a late one); that day
+    # is not complete (its own file never came), and the day-by-day queries start at the first date
+    day = dt.date(2025, 12, 20)
+    before = day - dt.timedelta(days=2)
+    late = order("O0", before, load_date=day)
+    write_facts(day, [late, order("O1", day)], [event("E1", day), event("E0", before, load_date=day)])
+    publish.publish(day)
+    with fresh_db.connect() as conn, views.open_lake(serving_lake) as lake:
+        for engine in (conn, lake):  # the lake has no dimensions here: the queries that join them run on Postgres
+            assert engine.execute("select min(date_id) from warehouse.fact_orders").fetchone()[0] == 20251218
+            assert engine.execute("select * from marts.reporting_window").fetchall() == [(day, day)]
+            for name, column in sorted(IN_THE_WINDOW.items()) if engine is conn else [("daily_kpis", "kpi_date")]:
+                shown = engine.execute(f"select min(q.{column}) from ({views.query_text(name)}) as q").fetchone()[0]
+                assert shown in (day, None), (name, shown)
+            # the history keeps the late order: an analyst's own window shows it
+            assert engine.execute("select min(kpi_date) from marts.daily_kpis").fetchone()[0] == before
+
+
 # the day-by-day queries that read a one-row-per-day mart, and that mart
 ONE_ROW_PER_DAY = {"daily_kpis": "daily_kpis", "cancellation_refund_rates": "daily_kpis",
                    "daily_revenue_moving_average": "daily_kpis", "conversion_funnel": "funnel_daily"}
