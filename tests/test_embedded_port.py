@@ -48,10 +48,12 @@ def test_a_data_folder_whose_server_runs_on_another_port_is_one_line_naming_both
             refused = _run(["pipeline.serving.pg", command], mismatch)
             assert refused.returncode == 35 and refused.stdout == "", refused.stdout  # a setting's code
             assert refused.stderr.strip() == f"python -m pipeline.serving.pg {command}: error: {said}", refused.stderr
-        for command in (["migrate"], ["report", "--date", "2025-12-15"]):  # the server is up: not "cannot reach"
+        for command in (["migrate"], ["report", "--date", "2025-12-15"], ["summary", "--date", "2025-12-15"]):
+            # the server is up: not "cannot reach", nor the summary's "publish state unknown (Postgres not reachable)"
             refused = _run(["pipeline", *command], mismatch)
             assert refused.returncode == 35 and said in refused.stderr, refused.stderr
             assert "cannot reach" not in refused.stderr and "start it" not in refused.stderr, refused.stderr
+            assert "not reachable" not in refused.stdout + refused.stderr, refused.stdout
 
         daily = _run(["luigi", "--module", "pipeline.tasks", "DailyPipeline", "--date", "2025-12-15",
                       "--local-scheduler"], mismatch)

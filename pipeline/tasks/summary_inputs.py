@@ -9,7 +9,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from pipeline import lake
+from pipeline import config, lake
 from pipeline.ingest import landing
 from pipeline.tasks import run_audit, run_audit_pg
 
@@ -75,6 +75,8 @@ def serving_state(days: Sequence[dt.date], start_postgres: bool, run_id: str | N
                 for row in conn.execute(run_audit_pg.RUN_ROWS, [run_id, list(days)]):
                     runs.setdefault(row[0], []).append(row[1:])
     except Exception as err:  # noqa: BLE001 - the summary reports what it can
+        if start_postgres and isinstance(err, config.BadSetting):  # `summary`: e.g. ECOMM_PG_PORT against the server
+            raise  # running in ECOMM_PG_DATA, one line (a run's summary shows it as the run's own failure)
         logger.warning("summary: Postgres not readable (%s)", str(err).strip().splitlines()[0] if str(err) else err)
         return None, {}
     return {r[0]: {"orders": r[1], "events": r[2], "runtime": r[3], "reconciled": r[4], "published_at": r[5],
