@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import threading
 
 import psycopg
 import pytest
@@ -164,3 +165,23 @@ def test_only_facts_can_be_preloaded(serving_lake) -> None:
         preload.preload("dim_user", D1)
     with pytest.raises(publish.LakePartitionMissing):
         preload.preload("fact_orders", dt.date(2020, 1, 1))
+
+
+def test_a_preload_does_not_wait_for_another_date_s_partition_swap(fresh_db, serving_lake) -> None:
+    """A publish swapping its partitions holds the parent exclusively for a moment; another date's preload reading the
+    parent's index definitions waited for it (pg_get_indexdef locks the index), timed out and retried 30 s later."""
+    write_day(D1, 30, 90, users=10, products=5, known_products=5)
+    write_day(D2, 20, 70, users=10, products=5, known_products=5)
+    publish.publish(D1)
+    done: list[dict] = []
+    with psycopg.connect(fresh_db.dsn) as swapping:  # as a publish's swap: the parent and its indexes held
+        swapping.execute(f"alter table warehouse.fact_orders_all"
+                         f" detach partition warehouse.fact_orders_all_{D1:%Y%m%d}")
+        preloading = threading.Thread(target=lambda: done.append(preload.preload("fact_orders", D2)))
+        preloading.start()
+        preloading.join(20)
+        finished = not preloading.is_alive()
+        swapping.rollback()
+    preloading.join(120)
+    assert finished, "the preload waited for the swap of another date's partition"
+    assert done and done[0]["rows"] == 20

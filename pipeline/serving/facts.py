@@ -117,10 +117,18 @@ def _staged(loaded: dict[str, object]) -> sql.Identifier:
 
 
 def _parent_indexes(conn: psycopg.Connection, spec: FactSpec) -> list[tuple[str, str, bool, list[str]]]:
-    """(name suffix, access method, is primary key, key column expressions) of the parent's indexes."""
+    """(name suffix, access method, is primary key, key column expressions) of the parent's indexes.
+
+    A key column's name comes from pg_attribute: pg_get_indexdef opens the index, so it waited for a concurrent
+    publish that holds the parent's indexes while it swaps another date's partition (only an expression
+    column, which the facts' indexes have none of, still asks it)."""
     rows = conn.execute(
         """select c.relname, am.amname, i.indisprimary,
-                  array(select pg_get_indexdef(i.indexrelid, k, true) from generate_series(1, i.indnkeyatts) as k)
+                  array(select coalesce(quote_ident(a.attname), pg_get_indexdef(i.indexrelid, k, true))
+                        from generate_series(1, i.indnkeyatts) as k
+                        left join pg_attribute as a
+                            on a.attrelid = i.indrelid and a.attnum = i.indkey[k - 1] and i.indkey[k - 1] <> 0
+                        order by k)
            from pg_index as i
            join pg_class as c on c.oid = i.indexrelid
            join pg_am as am on am.oid = c.relam
@@ -170,7 +178,7 @@ def build_indexes(conn: psycopg.Connection, spec: FactSpec, load_date: dt.date, 
     for suffix, method, primary, keys in _parent_indexes(conn, spec):
         built = time.perf_counter()
         name = sql.Identifier(f"{stage}{suffix}")
-        cols = sql.SQL(", ").join(sql.SQL(k) for k in keys)  # already quoted by pg_get_indexdef
+        cols = sql.SQL(", ").join(sql.SQL(k) for k in keys)  # already quoted (quote_ident, pg_get_indexdef)
         if primary:
             try:
                 with conn.transaction():
