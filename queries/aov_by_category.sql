@@ -1,8 +1,8 @@
 -- Question: What is the average order value in each product category, over all orders and over sold ones?
 -- Grain: one row per category (products without a dimension row: 'Unknown'), by the category each
 -- product has now (warehouse.dim_product). avg_order_value = gross revenue / orders (any status);
--- avg_sold_order_value = net revenue / sold orders (those with net revenue: [model] sold_statuses, paid by
--- default); avg_units_per_order = units / orders. Rounded half up, exactly on both engines.
+-- avg_sold_order_value = net revenue / sold orders (those with net revenue > 0: [model] sold_statuses, paid by
+-- default, and not priced 0.00); avg_units_per_order = units / orders. Rounded half up, exactly on both engines.
 -- Reads the mart marts.product_sales (one row per product, over the whole history).
 with sales as (
     select * from marts.product_sales

@@ -117,11 +117,9 @@ def _staged(loaded: dict[str, object]) -> sql.Identifier:
 
 
 def _parent_indexes(conn: psycopg.Connection, spec: FactSpec) -> list[tuple[str, str, bool, list[str]]]:
-    """(name suffix, access method, is primary key, key column expressions) of the parent's indexes.
-
-    A key column's name comes from pg_attribute: pg_get_indexdef opens the index, so it waited for a concurrent
-    publish that holds the parent's indexes while it swaps another date's partition (only an expression
-    column, which the facts' indexes have none of, still asks it)."""
+    """(name suffix, access method, is primary key, key column expressions) of the parent's indexes. Key columns'
+    names from pg_attribute: pg_get_indexdef (asked only for an expression column) opens the index, so it waited
+    for a concurrent publish that holds the parent's indexes while it swaps another date's partition."""
     rows = conn.execute(
         """select c.relname, am.amname, i.indisprimary,
                   array(select coalesce(quote_ident(a.attname), pg_get_indexdef(i.indexrelid, k, true))

@@ -4,7 +4,8 @@
 -- events; Postgres keeps it up to date in each publish, pipeline.serving.mart_deltas). active_users:
 -- users with an event that day; purchasing_users (the buyers): users with a purchase event that day,
 -- each counted once however many load dates their events came in. paid_order_count: status 'paid';
--- sold_order_count: orders with net revenue ([model] sold_statuses). Ratios (average order value,
+-- sold_order_count: orders with net revenue > 0 ([model] sold_statuses, and a positive amount: a paid order
+-- priced 0.00 is paid, not sold, so the two counts can differ). Ratios (average order value,
 -- conversion) are left to the queries, which round them the same way on both engines.
 with sales as (
     select * from marts.product_sales_daily
