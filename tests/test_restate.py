@@ -111,6 +111,36 @@ def test_a_restatement_whose_new_file_the_landing_refuses_leaves_the_date_as_pub
 
 
 @pytest.mark.slow
+def test_a_refused_file_leaves_a_pending_restatement_pending_and_says_so(ops: Ops) -> None:
+    assert ops.luigi("DailyPipeline", *DATE, LOCAL).returncode == 0
+    orders = json.loads(orders_path(ops).read_text())
+    orders_path(ops).write_text(json.dumps([{**o, "quantity": "many"} if i % 3 else o for i, o in enumerate(orders)]))
+    blocked = ops.pipeline("restate", *DATE)  # the gate blocks the new file: the restatement stays pending
+    assert blocked.returncode == 30 and "published, restatement PENDING" in blocked.stdout, blocked.stdout[-3000:]
+    text = orders_path(ops).read_text()
+    orders_path(ops).write_text(text[:len(text) // 2])
+    refused = ops.pipeline("restate", *DATE)
+    assert refused.returncode == 30, refused.stderr[-3000:]
+    assert refused.stderr.rstrip().endswith(
+        f"nothing was restated: the pending restatement of {SEED_DAY} stays pending"), refused.stderr[-3000:]
+    assert "landed 20 rows" not in refused.stderr + refused.stdout, "the scratch landing says nothing of its own"
+
+
+@pytest.mark.slow
+def test_a_catalog_restatement_whose_api_fails_archives_nothing(ops: Ops) -> None:
+    with DummyJsonServer() as server:
+        ops.extra_env["ECOMM_PRODUCTS_URL"] = server.url
+        assert ops.luigi("DailyPipeline", *DATE, LOCAL).returncode == 0
+    config = Path(ops.extra_env["LUIGI_CONFIG_PATH"])
+    config.write_text(config.read_text() + "[catalog]\nretries = 0\n")
+    restated = ops.pipeline("restate", "--catalog", "products", *DATE)  # the API is gone
+    assert restated.returncode == 30 and "Traceback" not in restated.stderr, restated.stderr[-3000:]
+    assert restated.stderr.rstrip().endswith(
+        f"nothing was restated: the products snapshot of {SEED_DAY} stays as it was landed"), restated.stderr[-3000:]
+    assert not (ops.lake / "_archive").exists() and not (ops.lake / "audit" / "restatements").exists()
+
+
+@pytest.mark.slow
 def test_a_partial_events_file_completed_after_publish_is_restated(ops: Ops) -> None:
     full = events_path(ops).read_bytes()
     lines = full.splitlines(keepends=True)
@@ -439,8 +469,8 @@ def test_a_catalog_restatement_whose_snapshot_the_landing_refuses_archives_nothi
     restated = ops.pipeline("restate", "--catalog", "products", *DATE)
     assert restated.returncode == 30, restated.stderr[-3000:] + restated.stdout[-2000:]
     (line,) = [line for line in restated.stderr.splitlines() if line.startswith("SourceFileInvalid:")]
-    assert f"products_{SEED_DAY}.json" in line and line.endswith(f"nothing was restated: {SEED_DAY} stays as it"
-                                                                  f" was landed"), restated.stderr[-3000:]
+    assert f"products_{SEED_DAY}.json" in line and line.endswith(
+        f"nothing was restated: the products snapshot of {SEED_DAY} stays as it was landed"), restated.stderr[-3000:]
     assert not (ops.lake / "_archive").exists() and not (ops.lake / "audit" / "restatements").exists()
     assert ops.lake_rows("raw", "products") > 0
     assert published(ops) == (20, 60, 1)

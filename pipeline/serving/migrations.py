@@ -13,6 +13,7 @@ Roles (ecomm_reader, ecomm_writer, bi_reader) are created by their own migration
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import logging
 import random
@@ -176,25 +177,41 @@ def _apply_locked(conn: psycopg.Connection, files: list[Migration]) -> tuple[lis
                 [migration.version, migration.name, migration.checksum],
             )
 
+        said = functools.partial(_notice, migration.path.name)
+        conn.add_notice_handler(said)
         try:
             # the tables a migration alters are read by BI: bounded lock waits, retried
             locks.retrying(conn, f"migration {migration.path.name}", run, _relations(conn, migration.text()))
         except (psycopg.Error, locks.LockWaitTimeout) as err:
             return applied_now, MigrationError(f"{migration.path}: {err}".strip())
+        finally:
+            conn.remove_notice_handler(said)
         applied_now.append(migration.path.name)
     return applied_now, None
 
 
-# any schema's (a new schema's too), not the system catalogs'; those that name no relation are dropped below
-_QUALIFIED = re.compile(r"\b((?!pg_|information_schema\.)[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*)\b")
+def _notice(name: str, diag: psycopg.errors.Diagnostic) -> None:
+    """A migration's own `raise notice` (a step it could not take, e.g. a grant the role may not give) is logged as a
+    warning; Postgres's notices ("already exists, skipping") are debug lines."""
+    level = logging.WARNING if diag.sqlstate == "00000" else logging.DEBUG
+    logger.log(level, "migration %s: %s", name, diag.message_primary)
+
+
+# any schema's (a new schema's too), outside comments; those that name no relation are dropped below
+_QUALIFIED = re.compile(r"\b([a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*)\b")
 
 
 def _relations(conn: psycopg.Connection, text: str) -> list[str]:
-    """The existing relations a migration's text names (schema.name), for lock messages."""
-    names = sorted(set(_QUALIFIED.findall(text.lower())))
+    """The existing relations a migration's text names (schema.name), for lock messages. Looked up in the catalogs,
+    which every role may read (to_regclass raises for a schema the role may not use: an extension's, say)."""
+    code = "\n".join(line.split("--", 1)[0] for line in text.lower().splitlines())
+    names = sorted(set(_QUALIFIED.findall(code)))
     if not names:
         return []
-    found = conn.execute("select n from unnest(%s::text[]) as n where to_regclass(n) is not null", [names]).fetchall()
+    found = conn.execute("select n.nspname || '.' || c.relname from pg_class as c"
+                         " join pg_namespace as n on n.oid = c.relnamespace"
+                         " where n.nspname || '.' || c.relname = any(%s)"
+                         " and n.nspname not in ('pg_catalog', 'information_schema') order by 1", [names]).fetchall()
     return [n for (n,) in found]
 
 

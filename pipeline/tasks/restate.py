@@ -84,7 +84,9 @@ def prepare(day: dt.date, sources: list[str] | None = None) -> dict[str, Any]:
             raise ValueError(f"--source {source!r}: only {', '.join(incoming.DAILY_SOURCES)} can be restated")
         incoming.require_ready(source, day)
         incoming.find(source, day)  # the new file passes the folder rules before anything moves
-    trial_land(day, chosen)  # and the landing's: a file it refuses leaves the date as it is
+    # and the landing's: a file it refuses leaves the date as it is
+    trial_land(day, chosen, f"the pending restatement of {day} stays pending" if is_pending(read_record(day))
+               else f"{day} stays as it was landed")
     now = dt.datetime.now(dt.timezone.utc)
     stamp = now.strftime("%Y%m%dT%H%M%S%fZ")
     record = pending_record(day, now)

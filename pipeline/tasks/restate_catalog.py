@@ -64,7 +64,9 @@ def prepare_catalog(kind: str, snapshot: dt.date) -> dict[str, Any]:
             f"no {kind} snapshot of {snapshot} was landed, so there is nothing to restate"
             f" (landed {kind} snapshots: {', '.join(map(str, landed)) or 'none'})")
     reason = _catalog_reason(kind, snapshot, manifest)
-    trial_land(snapshot, [kind])  # a snapshot the landing refuses leaves the dates it feeds as they are
+    # a snapshot the landing refuses leaves the dates it feeds as they are
+    trial_land(snapshot, [kind], f"the pending restatement of the {kind} snapshot of {snapshot} stays pending"
+               if pending else f"the {kind} snapshot of {snapshot} stays as it was landed")
     dates = sorted({*catalog_fed_dates(kind, snapshot), *pending})
     now = dt.datetime.now(dt.timezone.utc)
     records = {}

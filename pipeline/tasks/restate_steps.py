@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import os
 import re
 import shutil
@@ -14,7 +15,7 @@ from typing import Any
 
 from pipeline import config, lake
 from pipeline.ingest import incoming
-from pipeline.lake import s3
+from pipeline.lake import s3, spill
 from pipeline.tasks.restatements import is_pending, read_record
 
 
@@ -43,16 +44,20 @@ def _remove_partition(folder: str) -> int:
     return len(files)
 
 
-def trial_land(day: dt.date, sources: list[str]) -> None:
+def trial_land(day: dt.date, sources: list[str], untouched: str) -> None:
     """Land the new files (a catalog's snapshot of `day`: from its file, or fetched) into a scratch lake that is then
     removed: a file the landing refuses (cut off, unreadable) or an API that fails raises here, before the landed
-    partitions are archived, so the date keeps what it was built from and published. The run lands them again."""
+    partitions are archived, so the date keeps what it was built from and published (`untouched` says what stays,
+    after "nothing was restated: "). The run lands them again, and says what the landing found; the scratch lake
+    is in the spill folder ([duckdb] temp_directory): on disk, where /tmp may be memory."""
     from pipeline.ingest import catalog_api, landing
 
     land = {"orders": landing.land_orders, "events": landing.land_events}
-    before = os.environ.get("ECOMM_LAKE_DIR")
-    with tempfile.TemporaryDirectory(prefix="ecomm-restate-") as scratch:
+    before, said_by = os.environ.get("ECOMM_LAKE_DIR"), logging.getLogger("pipeline.ingest")
+    level = said_by.level
+    with tempfile.TemporaryDirectory(prefix="ecomm-restate-", dir=spill.ready_folder()) as scratch:
         os.environ["ECOMM_LAKE_DIR"] = scratch
+        said_by.setLevel(logging.ERROR)
         try:
             for source in sources:
                 if source in land:
@@ -61,8 +66,12 @@ def trial_land(day: dt.date, sources: list[str]) -> None:
                     landing.land_catalog(source, day)
         except (incoming.SourceFileInvalid, catalog_api.CatalogApiError) as err:
             said = re.sub(r"[;.]? nothing was landed\.?$", "", str(err))
-            raise type(err)(f"{said}; nothing was restated: {day} stays as it was landed") from None
+            raise type(err)(f"{said}; nothing was restated: {untouched}") from None
+        except Exception as err:
+            err.add_note(f"nothing was restated: {untouched}")
+            raise
         finally:
+            said_by.setLevel(level)
             if before is None:
                 del os.environ["ECOMM_LAKE_DIR"]
             else:
