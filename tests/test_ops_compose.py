@@ -280,3 +280,9 @@ def test_each_service_logs_in_with_its_own_least_privileged_login(compose_postgr
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             worker_login.execute("create schema mine")
     assert "PG" not in " ".join(SERVICES["luigid"].get("environment") or {}), "luigid has no database access"
+
+
+def test_luigid_keeps_a_disabled_task_listed_while_it_is_disabled() -> None:
+    """luigid forgets a task no worker waits for after [scheduler] remove_delay (Luigi's default: 600 s), a disabled
+    one too: 11 minutes after a cron run failed, luigid listed nothing, although it refused the task for an hour."""
+    assert CFG.getint("scheduler", "remove_delay") >= CFG.getint("scheduler", "disable_persist")

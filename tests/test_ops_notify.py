@@ -179,8 +179,9 @@ def test_a_local_publish_leaves_no_task_of_the_date_disabled_in_luigid(ops: Ops,
     local = ops.luigi("DailyPipeline", *DATE, "--local-scheduler")
     assert local.returncode == 0, local.stderr[-3000:]
     assert luigid.tasks("DISABLED") == {} and luigid.tasks("FAILED") == {}
+    assert luigid.tasks("PENDING") == {}, "the failed run's waiting tasks (DailyPipeline ...) are done too"
     settled = {t["name"]: t["status_message"] for t in luigid.tasks("DONE").values()}
-    assert settled["LandOrders"] == f"complete: {SEED_DAY} published by a later run", settled
+    assert settled["LandOrders"] == f"complete: found done by a later run of {SEED_DAY}", settled
 
 
 def _luigi_cfg_names(ops: Ops, luigid: Luigid) -> None:
@@ -208,7 +209,7 @@ def test_a_restatement_of_a_gate_blocked_date_leaves_no_task_of_it_disabled_in_l
     assert "1 of 1 date(s) published" in restated.stdout, restated.stdout[-2000:]
     assert luigid.tasks("DISABLED") == {} and luigid.tasks("FAILED") == {}
     settled = {t["name"]: t["status_message"] for t in luigid.tasks("DONE").values()}
-    assert settled["QualityGate"] == f"complete: {SEED_DAY} published by a later run", settled
+    assert settled["QualityGate"] == f"complete: found done by a later run of {SEED_DAY}", settled
 
 
 @pytest.mark.slow
@@ -269,7 +270,7 @@ def test_a_task_luigid_holds_disabled_that_had_finished_is_shown_done_not_failed
                             f" {url!r}, False))"], cwd=REPO, env=ops.env, capture_output=True, text=True, timeout=120)
     assert noted.stdout.strip() == "[]", noted.stderr[-3000:]
     assert luigid.tasks("DISABLED") == {} and luigid.tasks("FAILED") == {}
-    assert luigid.tasks("DONE")[publish]["status_message"] == f"complete: {SEED_DAY} published by a later run"
+    assert luigid.tasks("DONE")[publish]["status_message"] == f"complete: found done by a later run of {SEED_DAY}"
 
     # re-enabling it: shown done, not set back to FAILED
     _killed_after_it_finished(luigid, publish)

@@ -158,17 +158,19 @@ def _report_done(url: str, task_id: str, task: dict[str, Any]) -> None:
     call(url, "add_task", task_id=task_id, status="DONE", worker=WORKER, runnable=False,
          family=task["name"], params=task.get("params") or {})
     call(url, "set_task_status_message", task_id=task_id,
-         status_message=f"complete: {date_of(task)} published by a later run")
+         status_message=f"complete: found done by a later run of {date_of(task)}")
 
 
 def settle(url: str, dates: Iterable[dt.date]) -> list[str]:
-    """Report DONE to luigid for the dates' DISABLED/FAILED tasks that are complete now; return their names.
+    """Report DONE to luigid for the dates' DISABLED/FAILED/PENDING tasks that are complete now; return their names.
 
-    luigid lets a DONE report override its disabling (as when a worker finds the task complete).
+    luigid lets a DONE report override its disabling (as when a worker finds the task complete). A PENDING one is
+    a task a failed luigid run left waiting: a run with --local-scheduler (or `restate`) that completed it tells
+    luigid nothing, and a backfill's RangeDaily skips a published date.
     """
     dates = list(dates)
     settled = []
-    for status in ("DISABLED", "FAILED"):
+    for status in ("DISABLED", "FAILED", "PENDING"):
         for task_id, task in tasks_of(url, status, dates).items():
             if _complete(task):
                 _report_done(url, task_id, task)
