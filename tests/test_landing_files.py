@@ -163,6 +163,8 @@ def test_luigi_waits_for_the_marker_with_exit_20_then_lands(tmp_path, given):
     assert first.returncode == 20, first.stderr[-3000:]
     assert f"orders for {D} is not ready" in first.stderr and "SourceReady" in first.stderr
     assert "NOT READY (orders: no ready marker)" in first.stdout, "the run summary says why the date waits"
+    assert "what to do (not ready): nothing to fix: run the date again once the marker is there" in first.stdout, \
+        first.stdout
     assert not (tmp_path / "lake" / "raw" / "orders").exists()
     assert (tmp_path / "lake" / "raw" / "events" / f"load_date={D}" / "_manifest.json").exists()
     write(data, f"orders/{D}/_SUCCESS", "")

@@ -214,6 +214,8 @@ def _next_step(day: dt.date, status: str, ran: bool, rerun: dict[str, bool]) -> 
     if status == UNRECONCILED:  # the commit stands; a run of the date reconciles it (its Publish is not complete)
         return [f"what to do (not reconciled): run the date, which reconciles it without republishing it:"
                 f" `{runbook.daily_command(day, **rerun)}`"]
+    if status.startswith("NOT READY"):  # the sender's marker is missing: nothing to fix but to wait for it
+        return [_what_to_do(runbook.by_kind("not ready"), "", rerun, day)]
     if status == "not published" and ran:
         return [f"{held_back.RERUN} its last run ended without publishing it and recorded no failure"
                 f" (killed, or still running); unless it is running, run the date: `{runbook.daily_command(day, **rerun)}`"]
