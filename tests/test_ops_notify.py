@@ -5,8 +5,10 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,6 +17,7 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 
+from pipeline.tasks import central
 from tests.support.luigid import Luigid
 from tests.support.ops import SEED_DAY, Ops
 from tests.support.paths import REPO
@@ -173,13 +176,20 @@ def test_a_local_publish_leaves_no_task_of_the_date_disabled_in_luigid(ops: Ops,
                 and not line.endswith(" 0.0")]
 
     shutil.move(kept, orders)
+    # another run, going on, plans to run one of the date's tasks: that one is left to it
+    url = f"http://127.0.0.1:{luigid.port}"
+    (planned, task), *_ = [(i, t) for i, t in luigid.tasks("PENDING").items() if t["name"] == "StageOrders"]
+    central.call(url, "add_worker", worker="other-run", info={"host": socket.gethostname(), "pid": os.getpid()})
+    central.call(url, "add_task", task_id=planned, status="PENDING", worker="other-run", family=task["name"],
+                 params=task["params"])
     # the user's fix, published with the local scheduler; luigi.cfg's luigid is this one
     cfg = Path(ops.extra_env["LUIGI_CONFIG_PATH"])
     cfg.write_text(f"[core]\nscheduler_port = {luigid.port}\n")
     local = ops.luigi("DailyPipeline", *DATE, "--local-scheduler")
     assert local.returncode == 0, local.stderr[-3000:]
     assert luigid.tasks("DISABLED") == {} and luigid.tasks("FAILED") == {}
-    assert luigid.tasks("PENDING") == {}, "the failed run's waiting tasks (DailyPipeline ...) are done too"
+    # the failed run's waiting tasks (DailyPipeline ...) are done too; its worker process is gone
+    assert list(luigid.tasks("PENDING")) == [planned], luigid.tasks("PENDING")
     settled = {t["name"]: t["status_message"] for t in luigid.tasks("DONE").values()}
     assert settled["LandOrders"] == f"complete: found done by a later run of {SEED_DAY}", settled
 

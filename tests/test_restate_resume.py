@@ -146,3 +146,18 @@ def test_the_pending_restatements_of_a_snapshot_are_found_in_the_lake(where: str
     assert restatements.pending_for_snapshot("products", snapshot) == [snapshot, SEED_DAY]
     assert restatements.pending_for_snapshot("products", SEED_DAY) == []
     assert restatements.daily_sources(restatements.read_record(SEED_DAY)) == ["orders"]
+
+
+def test_a_killed_restate_s_scratch_lake_is_removed_by_the_next(tmp_path: Path) -> None:
+    from pipeline.tasks import restate_steps
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    left = tmp_path / f"{restate_steps.SCRATCH}{dead.pid}-abc"  # a restate killed while it landed there
+    running = tmp_path / f"{restate_steps.SCRATCH}{os.getpid()}-def"
+    other = tmp_path / "duckdb_temp_storage_DEFAULT-0.tmp"
+    for path in (left / "raw", running / "raw"):
+        path.mkdir(parents=True)
+    other.write_text("")
+    restate_steps._clean_dead_scratch(str(tmp_path))
+    assert not left.exists() and running.exists() and other.exists()

@@ -350,7 +350,9 @@ def test_a_migration_s_own_notice_is_a_warning_and_names_in_other_schemas_do_not
     shutil.copytree(migrations.SERVING_SQL_DIR, sql_dir)
     (sql_dir / "900_notice.sql").write_text(
         "create table if not exists warehouse.dim_date (date_id int);  -- Postgres's notice: already exists\n"
-        "do $$ begin raise notice 'grant it by hand: %', 'a superuser runs it'; end $$;\n")
+        "drop table if exists warehouse.no_such_table;  -- Postgres's notice, SQLSTATE 00000 as a raised one\n"
+        "do $$ begin raise notice 'grant it by hand: %', 'a superuser runs it'; end $$;\n"
+        "do $$ begin raise warning 'cannot set it'; end $$;\n")
     with two_dates.connect() as conn:
         conn.execute("create schema if not exists probe_secret")
         conn.execute("create table if not exists probe_secret.zz (x int)")
@@ -359,7 +361,9 @@ def test_a_migration_s_own_notice_is_a_warning_and_names_in_other_schemas_do_not
             assert migrations.apply_schema(conn, sql_dir) == ["900_notice.sql"]
     said = [(r.levelno, r.getMessage()) for r in caplog.records if r.getMessage().startswith("migration 900_notice")]
     assert (logging.WARNING, "migration 900_notice.sql: grant it by hand: a superuser runs it") in said, said
-    assert [level for level, message in said if "already exists" in message] == [logging.DEBUG], said
+    assert (logging.WARNING, "migration 900_notice.sql: cannot set it") in said, said
+    assert [level for level, message in said if "already exists" in message or "does not exist" in message] \
+        == [logging.DEBUG, logging.DEBUG], said
     with psycopg.connect(two_dates.as_user("bi_reader")) as bi:  # no USAGE on probe_secret
         text = "alter table probe_secret.zz add column y int; -- see serving.md, e.g. warehouse.fact_orders\n"
         assert migrations._relations(bi, text) == ["probe_secret.zz"]

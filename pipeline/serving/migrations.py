@@ -191,9 +191,10 @@ def _apply_locked(conn: psycopg.Connection, files: list[Migration]) -> tuple[lis
 
 
 def _notice(name: str, diag: psycopg.errors.Diagnostic) -> None:
-    """A migration's own `raise notice` (a step it could not take, e.g. a grant the role may not give) is logged as a
-    warning; Postgres's notices ("already exists, skipping") are debug lines."""
-    level = logging.WARNING if diag.sqlstate == "00000" else logging.DEBUG
+    """A migration's own `raise notice` (a step it could not take, e.g. a grant the role may not give) and every
+    warning are logged as warnings; Postgres's notices ("already exists, skipping") are debug lines."""
+    own = " at RAISE" in (diag.context or "")  # raised by the migration's PL/pgSQL, not by a statement
+    level = logging.WARNING if own or diag.severity_nonlocalized == "WARNING" else logging.DEBUG
     logger.log(level, "migration %s: %s", name, diag.message_primary)
 
 

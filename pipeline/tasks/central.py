@@ -10,8 +10,8 @@ This module lets the run say what happened and what to do, and cleans up after a
   (`re_enable_task`, the UI's button), so the next run of the date runs them;
 - `settle(url, dates)`: after a date is published (e.g. with `--local-scheduler`, or by
   `python -m pipeline restate`: `settle_published`), its tasks that luigid still shows DISABLED or
-  FAILED and that are complete now are reported DONE, so luigid's UI does not show a published date
-  as broken.
+  FAILED, or PENDING with no worker left to run them, and that are complete now are reported DONE, so
+  luigid's UI does not show a published date as broken.
 
 Everything here is best effort with short timeouts: luigid not running is the normal case of a
 `--local-scheduler` run and costs one refused connection on loopback.
@@ -24,6 +24,7 @@ import json
 import logging
 import socket
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -34,7 +35,7 @@ import luigi
 import luigi.configuration
 import luigi.interface
 
-from pipeline import cli, config
+from pipeline import cli, config, lake
 
 logger = logging.getLogger(__name__)
 
@@ -100,9 +101,12 @@ def date_of(task: dict[str, Any]) -> dt.date | None:
 def tasks_of(url: str, status: str, dates: Iterable[dt.date]) -> dict[str, dict[str, Any]]:
     """luigid's tasks in `status` whose `date` parameter is one of `dates` (task id -> luigid's record)."""
     wanted = set(dates)
-    listed = call(url, "task_list", status=status, upstream_status="", search="")
-    return {task_id: task for task_id, task in (listed or {}).items()
-            if isinstance(task, dict) and date_of(task) in wanted}
+    listed = call(url, "task_list", status=status, upstream_status="", search="") or {}
+    if "num_tasks" in listed:  # more than luigid's [scheduler] max_shown_tasks: it lists none
+        logger.warning("luigid holds %s %s tasks, more than it lists ([scheduler] max_shown_tasks): those of %s"
+                       " are not looked at", listed["num_tasks"], status, ", ".join(map(str, sorted(wanted))))
+        return {}
+    return {task_id: task for task_id, task in listed.items() if isinstance(task, dict) and date_of(task) in wanted}
 
 
 def disabled(url: str, dates: Iterable[dt.date]) -> dict[str, dict[str, Any]]:
@@ -154,6 +158,21 @@ def _complete(task: dict[str, Any]) -> bool:
         return False
 
 
+def _live_workers(url: str) -> set[str]:
+    """The workers luigid lists that still run: on this host, by their pid; elsewhere, by a ping (every second
+    while a run goes on) in the last 30 s. luigid drops an ended run's worker only a minute after its last one."""
+    live, now, here = set(), time.time(), socket.gethostname()
+    for worker in call(url, "worker_list", include_running=False) or []:
+        pid = worker.get("pid")
+        if worker.get("host") == here and isinstance(pid, int):
+            alive = lake.writer_alive(f"worker.tmp-{pid}")
+        else:
+            alive = now - float(worker.get("last_active") or 0) < 30
+        if alive:
+            live.add(worker.get("name"))
+    return live
+
+
 def _report_done(url: str, task_id: str, task: dict[str, Any]) -> None:
     call(url, "add_task", task_id=task_id, status="DONE", worker=WORKER, runnable=False,
          family=task["name"], params=task.get("params") or {})
@@ -164,15 +183,18 @@ def _report_done(url: str, task_id: str, task: dict[str, Any]) -> None:
 def settle(url: str, dates: Iterable[dt.date]) -> list[str]:
     """Report DONE to luigid for the dates' DISABLED/FAILED/PENDING tasks that are complete now; return their names.
 
-    luigid lets a DONE report override its disabling (as when a worker finds the task complete). A PENDING one is
-    a task a failed luigid run left waiting: a run with --local-scheduler (or `restate`) that completed it tells
-    luigid nothing, and a backfill's RangeDaily skips a published date.
+    luigid lets a DONE report override its disabling (as when a worker finds the task complete). A PENDING one
+    is a task a failed luigid run left waiting: a run with --local-scheduler (or `restate`) that completed it
+    tells luigid nothing, and a backfill's RangeDaily skips a published date. One a live worker still plans to
+    run (another run's, going on) is left to it: luigid would never give it that task again.
     """
     dates = list(dates)
     settled = []
     for status in ("DISABLED", "FAILED", "PENDING"):
-        for task_id, task in tasks_of(url, status, dates).items():
-            if _complete(task):
+        tasks = tasks_of(url, status, dates)
+        live = _live_workers(url) if status == "PENDING" and tasks else set()
+        for task_id, task in tasks.items():
+            if not (status == "PENDING" and live & set(task.get("workers") or [])) and _complete(task):
                 _report_done(url, task_id, task)
                 settled.append(task["display_name"])
     if settled:

@@ -44,6 +44,17 @@ def _remove_partition(folder: str) -> int:
     return len(files)
 
 
+SCRATCH = "ecomm-restate-"  # + the pid of the restate that lands there
+
+
+def _clean_dead_scratch(folder: str) -> None:
+    """Remove the scratch lakes of restates that no longer run (killed mid-trial: no cleanup ran)."""
+    for name in os.listdir(folder):
+        pid = re.match(rf"{SCRATCH}(\d+)-", name)
+        if pid and not lake.writer_alive(f"{name}.tmp-{pid[1]}"):
+            shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+
+
 def trial_land(day: dt.date, sources: list[str], untouched: str) -> None:
     """Land the new files (a catalog's snapshot of `day`: from its file, or fetched) into a scratch lake that is then
     removed: a file the landing refuses (cut off, unreadable) or an API that fails raises here, before the landed
@@ -53,11 +64,14 @@ def trial_land(day: dt.date, sources: list[str], untouched: str) -> None:
     from pipeline.ingest import catalog_api, landing
 
     land = {"orders": landing.land_orders, "events": landing.land_events}
-    before, said_by = os.environ.get("ECOMM_LAKE_DIR"), logging.getLogger("pipeline.ingest")
-    level = said_by.level
-    with tempfile.TemporaryDirectory(prefix="ecomm-restate-", dir=spill.ready_folder()) as scratch:
+    before, said_by = os.environ.get("ECOMM_LAKE_DIR"), [logging.getLogger(f"pipeline.ingest.{name}")
+                                                         for name in ("landing", "readers")]  # not the API's retries
+    levels, spills = [logger.level for logger in said_by], spill.ready_folder()
+    _clean_dead_scratch(spills)
+    with tempfile.TemporaryDirectory(prefix=f"{SCRATCH}{os.getpid()}-", dir=spills) as scratch:
         os.environ["ECOMM_LAKE_DIR"] = scratch
-        said_by.setLevel(logging.ERROR)
+        for logger in said_by:
+            logger.setLevel(logging.ERROR)
         try:
             for source in sources:
                 if source in land:
@@ -71,7 +85,8 @@ def trial_land(day: dt.date, sources: list[str], untouched: str) -> None:
             err.add_note(f"nothing was restated: {untouched}")
             raise
         finally:
-            said_by.setLevel(level)
+            for logger, level in zip(said_by, levels, strict=True):
+                logger.setLevel(level)
             if before is None:
                 del os.environ["ECOMM_LAKE_DIR"]
             else:
