@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 
 from pipeline import config, faults
 from pipeline.lake import s3 as lake_store
+from pipeline.lake.pids import process_alive
 
 logger = logging.getLogger(__name__)
 
@@ -365,19 +366,8 @@ def promote(tmp_path: str, final_path: str) -> None:
 def writer_alive(tmp_path: str) -> bool:
     """Whether the process named by a temporary file's `.tmp-<pid>` suffix still runs (a zombie does not)."""
     pid = tmp_path.rsplit(".tmp-", 1)[-1]
-    if not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # alive, owned by another user
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
-            return handle.read().rsplit(")", 1)[-1].split()[0] != "Z"  # killed, not yet reaped
-    except (OSError, IndexError):
-        return True  # no /proc (macOS): the signal check is all there is
+    return pid.isdigit() and process_alive(int(pid))
+
 
 
 def clean_temp_files(folder: str) -> None:

@@ -17,7 +17,7 @@ import tempfile
 import duckdb
 
 from pipeline import config, lake
-from pipeline.lake import disk
+from pipeline.lake import disk, pids
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ def _clean_dead(path: str) -> None:
         return
     for name in names:
         match = _SPILL_FILE.match(name)
-        if match is None or lake.writer_alive(f"{name}.tmp-{match[1]}"):
+        if match is None or pids.process_alive(int(match[1])):
             continue
         try:
             if os.lstat(os.path.join(path, name)).st_uid == os.getuid():

@@ -35,7 +35,8 @@ import luigi
 import luigi.configuration
 import luigi.interface
 
-from pipeline import cli, config, lake
+from pipeline import cli, config
+from pipeline.lake import pids
 
 logger = logging.getLogger(__name__)
 
@@ -165,7 +166,7 @@ def _live_workers(url: str) -> set[str]:
     for worker in call(url, "worker_list", include_running=False) or []:
         pid = worker.get("pid")
         if worker.get("host") == here and isinstance(pid, int):
-            alive = lake.writer_alive(f"worker.tmp-{pid}")
+            alive = pids.process_alive(pid)
         else:
             alive = now - float(worker.get("last_active") or 0) < 30
         if alive:

@@ -15,7 +15,7 @@ from typing import Any
 
 from pipeline import config, lake
 from pipeline.ingest import incoming
-from pipeline.lake import s3, spill
+from pipeline.lake import pids, s3, spill
 from pipeline.tasks.restatements import is_pending, read_record
 
 
@@ -51,7 +51,7 @@ def _clean_dead_scratch(folder: str) -> None:
     """Remove the scratch lakes of restates that no longer run (killed mid-trial: no cleanup ran)."""
     for name in os.listdir(folder):
         pid = re.match(rf"{SCRATCH}(\d+)-", name)
-        if pid and not lake.writer_alive(f"{name}.tmp-{pid[1]}"):
+        if pid and not pids.process_alive(int(pid[1])):
             shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
 
 
