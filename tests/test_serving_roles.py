@@ -111,3 +111,22 @@ def test_ecomm_writer_owns_the_facts_but_not_the_rest(published) -> None:
         conn.execute("set role ecomm_writer")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("insert into audit.schema_migrations values (999, 'x', 'x')")
+
+
+def test_ecomm_writer_sees_other_sessions_state_but_not_their_statements(published) -> None:
+    """Lock messages need a BI session's state; the statements it (or anyone) runs are none of the pipeline's business."""
+    secret = "select 'a statement of its own' as s"
+    with psycopg.connect(published.as_user("bi_reader")) as bi, published.connect() as conn:
+        bi.execute(secret)  # left idle in its transaction
+        pid = bi.info.backend_pid
+        conn.execute("set role ecomm_writer")
+        member, = conn.execute("select pg_has_role('ecomm_writer', 'pg_read_all_stats', 'USAGE')").fetchone()
+        seen = conn.execute("select state, query from pg_stat_activity where pid = %s", [pid]).fetchone()
+        states = conn.execute("select usename, state, query from pipeline_lock.sessions() where pid = %s",
+                              [pid]).fetchone()
+        assert not member
+        assert seen == (None, "<insufficient privilege>")
+        assert states == ("bi_reader", "idle in transaction", None)
+    with psycopg.connect(published.as_user("bi_reader")) as bi:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            bi.execute("select * from pipeline_lock.sessions()")

@@ -103,6 +103,21 @@ def test_a_lock_message_names_each_session_once(published) -> None:
                     " on warehouse.fact_orders_all and 4 of its partitions"), said
 
 
+def test_a_lock_message_before_migration_052_reads_pg_stat_activity(published) -> None:
+    """A migration waiting for a lock before 052 is applied (an upgrade) still names the session and its state."""
+    bi = psycopg.connect(published.dsn, application_name="tableau")
+    pid = bi.info.backend_pid
+    try:
+        bi.execute("select count(*) from warehouse.fact_orders_all")
+        with pg.connect() as conn:
+            conn.execute("drop function pipeline_lock.sessions()")  # rolled back with this connection's transaction
+            said = locks.holders(conn, ["warehouse.fact_orders_all"])
+            conn.rollback()
+    finally:
+        bi.close()
+    assert said.startswith(f"pid {pid} (postgres, idle in transaction, application 'tableau') holding"), said
+
+
 def test_a_repeatable_read_transaction_that_locks_the_facts_first_sees_one_state(published, luigi_settings) -> None:
     """docs/serving.md#what-a-bi-reader-sees-of-a-publish: bi_reader's recipe holds a publish off until it ends."""
     luigi_settings("publish", lock_timeout="200ms", lock_attempts=60, lock_backoff_seconds=0.1,

@@ -83,7 +83,7 @@ select l.pid, a.usename, a.application_name, a.state, l.mode, l.relation::regcla
     (select i.inhparent::regclass::text from pg_inherits as i
      where i.inhrelid = l.relation and i.inhparent = any(%(relations)s::regclass[]))
 from pg_locks as l
-left join pg_stat_activity as a on a.pid = l.pid
+left join {activity} as a on a.pid = l.pid
 where l.granted and l.pid <> pg_backend_pid() and l.locktype = 'relation'
     and (l.relation = any(%(relations)s::regclass[])
          or l.relation in (select inhrelid from pg_inherits where inhparent = any(%(relations)s::regclass[])))
@@ -100,13 +100,29 @@ _KEY_HOLDER = """
 select a.pid, a.usename, a.application_name, a.state,
     extract(epoch from clock_timestamp() - a.xact_start)::int, left(regexp_replace(a.query, '\\s+', ' ', 'g'), 80)
 from pg_locks as l
-join pg_stat_activity as a on a.pid = l.pid
+join {activity} as a on a.pid = l.pid
 where l.locktype = 'advisory' and l.granted and l.classid = %(class)s and l.objid = hashtext(%(key)s)::oid
     and l.objsubid = 2 and l.pid <> pg_backend_pid()
     and exists (select 1 from pg_locks as r where r.pid = l.pid and r.locktype = 'relation' and r.granted
                 and r.relation = 'pipeline_lock.locks'::regclass and r.mode = 'RowShareLock')
 order by a.pid
 """
+
+# What ecomm_writer may see of other sessions (migration 052): their state, and the statement of the pipeline's own.
+# A migration waiting before 052 is applied looks as the migrating role, in pg_stat_activity itself.
+ACTIVITY = ("pipeline_lock.sessions()", "pg_stat_activity")
+
+
+def _activity_rows(conn: psycopg.Connection, query: str, params: dict) -> list[tuple]:
+    """`query`'s rows, its `{activity}` read from pipeline_lock.sessions() or, where there is none, pg_stat_activity."""
+    for source in ACTIVITY:
+        try:
+            with conn.transaction():  # a failed look-up must not abort the caller's transaction
+                return conn.execute(query.replace("{activity}", source), params).fetchall()
+        except (psycopg.errors.UndefinedFunction, psycopg.errors.InsufficientPrivilege):
+            continue
+    return []
+
 
 NOTICE_MS = 3000  # a wait for a pipeline lock longer than this is logged at WARNING, once, naming the holder
 
@@ -143,8 +159,7 @@ def holders(conn: psycopg.Connection, relations: Sequence[str]) -> str:
     if not relations:
         return "another session"
     try:
-        with conn.transaction():  # a failed look-up must not abort the caller's transaction
-            rows = conn.execute(_HOLDERS, {"relations": list(relations)}).fetchall()
+        rows = _activity_rows(conn, _HOLDERS, {"relations": list(relations)})
     except psycopg.Error:
         return "another session"
     return _described(rows) if rows else "another session (gone meanwhile)"
@@ -154,8 +169,7 @@ def holders(conn: psycopg.Connection, relations: Sequence[str]) -> str:
 def key_holder(conn: psycopg.Connection, key: str) -> str:
     """Who holds the pipeline lock `key`: its session, what it is doing and for how long (best effort)."""
     try:
-        with conn.transaction():
-            rows = conn.execute(_KEY_HOLDER, {"class": MARKER_CLASS, "key": key}).fetchall()
+        rows = _activity_rows(conn, _KEY_HOLDER, {"class": MARKER_CLASS, "key": key})
     except psycopg.Error:
         rows = []
     if not rows:  # every holder of a pipeline lock has the table in ROW SHARE
