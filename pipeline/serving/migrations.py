@@ -112,6 +112,7 @@ def apply_schema(conn: psycopg.Connection, sql_dir: Path | str = SERVING_SQL_DIR
         failure: MigrationError | None = None
         with conn.transaction():
             locks.hold(conn, locks.SCHEMA_KEY)
+            _creator_acts_as_created(conn)
             applied_now, failure = _apply_locked(conn, files)
         if failure is not None:
             raise failure
@@ -120,6 +121,29 @@ def apply_schema(conn: psycopg.Connection, sql_dir: Path | str = SERVING_SQL_DIR
         return applied_now
     finally:
         conn.autocommit = was_autocommit
+
+
+def _creator_acts_as_created(conn: psycopg.Connection) -> None:
+    """A login with CREATEROLE but no SUPERUSER (a managed Postgres's admin) gets, on PostgreSQL 16, only ADMIN on the
+    roles it creates: 005 could not hand the facts to ecomm_writer ("must be able to SET ROLE"). For this
+    transaction, a role it creates is granted to it with SET and INHERIT too, as before 16 (a superuser: no effect)."""
+    if conn.info.server_version >= 160000:
+        conn.execute("select set_config('createrole_self_grant', 'set, inherit', true)")
+
+
+# what a migration's failure to act as one of its roles means, and what to do about it
+_ROLE_DENIED = re.compile(r'must be able to SET ROLE "(\w+)"|permission denied to change default privileges')
+
+
+def _what_to_do(conn: psycopg.Connection, err: Exception) -> str:
+    """The fix for a migration refused the rights of a role it needs (roles another login created: no SET/INHERIT)."""
+    found = _ROLE_DENIED.search(str(err))
+    if not found:
+        return ""
+    role = found.group(1) or "ecomm_writer"
+    return (f"; {conn.info.user} may not act as {role}: as the role's creator or a superuser run `grant {role} to"
+            f" {conn.info.user} with inherit true, set true` (PostgreSQL 16; before: `grant {role} to"
+            f" {conn.info.user}`), then run the migrations again (docs/serving.md, your own server)")
 
 
 def _bootstrap(conn: psycopg.Connection, attempts: int = 10) -> None:
@@ -183,7 +207,8 @@ def _apply_locked(conn: psycopg.Connection, files: list[Migration]) -> tuple[lis
             # the tables a migration alters are read by BI: bounded lock waits, retried
             locks.retrying(conn, f"migration {migration.path.name}", run, _relations(conn, migration.text()))
         except (psycopg.Error, locks.LockWaitTimeout) as err:
-            return applied_now, MigrationError(f"{migration.path}: {err}".strip())
+            first, *rest = f"{migration.path}: {err}".strip().split("\n", 1)
+            return applied_now, MigrationError("\n".join([first + _what_to_do(conn, err), *rest]))
         finally:
             conn.remove_notice_handler(said)
         applied_now.append(migration.path.name)

@@ -1,0 +1,72 @@
+"""Migrations run by a managed Postgres's admin: a login with CREATEROLE and CREATEDB but no SUPERUSER.
+
+PostgreSQL 16 gives such a login only ADMIN on the roles it creates, not SET or INHERIT, and migration 005 could
+not hand the facts to ecomm_writer ("must be able to SET ROLE"): a first `migrate` on RDS, Cloud SQL or Azure
+failed. Each test has its own server: roles are cluster-wide, and these must be created by the admin itself.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from pipeline.serving import migrations, publish
+from tests.support.postgres import PG_ENV, ThrowawayPostgres
+from tests.support.serving import event, order, write_facts
+
+DAY = dt.date(2025, 12, 14)
+
+
+@pytest.fixture
+def server() -> Iterator[ThrowawayPostgres]:
+    server = ThrowawayPostgres()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _managed_database(server: ThrowawayPostgres, admin: str, database: str) -> str:
+    with psycopg.connect(server.dsn(), autocommit=True) as su:
+        su.execute(f"create role {admin} login createrole createdb")
+        su.execute(f"create database {database} owner {admin}")
+    return server.dsn(database, user=admin)
+
+
+def test_an_admin_without_superuser_migrates_and_publishes(server, serving_lake, monkeypatch) -> None:
+    admin = _managed_database(server, "app_admin", "ecomm")
+    with psycopg.connect(admin) as conn:
+        applied = migrations.apply_schema(conn)
+        owners = conn.execute("select distinct pg_get_userbyid(relowner) from pg_class"
+                              " where relname in ('fact_orders_all', 'fact_events_all')").fetchall()
+        acts_as = conn.execute("select pg_has_role('ecomm_writer', 'SET'), pg_has_role('ecomm_writer', 'USAGE'),"
+                               " pg_has_role('ecomm_writer', 'MEMBER WITH ADMIN OPTION')").fetchone()
+    assert len(applied) == len(migrations.migrations(migrations.SERVING_SQL_DIR))
+    assert owners == [("ecomm_writer",)]
+    assert acts_as == (True, True, True)
+    for name in PG_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ECOMM_PG_DSN", admin)
+    write_facts(DAY, [order("ORD_1", DAY)], [event("EVT_1", DAY)])
+    publish.publish(DAY)
+    with psycopg.connect(server.dsn("ecomm")) as conn:
+        assert conn.execute("select count(*) from warehouse.fact_orders").fetchone() == (1,)
+
+
+def test_roles_another_login_created_without_set_are_one_line_with_the_grant(server, serving_lake) -> None:
+    with psycopg.connect(_managed_database(server, "app_admin", "ecomm")) as conn:
+        migrations.apply_schema(conn)  # creates the roles: app_admin is their creator
+    second = _managed_database(server, "team_admin", "ecomm_two")
+    with psycopg.connect(server.dsn("ecomm", user="app_admin"), autocommit=True) as conn:
+        conn.execute("grant ecomm_reader, bi_reader to team_admin with admin true")  # as docs/serving.md says
+        conn.execute("grant ecomm_writer to team_admin with admin true, inherit false, set false")
+    with psycopg.connect(second) as conn, pytest.raises(migrations.MigrationError) as failed:
+        migrations.apply_schema(conn)
+    first = str(failed.value).splitlines()[0]
+    assert first.endswith(
+        "005_roles.sql: must be able to SET ROLE \"ecomm_writer\"; team_admin may not act as ecomm_writer: as the"
+        " role's creator or a superuser run `grant ecomm_writer to team_admin with inherit true, set true`"
+        " (PostgreSQL 16; before: `grant ecomm_writer to team_admin`), then run the migrations again"
+        " (docs/serving.md, your own server)"), first
