@@ -11,6 +11,7 @@ import datetime as dt
 import os
 import random
 import re
+import shutil
 import string
 import tempfile
 from collections.abc import Iterator
@@ -223,3 +224,37 @@ def test_each_postgres_disk_full_message_gets_its_advice(fresh_db) -> None:
     # the lake's own full disk keeps the lake's advice
     assert runbook.remedy_for_text("OSError: [Errno 28] No space left on device: 'lake/x.tmp'").kind == "disk full"
     assert runbook.remedy_for(OSError(28, "No space left on device")).kind == "disk full"
+
+
+def test_an_embedded_server_that_cannot_start_on_a_full_disk_says_so_not_start_it(monkeypatch) -> None:
+    """A start writes before it serves (its lock file; after a crash, WAL): on a full disk it failed as "Postgres down:
+    start it", which fails the same way until there is room."""
+    from pipeline.serving import data_folder, pg
+    from pipeline.tasks import runbook
+    from tests.support.processes import free_port
+
+    folder = Path(tempfile.mkdtemp(prefix="ecomm-pgstart-"))
+    try:
+        with tmpfs(folder, "80m") as disk:
+            for name in ("ECOMM_PG_DSN", "PGHOST", "PGDATABASE", "PGSERVICE", "PGPORT"):
+                monkeypatch.delenv(name, raising=False)
+            monkeypatch.setenv("ECOMM_PG_DATA", str(disk / "pgdata"))
+            monkeypatch.setenv("ECOMM_PG_PORT", str(free_port()))
+            pg.start_embedded()
+            try:
+                pg.stop_embedded()
+                with open(disk / "filler", "wb") as filler, contextlib.suppress(OSError):
+                    while True:
+                        filler.write(b"\0" * 65536)
+                        filler.flush()
+                with pytest.raises(data_folder.EmbeddedDiskFull) as caught:
+                    pg.start_embedded()
+            finally:
+                (disk / "filler").unlink(missing_ok=True)
+                with contextlib.suppress(pg.EmbeddedServerError):
+                    pg.stop_embedded()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    first = str(caught.value).splitlines()[0]
+    assert "No space left on device" in first and "Its disk is full: free space on it" in first, first
+    assert runbook.remedy_for(caught.value).kind == "Postgres disk full"

@@ -37,6 +37,10 @@ class EmbeddedServerError(RuntimeError):
     """The embedded Postgres server could not be initialised, started or stopped."""
 
 
+class EmbeddedDiskFull(EmbeddedServerError):
+    """The embedded server could not start: the disk of its data folder is full (its recovery writes WAL first)."""
+
+
 class EmbeddedPortInUse(EmbeddedServerError):
     """Another program (often another deployment's embedded server) listens on the embedded server's port."""
 

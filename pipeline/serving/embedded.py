@@ -42,6 +42,7 @@ from pipeline import resources
 from pipeline.serving import data_folder
 from pipeline.serving.data_folder import (
     LOG_FILE,
+    EmbeddedDiskFull,
     EmbeddedPortInUse,
     EmbeddedPortInvalid,
     EmbeddedPortMismatch,
@@ -280,12 +281,15 @@ def _failed_start(pgdata: Path, since: int, before: int | None, what: str) -> No
     """Stop what a failed start left running (a postmaster may restart forever), then raise: the cause, what to do,
     in the first line (a run's summary shows no other), then the log's last lines."""
     data_folder.kill_postmaster(pgdata, spare=before)
+    cause, error = data_folder.log_cause(pgdata, since), EmbeddedServerError
     if data_folder.looks_half_initialised(pgdata):
         todo = f"Its initdb was interrupted: if it holds nothing you need, remove {pgdata} and start again"
+    elif "No space left on device" in cause:  # not "down": starting it again fails the same way until there is room
+        error, todo = EmbeddedDiskFull, (f"Its disk is full: free space on it (or move {pgdata} to a bigger disk),"
+                                         " then start again")
     else:
         todo = f"See {pgdata / LOG_FILE}, fix the cause and start again, or set ECOMM_PG_DSN to use another Postgres"
-    raise EmbeddedServerError(f"embedded Postgres in {pgdata} {what}: {data_folder.log_cause(pgdata, since)}. {todo}"
-                              f"\n{data_folder.log_tail(pgdata)}")
+    raise error(f"embedded Postgres in {pgdata} {what}: {cause}. {todo}\n{data_folder.log_tail(pgdata)}")
 
 
 def _ensure_database(socket_dir: str, port: int, db: str) -> None:

@@ -326,12 +326,15 @@ REMEDIES: tuple[Remedy, ...] = (
            "`FAILED`, `PreloadFactOrders: PublishError: preloading fact_orders of D failed: the serving Postgres's disk"
            " is full (could not extend file \"base/...\": No space left on device); it was rolled back` (or `... wrote"
            " only 4096 of 8192 bytes at block N`); a disk so full that no session starts: `OperationalError: ... FATAL:"
-           " could not write init file` (exit 35)",
+           " could not write init file` (exit 35), or that the embedded server cannot start: `EmbeddedDiskFull:"
+           " embedded Postgres in D could not start: FATAL: could not write to file \"pg_wal/xlogtemp.N\": No space"
+           " left on device`",
            "the disk under the serving Postgres's data folder is full (SQLSTATE 53100 disk_full): not the lake's disk,"
            " not the date's rows; the write was rolled back and BI still sees what was published before",
            "free space on the serving Postgres's disk: for the embedded server, the disk of its data folder"
            " (`ECOMM_PG_DATA`, else `[postgres] embedded_dir`, by default `.pgdata`), or move that folder to a bigger"
-           f" disk; another server: its administrator frees or adds space; then `{DAILY}`", ("DiskFull",)),
+           f" disk; another server: its administrator frees or adds space; then `{DAILY}`",
+           ("DiskFull", "EmbeddedDiskFull")),
     Remedy("DuckDB out of memory", "30",
            "`FAILED`, `LandEvents: DuckDBOutOfMemory: DuckDB ran out of memory under [duckdb] memory_limit = 50MB"
            " (failed to allocate data of size 4.0 MiB ...)`, often in several tasks of the date",
