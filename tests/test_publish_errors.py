@@ -229,7 +229,7 @@ def test_each_postgres_disk_full_message_gets_its_advice(fresh_db) -> None:
 def test_an_embedded_server_that_cannot_start_on_a_full_disk_says_so_not_start_it(monkeypatch) -> None:
     """A start writes before it serves (its lock file; after a crash, WAL): on a full disk it failed as "Postgres down:
     start it", which fails the same way until there is room."""
-    from pipeline.serving import data_folder, pg
+    from pipeline.serving import data_folder, embedded, pg
     from pipeline.tasks import runbook
     from tests.support.processes import free_port
 
@@ -249,6 +249,7 @@ def test_an_embedded_server_that_cannot_start_on_a_full_disk_says_so_not_start_i
                         filler.flush()
                 with pytest.raises(data_folder.EmbeddedDiskFull) as caught:
                     pg.start_embedded()
+                assert embedded._disk_full(disk / "pgdata"), "found full without the log's word for it too"
             finally:
                 (disk / "filler").unlink(missing_ok=True)
                 with contextlib.suppress(pg.EmbeddedServerError):

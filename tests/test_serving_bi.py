@@ -134,7 +134,7 @@ def test_bi_idle_in_a_transaction_makes_the_publish_fail_clearly_after_bounded_w
     assert message.startswith(f"publishing {D2} failed: swapping in the partitions of {D2}: warehouse.fact_orders_all,"
                               " warehouse.fact_events_all stayed locked by ")
     assert "AccessShareLock on warehouse.fact_orders_all" in message
-    # the publish looks as ecomm_writer, which sees BI sessions' state (migration 050): the idle one to end
+    # the publish looks as ecomm_writer, which sees BI sessions' state (pipeline_lock.sessions(), migration 052)
     assert f"pid {pid} (bi_reader, idle in transaction" in message, message
     assert "through 3 waits of 200ms" in message and "end that session" in message
     assert published(two_dates) == [D1], "nothing of D2 is visible"

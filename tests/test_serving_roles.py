@@ -130,3 +130,38 @@ def test_ecomm_writer_sees_other_sessions_state_but_not_their_statements(publish
     with psycopg.connect(published.as_user("bi_reader")) as bi:
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             bi.execute("select * from pipeline_lock.sessions()")
+
+
+def test_a_pipeline_lock_holder_is_named_with_its_statement_as_ecomm_writer_sees_it(published) -> None:
+    """pipeline_lock.sessions() shows the statements of the sessions holding a pipeline lock (the pipeline's own)."""
+    from pipeline.serving import locks
+
+    with published.connect() as holder, published.connect() as waiter:
+        holder.execute("set role ecomm_writer")
+        locks.hold(holder, locks.date_key(DAY))
+        holder.execute("select 'the holder''s last statement'")  # idle in its transaction, lock held
+        waiter.execute("set role ecomm_writer")
+        said, pid = locks.key_holder(waiter, locks.date_key(DAY)), holder.info.backend_pid
+    assert f"pid {pid} (postgres, idle in transaction" in said, said
+    assert "last statement \"select 'the holder''s last statement'\"" in said, said
+
+
+def test_migration_052_revokes_pg_read_all_stats_whoever_granted_it(published) -> None:
+    """On PostgreSQL 16 a revoke removes only the grants the revoking role made: one a DBA's admin role made (as 050's
+    notice advised) stayed, and the notice then told a superuser to run a revoke that did nothing."""
+    text = (migrations.SERVING_SQL_DIR / "052_writer_sees_session_states.sql").read_text()
+    with published.connect(autocommit=True) as conn:
+        conn.execute("create role dba_admin_052 createrole")
+        try:
+            conn.execute("grant pg_read_all_stats to dba_admin_052 with admin option")
+            conn.execute("set role dba_admin_052")
+            conn.execute("grant pg_read_all_stats to ecomm_writer")
+            conn.execute("reset role")
+            granted, = conn.execute("select pg_has_role('ecomm_writer', 'pg_read_all_stats', 'MEMBER')").fetchone()
+            conn.execute(text)
+            member, = conn.execute("select pg_has_role('ecomm_writer', 'pg_read_all_stats', 'MEMBER')").fetchone()
+        finally:
+            conn.execute("reset role")
+            conn.execute("revoke pg_read_all_stats from ecomm_writer granted by dba_admin_052")
+            conn.execute("drop role dba_admin_052")
+    assert granted and not member

@@ -277,6 +277,15 @@ def _pg_ctl_start(pgdata: Path, port: int) -> dict[str, Any]:
     return info
 
 
+def _disk_full(pgdata: Path) -> bool:
+    """Whether the data folder's disk has (almost) no room left: the log saying so may not have been written there."""
+    try:
+        disk = os.statvfs(pgdata)
+    except OSError:
+        return False
+    return disk.f_bavail * disk.f_frsize < 1024 * 1024
+
+
 def _failed_start(pgdata: Path, since: int, before: int | None, what: str) -> None:
     """Stop what a failed start left running (a postmaster may restart forever), then raise: the cause, what to do,
     in the first line (a run's summary shows no other), then the log's last lines."""
@@ -284,7 +293,7 @@ def _failed_start(pgdata: Path, since: int, before: int | None, what: str) -> No
     cause, error = data_folder.log_cause(pgdata, since), EmbeddedServerError
     if data_folder.looks_half_initialised(pgdata):
         todo = f"Its initdb was interrupted: if it holds nothing you need, remove {pgdata} and start again"
-    elif "No space left on device" in cause:  # not "down": starting it again fails the same way until there is room
+    elif "No space left on device" in cause or _disk_full(pgdata):  # not "down": a start fails until there is room
         error, todo = EmbeddedDiskFull, (f"Its disk is full: free space on it (or move {pgdata} to a bigger disk),"
                                          " then start again")
     else:

@@ -34,6 +34,7 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import psycopg
+from psycopg import sql
 
 from pipeline.serving import retry as pg_retry
 from pipeline.serving.settings import publish as publish_settings
@@ -108,17 +109,20 @@ where l.locktype = 'advisory' and l.granted and l.classid = %(class)s and l.obji
 order by a.pid
 """
 
-# What ecomm_writer may see of other sessions (migration 052): their state, and the statement of the pipeline's own.
-# A migration waiting before 052 is applied looks as the migrating role, in pg_stat_activity itself.
-ACTIVITY = ("pipeline_lock.sessions()", "pg_stat_activity")
+# What ecomm_writer may see of other sessions (migration 052): their state, and the statements of the pipeline's own.
+# A role that sees every session itself (a member of pg_read_all_stats, a superuser) reads pg_stat_activity, as does
+# a migration waiting for a lock before 052 is applied.
+_SESSIONS, _ACTIVITY = sql.SQL("pipeline_lock.sessions()"), sql.SQL("pg_stat_activity")
 
 
 def _activity_rows(conn: psycopg.Connection, query: str, params: dict) -> list[tuple]:
-    """`query`'s rows, its `{activity}` read from pipeline_lock.sessions() or, where there is none, pg_stat_activity."""
-    for source in ACTIVITY:
+    """`query`'s rows, its `{activity}` read from pipeline_lock.sessions() or pg_stat_activity (see above)."""
+    with conn.transaction():  # a failed look-up must not abort the caller's transaction
+        sees_all = conn.execute("select pg_has_role('pg_read_all_stats', 'USAGE')").fetchone()[0]
+    for source in (_ACTIVITY,) if sees_all else (_SESSIONS, _ACTIVITY):
         try:
-            with conn.transaction():  # a failed look-up must not abort the caller's transaction
-                return conn.execute(query.replace("{activity}", source), params).fetchall()
+            with conn.transaction():
+                return conn.execute(sql.SQL(query).format(activity=source), params).fetchall()
         except (psycopg.errors.UndefinedFunction, psycopg.errors.InsufficientPrivilege):
             continue
     return []
@@ -163,7 +167,6 @@ def holders(conn: psycopg.Connection, relations: Sequence[str]) -> str:
     except psycopg.Error:
         return "another session"
     return _described(rows) if rows else "another session (gone meanwhile)"
-
 
 
 def key_holder(conn: psycopg.Connection, key: str) -> str:

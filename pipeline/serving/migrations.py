@@ -126,24 +126,27 @@ def apply_schema(conn: psycopg.Connection, sql_dir: Path | str = SERVING_SQL_DIR
 def _creator_acts_as_created(conn: psycopg.Connection) -> None:
     """A login with CREATEROLE but no SUPERUSER (a managed Postgres's admin) gets, on PostgreSQL 16, only ADMIN on the
     roles it creates: 005 could not hand the facts to ecomm_writer ("must be able to SET ROLE"). For this
-    transaction, a role it creates is granted to it with SET and INHERIT too, as before 16 (a superuser: no effect)."""
+    transaction, a role it creates is granted to it with SET and INHERIT too (a superuser: no effect). Before 16 a
+    creator gets no membership at all: docs/serving.md ("Your own server") has the grant to give it first."""
     if conn.info.server_version >= 160000:
         conn.execute("select set_config('createrole_self_grant', 'set, inherit', true)")
 
 
-# what a migration's failure to act as one of its roles means, and what to do about it
-_ROLE_DENIED = re.compile(r'must be able to SET ROLE "(\w+)"|permission denied to change default privileges')
+# a migration refused the rights of one of its roles: 16's wording (no SET), then older servers' (not a member)
+_ROLE_DENIED = re.compile(r'must be able to SET ROLE "(\w+)"|must be member of role "(\w+)"'
+                          r"|permission denied to change default privileges")
 
 
 def _what_to_do(conn: psycopg.Connection, err: Exception) -> str:
-    """The fix for a migration refused the rights of a role it needs (roles another login created: no SET/INHERIT)."""
+    """The fix for a migration refused the rights of a role it needs (roles another login created, or any role
+    before PostgreSQL 16): the grant that lets the migrating login act as it."""
     found = _ROLE_DENIED.search(str(err))
     if not found:
         return ""
-    role = found.group(1) or "ecomm_writer"
-    return (f"; {conn.info.user} may not act as {role}: as the role's creator or a superuser run `grant {role} to"
-            f" {conn.info.user} with inherit true, set true` (PostgreSQL 16; before: `grant {role} to"
-            f" {conn.info.user}`), then run the migrations again (docs/serving.md, your own server)")
+    role, user = found.group(1) or found.group(2) or "ecomm_writer", conn.info.user
+    grant = f"grant {role} to {user}" + (" with inherit true, set true" if conn.info.server_version >= 160000 else "")
+    return (f"; {user} may not act as {role}: as the role's creator or a superuser run `{grant}`, then run the"
+            " migrations again (docs/serving.md, your own server)")
 
 
 def _bootstrap(conn: psycopg.Connection, attempts: int = 10) -> None:

@@ -330,7 +330,8 @@ REMEDIES: tuple[Remedy, ...] = (
            " embedded Postgres in D could not start: FATAL: could not write to file \"pg_wal/xlogtemp.N\": No space"
            " left on device`",
            "the disk under the serving Postgres's data folder is full (SQLSTATE 53100 disk_full): not the lake's disk,"
-           " not the date's rows; the write was rolled back and BI still sees what was published before",
+           " not the date's rows; the write was rolled back and BI still sees what was published before (an embedded"
+           " server that cannot start serves nobody until there is room)",
            "free space on the serving Postgres's disk: for the embedded server, the disk of its data folder"
            " (`ECOMM_PG_DATA`, else `[postgres] embedded_dir`, by default `.pgdata`), or move that folder to a bigger"
            f" disk; another server: its administrator frees or adds space; then `{DAILY}`",
