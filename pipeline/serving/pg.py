@@ -109,6 +109,11 @@ def redact(conninfo: str) -> str:
     return " ".join(f"{key}={value}" for key, value in parts.items())
 
 
+# psycopg reads dates and timestamps only in ISO DateStyle and intervals only in IntervalStyle postgres: a role or
+# database set to e.g. `datestyle = 'SQL, DMY'` would fail the first timestamp read back (after a publish committed).
+SESSION_FORMATS = ("-c DateStyle=ISO", "-c IntervalStyle=postgres")
+
+
 def connect(conninfo: str | None = None, **kwargs: Any) -> psycopg.Connection:
     """A psycopg connection to `conninfo` (default: `dsn()`), with the [postgres] session settings."""
     target = dsn() if conninfo is None else conninfo
@@ -124,8 +129,8 @@ def connect(conninfo: str | None = None, **kwargs: Any) -> psycopg.Connection:
         value = str(getattr(settings, name)).strip()
         if value and value != "0":
             options.append(f"-c {name}={value.replace(' ', '')}")
-    if any(options[1:]):
-        params["options"] = " ".join(o for o in options if o)
+    options.extend(SESSION_FORMATS)  # last: a role's, database's or DSN's own DateStyle would break reading dates
+    params["options"] = " ".join(o for o in options if o)
     params.update(kwargs)
     return psycopg.connect(target, **params)
 
