@@ -2,12 +2,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
+import sys
+import uuid
 
 import psycopg
 import pytest
 
 from pipeline.quality import serving_reconciliation
 from pipeline.serving import pg, publish
+from tests.support.paths import REPO
+from tests.support.postgres import PG_ENV
+from tests.support.processes import free_port
 from tests.support.serving import event, order, write_facts
 
 DAY = dt.date(2025, 12, 14)
@@ -37,3 +44,34 @@ def test_a_database_with_a_non_iso_datestyle_and_another_time_zone_publishes_and
         assert conn.execute("select now() - %s < interval '1 hour', interval '1 day 2 hours'",
                             [when]).fetchone() == (True, dt.timedelta(days=1, hours=2))
         assert conn.execute("show timezone").fetchone() == ("Asia/Tokyo",), "the time zone stays the server's"
+
+
+def _run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", *args], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=120, check=False)
+
+
+def _env(**settings: str) -> dict[str, str]:
+    return {**{k: v for k, v in os.environ.items() if k not in PG_ENV}, **settings}
+
+
+@pytest.mark.parametrize("command", [("pipeline.serving.pg", "dsn"), ("pipeline.serving.pg", "dsn", "--bi"),
+                                     ("pipeline", "migrate")], ids=["dsn", "dsn-bi", "migrate"])
+def test_an_unescaped_at_sign_in_a_uri_password_is_refused_without_showing_any_of_it(command) -> None:
+    """libpq reads a URI's password up to the first '@' and the rest as the host: `p@ss:w@127.0.0.1` became
+    host=ss port=w@127.0.0.1..., which the error line and `pg dsn` printed, half the password with it."""
+    head, tail = "p" + uuid.uuid4().hex[:6], uuid.uuid4().hex[:6] + "w"  # the password: head@tail:..., made here
+    env = _env(ECOMM_PG_DSN=f"postgresql://sp_admin:{head}@{tail}:x@127.0.0.1:{free_port()}/ecomm")
+    run = _run(*command, env=env)
+    said = run.stdout + run.stderr
+    assert run.returncode == 35, said
+    assert head not in said and tail not in said and "host=" not in said and "127.0.0.1" not in said, said
+    assert len(run.stderr.strip().splitlines()) == 1, said
+    assert "percent-encode an '@' in the user or password as %40" in run.stderr, said
+
+
+def test_a_percent_encoded_at_sign_in_a_password_is_read_as_part_of_it(monkeypatch) -> None:
+    monkeypatch.setenv("ECOMM_PG_DSN", "postgresql://sp_admin:a%40b@db.example:5433/ecomm?host=db.example")
+    assert psycopg.conninfo.conninfo_to_dict(pg.dsn())["password"] == "a@b"
+    monkeypatch.setenv("ECOMM_PG_DSN", "host=db.example user=a@b password=x@y@z")  # key=value pairs: no authority
+    assert pg.dsn().startswith("host=db.example")

@@ -52,6 +52,10 @@ def dsn() -> str:
     """Where the pipeline connects: ECOMM_PG_DSN, "" (libpq's PG* variables) or the embedded server."""
     explicit = os.environ.get(ENV_DSN, "").strip()
     if explicit:
+        if _authority(explicit).count("@") > 1:  # libpq would read the password up to the first '@', the rest as host
+            raise DsnInvalid(f"{ENV_DSN} has more than one '@' before its host: percent-encode an '@' in the user or"
+                             " password as %40 (postgresql://USER:PA%40SS@HOST/DATABASE), or put the password in"
+                             " ~/.pgpass")
         try:
             conninfo_to_dict(explicit)
         except psycopg.ProgrammingError as err:  # libpq's message quotes the string, password and all
@@ -65,6 +69,14 @@ def dsn() -> str:
     return embedded.dsn()
 
 
+def _authority(conninfo: str) -> str:
+    """A URI's user, password, host and port (between '://' and the next '/', '?' or the end); "" for key=value."""
+    scheme, sep, rest = conninfo.partition("://")
+    if not sep or scheme.lower() not in {"postgresql", "postgres"}:
+        return ""
+    return re.split(r"[/?]", rest, maxsplit=1)[0]
+
+
 def bi_dsn() -> str:
     """What a BI tool connects with: the serving database as bi_reader, as a URI without a password.
 
@@ -72,7 +84,7 @@ def bi_dsn() -> str:
     trusted). For a configured server it is ECOMM_PG_DSN's (or the PG* variables') host, port and
     database with the user replaced: bi_reader's password belongs in the BI tool or ~/.pgpass.
     """
-    explicit = os.environ.get(ENV_DSN, "").strip()
+    explicit = dsn() if os.environ.get(ENV_DSN, "").strip() else ""  # read as the pipeline reads it (DsnInvalid)
     if not explicit and not any(os.environ.get(name) for name in LIBPQ_VARS):
         embedded.start()
         info = embedded.status() or {}
