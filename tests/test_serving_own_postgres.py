@@ -75,3 +75,37 @@ def test_a_percent_encoded_at_sign_in_a_password_is_read_as_part_of_it(monkeypat
     assert psycopg.conninfo.conninfo_to_dict(pg.dsn())["password"] == "a@b"
     monkeypatch.setenv("ECOMM_PG_DSN", "host=db.example user=a@b password=x@y@z")  # key=value pairs: no authority
     assert pg.dsn().startswith("host=db.example")
+
+
+def test_status_with_a_configured_server_says_whether_that_server_answers(fresh_db, monkeypatch, capsys) -> None:
+    """`pg status` with ECOMM_PG_DSN set printed the embedded server's `not running (<data dir>)`: the pipeline
+    does not use that one. It says which server the pipeline uses (no password) and whether it takes a connection."""
+    secret = uuid.uuid4().hex  # trust auth: the password is not asked for, but must not be printed
+    monkeypatch.setenv("ECOMM_PG_DSN", psycopg.conninfo.make_conninfo(fresh_db.dsn, password=secret))
+    assert pg.main(["status"]) == 0
+    out, _ = capsys.readouterr()
+    assert out.startswith("configured server user=postgres password=*** dbname=" + fresh_db.database), out
+    assert "answers (PostgreSQL 16" in out and "not running" not in out and secret not in out, out
+
+    monkeypatch.setenv("ECOMM_PG_DSN", f"postgresql://postgres@127.0.0.1:{free_port()}/ecomm")
+    assert pg.main(["status"]) == pg.UNREACHABLE_EXIT
+    out, _ = capsys.readouterr()
+    assert "(ECOMM_PG_DSN): does not answer: " in out and "Connection refused" in out, out
+
+    monkeypatch.setenv("ECOMM_PG_DSN", fresh_db.dsn.replace(fresh_db.database, "no_such_db"))
+    assert pg.main(["status"]) == pg.UNREACHABLE_EXIT
+    out, _ = capsys.readouterr()
+    assert 'refuses the connection: connection failed: connection to server on socket' in out, out
+    assert 'database "no_such_db" does not exist' in out, out
+
+
+def test_status_with_the_libpq_variables_asks_the_server_they_name(dsn_server, monkeypatch, capsys) -> None:
+    for name in PG_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PGHOST", dsn_server.socket_dir)
+    monkeypatch.setenv("PGUSER", "postgres")
+    monkeypatch.setenv("PGDATABASE", "postgres")
+    assert pg.main(["status"]) == 0
+    out, _ = capsys.readouterr()
+    assert out.startswith("configured server (libpq PG* environment): answers (PostgreSQL 16") and \
+        f"database postgres as postgres on {dsn_server.socket_dir}:" in out, out

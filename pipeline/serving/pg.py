@@ -8,7 +8,8 @@ Where to connect, in order:
 
 Run `python -m pipeline.serving.pg dsn|start|stop|status|psql [psql args]` (`make psql` uses `psql`);
 `dsn` prints the pipeline's DSN without its password, `dsn --bi` what a BI tool connects with (the
-read-only login bi_reader), and `psql --bi` opens psql with it.
+read-only login bi_reader), and `psql --bi` opens psql with it. `status` says whether the embedded server
+runs or, with ECOMM_PG_DSN or PG* set, whether that server takes a connection (exit 0, else 3).
 """
 from __future__ import annotations
 
@@ -189,6 +190,28 @@ def _without_password(target: str) -> tuple[str, dict[str, str]]:
     return make_conninfo(**parts), {**os.environ, "PGPASSWORD": password}
 
 
+STATUS_TIMEOUT = 5  # seconds `status` waits for a configured server to answer
+
+
+def _configured_status() -> int:
+    """`status` with ECOMM_PG_DSN or PG* set: where the pipeline connects, and whether it takes a connection (0)
+    or not (UNREACHABLE_EXIT, as for every command that cannot connect; the embedded server is not the pipeline's)."""
+    target = dsn()  # DsnInvalid: exit 35
+    where = f"{redact(target)} ({ENV_DSN})" if target else redact(target)
+    try:
+        with connect(target, connect_timeout=STATUS_TIMEOUT) as conn:
+            version = conn.execute("select current_setting('server_version')").fetchone()[0]
+            seen = f"database {conn.info.dbname} as {conn.info.user} on {conn.info.host}:{conn.info.port}"
+    except psycopg.OperationalError as err:
+        from pipeline.serving import retry
+
+        said = "refuses the connection" if not retry.postgres_unreachable(err) else "does not answer"
+        print(f"configured server {where}: {said}: {first_line(err)}")
+        return UNREACHABLE_EXIT
+    print(f"configured server {where}: answers (PostgreSQL {version}, {seen}); the embedded server is not used")
+    return 0
+
+
 USAGE = "usage: python -m pipeline.serving.pg dsn [--bi]|start|stop|status|psql [--bi] [psql arguments]"
 
 
@@ -224,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
         elif command == "stop":
             print("stopped" if embedded.stop() else "not running")
         elif command == "status":
+            if os.environ.get(ENV_DSN, "").strip() or any(os.environ.get(name) for name in LIBPQ_VARS):
+                return _configured_status()
             info = embedded.status()
             print(f"running: pid {info['pid']}, port {info['port']}, socket dir {info['socket_dir']}"
                   if info else f"not running ({embedded.data_dir()})")
