@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from pipeline.quality import serving_reconciliation
-from pipeline.serving import pg, publish
+from pipeline.serving import migrations, pg, publish
 from tests.support.paths import REPO
 from tests.support.postgres import PG_ENV
 from tests.support.processes import free_port
@@ -109,3 +109,28 @@ def test_status_with_the_libpq_variables_asks_the_server_they_name(dsn_server, m
     out, _ = capsys.readouterr()
     assert out.startswith("configured server (libpq PG* environment): answers (PostgreSQL 16") and \
         f"database postgres as postgres on {dsn_server.socket_dir}:" in out, out
+
+
+def test_psql_bi_does_not_hand_the_pipeline_login_s_password_to_bi_reader(fresh_db) -> None:
+    """`pg psql --bi` passed PGPASSWORD (the pipeline login's) on to psql, whose libpq sent it for bi_reader:
+    "password authentication failed for user bi_reader". psql's own environment (read by a shell it starts)
+    holds no PGPASSWORD for --bi, so libpq uses ~/.pgpass or psql asks; without --bi it keeps it."""
+    with pg.connect(fresh_db.dsn) as conn:  # the bi_reader login exists once the serving schema does
+        migrations.ensure_schema(conn)
+    word = uuid.uuid4().hex  # the pipeline login's password, made here
+    env = _env(ECOMM_PG_DSN=fresh_db.dsn, PGPASSWORD=word)
+    show = ("-Atc", "select current_user", "-c", r"\! tr '\0' '\n' < /proc/$PPID/environ")
+    seen = _run("pipeline.serving.pg", "psql", "--bi", *show, env=env)
+    assert seen.returncode == 0, seen.stderr
+    user, environment = seen.stdout.split("\n", 1)
+    assert user == "bi_reader" and "PGPASSWORD" not in environment and word not in environment, seen.stdout
+    seen = _run("pipeline.serving.pg", "psql", *show, env=env)  # the pipeline's own login keeps it
+    assert seen.returncode == 0 and f"PGPASSWORD={word}" in seen.stdout.splitlines(), seen.stderr
+
+
+def test_the_bi_environment_never_carries_a_password(monkeypatch) -> None:
+    monkeypatch.setenv("PGPASSWORD", "pipeline-login")
+    assert "PGPASSWORD" not in pg._without_password("postgresql://bi_reader@db.example/ecomm", as_bi=True)[1]
+    target, env = pg._without_password("host=db.example user=bi_reader password=x", as_bi=True)
+    assert "password" not in target and "PGPASSWORD" not in env
+    assert pg._without_password("host=db.example user=etl password=x")[1]["PGPASSWORD"] == "x"

@@ -180,14 +180,20 @@ def connect_or_refuse(**kwargs: Any) -> psycopg.Connection:
 
 
 # --------------------------------------------------------------------------------------------- CLI
-def _without_password(target: str) -> tuple[str, dict[str, str]]:
+def _without_password(target: str, *, as_bi: bool = False) -> tuple[str, dict[str, str]]:
     """A DSN without its password, and this process's environment with it as PGPASSWORD: a program's command line is
-    readable by every user of the machine (/proc/<pid>/cmdline, ps), its environment only by its own."""
+    readable by every user of the machine (/proc/<pid>/cmdline, ps), its environment only by its own.
+
+    `as_bi`: PGPASSWORD is the pipeline login's password, not bi_reader's (whose libpq would send it and fail
+    "password authentication failed for user bi_reader"): left out, so that libpq reads ~/.pgpass or psql asks."""
+    env = {name: value for name, value in os.environ.items() if not (as_bi and name == "PGPASSWORD")}
     parts = conninfo_to_dict(target) if target else {}
-    if "password" not in parts:
-        return target, dict(os.environ)
-    password = str(parts.pop("password"))
-    return make_conninfo(**parts), {**os.environ, "PGPASSWORD": password}
+    password = parts.pop("password", None)
+    if password is None:
+        return target, env
+    if as_bi:  # bi_dsn() carries none: a password in it would be the pipeline's
+        return make_conninfo(**parts), env
+    return make_conninfo(**parts), {**env, "PGPASSWORD": str(password)}
 
 
 STATUS_TIMEOUT = 5  # seconds `status` waits for a configured server to answer
@@ -259,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"warning: {err}", file=sys.stderr)
             return 0 if info else 3
         else:
-            target, env = _without_password(bi_dsn() if as_bi else dsn())
+            target, env = _without_password(bi_dsn() if as_bi else dsn(), as_bi=as_bi)
             psql = str(embedded.binary("psql"))
             sys.stdout.flush()
             os.execve(psql, [psql, *(["--dbname", target] if target else []), *rest], env)
