@@ -134,3 +134,25 @@ def test_the_bi_environment_never_carries_a_password(monkeypatch) -> None:
     target, env = pg._without_password("host=db.example user=bi_reader password=x", as_bi=True)
     assert "password" not in target and "PGPASSWORD" not in env
     assert pg._without_password("host=db.example user=etl password=x")[1]["PGPASSWORD"] == "x"
+
+
+@pytest.mark.parametrize("server", ["refuses", "no grants", "down"])
+def test_the_summary_says_whether_postgres_refused_or_did_not_answer(fresh_db, serving_lake, tmp_path, server) -> None:
+    """A Postgres that answered and refused (missing database, wrong password) or whose login may not read the
+    publish log made the summary say `publish state unknown (Postgres not reachable)`, sending the reader to
+    start a server that runs."""
+    if server == "no grants":
+        with pg.connect(fresh_db.dsn) as conn:
+            migrations.ensure_schema(conn)
+            conn.execute("create role summary_reader login")
+    dsn = {"refuses": fresh_db.dsn.replace(fresh_db.database, "no_such_db"),
+           "no grants": fresh_db.as_user("summary_reader"),
+           "down": f"postgresql://postgres@127.0.0.1:{free_port()}/ecomm"}[server]
+    env = _env(ECOMM_PG_DSN=dsn, ECOMM_LAKE_DIR=str(serving_lake), ECOMM_DATA_DIR=str(tmp_path / "data"))
+    run = _run("pipeline", "summary", "--date", str(DAY), env=env)
+    assert run.returncode == 1, run.stdout + run.stderr  # not every date published, as documented
+    said = {"refuses": "publish state unknown (Postgres refused the connection)",
+            "no grants": "publish state unknown (Postgres: permission denied for schema audit)",
+            "down": "publish state unknown (Postgres not reachable)"}[server]
+    row = [line for line in run.stdout.splitlines() if line.startswith(str(DAY))]
+    assert len(row) == 1 and row[0].endswith(said), run.stdout
