@@ -55,8 +55,7 @@ def dsn() -> str:
     if explicit:
         if _authority(explicit).count("@") > 1:  # libpq would read the password up to the first '@', the rest as host
             raise DsnInvalid(f"{ENV_DSN} has more than one '@' before its host: percent-encode an '@' in the user or"
-                             " password as %40 (postgresql://USER:PA%40SS@HOST/DATABASE), or put the password in"
-                             " ~/.pgpass")
+                             " password as %40, or put the password in ~/.pgpass")
         try:
             conninfo_to_dict(explicit)
         except psycopg.ProgrammingError as err:  # libpq's message quotes the string, password and all
