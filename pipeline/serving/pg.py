@@ -8,7 +8,8 @@ Where to connect, in order:
 
 Run `python -m pipeline.serving.pg dsn|start|stop|status|psql [psql args]` (`make psql` uses `psql`);
 `dsn` prints the pipeline's DSN without its password, `dsn --bi` what a BI tool connects with (the
-read-only login bi_reader), and `psql --bi` opens psql with it.
+read-only login bi_reader), and `psql --bi` opens psql with it. `status` says whether the embedded server
+runs or, with ECOMM_PG_DSN or PG* set, whether that server takes a connection (exit 0, else 3).
 """
 from __future__ import annotations
 
@@ -52,6 +53,9 @@ def dsn() -> str:
     """Where the pipeline connects: ECOMM_PG_DSN, "" (libpq's PG* variables) or the embedded server."""
     explicit = os.environ.get(ENV_DSN, "").strip()
     if explicit:
+        if _authority(explicit).count("@") > 1:  # libpq would read the password up to the first '@', the rest as host
+            raise DsnInvalid(f"{ENV_DSN} has more than one '@' before its host: percent-encode an '@' in the user or"
+                             " password as %40, or put the password in ~/.pgpass")
         try:
             conninfo_to_dict(explicit)
         except psycopg.ProgrammingError as err:  # libpq's message quotes the string, password and all
@@ -65,6 +69,14 @@ def dsn() -> str:
     return embedded.dsn()
 
 
+def _authority(conninfo: str) -> str:
+    """A URI's user, password, host and port (between '://' and the next '/', '?' or the end); "" for key=value."""
+    scheme, sep, rest = conninfo.partition("://")
+    if not sep or scheme.lower() not in {"postgresql", "postgres"}:
+        return ""
+    return re.split(r"[/?]", rest, maxsplit=1)[0]
+
+
 def bi_dsn() -> str:
     """What a BI tool connects with: the serving database as bi_reader, as a URI without a password.
 
@@ -72,7 +84,7 @@ def bi_dsn() -> str:
     trusted). For a configured server it is ECOMM_PG_DSN's (or the PG* variables') host, port and
     database with the user replaced: bi_reader's password belongs in the BI tool or ~/.pgpass.
     """
-    explicit = os.environ.get(ENV_DSN, "").strip()
+    explicit = dsn() if os.environ.get(ENV_DSN, "").strip() else ""  # read as the pipeline reads it (DsnInvalid)
     if not explicit and not any(os.environ.get(name) for name in LIBPQ_VARS):
         embedded.start()
         info = embedded.status() or {}
@@ -109,6 +121,11 @@ def redact(conninfo: str) -> str:
     return " ".join(f"{key}={value}" for key, value in parts.items())
 
 
+# psycopg reads dates and timestamps only in ISO DateStyle and intervals only in IntervalStyle postgres: a role or
+# database set to e.g. `datestyle = 'SQL, DMY'` would fail the first timestamp read back (after a publish committed).
+SESSION_FORMATS = ("-c DateStyle=ISO", "-c IntervalStyle=postgres")
+
+
 def connect(conninfo: str | None = None, **kwargs: Any) -> psycopg.Connection:
     """A psycopg connection to `conninfo` (default: `dsn()`), with the [postgres] session settings."""
     target = dsn() if conninfo is None else conninfo
@@ -124,8 +141,8 @@ def connect(conninfo: str | None = None, **kwargs: Any) -> psycopg.Connection:
         value = str(getattr(settings, name)).strip()
         if value and value != "0":
             options.append(f"-c {name}={value.replace(' ', '')}")
-    if any(options[1:]):
-        params["options"] = " ".join(o for o in options if o)
+    options.extend(SESSION_FORMATS)  # last: a role's, database's or DSN's own DateStyle would break reading dates
+    params["options"] = " ".join(o for o in options if o)
     params.update(kwargs)
     return psycopg.connect(target, **params)
 
@@ -162,14 +179,42 @@ def connect_or_refuse(**kwargs: Any) -> psycopg.Connection:
 
 
 # --------------------------------------------------------------------------------------------- CLI
-def _without_password(target: str) -> tuple[str, dict[str, str]]:
+def _without_password(target: str, *, as_bi: bool = False) -> tuple[str, dict[str, str]]:
     """A DSN without its password, and this process's environment with it as PGPASSWORD: a program's command line is
-    readable by every user of the machine (/proc/<pid>/cmdline, ps), its environment only by its own."""
+    readable by every user of the machine (/proc/<pid>/cmdline, ps), its environment only by its own.
+
+    `as_bi`: PGPASSWORD is the pipeline login's password, not bi_reader's (whose libpq would send it and fail
+    "password authentication failed for user bi_reader"): left out, so that libpq reads ~/.pgpass or psql asks."""
+    env = {name: value for name, value in os.environ.items() if not (as_bi and name == "PGPASSWORD")}
     parts = conninfo_to_dict(target) if target else {}
-    if "password" not in parts:
-        return target, dict(os.environ)
-    password = str(parts.pop("password"))
-    return make_conninfo(**parts), {**os.environ, "PGPASSWORD": password}
+    password = parts.pop("password", None)
+    if password is None:
+        return target, env
+    if as_bi:  # bi_dsn() carries none: a password in it would be the pipeline's
+        return make_conninfo(**parts), env
+    return make_conninfo(**parts), {**env, "PGPASSWORD": str(password)}
+
+
+STATUS_TIMEOUT = 5  # seconds `status` waits for a configured server to answer
+
+
+def _configured_status() -> int:
+    """`status` with ECOMM_PG_DSN or PG* set: where the pipeline connects, and whether it takes a connection (0)
+    or not (UNREACHABLE_EXIT, as for every command that cannot connect; the embedded server is not the pipeline's)."""
+    target = dsn()  # DsnInvalid: exit 35
+    where = f"{redact(target)} ({ENV_DSN})" if target else redact(target)
+    try:
+        with connect(target, connect_timeout=STATUS_TIMEOUT) as conn:
+            version = conn.execute("select current_setting('server_version')").fetchone()[0]
+            seen = f"database {conn.info.dbname} as {conn.info.user} on {conn.info.host}:{conn.info.port}"
+    except psycopg.OperationalError as err:
+        from pipeline.serving import retry
+
+        said = "refuses the connection" if not retry.postgres_unreachable(err) else "does not answer"
+        print(f"configured server {where}: {said}: {first_line(err)}")
+        return UNREACHABLE_EXIT
+    print(f"configured server {where}: answers (PostgreSQL {version}, {seen}); the embedded server is not used")
+    return 0
 
 
 USAGE = "usage: python -m pipeline.serving.pg dsn [--bi]|start|stop|status|psql [--bi] [psql arguments]"
@@ -207,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
         elif command == "stop":
             print("stopped" if embedded.stop() else "not running")
         elif command == "status":
+            if os.environ.get(ENV_DSN, "").strip() or any(os.environ.get(name) for name in LIBPQ_VARS):
+                return _configured_status()
             info = embedded.status()
             print(f"running: pid {info['pid']}, port {info['port']}, socket dir {info['socket_dir']}"
                   if info else f"not running ({embedded.data_dir()})")
@@ -217,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"warning: {err}", file=sys.stderr)
             return 0 if info else 3
         else:
-            target, env = _without_password(bi_dsn() if as_bi else dsn())
+            target, env = _without_password(bi_dsn() if as_bi else dsn(), as_bi=as_bi)
             psql = str(embedded.binary("psql"))
             sys.stdout.flush()
             os.execve(psql, [psql, *(["--dbname", target] if target else []), *rest], env)

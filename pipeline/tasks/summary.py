@@ -107,7 +107,7 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
     """
     days = sorted(set(days))
     config.lake_dir()  # a lake that cannot be one (BadSetting) is said before Postgres is asked
-    published, pg_runs = inputs.serving_state(days, start_postgres, run_id)
+    published, pg_runs, unknown = inputs.serving_state(days, start_postgres, run_id)
     rerun = {"local_scheduler": local_scheduler}
     # dates published (any, not only these: a run says the same), no lake folder: the wrong one is named
     lake.check_built_here(lambda: publish_task.published_anywhere() if published is not None else set())
@@ -167,7 +167,7 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
         elif not_ready := inputs.not_ready(day):
             status = f"NOT READY ({', '.join(not_ready)}: no ready marker)"
         elif published is None:
-            status = "publish state unknown (Postgres not reachable)"
+            status = f"publish state unknown ({unknown})"  # not reachable, refused the connection, or what it said
         else:
             status = "not published"
         gate_said, rerun_fix = blocked and status == RESTATING, None  # its blocking checks are listed, with what to do

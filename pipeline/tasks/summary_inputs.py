@@ -52,20 +52,40 @@ def check_results(day: dt.date) -> list[dict[str, Any]] | None:
         return None
 
 
+NOT_REACHABLE = "Postgres not reachable"
+
+
+def unknown_because(err: BaseException) -> str:
+    """Why the publish state is unknown, for the summary's status: a server that did not answer, one that answered
+    and refused the login (wrong password, missing database), or what it said to a query (permission denied)."""
+    import psycopg
+
+    from pipeline.serving import retry
+
+    if not isinstance(err, psycopg.Error):  # the embedded server cannot start, its data dir unreadable
+        return NOT_REACHABLE
+    if err.sqlstate is None:  # libpq's connection errors carry none
+        unreachable = isinstance(err, psycopg.OperationalError) and retry.postgres_unreachable(err)
+        return NOT_REACHABLE if unreachable else "Postgres refused the connection"
+    if retry.transient(err):  # shut down or cut off mid-query: not reachable (now)
+        return NOT_REACHABLE
+    return f"Postgres: {retry.one_line(err, 80)}"  # e.g. "Postgres: permission denied for schema audit"
+
+
 def serving_state(days: Sequence[dt.date], start_postgres: bool, run_id: str | None = None
-                  ) -> tuple[dict[dt.date, dict[str, Any]] | None, dict[dt.date, list[tuple]]]:
-    """publish_log (and runtime) rows of the dates (None when Postgres cannot be asked), and, with `run_id`, that
-    run's audit.pipeline_runs rows of each date (`run_audit_pg.with_postgres`: a full lake disk left some in
-    Postgres only), read on one connection."""
+                  ) -> tuple[dict[dt.date, dict[str, Any]] | None, dict[dt.date, list[tuple]], str]:
+    """publish_log (and runtime) rows of the dates (None when Postgres cannot be asked, with why: `unknown_because`),
+    and, with `run_id`, that run's audit.pipeline_runs rows of each date (`run_audit_pg.with_postgres`: a full lake
+    disk left some in Postgres only), read on one connection."""
     if not start_postgres and not run_audit.postgres_reachable():
-        return None, {}
+        return None, {}, NOT_REACHABLE
     from pipeline.serving import pg
 
     runs: dict[dt.date, list[tuple]] = {}
     try:
         with pg.connect() as conn:
             if not pg.has_table(conn, "audit.publish_log"):
-                return {}, {}
+                return {}, {}, ""
             rows = conn.execute(
                 """select p.load_date, p.fact_orders_rows, p.fact_events_rows, m.runtime_seconds,
                           p.reconciled_at is not null, p.published_at, p.run_id
@@ -78,9 +98,9 @@ def serving_state(days: Sequence[dt.date], start_postgres: bool, run_id: str | N
         if start_postgres and isinstance(err, config.BadSetting):  # `summary`: e.g. ECOMM_PG_PORT against the server
             raise  # running in ECOMM_PG_DATA, one line (a run's summary shows it as the run's own failure)
         logger.warning("summary: Postgres not readable (%s)", str(err).strip().splitlines()[0] if str(err) else err)
-        return None, {}
+        return None, {}, unknown_because(err)
     return {r[0]: {"orders": r[1], "events": r[2], "runtime": r[3], "reconciled": r[4], "published_at": r[5],
-                   "run_id": r[6]} for r in rows}, runs
+                   "run_id": r[6]} for r in rows}, runs, ""
 
 
 def published_since(row: dict[str, Any], pub: dict[str, Any] | None) -> bool:
