@@ -157,3 +157,20 @@ def test_the_summary_says_whether_postgres_refused_or_did_not_answer(fresh_db, s
             "down": "publish state unknown (Postgres not reachable)"}[server]
     row = [line for line in run.stdout.splitlines() if line.startswith(str(DAY))]
     assert len(row) == 1 and row[0].endswith(said), run.stdout
+
+
+def test_a_service_keeps_its_own_options_and_still_reads_dates(fresh_db, tmp_path, monkeypatch) -> None:
+    """An options parameter replaces a pg_service.conf service's own `options` (its search_path, say): for a service
+    the session settings are set in SQL instead, the service's options kept and dates still read in ISO."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    info = conninfo_to_dict(fresh_db.dsn)
+    (tmp_path / "pg_service.conf").write_text(
+        f"[ecomm]\nhost={info['host']}\ndbname={info['dbname']}\nuser={info['user']}\noptions=-c search_path=marts\n")
+    monkeypatch.setenv("PGSERVICEFILE", str(tmp_path / "pg_service.conf"))
+    monkeypatch.setenv("ECOMM_PG_DSN", "service=ecomm")
+    with fresh_db.connect(autocommit=True) as su:
+        su.execute(f"alter database \"{fresh_db.database}\" set datestyle = 'SQL, DMY'")
+    with pg.connect() as conn:
+        assert conn.execute("show search_path").fetchone() == ("marts",)
+        assert conn.execute("select timestamptz '2025-12-15 10:00:00+00'").fetchone()[0].year == 2025

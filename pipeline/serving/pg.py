@@ -123,7 +123,7 @@ def redact(conninfo: str) -> str:
 
 # psycopg reads dates and timestamps only in ISO DateStyle and intervals only in IntervalStyle postgres: a role or
 # database set to e.g. `datestyle = 'SQL, DMY'` would fail the first timestamp read back (after a publish committed).
-SESSION_FORMATS = ("-c DateStyle=ISO", "-c IntervalStyle=postgres")
+SESSION_FORMATS = (("DateStyle", "ISO"), ("IntervalStyle", "postgres"))
 
 
 def connect(conninfo: str | None = None, **kwargs: Any) -> psycopg.Connection:
@@ -136,14 +136,21 @@ def connect(conninfo: str | None = None, **kwargs: Any) -> psycopg.Connection:
         params["application_name"] = settings.application_name
     if "connect_timeout" not in given and "PGCONNECT_TIMEOUT" not in os.environ:
         params["connect_timeout"] = settings.connect_timeout
-    options = [given.get("options", "") or os.environ.get("PGOPTIONS", "")]
-    for name in ("statement_timeout", "lock_timeout"):
-        value = str(getattr(settings, name)).strip()
-        if value and value != "0":
-            options.append(f"-c {name}={value.replace(' ', '')}")
-    options.extend(SESSION_FORMATS)  # last: a role's, database's or DSN's own DateStyle would break reading dates
-    params["options"] = " ".join(o for o in options if o)
+    session = [(name, str(getattr(settings, name)).strip().replace(" ", "")) for name in ("statement_timeout",
+                                                                                         "lock_timeout")]
+    session = [(name, value) for name, value in session if value and value != "0"] + list(SESSION_FORMATS)
     params.update(kwargs)
+    if ("service" in given or os.environ.get("PGSERVICE")) and "options" not in given:
+        # a service's own `options` (pg_service.conf) would be replaced by an options parameter: set them in SQL
+        conn = psycopg.connect(target, **params)
+        for name, value in session:
+            conn.execute("select set_config(%s, %s, false)", [name, value])
+        if not conn.autocommit:
+            conn.commit()
+        return conn
+    options = [given.get("options", "") or os.environ.get("PGOPTIONS", "")]
+    options += [f"-c {name}={value}" for name, value in session]  # the formats last: they must win
+    params.setdefault("options", " ".join(o for o in options if o))
     return psycopg.connect(target, **params)
 
 
