@@ -2,8 +2,8 @@
 
 `Remedy.fix_for` words a kind's fix for one date (the daily command as it was run, the `restate` command a
 pending restatement of the date needs); `pipeline.tasks.runbook` finds the kind of an error and explains a failed
-task with it. docs/operations.md#runbook prints this table (`markdown_table`; a test keeps the page and
-this list in step).
+task with it, and `pipeline.tasks.gate_remedy.gate_fix` a blocked date. docs/operations.md#runbook prints this table
+(`markdown_table`; a test keeps the page and this list in step).
 """
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ class Remedy:
     reruns: bool = False  # its fix reruns the date in words, not by the daily command (the gate's "rerun it with")
     restates: bool = False  # its fix's RESTATE is the date's pending catalog restatement's command when there is one
     names_timeout: bool = False  # its fix's TIMEOUT_SETTING / TIMEOUT_OPTION: those of the task a message names
+    table_note: str = ""  # said after its fix in the runbook's table only (a date's fix says the case that applies)
 
     def fix_for(self, day: dt.date | str | None, *, local_scheduler: bool = False, message: str = "",
                 failed: bool = False) -> str:
@@ -88,24 +89,13 @@ def pending_restate(day: dt.date | str | None) -> str:
 UNUSUAL_DAY = "; a day that really is unusual: rerun it with "
 GATE_EXAMPLE = "the threshold the message names, e.g. `--checks-lost-fail-pct 100`"
 THRESHOLD_OPTION = re.compile(r"--checks-[a-z-]+ \d+(?:\.\d+)?")  # as the checks' advice names them
-
-
-def gate_fix(day: dt.date, messages: list[str | None], *, local_scheduler: bool = False) -> str:
-    """The gate's fix for a date, with the threshold options the messages of the checks that blocked it name.
-
-    Not every check's message names one (an empty day, unknown products): for those, the fix points
-    to their thresholds in luigi.cfg [checks], each also an option for one run (`--checks-<name>`).
-    A blocked date's gate task failed: through luigid, which disabled it, the fix re-enables it first.
-    """
-    fix = by_kind("gate blocked").fix_for(day, local_scheduler=local_scheduler, failed=True)
-    options = sorted({found.group(0) for text in messages for found in THRESHOLD_OPTION.finditer(text or "")})
-    if options and all(THRESHOLD_OPTION.search(text or "") for text in messages):
-        return fix.replace(GATE_EXAMPLE, f"`{' '.join(options)}`")
-    thresholds = "luigi.cfg [checks] threshold{} (`--checks-<name> <value>` for one run)"
-    if options:
-        return fix.replace(GATE_EXAMPLE, f"`{' '.join(options)}` and, for the failing checks that name none, their"
-                           f" {thresholds.format('s')}")
-    return fix.replace(GATE_EXAMPLE, f"the {thresholds.format(' of each failing check')}")
+FIX_FILE = "fix the file and " + RESTATE  # a daily file's fix (the gate's for a date its catalog checks did not block)
+FIX_CATALOG = ("fix the catalog (the API's answer or the snapshot file) and {commands} (lands the catalog's snapshot"
+               " covering the date again, and rebuilds and republishes every date it feeds; `restate --date` does not)")
+# publishing a catalog's quarantined members away is the checks' documented last resort, not the fix
+UNUSUAL_CATALOG = ("; only a catalog that really is like that (not a broken export or API answer), knowing that the"
+                   " date is then published without the catalog's quarantined members (most of it, when most was"
+                   " quarantined): rerun it with ")
 
 
 # Luigi's words for a task its worker lost (luigi/worker.py, Worker._purge_children), as the run audit keeps them
@@ -186,8 +176,12 @@ REMEDIES: tuple[Remedy, ...] = (
            "`BLOCKED by the quality gate` with the failing checks; `audit.dq_failures` holds them (the latest gate"
            " run's outcomes; `audit.dq_failure_log` keeps every gate run's, e.g. to compare with an earlier run)",
            "a check with a `fail` rule failed: the data is incomplete or wrong (volume, loss, keys ...)",
-           "read why (`python -m pipeline summary --date {date}` prints each failing check's message), fix the"
-           " file and " + RESTATE + UNUSUAL_DAY + GATE_EXAMPLE, ("QualityGateFailed",), reruns=True, restates=True),
+           "read why (`python -m pipeline summary --date {date}` prints each failing check's message), "
+           + FIX_FILE + UNUSUAL_DAY + GATE_EXAMPLE, ("QualityGateFailed",), reruns=True, restates=True,
+           table_note="a catalog's checks (`share of products thrown away`, `catalog_snapshots`, the unknown product"
+                      " shares, dim_product, dim_user): "
+                      + FIX_CATALOG.format(commands="`python -m pipeline restate --catalog KIND --date S`")
+                      + UNUSUAL_CATALOG + GATE_EXAMPLE),
     Remedy("not ready", "20",
            "`NOT READY (orders: no ready marker)`",
            "`[landing] ready_marker` is set and the sender has not written it yet",
@@ -384,5 +378,6 @@ def by_kind(kind: str) -> Remedy:
 def markdown_table() -> str:
     """The runbook as the Markdown table of docs/operations.md (between its ops:runbook markers)."""
     rows = ["| failure | exit | symptom | cause | fix |", "|---|---|---|---|---|"]
-    rows += [f"| {r.kind} | `{r.exit_code}` | {r.symptom} | {r.cause} | {r.fix_for('D')} |" for r in REMEDIES]
+    rows += [f"| {r.kind} | `{r.exit_code}` | {r.symptom} | {r.cause} | {r.fix_for('D')}"
+             f"{'. ' + r.table_note[0].upper() + r.table_note[1:] if r.table_note else ''} |" for r in REMEDIES]
     return "\n".join(rows)

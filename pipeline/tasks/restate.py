@@ -51,7 +51,7 @@ from typing import Any
 
 from pipeline import cli, config
 from pipeline.ingest import catalog_api, incoming, landing
-from pipeline.tasks import restate_catalog, restatements, runbook
+from pipeline.tasks import gate_remedy, restate_catalog, restatements, runbook
 from pipeline.tasks.restate_steps import NeverLanded, archive, pending_record, remove_derived, run_date, trial_land
 from pipeline.tasks.restatements import is_pending, read_record, write_record
 
@@ -76,6 +76,11 @@ def prepare(day: dt.date, sources: list[str] | None = None) -> dict[str, Any]:
     if not chosen and (catalogs := landing.changed_catalogs(day)):
         raise CatalogNotDaily(f"the daily files of {day} are the ones landed; what changed is a catalog snapshot"
                               f" covering it, {' '.join(catalogs.values())}")
+    if not chosen and (blocked := gate_remedy.blocked_by(day)):  # by its catalog: the snapshot is what to restate
+        again = " and ".join(f"`{command}`" for command in gate_remedy.restate_commands(day, blocked))
+        raise NothingToRestate(f"nothing to restate for {day}: its incoming files are the ones landed, and its quality"
+                               f" gate blocked it on the {' and '.join(blocked)} catalog, whose snapshot feeds it: once"
+                               f" the catalog is fixed (the API's answer or the snapshot file), run {again}")
     if not chosen:
         raise NothingToRestate(f"nothing to restate for {day}: its incoming files are the ones landed"
                                f" (name a source with --source to land it again anyway)")

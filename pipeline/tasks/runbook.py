@@ -34,9 +34,9 @@ from pipeline.tasks.remedies import (
     Remedy,
     by_kind,
     daily_command,
-    gate_fix,
     markdown_table,
 )
+from pipeline.tasks.gate_remedy import gate_fix
 
 __all__ = [
     "BY_ERROR", "DAILY", "GATE_EXAMPLE", "LOCAL_SCHEDULER", "REMEDIES", "RESTATE", "RUNBOOK", "THRESHOLD_OPTION",
@@ -194,8 +194,9 @@ def explain(task_family: str, day: dt.date | None, error: BaseException | str, *
     remedy = remedy_for_text(error) if isinstance(error, str) else remedy_for(error)
     if remedy is not None and day is not None and (result := getattr(error, "result", None)) is not None:
         # the gate blocked the date: the thresholds its failing checks name, as the run summary gives them
-        blocking = [r.message for r in result.results if r.outcome in BLOCKING]
-        fix = gate_fix(day, blocking, local_scheduler=local_scheduler)
+        blocking = [r for r in result.results if r.outcome in BLOCKING]
+        fix = gate_fix(day, [r.message for r in blocking], local_scheduler=local_scheduler,
+                       checks=[(r.table_name, r.check_name) for r in blocking])
     elif remedy is not None:
         fix = remedy.fix_for(day, local_scheduler=local_scheduler, message=str(error), failed=scheduled)
     if remedy is not None:

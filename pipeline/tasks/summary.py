@@ -236,7 +236,9 @@ def _blocking_checks(results: list[dict[str, Any]], messages: bool, day: dt.date
     blocking = [r for r in results if r["outcome"] in BLOCKING]
     lines = [line for r in blocking for line in (f"{r['outcome'].upper()} {r['table_name']}: {r['check_name']}"
              f" (value {_n(r['value'])})", *([f"{MESSAGE}{r['message']}"] if messages and r["message"] else []))]
-    return [*lines, f"what to do (gate blocked): {runbook.gate_fix(day, [r['message'] for r in blocking], **rerun)}"]
+    fix = runbook.gate_fix(day, [r["message"] for r in blocking], **rerun,
+                           checks=[(r["table_name"], r["check_name"]) for r in blocking])
+    return [*lines, f"what to do (gate blocked): {fix}"]
 
 
 def _runs(rows: list[dict[str, Any]], run_id: str | None) -> list[dict[str, Any]]:
