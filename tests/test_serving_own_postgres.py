@@ -55,13 +55,15 @@ def _env(**settings: str) -> dict[str, str]:
     return {**{k: v for k, v in os.environ.items() if k not in PG_ENV}, **settings}
 
 
+@pytest.mark.parametrize("sep", ["@", "?x@", "/x@"], ids=["at", "question-at", "slash-at"])
 @pytest.mark.parametrize("command", [("pipeline.serving.pg", "dsn"), ("pipeline.serving.pg", "dsn", "--bi"),
                                      ("pipeline", "migrate")], ids=["dsn", "dsn-bi", "migrate"])
-def test_an_unescaped_at_sign_in_a_uri_password_is_refused_without_showing_any_of_it(command) -> None:
+def test_an_unescaped_at_sign_in_a_uri_password_is_refused_without_showing_any_of_it(command, sep) -> None:
     """libpq reads a URI's password up to the first '@' and the rest as the host: `p@ss:w@127.0.0.1` became
-    host=ss port=w@127.0.0.1..., which the error line and `pg dsn` printed, half the password with it."""
-    head, tail = "p" + uuid.uuid4().hex[:6], uuid.uuid4().hex[:6] + "w"  # the password: head@tail:..., made here
-    env = _env(ECOMM_PG_DSN=f"postgresql://sp_admin:{head}@{tail}:x@127.0.0.1:{free_port()}/ecomm")
+    host=ss port=w@127.0.0.1..., which the error line and `pg dsn` printed, half the password with it. Its
+    credentials run to the first '/': a '?' in the password hides nothing, a '/' puts the rest in the database."""
+    head, tail = "p" + uuid.uuid4().hex[:6], uuid.uuid4().hex[:6] + "w"  # the password: head<sep>tail:..., made here
+    env = _env(ECOMM_PG_DSN=f"postgresql://sp_admin:{head}{sep}{tail}:x@127.0.0.1:{free_port()}/ecomm")
     run = _run(*command, env=env)
     said = run.stdout + run.stderr
     assert run.returncode == 35, said
@@ -152,7 +154,7 @@ def test_the_summary_says_whether_postgres_refused_or_did_not_answer(fresh_db, s
     env = _env(ECOMM_PG_DSN=dsn, ECOMM_LAKE_DIR=str(serving_lake), ECOMM_DATA_DIR=str(tmp_path / "data"))
     run = _run("pipeline", "summary", "--date", str(DAY), env=env)
     assert run.returncode == 1, run.stdout + run.stderr  # not every date published, as documented
-    said = {"refuses": "publish state unknown (Postgres refused the connection)",
+    said = {"refuses": "publish state unknown (Postgres refused the login or a connection setting)",
             "no grants": "publish state unknown (Postgres: permission denied for schema audit)",
             "down": "publish state unknown (Postgres not reachable)"}[server]
     row = [line for line in run.stdout.splitlines() if line.startswith(str(DAY))]
@@ -174,3 +176,23 @@ def test_a_service_keeps_its_own_options_and_still_reads_dates(fresh_db, tmp_pat
     with pg.connect() as conn:
         assert conn.execute("show search_path").fetchone() == ("marts",)
         assert conn.execute("select timestamptz '2025-12-15 10:00:00+00'").fetchone()[0].year == 2025
+
+
+def test_a_service_given_by_pgservice_gets_the_session_settings_and_keeps_them(fresh_db, tmp_path, monkeypatch,
+                                                                             luigi_settings) -> None:
+    """The service path sets the settings in SQL and commits them: a rollback must not take them back."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    info = conninfo_to_dict(fresh_db.dsn)
+    (tmp_path / "pg_service.conf").write_text(f"[ecomm]\nhost={info['host']}\ndbname={info['dbname']}\n"
+                                              f"user={info['user']}\n")
+    for name in PG_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PGSERVICEFILE", str(tmp_path / "pg_service.conf"))
+    monkeypatch.setenv("PGSERVICE", "ecomm")
+    luigi_settings("postgres", statement_timeout="45s")
+    with pg.connect() as conn:
+        conn.execute("select 1")
+        conn.rollback()
+        assert conn.execute("show statement_timeout").fetchone() == ("45s",)
+        assert conn.execute("show DateStyle").fetchone()[0].startswith("ISO")

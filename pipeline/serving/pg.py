@@ -53,7 +53,7 @@ def dsn() -> str:
     """Where the pipeline connects: ECOMM_PG_DSN, "" (libpq's PG* variables) or the embedded server."""
     explicit = os.environ.get(ENV_DSN, "").strip()
     if explicit:
-        if _authority(explicit).count("@") > 1:  # libpq would read the password up to the first '@', the rest as host
+        if _ambiguous_at(explicit):  # libpq would read the password up to the first '@', the rest as host
             raise DsnInvalid(f"{ENV_DSN} has more than one '@' before its host: percent-encode an '@' in the user or"
                              " password as %40, or put the password in ~/.pgpass")
         try:
@@ -69,12 +69,15 @@ def dsn() -> str:
     return embedded.dsn()
 
 
-def _authority(conninfo: str) -> str:
-    """A URI's user, password, host and port (between '://' and the next '/', '?' or the end); "" for key=value."""
+def _ambiguous_at(conninfo: str) -> bool:
+    """Whether a URI has an '@' libpq would not read as the one between the credentials and the host: its
+    credentials and host run to the first '/' (a '?' or '#' in a password included), so a second '@' before it, or
+    one after it (a '/' in the password), puts part of the password in the host, port or database; "" for key=value."""
     scheme, sep, rest = conninfo.partition("://")
     if not sep or scheme.lower() not in {"postgresql", "postgres"}:
-        return ""
-    return re.split(r"[/?]", rest, maxsplit=1)[0]
+        return False
+    authority, _, path = rest.partition("/")
+    return authority.count("@") > 1 or "@" in path.split("?", 1)[0]
 
 
 def bi_dsn() -> str:
@@ -140,17 +143,21 @@ def connect(conninfo: str | None = None, **kwargs: Any) -> psycopg.Connection:
                                                                                          "lock_timeout")]
     session = [(name, value) for name, value in session if value and value != "0"] + list(SESSION_FORMATS)
     params.update(kwargs)
-    if ("service" in given or os.environ.get("PGSERVICE")) and "options" not in given:
+    if ("service" in given or os.environ.get("PGSERVICE")) and "options" not in given and "options" not in kwargs:
         # a service's own `options` (pg_service.conf) would be replaced by an options parameter: set them in SQL
         conn = psycopg.connect(target, **params)
-        for name, value in session:
-            conn.execute("select set_config(%s, %s, false)", [name, value])
-        if not conn.autocommit:
-            conn.commit()
+        try:
+            conn.execute("select " + ", ".join(["set_config(%s, %s, false)"] * len(session)),
+                         [item for pair in session for item in pair])
+            if not conn.autocommit:
+                conn.commit()
+        except BaseException:
+            conn.close()
+            raise
         return conn
-    options = [given.get("options", "") or os.environ.get("PGOPTIONS", "")]
+    options = [params.pop("options", "") or given.get("options", "") or os.environ.get("PGOPTIONS", "")]
     options += [f"-c {name}={value}" for name, value in session]  # the formats last: they must win
-    params.setdefault("options", " ".join(o for o in options if o))
+    params["options"] = " ".join(o for o in options if o)
     return psycopg.connect(target, **params)
 
 

@@ -23,7 +23,7 @@ from pipeline.tasks.remedies import (FIX_CATALOG, FIX_FILE, GATE_EXAMPLE, THRESH
 from pipeline.transform import staging, warehouse
 
 STAGING_KINDS = {staging.staging_table(kind): kind for kind in incoming.CATALOG_SOURCES}
-UNKNOWN_SNAPSHOT = "<the snapshot's date>"
+UNKNOWN_SNAPSHOT = "S"  # no snapshot covers the date (none incoming, no API): the command says what S is
 
 
 @functools.lru_cache(maxsize=None)
@@ -55,7 +55,9 @@ def _model_catalogs(table: str) -> frozenset[str] | None:
         if spec.snapshots:
             found.add(STAGING_KINDS[spec.sources[0] if spec.layer == "audit" else spec.table])
         elif spec.layer == "warehouse":
-            found |= _model_catalogs(spec.table) or set()
+            if (through := _model_catalogs(spec.table)) is None:  # e.g. dim_product reads the facts: the day's too
+                return None
+            found |= through
         else:  # a daily source's raw, staging or audit partition of the date
             return None
     return frozenset(found)
@@ -88,6 +90,14 @@ def blocking_catalogs(checks: Iterable[tuple[str, str]]) -> tuple[list[str], boo
 def restate_commands(day: dt.date, kinds: Iterable[str]) -> list[str]:
     """`python -m pipeline restate --catalog KIND --date S` for each catalog, S its snapshot covering `day`."""
     return [f"python -m pipeline restate --catalog {kind} --date {covering(kind, day)}" for kind in kinds]
+
+
+def restate_text(day: dt.date, kinds: Iterable[str]) -> str:
+    """The commands of `restate_commands`, quoted and joined, saying what S is when no snapshot could be found."""
+    commands = restate_commands(day, kinds)
+    said = " and ".join(f"`{command}`" for command in commands)
+    unknown = any(command.endswith(f" {UNKNOWN_SNAPSHOT}") for command in commands)
+    return said + (" (S: the date in the name of its snapshot covering the date)" if unknown else "")
 
 
 def covering(kind: str, day: dt.date) -> str:
@@ -125,10 +135,10 @@ def gate_fix(day: dt.date, messages: list[str | None], *, local_scheduler: bool 
     gate = by_kind("gate blocked")
     kinds, daily = blocking_catalogs(checks)
     if kinds:
-        commands = " and ".join(f"`{command}`" for command in restate_commands(day, kinds))
+        commands = restate_text(day, kinds)
         fixed = FIX_CATALOG.format(commands=commands) + (f"; the other failing checks: {FIX_FILE}" if daily else "")
         gate = dataclasses.replace(gate, fix=gate.fix.replace(FIX_FILE, fixed).replace(UNUSUAL_DAY, UNUSUAL_CATALOG),
-                                   restates=False)
+                                   restates=False)  # the threshold then publishes the catalog's losses too: said
     fix = gate.fix_for(day, local_scheduler=local_scheduler, failed=True)
     options = sorted({found.group(0) for text in messages for found in THRESHOLD_OPTION.finditer(text or "")})
     if options and all(THRESHOLD_OPTION.search(text or "") for text in messages):

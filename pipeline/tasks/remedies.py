@@ -178,8 +178,8 @@ REMEDIES: tuple[Remedy, ...] = (
            "a check with a `fail` rule failed: the data is incomplete or wrong (volume, loss, keys ...)",
            "read why (`python -m pipeline summary --date {date}` prints each failing check's message), "
            + FIX_FILE + UNUSUAL_DAY + GATE_EXAMPLE, ("QualityGateFailed",), reruns=True, restates=True,
-           table_note="a catalog's checks (`share of products thrown away`, `catalog_snapshots`, the unknown product"
-                      " shares, dim_product, dim_user): "
+           table_note="a catalog's checks (`share of products thrown away`, `catalog_snapshots`,"
+                      " dim_product_history): "
                       + FIX_CATALOG.format(commands="`python -m pipeline restate --catalog KIND --date S`")
                       + UNUSUAL_CATALOG + GATE_EXAMPLE),
     Remedy("not ready", "20",

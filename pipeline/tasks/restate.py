@@ -77,10 +77,12 @@ def prepare(day: dt.date, sources: list[str] | None = None) -> dict[str, Any]:
         raise CatalogNotDaily(f"the daily files of {day} are the ones landed; what changed is a catalog snapshot"
                               f" covering it, {' '.join(catalogs.values())}")
     if not chosen and (blocked := gate_remedy.blocked_by(day)):  # by its catalog: the snapshot is what to restate
-        again = " and ".join(f"`{command}`" for command in gate_remedy.restate_commands(day, blocked))
-        raise NothingToRestate(f"nothing to restate for {day}: its incoming files are the ones landed, and its quality"
-                               f" gate blocked it on the {' and '.join(blocked)} catalog, whose snapshot feeds it: once"
-                               f" the catalog is fixed (the API's answer or the snapshot file), run {again}")
+        again = gate_remedy.restate_text(day, blocked)
+        which = " and ".join(blocked) + (" catalogs, whose snapshots feed" if len(blocked) > 1
+                                         else " catalog, whose snapshot feeds")
+        raise CatalogNotDaily(f"nothing to restate for {day}: its incoming files are the ones landed, and its quality"
+                              f" gate blocked it on the {which} it: once the catalog is fixed (the API's answer or"
+                              f" the snapshot file), run {again}")
     if not chosen:
         raise NothingToRestate(f"nothing to restate for {day}: its incoming files are the ones landed"
                                f" (name a source with --source to land it again anyway)")

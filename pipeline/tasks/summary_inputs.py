@@ -66,7 +66,7 @@ def unknown_because(err: BaseException) -> str:
         return NOT_REACHABLE
     if err.sqlstate is None:  # libpq's connection errors carry none
         unreachable = isinstance(err, psycopg.OperationalError) and retry.postgres_unreachable(err)
-        return NOT_REACHABLE if unreachable else "Postgres refused the connection"
+        return NOT_REACHABLE if unreachable else "Postgres refused the login or a connection setting"
     if retry.transient(err):  # shut down or cut off mid-query: not reachable (now)
         return NOT_REACHABLE
     return f"Postgres: {retry.one_line(err, 80)}"  # e.g. "Postgres: permission denied for schema audit"
