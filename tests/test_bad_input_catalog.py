@@ -170,7 +170,8 @@ class Case:
     behaviour: str  # the catalog page's description of what the pipeline does
     files: dict[str, bytes]
     expect: Expect
-    api_fault: tuple[str, int] | None = None  # products from a DummyJSON server with this fault queued
+    api_fault: tuple[str, int] | tuple[str, int, int] | None = None  # products from a DummyJSON server with this
+    # fault queued (kind, times[, after]: fail_next's arguments)
     api_server: dict[str, Any] | None = None  # attributes of that server (e.g. the "redirect" fault's target)
     check: Callable[[], None] | None = None  # further assertions after staging
     fix: dict[str, bytes] | None = None  # rerun after writing these files (a partial failure fixed)
@@ -896,6 +897,27 @@ CASES: list[Case] = [
          " RecursionError; nothing landed",
          {}, Expect(fails=("products", "CatalogApiBadResponse", ("nested more than 64 levels",))),
          api_fault=("deep", 1)),
+    Case("products-api-ids-repeated-as-text", "products API: the second page starts with products 51..100 of the first"
+         " again, their ids as text (`\"51\"` after `51`)", "fails at once, not retried: `CatalogApiBadResponse` (50"
+         " of its products came on an earlier page too: ids compared as staging reads them, one product); nothing"
+         " landed", {}, Expect(fails=("products", "CatalogApiBadResponse", (
+             "50 of its 94 products came on an earlier page too (id '51' ...)", "changed while it was read"))),
+         api_fault=("shifted_text_ids", 1, 1)),
+    Case("products-api-ids-repeated-within-a-page", "products API: the first page holds products 1..90, then 1..10"
+         " again (194 items for total 194, products 91..100 never served)", "fails: `CatalogApiBadResponse` (184"
+         " distinct products of total=194, an id that came twice); nothing landed",
+         {}, Expect(fails=("products", "CatalogApiBadResponse", (
+             "only 184 distinct products of total=194", "(id 1 came twice on the page at skip=0)",
+             "nothing was landed"))), api_fault=("repeats_within", 1)),
+    Case("products-api-total-shrinks", "products API: the second page says `total` 189, the first said 194",
+         "fails at once, not retried: `CatalogApiBadResponse` (the catalog changed while it was read, run again);"
+         " nothing landed", {}, Expect(fails=("products", "CatalogApiBadResponse", (
+             "total=189, the first page said total=194; the catalog changed while it was read",))),
+         api_fault=("total_dropped", 1, 1)),
+    Case("products-api-limit-echoed", "products API: every page's `limit` is the one asked for (100), the last one"
+         " holding 94 items", "accepted (a last page holds `total - skip` items); landed and staged; a page before"
+         " the last holding fewer than `limit` is still a short page", {}, Expect(staged={"products": 194}),
+         api_server={"echo_limit": True}),
     Case("products-gzip", "products file: `products_D.json.gz` (a gzip-compressed snapshot)", "accepted",
          renamed(products(), suffix=".gz", compress=gzip.compress), Expect(staged={"products": 1})),
     Case("products-negative-price", "products file: `current_price: -1`",
@@ -1035,7 +1057,7 @@ def run_case(case: Case, incoming: Path, written: dict[str, bytes] | None = None
     write_files(incoming, case.files if written is None else written)
     if written is None and case.prepare is not None:
         case.prepare(incoming)
-    api = case.api_fault is not None
+    api = case.api_fault is not None or case.api_server is not None
     for day in days_of(case.files):
         run_date(day, sources_of(case.files, day, api, incoming), outcome)
     return outcome
@@ -1093,11 +1115,12 @@ def file_records(path: Path) -> int:
 def test_bad_input(case: Case, lake_root: Path, incoming: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """One case of the catalog: land and stage it, check the behaviour and the reconciliation."""
     server = None
-    if case.api_fault is not None:
+    if case.api_fault is not None or case.api_server is not None:
         server = DummyJsonServer().start()
         for name, value in (case.api_server or {}).items():
             setattr(server, name, value)
-        server.fail_next(case.api_fault[0], times=case.api_fault[1])
+        if case.api_fault is not None:
+            server.fail_next(*case.api_fault)
         monkeypatch.setenv("ECOMM_PRODUCTS_URL", server.url)
     try:
         outcome = run_case(case, incoming)

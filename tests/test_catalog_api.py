@@ -278,3 +278,88 @@ def test_404_is_not_retried(api: DummyJsonServer) -> None:
         fetch_all(api.url + "/v2", "products", **FAST)
     assert len(api.requests) == 1
     assert f"{api.url}/v2/products" in str(caught.value) and "not retried" in str(caught.value)
+
+
+# --- ids compared as staging identifies them; a catalog that changed; a last page echoing the limit ------------
+
+def test_ids_of_an_earlier_page_again_as_text_are_a_bad_response(api: DummyJsonServer) -> None:
+    """The second page repeats products 51..100 with ids "51".."100": staging makes both PROD_0051, so these are the
+    same products again, and as many later ones were never fetched (the tester's rc=0 publish, 7 "Unknown product")."""
+    api.fail_next("shifted_text_ids", after=1)
+    with pytest.raises(CatalogApiBadResponse) as caught:
+        fetch_all(api.url, "products", **FAST)
+    assert str(caught.value).startswith(f"GET {api.url}/products?limit=100&skip=100: 50 of its 94 products came on an"
+                                        " earlier page too (id '51' ...); the catalog changed while it was read")
+
+
+@pytest.mark.parametrize(("resource", "total"), [("products", 194), ("users", 208)])
+def test_ids_repeated_within_one_page_are_a_bad_response(api: DummyJsonServer, resource: str, total: int) -> None:
+    """The first page holds items 1..90, then 1..10 again: as many items as `total`, but 91..100 never served."""
+    api.fail_next("repeats_within")
+    with pytest.raises(CatalogApiBadResponse) as caught:
+        fetch_all(api.url, resource, **FAST)
+    assert str(caught.value) == (
+        f"{resource}: only {total - 10} distinct {resource} of total={total} from {api.url}/{resource} (id 1 came twice"
+        f" on the page at skip=0), so 10 were never served; nothing was landed: check the URL and"
+        f" that the API is up, or set [catalog] {resource}_url (ECOMM_{resource.upper()}_URL) empty to use the file"
+        " fallback")
+
+
+def test_ids_that_differ_only_as_text_and_integer_are_distinct_items_when_not_repeated(api: DummyJsonServer) -> None:
+    every = api.data["products"]
+    api.data["products"] = [{**item, "id": str(item["id"])} if item["id"] % 2 else item for item in every]
+    try:
+        assert len(fetch_all(api.url, "products", page_size=30, **FAST)) == 194
+    finally:
+        api.data["products"] = every
+
+
+@pytest.mark.parametrize(("resource", "first", "now"), [("products", 194, 189), ("users", 208, 203)])
+def test_a_catalog_that_shrinks_mid_fetch_says_so_at_once(api: DummyJsonServer, resource: str, first: int,
+                                                          now: int) -> None:
+    """The second page's `total` is 5 lower while its items still run to the old end: the catalog changed, which a
+    retry of that page cannot mend (products used to fail "short page: items run to 194" after 4 tries)."""
+    api.fail_next("total_dropped", after=1)
+    with pytest.raises(CatalogApiBadResponse) as caught:
+        fetch_all(api.url, resource, **FAST)
+    assert str(caught.value).startswith(f"GET {api.url}/{resource}?limit=100&skip=100: total={now}, the first page"
+                                        f" said total={first}; the catalog changed while it was read"), caught.value
+    assert len(page_requests(api, resource)) == 2
+
+
+@pytest.mark.parametrize(("resource", "total"), [("products", 194), ("users", 208)])
+def test_a_last_page_echoing_the_limit_asked_for_is_accepted(api: DummyJsonServer, resource: str, total: int) -> None:
+    """`{"limit": 100}` on a last page of 94 (or 8) items: they are the items up to `total`, nothing is missing."""
+    api.echo_limit = True
+    try:
+        assert len(fetch_all(api.url, resource, **FAST)) == total
+    finally:
+        api.echo_limit = False
+    assert len(page_requests(api, resource)) == total // 100 + 1  # each page once: nothing retried
+
+
+def test_a_short_middle_page_is_refused_though_the_api_echoes_the_limit(api: DummyJsonServer) -> None:
+    api.echo_limit = True
+    api.fail_next("short", times=3, after=1)
+    try:
+        with pytest.raises(CatalogApiBadResponse, match="short page: limit says 100 items but it holds 33"):
+            fetch_all(api.url, "users", retries=2, **FAST)
+    finally:
+        api.echo_limit = False
+
+
+def test_id_key_is_stagings_catalog_id() -> None:
+    """The client's id_key against the staging macros it stands in for (sql/staging/macros.sql catalog_id)."""
+    import duckdb
+
+    from pipeline.ingest.catalog_api import id_key
+    from pipeline.transform import staging
+
+    ids: list[Any] = [91, "91", " 91 ", "0091", "091", 7, "12345", 123456, "0123456", "\u00a042\t"]
+    with duckdb.connect() as con:
+        staging.define_macros(con)
+        for value in ids:
+            record = json.dumps({"id": value})
+            sql = "select catalog_id('', clean_text(json_extract_string($r, '$.id')))"
+            assert con.execute(sql, {"r": record}).fetchone()[0] == id_key(value), value
+    assert id_key(None) is None and id_key(True) is None and id_key(9.5) is None

@@ -2,7 +2,10 @@
 
 `fetch_all(base_url, "products")` pages through `GET {base_url}/products?limit=L&skip=S` until it
 holds `total` items and returns them exactly as received (a gzip-compressed answer decompressed).
-Field checks are not done here: items with missing fields are quarantined downstream.
+Field checks are not done here: items with missing fields are quarantined downstream. What would make the
+catalog partial is refused instead (`CatalogApiBadResponse`, nothing landed): a short page, a `total` that
+changes between pages, items past `total`, and an id served twice (on two pages or within one), ids compared
+as staging identifies them (91 and "91" are one product), since each repeat stands in for an item never served.
 
 Each request is bounded (`catalog_http`): a total deadline besides the per-read timeout, a size limit on
 the body as sent and decompressed, redirects followed only within the same scheme, host and port, JSON
@@ -17,6 +20,7 @@ import email.utils
 import http.client
 import logging
 import os
+import re
 import time
 import urllib.error
 import urllib.parse
@@ -29,7 +33,7 @@ from pipeline.ingest import catalog_http, json_numbers
 from pipeline.ingest.catalog_http import redact_url
 
 __all__ = ["AUTHORIZATION_VARIABLE", "CatalogApiBadResponse", "CatalogApiError", "CatalogApiTransientError",
-           "fetch_all", "page_url", "redact_url", "source_url"]
+           "fetch_all", "id_key", "page_url", "redact_url", "source_url"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +52,9 @@ MAX_RESPONSE_BYTES = 256 * 1024 * 1024
 DEADLINE_TIMEOUTS = 6
 # Lists/objects nested deeper than this are refused: a catalog page nests 4 or 5 levels.
 MAX_JSON_DEPTH = 64
+
+
+CHANGED = "the catalog changed while it was read (offset pagination is not a snapshot): run again"
 
 
 class CatalogApiError(Exception):
@@ -208,8 +215,10 @@ def _deeper_than(value: Any, limit: int) -> bool:
     return False
 
 
-def _check_page(payload: Any, url: str, resource: str, skip: int) -> tuple[list[dict[str, Any]], int]:
-    """The page's items and `total`; wrong shapes raise, short pages raise `_Retryable`."""
+def _check_page(payload: Any, url: str, resource: str, skip: int,
+                first_total: int | None) -> tuple[list[dict[str, Any]], int]:
+    """The page's items and `total`; wrong shapes and a `total` other than the first page's (`first_total`)
+    raise, short pages raise `_Retryable`."""
     def bad(problem: str) -> CatalogApiBadResponse:
         return CatalogApiBadResponse(f"GET {redact_url(url)} returned the wrong shape: {problem}; {_hint(resource)}")
 
@@ -227,11 +236,16 @@ def _check_page(payload: Any, url: str, resource: str, skip: int) -> tuple[list[
     if isinstance(echoed, int) and echoed != skip:
         raise bad(f"asked for skip={skip} but got skip={echoed}; the API ignores pagination")
     claimed = payload.get("limit")
+    if first_total is not None and total != first_total:  # before the short-page checks: not worth a retry
+        raise CatalogApiBadResponse(f"GET {redact_url(url)}: total={total}, the first page said total={first_total};"
+                                    f" {CHANGED}")
     if items and skip >= total:  # asked past `total` after a full last page (_fetch_all): it was no catalog's size
         raise _past_total(url, resource, items, skip, total)
     if not items and skip < total:
         raise _Retryable(f"short page: 0 items at skip={skip} although total is {total}", short=True)
-    if isinstance(claimed, int) and len(items) < claimed:
+    # The real DummyJSON says limit = items returned; an API echoing the limit asked for is short only where
+    # the page is not the last (a last page holds total - skip items, whatever `limit` says).
+    if isinstance(claimed, int) and len(items) < claimed and skip + len(items) != total:
         raise _Retryable(f"short page: limit says {claimed} items but it holds {len(items)}", short=True)
     if skip + len(items) > total:
         raise _Retryable(f"short page: items run to {skip + len(items)}, past total {total}", short=True)
@@ -246,11 +260,11 @@ def _past_total(url: str, resource: str, items: list[dict[str, Any]], skip: int,
         f" {_hint(resource)}")
 
 
-def _fetch_page(url: str, resource: str, skip: int, *, client: _Client, retries: int,
-                backoff: float) -> tuple[list[dict[str, Any]], int]:
+def _fetch_page(url: str, resource: str, skip: int, *, client: _Client, retries: int, backoff: float,
+                first_total: int | None = None) -> tuple[list[dict[str, Any]], int]:
     for attempt in range(retries + 1):
         try:
-            return _check_page(_get_json(url, resource, client), url, resource, skip)
+            return _check_page(_get_json(url, resource, client), url, resource, skip, first_total)
         except _Retryable as err:
             if attempt == retries:
                 error = CatalogApiBadResponse if err.short else CatalogApiTransientError
@@ -265,20 +279,37 @@ def _fetch_page(url: str, resource: str, skip: int, *, client: _Client, retries:
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
-def _check_drift(url: str, resource: str, items: list[dict[str, Any]], total: int, first_total: int | None,
-                 seen: set[int | str]) -> None:
-    """A later page of a catalog that changed while it was read: another `total`, or items of an earlier page again
-    (offset pagination shifted). Either would drop items as duplicates or as never fetched, and the date would
-    publish a partial catalog without a word; `seen` collects the ids fetched so far."""
-    changed = "the catalog changed while it was read (offset pagination is not a snapshot): run again"
-    if first_total is not None and total != first_total:
-        raise CatalogApiBadResponse(f"GET {redact_url(url)}: total={total}, the first page said total={first_total}; {changed}")
-    ids = [item.get("id") for item in items if isinstance(item.get("id"), (int, str))]
-    again = [item_id for item_id in ids if item_id in seen]
+def id_key(value: Any) -> str | None:
+    """The key staging identifies a catalog item by, from its API `id`: None without one (missing, or not text or
+    an integer: quarantined downstream); text that is not digits is its own key.
+
+    The rule lives in SQL (sql/staging/macros.sql: `catalog_id(prefix, clean_text(<id as text>))`); this is a
+    minimal Python equivalent of it, not a second rule: whitespace trimmed, digits zero-padded to 4 (91, "91" and
+    " 0091" are all PROD_0091). tests/test_catalog_api.py checks it against the macros."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        return None
+    text = str(value).strip()
+    if re.fullmatch(r"[0-9]+", text):
+        return text.zfill(4)
+    return text or None
+
+
+def _check_drift(url: str, resource: str, items: list[dict[str, Any]], seen: set[str]) -> Any:
+    """Items of an earlier page again on a later one (offset pagination shifted: the catalog changed while it was
+    read), which would drop items as duplicates or as never fetched, and the date would publish a partial catalog
+    without a word. `seen` collects the id keys (`id_key`) fetched so far; returns an id this page repeats
+    from within itself (None: none), which `_fetch_all` refuses once the catalog is fetched."""
+    keyed = [(key, item.get("id")) for item in items if (key := id_key(item.get("id"))) is not None]
+    again = [item_id for key, item_id in keyed if key in seen]
     if again:
-        raise CatalogApiBadResponse(f"GET {redact_url(url)}: {len(again)} of its {len(items)} {resource} came on an earlier"
-                                    f" page too (id {again[0]!r} ...); {changed}")
-    seen.update(ids)
+        raise CatalogApiBadResponse(f"GET {redact_url(url)}: {len(again)} of its {len(items)} {resource} came on an"
+                                    f" earlier page too (id {again[0]!r} ...); {CHANGED}")
+    within = None
+    for key, item_id in keyed:
+        if key in seen and within is None:
+            within = item_id
+        seen.add(key)
+    return within
 
 
 def fetch_all(base_url: str, resource: str, *, page_size: int = 100, timeout: float = 10.0,
@@ -323,12 +354,14 @@ def fetch_all(base_url: str, resource: str, *, page_size: int = 100, timeout: fl
 def _fetch_all(base_url: str, resource: str, client: _Client, *, page_size: int, retries: int, backoff: float,
                max_pages: int) -> list[dict[str, Any]]:
     collected: list[dict[str, Any]] = []
-    skip, total, seen = 0, 0, set()
+    skip, total, seen, repeated = 0, 0, set(), None
     for _ in range(max_pages):
         url = page_url(base_url, resource, page_size, skip)
         first_total = total if collected else None
-        items, total = _fetch_page(url, resource, skip, client=client, retries=retries, backoff=backoff)
-        _check_drift(url, resource, items, total, first_total, seen)
+        items, total = _fetch_page(url, resource, skip, client=client, retries=retries, backoff=backoff,
+                                   first_total=first_total)
+        within = _check_drift(url, resource, items, seen)
+        repeated = (within, skip) if repeated is None and within is not None else repeated
         collected.extend(items)
         skip += len(items)
         logger.info("Fetched %s page skip=%d: %d items (%d of %d)",
@@ -344,9 +377,17 @@ def _fetch_all(base_url: str, resource: str, client: _Client, *, page_size: int,
         raise CatalogApiBadResponse(
             f"{resource}: still {len(collected)} of {total} items after max_pages={max_pages} pages "
             f"from {redact_url(base_url)}; raise page_size or max_pages")
-    if len(collected) != total:  # only if `total` shrank between pages: the catalog changed mid-fetch
+    if len(collected) != total:  # a safeguard: a `total` that changed between pages is refused by _check_page
         raise CatalogApiBadResponse(
             f"{resource}: short page: fetched {len(collected)} items but the API now says total={total}; "
             "the catalog changed during the fetch, run again")
+    # Every item a distinct id (those without one are quarantined downstream): a repeat within a page stands in
+    # for an item never served, though the count of items matches `total`.
+    distinct = len(collected) - sum(id_key(item.get("id")) is not None for item in collected) + len(seen)
+    if distinct != total:
+        example = f"id {repeated[0]!r} came twice on the page at skip={repeated[1]}" if repeated else "ids repeat"
+        raise CatalogApiBadResponse(
+            f"{resource}: only {distinct} distinct {resource} of total={total} from {source_url(base_url, resource)}"
+            f" ({example}), so {total - distinct} were never served; nothing was landed: {_hint(resource)}")
     logger.info("Fetched %d %s from %s", len(collected), resource, redact_url(base_url))
     return collected

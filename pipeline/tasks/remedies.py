@@ -163,8 +163,8 @@ REMEDIES: tuple[Remedy, ...] = (
     Remedy("catalog API failing", "30",
            "`FAILED`, `LandProducts: CatalogApiTransientError: GET .../products?limit=100&skip=0 failed 4 times, last:"
            " HTTP 503` after lines `... this can heal, will retry: attempt 2 of 3 at HH:MM:SS`, or at once"
-           " `CatalogApiBadResponse: ...` (not JSON, the wrong shape, short pages, no records, the catalog changed"
-           " while it was read)",
+           " `CatalogApiBadResponse: ...` (not JSON, the wrong shape, short pages, no records, ids served twice, the"
+           " catalog changed while it was read)",
            "the products or users API (`[catalog] products_url` / `users_url`, `ECOMM_PRODUCTS_URL` /"
            " `ECOMM_USERS_URL`) is down, unreachable or answers what its contract does not allow; nothing was"
            " landed, and the dates that snapshot covers wait for it",

@@ -21,7 +21,11 @@ Kinds:
     "bad_shape"       200 JSON object without the resource key
     "shifted"         200 page starting half a page early: it repeats items of the page before (the
                       catalog grew at its start while it was read)
+    "shifted_text_ids" the same, the repeated items' ids written as strings ("51" after 51): one id to staging
+    "repeats_within"  200 page whose last tenth is its first tenth again (items 1-90, then 1-10 again): items
+                      91-100 are never served
     "shrunk"          200 page holding half its items, and a `total` that ends with them
+    "total_dropped"   200 page as usual but with a `total` 5 lower (items were deleted after the first page)
     "gzip"            the answer compressed with gzip, sent with `Content-Encoding: gzip`
     "precise_prices"  200 page whose items' prices are written with 22 decimals, digits no double holds
                       (9.99 as 9.9900000000000000000001: Python's json would read that back as 9.99)
@@ -38,13 +42,15 @@ Kinds:
     "deep"            200 body of `deep_levels` nested arrays (default 100 000): `[[[...]]]`
 
 `server.total_is_page = True` makes every page's `total` end with that page (an API counting one page, not the
-catalog). `server.require_authorization = "Bearer x"` makes every request without exactly that Authorization header
-a 401 whose body quotes the header received (as careless APIs do); `server.authorizations` records the
-Authorization header of each request (None: none sent).
+catalog). `server.echo_limit = True` makes every page's `limit` the one asked for, not the number of items returned
+(a last page of 94 says 100). `server.require_authorization = "Bearer x"` makes every request without exactly that
+Authorization header a 401 whose body quotes the header received (as careless APIs do); `server.authorizations`
+records the Authorization header of each request (None: none sent).
 
-Page-shaped faults ("short", "empty", "missing_fields", "bad_shape", "shifted", "shrunk", "precise_prices",
-"nested_text") on a single-item request are consumed and ignored. Payloads are read and written with each number's text as the
-fixture (or the fault) writes it (`pipeline.ingest.json_numbers`). Run standalone with `python -m tests.support.dummyjson_server --port 8000`.
+Page-shaped faults ("short", "empty", "missing_fields", "bad_shape", "shifted", "shifted_text_ids", "repeats_within",
+"total_dropped", "shrunk", "precise_prices", "nested_text") on a single-item request are consumed and ignored.
+Payloads are read and written with each number's text as the fixture (or the fault) writes it
+(`pipeline.ingest.json_numbers`). Run standalone with `python -m tests.support.dummyjson_server --port 8000`.
 """
 from __future__ import annotations
 
@@ -68,7 +74,8 @@ from tests.support.paths import DUMMYJSON
 logger = logging.getLogger(__name__)
 
 FAULT_KINDS = ("500", "503", "429", "timeout", "html", "short", "empty", "missing_fields", "bad_shape", "shifted",
-               "shrunk", "precise_prices", "nested_text", "gzip", "redirect", "gzip_bomb", "huge", "drip", "deep")
+               "shifted_text_ids", "repeats_within", "total_dropped", "shrunk", "precise_prices", "nested_text", "gzip",
+               "redirect", "gzip_bomb", "huge", "drip", "deep")
 RESOURCES = {"products": "Product", "users": "User"}
 MISSING_FIELDS = {"products": ("price", "title"), "users": ("email", "username")}
 DEFAULT_LIMIT = 30
@@ -99,6 +106,7 @@ class DummyJsonServer:
         self.slow_seconds = slow_seconds
         self.retry_after = "0"  # the Retry-After header sent with the "429" fault
         self.total_is_page = False  # True: `total` counts the page's items only, as a broken API's does
+        self.echo_limit = False  # True: `limit` is the limit asked for, not the number of items returned
         self.requests: list[str] = []
         self.authorizations: list[str | None] = []
         self.require_authorization: str | None = None
@@ -266,9 +274,17 @@ def _handler_for(server: DummyJsonServer) -> type[BaseHTTPRequestHandler]:
             total = len(rows)
             items = rows[skip:] if limit == 0 else rows[skip:skip + limit]
             claimed = len(items)
-            if fault == "shifted":
+            if fault in ("shifted", "shifted_text_ids"):
                 start = max(0, skip - max(1, limit // 2))
                 items = rows[start:start + claimed]
+                if fault == "shifted_text_ids":
+                    items = [{**item, "id": str(item["id"])} if index < skip - start else item
+                             for index, item in enumerate(items)]
+            elif fault == "repeats_within":
+                tenth = len(items) // 10
+                items = items[: len(items) - tenth] + items[:tenth]
+            elif fault == "total_dropped":
+                total -= 5
             elif fault == "shrunk":
                 items = items[: len(items) // 2]
                 claimed, total = len(items), skip + len(items)
@@ -290,6 +306,8 @@ def _handler_for(server: DummyJsonServer) -> type[BaseHTTPRequestHandler]:
                          for item in items]
             if server.total_is_page:
                 total = skip + len(items)
+            if server.echo_limit and limit:
+                claimed = limit
             key = "items" if fault == "bad_shape" else resource
             if fault == "huge":
                 body = json_numbers.dumps({key: items, "total": total, "skip": skip, "limit": claimed}).encode()
