@@ -300,9 +300,9 @@ def test_ids_repeated_within_one_page_are_a_bad_response(api: DummyJsonServer, r
         fetch_all(api.url, resource, **FAST)
     assert str(caught.value) == (
         f"{resource}: only {total - 10} distinct {resource} of total={total} from {api.url}/{resource} (id 1 came twice"
-        f" on the page at skip=0), so 10 were never served; nothing was landed: check the URL and"
-        f" that the API is up, or set [catalog] {resource}_url (ECOMM_{resource.upper()}_URL) empty to use the file"
-        " fallback")
+        f" on the page at skip=0), so 10 were never served; nothing was landed: the API serves an item twice in place"
+        f" of another (tell its owner), or set [catalog] {resource}_url (ECOMM_{resource.upper()}_URL) empty to use"
+        " the file fallback")
 
 
 def test_ids_that_differ_only_as_text_and_integer_are_distinct_items_when_not_repeated(api: DummyJsonServer) -> None:
@@ -335,7 +335,8 @@ def test_a_last_page_echoing_the_limit_asked_for_is_accepted(api: DummyJsonServe
         assert len(fetch_all(api.url, resource, **FAST)) == total
     finally:
         api.echo_limit = False
-    assert len(page_requests(api, resource)) == total // 100 + 1  # each page once: nothing retried
+    # each page once, nothing retried, and one ask past the end: a page short of an echoed limit may be a capped one
+    assert len(page_requests(api, resource)) == total // 100 + 2
 
 
 def test_a_short_middle_page_is_refused_though_the_api_echoes_the_limit(api: DummyJsonServer) -> None:
@@ -348,6 +349,19 @@ def test_a_short_middle_page_is_refused_though_the_api_echoes_the_limit(api: Dum
         api.echo_limit = False
 
 
+def test_a_last_page_short_of_an_echoed_limit_is_followed_by_one_more_ask(api: DummyJsonServer) -> None:
+    """An API that caps its pages (33 of the 100 asked for), echoes the limit asked for and counts one page in
+    `total`: its first page looked like a whole catalog of 33 (a short last page is accepted when `limit` is echoed)."""
+    api.echo_limit, api.total_is_page = True, True
+    api.fail_next("short", times=1)
+    try:
+        with pytest.raises(CatalogApiBadResponse):
+            fetch_all(api.url, "products", **FAST)
+    finally:
+        api.echo_limit, api.total_is_page = False, False
+    assert page_requests(api, "products")[-1] == "/products?limit=100&skip=33"
+
+
 def test_id_key_is_stagings_catalog_id() -> None:
     """The client's id_key against the staging macros it stands in for (sql/staging/macros.sql catalog_id)."""
     import duckdb
@@ -355,7 +369,8 @@ def test_id_key_is_stagings_catalog_id() -> None:
     from pipeline.ingest.catalog_api import id_key
     from pipeline.transform import staging
 
-    ids: list[Any] = [91, "91", " 91 ", "0091", "091", 7, "12345", 123456, "0123456", "\u00a042\t"]
+    ids: list[Any] = [91, "91", " 91 ", "0091", "091", 7, "12345", 123456, "0123456", "\u00a042\t", "\ufeff91",
+                      "\u200b91", "\x1c91", "PROD_0091", -91, "+91", "91.0", "\u0669\u0661", "", " "]
     with duckdb.connect() as con:
         staging.define_macros(con)
         for value in ids:

@@ -216,9 +216,10 @@ def _deeper_than(value: Any, limit: int) -> bool:
 
 
 def _check_page(payload: Any, url: str, resource: str, skip: int,
-                first_total: int | None) -> tuple[list[dict[str, Any]], int]:
-    """The page's items and `total`; wrong shapes and a `total` other than the first page's (`first_total`)
-    raise, short pages raise `_Retryable`."""
+                first_total: int | None) -> tuple[list[dict[str, Any]], int, bool]:
+    """The page's items, `total`, and whether it is a last page shorter than its `limit` (an echoed limit, or a
+    `total` that counts one page: `_fetch_all` asks past it); wrong shapes and a `total` other than the first
+    page's (`first_total`) raise, short pages raise `_Retryable`."""
     def bad(problem: str) -> CatalogApiBadResponse:
         return CatalogApiBadResponse(f"GET {redact_url(url)} returned the wrong shape: {problem}; {_hint(resource)}")
 
@@ -249,7 +250,7 @@ def _check_page(payload: Any, url: str, resource: str, skip: int,
         raise _Retryable(f"short page: limit says {claimed} items but it holds {len(items)}", short=True)
     if skip + len(items) > total:
         raise _Retryable(f"short page: items run to {skip + len(items)}, past total {total}", short=True)
-    return items, total
+    return items, total, isinstance(claimed, int) and len(items) < claimed
 
 
 def _past_total(url: str, resource: str, items: list[dict[str, Any]], skip: int, total: int) -> CatalogApiBadResponse:
@@ -261,7 +262,7 @@ def _past_total(url: str, resource: str, items: list[dict[str, Any]], skip: int,
 
 
 def _fetch_page(url: str, resource: str, skip: int, *, client: _Client, retries: int, backoff: float,
-                first_total: int | None = None) -> tuple[list[dict[str, Any]], int]:
+                first_total: int | None = None) -> tuple[list[dict[str, Any]], int, bool]:
     for attempt in range(retries + 1):
         try:
             return _check_page(_get_json(url, resource, client), url, resource, skip, first_total)
@@ -279,22 +280,24 @@ def _fetch_page(url: str, resource: str, skip: int, *, client: _Client, retries:
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
+UNICODE_WHITESPACE = "".join(map(chr, (32, 9, 10, 11, 12, 13, 133, 160, 5760, *range(8192, 8204), 8232, 8233, 8239,
+                                       8287, 12288, 65279)))  # sql/staging/macros.sql unicode_whitespace()
+
+
 def id_key(value: Any) -> str | None:
-    """The key staging identifies a catalog item by, from its API `id`: None without one (missing, or not text or
-    an integer: quarantined downstream); text that is not digits is its own key.
+    """The key staging identifies a catalog item by, from its API `id`; None where staging finds none (missing, not
+    a whole number: the item is quarantined there, so it is not compared here).
 
     The rule lives in SQL (sql/staging/macros.sql: `catalog_id(prefix, clean_text(<id as text>))`); this is a
-    minimal Python equivalent of it, not a second rule: whitespace trimmed, digits zero-padded to 4 (91, "91" and
-    " 0091" are all PROD_0091). tests/test_catalog_api.py checks it against the macros."""
+    minimal Python equivalent of it, not a second rule: whitespace trimmed, ASCII digits zero-padded to 4 (91,
+    "91" and " 0091" are all PROD_0091). tests/test_catalog_api.py checks it against the macros."""
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         return None
-    text = str(value).strip()
-    if re.fullmatch(r"[0-9]+", text):
-        return text.zfill(4)
-    return text or None
+    text = str(value).strip(UNICODE_WHITESPACE)
+    return text.zfill(4) if re.fullmatch(r"[0-9]+", text, re.ASCII) else None
 
 
-def _check_drift(url: str, resource: str, items: list[dict[str, Any]], seen: set[str]) -> Any:
+def _check_drift(url: str, resource: str, items: list[dict[str, Any]], seen: set[str]) -> int | str | None:
     """Items of an earlier page again on a later one (offset pagination shifted: the catalog changed while it was
     read), which would drop items as duplicates or as never fetched, and the date would publish a partial catalog
     without a word. `seen` collects the id keys (`id_key`) fetched so far; returns an id this page repeats
@@ -358,8 +361,8 @@ def _fetch_all(base_url: str, resource: str, client: _Client, *, page_size: int,
     for _ in range(max_pages):
         url = page_url(base_url, resource, page_size, skip)
         first_total = total if collected else None
-        items, total = _fetch_page(url, resource, skip, client=client, retries=retries, backoff=backoff,
-                                   first_total=first_total)
+        items, total, short_last = _fetch_page(url, resource, skip, client=client, retries=retries, backoff=backoff,
+                                               first_total=first_total)
         within = _check_drift(url, resource, items, seen)
         repeated = (within, skip) if repeated is None and within is not None else repeated
         collected.extend(items)
@@ -367,9 +370,10 @@ def _fetch_all(base_url: str, resource: str, client: _Client, *, page_size: int,
         logger.info("Fetched %s page skip=%d: %d items (%d of %d)",
                     resource, skip - len(items), len(items), len(collected), total)
         if skip >= total:
-            if len(items) >= page_size:  # a full last page: ask once past it (a `total` counting one page)
+            if len(items) >= page_size or short_last:  # a full last page, or one short of its `limit` (an API that
+                # caps pages and echoes the limit asked for): ask once past it (a `total` counting one page)
                 url = page_url(base_url, resource, page_size, skip)
-                more, _ = _fetch_page(url, resource, skip, client=client, retries=retries, backoff=backoff)
+                more, _, _ = _fetch_page(url, resource, skip, client=client, retries=retries, backoff=backoff)
                 if more:
                     raise _past_total(url, resource, more, skip, total)
             break
@@ -388,6 +392,8 @@ def _fetch_all(base_url: str, resource: str, client: _Client, *, page_size: int,
         example = f"id {repeated[0]!r} came twice on the page at skip={repeated[1]}" if repeated else "ids repeat"
         raise CatalogApiBadResponse(
             f"{resource}: only {distinct} distinct {resource} of total={total} from {source_url(base_url, resource)}"
-            f" ({example}), so {total - distinct} were never served; nothing was landed: {_hint(resource)}")
+            f" ({example}), so {total - distinct} were never served; nothing was landed: the API serves an item twice"
+            f" in place of another (tell its owner), or set [catalog] {resource}_url (ECOMM_{resource.upper()}_URL)"
+            " empty to use the file fallback")
     logger.info("Fetched %d %s from %s", len(collected), resource, redact_url(base_url))
     return collected
