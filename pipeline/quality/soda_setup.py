@@ -116,6 +116,11 @@ def _parsed(text: str) -> Any:
     return yaml.load(text)
 
 
+def parsed_checks(text: str) -> Any:
+    """A SodaCL file's text as soda-core parses it (its own copy), for code that reads a checks file's attributes."""
+    return copy.deepcopy(_parsed(text))
+
+
 def _parse_yaml_str_once(self: _soda_parser.Parser, yaml_str: str) -> Any:
     try:
         file_dict = copy.deepcopy(_parsed(yaml_str))

@@ -29,15 +29,14 @@ UNKNOWN_SNAPSHOT = "S"  # no snapshot covers the date (none incoming, no API): t
 @functools.lru_cache(maxsize=None)
 def _attributes(table: str) -> dict[str, dict[str, Any]]:
     """A gated table's (or gate view's) checks by name: their SodaCL attributes (empty: none, or no such file)."""
-    from ruamel.yaml import YAML  # soda-core's YAML parser, as pipeline.quality.soda_setup loads checks files
-
     from pipeline.quality.gate_settings import checks_file
+    from pipeline.quality.soda_setup import parsed_checks  # as soda-core reads the file (and kept for the process)
 
     layer = GATED_TABLES.get(table) or VIEWS.get(table)
     if layer is None or not (path := checks_file(layer, table)).is_file():
         return {}
     found: dict[str, dict[str, Any]] = {}
-    for checks in (YAML(typ="safe").load(path.read_text(encoding="utf-8")) or {}).values():
+    for checks in (parsed_checks(path.read_text(encoding="utf-8")) or {}).values():
         for check in checks if isinstance(checks, list) else []:
             for spec in check.values() if isinstance(check, dict) else []:
                 if isinstance(spec, dict) and spec.get("name"):
