@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import BadSetting
+from pipeline.lake.pids import process_alive
 
 logger = logging.getLogger(__name__)
 
@@ -207,16 +208,8 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    with contextlib.suppress(OSError):  # a zombie is gone for our purpose (its parent reaps it)
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    return False
+def _dead(pid: int) -> bool:
+    return not process_alive(pid)  # a zombie counts as dead: its parent reaps it
 
 
 def pid_in_file(pgdata: Path) -> int | None:
@@ -240,16 +233,16 @@ def kill_postmaster(pgdata: Path, wait: float = 5.0, spare: int | None = None) -
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGQUIT)
     deadline = time.monotonic() + wait
-    while not _gone(pid) and time.monotonic() < deadline:
+    while not _dead(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     for stuck in [pid, *children, *_children(pid)]:
-        if not _gone(stuck) and (stuck == pid or _serves(stuck, pgdata) or stuck in children):
+        if not _dead(stuck) and (stuck == pid or _serves(stuck, pgdata) or stuck in children):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(stuck, signal.SIGKILL)
     deadline = time.monotonic() + wait
-    while not _gone(pid) and time.monotonic() < deadline:
+    while not _dead(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    if _gone(pid):  # a killed postmaster removes no lock file; dead but unreaped (no init reaps) it still looks alive
+    if _dead(pid):  # a killed postmaster removes no lock file; dead but unreaped (no init reaps) it still looks alive
         socket_dir = Path(lines[4].strip().split(",")[0]) if len(lines) > 4 and lines[4].strip() else pgdata
         for lock in [pgdata / "postmaster.pid", *socket_dir.glob(".s.PGSQL.*.lock")]:
             with contextlib.suppress(OSError, IndexError):
