@@ -366,7 +366,7 @@ def test_id_key_is_stagings_catalog_id() -> None:
     """The client's id_key against the staging macros it stands in for (sql/staging/macros.sql catalog_id)."""
     import duckdb
 
-    from pipeline.ingest.catalog_api import id_key
+    from pipeline.ingest.catalog_ids import id_key
     from pipeline.transform import staging
 
     ids: list[Any] = [91, "91", " 91 ", "0091", "091", 7, "12345", 123456, "0123456", "\u00a042\t", "\ufeff91",
