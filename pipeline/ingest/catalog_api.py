@@ -3,10 +3,12 @@
 `fetch_all(base_url, "products")` pages through `GET {base_url}/products?limit=L&skip=S` until it
 holds `total` items and returns them exactly as received (a gzip-compressed answer decompressed).
 Field checks are not done here: items with missing fields are quarantined downstream. What would make the
-catalog partial is refused instead (`CatalogApiBadResponse`, nothing landed): a short page, a `total` that
-changes between pages, items past `total`, and an id served twice (on two pages or within one), ids compared
-as staging identifies them (91 and "91" are one product: `catalog_ids`), since each repeat stands in for an
-item never served. The errors live in `catalog_errors` and are re-exported here.
+catalog partial is refused instead (`CatalogApiBadResponse`, nothing landed): a short page, items past `total`,
+and an id served twice within a page, ids compared as staging identifies them (91 and "91" are one product:
+`catalog_ids`), since each repeat stands in for an item never served. A `total` that changes between pages and
+an item of an earlier page served again mean the catalog changed while it was read: `CatalogChangedWhileRead`,
+a `CatalogApiTransientError` (a fetch from the first page may read it whole). The errors live in
+`catalog_errors` and are re-exported here.
 
 Each request is bounded (`catalog_http`): a total deadline besides the per-read timeout, a size limit on
 the body as sent and decompressed, redirects followed only within the same scheme, host and port, JSON
@@ -31,13 +33,13 @@ from typing import Any
 from pipeline.config import BadSetting
 from pipeline.ingest import catalog_http, json_numbers
 from pipeline.ingest.catalog_errors import (CHANGED, CatalogApiBadResponse, CatalogApiError,
-                                             CatalogApiTransientError)
+                                             CatalogApiTransientError, CatalogChangedWhileRead)
 from pipeline.ingest.catalog_http import redact_url
 from pipeline.ingest.catalog_ids import check_drift, distinct_count
 
 # the errors are re-exported: callers catch them as catalog_api.CatalogApi...
 __all__ = ["AUTHORIZATION_VARIABLE", "CatalogApiBadResponse", "CatalogApiError", "CatalogApiTransientError",
-           "fetch_all", "page_url", "redact_url", "source_url"]
+           "CatalogChangedWhileRead", "fetch_all", "page_url", "redact_url", "source_url"]
 
 logger = logging.getLogger(__name__)
 
@@ -226,9 +228,9 @@ def _check_page(payload: Any, url: str, resource: str, skip: int,
     if isinstance(echoed, int) and echoed != skip:
         raise bad(f"asked for skip={skip} but got skip={echoed}; the API ignores pagination")
     claimed = payload.get("limit")
-    if first_total is not None and total != first_total:  # before the short-page checks: not worth a retry
-        raise CatalogApiBadResponse(f"GET {redact_url(url)}: total={total}, the first page said total={first_total};"
-                                    f" {CHANGED}")
+    if first_total is not None and total != first_total:  # before the short-page checks: a page's retry cannot mend it
+        raise CatalogChangedWhileRead(f"GET {redact_url(url)}: total={total}, the first page said"
+                                      f" total={first_total}; {CHANGED}")
     if items and skip >= total:  # asked past `total` after a full last page (_fetch_all): it was no catalog's size
         raise _past_total(url, resource, items, skip, total)
     if not items and skip < total:
@@ -336,9 +338,8 @@ def _fetch_all(base_url: str, resource: str, client: _Client, *, page_size: int,
             f"{resource}: still {len(collected)} of {total} items after max_pages={max_pages} pages "
             f"from {redact_url(base_url)}; raise page_size or max_pages")
     if len(collected) != total:  # a safeguard: a `total` that changed between pages is refused by _check_page
-        raise CatalogApiBadResponse(
-            f"{resource}: short page: fetched {len(collected)} items but the API now says total={total}; "
-            "the catalog changed during the fetch, run again")
+        raise CatalogChangedWhileRead(
+            f"{resource}: short page: fetched {len(collected)} items but the API now says total={total}; {CHANGED}")
     # Every item a distinct id (those without one are quarantined downstream): a repeat within a page stands in
     # for an item never served, though the count of items matches `total`.
     distinct = distinct_count(collected, seen)

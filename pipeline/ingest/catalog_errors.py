@@ -2,7 +2,7 @@
 raise them without importing the client."""
 from __future__ import annotations
 
-__all__ = ["CHANGED", "CatalogApiBadResponse", "CatalogApiError", "CatalogApiTransientError"]
+__all__ = ["CHANGED", "CatalogApiBadResponse", "CatalogApiError", "CatalogApiTransientError", "CatalogChangedWhileRead"]
 
 CHANGED = "the catalog changed while it was read (offset pagination is not a snapshot): run again"
 
@@ -17,3 +17,8 @@ class CatalogApiTransientError(CatalogApiError):
 
 class CatalogApiBadResponse(CatalogApiError):
     """The API answered with something unusable: a 4xx, non-JSON, the wrong shape or short pages."""
+
+
+class CatalogChangedWhileRead(CatalogApiTransientError):
+    """The catalog changed between the pages of one fetch (a `total` that changed, items of an earlier page served
+    again): transient, since a fetch from the first page once the catalog holds still reads it whole."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pipeline.ingest.catalog_errors import CHANGED, CatalogApiBadResponse
+from pipeline.ingest.catalog_errors import CHANGED, CatalogChangedWhileRead
 from pipeline.ingest.catalog_http import redact_url
 
 __all__ = ["check_drift", "distinct_count", "id_key"]
@@ -36,8 +36,8 @@ def check_drift(url: str, resource: str, items: list[dict[str, Any]], seen: set[
     keyed = [(key, item.get("id")) for item in items if (key := id_key(item.get("id"))) is not None]
     again = [item_id for key, item_id in keyed if key in seen]
     if again:
-        raise CatalogApiBadResponse(f"GET {redact_url(url)}: {len(again)} of its {len(items)} {resource} came on an"
-                                    f" earlier page too (id {again[0]!r} ...); {CHANGED}")
+        raise CatalogChangedWhileRead(f"GET {redact_url(url)}: {len(again)} of its {len(items)} {resource} came on"
+                                      f" an earlier page too (id {again[0]!r} ...); {CHANGED}")
     within = None
     for key, item_id in keyed:
         if key in seen and within is None:
