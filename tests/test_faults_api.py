@@ -123,6 +123,8 @@ def test_a_catalog_that_keeps_changing_while_read_fails_after_the_attempts_sayin
             " earlier page too (id 51 ...); the catalog changed while it was read") in result.stdout
     assert f"the catalog kept changing while it was read: gave up after {TASK_ATTEMPTS} attempts ([catalog] attempts)" \
         in result.stdout
+    assert "what to do (catalog changing while read): the catalog kept changing while read: once its update is over," \
+        " `luigi --module pipeline.tasks DailyPipeline --date 2025-12-15 --local-scheduler`" in result.stdout
     assert luigi_attempts(result.stdout) == 1 and not landed(tmp_path)
     assert "Traceback" not in result.stdout
 
