@@ -267,6 +267,16 @@ REMEDIES: tuple[Remedy, ...] = (
            " preload or the publish), after an upgrade",
            "a newer version's serving migrations need the database's owner, and the pipeline's login is not it",
            f"the database owner runs `python -m pipeline migrate` (docs/operations.md#upgrading), then `{DAILY}`",
+           ("MigrationNotPermitted",)),
+    Remedy("migration failed", "30",
+           "`MigrationError: .../sql/serving/0NN_....sql: <Postgres's error>` (`migrate`, a preload or the publish),"
+           " or `MigrationChanged: 0NN_....sql was applied ... but has changed since ...`",
+           "a serving migration could not be applied and was rolled back: its SQL fails on this database (a migration"
+           " you added or changed, an object someone changed by hand), an applied migration's file was edited, or"
+           " sessions held a lock it needs past its retries; the message names the file and Postgres's words",
+           "do what the message says: fix the migration it names (an applied one stays as it was applied: restore"
+           " it and put the change in a new file) or the object it trips on, or end the sessions it names; then"
+           f" `python -m pipeline migrate`, then `{DAILY}`",
            ("MigrationError",)),
     Remedy("broken manifest", "35",
            "`LandOrders could not be scheduled: ManifestUnreadable: .../raw/orders/load_date=D/_manifest.json cannot be"
