@@ -11,6 +11,8 @@ import dataclasses
 import datetime as dt
 import re
 
+from pipeline.tasks.lost_tasks import TIMEOUT_OPTION, TIMEOUT_SETTING, timeout_setting
+
 RUNBOOK = "docs/operations.md#runbook"
 DAILY = "luigi --module pipeline.tasks DailyPipeline --date {date}"
 LOCAL_SCHEDULER = " --local-scheduler"  # how a run without luigid (the README's daily command) gives it
@@ -96,32 +98,6 @@ FIX_CATALOG = ("fix the catalog (the API's answer or the snapshot file) and {com
 UNUSUAL_CATALOG = ("; only a catalog that really is like that (not a broken export or API answer), knowing that the"
                    " date is then published without the catalog's quarantined members (most of it, when most was"
                    " quarantined): rerun it with ")
-
-
-# Luigi's words for a task its worker lost (luigi/worker.py, Worker._purge_children), as the run audit keeps them
-TIMED_OUT = re.compile(r"\bTask (\S+) timed out after (\d+) seconds and was terminated")
-KILLED = re.compile(r"\bTask (\S+) died unexpectedly with exit code -9\b")  # SIGKILL: most often the OOM killer
-SIGNALLED = re.compile(r"\bTask (\S+) died unexpectedly with exit code -(\d+)")  # negative: ended by that signal
-TIMEOUT_SETTING, TIMEOUT_OPTION = "`[task_timeouts] <kind>`", "--task-timeouts-<kind>"
-
-
-def timeout_setting(message: str) -> tuple[str, str] | None:
-    """The setting and option bounding the task a timeout message (TIMED_OUT) names: `("[task_timeouts] stage",
-    "--task-timeouts-stage")`, or `[worker] timeout`'s for a task of no kind; None: no timeout, or no such task."""
-    from luigi.task_register import Register, TaskClassException
-
-    if not (found := TIMED_OUT.search(message or "")):
-        return None
-    parts = found.group(1).split("_")  # `<family>_<parameters>_<hash>`
-    for end in range(len(parts) - 1, 0, -1):
-        try:
-            kind = getattr(Register.get_task_cls("_".join(parts[:end])), "timeout_kind", None)
-        except TaskClassException:
-            continue
-        if not kind:  # no kind of its own: the [worker] timeout bounds it
-            return "[worker] timeout", "--worker-timeout"
-        return f"[task_timeouts] {kind}", f"--task-timeouts-{kind}"
-    return None
 
 
 def _luigid_option() -> str:

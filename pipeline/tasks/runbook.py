@@ -22,14 +22,11 @@ from pipeline.tasks.remedies import (
     BY_ERROR,
     DAILY,
     GATE_EXAMPLE,
-    KILLED,
-    SIGNALLED,
     LOCAL_SCHEDULER,
     REMEDIES,
     RESTATE,
     RUNBOOK,
     THRESHOLD_OPTION,
-    TIMED_OUT,
     UNUSUAL_DAY,
     Remedy,
     by_kind,
@@ -37,6 +34,7 @@ from pipeline.tasks.remedies import (
     markdown_table,
 )
 from pipeline.tasks.gate_remedy import gate_fix
+from pipeline.tasks.lost_tasks import KILLED, SIGNALLED, TIMED_OUT
 
 __all__ = [
     "BY_ERROR", "DAILY", "GATE_EXAMPLE", "LOCAL_SCHEDULER", "REMEDIES", "RESTATE", "RUNBOOK", "THRESHOLD_OPTION",
