@@ -158,6 +158,12 @@ REMEDIES: tuple[Remedy, ...] = (
                       " dim_product_history): "
                       + FIX_CATALOG.format(commands="`python -m pipeline restate --catalog KIND --date S`")
                       + UNUSUAL_CATALOG + GATE_EXAMPLE),
+    Remedy("checks file", "30",
+           "`QualityGate failed: ChecksVariableUnknown: .../checks/warehouse/fact_orders.yml uses ${x}, which no"
+           " setting gives ...` (or `NoChecksParsed: ... parsed to zero checks ...`, `... does not exist`)",
+           "a SodaCL file under `[checks] checks_dir` cannot be used as it is: missing, without checks, not SodaCL,"
+           " or using a `${variable}` no setting gives; the gate judges nothing rather than pass the date",
+           f"fix the file the message names (docs/quality-gate.md), then `{DAILY}`", ("ChecksFileInvalid",)),
     Remedy("not ready", "20",
            "`NOT READY (orders: no ready marker)`",
            "`[landing] ready_marker` is set and the sender has not written it yet",
