@@ -186,7 +186,7 @@ REMEDIES: tuple[Remedy, ...] = (
            " still ran and stay done",
            f"start it (`python -m pipeline.serving.pg start` for the embedded one) or fix `ECOMM_PG_DSN`, then `{DAILY}`",
            ("PostgresUnreachable", "EmbeddedServerError")),
-    Remedy("Postgres port in use", "30",
+    Remedy("Postgres port in use", "35",
            "`EmbeddedPortInUse: port N on 127.0.0.1 is in use; set ECOMM_PG_PORT or [postgres] embedded_port to a free"
            " port`",
            "another program listens on the embedded server's port, often the embedded Postgres of another deployment"
