@@ -19,7 +19,9 @@ import pytest
 from pipeline import lake
 from pipeline.quality import gate, gate_views, serving_reconciliation
 from pipeline.quality.gate import NoChecksParsed, QualityGateFailed
+from pipeline.quality.results import ChecksVariableUnknown
 from pipeline.quality.serving_reconciliation import ServingMismatch
+from pipeline.tasks import runbook
 from tests.support import rows
 from tests.support.gate_day import (
     DAY,
@@ -388,6 +390,49 @@ def test_a_checks_file_without_checks_is_an_error(lake_root: Path, tmp_path: Pat
     assert 'Invalid check "row_count >>> 0"' in scan_error.message
     assert by_name(result)[("dim_user", "has rows")].outcome == "pass"
     assert result.blocked and not gate.gate_passed(D)
+
+
+def test_a_checks_file_using_a_variable_no_setting_gives_is_refused_by_name(lake_root: Path, tmp_path: Path) -> None:
+    """Soda renders an unknown `${name}` as nothing: `row_count < ` broke the table's query, and every check of the
+    table errored with no word of the misspelt name. The gate refuses the file, naming it; a comment is not read."""
+    write_day(clean_orders(), clean_events())
+    root = tmp_path / "checks"
+    shutil.copytree(gate.checks_dir(), root)
+    dim_user = root / "warehouse" / "dim_user.yml"
+    dim_user.write_text(dim_user.read_text(encoding="utf-8") + "  # ${not_read} in a comment\n"
+                        "  - row_count < ${orders_max_rowz}:\n      name: not too many\n", encoding="utf-8")
+
+    with pytest.raises(ChecksVariableUnknown, match=r"dim_user.yml uses \$\{orders_max_rowz\}, which no setting") as no:
+        gate.run_gate(D, checks_root=root)
+    assert "orders_max_rows" in str(no.value) and "not_read" not in str(no.value)
+    assert runbook.remedy_for(no.value).kind == "checks file"
+    assert not gate.gate_passed(D)
+
+
+def test_checks_that_could_not_run_are_told_to_fix_the_checks_file_not_the_data(lake_root: Path,
+                                                                               tmp_path: Path) -> None:
+    """A misspelt column errors every check of its table (one query per table): the what-to-do was the data's, "fix
+    the file and restate the date", which restates nothing wrong. It says the checks could not run and where."""
+    write_day(clean_orders(), clean_events())
+    root = tmp_path / "checks"
+    shutil.copytree(gate.checks_dir(), root)
+    dim_user = root / "warehouse" / "dim_user.yml"
+    dim_user.write_text(dim_user.read_text(encoding="utf-8") + "  - missing_count(user_idd) = 0\n", encoding="utf-8")
+
+    result = gate.run_gate(D, checks_root=root)
+    blocking = [r for r in result.results if r.outcome in ("fail", "error")]
+    assert blocking and {r.outcome for r in blocking} == {"error"}, blocking
+    assert any("user_idd" in (r.message or "") for r in blocking), "an errored check says why"
+    said = runbook.explain("QualityGate", D, QualityGateFailed(result), local_scheduler=True).splitlines()[1]
+    assert said.startswith("What to do (gate blocked): the failing checks could not run, so they judged nothing"), said
+    assert "is fixed in that file (checks/), then `luigi --module pipeline.tasks DailyPipeline --date" in said, said
+    assert "restate" not in said, said
+
+    # beside a check that failed on the data, the data's fix stands and the errored ones get theirs
+    mixed = runbook.gate_fix(D, ["fail: measured 75; ... rerun it with --checks-lost-fail-pct 100.",
+                                 "not evaluated: Binder Error"], errored=1, local_scheduler=True)
+    assert "`--checks-lost-fail-pct 100`" in mixed and "; the 1 that errored could not run, so those judged" in mixed
+    assert mixed.endswith("(checks/), then run the date again"), mixed
 
 
 def test_hostile_load_date_is_rejected_before_any_scan(lake_root: Path) -> None:

@@ -58,7 +58,9 @@ def test_a_data_folder_whose_server_runs_on_another_port_is_one_line_naming_both
         daily = _run(["luigi", "--module", "pipeline.tasks", "DailyPipeline", "--date", "2025-12-15",
                       "--local-scheduler"], mismatch)
         assert daily.returncode == 35 and "Traceback" not in daily.stderr, daily.stderr[-3000:]  # a setting's code
-        assert f"DailyPipeline could not be scheduled: {said}" in daily.stdout, daily.stdout[-3000:]
+        # the error's kind, so that the summary gives the runbook's what-to-do (it gave none)
+        assert f"DailyPipeline could not be scheduled: EmbeddedPortMismatch: {said}" in daily.stdout, daily.stdout[-3000:]
+        assert "what to do (Postgres port setting): set the port as the message says" in daily.stdout, daily.stdout
 
         # no ECOMM_PG_PORT: the setting that says the port is luigi.cfg's
         cfg = tmp_path / "port.cfg"

@@ -232,8 +232,9 @@ def test_each_failure_kind_maps_to_its_runbook_entry(tmp_path: Path) -> None:
     import errno
 
     from pipeline.ingest import catalog_api, incoming, landing
+    from pipeline.quality.results import ChecksVariableUnknown, NoChecksParsed
     from pipeline.quality.serving_reconciliation import ServingMismatch
-    from pipeline.serving.migrations import MigrationError
+    from pipeline.serving.migrations import MigrationChanged, MigrationError, MigrationNotPermitted
     from pipeline.tasks import late_catalogs, runbook
 
     cases = {
@@ -267,7 +268,11 @@ def test_each_failure_kind_maps_to_its_runbook_entry(tmp_path: Path) -> None:
         incoming.UnsafeSourcePath("a link"): "invalid file",
         landing.ManifestUnreadable("x/_manifest.json cannot be read"): "broken manifest",
         ServingMismatch("the serving tables do not match the lake"): "serving mismatch",
-        MigrationError("sql/serving/041_x.sql: must be owner of table daily_metrics"): "schema migration",
+        ChecksVariableUnknown("checks/warehouse/x.yml uses ${y}, which no setting gives"): "checks file",
+        NoChecksParsed("checks/warehouse/x.yml parsed to zero checks"): "checks file",
+        MigrationNotPermitted("sql/serving/041_x.sql: must be owner of table daily_metrics"): "schema migration",
+        MigrationError('sql/serving/900_x.sql: relation "no_such_table" does not exist'): "migration failed",
+        MigrationChanged("041_x.sql was applied (as 041_x) but has changed since; ..."): "migration failed",
         psycopg.errors.InsufficientPrivilege("permission denied for schema audit"): "Postgres permission denied",
     })
     for text, kind in {

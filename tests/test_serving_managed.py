@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from pipeline.serving import migrations, publish
+from pipeline.tasks import runbook
 from tests.support.postgres import PG_ENV, ThrowawayPostgres
 from tests.support.serving import event, order, write_facts
 
@@ -62,8 +63,9 @@ def test_roles_another_login_created_without_set_are_one_line_with_the_grant(ser
     with psycopg.connect(server.dsn("ecomm", user="app_admin"), autocommit=True) as conn:
         conn.execute("grant ecomm_reader, bi_reader to team_admin with admin true")  # as docs/serving.md says
         conn.execute("grant ecomm_writer to team_admin with admin true, inherit false, set false")
-    with psycopg.connect(second) as conn, pytest.raises(migrations.MigrationError) as failed:
+    with psycopg.connect(second) as conn, pytest.raises(migrations.MigrationNotPermitted) as failed:
         migrations.apply_schema(conn)
+    assert runbook.remedy_for(failed.value).kind == "schema migration"
     first = str(failed.value).splitlines()[0]
     assert first.endswith(
         "005_roles.sql: must be able to SET ROLE \"ecomm_writer\"; team_admin may not act as ecomm_writer: as the"

@@ -9,6 +9,7 @@ import psycopg
 import pytest
 
 from pipeline.serving import migrations
+from pipeline.tasks import runbook
 from tests.support.serving import uncommented
 
 ALL_FILES = [m.path.name for m in migrations.migrations()]
@@ -99,8 +100,11 @@ def test_a_failing_migration_is_rolled_back_with_its_record(fresh_db, tmp_path: 
     (sql_dir / "900_broken.sql").write_text(
         "create table warehouse.half_done (x int);\nselect * from no_such_table;\n")
     with fresh_db.connect() as conn:
-        with pytest.raises(migrations.MigrationError, match="900_broken.sql"):
+        with pytest.raises(migrations.MigrationError, match="900_broken.sql") as failed:
             migrations.apply_schema(conn, sql_dir)
+        # the migration's own SQL failed: not blamed on the login's rights (the owner's `migrate`)
+        assert not isinstance(failed.value, migrations.MigrationNotPermitted)
+        assert runbook.remedy_for(failed.value).kind == "migration failed"
         assert conn.execute("select to_regclass('warehouse.half_done')").fetchone() == (None,)
         assert conn.execute("select max(version) from audit.schema_migrations").fetchone() == (
             migrations.migrations()[-1].version,)

@@ -353,14 +353,14 @@ def promote(tmp_path: str, final_path: str) -> None:
     faults.point("lake.promote", final_path)
     if lake_store.is_remote(final_path):  # a server-side copy: the object appears whole
         lake_store.move(tmp_path, final_path)
-        logger.info("wrote %s", final_path)
+        logger.debug("wrote %s", final_path)
         return
     with open(tmp_path, "rb") as handle:  # the bytes reach the disk before the name does
         os.fsync(handle.fileno())
     os.replace(tmp_path, final_path)
     # manifests, restatement records and run audit twins too (partitions: sqlrun.copy_to_partition): one listing
     clean_temp_files(os.path.dirname(final_path))
-    logger.info("wrote %s", final_path)
+    logger.debug("wrote %s", final_path)
 
 
 def writer_alive(tmp_path: str) -> bool:

@@ -300,7 +300,7 @@ def copy_to_partition(
         except OSError:
             pass
         raise
-    logger.info("%s rows -> %s", rows, final_path)
+    logger.debug("%s rows -> %s", rows, final_path)
     return rows
 
 

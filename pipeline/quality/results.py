@@ -32,8 +32,16 @@ VIEWS: dict[str, str] = {"source_loss": "audit", "source_volume": "audit", "unkn
                          "catalog_snapshots": "staging"}
 
 
-class NoChecksParsed(Exception):
+class ChecksFileInvalid(Exception):
+    """A checks file cannot be used as it is: the gate refuses to judge the date with it."""
+
+
+class NoChecksParsed(ChecksFileInvalid):
     """A checks file parsed to zero checks: a gate that checks nothing must not pass."""
+
+
+class ChecksVariableUnknown(ChecksFileInvalid):
+    """A checks file uses a `${name}` no setting gives: Soda would put nothing in its place, and its SQL breaks."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,7 +21,13 @@ from soda.common.logs import Logs  # noqa: I001 - after soda_setup
 from soda.scan import Scan
 
 from pipeline.lake import sqlrun
-from pipeline.quality.results import BLOCKING, OUTCOMES, CheckResult, NoChecksParsed  # noqa: F401 - re-exported
+from pipeline.quality.results import (  # noqa: F401 - re-exported
+    BLOCKING,
+    OUTCOMES,
+    CheckResult,
+    ChecksVariableUnknown,
+    NoChecksParsed,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -80,10 +86,17 @@ def run_checks_file(
 ) -> tuple[int, list[CheckResult]]:
     """Scan one checks file; return Soda's exit code and one result per check (errors included).
 
-    Raises NoChecksParsed when the file yields no check at all (missing, empty or unparseable).
+    Raises NoChecksParsed when the file yields no check at all (missing, empty or unparseable), and
+    ChecksVariableUnknown when it uses a `${name}` that `variables` lacks.
     """
     if not checks_file.is_file():
         raise NoChecksParsed(f"checks file {checks_file} does not exist; every gated table needs one")
+    unknown = sorted(soda_setup.variables_used(checks_file.read_text(encoding="utf-8")) - variables.keys())
+    if unknown:
+        raise ChecksVariableUnknown(
+            f"{checks_file} uses {', '.join('${' + name + '}' for name in unknown)}, which no setting gives (Soda"
+            f" would put nothing in its place); its variables: {', '.join(sorted(variables)) or 'none'}"
+            " (pipeline/quality/gate_settings.py); fix the name or add the setting (docs/quality-gate.md)")
     scan = new_scan()
     scan.disable_telemetry()
     # execute() ends by building Soda Cloud's results document (every check's definition dumped as

@@ -18,6 +18,7 @@ import importlib
 import importlib.util
 import inspect
 import logging
+import re
 import sys
 import types
 from collections.abc import Callable, Iterable
@@ -119,6 +120,28 @@ def _parsed(text: str) -> Any:
 def parsed_checks(text: str) -> Any:
     """A SodaCL file's text as soda-core parses it (its own copy), for code that reads a checks file's attributes."""
     return copy.deepcopy(_parsed(text))
+
+
+_VARIABLE = re.compile(r"\$\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}")  # `${name}`, not `${ env_var('X') }`
+
+
+@functools.lru_cache(maxsize=256)
+def variables_used(text: str) -> frozenset[str]:
+    """The `${name}` variables a SodaCL file's checks use, in its keys and values (comments are not read; a file
+    that is not YAML uses none here: its scan reports it)."""
+    try:
+        stack, found = [_parsed(text)], set()
+    except _YAMLError:
+        return frozenset()
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack += [*node.keys(), *node.values()]
+        elif isinstance(node, list):
+            stack += node
+        elif isinstance(node, str):
+            found.update(_VARIABLE.findall(node))
+    return frozenset(found)
 
 
 def _parse_yaml_str_once(self: _soda_parser.Parser, yaml_str: str) -> Any:

@@ -52,6 +52,10 @@ class MigrationError(RuntimeError):
     """The serving schema could not be brought up to date."""
 
 
+class MigrationNotPermitted(MigrationError):
+    """A migration needs a right the migrating login lacks: a table's ownership, a role's membership."""
+
+
 class MigrationChanged(MigrationError):
     """An already-applied migration file was edited; add a new migration instead."""
 
@@ -211,7 +215,9 @@ def _apply_locked(conn: psycopg.Connection, files: list[Migration]) -> tuple[lis
             locks.retrying(conn, f"migration {migration.path.name}", run, _relations(conn, migration.text()))
         except (psycopg.Error, locks.LockWaitTimeout) as err:
             first, *rest = f"{migration.path}: {err}".strip().split("\n", 1)
-            return applied_now, MigrationError("\n".join([first + _what_to_do(conn, err), *rest]))
+            kind = (MigrationNotPermitted if isinstance(err, psycopg.errors.InsufficientPrivilege)
+                    or _ROLE_DENIED.search(str(err)) else MigrationError)
+            return applied_now, kind("\n".join([first + _what_to_do(conn, err), *rest]))
         finally:
             conn.remove_notice_handler(said)
         applied_now.append(migration.path.name)

@@ -212,12 +212,22 @@ class _BadSettingLine(logging.Filter):
         elif isinstance(record.msg, str) and "\nTraceback (most recent call last):" in record.msg and not record.args:
             head, _, trace = record.msg.partition("\n")
             prefixes = self.prefixes()
-            named = [line.split(": ", 1)[1] for line in trace.splitlines() if line.startswith(prefixes)]
+            named = [line for line in trace.splitlines() if line.startswith(prefixes)]
             if named:
-                record.msg, record.args = "%s %s", (head, named[-1])
+                record.msg, record.args = "%s %s", (head, _setting_line(named[-1]))
             elif (known := _known_error_line(trace)) is not None:  # Postgres refuses the login, a broken manifest
                 record.msg, record.args = "%s %s", (head, known)
         return True
+
+
+def _setting_line(line: str) -> str:
+    """A BadSetting's traceback line as said: its message, after its class's unqualified name when the runbook has
+    an entry for that class (`EmbeddedPortInvalid: ...`: the run summary then gives its what-to-do)."""
+    from pipeline.tasks import runbook
+
+    qualified, _, text = line.partition(": ")
+    said = f"{qualified.rsplit('.', 1)[-1]}: {text}"
+    return said if runbook.remedy_for_text(said) is not None else text
 
 
 def _known_error_line(trace: str) -> str | None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from pipeline.ingest import incoming, landing
 from pipeline.quality.results import BLOCKING, GATED_TABLES, VIEWS
-from pipeline.tasks.remedies import (FIX_CATALOG, FIX_FILE, GATE_EXAMPLE, THRESHOLD_OPTION, UNUSUAL_CATALOG,
+from pipeline.tasks.remedies import (DAILY, FIX_CATALOG, FIX_FILE, GATE_EXAMPLE, THRESHOLD_OPTION, UNUSUAL_CATALOG,
                                      UNUSUAL_DAY, by_kind)
 from pipeline.transform import staging, warehouse
 
@@ -121,8 +121,14 @@ def blocked_by(day: dt.date) -> list[str]:
     return blocking_catalogs((r.table_name, r.check_name) for r in result.results if r.outcome in BLOCKING)[0]
 
 
+# checks that errored judged nothing: not the data's fault until their query runs (a misspelt column errors every check
+# of its table: Soda measures a table's metrics in one query)
+ERRORED = ("could not run, so {they} judged nothing (`python -m pipeline summary --date {{date}}` prints why): a"
+           " column or table a checks file names that is not there is fixed in that file (checks/), then {rerun}")
+
+
 def gate_fix(day: dt.date, messages: list[str | None], *, local_scheduler: bool = False,
-             checks: Iterable[tuple[str, str]] = ()) -> str:
+             checks: Iterable[tuple[str, str]] = (), errored: int = 0) -> str:
     """The gate's fix for a date, with the threshold options the messages of the checks that blocked it name.
 
     `checks`: those checks' (table, check name): a catalog's (`check_catalogs`) are fixed by restating the snapshot
@@ -130,15 +136,28 @@ def gate_fix(day: dt.date, messages: list[str | None], *, local_scheduler: bool 
     Not every check's message names one (an empty day, unknown products): for those, the fix points
     to their thresholds in luigi.cfg [checks], each also an option for one run (`--checks-<name>`).
     A blocked date's gate task failed: through luigid, which disabled it, the fix re-enables it first.
+    `errored`: how many of those checks errored (their query failed): when all did, the fix is theirs alone.
     """
     gate = by_kind("gate blocked")
+    if errored and errored >= len(messages):
+        own = "the failing checks " + ERRORED.format(they="they", rerun=f"`{DAILY}`")
+        return dataclasses.replace(gate, fix=own, restates=False).fix_for(day, local_scheduler=local_scheduler,
+                                                                          failed=True)
     kinds, daily = blocking_catalogs(checks)
     if kinds:
         commands = restate_text(day, kinds)
         fixed = FIX_CATALOG.format(commands=commands) + (f"; the other failing checks: {FIX_FILE}" if daily else "")
         gate = dataclasses.replace(gate, fix=gate.fix.replace(FIX_FILE, fixed).replace(UNUSUAL_DAY, UNUSUAL_CATALOG),
                                    restates=False)  # the threshold then publishes the catalog's losses too: said
-    fix = gate.fix_for(day, local_scheduler=local_scheduler, failed=True)
+    fix = _with_thresholds(gate.fix_for(day, local_scheduler=local_scheduler, failed=True), messages)
+    if errored:  # beside checks that failed on the data
+        fix += f"; the {errored} that errored " + ERRORED.format(they="those", rerun="run the date again").format(
+            date=day)
+    return fix
+
+
+def _with_thresholds(fix: str, messages: list[str | None]) -> str:
+    """The fix with the threshold options the failing checks' messages name (or where their thresholds are)."""
     options = sorted({found.group(0) for text in messages for found in THRESHOLD_OPTION.finditer(text or "")})
     if options and all(THRESHOLD_OPTION.search(text or "") for text in messages):
         return fix.replace(GATE_EXAMPLE, f"`{' '.join(options)}`")

@@ -11,6 +11,8 @@ import dataclasses
 import datetime as dt
 import re
 
+from pipeline.tasks.lost_tasks import TIMEOUT_OPTION, TIMEOUT_SETTING, timeout_setting
+
 RUNBOOK = "docs/operations.md#runbook"
 DAILY = "luigi --module pipeline.tasks DailyPipeline --date {date}"
 LOCAL_SCHEDULER = " --local-scheduler"  # how a run without luigid (the README's daily command) gives it
@@ -98,32 +100,6 @@ UNUSUAL_CATALOG = ("; only a catalog that really is like that (not a broken expo
                    " quarantined): rerun it with ")
 
 
-# Luigi's words for a task its worker lost (luigi/worker.py, Worker._purge_children), as the run audit keeps them
-TIMED_OUT = re.compile(r"\bTask (\S+) timed out after (\d+) seconds and was terminated")
-KILLED = re.compile(r"\bTask (\S+) died unexpectedly with exit code -9\b")  # SIGKILL: most often the OOM killer
-SIGNALLED = re.compile(r"\bTask (\S+) died unexpectedly with exit code -(\d+)")  # negative: ended by that signal
-TIMEOUT_SETTING, TIMEOUT_OPTION = "`[task_timeouts] <kind>`", "--task-timeouts-<kind>"
-
-
-def timeout_setting(message: str) -> tuple[str, str] | None:
-    """The setting and option bounding the task a timeout message (TIMED_OUT) names: `("[task_timeouts] stage",
-    "--task-timeouts-stage")`, or `[worker] timeout`'s for a task of no kind; None: no timeout, or no such task."""
-    from luigi.task_register import Register, TaskClassException
-
-    if not (found := TIMED_OUT.search(message or "")):
-        return None
-    parts = found.group(1).split("_")  # `<family>_<parameters>_<hash>`
-    for end in range(len(parts) - 1, 0, -1):
-        try:
-            kind = getattr(Register.get_task_cls("_".join(parts[:end])), "timeout_kind", None)
-        except TaskClassException:
-            continue
-        if not kind:  # no kind of its own: the [worker] timeout bounds it
-            return "[worker] timeout", "--worker-timeout"
-        return f"[task_timeouts] {kind}", f"--task-timeouts-{kind}"
-    return None
-
-
 def _luigid_option() -> str:
     """` --scheduler-url URL` when this process's run was given another luigid than luigi.cfg's (else "")."""
     from pipeline.tasks import central
@@ -196,6 +172,12 @@ REMEDIES: tuple[Remedy, ...] = (
                       " dim_product_history): "
                       + FIX_CATALOG.format(commands="`python -m pipeline restate --catalog KIND --date S`")
                       + UNUSUAL_CATALOG + GATE_EXAMPLE),
+    Remedy("checks file", "30",
+           "`QualityGate failed: ChecksVariableUnknown: .../checks/warehouse/fact_orders.yml uses ${x}, which no"
+           " setting gives ...` (or `NoChecksParsed: ... parsed to zero checks ...`, `... does not exist`)",
+           "a SodaCL file under `[checks] checks_dir` cannot be used as it is: missing, without checks, not SodaCL,"
+           " or using a `${variable}` no setting gives; the gate judges nothing rather than pass the date",
+           f"fix the file the message names (docs/quality-gate.md), then `{DAILY}`", ("ChecksFileInvalid",)),
     Remedy("not ready", "20",
            "`NOT READY (orders: no ready marker)`",
            "`[landing] ready_marker` is set and the sender has not written it yet",
@@ -218,7 +200,7 @@ REMEDIES: tuple[Remedy, ...] = (
            " still ran and stay done",
            f"start it (`python -m pipeline.serving.pg start` for the embedded one) or fix `ECOMM_PG_DSN`, then `{DAILY}`",
            ("PostgresUnreachable", "EmbeddedServerError")),
-    Remedy("Postgres port in use", "30",
+    Remedy("Postgres port in use", "35",
            "`EmbeddedPortInUse: port N on 127.0.0.1 is in use; set ECOMM_PG_PORT or [postgres] embedded_port to a free"
            " port`",
            "another program listens on the embedded server's port, often the embedded Postgres of another deployment"
@@ -281,6 +263,16 @@ REMEDIES: tuple[Remedy, ...] = (
            " preload or the publish), after an upgrade",
            "a newer version's serving migrations need the database's owner, and the pipeline's login is not it",
            f"the database owner runs `python -m pipeline migrate` (docs/operations.md#upgrading), then `{DAILY}`",
+           ("MigrationNotPermitted",)),
+    Remedy("migration failed", "30",
+           "`MigrationError: .../sql/serving/0NN_....sql: <Postgres's error>` (`migrate`, a preload or the publish),"
+           " or `MigrationChanged: 0NN_....sql was applied ... but has changed since ...`",
+           "a serving migration could not be applied and was rolled back: its SQL fails on this database (a migration"
+           " you added or changed, an object someone changed by hand), an applied migration's file was edited, or"
+           " sessions held a lock it needs past its retries; the message names the file and Postgres's words",
+           "do what the message says: fix the migration it names (an applied one stays as it was applied: restore"
+           " it and put the change in a new file) or the object it trips on, or end the sessions it names; then"
+           f" `python -m pipeline migrate`, then `{DAILY}`",
            ("MigrationError",)),
     Remedy("broken manifest", "35",
            "`LandOrders could not be scheduled: ManifestUnreadable: .../raw/orders/load_date=D/_manifest.json cannot be"

@@ -65,6 +65,7 @@ import pyarrow as pa
 
 from pipeline import lake
 from pipeline.tasks import run_audit_pg as pg_side
+from pipeline.tasks import task_logs
 
 logger = logging.getLogger(__name__)
 
@@ -335,6 +336,7 @@ class AttemptStarted:
         self.task = process.task
 
     def __enter__(self) -> None:
+        task_logs.follow_luigi()  # the pipeline's lines of this task in the `luigi` command's log
         _record(self.task, "running")
         self.task._audit_opened = os.getpid()
 

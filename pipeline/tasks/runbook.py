@@ -22,14 +22,11 @@ from pipeline.tasks.remedies import (
     BY_ERROR,
     DAILY,
     GATE_EXAMPLE,
-    KILLED,
-    SIGNALLED,
     LOCAL_SCHEDULER,
     REMEDIES,
     RESTATE,
     RUNBOOK,
     THRESHOLD_OPTION,
-    TIMED_OUT,
     UNUSUAL_DAY,
     Remedy,
     by_kind,
@@ -37,6 +34,7 @@ from pipeline.tasks.remedies import (
     markdown_table,
 )
 from pipeline.tasks.gate_remedy import gate_fix
+from pipeline.tasks.lost_tasks import KILLED, SIGNALLED, TIMED_OUT
 
 __all__ = [
     "BY_ERROR", "DAILY", "GATE_EXAMPLE", "LOCAL_SCHEDULER", "REMEDIES", "RESTATE", "RUNBOOK", "THRESHOLD_OPTION",
@@ -196,7 +194,8 @@ def explain(task_family: str, day: dt.date | None, error: BaseException | str, *
         # the gate blocked the date: the thresholds its failing checks name, as the run summary gives them
         blocking = [r for r in result.results if r.outcome in BLOCKING]
         fix = gate_fix(day, [r.message for r in blocking], local_scheduler=local_scheduler,
-                       checks=[(r.table_name, r.check_name) for r in blocking])
+                       checks=[(r.table_name, r.check_name) for r in blocking],
+                       errored=sum(r.outcome == "error" for r in blocking))
     elif remedy is not None:
         fix = remedy.fix_for(day, local_scheduler=local_scheduler, message=str(error), failed=scheduled)
     if remedy is not None:

@@ -1,0 +1,49 @@
+"""The pipeline's own log lines in the `luigi` command's log.
+
+Luigi's default logging (no `--logging-conf-file`, no `[core] no_configure_logging`) gives only its
+`luigi-interface` logger a handler, at `[core] log_level`. The pipeline's loggers (`pipeline.*`) then had
+none: their INFO lines ("landed 100000 rows ...", "Postgres is unreachable: ...", "reconciling serving
+tables ...", "waited 12.0s for the pipeline lock ...") were dropped, and a task that waited said nothing
+of what it waited for. Each task process (`run_audit.AttemptStarted`, the `[worker] task_process_context`)
+sends them to Luigi's handler, at Luigi's level, each line with its process, time and logger:
+
+    INFO: [pid 21601] 03:36:37 pipeline.ingest.landing: landed 2000 rows of orders for 2025-12-13 from ...
+
+Logging configured any other way (a conf file, a root handler, a test's capture) is left as it is.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+_LUIGI = "luigi-interface"
+
+
+class _ToLuigi(logging.Handler):
+    """Hands a pipeline record to the handlers of Luigi's interface logger, named and timed."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if logging.getLogger().handlers:  # configured since: the root's handlers get it by propagation
+            return
+        handlers = logging.getLogger(_LUIGI).handlers
+        if not handlers:  # Luigi's handler gone: what Python does for a logger without any
+            if record.levelno >= logging.lastResort.level:
+                logging.lastResort.handle(record)
+            return
+        said = logging.makeLogRecord(record.__dict__)
+        clock = time.strftime("%H:%M:%S", time.localtime(record.created))
+        said.msg, said.args = f"[pid {record.process}] {clock} {record.name}: {record.getMessage()}", None
+        for handler in handlers:
+            if record.levelno >= handler.level:
+                handler.handle(said)
+
+
+def follow_luigi() -> None:
+    """In a task process: the pipeline's records go to Luigi's handler at its level, when Luigi's default logging
+    is what this process has (its interface logger has a handler, the root logger none); else nothing changes."""
+    luigi_logger, root, ours = logging.getLogger(_LUIGI), logging.getLogger(), logging.getLogger("pipeline")
+    if root.handlers or not luigi_logger.handlers or any(isinstance(h, _ToLuigi) for h in ours.handlers):
+        return
+    ours.addHandler(_ToLuigi())
+    if ours.level == logging.NOTSET:
+        ours.setLevel(luigi_logger.getEffectiveLevel())
