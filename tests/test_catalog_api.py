@@ -15,6 +15,7 @@ from pipeline.ingest.catalog_api import (  # noqa: E402
     CatalogApiBadResponse,
     CatalogApiError,
     CatalogApiTransientError,
+    CatalogChangedWhileRead,
     fetch_all,
     page_url,
 )
@@ -222,21 +223,22 @@ def test_persistent_short_page_is_a_bad_response(api: DummyJsonServer, kind: str
     assert len(api.requests) == 4
 
 
-def test_a_page_repeating_items_of_an_earlier_page_is_a_bad_response(api: DummyJsonServer) -> None:
+def test_a_page_repeating_items_of_an_earlier_page_says_the_catalog_changed(api: DummyJsonServer) -> None:
     """The catalog grew while it was read: the second page starts with the end of the first. Taken as it came, its
-    items would collapse as duplicates in staging and the last ones would never be fetched, the date published."""
+    items would collapse as duplicates in staging and the last ones would never be fetched, the date published.
+    A transient error: a fetch from the first page may read it whole (the land task fetches again)."""
     api.fail_next("shifted", after=1)
-    with pytest.raises(CatalogApiBadResponse) as caught:
+    with pytest.raises(CatalogChangedWhileRead) as caught:
         fetch_all(api.url, "products", **FAST)
     assert str(caught.value).startswith(f"GET {api.url}/products?limit=100&skip=100: 50 of its 94 products came on an"
                                         " earlier page too (id 51 ...); the catalog changed while it was read"), caught.value
     assert "run again" in str(caught.value)
 
 
-def test_a_total_that_changes_between_pages_is_a_bad_response(api: DummyJsonServer) -> None:
+def test_a_total_that_changes_between_pages_says_the_catalog_changed(api: DummyJsonServer) -> None:
     """The second page says the catalog ends with it (total 147 of 194): not a short catalog to accept."""
     api.fail_next("shrunk", after=1)
-    with pytest.raises(CatalogApiBadResponse, match=r"total=147, the first page said total=194; the catalog changed"):
+    with pytest.raises(CatalogChangedWhileRead, match=r"total=147, the first page said total=194; the catalog changed"):
         fetch_all(api.url, "products", **FAST)
 
 
@@ -282,11 +284,11 @@ def test_404_is_not_retried(api: DummyJsonServer) -> None:
 
 # --- ids compared as staging identifies them; a catalog that changed; a last page echoing the limit ------------
 
-def test_ids_of_an_earlier_page_again_as_text_are_a_bad_response(api: DummyJsonServer) -> None:
+def test_ids_of_an_earlier_page_again_as_text_say_the_catalog_changed(api: DummyJsonServer) -> None:
     """The second page repeats products 51..100 with ids "51".."100": staging makes both PROD_0051, so these are the
     same products again, and as many later ones were never fetched (the tester's rc=0 publish, 7 "Unknown product")."""
     api.fail_next("shifted_text_ids", after=1)
-    with pytest.raises(CatalogApiBadResponse) as caught:
+    with pytest.raises(CatalogChangedWhileRead) as caught:
         fetch_all(api.url, "products", **FAST)
     assert str(caught.value).startswith(f"GET {api.url}/products?limit=100&skip=100: 50 of its 94 products came on an"
                                         " earlier page too (id '51' ...); the catalog changed while it was read")
@@ -294,10 +296,12 @@ def test_ids_of_an_earlier_page_again_as_text_are_a_bad_response(api: DummyJsonS
 
 @pytest.mark.parametrize(("resource", "total"), [("products", 194), ("users", 208)])
 def test_ids_repeated_within_one_page_are_a_bad_response(api: DummyJsonServer, resource: str, total: int) -> None:
-    """The first page holds items 1..90, then 1..10 again: as many items as `total`, but 91..100 never served."""
+    """The first page holds items 1..90, then 1..10 again: as many items as `total`, but 91..100 never served. Not
+    a catalog that changed while it was read: the API serves it so every time, so it is not transient."""
     api.fail_next("repeats_within")
     with pytest.raises(CatalogApiBadResponse) as caught:
         fetch_all(api.url, resource, **FAST)
+    assert not isinstance(caught.value, CatalogApiTransientError)
     assert str(caught.value) == (
         f"{resource}: only {total - 10} distinct {resource} of total={total} from {api.url}/{resource} (id 1 came twice"
         f" on the page at skip=0), so 10 were never served; nothing was landed: the API serves an item twice in place"
@@ -320,7 +324,7 @@ def test_a_catalog_that_shrinks_mid_fetch_says_so_at_once(api: DummyJsonServer, 
     """The second page's `total` is 5 lower while its items still run to the old end: the catalog changed, which a
     retry of that page cannot mend (products used to fail "short page: items run to 194" after 4 tries)."""
     api.fail_next("total_dropped", after=1)
-    with pytest.raises(CatalogApiBadResponse) as caught:
+    with pytest.raises(CatalogChangedWhileRead) as caught:
         fetch_all(api.url, resource, **FAST)
     assert str(caught.value).startswith(f"GET {api.url}/{resource}?limit=100&skip=100: total={now}, the first page"
                                         f" said total={first}; the catalog changed while it was read"), caught.value
@@ -366,7 +370,7 @@ def test_id_key_is_stagings_catalog_id() -> None:
     """The client's id_key against the staging macros it stands in for (sql/staging/macros.sql catalog_id)."""
     import duckdb
 
-    from pipeline.ingest.catalog_api import id_key
+    from pipeline.ingest.catalog_ids import id_key
     from pipeline.transform import staging
 
     ids: list[Any] = [91, "91", " 91 ", "0091", "091", 7, "12345", 123456, "0123456", "\u00a042\t", "\ufeff91",

@@ -93,6 +93,42 @@ def test_an_api_down_for_a_whole_fetch_is_fetched_again_by_the_task_and_lands(tm
     assert landed(tmp_path)
 
 
+def test_a_catalog_that_changed_while_read_is_fetched_again_by_the_task_and_lands_whole(tmp_path) -> None:
+    """The second page's `total` is 5 lower in the first fetch only (items deleted while it was read): the task
+    waits [catalog] retry_delay_seconds and fetches the whole catalog again from the first page."""
+    with DummyJsonServer() as server:
+        server.fail_next("total_dropped", after=1)
+        result = land_products(tmp_path, server.url)
+        assert result.returncode == 0, result.stdout[-3000:]
+        assert pages(server) == ["/products?limit=100&skip=0", "/products?limit=100&skip=100"] * 2
+    assert re.search(r"landing the products snapshot failed: GET [^\n]*skip=100: total=189, the first page said"
+                     r" total=194; the catalog changed while it was read[^\n]*; this can heal, will retry: attempt 2"
+                     r" of 3 at \d\d:\d\d:\d\d \(in 0.2s\)", result.stdout), result.stdout[-3000:]
+    assert luigi_attempts(result.stdout) == 1, "the task fetched again itself, in one Luigi attempt"
+    manifest = json.loads((tmp_path / "lake" / "raw" / "products" / f"load_date={D}" / "_manifest.json").read_text())
+    assert manifest["rows"] == 194
+
+
+def test_a_catalog_that_keeps_changing_while_read_fails_after_the_attempts_saying_so(tmp_path) -> None:
+    """Every fetch's second page starts half a page early (the catalog keeps growing at its start): fetched again
+    [catalog] attempts times, then the date fails naming the change and the runbook's entry for it."""
+    with DummyJsonServer() as server:
+        for _ in range(TASK_ATTEMPTS):
+            server.fail_next("shifted", after=1)
+        result = land_products(tmp_path, server.url)
+        assert len(pages(server)) == TASK_ATTEMPTS * 2 and server.pending_faults() == 0
+    assert result.returncode == 30, result.stdout[-3000:]
+    assert result.stdout.count("this can heal, will retry") == TASK_ATTEMPTS - 1
+    assert (f"CatalogChangedWhileRead: GET {server.url}/products?limit=100&skip=100: 50 of its 94 products came on an"
+            " earlier page too (id 51 ...); the catalog changed while it was read") in result.stdout
+    assert f"the catalog kept changing while it was read: gave up after {TASK_ATTEMPTS} attempts ([catalog] attempts)" \
+        in result.stdout
+    assert "what to do (catalog changing while read): the catalog kept changing while read: once its update is over," \
+        " `luigi --module pipeline.tasks DailyPipeline --date 2025-12-15 --local-scheduler`" in result.stdout
+    assert luigi_attempts(result.stdout) == 1 and not landed(tmp_path)
+    assert "Traceback" not in result.stdout
+
+
 @pytest.mark.parametrize(
     ("fault", "attempts", "requests_per_attempt", "error", "message"),
     [

@@ -246,6 +246,8 @@ def test_each_failure_kind_maps_to_its_runbook_entry(tmp_path: Path) -> None:
         OSError(errno.ENOSPC, "No space left on device"): "disk full",
         catalog_api.CatalogApiTransientError("GET x failed 4 times, last: HTTP 503"): "catalog API failing",
         catalog_api.CatalogApiBadResponse("x/products: the API returned no records"): "catalog API failing",
+        catalog_api.CatalogChangedWhileRead("GET x: total=189, the first page said total=194"):
+            "catalog changing while read",
     }
     try:
         psycopg.connect(f"postgresql://postgres@127.0.0.1:{_free_port()}/x", connect_timeout=5)

@@ -3,9 +3,12 @@
 `fetch_all(base_url, "products")` pages through `GET {base_url}/products?limit=L&skip=S` until it
 holds `total` items and returns them exactly as received (a gzip-compressed answer decompressed).
 Field checks are not done here: items with missing fields are quarantined downstream. What would make the
-catalog partial is refused instead (`CatalogApiBadResponse`, nothing landed): a short page, a `total` that
-changes between pages, items past `total`, and an id served twice (on two pages or within one), ids compared
-as staging identifies them (91 and "91" are one product), since each repeat stands in for an item never served.
+catalog partial is refused instead (`CatalogApiBadResponse`, nothing landed): a short page, items past `total`,
+and an id served twice within a page, ids compared as staging identifies them (91 and "91" are one product:
+`catalog_ids`), since each repeat stands in for an item never served. A `total` that changes between pages and
+an item of an earlier page served again mean the catalog changed while it was read: `CatalogChangedWhileRead`,
+a `CatalogApiTransientError` (a fetch from the first page may read it whole). The errors live in
+`catalog_errors` and are re-exported here.
 
 Each request is bounded (`catalog_http`): a total deadline besides the per-read timeout, a size limit on
 the body as sent and decompressed, redirects followed only within the same scheme, host and port, JSON
@@ -20,7 +23,6 @@ import email.utils
 import http.client
 import logging
 import os
-import re
 import time
 import urllib.error
 import urllib.parse
@@ -30,10 +32,14 @@ from typing import Any
 
 from pipeline.config import BadSetting
 from pipeline.ingest import catalog_http, json_numbers
+from pipeline.ingest.catalog_errors import (CHANGED, CatalogApiBadResponse, CatalogApiError,
+                                             CatalogApiTransientError, CatalogChangedWhileRead)
 from pipeline.ingest.catalog_http import redact_url
+from pipeline.ingest.catalog_ids import check_drift, distinct_count
 
+# the errors are re-exported: callers catch them as catalog_api.CatalogApi...
 __all__ = ["AUTHORIZATION_VARIABLE", "CatalogApiBadResponse", "CatalogApiError", "CatalogApiTransientError",
-           "fetch_all", "id_key", "page_url", "redact_url", "source_url"]
+           "CatalogChangedWhileRead", "fetch_all", "page_url", "redact_url", "source_url"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,21 +58,6 @@ MAX_RESPONSE_BYTES = 256 * 1024 * 1024
 DEADLINE_TIMEOUTS = 6
 # Lists/objects nested deeper than this are refused: a catalog page nests 4 or 5 levels.
 MAX_JSON_DEPTH = 64
-
-
-CHANGED = "the catalog changed while it was read (offset pagination is not a snapshot): run again"
-
-
-class CatalogApiError(Exception):
-    """The products/users API did not give a usable answer."""
-
-
-class CatalogApiTransientError(CatalogApiError):
-    """The API kept failing (5xx, 429, timeout or connection error) until the retries ran out."""
-
-
-class CatalogApiBadResponse(CatalogApiError):
-    """The API answered with something unusable: a 4xx, non-JSON, the wrong shape or short pages."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -237,9 +228,9 @@ def _check_page(payload: Any, url: str, resource: str, skip: int,
     if isinstance(echoed, int) and echoed != skip:
         raise bad(f"asked for skip={skip} but got skip={echoed}; the API ignores pagination")
     claimed = payload.get("limit")
-    if first_total is not None and total != first_total:  # before the short-page checks: not worth a retry
-        raise CatalogApiBadResponse(f"GET {redact_url(url)}: total={total}, the first page said total={first_total};"
-                                    f" {CHANGED}")
+    if first_total is not None and total != first_total:  # before the short-page checks: a page's retry cannot mend it
+        raise CatalogChangedWhileRead(f"GET {redact_url(url)}: total={total}, the first page said"
+                                      f" total={first_total}; {CHANGED}")
     if items and skip >= total:  # asked past `total` after a full last page (_fetch_all): it was no catalog's size
         raise _past_total(url, resource, items, skip, total)
     if not items and skip < total:
@@ -278,41 +269,6 @@ def _fetch_page(url: str, resource: str, skip: int, *, client: _Client, retries:
                            redact_url(url), err.reason, attempt + 1, retries, delay)
             time.sleep(delay)
     raise AssertionError("unreachable: the last attempt returns or raises")
-
-
-UNICODE_WHITESPACE = "".join(map(chr, (32, 9, 10, 11, 12, 13, 133, 160, 5760, *range(8192, 8204), 8232, 8233, 8239,
-                                       8287, 12288, 65279)))  # sql/staging/macros.sql unicode_whitespace()
-
-
-def id_key(value: Any) -> str | None:
-    """The key staging identifies a catalog item by, from its API `id`; None where staging finds none (missing, not
-    a whole number: the item is quarantined there, so it is not compared here).
-
-    The rule lives in SQL (sql/staging/macros.sql: `catalog_id(prefix, clean_text(<id as text>))`); this is a
-    minimal Python equivalent of it, not a second rule: whitespace trimmed, ASCII digits zero-padded to 4 (91,
-    "91" and " 0091" are all PROD_0091). tests/test_catalog_api.py checks it against the macros."""
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        return None
-    text = str(value).strip(UNICODE_WHITESPACE)
-    return text.zfill(4) if re.fullmatch(r"[0-9]+", text, re.ASCII) else None
-
-
-def _check_drift(url: str, resource: str, items: list[dict[str, Any]], seen: set[str]) -> int | str | None:
-    """Items of an earlier page again on a later one (offset pagination shifted: the catalog changed while it was
-    read), which would drop items as duplicates or as never fetched, and the date would publish a partial catalog
-    without a word. `seen` collects the id keys (`id_key`) fetched so far; returns an id this page repeats
-    from within itself (None: none), which `_fetch_all` refuses once the catalog is fetched."""
-    keyed = [(key, item.get("id")) for item in items if (key := id_key(item.get("id"))) is not None]
-    again = [item_id for key, item_id in keyed if key in seen]
-    if again:
-        raise CatalogApiBadResponse(f"GET {redact_url(url)}: {len(again)} of its {len(items)} {resource} came on an"
-                                    f" earlier page too (id {again[0]!r} ...); {CHANGED}")
-    within = None
-    for key, item_id in keyed:
-        if key in seen and within is None:
-            within = item_id
-        seen.add(key)
-    return within
 
 
 def fetch_all(base_url: str, resource: str, *, page_size: int = 100, timeout: float = 10.0,
@@ -363,7 +319,7 @@ def _fetch_all(base_url: str, resource: str, client: _Client, *, page_size: int,
         first_total = total if collected else None
         items, total, short_last = _fetch_page(url, resource, skip, client=client, retries=retries, backoff=backoff,
                                                first_total=first_total)
-        within = _check_drift(url, resource, items, seen)
+        within = check_drift(url, resource, items, seen)
         repeated = (within, skip) if repeated is None and within is not None else repeated
         collected.extend(items)
         skip += len(items)
@@ -382,12 +338,11 @@ def _fetch_all(base_url: str, resource: str, client: _Client, *, page_size: int,
             f"{resource}: still {len(collected)} of {total} items after max_pages={max_pages} pages "
             f"from {redact_url(base_url)}; raise page_size or max_pages")
     if len(collected) != total:  # a safeguard: a `total` that changed between pages is refused by _check_page
-        raise CatalogApiBadResponse(
-            f"{resource}: short page: fetched {len(collected)} items but the API now says total={total}; "
-            "the catalog changed during the fetch, run again")
+        raise CatalogChangedWhileRead(
+            f"{resource}: short page: fetched {len(collected)} items but the API now says total={total}; {CHANGED}")
     # Every item a distinct id (those without one are quarantined downstream): a repeat within a page stands in
     # for an item never served, though the count of items matches `total`.
-    distinct = len(collected) - sum(id_key(item.get("id")) is not None for item in collected) + len(seen)
+    distinct = distinct_count(collected, seen)
     if distinct != total:
         example = f"id {repeated[0]!r} came twice on the page at skip={repeated[1]}" if repeated else "ids repeat"
         raise CatalogApiBadResponse(

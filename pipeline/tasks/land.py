@@ -13,7 +13,7 @@ import luigi
 
 from pipeline import config, lake
 from pipeline.ingest import incoming, landing
-from pipeline.ingest.catalog_api import CatalogApiTransientError
+from pipeline.ingest.catalog_api import CatalogApiTransientError, CatalogChangedWhileRead
 from pipeline.serving.retry import one_line, retry_note
 from pipeline.tasks import late_catalogs
 from pipeline.tasks.base import LakeTarget, PipelineTask, running_task
@@ -89,9 +89,12 @@ class CatalogLandTask(PipelineTask):
     Luigi retries a task whole and cannot tell one error from another, so the task runs once in Luigi
     (`retry_count = 1`) and retries itself only what can heal: the API still failing transiently (5xx,
     429, a timeout, a refused connection: `CatalogApiTransientError`, after the client's own per-request
-    retries), `[catalog] attempts` times in all, `retry_delay_seconds` apart, each retry logged. A
-    catalog file that is missing, empty or malformed, or an API answer that breaks the contract (4xx,
-    not JSON, the wrong shape), fails at once with its reason: it would fail the same way every time.
+    retries), or the catalog changing while it was read (a `total` that changed between pages, items of an
+    earlier page served again: `CatalogChangedWhileRead`, fetched again from the first page),
+    `[catalog] attempts` times in all, `retry_delay_seconds` apart, each retry logged. A catalog file that
+    is missing, empty or malformed, or an API answer that breaks the contract (4xx, not JSON, the wrong
+    shape, an item served twice within a page), fails at once with its reason: it would fail the same way
+    every time.
     """
 
     date_rank = 2  # beside the events' staging, not after the marts: see PipelineTask.priority
@@ -124,7 +127,8 @@ class CatalogLandTask(PipelineTask):
             self.status(line)
 
     def land_retrying_transient_api_errors(self) -> dict[str, Any] | None:
-        """`landing.land_catalog`, tried again after `[catalog] retry_delay_seconds` while the API fails transiently."""
+        """`landing.land_catalog`, tried again after `[catalog] retry_delay_seconds` while the API fails transiently
+        or the catalog changes while it is read."""
         settings = config.catalog()
         attempts = max(1, int(settings.attempts))
         for attempt in range(1, attempts + 1):
@@ -134,7 +138,9 @@ class CatalogLandTask(PipelineTask):
                 if attempt >= attempts:
                     logger.error("landing the %s snapshot failed again (%s); this kind of failure can heal, but all"
                                  " %d attempts are used up", self.source, one_line(err), attempts)
-                    err.add_note(f"gave up after {attempts} attempts ([catalog] attempts)")
+                    kept = ("the catalog kept changing while it was read: " if isinstance(err, CatalogChangedWhileRead)
+                            else "")
+                    err.add_note(f"{kept}gave up after {attempts} attempts ([catalog] attempts)")
                     raise
                 delay = max(0.0, float(settings.retry_delay_seconds))
                 line = (f"landing the {self.source} snapshot failed: {one_line(err)}; this can heal, will retry:"

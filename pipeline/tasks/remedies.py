@@ -136,11 +136,25 @@ REMEDIES: tuple[Remedy, ...] = (
            "a weekly catalog file was delivered after dates it feeds were built: they kept the catalog before it",
            "`python -m pipeline restate --catalog products --date <the snapshot's date>` (as the message says:"
            " rebuilds and republishes the dates the snapshot feeds)", ("CatalogArrivedLate",)),
+    Remedy("catalog changing while read", "30",
+           "`FAILED`, `LandProducts: CatalogChangedWhileRead: GET .../products?limit=100&skip=100: total=189, the first"
+           " page said total=194; the catalog changed while it was read ...; the catalog kept changing while it was"
+           " read: gave up after 3 attempts ([catalog] attempts)` (or `... came on an earlier page too ...`) after"
+           " lines `... this can heal, will retry: attempt 2 of 3 at HH:MM:SS`",
+           "the products or users API's catalog changed between the pages of every fetch (items added or deleted"
+           " while it was read: offset pagination is not a snapshot), e.g. a bulk update on the API's side that"
+           " outlasted `[catalog] attempts` x `retry_delay_seconds`; the API is not broken, nothing was landed, and"
+           " the dates that snapshot covers wait for it",
+           "the catalog kept changing while read: once its update is over, `" + DAILY + "`; for updates that last"
+           " longer, raise `[catalog] retry_delay_seconds` (or `attempts`), or land the week's snapshot from a file:"
+           " put `products/products_<snapshot date>.json` (`users/users_<snapshot date>.json`) in the incoming"
+           " folder and set that URL empty",
+           ("CatalogChangedWhileRead",)),
     Remedy("catalog API failing", "30",
            "`FAILED`, `LandProducts: CatalogApiTransientError: GET .../products?limit=100&skip=0 failed 4 times, last:"
            " HTTP 503` after lines `... this can heal, will retry: attempt 2 of 3 at HH:MM:SS`, or at once"
-           " `CatalogApiBadResponse: ...` (not JSON, the wrong shape, short pages, no records, ids served twice, the"
-           " catalog changed while it was read)",
+           " `CatalogApiBadResponse: ...` (not JSON, the wrong shape, short pages, no records, an id served twice"
+           " within a page)",
            "the products or users API (`[catalog] products_url` / `users_url`, `ECOMM_PRODUCTS_URL` /"
            " `ECOMM_USERS_URL`) is down, unreachable or answers what its contract does not allow; nothing was"
            " landed, and the dates that snapshot covers wait for it",
