@@ -364,12 +364,20 @@ def test_a_date_whose_run_was_killed_is_told_to_run_it(ops: Ops, tmp_path: Path)
                              str(SEED_DAY), "--local-scheduler"], cwd=REPO, env=env, capture_output=True, text=True,
                             timeout=300, check=False)
     assert killed.returncode < 0 or killed.returncode == 137, killed.stderr[-3000:]
+    # then a run that could not schedule the date (a bad setting, exit 35): the run audit records nothing of it, so
+    # the summary of another process cannot call the killed run the last one
+    ops.extra_env["ECOMM_PG_PORT"] = "abc"
+    unscheduled = ops.luigi("DailyPipeline", "--date", str(SEED_DAY), "--local-scheduler")
+    del ops.extra_env["ECOMM_PG_PORT"]
+    assert unscheduled.returncode == 35 and "could not be scheduled" in unscheduled.stdout, unscheduled.stdout
     never = SEED_DAY + dt.timedelta(days=30)
     summary = ops.pipeline("summary", "--start", str(SEED_DAY), "--stop", str(never + dt.timedelta(days=1)))
     assert summary.returncode == 1, summary.stdout
     command = f"luigi --module pipeline.tasks DailyPipeline --date {SEED_DAY} --local-scheduler"
-    assert (f"    what to do (not published): its last run ended without publishing it and recorded no failure (killed,"
-            f" or still running); unless it is running, run the date: `{command}`") in summary.stdout, summary.stdout
+    assert (f"    what to do (not published): its last recorded run ended without publishing it and recorded no"
+            " failure (killed, or still running; a run that could not schedule the date records nothing); unless it is"
+            f" running, run the date, which says why if it cannot schedule it: `{command}`") in summary.stdout, \
+        summary.stdout
     assert summary.stdout.count("what to do (not published)") == 1, "not for the dates never run"
     assert ops.luigi(*shlex.split(command)[3:]).returncode == 0
     assert ops.pipeline("summary", "--date", str(SEED_DAY)).returncode == 0
