@@ -381,3 +381,23 @@ def test_a_date_whose_run_was_killed_is_told_to_run_it(ops: Ops, tmp_path: Path)
     assert summary.stdout.count("what to do (not published)") == 1, "not for the dates never run"
     assert ops.luigi(*shlex.split(command)[3:]).returncode == 0
     assert ops.pipeline("summary", "--date", str(SEED_DAY)).returncode == 0
+
+
+@pytest.mark.slow
+def test_a_date_not_ready_is_told_its_rerun_with_the_settings_the_run_was_given(ops: Ops) -> None:
+    """A run given `--landing-ready-marker _READY` whose marker is missing: NOT READY, and the rerun printed keeps the
+    option (without it the rerun lands the date without waiting for the marker), and the run's other settings' options
+    as typed; it publishes once the markers are there."""
+    given = ("--landing-ready-marker=_READY", "--model-late-window-days", "45")
+    waiting = ops.luigi("DailyPipeline", "--date", str(SEED_DAY), "--local-scheduler", *given)
+    assert waiting.returncode == 20, waiting.stdout[-3000:] + waiting.stderr[-3000:]
+    assert "NOT READY (orders, events: no ready marker)" in waiting.stdout, waiting.stdout
+    command = (f"luigi --module pipeline.tasks DailyPipeline --date {SEED_DAY} --local-scheduler"
+               " --landing-ready-marker _READY --model-late-window-days 45")
+    assert (f"    what to do (not ready): nothing to fix: run the date again once the marker is there (`{command}`)"
+            in waiting.stdout.splitlines()), waiting.stdout
+    for folder in [*ops.incoming.glob("orders/*"), *ops.incoming.glob("events/*")]:  # the gate's history too
+        (folder / "_READY").touch()
+    rerun = ops.luigi(*shlex.split(command)[3:])
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    assert ops.query("select count(*) from audit.publish_log where load_date = %s", [SEED_DAY]) == [(1,)]

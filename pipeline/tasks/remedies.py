@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 import re
 
+from pipeline.tasks.command_line import given_settings  # the settings' options a rerun keeps, as the run was
 from pipeline.tasks.lost_tasks import TIMEOUT_OPTION, TIMEOUT_SETTING, timeout_setting
 
 RUNBOOK = "docs/operations.md#runbook"
@@ -23,7 +24,7 @@ _PID = re.compile(r"\bpid (\d+)\b")  # how a lock message names a session (pipel
 
 def daily_command(day: dt.date | str, *, local_scheduler: bool = True) -> str:
     """The daily command of a date; by default in the README's form, which works whether or not luigid runs."""
-    return DAILY.format(date=day) + (LOCAL_SCHEDULER if local_scheduler else "")
+    return DAILY.format(date=day) + (LOCAL_SCHEDULER if local_scheduler else "") + given_settings()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,7 +60,8 @@ class Remedy:
         if self.names_pids and (pids := list(dict.fromkeys(_PID.findall(message)))):
             fix = fix.replace(TERMINATE, f"`select pg_terminate_backend({pids[0]})`" if len(pids) == 1 else
                               f"`select pg_terminate_backend(pid) from unnest(array[{', '.join(pids)}]) as pid`")
-        fix = fix.replace(DAILY, DAILY + (LOCAL_SCHEDULER if local_scheduler else _luigid_option()))
+        fix = fix.replace(DAILY, DAILY + (LOCAL_SCHEDULER if local_scheduler else _luigid_option())
+                          + given_settings(message))
         fix = fix.replace("{date}", str(day) if day else "<date>")
         if failed and not local_scheduler and (self.reruns or DAILY.format(date=day) in fix) and "reenable" not in fix:
             fix += (f"; luigid disabled the failed task: first `python -m pipeline reenable --date {day}"
