@@ -117,7 +117,7 @@ def settings_as_given() -> Iterator[None]:
 def given_settings(message: str = "") -> str:
     """This run's options that set one of the pipeline's settings (`--landing-ready-marker _READY`), as given, for a
     rerun printed "as the run was" (" --a b --c d"; "" outside a noted command line). An option `message` names
-    (`[landing] ready_marker`, `--landing-ready-marker`) is left out: the fix is to change it."""
+    (`[landing] ready_marker`, `--landing-ready-marker`: the error's, or the fix's own) is left out: the fix sets it."""
     import shlex
 
     args = getattr(_parser, "known_args", None)

@@ -61,7 +61,7 @@ class Remedy:
             fix = fix.replace(TERMINATE, f"`select pg_terminate_backend({pids[0]})`" if len(pids) == 1 else
                               f"`select pg_terminate_backend(pid) from unnest(array[{', '.join(pids)}]) as pid`")
         fix = fix.replace(DAILY, DAILY + (LOCAL_SCHEDULER if local_scheduler else _luigid_option())
-                          + given_settings(message))
+                          + given_settings(f"{message} {fix}"))  # not those it names: the fix sets them
         fix = fix.replace("{date}", str(day) if day else "<date>")
         if failed and not local_scheduler and (self.reruns or DAILY.format(date=day) in fix) and "reenable" not in fix:
             fix += (f"; luigid disabled the failed task: first `python -m pipeline reenable --date {day}"
