@@ -309,8 +309,9 @@ def test_a_failed_task_of_a_published_date_that_a_requested_date_needs_is_named(
     needed = result.stdout.split("Needed by the date(s) above", 1)[1]
     assert f"{MONDAY}: published, but LandProducts failed in this run" in needed, result.stdout
     assert "LandProducts: CatalogApiTransientError: GET http://127.0.0.1:9/products?limit=100&skip=0" in needed
-    fix = ("what to do (catalog API failing): check the URL and the API; once it answers,"
-           f" `luigi --module pipeline.tasks DailyPipeline --date {asked} --local-scheduler`")
+    fix = ("what to do (catalog API failing): check the URL and the API; once it answers,"  # as the run was given
+           f" `luigi --module pipeline.tasks DailyPipeline --date {asked} --local-scheduler --catalog-attempts 1"
+           " --catalog-retries 0`")
     assert fix in needed, needed
     assert "0 of 1 date(s) published" in result.stdout
 
