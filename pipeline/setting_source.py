@@ -15,7 +15,8 @@ def given(section: str, name: str) -> bool:
     """Whether this process's `luigi` command line gave `[section] name` (Luigi's value then, whatever the files say)."""
     from luigi.cmdline_parser import CmdlineParser
 
-    return getattr(getattr(CmdlineParser.get_instance(), "known_args", None), f"{section}_{name}", None) is not None
+    value = getattr(getattr(CmdlineParser.get_instance(), "known_args", None), f"{section}_{name}", None)
+    return value is not None and value is not False  # False: an implicit flag's (store_true) default, not given
 
 
 def named(section: str, name: str, raw: object) -> str:

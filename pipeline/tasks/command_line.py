@@ -129,7 +129,7 @@ def given_settings(message: str = "") -> str:
         for name, _ in section.get_params():
             flag = f"--{family}-{name}".replace("_", "-")
             value = getattr(args, f"{family}_{name}", None)
-            if value is None or flag in message or f"[{family}] {name}" in message:
+            if value is None or value is False or flag in message or f"[{family}] {name}" in message:
                 continue
             given.append(flag if value is True else f"{flag} {shlex.quote(str(value))}")  # True: a bare flag
     typed = [arg.split("=", 1)[0] for arg in sys.argv[1:]]  # in the order they were typed
