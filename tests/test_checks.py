@@ -365,6 +365,9 @@ def test_missing_partition_is_an_error_that_blocks(lake_root: Path) -> None:
     assert (missing.outcome, missing.check_type) == ("error", "partition")
     assert result.blocked and result.errored >= 1
     assert "ERROR dim_product | dim_product partition exists | value -" in str(QualityGateFailed(result))
+    # the lake's error, not the checks file's: the date's fix, not "fix the checks file"
+    said = runbook.explain("QualityGate", D, QualityGateFailed(result), local_scheduler=True).splitlines()[1]
+    assert "checks file" not in said and said.startswith("What to do (gate blocked): read why"), said
 
 
 def test_a_checks_file_without_checks_is_an_error(lake_root: Path, tmp_path: Path) -> None:

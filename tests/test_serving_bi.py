@@ -24,6 +24,7 @@ from psycopg import sql
 
 from pipeline.ingest import landing
 from pipeline.serving import migrations, publish
+from pipeline.tasks import runbook
 from pipeline.transform import staging
 from tests.support.serving import event, order, write_facts
 
@@ -221,6 +222,8 @@ def test_a_migration_waits_for_an_idle_bi_session_only_within_bounds(two_dates, 
     assert isinstance(migration.error, migrations.MigrationError), migration.error
     assert "900_segment.sql" in str(migration.error) and "(bi_reader" in str(migration.error)
     assert "AccessShareLock on warehouse.dim_user" in str(migration.error)
+    # the lock's own entry (end the session, limit BI's), not "fix the migration"
+    assert runbook.remedy_for(migration.error).kind == "publish locked"
     assert migrate() == ["900_segment.sql"], "applied once BI let go"
 
 

@@ -115,6 +115,19 @@ def test_a_checks_file_parsed_ahead_is_not_parsed_again_and_each_scan_gets_its_o
     assert parsed == before and parsed.lc.data == before.lc.data, "the scans changed their copies, not the parse"
 
 
+def test_a_checks_file_may_use_the_variables_soda_gives_itself(tmp_path: Path) -> None:
+    """`${NOW}` is Soda's own (a scan's start, unless the caller gives one): not refused as unknown."""
+    checks = tmp_path / "dim_user.yml"
+    checks.write_text("checks for dim_user:\n  - row_count > 0:\n      filter: timestamp '${NOW}' > timestamp"
+                      " '2000-01-01'\n")
+    con = duckdb.connect()
+    con.execute("create table dim_user as select 1 as user_id")
+
+    exit_code, results = run_checks_file(checks, {}, lambda scan: add_duckdb(scan, con, "lake"), "lake",
+                                         default_table="dim_user")
+    assert [r.outcome for r in results] == ["pass"], results
+
+
 def test_a_checks_file_that_is_not_yaml_is_reported_as_such(tmp_path: Path) -> None:
     """The parse-once path leaves a YAML error to soda-core's own parse, which reports it."""
     import pytest

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import logging
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 from pipeline.tasks import task_logs
 from tests.support.ops import SEED_DAY, Ops
+from tests.support.paths import REPO
 
 LINE = re.compile(r"^INFO: \[pid (\d+)\] \d\d:\d\d:\d\d (pipeline\.[a-z_.]+): (.*)$")
 
@@ -63,3 +66,40 @@ def test_a_process_whose_logging_is_configured_is_left_alone() -> None:
         assert (list(ours.handlers), ours.level) == before
     finally:
         luigi_logger.removeHandler(added)
+
+
+FOLLOWING = """
+import logging
+from pipeline.tasks import task_logs
+
+luigi = logging.getLogger("luigi-interface")  # Luigi's default logging at --log-level ERROR
+handler = logging.StreamHandler()
+handler.setLevel(logging.ERROR)
+handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+luigi.addHandler(handler)
+luigi.setLevel(logging.ERROR)
+assert task_logs.follow_luigi()
+said = logging.getLogger("pipeline.some.step")
+said.info("an info line")
+said.warning("a warning line")
+said.error("an error line")
+said.error("a bad call %s %s", 1)
+said.error("after the bad call")
+task_logs.stop_following()
+said.error("after stopping")
+"""
+
+
+def test_warnings_show_whatever_luigi_s_level_and_a_bad_log_call_fails_nothing() -> None:
+    """Below Luigi's level a warning still shows, as Python's last resort printed it; a bad call is reported, not
+    raised into the task; a task Luigi ran in its own process leaves that process's logging as it was."""
+    result = subprocess.run([sys.executable, "-c", FOLLOWING], cwd=REPO, capture_output=True, text=True, timeout=60,
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert "a warning line" in lines, lines  # the last resort's form: the message alone
+    assert any(re.match(r"ERROR: \[pid \d+\] \d\d:\d\d:\d\d pipeline\.some\.step: an error line$", line)
+               for line in lines), lines
+    assert "--- Logging error ---" in lines and any(line.endswith(": after the bad call") for line in lines), lines
+    assert not any("an info line" in line for line in lines), lines
+    assert "after stopping" in lines, lines  # back to the last resort: no handler of ours

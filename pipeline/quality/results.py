@@ -32,6 +32,9 @@ VIEWS: dict[str, str] = {"source_loss": "audit", "source_volume": "audit", "unkn
                          "catalog_snapshots": "staging"}
 
 
+NOT_EVALUATED = "not evaluated: "  # how an errored check's message begins (its query failed: Soda's error follows)
+
+
 class ChecksFileInvalid(Exception):
     """A checks file cannot be used as it is: the gate refuses to judge the date with it."""
 

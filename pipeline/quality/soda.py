@@ -25,6 +25,7 @@ from pipeline.quality.results import (  # noqa: F401 - re-exported
     BLOCKING,
     OUTCOMES,
     CheckResult,
+    NOT_EVALUATED,
     ChecksVariableUnknown,
     NoChecksParsed,
 )
@@ -91,13 +92,14 @@ def run_checks_file(
     """
     if not checks_file.is_file():
         raise NoChecksParsed(f"checks file {checks_file} does not exist; every gated table needs one")
-    unknown = sorted(soda_setup.variables_used(checks_file.read_text(encoding="utf-8")) - variables.keys())
+    scan = new_scan()
+    given = {**scan._variables, **variables}  # Soda's own (`NOW`), then the caller's
+    unknown = sorted(soda_setup.variables_used(checks_file.read_text(encoding="utf-8")) - given.keys())
     if unknown:
         raise ChecksVariableUnknown(
             f"{checks_file} uses {', '.join('${' + name + '}' for name in unknown)}, which no setting gives (Soda"
-            f" would put nothing in its place); its variables: {', '.join(sorted(variables)) or 'none'}"
-            " (pipeline/quality/gate_settings.py); fix the name or add the setting (docs/quality-gate.md)")
-    scan = new_scan()
+            f" would put nothing in its place); its variables: {', '.join(sorted(given))}; fix the name or add"
+            " the setting (docs/quality-gate.md)")
     scan.disable_telemetry()
     # execute() ends by building Soda Cloud's results document (every check's definition dumped as
     # YAML: ~7 % of a gate's CPU), which nothing here reads: the results come from scan._checks below.
@@ -161,7 +163,7 @@ def _result(check: Any, scan: Scan, errors: list[str], default_table: str) -> Ch
     if outcome == "error":
         own = [e for e in errors if check.check_cfg.source_line and f"'{check.check_cfg.source_line}'" in e]
         others = [e for e in errors if e not in own and not e.startswith("Metrics ")]
-        message = "not evaluated: " + _short("; ".join(own[:1] + others[:2]) or "no measured value")
+        message = NOT_EVALUATED + _short("; ".join(own[:1] + others[:2]) or "no measured value")
     else:
         message = f"{outcome}: measured {value}; rule: {_rule_text(check, scan, check_type, diagnostics)}"
     table = getattr(getattr(check, "partition", None), "table", None)

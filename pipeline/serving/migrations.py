@@ -217,7 +217,9 @@ def _apply_locked(conn: psycopg.Connection, files: list[Migration]) -> tuple[lis
             first, *rest = f"{migration.path}: {err}".strip().split("\n", 1)
             kind = (MigrationNotPermitted if isinstance(err, psycopg.errors.InsufficientPrivilege)
                     or _ROLE_DENIED.search(str(err)) else MigrationError)
-            return applied_now, kind("\n".join([first + _what_to_do(conn, err), *rest]))
+            failure = kind("\n".join([first + _what_to_do(conn, err), *rest]))
+            failure.__cause__ = err  # a full disk or a lock BI held: the runbook's entry for it (runbook.remedy_for)
+            return applied_now, failure
         finally:
             conn.remove_notice_handler(said)
         applied_now.append(migration.path.name)

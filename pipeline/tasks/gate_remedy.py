@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from pipeline.ingest import incoming, landing
-from pipeline.quality.results import BLOCKING, GATED_TABLES, VIEWS
+from pipeline.quality.results import BLOCKING, GATED_TABLES, NOT_EVALUATED, VIEWS
 from pipeline.tasks.remedies import (DAILY, FIX_CATALOG, FIX_FILE, GATE_EXAMPLE, THRESHOLD_OPTION, UNUSUAL_CATALOG,
                                      UNUSUAL_DAY, by_kind)
 from pipeline.transform import staging, warehouse
@@ -121,6 +121,14 @@ def blocked_by(day: dt.date) -> list[str]:
     return blocking_catalogs((r.table_name, r.check_name) for r in result.results if r.outcome in BLOCKING)[0]
 
 
+def soda_errored(results: Iterable[tuple[str, str]]) -> int:
+    """How many of the blocking checks' (outcome, check type) are Soda's errors: a check whose query failed. A
+    missing partition or gate view (type `partition`) is an error too, but the lake's, and checks reading that
+    table error with it: with one, none counts (the date's fix builds it)."""
+    errored = [check_type for outcome, check_type in results if outcome == "error"]
+    return 0 if "partition" in errored else len(errored)
+
+
 # checks that errored judged nothing: not the data's fault until their query runs (a misspelt column errors every check
 # of its table: Soda measures a table's metrics in one query)
 ERRORED = ("could not run, so {they} judged nothing (`python -m pipeline summary --date {{date}}` prints why): a"
@@ -136,7 +144,7 @@ def gate_fix(day: dt.date, messages: list[str | None], *, local_scheduler: bool 
     Not every check's message names one (an empty day, unknown products): for those, the fix points
     to their thresholds in luigi.cfg [checks], each also an option for one run (`--checks-<name>`).
     A blocked date's gate task failed: through luigid, which disabled it, the fix re-enables it first.
-    `errored`: how many of those checks errored (their query failed): when all did, the fix is theirs alone.
+    `errored`: how many of those checks Soda could not run (`soda_errored`): when all, the fix is theirs alone.
     """
     gate = by_kind("gate blocked")
     if errored and errored >= len(messages):
@@ -149,7 +157,8 @@ def gate_fix(day: dt.date, messages: list[str | None], *, local_scheduler: bool 
         fixed = FIX_CATALOG.format(commands=commands) + (f"; the other failing checks: {FIX_FILE}" if daily else "")
         gate = dataclasses.replace(gate, fix=gate.fix.replace(FIX_FILE, fixed).replace(UNUSUAL_DAY, UNUSUAL_CATALOG),
                                    restates=False)  # the threshold then publishes the catalog's losses too: said
-    fix = _with_thresholds(gate.fix_for(day, local_scheduler=local_scheduler, failed=True), messages)
+    failed = [text for text in messages if not (text or "").startswith(NOT_EVALUATED)] if errored else messages
+    fix = _with_thresholds(gate.fix_for(day, local_scheduler=local_scheduler, failed=True), failed)
     if errored:  # beside checks that failed on the data
         fix += f"; the {errored} that errored " + ERRORED.format(they="those", rerun="run the date again").format(
             date=day)

@@ -267,14 +267,14 @@ REMEDIES: tuple[Remedy, ...] = (
            f" included if its gate passed; docs/operations.md#rebuilding-the-serving-database), then `{DAILY}`",
            ("ServingDatabaseLost",)),
     Remedy("schema migration", "30",
-           "`MigrationError: .../sql/serving/0NN_....sql: must be owner of table ...` (or `: permission denied`) (a"
-           " preload or the publish), after an upgrade",
+           "`MigrationNotPermitted: .../sql/serving/0NN_....sql: must be owner of table ...` (or `: permission"
+           " denied`) (a preload or the publish, after an upgrade; `migrate` exits 1)",
            "a newer version's serving migrations need the database's owner, and the pipeline's login is not it",
            f"the database owner runs `python -m pipeline migrate` (docs/operations.md#upgrading), then `{DAILY}`",
            ("MigrationNotPermitted",)),
     Remedy("migration failed", "30",
-           "`MigrationError: .../sql/serving/0NN_....sql: <Postgres's error>` (`migrate`, a preload or the publish),"
-           " or `MigrationChanged: 0NN_....sql was applied ... but has changed since ...`",
+           "`MigrationError: .../sql/serving/0NN_....sql: <Postgres's error>` (a preload or the publish; `migrate`"
+           " exits 1), or `MigrationChanged: 0NN_....sql was applied ... but has changed since ...`",
            "a serving migration could not be applied and was rolled back: its SQL fails on this database (a migration"
            " you added or changed, an object someone changed by hand), an applied migration's file was edited, or"
            " sessions held a lock it needs past its retries; the message names the file and Postgres's words",

@@ -336,12 +336,14 @@ class AttemptStarted:
         self.task = process.task
 
     def __enter__(self) -> None:
-        task_logs.follow_luigi()  # the pipeline's lines of this task in the `luigi` command's log
+        self.following = task_logs.follow_luigi()  # the pipeline's lines of this task in the `luigi` command's log
         _record(self.task, "running")
         self.task._audit_opened = os.getpid()
 
     def __exit__(self, *exc: object) -> None:
         self.task._audit_opened = None  # a retry in this same process is recorded again
+        if self.following and os.getpid() == _main_pid:  # run in the luigi process itself: its logging as it was
+            task_logs.stop_following()
 
 
 def on_success(task: luigi.Task) -> None:

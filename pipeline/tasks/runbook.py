@@ -33,12 +33,12 @@ from pipeline.tasks.remedies import (
     daily_command,
     markdown_table,
 )
-from pipeline.tasks.gate_remedy import gate_fix
+from pipeline.tasks.gate_remedy import gate_fix, soda_errored
 from pipeline.tasks.lost_tasks import KILLED, SIGNALLED, TIMED_OUT
 
 __all__ = [
     "BY_ERROR", "DAILY", "GATE_EXAMPLE", "LOCAL_SCHEDULER", "REMEDIES", "RESTATE", "RUNBOOK", "THRESHOLD_OPTION",
-    "UNUSUAL_DAY", "Remedy", "by_kind", "daily_command", "gate_fix", "markdown_table",
+    "UNUSUAL_DAY", "Remedy", "by_kind", "daily_command", "gate_fix", "markdown_table", "soda_errored",
     "remedy_for", "remedy_for_text", "lost_task", "told", "reason", "explain",
 ]
 
@@ -61,11 +61,18 @@ def _pg_disk_full(error: BaseException) -> bool:  # psycopg's DiskFull (SQLSTATE
     return PG_DISK_FULL.search(str(error)) is not None
 
 
+def _specific(cause: BaseException | None) -> bool:
+    """A migration's failure whose cause has an entry of its own: Postgres's full disk, a lock held past the waits."""
+    return cause is not None and (_pg_disk_full(cause) or type(cause).__name__ == "LockWaitTimeout")
+
+
 def remedy_for(error: BaseException) -> Remedy | None:
     """The runbook entry of an error (None: not a kind the runbook knows)."""
     from pipeline.serving import retry
 
     for current in _causes(error):
+        if type(current).__name__ == "MigrationError" and _specific(current.__cause__):
+            continue  # a migration that met a full disk or a lock BI held: that entry's fix, not the migration's
         for cls in type(current).__mro__:
             if cls.__name__ in BY_ERROR:
                 return BY_ERROR[cls.__name__]
@@ -128,6 +135,8 @@ def remedy_for_text(message: str | None) -> Remedy | None:
     if lost := lost_task(message):  # Luigi's own line (the run audit's `error_message`), no error class
         return lost
     name = (message or "").split(":", 1)[0].strip()
+    if name == "MigrationError" and PG_DISK_FULL.search(message or ""):  # as remedy_for: the full disk's entry
+        return BY_ERROR["DiskFull"]
     if known := _known_as(name):
         return BY_ERROR[known]
     if retry.slots_full(message or ""):  # before "Postgres down", also inside a PublishError's message
@@ -195,7 +204,7 @@ def explain(task_family: str, day: dt.date | None, error: BaseException | str, *
         blocking = [r for r in result.results if r.outcome in BLOCKING]
         fix = gate_fix(day, [r.message for r in blocking], local_scheduler=local_scheduler,
                        checks=[(r.table_name, r.check_name) for r in blocking],
-                       errored=sum(r.outcome == "error" for r in blocking))
+                       errored=soda_errored((r.outcome, r.check_type) for r in blocking))
     elif remedy is not None:
         fix = remedy.fix_for(day, local_scheduler=local_scheduler, message=str(error), failed=scheduled)
     if remedy is not None:

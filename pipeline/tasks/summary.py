@@ -240,7 +240,7 @@ def _blocking_checks(results: list[dict[str, Any]], messages: bool, day: dt.date
              f" (value {_n(r['value'])})", *([f"{MESSAGE}{r['message']}"] if messages and r["message"] else []))]
     fix = runbook.gate_fix(day, [r["message"] for r in blocking], **rerun,
                            checks=[(r["table_name"], r["check_name"]) for r in blocking],
-                           errored=sum(r["outcome"] == "error" for r in blocking))
+                           errored=runbook.soda_errored((r["outcome"], r["check_type"]) for r in blocking))
     return [*lines, f"what to do (gate blocked): {fix}"]
 
 

@@ -47,7 +47,7 @@ def parquet_rows(layer: str, table: str, day: dt.date) -> int | None:
 def check_results(day: dt.date) -> list[dict[str, Any]] | None:
     path = lake.partition_file("audit", "dq_results", day)
     try:
-        return lake.read_rows(path, columns=["outcome", "table_name", "check_name", "value", "message"])
+        return lake.read_rows(path, columns=["outcome", "table_name", "check_name", "check_type", "value", "message"])
     except (OSError, ValueError):
         return None
 

@@ -9,7 +9,8 @@ sends them to Luigi's handler, at Luigi's level, each line with its process, tim
 
     INFO: [pid 21601] 03:36:37 pipeline.ingest.landing: landed 2000 rows of orders for 2025-12-13 from ...
 
-Logging configured any other way (a conf file, a root handler, a test's capture) is left as it is.
+Warnings and errors are shown whatever Luigi's level, as before (Python's last-resort handler printed
+them). Logging configured any other way (a conf file, a root handler, a test's capture) is left as it is.
 """
 from __future__ import annotations
 
@@ -23,27 +24,39 @@ class _ToLuigi(logging.Handler):
     """Hands a pipeline record to the handlers of Luigi's interface logger, named and timed."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        if logging.getLogger().handlers:  # configured since: the root's handlers get it by propagation
-            return
-        handlers = logging.getLogger(_LUIGI).handlers
-        if not handlers:  # Luigi's handler gone: what Python does for a logger without any
-            if record.levelno >= logging.lastResort.level:
-                logging.lastResort.handle(record)
-            return
-        said = logging.makeLogRecord(record.__dict__)
-        clock = time.strftime("%H:%M:%S", time.localtime(record.created))
-        said.msg, said.args = f"[pid {record.process}] {clock} {record.name}: {record.getMessage()}", None
-        for handler in handlers:
-            if record.levelno >= handler.level:
+        try:
+            if logging.getLogger().handlers:  # configured since: the root's handlers get it by propagation
+                return
+            handlers = [h for h in logging.getLogger(_LUIGI).handlers if record.levelno >= h.level]
+            if not handlers:  # below Luigi's level, or its handler gone: a warning still shows, as without us
+                if record.levelno >= logging.lastResort.level:
+                    logging.lastResort.handle(record)
+                return
+            said = logging.makeLogRecord(record.__dict__)
+            clock = time.strftime("%H:%M:%S", time.localtime(record.created))
+            said.msg, said.args = f"[pid {record.process}] {clock} {record.name}: {record.getMessage()}", None
+            for handler in handlers:
                 handler.handle(said)
+        except Exception:  # noqa: BLE001 - a bad log call must not fail the task, as with any handler
+            self.handleError(record)
 
 
-def follow_luigi() -> None:
-    """In a task process: the pipeline's records go to Luigi's handler at its level, when Luigi's default logging
-    is what this process has (its interface logger has a handler, the root logger none); else nothing changes."""
+def follow_luigi() -> bool:
+    """In a task process: the pipeline's records go to Luigi's handler at its level (warnings always), when Luigi's
+    default logging is what this process has (its interface logger has a handler, the root logger none); else
+    nothing changes. True: this call set it up (`stop_following` undoes it)."""
     luigi_logger, root, ours = logging.getLogger(_LUIGI), logging.getLogger(), logging.getLogger("pipeline")
     if root.handlers or not luigi_logger.handlers or any(isinstance(h, _ToLuigi) for h in ours.handlers):
-        return
+        return False
     ours.addHandler(_ToLuigi())
     if ours.level == logging.NOTSET:
-        ours.setLevel(luigi_logger.getEffectiveLevel())
+        ours.setLevel(min(luigi_logger.getEffectiveLevel(), logging.WARNING))
+    return True
+
+
+def stop_following() -> None:
+    """Undo `follow_luigi`: for a task Luigi ran in its own process (no timeout, one worker), which goes on after it."""
+    ours = logging.getLogger("pipeline")
+    for handler in [h for h in ours.handlers if isinstance(h, _ToLuigi)]:
+        ours.removeHandler(handler)
+    ours.setLevel(logging.NOTSET)

@@ -99,6 +99,10 @@ class UnknownInput(LookupError):
     """A model's SQL reads a relation that is no declared lake input; declare it in LAKE_INPUTS."""
 
 
+NOT_DECLARED = ("is neither a warehouse table nor a lake input: declare it in pipeline.transform.warehouse.LAKE_INPUTS"
+                " (its layer and table)")
+
+
 def lake_input(name: str) -> LakeInput:
     """Where the relation `name` of a model's SQL is in the lake (a warehouse table: its own partition)."""
     if name in TABLES:
@@ -106,8 +110,7 @@ def lake_input(name: str) -> LakeInput:
     try:
         return LAKE_INPUTS[name]
     except KeyError:
-        raise UnknownInput(f"{name!r} is neither a warehouse table nor a lake input: declare it in"
-                           " pipeline.transform.warehouse.LAKE_INPUTS (its layer and table)") from None
+        raise UnknownInput(f"{name!r} {NOT_DECLARED}") from None
 
 
 def _references(table: str) -> sqlrun.References:
@@ -134,8 +137,8 @@ def inputs(table: str) -> tuple[str, ...]:
     for name in names:
         try:
             lake_input(name)
-        except UnknownInput as err:
-            raise UnknownInput(f"sql/warehouse/{table}.sql reads {err.args[0]}") from None
+        except UnknownInput:
+            raise UnknownInput(f"sql/warehouse/{table}.sql reads {name!r}, which {NOT_DECLARED}") from None
     return tuple(dict.fromkeys(names))
 
 
