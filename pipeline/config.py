@@ -8,9 +8,8 @@ The repository's luigi.cfg is also the defaults of a run that has no luigi.cfg o
 wheel run from any directory): importing this module fills in every option that no configuration
 file Luigi read sets. Luigi's own defaults would otherwise apply, and some are wrong for the
 pipeline: [retcode] 0 for a failed run, [RangeDaily] days_back 100 (older dates silently skipped) and
-task_limit 50 (a longer backfill's newer dates silently left unrun),
-[worker] keep_alive off (no retries). Any file Luigi reads (/etc/luigi/luigi.cfg, ./luigi.cfg,
-LUIGI_CONFIG_PATH) still wins, option by option.
+task_limit 50 (a longer backfill's newer dates silently left unrun), [worker] keep_alive off (no retries).
+Any file Luigi reads (/etc/luigi/luigi.cfg, ./luigi.cfg, LUIGI_CONFIG_PATH) still wins, option by option.
 """
 from __future__ import annotations
 
@@ -28,6 +27,7 @@ import luigi
 import luigi.configuration
 
 from pipeline import resources
+from pipeline.setting_source import fix_where, named
 
 
 def _fill_in_default_config(path: Path = resources.DEFAULT_CONFIG) -> None:
@@ -152,9 +152,9 @@ def expected(param: luigi.Parameter | None, error: BaseException) -> str:
 
 
 def unreadable_setting(section: str, option: str, raw: str, reason: str) -> str:
-    """The one line for a luigi.cfg value that cannot be read: section, option, value, why, where to fix it."""
-    return (f"[{section}] {option} = {raw!r} is not valid ({reason}): fix it in luigi.cfg (or in the file"
-            " LUIGI_CONFIG_PATH names), or remove it for the default")
+    """The one line for a setting's value that cannot be read: section, option, value, why, where to fix it."""
+    return (f"{named(section, option, raw)} is not valid ({reason}): fix it {fix_where(section, option)}, or"
+            " remove it for the default")
 
 
 def bad_setting(config_class: type[luigi.Config]) -> BadSetting | None:

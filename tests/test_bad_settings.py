@@ -205,3 +205,30 @@ def test_the_memory_limits_duckdb_takes_are_taken_those_it_refuses_are_refused(l
     luigi_settings("duckdb", memory_limit="99PB")
     with pytest.raises(BadSetting, match=r"^\[duckdb\] memory_limit = '99PB' is not valid \(Unknown unit for memory"):
         sqlrun.check_settings()
+
+
+@pytest.mark.parametrize(("given", "named"), [
+    (("--duckdb-temp-directory", "relative/tmp"), "--duckdb-temp-directory 'relative/tmp' is not valid (a relative"
+     " folder depends on the folder the command runs from): give an absolute one on the command line, or remove it"
+     " for the default"),
+    (("--duckdb-memory-limit", "lots"), "--duckdb-memory-limit 'lots' is not valid (Memory must have a number (e.g."
+     " 1GB)): give a size such as 1GB or 512MB, on the command line"),
+    (("--duckdb-threads", "-1"), "--duckdb-threads '-1' is not valid (expected 0 or more: 0 is every core): fix it on"
+     " the command line, or remove it for the default"),
+])
+def test_a_bad_value_given_on_the_command_line_is_named_as_its_option_not_as_luigi_cfg(
+        tmp_path: Path, given: tuple[str, str], named: str) -> None:
+    """The option overrides luigi.cfg: fixing the file would change nothing, so the line names the option as typed."""
+    config = tmp_path / "operator.cfg"
+    config.write_text("[duckdb]\ntemp_directory =\n")  # the files hold nothing wrong
+    env = {k: v for k, v in os.environ.items() if k not in PG_ENV and not k.startswith("ECOMM_")}
+    env.update(LUIGI_CONFIG_PATH=str(config), ECOMM_DATA_DIR=str(SEED_INCOMING), ECOMM_LAKE_DIR=str(tmp_path / "lake"),
+               ECOMM_PG_DSN=f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere")
+    result = subprocess.run([sys.executable, "-m", "luigi", "--module", "pipeline.tasks", "DailyPipeline", "--date",
+                             "2025-12-15", "--local-scheduler", *given], cwd=REPO, env=env, capture_output=True,
+                            text=True, timeout=300, check=False)
+    assert result.returncode == 35 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    lines = [line for line in result.stderr.splitlines() if given[0] in line]
+    assert lines == [f"{WILL_NOT_RUN}{named}"], lines
+    assert f"DailyPipeline could not be scheduled: {named}" in result.stdout, result.stdout
+    assert "luigi.cfg" not in result.stdout + result.stderr

@@ -309,8 +309,9 @@ def test_a_failed_task_of_a_published_date_that_a_requested_date_needs_is_named(
     needed = result.stdout.split("Needed by the date(s) above", 1)[1]
     assert f"{MONDAY}: published, but LandProducts failed in this run" in needed, result.stdout
     assert "LandProducts: CatalogApiTransientError: GET http://127.0.0.1:9/products?limit=100&skip=0" in needed
-    fix = ("what to do (catalog API failing): check the URL and the API; once it answers,"
-           f" `luigi --module pipeline.tasks DailyPipeline --date {asked} --local-scheduler`")
+    fix = ("what to do (catalog API failing): check the URL and the API; once it answers,"  # as the run was given
+           f" `luigi --module pipeline.tasks DailyPipeline --date {asked} --local-scheduler --catalog-attempts 1"
+           " --catalog-retries 0`")
     assert fix in needed, needed
     assert "0 of 1 date(s) published" in result.stdout
 
@@ -364,12 +365,40 @@ def test_a_date_whose_run_was_killed_is_told_to_run_it(ops: Ops, tmp_path: Path)
                              str(SEED_DAY), "--local-scheduler"], cwd=REPO, env=env, capture_output=True, text=True,
                             timeout=300, check=False)
     assert killed.returncode < 0 or killed.returncode == 137, killed.stderr[-3000:]
+    # then a run that could not schedule the date (a bad setting, exit 35): the run audit records nothing of it, so
+    # the summary of another process cannot call the killed run the last one
+    ops.extra_env["ECOMM_PG_PORT"] = "abc"
+    unscheduled = ops.luigi("DailyPipeline", "--date", str(SEED_DAY), "--local-scheduler")
+    del ops.extra_env["ECOMM_PG_PORT"]
+    assert unscheduled.returncode == 35 and "could not be scheduled" in unscheduled.stdout, unscheduled.stdout
     never = SEED_DAY + dt.timedelta(days=30)
     summary = ops.pipeline("summary", "--start", str(SEED_DAY), "--stop", str(never + dt.timedelta(days=1)))
     assert summary.returncode == 1, summary.stdout
     command = f"luigi --module pipeline.tasks DailyPipeline --date {SEED_DAY} --local-scheduler"
-    assert (f"    what to do (not published): its last run ended without publishing it and recorded no failure (killed,"
-            f" or still running); unless it is running, run the date: `{command}`") in summary.stdout, summary.stdout
+    assert (f"    what to do (not published): its last recorded run ended without publishing it and recorded no"
+            " failure (killed, or still running; a run that could not schedule the date records nothing); unless it is"
+            f" running, run the date, which says why if it cannot schedule it: `{command}`") in summary.stdout, \
+        summary.stdout
     assert summary.stdout.count("what to do (not published)") == 1, "not for the dates never run"
     assert ops.luigi(*shlex.split(command)[3:]).returncode == 0
     assert ops.pipeline("summary", "--date", str(SEED_DAY)).returncode == 0
+
+
+@pytest.mark.slow
+def test_a_date_not_ready_is_told_its_rerun_with_the_settings_the_run_was_given(ops: Ops) -> None:
+    """A run given `--landing-ready-marker _READY` whose marker is missing: NOT READY, and the rerun printed keeps the
+    option (without it the rerun lands the date without waiting for the marker), and the run's other settings' options
+    as typed; it publishes once the markers are there."""
+    given = ("--landing-ready-marker=_READY", "--model-late-window-days", "45")
+    waiting = ops.luigi("DailyPipeline", "--date", str(SEED_DAY), "--local-scheduler", *given)
+    assert waiting.returncode == 20, waiting.stdout[-3000:] + waiting.stderr[-3000:]
+    assert "NOT READY (orders, events: no ready marker)" in waiting.stdout, waiting.stdout
+    command = (f"luigi --module pipeline.tasks DailyPipeline --date {SEED_DAY} --local-scheduler"
+               " --landing-ready-marker _READY --model-late-window-days 45")
+    assert (f"    what to do (not ready): nothing to fix: run the date again once the marker is there (`{command}`)"
+            in waiting.stdout.splitlines()), waiting.stdout
+    for folder in [*ops.incoming.glob("orders/*"), *ops.incoming.glob("events/*")]:  # the gate's history too
+        (folder / "_READY").touch()
+    rerun = ops.luigi(*shlex.split(command)[3:])
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    assert ops.query("select count(*) from audit.publish_log where load_date = %s", [SEED_DAY]) == [(1,)]

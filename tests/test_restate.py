@@ -186,8 +186,9 @@ def test_a_restatement_a_bi_session_keeps_locked_fails_in_one_line_with_what_to_
     assert f"stayed locked by pid {holder} " in failed[0]
     scheduled = [line for line in restated.stderr.splitlines() if "has status   DONE" in line]
     assert scheduled and len(scheduled) == len(set(scheduled)), "each of Luigi's lines is printed once"
+    # the session the message names, by its pid: the statement runs as given
     assert (f"what to do (publish locked): end the session the message names (as the serving owner:"
-            f" `select pg_terminate_backend(N)`)") in restated.stdout, restated.stdout
+            f" `select pg_terminate_backend({holder})`)") in restated.stdout, restated.stdout
     assert published(ops) == (20, 60, 1), "the date stays as it was published"
     (error,) = ops.query("select error_message from audit.pipeline_runs where status = 'failed'")[0]
     assert error.startswith("PublishLocked:")

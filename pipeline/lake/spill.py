@@ -17,6 +17,7 @@ import tempfile
 import duckdb
 
 from pipeline import config, lake
+from pipeline.setting_source import fix_where, given, named, option
 from pipeline.lake import disk, pids
 
 logger = logging.getLogger(__name__)
@@ -26,7 +27,6 @@ SETTING = "[duckdb] temp_directory"
 OFFLOAD_FAILED = "failed to offload data block"
 # DuckDB names its spill files after the process: duckdb_temp_<pid>_<n>_storage_..., duckdb_temp_<pid>_<n>_owner
 _SPILL_FILE = re.compile(r"duckdb_temp_([0-9]+)_")
-_WHERE = "in luigi.cfg (or in the file LUIGI_CONFIG_PATH names)"
 
 
 class SpillFolderUnusable(config.BadSetting):
@@ -48,7 +48,7 @@ def folder() -> str:
     """
     raw = str(config.duckdb().temp_directory)
     if any(c in raw for c in "\n\r\x00"):
-        raise config.BadSetting(f"{SETTING} = {raw!r} is not valid (one line: a folder): fix it {_WHERE}, or"
+        raise config.BadSetting(f"{_named(raw)} is not valid (one line: a folder): fix it {_where()}, or"
                                 " remove it for the default")
     if not raw.strip():  # a relative $TMPDIR would depend on the folder the command runs from: not taken
         tmpdir = os.environ.get("TMPDIR", "").strip()
@@ -56,17 +56,27 @@ def folder() -> str:
         return os.path.join(os.path.abspath(base), f"ecomm-duckdb-{os.getuid()}")
     path = os.path.expanduser(raw.strip())
     if not os.path.isabs(path):
-        raise config.BadSetting(f"{SETTING} = {raw!r} is not valid (a relative folder depends on the folder the"
-                                f" command runs from): give an absolute one {_WHERE}, or remove it for the default")
+        raise config.BadSetting(f"{_named(raw)} is not valid (a relative folder depends on the folder the"
+                                f" command runs from): give an absolute one {_where()}, or remove it for the default")
     return path
+
+
+def _where() -> str:  # on the command line, or in luigi.cfg: where its value was given
+    return fix_where("duckdb", "temp_directory")
+
+
+def _named(raw: str) -> str:  # `--duckdb-temp-directory 'x'` or `[duckdb] temp_directory = 'x'`, as it was given
+    return named("duckdb", "temp_directory", raw)
 
 
 def unusable(path: str, error: BaseException) -> SpillFolderUnusable:
     """The one line for a spill folder DuckDB cannot use: which folder, which setting, why; not the data's fault."""
     said = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    setting = option("duckdb", "temp_directory") if given("duckdb", "temp_directory") else SETTING
     return SpillFolderUnusable(
-        f"{SETTING} = {path}: DuckDB cannot spill there ({said}); the input files and the data are not at fault."
-        f" Make it a folder user {_user()} may write, or set {SETTING} to one {_WHERE} (empty: the default),"
+        f"{setting}{' =' * (setting == SETTING)} {path}: DuckDB cannot spill there ({said}); the input files and the"
+        f" data are not at fault. Make it a folder user {_user()} may write, or set {setting} to one {_where()}"
+        " (empty: the default),"
         " then run the date again")
 
 

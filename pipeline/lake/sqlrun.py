@@ -21,6 +21,7 @@ import duckdb
 
 from pipeline import config, faults, lake, resources
 from pipeline.lake import disk, s3, spill
+from pipeline.setting_source import fix_where, named
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +70,8 @@ def apply_settings(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("set memory_limit = $m", {"m": limit})
     except duckdb.Error as err:
         reason = str(err).strip().splitlines()[0].removeprefix("Parser Error: ")
-        raise config.BadSetting(f"[duckdb] memory_limit = {limit!r} is not valid ({reason}): give a size such as"
-                                " 1GB or 512MB, in luigi.cfg (or in the file LUIGI_CONFIG_PATH names)") from None
+        raise config.BadSetting(f"{named('duckdb', 'memory_limit', limit)} is not valid ({reason}): give a size such as"
+                                f" 1GB or 512MB, {fix_where('duckdb', 'memory_limit')}") from None
     if not _PLAIN_SIZE.fullmatch(str(limit).strip()):  # DuckDB takes a negative size, or `none`, as no limit at all
         try:
             shown = con.execute("select current_setting('memory_limit')").fetchone()[0]
@@ -78,9 +79,9 @@ def apply_settings(con: duckdb.DuckDBPyConnection) -> None:
             shown = ""
         if shown in (_NO_LIMIT, ""):
             what = "no limit at all" if shown else "too little memory to run any query"
-            raise config.BadSetting(f"[duckdb] memory_limit = {limit!r} is not valid (DuckDB takes it as {what}):"
-                                    " give a size such as 1GB or 512MB, in luigi.cfg (or in the file"
-                                    " LUIGI_CONFIG_PATH names)")
+            where = fix_where("duckdb", "memory_limit")
+            raise config.BadSetting(f"{named('duckdb', 'memory_limit', limit)} is not valid (DuckDB takes it as"
+                                    f" {what}): give a size such as 1GB or 512MB, {where}")
     con.execute("set threads = $t", {"t": config.duckdb_threads()})
     con.execute("set temp_directory = $d", {"d": spill.ready_folder()})
 

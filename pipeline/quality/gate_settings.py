@@ -14,6 +14,7 @@ import luigi
 from pipeline import config, lake, resources
 from pipeline.quality.results import GATED_TABLES, VIEWS
 from pipeline.transform import staging
+from pipeline.setting_source import fix_where, named
 
 
 class checks(config.NamedBadSettings, luigi.Config):  # noqa: N801 - luigi maps the class name to the [checks] section
@@ -76,9 +77,9 @@ def checks_dir() -> Path:
         why = "empty: the product's own folder" if not value else \
             f"{root} lacks {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}"
         raise config.BadSetting(
-            f"[checks] checks_dir = {value!r} is not a folder of the quality gate's SodaCL files ({why}): give the"
-            " folder that holds <layer>/<table>.yml, in luigi.cfg (or in the file LUIGI_CONFIG_PATH names), or remove"
-            " it for the default")
+            f"{named('checks', 'checks_dir', value)} is not a folder of the quality gate's SodaCL files ({why}): give"
+            f" the folder that holds <layer>/<table>.yml, {fix_where('checks', 'checks_dir')}, or remove it for the"
+            " default")
     return root
 
 

@@ -114,6 +114,29 @@ def settings_as_given() -> Iterator[None]:
         yield
 
 
+def given_settings(message: str = "") -> str:
+    """This run's options that set one of the pipeline's settings (`--landing-ready-marker _READY`), as given, for a
+    rerun printed "as the run was" (" --a b --c d"; "" outside a noted command line). An option `message` names
+    (`[landing] ready_marker`, `--landing-ready-marker`: the error's, or the fix's own) is left out: the fix sets it."""
+    import shlex
+
+    args = getattr(_parser, "known_args", None)
+    pending, given = list(config.NamedBadSettings.__subclasses__()), []
+    while pending and args is not None:
+        section = pending.pop(0)
+        pending.extend(section.__subclasses__())
+        family = section.get_task_family()
+        for name, _ in section.get_params():
+            flag = f"--{family}-{name}".replace("_", "-")
+            value = getattr(args, f"{family}_{name}", None)
+            if value is None or value is False or flag in message or f"[{family}] {name}" in message:
+                continue
+            given.append(flag if value is True else f"{flag} {shlex.quote(str(value))}")  # True: a bare flag
+    typed = [arg.split("=", 1)[0] for arg in sys.argv[1:]]  # in the order they were typed
+    given.sort(key=lambda option: typed.index(flag) if (flag := option.split()[0]) in typed else len(typed))
+    return "".join(f" {option}" for option in given)
+
+
 def noted() -> CommandLine | None:
     """The command line `note` read while Luigi scheduled this process's run (None: none noted)."""
     return _noted

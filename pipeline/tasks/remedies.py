@@ -11,17 +11,20 @@ import dataclasses
 import datetime as dt
 import re
 
+from pipeline.tasks.command_line import given_settings  # the settings' options a rerun keeps, as the run was
 from pipeline.tasks.lost_tasks import TIMEOUT_OPTION, TIMEOUT_SETTING, timeout_setting
 
 RUNBOOK = "docs/operations.md#runbook"
 DAILY = "luigi --module pipeline.tasks DailyPipeline --date {date}"
 LOCAL_SCHEDULER = " --local-scheduler"  # how a run without luigid (the README's daily command) gives it
 RESTATE = "`python -m pipeline restate --date {date}`"  # a fix's restatement of the date (see Remedy.restates)
+TERMINATE = "`select pg_terminate_backend(N)`"  # a fix's end of the sessions a message names (see Remedy.names_pids)
+_PID = re.compile(r"\bpid (\d+)\b")  # how a lock message names a session (pipeline.serving.locks)
 
 
 def daily_command(day: dt.date | str, *, local_scheduler: bool = True) -> str:
     """The daily command of a date; by default in the README's form, which works whether or not luigid runs."""
-    return DAILY.format(date=day) + (LOCAL_SCHEDULER if local_scheduler else "")
+    return DAILY.format(date=day) + (LOCAL_SCHEDULER if local_scheduler else "") + given_settings()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +41,7 @@ class Remedy:
     reruns: bool = False  # its fix reruns the date in words, not by the daily command (the gate's "rerun it with")
     restates: bool = False  # its fix's RESTATE is the date's pending catalog restatement's command when there is one
     names_timeout: bool = False  # its fix's TIMEOUT_SETTING / TIMEOUT_OPTION: those of the task a message names
+    names_pids: bool = False  # its fix's TERMINATE: ends the sessions a message names by pid (`pid 23185`)
     table_note: str = ""  # said after its fix in the runbook's table only (a date's fix says the case that applies)
 
     def fix_for(self, day: dt.date | str | None, *, local_scheduler: bool = False, message: str = "",
@@ -53,7 +57,11 @@ class Remedy:
         fix = self.fix.replace(RESTATE, pending_restate(day)) if self.restates else self.fix
         if self.names_timeout and (setting := timeout_setting(message)):
             fix = fix.replace(TIMEOUT_SETTING, f"`{setting[0]}`").replace(TIMEOUT_OPTION, setting[1])
-        fix = fix.replace(DAILY, DAILY + (LOCAL_SCHEDULER if local_scheduler else _luigid_option()))
+        if self.names_pids and (pids := list(dict.fromkeys(_PID.findall(message)))):
+            fix = fix.replace(TERMINATE, f"`select pg_terminate_backend({pids[0]})`" if len(pids) == 1 else
+                              f"`select pg_terminate_backend(pid) from unnest(array[{', '.join(pids)}]) as pid`")
+        fix = fix.replace(DAILY, DAILY + (LOCAL_SCHEDULER if local_scheduler else _luigid_option())
+                          + given_settings(f"{message} {fix}"))  # not those it names: the fix sets them
         fix = fix.replace("{date}", str(day) if day else "<date>")
         if failed and not local_scheduler and (self.reruns or DAILY.format(date=day) in fix) and "reenable" not in fix:
             fix += (f"; luigid disabled the failed task: first `python -m pipeline reenable --date {day}"
@@ -239,9 +247,9 @@ REMEDIES: tuple[Remedy, ...] = (
            " kept its transaction open (a tool idle in a transaction, a query of hours) through every wait of"
            " `[publish] lock_timeout` x `lock_attempts`, or another pipeline process held the date longer than"
            " `pipeline_lock_timeout`. The publish was rolled back: readers still see the date as it was",
-           "end the session the message names (as the serving owner: `select pg_terminate_backend(N)`), or let it"
+           f"end the session the message names (as the serving owner: {TERMINATE}), or let it"
            " finish; give every BI login the session limits of docs/schema.md#bi-session-limits (defaults a session can turn off);"
-           f" then `{DAILY}`", ("PublishLocked", "LockWaitTimeout", "PipelineLockBusy")),
+           f" then `{DAILY}`", ("PublishLocked", "LockWaitTimeout", "PipelineLockBusy"), names_pids=True),
     Remedy("serving mismatch", "30",
            "`Publish: ServingMismatch: the serving tables do not match the lake; republish the date: ...`, and"
            " `published, NOT RECONCILED` in the summary",

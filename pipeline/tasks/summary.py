@@ -207,7 +207,8 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
 
 def _next_step(day: dt.date, status: str, ran: bool, rerun: dict[str, bool]) -> list[str]:
     """The "what to do" line of a date that no failure explains; `ran`: an earlier run of the date ended without
-    publishing it and recorded no failure (killed, or still running)."""
+    publishing it and recorded no failure (killed, or still running), or a later one could not schedule it: a task
+    whose complete() or requires() raised never runs, and the run audit records nothing of it (`unscheduled`)."""
     if status == RESTATING:  # an interrupted restatement: its command finishes it (a catalog's, its other dates too)
         again = " and ".join(f"`{c}`" for c in restatements.commands(day, restatements.read_record(day)))
         return [f"what to do (restatement pending): unless a `restate` is running, run {again}"]
@@ -217,8 +218,9 @@ def _next_step(day: dt.date, status: str, ran: bool, rerun: dict[str, bool]) -> 
     if status.startswith("NOT READY"):  # the sender's marker is missing: nothing to fix but to wait for it
         return [_what_to_do(runbook.by_kind("not ready"), "", rerun, day)]
     if status == "not published" and ran:
-        return [f"{held_back.RERUN} its last run ended without publishing it and recorded no failure"
-                f" (killed, or still running); unless it is running, run the date: `{runbook.daily_command(day, **rerun)}`"]
+        return [f"{held_back.RERUN} its last recorded run ended without publishing it and recorded no failure (killed,"
+                " or still running; a run that could not schedule the date records nothing); unless it is running, run"
+                f" the date, which says why if it cannot schedule it: `{runbook.daily_command(day, **rerun)}`"]
     return []
 
 

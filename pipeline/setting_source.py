@@ -1,0 +1,29 @@
+"""Where a setting's value came from, so that a message about a bad one names it as it was given and says where to fix
+it: the `luigi` command line's option (`--duckdb-temp-directory 'relative/tmp'`), which Luigi reads before the files,
+or the setting in luigi.cfg (`[duckdb] temp_directory = 'relative/tmp'`)."""
+from __future__ import annotations
+
+IN_FILES = "in luigi.cfg (or in the file LUIGI_CONFIG_PATH names)"
+
+
+def option(section: str, name: str) -> str:
+    """The command line's option of `[section] name`: `--duckdb-temp-directory`."""
+    return f"--{section}-{name}".replace("_", "-")
+
+
+def given(section: str, name: str) -> bool:
+    """Whether this process's `luigi` command line gave `[section] name` (Luigi's value then, whatever the files say)."""
+    from luigi.cmdline_parser import CmdlineParser
+
+    value = getattr(getattr(CmdlineParser.get_instance(), "known_args", None), f"{section}_{name}", None)
+    return value is not None and value is not False  # False: an implicit flag's (store_true) default, not given
+
+
+def named(section: str, name: str, raw: object) -> str:
+    """A setting's value as it was given: `--duckdb-threads '-1'`, else `[duckdb] threads = '-1'`."""
+    return f"{option(section, name)} {raw!r}" if given(section, name) else f"[{section}] {name} = {raw!r}"
+
+
+def fix_where(section: str, name: str) -> str:
+    """Where its value is fixed: `on the command line`, else IN_FILES."""
+    return "on the command line" if given(section, name) else IN_FILES
