@@ -117,7 +117,8 @@ def settings_as_given() -> Iterator[None]:
 def given_settings(message: str = "") -> str:
     """This run's options that set one of the pipeline's settings (`--landing-ready-marker _READY`), as given, for a
     rerun printed "as the run was" (" --a b --c d"; "" outside a noted command line). An option `message` names
-    (`[landing] ready_marker`, `--landing-ready-marker`: the error's, or the fix's own) is left out: the fix sets it."""
+    as an option (`--duckdb-temp-directory '...'`: the error's bad value, or the fix's own) is left out: the fix sets
+    it; a URL is shown as `shown` shows it (no key it may hold)."""
     import shlex
 
     args = getattr(_parser, "known_args", None)
@@ -129,12 +130,20 @@ def given_settings(message: str = "") -> str:
         for name, _ in section.get_params():
             flag = f"--{family}-{name}".replace("_", "-")
             value = getattr(args, f"{family}_{name}", None)
-            if value is None or value is False or flag in message or f"[{family}] {name}" in message:
+            if value is None or value is False or flag in message:  # named as an option: the culprit, or the fix's
                 continue
-            given.append(flag if value is True else f"{flag} {shlex.quote(str(value))}")  # True: a bare flag
+            given.append(flag if value is True else f"{flag} {shlex.quote(shown(str(value)))}")  # True: a bare flag
     typed = [arg.split("=", 1)[0] for arg in sys.argv[1:]]  # in the order they were typed
     given.sort(key=lambda option: typed.index(flag) if (flag := option.split()[0]) in typed else len(typed))
     return "".join(f" {option}" for option in given)
+
+
+def shown(value: str) -> str:
+    """A command-line value as printed in a rerun: a URL without the secrets it may hold (a catalog API's key in its
+    query: `redact_url`, as every catalog URL a person sees; the printed rerun then needs the key given again)."""
+    from pipeline.ingest.catalog_http import redact_url
+
+    return redact_url(value) if "://" in value else value
 
 
 def noted() -> CommandLine | None:

@@ -19,6 +19,8 @@ from typing import Any
 
 import luigi
 
+from pipeline.tasks.command_line import shown
+
 logger = logging.getLogger(__name__)
 
 
@@ -96,5 +98,6 @@ def backfill_again(argv: Sequence[str], statuses: Sequence[str]) -> list[str]:
     above is fixed, as it was run (each date's own fix reruns that date only)."""
     if not any(arg.rsplit(".", 1)[-1] == "RangeDaily" for arg in argv) or all(s == "published" for s in statuses):
         return []
-    return [f"then the rest of the backfill, as it was run: `{shlex.join(['luigi', *argv])}` (it runs the dates not"
+    again = shlex.join(["luigi", *map(shown, argv)])  # no key a catalog URL may hold
+    return [f"then the rest of the backfill, as it was run: `{again}` (it runs the dates not"
             " published yet, oldest first)"]

@@ -1,0 +1,43 @@
+"""The rerun a failure's what-to-do prints keeps the run's setting options as given (`command_line.given_settings`),
+without the key a catalog URL may hold, and without only the options the fix itself sets."""
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from luigi.cmdline_parser import CmdlineParser
+
+import pipeline.tasks  # noqa: F401 - the settings' sections, as a `luigi --module pipeline.tasks` run has them
+from pipeline.tasks import command_line, held_back, runbook
+
+D = dt.date(2025, 12, 15)
+URL = "https://api.example.com/v1?api_key=SECRET123"
+
+
+@contextmanager
+def _run_given(monkeypatch: pytest.MonkeyPatch, *options: str) -> Iterator[None]:
+    """This process as a `luigi` run of D given `options`, as `command_line.note` keeps its parser."""
+    argv = ["--module", "pipeline.tasks", "DailyPipeline", "--date", str(D), "--local-scheduler", *options]
+    with CmdlineParser.global_instance(argv) as parser:
+        monkeypatch.setattr(command_line, "_parser", parser)
+        monkeypatch.setattr("sys.argv", ["luigi", *argv])
+        yield
+
+
+def test_an_option_the_message_only_mentions_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`SourceNotReady: ... ([landing] ready_marker)` names the setting, not a value the fix replaces: the rerun
+    without `--landing-ready-marker` would land the file without waiting for its marker."""
+    with _run_given(monkeypatch, "--landing-ready-marker", "_READY"):
+        fix = runbook.by_kind("not ready").fix_for(D, local_scheduler=True, message=(
+            "SourceNotReady: orders for 2025-12-15: no ready marker _READY yet ([landing] ready_marker)"))
+    assert f"--date {D} --local-scheduler --landing-ready-marker _READY`" in fix, fix
+
+
+def test_a_catalog_url_s_key_is_not_printed_in_a_rerun(monkeypatch: pytest.MonkeyPatch) -> None:
+    with _run_given(monkeypatch, "--catalog-products-url", URL):
+        said = [runbook.daily_command(D), runbook.by_kind("missing file").fix_for(D, local_scheduler=True),
+                *held_back.backfill_again(["--module", "pipeline.tasks", "RangeDaily", "--catalog-products-url", URL],
+                                          ["FAILED"])]
+    assert all("SECRET123" not in line and "api_key=***" in line for line in said), said
