@@ -11,12 +11,17 @@ def option(section: str, name: str) -> str:
     return f"--{section}-{name}".replace("_", "-")
 
 
+def given_value(parser: object, section: str, name: str) -> object:
+    """The value a parsed `luigi` command line (a CmdlineParser) gave `[section] name`; None: not given."""
+    value = getattr(getattr(parser, "known_args", None), f"{section}_{name}", None)
+    return None if value is False else value  # False: an implicit flag's (store_true) default, not given
+
+
 def given(section: str, name: str) -> bool:
     """Whether this process's `luigi` command line gave `[section] name` (Luigi's value then, whatever the files say)."""
     from luigi.cmdline_parser import CmdlineParser
 
-    value = getattr(getattr(CmdlineParser.get_instance(), "known_args", None), f"{section}_{name}", None)
-    return value is not None and value is not False  # False: an implicit flag's (store_true) default, not given
+    return given_value(CmdlineParser.get_instance(), section, name) is not None
 
 
 def named(section: str, name: str, raw: object) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 
 import luigi
 
-from pipeline import config
+from pipeline import config, setting_source
 
 logger = logging.getLogger(__name__)
 
@@ -121,16 +121,15 @@ def given_settings(message: str = "") -> str:
     it; a URL is shown as `shown` shows it (no key it may hold)."""
     import shlex
 
-    args = getattr(_parser, "known_args", None)
     pending, given = list(config.NamedBadSettings.__subclasses__()), []
-    while pending and args is not None:
+    while pending and _parser is not None:
         section = pending.pop(0)
         pending.extend(section.__subclasses__())
         family = section.get_task_family()
         for name, _ in section.get_params():
-            flag = f"--{family}-{name}".replace("_", "-")
-            value = getattr(args, f"{family}_{name}", None)
-            if value is None or value is False or flag in message:  # named as an option: the culprit, or the fix's
+            flag = setting_source.option(family, name)
+            value = setting_source.given_value(_parser, family, name)
+            if value is None or flag in message:  # named as an option: the culprit, or the fix's own
                 continue
             given.append(flag if value is True else f"{flag} {shlex.quote(shown(str(value)))}")  # True: a bare flag
     typed = [arg.split("=", 1)[0] for arg in sys.argv[1:]]  # in the order they were typed
