@@ -33,6 +33,7 @@ import pytest
 
 from pipeline import lake, tasks
 from pipeline.ingest import landing
+from pipeline.tasks import catalog_cover
 from pipeline.transform import staging
 from tests.support import rows
 from tests.support.dummyjson_server import DummyJsonServer
@@ -1039,7 +1040,7 @@ def run_date(day: dt.date, sources: list[str], outcome: Outcome) -> None:
         stage = STAGE[source](date=day)
         if not stage.complete():
             stage.run()
-        partition_day = landing.covering_snapshot(source, day) if source in landing.CATALOGS else day
+        partition_day = catalog_cover.covering_snapshot(source, day) if source in landing.CATALOGS else day
         if partition_day is not None:
             outcome.staged.add((source, partition_day))
 
@@ -1155,7 +1156,7 @@ def test_bad_input(case: Case, lake_root: Path, incoming: Path, monkeypatch: pyt
     for source, day in sorted(outcome.staged, key=str):
         assert_reconciled(source, day)
     for source, staged in expect.staged.items():
-        day = D if source not in landing.CATALOGS else landing.covering_snapshot(source, D)
+        day = D if source not in landing.CATALOGS else catalog_cover.covering_snapshot(source, D)
         record = assert_reconciled(source, day)
         assert record["staged_count"] == staged, record
         assert record["duplicate_count"] == expect.duplicates.get(source, 0), record

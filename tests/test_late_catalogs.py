@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.tasks import late_catalogs
+from pipeline.tasks import catalog_cover, late_catalogs
 from tests.support import rows as r
 from tests.support.ops import Ops
 
@@ -31,7 +31,7 @@ def incoming(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_a_date_built_with_the_snapshot_that_covers_it_is_not_late(incoming: Path) -> None:
-    assert late_catalogs.recorded(D) == {"products": MONDAY, "users": None}
+    assert catalog_cover.recorded(D) == {"products": MONDAY, "users": None}
     assert late_catalogs.late_catalogs(D) == {} and late_catalogs.late_dates("products", MONDAY) == []
 
 
@@ -68,7 +68,7 @@ def test_a_date_built_before_the_snapshots_were_recorded_is_not_judged(incoming:
                     f" to '{path}.old' (format parquet)")
     Path(f"{path}.old").replace(path)
     (incoming / "products" / f"products_{SATURDAY}.json").write_text("[]")
-    assert late_catalogs.recorded(D) is None and late_catalogs.late_catalogs(D) == {}
+    assert catalog_cover.recorded(D) is None and late_catalogs.late_catalogs(D) == {}
 
 
 def test_an_earlier_products_snapshot_landed_after_the_build_makes_the_date_late(incoming: Path) -> None:

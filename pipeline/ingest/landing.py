@@ -43,6 +43,8 @@ from pipeline.ingest.lines import LineAccountingError  # noqa: F401 - re-exporte
 from pipeline.ingest.manifests import (  # noqa: F401 - re-exported: a raw partition's completion marker
     MANIFEST,
     ManifestUnreadable,
+    from_api,
+    landed_dates,
     manifest_path,
     read_manifest,
     write_manifest,
@@ -86,8 +88,10 @@ def catalog_url(kind: str) -> str:
     return config.products_url() if kind == "products" else config.users_url()
 
 
-def covering_snapshot(kind: str, load_date: dt.date) -> dt.date | None:
-    """The snapshot date whose catalog covers `load_date` (None: no snapshot exists yet)."""
+def source_snapshot(kind: str, load_date: dt.date) -> dt.date | None:
+    """The snapshot date the configured source gives `load_date`: the latest file on or before it, or from the API
+    the week's day (None: no file). The tasks ask `pipeline.tasks.catalog_cover.covering_snapshot`, which keeps the
+    file snapshots of the dates files fed before a switch to the API."""
     if catalog_url(kind):
         return snapshot_day(load_date)
     found = catalog_file(kind, load_date)
@@ -194,7 +198,7 @@ def changed_catalogs(load_date: dt.date) -> dict[str, str]:
     """The catalog snapshots covering the date whose files changed since they were landed: kind -> what to do."""
     found = {}
     for kind in CATALOGS:
-        snapshot = covering_snapshot(kind, load_date)
+        snapshot = source_snapshot(kind, load_date)
         manifest = read_manifest(kind, snapshot) if snapshot is not None else None
         if manifest is not None and not source_unchanged(manifest):
             found[kind] = changed_catalog_message(kind, snapshot, file_drift(manifest, manifest["source_file"]))
@@ -303,18 +307,19 @@ def land_events(load_date: dt.date) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------- catalogs
-def land_catalog(kind: str, load_date: dt.date) -> dict[str, Any] | None:
+def land_catalog(kind: str, load_date: dt.date, snapshot: dt.date | None = None) -> dict[str, Any] | None:
     """Land the catalog snapshot (`products` or `users`) that covers the date, if not landed yet.
 
-    From the API (when its URL is configured) a snapshot is fetched at most once per week, for the
-    configured weekday on or before the date; from files, the latest `<kind>_YYYY-MM-DD.json` on or
-    before the date. Returns None when no snapshot covers the date yet.
+    From the API (when its URL is configured) today's catalog is fetched as the snapshot of `snapshot`
+    (default: the configured weekday on or before the date; the tasks give `catalog_cover.covering_snapshot`),
+    at most once; from files, the latest `<kind>_YYYY-MM-DD.json` on or before the date. Returns None
+    when no snapshot covers the date yet.
     """
     if kind not in CATALOGS:
         raise ValueError(f"unknown catalog {kind!r}")
     url = catalog_url(kind)
     if url:
-        day = snapshot_day(load_date)
+        day = snapshot or snapshot_day(load_date)
         if read_manifest(kind, day) is not None:
             return read_manifest(kind, day)
         return _land_from_api(kind, url, day)

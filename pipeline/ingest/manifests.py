@@ -52,3 +52,22 @@ def write_manifest(table: str, load_date: dt.date, manifest: dict[str, Any]) -> 
         if disk.no_space(err):
             raise disk.full(path, err) from err
         raise
+
+
+def landed_dates(table: str) -> list[dt.date]:
+    """The load dates of a raw table's landed partitions (those with a manifest), oldest first."""
+    pattern = os.path.join(lake.table_dir("raw", table), "load_date=*", MANIFEST)
+    folders = (path.split("/")[-2].removeprefix("load_date=") for path in lake.files_matching(pattern))
+    return sorted(day for folder in folders if (day := _iso_date(folder)) is not None)
+
+
+def _iso_date(text: str) -> dt.date | None:
+    try:
+        return lake.parse_date(text)
+    except ValueError:
+        return None
+
+
+def from_api(manifest: dict[str, Any]) -> bool:
+    """Whether a landed catalog snapshot came from the API (its lineage is the API's URL), not from a file."""
+    return "://" in manifest.get("source_file", "")

@@ -18,6 +18,7 @@ from typing import Any
 
 from pipeline.ingest import incoming, landing
 from pipeline.quality.results import BLOCKING, GATED_TABLES, NOT_EVALUATED, VIEWS
+from pipeline.tasks.catalog_cover import covering_snapshot
 from pipeline.tasks.remedies import (DAILY, FIX_CATALOG, FIX_FILE, GATE_EXAMPLE, THRESHOLD_OPTION, UNUSUAL_CATALOG,
                                      UNUSUAL_DAY, by_kind)
 from pipeline.transform import staging, warehouse
@@ -102,7 +103,7 @@ def restate_text(day: dt.date, kinds: Iterable[str]) -> str:
 def covering(kind: str, day: dt.date) -> str:
     """The date of the catalog's snapshot covering `day` (from the API: the week's snapshot day), as text."""
     try:
-        snapshot = landing.covering_snapshot(kind, day)
+        snapshot = covering_snapshot(kind, day)
     except (OSError, ValueError):  # an unreadable incoming folder: its own run says what it is
         snapshot = None
     return str(snapshot) if snapshot is not None else UNKNOWN_SNAPSHOT

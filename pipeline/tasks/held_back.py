@@ -67,7 +67,7 @@ def holds(summary: Any, holding: Mapping[str, str]) -> str | None:
     """
     if summary.status in holding:
         return holding[summary.status]
-    if summary.status == "published" and summary.failed_tasks:
+    if summary.status.startswith("published") and summary.failed_tasks:  # also "published, catalog LATE"
         return f"{', '.join(sorted(set(summary.failed_tasks)))} failed"
     return None
 

@@ -16,6 +16,7 @@ from pipeline.ingest import incoming, landing
 from pipeline.ingest.catalog_api import CatalogApiTransientError, CatalogChangedWhileRead
 from pipeline.serving.retry import one_line, retry_note
 from pipeline.tasks import late_catalogs
+from pipeline.tasks.catalog_cover import covering_snapshot
 from pipeline.tasks.base import LakeTarget, PipelineTask, running_task
 
 logger = logging.getLogger(__name__)
@@ -105,10 +106,10 @@ class CatalogLandTask(PipelineTask):
 
     def requires(self) -> list[luigi.Task]:
         # waits for the snapshot's own task, not landing it beside it (two workers fetched the API twice)
-        return snapshot_task(self, landing.covering_snapshot(self.source, self.date))
+        return snapshot_task(self, covering_snapshot(self.source, self.date))
 
     def complete(self) -> bool:
-        snapshot = landing.covering_snapshot(self.source, self.date)
+        snapshot = covering_snapshot(self.source, self.date)
         if snapshot is None:
             return True  # nothing covers this date yet: facts point at inferred members
         manifest = landing.read_manifest(self.source, snapshot)
@@ -119,7 +120,7 @@ class CatalogLandTask(PipelineTask):
         manifest = self.land_retrying_transient_api_errors()
         self.rows_out = manifest["rows"] if manifest else 0
         self.report(f"landed {self.rows_out} {self.source} rows", 100)
-        snapshot = landing.covering_snapshot(self.source, self.date)
+        snapshot = covering_snapshot(self.source, self.date)
         if snapshot is not None and (late := late_catalogs.late_dates(self.source, snapshot)):
             # dates it covers were built before it arrived: they keep the older catalog until restated
             line = late_catalogs.message(self.source, snapshot, late)
@@ -133,7 +134,7 @@ class CatalogLandTask(PipelineTask):
         attempts = max(1, int(settings.attempts))
         for attempt in range(1, attempts + 1):
             try:
-                return landing.land_catalog(self.source, self.date)
+                return landing.land_catalog(self.source, self.date, covering_snapshot(self.source, self.date))
             except CatalogApiTransientError as err:
                 if attempt >= attempts:
                     logger.error("landing the %s snapshot failed again (%s); this kind of failure can heal, but all"
@@ -169,7 +170,7 @@ def catalog_snapshot_dates(kind: str, day: dt.date) -> list[dt.date]:
     dates = {d for d in warehouse.partition_dates("raw", kind) if d <= day}
     if not landing.catalog_url(kind):
         dates.update(snapshot for snapshot in landing.catalog_files(kind) if snapshot <= day)
-    covering = landing.covering_snapshot(kind, day)
+    covering = covering_snapshot(kind, day)
     if covering is not None:
         dates.add(covering)
     return sorted(dates)

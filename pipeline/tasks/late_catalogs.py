@@ -6,7 +6,7 @@ delivered after dates of its week were built is landed by the next run it covers
 on, but the dates built before it keep the previous snapshot's catalog (dim_product, dim_user, the
 facts' is_known_product, the marts' categories) until they are restated with it:
 `python -m pipeline restate --catalog KIND --date SNAPSHOT`. A date is *late* for a catalog when the
-snapshot covering it now (`landing.covering_snapshot`; from the API only a landed one, since the API's
+snapshot covering it now (`catalog_cover.covering_snapshot`; from the API only a landed one, since the API's
 snapshot is fetched when a date needs it) is later than the one its build recorded. Such a date:
 
 - does not count as published (`publish.still_current`), and a run of it refuses with the command
@@ -32,42 +32,14 @@ import datetime as dt
 import logging
 from collections.abc import Iterable
 
-import pyarrow.parquet as pq
-
-from pipeline import lake
 from pipeline.ingest import landing
+from pipeline.tasks.catalog_cover import COLUMNS, PRODUCTS_READ, built_row, covering_snapshot
 
 logger = logging.getLogger(__name__)
-
-COLUMNS = {kind: f"{kind}_snapshot_date" for kind in landing.CATALOGS}  # daily_metrics' record of the build
 
 
 class CatalogArrivedLate(landing.SourceChanged):
     """A catalog snapshot covering a built date arrived after the date was built."""
-
-
-PRODUCTS_READ = "products_snapshot_dates"  # daily_metrics' record of every products snapshot its history read
-
-
-def _built_row(day: dt.date) -> dict | None:
-    """The date's daily_metrics row, of the columns that record its catalogs (None: not built, or not recorded)."""
-    try:
-        with lake.open_input(lake.partition_file("warehouse", "daily_metrics", day)) as handle:
-            parquet = pq.ParquetFile(handle)
-            names = set(parquet.schema_arrow.names)
-            if not set(COLUMNS.values()) <= names:
-                return None
-            columns = [*COLUMNS.values(), *([PRODUCTS_READ] if PRODUCTS_READ in names else [])]
-            rows = parquet.read(columns=columns).to_pylist()
-    except FileNotFoundError:
-        return None
-    return rows[0] if rows else None
-
-
-def recorded(day: dt.date) -> dict[str, dt.date | None] | None:
-    """The catalog snapshots the date's build read (None: not built, or built before they were recorded)."""
-    row = _built_row(day)
-    return None if row is None else {kind: row[column] for kind, column in COLUMNS.items()}
 
 
 def unread_snapshot(kind: str, day: dt.date, row: dict) -> dt.date | None:
@@ -87,7 +59,7 @@ def unread_snapshot(kind: str, day: dt.date, row: dict) -> dt.date | None:
 
 def late_snapshot(kind: str, day: dt.date, built_with: dt.date | None) -> dt.date | None:
     """The snapshot covering `day` now, if it is later than `built_with` (the one its build read)."""
-    snapshot = landing.covering_snapshot(kind, day)
+    snapshot = covering_snapshot(kind, day)
     return snapshot if snapshot is not None and _arrived_since(kind, snapshot, built_with) else None
 
 
@@ -111,7 +83,7 @@ def message(kind: str, snapshot: dt.date, days: Iterable[dt.date]) -> str:
 def late_catalogs(day: dt.date) -> dict[str, str]:
     """kind -> message, for each catalog with a snapshot feeding the built date that arrived after its build
     (the covering one, or for products an earlier one its history lacks; the earliest is named)."""
-    row = _built_row(day)
+    row = built_row(day)
     if row is None:
         return {}
     found = {}
@@ -140,10 +112,10 @@ def late_dates(kind: str, snapshot: dt.date, built: list[dt.date] | None = None)
     for day in built_dates() if built is None else built:
         if day < snapshot:
             continue
-        covered = landing.covering_snapshot(kind, day) == snapshot
+        covered = covering_snapshot(kind, day) == snapshot
         if not covered and not history:
             break  # a later snapshot covers this date, and every later one
-        row = _built_row(day)
+        row = built_row(day)
         if row is None:
             continue
         if (covered and _arrived_since(kind, snapshot, row[COLUMNS[kind]])) or (
@@ -162,7 +134,7 @@ def notes(days: Iterable[dt.date]) -> list[str]:
     lines = []
     for kind in landing.CATALOGS:
         named: set[dt.date] = set()
-        for snapshot in sorted({s for day in days if (s := landing.covering_snapshot(kind, day)) is not None}):
+        for snapshot in sorted({s for day in days if (s := covering_snapshot(kind, day)) is not None}):
             if earlier := [day for day in late_dates(kind, snapshot, built) if day not in days | named]:
                 named.update(earlier)
                 lines.append(f"late catalog: {message(kind, snapshot, earlier)}")

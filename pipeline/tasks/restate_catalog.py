@@ -12,10 +12,15 @@ from pipeline import config
 from pipeline.ingest import incoming, landing
 from pipeline.ingest.catalog_http import redact_url
 from pipeline.tasks import restatements, runbook
+from pipeline.tasks.catalog_cover import covering_snapshot
 from pipeline.tasks.restate_steps import NeverLanded, archive, pending_record, remove_derived, run_date, trial_land
 from pipeline.tasks.restatements import write_record
 
 logger = logging.getLogger(__name__)
+
+
+class LandedFromFile(NeverLanded):
+    """A snapshot landed from a file, named while its catalog comes from the API: it is restated from its file."""
 
 
 def catalog_fed_dates(kind: str, snapshot: dt.date) -> list[dt.date]:
@@ -26,7 +31,7 @@ def catalog_fed_dates(kind: str, snapshot: dt.date) -> list[dt.date]:
                     if day >= snapshot})
     if kind == "products":  # dim_product_history: every later date's partition holds the snapshot's versions
         return built
-    return [day for day in built if landing.covering_snapshot(kind, day) == snapshot]
+    return [day for day in built if covering_snapshot(kind, day) == snapshot]
 
 
 def _catalog_reason(kind: str, snapshot: dt.date, manifest: dict[str, Any] | None) -> str:
@@ -37,6 +42,12 @@ def _catalog_reason(kind: str, snapshot: dt.date, manifest: dict[str, Any] | Non
     run of a date it covers has come since): then it is landed here for the first time.
     """
     url = landing.catalog_url(kind)
+    if url and manifest is not None and not landing.from_api(manifest):
+        raise LandedFromFile(
+            f"the {kind} snapshot of {snapshot} was landed from {manifest['source_file']}, before {kind} came from"
+            f" the API: fetched again, today's catalog would replace that week's. To land its file again, run this"
+            f" command with ECOMM_{kind.upper()}_URL unset and [catalog] {kind}_url empty (e.g. in a file named by"
+            f" LUIGI_CONFIG_PATH for that command only)")
     if url:
         return f"the {kind} snapshot of {snapshot} is fetched again from {redact_url(url)}"
     found = landing.catalog_file(kind, snapshot)

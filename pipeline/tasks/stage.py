@@ -9,8 +9,8 @@ import datetime as dt
 import luigi
 
 from pipeline import lake
-from pipeline.ingest import landing
 from pipeline.tasks.base import LakeTarget, PipelineTask
+from pipeline.tasks.catalog_cover import covering_snapshot
 from pipeline.tasks.land import LAND_TASKS, LandEvents, LandOrders, snapshot_task
 
 
@@ -48,7 +48,7 @@ class CatalogStageTask(StageTask):
     date_rank = 2  # beside the events' staging, not after the marts: see PipelineTask.priority
 
     def snapshot(self) -> dt.date | None:
-        return landing.covering_snapshot(self.source, self.date)
+        return covering_snapshot(self.source, self.date)
 
     def complete(self) -> bool:
         snapshot = self.snapshot()
