@@ -60,3 +60,17 @@ def test_a_backfill_of_published_dates_still_refuses_a_setting_it_cannot_use(ops
                     str(SEED_DAY + dt.timedelta(days=1)), "--local-scheduler")
     assert run.returncode == 35, run.stdout[-2000:] + run.stderr[-3000:]
     assert "[checks] lost_fail_pct = 'abc' is not valid" in run.stderr, run.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_the_e_mail_s_command_line_shows_a_catalog_url_without_its_key(
+        ops: Ops, smtp: tuple[Inbox, int]) -> None:  # noqa: F811
+    """Luigi's e-mail quotes sys.argv: a catalog URL given as an option went out with its key in clear."""
+    inbox, port = smtp
+    _mail_config(ops, port)
+    run = ops.luigi("DailyPipeline", "--date", str(SEED_DAY), "--local-scheduler", "--catalog-attempts", "1",
+                    "--catalog-retries", "0", "--catalog-products-url", "http://127.0.0.1:9/products?pwd=SEKRET1")
+    assert run.returncode == 30 and "SEKRET1" not in run.stdout + run.stderr, run.stdout[-3000:]
+    wait_for(lambda: inbox.messages, timeout=30, what="the failure e-mail")
+    body = inbox.body(inbox.messages[0])
+    assert "Command line:" in body and "products?pwd=***" in body and "SEKRET1" not in body, body[-3000:]

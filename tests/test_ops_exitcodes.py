@@ -356,6 +356,11 @@ def test_a_bad_command_is_rejected(ops: Ops) -> None:
     bad_date = ops.luigi("DailyPipeline", "--date", "2025-13-45", LOCAL)
     assert bad_date.returncode == RETCODE["unhandled_exception"] == 40
     assert "'2025-13-45' is not a valid date: expected YYYY-MM-DD" in bad_date.stderr
+    no_such_day = ops.luigi("RangeDaily", "--of", "DailyPipeline", "--start", "2025-02-01", "--stop", "2025-02-29",
+                            LOCAL)  # Luigi's own date parameter: strptime said "--stop day is out of range for month"
+    assert no_such_day.returncode == 40 and no_such_day.stderr == (
+        "ERROR: the command was rejected: --stop '2025-02-29' is not a valid date: expected YYYY-MM-DD, e.g."
+        " 2025-12-15 (day is out of range for month) (luigi --help-all lists the options)\n"), no_such_day.stderr
     assert ops.luigi("DailyPipeline", LOCAL).returncode == RETCODE["unhandled_exception"]  # no --date
     unknown = ops.luigi("NoSuchTask", *DATE, LOCAL)  # Luigi fails before [retcode]: exit 1, one line all the same
     assert unknown.returncode == 1 and unknown.stderr == (

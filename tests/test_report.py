@@ -281,6 +281,16 @@ def test_the_page_names_the_business_time_zone_its_days_are_in(report_html, day,
     assert zone["text"] == "America/New_York"
 
 
+def test_the_publish_time_is_utc_whatever_the_session_s_time_zone(report_html, day, tmp_path) -> None:
+    """It printed the session's local time (PGTZ, or the server's timezone setting) labelled UTC."""
+    banner = Dom(report_html.read_text(encoding="utf-8")).one("p", data_published="true")["text"]
+    out = tmp_path / "tokyo.html"
+    done = subprocess.run([sys.executable, "-m", "pipeline", "report", "--date", day.isoformat(), "--out", str(out)],
+                          cwd=REPO, capture_output=True, text=True, env={**os.environ, "PGTZ": "Asia/Tokyo"})
+    assert done.returncode == 0, done.stderr
+    assert Dom(out.read_text(encoding="utf-8")).one("p", data_published="true")["text"] == banner
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("day", ["2024-01-01", "0001-01-01"])  # the first calendar day: no trend dates before it
 def test_a_date_with_nothing_in_postgres_is_refused(data, tmp_path, day) -> None:

@@ -30,9 +30,9 @@ from typing import Any
 
 MASK = "***"
 # Case-insensitive substrings of a query parameter's name that make its value a secret. Broad on purpose:
-# masking `?keyword=` or `?author=` by mistake costs a less telling message; missing a key leaks it.
-SECRET_NAME_PARTS = ("key", "token", "secret", "password", "passwd", "auth", "signature", "sig", "credential",
-                     "session")
+# masking `?keyword=` or `?author=` by mistake costs a less telling message; missing a key leaks it. "pass" holds
+# password, passwd and pass; "pw" holds pwd.
+SECRET_NAME_PARTS = ("key", "token", "secret", "pass", "pw", "auth", "signature", "sig", "credential", "session")
 CHUNK = 64 * 1024
 
 

@@ -219,7 +219,7 @@ def _layers(data: ReportData) -> str:
 
 def _banner(data: ReportData) -> str:
     if data.published:
-        at = data.published["published_at"]
+        at = data.published["published_at"].astimezone(dt.timezone.utc)  # Postgres gives the session's zone
         return (f'<p class="banner good" data-published="true">Published {esc(at.strftime("%Y-%m-%d %H:%M UTC"))}'
                 f' (run {esc(data.published.get("run_id") or "–")}).</p>')
     return ('<p class="banner bad" data-published="false">Not published: the quality gate blocked this date or'

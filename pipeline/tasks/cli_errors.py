@@ -63,6 +63,8 @@ class _RejectedCommandLine(logging.Filter):
             if isinstance(value, str) and ("does not match format '%Y-%m-%d'" in text
                                            or text.startswith("unconverted data remains")):
                 text = f"{value!r} is not a valid date: expected YYYY-MM-DD, e.g. 2025-12-15"
+            elif isinstance(value, str) and text.endswith("out of range for month"):  # 2025-02-29
+                text = f"{value!r} is not a valid date: expected YYYY-MM-DD, e.g. 2025-12-15 ({text})"
             if option and not text.startswith("--") and not isinstance(error, BadSetting):  # it names its setting
                 text = f"--{option.replace('_', '-')} {text}"
         record.msg, record.args = REJECTED, (text,)

@@ -93,13 +93,18 @@ def scheduling_head(subject: str, error: BaseException | None) -> str | None:
 _EXPLAINED = re.compile(r"\w+(?: for \d{4}-\d{2}-\d{2})? failed: [^\n]*\n(?:What to do [^\n]*\n)?Runbook: [^\n]*\n\n")
 
 
+_URL = re.compile(r"[A-Za-z][\w+.-]*://[^\s'\"]+")
+
+
 def _explanation_first(format_task_error: Any) -> Any:
-    """luigi.notifications.format_task_error, with the task's explanation as the headline when it has one."""
+    """luigi.notifications.format_task_error, with the task's explanation as the headline when it has one, and the
+    command line's URLs without their secrets (`command_line.shown`: a catalog URL given as an option)."""
 
     @functools.wraps(format_task_error)
     def formatted(headline: str, task: Any, command: str, formatted_exception: str | None = None) -> Any:
         if formatted_exception and (explained := _EXPLAINED.match(formatted_exception)):
             headline, formatted_exception = explained.group(0).rstrip("\n"), formatted_exception[explained.end():]
+        command = _URL.sub(lambda url: command_line.shown(url.group(0)), command)
         return format_task_error(headline, task, command, formatted_exception)
 
     formatted.explanation_first = True  # type: ignore[attr-defined]
