@@ -21,6 +21,7 @@ import pytest
 from pipeline.serving import locks, mart_deltas, pg, publish
 from pipeline.serving.facts import PublishLocked
 from pipeline.serving.transaction import begin_writing
+from pipeline.tasks import runbook
 from pipeline.transform import marts as models
 from tests.support.paths import REPO
 from tests.support.serving import event, order, write_facts
@@ -66,8 +67,16 @@ def test_a_corrupted_mart_is_refused_by_the_publish_and_rebuilt_by_the_command(p
     # D1 republished without O2: its change takes an order back from a row the hand edit left at 0
     write_facts(D1, [order("O1", D1, user_id="U1")],
                 [event("E1", D1, user_id="U1"), event("E2", D1, user_id="U2", event_type="purchase")])
-    with pytest.raises(mart_deltas.MartsInconsistent, match=r"rebuild them with `python -m pipeline rebuild-marts`"):
+    refused = r"rebuild them with `python -m pipeline rebuild-marts`"
+    with pytest.raises(mart_deltas.MartsInconsistent, match=refused) as err:
         publish.publish(D1)
+    # what the failed Publish task's explanation, the run summary and the runbook say to do
+    remedy = runbook.remedy_for_text(runbook.reason(err.value))
+    assert remedy is not None and remedy is runbook.remedy_for(err.value) and remedy.kind == "marts inconsistent"
+    assert remedy.fix_for(D1, local_scheduler=True).startswith(
+        "`python -m pipeline rebuild-marts` (recomputes every mart from the served facts in one transaction, under the"
+        " publish lock; docs/operations.md#rebuilding-the-marts), then `luigi --module pipeline.tasks DailyPipeline"
+        f" --date {D1} --local-scheduler")
     assert marts_of(published)["customers"] == [r for r in reference["customers"] if r[0] != "U2"], "rolled back"
 
     done = _run()

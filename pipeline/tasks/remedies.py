@@ -1,8 +1,9 @@
 """The runbook's table, stated once: for each kind of failure a user meets, its symptom, cause and the fix.
 
-Each entry is a `pipeline.tasks.remedy.Remedy`, whose `fix_for` words a kind's fix for one date (the daily command
-as it was run, the `restate` command a pending restatement of the date needs); `pipeline.tasks.runbook` finds the kind of an error and explains a failed
-task with it, and `pipeline.tasks.gate_remedy.gate_fix` a blocked date. docs/operations.md#runbook prints this table
+Each entry is a `pipeline.tasks.remedy.Remedy`, whose `fix_for` words a kind's fix for one date (the daily
+command as it was run, the `restate` command a pending restatement of the date needs); `pipeline.tasks.runbook`
+finds the kind of an error and explains a failed task with it, and `pipeline.tasks.gate_remedy.gate_fix` a
+blocked date. docs/operations.md#runbook prints this table
 (`markdown_table`; a test keeps the page and this list in step).
 """
 from __future__ import annotations
@@ -177,6 +178,14 @@ REMEDIES: tuple[Remedy, ...] = (
            "after the publish committed, the date's serving tables did not hold the lake's rows or revenue (changed"
            " in Postgres since, by hand or by another tool); BI reads them as they are",
            f"republish the date from the lake: `{DAILY} --force` (docs/serving.md)", ("ServingMismatch",)),
+    Remedy("marts inconsistent", "30",
+           "`FAILED`, `Publish: MartsInconsistent: marts.product_sales_daily: N row(s) would hold a negative count or"
+           " amount; the marts disagree with the facts: rebuild them with `python -m pipeline rebuild-marts` ...`",
+           "the marts in Postgres no longer add up to the served facts (a mart row changed or deleted by hand or by"
+           " another tool, or restored apart from the facts): the date's change would leave a negative count or"
+           " amount, so the publish was rolled back; BI still reads the marts as they were",
+           "`python -m pipeline rebuild-marts` (recomputes every mart from the served facts in one transaction, under"
+           f" the publish lock; docs/operations.md#rebuilding-the-marts), then `{DAILY}`", ("MartsInconsistent",)),
     Remedy("serving database lost", "30",
            "`FAILED`, `Publish: ServingDatabaseLost: the serving database ecomm on HOST:PORT holds no published date,"
            " but the lake at L records N published date(s) (first..last): it was re-created or replaced; run"

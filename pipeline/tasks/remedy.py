@@ -1,4 +1,4 @@
-"""One kind of failure of the runbook (`Remedy`) and the commands its fixes name; the table is `pipeline.tasks.remedies`.
+"""One kind of failure of the runbook (`Remedy`) and the commands its fixes name (the table: `remedies`).
 
 `Remedy.fix_for` words a kind's fix for one date (the daily command as it was run, the `restate` command a
 pending restatement of the date needs, the luigid a run was given).
