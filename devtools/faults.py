@@ -33,6 +33,8 @@ Points (POINTS):
     compact.swap              inside a month's compaction transaction (`python -m pipeline
                               compact-serving`): the monthly tables are built and indexed, the daily
                               partitions still attached (qualifier: the month, YYYY-MM)
+    marts.rebuild             inside `python -m pipeline rebuild-marts`'s transaction, holding the publish
+                              lock: every mart recomputed, nothing committed yet
 
 Qualifier: matches the family of the running Luigi task (`LandOrders`) or a tag of the point: for a
 lake file `<layer>/<table>` (`raw/orders`) and its file name (`data.parquet`, `_manifest.json`); for
@@ -74,7 +76,7 @@ ENV_PAUSE_SECONDS = "ECOMM_FAULT_PAUSE_SECONDS"
 
 POINTS = (
     "task.start", "task.success", "landing.manifest", "lake.write", "lake.promote", "publish.copy",
-    "publish.merge", "publish.commit", "compact.swap",
+    "publish.merge", "publish.commit", "compact.swap", "marts.rebuild",
 )
 ACTIONS = ("kill", "raise", "enospc", "pause")
 TASK_POINTS = ("task.start", "task.success")

@@ -8,6 +8,7 @@
     restate     land a date's corrected file(s), or a catalog snapshot, again on purpose, and republish
     migrate     apply the pending serving-schema migrations (publish applies them too, if its role may)
     rebuild-serving  recreate every serving table from the lake (disaster recovery, a new database)
+    rebuild-marts    recompute the marts from the served facts, under the publish lock (after MartsInconsistent)
     compact-serving  merge the fact partitions of closed months into one partition per month
 """
 from __future__ import annotations
@@ -26,6 +27,7 @@ COMMANDS = {
     "restate": "pipeline.tasks.restate",
     "migrate": "pipeline.serving.migrations",
     "rebuild-serving": "pipeline.tasks.rebuild",
+    "rebuild-marts": "pipeline.serving.rebuild_marts",
     "compact-serving": "pipeline.serving.compaction",
 }
 

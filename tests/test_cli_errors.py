@@ -1,7 +1,7 @@
 """`python -m pipeline ...`: a known user error is one line on stderr and an exit code, never a traceback.
 
 2 is a bad command line (as argparse); 3 is a command that did nothing because the serving Postgres
-cannot be reached, for `compact-serving`, `schema-doc` and `report` as for `rebuild-serving`.
+cannot be reached, for `compact-serving`, `rebuild-marts`, `schema-doc` and `report` as for `rebuild-serving`.
 """
 from __future__ import annotations
 
@@ -37,7 +37,8 @@ def _one_line(result: subprocess.CompletedProcess) -> str:
 
 
 @pytest.mark.parametrize(("args", "prefix"), [(["compact-serving"], "compact-serving: "), (["schema-doc"], "error: "),
-                                            (["report", "--date", "2025-12-15"], "error: "), (["migrate"], "")])
+                                            (["report", "--date", "2025-12-15"], "error: "), (["migrate"], ""),
+                                            (["rebuild-marts"], "rebuild-marts: ")])
 def test_postgres_unreachable_is_one_line_and_exit_3(tmp_path: Path, args: list[str], prefix: str) -> None:
     port = free_port()
     down = _run(args, tmp_path, ECOMM_PG_DSN=f"postgresql://postgres@127.0.0.1:{port}/nowhere")
@@ -53,7 +54,8 @@ def test_postgres_unreachable_is_one_line_and_exit_3(tmp_path: Path, args: list[
 
 
 @pytest.mark.parametrize(("args", "prefix"), [(["compact-serving"], "compact-serving: "), (["schema-doc"], "error: "),
-                                            (["report", "--date", "2025-12-15"], "error: "), (["migrate"], "")])
+                                            (["report", "--date", "2025-12-15"], "error: "), (["migrate"], ""),
+                                            (["rebuild-marts"], "rebuild-marts: ")])
 def test_a_database_that_does_not_exist_is_not_told_to_be_started(tmp_path: Path, embedded_server, args: list[str],
                                                                   prefix: str) -> None:
     """The server answers and refuses the database (ECOMM_PG_DSN naming a new one not created yet): "start it"
@@ -115,7 +117,7 @@ def test_rebuild_serving_rejects_a_bad_range_with_one_line(tmp_path: Path, args:
 @pytest.mark.parametrize(("command", "line"), [
     ([*PIPELINE, "sumary", "--date", "2025-12-15"],
      "python -m pipeline: error: 'sumary' is not a command; the commands: summary, freshness, reenable, report,"
-     " schema-doc, restate, migrate, rebuild-serving, compact-serving (see --help)"),
+     " schema-doc, restate, migrate, rebuild-serving, rebuild-marts, compact-serving (see --help)"),
     ([*PIPELINE, "migrate", "--dry-run"], "python -m pipeline migrate: error: unrecognized arguments: --dry-run (see --help)"),
     ([sys.executable, "-m", "pipeline.lake.views", "--lake"],
      "python -m pipeline.lake.views: error: argument --lake: expected one argument (see --help)"),

@@ -105,7 +105,8 @@ def _verify(conn: psycopg.Connection, table: str, rows: sql.Composable, columns:
         rows, _negative(columns))).fetchone()[0]
     if bad:
         raise MartsInconsistent(f"marts.{table}: {bad} row(s) would hold a negative count or amount; the marts"
-                                " disagree with the facts: rebuild them (pipeline.serving.marts.rebuild)")
+                                " disagree with the facts: rebuild them with `python -m pipeline rebuild-marts`,"
+                                " then publish the date again")
 
 
 def apply(conn: psycopg.Connection, table: str, delta: sql.Identifier, progress: Progress) -> int:
