@@ -196,3 +196,33 @@ def test_a_service_given_by_pgservice_gets_the_session_settings_and_keeps_them(f
         conn.rollback()
         assert conn.execute("show statement_timeout").fetchone() == ("45s",)
         assert conn.execute("show DateStyle").fetchone()[0].startswith("ISO")
+
+
+@pytest.fixture
+def password_login(fresh_db, dsn_server):
+    """A login whose password the server asks for (the session's server trusts every other login): its name and
+    password, both made here."""
+    role, word = f"pw_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    with fresh_db.connect(autocommit=True) as conn:
+        conn.execute(f"create role {role} login superuser")
+        conn.execute(f"alter role {role} password '{word}'")
+    with dsn_server.password_required(role):
+        yield role, word
+
+
+def test_a_dsn_with_a_passfile_publishes_and_reconciles(fresh_db, serving_lake, password_login, tmp_path,
+                                                       monkeypatch) -> None:
+    """ECOMM_PG_DSN=...?passfile=F, the password only in F: the publish connected (libpq reads the DSN), but the
+    reconciliation's Soda connection was built from host, port, user, password and dbname alone, so libpq had no
+    password: `NoChecksParsed: ... parsed to zero checks (... fe_sendauth: no password supplied)`, the date
+    `published, NOT RECONCILED`. The checks' connection is made by libpq from the whole DSN, as the publish's."""
+    role, word = password_login
+    passfile = tmp_path / "pgpass"
+    passfile.write_text(f"*:*:*:{role}:{word}\n")
+    passfile.chmod(0o600)  # libpq ignores a password file others may read
+    monkeypatch.setenv("ECOMM_PG_DSN", f"{fresh_db.as_user(role)}&passfile={passfile}")
+    monkeypatch.setenv("PGPASSFILE", str(tmp_path / "no-such-pgpass"))  # never the tester's ~/.pgpass
+    write_facts(DAY, [order("ORD_1", DAY)], [event("EVT_1", DAY)])
+    publish.publish(DAY)
+    assert serving_reconciliation.reconcile_serving(DAY).passed == 3
+
