@@ -226,3 +226,27 @@ def test_a_dsn_with_a_passfile_publishes_and_reconciles(fresh_db, serving_lake, 
     publish.publish(DAY)
     assert serving_reconciliation.reconcile_serving(DAY).passed == 3
 
+
+@pytest.mark.parametrize("server", ["refuses", "down"])
+def test_serving_checks_that_cannot_connect_say_so_and_send_no_one_to_the_checks_file(
+        fresh_db, password_login, monkeypatch, server) -> None:
+    """Soda's failed connection surfaced as `NoChecksParsed: .../reconciliation.yml parsed to zero checks (...)`,
+    and the runbook said `fix the file the message names`: the file was fine. It names the serving Postgres,
+    libpq's reason and the runbook's Postgres entry."""
+    from pipeline.tasks import runbook
+
+    role, _ = password_login
+    dsn = {"refuses": fresh_db.as_user(role), "down": f"postgresql://postgres@127.0.0.1:{free_port()}/ecomm"}[server]
+    monkeypatch.setenv("ECOMM_PG_DSN", dsn)
+    monkeypatch.setenv("PGPASSFILE", "/nonexistent/pgpass")
+    figures = {"fact_orders_rows": 1, "fact_events_rows": 1, "fact_orders_revenue": 1}
+    with pytest.raises(serving_reconciliation.ServingCheckError) as raised:
+        serving_reconciliation.reconcile_serving(DAY, lake_figures=figures)
+    error = raised.value
+    said = {"refuses": "refuses the serving checks' connection: ", "down": "cannot reach the serving Postgres"}[server]
+    reason = {"refuses": "fe_sendauth: no password supplied", "down": "Connection refused"}[server]
+    assert said in str(error) and reason in str(error), str(error)
+    kind = {"refuses": "Postgres refuses", "down": "Postgres down"}[server]
+    explained = runbook.explain("Publish", DAY, error, local_scheduler=True)
+    assert f"What to do ({kind}): " in explained and "checks file" not in explained, explained
+    assert runbook.remedy_for_text(runbook.reason(error)).kind == kind  # as the run audit records it
