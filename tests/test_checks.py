@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline import lake
-from pipeline.quality import gate, gate_views, serving_reconciliation
+from pipeline.quality import gate, gate_views, serving_connection, serving_reconciliation
 from pipeline.quality.gate import NoChecksParsed, QualityGateFailed
 from pipeline.quality.results import ChecksVariableUnknown
 from pipeline.quality.serving_reconciliation import ServingMismatch
@@ -536,27 +536,28 @@ def test_thresholds_come_from_the_checks_section(lake_root: Path, luigi_settings
 
 
 # ------------------------------------------------------------------------------ serving (Postgres)
-def test_postgres_properties_choose_sslmode_and_hide_the_password(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("PGHOST", "PGSSLMODE", "PGPASSWORD", "PGUSER", "PGDATABASE", "PGPORT"):
+def test_the_serving_checks_choose_sslmode_and_leave_the_rest_to_libpq(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("PGHOST", "PGHOSTADDR", "PGSSLMODE", "PGPASSWORD", "PGUSER", "PGDATABASE", "PGPORT", "PGSERVICE"):
         monkeypatch.delenv(name, raising=False)
-    socket = serving_reconciliation.postgres_properties("postgresql://postgres@/ecomm?host=/tmp/x&port=5433")
-    assert (socket["host"], socket["port"], socket["database"], socket["sslmode"]) == ("/tmp/x", "5433", "ecomm", "disable")
-    assert serving_reconciliation.postgres_properties("postgresql://u@127.0.0.1/db")["sslmode"] == "disable"
-    remote = serving_reconciliation.postgres_properties("postgresql://u:s3cret@db.example.com/db")
-    assert remote["sslmode"] == "require" and remote["password"] == "s3cret"
-    assert "s3cret" not in serving_reconciliation.describe(remote)
-    assert serving_reconciliation.postgres_properties("postgresql://u@db.example.com/db?sslmode=prefer")["sslmode"] == "require"
-    assert serving_reconciliation.postgres_properties("host=db.example.com sslmode=verify-full")["sslmode"] == "verify-full"
-    with pytest.raises(serving_reconciliation.ServingCheckError, match="names no host"):
-        serving_reconciliation.postgres_properties("dbname=ecomm")
+    params = serving_connection.connection_params
+    socket = params("postgresql://postgres@/ecomm?host=/tmp/x&port=5433&passfile=/p&sslcert=/c")
+    assert socket["sslmode"] == "disable"
+    assert not {"host", "port", "dbname", "user", "password", "passfile", "sslcert"} & socket.keys(), socket
+    assert params("postgresql://u@127.0.0.1/db")["sslmode"] == "disable"
+    assert params("dbname=ecomm")["sslmode"] == "disable"  # libpq's default Unix socket
+    assert "password" not in params("postgresql://u:s3cret@db.example.com/db")
+    assert params("postgresql://u:s3cret@db.example.com/db")["sslmode"] == "require"
+    assert params("postgresql://u@db.example.com/db?sslmode=prefer")["sslmode"] == "require"
+    assert params("host=db.example.com sslmode=verify-full")["sslmode"] == "verify-full"
+    assert params("host=localhost hostaddr=10.1.2.3 dbname=db")["sslmode"] == "require"  # hostaddr is where it goes
 
 
 def test_a_dsn_naming_a_service_is_reconciled_against_the_server_the_service_names(
     lake_root: Path, serving_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """ECOMM_PG_DSN=service=ecomm (pg_service.conf): the publish connects through libpq, which reads the service;
-    the reconciliation's Soda data source is given host, port, database and user, so it resolves the service too
-    (it said "the Postgres DSN names no host", and the date stayed unreconciled)."""
+    so does the reconciliation's Soda connection, made by libpq from the same DSN (it said "the Postgres DSN names
+    no host", and the date stayed unreconciled)."""
     with psycopg.connect(serving_dsn) as conn:
         target = {"host": conn.info.host, "port": conn.info.port, "dbname": conn.info.dbname, "user": conn.info.user}
     services = tmp_path / "pg_service.conf"
@@ -564,9 +565,7 @@ def test_a_dsn_naming_a_service_is_reconciled_against_the_server_the_service_nam
     monkeypatch.setenv("PGSERVICEFILE", str(services))
     for name in ("PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE"):
         monkeypatch.delenv(name, raising=False)
-    properties = serving_reconciliation.postgres_properties("service=ecomm")
-    assert (properties["host"], properties["port"], properties["database"], properties["username"]) == (
-        target["host"], str(target["port"]), target["dbname"], target["user"])
+    assert serving_connection.sslmode_for("service=ecomm") == "disable"  # the service's host: a Unix socket
     write_day(clean_orders(), clean_events())
     publish_facts(serving_dsn)
     assert serving_reconciliation.reconcile_serving(D, dsn="service=ecomm").passed == 3
@@ -575,8 +574,8 @@ def test_a_dsn_naming_a_service_is_reconciled_against_the_server_the_service_nam
 def test_a_downgradable_serving_sslmode_setting_is_refused(luigi_settings) -> None:
     luigi_settings("checks", serving_sslmode="prefer")
     with pytest.raises(serving_reconciliation.ServingCheckError, match="serving_sslmode = 'prefer'"):
-        serving_reconciliation.postgres_properties("postgresql://u@db.example.com/db")
-    assert serving_reconciliation.postgres_properties("postgresql://u@localhost/db")["sslmode"] == "disable"
+        serving_connection.sslmode_for("postgresql://u@db.example.com/db")
+    assert serving_connection.sslmode_for("postgresql://u@localhost/db") == "disable"
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from packaging.version import Version
 from pipeline import lake
 from pipeline.ingest import catalog_api, landing
 from pipeline.lake import sqlrun
-from pipeline.quality import gate, serving_reconciliation
+from pipeline.quality import gate, serving_connection, serving_reconciliation
 from pipeline.serving import publish
 from pipeline.transform import staging, warehouse
 from tests.support.faults import clean_env
@@ -331,20 +331,15 @@ def test_docker_compose_publishes_nothing_beyond_loopback() -> None:
     "host=127.0.0.1,db.example.com user=u dbname=db", "postgresql://u@[2001:db8::1]/db",
 ])
 def test_soda_postgres_never_runs_with_a_downgradable_sslmode_against_a_remote_server(dsn, monkeypatch) -> None:
-    for name in ("PGHOST", "PGSSLMODE", "PGPASSWORD", "PGUSER", "PGDATABASE", "PGPORT"):
+    for name in ("PGHOST", "PGHOSTADDR", "PGSSLMODE", "PGPASSWORD", "PGUSER", "PGDATABASE", "PGPORT", "PGSERVICE"):
         monkeypatch.delenv(name, raising=False)
-    properties = serving_reconciliation.postgres_properties(dsn)
-    assert properties["sslmode"] in {"require", "verify-ca", "verify-full"}
-    from soda.common.logs import Logs
-    from soda.data_sources.postgres_data_source import PostgresDataSource
-
-    source = PostgresDataSource(Logs(), "serving", dict(properties))
-    assert source.sslmode == properties["sslmode"], "soda-core-postgres would fall back to its default 'prefer'"
+    # what libpq is given beside the DSN for the checks' connection (serving_connection.connect)
+    assert serving_connection.connection_params(dsn)["sslmode"] in {"require", "verify-ca", "verify-full"}
 
 
 def test_pgsslmode_prefer_in_the_environment_does_not_downgrade(monkeypatch) -> None:
     monkeypatch.setenv("PGSSLMODE", "prefer")
-    assert serving_reconciliation.postgres_properties("postgresql://u@db.example.com/db")["sslmode"] == "require"
+    assert serving_connection.sslmode_for("postgresql://u@db.example.com/db") == "require"
 
 
 # ------------------------------------------------------------------------ dependency floors

@@ -196,3 +196,57 @@ def test_a_service_given_by_pgservice_gets_the_session_settings_and_keeps_them(f
         conn.rollback()
         assert conn.execute("show statement_timeout").fetchone() == ("45s",)
         assert conn.execute("show DateStyle").fetchone()[0].startswith("ISO")
+
+
+@pytest.fixture
+def password_login(fresh_db, dsn_server):
+    """A login whose password the server asks for (the session's server trusts every other login): its name and
+    password, both made here."""
+    role, word = f"pw_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    with fresh_db.connect(autocommit=True) as conn:
+        conn.execute(f"create role {role} login superuser")
+        conn.execute(f"alter role {role} password '{word}'")
+    with dsn_server.password_required(role):
+        yield role, word
+
+
+def test_a_dsn_with_a_passfile_publishes_and_reconciles(fresh_db, serving_lake, password_login, tmp_path,
+                                                       monkeypatch) -> None:
+    """ECOMM_PG_DSN=...?passfile=F, the password only in F: the publish connected (libpq reads the DSN), but the
+    reconciliation's Soda connection was built from host, port, user, password and dbname alone, so libpq had no
+    password: `NoChecksParsed: ... parsed to zero checks (... fe_sendauth: no password supplied)`, the date
+    `published, NOT RECONCILED`. The checks' connection is made by libpq from the whole DSN, as the publish's."""
+    role, word = password_login
+    passfile = tmp_path / "pgpass"
+    passfile.write_text(f"*:*:*:{role}:{word}\n")
+    passfile.chmod(0o600)  # libpq ignores a password file others may read
+    monkeypatch.setenv("ECOMM_PG_DSN", f"{fresh_db.as_user(role)}&passfile={passfile}")
+    monkeypatch.setenv("PGPASSFILE", str(tmp_path / "no-such-pgpass"))  # never the tester's ~/.pgpass
+    write_facts(DAY, [order("ORD_1", DAY)], [event("EVT_1", DAY)])
+    publish.publish(DAY)
+    assert serving_reconciliation.reconcile_serving(DAY).passed == 3
+
+
+@pytest.mark.parametrize("server", ["refuses", "down"])
+def test_serving_checks_that_cannot_connect_say_so_and_send_no_one_to_the_checks_file(
+        fresh_db, password_login, monkeypatch, server) -> None:
+    """Soda's failed connection surfaced as `NoChecksParsed: .../reconciliation.yml parsed to zero checks (...)`,
+    and the runbook said `fix the file the message names`: the file was fine. It names the serving Postgres,
+    libpq's reason and the runbook's Postgres entry."""
+    from pipeline.tasks import runbook
+
+    role, _ = password_login
+    dsn = {"refuses": fresh_db.as_user(role), "down": f"postgresql://postgres@127.0.0.1:{free_port()}/ecomm"}[server]
+    monkeypatch.setenv("ECOMM_PG_DSN", dsn)
+    monkeypatch.setenv("PGPASSFILE", "/nonexistent/pgpass")
+    figures = {"fact_orders_rows": 1, "fact_events_rows": 1, "fact_orders_revenue": 1}
+    with pytest.raises(serving_reconciliation.ServingCheckError) as raised:
+        serving_reconciliation.reconcile_serving(DAY, lake_figures=figures)
+    error = raised.value
+    said = {"refuses": "refuses the serving checks' connection: ", "down": "cannot reach the serving Postgres"}[server]
+    reason = {"refuses": "fe_sendauth: no password supplied", "down": "Connection refused"}[server]
+    assert said in str(error) and reason in str(error), str(error)
+    kind = {"refuses": "Postgres refuses", "down": "Postgres down"}[server]
+    explained = runbook.explain("Publish", DAY, error, local_scheduler=True)
+    assert f"What to do ({kind}): " in explained and "checks file" not in explained, explained
+    assert runbook.remedy_for_text(runbook.reason(error)).kind == kind  # as the run audit records it

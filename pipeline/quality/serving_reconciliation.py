@@ -6,38 +6,34 @@
 DuckDB unless given) passed in as variables. A mismatch raises ServingMismatch naming the table,
 the expected (lake) and the found (serving) figure.
 
-Connection: `pipeline.serving.pg.dsn()` (ECOMM_PG_DSN, libpq PG* variables, or the embedded server). The
-Soda data source is built from the parsed DSN and handed to Soda as a dict, never as YAML text:
-Soda renders configuration YAML through Jinja and logs the text when that fails, which would print
-a password. sslmode: the DSN's own choice if it is a definite one (disable, require, verify-*);
-otherwise `disable` for a Unix socket or loopback host and [checks] serving_sslmode (default
-`require`) for any other host, never libpq's downgradable `prefer`/`allow`.
+Connection: `pipeline.quality.serving_connection` opens it for Soda from the pipeline's DSN as libpq reads it
+(`pipeline.serving.pg.dsn()`), as every other pipeline connection; a connection libpq cannot make raises
+ServingChecksUnreachable or ServingChecksRefused with libpq's reason, not a checks-file error.
 """
 from __future__ import annotations
 
 import datetime as dt
 import decimal
-import getpass
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
-import psycopg
-from psycopg.conninfo import conninfo_to_dict
-
 from pipeline import lake
 from pipeline.lake import sqlrun
-from pipeline.quality.gate import GateResult, checks, checks_dir
+from pipeline.quality import serving_connection
+from pipeline.quality.gate import GateResult, checks_dir
+from pipeline.quality.serving_connection import (  # noqa: F401 - re-exported
+    ServingCheckError,
+    ServingChecksRefused,
+    ServingChecksUnreachable,
+)
 from pipeline.quality.soda import run_checks_file
-from pipeline.serving.settings import postgres as postgres_settings
+from pipeline.serving import pg
 
 logger = logging.getLogger(__name__)
 
 DATA_SOURCE = "serving"
 SCHEMA = "warehouse"
-LOOPBACK = {"localhost", "127.0.0.1", "::1"}
-DEFINITE_SSLMODES = {"disable", "require", "verify-ca", "verify-full"}
 # metric name in checks/serving/reconciliation.yml -> (lake figure, serving table, what it counts)
 FIGURES = {
     "serving_order_rows": ("fact_orders_rows", "warehouse.fact_orders_all", "rows"),
@@ -48,10 +44,6 @@ FIGURES = {
 
 class ServingMismatch(Exception):
     """Postgres serving tables do not hold the lake's figures for the date."""
-
-
-class ServingCheckError(Exception):
-    """The serving reconciliation could not run (connection, configuration or SodaCL error)."""
 
 
 def compute_lake_figures(load_date: dt.date | str) -> dict[str, Any]:
@@ -71,73 +63,6 @@ def compute_lake_figures(load_date: dt.date | str) -> dict[str, Any]:
         ).fetchone()[0]
     return {"fact_orders_rows": int(orders), "fact_events_rows": int(events),
             "fact_orders_revenue": decimal.Decimal(revenue)}
-
-
-def _is_local(host: str) -> bool:
-    return host.startswith("/") or host.startswith("@") or host.lower() in LOOPBACK
-
-
-def _service_resolved(dsn: str) -> dict[str, Any]:
-    """What libpq makes of a DSN that names a service (`service=...` or PGSERVICE, read from pg_service.conf):
-    its host, port, database and user, asked of a connection (libpq's own lookup, not a second reading of it)."""
-    with psycopg.connect(dsn, connect_timeout=postgres_settings().connect_timeout) as conn:
-        info = conn.info
-        return {"host": info.host, "port": str(info.port), "dbname": info.dbname, "user": info.user}
-
-
-def postgres_properties(dsn: str) -> dict[str, Any]:
-    """Soda postgres data source properties from a libpq DSN (or the PG* environment when empty)."""
-    parts = conninfo_to_dict(dsn) if dsn else {}
-    env = os.environ
-    if parts.get("service") or env.get("PGSERVICE"):  # Soda's driver is given each value, never the service
-        parts = {**parts, **_service_resolved(dsn)}
-    host = str(parts.get("host") or env.get("PGHOST") or "")
-    if not host:
-        raise ServingCheckError(
-            "the Postgres DSN names no host: put host=... (or ?host=/socket/dir) in ECOMM_PG_DSN or set PGHOST"
-        )
-    hosts = [h for h in host.split(",") if h]
-    given = str(parts.get("sslmode") or env.get("PGSSLMODE") or "").lower()
-    if given in DEFINITE_SSLMODES:
-        sslmode = given
-    elif all(_is_local(h) for h in hosts):
-        sslmode = "disable"  # a Unix socket or loopback: nothing on the wire to protect
-    else:
-        sslmode = str(checks().serving_sslmode).strip().lower()
-        if sslmode not in DEFINITE_SSLMODES - {"disable"}:
-            raise ServingCheckError(
-                f"[checks] serving_sslmode = {sslmode!r}: use require, verify-ca or verify-full for a remote"
-                " Postgres (or put an explicit sslmode in the DSN)"
-            )
-    user = str(parts.get("user") or env.get("PGUSER") or getpass.getuser())
-    return {
-        "type": "postgres",
-        "host": host,
-        "port": str(parts.get("port") or env.get("PGPORT") or "5432"),
-        "username": user,
-        # None lets libpq read ~/.pgpass (or PGPASSFILE) itself
-        "password": parts.get("password") or env.get("PGPASSWORD") or None,
-        "database": str(parts.get("dbname") or env.get("PGDATABASE") or user),
-        "schema": SCHEMA,
-        "sslmode": sslmode,
-        "connection_timeout": int(parts.get("connect_timeout") or postgres_settings().connect_timeout),
-    }
-
-
-def describe(properties: dict[str, Any]) -> str:
-    """A connection description safe to log (no password)."""
-    return (f"host={properties['host']} port={properties['port']} dbname={properties['database']}"
-            f" user={properties['username']} sslmode={properties['sslmode']}")
-
-
-def _target_dsn(dsn: str | None) -> str:
-    if dsn is not None:
-        return dsn
-    try:
-        from pipeline.serving import pg
-    except ImportError:  # the Postgres layer is optional for this module
-        return os.environ.get("ECOMM_PG_DSN", "").strip()
-    return pg.dsn()
 
 
 def _cents(value: Any) -> int:
@@ -164,20 +89,32 @@ def reconcile_serving(
         "expected_event_rows": str(int(figures["fact_events_rows"])),
         "expected_revenue_cents": str(_cents(figures["fact_orders_revenue"])),
     }
-    properties = postgres_properties(_target_dsn(dsn))
-    logger.info("reconciling serving tables for %s on %s", day, describe(properties))
+    target = pg.dsn() if dsn is None else dsn
+    conn = serving_connection.connect(target, SCHEMA)
+    where = serving_connection.describe(conn)
+    logger.info("reconciling serving tables for %s on %s", day, where)
 
     def add_postgres(scan: Any) -> None:
-        # a dict, not YAML: Soda Jinja-renders configuration text and logs it on failure
-        scan._configuration.data_source_properties_by_name[DATA_SOURCE] = dict(properties)
+        # Soda scans on the connection made above (serving_connection's contract), not one of its own
+        from soda.execution.data_source import DataSource  # after pipeline.quality.soda set soda-core up
+
+        properties = {"type": "postgres", "schema": SCHEMA, "database": conn.info.dbname, "host": conn.info.host,
+                      "port": str(conn.info.port), "username": conn.info.user}
+        scan._configuration.data_source_properties_by_name[DATA_SOURCE] = properties
+        source = DataSource.create(scan._logs, DATA_SOURCE, "postgres", dict(properties))
+        source.connection = conn
+        scan._data_source_manager.data_sources[DATA_SOURCE] = source
 
     checked_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     file = (checks_root or checks_dir()) / "serving" / "reconciliation.yml"
-    exit_code, results = run_checks_file(file, variables, add_postgres, DATA_SOURCE, default_table="serving")
+    try:
+        exit_code, results = run_checks_file(file, variables, add_postgres, DATA_SOURCE, default_table="serving")
+    finally:
+        conn.close()  # also when the file is refused before the scan (the scan closes it too)
     result = GateResult(load_date=day, results=results, checked_at=checked_at)
     if result.errored:
         raise ServingCheckError(
-            f"the serving reconciliation for {day} could not run ({describe(properties)}): "
+            f"the serving reconciliation for {day} could not run ({where}): "
             + "; ".join(r.message for r in results if r.outcome == "error")
         )
     mismatches = []

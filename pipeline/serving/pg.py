@@ -132,6 +132,23 @@ SESSION_FORMATS = (("DateStyle", "ISO"), ("IntervalStyle", "postgres"))
 def connect(conninfo: str | None = None, **kwargs: Any) -> psycopg.Connection:
     """A psycopg connection to `conninfo` (default: `dsn()`), with the [postgres] session settings."""
     target = dsn() if conninfo is None else conninfo
+    params, in_sql = libpq_params(target, **kwargs)
+    conn = psycopg.connect(target, **params)
+    if in_sql:
+        try:
+            set_session(conn, in_sql)
+        except BaseException:
+            conn.close()
+            raise
+    return conn
+
+
+def libpq_params(target: str, **kwargs: Any) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """What `connect` gives libpq beside the DSN `target` (application_name, connect_timeout and options unless the DSN
+    or PG* sets them, then `kwargs`), and the session settings to set in SQL after connecting instead ([] unless a
+    service is named). Every other parameter is the DSN's (or PG*'s, ~/.pgpass's, pg_service.conf's), read by libpq.
+
+    Shared with the serving reconciliation's Soda connection (psycopg2), so both are made alike."""
     settings = postgres_settings()
     given = conninfo_to_dict(target) if target else {}
     params: dict[str, Any] = {}
@@ -145,20 +162,21 @@ def connect(conninfo: str | None = None, **kwargs: Any) -> psycopg.Connection:
     params.update(kwargs)
     if ("service" in given or os.environ.get("PGSERVICE")) and "options" not in given and "options" not in kwargs:
         # a service's own `options` (pg_service.conf) would be replaced by an options parameter: set them in SQL
-        conn = psycopg.connect(target, **params)
-        try:
-            conn.execute("select " + ", ".join(["set_config(%s, %s, false)"] * len(session)),
-                         [item for pair in session for item in pair])
-            if not conn.autocommit:
-                conn.commit()
-        except BaseException:
-            conn.close()
-            raise
-        return conn
+        return params, session
     options = [params.pop("options", "") or given.get("options", "") or os.environ.get("PGOPTIONS", "")]
     options += [f"-c {name}={value}" for name, value in session]  # the formats last: they must win
     params["options"] = " ".join(o for o in options if o)
-    return psycopg.connect(target, **params)
+    return params, []
+
+
+def set_session(conn: Any, settings: list[tuple[str, str]]) -> None:
+    """Set session settings in SQL and commit them (a rollback must not take them back); any DB-API connection."""
+    cursor = conn.cursor()
+    cursor.execute("select " + ", ".join(["set_config(%s, %s, false)"] * len(settings)),
+                   [item for pair in settings for item in pair])
+    cursor.close()
+    if not conn.autocommit:
+        conn.commit()
 
 
 def has_table(conn: psycopg.Connection, name: str) -> bool:

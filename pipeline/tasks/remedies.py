@@ -125,11 +125,12 @@ REMEDIES: tuple[Remedy, ...] = (
            ("PostgresSlotsFull", "TooManyConnections")),
     Remedy("Postgres down", "30",
            "`Preload...: OperationalError: connection ... refused`, after lines"
-           " `... this can heal, will retry: attempt 2 of 4 at HH:MM:SS`",
+           " `... this can heal, will retry: attempt 2 of 4 at HH:MM:SS`; after a publish (`published, NOT"
+           " RECONCILED`): `Publish: ServingChecksUnreachable: the serving checks cannot reach the serving Postgres`",
            "the serving Postgres cannot be reached (stopped, restarting, wrong host or port); the lake steps"
            " still ran and stay done",
            f"start it (`python -m pipeline.serving.pg start` for the embedded one) or fix `ECOMM_PG_DSN`, then `{DAILY}`",
-           ("PostgresUnreachable", "EmbeddedServerError")),
+           ("PostgresUnreachable", "EmbeddedServerError", "ServingChecksUnreachable")),
     Remedy("Postgres port in use", "35",
            "`EmbeddedPortInUse: port N on 127.0.0.1 is in use; set ECOMM_PG_PORT or [postgres] embedded_port to a free"
            " port`",
@@ -148,11 +149,13 @@ REMEDIES: tuple[Remedy, ...] = (
            f" configured one; then `{DAILY}`",
            ("EmbeddedPortMismatch", "EmbeddedPortInvalid")),
     Remedy("Postgres refuses", "35",
-           "`database \"x\" does not exist`, `password authentication failed`, `role ... does not exist`,"
-           " `server does not support SSL, but SSL was required`",
+           "`database \"x\" does not exist`, `password authentication failed`, `fe_sendauth: no password supplied`,"
+           " `role ... does not exist`, `server does not support SSL, but SSL was required`; after a publish"
+           " (`published, NOT RECONCILED`): `Publish: ServingChecksRefused: ... refuses the serving checks'"
+           " connection`",
            "Postgres answers but refuses the configured database, role or password, or the connection settings"
            " cannot work (an `sslmode` the server does not offer, an invalid option value): a setting, not an outage",
-           f"fix `ECOMM_PG_DSN` / `PG*` / `~/.pgpass`, then `{DAILY}`", ("PostgresRefuses",)),
+           f"fix `ECOMM_PG_DSN` / `PG*` / `~/.pgpass`, then `{DAILY}`", ("PostgresRefuses", "ServingChecksRefused")),
     Remedy("Postgres permission denied", "30",
            "`InsufficientPrivilege: permission denied for database ecomm` (a new database), `... for schema audit` or"
            " `PublishError: ... permission denied for table publish_log`",

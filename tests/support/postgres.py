@@ -19,6 +19,7 @@ import shutil
 import stat
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -74,6 +75,34 @@ class ThrowawayPostgres:
                 conn.execute(f"alter system set {name} = '{value}'")
         self._pg_ctl(["-w", "-l", str(self.data / "server.log"), "-o", f"-h '' -k {self.data}", "restart"],
                      pgdata=self.data, user=self.user, timeout=60)
+
+    @contextlib.contextmanager
+    def password_required(self, role: str) -> Iterator[None]:
+        """While the block runs, the server asks `role` for its password (scram-sha-256, pg_hba.conf); every other
+        login stays trusted. Returns once a connection as `role` without a password is refused."""
+        hba = self.data / "pg_hba.conf"
+        trusted = hba.read_text(encoding="utf-8")
+        hba.write_text(f"local all {role} scram-sha-256\n{trusted}", encoding="utf-8")  # first match wins
+        try:
+            self._reload_until(role, refused=True)
+            yield
+        finally:
+            hba.write_text(trusted, encoding="utf-8")
+            self._reload_until(role, refused=False)
+
+    def _reload_until(self, role: str, *, refused: bool) -> None:
+        with psycopg.connect(self.dsn(), autocommit=True) as conn:
+            conn.execute("select pg_reload_conf()")
+        for _ in range(100):  # the postmaster rereads pg_hba.conf on its signal, soon after
+            try:
+                psycopg.connect(self.dsn(user=role), connect_timeout=5).close()
+                asked = False
+            except psycopg.OperationalError as err:
+                asked = "no password supplied" in str(err)
+            if asked == refused:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"pg_hba.conf for {role} did not take effect")
 
     def create_database(self, name: str) -> str:
         with psycopg.connect(self.dsn(), autocommit=True) as conn:
