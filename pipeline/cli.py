@@ -12,7 +12,7 @@ import datetime as dt
 import sys
 from typing import NoReturn
 
-from pipeline import config, lake
+from pipeline import business_day, lake
 
 USAGE_ERROR = 2  # argparse's exit code for a command-line usage error
 
@@ -53,9 +53,9 @@ def date_arg(text: str) -> dt.date:
 
 
 def load_date_arg(text: str) -> dt.date:
-    """argparse type: a load date to run (`date_arg`, and not after today: `config.not_after_today`)."""
+    """argparse type: a load date to run (`date_arg`, and its business day over: `business_day.ended`)."""
     try:
-        return config.not_after_today(date_arg(text))
+        return business_day.ended(date_arg(text))
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
 

@@ -211,6 +211,17 @@ def test_freshness_names_the_latest_date_and_exits_for_a_monitor(fresh_db: Targe
     assert today.stdout.rstrip().endswith("6.0 h before its end (the day is not over) (limit 36 h)"), today.stdout
 
 
+def test_freshness_under_a_day_does_not_advise_a_date_that_is_not_over(fresh_db: Target, tmp_path: Path) -> None:
+    """With a limit under a day, yesterday published and stale: the catch-up was `DailyPipeline --date <today>`,
+    which refuses a day that is not over (exit 40)."""
+    _publish_log(fresh_db, [dt.date(2025, 12, 19)])
+    stale = _run([*PIPELINE, "freshness", "--now", "2025-12-20T12:00", "--max-age-hours", "6"], tmp_path,
+                 {"ECOMM_PG_DSN": fresh_db.dsn})
+    assert stale.returncode == 1 and "--date 2025-12-20" not in stale.stdout, stale.stdout + stale.stderr
+    assert stale.stdout.rstrip().endswith("; the next, 2025-12-20, can run from 2025-12-21 00:00 UTC"
+                                          " (2025-12-21 00:00 UTC)"), stale.stdout
+
+
 def test_postgres_unreachable_is_announced_once_with_the_retry_plan(caplog: pytest.LogCaptureFixture) -> None:
     import logging
 

@@ -33,7 +33,7 @@ import duckdb
 import luigi
 import luigi.tools.range
 
-from pipeline import cli, config, lake
+from pipeline import business_day, cli, config, lake
 from pipeline.lake import spill, sqlrun
 from pipeline.tasks import run_audit
 
@@ -75,7 +75,8 @@ class LakeTarget(luigi.Target):
 
 
 class DateParameter(luigi.DateParameter):
-    """A date parameter that rejects anything but YYYY-MM-DD before it reaches a path or SQL, and dates to come."""
+    """A date parameter that rejects anything but YYYY-MM-DD before it reaches a path or SQL, and a date whose
+    business day has not ended (`business_day.ended`: its files cannot be complete)."""
 
     def parse(self, s: str) -> dt.date:
         try:
@@ -83,7 +84,7 @@ class DateParameter(luigi.DateParameter):
         except ValueError as err:
             reason = "" if str(err).startswith("not a date") else f" ({err})"
             raise ValueError(f"--date {s!r} is not a valid date: expected YYYY-MM-DD, e.g. 2025-12-15{reason}") from None
-        return config.not_after_today(day)
+        return business_day.ended(day)
 
 
 def _memory_limit_named(run: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -250,7 +251,7 @@ class RangeDaily(luigi.tools.range.RangeDaily):
         _check_settings()
         if self.start is not None:  # Luigi runs nothing for a --start after today, and exits 0
             try:
-                config.not_after_today(self.start)
+                business_day.ended(self.start, self.clock())  # nor for one whose day goes on: see moving_stop
             except config.BadSetting:
                 raise
             except ValueError as err:
@@ -261,11 +262,27 @@ class RangeDaily(luigi.tools.range.RangeDaily):
             cli.date_range(self.start, self.stop)
 
 
+    def clock(self) -> dt.datetime | None:
+        """Luigi's `--now` (seconds since the epoch) as a UTC instant; None: the clock."""
+        return None if self.now is None else dt.datetime.fromtimestamp(self.now, dt.timezone.utc)
+
+    def moving_stop(self, now: dt.datetime) -> dt.datetime:
+        """Where the range ends at `now` (naive UTC, as Luigi gives it): before the first date whose business day
+        has not ended (Luigi's own stop, `now`, took a date from its UTC midnight on, half a day or more of it)."""
+        return dt.datetime.combine(business_day.first_open(now.replace(tzinfo=dt.timezone.utc)), dt.time())
+
     def requires(self) -> Any:
         """Luigi's, after the settings the dates' tasks would refuse (`DailyPipeline.check_settings`: exit 35): a
-        range whose dates are all published yields no task, and a broken file went unnoticed until one was not."""
+        range whose dates are all published yields no task, and a broken file went unnoticed until one was not.
+        The dates of the range left out, their day not over, are said once, in the log and the run summary."""
+        from pipeline.tasks import command_line
+
         if (check := getattr(self.of_cls, "check_settings", None)) is not None:
             check()
+        if not hasattr(self, "_cached_requires") and (line := business_day.left_out(self.start, self.stop,
+                                                                                    self.clock())):
+            logger.warning("%s", line)
+            command_line.note_left_out(line)
         return super().requires()
 
 

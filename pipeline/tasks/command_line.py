@@ -12,6 +12,7 @@ import functools
 import logging
 import os
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -31,7 +32,8 @@ def requested_dates(task: luigi.Task) -> list[dt.date] | None:
     from luigi.tools.range import RangeDailyBase
 
     if isinstance(task, RangeDailyBase):
-        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        clock = time.time() if task.now is None else task.now  # Luigi's --now, as its RangeDaily reads it
+        now = dt.datetime.fromtimestamp(clock, dt.timezone.utc).replace(tzinfo=None)
         start, stop = task.moving_start(now), task.moving_stop(now)
         if task.start is not None:
             start = max(task.parameter_to_datetime(task.start), start)
@@ -143,6 +145,20 @@ def shown(value: str) -> str:
     from pipeline.ingest.catalog_http import redact_url
 
     return redact_url(value) if "://" in value else value
+
+
+_left_out: list[str] = []  # the line of a backfill's dates whose day is not over (RangeDaily.requires)
+
+
+def note_left_out(line: str) -> None:
+    """Keep the line naming the dates a backfill left out, their day not over, for the run summary."""
+    if line not in _left_out:
+        _left_out.append(line)
+
+
+def left_out() -> list[str]:
+    """The lines `note_left_out` kept: the dates this process's backfill left out ([] : none)."""
+    return list(_left_out)
 
 
 def noted() -> CommandLine | None:

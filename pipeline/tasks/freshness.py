@@ -27,7 +27,7 @@ import sys
 import luigi
 import psycopg
 
-from pipeline import cli, config
+from pipeline import business_day, cli, config
 from pipeline.tasks import runbook
 
 logger = logging.getLogger(__name__)
@@ -85,6 +85,10 @@ def check(now: dt.datetime, max_age: float, limit_from: str = LIMIT_SETTING) -> 
         return FRESH, f"FRESH: the latest published load date is {day} ({when}), {since} (limit {max_age:g} h)"
     # the dates that have ended since: from the one after the latest published to yesterday
     start = day + dt.timedelta(days=1)
+    if start >= config.business_date(now):  # a limit under a day: the next date is not over, so cannot run yet
+        return STALE, (f"STALE: the latest published load date is {day} ({when}), {age:.1f} h after its end, over"
+                       f" the limit of {max_age:g} h ({limit_from}); the next, {start}, can run from"
+                       f" {business_day.runs_from(start)}")
     stop = max(start + dt.timedelta(days=1), config.business_date(now))
     # a long backfill a month at a time (docs/operations.md#running-dates-and-backfills): the first month's
     month_end = (start.replace(day=1) + dt.timedelta(days=32)).replace(day=1)

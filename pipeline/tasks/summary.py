@@ -372,8 +372,8 @@ def at_exit(pid: int) -> None:
         held_back.mark(summaries, HOLDING)
         late = late_catalogs.notes(s.date for s in summaries)  # earlier dates a snapshot this run landed came too late for
         again = held_back.backfill_again(sys.argv[1:], [s.status for s in summaries])
-        print("\n".join([render(summaries, run_audit.run_id()), *needed, *notes, *late, *_ignored(), *again]),
-              flush=True)
+        print("\n".join([render(summaries, run_audit.run_id()), *needed, *notes, *late, *_ignored(), *again,
+                         *command_line.left_out()]), flush=True)  # dates whose day is not over: after any rerun
     except Exception as err:  # noqa: BLE001 - never turn a finished run into a traceback
         if isinstance(err, config.BadSetting) or lake.store_refused(err):  # misconfigured, the lake's store refused:
             print(f"no run summary: {err}", file=sys.stderr, flush=True)  # the run said so already, once per task

@@ -1,0 +1,150 @@
+"""A date runs once its business day ([model] business_timezone) is over, never while it goes on.
+
+A run of today published the part of the day sent so far as a complete day. `DailyPipeline --date`
+refuses a date whose day is not over (exit 40, one line saying when it can run); `RangeDaily` leaves
+such dates out and says so. Luigi runs use its `--now` where it has one (RangeDaily), else the clock
+with zones that make the answer certain: today in Etc/GMT+12 (UTC-12) is never over.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from pipeline import business_day
+from tests.support.paths import REPO
+from tests.support.postgres import PG_ENV
+from tests.support.processes import free_port
+
+LUIGI = [sys.executable, "-m", "luigi", "--module", "pipeline.tasks"]
+PIPELINE = [sys.executable, "-m", "pipeline"]
+WEST, EAST = "Etc/GMT+12", "Etc/GMT-14"  # UTC-12 and UTC+14: the last and the first days to end
+UTC = dt.timezone.utc
+
+
+def _run(args: list[str], tmp_path: Path, zone: str, command: list[str] = LUIGI) -> subprocess.CompletedProcess:
+    """A command with its own lake, no incoming files, a Postgres that does not answer, and `zone` as the business
+    zone."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    settings = tmp_path / f"{zone.replace('/', '_')}.cfg"
+    settings.write_text(f"[model]\nbusiness_timezone = {zone}\n")
+    env = {k: v for k, v in os.environ.items() if k not in PG_ENV and not k.startswith("ECOMM_")}
+    env.update({"ECOMM_DATA_DIR": str(tmp_path / "incoming"), "ECOMM_LAKE_DIR": str(tmp_path / "lake"),
+                "ECOMM_PG_DSN": f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere",
+                "LUIGI_CONFIG_PATH": str(settings)})
+    return subprocess.run([*command, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+                          check=False)
+
+
+def _today(zone: str) -> dt.date:
+    """Today's date in `zone`, at least two minutes before its end (waits for the next day when closer to it)."""
+    now = dt.datetime.now(ZoneInfo(zone))
+    left = dt.datetime.combine(now.date() + dt.timedelta(days=1), dt.time(), tzinfo=ZoneInfo(zone)) - now
+    if left < dt.timedelta(minutes=2):
+        time.sleep(left.total_seconds() + 1)
+    return dt.datetime.now(ZoneInfo(zone)).date()
+
+
+def _epoch(text: str) -> str:
+    """Luigi's `--now` (seconds since the epoch) of a UTC time."""
+    return str(int(dt.datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()))
+
+
+def test_a_day_ends_at_the_next_midnight_in_the_business_zone(luigi_settings) -> None:
+    day = dt.date(2026, 12, 7)
+    luigi_settings("model", business_timezone="Asia/Tokyo")  # east of UTC: over the same UTC day
+    assert business_day.day_end(day) == dt.datetime(2026, 12, 7, 15, tzinfo=UTC)
+    assert business_day.ended(day, dt.datetime(2026, 12, 7, 15, tzinfo=UTC)) == day
+    with pytest.raises(business_day.DayNotOver) as refused:
+        business_day.ended(day, dt.datetime(2026, 12, 7, 14, 59, tzinfo=UTC))
+    assert str(refused.value) == ("2026-12-07 is not over yet in [model] business_timezone Asia/Tokyo (it is"
+                                  " 2026-12-07 23:59 there): its files cannot be complete; it can run from"
+                                  " 2026-12-07 15:00 UTC (2026-12-08 00:00 Asia/Tokyo)")
+    luigi_settings("model", business_timezone="America/Los_Angeles")  # the docs' cron at 06:44 UTC
+    with pytest.raises(business_day.DayNotOver, match=r"2026-12-06 is not over yet .*run from 2026-12-07 08:00 UTC"):
+        business_day.ended(dt.date(2026, 12, 6), dt.datetime(2026, 12, 7, 6, 44, tzinfo=UTC))
+    assert business_day.ended(dt.date(2026, 12, 5), dt.datetime(2026, 12, 7, 6, 44, tzinfo=UTC))
+    luigi_settings("model", business_timezone="Europe/Berlin")  # a day of 23 hours: clocks go forward
+    assert business_day.day_end(dt.date(2026, 3, 29)) == dt.datetime(2026, 3, 29, 22, tzinfo=UTC)
+    with pytest.raises(ValueError, match="is after today"):  # a date after today keeps its own words
+        business_day.ended(business_day.first_open() + dt.timedelta(days=1))
+
+
+def test_a_backfill_names_the_dates_it_leaves_out(luigi_settings) -> None:
+    luigi_settings("model", business_timezone="Europe/Berlin")
+    now = dt.datetime(2026, 12, 7, 6, 45, tzinfo=UTC)
+    assert business_day.left_out(dt.date(2026, 12, 5), dt.date(2027, 1, 10), now) == (
+        "RangeDaily left out 2026-12-07 to 2027-01-09 (34 dates): their business day in [model] business_timezone"
+        " Europe/Berlin is not over, so their files cannot be complete; 2026-12-07 can run from 2026-12-07 23:00 UTC"
+        " (2026-12-08 00:00 Europe/Berlin), each later date a day after (run the range again then)")
+    assert business_day.left_out(dt.date(2026, 12, 5), dt.date(2026, 12, 7), now) is None  # all over
+    assert business_day.left_out(dt.date(2026, 12, 5), None, now) is None  # up to the last day that is over
+
+
+@pytest.mark.slow
+def test_a_date_whose_day_is_not_over_is_rejected_before_anything_runs(tmp_path: Path) -> None:
+    """Today at UTC-12 is never over; it was run, and published as a complete day."""
+    today = _today(WEST)
+    end = dt.datetime.combine(today + dt.timedelta(days=1), dt.time(), tzinfo=ZoneInfo(WEST)).astimezone(UTC)
+    when = f"it can run from {end:%Y-%m-%d %H:%M} UTC ({today + dt.timedelta(days=1)} 00:00 {WEST})"
+    done = _run(["DailyPipeline", "--date", str(today), "--local-scheduler"], tmp_path, WEST)
+    assert done.returncode == 40, done.stderr[-3000:]
+    line = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(line) == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert line[0].startswith(f"ERROR: the command was rejected: --date {today} is not over yet in [model]"
+                              f" business_timezone {WEST} (it is {today} ") and when in line[0], line[0]
+    backfill = _run(["RangeDaily", "--of", "DailyPipeline", "--start", str(today), "--local-scheduler"], tmp_path, WEST)
+    assert backfill.returncode == 40 and f"--start {today} is not over yet" in backfill.stderr, backfill.stderr[-3000:]
+    restate = _run(["restate", "--date", str(today)], tmp_path, WEST, PIPELINE)
+    assert restate.returncode == 2 and f"argument --date: {today} is not over yet" in restate.stderr, restate.stderr
+    assert not (tmp_path / "lake").exists(), "nothing ran"
+    # a day that is over east of UTC runs (here it fails on its missing files): UTC+14 ends a day 14 h before UTC
+    over = _today(EAST) - dt.timedelta(days=1)
+    ran = _run(["DailyPipeline", "--date", str(over), "--local-scheduler"], tmp_path, EAST)
+    assert ran.returncode == 30 and "not over" not in ran.stderr + ran.stdout, ran.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_a_backfill_leaves_out_the_dates_whose_day_is_not_over_and_says_so(tmp_path: Path) -> None:
+    """The docs' cron line at 06:44 UTC with America/Los_Angeles: its `--stop` (today's UTC date) took a
+    Los Angeles day with 1 h 16 min to go; a `--stop` after today was cut there without a word."""
+    done = _run(["RangeDaily", "--of", "DailyPipeline", "--start", "2026-02-26", "--stop", "2026-03-04",
+                 "--now", _epoch("2026-03-01T06:44"), "--local-scheduler"], tmp_path, "America/Los_Angeles")
+    assert done.returncode == 30, done.stderr[-3000:]  # the dates that are over ran: no files
+    said = ("RangeDaily left out 2026-02-28 to 2026-03-03 (4 dates): their business day in [model] business_timezone"
+            " America/Los_Angeles is not over, so their files cannot be complete; 2026-02-28 can run from 2026-03-01"
+            " 08:00 UTC (2026-03-01 00:00 America/Los_Angeles), each later date a day after (run the range again then)")
+    summary = done.stdout[done.stdout.index("Run summary"):].splitlines()
+    assert re.findall(r"^(\d{4}-\d\d-\d\d)  ", done.stdout, re.M) == ["2026-02-26", "2026-02-27"], done.stdout
+    assert "0 of 2 date(s) published" in summary and summary[-1] == said, done.stdout
+    assert said in done.stderr, "and in the log, when it was decided"
+    # Asia/Tokyo's 2026-03-01 is over at 15:00 UTC that day: it runs, nothing is left out
+    east = _run(["RangeDaily", "--of", "DailyPipeline", "--start", "2026-03-01", "--stop", "2026-03-02",
+                 "--now", _epoch("2026-03-01T15:00"), "--local-scheduler"], tmp_path, "Asia/Tokyo")
+    assert east.returncode == 30 and "0 of 1 date(s) published" in east.stdout, east.stdout + east.stderr[-3000:]
+    assert "left out" not in east.stdout + east.stderr, east.stdout
+
+
+@pytest.mark.slow
+def test_the_documented_cron_line_runs_the_days_that_are_over_in_any_zone(tmp_path: Path) -> None:
+    """docs/operations.md's crontab line, as cron runs it (`\\%` is `%`), here without a luigi install."""
+    line = re.search(r"^0 2 \* \* \* cd /srv/ecomm && \.venv/bin/luigi (--module pipeline\.tasks RangeDaily [^>]*)>",
+                     (REPO / "docs" / "operations.md").read_text(), re.M).group(1).replace("\\%", "%")
+    assert "--stop" not in line, line
+    for zone in (WEST, EAST):
+        first = dt.datetime.now(UTC).date() - dt.timedelta(days=7)
+        last = _today(zone) - dt.timedelta(days=1)  # yesterday in the zone: the last date that is over
+        shell = f"{shlex.join([sys.executable, '-m', 'luigi'])} {line}"
+        done = _run(["sh", "-c", shell], tmp_path / zone.replace("/", "_"), zone, [])
+        assert done.returncode == 30, done.stderr[-3000:]  # every date ran: no files
+        rows = re.findall(r"^(\d{4}-\d\d-\d\d)  ", done.stdout, re.M)
+        assert rows == [str(first + dt.timedelta(days=i)) for i in range((last - first).days + 1)], done.stdout
+        assert "left out" not in done.stdout, done.stdout
