@@ -48,9 +48,10 @@ def ended(day: dt.date, now: dt.datetime | None = None) -> dt.date:
     return day
 
 
-def left_out(start: dt.date, stop: dt.date | None, now: dt.datetime | None = None) -> str | None:
-    """The line saying which dates of [start, stop) a backfill leaves out, their day not over (None: none)."""
-    first = max(start, first_open(now))
+def left_out(start: dt.date | None, stop: dt.date | None, now: dt.datetime | None = None) -> str | None:
+    """The line saying which dates of [start, stop) a backfill leaves out, their day not over (None: none); no `start`
+    (Luigi's `--reverse` without `--start`): from as far back as the backfill goes."""
+    first = first_open(now) if start is None else max(start, first_open(now))
     if stop is None or first >= stop:
         return None
     count = (stop - first).days

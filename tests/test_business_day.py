@@ -87,6 +87,24 @@ def test_a_backfill_names_the_dates_it_leaves_out(luigi_settings) -> None:
         " (2026-12-08 00:00 Europe/Berlin), each later date a day after (run the range again then)")
     assert business_day.left_out(dt.date(2026, 12, 5), dt.date(2026, 12, 7), now) is None  # all over
     assert business_day.left_out(dt.date(2026, 12, 5), None, now) is None  # up to the last day that is over
+    # Luigi's --reverse without --start: as far back as the backfill goes; it failed every date (TypeError)
+    assert business_day.left_out(None, dt.date(2026, 12, 7), now) is None
+    assert business_day.left_out(None, dt.date(2026, 12, 9), now).startswith(
+        "RangeDaily left out 2026-12-07 to 2026-12-08 (2 dates): ")
+
+
+@pytest.mark.slow
+def test_a_reverse_backfill_without_start_runs_the_dates_that_are_over(tmp_path: Path) -> None:
+    """Luigi allows `--reverse` without `--start`: every date failed, `RangeDaily could not be scheduled: TypeError`."""
+    today = _today("UTC")
+    done = _run(["RangeDaily", "--of", "DailyPipeline", "--stop", str(today + dt.timedelta(days=2)), "--reverse",
+                 "--days-back", "3", "--local-scheduler"], tmp_path, "UTC")
+    assert done.returncode == 30, done.stdout + done.stderr[-3000:]  # the dates that are over ran: no files
+    rows = re.findall(r"^(\d{4}-\d\d-\d\d)  ", done.stdout, re.M)
+    assert rows == [str(today - dt.timedelta(days=2)), str(today - dt.timedelta(days=1))], done.stdout
+    assert "could not be scheduled" not in done.stdout, done.stdout
+    assert done.stdout.rstrip().splitlines()[-1].startswith(f"RangeDaily left out {today} to"
+                                                            f" {today + dt.timedelta(days=1)} (2 dates): "), done.stdout
 
 
 @pytest.mark.slow
