@@ -141,6 +141,28 @@ def test_a_now_to_come_does_not_make_a_day_over(luigi_settings) -> None:
     assert past.moving_stop(then.replace(tzinfo=None)) == dt.datetime(2026, 2, 28)
 
 
+def test_the_docs_say_how_restate_refuses_a_date_not_over(luigi_settings, capsys) -> None:
+    """docs/operations.md said `restate --date` refused it with exit 40 and a `--date ...` line: argparse's usage
+    error, exit 2, is what it does."""
+    from pipeline.__main__ import main
+
+    text = " ".join((REPO / "docs" / "operations.md").read_text().split())
+    said = re.search(r"`restate --date` refuses it too, as a usage error, exit (\d+): `([^`]*?)\d{4}-", text)
+    assert said is not None and "(and `restate --date`" not in text, "the docs' words on restate"
+    luigi_settings("model", business_timezone=WEST)
+    today = _today(WEST)
+    with pytest.raises(SystemExit) as exited:
+        main(["restate", "--date", str(today)])
+    assert exited.value.code == int(said[1])
+    assert capsys.readouterr().err.startswith(f"{said[2]}{today} is not over yet in [model] business_timezone {WEST}")
+
+
+def test_the_docs_say_cron_tz_holds_for_the_later_lines_of_the_crontab() -> None:
+    """The cron recipe puts `CRON_TZ=...` before its line: cron applies it to every line after it too."""
+    text = " ".join((REPO / "docs" / "operations.md").read_text().split())
+    assert "`CRON_TZ` applies to every later line of the crontab" in text
+
+
 @pytest.mark.slow
 def test_a_date_whose_day_is_not_over_is_rejected_before_anything_runs(tmp_path: Path) -> None:
     """Today at UTC-12 is never over; it was run, and published as a complete day."""
