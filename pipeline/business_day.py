@@ -30,6 +30,13 @@ def runs_from(day: dt.date) -> str:
     return f"{end:%Y-%m-%d %H:%M} UTC ({end.astimezone(zone):%Y-%m-%d %H:%M} {zone.key})"
 
 
+def capped(now: dt.datetime | None = None) -> dt.datetime:
+    """`now` (default: the clock), never after the clock: a run may judge as of an earlier time (Luigi's `--now`, to
+    run as then), never as of a later one, when a day that goes on would pass as over."""
+    clock = dt.datetime.now(dt.timezone.utc)
+    return clock if now is None else min(now, clock)
+
+
 def first_open(now: dt.datetime | None = None) -> dt.date:
     """The earliest date whose business day has not ended at `now` (default: the clock): today's business date."""
     return config.business_date(now)
@@ -48,9 +55,18 @@ def ended(day: dt.date, now: dt.datetime | None = None) -> dt.date:
     return day
 
 
-def left_out(start: dt.date, stop: dt.date | None, now: dt.datetime | None = None) -> str | None:
-    """The line saying which dates of [start, stop) a backfill leaves out, their day not over (None: none)."""
-    first = max(start, first_open(now))
+def ended_by_clock(day: dt.date) -> dt.date:
+    """`ended(day)` by the clock, whatever `--now` a run was given; at once for a date before UTC's yesterday, over in
+    every zone (the last day, UTC-12's, ends at 12:00 UTC the next day): a backfill builds thousands of tasks."""
+    if day < dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1):
+        return day
+    return ended(day)
+
+
+def left_out(start: dt.date | None, stop: dt.date | None, now: dt.datetime | None = None) -> str | None:
+    """The line saying which dates of [start, stop) a backfill leaves out, their day not over (None: none); no `start`
+    (Luigi's `--reverse` without `--start`): from as far back as the backfill goes."""
+    first = first_open(now) if start is None else max(start, first_open(now))
     if stop is None or first >= stop:
         return None
     count = (stop - first).days

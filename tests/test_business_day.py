@@ -30,9 +30,10 @@ WEST, EAST = "Etc/GMT+12", "Etc/GMT-14"  # UTC-12 and UTC+14: the last and the f
 UTC = dt.timezone.utc
 
 
-def _run(args: list[str], tmp_path: Path, zone: str, command: list[str] = LUIGI) -> subprocess.CompletedProcess:
+def _run(args: list[str], tmp_path: Path, zone: str, command: list[str] = LUIGI,
+         python_path: str = "") -> subprocess.CompletedProcess:
     """A command with its own lake, no incoming files, a Postgres that does not answer, and `zone` as the business
-    zone."""
+    zone (`python_path`: a folder of modules of its own, before the checkout)."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     settings = tmp_path / f"{zone.replace('/', '_')}.cfg"
     settings.write_text(f"[model]\nbusiness_timezone = {zone}\n")
@@ -40,6 +41,8 @@ def _run(args: list[str], tmp_path: Path, zone: str, command: list[str] = LUIGI)
     env.update({"ECOMM_DATA_DIR": str(tmp_path / "incoming"), "ECOMM_LAKE_DIR": str(tmp_path / "lake"),
                 "ECOMM_PG_DSN": f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere",
                 "LUIGI_CONFIG_PATH": str(settings)})
+    if python_path:
+        env["PYTHONPATH"] = os.pathsep.join([python_path, str(REPO)])
     return subprocess.run([*command, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
                           check=False)
 
@@ -87,6 +90,77 @@ def test_a_backfill_names_the_dates_it_leaves_out(luigi_settings) -> None:
         " (2026-12-08 00:00 Europe/Berlin), each later date a day after (run the range again then)")
     assert business_day.left_out(dt.date(2026, 12, 5), dt.date(2026, 12, 7), now) is None  # all over
     assert business_day.left_out(dt.date(2026, 12, 5), None, now) is None  # up to the last day that is over
+    # Luigi's --reverse without --start: as far back as the backfill goes; it failed every date (TypeError)
+    assert business_day.left_out(None, dt.date(2026, 12, 7), now) is None
+    assert business_day.left_out(None, dt.date(2026, 12, 9), now).startswith(
+        "RangeDaily left out 2026-12-07 to 2026-12-08 (2 dates): ")
+
+
+@pytest.mark.slow
+def test_a_reverse_backfill_without_start_runs_the_dates_that_are_over(tmp_path: Path) -> None:
+    """Luigi allows `--reverse` without `--start`: every date failed, `RangeDaily could not be scheduled: TypeError`."""
+    today = _today("UTC")
+    done = _run(["RangeDaily", "--of", "DailyPipeline", "--stop", str(today + dt.timedelta(days=2)), "--reverse",
+                 "--days-back", "3", "--local-scheduler"], tmp_path, "UTC")
+    assert done.returncode == 30, done.stdout + done.stderr[-3000:]  # the dates that are over ran: no files
+    rows = re.findall(r"^(\d{4}-\d\d-\d\d)  ", done.stdout, re.M)
+    assert rows == [str(today - dt.timedelta(days=2)), str(today - dt.timedelta(days=1))], done.stdout
+    assert "could not be scheduled" not in done.stdout, done.stdout
+    assert done.stdout.rstrip().splitlines()[-1].startswith(f"RangeDaily left out {today} to"
+                                                            f" {today + dt.timedelta(days=1)} (2 dates): "), done.stdout
+
+
+def test_a_now_to_come_does_not_make_a_day_over(luigi_settings) -> None:
+    """Luigi's `--now` judged RangeDaily's range, and the tasks it builds in Python never met DateParameter.parse:
+    a `--now` days ahead ran today's date, and passed a `--start` of tomorrow."""
+    from pipeline import tasks
+
+    luigi_settings("model", business_timezone=WEST)
+    today, clock = _today(WEST), dt.datetime.now(UTC)
+    later = int((clock + dt.timedelta(days=3)).timestamp())
+    backfill = tasks.RangeDaily(of=tasks.DailyPipeline, start=today - dt.timedelta(days=1),
+                                stop=today + dt.timedelta(days=2), now=later)
+    assert backfill.clock() <= dt.datetime.now(UTC)
+    assert backfill.moving_stop(dt.datetime.fromtimestamp(later, UTC).replace(tzinfo=None)) == \
+        dt.datetime.combine(today, dt.time())
+    assert business_day.left_out(backfill.start, backfill.stop, backfill.clock()).startswith(
+        f"RangeDaily left out {today} to {today + dt.timedelta(days=1)} (2 dates)")
+    with pytest.raises(ValueError, match=f"--start {today + dt.timedelta(days=1)} is after today"):
+        tasks.RangeDaily(of=tasks.DailyPipeline, start=today + dt.timedelta(days=1), now=later)
+    # the date's own task, however it is built
+    for kind in (tasks.DailyPipeline, tasks.LandOrders, tasks.LandProducts):
+        with pytest.raises(business_day.DayNotOver, match=f"^{today} is not over yet"):
+            kind(date=today)
+    with pytest.raises(ValueError, match="is after today"):
+        tasks.DailyPipeline(date=today + dt.timedelta(days=1))
+    assert tasks.DailyPipeline(date=today - dt.timedelta(days=1)).date == today - dt.timedelta(days=1)
+    # a --now in the past still runs as then
+    then = dt.datetime(2026, 3, 1, 6, 44, tzinfo=UTC)
+    past = tasks.RangeDaily(of=tasks.DailyPipeline, start=dt.date(2026, 2, 1), now=int(then.timestamp()))
+    assert past.clock() == then
+    assert past.moving_stop(then.replace(tzinfo=None)) == dt.datetime(2026, 2, 28)
+
+
+def test_the_docs_say_how_restate_refuses_a_date_not_over(luigi_settings, capsys) -> None:
+    """docs/operations.md said `restate --date` refused it with exit 40 and a `--date ...` line: argparse's usage
+    error, exit 2, is what it does."""
+    from pipeline.__main__ import main
+
+    text = " ".join((REPO / "docs" / "operations.md").read_text().split())
+    said = re.search(r"`restate --date` refuses it too, as a usage error, exit (\d+): `([^`]*?)\d{4}-", text)
+    assert said is not None and "(and `restate --date`" not in text, "the docs' words on restate"
+    luigi_settings("model", business_timezone=WEST)
+    today = _today(WEST)
+    with pytest.raises(SystemExit) as exited:
+        main(["restate", "--date", str(today)])
+    assert exited.value.code == int(said[1])
+    assert capsys.readouterr().err.startswith(f"{said[2]}{today} is not over yet in [model] business_timezone {WEST}")
+
+
+def test_the_docs_say_cron_tz_holds_for_the_later_lines_of_the_crontab() -> None:
+    """The cron recipe puts `CRON_TZ=...` before its line: cron applies it to every line after it too."""
+    text = " ".join((REPO / "docs" / "operations.md").read_text().split())
+    assert "`CRON_TZ` applies to every later line of the crontab" in text
 
 
 @pytest.mark.slow
@@ -148,3 +222,40 @@ def test_the_documented_cron_line_runs_the_days_that_are_over_in_any_zone(tmp_pa
         rows = re.findall(r"^(\d{4}-\d\d-\d\d)  ", done.stdout, re.M)
         assert rows == [str(first + dt.timedelta(days=i)) for i in range((last - first).days + 1)], done.stdout
         assert "left out" not in done.stdout, done.stdout
+
+
+UNCAPPED = """import luigi.tools.range
+from pipeline.tasks import RangeDaily
+
+
+class UncappedRange(RangeDaily):
+    def moving_stop(self, now):
+        return luigi.tools.range.RangeDailyBase.moving_stop(self, now)
+"""
+
+
+@pytest.mark.slow
+def test_a_now_to_come_runs_only_the_dates_that_are_over(tmp_path: Path) -> None:
+    """At UTC-12 with a `--now` 3 days ahead, `--stop` tomorrow: today's date was scheduled and run, as complete."""
+    today, later = _today(WEST), str(int(time.time()) + 3 * 86400)
+    yesterday, tomorrow = today - dt.timedelta(days=1), today + dt.timedelta(days=1)
+    after = tomorrow + dt.timedelta(days=1)
+    done = _run(["RangeDaily", "--of", "DailyPipeline", "--start", str(yesterday), "--stop", str(after), "--now", later,
+                 "--local-scheduler"], tmp_path / "range", WEST)
+    assert done.returncode == 30, done.stderr[-3000:]  # yesterday ran: no files
+    assert re.findall(r"^(\d{4}-\d\d-\d\d)  ", done.stdout, re.M) == [str(yesterday)], done.stdout
+    assert done.stdout.rstrip().splitlines()[-1].startswith(f"RangeDaily left out {today} to {tomorrow} (2 dates)")
+    for start, why in ((today, "is not over yet"), (tomorrow, "is after today")):
+        refused = _run(["RangeDaily", "--of", "DailyPipeline", "--start", str(start), "--now", later,
+                        "--local-scheduler"], tmp_path / "start", WEST)
+        assert refused.returncode == 40 and f"--start {start} {why}" in refused.stderr, refused.stderr[-3000:]
+    # a range of one's own that builds the date's task anyway: refused while scheduling, in one line, nothing runs
+    (tmp_path / "modules").mkdir()
+    (tmp_path / "modules" / "uncapped.py").write_text(UNCAPPED)
+    own = _run(["--module", "uncapped", "UncappedRange", "--of", "DailyPipeline", "--start", str(yesterday),
+                "--stop", str(tomorrow), "--now", later, "--local-scheduler"], tmp_path / "own", WEST,
+               [sys.executable, "-m", "luigi"], str(tmp_path / "modules"))
+    assert own.returncode == 35 and "Traceback" not in own.stderr, own.stderr[-3000:]
+    assert f"due to error in complete() method: {today} is not over yet in [model] business_timezone {WEST}" in \
+        own.stderr, own.stderr[-3000:]
+    assert not (tmp_path / "own" / "lake").exists(), "nothing ran"

@@ -161,6 +161,7 @@ class PipelineTask(luigi.Task):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         _check_settings()
+        business_day.ended_by_clock(self.date)  # however the task was built (Python code, RangeDaily, a --now)
         run_audit.note_scheduled(self.date)
 
     _required: list[luigi.Task] | None = None  # what requires() last returned to this instance (see _requires)
@@ -262,14 +263,17 @@ class RangeDaily(luigi.tools.range.RangeDaily):
             cli.date_range(self.start, self.stop)
 
 
-    def clock(self) -> dt.datetime | None:
-        """Luigi's `--now` (seconds since the epoch) as a UTC instant; None: the clock."""
-        return None if self.now is None else dt.datetime.fromtimestamp(self.now, dt.timezone.utc)
+    def clock(self) -> dt.datetime:
+        """Luigi's `--now` (seconds since the epoch) as a UTC instant, never after the clock (`business_day.capped`:
+        a `--now` to come made today's date, or tomorrow's, pass as over); no `--now`: the clock."""
+        return business_day.capped(None if self.now is None else dt.datetime.fromtimestamp(self.now, dt.timezone.utc))
 
     def moving_stop(self, now: dt.datetime) -> dt.datetime:
-        """Where the range ends at `now` (naive UTC, as Luigi gives it): before the first date whose business day
-        has not ended (Luigi's own stop, `now`, took a date from its UTC midnight on, half a day or more of it)."""
-        return dt.datetime.combine(business_day.first_open(now.replace(tzinfo=dt.timezone.utc)), dt.time())
+        """Where the range ends at `now` (naive UTC, as Luigi gives it, from `--now`), capped by the clock: before the
+        first date whose business day has not ended (Luigi's own stop, `now`, took a date from its UTC midnight on,
+        half a day or more of it)."""
+        capped = business_day.capped(now.replace(tzinfo=dt.timezone.utc))
+        return dt.datetime.combine(business_day.first_open(capped), dt.time())
 
     def requires(self) -> Any:
         """Luigi's, after the settings the dates' tasks would refuse (`DailyPipeline.check_settings`: exit 35): a

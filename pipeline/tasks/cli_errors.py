@@ -16,7 +16,7 @@ import re
 import sys
 from typing import Any
 
-from pipeline import config
+from pipeline import business_day, config
 from pipeline.config import BadSetting
 
 
@@ -188,7 +188,8 @@ def _bad_setting_in(error: BaseException | None) -> BadSetting | None:
 
 class _BadSettingLine(logging.Filter):
     """A task that read a setting it cannot parse (BadSetting): Luigi's log line names it, without the traceback;
-    so does a failure of scheduling that the runbook knows (Postgres refuses the login, an unreadable manifest).
+    so does a failure of scheduling that the runbook knows (Postgres refuses the login, an unreadable manifest), and
+    a task built by code for a date whose business day is not over (`business_day.DayNotOver`).
 
     Luigi logs a failure of `requires()` or `complete()` as "Will not run <task> ... method:" with the
     formatted traceback in the text (exit [retcode] scheduling_error), and a failure of `run()` with
@@ -199,7 +200,7 @@ class _BadSettingLine(logging.Filter):
     def prefixes() -> tuple[str, ...]:
         """How a formatted traceback names a BadSetting: `pipeline.config.BadSetting: `, or a subclass's name
         (`pipeline.transform.staging.SettingInvalid: `)."""
-        names, pending = [], [BadSetting]
+        names, pending = [], [BadSetting, business_day.DayNotOver]
         while pending:
             kind = pending.pop()
             names.append(f"{kind.__module__}.{kind.__qualname__}: ")
