@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -614,6 +615,25 @@ def test_a_dsn_option_only_the_publishs_libpq_knows_is_a_refusal_naming_it(servi
     unknown = "does not know the connection option 'sslkeylogfile'"
     with pytest.raises(serving_connection.ServingChecksRefused, match=unknown):
         serving_connection.connect(f"host=/nonexistent sslkeylogfile={os.devnull}", "warehouse")  # key=value form
+
+
+def test_the_checks_connection_is_closed_when_the_checks_file_cannot_be_found(serving_dsn: str, luigi_settings) -> None:
+    """[checks] checks_dir unusable (BadSetting): raised after the connection was made, before the try that closed
+    it; it stayed open as long as the error was kept (a task's failure handling keeps it)."""
+    from pipeline.config import BadSetting
+
+    luigi_settings("checks", checks_dir="")
+    name = f"checks_leak_{os.getpid()}"
+    with pytest.raises(BadSetting) as kept:  # noqa: F841 - kept: its traceback holds what reconcile_serving held
+        serving_reconciliation.reconcile_serving(D, dsn=f"{serving_dsn}&application_name={name}", lake_figures={
+            "fact_orders_rows": 1, "fact_events_rows": 1, "fact_orders_revenue": 1})
+    with psycopg.connect(serving_dsn, autocommit=True) as conn:
+        for _ in range(100):  # a closed connection's backend leaves soon after
+            left = conn.execute("select count(*) from pg_stat_activity where application_name = %s", [name]).fetchone()
+            if left == (0,):
+                break
+            time.sleep(0.05)
+    assert left == (0,), "the serving checks' connection was left open"
 
 
 def test_a_downgradable_serving_sslmode_setting_is_refused(luigi_settings) -> None:
