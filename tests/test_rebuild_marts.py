@@ -114,6 +114,13 @@ def test_a_publish_holding_the_lock_past_the_timeout_leaves_everything_as_it_was
     assert marts_of(published) == corrupted
 
 
+def _blocked_behind(pid: int) -> bool:
+    """Whether a session waits for a lock that the session `pid` holds."""
+    with pg.connect() as conn:
+        return conn.execute("select exists (select 1 from pg_stat_activity where %s = any(pg_blocking_pids(pid)))",
+                            [pid]).fetchone()[0]
+
+
 def test_the_command_waits_for_a_publish_holding_the_lock(published: str) -> None:
     reference = marts_of(published)
     corrupt(published)
@@ -125,7 +132,12 @@ def test_the_command_waits_for_a_publish_holding_the_lock(published: str) -> Non
             locks.hold(holder, locks.PUBLISH_KEY)
             proc = subprocess.Popen(COMMAND, cwd=REPO, env=dict(os.environ), stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, text=True)
-            time.sleep(locks.NOTICE_MS / 1000 + 2)  # past the wait it reports
+            deadline = time.monotonic() + 120  # a loaded machine starts the command slowly: wait till it waits
+            while not _blocked_behind(pid):
+                assert proc.poll() is None, proc.communicate()
+                assert time.monotonic() < deadline, "the command never waited for the lock"
+                time.sleep(0.1)
+            time.sleep(locks.NOTICE_MS / 1000 + 1)  # past the wait it reports
             assert proc.poll() is None, proc.communicate()
             assert marts_of(published) == corrupted  # it has changed nothing while it waits
         out, err = proc.communicate(timeout=300)
