@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -569,6 +570,70 @@ def test_a_dsn_naming_a_service_is_reconciled_against_the_server_the_service_nam
     write_day(clean_orders(), clean_events())
     publish_facts(serving_dsn)
     assert serving_reconciliation.reconcile_serving(D, dsn="service=ecomm").passed == 3
+    # several hosts: the socket answers, but the checks' connection may go on to the remote one (the first one
+    # down): local only if every host is (libpq leaves a Unix socket in the clear whatever the sslmode)
+    services.write_text(services.read_text().replace(f"host={target['host']}", f"host={target['host']},db.invalid"))
+    assert serving_connection.sslmode_for("service=ecomm") == "require"
+    assert serving_reconciliation.reconcile_serving(D, dsn="service=ecomm").passed == 3
+
+
+def test_what_reaches_psycopg2_is_the_dsn_and_the_connection_params(serving_dsn: str, monkeypatch) -> None:
+    """The connection the checks make is the one `connection_params` describes (its tests cover the real one)."""
+    import psycopg2
+
+    made: list[tuple[tuple, dict]] = []
+    real = psycopg2.connect
+
+    def recording(*args, **kwargs):
+        made.append((args, kwargs))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(psycopg2, "connect", recording)
+    dsn = f"{serving_dsn}&application_name=checks_kwargs"
+    serving_connection.connect(dsn, "warehouse").close()
+    assert made == [((dsn,), serving_connection.connection_params(dsn))]
+    assert made[0][1]["sslmode"] == "disable" and "application_name" not in made[0][1]
+
+
+def test_a_dsn_option_only_the_publishs_libpq_knows_is_a_refusal_naming_it(serving_dsn: str) -> None:
+    """psycopg (the publish) bundles a newer libpq than psycopg2-binary (the checks): an option only the newer knows
+    connects the publish, but psycopg2 raised ProgrammingError (`invalid dsn: invalid connection option ...`), out of
+    every ServingChecks* wording and runbook entry."""
+    import psycopg2
+
+    dsn = f"{serving_dsn}&max_protocol_version=3.0"  # libpq 18's
+    if psycopg2.__libpq_version__ >= 180000:
+        pytest.skip("psycopg2's libpq knows max_protocol_version")
+    psycopg.connect(dsn).close()  # the publish's libpq knows it
+    with pytest.raises(serving_connection.ServingChecksRefused) as refused:
+        serving_reconciliation.reconcile_serving(D, dsn=dsn, lake_figures={
+            "fact_orders_rows": 1, "fact_events_rows": 1, "fact_orders_revenue": 1})
+    said = str(refused.value)
+    assert "the serving checks' libpq (libpq 17." in said and "does not know the connection option" in said, said
+    assert "'max_protocol_version'" in said and "leave it out of the DSN" in said, said
+    assert runbook.remedy_for(refused.value).kind == "serving checks refused"
+    unknown = "does not know the connection option 'sslkeylogfile'"
+    with pytest.raises(serving_connection.ServingChecksRefused, match=unknown):
+        serving_connection.connect(f"host=/nonexistent sslkeylogfile={os.devnull}", "warehouse")  # key=value form
+
+
+def test_the_checks_connection_is_closed_when_the_checks_file_cannot_be_found(serving_dsn: str, luigi_settings) -> None:
+    """[checks] checks_dir unusable (BadSetting): raised after the connection was made, before the try that closed
+    it; it stayed open as long as the error was kept (a task's failure handling keeps it)."""
+    from pipeline.config import BadSetting
+
+    luigi_settings("checks", checks_dir="")
+    name = f"checks_leak_{os.getpid()}"
+    with pytest.raises(BadSetting) as kept:  # noqa: F841 - kept: its traceback holds what reconcile_serving held
+        serving_reconciliation.reconcile_serving(D, dsn=f"{serving_dsn}&application_name={name}", lake_figures={
+            "fact_orders_rows": 1, "fact_events_rows": 1, "fact_orders_revenue": 1})
+    with psycopg.connect(serving_dsn, autocommit=True) as conn:
+        for _ in range(100):  # a closed connection's backend leaves soon after
+            left = conn.execute("select count(*) from pg_stat_activity where application_name = %s", [name]).fetchone()
+            if left == (0,):
+                break
+            time.sleep(0.05)
+    assert left == (0,), "the serving checks' connection was left open"
 
 
 def test_a_downgradable_serving_sslmode_setting_is_refused(luigi_settings) -> None:

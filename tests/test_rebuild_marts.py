@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -113,6 +114,13 @@ def test_a_publish_holding_the_lock_past_the_timeout_leaves_everything_as_it_was
     assert marts_of(published) == corrupted
 
 
+def _blocked_behind(pid: int) -> bool:
+    """Whether a session waits for a lock that the session `pid` holds."""
+    with pg.connect() as conn:
+        return conn.execute("select exists (select 1 from pg_stat_activity where %s = any(pg_blocking_pids(pid)))",
+                            [pid]).fetchone()[0]
+
+
 def test_the_command_waits_for_a_publish_holding_the_lock(published: str) -> None:
     reference = marts_of(published)
     corrupt(published)
@@ -124,7 +132,12 @@ def test_the_command_waits_for_a_publish_holding_the_lock(published: str) -> Non
             locks.hold(holder, locks.PUBLISH_KEY)
             proc = subprocess.Popen(COMMAND, cwd=REPO, env=dict(os.environ), stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, text=True)
-            time.sleep(locks.NOTICE_MS / 1000 + 2)  # past the wait it reports
+            deadline = time.monotonic() + 120  # a loaded machine starts the command slowly: wait till it waits
+            while not _blocked_behind(pid):
+                assert proc.poll() is None, proc.communicate()
+                assert time.monotonic() < deadline, "the command never waited for the lock"
+                time.sleep(0.1)
+            time.sleep(locks.NOTICE_MS / 1000 + 1)  # past the wait it reports
             assert proc.poll() is None, proc.communicate()
             assert marts_of(published) == corrupted  # it has changed nothing while it waits
         out, err = proc.communicate(timeout=300)
@@ -156,3 +169,73 @@ def test_readers_see_the_old_marts_until_the_commit_and_a_killed_rebuild_changes
     assert marts_of(published) == corrupted
     assert _run().returncode == 0
     assert marts_of(published) == reference
+
+
+def _rebuild_while_locked(table: str, seconds: float, *args: str) -> tuple[int, str]:
+    """`rebuild-marts ARGS` (in this process, so the test's settings apply) while another session holds ACCESS
+    EXCLUSIVE on marts.TABLE for `seconds`, as a `migrate` altering it does: its exit code and stderr."""
+    import contextlib
+    import io
+
+    from pipeline.serving import rebuild_marts
+
+    err = io.StringIO()
+    done: list[int] = []
+    with psycopg.connect(pg.dsn()) as holder:
+        holder.execute(f"lock table marts.{table} in access exclusive mode")
+
+        def run() -> None:
+            with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+                try:
+                    done.append(rebuild_marts.main(list(args)))
+                except SystemExit as exit_:  # argparse's
+                    done.append(int(exit_.code))
+
+        worker = threading.Thread(target=run)
+        worker.start()
+        time.sleep(seconds)
+        holder.commit()
+        worker.join(timeout=300)
+    return done[0], err.getvalue()
+
+
+def test_a_mart_a_migrate_holds_is_waited_for_not_for_the_publishs_two_seconds(published: str) -> None:
+    """begin_writing bounds each lock wait by [publish] lock_timeout (2 s, a publish's bound against BI sessions):
+    a `migrate` holding a mart made the rebuild fail (exit 1). It waits as long as for the publish lock."""
+    reference = marts_of(published)
+    corrupt(published)
+    code, err = _rebuild_while_locked("customers", 3.5)
+    assert code == 0, err
+    assert marts_of(published) == reference
+
+
+def test_the_rebuild_runs_without_the_postgres_statement_timeout_unless_given_one(published: str,
+                                                                                 luigi_settings) -> None:
+    """[postgres] statement_timeout (every pipeline connection's) applied to the whole rebuild, which reads every
+    served fact; --statement-timeout (default 0: none) is its own, set in its transaction."""
+    reference = marts_of(published)
+    corrupt(published)
+    corrupted = marts_of(published)
+    luigi_settings("postgres", statement_timeout="1s")
+    luigi_settings("publish", lock_timeout="30s")  # here only the statement's time counts
+    code, err = _rebuild_while_locked("customers", 2.5)  # a statement longer than [postgres] statement_timeout
+    assert code == 0, err
+    assert marts_of(published) == reference
+    corrupt(published)
+    code, err = _rebuild_while_locked("customers", 2.5, "--statement-timeout", "1s")
+    assert code == 1 and "canceling statement due to statement timeout" in err, err
+    assert err.startswith("rebuild-marts: failed and rolled back, the marts are as they were: "), err
+    assert marts_of(published) == corrupted
+
+
+def test_to_count_its_changes_it_keeps_keys_and_row_hashes_not_a_second_copy_of_the_marts(published: str) -> None:
+    """It copied every mart into a temp table to count changed keys: as much temp space again as the marts."""
+    from psycopg import sql
+
+    from pipeline.serving import rebuild_marts
+
+    with pg.connect() as conn, conn.transaction():
+        for table in TABLES:
+            before = rebuild_marts._keep_before(conn, table)
+            kept = [c.name for c in conn.execute(sql.SQL("select * from {} limit 0").format(before)).description]
+            assert kept == [*mart_deltas.key_of(conn, table), "_rebuild_row_hash"], (table, kept)

@@ -10,8 +10,10 @@ import datetime as dt
 import importlib.metadata
 import re
 import socket
+import struct
 import subprocess
 import sys
+import threading
 import tomllib
 from pathlib import Path
 
@@ -340,6 +342,90 @@ def test_soda_postgres_never_runs_with_a_downgradable_sslmode_against_a_remote_s
 def test_pgsslmode_prefer_in_the_environment_does_not_downgrade(monkeypatch) -> None:
     monkeypatch.setenv("PGSSLMODE", "prefer")
     assert serving_connection.sslmode_for("postgresql://u@db.example.com/db") == "require"
+
+
+
+class TlsStripper:
+    """A man in the middle on 127.0.0.2 (loopback, but not a host the checks count as local): it answers libpq's
+    SSLRequest (and GSSENCRequest) `N`, asks for a cleartext password and keeps what it is sent."""
+
+    SSL, GSS = 80877103, 80877104
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.2", 0))
+        self.port = self.sock.getsockname()[1]
+        self.startups: list[bytes] = []
+        self.passwords: list[bytes] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            with client:
+                try:
+                    self._talk(client)
+                except (OSError, struct.error):
+                    pass
+
+    @staticmethod
+    def _read(client: socket.socket, size: int) -> bytes:
+        data = b""
+        while len(data) < size and (chunk := client.recv(size - len(data))):
+            data += chunk
+        return data
+
+    def _talk(self, client: socket.socket) -> None:
+        while True:
+            length, code = struct.unpack("!ii", self._read(client, 8))
+            if code not in (self.SSL, self.GSS):
+                break
+            client.sendall(b"N")  # "no TLS here": libpq's prefer goes on in cleartext
+        self.startups.append(self._read(client, length - 8))
+        client.sendall(b"R" + struct.pack("!ii", 8, 3))  # AuthenticationCleartextPassword
+        kind, size = struct.unpack("!ci", self._read(client, 5))
+        if kind == b"p":
+            self.passwords.append(self._read(client, size - 4).rstrip(b"\0"))
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_a_service_is_never_probed_before_the_checks_chose_its_sslmode(tmp_path, monkeypatch) -> None:
+    """ECOMM_PG_DSN=service=ecomm, the service naming a remote host and no sslmode: the checks asked a first
+    connection where the service led, made with libpq's default `prefer` and authenticating, so a man in the middle
+    answering "no TLS" got the password in cleartext. pg_service.conf is read instead; the one connection is made
+    with `require`, refused by a server (or a man in the middle) without TLS before any password is sent."""
+    for name in ("PGHOST", "PGHOSTADDR", "PGSSLMODE", "PGPASSWORD", "PGUSER", "PGDATABASE", "PGPORT", "PGSERVICE",
+                 "PGSYSCONFDIR"):
+        monkeypatch.delenv(name, raising=False)
+    stripper = TlsStripper()
+    services = tmp_path / "pg_service.conf"
+    services.write_text(f"# the serving Postgres\n[ecomm]\nhost=127.0.0.2\nport={stripper.port}\nuser=ecomm\n"
+                        "dbname=ecomm\npassword=s3cret-word\n\n[other]\nsslmode=disable\n")
+    monkeypatch.setenv("PGSERVICEFILE", str(services))
+    try:
+        with pytest.raises(serving_connection.ServingCheckError) as refused:
+            serving_connection.connect("service=ecomm", "warehouse")
+    finally:
+        stripper.close()
+    assert stripper.passwords == [] and stripper.startups == [], "a connection authenticated without TLS"
+    assert isinstance(refused.value, serving_connection.ServingChecksRefused), refused.value
+    assert "server does not support SSL, but SSL was required" in str(refused.value), refused.value
+    assert serving_connection.sslmode_for("service=ecomm") == "require"
+    services.write_text("[ecomm]\nhost=/run/postgresql,localhost\n")
+    assert serving_connection.sslmode_for("service=ecomm") == "disable"  # every host local
+    services.write_text("[ecomm]\nhost=/run/postgresql,db.example.com\n")
+    assert serving_connection.sslmode_for("service=ecomm") == "require"  # the first one reached is not all
+    services.write_text("[ecomm]\nhost=db.example.com\nsslmode=verify-full\n")
+    assert serving_connection.sslmode_for("service=ecomm") == "verify-full"  # the service's own, definite
+    assert serving_connection.sslmode_for("service=ecomm sslmode=disable") == "disable"  # the DSN's first
+    monkeypatch.setenv("PGSERVICE", "ecomm")
+    assert serving_connection.sslmode_for("") == "verify-full"
+    monkeypatch.setenv("PGSERVICE", "nowhere")  # neither file defines it: nothing known of its host
+    assert serving_connection.sslmode_for("") == "require"
 
 
 # ------------------------------------------------------------------------ dependency floors

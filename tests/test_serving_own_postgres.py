@@ -246,7 +246,7 @@ def test_serving_checks_that_cannot_connect_say_so_and_send_no_one_to_the_checks
     said = {"refuses": "refuses the serving checks' connection: ", "down": "cannot reach the serving Postgres"}[server]
     reason = {"refuses": "fe_sendauth: no password supplied", "down": "Connection refused"}[server]
     assert said in str(error) and reason in str(error), str(error)
-    kind = {"refuses": "Postgres refuses", "down": "Postgres down"}[server]
+    kind = {"refuses": "serving checks refused", "down": "Postgres down"}[server]
     explained = runbook.explain("Publish", DAY, error, local_scheduler=True)
     assert f"What to do ({kind}): " in explained and "checks file" not in explained, explained
     assert runbook.remedy_for_text(runbook.reason(error)).kind == kind  # as the run audit records it

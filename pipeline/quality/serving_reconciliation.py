@@ -91,26 +91,11 @@ def reconcile_serving(
     }
     target = pg.dsn() if dsn is None else dsn
     conn = serving_connection.connect(target, SCHEMA)
-    where = serving_connection.describe(conn)
-    logger.info("reconciling serving tables for %s on %s", day, where)
-
-    def add_postgres(scan: Any) -> None:
-        # Soda scans on the connection made above (serving_connection's contract), not one of its own
-        from soda.execution.data_source import DataSource  # after pipeline.quality.soda set soda-core up
-
-        properties = {"type": "postgres", "schema": SCHEMA, "database": conn.info.dbname, "host": conn.info.host,
-                      "port": str(conn.info.port), "username": conn.info.user}
-        scan._configuration.data_source_properties_by_name[DATA_SOURCE] = properties
-        source = DataSource.create(scan._logs, DATA_SOURCE, "postgres", dict(properties))
-        source.connection = conn
-        scan._data_source_manager.data_sources[DATA_SOURCE] = source
-
     checked_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    file = (checks_root or checks_dir()) / "serving" / "reconciliation.yml"
-    try:
-        exit_code, results = run_checks_file(file, variables, add_postgres, DATA_SOURCE, default_table="serving")
+    try:  # closed whatever happens from here (also when the file is refused before the scan; the scan closes it too)
+        exit_code, results, where = _scan(day, conn, variables, checks_root)
     finally:
-        conn.close()  # also when the file is refused before the scan (the scan closes it too)
+        conn.close()
     result = GateResult(load_date=day, results=results, checked_at=checked_at)
     if result.errored:
         raise ServingCheckError(
@@ -132,3 +117,25 @@ def reconcile_serving(
                               + "\n  ".join(mismatches or [f"soda exit code {exit_code}"]))
     logger.info("serving reconciled for %s: %s checks passed", day, result.passed)
     return result
+
+
+def _scan(day: dt.date, conn: Any, variables: dict[str, str], checks_root: Path | None) -> tuple[int, list, str]:
+    """Scan the reconciliation's checks file on `conn` (the caller closes it): soda's exit code, the results, and
+    where the connection went."""
+    where = serving_connection.describe(conn)
+    logger.info("reconciling serving tables for %s on %s", day, where)
+
+    def add_postgres(scan: Any) -> None:
+        # Soda scans on the connection made above (serving_connection's contract), not one of its own
+        from soda.execution.data_source import DataSource  # after pipeline.quality.soda set soda-core up
+
+        properties = {"type": "postgres", "schema": SCHEMA, "database": conn.info.dbname, "host": conn.info.host,
+                      "port": str(conn.info.port), "username": conn.info.user}
+        scan._configuration.data_source_properties_by_name[DATA_SOURCE] = properties
+        source = DataSource.create(scan._logs, DATA_SOURCE, "postgres", dict(properties))
+        source.connection = conn
+        scan._data_source_manager.data_sources[DATA_SOURCE] = source
+
+    file = (checks_root or checks_dir()) / "serving" / "reconciliation.yml"
+    exit_code, results = run_checks_file(file, variables, add_postgres, DATA_SOURCE, default_table="serving")
+    return exit_code, results, where

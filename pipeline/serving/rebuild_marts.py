@@ -1,4 +1,5 @@
-"""Rebuilding the Postgres marts from the served facts: `python -m pipeline rebuild-marts [--lock-timeout 10min]`.
+"""Rebuilding the Postgres marts from the served facts: `python -m pipeline rebuild-marts [--lock-timeout 10min]
+[--statement-timeout 2h]`.
 
 Each publish keeps the marts by adding the date's change (`pipeline.serving.marts`); when a mart row no
 longer adds up to the facts (changed by hand or by another tool, restored apart from them), the next
@@ -9,14 +10,21 @@ holds while it changes the facts' bookkeeping and the marts:
 
 - a publish running meanwhile is waited for, up to `--lock-timeout` ([publish] pipeline_lock_timeout,
   30min by default; a wait past 3 s is logged, naming the publish's session); past it nothing is changed
-  (exit 1). A publish that starts meanwhile waits for the rebuild the same way;
+  (exit 1). A publish that starts meanwhile (another date's) waits for the rebuild up to its own
+  [publish] pipeline_lock_timeout, then fails retryably (PublishLocked);
+- a lock on a mart (a `migrate` altering one) is waited for just as long, not [publish] lock_timeout (2 s per
+  statement: a publish's bound against BI sessions, which this command never waits for);
+- its statements run without a time limit ([postgres] statement_timeout does not apply; --statement-timeout
+  sets one for the rebuild's transaction), as it reads every served fact: history makes it long;
 - BI readers see the marts as they were until the commit, then the rebuilt ones: never a half state
   (the rows are deleted and inserted in the transaction, no lock a reader waits for is taken).
 
 It prints a line per table (its rows, and how many keys it changed: rows that differed, were missing or
-were left over) and a total. Exit codes: 0 rebuilt, 1 failed and rolled back (the lock stayed held, a
-Postgres error; the marts are as they were: run it again), 2 bad arguments, 3 the serving Postgres cannot
-be reached or refuses the login; a setting that cannot be used is exit 35 (`python -m pipeline`).
+were left over) and a total; to count them it keeps each mart's keys and a hash of each row, not a copy.
+Exit codes: 0 rebuilt, 1 failed and rolled back (the lock stayed held, a statement ran past
+--statement-timeout, a Postgres error; the marts are as they were: run it again), 2 bad arguments, 3 the
+serving Postgres cannot be reached or refuses the login; a setting that cannot be used is exit 35
+(`python -m pipeline`).
 """
 from __future__ import annotations
 
@@ -32,6 +40,7 @@ from psycopg import sql
 from pipeline import faults
 from pipeline.serving import locks, mart_deltas, marts, migrations, pg
 from pipeline.serving.settings import TIME_UNITS, PostgresValue
+from pipeline.serving.settings import publish as publish_settings
 from pipeline.serving.transaction import begin_writing
 from pipeline.transform import marts as models
 
@@ -39,13 +48,17 @@ logger = logging.getLogger(__name__)
 
 COMMAND = "python -m pipeline rebuild-marts"
 TABLES = (*models.CONTRIBUTIONS, *models.DERIVED, "complete_days")  # every mart table `marts.rebuild` writes
+HASH = sql.Identifier("_rebuild_row_hash")
+ROW_HASH = sql.SQL("md5({}::text)::uuid")  # of a whole row (the text `o::text <> n::text` compared)
 
 
 def _keep_before(conn: psycopg.Connection, table: str) -> sql.Identifier:
-    """A temp copy of the mart as it is, to count what the rebuild changes (dropped at commit)."""
+    """The mart's keys and a hash of each of its rows as they are, to count what the rebuild changes (a temp table
+    dropped at commit: a copy of every mart would take as much temp space as the marts)."""
     before = sql.Identifier(f"_rebuild_before_{table}")
-    conn.execute(sql.SQL("create temp table {} on commit drop as select * from {}").format(
-        before, sql.Identifier(marts.SCHEMA, table)))
+    keys = sql.SQL(", ").join(map(sql.Identifier, mart_deltas.key_of(conn, table)))
+    conn.execute(sql.SQL("create temp table {} on commit drop as select {}, {} as {} from {} as t").format(
+        before, keys, ROW_HASH.format(sql.Identifier("t")), HASH, sql.Identifier(marts.SCHEMA, table)))
     return before
 
 
@@ -54,24 +67,32 @@ def _changed(conn: psycopg.Connection, table: str, before: sql.Identifier) -> di
     keys = mart_deltas.key_of(conn, table)
     first = sql.Identifier(keys[0])
     replaced, added, removed = conn.execute(sql.SQL(
-        """select count(*) filter (where o.{first} is not null and n.{first} is not null and o::text <> n::text),
+        """select count(*) filter (where o.{first} is not null and n.{first} is not null and o.{hash} <> {now}),
                   count(*) filter (where o.{first} is null), count(*) filter (where n.{first} is null)
            from {before} as o full join {target} as n using ({keys})""").format(
-        first=first, before=before, target=sql.Identifier(marts.SCHEMA, table),
+        first=first, hash=HASH, now=ROW_HASH.format(sql.Identifier("n")), before=before,
+        target=sql.Identifier(marts.SCHEMA, table),
         keys=sql.SQL(", ").join(map(sql.Identifier, keys)))).fetchone()
     return {"replaced": replaced, "added": added, "removed": removed}
 
 
-def rebuild_marts(lock_timeout: str | None = None) -> dict[str, dict[str, int]]:
+def rebuild_marts(lock_timeout: str | None = None, statement_timeout: str = "0") -> dict[str, dict[str, int]]:
     """Rebuild every mart from the served facts in one transaction under the publish lock; per table its rows
     and changed keys. Raises locks.PipelineLockBusy (nothing changed) when the lock stays held past
     `lock_timeout` (default [publish] pipeline_lock_timeout), pg.ServingUnreachable when Postgres cannot be reached.
+    Every other lock (a mart a `migrate` holds) is waited for as long; every statement may take `statement_timeout`
+    (Postgres's time value, "0": no limit) instead of [postgres] statement_timeout.
     """
+    waits = lock_timeout or publish_settings().pipeline_lock_timeout
     with pg.connect_or_refuse(autocommit=True) as conn:
         migrations.ensure_schema(conn)
         with conn.transaction():
             begin_writing(conn)
+            # SET LOCAL: the wait for the publish lock is bounded by its timeout alone
+            conn.execute("select set_config('statement_timeout', '0', true)")
             locks.hold(conn, locks.PUBLISH_KEY, timeout=lock_timeout)  # no publish changes facts or marts meanwhile
+            conn.execute("select set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)",
+                         [waits, statement_timeout])
             before = {table: _keep_before(conn, table) for table in TABLES}
             rows = marts.rebuild(conn)
             faults.point("marts.rebuild")
@@ -106,12 +127,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = Parser(prog=COMMAND, description=__doc__.split("\n\n")[0])
     parser.add_argument("--lock-timeout", type=_duration, metavar="DURATION",
                         help="how long to wait for a publish holding the publish lock, e.g. 30s, 10min (0: no limit;"
-                             " default: [publish] pipeline_lock_timeout)")
+                             " default: [publish] pipeline_lock_timeout); a lock on a mart is waited for as long")
+    parser.add_argument("--statement-timeout", type=_duration, metavar="DURATION", default="0",
+                        help="how long one statement of the rebuild may run, e.g. 2h (default 0: no limit, whatever"
+                             " [postgres] statement_timeout says)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     started = time.monotonic()
     try:
-        result = rebuild_marts(args.lock_timeout)
+        result = rebuild_marts(args.lock_timeout, args.statement_timeout)
     except pg.ServingUnreachable as err:  # nothing was done
         print(f"rebuild-marts: {err}", file=sys.stderr)
         return pg.UNREACHABLE_EXIT

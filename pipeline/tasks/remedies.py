@@ -150,12 +150,23 @@ REMEDIES: tuple[Remedy, ...] = (
            ("EmbeddedPortMismatch", "EmbeddedPortInvalid")),
     Remedy("Postgres refuses", "35",
            "`database \"x\" does not exist`, `password authentication failed`, `fe_sendauth: no password supplied`,"
-           " `role ... does not exist`, `server does not support SSL, but SSL was required`; after a publish"
-           " (`published, NOT RECONCILED`): `Publish: ServingChecksRefused: ... refuses the serving checks'"
-           " connection`",
+           " `role ... does not exist`, `server does not support SSL, but SSL was required`",
            "Postgres answers but refuses the configured database, role or password, or the connection settings"
            " cannot work (an `sslmode` the server does not offer, an invalid option value): a setting, not an outage",
-           f"fix `ECOMM_PG_DSN` / `PG*` / `~/.pgpass`, then `{DAILY}`", ("PostgresRefuses", "ServingChecksRefused")),
+           f"fix `ECOMM_PG_DSN` / `PG*` / `~/.pgpass`, then `{DAILY}`", ("PostgresRefuses",)),
+    Remedy("serving checks refused", "30",
+           "`FAILED`, `Publish: ServingChecksRefused: the serving Postgres (...) refuses the serving checks'"
+           " connection: server does not support SSL, but SSL was required` (or `fe_sendauth: ...`, or `... the"
+           " serving checks' libpq (libpq 17...) does not know the connection option 'X' of the DSN ...`), and"
+           " `published, NOT RECONCILED` in the summary",
+           "the publish committed (BI reads the date), but the serving reconciliation's own connection was refused:"
+           " most often a remote server without SSL, which the publish reaches with libpq's `prefer` while the checks"
+           " require TLS for a host that is not local (docs/security.md), or a DSN option only the publish's newer"
+           " libpq knows; the checks file and the data are not at fault",
+           "give the server SSL, or name the `sslmode` in `ECOMM_PG_DSN` (or `[checks] serving_sslmode`:"
+           " `verify-full`, `verify-ca`); leave out an option the message says the checks' libpq does not know; a"
+           f" login or password: fix `ECOMM_PG_DSN` / `PG*` / `~/.pgpass`; then `{DAILY}` (it reconciles the"
+           " published date)", ("ServingChecksRefused",)),
     Remedy("Postgres permission denied", "30",
            "`InsufficientPrivilege: permission denied for database ecomm` (a new database), `... for schema audit` or"
            " `PublishError: ... permission denied for table publish_log`",
