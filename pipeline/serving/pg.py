@@ -100,14 +100,24 @@ def bi_dsn() -> str:
         database = params.pop("dbname", "") or os.environ.get("PGDATABASE", "")
         for secret_or_user in (*SECRET_PARAMS, "passfile", "sslkey", "sslcert", "user"):  # the pipeline's login's
             params.pop(secret_or_user, None)
-    if host.startswith("/"):  # a Unix socket directory goes in the query string
-        params = {"host": host, **params}
-        host = ""
-    netloc = f"{BI_LOGIN}@{f'[{host}]' if ':' in host else host}" + (f":{port}" if port and host else "")  # IPv6: [::1]
-    if port and not host:
-        params.setdefault("port", port)
+    authority, in_query = _hosts_and_ports(host, port)
+    params = {**in_query, **params}
     query = urllib.parse.urlencode(params, safe="/", quote_via=urllib.parse.quote)  # a space is %20 in a URI, not +
-    return f"postgresql://{netloc}/{urllib.parse.quote(database)}" + (f"?{query}" if query else "")
+    return f"postgresql://{BI_LOGIN}@{authority}/{urllib.parse.quote(database)}" + (f"?{query}" if query else "")
+
+
+def _hosts_and_ports(host: str, port: str) -> tuple[str, dict[str, str]]:
+    """A URI's `host:port,host:port` for libpq's host and port lists (one port: every host's), or, for a Unix
+    socket directory among the hosts or lists that do not pair up, the lists as query parameters as given.
+
+    Written as `h1,h2:p1,p2` libpq would read host h1 on the default port and host `h2` on port `p1,p2`."""
+    hosts, ports = host.split(",") if host else [], port.split(",") if port else []
+    if len(ports) == 1:
+        ports *= max(len(hosts), 1)
+    if not hosts or any(not h or h.startswith("/") for h in hosts) or (ports and len(ports) != len(hosts)):
+        return "", {k: v for k, v in (("host", host), ("port", port)) if v}
+    pairs = zip(hosts, ports or [""] * len(hosts))
+    return ",".join((f"[{h}]" if ":" in h else h) + (f":{p}" if p else "") for h, p in pairs), {}  # IPv6: [::1]
 
 
 def redact(conninfo: str) -> str:
