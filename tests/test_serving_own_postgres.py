@@ -88,11 +88,15 @@ def test_a_slash_in_a_uri_password_is_named_and_its_encoding_logs_in(fresh_db, d
     assert run.returncode == 35 and len(run.stderr.strip().splitlines()) == 1, said
     assert head not in said and tail not in said and "'@'" not in said, said
     assert "has a '/' in its user or password" in said and "percent-encode a '/' in the user or password as %2F" in said
-    with dsn_server.password_required(role):
-        monkeypatch.setenv("ECOMM_PG_DSN", f"postgresql://{role}:{head}%2F{tail}@/{fresh_db.database}{socket}")
-        monkeypatch.setenv("PGPASSFILE", "/nonexistent/pgpass")
-        with pg.connect() as conn:
-            assert conn.execute("select current_user").fetchone() == (role,)
+    try:
+        with dsn_server.password_required(role):
+            monkeypatch.setenv("ECOMM_PG_DSN", f"postgresql://{role}:{head}%2F{tail}@/{fresh_db.database}{socket}")
+            monkeypatch.setenv("PGPASSFILE", "/nonexistent/pgpass")
+            with pg.connect() as conn:
+                assert conn.execute("select current_user").fetchone() == (role,)
+    finally:  # roles are the session server's: no password is left for tests that count them
+        with fresh_db.connect(autocommit=True) as conn:
+            conn.execute(f"drop role {role}")
 
 
 def test_a_percent_encoded_at_sign_in_a_password_is_read_as_part_of_it(monkeypatch) -> None:
@@ -229,8 +233,12 @@ def password_login(fresh_db, dsn_server):
     with fresh_db.connect(autocommit=True) as conn:
         conn.execute(f"create role {role} login superuser")
         conn.execute(f"alter role {role} password '{word}'")
-    with dsn_server.password_required(role):
-        yield role, word
+    try:
+        with dsn_server.password_required(role):
+            yield role, word
+    finally:  # roles are the session server's (this one may own the test's schema): a test that counts the
+        with fresh_db.connect(autocommit=True) as conn:  # roles with a password sees none of these
+            conn.execute(f"alter role {role} password null")
 
 
 def test_a_dsn_with_a_passfile_publishes_and_reconciles(fresh_db, serving_lake, password_login, tmp_path,

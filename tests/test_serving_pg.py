@@ -207,7 +207,7 @@ def test_a_dsn_libpq_cannot_read_is_one_line_that_never_repeats_it(capsys, monke
     ("postgresql://postgres@[::1]:5433/ecomm", "postgresql://bi_reader@[::1]:5433/ecomm"),
     ("postgresql://postgres@db.example/ecomm?application_name=my%20app&options=-c%20search_path%3Dmarts",
      "postgresql://bi_reader@db.example/ecomm?options=-c%20search_path%3Dmarts&application_name=my%20app"),
-    ("postgresql://admin:pw@127.0.0.1:19432,127.0.0.1:19439/ecomm",
+    ("postgresql://admin@127.0.0.1:19432,127.0.0.1:19439/ecomm",
      "postgresql://bi_reader@127.0.0.1:19432,127.0.0.1:19439/ecomm"),
     ("host=db1.example,db2.example port=5433 dbname=ecomm",
      "postgresql://bi_reader@db1.example:5433,db2.example:5433/ecomm"),
