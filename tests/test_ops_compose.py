@@ -267,6 +267,8 @@ def test_each_service_logs_in_with_its_own_least_privileged_login(compose_postgr
 
     with login("bi_reader", ENV_EXAMPLE["BI_READER_PASSWORD"]) as bi:  # what a BI tool connects with
         assert bi.execute("select count(*) from warehouse.fact_orders").fetchone() == (20,)
+        bi.rollback()
+        bi.execute("set transaction read write")  # its sessions start read-only; privileges refuse all the same
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             bi.execute("delete from warehouse.fact_orders_all")
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):

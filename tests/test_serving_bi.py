@@ -100,6 +100,7 @@ def test_bi_holding_the_old_advisory_keys_and_trying_the_new_locks_blocks_no_pub
                           "lock table warehouse.fact_orders_all in share mode",
                           "lock table audit.publish_log in exclusive mode"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege), bi.transaction():
+                bi.execute("set transaction read write")  # a session can undo its read-only default: no matter
                 bi.execute(statement)
 
         def migrate() -> list[str]:

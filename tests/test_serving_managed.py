@@ -71,3 +71,30 @@ def test_roles_another_login_created_without_set_are_one_line_with_the_grant(ser
         "005_roles.sql: must be able to SET ROLE \"ecomm_writer\"; team_admin may not act as ecomm_writer: as the"
         " role's creator or a superuser run `grant ecomm_writer to team_admin with inherit true, set true`, then run"
         " the migrations again (docs/serving.md, your own server)"), first
+
+
+def test_an_admin_without_superuser_takes_temp_tables_from_bi_and_says_what_a_superuser_runs(
+        server, caplog) -> None:
+    """Migration 053: the database's owner takes TEMPORARY from PUBLIC and makes bi_reader's sessions read-only; the
+    functions creating large objects belong to the bootstrap superuser, so the admin cannot take them from PUBLIC:
+    the migration is applied all the same and a warning names the revoke a superuser runs, which then holds."""
+    admin = _managed_database(server, "app_admin", "ecomm")
+    with caplog.at_level("WARNING", logger="pipeline.serving.migrations"), psycopg.connect(admin) as conn:
+        applied = migrations.apply_schema(conn)
+    assert "053_bi_reader_read_only.sql" in applied
+    said = [r.getMessage() for r in caplog.records if "053_bi_reader_read_only" in r.getMessage()]
+    assert len(said) == 1 and "every login may still create large objects here: app_admin may not revoke it" in said[0]
+    revoke = said[0].split("as a superuser run ", 1)[1].split(" (docs/security.md)")[0]
+    assert revoke == ("revoke execute on function lo_create(oid), lo_creat(integer), lo_from_bytea(oid,bytea)"
+                      " from public"), said
+    with psycopg.connect(server.dsn("ecomm", user="bi_reader")) as bi:
+        assert bi.execute("show default_transaction_read_only").fetchone() == ("on",)
+        bi.execute("set transaction read write")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            bi.execute("create temp table t as select 1")
+    with psycopg.connect(server.dsn("ecomm"), autocommit=True) as su:
+        su.execute(revoke)
+    with psycopg.connect(server.dsn("ecomm", user="bi_reader")) as bi:
+        bi.execute("set transaction read write")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            bi.execute("select lo_from_bytea(0, 'abc')")

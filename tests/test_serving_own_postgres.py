@@ -72,6 +72,33 @@ def test_an_unescaped_at_sign_in_a_uri_password_is_refused_without_showing_any_o
     assert "percent-encode an '@' in the user or password as %40" in run.stderr, said
 
 
+@pytest.mark.parametrize("command", [("pipeline.serving.pg", "dsn"), ("pipeline.serving.pg", "dsn", "--bi"),
+                                     ("pipeline", "migrate")], ids=["dsn", "dsn-bi", "migrate"])
+def test_a_slash_in_a_uri_password_is_named_and_its_encoding_logs_in(fresh_db, dsn_server, monkeypatch,
+                                                                    command) -> None:
+    """`admin:ab/cd@host`: libpq ends the credentials at the '/' (the rest is the database). The advice was
+    "more than one '@' ... as %40" with one '@' in the DSN; it names the '/' and %2F, and %2F logs in."""
+    role, head, tail = f"sl_{uuid.uuid4().hex[:8]}", "p" + uuid.uuid4().hex[:6], uuid.uuid4().hex[:6] + "w"
+    with fresh_db.connect(autocommit=True) as conn:
+        conn.execute(f"create role {role} login superuser")
+        conn.execute(f"alter role {role} password '{head}/{tail}'")
+    socket = f"?host={dsn_server.socket_dir}"
+    run = _run(*command, env=_env(ECOMM_PG_DSN=f"postgresql://{role}:{head}/{tail}@/{fresh_db.database}{socket}"))
+    said = run.stdout + run.stderr
+    assert run.returncode == 35 and len(run.stderr.strip().splitlines()) == 1, said
+    assert head not in said and tail not in said and "'@'" not in said, said
+    assert "has a '/' in its user or password" in said and "percent-encode a '/' in the user or password as %2F" in said
+    try:
+        with dsn_server.password_required(role):
+            monkeypatch.setenv("ECOMM_PG_DSN", f"postgresql://{role}:{head}%2F{tail}@/{fresh_db.database}{socket}")
+            monkeypatch.setenv("PGPASSFILE", "/nonexistent/pgpass")
+            with pg.connect() as conn:
+                assert conn.execute("select current_user").fetchone() == (role,)
+    finally:  # roles are the session server's: no password is left for tests that count them
+        with fresh_db.connect(autocommit=True) as conn:
+            conn.execute(f"drop role {role}")
+
+
 def test_a_percent_encoded_at_sign_in_a_password_is_read_as_part_of_it(monkeypatch) -> None:
     head, tail = uuid.uuid4().hex[:6], uuid.uuid4().hex[:6]  # the password: made here, no literal in the repository
     monkeypatch.setenv("ECOMM_PG_DSN", f"postgresql://sp_admin:{head}%40{tail}@db.example:5433/ecomm")
@@ -206,8 +233,12 @@ def password_login(fresh_db, dsn_server):
     with fresh_db.connect(autocommit=True) as conn:
         conn.execute(f"create role {role} login superuser")
         conn.execute(f"alter role {role} password '{word}'")
-    with dsn_server.password_required(role):
-        yield role, word
+    try:
+        with dsn_server.password_required(role):
+            yield role, word
+    finally:  # roles are the session server's (this one may own the test's schema): a test that counts the
+        with fresh_db.connect(autocommit=True) as conn:  # roles with a password sees none of these
+            conn.execute(f"alter role {role} password null")
 
 
 def test_a_dsn_with_a_passfile_publishes_and_reconciles(fresh_db, serving_lake, password_login, tmp_path,

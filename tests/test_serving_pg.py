@@ -207,13 +207,42 @@ def test_a_dsn_libpq_cannot_read_is_one_line_that_never_repeats_it(capsys, monke
     ("postgresql://postgres@[::1]:5433/ecomm", "postgresql://bi_reader@[::1]:5433/ecomm"),
     ("postgresql://postgres@db.example/ecomm?application_name=my%20app&options=-c%20search_path%3Dmarts",
      "postgresql://bi_reader@db.example/ecomm?options=-c%20search_path%3Dmarts&application_name=my%20app"),
-], ids=["uri", "socket", "key-value", "ipv6", "spaces"])
+    ("postgresql://admin@127.0.0.1:19432,127.0.0.1:19439/ecomm",
+     "postgresql://bi_reader@127.0.0.1:19432,127.0.0.1:19439/ecomm"),
+    ("host=db1.example,db2.example port=5433 dbname=ecomm",
+     "postgresql://bi_reader@db1.example:5433,db2.example:5433/ecomm"),
+    ("host=db.example,::1 port=5433,5434 dbname=ecomm", "postgresql://bi_reader@db.example:5433,[::1]:5434/ecomm"),
+    ("host=/run/pg,db.example port=5433,5434 dbname=ecomm",
+     "postgresql://bi_reader@/ecomm?host=/run/pg%2Cdb.example&port=5433%2C5434"),
+], ids=["uri", "socket", "key-value", "ipv6", "spaces", "hosts", "hosts-one-port", "hosts-ipv6", "hosts-socket"])
 def test_the_bi_dsn_of_a_configured_server_is_bi_reader_without_a_password(
         monkeypatch: pytest.MonkeyPatch, configured: str, bi: str) -> None:
     for name in PG_ENV:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("ECOMM_PG_DSN", configured)
     assert pg.bi_dsn() == bi
+
+
+def test_the_bi_dsn_of_several_hosts_pairs_each_host_with_its_port(embedded_server, monkeypatch) -> None:
+    """`host1,host2:port1,port2` made libpq read host1 on port 5432 and host2 on port "port1,port2": the BI DSN of
+    a DSN with several hosts could not connect. Each host keeps its own port: the first refuses, the second is
+    the embedded server, which bi_reader reaches."""
+    embedded_server.env(monkeypatch, "ecomm")
+    with pg.connect() as conn:  # the roles exist once the serving schema does
+        migrations.ensure_schema(conn)
+    for name in PG_ENV:
+        monkeypatch.delenv(name, raising=False)
+    word = uuid.uuid4().hex  # the pipeline login's password, made here (trust auth: not asked for)
+    env = {**os.environ, "ECOMM_PG_DSN": f"postgresql://postgres:{word}@127.0.0.1:{free_port()},"
+                                         f"127.0.0.1:{embedded_server.port}/ecomm"}
+    run = subprocess.run([sys.executable, "-m", "pipeline.serving.pg", "dsn", "--bi"], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0 and word not in run.stdout + run.stderr, run.stderr
+    printed = run.stdout.strip()
+    assert conninfo_to_dict(printed)["port"].endswith(f",{embedded_server.port}"), printed
+    with psycopg.connect(printed) as conn:
+        assert conn.execute("select current_user, inet_server_port()").fetchone() == ("bi_reader",
+                                                                                       embedded_server.port)
 
 
 def test_the_bi_dsn_of_the_embedded_server_logs_in_over_tcp(embedded_server, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -77,7 +77,12 @@ def test_bi_reader_can_read_everything(published) -> None:
     "alter table warehouse.fact_orders_all detach partition warehouse.fact_orders_all_20251214",
 ])
 def test_bi_reader_cannot_change_anything(published, statement: str) -> None:
+    """Refused by privileges, even in a transaction the session makes read-write (its sessions start read-only)."""
     with psycopg.connect(published.as_user("bi_reader")) as conn:
+        with pytest.raises((psycopg.errors.InsufficientPrivilege, psycopg.errors.ReadOnlySqlTransaction)):
+            conn.execute(statement)
+        conn.rollback()
+        conn.execute("set transaction read write")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute(statement)
 
@@ -165,3 +170,51 @@ def test_migration_052_revokes_pg_read_all_stats_whoever_granted_it(published) -
             conn.execute("revoke pg_read_all_stats from ecomm_writer granted by dba_admin_052")
             conn.execute("drop role dba_admin_052")
     assert granted and not member
+
+
+@pytest.mark.parametrize("statement", [
+    "select lo_from_bytea(0, 'abc')",
+    "select lo_create(0)",
+    "select lo_creat(-1)",
+    "create temp table t as select 1",
+    "create temporary table t (x int)",
+])
+@pytest.mark.parametrize("transaction", ["default", "read write"])
+def test_bi_reader_cannot_store_large_objects_or_temp_tables(published, statement: str, transaction: str) -> None:
+    """Every login could create temporary tables and large objects: a large object outlives the session, owned by
+    bi_reader, and a BI login could fill the disk. Refused even in a transaction the session makes read-write
+    itself (default_transaction_read_only is only a default)."""
+    with psycopg.connect(published.as_user("bi_reader")) as conn:
+        assert conn.execute("show default_transaction_read_only").fetchone() == ("on",)
+        refused: tuple[type[Exception], ...] = (psycopg.errors.InsufficientPrivilege,)
+        if transaction == "read write":
+            conn.execute("set transaction read write")
+        else:
+            refused += (psycopg.errors.ReadOnlySqlTransaction,)
+        with pytest.raises(refused):
+            conn.execute(statement)
+    with published.connect() as conn:
+        assert conn.execute("select count(*) from pg_largeobject_metadata"
+                            " where lomowner = 'bi_reader'::regrole").fetchone() == (0,)
+
+
+def test_bi_reader_sessions_start_read_only_and_still_read(published) -> None:
+    with psycopg.connect(published.as_user("bi_reader")) as conn:
+        assert conn.execute("select count(*) from warehouse.fact_orders").fetchone() == (1,)
+        assert conn.execute("select current_setting('transaction_read_only')").fetchone() == ("on",)
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            conn.execute("create temp table t as select 1")
+
+
+def test_the_pipeline_still_publishes_with_its_temp_tables_as_ecomm_writer(published) -> None:
+    """The publish's temp tables are created as ecomm_writer (set local role), which alone keeps TEMPORARY."""
+    with published.connect() as conn:
+        name = conn.info.dbname
+        can = conn.execute(
+            "select r.rolname, has_database_privilege(r.oid, %s, 'TEMPORARY') from pg_roles as r"
+            " where r.rolname in ('ecomm_writer', 'ecomm_reader', 'bi_reader') order by 1", [name]).fetchall()
+    assert can == [("bi_reader", False), ("ecomm_reader", False), ("ecomm_writer", True)]
+    write_facts(DAY, [order("ORD_1", DAY), order("ORD_2", DAY)], [event("EVT_1", DAY)])
+    publish.publish(DAY)  # a second publish of the date: the merges and the marts' deltas use temp tables
+    with psycopg.connect(published.as_user("bi_reader")) as conn:
+        assert conn.execute("select count(*) from warehouse.fact_orders").fetchone() == (2,)

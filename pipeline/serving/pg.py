@@ -53,9 +53,9 @@ def dsn() -> str:
     """Where the pipeline connects: ECOMM_PG_DSN, "" (libpq's PG* variables) or the embedded server."""
     explicit = os.environ.get(ENV_DSN, "").strip()
     if explicit:
-        if _ambiguous_at(explicit):  # libpq would read the password up to the first '@', the rest as host
-            raise DsnInvalid(f"{ENV_DSN} has more than one '@' before its host: percent-encode an '@' in the user or"
-                             " password as %40, or put the password in ~/.pgpass")
+        misread = _misread_userinfo(explicit)  # libpq would read part of the password as host, port or database
+        if misread:
+            raise DsnInvalid(f"{ENV_DSN} {misread}, or put the password in ~/.pgpass")
         try:
             conninfo_to_dict(explicit)
         except psycopg.ProgrammingError as err:  # libpq's message quotes the string, password and all
@@ -69,15 +69,25 @@ def dsn() -> str:
     return embedded.dsn()
 
 
-def _ambiguous_at(conninfo: str) -> bool:
-    """Whether a URI has an '@' libpq would not read as the one between the credentials and the host: its
+def _misread_userinfo(conninfo: str) -> str:
+    """What in a URI's user or password libpq would misread ("" if nothing; always "" for key=value): its
     credentials and host run to the first '/' (a '?' or '#' in a password included), so a second '@' before it, or
-    one after it (a '/' in the password), puts part of the password in the host, port or database; "" for key=value."""
+    one after it (a '/' in the password), puts part of the password in the host, port or database. The user and
+    password meant are taken to run to the last '@'; the message names characters only, never the text."""
     scheme, sep, rest = conninfo.partition("://")
     if not sep or scheme.lower() not in {"postgresql", "postgres"}:
-        return False
+        return ""
     authority, _, path = rest.partition("/")
-    return authority.count("@") > 1 or "@" in path.split("?", 1)[0]
+    if not (authority.count("@") > 1 or "@" in path.split("?", 1)[0]):
+        return ""
+    meant = rest[:rest.rindex("@")]
+    if "/" not in meant:
+        return "has more than one '@' before its host: percent-encode an '@' in the user or password as %40"
+    if meant.count("@") == 0:
+        return ("has a '/' in its user or password, where libpq ends them and reads the rest as the database:"
+                " percent-encode a '/' in the user or password as %2F")
+    return ("has a '/' and an '@' in its user or password: percent-encode an '@' in the user or password as %40 and a"
+            " '/' as %2F")
 
 
 def bi_dsn() -> str:
@@ -100,14 +110,24 @@ def bi_dsn() -> str:
         database = params.pop("dbname", "") or os.environ.get("PGDATABASE", "")
         for secret_or_user in (*SECRET_PARAMS, "passfile", "sslkey", "sslcert", "user"):  # the pipeline's login's
             params.pop(secret_or_user, None)
-    if host.startswith("/"):  # a Unix socket directory goes in the query string
-        params = {"host": host, **params}
-        host = ""
-    netloc = f"{BI_LOGIN}@{f'[{host}]' if ':' in host else host}" + (f":{port}" if port and host else "")  # IPv6: [::1]
-    if port and not host:
-        params.setdefault("port", port)
+    authority, in_query = _hosts_and_ports(host, port)
+    params = {**in_query, **params}
     query = urllib.parse.urlencode(params, safe="/", quote_via=urllib.parse.quote)  # a space is %20 in a URI, not +
-    return f"postgresql://{netloc}/{urllib.parse.quote(database)}" + (f"?{query}" if query else "")
+    return f"postgresql://{BI_LOGIN}@{authority}/{urllib.parse.quote(database)}" + (f"?{query}" if query else "")
+
+
+def _hosts_and_ports(host: str, port: str) -> tuple[str, dict[str, str]]:
+    """A URI's `host:port,host:port` for libpq's host and port lists (one port: every host's), or, for a Unix
+    socket directory among the hosts or lists that do not pair up, the lists as query parameters as given.
+
+    Written as `h1,h2:p1,p2` libpq would read host h1 on the default port and host `h2` on port `p1,p2`."""
+    hosts, ports = host.split(",") if host else [], port.split(",") if port else []
+    if len(ports) == 1:
+        ports *= max(len(hosts), 1)
+    if not hosts or any(not h or h.startswith("/") for h in hosts) or (ports and len(ports) != len(hosts)):
+        return "", {k: v for k, v in (("host", host), ("port", port)) if v}
+    pairs = zip(hosts, ports or [""] * len(hosts))
+    return ",".join((f"[{h}]" if ":" in h else h) + (f":{p}" if p else "") for h, p in pairs), {}  # IPv6: [::1]
 
 
 def redact(conninfo: str) -> str:
