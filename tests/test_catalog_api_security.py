@@ -65,8 +65,9 @@ def no_authorization_from_the_shell(monkeypatch: pytest.MonkeyPatch) -> None:
     ("https://tok123@h/x", "https://***@h/x"),
     ("https://h/x?limit=10&skip=0&key=", "https://h/x?limit=10&skip=0&key="),
     ("https://h/x#access_token=abc", "https://h/x#access_token=***"),
-    ("https://h/x?user=svc&pwd=1&pass=2&PW=3&passphrase=4",
-     "https://h/x?user=svc&pwd=***&pass=***&PW=***&passphrase=***"),
+    ("https://h/x?user=svc&pwd=1&pass=2&PW=3&user_pwd=4&userPwd=5",
+     "https://h/x?user=svc&pwd=***&pass=***&PW=***&user_pwd=***&userPwd=***"),
+    ("https://h/x?passenger=1&compass=2&design=3", "https://h/x?passenger=1&compass=2&design=3"),  # not secrets
 ])
 def test_redact_url_masks_passwords_and_secret_looking_parameters(url: str, shown: str) -> None:
     assert catalog_api.redact_url(url) == shown

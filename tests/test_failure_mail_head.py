@@ -5,6 +5,7 @@ dates already published still refuses a setting it cannot use. Real SMTP (aiosmt
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -69,8 +70,19 @@ def test_the_e_mail_s_command_line_shows_a_catalog_url_without_its_key(
     inbox, port = smtp
     _mail_config(ops, port)
     run = ops.luigi("DailyPipeline", "--date", str(SEED_DAY), "--local-scheduler", "--catalog-attempts", "1",
-                    "--catalog-retries", "0", "--catalog-products-url", "http://127.0.0.1:9/products?pwd=SEKRET1")
+                    "--catalog-retries", "0", "--catalog-products-url=http://127.0.0.1:9/products?pwd=SEKRET1")
     assert run.returncode == 30 and "SEKRET1" not in run.stdout + run.stderr, run.stdout[-3000:]
     wait_for(lambda: inbox.messages, timeout=30, what="the failure e-mail")
     body = inbox.body(inbox.messages[0])
     assert "Command line:" in body and "products?pwd=***" in body and "SEKRET1" not in body, body[-3000:]
+
+
+def test_the_e_mail_s_command_line_masks_each_argument(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Luigi quotes an argument with a space: a pattern over the joined line stopped at the space or the quote."""
+    from pipeline.tasks import scheduler_mail
+
+    argv = ["luigi", "--module", "pipeline.tasks", "DailyPipeline", "--catalog-users-url",
+            "http://h/u?q=a b&token=S2", "--catalog-products-url=http://h/p?token='S3'"]
+    monkeypatch.setattr("sys.argv", argv)
+    shown = scheduler_mail._shown(subprocess.list2cmdline(argv))
+    assert "S2" not in shown and "S3" not in shown and "token=***" in shown and "DailyPipeline" in shown, shown

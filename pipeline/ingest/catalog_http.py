@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import http.client
+import re
 import socket
 import threading
 import urllib.error
@@ -30,9 +31,10 @@ from typing import Any
 
 MASK = "***"
 # Case-insensitive substrings of a query parameter's name that make its value a secret. Broad on purpose:
-# masking `?keyword=` or `?author=` by mistake costs a less telling message; missing a key leaks it. "pass" holds
-# password, passwd and pass; "pw" holds pwd.
-SECRET_NAME_PARTS = ("key", "token", "secret", "pass", "pw", "auth", "signature", "sig", "credential", "session")
+# masking `?keyword=` or `?author=` by mistake costs a less telling message; missing a key leaks it.
+SECRET_NAME_PARTS = ("key", "token", "secret", "password", "passwd", "auth", "signature", "credential", "session")
+# ... and short ones, as whole words of the name (`user_pwd`, `pass`, `sig`; not `passenger`, `compass`, `design`)
+SECRET_NAME_WORDS = ("pass", "pw", "pwd", "sig")
 CHUNK = 64 * 1024
 
 
@@ -51,7 +53,8 @@ class DeadlineExceeded(Exception):
 def is_secret_name(name: str) -> bool:
     """Whether a query parameter named `name` carries a secret (see SECRET_NAME_PARTS)."""
     lowered = name.lower()
-    return any(part in lowered for part in SECRET_NAME_PARTS)
+    words = re.split(r"[^a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name).lower())  # userPwd: user, pwd
+    return any(part in lowered for part in SECRET_NAME_PARTS) or any(word in SECRET_NAME_WORDS for word in words)
 
 
 def _mask_query(query: str) -> str:

@@ -19,6 +19,7 @@ import hashlib
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from typing import Any
 
 from pipeline import config, faults, lake
@@ -194,11 +195,13 @@ def changed_message(source: str, load_date: dt.date, reason: str, *, published: 
             f" file back.")
 
 
-def changed_catalogs(load_date: dt.date) -> dict[str, str]:
-    """The catalog snapshots covering the date whose files changed since they were landed: kind -> what to do."""
+def changed_catalogs(load_date: dt.date,
+                     covering: Callable[[str, dt.date], dt.date | None] = source_snapshot) -> dict[str, str]:
+    """The catalog snapshots covering the date whose files changed since they were landed: kind -> what to do.
+    `covering`: the rule of which snapshot covers a date (the tasks': `catalog_cover.covering_snapshot`)."""
     found = {}
     for kind in CATALOGS:
-        snapshot = source_snapshot(kind, load_date)
+        snapshot = covering(kind, load_date)
         manifest = read_manifest(kind, snapshot) if snapshot is not None else None
         if manifest is not None and not source_unchanged(manifest):
             found[kind] = changed_catalog_message(kind, snapshot, file_drift(manifest, manifest["source_file"]))

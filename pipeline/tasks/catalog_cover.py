@@ -6,7 +6,9 @@ before the date that needs it. A catalog that files fed before its URL was set k
 fed, the file snapshots that covered them: today's catalog is never landed as a snapshot of a date built
 from a file, nor of a date before a snapshot landed from a file. So the first API snapshot after a switch in
 mid-week is landed as of the day after the week's last date built from a file, not of the week's day
-(which would make those dates `catalog LATE` with a catalog they never had).
+(which would make those dates `catalog LATE` with a catalog they never had). Files fed a date whose build
+read a file's snapshot (or none), and a date between a snapshot landed from a file and the first one landed
+from the API after it: a restatement of the date, which removes its build, keeps its file snapshot.
 
 A date's daily_metrics partition records the catalog snapshots its build read (`products_snapshot_date`,
 `users_snapshot_date`; `products_snapshot_dates` for the history): `recorded`.
@@ -56,8 +58,9 @@ def covering_snapshot(kind: str, day: dt.date) -> dt.date | None:
         if lake.exists(landing.manifest_path(kind, snapshot)):
             return snapshot  # the week's, or a later one of the week (landed from a file, or after a switch)
     landed = landing.landed_dates(kind)  # a listing, only while the week has no snapshot landed
-    if _built_from_files(kind, day) or _file_landed_after(kind, day, landed):
-        return max((s for s in landed if s <= day), default=None)  # files fed the date
+    before = max((s for s in landed if s <= day), default=None)
+    if _built_from_files(kind, day) or _before_the_switch(kind, before, next((s for s in landed if s > day), None)):
+        return before  # files fed the date
     # to be landed: as of the week's day, or of the day after the week's last date built from files
     fed_by_files = [d for d in _days(week, day - DAY) if _built_from_files(kind, d)]
     return max(fed_by_files) + DAY if fed_by_files else week
@@ -77,8 +80,22 @@ def _built_from_files(kind: str, day: dt.date) -> bool:
     return manifest is not None and not landing.from_api(manifest)
 
 
-def _file_landed_after(kind: str, day: dt.date, landed: list[dt.date]) -> bool:
-    """Whether the first snapshot landed after the date came from a file: files fed the date, the API came later."""
-    later = next((s for s in landed if s > day), None)
-    manifest = landing.read_manifest(kind, later) if later is not None else None
-    return manifest is not None and not landing.from_api(manifest)
+def _before_the_switch(kind: str, before: dt.date | None, after: dt.date | None) -> bool:
+    """Whether a date between the snapshots landed `before` and `after` it is one files fed, whatever its build
+    (a restatement removes it): the snapshot after it came from a file, or the one before it did and the one after
+    from the API (the switch came between them)."""
+    if after is None:
+        return False
+    if not _from_api(kind, after):
+        return True
+    return before is not None and not _from_api(kind, before)
+
+
+def _from_api(kind: str, snapshot: dt.date) -> bool:
+    manifest = landing.read_manifest(kind, snapshot)
+    return manifest is None or landing.from_api(manifest)  # gone meanwhile: as if it never was a file's
+
+
+def changed_catalogs(day: dt.date) -> dict[str, str]:
+    """`landing.changed_catalogs` of the snapshots covering the date by this rule (kind -> what to do)."""
+    return landing.changed_catalogs(day, covering_snapshot)

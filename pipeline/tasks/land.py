@@ -117,24 +117,26 @@ class CatalogLandTask(PipelineTask):
 
     def run(self) -> None:
         self.report(f"landing the {self.source} snapshot", 0)
-        manifest = self.land_retrying_transient_api_errors()
+        snapshot = covering_snapshot(self.source, self.date)
+        # from the API, None is a date files fed without a snapshot: nothing is fetched for it (files: a warning)
+        nothing_to_fetch = snapshot is None and landing.catalog_url(self.source)
+        manifest = None if nothing_to_fetch else self.land_retrying_transient_api_errors(snapshot)
         self.rows_out = manifest["rows"] if manifest else 0
         self.report(f"landed {self.rows_out} {self.source} rows", 100)
-        snapshot = covering_snapshot(self.source, self.date)
         if snapshot is not None and (late := late_catalogs.late_dates(self.source, snapshot)):
             # dates it covers were built before it arrived: they keep the older catalog until restated
             line = late_catalogs.message(self.source, snapshot, late)
             logger.warning("%s", line)
             self.status(line)
 
-    def land_retrying_transient_api_errors(self) -> dict[str, Any] | None:
+    def land_retrying_transient_api_errors(self, snapshot: dt.date | None) -> dict[str, Any] | None:
         """`landing.land_catalog`, tried again after `[catalog] retry_delay_seconds` while the API fails transiently
         or the catalog changes while it is read."""
         settings = config.catalog()
         attempts = max(1, int(settings.attempts))
         for attempt in range(1, attempts + 1):
             try:
-                return landing.land_catalog(self.source, self.date, covering_snapshot(self.source, self.date))
+                return landing.land_catalog(self.source, self.date, snapshot)
             except CatalogApiTransientError as err:
                 if attempt >= attempts:
                     logger.error("landing the %s snapshot failed again (%s); this kind of failure can heal, but all"

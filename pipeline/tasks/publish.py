@@ -16,7 +16,7 @@ from pipeline import config, lake
 from pipeline.ingest import landing
 from pipeline.quality import gate
 from pipeline.serving import retry as pg_retry
-from pipeline.tasks import land, late_catalogs, restatements, run_audit
+from pipeline.tasks import catalog_cover, land, late_catalogs, restatements, run_audit
 from pipeline.tasks.base import PipelineTask, running_task
 from pipeline.tasks.check import QualityGate
 from pipeline.tasks.model import BuildFactEvents, BuildFactOrders
@@ -104,7 +104,7 @@ class SourcesUnchanged(PipelineTask):
 
 def sources_unchanged(day: dt.date) -> bool:
     """Whether the date's landed daily sources and the catalog snapshots covering it are still the ones landed."""
-    return (not landing.changed_sources(day) and not landing.changed_catalogs(day)
+    return (not landing.changed_sources(day) and not catalog_cover.changed_catalogs(day)
             and not late_catalogs.late_catalogs(day))
 
 
@@ -112,7 +112,7 @@ def check_sources_unchanged(day: dt.date) -> None:
     """SourceChanged (or CatalogArrivedLate), with what changed and what to do, unless `sources_unchanged(day)`."""
     from pipeline.serving import publish
 
-    changed, catalogs = landing.changed_sources(day), landing.changed_catalogs(day)
+    changed, catalogs = landing.changed_sources(day), catalog_cover.changed_catalogs(day)
     if not changed and not catalogs:
         if late := late_catalogs.late_catalogs(day):
             raise late_catalogs.CatalogArrivedLate(" ".join(late.values()))

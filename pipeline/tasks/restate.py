@@ -51,7 +51,7 @@ from typing import Any
 
 from pipeline import cli, config
 from pipeline.ingest import catalog_api, incoming, landing
-from pipeline.tasks import gate_remedy, restate_catalog, restatements, runbook
+from pipeline.tasks import catalog_cover, gate_remedy, restate_catalog, restatements, runbook
 from pipeline.tasks.restate_steps import NeverLanded, archive, pending_record, remove_derived, run_date, trial_land
 from pipeline.tasks.restatements import is_pending, read_record, write_record
 
@@ -73,7 +73,7 @@ def prepare(day: dt.date, sources: list[str] | None = None) -> dict[str, Any]:
     if not chosen and all(landing.read_manifest(source, day) is None for source in incoming.DAILY_SOURCES):
         raise NeverLanded(f"{day} was never landed, so there is nothing to restate; run the date:"
                           f" `{runbook.daily_command(day)}`")
-    if not chosen and (catalogs := landing.changed_catalogs(day)):
+    if not chosen and (catalogs := catalog_cover.changed_catalogs(day)):
         raise CatalogNotDaily(f"the daily files of {day} are the ones landed; what changed is a catalog snapshot"
                               f" covering it, {' '.join(catalogs.values())}")
     if not chosen and (blocked := gate_remedy.blocked_by(day)):  # by its catalog: the snapshot is what to restate

@@ -33,6 +33,7 @@ import atexit
 import functools
 import logging
 import re
+import subprocess
 import sys
 import warnings
 from typing import Any
@@ -93,9 +94,6 @@ def scheduling_head(subject: str, error: BaseException | None) -> str | None:
 _EXPLAINED = re.compile(r"\w+(?: for \d{4}-\d{2}-\d{2})? failed: [^\n]*\n(?:What to do [^\n]*\n)?Runbook: [^\n]*\n\n")
 
 
-_URL = re.compile(r"[A-Za-z][\w+.-]*://[^\s'\"]+")
-
-
 def _explanation_first(format_task_error: Any) -> Any:
     """luigi.notifications.format_task_error, with the task's explanation as the headline when it has one, and the
     command line's URLs without their secrets (`command_line.shown`: a catalog URL given as an option)."""
@@ -104,11 +102,25 @@ def _explanation_first(format_task_error: Any) -> Any:
     def formatted(headline: str, task: Any, command: str, formatted_exception: str | None = None) -> Any:
         if formatted_exception and (explained := _EXPLAINED.match(formatted_exception)):
             headline, formatted_exception = explained.group(0).rstrip("\n"), formatted_exception[explained.end():]
-        command = _URL.sub(lambda url: command_line.shown(url.group(0)), command)
-        return format_task_error(headline, task, command, formatted_exception)
+        return format_task_error(headline, task, _shown(command), formatted_exception)
 
     formatted.explanation_first = True  # type: ignore[attr-defined]
     return formatted
+
+
+def _shown(command: str) -> str:
+    """Luigi's command line (`subprocess.list2cmdline(sys.argv)`), each argument as `command_line.shown` prints it:
+    a catalog URL's secrets masked, also in `--option=URL` and in an argument quoted for its spaces."""
+    if command != subprocess.list2cmdline(sys.argv):
+        return command  # not this process's command line: nothing known to mask
+    return subprocess.list2cmdline([_shown_argument(argument) for argument in sys.argv])
+
+
+def _shown_argument(argument: str) -> str:
+    name, equals, value = argument.partition("=")
+    if equals and name.startswith("--"):
+        return f"{name}={command_line.shown(value)}"
+    return command_line.shown(argument)
 
 
 def _print_unsent() -> None:

@@ -29,8 +29,8 @@ from pipeline import cli, config, lake
 from pipeline.ingest import incoming, landing
 from pipeline.ingest.landing import SourceChanged
 from pipeline.quality.results import BLOCKING, OUTCOMES
-from pipeline.tasks import (central, cli_errors, command_line, held_back, lake_gaps, late_catalogs, restatements,
-                            run_audit, run_audit_pg, runbook, unscheduled)
+from pipeline.tasks import (catalog_cover, central, cli_errors, command_line, held_back, lake_gaps, late_catalogs,
+                            restatements, run_audit, run_audit_pg, runbook, unscheduled)
 from pipeline.tasks import publish as publish_task
 from pipeline.tasks import summary_inputs as inputs
 
@@ -80,7 +80,7 @@ def _drift(day: dt.date) -> list[str]:
         changed = [landing.changed_message(source, day, reason) if landing.LOST in reason
                    else f"incoming file changed: {source} for {day}: {reason}"
                    for source, reason in landing.changed_sources(day).items()]
-        return changed + [f"incoming file changed: {line}" for line in landing.changed_catalogs(day).values()]
+        return changed + [f"incoming file changed: {line}" for line in catalog_cover.changed_catalogs(day).values()]
     except (OSError, ValueError):  # the run's own failure says what it is
         return []
 
