@@ -155,3 +155,35 @@ def test_a_date_run_before_its_files_arrived_is_built_with_the_snapshot_delivere
     assert ops.query("select count(*) from audit.publish_log where load_date = %s", [day]) == [(1,)]
     summary = ops.pipeline("summary", "--date", str(day))
     assert "catalog LATE" not in summary.stdout and "CatalogArrivedLate" not in summary.stdout, summary.stdout
+
+
+def test_a_run_s_notes_read_each_built_date_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The notes read every later date's record once per snapshot, which grew with the square of the dates: the
+    summary of a no-op backfill over 2 years of weekly snapshots spent about a minute on them."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline import lake
+    from pipeline.ingest import landing
+
+    r.use_lake(tmp_path, monkeypatch)
+    monkeypatch.setenv("ECOMM_DATA_DIR", str(tmp_path / "incoming"))
+    monkeypatch.delenv("ECOMM_PRODUCTS_URL", raising=False)
+    days = [MONDAY + dt.timedelta(days=n) for n in range(35)]
+    mondays = days[::7]
+    (tmp_path / "incoming" / "products").mkdir(parents=True)
+    for monday in mondays:
+        source = tmp_path / "incoming" / "products" / f"products_{monday}.json"
+        source.write_text("[]")
+        landing.write_manifest("products", monday, {"source_file": str(source), "rows": 0})
+    for day in days:
+        read = [monday for monday in mondays if monday <= day]
+        path = Path(lake.partition_file("warehouse", "daily_metrics", day))
+        path.parent.mkdir(parents=True)
+        pq.write_table(pa.table({"products_snapshot_date": pa.array([read[-1]], pa.date32()),
+                                 "users_snapshot_date": pa.array([None], pa.date32()),
+                                 "products_snapshot_dates": pa.array([read], pa.list_(pa.date32()))}), str(path))
+    reads: list[dt.date] = []
+    monkeypatch.setattr(late_catalogs, "built_row", lambda day: reads.append(day) or catalog_cover.built_row(day))
+    assert late_catalogs.notes(days) == []
+    assert len(reads) == len(set(reads)) <= len(days), sorted(reads)

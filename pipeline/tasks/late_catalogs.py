@@ -101,21 +101,43 @@ def built_dates() -> list[dt.date]:
     return sorted(warehouse.partition_dates("warehouse", "daily_metrics"))
 
 
-def late_dates(kind: str, snapshot: dt.date, built: list[dt.date] | None = None) -> list[dt.date]:
+class Built:
+    """The built dates, and what `late_dates` reads of each (its record, the snapshot covering it), read once for a
+    caller that asks of several snapshots: a run's notes over years of dates read each date's record once, not once
+    per snapshot (which grew with the square of the dates)."""
+
+    def __init__(self) -> None:
+        self.dates = built_dates()
+        self._rows: dict[dt.date, dict | None] = {}
+        self._covering: dict[tuple[str, dt.date], dt.date | None] = {}
+
+    def row(self, day: dt.date) -> dict | None:
+        if day not in self._rows:
+            self._rows[day] = built_row(day)
+        return self._rows[day]
+
+    def covering(self, kind: str, day: dt.date) -> dt.date | None:
+        if (kind, day) not in self._covering:
+            self._covering[kind, day] = covering_snapshot(kind, day)
+        return self._covering[kind, day]
+
+
+def late_dates(kind: str, snapshot: dt.date, built: Built | None = None) -> list[dt.date]:
     """The built dates the snapshot feeds whose build read an older one (or none) instead, oldest first.
 
     The dates it covers; for a landed products snapshot also every later date whose build did not read it.
-    `built`: `built_dates()`, when the caller asks for several snapshots.
+    `built`: a `Built`, when the caller asks of several snapshots.
     """
+    built = built or Built()
     history = kind == "products" and landing.read_manifest(kind, snapshot) is not None
     late = []
-    for day in built_dates() if built is None else built:
+    for day in built.dates:
         if day < snapshot:
             continue
-        covered = covering_snapshot(kind, day) == snapshot
+        covered = built.covering(kind, day) == snapshot
         if not covered and not history:
             break  # a later snapshot covers this date, and every later one
-        row = built_row(day)
+        row = built.row(day)
         if row is None:
             continue
         if (covered and _arrived_since(kind, snapshot, row[COLUMNS[kind]])) or (
@@ -130,12 +152,13 @@ def notes(days: Iterable[dt.date]) -> list[str]:
     A date is named once, under the earliest of them (whose restatement rebuilds it).
     """
     days = set(days)
-    built = built_dates()
+    built = Built()
     lines = []
     for kind in landing.CATALOGS:
         named: set[dt.date] = set()
-        for snapshot in sorted({s for day in days if (s := covering_snapshot(kind, day)) is not None}):
-            if earlier := [day for day in late_dates(kind, snapshot, built) if day not in days | named]:
+        for snapshot in sorted({s for day in days if (s := built.covering(kind, day)) is not None}):
+            shown = days | named
+            if earlier := [day for day in late_dates(kind, snapshot, built) if day not in shown]:
                 named.update(earlier)
                 lines.append(f"late catalog: {message(kind, snapshot, earlier)}")
     return lines
