@@ -46,7 +46,10 @@ def ended(day: dt.date, now: dt.datetime | None = None) -> dt.date:
     """`day`, if its business day has ended at `now` (ValueError if it is after today, DayNotOver if it goes on)."""
     now = now or dt.datetime.now(dt.timezone.utc)
     if day > (today := first_open(now)):
-        config.not_after_today(day)  # its own words; it raises unless midnight passed in between
+        try:
+            config.not_after_today(day)  # its own words; it raises unless midnight passed in between
+        except ValueError as err:
+            raise DayNotOver(str(err)) from None  # one kind of refusal, told in one line wherever it is met
     if day >= today:
         zone = config.business_zone()
         raise DayNotOver(f"{day} is not over yet in [model] business_timezone {zone.key} (it is"

@@ -35,8 +35,8 @@ def test_a_landing_onto_a_full_lake_disk_blames_the_disk_not_the_file(ops: Ops) 
         assert said, (task, run.stderr[-3000:])
         assert re.fullmatch(
             rf"LakeDiskFull: the lake's file system \({lake}\) is full \(No space left on device; \d+ KiB free of 16"
-            rf" KiB now\): {lake}/raw/{source}/load_date=[\d-]+/data\.parquet could not be written, nothing was; the"
-            r" input files and the data are not at fault\. Free space on that disk .*, then run the date again",
+            rf" KiB now\): {lake}/raw/{source}/load_date=[\d-]+/(data\.parquet|_manifest\.json) could not be written,"
+            r" nothing was; the input files and the data are not at fault\. Free space on that disk .*, then run the date again",
             said.group(1)), said.group(1)
     assert "what to do (disk full): free space" in run.stdout, run.stdout[-3000:]
     assert "what to do (invalid file)" not in run.stdout

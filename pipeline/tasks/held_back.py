@@ -19,6 +19,7 @@ from typing import Any
 
 import luigi
 
+from pipeline import business_day
 from pipeline.tasks.command_line import shown
 
 logger = logging.getLogger(__name__)
@@ -35,6 +36,8 @@ def waits_for(day: dt.date) -> set[dt.date]:
         daily = luigi.task_register.Register.get_task_cls("DailyPipeline")
     except Exception:  # noqa: BLE001 - e.g. a user's own DailyPipeline makes the name ambiguous: none known
         return set()
+    if day >= business_day.first_open():
+        return set()  # no run of it is built before its day is over (`summary` may name such a date)
     seen: set[str] = set()
     todo: list[luigi.Task] = [daily(date=day)]
     held: set[dt.date] = set()
