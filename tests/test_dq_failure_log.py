@@ -117,6 +117,8 @@ def test_bi_reads_the_log_and_the_writer_only_appends(fresh_db, serving_lake) ->
     publish.publish_audit_only(D, _rows(FIRST, _check("b", "fail")), run_id="run_blocked")
     with psycopg.connect(fresh_db.as_user("bi_reader")) as conn:
         assert conn.execute("select count(*) from audit.dq_failure_log").fetchone() == (1,)
+        conn.commit()
+        conn.execute("set transaction read write")  # its sessions start read-only; privileges refuse all the same
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("insert into audit.dq_failure_log (run_date, checked_at, entry, run_id, check_name, outcome)"
                          " values ('2020-01-01', now(), 1, 'x', 'x', 'warn')")
