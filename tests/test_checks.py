@@ -577,22 +577,18 @@ def test_a_dsn_naming_a_service_is_reconciled_against_the_server_the_service_nam
     assert serving_reconciliation.reconcile_serving(D, dsn="service=ecomm").passed == 3
 
 
-def test_what_reaches_psycopg2_is_the_dsn_and_the_connection_params(serving_dsn: str, monkeypatch) -> None:
-    """The connection the checks make is the one `connection_params` describes (its tests cover the real one)."""
-    import psycopg2
-
-    made: list[tuple[tuple, dict]] = []
-    real = psycopg2.connect
-
-    def recording(*args, **kwargs):
-        made.append((args, kwargs))
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(psycopg2, "connect", recording)
+def test_what_reaches_psycopg2_is_the_dsn_and_the_connection_params(serving_dsn: str) -> None:
+    """The connection the checks make is the one `connection_params` describes (its tests cover the real one): read
+    back from the real connection's own parameters."""
     dsn = f"{serving_dsn}&application_name=checks_kwargs"
-    serving_connection.connect(dsn, "warehouse").close()
-    assert made == [((dsn,), serving_connection.connection_params(dsn))]
-    assert made[0][1]["sslmode"] == "disable" and "application_name" not in made[0][1]
+    params = serving_connection.connection_params(dsn)
+    conn = serving_connection.connect(dsn, "warehouse")
+    try:
+        made = conn.get_dsn_parameters()
+    finally:
+        conn.close()
+    assert made["sslmode"] == params["sslmode"] == "disable" and "application_name" not in params
+    assert made["application_name"] == "checks_kwargs", "the DSN's own parameters are kept"
 
 
 def test_a_dsn_option_only_the_publishs_libpq_knows_is_a_refusal_naming_it(serving_dsn: str) -> None:
@@ -602,8 +598,7 @@ def test_a_dsn_option_only_the_publishs_libpq_knows_is_a_refusal_naming_it(servi
     import psycopg2
 
     dsn = f"{serving_dsn}&max_protocol_version=3.0"  # libpq 18's
-    if psycopg2.__libpq_version__ >= 180000:
-        pytest.skip("psycopg2's libpq knows max_protocol_version")
+    assert psycopg2.__libpq_version__ < 180000, "psycopg2-binary's libpq is 18 now: the two libpqs agree on this option"
     psycopg.connect(dsn).close()  # the publish's libpq knows it
     with pytest.raises(serving_connection.ServingChecksRefused) as refused:
         serving_reconciliation.reconcile_serving(D, dsn=dsn, lake_figures={
