@@ -88,7 +88,7 @@ def test_an_api_down_for_a_whole_fetch_is_fetched_again_by_the_task_and_lands(tm
         assert result.returncode == 0, result.stdout[-3000:]
         assert len(pages(server)) == RETRIES + 1 + 2  # a failed first attempt, then both pages
     assert re.search(r"landing the products snapshot failed: GET [^\n]*failed 4 times, last: HTTP 500[^\n]*;"
-                     r" this can heal, will retry: attempt 2 of 3 at \d\d:\d\d:\d\d \(in 0.2s\)", result.stdout)
+                     r" this can heal, will retry: attempt 2 of 3 at \d\d:\d\d:\d\d \S+ \(in 0.2s\)", result.stdout)
     assert luigi_attempts(result.stdout) == 1, "the task retried itself, in one Luigi attempt"
     assert landed(tmp_path)
 
@@ -103,7 +103,7 @@ def test_a_catalog_that_changed_while_read_is_fetched_again_by_the_task_and_land
         assert pages(server) == ["/products?limit=100&skip=0", "/products?limit=100&skip=100"] * 2
     assert re.search(r"landing the products snapshot failed: GET [^\n]*skip=100: total=189, the first page said"
                      r" total=194; the catalog changed while it was read[^\n]*; this can heal, will retry: attempt 2"
-                     r" of 3 at \d\d:\d\d:\d\d \(in 0.2s\)", result.stdout), result.stdout[-3000:]
+                     r" of 3 at \d\d:\d\d:\d\d \S+ \(in 0.2s\)", result.stdout), result.stdout[-3000:]
     assert luigi_attempts(result.stdout) == 1, "the task fetched again itself, in one Luigi attempt"
     manifest = json.loads((tmp_path / "lake" / "raw" / "products" / f"load_date={D}" / "_manifest.json").read_text())
     assert manifest["rows"] == 194

@@ -27,7 +27,7 @@ from tests.support.serving import event, order, write_facts, write_rows
 
 D = dt.date(2025, 12, 14)
 RETRY_LINE = re.compile(r"^publishing 2025-12-14 failed: (?P<error>.+); this can heal, will retry:"
-                        r" attempt (?P<k>\d+) of (?P<n>\d+) at \d\d:\d\d:\d\d \(in [0-9.]+s\)$")
+                        r" attempt (?P<k>\d+) of (?P<n>\d+) at \d\d:\d\d:\d\d \S+ \(in [0-9.]+s\)$")
 
 
 class OnRetry(logging.Handler):

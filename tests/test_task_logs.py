@@ -6,6 +6,7 @@ slow reconciliation said nothing of it, and the lines "landed N rows ...", "publ
 from __future__ import annotations
 
 import logging
+import os
 import re
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from pipeline.tasks import task_logs
 from tests.support.ops import SEED_DAY, Ops
 from tests.support.paths import REPO
 
-LINE = re.compile(r"^INFO: \[pid (\d+)\] \d\d:\d\d:\d\d (pipeline\.[a-z_.]+): (.*)$")
+LINE = re.compile(r"^INFO: \[pid (\d+)\] \d\d:\d\d:\d\d \S+ (pipeline\.[a-z_.]+): (.*)$")  # time, zone
 
 
 def _pipeline_lines(stderr: str) -> list[tuple[int, str, str]]:
@@ -94,11 +95,11 @@ def test_warnings_show_whatever_luigi_s_level_and_a_bad_log_call_fails_nothing()
     """Below Luigi's level a warning still shows, as Python's last resort printed it; a bad call is reported, not
     raised into the task; a task Luigi ran in its own process leaves that process's logging as it was."""
     result = subprocess.run([sys.executable, "-c", FOLLOWING], cwd=REPO, capture_output=True, text=True, timeout=60,
-                            check=False)
+                            check=False, env={**os.environ, "TZ": "Asia/Tokyo"})  # the lines name the zone
     assert result.returncode == 0, result.stderr
     lines = result.stderr.splitlines()
     assert "a warning line" in lines, lines  # the last resort's form: the message alone
-    assert any(re.match(r"ERROR: \[pid \d+\] \d\d:\d\d:\d\d pipeline\.some\.step: an error line$", line)
+    assert any(re.match(r"ERROR: \[pid \d+\] \d\d:\d\d:\d\d JST pipeline\.some\.step: an error line$", line)
                for line in lines), lines
     assert "--- Logging error ---" in lines and any(line.endswith(": after the bad call") for line in lines), lines
     assert not any("an info line" in line for line in lines), lines

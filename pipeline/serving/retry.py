@@ -30,6 +30,7 @@ from typing import TypeVar
 
 import psycopg
 
+from pipeline import clock
 from pipeline.serving.settings import publish as publish_settings
 
 logger = logging.getLogger(__name__)
@@ -192,8 +193,8 @@ def one_line(err: BaseException, limit: int = 300) -> str:
 
 
 def retry_note(attempt: int, attempts: int, delay: float) -> str:
-    """'attempt k of n at HH:MM:SS (in Ns)': when the next attempt starts (local time)."""
-    at = (dt.datetime.now() + dt.timedelta(seconds=delay)).strftime("%H:%M:%S")
+    """'attempt k of n at HH:MM:SS ZONE (in Ns)': when the next attempt starts (local time, `pipeline.clock`)."""
+    at = clock.local(dt.datetime.now() + dt.timedelta(seconds=delay))
     return f"attempt {attempt} of {attempts} at {at} (in {delay:g}s)"
 
 

@@ -35,7 +35,7 @@ import luigi
 import luigi.configuration
 import luigi.interface
 
-from pipeline import cli, config
+from pipeline import cli, clock, config
 from pipeline.lake import pids
 
 logger = logging.getLogger(__name__)
@@ -125,7 +125,8 @@ def describe(url: str, tasks: dict[str, dict[str, Any]], dates: Iterable[dt.date
     for task in sorted(tasks.values(), key=lambda t: (t["display_name"])):
         since = dt.datetime.fromtimestamp(task.get("last_updated") or 0)
         until = since + dt.timedelta(seconds=persist)
-        lines.append(f"    {task['display_name']} is DISABLED since {since:%H:%M:%S}, until about {until:%H:%M:%S}"
+        lines.append(f"    {task['display_name']} is DISABLED since {clock.local(since)},"
+                     f" until about {clock.local(until)}"
                      f" ([scheduler] disable_persist = {persist} s)")
     days = sorted({day for task in tasks.values() if (day := date_of(task))} | set(dates))
     which = f"--date {days[0]}" if len(days) == 1 else f"--start {days[0]} --stop {days[-1] + dt.timedelta(days=1)}"

@@ -5,9 +5,10 @@ Luigi's default logging (no `--logging-conf-file`, no `[core] no_configure_loggi
 none: their INFO lines ("landed 100000 rows ...", "Postgres is unreachable: ...", "reconciling serving
 tables ...", "waited 12.0s for the pipeline lock ...") were dropped, and a task that waited said nothing
 of what it waited for. Each task process (`run_audit.AttemptStarted`, the `[worker] task_process_context`)
-sends them to Luigi's handler, at Luigi's level, each line with its process, time and logger:
+sends them to Luigi's handler, at Luigi's level, each line with its process, local time and zone
+(`pipeline.clock`) and logger:
 
-    INFO: [pid 21601] 03:36:37 pipeline.ingest.landing: landed 2000 rows of orders for 2025-12-13 from ...
+    INFO: [pid 21601] 03:36:37 UTC pipeline.ingest.landing: landed 2000 rows of orders for 2025-12-13 from ...
 
 Warnings and errors are shown whatever Luigi's level, as before (Python's last-resort handler printed
 them). Logging configured any other way (a conf file, a root handler, a test's capture) is left as it is.
@@ -15,7 +16,8 @@ them). Logging configured any other way (a conf file, a root handler, a test's c
 from __future__ import annotations
 
 import logging
-import time
+
+from pipeline import clock
 
 _LUIGI = "luigi-interface"
 
@@ -33,8 +35,8 @@ class _ToLuigi(logging.Handler):
                     logging.lastResort.handle(record)
                 return
             said = logging.makeLogRecord(record.__dict__)
-            clock = time.strftime("%H:%M:%S", time.localtime(record.created))
-            said.msg, said.args = f"[pid {record.process}] {clock} {record.name}: {record.getMessage()}", None
+            said.msg = f"[pid {record.process}] {clock.local(record.created)} {record.name}: {record.getMessage()}"
+            said.args = None
             for handler in handlers:
                 handler.handle(said)
         except Exception:  # noqa: BLE001 - a bad log call must not fail the task, as with any handler
