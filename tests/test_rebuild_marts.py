@@ -239,3 +239,15 @@ def test_to_count_its_changes_it_keeps_keys_and_row_hashes_not_a_second_copy_of_
             before = rebuild_marts._keep_before(conn, table)
             kept = [c.name for c in conn.execute(sql.SQL("select * from {} limit 0").format(before)).description]
             assert kept == [*mart_deltas.key_of(conn, table), "_rebuild_row_hash"], (table, kept)
+
+
+def test_a_mart_of_one_row_says_one_row(published: str) -> None:
+    """It printed `marts.cohort_retention  1 rows`."""
+    done = _run()
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()[:-1]
+    single = [line for line in lines if line.split()[1] == "1"]
+    assert single, lines  # the published dates give a mart of one row (one cohort)
+    assert all(line.split()[2] == "row" for line in single), single
+    assert all(line.split()[2] == "rows" for line in lines if line.split()[1] != "1"), lines
+    assert len({line.index("changed:") for line in lines}) == 1, lines  # the column stays aligned
