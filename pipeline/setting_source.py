@@ -5,6 +5,27 @@ from __future__ import annotations
 
 IN_FILES = "in luigi.cfg (or in the file LUIGI_CONFIG_PATH names)"
 
+# The settings an environment variable sets whatever luigi.cfg and the command line say (pipeline.config,
+# pipeline.serving.embedded read the variable first; a blank one counts as unset).
+ENVIRONMENT = {
+    ("paths", "data_dir"): "ECOMM_DATA_DIR",
+    ("paths", "lake_dir"): "ECOMM_LAKE_DIR",
+    ("catalog", "products_url"): "ECOMM_PRODUCTS_URL",
+    ("catalog", "users_url"): "ECOMM_USERS_URL",
+    ("landing", "ready_marker"): "ECOMM_READY_MARKER",
+    ("postgres", "embedded_dir"): "ECOMM_PG_DATA",
+    ("postgres", "embedded_port"): "ECOMM_PG_PORT",
+    ("postgres", "database"): "ECOMM_PG_DATABASE",
+}
+
+
+def from_environment(section: str, name: str) -> str | None:
+    """The value the environment gives `[section] name` in this process, the one used (None: no variable sets it)."""
+    import os
+
+    variable = ENVIRONMENT.get((section, name))
+    return (os.environ.get(variable, "").strip() or None) if variable else None
+
 
 def option(section: str, name: str) -> str:
     """The command line's option of `[section] name`: `--duckdb-temp-directory`."""

@@ -577,6 +577,28 @@ def test_a_dsn_naming_a_service_is_reconciled_against_the_server_the_service_nam
     assert serving_reconciliation.reconcile_serving(D, dsn="service=ecomm").passed == 3
 
 
+def test_a_service_header_with_a_comment_after_it_is_the_service_as_libpq_reads_it(
+    serving_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """libpq (parseServiceFile) takes a line starting `[ecomm]` as the group's header, whatever follows the `]`;
+    the checks' reader wanted the line to end there, so `[ecomm]  # production` was no service to it: its
+    sslmode (verify-full) was not used, the checks connected with `require` (no certificate check)."""
+    with psycopg.connect(serving_dsn) as conn:
+        target = {"host": conn.info.host, "port": conn.info.port, "dbname": conn.info.dbname, "user": conn.info.user}
+    services = tmp_path / "pg_service.conf"
+    services.write_text("[ecommerce]\nsslmode=disable\n[ecomm]  # the serving Postgres\n"
+                        + "".join(f"{key}={value}\n" for key, value in target.items()) + "sslmode=verify-full\n")
+    monkeypatch.setenv("PGSERVICEFILE", str(services))
+    for name in ("PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE", "PGSSLMODE", "PGSYSCONFDIR"):
+        monkeypatch.delenv(name, raising=False)
+    with psycopg.connect("service=ecomm") as conn:  # libpq's own reading: the group, its sslmode
+        assert (conn.info.port, conn.info.get_parameters()["sslmode"]) == (target["port"], "verify-full")
+    assert serving_connection.service_params("ecomm") == {**{k: str(v) for k, v in target.items()},
+                                                          "sslmode": "verify-full"}
+    assert serving_connection.sslmode_for("service=ecomm") == "verify-full"
+    assert serving_connection.service_params("ecom") is None  # `[ecommerce]` is no header of it, for libpq either
+
+
 def test_what_reaches_psycopg2_is_the_dsn_and_the_connection_params(serving_dsn: str) -> None:
     """The connection the checks make is the one `connection_params` describes (its tests cover the real one): read
     back from the real connection's own parameters."""

@@ -179,8 +179,7 @@ def test_an_open_month_or_an_unpublished_or_unreconciled_date_is_refused(publish
     assert compaction.main([f"--before={BEFORE}"]) == 3
     out, err = capsys.readouterr()
     assert out.strip().splitlines() == [lines[0]] and "Traceback" not in err
-    today = dt.date.today()
-    assert compaction.main(["--month", f"{today:%Y-%m}"]) == 3
+    assert compaction.main(["--month", f"{compaction.this_month():%Y-%m}"]) == 3
     assert "is not closed" in capsys.readouterr().out
     with pytest.raises(SystemExit) as exited:
         compaction.main(["--month", "2025-13"])
@@ -189,6 +188,18 @@ def test_an_open_month_or_an_unpublished_or_unreconciled_date_is_refused(publish
     publish.mark_reconciled(D5, publish.published_at(D5))
     assert compaction.main([f"--before={BEFORE}"]) == 0
     assert partitions(published)["fact_orders_all"] == ["fact_orders_all_20251202", "fact_orders_all_m202511"]
+
+
+def test_the_current_month_is_the_business_zone_s_not_the_host_s(luigi_settings) -> None:
+    """compact-serving's default `--before` (and the Publish task's automatic compaction) took the month of the
+    host's local date: on a host in UTC with [model] business_timezone America/Los_Angeles, November counted as
+    closed from 2026-12-01 00:00 UTC, 8 hours before its last date was over where the business is."""
+    utc = dt.timezone.utc
+    luigi_settings("model", business_timezone="America/Los_Angeles")
+    assert compaction.this_month(dt.datetime(2026, 12, 1, 7, 59, tzinfo=utc)) == dt.date(2026, 11, 1)
+    assert compaction.this_month(dt.datetime(2026, 12, 1, 8, 0, tzinfo=utc)) == dt.date(2026, 12, 1)
+    luigi_settings("model", business_timezone="Asia/Tokyo")  # east of UTC: the month turns before UTC's
+    assert compaction.this_month(dt.datetime(2026, 11, 30, 15, 0, tzinfo=utc)) == dt.date(2026, 12, 1)
 
 
 def test_two_closed_months_are_compacted_by_one_command(published) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pipeline.serving import locks, mart_deltas, pg, publish
+from pipeline.serving import locks, mart_deltas, migrations, pg, publish
 from pipeline.serving.facts import PublishLocked
 from pipeline.serving.transaction import begin_writing
 from pipeline.tasks import runbook
@@ -171,9 +171,9 @@ def test_readers_see_the_old_marts_until_the_commit_and_a_killed_rebuild_changes
     assert marts_of(published) == reference
 
 
-def _rebuild_while_locked(table: str, seconds: float, *args: str) -> tuple[int, str]:
+def _rebuild_while_locked(relation: str, seconds: float, *args: str) -> tuple[int, str]:
     """`rebuild-marts ARGS` (in this process, so the test's settings apply) while another session holds ACCESS
-    EXCLUSIVE on marts.TABLE for `seconds`, as a `migrate` altering it does: its exit code and stderr."""
+    EXCLUSIVE on RELATION for `seconds`, as a `migrate` altering it does: its exit code and stderr."""
     import contextlib
     import io
 
@@ -182,7 +182,7 @@ def _rebuild_while_locked(table: str, seconds: float, *args: str) -> tuple[int, 
     err = io.StringIO()
     done: list[int] = []
     with psycopg.connect(pg.dsn()) as holder:
-        holder.execute(f"lock table marts.{table} in access exclusive mode")
+        holder.execute(f"lock table {relation} in access exclusive mode")
 
         def run() -> None:
             with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
@@ -204,7 +204,7 @@ def test_a_mart_a_migrate_holds_is_waited_for_not_for_the_publishs_two_seconds(p
     a `migrate` holding a mart made the rebuild fail (exit 1). It waits as long as for the publish lock."""
     reference = marts_of(published)
     corrupt(published)
-    code, err = _rebuild_while_locked("customers", 3.5)
+    code, err = _rebuild_while_locked("marts.customers", 3.5)
     assert code == 0, err
     assert marts_of(published) == reference
 
@@ -218,11 +218,11 @@ def test_the_rebuild_runs_without_the_postgres_statement_timeout_unless_given_on
     corrupted = marts_of(published)
     luigi_settings("postgres", statement_timeout="1s")
     luigi_settings("publish", lock_timeout="30s")  # here only the statement's time counts
-    code, err = _rebuild_while_locked("customers", 2.5)  # a statement longer than [postgres] statement_timeout
+    code, err = _rebuild_while_locked("marts.customers", 2.5)  # a statement longer than [postgres] statement_timeout
     assert code == 0, err
     assert marts_of(published) == reference
     corrupt(published)
-    code, err = _rebuild_while_locked("customers", 2.5, "--statement-timeout", "1s")
+    code, err = _rebuild_while_locked("marts.customers", 2.5, "--statement-timeout", "1s")
     assert code == 1 and "canceling statement due to statement timeout" in err, err
     assert err.startswith("rebuild-marts: failed and rolled back, the marts are as they were: "), err
     assert marts_of(published) == corrupted
@@ -239,3 +239,31 @@ def test_to_count_its_changes_it_keeps_keys_and_row_hashes_not_a_second_copy_of_
             before = rebuild_marts._keep_before(conn, table)
             kept = [c.name for c in conn.execute(sql.SQL("select * from {} limit 0").format(before)).description]
             assert kept == [*mart_deltas.key_of(conn, table), "_rebuild_row_hash"], (table, kept)
+
+
+def test_a_mart_of_one_row_says_one_row(published: str) -> None:
+    """It printed `marts.cohort_retention  1 rows`."""
+    done = _run()
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()[:-1]
+    single = [line for line in lines if line.split()[1] == "1"]
+    assert single, lines  # the published dates give a mart of one row (one cohort)
+    assert all(line.split()[2] == "row" for line in single), single
+    assert all(line.split()[2] == "rows" for line in lines if line.split()[1] != "1"), lines
+    assert len({line.index("changed:") for line in lines}) == 1, lines  # the column stays aligned
+
+
+def test_a_pending_migration_runs_without_the_postgres_statement_timeout(published: str, luigi_settings,
+                                                                         monkeypatch) -> None:
+    """The rebuild applies pending migrations first, and they ran under [postgres] statement_timeout: a migration
+    longer than it (here: one waiting 2.5 s for a table another session holds) was cut, exit 1, on every run."""
+    with psycopg.connect(published) as conn:  # 048 pending again, as in a database that predates it
+        conn.execute("delete from audit.schema_migrations where version = 48")
+    monkeypatch.setattr(migrations, "_ensured", set())  # this process applied them for the publishes
+    luigi_settings("postgres", statement_timeout="1s")
+    luigi_settings("publish", lock_timeout="30s")  # here only the statement's time counts
+    code, err = _rebuild_while_locked("audit.dq_failure_log", 2.5)  # 048 comments on one of its columns
+    assert code == 0, err
+    with psycopg.connect(published) as conn:
+        assert conn.execute("select name from audit.schema_migrations where version = 48").fetchone() == (
+            "dq_failure_log_gate_run",)

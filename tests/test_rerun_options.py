@@ -3,6 +3,7 @@ without the key a catalog URL may hold, and without only the options the fix its
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -10,6 +11,7 @@ import pytest
 from luigi.cmdline_parser import CmdlineParser
 
 import pipeline.tasks  # noqa: F401 - the settings' sections, as a `luigi --module pipeline.tasks` run has them
+from pipeline import config
 from pipeline.tasks import command_line, held_back, runbook
 
 D = dt.date(2025, 12, 15)
@@ -41,3 +43,22 @@ def test_a_catalog_url_s_key_is_not_printed_in_a_rerun(monkeypatch: pytest.Monke
                 *held_back.backfill_again(["--module", "pipeline.tasks", "RangeDaily", "--catalog-products-url", URL],
                                           ["FAILED"])]
     assert all("SECRET123" not in line and "api_key=***" in line for line in said), said
+
+
+def test_a_rerun_names_the_url_the_environment_gave_not_the_overridden_option(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ECOMM_PRODUCTS_URL wins over --catalog-products-url (as every variable over luigi.cfg), but the rerun repeated
+    the option's URL: run where the variable is not set, it would fetch another API than the run did."""
+    used = "https://catalog.internal/v2?api_key=ENVKEY"
+    monkeypatch.setenv("ECOMM_PRODUCTS_URL", used)
+    monkeypatch.delenv("ECOMM_USERS_URL", raising=False)
+    with _run_given(monkeypatch, "--catalog-products-url", URL, "--catalog-users-url", "https://users.example.com"):
+        assert config.products_url() == used  # what the run fetched from
+        said = [runbook.daily_command(D), runbook.by_kind("missing file").fix_for(D, local_scheduler=True)]
+    for argv in (["--catalog-products-url", URL], [f"--catalog-products-url={URL}"]):
+        said += held_back.backfill_again(["--module", "pipeline.tasks", "RangeDaily", *argv, "--catalog-users-url",
+                                          "https://users.example.com"], ["FAILED"])
+    assert len(said) == 4
+    for line in said:
+        assert re.search(r"--catalog-products-url[= ]'?https://catalog\.internal/v2\?api_key=\*\*\*'", line), line
+        assert "api.example.com" not in line and "ENVKEY" not in line, line
+        assert "--catalog-users-url https://users.example.com" in line, line  # no variable: the option as given

@@ -49,6 +49,23 @@ def test_the_reference_shows_every_relation_and_column_with_its_comment(schema_d
     assert "| `bi_reader` | yes | ecomm_reader |" in markdown
 
 
+def test_the_roles_say_who_may_create_temporary_tables_superusers_too(schema_db) -> None:
+    """Migration 053 took TEMPORARY from PUBLIC; the reference did not say which roles keep it, nor that superusers
+    (not listed) keep it whatever was revoked."""
+    markdown = _generated(schema_db)
+    roles = markdown[markdown.index("## Roles"):]
+    assert "| role | login | member of | temporary tables | description |" in roles
+    temporary = {cells[0]: cells[3] for line in roles.splitlines() if line.startswith("| `")
+                 for cells in [[cell.strip() for cell in line.strip("|").split("|")]]}
+    assert temporary == {"`bi_reader`": "no", "`ecomm_reader`": "no", "`ecomm_writer`": "yes"}, temporary
+    assert ("Superusers (not listed) keep it, as every privilege: no privilege check applies to them. So does the"
+            " database's owner.") in roles
+    with schema_db.connect() as conn:  # what it says: this login is a superuser and creates one after 053
+        assert conn.execute("select rolsuper from pg_roles where rolname = current_user").fetchone() == (True,)
+        assert conn.execute("select version from audit.schema_migrations where version = 53").fetchone() == (53,)
+        conn.execute("create temp table kept (x int)")
+
+
 def test_publish_s_partitions_do_not_change_the_reference(schema_db, serving_lake) -> None:
     before = _generated(schema_db)
     day = dt.date(2025, 12, 14)

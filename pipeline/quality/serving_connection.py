@@ -58,7 +58,8 @@ def _is_local(host: str) -> bool:
 
 
 def _service_file(path: Path, service: str) -> dict[str, str] | None:
-    """The parameters of `[service]` in one pg_service.conf (as libpq reads it: the first such group; `#` comments,
+    """The parameters of `[service]` in one pg_service.conf (as libpq's parseServiceFile reads it: the first such group,
+    its header a line starting `[service]`, whatever follows the `]`, e.g. `[ecomm]  # production`; `#` comment lines,
     `key=value` lines), or None when the file lacks it or cannot be read."""
     try:
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
@@ -72,7 +73,7 @@ def _service_file(path: Path, service: str) -> dict[str, str] | None:
         if line.startswith("["):
             if found is not None:
                 break  # the end of the group (libpq reads the first one of that name)
-            if line.rstrip("]")[1:] == service and line.endswith("]"):
+            if line.startswith(f"[{service}]"):  # libpq: the name, then `]`; the rest of the line is not read
                 found = {}
         elif found is not None and "=" in line:
             key, value = line.split("=", 1)

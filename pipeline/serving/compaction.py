@@ -5,8 +5,8 @@ query on the business date (`date_id`), which is not the partition key, plans, l
 every one of them (docs/performance.md, "Partition count"). Compaction replaces the daily
 partitions of a closed month by one monthly partition `<fact>_all_mYYYYMM`.
 
-A month is compacted when it is closed (its last day is before the first day of the current month,
-or before `--before`) and every date of it that the lake holds is published and reconciled
+A month is compacted when it is closed (its last day is before the first day of the current month in
+[model] business_timezone, or before `--before`) and every date of it that the lake holds is published and reconciled
 (audit.publish_log.reconciled_at). Per month, in ONE transaction, so a kill or an error leaves the
 daily partitions as they were:
 
@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterable
 import psycopg
 from psycopg import sql
 
-from pipeline import faults, lake
+from pipeline import config, faults, lake
 from pipeline.cli import first_line
 from pipeline.serving import locks, migrations, pg
 from pipeline.serving.facts import FACTS, SCHEMA, FactSpec, build_indexes, create_stage, month_bounds
@@ -78,6 +78,13 @@ class MonthPlan:
     dates: list[dt.date]
     state: str  # "ready", "compacted" or "refused"
     reason: str = ""
+
+
+def this_month(now: dt.datetime | None = None) -> dt.date:
+    """The first day of the month of today's date in [model] business_timezone at `now` (default: the clock), as every
+    date default of the pipeline takes today: the months before it are closed (the host's local date closed one hours
+    early or late)."""
+    return config.business_date(now).replace(day=1)
 
 
 def month_arg(text: str) -> dt.date:
@@ -280,7 +287,7 @@ def _attempt(conn: psycopg.Connection, month: dt.date, before: dt.date, began: f
 def compact(months: Iterable[dt.date] | None = None, before: dt.date | None = None,
             out: Callable[[str], None] = print) -> dict[str, int]:
     """Compact the months asked (None: every closed month); one line per month to `out`; return the tally."""
-    before = before or dt.date.today().replace(day=1)
+    before = before or this_month()
     tally = {"done": 0, "compacted": 0, "refused": 0, "failed": 0}
     with _connect() as conn:
         migrations.ensure_schema(conn)
@@ -337,7 +344,7 @@ def after_publish() -> dict[str, int] | None:
         if latest is None:
             return None
         before = min((latest - dt.timedelta(days=after_days - 1)).replace(day=1),
-                     dt.date.today().replace(day=1))
+                     this_month())
         tally = compact(None, before, out=lambda line: logger.info("automatic compaction: %s", line))
     except (psycopg.Error, pg.EmbeddedServerError, migrations.MigrationError, pg.ServingUnreachable) as err:
         logger.warning("automatic compaction of closed months skipped: %s; the next publish tries again"
@@ -358,10 +365,10 @@ def main(argv: list[str] | None = None) -> int:
     which.add_argument("--month", type=month_arg, help="compact only this month, YYYY-MM (it must be closed)")
     which.add_argument("--before", type=date_arg,
                        help="compact the months whose last day is before this date, YYYY-MM-DD"
-                            " (default: the first day of the current month)")
+                            " (default: the first day of the current month in [model] business_timezone)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    before = args.before or dt.date.today().replace(day=1)
+    before = args.before or this_month()
     try:
         tally = compact([args.month] if args.month else None, before, out=lambda line: print(line, flush=True))
     except pg.ServingUnreachable as err:  # nothing was done, as rebuild-serving's refusal to start

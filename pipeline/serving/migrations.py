@@ -2,10 +2,11 @@
 
 `apply_schema(conn)` applies, in file order, every migration not yet recorded in
 `audit.schema_migrations`, each together with its record (a savepoint of one transaction, which
-commits the migrations that succeeded). The pipeline lock `schema` (`pipeline.serving.locks`, a row
-lock a BI login cannot take) serialises concurrent appliers (two pipeline workers starting at
-once); a migration's own lock waits are bounded and retried (`locks.retrying`), so a BI session
-idle in a transaction neither stalls it nor makes BI queries queue behind it for long. A recorded
+commits the migrations that succeeded), free of [postgres] statement_timeout. The pipeline lock
+`schema` (`pipeline.serving.locks`, a row lock a BI login cannot take) serialises concurrent appliers
+(two pipeline workers starting at once); a migration's own lock waits are bounded and retried
+(`locks.retrying`), so a BI session idle in a transaction neither stalls it nor makes BI queries
+queue behind it for long. A recorded
 migration whose file has since changed is refused: migrations are append-only, so add a new file
 (e.g. `006_add_column.sql` with `alter table ... add column if not exists`) instead of editing one.
 Roles (ecomm_reader, ecomm_writer, bi_reader) are created by their own migration.
@@ -115,6 +116,9 @@ def apply_schema(conn: psycopg.Connection, sql_dir: Path | str = SERVING_SQL_DIR
         _bootstrap(conn)
         failure: MigrationError | None = None
         with conn.transaction():
+            # no [postgres] statement_timeout (SET LOCAL): a migration that rewrites a large table would be cut at the
+            # same point on every run; lock waits stay bounded (the schema lock's timeout, [publish] lock_timeout)
+            conn.execute("select set_config('statement_timeout', '0', true)")
             locks.hold(conn, locks.SCHEMA_KEY)
             _creator_acts_as_created(conn)
             applied_now, failure = _apply_locked(conn, files)

@@ -105,7 +105,8 @@ def report(result: dict[str, dict[str, int]], seconds: float, dates: int, out: C
     width = max(len(table) for table in result)
     digits = max(len(str(counts["rows"])) for counts in result.values())
     for table, counts in result.items():
-        out(f"{marts.SCHEMA}.{table:<{width}}  {counts['rows']:>{digits}} rows  changed: {counts['replaced']} replaced,"
+        rows = f"{counts['rows']:>{digits}} {'row ' if counts['rows'] == 1 else 'rows'}"  # "changed" stays aligned
+        out(f"{marts.SCHEMA}.{table:<{width}}  {rows}  changed: {counts['replaced']} replaced,"
             f" {counts['added']} added, {counts['removed']} removed")
     changed = sum(c["replaced"] + c["added"] + c["removed"] for c in result.values())
     out(f"rebuilt {len(result)} mart tables from the served facts of {dates} published load date(s) in one transaction"

@@ -63,13 +63,17 @@ order by a.attnum
 ROLES = """
 select r.rolname, r.rolcanlogin, shobj_description(r.oid, 'pg_authid'),
        coalesce((select string_agg(g.rolname, ', ' order by g.rolname) from pg_auth_members as m
-                 join pg_roles as g on g.oid = m.roleid where m.member = r.oid), '')
+                 join pg_roles as g on g.oid = m.roleid where m.member = r.oid), ''),
+       has_database_privilege(r.oid, current_database(), 'TEMPORARY')
 from pg_roles as r
 where not r.rolsuper and left(r.rolname, 3) <> 'pg_'
     and shobj_description(r.oid, 'pg_authid') is not null
     and has_schema_privilege(r.oid, 'warehouse', 'USAGE')
 order by r.rolname
 """
+SUPERUSERS = ("Temporary tables: migration 053 takes `TEMPORARY` on the database from `PUBLIC`, so a role has it only"
+              " where granted (the column above). Superusers (not listed) keep it, as every privilege: no privilege"
+              " check applies to them. So does the database's owner.")
 KINDS = {"r": "table", "p": "table, partitioned by load_date", "v": "view", "m": "materialized view"}
 
 
@@ -106,9 +110,13 @@ def generate(conn: psycopg.Connection) -> str:
                 lines.append(f"| `{column}` | {type_}{flags} | {_cell(description)} |")
     roles = conn.execute(ROLES).fetchall()
     if roles:
-        lines += ["", "## Roles", "", "| role | login | member of | description |", "|---|---|---|---|"]
-        for role, login, description, member_of in roles:
-            lines.append(f"| `{role}` | {'yes' if login else 'no'} | {member_of or '–'} | {_cell(description)} |")
+        lines += ["", "## Roles", "", "| role | login | member of | temporary tables | description |",
+                  "|---|---|---|---|---|"]
+        yes_no = {True: "yes", False: "no"}
+        for role, login, description, member_of, temporary in roles:
+            cells = [f"`{role}`", yes_no[login], member_of or "–", yes_no[temporary], _cell(description)]
+            lines.append(f"| {' | '.join(cells)} |")
+        lines += ["", SUPERUSERS]
     return "\n".join(lines) + "\n"
 
 

@@ -120,7 +120,8 @@ def given_settings(message: str = "") -> str:
     """This run's options that set one of the pipeline's settings (`--landing-ready-marker _READY`), as given, for a
     rerun printed "as the run was" (" --a b --c d"; "" outside a noted command line). An option `message` names
     as an option (`--duckdb-temp-directory '...'`: the error's bad value, or the fix's own) is left out: the fix sets
-    it; a URL is shown as `shown` shows it (no key it may hold)."""
+    it; an option an environment variable overrode (`setting_source.ENVIRONMENT`) has the variable's value, the one
+    used; a URL is shown as `shown` shows it (no key it may hold)."""
     import shlex
 
     pending, given = list(config.NamedBadSettings.__subclasses__()), []
@@ -133,10 +134,27 @@ def given_settings(message: str = "") -> str:
             value = setting_source.given_value(_parser, family, name)
             if value is None or flag in message:  # named as an option: the culprit, or the fix's own
                 continue
+            # a variable (ECOMM_PRODUCTS_URL) wins over the option: the rerun names the value that ran
+            value = setting_source.from_environment(family, name) or value
             given.append(flag if value is True else f"{flag} {shlex.quote(shown(str(value)))}")  # True: a bare flag
     typed = [arg.split("=", 1)[0] for arg in sys.argv[1:]]  # in the order they were typed
     given.sort(key=lambda option: typed.index(flag) if (flag := option.split()[0]) in typed else len(typed))
     return "".join(f" {option}" for option in given)
+
+
+def as_used(argv: Sequence[str]) -> list[str]:
+    """`argv` (a `luigi` command line) with the value the run used of each option an environment variable overrode
+    (`setting_source.ENVIRONMENT`: ECOMM_PRODUCTS_URL over --catalog-products-url), for a rerun that does what ran."""
+    used = {setting_source.option(*key): value for key in setting_source.ENVIRONMENT
+            if (value := setting_source.from_environment(*key))}
+    args, result = list(argv), []
+    for at, arg in enumerate(args):
+        flag, equals, _ = arg.partition("=")
+        if equals and flag in used:
+            result.append(f"{flag}={used[flag]}")
+        else:
+            result.append(used[args[at - 1]] if at and args[at - 1] in used else arg)
+    return result
 
 
 def shown(value: str) -> str:

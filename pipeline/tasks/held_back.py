@@ -20,7 +20,7 @@ from typing import Any
 import luigi
 
 from pipeline import business_day
-from pipeline.tasks.command_line import shown
+from pipeline.tasks.command_line import as_used, shown
 
 logger = logging.getLogger(__name__)
 
@@ -98,9 +98,10 @@ def mark(summaries: Sequence[Any], holding: Mapping[str, str]) -> None:
 
 def backfill_again(argv: Sequence[str], statuses: Sequence[str]) -> list[str]:
     """After a backfill (RangeDaily) that left dates unpublished: the command that runs the rest once the failure
-    above is fixed, as it was run (each date's own fix reruns that date only)."""
+    above is fixed, as it was run (each date's own fix reruns that date only; an option a variable overrode: the
+    variable's value, the one used)."""
     if not any(arg.rsplit(".", 1)[-1] == "RangeDaily" for arg in argv) or all(s == "published" for s in statuses):
         return []
-    again = shlex.join(["luigi", *map(shown, argv)])  # no key a catalog URL may hold
+    again = shlex.join(["luigi", *map(shown, as_used(argv))])  # no key a catalog URL may hold
     return [f"then the rest of the backfill, as it was run: `{again}` (it runs the dates not"
             " published yet, oldest first)"]
