@@ -3,6 +3,10 @@ it: the `luigi` command line's option (`--duckdb-temp-directory 'relative/tmp'`)
 or the setting in luigi.cfg (`[duckdb] temp_directory = 'relative/tmp'`)."""
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
 IN_FILES = "in luigi.cfg (or in the file LUIGI_CONFIG_PATH names)"
 
 # The settings an environment variable sets whatever luigi.cfg and the command line say (pipeline.config,
@@ -53,3 +57,16 @@ def named(section: str, name: str, raw: object) -> str:
 def fix_where(section: str, name: str) -> str:
     """Where its value is fixed: `on the command line`, else IN_FILES."""
     return "on the command line" if given(section, name) else IN_FILES
+
+
+@contextlib.contextmanager
+def luigi_parser(parser: Any) -> Iterator[None]:
+    """Luigi's current command-line parser set to `parser` inside (None: none, the settings are the files'
+    alone, as a new command reads them); the one before is restored after."""
+    from luigi.cmdline_parser import CmdlineParser
+
+    before, CmdlineParser._instance = CmdlineParser._instance, parser
+    try:
+        yield
+    finally:
+        CmdlineParser._instance = before

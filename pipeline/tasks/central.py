@@ -35,7 +35,7 @@ import luigi
 import luigi.configuration
 import luigi.interface
 
-from pipeline import cli, clock, config
+from pipeline import cli, clock, setting_source
 from pipeline.lake import pids
 
 logger = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def luigid_option(url: str) -> str:
     (`--scheduler-port 8090`) prints its follow-up commands with this option, or they would ask
     luigi.cfg's luigid (and, re-enabling, change nothing where the run's tasks are).
     """
-    with config.luigi_parser(None):  # luigi.cfg alone, as a new command reads it
+    with setting_source.luigi_parser(None):  # luigi.cfg alone, as a new command reads it
         configured = configured_url()
     url = url.rstrip("/")
     return "" if url == configured else f" --scheduler-url {url}"
