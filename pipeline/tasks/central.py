@@ -123,10 +123,9 @@ def describe(url: str, tasks: dict[str, dict[str, Any]], dates: Iterable[dt.date
     lines = [f"luigid ({url}) disabled {len(tasks)} task(s) whose last attempt failed; it does not run them again"
              " until they are re-enabled:"]
     for task in sorted(tasks.values(), key=lambda t: (t["display_name"])):
-        since = dt.datetime.fromtimestamp(task.get("last_updated") or 0)
-        until = since + dt.timedelta(seconds=persist)
+        since = task.get("last_updated") or 0  # seconds: a day later is 86400 s later, across a DST change too
         lines.append(f"    {task['display_name']} is DISABLED since {clock.local(since)},"
-                     f" until about {clock.local(until)}"
+                     f" until about {clock.local(since + persist)}"
                      f" ([scheduler] disable_persist = {persist} s)")
     days = sorted({day for task in tasks.values() if (day := date_of(task))} | set(dates))
     which = f"--date {days[0]}" if len(days) == 1 else f"--start {days[0]} --stop {days[-1] + dt.timedelta(days=1)}"
