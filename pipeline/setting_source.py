@@ -4,6 +4,7 @@ or the setting in luigi.cfg (`[duckdb] temp_directory = 'relative/tmp'`)."""
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,12 +24,17 @@ ENVIRONMENT = {
 }
 
 
-def from_environment(section: str, name: str) -> str | None:
-    """The value the environment gives `[section] name` in this process, the one used (None: no variable sets it)."""
-    import os
+FOLDERS = {("paths", "data_dir"), ("paths", "lake_dir"), ("postgres", "embedded_dir")}  # relative: to the process's cwd
 
+
+def from_environment(section: str, name: str) -> str | None:
+    """The value the environment gives `[section] name` in this process, the one used (None: no variable sets it); a
+    relative folder made absolute, as the process took it (the option's own relative value means the checkout's)."""
     variable = ENVIRONMENT.get((section, name))
-    return (os.environ.get(variable, "").strip() or None) if variable else None
+    value = (os.environ.get(variable, "").strip() or None) if variable else None
+    if value and (section, name) in FOLDERS and "://" not in value:
+        return os.path.abspath(os.path.expanduser(value))
+    return value
 
 
 def option(section: str, name: str) -> str:
