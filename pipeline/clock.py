@@ -11,7 +11,11 @@ import datetime as dt
 
 
 def local(moment: float | dt.datetime, today: dt.date | None = None) -> str:
-    """`HH:MM:SS ZONE` on the local clock, `YYYY-MM-DD HH:MM:SS ZONE` when its date is not `today` (default: now's)."""
+    """`HH:MM:SS ZONE` on the local clock, `YYYY-MM-DD HH:MM:SS ZONE` when its date is not `today` (default: now's).
+
+    `moment`: seconds since the epoch, or an aware datetime (a naive one names no instant: ValueError)."""
+    if isinstance(moment, dt.datetime) and moment.utcoffset() is None:
+        raise ValueError(f"{moment} names no zone: give seconds since the epoch or an aware datetime")
     when = (dt.datetime.fromtimestamp(moment) if isinstance(moment, (int, float)) else moment).astimezone()
     shown = f"{when:%H:%M:%S %Z}".rstrip()
     return shown if when.date() == (today or dt.datetime.now().astimezone().date()) else f"{when:%Y-%m-%d} {shown}"

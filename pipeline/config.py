@@ -14,11 +14,9 @@ Any file Luigi reads (/etc/luigi/luigi.cfg, ./luigi.cfg, LUIGI_CONFIG_PATH) stil
 from __future__ import annotations
 
 import configparser
-import contextlib
 import datetime as dt
 import functools
 import os
-from collections.abc import Iterator
 from typing import Any
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -165,7 +163,11 @@ def bad_setting(config_class: type[luigi.Config]) -> BadSetting | None:
         for option in dict.fromkeys((name, name.replace("_", "-"))):
             if not conf.has_option(section, option):
                 continue
-            raw = conf.get(section, option)
+            try:
+                raw = conf.get(section, option)
+            except configparser.InterpolationError:  # Luigi's files expand %(name)s, so a lone % cannot be read
+                return BadSetting(unreadable_setting(section, option, conf.get(section, option, raw=True),
+                                                     "a % is written %% in luigi.cfg"))
             try:
                 param.parse(raw)
             except Exception as err:  # noqa: BLE001 - whatever the parameter's parse raises is the reason
@@ -306,19 +308,6 @@ def lake_dir() -> str:
     return root
 
 
-@contextlib.contextmanager
-def luigi_parser(parser: Any) -> Iterator[None]:
-    """Luigi's current command-line parser set to `parser` inside (None: none, the settings are the files'
-    alone, as a new command reads them); the one before is restored after."""
-    from luigi.cmdline_parser import CmdlineParser
-
-    before, CmdlineParser._instance = CmdlineParser._instance, parser
-    try:
-        yield
-    finally:
-        CmdlineParser._instance = before
-
-
 LAKE_SCHEMES = ("s3://",)  # the object stores a lake may be on (pipeline.lake.s3); anything else is a folder
 
 
@@ -331,6 +320,9 @@ def _check_lake(value: str, root: str, from_environment: bool) -> None:
     bucket, _, key = value.split("://", 1)[1].rstrip("/").partition("/") if "://" in value else ("-", "", "")
     if not bucket:
         raise BadSetting(f"{named} names no bucket: give s3://bucket or s3://bucket/prefix")
+    if "://" not in value and set(root) & set("*?[]"):  # a folder's readers glob it: a neighbour's files, or none
+        raise BadSetting(f"{named}: the lake's readers take its path {root!r} as a glob pattern, so it may not hold"
+                         " * ? [ ] (they read another folder's lake beside it, or none): name or link it without them")
     if set(key) & set("*?[]") or (key and {"", ".", ".."} & set(key.split("/"))):  # globs; what S3 keys never hold
         raise BadSetting(f"{named}: the lake's readers take its keys as glob patterns and S3 keys as they are, so its"
                          " prefix may not hold * ? [ ] nor an empty, . or .. part (//, /./): name it without them")

@@ -3,6 +3,11 @@ it: the `luigi` command line's option (`--duckdb-temp-directory 'relative/tmp'`)
 or the setting in luigi.cfg (`[duckdb] temp_directory = 'relative/tmp'`)."""
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import Any
+
 IN_FILES = "in luigi.cfg (or in the file LUIGI_CONFIG_PATH names)"
 
 # The settings an environment variable sets whatever luigi.cfg and the command line say (pipeline.config,
@@ -19,12 +24,17 @@ ENVIRONMENT = {
 }
 
 
-def from_environment(section: str, name: str) -> str | None:
-    """The value the environment gives `[section] name` in this process, the one used (None: no variable sets it)."""
-    import os
+FOLDERS = {("paths", "data_dir"), ("paths", "lake_dir"), ("postgres", "embedded_dir")}  # relative: to the process's cwd
 
+
+def from_environment(section: str, name: str) -> str | None:
+    """The value the environment gives `[section] name` in this process, the one used (None: no variable sets it); a
+    relative folder made absolute, as the process took it (the option's own relative value means the checkout's)."""
     variable = ENVIRONMENT.get((section, name))
-    return (os.environ.get(variable, "").strip() or None) if variable else None
+    value = (os.environ.get(variable, "").strip() or None) if variable else None
+    if value and (section, name) in FOLDERS and "://" not in value:
+        return os.path.abspath(os.path.expanduser(value))
+    return value
 
 
 def option(section: str, name: str) -> str:
@@ -53,3 +63,16 @@ def named(section: str, name: str, raw: object) -> str:
 def fix_where(section: str, name: str) -> str:
     """Where its value is fixed: `on the command line`, else IN_FILES."""
     return "on the command line" if given(section, name) else IN_FILES
+
+
+@contextlib.contextmanager
+def luigi_parser(parser: Any) -> Iterator[None]:
+    """Luigi's current command-line parser set to `parser` inside (None: none, the settings are the files'
+    alone, as a new command reads them); the one before is restored after."""
+    from luigi.cmdline_parser import CmdlineParser
+
+    before, CmdlineParser._instance = CmdlineParser._instance, parser
+    try:
+        yield
+    finally:
+        CmdlineParser._instance = before

@@ -232,3 +232,43 @@ def test_a_bad_value_given_on_the_command_line_is_named_as_its_option_not_as_lui
     assert lines == [f"{WILL_NOT_RUN}{named}"], lines
     assert f"DailyPipeline could not be scheduled: {named}" in result.stdout, result.stdout
     assert "luigi.cfg" not in result.stdout + result.stderr
+
+
+def test_a_lone_percent_in_luigi_cfg_is_one_line_naming_it(tmp_path: Path) -> None:
+    """Luigi's files expand `%(name)s`: `lake_dir = /srv/100%done/lake` was an InterpolationSyntaxError traceback,
+    exit 1 (not an exit code the docs know)."""
+    result = _run_with_settings(tmp_path, f"[paths]\nlake_dir = {tmp_path}/100%done/lake\n", "DailyPipeline")
+    assert result.returncode == 35, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert (f"no run summary: [paths] lake_dir = '{tmp_path}/100%done/lake' is not valid (a % is written %% in"
+            " luigi.cfg): fix it in luigi.cfg") in result.stdout + result.stderr, result.stderr[-3000:]
+    (tmp_path / "operator.cfg").write_text(f"[paths]\nlake_dir = {tmp_path}/100%%done/lake\n")  # as the line says
+    env = {k: v for k, v in os.environ.items() if k not in PG_ENV and not k.startswith("ECOMM_")}
+    env.update(LUIGI_CONFIG_PATH=str(tmp_path / "operator.cfg"), ECOMM_DATA_DIR=str(SEED_INCOMING))
+    written = subprocess.run([sys.executable, "-m", "luigi", "--module", "pipeline.tasks", "LandOrders", "--date",
+                              "2025-12-15", "--local-scheduler"], cwd=REPO, env=env, capture_output=True, text=True,
+                             timeout=300, check=False)
+    assert written.returncode == 0, written.stderr[-3000:]
+    assert (tmp_path / "100%done" / "lake" / "raw" / "orders").is_dir()
+
+
+@pytest.mark.parametrize("folder", ["star*x", "q?x", "br[1]"])
+def test_a_lake_folder_whose_path_is_a_glob_pattern_is_refused_before_any_work(tmp_path: Path, folder: str) -> None:
+    """The lake's readers take its path as a glob pattern: `star*x/lake` read a neighbour `starZx/lake`'s partitions
+    too (a staging reconciliation failed on 500 records for 200, and its fix said to remove good data), `br[1]/lake`
+    read nothing (an empty dim_product_history, then tracebacks)."""
+    neighbour = tmp_path / "starZx" / "lake" / "raw" / "orders" / "load_date=2025-12-15"
+    neighbour.mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if k not in PG_ENV and not k.startswith("ECOMM_")}
+    lake = tmp_path / folder / "lake"
+    env.update(ECOMM_DATA_DIR=str(SEED_INCOMING), ECOMM_LAKE_DIR=str(lake),
+               ECOMM_PG_DSN=f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere")
+    for command in (["-m", "luigi", "--module", "pipeline.tasks", "DailyPipeline", "--date", "2025-12-15",
+                     "--local-scheduler"], ["-m", "pipeline", "summary", "--date", "2025-12-15"]):
+        result = subprocess.run([sys.executable, *command], cwd=REPO, env=env, capture_output=True, text=True,
+                                timeout=300, check=False)
+        assert result.returncode == 35, result.stderr[-3000:]
+        assert "Traceback" not in result.stderr, result.stderr[-3000:]
+        assert (f"ECOMM_LAKE_DIR={str(lake)!r}: the lake's readers take its path {str(lake)!r} as a glob pattern, so"
+                " it may not hold * ? [ ]") in result.stdout + result.stderr, result.stdout + result.stderr[-3000:]
+    assert not lake.exists(), "nothing was written"

@@ -141,27 +141,24 @@ def test_a_now_to_come_does_not_make_a_day_over(luigi_settings) -> None:
     assert past.moving_stop(then.replace(tzinfo=None)) == dt.datetime(2026, 2, 28)
 
 
-def test_days_forward_ends_the_range_earlier_and_cannot_reach_a_day_not_over(luigi_settings) -> None:
-    """`[RangeDaily] days_forward` moves Luigi's stop (`now + days_forward`); the stop capped by the business day
-    ignored it silently. A negative value ends the range that many days earlier; a positive one could only add
-    dates whose day is not over: refused, saying so."""
+@pytest.mark.parametrize("days", [1, -2])
+def test_days_forward_other_than_0_is_refused_it_cannot_move_the_business_day_s_stop(luigi_settings, days) -> None:
+    """`[RangeDaily] days_forward` moved Luigi's stop (`now + days_forward`); the stop capped by the business day
+    ignored it silently. A positive value could only add dates whose day is not over; a negative one, honoured,
+    cut an explicit --stop's dates silently and ran nothing, exit 0, for a recent --start: both are refused,
+    pointing at --stop."""
     from pipeline import tasks
-    from pipeline.tasks import command_line
 
     then = dt.datetime(2026, 3, 1, 6, 44, tzinfo=UTC)  # 2026-02-28 22:44 in Los Angeles: 02-27 is the last over
     luigi_settings("model", business_timezone="America/Los_Angeles")
-    luigi_settings("RangeDaily", days_forward=-2)
-    backfill = tasks.RangeDaily(of=tasks.DailyPipeline, start=dt.date(2026, 2, 20), now=int(then.timestamp()))
-    assert backfill.days_forward == -2
-    assert backfill.moving_stop(then.replace(tzinfo=None)) == dt.datetime(2026, 2, 26)
-    assert command_line.requested_dates(backfill) == [dt.date(2026, 2, d) for d in range(20, 26)]
-    assert command_line.requested_dates(tasks.RangeDaily(
-        of=tasks.DailyPipeline, start=dt.date(2026, 2, 20), now=int(then.timestamp()), days_forward=0))[-1] == \
-        dt.date(2026, 2, 27)
-    luigi_settings("RangeDaily", days_forward=1)
-    with pytest.raises(ValueError, match=r"^\[RangeDaily\] days_forward \(--days-forward\) is 1: a date runs once its"
-                                         " business day is over, so a range cannot reach past today's"):
+    luigi_settings("RangeDaily", days_forward=days)
+    with pytest.raises(ValueError, match=rf"^\[RangeDaily\] days_forward \(--days-forward\) is {days}: a range ends"
+                                         " before the first date whose business day is not over, never after it; to"
+                                         " end it earlier give --stop"):
         tasks.RangeDaily(of=tasks.DailyPipeline, start=dt.date(2026, 2, 20), now=int(then.timestamp()))
+    luigi_settings("RangeDaily", days_forward=0)
+    assert tasks.RangeDaily(of=tasks.DailyPipeline, start=dt.date(2026, 2, 20), now=int(then.timestamp())).moving_stop(
+        then.replace(tzinfo=None)) == dt.datetime(2026, 2, 28)
 
 
 def test_the_summary_walks_no_task_of_a_date_not_over(luigi_settings) -> None:

@@ -383,7 +383,7 @@ def test_postgres_down_is_retried_recorded_in_the_lake_and_synced_later(ops: Ops
     for family in ("fact_orders", "fact_events"):
         for attempt, wait in ((2, "0.2"), (3, "0.4"), (4, "0.8")):  # the configured backoff, doubling
             assert re.search(rf"preloading {family} of {SEED_DAY} failed: [^\n]*Connection refused[^\n]*;"
-                             rf" this can heal, will retry: attempt {attempt} of 4 at [0-9:]+ \(in {wait}s\)",
+                             rf" this can heal, will retry: attempt {attempt} of 4 at [0-9:]+ \S+ \(in {wait}s\)",
                              down.stderr), down.stderr[-3000:]
     assert all("Connection refused" in r["error_message"] for r in ops.executions()
                if r["task_family"].startswith("Preload"))

@@ -62,3 +62,14 @@ def test_a_rerun_names_the_url_the_environment_gave_not_the_overridden_option(mo
         assert re.search(r"--catalog-products-url[= ]'?https://catalog\.internal/v2\?api_key=\*\*\*'", line), line
         assert "api.example.com" not in line and "ENVKEY" not in line, line
         assert "--catalog-users-url https://users.example.com" in line, line  # no variable: the option as given
+
+
+def test_a_rerun_names_a_relative_folder_the_environment_gave_as_the_run_took_it(
+        monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """A relative ECOMM_PG_DATA is the process's current folder's; the option's relative value is the checkout's: the
+    rerun names the folder the run used, absolute."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ECOMM_PG_DATA", "rel/pgdata")
+    line = held_back.backfill_again(["--module", "pipeline.tasks", "RangeDaily", "--postgres-embedded-dir",
+                                     "other/pgdata"], ["FAILED"])[0]
+    assert f"--postgres-embedded-dir {tmp_path}/rel/pgdata`" in line, line

@@ -4,7 +4,8 @@ Imported by `pipeline.quality.soda` before anything else of soda-core (`soda.sca
 setting when it is imported). Each adaptation below says what soda-core 3.x does and why it is
 changed; each is process-wide and leaves soda-core's results as they were:
 
-- no usage telemetry, and no `.env` file read over the environment;
+- no usage telemetry, no settings file read or written (`~/.soda`, `/tmp/.soda`), and no `.env` file read over
+  the environment;
 - no pandas import to ask whether a metric value is a pandas value;
 - a `${...}` text's Jinja template compiled once, and a check class's signature read once;
 - a SodaCL file's text parsed as YAML once, ahead of the gate (`parse_ahead`);
@@ -18,6 +19,7 @@ import importlib
 import importlib.util
 import inspect
 import logging
+import os
 import re
 import sys
 import types
@@ -27,7 +29,15 @@ from typing import Any
 
 from soda.common.config_helper import ConfigHelper
 
-ConfigHelper.get_instance().config["send_anonymous_usage_stats"] = False
+# soda-core's settings (telemetry, a cookie id) come from the first of ~/.soda, ./.soda and /tmp/.soda that
+# exists, and when none does it WRITES the defaults (telemetry on) into the first it can create. A user without a
+# writable HOME or folder made /tmp/.soda (mode 0700), and every other user's gate then failed on it:
+# PermissionError on /tmp/.soda/config.yml, no date published. The pipeline's soda-core reads and writes no file:
+# its one instance holds these settings in memory.
+_settings = object.__new__(ConfigHelper)
+_settings._ConfigHelper__config = {"send_anonymous_usage_stats": False, "user_cookie_id": "none"}
+_settings.config_path = os.devnull  # were anything to write its settings, nothing is kept
+ConfigHelper._ConfigHelper__instance = _settings
 
 import soda.common.env_helper as _soda_env  # noqa: E402
 import soda.common.parser as _soda_parser  # noqa: E402

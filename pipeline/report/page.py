@@ -324,7 +324,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="ISO 4217 code of the amounts (default: [report] currency in luigi.cfg,"
                              " USD unless set)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%Y-%m-%d %H:%M:%S %Z")  # the local clock, naming its zone
     try:
         day = lake.parse_date(args.date)
         out = check_out(args.out, day) if args.out is not None else None  # before Postgres is asked anything

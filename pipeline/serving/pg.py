@@ -288,7 +288,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"python -m pipeline.serving.pg {command}: error: unrecognized arguments: {' '.join(unknown)}"
               f" ({command} takes {takes})", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%Y-%m-%d %H:%M:%S %Z")  # the local clock, naming its zone
     try:
         if command == "dsn":
             target = bi_dsn() if as_bi else dsn()

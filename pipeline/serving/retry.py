@@ -21,7 +21,6 @@ retry_backoff_max_seconds). Every retry logs one line: what failed, that it will
 """
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import re
 import time
@@ -194,7 +193,7 @@ def one_line(err: BaseException, limit: int = 300) -> str:
 
 def retry_note(attempt: int, attempts: int, delay: float) -> str:
     """'attempt k of n at HH:MM:SS ZONE (in Ns)': when the next attempt starts (local time, `pipeline.clock`)."""
-    at = clock.local(dt.datetime.now() + dt.timedelta(seconds=delay))
+    at = clock.local(time.time() + delay)  # seconds, not a local wall time plus seconds (a DST change between)
     return f"attempt {attempt} of {attempts} at {at} (in {delay:g}s)"
 
 

@@ -257,10 +257,10 @@ class RangeDaily(luigi.tools.range.RangeDaily):
                 raise
             except ValueError as err:
                 raise ValueError(f"--start {err}") from None
-        if self.days_forward > 0:  # Luigi's stop `now + days_forward`: dates to come, which could never run
-            raise ValueError(f"[RangeDaily] days_forward (--days-forward) is {self.days_forward}: a date runs once its"
-                             " business day is over, so a range cannot reach past today's; give 0 (the default) or"
-                             " -N to end it N days before today's business date")
+        if self.days_forward:  # Luigi's stop `now + days_forward`, which moving_stop's business day replaces
+            raise ValueError(f"[RangeDaily] days_forward (--days-forward) is {self.days_forward}: a range ends before"
+                             " the first date whose business day is not over, never after it; to end it earlier give"
+                             " --stop (exclusive), and leave days_forward 0")
         if self.start is not None and self.stop is not None:
             # Luigi fails `--start` after `--stop` while scheduling (a traceback) and runs nothing, exit 0,
             # for `--start D --stop D`: both are a mistyped range, rejected as `python -m pipeline summary` does
@@ -275,10 +275,9 @@ class RangeDaily(luigi.tools.range.RangeDaily):
     def moving_stop(self, now: dt.datetime) -> dt.datetime:
         """Where the range ends at `now` (naive UTC, as Luigi gives it, from `--now`), capped by the clock: before the
         first date whose business day has not ended (Luigi's own stop, `now`, took a date from its UTC midnight on,
-        half a day or more of it), moved `days_forward` days (0 or less: see __init__), as Luigi moves its own."""
+        half a day or more of it). `days_forward`, which moved Luigi's, is refused (see __init__)."""
         capped = business_day.capped(now.replace(tzinfo=dt.timezone.utc))
-        stop = business_day.first_open(capped) + dt.timedelta(days=self.days_forward)
-        return dt.datetime.combine(stop, dt.time())
+        return dt.datetime.combine(business_day.first_open(capped), dt.time())
 
     def requires(self) -> Any:
         """Luigi's, after the settings the dates' tasks would refuse (`DailyPipeline.check_settings`: exit 35): a

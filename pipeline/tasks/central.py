@@ -35,7 +35,7 @@ import luigi
 import luigi.configuration
 import luigi.interface
 
-from pipeline import cli, clock, config
+from pipeline import cli, clock, setting_source
 from pipeline.lake import pids
 
 logger = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def luigid_option(url: str) -> str:
     (`--scheduler-port 8090`) prints its follow-up commands with this option, or they would ask
     luigi.cfg's luigid (and, re-enabling, change nothing where the run's tasks are).
     """
-    with config.luigi_parser(None):  # luigi.cfg alone, as a new command reads it
+    with setting_source.luigi_parser(None):  # luigi.cfg alone, as a new command reads it
         configured = configured_url()
     url = url.rstrip("/")
     return "" if url == configured else f" --scheduler-url {url}"
@@ -123,10 +123,9 @@ def describe(url: str, tasks: dict[str, dict[str, Any]], dates: Iterable[dt.date
     lines = [f"luigid ({url}) disabled {len(tasks)} task(s) whose last attempt failed; it does not run them again"
              " until they are re-enabled:"]
     for task in sorted(tasks.values(), key=lambda t: (t["display_name"])):
-        since = dt.datetime.fromtimestamp(task.get("last_updated") or 0)
-        until = since + dt.timedelta(seconds=persist)
+        since = task.get("last_updated") or 0  # seconds: a day later is 86400 s later, across a DST change too
         lines.append(f"    {task['display_name']} is DISABLED since {clock.local(since)},"
-                     f" until about {clock.local(until)}"
+                     f" until about {clock.local(since + persist)}"
                      f" ([scheduler] disable_persist = {persist} s)")
     days = sorted({day for task in tasks.values() if (day := date_of(task))} | set(dates))
     which = f"--date {days[0]}" if len(days) == 1 else f"--start {days[0]} --stop {days[-1] + dt.timedelta(days=1)}"

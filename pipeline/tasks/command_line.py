@@ -112,7 +112,7 @@ def settings_as_given() -> Iterator[None]:
     if _parser is None or CmdlineParser.get_instance() is not None:
         yield
         return
-    with config.luigi_parser(_parser):  # what CmdlineParser.global_instance sets, without parsing again
+    with setting_source.luigi_parser(_parser):  # what CmdlineParser.global_instance sets, without parsing again
         yield
 
 

@@ -70,7 +70,7 @@ REMEDIES: tuple[Remedy, ...] = (
            "`FAILED`, `LandProducts: CatalogChangedWhileRead: GET .../products?limit=100&skip=100: total=189, the first"
            " page said total=194; the catalog changed while it was read ...; the catalog kept changing while it was"
            " read: gave up after 3 attempts ([catalog] attempts)` (or `... came on an earlier page too ...`) after"
-           " lines `... this can heal, will retry: attempt 2 of 3 at HH:MM:SS`",
+           " lines `... this can heal, will retry: attempt 2 of 3 at HH:MM:SS ZONE`",
            "the products or users API's catalog changed between the pages of every fetch (items added or deleted"
            " while it was read: offset pagination is not a snapshot), e.g. a bulk update on the API's side that"
            " outlasted `[catalog] attempts` x `retry_delay_seconds`; the API is not broken, nothing was landed, and"
@@ -82,7 +82,7 @@ REMEDIES: tuple[Remedy, ...] = (
            ("CatalogChangedWhileRead",)),
     Remedy("catalog API failing", "30",
            "`FAILED`, `LandProducts: CatalogApiTransientError: GET .../products?limit=100&skip=0 failed 4 times, last:"
-           " HTTP 503` after lines `... this can heal, will retry: attempt 2 of 3 at HH:MM:SS`, or at once"
+           " HTTP 503` after lines `... this can heal, will retry: attempt 2 of 3 at HH:MM:SS ZONE`, or at once"
            " `CatalogApiBadResponse: ...` (not JSON, the wrong shape, short pages, no records, an id served twice"
            " within a page)",
            "the products or users API (`[catalog] products_url` / `users_url`, `ECOMM_PRODUCTS_URL` /"
@@ -125,7 +125,7 @@ REMEDIES: tuple[Remedy, ...] = (
            ("PostgresSlotsFull", "TooManyConnections")),
     Remedy("Postgres down", "30",
            "`Preload...: OperationalError: connection ... refused`, after lines"
-           " `... this can heal, will retry: attempt 2 of 4 at HH:MM:SS`; after a publish (`published, NOT"
+           " `... this can heal, will retry: attempt 2 of 4 at HH:MM:SS ZONE`; after a publish (`published, NOT"
            " RECONCILED`): `Publish: ServingChecksUnreachable: the serving checks cannot reach the serving Postgres`",
            "the serving Postgres cannot be reached (stopped, restarting, wrong host or port); the lake steps"
            " still ran and stay done",
