@@ -87,9 +87,23 @@ def test_an_empty_date_folder_names_the_file_and_the_names_accepted(lake_root, i
         f"orders for {D}: expected {incoming / 'orders' / str(D) / 'orders.json'}; its folder holds no orders file"
         " (accepted names: orders.json or orders.ndjson, optionally ending in .gz or .zst)")
     write(incoming, f"orders/{D}/orders.csv", "x")
-    with pytest.raises(landing.UnexpectedSourceFiles, match=r"holds 1 file \(orders.csv\); a date's folder must hold"
-                       r" exactly one orders file \(orders.json or orders.ndjson, optionally ending in .gz or .zst\)\."):
+    with pytest.raises(landing.UnexpectedSourceFiles, match=r"^orders for 2025-12-15: no file named orders.json or"
+                       r" orders.ndjson, optionally ending in .gz or .zst \(names are case-sensitive\); .* holds 1 file"
+                       r" \(orders.csv\): rename the orders file to one of those names"):
         landing.land_orders(D)
+    assert nothing_landed("orders")
+
+
+@pytest.mark.parametrize("name", ["orders.JSON", "Orders.json", "orders (1).json", "orders.json.GZ"])
+def test_a_misnamed_orders_file_alone_is_named_with_the_names_read_first_not_as_a_second_part(lake_root, incoming,
+                                                                                                name):
+    """The message led with the folder's path and ended on multi-part delivery; the summary's cut (and a cron mail)
+    kept neither the names the pipeline reads nor that a rename is the fix."""
+    write(incoming, f"orders/{D}/{name}", ORDERS)
+    with pytest.raises(landing.UnexpectedSourceFiles) as info:
+        landing.land_orders(D)
+    assert str(info.value).startswith(f"orders for {D}: no file named orders.json or orders.ndjson"), info.value
+    assert f"({name}): rename the orders file" in str(info.value) and "Multi-part" not in str(info.value)
     assert nothing_landed("orders")
 
 

@@ -170,6 +170,11 @@ def find(source: str, load_date: dt.date) -> SourceFile:
             found.append((name, *kind))
         elif name != marker:
             others.append(name)
+    if others and not found:  # orders.JSON, orders (1).json: a file the sender misnamed, not a second part
+        raise UnexpectedSourceFiles(
+            f"{what}: no file named {_accepted_names(source)} (names are case-sensitive); {folder} holds"
+            f" {_files(len(others))} ({', '.join(others)}): rename the {source} file to one of those names, move any"
+            f" other out of the folder, then run again; nothing was landed")
     if others or len(found) > 1:
         names = ", ".join([n for n, _, _ in found] + others)
         marked = f" and the ready marker {marker}" if marker else ""
