@@ -51,6 +51,7 @@ from pipeline.ingest.manifests import (  # noqa: F401 - re-exported: a raw parti
     write_manifest,
 )
 from pipeline.ingest.readers import EVENT_COLUMNS, Landed  # noqa: F401 - re-exported
+from pipeline.lake import read_once
 
 logger = logging.getLogger(__name__)
 
@@ -198,14 +199,23 @@ def changed_message(source: str, load_date: dt.date, reason: str, *, published: 
 def changed_catalogs(load_date: dt.date,
                      covering: Callable[[str, dt.date], dt.date | None] = source_snapshot) -> dict[str, str]:
     """The catalog snapshots covering the date whose files changed since they were landed: kind -> what to do.
-    `covering`: the rule of which snapshot covers a date (the tasks': `catalog_cover.covering_snapshot`)."""
+    `covering`: the rule of which snapshot covers a date (the tasks': `catalog_cover.covering_snapshot`).
+    A snapshot's file is checked once in a `read_once.scope`, however many dates of its week ask."""
     found = {}
     for kind in CATALOGS:
         snapshot = covering(kind, load_date)
-        manifest = read_manifest(kind, snapshot) if snapshot is not None else None
-        if manifest is not None and not source_unchanged(manifest):
-            found[kind] = changed_catalog_message(kind, snapshot, file_drift(manifest, manifest["source_file"]))
+        message = read_once.once(("catalog drift", kind, snapshot), lambda: _catalog_drift(kind, snapshot))
+        if message is not None:
+            found[kind] = message
     return found
+
+
+def _catalog_drift(kind: str, snapshot: dt.date | None) -> str | None:
+    """changed_catalog_message for the snapshot if its landed file changed since (None: unchanged, or none landed)."""
+    manifest = read_manifest(kind, snapshot) if snapshot is not None else None
+    if manifest is not None and not source_unchanged(manifest):
+        return changed_catalog_message(kind, snapshot, file_drift(manifest, manifest["source_file"]))
+    return None
 
 
 def changed_catalog_message(kind: str, snapshot: dt.date, reason: str | None) -> str:
