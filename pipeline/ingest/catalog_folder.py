@@ -7,9 +7,8 @@ import logging
 import os
 import re
 
-from pipeline import config
+from pipeline import config, read_once
 from pipeline.ingest import incoming
-from pipeline.lake import read_once
 
 logger = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ import tempfile
 from collections.abc import Callable
 from typing import Any
 
-from pipeline import config, faults, lake
+from pipeline import config, faults, lake, read_once
 from pipeline.ingest import incoming, json_numbers, readers
 from pipeline.ingest import lines as landing_lines
 from pipeline.ingest.incoming import (  # noqa: F401 - re-exported: the landing's errors
@@ -51,7 +51,6 @@ from pipeline.ingest.manifests import (  # noqa: F401 - re-exported: a raw parti
     write_manifest,
 )
 from pipeline.ingest.readers import EVENT_COLUMNS, Landed  # noqa: F401 - re-exported
-from pipeline.lake import read_once
 
 logger = logging.getLogger(__name__)
 
@@ -86,8 +85,8 @@ def snapshot_day(load_date: dt.date) -> dt.date:
 
 
 def catalog_url(kind: str) -> str:
-    """The configured API base URL of a catalog (empty: use files)."""
-    return config.products_url() if kind == "products" else config.users_url()
+    """The configured API base URL of a catalog (empty: use files); read once in a `read_once.scope`."""
+    return read_once.once(("catalog url", kind), config.products_url if kind == "products" else config.users_url)
 
 
 def source_snapshot(kind: str, load_date: dt.date) -> dt.date | None:

@@ -9,8 +9,8 @@ import json
 import os
 from typing import Any
 
-from pipeline import lake
-from pipeline.lake import disk, read_once
+from pipeline import lake, read_once
+from pipeline.lake import disk
 
 MANIFEST = lake.MANIFEST_FILE
 

@@ -31,8 +31,7 @@ import pyarrow.compute  # noqa: F401 - generated at import (~0.2 s CPU); read_ro
 # imported here, in the process Luigi forks every task from, not once in each task process
 import pyarrow.parquet as pq
 
-from pipeline import config, faults
-from pipeline.lake import read_once
+from pipeline import config, faults, read_once
 from pipeline.lake import s3 as lake_store
 from pipeline.lake.pids import process_alive
 

@@ -19,9 +19,8 @@ import datetime as dt
 
 import pyarrow.parquet as pq
 
-from pipeline import lake
+from pipeline import lake, read_once
 from pipeline.ingest import landing
-from pipeline.lake import read_once
 
 COLUMNS = {kind: f"{kind}_snapshot_date" for kind in landing.CATALOGS}  # daily_metrics' record of the build
 PRODUCTS_READ = "products_snapshot_dates"  # daily_metrics' record of every products snapshot its history read

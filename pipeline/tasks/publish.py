@@ -12,9 +12,8 @@ from collections.abc import Iterable
 import luigi
 import psycopg
 
-from pipeline import config, lake
+from pipeline import config, lake, read_once
 from pipeline.ingest import landing
-from pipeline.lake import read_once
 from pipeline.quality import gate
 from pipeline.serving import retry as pg_retry
 from pipeline.tasks import catalog_cover, land, late_catalogs, restatements, run_audit

@@ -13,8 +13,7 @@ import os
 import re
 from typing import Any
 
-from pipeline import lake
-from pipeline.lake import read_once
+from pipeline import lake, read_once
 
 logger = logging.getLogger(__name__)
 

@@ -63,8 +63,7 @@ import luigi
 import luigi.retcodes
 import pyarrow as pa
 
-from pipeline import lake
-from pipeline.lake import read_once
+from pipeline import lake, read_once
 from pipeline.tasks import run_audit_pg as pg_side
 from pipeline.tasks import task_logs
 

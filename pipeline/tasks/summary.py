@@ -25,10 +25,9 @@ from typing import Any, TextIO
 
 import luigi
 
-from pipeline import cli, config, lake
+from pipeline import cli, config, lake, read_once
 from pipeline.ingest import incoming, landing
 from pipeline.ingest.landing import SourceChanged
-from pipeline.lake import read_once
 from pipeline.quality.results import BLOCKING, OUTCOMES
 from pipeline.tasks import (catalog_cover, central, cli_errors, command_line, held_back, lake_gaps, late_catalogs,
                             restatements, run_audit, run_audit_pg, runbook, unscheduled)

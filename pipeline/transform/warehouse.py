@@ -35,8 +35,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline import lake
-from pipeline.lake import read_once, sqlrun
+from pipeline import lake, read_once
+from pipeline.lake import sqlrun
 from pipeline.transform import merges
 from pipeline.transform.staging import (DAILY_SOURCES, STAGING_SCHEMAS, business_timezone, hours_and_days, sold_statuses,
                                         staging_table)

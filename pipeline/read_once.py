@@ -2,8 +2,9 @@
 
 The completeness check of a backfill (`DailyPipeline.bulk_complete`) and the run summary ask the same
 things of every date of a range: which catalog snapshots are in the data folder, which are landed, which
-dates have a restatement record, a snapshot's manifest, whether its file changed. Asked date by date
-they listed the catalog folder four times a date and the landed snapshots once a date, so a no-op
+dates have a restatement record, a snapshot's manifest, whether its file changed, and the settings that
+say where the lake and the data folder are (~0.5 ms each through Luigi's configuration). Asked date by
+date they listed the catalog folder four times a date and the landed snapshots once a date, so a no-op
 backfill over a long history spent most of its time listing. Inside `scope()` each such read
 (`once(key, read)`) is made on its first use and remembered until the scope ends; outside one it is
 made every time, as before. A scope is one look at the lake, as a single date's check is: something
@@ -57,3 +58,4 @@ def scoped(function: Callable[..., T]) -> Callable[..., T]:
         with scope():
             return function(*args, **kwargs)
     return in_scope
+
