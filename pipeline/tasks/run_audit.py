@@ -66,10 +66,10 @@ import pyarrow as pa
 from pipeline import lake, read_once
 from pipeline.tasks import run_audit_pg as pg_side
 from pipeline.tasks import task_logs
+from pipeline.tasks.run_audit_files import TABLE, twin_files
 
 logger = logging.getLogger(__name__)
 
-TABLE = "pipeline_runs"
 ENV_RUN_ID = "ECOMM_RUN_ID"
 ERROR_CHARS = 4000
 
@@ -162,31 +162,8 @@ def executions(day: dt.date | str, run: str | None = None) -> list[dict[str, Any
     """Every recorded task execution of a date (all runs, or run `run`'s only), oldest first; each twin read once in a
     `read_once.scope` (the summary asks for a date's runs, then for its runtime)."""
     day = lake.parse_date(day)
-    rows = [dict(row) for path in _twin_files(day, run) for row in read_once.once(("twin", path), lambda: _read(path))]
+    rows = [dict(row) for path in twin_files(day, run) for row in read_once.once(("twin", path), lambda: _read(path))]
     return sorted(rows, key=lambda r: (r["started_at"] or dt.datetime.min, r["task_id"], r["attempt"]))
-
-
-def _twin_files(day: dt.date, run: str | None) -> list[str]:
-    """The date's twin files (of run `run` only, when it can name a folder). In a `read_once.scope` the table is
-    listed once for every date, not once a date (a summary of a long range)."""
-    runs = f"run_id={run}" if run is not None and re.fullmatch(r"[A-Za-z0-9_]+", run) else "run_id=*"
-    if not read_once.active():
-        return lake.files_matching(os.path.join(lake.partition_dir("audit", TABLE, day), runs, "task_id=*",
-                                                lake.DATA_FILE))
-    return read_once.once(("run audit twins", runs), lambda: _twins_by_date(runs)).get(day, [])
-
-
-def _twins_by_date(runs: str) -> dict[dt.date, list[str]]:
-    """Every date's twin files (`runs`: the run folders to list), from one listing of the table."""
-    found: dict[dt.date, list[str]] = {}
-    pattern = os.path.join(lake.table_dir("audit", TABLE), "load_date=*", runs, "task_id=*", lake.DATA_FILE)
-    for path in lake.files_matching(pattern):
-        try:
-            day = lake.parse_date(path.split("/")[-4].removeprefix("load_date="))
-        except ValueError:  # not a date's folder: no date's own listing would find it
-            continue
-        found.setdefault(day, []).append(path)
-    return found
 
 
 # ------------------------------------------------------------------------------------- Postgres
