@@ -127,9 +127,9 @@ def test_the_backfill_check_of_a_long_history_lists_each_folder_once(tmp_path: P
 
 
 def test_the_range_s_decisions_are_each_date_s_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                  fresh_db: Target) -> None:
+                                                  fresh_db: Target, counted: Counter) -> None:
     """A changed source file, a changed catalog snapshot, a late catalog and a pending restatement make the same dates
-    incomplete asked for the range at once (one look at the lake) as asked date by date."""
+    incomplete asked for the range at once (one look at the lake, a few listings) as asked date by date."""
     root, days = _history_at(tmp_path, monkeypatch, 3)
     (root / "orders" / str(days[2]) / "orders.json").write_text('[{"order_id": "changed"}]')  # a changed source
     (root / "products" / f"products_{days[14]}.json").write_text('[{"id": 1}]')  # week 3's snapshot changed
@@ -143,7 +143,10 @@ def test_the_range_s_decisions_are_each_date_s_own(tmp_path: Path, monkeypatch: 
     one_by_one = {day for day in days if publish.still_current(day)}
     assert one_by_one == set(days) - {days[2], late, days[5], *days[14:]}, sorted(set(days) - one_by_one)
     _published(fresh_db, days)
+    counted.clear()
     assert publish.DailyPipeline.bulk_complete(days) == sorted(one_by_one)
+    assert counted["lake listing"] + counted["catalog folder listing"] <= 4, counted
+    assert counted["restatement read"] == 2, "only the dates with a record are read: the pending and the published one"
     assert {day for day in days if publish.Publish(date=day).complete()} == one_by_one
 
 
