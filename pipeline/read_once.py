@@ -58,4 +58,3 @@ def scoped(function: Callable[..., T]) -> Callable[..., T]:
         with scope():
             return function(*args, **kwargs)
     return in_scope
-
