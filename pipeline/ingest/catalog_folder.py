@@ -7,7 +7,7 @@ import logging
 import os
 import re
 
-from pipeline import config
+from pipeline import config, read_once
 from pipeline.ingest import incoming
 
 logger = logging.getLogger(__name__)
@@ -37,6 +37,12 @@ def ignored_catalog_files(kind: str) -> dict[str, str]:
 
 
 def _catalog_folder(kind: str) -> tuple[dict[dt.date, list[str]], dict[str, str]]:
+    """The folder's snapshot files by date, and the files ignored; listed once in a `read_once.scope`."""
+    found, ignored = read_once.once(("catalog folder", kind), lambda: _list_catalog_folder(kind))
+    return {day: list(paths) for day, paths in found.items()}, dict(ignored)
+
+
+def _list_catalog_folder(kind: str) -> tuple[dict[dt.date, list[str]], dict[str, str]]:
     folder = os.path.join(config.data_dir(), kind)
     try:
         names = sorted(os.listdir(folder))

@@ -22,7 +22,7 @@ import tempfile
 from collections.abc import Callable
 from typing import Any
 
-from pipeline import config, faults, lake
+from pipeline import config, faults, lake, read_once
 from pipeline.ingest import incoming, json_numbers, readers
 from pipeline.ingest import lines as landing_lines
 from pipeline.ingest.incoming import (  # noqa: F401 - re-exported: the landing's errors
@@ -85,8 +85,8 @@ def snapshot_day(load_date: dt.date) -> dt.date:
 
 
 def catalog_url(kind: str) -> str:
-    """The configured API base URL of a catalog (empty: use files)."""
-    return config.products_url() if kind == "products" else config.users_url()
+    """The configured API base URL of a catalog (empty: use files); read once in a `read_once.scope`."""
+    return read_once.once(("catalog url", kind), config.products_url if kind == "products" else config.users_url)
 
 
 def source_snapshot(kind: str, load_date: dt.date) -> dt.date | None:
@@ -198,14 +198,23 @@ def changed_message(source: str, load_date: dt.date, reason: str, *, published: 
 def changed_catalogs(load_date: dt.date,
                      covering: Callable[[str, dt.date], dt.date | None] = source_snapshot) -> dict[str, str]:
     """The catalog snapshots covering the date whose files changed since they were landed: kind -> what to do.
-    `covering`: the rule of which snapshot covers a date (the tasks': `catalog_cover.covering_snapshot`)."""
+    `covering`: the rule of which snapshot covers a date (the tasks': `catalog_cover.covering_snapshot`).
+    A snapshot's file is checked once in a `read_once.scope`, however many dates of its week ask."""
     found = {}
     for kind in CATALOGS:
         snapshot = covering(kind, load_date)
-        manifest = read_manifest(kind, snapshot) if snapshot is not None else None
-        if manifest is not None and not source_unchanged(manifest):
-            found[kind] = changed_catalog_message(kind, snapshot, file_drift(manifest, manifest["source_file"]))
+        message = read_once.once(("catalog drift", kind, snapshot), lambda: _catalog_drift(kind, snapshot))
+        if message is not None:
+            found[kind] = message
     return found
+
+
+def _catalog_drift(kind: str, snapshot: dt.date | None) -> str | None:
+    """changed_catalog_message for the snapshot if its landed file changed since (None: unchanged, or none landed)."""
+    manifest = read_manifest(kind, snapshot) if snapshot is not None else None
+    if manifest is not None and not source_unchanged(manifest):
+        return changed_catalog_message(kind, snapshot, file_drift(manifest, manifest["source_file"]))
+    return None
 
 
 def changed_catalog_message(kind: str, snapshot: dt.date, reason: str | None) -> str:

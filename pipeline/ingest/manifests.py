@@ -9,7 +9,7 @@ import json
 import os
 from typing import Any
 
-from pipeline import lake
+from pipeline import lake, read_once
 from pipeline.lake import disk
 
 MANIFEST = lake.MANIFEST_FILE
@@ -29,10 +29,8 @@ def read_manifest(table: str, load_date: dt.date) -> dict[str, Any] | None:
     partition to remove; one the lake's store refuses is its LakeUnreadable (the partition is not at fault)."""
     path = manifest_path(table, load_date)
     try:
-        with lake.open_input(path) as handle:
-            return json.loads(handle.read())
-    except FileNotFoundError:
-        return None
+        text = read_once.once(("manifest", table, load_date), lambda: _read_bytes(path))
+        return None if text is None else json.loads(text)
     except (ValueError, OSError) as err:  # json.JSONDecodeError is a ValueError
         if isinstance(err, OSError) and lake.store_refused(err):  # the store, not the partition: delete nothing
             raise lake.unreadable(path, err) from err
@@ -41,6 +39,15 @@ def read_manifest(table: str, load_date: dt.date) -> dict[str, Any] | None:
             f" {lake.partition_dir('raw', table, load_date)} and run the date again to re-land it (a date built from it"
             f" names the restate command that does)"
         ) from err
+
+
+def _read_bytes(path: str) -> bytes | None:
+    """The file's bytes (None: there is none): read once in a `read_once.scope`, however many checks of a range ask."""
+    try:
+        with lake.open_input(path) as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
 
 
 def write_manifest(table: str, load_date: dt.date, manifest: dict[str, Any]) -> None:
@@ -57,7 +64,8 @@ def write_manifest(table: str, load_date: dt.date, manifest: dict[str, Any]) -> 
 def landed_dates(table: str) -> list[dt.date]:
     """The load dates of a raw table's landed partitions (those with a manifest), oldest first."""
     pattern = os.path.join(lake.table_dir("raw", table), "load_date=*", MANIFEST)
-    folders = (path.split("/")[-2].removeprefix("load_date=") for path in lake.files_matching(pattern))
+    listed = read_once.once(("files", pattern), lambda: lake.files_matching(pattern))  # once in a scope
+    folders = (path.split("/")[-2].removeprefix("load_date=") for path in listed)
     return sorted(day for folder in folders if (day := _iso_date(folder)) is not None)
 
 

@@ -31,7 +31,7 @@ import pyarrow.compute  # noqa: F401 - generated at import (~0.2 s CPU); read_ro
 # imported here, in the process Luigi forks every task from, not once in each task process
 import pyarrow.parquet as pq
 
-from pipeline import config, faults
+from pipeline import config, faults, read_once
 from pipeline.lake import s3 as lake_store
 from pipeline.lake.pids import process_alive
 
@@ -160,8 +160,9 @@ def unreadable(path: str, error: BaseException, done: str = "read") -> LakeUnrea
 
 def root() -> str:
     """The lake's root (`config.lake_dir`); an s3:// root whose bucket does not exist is a LakeUnreadable, said
-    before anything is read or written (else each landing would fail on its first write, as if its file were bad)."""
-    where = config.lake_dir()
+    before anything is read or written (else each landing would fail on its first write, as if its file were bad).
+    Read once in a `read_once.scope` (a setting: ~0.5 ms, a few times a date in the summary of a range)."""
+    where = read_once.once(("lake root",), config.lake_dir)
     if not lake_store.is_remote(where):
         return where
     try:
@@ -288,8 +289,8 @@ def read_rows(path: str, *, columns: list[str] | None = None, schema: pa.Schema 
     (~0.4 s CPU for the luigi process, or for each task process that reads a run audit file).
     """
     with open_input(path) as handle:
-        table = pq.ParquetFile(handle).read(columns=columns)
-    if schema is not None:
+        table = pq.ParquetFile(handle).read(columns=columns, use_threads=False)  # small: threads cost more here
+    if schema is not None and not table.schema.equals(schema):  # a file written with it needs no casts
         present = set(table.column_names)
         table = pa.table([table[f.name].cast(f.type) if f.name in present else pa.nulls(len(table), f.type)
                           for f in schema], schema=schema)

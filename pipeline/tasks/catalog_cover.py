@@ -19,7 +19,7 @@ import datetime as dt
 
 import pyarrow.parquet as pq
 
-from pipeline import lake
+from pipeline import lake, read_once
 from pipeline.ingest import landing
 
 COLUMNS = {kind: f"{kind}_snapshot_date" for kind in landing.CATALOGS}  # daily_metrics' record of the build
@@ -28,7 +28,13 @@ DAY = dt.timedelta(days=1)
 
 
 def built_row(day: dt.date) -> dict | None:
-    """The date's daily_metrics row, of the columns that record its catalogs (None: not built, or not recorded)."""
+    """The date's daily_metrics row, of the columns that record its catalogs (None: not built, or not recorded);
+    read once a date in a `read_once.scope`."""
+    row = read_once.once(("built row", day), lambda: _read_built_row(day))
+    return None if row is None else dict(row)
+
+
+def _read_built_row(day: dt.date) -> dict | None:
     try:
         with lake.open_input(lake.partition_file("warehouse", "daily_metrics", day)) as handle:
             parquet = pq.ParquetFile(handle)
@@ -50,7 +56,11 @@ def recorded(day: dt.date) -> dict[str, dt.date | None] | None:
 
 def covering_snapshot(kind: str, day: dt.date) -> dt.date | None:
     """The snapshot date whose catalog covers `day` (None: none exists yet; from the API, one is fetched when a date
-    needs it: a date it covers lands it)."""
+    needs it: a date it covers lands it). Found once a date in a `read_once.scope`."""
+    return read_once.once(("covering snapshot", kind, day), lambda: _covering_snapshot(kind, day))
+
+
+def _covering_snapshot(kind: str, day: dt.date) -> dt.date | None:
     if not landing.catalog_url(kind):
         return landing.source_snapshot(kind, day)
     week = landing.snapshot_day(day)

@@ -24,7 +24,7 @@ import datetime as dt
 import os
 from collections.abc import Iterable
 
-from pipeline import config, lake
+from pipeline import lake
 from pipeline.ingest import incoming, landing
 from pipeline.lake import s3
 
@@ -73,7 +73,7 @@ def missing(day: dt.date, listing: Listing | None = None) -> dict[str, str]:
     from a backup older than it) reports them all, which the summary words as such.
     """
     listing = listing or Listing()
-    root = config.lake_dir()
+    root = lake.root()  # the setting, read once in the summary's `read_once.scope`
     return {path if s3.is_remote(path) else os.path.relpath(path, root): fixer
             for path, (layer, table, fixer) in expected(day).items() if not listing.has(layer, table, path)}
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 import luigi
 import psycopg
 
-from pipeline import config, lake
+from pipeline import config, lake, read_once
 from pipeline.ingest import landing
 from pipeline.quality import gate
 from pipeline.serving import retry as pg_retry
@@ -210,7 +210,15 @@ def current_published_dates(days: list[dt.date]) -> set[dt.date]:
     reconciled = pg_retry.unless_unreachable(lambda: publish.reconciled_dates(days), set(),
                                              "no date counts as published")
     lake.check_built_here(published_anywhere)
-    return {day for day in reconciled if still_current(day)}
+    return still_current_dates(reconciled)
+
+
+@read_once.scoped
+def still_current_dates(days: Iterable[dt.date]) -> set[dt.date]:
+    """The dates among `days` that are `still_current`, in one look at the lake: the catalog folders, the landed
+    snapshots, the restatement records are listed once and each snapshot's file checked once, not once a date (a
+    no-op backfill over a long history spent most of its time listing them again for every date)."""
+    return {day for day in days if still_current(day)}
 
 
 def published_anywhere() -> set[dt.date]:

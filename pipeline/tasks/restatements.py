@@ -13,7 +13,7 @@ import os
 import re
 from typing import Any
 
-from pipeline import lake
+from pipeline import lake, read_once
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +26,10 @@ def marker_path(day: dt.date) -> str:
 
 
 def read_record(day: dt.date) -> dict[str, Any] | None:
-    """The date's restatement record (None: never restated)."""
+    """The date's restatement record (None: never restated). In a `read_once.scope`, the records are listed once and
+    only a listed date's is read: most dates of a long history have none."""
+    if read_once.active() and day not in read_once.once(("restatement dates",), lambda: set(recorded_dates())):
+        return None
     try:
         with lake.open_input(marker_path(day)) as handle:
             return json.loads(handle.read())

@@ -63,13 +63,13 @@ import luigi
 import luigi.retcodes
 import pyarrow as pa
 
-from pipeline import lake
+from pipeline import lake, read_once
 from pipeline.tasks import run_audit_pg as pg_side
 from pipeline.tasks import task_logs
+from pipeline.tasks.run_audit_files import TABLE, twin_files
 
 logger = logging.getLogger(__name__)
 
-TABLE = "pipeline_runs"
 ENV_RUN_ID = "ECOMM_RUN_ID"
 ERROR_CHARS = 4000
 
@@ -158,11 +158,11 @@ def _save(path: str, rows: list[dict[str, Any]]) -> None:
         pg_side.written(path)
 
 
-def executions(day: dt.date | str) -> list[dict[str, Any]]:
-    """Every recorded task execution of a date (all runs), oldest first."""
+def executions(day: dt.date | str, run: str | None = None) -> list[dict[str, Any]]:
+    """Every recorded task execution of a date (all runs, or run `run`'s only), oldest first; each twin read once in a
+    `read_once.scope` (the summary asks for a date's runs, then for its runtime)."""
     day = lake.parse_date(day)
-    pattern = os.path.join(lake.partition_dir("audit", TABLE, day), "run_id=*", "task_id=*", lake.DATA_FILE)
-    rows = [row for path in lake.files_matching(pattern) for row in _read(path)]
+    rows = [dict(row) for path in twin_files(day, run) for row in read_once.once(("twin", path), lambda: _read(path))]
     return sorted(rows, key=lambda r: (r["started_at"] or dt.datetime.min, r["task_id"], r["attempt"]))
 
 

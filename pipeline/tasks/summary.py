@@ -25,7 +25,7 @@ from typing import Any, TextIO
 
 import luigi
 
-from pipeline import cli, config, lake
+from pipeline import cli, config, lake, read_once
 from pipeline.ingest import incoming, landing
 from pipeline.ingest.landing import SourceChanged
 from pipeline.quality.results import BLOCKING, OUTCOMES
@@ -97,6 +97,7 @@ def _broken_manifests(day: dt.date) -> list[str]:
     return broken
 
 
+@read_once.scoped  # one look at the lake for the range: each listing once, not once a date
 def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postgres: bool = True,
               local_scheduler: bool = False, messages: bool = False) -> list[DateSummary]:
     """The summary of each date; with `run_id`, outcomes and time of that run's executions only.
@@ -113,7 +114,8 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
     lake.check_built_here(lambda: publish_task.published_anywhere() if published is not None else set())
     result, listing = [], lake_gaps.Listing()
     for day in days:
-        runs = _runs(run_audit_pg.with_postgres(day, run_audit.executions(day), run_id, pg_runs.get(day, [])), run_id)
+        twins = run_audit.executions(day, run_id)  # with a run: only its own (`_runs` keeps no other)
+        runs = _runs(run_audit_pg.with_postgres(day, twins, run_id, pg_runs.get(day, [])), run_id)
         recon = {s: inputs.reconciliation(s, day) for s in ("orders", "events")}
         results = inputs.check_results(day)
         checks = None if results is None else {
@@ -345,6 +347,7 @@ def _needed_failures(summaries: list[DateSummary], scheduled: Sequence[dt.date],
 
 
 @command_line.settings_as_given()  # --run-summary-at-exit false, and what the summary reads, as the run had them
+@read_once.scoped
 def at_exit(pid: int) -> None:
     """Print the summary of this process's run (registered by pipeline.tasks for the `luigi` CLI)."""
     if os.getpid() != pid or not command_line.is_luigi_cli():

@@ -35,7 +35,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline import lake
+from pipeline import lake, read_once
 from pipeline.lake import sqlrun
 from pipeline.transform import merges
 from pipeline.transform.staging import (DAILY_SOURCES, STAGING_SCHEMAS, business_timezone, hours_and_days, sold_statuses,
@@ -143,10 +143,10 @@ def inputs(table: str) -> tuple[str, ...]:
 
 
 def partition_dates(layer: str, table: str) -> dict[dt.date, str]:
-    """Every load date of a table that has a partition file now, with the file."""
+    """Every load date of a table that has a partition file now, with the file (listed once in a `read_once.scope`)."""
     found: dict[dt.date, str] = {}
     root = lake.table_dir(layer, table)
-    for path in lake.table_files(layer, table):
+    for path in read_once.once(("table files", layer, table), lambda: lake.table_files(layer, table)):
         if (day := _load_date(path[len(root):].lstrip("/"))) is not None:
             found[day] = path
     return found
