@@ -50,6 +50,11 @@ class EmbeddedPortInvalid(EmbeddedServerError, BadSetting):
     """ECOMM_PG_PORT or [postgres] embedded_port is no TCP port (1-65535): a setting to fix."""
 
 
+class EmbeddedDataPathInvalid(EmbeddedServerError, BadSetting):
+    """The data folder's path is one the embedded server cannot take (characters pg_ctl's shell reads, a parent folder
+    its user cannot traverse): a setting to fix."""
+
+
 class EmbeddedPortMismatch(EmbeddedServerError, BadSetting):
     """The server running in the data folder listens on another port than the one configured: a setting to fix."""
 
@@ -131,7 +136,9 @@ def initialise(pgdata: Path, run_initdb: Callable[[Path], None], prepare: Callab
     when the lock is released (None: it was initialised already).
 
     `run_initdb(folder)` runs initdb into an empty folder; `prepare(folder)` gives it to the server's user.
+    A data folder that is a link (to an empty folder) is initialised in the link's target: the link stays.
     """
+    pgdata = Path(os.path.realpath(pgdata)) if pgdata.is_symlink() else pgdata
     for stale in _temp_folders(pgdata):  # a process killed during initdb; none runs now: we hold the lock
         logger.info("removing %s, left by an initialisation that was interrupted", stale)
         shutil.rmtree(stale, ignore_errors=True)
