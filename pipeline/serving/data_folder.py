@@ -55,6 +55,10 @@ class EmbeddedDataPathInvalid(EmbeddedServerError, BadSetting):
     its user cannot traverse): a setting to fix."""
 
 
+class EmbeddedSocketFolderUnsafe(EmbeddedServerError):
+    """The socket folder in /tmp (a data folder path too long for a socket) is another user's, or a link: not used."""
+
+
 class EmbeddedPortMismatch(EmbeddedServerError, BadSetting):
     """The server running in the data folder listens on another port than the one configured: a setting to fix."""
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.private_folder import make_private
-from pipeline.serving.data_folder import EmbeddedDataPathInvalid, EmbeddedServerError
+from pipeline.serving.data_folder import EmbeddedDataPathInvalid, EmbeddedSocketFolderUnsafe
 
 SOCKET_MAX = 100  # sun_path is 108 bytes on Linux; keep a margin
 SHELL_UNSAFE = {"$": "$", '"': '"', "`": "backtick", "\\": "backslash", ",": ",", "\n": "newline", "\r": "return"}
@@ -46,14 +46,14 @@ def _short_socket_dir(pgdata: Path) -> Path:
 
 def socket_dir(pgdata: Path, port: int, owner: tuple[int, int] | None) -> Path:
     """The data folder if its socket path fits in sun_path, else a private folder under /tmp, made for `owner`
-    (uid, gid: the server's user, when root starts it), or EmbeddedServerError if one found there is not safe."""
+    (uid, gid: the server's user, when root starts it), or EmbeddedSocketFolderUnsafe if one found there is not safe."""
     if len(str(pgdata / f".s.PGSQL.{port}")) <= SOCKET_MAX:
         return pgdata
     short = _short_socket_dir(pgdata)
     try:
         make_private(str(short), owner)
     except OSError as err:
-        raise EmbeddedServerError(
+        raise EmbeddedSocketFolderUnsafe(
             f"the embedded Postgres's socket folder {short} cannot be used safely ({err.strerror or err}): it is in"
             f" {short.parent} because the socket path in {pgdata} would be too long. Remove {short} if no one of"
             " yours made it, or set ECOMM_PG_DATA to a shorter path (the socket then sits in the data folder)"
