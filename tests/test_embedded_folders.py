@@ -226,3 +226,55 @@ def test_a_port_a_closed_server_connection_left_in_time_wait_starts(place: Path)
             client.recv(1)
     started = _cli("start", pgdata=place / "pgdata", port=port)
     assert started.returncode == 0, started.stderr
+
+
+# ------------------------------------------------------------------------------ another user, root's server
+# The interpreter may live where only root may look (/root/.pyenv): import first, then become `nobody`.
+AS_NOBODY = """
+import importlib, os, runpy, sys
+for name in ("pipeline.serving.pg", "pipeline.__main__", "pipeline.cli", "pipeline.tasks.freshness",
+             "pipeline.tasks.run_audit", "psycopg", "pgserver", "pgserver.utils"):
+    importlib.import_module(name)
+os.setgroups([]); os.setgid(65534); os.setuid(65534)
+sys.argv = sys.argv[1:]
+runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
+"""
+
+
+def _as_nobody(*args: str, pgdata: Path, port: int) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in PG_ENV}
+    env.update(ECOMM_PG_DATA=str(pgdata), ECOMM_PG_PORT=str(port), PYTHONPATH=str(REPO))
+    return subprocess.run([sys.executable, "-W", "ignore", "-c", AS_NOBODY, *args], cwd="/", env=env,
+                          capture_output=True, text=True, timeout=180, check=False)
+
+
+def test_another_user_of_a_server_root_started_gets_one_line_and_bi_its_dsn(place: Path) -> None:
+    """Root's data folder is pgserver's, mode 0700: `pg start`/`dsn`/`status`/`stop` printed PermissionError
+    tracebacks and `freshness` said "not running" of a server that runs; `dsn --bi` needs no data folder."""
+    pgdata, port = place / "pgdata", free_port()
+    if not ROOT:  # only root can start a server in a folder another user cannot open: one of ours, closed to us
+        pgdata.mkdir(mode=0o000)
+        said = _cli("status", pgdata=pgdata, port=port)
+        assert said.returncode == 1 and "cannot use it" in said.stderr and "Traceback" not in said.stderr, said.stderr
+        return
+    assert _cli("start", pgdata=pgdata, port=port).returncode == 0
+    env = {k: v for k, v in os.environ.items() if k not in PG_ENV}
+    env.update(ECOMM_PG_DATA=str(pgdata), ECOMM_PG_PORT=str(port))
+    migrated = subprocess.run([sys.executable, "-m", "pipeline", "migrate"], cwd=REPO, env=env, capture_output=True,
+                              text=True, timeout=300, check=False)
+    assert migrated.returncode == 0, migrated.stderr  # bi_reader is made by the migrations
+    line = (f"the embedded Postgres's data folder {pgdata} belongs to pgserver (mode 0700) and user nobody cannot use"
+            " it: run this as root (started by root, the server runs as pgserver), or set ECOMM_PG_DATA to a folder of"
+            " your own (or ECOMM_PG_DSN to another Postgres)")
+    for command in ("start", "dsn", "status", "stop"):
+        refused = _as_nobody("pipeline.serving.pg", command, pgdata=pgdata, port=port)
+        assert (refused.returncode, refused.stderr.strip()) == (1, f"error: {line}"), refused.stderr
+    fresh = _as_nobody("pipeline", "freshness", pgdata=pgdata, port=port)
+    assert (fresh.returncode, fresh.stdout + fresh.stderr.strip()) == (3, f"UNKNOWN: {line}"), fresh.stdout
+    bi = _as_nobody("pipeline.serving.pg", "dsn", "--bi", pgdata=pgdata, port=port)
+    assert (bi.returncode, bi.stdout.strip()) == (0, f"postgresql://bi_reader@127.0.0.1:{port}/ecomm"), bi.stderr
+    assert embedded_running(pgdata), "another user's commands left root's server as it was"
+
+
+def embedded_running(pgdata: Path) -> bool:
+    return (pgdata / "postmaster.pid").exists()

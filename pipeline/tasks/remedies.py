@@ -167,6 +167,13 @@ REMEDIES: tuple[Remedy, ...] = (
            " connects through as superuser, so it is not used",
            "remove that folder or link if no one of yours made it, or set `ECOMM_PG_DATA` to a shorter path (the socket"
            f" then sits in the data folder); then `{DAILY}`", ("EmbeddedSocketFolderUnsafe",)),
+    Remedy("Postgres of another user", "35",
+           "`EmbeddedDataFolderNotYours: the embedded Postgres's data folder D belongs to pgserver (mode 0700) and user"
+           " U cannot use it ...`",
+           "the embedded server's data folder is another user's (one that root started is `pgserver`'s, mode 0700):"
+           " this user may not start, stop or look into it, though the server may well run",
+           "run the command as that user (root, for a server root started), or give this user its own `ECOMM_PG_DATA`"
+           f" (or `ECOMM_PG_DSN`); then `{DAILY}`", ("EmbeddedDataFolderNotYours",)),
     Remedy("Postgres refuses", "35",
            "`database \"x\" does not exist`, `password authentication failed`, `fe_sendauth: no password supplied`,"
            " `role ... does not exist`, `server does not support SSL, but SSL was required`",
