@@ -176,8 +176,9 @@ def _prepare_for_system_user(pgdata: Path) -> None:
     from pgserver.utils import ensure_folder_permissions
 
     entry = ensure_system_user()
-    embedded_folders.reachable_by(pgdata, entry, "its data folder",
-                                  "Set ECOMM_PG_DATA to a folder under ones every user may traverse (e.g. /srv, /var/lib)")
+    embedded_folders.reachable_by(
+        pgdata, entry, "its data folder", "Set ECOMM_PG_DATA to a folder under ones every user may traverse (e.g. /srv,"
+        " /var/lib)")
     if not _prepared_binaries:
         embedded_folders.reachable_by(bin_dir(), entry, "the bundled Postgres programs in",
                                       "Install the project where every user may traverse (e.g. /opt, /srv)")
