@@ -19,6 +19,7 @@ import duckdb
 from pipeline import config, lake
 from pipeline.setting_source import fix_where, given, named, option
 from pipeline.lake import disk, pids
+from pipeline.private_folder import make_private
 
 logger = logging.getLogger(__name__)
 
@@ -94,16 +95,12 @@ def ready_folder() -> str:
     be); the spill files of DuckDB processes that no longer run (a task killed while spilling) are removed."""
     path, default = folder(), not str(config.duckdb().temp_directory).strip()
     try:
-        os.makedirs(path, mode=0o700, exist_ok=True)
-        info = os.lstat(path) if default else os.stat(path)
-        if default and stat.S_ISLNK(info.st_mode):  # in a folder every user may write: made by anyone
-            raise PermissionError(f"{path} is a link, not a folder this user made")
-        if not stat.S_ISDIR(info.st_mode):
-            raise NotADirectoryError(f"{path} is not a folder")
-        if default and info.st_uid != os.getuid():  # another user's: its files could be theirs to plant
-            raise PermissionError(f"{path} belongs to user id {info.st_uid}, not to this user")
-        if default and info.st_mode & 0o077:  # this user's, opened to others (by hand, an old umask): closed again
-            os.chmod(path, 0o700)
+        if default:  # in a folder every user may write: made by anyone
+            make_private(path)
+        else:
+            os.makedirs(path, mode=0o700, exist_ok=True)
+            if not stat.S_ISDIR(os.stat(path).st_mode):
+                raise NotADirectoryError(f"{path} is not a folder")
         handle, probe = tempfile.mkstemp(prefix=".ecomm-probe-", dir=path)
         os.close(handle)
         os.remove(probe)

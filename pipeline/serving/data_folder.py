@@ -50,8 +50,52 @@ class EmbeddedPortInvalid(EmbeddedServerError, BadSetting):
     """ECOMM_PG_PORT or [postgres] embedded_port is no TCP port (1-65535): a setting to fix."""
 
 
+class EmbeddedDataPathInvalid(EmbeddedServerError, BadSetting):
+    """The data folder's path is one the embedded server cannot take (characters pg_ctl's shell reads, a parent folder
+    its user cannot traverse): a setting to fix."""
+
+
+class EmbeddedSocketFolderUnsafe(EmbeddedServerError):
+    """The socket folder in /tmp (a data folder path too long for a socket) is another user's, or a link: not used."""
+
+
+class EmbeddedDataFolderNotYours(EmbeddedServerError):
+    """The data folder is another user's (root's server runs as `pgserver`, mode 0700): this user cannot use it."""
+
+
 class EmbeddedPortMismatch(EmbeddedServerError, BadSetting):
     """The server running in the data folder listens on another port than the one configured: a setting to fix."""
+
+
+# ------------------------------------------------------------------------------------------ owner
+def not_yours(pgdata: Path) -> EmbeddedDataFolderNotYours | None:
+    """Why this user cannot use the data folder (another user's, private), or None: a start, a stop or a status
+    would meet it as a PermissionError, and a status would say "not running" of a server that runs."""
+    import pwd  # noqa: PLC0415 - POSIX only
+
+    try:
+        info = pgdata.stat()
+    except FileNotFoundError:
+        return None
+    except PermissionError:
+        return EmbeddedDataFolderNotYours(f"the embedded Postgres's data folder {pgdata} is in a folder this user"
+                                          " cannot open: run as the user who owns it, or set ECOMM_PG_DATA to a"
+                                          " folder of your own (or ECOMM_PG_DSN to another Postgres)")
+    if os.access(pgdata, os.R_OK | os.W_OK | os.X_OK):
+        return None
+    try:
+        owner = pwd.getpwuid(info.st_uid).pw_name
+    except KeyError:
+        owner = f"user id {info.st_uid}"
+    try:
+        me = pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        me = str(os.getuid())
+    run_as = "root (started by root, the server runs as pgserver)" if owner == "pgserver" else owner
+    return EmbeddedDataFolderNotYours(
+        f"the embedded Postgres's data folder {pgdata} belongs to {owner} (mode {info.st_mode & 0o7777:04o}) and user"
+        f" {me} cannot use it: run this as {run_as}, or set ECOMM_PG_DATA to a folder of your own (or ECOMM_PG_DSN to"
+        " another Postgres)")
 
 
 # ------------------------------------------------------------------------------------------- lock
@@ -74,6 +118,9 @@ def file_lock(pgdata: Path, timeout: float) -> Iterator[None]:
     repository root (`..pgdata.lock`). The directory is created first (initdb's result replaces it).
     A lock won on a directory that initialisation has since replaced is no lock: it is taken again.
     """
+    refused = not_yours(pgdata)
+    if refused is not None:
+        raise refused
     deadline = time.monotonic() + timeout
     while True:
         pgdata.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -131,7 +178,9 @@ def initialise(pgdata: Path, run_initdb: Callable[[Path], None], prepare: Callab
     when the lock is released (None: it was initialised already).
 
     `run_initdb(folder)` runs initdb into an empty folder; `prepare(folder)` gives it to the server's user.
+    A data folder that is a link (to an empty folder) is initialised in the link's target: the link stays.
     """
+    pgdata = Path(os.path.realpath(pgdata)) if pgdata.is_symlink() else pgdata
     for stale in _temp_folders(pgdata):  # a process killed during initdb; none runs now: we hold the lock
         logger.info("removing %s, left by an initialisation that was interrupted", stale)
         shutil.rmtree(stale, ignore_errors=True)
@@ -165,7 +214,12 @@ def postmaster(pgdata: Path) -> dict[str, Any] | None:
     """What postmaster.pid says about a live server (None if there is none or it died)."""
     try:
         lines = (pgdata / "postmaster.pid").read_text().splitlines()
-    except (FileNotFoundError, PermissionError):
+    except FileNotFoundError:
+        return None
+    except PermissionError:  # another user's folder: whether a server runs there is not this user's to say
+        refused = not_yours(pgdata)
+        if refused is not None:
+            raise refused from None
         return None
     if len(lines) < 5 or not lines[0].strip().isdigit():
         return None

@@ -20,14 +20,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import logging
 import os
 import shlex
 import socket
 import stat
 import subprocess
-import tempfile
 import time
 import urllib.parse
 import warnings
@@ -39,7 +37,7 @@ import psycopg
 from psycopg import sql
 
 from pipeline import resources
-from pipeline.serving import data_folder
+from pipeline.serving import data_folder, embedded_folders
 from pipeline.serving.data_folder import (
     LOG_FILE,
     EmbeddedDiskFull,
@@ -56,7 +54,6 @@ ENV_DATA = "ECOMM_PG_DATA"
 ENV_PORT = "ECOMM_PG_PORT"
 ENV_DATABASE = "ECOMM_PG_DATABASE"
 SYSTEM_USER = "pgserver"  # pgserver's convention: Postgres refuses to run as root
-_SOCKET_MAX = 100  # sun_path is 108 bytes on Linux; keep a margin
 
 
 def pgserver_module() -> ModuleType:
@@ -84,9 +81,10 @@ def data_dir() -> Path:
     """The data directory: ECOMM_PG_DATA, else [postgres] embedded_dir (relative: to resources.work_dir())."""
     raw = os.environ.get(ENV_DATA, "").strip()
     if raw:
-        return Path(raw).expanduser().absolute()
+        return embedded_folders.checked_data_path(Path(raw).expanduser().absolute(), ENV_DATA)
     path = Path(postgres_settings().embedded_dir).expanduser()
-    return path if path.is_absolute() else resources.work_dir() / path
+    path = path if path.is_absolute() else resources.work_dir() / path
+    return embedded_folders.checked_data_path(path, "[postgres] embedded_dir")
 
 
 def configured_port() -> int:
@@ -175,12 +173,15 @@ def _prepare_for_system_user(pgdata: Path) -> None:
     if not _is_root():
         return
     pgserver_module()
-    from pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions
+    from pgserver.utils import ensure_folder_permissions
 
     entry = ensure_system_user()
-    ensure_prefix_permissions(pgdata)
+    embedded_folders.reachable_by(
+        pgdata, entry, "its data folder", "Set ECOMM_PG_DATA to a folder under ones every user may traverse (e.g. /srv,"
+        " /var/lib)")
     if not _prepared_binaries:
-        ensure_prefix_permissions(bin_dir())
+        embedded_folders.reachable_by(bin_dir(), entry, "the bundled Postgres programs in",
+                                      "Install the project where every user may traverse (e.g. /opt, /srv)")
         read, execute = stat.S_IRGRP | stat.S_IROTH, stat.S_IXGRP | stat.S_IXOTH
         ensure_folder_permissions(bin_dir(), read | execute)
         ensure_folder_permissions(bin_dir().parent / "lib", read)
@@ -209,18 +210,9 @@ def _ready(socket_dir: str, port: int) -> bool:
 
 
 def _socket_dir(pgdata: Path, port: int) -> Path:
-    """The data dir if its socket path fits in sun_path, else a short private dir under /tmp."""
-    if len(str(pgdata / f".s.PGSQL.{port}")) <= _SOCKET_MAX:
-        return pgdata
-    digest = hashlib.sha256(str(pgdata).encode()).hexdigest()[:12]
-    short = Path(tempfile.gettempdir()) / f"ecomm-pg-{digest}"
-    short.mkdir(mode=0o700, exist_ok=True)
-    if _is_root():
-        import pwd
-
-        entry = pwd.getpwnam(SYSTEM_USER)
-        os.chown(short, entry.pw_uid, entry.pw_gid)
-    return short
+    """The data dir if its socket path fits in sun_path, else a private dir under /tmp (made safely or refused)."""
+    entry = ensure_system_user() if _is_root() else None
+    return embedded_folders.socket_dir(pgdata, port, (entry.pw_uid, entry.pw_gid) if entry else None)
 
 
 def _port_free(port: int) -> bool:
@@ -233,6 +225,15 @@ def _port_free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def _held_how(port: int) -> str:
+    """Why a port nothing listens on cannot be bound: `ss` shows no listener, only closed connections whose TIME-WAIT
+    (a minute) holds it; Postgres, binding as the probe does, would fail the same way."""
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=2):
+        return ""
+    return (" (nothing listens on it: closed connections in TIME-WAIT hold it for about a minute; Linux gives ports"
+            " 32768-60999 to outgoing connections, so a port outside that range is not taken this way)")
 
 
 def socket_dsn(socket_dir: str, port: int, db: str) -> str:
@@ -257,9 +258,8 @@ def _initdb(pgdata: Path) -> None:
 
 def _pg_ctl_start(pgdata: Path, port: int) -> dict[str, Any]:
     if not _port_free(port):
-        raise EmbeddedPortInUse(
-            f"port {port} on 127.0.0.1 is in use; set {ENV_PORT} or [postgres] embedded_port to a free port"
-        )
+        raise EmbeddedPortInUse(f"port {port} on 127.0.0.1 is in use{_held_how(port)}; set {ENV_PORT} or [postgres]"
+                                " embedded_port to a free port")
     socket_dir = _socket_dir(pgdata, port)
     options = f"-h 127.0.0.1 -p {port} -k {shlex.quote(str(socket_dir))} {postgres_settings().server_options}".strip()
     timeout = postgres_settings().start_timeout
@@ -338,6 +338,7 @@ def start() -> str:
                 time.sleep(0.2)
             started = False
         else:
+            _socket_dir(pgdata, port)  # a socket folder that cannot be used safely is said before initdb runs
             _prepare_for_system_user(pgdata)
             # a new folder replaces the one locked above: its own lock is ours until the database is there
             stack.callback(_close, data_folder.initialise(pgdata, _initdb, _prepare_for_system_user))
@@ -381,7 +382,8 @@ def stop() -> bool:
         return False
     timeout = postgres_settings().start_timeout
     with _file_lock(pgdata, timeout=timeout * 2):
-        if _postmaster(pgdata) is None:
+        info = _postmaster(pgdata)
+        if info is None:
             return False
         try:
             pgserver_module().pg_ctl(["-w", "-t", str(timeout), "-m", "fast", "stop"], pgdata=pgdata,
@@ -390,6 +392,8 @@ def stop() -> bool:
             # a postmaster in a crash-and-restart loop (a folder whose initdb never finished) ignores pg_ctl
             if data_folder.kill_postmaster(pgdata) is None:
                 raise EmbeddedServerError(f"could not stop the embedded Postgres in {pgdata}: {err}") from err
+        owners = {os.getuid(), *([ensure_system_user().pw_uid] if _is_root() else [])}
+        embedded_folders.remove_socket_dir(pgdata, info["socket_dir"], owners)
     _known_dsn.pop(pgdata, None)
     logger.info("stopped embedded Postgres in %s", pgdata)
     return True

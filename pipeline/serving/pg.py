@@ -13,6 +13,7 @@ runs or, with ECOMM_PG_DSN or PG* set, whether that server takes a connection (e
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -26,6 +27,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pipeline.cli import first_line
 from pipeline.config import BadSetting
 from pipeline.serving import embedded
+from pipeline.serving.data_folder import EmbeddedDataFolderNotYours
 from pipeline.serving.settings import postgres as postgres_settings
 
 logger = logging.getLogger(__name__)
@@ -99,9 +101,7 @@ def bi_dsn() -> str:
     """
     explicit = dsn() if os.environ.get(ENV_DSN, "").strip() else ""  # read as the pipeline reads it (DsnInvalid)
     if not explicit and not any(os.environ.get(name) for name in LIBPQ_VARS):
-        embedded.start()
-        info = embedded.status() or {}
-        host, port, database = "127.0.0.1", str(info.get("port") or embedded.configured_port()), embedded.database()
+        host, port, database = "127.0.0.1", str(_embedded_port()), embedded.database()
         params: dict[str, str] = {}
     else:
         params = {k: str(v) for k, v in conninfo_to_dict(explicit).items()} if explicit else {}
@@ -114,6 +114,22 @@ def bi_dsn() -> str:
     params = {**in_query, **params}
     query = urllib.parse.urlencode(params, safe="/", quote_via=urllib.parse.quote)  # a space is %20 in a URI, not +
     return f"postgresql://{BI_LOGIN}@{authority}/{urllib.parse.quote(database)}" + (f"?{query}" if query else "")
+
+
+def _embedded_port() -> int:
+    """The embedded server's port, started first if needed; a server in another user's data folder (root's) is not
+    this user's to start or read, but BI connects over TCP: its configured port, when bi_reader logs in there."""
+    try:
+        embedded.start()
+    except EmbeddedDataFolderNotYours:
+        port = embedded.configured_port()
+        with contextlib.suppress(psycopg.Error):
+            with psycopg.connect(host="127.0.0.1", port=port, user=BI_LOGIN, dbname=embedded.database(),
+                                 connect_timeout=5):
+                return port
+        raise
+    info = embedded.status() or {}
+    return info.get("port") or embedded.configured_port()
 
 
 def _hosts_and_ports(host: str, port: str) -> tuple[str, dict[str, str]]:

@@ -68,8 +68,11 @@ def check(now: dt.datetime, max_age: float, limit_from: str = LIMIT_SETTING) -> 
     from pipeline.tasks import run_audit
 
     if not run_audit.postgres_reachable():
-        return UNKNOWN, ("UNKNOWN: the embedded Postgres is not running, so no date can be served"
-                         " (start it: python -m pipeline.serving.pg start)")
+        from pipeline.serving import data_folder, embedded
+
+        refused = data_folder.not_yours(embedded.data_dir())  # root's server may well run: not "not running"
+        return UNKNOWN, (f"UNKNOWN: {refused}" if refused else "UNKNOWN: the embedded Postgres is not running, so no"
+                         " date can be served (start it: python -m pipeline.serving.pg start)")
     try:
         latest = latest_published()
     except (psycopg.OperationalError, pg.EmbeddedServerError) as err:

@@ -148,6 +148,32 @@ REMEDIES: tuple[Remedy, ...] = (
            " (`python -m pipeline.serving.pg stop`, which ends its sessions, BI tools' too) so that it starts on the"
            f" configured one; then `{DAILY}`",
            ("EmbeddedPortMismatch", "EmbeddedPortInvalid")),
+    Remedy("Postgres data folder", "35",
+           "`EmbeddedDataPathInvalid: ECOMM_PG_DATA '/srv/a$b/pg' holds '$', which the embedded Postgres cannot take in"
+           " its data folder's path ...` (or `... as root the embedded Postgres runs as user pgserver, which cannot"
+           " reach its data folder D: /root (mode 0700) is not traversable by other users ...`)",
+           "the embedded server's data folder (`ECOMM_PG_DATA`, else `[postgres] embedded_dir`) has in its path a"
+           " character pg_ctl's /bin/sh reads (`$`, `\"`, backtick, backslash) or a `,` (which splits Postgres's"
+           " socket folders), or, started by root, sits under a folder the server's user `pgserver` cannot traverse;"
+           " nothing was started and no folder's mode was changed",
+           "give it a path without those characters (or point `ECOMM_PG_DATA` at a link without them); as root, put it"
+           " under folders every user may traverse (opening one such as /root to every user is yours to decide), or run"
+           f" as another user; then `{DAILY}`", ("EmbeddedDataPathInvalid",)),
+    Remedy("Postgres socket folder", "35",
+           "`EmbeddedSocketFolderUnsafe: the embedded Postgres's socket folder /tmp/ecomm-pg-H cannot be used safely"
+           " (... belongs to user id N, not to this user)` (or `... is a link, not a folder this user made`)",
+           "the data folder's path is too long for a Unix socket, so the socket goes to `/tmp/ecomm-pg-<hash>`; a"
+           " folder or link of that name that another user made could let them replace the socket the pipeline"
+           " connects through as superuser, so it is not used",
+           "remove that folder or link if no one of yours made it, or set `ECOMM_PG_DATA` to a shorter path (the socket"
+           f" then sits in the data folder); then `{DAILY}`", ("EmbeddedSocketFolderUnsafe",)),
+    Remedy("Postgres of another user", "35",
+           "`EmbeddedDataFolderNotYours: the embedded Postgres's data folder D belongs to pgserver (mode 0700) and user"
+           " U cannot use it ...`",
+           "the embedded server's data folder is another user's (one that root started is `pgserver`'s, mode 0700):"
+           " this user may not start, stop or look into it, though the server may well run",
+           "run the command as that user (root, for a server root started), or give this user its own `ECOMM_PG_DATA`"
+           f" (or `ECOMM_PG_DSN`); then `{DAILY}`", ("EmbeddedDataFolderNotYours",)),
     Remedy("Postgres refuses", "35",
            "`database \"x\" does not exist`, `password authentication failed`, `fe_sendauth: no password supplied`,"
            " `role ... does not exist`, `server does not support SSL, but SSL was required`",

@@ -155,6 +155,7 @@ def embedded_in_temp_dir() -> Iterator[EmbeddedServer]:
     Not under pytest's basetemp: a concurrent pytest session prunes old basetemps, data dir included.
     """
     root = Path(tempfile.mkdtemp(prefix="ecomm-emb-"))
+    root.chmod(0o711)  # as root, the server's user must traverse it: the server never opens it to others itself
     server = EmbeddedServer(root / "pgdata", free_port())
     try:
         yield server
