@@ -1,12 +1,12 @@
 # The README's commands. Each target sets itself up: uv is installed into .tools/ if missing.
 SHELL := /bin/bash
 UV_SYSTEM := $(shell command -v uv 2>/dev/null)
-UV := $(if $(UV_SYSTEM),$(UV_SYSTEM),$(CURDIR)/.tools/bin/uv)
+UV := $(if $(UV_SYSTEM),$(UV_SYSTEM),.tools/bin/uv)
 RUN := $(UV) run --frozen
 
 .PHONY: setup test demo sample-data psql luigid notebook bench bench-serving audit clean
 
-$(CURDIR)/.tools/bin/uv:
+.tools/bin/uv:
 	python3 -m venv .tools
 	.tools/bin/pip install --quiet --disable-pip-version-check uv
 
@@ -58,6 +58,6 @@ audit: setup
 # together, so that no published date outlives its lake. Only what lives in the checkout: ECOMM_LAKE_DIR,
 # ECOMM_DATA_DIR and a Postgres named by ECOMM_PG_DSN are not touched; data/bench/ (make bench) is kept.
 clean:
-	@if [ -d .pgdata ]; then ECOMM_PG_DATA=$(CURDIR)/.pgdata $(RUN) python -m pipeline.serving.pg stop; fi
+	@if [ -d .pgdata ]; then ECOMM_PG_DATA="$(CURDIR)/.pgdata" $(RUN) python -m pipeline.serving.pg stop; fi
 	find lake -mindepth 1 -maxdepth 1 ! -name .gitkeep -exec rm -rf {} +
 	rm -rf data/incoming reports .pgdata ..pgdata.initdb-*

@@ -7,6 +7,7 @@ import datetime as dt
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -103,6 +104,23 @@ def test_make_luigid_prints_its_url_and_the_metrics_url() -> None:
     echo = next(line for line in recipe.splitlines() if line.strip().startswith("@echo"))
     printed = " ".join(shlex.split(echo.strip()[1:])[1:])
     assert "http://127.0.0.1:8082" in printed and "http://127.0.0.1:8082/metrics" in printed
+
+
+def test_make_runs_from_a_checkout_whose_path_has_a_space(tmp_path) -> None:
+    """`make setup` without uv on PATH (the README's route) ran `/tmp/check out/.tools/bin/uv` unquoted: bash ran
+    `/tmp/check`, Error 127; `make clean` gave the embedded Postgres's stop `out/.pgdata` as a command."""
+    checkout = tmp_path / "check out"
+    (checkout / ".pgdata").mkdir(parents=True)
+    shutil.copy(REPO / "Makefile", checkout / "Makefile")
+    env = {**os.environ, "PATH": "/usr/local/bin:/usr/bin:/bin"}  # no uv: make installs it into .tools
+    assert not shutil.which("uv", path=env["PATH"]), "this test needs a PATH without uv"
+    printed = {target: subprocess.run(["make", "-n", target], cwd=checkout, env=env, capture_output=True, text=True,
+                                      timeout=60, check=True).stdout.splitlines() for target in ("setup", "clean")}
+    sync = [shlex.split(line) for line in printed["setup"] if " sync " in line]
+    assert sync and all((checkout / words[0]).resolve() == checkout / ".tools" / "bin" / "uv" for words in sync), \
+        printed["setup"]
+    stop = next(shlex.split(line) for line in printed["clean"] if "pipeline.serving.pg stop" in line)
+    assert f"ECOMM_PG_DATA={checkout}/.pgdata" in stop, stop
 
 
 def test_the_embedded_server_leaves_no_lock_file_beside_its_data_dir(embedded_server: EmbeddedServer) -> None:
