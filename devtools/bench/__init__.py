@@ -171,7 +171,7 @@ def _run(argv: list[str]) -> int:
         start, stop = min(args.dates), max(args.dates) + dt.timedelta(days=1)
         with env.task_clock(args.dir) as clock:
             seconds = build(tasks.RangeDaily(of=tasks.DailyPipeline, start=start, stop=stop,
-                                             days_back=100_000, days_forward=100_000))
+                                             days_back=100_000))
         out["days"].append({"dates": [d.isoformat() for d in args.dates], "seconds": seconds,
                             "stages": env.stage_spans(clock)})
         clock.unlink()

@@ -176,12 +176,9 @@ def _prepare_for_system_user(pgdata: Path) -> None:
     from pgserver.utils import ensure_folder_permissions
 
     entry = ensure_system_user()
-    embedded_folders.reachable_by(
-        pgdata, entry, "its data folder", "Set ECOMM_PG_DATA to a folder under ones every user may traverse (e.g. /srv,"
-        " /var/lib)")
+    embedded_folders.open_for(pgdata, entry, "its data folder")
     if not _prepared_binaries:
-        embedded_folders.reachable_by(bin_dir(), entry, "the bundled Postgres programs in",
-                                      "Install the project where every user may traverse (e.g. /opt, /srv)")
+        embedded_folders.open_for(bin_dir(), entry, "the bundled Postgres programs in")
         read, execute = stat.S_IRGRP | stat.S_IROTH, stat.S_IXGRP | stat.S_IXOTH
         ensure_folder_permissions(bin_dir(), read | execute)
         ensure_folder_permissions(bin_dir().parent / "lib", read)

@@ -8,12 +8,14 @@ server's user can reach them when root starts it.
   name anyone may create first: it is made private (pipeline.private_folder) or refused, and removed on stop.
 - As root the server runs as the system user `pgserver`, which must traverse every folder above the data folder
   and the bundled binaries. pgserver's own helper made each one readable and traversable by every user, up to
-  `/` (/root became listable); a folder other users cannot traverse is now refused with its name, never opened.
+  `/` (/root became listable by everyone, silently). Only a folder `pgserver` cannot traverse is changed, and
+  only by o+x (traversal: nothing in it becomes listable), each named in a warning (`open_for`).
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import stat
 import tempfile
@@ -22,6 +24,8 @@ from typing import Any
 
 from pipeline.private_folder import make_private
 from pipeline.serving.data_folder import EmbeddedDataPathInvalid, EmbeddedSocketFolderUnsafe
+
+logger = logging.getLogger(__name__)
 
 SOCKET_MAX = 100  # sun_path is 108 bytes on Linux; keep a margin
 SHELL_UNSAFE = {"$": "$", '"': '"', "`": "backtick", "\\": "backslash", ",": ",", "\n": "newline", "\r": "return"}
@@ -81,14 +85,15 @@ def _traversable(folder: Path, entry: Any) -> bool:
     return bool(info.st_mode & stat.S_IXOTH)
 
 
-def reachable_by(path: Path, entry: Any, what: str, todo: str) -> None:
-    """Refuse (EmbeddedDataPathInvalid) a `path` whose parent folders the server's user (`entry`, a passwd entry)
-    cannot traverse, naming the first such folder: never opened to every user behind root's back."""
+def open_for(path: Path, entry: Any, what: str) -> None:
+    """Let the server's user (`entry`, a passwd entry) traverse the folders above `path`: each it cannot traverse
+    gets o+x only (not r: its names stay unlisted) and a warning naming it and its modes."""
     for chain in (path.absolute().parents, Path(os.path.realpath(path)).parents):
         for folder in reversed(chain):
             if not _traversable(folder, entry):
-                mode = stat.S_IMODE(folder.stat().st_mode)
-                raise EmbeddedDataPathInvalid(
-                    f"as root the embedded Postgres runs as user {entry.pw_name}, which cannot reach {what} {path}:"
-                    f" {folder} (mode {mode:04o}) is not traversable by other users, and is not opened to them"
-                    f" behind your back. {todo}, run as another user, or set ECOMM_PG_DSN to use another Postgres")
+                before = stat.S_IMODE(folder.stat().st_mode)
+                os.chmod(folder, before | stat.S_IXOTH)
+                logger.warning("opened %s to traversal by other users (mode %04o -> %04o, nothing in it listable) so"
+                               " that the embedded Postgres's user %s reaches %s %s; to keep it closed, put the data"
+                               " folder elsewhere (ECOMM_PG_DATA) or run as another user", folder, before,
+                               before | stat.S_IXOTH, entry.pw_name, what, path)

@@ -150,15 +150,12 @@ REMEDIES: tuple[Remedy, ...] = (
            ("EmbeddedPortMismatch", "EmbeddedPortInvalid")),
     Remedy("Postgres data folder", "35",
            "`EmbeddedDataPathInvalid: ECOMM_PG_DATA '/srv/a$b/pg' holds '$', which the embedded Postgres cannot take in"
-           " its data folder's path ...` (or `... as root the embedded Postgres runs as user pgserver, which cannot"
-           " reach its data folder D: /root (mode 0700) is not traversable by other users ...`)",
+           " its data folder's path ...`",
            "the embedded server's data folder (`ECOMM_PG_DATA`, else `[postgres] embedded_dir`) has in its path a"
            " character pg_ctl's /bin/sh reads (`$`, `\"`, backtick, backslash) or a `,` (which splits Postgres's"
-           " socket folders), or, started by root, sits under a folder the server's user `pgserver` cannot traverse;"
-           " nothing was started and no folder's mode was changed",
-           "give it a path without those characters (or point `ECOMM_PG_DATA` at a link without them); as root, put it"
-           " under folders every user may traverse (opening one such as /root to every user is yours to decide), or run"
-           f" as another user; then `{DAILY}`", ("EmbeddedDataPathInvalid",)),
+           " socket folders); nothing was started",
+           "give it a path without those characters (or point `ECOMM_PG_DATA` at a link without them); then"
+           f" `{DAILY}`", ("EmbeddedDataPathInvalid",)),
     Remedy("Postgres socket folder", "35",
            "`EmbeddedSocketFolderUnsafe: the embedded Postgres's socket folder /tmp/ecomm-pg-H cannot be used safely"
            " (... belongs to user id N, not to this user)` (or `... is a link, not a folder this user made`)",
