@@ -331,12 +331,12 @@ def after_publish() -> dict[str, int] | None:
     from pipeline.serving.settings import compaction as settings
 
     try:
-        config = settings()
-        after_days = int(config.after_days)
+        configured = settings()
+        after_days = int(configured.after_days)
     except ValueError as err:  # the publish has committed: a typo in luigi.cfg (a BadSetting) must not fail it
         logger.warning("automatic compaction of closed months skipped: %s", err)
         return None
-    if not config.closed_months:
+    if not configured.closed_months:
         return None
     try:
         with pg.connect() as conn:

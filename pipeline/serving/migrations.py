@@ -6,9 +6,9 @@ commits the migrations that succeeded), free of [postgres] statement_timeout. Th
 `schema` (`pipeline.serving.locks`, a row lock a BI login cannot take) serialises concurrent appliers
 (two pipeline workers starting at once); a migration's own lock waits are bounded and retried
 (`locks.retrying`), so a BI session idle in a transaction neither stalls it nor makes BI queries
-queue behind it for long. A recorded
-migration whose file has since changed is refused: migrations are append-only, so add a new file
-(e.g. `006_add_column.sql` with `alter table ... add column if not exists`) instead of editing one.
+queue behind it for long. A recorded migration whose file has since changed is refused: migrations
+are append-only, so add a new file (e.g. `006_add_column.sql` with `alter table ... add column if not
+exists`) instead of editing one.
 Roles (ecomm_reader, ecomm_writer, bi_reader) are created by their own migration.
 """
 from __future__ import annotations

@@ -71,7 +71,7 @@ where not r.rolsuper and left(r.rolname, 3) <> 'pg_'
     and has_schema_privilege(r.oid, 'warehouse', 'USAGE')
 order by r.rolname
 """
-SUPERUSERS = ("Temporary tables: migration 053 takes `TEMPORARY` on the database from `PUBLIC`, so a role has it only"
+TEMPORARY_NOTE = ("Temporary tables: migration 053 takes `TEMPORARY` on the database from `PUBLIC`, so a role has it only"
               " where granted (the column above). Superusers (not listed) keep it, as every privilege: no privilege"
               " check applies to them. So does the database's owner.")
 KINDS = {"r": "table", "p": "table, partitioned by load_date", "v": "view", "m": "materialized view"}
@@ -116,7 +116,7 @@ def generate(conn: psycopg.Connection) -> str:
         for role, login, description, member_of, temporary in roles:
             cells = [f"`{role}`", yes_no[login], member_of or "–", yes_no[temporary], _cell(description)]
             lines.append(f"| {' | '.join(cells)} |")
-        lines += ["", SUPERUSERS]
+        lines += ["", TEMPORARY_NOTE]
     return "\n".join(lines) + "\n"
 
 
