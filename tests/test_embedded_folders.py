@@ -1,9 +1,9 @@
 """Where the embedded Postgres's folders are on a production-like box (pipeline.serving.embedded_folders).
 
-A socket folder in /tmp that another user made first, or a link placed at its name; a data folder path with
-characters pg_ctl's /bin/sh reads (`$(...)` was run); parent folders the server's user cannot traverse (root
-made them listable by everyone); a data folder that is a link; a port held only by TIME-WAIT. Real servers,
-real folders, the real command line.
+The socket folder's old predictable name in /tmp taken first by another user, or a link placed there; a data folder
+path with characters pg_ctl's /bin/sh reads (`$(...)` was run) and paths it passes unchanged; parent folders the
+server's user cannot traverse (root made them listable by everyone); a data folder that is a link; a port held only
+by TIME-WAIT. Real servers, real folders, the real command line.
 """
 from __future__ import annotations
 
@@ -44,11 +44,22 @@ def place() -> Iterator[Path]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _cli(*args: str, pgdata: Path | str, port: int) -> subprocess.CompletedProcess:
+def _cli(*args: str, pgdata: Path | str | None, port: int, umask: int | None = None,
+         **extra: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in PG_ENV}
-    env.update(ECOMM_PG_DATA=str(pgdata), ECOMM_PG_PORT=str(port or free_port()))
+    env.update(ECOMM_PG_PORT=str(port or free_port()), **extra)
+    if pgdata is not None:
+        env.update(ECOMM_PG_DATA=str(pgdata))
     return subprocess.run([sys.executable, "-m", "pipeline.serving.pg", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=180, check=False)
+                          capture_output=True, text=True, timeout=180, check=False,
+                          preexec_fn=None if umask is None else lambda: os.umask(umask))
+
+
+def _socket_dir_of(pgdata: Path, port: int) -> Path:
+    """The socket folder postmaster.pid names, as `pg status` says it."""
+    said = _cli("status", pgdata=pgdata, port=port)
+    assert said.returncode == 0, said.stderr
+    return Path(said.stdout.strip().rsplit("socket dir ", 1)[1])
 
 
 def _long(place: Path) -> Path:
@@ -74,68 +85,109 @@ def _planted(path: Path) -> Iterator[None]:
 
 
 # ------------------------------------------------------------------------------------- socket folder
-def test_a_socket_folder_another_user_made_first_is_refused_in_one_line(place: Path) -> None:
-    """Another user's folder, mode 777: they could replace the socket the pipeline connects through as superuser."""
-    pgdata = _long(place)
-    short = _socket_folder(pgdata)
-    with _planted(short):
-        short.mkdir()
-        short.chmod(0o777)
-        if ROOT:
-            os.chown(short, 65534, 65534)  # nobody's
-        refused = _cli("start", pgdata=pgdata, port=free_port())
-        if not ROOT:  # only root can give a folder away; one of ours that others may write is closed instead
-            assert refused.returncode == 0 and stat.S_IMODE(short.stat().st_mode) == 0o700, refused.stderr
-            return
-        assert refused.returncode == 1, refused.stderr
-        line = refused.stderr.strip()
-        assert line == (f"error: the embedded Postgres's socket folder {short} cannot be used safely ({short} belongs"
-                        f" to user id 65534, not to this user): it is in {short.parent} because the socket path in"
-                        f" {pgdata} would be too long. Remove {short} if no one of yours made it, or set ECOMM_PG_DATA"
-                        " to a shorter path (the socket then sits in the data folder)"), line
-        assert short.stat().st_uid == 65534 and stat.S_IMODE(short.stat().st_mode) == 0o777, "left as found"
-        assert not list(short.iterdir())
-
-
-def test_a_link_at_the_socket_folder_s_name_is_refused_and_its_target_left_alone(place: Path) -> None:
-    pgdata, target = _long(place), place / "theirs"
+@pytest.mark.parametrize("planted", ["another user's folder", "a link"])
+def test_the_old_socket_folder_name_taken_first_does_not_stop_a_start(place: Path, planted: str) -> None:
+    """/tmp/ecomm-pg-<hash of the data folder> was predictable (the path shows in ps): anyone could take it first and
+    every later start was refused, with a "Remove it" another user cannot do in sticky /tmp. Each start now makes its
+    own folder (mkdtemp, 0700), names it in postmaster.pid, and a stop removes it."""
+    pgdata, port, target = _long(place), free_port(), place / "theirs"
     target.mkdir(mode=0o755)
-    short = _socket_folder(pgdata)
-    with _planted(short):
-        short.symlink_to(target)
-        refused = _cli("start", pgdata=pgdata, port=free_port())
-        assert refused.returncode == 1 and f"{short} is a link, not a folder this user made" in refused.stderr, \
-            refused.stderr
-        assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
-        assert target.stat().st_uid == os.getuid() and stat.S_IMODE(target.stat().st_mode) == 0o755
-
-
-def test_the_socket_folder_in_tmp_is_private_and_removed_on_stop(place: Path) -> None:
-    pgdata = _long(place)
-    short = _socket_folder(pgdata)
-    with _planted(short):
-        started = _cli("start", pgdata=pgdata, port=free_port())
+    old = _socket_folder(pgdata)
+    with _planted(old):
+        if planted == "a link":
+            old.symlink_to(target)
+        else:
+            old.mkdir()
+            old.chmod(0o777)
+            os.chown(old, 65534, 65534)  # nobody's
+        started = _cli("start", pgdata=pgdata, port=port)
         assert started.returncode == 0, started.stderr
-        info = os.lstat(short)
+        used = _socket_dir_of(pgdata, port)
+        assert f"host={used}" in started.stdout
+        info = os.lstat(used)
         owner = pwd.getpwnam(embedded.SYSTEM_USER).pw_uid if ROOT else os.getuid()
+        assert used != old and used.parent == Path(tempfile.gettempdir()) and used.name.startswith("ecomm-pg-")
         assert stat.S_ISDIR(info.st_mode) and info.st_uid == owner and stat.S_IMODE(info.st_mode) == 0o700
-        assert f"host={short}" in started.stdout
-        stopped = _cli("stop", pgdata=pgdata, port=0)
-        assert stopped.stdout.strip() == "stopped", stopped.stderr
-        assert not short.exists(), "left behind after `pg stop`"
+        assert _cli("stop", pgdata=pgdata, port=port).stdout.strip() == "stopped"
+        assert not used.exists(), "left behind after `pg stop`"
+        assert old.is_symlink() if planted == "a link" else old.stat().st_uid == 65534, "what was planted is left"
+        assert stat.S_IMODE(target.stat().st_mode) == 0o755 and target.stat().st_uid == os.getuid()
+
+
+def test_as_root_a_temp_folder_pgserver_cannot_traverse_gets_o_x_for_the_socket(place: Path) -> None:
+    """TMPDIR under a folder only root may enter (/root/tmp): the socket folder was made there and pgserver could not
+    reach it, so the server never came up. Its parents now get o+x, with a warning, as the data folder's do."""
+    closed = place / "closed"
+    closed.mkdir(mode=0o700)
+    os.chmod(closed, 0o700)
+    pgdata, port = _long(place), free_port()
+    started = _cli("start", pgdata=pgdata, port=port, TMPDIR=str(closed))
+    assert started.returncode == 0, started.stderr
+    assert _socket_dir_of(pgdata, port).parent == closed
+    assert stat.S_IMODE(closed.stat().st_mode) == 0o701, "o+x only: its names stay unlisted"
+    assert (f"opened {closed} to traversal by other users (mode 0700 -> 0701, nothing in it listable) so that the"
+            " embedded Postgres's user pgserver reaches its socket folder") in started.stderr, started.stderr
 
 
 # ------------------------------------------------------------------------------------- data folder path
-@pytest.mark.parametrize("name", ["x$(touch PWNED)y", 'say"what', "back`tick`", "a$HOME", "one,two", "back\\slash"])
+REFUSED = {"x$(touch PWNED)y": "'$('", 'say"what': "'\"'", "back`tick`": "'`'", "a$HOME": "'$H'",
+           "a\\$b": "'\\\\$'"}
+
+
+@pytest.mark.parametrize("name", list(REFUSED))
 def test_a_data_path_pg_ctl_s_shell_would_read_is_refused_before_anything_runs(place: Path, name: str) -> None:
     pgdata = place / name / "pg"
     refused = _cli("start", pgdata=pgdata, port=free_port())
     assert refused.returncode == 35, refused.stderr  # a setting's code, as for ECOMM_PG_PORT
     line = refused.stderr.strip()
-    assert line.startswith(f"python -m pipeline.serving.pg start: error: ECOMM_PG_DATA {str(pgdata)!r} holds "), line
-    assert line.endswith("which the embedded Postgres cannot take in its data folder's path (pg_ctl hands it to"
-                         " /bin/sh): use a path without them, or a link without them to that folder"), line
+    assert line == (f"python -m pipeline.serving.pg start: error: ECOMM_PG_DATA {str(pgdata)!r} holds {REFUSED[name]},"
+                    " which the embedded Postgres cannot take in its data folder's path (pg_ctl starts it through"
+                    " /bin/sh, which reads them): use a path without them, or a link without them to that folder"), line
     assert not (place / name).exists() and not (place / "PWNED").exists() and not Path("PWNED").exists()
+
+
+def test_the_embedded_dir_setting_is_checked_as_ecomm_pg_data_is(place: Path) -> None:
+    cfg, pgdata = place / "luigi.cfg", place / "x$(touch PWNED)" / "pg"
+    cfg.write_text(f"[postgres]\nembedded_dir = {pgdata}\n")
+    refused = _cli("start", pgdata=None, port=free_port(), LUIGI_CONFIG_PATH=str(cfg))
+    assert refused.returncode == 35, refused.stderr
+    assert refused.stderr.startswith(f"python -m pipeline.serving.pg start: error: [postgres] embedded_dir"
+                                     f" {str(pgdata)!r} holds '$(', which"), refused.stderr
+    assert not pgdata.parent.exists() and not (place / "PWNED").exists()
+
+
+@pytest.mark.parametrize("name", ["cost$", "back\\slash"])
+def test_a_path_sh_passes_unchanged_starts(place: Path, name: str) -> None:
+    """`$` before `/` and `\\` before a letter stay as they are inside dash's double quotes: they were refused."""
+    pgdata, port = place / name / "pg", free_port()
+    started = _cli("start", pgdata=pgdata, port=port)
+    assert started.returncode == 0, started.stderr
+    assert (pgdata / "postmaster.pid").read_text().splitlines()[1] == str(pgdata), "the server runs in that folder"
+    assert _cli("stop", pgdata=pgdata, port=port).stdout.strip() == "stopped"
+
+
+def test_stop_and_status_take_a_path_a_start_refuses(place: Path) -> None:
+    """pg_ctl stop and reading postmaster.pid never go through a shell: they were refused, exit 35, too."""
+    pgdata = place / "a$HOME" / "pg"
+    status = _cli("status", pgdata=pgdata, port=free_port())
+    assert (status.returncode, status.stdout.strip()) == (3, f"not running ({pgdata})"), status.stderr
+    stopped = _cli("stop", pgdata=pgdata, port=free_port())
+    assert (stopped.returncode, stopped.stdout.strip()) == (0, "not running"), stopped.stderr
+
+
+def test_a_comma_is_refused_only_when_the_socket_sits_in_the_data_folder(place: Path) -> None:
+    """It splits Postgres's socket folder list; a socket in /tmp (a long path) never sees it: that path started."""
+    short = place / "one,two" / "pg"
+    refused = _cli("start", pgdata=short, port=free_port())
+    assert refused.returncode == 35, refused.stderr
+    assert refused.stderr.strip() == (
+        f"python -m pipeline.serving.pg start: error: ECOMM_PG_DATA {str(short)!r} holds ',', and the embedded"
+        " Postgres's socket sits in its data folder: Postgres reads a ',' in its socket folder"
+        " (unix_socket_directories) as two folders. Use a path without it, or a link without it to that folder")
+    port = free_port()
+    started = _cli("start", pgdata=_long(place / "three,four"), port=port)
+    assert started.returncode == 0, started.stderr
+    assert _cli("stop", pgdata=_long(place / "three,four"), port=port).stdout.strip() == "stopped"
 
 
 def test_a_link_without_those_characters_is_the_way_to_use_such_a_folder(place: Path) -> None:
@@ -202,17 +254,36 @@ def _time_wait_on(port: int) -> None:
     time.sleep(0.1)
 
 
-def test_a_port_held_only_by_time_wait_says_so_and_what_to_do(tmp_path: Path) -> None:
+def _bound_only(port: int) -> socket.socket:
+    """A socket bound to `port` that does not listen (a client about to connect from it)."""
+    held = socket.socket()
+    held.bind(("127.0.0.1", port))
+    return held
+
+
+@pytest.mark.parametrize("holder", ["TIME-WAIT", "bound, not listening"])
+def test_a_port_no_server_listens_on_says_what_is_known(tmp_path: Path, holder: str) -> None:
     """`ss` showed no listener, yet start said "in use": Postgres itself cannot bind it either (it binds as the
-    probe does), so the line says why and that a port outside the ephemeral range is not taken this way."""
+    probe does). The line said "nothing listens ... TIME-WAIT" of a socket merely bound too, and a fixed range:
+    it says what is known, and the range this system lends to outgoing connections."""
     port = free_port()
-    _time_wait_on(port)
-    with pytest.raises(embedded.EmbeddedPortInUse) as caught:
-        embedded._pg_ctl_start(tmp_path / "pgdata", port)
+    held = None
+    if holder == "TIME-WAIT":
+        _time_wait_on(port)
+    else:
+        held = _bound_only(port)
+    try:
+        with pytest.raises(embedded.EmbeddedPortInUse) as caught:
+            embedded._pg_ctl_start(tmp_path / "pgdata", port)
+    finally:
+        if held is not None:
+            held.close()
+    low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
     assert str(caught.value) == (
-        f"port {port} on 127.0.0.1 is in use (nothing listens on it: closed connections in TIME-WAIT hold it for"
-        " about a minute; Linux gives ports 32768-60999 to outgoing connections, so a port outside that range is not"
-        " taken this way); set ECOMM_PG_PORT or [postgres] embedded_port to a free port")
+        f"port {port} on 127.0.0.1 is in use (no server listens on it; another socket holds it, e.g. a connection in"
+        " TIME-WAIT, for about a minute, or an outgoing connection using it as its local port; this system lends"
+        f" ports {low}-{high} to outgoing connections, so a port outside that range is not taken this way); set"
+        " ECOMM_PG_PORT or [postgres] embedded_port to a free port")
 
 
 def test_a_port_a_closed_server_connection_left_in_time_wait_starts(place: Path) -> None:
@@ -276,6 +347,33 @@ def test_another_user_of_a_server_root_started_gets_one_line_and_bi_its_dsn(plac
     bi = _as_nobody("pipeline.serving.pg", "dsn", "--bi", pgdata=pgdata, port=port)
     assert (bi.returncode, bi.stdout.strip()) == (0, f"postgresql://bi_reader@127.0.0.1:{port}/ecomm"), bi.stderr
     assert embedded_running(pgdata), "another user's commands left root's server as it was"
+
+
+def test_root_stops_another_user_s_server_as_its_owner_with_a_clean_shutdown(place: Path) -> None:
+    """`stop` as root ran pg_ctl as pgserver (made with useradd if missing), whatever user the server ran as: pg_ctl
+    could not read another user's postmaster.pid, so the postmaster was killed by signal (an immediate shutdown,
+    crash recovery at the next start). It runs as the data folder's owner now, and never makes a user."""
+    home = place / "nobody"
+    home.mkdir(mode=0o700)
+    os.chown(home, 65534, 65534)
+    pgdata, port = home / "pgdata", free_port()
+    started = _as_nobody("pipeline.serving.pg", "start", pgdata=pgdata, port=port)
+    assert started.returncode == 0, started.stderr
+    stopped = _cli("stop", pgdata=pgdata, port=port)
+    assert stopped.stdout.strip() == "stopped", stopped.stderr
+    assert "by signal" not in stopped.stderr, stopped.stderr
+    assert "database system is shut down" in (pgdata / "server.log").read_text(), "a clean (fast) shutdown"
+    assert not (pgdata / "postmaster.pid").exists()
+
+
+def test_as_root_with_umask_077_a_data_folder_under_new_parents_starts(place: Path) -> None:
+    """The parents the pipeline makes for the data folder are 0700 under umask 077: pgserver must still reach it."""
+    pgdata, port = place / "new" / "deeper" / "pgdata", free_port()
+    started = _cli("start", pgdata=pgdata, port=port, umask=0o077)
+    assert started.returncode == 0, started.stderr
+    for made in (place / "new", place / "new" / "deeper"):
+        assert stat.S_IMODE(made.stat().st_mode) == 0o701, f"{made}: o+x only"
+    assert _cli("stop", pgdata=pgdata, port=port).stdout.strip() == "stopped"
 
 
 def embedded_running(pgdata: Path) -> bool:

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from pipeline.serving import embedded, migrations, pg
+from pipeline.serving import embedded, migrations, pg, system_user
 from tests.support.paths import REPO
 from tests.support.postgres import PG_ENV, EmbeddedServer, embedded_in_temp_dir
 from tests.support.processes import free_port
@@ -290,7 +290,7 @@ def test_as_root_the_system_user_is_created_even_where_path_has_no_sbin(monkeypa
 
 def test_without_useradd_the_missing_system_user_is_one_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setattr(embedded, "_SBIN", ())
+    monkeypatch.setattr(system_user, "_SBIN", ())
     with pytest.raises(embedded.EmbeddedServerError, match="useradd was not found") as err:
         embedded.ensure_system_user("ecomm-nobody-here")
     assert "ECOMM_PG_DSN" in str(err.value) and "\n" not in str(err.value)

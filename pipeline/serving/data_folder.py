@@ -51,12 +51,8 @@ class EmbeddedPortInvalid(EmbeddedServerError, BadSetting):
 
 
 class EmbeddedDataPathInvalid(EmbeddedServerError, BadSetting):
-    """The data folder's path is one the embedded server cannot take (characters pg_ctl's shell reads, a parent folder
-    its user cannot traverse): a setting to fix."""
-
-
-class EmbeddedSocketFolderUnsafe(EmbeddedServerError):
-    """The socket folder in /tmp (a data folder path too long for a socket) is another user's, or a link: not used."""
+    """The data folder's path is one the embedded server cannot start in (characters pg_ctl's shell reads, a `,` in
+    its socket folder): a setting to fix."""
 
 
 class EmbeddedDataFolderNotYours(EmbeddedServerError):

@@ -37,7 +37,7 @@ import psycopg
 from psycopg import sql
 
 from pipeline import resources
-from pipeline.serving import data_folder, embedded_folders
+from pipeline.serving import data_folder, embedded_folders, system_user
 from pipeline.serving.data_folder import (
     LOG_FILE,
     EmbeddedDiskFull,
@@ -47,13 +47,13 @@ from pipeline.serving.data_folder import (
     EmbeddedServerError,
 )
 from pipeline.serving.settings import postgres as postgres_settings
+from pipeline.serving.system_user import SYSTEM_USER, ensure_system_user  # noqa: F401 - the names callers use
 
 logger = logging.getLogger(__name__)
 
 ENV_DATA = "ECOMM_PG_DATA"
 ENV_PORT = "ECOMM_PG_PORT"
 ENV_DATABASE = "ECOMM_PG_DATABASE"
-SYSTEM_USER = "pgserver"  # pgserver's convention: Postgres refuses to run as root
 
 
 def pgserver_module() -> ModuleType:
@@ -81,10 +81,14 @@ def data_dir() -> Path:
     """The data directory: ECOMM_PG_DATA, else [postgres] embedded_dir (relative: to resources.work_dir())."""
     raw = os.environ.get(ENV_DATA, "").strip()
     if raw:
-        return embedded_folders.checked_data_path(Path(raw).expanduser().absolute(), ENV_DATA)
+        return Path(raw).expanduser().absolute()
     path = Path(postgres_settings().embedded_dir).expanduser()
-    path = path if path.is_absolute() else resources.work_dir() / path
-    return embedded_folders.checked_data_path(path, "[postgres] embedded_dir")
+    return path if path.is_absolute() else resources.work_dir() / path
+
+
+def data_setting() -> str:
+    """Where the data folder's path was given: ECOMM_PG_DATA, else [postgres] embedded_dir."""
+    return ENV_DATA if os.environ.get(ENV_DATA, "").strip() else "[postgres] embedded_dir"
 
 
 def configured_port() -> int:
@@ -104,7 +108,7 @@ def port_agrees(pgdata: Path, running: int) -> None:
     configured = configured_port()
     if running != configured:
         port_from = ENV_PORT if os.environ.get(ENV_PORT, "").strip() else "[postgres] embedded_port"
-        data_from = ENV_DATA if os.environ.get(ENV_DATA, "").strip() else "[postgres] embedded_dir"
+        data_from = data_setting()
         raise EmbeddedPortMismatch(
             f"the embedded Postgres in {pgdata} ({data_from}) runs on port {running}, but {port_from} is {configured}:"
             f" set {port_from} to {running}, or stop it (`python -m pipeline.serving.pg stop`, which ends its sessions)"
@@ -117,51 +121,12 @@ def database() -> str:
 
 
 # ------------------------------------------------------------------------------ running as root
-def _is_root() -> bool:
-    return hasattr(os, "geteuid") and os.geteuid() == 0
+_is_root = system_user.is_root
 
 
 def _run_as() -> dict[str, Any]:
-    """subprocess.run's arguments that drop root for the server's binaries: the system user, its group and no other
-    (`user=` alone keeps root's group 0, whose files a trusted local connection's `COPY ... FROM PROGRAM` reads)."""
-    entry = ensure_system_user() if _is_root() else None
-    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []} if entry else {}
-
-
-_SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")  # cron's PATH (/usr/bin:/bin) lacks them: useradd lives there
-# the server's user never logs in: it runs the binaries, through subprocess, not a shell
-_NO_LOGIN = next((shell for shell in ("/usr/sbin/nologin", "/sbin/nologin") if os.path.exists(shell)), "/bin/false")
-
-
-def ensure_system_user(name: str = SYSTEM_USER) -> Any:
-    """The system user Postgres runs as under root (its passwd entry), created with useradd if missing.
-
-    pgserver's own helper runs `useradd` through PATH, which under cron or `env -i` has no sbin folder:
-    the first start as root would fail with "No such file or directory: 'useradd'".
-    """
-    import pwd
-    import shutil
-
-    try:
-        return pwd.getpwnam(name)
-    except KeyError:
-        pass
-    search = os.pathsep.join([os.environ.get("PATH", ""), *_SBIN])
-    useradd = shutil.which("useradd", path=search)
-    if useradd is None:
-        raise EmbeddedServerError(
-            f"the embedded Postgres refuses to run as root and the system user {name!r} it runs as does not"
-            f" exist; useradd was not found to create it: create it (useradd -s {_NO_LOGIN} {name}), run as"
-            " another user, or set ECOMM_PG_DSN to use another Postgres"
-        )
-    done = subprocess.run([useradd, "-s", _NO_LOGIN, name], capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise EmbeddedServerError(
-            f"the embedded Postgres refuses to run as root, and creating the system user {name!r} it runs as"
-            f" failed ({useradd}: {done.stderr.strip() or f'exit {done.returncode}'}): create it, run as another"
-            " user, or set ECOMM_PG_DSN to use another Postgres"
-        )
-    return pwd.getpwnam(name)
+    """subprocess.run's arguments for initdb and a start: as root, the system user (made if missing)."""
+    return system_user.run_as(system_user.for_start())
 
 
 _prepared_binaries = False
@@ -175,7 +140,7 @@ def _prepare_for_system_user(pgdata: Path) -> None:
     pgserver_module()
     from pgserver.utils import ensure_folder_permissions
 
-    entry = ensure_system_user()
+    entry = system_user.for_start()
     embedded_folders.open_for(pgdata, entry, "its data folder")
     if not _prepared_binaries:
         embedded_folders.open_for(bin_dir(), entry, "the bundled Postgres programs in")
@@ -206,12 +171,6 @@ def _ready(socket_dir: str, port: int) -> bool:
     return result.returncode == 0
 
 
-def _socket_dir(pgdata: Path, port: int) -> Path:
-    """The data dir if its socket path fits in sun_path, else a private dir under /tmp (made safely or refused)."""
-    entry = ensure_system_user() if _is_root() else None
-    return embedded_folders.socket_dir(pgdata, port, (entry.pw_uid, entry.pw_gid) if entry else None)
-
-
 def _port_free(port: int) -> bool:
     """Whether Postgres could listen on 127.0.0.1:port: bound as Postgres binds, with SO_REUSEADDR, so the
     TIME_WAIT connections a stopped server leaves behind (a BI tool was connected) do not count as in use."""
@@ -225,12 +184,17 @@ def _port_free(port: int) -> bool:
 
 
 def _held_how(port: int) -> str:
-    """Why a port nothing listens on cannot be bound: `ss` shows no listener, only closed connections whose TIME-WAIT
-    (a minute) holds it; Postgres, binding as the probe does, would fail the same way."""
+    """Why a port no server listens on cannot be bound: another socket holds it (`ss -tan` shows which), and Postgres,
+    binding as the probe does, would fail the same way. Only what is known is said."""
     with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=2):
         return ""
-    return (" (nothing listens on it: closed connections in TIME-WAIT hold it for about a minute; Linux gives ports"
-            " 32768-60999 to outgoing connections, so a port outside that range is not taken this way)")
+    lent = ""
+    with contextlib.suppress(OSError, ValueError):
+        low, high = (int(n) for n in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+        lent = (f"; this system lends ports {low}-{high} to outgoing connections, so a port outside that range is not"
+                " taken this way")
+    return (" (no server listens on it; another socket holds it, e.g. a connection in TIME-WAIT, for about a minute,"
+            f" or an outgoing connection using it as its local port{lent})")
 
 
 def socket_dsn(socket_dir: str, port: int, db: str) -> str:
@@ -257,14 +221,23 @@ def _pg_ctl_start(pgdata: Path, port: int) -> dict[str, Any]:
     if not _port_free(port):
         raise EmbeddedPortInUse(f"port {port} on 127.0.0.1 is in use{_held_how(port)}; set {ENV_PORT} or [postgres]"
                                 " embedded_port to a free port")
-    socket_dir = _socket_dir(pgdata, port)
+    entry = system_user.for_start()
+    socket_dir = embedded_folders.socket_dir(pgdata, port, entry)  # once per start: postmaster.pid names it after
+    try:
+        return _launch(pgdata, port, socket_dir, entry)
+    except BaseException:
+        embedded_folders.remove_socket_dir(pgdata, str(socket_dir), {os.getuid(), *([entry.pw_uid] if entry else [])})
+        raise
+
+
+def _launch(pgdata: Path, port: int, socket_dir: Path, entry: Any) -> dict[str, Any]:
     options = f"-h 127.0.0.1 -p {port} -k {shlex.quote(str(socket_dir))} {postgres_settings().server_options}".strip()
     timeout = postgres_settings().start_timeout
     since, before = data_folder.log_size(pgdata), data_folder.pid_in_file(pgdata)
     try:
         pgserver_module().pg_ctl(
             ["-w", "-t", str(timeout), "-l", str(pgdata / LOG_FILE), "-o", options, "start"],
-            pgdata=pgdata, **_run_as(), timeout=timeout + 10,
+            pgdata=pgdata, **system_user.run_as(entry), timeout=timeout + 10,
         )
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
         _failed_start(pgdata, since, before, "could not start")
@@ -318,6 +291,8 @@ def start() -> str:
     pgdata = data_dir()
     db = database()
     port = configured_port()  # a port that cannot work is said before a data folder is made for it
+    if _postmaster(pgdata) is None:  # a path a start cannot take is said before a folder is made for it
+        embedded_folders.launchable(pgdata, port, data_setting())
     timeout = postgres_settings().start_timeout
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack, _file_lock(pgdata, timeout=timeout * 2):
@@ -335,7 +310,6 @@ def start() -> str:
                 time.sleep(0.2)
             started = False
         else:
-            _socket_dir(pgdata, port)  # a socket folder that cannot be used safely is said before initdb runs
             _prepare_for_system_user(pgdata)
             # a new folder replaces the one locked above: its own lock is ours until the database is there
             stack.callback(_close, data_folder.initialise(pgdata, _initdb, _prepare_for_system_user))
@@ -384,12 +358,12 @@ def stop() -> bool:
             return False
         try:
             pgserver_module().pg_ctl(["-w", "-t", str(timeout), "-m", "fast", "stop"], pgdata=pgdata,
-                                     **_run_as(), timeout=timeout + 10)
+                                     **system_user.for_stop(pgdata), timeout=timeout + 10)
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as err:
             # a postmaster in a crash-and-restart loop (a folder whose initdb never finished) ignores pg_ctl
             if data_folder.kill_postmaster(pgdata) is None:
                 raise EmbeddedServerError(f"could not stop the embedded Postgres in {pgdata}: {err}") from err
-        owners = {os.getuid(), *([ensure_system_user().pw_uid] if _is_root() else [])}
+        owners = {os.getuid(), pgdata.stat().st_uid}  # this user, and the server's (the data folder's owner)
         embedded_folders.remove_socket_dir(pgdata, info["socket_dir"], owners)
     _known_dsn.pop(pgdata, None)
     logger.info("stopped embedded Postgres in %s", pgdata)

@@ -1,79 +1,107 @@
 """The embedded server's folders: a data folder path its programs can take, its socket folder, and whether the
 server's user can reach them when root starts it.
 
-- pg_ctl runs the server through /bin/sh with `-D "<data folder>"` and `-l "<log>"`: a `$`, `"`, backtick or
-  backslash in the path broke the start, and `$(...)` in it was run. A `,` splits Postgres's
-  unix_socket_directories. Such a path is refused before anything runs (EmbeddedDataPathInvalid, a setting).
-- The socket sits in the data folder when its path fits in sun_path, else in `ecomm-pg-<hash>` under /tmp, a
-  name anyone may create first: it is made private (pipeline.private_folder) or refused, and removed on stop.
-- As root the server runs as the system user `pgserver`, which must traverse every folder above the data folder
-  and the bundled binaries. pgserver's own helper made each one readable and traversable by every user, up to
-  `/` (/root became listable by everyone, silently). Only a folder `pgserver` cannot traverse is changed, and
-  only by o+x (traversal: nothing in it becomes listable), each named in a warning (`open_for`).
+- pg_ctl starts the server through /bin/sh with `-D "<data folder>"` and `-l "<log>"`: inside those double quotes
+  a `"` or backtick, a `$` that begins an expansion (`$(`, `$HOME`, `${`, `$1`, ...) and a backslash before `$`, a
+  backtick, `"`, a backslash or the closing quote change the path, and `$(...)` is run. A line break would split
+  postmaster.pid's lines. Such a path is refused before initdb or a start runs (EmbeddedDataPathInvalid, a
+  setting); other commands (`stop`, `status`, ...) never go through a shell and take any path. A `,` splits
+  Postgres's unix_socket_directories: refused only when the socket sits in the data folder.
+- The socket sits in the data folder when its path fits in sun_path, else in a new folder `ecomm-pg-XXXXXXXX` under
+  the temp folder (tempfile.mkdtemp: 0700, a name nobody can take first), made once per start and read back from
+  postmaster.pid by every other command; a stop removes it (rmdir: only an empty folder).
+- As root the server runs as the system user `pgserver`, which must traverse every folder above the data folder,
+  the socket folder and the bundled binaries. pgserver's own helper made each one readable and traversable by
+  every user, up to `/` (/root became listable by everyone, silently). Only a folder `pgserver` cannot traverse
+  is changed, and only by o+x (traversal: nothing in it becomes listable), each named in a warning (`open_for`).
 """
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
+import re
 import stat
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from pipeline.private_folder import make_private
-from pipeline.serving.data_folder import EmbeddedDataPathInvalid, EmbeddedSocketFolderUnsafe
+from pipeline.serving.data_folder import EmbeddedDataPathInvalid, EmbeddedServerError
 
 logger = logging.getLogger(__name__)
 
 SOCKET_MAX = 100  # sun_path is 108 bytes on Linux; keep a margin
-SHELL_UNSAFE = {"$": "$", '"': '"', "`": "backtick", "\\": "backslash", ",": ",", "\n": "newline", "\r": "return"}
+SOCKET_PREFIX = "ecomm-pg-"
+# What dash and bash (`sh -c '... -D "<path>"'`) do not pass unchanged inside double quotes (checked with both):
+# `"`, a backtick, `$` before a name, digit, special parameter, `(`, `{` or `[` (bash), `\` before `"$\``, a
+# newline or the closing quote; and line breaks, which postmaster.pid's lines cannot hold.
+_SHELL_READS = re.compile(r'["`\n\r]|\$[A-Za-z0-9_!"#$(*?@`{\[-]|\\(?:["$\\`\n]|$)')
 
 
-def checked_data_path(path: Path, said: str) -> Path:
-    """`path` if pg_ctl's shell and Postgres's socket list take it as it is, else EmbeddedDataPathInvalid naming
-    the characters (`said`: the setting it came from)."""
-    found = [name for char, name in SHELL_UNSAFE.items() if char in str(path)]
+def launchable(pgdata: Path, port: int, said: str) -> None:
+    """Refuse (EmbeddedDataPathInvalid, `said`: the setting it came from) a data folder path that initdb and pg_ctl
+    start cannot take as it is: what /bin/sh reads in it, or a `,` when the socket sits in it."""
+    found = list(dict.fromkeys(hit.group() for hit in _SHELL_READS.finditer(str(pgdata))))
     if found:
         raise EmbeddedDataPathInvalid(
-            f"{said} {str(path)!r} holds {', '.join(repr(name) if len(name) == 1 else name for name in found)}, which"
-            " the embedded Postgres cannot take in its data folder's path (pg_ctl hands it to /bin/sh): use a path"
-            " without them, or a link without them to that folder")
-    return path
+            f"{said} {str(pgdata)!r} holds {', '.join(map(repr, found))}, which the embedded Postgres cannot take in"
+            " its data folder's path (pg_ctl starts it through /bin/sh, which reads them): use a path without them,"
+            " or a link without them to that folder")
+    if "," in str(pgdata) and _socket_fits(pgdata, port):
+        raise EmbeddedDataPathInvalid(
+            f"{said} {str(pgdata)!r} holds ',', and the embedded Postgres's socket sits in its data folder: Postgres"
+            " reads a ',' in its socket folder (unix_socket_directories) as two folders. Use a path without it, or a"
+            " link without it to that folder")
 
 
-def _short_socket_dir(pgdata: Path) -> Path:
-    digest = hashlib.sha256(str(pgdata).encode()).hexdigest()[:12]
-    return Path(tempfile.gettempdir()) / f"ecomm-pg-{digest}"
+def _socket_fits(pgdata: Path, port: int) -> bool:
+    return len(str(pgdata / f".s.PGSQL.{port}")) <= SOCKET_MAX
 
 
-def socket_dir(pgdata: Path, port: int, owner: tuple[int, int] | None) -> Path:
-    """The data folder if its socket path fits in sun_path, else a private folder under /tmp, made for `owner`
-    (uid, gid: the server's user, when root starts it), or EmbeddedSocketFolderUnsafe if one found there is not safe."""
-    if len(str(pgdata / f".s.PGSQL.{port}")) <= SOCKET_MAX:
+def socket_dir(pgdata: Path, port: int, entry: Any) -> Path:
+    """The data folder if its socket path fits in sun_path, else a new private folder under the temp folder, given to
+    `entry` (a passwd entry: the server's user, when root starts it; None: this user's)."""
+    if _socket_fits(pgdata, port):
         return pgdata
-    short = _short_socket_dir(pgdata)
+    where = Path(tempfile.gettempdir())
     try:
-        make_private(str(short), owner)
+        made = Path(tempfile.mkdtemp(prefix=SOCKET_PREFIX, dir=where))
+        if entry is not None:
+            _give(made, entry)
+            open_for(made, entry, "its socket folder")
     except OSError as err:
-        raise EmbeddedSocketFolderUnsafe(
-            f"the embedded Postgres's socket folder {short} cannot be used safely ({err.strerror or err}): it is in"
-            f" {short.parent} because the socket path in {pgdata} would be too long. Remove {short} if no one of"
-            " yours made it, or set ECOMM_PG_DATA to a shorter path (the socket then sits in the data folder)"
-        ) from None
-    return short
+        raise EmbeddedServerError(
+            f"could not make the embedded Postgres's socket folder in {where} ({err.strerror or err}): the socket goes"
+            f" there because its path in {pgdata} would be too long. Set TMPDIR to a folder this user may write, or"
+            " ECOMM_PG_DATA to a shorter path (the socket then sits in the data folder)") from None
+    return made
+
+
+def _give(made: Path, entry: Any) -> None:
+    """chown the folder mkdtemp just made to the server's user, through a descriptor of the folder made (a name in a
+    temp folder without the sticky bit could be swapped); after that, its name is never used to change it."""
+    handle = os.open(made, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        info = os.fstat(handle)
+        if info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) != 0o700:
+            raise PermissionError(f"{made} was replaced after it was made")
+        os.fchown(handle, entry.pw_uid, entry.pw_gid)
+    finally:
+        os.close(handle)
 
 
 def remove_socket_dir(pgdata: Path, used: str | None, owners: set[int]) -> None:
-    """After a stop: remove the /tmp socket folder the server used, when it is empty and ours (`owners`' uid)."""
-    short = _short_socket_dir(pgdata)
-    if used is None or Path(used) != short:
+    """After a stop: remove the socket folder postmaster.pid named, when it is one a start made (a real folder named
+    ecomm-pg-* in the temp folder, `owners`' uid) and empty (rmdir only)."""
+    if not used or Path(used) == pgdata:
+        return
+    folder = Path(used)
+    if folder.parent != Path(tempfile.gettempdir()) or not folder.name.startswith(SOCKET_PREFIX):
         return
     with contextlib.suppress(OSError):
-        info = os.lstat(short)
+        info = os.lstat(folder)
         if stat.S_ISDIR(info.st_mode) and info.st_uid in owners:
-            os.rmdir(short)  # OSError if not empty: left as it is
+            os.rmdir(folder)  # OSError if not empty: left as it is
 
 
 def _traversable(folder: Path, entry: Any) -> bool:

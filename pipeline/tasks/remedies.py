@@ -149,21 +149,14 @@ REMEDIES: tuple[Remedy, ...] = (
            f" configured one; then `{DAILY}`",
            ("EmbeddedPortMismatch", "EmbeddedPortInvalid")),
     Remedy("Postgres data folder", "35",
-           "`EmbeddedDataPathInvalid: ECOMM_PG_DATA '/srv/a$b/pg' holds '$', which the embedded Postgres cannot take in"
-           " its data folder's path ...`",
-           "the embedded server's data folder (`ECOMM_PG_DATA`, else `[postgres] embedded_dir`) has in its path a"
-           " character pg_ctl's /bin/sh reads (`$`, `\"`, backtick, backslash) or a `,` (which splits Postgres's"
-           " socket folders); nothing was started",
+           "`EmbeddedDataPathInvalid: ECOMM_PG_DATA '/srv/a$b/pg' holds '$b', which the embedded Postgres cannot take"
+           " in its data folder's path ...`",
+           "the embedded server's data folder (`ECOMM_PG_DATA`, else `[postgres] embedded_dir`) has in its path what"
+           " pg_ctl's /bin/sh reads inside double quotes (`\"`, a backtick, `$(`, `$NAME`, `${`, a `\\` before `$`),"
+           " or a `,` while the socket sits in the data folder (Postgres splits its socket folders there); nothing"
+           " was started. `stop`, `status` and other commands take such a path",
            "give it a path without those characters (or point `ECOMM_PG_DATA` at a link without them); then"
            f" `{DAILY}`", ("EmbeddedDataPathInvalid",)),
-    Remedy("Postgres socket folder", "35",
-           "`EmbeddedSocketFolderUnsafe: the embedded Postgres's socket folder /tmp/ecomm-pg-H cannot be used safely"
-           " (... belongs to user id N, not to this user)` (or `... is a link, not a folder this user made`)",
-           "the data folder's path is too long for a Unix socket, so the socket goes to `/tmp/ecomm-pg-<hash>`; a"
-           " folder or link of that name that another user made could let them replace the socket the pipeline"
-           " connects through as superuser, so it is not used",
-           "remove that folder or link if no one of yours made it, or set `ECOMM_PG_DATA` to a shorter path (the socket"
-           f" then sits in the data folder); then `{DAILY}`", ("EmbeddedSocketFolderUnsafe",)),
     Remedy("Postgres of another user", "35",
            "`EmbeddedDataFolderNotYours: the embedded Postgres's data folder D belongs to pgserver (mode 0700) and user"
            " U cannot use it ...`",
