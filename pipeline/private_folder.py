@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 
 
 def make_private(path: str) -> None:
@@ -21,7 +22,7 @@ def make_private(path: str) -> None:
     except FileExistsError:
         pass
     try:
-        handle = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        handle = _open_own(path)
     except OSError as err:  # a link (to a folder too) is ENOTDIR or ELOOP: only said apart for the message
         if err.errno not in {errno.ENOTDIR, errno.ELOOP}:
             raise
@@ -36,3 +37,16 @@ def make_private(path: str) -> None:
             os.fchmod(handle, 0o700)
     finally:
         os.close(handle)
+
+
+def _open_own(path: str) -> int:
+    """A descriptor of the folder `path` (not a link); a folder of ours without read permission (an old mode 0300)
+    is given 0700 first: a name of ours in a sticky temp folder only we may rename, so nobody swaps it meanwhile."""
+    try:
+        return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except PermissionError:
+        info = os.lstat(path)
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+            raise
+        os.chmod(path, 0o700)
+        return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)

@@ -12,6 +12,7 @@ import hashlib
 import os
 import pwd
 import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -378,3 +379,61 @@ def test_as_root_with_umask_077_a_data_folder_under_new_parents_starts(place: Pa
 
 def embedded_running(pgdata: Path) -> bool:
     return (pgdata / "postmaster.pid").exists()
+
+
+# ------------------------------------------------------------------------------------- socket folder leaks
+def _postmaster_pid(pgdata: Path) -> int:
+    return int((pgdata / "postmaster.pid").read_text().splitlines()[0])
+
+
+def test_a_crashed_server_s_socket_folder_goes_at_the_next_start_and_at_stop(place: Path) -> None:
+    """Each start makes its own socket folder: a postmaster killed -9 left its folder (socket and lock inside) and
+    nothing read its name again, one folder per crash."""
+    pgdata, port = _long(place), free_port()
+    assert _cli("start", pgdata=pgdata, port=port).returncode == 0
+    first = _socket_dir_of(pgdata, port)
+    os.kill(_postmaster_pid(pgdata), signal.SIGKILL)
+    _wait_gone(first / f".s.PGSQL.{port}.lock", pgdata)
+    again = _cli("start", pgdata=pgdata, port=port)
+    assert again.returncode == 0, again.stderr
+    second = _socket_dir_of(pgdata, port)
+    assert second != first and not first.exists(), "the dead server's socket folder was left"
+    os.kill(_postmaster_pid(pgdata), signal.SIGKILL)
+    _wait_gone(second / f".s.PGSQL.{port}.lock", pgdata)
+    assert _cli("stop", pgdata=pgdata, port=port).stdout.strip() == "not running"
+    assert not second.exists(), "`pg stop` of a dead server left its socket folder"
+
+
+def _wait_gone(lock: Path, pgdata: Path) -> None:
+    """Until the killed postmaster is reaped (its children exit): `status` then says not running."""
+    deadline = time.monotonic() + 30
+    while _cli("status", pgdata=pgdata, port=0).returncode == 0:
+        assert time.monotonic() < deadline, "the killed postmaster still looks alive"
+        time.sleep(0.3)
+    assert lock.exists(), "a killed postmaster removes nothing: the test would prove nothing"
+
+
+def test_a_socket_folder_is_removed_by_a_stop_with_another_temp_folder(place: Path) -> None:
+    """cron (no TMPDIR) stops what a login shell (pam_tmpdir's /tmp/user/0) started: the folder stayed."""
+    tmp = place / "shell-tmp"
+    tmp.mkdir(mode=0o711)
+    os.chmod(tmp, 0o711)
+    pgdata, port = _long(place), free_port()
+    assert _cli("start", pgdata=pgdata, port=port, TMPDIR=str(tmp)).returncode == 0
+    used = _socket_dir_of(pgdata, port)
+    assert used.parent == tmp
+    assert _cli("stop", pgdata=pgdata, port=port).stdout.strip() == "stopped"
+    assert not used.exists()
+
+
+def test_under_umask_0177_the_socket_folder_is_0700_and_the_server_starts(place: Path) -> None:
+    """mkdtemp's 0700 less the umask was 0600: as root the start failed saying the folder "was replaced", and left
+    it; as another user the server could not enter its own socket folder."""
+    pgdata, port = _long(place), free_port()
+    before = set(Path(tempfile.gettempdir()).glob("ecomm-pg-*"))
+    started = _cli("start", pgdata=pgdata, port=port, umask=0o177)
+    assert started.returncode == 0, started.stderr
+    used = _socket_dir_of(pgdata, port)
+    assert stat.S_IMODE(used.stat().st_mode) == 0o700
+    assert _cli("stop", pgdata=pgdata, port=port).stdout.strip() == "stopped"
+    assert set(Path(tempfile.gettempdir()).glob("ecomm-pg-*")) == before

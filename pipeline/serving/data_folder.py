@@ -297,6 +297,8 @@ def kill_postmaster(pgdata: Path, wait: float = 5.0, spare: int | None = None) -
         for lock in [pgdata / "postmaster.pid", *socket_dir.glob(".s.PGSQL.*.lock")]:
             with contextlib.suppress(OSError, IndexError):
                 if lock.read_text().splitlines()[0].strip() == str(pid):
+                    if lock.name != "postmaster.pid":  # its socket too: else its folder cannot be removed
+                        (socket_dir / lock.name.removesuffix(".lock")).unlink(missing_ok=True)
                     lock.unlink()
     logger.warning("stopped the postmaster (pid %s) of %s by signal", pid, pgdata)
     return pid

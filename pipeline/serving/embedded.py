@@ -310,6 +310,9 @@ def start() -> str:
                 time.sleep(0.2)
             started = False
         else:
+            embedded_folders.launchable(pgdata, port, data_setting())  # again under the lock: a server gone since
+            if pgdata.exists():
+                embedded_folders.clear_dead_socket_dir(pgdata, {os.getuid(), pgdata.stat().st_uid})
             _prepare_for_system_user(pgdata)
             # a new folder replaces the one locked above: its own lock is ours until the database is there
             stack.callback(_close, data_folder.initialise(pgdata, _initdb, _prepare_for_system_user))
@@ -353,8 +356,9 @@ def stop() -> bool:
         return False
     timeout = postgres_settings().start_timeout
     with _file_lock(pgdata, timeout=timeout * 2):
-        info = _postmaster(pgdata)
+        info, owners = _postmaster(pgdata), {os.getuid(), pgdata.stat().st_uid}  # this user, the server's
         if info is None:
+            embedded_folders.clear_dead_socket_dir(pgdata, owners)  # a server that died left its socket folder
             return False
         try:
             pgserver_module().pg_ctl(["-w", "-t", str(timeout), "-m", "fast", "stop"], pgdata=pgdata,
@@ -363,7 +367,6 @@ def stop() -> bool:
             # a postmaster in a crash-and-restart loop (a folder whose initdb never finished) ignores pg_ctl
             if data_folder.kill_postmaster(pgdata) is None:
                 raise EmbeddedServerError(f"could not stop the embedded Postgres in {pgdata}: {err}") from err
-        owners = {os.getuid(), pgdata.stat().st_uid}  # this user, and the server's (the data folder's owner)
         embedded_folders.remove_socket_dir(pgdata, info["socket_dir"], owners)
     _known_dsn.pop(pgdata, None)
     logger.info("stopped embedded Postgres in %s", pgdata)

@@ -63,13 +63,16 @@ def socket_dir(pgdata: Path, port: int, entry: Any) -> Path:
     `entry` (a passwd entry: the server's user, when root starts it; None: this user's)."""
     if _socket_fits(pgdata, port):
         return pgdata
-    where = Path(tempfile.gettempdir())
+    where, made = Path(tempfile.gettempdir()), None
     try:
         made = Path(tempfile.mkdtemp(prefix=SOCKET_PREFIX, dir=where))
+        _give(made, entry)
         if entry is not None:
-            _give(made, entry)
             open_for(made, entry, "its socket folder")
     except OSError as err:
+        if made is not None:  # a start that cannot use it leaves none behind (cron's retries made one each)
+            with contextlib.suppress(OSError):
+                os.rmdir(made)
         raise EmbeddedServerError(
             f"could not make the embedded Postgres's socket folder in {where} ({err.strerror or err}): the socket goes"
             f" there because its path in {pgdata} would be too long. Set TMPDIR to a folder this user may write, or"
@@ -78,30 +81,63 @@ def socket_dir(pgdata: Path, port: int, entry: Any) -> Path:
 
 
 def _give(made: Path, entry: Any) -> None:
-    """chown the folder mkdtemp just made to the server's user, through a descriptor of the folder made (a name in a
-    temp folder without the sticky bit could be swapped); after that, its name is never used to change it."""
+    """Mode 0700 for the folder mkdtemp just made and, as root, chown it to the server's user (`entry`; None: this
+    user's), through a descriptor of the folder made (a name in a temp folder without the sticky bit could be
+    swapped); after that, its name is never used to change it."""
     handle = os.open(made, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     try:
-        info = os.fstat(handle)
-        if info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) != 0o700:
+        if os.fstat(handle).st_uid != os.getuid():
             raise PermissionError(f"{made} was replaced after it was made")
-        os.fchown(handle, entry.pw_uid, entry.pw_gid)
+        os.fchmod(handle, 0o700)  # mkdtemp's 0700 less the umask (0177 made it 0600: the server could not enter)
+        if entry is not None:
+            os.fchown(handle, entry.pw_uid, entry.pw_gid)
     finally:
         os.close(handle)
 
 
 def remove_socket_dir(pgdata: Path, used: str | None, owners: set[int]) -> None:
     """After a stop: remove the socket folder postmaster.pid named, when it is one a start made (a real folder named
-    ecomm-pg-* in the temp folder, `owners`' uid) and empty (rmdir only)."""
+    ecomm-pg-*, `owners`' uid; in whichever temp folder the start had: cron's TMPDIR is not a login shell's) and
+    empty (rmdir only)."""
     if not used or Path(used) == pgdata:
         return
     folder = Path(used)
-    if folder.parent != Path(tempfile.gettempdir()) or not folder.name.startswith(SOCKET_PREFIX):
+    if not folder.is_absolute() or not folder.name.startswith(SOCKET_PREFIX):
         return
     with contextlib.suppress(OSError):
         info = os.lstat(folder)
         if stat.S_ISDIR(info.st_mode) and info.st_uid in owners:
             os.rmdir(folder)  # OSError if not empty: left as it is
+
+
+def clear_dead_socket_dir(pgdata: Path, owners: set[int]) -> None:
+    """The socket folder of a postmaster that died (kill -9, a crash, the machine's power): its dead pid's socket and
+    lock files go, then the folder (`remove_socket_dir`). Each start makes a new folder, so a crash left one behind."""
+    try:
+        lines = (pgdata / "postmaster.pid").read_text().splitlines()
+    except OSError:
+        return
+    if len(lines) < 5 or not lines[0].strip().isdigit() or not lines[4].strip():
+        return
+    pid, folder = lines[0].strip(), Path(lines[4].strip().split(",")[0])
+    if folder == pgdata or not folder.name.startswith(SOCKET_PREFIX) or _alive(int(pid)):
+        return
+    for lock in folder.glob(".s.PGSQL.*.lock"):
+        with contextlib.suppress(OSError, IndexError):
+            if lock.read_text().splitlines()[0].strip() == pid:
+                (folder / lock.name.removesuffix(".lock")).unlink(missing_ok=True)
+                lock.unlink()
+    remove_socket_dir(pgdata, str(folder), owners)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
 
 
 def _traversable(folder: Path, entry: Any) -> bool:
