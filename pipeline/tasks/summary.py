@@ -97,7 +97,7 @@ def _broken_manifests(day: dt.date) -> list[str]:
     return broken
 
 
-@read_once.scoped  # one look at the lake for the range: each listing once, not once a date
+@read_once.scoped_over  # one look at the lake for the range: each listing once, not once a date
 def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postgres: bool = True,
               local_scheduler: bool = False, messages: bool = False) -> list[DateSummary]:
     """The summary of each date; with `run_id`, outcomes and time of that run's executions only.
