@@ -14,7 +14,7 @@ from luigi.cmdline_parser import CmdlineParser
 
 import pipeline.tasks  # noqa: F401 - the tasks a Luigi command line names
 from pipeline import config, lake, read_once, setting_source
-from pipeline.tasks import publish, restate_steps, restatements, run_audit_files, summary
+from pipeline.tasks import lake_gaps, publish, restate_steps, restatements, run_audit_files, summary
 from tests.support import rows
 from tests.test_long_history_reads import RUN, _history_at
 
@@ -76,6 +76,21 @@ def test_a_one_date_summary_lists_only_that_date_s_folders(tmp_path: Path, monke
     reads.clear()
     assert publish.still_current_dates(days) == set(days) - {days[3]}, "a long range: the same decisions"
     assert len([r for r in reads if records in r and not r.startswith("open")]) == 1, "listed once for the range"
+
+
+def test_a_one_date_summary_looks_for_that_date_s_partitions_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  reads: list[str]) -> None:
+    """What of a published date's lake is gone (`lake_gaps`): the summary of one date listed each table whole."""
+    _, days = _history_at(tmp_path, monkeypatch, 4)
+    day = days[10]
+    whole = lake_gaps.missing(day, lake_gaps.Listing(days))
+    assert len([r for r in reads if r.startswith("list")]) > 5
+    assert all("load_date" not in r for r in reads if r.startswith("list")), "each table listed whole"
+    reads.clear()
+    assert lake_gaps.missing(day, lake_gaps.Listing([day])) == whole
+    listed = [r for r in reads if r.startswith("list")]
+    assert listed and all(f"/load_date={day}/" in r for r in listed), listed
+    assert "warehouse/daily_metrics/load_date=" not in " ".join(whole), "the date's partition is there"
 
 
 def test_a_malformed_restatement_folder_is_no_date(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
