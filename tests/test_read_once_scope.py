@@ -9,12 +9,15 @@ import os
 import threading
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from luigi.cmdline_parser import CmdlineParser
 
 import pipeline.tasks  # noqa: F401 - the tasks a Luigi command line names
 from pipeline import config, lake, read_once, setting_source
-from pipeline.tasks import lake_gaps, publish, restate_steps, restatements, run_audit_files, summary
+from pipeline.ingest import landing
+from pipeline.tasks import lake_gaps, publish, restate_steps, restatements, run_audit, run_audit_files, summary
 from tests.support import rows
 from tests.test_long_history_reads import RUN, _history_at
 
@@ -181,3 +184,58 @@ def test_a_date_s_twin_files_are_a_copy(tmp_path: Path, monkeypatch: pytest.Monk
         with read_once.scope(scope_days):
             run_audit_files.twin_files(days[0], None).clear()
             assert len(run_audit_files.twin_files(days[0], None)) == 6
+
+
+def test_a_run_s_own_executions_are_its_rows_of_every_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run's summary lists its own run folder only: the same rows as every run's, then kept to the run's, in a
+    scope over many dates, over one, and outside one."""
+    _, days = _history_at(tmp_path, monkeypatch, 1)
+
+    def both() -> list[tuple[list[dict], list[dict]]]:
+        return [(run_audit.executions(day, RUN), [r for r in run_audit.executions(day) if r["run_id"] == RUN])
+                for day in days]
+
+    for found in (both(), read_once.scoped_over(lambda _: both())(days), read_once.scoped_over(lambda _: both())(
+            days[:1])):
+        assert all(len(own) == 3 and own == kept for own, kept in found)
+
+
+def test_an_older_twin_file_is_read_as_the_schema(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run audit file written by an older version (timestamps in ns, a column it did not have yet, one since
+    dropped) reads as today's schema: the missing column NULL, the dropped one left out, timestamps as today's."""
+    rows.use_lake(tmp_path, monkeypatch)
+    day = dt.date(2025, 9, 1)
+    started = dt.datetime(2025, 9, 1, 1, 2, 3, 456789)
+    old = pa.table({"run_id": [RUN], "load_date": pa.array([day], pa.date32()), "task_id": ["LandOrders_2025_09_01"],
+                    "task_family": ["LandOrders"], "attempt": pa.array([1], pa.int64()), "status": ["done"],
+                    "started_at": pa.array([started], pa.timestamp("ns")), "since_dropped": ["x"]})
+    path = run_audit.twin_path(day, RUN, "LandOrders_2025_09_01")
+    Path(path).parent.mkdir(parents=True)
+    pq.write_table(old, path)
+    [row] = lake.read_rows(path, schema=run_audit.SCHEMA)
+    assert list(row) == run_audit.SCHEMA.names
+    assert row["started_at"] == started and row["ended_at"] is None and row["in_postgres"] is None
+    assert row["attempt"] == 1 and row["status"] == "done"
+    assert run_audit.executions(day) == [row]
+
+
+def test_catalogs_from_the_api_decide_the_same_in_a_range(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          reads: list[str]) -> None:
+    """Catalogs from the API (a catalog URL set: the covering snapshot is the week's landed one, a snapshot landed
+    later in a week is late for the dates built before it, a week with none landed asks which are): the range's
+    decisions are each date's, in a few listings, and nothing is fetched (no server answers the URL)."""
+    listings = {}
+    for weeks in (2, 4):
+        _, days = _history_at(tmp_path, monkeypatch, weeks)
+        monkeypatch.setenv("ECOMM_PRODUCTS_URL", "http://127.0.0.1:9")
+        later = days[9]  # week 2's Wednesday: a later snapshot of the week, landed after its dates were built
+        landing.write_manifest("products", later, {"source_file": "http://127.0.0.1:9/products", "rows": 1,
+                                                   "rejected_count": 0, "source_kind": "api"})
+        os.remove(landing.manifest_path("products", days[-7]))  # the last week's: to be fetched (landed dates asked)
+        one_by_one = {day for day in days if publish.still_current(day)}
+        assert set(days) - one_by_one == set(days[9:14]), sorted(set(days) - one_by_one)
+        reads.clear()
+        assert publish.still_current_dates(days) == one_by_one
+        listings[weeks] = [r.replace(f"lake{weeks}", "lake") for r in reads
+                           if not r.startswith("open") and f"/lake{weeks}/" in r]  # (each date's incoming folder)
+    assert listings[4] == listings[2] and len(listings[4]) == 3, f"listings grew with the dates: {listings}"
