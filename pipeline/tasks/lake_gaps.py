@@ -24,7 +24,7 @@ import datetime as dt
 import os
 from collections.abc import Iterable
 
-from pipeline import lake
+from pipeline import lake, read_once
 from pipeline.ingest import incoming, landing
 from pipeline.lake import s3
 
@@ -33,15 +33,22 @@ _TASK = "luigi --module pipeline.tasks {task} --date {date}"
 
 
 class Listing:
-    """The lake's partition files of the tables a date must hold, listed once per table."""
+    """The lake's partition files of the tables a date must hold, listed once per table; for a few dates (`days`:
+    up to `read_once.FEW_DATES`, the summary of one date) once per table and date, its `load_date=D` folder: a
+    whole table's listing costs a date's as many times over as it has dates (on S3, a request per 1000 files)."""
 
-    def __init__(self) -> None:
-        self._files: dict[tuple[str, str], set[str]] = {}
+    def __init__(self, days: Iterable[dt.date] | None = None) -> None:
+        self._files: dict[tuple[str, str, str], set[str]] = {}
+        self._by_date = days is not None and len(set(days)) <= read_once.FEW_DATES
 
     def has(self, layer: str, table: str, path: str) -> bool:
-        if (layer, table) not in self._files:
-            self._files[layer, table] = set(lake.files_matching(os.path.join(lake.table_dir(layer, table), "**", "*")))
-        return path in self._files[layer, table]
+        table_dir = lake.table_dir(layer, table)
+        inside = path.startswith(table_dir + "/") and self._by_date
+        folder = path.removeprefix(table_dir + "/").split("/")[0] if inside else ""  # load_date=D
+        if (layer, table, folder) not in self._files:
+            under = os.path.join(table_dir, folder) if folder else table_dir
+            self._files[layer, table, folder] = set(lake.files_matching(os.path.join(under, "**", "*")))
+        return path in self._files[layer, table, folder]
 
 
 def expected(day: dt.date) -> dict[str, tuple[str, str, str]]:

@@ -213,7 +213,7 @@ def current_published_dates(days: list[dt.date]) -> set[dt.date]:
     return still_current_dates(reconciled)
 
 
-@read_once.scoped
+@read_once.scoped_over  # over `days`: a few dates' folders are read a date at a time
 def still_current_dates(days: Iterable[dt.date]) -> set[dt.date]:
     """The dates among `days` that are `still_current`, in one look at the lake: the catalog folders, the landed
     snapshots, the restatement records are listed once and each snapshot's file checked once, not once a date (a

@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 from pipeline import lake, read_once
+from pipeline.lake import s3 as lake_store
 
 logger = logging.getLogger(__name__)
 
@@ -26,10 +27,12 @@ def marker_path(day: dt.date) -> str:
 
 
 def read_record(day: dt.date) -> dict[str, Any] | None:
-    """The date's restatement record (None: never restated). In a `read_once.scope`, the records are listed once and
-    only a listed date's is read: most dates of a long history have none."""
-    if read_once.active() and day not in read_once.once(("restatement dates",), lambda: set(recorded_dates())):
-        return None
+    """The date's restatement record (None: never restated). In a `read_once.scope` over many dates, the records'
+    folders are listed once and only a listed date's record is read: most dates of a long history have none."""
+    if read_once.many_dates():
+        listed = read_once.once(("restatement folders",), _dates_with_a_folder)
+        if listed is not None and day not in listed:
+            return None
     try:
         with lake.open_input(marker_path(day)) as handle:
             return json.loads(handle.read())
@@ -100,8 +103,36 @@ def daily_sources(record: dict[str, Any] | None) -> list[str]:
 def recorded_dates() -> list[dt.date]:
     """Every date with a restatement record (pending or not), oldest first; in a local or an s3 lake."""
     pattern = os.path.join(lake.table_dir("audit", "restatements"), "load_date=*", MARKER)
-    found = (re.search(r"load_date=(\d{4}-\d{2}-\d{2})", path) for path in lake.files_matching(pattern))
-    return sorted({dt.date.fromisoformat(match.group(1)) for match in found if match})
+    return sorted(_dates(lake.files_matching(pattern)))
+
+
+def _dates(paths: list[str]) -> set[dt.date]:
+    """The dates of `load_date=D` folders in `paths`; a name that is no date (load_date=2025-02-30) is skipped, as
+    a date's own read would never find it."""
+    found = set()
+    for match in (re.search(r"load_date=(\d{4}-\d{2}-\d{2})(?:/|$)", path) for path in paths):
+        try:
+            day = dt.date.fromisoformat(match.group(1)) if match else None
+        except ValueError:
+            continue
+        if day is not None:
+            found.add(day)
+    return found
+
+
+def _dates_with_a_folder() -> set[dt.date] | None:
+    """The dates with a folder in the restatement records (a superset of those with a record: a folder whose record
+    cannot be read is read as the date's own read would, and raises as it would); None when the table's folder
+    exists but cannot be listed (a local glob would find nothing there, and every date would look unrestated)."""
+    table = lake.table_dir("audit", "restatements")
+    if not lake_store.is_remote(table):
+        try:
+            return _dates([os.path.join(table, name) for name in os.listdir(table)])
+        except FileNotFoundError:
+            return set()
+        except OSError:  # unreadable: each date's record is read, and raises, as outside a scope
+            return None
+    return _dates(lake.files_matching(os.path.join(table, "load_date=*", MARKER)))
 
 
 def pending_for_snapshot(kind: str, snapshot: dt.date) -> list[dt.date]:

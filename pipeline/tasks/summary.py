@@ -97,7 +97,7 @@ def _broken_manifests(day: dt.date) -> list[str]:
     return broken
 
 
-@read_once.scoped  # one look at the lake for the range: each listing once, not once a date
+@read_once.scoped_over  # one look at the lake for the range: each listing once, not once a date
 def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postgres: bool = True,
               local_scheduler: bool = False, messages: bool = False) -> list[DateSummary]:
     """The summary of each date; with `run_id`, outcomes and time of that run's executions only.
@@ -112,7 +112,7 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
     rerun = {"local_scheduler": local_scheduler}
     # dates published (any, not only these: a run says the same), no lake folder: the wrong one is named
     lake.check_built_here(lambda: publish_task.published_anywhere() if published is not None else set())
-    result, listing = [], lake_gaps.Listing()
+    result, listing = [], lake_gaps.Listing(days)
     for day in days:
         twins = run_audit.executions(day, run_id)  # with a run: only its own (`_runs` keeps no other)
         runs = _runs(run_audit_pg.with_postgres(day, twins, run_id, pg_runs.get(day, [])), run_id)
