@@ -45,8 +45,10 @@ def _open_own(path: str) -> int:
     try:
         return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     except PermissionError:
-        info = os.lstat(path)
+        info, parent = os.lstat(path), os.lstat(os.path.dirname(os.path.abspath(path)))
         if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+            raise
+        if not (parent.st_mode & stat.S_ISVTX or parent.st_uid == os.getuid()):  # another could swap the name
             raise
         os.chmod(path, 0o700)
         return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)

@@ -55,9 +55,13 @@ def scope(days: Iterable[dt.date] | None = None) -> Iterator[None]:
     if days is not None:
         days = set(days)
     if _scope.memo is not None:
+        outer = _scope.dates
         if days is not None:
-            _scope.dates = days | (_scope.dates or set())
-        yield
+            _scope.dates = days | (outer or set())
+        try:
+            yield
+        finally:
+            _scope.dates = outer  # the outer scope's dates again: its own reads choose as they did before
         return
     _scope.memo, _scope.dates, _scope.where = {}, days, _where()
     try:
@@ -95,7 +99,8 @@ def _where() -> tuple[object, ...]:
     """What says which lake and data folder the reads are of: the environment's settings, Luigi's parser (asked at
     each `once` in a scope: ~2 us, tens of thousands of times in a long range's check)."""
     parser = sys.modules.get("luigi.cmdline_parser")
-    instance = None if parser is None else id(parser.CmdlineParser._instance)
+    # the parser itself, not its id: a new parser may get a collected one's id (tuples compare it by identity)
+    instance = None if parser is None else parser.CmdlineParser._instance
     return *(os.environ.get(name) for name in WHERE), instance
 
 

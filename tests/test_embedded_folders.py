@@ -437,3 +437,27 @@ def test_under_umask_0177_the_socket_folder_is_0700_and_the_server_starts(place:
     assert stat.S_IMODE(used.stat().st_mode) == 0o700
     assert _cli("stop", pgdata=pgdata, port=port).stdout.strip() == "stopped"
     assert set(Path(tempfile.gettempdir()).glob("ecomm-pg-*")) == before
+
+
+def _stale_pid_file(pgdata: Path, pid: int, socket_folder: Path) -> None:
+    """A postmaster.pid as a dead (or foreign) server left it, naming `socket_folder` on its fifth line."""
+    pgdata.mkdir(parents=True, exist_ok=True)
+    (pgdata / "PG_VERSION").write_text("16\n")
+    (pgdata / "postmaster.pid").write_text(f"{pid}\n{pgdata}\n1700000000\n5\n{socket_folder}\n127.0.0.1\n")
+
+
+def test_a_postmaster_pid_naming_a_link_touches_nothing_behind_it(place: Path) -> None:
+    """postmaster.pid is the server's user's to write: a fifth line naming `ecomm-pg-x`, a link to another folder,
+    made stop (and the next start) unlink the socket and lock files there."""
+    victim = place / "victim"
+    victim.mkdir()
+    (victim / ".s.PGSQL.5.lock").write_text("999999\n")
+    (victim / ".s.PGSQL.5").write_text("not ours")
+    link = place / "ecomm-pg-planted"
+    link.symlink_to(victim)
+    pgdata = place / "pgdata"
+    _stale_pid_file(pgdata, 999999, link)
+    assert _cli("stop", pgdata=pgdata, port=free_port()).stdout.strip() == "not running"
+    assert sorted(p.name for p in victim.iterdir()) == [".s.PGSQL.5", ".s.PGSQL.5.lock"]
+    assert link.is_symlink()
+

@@ -8,6 +8,7 @@ import pytest
 
 from pipeline.tasks import catalog_cover, late_catalogs
 from tests.support import rows as r
+from tests.support.files import write_catalog_record
 from tests.support.ops import Ops
 
 MONDAY = dt.date(2025, 12, 8)
@@ -160,10 +161,6 @@ def test_a_date_run_before_its_files_arrived_is_built_with_the_snapshot_delivere
 def test_a_run_s_notes_read_each_built_date_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The notes read every later date's record once per snapshot, which grew with the square of the dates: the
     summary of a no-op backfill over 2 years of weekly snapshots spent about a minute on them."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from pipeline import lake
     from pipeline.ingest import landing
 
     r.use_lake(tmp_path, monkeypatch)
@@ -178,11 +175,7 @@ def test_a_run_s_notes_read_each_built_date_once(tmp_path: Path, monkeypatch: py
         landing.write_manifest("products", monday, {"source_file": str(source), "rows": 0})
     for day in days:
         read = [monday for monday in mondays if monday <= day]
-        path = Path(lake.partition_file("warehouse", "daily_metrics", day))
-        path.parent.mkdir(parents=True)
-        pq.write_table(pa.table({"products_snapshot_date": pa.array([read[-1]], pa.date32()),
-                                 "users_snapshot_date": pa.array([None], pa.date32()),
-                                 "products_snapshot_dates": pa.array([read], pa.list_(pa.date32()))}), str(path))
+        write_catalog_record(day, read)
     reads: list[dt.date] = []
     monkeypatch.setattr(late_catalogs, "built_row", lambda day: reads.append(day) or catalog_cover.built_row(day))
     assert late_catalogs.notes(days) == []

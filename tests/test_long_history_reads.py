@@ -17,6 +17,7 @@ import pytest
 from pipeline import config, lake
 from pipeline.ingest import landing
 from pipeline.tasks import publish, restatements, run_audit, summary
+from tests.support.files import write_catalog_record
 from tests.support.postgres import Target
 
 MONDAY = dt.date(2025, 9, 1)
@@ -40,11 +41,7 @@ def _history(root: Path, weeks: int) -> list[dt.date]:
         landing.write_manifest("orders", day, _landed(root / "orders" / str(day) / "orders.json", "[]"))
         landing.write_manifest("events", day, _landed(root / "events" / str(day) / "events.csv", "event_id\n"))
         read = [monday for monday in mondays if monday <= day]
-        path = Path(lake.partition_file("warehouse", "daily_metrics", day))
-        path.parent.mkdir(parents=True)
-        pq.write_table(pa.table({"products_snapshot_date": pa.array([read[-1]], pa.date32()),
-                                 "users_snapshot_date": pa.array([None], pa.date32()),
-                                 "products_snapshot_dates": pa.array([read], pa.list_(pa.date32()))}), str(path))
+        write_catalog_record(day, read)
         for run in (OTHER_RUN, RUN):
             for n, family in enumerate(("LandOrders", "StageOrders", "Publish")):
                 started = dt.datetime.combine(day, dt.time(1 if run == OTHER_RUN else 2, n))

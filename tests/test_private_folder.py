@@ -81,3 +81,24 @@ def test_a_folder_of_ours_without_read_permission_is_made_0700_not_refused(tmp_p
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     finally:
         shutil.rmtree(place, ignore_errors=True)
+
+
+def test_a_folder_of_ours_without_read_permission_where_others_may_swap_its_name_is_refused() -> None:
+    """Its mode is changed by name only in a sticky folder or one of ours: elsewhere the name could be a link by then."""
+    place = Path(tempfile.mkdtemp(prefix="ecomm-pf-"))
+    try:
+        place.chmod(0o777)  # not sticky: anyone may rename what is in it
+        folder = place / "spill"
+        folder.mkdir()
+        root = os.geteuid() == 0
+        if root:
+            os.chown(folder, 65534, 65534)
+        folder.chmod(0o300)
+        become = "os.setgid(65534)\nos.setuid(65534)\n" if root else ""
+        code = f"import os, sys\nfrom pipeline.private_folder import make_private\n{become}make_private(sys.argv[1])\n"
+        done = subprocess.run([sys.executable, "-c", code, str(folder)], capture_output=True, text=True, timeout=60,
+                              check=False, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+        assert done.returncode != 0 and "PermissionError" in done.stderr, done.stderr
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o300
+    finally:
+        shutil.rmtree(place, ignore_errors=True)

@@ -239,3 +239,14 @@ def test_catalogs_from_the_api_decide_the_same_in_a_range(tmp_path: Path, monkey
         listings[weeks] = [r.replace(f"lake{weeks}", "lake") for r in reads
                            if not r.startswith("open") and f"/lake{weeks}/" in r]  # (each date's incoming folder)
     assert listings[4] == listings[2] and len(listings[4]) == 3, f"listings grew with the dates: {listings}"
+
+
+def test_an_inner_scope_s_dates_end_with_it() -> None:
+    """A summary's scope over 180 dates inside the run's undated one (`at_exit`) left 180 dates behind: the outer
+    scope's later reads took the whole-table way, a second look at the lake within one."""
+    days = [dt.date(2026, 5, 4) + dt.timedelta(days=n) for n in range(read_once.FEW_DATES + 1)]
+    with read_once.scope():
+        assert not read_once.many_dates()
+        with read_once.scope(days):
+            assert read_once.many_dates()
+        assert not read_once.many_dates()

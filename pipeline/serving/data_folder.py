@@ -234,7 +234,7 @@ def postmaster(pgdata: Path) -> dict[str, Any] | None:
     }
 
 
-def _serves(pid: int, pgdata: Path) -> bool:
+def serves(pid: int, pgdata: Path) -> bool:
     """Whether process `pid` is a postgres of this data folder (`postgres -D <pgdata>`, or working in it)."""
     try:
         args = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
@@ -277,7 +277,7 @@ def kill_postmaster(pgdata: Path, wait: float = 5.0, spare: int | None = None) -
         lines = (pgdata / "postmaster.pid").read_text().splitlines()
     except OSError:
         return None
-    if not lines or not lines[0].strip().isdigit() or not _serves(pid := int(lines[0]), pgdata) or pid == spare:
+    if not lines or not lines[0].strip().isdigit() or not serves(pid := int(lines[0]), pgdata) or pid == spare:
         return None
     children = _children(pid)
     with contextlib.suppress(ProcessLookupError):
@@ -286,19 +286,17 @@ def kill_postmaster(pgdata: Path, wait: float = 5.0, spare: int | None = None) -
     while not _dead(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     for stuck in [pid, *children, *_children(pid)]:
-        if not _dead(stuck) and (stuck == pid or _serves(stuck, pgdata) or stuck in children):
+        if not _dead(stuck) and (stuck == pid or serves(stuck, pgdata) or stuck in children):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(stuck, signal.SIGKILL)
     deadline = time.monotonic() + wait
     while not _dead(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     if _dead(pid):  # a killed postmaster removes no lock file; dead but unreaped (no init reaps) it still looks alive
-        socket_dir = Path(lines[4].strip().split(",")[0]) if len(lines) > 4 and lines[4].strip() else pgdata
-        for lock in [pgdata / "postmaster.pid", *socket_dir.glob(".s.PGSQL.*.lock")]:
+        # the data folder's own: a socket folder elsewhere is its caller's to clear (embedded_folders.clear_socket_dir)
+        for lock in [pgdata / "postmaster.pid", *pgdata.glob(".s.PGSQL.*.lock")]:
             with contextlib.suppress(OSError, IndexError):
                 if lock.read_text().splitlines()[0].strip() == str(pid):
-                    if lock.name != "postmaster.pid":  # its socket too: else its folder cannot be removed
-                        (socket_dir / lock.name.removesuffix(".lock")).unlink(missing_ok=True)
                     lock.unlink()
     logger.warning("stopped the postmaster (pid %s) of %s by signal", pid, pgdata)
     return pid

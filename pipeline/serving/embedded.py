@@ -217,6 +217,13 @@ def _initdb(pgdata: Path) -> None:
         raise EmbeddedServerError(f"initdb failed for {pgdata}: {err}; see the log above") from err
 
 
+def _owners(pgdata: Path) -> set[int]:
+    """Who may own a socket folder of `pgdata`'s server: this user, and the server's (the data folder's owner)."""
+    with contextlib.suppress(OSError):  # gone meanwhile: this user's alone
+        return {os.getuid(), pgdata.stat().st_uid}
+    return {os.getuid()}
+
+
 def _pg_ctl_start(pgdata: Path, port: int) -> dict[str, Any]:
     if not _port_free(port):
         raise EmbeddedPortInUse(f"port {port} on 127.0.0.1 is in use{_held_how(port)}; set {ENV_PORT} or [postgres]"
@@ -225,8 +232,9 @@ def _pg_ctl_start(pgdata: Path, port: int) -> dict[str, Any]:
     socket_dir = embedded_folders.socket_dir(pgdata, port, entry)  # once per start: postmaster.pid names it after
     try:
         return _launch(pgdata, port, socket_dir, entry)
-    except BaseException:
-        embedded_folders.remove_socket_dir(pgdata, str(socket_dir), {os.getuid(), *([entry.pw_uid] if entry else [])})
+    except BaseException:  # what the failed start left in the folder it made (the postmaster is stopped) goes too
+        if socket_dir != pgdata:
+            embedded_folders.clear_socket_dir(socket_dir, {os.getuid(), *([entry.pw_uid] if entry else [])})
         raise
 
 
@@ -311,8 +319,7 @@ def start() -> str:
             started = False
         else:
             embedded_folders.launchable(pgdata, port, data_setting())  # again under the lock: a server gone since
-            if pgdata.exists():
-                embedded_folders.clear_dead_socket_dir(pgdata, {os.getuid(), pgdata.stat().st_uid})
+            embedded_folders.clear_dead_socket_dir(pgdata, _owners(pgdata))  # a server that died left its folder
             _prepare_for_system_user(pgdata)
             # a new folder replaces the one locked above: its own lock is ours until the database is there
             stack.callback(_close, data_folder.initialise(pgdata, _initdb, _prepare_for_system_user))
@@ -356,7 +363,7 @@ def stop() -> bool:
         return False
     timeout = postgres_settings().start_timeout
     with _file_lock(pgdata, timeout=timeout * 2):
-        info, owners = _postmaster(pgdata), {os.getuid(), pgdata.stat().st_uid}  # this user, the server's
+        info, owners = _postmaster(pgdata), _owners(pgdata)
         if info is None:
             embedded_folders.clear_dead_socket_dir(pgdata, owners)  # a server that died left its socket folder
             return False
@@ -367,6 +374,8 @@ def stop() -> bool:
             # a postmaster in a crash-and-restart loop (a folder whose initdb never finished) ignores pg_ctl
             if data_folder.kill_postmaster(pgdata) is None:
                 raise EmbeddedServerError(f"could not stop the embedded Postgres in {pgdata}: {err}") from err
+            if info["socket_dir"] and Path(info["socket_dir"]) != pgdata:  # killed: its socket and lock stayed
+                embedded_folders.clear_socket_dir(Path(info["socket_dir"]), owners)
         embedded_folders.remove_socket_dir(pgdata, info["socket_dir"], owners)
     _known_dsn.pop(pgdata, None)
     logger.info("stopped embedded Postgres in %s", pgdata)

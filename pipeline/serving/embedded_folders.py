@@ -26,6 +26,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from pipeline.lake.pids import process_alive
+from pipeline.serving import data_folder
 from pipeline.serving.data_folder import EmbeddedDataPathInvalid, EmbeddedServerError
 
 logger = logging.getLogger(__name__)
@@ -96,23 +98,40 @@ def _give(made: Path, entry: Any) -> None:
 
 
 def remove_socket_dir(pgdata: Path, used: str | None, owners: set[int]) -> None:
-    """After a stop: remove the socket folder postmaster.pid named, when it is one a start made (a real folder named
-    ecomm-pg-*, `owners`' uid; in whichever temp folder the start had: cron's TMPDIR is not a login shell's) and
-    empty (rmdir only)."""
+    """After a stop: remove the socket folder postmaster.pid named, when it is one a start made (`_made_by_a_start`;
+    in whichever temp folder the start had: cron's TMPDIR is not a login shell's) and empty (rmdir only)."""
     if not used or Path(used) == pgdata:
         return
-    folder = Path(used)
-    if not folder.is_absolute() or not folder.name.startswith(SOCKET_PREFIX):
-        return
-    with contextlib.suppress(OSError):
-        info = os.lstat(folder)
-        if stat.S_ISDIR(info.st_mode) and info.st_uid in owners:
-            os.rmdir(folder)  # OSError if not empty: left as it is
+    handle = _made_by_a_start(Path(used), owners)
+    if handle is not None:
+        os.close(handle)
+        with contextlib.suppress(OSError):
+            os.rmdir(used)  # OSError if not empty (or no longer a folder): left as it is
+
+
+def _made_by_a_start(folder: Path, owners: set[int]) -> int | None:
+    """A descriptor of `folder` if it can be one a start made (None: it is not, or it is gone): an absolute path with
+    no link in it, named ecomm-pg-*, in a folder that is sticky (/tmp) or `owners`', a real folder of `owners`'.
+    postmaster.pid, which names it, is the server's user's to write: nothing it names elsewhere is touched."""
+    if not folder.is_absolute() or not folder.name.startswith(SOCKET_PREFIX) or os.path.realpath(folder) != str(folder):
+        return None
+    try:
+        parent = os.lstat(folder.parent)
+        if not (parent.st_mode & stat.S_ISVTX or parent.st_uid in owners):
+            return None
+        handle = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    if os.fstat(handle).st_uid not in owners:
+        os.close(handle)
+        return None
+    return handle
 
 
 def clear_dead_socket_dir(pgdata: Path, owners: set[int]) -> None:
     """The socket folder of a postmaster that died (kill -9, a crash, the machine's power): its dead pid's socket and
-    lock files go, then the folder (`remove_socket_dir`). Each start makes a new folder, so a crash left one behind."""
+    lock files go, then the folder (`remove_socket_dir`). Each start makes a new folder, so a crash left one behind.
+    Only in a folder a start made, through its descriptor: a lock file of `owners`' naming that pid, and its socket."""
     try:
         lines = (pgdata / "postmaster.pid").read_text().splitlines()
     except OSError:
@@ -120,24 +139,47 @@ def clear_dead_socket_dir(pgdata: Path, owners: set[int]) -> None:
     if len(lines) < 5 or not lines[0].strip().isdigit() or not lines[4].strip():
         return
     pid, folder = lines[0].strip(), Path(lines[4].strip().split(",")[0])
-    if folder == pgdata or not folder.name.startswith(SOCKET_PREFIX) or _alive(int(pid)):
+    if folder == pgdata or (process_alive(int(pid)) and data_folder.serves(int(pid), pgdata)):
+        return  # a zombie, or the pid reused by another process, is no server: its folder goes
+    clear_socket_dir(folder, owners, pid)
+
+
+def clear_socket_dir(folder: Path, owners: set[int], pid: str | None = None) -> None:
+    """Remove a socket folder a start made (`_made_by_a_start`), with the socket and lock files in it of the dead
+    server `pid` (None: any; the folder's one server is known dead), through its descriptor."""
+    handle = _made_by_a_start(folder, owners)
+    if handle is None:
         return
-    for lock in folder.glob(".s.PGSQL.*.lock"):
-        with contextlib.suppress(OSError, IndexError):
-            if lock.read_text().splitlines()[0].strip() == pid:
-                (folder / lock.name.removesuffix(".lock")).unlink(missing_ok=True)
-                lock.unlink()
-    remove_socket_dir(pgdata, str(folder), owners)
-
-
-def _alive(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        for entry in os.scandir(handle):
+            if entry.name.startswith(".s.PGSQL.") and entry.name.endswith(".lock") and _names(handle, entry, pid,
+                                                                                                 owners):
+                socket_name = entry.name.removesuffix(".lock")
+                with contextlib.suppress(OSError):
+                    if stat.S_ISSOCK(os.stat(socket_name, dir_fd=handle, follow_symlinks=False).st_mode):
+                        os.unlink(socket_name, dir_fd=handle)
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.name, dir_fd=handle)
+    finally:
+        os.close(handle)
+    with contextlib.suppress(OSError):
+        os.rmdir(folder)  # OSError if anything else is in it: left as it is
+
+
+def _names(folder: int, entry: os.DirEntry, pid: str | None, owners: set[int]) -> bool:
+    """Whether the lock file `entry` (in the folder open as `folder`) is a regular file of `owners`' naming `pid`
+    (None: any)."""
+    try:
+        info = entry.stat(follow_symlinks=False)
+        if not stat.S_ISREG(info.st_mode) or info.st_uid not in owners:
+            return False
+        if pid is None:
+            return True
+        handle = os.open(entry.name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=folder)
+        with os.fdopen(handle, encoding="ascii", errors="replace") as lock:
+            return lock.readline().strip() == pid
+    except OSError:
         return False
-    except PermissionError:  # another user's process: alive
-        return True
-    return True
 
 
 def _traversable(folder: Path, entry: Any) -> bool:

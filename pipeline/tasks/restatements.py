@@ -132,7 +132,10 @@ def _dates_with_a_folder() -> set[dt.date] | None:
             return set()
         except OSError:  # unreadable: each date's record is read, and raises, as outside a scope
             return None
-    return _dates(lake.files_matching(os.path.join(table, "load_date=*", MARKER)))
+    try:
+        return _dates(lake.files_matching(os.path.join(table, "load_date=*", MARKER)))
+    except OSError:  # a listing S3 refuses or fails: each date's record is read, as a date asked alone is
+        return None
 
 
 def pending_for_snapshot(kind: str, snapshot: dt.date) -> list[dt.date]:

@@ -9,3 +9,18 @@ def write(root: Path, rel: str, data: bytes | str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data if isinstance(data, bytes) else data.encode())
     return path
+
+
+def write_catalog_record(day: object, read: list) -> None:
+    """A built date's daily_metrics partition holding only its catalog record (`catalog_cover.COLUMNS`): the products
+    snapshots its build read (`read`, oldest first; the latest is its covering one), no users snapshot."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline import lake
+
+    path = Path(lake.partition_file("warehouse", "daily_metrics", day))
+    path.parent.mkdir(parents=True)
+    pq.write_table(pa.table({"products_snapshot_date": pa.array([read[-1]], pa.date32()),
+                             "users_snapshot_date": pa.array([None], pa.date32()),
+                             "products_snapshot_dates": pa.array([read], pa.list_(pa.date32()))}), str(path))
