@@ -61,44 +61,40 @@ def test_a_folder_swapped_for_a_link_between_check_and_chmod_leaves_the_link_s_t
         shutil.rmtree(place, ignore_errors=True)
 
 
-def test_a_folder_of_ours_without_read_permission_is_made_0700_not_refused(tmp_path: Path) -> None:
-    """Opened for reading to check it through a descriptor, a folder of ours at 0300 (an old umask, by hand) was a raw
-    EACCES where it used to be closed to 0700. Run as `nobody` (root reads any folder)."""
+def _unreadable_folder_of_another_user(parent_mode: int) -> tuple[Path, subprocess.CompletedProcess]:
+    """`make_private` run as `nobody` (root reads any folder; another user than root runs as itself) on its folder
+    at 0300 in a new folder of mode `parent_mode`: (the folder, the run)."""
     place = Path(tempfile.mkdtemp(prefix="ecomm-pf-"))
+    place.chmod(parent_mode)
+    folder = place / "spill"
+    folder.mkdir()
+    root = os.geteuid() == 0
+    if root:
+        os.chown(folder, 65534, 65534)
+    folder.chmod(0o300)
+    become = "os.setgid(65534)\nos.setuid(65534)\n" if root else ""
+    code = f"import os, sys\nfrom pipeline.private_folder import make_private\n{become}make_private(sys.argv[1])\n"
+    return folder, subprocess.run([sys.executable, "-c", code, str(folder)], capture_output=True, text=True,
+                                  timeout=60, check=False,
+                                  env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+
+
+def test_a_folder_of_ours_without_read_permission_is_made_0700_not_refused() -> None:
+    """Opened for reading to check it through a descriptor, a folder of ours at 0300 (an old umask, by hand) was a raw
+    EACCES where it used to be closed to 0700."""
+    folder, done = _unreadable_folder_of_another_user(0o1777)  # sticky, as /tmp and /var/tmp
     try:
-        place.chmod(0o1777)  # sticky, as /tmp and /var/tmp
-        folder = place / "spill"
-        folder.mkdir()
-        root = os.geteuid() == 0
-        if root:
-            os.chown(folder, 65534, 65534)
-        folder.chmod(0o300)
-        become = "os.setgid(65534)\nos.setuid(65534)\n" if root else ""  # another user than root is refused as is
-        code = f"import os, sys\nfrom pipeline.private_folder import make_private\n{become}make_private(sys.argv[1])\n"
-        done = subprocess.run([sys.executable, "-c", code, str(folder)], capture_output=True, text=True, timeout=60,
-                              check=False, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
         assert done.returncode == 0, done.stderr
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     finally:
-        shutil.rmtree(place, ignore_errors=True)
+        shutil.rmtree(folder.parent, ignore_errors=True)
 
 
 def test_a_folder_of_ours_without_read_permission_where_others_may_swap_its_name_is_refused() -> None:
     """Its mode is changed by name only in a sticky folder or one of ours: elsewhere the name could be a link by then."""
-    place = Path(tempfile.mkdtemp(prefix="ecomm-pf-"))
+    folder, done = _unreadable_folder_of_another_user(0o777)  # not sticky: anyone may rename what is in it
     try:
-        place.chmod(0o777)  # not sticky: anyone may rename what is in it
-        folder = place / "spill"
-        folder.mkdir()
-        root = os.geteuid() == 0
-        if root:
-            os.chown(folder, 65534, 65534)
-        folder.chmod(0o300)
-        become = "os.setgid(65534)\nos.setuid(65534)\n" if root else ""
-        code = f"import os, sys\nfrom pipeline.private_folder import make_private\n{become}make_private(sys.argv[1])\n"
-        done = subprocess.run([sys.executable, "-c", code, str(folder)], capture_output=True, text=True, timeout=60,
-                              check=False, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
         assert done.returncode != 0 and "PermissionError" in done.stderr, done.stderr
         assert stat.S_IMODE(folder.stat().st_mode) == 0o300
     finally:
-        shutil.rmtree(place, ignore_errors=True)
+        shutil.rmtree(folder.parent, ignore_errors=True)
