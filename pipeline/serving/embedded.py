@@ -320,6 +320,7 @@ def start() -> str:
         else:
             embedded_folders.launchable(pgdata, port, data_setting())  # again under the lock: a server gone since
             embedded_folders.clear_dead_socket_dir(pgdata, _owners(pgdata))  # a server that died left its folder
+            data_folder.clear_stale_locks(pgdata)  # its lock files, naming a pid another process may have now
             _prepare_for_system_user(pgdata)
             # a new folder replaces the one locked above: its own lock is ours until the database is there
             stack.callback(_close, data_folder.initialise(pgdata, _initdb, _prepare_for_system_user))
