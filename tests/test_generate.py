@@ -353,5 +353,6 @@ def test_cli_into_a_folder_it_may_not_write_is_one_line_and_exit_2(tmp_path: Pat
     in_the_way = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert in_the_way.returncode == 2, in_the_way.stderr
     (said,) = in_the_way.stderr.splitlines()
-    assert said.startswith(f"python -m devtools.generate: error: cannot write {tmp_path / 'file'}") and said.endswith(
-        f" (the output folder {tmp_path / 'file'}, from ECOMM_DATA_DIR): give --out a folder you may write (see --help)")
+    assert said.startswith(f"python -m devtools.generate: error: cannot write {tmp_path / 'file'}"), said
+    assert said.endswith(f" (the output folder {tmp_path / 'file'}, from ECOMM_DATA_DIR): give --out a folder you may"
+                         " write (see --help)"), said
