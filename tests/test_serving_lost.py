@@ -147,13 +147,15 @@ def test_a_relative_ecomm_pg_data_run_from_another_folder_is_refused_naming_the_
                                   "--date", "2025-12-15", "--local-scheduler"], cwd=home, env=env, capture_output=True,
                                  text=True, timeout=300, check=False)
         assert refused.returncode == 30, refused.stderr[-3000:]
-        (said,) = [line for line in refused.stderr.splitlines() if "ServingDatabaseLost: the serving database" in line]
-        assert "records 1 published date(s) (2025-12-14..2025-12-14)" in said, said
-        assert (f", and the embedded Postgres's data folder {pgdata} (ECOMM_PG_DATA='pgdata', relative: resolved"
-                f" against the current folder {home}) was initialised empty by this run: check ECOMM_PG_DATA and the"
-                " current folder first; if the dates were served from another data folder, stop this server"
-                ) in said, said
+        (said,) = [line for line in refused.stderr.splitlines() if "ServingDatabaseLost: " in line]
+        assert (f"ServingDatabaseLost: the embedded Postgres's data folder {pgdata} (ECOMM_PG_DATA='pgdata', relative:"
+                f" resolved against the current folder {home}) was initialised empty by this run (database"
+                f" {ops.database} holds no published date), but the lake at {ops.lake} records 1 published date(s)"
+                " (2025-12-14..2025-12-14): check ECOMM_PG_DATA and the current folder first; if the dates were served"
+                " from another data folder, stop this server") in said, said
         assert said.index("check ECOMM_PG_DATA") < said.index("rebuild-serving"), said
+        (summary,) = [line for line in refused.stdout.splitlines() if "Publish: ServingDatabaseLost: " in line]
+        assert "was initialised empty by this run" in summary, summary  # within the 300 characters it shows
         assert "what to do (serving database lost): if the message says" in refused.stdout, refused.stdout[-3000:]
         assert ops.query("select count(*) from audit.publish_log") == [(1,)]  # the meant database, untouched
 

@@ -57,20 +57,20 @@ def refuse_lost_database(conn: psycopg.Connection, day: dt.date, run_id: str) ->
         return
     if not (earlier := lake_published_dates(run_id)):
         return
-    where = f"{conn.info.dbname} on {conn.info.host}:{conn.info.port}"
-    found = (f"the serving database {where} holds no published date, but the lake at {config.lake_dir()} records"
-             f" {len(earlier)} published date(s) ({earlier[0]}..{earlier[-1]})")
+    lake_says = (f"the lake at {config.lake_dir()} records {len(earlier)} published date(s)"
+                 f" ({earlier[0]}..{earlier[-1]})")
     rebuild = (f"run `python -m pipeline rebuild-serving` (it republishes every gated date, {day} included if its gate"
                f" passed), then rerun; nothing of {day} was published")
     folder = _embedded_folder()
-    if folder and embedded.data_dir() in embedded.initialised_here:
+    if folder and embedded.data_dir() in embedded.initialised_here:  # first: a run summary shows 300 characters
         raise ServingDatabaseLost(
-            f"{found}, and {folder} was initialised empty by this run: check ECOMM_PG_DATA and the current folder"
-            " first; if the dates were served from another data folder, stop this server (`python -m"
-            " pipeline.serving.pg stop`), set ECOMM_PG_DATA to that folder's absolute path and rerun; only if this is"
-            f" the folder meant (the old one was lost), {rebuild}")
-    said = f" ({folder})" if folder else ""
-    raise ServingDatabaseLost(f"{found}: it was re-created or replaced{said}; {rebuild}")
+            f"{folder} was initialised empty by this run (database {conn.info.dbname} holds no published date), but"
+            f" {lake_says}: check ECOMM_PG_DATA and the current folder first; if the dates were served from another"
+            " data folder, stop this server (`python -m pipeline.serving.pg stop`), set ECOMM_PG_DATA to that folder's"
+            f" absolute path and rerun; only if this is the folder meant (the old one was lost), {rebuild}")
+    where, said = f"{conn.info.dbname} on {conn.info.host}:{conn.info.port}", f" ({folder})" if folder else ""
+    raise ServingDatabaseLost(f"the serving database {where} holds no published date, but {lake_says}: it was"
+                              f" re-created or replaced{said}; {rebuild}")
 
 
 def _embedded_folder() -> str:

@@ -219,7 +219,9 @@ REMEDIES: tuple[Remedy, ...] = (
     Remedy("serving database lost", "30",
            "`FAILED`, `Publish: ServingDatabaseLost: the serving database ecomm on HOST:PORT holds no published date,"
            " but the lake at L records N published date(s) (first..last): it was re-created or replaced; run"
-           " `python -m pipeline rebuild-serving` ...`; nothing of the date was published",
+           " `python -m pipeline rebuild-serving` ...` (or, when the run's start made a new embedded data folder,"
+           " `ServingDatabaseLost: the embedded Postgres's data folder F (ECOMM_PG_DATA=...) was initialised empty by"
+           " this run ...`); nothing of the date was published",
            "the serving database was lost and re-created empty (the embedded server's data folder deleted),"
            " `ECOMM_PG_DSN` names a new, empty one, or a relative `ECOMM_PG_DATA` run from another folder started a"
            " new, empty embedded server there, while the lake records dates published before: publishing the date"
