@@ -329,3 +329,30 @@ def test_cli_writes_days_and_reports(tmp_path: Path) -> None:
     assert (tmp_path / "x" / "orders" / "2025-12-14" / "orders.ndjson").exists()
     bad = subprocess.run(args + ["--dirty-rate", "2"], cwd=REPO, env=env, capture_output=True, text=True)
     assert bad.returncode == 2 and "dirty_rate" in bad.stderr
+
+
+def test_cli_into_a_folder_it_may_not_write_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    """A read-only folder (a real read-only tmpfs, in a mount namespace of this command only; as a user, its own user
+    namespace) and a file where the folder would be: each was a traceback."""
+    read_only = tmp_path / "ro"
+    read_only.mkdir()
+    namespace = ["unshare", "--mount"] + ([] if os.geteuid() == 0 else ["--user", "--map-root-user"])
+    args = [sys.executable, "-m", "devtools.generate", "2025-12-14", "1", "--orders-per-day", "5",
+            "--events-per-day", "20"]
+    mounted = [*namespace, "sh", "-c", 'mount -t tmpfs -o ro,size=1m tmpfs "$1" && shift && exec "$@"', "sh",
+               str(read_only)]
+    refused = subprocess.run([*mounted, *args, "--out", str(read_only / "incoming")], cwd=REPO, capture_output=True,
+                             text=True, timeout=120, check=False)
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.splitlines() == [
+        f"python -m devtools.generate: error: cannot write {read_only / 'incoming'}: Read-only file system (the output"
+        f" folder {read_only / 'incoming'}, from --out): give --out a folder you may write (see --help)"]
+
+    (tmp_path / "file").write_text("")
+    env = {**os.environ, "ECOMM_DATA_DIR": str(tmp_path / "file")}
+    in_the_way = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert in_the_way.returncode == 2, in_the_way.stderr
+    (said,) = in_the_way.stderr.splitlines()
+    assert said.startswith(f"python -m devtools.generate: error: cannot write {tmp_path / 'file'}"), said
+    assert said.endswith(f" (the output folder {tmp_path / 'file'}, from ECOMM_DATA_DIR): give --out a folder you may"
+                         " write (see --help)"), said

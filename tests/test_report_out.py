@@ -100,3 +100,26 @@ def test_postgres_unreachable_is_one_line(tmp_path: Path) -> None:
                                      f" host=127.0.0.1 port={port}): connection failed: ")
     assert one_line(down).endswith("; start it or set ECOMM_PG_DSN")
     assert list(tmp_path.iterdir()) == []
+
+
+def _in_read_only_checkout(*options: str) -> subprocess.CompletedProcess:
+    """`report` with the checkout mounted read-only (a mount namespace of this command only; as a user, its own user
+    namespace): a checkout this user may not write, as a service user's root-owned one."""
+    namespace = ["unshare", "--mount"] + ([] if os.geteuid() == 0 else ["--user", "--map-root-user"])
+    script = 'mount --bind "$1" "$1" && mount -o remount,ro,bind "$1" && shift && exec "$@"'
+    return subprocess.run([*namespace, "sh", "-c", script, "sh", str(REPO), sys.executable, "-m", "pipeline",
+                           "report", "--date", D.isoformat(), *options], cwd=REPO, capture_output=True, text=True,
+                          timeout=300, check=False)
+
+
+def test_a_checkout_the_user_may_not_write_without_out_is_one_line_naming_the_folder_and_out(
+        published, tmp_path: Path) -> None:
+    refused = _in_read_only_checkout()
+    assert refused.returncode == 2, refused.stderr
+    said = one_line(refused)
+    assert said.startswith(f"python -m pipeline report: error: the report's default folder {REPO}/reports cannot be"
+                           f" written ({REPO}"), said
+    assert said.endswith(f" is on a read-only file system): give a path you may write with --out, e.g. --out"
+                         f" DIR/daily_report_{D}.html (see --help)"), said
+    done = _in_read_only_checkout("--out", str(tmp_path / "page.html"))  # as the line says
+    assert done.returncode == 0 and (tmp_path / "page.html").is_file(), done.stderr

@@ -174,3 +174,47 @@ def test_only_a_postgres_of_the_data_folder_is_ever_killed(tmp_path: Path) -> No
     finally:
         other.kill()
         other.wait()
+
+
+def test_a_pid_a_crashed_server_left_and_another_process_took_is_no_server(tmp_path: Path) -> None:
+    """A server killed -9 left postmaster.pid behind, and its pid went to another process: that process was taken for
+    the server, so `stop` had pg_ctl signal it and failed, `status` said running and `start` waited for it to accept
+    connections. Postgres's own lock check takes a live process of its user for a server: the stand-in runs as it."""
+    from pipeline.serving import system_user
+
+    with embedded_in_temp_dir() as server:
+        env, root, pgdata = _env(server), server.data_dir.parent, server.data_dir
+        (tmp_path / "luigi.cfg").write_text("[postgres]\nstart_timeout = 20\n")  # a wait for the stand-in ends
+        env["LUIGI_CONFIG_PATH"] = str(tmp_path / "luigi.cfg")
+        assert _cli("start", env=env).returncode == 0
+        os.kill(embedded._postmaster(pgdata)["pid"], signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while _postgres_in(root) and time.monotonic() < deadline:  # its children see it die and exit
+            time.sleep(0.1)
+        assert _postgres_in(root) == []
+        other = subprocess.Popen(["sleep", "300"], **system_user.run_as(system_user.for_start()))
+        try:
+            locks = [pgdata / "postmaster.pid", *pgdata.glob(".s.PGSQL.*.lock")]
+            assert len(locks) == 2, "a killed postmaster removes no lock file: the test would prove nothing"
+            for lock in locks:  # the pid they name is the other process's now
+                lock.write_text("\n".join([str(other.pid), *lock.read_text().splitlines()[1:]]) + "\n")
+
+            status = _cli("status", env=env)
+            assert (status.returncode, status.stdout.strip()) == (3, f"not running ({pgdata})"), status.stdout
+            stopped = _cli("stop", env=env)
+            assert (stopped.returncode, stopped.stdout.strip()) == (0, "not running"), stopped.stderr
+            assert other.poll() is None, "stop signalled a process that is no server"
+            started = _cli("start", env=env)
+            assert started.returncode == 0, started.stderr
+            with psycopg.connect(started.stdout.strip()) as conn:
+                assert conn.execute("select pg_backend_pid() > 0").fetchone() == (True,)
+            assert other.poll() is None
+            assert _cli("status", env=env).stdout.startswith("running: pid ")
+            stopped = _cli("stop", env=env)
+            assert (stopped.returncode, stopped.stdout.strip()) == (0, "stopped"), stopped.stderr
+            assert other.poll() is None
+        finally:
+            other.kill()
+            other.wait()
+            _cli("stop", env=env)
+        assert _postgres_in(root) == []

@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -16,6 +20,8 @@ from psycopg import sql
 from pipeline.serving import marts, publish
 from pipeline.tasks import rebuild
 from tests.support.ops import Ops
+from tests.support.paths import REPO
+from tests.support.processes import free_port
 
 # Monday 2025-12-08: the generator's first day (its catalog snapshot is that Monday's)
 D1, D2, D3 = (dt.date(2025, 12, 8) + dt.timedelta(days=i) for i in range(3))
@@ -50,7 +56,8 @@ def test_a_lost_database_is_refused_and_rebuild_serving_brings_every_date_back(o
             and "`python -m pipeline rebuild-serving`" in said), said
     assert "Traceback" not in refused.stderr
     assert "Publish: ServingDatabaseLost: the serving database" in refused.stdout  # the run summary names it
-    assert "what to do (serving database lost): `python -m pipeline rebuild-serving`" in refused.stdout
+    assert "what to do (serving database lost): if the message says" in refused.stdout
+    assert "; otherwise `python -m pipeline rebuild-serving`" in refused.stdout
     assert ops.query("select count(*) from audit.publish_log") == [(0,)]
     assert ops.query("select count(*) from warehouse.daily_metrics") == [(0,)]
 
@@ -119,3 +126,51 @@ def test_a_new_deployment_publishes_and_only_a_rebuild_fills_a_replaced_database
     publish.publish(D2, run_id=rebuild.new_run_id())  # what rebuild-serving does
     publish.publish(D3, run_id="restate_like")  # the database serves a date now: the next publish goes on
     assert publish.published_dates([D1, D2, D3]) == {D2, D3}
+
+
+@pytest.mark.slow
+def test_a_relative_ecomm_pg_data_run_from_another_folder_is_refused_naming_the_new_data_folder(
+        ops: Ops, tmp_path: Path) -> None:
+    """A relative ECOMM_PG_DATA resolves against the current folder: run from another one (a cron job's $HOME), a new
+    empty server started there and the guard refused the publish, but its line said to run rebuild-serving, which
+    would fill the new folder. It names the folder, the setting and the current folder, and says to check them first."""
+    first = ops.luigi("DailyPipeline", "--date", "2025-12-14", "--local-scheduler")
+    assert first.returncode == 0, first.stderr[-3000:]
+    home = tmp_path / "home"
+    home.mkdir()
+    home.chmod(0o711)  # as root, the server's user must traverse it
+    pgdata = home / "pgdata"
+    env = {**ops.env, "ECOMM_PG_DATA": "pgdata", "ECOMM_PG_PORT": str(free_port()),
+           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    try:
+        refused = subprocess.run([sys.executable, "-m", "luigi", "--module", "pipeline.tasks", "DailyPipeline",
+                                  "--date", "2025-12-15", "--local-scheduler"], cwd=home, env=env, capture_output=True,
+                                 text=True, timeout=300, check=False)
+        assert refused.returncode == 30, refused.stderr[-3000:]
+        (said,) = [line for line in refused.stderr.splitlines() if "ServingDatabaseLost: " in line]
+        assert (f"ServingDatabaseLost: the embedded Postgres's data folder {pgdata} (ECOMM_PG_DATA='pgdata', relative:"
+                f" resolved against the current folder {home}) was initialised empty by this run (database"
+                f" {ops.database} holds no published date), but the lake at {ops.lake} records 1 published date(s)"
+                " (2025-12-14..2025-12-14): check ECOMM_PG_DATA and the current folder first; if the dates were served"
+                " from another data folder, stop this server") in said, said
+        assert said.index("check ECOMM_PG_DATA") < said.index("rebuild-serving"), said
+        (summary,) = [line for line in refused.stdout.splitlines() if "Publish: ServingDatabaseLost: " in line]
+        assert "was initialised empty by this run" in summary, summary  # within the 300 characters it shows
+        assert "what to do (serving database lost): if the message says" in refused.stdout, refused.stdout[-3000:]
+        assert ops.query("select count(*) from audit.publish_log") == [(1,)]  # the meant database, untouched
+
+        # run again there, the server up: not new to this run, so said as re-created or replaced, naming the folder
+        again = subprocess.run([sys.executable, "-m", "luigi", "--module", "pipeline.tasks", "DailyPipeline",
+                                "--date", "2025-12-15", "--local-scheduler"], cwd=home, env=env, capture_output=True,
+                               text=True, timeout=300, check=False)
+        assert again.returncode == 30, again.stderr[-3000:]
+        (said,) = [line for line in again.stderr.splitlines() if "ServingDatabaseLost: the serving database" in line]
+        assert (f": it was re-created or replaced (the embedded Postgres's data folder {pgdata}"
+                f" (ECOMM_PG_DATA='pgdata', relative: resolved against the current folder {home})); run `python -m"
+                " pipeline rebuild-serving`" in said), said
+    finally:
+        stop = {**env, "ECOMM_PG_DATA": str(pgdata)}
+        stopped = subprocess.run([sys.executable, "-m", "pipeline.serving.pg", "stop"], cwd=REPO, env=stop,
+                                 capture_output=True, text=True, timeout=120, check=False)
+    assert stopped.stdout.strip() == "stopped", stopped.stderr
+

@@ -249,6 +249,10 @@ def main(argv: list[str] | None = None) -> int:
                            catalog_dir=args.catalog_dir, on_day=report)
     except ValueError as exc:
         parser.error(str(exc))
+    except OSError as exc:  # a folder this user may not write (another user's, read-only), a file in its place
+        given = "--out" if args.out else "ECOMM_DATA_DIR" if os.environ.get("ECOMM_DATA_DIR") else "the default"
+        parser.error(f"cannot write {exc.filename or out}: {exc.strerror or exc} (the output folder {out}, from"
+                     f" {given}): give --out a folder you may write")
     print(f"total {time.perf_counter() - began:.2f}s for {len(summary)} day(s)")
     return 0
 

@@ -19,6 +19,7 @@ import datetime as dt
 import functools
 import logging
 import os
+import pwd
 import sys
 from decimal import Decimal
 from pathlib import Path
@@ -290,6 +291,24 @@ def check_out(given: str | Path, day: dt.date) -> Path:
     return out
 
 
+def check_default_out(day: dt.date) -> Path:
+    """The default page path if this user may write there (reports/ in the checkout, made when the page is written),
+    else BadOut naming the folder and `--out`: a service user's root-owned checkout, a read-only one."""
+    target = default_out(day)
+    there = next(folder for folder in target.parents if folder.exists())  # what a write would make reports/ in
+    if os.access(there, os.W_OK | os.X_OK):
+        return target
+    read_only = bool(os.statvfs(there).f_flag & os.ST_RDONLY)
+    try:
+        user = pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:  # a uid without a passwd entry (a container's)
+        user = f"id {os.geteuid()}"
+    why = "is on a read-only file system" if read_only else f"may not be written by user {user}"
+    made = "" if there == target.parent else ", where it would be made,"
+    raise BadOut(f"the report's default folder {target.parent} cannot be written ({there}{made} {why}): give a path"
+                 f" you may write with --out, e.g. --out DIR/{target.name}")
+
+
 class NotWritten(OSError):
     """The page could not be written (permissions, disk full); no temporary file is left."""
 
@@ -329,6 +348,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         day = lake.parse_date(args.date)
         out = check_out(args.out, day) if args.out is not None else None  # before Postgres is asked anything
+        if out is None:
+            check_default_out(day)
     except ValueError as err:  # BadOut too
         parser.error(str(err))
     try:

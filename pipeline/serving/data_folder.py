@@ -220,18 +220,40 @@ def postmaster(pgdata: Path) -> dict[str, Any] | None:
     if len(lines) < 5 or not lines[0].strip().isdigit():
         return None
     pid = int(lines[0])
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not _runs_here(pid, pgdata):
         return None
-    except PermissionError:
-        pass  # alive, owned by another user
     return {
         "pid": pid,
         "port": int(lines[3]) if lines[3].strip().isdigit() else None,
         "socket_dir": lines[4].strip().split(",")[0] or None,
         "status": lines[7].strip() if len(lines) > 7 else "",
     }
+
+
+def _runs_here(pid: int, pgdata: Path) -> bool:
+    """Whether `pid`, named by postmaster.pid, is the server of `pgdata`: alive (not a zombie) and a postgres of this
+    folder. A pid a crashed server (kill -9, power loss) left, taken since by another process, is none: it was taken
+    for the server, so `stop` had pg_ctl signal that process and `start` waited for it to accept connections."""
+    if not process_alive(pid):
+        return False
+    if not Path("/proc/self/cmdline").exists() or not Path(f"/proc/{pid}").exists():
+        return True  # no /proc (macOS), or another user's process it hides (hidepid): the signal is all there is
+    return serves(pid, pgdata)
+
+
+def clear_stale_locks(pgdata: Path) -> None:
+    """Remove postmaster.pid and the data folder's socket lock files when the pid they name is no server of it (call
+    under `file_lock` before a start): Postgres takes any live process of its user for a server and refuses to start
+    ("lock file ... already exists"), a reused pid too. A server's processes that outlived it still stop a start:
+    Postgres finds its shared memory in use by the data folder's key, not by this file."""
+    pid = pid_in_file(pgdata)
+    if pid is None or _runs_here(pid, pgdata):
+        return
+    for lock in [pgdata / "postmaster.pid", *pgdata.glob(".s.PGSQL.*.lock")]:
+        with contextlib.suppress(OSError, IndexError):
+            if lock.read_text().splitlines()[0].strip() == str(pid):
+                lock.unlink()
+                logger.info("removed %s: its pid %s is no server of %s", lock, pid, pgdata)
 
 
 def serves(pid: int, pgdata: Path) -> bool:

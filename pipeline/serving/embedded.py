@@ -287,6 +287,7 @@ def _ensure_database(socket_dir: str, port: int, db: str) -> None:
 
 
 _known_dsn: dict[Path, str] = {}
+initialised_here: set[Path] = set()  # data folders this process's start initialised (forks inherit it)
 
 
 def _close(handle: int | None) -> None:
@@ -320,9 +321,12 @@ def start() -> str:
         else:
             embedded_folders.launchable(pgdata, port, data_setting())  # again under the lock: a server gone since
             embedded_folders.clear_dead_socket_dir(pgdata, _owners(pgdata))  # a server that died left its folder
+            data_folder.clear_stale_locks(pgdata)  # its lock files, naming a pid another process may have now
             _prepare_for_system_user(pgdata)
             # a new folder replaces the one locked above: its own lock is ours until the database is there
-            stack.callback(_close, data_folder.initialise(pgdata, _initdb, _prepare_for_system_user))
+            stack.callback(_close, made := data_folder.initialise(pgdata, _initdb, _prepare_for_system_user))
+            if made is not None:  # the lost-database guard says it: a relative path run from elsewhere made it
+                initialised_here.add(pgdata)
             info = _pg_ctl_start(pgdata, port)
             started = True
         _ensure_database(info["socket_dir"], info["port"], db)

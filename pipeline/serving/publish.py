@@ -35,7 +35,7 @@ Every error names the table, the column and the record, mapped back to the lake 
 Replacing a published non-empty date with an empty one is refused (EmptyPublishRefused) unless
 force=True. Publishing into a database that holds no published date while the lake's run audit records dates
 published before (the database was lost and re-created, or replaced) is refused (ServingDatabaseLost), except by
-`rebuild-serving` (run ids `rebuild_...`), which republishes them all: a publish would serve that one date alone.
+`rebuild-serving` (run ids `rebuild_...`), which republishes them all (`pipeline.serving.lost_database`).
 The serving schema is brought up to date once per process before the first publish.
 The transaction runs as `ecomm_writer` when allowed (`pipeline.serving.transaction`).
 """
@@ -43,8 +43,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
-import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -53,7 +51,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from pipeline import config, faults, lake
+from pipeline import faults, lake
 from pipeline.lake import sqlrun
 from pipeline.quality.results import OUTCOMES
 from pipeline.serving import locks, marts, migrations, pg
@@ -72,6 +70,7 @@ from pipeline.serving.facts import (
 )
 from pipeline.serving.feeds import FEEDS, load_feed, replay_keys, unpublished_snapshots
 from pipeline.serving.lake_rows import LakePartitionMissing, fact_path, load_fact, row_count
+from pipeline.serving.lost_database import ServingDatabaseLost, refuse_lost_database
 from pipeline.serving.publish_errors import Progress
 from pipeline.serving.transaction import date_locked, date_transaction, failure
 
@@ -95,49 +94,6 @@ class EmptyPublishRefused(PublishError):
 class BuildSuperseded(PublishError):
     """The date's lake build changed after the publishing run built it (a restatement began meanwhile): that
     run's data is not the date's any more, and the restatement's run publishes the date."""
-
-
-class ServingDatabaseLost(PublishError):
-    """The serving database holds no published date but the lake records dates published before: it was re-created
-    or replaced, and publishing one date into it would serve that date alone; `rebuild-serving` republishes them all."""
-
-
-REBUILD_RUNS = "rebuild_"  # rebuild-serving's run ids (pipeline.tasks.rebuild): it publishes into an empty database
-_TWIN = re.compile(r"load_date=(\d{4}-\d{2}-\d{2})/run_id=([A-Za-z0-9_]+)/")
-
-
-def lake_published_dates(other_than: str) -> list[dt.date]:
-    """The load dates a Publish task finished (`done`) in a run other than `other_than`, by the run audit's lake twin
-    (lake/audit/pipeline_runs, written after the task's commit). Lists and reads the Publish twins: call it rarely."""
-    pattern = os.path.join(lake.table_dir("audit", "pipeline_runs"), "load_date=*", "run_id=*", "task_id=Publish_*",
-                           lake.DATA_FILE)
-    found: set[dt.date] = set()
-    for path in lake.files_matching(pattern):
-        named = _TWIN.search(path.replace(os.sep, "/"))
-        if named is None or named.group(2) == other_than or (day := dt.date.fromisoformat(named.group(1))) in found:
-            continue
-        rows = lake.read_rows(path, columns=["task_family", "status"])
-        if any(row["task_family"] == "Publish" and row["status"] == "done" for row in rows):
-            found.add(day)
-    return sorted(found)
-
-
-def _refuse_lost_database(conn: psycopg.Connection, day: dt.date, run_id: str) -> None:
-    """ServingDatabaseLost if audit.publish_log is empty and the lake records publishes of other runs.
-
-    Called under the global publish lock, so every earlier publish into this database is committed and seen: a
-    fresh deployment's backfill publishes its first date (no earlier publish in the lake), the others find it.
-    The lake is read only when publish_log is empty (a database's first publish)."""
-    if run_id.startswith(REBUILD_RUNS) or conn.execute("select exists (select from audit.publish_log)").fetchone()[0]:
-        return
-    if not (earlier := lake_published_dates(run_id)):
-        return
-    where = f"{conn.info.dbname} on {conn.info.host}:{conn.info.port}"
-    raise ServingDatabaseLost(
-        f"the serving database {where} holds no published date, but the lake at {config.lake_dir()} records"
-        f" {len(earlier)} published date(s) ({earlier[0]}..{earlier[-1]}): it was re-created or replaced; run"
-        f" `python -m pipeline rebuild-serving` (it republishes every gated date, {day} included if its gate passed),"
-        f" then rerun; nothing of {day} was published")
 
 
 # The dq_failures just written, appended to the log as one gate run; `entry` orders them as the gate's
@@ -320,7 +276,7 @@ def publish(load_date: dt.date | str, *, force: bool = False,
                 summary["preloads_dropped"] = len(drop_preloads(conn, day))
                 faults.point("publish.merge")
                 locks.hold(conn, locks.PUBLISH_KEY)
-                _refuse_lost_database(conn, day, run_id)  # under the lock: every earlier publish is seen
+                refuse_lost_database(conn, day, run_id)  # under the lock: every earlier publish is seen
                 carried = unpublished_snapshots(conn, day, restated_snapshots)  # under the lock: carried once
                 summary["snapshots_carried"] = sum(map(len, carried.values()))
                 published_days = sorted(published_dates_in(conn)) if republishing else []

@@ -54,7 +54,7 @@ from pipeline import cli, config, lake
 from pipeline.lake import sqlrun
 from pipeline.serving import migrations, pg
 from pipeline.serving.facts import FACTS, PublishError
-from pipeline.serving.publish import REBUILD_RUNS
+from pipeline.serving.lost_database import REBUILD_RUNS
 from pipeline.tasks import restatements
 
 logger = logging.getLogger(__name__)

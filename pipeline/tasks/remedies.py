@@ -219,12 +219,19 @@ REMEDIES: tuple[Remedy, ...] = (
     Remedy("serving database lost", "30",
            "`FAILED`, `Publish: ServingDatabaseLost: the serving database ecomm on HOST:PORT holds no published date,"
            " but the lake at L records N published date(s) (first..last): it was re-created or replaced; run"
-           " `python -m pipeline rebuild-serving` ...`; nothing of the date was published",
-           "the serving database was lost and re-created empty (the embedded server's data folder deleted) or"
-           " `ECOMM_PG_DSN` names a new, empty one, while the lake records dates published before: publishing the date"
+           " `python -m pipeline rebuild-serving` ...` (or, when the run's start made a new embedded data folder,"
+           " `ServingDatabaseLost: the embedded Postgres's data folder F (ECOMM_PG_DATA=...) was initialised empty by"
+           " this run ...`); nothing of the date was published",
+           "the serving database was lost and re-created empty (the embedded server's data folder deleted),"
+           " `ECOMM_PG_DSN` names a new, empty one, or a relative `ECOMM_PG_DATA` run from another folder started a"
+           " new, empty embedded server there, while the lake records dates published before: publishing the date"
            " alone would serve it without the history (marts.customers ... of one date)",
-           "`python -m pipeline rebuild-serving` (republishes every gated date from the lake into it, this one"
-           f" included if its gate passed; docs/operations.md#rebuilding-the-serving-database), then `{DAILY}`",
+           "if the message says the embedded Postgres's data folder was initialised empty by this run, check"
+           " `ECOMM_PG_DATA` and the current folder first (a relative path resolves against it): stop that server"
+           " (`python -m pipeline.serving.pg stop`), set `ECOMM_PG_DATA` to the folder that served the dates (an"
+           f" absolute path) and rerun `{DAILY}`; otherwise `python -m pipeline rebuild-serving` (republishes every"
+           " gated date from the lake into it, this one included if its gate passed;"
+           f" docs/operations.md#rebuilding-the-serving-database), then `{DAILY}`",
            ("ServingDatabaseLost",)),
     Remedy("schema migration", "30",
            "`MigrationNotPermitted: .../sql/serving/0NN_....sql: must be owner of table ...` (or `: permission"
