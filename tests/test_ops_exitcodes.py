@@ -289,7 +289,8 @@ def test_a_lake_folder_the_user_may_not_write_is_one_line_with_what_to_do(ops: O
         refused = ops.luigi("DailyPipeline", *DATE, LOCAL)
     assert refused.returncode == RETCODE["scheduling_error"], refused.stderr[-3000:]
     assert "Traceback" not in refused.stderr, refused.stderr[-3000:]
-    assert re.search(rf"due to error in complete\(\) method: LakeNotWritable: the lake folder {re.escape(str(ops.lake))}"
+    lake_folder = re.escape(str(ops.lake))
+    assert re.search(rf"due to error in complete\(\) method: LakeNotWritable: the lake folder {lake_folder}"
                      r" cannot be written by user \S+: run as the lake's owner, or give this user write access to it"
                      r" \(ECOMM_LAKE_DIR or \[paths\] lake_dir names it\), then run the date again; nothing was written\n",
                      refused.stderr), refused.stderr[-3000:]

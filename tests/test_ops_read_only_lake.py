@@ -52,7 +52,8 @@ def test_a_published_date_on_a_lake_this_user_may_not_write_is_a_no_op(ops: Ops)
     refused = luigi_on_read_only_lake(ops, "DailyPipeline", "--date", "2025-12-16", LOCAL)
     assert refused.returncode == SCHEDULING_ERROR, refused.stdout[-2000:] + refused.stderr[-3000:]
     assert "Traceback" not in refused.stderr and "LakeUnreadable" not in refused.stdout + refused.stderr
-    assert re.search(rf"due to error in complete\(\) method: LakeNotWritable: the lake folder {re.escape(str(ops.lake))}"
+    lake_folder = re.escape(str(ops.lake))
+    assert re.search(rf"due to error in complete\(\) method: LakeNotWritable: the lake folder {lake_folder}"
                      r" is on a read-only file system \(\S+\): remount it read-write", refused.stderr), \
         refused.stderr[-3000:]
     assert "DailyPipeline could not be scheduled: LakeNotWritable: the lake folder" in refused.stdout, refused.stdout
