@@ -44,11 +44,12 @@ REMEDIES: tuple[Remedy, ...] = (
            f"put the file where the message says, then `{DAILY}`", ("SourceFileMissing",)),
     Remedy("invalid file", "30",
            "`FAILED`, `LandOrders: SourceFileInvalid: ...` (cut off, wrong delimiter), `UnexpectedSourceFiles: ...` (a"
-           " second file in the folder), `SourceFileCompressed: ...`, `UnsafeSourcePath: ...` (a link out of the folder)",
+           " second file in the folder, a misnamed file: `orders.JSON`, `users_D (1).json`), `SourceFileCompressed:"
+           " ...`, `UnsafeSourcePath: ...` (a link out of the folder)",
            "the file cannot be read as its format (cut off, a compression it cannot read), or its folder holds other"
-           " files or a link to a file elsewhere",
+           " files, a file under a name nobody reads, or a link to a file elsewhere",
            "do what the message says (a complete file from the sender, the extra file moved out of the folder, the file"
-           f" copied in instead of linked), then `{DAILY}`",
+           f" renamed to the name it gives, the file copied in instead of linked), then `{DAILY}`",
            ("SourceFileInvalid",)),
     Remedy("changed source file", "30",
            "`FAILED` (a published date: `published, source CHANGED`), `SourcesUnchanged: SourceChanged: orders for D:"
