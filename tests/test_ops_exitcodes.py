@@ -289,12 +289,13 @@ def test_a_lake_folder_the_user_may_not_write_is_one_line_with_what_to_do(ops: O
         refused = ops.luigi("DailyPipeline", *DATE, LOCAL)
     assert refused.returncode == RETCODE["scheduling_error"], refused.stderr[-3000:]
     assert "Traceback" not in refused.stderr, refused.stderr[-3000:]
-    assert re.search(rf"due to error in complete\(\) method: LakeUnreadable: the lake folder {re.escape(str(ops.lake))}"
+    lake_folder = re.escape(str(ops.lake))
+    assert re.search(rf"due to error in complete\(\) method: LakeNotWritable: the lake folder {lake_folder}"
                      r" cannot be written by user \S+: run as the lake's owner, or give this user write access to it"
                      r" \(ECOMM_LAKE_DIR or \[paths\] lake_dir names it\), then run the date again; nothing was written\n",
                      refused.stderr), refused.stderr[-3000:]
-    assert "DailyPipeline could not be scheduled: LakeUnreadable: the lake folder" in refused.stdout
-    assert "what to do (lake unreadable): fix the access (a folder: run as its owner" in refused.stdout
+    assert "DailyPipeline could not be scheduled: LakeNotWritable: the lake folder" in refused.stdout
+    assert "what to do (lake not writable): run as the lake's owner, give this user write access" in refused.stdout
     assert not any(ops.lake.iterdir())
 
     # one folder inside it (left by a run as another user): the tasks that write there fail in one line each
@@ -304,10 +305,10 @@ def test_a_lake_folder_the_user_may_not_write_is_one_line_with_what_to_do(ops: O
         failed = ops.luigi("DailyPipeline", *DATE, LOCAL)
     assert failed.returncode == RETCODE["task_failed"], failed.stderr[-3000:]
     assert "Traceback" not in failed.stderr, failed.stderr[-3000:]
-    assert re.search(r"failed +StageEvents\(date=2025-12-15\): LakeUnreadable: \S+/staging/stg_events/"
+    assert re.search(r"failed +StageEvents\(date=2025-12-15\): LakeNotWritable: \S+/staging/stg_events/"
                      r"load_date=2025-12-15/data.parquet cannot be written: \[Errno \d+\] [^;]+; the lake is a"
                      r" folder user \S+ may not write", failed.stderr), failed.stderr[-3000:]
-    assert "what to do (lake unreadable):" in failed.stdout and "FAILED" in failed.stdout
+    assert "what to do (lake not writable):" in failed.stdout and "FAILED" in failed.stdout
     assert ops.luigi("DailyPipeline", *DATE, LOCAL).returncode == 0, "given access, the date runs"
 
 

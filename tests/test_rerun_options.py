@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -13,6 +14,8 @@ from luigi.cmdline_parser import CmdlineParser
 import pipeline.tasks  # noqa: F401 - the settings' sections, as a `luigi --module pipeline.tasks` run has them
 from pipeline import config
 from pipeline.tasks import command_line, held_back, runbook
+from tests.support.ops import SEED_DAY, Ops
+from tests.support.processes import free_port
 
 D = dt.date(2025, 12, 15)
 URL = "https://api.example.com/v1?api_key=SECRET123"
@@ -73,3 +76,32 @@ def test_a_rerun_names_a_relative_folder_the_environment_gave_as_the_run_took_it
     line = held_back.backfill_again(["--module", "pipeline.tasks", "RangeDaily", "--postgres-embedded-dir",
                                      "other/pgdata"], ["FAILED"])[0]
     assert f"--postgres-embedded-dir {tmp_path}/rel/pgdata`" in line, line
+
+
+@pytest.mark.slow
+def test_a_backfill_s_rerun_names_an_abbreviated_option_in_full_with_the_value_used(ops: Ops) -> None:
+    """argparse takes `--catalog-products-u` for `--catalog-products-url`; the rerun a failed backfill prints did not
+    know it, so it repeated the typed URL where ECOMM_PRODUCTS_URL had given the one the run fetched from."""
+    port = free_port()  # nothing listens there: the catalog's landing fails at once, and the backfill with it
+    used, typed = f"http://127.0.0.1:{port}/used", f"http://127.0.0.1:{port}/typed"
+    ops.extra_env["ECOMM_PRODUCTS_URL"] = used
+    span = ["--start", str(SEED_DAY), "--stop", str(SEED_DAY + dt.timedelta(days=1))]
+    result = ops.luigi("RangeDaily", "--of", "DailyPipeline", *span, "--local-scheduler", "--catalog-products-u", typed,
+                       "--catalog-attempts", "1", "--catalog-retri", "0")
+    assert result.returncode == 30, result.stdout[-2000:] + result.stderr[-3000:]
+    assert "/used" in result.stdout and "/typed" not in result.stdout, result.stdout  # what ran, not what was typed
+    command = shlex.join(["luigi", "--module", "pipeline.tasks", "RangeDaily", "--of", "DailyPipeline", *span,
+                          "--local-scheduler", "--catalog-products-url", used, "--catalog-attempts", "1",
+                          "--catalog-retries", "0"])
+    assert result.stdout.rstrip().splitlines()[-1] == (
+        f"then the rest of the backfill, as it was run: `{command}` (it runs the dates not published yet, oldest"
+        " first)"), result.stdout
+
+
+def test_an_abbreviation_is_the_one_option_it_begins_and_nothing_else(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ECOMM_PRODUCTS_URL", raising=False)
+    argv = ["--module", "pipeline.tasks", "RangeDaily", "--of", "DailyPipeline", "--sta", "2025-12-15",
+            "--catalog-products-u=http://x", "--catalog-", "--no-such-option", "--date", "x"]
+    assert command_line.as_used(argv) == [
+        "--module", "pipeline.tasks", "RangeDaily", "--of", "DailyPipeline", "--start", "2025-12-15",
+        "--catalog-products-url=http://x", "--catalog-", "--no-such-option", "--date", "x"]  # ambiguous, unknown

@@ -188,15 +188,18 @@ def test_path_traversal_in_names_is_refused(call, error, tmp_path, monkeypatch) 
 
 
 def test_catalog_file_names_that_are_not_plain_snapshots_are_ignored(tmp_path, monkeypatch) -> None:
-    """Only `<kind>_YYYY-MM-DD.json` directly in `<data_dir>/<kind>/` is ever read."""
+    """Only `<kind>_YYYY-MM-DD.json` directly in `<data_dir>/<kind>/` is ever read (a misnamed snapshot,
+    `products_D.JSON`, is refused: tests/test_ops_misnamed_catalog.py)."""
     monkeypatch.setenv("ECOMM_DATA_DIR", str(tmp_path))
     folder = tmp_path / "products"
     (folder / "sub").mkdir(parents=True)
     for name in ("products_2025-12-01.json", "products_2025-12-02.json.bak", "products_2025-12-03;rm -rf.json",
                  "sub/products_2025-12-04.json", "users_2025-12-05.json", "products_2025-12-06.JSON"):
         (folder / name).write_text("[]")
-    assert landing.catalog_file("products", dt.date(2025, 12, 31)) == (
+    assert landing.catalog_file("products", dt.date(2025, 12, 5)) == (
         str(folder / "products_2025-12-01.json"), dt.date(2025, 12, 1))
+    with pytest.raises(landing.UnexpectedSourceFiles, match="no file named products_2025-12-06.json"):
+        landing.catalog_file("products", dt.date(2025, 12, 31))
 
 
 # -------------------------------------------------------------------------- quoting and binding

@@ -1,5 +1,9 @@
 """A catalog's incoming folder: its snapshot files by date (`<data_dir>/<kind>/<kind>_YYYY-MM-DD.json`, optionally
-.gz or .zst), and the files there that are not read as snapshots. `pipeline.ingest.landing` lands them."""
+.gz or .zst), and the files there that are not read as snapshots. `pipeline.ingest.landing` lands them.
+
+A file evidently meant as a snapshot but misnamed (`users_2025-12-15.JSON`, `users_2025-12-15 (1).json`: `meant_as`)
+is not read either, and refuses the dates it would cover (`catalog_file`), naming the name to give it, as a misnamed
+daily file refuses its date (`pipeline.ingest.incoming.find`): ignored, it left them built without that catalog."""
 from __future__ import annotations
 
 import datetime as dt
@@ -60,6 +64,8 @@ def _list_catalog_folder(kind: str) -> tuple[dict[dt.date, list[str]], dict[str,
             day, why = None, f"{match.group(1)} is not a calendar date"
         else:
             why = f"not a {kind} snapshot name ({kind}_YYYY-MM-DD.json, optionally ending in .gz or .zst)"
+            if meant := meant_as(kind, name):
+                why += f": rename it to {meant[1]} to have it read"
         if day is None:
             ignored[path] = why
         else:
@@ -67,14 +73,34 @@ def _list_catalog_folder(kind: str) -> tuple[dict[dt.date, list[str]], dict[str,
     return found, ignored
 
 
+_COPY = r"\s*(?:-\s*)?(?:copy\b\s*)?(?:\(\d+\))?"  # what a download or a file manager adds to a copy's name
+
+
+def meant_as(kind: str, name: str) -> tuple[dt.date, str] | None:
+    """(its date, the name it would be read under) of a file evidently meant as a snapshot but misnamed: the
+    snapshot's name in other letter cases (`users_2025-12-15.JSON`), or with a copy's suffix (`users_2025-12-15
+    (1).json`, `... - Copy.json`); None: not one (or not a calendar date)."""
+    suffixes = "|".join(re.escape(suffix) for suffix in incoming.COMPRESSED_SUFFIXES)
+    match = re.fullmatch(rf"{kind}_(\d{{4}}-\d{{2}}-\d{{2}})({_COPY})?\.json((?:{suffixes})?)", name, re.IGNORECASE)
+    try:
+        day = dt.date.fromisoformat(match.group(1)) if match else None
+    except ValueError:
+        return None
+    accepted = f"{kind}_{match.group(1)}.json{match.group(3).lower()}" if match else ""
+    return (day, accepted) if day is not None and accepted != name else None
+
+
 def catalog_file(kind: str, load_date: dt.date) -> tuple[str, dt.date] | None:
     """The latest `<kind>/<kind>_YYYY-MM-DD.json` (or .json.gz, .json.zst) on or before the date, with its date.
 
     Two files of that date (`products_D.json` beside `products_D.json.gz`) are refused, as two files
-    in a daily folder are: which one is the snapshot is not for the pipeline to guess.
+    in a daily folder are: which one is the snapshot is not for the pipeline to guess. So is a misnamed
+    snapshot (`meant_as`) that would be the date's, the latest on or before it: not passed over for the one
+    before it, as a misnamed daily file is not.
     """
     files = catalog_files(kind)
     days = [day for day in files if day <= load_date]
+    _refuse_misnamed(kind, load_date, max(days) if days else None)
     if not days:
         return None
     day = max(days)
@@ -85,3 +111,34 @@ def catalog_file(kind: str, load_date: dt.date) -> tuple[str, dt.date] | None:
             f" {os.path.dirname(paths[0])}; a snapshot is one file: move the others out of the folder, then run"
             f" again; nothing was landed")
     return paths[0], day
+
+
+def covering_file_date(kind: str, load_date: dt.date) -> dt.date | None:
+    """The date of the latest snapshot file on or before the date, a misnamed one's (`meant_as`) included: the date's
+    snapshot, which its land task lands (`catalog_file`, which refuses two files or a misnamed one, saying what to do).
+    Refuses nothing itself: asked while scheduling and by the summary, which would fail with no task to name."""
+    misnamed = (meant[0] for path in ignored_catalog_files(kind) if (meant := meant_as(kind, os.path.basename(path))))
+    return max((day for day in [*catalog_files(kind), *misnamed] if day <= load_date), default=None)
+
+
+def _refuse_misnamed(kind: str, load_date: dt.date, latest: dt.date | None) -> None:
+    """UnexpectedSourceFiles for the misnamed snapshots that would cover the date: on or before it, and not before
+    the latest one read (`latest`)."""
+    misnamed: dict[dt.date, list[tuple[str, str]]] = {}
+    for path in ignored_catalog_files(kind):
+        meant = meant_as(kind, os.path.basename(path))
+        if meant and meant[0] <= load_date and (latest is None or meant[0] >= latest):
+            misnamed.setdefault(meant[0], []).append((os.path.basename(path), meant[1]))
+    if not misnamed:
+        return
+    day = max(misnamed)
+    names, accepted = ", ".join(name for name, _ in misnamed[day]), misnamed[day][0][1]
+    folder = os.path.join(config.data_dir(), kind)
+    if day == latest:  # users_D (1).json beside users_D.json: a second copy of the snapshot
+        raise incoming.UnexpectedSourceFiles(
+            f"{kind} snapshot {day}: {folder} holds {names} beside the snapshot's file; a snapshot is one file: move"
+            f" {names} out of the folder (or, if it is the right one, rename it to {accepted} in place of the other),"
+            f" then run again; nothing was landed")
+    raise incoming.UnexpectedSourceFiles(
+        f"{kind} snapshot {day}: no file named {accepted} (names are case-sensitive); {folder} holds {names}: rename"
+        f" it to {accepted}, then run again; nothing was landed")

@@ -38,6 +38,7 @@ from pipeline.ingest.incoming import (  # noqa: F401 - re-exported: the landing'
 from pipeline.ingest.catalog_folder import (  # noqa: F401 - re-exported: where the landing finds catalog files
     catalog_file,
     catalog_files,
+    covering_file_date,
     ignored_catalog_files,
 )
 from pipeline.ingest.lines import LineAccountingError  # noqa: F401 - re-exported
@@ -95,8 +96,7 @@ def source_snapshot(kind: str, load_date: dt.date) -> dt.date | None:
     file snapshots of the dates files fed before a switch to the API."""
     if catalog_url(kind):
         return snapshot_day(load_date)
-    found = catalog_file(kind, load_date)
-    return found[1] if found else None
+    return covering_file_date(kind, load_date)  # its land task refuses the file if it cannot be read as it is
 
 
 def file_fingerprint(path: str) -> dict[str, Any]:

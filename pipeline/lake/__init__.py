@@ -48,6 +48,10 @@ class LakeUnreadable(RuntimeError):
     """The lake's store refused a read or did not answer (credentials, endpoint, bucket, network, permissions)."""
 
 
+class LakeNotWritable(LakeUnreadable):
+    """The lake may be read but not written by this process (another user's folder, a read-only mount)."""
+
+
 class LakeFolderMissing(LakeUnreadable):
     """The lake folder is not there while the serving Postgres publishes dates built from one (`check_built_here`)."""
 
@@ -101,7 +105,7 @@ def _process_user() -> str:
 
 def check_writable() -> None:
     """A folder lake this process may not write (cron running as another user than the lake's owner, a lake on a
-    read-only mount): a LakeUnreadable before anything runs, not one failure per task. An s3:// lake is checked
+    read-only mount): a LakeNotWritable before anything runs, not one failure per task. An s3:// lake is checked
     by its first write (`root()` checks its bucket)."""
     where = config.lake_dir()
     if lake_store.is_remote(where):
@@ -110,12 +114,12 @@ def check_writable() -> None:
     while not nearest.exists() and nearest != nearest.parent:  # a new lake: made inside its nearest folder
         nearest = nearest.parent
     if os.statvfs(nearest).f_flag & os.ST_RDONLY:  # os.access says no here too, and the owner could not either
-        raise LakeUnreadable(
+        raise LakeNotWritable(
             f"the lake folder {where} is on a read-only file system ({nearest}): remount it read-write, or name a"
             " writable folder (ECOMM_LAKE_DIR or [paths] lake_dir), then run the date again; nothing was written")
     if not os.access(nearest, os.W_OK | os.X_OK):
         made_in = "" if str(nearest) == os.path.abspath(where) else f" (nor can {nearest}, where it would be made)"
-        raise LakeUnreadable(
+        raise LakeNotWritable(
             f"the lake folder {where} cannot be written by user {_process_user()}{made_in}: run as the lake's owner,"
             " or give this user write access to it (ECOMM_LAKE_DIR or [paths] lake_dir names it), then run the date"
             " again; nothing was written")
@@ -148,7 +152,7 @@ def unreadable(path: str, error: BaseException, done: str = "read") -> LakeUnrea
     """The LakeUnreadable for a lake file the store would not let be `done` (read, written): what to fix, and
     that the lake's data is not at fault (nothing should be removed)."""
     if folder_refused(error):
-        return LakeUnreadable(
+        return (LakeNotWritable if done == "written" else LakeUnreadable)(
             f"{path} cannot be {done}: {store_words(error)}; the lake is a folder user {_process_user()} may not"
             f" {'write' if done == 'written' else 'read'} (ECOMM_LAKE_DIR or [paths] lake_dir): run as the lake's"
             " owner, or give this user access to it, then run the date again; the landed data is not at fault")

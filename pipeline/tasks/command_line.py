@@ -137,24 +137,53 @@ def given_settings(message: str = "") -> str:
             # a variable (ECOMM_PRODUCTS_URL) wins over the option: the rerun names the value that ran
             value = setting_source.from_environment(family, name) or value
             given.append(flag if value is True else f"{flag} {shlex.quote(shown(str(value)))}")  # True: a bare flag
-    typed = [arg.split("=", 1)[0] for arg in sys.argv[1:]]  # in the order they were typed
+    known = luigi_options(sys.argv[1:])
+    typed = [full_option(arg.split("=", 1)[0], known) for arg in sys.argv[1:]]  # in the order they were typed
     given.sort(key=lambda option: typed.index(flag) if (flag := option.split()[0]) in typed else len(typed))
     return "".join(f" {option}" for option in given)
 
 
 def as_used(argv: Sequence[str]) -> list[str]:
     """`argv` (a `luigi` command line) with the value the run used of each option an environment variable overrode
-    (`setting_source.ENVIRONMENT`: ECOMM_PRODUCTS_URL over --catalog-products-url), for a rerun that does what ran."""
+    (`setting_source.ENVIRONMENT`: ECOMM_PRODUCTS_URL over --catalog-products-url), for a rerun that does what ran;
+    an option abbreviated as argparse takes it (`--catalog-products-u`) is named in full."""
     used = {setting_source.option(*key): value for key in setting_source.ENVIRONMENT
             if (value := setting_source.from_environment(*key))}
-    args, result = list(argv), []
-    for at, arg in enumerate(args):
-        flag, equals, _ = arg.partition("=")
-        if equals and flag in used:
-            result.append(f"{flag}={used[flag]}")
-        else:
-            result.append(used[args[at - 1]] if at and args[at - 1] in used else arg)
+    known, result, before = luigi_options(argv), [], ""
+    for arg in argv:
+        flag, equals, value = arg.partition("=")
+        full = full_option(flag, known)
+        if before in used:  # the overridden option's value
+            result.append(used[before])
+            before = ""
+            continue
+        result.append(f"{full}={used[full]}" if equals and full in used else full + equals + value)
+        before = "" if equals else full
     return result
+
+
+def luigi_options(argv: Sequence[str]) -> set[str]:
+    """The options Luigi's parser of the command line `argv` knows, named as it names them
+    (`luigi.cmdline_parser.CmdlineParser`): every task's `--family-param`, and its root task's own `--param`."""
+    from luigi.task_register import Register
+
+    families = set(Register.task_names())
+    root = next((arg for arg in argv if arg in families), None)  # Luigi's first positional argument
+    options = set()
+    for family, without_section, param, _ in Register.get_all_params():
+        options.add("--" + (param if without_section else f"{family}_{param}").replace("_", "-"))
+        if family == root:
+            options.add("--" + param.replace("_", "-"))
+    return options
+
+
+def full_option(flag: str, known: set[str]) -> str:
+    """The option of `known` that `flag` names as argparse reads it: itself, else the one option it is a prefix of
+    (`--catalog-products-u`: `--catalog-products-url`); anything else as it is (argparse refuses an ambiguous one)."""
+    if not flag.startswith("--") or flag in known:
+        return flag
+    matches = [option for option in known if option.startswith(flag)]
+    return matches[0] if len(matches) == 1 else flag
 
 
 def shown(value: str) -> str:

@@ -44,11 +44,12 @@ REMEDIES: tuple[Remedy, ...] = (
            f"put the file where the message says, then `{DAILY}`", ("SourceFileMissing",)),
     Remedy("invalid file", "30",
            "`FAILED`, `LandOrders: SourceFileInvalid: ...` (cut off, wrong delimiter), `UnexpectedSourceFiles: ...` (a"
-           " second file in the folder), `SourceFileCompressed: ...`, `UnsafeSourcePath: ...` (a link out of the folder)",
+           " second file in the folder, a misnamed file: `orders.JSON`, `users_D (1).json`), `SourceFileCompressed:"
+           " ...`, `UnsafeSourcePath: ...` (a link out of the folder)",
            "the file cannot be read as its format (cut off, a compression it cannot read), or its folder holds other"
-           " files or a link to a file elsewhere",
+           " files, a file under a name nobody reads, or a link to a file elsewhere",
            "do what the message says (a complete file from the sender, the extra file moved out of the folder, the file"
-           f" copied in instead of linked), then `{DAILY}`",
+           f" renamed to the name it gives, the file copied in instead of linked), then `{DAILY}`",
            ("SourceFileInvalid",)),
     Remedy("changed source file", "30",
            "`FAILED` (a published date: `published, source CHANGED`), `SourcesUnchanged: SourceChanged: orders for D:"
@@ -259,9 +260,8 @@ REMEDIES: tuple[Remedy, ...] = (
            ("ManifestUnreadable",)),
     Remedy("lake unreadable", "35",
            "`LakeUnreadable: s3://.../_manifest.json cannot be read: ... AWS Error ACCESS_DENIED ...` or"
-           " `LakeUnreadable: the lake's bucket 'B' does not exist ...` or `LakeUnreadable: the lake folder ... cannot"
-           " be written by user U ...` while scheduling (exit 35), or a task failing with `LakeUnreadable: ... cannot be"
-           " written: ... AWS Error ...` (or `... Permission denied ...; the lake is a folder user U may not write`)"
+           " `LakeUnreadable: the lake's bucket 'B' does not exist ...` while scheduling (exit 35), or a task failing"
+           " with `LakeUnreadable: ... cannot be written: ... AWS Error ...`"
            " or `OSError: ... AWS Error NETWORK_CONNECTION ...` (exit 30);"
            " a `python -m pipeline` command or `python -m pipeline.lake.views`: one line, `<command>: error: the lake's"
            " store refused or did not answer: ... AWS Error ...` (exit 35)",
@@ -271,6 +271,17 @@ REMEDIES: tuple[Remedy, ...] = (
            "fix the access (a folder: run as its owner, e.g. cron's user, or give that user write access, or remount it"
            f" read-write; an s3:// lake: docs/scaling-out.md; remove nothing), then `{DAILY}`",
            ("LakeUnreadable",)),
+    Remedy("lake not writable", "35",
+           "`LakeNotWritable: the lake folder L cannot be written by user U ...` (or `... is on a read-only file"
+           " system ...`) while scheduling a date that is not published yet (exit 35), or a task failing with"
+           " `LakeNotWritable: ... cannot be written: ... Permission denied ...; the lake is a folder user U may not"
+           " write` (exit 30)",
+           "this user may read the lake but not write it: another user's folder (cron running as someone other than"
+           " the lake's owner), or a read-only mount (an analyst's account, a second host). A published date writes"
+           " nothing, so its run is a no-op there (exit 0); the lake's data is not at fault",
+           "run as the lake's owner, give this user write access, or remount the lake read-write (remove nothing),"
+           f" then `{DAILY}`",
+           ("LakeNotWritable",)),
     Remedy("lake folder missing", "35",
            "`LakeFolderMissing: the lake folder L does not exist, but the serving Postgres publishes N date(s) built"
            " from a lake ...` while scheduling, or from `python -m pipeline summary`",
