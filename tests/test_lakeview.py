@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -321,3 +322,16 @@ def test_a_long_history_opens_the_same_files_as_two_dates(built, tmp_path: Path)
     assert con.execute("select count(distinct load_date) from warehouse.fact_orders_all").fetchone() == (12,)
     assert con.execute("select count(*) from warehouse.fact_orders").fetchone() == views.open_lake(
         built.lake).execute("select count(*) from warehouse.fact_orders").fetchone(), "the same orders, restated"
+
+
+@pytest.mark.parametrize("options", [[], ["--sql"]], ids=["list", "sql"])
+def test_the_command_on_a_lake_that_is_not_there_says_so_in_one_line(tmp_path: Path, options: list[str]) -> None:
+    # --sql printed a script of placeholders for a mistyped folder, exit 0: a lake with nothing in it
+    missing = tmp_path / "no-such-lake"
+    done = subprocess.run([sys.executable, "-m", "pipeline.lake.views", "--lake", str(missing), *options], cwd=REPO,
+                          capture_output=True, text=True)
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (f"python -m pipeline.lake.views: error: no lake at {missing}; set ECOMM_LAKE_DIR or"
+                           " [paths] lake_dir, or run the pipeline\n")
+    with pytest.raises(FileNotFoundError, match=f"^no lake at {re.escape(str(missing))}; set ECOMM_LAKE_DIR"):
+        views.open_lake(missing)  # the notebook's error

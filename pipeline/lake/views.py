@@ -261,11 +261,17 @@ def init_sql(lake_dir: str | os.PathLike[str] | None = None) -> str:
     return "\n".join(lines + everything) + "\n"
 
 
-def open_lake(lake_dir: str | os.PathLike[str] | None = None) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with every lake table as a view (default: the configured lake)."""
+def _existing(lake_dir: str | os.PathLike[str] | None) -> str:
+    """The lake's root (default: the configured lake); FileNotFoundError naming it if that folder is not there."""
     root = os.fspath(lake_dir) if lake_dir is not None else lake.root()
     if not s3.is_remote(root) and not os.path.isdir(root):
         raise FileNotFoundError(f"no lake at {root}; set ECOMM_LAKE_DIR or [paths] lake_dir, or run the pipeline")
+    return root
+
+
+def open_lake(lake_dir: str | os.PathLike[str] | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with every lake table as a view (default: the configured lake)."""
+    root = _existing(lake_dir)
     # not sqlrun.connect(): under Jupyter, DuckDB refuses to touch its progress bar without ipywidgets
     con = duckdb.connect(":memory:")
     sqlrun.apply_settings(con)
@@ -350,16 +356,15 @@ def cli_preamble(root: str) -> str:
 
 
 def _show(args: argparse.Namespace) -> int:
+    try:  # a script or views over a folder that is not there would read as an empty lake
+        root = _existing(args.lake or None)
+    except FileNotFoundError as err:
+        print(f"python -m pipeline.lake.views: error: {err}", file=sys.stderr)
+        return 1
     if args.sql:
-        root = args.lake or lake.root()
         sys.stdout.write(cli_preamble(root) + init_sql(root))
         return 0
-    try:
-        con = open_lake(args.lake)
-    except FileNotFoundError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    root = args.lake or lake.root()
+    con = open_lake(root)
     print(f"lake {root if s3.is_remote(root) else Path(root).absolute()}")
     for schema, view in relations(con):
         try:
