@@ -179,10 +179,9 @@ def _files_view(root: str, layer: str, table: str, name: str, files: list[str], 
                 f" where error({_literal(message)}) is null;")
     listed = "[" + ", ".join(map(_literal, files)) + "]"
     lines = [f"create or replace macro {_files_macro(layer, name)}() as {listed};"]
-    if layer == "raw":
-        manifests = [os.path.join(os.path.dirname(path), lake.MANIFEST_FILE) for path in files]
-        lines.append(f"create or replace macro {_files_macro(layer, name, 'manifests')}() as"
-                     f" {_literal(manifests[-1])};")
+    if layer == "raw":  # the newest partition's manifest
+        manifest = os.path.join(os.path.dirname(files[-1]), lake.MANIFEST_FILE)
+        lines.append(f"create or replace macro {_files_macro(layer, name, 'manifests')}() as {_literal(manifest)};")
     # hive_partitioning: load_date (and source_table) come from the folder names for files that lack them
     landed = _landed_only(root, table) if layer == "raw" else ""
     lines.append(f"create or replace view {target} as select * from read_parquet({_files_macro(layer, name)}(),"
@@ -239,7 +238,7 @@ def init_sql(lake_dir: str | os.PathLike[str] | None = None) -> str:
         "set TimeZone = 'UTC';",
     ]
     present = {layer: edges.tables(root, layer, KNOWN_TABLES[layer]) for layer in lake.LAYERS}
-    everything = []  # created over two partitions each, the views then read every partition (_files_view)
+    every_partition = []  # created over two partitions each, the views then read every partition
     for layer in lake.LAYERS:
         lines.append(f"create schema if not exists {_ident(layer)};")
         for table, files in present[layer].items():
@@ -248,7 +247,7 @@ def init_sql(lake_dir: str | os.PathLike[str] | None = None) -> str:
             name = _partitions_name(layer, table)
             lines.append(_files_view(root, layer, table, name, files))
             if files and not _is_restatements(layer, table):
-                everything += _all_partitions(root, layer, table, name)
+                every_partition += _all_partitions(root, layer, table, name)
     gate_results = bool(present["audit"]["dq_results"])
     # before the warehouse views: the current daily_metrics reads it
     lines.append(f"create or replace view {_ident('audit', 'dq_failures')} as{DQ_FAILURES_SQL.rstrip()}\n;"
@@ -258,7 +257,7 @@ def init_sql(lake_dir: str | os.PathLike[str] | None = None) -> str:
                      else _files_view(root, "warehouse", table, table, []))
     lines.extend(_mart_views(root, present))
     lines.append("-- Every view above now reads every partition, listed at each query:")
-    return "\n".join(lines + everything) + "\n"
+    return "\n".join(lines + every_partition) + "\n"
 
 
 def _existing(lake_dir: str | os.PathLike[str] | None) -> str:
