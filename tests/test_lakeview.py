@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from pipeline import config, lake
 from pipeline.ingest.manifests import MANIFEST
 from pipeline.lake import sqlrun, views
 from pipeline.transform import marts, warehouse
-from tests.support import analytics_dataset
+from tests.support import analytics_dataset, opens
 from tests.support.paths import REPO
 
 LAYER_TABLES = {
@@ -260,3 +261,77 @@ def test_the_command_lists_every_relation_with_its_rows(built) -> None:
     assert f"lake {built.lake}" in done.stdout
     assert "warehouse.fact_orders:" in done.stdout and "audit.dq_failures:" in done.stdout
     assert config.lake_dir() == str(built.lake)
+
+
+def _land(root: Path, dates: int) -> None:
+    """`dates` landed days of raw/orders (3 rows each) and of an audit table one level deeper."""
+    for i in range(dates):
+        day = dt.date(2025, 12, 1) + dt.timedelta(days=i)
+        folder = root / "raw" / "orders" / f"load_date={day}"
+        folder.mkdir(parents=True)
+        pq.write_table(pa.table({"order_id": [f"O{day}-{n}" for n in range(3)]}), folder / lake.DATA_FILE)
+        (folder / MANIFEST).write_text("{}")
+        folder = root / "audit" / "bad_records" / f"load_date={day}" / "source_table=stg_orders"
+        folder.mkdir(parents=True)
+        pq.write_table(pa.table({"reason_code": ["bad_status"]}), folder / lake.DATA_FILE)
+
+
+def _opened_at_open(root: Path) -> list[str]:
+    """The partition files open_lake opens, relative to the lake (one entry per open)."""
+    with opens.opened(root) as seen:
+        views.open_lake(root)
+    return sorted(os.path.relpath(path, root) for path in seen.paths(lake.DATA_FILE))
+
+
+def test_opening_reads_the_oldest_and_newest_partition_whatever_the_number_of_dates(tmp_path: Path) -> None:
+    # binding a view over `**/data.parquet` read every partition's footer: an analyst's open_lake() took
+    # seconds on a long history; now two partitions per table, and every partition at each query
+    _land(tmp_path / "one", 1)
+    _land(tmp_path / "many", 12)
+    assert _opened_at_open(tmp_path / "one") == [
+        "audit/bad_records/load_date=2025-12-01/source_table=stg_orders/data.parquet",
+        "raw/orders/load_date=2025-12-01/data.parquet"]
+    assert _opened_at_open(tmp_path / "many") == [
+        "audit/bad_records/load_date=2025-12-01/source_table=stg_orders/data.parquet",
+        "audit/bad_records/load_date=2025-12-12/source_table=stg_orders/data.parquet",
+        "raw/orders/load_date=2025-12-01/data.parquet",
+        "raw/orders/load_date=2025-12-12/data.parquet"]
+    con = views.open_lake(tmp_path / "many")
+    assert con.execute("select count(*), count(distinct load_date) from raw.orders").fetchone() == (36, 12)
+    assert con.execute("select count(*) from audit.bad_records").fetchone() == (12,)
+
+
+@pytest.mark.slow
+def test_a_long_history_opens_the_same_files_as_two_dates(built, tmp_path: Path) -> None:
+    # the current views and the marts are built on the `_all` views: creating each one bound them again,
+    # reading every footer each time (warehouse/fact_orders ten times); now the same two files each time
+    def history(name: str, more: int) -> Path:  # the built lake with `more` dates before the built ones
+        copy = tmp_path / name
+        shutil.copytree(built.lake, copy)
+        for folder in copy.glob(f"*/*/load_date={built.dates[0]}"):
+            for days in range(1, more + 1):
+                shutil.copytree(folder, folder.parent / f"load_date={built.dates[0] - dt.timedelta(days=days)}")
+        return copy
+
+    long = history("long", 10)
+    opened = _opened_at_open(long)
+    assert len(opened) == len(_opened_at_open(history("short", 1)))
+    for table in long.glob("*/*"):  # its oldest and newest partition, however often
+        assert len({path for path in opened if path.startswith(f"{table.relative_to(long)}/")}) <= 2, table
+    con = views.open_lake(long)
+    assert con.execute("select count(distinct load_date) from warehouse.fact_orders_all").fetchone() == (12,)
+    assert con.execute("select count(*) from warehouse.fact_orders").fetchone() == views.open_lake(
+        built.lake).execute("select count(*) from warehouse.fact_orders").fetchone(), "the same orders, restated"
+
+
+@pytest.mark.parametrize("options", [[], ["--sql"]], ids=["list", "sql"])
+def test_the_command_on_a_lake_that_is_not_there_says_so_in_one_line(tmp_path: Path, options: list[str]) -> None:
+    # --sql printed a script of placeholders for a mistyped folder, exit 0: a lake with nothing in it
+    missing = tmp_path / "no-such-lake"
+    done = subprocess.run([sys.executable, "-m", "pipeline.lake.views", "--lake", str(missing), *options], cwd=REPO,
+                          capture_output=True, text=True)
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (f"python -m pipeline.lake.views: error: no lake at {missing}; set ECOMM_LAKE_DIR or"
+                           " [paths] lake_dir, or run the pipeline\n")
+    with pytest.raises(FileNotFoundError, match=f"^no lake at {re.escape(str(missing))}; set ECOMM_LAKE_DIR"):
+        views.open_lake(missing)  # the notebook's error

@@ -24,7 +24,10 @@ Safe while the pipeline writes, and read-only:
 - a raw partition is landed once its `_manifest.json` is written, last (`pipeline.ingest.manifests`): the
   raw views read only the partitions that have one, so a landing killed half way shows nothing;
 - the glob is expanded at every query, so partitions written after `open_lake` show up;
-- the connection holds views only (no tables, no lock on any file); nothing here writes.
+- opening reads each table's oldest and newest partition only, whatever the number of dates (DuckDB reads
+  the footer of every file a view names when creating it, and again for each view built on it): a view is
+  created over those two files, named by its macro `<schema>.<view>__files()`, which is then given the glob;
+- the connection holds views and those macros only (no tables, no lock on any file); nothing here writes.
 
 A table with no partition yet is a view that fails with "lake table <layer>/<table> has no
 partitions yet": an empty result would read as "no sales", so it refuses instead. Tables the
@@ -33,7 +36,6 @@ pipeline adds later appear after reopening (or regenerating the `--sql` script).
 from __future__ import annotations
 
 import argparse
-import glob
 import logging
 import os
 import sys
@@ -43,7 +45,7 @@ from pathlib import Path
 import duckdb
 
 from pipeline import config, lake, resources
-from pipeline.lake import s3, sqlrun
+from pipeline.lake import edges, s3, sqlrun
 from pipeline.transform import marts, staging, warehouse
 
 logger = logging.getLogger(__name__)
@@ -108,26 +110,6 @@ def _ident(*names: str) -> str:
     return ".".join(sqlrun.quote_ident(name) for name in names)
 
 
-def _tables_on_disk(root: str, layer: str) -> dict[str, bool]:
-    """table -> whether it has at least one partition file now, for the known tables and every folder."""
-    layer_dir = os.path.join(root, layer)
-    names = list(KNOWN_TABLES[layer])
-    if s3.is_remote(root):  # object storage has no folders: the tables are what files name
-        marker = lake.MANIFEST_FILE if layer == "raw" else lake.DATA_FILE  # raw: landed partitions only
-        found = {path[len(layer_dir):].lstrip("/").split("/")[0]
-                 for path in lake.files_matching(os.path.join(layer_dir, "**", marker))}
-        names += sorted(name for name in found if name not in names and lake._NAME.match(name))
-        present = {name: name in found for name in names}
-        if layer == "audit":  # its records are JSON, not data.parquet
-            present["restatements"] = bool(lake.files_matching(_pattern(root, layer, "restatements")))
-        return present
-    if os.path.isdir(layer_dir):
-        names += [entry for entry in sorted(os.listdir(layer_dir))
-                  if entry not in names and lake._NAME.match(entry) and os.path.isdir(os.path.join(layer_dir, entry))]
-    return {name: bool(glob.glob(_landed_pattern(root, name) if layer == "raw" else _pattern(root, layer, name),
-                                 recursive=True)) for name in names}
-
-
 def _is_restatements(layer: str, table: str) -> bool:
     return (layer, table) == ("audit", "restatements")
 
@@ -152,7 +134,21 @@ def _landed_only(root: str, table: str) -> str:
     """
     folder_date = _literal("load_date=([0-9-]+)[/\\\\][^/\\\\]+$")
     return (f" where load_date in (select try_cast(regexp_extract(file, {folder_date}, 1) as date)"
-            f" from glob({_literal(_landed_pattern(root, table))}))")
+            f" from glob({_files_macro('raw', table, 'manifests')}()))")
+
+
+def _files_macro(schema: str, name: str, kind: str = "files") -> str:
+    """The macro naming the files a view reads: `raw.orders__files()`, `raw.orders__manifests()`."""
+    return _ident(schema, f"{name}__{kind}")
+
+
+def _all_partitions(root: str, layer: str, table: str, name: str) -> list[str]:
+    """What points a view's macros at every partition once the views that read it are created (see init_sql)."""
+    lines = [f"create or replace macro {_files_macro(layer, name)}() as {_literal(_pattern(root, layer, table))};"]
+    if layer == "raw":
+        lines.append(f"create or replace macro {_files_macro(layer, name, 'manifests')}() as"
+                     f" {_literal(_landed_pattern(root, table))};")
+    return lines
 
 
 def _restatements_view(root: str, has_files: bool) -> str:
@@ -166,21 +162,31 @@ def _restatements_view(root: str, has_files: bool) -> str:
             f"{_literal(_pattern(root, 'audit', 'restatements'))}, columns = {columns}, format = 'auto');")
 
 
-def _files_view(root: str, layer: str, table: str, name: str, has_files: bool, schema: str | None = None) -> str:
-    """A view `<schema or layer>.<name>` over every partition of lake table <layer>/<table>, or a refusing placeholder."""
+def _files_view(root: str, layer: str, table: str, name: str, files: list[str], schema: str | None = None) -> str:
+    """A view `<schema or layer>.<name>` over the partitions of lake table <layer>/<table>, or a refusing placeholder.
+
+    Created over `files`, the table's oldest and newest partition (as many footers to read now, and again for each
+    view built on it, whatever the number of dates); `_all_partitions` then points it at every partition.
+    """
     if _is_restatements(layer, table):
-        return _restatements_view(root, has_files)
+        return _restatements_view(root, bool(files))
     target = _ident(schema or layer, name)
-    if not has_files:
+    if not files:
         message = (f"lake table {layer}/{table} has no partitions yet (nothing under"
                    f" {os.path.join(root, layer, table)}); run the pipeline for a date first, then reopen the lake")
         # the filter makes any read raise, count(*) included (a bare select-list error() is pruned)
         return (f"create or replace view {target} as select 1 as no_partitions_yet"
                 f" where error({_literal(message)}) is null;")
+    listed = "[" + ", ".join(map(_literal, files)) + "]"
+    lines = [f"create or replace macro {_files_macro(layer, name)}() as {listed};"]
+    if layer == "raw":  # the newest partition's manifest
+        manifest = os.path.join(os.path.dirname(files[-1]), lake.MANIFEST_FILE)
+        lines.append(f"create or replace macro {_files_macro(layer, name, 'manifests')}() as {_literal(manifest)};")
     # hive_partitioning: load_date (and source_table) come from the folder names for files that lack them
     landed = _landed_only(root, table) if layer == "raw" else ""
-    return (f"create or replace view {target} as select * from read_parquet("
-            f"{_literal(_pattern(root, layer, table))}, hive_partitioning = true, union_by_name = true){landed};")
+    lines.append(f"create or replace view {target} as select * from read_parquet({_files_macro(layer, name)}(),"
+                 f" hive_partitioning = true, union_by_name = true){landed};")
+    return "\n".join(lines)
 
 
 def _current_view(table: str, gate_results: bool) -> str:
@@ -199,7 +205,7 @@ def _partitions_name(layer: str, table: str) -> str:
     return f"{table}_all" if table in current else table
 
 
-def _mart_views(root: str, present: dict[str, dict[str, bool]]) -> list[str]:
+def _mart_views(root: str, present: dict[str, dict[str, list[str]]]) -> list[str]:
     """The marts' current views: the contributions over the current facts, then the derived marts and views.
 
     A mart whose inputs have no partitions yet is a refusing placeholder naming the missing table.
@@ -214,7 +220,7 @@ def _mart_views(root: str, present: dict[str, dict[str, bool]]) -> list[str]:
         missing = [name for name in needed if name not in have]
         if missing:
             layer, name = missing[0].split(".", 1)
-            lines.append(_files_view(root, layer, name, table, False, schema="marts"))
+            lines.append(_files_view(root, layer, name, table, [], schema="marts"))
             continue
         lines.append(f"create or replace view {_ident('marts', table)} as\n{body}\n;")
         have.add(f"marts.{table}")
@@ -231,29 +237,40 @@ def init_sql(lake_dir: str | os.PathLike[str] | None = None) -> str:
         "-- show up by themselves; regenerate after the first run or when the pipeline adds a table.",
         "set TimeZone = 'UTC';",
     ]
-    present = {layer: _tables_on_disk(root, layer) for layer in lake.LAYERS}
+    present = {layer: edges.tables(root, layer, KNOWN_TABLES[layer]) for layer in lake.LAYERS}
+    every_partition = []  # created over two partitions each, the views then read every partition
     for layer in lake.LAYERS:
         lines.append(f"create schema if not exists {_ident(layer)};")
-        for table, has_files in present[layer].items():
+        for table, files in present[layer].items():
             # warehouse tables and the marts' contributions: every version (load date) as <table>_all, the
             # current view as <table> (below)
-            lines.append(_files_view(root, layer, table, _partitions_name(layer, table), has_files))
-    gate_results = present["audit"]["dq_results"]
+            name = _partitions_name(layer, table)
+            lines.append(_files_view(root, layer, table, name, files))
+            if files and not _is_restatements(layer, table):
+                every_partition += _all_partitions(root, layer, table, name)
+    gate_results = bool(present["audit"]["dq_results"])
     # before the warehouse views: the current daily_metrics reads it
     lines.append(f"create or replace view {_ident('audit', 'dq_failures')} as{DQ_FAILURES_SQL.rstrip()}\n;"
-                 if gate_results else _files_view(root, "audit", "dq_results", "dq_failures", False))
+                 if gate_results else _files_view(root, "audit", "dq_results", "dq_failures", []))
     for table in warehouse.TABLES:
         lines.append(_current_view(table, gate_results) if present["warehouse"][table]
-                     else _files_view(root, "warehouse", table, table, False))
+                     else _files_view(root, "warehouse", table, table, []))
     lines.extend(_mart_views(root, present))
-    return "\n".join(lines) + "\n"
+    lines.append("-- Every view above now reads every partition, listed at each query:")
+    return "\n".join(lines + every_partition) + "\n"
+
+
+def _existing(lake_dir: str | os.PathLike[str] | None) -> str:
+    """The lake's root (default: the configured lake); FileNotFoundError naming it if that folder is not there."""
+    root = os.fspath(lake_dir) if lake_dir is not None else lake.root()
+    if not s3.is_remote(root) and not os.path.isdir(root):
+        raise FileNotFoundError(f"no lake at {root}; set ECOMM_LAKE_DIR or [paths] lake_dir, or run the pipeline")
+    return root
 
 
 def open_lake(lake_dir: str | os.PathLike[str] | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with every lake table as a view (default: the configured lake)."""
-    root = os.fspath(lake_dir) if lake_dir is not None else lake.root()
-    if not s3.is_remote(root) and not os.path.isdir(root):
-        raise FileNotFoundError(f"no lake at {root}; set ECOMM_LAKE_DIR or [paths] lake_dir, or run the pipeline")
+    root = _existing(lake_dir)
     # not sqlrun.connect(): under Jupyter, DuckDB refuses to touch its progress bar without ipywidgets
     con = duckdb.connect(":memory:")
     sqlrun.apply_settings(con)
@@ -338,16 +355,15 @@ def cli_preamble(root: str) -> str:
 
 
 def _show(args: argparse.Namespace) -> int:
+    try:  # a script or views over a folder that is not there would read as an empty lake
+        root = _existing(args.lake or None)
+    except FileNotFoundError as err:
+        print(f"python -m pipeline.lake.views: error: {err}", file=sys.stderr)
+        return 1
     if args.sql:
-        root = args.lake or lake.root()
         sys.stdout.write(cli_preamble(root) + init_sql(root))
         return 0
-    try:
-        con = open_lake(args.lake)
-    except FileNotFoundError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    root = args.lake or lake.root()
+    con = open_lake(root)
     print(f"lake {root if s3.is_remote(root) else Path(root).absolute()}")
     for schema, view in relations(con):
         try:
