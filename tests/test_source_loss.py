@@ -37,9 +37,11 @@ EVENTS_DUPLICATES = ("source_loss", "share of events rows collapsed as exact dup
 SECOND_LINES = ("source_loss", "share of orders rows that are another line of an order already kept")
 
 
-def received(staged: int, *, total: int = 100, quarantined: int = 0, rejected: int = 0) -> dict:
-    """Reconciliation counts of a source that received `total` records, `rejected` of them unreadable lines."""
+def received(staged: int | None = None, *, total: int = 100, quarantined: int = 0, rejected: int = 0) -> dict:
+    """Reconciliation counts of a source that received `total` records, `rejected` of them unreadable lines; the
+    raw rows neither staged nor quarantined were collapsed as duplicates (none when `staged` is not given)."""
     raw = total - rejected
+    staged = raw - quarantined if staged is None else staged
     return {"raw_count": raw, "staged_count": staged, "quarantined_count": quarantined,
             "duplicate_count": raw - staged - quarantined, "source_records": total, "rejected_count": rejected}
 
@@ -47,8 +49,8 @@ def received(staged: int, *, total: int = 100, quarantined: int = 0, rejected: i
 # ------------------------------------------------------------------------------ lost share (orders)
 @pytest.mark.parametrize(("quarantined", "outcome"), [(5, "pass"), (6, "warn"), (50, "warn"), (51, "fail")])
 def test_the_lost_share_passes_warns_and_fails_at_its_thresholds(lake_root: Path, quarantined: int, outcome: str) -> None:
-    # 100 orders received, 20 staged; defaults: warn above 5 %, fail above 50 %
-    write_day(clean_orders(), clean_events(), recon={"stg_orders": received(20, quarantined=quarantined)})
+    # 100 orders received, the others staged; defaults: warn above 5 %, fail above 50 %
+    write_day(clean_orders(), clean_events(), recon={"stg_orders": received(quarantined=quarantined)})
 
     result = gate.run_gate(D)
 
@@ -76,7 +78,7 @@ def test_the_lost_share_passes_warns_and_fails_at_its_thresholds(lake_root: Path
 @pytest.mark.parametrize(("rejected", "outcome"), [(0, "pass"), (1, "warn"), (10, "warn"), (11, "fail")])
 def test_the_rejected_share_passes_warns_and_fails_at_its_thresholds(lake_root: Path, rejected: int, outcome: str) -> None:
     # 100 event lines received, `rejected` of them unreadable; defaults: warn above 0 %, fail above 10 %
-    write_day(clean_orders(), clean_events(), recon={"stg_events": received(60, rejected=rejected)})
+    write_day(clean_orders(), clean_events(), recon={"stg_events": received(rejected=rejected)})
     reject("events", rejected)
 
     result = gate.run_gate(D)
@@ -97,7 +99,7 @@ def test_the_rejected_share_passes_warns_and_fails_at_its_thresholds(lake_root: 
 
 def test_a_share_too_small_for_two_decimals_is_not_shown_as_0(lake_root: Path) -> None:
     # 1 of 20,003 event lines unreadable: 0.005 %, above the warn threshold of 0 %, so not "0 %"
-    write_day(clean_orders(), clean_events(), recon={"stg_events": received(60, total=20_003, rejected=1)})
+    write_day(clean_orders(), clean_events(), recon={"stg_events": received(total=20_003, rejected=1)})
     reject("events", 1)
 
     share = by_name(gate.run_gate(D))[EVENTS_REJECTED]
@@ -151,7 +153,7 @@ def test_catalogs_are_checked_on_their_snapshot_days_only(lake_root: Path) -> No
 
 
 def test_the_thresholds_come_from_the_checks_section(lake_root: Path, luigi_settings) -> None:
-    write_day(clean_orders(), clean_events(), recon={"stg_orders": received(20, quarantined=70)})
+    write_day(clean_orders(), clean_events(), recon={"stg_orders": received(quarantined=70)})
     luigi_settings("checks", lost_fail_pct="80")
 
     result = gate.run_gate(D)
