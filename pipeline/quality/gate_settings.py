@@ -56,7 +56,7 @@ class checks(config.NamedBadSettings, luigi.Config):  # noqa: N801 - luigi maps 
     duplicate_warn_pct = luigi.FloatParameter(default=1.0)
     duplicate_fail_pct = luigi.FloatParameter(default=10.0)
     multiple_order_lines_warn_pct = luigi.FloatParameter(default=0.0)
-    multiple_order_lines_fail_pct = luigi.FloatParameter(default=1.0)
+    multiple_order_lines_fail_pct = luigi.FloatParameter(default=2.0)
     volume_window = luigi.IntParameter(default=7)
     volume_min_history = luigi.IntParameter(default=3)
     volume_warn_low_ratio = luigi.FloatParameter(default=0.6)
