@@ -5,8 +5,9 @@ A catalog export that lost a field (products without `category`, users whose `ad
 `catalog_snapshots` (sql/gate/catalog_snapshots.sql, checks/staging/catalog_snapshots.yml) measures, per
 catalog field, the share of the covering snapshot's members without it, and the snapshot's member count
 against the previous snapshot's; and per catalog, the ids it lists more than once with different values (the
-rows staging quarantined as duplicate_id_conflict: one wins silently, under any share's threshold). `pipeline.quality.gate_views.scan` builds it on every load date and
-scans its file; `explain_result` puts the counts and dates into a check's message.
+rows staging quarantined as duplicate_id_conflict: one version wins silently, under any share's threshold).
+`pipeline.quality.gate_views.scan` builds it on every load date and scans its file; `explain_result` puts the
+counts and dates into a check's message.
 
 Every date a snapshot covers is judged by it (the date's facts join that snapshot), the same way on every
 run: only staged snapshots on or before the date are read (the latest and the one before it, found as the
