@@ -32,7 +32,9 @@ CITY = (TABLE, "share of catalog users without a city")
 COUNTRY = (TABLE, "share of catalog users without a country")
 PRODUCTS_SIZE = (TABLE, "catalog products against the previous snapshot")
 USERS_SIZE = (TABLE, "catalog users against the previous snapshot")
-CHECKS = (CATEGORY, CITY, COUNTRY, PRODUCTS_SIZE, USERS_SIZE)
+PRODUCTS_CONFLICTS = (TABLE, "catalog products listed more than once with different values")
+USERS_CONFLICTS = (TABLE, "catalog users listed more than once with different values")
+CHECKS = (CATEGORY, CITY, COUNTRY, PRODUCTS_SIZE, USERS_SIZE, PRODUCTS_CONFLICTS, USERS_CONFLICTS)
 
 
 def generated_day(incoming: Path, day: dt.date, change: Callable[[str, list[dict]], list[dict]] | None = None, *,
@@ -66,7 +68,8 @@ def test_a_normal_week_passes(lake_root: Path, incoming: Path) -> None:
 
     assert not first.blocked and not second.blocked
     assert catalog_outcomes(second) == {CATEGORY: ("pass", "0"), CITY: ("pass", "0"), COUNTRY: ("pass", "0"),
-                                        PRODUCTS_SIZE: ("pass", "1"), USERS_SIZE: ("pass", "1")}
+                                        PRODUCTS_SIZE: ("pass", "1"), USERS_SIZE: ("pass", "1"),
+                                        PRODUCTS_CONFLICTS: ("pass", "0"), USERS_CONFLICTS: ("pass", "0")}
     # the first snapshot has nothing to compare with: the size rule does not apply
     assert catalog_outcomes(first)[USERS_SIZE] == ("pass", None)
     assert by_name(first)[USERS_SIZE].message.startswith(
@@ -128,6 +131,37 @@ def test_a_users_snapshot_cut_to_half_blocks(lake_root: Path, incoming: Path) ->
 
     fix = runbook.gate_fix(MONDAY, [r.message for r in result.results if r.outcome == "fail"], local_scheduler=True)
     assert "`--checks-catalog-size-fail-low-ratio 0`" in fix, fix
+
+
+def test_an_id_listed_twice_with_different_values_warns_on_every_date_the_snapshot_covers(
+        lake_root: Path, incoming: Path) -> None:
+    def twice(kind: str, records: list[dict]) -> list[dict]:
+        """PROD_0004 (USER_0007) again at the end, changed: the later line wins; PROD_0005 again unchanged."""
+        key, changed, copied = {"products": ("product_id", {"product_name": "Red Lipstick v2", "current_price": 1.0},
+                                             "PROD_0005"),
+                                "users": ("user_id", {"first_name": "Changed"}, None)}[kind]
+        first = {"products": "PROD_0004", "users": "USER_0007"}[kind]
+        (record,) = [r for r in records if r[key] == first]
+        return records + [{**record, **changed}] + [r for r in records if r[key] == copied]
+
+    result = generated_day(incoming, D, twice)
+
+    assert not result.blocked
+    products, users = by_name(result)[PRODUCTS_CONFLICTS], by_name(result)[USERS_CONFLICTS]
+    assert (products.outcome, products.value, users.outcome, users.value) == ("warn", "1", "warn", "1")
+    assert products.message.startswith(
+        f"products: the snapshot of {D} (covering {D}) lists 1 id more than once with different values: PROD_0004;"
+        " the later line of each is staged, the other versions (1) are quarantined as duplicate_id_conflict."
+        " Staging cannot tell which version is right"), products.message
+    assert "python -m pipeline restate --catalog products --date <the snapshot's date>" in products.message
+    assert "with different values: USER_0007;" in users.message
+    # 1 of 196 products thrown away, 1 collapsed: under the shares' thresholds, which saw nothing
+    assert by_name(result)[("source_loss", "share of products thrown away (quarantined or rejected)")].outcome == "pass"
+    assert by_name(result)[("source_loss", "share of products rows collapsed as exact duplicates")].outcome == "pass"
+    # the next day joins the same snapshot: judged by it too
+    tuesday = generated_day(incoming, MONDAY, snapshot=False)
+    assert {PRODUCTS_CONFLICTS, USERS_CONFLICTS} <= outcomes(tuesday, "warn")
+    assert f"the snapshot of {D} (covering {MONDAY}) lists 1 id" in by_name(tuesday)[PRODUCTS_CONFLICTS].message
 
 
 # ------------------------------------------------------------------- snapshots written into the lake

@@ -317,7 +317,7 @@ def test_catalog_snapshot_reconciliation_is_included_when_present(lake_root: Pat
     write_day(clean_orders(), clean_events())
     write("audit", "reconciliation", [{
         "source_table": "stg_products", "load_date": D, "raw_count": 5, "staged_count": 5,
-        "quarantined_count": 0, "duplicate_count": 1, "is_balanced": True,  # 5 != 5 + 0 + 1
+        "quarantined_count": 1, "duplicate_count": 0, "is_balanced": True,  # 5 != 5 + 1 + 0
         "source_records": 5, "rejected_count": 0,
     }], source_table="stg_products")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import lake
+from pipeline import config, lake
 from pipeline.quality import gate
 from tests.support.gate_day import (
     D,
@@ -32,11 +32,16 @@ ORDERS_REJECTED = ("source_loss", "share of orders records the reader rejected")
 EVENTS_LOST = ("source_loss", "share of events thrown away (quarantined or rejected)")
 EVENTS_REJECTED = ("source_loss", "share of events lines the reader rejected")
 PRODUCTS_LOST = ("source_loss", "share of products thrown away (quarantined or rejected)")
+ORDERS_DUPLICATES = ("source_loss", "share of orders rows collapsed as exact duplicates")
+EVENTS_DUPLICATES = ("source_loss", "share of events rows collapsed as exact duplicates")
+SECOND_LINES = ("source_loss", "share of orders rows that are another line of an order already kept")
 
 
-def received(staged: int, *, total: int = 100, quarantined: int = 0, rejected: int = 0) -> dict:
-    """Reconciliation counts of a source that received `total` records, `rejected` of them unreadable lines."""
+def received(staged: int | None = None, *, total: int = 100, quarantined: int = 0, rejected: int = 0) -> dict:
+    """Reconciliation counts of a source that received `total` records, `rejected` of them unreadable lines; the
+    raw rows neither staged nor quarantined were collapsed as duplicates (none when `staged` is not given)."""
     raw = total - rejected
+    staged = raw - quarantined if staged is None else staged
     return {"raw_count": raw, "staged_count": staged, "quarantined_count": quarantined,
             "duplicate_count": raw - staged - quarantined, "source_records": total, "rejected_count": rejected}
 
@@ -44,8 +49,8 @@ def received(staged: int, *, total: int = 100, quarantined: int = 0, rejected: i
 # ------------------------------------------------------------------------------ lost share (orders)
 @pytest.mark.parametrize(("quarantined", "outcome"), [(5, "pass"), (6, "warn"), (50, "warn"), (51, "fail")])
 def test_the_lost_share_passes_warns_and_fails_at_its_thresholds(lake_root: Path, quarantined: int, outcome: str) -> None:
-    # 100 orders received, 20 staged; defaults: warn above 5 %, fail above 50 %
-    write_day(clean_orders(), clean_events(), recon={"stg_orders": received(20, quarantined=quarantined)})
+    # 100 orders received, the others staged; defaults: warn above 5 %, fail above 50 %
+    write_day(clean_orders(), clean_events(), recon={"stg_orders": received(quarantined=quarantined)})
 
     result = gate.run_gate(D)
 
@@ -73,7 +78,7 @@ def test_the_lost_share_passes_warns_and_fails_at_its_thresholds(lake_root: Path
 @pytest.mark.parametrize(("rejected", "outcome"), [(0, "pass"), (1, "warn"), (10, "warn"), (11, "fail")])
 def test_the_rejected_share_passes_warns_and_fails_at_its_thresholds(lake_root: Path, rejected: int, outcome: str) -> None:
     # 100 event lines received, `rejected` of them unreadable; defaults: warn above 0 %, fail above 10 %
-    write_day(clean_orders(), clean_events(), recon={"stg_events": received(60, rejected=rejected)})
+    write_day(clean_orders(), clean_events(), recon={"stg_events": received(rejected=rejected)})
     reject("events", rejected)
 
     result = gate.run_gate(D)
@@ -94,7 +99,7 @@ def test_the_rejected_share_passes_warns_and_fails_at_its_thresholds(lake_root: 
 
 def test_a_share_too_small_for_two_decimals_is_not_shown_as_0(lake_root: Path) -> None:
     # 1 of 20,003 event lines unreadable: 0.005 %, above the warn threshold of 0 %, so not "0 %"
-    write_day(clean_orders(), clean_events(), recon={"stg_events": received(60, total=20_003, rejected=1)})
+    write_day(clean_orders(), clean_events(), recon={"stg_events": received(total=20_003, rejected=1)})
     reject("events", 1)
 
     share = by_name(gate.run_gate(D))[EVENTS_REJECTED]
@@ -148,7 +153,7 @@ def test_catalogs_are_checked_on_their_snapshot_days_only(lake_root: Path) -> No
 
 
 def test_the_thresholds_come_from_the_checks_section(lake_root: Path, luigi_settings) -> None:
-    write_day(clean_orders(), clean_events(), recon={"stg_orders": received(20, quarantined=70)})
+    write_day(clean_orders(), clean_events(), recon={"stg_orders": received(quarantined=70)})
     luigi_settings("checks", lost_fail_pct="80")
 
     result = gate.run_gate(D)
@@ -219,3 +224,105 @@ def test_orders_mostly_in_an_unreadable_timestamp_format_block_the_date(lake_roo
         " away: 90 % (180 quarantined, 0 rejected lines)")
     assert {r["reason_code"] for r in lake.read_rows(
         lake.partition_file("audit", "bad_records", D, source_table="stg_orders"))} == {"invalid_timestamp"}
+
+
+# ------------------------------------------------- collapsed duplicates and second lines of an order
+@pytest.mark.parametrize(("staged", "outcome"), [(99, "pass"), (98, "warn"), (90, "warn"), (89, "fail")])
+def test_the_duplicate_share_passes_warns_and_fails_at_its_thresholds(lake_root: Path, staged: int,
+                                                                       outcome: str) -> None:
+    # 100 event rows read, 100 - staged collapsed as exact copies; defaults: warn above 1 %, fail above 10 %
+    write_day(clean_orders(), clean_events(), recon={"stg_events": received(staged)})
+
+    result = gate.run_gate(D)
+
+    share = by_name(result)[EVENTS_DUPLICATES]
+    assert (share.outcome, share.value) == (outcome, str(100 - staged))
+    assert share.message.startswith(
+        f"stg_events: {100 - staged} of the 100 rows read from the file of {D} were exact copies of another row,"
+        f" collapsed into it (not staged): {100 - staged} %")
+    assert "fail when > 10.0; warn when > 1.0" in share.message
+    assert ("--checks-duplicate-fail-pct 100" in share.message) is (outcome != "pass")
+    assert by_name(result)[EVENTS_LOST].outcome == "pass"  # the copies are not lost: one of each is staged
+    assert result.blocked is (outcome == "fail")
+
+
+def test_orders_sent_as_one_line_per_unit_block_the_date(lake_root: Path, incoming: Path, luigi_settings) -> None:
+    """Each order of quantity q sent as q identical lines of quantity 1: staged once, its units and revenue a
+    q-th; the lost share sees nothing (the copies are duplicates, not quarantined)."""
+    orders = [an_order(i, quantity=1) for i in range(150) for _ in range(an_order(i)["quantity"])]  # 1, 2, 3 units
+    assert len(orders) == 300
+
+    result = run_day(incoming, D, orders=orders, events=[event_line(i) for i in range(60)])
+
+    assert result.blocked and not gate.gate_passed(D)
+    assert outcomes(result, "fail") == {ORDERS_DUPLICATES}
+    share = by_name(result)[ORDERS_DUPLICATES]
+    assert share.value == "50"
+    assert share.message.startswith(
+        f"stg_orders: 150 of the 300 rows read from the file of {D} were exact copies of another row, collapsed"
+        " into it (not staged): 50 %. Exact copies are not quarantined")
+    assert f"See which rows in the lake's raw.orders of {D}" in share.message
+    assert f"python -m pipeline restate --date {D} --source orders" in share.message
+    assert share.message.endswith("rerun it with --checks-duplicate-fail-pct 100. [fail: measured 50; rule: fail"
+                                  " when > 10.0; warn when > 1.0]"), share.message
+    assert (by_name(result)[ORDERS_LOST].outcome, by_name(result)[ORDERS_LOST].value) == ("pass", "0")
+    (recon,) = lake.read_rows(lake.partition_file("audit", "reconciliation", D, source_table="stg_orders"))
+    assert (recon["raw_count"], recon["staged_count"], recon["duplicate_count"]) == (300, 150, 150)
+
+    luigi_settings("checks", duplicate_fail_pct="100")  # as --checks-duplicate-fail-pct 100 does for one run
+    result = gate.run_gate(D)
+    assert not result.blocked and by_name(result)[ORDERS_DUPLICATES].outcome == "warn"
+
+
+def _orders_with_second_lines(orders: int, second_lines: int) -> list[dict]:
+    """`orders` orders of one line, the first `second_lines` of them with another line (another product)."""
+    first = [an_order(i) for i in range(orders)]
+    return first + [an_order(i, product_id=f"PROD_{100 + i:04d}") for i in range(second_lines)]
+
+
+@pytest.mark.parametrize(("second_lines", "outcome", "value"), [(0, "pass", "0"), (4, "warn", "1.9608"),
+                                                                  (5, "fail", "2.439")])
+def test_a_second_line_of_an_order_warns_and_a_few_block_the_date(lake_root: Path, incoming: Path,
+                                                                 second_lines: int, outcome: str, value: str) -> None:
+    # 200 orders; defaults: warn above 0 %, fail above 2 % of the rows read
+    result = run_day(incoming, D, orders=_orders_with_second_lines(200, second_lines),
+                     events=[event_line(i) for i in range(60)])
+
+    share = by_name(result)[SECOND_LINES]
+    assert (share.outcome, share.value) == (outcome, value)
+    assert share.message.startswith(
+        f"stg_orders: {second_lines} of the {200 + second_lines} rows read from the file of {D} were another line"
+        " (another product_id) of an order already kept, quarantined as multiple_order_lines:")
+    if outcome != "pass":
+        assert "The warehouse holds one row per order (one product)" in share.message
+        assert "--checks-multiple-order-lines-fail-pct 100" in share.message
+    assert by_name(result)[ORDERS_LOST].outcome == "pass"  # 2.4 % lost: the general share does not see it
+    assert result.blocked is (outcome == "fail")
+
+
+def test_half_the_rows_second_lines_of_orders_block_the_date(lake_root: Path, incoming: Path) -> None:
+    """Every order sent as two lines: half the rows are quarantined, exactly at the lost share's fail threshold
+    (above 50 %), which let the date through with a warning and half its revenue."""
+    result = run_day(incoming, D, orders=_orders_with_second_lines(100, 100), events=[event_line(i) for i in range(60)])
+
+    assert result.blocked
+    assert outcomes(result, "fail") == {SECOND_LINES}
+    assert (by_name(result)[ORDERS_LOST].outcome, by_name(result)[ORDERS_LOST].value) == ("warn", "50")
+    share = by_name(result)[SECOND_LINES]
+    assert share.value == "50"
+    assert share.message.startswith(f"stg_orders: 100 of the 200 rows read from the file of {D} were another line")
+    assert {r["reason_code"] for r in lake.read_rows(
+        lake.partition_file("audit", "bad_records", D, source_table="stg_orders"))} == {"multiple_order_lines"}
+
+
+@pytest.mark.parametrize(("settings", "refused"), [
+    ({"duplicate_warn_pct": "20"}, "duplicate_warn_pct <= duplicate_fail_pct"),
+    ({"multiple_order_lines_fail_pct": "101"}, "multiple_order_lines_warn_pct <= multiple_order_lines_fail_pct <= 100"),
+    ({"multiple_order_lines_warn_pct": "-1"}, "0 <= multiple_order_lines_warn_pct"),
+])
+def test_the_new_shares_thresholds_are_validated(lake_root: Path, luigi_settings, settings: dict,
+                                                 refused: str) -> None:
+    luigi_settings("checks", **settings)
+    with pytest.raises(config.BadSetting, match=refused):
+        gate.check_settings()
+

@@ -4,8 +4,10 @@ A catalog export that lost a field (products without `category`, users whose `ad
 `address.town`) or that was cut off (500 of 5,000 users) passes every row rule: each row is valid on its own.
 `catalog_snapshots` (sql/gate/catalog_snapshots.sql, checks/staging/catalog_snapshots.yml) measures, per
 catalog field, the share of the covering snapshot's members without it, and the snapshot's member count
-against the previous snapshot's. `pipeline.quality.gate_views.scan` builds it on every load date and
-scans its file; `explain_result` puts the counts and dates into a check's message.
+against the previous snapshot's; and per catalog, the ids it lists more than once with different values (the
+rows staging quarantined as duplicate_id_conflict: one version wins silently, under any share's threshold).
+`pipeline.quality.gate_views.scan` builds it on every load date and scans its file; `explain_result` puts the
+counts and dates into a check's message.
 
 Every date a snapshot covers is judged by it (the date's facts join that snapshot), the same way on every
 run: only staged snapshots on or before the date are read (the latest and the one before it, found as the
@@ -22,6 +24,7 @@ import pyarrow as pa
 
 from pipeline import lake
 from pipeline.lake import sqlrun
+from pipeline.quality import gate_quarantine
 from pipeline.quality.results import CheckResult, described
 from pipeline.quality.soda import format_number
 from pipeline.transform import staging, warehouse
@@ -75,6 +78,9 @@ def build(con: duckdb.DuckDBPyConnection, found: CatalogSnapshots) -> None:
         listed += [(catalog, day, recency) for recency, day in enumerate(sorted(files, reverse=True), start=1)]
     con.register("catalog_snapshot_list", pa.Table.from_pylist(
         [dict(zip(LIST_SCHEMA.names, row)) for row in listed], schema=LIST_SCHEMA))
+    # the covering snapshots' quarantined rows: an id listed twice with different values (duplicate_id_conflict)
+    gate_quarantine.register(con, "catalog_quarantine", [
+        (day, staging.staging_table(catalog)) for catalog, day, recency in listed if recency == 1])
     con.execute(f"create or replace temp table {sqlrun.quote_ident(VIEW)} as {sqlrun.sql_text('gate', VIEW)}")
 
 
@@ -113,7 +119,9 @@ def explain_result(row: dict[str, Any] | None, result: CheckResult, day: str) ->
         return dataclasses.replace(result, outcome="pass", message=f"not evaluated: {why}")
     if result.outcome == "error":
         return result
-    if row["snapshot_date"] is None:
+    if attributes.get("figure") == "catalog_conflict":
+        detail = _conflict_detail(row, day)
+    elif row["snapshot_date"] is None:
         detail = f"{catalog}: no {catalog} snapshot on or before {day}, so no member lacks a field"
     elif size:
         detail = (f"{catalog}: the snapshot of {row['snapshot_date']} (covering {day}) lists {_n(row['member_count'])}"
@@ -124,3 +132,18 @@ def explain_result(row: dict[str, Any] | None, result: CheckResult, day: str) ->
                   f" of {row['snapshot_date']} (covering {day}) have no {row['field']}:"
                   f" {format_number(round(row['missing_pct'], 2))} %")
     return described(result, detail, attributes.get("advice"))
+
+
+def _conflict_detail(row: dict[str, Any], day: str) -> str:
+    """How many ids the covering snapshot lists more than once with different values, and the first few."""
+    catalog, count = row["catalog"], row["conflict_id_count"]
+    if row["snapshot_date"] is None:
+        return f"{catalog}: no {catalog} snapshot on or before {day}, so no id is listed twice"
+    snapshot = f"the snapshot of {row['snapshot_date']} (covering {day})"
+    if not count:
+        return f"{catalog}: {snapshot} lists no id twice with different values"
+    examples = list(row["conflict_id_examples"] or [])
+    ids = ", ".join(examples) + (", ..." if count > len(examples) else "")
+    return (f"{catalog}: {snapshot} lists {_n(count)} id{'s' if count != 1 else ''} more than once with different"
+            f" values: {ids}; the later line of each is staged, the other versions ({_n(row['conflict_row_count'])})"
+            " are quarantined as duplicate_id_conflict")

@@ -51,6 +51,12 @@ class checks(config.NamedBadSettings, luigi.Config):  # noqa: N801 - luigi maps 
     lost_fail_pct = luigi.FloatParameter(default=50.0)
     rejected_warn_pct = luigi.FloatParameter(default=0.0)
     rejected_fail_pct = luigi.FloatParameter(default=10.0)
+    # shares (%) of a source's raw rows collapsed as exact duplicates, and of the orders' raw rows quarantined as a
+    # second line of an order (multiple_order_lines: the file's grain changed)
+    duplicate_warn_pct = luigi.FloatParameter(default=1.0)
+    duplicate_fail_pct = luigi.FloatParameter(default=10.0)
+    multiple_order_lines_warn_pct = luigi.FloatParameter(default=0.0)
+    multiple_order_lines_fail_pct = luigi.FloatParameter(default=2.0)
     volume_window = luigi.IntParameter(default=7)
     volume_min_history = luigi.IntParameter(default=3)
     volume_warn_low_ratio = luigi.FloatParameter(default=0.6)
@@ -138,6 +144,10 @@ def gate_variables(load_date: dt.date | str, *, catalog_covered: bool = True,
         "lost_fail_pct": repr(pcts["lost"][1]),
         "rejected_warn_pct": repr(pcts["rejected"][0]),
         "rejected_fail_pct": repr(pcts["rejected"][1]),
+        "duplicate_warn_pct": repr(pcts["duplicate"][0]),
+        "duplicate_fail_pct": repr(pcts["duplicate"][1]),
+        "multiple_order_lines_warn_pct": repr(pcts["multiple_order_lines"][0]),
+        "multiple_order_lines_fail_pct": repr(pcts["multiple_order_lines"][1]),
         "late_warn_pct": repr(pcts["late"][0]),
         "late_fail_pct": repr(pcts["late"][1]),
         "catalog_field_missing_warn_pct": repr(pcts["catalog_field_missing"][0]),
@@ -161,7 +171,8 @@ def check_settings() -> None:
 
 
 # the [checks] <name>_warn_pct / <name>_fail_pct pairs (_pct_pair)
-PCT_PAIRS = ("unknown_product", "unknown_user", "lost", "rejected", "late", "catalog_field_missing")
+PCT_PAIRS = ("unknown_product", "unknown_user", "lost", "rejected", "duplicate", "multiple_order_lines", "late",
+             "catalog_field_missing")
 
 
 def _pct_pair(settings: checks, name: str) -> tuple[float, float]:

@@ -7,7 +7,9 @@ scans their SodaCL files (`checks/<layer>/<view>.yml`, `VIEWS`) like any gated t
 - `source_loss` (sql/gate/source_loss.sql): per source reconciled for the date, the records received
   (raw rows + lines the reader rejected, audit/rejected_lines) and the shares of them quarantined or
   rejected. The denominator includes the rejected lines: a file whose lines were mostly rejected has
-  few raw rows, and raw alone would show a small loss.
+  few raw rows, and raw alone would show a small loss. Two figures are judged on their own, as shares of the
+  raw rows: those collapsed as exact duplicates, and the orders' second lines of an order (`multiple_order_lines`
+  in the date's audit/bad_records, `pipeline.quality.gate_quarantine`): a changed export the loss hides.
 - `source_volume` (sql/gate/source_volume.sql): per daily source, the records received against the
   median of the previous `[checks] volume_window` load dates that have a reconciliation record for it.
 - `unknown_users` (sql/gate/unknown_users.sql): per fact table (fact_orders, fact_events), its rows of the
@@ -44,7 +46,7 @@ import pyarrow as pa
 
 from pipeline import lake
 from pipeline.lake import sqlrun
-from pipeline.quality import gate_catalogs
+from pipeline.quality import gate_catalogs, gate_quarantine
 from pipeline.quality.results import VIEWS, CheckResult, described
 from pipeline.quality.soda import add_duckdb, format_number, run_checks_file
 from pipeline.transform import staging, warehouse
@@ -64,6 +66,7 @@ HISTORY_SCHEMA = pa.schema([("source_table", pa.string()), ("load_date", pa.date
 # (`build_unknown_users`).
 RECONCILED_VIEWS = ("source_loss", "source_volume")
 FACT_VIEWS = ("unknown_users",)
+RECONCILED_SOURCES = tuple(staging.staging_table(source) for source in staging.SOURCES)
 USERS_SNAPSHOT = "stg_users_snapshot"  # the relation's name in sql/gate/unknown_users.sql and in LAKE_INPUTS
 
 
@@ -137,7 +140,8 @@ def rejected_line_counts(con: duckdb.DuckDBPyConnection, dates: set[dt.date]) ->
 
 
 def build(con: duckdb.DuckDBPyConnection, load_date: dt.date, variables: dict[str, str]) -> None:
-    """Create `source_loss` and `source_volume` on a gate connection that has the `reconciliation` view."""
+    """Create `source_loss` and `source_volume` on a gate connection that has the `reconciliation` view (and the
+    date's quarantined rows, `quarantined_records`, for the reasons source_loss judges on their own)."""
     window, min_history = int(variables["volume_window"]), int(variables["volume_min_history"])
     history = history_files(load_date, window)
     if history:
@@ -147,6 +151,7 @@ def build(con: duckdb.DuckDBPyConnection, load_date: dt.date, variables: dict[st
         con.register("reconciliation_history", HISTORY_SCHEMA.empty_table())
     dates = {load_date} | {day for path in history if (day := _partition_date(path)) is not None}
     con.register("rejected_line_counts", rejected_line_counts(con, dates))
+    gate_quarantine.register(con, "quarantined_records", [(load_date, table) for table in RECONCILED_SOURCES])
     params = {"load_date": load_date, "volume_window": window, "volume_min_history": min_history,
               "volume_sources": list(VOLUME_SOURCES)}
     for view in RECONCILED_VIEWS:
@@ -244,6 +249,14 @@ def _loss_detail(figure: str, source: str, row: dict[str, Any] | None, day: str)
         what = "no records received" if row is not None and source in VOLUME_SOURCES else "no delivery"
         return f"{source}: {what} for {day}, so nothing was thrown away"
     received = f"{_n(row['received_count'])} records received for {day} (raw rows + rejected lines)"
+    raw = f"{_n(row['raw_count'])} rows read from the file of {day}"
+    if figure == "duplicate":
+        return (f"{source}: {_n(row['duplicate_count'])} of the {raw} were exact copies of another row, collapsed"
+                f" into it (not staged): {_share(row['duplicate_pct'])}")
+    if figure == "multiple_order_lines":
+        return (f"{source}: {_n(row['multiple_order_lines_count'])} of the {raw} were another line (another"
+                f" product_id) of an order already kept, quarantined as multiple_order_lines:"
+                f" {_share(row['multiple_order_lines_pct'])}")
     if figure == "rejected":
         return (f"{source}: the reader rejected {_n(row['rejected_count'])} of the {received}:"
                 f" {_share(row['rejected_pct'])}")

@@ -7,7 +7,10 @@
 -- lake's partition folders, `recency` 1 = the covering one, 2 = the previous one; a snapshot whose every row was
 -- quarantined is listed with 0 members). brand is not checked: the real catalog leaves it out for about half
 -- of its products (dim_product shows 'Unknown brand').
--- Cost: two small catalog files per catalog, read once.
+-- conflict_id_count: the ids the covering snapshot lists more than once with different values (staging keeps the
+-- later line and quarantines the others as duplicate_id_conflict), from `catalog_quarantine`, the audit/bad_records
+-- rows of the covering snapshots; conflict_id_examples: the first few of them; the same on each row of a catalog.
+-- Cost: two small catalog files per catalog and the covering snapshots' quarantined rows, read once.
 with products as (
     select * from products_snapshots
 ),
@@ -18,6 +21,10 @@ users as (
 
 snapshot_list as (
     select * from catalog_snapshot_list
+),
+
+quarantined as (
+    select * from catalog_quarantine
 ),
 
 checked_fields as (
@@ -65,6 +72,17 @@ snapshots as (
         and snapshot_list.snapshot_date = field_counts.snapshot_date
 ),
 
+conflicts as (
+    select
+        replace(quarantined.source_table, 'stg_', '') as catalog,
+        count(distinct quarantined.record_id)::bigint as conflict_id_count,
+        count(*)::bigint as conflict_row_count,
+        list_sort(list_distinct(list(quarantined.record_id)))[1:5] as conflict_id_examples,
+    from quarantined
+    where quarantined.reason_code = 'duplicate_id_conflict'
+    group by 1
+),
+
 final as (
     select
         checked_fields.catalog,
@@ -78,6 +96,9 @@ final as (
         -- compared only when both snapshots exist and the previous one had members
         latest.snapshot_date is not null and coalesce(previous.member_count, 0) > 0 as is_compared,
         (latest.member_count / nullif(previous.member_count, 0))::double as member_ratio,
+        coalesce(conflicts.conflict_id_count, 0) as conflict_id_count,
+        coalesce(conflicts.conflict_row_count, 0) as conflict_row_count,
+        conflicts.conflict_id_examples,
     from checked_fields
     left join snapshots as latest
         on checked_fields.catalog = latest.catalog
@@ -87,6 +108,8 @@ final as (
         on checked_fields.catalog = previous.catalog
         and checked_fields.field = previous.field
         and previous.recency = 2
+    left join conflicts
+        on checked_fields.catalog = conflicts.catalog
     order by checked_fields.catalog, checked_fields.field
 )
 

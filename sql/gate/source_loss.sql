@@ -6,6 +6,11 @@
 -- received = raw rows + lines the reader rejected: a file whose lines were mostly rejected has few raw
 -- rows, so raw alone would hide the loss. lost = quarantined + rejected (duplicates are not lost: one
 -- copy of each is staged). Shares are percentages of received, 0 when nothing was received.
+-- Two figures are judged on their own, as shares of the raw rows (0 without any): duplicate_pct, the rows
+-- collapsed as exact copies of another row of the file (a few resent rows are normal; a large share is a changed
+-- export, e.g. an order of quantity 3 sent as three lines of quantity 1), and multiple_order_lines_pct, the
+-- rows quarantined as another line of an order already kept (the file's grain changed), counted from the date's
+-- audit/bad_records rows (`quarantined_records`: source_table, reason_code, record_id).
 with reconciled as (
     select * from reconciliation
 ),
@@ -19,6 +24,15 @@ rejected as (
     group by 1
 ),
 
+grain_changes as (
+    select
+        quarantined_records.source_table,
+        count(*) as multiple_order_lines_count,
+    from quarantined_records
+    where quarantined_records.reason_code = 'multiple_order_lines'
+    group by 1
+),
+
 counted as (
     select
         coalesce(reconciled.source_table, rejected.source_table) as source_table,
@@ -27,9 +41,12 @@ counted as (
         coalesce(reconciled.staged_count, 0) as staged_count,
         coalesce(reconciled.quarantined_count, 0) as quarantined_count,
         coalesce(reconciled.duplicate_count, 0) as duplicate_count,
+        coalesce(grain_changes.multiple_order_lines_count, 0)::bigint as multiple_order_lines_count,
     from reconciled
     full outer join rejected
         on reconciled.source_table = rejected.source_table
+    left join grain_changes
+        on coalesce(reconciled.source_table, rejected.source_table) = grain_changes.source_table
 ),
 
 final as (
@@ -46,6 +63,10 @@ final as (
             / nullif(counted.raw_count + counted.rejected_count, 0), 0)::double as lost_pct,
         coalesce(100.0 * counted.rejected_count
             / nullif(counted.raw_count + counted.rejected_count, 0), 0)::double as rejected_pct,
+        coalesce(100.0 * counted.duplicate_count / nullif(counted.raw_count, 0), 0)::double as duplicate_pct,
+        counted.multiple_order_lines_count,
+        coalesce(100.0 * counted.multiple_order_lines_count / nullif(counted.raw_count, 0), 0)::double
+            as multiple_order_lines_pct,
     from counted
 )
 
