@@ -249,9 +249,10 @@ def _loss_detail(figure: str, source: str, row: dict[str, Any] | None, day: str,
     if figure == "rejected":
         return (f"{source}: the reader rejected {_n(row['rejected_count'])} of the {received}:"
                 f" {_share(row['rejected_pct'])}")
+    why = f"; {quarantine_reasons.REASONS}{reasons}" if reasons else ""
     return (f"{source}: {_n(row['lost_count'])} of the {received} were thrown away:"
             f" {_share(row['lost_pct'])} ({_n(row['quarantined_count'])} quarantined,"
-            f" {_n(row['rejected_count'])} rejected lines{f'; {quarantine_reasons.REASONS}{reasons}' if reasons else ''})")
+            f" {_n(row['rejected_count'])} rejected lines{why})")
 
 
 def _reasons(source: str, row: dict[str, Any] | None, load_date: str) -> str | None:
