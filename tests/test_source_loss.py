@@ -216,7 +216,7 @@ def test_orders_mostly_in_an_unreadable_timestamp_format_block_the_date(lake_roo
     assert lost.value == "90"
     assert lost.message.startswith(
         "stg_orders: 180 of the 200 records received for 2025-12-14 (raw rows + rejected lines) were thrown"
-        " away: 90 % (180 quarantined, 0 rejected lines)")
+        " away: 90 % (180 quarantined, 0 rejected lines; top reasons: invalid_timestamp 180 of 200)")
     assert {r["reason_code"] for r in lake.read_rows(
         lake.partition_file("audit", "bad_records", D, source_table="stg_orders"))} == {"invalid_timestamp"}
 
