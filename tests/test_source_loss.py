@@ -221,7 +221,7 @@ def test_orders_mostly_in_an_unreadable_timestamp_format_block_the_date(lake_roo
     assert lost.value == "90"
     assert lost.message.startswith(
         "stg_orders: 180 of the 200 records received for 2025-12-14 (raw rows + rejected lines) were thrown"
-        " away: 90 % (180 quarantined, 0 rejected lines)")
+        " away: 90 % (180 quarantined, 0 rejected lines; top reasons: invalid_timestamp 180 of 200)")
     assert {r["reason_code"] for r in lake.read_rows(
         lake.partition_file("audit", "bad_records", D, source_table="stg_orders"))} == {"invalid_timestamp"}
 
@@ -325,4 +325,43 @@ def test_the_new_shares_thresholds_are_validated(lake_root: Path, luigi_settings
     luigi_settings("checks", **settings)
     with pytest.raises(config.BadSetting, match=refused):
         gate.check_settings()
+
+
+# ----------------------------------------------------- why: the top quarantine reasons, in the message
+def test_orders_whose_key_was_renamed_fail_naming_the_reason(lake_root: Path, incoming: Path) -> None:
+    # the export renamed order_id to Order_ID: every order is quarantined as missing_order_id
+    orders = [{("Order_ID" if key == "order_id" else key): value for key, value in an_order(i).items()}
+              for i in range(30)]
+    # and 1 of 60 events of an unknown type: a loss that passes, whose message reads no reasons
+    events = [event_line(i).replace("view_product", "teleport") if i == 0 else event_line(i) for i in range(60)]
+
+    result = run_day(incoming, D, orders=orders, events=events)
+
+    lost = by_name(result)[ORDERS_LOST]
+    assert (lost.outcome, lost.value) == ("fail", "100")
+    assert lost.message.startswith(
+        f"stg_orders: 30 of the 30 records received for {D} (raw rows + rejected lines) were thrown away: 100 %"
+        " (30 quarantined, 0 rejected lines; top reasons: missing_order_id 30 of 30). See why"), lost.message
+    # in the exception that stops the pipeline, and in what Postgres receives
+    assert "top reasons: missing_order_id 30 of 30" in str(gate.QualityGateFailed(result))
+    (row,) = [f for f in gate.dq_failure_rows(result) if f["check_name"] == ORDERS_LOST[1]]
+    assert "top reasons: missing_order_id 30 of 30)" in row["message"]
+    events_lost = by_name(result)[EVENTS_LOST]
+    assert events_lost.outcome == "pass" and "(1 quarantined, 0 rejected lines)" in events_lost.message
+
+
+def test_the_top_three_reasons_are_named_most_rows_first_and_the_others_counted(lake_root: Path,
+                                                                                incoming: Path) -> None:
+    # of 40 orders: 12 without status, 8 with a quantity that is no number, 6 with a negative price,
+    # 3 without user, 1 without product; 10 good. 30 of 40 thrown away: 75 %, above 50 %
+    broken = ([{"status": None}] * 12 + [{"quantity": "many"}] * 8 + [{"price": -1.0}] * 6
+              + [{"user_id": None}] * 3 + [{"product_id": None}] + [{}] * 10)
+    orders = [an_order(i, **fields) for i, fields in enumerate(broken)]
+
+    result = run_day(incoming, D, orders=orders, events=[event_line(i) for i in range(60)])
+
+    lost = by_name(result)[ORDERS_LOST]
+    assert (lost.outcome, lost.value) == ("fail", "75")
+    assert ("(30 quarantined, 0 rejected lines; top reasons: invalid_status 12 of 40, invalid_quantity 8 of 40,"
+            " negative_price 6 of 40 and 2 other reasons)") in lost.message, lost.message
 

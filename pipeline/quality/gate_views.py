@@ -26,7 +26,9 @@ audit/rejected_lines partitions of all those dates (`rejected_line_counts`). A l
 read, so rerunning a date judges it against the same history (unless an earlier date was restated).
 
 Soda records a measured value and a rule; `explain()` puts the counts behind a share or ratio into
-the message ("how many of how many", which source) with the check's `advice` attribute (what to do),
+the message ("how many of how many", which source) with the check's `advice` attribute (what to do);
+a lost share that warns or fails also names the source's top quarantine reasons of the date ("top
+reasons: invalid_status 300 of 300", from the lake's audit/bad_records: `quarantine_reasons`),
 and records a volume check without enough history as a warning "not evaluated" rather than an error
 that would block the first days of a lake. A source that received no records (a complete file
 without any: a closed shop's day, or an incomplete export) measures a volume ratio of 0 whatever its
@@ -46,7 +48,7 @@ import pyarrow as pa
 
 from pipeline import lake
 from pipeline.lake import sqlrun
-from pipeline.quality import gate_catalogs, gate_quarantine
+from pipeline.quality import gate_catalogs, gate_quarantine, quarantine_reasons
 from pipeline.quality.results import VIEWS, CheckResult, described
 from pipeline.quality.soda import add_duckdb, format_number, run_checks_file
 from pipeline.transform import staging, warehouse
@@ -243,7 +245,7 @@ def _share(pct: float) -> str:
     return f"{format_number(shown if shown or not pct else float(f'{pct:.1g}'))} %"
 
 
-def _loss_detail(figure: str, source: str, row: dict[str, Any] | None, day: str) -> str:
+def _loss_detail(figure: str, source: str, row: dict[str, Any] | None, day: str, reasons: str | None = None) -> str:
     if row is None or not row["received_count"]:
         # a daily source reconciled was delivered: its file held no records (a day without orders)
         what = "no records received" if row is not None and source in VOLUME_SOURCES else "no delivery"
@@ -260,9 +262,22 @@ def _loss_detail(figure: str, source: str, row: dict[str, Any] | None, day: str)
     if figure == "rejected":
         return (f"{source}: the reader rejected {_n(row['rejected_count'])} of the {received}:"
                 f" {_share(row['rejected_pct'])}")
+    why = f"; {quarantine_reasons.REASONS}{reasons}" if reasons else ""
     return (f"{source}: {_n(row['lost_count'])} of the {received} were thrown away:"
             f" {_share(row['lost_pct'])} ({_n(row['quarantined_count'])} quarantined,"
-            f" {_n(row['rejected_count'])} rejected lines)")
+            f" {_n(row['rejected_count'])} rejected lines{why})")
+
+
+def _reasons(source: str, row: dict[str, Any] | None, load_date: str) -> str | None:
+    """A source's top quarantine reasons of the date (audit/bad_records, written before the gate runs), or None."""
+    if row is None or not row["quarantined_count"]:
+        return None
+    try:
+        counts = quarantine_reasons.reason_counts(lake.parse_date(load_date), source)
+    except (OSError, ValueError) as err:  # the message still says how many; where to look follows
+        logger.warning("gate: could not read the quarantine reasons of %s for %s: %s", source, load_date, err)
+        return None
+    return quarantine_reasons.top_reasons(counts, row["received_count"]) if counts else None
 
 
 def _history_text(row: dict[str, Any]) -> str:
@@ -322,8 +337,9 @@ def explain(con: duckdb.DuckDBPyConnection, view: str, results: list[CheckResult
             continue
         if figure == "volume":
             detail = _volume_detail(source, row, day, variables)
-        else:
-            detail = _loss_detail(figure, source, row, day)
+        else:  # a lost share that warns or fails names its top quarantine reasons (one column of one file)
+            reasons = _reasons(source, row, day) if figure == "lost" and result.outcome in ("warn", "fail") else None
+            detail = _loss_detail(figure, source, row, day, reasons)
         advice = attributes.get("advice")
         if advice and figure == "volume" and row is not None and not row["received_count"]:
             advice = attributes.get("advice_when_empty", advice)

@@ -6,7 +6,10 @@ The numbers come from the same files BI users run (`queries/daily_kpis.sql`, `co
 the dates bound and the queries' reporting window swapped for the 30 days ending at the date, plus the date's rows of warehouse.daily_metrics, audit.dq_failures,
 audit.bad_records, audit.rejected_lines and audit.publish_log. Postgres keeps only the checks that
 warned, failed or errored; how many passed is read from the lake's gate results for the date
-(`lake/audit/dq_results`) when the lake is at hand.
+(`lake/audit/dq_results`) when the lake is at hand. Postgres gets a date's quarantined rows and
+rejected lines when it publishes the date: for a date not published (the gate blocked it) they are
+read from the lake's audit/bad_records and audit/rejected_lines, or shown as not available when the
+lake is not at hand, never as 0.
 
 Comparisons. The day's KPIs are compared with the day before and with the same weekday a week
 before, each only when both dates were published as load dates of their own (audit.publish_log). A
@@ -26,6 +29,7 @@ from psycopg.rows import dict_row
 
 from pipeline.lake import views
 from pipeline.quality import gate as checks
+from pipeline.quality import quarantine_reasons
 from pipeline.serving import pg
 
 logger = logging.getLogger(__name__)
@@ -75,8 +79,11 @@ class ReportData:
     published: dict[str, Any] | None  # audit.publish_log row
     check_outcomes: list[dict[str, Any]]  # audit.dq_failures rows (warn, fail, error)
     checks_passed: int | None  # from the lake's gate results; None when they are not available
-    quarantine: list[dict[str, Any]]  # source_table, reason_code, row_count
-    rejected_lines: int
+    # source_table, reason_code, row_count; None (and rejected_lines None) when not known: a date not published
+    # whose lake files cannot be read here (`quarantine_note` says why)
+    quarantine: list[dict[str, Any]] | None
+    rejected_lines: int | None
+    quarantine_note: str | None = None  # where the quarantine was read when not from Postgres, or why it is unknown
 
     def count_outcome(self, outcome: str) -> int:
         return sum(1 for row in self.check_outcomes if row["outcome"] == outcome)
@@ -190,17 +197,36 @@ def fetch(conn: psycopg.Connection, day: dt.date) -> ReportData:
                                    " order by q.product_rank", day, [day, TOP]))
     customers = _one(conn, *_query("new_vs_returning_customers", "q.order_date = %s", day, [day]))
     cancellations = _one(conn, *_query("cancellation_refund_rates", "q.order_date = %s", day, [day]))
-    quarantine = _rows(conn, "select source_table, reason_code, count(*) as row_count from audit.bad_records"
-                             " where load_date = %s group by source_table, reason_code"
-                             " order by count(*) desc, source_table, reason_code", [day])
-    rejected = _one(conn, "select count(*) as n from audit.rejected_lines where load_date = %s", [day])
+    if published is None:  # Postgres gets the date's quarantine when it publishes it: the lake has it before
+        quarantine, rejected_lines, quarantine_note = _lake_quarantine(day)
+    else:
+        quarantine = _rows(conn, "select source_table, reason_code, count(*) as row_count from audit.bad_records"
+                                 " where load_date = %s group by source_table, reason_code"
+                                 " order by count(*) desc, source_table, reason_code", [day])
+        rejected = _one(conn, "select count(*) as n from audit.rejected_lines where load_date = %s", [day])
+        rejected_lines, quarantine_note = rejected["n"] if rejected else 0, None
     return ReportData(
         day=day, source=describe(conn), kpis=by_date.get(day),
         comparisons=comparisons(day, by_date, published_dates, blocked), trend=trend, funnel=funnel,
         categories=categories, products=products, customers=customers, cancellations=cancellations,
         metrics=metrics, published=published, check_outcomes=outcomes, checks_passed=_lake_passes(day),
-        quarantine=quarantine, rejected_lines=rejected["n"] if rejected else 0,
+        quarantine=quarantine, rejected_lines=rejected_lines, quarantine_note=quarantine_note,
     )
+
+
+def _lake_quarantine(day: dt.date) -> tuple[list[dict[str, Any]] | None, int | None, str]:
+    """An unpublished date's quarantined rows by reason and rejected lines, from the lake's audit files, and where
+    they come from; (None, None, why) when the lake cannot say (never a 0 that is not known)."""
+    try:
+        found = quarantine_reasons.of_date(day)
+    except Exception as err:  # noqa: BLE001 - the lake is optional for the report: say so, go on
+        logger.warning("could not read the lake's quarantine of %s (%s): not shown", day, err)
+        return None, None, (f"{day} is not published, so Postgres does not hold its quarantine yet, and the lake's"
+                            f" audit/bad_records could not be read here: {err}")
+    rows = [{"source_table": source, "reason_code": reason, "row_count": n} for source, reason, n in found.reasons]
+    return rows, found.rejected_lines, (f"{day} is not published: its quarantine is read from the lake's"
+                                        f" audit/bad_records and audit/rejected_lines ({found.where});"
+                                        " Postgres gets them when the date is published")
 
 
 def _lake_passes(day: dt.date) -> int | None:

@@ -8,7 +8,8 @@ average order value, events, active users, conversion) with the change from the 
 the same weekday a week before (in %, conversion in percentage points; only against dates loaded as
 days of their own: see pipeline.report.data), the revenue of the 14 days up to the date, the top categories and products,
 new and returning customers, cancellations and refunds, the funnel, the data-quality status (checks
-passed, warned, failed; quarantined rows by reason) and the rows per layer. Sales and events are by
+passed, warned, failed; quarantined rows by reason, from the lake's audit files for a date not published
+yet) and the rows per layer. Sales and events are by
 business day ([model] business_timezone, UTC unless set), pipeline figures by load date; money is in
 [report] currency (USD unless set). Every figure is also in a `data-*` attribute, exactly as Postgres
 returned it, for tools that read the page.
@@ -182,10 +183,17 @@ def _quality(data: ReportData) -> str:
             for r in data.check_outcomes)
         parts.append("<table><thead><tr><th>outcome</th><th>table</th><th>check</th><th class=num>value</th>"
                      f"<th>message</th></tr></thead><tbody>{rows}</tbody></table>")
+    if data.quarantine is None:  # not published, and the lake not at hand: not known, never a 0
+        parts.append('<h3>Quarantined rows: <span data-quarantined="">not available yet</span> · rejected lines:'
+                     ' <span data-rejected-lines="">not available yet</span></h3>'
+                     f'<p class="note" data-quarantine-note>{esc(data.quarantine_note or "")}</p>')
+        return "".join(parts)
     total = sum(r["row_count"] for r in data.quarantine)
     parts.append(f'<h3>Quarantined rows: <span data-quarantined="{total}">{count(total)}</span>'
                  f' · rejected lines: <span data-rejected-lines="{data.rejected_lines}">'
                  f"{count(data.rejected_lines)}</span></h3>")
+    if data.quarantine_note:  # read from the lake: the date is not published
+        parts.append(f'<p class="note" data-quarantine-note>{esc(data.quarantine_note)}</p>')
     parts.append(report_svg.bar_list(
         "quarantine", f"Quarantined rows by reason, {data.day}",
         [(f'{r["source_table"]}: {r["reason_code"]}', r["row_count"]) for r in data.quarantine],

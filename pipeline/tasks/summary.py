@@ -28,15 +28,15 @@ import luigi
 from pipeline import cli, config, lake, read_once
 from pipeline.ingest import incoming, landing
 from pipeline.ingest.landing import SourceChanged
-from pipeline.quality.results import BLOCKING, OUTCOMES
+from pipeline.quality.results import OUTCOMES
 from pipeline.tasks import (catalog_cover, central, cli_errors, command_line, held_back, lake_gaps, late_catalogs,
                             restatements, run_audit, run_audit_pg, runbook, unscheduled)
 from pipeline.tasks import publish as publish_task
+from pipeline.tasks import summary_checks
 from pipeline.tasks import summary_inputs as inputs
 
 logger = logging.getLogger(__name__)
 
-MESSAGE = "  "  # a blocking check's whole message, beneath its line (never cut)
 # A published date whose landed file (or snapshot) changed, or whose raw partition was removed, since: Postgres
 # serves it as it was, and it is not complete (nor counted as published) until restated (or the file put back).
 STALE_SOURCE, LOST_RAW = "published, source CHANGED", "published, raw MISSING"
@@ -155,7 +155,7 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
         elif pub is not None and restatements.pending(day):
             status = RESTATING  # its run failed, e.g. the gate blocked its new files (then its checks, as below)
             if blocked:
-                failures = not_scheduled + _blocking_checks(results, messages, day, rerun)
+                failures = not_scheduled + summary_checks.blocking_checks(results, messages, day, rerun)
         elif pub is not None and (gone := lake_gaps.missing(day, listing)):
             status = LAKE_INCOMPLETE  # what BI reads is no longer in the lake: a rebuild would lose it
             failures.extend(lake_gaps.describe(day, gone, local_scheduler=local_scheduler))
@@ -163,7 +163,7 @@ def summarise(days: Iterable[dt.date], run_id: str | None = None, *, start_postg
             status = "published"
         elif blocked:
             status = central.BLOCKED
-            failures = not_scheduled + _blocking_checks(results, messages, day, rerun)
+            failures = not_scheduled + summary_checks.blocking_checks(results, messages, day, rerun)
         elif failures:
             status = "FAILED"
         elif not_ready := inputs.not_ready(day):
@@ -233,17 +233,6 @@ def _what_to_do(remedy: runbook.Remedy, said: str, rerun: dict[str, bool], day: 
     if disabled is not None:
         fix = fix.replace(f"reenable --date {day}", f"reenable --date {disabled}")
     return f"what to do ({remedy.kind}): {fix}"
-
-
-def _blocking_checks(results: list[dict[str, Any]], messages: bool, day: dt.date, rerun: dict[str, bool]) -> list[str]:
-    """The checks that blocked a date (with their whole messages when asked), then what to do (their options)."""
-    blocking = [r for r in results if r["outcome"] in BLOCKING]
-    lines = [line for r in blocking for line in (f"{r['outcome'].upper()} {r['table_name']}: {r['check_name']}"
-             f" (value {_n(r['value'])})", *([f"{MESSAGE}{r['message']}"] if messages and r["message"] else []))]
-    fix = runbook.gate_fix(day, [r["message"] for r in blocking], **rerun,
-                           checks=[(r["table_name"], r["check_name"]) for r in blocking],
-                           errored=runbook.soda_errored((r["outcome"], r["check_type"]) for r in blocking))
-    return [*lines, f"what to do (gate blocked): {fix}"]
 
 
 def _runs(rows: list[dict[str, Any]], run_id: str | None) -> list[dict[str, Any]]:
