@@ -1,7 +1,8 @@
 -- int_events_checked: every raw event of one load date, typed, with the first row rule it breaks.
 -- Grain: one row per raw event record; a temp table (not a lake table) that int_duplicates and
 -- int_validated read. Rules, checked in this order: pipeline/transform/staging.py REASON_CODES. A page_view
--- needs no product; every other event type does. CSV values are text: an id is the text as written.
+-- needs no product; every other event type does. CSV values are text: an id is the text as written, in NFC,
+-- and a user or product id of digits is the catalog's numeric id (catalog_key in macros.sql).
 with source as (
     select
         raw_events.*,
@@ -32,15 +33,27 @@ joined_ids as (
     from cleaned
 ),
 
+measured as (
+    select
+        joined_ids.*,
+        has_non_ascii(joined_ids.ids_text) as ids_non_ascii,
+    from joined_ids
+),
+
 scanned as (
     select
-        joined_ids.* exclude (ids_text),
+        measured.* exclude (ids_text, ids_non_ascii) replace (
+            nfc_id(measured.event_id, measured.ids_non_ascii) as event_id,
+            catalog_key('USER_', nfc_id(measured.user_id, measured.ids_non_ascii)) as user_id,
+            catalog_key('PROD_', nfc_id(measured.product_id, measured.ids_non_ascii)) as product_id
+        ),
         -- a CASE, not an AND: only the few values the screen flags reach the regular expression
         case
-            when control_character_screen(joined_ids.ids_text) then has_control_character(joined_ids.ids_text)
+            when control_character_screen(measured.ids_text, measured.ids_non_ascii)
+                then has_control_character(measured.ids_text)
             else false
         end as ids_have_control,
-    from joined_ids
+    from measured
 ),
 
 typed as (
@@ -107,6 +120,7 @@ final as (
             when 'invalid_event_id' then checked.event_id_problem
             when 'invalid_user_id' then checked.user_id_problem
             when 'invalid_product_id' then checked.product_id_problem
+            when 'invalid_timestamp' then timestamp_detail(checked.event_ts_text)
         end as _row_detail,
     from checked
 )

@@ -32,31 +32,47 @@ joined_ids as (
     from cleaned
 ),
 
+measured as (
+    select
+        joined_ids.*,
+        has_non_ascii(joined_ids.ids_text) as ids_non_ascii,
+    from joined_ids
+),
+
 scanned as (
     select
-        joined_ids.* exclude (ids_text),
+        -- ids in NFC; a user or product id of digits is the catalog's numeric id (catalog_key)
+        measured.* exclude (ids_text, ids_non_ascii) replace (
+            nfc_id(measured.order_id, measured.ids_non_ascii) as order_id,
+            catalog_key('USER_', nfc_id(measured.user_id, measured.ids_non_ascii)) as user_id,
+            catalog_key('PROD_', nfc_id(measured.product_id, measured.ids_non_ascii)) as product_id
+        ),
         -- a CASE, not an AND: only the few values the screen flags reach the regular expression
         case
-            when control_character_screen(joined_ids.ids_text) then has_control_character(joined_ids.ids_text)
+            when control_character_screen(measured.ids_text, measured.ids_non_ascii)
+                then has_control_character(measured.ids_text)
             else false
         end as ids_have_control,
-    from joined_ids
+        -- the ids as sent (cleaned): whether a JSON id is a string or an integer is judged on them
+        measured.user_id as user_id_text,
+        measured.product_id as product_id_text,
+    from measured
 ),
 
 typed as (
     select
-        scanned.* exclude (record_keys, record, ids_have_control),
+        scanned.* exclude (record_keys, record, ids_have_control, user_id_text, product_id_text),
         first_repeated_key(scanned.record_keys) as repeated_key,
         coalesce(
             json_id_problem(scanned.record, '$.order_id', scanned.order_id),
             id_problem(scanned.order_id, $max_id_length, scanned.ids_have_control)
         ) as order_id_problem,
         coalesce(
-            json_id_problem(scanned.record, '$.user_id', scanned.user_id),
+            json_id_problem(scanned.record, '$.user_id', scanned.user_id_text),
             id_problem(scanned.user_id, $max_id_length, scanned.ids_have_control)
         ) as user_id_problem,
         coalesce(
-            json_id_problem(scanned.record, '$.product_id', scanned.product_id),
+            json_id_problem(scanned.record, '$.product_id', scanned.product_id_text),
             id_problem(scanned.product_id, $max_id_length, scanned.ids_have_control)
         ) as product_id_problem,
         number_value(scanned.quantity_text) as quantity_number,
@@ -139,6 +155,7 @@ final as (
             when 'invalid_order_id' then checked.order_id_problem
             when 'invalid_user_id' then checked.user_id_problem
             when 'invalid_product_id' then checked.product_id_problem
+            when 'invalid_timestamp' then timestamp_detail(checked.order_ts_text)
         end as _row_detail,
     from checked
 )

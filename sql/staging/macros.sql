@@ -33,16 +33,30 @@ create or replace temp macro lower_ascii(value) as (
     case when strlen(lower(value)) = strlen(value) then lower(value) else value end
 );
 
+-- Whether text holds a character outside ASCII: its length in characters differs from its length in
+-- bytes (strlen is stored with the string; length scans it). A model computes it once for a row's ids
+-- together and hands it to control_character_screen and nfc_id, which then need no scan of their own.
+create or replace temp macro has_non_ascii(value) as strlen(value) <> length(value);
+
 -- Whether text holds a control character: U+0000-U+001F (NUL, tab, line breaks ...) or U+007F-U+009F.
--- The regular expression costs ~150 ns a value; control_character_screen(value) first, false for
--- almost every value, costs a third: JSON escaping lengthens a text with a U+0000-U+001F character
--- (or a quote or backslash), any non-ASCII character (U+0080-U+009F among them) makes the length in
--- characters differ from the length in bytes, and DEL is looked up directly. Only a value the screen
--- flags is matched exactly.
-create or replace temp macro control_character_screen(value) as (
-    strlen(to_json(value)::varchar) <> strlen(value) + 2 or strlen(value) <> length(value) or contains(value, chr(127))
+-- The regular expression costs ~150 ns a value; control_character_screen(value, non_ascii) first, false
+-- for almost every value, costs a third: JSON escaping lengthens a text with a U+0000-U+001F character
+-- (or a quote or backslash), any non-ASCII character (U+0080-U+009F among them) makes `non_ascii`
+-- (has_non_ascii(value)) true, and DEL is looked up directly. Only a value the screen flags is matched exactly.
+create or replace temp macro control_character_screen(value, non_ascii) as (
+    non_ascii or strlen(to_json(value)::varchar) <> strlen(value) + 2 or contains(value, chr(127))
 );
 create or replace temp macro has_control_character(value) as regexp_matches(value, '[\x00-\x1f\x7f-\x9f]');
+
+-- An id in Unicode Normalization Form C (NFC): text that is the same characters, written precomposed or
+-- with combining marks ('USER_É1' with U+00C9, or with 'E' and U+0301), is one id, as it prints the same.
+-- Not NFKC, which would also fold characters that look different and may be told apart by a sender
+-- ('ＵＳＥＲ' to 'USER', '²' to '2', 'ﬁ' to 'fi'): such an id stays itself, and the gate names it when the
+-- catalog does not list it (docs/pipeline.md, Ids). NFC leaves ASCII text as it is: `non_ascii` is
+-- has_non_ascii of the row's ids together (true where unknown), so the usual row never calls the normaliser.
+create or replace temp macro nfc_id(value, non_ascii) as (
+    case when non_ascii then nfc_normalize(value) else value end
+);
 
 -- Why a cleaned id cannot be a key (NULL: it can). Ids are opaque text, but a control character makes
 -- a second, invisible id (and Postgres cannot store NUL); an id longer than max_length (characters;
@@ -138,31 +152,42 @@ create or replace temp macro wall_clock_utc(value, tz) as (
 );
 
 -- Text -> naive UTC TIMESTAMP, or NULL when it is not one of these (strictly):
--- - ISO 8601 'YYYY-MM-DD', 'YYYY-MM-DD[T ]HH:MM', '...:SS', '...:SS.fffffffff' (up to 9 decimals,
---   kept to the microsecond): a wall-clock time in the business time zone `tz`;
--- - the same with a time and an offset: 'Z', '+HH', '+HHMM' or '+HH:MM' (or '-'), at most 14:00
---   and minutes below 60;
+-- - ISO 8601 (RFC 3339) 'YYYY-MM-DD[T ]HH:MM', '...:SS', '...:SS.fffffffff' (up to 9 decimals, kept to
+--   the microsecond): a wall-clock time in the business time zone `tz`;
+-- - the same with an offset: 'Z', '+HH', '+HHMM' or '+HH:MM' (or '-'), at most 14:00 and minutes below 60;
 -- - epoch seconds (9-10 digits) or epoch milliseconds (13 digits).
--- Hours are 00-23, minutes and seconds 00-59, and the date must exist. Anything else (named zones,
--- '+25:00', '24:00:00', DuckDB's special words 'infinity' / 'epoch') is NULL.
+-- 'T' and 'Z' may be lower case, as RFC 3339 allows. Hours are 00-23, minutes and seconds 00-59, and the
+-- date must exist. Anything else is NULL: a date without a time of day ('2025-12-14': an order or event
+-- happens at a time, and midnight would be a guess; timestamp_detail says so), named zones, '+25:00',
+-- '24:00:00', DuckDB's special words 'infinity' / 'epoch'.
 create or replace temp macro utc_timestamp(value, tz) as (
     case
         -- fast path: the usual shape, parsed by strptime (strict, and cheaper than a regular expression)
         when value like '____-__-__T__:__:__' then wall_clock_utc(try_strptime(value, '%Y-%m-%dT%H:%M:%S'), tz)
         when value like '____-__-__ __:__:__' then wall_clock_utc(try_strptime(value, '%Y-%m-%d %H:%M:%S'), tz)
+        -- DuckDB's casts read an upper-case 'T' and 'Z' only
         when regexp_full_match(
             value,
             '[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])'
-            || '([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,9})?)?)?'
-        ) then wall_clock_utc(try_cast(value as timestamp), tz)
+            || '[Tt ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,9})?)?'
+        ) then wall_clock_utc(try_cast(upper(value) as timestamp), tz)
         when regexp_full_match(
             value,
             '[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])'
-            || '[T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,9})?)?'
-            || '(Z|[+-](0[0-9]|1[0-3])(:?[0-5][0-9])?|[+-]14(:?00)?)'
-        ) then try_cast(value as timestamptz)::timestamp
+            || '[Tt ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,9})?)?'
+            || '([Zz]|[+-](0[0-9]|1[0-3])(:?[0-5][0-9])?|[+-]14(:?00)?)'
+        ) then try_cast(upper(value) as timestamptz)::timestamp
         when regexp_full_match(value, '[0-9]{9,10}') then make_timestamp(value::bigint * 1000000)
         when regexp_full_match(value, '[0-9]{13}') then make_timestamp(value::bigint * 1000)
+    end
+);
+
+-- Why a timestamp text that utc_timestamp could not read is not a timestamp, where a rule says more than
+-- its reason code (NULL: nothing more to say). Asked only of quarantined rows.
+create or replace temp macro timestamp_detail(value) as (
+    case
+        when regexp_full_match(value, '[0-9]{4}-[0-9]{2}-[0-9]{2}')
+            then 'a date without a time of day: the time is required, midnight would be a guess'
     end
 );
 
@@ -219,6 +244,15 @@ create or replace temp macro catalog_id(prefix, api_id) as (
         when regexp_full_match(api_id, '[0-9]+')
             then prefix || lpad(api_id, greatest(4, length(api_id))::integer, '0')
     end
+);
+
+-- A user or product id as every source means it (orders, events, catalog files and the catalog API): a whole
+-- number written in ASCII digits (a JSON integer, or a JSON string or CSV value of digits) is the catalog's
+-- numeric id, as catalog_id maps it (89 -> 'PROD_0089'), so that an order's product_id 89 is the product the
+-- API lists as id 89; any other text is the id as written. `value`: the id cleaned and in NFC. Only an id
+-- that starts with a digit (rare: 'USER_0001' starts with a letter) is matched.
+create or replace temp macro catalog_key(prefix, value) as (
+    case when ascii(value) between 48 and 57 then coalesce(catalog_id(prefix, value), value) else value end
 );
 
 -- Text for audit/bad_records: Postgres text cannot hold NUL (U+0000), and any other control character (an
