@@ -15,9 +15,9 @@ with source as (
 
 cleaned as (
     select
-        clean_text(source.event_id) as event_id,
-        clean_text(source.user_id) as user_id,
-        clean_text(source.product_id) as product_id,
+        nfc_id(clean_text(source.event_id)) as event_id,
+        nfc_id(clean_text(source.user_id)) as user_id,
+        nfc_id(clean_text(source.product_id)) as product_id,
         clean_text(source.event_type) as event_type_text,
         clean_text(source.event_ts) as event_ts_text,
         source._raw_record,
@@ -33,27 +33,19 @@ joined_ids as (
     from cleaned
 ),
 
-measured as (
-    select
-        joined_ids.*,
-        has_non_ascii(joined_ids.ids_text) as ids_non_ascii,
-    from joined_ids
-),
-
 scanned as (
     select
-        measured.* exclude (ids_text, ids_non_ascii) replace (
-            nfc_id(measured.event_id, measured.ids_non_ascii) as event_id,
-            catalog_key('USER_', nfc_id(measured.user_id, measured.ids_non_ascii)) as user_id,
-            catalog_key('PROD_', nfc_id(measured.product_id, measured.ids_non_ascii)) as product_id
+        -- a user or product id of digits is the catalog's numeric id
+        joined_ids.* exclude (ids_text) replace (
+            catalog_key('USER_', joined_ids.user_id) as user_id,
+            catalog_key('PROD_', joined_ids.product_id) as product_id
         ),
         -- a CASE, not an AND: only the few values the screen flags reach the regular expression
         case
-            when control_character_screen(measured.ids_text, measured.ids_non_ascii)
-                then has_control_character(measured.ids_text)
+            when control_character_screen(joined_ids.ids_text) then has_control_character(joined_ids.ids_text)
             else false
         end as ids_have_control,
-    from measured
+    from joined_ids
 ),
 
 typed as (

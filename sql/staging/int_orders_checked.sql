@@ -9,9 +9,9 @@ with source as (
 
 cleaned as (
     select
-        clean_text(source.order_id) as order_id,
-        clean_text(source.user_id) as user_id,
-        clean_text(source.product_id) as product_id,
+        nfc_id(clean_text(source.order_id)) as order_id,
+        nfc_id(clean_text(source.user_id)) as user_id,
+        nfc_id(clean_text(source.product_id)) as product_id,
         clean_text(source.quantity) as quantity_text,
         clean_text(source.price) as price_text,
         clean_text(source."timestamp") as order_ts_text,
@@ -32,31 +32,22 @@ joined_ids as (
     from cleaned
 ),
 
-measured as (
-    select
-        joined_ids.*,
-        has_non_ascii(joined_ids.ids_text) as ids_non_ascii,
-    from joined_ids
-),
-
 scanned as (
     select
-        -- ids in NFC; a user or product id of digits is the catalog's numeric id (catalog_key)
-        measured.* exclude (ids_text, ids_non_ascii) replace (
-            nfc_id(measured.order_id, measured.ids_non_ascii) as order_id,
-            catalog_key('USER_', nfc_id(measured.user_id, measured.ids_non_ascii)) as user_id,
-            catalog_key('PROD_', nfc_id(measured.product_id, measured.ids_non_ascii)) as product_id
+        -- a user or product id of digits is the catalog's numeric id; the ids as sent (cleaned) tell whether
+        -- a JSON id was a string or an integer
+        joined_ids.* exclude (ids_text) replace (
+            catalog_key('USER_', joined_ids.user_id) as user_id,
+            catalog_key('PROD_', joined_ids.product_id) as product_id
         ),
+        joined_ids.user_id as user_id_text,
+        joined_ids.product_id as product_id_text,
         -- a CASE, not an AND: only the few values the screen flags reach the regular expression
         case
-            when control_character_screen(measured.ids_text, measured.ids_non_ascii)
-                then has_control_character(measured.ids_text)
+            when control_character_screen(joined_ids.ids_text) then has_control_character(joined_ids.ids_text)
             else false
         end as ids_have_control,
-        -- the ids as sent (cleaned): whether a JSON id is a string or an integer is judged on them
-        measured.user_id as user_id_text,
-        measured.product_id as product_id_text,
-    from measured
+    from joined_ids
 ),
 
 typed as (

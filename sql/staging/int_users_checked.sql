@@ -10,8 +10,8 @@ with source as (
 
 cleaned as (
     select
-        nfc_id(clean_text(json_extract_string(source.record, '$.user_id')), true) as file_user_id,
-        nfc_id(clean_text(json_extract_string(source.record, '$.id')), true) as api_id,
+        nfc_id(clean_text(json_extract_string(source.record, '$.user_id'))) as file_user_id,
+        nfc_id(clean_text(json_extract_string(source.record, '$.id'))) as api_id,
         clean_text(coalesce(
             json_extract_string(source.record, '$.first_name'),
             json_extract_string(source.record, '$.firstName')

@@ -33,30 +33,26 @@ create or replace temp macro lower_ascii(value) as (
     case when strlen(lower(value)) = strlen(value) then lower(value) else value end
 );
 
--- Whether text holds a character outside ASCII: its length in characters differs from its length in
--- bytes (strlen is stored with the string; length scans it). A model computes it once for a row's ids
--- together and hands it to control_character_screen and nfc_id, which then need no scan of their own.
-create or replace temp macro has_non_ascii(value) as strlen(value) <> length(value);
-
 -- Whether text holds a control character: U+0000-U+001F (NUL, tab, line breaks ...) or U+007F-U+009F.
--- The regular expression costs ~150 ns a value; control_character_screen(value, non_ascii) first, false
--- for almost every value, costs a third: JSON escaping lengthens a text with a U+0000-U+001F character
--- (or a quote or backslash), any non-ASCII character (U+0080-U+009F among them) makes `non_ascii`
--- (has_non_ascii(value)) true, and DEL is looked up directly. Only a value the screen flags is matched exactly.
-create or replace temp macro control_character_screen(value, non_ascii) as (
-    non_ascii or strlen(to_json(value)::varchar) <> strlen(value) + 2 or contains(value, chr(127))
+-- The regular expression costs ~150 ns a value; control_character_screen(value) first, false for
+-- almost every value, costs a third: JSON escaping lengthens a text with a U+0000-U+001F character
+-- (or a quote or backslash), any non-ASCII character (U+0080-U+009F among them) makes the length in
+-- characters differ from the length in bytes, and DEL is looked up directly. Only a value the screen
+-- flags is matched exactly.
+create or replace temp macro control_character_screen(value) as (
+    strlen(to_json(value)::varchar) <> strlen(value) + 2 or strlen(value) <> length(value) or contains(value, chr(127))
 );
 create or replace temp macro has_control_character(value) as regexp_matches(value, '[\x00-\x1f\x7f-\x9f]');
 
 -- An id in Unicode Normalization Form C (NFC): text that is the same characters, written precomposed or
 -- with combining marks ('USER_É1' with U+00C9, or with 'E' and U+0301), is one id, as it prints the same.
--- Not NFKC, which would also fold characters that look different and may be told apart by a sender
+-- Not NFKC, which would also fold characters that look different and that a sender may tell apart
 -- ('ＵＳＥＲ' to 'USER', '²' to '2', 'ﬁ' to 'fi'): such an id stays itself, and the gate names it when the
--- catalog does not list it (docs/pipeline.md, Ids). NFC leaves ASCII text as it is: `non_ascii` is
--- has_non_ascii of the row's ids together (true where unknown), so the usual row never calls the normaliser.
-create or replace temp macro nfc_id(value, non_ascii) as (
-    case when non_ascii then nfc_normalize(value) else value end
-);
+-- catalog does not list it (docs/pipeline.md, Ids). Only text with a non-ASCII byte is normalised:
+-- nfc_normalize checks that itself (a byte loop) and returns ASCII text as it is, without a copy. Any screen
+-- written here cost more (CASE on strlen <> length: 3x the added time; a flag from the row's ids together
+-- made the passes that read only the id scan all of them).
+create or replace temp macro nfc_id(value) as nfc_normalize(value);
 
 -- Why a cleaned id cannot be a key (NULL: it can). Ids are opaque text, but a control character makes
 -- a second, invisible id (and Postgres cannot store NUL); an id longer than max_length (characters;
@@ -165,18 +161,18 @@ create or replace temp macro utc_timestamp(value, tz) as (
         -- fast path: the usual shape, parsed by strptime (strict, and cheaper than a regular expression)
         when value like '____-__-__T__:__:__' then wall_clock_utc(try_strptime(value, '%Y-%m-%dT%H:%M:%S'), tz)
         when value like '____-__-__ __:__:__' then wall_clock_utc(try_strptime(value, '%Y-%m-%d %H:%M:%S'), tz)
-        -- DuckDB's casts read an upper-case 'T' and 'Z' only
+        -- DuckDB's casts read an upper-case 'T' and 'Z' only: the rare lower-case text is cast again, upper-cased
         when regexp_full_match(
             value,
             '[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])'
             || '[Tt ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,9})?)?'
-        ) then wall_clock_utc(try_cast(upper(value) as timestamp), tz)
+        ) then wall_clock_utc(coalesce(try_cast(value as timestamp), try_cast(upper(value) as timestamp)), tz)
         when regexp_full_match(
             value,
             '[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])'
             || '[Tt ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,9})?)?'
             || '([Zz]|[+-](0[0-9]|1[0-3])(:?[0-5][0-9])?|[+-]14(:?00)?)'
-        ) then try_cast(upper(value) as timestamptz)::timestamp
+        ) then coalesce(try_cast(value as timestamptz), try_cast(upper(value) as timestamptz))::timestamp
         when regexp_full_match(value, '[0-9]{9,10}') then make_timestamp(value::bigint * 1000000)
         when regexp_full_match(value, '[0-9]{13}') then make_timestamp(value::bigint * 1000)
     end
