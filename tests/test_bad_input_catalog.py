@@ -282,6 +282,26 @@ def check_epoch_milliseconds_parsed() -> None:
     assert staged_value("stg_orders", "order_ts") == [dt.datetime(2025, 12, 15, 10, 0, 0, 123000)]
 
 
+def check_lower_case_t_and_z_read() -> None:
+    assert staged_value("stg_orders", "order_ts") == [dt.datetime(2025, 12, 15, 10), dt.datetime(2025, 12, 15, 11)]
+
+
+def check_date_alone_says_the_time_is_required() -> None:
+    (bad,) = rows.bad_records("stg_orders", D)
+    assert bad["failing_value"] == "2025-12-15" and bad["message"].endswith(
+        "(a date without a time of day: the time is required, midnight would be a guess)"), bad
+
+
+def check_one_id_in_any_unicode_form() -> None:
+    assert staged_value("stg_orders", "user_id") == ["USER_\u00c91", "\uff35\uff33\uff25\uff32_0001"]
+
+
+def check_numeric_ids_are_the_catalogs() -> None:
+    assert staged_value("stg_orders", "product_id") == ["PROD_0089"]
+    assert staged_value("stg_orders", "user_id") == ["USER_4512"]
+    assert staged_value("stg_products", "product_id") == ["PROD_0089"]
+
+
 def check_second_line_names_the_kept_row() -> None:
     (bad,) = rows.bad_records("stg_orders", D)
     assert bad["row_number"] == 1 and bad["message"].endswith("(kept row 2)"), bad
@@ -713,6 +733,30 @@ CASES: list[Case] = [
          Expect(staged={"orders": 2}), check=check_evening_in_western_offset_is_staged),
     Case("orders-timestamp-epoch-ms", "orders: `1765792800123` (epoch milliseconds)", "normalised to UTC",
          orders(order(timestamp="1765792800123")), Expect(staged={"orders": 1}), check=check_epoch_milliseconds_parsed),
+    Case("orders-timestamp-lower-case-t-z", "orders: `2025-12-15t10:00:00z`, `2025-12-15t12:00:00+01:00` (RFC 3339"
+         " allows a lower-case `t` and `z`)", "accepted; normalised to UTC",
+         orders(order(timestamp=f"{D}t10:00:00z"), order(order_id="ORD_2", timestamp=f"{D}t12:00:00+01:00")),
+         Expect(staged={"orders": 2}), check=check_lower_case_t_and_z_read),
+    Case("orders-timestamp-date-only", "orders: `timestamp: \"2025-12-15\"` (a date without a time)",
+         "quarantined: `invalid_timestamp` (\"a date without a time of day\": never guessed as midnight)",
+         orders(order(timestamp=str(D))),
+         Expect(staged={"orders": 0}, quarantined={"orders": {"invalid_timestamp": 1}}),
+         check=check_date_alone_says_the_time_is_required),
+    Case("orders-ids-unicode-forms", "orders: `user_id` `USER_\u00c91` written precomposed (U+00C9) and as `USER_E`,"
+         " a combining accent U+0301, `1` (the same order twice); a fullwidth `\uff35\uff33\uff25\uff32_0001`",
+         "accepted: ids are compared in Unicode NFC, so the two forms are one order of one user (the later version"
+         " staged, the other `duplicate_id_conflict`); the fullwidth id is another id (NFC, not NFKC: see"
+         " pipeline.md, Ids)",
+         orders(order(user_id="USER_\u00c91"), order(user_id="USER_E\u03011", quantity=3),
+                order(order_id="ORD_2", user_id="\uff35\uff33\uff25\uff32_0001")),
+         Expect(staged={"orders": 2}, quarantined={"orders": {"duplicate_id_conflict": 1}}),
+         check=check_one_id_in_any_unicode_form),
+    Case("orders-numeric-ids", "orders: `product_id: 89`, `user_id: 4512` (JSON numbers); products file:"
+         " `product_id: 89`", "accepted: a user or product id of digits is the catalog's numeric id in every source,"
+         " as the catalog API's id is: `PROD_0089`, `USER_4512`",
+         merge(orders(order(product_id=89, user_id=4512)), products({"product_id": 89, "product_name": "Lamp",
+                                                                     "current_price": 5})),
+         Expect(staged={"orders": 1, "products": 1}), check=check_numeric_ids_are_the_catalogs),
     Case("orders-second-line-of-an-order", "orders: one `order_id` with two products (two lines)",
          "one row per order: the later line staged, the other quarantined: `multiple_order_lines`",
          orders(order(product_id="PROD_0001"), order(product_id="PROD_0002")),
@@ -746,6 +790,18 @@ CASES: list[Case] = [
          "fails: `SourceFileInvalid` naming the file, line 1 and the missing column; nothing landed",
          events("E1,USER_0001,PROD_0001,2025-12-15T10:00:00", header="event_id,user_id,product_id,event_ts"),
          Expect(fails=("events", "SourceFileInvalid", ("events.csv", "line 1 (header)", "event_type")))),
+    Case("events-semicolon-delimited", "events: a file delimited with `;` instead of commas",
+         "fails: `SourceFileInvalid` saying line 1 (header) looks semicolon-delimited and the file must be"
+         " comma-delimited; nothing landed",
+         raw_events((HEADER.replace(",", ";") + "\n" + event_line().replace(",", ";") + "\n").encode()),
+         Expect(fails=("events", "SourceFileInvalid", ("events.csv", "looks semicolon-delimited",
+                                                       "must be comma-delimited")))),
+    Case("events-no-header", "events: no header line (line 1 is an event)",
+         "fails: `SourceFileInvalid` saying the file has no header line and which line to add, not quoting line 1;"
+         " nothing landed",
+         raw_events((event_line("E1") + "\n" + event_line("E2") + "\n").encode()),
+         Expect(fails=("events", "SourceFileInvalid", ("events.csv", "no header line", HEADER)),
+                not_in_message=("USER_0001",))),
     Case("events-utf8-bom", "events: UTF-8 byte order mark", "accepted (the header is matched without it)",
          events(event_line("E1"), event_line("E2"), bom=True), Expect(staged={"events": 2}),
          check=check_crlf_and_bom_values_clean),

@@ -205,6 +205,28 @@ def test_unknown_product_share_between_warn_and_fail_only_warns(lake_root: Path)
     assert (share.outcome, share.value, share.check_type) == ("warn", "2.5", "user-defined")
     assert not result.blocked
     assert gate.gate_passed(D)
+    # the message names the unknown product, so the reader sees whether the catalog or the file is wrong
+    assert share.message.startswith(f"fact_orders: 1 of the 40 order lines of {D} name a product that the products"
+                                    f" snapshot covering {D} does not list: 2.5 % (1 product: PROD_9999). ")
+    assert "A product id the sender changed" in share.message
+    assert share.message.endswith("[warn: measured 2.5; rule: fail when > 99.0; warn when > 1.0]")
+
+
+def test_the_unknown_product_message_names_the_most_named_products_first(lake_root: Path) -> None:
+    unknown = ["PROD_0089", "prod_0089", "PROD_X1", "PROD_X2", "PROD_X3", "PROD_X4"]
+    orders = clean_orders(30) + [order(30 + n, product_id=product_id)
+                                 for n, product_id in enumerate(unknown + ["prod_0089", "prod_0089", "PROD_X4"])]
+    events = clean_events() + [event(60, product_id="PROD_X9", event_type="purchase")]
+    write_day(orders, events, unknown=set(unknown) | {"PROD_X9"})
+
+    checked = by_name(gate.run_gate(D))
+
+    orders_share = checked[("fact_orders", "unknown product share of order lines")]
+    assert orders_share.message.startswith(
+        f"fact_orders: 9 of the 39 order lines of {D} name a product that the products snapshot covering {D} does not"
+        " list: 23.08 % (6 products: prod_0089, PROD_X4, PROD_0089, PROD_X1, PROD_X2, ...). ")
+    events_share = checked[("fact_events", "unknown product share of events with a product")]
+    assert events_share.message.startswith("fact_events: 1 of the ") and "(1 product: PROD_X9)" in events_share.message
 
 
 def test_unknown_product_share_above_fail_blocks(lake_root: Path, luigi_settings) -> None:
@@ -223,9 +245,9 @@ def test_unknown_product_share_above_fail_blocks(lake_root: Path, luigi_settings
     assert result.blocked and not gate.gate_passed(D)
     # what to do is in the message, the threshold's option named, so the run's what-to-do names it too
     share = by_name(result)[("fact_orders", "unknown product share of order lines")]
-    assert share.message.startswith("fail: measured 7.5; rule: ") and share.message.endswith(
-        "to publish the date as it is, rerun it with --checks-unknown-product-fail-pct 100.")
-    assert f"the catalog snapshot covering {D} does not list" in share.message
+    assert share.message.startswith(f"fact_orders: 3 of the 40 order lines of {D} name a product") and (
+        "rerun it with --checks-unknown-product-fail-pct 100. [fail: measured 7.5; rule: ") in share.message
+    assert f"the products snapshot covering {D} does not list: 7.5 % (1 product: PROD_9999)" in share.message
     from pipeline.tasks import runbook
 
     fix = runbook.gate_fix(D, [r.message for r in result.results if r.outcome == "fail"], local_scheduler=True)

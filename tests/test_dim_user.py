@@ -46,6 +46,21 @@ def test_the_location_comes_from_the_latest_snapshot_on_or_before_the_date():
     assert (row["city"], row["country"]) == ("Paris", "France")
 
 
+def test_a_user_is_one_member_in_any_unicode_form_and_as_the_catalogs_number():
+    """A user id written precomposed or with a combining mark prints the same: one member, not two; the catalog
+    API's id 4512 and an order's or event's user_id 4512 are one user, USER_4512."""
+    nfc, nfd = "USER_\u00c91", "USER_E\u03011"
+    r.stage_day(MONDAY, users=[r.user(user_id=nfc, city="Paris", country="France"),
+                               {"id": 4512, "firstName": "Bo", "address": {"city": "Oslo", "country": "Norway"}}])
+    r.stage_day(D, orders=[r.order(order_id="ORD_1", user_id=nfd), r.order(order_id="ORD_2", user_id=4512)],
+                events=[r.event(event_id="EVT_1", user_id=nfc), r.event(event_id="EVT_2", user_id="4512"),
+                        r.event(event_id="EVT_3", user_id="USER_0001\u200b")])
+    r.build_day(D, TABLES)
+    assert [(row["user_id"], row["first_order_date"], row["city"]) for row in r.read("warehouse", "dim_user", D,
+                                                                                       "user_id")] == [
+        ("USER_0001", None, None), ("USER_4512", D, "Oslo"), (nfc, D, "Paris")]
+
+
 @pytest.mark.parametrize("build_order", ["forward", "backward"])
 def test_the_merged_view_does_not_depend_on_the_build_order(build_order):
     d1, d2, d3 = D, D + dt.timedelta(days=1), D + dt.timedelta(days=2)

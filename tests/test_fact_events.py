@@ -36,6 +36,15 @@ def test_events_become_facts_with_known_products_and_their_own_day():
         ("EVT_2", True, 20251214), ("EVT_3", False, 20251214), ("EVT_4", True, 20251213)]
 
 
+def test_a_numeric_product_id_is_the_catalog_apis_product():
+    """The events CSV's product_id 89 is the product the API lists as id 89 (PROD_0089), as an order's is."""
+    r.stage_day(MONDAY, products=[{"id": 89, "title": "Lamp", "price": 5}])
+    r.stage_day(D, events=[r.event(event_id="EVT_1", product_id="89"), r.event(event_id="EVT_2", product_id="90")])
+    r.build("fact_events", D)
+    assert [(row["product_id"], row["is_known_product"]) for row in r.read("warehouse", "fact_events", D, "event_id")
+            ] == [("PROD_0089", True), ("PROD_0090", False)]
+
+
 @pytest.mark.parametrize("build_order", ["forward", "backward"])
 def test_the_current_view_keeps_the_first_load_date_of_an_event(build_order):
     d2 = D + dt.timedelta(days=1)

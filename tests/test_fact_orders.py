@@ -69,6 +69,16 @@ def test_known_products_come_from_the_latest_snapshot_on_or_before_the_date():
         ("PROD_0001", True), ("PROD_0002", False), ("PROD_0003", False)]
 
 
+def test_a_numeric_product_id_is_the_catalog_apis_product():
+    """The products API lists id 89 as PROD_0089: an order's JSON number 89 (or "0089") names that product."""
+    r.stage_day(MONDAY, products=[{"id": 89, "title": "Lamp", "price": 5}])
+    r.stage_day(D, orders=[r.order(order_id="ORD_1", product_id=89), r.order(order_id="ORD_2", product_id="0089"),
+                           r.order(order_id="ORD_3", product_id=90)])
+    r.build("fact_orders", D)
+    assert [(row["product_id"], row["is_known_product"]) for row in facts()] == [
+        ("PROD_0089", True), ("PROD_0089", True), ("PROD_0090", False)]
+
+
 def test_orders_before_the_first_snapshot_are_unknown_products():
     r.stage_day(D, orders=[r.order()])
     r.build("fact_orders", D)

@@ -184,6 +184,29 @@ def test_missing_required_column_fails_clearly(lake_root, incoming):
     assert not os.path.exists(lake.partition_dir("raw", "events", D))
 
 
+@pytest.mark.parametrize(("separator", "said"), [(";", "semicolon-delimited (its 5 names are separated by ';'"),
+                                                 ("\t", "tab-delimited (its 5 names are separated by tabs")])
+def test_a_header_with_another_delimiter_is_named_as_such(lake_root, incoming, separator, said):
+    text = HEADER.replace(",", separator) + "\n" + separator.join(["E1", "U1", "P1", "view_product", "x"]) + "\n"
+    write(incoming, "events/2025-12-15/events.csv", text)
+    with pytest.raises(landing.SourceFileInvalid) as info:
+        landing.land_events(D)
+    assert f"line 1 (header) looks {said}, so it reads as 1 column(s)): the events file must be comma-delimited" in str(
+        info.value)
+    assert "lacks required column" not in str(info.value)
+    assert not os.path.exists(lake.partition_dir("raw", "events", D))
+
+
+def test_a_file_without_a_header_line_is_named_as_such(lake_root, incoming):
+    write(incoming, "events/2025-12-15/events.csv", "E1,U1,P1,view_product,2025-12-15T10:00:00\n"
+                                                    "E2,U1,P1,view_product,2025-12-15T10:00:01\n")
+    with pytest.raises(landing.SourceFileInvalid) as info:
+        landing.land_events(D)
+    assert ("line 1 (header) looks like an event, not a header (it holds a timestamp and none of the column names): the"
+            f" file has no header line; add the line {HEADER} at its top") in str(info.value)
+    assert "U1" not in str(info.value)  # names no value of the file
+
+
 @pytest.mark.parametrize("content", [b"", b"\n \n"], ids=["empty", "blank-lines-only"])
 def test_empty_events_file_fails(lake_root, incoming, content):
     write(incoming, "events/2025-12-15/events.csv", content)

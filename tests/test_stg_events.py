@@ -156,6 +156,30 @@ def test_unicode_whitespace_around_values_is_trimmed_like_a_space():
         ("EVT_1", "USER_0001", None, "page_view"), ("EVT_2", "USER_0001", "PROD_0001", "view_product")]
 
 
+def test_ids_are_in_nfc_and_a_numeric_user_or_product_id_is_the_catalogs():
+    staged, bad, _ = stage([
+        r.event(event_id="EVT_E\u0301", user_id="USER_E\u03011", product_id="89"),
+        r.event(event_id="EVT_2", user_id="4512", product_id=" 0089 ", event_type="purchase"),
+        r.event(event_id="EVT_3", user_id="-3", product_id="89.0"),  # not digits alone: text ids
+    ])
+    assert bad == []
+    assert [(row["event_id"], row["user_id"], row["product_id"]) for row in staged] == [
+        ("EVT_\u00c9", "USER_\u00c91", "PROD_0089"), ("EVT_2", "USER_4512", "PROD_0089"), ("EVT_3", "-3", "89.0")]
+
+
+def test_lower_case_t_and_z_are_read_and_a_date_alone_is_quarantined():
+    staged, bad, _ = stage([
+        r.event(event_id="EVT_1", event_ts="2025-12-14t12:00:00z"),
+        r.event(event_id="EVT_2", event_ts="2025-12-14"),
+        r.event(event_id="EVT_3", event_ts="2025-12-14t13:00:00+01:00"),
+    ])
+    assert [(row["event_id"], row["event_ts"]) for row in staged] == [
+        ("EVT_1", dt.datetime(2025, 12, 14, 12)), ("EVT_3", dt.datetime(2025, 12, 14, 12))]
+    assert [(row["record_id"], row["reason_code"], row["failing_value"]) for row in bad] == [
+        ("EVT_2", "invalid_timestamp", "2025-12-14")]
+    assert bad[0]["message"].endswith("(a date without a time of day: the time is required, midnight would be a guess)")
+
+
 def test_timestamps_are_strict_and_epoch_milliseconds_are_read():
     staged, bad, _ = stage([
         r.event(event_id="EVT_1", event_ts="2025-12-14T12:00:00+25:00"),

@@ -321,12 +321,12 @@ NOT_IDS = [
     ("user_id", "U" * 257, "U" * 257, "longer than 256 characters"),
     ("product_id", "P" * 257, "P" * 257, "longer than 256 characters"),
 ]
-# valid ids: JSON integers, and strings whatever they look like -> the staged id text
+# valid ids: JSON integers, and strings whatever they look like -> the staged id text (a user or product id of
+# digits alone is the catalog's numeric id: test_a_numeric_user_or_product_id_is_the_catalogs_numeric_id)
 TEXT_IDS = [
-    (515151, "515151"), (-3, "-3"), ("true", "true"), ("{x}", "{x}"), ("515151.5", "515151.5"),
-    (123456789012345678901234567890, "123456789012345678901234567890"), ("[1]", "[1]"),
+    (-3, "-3"), ("true", "true"), ("{x}", "{x}"), ("515151.5", "515151.5"), ("[1]", "[1]"),
     ("U" * 256, "U" * 256), ("ORD\u00a0X", "ORD\u00a0X"), ("-", "-"), ("1e5", "1e5"), ("0.0", "0.0"),
-    ("false ", "false"), ("NaN", "NaN"), ("infinity", "infinity"), ("-Inf", "-Inf"),
+    ("false ", "false"), ("NaN", "NaN"), ("infinity", "infinity"), ("-Inf", "-Inf"), ("007a", "007a"), ("-42", "-42"),
 ]
 
 
@@ -348,9 +348,44 @@ def test_an_integer_id_and_the_same_digits_as_a_string_are_one_id_but_a_fraction
         r.order(order_id=515151.0, user_id="42", product_id="7", quantity=3, timestamp="2025-12-14T14:00:00"),
     ])
     assert [(row["order_id"], row["user_id"], row["product_id"], row["quantity"]) for row in staged] == [
-        ("515151", "42", "7", 2)]
+        ("515151", "USER_0042", "PROD_0007", 2)]
     assert [(row["failing_value"], row["reason_code"]) for row in bad] == [
         ("515151", "duplicate_id_conflict"), ("515151.0", "invalid_order_id")]
+
+
+# user_id and product_id as sent -> staged: digits alone are the catalog's numeric id, mapped as the catalog API's
+# id is (catalog_id: zero-padded to 4 digits, 5 or more kept whole); any other text is the id as written
+NUMERIC_IDS = [
+    (89, "USER_0089", "PROD_0089"), ("89", "USER_0089", "PROD_0089"), (" 89 ", "USER_0089", "PROD_0089"),
+    ("0089", "USER_0089", "PROD_0089"), (4512, "USER_4512", "PROD_4512"), (0, "USER_0000", "PROD_0000"),
+    (515151, "USER_515151", "PROD_515151"),
+    (123456789012345678901234567890, "USER_123456789012345678901234567890", "PROD_123456789012345678901234567890"),
+    ("-3", "-3", "-3"), ("89.0", "89.0", "89.0"), ("89a", "89a", "89a"),
+    ("\uff18\uff19", "\uff18\uff19", "\uff18\uff19"),  # fullwidth digits are not ASCII digits: text
+]
+
+
+def test_a_numeric_user_or_product_id_is_the_catalogs_numeric_id():
+    staged, bad, _ = stage([r.order(order_id=f"ORD_{n}", user_id=value, product_id=value)
+                            for n, (value, _, _) in enumerate(NUMERIC_IDS)])
+    assert bad == []
+    assert [(row["user_id"], row["product_id"]) for row in staged] == [(u, p) for _, u, p in NUMERIC_IDS]
+
+
+def test_ids_are_one_id_in_any_unicode_normalization_form():
+    nfc, nfd = "USER_\u00c91", "USER_E\u03011"  # 'É' precomposed, and 'E' with a combining acute accent
+    staged, bad, rec = stage([
+        r.order(order_id="ORD_\u00c9", user_id=nfc, product_id="PROD_\u00c9", quantity=1),
+        r.order(order_id="ORD_E\u0301", user_id=nfd, product_id="PROD_E\u0301", quantity=2,
+                timestamp="2025-12-14T13:00:00"),  # the same order, written decomposed: the later version
+        r.order(order_id="ORD_2", user_id="\uff35\uff33\uff25\uff32_0001"),  # fullwidth: NFC keeps it (not NFKC)
+        r.order(order_id="ORD_3", user_id="USER_0001\u200b"),
+    ])
+    assert [(row["order_id"], row["user_id"], row["product_id"], row["quantity"]) for row in staged] == [
+        ("ORD_\u00c9", nfc, "PROD_\u00c9", 2), ("ORD_2", "\uff35\uff33\uff25\uff32_0001", "PROD_0001", 1),
+        ("ORD_3", "USER_0001", "PROD_0001", 1)]
+    assert [(row["record_id"], row["reason_code"]) for row in bad] == [("ORD_\u00c9", "duplicate_id_conflict")]
+    assert rec["is_balanced"]
 
 
 def test_the_id_length_limit_is_a_setting():
@@ -422,7 +457,11 @@ VALID_TIMESTAMPS = [
     ("2025-12-14T12:00+05", dt.datetime(2025, 12, 14, 7)),
     ("2025-12-14 12:00", dt.datetime(2025, 12, 14, 12)),
     ("2025-12-14T12:00:00.123456789Z", dt.datetime(2025, 12, 14, 12, 0, 0, 123456)),
-    ("2025-12-14", dt.datetime(2025, 12, 14)),
+    # RFC 3339 allows a lower-case 't' and 'z'
+    ("2025-12-14t12:00:00", dt.datetime(2025, 12, 14, 12)),
+    ("2025-12-14T12:00:00z", dt.datetime(2025, 12, 14, 12)),
+    ("2025-12-14t12:00:00.5z", dt.datetime(2025, 12, 14, 12, 0, 0, 500000)),
+    ("2025-12-14t12:00+01:00", dt.datetime(2025, 12, 14, 11)),
     ("1765733400000", dt.datetime(2025, 12, 14, 17, 30)),  # epoch milliseconds
     ("1765733400", dt.datetime(2025, 12, 14, 17, 30)),
 ]
@@ -438,7 +477,7 @@ NOT_TIMESTAMPS = [
     "2025-12-14T12:00:00+25:00", "2025-12-14T12:00:00+14:30", "2025-12-14T12:00:00-15:00",
     "2025-12-14T12:00:00+05:60", "2025-12-14T24:00:00", "2025-12-14T23:59:60", "2025-12-14T12:60:00",
     "2025-12-14T12:00:00 America/New_York", "2025-12-14T12:00:00 +01:00", "2025-02-30T12:00:00",
-    "2025-12-14T12:00:00+1", "176573340000", "17657334000000", "2025-12-14t12:00:00", "epoch",
+    "2025-12-14T12:00:00+1", "176573340000", "17657334000000", "2025-12-14x12:00:00", "epoch", "2025-12-14",
     "2025-12-14T12:00:00.1234567890", "+2025-12-14T12:00:00", "2025-12-14T1:00:00",
 ]
 
@@ -452,6 +491,16 @@ def test_invalid_offsets_clock_times_and_shapes_are_quarantined():
         (f"ORD_OK_{n}", expected) for n, (_, expected) in enumerate(forms)]
     assert [(row["record_id"], row["reason_code"], row["failing_value"]) for row in bad_rows] == [
         (f"ORD_BAD_{n}", "invalid_timestamp", text) for n, text in enumerate(NOT_TIMESTAMPS)]
+
+
+def test_a_date_without_a_time_is_quarantined_saying_so():
+    staged, bad, _ = stage([r.order(order_id="ORD_1", timestamp="2025-12-14"),
+                            r.order(order_id="ORD_2", timestamp="2025-12-14T00:00:00")])
+    assert [(row["order_id"], row["order_ts"]) for row in staged] == [("ORD_2", dt.datetime(2025, 12, 14))]
+    (row,) = bad
+    assert (row["record_id"], row["reason_code"], row["failing_value"]) == ("ORD_1", "invalid_timestamp", "2025-12-14")
+    assert row["message"] == (staging.REASON_CODES["invalid_timestamp"] + ": '2025-12-14' (a date without a time of"
+                              " day: the time is required, midnight would be a guess)")
 
 
 def test_a_timestamp_written_with_the_load_date_is_never_from_the_future():
@@ -479,7 +528,7 @@ def test_the_business_time_zone_reads_wall_clock_times_and_moves_the_day_boundar
             r.order(order_id="ORD_4", timestamp="2025-12-14T23:30:00Z"),  # an offset wins over the zone
             r.order(order_id="ORD_5", timestamp="2025-11-14T00:00:00"),  # start of the day 30 days back
             r.order(order_id="ORD_6", timestamp="2025-11-13T23:59:59"),  # before it: ancient
-            r.order(order_id="ORD_7", timestamp="2025-12-14"),  # midnight in New York
+            r.order(order_id="ORD_7", timestamp="2025-12-14T00:00"),  # midnight in New York
         ])
     assert [(row["order_id"], row["order_ts"]) for row in staged] == [
         ("ORD_1", dt.datetime(2025, 12, 15, 4, 30)), ("ORD_2", dt.datetime(2025, 12, 15, 6, 59, 59)),

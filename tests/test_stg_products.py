@@ -88,7 +88,7 @@ def test_strict_parsing_of_catalog_records():
         r.product(product_id="PROD_0006", product_name="Lamp\u0000shade"),
         r.product(product_id="PROD_0007", category="C" * 257),
         r.product(product_id="\tPROD_0008\u00a0", category="\u3000Home\t"),
-        r.product(product_id=9),  # a JSON integer id is text '9'
+        r.product(product_id=9),  # a JSON integer id is the catalog's numeric id, as the API's id 9 is
         {"id": 10.5, "title": "API id with a fraction", "price": 1},
         {"id": 11, "title": "API id", "price": 1},
         r.product(product_id="PROD_0012", brand="Acme\u0000"),
@@ -96,7 +96,7 @@ def test_strict_parsing_of_catalog_records():
     counts = staging.stage("products", MONDAY)
     staged = r.read("staging", "stg_products", MONDAY, "_row_number")
     assert [(row["product_id"], row["category"]) for row in staged] == [
-        ("PROD_0008", "Home"), ("9", "Home"), ("PROD_0011", None)]
+        ("PROD_0008", "Home"), ("PROD_0009", "Home"), ("PROD_0011", None)]
     bad = r.bad_records("stg_products", MONDAY)
     assert [(row["row_number"], row["reason_code"], row["failing_value"]) for row in bad] == [
         (1, "duplicate_json_key", "current_price"),

@@ -43,17 +43,17 @@ Parsing is strict and the same for every source (`sql/staging/macros.sql`); what
 of its type is quarantined, never guessed at. Normalisations (documented rules, not failures):
 - text is trimmed of Unicode whitespace at both ends (space, tab, CR, LF, VT, FF, U+0085, U+00A0,
   U+1680, U+2000-U+200B, U+2028, U+2029, U+202F, U+205F, U+3000, U+FEFF) and empty text is NULL;
-- ids are text; in JSON a string or an integer (515151 and "515151" are the same id);
-- event types and order statuses are lower-cased;
+- ids are text in Unicode NFC; in JSON a string or an integer (515151 and "515151" are one id); a user or
+  product id of digits alone is the catalog's numeric id in every source (89 -> PROD_0089, as the API's);
 - numbers: sign, digits, optional fraction, optional exponent ('10', '10.0', '1e1', '.5');
   quantities are whole numbers; prices have at most 2 decimals and become DECIMAL(18,2); a zero
   price is valid (free items);
-- timestamps are ISO 8601 ('2025-12-14T17:30:00', '2025-12-14 17:30', '...:00.250', a date alone =
-  midnight), with an optional offset ('Z', '+01', '+0100', '+01:00'; at most 14:00), or epoch
-  seconds (9-10 digits) or epoch milliseconds (13 digits); text without an offset is a wall-clock
-  time in [model] business_timezone (default UTC). They are stored as naive UTC TIMESTAMPs.
-Late rows (an earlier day within [model] late_window_days) are valid and staged. Catalog API ids
-become 'PROD_0001' / 'USER_0001'. audit/bad_records holds any quarantined value: a NUL character
+- event types and order statuses are lower-cased; timestamps are ISO 8601 / RFC 3339 with a time
+  ('2025-12-14T17:30:00', '2025-12-14 17:30', '...:00.250', 't'/'z' in either case; a date alone is not
+  one), an optional offset ('Z', '+01', '+0100', '+01:00'; at most 14:00), or epoch seconds (9-10 digits)
+  or milliseconds (13); without an offset, a wall-clock time in [model] business_timezone (default UTC).
+Timestamps are stored as naive UTC TIMESTAMPs. Late rows (an earlier day within [model] late_window_days)
+are valid and staged. audit/bad_records holds any quarantined value: a NUL character
 (which Postgres text rejects) is written as the six characters \\u0000.
 
 The load date's boundaries are those of the business day ([model] business_timezone): a timestamp
@@ -144,8 +144,8 @@ REASON_CODES: dict[str, str] = {
         " within the DECIMAL(18,2) of the marts and daily_metrics)"
     ),
     "invalid_timestamp": (
-        "timestamp is missing or not ISO 8601 (offset at most +-14:00; hours 00-23) nor epoch seconds or "
-        "milliseconds"
+        "timestamp is missing or not ISO 8601 with a time of day (offset at most +-14:00; hours 00-23) nor epoch "
+        "seconds or milliseconds"
     ),
     "future_timestamp": (
         "timestamp is after the end of the load date (business time zone) plus the future tolerance (2 h by "

@@ -1,7 +1,8 @@
 -- int_events_checked: every raw event of one load date, typed, with the first row rule it breaks.
 -- Grain: one row per raw event record; a temp table (not a lake table) that int_duplicates and
 -- int_validated read. Rules, checked in this order: pipeline/transform/staging.py REASON_CODES. A page_view
--- needs no product; every other event type does. CSV values are text: an id is the text as written.
+-- needs no product; every other event type does. CSV values are text: an id is the text as written, in NFC,
+-- and a user or product id of digits is the catalog's numeric id (catalog_key in macros.sql).
 with source as (
     select
         raw_events.*,
@@ -14,9 +15,9 @@ with source as (
 
 cleaned as (
     select
-        clean_text(source.event_id) as event_id,
-        clean_text(source.user_id) as user_id,
-        clean_text(source.product_id) as product_id,
+        nfc_id(clean_text(source.event_id)) as event_id,
+        nfc_id(clean_text(source.user_id)) as user_id,
+        nfc_id(clean_text(source.product_id)) as product_id,
         clean_text(source.event_type) as event_type_text,
         clean_text(source.event_ts) as event_ts_text,
         source._raw_record,
@@ -34,7 +35,11 @@ joined_ids as (
 
 scanned as (
     select
-        joined_ids.* exclude (ids_text),
+        -- a user or product id of digits is the catalog's numeric id
+        joined_ids.* exclude (ids_text) replace (
+            catalog_key('USER_', joined_ids.user_id) as user_id,
+            catalog_key('PROD_', joined_ids.product_id) as product_id
+        ),
         -- a CASE, not an AND: only the few values the screen flags reach the regular expression
         case
             when control_character_screen(joined_ids.ids_text) then has_control_character(joined_ids.ids_text)
@@ -107,6 +112,7 @@ final as (
             when 'invalid_event_id' then checked.event_id_problem
             when 'invalid_user_id' then checked.user_id_problem
             when 'invalid_product_id' then checked.product_id_problem
+            when 'invalid_timestamp' then timestamp_detail(checked.event_ts_text)
         end as _row_detail,
     from checked
 )

@@ -9,9 +9,9 @@ with source as (
 
 cleaned as (
     select
-        clean_text(source.order_id) as order_id,
-        clean_text(source.user_id) as user_id,
-        clean_text(source.product_id) as product_id,
+        nfc_id(clean_text(source.order_id)) as order_id,
+        nfc_id(clean_text(source.user_id)) as user_id,
+        nfc_id(clean_text(source.product_id)) as product_id,
         clean_text(source.quantity) as quantity_text,
         clean_text(source.price) as price_text,
         clean_text(source."timestamp") as order_ts_text,
@@ -34,7 +34,14 @@ joined_ids as (
 
 scanned as (
     select
-        joined_ids.* exclude (ids_text),
+        -- a user or product id of digits is the catalog's numeric id; the ids as sent (cleaned) tell whether
+        -- a JSON id was a string or an integer
+        joined_ids.* exclude (ids_text) replace (
+            catalog_key('USER_', joined_ids.user_id) as user_id,
+            catalog_key('PROD_', joined_ids.product_id) as product_id
+        ),
+        joined_ids.user_id as user_id_text,
+        joined_ids.product_id as product_id_text,
         -- a CASE, not an AND: only the few values the screen flags reach the regular expression
         case
             when control_character_screen(joined_ids.ids_text) then has_control_character(joined_ids.ids_text)
@@ -45,18 +52,18 @@ scanned as (
 
 typed as (
     select
-        scanned.* exclude (record_keys, record, ids_have_control),
+        scanned.* exclude (record_keys, record, ids_have_control, user_id_text, product_id_text),
         first_repeated_key(scanned.record_keys) as repeated_key,
         coalesce(
             json_id_problem(scanned.record, '$.order_id', scanned.order_id),
             id_problem(scanned.order_id, $max_id_length, scanned.ids_have_control)
         ) as order_id_problem,
         coalesce(
-            json_id_problem(scanned.record, '$.user_id', scanned.user_id),
+            json_id_problem(scanned.record, '$.user_id', scanned.user_id_text),
             id_problem(scanned.user_id, $max_id_length, scanned.ids_have_control)
         ) as user_id_problem,
         coalesce(
-            json_id_problem(scanned.record, '$.product_id', scanned.product_id),
+            json_id_problem(scanned.record, '$.product_id', scanned.product_id_text),
             id_problem(scanned.product_id, $max_id_length, scanned.ids_have_control)
         ) as product_id_problem,
         number_value(scanned.quantity_text) as quantity_number,
@@ -139,6 +146,7 @@ final as (
             when 'invalid_order_id' then checked.order_id_problem
             when 'invalid_user_id' then checked.user_id_problem
             when 'invalid_product_id' then checked.product_id_problem
+            when 'invalid_timestamp' then timestamp_detail(checked.order_ts_text)
         end as _row_detail,
     from checked
 )

@@ -2,15 +2,16 @@
 -- Grain: one row per raw catalog record; a temp table (not a lake table) that int_duplicates and
 -- int_validated read (same product_id, different content: the later record in the snapshot wins).
 -- Two source shapes: files {product_id, product_name, category, brand, current_price} and the DummyJSON
--- API {id, title, category, brand (often absent), price, ...}; API id 1 -> 'PROD_0001'.
+-- API {id, title, category, brand (often absent), price, ...}; API id 1 -> 'PROD_0001', as is a file's product_id 1
+-- (catalog_key: the one rule for a numeric id in every source).
 with source as (
     select * from raw_products
 ),
 
 cleaned as (
     select
-        clean_text(json_extract_string(source.record, '$.product_id')) as file_product_id,
-        clean_text(json_extract_string(source.record, '$.id')) as api_id,
+        nfc_id(clean_text(json_extract_string(source.record, '$.product_id'))) as file_product_id,
+        nfc_id(clean_text(json_extract_string(source.record, '$.id'))) as api_id,
         clean_text(coalesce(
             json_extract_string(source.record, '$.product_name'),
             json_extract_string(source.record, '$.title')
@@ -32,7 +33,7 @@ cleaned as (
 identified as (
     select
         cleaned.* exclude (record_keys, record),
-        coalesce(cleaned.file_product_id, catalog_id('PROD_', cleaned.api_id)) as product_id,
+        coalesce(catalog_key('PROD_', cleaned.file_product_id), catalog_id('PROD_', cleaned.api_id)) as product_id,
         coalesce(cleaned.file_product_id, cleaned.api_id) as product_id_text,
         case
             when cleaned.file_product_id is not null

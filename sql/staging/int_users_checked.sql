@@ -2,15 +2,16 @@
 -- Grain: one row per raw catalog record; a temp table (not a lake table) that int_duplicates and
 -- int_validated read (same user_id, different content: the later record in the snapshot wins).
 -- Two source shapes: files {user_id, first_name, last_name, email, city, country, signup_date} and the
--- DummyJSON API {id, firstName, lastName, email, address: {city, country}, ...}; id 1 -> 'USER_0001'.
+-- DummyJSON API {id, firstName, lastName, email, address: {city, country}, ...}; id 1 -> 'USER_0001', as is a file's
+-- user_id 1 (catalog_key: the one rule for a numeric id in every source).
 with source as (
     select * from raw_users
 ),
 
 cleaned as (
     select
-        clean_text(json_extract_string(source.record, '$.user_id')) as file_user_id,
-        clean_text(json_extract_string(source.record, '$.id')) as api_id,
+        nfc_id(clean_text(json_extract_string(source.record, '$.user_id'))) as file_user_id,
+        nfc_id(clean_text(json_extract_string(source.record, '$.id'))) as api_id,
         clean_text(coalesce(
             json_extract_string(source.record, '$.first_name'),
             json_extract_string(source.record, '$.firstName')
@@ -53,7 +54,7 @@ cleaned as (
 identified as (
     select
         cleaned.* exclude (record),
-        coalesce(cleaned.file_user_id, catalog_id('USER_', cleaned.api_id)) as user_id,
+        coalesce(catalog_key('USER_', cleaned.file_user_id), catalog_id('USER_', cleaned.api_id)) as user_id,
         coalesce(cleaned.file_user_id, cleaned.api_id) as user_id_text,
         case
             when cleaned.file_user_id is not null

@@ -44,6 +44,16 @@ create or replace temp macro control_character_screen(value) as (
 );
 create or replace temp macro has_control_character(value) as regexp_matches(value, '[\x00-\x1f\x7f-\x9f]');
 
+-- An id in Unicode Normalization Form C (NFC): text that is the same characters, written precomposed or
+-- with combining marks ('USER_É1' with U+00C9, or with 'E' and U+0301), is one id, as it prints the same.
+-- Not NFKC, which would also fold characters that look different and that a sender may tell apart
+-- ('ＵＳＥＲ' to 'USER', '²' to '2', 'ﬁ' to 'fi'): such an id stays itself, and the gate names it when the
+-- catalog does not list it (docs/pipeline.md, Ids). Only text with a non-ASCII byte is normalised:
+-- nfc_normalize checks that itself (a byte loop) and returns ASCII text as it is, without a copy. Any screen
+-- written here cost more (CASE on strlen <> length: 3x the added time; a flag from the row's ids together
+-- made the passes that read only the id scan all of them).
+create or replace temp macro nfc_id(value) as nfc_normalize(value);
+
 -- Why a cleaned id cannot be a key (NULL: it can). Ids are opaque text, but a control character makes
 -- a second, invisible id (and Postgres cannot store NUL); an id longer than max_length (characters;
 -- [model] max_id_length) does not fit a Postgres index. `any_control` is has_control_character of
@@ -138,31 +148,42 @@ create or replace temp macro wall_clock_utc(value, tz) as (
 );
 
 -- Text -> naive UTC TIMESTAMP, or NULL when it is not one of these (strictly):
--- - ISO 8601 'YYYY-MM-DD', 'YYYY-MM-DD[T ]HH:MM', '...:SS', '...:SS.fffffffff' (up to 9 decimals,
---   kept to the microsecond): a wall-clock time in the business time zone `tz`;
--- - the same with a time and an offset: 'Z', '+HH', '+HHMM' or '+HH:MM' (or '-'), at most 14:00
---   and minutes below 60;
+-- - ISO 8601 (RFC 3339) 'YYYY-MM-DD[T ]HH:MM', '...:SS', '...:SS.fffffffff' (up to 9 decimals, kept to
+--   the microsecond): a wall-clock time in the business time zone `tz`;
+-- - the same with an offset: 'Z', '+HH', '+HHMM' or '+HH:MM' (or '-'), at most 14:00 and minutes below 60;
 -- - epoch seconds (9-10 digits) or epoch milliseconds (13 digits).
--- Hours are 00-23, minutes and seconds 00-59, and the date must exist. Anything else (named zones,
--- '+25:00', '24:00:00', DuckDB's special words 'infinity' / 'epoch') is NULL.
+-- 'T' and 'Z' may be lower case, as RFC 3339 allows. Hours are 00-23, minutes and seconds 00-59, and the
+-- date must exist. Anything else is NULL: a date without a time of day ('2025-12-14': an order or event
+-- happens at a time, and midnight would be a guess; timestamp_detail says so), named zones, '+25:00',
+-- '24:00:00', DuckDB's special words 'infinity' / 'epoch'.
 create or replace temp macro utc_timestamp(value, tz) as (
     case
         -- fast path: the usual shape, parsed by strptime (strict, and cheaper than a regular expression)
         when value like '____-__-__T__:__:__' then wall_clock_utc(try_strptime(value, '%Y-%m-%dT%H:%M:%S'), tz)
         when value like '____-__-__ __:__:__' then wall_clock_utc(try_strptime(value, '%Y-%m-%d %H:%M:%S'), tz)
+        -- DuckDB's casts read an upper-case 'T' and 'Z' only: the rare lower-case text is cast again, upper-cased
         when regexp_full_match(
             value,
             '[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])'
-            || '([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,9})?)?)?'
-        ) then wall_clock_utc(try_cast(value as timestamp), tz)
+            || '[Tt ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,9})?)?'
+        ) then wall_clock_utc(coalesce(try_cast(value as timestamp), try_cast(upper(value) as timestamp)), tz)
         when regexp_full_match(
             value,
             '[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])'
-            || '[T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,9})?)?'
-            || '(Z|[+-](0[0-9]|1[0-3])(:?[0-5][0-9])?|[+-]14(:?00)?)'
-        ) then try_cast(value as timestamptz)::timestamp
+            || '[Tt ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,9})?)?'
+            || '([Zz]|[+-](0[0-9]|1[0-3])(:?[0-5][0-9])?|[+-]14(:?00)?)'
+        ) then coalesce(try_cast(value as timestamptz), try_cast(upper(value) as timestamptz))::timestamp
         when regexp_full_match(value, '[0-9]{9,10}') then make_timestamp(value::bigint * 1000000)
         when regexp_full_match(value, '[0-9]{13}') then make_timestamp(value::bigint * 1000)
+    end
+);
+
+-- Why a timestamp text that utc_timestamp could not read is not a timestamp, where a rule says more than
+-- its reason code (NULL: nothing more to say). Asked only of quarantined rows.
+create or replace temp macro timestamp_detail(value) as (
+    case
+        when regexp_full_match(value, '[0-9]{4}-[0-9]{2}-[0-9]{2}')
+            then 'a date without a time of day: the time is required, midnight would be a guess'
     end
 );
 
@@ -219,6 +240,16 @@ create or replace temp macro catalog_id(prefix, api_id) as (
         when regexp_full_match(api_id, '[0-9]+')
             then prefix || lpad(api_id, greatest(4, length(api_id))::integer, '0')
     end
+);
+
+-- A user or product id as every source means it (orders, events, catalog files and the catalog API): a whole
+-- number written in ASCII digits (a JSON integer, or a JSON string or CSV value of digits) is the catalog's
+-- numeric id, as catalog_id maps it (89 -> 'PROD_0089'), so that an order's product_id 89 is the product the
+-- API lists as id 89; any other text is the id as written. `value`: the id cleaned and in NFC. Only an id
+-- that starts with a digit (rare: 'USER_0001' starts with a letter) is matched: text from '0' up to ':'
+-- (the character after '9'), which DuckDB compares on the string's stored prefix (ascii() cost 3x that).
+create or replace temp macro catalog_key(prefix, value) as (
+    case when value >= '0' and value < ':' then coalesce(catalog_id(prefix, value), value) else value end
 );
 
 -- Text for audit/bad_records: Postgres text cannot hold NUL (U+0000), and any other control character (an
