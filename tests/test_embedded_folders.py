@@ -307,8 +307,7 @@ def test_a_port_a_closed_server_connection_left_in_time_wait_starts(place: Path)
 AS_NOBODY = """
 import importlib, os, runpy, sys
 for name in ("pipeline.serving.pg", "pipeline.__main__", "pipeline.cli", "pipeline.tasks.freshness",
-             "pipeline.tasks.run_audit", "psycopg", "pgserver", "pgserver.utils",
-             "encodings.ascii"):  # pipeline.lake.pids reads /proc/<pid>/stat as ascii
+             "pipeline.tasks.run_audit", "psycopg", "pgserver", "pgserver.utils"):
     importlib.import_module(name)
 os.setgroups([]); os.setgid(65534); os.setuid(65534)
 sys.argv = sys.argv[1:]

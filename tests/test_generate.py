@@ -17,6 +17,7 @@ import pytest
 
 from devtools import generate as gen
 from devtools.generate.day import EVENT_KINDS, ORDER_KINDS
+from tests.support import tmpfs
 from tests.support.paths import REPO
 
 SEED_DIR = REPO / "tests" / "fixtures" / "seed-format" / "incoming"
@@ -336,13 +337,10 @@ def test_cli_into_a_folder_it_may_not_write_is_one_line_and_exit_2(tmp_path: Pat
     namespace) and a file where the folder would be: each was a traceback."""
     read_only = tmp_path / "ro"
     read_only.mkdir()
-    namespace = ["unshare", "--mount"] + ([] if os.geteuid() == 0 else ["--user", "--map-root-user"])
     args = [sys.executable, "-m", "devtools.generate", "2025-12-14", "1", "--orders-per-day", "5",
             "--events-per-day", "20"]
-    mounted = [*namespace, "sh", "-c", 'mount -t tmpfs -o ro,size=1m tmpfs "$1" && shift && exec "$@"', "sh",
-               str(read_only)]
-    refused = subprocess.run([*mounted, *args, "--out", str(read_only / "incoming")], cwd=REPO, capture_output=True,
-                             text=True, timeout=120, check=False)
+    refused = subprocess.run(tmpfs.read_only(read_only, [*args, "--out", str(read_only / "incoming")]), cwd=REPO,
+                             capture_output=True, text=True, timeout=120, check=False)
     assert refused.returncode == 2, refused.stderr
     assert refused.stderr.splitlines() == [
         f"python -m devtools.generate: error: cannot write {read_only / 'incoming'}: Read-only file system (the output"
@@ -356,3 +354,26 @@ def test_cli_into_a_folder_it_may_not_write_is_one_line_and_exit_2(tmp_path: Pat
     assert said.startswith(f"python -m devtools.generate: error: cannot write {tmp_path / 'file'}"), said
     assert said.endswith(f" (the output folder {tmp_path / 'file'}, from ECOMM_DATA_DIR): give --out a folder you may"
                          " write (see --help)"), said
+
+
+def test_cli_a_reader_that_stops_or_a_full_disk_is_no_output_folder_error(tmp_path: Path) -> None:
+    """`... | head -1` and a full disk were each "cannot write ...: give --out a folder you may write" (exit 2)."""
+    args = [sys.executable, "-m", "devtools.generate", "2025-12-14", "2", "--orders-per-day", "5",
+            "--events-per-day", "20"]
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first line
+    try:
+        piped = subprocess.run([*args, "--out", str(tmp_path / "out")], cwd=REPO, stdout=write, stderr=subprocess.PIPE,
+                               text=True, timeout=120, check=False)
+    finally:
+        os.close(write)
+    assert (piped.returncode, piped.stderr) == (141, "")
+    assert (tmp_path / "out" / "orders" / "2025-12-14" / "orders.json").exists()
+    assert not (tmp_path / "out" / "orders" / "2025-12-15").exists()  # it stopped with the reader
+
+    with tmpfs.tmpfs(tmp_path / "small", "64k") as small:
+        tmpfs.fill(small)
+        full = subprocess.run([*args, "--out", str(small / "incoming")], cwd=REPO, capture_output=True, text=True,
+                              timeout=120, check=False)
+    assert full.returncode == 1, full.stderr
+    assert full.stderr.splitlines() == ["python -m devtools.generate: error: [Errno 28] No space left on device"]

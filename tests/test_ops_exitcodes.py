@@ -22,6 +22,7 @@ from pipeline.tasks import runbook
 from tests.support.ops import SEED_DAY, Ops
 from tests.support.paths import REPO
 from tests.support.processes import free_port
+from tests.support.tmpfs import read_only
 
 _cfg = configparser.ConfigParser()
 _cfg.read(REPO / "luigi.cfg")
@@ -316,11 +317,9 @@ def test_a_lake_on_a_read_only_mount_is_said_to_be_one(tmp_path: Path) -> None:
     # a real read-only tmpfs, mounted in a mount namespace of this command only (as a user: its own user namespace)
     lake_dir = tmp_path / "ro"
     lake_dir.mkdir()
-    namespace = ["unshare", "--mount"] + ([] if os.geteuid() == 0 else ["--user", "--map-root-user"])
     script = "from pipeline import lake\ntry:\n    lake.check_writable()\nexcept lake.LakeUnreadable as err:\n    print(err)"
-    result = subprocess.run([*namespace, "sh", "-c", 'mount -t tmpfs -o ro,size=1m tmpfs "$1" && exec "$2" -c "$3"',
-                             "sh", str(lake_dir), sys.executable, script], cwd=REPO, capture_output=True, text=True,
-                            env={**os.environ, "ECOMM_LAKE_DIR": str(lake_dir)}, timeout=60, check=False)
+    result = subprocess.run(read_only(lake_dir, [sys.executable, "-c", script]), cwd=REPO, capture_output=True,
+                            text=True, env={**os.environ, "ECOMM_LAKE_DIR": str(lake_dir)}, timeout=60, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == (
         f"the lake folder {lake_dir} is on a read-only file system ({lake_dir}): remount it read-write, or name a"

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import pwd
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +21,7 @@ import pytest
 from pipeline.serving import publish
 from tests.support.paths import REPO
 from tests.support.serving import event, order, write_facts
+from tests.support.tmpfs import read_only
 
 D = dt.date(2025, 12, 14)
 
@@ -105,11 +110,9 @@ def test_postgres_unreachable_is_one_line(tmp_path: Path) -> None:
 def _in_read_only_checkout(*options: str) -> subprocess.CompletedProcess:
     """`report` with the checkout mounted read-only (a mount namespace of this command only; as a user, its own user
     namespace): a checkout this user may not write, as a service user's root-owned one."""
-    namespace = ["unshare", "--mount"] + ([] if os.geteuid() == 0 else ["--user", "--map-root-user"])
-    script = 'mount --bind "$1" "$1" && mount -o remount,ro,bind "$1" && shift && exec "$@"'
-    return subprocess.run([*namespace, "sh", "-c", script, "sh", str(REPO), sys.executable, "-m", "pipeline",
-                           "report", "--date", D.isoformat(), *options], cwd=REPO, capture_output=True, text=True,
-                          timeout=300, check=False)
+    command = [sys.executable, "-m", "pipeline", "report", "--date", D.isoformat(), *options]
+    return subprocess.run(read_only(REPO, command, keep=True), cwd=REPO, capture_output=True, text=True, timeout=300,
+                          check=False)
 
 
 def test_a_checkout_the_user_may_not_write_without_out_is_one_line_naming_the_folder_and_out(
@@ -123,3 +126,60 @@ def test_a_checkout_the_user_may_not_write_without_out_is_one_line_naming_the_fo
                          f" DIR/daily_report_{D}.html (see --help)"), said
     done = _in_read_only_checkout("--out", str(tmp_path / "page.html"))  # as the line says
     assert done.returncode == 0 and (tmp_path / "page.html").is_file(), done.stderr
+
+
+# The interpreter may live where only root may look (/root/.pyenv): import first, then, as root, become `nobody`.
+AS_SERVICE_USER = """
+import importlib, os, runpy, sys
+for name in ("pipeline.__main__", "pipeline.cli", "pipeline.report.page"):
+    importlib.import_module(name)
+if os.geteuid() == 0:
+    os.setgroups([]); os.setgid(65534); os.setuid(65534)
+sys.argv = sys.argv[1:]
+runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
+"""
+
+
+@pytest.fixture
+def checkout() -> Iterator[Path]:
+    """A copy of the checkout's code in a folder other users may traverse: its reports/ is the test's to shape."""
+    root = Path(tempfile.mkdtemp(prefix="ecomm-report-"))
+    root.chmod(0o711)
+    copy = root / "checkout"
+    shutil.copytree(REPO / "pipeline", copy / "pipeline", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "luigi.cfg", copy)
+    try:
+        yield copy
+    finally:
+        copy.chmod(0o755)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _report_from(copy: Path, as_service_user: bool = False) -> subprocess.CompletedProcess:
+    run = [sys.executable, "-W", "ignore", "-c", AS_SERVICE_USER] if as_service_user else [sys.executable, "-m"]
+    return subprocess.run([*run, "pipeline", "report", "--date", D.isoformat()], cwd="/", capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": str(copy)}, timeout=300, check=False)
+
+
+def test_a_file_where_the_default_folder_goes_is_said_to_be_one(checkout: Path) -> None:
+    """It was "may not be written by user root", of a folder root may write."""
+    (checkout / "reports").write_text("")
+    refused = _report_from(checkout)
+    assert refused.returncode == 2, refused.stderr
+    assert one_line(refused) == (
+        f"python -m pipeline report: error: the report's default folder {checkout}/reports cannot be made:"
+        f" {checkout}/reports is a file, not a folder; move it away, or give a path you may write with --out, e.g."
+        f" --out DIR/daily_report_{D}.html (see --help)")
+
+
+def test_a_service_users_checkout_it_may_not_write_without_out_is_one_line_naming_the_user(checkout: Path) -> None:
+    """A checkout owned by another user (root's, 0555) run by a service user (as root: nobody; else this user, whose
+    own 0555 folder it may not write either): the line names the user and --out, before Postgres is asked anything."""
+    checkout.chmod(0o555)
+    refused = _report_from(checkout, as_service_user=True)
+    assert refused.returncode == 2, refused.stderr
+    user = "nobody" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
+    assert one_line(refused) == (
+        f"python -m pipeline report: error: the report's default folder {checkout}/reports cannot be written"
+        f" ({checkout}, where it would be made, may not be written by user {user}): give a path you may write with"
+        f" --out, e.g. --out DIR/daily_report_{D}.html (see --help)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ from pipeline.serving import embedded
 from pipeline.tasks import runbook, unscheduled
 from tests.support.paths import REPO
 from tests.support.postgres import PG_ENV, EmbeddedServer, embedded_in_temp_dir
+from tests.support.processes import free_port
 
 
 def _env(server: EmbeddedServer) -> dict[str, str]:
@@ -171,6 +173,37 @@ def test_only_a_postgres_of_the_data_folder_is_ever_killed(tmp_path: Path) -> No
         assert data_folder.kill_postmaster(pgdata, wait=0.1) is None
         assert other.poll() is None
         assert (pgdata / "postmaster.pid").exists()
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_lock_files_stay_while_anything_answers_where_postmaster_pid_says_the_server_listens(tmp_path: Path) -> None:
+    """/proc may misjudge a running server (a command line it may not read, a folder renamed under it): its lock files
+    were removed on /proc's word alone, so Postgres shut down and a second server started. While the Unix socket or
+    the TCP address postmaster.pid names accepts connections they stay; once nothing answers, a pid another process
+    took is no server and they go."""
+    from pipeline.serving import data_folder
+
+    pgdata, sockets = tmp_path / "pgdata", tmp_path / "sockets"
+    pgdata.mkdir()
+    sockets.mkdir()
+    port = free_port()
+    other = subprocess.Popen(["sleep", "60"])  # alive, and no postgres of the folder
+    locks = [pgdata / "postmaster.pid", pgdata / f".s.PGSQL.{port}.lock"]
+    try:
+        for folder, listener in ((sockets, socket.socket()), (pgdata, socket.socket(socket.AF_UNIX))):
+            locks[0].write_text(f"{other.pid}\n{pgdata}\n0\n{port}\n{folder}\n127.0.0.1\n  1 2\nready\n")
+            locks[1].write_text(f"{other.pid}\n")
+            with listener:
+                listener.bind(str(pgdata / f".s.PGSQL.{port}") if folder == pgdata else ("127.0.0.1", port))
+                listener.listen()
+                data_folder.clear_stale_locks(pgdata)
+                assert all(lock.exists() for lock in locks), folder
+        assert (pgdata / f".s.PGSQL.{port}").exists()  # the socket file stays, as after a crash: nothing answers on it
+        data_folder.clear_stale_locks(pgdata)
+        assert not any(lock.exists() for lock in locks)
+        assert other.poll() is None
     finally:
         other.kill()
         other.wait()

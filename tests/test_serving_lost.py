@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shlex
 import subprocess
 import sys
 import uuid
@@ -17,10 +18,12 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from pipeline.serving import marts, publish
+from pipeline import cli
+from pipeline.serving import lost_database, marts, publish
 from pipeline.tasks import rebuild
 from tests.support.ops import Ops
 from tests.support.paths import REPO
+from tests.support.postgres import PG_ENV
 from tests.support.processes import free_port
 
 # Monday 2025-12-08: the generator's first day (its catalog snapshot is that Monday's)
@@ -128,49 +131,102 @@ def test_a_new_deployment_publishes_and_only_a_rebuild_fills_a_replaced_database
     assert publish.published_dates([D1, D2, D3]) == {D2, D3}
 
 
+def _deep_home(tmp_path: Path) -> Path:
+    """A current folder with a long path holding a space: the refusal must read whole in a run's summary, and the
+    stop command it gives must be pasteable, whatever the path."""
+    home = tmp_path
+    for part in ("cron jobs", "h" * 60, "e" * 60, "home"):
+        home = home / part
+        home.mkdir()
+        home.chmod(0o711)  # as root, the server's user must traverse it
+    return home
+
+
+def test_the_refusal_says_to_check_the_current_folder_first_only_when_the_data_folder_depends_on_it(
+        monkeypatch, tmp_path: Path) -> None:
+    """A checkout's relative [postgres] embedded_dir resolves against the checkout, wherever a run starts (a deleted
+    .pgdata there is a lost database: rebuild), as does a relative ECOMM_PG_DATA run from the checkout; a relative
+    ECOMM_PG_DATA run from another folder is what to check first, and its stop command is pasteable."""
+    for name in PG_ENV:
+        monkeypatch.delenv(name, raising=False)
+
+    def said() -> str:
+        return lost_database.refusal("ecomm", "/run/pg", 54320, [D1, D2], D3)
+
+    monkeypatch.chdir(tmp_path)
+    rebuild = f"; run `python -m pipeline rebuild-serving` (it republishes every gated date, {D3} included"
+    assert said().startswith("the serving database ecomm on /run/pg:54320 holds no published date, but the lake at")
+    assert "current folder" not in said(), said()
+    assert (f"({D1}..{D2}): it was re-created or replaced (the embedded Postgres's data folder {REPO / '.pgdata'},"
+            f" [postgres] embedded_dir = .pgdata){rebuild}") in said(), said()
+    monkeypatch.setenv("ECOMM_PG_DATA", "pgdata")
+    monkeypatch.chdir(REPO)
+    assert f"(the embedded Postgres's data folder {REPO / 'pgdata'}, ECOMM_PG_DATA='pgdata'){rebuild}" in said()
+    assert "current folder" not in said(), said()
+    monkeypatch.setenv("ECOMM_PG_DATA", str(tmp_path / "pgdata"))
+    home = _deep_home(tmp_path)
+    monkeypatch.chdir(home)
+    assert f"(the embedded Postgres's data folder {tmp_path / 'pgdata'}, ECOMM_PG_DATA=" in said(), said()
+    assert "current folder" not in said(), said()
+
+    monkeypatch.setenv("ECOMM_PG_DATA", "pgdata")
+    text = said()
+    lead = ("the embedded Postgres's data folder is relative to the current folder: check ECOMM_PG_DATA and the"
+            f" current folder first; database ecomm in {home / 'pgdata'} (ECOMM_PG_DATA='pgdata') holds no published")
+    assert text.startswith(lead), text
+    assert cli.shortened(f"ServingDatabaseLost: {text}").startswith(f"ServingDatabaseLost: {lead[:120]}")
+    command = text[text.index("stop this server (`") + 19:text.index("`; until then BI tools on port 54320")]
+    assert shlex.split(command) == [f"ECOMM_PG_DATA={home / 'pgdata'}", "python", "-m", "pipeline.serving.pg", "stop"]
+
+    monkeypatch.setenv("ECOMM_PG_DSN", "postgresql://someone@db.example/ecomm")  # another Postgres: no data folder
+    assert said().endswith(f"it was re-created or replaced{rebuild} if its gate passed), then rerun; nothing of {D3}"
+                           " was published"), said()
+
+
 @pytest.mark.slow
-def test_a_relative_ecomm_pg_data_run_from_another_folder_is_refused_naming_the_new_data_folder(
+def test_a_relative_ecomm_pg_data_run_from_another_folder_is_refused_saying_to_check_it_first(
         ops: Ops, tmp_path: Path) -> None:
     """A relative ECOMM_PG_DATA resolves against the current folder: run from another one (a cron job's $HOME), a new
-    empty server started there and the guard refused the publish, but its line said to run rebuild-serving, which
-    would fill the new folder. It names the folder, the setting and the current folder, and says to check them first."""
+    empty server started there and the guard refused the publish. Its line says first to check ECOMM_PG_DATA and the
+    current folder, within the 300 characters a run summary shows even under a deep folder; it does so in every run
+    from there, not only in the one that made the folder; and its stop command stops that server, not the one the
+    shell's own settings name."""
     first = ops.luigi("DailyPipeline", "--date", "2025-12-14", "--local-scheduler")
     assert first.returncode == 0, first.stderr[-3000:]
-    home = tmp_path / "home"
-    home.mkdir()
-    home.chmod(0o711)  # as root, the server's user must traverse it
+    home = _deep_home(tmp_path)
     pgdata = home / "pgdata"
-    env = {**ops.env, "ECOMM_PG_DATA": "pgdata", "ECOMM_PG_PORT": str(free_port()),
+    env = {**ops.env, "ECOMM_PG_DATA": "pgdata", "ECOMM_PG_PORT": str(port := free_port()),
            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    lead = ("ServingDatabaseLost: the embedded Postgres's data folder is relative to the current folder: check"
+            " ECOMM_PG_DATA and the current folder first; ")
     try:
-        refused = subprocess.run([sys.executable, "-m", "luigi", "--module", "pipeline.tasks", "DailyPipeline",
-                                  "--date", "2025-12-15", "--local-scheduler"], cwd=home, env=env, capture_output=True,
-                                 text=True, timeout=300, check=False)
-        assert refused.returncode == 30, refused.stderr[-3000:]
-        (said,) = [line for line in refused.stderr.splitlines() if "ServingDatabaseLost: " in line]
-        assert (f"ServingDatabaseLost: the embedded Postgres's data folder {pgdata} (ECOMM_PG_DATA='pgdata', relative:"
-                f" resolved against the current folder {home}) was initialised empty by this run (database"
-                f" {ops.database} holds no published date), but the lake at {ops.lake} records 1 published date(s)"
-                " (2025-12-14..2025-12-14): check ECOMM_PG_DATA and the current folder first; if the dates were served"
-                " from another data folder, stop this server") in said, said
-        assert said.index("check ECOMM_PG_DATA") < said.index("rebuild-serving"), said
-        (summary,) = [line for line in refused.stdout.splitlines() if "Publish: ServingDatabaseLost: " in line]
-        assert "was initialised empty by this run" in summary, summary  # within the 300 characters it shows
-        assert "what to do (serving database lost): if the message says" in refused.stdout, refused.stdout[-3000:]
-        assert ops.query("select count(*) from audit.publish_log") == [(1,)]  # the meant database, untouched
+        for run in ("the run that made the folder", "the next run, the server up"):
+            refused = subprocess.run([sys.executable, "-m", "luigi", "--module", "pipeline.tasks", "DailyPipeline",
+                                      "--date", "2025-12-15", "--local-scheduler"], cwd=home, env=env,
+                                     capture_output=True, text=True, timeout=300, check=False)
+            assert refused.returncode == 30, (run, refused.stderr[-3000:])
+            (said,) = [line for line in refused.stderr.splitlines() if "ServingDatabaseLost: " in line]
+            assert (f"{lead}database {ops.database} in {pgdata} (ECOMM_PG_DATA='pgdata') holds no published date, but"
+                    f" the lake at {ops.lake} records 1 published date(s) (2025-12-14..2025-12-14); if the dates were"
+                    " served from another data folder, stop this server (`ECOMM_PG_DATA="
+                    f"{shlex.quote(str(pgdata))} python -m pipeline.serving.pg stop`; until then BI tools on port"
+                    f" {port} reach this empty one)") in said, (run, said)
+            assert said.index("check ECOMM_PG_DATA") < said.index("rebuild-serving"), said
+            (summary,) = [line for line in refused.stdout.splitlines() if "Publish: ServingDatabaseLost: " in line]
+            assert f"Publish: {lead}" in summary, (run, summary)  # within the 300 characters it shows
+            assert "what to do (serving database lost): if the message says to check `ECOMM_PG_DATA`" \
+                in refused.stdout, refused.stdout[-3000:]
+            assert ops.query("select count(*) from audit.publish_log") == [(1,)]  # the meant database, untouched
 
-        # run again there, the server up: not new to this run, so said as re-created or replaced, naming the folder
-        again = subprocess.run([sys.executable, "-m", "luigi", "--module", "pipeline.tasks", "DailyPipeline",
-                                "--date", "2025-12-15", "--local-scheduler"], cwd=home, env=env, capture_output=True,
-                               text=True, timeout=300, check=False)
-        assert again.returncode == 30, again.stderr[-3000:]
-        (said,) = [line for line in again.stderr.splitlines() if "ServingDatabaseLost: the serving database" in line]
-        assert (f": it was re-created or replaced (the embedded Postgres's data folder {pgdata}"
-                f" (ECOMM_PG_DATA='pgdata', relative: resolved against the current folder {home})); run `python -m"
-                " pipeline rebuild-serving`" in said), said
+        # the stop command as given, pasted into a shell in the checkout whose settings name the meant server
+        command = said[said.index("stop this server (`") + 19:said.index("`; until then")]
+        shell = {**ops.env, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])}
+        stopped = subprocess.run(["bash", "-c", command], cwd=REPO, env=shell, capture_output=True, text=True,
+                                 timeout=120, check=False)
+        assert stopped.stdout.strip() == "stopped", stopped.stderr
+        assert not (pgdata / "postmaster.pid").exists()
+        assert ops.query("select count(*) from audit.publish_log") == [(1,)]  # the meant server runs on
     finally:
         stop = {**env, "ECOMM_PG_DATA": str(pgdata)}
-        stopped = subprocess.run([sys.executable, "-m", "pipeline.serving.pg", "stop"], cwd=REPO, env=stop,
-                                 capture_output=True, text=True, timeout=120, check=False)
-    assert stopped.stdout.strip() == "stopped", stopped.stderr
-
+        subprocess.run([sys.executable, "-m", "pipeline.serving.pg", "stop"], cwd=REPO, env=stop,
+                       capture_output=True, text=True, timeout=120, check=False)

@@ -58,6 +58,7 @@ import argparse
 import datetime as dt
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -70,6 +71,7 @@ import pyarrow.compute as pc
 from devtools.generate.day import EVENT_KINDS, ORDER_KINDS, inject_dirty, make_events, make_orders
 from devtools.generate.master import Master, build_master, load_catalog
 from devtools.generate.text import (
+    OutputNotWritable,
     enc,
     id_text,
     int_text,
@@ -247,13 +249,19 @@ def main(argv: list[str] | None = None) -> int:
                            events_per_day=args.events_per_day, users=args.users, products=args.products,
                            seed=args.seed, dirty_rate=args.dirty_rate, fmt=args.fmt,
                            catalog_dir=args.catalog_dir, on_day=report)
+        print(f"total {time.perf_counter() - began:.2f}s for {len(summary)} day(s)", flush=True)
     except ValueError as exc:
         parser.error(str(exc))
-    except OSError as exc:  # a folder this user may not write (another user's, read-only), a file in its place
+    except OutputNotWritable as exc:  # a folder it may not write (another user's, read-only), a file in its place
         given = "--out" if args.out else "ECOMM_DATA_DIR" if os.environ.get("ECOMM_DATA_DIR") else "the default"
         parser.error(f"cannot write {exc.filename or out}: {exc.strerror or exc} (the output folder {out}, from"
                      f" {given}): give --out a folder you may write")
-    print(f"total {time.perf_counter() - began:.2f}s for {len(summary)} day(s)")
+    except BrokenPipeError:  # what reads the report stopped (`| head -1`): stop too, quietly, as a killed writer would
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        return 141
+    except OSError as exc:  # a catalog it cannot read, a full disk: one line, what it is
+        print(f"python -m devtools.generate: error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

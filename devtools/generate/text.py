@@ -8,6 +8,7 @@ Rows are never formatted one by one: every column becomes a pyarrow string array
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import json
 import os
 from collections.abc import Iterable
@@ -88,10 +89,24 @@ def _data(arr: pa.Array) -> memoryview:
     return memoryview(arr.buffers()[2])[int(offsets[0]) : int(offsets[-1])]
 
 
+class OutputNotWritable(OSError):
+    """The output folder, or one under it, cannot be made or written in: another user's or read-only, or a file is
+    where a folder goes (the writers raise it for these causes only: a full disk is said as what it is)."""
+
+
+_NOT_WRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EEXIST, errno.EISDIR}
+
+
 def write_atomic(path: Path, parts: Iterable[bytes | memoryview]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(tmp, "wb")  # noqa: SIM115 - closed by the with below
+    except OSError as err:
+        if err.errno in _NOT_WRITABLE:
+            raise OutputNotWritable(err.errno, err.strerror, err.filename) from err
+        raise
+    with fh:
         for part in parts:
             fh.write(part)
     os.replace(tmp, path)

@@ -14,7 +14,7 @@ def process_alive(pid: int) -> bool:
     except PermissionError:
         pass  # alive, owned by another user
     try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
-            return handle.read().rsplit(")", 1)[-1].split()[0] != "Z"  # killed, not yet reaped
+        with open(f"/proc/{pid}/stat", "rb") as handle:  # bytes: no codec to load (a process that dropped root)
+            return handle.read().rsplit(b")", 1)[-1].split()[0] != b"Z"  # killed, not yet reaped
     except (OSError, IndexError):
         return True  # no /proc (macOS): the signal check is all there is

@@ -304,7 +304,10 @@ def check_default_out(day: dt.date) -> Path:
     else BadOut naming the folder and `--out`: a service user's root-owned checkout, a read-only one."""
     target = default_out(day)
     there = next(folder for folder in target.parents if folder.exists())  # what a write would make reports/ in
-    if os.access(there, os.W_OK | os.X_OK):
+    if not there.is_dir():
+        raise BadOut(f"the report's default folder {target.parent} cannot be made: {there} is a file, not a folder;"
+                     f" move it away, or give a path you may write with --out, e.g. --out DIR/{target.name}")
+    if os.access(there, os.W_OK | os.X_OK, effective_ids=os.access in os.supports_effective_ids):  # as a write would
         return target
     read_only = bool(os.statvfs(there).f_flag & os.ST_RDONLY)
     try:
@@ -328,7 +331,12 @@ def write(day: dt.date, out: Path | None = None, currency: str | None = None) ->
     is BadOut. A failed write leaves no temporary file behind (NotWritten).
     """
     code = settings.currency(currency)  # a wrong setting fails before Postgres is asked anything
-    target = check_out(out, day) if out is not None else default_out(day)
+    return write_to(day, check_out(out, day) if out is not None else check_default_out(day), code)
+
+
+def write_to(day: dt.date, target: Path, currency: str | None = None) -> Path:
+    """write() to a path check_out or check_default_out returned."""
+    code = settings.currency(currency)
     html = render(report_data.load(day), currency=code)
     tmp = Path(lake.temp_path(str(target)))  # makes the default folder
     try:
@@ -355,13 +363,12 @@ def main(argv: list[str] | None = None) -> int:
                         datefmt="%Y-%m-%d %H:%M:%S %Z")  # the local clock, naming its zone
     try:
         day = lake.parse_date(args.date)
-        out = check_out(args.out, day) if args.out is not None else None  # before Postgres is asked anything
-        if out is None:
-            check_default_out(day)
+        # before Postgres is asked anything
+        target = check_out(args.out, day) if args.out is not None else check_default_out(day)
     except ValueError as err:  # BadOut too
         parser.error(str(err))
     try:
-        path = write(day, out, args.currency)
+        path = write_to(day, target, args.currency)
     except config.BadSetting as err:  # as the daily command: a setting's code
         print(f"error: {err}", file=sys.stderr)
         return 35

@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -220,7 +221,7 @@ def postmaster(pgdata: Path) -> dict[str, Any] | None:
     if len(lines) < 5 or not lines[0].strip().isdigit():
         return None
     pid = int(lines[0])
-    if not _runs_here(pid, pgdata):
+    if not runs_here(pid, pgdata):
         return None
     return {
         "pid": pid,
@@ -230,36 +231,74 @@ def postmaster(pgdata: Path) -> dict[str, Any] | None:
     }
 
 
-def _runs_here(pid: int, pgdata: Path) -> bool:
+def runs_here(pid: int, pgdata: Path) -> bool:
     """Whether `pid`, named by postmaster.pid, is the server of `pgdata`: alive (not a zombie) and a postgres of this
     folder. A pid a crashed server (kill -9, power loss) left, taken since by another process, is none: it was taken
-    for the server, so `stop` had pg_ctl signal that process and `start` waited for it to accept connections."""
-    if not process_alive(pid):
-        return False
-    if not Path("/proc/self/cmdline").exists() or not Path(f"/proc/{pid}").exists():
-        return True  # no /proc (macOS), or another user's process it hides (hidepid): the signal is all there is
-    return serves(pid, pgdata)
+    for the server, so `stop` had pg_ctl signal that process and `start` waited for it to accept connections. What
+    /proc does not say (no /proc, as on macOS; another user's process it hides) is a server: the signal is all."""
+    return process_alive(pid) and _serves(pid, pgdata) is not False
 
 
 def clear_stale_locks(pgdata: Path) -> None:
     """Remove postmaster.pid and the data folder's socket lock files when the pid they name is no server of it (call
     under `file_lock` before a start): Postgres takes any live process of its user for a server and refuses to start
-    ("lock file ... already exists"), a reused pid too. A server's processes that outlived it still stop a start:
-    Postgres finds its shared memory in use by the data folder's key, not by this file."""
+    ("lock file ... already exists"), a reused pid too. Not while anything accepts connections on the socket or port
+    postmaster.pid names: a running server /proc misjudged would lose its lock file, and a second one would start.
+    A server's processes that outlived it still stop a start: Postgres finds its shared memory in use by the data
+    folder's key, not by this file."""
     pid = pid_in_file(pgdata)
-    if pid is None or _runs_here(pid, pgdata):
+    if pid is None or runs_here(pid, pgdata) or _answers(pgdata):
         return
+    for lock in _remove_locks(pgdata, pid):
+        logger.info("removed %s: its pid %s is no server of %s", lock, pid, pgdata)
+
+
+def _remove_locks(pgdata: Path, pid: int) -> list[Path]:
+    """Remove postmaster.pid and the data folder's socket lock files that name `pid`, a dead server's (a socket folder
+    elsewhere is its caller's to clear: embedded_folders.clear_socket_dir); the ones removed."""
+    removed = []
     for lock in [pgdata / "postmaster.pid", *pgdata.glob(".s.PGSQL.*.lock")]:
         with contextlib.suppress(OSError, IndexError):
             if lock.read_text().splitlines()[0].strip() == str(pid):
                 lock.unlink()
-                logger.info("removed %s: its pid %s is no server of %s", lock, pid, pgdata)
+                removed.append(lock)
+    return removed
+
+
+def _answers(pgdata: Path) -> bool:
+    """Whether anything accepts connections on the Unix socket or the TCP address postmaster.pid names."""
+    try:
+        lines = (pgdata / "postmaster.pid").read_text().splitlines()
+        port = int(lines[3])
+    except (OSError, IndexError, ValueError):
+        return False
+    folders = [folder for folder in (lines[4] if len(lines) > 4 else "").strip().split(",") if folder]
+    for folder in folders:
+        with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            probe.settimeout(2)
+            probe.connect(f"{folder}/.s.PGSQL.{port}")
+            return True
+    host = (lines[5] if len(lines) > 5 else "").strip()  # listen_addresses' first: 127.0.0.1 for the embedded one
+    if host:
+        with contextlib.suppress(OSError), socket.create_connection(
+                ({"*": "127.0.0.1", "::": "::1"}.get(host, host), port), timeout=2):
+            return True
+    return False
 
 
 def serves(pid: int, pgdata: Path) -> bool:
     """Whether process `pid` is a postgres of this data folder (`postgres -D <pgdata>`, or working in it)."""
+    return _serves(pid, pgdata) is True
+
+
+def _serves(pid: int, pgdata: Path) -> bool | None:
+    """serves(), None when /proc does not say: no /proc, or it hides another user's process (hidepid)."""
+    if not Path("/proc/self/cmdline").exists() or not Path(f"/proc/{pid}").exists():
+        return None
     try:
         args = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except PermissionError:
+        return None
     except OSError:
         return False
     if not args or Path(args[0]).name != "postgres":
@@ -315,11 +354,7 @@ def kill_postmaster(pgdata: Path, wait: float = 5.0, spare: int | None = None) -
     while not _dead(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     if _dead(pid):  # a killed postmaster removes no lock file; dead but unreaped (no init reaps) it still looks alive
-        # the data folder's own: a socket folder elsewhere is its caller's to clear (embedded_folders.clear_socket_dir)
-        for lock in [pgdata / "postmaster.pid", *pgdata.glob(".s.PGSQL.*.lock")]:
-            with contextlib.suppress(OSError, IndexError):
-                if lock.read_text().splitlines()[0].strip() == str(pid):
-                    lock.unlink()
+        _remove_locks(pgdata, pid)
     logger.warning("stopped the postmaster (pid %s) of %s by signal", pid, pgdata)
     return pid
 

@@ -79,11 +79,21 @@ def binary(name: str) -> Path:
 # ---------------------------------------------------------------------------------------- settings
 def data_dir() -> Path:
     """The data directory: ECOMM_PG_DATA, else [postgres] embedded_dir (relative: to resources.work_dir())."""
+    return data_origin()[0]
+
+
+def data_origin() -> tuple[Path, str, Path | None]:
+    """The data directory, the setting that gave it as said to a person (`ECOMM_PG_DATA='pgdata'`, `[postgres]
+    embedded_dir = .pgdata`) and the folder a relative value was resolved against (None: it was absolute): the
+    current folder for ECOMM_PG_DATA, resources.work_dir() for embedded_dir."""
     raw = os.environ.get(ENV_DATA, "").strip()
-    if raw:
-        return Path(raw).expanduser().absolute()
-    path = Path(postgres_settings().embedded_dir).expanduser()
-    return path if path.is_absolute() else resources.work_dir() / path
+    value = raw or postgres_settings().embedded_dir
+    given = f"{ENV_DATA}={raw!r}" if raw else f"[postgres] embedded_dir = {value}"
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        return path, given, None
+    base = Path.cwd() if raw else resources.work_dir()
+    return base / path, given, base
 
 
 def data_setting() -> str:
@@ -287,7 +297,6 @@ def _ensure_database(socket_dir: str, port: int, db: str) -> None:
 
 
 _known_dsn: dict[Path, str] = {}
-initialised_here: set[Path] = set()  # data folders this process's start initialised (forks inherit it)
 
 
 def _close(handle: int | None) -> None:
@@ -324,9 +333,7 @@ def start() -> str:
             data_folder.clear_stale_locks(pgdata)  # its lock files, naming a pid another process may have now
             _prepare_for_system_user(pgdata)
             # a new folder replaces the one locked above: its own lock is ours until the database is there
-            stack.callback(_close, made := data_folder.initialise(pgdata, _initdb, _prepare_for_system_user))
-            if made is not None:  # the lost-database guard says it: a relative path run from elsewhere made it
-                initialised_here.add(pgdata)
+            stack.callback(_close, data_folder.initialise(pgdata, _initdb, _prepare_for_system_user))
             info = _pg_ctl_start(pgdata, port)
             started = True
         _ensure_database(info["socket_dir"], info["port"], db)

@@ -26,7 +26,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from pipeline.lake.pids import process_alive
 from pipeline.serving import data_folder
 from pipeline.serving.data_folder import EmbeddedDataPathInvalid, EmbeddedServerError
 
@@ -139,7 +138,7 @@ def clear_dead_socket_dir(pgdata: Path, owners: set[int]) -> None:
     if len(lines) < 5 or not lines[0].strip().isdigit() or not lines[4].strip():
         return
     pid, folder = lines[0].strip(), Path(lines[4].strip().split(",")[0])
-    if folder == pgdata or (process_alive(int(pid)) and data_folder.serves(int(pid), pgdata)):
+    if folder == pgdata or data_folder.runs_here(int(pid), pgdata):
         return  # a zombie, or the pid reused by another process, is no server: its folder goes
     clear_socket_dir(folder, owners, pid)
 

@@ -5,13 +5,15 @@ which republishes them all: a publish would serve that one date alone.
 Such a database was lost and re-created, or replaced, or it is not the one meant: a relative `ECOMM_PG_DATA` (or an
 installed wheel's `[postgres] embedded_dir`) resolves against the current folder, so a run from another folder starts
 a new, empty embedded server there. `rebuild-serving` would fill that one, so the refusal names the embedded server's
-data folder and where its path came from, and when this process's start initialised it, says to check that first.
+data folder and where its path came from, and when that path depends on the current folder (as it does in every run
+from there, not only the one that made the folder), it says first to check it, and how to stop that server.
 """
 from __future__ import annotations
 
 import datetime as dt
 import os
 import re
+import shlex
 from pathlib import Path
 
 import psycopg
@@ -19,7 +21,6 @@ import psycopg
 from pipeline import config, lake, resources
 from pipeline.serving import embedded, pg
 from pipeline.serving.facts import PublishError
-from pipeline.serving.settings import postgres as postgres_settings
 
 
 class ServingDatabaseLost(PublishError):
@@ -55,31 +56,33 @@ def refuse_lost_database(conn: psycopg.Connection, day: dt.date, run_id: str) ->
     The lake is read only when publish_log is empty (a database's first publish)."""
     if run_id.startswith(REBUILD_RUNS) or conn.execute("select exists (select from audit.publish_log)").fetchone()[0]:
         return
-    if not (earlier := lake_published_dates(run_id)):
-        return
+    if earlier := lake_published_dates(run_id):
+        raise ServingDatabaseLost(refusal(conn.info.dbname, conn.info.host, conn.info.port, earlier, day))
+
+
+def refusal(database: str, host: str, port: int, earlier: list[dt.date], day: dt.date) -> str:
+    """The refusal's line. When the embedded data folder's path depends on the current folder, what to check comes
+    first and the path once after it: a run summary shows a message's first 300 characters, whatever the paths."""
     lake_says = (f"the lake at {config.lake_dir()} records {len(earlier)} published date(s)"
                  f" ({earlier[0]}..{earlier[-1]})")
     rebuild = (f"run `python -m pipeline rebuild-serving` (it republishes every gated date, {day} included if its gate"
                f" passed), then rerun; nothing of {day} was published")
-    folder = _embedded_folder()
-    if folder and embedded.data_dir() in embedded.initialised_here:  # first: a run summary shows 300 characters
-        raise ServingDatabaseLost(
-            f"{folder} was initialised empty by this run (database {conn.info.dbname} holds no published date), but"
-            f" {lake_says}: check ECOMM_PG_DATA and the current folder first; if the dates were served from another"
-            " data folder, stop this server (`python -m pipeline.serving.pg stop`), set ECOMM_PG_DATA to that folder's"
-            f" absolute path and rerun; only if this is the folder meant (the old one was lost), {rebuild}")
-    where, said = f"{conn.info.dbname} on {conn.info.host}:{conn.info.port}", f" ({folder})" if folder else ""
-    raise ServingDatabaseLost(f"the serving database {where} holds no published date, but {lake_says}: it was"
-                              f" re-created or replaced{said}; {rebuild}")
+    lost = f"the serving database {database} on {host}:{port} holds no published date, but {lake_says}"
+    if not pg.uses_embedded():
+        return f"{lost}: it was re-created or replaced; {rebuild}"
+    path, given, base = embedded.data_origin()
+    if not by_current_folder(base):
+        return f"{lost}: it was re-created or replaced (the embedded Postgres's data folder {path}, {given}); {rebuild}"
+    stop = f"{embedded.ENV_DATA}={shlex.quote(str(path))} python -m pipeline.serving.pg stop"
+    return (f"the embedded Postgres's data folder is relative to the current folder: check {embedded.ENV_DATA} and the"
+            f" current folder first; database {database} in {path} ({given}) holds no published date, but"
+            f" {lake_says}; if the dates were served from another data folder, stop this server (`{stop}`; until then"
+            f" BI tools on port {port} reach this empty one), set {embedded.ENV_DATA} to that folder's absolute path"
+            f" and rerun; only if this is the folder meant (the old one was lost), {rebuild}")
 
 
-def _embedded_folder() -> str:
-    """The embedded server's data folder and where its path came from ("": the pipeline uses another Postgres)."""
-    if os.environ.get(pg.ENV_DSN, "").strip() or any(os.environ.get(name) for name in pg.LIBPQ_VARS):
-        return ""
-    raw = os.environ.get(embedded.ENV_DATA, "").strip()
-    given = f"{embedded.ENV_DATA}={raw!r}" if raw else f"[postgres] embedded_dir = {postgres_settings().embedded_dir}"
-    path = Path(raw or postgres_settings().embedded_dir).expanduser()
-    by_folder = not path.is_absolute() and (raw or resources.work_dir() == Path.cwd())
-    against = f", relative: resolved against the current folder {Path.cwd()}" if by_folder else ""
-    return f"the embedded Postgres's data folder {embedded.data_dir()} ({given}{against})"
+def by_current_folder(base: Path | None) -> bool:
+    """Whether a data folder path resolved against `base` (embedded.data_origin's) depends on the folder a run starts
+    in: a relative ECOMM_PG_DATA run from another folder than the checkout, or an installed wheel's relative path
+    (both resolved against the current folder). A checkout's relative embedded_dir resolves against the checkout."""
+    return base is not None and (resources.INSTALLED or base != resources.REPO_ROOT)

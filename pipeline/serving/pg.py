@@ -51,6 +51,11 @@ class DsnInvalid(BadSetting):
     """ECOMM_PG_DSN is not a connection string libpq can read; the message never repeats it (it may hold a password)."""
 
 
+def uses_embedded() -> bool:
+    """Whether the pipeline uses the embedded server: neither ECOMM_PG_DSN nor libpq's PG* variables name another."""
+    return not (os.environ.get(ENV_DSN, "").strip() or any(os.environ.get(name) for name in LIBPQ_VARS))
+
+
 def dsn() -> str:
     """Where the pipeline connects: ECOMM_PG_DSN, "" (libpq's PG* variables) or the embedded server."""
     explicit = os.environ.get(ENV_DSN, "").strip()
@@ -66,9 +71,7 @@ def dsn() -> str:
                 f"{ENV_DSN} is not a connection string libpq can read ({reason}): write it as"
                 " postgresql://USER@HOST:PORT/DATABASE or as key=value pairs, the password in ~/.pgpass") from None
         return explicit
-    if any(os.environ.get(name) for name in LIBPQ_VARS):
-        return ""
-    return embedded.dsn()
+    return embedded.dsn() if uses_embedded() else ""
 
 
 def _misread_userinfo(conninfo: str) -> str:
@@ -100,7 +103,7 @@ def bi_dsn() -> str:
     database with the user replaced: bi_reader's password belongs in the BI tool or ~/.pgpass.
     """
     explicit = dsn() if os.environ.get(ENV_DSN, "").strip() else ""  # read as the pipeline reads it (DsnInvalid)
-    if not explicit and not any(os.environ.get(name) for name in LIBPQ_VARS):
+    if uses_embedded():
         host, port, database = "127.0.0.1", str(_embedded_port()), embedded.database()
         params: dict[str, str] = {}
     else:
@@ -321,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         elif command == "stop":
             print("stopped" if embedded.stop() else "not running")
         elif command == "status":
-            if os.environ.get(ENV_DSN, "").strip() or any(os.environ.get(name) for name in LIBPQ_VARS):
+            if not uses_embedded():
                 return _configured_status()
             info = embedded.status()
             print(f"running: pid {info['pid']}, port {info['port']}, socket dir {info['socket_dir']}"

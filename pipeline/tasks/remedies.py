@@ -220,17 +220,20 @@ REMEDIES: tuple[Remedy, ...] = (
     Remedy("serving database lost", "30",
            "`FAILED`, `Publish: ServingDatabaseLost: the serving database ecomm on HOST:PORT holds no published date,"
            " but the lake at L records N published date(s) (first..last): it was re-created or replaced; run"
-           " `python -m pipeline rebuild-serving` ...` (or, when the run's start made a new embedded data folder,"
-           " `ServingDatabaseLost: the embedded Postgres's data folder F (ECOMM_PG_DATA=...) was initialised empty by"
-           " this run ...`); nothing of the date was published",
+           " `python -m pipeline rebuild-serving` ...` (or, when the embedded server's data folder is a path relative"
+           " to the current folder, `ServingDatabaseLost: the embedded Postgres's data folder is relative to the"
+           " current folder: check ECOMM_PG_DATA and the current folder first; ...`); nothing of the date was"
+           " published",
            "the serving database was lost and re-created empty (the embedded server's data folder deleted),"
            " `ECOMM_PG_DSN` names a new, empty one, or a relative `ECOMM_PG_DATA` run from another folder started a"
            " new, empty embedded server there, while the lake records dates published before: publishing the date"
            " alone would serve it without the history (marts.customers ... of one date)",
-           "if the message says the embedded Postgres's data folder was initialised empty by this run, check"
-           " `ECOMM_PG_DATA` and the current folder first (a relative path resolves against it): stop that server"
-           " (`python -m pipeline.serving.pg stop`), set `ECOMM_PG_DATA` to the folder that served the dates (an"
-           f" absolute path) and rerun `{DAILY}`; otherwise `python -m pipeline rebuild-serving` (republishes every"
+           "if the message says to check `ECOMM_PG_DATA` and the current folder first, do (a run from another folder"
+           " starts a new, empty server there, which BI tools on its port reach until it stops): stop that server"
+           " with the command the message gives (`ECOMM_PG_DATA=F python -m pipeline.serving.pg stop`; without"
+           " `ECOMM_PG_DATA=F` it stops the server your own settings name, perhaps the one that served the dates),"
+           " set `ECOMM_PG_DATA` to the folder that served the dates (an absolute path) and rerun"
+           f" `{DAILY}`; otherwise `python -m pipeline rebuild-serving` (republishes every"
            " gated date from the lake into it, this one included if its gate passed;"
            f" docs/operations.md#rebuilding-the-serving-database), then `{DAILY}`",
            ("ServingDatabaseLost",)),

@@ -28,7 +28,7 @@ def postgres_reachable() -> bool:
     """Whether a serving Postgres is configured or the embedded one already runs (never starts it)."""
     from pipeline.serving import pg
 
-    if os.environ.get(pg.ENV_DSN, "").strip() or any(os.environ.get(v) for v in pg.LIBPQ_VARS):
+    if not pg.uses_embedded():
         return True
     try:
         return pg.embedded_status() is not None

@@ -1,7 +1,7 @@
-"""A real full disk for tests: a small tmpfs, as root (CI) or as any user. No tests here.
+"""A real full disk, or a real read-only folder, for tests: a small tmpfs, as root (CI) or as any user. No tests here.
 
 As root the tmpfs is mounted at the folder itself. Any other user may not mount, but may in a user namespace of
-its own (tests/test_ops_exitcodes.py's read-only lake does the same): `unshare --user --map-root-user --mount`
+its own (`read_only`, for one command, does the same): `unshare --user --map-root-user --mount`
 runs a process that mounts the tmpfs in its mount namespace and sleeps, holding it. This process and the commands
 it starts reach that tmpfs through the holder's root, `/proc/<holder>/root/<folder>` (the user owns the namespace,
 so may look into it): the path the test gives as the lake (or a tablespace); the folder itself stays empty.
@@ -49,3 +49,13 @@ def fill(folder: Path) -> Path:
         while handle.write(b"\0" * 4096):
             pass
     return filler
+
+
+def read_only(folder: Path, command: list[str], keep: bool = False) -> list[str]:
+    """`command` run with `folder` read-only, in a mount namespace of its own (as a user, in its own user namespace
+    too): an empty read-only tmpfs mounted on it, or (`keep`) the folder itself bound read-only, as a checkout the
+    user may not write. Only that command and what it starts see it so."""
+    namespace = ["unshare", "--mount"] + ([] if os.geteuid() == 0 else ["--user", "--map-root-user"])
+    mount = 'mount --bind "$1" "$1" && mount -o remount,ro,bind "$1"' if keep else \
+        'mount -t tmpfs -o ro,size=1m tmpfs "$1"'
+    return [*namespace, "sh", "-c", f'{mount} && shift && exec "$@"', "sh", str(folder), *command]
