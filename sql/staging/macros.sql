@@ -233,12 +233,13 @@ create or replace temp macro is_money_value(value) as (
     value = round(value, 2) and abs(value) < 10000000000000000
 );
 
--- A catalog API id (a JSON integer, or a string of digits, as text) -> 'PREFIX_0001'; ids of 5+
--- digits are kept whole. NULL for anything else (the model quarantines it as an invalid id).
+-- A catalog API id (a JSON integer, or a string of digits, as text) -> 'PREFIX_0001': the number's leading
+-- zeros dropped, then zero-padded to 4 digits ('89', '0089' and '00089' are 'PREFIX_0089'); a number of 5+
+-- digits is kept whole. NULL for anything else (the model quarantines it as an invalid id).
 create or replace temp macro catalog_id(prefix, api_id) as (
     case
         when regexp_full_match(api_id, '[0-9]+')
-            then prefix || lpad(api_id, greatest(4, length(api_id))::integer, '0')
+            then prefix || lpad(ltrim(api_id, '0'), greatest(4, length(ltrim(api_id, '0')))::integer, '0')
     end
 );
 
