@@ -167,6 +167,21 @@ def test_ids_are_in_nfc_and_a_numeric_user_or_product_id_is_the_catalogs():
         ("EVT_\u00c9", "USER_\u00c91", "PROD_0089"), ("EVT_2", "USER_4512", "PROD_0089"), ("EVT_3", "-3", "89.0")]
 
 
+def test_the_id_rules_judge_a_numeric_id_as_sent_and_quote_it_so():
+    # max_id_length 8: "12345678" is 8 characters as sent (accepted, though PROD_12345678 is 13); "123456789" is
+    # too long, and bad_records quotes it as the sender wrote it, not as staging would have mapped it
+    with r.model_settings(max_id_length=8):
+        staged, bad, _ = stage([
+            r.event(event_id="EVT_1", user_id="USER_1", product_id="12345678"),
+            r.event(event_id="EVT_2", user_id="USER_1", product_id="123456789"),
+            r.event(event_id="EVT_3", user_id="123456789"),
+        ])
+    assert [(row["event_id"], row["product_id"]) for row in staged] == [("EVT_1", "PROD_12345678")]
+    assert [(row["reason_code"], row["failing_value"]) for row in bad] == [
+        ("invalid_product_id", "123456789"), ("invalid_user_id", "123456789")]
+    assert bad[0]["message"].endswith("(longer than 8 characters)")
+
+
 def test_lower_case_t_and_z_are_read_and_a_date_alone_is_quarantined():
     staged, bad, _ = stage([
         r.event(event_id="EVT_1", event_ts="2025-12-14t12:00:00z"),
