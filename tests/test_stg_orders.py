@@ -413,6 +413,19 @@ def test_the_id_rules_judge_a_numeric_id_as_sent_and_quote_it_so():
     assert bad[0]["message"].endswith("(longer than 8 characters)")
 
 
+def test_an_id_with_an_invisible_format_character_inside_is_quarantined():
+    # a zero-width space inside a user id, a word joiner inside a product id: each prints like the real id
+    staged, bad, _ = stage([
+        r.order(order_id="ORD_1", user_id="USER_\u200b0001"),
+        r.order(order_id="ORD_2", product_id="PROD_\u20600001"),
+        r.order(order_id="ORD_3"),
+    ])
+    assert [row["order_id"] for row in staged] == ["ORD_3"]
+    assert [(row["reason_code"], row["failing_value"]) for row in bad] == [
+        ("invalid_user_id", "USER_\u200b0001"), ("invalid_product_id", "PROD_\u20600001")]
+    assert bad[0]["message"].endswith("(contains an invisible format character (such as U+200B, U+00AD, U+200E))")
+
+
 @pytest.mark.parametrize("setting", [{"late_window_days": -5}, {"future_tolerance_hours": -1}])
 def test_a_negative_time_window_is_refused_not_applied(setting):
     (name,) = setting

@@ -45,7 +45,7 @@ scanned as (
         joined_ids.product_id as product_id_text,
         -- a CASE, not an AND: only the few values the screen flags reach the regular expression
         case
-            when control_character_screen(joined_ids.ids_text) then has_control_character(joined_ids.ids_text)
+            when control_character_screen(joined_ids.ids_text) then has_id_unfit_character(joined_ids.ids_text)
             else false
         end as ids_have_control,
     from joined_ids
