@@ -297,8 +297,9 @@ def check_one_id_in_any_unicode_form() -> None:
 
 
 def check_numeric_ids_are_the_catalogs() -> None:
-    assert staged_value("stg_orders", "product_id") == ["PROD_0089"]
-    assert staged_value("stg_orders", "user_id") == ["USER_4512"]
+    # leading zeros are dropped before the id is padded: 00089 is 89, 0004512 is 4512
+    assert staged_value("stg_orders", "product_id") == ["PROD_0089", "PROD_0089"]
+    assert staged_value("stg_orders", "user_id") == ["USER_4512", "USER_4512"]
     assert staged_value("stg_products", "product_id") == ["PROD_0089"]
 
 
@@ -751,12 +752,14 @@ CASES: list[Case] = [
                 order(order_id="ORD_2", user_id="\uff35\uff33\uff25\uff32_0001")),
          Expect(staged={"orders": 2}, quarantined={"orders": {"duplicate_id_conflict": 1}}),
          check=check_one_id_in_any_unicode_form),
-    Case("orders-numeric-ids", "orders: `product_id: 89`, `user_id: 4512` (JSON numbers); products file:"
-         " `product_id: 89`", "accepted: a user or product id of digits is the catalog's numeric id in every source,"
-         " as the catalog API's id is: `PROD_0089`, `USER_4512`",
-         merge(orders(order(product_id=89, user_id=4512)), products({"product_id": 89, "product_name": "Lamp",
-                                                                     "current_price": 5})),
-         Expect(staged={"orders": 1, "products": 1}), check=check_numeric_ids_are_the_catalogs),
+    Case("orders-numeric-ids", "orders: `product_id: 89`, `user_id: 4512` (JSON numbers), `\"00089\"`,"
+         " `\"0004512\"`; products file: `product_id: 89`", "accepted: a user or product id of digits is the"
+         " catalog's numeric id in every source, as the catalog API's id is, leading zeros dropped: `PROD_0089`,"
+         " `USER_4512`",
+         merge(orders(order(product_id=89, user_id=4512), order(order_id="ORD_2", product_id="00089",
+                                                                 user_id="0004512")),
+               products({"product_id": 89, "product_name": "Lamp", "current_price": 5})),
+         Expect(staged={"orders": 2, "products": 1}), check=check_numeric_ids_are_the_catalogs),
     Case("orders-second-line-of-an-order", "orders: one `order_id` with two products (two lines)",
          "one row per order: the later line staged, the other quarantined: `multiple_order_lines`",
          orders(order(product_id="PROD_0001"), order(product_id="PROD_0002")),

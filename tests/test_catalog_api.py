@@ -373,7 +373,7 @@ def test_id_key_is_stagings_catalog_id() -> None:
     from pipeline.ingest.catalog_ids import id_key
     from pipeline.transform import staging
 
-    ids: list[Any] = [91, "91", " 91 ", "0091", "091", 7, "12345", 123456, "0123456", "\u00a042\t", "\ufeff91",
+    ids: list[Any] = [91, "91", " 91 ", "0091", "091", 7, "12345", 123456, "0123456", "00091", "000091", "0", "00000", "\u00a042\t", "\ufeff91",
                       "\u200b91", "\x1c91", "PROD_0091", -91, "+91", "91.0", "\u0669\u0661", "", " "]
     with duckdb.connect() as con:
         staging.define_macros(con)
@@ -382,3 +382,5 @@ def test_id_key_is_stagings_catalog_id() -> None:
             sql = "select catalog_id('', clean_text(json_extract_string($r, '$.id')))"
             assert con.execute(sql, {"r": record}).fetchone()[0] == id_key(value), value
     assert id_key(None) is None and id_key(True) is None and id_key(9.5) is None
+    # leading zeros dropped before padding: a padded id is the same item however many zeros it was sent with
+    assert [id_key(v) for v in ("00091", "0000091", 91, "0123456", "0")] == ["0091", "0091", "0091", "123456", "0000"]

@@ -45,6 +45,19 @@ NOT_EVALUATED_YET = {
 }
 
 
+def write_products_snapshot(day: dt.date, products: set[str]) -> None:
+    """A staged products snapshot of `day` listing `products` (each with a name, category, brand and price)."""
+    from pipeline.transform import staging
+
+    path = lake.partition_file("staging", "stg_products", day)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    pq.write_table(pa.Table.from_pylist([
+        {"product_id": p, "product_name": p.lower(), "category": "c", "brand": "b", "current_price": Decimal("9.99"),
+         "snapshot_date": day, "load_date": day, "_source_file": "x", "_row_number": n}
+        for n, p in enumerate(sorted(products), 1)
+    ], schema=staging.STAGING_SCHEMAS["stg_products"]), path)
+
+
 # ------------------------------------------------------------------------------------------- gate
 def test_clean_seed_sized_day_passes_with_volume_warnings(lake_root: Path) -> None:
     write_day(clean_orders(), clean_events())
@@ -198,6 +211,8 @@ def test_unknown_product_share_between_warn_and_fail_only_warns(lake_root: Path)
     # 1 of 40 order lines (2.5 %) names a product the catalog lacks: above 1 %, below the fail level
     orders = clean_orders(39) + [order(39, product_id="PROD_9999")]
     write_day(orders, clean_events(), unknown={"PROD_9999"})
+    week_before = DAY.date() - dt.timedelta(days=6)  # the weekly products snapshot the date's models read
+    write_products_snapshot(week_before, {r["product_id"] for r in orders + clean_events()} - {"PROD_9999", None})
 
     result = gate.run_gate(D)
 
@@ -205,9 +220,11 @@ def test_unknown_product_share_between_warn_and_fail_only_warns(lake_root: Path)
     assert (share.outcome, share.value, share.check_type) == ("warn", "2.5", "user-defined")
     assert not result.blocked
     assert gate.gate_passed(D)
-    # the message names the unknown product, so the reader sees whether the catalog or the file is wrong
-    assert share.message.startswith(f"fact_orders: 1 of the 40 order lines of {D} name a product that the products"
-                                    f" snapshot covering {D} does not list: 2.5 % (1 product: PROD_9999). ")
+    # the message names the unknown product, so the reader sees whether the catalog or the file is wrong, and the
+    # snapshot's date, which `restate --catalog products --date <its date>` needs
+    assert share.message.startswith(
+        f"fact_orders: 1 of the 40 order lines of {D} name a product that the products snapshot of {week_before}"
+        f" (the latest on or before {D}) does not list: 2.5 % (1 product: PROD_9999). The unknown products are kept")
     assert "A product id the sender changed" in share.message
     assert share.message.endswith("[warn: measured 2.5; rule: fail when > 99.0; warn when > 1.0]")
 
@@ -266,7 +283,12 @@ def test_before_the_first_catalog_snapshot_unknown_products_only_warn(lake_root:
         ("fact_orders", "unknown product share of order lines"),
         ("fact_events", "unknown product share of events with a product"),
     } <= outcomes(result, "warn")
-    assert by_name(result)[("fact_orders", "unknown product share of order lines")].value == "100"
+    share = by_name(result)[("fact_orders", "unknown product share of order lines")]
+    assert share.value == "100"
+    # no snapshot to name: the message says there is none, not that one "does not list" the products
+    assert share.message.startswith(
+        f"fact_orders: 20 of the 20 order lines of {D} name a product no products snapshot lists: there is none on"
+        f" or before {D}, so every product is unknown and the share cannot block the date (")
 
 
 def test_seed_format_days_through_the_real_models(

@@ -185,7 +185,8 @@ def test_missing_required_column_fails_clearly(lake_root, incoming):
 
 
 @pytest.mark.parametrize(("separator", "said"), [(";", "semicolon-delimited (its 5 names are separated by ';'"),
-                                                 ("\t", "tab-delimited (its 5 names are separated by tabs")])
+                                                 ("\t", "tab-delimited (its 5 names are separated by tabs"),
+                                                 ("|", "vertical-bar-delimited (its 5 names are separated by '|'")])
 def test_a_header_with_another_delimiter_is_named_as_such(lake_root, incoming, separator, said):
     text = HEADER.replace(",", separator) + "\n" + separator.join(["E1", "U1", "P1", "view_product", "x"]) + "\n"
     write(incoming, "events/2025-12-15/events.csv", text)
@@ -195,6 +196,19 @@ def test_a_header_with_another_delimiter_is_named_as_such(lake_root, incoming, s
         info.value)
     assert "lacks required column" not in str(info.value)
     assert not os.path.exists(lake.partition_dir("raw", "events", D))
+
+
+@pytest.mark.parametrize(("separator", "said"), [(";", "semicolon-delimited (its 4 names are separated by ';'"),
+                                                 ("|", "vertical-bar-delimited (its 4 names are separated by '|'")])
+def test_a_header_with_another_delimiter_that_also_lacks_a_column_says_both(lake_root, incoming, separator, said):
+    header = separator.join(["event_id", "user_id", "product_id", "event_ts"])  # no event_type
+    write(incoming, "events/2025-12-15/events.csv", header + "\n" + separator.join(["E1", "U1", "P1", "x"]) + "\n")
+    with pytest.raises(landing.SourceFileInvalid) as info:
+        landing.land_events(D)
+    assert (f"line 1 (header) looks {said}, so it reads as 1 column(s)) and lacks required column(s) event_type even"
+            " so: the events file must be comma-delimited and name event_id, user_id, product_id, event_type,"
+            " event_ts") in str(info.value)
+    assert "column(s) found" not in str(info.value)
 
 
 def test_a_file_without_a_header_line_is_named_as_such(lake_root, incoming):

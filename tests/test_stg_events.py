@@ -167,6 +167,39 @@ def test_ids_are_in_nfc_and_a_numeric_user_or_product_id_is_the_catalogs():
         ("EVT_\u00c9", "USER_\u00c91", "PROD_0089"), ("EVT_2", "USER_4512", "PROD_0089"), ("EVT_3", "-3", "89.0")]
 
 
+def test_the_id_rules_judge_a_numeric_id_as_sent_and_quote_it_so():
+    # max_id_length 8: "12345678" is 8 characters as sent (accepted, though PROD_12345678 is 13); "123456789" is
+    # too long, and bad_records quotes it as the sender wrote it, not as staging would have mapped it
+    with r.model_settings(max_id_length=8):
+        staged, bad, _ = stage([
+            r.event(event_id="EVT_1", user_id="USER_1", product_id="12345678"),
+            r.event(event_id="EVT_2", user_id="USER_1", product_id="123456789"),
+            r.event(event_id="EVT_3", user_id="123456789"),
+        ])
+    assert [(row["event_id"], row["product_id"]) for row in staged] == [("EVT_1", "PROD_12345678")]
+    assert [(row["reason_code"], row["failing_value"]) for row in bad] == [
+        ("invalid_product_id", "123456789"), ("invalid_user_id", "123456789")]
+    assert bad[0]["message"].endswith("(longer than 8 characters)")
+
+
+def test_an_id_with_an_invisible_format_character_inside_is_quarantined():
+    # each prints like USER_0001 / PROD_0001 / EVT_5, and would be a second user, product or event (direction
+    # marks are no whitespace: not trimmed at the ends either)
+    hidden = ["USER_\u200b0001", "USER_\u00ad0001", "\u200eUSER_0001\u200e", "PROD_\u20600001", "EVT_\u200f5"]
+    staged, bad, rec = stage([
+        r.event(event_id="EVT_1", user_id=hidden[0]), r.event(event_id="EVT_2", user_id=hidden[1]),
+        r.event(event_id="EVT_3", user_id=hidden[2]), r.event(event_id="EVT_4", product_id=hidden[3]),
+        r.event(event_id=hidden[4]), r.event(event_id="EVT_6", user_id="USER_\u00c9"),  # a visible accent: an id
+    ])
+    assert [row["event_id"] for row in staged] == ["EVT_6"]
+    assert [(row["reason_code"], row["failing_value"]) for row in bad] == [
+        ("invalid_user_id", hidden[0]), ("invalid_user_id", hidden[1]), ("invalid_user_id", hidden[2]),
+        ("invalid_product_id", hidden[3]), ("invalid_event_id", hidden[4])]
+    assert all(row["message"].endswith("(contains an invisible format character (such as U+200B, U+00AD, U+200E))")
+               for row in bad)
+    assert rec["is_balanced"]
+
+
 def test_lower_case_t_and_z_are_read_and_a_date_alone_is_quarantined():
     staged, bad, _ = stage([
         r.event(event_id="EVT_1", event_ts="2025-12-14t12:00:00z"),

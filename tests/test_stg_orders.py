@@ -398,6 +398,34 @@ def test_the_id_length_limit_is_a_setting():
             staging.stage("orders", D)
 
 
+def test_the_id_rules_judge_a_numeric_id_as_sent_and_quote_it_so():
+    # max_id_length 8: 12345678 is 8 characters as sent (accepted, though PROD_12345678 is 13); 123456789 is too
+    # long, and bad_records quotes it as the sender wrote it, not as staging would have mapped it
+    with r.model_settings(max_id_length=8):
+        staged, bad, _ = stage([
+            r.order(order_id="ORD_1", user_id="USER_1", product_id=12345678),
+            r.order(order_id="ORD_2", user_id="USER_1", product_id="123456789"),
+            r.order(order_id="ORD_3", user_id=123456789),
+        ])
+    assert [(row["order_id"], row["product_id"]) for row in staged] == [("ORD_1", "PROD_12345678")]
+    assert [(row["reason_code"], row["failing_value"]) for row in bad] == [
+        ("invalid_product_id", "123456789"), ("invalid_user_id", "123456789")]
+    assert bad[0]["message"].endswith("(longer than 8 characters)")
+
+
+def test_an_id_with_an_invisible_format_character_inside_is_quarantined():
+    # a zero-width space inside a user id, a word joiner inside a product id: each prints like the real id
+    staged, bad, _ = stage([
+        r.order(order_id="ORD_1", user_id="USER_\u200b0001"),
+        r.order(order_id="ORD_2", product_id="PROD_\u20600001"),
+        r.order(order_id="ORD_3"),
+    ])
+    assert [row["order_id"] for row in staged] == ["ORD_3"]
+    assert [(row["reason_code"], row["failing_value"]) for row in bad] == [
+        ("invalid_user_id", "USER_\u200b0001"), ("invalid_product_id", "PROD_\u20600001")]
+    assert bad[0]["message"].endswith("(contains an invisible format character (such as U+200B, U+00AD, U+200E))")
+
+
 @pytest.mark.parametrize("setting", [{"late_window_days": -5}, {"future_tolerance_hours": -1}])
 def test_a_negative_time_window_is_refused_not_applied(setting):
     (name,) = setting

@@ -82,7 +82,8 @@ def test_strict_parsing_of_user_records():
     ])
     counts = staging.stage("users", MONDAY)
     staged = r.read("staging", "stg_users", MONDAY, "_row_number")
-    assert [(row["user_id"], row["country"]) for row in staged] == [("USER_0006", "Norway"), ("USER_0007", "United Kingdom")]
+    assert [(row["user_id"], row["country"]) for row in staged] == [
+        ("USER_0006", "Norway"), ("USER_0007", "United Kingdom")]
     bad = r.bad_records("stg_users", MONDAY)
     assert [(row["row_number"], row["reason_code"], row["failing_value"]) for row in bad] == [
         (1, "duplicate_json_key", "user_id"),

@@ -20,12 +20,13 @@ def id_key(value: Any) -> str | None:
     a whole number: the item is quarantined there, so it is not compared here).
 
     The rule lives in SQL (sql/staging/macros.sql: `catalog_id(prefix, clean_text(<id as text>))`); this is a
-    minimal Python equivalent of it, not a second rule: whitespace trimmed, ASCII digits zero-padded to 4 (91,
-    "91" and " 0091" are all PROD_0091). tests/test_catalog_api.py checks it against the macros."""
+    minimal Python equivalent of it, not a second rule: whitespace trimmed, ASCII digits' leading zeros dropped,
+    then zero-padded to 4 (91, "91", " 0091" and "00091" are all PROD_0091). tests/test_catalog_api.py checks it
+    against the macros."""
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         return None
     text = str(value).strip(UNICODE_WHITESPACE)
-    return text.zfill(4) if re.fullmatch(r"[0-9]+", text, re.ASCII) else None
+    return text.lstrip("0").zfill(4) if re.fullmatch(r"[0-9]+", text, re.ASCII) else None
 
 
 def check_drift(url: str, resource: str, items: list[dict[str, Any]], seen: set[str]) -> int | str | None:

@@ -36,7 +36,7 @@ from typing import Any
 import duckdb
 
 from pipeline import lake
-from pipeline.ingest import incoming
+from pipeline.ingest import events_header, incoming
 from pipeline.ingest import lines as landing_lines
 from pipeline.ingest.incoming import SourceFile, SourceFileInvalid
 from pipeline.ingest.lines import LineAccountingError
@@ -250,8 +250,8 @@ def csv_header(src: SourceFile) -> CsvHeader:
     names = [name.strip().lower() for name in next(csv.reader([line.decode("utf-8", "replace")]))]
     missing = [name for name in EVENT_COLUMNS if name not in names]
     if missing:
-        raise SourceFileInvalid(f"{src.path}: line 1 (header) {_header_problem(line, names, missing)}; nothing was"
-                                f" landed")
+        problem = events_header.problem(line, names, missing, EVENT_COLUMNS)
+        raise SourceFileInvalid(f"{src.path}: line 1 (header) {problem}; nothing was landed")
     bad = [str(i) for i, name in enumerate(names, start=1) if not name or names.index(name) != i - 1]
     if bad:
         raise SourceFileInvalid(f"{src.path}: line 1 (header): column(s) {', '.join(bad)} have an empty name or"
@@ -270,32 +270,6 @@ def csv_header(src: SourceFile) -> CsvHeader:
         logger.warning("%s: column(s) %s use names reserved for lineage or partitions: kept in raw as %s", src.path,
                        ", ".join(renamed), ", ".join(renamed.values()))
     return CsvHeader(columns=columns, renamed=renamed)
-
-
-# What tells a first line of data from a header: a value no column name looks like, a timestamp (an ISO date, epoch
-# seconds or milliseconds), which every event has.
-_TIMESTAMP_VALUE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ].*)?|[0-9]{9,10}|[0-9]{13}")
-# Delimiters a CSV export may use instead of the comma: (its name, how the message names it between names).
-_OTHER_DELIMITERS = {";": ("semicolon", "';'"), "\t": ("tab", "tabs"), "|": ("vertical-bar", "'|'")}
-
-
-def _header_problem(line: bytes, names: list[str], missing: list[str]) -> str:
-    """What is wrong with a header line that lacks required columns, in words that do not quote it (it may be data).
-
-    A header written with another delimiter reads as one column; a file without a header has data on line 1.
-    """
-    required = ",".join(EVENT_COLUMNS)
-    for delimiter, (name, between) in _OTHER_DELIMITERS.items():
-        split = [part.strip().strip('"').lower() for part in line.decode("utf-8", "replace").split(delimiter)]
-        if len(names) < len(EVENT_COLUMNS) and all(column in split for column in EVENT_COLUMNS):
-            return (f"looks {name}-delimited (its {len(split)} names are separated by {between}, so it reads as"
-                    f" {len(names)} column(s)): the events file must be comma-delimited; export it with commas"
-                    f" (header {required}), then run again")
-    if len(missing) == len(EVENT_COLUMNS) and any(_TIMESTAMP_VALUE.fullmatch(name) for name in names):
-        return (f"looks like an event, not a header (it holds a timestamp and none of the column names): the file has"
-                f" no header line; add the line {required} at its top, then run again")
-    return (f"lacks required column(s) {', '.join(missing)} ({len(names)} column(s) found; the header must name"
-            f" {', '.join(EVENT_COLUMNS)}, in any order, separated by commas)")
 
 
 _NO_LINE_REJECTS = landing_lines.LineSafe().rejects_table()

@@ -118,15 +118,17 @@ def run_gate(load_date: dt.date | str, *, checks_root: Path | None = None, run_i
                 results.append(_missing_partition(table, day))
         _register(con, present)
         users = gate_views.users_catalog(day) if {"fact_orders", "fact_events"} <= present.keys() else None
-        variables = gate_variables(day, catalog_covered=_catalog_covered(con, list(present)),
-                                   users_catalog_covered=users is None or users.covered)
+        covered = _catalog_covered(con, list(present))
+        variables = gate_variables(day, catalog_covered=covered, users_catalog_covered=users is None or users.covered)
+        products_snapshot = unknown_products.covering_snapshot(day) if covered else None
 
         def scan_table(table: str) -> list[CheckResult]:
             path = checks_file(GATED_TABLES[table], table, root)
             with con.cursor() as cursor:  # its own connection to the database: scans' queries run at once
                 _register(cursor, _named_in(path, present))
                 # an unknown-product share names the products (unknown_products), any other check gets its advice
-                return [unknown_products.explain(cursor, result, variables["load_date"]) or _advised(result)
+                return [unknown_products.explain(cursor, result, variables["load_date"], covered=covered,
+                                                 snapshot=products_snapshot) or _advised(result)
                         for result in run_checks_file(
                             path, variables, lambda scan: add_duckdb(scan, cursor, DATA_SOURCE), DATA_SOURCE,
                             default_table=table,

@@ -110,25 +110,25 @@ REASON_CODES: dict[str, str] = {
     "missing_order_id": "order_id is missing or empty",
     "invalid_order_id": (
         "order_id is not an id: not a JSON string or integer (a number with a fraction or an exponent, "
-        "an object, an array, a boolean), or it holds a control character (NUL, tab, line break) or is "
-        "longer than [model] max_id_length"
+        "an object, an array, a boolean), or it holds a control or invisible character (NUL, tab, U+200B) "
+        "or is longer than [model] max_id_length"
     ),
     "missing_event_id": "event_id is missing or empty",
     "invalid_event_id": (
-        "event_id is not an id: it holds a control character (NUL, tab, line break) or is longer than "
-        "[model] max_id_length"
+        "event_id is not an id: it holds a control or invisible character (NUL, tab, U+200B) or is longer "
+        "than [model] max_id_length"
     ),
     "missing_user_id": "user_id is missing or empty",
     "invalid_user_id": (
-        "user_id is not an id: not a JSON string or integer (or a catalog API id that is not a whole "
-        "number), or it holds a control character (NUL, tab, line break) or is longer than [model] max_id_length"
+        "user_id is not an id: not a JSON string or integer (or a catalog API id that is not a whole number), "
+        "or it holds a control or invisible character (NUL, tab, U+200B) or is longer than [model] max_id_length"
     ),
     "missing_product_id": (
         "product_id is missing or empty (orders, products, and every event type except page_view need one)"
     ),
     "invalid_product_id": (
-        "product_id is not an id: not a JSON string or integer (or a catalog API id that is not a whole "
-        "number), or it holds a control character (NUL, tab, line break) or is longer than [model] max_id_length"
+        "product_id is not an id: not a JSON string or integer (or a catalog API id that is not a whole number), "
+        "or it holds a control or invisible character (NUL, tab, U+200B) or is longer than [model] max_id_length"
     ),
     "invalid_quantity": (
         "quantity is not a whole number within INTEGER range (e.g. 'three', 10.5, 1e12, '1_000', '1,000')"

@@ -35,14 +35,17 @@ joined_ids as (
 
 scanned as (
     select
-        -- a user or product id of digits is the catalog's numeric id
+        -- a user or product id of digits is the catalog's numeric id; the ids as sent (cleaned) are the ones the
+        -- id rules judge and bad_records quote
         joined_ids.* exclude (ids_text) replace (
             catalog_key('USER_', joined_ids.user_id) as user_id,
             catalog_key('PROD_', joined_ids.product_id) as product_id
         ),
+        joined_ids.user_id as user_id_text,
+        joined_ids.product_id as product_id_text,
         -- a CASE, not an AND: only the few values the screen flags reach the regular expression
         case
-            when control_character_screen(joined_ids.ids_text) then has_control_character(joined_ids.ids_text)
+            when control_character_screen(joined_ids.ids_text) then has_id_unfit_character(joined_ids.ids_text)
             else false
         end as ids_have_control,
     from joined_ids
@@ -52,8 +55,8 @@ typed as (
     select
         scanned.* exclude (ids_have_control),
         id_problem(scanned.event_id, $max_id_length, scanned.ids_have_control) as event_id_problem,
-        id_problem(scanned.user_id, $max_id_length, scanned.ids_have_control) as user_id_problem,
-        id_problem(scanned.product_id, $max_id_length, scanned.ids_have_control) as product_id_problem,
+        id_problem(scanned.user_id_text, $max_id_length, scanned.ids_have_control) as user_id_problem,
+        id_problem(scanned.product_id_text, $max_id_length, scanned.ids_have_control) as product_id_problem,
         lower_ascii(scanned.event_type_text) as event_type,
         utc_timestamp(scanned.event_ts_text, $business_timezone) as event_ts,
     from scanned
@@ -100,9 +103,9 @@ final as (
         case checked.row_reason_code
             when 'invalid_event_id' then checked.event_id
             when 'missing_user_id' then checked.user_id
-            when 'invalid_user_id' then checked.user_id
+            when 'invalid_user_id' then checked.user_id_text
             when 'missing_product_id' then checked.product_id
-            when 'invalid_product_id' then checked.product_id
+            when 'invalid_product_id' then checked.product_id_text
             when 'unknown_event_type' then checked.event_type_text
             when 'invalid_timestamp' then checked.event_ts_text
             when 'future_timestamp' then checked.event_ts_text

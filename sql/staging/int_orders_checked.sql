@@ -35,7 +35,7 @@ joined_ids as (
 scanned as (
     select
         -- a user or product id of digits is the catalog's numeric id; the ids as sent (cleaned) tell whether
-        -- a JSON id was a string or an integer
+        -- a JSON id was a string or an integer, and are the ones the id rules judge and bad_records quote
         joined_ids.* exclude (ids_text) replace (
             catalog_key('USER_', joined_ids.user_id) as user_id,
             catalog_key('PROD_', joined_ids.product_id) as product_id
@@ -44,7 +44,7 @@ scanned as (
         joined_ids.product_id as product_id_text,
         -- a CASE, not an AND: only the few values the screen flags reach the regular expression
         case
-            when control_character_screen(joined_ids.ids_text) then has_control_character(joined_ids.ids_text)
+            when control_character_screen(joined_ids.ids_text) then has_id_unfit_character(joined_ids.ids_text)
             else false
         end as ids_have_control,
     from joined_ids
@@ -52,7 +52,7 @@ scanned as (
 
 typed as (
     select
-        scanned.* exclude (record_keys, record, ids_have_control, user_id_text, product_id_text),
+        scanned.* exclude (record_keys, record, ids_have_control),
         first_repeated_key(scanned.record_keys) as repeated_key,
         coalesce(
             json_id_problem(scanned.record, '$.order_id', scanned.order_id),
@@ -60,11 +60,11 @@ typed as (
         ) as order_id_problem,
         coalesce(
             json_id_problem(scanned.record, '$.user_id', scanned.user_id_text),
-            id_problem(scanned.user_id, $max_id_length, scanned.ids_have_control)
+            id_problem(scanned.user_id_text, $max_id_length, scanned.ids_have_control)
         ) as user_id_problem,
         coalesce(
             json_id_problem(scanned.record, '$.product_id', scanned.product_id_text),
-            id_problem(scanned.product_id, $max_id_length, scanned.ids_have_control)
+            id_problem(scanned.product_id_text, $max_id_length, scanned.ids_have_control)
         ) as product_id_problem,
         number_value(scanned.quantity_text) as quantity_number,
         number_value(scanned.price_text) as price_number,
@@ -129,9 +129,9 @@ final as (
             when 'duplicate_json_key' then checked.repeated_key
             when 'invalid_order_id' then checked.order_id
             when 'missing_user_id' then checked.user_id
-            when 'invalid_user_id' then checked.user_id
+            when 'invalid_user_id' then checked.user_id_text
             when 'missing_product_id' then checked.product_id
-            when 'invalid_product_id' then checked.product_id
+            when 'invalid_product_id' then checked.product_id_text
             when 'invalid_quantity' then checked.quantity_text
             when 'non_positive_quantity' then checked.quantity_text
             when 'invalid_price' then checked.price_text

@@ -43,6 +43,11 @@ create or replace temp macro control_character_screen(value) as (
     strlen(to_json(value)::varchar) <> strlen(value) + 2 or strlen(value) <> length(value) or contains(value, chr(127))
 );
 create or replace temp macro has_control_character(value) as regexp_matches(value, '[\x00-\x1f\x7f-\x9f]');
+-- Whether an id holds a character it cannot hold (id_problem): a control character, or an invisible Unicode
+-- format character (\p{Cf}: U+00AD soft hyphen, U+200B zero-width space, U+200E/F direction marks, U+2060 word
+-- joiner ...), with which an id prints like another one. Every such character is outside ASCII, so
+-- control_character_screen flags the value first: the usual ASCII id never reaches the regular expression.
+create or replace temp macro has_id_unfit_character(value) as regexp_matches(value, '[\x00-\x1f\x7f-\x9f\p{Cf}]');
 
 -- An id in Unicode Normalization Form C (NFC): text that is the same characters, written precomposed or
 -- with combining marks ('USER_É1' with U+00C9, or with 'E' and U+0301), is one id, as it prints the same.
@@ -54,17 +59,19 @@ create or replace temp macro has_control_character(value) as regexp_matches(valu
 -- made the passes that read only the id scan all of them).
 create or replace temp macro nfc_id(value) as nfc_normalize(value);
 
--- Why a cleaned id cannot be a key (NULL: it can). Ids are opaque text, but a control character makes
--- a second, invisible id (and Postgres cannot store NUL); an id longer than max_length (characters;
--- [model] max_id_length) does not fit a Postgres index. `any_control` is has_control_character of
--- the row's ids together (one screened scan for the usual row without any), so that each id is
--- scanned only in the rare row that has one.
+-- Why a cleaned id cannot be a key (NULL: it can). Ids are opaque text, but a control character or an
+-- invisible format character makes a second id that prints like the first (and Postgres cannot store NUL);
+-- an id longer than max_length (characters; [model] max_id_length) does not fit a Postgres index.
+-- `any_control` is has_id_unfit_character of the row's ids together (one screened scan for the usual row
+-- without any), so that each id is scanned only in the rare row that has one.
 create or replace temp macro id_problem(value, max_length, any_control) as (
     case
         -- strlen (bytes) is free and never below length (characters), which must scan the text
         when strlen(value) > max_length and length(value) > max_length
             then 'longer than ' || max_length || ' characters'
         when any_control and has_control_character(value) then 'contains a control character'
+        when any_control and has_id_unfit_character(value)
+            then 'contains an invisible format character (such as U+200B, U+00AD, U+200E)'
     end
 );
 
@@ -233,12 +240,13 @@ create or replace temp macro is_money_value(value) as (
     value = round(value, 2) and abs(value) < 10000000000000000
 );
 
--- A catalog API id (a JSON integer, or a string of digits, as text) -> 'PREFIX_0001'; ids of 5+
--- digits are kept whole. NULL for anything else (the model quarantines it as an invalid id).
+-- A catalog API id (a JSON integer, or a string of digits, as text) -> 'PREFIX_0001': the number's leading
+-- zeros dropped, then zero-padded to 4 digits ('89', '0089' and '00089' are 'PREFIX_0089'); a number of 5+
+-- digits is kept whole. NULL for anything else (the model quarantines it as an invalid id).
 create or replace temp macro catalog_id(prefix, api_id) as (
     case
         when regexp_full_match(api_id, '[0-9]+')
-            then prefix || lpad(api_id, greatest(4, length(api_id))::integer, '0')
+            then prefix || lpad(ltrim(api_id, '0'), greatest(4, length(ltrim(api_id, '0')))::integer, '0')
     end
 );
 
