@@ -48,10 +48,14 @@ def tables(root: str, layer: str, known: Iterable[str]) -> dict[str, list[str]]:
     names = list(known)
     if s3.is_remote(root):
         files: dict[str, list[str]] = {}
-        for path in lake.files_matching(os.path.join(layer_dir, "**", lake.DATA_FILE)):
-            files.setdefault(path[len(layer_dir):].lstrip("/").split("/")[0], []).append(path)
-        landed = {path[len(layer_dir):].lstrip("/").split("/")[0]
-                  for path in lake.files_matching(os.path.join(layer_dir, "**", lake.MANIFEST_FILE))}
+        landed = set()
+        for path in lake.files_matching(os.path.join(layer_dir, "**", "*")):  # the layer's one listing
+            table, _, rest = path[len(layer_dir):].lstrip("/").partition("/")
+            name = rest.rsplit("/", 1)[-1]
+            if name == lake.DATA_FILE:
+                files.setdefault(table, []).append(path)
+            elif name == lake.MANIFEST_FILE:
+                landed.add(table)
         names += sorted(name for name in files if name not in names and lake._NAME.match(name))
         found = {name: sorted({files[name][0], files[name][-1]}) if name in files else [] for name in names}
     else:
