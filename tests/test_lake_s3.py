@@ -375,6 +375,28 @@ def test_the_duckdb_cli_script_of_an_object_store_lake_sets_up_duckdbs_own_s3_cl
     assert "secret" not in views.init_sql(s3_lake), "open_lake reads through pyarrow's client: nothing to download"
 
 
+def test_the_views_of_an_object_store_lake_list_each_layer_once(s3_lake, monkeypatch) -> None:
+    # the raw manifests were listed for every layer, a second listing of the whole layer each time
+    for day in (D, D + dt.timedelta(days=1), D + dt.timedelta(days=2)):
+        for layer, table in (("raw", "orders"), ("staging", "stg_orders")):
+            with sqlrun.connect() as con:
+                sqlrun.copy_to_partition(con, "select 1 as id", {}, lake.partition_file(layer, table, day))
+        if day != D + dt.timedelta(days=2):  # the newest raw partition is not landed yet: no manifest
+            lake.write_atomic(f"{lake.partition_dir('raw', 'orders', day)}/_manifest.json", b"{}")
+    listings = []
+    listing = s3._listing
+    monkeypatch.setattr(s3, "_listing", lambda prefix: listings.append(prefix) or listing(prefix))
+    for layer in ("raw", "warehouse", "staging"):
+        found = views.edges.tables(s3_lake, layer, views.KNOWN_TABLES[layer])
+        assert listings == [f"{s3_lake}/{layer}"], layer
+        listings.clear()
+        assert [name for name, files in found.items() if files] == {"raw": ["orders"], "staging": ["stg_orders"],
+                                                                   "warehouse": []}[layer]
+    with views.open_lake() as con:
+        assert con.execute("select count(*) from raw.orders").fetchone() == (2,), "landed partitions only"
+        assert con.execute("select count(*) from staging.stg_orders").fetchone() == (3,)
+
+
 @pytest.mark.parametrize("prefix", ["lake[1]", "a*b", "x//lake", "x/./lake", "x/../lake"])
 def test_an_s3_lake_prefix_its_readers_would_take_as_a_pattern_or_the_store_refuses_is_one_line(
         ops: Ops, s3_env, prefix: str) -> None:

@@ -1,9 +1,11 @@
 """The lake's tables, each with its oldest and newest partition file, found without listing every partition.
 
-`pipeline.lake.views` creates its views over these two files (creating a view, DuckDB reads the footer of every
-file the view names, and again for each view built on it), then points them at every partition, which each
-query then reads. On a local lake that costs a few folder listings per table whatever the number of load dates;
-an object-store lake has no folders and is listed once per layer.
+Creating a view, DuckDB reads the footer of every file the view names, and again for each view built on it: a view
+over `**/data.parquet` made opening the lake read every partition's footer, ten times for warehouse/fact_orders.
+`pipeline.lake.views.open_lake` creates its views over these two files instead, through a macro per view
+(`<schema>.<view>__files()`), then points the macros at the glob (where DuckDB rebinds a view to the files it reads
+when queried: `views.binds_edges`). A local lake costs a few folder listings per table whatever the number of load
+dates; an object-store lake has no folders: one listing per layer.
 """
 from __future__ import annotations
 
@@ -12,6 +14,14 @@ from collections.abc import Iterable
 
 from pipeline import lake
 from pipeline.lake import s3
+
+
+def pattern(root: str, layer: str, table: str, name: str = lake.DATA_FILE) -> str:
+    """The glob of a table's files called `name`: `data.parquet`, its partitions (never a writer's temporary file),
+    or `_manifest.json`, a raw table's landed ones; audit/restatements: its JSON records, one per restated date."""
+    if (layer, table) == ("audit", "restatements"):
+        return os.path.join(root, layer, table, "*", lake.RESTATEMENT_FILE)
+    return os.path.join(root, layer, table, "**", name)
 
 
 def _edge(folder: str, name: str, last: bool) -> str | None:
@@ -48,10 +58,14 @@ def tables(root: str, layer: str, known: Iterable[str]) -> dict[str, list[str]]:
     names = list(known)
     if s3.is_remote(root):
         files: dict[str, list[str]] = {}
-        for path in lake.files_matching(os.path.join(layer_dir, "**", lake.DATA_FILE)):
-            files.setdefault(path[len(layer_dir):].lstrip("/").split("/")[0], []).append(path)
-        landed = {path[len(layer_dir):].lstrip("/").split("/")[0]
-                  for path in lake.files_matching(os.path.join(layer_dir, "**", lake.MANIFEST_FILE))}
+        landed = set()
+        for path in lake.files_matching(os.path.join(layer_dir, "**", "*")):  # the layer's one listing
+            table, _, rest = path[len(layer_dir):].lstrip("/").partition("/")
+            name = rest.rsplit("/", 1)[-1]
+            if name == lake.DATA_FILE:
+                files.setdefault(table, []).append(path)
+            elif name == lake.MANIFEST_FILE:
+                landed.add(table)
         names += sorted(name for name in files if name not in names and lake._NAME.match(name))
         found = {name: sorted({files[name][0], files[name][-1]}) if name in files else [] for name in names}
     else:
@@ -64,5 +78,5 @@ def tables(root: str, layer: str, known: Iterable[str]) -> dict[str, list[str]]:
     if layer == "raw":  # data without a manifest is not landed yet: a table with no landed partition has none
         found = {name: files if name in landed else [] for name, files in found.items()}
     if layer == "audit":
-        found["restatements"] = lake.files_matching(os.path.join(layer_dir, "restatements", "*", lake.RESTATEMENT_FILE))
+        found["restatements"] = lake.files_matching(pattern(root, layer, "restatements"))
     return found

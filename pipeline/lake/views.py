@@ -24,10 +24,10 @@ Safe while the pipeline writes, and read-only:
 - a raw partition is landed once its `_manifest.json` is written, last (`pipeline.ingest.manifests`): the
   raw views read only the partitions that have one, so a landing killed half way shows nothing;
 - the glob is expanded at every query, so partitions written after `open_lake` show up;
-- opening reads each table's oldest and newest partition only, whatever the number of dates (DuckDB reads
-  the footer of every file a view names when creating it, and again for each view built on it): a view is
-  created over those two files, named by its macro `<schema>.<view>__files()`, which is then given the glob;
-- the connection holds views and those macros only (no tables, no lock on any file); nothing here writes.
+- with DuckDB 1.5 or later, `open_lake` reads each table's oldest and newest partition only, whatever the
+  number of dates (`pipeline.lake.edges` says why and how); the `--sql` script, for whichever DuckDB CLI the
+  analyst has, binds its views over the globs themselves;
+- the connection holds views and macros only (no tables, no lock on any file); nothing here writes.
 
 A table with no partition yet is a view that fails with "lake table <layer>/<table> has no
 partitions yet": an empty result would read as "no sales", so it refuses instead. Tables the
@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 import urllib.parse
 from pathlib import Path
@@ -51,6 +52,8 @@ from pipeline.transform import marts, staging, warehouse
 logger = logging.getLogger(__name__)
 
 QUERIES_DIR = resources.QUERIES_DIR
+NO_PARTITIONS = "has no partitions yet"  # what a placeholder view refuses with
+_REFUSAL = re.compile(rf"lake table [^ /]+/[^ /]+ {NO_PARTITIONS} \(nothing under")
 
 # The tables each layer has once the pipeline has run (README "The lake"); other folders found on disk
 # are added too. Known tables without partitions become refusing placeholders.
@@ -114,19 +117,15 @@ def _is_restatements(layer: str, table: str) -> bool:
     return (layer, table) == ("audit", "restatements")
 
 
-def _pattern(root: str, layer: str, table: str) -> str:
-    """The glob of a table's partition files: `data.parquet` only, never a writer's temporary file."""
-    if _is_restatements(layer, table):
-        return os.path.join(root, layer, table, "*", lake.RESTATEMENT_FILE)
-    return os.path.join(root, layer, table, "**", lake.DATA_FILE)
+def binds_edges(version: str = duckdb.__version__) -> bool:
+    """Whether `open_lake` may create its views over each table's oldest and newest partition (`edges`): DuckDB 1.5
+    and later give a view the columns its files have when it is queried (duckdb PR #20696); an older one keeps the
+    columns it was created with, dropping a column only a middle partition has, or refuses the view."""
+    major, minor = (int(part) for part in re.match(r"(\d+)\.(\d+)", version).groups())
+    return (major, minor) >= (1, 5)
 
 
-def _landed_pattern(root: str, table: str) -> str:
-    """The glob of a raw table's manifests: one per landed partition, beside its data.parquet."""
-    return os.path.join(root, "raw", table, "**", lake.MANIFEST_FILE)
-
-
-def _landed_only(root: str, table: str) -> str:
+def _landed_only(manifests: str) -> str:
     """The filter that keeps a raw view to landed partitions: the load dates whose folder has its manifest.
 
     Listing only (the manifests' names, expanded at every query; DuckDB then skips the other dates' files
@@ -134,7 +133,7 @@ def _landed_only(root: str, table: str) -> str:
     """
     folder_date = _literal("load_date=([0-9-]+)[/\\\\][^/\\\\]+$")
     return (f" where load_date in (select try_cast(regexp_extract(file, {folder_date}, 1) as date)"
-            f" from glob({_files_macro('raw', table, 'manifests')}()))")
+            f" from glob({manifests}))")
 
 
 def _files_macro(schema: str, name: str, kind: str = "files") -> str:
@@ -142,12 +141,18 @@ def _files_macro(schema: str, name: str, kind: str = "files") -> str:
     return _ident(schema, f"{name}__{kind}")
 
 
+def _globs(root: str, layer: str, table: str) -> tuple[str, str]:
+    """SQL literals: the glob of a table's partition files, and of its manifests (raw: its landed partitions)."""
+    return (_literal(edges.pattern(root, layer, table)),
+            _literal(edges.pattern(root, layer, table, lake.MANIFEST_FILE)))
+
+
 def _all_partitions(root: str, layer: str, table: str, name: str) -> list[str]:
     """What points a view's macros at every partition once the views that read it are created (see init_sql)."""
-    lines = [f"create or replace macro {_files_macro(layer, name)}() as {_literal(_pattern(root, layer, table))};"]
+    data, manifests = _globs(root, layer, table)
+    lines = [f"create or replace macro {_files_macro(layer, name)}() as {data};"]
     if layer == "raw":
-        lines.append(f"create or replace macro {_files_macro(layer, name, 'manifests')}() as"
-                     f" {_literal(_landed_pattern(root, table))};")
+        lines.append(f"create or replace macro {_files_macro(layer, name, 'manifests')}() as {manifests};")
     return lines
 
 
@@ -159,32 +164,35 @@ def _restatements_view(root: str, has_files: bool) -> str:
         return f"create or replace view {target} as select {typed} where false;"
     columns = "{" + ", ".join(f"{_literal(column)}: {_literal(kind)}" for column, kind in RESTATEMENT_COLUMNS.items()) + "}"
     return (f"create or replace view {target} as select * from read_json("
-            f"{_literal(_pattern(root, 'audit', 'restatements'))}, columns = {columns}, format = 'auto');")
+            f"{_literal(edges.pattern(root, 'audit', 'restatements'))}, columns = {columns}, format = 'auto');")
 
 
-def _files_view(root: str, layer: str, table: str, name: str, files: list[str], schema: str | None = None) -> str:
+def _files_view(root: str, layer: str, table: str, name: str, files: list[str], schema: str | None = None,
+                bind_edges: bool = False) -> str:
     """A view `<schema or layer>.<name>` over the partitions of lake table <layer>/<table>, or a refusing placeholder.
 
-    Created over `files`, the table's oldest and newest partition (as many footers to read now, and again for each
-    view built on it, whatever the number of dates); `_all_partitions` then points it at every partition.
+    With `bind_edges`, created over `files` (its oldest and newest partition) through macros `_all_partitions`
+    points at every partition afterwards; else over the globs.
     """
     if _is_restatements(layer, table):
         return _restatements_view(root, bool(files))
     target = _ident(schema or layer, name)
     if not files:
-        message = (f"lake table {layer}/{table} has no partitions yet (nothing under"
+        message = (f"lake table {layer}/{table} {NO_PARTITIONS} (nothing under"
                    f" {os.path.join(root, layer, table)}); run the pipeline for a date first, then reopen the lake")
         # the filter makes any read raise, count(*) included (a bare select-list error() is pruned)
         return (f"create or replace view {target} as select 1 as no_partitions_yet"
                 f" where error({_literal(message)}) is null;")
-    listed = "[" + ", ".join(map(_literal, files)) + "]"
-    lines = [f"create or replace macro {_files_macro(layer, name)}() as {listed};"]
-    if layer == "raw":  # the newest partition's manifest
-        manifest = os.path.join(os.path.dirname(files[-1]), lake.MANIFEST_FILE)
-        lines.append(f"create or replace macro {_files_macro(layer, name, 'manifests')}() as {_literal(manifest)};")
+    lines, (data, manifests) = [], _globs(root, layer, table)
+    if bind_edges:
+        data, manifests = f"{_files_macro(layer, name)}()", f"{_files_macro(layer, name, 'manifests')}()"
+        lines.append(f"create or replace macro {data} as [{', '.join(map(_literal, files))}];")
+        if layer == "raw":  # the newest partition's manifest
+            manifest = os.path.join(os.path.dirname(files[-1]), lake.MANIFEST_FILE)
+            lines.append(f"create or replace macro {manifests} as {_literal(manifest)};")
     # hive_partitioning: load_date (and source_table) come from the folder names for files that lack them
-    landed = _landed_only(root, table) if layer == "raw" else ""
-    lines.append(f"create or replace view {target} as select * from read_parquet({_files_macro(layer, name)}(),"
+    landed = _landed_only(manifests) if layer == "raw" else ""
+    lines.append(f"create or replace view {target} as select * from read_parquet({data},"
                  f" hive_partitioning = true, union_by_name = true){landed};")
     return "\n".join(lines)
 
@@ -227,8 +235,9 @@ def _mart_views(root: str, present: dict[str, dict[str, list[str]]]) -> list[str
     return lines
 
 
-def init_sql(lake_dir: str | os.PathLike[str] | None = None) -> str:
-    """The SQL script that creates every view (what `open_lake` runs; `--sql` prints it)."""
+def init_sql(lake_dir: str | os.PathLike[str] | None = None, bind_edges: bool = False) -> str:
+    """The SQL script that creates every view: over the globs (what `--sql` prints), or with `bind_edges` over each
+    table's oldest and newest partition, then the globs (what `open_lake` runs on DuckDB 1.5 or later)."""
     root = os.fspath(lake_dir) if lake_dir is not None else lake.root()
     root = root if s3.is_remote(root) else os.path.abspath(root)
     lines = [
@@ -238,15 +247,15 @@ def init_sql(lake_dir: str | os.PathLike[str] | None = None) -> str:
         "set TimeZone = 'UTC';",
     ]
     present = {layer: edges.tables(root, layer, KNOWN_TABLES[layer]) for layer in lake.LAYERS}
-    every_partition = []  # created over two partitions each, the views then read every partition
+    every_partition = []  # bind_edges: created over two partitions each, the views then read every partition
     for layer in lake.LAYERS:
         lines.append(f"create schema if not exists {_ident(layer)};")
         for table, files in present[layer].items():
             # warehouse tables and the marts' contributions: every version (load date) as <table>_all, the
             # current view as <table> (below)
             name = _partitions_name(layer, table)
-            lines.append(_files_view(root, layer, table, name, files))
-            if files and not _is_restatements(layer, table):
+            lines.append(_files_view(root, layer, table, name, files, bind_edges=bind_edges))
+            if bind_edges and files and not _is_restatements(layer, table):
                 every_partition += _all_partitions(root, layer, table, name)
     gate_results = bool(present["audit"]["dq_results"])
     # before the warehouse views: the current daily_metrics reads it
@@ -256,7 +265,8 @@ def init_sql(lake_dir: str | os.PathLike[str] | None = None) -> str:
         lines.append(_current_view(table, gate_results) if present["warehouse"][table]
                      else _files_view(root, "warehouse", table, table, []))
     lines.extend(_mart_views(root, present))
-    lines.append("-- Every view above now reads every partition, listed at each query:")
+    if every_partition:
+        lines.append("-- Every view above now reads every partition, listed at each query:")
     return "\n".join(lines + every_partition) + "\n"
 
 
@@ -276,7 +286,12 @@ def open_lake(lake_dir: str | os.PathLike[str] | None = None) -> duckdb.DuckDBPy
     sqlrun.apply_settings(con)
     if s3.is_remote(root):
         s3.register_duckdb(con)
-    con.execute(init_sql(root))
+    try:
+        con.execute(init_sql(root, bind_edges=binds_edges()))
+    except duckdb.IOException as err:  # a partition removed since the listing (a restatement): list again, once
+        if lake.store_error(err):
+            raise
+        con.execute(init_sql(root, bind_edges=binds_edges()))  # every statement creates or replaces
     return con
 
 
@@ -365,6 +380,7 @@ def _show(args: argparse.Namespace) -> int:
         return 0
     con = open_lake(root)
     print(f"lake {root if s3.is_remote(root) else Path(root).absolute()}")
+    failed = 0
     for schema, view in relations(con):
         try:
             rows = con.execute(f"select count(*) from {_ident(schema, view)}").fetchone()[0]
@@ -372,8 +388,12 @@ def _show(args: argparse.Namespace) -> int:
         except duckdb.Error as err:
             if lake.store_error(err):  # the store, not an empty table
                 raise
-            print(f"  {schema}.{view}: no partitions yet")
-    return 0
+            if _REFUSAL.search(str(err)):  # a placeholder's own refusal: the table is empty
+                print(f"  {schema}.{view}: no partitions yet")
+            else:
+                failed = 1
+                print(f"  {schema}.{view}: error: {' '.join(str(err).split())}")
+    return failed
 
 
 if __name__ == "__main__":
