@@ -176,6 +176,8 @@ def test_a_generated_day_passes_every_new_rule(lake_root: Path, incoming: Path) 
     ({"price_off_catalog_ratio": "1"}, "price_off_catalog_ratio > 1"),
     ({"price_off_catalog_warn_pct": "101"}, "0 <= price_off_catalog_warn_pct <= 100"),
     ({"quantity_warn_max": "0"}, "quantity_warn_max >= 1"),
+    ({"duplicate_warn_min_rows": "0"}, "duplicate_warn_min_rows >= 1"),
+    ({"catalog_conflict_warn_count": "-1"}, "catalog_conflict_warn_count >= 0"),
 ])
 def test_thresholds_that_cannot_mean_anything_are_refused(lake_root: Path, luigi_settings, settings: dict,
                                                           refused: str) -> None:

@@ -246,6 +246,21 @@ def test_the_duplicate_share_passes_warns_and_fails_at_its_thresholds(lake_root:
     assert result.blocked is (outcome == "fail")
 
 
+def test_one_resent_row_of_a_small_file_does_not_warn(lake_root: Path, luigi_settings) -> None:
+    # 1 of 50 event rows collapsed: 2 %, above duplicate_warn_pct, but one copy is a resend
+    write_day(clean_orders(), clean_events(), recon={"stg_events": received(49, total=50)})
+
+    share = by_name(gate.run_gate(D))[EVENTS_DUPLICATES]
+    assert (share.outcome, share.value) == ("pass", "2")
+    assert share.message.startswith(
+        f"stg_events: 1 of the 50 rows read from the file of {D} were exact copies of another row, collapsed into"
+        " it (not staged): 2 % (fewer than duplicate_warn_min_rows, 2: a resend, not judged by the warn share)"
+        " [pass: measured 2;"), share.message
+
+    luigi_settings("checks", duplicate_warn_min_rows="1")  # every copy judged by the share
+    assert by_name(gate.run_gate(D))[EVENTS_DUPLICATES].outcome == "warn"
+
+
 def test_orders_sent_as_one_line_per_unit_block_the_date(lake_root: Path, incoming: Path, luigi_settings) -> None:
     """Each order of quantity q sent as q identical lines of quantity 1: staged once, its units and revenue a
     q-th; the lost share sees nothing (the copies are duplicates, not quarantined)."""
