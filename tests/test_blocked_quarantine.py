@@ -72,3 +72,34 @@ def test_a_date_blocked_for_orders_without_status_says_why_and_how_many(ops: Ops
     assert page.one(data_quarantined=None)["text"] == "not available yet"
     assert page.one(data_rejected_lines=None)["text"] == "not available yet"
     assert f"has no audit/reconciliation of {SEED_DAY}" in page.one(data_quarantine_note=None)["text"]
+
+
+@pytest.mark.slow
+def test_a_restatement_the_gate_blocks_reports_the_new_versions_quarantine(ops: Ops, tmp_path: Path) -> None:
+    """A published date restated with a file the gate blocks: Postgres keeps the old version and its quarantine,
+    the report lists the new version's blocking checks, so it counts the new version's quarantine (the lake's)
+    and says which version that is."""
+    assert ops.luigi("DailyPipeline", "--date", str(SEED_DAY), "--local-scheduler").returncode == 0
+    published = ops.query("select count(*) from audit.bad_records where load_date = %s", [SEED_DAY])[0][0]
+    path = ops.incoming / "orders" / str(SEED_DAY) / "orders.json"
+    orders = json.loads(path.read_text())
+    for i, order in enumerate(orders):
+        if i % 3:
+            order["quantity"] = "many"
+    path.write_text(json.dumps(orders))
+    blocked = ops.pipeline("restate", "--date", str(SEED_DAY))
+    assert blocked.returncode == 30, blocked.stdout[-3000:] + blocked.stderr[-2000:]
+
+    reasons = _lake_reasons(ops)
+    assert sum(reasons.values()) != published, "the new version's quarantine is not the published one's"
+    page = _report(ops, tmp_path / "restated.html")
+    assert page.one(data_published=None)["attrs"]["data-published"] == "true"  # Postgres serves the old version
+    assert page.one(data_quarantined=None)["attrs"]["data-quarantined"] == str(sum(reasons.values()))
+    for (source, reason), rows in reasons.items():
+        assert page.one("rect", data_reason=f"{source}: {reason}")["attrs"]["data-value"] == str(rows)
+    note = page.one(data_quarantine_note=None)["text"]
+    assert f"{SEED_DAY} is published, but its restatement is pending" in note, note
+    assert "Postgres serves the version published at " in note and "its quarantine is read from the lake" in note
+    staged = sorted(p.name.split("=", 1)[1] for p in
+                    (ops.lake / "audit" / "reconciliation" / f"load_date={SEED_DAY}").glob("source_table=*"))
+    assert f"the version the quality gate judged last, of {', '.join(staged)};" in note, note  # what it covers

@@ -134,7 +134,7 @@ def test_a_users_snapshot_cut_to_half_blocks(lake_root: Path, incoming: Path) ->
 
 
 def test_an_id_listed_twice_with_different_values_warns_on_every_date_the_snapshot_covers(
-        lake_root: Path, incoming: Path) -> None:
+        lake_root: Path, incoming: Path, luigi_settings) -> None:
     def twice(kind: str, records: list[dict]) -> list[dict]:
         """PROD_0004 (USER_0007) again at the end, changed: the later line wins; PROD_0005 again unchanged."""
         key, changed, copied = {"products": ("product_id", {"product_name": "Red Lipstick v2", "current_price": 1.0},
@@ -162,6 +162,12 @@ def test_an_id_listed_twice_with_different_values_warns_on_every_date_the_snapsh
     tuesday = generated_day(incoming, MONDAY, snapshot=False)
     assert {PRODUCTS_CONFLICTS, USERS_CONFLICTS} <= outcomes(tuesday, "warn")
     assert f"the snapshot of {D} (covering {MONDAY}) lists 1 id" in by_name(tuesday)[PRODUCTS_CONFLICTS].message
+    # a sender allowed one conflicting id ([checks] catalog_conflict_warn_count, or
+    # --checks-catalog-conflict-warn-count 1 for one run): the one is not a warning any more
+    luigi_settings("checks", catalog_conflict_warn_count="1")
+    allowed = by_name(gate.run_gate(MONDAY))
+    assert (allowed[PRODUCTS_CONFLICTS].outcome, allowed[PRODUCTS_CONFLICTS].value) == ("pass", "1")
+    assert allowed[PRODUCTS_CONFLICTS].message.endswith("[pass: measured 1; rule: warn when > 1]")
 
 
 # ------------------------------------------------------------------- snapshots written into the lake

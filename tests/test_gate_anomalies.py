@@ -36,6 +36,13 @@ LATE_EVENTS = ("stg_events", "share of events from another business day than the
 PRICE_OFF = ("fact_orders", "share of order lines priced far from the catalog price")
 LARGE_QUANTITY = ("fact_orders", "order lines with an implausibly large quantity")
 NEW_RULES = {LATE_ORDERS, LATE_EVENTS, PRICE_OFF, LARGE_QUANTITY}
+# the gate's rules on collapsed duplicates, second order lines and conflicting catalog ids (test_source_loss.py,
+# test_catalog_conflicts.py): a generated day's resent rows and same-order conflicts are none of those
+DUPLICATE_RULES = {("source_loss", f"share of {source} rows collapsed as exact duplicates")
+                   for source in ("orders", "events", "products", "users")}
+SECOND_LINES = ("source_loss", "share of orders rows that are another line of an order already kept")
+CATALOG_CONFLICTS = {("catalog_snapshots", f"catalog {kind} listed more than once with different values")
+                     for kind in ("products", "users")}
 
 
 # ------------------------------------------------------------------------------------ late rows
@@ -156,6 +163,11 @@ def test_a_generated_day_passes_every_new_rule(lake_root: Path, incoming: Path) 
     assert float(checked[LATE_ORDERS].value) > 0  # the generator's late records
     assert {name: checked[name].outcome for name in NEW_RULES} == dict.fromkeys(NEW_RULES, "pass")
     assert not result.blocked
+    # the generator's exact copies (0.5 % of a day's rows) and an order resent with other content
+    # (duplicate_id_conflict: the same product) are neither a changed export nor a second line of an order
+    rules = DUPLICATE_RULES | {SECOND_LINES} | CATALOG_CONFLICTS
+    assert float(checked[("source_loss", "share of orders rows collapsed as exact duplicates")].value) > 0
+    assert {name: checked[name].outcome for name in rules} == dict.fromkeys(rules, "pass")
 
 
 # ------------------------------------------------------------------------------------- settings
@@ -164,6 +176,8 @@ def test_a_generated_day_passes_every_new_rule(lake_root: Path, incoming: Path) 
     ({"price_off_catalog_ratio": "1"}, "price_off_catalog_ratio > 1"),
     ({"price_off_catalog_warn_pct": "101"}, "0 <= price_off_catalog_warn_pct <= 100"),
     ({"quantity_warn_max": "0"}, "quantity_warn_max >= 1"),
+    ({"duplicate_warn_min_rows": "0"}, "duplicate_warn_min_rows >= 1"),
+    ({"catalog_conflict_warn_count": "-1"}, "catalog_conflict_warn_count >= 0"),
 ])
 def test_thresholds_that_cannot_mean_anything_are_refused(lake_root: Path, luigi_settings, settings: dict,
                                                           refused: str) -> None:

@@ -7,11 +7,13 @@ headline cases, landed, staged and modelled from real incoming files by the pipe
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import pytest
 
 from pipeline import config, lake
+from pipeline.lake import views
 from pipeline.quality import gate
 from tests.support.gate_day import (
     D,
@@ -26,6 +28,7 @@ from tests.support.gate_day import (
     write,
     write_day,
 )
+from tests.support.paths import REPO
 
 ORDERS_LOST = ("source_loss", "share of orders thrown away (quarantined or rejected)")
 ORDERS_REJECTED = ("source_loss", "share of orders records the reader rejected")
@@ -246,6 +249,21 @@ def test_the_duplicate_share_passes_warns_and_fails_at_its_thresholds(lake_root:
     assert result.blocked is (outcome == "fail")
 
 
+def test_one_resent_row_of_a_small_file_does_not_warn(lake_root: Path, luigi_settings) -> None:
+    # 1 of 50 event rows collapsed: 2 %, above duplicate_warn_pct, but one copy is a resend
+    write_day(clean_orders(), clean_events(), recon={"stg_events": received(49, total=50)})
+
+    share = by_name(gate.run_gate(D))[EVENTS_DUPLICATES]
+    assert (share.outcome, share.value) == ("pass", "2")
+    assert share.message.startswith(
+        f"stg_events: 1 of the 50 rows read from the file of {D} were exact copies of another row, collapsed into"
+        " it (not staged): 2 % (fewer than duplicate_warn_min_rows, 2: a resend, not judged by the warn share)"
+        " [pass: measured 2;"), share.message
+
+    luigi_settings("checks", duplicate_warn_min_rows="1")  # every copy judged by the share
+    assert by_name(gate.run_gate(D))[EVENTS_DUPLICATES].outcome == "warn"
+
+
 def test_orders_sent_as_one_line_per_unit_block_the_date(lake_root: Path, incoming: Path, luigi_settings) -> None:
     """Each order of quantity q sent as q identical lines of quantity 1: staged once, its units and revenue a
     q-th; the lost share sees nothing (the copies are duplicates, not quarantined)."""
@@ -262,6 +280,12 @@ def test_orders_sent_as_one_line_per_unit_block_the_date(lake_root: Path, incomi
         f"stg_orders: 150 of the 300 rows read from the file of {D} were exact copies of another row, collapsed"
         " into it (not staged): 50 %. Exact copies are not quarantined")
     assert f"See which rows in the lake's raw.orders of {D}" in share.message
+    assert "docs/quality-gate.md, When a check fires: the rows whose fields are all equal" in share.message
+    # that query, as docs/quality-gate.md gives it: each order's copies, grouped by every field the file sent
+    docs = (REPO / "docs" / "quality-gate.md").read_text()
+    query = re.search(r'sql\(\\"(select .+? from raw\.orders .+?)\\"\)', docs)
+    copies = views.open_lake().sql(query.group(1).replace("2025-12-14", str(D))).fetchall()
+    assert (len(copies), sum(row[-1] - 1 for row in copies)) == (100, 150)  # 100 orders of 2 or 3 units: 150 copies
     assert f"python -m pipeline restate --date {D} --source orders" in share.message
     assert share.message.endswith("rerun it with --checks-duplicate-fail-pct 100. [fail: measured 50; rule: fail"
                                   " when > 10.0; warn when > 1.0]"), share.message
@@ -295,6 +319,9 @@ def test_a_second_line_of_an_order_warns_and_a_few_block_the_date(lake_root: Pat
         " (another product_id) of an order already kept, quarantined as multiple_order_lines:")
     if outcome != "pass":
         assert "The warehouse holds one row per order (one product)" in share.message
+        # as int_duplicates.sql keeps it: the latest order_ts first, the file's later line only between equals
+        assert ("the line of each order with the latest timestamp is staged (of equal timestamps, the later line"
+                " of the file)") in share.message
         assert "--checks-multiple-order-lines-fail-pct 100" in share.message
     assert by_name(result)[ORDERS_LOST].outcome == "pass"  # 2.4 % lost: the general share does not see it
     assert result.blocked is (outcome == "fail")

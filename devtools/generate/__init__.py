@@ -48,7 +48,8 @@ future_timestamp          yes      yes     timestamp 1..3 days after the file's 
 late_record               yes      yes     VALID: timestamp 1..2 days before the file's date
 dup_prev_day              yes      yes     id of the previous day's file (``..._YYYYMMDD-1_n``)
 dup_exact                 yes      yes     exact copy of another row of the same file
-dup_conflict              yes      yes     id of another row of the file, different content
+dup_conflict              yes      yes     id of another row of the file, different content (orders: the
+                                           same user, product and price; another quantity, status, time)
 ========================  =======  ======  =====================================================
 """
 

@@ -111,9 +111,17 @@ def _prev_day_id(t: Table, r: np.ndarray, rng: np.random.Generator, m: Master) -
     t["id_day"][r] = -1
 
 
+ID_COLS = ("id", "id_day", "id_null")
+# an order resent with other content is the same order: the same user, product and price (a changed quantity,
+# status or time), so staging quarantines it as duplicate_id_conflict; another product would make it a second
+# line of the order (multiple_order_lines), which the quality gate warns about
+ORDER_CONFLICT_COLS = (*ID_COLS, "user", "product", "cents")
+
+
 def _dup(exact: bool) -> Callable[[Table, np.ndarray, np.ndarray], None]:
     def apply(t: Table, r: np.ndarray, src: np.ndarray) -> None:
-        for col in (t if exact else ("id", "id_day", "id_null")):
+        shared = t if exact else ORDER_CONFLICT_COLS if "qty" in t else ID_COLS
+        for col in shared:
             t[col][r] = t[col][src]
     return apply
 

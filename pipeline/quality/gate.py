@@ -12,10 +12,10 @@ check's result to `audit/dq_results/load_date=D` (atomic).
   must not pass. A table whose partition is missing is an error result (it blocks).
 - After the tables, `pipeline.quality.gate_views` adds views derived from the lake's audit partitions and
   scans their files the same way: `source_loss` (how much of each source's delivery was quarantined
-  or rejected, collapsed as duplicates, or second lines of an order), `source_volume` (records received against the median of earlier load dates),
-  `unknown_users` (the facts' rows whose user the users catalog snapshot does not list) and
-  `catalog_snapshots` (the covering catalog snapshots' members without a field, their size against the
-  previous snapshot's, and their ids listed twice with different values).
+  or rejected, collapsed as duplicates, or second lines of an order), `source_volume` (records received
+  against the median of earlier load dates), `unknown_users` (the facts' rows whose user the users catalog
+  snapshot does not list) and `catalog_snapshots` (the covering catalog snapshots' members without a field,
+  their size against the previous snapshot's, and their ids listed twice with different values).
 - The results partition lives in `pipeline.quality.dq_results` (re-exported here): `gate_passed(D)`
   reads it back (the Luigi task's completion check); `dq_failure_rows(result)` shapes warn/fail/error
   results for Postgres `audit.dq_failures`.

@@ -36,6 +36,9 @@ class checks(config.NamedBadSettings, luigi.Config):  # noqa: N801 - luigi maps 
     catalog_field_missing_warn_pct = luigi.FloatParameter(default=5.0)
     catalog_field_missing_fail_pct = luigi.FloatParameter(default=50.0)
     catalog_size_warn_low_ratio = luigi.FloatParameter(default=0.9)
+    # ids a catalog snapshot lists more than once with different values (staging keeps the later line) above which
+    # the snapshot warns (it never fails: staging cannot tell which version is right)
+    catalog_conflict_warn_count = luigi.IntParameter(default=0)
     catalog_size_fail_low_ratio = luigi.FloatParameter(default=0.5)
     freshness_warn_hours = luigi.IntParameter(default=24)
     # late rows: shares (%) of stg_orders / stg_events rows whose business day is not the load date (a day's file
@@ -55,6 +58,8 @@ class checks(config.NamedBadSettings, luigi.Config):  # noqa: N801 - luigi maps 
     # second line of an order (multiple_order_lines: the file's grain changed)
     duplicate_warn_pct = luigi.FloatParameter(default=1.0)
     duplicate_fail_pct = luigi.FloatParameter(default=10.0)
+    # fewer collapsed rows than this never warn (one resent row of a 50-row catalog is 2 %); the fail share applies
+    duplicate_warn_min_rows = luigi.IntParameter(default=2)
     multiple_order_lines_warn_pct = luigi.FloatParameter(default=0.0)
     multiple_order_lines_fail_pct = luigi.FloatParameter(default=2.0)
     volume_window = luigi.IntParameter(default=7)
@@ -153,6 +158,7 @@ def gate_variables(load_date: dt.date | str, *, catalog_covered: bool = True,
         "catalog_field_missing_warn_pct": repr(pcts["catalog_field_missing"][0]),
         "catalog_field_missing_fail_pct": repr(pcts["catalog_field_missing"][1]),
         **_catalog_size_settings(settings),
+        **_count_settings(settings),
         **volume,
         **_anomaly_settings(settings),
     }
@@ -167,6 +173,7 @@ def check_settings() -> None:
         _pct_pair(settings, name)
     _volume_settings(settings)
     _catalog_size_settings(settings)
+    _count_settings(settings)
     _anomaly_settings(settings)
 
 
@@ -221,6 +228,16 @@ def _catalog_size_settings(settings: checks) -> dict[str, str]:
         raise config.BadSetting(f"[checks] needs 0 <= catalog_size_fail_low_ratio <= catalog_size_warn_low_ratio <= 1,"
                                 f" got {fail} and {warn}")
     return {"catalog_size_warn_low_ratio": repr(warn), "catalog_size_fail_low_ratio": repr(fail)}
+
+
+def _count_settings(settings: checks) -> dict[str, str]:
+    """Counts that qualify a rule: refused unless duplicate_warn_min_rows >= 1 and catalog_conflict_warn_count >= 0."""
+    min_rows, conflicts = int(settings.duplicate_warn_min_rows), int(settings.catalog_conflict_warn_count)
+    if min_rows < 1:
+        raise config.BadSetting(f"[checks] needs duplicate_warn_min_rows >= 1, got {min_rows}")
+    if conflicts < 0:
+        raise config.BadSetting(f"[checks] needs catalog_conflict_warn_count >= 0, got {conflicts}")
+    return {"duplicate_warn_min_rows": str(min_rows), "catalog_conflict_warn_count": str(conflicts)}
 
 
 # the daily sources, each with its own volume rule (source_volume.yml) and `--checks-<source>-volume-fail-low-ratio`

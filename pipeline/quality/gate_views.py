@@ -340,11 +340,22 @@ def explain(con: duckdb.DuckDBPyConnection, view: str, results: list[CheckResult
         else:  # a lost share that warns or fails names its top quarantine reasons (one column of one file)
             reasons = _reasons(source, row, day) if figure == "lost" and result.outcome in ("warn", "fail") else None
             detail = _loss_detail(figure, source, row, day, reasons)
+            if figure == "duplicate" and result.outcome == "warn" and row is not None \
+                    and row["duplicate_count"] < int(variables["duplicate_warn_min_rows"]):
+                result = _few_copies(result)
+                detail += (f" (fewer than duplicate_warn_min_rows, {variables['duplicate_warn_min_rows']}: a resend,"
+                           " not judged by the warn share)")
         advice = attributes.get("advice")
         if advice and figure == "volume" and row is not None and not row["received_count"]:
             advice = attributes.get("advice_when_empty", advice)
         explained.append(described(result, detail, advice))
     return explained
+
+
+def _few_copies(result: CheckResult) -> CheckResult:
+    """A duplicate share that warns from fewer copies than [checks] duplicate_warn_min_rows: a pass (the fail share
+    applies to any count: Soda judged it already)."""
+    return dataclasses.replace(result, outcome="pass", message=result.message.replace("warn: ", "pass: ", 1))
 
 
 def _explain_unknown_user(row: dict[str, Any] | None, result: CheckResult, day: str) -> CheckResult:

@@ -38,6 +38,8 @@ class Quarantine:
     reasons: list[tuple[str, str, int]]
     rejected_lines: int
     where: str  # the lake it was read from
+    sources: tuple[str, ...] = ()  # the staged tables it covers: those reconciled for the date (a partly staged
+    # date's quarantine is that of the sources staged so far)
 
 
 def _key(path: str, key: str) -> str | None:
@@ -106,4 +108,4 @@ def of_date(day: dt.date) -> Quarantine:
     except (OSError, ValueError) as err:  # unreadable, a broken file: said, never a 0
         raise NotInLake(f"the lake's audit files of {day} could not be read ({where}): {err}") from err
     reasons.sort(key=lambda r: (-r[2], r[0], r[1]))
-    return Quarantine(reasons, rejected, where)
+    return Quarantine(reasons, rejected, where, tuple(sorted(reconciled)))

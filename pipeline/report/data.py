@@ -7,9 +7,11 @@ the dates bound and the queries' reporting window swapped for the 30 days ending
 audit.bad_records, audit.rejected_lines and audit.publish_log. Postgres keeps only the checks that
 warned, failed or errored; how many passed is read from the lake's gate results for the date
 (`lake/audit/dq_results`) when the lake is at hand. Postgres gets a date's quarantined rows and
-rejected lines when it publishes the date: for a date not published (the gate blocked it) they are
-read from the lake's audit/bad_records and audit/rejected_lines, or shown as not available when the
-lake is not at hand, never as 0.
+rejected lines when it publishes the date: for a date not published (the gate blocked it), and for a
+published date whose restatement is pending or that the gate judged again after its publish (the checks
+shown are the new version's, Postgres's quarantine the old one's), they are read from the lake's
+audit/bad_records and audit/rejected_lines, or shown as not available when the lake is not at hand, never
+as 0.
 
 Comparisons. The day's KPIs are compared with the day before and with the same weekday a week
 before, each only when both dates were published as load dates of their own (audit.publish_log). A
@@ -31,6 +33,7 @@ from pipeline.lake import views
 from pipeline.quality import gate as checks
 from pipeline.quality import quarantine_reasons
 from pipeline.serving import pg
+from pipeline.tasks import restatements
 
 logger = logging.getLogger(__name__)
 
@@ -197,8 +200,9 @@ def fetch(conn: psycopg.Connection, day: dt.date) -> ReportData:
                                    " order by q.product_rank", day, [day, TOP]))
     customers = _one(conn, *_query("new_vs_returning_customers", "q.order_date = %s", day, [day]))
     cancellations = _one(conn, *_query("cancellation_refund_rates", "q.order_date = %s", day, [day]))
-    if published is None:  # Postgres gets the date's quarantine when it publishes it: the lake has it before
-        quarantine, rejected_lines, quarantine_note = _lake_quarantine(day)
+    gate_run = _lake_gate(day)
+    if (newer := _lake_version(day, published, gate_run)) is not None:  # Postgres gets a date's quarantine when it
+        quarantine, rejected_lines, quarantine_note = _lake_quarantine(day, newer)  # publishes it: the lake before
     else:
         quarantine = _rows(conn, "select source_table, reason_code, count(*) as row_count from audit.bad_records"
                                  " where load_date = %s group by source_table, reason_code"
@@ -209,34 +213,56 @@ def fetch(conn: psycopg.Connection, day: dt.date) -> ReportData:
         day=day, source=describe(conn), kpis=by_date.get(day),
         comparisons=comparisons(day, by_date, published_dates, blocked), trend=trend, funnel=funnel,
         categories=categories, products=products, customers=customers, cancellations=cancellations,
-        metrics=metrics, published=published, check_outcomes=outcomes, checks_passed=_lake_passes(day),
+        metrics=metrics, published=published, check_outcomes=outcomes,
+        checks_passed=None if gate_run is None else gate_run.passed,
         quarantine=quarantine, rejected_lines=rejected_lines, quarantine_note=quarantine_note,
     )
 
 
-def _lake_quarantine(day: dt.date) -> tuple[list[dict[str, Any]] | None, int | None, str]:
-    """An unpublished date's quarantined rows by reason and rejected lines, from the lake's audit files, and where
-    they come from; (None, None, why) when the lake cannot say (never a 0 that is not known)."""
+def _lake_version(day: dt.date, published: dict[str, Any] | None, gate_run: Any) -> str | None:
+    """Why the date's quarantine is read from the lake, not Postgres: the date is not published, or it is but a
+    restatement of it waits for its publish, or the gate judged the date again after its publish (the checks
+    shown are then the new version's, the quarantine in Postgres the published one's); None: Postgres's."""
+    if published is None:
+        return f"{day} is not published"
+    at = published["published_at"].astimezone(dt.timezone.utc)
+    served = f"Postgres serves the version published at {at:%Y-%m-%d %H:%M} UTC"
+    try:
+        if restatements.pending(day):
+            return f"{day} is published, but its restatement is pending (not published): {served}"
+    except OSError as err:  # the lake is optional for the report: say so, go on
+        logger.warning("could not read the restatement record of %s (%s)", day, err)
+    if gate_run is not None and gate_run.checked_at.replace(tzinfo=dt.timezone.utc) > at:
+        return (f"the quality gate judged {day} again at {gate_run.checked_at:%Y-%m-%d %H:%M} UTC, after its"
+                f" publish, and it was not published again: {served}")
+    return None
+
+
+def _lake_quarantine(day: dt.date, why: str) -> tuple[list[dict[str, Any]] | None, int | None, str]:
+    """The quarantined rows by reason and rejected lines of a date whose Postgres copy is not the version the gate
+    judged last (`why`: `_lake_version`), from the lake's audit files, and where they come from; (None, None, why)
+    when the lake cannot say (never a 0 that is not known)."""
     try:
         found = quarantine_reasons.of_date(day)
-    except Exception as err:  # noqa: BLE001 - the lake is optional for the report: say so, go on
+    except quarantine_reasons.NotInLake as err:  # the lake is optional for the report: say so, go on
         logger.warning("could not read the lake's quarantine of %s (%s): not shown", day, err)
-        return None, None, (f"{day} is not published, so Postgres does not hold its quarantine yet, and the lake's"
+        return None, None, (f"{why}, so Postgres does not hold the quarantine of the version shown, and the lake's"
                             f" audit/bad_records could not be read here: {err}")
     rows = [{"source_table": source, "reason_code": reason, "row_count": n} for source, reason, n in found.reasons]
-    return rows, found.rejected_lines, (f"{day} is not published: its quarantine is read from the lake's"
-                                        f" audit/bad_records and audit/rejected_lines ({found.where});"
-                                        " Postgres gets them when the date is published")
+    return rows, found.rejected_lines, (f"{why}: its quarantine is read from the lake's audit/bad_records and"
+                                        f" audit/rejected_lines ({found.where}), the version the quality gate judged"
+                                        f" last, of {', '.join(found.sources)}; Postgres gets them when the date is"
+                                        " published")
 
 
-def _lake_passes(day: dt.date) -> int | None:
-    """How many of the date's checks passed, from the lake's gate results (Postgres keeps no passes)."""
+def _lake_gate(day: dt.date) -> Any:
+    """The date's gate results in the lake (how many checks passed: Postgres keeps no passes; when the gate
+    judged the date last); None when they are not available."""
     try:
-        result = checks.load_results(day)
+        return checks.load_results(day)
     except Exception as err:  # noqa: BLE001 - the lake is optional for the report: say so, go on
         logger.warning("could not read the lake's gate results for %s (%s): passed checks not shown", day, err)
         return None
-    return None if result is None else result.passed
 
 
 def load(day: dt.date) -> ReportData:

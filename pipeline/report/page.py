@@ -192,7 +192,7 @@ def _quality(data: ReportData) -> str:
     parts.append(f'<h3>Quarantined rows: <span data-quarantined="{total}">{count(total)}</span>'
                  f' · rejected lines: <span data-rejected-lines="{data.rejected_lines}">'
                  f"{count(data.rejected_lines)}</span></h3>")
-    if data.quarantine_note:  # read from the lake: the date is not published
+    if data.quarantine_note:  # read from the lake: the date (or the version the gate judged last) is not published
         parts.append(f'<p class="note" data-quarantine-note>{esc(data.quarantine_note)}</p>')
     parts.append(report_svg.bar_list(
         "quarantine", f"Quarantined rows by reason, {data.day}",
