@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.support.luigid import Luigid
-from tests.support.ops import SEED_DAY, Ops
+from tests.support.ops import SEED_DAY, Ops, restate_with_unusable_orders
 from tests.support.paths import REPO
 
 # Monday 2025-12-08: the generator's first day, so its catalog snapshot is that Monday's; the dates
@@ -113,15 +113,7 @@ def test_a_damaged_file_is_not_restated_and_the_date_shows_its_changed_source(op
 def test_a_restatement_the_gate_blocks_shows_its_blocking_checks(ops: Ops) -> None:
     """Two thirds of the restated orders are unusable: the gate blocks the new file, Postgres keeps the old
     version, and the summary names the checks that blocked it, as for a date never published."""
-    assert ops.luigi("DailyPipeline", "--date", str(SEED_DAY), "--local-scheduler").returncode == 0
-    path = ops.incoming / "orders" / str(SEED_DAY) / "orders.json"
-    orders = json.loads(path.read_text())
-    for i, order in enumerate(orders):
-        if i % 3:
-            order["quantity"] = "many"
-    path.write_text(json.dumps(orders))
-    blocked = ops.pipeline("restate", "--date", str(SEED_DAY))
-    assert blocked.returncode == 30, blocked.stdout[-3000:] + blocked.stderr[-2000:]
+    blocked = restate_with_unusable_orders(ops)
     (row,) = _summary_rows(blocked.stdout)
     assert row.endswith("published, restatement PENDING"), blocked.stdout
     assert "FAIL source_loss: " in blocked.stdout and blocked.stdout.count("what to do (gate blocked)") == 1, \
@@ -134,6 +126,8 @@ def test_a_restatement_the_gate_blocks_shows_its_blocking_checks(ops: Ops) -> No
     # the file it landed changing: SourceChanged)
     said = f"then `python -m pipeline restate --date {SEED_DAY}` again"
     assert said in blocked.stderr, blocked.stderr[-2000:]
+    path = ops.incoming / "orders" / str(SEED_DAY) / "orders.json"
+    orders = json.loads(path.read_text())
     path.write_text(json.dumps([order for i, order in enumerate(orders) if not i % 3]))  # the unusable ones left out
     finished = ops.pipeline("restate", "--date", str(SEED_DAY))
     assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-2000:]

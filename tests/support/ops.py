@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import glob
+import json
 import os
 import subprocess
 import sys
@@ -114,3 +115,18 @@ def assert_published_once(ops: Ops, day: dt.date) -> None:
     dq = pq.read_table(str(ops.lake / "audit" / "dq_results" / f"load_date={day}" / "data.parquet")).to_pylist()
     assert ops.query("select count(*) from audit.dq_failures where run_date = %s", [day]) == [
         (sum(r["outcome"] != "pass" for r in dq),)]
+
+
+def restate_with_unusable_orders(ops: Ops) -> subprocess.CompletedProcess:
+    """Publish the seed day, then restate it with two thirds of its orders unusable (quantity "many"): the gate
+    blocks the new file (exit 30) and Postgres keeps the published version."""
+    assert ops.luigi("DailyPipeline", "--date", str(SEED_DAY), "--local-scheduler").returncode == 0
+    path = ops.incoming / "orders" / str(SEED_DAY) / "orders.json"
+    orders = json.loads(path.read_text())
+    for i, order in enumerate(orders):
+        if i % 3:
+            order["quantity"] = "many"
+    path.write_text(json.dumps(orders))
+    blocked = ops.pipeline("restate", "--date", str(SEED_DAY))
+    assert blocked.returncode == 30, blocked.stdout[-3000:] + blocked.stderr[-2000:]
+    return blocked
