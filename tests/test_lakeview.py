@@ -363,7 +363,9 @@ def test_a_long_history_opens_the_same_files_as_two_dates(built, tmp_path: Path)
 
     long = history("long", 10)
     opened = _opened_at_open(long)
-    assert len(opened) == len(_opened_at_open(history("short", 1)))
+    # the same opens within a file or two: DuckDB may open a small file once more (it varied 101 against 102 in
+    # CI); the old binding opened ~4 times as many here
+    assert len(opened) <= len(_opened_at_open(history("short", 1))) + 2
     for table in long.glob("*/*"):  # its oldest and newest partition, however often
         assert len({path for path in opened if path.startswith(f"{table.relative_to(long)}/")}) <= 2, table
     con = views.open_lake(long)
