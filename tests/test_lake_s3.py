@@ -279,8 +279,8 @@ def refused(ops: Ops, store: dict[str, str], command: list[str], bucket: str = B
     line = run.stderr.strip()
     assert line.startswith(f"{prog}: error: the lake's store refused or did not answer: "), line
     assert f"bucket '{bucket}'" in line, line  # the object it asked for
-    assert ("What to do: fix the access (a folder: run as its owner, e.g. cron's user, or give that user write access,"
-            f" or remount it read-write; an s3:// lake: docs/scaling-out.md; remove nothing), then `{rerun}`") in line, line
+    assert ("What to do: fix the access (a folder: run as its owner, e.g. cron's user, or give that user read access;"
+            f" an s3:// lake: docs/scaling-out.md; remove nothing), then `{rerun}`") in line, line
     assert "The lake's data is not at fault" in line and f"{runbook.RUNBOOK}: lake unreadable" in line, line
     return line
 

@@ -317,13 +317,54 @@ def test_a_lake_on_a_read_only_mount_is_said_to_be_one(tmp_path: Path) -> None:
     # a real read-only tmpfs, mounted in a mount namespace of this command only (as a user: its own user namespace)
     lake_dir = tmp_path / "ro"
     lake_dir.mkdir()
-    script = "from pipeline import lake\ntry:\n    lake.check_writable()\nexcept lake.LakeUnreadable as err:\n    print(err)"
+    script = ("from pipeline import lake\ntry:\n    lake.check_writable()\nexcept lake.LakeNotWritable as err:\n"
+              "    print(err)")
     result = subprocess.run(read_only(lake_dir, [sys.executable, "-c", script]), cwd=REPO, capture_output=True,
                             text=True, env={**os.environ, "ECOMM_LAKE_DIR": str(lake_dir)}, timeout=60, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == (
         f"the lake folder {lake_dir} is on a read-only file system ({lake_dir}): remount it read-write, or name a"
         " writable folder (ECOMM_LAKE_DIR or [paths] lake_dir), then run the date again; nothing was written")
+
+
+READ_ONLY_MID_TASK = """
+import sys
+from pipeline import lake
+from pipeline.tasks import runbook
+manifest = lake.partition_dir("raw", "orders", "2025-12-15") + "/_manifest.json"
+for write in (lambda: lake.write_atomic(manifest, b"{}"), lambda: lake.write_atomic(
+        lake.partition_dir("raw", "events", "2025-12-15") + "/_manifest.json", b"{}")):
+    try:
+        write()
+    except lake.LakeNotWritable as err:
+        print(err)
+try:
+    open(manifest, "wb")  # a write the lake's functions do not wrap (os.replace, a library's): a bare OSError
+except OSError as err:
+    print(type(err).__name__, err.errno, runbook.remedy_for(err).kind)
+"""
+
+
+def test_a_lake_turned_read_only_mid_task_fails_as_not_writable_saying_to_remount_it(tmp_path: Path) -> None:
+    """A mount turned read-only after the run was scheduled (a disk error remounting it, an operator): the writes
+    failed with a bare OSError (`[Errno 30] Read-only file system`) and no what-to-do."""
+    lake_dir = tmp_path / "lake"
+    (lake_dir / "raw" / "orders" / "load_date=2025-12-15").mkdir(parents=True)  # a folder there, and one to make
+    namespace = ["unshare", "--mount"] + ([] if os.geteuid() == 0 else ["--user", "--map-root-user"])
+    bind = 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && exec "$2" -c "$3"'
+    result = subprocess.run([*namespace, "sh", "-c", bind, "sh", str(lake_dir), sys.executable, READ_ONLY_MID_TASK],
+                            cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
+                            env={**os.environ, "ECOMM_LAKE_DIR": str(lake_dir)})
+    assert result.returncode == 0, result.stderr[-2000:]
+    said = ("; the lake folder is on a read-only file system: remount it read-write, or name a writable folder"
+            " (ECOMM_LAKE_DIR or [paths] lake_dir), then run the date again; the landed data is not at fault")
+    written, made, bare = result.stdout.strip().splitlines()
+    manifest = lake_dir / "raw" / "orders" / "load_date=2025-12-15" / "_manifest.json"
+    assert re.fullmatch(rf"{re.escape(str(manifest))} cannot be written: \[Errno 30\] Read-only file system: \S+"
+                        + re.escape(said), written), written
+    assert made.startswith(f"{lake_dir / 'raw' / 'events'}/load_date=2025-12-15/_manifest.json cannot be written:"
+                           " [Errno 30] Read-only file system") and made.endswith(said), made
+    assert bare == "OSError 30 lake not writable"  # its what-to-do: remount it, not the store's access
 
 
 @pytest.mark.slow

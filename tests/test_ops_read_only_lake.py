@@ -59,3 +59,28 @@ def test_a_published_date_on_a_lake_this_user_may_not_write_is_a_no_op(ops: Ops)
     assert "DailyPipeline could not be scheduled: LakeNotWritable: the lake folder" in refused.stdout, refused.stdout
     assert "what to do (lake not writable): " in refused.stdout, refused.stdout
     assert lake_state(ops.lake) == before
+
+
+@pytest.mark.slow
+def test_a_forced_published_date_on_a_read_only_lake_is_a_no_op_too(ops: Ops) -> None:
+    # --force replaces a published date only when its Publish runs: a published, reconciled one is complete
+    assert ops.luigi("DailyPipeline", "--date", str(SEED_DAY), LOCAL).returncode == 0
+    before = lake_state(ops.lake)
+    forced = luigi_on_read_only_lake(ops, "DailyPipeline", "--date", str(SEED_DAY), "--force", LOCAL)
+    assert forced.returncode == 0, forced.stdout[-2000:] + forced.stderr[-3000:]
+    assert "LakeNotWritable" not in forced.stdout + forced.stderr, forced.stdout[-3000:]
+    assert lake_state(ops.lake) == before
+
+
+def test_a_writable_lake_asks_postgres_nothing_before_the_date_s_tasks(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whether the date is published (a Postgres query, asked twice a date as Luigi schedules) matters only when the
+    lake may not be written: a writable lake is a statvfs and an access check."""
+    from pipeline.tasks import publish
+
+    (tmp_path / "lake").mkdir()
+    monkeypatch.setenv("ECOMM_LAKE_DIR", str(tmp_path / "lake"))
+    asked: list[object] = []
+    monkeypatch.setattr(publish.Publish, "complete", lambda task: asked.append(task.date) or False)
+    assert isinstance(publish.DailyPipeline(date=SEED_DAY).requires(), publish.Publish)
+    assert asked == [], "the publish state was asked of a writable lake"

@@ -105,3 +105,31 @@ def test_an_abbreviation_is_the_one_option_it_begins_and_nothing_else(monkeypatc
     assert command_line.as_used(argv) == [
         "--module", "pipeline.tasks", "RangeDaily", "--of", "DailyPipeline", "--start", "2025-12-15",
         "--catalog-products-url=http://x", "--catalog-", "--no-such-option", "--date", "x"]  # ambiguous, unknown
+
+
+def test_the_root_task_is_the_one_luigi_takes_not_the_first_task_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`DailyPipeline` is the value of `--RangeDaily-of` here; Luigi's root task is RangeDaily, whose `--sta` is
+    `--start`."""
+    monkeypatch.delenv("ECOMM_PRODUCTS_URL", raising=False)
+    argv = ["--module", "pipeline.tasks", "--RangeDaily-of", "DailyPipeline", "RangeDaily", "--sta", "2025-12-15",
+            "--sto", "2025-12-16"]
+    with CmdlineParser.global_instance(argv) as parser:
+        assert parser.known_args.root_task == "RangeDaily"  # the line is Luigi's own
+    assert command_line.as_used(argv) == [*argv[:5], "--start", "2025-12-15", "--stop", "2025-12-16"]
+
+
+def test_a_fix_line_with_no_setting_given_builds_no_parser_and_a_line_s_options_are_read_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every failed or unpublished date's fix line asks `given_settings`: it built the list of every Luigi option
+    (3-8 ms) each time, seconds over a failed year's backfill."""
+    built = command_line._luigi_options.cache_info
+    command_line._luigi_options.cache_clear()  # as a new process
+    with _run_given(monkeypatch):
+        before = built().misses
+        assert command_line.given_settings() == ""
+        assert built().misses == before, "nothing given: no option list built"
+    with _run_given(monkeypatch, "--landing-ready-marker", "_READY"):
+        before = built()
+        for _ in range(3):
+            assert command_line.given_settings() == " --landing-ready-marker _READY"
+        assert (built().misses, built().hits) == (before.misses + 1, before.hits + 2), "built once a command line"

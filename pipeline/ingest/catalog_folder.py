@@ -7,6 +7,7 @@ daily file refuses its date (`pipeline.ingest.incoming.find`): ignored, it left 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import os
 import re
@@ -52,19 +53,20 @@ def _list_catalog_folder(kind: str) -> tuple[dict[dt.date, list[str]], dict[str,
         names = sorted(os.listdir(folder))
     except (FileNotFoundError, NotADirectoryError):
         return {}, {}
-    suffixes = "|".join(re.escape(suffix) for suffix in incoming.COMPRESSED_SUFFIXES)
     found: dict[dt.date, list[str]] = {}
     ignored: dict[str, str] = {}
     for name in names:
         path = os.path.join(folder, name)
-        match = re.fullmatch(rf"{kind}_(\d{{4}}-\d{{2}}-\d{{2}})\.json(?:{suffixes})?", name)
+        match = _snapshot_name(kind).fullmatch(name)
         try:
             day = dt.date.fromisoformat(match.group(1)) if match else None
         except ValueError:
             day, why = None, f"{match.group(1)} is not a calendar date"
         else:
             why = f"not a {kind} snapshot name ({kind}_YYYY-MM-DD.json, optionally ending in .gz or .zst)"
-            if meant := meant_as(kind, name):
+            if (meant := meant_as(kind, name)) and meant[1] in names:  # renamed, it would overwrite the snapshot
+                why += f": a second copy of {meant[1]}"
+            elif meant:
                 why += f": rename it to {meant[1]} to have it read"
         if day is None:
             ignored[path] = why
@@ -73,15 +75,25 @@ def _list_catalog_folder(kind: str) -> tuple[dict[dt.date, list[str]], dict[str,
     return found, ignored
 
 
-_COPY = r"\s*(?:-\s*)?(?:copy\b\s*)?(?:\(\d+\))?"  # what a download or a file manager adds to a copy's name
+# what a download or a file manager adds to a copy's name: spaces only (a newline or a tab in a name is no copy's)
+_COPY = r"[ ]*(?:-[ ]*)?(?:copy\b[ ]*)?(?:\(\d+\))?"
+
+
+@functools.cache
+def _snapshot_name(kind: str, misnamed: bool = False) -> re.Pattern[str]:
+    """A snapshot's file name (`<kind>_YYYY-MM-DD.json`, optionally .gz or .zst: group 1 the date); `misnamed`: also
+    in other letter cases and with a copy's suffix (group 2 the suffix, group 3 the compression's)."""
+    suffixes = "|".join(re.escape(suffix) for suffix in incoming.COMPRESSED_SUFFIXES)
+    if misnamed:
+        return re.compile(rf"{kind}_(\d{{4}}-\d{{2}}-\d{{2}})({_COPY})?\.json((?:{suffixes})?)", re.IGNORECASE)
+    return re.compile(rf"{kind}_(\d{{4}}-\d{{2}}-\d{{2}})\.json(?:{suffixes})?")
 
 
 def meant_as(kind: str, name: str) -> tuple[dt.date, str] | None:
     """(its date, the name it would be read under) of a file evidently meant as a snapshot but misnamed: the
     snapshot's name in other letter cases (`users_2025-12-15.JSON`), or with a copy's suffix (`users_2025-12-15
     (1).json`, `... - Copy.json`); None: not one (or not a calendar date)."""
-    suffixes = "|".join(re.escape(suffix) for suffix in incoming.COMPRESSED_SUFFIXES)
-    match = re.fullmatch(rf"{kind}_(\d{{4}}-\d{{2}}-\d{{2}})({_COPY})?\.json((?:{suffixes})?)", name, re.IGNORECASE)
+    match = _snapshot_name(kind, misnamed=True).fullmatch(name)
     try:
         day = dt.date.fromisoformat(match.group(1)) if match else None
     except ValueError:
@@ -121,24 +133,36 @@ def covering_file_date(kind: str, load_date: dt.date) -> dt.date | None:
     return max((day for day in [*catalog_files(kind), *misnamed] if day <= load_date), default=None)
 
 
+def misnamed_refusal(kind: str, snapshot: dt.date) -> str | None:
+    """What `catalog_file(kind, snapshot)` refuses of the misnamed files of the snapshot's own date, up to ", then run
+    again" (None: none): a date that a misnamed snapshot covers is to be renamed before a restatement can read it."""
+    days = [day for day in catalog_files(kind) if day <= snapshot]
+    return _misnamed(kind, snapshot, max(days, default=None), only=snapshot)
+
+
 def _refuse_misnamed(kind: str, load_date: dt.date, latest: dt.date | None) -> None:
     """UnexpectedSourceFiles for the misnamed snapshots that would cover the date: on or before it, and not before
     the latest one read (`latest`)."""
+    if refusal := _misnamed(kind, load_date, latest):
+        raise incoming.UnexpectedSourceFiles(f"{refusal}, then run again; nothing was landed")
+
+
+def _misnamed(kind: str, load_date: dt.date, latest: dt.date | None, only: dt.date | None = None) -> str | None:
     misnamed: dict[dt.date, list[tuple[str, str]]] = {}
     for path in ignored_catalog_files(kind):
         meant = meant_as(kind, os.path.basename(path))
-        if meant and meant[0] <= load_date and (latest is None or meant[0] >= latest):
+        if meant and meant[0] <= load_date and (latest is None or meant[0] >= latest) and only in (None, meant[0]):
             misnamed.setdefault(meant[0], []).append((os.path.basename(path), meant[1]))
     if not misnamed:
-        return
+        return None
     day = max(misnamed)
-    names, accepted = ", ".join(name for name, _ in misnamed[day]), misnamed[day][0][1]
+    found, accepted = [name for name, _ in misnamed[day]], misnamed[day][0][1]
+    names = ", ".join(map(repr, found))
     folder = os.path.join(config.data_dir(), kind)
-    if day == latest:  # users_D (1).json beside users_D.json: a second copy of the snapshot
-        raise incoming.UnexpectedSourceFiles(
-            f"{kind} snapshot {day}: {folder} holds {names} beside the snapshot's file; a snapshot is one file: move"
-            f" {names} out of the folder (or, if it is the right one, rename it to {accepted} in place of the other),"
-            f" then run again; nothing was landed")
-    raise incoming.UnexpectedSourceFiles(
-        f"{kind} snapshot {day}: no file named {accepted} (names are case-sensitive); {folder} holds {names}: rename"
-        f" it to {accepted}, then run again; nothing was landed")
+    if day == latest:  # users_D (1).json beside users_D.json: a second copy; renamed, it would overwrite the other
+        return (f"{kind} snapshot {day}: {folder} holds {names} beside {accepted}, a second copy of it; a snapshot"
+                f" is one file: move {names} out of the folder, or replace {accepted} with it and restate"
+                f" (`python -m pipeline restate --catalog {kind} --date {day}`)")
+    cased = " (names are case-sensitive)" if any(name.lower() == accepted.lower() for name in found) else ""
+    return (f"{kind} snapshot {day}: no file named {accepted}{cased}; {folder} holds {names}: rename"
+            f" {'it' if len(found) == 1 else 'one'} to {accepted}")

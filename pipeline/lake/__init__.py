@@ -20,7 +20,6 @@ import functools
 import glob
 import logging
 import os
-import pwd
 import re
 import sys
 from collections.abc import Callable
@@ -33,6 +32,7 @@ import pyarrow.parquet as pq
 
 from pipeline import config, faults, read_once
 from pipeline.lake import s3 as lake_store
+from pipeline.lake.access import duckdb_error, folder_refused, process_user, read_only, why_not_writable
 from pipeline.lake.pids import process_alive
 
 logger = logging.getLogger(__name__)
@@ -62,12 +62,7 @@ STORE_ERROR = "AWS Error"  # how pyarrow's S3 client words every error of the st
 def store_error(error: BaseException) -> bool:
     """Whether an error is the object store's client refused or unanswered (pyarrow's `AWS Error <CODE>`): raised
     by pyarrow, or by DuckDB, which reads the lake through that client and raises its text as a `duckdb.Error`."""
-    return (isinstance(error, OSError) or _duckdb_error(error)) and STORE_ERROR in str(error)
-
-
-def _duckdb_error(error: BaseException) -> bool:
-    duckdb = sys.modules.get("duckdb")  # never imported: no DuckDB error exists (nor is DuckDB loaded for the check)
-    return duckdb is not None and isinstance(error, duckdb.Error)
+    return (isinstance(error, OSError) or duckdb_error(error)) and STORE_ERROR in str(error)
 
 
 def store_words(error: BaseException) -> str:
@@ -83,46 +78,11 @@ def store_refused(error: BaseException) -> bool:
     return isinstance(error, (PermissionError, LakeUnreadable)) or store_error(error)
 
 
-def folder_refused(error: BaseException) -> bool:
-    """Whether an error is a folder lake's permissions refusing this process a path in it (a PermissionError, or
-    DuckDB's "Permission denied", naming a path under the lake's folder): not an incoming file's, nor the data's."""
-    where = config.lake_dir()
-    if lake_store.is_remote(where):
-        return False
-    folder = os.path.abspath(where)
-    if isinstance(error, PermissionError):
-        named = (os.path.abspath(os.fspath(name)) for name in (error.filename, error.filename2) if name)
-        return any(os.path.commonpath([folder, path]) == folder for path in named)
-    return _duckdb_error(error) and "Permission denied" in str(error) and folder in str(error)
-
-
-def _process_user() -> str:
-    try:
-        return pwd.getpwuid(os.geteuid()).pw_name
-    except KeyError:  # a uid without a passwd entry (a container's)
-        return f"uid {os.geteuid()}"
-
-
 def check_writable() -> None:
-    """A folder lake this process may not write (cron running as another user than the lake's owner, a lake on a
-    read-only mount): a LakeNotWritable before anything runs, not one failure per task. An s3:// lake is checked
-    by its first write (`root()` checks its bucket)."""
-    where = config.lake_dir()
-    if lake_store.is_remote(where):
-        return
-    nearest = Path(where).absolute()
-    while not nearest.exists() and nearest != nearest.parent:  # a new lake: made inside its nearest folder
-        nearest = nearest.parent
-    if os.statvfs(nearest).f_flag & os.ST_RDONLY:  # os.access says no here too, and the owner could not either
-        raise LakeNotWritable(
-            f"the lake folder {where} is on a read-only file system ({nearest}): remount it read-write, or name a"
-            " writable folder (ECOMM_LAKE_DIR or [paths] lake_dir), then run the date again; nothing was written")
-    if not os.access(nearest, os.W_OK | os.X_OK):
-        made_in = "" if str(nearest) == os.path.abspath(where) else f" (nor can {nearest}, where it would be made)"
-        raise LakeNotWritable(
-            f"the lake folder {where} cannot be written by user {_process_user()}{made_in}: run as the lake's owner,"
-            " or give this user write access to it (ECOMM_LAKE_DIR or [paths] lake_dir names it), then run the date"
-            " again; nothing was written")
+    """A folder lake this process may not write (`access.why_not_writable`): a LakeNotWritable before anything runs,
+    not one failure per task."""
+    if refusal := why_not_writable():
+        raise LakeNotWritable(refusal)
 
 
 def folder_missing() -> bool:
@@ -151,9 +111,14 @@ def check_built_here(published: Callable[[], set[dt.date]]) -> None:
 def unreadable(path: str, error: BaseException, done: str = "read") -> LakeUnreadable:
     """The LakeUnreadable for a lake file the store would not let be `done` (read, written): what to fix, and
     that the lake's data is not at fault (nothing should be removed)."""
+    if folder_refused(error) and read_only(error):  # a mount turned read-only mid-run: no user may write there
+        return LakeNotWritable(
+            f"{path} cannot be {done}: {store_words(error)}; the lake folder is on a read-only file system: remount"
+            " it read-write, or name a writable folder (ECOMM_LAKE_DIR or [paths] lake_dir), then run the date again;"
+            " the landed data is not at fault")
     if folder_refused(error):
         return (LakeNotWritable if done == "written" else LakeUnreadable)(
-            f"{path} cannot be {done}: {store_words(error)}; the lake is a folder user {_process_user()} may not"
+            f"{path} cannot be {done}: {store_words(error)}; the lake is a folder user {process_user()} may not"
             f" {'write' if done == 'written' else 'read'} (ECOMM_LAKE_DIR or [paths] lake_dir): run as the lake's"
             " owner, or give this user access to it, then run the date again; the landed data is not at fault")
     return LakeUnreadable(
@@ -305,7 +270,12 @@ def write_table(final_path: str, table: pa.Table) -> None:
     """Write a small Arrow table as a lake Parquet file, whole or not at all."""
     tmp = temp_path(final_path)
     filesystem, where = arrow_location(tmp)
-    pq.write_table(table, where, filesystem=filesystem)
+    try:
+        pq.write_table(table, where, filesystem=filesystem)
+    except OSError as err:
+        if folder_refused(err):
+            raise unreadable(final_path, err, "written") from err
+        raise
     promote(tmp, final_path)
 
 
@@ -315,8 +285,13 @@ def write_atomic(final_path: str, data: bytes) -> None:
     if lake_store.is_remote(final_path):
         lake_store.write(tmp, data)
     else:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
+        try:
+            with open(tmp, "wb") as handle:
+                handle.write(data)
+        except OSError as err:
+            if folder_refused(err):
+                raise unreadable(final_path, err, "written") from err
+            raise
     promote(tmp, final_path)
 
 
@@ -346,7 +321,7 @@ def temp_path(final_path: str) -> str:
         return f"{final_path}.tmp-{lake_store.writer_token()}"
     try:
         Path(final_path).parent.mkdir(parents=True, exist_ok=True)
-    except PermissionError as err:
+    except OSError as err:  # refused: another user's folder, a read-only file system
         if folder_refused(err):
             raise unreadable(final_path, err, "written") from err
         raise

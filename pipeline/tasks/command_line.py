@@ -137,6 +137,8 @@ def given_settings(message: str = "") -> str:
             # a variable (ECOMM_PRODUCTS_URL) wins over the option: the rerun names the value that ran
             value = setting_source.from_environment(family, name) or value
             given.append(flag if value is True else f"{flag} {shlex.quote(shown(str(value)))}")  # True: a bare flag
+    if not given:  # the common case: no option to order, so no parser of every option built (7 ms a fix line)
+        return ""
     known = luigi_options(sys.argv[1:])
     typed = [full_option(arg.split("=", 1)[0], known) for arg in sys.argv[1:]]  # in the order they were typed
     given.sort(key=lambda option: typed.index(flag) if (flag := option.split()[0]) in typed else len(typed))
@@ -162,22 +164,31 @@ def as_used(argv: Sequence[str]) -> list[str]:
     return result
 
 
-def luigi_options(argv: Sequence[str]) -> set[str]:
-    """The options Luigi's parser of the command line `argv` knows, named as it names them
-    (`luigi.cmdline_parser.CmdlineParser`): every task's `--family-param`, and its root task's own `--param`."""
-    from luigi.task_register import Register
-
-    families = set(Register.task_names())
-    root = next((arg for arg in argv if arg in families), None)  # Luigi's first positional argument
-    options = set()
-    for family, without_section, param, _ in Register.get_all_params():
-        options.add("--" + (param if without_section else f"{family}_{param}").replace("_", "-"))
-        if family == root:
-            options.add("--" + param.replace("_", "-"))
-    return options
+def luigi_options(argv: Sequence[str]) -> frozenset[str]:
+    """The options Luigi's parser of the command line `argv` knows, named as it names them: every task's
+    `--family-param`, and its root task's own `--param`. Luigi's own parser (`luigi.cmdline_parser.CmdlineParser`),
+    root task and all (the first positional argument: `RangeDaily` in `--RangeDaily-of DailyPipeline RangeDaily`);
+    built once a command line (a few milliseconds, over every registered task's parameters)."""
+    return _luigi_options(tuple(argv))
 
 
-def full_option(flag: str, known: set[str]) -> str:
+@functools.lru_cache(maxsize=4)
+def _luigi_options(argv: tuple[str, ...]) -> frozenset[str]:
+    import io
+
+    from luigi.cmdline_parser import CmdlineParser
+
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):  # a line argparse refuses: Luigi's run said so already
+            root = CmdlineParser._build_parser().parse_known_args(list(argv))[0].root_task
+    except SystemExit:  # an ambiguous option (`--catalog-`): the first task name, as the line's root
+        from luigi.task_register import Register
+
+        root = next((arg for arg in argv if arg in set(Register.task_names())), None)
+    return frozenset(CmdlineParser._build_parser(root_task=root)._option_string_actions)
+
+
+def full_option(flag: str, known: frozenset[str]) -> str:
     """The option of `known` that `flag` names as argparse reads it: itself, else the one option it is a prefix of
     (`--catalog-products-u`: `--catalog-products-url`); anything else as it is (argparse refuses an ambiguous one)."""
     if not flag.startswith("--") or flag in known:

@@ -32,7 +32,7 @@ import datetime as dt
 import logging
 from collections.abc import Iterable
 
-from pipeline.ingest import landing
+from pipeline.ingest import catalog_folder, landing
 from pipeline.tasks.catalog_cover import COLUMNS, PRODUCTS_READ, built_row, covering_snapshot
 
 logger = logging.getLogger(__name__)
@@ -72,12 +72,17 @@ def _arrived_since(kind: str, snapshot: dt.date, built_with: dt.date | None) -> 
 
 
 def message(kind: str, snapshot: dt.date, days: Iterable[dt.date]) -> str:
-    """The one message for dates built before a snapshot covering them arrived: what happened and the command."""
+    """The one message for dates built before a snapshot covering them arrived: what happened and the command.
+
+    A snapshot file misnamed (`users_D.JSON`: `catalog_folder.misnamed_refusal`) is to be renamed first: the
+    restatement reads it only under its name, and refuses it otherwise."""
     days = sorted(days)
     built = f"{', '.join(map(str, days))} {'was' if len(days) == 1 else 'were'} built"
-    return (f"the {kind} snapshot of {snapshot} arrived after {built}, which kept the catalog before it; to rebuild"
+    late = (f"the {kind} snapshot of {snapshot} arrived after {built}, which kept the catalog before it; to rebuild"
             f" and republish the dates it feeds with it, run `python -m pipeline restate --catalog {kind} --date"
             f" {snapshot}`")
+    rename = None if landing.catalog_url(kind) else catalog_folder.misnamed_refusal(kind, snapshot)
+    return f"{rename}, then: {late}" if rename else late
 
 
 def late_catalogs(day: dt.date) -> dict[str, str]:

@@ -293,8 +293,11 @@ class DailyPipeline(luigi.WrapperTask, PipelineTask):
         check_settings()
         lake.check_built_here(published_anywhere)  # no lake folder, and Postgres publishes: the wrong folder is named
         publish = Publish(date=self.date, force=self.force)
-        if self.force or not publish.complete():  # a published date writes nothing: a read-only lake may run it
-            lake.check_writable()  # a folder lake this user may not write: one line now, not every task failing
+        # a folder lake this user may not write: one line now, not every task failing; but a published date writes
+        # nothing (forced too: Publish is complete), so a read-only lake may run it. The cheap check first: Postgres
+        # is asked only of a lake that may not be written
+        if (refusal := lake.why_not_writable()) and not publish.complete():
+            raise lake.LakeNotWritable(refusal)
         return publish
 
     @classmethod

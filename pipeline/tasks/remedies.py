@@ -269,16 +269,17 @@ REMEDIES: tuple[Remedy, ...] = (
            " a `python -m pipeline` command or `python -m pipeline.lake.views`: one line, `<command>: error: the lake's"
            " store refused or did not answer: ... AWS Error ...` (exit 35)",
            "the lake's store refused or did not answer: wrong credentials, `AWS_ENDPOINT_URL` or region, a bucket"
-           " that does not exist, the store down; for a folder lake, permissions or a read-only mount. The lake's data"
-           " is not at fault",
-           "fix the access (a folder: run as its owner, e.g. cron's user, or give that user write access, or remount it"
-           f" read-write; an s3:// lake: docs/scaling-out.md; remove nothing), then `{DAILY}`",
+           " that does not exist, the store down; for a folder lake, a folder this user may not read (one it may not"
+           " write: lake not writable). The lake's data is not at fault",
+           "fix the access (a folder: run as its owner, e.g. cron's user, or give that user read access; an s3:// lake:"
+           f" docs/scaling-out.md; remove nothing), then `{DAILY}`",
            ("LakeUnreadable",)),
     Remedy("lake not writable", "35",
            "`LakeNotWritable: the lake folder L cannot be written by user U ...` (or `... is on a read-only file"
            " system ...`) while scheduling a date that is not published yet (exit 35), or a task failing with"
            " `LakeNotWritable: ... cannot be written: ... Permission denied ...; the lake is a folder user U may not"
-           " write` (exit 30)",
+           " write` (or `... Read-only file system ...; the lake folder is on a read-only file system`: a mount"
+           " turned read-only mid-run) (exit 30)",
            "this user may read the lake but not write it: another user's folder (cron running as someone other than"
            " the lake's owner), or a read-only mount (an analyst's account, a second host). A published date writes"
            " nothing, so its run is a no-op there (exit 0); the lake's data is not at fault",

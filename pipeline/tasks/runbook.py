@@ -85,8 +85,8 @@ def remedy_for(error: BaseException) -> Remedy | None:
         if disk.no_space(current):
             return by_kind("disk full")
         # a PermissionError may be an incoming file's: the lake's only when it names a path in the lake's folder
-        if lake.store_error(current) or lake.folder_refused(current):
-            return BY_ERROR["LakeUnreadable"]
+        if lake.store_error(current) or lake.folder_refused(current):  # a read-only file system: no user may write
+            return BY_ERROR["LakeNotWritable" if lake.read_only(current) else "LakeUnreadable"]
     return None
 
 
