@@ -283,13 +283,19 @@ def _opened_at_open(root: Path) -> list[str]:
     return sorted(os.path.relpath(path, root) for path in seen.paths(lake.DATA_FILE))
 
 
+def _opens_alike(many: list[str], few: list[str]) -> bool:
+    """As many distinct files, and opens within a quarter: DuckDB may open a small file once more or less (CI saw
+    99, 101 and 102 for the same lake); binding over every partition opened ~4 times as many."""
+    return len(set(many)) == len(set(few)) and len(many) <= 1.25 * len(few)
+
+
 def test_opening_reads_the_oldest_and_newest_partition_whatever_the_number_of_dates(tmp_path: Path) -> None:
     # binding a view over `**/data.parquet` read every partition's footer: an analyst's open_lake() took
     # seconds on a long history; now at most two partitions per table, and every partition at each query
     _land(tmp_path / "two", 2)
     _land(tmp_path / "many", 12)
     two, many = _opened_at_open(tmp_path / "two"), _opened_at_open(tmp_path / "many")
-    assert len(many) == len(two)
+    assert _opens_alike(many, two), (many, two)
     for table in ("raw/orders", "audit/bad_records"):
         assert 0 < len({path for path in many if path.startswith(f"{table}/")}) <= 2, table
     con = views.open_lake(tmp_path / "many")
@@ -363,9 +369,8 @@ def test_a_long_history_opens_the_same_files_as_two_dates(built, tmp_path: Path)
 
     long = history("long", 10)
     opened = _opened_at_open(long)
-    # the same opens within a file or two: DuckDB may open a small file once more (it varied 101 against 102 in
-    # CI); the old binding opened ~4 times as many here
-    assert len(opened) <= len(_opened_at_open(history("short", 1))) + 2
+    short = _opened_at_open(history("short", 1))
+    assert _opens_alike(opened, short), (len(opened), len(short))
     for table in long.glob("*/*"):  # its oldest and newest partition, however often
         assert len({path for path in opened if path.startswith(f"{table.relative_to(long)}/")}) <= 2, table
     con = views.open_lake(long)
