@@ -34,6 +34,7 @@ from tests.support.serving import checksums as relation_checksums
 # runtime_seconds: the original counts its publish task up to the commit, a rebuild its recorded duration
 VOLATILE = SERVING_VOLATILE | {"runtime_seconds"}
 INTERNAL_SCHEMAS = ("preload", "pipeline_lock")  # transient preloads and lock rows: not served
+NEW_TARGET = "--into-new-target"  # each test rebuilds into a new database: the dataset was published to another
 
 
 def checksums(dsn: str) -> dict[str, tuple[int, str]]:
@@ -74,7 +75,7 @@ def test_rebuild_after_dropping_the_database_gives_the_same_tables(original, emb
     target = f"{data.database}_dr"
     dsn = _empty_database(embedded_server, target)
     embedded_server.env(monkeypatch, target)
-    assert rebuild.main([]) == 0
+    assert rebuild.main([NEW_TARGET]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in lines if " published " in line] == [d.isoformat() for d in data.dates]
     assert "days per minute" in lines[-1]
@@ -95,7 +96,7 @@ def test_a_rebuild_compacts_the_closed_months_on_its_way(original, embedded_serv
     target = f"{data.database}_compacted"
     dsn = _empty_database(embedded_server, target)
     embedded_server.env(monkeypatch, target)
-    assert rebuild.main([]) == 0
+    assert rebuild.main([NEW_TARGET]) == 0
     assert checksums(dsn) == sums
     december = [day for day in data.dates if day.month == 12]
     assert len(december) < len(data.dates) and december, data.dates
@@ -124,7 +125,7 @@ def test_rebuild_killed_inside_a_date_resumes_to_the_same_tables(original, embed
            "ECOMM_PG_DATABASE": target, "ECOMM_LAKE_DIR": str(data.lake), "ECOMM_DATA_DIR": str(data.incoming)}
     for name in ("ECOMM_PG_DSN", "PGHOST", "PGDATABASE", "PGSERVICE"):
         env.pop(name, None)
-    command = [sys.executable, "-m", "pipeline", "rebuild-serving"]
+    command = [sys.executable, "-m", "pipeline", "rebuild-serving", NEW_TARGET]
     # the second date's publish holds its transaction open (facts copied, nothing committed) until killed
     faults = {"ECOMM_FAULT": "publish.merge:pause@2", "ECOMM_FAULT_DIR": str(tmp_path)}
     proc = subprocess.Popen(command, env={**env, **faults}, cwd=REPO, stdout=subprocess.PIPE,
@@ -156,6 +157,34 @@ def test_refuses_a_database_the_pipeline_published(original, embedded_server, mo
     assert checksums(data.dsn) == sums
 
 
+def test_refuses_another_target_than_the_lake_was_published_to_unless_told(original, embedded_server, monkeypatch,
+                                                                             capsys) -> None:
+    """The run audit records where the dataset's dates went: a rebuild into another (empty) database names both in
+    one line and touches neither, until --into-new-target says it is meant."""
+    data, sums = original
+    target = f"{data.database}_other"
+    dsn = _empty_database(embedded_server, target)
+    embedded_server.env(monkeypatch, target)
+    assert rebuild.main([]) == 3
+    (err,) = capsys.readouterr().err.strip().splitlines()
+    folder = embedded_server.data_dir.resolve()
+    assert err.startswith(f"rebuild-serving: the lake at {data.lake} was last published to the embedded Postgres in"
+                          f" {folder} (port {embedded_server.port}, database {data.database}), but this rebuild would"
+                          f" fill the embedded Postgres in {folder} (port {embedded_server.port}, database {target})"
+                          f" (ECOMM_PG_DATA="), err
+    assert (f"rerun with {NEW_TARGET}; to use that one, set `ECOMM_PG_DATA={folder} ECOMM_PG_PORT="
+            f"{embedded_server.port} ECOMM_PG_DATABASE={data.database}`") in err, err
+    with psycopg.connect(dsn) as conn:  # not even migrated
+        assert conn.execute("select to_regclass('audit.publish_log')").fetchone()[0] is None
+    assert checksums(data.dsn) == sums
+    assert rebuild.main(["--to", data.dates[0].isoformat(), NEW_TARGET]) == 0
+    assert f"into the embedded Postgres in {folder} (port {embedded_server.port}, database {target})" \
+        in capsys.readouterr().out
+    assert rebuild.main([]) == 0  # a rebuild of this lake begun there: the rest goes on without the flag
+    with psycopg.connect(dsn) as conn:
+        assert [row[0] for row in conn.execute("select load_date from audit.publish_log order by 1")] == data.dates
+
+
 def test_refuses_an_empty_lake_and_an_unreachable_postgres(original, embedded_server, tmp_path, monkeypatch,
                                                            capsys) -> None:
     data, _ = original
@@ -175,7 +204,7 @@ def test_a_range_then_refuses_a_rebuild_of_other_data(original, embedded_server,
     target = f"{data.database}_range"
     dsn = _empty_database(embedded_server, target)
     embedded_server.env(monkeypatch, target)
-    assert rebuild.main(["--to", data.dates[1].isoformat()]) == 0
+    assert rebuild.main(["--to", data.dates[1].isoformat(), NEW_TARGET]) == 0
     with psycopg.connect(dsn) as conn:
         assert [row[0] for row in conn.execute("select load_date from audit.publish_log order by 1")] == data.dates[:2]
         conn.execute("update audit.publish_log set fact_orders_rows = fact_orders_rows + 1 where load_date = %s",
@@ -214,7 +243,7 @@ def test_blocked_and_unchecked_dates_are_treated_as_the_daily_run_treats_them(or
     target = f"{data.database}_gates"
     dsn = _empty_database(embedded_server, target)
     embedded_server.env(monkeypatch, target)
-    assert rebuild.main([]) == 0
+    assert rebuild.main([NEW_TARGET]) == 0
     out = capsys.readouterr().out
     assert f"{blocked}  not published: its quality gate blocked it; 1 outcome(s) recorded" in out
     assert f"{unchecked}  skipped: no quality gate results in the lake" in out
@@ -255,7 +284,7 @@ def test_a_built_date_whose_gate_results_are_lost_is_named_with_its_command_and_
     lost = data.dates[1]
     ops = _ops_on_copy(data, embedded_server, tmp_path, f"{data.database}_lost")
     shutil.move(ops.lake / "audit" / "dq_results" / f"load_date={lost}", tmp_path / "elsewhere")
-    done = ops.pipeline("rebuild-serving")
+    done = ops.pipeline("rebuild-serving", NEW_TARGET)
     command = f"luigi --module pipeline.tasks DailyPipeline --date {lost} --local-scheduler"
     assert done.returncode == 4, done.stdout + done.stderr
     assert (f"{lost}  NOT REBUILT: built but its gate results are missing (lake/audit/dq_results)" in done.stdout
@@ -282,7 +311,7 @@ def test_a_missing_warehouse_partition_names_a_command_that_lets_the_rebuild_res
     gone = data.dates[2]
     ops = _ops_on_copy(data, embedded_server, tmp_path, f"{data.database}_gone")
     (ops.lake / "warehouse" / "fact_orders" / f"load_date={gone}" / "data.parquet").unlink()
-    stopped = ops.pipeline("rebuild-serving")
+    stopped = ops.pipeline("rebuild-serving", NEW_TARGET)
     command = f"luigi --module pipeline.tasks BuildWarehouse --date {gone} --local-scheduler"
     assert stopped.returncode == 1, stopped.stdout + stopped.stderr
     (line,) = stopped.stderr.strip().splitlines()

@@ -18,8 +18,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from pipeline import cli
-from pipeline.serving import lost_database, marts, publish
+from pipeline import cli, lake
+from pipeline.serving import data_folder, lost_database, marts, publish, serving_target
 from pipeline.tasks import rebuild
 from tests.support.ops import Ops
 from tests.support.paths import REPO
@@ -183,6 +183,28 @@ def test_the_refusal_says_to_check_the_current_folder_first_only_when_the_data_f
                            " was published"), said()
 
 
+def test_the_refusal_names_the_target_the_lake_s_dates_went_to_only_when_it_is_another(monkeypatch) -> None:
+    """The run audit's target of the latest publish: the same database (re-created empty) is a plain rebuild; another
+    one is named, with the command that reaches it, and the rebuild it offers takes --into-new-target."""
+    for name in PG_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ECOMM_PG_DSN", "postgresql://someone:hunter2@db.example:5433/ecomm")
+    here = {"server": "dsn", "host": "db.example", "port": 5433, "database": "ecomm"}
+    same = lost_database.refusal("ecomm", "db.example", 5433, [D1, D2], D3, here)
+    assert same == lost_database.refusal("ecomm", "db.example", 5433, [D1, D2], D3)
+    assert "re-created or replaced; run `python -m pipeline rebuild-serving` (" in same, same
+    moved = lost_database.refusal("ecomm", "db.example", 5433, [D1, D2], D3, {**here, "host": "old.example"})
+    assert (f"({D1}..{D2}), last published to the Postgres at old.example:5433 (database ecomm), not to this one: if"
+            " that one is meant, check that one with `ECOMM_PG_DSN='host=old.example port=5433 dbname=ecomm' python -m"
+            " pipeline.serving.pg status`, then rerun with those settings; only if it was lost, run `python -m pipeline"
+            " rebuild-serving --into-new-target` (") in moved, moved
+    assert "hunter2" not in moved
+    embedded_there = {"server": "embedded", "data_folder": "/srv/pg data", "port": 5432, "database": "ecomm"}
+    back = lost_database.refusal("ecomm", "db.example", 5433, [D1, D2], D3, embedded_there)
+    assert ("check that one with `ECOMM_PG_DSN= ECOMM_PG_DATA='/srv/pg data' ECOMM_PG_PORT=5432 ECOMM_PG_DATABASE=ecomm"
+            " python -m pipeline.serving.pg status`") in back, back  # the DSN set here would win over the folder
+
+
 @pytest.mark.slow
 def test_a_relative_ecomm_pg_data_run_from_another_folder_is_refused_saying_to_check_it_first(
         ops: Ops, tmp_path: Path) -> None:
@@ -199,6 +221,10 @@ def test_a_relative_ecomm_pg_data_run_from_another_folder_is_refused_saying_to_c
            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     lead = ("ServingDatabaseLost: the embedded Postgres's data folder is relative to the current folder: check"
             " ECOMM_PG_DATA and the current folder first; ")
+    served = ops.server.data_dir.resolve()  # where the run audit says the date went
+    meant = f"the embedded Postgres in {served} (port {ops.server.port}, database {ops.database})"
+    reach = (f"ECOMM_PG_DATA={served} ECOMM_PG_PORT={ops.server.port} ECOMM_PG_DATABASE={ops.database}"
+             " python -m pipeline.serving.pg status")
     try:
         for run in ("the run that made the folder", "the next run, the server up"):
             refused = subprocess.run([sys.executable, "-m", "luigi", "--module", "pipeline.tasks", "DailyPipeline",
@@ -207,16 +233,41 @@ def test_a_relative_ecomm_pg_data_run_from_another_folder_is_refused_saying_to_c
             assert refused.returncode == 30, (run, refused.stderr[-3000:])
             (said,) = [line for line in refused.stderr.splitlines() if "ServingDatabaseLost: " in line]
             assert (f"{lead}database {ops.database} in {pgdata} (ECOMM_PG_DATA='pgdata') holds no published date, but"
-                    f" the lake at {ops.lake} records 1 published date(s) (2025-12-14..2025-12-14); if the dates were"
-                    " served from another data folder, stop this server (`ECOMM_PG_DATA="
-                    f"{shlex.quote(str(pgdata))} python -m pipeline.serving.pg stop`; until then BI tools on port"
-                    f" {port} reach this empty one)") in said, (run, said)
+                    f" the lake at {ops.lake} records 1 published date(s) (2025-12-14..2025-12-14), last published to"
+                    f" {meant}, not to this one; if the dates were served from that one, stop this server"
+                    f" (`ECOMM_PG_DATA={shlex.quote(str(pgdata))} python -m pipeline.serving.pg stop`; until then BI"
+                    f" tools on port {port} reach this empty one) and check that one with `{reach}`, then rerun with"
+                    " those settings; only if this is the folder meant (the old one was lost), run `python -m"
+                    " pipeline rebuild-serving --into-new-target`") in said, (run, said)
             assert said.index("check ECOMM_PG_DATA") < said.index("rebuild-serving"), said
             (summary,) = [line for line in refused.stdout.splitlines() if "Publish: ServingDatabaseLost: " in line]
             assert f"Publish: {lead}" in summary, (run, summary)  # within the 300 characters it shows
             assert "what to do (serving database lost): if the message says to check `ECOMM_PG_DATA`" \
                 in refused.stdout, refused.stdout[-3000:]
             assert ops.query("select count(*) from audit.publish_log") == [(1,)]  # the meant database, untouched
+
+        # the command that reaches the server the date went to, pasted into a shell in the folder of the cron job
+        shell = {**env, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])}
+        reached = subprocess.run(["bash", "-c", reach], cwd=home, env=shell, capture_output=True, text=True,
+                                 timeout=120, check=False)
+        assert reached.returncode == 0 and f"port {ops.server.port}" in reached.stdout, reached.stdout + reached.stderr
+
+        # rebuild-serving from there would fill the new, empty server: refused, both targets in its one line
+        rebuilt = subprocess.run([sys.executable, "-m", "pipeline", "rebuild-serving"], cwd=home, env=env,
+                                 capture_output=True, text=True, timeout=300, check=False)
+        assert rebuilt.returncode == 3, rebuilt.stdout + rebuilt.stderr
+        (line,) = rebuilt.stderr.strip().splitlines()
+        assert line.startswith(f"rebuild-serving: the lake at {ops.lake} was last published to {meant}, but this"
+                               f" rebuild would fill the embedded Postgres in {pgdata} (port {port}, database"
+                               f" {ops.database}) (ECOMM_PG_DATA='pgdata', relative to the current folder;"), line
+        assert "rerun with --into-new-target; to use that one, set `ECOMM_PG_DATA=" in line, line
+        socket_dir = data_folder.postmaster(pgdata)["socket_dir"]  # a short folder of its own: the path is long
+        with psycopg.connect(f"postgresql://postgres@/{ops.database}?host={socket_dir}&port={port}") as conn:
+            assert conn.execute("select count(*) from audit.publish_log").fetchone()[0] == 0  # not filled
+        into_new = subprocess.run([sys.executable, "-m", "pipeline", "rebuild-serving", "--into-new-target"],
+                                  cwd=home, env=env, capture_output=True, text=True, timeout=300, check=False)
+        assert into_new.returncode == 0, into_new.stdout + into_new.stderr
+        assert f"into the embedded Postgres in {pgdata} (port {port}" in into_new.stdout, into_new.stdout
 
         # the stop command as given, pasted into a shell in the checkout whose settings name the meant server
         command = said[said.index("stop this server (`") + 19:said.index("`; until then")]
@@ -230,3 +281,45 @@ def test_a_relative_ecomm_pg_data_run_from_another_folder_is_refused_saying_to_c
         stop = {**env, "ECOMM_PG_DATA": str(pgdata)}
         subprocess.run([sys.executable, "-m", "pipeline.serving.pg", "stop"], cwd=REPO, env=stop,
                        capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.mark.slow
+def test_a_dsn_target_is_recorded_without_its_password_and_a_rebuild_into_another_names_both(ops: Ops) -> None:
+    """Through ECOMM_PG_DSN with a password: the run audit keeps the host, port and database the date went to and
+    never the password (no lake file holds it); a rebuild into another database names both, and the settings that
+    reach the first, without the password, until --into-new-target says the new one is meant."""
+    secret = f"pw{uuid.uuid4().hex}"
+    socket_dir, port = str(ops.server.data_dir), ops.server.port  # the session server's socket folder
+
+    def dsn(database: str) -> str:
+        with psycopg.connect(ops.server.dsn(), autocommit=True) as conn:
+            if not conn.execute("select exists (select from pg_database where datname = %s)", [database]).fetchone()[0]:
+                conn.execute(sql.SQL("create database {}").format(sql.Identifier(database)))
+        return f"postgresql://postgres:{secret}@/{database}?host={socket_dir}&port={port}"
+
+    ops.extra_env["ECOMM_PG_DSN"] = dsn(ops.database)
+    done = ops.luigi("DailyPipeline", "--date", "2025-12-14", "--local-scheduler")
+    assert done.returncode == 0, done.stderr[-3000:]
+    holding = [path for path in ops.lake.rglob("*") if path.is_file() and secret.encode() in path.read_bytes()]
+    assert holding == []
+    (twin,) = ops.lake.glob("audit/pipeline_runs/load_date=2025-12-14/run_id=*/task_id=Publish_*/data.parquet")
+    rows = lake.read_rows(str(twin))
+    assert serving_target.decode(rows[-1]["serving_target"]) == {
+        "server": "dsn", "host": socket_dir, "port": port, "database": ops.database}
+    assert not [value for row in rows for value in row.values() if secret in str(value)]
+
+    other = f"{ops.database}_new"
+    ops.extra_env["ECOMM_PG_DSN"] = dsn(other)
+    refused = ops.pipeline("rebuild-serving")
+    assert refused.returncode == 3, refused.stdout + refused.stderr
+    (line,) = refused.stderr.strip().splitlines()
+    assert (f"rebuild-serving: the lake at {ops.lake} was last published to the Postgres at {socket_dir}:{port}"
+            f" (database {ops.database}), but this rebuild would fill the Postgres at {socket_dir}:{port} (database"
+            f" {other}): to rebuild into this one (the other was lost, or is being replaced), rerun with"
+            f" --into-new-target; to use that one, set `ECOMM_PG_DSN='host={socket_dir} port={port}"
+            f" dbname={ops.database}'`") == line, line
+    assert secret not in refused.stdout + refused.stderr
+    rebuilt = ops.pipeline("rebuild-serving", "--into-new-target")
+    assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
+    with psycopg.connect(ops.server.dsn(other)) as conn:
+        assert conn.execute("select load_date from audit.publish_log").fetchall() == [(dt.date(2025, 12, 14),)]

@@ -6,20 +6,20 @@ Such a database was lost and re-created, or replaced, or it is not the one meant
 installed wheel's `[postgres] embedded_dir`) resolves against the current folder, so a run from another folder starts
 a new, empty embedded server there. `rebuild-serving` would fill that one, so the refusal names the embedded server's
 data folder and where its path came from, and when that path depends on the current folder (as it does in every run
-from there, not only the one that made the folder), it says first to check it, and how to stop that server.
+from there, not only the one that made the folder), it says first to check it, and how to stop that server. The run
+audit keeps the target each publish went to (pipeline.serving.serving_target): when the lake's latest publish went to
+another one, the refusal names it and the settings that reach it, and the rebuild it offers takes --into-new-target.
 """
 from __future__ import annotations
 
 import datetime as dt
-import os
-import re
 import shlex
 from pathlib import Path
 
 import psycopg
 
-from pipeline import config, lake, resources
-from pipeline.serving import embedded, pg
+from pipeline import config, resources
+from pipeline.serving import embedded, pg, serving_target
 from pipeline.serving.facts import PublishError
 
 
@@ -29,23 +29,7 @@ class ServingDatabaseLost(PublishError):
 
 
 REBUILD_RUNS = "rebuild_"  # rebuild-serving's run ids (pipeline.tasks.rebuild): it publishes into an empty database
-_TWIN = re.compile(r"load_date=(\d{4}-\d{2}-\d{2})/run_id=([A-Za-z0-9_]+)/")
-
-
-def lake_published_dates(other_than: str) -> list[dt.date]:
-    """The load dates a Publish task finished (`done`) in a run other than `other_than`, by the run audit's lake twin
-    (lake/audit/pipeline_runs, written after the task's commit). Lists and reads the Publish twins: call it rarely."""
-    pattern = os.path.join(lake.table_dir("audit", "pipeline_runs"), "load_date=*", "run_id=*", "task_id=Publish_*",
-                           lake.DATA_FILE)
-    found: set[dt.date] = set()
-    for path in lake.files_matching(pattern):
-        named = _TWIN.search(path.replace(os.sep, "/"))
-        if named is None or named.group(2) == other_than or (day := dt.date.fromisoformat(named.group(1))) in found:
-            continue
-        rows = lake.read_rows(path, columns=["task_family", "status"])
-        if any(row["task_family"] == "Publish" and row["status"] == "done" for row in rows):
-            found.add(day)
-    return sorted(found)
+INTO_NEW_TARGET = "--into-new-target"  # rebuild-serving's flag to fill another target than the lake's dates went to
 
 
 def refuse_lost_database(conn: psycopg.Connection, day: dt.date, run_id: str) -> None:
@@ -56,29 +40,47 @@ def refuse_lost_database(conn: psycopg.Connection, day: dt.date, run_id: str) ->
     The lake is read only when publish_log is empty (a database's first publish)."""
     if run_id.startswith(REBUILD_RUNS) or conn.execute("select exists (select from audit.publish_log)").fetchone()[0]:
         return
-    if earlier := lake_published_dates(run_id):
-        raise ServingDatabaseLost(refusal(conn.info.dbname, conn.info.host, conn.info.port, earlier, day))
+    earlier = serving_target.lake_published(run_id)
+    if earlier.dates:
+        raise ServingDatabaseLost(refusal(conn.info.dbname, conn.info.host, conn.info.port, earlier.dates, day,
+                                          earlier.target))
 
 
-def refusal(database: str, host: str, port: int, earlier: list[dt.date], day: dt.date) -> str:
+def refusal(database: str, host: str, port: int, earlier: list[dt.date], day: dt.date,
+            published_to: serving_target.Target | None = None) -> str:
     """The refusal's line. When the embedded data folder's path depends on the current folder, what to check comes
-    first and the path once after it: a run summary shows a message's first 300 characters, whatever the paths."""
+    first and the path once after it: a run summary shows a message's first 300 characters, whatever the paths.
+    `published_to`: the target the lake's latest publish went to (the run audit's), named with its settings when it
+    is not this one; a rebuild into this one then takes --into-new-target."""
+    moved = published_to is not None and not serving_target.same(published_to, serving_target.current(
+        database, host, port))
     lake_says = (f"the lake at {config.lake_dir()} records {len(earlier)} published date(s)"
                  f" ({earlier[0]}..{earlier[-1]})")
-    rebuild = (f"run `python -m pipeline rebuild-serving` (it republishes every gated date, {day} included if its gate"
-               f" passed), then rerun; nothing of {day} was published")
+    flag = f" {INTO_NEW_TARGET}" if moved else ""
+    rebuild = (f"run `python -m pipeline rebuild-serving{flag}` (it republishes every gated date, {day} included if"
+               f" its gate passed), then rerun; nothing of {day} was published")
+    if moved:
+        lake_says += f", last published to {serving_target.describe(published_to)}, not to this one"
+        go_back = f"check that one with `{serving_target.reach(published_to)}`, then rerun with those settings"
     lost = f"the serving database {database} on {host}:{port} holds no published date, but {lake_says}"
     if not pg.uses_embedded():
+        if moved:
+            return f"{lost}: if that one is meant, {go_back}; only if it was lost, {rebuild}"
         return f"{lost}: it was re-created or replaced; {rebuild}"
     path, given, base = embedded.data_origin()
-    if not by_current_folder(base):
-        return f"{lost}: it was re-created or replaced (the embedded Postgres's data folder {path}, {given}); {rebuild}"
     stop = f"{embedded.ENV_DATA}={shlex.quote(str(path))} python -m pipeline.serving.pg stop"
+    stop_this = f"stop this server (`{stop}`; until then BI tools on port {port} reach this empty one)"
+    if not by_current_folder(base):
+        if moved:
+            return (f"{lost} (the embedded Postgres's data folder {path}, {given}): if that one is meant, {stop_this}"
+                    f" and {go_back}; only if it was lost, {rebuild}")
+        return f"{lost}: it was re-created or replaced (the embedded Postgres's data folder {path}, {given}); {rebuild}"
+    served = (f"the dates were served from that one, {stop_this} and {go_back}" if moved else
+              f"the dates were served from another data folder, {stop_this}, set {embedded.ENV_DATA} to that folder's"
+              " absolute path and rerun")
     return (f"the embedded Postgres's data folder is relative to the current folder: check {embedded.ENV_DATA} and the"
             f" current folder first; database {database} in {path} ({given}) holds no published date, but"
-            f" {lake_says}; if the dates were served from another data folder, stop this server (`{stop}`; until then"
-            f" BI tools on port {port} reach this empty one), set {embedded.ENV_DATA} to that folder's absolute path"
-            f" and rerun; only if this is the folder meant (the old one was lost), {rebuild}")
+            f" {lake_says}; if {served}; only if this is the folder meant (the old one was lost), {rebuild}")
 
 
 def by_current_folder(base: Path | None) -> bool:

@@ -54,7 +54,7 @@ from psycopg import sql
 from pipeline import faults, lake
 from pipeline.lake import sqlrun
 from pipeline.quality.results import OUTCOMES
-from pipeline.serving import locks, marts, migrations, pg
+from pipeline.serving import locks, marts, migrations, pg, serving_target
 from pipeline.serving.facts import (
     FACTS,
     DuplicateFactKey,
@@ -246,6 +246,7 @@ def publish(load_date: dt.date | str, *, force: bool = False,
     summary: dict[str, Any] = {"load_date": day, "run_id": run_id, "skipped": False}
     progress = Progress()
     with sqlrun.connect() as duck, pg.connect() as conn:
+        summary["serving_target"] = serving_target.encode(serving_target.of_connection(conn))  # for the run audit
         migrations.ensure_schema(conn)
         try:
             with date_transaction(conn, day):

@@ -169,6 +169,7 @@ class PublishTask(PipelineTask):
                                     unless_published=not force, restated_snapshots=snapshots,
                                     superseded=lambda: restatements.superseded(self.date, record)),
             f"publishing {self.date}", notify=self.status)
+        self.serving_target = summary.get("serving_target")  # the run audit keeps where the date went (lost_database)
         if summary["skipped"]:
             # Reconciled all the same: the run that published may have failed in its reconciliation
             # after its commit, and this success must not stand for a date that does not match the lake.

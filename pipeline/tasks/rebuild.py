@@ -42,6 +42,7 @@ import dataclasses
 import datetime as dt
 import logging
 import re
+import shlex
 import sys
 import time
 import uuid
@@ -52,9 +53,9 @@ import psycopg
 
 from pipeline import cli, config, lake
 from pipeline.lake import sqlrun
-from pipeline.serving import migrations, pg
+from pipeline.serving import embedded, lost_database, migrations, pg, serving_target
 from pipeline.serving.facts import FACTS, PublishError
-from pipeline.serving.lost_database import REBUILD_RUNS
+from pipeline.serving.lost_database import INTO_NEW_TARGET, REBUILD_RUNS
 from pipeline.tasks import restatements
 
 logger = logging.getLogger(__name__)
@@ -171,6 +172,32 @@ def check_target(conn: psycopg.Connection) -> set[dt.date]:
     return {row[0] for row in rows}
 
 
+def check_moved(conn: psycopg.Connection) -> None:
+    """RebuildRefused if this empty target is not the one the lake's dates were last published to (the run audit's
+    record, `serving_target`), naming both in one line: a relative ECOMM_PG_DATA run from another folder, or a DSN
+    mistyped, would otherwise be filled without a word. A target that holds dates already is check_target's."""
+    serves = pg.has_table(conn, "audit.publish_log") and conn.execute(
+        "select exists (select from audit.publish_log)").fetchone()[0]
+    conn.rollback()  # read only; the migrations need a connection outside any transaction
+    if serves:
+        return
+    published_to = serving_target.lake_published().target
+    here = serving_target.of_connection(conn)
+    if published_to is None or serving_target.same(published_to, here):
+        return
+    how = ""
+    if here["server"] == "embedded":
+        path, given, base = embedded.data_origin()
+        relative = ", relative to the current folder" if lost_database.by_current_folder(base) else ""
+        stop = f"{embedded.ENV_DATA}={shlex.quote(str(path))} python -m pipeline.serving.pg stop"
+        how = f" ({given}{relative}; `{stop}` stops it)"
+    raise RebuildRefused(
+        f"the lake at {config.lake_dir()} was last published to {serving_target.describe(published_to)}, but this"
+        f" rebuild would fill {serving_target.describe(here)}{how}: to rebuild into this one (the other was lost, or"
+        f" is being replaced), rerun with {INTO_NEW_TARGET}; to use that one, set"
+        f" `{serving_target.settings(published_to)}`")
+
+
 def _connect() -> psycopg.Connection:
     """A connection to the serving Postgres, or RebuildRefused naming where it tried."""
     try:
@@ -179,9 +206,10 @@ def _connect() -> psycopg.Connection:
         raise RebuildRefused(str(err)) from err
 
 
-def rebuild(first: dt.date | None = None, last: dt.date | None = None,
-            out: Callable[[str], None] = print) -> dict[str, int | float]:
-    """Rebuild every serving table from the lake (see module doc); `out` gets the progress lines."""
+def rebuild(first: dt.date | None = None, last: dt.date | None = None, out: Callable[[str], None] = print,
+            into_new_target: bool = False) -> dict[str, int | float]:
+    """Rebuild every serving table from the lake (see module doc); `out` gets the progress lines. `into_new_target`:
+    into an empty target other than the one the lake's dates were last published to (else RebuildRefused)."""
     from pipeline.quality import gate, serving_reconciliation
     from pipeline.serving import compaction, pipeline_runs, publish
     from pipeline.tasks import run_audit
@@ -192,11 +220,14 @@ def rebuild(first: dt.date | None = None, last: dt.date | None = None,
         raise RebuildRefused(f"the lake at {config.lake_dir()} has no load dates{span}: nothing to rebuild"
                              f" (is ECOMM_LAKE_DIR right?)")
     with _connect() as conn:
+        if not into_new_target:
+            check_moved(conn)
+        here = serving_target.describe(serving_target.of_connection(conn))
         applied = migrations.apply_schema(conn)
         done = check_target(conn)
-    out(f"rebuilding the serving layer from {config.lake_dir()}: {len(plans)} load date(s), {plans[0].day} to"
-        f" {plans[-1].day}; schema up to date ({len(applied)} migration(s) applied); {len(done)} date(s) already"
-        f" rebuilt")
+    out(f"rebuilding the serving layer from {config.lake_dir()} into {here}: {len(plans)} load date(s),"
+        f" {plans[0].day} to {plans[-1].day}; schema up to date ({len(applied)} migration(s) applied);"
+        f" {len(done)} date(s) already rebuilt")
     run_id = new_run_id()
     tally = {"published": 0, "verified": 0, "blocked": 0, "not_gated": 0, "left_out": 0}
     started = time.monotonic()
@@ -258,6 +289,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="first load date to rebuild, YYYY-MM-DD (default: the lake's first)")
     parser.add_argument("--to", dest="last", type=cli.date_arg,
                         help="last load date to rebuild, YYYY-MM-DD (default: the lake's last)")
+    parser.add_argument(INTO_NEW_TARGET, action="store_true",
+                        help="rebuild into an empty database other than the one the lake's dates were last published"
+                             " to (the run audit records it): the other was lost, or is being replaced")
     args = parser.parse_args(argv)
     first, last = args.first, args.last
     if first and last and first > last:
@@ -265,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     # warnings only: the per-date lines are the progress report
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        tally = rebuild(first, last, out=lambda line: print(line, flush=True))
+        tally = rebuild(first, last, out=lambda line: print(line, flush=True), into_new_target=args.into_new_target)
     except RebuildRefused as err:
         print(f"rebuild-serving: {err}", file=sys.stderr)
         return 3

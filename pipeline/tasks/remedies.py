@@ -233,8 +233,10 @@ REMEDIES: tuple[Remedy, ...] = (
            " with the command the message gives (`ECOMM_PG_DATA=F python -m pipeline.serving.pg stop`; without"
            " `ECOMM_PG_DATA=F` it stops the server your own settings name, perhaps the one that served the dates),"
            " set `ECOMM_PG_DATA` to the folder that served the dates (an absolute path) and rerun"
-           f" `{DAILY}`; otherwise `python -m pipeline rebuild-serving` (republishes every"
-           " gated date from the lake into it, this one included if its gate passed;"
+           f" `{DAILY}`; if it names where the dates were last published (`last published to ..., not to this one`),"
+           " check that one with the command it gives and rerun with those settings; otherwise `python -m pipeline"
+           " rebuild-serving` (with `--into-new-target` when the message offers it: the other one was lost;"
+           " republishes every gated date from the lake into it, this one included if its gate passed;"
            f" docs/operations.md#rebuilding-the-serving-database), then `{DAILY}`",
            ("ServingDatabaseLost",)),
     Remedy("schema migration", "30",

@@ -91,6 +91,7 @@ SCHEMA = pa.schema([
     ("host", pa.string()),
     ("pid", pa.int64()),
     ("in_postgres", pa.bool_()),
+    ("serving_target", pa.string()),  # a Publish's: where it published (pipeline.serving.serving_target); lake only
 ])
 
 _run_id: str | None = None
@@ -261,7 +262,7 @@ def _record(task: luigi.Task, status: str, error: BaseException | str | None = N
                 "started_at": getattr(task, "_audit_started", None) if status != "running" else now,
                 "ended_at": None, "duration_seconds": None, "rows_in": None, "rows_out": None,
                 "cpu_seconds": None, "peak_rss_mib": None, "error_message": None, "host": socket.gethostname(),
-                "pid": os.getpid(), "in_postgres": False,
+                "pid": os.getpid(), "in_postgres": False, "serving_target": None,
             }
             if current["started_at"] is None:
                 current["started_at"] = now  # failed before it started (e.g. a dependency vanished)
@@ -274,7 +275,8 @@ def _record(task: luigi.Task, status: str, error: BaseException | str | None = N
             current.update(status=status, ended_at=now, error_message=_error_text(error),
                            duration_seconds=round((now - current["started_at"]).total_seconds(), 3),
                            rows_in=_count(getattr(task, "rows_in", None)),
-                           rows_out=_count(getattr(task, "rows_out", None)), **_resources(task))
+                           rows_out=_count(getattr(task, "rows_out", None)),
+                           serving_target=getattr(task, "serving_target", None), **_resources(task))
         current["in_postgres"] = False
         try:
             _write(path, rows)
