@@ -95,9 +95,9 @@ def big_order(n: int, size: int) -> dict:
 
 @pytest.mark.parametrize("name", ["orders.json", "orders.ndjson"])
 def test_one_record_size_limit_for_orders_as_a_json_array_and_as_ndjson(lake_root, incoming, name):
-    # 20 MB: over DuckDB's default JSON object buffer (16 MiB), which failed the whole array
-    records = [ORDER, big_order(2, LIMIT), big_order(3, LIMIT + 1), big_order(4, 20 * MB)]
-    assert [len(json.dumps(record)) for record in records[1:]] == [LIMIT, LIMIT + 1, 20 * MB]
+    # 40 MB: over what DuckDB's default JSON object buffer (16 MiB) reads, which failed the whole array
+    records = [ORDER, big_order(2, LIMIT), big_order(3, LIMIT + 1), big_order(4, 40 * MB)]
+    assert [len(json.dumps(record)) for record in records[1:]] == [LIMIT, LIMIT + 1, 40 * MB]
     text = json.dumps(records) if name == "orders.json" else "\n".join(map(json.dumps, records)) + "\n"
     write(incoming, f"orders/2025-12-15/{name}", text)
     manifest = landing.land_orders(D)
@@ -105,7 +105,7 @@ def test_one_record_size_limit_for_orders_as_a_json_array_and_as_ndjson(lake_roo
     got = read("audit", "rejected_lines", source_table="orders")
     prefix = "array element: " if name == "orders.json" else ""
     assert [(row["line_number"], row["error"]) for row in got] == [
-        (3, prefix + lines.too_large(LIMIT + 1)), (4, prefix + lines.too_large(20 * MB))]
+        (3, prefix + lines.too_large(LIMIT + 1)), (4, prefix + lines.too_large(40 * MB))]
     assert [json.loads(row["raw_text"]) for row in got] == records[2:], "the whole record"
     counts = staging.stage("orders", D)
     assert (counts["raw_count"], counts["staged_count"], counts["quarantined_count"]) == (2, 2, 0)
