@@ -723,6 +723,13 @@ CASES: list[Case] = [
          "quarantined: `invalid_user_id` (longer than `[model] max_id_length`, 256)",
          orders(order(user_id="U" * 3000), order(order_id="ORD_2")),
          Expect(staged={"orders": 1}, quarantined={"orders": {"invalid_user_id": 1}})),
+    Case("orders-record-too-large", "orders: an order with a 2.1 MB extra field; another with a 1 MB `status`",
+         "the first rejected: `a record of 2,100,... bytes, over the limit of 2,000,000 bytes per record` (one limit"
+         " for every source, its text kept whole in `audit/rejected_lines`); the second quarantined: `invalid_status`,"
+         " its message and `failing_value` quoting its first 200 characters and its length, its raw record whole",
+         orders(order(note="n" * 2_100_000), order(order_id="ORD_2", status="s" * 1_000_000), order(order_id="ORD_3")),
+         Expect(staged={"orders": 1}, rejected={"orders": 1}, quarantined={"orders": {"invalid_status": 1}}),
+         check=check_rejected_records_named([(1, "over the limit of 2,000,000 bytes per record")])),
     Case("orders-timestamp-bad-offset-or-clock", "orders: `...T10:00:00+25:00`, `...T24:00:00`, `...+05:60`",
          "quarantined: `invalid_timestamp`",
          orders(order(timestamp=f"{D}T10:00:00+25:00"), order(order_id="ORD_2", timestamp=f"{D}T24:00:00"),
@@ -766,6 +773,11 @@ CASES: list[Case] = [
          Expect(staged={"orders": 1}, quarantined={"orders": {"multiple_order_lines": 1}}),
          check=check_second_line_names_the_kept_row),
     # ------------------------------------------------------------------------------ events (CSV)
+    Case("events-line-too-large", "events: a line of 2.1 MB (a long `event_type`)",
+         "rejected: `a record of 2,100,... bytes, over the limit of 2,000,000 bytes per record`, as an order; the"
+         " whole line in `audit/rejected_lines`",
+         events(event_line(event_type="v" * 2_100_000), event_line("E2")),
+         Expect(staged={"events": 1}, rejected={"events": 1})),
     Case("events-empty-file", "events: empty file", "fails: `SourceFileInvalid` naming the file; nothing landed",
          raw_events(b""), Expect(fails=("events", "SourceFileInvalid", ("events.csv", "empty")))),
     Case("events-header-is-a-secret", "events: a first line that is not a header but a secret",

@@ -84,7 +84,7 @@ def test_a_date_with_unstorable_values_publishes_its_valid_rows_and_quarantines_
         ("stg_events", 1, "invalid_user_id", "E1", "USER_\\u00000001"),
         ("stg_events", 3, "invalid_event_id", "E3\\u0000", "E3\\u0000"),
         ("stg_orders", 1, "invalid_user_id", "ORD_1", "USER\\u00000002"),
-        ("stg_orders", 3, "invalid_user_id", "ORD_3", "U" * 3000),
+        ("stg_orders", 3, "invalid_user_id", "ORD_3", "U" * 200 + "… (3,000 characters)"),
         ("stg_orders", 4, "invalid_status", "ORD_4", "paid\\u0000"),
         ("stg_products", 2, "invalid_text", "PROD_0002", "Sh\\u0000ade"),
         ("stg_users", 2, "invalid_text", "USER_0003", "Ber\\u0000gen"),
@@ -92,3 +92,4 @@ def test_a_date_with_unstorable_values_publishes_its_valid_rows_and_quarantines_
     events_raw = json.loads(bad[0][6])
     assert events_raw["user_id"] == f"USER_{NUL}0001"  # the raw record keeps the value, JSON-escaped
     assert "(longer than 256 characters)" in bad[3][5]
+    assert json.loads(bad[3][6])["user_id"] == "U" * 3000, "the raw record keeps the value whole"

@@ -138,7 +138,7 @@ def test_ids_with_control_characters_or_too_long_are_quarantined_first_middle_an
     assert [row["event_id"] for row in staged] == ["EVT_2", "EVT_4", "EVT_6"]
     assert [(row["row_number"], row["reason_code"], row["failing_value"]) for row in bad] == [
         (1, "invalid_user_id", "US\\u0000ER_1"), (3, "invalid_event_id", "EVT\\u00093"),  # as JSON writes them
-        (5, "invalid_product_id", "P" * 257), (7, "invalid_user_id", "USER\\u000d\\u000a0001")]
+        (5, "invalid_product_id", "P" * 200 + "… (257 characters)"), (7, "invalid_user_id", "USER\\u000d\\u000a0001")]
     assert bad[0]["message"].endswith("(contains a control character)")
     assert bad[2]["message"].endswith("(longer than 256 characters)")
     assert all("\x00" not in (row["raw_record"] + row["message"]) for row in bad)

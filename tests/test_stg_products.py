@@ -105,7 +105,7 @@ def test_strict_parsing_of_catalog_records():
         (4, "invalid_product_id", '{"sku":1}'),
         (5, "invalid_product_id", "PROD\\u00000005"),
         (6, "invalid_text", "Lamp\\u0000shade"),
-        (7, "invalid_text", "C" * 257),
+        (7, "invalid_text", "C" * 200 + "… (257 characters)"),
         (10, "invalid_product_id", "10.5"),
         (12, "invalid_text", "Acme\\u0000"),
     ]

@@ -91,7 +91,7 @@ def test_strict_parsing_of_user_records():
         (3, "invalid_user_id", "true"),
         (4, "invalid_user_id", "3.0"),
         (5, "invalid_text", "Par\\u0000is"),
-        (7, "invalid_user_id", "U" * 300),
+        (7, "invalid_user_id", "U" * 200 + "… (300 characters)"),
     ]
     assert bad[4]["message"].endswith("(city contains a NUL character)")
     assert counts["is_balanced"]

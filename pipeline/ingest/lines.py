@@ -32,6 +32,12 @@ from pipeline.ingest.incoming import SourceFile, open_stream
 
 BLOCK = 1 << 20
 NEWLINE, CR, QUOTE = 10, 13, 34
+# The largest record any source may send, in bytes as written (a CSV line or an NDJSON line without its line
+# end, a JSON array element): a larger one is rejected with its size (audit/rejected_lines keeps its text
+# whole) and the rest of the file lands. DuckDB's CSV reader refuses lines of about this size by default; an
+# order or event is a few hundred bytes. The readers' own limits are derived from it (pipeline.ingest.readers).
+MAX_RECORD_BYTES = 2_000_000
+assert MAX_RECORD_BYTES >= BLOCK, "Scan.long_line measures the lines across blocks only"
 
 # One CSV field whose quoting closes on its line: quoted ("" escapes a quote), unquoted (a quote
 # only opens a quoted value at the start of a field, as DuckDB reads it), or empty.
@@ -40,6 +46,13 @@ SELF_CONTAINED_CSV = re.compile(_FIELD + rb"(?:," + _FIELD + rb")*")
 UNBALANCED = ("malformed quoting: a quoted value is not closed on its line, or text follows its closing quote"
               " (events are one record per line; a value cannot span lines)")
 STRAY_CR = "a carriage return inside the line (line ends are LF or CRLF; events are one record per line)"
+
+
+def too_large(size: int) -> str:
+    """The reason a record over MAX_RECORD_BYTES is rejected (sql/raw/json_rejected.sql writes the same)."""
+    return f"a record of {size:,} bytes, over the limit of {MAX_RECORD_BYTES:,} bytes per record"
+
+
 REJECTS_SCHEMA = pa.schema([("line_number", pa.int64()), ("raw_text", pa.string()), ("error", pa.string())])
 
 
@@ -58,11 +71,17 @@ class Scan:
     newlines: int
     ends_with_newline: bool
     last_solid: bytes = b""  # the content's last byte that is not blank space (a JSON array's: "]")
+    long_line: int = 0  # the longest line across a block boundary (bytes, without its LF); any other is shorter
 
     @property
     def lines(self) -> int:
         """Physical lines: a last line without a line end counts too."""
         return self.newlines + (1 if self.content_bytes and not self.ends_with_newline else 0)
+
+    def has_line_over(self, limit: int) -> bool:
+        """Whether a line is longer than `limit` bytes (a CR ending it included), for a limit of BLOCK or more."""
+        assert limit >= BLOCK, "a shorter line is not measured"
+        return self.long_line > limit
 
     def fingerprint(self) -> dict[str, object]:
         return {"size": self.size, "mtime_ns": self.mtime_ns, "sha256": self.sha256}
@@ -77,11 +96,16 @@ def scan(src: SourceFile) -> Scan:
     info = os.stat(src.path)
     digest = hashlib.sha256()
     plain = src.compression == "none"
-    content = newlines = 0
+    content = newlines = long_line = 0
+    last_newline = -1  # in the content
     last = solid = b""
 
     def count(block: bytes) -> None:
-        nonlocal content, newlines, last, solid
+        nonlocal content, newlines, last, solid, long_line, last_newline
+        first = block.find(b"\n")  # only a line across blocks can be BLOCK long: two memchr calls a block
+        if first >= 0:
+            long_line = max(long_line, content + first - last_newline - 1)
+            last_newline = content + block.rfind(b"\n")
         content += len(block)
         newlines += _count_newlines(block)
         last = block[-1:]
@@ -97,7 +121,8 @@ def scan(src: SourceFile) -> Scan:
             for block in iter(lambda: stream.read(BLOCK), b""):
                 count(block)
     return Scan(size=info.st_size, mtime_ns=info.st_mtime_ns, sha256=digest.hexdigest(), content_bytes=content,
-                newlines=newlines, ends_with_newline=last == b"\n", last_solid=solid)
+                newlines=newlines, ends_with_newline=last == b"\n", last_solid=solid,
+                long_line=max(long_line, content - last_newline - 1))
 
 
 def iter_lines(src: SourceFile) -> Iterator[tuple[int, bytes, bool]]:
@@ -153,13 +178,15 @@ class LineBlock:
         return (lengths == 0) | lone_cr
 
     def suspects(self) -> np.ndarray:
-        """Indexes of the lines holding a quote or a CR that does not end the line (all a reader can misread)."""
+        """Indexes of the lines holding a quote or a CR that does not end the line (all a reader can misread),
+        or longer than MAX_RECORD_BYTES (with a CR ending it: its content is checked exactly)."""
         array = np.frombuffer(self.data, dtype=np.uint8)
         quotes = np.flatnonzero(array == QUOTE)
         crs = np.flatnonzero(array == CR)
         following = np.minimum(crs + 1, len(array) - 1)
         inner = crs[(crs + 1 < len(array)) & (array[following] != NEWLINE)]
-        return np.unique(np.searchsorted(self.ends, np.concatenate((quotes, inner))))
+        long = np.flatnonzero(self.ends - self.starts > MAX_RECORD_BYTES)
+        return np.unique(np.concatenate((np.searchsorted(self.ends, np.concatenate((quotes, inner))), long)))
 
 
 def line_blocks(src: SourceFile) -> Iterator[LineBlock]:
@@ -207,7 +234,8 @@ def self_contained_csv(content: bytes) -> bool:
 
 
 def csv_line_safe(src: SourceFile, dest: str) -> LineSafe:
-    """Copy the CSV to `dest`, one record per line, with every line that could run on blanked.
+    """Copy the CSV to `dest`, one record per line, with every line that could run on, or is over
+    MAX_RECORD_BYTES, blanked.
 
     Line numbers are kept (a rejected line becomes an empty line, which the reader skips but counts)
     and line ends become LF, so the reader's own rejects still name physical lines. Vectorised:
@@ -227,9 +255,10 @@ def csv_line_safe(src: SourceFile, dest: str) -> LineSafe:
                     continue  # the header, checked by the landing before
                 content = data[starts[i]:ends[i]]
                 content = content[:-1] if content.endswith(b"\r") else content
-                if not self_contained_csv(content):
-                    found.rejects.append((block.first + i, text_of(content),
-                                          UNBALANCED if b'"' in content else STRAY_CR))
+                reason = (too_large(len(content)) if len(content) > MAX_RECORD_BYTES
+                          else None if self_contained_csv(content) else UNBALANCED if b'"' in content else STRAY_CR)
+                if reason:
+                    found.rejects.append((block.first + i, text_of(content), reason))
                     parts.append(data[position:starts[i]])
                     position = int(ends[i])  # keep the line end: the line stays, empty
             parts.append(data[position:])

@@ -53,6 +53,9 @@ EVENT_COLUMNS = ("event_id", "user_id", "product_id", "event_type", "event_ts")
 RESERVED_COLUMNS = ("load_date", "source_table")
 RENAME_PREFIX = "csv_"
 HEADER_LIMIT = 1 << 16
+# DuckDB's JSON reader refuses, and fails the whole file, an object over its maximum_object_size: read with
+# this (its default) first, and again with room for the whole content only when an object is over it.
+JSON_OBJECT_BYTES = 1 << 24
 
 
 class NotOnePerLine(Exception):
@@ -135,6 +138,7 @@ def _rejected_by(con: duckdb.DuckDBPyConnection, query: str, found: landing_line
 
 
 _CSV_REJECTED = "select count(*) from csv_rejects where line = $line"
+_CSV_TOO_LONG = "select count(*) from csv_rejects where error_type = 'LINE SIZE OVER MAXIMUM'"
 _JSON_REJECTED = "select count(*) from json_records where line_number = $line and json_type is null"  # not JSON
 
 
@@ -156,17 +160,31 @@ def _no_records(src: SourceFile, table: str) -> SourceFileInvalid:
                                         " a day without orders is delivered as orders.json holding the array []")
 
 
+def _read_json_records(con: duckdb.DuckDBPyConnection, read: dict[str, Any],
+                       scanned: landing_lines.Scan | None) -> None:
+    """Fill json_records; a file with an object too large for the reader's default buffer is read again with room
+    for its whole content, so that such an object is one rejected record (over MAX_RECORD_BYTES), not a failed file."""
+    sql = "create temp table json_records as " + sqlrun.sql_text("raw", "json_records")
+    try:
+        con.execute(sql, {**read, "maximum_object_size": JSON_OBJECT_BYTES})
+    except duckdb.InvalidInputException as err:
+        if "maximum_object_size" not in str(err) or scanned is None or scanned.content_bytes < JSON_OBJECT_BYTES:
+            raise
+        con.execute(sql, {**read, "maximum_object_size": scanned.content_bytes + 1})
+
+
 def land_json(table: str, model: str, src: SourceFile, load_date: dt.date, params: dict[str, Any],
               scanned: landing_lines.Scan | None, stable: Callable[[], None]) -> Landed:
     """Land a JSON source's object records as raw rows and every other record as rejected.
 
     Orders that are the empty array `[]` land 0 rows (a day without orders); see the module doc."""
-    read = {"path": src.path, "json_format": src.format, "compression": src.compression}
+    read = {"path": src.path, "json_format": src.format, "compression": src.compression,
+            "max_record_bytes": landing_lines.MAX_RECORD_BYTES}
     found = landing_lines.LineSafe()
     read_path = "direct"
     with sqlrun.connect() as con:
         try:
-            con.execute("create temp table json_records as " + sqlrun.sql_text("raw", "json_records"), read)
+            _read_json_records(con, read, scanned)
             records = con.execute("select count(*) from json_records").fetchall()[0][0]
             if src.format == "newline_delimited" and scanned is not None and records != scanned.lines:
                 raise NotOnePerLine(f"{records} JSON values in {scanned.lines} lines")
@@ -184,11 +202,13 @@ def land_json(table: str, model: str, src: SourceFile, load_date: dt.date, param
             lines, found = landing_lines.ndjson_lines(src)
             con.execute("drop table if exists json_records")
             con.register("ndjson_lines", lines)
-            con.execute("create temp table json_records as " + sqlrun.sql_text("raw", "ndjson_records"))
+            con.execute("create temp table json_records as " + sqlrun.sql_text("raw", "ndjson_records"),
+                        {"max_record_bytes": landing_lines.MAX_RECORD_BYTES})
             read_path = "line-safe"
             records = found.records
         con.register("line_rejects", found.rejects_table())
-        objects = con.execute("select count(*) filter (where json_type = 'OBJECT') from json_records").fetchall()[0][0]
+        objects = con.execute("select count(*) filter (where json_type = 'OBJECT' and not is_too_large)"
+                              " from json_records").fetchall()[0][0]
         rejected = records - objects
         if not records and not (table == "orders" and src.format == "array" and _empty_array(src)):
             raise _no_records(src, table)
@@ -215,7 +235,8 @@ def land_json(table: str, model: str, src: SourceFile, load_date: dt.date, param
         rows = sqlrun.copy_to_partition(con, sqlrun.sql_text("raw", model), params,
                                         lake.partition_file("raw", table, load_date), check=check)
         written = write_rejected(con, "json_rejected", table, load_date,
-                                  {"source_file": params["source_file"], "json_format": src.format})
+                                 {"source_file": params["source_file"], "json_format": src.format,
+                                  "max_record_bytes": landing_lines.MAX_RECORD_BYTES})
         if written != rejected:
             raise LineAccountingError(f"{src.path}: {written} rejected lines written, {rejected} expected")
     return Landed(rows=rows, source_records=records, rejected_count=rejected, blank_lines=found.blank,
@@ -284,11 +305,15 @@ def events_direct(src: SourceFile, load_date: dt.date, params: dict[str, Any], s
     """The fast path: DuckDB reads the file itself; raise NotOnePerLine unless every line is one record."""
     records, blank = scanned.lines - 1, 0
     counted: dict[str, int] = {}
+    if scanned.has_line_over(landing_lines.MAX_RECORD_BYTES):  # the parallel reader lets some such lines through
+        raise NotOnePerLine(f"a line over {landing_lines.MAX_RECORD_BYTES:,} bytes")
 
     def check(rows: int) -> None:
         nonlocal blank
         stable()  # a file still being written explains any count: refuse it first
         rejected = _reader_rejected(con)
+        if con.execute(_CSV_TOO_LONG).fetchall()[0][0]:  # its measure is not exact: the line-safe path's is
+            raise NotOnePerLine(f"the reader rejected a line of about {landing_lines.MAX_RECORD_BYTES:,} bytes")
         if rows + rejected != records:  # blank lines (skipped by the reader), or a record over several lines
             blank = landing_lines.blank_lines(src, skip=1)
             if rows + rejected != records - blank:
@@ -303,7 +328,8 @@ def events_direct(src: SourceFile, load_date: dt.date, params: dict[str, Any], s
         try:
             rows = sqlrun.copy_to_partition(
                 con, sqlrun.sql_text("raw", "events"),
-                {**params, "path": src.path, "compression": src.compression, "parallel": True},
+                {**params, "path": src.path, "compression": src.compression, "parallel": True,
+                 "max_line_size": landing_lines.MAX_RECORD_BYTES},
                 lake.partition_file("raw", "events", load_date), check=check)
         except duckdb.OutOfMemoryException:  # [duckdb] memory_limit is too small: a setting, not the file
             raise
@@ -345,7 +371,8 @@ def events_line_safe(src: SourceFile, load_date: dt.date, params: dict[str, Any]
             try:
                 rows = sqlrun.copy_to_partition(
                     con, sqlrun.sql_text("raw", "events"),
-                    {**params, "path": cleaned, "compression": "none", "parallel": False},
+                    {**params, "path": cleaned, "compression": "none", "parallel": False,
+                     "max_line_size": 2 * landing_lines.MAX_RECORD_BYTES},  # longer lines are blanked: room to spare
                     lake.partition_file("raw", "events", load_date), check=check)
             except duckdb.OutOfMemoryException:  # [duckdb] memory_limit is too small: a setting, not the file
                 raise

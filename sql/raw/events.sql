@@ -7,13 +7,17 @@
 -- accepted + rejected lines = the file's records (one per line), see pipeline/ingest/lines.py.
 -- $parallel: false on the line-safe path. DuckDB's parallel reader (2.0) drops every line after a
 -- buffer boundary (8,000,000 bytes) that a rejected line straddles; the landing's accounting sees it
--- and reads the file again on the line-safe path, one thread, which does not.
+-- and reads the file again on the line-safe path, one thread, which does not. A line over
+-- lines.MAX_RECORD_BYTES is rejected by the line-safe path, with its whole text (the reader keeps 10,000
+-- characters of a line it rejects, and measures lines only about: $max_line_size, which lets the parallel
+-- reader through some longer lines); the landing takes it when the file has such a line (lines.Scan), or the
+-- reader rejected one for its size.
 with csv_rows as (
     select *
     from read_csv(
         $path, columns = $columns, header = true, auto_detect = false, delim = ',', quote = '"',
         escape = '"', compression = $compression, store_rejects = true, rejects_table = 'csv_rejects',
-        rejects_scan = 'csv_scans', null_padding = false, parallel = $parallel
+        rejects_scan = 'csv_scans', null_padding = false, parallel = $parallel, max_line_size = $max_line_size
     )
 ),
 

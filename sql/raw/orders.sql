@@ -11,7 +11,7 @@ with objects as (
         json_records.record,
         json_records.line_number as row_number,
     from json_records
-    where json_records.json_type = 'OBJECT'
+    where json_records.json_type = 'OBJECT' and not json_records.is_too_large
 ),
 
 fields as (

@@ -270,3 +270,18 @@ create or replace temp macro storable_text(value) as (
         lambda text, code: replace(text, chr(code::integer), printf('\u%04x', code)), value)
     else value end
 );
+
+-- A value as a quarantine row quotes it (audit/bad_records: message, failing_value, record_id): at most
+-- `max_length` characters. A longer value (a 1 MB string that breaks a rule) is its first `max_length`
+-- characters, then '…', `quote` and ' (N characters)'; the row's raw_record keeps it whole, once.
+-- `quote` is written around the value ('' for none). strlen (bytes, stored with the string) is never
+-- below length (characters): the usual short value is not scanned.
+create or replace temp macro excerpt(value, max_length, quote) as (
+    case
+        when strlen(value) <= max_length or length(value) <= max_length then quote || value || quote
+        else quote || left(value, max_length) || '…' || quote || ' (' || format('{:,}', length(value)) || ' characters)'
+    end
+);
+
+-- How many characters of a value audit/bad_records quotes in its message and failing_value (excerpt).
+create or replace temp macro excerpt_length() as 200;
