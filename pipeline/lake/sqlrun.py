@@ -228,6 +228,38 @@ def references(select_sql: str) -> References:
     return References(tuple(relations), frozenset(types))
 
 
+@functools.lru_cache(maxsize=16)
+def output_columns(select_sql: str) -> tuple[str, ...]:
+    """The names of the columns a model's SELECT gives, in order, from its parse alone (no lake, no binding).
+
+    A model ends in `select * from final` (the conventions): a `*` over one of its CTEs is that CTE's columns.
+    Every other item needs a name (an alias or a column reference); anything else is SqlUnparsable.
+    """
+    with _parser_lock:
+        tree = json.loads(_parser().execute("select json_serialize_sql($q)", {"q": select_sql}).fetchone()[0])
+    if tree.get("error"):
+        raise SqlUnparsable(f"{tree.get('error_message', 'the SQL does not parse')} in:\n{select_sql[:300]}")
+    node = tree["statements"][0]["node"]
+    ctes = {entry["key"]: entry["value"]["query_node"] for entry in (node.get("cte_map") or {}).get("map", [])}
+    return tuple(_select_names(node, ctes, select_sql[:300]))
+
+
+def _select_names(node: dict[str, Any], ctes: dict[str, Any], where: str) -> list[str]:
+    """The names of a SELECT node's columns (a `*` over a CTE of `ctes`: that CTE's)."""
+    if node.get("type") != "SELECT_NODE":
+        raise SqlUnparsable(f"not a plain SELECT (a set operation?): name its columns in a final CTE, in:\n{where}")
+    source = (node.get("from_table") or {}).get("table_name")
+    names: list[str] = []
+    for item in node["select_list"]:
+        if item["class"] == "STAR" and source in ctes and ctes[source] is not node:
+            names += _select_names(ctes[source], ctes, where)
+        elif item.get("alias") or item["class"] == "COLUMN_REF":
+            names.append(item.get("alias") or item["column_names"][-1])
+        else:
+            raise SqlUnparsable(f"a select item without a name (alias it) in:\n{where}")
+    return names
+
+
 def _walk(node: Any, ctes: frozenset[str], relations: dict[str, None], types: set[str]) -> None:
     if isinstance(node, list):
         for item in node:

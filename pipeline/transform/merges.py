@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
+from pipeline.lake import sqlrun
 from pipeline.lake.sqlrun import quote_ident as q
 
 MIN = "min"  # the smallest value over load dates, nulls ignored
@@ -171,7 +172,10 @@ class KeyMerge:
     as_of: ClassVar[None] = None  # Postgres keeps no load date per row: equal rows need none
 
     def lake_view(self) -> str:
-        return _best_row_view(self.table, self.key, ((LOAD_DATE, "desc"),), self.about)
+        # the model's columns, in its order: `*` would take the oldest partition's (union_by_name keeps the first
+        # file's order), which an older model wrote (dim_date's iso_year came before is_weekend)
+        columns = sqlrun.output_columns(sqlrun.sql_text("warehouse", self.table))
+        return _best_row_view(self.table, self.key, ((LOAD_DATE, "desc"),), self.about, columns)
 
     def postgres_rules(self) -> dict[str, str]:
         return {}
@@ -188,15 +192,18 @@ class KeyMerge:
                 f"from contributions\nqualify row_number() over (partition by contributions.{q(self.key)}) = 1")
 
 
-def _best_row_view(table: str, key: str, rank: tuple[tuple[str, str], ...], about: str) -> str:
-    """A current view keeping each key's best-ranked row over `<table>_all` (LOAD_DATE: the partition's date)."""
+def _best_row_view(table: str, key: str, rank: tuple[tuple[str, str], ...], about: str,
+                   columns: tuple[str, ...] = ()) -> str:
+    """A current view keeping each key's best-ranked row over `<table>_all` (LOAD_DATE: the partition's date), of
+    `columns` in their order (default: every column of `<table>_all`)."""
     order = ", ".join(f"all_versions.{q(column) if column != LOAD_DATE else LOAD_DATE} {direction}"
                       for column, direction in rank)
+    selected = "".join(f"\n        all_versions.{q(column)}," for column in columns) or " *"
     return (
         f"-- {table} (current): {about}\n"
         f"-- Rendered from pipeline.transform.merges (the Postgres publish merges by the same rule).\n"
         f"with all_versions as (\n    select * from {q(table + '_all')}\n),\n\n"
-        f"final as (\n    select *\n    from all_versions\n    qualify row_number() over (\n"
+        f"final as (\n    select{selected}\n    from all_versions\n    qualify row_number() over (\n"
         f"        partition by all_versions.{q(key)}\n        order by {order}\n    ) = 1\n)\n\n"
         "select * from final\n"
     )

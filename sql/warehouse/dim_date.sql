@@ -7,6 +7,8 @@
 -- Grain: one row per date per load_date; partition: load_date. The current view keeps one row per date.
 -- day_of_week and week_of_year are ISO (Monday = 1; week 1 holds the year's first Thursday); iso_year is the
 -- year that week belongs to (2021-01-01: week 53 of 2020), so weeks group by (iso_year, week_of_year).
+-- Columns in Postgres's order (iso_year last: its migration added it after is_weekend), so that a `select *` of
+-- the lake and of Postgres line up (tests/test_serving_columns.py).
 with orders as (
     select * from fact_orders
 ),
@@ -38,8 +40,8 @@ final as (
         isodow(referenced_dates.full_date)::integer as day_of_week,
         dayname(referenced_dates.full_date) as day_name,
         weekofyear(referenced_dates.full_date)::integer as week_of_year,
-        isoyear(referenced_dates.full_date)::integer as iso_year,
         isodow(referenced_dates.full_date) >= 6 as is_weekend,
+        isoyear(referenced_dates.full_date)::integer as iso_year,
         $load_date::date as load_date,
     from referenced_dates
     order by referenced_dates.full_date
