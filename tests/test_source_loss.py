@@ -67,7 +67,10 @@ def test_the_lost_share_passes_warns_and_fails_at_its_thresholds(lake_root: Path
         assert "audit.bad_records" not in lost.message
     else:  # what to do, with where to look
         assert "See why in the lake's audit.bad_records (source_table stg_orders: reason_code, failing_value)" in lost.message
-        assert "--checks-lost-fail-pct 100" in lost.message
+        # the threshold option publishes a blocked date: a warning blocks nothing (the date publishes)
+        assert ("To publish the date as it is, rerun it with --checks-lost-fail-pct 100." in lost.message) \
+            is (outcome == "fail"), lost.message
+        assert "--source orders. [" in lost.message or outcome == "fail", lost.message
     assert result.blocked is (outcome == "fail")
     assert gate.gate_passed(D) is (outcome != "fail")
     if outcome == "fail":  # named in the exception that stops the pipeline, and in what Postgres receives
@@ -244,7 +247,8 @@ def test_the_duplicate_share_passes_warns_and_fails_at_its_thresholds(lake_root:
         f"stg_events: {100 - staged} of the 100 rows read from the file of {D} were exact copies of another row,"
         f" collapsed into it (not staged): {100 - staged} %")
     assert "fail when > 10.0; warn when > 1.0" in share.message
-    assert ("--checks-duplicate-fail-pct 100" in share.message) is (outcome != "pass")
+    assert ("restate --date 2025-12-14 --source events" in share.message) is (outcome != "pass")
+    assert ("--checks-duplicate-fail-pct 100" in share.message) is (outcome == "fail")  # the warnings published
     assert by_name(result)[EVENTS_LOST].outcome == "pass"  # the copies are not lost: one of each is staged
     assert result.blocked is (outcome == "fail")
 
@@ -322,7 +326,8 @@ def test_a_second_line_of_an_order_warns_and_a_few_block_the_date(lake_root: Pat
         # as int_duplicates.sql keeps it: the latest order_ts first, the file's later line only between equals
         assert ("the line of each order with the latest timestamp is staged (of equal timestamps, the later line"
                 " of the file)") in share.message
-        assert "--checks-multiple-order-lines-fail-pct 100" in share.message
+        # a warning published the date: no option to publish it
+        assert ("--checks-multiple-order-lines-fail-pct 100" in share.message) is (outcome == "fail")
     assert by_name(result)[ORDERS_LOST].outcome == "pass"  # 2.4 % lost: the general share does not see it
     assert result.blocked is (outcome == "fail")
 
