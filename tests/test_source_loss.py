@@ -14,7 +14,8 @@ import pytest
 
 from pipeline import config, lake
 from pipeline.lake import views
-from pipeline.quality import gate
+from pipeline.quality import gate, quarantine_reasons
+from pipeline.tasks import summary_checks
 from tests.support.gate_day import (
     D,
     an_order,
@@ -373,13 +374,42 @@ def test_orders_whose_key_was_renamed_fail_naming_the_reason(lake_root: Path, in
     assert (lost.outcome, lost.value) == ("fail", "100")
     assert lost.message.startswith(
         f"stg_orders: 30 of the 30 records received for {D} (raw rows + rejected lines) were thrown away: 100 %"
-        " (30 quarantined, 0 rejected lines; top reasons: missing_order_id 30 of 30). See why"), lost.message
+        " (30 quarantined, 0 rejected lines; top reasons: missing_order_id 30 of 30; every record lacks order_id and"
+        " has Order_ID). See why"), lost.message
     # in the exception that stops the pipeline, and in what Postgres receives
-    assert "top reasons: missing_order_id 30 of 30" in str(gate.QualityGateFailed(result))
+    assert "top reasons: missing_order_id 30 of 30; every record lacks order_id and has Order_ID)" in str(
+        gate.QualityGateFailed(result))
     (row,) = [f for f in gate.dq_failure_rows(result) if f["check_name"] == ORDERS_LOST[1]]
-    assert "top reasons: missing_order_id 30 of 30)" in row["message"]
+    assert "top reasons: missing_order_id 30 of 30; every record lacks order_id and has Order_ID)" in row["message"]
+    # and on the run summary's line of the check
+    assert summary_checks.line(row).endswith(
+        "(value 100; top reasons: missing_order_id 30 of 30; every record lacks order_id and has Order_ID)")
     events_lost = by_name(result)[EVENTS_LOST]
     assert events_lost.outcome == "pass" and "(1 quarantined, 0 rejected lines)" in events_lost.message
+
+
+def test_some_orders_with_a_renamed_key_warn_naming_the_key(lake_root: Path, incoming: Path) -> None:
+    # 3 of 30 orders name their status "STATUS"; 1 has no user_id (not renamed): 4 of 30 lost, a warning
+    orders = [{("STATUS" if key == "status" else key): value for key, value in an_order(i).items()} if i < 3
+              else an_order(i, user_id=None) if i == 3 else an_order(i) for i in range(30)]
+
+    result = run_day(incoming, D, orders=orders, events=[event_line(i) for i in range(60)])
+
+    lost = by_name(result)[ORDERS_LOST]
+    assert (lost.outcome, lost.value) == ("warn", "13.3333")
+    assert ("(4 quarantined, 0 rejected lines; top reasons: invalid_status 3 of 30, missing_user_id 1 of 30; the"
+            " records quarantined as invalid_status lack status and have STATUS: 3 of the first 3 read)") \
+        in lost.message, lost.message
+
+
+def test_a_loss_without_a_renamed_key_names_none(lake_root: Path, incoming: Path) -> None:
+    orders = [an_order(i, status="teleported") if i < 3 else an_order(i) for i in range(30)]
+
+    result = run_day(incoming, D, orders=orders, events=[event_line(i) for i in range(60)])
+
+    lost = by_name(result)[ORDERS_LOST]
+    assert "(3 quarantined, 0 rejected lines; top reasons: invalid_status 3 of 30)" in lost.message, lost.message
+    assert quarantine_reasons.renamed_in(lost.message) is None
 
 
 def test_the_top_three_reasons_are_named_most_rows_first_and_the_others_counted(lake_root: Path,
