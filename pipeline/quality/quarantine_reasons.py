@@ -30,6 +30,7 @@ TOP = 3  # reasons named in a message
 REASONS = "top reasons: "  # how the reasons begin in a loss check's message (`reasons_in` finds them there)
 _REASONS = re.compile(re.escape(REASONS) + r"([^);]+)")
 SAMPLE = 200  # quarantined records of the top reason read for a renamed key (the first ones of the file)
+SCANNED = 65_536  # rows of the file looked at for them, at most: a renamed key quarantines most rows, found at once
 # how `renamed_key` words a renamed key, after the reasons (`renamed_in` finds it in the message)
 _RENAMED = re.compile(r"; ((?:every record lacks|the records quarantined as \S+ lack) [^;)]+)")
 
@@ -119,11 +120,13 @@ def of_date(day: dt.date) -> Quarantine:
 
 
 def _sample(path: str, reason: str) -> list[dict]:
-    """The first SAMPLE JSON objects among the raw records of the file's rows quarantined for `reason`."""
+    """The first SAMPLE JSON objects among the raw records of the file's rows quarantined for `reason` (of its
+    first SCANNED rows)."""
     records: list[dict] = []
     with lake.open_input(path) as handle:
-        for batch in pq.ParquetFile(handle).iter_batches(batch_size=1024, columns=["reason_code", "raw_record"],
-                                                           use_threads=False):
+        batches = pq.ParquetFile(handle).iter_batches(batch_size=1024, columns=["reason_code", "raw_record"],
+                                                      use_threads=False)
+        for _, batch in zip(range(SCANNED // 1024), batches, strict=False):
             for text in batch.filter(pc.equal(batch.column(0), reason)).column(1).to_pylist():
                 try:
                     value = json.loads(text)
