@@ -667,7 +667,7 @@ CASES: list[Case] = [
          Expect(staged={"orders": 3, "events": 1, "users": 2}),
          check=check_gate("unknown_users", "unknown user share of order lines", "warn",
                           "2 of the 3 order lines of 2025-12-15", "USER_9999", "user_0155",
-                          "--checks-unknown-user-fail-pct 100")),
+                          "python -m pipeline restate --catalog users --date <its date>).")),
     Case("orders-number-not-plain", "orders: `price: \"1_999.00\"`, `\"1,999.00\"`, `\"inf\"`, `\"0x10\"`, "
          "`\"1 999\"`, `quantity: \"1_0\"`",
          "quarantined: `invalid_price`, `invalid_quantity` (DuckDB's own cast would read 1999.00 and 10)",

@@ -198,6 +198,15 @@ def test_a_header_with_another_delimiter_is_named_as_such(lake_root, incoming, s
     assert not os.path.exists(lake.partition_dir("raw", "events", D))
 
 
+def test_a_renamed_header_column_is_named_beside_the_one_it_lacks(lake_root, incoming):
+    write(incoming, "events/2025-12-15/events.csv", "Event ID,user_id,product_id,eventType,event_ts\nE1,U1,P1,v,x\n")
+    with pytest.raises(landing.SourceFileInvalid) as info:
+        landing.land_events(D)
+    assert ("line 1 (header) lacks required column(s) event_id, event_type (5 column(s) found, among them"
+            ' "event id" for event_id, eventtype for event_type: a renamed column; the header must name') \
+        in str(info.value), str(info.value)
+
+
 @pytest.mark.parametrize(("separator", "said"), [(";", "semicolon-delimited (its 4 names are separated by ';'"),
                                                  ("|", "vertical-bar-delimited (its 4 names are separated by '|'")])
 def test_a_header_with_another_delimiter_that_also_lacks_a_column_says_both(lake_root, incoming, separator, said):

@@ -14,7 +14,8 @@ import pytest
 
 from pipeline import config, lake
 from pipeline.lake import views
-from pipeline.quality import gate
+from pipeline.quality import gate, quarantine_reasons
+from pipeline.tasks import summary_checks
 from tests.support.gate_day import (
     D,
     an_order,
@@ -67,7 +68,10 @@ def test_the_lost_share_passes_warns_and_fails_at_its_thresholds(lake_root: Path
         assert "audit.bad_records" not in lost.message
     else:  # what to do, with where to look
         assert "See why in the lake's audit.bad_records (source_table stg_orders: reason_code, failing_value)" in lost.message
-        assert "--checks-lost-fail-pct 100" in lost.message
+        # the threshold option publishes a blocked date: a warning blocks nothing (the date publishes)
+        assert ("To publish the date as it is, rerun it with --checks-lost-fail-pct 100." in lost.message) \
+            is (outcome == "fail"), lost.message
+        assert "--source orders. [" in lost.message or outcome == "fail", lost.message
     assert result.blocked is (outcome == "fail")
     assert gate.gate_passed(D) is (outcome != "fail")
     if outcome == "fail":  # named in the exception that stops the pipeline, and in what Postgres receives
@@ -244,7 +248,8 @@ def test_the_duplicate_share_passes_warns_and_fails_at_its_thresholds(lake_root:
         f"stg_events: {100 - staged} of the 100 rows read from the file of {D} were exact copies of another row,"
         f" collapsed into it (not staged): {100 - staged} %")
     assert "fail when > 10.0; warn when > 1.0" in share.message
-    assert ("--checks-duplicate-fail-pct 100" in share.message) is (outcome != "pass")
+    assert ("restate --date 2025-12-14 --source events" in share.message) is (outcome != "pass")
+    assert ("--checks-duplicate-fail-pct 100" in share.message) is (outcome == "fail")  # the warnings published
     assert by_name(result)[EVENTS_LOST].outcome == "pass"  # the copies are not lost: one of each is staged
     assert result.blocked is (outcome == "fail")
 
@@ -322,7 +327,8 @@ def test_a_second_line_of_an_order_warns_and_a_few_block_the_date(lake_root: Pat
         # as int_duplicates.sql keeps it: the latest order_ts first, the file's later line only between equals
         assert ("the line of each order with the latest timestamp is staged (of equal timestamps, the later line"
                 " of the file)") in share.message
-        assert "--checks-multiple-order-lines-fail-pct 100" in share.message
+        # a warning published the date: no option to publish it
+        assert ("--checks-multiple-order-lines-fail-pct 100" in share.message) is (outcome == "fail")
     assert by_name(result)[ORDERS_LOST].outcome == "pass"  # 2.4 % lost: the general share does not see it
     assert result.blocked is (outcome == "fail")
 
@@ -368,13 +374,42 @@ def test_orders_whose_key_was_renamed_fail_naming_the_reason(lake_root: Path, in
     assert (lost.outcome, lost.value) == ("fail", "100")
     assert lost.message.startswith(
         f"stg_orders: 30 of the 30 records received for {D} (raw rows + rejected lines) were thrown away: 100 %"
-        " (30 quarantined, 0 rejected lines; top reasons: missing_order_id 30 of 30). See why"), lost.message
+        " (30 quarantined, 0 rejected lines; top reasons: missing_order_id 30 of 30; every record lacks order_id and"
+        " has Order_ID). See why"), lost.message
     # in the exception that stops the pipeline, and in what Postgres receives
-    assert "top reasons: missing_order_id 30 of 30" in str(gate.QualityGateFailed(result))
+    assert "top reasons: missing_order_id 30 of 30; every record lacks order_id and has Order_ID)" in str(
+        gate.QualityGateFailed(result))
     (row,) = [f for f in gate.dq_failure_rows(result) if f["check_name"] == ORDERS_LOST[1]]
-    assert "top reasons: missing_order_id 30 of 30)" in row["message"]
+    assert "top reasons: missing_order_id 30 of 30; every record lacks order_id and has Order_ID)" in row["message"]
+    # and on the run summary's line of the check
+    assert summary_checks.line(row).endswith(
+        "(value 100; top reasons: missing_order_id 30 of 30; every record lacks order_id and has Order_ID)")
     events_lost = by_name(result)[EVENTS_LOST]
     assert events_lost.outcome == "pass" and "(1 quarantined, 0 rejected lines)" in events_lost.message
+
+
+def test_some_orders_with_a_renamed_key_warn_naming_the_key(lake_root: Path, incoming: Path) -> None:
+    # 3 of 30 orders name their status "STATUS"; 1 has no user_id (not renamed): 4 of 30 lost, a warning
+    orders = [{("STATUS" if key == "status" else key): value for key, value in an_order(i).items()} if i < 3
+              else an_order(i, user_id=None) if i == 3 else an_order(i) for i in range(30)]
+
+    result = run_day(incoming, D, orders=orders, events=[event_line(i) for i in range(60)])
+
+    lost = by_name(result)[ORDERS_LOST]
+    assert (lost.outcome, lost.value) == ("warn", "13.3333")
+    assert ("(4 quarantined, 0 rejected lines; top reasons: invalid_status 3 of 30, missing_user_id 1 of 30; the"
+            " records quarantined as invalid_status lack status and have STATUS: 3 of the first 3 read)") \
+        in lost.message, lost.message
+
+
+def test_a_loss_without_a_renamed_key_names_none(lake_root: Path, incoming: Path) -> None:
+    orders = [an_order(i, status="teleported") if i < 3 else an_order(i) for i in range(30)]
+
+    result = run_day(incoming, D, orders=orders, events=[event_line(i) for i in range(60)])
+
+    lost = by_name(result)[ORDERS_LOST]
+    assert "(3 quarantined, 0 rejected lines; top reasons: invalid_status 3 of 30)" in lost.message, lost.message
+    assert quarantine_reasons.renamed_in(lost.message) is None
 
 
 def test_the_top_three_reasons_are_named_most_rows_first_and_the_others_counted(lake_root: Path,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+from pipeline.ingest import renamed_keys
+
 __all__ = ["problem"]
 
 # What tells a first line of data from a header: a value no column name looks like, a timestamp (an ISO date, epoch
@@ -33,5 +35,8 @@ def problem(line: bytes, names: list[str], missing: list[str], columns: tuple[st
     if len(missing) == len(columns) and any(_TIMESTAMP_VALUE.fullmatch(name) for name in names):
         return (f"looks like an event, not a header (it holds a timestamp and none of the column names): the file has"
                 f" no header line; add the line {required} at its top, then run again")
-    return (f"lacks required column(s) {', '.join(missing)} ({len(names)} column(s) found; the header must name"
-            f" {', '.join(columns)}, in any order, separated by commas)")
+    renamed = [f"{renamed_keys.named(key)} for {column}" for column in missing
+               if (key := renamed_keys.look_alike(column, names)) is not None]
+    return (f"lacks required column(s) {', '.join(missing)} ({len(names)} column(s) found"
+            + (f", among them {', '.join(renamed)}: a renamed column" if renamed else "")
+            + f"; the header must name {', '.join(columns)}, in any order, separated by commas)")

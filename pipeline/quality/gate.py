@@ -52,7 +52,7 @@ from pipeline.quality.gate_settings import (  # noqa: F401 - re-exported: the ga
     checks_file,
     gate_variables,
 )
-from pipeline.quality.results import GATED_TABLES, VIEWS, CheckResult, NoChecksParsed
+from pipeline.quality.results import GATED_TABLES, VIEWS, CheckResult, NoChecksParsed, advice_for
 from pipeline.transform import staging
 
 logger = logging.getLogger(__name__)
@@ -156,8 +156,8 @@ def _advised(result: CheckResult) -> CheckResult:
     """A table check's `advice` attribute (what a person does about it) after its message when it warns or fails
     (the derived views' checks get theirs with their counts, `gate_views.explain`)."""
     result = _without_rows(result)
-    advice = (result.attributes or {}).get("advice")
-    if not advice or result.outcome not in ("warn", "fail"):
+    advice = advice_for(result.outcome, (result.attributes or {}).get("advice"))
+    if not advice:
         return result
     return dataclasses.replace(result, message=f"{result.message}. {advice}")
 

@@ -269,7 +269,8 @@ def _loss_detail(figure: str, source: str, row: dict[str, Any] | None, day: str,
 
 
 def _reasons(source: str, row: dict[str, Any] | None, load_date: str) -> str | None:
-    """A source's top quarantine reasons of the date (audit/bad_records, written before the gate runs), or None."""
+    """A source's top quarantine reasons of the date (audit/bad_records, written before the gate runs), and a key
+    its records renamed, or None."""
     if row is None or not row["quarantined_count"]:
         return None
     try:
@@ -277,7 +278,15 @@ def _reasons(source: str, row: dict[str, Any] | None, load_date: str) -> str | N
     except (OSError, ValueError) as err:  # the message still says how many; where to look follows
         logger.warning("gate: could not read the quarantine reasons of %s for %s: %s", source, load_date, err)
         return None
-    return quarantine_reasons.top_reasons(counts, row["received_count"]) if counts else None
+    if not counts:
+        return None
+    said = quarantine_reasons.top_reasons(counts, row["received_count"])
+    try:  # the cause, when it is a key the sender renamed (the first records of the top reason)
+        renamed = quarantine_reasons.renamed_key(lake.parse_date(load_date), source, counts, row["received_count"])
+    except (OSError, ValueError) as err:
+        logger.warning("gate: could not read the quarantined records of %s for %s: %s", source, load_date, err)
+        renamed = None
+    return said + (f"; {renamed}" if renamed else "")
 
 
 def _history_text(row: dict[str, Any]) -> str:

@@ -4,7 +4,9 @@ blocked, or one not published yet) the lake is where they are.
 
 - the quality gate puts a source's top reasons into its loss check's message (`top_reasons`, "invalid_status
   300 of 300"), so an operator sees at a glance whether the export changed;
-- the run summary shows them on the check's line (`reasons_in` finds them in the message);
+- when the top reason is a field the records lack and most of them have a key that is that field written otherwise
+  (`Order_ID` for order_id: a renamed key), the message says so (`renamed_key`), so the sender is asked to fix it;
+- the run summary shows them on the check's line (`reasons_in`, `renamed_in` find them in the message);
 - the daily report of a date not published counts its quarantine here (`of_date`).
 
 Cheap: one column (reason_code) of the date's bad_records partitions, and the Parquet footers of its
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import os
 import re
 
@@ -21,10 +24,15 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline import lake
+from pipeline.ingest import renamed_keys
 
 TOP = 3  # reasons named in a message
 REASONS = "top reasons: "  # how the reasons begin in a loss check's message (`reasons_in` finds them there)
 _REASONS = re.compile(re.escape(REASONS) + r"([^);]+)")
+SAMPLE = 200  # quarantined records of the top reason read for a renamed key (the first ones of the file)
+SCANNED = 65_536  # rows of the file looked at for them, at most: a renamed key quarantines most rows, found at once
+# how `renamed_key` words a renamed key, after the reasons (`renamed_in` finds it in the message)
+_RENAMED = re.compile(r"; ((?:every record lacks|the records quarantined as \S+ lack) [^;)]+)")
 
 
 class NotInLake(Exception):
@@ -109,3 +117,50 @@ def of_date(day: dt.date) -> Quarantine:
         raise NotInLake(f"the lake's audit files of {day} could not be read ({where}): {err}") from err
     reasons.sort(key=lambda r: (-r[2], r[0], r[1]))
     return Quarantine(reasons, rejected, where, tuple(sorted(reconciled)))
+
+
+def _sample(path: str, reason: str) -> list[dict]:
+    """The first SAMPLE JSON objects among the raw records of the file's rows quarantined for `reason` (of its
+    first SCANNED rows)."""
+    records: list[dict] = []
+    with lake.open_input(path) as handle:
+        batches = pq.ParquetFile(handle).iter_batches(batch_size=1024, columns=["reason_code", "raw_record"],
+                                                      use_threads=False)
+        for _, batch in zip(range(SCANNED // 1024), batches, strict=False):
+            for text in batch.filter(pc.equal(batch.column(0), reason)).column(1).to_pylist():
+                try:
+                    value = json.loads(text)
+                except (TypeError, ValueError):  # not a JSON record (an events row): no keys to compare
+                    continue
+                if isinstance(value, dict):
+                    records.append(value)
+                if len(records) >= SAMPLE:
+                    return records
+    return records
+
+
+def renamed_key(day: dt.date, source_table: str, counts: list[tuple[str, int]], received: int) -> str | None:
+    """'every record lacks order_id and has Order_ID' when the top reason is about a field (missing_order_id,
+    invalid_status) that most of its records lack while they have a key that is the field written otherwise; None
+    otherwise. Reads the first SAMPLE such records (two columns of the date's bad_records file)."""
+    if not counts:
+        return None
+    reason, rows = counts[0]
+    parts = reason.split("_")
+    fields = ["_".join(parts[i:]) for i in range(1, len(parts))]  # missing_order_id: order_id, then id
+    records = _sample(lake.partition_file("audit", "bad_records", day, source_table=source_table), reason)
+    for field in fields:
+        if (found := renamed_keys.renamed_in(field, records)) is None:
+            continue
+        key, having, lacking = found
+        if rows == received and having == len(records):
+            return f"every record lacks {field} and has {renamed_keys.named(key)}"
+        return (f"the records quarantined as {reason} lack {field} and have {renamed_keys.named(key)}:"
+                f" {having:,} of the first {len(records):,} read")
+    return None
+
+
+def renamed_in(message: str | None) -> str | None:
+    """The renamed key a loss check's message names (`renamed_key`), or None."""
+    found = _RENAMED.search(message or "")
+    return found.group(1).strip() if found else None

@@ -7,6 +7,7 @@ fills them from Soda's scans (and re-exports them).
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any
 
 OUTCOMES = ("pass", "warn", "fail", "error")
@@ -63,9 +64,24 @@ class CheckResult:
     attributes: dict[str, Any] | None = dataclasses.field(default=None, compare=False, hash=False)
 
 
+# the sentence (or clause after "; ") of a check's advice that publishes a blocked date with a threshold option:
+# "To publish the date as it is, rerun it with --checks-lost-fail-pct 100", "If the day really was this small (...),
+# rerun it with --checks-orders-volume-fail-low-ratio 0 to publish it"
+_CLAUSE = r"[^.;]*\brerun (?:it|the date) with --checks-[a-z-]+ \d+(?:\.\d+)?[^.;]*"
+_THRESHOLD_ADVICE = re.compile(rf";\s*{_CLAUSE}(?=\.|$)|(?:(?<=\.)\s+|^){_CLAUSE}(?:\.(?=\s|$))?")
+
+
+def advice_for(outcome: str, advice: str | None) -> str | None:
+    """A check's advice as its outcome needs it: none when it passed; when it warned, without the threshold option
+    that publishes a blocked date (a warning blocks nothing: the date published, or a failing check blocked it)."""
+    if not advice or outcome not in ("warn", "fail"):
+        return None
+    return advice if outcome == "fail" else _THRESHOLD_ADVICE.sub("", advice).strip() or None
+
+
 def described(result: CheckResult, detail: str, advice: str | None = None) -> CheckResult:
-    """`result` whose message says `detail` (what was measured, in words), then `advice` if it warned or failed, then
-    its rule in brackets (without the metric's SQL expression: the checks file has it)."""
+    """`result` whose message says `detail` (what was measured, in words), then `advice` if it warned or failed
+    (`advice_for`), then its rule in brackets (without the metric's SQL expression: the checks file has it)."""
     rule = result.message.split(f"; {result.metric} = ", 1)[0] if result.metric else result.message
-    advice = advice if result.outcome in ("warn", "fail") else None
+    advice = advice_for(result.outcome, advice)
     return dataclasses.replace(result, message=detail + (f". {advice}" if advice else "") + f" [{rule}]")

@@ -27,6 +27,7 @@ named goes from dim_user / dim_product / dim_date, and first/last dates only it 
 the other days'.
 
     python -m pipeline restate --catalog products --date 2025-12-15   # the snapshot of that date
+    python -m pipeline restate --catalog users --catalog products --date 2025-12-15   # both of that date
 
 restates a catalog snapshot, which is landed once under its own date and feeds later load dates:
 a products snapshot gives every date from its own on its place in dim_product_history (each
@@ -39,7 +40,8 @@ landed for the first time); each fed date gets a pending record; their warehouse
 partitions and the snapshot's staging go; the snapshot's raw partition is archived under its own
 date; every fed date's warehouse is built, then the dates run oldest first (each date's gate compares it
 with the dates before it; see `run_catalog_dates`). The
-exit code is the first failed date's.
+exit code is the first failed date's. The other catalog's snapshot of the same date, when its file changed too, is
+restated with the named one (`restate_catalog.also_changed`).
 """
 from __future__ import annotations
 
@@ -141,8 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--source", action="append", choices=incoming.DAILY_SOURCES,
                        help="a source to land again (repeatable; default: every source whose file changed)")
-    which.add_argument("--catalog", choices=incoming.CATALOG_SOURCES,
-                       help="land this catalog's snapshot of --date again, and the dates it feeds")
+    which.add_argument("--catalog", action="append", choices=incoming.CATALOG_SOURCES,
+                       help="land this catalog's snapshot of --date again, and the dates it feeds (repeatable; the"
+                            " other catalog's snapshot of that date is restated with it when its file changed too)")
     args = parser.parse_args(argv)
     day = args.date
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -60,8 +60,25 @@ def _catalog_reason(kind: str, snapshot: dt.date, manifest: dict[str, Any] | Non
     return landing.file_drift(manifest, found[0]) or f"named on the command line ({found[0]} is the file landed)"
 
 
-def prepare_catalog(kind: str, snapshot: dt.date) -> dict[str, Any]:
-    """A catalog snapshot's steps 1-4 (module doc); returns {"dates": the dates to run, "archived": the files archived}."""
+def snapshots_named(kinds: list[str]) -> str:
+    """"the users snapshot", "the users and products snapshots": what a restatement of `kinds` restates."""
+    return f"the {' and '.join(kinds)} snapshot" + ("s" if len(kinds) > 1 else "")
+
+
+def also_changed(kinds: list[str], snapshot: dt.date) -> dict[str, str]:
+    """The other catalogs whose snapshot of the same date was landed from a file that changed since: kind -> how.
+    Restated with the named ones: the runs of the dates they feed would refuse the change (SourceChanged), and leave
+    the restatement pending (as `restate --date D` restates every daily source whose file changed)."""
+    found = {}
+    for kind in incoming.CATALOG_SOURCES:
+        manifest = None if kind in kinds else landing.read_manifest(kind, snapshot)
+        if manifest is not None and not landing.source_unchanged(manifest):
+            found[kind] = landing.file_drift(manifest, manifest["source_file"]) or "changed since it was landed"
+    return found
+
+
+def _checked(kind: str, snapshot: dt.date) -> tuple[dict[str, Any] | None, list[dt.date], str]:
+    """Step 1's checks of a catalog's snapshot: (its manifest, its pending restatement's dates, why it is restated)."""
     from pipeline.transform import warehouse
 
     manifest = landing.read_manifest(kind, snapshot)
@@ -74,37 +91,50 @@ def prepare_catalog(kind: str, snapshot: dt.date) -> dict[str, Any]:
         raise NeverLanded(
             f"no {kind} snapshot of {snapshot} was landed, so there is nothing to restate"
             f" (landed {kind} snapshots: {', '.join(map(str, landed)) or 'none'})")
-    reason = _catalog_reason(kind, snapshot, manifest)
-    # a snapshot the landing refuses leaves the dates it feeds as they are
-    trial_land(snapshot, [kind], f"the pending restatement of the {kind} snapshot of {snapshot} stays pending"
-               if pending else f"the {kind} snapshot of {snapshot} stays as it was landed")
-    dates = sorted({*catalog_fed_dates(kind, snapshot), *pending})
+    return manifest, pending, _catalog_reason(kind, snapshot, manifest)
+
+
+def prepare_catalog(kinds: list[str], snapshot: dt.date) -> dict[str, Any]:
+    """The catalogs' snapshots' steps 1-4 (module doc), every snapshot's checks and trial landing before anything
+    moves; returns {"dates": the dates to run, "archived": the files archived}."""
+    checked = {kind: _checked(kind, snapshot) for kind in kinds}
+    # a snapshot the landing refuses leaves the dates they feed as they are
+    trial_land(snapshot, kinds, f"the pending restatement of {snapshots_named(kinds)} of {snapshot} stays pending"
+               if any(pending for _, pending, _ in checked.values())
+               else f"{snapshots_named(kinds)} of {snapshot} "
+               + ("stay as they were landed" if len(kinds) > 1 else "stays as it was landed"))
+    fed = {kind: {*catalog_fed_dates(kind, snapshot), *pending} for kind, (_, pending, _) in checked.items()}
+    dates = sorted(set().union(*fed.values()))
     now = dt.datetime.now(dt.timezone.utc)
     records = {}
     for day in dates:
         record = pending_record(day, now)
-        record["sources"] = list(dict.fromkeys([*record["sources"], kind]))
-        record.setdefault("snapshots", {})[kind] = snapshot.isoformat()  # its audit rows are published again
-        if manifest is not None or day not in pending:  # else: the interrupted one's why and manifest stay
-            record["reasons"][kind] = reason
-            record["previous_manifests"][kind] = manifest
+        for kind, (manifest, pending, reason) in checked.items():
+            if day not in fed[kind]:
+                continue
+            record["sources"] = list(dict.fromkeys([*record["sources"], kind]))
+            record.setdefault("snapshots", {})[kind] = snapshot.isoformat()  # its audit rows are published again
+            if manifest is not None or day not in pending:  # else: the interrupted one's why and manifest stay
+                record["reasons"][kind] = reason
+                record["previous_manifests"][kind] = manifest
         records[day] = record
         write_record(day, record)
     # what derives from the old snapshot goes first (see restate.prepare), then the snapshot itself
-    removed = remove_derived(snapshot, [kind])
+    removed = remove_derived(snapshot, kinds)
     removed += sum(remove_derived(day, []) for day in dates)
-    archived = archive(snapshot, kind, now.strftime("%Y%m%dT%H%M%S%fZ"))
+    stamp = now.strftime("%Y%m%dT%H%M%S%fZ")
+    archived = [path for kind in kinds for path in archive(snapshot, kind, stamp)]
     for day, record in records.items():
         record["archived"] = list(dict.fromkeys([*record["archived"], *archived]))
         write_record(day, record)
-    logger.info("restating the %s snapshot of %s for %d date(s): %d file(s) archived, %d derived partition"
-                " file(s) removed", kind, snapshot, len(dates), len(archived), removed)
+    logger.info("restating %s of %s for %d date(s): %d file(s) archived, %d derived partition file(s) removed",
+                snapshots_named(kinds), snapshot, len(dates), len(archived), removed)
     return {"dates": dates, "archived": archived}
 
 
-def run_catalog_dates(kind: str, snapshot: dt.date, dates: list[dt.date]) -> int:
+def run_catalog_dates(restated: str, dates: list[dt.date]) -> int:
     """A catalog's step 5: every date's warehouse partitions, then each date's pipeline, oldest first; the first
-    failed run's exit code (0: all published).
+    failed run's exit code (0: all published). `restated`: what is restated, for the log ("the users snapshot of S").
 
     The warehouse first: a date's publish merges the dimension rows its earlier version gave again from every
     published date's partition, and leaves them as merged while one of those is missing (here, a later date's, until
@@ -114,33 +144,37 @@ def run_catalog_dates(kind: str, snapshot: dt.date, dates: list[dt.date]) -> int
     failed = 0
     for day in dates:
         code = run_date(day, "BuildWarehouse")
-        logger.info("%s (restating the %s snapshot of %s): warehouse built, exit %d", day, kind, snapshot, code)
+        logger.info("%s (restating %s): warehouse built, exit %d", day, restated, code)
         failed = failed or code
     for day in dates:
         code = run_date(day)
-        logger.info("%s (restating the %s snapshot of %s): exit %d", day, kind, snapshot, code)
+        logger.info("%s (restating %s): exit %d", day, restated, code)
         failed = failed or code
     return failed
 
 
-
-def restate_catalog(kind: str, snapshot: dt.date) -> int:
-    """`restate --catalog KIND --date S`; its errors are `restate.main`'s."""
+def restate_catalog(named: list[str], snapshot: dt.date) -> int:
+    """`restate --catalog KIND [--catalog KIND] --date S`; its errors are `restate.main`'s."""
     from pipeline.tasks import central, run_audit, summary
 
-    prepared = prepare_catalog(kind, snapshot)
-    dates = prepared["dates"]
-    print(f"restating the {kind} snapshot of {snapshot}: {len(prepared['archived'])} landed file(s) archived"
-          f" under {os.path.join(config.lake_dir(), '_archive')}; the dates it feeds:"
+    kinds = list(dict.fromkeys(named))
+    for kind, how in also_changed(kinds, snapshot).items():
+        print(f"the {kind} snapshot of {snapshot} changed too ({how}): restated with it", flush=True)
+        kinds.append(kind)
+    prepared = prepare_catalog(kinds, snapshot)
+    dates, restated = prepared["dates"], f"{snapshots_named(kinds)} of {snapshot}"
+    print(f"restating {restated}: {len(prepared['archived'])} landed file(s) archived under"
+          f" {os.path.join(config.lake_dir(), '_archive')}; the dates {'they' if len(kinds) > 1 else 'it'} feed"
+          f"{'' if len(kinds) > 1 else 's'}:"
           f" {', '.join(map(str, dates)) or 'none built yet: the next run of a date it covers lands the new snapshot'}"
-          + ("" if dates else f" (`{runbook.daily_command(snapshot)}`)"))
-    code = run_catalog_dates(kind, snapshot, dates)
+          + ("" if dates else f" (`{runbook.daily_command(snapshot)}`)"), flush=True)
+    code = run_catalog_dates(restated, dates)
     summaries = summary.print_summary(dates, run_audit.run_id(), start_postgres=False) if dates else []
     if summaries:  # luigid (when luigi.cfg's answers) shows the dates published here done, as after a `luigi` run
         central.settle_published(summaries)
     if code:
         pending = [s.date for s in summaries if s.status != "published"] or dates
-        print(f"the restatement of the {kind} snapshot of {snapshot} is pending for {', '.join(map(str, pending))}:"
+        print(f"the restatement of {restated} is pending for {', '.join(map(str, pending))}:"
               f" do what each row above says, then run it again ({runbook.daily_command(pending[0])}; a date"
               " published with a threshold option, e.g. --checks-orders-volume-fail-low-ratio 0, needs it again)",
               file=sys.stderr)
