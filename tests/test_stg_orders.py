@@ -167,6 +167,10 @@ def test_a_refund_or_cancellation_of_an_earlier_order_has_the_status_change_wind
     assert [(row["order_id"], row["status"]) for row in staged] == [("ORD_1", "refunded"), ("ORD_2", "cancelled")]
     assert [(row["record_id"], row["reason_code"]) for row in bad] == [
         ("ORD_3", "ancient_timestamp"), ("ORD_4", "ancient_timestamp"), ("ORD_5", "ancient_timestamp")]
+    assert bad[0]["message"].endswith("(a refunded order older than [model] status_change_window_days: its status"
+                                      " change is not applied; widen the window and restate the load date --source"
+                                      " orders)"), bad[0]["message"]
+    assert bad[1]["message"].endswith("'2025-10-01T10:00:00'")  # a paid order: no status change to speak of
     with r.model_settings(status_change_window_days=0):  # never narrower than the late window: 30 days
         staged, bad, _ = stage([r.order(order_id="ORD_1", timestamp="2025-11-14T00:00:00", status="refunded"),
                                 r.order(order_id="ORD_2", timestamp="2025-10-01T10:00:00", status="refunded")])
