@@ -267,6 +267,8 @@ class model(NamedBadSettings, luigi.Config):  # noqa: N801
 
     future_tolerance_hours = luigi.IntParameter(default=2)
     late_window_days = luigi.IntParameter(default=30)  # older timestamps are quarantined as ancient
+    # a cancelled or refunded order (a status change of an earlier order) is accepted this far back instead
+    status_change_window_days = luigi.IntParameter(default=180)
     sold_statuses = luigi.Parameter(default="paid")  # comma separated; net_revenue counts these
     # IANA name: the zone of timestamps without an offset, of date_id and of the load date's boundaries
     business_timezone = luigi.Parameter(default="UTC")

@@ -614,6 +614,14 @@ CASES: list[Case] = [
          "accepted (late-arriving, within `late_window_days`); keeps its own timestamp",
          orders(order(timestamp="2025-12-01T09:00:00")), Expect(staged={"orders": 1}),
          check=check_late_order_keeps_its_day),
+    Case("orders-order-past-late-window", "orders: a paid order of 2025-10-01 in the 2025-12-15 file",
+         "quarantined: `ancient_timestamp` (before the `late_window_days`, 30)",
+         orders(order(timestamp="2025-10-01T09:00:00")),
+         Expect(staged={"orders": 0}, quarantined={"orders": {"ancient_timestamp": 1}})),
+    Case("orders-refund-past-late-window", "orders: an order of 2025-10-01 in the 2025-12-15 file, status `refunded`"
+         " (or `cancelled`)", "accepted: a status change of an earlier order, within `status_change_window_days` (180);"
+         " keeps its own timestamp", orders(order(timestamp="2025-10-01T09:00:00", status="refunded")),
+         Expect(staged={"orders": 1})),
     Case("orders-file-of-another-date", "orders: the 2025-12-15 file is a copy of 2025-12-11's (every order of that day)",
          "staged as late rows of 2025-12-11 (none counts on 2025-12-15); the quality gate blocks the date: "
          "`share of orders from another business day than the load date` 100 % > `late_fail_pct` (90 %), with what "

@@ -154,6 +154,29 @@ def test_the_tolerance_and_the_late_window_are_valid():
     assert [row["order_id"] for row in staged] == ["ORD_1", "ORD_2", "ORD_3"]
 
 
+def test_a_refund_or_cancellation_of_an_earlier_order_has_the_status_change_window():
+    """A refund re-delivers an order weeks after it was placed, with the order's own timestamp: quarantined as
+    ancient after 30 days, it left the order sold in fact_orders and the marts (the seed's system upserted it)."""
+    staged, bad, _ = stage([
+        r.order(order_id="ORD_1", timestamp="2025-10-01T10:00:00", status="refunded"),  # 74 days back
+        r.order(order_id="ORD_2", timestamp="2025-06-17T00:00:00", status="cancelled"),  # exactly 180 days back
+        r.order(order_id="ORD_3", timestamp="2025-06-16T23:59:59", status="refunded"),  # before them: ancient
+        r.order(order_id="ORD_4", timestamp="2025-10-01T10:00:00", status="paid"),  # a new order: the late window
+        r.order(order_id="ORD_5", timestamp="2025-10-01T10:00:00", status="pending"),
+    ])
+    assert [(row["order_id"], row["status"]) for row in staged] == [("ORD_1", "refunded"), ("ORD_2", "cancelled")]
+    assert [(row["record_id"], row["reason_code"]) for row in bad] == [
+        ("ORD_3", "ancient_timestamp"), ("ORD_4", "ancient_timestamp"), ("ORD_5", "ancient_timestamp")]
+    assert bad[0]["message"].endswith("(a refunded order older than [model] status_change_window_days: its status"
+                                      " change is not applied; widen the window and restate the load date --source"
+                                      " orders)"), bad[0]["message"]
+    assert bad[1]["message"].endswith("'2025-10-01T10:00:00'")  # a paid order: no status change to speak of
+    with r.model_settings(status_change_window_days=0):  # never narrower than the late window: 30 days
+        staged, bad, _ = stage([r.order(order_id="ORD_1", timestamp="2025-11-14T00:00:00", status="refunded"),
+                                r.order(order_id="ORD_2", timestamp="2025-10-01T10:00:00", status="refunded")])
+    assert [row["order_id"] for row in staged] == ["ORD_1"] and [row["record_id"] for row in bad] == ["ORD_2"]
+
+
 def test_exact_duplicates_collapse_and_are_counted():
     same = r.order(order_id="ORD_1", quantity=2)
     staged, bad, rec = stage([
@@ -427,7 +450,8 @@ def test_an_id_with_an_invisible_format_character_inside_is_quarantined():
     assert bad[0]["message"].endswith("(contains an invisible format character (such as U+200B, U+00AD, U+200E))")
 
 
-@pytest.mark.parametrize("setting", [{"late_window_days": -5}, {"future_tolerance_hours": -1}])
+@pytest.mark.parametrize("setting", [{"late_window_days": -5}, {"future_tolerance_hours": -1},
+                                     {"status_change_window_days": -1}])
 def test_a_negative_time_window_is_refused_not_applied(setting):
     (name,) = setting
     with r.model_settings(**setting), pytest.raises(staging.SettingInvalid, match=rf"\[model\] {name} = -\d+ must be 0"):

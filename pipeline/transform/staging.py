@@ -59,7 +59,8 @@ are valid and staged. audit/bad_records holds any quarantined value: a NUL chara
 The load date's boundaries are those of the business day ([model] business_timezone): a timestamp
 after its end plus [model] future_tolerance_hours is future_timestamp, unless the date it was
 written with (in its own offset, or the business zone) is the load date or earlier; one before the
-start of the day [model] late_window_days earlier is ancient_timestamp.
+start of the day [model] late_window_days earlier is ancient_timestamp; for a cancelled or refunded order (a
+re-delivered status change: refunds come weeks later) the day [model] status_change_window_days earlier.
 
 Reason codes (REASON_CODES; checked in this order, per source):
 - orders: duplicate_json_key, missing_order_id, invalid_order_id, missing_user_id, invalid_user_id,
@@ -88,6 +89,7 @@ from pipeline import config, lake
 from pipeline.ingest import incoming
 from pipeline.lake import sqlrun
 from pipeline.transform import staging_passes
+from pipeline.transform.staging_schemas import STAGING_SCHEMAS  # noqa: F401 - re-exported
 from pipeline.transform.reconciliation import (  # noqa: F401 - ReconciliationError re-exported
     ReconciliationError,
     landing_counts,
@@ -151,7 +153,10 @@ REASON_CODES: dict[str, str] = {
         "timestamp is after the end of the load date (business time zone) plus the future tolerance (2 h by "
         "default), and was written with a later date"
     ),
-    "ancient_timestamp": "timestamp is before 1970-01-01 or more than 30 days before the load date",
+    "ancient_timestamp": (
+        "timestamp is before 1970-01-01 or before the late window ([model] late_window_days, 30 by default; a"
+        " cancelled or refunded order: status_change_window_days, 180) before the load date"
+    ),
     "invalid_status": "order status is missing or not one of paid, cancelled, refunded, pending",
     "unknown_event_type": (
         "event type is missing or not one of page_view, view_product, add_to_cart, checkout, purchase"
@@ -168,35 +173,11 @@ REASON_CODES: dict[str, str] = {
 }
 
 ORDER_STATUSES = ["paid", "cancelled", "refunded", "pending"]
+# Statuses an order reaches after it was placed: a row with one re-delivers an earlier order (status_change_window_days)
+STATUS_CHANGE_STATUSES = ["cancelled", "refunded"]
 EVENT_TYPES = ["page_view", "view_product", "add_to_cart", "checkout", "purchase"]
 # The ENUM types the staging models (sql/staging/stg_<source>.sql) cast their few-valued columns to.
 STAGED_ENUMS = {"staged_event_type": EVENT_TYPES, "staged_order_status": ORDER_STATUSES}
-
-STAGING_SCHEMAS: dict[str, pa.Schema] = {
-    "stg_orders": pa.schema([
-        ("order_id", pa.string()), ("user_id", pa.string()), ("product_id", pa.string()),
-        ("quantity", pa.int32()), ("unit_price", pa.decimal128(18, 2)), ("order_ts", pa.timestamp("us")),
-        ("status", pa.string()), ("load_date", pa.date32()), ("_source_file", pa.string()),
-        ("_row_number", pa.int64()),
-    ]),
-    "stg_events": pa.schema([
-        ("event_id", pa.string()), ("user_id", pa.string()), ("product_id", pa.string()),
-        ("event_type", pa.string()), ("event_ts", pa.timestamp("us")), ("load_date", pa.date32()),
-        ("_source_file", pa.string()), ("_row_number", pa.int64()),
-    ]),
-    "stg_products": pa.schema([
-        ("product_id", pa.string()), ("product_name", pa.string()), ("category", pa.string()),
-        ("brand", pa.string()), ("current_price", pa.decimal128(18, 2)), ("snapshot_date", pa.date32()),
-        ("load_date", pa.date32()), ("_source_file", pa.string()), ("_row_number", pa.int64()),
-    ]),
-    "stg_users": pa.schema([
-        ("user_id", pa.string()), ("first_name", pa.string()), ("last_name", pa.string()),
-        ("email", pa.string()), ("city", pa.string()), ("country", pa.string()),
-        ("snapshot_date", pa.date32()), ("load_date", pa.date32()), ("_source_file", pa.string()),
-        ("_row_number", pa.int64()),
-    ]),
-}
-
 
 # Postgres refuses a btree index row over ~2,704 bytes; a UTF-8 character takes up to 4.
 MAX_ID_LENGTH_LIMIT = 512
@@ -269,10 +250,10 @@ def sold_statuses() -> list[str]:
 
 
 def hours_and_days() -> tuple[int, int]:
-    """[model] future_tolerance_hours and late_window_days, checked not to be negative."""
+    """[model] future_tolerance_hours and late_window_days (status_change_window_days checked too), not negative."""
     settings = config.model()
-    values = {"future_tolerance_hours": int(settings.future_tolerance_hours),
-              "late_window_days": int(settings.late_window_days)}
+    values = {name: int(getattr(settings, name))
+              for name in ("future_tolerance_hours", "late_window_days", "status_change_window_days")}
     for name, value in values.items():
         if value < 0:
             raise SettingInvalid(f"[model] {name} = {value} must be 0 or more; fix it in luigi.cfg")
@@ -297,9 +278,12 @@ def timestamp_limits(load_date: dt.date) -> dict[str, dt.datetime]:
       future_timestamp, unless the timestamp was written with the load date or an earlier one;
     - latest_accepted_ts: the latest instant staging can accept at all, for the quality gate: the
       later of future_limit_ts and the end of the load date at UTC-14:00 (the westernmost offset);
-    - ancient_limit_ts: the start of the business day [model] late_window_days before the load date.
+    - ancient_limit_ts: the start of the business day [model] late_window_days before the load date;
+    - status_change_limit_ts: the same for a cancelled or refunded order, [model] status_change_window_days
+      before it (never later than ancient_limit_ts).
     """
     tolerance_hours, late_window_days = hours_and_days()
+    status_change_days = max(late_window_days, int(config.model().status_change_window_days))
     timezone = business_timezone()
     future_limit = business_day_start(load_date + dt.timedelta(days=1), timezone) + dt.timedelta(
         hours=tolerance_hours)
@@ -309,18 +293,19 @@ def timestamp_limits(load_date: dt.date) -> dict[str, dt.datetime]:
         "latest_accepted_ts": max(future_limit, own_day_end),
         "ancient_limit_ts": business_day_start(
             load_date - dt.timedelta(days=late_window_days), timezone),
+        "status_change_limit_ts": business_day_start(
+            load_date - dt.timedelta(days=status_change_days), timezone),
     }
 
 
 def model_params(load_date: dt.date, source_table: str) -> dict[str, Any]:
     """The bound parameters of the staging models."""
-    limits = timestamp_limits(load_date)
     return {
         "load_date": load_date,
         "source_table": source_table,
         "business_timezone": business_timezone(),
-        "future_limit_ts": limits["future_limit_ts"],
-        "ancient_limit_ts": limits["ancient_limit_ts"],
+        **timestamp_limits(load_date),  # the SQL binds those it names
+        "status_change_statuses": STATUS_CHANGE_STATUSES,
         "max_id_length": max_id_length(),
         "max_line_revenue": MAX_LINE_REVENUE,
         "order_statuses": ORDER_STATUSES,

@@ -101,7 +101,10 @@ checked as (
             when typed.order_ts > $future_limit_ts::timestamp
                 and not local_date_on_or_before(typed.order_ts_text, $load_date::date)
                 then 'future_timestamp'
-            when typed.order_ts < timestamp '1970-01-01' or typed.order_ts < $ancient_limit_ts::timestamp
+            -- a cancellation or refund re-delivers an earlier order, often weeks later: a wider window
+            when typed.order_ts < timestamp '1970-01-01' or typed.order_ts < $status_change_limit_ts::timestamp
+                or (typed.order_ts < $ancient_limit_ts::timestamp
+                    and not list_contains($status_change_statuses, typed.status))
                 then 'ancient_timestamp'
             when typed.status is null or not list_contains($order_statuses, typed.status) then 'invalid_status'
         end as row_reason_code,
@@ -147,6 +150,10 @@ final as (
             when 'invalid_user_id' then checked.user_id_problem
             when 'invalid_product_id' then checked.product_id_problem
             when 'invalid_timestamp' then timestamp_detail(checked.order_ts_text)
+            when 'ancient_timestamp' then case when list_contains($status_change_statuses, checked.status) then
+                'a ' || checked.status || ' order older than [model] status_change_window_days: its status change is'
+                || ' not applied; widen the window and restate the load date --source orders'
+            end
         end as _row_detail,
     from checked
 )

@@ -1,0 +1,95 @@
+"""A refund delivered weeks after its order, past the late window, reaches fact_orders and the marts.
+
+Real `luigi` and `python -m pipeline` command lines against a fresh database on the session's embedded
+Postgres: the seed day (2025-12-15) published, then a load date 40 days later whose orders file carries one
+of the seed day's paid orders again as refunded, with its original timestamp (how a shop re-delivers a status
+change). Past `[model] late_window_days` (30) it was quarantined as ancient_timestamp and the date published
+with the order still sold (one row of 21 is under the lost share's warn threshold).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from tests.support.ops import SEED_DAY, Ops
+
+LATER = SEED_DAY + dt.timedelta(days=40)
+LOCAL = "--local-scheduler"
+
+
+def refund_later(ops: Ops) -> dict:
+    """LATER's files: the seed day's with new ids and LATER's timestamps, plus a seed order refunded; that order."""
+    seed_tag, later_tag = SEED_DAY.strftime("%Y%m%d"), LATER.strftime("%Y%m%d")
+    for source, name in (("orders", "orders.json"), ("events", "events.csv")):
+        text = (ops.incoming / source / str(SEED_DAY) / name).read_text(encoding="utf-8")
+        (ops.incoming / source / str(LATER)).mkdir(parents=True)
+        (ops.incoming / source / str(LATER) / name).write_text(
+            text.replace(f"{SEED_DAY}T", f"{LATER}T").replace(f"_{seed_tag}_", f"_{later_tag}_"), encoding="utf-8")
+    seed_orders = json.loads((ops.incoming / "orders" / str(SEED_DAY) / "orders.json").read_text())
+    refunded = {**next(o for o in seed_orders if o["status"] == "paid"), "status": "refunded"}
+    later = ops.incoming / "orders" / str(LATER) / "orders.json"
+    later.write_text(json.dumps([*json.loads(later.read_text()), refunded], indent=2))
+    return refunded
+
+
+def seed_day_kpis(ops: Ops) -> tuple:
+    return ops.query("select order_count, paid_order_count, refunded_order_count, net_revenue, refunded_revenue"
+                     " from marts.daily_kpis where kpi_date = %s", [SEED_DAY])[0]
+
+
+def current_status(ops: Ops, order_id: str) -> list[tuple]:
+    return ops.query("select status, load_date from warehouse.fact_orders where order_id = %s", [order_id])
+
+
+@pytest.mark.slow
+def test_a_refund_past_the_late_window_is_applied_and_one_past_its_own_window_is_restated(ops: Ops) -> None:
+    first = ops.luigi("DailyPipeline", "--date", str(SEED_DAY), LOCAL)
+    assert first.returncode == 0, first.stderr[-3000:]
+    before = seed_day_kpis(ops)
+    refund = refund_later(ops)
+    revenue = (Decimal(str(refund["price"])) * refund["quantity"]).quantize(Decimal("0.01"))
+    assert current_status(ops, refund["order_id"]) == [("paid", SEED_DAY)]
+
+    # a status change window narrower than the refund's 40 days: the refund is quarantined, the order stays sold
+    cfg = Path(ops.extra_env["LUIGI_CONFIG_PATH"])
+    cfg.write_text(cfg.read_text() + "[model]\nstatus_change_window_days = 35\n")
+    narrow = ops.luigi("DailyPipeline", "--date", str(LATER), LOCAL)
+    assert narrow.returncode == 0, narrow.stderr[-3000:]
+    ((reason, value, message),) = ops.query("select reason_code, failing_value, message from quarantine.bad_records"
+                                            " where load_date = %s and record_id = %s", [LATER, refund["order_id"]])
+    assert (reason, value) == ("ancient_timestamp", refund["timestamp"])
+    assert "(a refunded order older than [model] status_change_window_days: its status change is not applied" in message
+    assert current_status(ops, refund["order_id"]) == [("paid", SEED_DAY)]
+    assert seed_day_kpis(ops) == before
+
+    # the runbook's remedy: a window that reaches the order, and the date's orders restated
+    cfg.write_text(cfg.read_text().replace("status_change_window_days = 35", "status_change_window_days = 60"))
+    restated = ops.pipeline("restate", "--date", str(LATER), "--source", "orders")
+    assert restated.returncode == 0, restated.stderr[-3000:] + restated.stdout[-2000:]
+    assert current_status(ops, refund["order_id"]) == [("refunded", LATER)]
+    count, paid, refunds, net, refunded_revenue = before
+    assert seed_day_kpis(ops) == (count, paid - 1, refunds + 1, net - revenue, refunded_revenue + revenue)
+    assert ops.query("select count(*) from quarantine.bad_records where load_date = %s and record_id = %s",
+                     [LATER, refund["order_id"]]) == [(0,)]
+
+
+@pytest.mark.slow
+def test_a_refund_weeks_after_its_order_is_applied_by_default(ops: Ops) -> None:
+    """The default window (180 days) takes a refund 40 days late with no action: the seed system upserted it."""
+    first = ops.luigi("DailyPipeline", "--date", str(SEED_DAY), LOCAL)
+    assert first.returncode == 0, first.stderr[-3000:]
+    before = seed_day_kpis(ops)
+    refund = refund_later(ops)
+    revenue = (Decimal(str(refund["price"])) * refund["quantity"]).quantize(Decimal("0.01"))
+
+    later = ops.luigi("DailyPipeline", "--date", str(LATER), LOCAL)
+    assert later.returncode == 0, later.stderr[-3000:]
+    assert current_status(ops, refund["order_id"]) == [("refunded", LATER)]
+    count, paid, refunds, net, refunded_revenue = before
+    assert seed_day_kpis(ops) == (count, paid - 1, refunds + 1, net - revenue, refunded_revenue + revenue)
+    assert ops.query("select count(*) from quarantine.bad_records where load_date = %s and reason_code = %s",
+                     [LATER, "ancient_timestamp"]) == [(0,)]
