@@ -23,6 +23,7 @@ from tests.support.gate_day import (
     clean_orders,
     event_line,
     outcomes,
+    quarantine,
     reject,
     run_day,
     write,
@@ -59,9 +60,13 @@ def test_the_lost_share_passes_warns_and_fails_at_its_thresholds(lake_root: Path
 
     lost = by_name(result)[ORDERS_LOST]
     assert (lost.outcome, lost.value, lost.check_type) == (outcome, str(quarantined), "user-defined")
+    # a share that warns or fails names the source's top reasons, kept with the result for the summary's line
+    reasons = None if outcome == "pass" else f"invalid_status {quarantined} of 100"
     assert lost.message.startswith(
         f"stg_orders: {quarantined} of the 100 records received for {D} (raw rows + rejected lines) were thrown"
-        f" away: {quarantined} % ({quarantined} quarantined, 0 rejected lines)")
+        f" away: {quarantined} % ({quarantined} quarantined, 0 rejected lines"
+        + (f"; top reasons: {reasons})" if reasons else ")"))
+    assert lost.top_reasons == reasons
     assert "fail when > 50.0; warn when > 5.0" in lost.message
     if outcome == "pass":
         assert "audit.bad_records" not in lost.message
@@ -134,7 +139,8 @@ def test_quarantined_and_rejected_add_up_to_the_lost_share(lake_root: Path) -> N
     result = gate.run_gate(D)
 
     assert (by_name(result)[EVENTS_LOST].outcome, by_name(result)[EVENTS_LOST].value) == ("fail", "60")
-    assert "(30 quarantined, 30 rejected lines)" in by_name(result)[EVENTS_LOST].message
+    assert ("(30 quarantined, 30 rejected lines; top reasons: unknown_event_type 30 of 100)"
+            in by_name(result)[EVENTS_LOST].message)
 
 
 def test_catalogs_are_checked_on_their_snapshot_days_only(lake_root: Path) -> None:
@@ -148,6 +154,7 @@ def test_catalogs_are_checked_on_their_snapshot_days_only(lake_root: Path) -> No
     write("audit", "reconciliation", [{"source_table": "stg_products", "load_date": D, "raw_count": 12,
                                        "staged_count": 2, "quarantined_count": 10, "duplicate_count": 0,
                                        "is_balanced": True}], source_table="stg_products")
+    quarantine("stg_products", 10)
     result = gate.run_gate(D)
     products = by_name(result)[PRODUCTS_LOST]
     assert (products.outcome, products.value) == ("fail", "83.3333")
