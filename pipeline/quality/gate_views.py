@@ -145,7 +145,7 @@ def rejected_line_counts(con: duckdb.DuckDBPyConnection, dates: set[dt.date]) ->
 def build(con: duckdb.DuckDBPyConnection, load_date: dt.date, variables: dict[str, str]) -> dict[str, str]:
     """Create `source_loss` and `source_volume` on a gate connection that has the `reconciliation` view (and the
     date's quarantine reason counts, `quarantined_reasons`, for the reasons source_loss judges on their own and
-    names); return the views not built, with why (source_loss when the date's quarantine cannot be read)."""
+    names); return the views not built, with why (both when the date's quarantine cannot be read)."""
     window, min_history = int(variables["volume_window"]), int(variables["volume_min_history"])
     history = history_files(load_date, window)
     if history:
@@ -347,7 +347,7 @@ def explain(con: duckdb.DuckDBPyConnection, view: str, results: list[CheckResult
             continue
         if figure == "volume":
             detail = _volume_detail(source, row, day, variables)
-        else:  # a lost share that warns or fails names its top quarantine reasons (one column of one file)
+        else:  # a lost share that warns or fails names its top quarantine reasons (the counts `build` read)
             reasons = _reasons(con, source, row) if figure == "lost" and result.outcome in ("warn", "fail") else None
             detail = _loss_detail(figure, source, row, day, reasons)
             result = dataclasses.replace(result, top_reasons=reasons)
