@@ -34,6 +34,7 @@ from tests.support.gate_day import (
     event,
     order,
     outcomes,
+    quarantine,
     write,
     write_day,
 )
@@ -84,7 +85,7 @@ def test_clean_seed_sized_day_passes_with_volume_warnings(lake_root: Path) -> No
     assert len(recorded) == len(result.results)
     assert {(r["table_name"], r["check_name"]) for r in recorded} == set(by_name(result))
     assert set(recorded[0]) == {"load_date", "check_name", "table_name", "check_type", "outcome", "value",
-                                "message", "checked_at", "run_id"}
+                                "message", "checked_at", "run_id", "top_reasons"}
     assert {r["load_date"] for r in recorded} == {D}
     types = {r["check_type"] for r in recorded}
     assert {"schema", "row_count", "duplicate_count", "missing_count", "freshness", "user-defined",
@@ -364,6 +365,7 @@ def test_catalog_snapshot_reconciliation_is_included_when_present(lake_root: Pat
         "quarantined_count": 1, "duplicate_count": 0, "is_balanced": True,  # 5 != 5 + 1 + 0
         "source_records": 5, "rejected_count": 0,
     }], source_table="stg_products")
+    quarantine("stg_products", 1)
 
     result = gate.run_gate(D)
 

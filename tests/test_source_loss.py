@@ -14,8 +14,8 @@ import pytest
 
 from pipeline import config, lake
 from pipeline.lake import views
-from pipeline.quality import gate, quarantine_reasons
-from pipeline.tasks import summary_checks
+from pipeline.quality import gate
+from pipeline.tasks import summary_checks, summary_inputs
 from tests.support.gate_day import (
     D,
     an_order,
@@ -24,6 +24,7 @@ from tests.support.gate_day import (
     clean_orders,
     event_line,
     outcomes,
+    quarantine,
     reject,
     run_day,
     write,
@@ -60,9 +61,13 @@ def test_the_lost_share_passes_warns_and_fails_at_its_thresholds(lake_root: Path
 
     lost = by_name(result)[ORDERS_LOST]
     assert (lost.outcome, lost.value, lost.check_type) == (outcome, str(quarantined), "user-defined")
+    # a share that warns or fails names the source's top reasons, kept with the result for the summary's line
+    reasons = None if outcome == "pass" else f"invalid_status {quarantined} of 100"
     assert lost.message.startswith(
         f"stg_orders: {quarantined} of the 100 records received for {D} (raw rows + rejected lines) were thrown"
-        f" away: {quarantined} % ({quarantined} quarantined, 0 rejected lines)")
+        f" away: {quarantined} % ({quarantined} quarantined, 0 rejected lines"
+        + (f"; top reasons: {reasons})" if reasons else ")"))
+    assert lost.top_reasons == reasons
     assert "fail when > 50.0; warn when > 5.0" in lost.message
     if outcome == "pass":
         assert "audit.bad_records" not in lost.message
@@ -138,7 +143,8 @@ def test_quarantined_and_rejected_add_up_to_the_lost_share(lake_root: Path) -> N
     result = gate.run_gate(D)
 
     assert (by_name(result)[EVENTS_LOST].outcome, by_name(result)[EVENTS_LOST].value) == ("fail", "60")
-    assert "(30 quarantined, 30 rejected lines)" in by_name(result)[EVENTS_LOST].message
+    assert ("(30 quarantined, 30 rejected lines; top reasons: unknown_event_type 30 of 100)"
+            in by_name(result)[EVENTS_LOST].message)
 
 
 def test_catalogs_are_checked_on_their_snapshot_days_only(lake_root: Path) -> None:
@@ -152,6 +158,7 @@ def test_catalogs_are_checked_on_their_snapshot_days_only(lake_root: Path) -> No
     write("audit", "reconciliation", [{"source_table": "stg_products", "load_date": D, "raw_count": 12,
                                        "staged_count": 2, "quarantined_count": 10, "duplicate_count": 0,
                                        "is_balanced": True}], source_table="stg_products")
+    quarantine("stg_products", 10)
     result = gate.run_gate(D)
     products = by_name(result)[PRODUCTS_LOST]
     assert (products.outcome, products.value) == ("fail", "83.3333")
@@ -381,8 +388,9 @@ def test_orders_whose_key_was_renamed_fail_naming_the_reason(lake_root: Path, in
         gate.QualityGateFailed(result))
     (row,) = [f for f in gate.dq_failure_rows(result) if f["check_name"] == ORDERS_LOST[1]]
     assert "top reasons: missing_order_id 30 of 30; every record lacks order_id and has Order_ID)" in row["message"]
-    # and on the run summary's line of the check
-    assert summary_checks.line(row).endswith(
+    # and on the run summary's line of the check (kept with the result in audit/dq_results)
+    (kept,) = [r for r in summary_inputs.check_results(D) if r["check_name"] == ORDERS_LOST[1]]
+    assert summary_checks.line(kept).endswith(
         "(value 100; top reasons: missing_order_id 30 of 30; every record lacks order_id and has Order_ID)")
     events_lost = by_name(result)[EVENTS_LOST]
     assert events_lost.outcome == "pass" and "(1 quarantined, 0 rejected lines)" in events_lost.message
@@ -409,7 +417,7 @@ def test_a_loss_without_a_renamed_key_names_none(lake_root: Path, incoming: Path
 
     lost = by_name(result)[ORDERS_LOST]
     assert "(3 quarantined, 0 rejected lines; top reasons: invalid_status 3 of 30)" in lost.message, lost.message
-    assert quarantine_reasons.renamed_in(lost.message) is None
+    assert lost.top_reasons == "invalid_status 3 of 30" and " lack" not in lost.message, lost.message
 
 
 def test_the_top_three_reasons_are_named_most_rows_first_and_the_others_counted(lake_root: Path,

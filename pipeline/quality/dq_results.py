@@ -30,8 +30,12 @@ DQ_RESULTS_SCHEMA = pa.schema([
     # the pipeline run whose gate produced the results (audit.pipeline_runs.run_id): a run killed after its gate
     # leaves them to the next run, which publishes them, and audit.dq_failure_log must still name the gate's run
     ("run_id", pa.string()),
+    # a loss check that warned or failed: the source's top quarantine reasons (CheckResult.top_reasons); NULL for
+    # every other check, and for every check of a file written before dq_results kept it
+    ("top_reasons", pa.string()),
 ])
 _COLUMNS = ("check_name", "table_name", "check_type", "outcome", "value", "message")
+_KEPT = (*_COLUMNS, "top_reasons")  # the CheckResult fields a file keeps
 
 
 #: how many blocking checks the first line of QualityGateFailed names (the lines below list each one)
@@ -100,12 +104,13 @@ class GateResult:
 def results_table(result: GateResult) -> pa.Table:
     """The results as rows of audit/dq_results."""
     rows = [dataclasses.asdict(r) for r in result.results]
-    columns: dict[str, list[Any]] = {name: [row[name] for row in rows] for name in _COLUMNS}
+    columns: dict[str, list[Any]] = {name: [row[name] for row in rows] for name in _KEPT}
     return pa.table({
         "load_date": [result.load_date] * len(rows),
-        **columns,
+        **{name: columns[name] for name in _COLUMNS},
         "checked_at": [result.checked_at] * len(rows),
         "run_id": [result.run_id] * len(rows),
+        "top_reasons": columns["top_reasons"],
     }, schema=DQ_RESULTS_SCHEMA)
 
 
@@ -131,12 +136,12 @@ def load_results(load_date: dt.date | str) -> GateResult | None:
     path = lake.partition_file("audit", "dq_results", day)
     if not lake.exists(path):
         return None
-    # by schema: a file written before run_id was kept reads it as None
+    # by schema: a file written before run_id (or top_reasons) was kept reads it as None
     rows = lake.read_rows(path, schema=pa.schema([DQ_RESULTS_SCHEMA.field(name)
-                                                  for name in (*_COLUMNS, "checked_at", "run_id")]))
+                                                  for name in (*_KEPT, "checked_at", "run_id")]))
     # the order the file is written in (DuckDB's: NULLs last; code point order is UTF-8's byte order)
     rows.sort(key=lambda row: tuple((row[name] is None, row[name] or "") for name in ("table_name", "check_name")))
-    results = [CheckResult(*(row[name] for name in _COLUMNS)) for row in rows]
+    results = [CheckResult(**{name: row[name] for name in _KEPT}) for row in rows]
     checked_at = rows[0]["checked_at"] if rows else dt.datetime.min
     return GateResult(load_date=day, results=results, checked_at=checked_at, run_id=rows[0]["run_id"] if rows else None)
 

@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from pipeline import lake
 from pipeline.lake import sqlrun
-from pipeline.quality import gate_quarantine
+from pipeline.quality import quarantine
 from pipeline.quality.results import CheckResult, described
 from pipeline.quality.soda import format_number
 from pipeline.transform import staging, warehouse
@@ -66,7 +66,8 @@ def _date_of(path: str) -> dt.date | None:
 
 
 def build(con: duckdb.DuckDBPyConnection, found: CatalogSnapshots) -> None:
-    """Create `catalog_snapshots` on a gate connection from the snapshots `snapshots()` found."""
+    """Create `catalog_snapshots` on a gate connection from the snapshots `snapshots()` found (quarantine.Unreadable:
+    a covering snapshot's quarantine is gone or cannot be read)."""
     listed = []
     for catalog in CATALOGS:
         files = found.files.get(catalog, {})
@@ -79,7 +80,7 @@ def build(con: duckdb.DuckDBPyConnection, found: CatalogSnapshots) -> None:
     con.register("catalog_snapshot_list", pa.Table.from_pylist(
         [dict(zip(LIST_SCHEMA.names, row)) for row in listed], schema=LIST_SCHEMA))
     # the covering snapshots' quarantined rows: an id listed twice with different values (duplicate_id_conflict)
-    gate_quarantine.register(con, "catalog_quarantine", [
+    quarantine.register_rows(con, "catalog_quarantine", [
         (day, staging.staging_table(catalog)) for catalog, day, recency in listed if recency == 1])
     con.execute(f"create or replace temp table {sqlrun.quote_ident(VIEW)} as {sqlrun.sql_text('gate', VIEW)}")
 

@@ -9,7 +9,7 @@ scans their SodaCL files (`checks/<layer>/<view>.yml`, `VIEWS`) like any gated t
   rejected. The denominator includes the rejected lines: a file whose lines were mostly rejected has
   few raw rows, and raw alone would show a small loss. Two figures are judged on their own, as shares of the
   raw rows: those collapsed as exact duplicates, and the orders' second lines of an order (`multiple_order_lines`
-  in the date's audit/bad_records, `pipeline.quality.gate_quarantine`): a changed export the loss hides.
+  in the date's audit/bad_records, counted by `pipeline.quality.quarantine`): a changed export the loss hides.
 - `source_volume` (sql/gate/source_volume.sql): per daily source, the records received against the
   median of the previous `[checks] volume_window` load dates that have a reconciliation record for it.
 - `unknown_users` (sql/gate/unknown_users.sql): per fact table (fact_orders, fact_events), its rows of the
@@ -28,7 +28,7 @@ read, so rerunning a date judges it against the same history (unless an earlier 
 Soda records a measured value and a rule; `explain()` puts the counts behind a share or ratio into
 the message ("how many of how many", which source) with the check's `advice` attribute (what to do);
 a lost share that warns or fails also names the source's top quarantine reasons of the date ("top
-reasons: invalid_status 300 of 300", from the lake's audit/bad_records: `quarantine_reasons`),
+reasons: invalid_status 300 of 300", from the same counts, kept in the result's `top_reasons`),
 and records a volume check without enough history as a warning "not evaluated" rather than an error
 that would block the first days of a lake. A source that received no records (a complete file
 without any: a closed shop's day, or an incomplete export) measures a volume ratio of 0 whatever its
@@ -48,7 +48,7 @@ import pyarrow as pa
 
 from pipeline import lake
 from pipeline.lake import sqlrun
-from pipeline.quality import gate_catalogs, gate_quarantine, quarantine_reasons
+from pipeline.quality import gate_catalogs, quarantine
 from pipeline.quality.results import VIEWS, CheckResult, described
 from pipeline.quality.soda import add_duckdb, format_number, run_checks_file
 from pipeline.transform import staging, warehouse
@@ -69,6 +69,7 @@ HISTORY_SCHEMA = pa.schema([("source_table", pa.string()), ("load_date", pa.date
 RECONCILED_VIEWS = ("source_loss", "source_volume")
 FACT_VIEWS = ("unknown_users",)
 RECONCILED_SOURCES = tuple(staging.staging_table(source) for source in staging.SOURCES)
+QUARANTINE = "quarantined_reasons"  # the relation's name in sql/gate/source_loss.sql: the date's reason counts
 USERS_SNAPSHOT = "stg_users_snapshot"  # the relation's name in sql/gate/unknown_users.sql and in LAKE_INPUTS
 
 
@@ -141,9 +142,10 @@ def rejected_line_counts(con: duckdb.DuckDBPyConnection, dates: set[dt.date]) ->
     }, schema=REJECTED_COUNTS_SCHEMA)
 
 
-def build(con: duckdb.DuckDBPyConnection, load_date: dt.date, variables: dict[str, str]) -> None:
+def build(con: duckdb.DuckDBPyConnection, load_date: dt.date, variables: dict[str, str]) -> dict[str, str]:
     """Create `source_loss` and `source_volume` on a gate connection that has the `reconciliation` view (and the
-    date's quarantined rows, `quarantined_records`, for the reasons source_loss judges on their own)."""
+    date's quarantine reason counts, `quarantined_reasons`, for the reasons source_loss judges on their own and
+    names); return the views not built, with why (both when the date's quarantine cannot be read)."""
     window, min_history = int(variables["volume_window"]), int(variables["volume_min_history"])
     history = history_files(load_date, window)
     if history:
@@ -153,13 +155,19 @@ def build(con: duckdb.DuckDBPyConnection, load_date: dt.date, variables: dict[st
         con.register("reconciliation_history", HISTORY_SCHEMA.empty_table())
     dates = {load_date} | {day for path in history if (day := _partition_date(path)) is not None}
     con.register("rejected_line_counts", rejected_line_counts(con, dates))
-    gate_quarantine.register(con, "quarantined_records", [(load_date, table) for table in RECONCILED_SOURCES])
+    unbuilt: dict[str, str] = {}
+    try:
+        quarantine.register_counts(con, QUARANTINE, load_date, list(RECONCILED_SOURCES))
+    except quarantine.Unreadable as err:  # its second lines and reasons are not known: an error, never 0
+        # source_volume reads source_loss's records received
+        unbuilt = {view: f"{view} is computed from the date's quarantine: {err}" for view in RECONCILED_VIEWS}
     params = {"load_date": load_date, "volume_window": window, "volume_min_history": min_history,
               "volume_sources": list(VOLUME_SOURCES)}
-    for view in RECONCILED_VIEWS:
+    for view in (view for view in RECONCILED_VIEWS if view not in unbuilt):
         sql = sqlrun.sql_text("gate", view)
         con.execute(f"create or replace temp table {sqlrun.quote_ident(view)} as {sql}", sqlrun.bind(sql, params))
     logger.info("gate views for %s: %s earlier reconciliation file(s) as volume history", load_date, len(history))
+    return unbuilt
 
 
 def build_unknown_users(con: duckdb.DuckDBPyConnection, catalog: UsersCatalog) -> None:
@@ -190,8 +198,9 @@ def scan(con: duckdb.DuckDBPyConnection, load_date: dt.date, variables: dict[str
     results: list[CheckResult] = []
     built: list[str] = []
     if reconciled:
-        build(con, load_date, variables)
-        built += RECONCILED_VIEWS
+        unbuilt = build(con, load_date, variables)
+        results += [_not_computed(view, why) for view, why in unbuilt.items()]
+        built += [view for view in RECONCILED_VIEWS if view not in unbuilt]
     else:
         results += [_not_computed(view, f"{view} is computed from audit/reconciliation of {load_date}, which is"
                                         " missing; stage the date first, then rerun") for view in RECONCILED_VIEWS]
@@ -210,8 +219,12 @@ def scan(con: duckdb.DuckDBPyConnection, load_date: dt.date, variables: dict[str
         results.append(_not_computed(gate_catalogs.VIEW, f"{gate_catalogs.VIEW} needs the catalog snapshots"
                                                          f" covering {load_date}: {catalogs.problem}"))
     else:
-        gate_catalogs.build(con, catalogs)
-        built.append(gate_catalogs.VIEW)
+        try:
+            gate_catalogs.build(con, catalogs)
+            built.append(gate_catalogs.VIEW)
+        except quarantine.Unreadable as err:
+            results.append(_not_computed(gate_catalogs.VIEW, f"{gate_catalogs.VIEW} needs the quarantined rows of"
+                                                             f" the catalog snapshots covering {load_date}: {err}"))
     for view in (view for view in VIEWS if view in built):
         _, view_results = run_checks_file(
             checks_files[view], variables, lambda scan: add_duckdb(scan, con, data_source),
@@ -262,31 +275,27 @@ def _loss_detail(figure: str, source: str, row: dict[str, Any] | None, day: str,
     if figure == "rejected":
         return (f"{source}: the reader rejected {_n(row['rejected_count'])} of the {received}:"
                 f" {_share(row['rejected_pct'])}")
-    why = f"; {quarantine_reasons.REASONS}{reasons}" if reasons else ""
+    why = f"; {quarantine.REASONS}{reasons}" if reasons else ""
     return (f"{source}: {_n(row['lost_count'])} of the {received} were thrown away:"
             f" {_share(row['lost_pct'])} ({_n(row['quarantined_count'])} quarantined,"
             f" {_n(row['rejected_count'])} rejected lines{why})")
 
 
-def _reasons(source: str, row: dict[str, Any] | None, load_date: str) -> str | None:
-    """A source's top quarantine reasons of the date (audit/bad_records, written before the gate runs), and a key
-    its records renamed, or None."""
+def _reasons(con: duckdb.DuckDBPyConnection, source: str, row: dict[str, Any] | None, day: str) -> str | None:
+    """A source's top quarantine reasons of the date (from the counts `build` read), and a key its records renamed
+    (`quarantine.renamed_key`), or None."""
     if row is None or not row["quarantined_count"]:
         return None
-    try:
-        counts = quarantine_reasons.reason_counts(lake.parse_date(load_date), source)
-    except (OSError, ValueError) as err:  # the message still says how many; where to look follows
-        logger.warning("gate: could not read the quarantine reasons of %s for %s: %s", source, load_date, err)
-        return None
+    counts = quarantine.ordered(con.execute(f"select reason_code, row_count from {sqlrun.quote_ident(QUARANTINE)}"
+                                            " where source_table = $source", {"source": source}).fetchall())
     if not counts:
         return None
-    said = quarantine_reasons.top_reasons(counts, row["received_count"])
     try:  # the cause, when it is a key the sender renamed (the first records of the top reason)
-        renamed = quarantine_reasons.renamed_key(lake.parse_date(load_date), source, counts, row["received_count"])
-    except (OSError, ValueError) as err:
-        logger.warning("gate: could not read the quarantined records of %s for %s: %s", source, load_date, err)
+        renamed = quarantine.renamed_key(lake.parse_date(day), source, counts, row["received_count"])
+    except (OSError, ValueError, quarantine.Unreadable) as err:
+        logger.warning("gate: could not read the quarantined records of %s for %s: %s", source, day, err)
         renamed = None
-    return said + (f"; {renamed}" if renamed else "")
+    return quarantine.top_reasons(counts, row["received_count"]) + (f"; {renamed}" if renamed else "")
 
 
 def _history_text(row: dict[str, Any]) -> str:
@@ -346,9 +355,10 @@ def explain(con: duckdb.DuckDBPyConnection, view: str, results: list[CheckResult
             continue
         if figure == "volume":
             detail = _volume_detail(source, row, day, variables)
-        else:  # a lost share that warns or fails names its top quarantine reasons (one column of one file)
-            reasons = _reasons(source, row, day) if figure == "lost" and result.outcome in ("warn", "fail") else None
+        else:  # a lost share that warns or fails names its top quarantine reasons (the counts `build` read)
+            reasons = _reasons(con, source, row, day) if figure == "lost" and result.outcome in ("warn", "fail") else None
             detail = _loss_detail(figure, source, row, day, reasons)
+            result = dataclasses.replace(result, top_reasons=reasons)
             if figure == "duplicate" and result.outcome == "warn" and row is not None \
                     and row["duplicate_count"] < int(variables["duplicate_warn_min_rows"]):
                 result = _few_copies(result)

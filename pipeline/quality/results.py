@@ -62,6 +62,9 @@ class CheckResult:
     # the check's SodaCL `attributes`, variables resolved (not persisted): e.g. which source a gate
     # view's check is about, and the advice its message gives (pipeline.quality.gate_views)
     attributes: dict[str, Any] | None = dataclasses.field(default=None, compare=False, hash=False)
+    # a loss check that warned or failed: the source's top quarantine reasons ("invalid_status 300 of 300", as its
+    # message words them), kept in audit/dq_results for the run summary (pipeline.quality.quarantine)
+    top_reasons: str | None = None
 
 
 # the sentence (or clause after "; ") of a check's advice that publishes a blocked date with a threshold option:

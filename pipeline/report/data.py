@@ -31,7 +31,7 @@ from psycopg.rows import dict_row
 
 from pipeline.lake import views
 from pipeline.quality import gate as checks
-from pipeline.quality import quarantine_reasons
+from pipeline.quality import quarantine
 from pipeline.serving import pg
 from pipeline.tasks import restatements
 
@@ -243,8 +243,8 @@ def _lake_quarantine(day: dt.date, why: str) -> tuple[list[dict[str, Any]] | Non
     judged last (`why`: `_lake_version`), from the lake's audit files, and where they come from; (None, None, why)
     when the lake cannot say (never a 0 that is not known)."""
     try:
-        found = quarantine_reasons.of_date(day)
-    except quarantine_reasons.NotInLake as err:  # the lake is optional for the report: say so, go on
+        found = quarantine.of_date(day)
+    except quarantine.NotInLake as err:  # the lake is optional for the report: say so, go on
         logger.warning("could not read the lake's quarantine of %s (%s): not shown", day, err)
         return None, None, (f"{why}, so Postgres does not hold the quarantine of the version shown, and the lake's"
                             f" audit/bad_records could not be read here: {err}")

@@ -1,12 +1,12 @@
 """The run summary's lines for the checks that blocked a date (`pipeline.tasks.summary`): one line per check,
-its measured value and, for a loss check, the top quarantine reasons (and a renamed key) its message names; beneath
-it, when asked, its whole message; then what to do."""
+its measured value and, for a loss check, the top quarantine reasons (and a renamed key) the gate kept with it
+(audit/dq_results top_reasons); beneath it, when asked, its whole message; then what to do."""
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
-from pipeline.quality import quarantine_reasons
+from pipeline.quality import quarantine
 from pipeline.quality.results import BLOCKING
 from pipeline.tasks import runbook
 
@@ -16,10 +16,8 @@ MESSAGE = "  "  # a blocking check's whole message, beneath its line (never cut)
 def line(r: dict[str, Any]) -> str:
     """'FAIL source_loss: share of orders thrown away (...) (value 100; top reasons: invalid_status 300 of 300)'."""
     value = "-" if r["value"] is None else str(r["value"])
-    reasons = quarantine_reasons.reasons_in(r["message"])
-    renamed = quarantine_reasons.renamed_in(r["message"])  # the cause, when the sender renamed a key
-    said = (f"value {value}" + (f"; {quarantine_reasons.REASONS}{reasons}" if reasons else "")
-            + (f"; {renamed}" if renamed else ""))
+    reasons = r.get("top_reasons")  # with the renamed key, when the gate found one
+    said = f"value {value}" + (f"; {quarantine.REASONS}{reasons}" if reasons else "")
     return f"{r['outcome'].upper()} {r['table_name']}: {r['check_name']} ({said})"
 
 

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline import config, lake
@@ -44,10 +45,15 @@ def parquet_rows(layer: str, table: str, day: dt.date) -> int | None:
         return None
 
 
+# audit/dq_results' columns the summary shows (a file written before top_reasons was kept reads it as None)
+CHECK_COLUMNS = pa.schema([(name, pa.string()) for name in (
+    "outcome", "table_name", "check_name", "check_type", "value", "message", "top_reasons")])
+
+
 def check_results(day: dt.date) -> list[dict[str, Any]] | None:
     path = lake.partition_file("audit", "dq_results", day)
     try:
-        return lake.read_rows(path, columns=["outcome", "table_name", "check_name", "check_type", "value", "message"])
+        return lake.read_rows(path, schema=CHECK_COLUMNS)
     except (OSError, ValueError):
         return None
 

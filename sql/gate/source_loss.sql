@@ -10,7 +10,7 @@
 -- collapsed as exact copies of another row of the file (a few resent rows are normal; a large share is a changed
 -- export, e.g. an order of quantity 3 sent as three lines of quantity 1), and multiple_order_lines_pct, the
 -- rows quarantined as another line of an order already kept (the file's grain changed), counted from the date's
--- audit/bad_records rows (`quarantined_records`: source_table, reason_code, record_id).
+-- audit/bad_records reason counts (`quarantined_reasons`: source_table, reason_code, row_count).
 with reconciled as (
     select * from reconciliation
 ),
@@ -26,10 +26,10 @@ rejected as (
 
 grain_changes as (
     select
-        quarantined_records.source_table,
-        count(*) as multiple_order_lines_count,
-    from quarantined_records
-    where quarantined_records.reason_code = 'multiple_order_lines'
+        quarantined_reasons.source_table,
+        sum(quarantined_reasons.row_count) as multiple_order_lines_count,
+    from quarantined_reasons
+    where quarantined_reasons.reason_code = 'multiple_order_lines'
     group by 1
 ),
 

@@ -3,7 +3,7 @@
 - `write_day(orders, events)` writes a small, consistent day D straight into the lake (staging,
   warehouse and audit partitions with the lake contract's schemas, `SCHEMAS`), from row builders
   (`order(i)`, `event(i)`, `clean_orders()`, `clean_events()`); `write()` writes one partition,
-  `reject()` a day's rejected lines;
+  `reject()` a day's rejected lines, `quarantine()` a source's quarantined rows;
 - `run_day(incoming, day, ...)` writes a day's incoming files instead and lands, stages, models and
   gates it with the pipeline's own code (`an_order()`, `event_line()` build its records);
   `run_generated_day(incoming, day)` the same for the sample generator's day, catalogs included;
@@ -163,6 +163,7 @@ def write_day(orders: list[dict], events: list[dict], *, unknown: set[str] = fro
             row["rejected_count"] = override.get("rejected_count", 0)
             row["source_records"] = row["raw_count"] + row["rejected_count"]
         write("audit", "reconciliation", [row], source_table=source)
+        quarantine(source, row["quarantined_count"])
     from pipeline.transform import marts  # the marts of the day, from its facts, as the pipeline builds them
 
     for table in marts.LOAD_DATE_MARTS:
@@ -185,6 +186,21 @@ def reject(source: str, count: int) -> None:
         {"source_file": f"{source}.csv", "line_number": n + 2, "raw_text": "E9,USER", "error": "MISSING COLUMNS"}
         for n in range(count)
     ], schema, source_table=source)
+
+
+# the reason a day's quarantined rows get when a test does not say (the lost share names it when it warns or fails)
+REASON = {"stg_orders": "invalid_status", "stg_events": "unknown_event_type", "stg_products": "invalid_price",
+          "stg_users": "invalid_user_id"}
+
+
+def quarantine(table: str, count: int, reason: str | None = None, day: dt.date = D) -> None:
+    """The audit/bad_records partition of a staging table's `count` quarantined rows, as staging writes it with its
+    reconciliation (even empty); the columns the gate reads."""
+    schema = pa.schema([("source_table", pa.string()), ("reason_code", pa.string()), ("record_id", pa.string())])
+    path = lake.partition_file("audit", "bad_records", day, source_table=table)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    pq.write_table(pa.Table.from_pylist([{"source_table": table, "reason_code": reason or REASON[table],
+                                          "record_id": f"BAD_{n:05d}"} for n in range(count)], schema=schema), path)
 
 
 # ---------------------------------------------------------------------------------- gate results
