@@ -48,9 +48,14 @@ UNBALANCED = ("malformed quoting: a quoted value is not closed on its line, or t
 STRAY_CR = "a carriage return inside the line (line ends are LF or CRLF; events are one record per line)"
 
 
+# The reason a record over MAX_RECORD_BYTES is rejected: its size, then the limit (Python's str.format and DuckDB's
+# format read it alike; sql/raw/json_rejected.sql is given it).
+TOO_LARGE = "a record of {:,} bytes, over the limit of {:,} bytes per record"
+
+
 def too_large(size: int) -> str:
-    """The reason a record over MAX_RECORD_BYTES is rejected (sql/raw/json_rejected.sql writes the same)."""
-    return f"a record of {size:,} bytes, over the limit of {MAX_RECORD_BYTES:,} bytes per record"
+    """The reason a record of `size` bytes is rejected."""
+    return TOO_LARGE.format(size, MAX_RECORD_BYTES)
 
 
 REJECTS_SCHEMA = pa.schema([("line_number", pa.int64()), ("raw_text", pa.string()), ("error", pa.string())])

@@ -55,7 +55,7 @@ RENAME_PREFIX = "csv_"
 HEADER_LIMIT = 1 << 16
 # DuckDB's CSV reader counts a line's end in its max_line_size: room for a record of MAX_RECORD_BYTES and CRLF, so
 # that every allowed line is read on the fast path (a longer one is found by the scan first: Scan.has_line_over;
-# the reader counts blank lines before a line too: _CSV_TOO_LONG).
+# the reader counts blank lines before a line too: sql/raw/csv_too_long.sql).
 READER_LINE_BYTES = landing_lines.MAX_RECORD_BYTES + len(b"\r\n")
 # DuckDB's JSON reader refuses, and fails the whole file, an object over its maximum_object_size: read with
 # this (its default) first, and again with room for the whole content only when an object is over it.
@@ -142,8 +142,6 @@ def _rejected_by(con: duckdb.DuckDBPyConnection, query: str, found: landing_line
 
 
 _CSV_REJECTED = "select count(*) from csv_rejects where line = $line"
-# The reader counts the blank lines before a line in its size: a record within the limit can be refused for its size
-_CSV_TOO_LONG = "select count(*) from csv_rejects where error_type = 'LINE SIZE OVER MAXIMUM'"
 _JSON_REJECTED = "select count(*) from json_records where line_number = $line and json_type is null"  # not JSON
 
 
@@ -241,7 +239,8 @@ def land_json(table: str, model: str, src: SourceFile, load_date: dt.date, param
                                         lake.partition_file("raw", table, load_date), check=check)
         written = write_rejected(con, "json_rejected", table, load_date,
                                  {"source_file": params["source_file"], "json_format": src.format,
-                                  "max_record_bytes": landing_lines.MAX_RECORD_BYTES})
+                                  "max_record_bytes": landing_lines.MAX_RECORD_BYTES,
+                                  "too_large": landing_lines.TOO_LARGE})
         if written != rejected:
             raise LineAccountingError(f"{src.path}: {written} rejected lines written, {rejected} expected")
     return Landed(rows=rows, source_records=records, rejected_count=rejected, blank_lines=found.blank,
@@ -317,7 +316,7 @@ def events_direct(src: SourceFile, load_date: dt.date, params: dict[str, Any], s
         nonlocal blank
         stable()  # a file still being written explains any count: refuse it first
         rejected = _reader_rejected(con)
-        if con.execute(_CSV_TOO_LONG).fetchall()[0][0]:  # the line-safe path reads with room for blank lines
+        if con.execute(sqlrun.sql_text("raw", "csv_too_long")).fetchall()[0][0]:  # the line-safe path has room
             raise NotOnePerLine("the reader refused a line for its size, blank lines before it counted")
         if rows + rejected != records:  # blank lines (skipped by the reader), or a record over several lines
             blank = landing_lines.blank_lines(src, skip=1)
