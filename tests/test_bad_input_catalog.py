@@ -210,10 +210,10 @@ def check_lineage_kept_beside_same_named_columns() -> None:
     assert staged_value("stg_events", "_row_number") == [1, 2]
 
 
-def check_rejected_records_named(expected: list[tuple[int, str]]) -> Callable[[], None]:
+def check_rejected_records_named(expected: list[tuple[int, str]], source: str = "orders") -> Callable[[], None]:
     def check() -> None:
         got = [(r["line_number"], r["error"]) for r in rows.read("audit", "rejected_lines", D, "line_number",
-                                                                  source_table="orders")]
+                                                                  source_table=source)]
         assert [n for n, _ in got] == [n for n, _ in expected], got
         assert all(part in error for (_, error), (_, part) in zip(got, expected)), got
     return check
@@ -785,7 +785,8 @@ CASES: list[Case] = [
          "rejected: `a record of 2,100,... bytes, over the limit of 2,000,000 bytes per record`, as an order; the"
          " whole line in `audit/rejected_lines`",
          events(event_line(event_type="v" * 2_100_000), event_line("E2")),
-         Expect(staged={"events": 1}, rejected={"events": 1})),
+         Expect(staged={"events": 1}, rejected={"events": 1}),
+         check=check_rejected_records_named([(2, "over the limit of 2,000,000 bytes per record")], "events")),
     Case("events-empty-file", "events: empty file", "fails: `SourceFileInvalid` naming the file; nothing landed",
          raw_events(b""), Expect(fails=("events", "SourceFileInvalid", ("events.csv", "empty")))),
     Case("events-header-is-a-secret", "events: a first line that is not a header but a secret",

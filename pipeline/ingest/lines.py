@@ -48,9 +48,14 @@ UNBALANCED = ("malformed quoting: a quoted value is not closed on its line, or t
 STRAY_CR = "a carriage return inside the line (line ends are LF or CRLF; events are one record per line)"
 
 
+# The reason a record over MAX_RECORD_BYTES is rejected: its size, then the limit (Python's str.format and DuckDB's
+# format read it alike; sql/raw/json_rejected.sql is given it).
+TOO_LARGE = "a record of {:,} bytes, over the limit of {:,} bytes per record"
+
+
 def too_large(size: int) -> str:
-    """The reason a record over MAX_RECORD_BYTES is rejected (sql/raw/json_rejected.sql writes the same)."""
-    return f"a record of {size:,} bytes, over the limit of {MAX_RECORD_BYTES:,} bytes per record"
+    """The reason a record of `size` bytes is rejected."""
+    return TOO_LARGE.format(size, MAX_RECORD_BYTES)
 
 
 REJECTS_SCHEMA = pa.schema([("line_number", pa.int64()), ("raw_text", pa.string()), ("error", pa.string())])
@@ -71,7 +76,7 @@ class Scan:
     newlines: int
     ends_with_newline: bool
     last_solid: bytes = b""  # the content's last byte that is not blank space (a JSON array's: "]")
-    long_line: int = 0  # the longest line across a block boundary (bytes, without its LF); any other is shorter
+    long_line: int = 0  # the longest line across a block boundary (bytes, without LF or CRLF); any other is shorter
 
     @property
     def lines(self) -> int:
@@ -79,7 +84,7 @@ class Scan:
         return self.newlines + (1 if self.content_bytes and not self.ends_with_newline else 0)
 
     def has_line_over(self, limit: int) -> bool:
-        """Whether a line is longer than `limit` bytes (a CR ending it included), for a limit of BLOCK or more."""
+        """Whether a line is longer than `limit` bytes (a CR ending it not counted), for a limit of BLOCK or more."""
         assert limit >= BLOCK, "a shorter line is not measured"
         return self.long_line > limit
 
@@ -103,8 +108,9 @@ def scan(src: SourceFile) -> Scan:
     def count(block: bytes) -> None:
         nonlocal content, newlines, last, solid, long_line, last_newline
         first = block.find(b"\n")  # only a line across blocks can be BLOCK long: two memchr calls a block
-        if first >= 0:
-            long_line = max(long_line, content + first - last_newline - 1)
+        if first >= 0:  # without a CR ending the line, as MAX_RECORD_BYTES counts
+            ends_cr = block[first - 1] == CR if first else last == b"\r"
+            long_line = max(long_line, content + first - last_newline - 1 - ends_cr)
             last_newline = content + block.rfind(b"\n")
         content += len(block)
         newlines += _count_newlines(block)

@@ -53,6 +53,10 @@ EVENT_COLUMNS = ("event_id", "user_id", "product_id", "event_type", "event_ts")
 RESERVED_COLUMNS = ("load_date", "source_table")
 RENAME_PREFIX = "csv_"
 HEADER_LIMIT = 1 << 16
+# DuckDB's CSV reader counts a line's end in its max_line_size: room for a record of MAX_RECORD_BYTES and CRLF, so
+# that every allowed line is read on the fast path (a longer one is found by the scan first: Scan.has_line_over;
+# the reader counts blank lines before a line too: sql/raw/csv_too_long.sql).
+READER_LINE_BYTES = landing_lines.MAX_RECORD_BYTES + len(b"\r\n")
 # DuckDB's JSON reader refuses, and fails the whole file, an object over its maximum_object_size: read with
 # this (its default) first, and again with room for the whole content only when an object is over it.
 JSON_OBJECT_BYTES = 1 << 24
@@ -138,7 +142,6 @@ def _rejected_by(con: duckdb.DuckDBPyConnection, query: str, found: landing_line
 
 
 _CSV_REJECTED = "select count(*) from csv_rejects where line = $line"
-_CSV_TOO_LONG = "select count(*) from csv_rejects where error_type = 'LINE SIZE OVER MAXIMUM'"
 _JSON_REJECTED = "select count(*) from json_records where line_number = $line and json_type is null"  # not JSON
 
 
@@ -236,7 +239,8 @@ def land_json(table: str, model: str, src: SourceFile, load_date: dt.date, param
                                         lake.partition_file("raw", table, load_date), check=check)
         written = write_rejected(con, "json_rejected", table, load_date,
                                  {"source_file": params["source_file"], "json_format": src.format,
-                                  "max_record_bytes": landing_lines.MAX_RECORD_BYTES})
+                                  "max_record_bytes": landing_lines.MAX_RECORD_BYTES,
+                                  "too_large": landing_lines.TOO_LARGE})
         if written != rejected:
             raise LineAccountingError(f"{src.path}: {written} rejected lines written, {rejected} expected")
     return Landed(rows=rows, source_records=records, rejected_count=rejected, blank_lines=found.blank,
@@ -305,15 +309,15 @@ def events_direct(src: SourceFile, load_date: dt.date, params: dict[str, Any], s
     """The fast path: DuckDB reads the file itself; raise NotOnePerLine unless every line is one record."""
     records, blank = scanned.lines - 1, 0
     counted: dict[str, int] = {}
-    if scanned.has_line_over(landing_lines.MAX_RECORD_BYTES):  # the parallel reader lets some such lines through
+    if scanned.has_line_over(landing_lines.MAX_RECORD_BYTES):  # rejected, whole, by the line-safe path
         raise NotOnePerLine(f"a line over {landing_lines.MAX_RECORD_BYTES:,} bytes")
 
     def check(rows: int) -> None:
         nonlocal blank
         stable()  # a file still being written explains any count: refuse it first
         rejected = _reader_rejected(con)
-        if con.execute(_CSV_TOO_LONG).fetchall()[0][0]:  # its measure is not exact: the line-safe path's is
-            raise NotOnePerLine(f"the reader rejected a line of about {landing_lines.MAX_RECORD_BYTES:,} bytes")
+        if con.execute(sqlrun.sql_text("raw", "csv_too_long")).fetchall()[0][0]:  # the line-safe path has room
+            raise NotOnePerLine("the reader refused a line for its size, blank lines before it counted")
         if rows + rejected != records:  # blank lines (skipped by the reader), or a record over several lines
             blank = landing_lines.blank_lines(src, skip=1)
             if rows + rejected != records - blank:
@@ -329,7 +333,7 @@ def events_direct(src: SourceFile, load_date: dt.date, params: dict[str, Any], s
             rows = sqlrun.copy_to_partition(
                 con, sqlrun.sql_text("raw", "events"),
                 {**params, "path": src.path, "compression": src.compression, "parallel": True,
-                 "max_line_size": landing_lines.MAX_RECORD_BYTES},
+                 "max_line_size": READER_LINE_BYTES},
                 lake.partition_file("raw", "events", load_date), check=check)
         except duckdb.OutOfMemoryException:  # [duckdb] memory_limit is too small: a setting, not the file
             raise

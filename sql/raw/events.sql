@@ -9,9 +9,9 @@
 -- buffer boundary (8,000,000 bytes) that a rejected line straddles; the landing's accounting sees it
 -- and reads the file again on the line-safe path, one thread, which does not. A line over
 -- lines.MAX_RECORD_BYTES is rejected by the line-safe path, with its whole text (the reader keeps 10,000
--- characters of a line it rejects, and measures lines only about: $max_line_size, which lets the parallel
--- reader through some longer lines); the landing takes it when the file has such a line (lines.Scan), or the
--- reader rejected one for its size.
+-- characters of a line it rejects); the landing takes it when the file has such a line (lines.Scan).
+-- $max_line_size: room for every line the limit allows, its line end included (readers.READER_LINE_BYTES); the
+-- reader counts the blank lines before a line in its size, and the landing reads the file line by line then.
 with csv_rows as (
     select *
     from read_csv(

@@ -1,16 +1,15 @@
 -- audit.rejected_lines for a JSON source (orders, products, users): the records that were not landed.
 -- Grain: one row per rejected record; partition: load_date / source_table=<source>.
 -- A record that is not a JSON object (a number, string, boolean, null or array), an NDJSON line that
--- is not valid JSON, a record over $max_record_bytes (lines.MAX_RECORD_BYTES; the message is lines.too_large's),
--- and the lines the landing could not decode (line_rejects: invalid UTF-8).
+-- is not valid JSON, a record over $max_record_bytes (lines.MAX_RECORD_BYTES; its message is $too_large,
+-- lines.TOO_LARGE), and the lines the landing could not decode (line_rejects: invalid UTF-8).
 -- line_number: the NDJSON line, or for a JSON array the element's position in the array.
 with not_objects as (
     select
         json_records.line_number,
         json_records.record as raw_text,
         case
-            when json_records.is_too_large then 'a record of ' || format('{:,}', json_records.record_bytes)
-                || ' bytes, over the limit of ' || format('{:,}', $max_record_bytes) || ' bytes per record'
+            when json_records.is_too_large then format($too_large, json_records.record_bytes, $max_record_bytes)
             when json_records.json_type is null then 'not valid JSON (one JSON object per line)'
             else 'a JSON ' || case
                 when json_records.json_type = 'VARCHAR' then 'string'

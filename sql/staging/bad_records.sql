@@ -3,9 +3,9 @@
 -- validated rows (int_validated) and the reason-code list (registered from staging.REASON_CODES).
 -- Every text a row carries goes through storable_text (macros.sql): Postgres's audit.bad_records must
 -- be able to hold any row staging quarantines, a NUL character included, and no control character reaches
--- the terminal of whoever reads it. A value is kept whole once, in raw_record: message, failing_value and
--- record_id hold at most its first characters (excerpt, macros.sql), so that a 1 MB bad value is not
--- stored three times over, nor again in Postgres at publish.
+-- the terminal of whoever reads it. A value is kept whole once, in raw_record: message and failing_value
+-- hold at most its first characters (excerpt, macros.sql), record_id those of an over-long id, so that a
+-- 1 MB bad value is not stored three times over, nor again in Postgres at publish.
 with validated as (
     select * from int_validated
 ),
@@ -22,9 +22,9 @@ quarantined as (
 final as (
     select
         $source_table as source_table,
-        -- an id a key can hold is never cut: at most $max_id_length characters as sent, plus a catalog
-        -- prefix and zero padding ('1' -> 'PROD_0001': 8 more)
-        storable_text(excerpt(quarantined._record_id, $max_id_length + 8, '')) as record_id,
+        -- an id a key can hold is never cut (at most $max_id_length characters as sent, mapped by catalog_key);
+        -- a longer one is its first characters, no more: failing_value and raw_record say the rest
+        storable_text(left(quarantined._record_id, $max_id_length + catalog_id_growth())) as record_id,
         quarantined._reason_code as reason_code,
         storable_text(
             coalesce(codes.description, quarantined._reason_code)

@@ -250,6 +250,10 @@ create or replace temp macro catalog_id(prefix, api_id) as (
     end
 );
 
+-- The most characters catalog_id adds to an id: the prefix ('USER_', 'PROD_') and the zero padding of a one-digit
+-- number to 4 digits ('1' -> 'PROD_0001').
+create or replace temp macro catalog_id_growth() as length('USER_') + 4 - 1;
+
 -- A user or product id as every source means it (orders, events, catalog files and the catalog API): a whole
 -- number written in ASCII digits (a JSON integer, or a JSON string or CSV value of digits) is the catalog's
 -- numeric id, as catalog_id maps it (89 -> 'PROD_0089'), so that an order's product_id 89 is the product the
@@ -271,7 +275,7 @@ create or replace temp macro storable_text(value) as (
     else value end
 );
 
--- A value as a quarantine row quotes it (audit/bad_records: message, failing_value, record_id): at most
+-- A value as a quarantine row quotes it (audit/bad_records: message, failing_value): at most
 -- `max_length` characters. A longer value (a 1 MB string that breaks a rule) is its first `max_length`
 -- characters, then '…', `quote` and ' (N characters)'; the row's raw_record keeps it whole, once.
 -- `quote` is written around the value ('' for none). strlen (bytes, stored with the string) is never
