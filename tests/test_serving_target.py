@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
 import pyarrow as pa
 
 from pipeline import lake
@@ -100,3 +101,22 @@ def test_the_commands_that_reach_a_target_connect_to_its_database_as_typed(ops: 
         reached = _shell(shell, command)
         assert reached.returncode == 0 and "(1 row)" in reached.stdout, (command, reached.stdout + reached.stderr)
     assert "user=postgres" in serving_target.reach(dsn)
+
+
+def test_one_server_under_another_host_name_is_the_same_target(ops: Ops, monkeypatch) -> None:
+    """Cron through the socket folder, an operator through 127.0.0.1: one server (its system identifier), so the same
+    target; another database on it is another one."""
+    migrated = ops.pipeline("migrate")
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    monkeypatch.setenv("ECOMM_PG_DSN", ops.dsn)  # another Postgres, as far as the pipeline knows
+
+    def target(host: str, database: str) -> dict:
+        with psycopg.connect(host=host, port=ops.server.port, dbname=database, user="postgres") as conn:
+            return serving_target.of_connection(conn)
+
+    by_socket, by_tcp = target(str(ops.server.data_dir), ops.database), target("127.0.0.1", ops.database)
+    assert by_socket["host"] != by_tcp["host"] and by_socket["system"] == by_tcp["system"]
+    assert serving_target.same(by_socket, by_tcp)
+    assert not serving_target.same(by_socket, target("127.0.0.1", "postgres"))
+    said = lost_database.refusal(ops.database, "127.0.0.1", ops.server.port, [D1, D2], D3, by_socket, by_tcp)
+    assert "not to this one" not in said and "--into-new-target" not in said, said

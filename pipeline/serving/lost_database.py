@@ -43,17 +43,18 @@ def refuse_lost_database(conn: psycopg.Connection, day: dt.date, run_id: str) ->
     earlier = serving_target.lake_published(run_id)
     if earlier.dates:
         raise ServingDatabaseLost(refusal(conn.info.dbname, conn.info.host, conn.info.port, earlier.dates, day,
-                                          earlier.target))
+                                          earlier.target, serving_target.of_connection(conn)))
 
 
 def refusal(database: str, host: str, port: int, earlier: list[dt.date], day: dt.date,
-            published_to: serving_target.Target | None = None) -> str:
+            published_to: serving_target.Target | None = None, here: serving_target.Target | None = None) -> str:
     """The refusal's line. When the embedded data folder's path depends on the current folder, what to check comes
     first and the path once after it: a run summary shows a message's first 300 characters, whatever the paths.
     `published_to`: the target the lake's latest publish went to (the run audit's), named with its settings when it
-    is not this one; a rebuild into this one then takes --into-new-target."""
-    moved = published_to is not None and not serving_target.same(published_to, serving_target.current(
-        database, host, port))
+    is not this one (`here`, else the one of `database`, `host`, `port`); a rebuild into this one then takes
+    --into-new-target."""
+    here = here or serving_target.current(database, host, port)
+    moved = published_to is not None and not serving_target.same(published_to, here)
     lake_says = (f"the lake at {config.lake_dir()} records {len(earlier)} published date(s)"
                  f" ({earlier[0]}..{earlier[-1]})")
     flag = f" {INTO_NEW_TARGET}" if moved else ""

@@ -28,17 +28,29 @@ _READ = pa.schema([("task_family", pa.string()), ("status", pa.string()), ("ende
 
 
 def of_connection(conn: psycopg.Connection) -> Target:
-    """Where `conn` (the pipeline's connection) leads."""
-    return current(conn.info.dbname, conn.info.host, int(conn.info.port), conn.info.user)
+    """Where `conn` (the pipeline's connection) leads; for another Postgres with its system identifier where the login
+    may read it (one server under any host name: localhost, 127.0.0.1, its socket folder)."""
+    system = None if pg.uses_embedded() else _system(conn)
+    return current(conn.info.dbname, conn.info.host, int(conn.info.port), conn.info.user, system)
 
 
-def current(database: str, host: str, port: int, user: str | None = None) -> Target:
+def _system(conn: psycopg.Connection) -> str | None:
+    """The server's pg_control_system().system_identifier, None if this login may not read it."""
+    try:
+        with conn.transaction():  # a savepoint in a transaction: a refusal leaves that one usable
+            return str(conn.execute("select system_identifier from pg_control_system()").fetchone()[0])
+    except psycopg.Error:
+        return None
+
+
+def current(database: str, host: str, port: int, user: str | None = None, system: str | None = None) -> Target:
     """The target of the pipeline's connection to `database` on `host`:`port`: the embedded server's data folder, or
-    (another Postgres) that host, port, database and user (never a password)."""
+    (another Postgres) that host, port, database and user (never a password), and its `system` identifier if known."""
     if pg.uses_embedded():
         return {"server": "embedded", "data_folder": str(embedded.data_dir().resolve()), "port": int(port),
                 "database": database}
-    return {"server": "dsn", "host": host, "port": int(port), "database": database, "user": user}
+    return {"server": "dsn", "host": host, "port": int(port), "database": database, "user": user,
+            **({"system": system} if system else {})}
 
 
 def encode(target: Target) -> str:
@@ -62,7 +74,10 @@ def _key(target: Target) -> tuple:
 
 
 def same(one: Target, other: Target) -> bool:
-    """Whether two targets are the same database."""
+    """Whether two targets are the same database: of one server (its system identifier, when both have it), or at
+    one host and port."""
+    if one["server"] == other["server"] == "dsn" and one.get("system") and other.get("system"):
+        return (one["system"], one.get("database")) == (other["system"], other.get("database"))
     return _key(one) == _key(other)
 
 
