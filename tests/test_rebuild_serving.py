@@ -21,6 +21,7 @@ import pytest
 from psycopg import sql
 
 from pipeline.serving.facts import FACTS
+from pipeline.serving import lost_database, migrations, pg, publish, serving_target
 from pipeline.tasks import rebuild
 from tests.support.analytics_dataset import Dataset, pipeline_dataset
 from tests.support.ops import Ops
@@ -165,15 +166,17 @@ def test_refuses_another_target_than_the_lake_was_published_to_unless_told(origi
     target = f"{data.database}_other"
     dsn = _empty_database(embedded_server, target)
     embedded_server.env(monkeypatch, target)
+    monkeypatch.setenv("ECOMM_LAKE_DIR", str(data.lake))
+    last = serving_target.lake_published().target["database"]  # the dataset's, or an earlier test's rebuild's
     assert rebuild.main([]) == 3
     (err,) = capsys.readouterr().err.strip().splitlines()
     folder = embedded_server.data_dir.resolve()
     assert err.startswith(f"rebuild-serving: the lake at {data.lake} was last published to the embedded Postgres in"
-                          f" {folder} (port {embedded_server.port}, database {data.database}), but this rebuild would"
+                          f" {folder} (port {embedded_server.port}, database {last}), but this rebuild would"
                           f" fill the embedded Postgres in {folder} (port {embedded_server.port}, database {target})"
                           f" (ECOMM_PG_DATA="), err
     assert (f"rerun with {NEW_TARGET}; to use that one, set `ECOMM_PG_DATA={folder} ECOMM_PG_PORT="
-            f"{embedded_server.port} ECOMM_PG_DATABASE={data.database}`") in err, err
+            f"{embedded_server.port} ECOMM_PG_DATABASE={last}`") in err, err
     with psycopg.connect(dsn) as conn:  # not even migrated
         assert conn.execute("select to_regclass('audit.publish_log')").fetchone()[0] is None
     assert checksums(data.dsn) == sums
@@ -183,6 +186,22 @@ def test_refuses_another_target_than_the_lake_was_published_to_unless_told(origi
     assert rebuild.main([]) == 0  # a rebuild of this lake begun there: the rest goes on without the flag
     with psycopg.connect(dsn) as conn:
         assert [row[0] for row in conn.execute("select load_date from audit.publish_log order by 1")] == data.dates
+    # the lake records the rebuild's target: that database lost, the guard names it, not the one published before
+    assert serving_target.lake_published().target == {
+        "server": "embedded", "data_folder": str(folder), "port": embedded_server.port, "database": target}
+    _empty_database(embedded_server, target)
+    with pg.connect() as conn:  # this process applied them there once: publish's ensure_schema would not again
+        migrations.apply_schema(conn)
+    with pytest.raises(lost_database.ServingDatabaseLost) as refused:
+        publish.publish(data.dates[-1], run_id="after_the_rebuild")
+    assert f"records {len(data.dates)} published date(s)" in str(refused.value)
+    assert "not to this one" not in str(refused.value)  # the same database re-created: a plain rebuild
+    elsewhere = f"{data.database}_elsewhere"
+    _empty_database(embedded_server, elsewhere)
+    embedded_server.env(monkeypatch, elsewhere)
+    with pytest.raises(lost_database.ServingDatabaseLost,
+                       match=rf"last published to the embedded Postgres in .* database {target}\), not to this one"):
+        publish.publish(data.dates[-1], run_id="after_the_rebuild")
 
 
 def test_refuses_an_empty_lake_and_an_unreachable_postgres(original, embedded_server, tmp_path, monkeypatch,

@@ -193,16 +193,20 @@ def test_the_refusal_names_the_target_the_lake_s_dates_went_to_only_when_it_is_a
     same = lost_database.refusal("ecomm", "db.example", 5433, [D1, D2], D3, here)
     assert same == lost_database.refusal("ecomm", "db.example", 5433, [D1, D2], D3)
     assert "re-created or replaced; run `python -m pipeline rebuild-serving` (" in same, same
-    moved = lost_database.refusal("ecomm", "db.example", 5433, [D1, D2], D3, {**here, "host": "old.example"})
+    moved = lost_database.refusal("ecomm", "db.example", 5433, [D1, D2], D3,
+                                  {**here, "host": "old.example", "user": "etl"})
     assert (f"({D1}..{D2}), last published to the Postgres at old.example:5433 (database ecomm), not to this one: if"
-            " that one is meant, check that one with `ECOMM_PG_DSN='host=old.example port=5433 dbname=ecomm' python -m"
-            " pipeline.serving.pg status`, then rerun with those settings; only if it was lost, run `python -m pipeline"
-            " rebuild-serving --into-new-target` (") in moved, moved
+            " that one is meant, check that one with `env -u ECOMM_PG_DSN -u PGHOST -u PGDATABASE -u PGSERVICE"
+            " ECOMM_PG_DSN='host=old.example port=5433 dbname=ecomm user=etl' python -m pipeline.serving.pg psql -c"
+            " 'select max(load_date) from audit.publish_log'`, then rerun with those settings; only if it was lost, run"
+            " `python -m pipeline rebuild-serving --into-new-target` (") in moved, moved
     assert "hunter2" not in moved
     embedded_there = {"server": "embedded", "data_folder": "/srv/pg data", "port": 5432, "database": "ecomm"}
     back = lost_database.refusal("ecomm", "db.example", 5433, [D1, D2], D3, embedded_there)
-    assert ("check that one with `ECOMM_PG_DSN= ECOMM_PG_DATA='/srv/pg data' ECOMM_PG_PORT=5432 ECOMM_PG_DATABASE=ecomm"
-            " python -m pipeline.serving.pg status`") in back, back  # the DSN set here would win over the folder
+    assert ("check that one with `env -u ECOMM_PG_DSN -u PGHOST -u PGDATABASE -u PGSERVICE"
+            " ECOMM_PG_DATA='/srv/pg data' ECOMM_PG_PORT=5432 ECOMM_PG_DATABASE=ecomm python -m pipeline.serving.pg"
+            " psql -c") in back, back
+    # (the DSN set here would win over the folder)
 
 
 @pytest.mark.slow
@@ -223,8 +227,8 @@ def test_a_relative_ecomm_pg_data_run_from_another_folder_is_refused_saying_to_c
             " ECOMM_PG_DATA and the current folder first; ")
     served = ops.server.data_dir.resolve()  # where the run audit says the date went
     meant = f"the embedded Postgres in {served} (port {ops.server.port}, database {ops.database})"
-    reach = (f"ECOMM_PG_DATA={served} ECOMM_PG_PORT={ops.server.port} ECOMM_PG_DATABASE={ops.database}"
-             " python -m pipeline.serving.pg status")
+    reach = serving_target.reach({"server": "embedded", "data_folder": str(served), "port": ops.server.port,
+                                  "database": ops.database})
     try:
         for run in ("the run that made the folder", "the next run, the server up"):
             refused = subprocess.run([sys.executable, "-m", "luigi", "--module", "pipeline.tasks", "DailyPipeline",
@@ -250,7 +254,7 @@ def test_a_relative_ecomm_pg_data_run_from_another_folder_is_refused_saying_to_c
         shell = {**env, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])}
         reached = subprocess.run(["bash", "-c", reach], cwd=home, env=shell, capture_output=True, text=True,
                                  timeout=120, check=False)
-        assert reached.returncode == 0 and f"port {ops.server.port}" in reached.stdout, reached.stdout + reached.stderr
+        assert reached.returncode == 0 and " 2025-12-14\n" in reached.stdout, reached.stdout + reached.stderr
 
         # rebuild-serving from there would fill the new, empty server: refused, both targets in its one line
         rebuilt = subprocess.run([sys.executable, "-m", "pipeline", "rebuild-serving"], cwd=home, env=env,
@@ -304,8 +308,9 @@ def test_a_dsn_target_is_recorded_without_its_password_and_a_rebuild_into_anothe
     assert holding == []
     (twin,) = ops.lake.glob("audit/pipeline_runs/load_date=2025-12-14/run_id=*/task_id=Publish_*/data.parquet")
     rows = lake.read_rows(str(twin))
-    assert serving_target.decode(rows[-1]["serving_target"]) == {
-        "server": "dsn", "host": socket_dir, "port": port, "database": ops.database}
+    recorded = serving_target.decode(rows[-1]["serving_target"])
+    assert recorded.pop("system").isdigit()  # the server's system identifier: one server under any host name
+    assert recorded == {"server": "dsn", "host": socket_dir, "port": port, "database": ops.database, "user": "postgres"}
     assert not [value for row in rows for value in row.values() if secret in str(value)]
 
     other = f"{ops.database}_new"
@@ -317,7 +322,7 @@ def test_a_dsn_target_is_recorded_without_its_password_and_a_rebuild_into_anothe
             f" (database {ops.database}), but this rebuild would fill the Postgres at {socket_dir}:{port} (database"
             f" {other}): to rebuild into this one (the other was lost, or is being replaced), rerun with"
             f" --into-new-target; to use that one, set `ECOMM_PG_DSN='host={socket_dir} port={port}"
-            f" dbname={ops.database}'`") == line, line
+            f" dbname={ops.database} user=postgres'`") == line, line
     assert secret not in refused.stdout + refused.stderr
     rebuilt = ops.pipeline("rebuild-serving", "--into-new-target")
     assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr

@@ -43,17 +43,18 @@ def refuse_lost_database(conn: psycopg.Connection, day: dt.date, run_id: str) ->
     earlier = serving_target.lake_published(run_id)
     if earlier.dates:
         raise ServingDatabaseLost(refusal(conn.info.dbname, conn.info.host, conn.info.port, earlier.dates, day,
-                                          earlier.target))
+                                          earlier.target, serving_target.of_connection(conn)))
 
 
 def refusal(database: str, host: str, port: int, earlier: list[dt.date], day: dt.date,
-            published_to: serving_target.Target | None = None) -> str:
+            published_to: serving_target.Target | None = None, here: serving_target.Target | None = None) -> str:
     """The refusal's line. When the embedded data folder's path depends on the current folder, what to check comes
     first and the path once after it: a run summary shows a message's first 300 characters, whatever the paths.
     `published_to`: the target the lake's latest publish went to (the run audit's), named with its settings when it
-    is not this one; a rebuild into this one then takes --into-new-target."""
-    moved = published_to is not None and not serving_target.same(published_to, serving_target.current(
-        database, host, port))
+    is not this one (`here`, else the one of `database`, `host`, `port`); a rebuild into this one then takes
+    --into-new-target."""
+    here = here or serving_target.current(database, host, port)
+    moved = published_to is not None and not serving_target.same(published_to, here)
     lake_says = (f"the lake at {config.lake_dir()} records {len(earlier)} published date(s)"
                  f" ({earlier[0]}..{earlier[-1]})")
     flag = f" {INTO_NEW_TARGET}" if moved else ""
@@ -68,19 +69,27 @@ def refusal(database: str, host: str, port: int, earlier: list[dt.date], day: dt
             return f"{lost}: if that one is meant, {go_back}; only if it was lost, {rebuild}"
         return f"{lost}: it was re-created or replaced; {rebuild}"
     path, given, base = embedded.data_origin()
-    stop = f"{embedded.ENV_DATA}={shlex.quote(str(path))} python -m pipeline.serving.pg stop"
-    stop_this = f"stop this server (`{stop}`; until then BI tools on port {port} reach this empty one)"
+    stop_this = f"stop this server (`{stop_command(path)}`; until then BI tools on port {port} reach this empty one)"
+    if moved and published_to.get("server") == "embedded" and published_to.get("data_folder") == str(
+            Path(path).resolve()):
+        stop_this = ""  # that database is on this same server: stopping it would cut BI off that one too
+    then = f"{stop_this} and " if stop_this else ""
     if not by_current_folder(base):
         if moved:
-            return (f"{lost} (the embedded Postgres's data folder {path}, {given}): if that one is meant, {stop_this}"
-                    f" and {go_back}; only if it was lost, {rebuild}")
+            return (f"{lost} (the embedded Postgres's data folder {path}, {given}): if that one is meant, {then}"
+                    f"{go_back}; only if it was lost, {rebuild}")
         return f"{lost}: it was re-created or replaced (the embedded Postgres's data folder {path}, {given}); {rebuild}"
-    served = (f"the dates were served from that one, {stop_this} and {go_back}" if moved else
+    served = (f"the dates were served from that one, {then}{go_back}" if moved else
               f"the dates were served from another data folder, {stop_this}, set {embedded.ENV_DATA} to that folder's"
               " absolute path and rerun")
     return (f"the embedded Postgres's data folder is relative to the current folder: check {embedded.ENV_DATA} and the"
             f" current folder first; database {database} in {path} ({given}) holds no published date, but"
             f" {lake_says}; if {served}; only if this is the folder meant (the old one was lost), {rebuild}")
+
+
+def stop_command(path: Path) -> str:
+    """The command that stops the embedded server of data folder `path`, whatever the shell's own settings name."""
+    return f"{embedded.ENV_DATA}={shlex.quote(str(path))} python -m pipeline.serving.pg stop"
 
 
 def by_current_folder(base: Path | None) -> bool:

@@ -1,4 +1,5 @@
-"""Rebuilding the serving Postgres from the lake: `python -m pipeline rebuild-serving [--from D] [--to D]`.
+"""Rebuilding the serving Postgres from the lake: `python -m pipeline rebuild-serving [--from D] [--to D]
+[--into-new-target]`.
 
 For disaster recovery and for adopting a new serving database. The serving layer holds nothing the
 lake does not but the quality gate's history: every table is the replay, in load-date order, of each
@@ -25,12 +26,16 @@ Restartable: each date's publish is one transaction (a killed run leaves no half
 completion marker audit.publish_log names the run. The rebuild's run ids start with `rebuild_`; a
 rerun skips the dates it already published after checking their row counts against the lake.
 A target that already serves dates published by anything else, or dates this lake does not hold
-(or holds with other row counts), is refused: rebuild into an empty database.
+(or holds with other row counts), is refused: rebuild into an empty database. An empty target other than the one
+the lake's dates were last published to (the run audit's `serving_target`) is refused without `--into-new-target`;
+each date rebuilt is recorded in the run audit's lake twin with its target (`record_rebuilt`), so the lost-database
+guard and the next rebuild name the target rebuilt into.
 
 Prints one line per date (date, what was done, rows, seconds) and a final line with the throughput
 in days per minute. Exit codes: 0 done, 1 a date failed (rerun the same command to resume), 2 bad
-arguments, 3 refused to start (lake empty, Postgres unreachable, target not empty), 4 done but built
-dates were left out (their gate results are missing; each line names the command).
+arguments, 3 refused to start (lake empty, Postgres unreachable, target not empty, or another target than the
+lake's without --into-new-target), 4 done but built dates were left out (their gate results are missing; each
+line names the command).
 
 A passed date whose warehouse partition is missing from the lake stops the rebuild (exit 1)
 with the command that rebuilds the date's warehouse partitions without publishing it (`BuildWarehouse`);
@@ -42,7 +47,8 @@ import dataclasses
 import datetime as dt
 import logging
 import re
-import shlex
+import os
+import socket
 import sys
 import time
 import uuid
@@ -50,6 +56,7 @@ from collections.abc import Callable
 
 import duckdb
 import psycopg
+import pyarrow as pa
 
 from pipeline import cli, config, lake
 from pipeline.lake import sqlrun
@@ -189,13 +196,25 @@ def check_moved(conn: psycopg.Connection) -> None:
     if here["server"] == "embedded":
         path, given, base = embedded.data_origin()
         relative = ", relative to the current folder" if lost_database.by_current_folder(base) else ""
-        stop = f"{embedded.ENV_DATA}={shlex.quote(str(path))} python -m pipeline.serving.pg stop"
-        how = f" ({given}{relative}; `{stop}` stops it)"
+        how = f" ({given}{relative}; `{lost_database.stop_command(path)}` stops it)"
     raise RebuildRefused(
         f"the lake at {config.lake_dir()} was last published to {serving_target.describe(published_to)}, but this"
         f" rebuild would fill {serving_target.describe(here)}{how}: to rebuild into this one (the other was lost, or"
         f" is being replaced), rerun with {INTO_NEW_TARGET}; to use that one, set"
         f" `{serving_target.settings(published_to)}`")
+
+
+def record_rebuilt(day: dt.date, run_id: str, target: str | None) -> None:
+    """The run audit's lake record that this rebuild published `day` into `target` (run_audit_files.REBUILT): the
+    lost-database guard and the next rebuild then name that target as where the lake's dates went."""
+    from pipeline.tasks import run_audit, run_audit_files
+
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    row = {"run_id": run_id, "load_date": day, "task_id": run_audit_files.REBUILT, "attempt": 1, "status": "done",
+           "task_family": run_audit_files.REBUILT, "started_at": now, "ended_at": now, "host": socket.gethostname(),
+           "pid": os.getpid(), "in_postgres": True, "serving_target": target}  # lake only: not a task's execution
+    lake.write_table(run_audit.twin_path(day, run_id, run_audit_files.REBUILT),
+                     pa.Table.from_pylist([row], schema=run_audit.SCHEMA))
 
 
 def _connect() -> psycopg.Connection:
@@ -267,6 +286,7 @@ def rebuild(first: dt.date | None = None, last: dt.date | None = None, out: Call
         serving_reconciliation.reconcile_serving(plan.day)
         publish.mark_reconciled(plan.day, published_at)
         compaction.after_publish()  # as the Publish task does ([compaction] closed_months)
+        record_rebuilt(plan.day, run_id, summary.get("serving_target"))
         tally["published"] += 1
         written = sum(v for k, v in summary.items() if k.endswith("_rows") and isinstance(v, int))
         out(f"{plan.day}  published {written} rows ({summary['fact_orders_rows']} orders,"
