@@ -802,13 +802,12 @@ def _advices(node: object) -> list[str]:
 def test_no_checks_advice_tells_a_warning_to_rerun_with_a_threshold_option() -> None:
     """Every check's advice, as a warning words it, keeps none of the threshold options that publish a blocked date
     (a warning blocks nothing); as a failure words it, it keeps them all."""
-    import yaml
-
     from pipeline.quality.results import advice_for
+    from pipeline.quality.soda_setup import parsed_checks
     from tests.support.paths import REPO
 
     advices = [advice for path in sorted((REPO / "checks").rglob("*.yml"))
-               for advice in _advices(yaml.safe_load(path.read_text()))]
+               for advice in _advices(parsed_checks(path.read_text()))]
     with_option = [advice for advice in advices if "--checks-" in advice]
     assert len(with_option) >= 10, f"{len(with_option)} of {len(advices)} advices name a threshold option"
     for advice in advices:
