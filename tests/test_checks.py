@@ -789,3 +789,28 @@ def test_a_dotenv_file_never_overrides_the_environment_of_a_scan(tmp_path: Path,
         EnvHelper.reset()
     assert os.environ["ECOMM_PG_DSN"] == "postgresql://me@localhost/mine"
     assert "ECOMM_DOTENV_PROBE" not in os.environ
+
+
+def _advices(node: object) -> list[str]:
+    """Every `advice` attribute in a parsed checks file."""
+    if isinstance(node, dict):
+        return [found for key, value in node.items()
+                for found in ([value] if key == "advice" and isinstance(value, str) else _advices(value))]
+    return [found for value in node for found in _advices(value)] if isinstance(node, list) else []
+
+
+def test_no_checks_advice_tells_a_warning_to_rerun_with_a_threshold_option() -> None:
+    """Every check's advice, as a warning words it, keeps none of the threshold options that publish a blocked date
+    (a warning blocks nothing); as a failure words it, it keeps them all."""
+    from pipeline.quality.results import advice_for
+    from pipeline.quality.soda_setup import parsed_checks
+    from tests.support.paths import REPO
+
+    advices = [advice for path in sorted((REPO / "checks").rglob("*.yml"))
+               for advice in _advices(parsed_checks(path.read_text()))]
+    with_option = [advice for advice in advices if "--checks-" in advice]
+    assert len(with_option) >= 10, f"{len(with_option)} of {len(advices)} advices name a threshold option"
+    for advice in advices:
+        warned = advice_for("warn", advice) or ""
+        assert "--checks-" not in warned, f"{advice!r} warned: {warned!r}"
+        assert advice_for("fail", advice) == advice

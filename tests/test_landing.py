@@ -203,7 +203,7 @@ def test_a_renamed_header_column_is_named_beside_the_one_it_lacks(lake_root, inc
     with pytest.raises(landing.SourceFileInvalid) as info:
         landing.land_events(D)
     assert ("line 1 (header) lacks required column(s) event_id, event_type (5 column(s) found, among them"
-            ' "event id" for event_id, eventtype for event_type: a renamed column; the header must name') \
+            ' "Event ID" for event_id, eventType for event_type: a renamed column; the header must name') \
         in str(info.value), str(info.value)
 
 

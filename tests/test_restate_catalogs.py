@@ -8,11 +8,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
 from tests.support.ops import SEED_DAY, Ops
 from tests.test_restate import moved_to_garden, users_snapshot
+from tests.test_restate_resume import killed_while_running
 
 PERSON = {"first_name": "A", "last_name": "B", "email": "a@b.example", "signup_date": "2020-01-01"}
 
@@ -62,3 +64,18 @@ def test_both_catalogs_named_are_restated_in_one_command(ops: Ops) -> None:
     _both_corrected(ops, _published_with_both_catalogs(ops))
     restated = ops.pipeline("restate", "--catalog", "users", "--catalog", "products", "--date", str(SEED_DAY))
     _assert_both_restated(ops, restated)
+
+
+@pytest.mark.slow
+def test_naming_one_catalog_after_an_interrupted_restatement_of_both_finishes_both(ops: Ops, tmp_path: Path) -> None:
+    """`restate --catalog users --date S` killed once both snapshots were archived, then run again: the products
+    snapshot, no longer landed (so no longer "changed"), is landed again and its dates published with the users'."""
+    _both_corrected(ops, _published_with_both_catalogs(ops))
+    out = killed_while_running(ops, tmp_path, "--catalog", "users", "--date", str(SEED_DAY))
+    assert "restating the users and products snapshots" in out, out[-3000:]
+    assert not (ops.lake / "raw" / "products" / f"load_date={SEED_DAY}" / "_manifest.json").exists()
+
+    again = ops.pipeline("restate", "--catalog", "users", "--date", str(SEED_DAY))
+    assert f"the products snapshot of {SEED_DAY} is pending too" in again.stdout, again.stdout[-2000:]
+    _assert_both_restated(ops, again)
+    assert (ops.lake / "raw" / "products" / f"load_date={SEED_DAY}" / "_manifest.json").exists()

@@ -435,3 +435,30 @@ def test_the_top_three_reasons_are_named_most_rows_first_and_the_others_counted(
     assert ("(30 quarantined, 0 rejected lines; top reasons: invalid_status 12 of 40, invalid_quantity 8 of 40,"
             " negative_price 6 of 40 and 2 other reasons)") in lost.message, lost.message
 
+
+
+def test_a_key_renamed_to_the_last_part_of_the_field_is_not_named_as_that_part(lake_root: Path,
+                                                                               incoming: Path) -> None:
+    # order_id renamed "ID": not order_id written otherwise, and never taken as the field "id" of missing_order_id
+    orders = [{("ID" if key == "order_id" else key): value for key, value in an_order(i).items()} for i in range(30)]
+
+    result = run_day(incoming, D, orders=orders, events=[event_line(i) for i in range(60)])
+
+    lost = by_name(result)[ORDERS_LOST]
+    assert "top reasons: missing_order_id 30 of 30)" in lost.message, lost.message
+    assert " lack" not in lost.message, lost.message
+
+
+def test_every_record_is_claimed_only_when_every_record_of_the_reason_was_read(lake_root: Path,
+                                                                             incoming: Path) -> None:
+    # 600 orders without order_id: the first 250 name it Order_ID, the other 350 have no id at all; the first 200
+    # read all have Order_ID, but not every record does
+    orders = [{("Order_ID" if key == "order_id" else key): value for key, value in an_order(i).items()
+               if i < 250 or key != "order_id"} for i in range(600)]
+
+    result = run_day(incoming, D, orders=orders, events=[event_line(i) for i in range(60)])
+
+    lost = by_name(result)[ORDERS_LOST]
+    assert ("top reasons: missing_order_id 600 of 600; the records quarantined as missing_order_id lack order_id"
+            " and have Order_ID: 200 of the first 200 read)") in lost.message, lost.message
+    assert "every record" not in lost.message, lost.message

@@ -3,6 +3,7 @@ quote the line (it may be data): a header written with another delimiter than th
 one of them holding several names; a file without a header has an event on line 1."""
 from __future__ import annotations
 
+import csv
 import re
 
 from pipeline.ingest import renamed_keys
@@ -35,8 +36,9 @@ def problem(line: bytes, names: list[str], missing: list[str], columns: tuple[st
     if len(missing) == len(columns) and any(_TIMESTAMP_VALUE.fullmatch(name) for name in names):
         return (f"looks like an event, not a header (it holds a timestamp and none of the column names): the file has"
                 f" no header line; add the line {required} at its top, then run again")
+    written = [name.strip() for name in next(csv.reader([line.decode("utf-8", "replace")]))]  # as the sender wrote
     renamed = [f"{renamed_keys.named(key)} for {column}" for column in missing
-               if (key := renamed_keys.look_alike(column, names)) is not None]
+               if (key := renamed_keys.look_alike(column, written)) is not None]
     return (f"lacks required column(s) {', '.join(missing)} ({len(names)} column(s) found"
             + (f", among them {', '.join(renamed)}: a renamed column" if renamed else "")
             + f"; the header must name {', '.join(columns)}, in any order, separated by commas)")

@@ -209,12 +209,18 @@ def changed_catalogs(load_date: dt.date,
     return found
 
 
+def catalog_file_change(kind: str, snapshot: dt.date | None) -> str | None:
+    """How the catalog snapshot's landed file changed since it was landed (None: unchanged, or none landed)."""
+    manifest = read_manifest(kind, snapshot) if snapshot is not None else None
+    if manifest is None or source_unchanged(manifest):
+        return None
+    return file_drift(manifest, manifest["source_file"]) or "changed since it was landed"
+
+
 def _catalog_drift(kind: str, snapshot: dt.date | None) -> str | None:
     """changed_catalog_message for the snapshot if its landed file changed since (None: unchanged, or none landed)."""
-    manifest = read_manifest(kind, snapshot) if snapshot is not None else None
-    if manifest is not None and not source_unchanged(manifest):
-        return changed_catalog_message(kind, snapshot, file_drift(manifest, manifest["source_file"]))
-    return None
+    how = catalog_file_change(kind, snapshot)
+    return None if how is None or snapshot is None else changed_catalog_message(kind, snapshot, how)
 
 
 def changed_catalog_message(kind: str, snapshot: dt.date, reason: str | None) -> str:

@@ -210,19 +210,19 @@ def _sample(path: str, reason: str) -> list[dict]:
 def renamed_key(day: dt.date, source_table: str, counts: list[tuple[str, int]], received: int) -> str | None:
     """'every record lacks order_id and has Order_ID' when the top reason is about a field (missing_order_id,
     invalid_status) that most of its records lack while they have a key that is the field written otherwise; None
-    otherwise. Reads the first SAMPLE such records (two columns of the date's bad_records file)."""
+    otherwise. Reads the first SAMPLE such records (two columns of the date's bad_records file): "every record" only
+    when they were every row of the reason."""
     if not counts:
         return None
     reason, rows = counts[0]
-    parts = reason.split("_")
-    fields = ["_".join(parts[i:]) for i in range(1, len(parts))]  # missing_order_id: order_id, then id
+    field = reason.partition("_")[2]  # missing_order_id: order_id (never a part of it: id)
+    if not field:
+        return None
     records = _sample(lake.partition_file("audit", "bad_records", day, source_table=source_table), reason)
-    for field in fields:
-        if (found := renamed_keys.renamed_in(field, records)) is None:
-            continue
-        key, having, lacking = found
-        if rows == received and having == len(records):
-            return f"every record lacks {field} and has {renamed_keys.named(key)}"
-        return (f"the records quarantined as {reason} lack {field} and have {renamed_keys.named(key)}:"
-                f" {having:,} of the first {len(records):,} read")
-    return None
+    if (found := renamed_keys.renamed_in(field, records)) is None:
+        return None
+    key, having, _ = found
+    if rows == received and having == len(records) == rows:  # every row of the reason read, and each has the key
+        return f"every record lacks {field} and has {renamed_keys.named(key)}"
+    return (f"the records quarantined as {reason} lack {field} and have {renamed_keys.named(key)}:"
+            f" {having:,} of the first {len(records):,} read")

@@ -40,8 +40,9 @@ landed for the first time); each fed date gets a pending record; their warehouse
 partitions and the snapshot's staging go; the snapshot's raw partition is archived under its own
 date; every fed date's warehouse is built, then the dates run oldest first (each date's gate compares it
 with the dates before it; see `run_catalog_dates`). The
-exit code is the first failed date's. The other catalog's snapshot of the same date, when its file changed too, is
-restated with the named one (`restate_catalog.also_changed`).
+exit code is the first failed date's. The other catalog's snapshot of the same date, when its file changed too
+(or an interrupted restatement of both left it pending), is restated with the named one
+(`restate_catalog.also_changed`).
 """
 from __future__ import annotations
 

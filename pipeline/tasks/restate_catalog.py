@@ -66,14 +66,19 @@ def snapshots_named(kinds: list[str]) -> str:
 
 
 def also_changed(kinds: list[str], snapshot: dt.date) -> dict[str, str]:
-    """The other catalogs whose snapshot of the same date was landed from a file that changed since: kind -> how.
-    Restated with the named ones: the runs of the dates they feed would refuse the change (SourceChanged), and leave
-    the restatement pending (as `restate --date D` restates every daily source whose file changed)."""
+    """The other catalogs whose snapshot of the same date is to be restated too: kind -> why. Its landed file changed
+    since (the runs of the dates it feeds would refuse the change, SourceChanged, and leave the restatement pending,
+    as `restate --date D` restates every daily source whose file changed), or an interrupted restatement of both
+    snapshots left it pending (its landed snapshot archived already)."""
     found = {}
     for kind in incoming.CATALOG_SOURCES:
-        manifest = None if kind in kinds else landing.read_manifest(kind, snapshot)
-        if manifest is not None and not landing.source_unchanged(manifest):
-            found[kind] = landing.file_drift(manifest, manifest["source_file"]) or "changed since it was landed"
+        if kind in kinds:
+            continue
+        how = landing.catalog_file_change(kind, snapshot)
+        if how is not None:
+            found[kind] = f"changed too ({how})"
+        elif pending := restatements.pending_for_snapshot(kind, snapshot):
+            found[kind] = f"is pending too (an interrupted restatement, for {', '.join(map(str, pending))})"
     return found
 
 
@@ -159,7 +164,7 @@ def restate_catalog(named: list[str], snapshot: dt.date) -> int:
 
     kinds = list(dict.fromkeys(named))
     for kind, how in also_changed(kinds, snapshot).items():
-        print(f"the {kind} snapshot of {snapshot} changed too ({how}): restated with it", flush=True)
+        print(f"the {kind} snapshot of {snapshot} {how}: restated with it", flush=True)
         kinds.append(kind)
     prepared = prepare_catalog(kinds, snapshot)
     dates, restated = prepared["dates"], f"{snapshots_named(kinds)} of {snapshot}"
