@@ -124,7 +124,7 @@ def gate_variables(load_date: dt.date | str, *, catalog_covered: bool = True,
     timezone = staging.business_timezone()  # validated: it reaches the checks' SQL text
     day_start = staging.business_day_start(day, timezone)
     day_end = staging.business_day_start(day + dt.timedelta(days=1), timezone)
-    future_limit = staging.timestamp_limits(day)["latest_accepted_ts"]
+    limits = staging.timestamp_limits(day)
     pcts = {name: _pct_pair(settings, name) for name in PCT_PAIRS}
     warn_pct, fail_pct = pcts["unknown_product"]
     volume = _volume_settings(settings)
@@ -133,7 +133,10 @@ def gate_variables(load_date: dt.date | str, *, catalog_covered: bool = True,
         "business_timezone": timezone,
         "day_start_ts": _ts(day_start),
         "day_end_ts": _ts(day_end),
-        "future_limit_ts": _ts(future_limit),
+        "future_limit_ts": _ts(limits["latest_accepted_ts"]),
+        # a cancelled or refunded order older than this is a status change, not a late row (stg_orders.yml)
+        "ancient_limit_ts": _ts(limits["ancient_limit_ts"]),
+        "status_change_statuses": ", ".join(f"'{status}'" for status in staging.STATUS_CHANGE_STATUSES),
         # Soda's freshness "now": the end of the load date, so reruns of old dates judge the same way
         "NOW": day_end.isoformat(),
         "freshness_warn": f"{int(settings.freshness_warn_hours)}h",
