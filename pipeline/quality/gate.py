@@ -121,14 +121,13 @@ def run_gate(load_date: dt.date | str, *, checks_root: Path | None = None, run_i
         covered = _catalog_covered(con, list(present))
         variables = gate_variables(day, catalog_covered=covered, users_catalog_covered=users is None or users.covered)
         products_snapshot = unknown_products.covering_snapshot(day) if covered else None
-        other_dates = unseen_orders.other_dates_files(day) if "fact_orders" in present else []
 
         def scan_table(table: str) -> list[CheckResult]:
             path = checks_file(GATED_TABLES[table], table, root)
             with con.cursor() as cursor:  # its own connection to the database: scans' queries run at once
                 _register(cursor, _named_in(path, present))
                 if table == "fact_orders":  # its status changes of orders no other load date delivered
-                    unseen_orders.register(cursor, day, other_dates)
+                    unseen_orders.register(cursor, day)
                 # an unknown-product share names the products (unknown_products), unseen status changes their
                 # orders (unseen_orders), any other check gets its advice
                 return [unknown_products.explain(cursor, result, variables["load_date"], covered=covered,

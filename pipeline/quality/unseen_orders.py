@@ -44,17 +44,22 @@ def other_dates_files(day: dt.date) -> list[str]:
             if (load_date := _load_date(path)) is not None and load_date != day and load_date >= earliest]
 
 
-def register(con: Any, day: dt.date, files: list[str]) -> None:
-    """Build VIEW on a connection that has the date's `fact_orders` view, from the other dates' `files`."""
-    if files:
+def register(con: Any, day: dt.date) -> None:
+    """Build VIEW on a connection that has the date's `fact_orders` view. The other dates' order_ids are read only
+    when the date has a status change past the late window (most dates have none: their gate reads no other
+    partition), from the partitions `other_dates_files` lists."""
+    sql = sqlrun.sql_text("gate", VIEW)
+    params = sqlrun.bind(sql, {"ancient_limit_ts": staging.timestamp_limits(day)["ancient_limit_ts"],
+                               "status_change_statuses": staging.STATUS_CHANGE_STATUSES})
+    create = f"create or replace temp table {sqlrun.quote_ident(VIEW)} as {sql}"
+    con.register(OTHER_DATES, pa.table({"order_id": pa.array([], pa.string())}))
+    con.execute(create, params)  # every status change past the late window, as if no other date delivered any
+    if not con.execute(f"select count(*) from {sqlrun.quote_ident(VIEW)}").fetchall()[0][0]:
+        return
+    if files := other_dates_files(day):
         con.register(OTHER_DATES, con.read_parquet(files, union_by_name=True, hive_partitioning=False)
                      .select("order_id"))
-    else:
-        con.register(OTHER_DATES, pa.table({"order_id": pa.array([], pa.string())}))
-    sql = sqlrun.sql_text("gate", VIEW)
-    params = {"ancient_limit_ts": staging.timestamp_limits(day)["ancient_limit_ts"],
-              "status_change_statuses": staging.STATUS_CHANGE_STATUSES}
-    con.execute(f"create or replace temp table {sqlrun.quote_ident(VIEW)} as {sql}", sqlrun.bind(sql, params))
+        con.execute(create, params)
 
 
 def explain(con: Any, result: CheckResult, day: str) -> CheckResult | None:
