@@ -93,3 +93,59 @@ def test_a_refund_weeks_after_its_order_is_applied_by_default(ops: Ops) -> None:
     assert seed_day_kpis(ops) == (count, paid - 1, refunds + 1, net - revenue, refunded_revenue + revenue)
     assert ops.query("select count(*) from quarantine.bad_records where load_date = %s and reason_code = %s",
                      [LATER, "ancient_timestamp"]) == [(0,)]
+
+
+@pytest.mark.slow
+def test_a_file_of_refunds_alone_is_not_taken_for_another_dates_file(ops: Ops) -> None:
+    """A date whose orders are all refunds of earlier orders: every row is of another business day, but none is
+    a late row (an order some other date's file missed); counted as such, 100 % blocked the date and its advice
+    called the file another date's copy."""
+    first = ops.luigi("DailyPipeline", "--date", str(SEED_DAY), LOCAL)
+    assert first.returncode == 0, first.stderr[-3000:]
+    refund_later(ops)
+    seed_orders = json.loads((ops.incoming / "orders" / str(SEED_DAY) / "orders.json").read_text())
+    refunds = [{**order, "status": "refunded"} for order in seed_orders if order["status"] == "paid"]
+    (ops.incoming / "orders" / str(LATER) / "orders.json").write_text(json.dumps(refunds, indent=2))
+
+    later = ops.luigi("DailyPipeline", "--date", str(LATER), LOCAL)
+    assert later.returncode == 0, later.stderr[-3000:]
+    assert "share of orders from another business day" not in later.stderr + later.stdout
+    ids = sorted(order["order_id"] for order in refunds)
+    assert ops.query("select order_id, status, load_date from warehouse.fact_orders where order_id = any(%s)"
+                     " order by order_id", [ids]) == [(order_id, "refunded", LATER) for order_id in ids]
+    assert ops.query("select count(*) from audit.publish_log where load_date = %s", [LATER]) == [(1,)]
+
+
+def gate_result(ops: Ops, day: dt.date, name: str) -> dict:
+    import pyarrow.parquet as pq
+
+    rows = pq.read_table(ops.lake / "audit" / "dq_results" / f"load_date={day}" / "data.parquet").to_pylist()
+    (row,) = [row for row in rows if row["check_name"] == name]
+    return row
+
+
+UNSEEN = "refunds or cancellations of an order no other load date delivered"
+
+
+@pytest.mark.slow
+def test_a_refund_of_an_order_no_other_date_delivered_warns_naming_it(ops: Ops) -> None:
+    """Staging keeps a refund past the late window from the row alone: of an order never delivered, it created
+    an order on a closed day (the seed day) silently. The gate warns (the date may run before the order's own)."""
+    first = ops.luigi("DailyPipeline", "--date", str(SEED_DAY), LOCAL)
+    assert first.returncode == 0, first.stderr[-3000:]
+    known = refund_later(ops)
+    unseen = {**known, "order_id": "ORD_NEVER_DELIVERED"}
+    later_file = ops.incoming / "orders" / str(LATER) / "orders.json"
+    later_file.write_text(json.dumps([*json.loads(later_file.read_text()), unseen], indent=2))
+
+    later = ops.luigi("DailyPipeline", "--date", str(LATER), LOCAL)
+    assert later.returncode == 0, later.stderr[-3000:]
+    result = gate_result(ops, LATER, UNSEEN)
+    assert (result["outcome"], result["value"]) == ("warn", "1"), result  # the known order's refund is not one
+    assert result["message"].startswith(
+        f"1 of {LATER}'s cancelled or refunded orders older than [model] late_window_days name an order no other"
+        " load date delivered (ORD_NEVER_DELIVERED). Each is counted on its order's own day"), result["message"]
+    assert "--checks-unseen-status-change-warn-count" in result["message"]
+    # published as is: the order is on its own (closed) day
+    assert current_status(ops, "ORD_NEVER_DELIVERED") == [("refunded", LATER)]
+    assert gate_result(ops, SEED_DAY, UNSEEN)["outcome"] == "pass"

@@ -83,7 +83,7 @@ def test_each_rule_quarantines_with_its_reason(fields, reason, failing_value):
     assert [row["event_id"] for row in staged] == ["EVT_OK"]
     (row,) = bad
     assert (row["source_table"], row["reason_code"], row["failing_value"]) == ("stg_events", reason, failing_value)
-    assert row["message"].startswith(staging.REASON_CODES[reason])
+    assert row["message"].startswith(staging.reason_descriptions()[reason])
     assert json.loads(row["raw_record"]) == {name: record.get(name) for name in r.EVENT_FIELDS}
     assert (row["source_file"], row["row_number"], row["load_date"]) == ("events.csv", 2, D)
     assert (rec["raw_count"], rec["staged_count"], rec["quarantined_count"], rec["duplicate_count"]) == (2, 1, 1, 0)

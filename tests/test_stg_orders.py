@@ -123,7 +123,7 @@ def test_each_rule_quarantines_with_its_reason(fields, reason, failing_value):
     assert row["source_table"] == "stg_orders"
     assert row["reason_code"] == reason
     assert row["failing_value"] == failing_value
-    assert row["message"].startswith(staging.REASON_CODES[reason])
+    assert row["message"].startswith(staging.reason_descriptions()[reason])
     assert json.loads(row["raw_record"]) == record
     assert (row["source_file"], row["row_number"], row["load_date"]) == ("orders.json", 2, D)
     assert row["record_id"] == ((record.get("order_id") or "").strip() or None)
@@ -171,9 +171,26 @@ def test_a_refund_or_cancellation_of_an_earlier_order_has_the_status_change_wind
                                       " change is not applied; widen the window and restate the load date --source"
                                       " orders)"), bad[0]["message"]
     assert bad[1]["message"].endswith("'2025-10-01T10:00:00'")  # a paid order: no status change to speak of
-    with r.model_settings(status_change_window_days=0):  # never narrower than the late window: 30 days
+    with r.model_settings(late_window_days=20, status_change_window_days=100):  # the message names the windows set
+        staged, bad, _ = stage([r.order(order_id="ORD_1", timestamp="2025-09-01T10:00:00", status="refunded"),
+                                r.order(order_id="ORD_2", timestamp="1969-12-31T23:59:59", status="refunded")])
+    assert staged == [] and [row["record_id"] for row in bad] == ["ORD_1", "ORD_2"]
+    assert bad[0]["message"].startswith("timestamp is before 1970-01-01 or before the late window ([model]"
+                                        " late_window_days, 20; a cancelled or refunded order:"
+                                        " status_change_window_days, 100) before the load date: "), bad[0]["message"]
+    # before 1970 no window reaches it: no advice to widen one
+    assert bad[1]["message"].endswith("'1969-12-31T23:59:59'"), bad[1]["message"]
+
+
+def test_a_status_change_window_narrower_than_the_late_window_is_refused():
+    """It was raised to the late window silently: a setting that does not do what it says is refused."""
+    with r.model_settings(status_change_window_days=10), pytest.raises(
+            staging.SettingInvalid, match=r"^\[model\] status_change_window_days = 10 must be at least"
+                                          r" late_window_days \(30\); fix it in luigi.cfg$"):
+        stage([r.order(order_id="ORD_1", status="refunded")])
+    with r.model_settings(status_change_window_days=30):  # as wide as the late window: accepted
         staged, bad, _ = stage([r.order(order_id="ORD_1", timestamp="2025-11-14T00:00:00", status="refunded"),
-                                r.order(order_id="ORD_2", timestamp="2025-10-01T10:00:00", status="refunded")])
+                                r.order(order_id="ORD_2", timestamp="2025-11-13T23:59:59", status="refunded")])
     assert [row["order_id"] for row in staged] == ["ORD_1"] and [row["record_id"] for row in bad] == ["ORD_2"]
 
 

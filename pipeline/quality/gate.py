@@ -97,7 +97,7 @@ def run_gate(load_date: dt.date | str, *, checks_root: Path | None = None, run_i
     Never raises for failing checks (see `GateResult.raise_if_blocked` / `enforce_gate`); raises
     ValueError for a malformed date and NoChecksParsed for a checks file without checks.
     """
-    from pipeline.quality import gate_views, unknown_products
+    from pipeline.quality import gate_views, unknown_products, unseen_orders
     from pipeline.quality.soda import add_duckdb, run_checks_file  # soda-core: imported when a gate runs
 
     day = lake.parse_date(load_date)  # before anything reaches a scan
@@ -126,9 +126,13 @@ def run_gate(load_date: dt.date | str, *, checks_root: Path | None = None, run_i
             path = checks_file(GATED_TABLES[table], table, root)
             with con.cursor() as cursor:  # its own connection to the database: scans' queries run at once
                 _register(cursor, _named_in(path, present))
-                # an unknown-product share names the products (unknown_products), any other check gets its advice
+                if table == "fact_orders":  # its status changes of orders no other load date delivered
+                    unseen_orders.register(cursor, day)
+                # an unknown-product share names the products (unknown_products), unseen status changes their
+                # orders (unseen_orders), any other check gets its advice
                 return [unknown_products.explain(cursor, result, variables["load_date"], covered=covered,
-                                                 snapshot=products_snapshot) or _advised(result)
+                                                 snapshot=products_snapshot)
+                        or unseen_orders.explain(cursor, result, variables["load_date"]) or _advised(result)
                         for result in run_checks_file(
                             path, variables, lambda scan: add_duckdb(scan, cursor, DATA_SOURCE), DATA_SOURCE,
                             default_table=table,

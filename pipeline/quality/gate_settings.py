@@ -39,6 +39,8 @@ class checks(config.NamedBadSettings, luigi.Config):  # noqa: N801 - luigi maps 
     # ids a catalog snapshot lists more than once with different values (staging keeps the later line) above which
     # the snapshot warns (it never fails: staging cannot tell which version is right)
     catalog_conflict_warn_count = luigi.IntParameter(default=0)
+    # cancelled/refunded orders older than the late window whose order no other load date delivered (fact_orders.yml)
+    unseen_status_change_warn_count = luigi.IntParameter(default=0)
     catalog_size_fail_low_ratio = luigi.FloatParameter(default=0.5)
     freshness_warn_hours = luigi.IntParameter(default=24)
     # late rows: shares (%) of stg_orders / stg_events rows whose business day is not the load date (a day's file
@@ -124,7 +126,7 @@ def gate_variables(load_date: dt.date | str, *, catalog_covered: bool = True,
     timezone = staging.business_timezone()  # validated: it reaches the checks' SQL text
     day_start = staging.business_day_start(day, timezone)
     day_end = staging.business_day_start(day + dt.timedelta(days=1), timezone)
-    future_limit = staging.timestamp_limits(day)["latest_accepted_ts"]
+    limits = staging.timestamp_limits(day)
     pcts = {name: _pct_pair(settings, name) for name in PCT_PAIRS}
     warn_pct, fail_pct = pcts["unknown_product"]
     volume = _volume_settings(settings)
@@ -133,7 +135,10 @@ def gate_variables(load_date: dt.date | str, *, catalog_covered: bool = True,
         "business_timezone": timezone,
         "day_start_ts": _ts(day_start),
         "day_end_ts": _ts(day_end),
-        "future_limit_ts": _ts(future_limit),
+        "future_limit_ts": _ts(limits["latest_accepted_ts"]),
+        # a cancelled or refunded order older than this is a status change, not a late row (stg_orders.yml)
+        "ancient_limit_ts": _ts(limits["ancient_limit_ts"]),
+        "status_change_statuses": ", ".join(f"'{status}'" for status in staging.STATUS_CHANGE_STATUSES),
         # Soda's freshness "now": the end of the load date, so reruns of old dates judge the same way
         "NOW": day_end.isoformat(),
         "freshness_warn": f"{int(settings.freshness_warn_hours)}h",
@@ -231,13 +236,16 @@ def _catalog_size_settings(settings: checks) -> dict[str, str]:
 
 
 def _count_settings(settings: checks) -> dict[str, str]:
-    """Counts that qualify a rule: refused unless duplicate_warn_min_rows >= 1 and catalog_conflict_warn_count >= 0."""
-    min_rows, conflicts = int(settings.duplicate_warn_min_rows), int(settings.catalog_conflict_warn_count)
+    """Counts that qualify a rule: refused unless duplicate_warn_min_rows >= 1 and the warn counts >= 0."""
+    min_rows = int(settings.duplicate_warn_min_rows)
     if min_rows < 1:
         raise config.BadSetting(f"[checks] needs duplicate_warn_min_rows >= 1, got {min_rows}")
-    if conflicts < 0:
-        raise config.BadSetting(f"[checks] needs catalog_conflict_warn_count >= 0, got {conflicts}")
-    return {"duplicate_warn_min_rows": str(min_rows), "catalog_conflict_warn_count": str(conflicts)}
+    counts = {name: int(getattr(settings, name))
+              for name in ("catalog_conflict_warn_count", "unseen_status_change_warn_count")}
+    for name, count in counts.items():
+        if count < 0:
+            raise config.BadSetting(f"[checks] needs {name} >= 0, got {count}")
+    return {"duplicate_warn_min_rows": str(min_rows), **{name: str(count) for name, count in counts.items()}}
 
 
 # the daily sources, each with its own volume rule (source_volume.yml) and `--checks-<source>-volume-fail-low-ratio`

@@ -154,8 +154,8 @@ REASON_CODES: dict[str, str] = {
         "default), and was written with a later date"
     ),
     "ancient_timestamp": (
-        "timestamp is before 1970-01-01 or before the late window ([model] late_window_days, 30 by default; a"
-        " cancelled or refunded order: status_change_window_days, 180) before the load date"
+        "timestamp is before 1970-01-01 or before the late window ([model] late_window_days; a cancelled or"
+        " refunded order: status_change_window_days) before the load date"
     ),
     "invalid_status": "order status is missing or not one of paid, cancelled, refunded, pending",
     "unknown_event_type": (
@@ -249,15 +249,30 @@ def sold_statuses() -> list[str]:
     return statuses
 
 
-def hours_and_days() -> tuple[int, int]:
-    """[model] future_tolerance_hours and late_window_days (status_change_window_days checked too), not negative."""
+def _windows() -> dict[str, int]:
     settings = config.model()
     values = {name: int(getattr(settings, name))
               for name in ("future_tolerance_hours", "late_window_days", "status_change_window_days")}
     for name, value in values.items():
         if value < 0:
             raise SettingInvalid(f"[model] {name} = {value} must be 0 or more; fix it in luigi.cfg")
-    return values["future_tolerance_hours"], values["late_window_days"]
+    if values["status_change_window_days"] < values["late_window_days"]:
+        raise SettingInvalid(
+            f"[model] status_change_window_days = {values['status_change_window_days']} must be at least"
+            f" late_window_days ({values['late_window_days']}); fix it in luigi.cfg")
+    return values
+
+
+def hours_and_days() -> tuple[int, int]:
+    """[model] future_tolerance_hours and late_window_days, not negative (status_change_window_days checked too)."""
+    return _windows()["future_tolerance_hours"], _windows()["late_window_days"]
+
+
+def reason_descriptions() -> dict[str, str]:
+    """REASON_CODES as a quarantine message states them: the windows as configured."""
+    _, late, status_change = _windows().values()
+    return {**REASON_CODES, "ancient_timestamp": REASON_CODES["ancient_timestamp"].replace(
+        "late_window_days;", f"late_window_days, {late};").replace("window_days)", f"window_days, {status_change})")}
 
 
 def business_day_start(day: dt.date, timezone: str | None = None) -> dt.datetime:
@@ -280,10 +295,9 @@ def timestamp_limits(load_date: dt.date) -> dict[str, dt.datetime]:
       later of future_limit_ts and the end of the load date at UTC-14:00 (the westernmost offset);
     - ancient_limit_ts: the start of the business day [model] late_window_days before the load date;
     - status_change_limit_ts: the same for a cancelled or refunded order, [model] status_change_window_days
-      before it (never later than ancient_limit_ts).
+      before it (never later than ancient_limit_ts: a narrower window is refused).
     """
-    tolerance_hours, late_window_days = hours_and_days()
-    status_change_days = max(late_window_days, int(config.model().status_change_window_days))
+    tolerance_hours, late_window_days, status_change_days = _windows().values()
     timezone = business_timezone()
     future_limit = business_day_start(load_date + dt.timedelta(days=1), timezone) + dt.timedelta(
         hours=tolerance_hours)
@@ -341,9 +355,10 @@ def stage(source: str, load_date: dt.date) -> dict[str, Any] | None:
     with sqlrun.connect() as con:
         define_macros(con)
         sqlrun.register_parquet(con, f"raw_{source}", raw_file)
+        descriptions = reason_descriptions()
         con.register("reason_codes", pa.table({  # typed: inferring a list's type imports pandas
-            "reason_code": pa.array(list(REASON_CODES), pa.string()),
-            "description": pa.array(list(REASON_CODES.values()), pa.string()),
+            "reason_code": pa.array(list(descriptions), pa.string()),
+            "description": pa.array(list(descriptions.values()), pa.string()),
         }))
         # the one table staging keeps: the few rows whose outcome is more than their row rules
         flagged_sql = staging_passes.reading_from(

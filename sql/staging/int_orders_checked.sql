@@ -150,7 +150,8 @@ final as (
             when 'invalid_user_id' then checked.user_id_problem
             when 'invalid_product_id' then checked.product_id_problem
             when 'invalid_timestamp' then timestamp_detail(checked.order_ts_text)
-            when 'ancient_timestamp' then case when list_contains($status_change_statuses, checked.status) then
+            when 'ancient_timestamp' then case when list_contains($status_change_statuses, checked.status)
+                and checked.order_ts >= timestamp '1970-01-01' then
                 'a ' || checked.status || ' order older than [model] status_change_window_days: its status change is'
                 || ' not applied; widen the window and restate the load date --source orders'
             end
