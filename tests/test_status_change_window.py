@@ -145,7 +145,7 @@ def test_a_refund_of_an_order_no_other_date_delivered_warns_naming_it(ops: Ops) 
     assert result["message"].startswith(
         f"1 of {LATER}'s cancelled or refunded orders older than [model] late_window_days name an order no other"
         " load date delivered (ORD_NEVER_DELIVERED). Each is counted on its order's own day"), result["message"]
-    assert "--checks-unseen-status-change-warn-count" in result["message"]
+    assert "raise [checks] unseen_status_change_warn_count in luigi.cfg" in result["message"]
     # published as is: the order is on its own (closed) day
     assert current_status(ops, "ORD_NEVER_DELIVERED") == [("refunded", LATER)]
     assert gate_result(ops, SEED_DAY, UNSEEN)["outcome"] == "pass"
