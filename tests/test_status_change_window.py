@@ -45,13 +45,19 @@ def current_status(ops: Ops, order_id: str) -> list[tuple]:
     return ops.query("select status, load_date from warehouse.fact_orders where order_id = %s", [order_id])
 
 
-@pytest.mark.slow
-def test_a_refund_past_the_late_window_is_applied_and_one_past_its_own_window_is_restated(ops: Ops) -> None:
+def seed_published_then_refunded_later(ops: Ops) -> tuple[tuple, dict, Decimal]:
+    """The seed day published, then LATER's files with one of its paid orders refunded: the seed day's KPIs before,
+    the refunded order, its revenue."""
     first = ops.luigi("DailyPipeline", "--date", str(SEED_DAY), LOCAL)
     assert first.returncode == 0, first.stderr[-3000:]
     before = seed_day_kpis(ops)
     refund = refund_later(ops)
-    revenue = (Decimal(str(refund["price"])) * refund["quantity"]).quantize(Decimal("0.01"))
+    return before, refund, (Decimal(str(refund["price"])) * refund["quantity"]).quantize(Decimal("0.01"))
+
+
+@pytest.mark.slow
+def test_a_refund_past_the_late_window_is_applied_and_one_past_its_own_window_is_restated(ops: Ops) -> None:
+    before, refund, revenue = seed_published_then_refunded_later(ops)
     assert current_status(ops, refund["order_id"]) == [("paid", SEED_DAY)]
 
     # a status change window narrower than the refund's 40 days: the refund is quarantined, the order stays sold
@@ -80,11 +86,7 @@ def test_a_refund_past_the_late_window_is_applied_and_one_past_its_own_window_is
 @pytest.mark.slow
 def test_a_refund_weeks_after_its_order_is_applied_by_default(ops: Ops) -> None:
     """The default window (180 days) takes a refund 40 days late with no action: the seed system upserted it."""
-    first = ops.luigi("DailyPipeline", "--date", str(SEED_DAY), LOCAL)
-    assert first.returncode == 0, first.stderr[-3000:]
-    before = seed_day_kpis(ops)
-    refund = refund_later(ops)
-    revenue = (Decimal(str(refund["price"])) * refund["quantity"]).quantize(Decimal("0.01"))
+    before, refund, revenue = seed_published_then_refunded_later(ops)
 
     later = ops.luigi("DailyPipeline", "--date", str(LATER), LOCAL)
     assert later.returncode == 0, later.stderr[-3000:]
