@@ -107,6 +107,9 @@ DAILY_SOURCES = incoming.DAILY_SOURCES
 # query over the facts, with an out-of-range cast. At 10^10 a million lines at the limit still fit.
 MAX_LINE_REVENUE = 10_000_000_000
 
+# ancient_timestamp's text: with the configured days in a quarantine message (`reason_descriptions`), without here
+ANCIENT = ("timestamp is before 1970-01-01 or before the late window ([model] late_window_days{late}; a cancelled or"
+           " refunded order: status_change_window_days{status_change}) before the load date")
 REASON_CODES: dict[str, str] = {
     "duplicate_json_key": "the JSON object has this key twice, so which value is meant is unknown",
     "missing_order_id": "order_id is missing or empty",
@@ -153,10 +156,7 @@ REASON_CODES: dict[str, str] = {
         "timestamp is after the end of the load date (business time zone) plus the future tolerance (2 h by "
         "default), and was written with a later date"
     ),
-    "ancient_timestamp": (
-        "timestamp is before 1970-01-01 or before the late window ([model] late_window_days; a cancelled or"
-        " refunded order: status_change_window_days) before the load date"
-    ),
+    "ancient_timestamp": ANCIENT.format(late="", status_change=""),
     "invalid_status": "order status is missing or not one of paid, cancelled, refunded, pending",
     "unknown_event_type": (
         "event type is missing or not one of page_view, view_product, add_to_cart, checkout, purchase"
@@ -265,14 +265,14 @@ def _windows() -> dict[str, int]:
 
 def hours_and_days() -> tuple[int, int]:
     """[model] future_tolerance_hours and late_window_days, not negative (status_change_window_days checked too)."""
-    return _windows()["future_tolerance_hours"], _windows()["late_window_days"]
+    return tuple(map(_windows().get, ("future_tolerance_hours", "late_window_days")))
 
 
 def reason_descriptions() -> dict[str, str]:
     """REASON_CODES as a quarantine message states them: the windows as configured."""
-    _, late, status_change = _windows().values()
-    return {**REASON_CODES, "ancient_timestamp": REASON_CODES["ancient_timestamp"].replace(
-        "late_window_days;", f"late_window_days, {late};").replace("window_days)", f"window_days, {status_change})")}
+    windows = _windows()
+    return {**REASON_CODES, "ancient_timestamp": ANCIENT.format(
+        late=f", {windows['late_window_days']}", status_change=f", {windows['status_change_window_days']}")}
 
 
 def business_day_start(day: dt.date, timezone: str | None = None) -> dt.datetime:
@@ -297,7 +297,8 @@ def timestamp_limits(load_date: dt.date) -> dict[str, dt.datetime]:
     - status_change_limit_ts: the same for a cancelled or refunded order, [model] status_change_window_days
       before it (never later than ancient_limit_ts: a narrower window is refused).
     """
-    tolerance_hours, late_window_days, status_change_days = _windows().values()
+    tolerance_hours, late_window_days, status_change_days = map(_windows().get, (
+        "future_tolerance_hours", "late_window_days", "status_change_window_days"))
     timezone = business_timezone()
     future_limit = business_day_start(load_date + dt.timedelta(days=1), timezone) + dt.timedelta(
         hours=tolerance_hours)
