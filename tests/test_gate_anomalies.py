@@ -14,6 +14,7 @@ import pytest
 
 from pipeline import config
 from pipeline.quality import gate
+from pipeline.transform import staging
 from tests.support import rows
 from tests.support.gate_day import (
     DAY,
@@ -49,8 +50,11 @@ CATALOG_CONFLICTS = {("catalog_snapshots", f"catalog {kind} listed more than onc
 def test_an_orders_file_of_another_date_is_blocked(lake_root: Path, incoming: Path, luigi_settings) -> None:
     # the orders file of D is a copy of D - 4's (cp orders/<D-4>/orders.json orders/<D>/): staging keeps
     # every order as a late row of D - 4, so D alone would publish as a day without orders
+    # every order of that day, its refunds and cancellations too: those are left out of the share, the paid and
+    # pending ones are all late
     earlier = D - dt.timedelta(days=4)
-    result = run_day(incoming, D, orders=[an_order(i, day=earlier) for i in range(30)],
+    statuses = ("paid", "pending", "refunded", "paid", "cancelled")
+    result = run_day(incoming, D, orders=[an_order(i, day=earlier, status=statuses[i % 5]) for i in range(30)],
                      events=[event_line(i) for i in range(60)])
 
     assert result.blocked
@@ -73,8 +77,22 @@ def test_an_orders_file_of_another_date_is_blocked(lake_root: Path, incoming: Pa
     assert not result.blocked and by_name(result)[LATE_ORDERS].outcome == "warn"
 
 
+def test_a_file_of_recent_status_changes_is_not_another_dates(lake_root: Path, incoming: Path) -> None:
+    # D's file is a catch-up of refunds and cancellations of D - 4's orders (inside [model] late_window_days),
+    # each with its order's original timestamp, plus 3 new orders of D: a status change is never a late row
+    earlier = D - dt.timedelta(days=4)
+    changes = [an_order(i, day=earlier, status=("refunded", "cancelled")[i % 2]) for i in range(30)]
+    result = run_day(incoming, D, orders=[*changes, *(an_order(i, day=D) for i in range(30, 33))],
+                     events=[event_line(i) for i in range(60)])
+
+    late = by_name(result)[LATE_ORDERS]
+    assert (late.outcome, late.value) == ("pass", "0"), late.message
+    assert not result.blocked and LATE_ORDERS not in outcomes(result, "warn")
+
+
 def test_a_day_with_a_few_late_rows_passes(lake_root: Path) -> None:
-    # 2 of 40 orders (5 %) and 3 of 60 events (5 %) arrived a day late: normal, nothing to say
+    # 2 of 30 new orders (the 10 cancelled rows are status changes, not counted) and 3 of 60 events (5 %)
+    # arrived a day late: normal, nothing to say
     orders = clean_orders(38) + [order(i, order_ts=DAY - dt.timedelta(hours=3, minutes=i)) for i in (38, 39)]
     events = clean_events(57) + [event(i, event_ts=DAY - dt.timedelta(hours=20)) for i in (57, 58, 59)]
     write_day(orders, events)
@@ -83,18 +101,19 @@ def test_a_day_with_a_few_late_rows_passes(lake_root: Path) -> None:
 
     assert not result.blocked
     checked = by_name(result)
-    assert (checked[LATE_ORDERS].outcome, checked[LATE_ORDERS].value) == ("pass", "5")
+    assert (checked[LATE_ORDERS].outcome, checked[LATE_ORDERS].value) == ("pass", "6.6667")
     assert (checked[LATE_EVENTS].outcome, checked[LATE_EVENTS].value) == ("pass", "5")
 
 
 def test_a_quarter_of_late_rows_warns(lake_root: Path) -> None:
+    # 8 of the 30 new orders are late (orders 32 and 36, late too, are cancelled: status changes, not counted)
     orders = clean_orders(30) + [order(i, order_ts=DAY - dt.timedelta(days=1, minutes=i)) for i in range(30, 40)]
     write_day(orders, clean_events())
 
     result = gate.run_gate(D)
 
     late = by_name(result)[LATE_ORDERS]
-    assert (late.outcome, late.value) == ("warn", "25")
+    assert (late.outcome, late.value) == ("warn", "26.6667")
     assert "get the right file and restate the date" in late.message
     assert "--checks-late-fail-pct" not in late.message, "a warning blocks nothing: no option publishes it"
     assert not result.blocked
@@ -106,8 +125,10 @@ def test_late_rows_are_judged_by_the_business_day(lake_root: Path) -> None:
     assert by_name(gate.run_gate(D))[LATE_ORDERS].value == "0"
     with rows.model_settings(business_timezone="America/New_York", future_tolerance_hours=24):
         result = gate.run_gate(D)
-    before_new_york_midnight = sum(o["order_ts"] < DAY + dt.timedelta(hours=5) for o in clean_orders())
-    assert by_name(result)[LATE_ORDERS].value == f"{100.0 * before_new_york_midnight / 20:g}"
+    new_orders = [o for o in clean_orders() if o["status"] not in staging.STATUS_CHANGE_STATUSES]
+    before_new_york_midnight = sum(o["order_ts"] < DAY + dt.timedelta(hours=5) for o in new_orders)
+    assert before_new_york_midnight
+    assert by_name(result)[LATE_ORDERS].value == f"{100.0 * before_new_york_midnight / len(new_orders):g}"
 
 
 # ------------------------------------------------------------------------- prices and quantities

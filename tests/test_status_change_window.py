@@ -21,17 +21,17 @@ LATER = SEED_DAY + dt.timedelta(days=40)
 LOCAL = "--local-scheduler"
 
 
-def refund_later(ops: Ops) -> dict:
-    """LATER's files: the seed day's with new ids and LATER's timestamps, plus a seed order refunded; that order."""
-    seed_tag, later_tag = SEED_DAY.strftime("%Y%m%d"), LATER.strftime("%Y%m%d")
+def refund_later(ops: Ops, day: dt.date = LATER) -> dict:
+    """`day`'s files: the seed day's with new ids and `day`'s timestamps, plus a seed order refunded; that order."""
+    seed_tag, later_tag = SEED_DAY.strftime("%Y%m%d"), day.strftime("%Y%m%d")
     for source, name in (("orders", "orders.json"), ("events", "events.csv")):
         text = (ops.incoming / source / str(SEED_DAY) / name).read_text(encoding="utf-8")
-        (ops.incoming / source / str(LATER)).mkdir(parents=True)
-        (ops.incoming / source / str(LATER) / name).write_text(
-            text.replace(f"{SEED_DAY}T", f"{LATER}T").replace(f"_{seed_tag}_", f"_{later_tag}_"), encoding="utf-8")
+        (ops.incoming / source / str(day)).mkdir(parents=True)
+        (ops.incoming / source / str(day) / name).write_text(
+            text.replace(f"{SEED_DAY}T", f"{day}T").replace(f"_{seed_tag}_", f"_{later_tag}_"), encoding="utf-8")
     seed_orders = json.loads((ops.incoming / "orders" / str(SEED_DAY) / "orders.json").read_text())
     refunded = {**next(o for o in seed_orders if o["status"] == "paid"), "status": "refunded"}
-    later = ops.incoming / "orders" / str(LATER) / "orders.json"
+    later = ops.incoming / "orders" / str(day) / "orders.json"
     later.write_text(json.dumps([*json.loads(later.read_text()), refunded], indent=2))
     return refunded
 
@@ -116,6 +116,50 @@ def test_a_file_of_refunds_alone_is_not_taken_for_another_dates_file(ops: Ops) -
     assert ops.query("select order_id, status, load_date from warehouse.fact_orders where order_id = any(%s)"
                      " order by order_id", [ids]) == [(order_id, "refunded", LATER) for order_id in ids]
     assert ops.query("select count(*) from audit.publish_log where load_date = %s", [LATER]) == [(1,)]
+
+
+LATE_ORDERS = "share of orders from another business day than the load date"
+
+
+@pytest.mark.slow
+def test_a_catch_up_of_recent_status_changes_publishes_and_a_copy_of_yesterday_is_still_blocked(ops: Ops) -> None:
+    """A date 10 days after the seed day (inside [model] late_window_days) whose orders file is the seed day's
+    paid orders refunded and pending ones cancelled (a catch-up after a payment provider's outage), plus two new
+    orders: every status change keeps its order's timestamp, so none is a late row. Counted as such (7 of 9),
+    the date warned that its file may be another date's. A copy of the seed day's file the next day is still
+    blocked."""
+    first = ops.luigi("DailyPipeline", "--date", str(SEED_DAY), LOCAL)
+    assert first.returncode == 0, first.stderr[-3000:]
+    soon = SEED_DAY + dt.timedelta(days=10)
+    refund_later(ops, soon)
+    orders_file = ops.incoming / "orders" / str(soon) / "orders.json"
+    new_orders = [order for order in json.loads(orders_file.read_text()) if order["status"] in ("paid", "pending")]
+    seed_orders = json.loads((ops.incoming / "orders" / str(SEED_DAY) / "orders.json").read_text())
+    changed = {"paid": "refunded", "pending": "cancelled"}
+    changes = [{**order, "status": changed[order["status"]]} for order in seed_orders if order["status"] in changed]
+    orders_file.write_text(json.dumps([*changes, *new_orders[:2]], indent=2))
+
+    caught_up = ops.luigi("DailyPipeline", "--date", str(soon), LOCAL)
+    assert caught_up.returncode == 0, caught_up.stderr[-3000:]
+    assert LATE_ORDERS not in caught_up.stderr + caught_up.stdout
+    assert (gate_result(ops, soon, LATE_ORDERS)["outcome"], gate_result(ops, soon, LATE_ORDERS)["value"]) == \
+        ("pass", "0")
+    ids = sorted(order["order_id"] for order in changes)
+    assert ops.query("select order_id, status, load_date from warehouse.fact_orders where order_id = any(%s)"
+                     " order by order_id", [ids]) == [
+        (order["order_id"], order["status"], soon) for order in sorted(changes, key=lambda o: o["order_id"])]
+
+    # the next day's orders file a copy of the seed day's (its refunds and cancellations too): its paid and
+    # pending orders are all late, the date is blocked
+    copy_day = SEED_DAY + dt.timedelta(days=1)
+    refund_later(ops, copy_day)
+    (ops.incoming / "orders" / str(copy_day) / "orders.json").write_text(
+        (ops.incoming / "orders" / str(SEED_DAY) / "orders.json").read_text())
+    copied = ops.luigi("DailyPipeline", "--date", str(copy_day), LOCAL)
+    assert copied.returncode == 30 and "BLOCKED by the quality gate" in copied.stdout, copied.stdout[-3000:]
+    late = gate_result(ops, copy_day, LATE_ORDERS)
+    assert (late["outcome"], late["value"]) == ("fail", "100"), late
+    assert "the file may be another date's" in late["message"]
 
 
 def gate_result(ops: Ops, day: dt.date, name: str) -> dict:

@@ -136,8 +136,7 @@ def gate_variables(load_date: dt.date | str, *, catalog_covered: bool = True,
         "day_start_ts": _ts(day_start),
         "day_end_ts": _ts(day_end),
         "future_limit_ts": _ts(limits["latest_accepted_ts"]),
-        # a cancelled or refunded order older than this is a status change, not a late row (stg_orders.yml)
-        "ancient_limit_ts": _ts(limits["ancient_limit_ts"]),
+        # a cancelled or refunded order is a status change, never a late row (stg_orders.yml)
         "status_change_statuses": ", ".join(f"'{status}'" for status in staging.STATUS_CHANGE_STATUSES),
         # Soda's freshness "now": the end of the load date, so reruns of old dates judge the same way
         "NOW": day_end.isoformat(),
