@@ -265,7 +265,20 @@ class RangeDaily(luigi.tools.range.RangeDaily):
             # Luigi fails `--start` after `--stop` while scheduling (a traceback) and runs nothing, exit 0,
             # for `--start D --stop D`: both are a mistyped range, rejected as `python -m pipeline summary` does
             cli.date_range(self.start, self.stop)
+        if self.task_limit < 1:  # Luigi schedules no date, says "0 of N date(s) published" and exits 0
+            raise ValueError(f"[RangeDaily] task_limit (--task-limit) is {self.task_limit}: a backfill would schedule"
+                             " no date; give 1 or more, or leave it out for the default (as many as days_back reaches)")
+        if self.start is not None and (earliest := self.earliest()) > self.start:
+            raise ValueError(f"--start {self.start} is before {earliest}, the earliest date [RangeDaily] days_back"
+                             f" (--days-back) {self.days_back} reaches: Luigi would skip its dates silently; raise"
+                             f" days_back to {self.days_back + (earliest - self.start).days} or more")
 
+    def earliest(self) -> dt.date:
+        """The earliest date the range reaches: Luigi starts it at `moving_start` (`days_back` before `now`, not
+        capped: `--now`, else the clock), and drops a date whose midnight is before that instant."""
+        now = time.time() if self.now is None else self.now
+        start = self.moving_start(dt.datetime.fromtimestamp(now, dt.timezone.utc).replace(tzinfo=None))
+        return start.date() if start.time() == dt.time() else start.date() + dt.timedelta(days=1)
 
     def clock(self) -> dt.datetime:
         """Luigi's `--now` (seconds since the epoch) as a UTC instant, never after the clock (`business_day.capped`:
@@ -291,7 +304,24 @@ class RangeDaily(luigi.tools.range.RangeDaily):
                                                                                     self.clock())):
             logger.warning("%s", line)
             command_line.note_left_out(line)
-        return super().requires()
+        required = super().requires()
+        if self._missing > len(required):  # Luigi's task_limit: the rest of the range never scheduled, exit 0
+            del self._cached_requires  # asked again (the run summary), the range is refused again
+            raise TaskLimitTooSmall(f"RangeDaily: {self._missing} date(s) of the range are not published but"
+                                    f" [RangeDaily] task_limit (--task-limit) is {self.task_limit}: the backfill would"
+                                    f" run {len(required)} and leave the rest; give --task-limit {self._missing} (or"
+                                    " more), or a shorter range (--stop)")
+        return required
+
+    _missing = 0  # how many dates of the range Luigi found missing (_emit_metrics), before task_limit
+
+    def _emit_metrics(self, missing_datetimes: list[dt.datetime], finite_start: Any, finite_stop: Any) -> None:
+        self._missing = len(missing_datetimes)
+        super()._emit_metrics(missing_datetimes, finite_start, finite_stop)
+
+
+class TaskLimitTooSmall(config.BadSetting):
+    """[RangeDaily] task_limit is smaller than the dates of the range to run: Luigi would leave the rest unrun."""
 
 
 def _stop_waiting(task: luigi.Task, *args: Any) -> None:
