@@ -63,6 +63,13 @@ class task_timeouts(config.NamedBadSettings, luigi.Config):  # noqa: N801 - luig
     check = luigi.IntParameter(default=900)
     publish = luigi.IntParameter(default=1800)
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for kind, _ in self.get_params():  # a negative limit killed every task of its kind at once (exit 30)
+            if (seconds := getattr(self, kind)) < 0:
+                raise config.BadSetting(config.unreadable_setting("task_timeouts", kind, str(seconds),
+                                                                  "expected 0 or more: 0 is no limit"))
+
 
 class LakeTarget(luigi.Target):
     """A lake file as a task's output: local or on object storage alike (see `pipeline.lake`)."""
