@@ -33,7 +33,7 @@ import duckdb
 import luigi
 import luigi.tools.range
 
-from pipeline import business_day, cli, config, lake
+from pipeline import business_day, cli, config, lake, setting_source
 from pipeline.lake import spill, sqlrun
 from pipeline.tasks import run_audit
 
@@ -51,6 +51,14 @@ def _check_settings() -> None:
         config.read_sections()
     except config.BadSetting:
         pass  # a value in a file (see above)
+    _say_overridden()
+
+
+@functools.lru_cache(maxsize=1)
+def _say_overridden() -> None:
+    """Warn, once per process, of each command-line option an environment variable overrides."""
+    for line in setting_source.overridden():
+        logger.warning("%s", line)
 
 
 class task_timeouts(config.NamedBadSettings, luigi.Config):  # noqa: N801 - luigi maps the class name to [task_timeouts]
