@@ -37,6 +37,15 @@ def from_environment(section: str, name: str) -> str | None:
     return value
 
 
+def overridden() -> list[str]:
+    """One line per option this process's `luigi` command line gave that an environment variable overrides (the
+    variable wins: see ENVIRONMENT); values are not shown (a catalog URL may hold a key)."""
+    return [f"{option(section, name)} on the command line is overridden by {variable}, set in the environment (it"
+            f" wins): the run uses the variable's value; unset {variable} to use the option"
+            for (section, name), variable in ENVIRONMENT.items()
+            if given(section, name) and from_environment(section, name) is not None]
+
+
 def option(section: str, name: str) -> str:
     """The command line's option of `[section] name`: `--duckdb-temp-directory`."""
     return f"--{section}-{name}".replace("_", "-")

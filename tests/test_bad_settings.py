@@ -72,6 +72,7 @@ def test_a_bad_gate_threshold_stops_the_run_with_one_line_naming_it(tmp_path: Pa
     ("catalog", "retry_delay_seconds", "5m", "expected a number"),
     ("postgres", "connect_timeout", "soon", "expected a whole number"),
     ("task_timeouts", "land", "1h", "expected a whole number"),
+    ("task_timeouts", "stage", "-1", "expected 0 or more: 0 is no limit"),  # killed every staging task at once
 ])
 def test_a_bad_value_in_a_file_stops_the_daily_command_before_any_work(tmp_path: Path, section: str, option: str,
                                                                        value: str, expected: str) -> None:
@@ -83,6 +84,24 @@ def test_a_bad_value_in_a_file_stops_the_daily_command_before_any_work(tmp_path:
     assert named[0] == ("WARNING: Will not run DailyPipeline(date=2025-12-15) or any dependencies due to error in"
                         f" complete() method: [{section}] {option} = {value!r} is not valid ({expected}): fix it in"
                         " luigi.cfg (or in the file LUIGI_CONFIG_PATH names), or remove it for the default"), named
+    assert not (tmp_path / "lake").exists(), "nothing ran"
+
+
+def test_a_negative_task_timeout_on_the_command_line_stops_the_daily_command_before_any_work(tmp_path: Path) -> None:
+    """`--task-timeouts-stage -5`: Luigi killed every staging task as it started, once the date was landed (exit 30)."""
+    config = tmp_path / "operator.cfg"
+    config.write_text("")
+    env = {k: v for k, v in os.environ.items() if k not in PG_ENV and not k.startswith("ECOMM_")}
+    env.update(LUIGI_CONFIG_PATH=str(config), ECOMM_DATA_DIR=str(SEED_INCOMING), ECOMM_LAKE_DIR=str(tmp_path / "lake"),
+               ECOMM_PG_DSN=f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere")
+    result = subprocess.run([sys.executable, "-m", "luigi", "--module", "pipeline.tasks", "DailyPipeline", "--date",
+                             "2025-12-15", "--local-scheduler", "--task-timeouts-stage", "-5"], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 35, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    named = [line for line in result.stderr.splitlines() if "--task-timeouts-stage" in line]
+    assert named[0].endswith("error in complete() method: --task-timeouts-stage '-5' is not valid (expected 0 or more:"
+                             " 0 is no limit): fix it on the command line, or remove it for the default"), named
     assert not (tmp_path / "lake").exists(), "nothing ran"
 
 

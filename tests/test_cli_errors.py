@@ -336,3 +336,20 @@ def test_a_failed_login_is_named_by_its_error_not_by_libpq_s_last_line() -> None
     assert ("DailyPipeline", f"OperationalError: {failed}") in unscheduled.failures(dt.date(2025, 12, 17))
     cli_errors._BadSettingLine().filter(record)
     assert record.getMessage() == f"{head} OperationalError: {failed}"
+
+
+def test_an_option_an_environment_variable_overrides_is_said_once(tmp_path: Path) -> None:
+    """ECOMM_READY_MARKER beat `--landing-ready-marker` without a word: the run used a value the command did not
+    give."""
+    done = _run(["DailyPipeline", "--date", "2025-12-15", "--local-scheduler", "--landing-ready-marker", "_READY",
+                 "--task-timeouts-stage", "-5"], tmp_path, LUIGI, ECOMM_READY_MARKER="_GO",  # refused: nothing runs
+                ECOMM_PG_DSN=f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere")
+    assert done.returncode == 35, done.stderr[-3000:]
+    said = [line for line in done.stderr.splitlines() if "ECOMM_READY_MARKER" in line]
+    assert said == ["--landing-ready-marker on the command line is overridden by ECOMM_READY_MARKER, set in the"
+                    " environment (it wins): the run uses the variable's value; unset ECOMM_READY_MARKER to use the"
+                    " option"], done.stderr[-3000:]
+    quiet = _run(["DailyPipeline", "--date", "2025-12-15", "--local-scheduler", "--task-timeouts-stage", "-5"],
+                 tmp_path, LUIGI, ECOMM_READY_MARKER="_GO",
+                 ECOMM_PG_DSN=f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere")
+    assert quiet.returncode == 35 and "overridden" not in quiet.stderr, quiet.stderr[-3000:]

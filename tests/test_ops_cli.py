@@ -197,6 +197,12 @@ def test_freshness_names_the_latest_date_and_exits_for_a_monitor(fresh_db: Targe
     refused = _run([*PIPELINE, "freshness"], tmp_path, {**env, "LUIGI_CONFIG_PATH": str(negative)})
     assert refused.returncode == 3, refused.stdout + refused.stderr
     assert refused.stderr == "UNKNOWN: [freshness] max_age_hours = -1 is negative: fix it in luigi.cfg\n"
+    negative.write_text("[freshness]\nmax_age_hours = abc\n")  # was "the command was rejected", exit 1: STALE
+    unreadable = _run([*PIPELINE, "freshness"], tmp_path, {**env, "LUIGI_CONFIG_PATH": str(negative)})
+    assert (unreadable.returncode, unreadable.stdout) == (3, ""), unreadable.stdout + unreadable.stderr
+    assert unreadable.stderr == ("UNKNOWN: [freshness] max_age_hours = 'abc' is not valid (expected a number): fix it"
+                                 " in luigi.cfg (or in the file LUIGI_CONFIG_PATH names), or remove it for the"
+                                 " default\n")
 
     down = _run([*PIPELINE, "freshness"], tmp_path, {"ECOMM_PG_DSN": "postgresql://postgres@127.0.0.1:1/nowhere"})
     assert down.returncode == 3 and down.stderr.startswith("UNKNOWN: cannot read audit.publish_log"), down.stderr

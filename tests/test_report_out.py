@@ -95,6 +95,17 @@ def test_a_bad_currency_option_is_a_usage_error() -> None:
                               " (three capital letters, such as USD or EUR) (see --help)")
 
 
+def test_a_bad_currency_setting_is_a_setting_s_exit_code(tmp_path: Path) -> None:
+    """`[report] currency = dollars` exited 1, a failed report; a setting to fix is 35, as for the daily command."""
+    settings = tmp_path / "operator.cfg"
+    settings.write_text("[report]\ncurrency = dollars\n")
+    done = report("--out", str(tmp_path / "page.html"), LUIGI_CONFIG_PATH=str(settings))  # before Postgres is asked
+    assert done.returncode == 35, done.stderr
+    assert one_line(done) == ("error: currency 'dollars' is not an ISO 4217 code (three capital letters, such as USD"
+                              " or EUR): set [report] currency in luigi.cfg, or pass --currency")
+    assert not (tmp_path / "page.html").exists()
+
+
 def test_postgres_unreachable_is_one_line(tmp_path: Path) -> None:
     from tests.support.processes import free_port
 

@@ -369,10 +369,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(err))
     try:
         path = write_to(day, target, args.currency)
-    except config.BadSetting as err:  # as the daily command: a setting's code
+    except config.BadSetting as err:  # as the daily command: a setting's code ([report] currency too)
         print(f"error: {err}", file=sys.stderr)
         return 35
-    except (NothingToReport, settings.BadCurrency, NotWritten) as err:
+    except (NothingToReport, NotWritten) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except pg.ServingUnreachable as err:

@@ -6,6 +6,8 @@ import re
 
 import luigi
 
+from pipeline import config
+
 
 class report(luigi.Config):  # noqa: N801 - luigi maps the class name to the [report] section
     """[report]: how the daily report presents its figures."""
@@ -19,8 +21,8 @@ _ISO_4217 = re.compile(r"[A-Z]{3}")
 _WHAT = "an ISO 4217 code (three capital letters, such as USD or EUR)"
 
 
-class BadCurrency(ValueError):
-    """The configured currency is not an ISO 4217 code."""
+class BadCurrency(config.BadSetting):
+    """The configured currency is not an ISO 4217 code: a setting to fix (exit 35), as the daily command's."""
 
 
 def currency(value: str | None = None) -> str:

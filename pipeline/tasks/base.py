@@ -33,7 +33,7 @@ import duckdb
 import luigi
 import luigi.tools.range
 
-from pipeline import business_day, cli, config, lake
+from pipeline import business_day, cli, config, lake, setting_source
 from pipeline.lake import spill, sqlrun
 from pipeline.tasks import run_audit
 
@@ -51,6 +51,14 @@ def _check_settings() -> None:
         config.read_sections()
     except config.BadSetting:
         pass  # a value in a file (see above)
+    _say_overridden()
+
+
+@functools.lru_cache(maxsize=1)
+def _say_overridden() -> None:
+    """Warn, once per process, of each command-line option an environment variable overrides."""
+    for line in setting_source.overridden():
+        logger.warning("%s", line)
 
 
 class task_timeouts(config.NamedBadSettings, luigi.Config):  # noqa: N801 - luigi maps the class name to [task_timeouts]
@@ -62,6 +70,13 @@ class task_timeouts(config.NamedBadSettings, luigi.Config):  # noqa: N801 - luig
     model = luigi.IntParameter(default=900)
     check = luigi.IntParameter(default=900)
     publish = luigi.IntParameter(default=1800)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for kind, _ in self.get_params():  # a negative limit killed every task of its kind at once (exit 30)
+            if (seconds := getattr(self, kind)) < 0:
+                raise config.BadSetting(config.unreadable_setting("task_timeouts", kind, str(seconds),
+                                                                  "expected 0 or more: 0 is no limit"))
 
 
 class LakeTarget(luigi.Target):
@@ -265,7 +280,20 @@ class RangeDaily(luigi.tools.range.RangeDaily):
             # Luigi fails `--start` after `--stop` while scheduling (a traceback) and runs nothing, exit 0,
             # for `--start D --stop D`: both are a mistyped range, rejected as `python -m pipeline summary` does
             cli.date_range(self.start, self.stop)
+        if self.task_limit < 1:  # Luigi schedules no date, says "0 of N date(s) published" and exits 0
+            raise ValueError(f"[RangeDaily] task_limit (--task-limit) is {self.task_limit}: a backfill would schedule"
+                             " no date; give 1 or more, or leave it out for the default (as many as days_back reaches)")
+        if self.start is not None and (earliest := self.earliest()) > self.start:
+            raise ValueError(f"--start {self.start} is before {earliest}, the earliest date [RangeDaily] days_back"
+                             f" (--days-back) {self.days_back} reaches: Luigi would skip its dates silently; raise"
+                             f" days_back to {self.days_back + (earliest - self.start).days} or more")
 
+    def earliest(self) -> dt.date:
+        """The earliest date the range reaches: Luigi starts it at `moving_start` (`days_back` before `now`, not
+        capped: `--now`, else the clock), and drops a date whose midnight is before that instant."""
+        now = time.time() if self.now is None else self.now
+        start = self.moving_start(dt.datetime.fromtimestamp(now, dt.timezone.utc).replace(tzinfo=None))
+        return start.date() if start.time() == dt.time() else start.date() + dt.timedelta(days=1)
 
     def clock(self) -> dt.datetime:
         """Luigi's `--now` (seconds since the epoch) as a UTC instant, never after the clock (`business_day.capped`:
@@ -291,7 +319,24 @@ class RangeDaily(luigi.tools.range.RangeDaily):
                                                                                     self.clock())):
             logger.warning("%s", line)
             command_line.note_left_out(line)
-        return super().requires()
+        required = super().requires()
+        if self._missing > len(required):  # Luigi's task_limit: the rest of the range never scheduled, exit 0
+            del self._cached_requires  # asked again (the run summary), the range is refused again
+            raise TaskLimitTooSmall(f"RangeDaily: {self._missing} date(s) of the range are not published but"
+                                    f" [RangeDaily] task_limit (--task-limit) is {self.task_limit}: the backfill would"
+                                    f" run {len(required)} and leave the rest; give --task-limit {self._missing} (or"
+                                    " more), or a shorter range (--stop)")
+        return required
+
+    _missing = 0  # how many dates of the range Luigi found missing (_emit_metrics), before task_limit
+
+    def _emit_metrics(self, missing_datetimes: list[dt.datetime], finite_start: Any, finite_stop: Any) -> None:
+        self._missing = len(missing_datetimes)
+        super()._emit_metrics(missing_datetimes, finite_start, finite_stop)
+
+
+class TaskLimitTooSmall(config.BadSetting):
+    """[RangeDaily] task_limit is smaller than the dates of the range to run: Luigi would leave the rest unrun."""
 
 
 def _stop_waiting(task: luigi.Task, *args: Any) -> None:

@@ -35,8 +35,10 @@ logger = logging.getLogger(__name__)
 FRESH, STALE, UNKNOWN = 0, 1, 3
 
 
-class freshness(luigi.Config):  # noqa: N801 - luigi maps the class name to the [freshness] section
+class freshness(config.NamedBadSettings, luigi.Config):  # noqa: N801 - luigi maps the class name to [freshness]
     """[freshness]: how old the latest published date may be before `python -m pipeline freshness` fails."""
+
+    read_before_a_run = False  # read by `freshness` alone: a bad value there is its UNKNOWN, not a refused run
 
     max_age_hours = luigi.FloatParameter(default=36.0)
 
@@ -129,11 +131,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="print nothing when fresh (for cron, which mails any output and ignores exit codes)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    max_age = freshness().max_age_hours if args.max_age_hours is None else args.max_age_hours
     limit_from = LIMIT_SETTING if args.max_age_hours is None else "--max-age-hours"
-    if max_age < 0 and args.max_age_hours is not None:
-        parser.error(f"--max-age-hours {max_age:g} is negative")
+    if args.max_age_hours is not None and args.max_age_hours < 0:
+        parser.error(f"--max-age-hours {args.max_age_hours:g} is negative")
     try:
+        max_age = freshness().max_age_hours if args.max_age_hours is None else args.max_age_hours
         if max_age < 0:  # a setting to fix, as a monitor reads it: not a stale date, nor a wrong command line
             raise config.BadSetting(f"{LIMIT_SETTING} = {max_age:g} is negative: fix it in luigi.cfg")
         code, line = check(args.now or dt.datetime.now(dt.timezone.utc), max_age, limit_from)
