@@ -11,7 +11,9 @@ import time
 from pathlib import Path
 
 import psycopg
+import pytest
 
+from pipeline.serving import locks, migrations, pg
 from tests.support.ops import SEED_DAY, Ops
 from tests.support.paths import REPO
 from tests.support.processes import wait_for
@@ -87,3 +89,32 @@ def test_ctrl_c_ends_a_run_waiting_on_a_locked_publish_log(ops: Ops) -> None:
     assert "interrupted (Ctrl-C)" in out, out[-3000:]
     assert "Traceback" not in out, out[-3000:]
     assert ops.query("select published_at from audit.publish_log where load_date = %s", [SEED_DAY]) == [(before,)]
+
+
+HOLDER = """
+import sys, time
+from pipeline.serving import locks, pg
+conn = pg.connect()
+locks.hold(conn, locks.PUBLISH_KEY)
+print(conn.info.backend_pid, flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_lock_message_names_the_pipeline_process_holding_the_lock_not_only_its_backend(fresh_db) -> None:
+    """A task process left behind by a killed `luigi` keeps its transaction: the operator needs its pid, not the
+    Postgres backend's, to stop it."""
+    with pg.connect() as setup:
+        migrations.ensure_schema(setup)
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER], cwd=REPO, env=dict(os.environ), stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        backend = int(proc.stdout.readline())
+        with pg.connect() as conn, conn.transaction(), pytest.raises(locks.PipelineLockBusy) as busy:
+            locks.hold(conn, locks.PUBLISH_KEY, timeout="1s")
+    finally:
+        proc.kill()
+        proc.communicate()
+    said = str(busy.value)
+    assert f"pid {backend} (" in said, said
+    assert f"application 'ecomm-pipeline' of client process {proc.pid}" in said, said
