@@ -202,7 +202,7 @@ REMEDIES: tuple[Remedy, ...] = (
            " kept its transaction open (a tool idle in a transaction, a query of hours) through every wait of"
            " `[publish] lock_timeout` x `lock_attempts`, or another pipeline process held the date longer than"
            " `pipeline_lock_timeout`. The publish was rolled back: readers still see the date as it was. While"
-           " scheduling: a session held audit.publish_log locked (a DBA's `lock table`, a stuck migration) as long",
+           " scheduling: a session held audit.publish_log locked (a DBA's `lock table`, a stuck migration) through the same waits",
            f"end the session the message names (as the serving owner: {TERMINATE}), or let it"
            " finish; give every BI login the session limits of docs/schema.md#bi-session-limits (defaults a session can turn off);"
            f" then `{DAILY}`", ("PublishLocked", "LockWaitTimeout", "PipelineLockBusy"), names_pids=True),
