@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pipeline.serving import locks, migrations, pg
+from pipeline.serving import locks, migrations, pg, publish
 from tests.support.ops import SEED_DAY, Ops
 from tests.support.paths import REPO
 from tests.support.processes import wait_for
@@ -118,3 +118,40 @@ def test_a_lock_message_names_the_pipeline_process_holding_the_lock_not_only_its
     said = str(busy.value)
     assert f"pid {backend} (" in said, said
     assert f"application 'ecomm-pipeline' of client process {proc.pid}" in said, said
+
+
+def test_ctrl_c_during_a_publish_transaction_rolls_it_back_and_ends_the_run(ops: Ops, tmp_path: Path) -> None:
+    faults = tmp_path / "faults"
+    faults.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "luigi", "--module", "pipeline.tasks", *DAILY], cwd=REPO,
+                            env={**ops.env, "ECOMM_FAULT": "publish.commit:pause", "ECOMM_FAULT_DIR": str(faults)},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        wait_for(lambda: (faults / "publish.commit.paused").exists() or proc.poll() is not None, timeout=240,
+                 what="the publish paused before its commit")
+        assert proc.poll() is None, proc.communicate()[0][-3000:]
+        os.killpg(proc.pid, signal.SIGINT)
+        began = time.monotonic()
+        out, _ = proc.communicate(timeout=60)
+        took = time.monotonic() - began
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert proc.returncode == 130, out[-3000:]
+    assert took < 30, took
+    assert "interrupted (Ctrl-C)" in out, out[-3000:]
+    assert ops.query("select count(*) from audit.publish_log") == [(0,)], "the interrupted publish committed nothing"
+    assert ops.query("select count(*) from pg_stat_activity where datname = current_database()"
+                     " and pid <> pg_backend_pid()") == [(0,)], "a session of the run is left"
+
+
+def test_reading_the_publish_log_leaves_the_transaction_s_lock_timeout_as_it_was(fresh_db) -> None:
+    """The bounded read runs in a savepoint whose SET LOCAL lock_timeout would outlive it: a publish's transaction
+    reading the log must wait for its later locks as before."""
+    with pg.connect() as conn:
+        migrations.ensure_schema(conn)
+        conn.commit()
+        before = conn.execute("select current_setting('lock_timeout')").fetchone()[0]
+        assert publish.published_in(conn, [SEED_DAY]) == set()
+        assert conn.execute("select current_setting('lock_timeout')").fetchone()[0] == before

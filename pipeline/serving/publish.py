@@ -172,8 +172,12 @@ def _read_log(conn: psycopg.Connection, query: str, params: list) -> set[dt.date
     """The dates `query` reads from audit.publish_log, its lock waits bounded as a publish's ([publish] lock_timeout,
     lock_attempts): a session holding the log locked (a DBA's maintenance, a stuck migration) is named while the run
     waits, then fails it (LockWaitTimeout), instead of a scheduling that hangs without a word."""
-    return locks.retrying(conn, "reading which dates are published",
-                          lambda: {row[0] for row in conn.execute(query, params).fetchall()}, ["audit.publish_log"])
+    before = conn.execute("select current_setting('lock_timeout')").fetchone()[0]
+    dates = locks.retrying(conn, "reading which dates are published",
+                           lambda: {row[0] for row in conn.execute(query, params).fetchall()}, ["audit.publish_log"])
+    # a released savepoint keeps its SET LOCAL: the rest of a publish's transaction waits as it did before
+    conn.execute("select set_config('lock_timeout', %s, true)", [before])
+    return dates
 
 
 def reconciled_in(conn: psycopg.Connection, days: Iterable[dt.date]) -> set[dt.date]:
