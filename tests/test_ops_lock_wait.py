@@ -155,3 +155,28 @@ def test_reading_the_publish_log_leaves_the_transaction_s_lock_timeout_as_it_was
         before = conn.execute("select current_setting('lock_timeout')").fetchone()[0]
         assert publish.published_in(conn, [SEED_DAY]) == set()
         assert conn.execute("select current_setting('lock_timeout')").fetchone()[0] == before
+
+
+def test_ctrl_c_ends_a_restate_waiting_on_a_locked_publish_log(ops: Ops) -> None:
+    published(ops)
+    locker = maintenance(ops)
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "pipeline", "restate", "--date", str(SEED_DAY), "--source",
+                                 "orders"], cwd=REPO, env=ops.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, start_new_session=True)
+        try:
+            wait_for(lambda: waiting_on_the_log(ops) or proc.poll() is not None, timeout=120,
+                     what="the restate waiting on audit.publish_log")
+            assert proc.poll() is None, proc.communicate()[0][-3000:]
+            os.killpg(proc.pid, signal.SIGINT)
+            out, _ = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.communicate()
+        assert not waiting_on_the_log(ops)
+    finally:
+        locker.close()
+    assert proc.returncode == 130, out[-3000:]
+    assert "python -m pipeline restate: interrupted (Ctrl-C)" in out, out[-3000:]
+    assert "Traceback" not in out, out[-3000:]
