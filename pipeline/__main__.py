@@ -44,6 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(COMMANDS[args[0]])
     try:
         return int(module.main(args[1:]) or 0)
+    except KeyboardInterrupt:  # Ctrl-C: Postgres cancelled the statement (psycopg), the transaction rolled back
+        from pipeline.tasks import cli_errors
+
+        print(f"python -m pipeline {args[0]}: {cli_errors.INTERRUPTED}", file=sys.stderr, flush=True)
+        return cli_errors.INTERRUPTED_EXIT
     except BadSetting as err:  # a setting the command needs cannot work: one line, not a traceback
         print(f"python -m pipeline {args[0]}: error: {err}", file=sys.stderr)
         return 35  # as the daily run's scheduling_error and `pg`'s DsnInvalid (docs/operations.md#exit-codes)

@@ -49,7 +49,7 @@ def test_without_configuration_the_embedded_server_is_used(embedded_server, monk
     assert f"port={embedded_server.port}" in url
     with pg.connect() as conn:
         assert conn.execute("select current_database()").fetchone() == ("ecomm",)
-        assert conn.execute("show application_name").fetchone() == ("ecomm-pipeline",)
+        assert conn.execute("show application_name").fetchone() == (f"ecomm-pipeline pid={os.getpid()}",)
 
 
 def test_embedded_server_listens_on_loopback_tcp_too(embedded_server) -> None:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import time
 from collections.abc import Callable, Sequence
 from typing import TypeVar
@@ -136,12 +137,24 @@ def _session(pid: int, *facts: str | None) -> str:
     return f"pid {pid} ({said})" if said else f"pid {pid}"
 
 
+_CLIENT_PID = re.compile(r"(?P<name>.*) pid=(?P<pid>\d+)")  # pg.libpq_params: a pipeline session's application_name
+
+
+def _application(name: str | None) -> str | None:
+    """A session's application_name as said, a pipeline process's pid named as such (the backend's pid is another)."""
+    if not name:
+        return None
+    if client := _CLIENT_PID.fullmatch(name):
+        return f"application {client['name']!r} of client process {client['pid']}"
+    return f"application {name!r}"
+
+
 def _described(rows: Sequence[tuple]) -> str:
     """One entry per session: its modes and its relations, a parent's partitions counted, not listed."""
     sessions: dict[int, tuple[str, list[str], dict[str, int], list[str]]] = {}
     for pid, user, application, state, mode, what, parent in rows:
         if pid not in sessions:
-            sessions[pid] = (_session(pid, user, state, f"application {application!r}" if application else None),
+            sessions[pid] = (_session(pid, user, state, _application(application)),
                              [], {}, [])
         _, modes, partitions, direct = sessions[pid]
         if mode not in modes:
@@ -177,7 +190,7 @@ def key_holder(conn: psycopg.Connection, key: str) -> str:
         rows = []
     if not rows:  # every holder of a pipeline lock has the table in ROW SHARE
         return holders(conn, ["pipeline_lock.locks"])
-    return "; ".join(_session(pid, user, f"application {application!r}" if application else None, state,
+    return "; ".join(_session(pid, user, _application(application), state,
                               f"in a transaction for {seconds}s" if seconds is not None else None,
                               f"last statement {query!r}" if query else None)
                      for pid, user, application, state, seconds, query in rows)

@@ -192,7 +192,8 @@ def libpq_params(target: str, **kwargs: Any) -> tuple[dict[str, Any], list[tuple
     given = conninfo_to_dict(target) if target else {}
     params: dict[str, Any] = {}
     if "application_name" not in given and "PGAPPNAME" not in os.environ:
-        params["application_name"] = settings.application_name
+        # the client's pid: a lock message names the pipeline process to stop, not only its backend (locks._session)
+        params["application_name"] = f"{settings.application_name} pid={os.getpid()}"
     if "connect_timeout" not in given and "PGCONNECT_TIMEOUT" not in os.environ:
         params["connect_timeout"] = settings.connect_timeout
     session = [(name, str(getattr(settings, name)).strip().replace(" ", "")) for name in ("statement_timeout",

@@ -160,22 +160,32 @@ def published_in(conn: psycopg.Connection, days: Iterable[dt.date]) -> set[dt.da
     """Which of the dates audit.publish_log has: the completion marker, written in the publish transaction."""
     if not pg.has_table(conn, "audit.publish_log"):
         return set()
-    rows = conn.execute("select load_date from audit.publish_log where load_date = any(%s)", [list(days)]).fetchall()
-    return {row[0] for row in rows}
+    return _read_log(conn, "select load_date from audit.publish_log where load_date = any(%s)", [list(days)])
 
 
 def published_dates_in(conn: psycopg.Connection) -> set[dt.date]:
     """Every date audit.publish_log has."""
-    return {row[0] for row in conn.execute("select load_date from audit.publish_log").fetchall()}
+    return _read_log(conn, "select load_date from audit.publish_log", [])
+
+
+def _read_log(conn: psycopg.Connection, query: str, params: list) -> set[dt.date]:
+    """The dates `query` reads from audit.publish_log, its lock waits bounded as a publish's ([publish] lock_timeout,
+    lock_attempts): a session holding the log locked (a DBA's maintenance, a stuck migration) is named while the run
+    waits, then fails it (LockWaitTimeout), instead of a scheduling that hangs without a word."""
+    before = conn.execute("select current_setting('lock_timeout')").fetchone()[0]
+    dates = locks.retrying(conn, "reading which dates are published",
+                           lambda: {row[0] for row in conn.execute(query, params).fetchall()}, ["audit.publish_log"])
+    # a released savepoint keeps its SET LOCAL: the rest of a publish's transaction waits as it did before
+    conn.execute("select set_config('lock_timeout', %s, true)", [before])
+    return dates
 
 
 def reconciled_in(conn: psycopg.Connection, days: Iterable[dt.date]) -> set[dt.date]:
     """Which of the dates are published and passed their serving reconciliation since (a finished date)."""
     if not pg.has_table(conn, "audit.publish_log"):
         return set()
-    rows = conn.execute("select load_date from audit.publish_log where load_date = any(%s)"
-                        " and reconciled_at is not null", [list(days)]).fetchall()
-    return {row[0] for row in rows}
+    return _read_log(conn, "select load_date from audit.publish_log where load_date = any(%s)"
+                     " and reconciled_at is not null", [list(days)])
 
 
 def reconciled_dates(days: Iterable[dt.date]) -> set[dt.date]:

@@ -321,6 +321,22 @@ def _explain_lost_tasks() -> None:
     worker._email_task_failure, worker._add_task = _email_task_failure, _add_task
 
 
+INTERRUPTED_EXIT = 130  # 128 + SIGINT: what a shell reports for a command Ctrl-C ended
+INTERRUPTED = ("interrupted (Ctrl-C): the run stopped; Postgres cancelled its statement and rolled back any publish in"
+               " progress (nothing half-published); run the command again to go on")
+
+
+def interrupted(prefix: str) -> None:
+    """Ctrl-C reached the top of the `luigi` command (Luigi has ended its task processes): one line, exit 130.
+
+    No run summary: it reads Postgres, whose lock the run may have been waiting for, and the atexit handlers
+    would wait again for whatever Ctrl-C interrupted (the summary waited out the lock, then printed a table)."""
+    print(f"{prefix}{INTERRUPTED}", file=sys.stderr, flush=True)
+    logging.shutdown()
+    sys.stdout.flush()
+    os._exit(INTERRUPTED_EXIT)
+
+
 def _one_line_rejections(previous: Any) -> Any:
     """sys.excepthook: a `luigi` command line that fails outside Luigi's own error handling is one line (exit 1).
 
@@ -329,6 +345,8 @@ def _one_line_rejections(previous: Any) -> Any:
     again while it reports the first error.
     """
     def hook(kind: type[BaseException], error: BaseException, tb: Any) -> None:
+        if issubclass(kind, KeyboardInterrupt):
+            interrupted("ERROR: ")
         worded = _luigi_wording(error)
         if worded is None:
             previous(kind, error, tb)

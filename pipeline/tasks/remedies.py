@@ -195,11 +195,14 @@ REMEDIES: tuple[Remedy, ...] = (
     Remedy("publish locked", "30",
            "`Publish: PublishLocked: publishing D failed: swapping in the partitions of D: warehouse.fact_orders_all"
            " ... stayed locked by pid N (bi_reader ...) holding AccessShareLock on ... and 14 of its partitions through 15 waits of 2s`, after lines"
-           " `... locked by pid N ...; let go after 2s so queued readers go on, will retry`",
+           " `... locked by pid N ...; let go after 2s so queued readers go on, will retry`; or, while scheduling"
+           " (exit 35), `DailyPipeline could not be scheduled: LockWaitTimeout: reading which dates are published:"
+           " audit.publish_log stayed locked by pid N ...`",
            "republishing a date replaces its partitions, which waits for every session reading them; a BI session"
            " kept its transaction open (a tool idle in a transaction, a query of hours) through every wait of"
            " `[publish] lock_timeout` x `lock_attempts`, or another pipeline process held the date longer than"
-           " `pipeline_lock_timeout`. The publish was rolled back: readers still see the date as it was",
+           " `pipeline_lock_timeout`. The publish was rolled back: readers still see the date as it was. While"
+           " scheduling: a session held audit.publish_log locked (a DBA's `lock table`, a stuck migration) through the same waits",
            f"end the session the message names (as the serving owner: {TERMINATE}), or let it"
            " finish; give every BI login the session limits of docs/schema.md#bi-session-limits (defaults a session can turn off);"
            f" then `{DAILY}`", ("PublishLocked", "LockWaitTimeout", "PipelineLockBusy"), names_pids=True),

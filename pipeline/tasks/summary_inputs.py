@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 
 from pipeline import config, lake
 from pipeline.ingest import landing
+from pipeline.serving.settings import publish as publish_settings
 from pipeline.tasks import run_audit, run_audit_pg
 
 logger = logging.getLogger(__name__)
@@ -92,6 +93,8 @@ def serving_state(days: Sequence[dt.date], start_postgres: bool, run_id: str | N
         with pg.connect() as conn:
             if not pg.has_table(conn, "audit.publish_log"):
                 return {}, {}, ""
+            # a session holding the log locked (maintenance) makes the summary unknown after one bounded wait
+            conn.execute("select set_config('lock_timeout', %s, false)", [publish_settings().lock_timeout])
             rows = conn.execute(
                 """select p.load_date, p.fact_orders_rows, p.fact_events_rows, m.runtime_seconds,
                           p.reconciled_at is not null, p.published_at, p.run_id
