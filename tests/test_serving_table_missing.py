@@ -32,6 +32,24 @@ def test_every_table_the_migrations_create_is_found_in_a_fresh_database(fresh_db
                             [sorted(made)]).fetchall() == []
 
 
+def test_a_publish_that_meets_a_dropped_table_says_which_command_names_its_repair(fresh_db) -> None:
+    """A table dropped after the process checked the schema (it checks once): the publish's failure says what to run."""
+    from pipeline.serving import publish_errors
+    from pipeline.serving.transaction import failure
+
+    with fresh_db.connect() as conn:
+        migrations.apply_schema(conn)
+        conn.execute("drop table marts.daily_kpis")
+        with pytest.raises(psycopg.errors.UndefinedTable) as caught:
+            conn.execute("insert into marts.daily_kpis (kpi_date) values (current_date)")
+    target = publish_errors.Progress()
+    target.at("marts.daily_kpis")
+    said = failure(f"publishing {D3}", caught.value, target, None)
+    assert said.startswith(f"publishing {D3} failed: marts.daily_kpis")
+    assert said.endswith("it was rolled back, Postgres is unchanged; a serving table is gone (dropped by hand?):"
+                         " `python -m pipeline migrate` names it and its repair"), said
+
+
 @pytest.mark.slow
 def test_a_mart_dropped_by_hand_is_named_recreated_by_migrate_and_refilled(ops: Ops) -> None:
     ops.generate(D1, 3, orders=200, events=1200)
