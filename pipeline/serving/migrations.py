@@ -264,8 +264,10 @@ def _missing_tables(conn: psycopg.Connection, files: list[Migration], recreate: 
     With `recreate`, a gone table's creating migration is run again (its statements are idempotent, `if not exists`:
     only what is gone is made, empty) when no later migration changes the table (else it would miss that change)."""
     made = tables_created(files)
-    gone = [t for (t,) in conn.execute("select t from unnest(%s::text[]) as t where to_regclass(t) is null order by t",
-                                       [sorted(made)]).fetchall()]
+    # the catalogs, which every role may read (to_regclass raises for a schema the login may not use)
+    gone = [t for (t,) in conn.execute(
+        "select t from unnest(%s::text[]) as t where not exists (select from pg_class as c join pg_namespace as n"
+        " on n.oid = c.relnamespace where n.nspname || '.' || c.relname = t) order by t", [sorted(made)]).fetchall()]
     recreated.clear()
     if not gone:
         return None
