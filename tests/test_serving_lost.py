@@ -289,6 +289,30 @@ def test_a_relative_ecomm_pg_data_run_from_another_folder_is_refused_saying_to_c
 
 
 @pytest.mark.slow
+def test_a_mistyped_database_name_is_refused_by_rebuild_serving_without_making_it_or_offering_to_stop_the_server(
+        ops: Ops) -> None:
+    """ECOMM_PG_DATABASE mistyped, the same embedded server: rebuild-serving refuses (exit 3, both targets named) before
+    the database would be created, and gives no stop command: it would stop the server the real database runs on."""
+    done = ops.luigi("DailyPipeline", "--date", "2025-12-14", "--local-scheduler")
+    assert done.returncode == 0, done.stderr[-3000:]
+    typo = f"{ops.database}_wrok"
+    ops.extra_env["ECOMM_PG_DATABASE"] = typo
+    refused = ops.pipeline("rebuild-serving")
+    assert refused.returncode == 3, refused.stdout + refused.stderr
+    (line,) = refused.stderr.strip().splitlines()
+    data_dir = ops.server.data_dir.resolve()
+    assert line.startswith(f"rebuild-serving: the lake at {ops.lake} was last published to the embedded Postgres in"
+                           f" {data_dir} (port {ops.server.port}, database {ops.database}), but this rebuild would"
+                           f" fill the embedded Postgres in {data_dir} (port {ops.server.port}, database {typo})"
+                           f" (ECOMM_PG_DATA="), line
+    assert "stop" not in line, line
+    with psycopg.connect(ops.server.dsn()) as conn:
+        made = conn.execute("select datname from pg_database where datname = %s", [typo]).fetchall()
+    assert made == []
+    assert ops.query("select count(*) from audit.publish_log") == [(1,)]
+
+
+@pytest.mark.slow
 def test_a_dsn_target_is_recorded_without_its_password_and_a_rebuild_into_another_names_both(ops: Ops) -> None:
     """Through ECOMM_PG_DSN with a password: the run audit keeps the host, port and database the date went to and
     never the password (no lake file holds it); a rebuild into another database names both, and the settings that

@@ -304,8 +304,9 @@ def _close(handle: int | None) -> None:
         os.close(handle)
 
 
-def start() -> str:
-    """Start the embedded server if it is not running (init on first use); return its DSN."""
+def start(create: bool = True) -> str:
+    """Start the embedded server if it is not running (init on first use); return its DSN. `create`: make the
+    configured database if missing (False: a command that may refuse checks first, pipeline.tasks.rebuild)."""
     pgdata = data_dir()
     db = database()
     port = configured_port()  # a port that cannot work is said before a data folder is made for it
@@ -336,7 +337,8 @@ def start() -> str:
             stack.callback(_close, data_folder.initialise(pgdata, _initdb, _prepare_for_system_user))
             info = _pg_ctl_start(pgdata, port)
             started = True
-        _ensure_database(info["socket_dir"], info["port"], db)
+        if create:
+            _ensure_database(info["socket_dir"], info["port"], db)
     url = socket_dsn(info["socket_dir"], info["port"], db)
     if started:  # once per start: how to connect, for people and BI tools
         logger.info(

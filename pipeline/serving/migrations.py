@@ -65,6 +65,10 @@ class MigrationFileInvalid(MigrationError):
     """A file in the migrations folder is misnamed or two files share a version number."""
 
 
+class ServingTableMissing(MigrationError):
+    """A table an applied migration created is gone (dropped by hand, a partial restore): named with its repair."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Migration:
     """One `NNN_name.sql` file."""
@@ -105,8 +109,10 @@ def applied(conn: psycopg.Connection) -> dict[int, tuple[str, str]]:
     return {version: (name, checksum) for version, name, checksum in rows}
 
 
-def apply_schema(conn: psycopg.Connection, sql_dir: Path | str = SERVING_SQL_DIR) -> list[str]:
-    """Apply the pending migrations of `sql_dir`; return the file names applied (may be empty)."""
+def apply_schema(conn: psycopg.Connection, sql_dir: Path | str = SERVING_SQL_DIR, recreate: bool = False) -> list[str]:
+    """Apply the pending migrations of `sql_dir`; return the file names applied (may be empty). A table an applied
+    migration created that is gone: ServingTableMissing, or with `recreate` its migration is run again (see
+    `_missing_tables`), and `recreated` names it."""
     files = migrations(sql_dir)
     if conn.info.transaction_status != pq.TransactionStatus.IDLE:
         raise MigrationError("apply_schema needs a connection outside any transaction (commit or roll back first)")
@@ -122,6 +128,8 @@ def apply_schema(conn: psycopg.Connection, sql_dir: Path | str = SERVING_SQL_DIR
             locks.hold(conn, locks.SCHEMA_KEY)
             _creator_acts_as_created(conn)
             applied_now, failure = _apply_locked(conn, files)
+            if failure is None:
+                failure = _missing_tables(conn, files, recreate)
         if failure is not None:
             raise failure
         if applied_now:
@@ -230,6 +238,63 @@ def _apply_locked(conn: psycopg.Connection, files: list[Migration]) -> tuple[lis
     return applied_now, None
 
 
+# what a migration's text creates and drops (comments left out): its tables, stated once in the migrations
+_CREATES = re.compile(r"\bcreate table if not exists ([a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*)\b")
+_DROPS = re.compile(r"\bdrop table (?:if exists )?([a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*)\b")
+recreated: list[str] = []  # the tables the last apply_schema(recreate=True) recreated, for `migrate` to say
+
+
+def _code(migration: Migration) -> str:
+    return "\n".join(line.split("--", 1)[0] for line in migration.text().lower().splitlines())
+
+
+def tables_created(files: list[Migration]) -> dict[str, Migration]:
+    """table (schema.name) -> the migration that creates it, for every table the migrations leave in place."""
+    made: dict[str, Migration] = {}
+    for migration in files:
+        code = _code(migration)
+        made.update({table: migration for table in _CREATES.findall(code)})
+        for table in _DROPS.findall(code):
+            made.pop(table, None)
+    return made
+
+
+def _missing_tables(conn: psycopg.Connection, files: list[Migration], recreate: bool) -> MigrationError | None:
+    """ServingTableMissing naming the tables the (applied) migrations created that are gone and how to repair them.
+    With `recreate`, a gone table's creating migration is run again (its statements are idempotent, `if not exists`:
+    only what is gone is made, empty) when no later migration changes the table (else it would miss that change)."""
+    made = tables_created(files)
+    # the catalogs, which every role may read (to_regclass raises for a schema the login may not use)
+    gone = [t for (t,) in conn.execute(
+        "select t from unnest(%s::text[]) as t where not exists (select from pg_class as c join pg_namespace as n"
+        " on n.oid = c.relnamespace where n.nspname || '.' || c.relname = t) order by t", [sorted(made)]).fetchall()]
+    recreated.clear()
+    if not gone:
+        return None
+    later = {t: [m.path.name for m in files if m.version > made[t].version and re.search(rf"\b{re.escape(t)}\b",
+                                                                                             _code(m))] for t in gone}
+    if recreate and not any(later.values()):
+        for migration in sorted({made[t] for t in gone}, key=lambda m: m.version):
+            logger.info("running %s again to recreate %s", migration.path.name,
+                        ", ".join(t for t in gone if made[t] is migration))
+            locks.retrying(conn, f"migration {migration.path.name}", lambda m=migration: conn.execute(m.text()),
+                           _relations(conn, migration.text()))
+        recreated.extend(gone)
+        return None
+    said = "; ".join(f"{t} (created by {made[t].path.name}" + (f", changed by {', '.join(later[t])})" if later[t]
+                                                                else ")") for t in gone)
+    if any(later.values()):
+        todo = ("a later migration changed it, so it cannot be recreated from its first migration: rebuild-serving"
+                " into a new database (docs/operations.md#a-serving-table-dropped-by-hand)")
+    else:
+        marts_only = all(t.startswith("marts.") for t in gone)
+        refill = ("then `python -m pipeline rebuild-marts` refills the marts from the served facts" if marts_only
+                  else "then refill it (docs/operations.md#a-serving-table-dropped-by-hand)")
+        todo = f"`python -m pipeline migrate --recreate-missing` recreates it empty, {refill}"
+    return ServingTableMissing(f"serving table(s) missing though their migration is applied (dropped by hand?): {said};"
+                               f" {todo}")
+
+
 def _notice(name: str, diag: psycopg.errors.Diagnostic) -> None:
     """A migration's own `raise notice` (a step it could not take, e.g. a grant the role may not give) and every
     warning are logged as warnings; Postgres's notices ("already exists, skipping") are debug lines."""
@@ -273,19 +338,22 @@ def main(argv: list[str] | None = None) -> int:
 
     For deployments where the pipeline's own login may not change the schema (docker compose: a
     one-shot service applies them as the database owner, the worker publishes as a member of
-    ecomm_writer only). Exit 0 when the schema is current, 1 when a migration failed, 3 when
-    Postgres cannot be reached.
+    ecomm_writer only). Exit 0 when the schema is current, 1 when a migration failed or a table
+    an applied one created is gone (`--recreate-missing` recreates it), 3 when Postgres cannot be reached.
     """
     import sys
 
     from pipeline import cli
     from pipeline.serving import pg
 
-    cli.Parser(prog="python -m pipeline migrate", description=main.__doc__.split("\n\n")[0]).parse_args(argv)
+    parser = cli.Parser(prog="python -m pipeline migrate", description=main.__doc__.split("\n\n")[0])
+    parser.add_argument("--recreate-missing", action="store_true",
+                        help="recreate, empty, a table an applied migration created that is gone (dropped by hand)")
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         with pg.connect_or_refuse() as conn:
-            done = apply_schema(conn)
+            done = apply_schema(conn, recreate=args.recreate_missing)
     except pg.ServingUnreachable as err:
         print(err, file=sys.stderr)
         return pg.UNREACHABLE_EXIT
@@ -294,4 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     latest = migrations()[-1]
     print(f"serving schema at {latest.version:03d}_{latest.name}: {len(done)} migration(s) applied now")
+    if recreated:
+        print(f"recreated, empty: {', '.join(recreated)}; refill: `python -m pipeline rebuild-marts` for marts"
+              " (docs/operations.md#a-serving-table-dropped-by-hand)")
     return 0

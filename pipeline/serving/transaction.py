@@ -67,4 +67,7 @@ def date_locked(day: dt.date) -> Iterator[psycopg.Connection]:
 def failure(doing: str, err: BaseException, progress: Progress, duck: duckdb.DuckDBPyConnection | None) -> str:
     """'<doing> failed: <table.column, record>: <reason>; ... rolled back' (see publish_errors)."""
     what = describe(err, progress.target, duck) if isinstance(err, psycopg.Error) else str(err)
-    return f"{doing} failed: {what}; it was rolled back, Postgres is unchanged"
+    # a table dropped after this process checked the schema (ensure_schema checks once per process)
+    gone = ("; a serving table is gone (dropped by hand?): `python -m pipeline migrate` names it and its repair"
+            if isinstance(err, psycopg.errors.UndefinedTable) else "")
+    return f"{doing} failed: {what}; it was rolled back, Postgres is unchanged{gone}"

@@ -57,6 +57,7 @@ from collections.abc import Callable
 import duckdb
 import psycopg
 import pyarrow as pa
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from pipeline import cli, config, lake
 from pipeline.lake import sqlrun
@@ -186,17 +187,40 @@ def check_moved(conn: psycopg.Connection) -> None:
     serves = pg.has_table(conn, "audit.publish_log") and conn.execute(
         "select exists (select from audit.publish_log)").fetchone()[0]
     conn.rollback()  # read only; the migrations need a connection outside any transaction
-    if serves:
+    if not serves:
+        refuse_moved(serving_target.of_connection(conn))
+
+
+def check_unmade() -> None:
+    """check_moved for an embedded target database not made yet, before a connection makes it: a refused rebuild
+    leaves no empty database behind (a mistyped ECOMM_PG_DATABASE)."""
+    if not pg.uses_embedded():
         return
+    try:
+        url = embedded.start(create=False)
+        with psycopg.connect(make_conninfo(url, dbname="postgres"), autocommit=True) as conn:
+            made = conn.execute("select exists (select from pg_database where datname = %s)",
+                                [embedded.database()]).fetchone()[0]
+    except (psycopg.OperationalError, embedded.EmbeddedServerError, OSError):
+        return  # the connection that follows says why, as a refusal (exit 3)
+    if not made:
+        refuse_moved(serving_target.current(embedded.database(), "", int(conninfo_to_dict(url)["port"])))
+
+
+def refuse_moved(here: serving_target.Target) -> None:
+    """RebuildRefused if the empty target `here` is not the one the lake's dates were last published to. The
+    embedded server's stop command is given only when that one is on another server (stopping this one would stop
+    it too)."""
     published_to = serving_target.lake_published().target
-    here = serving_target.of_connection(conn)
     if published_to is None or serving_target.same(published_to, here):
         return
     how = ""
     if here["server"] == "embedded":
         path, given, base = embedded.data_origin()
         relative = ", relative to the current folder" if lost_database.by_current_folder(base) else ""
-        how = f" ({given}{relative}; `{lost_database.stop_command(path)}` stops it)"
+        other_server = published_to["server"] != "embedded" or published_to.get("data_folder") != here["data_folder"]
+        stop = f"; `{lost_database.stop_command(path)}` stops it" if other_server else ""
+        how = f" ({given}{relative}{stop})"
     raise RebuildRefused(
         f"the lake at {config.lake_dir()} was last published to {serving_target.describe(published_to)}, but this"
         f" rebuild would fill {serving_target.describe(here)}{how}: to rebuild into this one (the other was lost, or"
@@ -238,6 +262,8 @@ def rebuild(first: dt.date | None = None, last: dt.date | None = None, out: Call
         span = f" between {first or 'the first date'} and {last or 'the last date'}" if first or last else ""
         raise RebuildRefused(f"the lake at {config.lake_dir()} has no load dates{span}: nothing to rebuild"
                              f" (is ECOMM_LAKE_DIR right?)")
+    if not into_new_target:
+        check_unmade()
     with _connect() as conn:
         if not into_new_target:
             check_moved(conn)

@@ -258,6 +258,13 @@ REMEDIES: tuple[Remedy, ...] = (
            " it and put the change in a new file) or the object it trips on, or end the sessions it names; then"
            f" `python -m pipeline migrate`, then `{DAILY}`",
            ("MigrationError",)),
+    Remedy("serving table missing", "30",
+           "`ServingTableMissing: serving table(s) missing though their migration is applied (dropped by hand?):"
+           " marts.daily_kpis (created by 012_marts.sql); ...` (a preload or the publish; `migrate` exits 1)",
+           "a serving table was dropped by hand (or left out of a restore); its migration is recorded as applied",
+           "`python -m pipeline migrate --recreate-missing` (recreates it, empty, from its migration), then"
+           f" `python -m pipeline rebuild-marts` for a marts table, then `{DAILY}`; another table, or one a later"
+           " migration changed: docs/operations.md#a-serving-table-dropped-by-hand", ("ServingTableMissing",)),
     Remedy("broken manifest", "35",
            "`LandOrders could not be scheduled: ManifestUnreadable: .../raw/orders/load_date=D/_manifest.json cannot be"
            " read (...)` (or `DailyPipeline could not be scheduled: ...` for a published date)",
