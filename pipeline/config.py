@@ -126,8 +126,13 @@ def read_sections() -> None:
     (exit 40), and DailyPipeline while Luigi schedules it, where a bad value in a file is a
     BadSetting (exit 35), each one line (`pipeline.tasks.cli_errors`) before anything runs. A
     section whose bad value is a warning says `read_before_a_run = False` ([compaction]). Once per
-    process (every task of a backfill asks): ~10 ms.
+    process (every task of a backfill asks): ~10 ms. First, a section or option name nothing reads (a misspelling
+    that would leave the default in use) is a BadSetting (`pipeline.setting_names`).
     """
+    from pipeline import setting_names  # noqa: PLC0415 - it imports the tasks, which import this module
+
+    if unknown := setting_names.unknown_setting():
+        raise BadSetting(unknown)
     pending = list(NamedBadSettings.__subclasses__())
     while pending:
         section = pending.pop()
