@@ -1,0 +1,57 @@
+"""A value the tasks can read but not use stops the daily command with one line naming it before any task runs: a
+catalog URL that is not http(s) or a ready marker with a / failed tasks after the date was landed and staged (or
+with a traceback), a weekday of 9 was taken as 2, no catalog attempt as one, no rows per COPY batch failed the preload
+with a pyarrow error naming no setting."""
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from tests.support.luigi_config import run_with_settings
+
+D = dt.date(2025, 12, 15)
+WILL_NOT_RUN = ("WARNING: Will not run DailyPipeline(date=2025-12-15) or any dependencies due to error in complete()"
+                " method: ")
+FIX = ": fix it in luigi.cfg (or in the file LUIGI_CONFIG_PATH names), or remove it for the default"
+
+
+@pytest.mark.parametrize(("settings", "said"), [
+    ("[publish]\ncopy_batch_rows = 0\n",
+     "[publish] copy_batch_rows = '0' is not valid (expected 1 or more: rows per batch written to Postgres)" + FIX),
+    ("[catalog]\nweekday = 9\n", "[catalog] weekday = '9' is not valid (expected 0 to 6: 0 is Monday, 6 Sunday)" + FIX),
+    ("[catalog]\nattempts = 0\n", "[catalog] attempts = '0' is not valid (expected 1 or more: the landing task's"
+                                  " attempts at the API, the first included)" + FIX),
+    ("[catalog]\nproducts_url = ftp://x\n", "[catalog] products_url = 'ftp://x' is not an http(s) URL of a"
+                                            " DummyJSON-style API (e.g. https://dummyjson.com/products); leave it"
+                                            " empty to read catalog files"),
+    ("[landing]\nready_marker = a/b\n",
+     "[landing] ready_marker = 'a/b' is not a plain file name (e.g. _SUCCESS): name the file the sender writes"),
+])
+def test_a_value_no_task_can_use_stops_the_daily_command_before_any_work(tmp_path: Path, settings: str,
+                                                                          said: str) -> None:
+    result = run_with_settings(tmp_path, settings, D)
+    assert result.returncode == 35, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    named = [line for line in result.stderr.splitlines() if said in line]
+    assert named and named[0] == WILL_NOT_RUN + said, result.stderr[-3000:]
+    assert not (tmp_path / "lake").exists(), "nothing ran"
+
+
+@pytest.mark.parametrize(("variable", "value", "said"), [
+    ("ECOMM_PRODUCTS_URL", "ftp://x", "ECOMM_PRODUCTS_URL='ftp://x' is not an http(s) URL"),
+    ("ECOMM_USERS_URL", "file:///u.json", "ECOMM_USERS_URL='file:///u.json' is not an http(s) URL"),
+    ("ECOMM_READY_MARKER", "a/b", "ECOMM_READY_MARKER='a/b' is not a plain file name"),
+])
+def test_a_variable_no_task_can_use_is_refused_with_the_settings_naming_the_variable(
+        monkeypatch: pytest.MonkeyPatch, variable: str, value: str, said: str) -> None:
+    from pipeline import config
+
+    monkeypatch.setenv(variable, value)
+    config.read_sections.cache_clear()
+    try:
+        with pytest.raises(config.BadSetting, match="^" + said.replace("(", r"\(").replace(")", r"\)")):
+            config.read_sections()
+    finally:
+        config.read_sections.cache_clear()
