@@ -55,3 +55,21 @@ def test_a_variable_no_task_can_use_is_refused_with_the_settings_naming_the_vari
             config.read_sections()
     finally:
         config.read_sections.cache_clear()
+
+
+@pytest.mark.parametrize(("values", "said"), [
+    ({"orders_min_rows": "-1"}, "[checks] needs 0 <= orders_min_rows <= orders_max_rows, got -1 and 500000"),
+    ({"orders_min_rows": "600000"}, "[checks] needs 0 <= orders_min_rows <= orders_max_rows, got 600000 and 500000"),
+    ({"events_max_rows": "10"}, "[checks] needs 0 <= events_min_rows <= events_max_rows, got 500 and 10"),
+    ({"freshness_warn_hours": "-1"}, "[checks] needs freshness_warn_hours >= 0, got -1"),
+])
+def test_gate_bounds_that_cannot_mean_anything_are_refused_before_a_run(luigi_settings, values: dict[str, str],
+                                                                        said: str) -> None:
+    """A negative bound or hour count, or a minimum above the maximum, made the gate's check pass or fail every date."""
+    from pipeline.config import BadSetting
+    from pipeline.tasks.publish import check_settings
+
+    luigi_settings("checks", **values)
+    with pytest.raises(BadSetting) as refused:
+        check_settings()
+    assert str(refused.value) == said
