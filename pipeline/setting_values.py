@@ -1,7 +1,8 @@
 """Values the sections can read but a task could not use, refused before any task runs (`pipeline.config.BadSetting`,
 exit 35), each by the function the tasks call or by the range stated here once: found by the task that used it, they
 failed a run after its first tasks had run (a catalog URL that is not http(s), a ready marker with a /), or were taken
-silently for something else (a weekday of 9 as 2, no attempt at all as one, no rows per batch as a pyarrow error)."""
+silently for something else (a weekday of 9 as 2, no attempt at all as one, no rows per batch as a pyarrow error),
+or crashed the run when the first failure mail was sent ([email], [smtp])."""
 from __future__ import annotations
 
 from pipeline import config
@@ -20,8 +21,21 @@ def _sections() -> dict[str, type]:
     return {"catalog": config.catalog, "publish": publish}
 
 
+def _mail_settings() -> None:
+    """Luigi's [email] and [smtp], read only when the first failure mail is sent: a value there it cannot read crashed
+    the run then (no mail, no summary, exit 40)."""
+    from luigi import notifications  # noqa: PLC0415
+
+    for section in (notifications.email, notifications.smtp):
+        try:
+            section()
+        except ValueError as err:
+            raise (config.bad_setting(section) or config.BadSetting(f"[{section.get_task_family()}] {err}")) from err
+
+
 def check_values() -> None:
     """BadSetting for the first value a task could read but not use (see the module's docstring)."""
+    _mail_settings()
     config.products_url()
     config.users_url()
     config.ready_marker()

@@ -1,7 +1,8 @@
 """A value the tasks can read but not use stops the daily command with one line naming it before any task runs: a
 catalog URL that is not http(s) or a ready marker with a / failed tasks after the date was landed and staged (or
 with a traceback), a weekday of 9 was taken as 2, no catalog attempt as one, no rows per COPY batch failed the preload
-with a pyarrow error naming no setting."""
+with a pyarrow error naming no setting, an [email] / [smtp] value crashed the run when the first failure mail was
+sent."""
 from __future__ import annotations
 
 import datetime as dt
@@ -26,6 +27,8 @@ FIX = ": fix it in luigi.cfg (or in the file LUIGI_CONFIG_PATH names), or remove
     ("[catalog]\nproducts_url = ftp://x\n", "[catalog] products_url = 'ftp://x' is not an http(s) URL of a"
                                             " DummyJSON-style API (e.g. https://dummyjson.com/products); leave it"
                                             " empty to read catalog files"),
+    ("[smtp]\nport = abc\n[email]\nreceiver = ops@example.com\nforce_send = true\n",  # read by the first mail: exit 40
+     "[smtp] port = 'abc' is not valid (expected a whole number)" + FIX),
     ("[landing]\nready_marker = a/b\n",
      "[landing] ready_marker = 'a/b' is not a plain file name (e.g. _SUCCESS): name the file the sender writes"),
 ])
@@ -37,6 +40,8 @@ def test_a_value_no_task_can_use_stops_the_daily_command_before_any_work(tmp_pat
     named = [line for line in result.stderr.splitlines() if said in line]
     assert named and named[0] == WILL_NOT_RUN + said, result.stderr[-3000:]
     assert not (tmp_path / "lake").exists(), "nothing ran"
+    if "force_send = true" in settings:  # the refusal's own e-mail cannot be sent: said at the end, not a crash
+        assert f"was NOT sent: {said}; nobody was alerted" in result.stderr, result.stderr[-3000:]
 
 
 @pytest.mark.parametrize(("variable", "value", "said"), [
