@@ -78,3 +78,17 @@ def test_gate_bounds_that_cannot_mean_anything_are_refused_before_a_run(luigi_se
     with pytest.raises(BadSetting) as refused:
         check_settings()
     assert str(refused.value) == said
+
+
+def test_restate_refuses_a_bad_setting_before_it_archives_anything(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   luigi_settings, capsys) -> None:
+    """It archived the date's landed files, then its run refused the setting (exit 35), leaving the date pending."""
+    from pipeline.tasks import restate
+
+    monkeypatch.setenv("ECOMM_LAKE_DIR", str(tmp_path / "lake"))
+    monkeypatch.setenv("ECOMM_DATA_DIR", str(tmp_path / "incoming"))
+    luigi_settings("checks", late_fail_pct="abc")
+    assert restate.main(["--date", str(D), "--source", "orders"]) == 35
+    assert capsys.readouterr().err.splitlines() == [
+        "[checks] late_fail_pct = 'abc' is not valid (expected a number)" + FIX]
+    assert not (tmp_path / "lake").exists(), "nothing archived"
