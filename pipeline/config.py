@@ -125,19 +125,14 @@ def read_sections() -> None:
     the command (exit 40), and DailyPipeline while Luigi schedules it, where a bad value in a file is a BadSetting
     (exit 35), each one line (`pipeline.tasks.cli_errors`) before anything runs. A section whose bad value is a
     warning says `read_before_a_run = False` ([compaction]). Once per process (every task of a backfill asks): ~0.3 s.
-    Before, a name nothing reads (`pipeline.setting_names`), after, a value a task could read but not use
-    (`pipeline.setting_values`) is a BadSetting too.
+    A name nothing reads and a value no task could use are refused with them (pipeline.tasks.publish.check_settings).
     """
-    from pipeline import setting_names, setting_values  # noqa: PLC0415 - they import the tasks, which import this
-    if unknown := setting_names.unknown_setting():
-        raise BadSetting(unknown)
     pending = list(NamedBadSettings.__subclasses__())
     while pending:
         section = pending.pop()
         pending.extend(section.__subclasses__())
         if getattr(section, "read_before_a_run", True):
             section()
-    setting_values.check_values()
 
 
 class BadSetting(ValueError):
