@@ -124,7 +124,7 @@ def read_sections() -> None:
     staged and modelled, exit 30). The tasks call this while Luigi parses the command line, where a bad option rejects
     the command (exit 40), and DailyPipeline while Luigi schedules it, where a bad value in a file is a BadSetting
     (exit 35), each one line (`pipeline.tasks.cli_errors`) before anything runs. A section whose bad value is a
-    warning says `read_before_a_run = False` ([compaction]). Once per process (every task of a backfill asks): ~0.3 s.
+    warning says `read_before_a_run = False` ([compaction]). Once per process (every task of a backfill asks): ~10 ms.
     A name nothing reads and a value no task could use are refused with them (pipeline.tasks.publish.check_settings).
     """
     pending = list(NamedBadSettings.__subclasses__())
