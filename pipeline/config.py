@@ -25,7 +25,7 @@ import luigi
 import luigi.configuration
 
 from pipeline import resources
-from pipeline.setting_source import fix_where, named
+from pipeline.setting_source import fix_where, from_environment, named
 
 
 def _fill_in_default_config(path: Path = resources.DEFAULT_CONFIG) -> None:
@@ -118,15 +118,14 @@ def check_workers() -> None:
 def read_sections() -> None:
     """Read every settings section the pipeline defines (a NamedBadSettings luigi.Config) now.
 
-    Luigi reads a section, its values in the files and its options on the command line
-    (`--publish-attempts 4`), when a task first uses it: a value it cannot read failed the first task
-    that used it, after every task before it had run (a bad `--publish-attempts`, or `[publish]
-    attempts = abc`, failed the preloads once the day was landed, staged and modelled, exit 30).
-    The tasks call this while Luigi parses the command line, where a bad option rejects the command
-    (exit 40), and DailyPipeline while Luigi schedules it, where a bad value in a file is a
-    BadSetting (exit 35), each one line (`pipeline.tasks.cli_errors`) before anything runs. A
-    section whose bad value is a warning says `read_before_a_run = False` ([compaction]). Once per
-    process (every task of a backfill asks): ~10 ms.
+    Luigi reads a section, its values in the files and its options on the command line (`--publish-attempts 4`), when
+    a task first uses it: a value it cannot read failed the first task that used it, after every task before it had
+    run (a bad `--publish-attempts`, or `[publish] attempts = abc`, failed the preloads once the day was landed,
+    staged and modelled, exit 30). The tasks call this while Luigi parses the command line, where a bad option rejects
+    the command (exit 40), and DailyPipeline while Luigi schedules it, where a bad value in a file is a BadSetting
+    (exit 35), each one line (`pipeline.tasks.cli_errors`) before anything runs. A section whose bad value is a
+    warning says `read_before_a_run = False` ([compaction]). Once per process (every task of a backfill asks): ~10 ms.
+    A name nothing reads and a value no task could use are refused with them (pipeline.tasks.publish.check_settings).
     """
     pending = list(NamedBadSettings.__subclasses__())
     while pending:
@@ -358,7 +357,9 @@ def ready_marker() -> str:
     """The ready marker's file name: ECOMM_READY_MARKER, else [landing] ready_marker (empty = not required)."""
     name = _env_or("ECOMM_READY_MARKER", landing().ready_marker).strip()
     if name and (name in (".", "..") or "/" in name or "\\" in name or "\x00" in name):
-        raise ValueError(f"[landing] ready_marker must be a plain file name (e.g. _SUCCESS), not {name!r}")
+        given = f"ECOMM_READY_MARKER={name!r}" if from_environment("landing", "ready_marker") else named(
+            "landing", "ready_marker", name)
+        raise BadSetting(f"{given} is not a plain file name (e.g. _SUCCESS): name the file the sender writes")
     return name
 
 

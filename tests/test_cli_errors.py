@@ -298,16 +298,18 @@ def test_a_task_failure_the_runbook_knows_is_one_line_and_a_bug_keeps_its_traceb
 
 
 def test_a_catalog_url_that_is_no_http_url_is_named_as_the_setting(tmp_path: Path) -> None:
-    """The API client's own error ("base_url must be an http(s) URL") did not say which setting to fix."""
+    """The API client's own error ("base_url must be an http(s) URL") did not say which setting to fix; it is refused
+    with the settings, before any task runs (it was found by StageProducts, after the orders and events were landed)."""
     done = _run(["DailyPipeline", "--date", "2025-12-15", "--local-scheduler"], tmp_path, LUIGI,
                 ECOMM_PRODUCTS_URL="dummyjson.com/products",
                 ECOMM_PG_DSN=f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere")
-    assert done.returncode == 35, done.stderr[-3000:]  # (the orders and events fail on their missing files)
+    assert done.returncode == 35, done.stderr[-3000:]
     said = "ECOMM_PRODUCTS_URL='dummyjson.com/products' is not an http(s) URL of a DummyJSON-style API"
     lines = [line for line in done.stderr.splitlines() if "is not an http(s) URL" in line or "base_url" in line]
     assert lines and all(line.startswith(("WARNING: Will not run ", "no run summary: ")) for line in lines), lines
-    assert any(line.startswith("WARNING: Will not run StageProducts(date=2025-12-15)") and said in line
+    assert any(line.startswith("WARNING: Will not run DailyPipeline(date=2025-12-15)") and said in line
                for line in lines)
+    assert not (tmp_path / "lake").exists() or not any((tmp_path / "lake").rglob("*.parquet")), "nothing was landed"
     assert done.stderr.strip().splitlines()[-1].startswith(f"no run summary: {said}")
 
 

@@ -150,10 +150,23 @@ def test_no_marker_configured_means_no_requirement(lake_root, incoming, monkeypa
 
 
 @pytest.mark.parametrize("name", ["../_SUCCESS", "a/b", ".."])
-def test_a_marker_that_is_not_a_file_name_is_refused(lake_root, incoming, monkeypatch, name):
+def test_a_marker_that_is_not_a_file_name_is_refused_naming_the_variable(lake_root, incoming, monkeypatch, name):
+    from pipeline.config import BadSetting
+
     monkeypatch.setenv("ECOMM_READY_MARKER", name)
-    with pytest.raises(ValueError, match="ready_marker must be a plain file name"):
+    with pytest.raises(BadSetting) as refused:
         is_ready("orders", D)
+    assert str(refused.value) == (f"ECOMM_READY_MARKER={name!r} is not a plain file name (e.g. _SUCCESS): name the"
+                                  " file the sender writes")
+
+
+def test_a_marker_in_luigi_cfg_that_is_not_a_file_name_is_refused_naming_the_option(monkeypatch, luigi_settings):
+    from pipeline.config import BadSetting, ready_marker
+
+    monkeypatch.delenv("ECOMM_READY_MARKER", raising=False)
+    luigi_settings("landing", ready_marker="a/b")
+    with pytest.raises(BadSetting, match=r"^\[landing\] ready_marker = 'a/b' is not a plain file name"):
+        ready_marker()
 
 
 def luigi_run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:

@@ -179,6 +179,19 @@ def check_settings() -> None:
     _catalog_size_settings(settings)
     _count_settings(settings)
     _anomaly_settings(settings)
+    _row_bounds(settings)
+
+
+def _row_bounds(settings: checks) -> None:
+    """A daily source's row count bounds and the freshness warning's hours: refused unless 0 <= min <= max, hours >= 0
+    (a negative bound or hour count made the check pass or warn on every date, whatever came)."""
+    for source in VOLUME_SOURCES:
+        least, most = int(getattr(settings, f"{source}_min_rows")), int(getattr(settings, f"{source}_max_rows"))
+        if not 0 <= least <= most:
+            raise config.BadSetting(f"[checks] needs 0 <= {source}_min_rows <= {source}_max_rows,"
+                                    f" got {least} and {most}")
+    if (hours := int(settings.freshness_warn_hours)) < 0:
+        raise config.BadSetting(f"[checks] needs freshness_warn_hours >= 0, got {hours}")
 
 
 # the [checks] <name>_warn_pct / <name>_fail_pct pairs (_pct_pair)

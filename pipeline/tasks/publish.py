@@ -269,15 +269,20 @@ def check_settings() -> None:
     """Refuse now, before any task runs, every setting a date's tasks would refuse (BadSetting: one line, exit 35).
 
     Each is found by the validator its tasks call as they run, so a rule is stated once: a value in a
-    file no section can read, [checks] thresholds that contradict each other or a checks_dir without the
+    file no section can read, a section or option name nothing reads, a value no task could use
+    (`pipeline.setting_values`), [checks] thresholds that contradict each other or a checks_dir without the
     gate's files, [model] values staging
     and the models cannot use (found mid-run, they failed every model task once the day was landed and
     staged), a [duckdb] memory_limit DuckDB cannot read or a negative thread count.
     """
+    from pipeline import setting_names, setting_values
     from pipeline.lake import sqlrun
     from pipeline.transform import staging
 
+    if unknown := setting_names.unknown_setting():  # a misspelled name: its default would be used silently
+        raise config.BadSetting(unknown)
     config.read_sections()
+    setting_values.check_values()
     gate.check_settings()
     for rule in (staging.business_timezone, staging.max_id_length, staging.sold_statuses, staging.hours_and_days):
         rule()

@@ -152,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:
         handler.addFilter(_left_to_luigi)
+    if refused := _refused_setting():
+        print(refused, file=sys.stderr)
+        return 35  # [retcode] scheduling_error, as a run of the date would exit
     try:
         if args.catalog:
             return restate_catalog.restate_catalog(args.catalog, day)
@@ -176,6 +179,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"restating {day}: {', '.join(record['sources'])}; the landed files are archived"
               f" ({len(record['archived'])} file(s) under {os.path.join(config.lake_dir(), '_archive')})", flush=True)
     return _run(day)
+
+
+def _refused_setting() -> str | None:
+    """The one line for a setting the date's run would refuse (None: none), asked before any file is archived: the
+    run found it after the archiving, and left the date pending."""
+    from pipeline.tasks import publish  # noqa: PLC0415 - the tasks' own check, stated once
+
+    try:
+        publish.check_settings()
+    except config.BadSetting as err:
+        return str(err)
+    return None
 
 
 def _run(day: dt.date) -> int:

@@ -56,6 +56,7 @@ SCHEDULING_SUBJECT = re.compile(r"Luigi: (?:Framework error while scheduling )?(
 
 _unsent: list[tuple[str, str]] = []  # (subject, the server's error) of each e-mail this process could not send
 _sending: list[str] = []  # the subject of the e-mail being sent
+_unreadable: list[tuple[str, str]] = []  # (subject, the setting that stopped it) of each e-mail not even tried
 
 
 class _UnsentMail(logging.Filter):
@@ -69,8 +70,19 @@ class _UnsentMail(logging.Filter):
 
 def unsent_notice() -> str:
     """One line per e-mail not sent, '' when every one went out (or none was due)."""
-    return "".join(f"the failure e-mail {subject!r} was NOT sent: the SMTP server said {error}; nobody was alerted:"
-                   " check [smtp] and [email] (docs/operations.md#failure-e-mails)\n" for subject, error in _unsent)
+    refused = "".join(f"the failure e-mail {subject!r} was NOT sent: the SMTP server said {error}; nobody was"
+                      " alerted: check [smtp] and [email] (docs/operations.md#failure-e-mails)\n"
+                      for subject, error in _unsent)
+    return refused + "".join(f"the failure e-mail {subject!r} was NOT sent: {reason}; nobody was alerted\n"
+                             for subject, reason in _unreadable)
+
+
+def _unreadable_reason(error: ValueError) -> str:
+    """The one line naming the [email] / [smtp] value behind `error` (the error itself if none is named)."""
+    from pipeline import config  # noqa: PLC0415
+
+    found = config.bad_setting(luigi.notifications.email) or config.bad_setting(luigi.notifications.smtp)
+    return str(found or error)
 
 
 def scheduling_head(subject: str, error: BaseException | None) -> str | None:
@@ -152,6 +164,8 @@ def install() -> None:
         _sending.append(subject)
         try:
             send(subject, message, *args, **kwargs)
+        except ValueError as err:  # an [email] / [smtp] value Luigi cannot read: refused before a run, but this
+            _unreadable.append((subject, _unreadable_reason(err)))  # e-mail may be the refusal's own
         finally:
             _sending.pop()
 
