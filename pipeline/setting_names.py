@@ -32,15 +32,19 @@ FREE_SECTIONS = ("resources", "logging")
 SETTINGS_MODULES = ("pipeline.tasks", "pipeline.tasks.freshness", "pipeline.report.settings",
                     "luigi.interface", "luigi.worker", "luigi.scheduler", "luigi.notifications", "luigi.batch_notifier",
                     "luigi.retcodes", "luigi.execution_summary", "luigi.tools.range", "luigi.contrib.prometheus_metric")
+# Sections of Luigi's whose module a run imports only when the files hold them (luigid's [cors] is luigi.server's,
+# which imports tornado: ~40 ms a run otherwise).
+SECTION_MODULES = {"cors": "luigi.server"}
 
 
 def _spellings(name: str) -> set[str]:
     return {name, name.replace("_", "-"), name.replace("-", "_")}
 
 
-def known_names() -> dict[str, set[str]]:
-    """Each section Luigi or the pipeline reads -> the option names it reads there (every spelling Luigi takes)."""
-    for module in SETTINGS_MODULES:
+def known_names(sections: Iterable[str] = ()) -> dict[str, set[str]]:
+    """Each section Luigi or the pipeline reads -> the option names it reads there (every spelling Luigi takes);
+    `sections`: the files' sections, whose SECTION_MODULES are imported too."""
+    for module in (*SETTINGS_MODULES, *(SECTION_MODULES[name] for name in sections if name in SECTION_MODULES)):
         try:
             importlib.import_module(module)
         except ImportError:  # an optional dependency (prometheus-client) missing: its section is then read by none
@@ -86,7 +90,7 @@ def unknown_setting() -> str | None:
     conf = luigi.configuration.get_config()
     if not isinstance(conf, configparser.ConfigParser):  # the TOML parser: its names are not checked
         return None
-    known = known_names()
+    known = known_names(conf.sections())
     defaults = set(conf.defaults())
     for section in conf.sections():
         if section in FREE_SECTIONS:

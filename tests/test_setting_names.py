@@ -66,3 +66,16 @@ def test_every_settings_class_of_the_pipeline_is_known() -> None:
     sections = [node.name for tree in trees for node in ast.walk(tree)
                 if isinstance(node, ast.ClassDef) and any(ast.unparse(base) == "luigi.Config" for base in node.bases)]
     assert sections and not [name for name in sections if name not in known], sections
+
+
+
+def test_luigids_own_section_is_known(luigi_settings) -> None:
+    """luigid reads [cors] (luigi.server, which a run does not import): a shared luigi.cfg holding it is not refused,
+    a misspelled option of it is."""
+    from pipeline import setting_names
+
+    luigi_settings("cors", enabled="true", allow_any_origin="false")
+    assert setting_names.unknown_setting() is None
+    luigi_settings("cors", enabeld="true")
+    assert (setting_names.unknown_setting() or "").startswith(
+        "[cors] enabeld is not an option of [cors] (did you mean enabled?)")
