@@ -56,7 +56,8 @@ def test_a_date_whose_covering_catalog_changed_too_is_refused_untouched_then_res
         assert len(refused.stderr.strip().splitlines()) == 1 and refused.stderr.startswith(
             f"python -m pipeline restate: error: nothing was restated: a catalog snapshot covering {day} changed"
             f" too, the products snapshot of {SEED_DAY} ({snapshot} changed since it was landed ("), refused.stderr
-        assert f"; run `{catalog}`" in refused.stderr and f"and {day}'s changed orders file with them)" in refused.stderr
+        assert f"; run `{catalog}`" in refused.stderr, refused.stderr
+        assert f"and {day}'s changed orders file with them)" in refused.stderr, refused.stderr
         assert _lake_files(ops) == lake_before, "nothing archived, no pending record, no partition removed"
         assert _served(ops, day) == served_before
     # events named, unchanged: landed again by the date's own restatement, after the catalog's
