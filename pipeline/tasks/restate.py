@@ -21,6 +21,9 @@ Raw partitions are immutable, so a file that changes after its date was landed i
    with force: even a date that became empty is replaced); the publish marks the restatement done.
 
 The exit code is the pipeline run's ([retcode] in luigi.cfg; 0 when the date is published again).
+While a catalog snapshot covering the date changed too, the date's run would refuse it: `restate --date D` (with
+`--source` or not) then refuses before step 1, exit 2 (`CatalogChangedToo`), naming `restate --catalog`, which
+restates the changed daily files of the dates it feeds with the snapshot.
 The dimensions follow: the users, products and days the date named before or names now are merged
 again from every published date (`pipeline.serving.feeds.replay_keys`), so one only the old file
 named goes from dim_user / dim_product / dim_date, and first/last dates only it gave fall back to
@@ -42,7 +45,9 @@ date; every fed date's warehouse is built, then the dates run oldest first (each
 with the dates before it; see `run_catalog_dates`). The
 exit code is the first failed date's. The other catalog's snapshot of the same date, when its file changed too
 (or an interrupted restatement of both left it pending), is restated with the named one
-(`restate_catalog.also_changed`).
+(`restate_catalog.also_changed`); so are the daily files of the dates it feeds that changed since they were landed
+(`restate_catalog.daily_changed`: checked and landed into the scratch lake with the snapshot, archived under their
+own date).
 """
 from __future__ import annotations
 
@@ -69,6 +74,32 @@ class CatalogNotDaily(Exception):
     """No daily source of the date changed, but a catalog snapshot covering it did: `--catalog` restates that."""
 
 
+class CatalogChangedToo(CatalogNotDaily):
+    """A catalog snapshot covering the date changed too: its restatement (`--catalog`) restates the date's files."""
+
+
+def catalog_first(day: dt.date, kinds: list[str], chosen: list[str], changed: dict[str, str]) -> str:
+    """CatalogChangedToo's message: what changed, and the commands that restate it all, the catalogs' first (each
+    restates the changed daily files of the dates it feeds: `restate_catalog.daily_changed`)."""
+    snapshots: dict[dt.date, list[str]] = {}
+    for kind in kinds:
+        snapshots.setdefault(catalog_cover.covering_snapshot(kind, day), []).append(kind)
+    what = ", ".join(f"the {kind} snapshot of {snapshot} ({landing.catalog_file_change(kind, snapshot)})"
+                     for snapshot, named in snapshots.items() for kind in named)
+    again = [f"python -m pipeline restate {' '.join(f'--catalog {kind}' for kind in named)} --date {snapshot}"
+             for snapshot, named in sorted(snapshots.items())]
+    fed = any(day in restate_catalog.catalog_fed_dates(kind, snapshot) for snapshot, named in snapshots.items()
+              for kind in named)  # built: else the date's own restatement lands its files, after the catalog's
+    files = " and ".join(source for source in chosen if source in changed) if fed else ""
+    left = [source for source in chosen if not (fed and source in changed)]  # named, unchanged: landed again anyway
+    if left:
+        again.append(f"python -m pipeline restate --date {day}" + "".join(f" --source {s}" for s in left))
+    return (f"nothing was restated: a catalog snapshot covering {day} changed too, {what}, and the date's run would"
+            f" refuse it; run {', then '.join(f'`{command}`' for command in again)}"
+            + (f" (the catalog's restatement restates the dates it feeds, and {day}'s changed {files}"
+               f" file{'s' if ' and ' in files else ''} with them)" if files else ""))
+
+
 def prepare(day: dt.date, sources: list[str] | None = None) -> dict[str, Any]:
     """Steps 1-4: check the new files, record the restatement, remove what derives from the landed files, archive."""
     changed = landing.changed_sources(day)
@@ -89,6 +120,8 @@ def prepare(day: dt.date, sources: list[str] | None = None) -> dict[str, Any]:
     if not chosen:
         raise NothingToRestate(f"nothing to restate for {day}: its incoming files are the ones landed"
                                f" (name a source with --source to land it again anyway)")
+    if catalogs := catalog_cover.changed_catalogs(day):  # the date's run would refuse it: its restatement does both
+        raise CatalogChangedToo(catalog_first(day, list(catalogs), chosen, changed))
     for source in chosen:
         if source not in incoming.DAILY_SOURCES:
             raise ValueError(f"--source {source!r}: only {', '.join(incoming.DAILY_SOURCES)} can be restated")
@@ -163,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     except NothingToRestate as err:
         print(err)
         return 0
-    except (NeverLanded, CatalogNotDaily) as err:
+    except (NeverLanded, CatalogNotDaily) as err:  # CatalogChangedToo is one
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return cli.USAGE_ERROR
     except incoming.SourceNotReady as err:

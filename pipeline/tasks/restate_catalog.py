@@ -99,17 +99,29 @@ def _checked(kind: str, snapshot: dt.date) -> tuple[dict[str, Any] | None, list[
     return manifest, pending, _catalog_reason(kind, snapshot, manifest)
 
 
+def daily_changed(dates: list[dt.date]) -> dict[dt.date, dict[str, str]]:
+    """The fed dates' daily sources whose files changed since they were landed: date -> {source: why}. They are
+    restated with the snapshot, as the other catalog's changed snapshot is (`also_changed`): the dates' runs would
+    refuse them (SourceChanged), and `restate --date D` refuses while the snapshot covering D changed."""
+    return {day: changed for day in dates if (changed := landing.changed_sources(day))}
+
+
 def prepare_catalog(kinds: list[str], snapshot: dt.date) -> dict[str, Any]:
-    """The catalogs' snapshots' steps 1-4 (module doc), every snapshot's checks and trial landing before anything
-    moves; returns {"dates": the dates to run, "archived": the files archived}."""
+    """The catalogs' snapshots' steps 1-4 (module doc), every snapshot's and changed daily file's checks and trial
+    landing before anything moves; returns {"dates": the dates to run, "archived": the files archived, "daily":
+    `daily_changed` of the dates}."""
     checked = {kind: _checked(kind, snapshot) for kind in kinds}
-    # a snapshot the landing refuses leaves the dates they feed as they are
-    trial_land(snapshot, kinds, f"the pending restatement of {snapshots_named(kinds)} of {snapshot} stays pending"
-               if any(pending for _, pending, _ in checked.values())
-               else f"{snapshots_named(kinds)} of {snapshot} "
-               + ("stay as they were landed" if len(kinds) > 1 else "stays as it was landed"))
     fed = {kind: {*catalog_fed_dates(kind, snapshot), *pending} for kind, (_, pending, _) in checked.items()}
     dates = sorted(set().union(*fed.values()))
+    daily = daily_changed(dates)
+    # a snapshot (or a daily file) the landing refuses leaves the dates they feed as they are
+    untouched = (f"the pending restatement of {snapshots_named(kinds)} of {snapshot} stays pending"
+                 if any(pending for _, pending, _ in checked.values())
+                 else f"{snapshots_named(kinds)} of {snapshot} "
+                 + ("stay as they were landed" if len(kinds) > 1 else "stays as it was landed"))
+    trial_land(snapshot, kinds, untouched)
+    for day, changed in daily.items():
+        trial_land(day, list(changed), untouched)
     now = dt.datetime.now(dt.timezone.utc)
     records = {}
     for day in dates:
@@ -122,19 +134,25 @@ def prepare_catalog(kinds: list[str], snapshot: dt.date) -> dict[str, Any]:
             if manifest is not None or day not in pending:  # else: the interrupted one's why and manifest stay
                 record["reasons"][kind] = reason
                 record["previous_manifests"][kind] = manifest
+        for source, reason in daily.get(day, {}).items():  # as restate.prepare records a daily source
+            record["sources"] = list(dict.fromkeys([*record["sources"], source]))
+            record["reasons"][source] = reason
+            record["previous_manifests"].setdefault(source, landing.read_manifest(source, day))
         records[day] = record
         write_record(day, record)
-    # what derives from the old snapshot goes first (see restate.prepare), then the snapshot itself
+    # what derives from the old snapshot (and the changed daily files) goes first (see restate.prepare), then they
     removed = remove_derived(snapshot, kinds)
-    removed += sum(remove_derived(day, []) for day in dates)
-    stamp = now.strftime("%Y%m%dT%H%M%S%fZ")
+    removed += sum(remove_derived(day, list(daily.get(day, {}))) for day in dates)
+    stamp, archived_daily = now.strftime("%Y%m%dT%H%M%S%fZ"), []
     archived = [path for kind in kinds for path in archive(snapshot, kind, stamp)]
     for day, record in records.items():
-        record["archived"] = list(dict.fromkeys([*record["archived"], *archived]))
+        own = [path for source in daily.get(day, {}) for path in archive(day, source, stamp)]
+        record["archived"] = list(dict.fromkeys([*record["archived"], *archived, *own]))
+        archived_daily += own
         write_record(day, record)
     logger.info("restating %s of %s for %d date(s): %d file(s) archived, %d derived partition file(s) removed",
-                snapshots_named(kinds), snapshot, len(dates), len(archived), removed)
-    return {"dates": dates, "archived": archived}
+                snapshots_named(kinds), snapshot, len(dates), len(archived) + len(archived_daily), removed)
+    return {"dates": dates, "archived": archived + archived_daily, "daily": daily}
 
 
 def run_catalog_dates(restated: str, dates: list[dt.date]) -> int:
@@ -167,6 +185,10 @@ def restate_catalog(named: list[str], snapshot: dt.date) -> int:
         print(f"the {kind} snapshot of {snapshot} {how}: restated with it", flush=True)
         kinds.append(kind)
     prepared = prepare_catalog(kinds, snapshot)
+    for day, changed in prepared["daily"].items():
+        for source, why in changed.items():
+            print(f"{source} of {day}, a date {'they' if len(kinds) > 1 else 'it'} feed{'' if len(kinds) > 1 else 's'},"
+                  f" changed too ({why}): restated with it", flush=True)
     dates, restated = prepared["dates"], f"{snapshots_named(kinds)} of {snapshot}"
     print(f"restating {restated}: {len(prepared['archived'])} landed file(s) archived under"
           f" {os.path.join(config.lake_dir(), '_archive')}; the dates {'they' if len(kinds) > 1 else 'it'} feed"
