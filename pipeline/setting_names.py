@@ -14,6 +14,7 @@ import configparser
 import difflib
 import importlib
 import os
+import re
 from collections.abc import Iterable
 
 import luigi.configuration
@@ -31,10 +32,10 @@ FREE_SECTIONS = ("resources", "logging")
 # (the report's [report], luigid's [scheduler], the failure mail's [email] / [smtp], the metrics' [prometheus]).
 SETTINGS_MODULES = ("pipeline.tasks", "pipeline.tasks.freshness", "pipeline.report.settings",
                     "luigi.interface", "luigi.worker", "luigi.scheduler", "luigi.notifications", "luigi.batch_notifier",
-                    "luigi.retcodes", "luigi.execution_summary", "luigi.tools.range", "luigi.contrib.prometheus_metric")
+                    "luigi.retcodes", "luigi.execution_summary", "luigi.tools.range")
 # Sections of Luigi's whose module a run imports only when the files hold them (luigid's [cors] is luigi.server's,
-# which imports tornado: ~40 ms a run otherwise).
-SECTION_MODULES = {"cors": "luigi.server"}
+# which imports tornado, [prometheus] prometheus-client: ~30-40 ms a run otherwise).
+SECTION_MODULES = {"cors": "luigi.server", "prometheus": "luigi.contrib.prometheus_metric"}
 
 
 def _spellings(name: str) -> set[str]:
@@ -97,7 +98,7 @@ def unknown_setting() -> str | None:
             continue
         options = [option for option in conf.options(section) if option not in defaults]
         if section not in known:
-            if not options:  # an empty section sets nothing
+            if not options or _luigis(section):  # an empty section sets nothing; Luigi's own is not the pipeline's
                 continue
             where = _origin(section, options[0])
             return (f"[{section}] is not a section the pipeline or Luigi reads{_closest(section, known)}:"
@@ -108,6 +109,23 @@ def unknown_setting() -> str | None:
                 return (f"[{section}] {option} is not an option of [{section}]{_closest(option, known[section])}:"
                         f" {_fix(where)}")
     return None
+
+
+def _luigis(section: str) -> bool:
+    """Whether Luigi's own code reads `[section]` (luigid's [datadog], contrib's [hdfs], [spark], ...: a machine-wide
+    /etc/luigi/luigi.cfg may hold them for other pipelines): a Config class of that name, or the name quoted. Looked
+    up in Luigi's source only for a section no imported class reads."""
+    import luigi as package  # noqa: PLC0415
+
+    pattern = re.compile(rf"""class {re.escape(section)}\(|["']{re.escape(section)}["']""")
+    root = os.path.dirname(package.__file__)
+    for folder, _, files in os.walk(root):
+        for name in files:
+            if name.endswith(".py"):
+                with open(os.path.join(folder, name), encoding="utf-8", errors="replace") as source:
+                    if pattern.search(source.read()):
+                        return True
+    return False
 
 
 def _fix(where: str | None) -> str:

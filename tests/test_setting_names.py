@@ -79,3 +79,27 @@ def test_luigids_own_section_is_known(luigi_settings) -> None:
     luigi_settings("cors", enabeld="true")
     assert (setting_names.unknown_setting() or "").startswith(
         "[cors] enabeld is not an option of [cors] (did you mean enabled?)")
+
+
+def test_a_section_luigis_own_code_reads_is_not_refused(luigi_settings) -> None:
+    """A machine-wide /etc/luigi/luigi.cfg may hold sections other pipelines' Luigi modules read (luigid's [datadog],
+    contrib's [hdfs]): they are Luigi's, not a misspelling; a section nothing reads still is."""
+    from pipeline import setting_names
+
+    luigi_settings("datadog", api_key="x")
+    luigi_settings("hdfs", client="webhdfs")
+    assert setting_names.unknown_setting() is None
+    luigi_settings("chekcs", late_fail_pct="5")
+    assert (setting_names.unknown_setting() or "").startswith("[chekcs] is not a section")
+
+
+def test_the_settings_are_checked_again_when_they_change(luigi_settings) -> None:
+    """check_settings remembers the settings it found usable (a backfill asks once a date), not past a change."""
+    from pipeline import config
+    from pipeline.tasks import publish
+
+    publish.check_settings()
+    publish.check_settings()
+    luigi_settings("checks", late_fail_prc="5")
+    with pytest.raises(config.BadSetting, match="late_fail_prc"):
+        publish.check_settings()

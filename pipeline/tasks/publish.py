@@ -5,12 +5,16 @@ incoming files are still the ones it was built from.
 """
 from __future__ import annotations
 
+import configparser
 import datetime as dt
 import logging
+import os
 from collections.abc import Iterable
 
 import luigi
+import luigi.configuration
 import psycopg
+from luigi.cmdline_parser import CmdlineParser
 
 from pipeline import config, lake, read_once
 from pipeline.ingest import landing
@@ -265,8 +269,21 @@ class Publish(PublishTask):
                 SourcesUnchanged(date=self.date)]
 
 
+def _settings_now() -> tuple[object, ...]:
+    """What the settings are read from: the files' sections and options as Luigi holds them, the environment and the
+    command line (its parser, compared by identity)."""
+    conf = luigi.configuration.get_config()
+    files = tuple((section, tuple(conf.items(section, raw=True))) for section in conf.sections()) if isinstance(
+        conf, configparser.ConfigParser) else conf
+    return files, tuple(sorted(os.environ.items())), CmdlineParser.get_instance()
+
+
+_SETTLED: set[tuple[object, ...]] = set()  # settings check_settings found usable in this process
+
+
 def check_settings() -> None:
     """Refuse now, before any task runs, every setting a date's tasks would refuse (BadSetting: one line, exit 35).
+    Checked once per process and settings (a backfill's every date asks: ~20 ms each).
 
     Each is found by the validator its tasks call as they run, so a rule is stated once: a value in a
     file no section can read, a section or option name nothing reads, a value no task could use
@@ -279,6 +296,8 @@ def check_settings() -> None:
     from pipeline.lake import sqlrun
     from pipeline.transform import staging
 
+    if (now := _settings_now()) in _SETTLED:
+        return
     if unknown := setting_names.unknown_setting():  # a misspelled name: its default would be used silently
         raise config.BadSetting(unknown)
     config.read_sections()
@@ -287,6 +306,7 @@ def check_settings() -> None:
     for rule in (staging.business_timezone, staging.max_id_length, staging.sold_statuses, staging.hours_and_days):
         rule()
     sqlrun.check_settings()
+    _SETTLED.add(now)
 
 
 class DailyPipeline(luigi.WrapperTask, PipelineTask):
