@@ -273,26 +273,45 @@ def _missing_tables(conn: psycopg.Connection, files: list[Migration], recreate: 
         return None
     later = {t: [m.path.name for m in files if m.version > made[t].version and re.search(rf"\b{re.escape(t)}\b",
                                                                                              _code(m))] for t in gone}
-    if recreate and not any(later.values()):
-        for migration in sorted({made[t] for t in gone}, key=lambda m: m.version):
-            logger.info("running %s again to recreate %s", migration.path.name,
-                        ", ".join(t for t in gone if made[t] is migration))
-            locks.retrying(conn, f"migration {migration.path.name}", lambda m=migration: conn.execute(m.text()),
-                           _relations(conn, migration.text()))
+    marts_only = all(t.startswith("marts.") for t in gone)  # a warehouse table's rows no command refills
+    if recreate and marts_only and not any(later.values()):
+        for table in gone:
+            own = own_statements(made[table].text(), table)
+            logger.info("recreating %s from %s", table, made[table].path.name)
+            locks.retrying(conn, f"recreating {table}", lambda sql=own: conn.execute(sql), _relations(conn, own))
         recreated.extend(gone)
         return None
     said = "; ".join(f"{t} (created by {made[t].path.name}" + (f", changed by {', '.join(later[t])})" if later[t]
                                                                 else ")") for t in gone)
-    if any(later.values()):
-        todo = ("a later migration changed it, so it cannot be recreated from its first migration: rebuild-serving"
-                " into a new database (docs/operations.md#a-serving-table-dropped-by-hand)")
+    if any(later.values()) or not marts_only:
+        why = ("a later migration changed it, so it cannot be recreated from its first migration" if any(
+            later.values()) else "its rows are the warehouse's own (no command refills them)")
+        todo = f"{why}: rebuild-serving into a new database (docs/operations.md#a-serving-table-dropped-by-hand)"
     else:
-        marts_only = all(t.startswith("marts.") for t in gone)
-        refill = ("then `python -m pipeline rebuild-marts` refills the marts from the served facts" if marts_only
-                  else "then refill it (docs/operations.md#a-serving-table-dropped-by-hand)")
-        todo = f"`python -m pipeline migrate --recreate-missing` recreates it empty, {refill}"
+        todo = ("`python -m pipeline migrate --recreate-missing` recreates it empty, then `python -m pipeline"
+                " rebuild-marts` refills the marts from the served facts")
     return ServingTableMissing(f"serving table(s) missing though their migration is applied (dropped by hand?): {said};"
                                f" {todo}")
+
+
+# a migration's statements: a quoted text ('...', '' inside), a dollar-quoted body ($$...$$), a comment, or a `;`
+_TOKENS = re.compile(r"'(?:[^']|'')*'|\$\$.*?\$\$|--[^\n]*|;", re.S)
+
+
+def own_statements(text: str, table: str) -> str:
+    """The statements of a migration's `text` that make `table` and describe it (its create, comments, indexes,
+    alters, grants), not the migration's other objects: run again alone, they recreate the table and change nothing
+    a later migration changed."""
+    statements, start = [], 0
+    for token in _TOKENS.finditer(text):
+        if token.group() == ";":
+            statements.append(text[start:token.end()])
+            start = token.end()
+    name = re.escape(table)
+    own = re.compile(rf"^(create table if not exists {name}\b|comment on (table|column) {name}\b|create (unique )?index"
+                     rf"\b[^;]*\bon {name}\b|alter table {name}\b|grant\b[^;]*\bon (table )?{name}\b)")
+    code = [(statement, re.sub(r"--[^\n]*", "", statement).strip().lower()) for statement in statements]
+    return "\n".join(statement.strip() for statement, lowered in code if own.match(lowered))
 
 
 def _notice(name: str, diag: psycopg.errors.Diagnostic) -> None:

@@ -118,8 +118,8 @@ REMEDIES: tuple[Remedy, ...] = (
            " attribute` (or `... sorry, too many clients already`, SQLSTATE 53300), after one retry",
            "every connection slot the pipeline's login may use is taken by other sessions, usually BI logins (a tool's"
            " connection pool, dashboards left open): Postgres is up, it has no room for the pipeline",
-           "see who holds the slots, as a superuser: `select usename, application_name, count(*) from"
-           " pg_stat_activity group by 1, 2 order by 3 desc`; end the idle ones (`select pg_terminate_backend(pid)`),"
+           "see who holds the slots, as a superuser: `select usename, split_part(application_name, ' pid=', 1),"
+           " count(*) from pg_stat_activity group by 1, 2 order by 3 desc`; end the idle ones (`select pg_terminate_backend(pid)`),"
            " then give the BI login a limit below `max_connections` (`alter role bi_reader connection limit 40`) or"
            " raise `max_connections`; on PostgreSQL 16 set `reserved_connections` (e.g. 5): migration 047 lets"
            f" ecomm_writer use those slots (docs/serving.md#connection-slots); then `{DAILY}`",
@@ -262,9 +262,9 @@ REMEDIES: tuple[Remedy, ...] = (
            "`ServingTableMissing: serving table(s) missing though their migration is applied (dropped by hand?):"
            " marts.daily_kpis (created by 012_marts.sql); ...` (a preload or the publish; `migrate` exits 1)",
            "a serving table was dropped by hand (or left out of a restore); its migration is recorded as applied",
-           "`python -m pipeline migrate --recreate-missing` (recreates it, empty, from its migration), then"
-           f" `python -m pipeline rebuild-marts` for a marts table, then `{DAILY}`; another table, or one a later"
-           " migration changed: docs/operations.md#a-serving-table-dropped-by-hand", ("ServingTableMissing",)),
+           "a marts table: `python -m pipeline migrate --recreate-missing` (recreates it, empty, from its migration),"
+           f" then `python -m pipeline rebuild-marts`, then `{DAILY}`; another table, or one a later migration"
+           " changed: docs/operations.md#a-serving-table-dropped-by-hand", ("ServingTableMissing",)),
     Remedy("broken manifest", "35",
            "`LandOrders could not be scheduled: ManifestUnreadable: .../raw/orders/load_date=D/_manifest.json cannot be"
            " read (...)` (or `DailyPipeline could not be scheduled: ...` for a published date)",
