@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -61,30 +62,36 @@ def test_a_run_waiting_on_a_locked_publish_log_names_the_holder_and_gives_up(ops
     assert "Traceback" not in log, log[-3000:]
 
 
+def ctrl_c(env: dict[str, str], ready: Callable[[], bool], what: str, wait: float,
+           end: float) -> tuple[int, str, float]:
+    """Run the daily command in its own process group, SIGINT the group (a terminal's Ctrl-C) once `ready()`: its exit
+    code, output and the seconds it took to end."""
+    proc = subprocess.Popen([sys.executable, "-m", "luigi", "--module", "pipeline.tasks", *DAILY], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        wait_for(lambda: ready() or proc.poll() is not None, timeout=wait, what=what)
+        assert proc.poll() is None, proc.communicate()[0][-3000:]
+        os.killpg(proc.pid, signal.SIGINT)
+        began = time.monotonic()
+        out, _ = proc.communicate(timeout=end)
+        return proc.returncode, out, time.monotonic() - began
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+
+
 def test_ctrl_c_ends_a_run_waiting_on_a_locked_publish_log(ops: Ops) -> None:
     before = published(ops)
     locker = maintenance(ops)
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "luigi", "--module", "pipeline.tasks", *DAILY], cwd=REPO,
-                                env=ops.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                start_new_session=True)
-        try:
-            wait_for(lambda: waiting_on_the_log(ops) or proc.poll() is not None, timeout=120,
-                     what="the run waiting on audit.publish_log")
-            assert proc.poll() is None, proc.communicate()[0][-3000:]
-            os.killpg(proc.pid, signal.SIGINT)
-            began = time.monotonic()
-            out, _ = proc.communicate(timeout=30)
-            took = time.monotonic() - began
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.communicate()
+        returncode, out, took = ctrl_c(ops.env, lambda: waiting_on_the_log(ops), "the run waiting on audit.publish_log",
+                                       wait=120, end=30)
         # the query was cancelled: nothing waits on the lock any more, while it is still held
         assert not waiting_on_the_log(ops)
     finally:
         locker.close()
-    assert proc.returncode == 130, out[-3000:]
+    assert returncode == 130, out[-3000:]
     assert took < 15, took
     assert "interrupted (Ctrl-C)" in out, out[-3000:]
     assert "Traceback" not in out, out[-3000:]
@@ -123,22 +130,10 @@ def test_a_lock_message_names_the_pipeline_process_holding_the_lock_not_only_its
 def test_ctrl_c_during_a_publish_transaction_rolls_it_back_and_ends_the_run(ops: Ops, tmp_path: Path) -> None:
     faults = tmp_path / "faults"
     faults.mkdir()
-    proc = subprocess.Popen([sys.executable, "-m", "luigi", "--module", "pipeline.tasks", *DAILY], cwd=REPO,
-                            env={**ops.env, "ECOMM_FAULT": "publish.commit:pause", "ECOMM_FAULT_DIR": str(faults)},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
-        wait_for(lambda: (faults / "publish.commit.paused").exists() or proc.poll() is not None, timeout=240,
-                 what="the publish paused before its commit")
-        assert proc.poll() is None, proc.communicate()[0][-3000:]
-        os.killpg(proc.pid, signal.SIGINT)
-        began = time.monotonic()
-        out, _ = proc.communicate(timeout=60)
-        took = time.monotonic() - began
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-    assert proc.returncode == 130, out[-3000:]
+    returncode, out, took = ctrl_c({**ops.env, "ECOMM_FAULT": "publish.commit:pause", "ECOMM_FAULT_DIR": str(faults)},
+                                   (faults / "publish.commit.paused").exists, "the publish paused before its commit",
+                                   wait=240, end=60)
+    assert returncode == 130, out[-3000:]
     assert took < 30, took
     assert "interrupted (Ctrl-C)" in out, out[-3000:]
     assert ops.query("select count(*) from audit.publish_log") == [(0,)], "the interrupted publish committed nothing"

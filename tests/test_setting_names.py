@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.luigi_config import run_with_settings
+from tests.support.luigi_config import refused_before_any_work
 from tests.support.paths import REPO
 
 D = dt.date(2025, 12, 15)
@@ -30,13 +30,9 @@ WILL_NOT_RUN = ("WARNING: Will not run DailyPipeline(date=2025-12-15) or any dep
 ])
 def test_a_misspelled_name_stops_the_daily_command_naming_it_and_its_file(tmp_path: Path, settings: str,
                                                                           said: str) -> None:
-    result = run_with_settings(tmp_path, settings, D)
-    assert result.returncode == 35, result.stderr[-3000:]
-    assert "Traceback" not in result.stderr, result.stderr[-3000:]
-    named = [line for line in result.stderr.splitlines() if said in line]
+    named, stderr = refused_before_any_work(tmp_path, settings, D, said)
     assert named == [f"{WILL_NOT_RUN}{said}: correct its name or remove it in {tmp_path / 'operator.cfg'} (a name"
-                     " nothing reads would leave the default in use)"], result.stderr[-3000:]
-    assert not (tmp_path / "lake").exists(), "nothing ran"
+                     " nothing reads would leave the default in use)"], stderr[-3000:]
 
 
 def test_the_names_luigi_reads_besides_the_settings_classes_are_taken(luigi_settings) -> None:

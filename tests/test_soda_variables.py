@@ -23,16 +23,7 @@ SERVING_VARIABLES = {"expected_order_rows": "100000", "expected_event_rows": "10
 
 
 def _texts(node: Any) -> list[str]:
-    stack, found = [node], []
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            stack += [*node.keys(), *node.values()]
-        elif isinstance(node, list):
-            stack += node
-        elif isinstance(node, str) and "${" in node:
-            found.append(node)
-    return found
+    return [text for text in soda_setup.strings(node) if "${" in text]
 
 
 def _checks_texts() -> list[tuple[str, str]]:

@@ -25,7 +25,7 @@ import pickle
 import re
 import sys
 import types
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -205,9 +205,15 @@ def variables_used(text: str) -> frozenset[str]:
     """The `${name}` variables a SodaCL file's checks use, in its keys and values (comments are not read; a file
     that is not YAML uses none here: its scan reports it)."""
     try:
-        stack, found = [_parsed(text)], set()
+        parsed = _parsed(text)
     except _YAMLError:
         return frozenset()
+    return frozenset(name for node in strings(parsed) for name in _VARIABLE.findall(node))
+
+
+def strings(node: Any) -> Iterator[str]:
+    """Every text of a parsed SodaCL file, keys and values."""
+    stack = [node]
     while stack:
         node = stack.pop()
         if isinstance(node, dict):
@@ -215,8 +221,7 @@ def variables_used(text: str) -> frozenset[str]:
         elif isinstance(node, list):
             stack += node
         elif isinstance(node, str):
-            found.update(_VARIABLE.findall(node))
-    return frozenset(found)
+            yield node
 
 
 def _parse_yaml_str_once(self: _soda_parser.Parser, yaml_str: str) -> Any:

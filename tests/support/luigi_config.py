@@ -53,3 +53,13 @@ def run_with_settings(tmp_path: Path, settings: str, day: dt.date) -> subprocess
     return subprocess.run([sys.executable, "-m", "luigi", "--module", "pipeline.tasks", "DailyPipeline", "--date",
                            str(day), "--local-scheduler"], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=120, check=False)
+
+
+def refused_before_any_work(tmp_path: Path, settings: str, day: dt.date, said: str) -> tuple[list[str], str]:
+    """`run_with_settings`, refused as a setting is (exit 35, no traceback, no lake made): the lines of its stderr
+    that hold `said`, and the whole stderr."""
+    result = run_with_settings(tmp_path, settings, day)
+    assert result.returncode == 35, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert not (tmp_path / "lake").exists(), "nothing ran"
+    return [line for line in result.stderr.splitlines() if said in line], result.stderr
